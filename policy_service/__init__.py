@@ -1,0 +1,31 @@
+"""policy-service: may this WhatsApp message be sent, which type must it be, what will it cost, and why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from .config import Config
+
+__all__ = ["create_app"]
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Create the Flask app: defaults, then POLICY_* environment variables, then test overrides."""
+    from . import api, decision_log
+    from .engine import RulesEngine
+    from .rulebook import load_rulebook
+
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_object(Config)
+    app.config.from_prefixed_env("POLICY")
+    if test_config:
+        app.config.update(test_config)
+
+    rulebook = load_rulebook(app.config["RULES_DIR"])
+    app.extensions["policy_service"] = api.Policy(rulebook, RulesEngine(rulebook))
+    decision_log.init_app(app)
+    smorest = api.PolicyApi(app)
+    smorest.register_blueprint(api.blp)
+    return app

@@ -1,0 +1,21 @@
+"""Default settings; POLICY_* environment variables override them (e.g. POLICY_DATABASE_URL)."""
+
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Config:
+    """Settings the app factory loads before the environment and test overrides."""
+
+    RULES_DIR = str(PROJECT_ROOT / "rules")
+    # None means a SQLite file in the Flask instance folder (the embedded default).
+    DATABASE_URL = None
+    # Phone numbers in the decision log keep only their last digits unless this is false.
+    MASK_PHONE_NUMBERS = True
+    API_TITLE = "policy-service"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_JSON_PATH = "openapi.json"
+    OPENAPI_URL_PREFIX = "/"
+    JSON_SORT_KEYS = False

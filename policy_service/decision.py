@@ -1,0 +1,215 @@
+"""Combine the rules that fired into one decision, with the trace that explains it.
+
+The combining algorithm (also in README.md):
+1. Any rule that denies wins: the decision is deny, determined by every denying rule.
+2. Otherwise, if a rule allows, the decision is allow, determined by every allowing rule.
+3. Otherwise no rule applied: deny, with status "not_applicable" (never a silent allow).
+Required message type: "template" if any applying rule requires one, else "any" if a rule
+permits any type, else "template" (the stricter answer). Charge: among the charge rules that
+applied, the one with the lowest priority number decides; the others are shown as overridden.
+An engine or action error never reaches here: evaluation returns `fail_closed` instead.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .facts import Facts
+from .rulebook import CONFIDENCE, Rule, Rulebook
+
+DECIDED, NOT_APPLICABLE, ERROR = "decided", "not_applicable", "error"
+
+
+@dataclass(frozen=True)
+class Charge:
+    """How Meta will charge the send, in the vocabulary of its webhook `pricing` object."""
+
+    billable: bool
+    pricing_model: str
+    category: str
+    type: str | None
+    opens_conversation: bool
+    conversation_expires_at: datetime | None
+    opens: str | None = None
+    lasts_until: datetime | None = None
+    closes_others: bool = False
+    rule: str | None = None
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One rule in the trace: what it did and why, in a sentence with the concrete values."""
+
+    rule: str
+    title: str
+    effect: str
+    citation: str
+    confidence: str
+    because: str
+    determining: bool
+    defaults: tuple[str, ...] = ()
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer for one proposed send."""
+
+    decision: str
+    status: str
+    required_message_type: str
+    charge: Charge | None
+    policy_version: str | None
+    rulebook_version: str
+    trace: tuple[Reason, ...]
+    facts: Facts | None
+    error_codes: tuple[int, ...] = ()
+    error: str | None = None
+    classified_charge: Charge | None = None
+    decision_id: str = ""
+
+    @property
+    def determining_rules(self) -> tuple[str, ...]:
+        """Ids of the rules that determined the outcome."""
+        return tuple(r.rule for r in self.trace if r.determining)
+
+
+def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain: bool = True) -> Decision:
+    """Combine fired rule ids into a decision (deny overrides allow; named resolution for type and charge)."""
+    rules = sorted((rulebook.rule(rule_id) for rule_id in fired), key=lambda r: (r.priority, r.id))
+    denies = [r for r in rules if r.decision == "deny"]
+    allows = [r for r in rules if r.decision == "allow"]
+    if denies:
+        decision, status, deciders = "deny", DECIDED, denies
+    elif allows:
+        decision, status, deciders = "allow", DECIDED, allows
+    else:
+        decision, status, deciders = "deny", NOT_APPLICABLE, []
+
+    template_rules = [r for r in rules if r.message_type == "template"]
+    any_rules = [r for r in rules if r.message_type == "any"]
+    required = "template" if template_rules or not any_rules else "any"
+    type_deciders = template_rules or any_rules
+
+    charge_rules = [r for r in rules if r.charge is not None]
+    classified = _charge(charge_rules[0], facts) if charge_rules else None
+    charge = classified if decision == "allow" or classified is None else _undelivered(classified)
+
+    determining = {r.id for r in deciders} | {r.id for r in type_deciders}
+    if charge_rules:
+        determining.add(charge_rules[0].id)
+    trace: tuple[Reason, ...] = ()
+    if explain:
+        ordered = sorted(rules, key=lambda r: (r.id not in determining, r.charge is not None, r.priority, r.id))
+        trace = tuple(_reason(rule, facts, rule.id in determining, _note(rule, charge_rules, decision))
+                      for rule in ordered)
+    version = rulebook.version_on(facts.day)
+    return Decision(
+        decision=decision,
+        status=status,
+        required_message_type=required,
+        charge=charge,
+        policy_version=version.id if version else None,
+        rulebook_version=rulebook.version,
+        trace=trace,
+        facts=facts,
+        error_codes=tuple(r.error_code for r in denies if r.error_code),
+        classified_charge=classified,
+    )
+
+
+def fail_closed(error: Exception, rulebook_version: str, facts: Facts | None = None) -> Decision:
+    """The decision when evaluation itself failed: deny, flagged as an error, never as a rule's deny."""
+    return Decision(
+        decision="deny",
+        status=ERROR,
+        required_message_type="template",
+        charge=None,
+        policy_version=None,
+        rulebook_version=rulebook_version,
+        trace=(),
+        facts=facts,
+        error=str(error),
+    )
+
+
+def render(text: str, facts: Facts) -> str:
+    """Fill a rule's `because` sentence with the facts' values."""
+    values = {**{k: _show(v) for k, v in facts.engine.items()}, **facts.display}
+    return string.Formatter().vformat(text, (), values)
+
+
+def _charge(rule: Rule, facts: Facts) -> Charge:
+    effect = rule.charge
+    assert effect is not None
+    send_at = facts.at
+    lasts_until = send_at + effect.lasts if effect.opens and effect.lasts else None
+    opens_conversation = effect.opens in ("conversation", "free_entry_point_conversation")
+    if opens_conversation:
+        expires = lasts_until
+    elif effect.rides:
+        expires = facts.expiries.get(effect.rides)
+    else:
+        expires = None
+    return Charge(
+        billable=effect.billable,
+        pricing_model=effect.pricing_model,
+        category=effect.category_for(facts.engine),
+        type=effect.type,
+        opens_conversation=opens_conversation,
+        conversation_expires_at=expires,
+        opens=effect.opens,
+        lasts_until=lasts_until,
+        closes_others=effect.closes_others,
+        rule=rule.id,
+    )
+
+
+def _undelivered(classified: Charge) -> Charge:
+    # A denied send is not delivered, so Meta charges nothing and opens nothing.
+    return Charge(
+        billable=False,
+        pricing_model=classified.pricing_model,
+        category=classified.category,
+        type=None,
+        opens_conversation=False,
+        conversation_expires_at=None,
+        rule=classified.rule,
+    )
+
+
+def _note(rule: Rule, charge_rules: list[Rule], decision: str) -> str | None:
+    if rule.charge is None:
+        return None
+    if rule is not charge_rules[0]:
+        return f"overridden by {charge_rules[0].id} (lower priority number)"
+    if decision != "allow":
+        return "would apply if the send were allowed; a denied send is not delivered or charged"
+    return None
+
+
+def _reason(rule: Rule, facts: Facts, determining: bool, note: str | None) -> Reason:
+    because = render(rule.because, facts) if rule.because else rule.description
+    defaults = tuple(sorted(rule.facts_read & facts.defaults))
+    if rule.confidence != "C":
+        because = f"[{rule.confidence}: {CONFIDENCE[rule.confidence]}] {because}"
+    return Reason(
+        rule=rule.id,
+        title=rule.title,
+        effect=rule.effect,
+        citation=rule.citation,
+        confidence=rule.confidence,
+        because=because,
+        determining=determining,
+        defaults=defaults,
+        note=note,
+    )
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)

@@ -1,0 +1,256 @@
+"""Derive the flat, typed facts the rules read from a send, its history and its context.
+
+This is the only module that interprets conversation history. Every fact is always present
+with a fixed type (the engine compares a string with a number as text, and a missing
+attribute looks like "no rule matched"), so rules can never be switched off by absence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+
+from .conversations import CONVERSATION_KINDS, FREE_ENTRY_POINT_KINDS, Ledger, Period
+from .messages import Message, Send
+
+NONE = "none"
+
+# name -> type; a rule may test only these (rulebook.py refuses any other name or a mistyped value).
+FACT_TYPES: dict[str, type] = {
+    "waba_date": int,
+    "send_type": str,
+    "send_is_template": bool,
+    "template_category": str,
+    "template_status": str,
+    "csw_open": bool,
+    "csw_ever_opened": bool,
+    "seconds_until_csw_close": int,
+    "uncounted_inbound_in_window": bool,
+    "conversation_open": bool,
+    "conversation_open_same_category": bool,
+    "ridden_conversation_category": str,
+    "free_entry_point_open": bool,
+    "entry_point_reply": bool,
+    "recipient_region": str,
+    "recipient_calling_code": int,
+    "business_region": str,
+    "opted_in": bool,
+    "marketing_opt_out": bool,
+    "authentication_international_eligible": bool,
+    "authentication_international_started": bool,
+    "recipient_in_business_region": bool,
+    "conversations_this_month_known": bool,
+    "conversations_this_month": int,
+    "service_conversations_this_month_known": bool,
+    "service_conversations_this_month": int,
+    "service_messages_this_month_known": bool,
+    "service_messages_this_month": int,
+}
+
+# Text a rule's `because` sentence may use besides the facts themselves.
+DISPLAY_VALUES = (
+    "send_at", "recipient", "last_inbound_at", "csw_expires_at", "open_conversations",
+    "same_category_expires_at", "ridden_conversation_expires_at", "free_entry_point_expires_at",
+    "entry_point_at", "entry_point_deadline_at", "uncounted_inbound_at", "uncounted_inbound_type",
+    "uncounted_would_close_at", "waba_timezone", "template_name",
+)
+
+# Monthly counts the business keeps; each has a `<name>_known` fact beside it.
+COUNTERS = ("conversations_this_month", "service_conversations_this_month", "service_messages_this_month")
+
+# Regulatory values fact derivation needs; each is defined, with its citation, in rules/.
+PARAMETER_TYPES: dict[str, str] = {
+    "customer_service_window": "duration",
+    "window_ignored_inbound_types": "list[str]",
+    "entry_point_reply_deadline": "duration",
+    "entry_point_referral_source_types": "list[str]",
+}
+
+# context field -> default; when a default is used, the trace of every rule reading it says so.
+CONTEXT_DEFAULTS: dict[str, Any] = {
+    "opted_in": True,
+    "marketing_opt_out": False,
+    "business_region": "ZZ",
+    "authentication_international_eligible": False,
+    "authentication_international_start": None,
+    "waba_timezone": "UTC",
+    "conversations_this_month": None,
+    "service_conversations_this_month": None,
+    "service_messages_this_month": None,
+}
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the rules see (`engine`), how the trace shows it (`display`), and which defaults were used."""
+
+    at: datetime
+    day: date
+    engine: dict[str, Any]
+    display: dict[str, str]
+    defaults: frozenset[str]
+    expiries: dict[str, datetime | None]
+    periods: tuple[Period, ...] = ()
+
+
+@dataclass
+class HistoryState:
+    """What the history so far says about the window and the entry point (updated in time order)."""
+
+    ignored_types: frozenset[str]
+    referral_source_types: frozenset[str]
+    ledger: Ledger = field(default_factory=Ledger)
+    last_counted_inbound: datetime | None = None
+    last_uncounted_inbound: Message | None = None
+    last_referral_inbound: datetime | None = None
+    replied_since_referral: bool = False
+
+    def receive(self, message: Message) -> None:
+        """Take in an inbound message: it may open or refresh the window, or be an entry point."""
+        if message.type in self.ignored_types:
+            self.last_uncounted_inbound = message
+            return
+        self.last_counted_inbound = message.at
+        referral = message.referral or {}
+        if referral and referral.get("source_type", "ad") in self.referral_source_types:
+            self.last_referral_inbound = message.at
+            self.replied_since_referral = False
+
+    def deliver(self, period: Period | None, *, closes_others: bool) -> None:
+        """Take in a delivered outbound message and the period it opened, if any."""
+        self.replied_since_referral = True
+        if period is not None:
+            self.ledger.open(period, closes_others=closes_others)
+
+
+def new_state(rulebook: Any) -> HistoryState:
+    """An empty history state configured from the rulebook's parameters."""
+    return HistoryState(
+        ignored_types=frozenset(rulebook.parameter("window_ignored_inbound_types")),
+        referral_source_types=frozenset(rulebook.parameter("entry_point_referral_source_types")),
+    )
+
+
+def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], rulebook: Any) -> Facts:
+    """The facts about one send at its time, given the history before it."""
+    at = send.at
+    window = rulebook.parameter("customer_service_window")
+    deadline = rulebook.parameter("entry_point_reply_deadline")
+    ctx, defaults = _context(context)
+    zone = _zone(ctx["waba_timezone"])
+    local_day = at.astimezone(zone).date()
+
+    last_in = state.last_counted_inbound
+    csw_expires = last_in + window if last_in else None
+    csw_open = bool(last_in and last_in <= at < csw_expires)
+    uncounted = state.last_uncounted_inbound
+    uncounted_in_window = bool(
+        uncounted and (last_in is None or uncounted.at > last_in) and uncounted.at <= at < uncounted.at + window
+    )
+    referral = state.last_referral_inbound
+    entry_point_reply = bool(referral and not state.replied_since_referral and referral <= at < referral + deadline)
+
+    category = send.template.category if send.template else NONE
+    open_periods = state.ledger.open_at(at)
+    conversations = [p for p in open_periods if p.kind in CONVERSATION_KINDS]
+    same = [p for p in conversations if p.category == category]
+    free_entry = [p for p in open_periods if p.kind in FREE_ENTRY_POINT_KINDS]
+    region, calling_code = _recipient(send.to)
+
+    engine = {
+        "waba_date": local_day.year * 10000 + local_day.month * 100 + local_day.day,
+        "send_type": send.type,
+        "send_is_template": send.is_template,
+        "template_category": category,
+        "template_status": send.template.status if send.template else NONE,
+        "csw_open": csw_open,
+        "csw_ever_opened": last_in is not None,
+        "seconds_until_csw_close": int((csw_expires - at).total_seconds()) if csw_open else 0,
+        "uncounted_inbound_in_window": uncounted_in_window,
+        "conversation_open": bool(conversations),
+        "conversation_open_same_category": bool(same),
+        "ridden_conversation_category": conversations[0].category if conversations else NONE,
+        "free_entry_point_open": bool(free_entry),
+        "entry_point_reply": entry_point_reply,
+        "recipient_region": region,
+        "recipient_calling_code": calling_code,
+        "business_region": ctx["business_region"],
+        "opted_in": ctx["opted_in"],
+        "marketing_opt_out": ctx["marketing_opt_out"],
+        "authentication_international_eligible": ctx["authentication_international_eligible"],
+        "authentication_international_started": _started(ctx["authentication_international_start"], local_day),
+        "recipient_in_business_region": region == ctx["business_region"],
+    }
+    for counter in COUNTERS:
+        engine[counter + "_known"] = ctx[counter] is not None
+        engine[counter] = ctx[counter] if ctx[counter] is not None else 0
+
+    show = _shower(at)
+    display = {
+        "send_at": show(at),
+        "recipient": send.to,
+        "template_name": send.template.name if send.template else NONE,
+        "last_inbound_at": show(last_in),
+        "csw_expires_at": show(csw_expires),
+        "open_conversations": ", ".join(f"{p.category} until {show(p.expires_at)}" for p in conversations) or NONE,
+        "same_category_expires_at": show(same[0].expires_at if same else None),
+        "ridden_conversation_expires_at": show(conversations[0].expires_at if conversations else None),
+        "free_entry_point_expires_at": show(free_entry[0].expires_at if free_entry else None),
+        "entry_point_at": show(referral),
+        "entry_point_deadline_at": show(referral + deadline if referral else None),
+        "uncounted_inbound_at": show(uncounted.at if uncounted else None),
+        "uncounted_inbound_type": uncounted.type if uncounted else NONE,
+        "uncounted_would_close_at": show(uncounted.at + window if uncounted else None),
+        "waba_timezone": ctx["waba_timezone"],
+        **{c: "unknown (not given in context)" for c in COUNTERS if ctx[c] is None},
+    }
+    expiries = {
+        "same_category": same[0].expires_at if same else None,
+        "any_conversation": conversations[0].expires_at if conversations else None,
+        "free_entry_point": free_entry[0].expires_at if free_entry else None,
+    }
+    return Facts(at, local_day, engine, display, frozenset(defaults), expiries, tuple(open_periods))
+
+
+def _context(context: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    values, defaults = {}, set()
+    for name, default in CONTEXT_DEFAULTS.items():
+        if context.get(name) is None:
+            values[name] = default
+            defaults.add(name)
+        else:
+            values[name] = context[name]
+    return values, defaults
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        # Schemas validate the name; an unknown zone reaching here is a caller bug, not a policy.
+        raise ValueError(f"unknown time zone {name!r}") from None
+
+
+def _recipient(number: str) -> tuple[str, int]:
+    try:
+        parsed = phonenumbers.parse(number)
+    except phonenumbers.NumberParseException:
+        return "ZZ", 0
+    return phonenumbers.region_code_for_number(parsed) or "ZZ", parsed.country_code or 0
+
+
+def _started(start: date | None, day: date) -> bool:
+    return start is not None and start <= day
+
+
+def _shower(reference: datetime):
+    zone = reference.tzinfo or timezone.utc
+
+    def show(moment: datetime | None) -> str:
+        return moment.astimezone(zone).isoformat() if moment else NONE
+
+    return show

@@ -1,0 +1,222 @@
+"""marshmallow schemas: the shape and types of every request and response (unknown fields are refused)."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates, validates_schema
+
+from .decision import Decision
+from .messages import DecisionRequest, Message, Send, Template
+
+MESSAGE_TYPES = (
+    "text", "image", "audio", "video", "document", "sticker", "location", "contacts", "interactive",
+    "reaction", "template",
+)
+# Inbound events Meta delivers besides the types a business can send.
+INBOUND_ONLY_TYPES = ("button", "order", "system", "unsupported", "voice", "request_welcome")
+CATEGORIES = ("marketing", "utility", "authentication")
+TEMPLATE_STATUSES = ("APPROVED", "PAUSED", "DISABLED", "REJECTED", "PENDING", "PENDING_DELETION")
+DELIVERY_STATUSES = ("sent", "delivered", "read", "failed")
+E164 = r"^\+[1-9][0-9]{6,14}$"
+MAX_HISTORY = 10_000
+
+
+def _strict_bool(**kwargs: Any) -> fields.Boolean:
+    # marshmallow accepts "yes", 1 and "on" by default; a policy flag must be a JSON boolean.
+    return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
+
+
+class TemplateSchema(Schema):
+    """A template as named in a send or a past outbound message."""
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=512))
+    language = fields.String(required=True, validate=validate.Length(min=2, max=16))
+    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
+    status = fields.String(validate=validate.OneOf(TEMPLATE_STATUSES))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> Template:
+        return Template(**data)
+
+
+class ReferralSchema(Schema):
+    """The referral Meta attaches to an inbound message from a click-to-WhatsApp ad or post."""
+
+    source_url = fields.String()
+    source_id = fields.String()
+    source_type = fields.String(validate=validate.OneOf(("ad", "post")))
+    headline = fields.String()
+    body = fields.String()
+    media_type = fields.String()
+    image_url = fields.String()
+    video_url = fields.String()
+    thumbnail_url = fields.String()
+    ctwa_clid = fields.String()
+    welcome_message = fields.Dict()
+
+
+class SendSchema(Schema):
+    """The proposed send."""
+
+    at = fields.AwareDateTime(required=True, metadata={"description": "RFC 3339 with offset"})
+    to = fields.String(required=True, validate=validate.Regexp(E164, error="must be an E.164 number like +14155550100"))
+    type = fields.String(required=True, validate=validate.OneOf(MESSAGE_TYPES))
+    template = fields.Nested(TemplateSchema)
+
+    @validates_schema
+    def template_matches_type(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("type") == "template":
+            template = data.get("template")
+            if template is None:
+                raise ValidationError("required when type is template", "template")
+            if template.status is None:
+                raise ValidationError({"status": ["required for the proposed send"]}, "template")
+        elif "template" in data:
+            raise ValidationError("only allowed when type is template", "template")
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> Send:
+        return Send(**data)
+
+
+class MessageSchema(Schema):
+    """One message of the conversation history."""
+
+    id = fields.String(metadata={"description": "Meta's wamid, when known"})
+    direction = fields.String(required=True, validate=validate.OneOf(("inbound", "outbound")))
+    at = fields.AwareDateTime(required=True)
+    type = fields.String(required=True, validate=validate.OneOf(MESSAGE_TYPES + INBOUND_ONLY_TYPES))
+    template = fields.Nested(TemplateSchema)
+    status = fields.String(validate=validate.OneOf(DELIVERY_STATUSES))
+    referral = fields.Nested(ReferralSchema)
+
+    @validates_schema
+    def fits_direction(self, data: dict[str, Any], **_: Any) -> None:
+        inbound = data.get("direction") == "inbound"
+        errors: dict[str, list[str]] = {}
+        if inbound:
+            for name in ("template", "status"):
+                if name in data:
+                    errors[name] = ["only allowed on outbound messages"]
+        else:
+            if "referral" in data:
+                errors["referral"] = ["only allowed on inbound messages"]
+            if data.get("type") in INBOUND_ONLY_TYPES:
+                errors["type"] = [f"{data['type']!r} is an inbound-only type"]
+            if data.get("type") == "template" and "template" not in data:
+                errors["template"] = ["required on an outbound template message"]
+            if data.get("type") != "template" and "template" in data:
+                errors["template"] = ["only allowed when type is template"]
+        if errors:
+            raise ValidationError(errors)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> Message:
+        return Message(**data)
+
+
+class ContextSchema(Schema):
+    """What the business knows that the history does not show; every field optional."""
+
+    opted_in = _strict_bool(metadata={"description": "Opt-in on record (default true, named in the trace)"})
+    marketing_opt_out = _strict_bool(metadata={"description": "User stopped marketing (default false)"})
+    waba_timezone = fields.String(metadata={"description": "IANA zone of the WABA (default UTC)"})
+    business_region = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$"),
+                                    metadata={"description": "ISO 3166 country of the business (default unknown)"})
+    authentication_international_eligible = _strict_bool()
+    authentication_international_start = fields.Date()
+    conversations_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))
+    service_conversations_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))
+    service_messages_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))
+
+    @validates("waba_timezone")
+    def known_zone(self, value: str, **_: Any) -> None:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError("unknown IANA time zone") from None
+
+
+class DecisionRequestSchema(Schema):
+    """POST /v1/decisions: a proposed send and the history before it."""
+
+    send = fields.Nested(SendSchema, required=True)
+    history = fields.List(fields.Nested(MessageSchema), load_default=list,
+                          validate=validate.Length(max=MAX_HISTORY))
+    context = fields.Nested(ContextSchema, load_default=dict)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> DecisionRequest:
+        return DecisionRequest(send=data["send"], history=tuple(data["history"]), context=data["context"])
+
+
+class ChargeSchema(Schema):
+    """How Meta will charge the send, in its webhook `pricing` vocabulary."""
+
+    billable = fields.Boolean()
+    pricing_model = fields.String(metadata={"description": "CBP or PMP"})
+    category = fields.String()
+    type = fields.String(allow_none=True,
+                         metadata={"description": "regular, free_customer_service, free_entry_point, free_tier"})
+    opens_conversation = fields.Boolean()
+    conversation_expires_at = fields.DateTime(allow_none=True)
+    rule = fields.String()
+
+
+class ReasonSchema(Schema):
+    """One rule in the trace."""
+
+    rule = fields.String()
+    title = fields.String()
+    effect = fields.String()
+    citation = fields.String()
+    confidence = fields.String(metadata={"description": "C confirmed, S secondary, R unconfirmed"})
+    because = fields.String()
+    determining = fields.Boolean()
+    defaults = fields.List(fields.String(), metadata={"description": "context fields defaulted for this rule"})
+    note = fields.String(allow_none=True)
+
+
+class DecisionResponseSchema(Schema):
+    """The decision, its obligations and the trace that explains it."""
+
+    decision_id = fields.String()
+    decision = fields.String(metadata={"description": "allow or deny"})
+    status = fields.String(metadata={"description": "decided, not_applicable (no rule applied) or error"})
+    required_message_type = fields.String(metadata={"description": "template or any"})
+    charge = fields.Nested(ChargeSchema, allow_none=True)
+    policy_version = fields.String(allow_none=True)
+    rulebook_version = fields.String()
+    determining_rules = fields.List(fields.String())
+    error_codes = fields.List(fields.Integer(), metadata={"description": "Meta error codes a deny predicts"})
+    error = fields.String(allow_none=True)
+    trace = fields.List(fields.Nested(ReasonSchema))
+    facts = fields.Method("dump_facts")
+
+    def dump_facts(self, decision: Decision) -> dict[str, Any]:
+        facts = decision.facts
+        if facts is None:
+            return {}
+        return {
+            **facts.engine,
+            **facts.display,
+            "defaults_used": sorted(facts.defaults),
+            "open_periods": [
+                {"kind": p.kind, "category": p.category, "pricing_model": p.pricing_model,
+                 "opened_at": p.opened_at.isoformat(), "expires_at": p.expires_at.isoformat(),
+                 "opened_by_history_index": p.opened_by, "rule": p.rule}
+                for p in facts.periods
+            ],
+        }
+
+
+class ErrorSchema(Schema):
+    """Every error response: {code, status, message, errors: {field: [messages]}}."""
+
+    code = fields.Integer()
+    status = fields.String()
+    message = fields.String()
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+
