@@ -53,11 +53,16 @@ def policy() -> Policy:
 @blp.alt_response(400, schema=ErrorSchema, description="Malformed JSON")
 def create_decision(proposal: DecisionRequest):
     """Decide a proposed send: allow or deny, the required message type, the charge, and why."""
+    return decide(proposal, request.get_json())
+
+
+def decide(proposal: DecisionRequest, raw: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate one validated request, log it, and return the response body."""
     loaded = policy()
     decision = evaluate(proposal, rulebook=loaded.rulebook, engine=loaded.engine)
     body = DecisionResponseSchema().dump(decision)
     # Logged before returning, so every decision_id a client sees is already in the log.
-    decision_log.record(decision, request.get_json(), body, mask=current_app.config["MASK_PHONE_NUMBERS"])
+    decision_log.record(decision, raw, body, mask=current_app.config["MASK_PHONE_NUMBERS"])
     return body
 
 

@@ -200,8 +200,8 @@ class DecisionResponseSchema(Schema):
         if facts is None:
             return {}
         return {
-            **facts.engine,
-            **facts.display,
+            "seen_by_rules": facts.engine,
+            "times_and_names": facts.display,
             "defaults_used": sorted(facts.defaults),
             "open_periods": [
                 {"kind": p.kind, "category": p.category, "pricing_model": p.pricing_model,
