@@ -22,6 +22,11 @@ from .rulebook import Rulebook
 # The C extension's state is process-global, so one lock must guard every engine instance.
 _ENGINE_LOCK = threading.Lock()
 _ENGINE_NUMBERS = itertools.count(1)
+# A fact no rule matches still creates a state, and deleting that state segfaults (measured on
+# 2.0.28), so every fact must match something: this catch-all rule, run last. Its firing also
+# proves every earlier action completed (an action exception stops the ones after it).
+_SENTINEL = "evaluation_complete"
+_SENTINEL_RULE = {"all": [{"m": {"$ex": {"waba_date": 1}}}], "pri": 1_000_000}
 
 
 class _QuietHost(durable.Host):
@@ -43,6 +48,7 @@ class RulesEngine:
         definition: dict[str, Any] = {}
         for rule_id, compiled in rulebook.durable_ruleset().items():
             definition[rule_id] = {**compiled, "run": self._recorder(rule_id, action)}
+        definition[_SENTINEL] = {**_SENTINEL_RULE, "run": self._recorder(_SENTINEL, None)}
         try:
             with _ENGINE_LOCK:
                 self._host.set_rulesets({self.ruleset: definition})
@@ -56,15 +62,18 @@ class RulesEngine:
             self._fired = []
             try:
                 state = self._host.assert_fact(self.ruleset, {**facts, "sid": sid})
+            except durable.MessageNotHandledException:
+                # Unreachable while the sentinel matches; its state must not be deleted (segfault).
+                raise EngineError("no rule, not even the sentinel, handled the facts") from None
+            except Exception as error:
+                self._delete(sid)
+                raise EngineError(f"durable_rules failed: {type(error).__name__}: {error}") from error
+            try:
                 if isinstance(state, dict) and state.get("exception"):
                     raise EngineError(f"a rule action failed: {state['exception']}")
-                return tuple(self._fired)
-            except durable.MessageNotHandledException:
-                return ()
-            except EngineError:
-                raise
-            except Exception as error:
-                raise EngineError(f"durable_rules failed: {type(error).__name__}: {error}") from error
+                if not self._fired or self._fired[-1] != _SENTINEL:
+                    raise EngineError("evaluation did not complete: the final sentinel rule did not fire")
+                return tuple(self._fired[:-1])
             finally:
                 self._delete(sid)
 
