@@ -14,7 +14,7 @@ from .engine import RulesEngine
 from .evaluate import evaluate
 from .messages import DecisionRequest
 from .rulebook import Rulebook
-from .schemas import DecisionRequestSchema, DecisionResponseSchema, ErrorSchema
+from .schemas import DecisionRequestSchema, DecisionResponseSchema, ErrorSchema, ExplainSchema
 
 blp = Blueprint("decisions", __name__, url_prefix="/v1", description="Decide whether a WhatsApp send is allowed")
 
@@ -49,17 +49,18 @@ def policy() -> Policy:
 
 @blp.route("/decisions", methods=["POST"])
 @blp.arguments(DecisionRequestSchema, error_status_code=422)
+@blp.arguments(ExplainSchema, location="query", error_status_code=422)
 @blp.alt_response(200, schema=DecisionResponseSchema, success=True, description="The decision")
 @blp.alt_response(400, schema=ErrorSchema, description="Malformed JSON")
-def create_decision(proposal: DecisionRequest):
+def create_decision(proposal: DecisionRequest, query: dict[str, Any]):
     """Decide a proposed send: allow or deny, the required message type, the charge, and why."""
-    return decide(proposal, request.get_json())
+    return decide(proposal, request.get_json(), explain_why_not=query.get("explain") == "full")
 
 
-def decide(proposal: DecisionRequest, raw: dict[str, Any]) -> dict[str, Any]:
+def decide(proposal: DecisionRequest, raw: dict[str, Any], *, explain_why_not: bool = False) -> dict[str, Any]:
     """Evaluate one validated request, log it, and return the response body."""
     loaded = policy()
-    decision = evaluate(proposal, rulebook=loaded.rulebook, engine=loaded.engine)
+    decision = evaluate(proposal, rulebook=loaded.rulebook, engine=loaded.engine, explain_why_not=explain_why_not)
     body = DecisionResponseSchema().dump(decision)
     # Logged before returning, so every decision_id a client sees is already in the log.
     decision_log.record(decision, raw, body, mask=current_app.config["MASK_PHONE_NUMBERS"])

@@ -70,6 +70,7 @@ class Decision:
     error: str | None = None
     classified_charge: Charge | None = None
     decision_id: str = ""
+    why_not: tuple = ()
 
     @property
     def determining_rules(self) -> tuple[str, ...]:

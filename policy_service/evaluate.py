@@ -6,6 +6,7 @@ import logging
 import uuid
 from dataclasses import replace
 
+from .conditions import why_not
 from .conversations import Period
 from .decision import Decision, combine, fail_closed
 from .engine import RulesEngine
@@ -18,13 +19,16 @@ log = logging.getLogger(__name__)
 
 
 def evaluate(request: DecisionRequest, *, rulebook: Rulebook, engine: RulesEngine,
-             decision_id: str | None = None) -> Decision:
+             decision_id: str | None = None, explain_why_not: bool = False) -> Decision:
     """Decide one proposed send; any engine failure fails closed as an error, never as an allow."""
     decision_id = decision_id or uuid.uuid4().hex
     try:
         state = replay(request, rulebook, engine)
         facts = derive_facts(request.send, state, request.context, rulebook)
-        decision = combine(engine.match(facts.engine), facts, rulebook)
+        fired = engine.match(facts.engine)
+        decision = combine(fired, facts, rulebook)
+        if explain_why_not:
+            decision = replace(decision, why_not=why_not(rulebook.rules, set(fired), facts.engine, facts.day))
     except EngineError as error:
         log.error("engine error, failing closed: %s", error)
         decision = fail_closed(error, rulebook.version)

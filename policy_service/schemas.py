@@ -179,6 +179,31 @@ class ReasonSchema(Schema):
     note = fields.String(allow_none=True)
 
 
+class ConditionSchema(Schema):
+    """One test of a rule that did not hold."""
+
+    fact = fields.String()
+    test = fields.String()
+    wanted = fields.Raw()
+    actual = fields.Raw()
+
+
+class NotAppliedSchema(Schema):
+    """A rule in force that did not apply, with the tests that failed."""
+
+    rule = fields.String()
+    title = fields.String()
+    confidence = fields.String()
+    failed = fields.List(fields.Nested(ConditionSchema))
+
+
+class ExplainSchema(Schema):
+    """Query parameters of POST /v1/decisions."""
+
+    explain = fields.String(validate=validate.OneOf(("full",)),
+                            metadata={"description": "full: also list every rule in force that did not apply, and why"})
+
+
 class DecisionResponseSchema(Schema):
     """The decision, its obligations and the trace that explains it."""
 
@@ -193,6 +218,8 @@ class DecisionResponseSchema(Schema):
     error_codes = fields.List(fields.Integer(), metadata={"description": "Meta error codes a deny predicts"})
     error = fields.String(allow_none=True)
     trace = fields.List(fields.Nested(ReasonSchema))
+    why_not = fields.List(fields.Nested(NotAppliedSchema),
+                          metadata={"description": "only with ?explain=full"})
     facts = fields.Method("dump_facts")
 
     def dump_facts(self, decision: Decision) -> dict[str, Any]:

@@ -105,3 +105,17 @@ def test_engine_failure_fails_closed_over_http(client, app, monkeypatch):
     body = client.post("/v1/decisions", json={"send": SEND, "history": HISTORY}).get_json()
     assert (body["decision"], body["status"]) == ("deny", "error")
     assert "engine down" in body["error"]
+
+
+def test_explain_full_says_why_other_rules_did_not_apply(client):
+    """With ?explain=full, each rule in force that did not apply lists the failed tests and actual values."""
+    body = client.post("/v1/decisions?explain=full", json={"send": SEND, "history": HISTORY}).get_json()
+    closed = next(w for w in body["why_not"] if w["rule"] == "CSW-2.freeform-closed")
+    assert {"fact": "csw_open", "test": "eq", "wanted": False, "actual": True} in closed["failed"]
+    assert all(w["rule"] not in body["determining_rules"] for w in body["why_not"])
+
+
+def test_explain_is_off_by_default_and_validated(client):
+    """Without the parameter no why_not is computed; an unknown value is a 422 field error."""
+    assert client.post("/v1/decisions", json={"send": SEND, "history": HISTORY}).get_json()["why_not"] == []
+    assert "query.explain" in assert_error_shape(client.post("/v1/decisions?explain=yes", json={"send": SEND}), 422)
