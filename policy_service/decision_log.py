@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import peewee
@@ -65,7 +65,7 @@ def record(decision: Decision, request: dict[str, Any], response: dict[str, Any]
     with database_proxy.atomic():
         DecisionRecord.create(
             decision_id=decision.decision_id,
-            logged_at=datetime.now(timezone.utc),
+            logged_at=datetime.now(UTC),
             send_at=facts.at.isoformat() if facts else "",
             decision=decision.decision,
             status=decision.status,

@@ -8,7 +8,7 @@ attribute looks like "no rule matched"), so rules can never be switched off by a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -248,7 +248,7 @@ def _started(start: date | None, day: date) -> bool:
 
 
 def _shower(reference: datetime):
-    zone = reference.tzinfo or timezone.utc
+    zone = reference.tzinfo or UTC
 
     def show(moment: datetime | None) -> str:
         return moment.astimezone(zone).isoformat() if moment else NONE

@@ -1,6 +1,6 @@
 """The Python reading of rule conditions agrees with the engine, rule for rule, on every fixture."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -43,5 +43,5 @@ def test_not_in_force_never_holds(rulebook):
     """A rule outside its effective dates does not apply whatever the facts."""
     rule = rulebook.rule("AUTH-2")
     facts = {"template_category": "authentication", "recipient_region": "IN"}
-    assert in_force_and_holds(rule, facts, datetime(2024, 6, 30, tzinfo=timezone.utc).date())
-    assert not in_force_and_holds(rule, facts, datetime(2024, 7, 1, tzinfo=timezone.utc).date())
+    assert in_force_and_holds(rule, facts, datetime(2024, 6, 30, tzinfo=UTC).date())
+    assert not in_force_and_holds(rule, facts, datetime(2024, 7, 1, tzinfo=UTC).date())

@@ -1,6 +1,6 @@
 """Combining: deny overrides allow, named resolution for type and charge, errors fail closed."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -9,14 +9,14 @@ from policy_service.errors import EngineError
 from policy_service.facts import derive_facts, new_state
 from policy_service.messages import Message, Send
 
-AT = datetime(2024, 3, 5, 12, tzinfo=timezone.utc)
+AT = datetime(2024, 3, 5, 12, tzinfo=UTC)
 
 
 @pytest.fixture
 def facts(rulebook):
     """Facts for a free-form send one hour after the user wrote (V2)."""
     state = new_state(rulebook)
-    state.receive(Message("inbound", datetime(2024, 3, 5, 11, tzinfo=timezone.utc), "text"))
+    state.receive(Message("inbound", datetime(2024, 3, 5, 11, tzinfo=UTC), "text"))
     return derive_facts(Send(AT, "+5511987654321", "text"), state, {}, rulebook)
 
 

@@ -1,6 +1,7 @@
 """The durable_rules seam: every matching rule fires, states never leak, failures surface."""
 
 import threading
+from datetime import UTC
 
 import pytest
 
@@ -8,17 +9,16 @@ from policy_service.engine import RulesEngine
 from policy_service.errors import EngineError
 
 
-
 def facts(rulebook, **overrides):
     """A complete fact set for a free-form send inside the window on 2025-08-12."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from policy_service.facts import derive_facts, new_state
     from policy_service.messages import Message, Send
 
-    at = datetime(2025, 8, 12, 12, tzinfo=timezone.utc)
+    at = datetime(2025, 8, 12, 12, tzinfo=UTC)
     state = new_state(rulebook)
-    state.receive(Message("inbound", datetime(2025, 8, 12, 9, tzinfo=timezone.utc), "text"))
+    state.receive(Message("inbound", datetime(2025, 8, 12, 9, tzinfo=UTC), "text"))
     engine_facts = dict(derive_facts(Send(at, "+5511987654321", "text"), state, {}, rulebook).engine)
     engine_facts.update(overrides)
     return engine_facts

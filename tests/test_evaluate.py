@@ -1,12 +1,12 @@
 """The spine: history order does not matter, failed sends open nothing, internal errors fail closed."""
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from policy_service.evaluate import evaluate, replay
 from policy_service.messages import DecisionRequest, Message, Send, Template
 
-T0 = datetime(2024, 3, 5, 8, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 5, 8, tzinfo=UTC)
 MARKETING = Template("promo", "en", "marketing")
 
 

@@ -1,6 +1,6 @@
 """Fact derivation: the window, entry points and open conversations, computed from history alone."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -8,7 +8,7 @@ from policy_service.conversations import Period
 from policy_service.facts import FACT_TYPES, derive_facts, new_state
 from policy_service.messages import Message, Send, Template
 
-T0 = datetime(2025, 8, 12, 9, tzinfo=timezone.utc)
+T0 = datetime(2025, 8, 12, 9, tzinfo=UTC)
 TO = "+5511987654321"
 
 
@@ -86,7 +86,7 @@ def test_recipient_region_comes_from_the_number(rulebook, number, region, code):
 
 def test_waba_date_follows_the_waba_time_zone(rulebook):
     """Calendar boundaries fall at midnight in the WABA's zone: 23:30 UTC is the next day in Kolkata."""
-    at = datetime(2025, 6, 30, 23, 30, tzinfo=timezone.utc)
+    at = datetime(2025, 6, 30, 23, 30, tzinfo=UTC)
     assert facts_at(rulebook, at).engine["waba_date"] == 20250630
     assert facts_at(rulebook, at, context={"waba_timezone": "Asia/Kolkata"}).engine["waba_date"] == 20250701
 

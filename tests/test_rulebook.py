@@ -137,7 +137,7 @@ def test_policy_version_is_the_most_specific_in_force(rulebook):
 def test_top_level_versions_leave_no_gaps(rulebook):
     """V1..V4 follow each other day after day from 2022-02-01."""
     top = [v for v in rulebook.versions if len(v.id) == 2]
-    for earlier, later in zip(top, top[1:]):
+    for earlier, later in zip(top, top[1:], strict=False):
         assert earlier.effective_until + timedelta(days=1) == later.effective_from
 
 
