@@ -15,6 +15,7 @@ class Template:
     language: str
     category: str
     status: str = "APPROVED"
+    otp_button: bool | None = None  # authentication templates: has a one-time-password button
 
 
 @dataclass(frozen=True)

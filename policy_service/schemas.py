@@ -35,6 +35,8 @@ class TemplateSchema(Schema):
     language = fields.String(required=True, validate=validate.Length(min=2, max=16))
     category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
     status = fields.String(validate=validate.OneOf(TEMPLATE_STATUSES))
+    otp_button = _strict_bool(metadata={"description": "authentication templates: has a copy-code, one-tap or "
+                                                       "zero-tap button (unknown if absent)"})
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> Template:

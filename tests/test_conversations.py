@@ -1,10 +1,10 @@
 """The ledger of conversations and free entry point windows: half-open periods, closing on a free entry point."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from policy_service.conversations import Ledger, Period
 
-H0 = datetime(2024, 5, 1, 8, tzinfo=timezone.utc)
+H0 = datetime(2024, 5, 1, 8, tzinfo=UTC)
 
 
 def period(kind, category, opened, hours):
