@@ -149,7 +149,7 @@ def _charge(rule: Rule, facts: Facts) -> Charge:
     send_at = facts.at
     lasts_until = send_at + effect.lasts if effect.opens and effect.lasts else None
     opens_conversation = effect.opens in ("conversation", "free_entry_point_conversation")
-    if opens_conversation:
+    if effect.opens:
         expires = lasts_until
     elif effect.rides:
         expires = facts.expiries.get(effect.rides)
