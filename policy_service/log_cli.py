@@ -20,7 +20,7 @@ def _app(database_url: str | None):
 @click.command()
 @click.option("--phone-number-id", help="Only this business phone number id.")
 @click.option("--contact", help="Only this contact (wa_id).")
-@click.option("--database-url", envvar="POLICY_DATABASE_URL", help="Defaults to the app's DATABASE_URL.")
+@click.option("--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in instance/.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def reconcile(phone_number_id: str | None, contact: str | None, database_url: str | None, as_json: bool) -> None:
     """Compare Meta's pricing of delivered messages with the charge the rules predict."""
@@ -45,7 +45,7 @@ def reconcile(phone_number_id: str | None, contact: str | None, database_url: st
 @click.command()
 @click.option("--rules", "rules_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="The candidate rules directory.")
-@click.option("--database-url", envvar="POLICY_DATABASE_URL", help="Defaults to the app's DATABASE_URL.")
+@click.option("--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in instance/.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def impact(rules_dir: str, database_url: str | None, as_json: bool) -> None:
     """Replay logged decisions against candidate rules and report which would change."""

@@ -128,7 +128,8 @@ def signature_valid(body: bytes, header: str | None, secret: str) -> bool:
 @blp.alt_response(403, schema=ErrorSchema, description="Not a subscription, or the verify token does not match")
 def verify_subscription():
     """Answer Meta's subscription check: echo hub.challenge when hub.verify_token matches."""
-    expected = current_app.config.get("WHATSAPP_VERIFY_TOKEN")
+    # from_prefixed_env JSON-decodes values, so an all-digit token arrives as a number.
+    expected = str(current_app.config.get("WHATSAPP_VERIFY_TOKEN") or "")
     token = request.args.get("hub.verify_token", "")
     challenge = request.args.get("hub.challenge", "")
     if request.args.get("hub.mode") != "subscribe" or not expected or not hmac.compare_digest(token, expected):
@@ -142,7 +143,7 @@ def verify_subscription():
 @blp.alt_response(422, schema=ErrorSchema, description="Not a WhatsApp messages webhook")
 def receive_notification():
     """Store the messages and statuses of a signed webhook; the same wamid is stored once."""
-    secret = current_app.config.get("WHATSAPP_APP_SECRET")
+    secret = str(current_app.config.get("WHATSAPP_APP_SECRET") or "")
     if not secret:
         abort(503, message="WHATSAPP_APP_SECRET is not configured, so no webhook can be verified")
     body = request.get_data(cache=False)

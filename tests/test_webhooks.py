@@ -121,3 +121,13 @@ def test_other_webhook_fields_are_accepted_and_ignored(app, client):
         {"field": "message_template_status_update", "value": {"event": "APPROVED"}}]}]}
     assert deliver(client, body)[0].json == {"new": 0, "known": 0}
     assert stored(app) == {}
+
+
+def test_numeric_secrets_from_the_environment_still_verify(database_url):
+    """POLICY_* values are JSON-decoded, so an all-digit secret or token arrives as a number and must still work."""
+    client = create_app({"TESTING": True, "DATABASE_URL": database_url, "WHATSAPP_APP_SECRET": 1234567890,
+                         "WHATSAPP_VERIFY_TOKEN": 42}).test_client()
+    raw, headers = signed(inbound_text("wamid.n", T0), secret="1234567890")
+    assert client.post("/v1/webhooks/whatsapp", data=raw, headers=headers).status_code == 200
+    query = {"hub.mode": "subscribe", "hub.verify_token": "42", "hub.challenge": "7"}
+    assert client.get("/v1/webhooks/whatsapp", query_string=query).get_data(as_text=True) == "7"
