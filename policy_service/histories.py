@@ -85,7 +85,7 @@ class Status:
 
 def store_inbound(message: Inbound) -> bool:
     """Store an inbound message once; True if it was new."""
-    inserted = StoredMessage.insert(
+    return _insert_once(
         wamid=message.wamid,
         phone_number_id=message.phone_number_id,
         contact=message.contact,
@@ -93,26 +93,19 @@ def store_inbound(message: Inbound) -> bool:
         at=stored_time(message.at),
         type=message.type,
         referral=json.dumps(message.referral, sort_keys=True) if message.referral else None,
-    ).on_conflict_ignore().execute()
-    return bool(inserted)
+    )
 
 
 def store_status(update: Status) -> bool:
     """Create or update the outbound message a status describes; True if it was new."""
     database = StoredMessage._meta.database
     with database.atomic():
-        row = StoredMessage.get_or_none(StoredMessage.wamid == update.wamid)
-        created = row is None
-        if created:
-            try:
-                with database.atomic():
-                    row = StoredMessage.create(
-                        wamid=update.wamid, phone_number_id=update.phone_number_id, contact=update.contact,
-                        direction="outbound", at=stored_time(update.at), type="text",
-                    )
-            except peewee.IntegrityError:
-                # Another worker stored the first status of this wamid at the same moment.
-                row, created = StoredMessage.get(StoredMessage.wamid == update.wamid), False
+        # Insert first, then lock the row, so concurrent statuses of one wamid queue instead of
+        # overwriting each other (SQLite already holds its one write lock after the insert).
+        created = _insert_once(wamid=update.wamid, phone_number_id=update.phone_number_id, contact=update.contact,
+                               direction="outbound", at=stored_time(update.at), type="text")
+        query = StoredMessage.select().where(StoredMessage.wamid == update.wamid)
+        row = (query.for_update() if database.for_update else query).get()
         _apply(row, update)
         row.save()
     return created
@@ -187,6 +180,10 @@ def outbound_category(row: StoredMessage) -> str | None:
 def pricing(row: StoredMessage) -> dict[str, Any]:
     """Meta's pricing object of a stored outbound message (empty when none arrived)."""
     return json.loads(row.pricing) if row.pricing else {}
+
+
+def _insert_once(**values: Any) -> bool:
+    return StoredMessage.insert(**values).on_conflict_ignore().as_rowcount().execute() == 1
 
 
 def _apply(row: StoredMessage, update: Status) -> None:

@@ -1,5 +1,7 @@
 """The WhatsApp webhook: signed payloads only, Meta's subscription challenge, idempotent storage."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from policy_service import create_app, histories
@@ -131,3 +133,21 @@ def test_numeric_secrets_from_the_environment_still_verify(database_url):
     assert client.post("/v1/webhooks/whatsapp", data=raw, headers=headers).status_code == 200
     query = {"hub.mode": "subscribe", "hub.verify_token": "42", "hub.challenge": "7"}
     assert client.get("/v1/webhooks/whatsapp", query_string=query).get_data(as_text=True) == "7"
+
+
+def test_concurrent_deliveries_of_the_same_statuses_store_one_message(app):
+    """Meta's retries arriving at once on several threads leave one row, with the strongest status and its pricing."""
+    wamid = "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI3NjY0Q0Q0RUNDQkY1MkE3OTMA"
+    bodies = [status(wamid, "sent", T0, pricing=pmp("marketing", "regular", True)), status(wamid, "delivered", T0 + 5),
+              status(wamid, "read", T0 + 60), inbound_text("wamid.in", T0 - 60)] * 6
+
+    def post(body):
+        raw, headers = signed(body)
+        return app.test_client().post("/v1/webhooks/whatsapp", data=raw, headers=headers).json
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(post, bodies))
+    assert sum(r["new"] for r in results) == 2 and sum(r["known"] for r in results) == len(bodies) - 2
+    rows = stored(app)
+    assert set(rows) == {wamid, "wamid.in"}
+    assert rows[wamid].status == "read" and histories.pricing(rows[wamid])["category"] == "marketing"
