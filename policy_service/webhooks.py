@@ -47,11 +47,17 @@ class InboundSchema(_MetaSchema):
     referral = fields.Dict()
 
 
+class OriginSchema(_MetaSchema):
+    """`conversation.origin`: the category that opened the conversation."""
+
+    type = fields.String(validate=validate.Length(max=64))
+
+
 class ConversationSchema(_MetaSchema):
     """The `conversation` of a status."""
 
-    id = fields.String()
-    origin = fields.Dict()
+    id = fields.String(validate=validate.Length(max=255))
+    origin = fields.Nested(OriginSchema)
 
 
 class StatusSchema(_MetaSchema):

@@ -108,6 +108,10 @@ def test_messages_are_kept_per_business_number_and_contact(app, client):
     (b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages", "value": '
      b'{"metadata": {"phone_number_id": "1"}, "statuses": [{"id": "w", "status": "sent", "timestamp": "soon", '
      b'"recipient_id": "1"}]}}]}]}', 422),
+    (b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages", "value": '
+     b'{"metadata": {"phone_number_id": "1"}, "statuses": [{"id": "w", "status": "sent", "timestamp": "1", '
+     b'"recipient_id": "1", "conversation": {"id": "c", "origin": {"type": "' + b"x" * 65 + b'"}}}]}}]}]}', 422),
+    (b'[1]', 422),
 ])
 def test_malformed_signed_payload_is_a_4xx_in_the_error_shape(client, body, code):
     """A signed body that is not a WhatsApp messages webhook gets a clear 4xx, never a 500."""
