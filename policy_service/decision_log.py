@@ -38,9 +38,9 @@ class DecisionRecord(StoredModel):
     policy_version = peewee.CharField(max_length=16, null=True)
     rulebook_version = peewee.CharField(max_length=40, index=True)
     determining_rules = peewee.TextField()
-    recipient_region = peewee.CharField(max_length=2)
+    recipient_region = peewee.CharField(max_length=2, default="ZZ")
     request = peewee.TextField()
-    facts = peewee.TextField()
+    facts = peewee.TextField(default="{}")
     response = peewee.TextField()
     masked = peewee.BooleanField(default=True)
 

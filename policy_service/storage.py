@@ -9,6 +9,7 @@ from typing import Any
 import peewee
 from flask import Flask
 from playhouse.db_url import connect
+from playhouse.migrate import SchemaMigrator, migrate
 
 database_proxy = peewee.DatabaseProxy()
 
@@ -46,11 +47,24 @@ def init_app(app: Flask) -> None:
     database_proxy.initialize(database)
     with database.connection_context():
         database.create_tables(models())
+        for model in models():
+            add_missing_columns(database, model)
 
     @app.teardown_appcontext
     def close(_: Any) -> None:
         if not database.is_closed():
             database.close()
+
+
+def add_missing_columns(database: peewee.Database, model: type[peewee.Model]) -> list[str]:
+    """Add columns a table created by an older version lacks (each new field has a default); their names."""
+    table = model._meta.table_name
+    present = {column.name for column in database.get_columns(table)}
+    missing = [f for f in model._meta.sorted_fields if f.column_name not in present]
+    if missing:
+        migrator = SchemaMigrator.from_database(database)
+        migrate(*(migrator.add_column(table, f.column_name, f) for f in missing))
+    return [f.column_name for f in missing]
 
 
 def stored_time(moment: datetime) -> datetime:
