@@ -71,7 +71,8 @@ def decide(proposal: DecisionRequest, raw: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _resolve_history(proposal: DecisionRequest, raw: dict[str, Any]):
+def _resolve_history(proposal: DecisionRequest,
+                     raw: dict[str, Any]) -> tuple[DecisionRequest, dict[str, Any], dict[str, Any]]:
     # The logged request carries the resolved history inline, so it replays after the store changes.
     ref = {**raw["history_ref"], "contact": raw["history_ref"]["contact"].lstrip("+")}
     history = histories.stored_history(ref["phone_number_id"], ref["contact"], proposal.send.at)

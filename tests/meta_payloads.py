@@ -23,7 +23,8 @@ AD_REFERRAL = {
     "headline": "Chat with us",
     "media_type": "image",
     "image_url": "https://scontent.xx.fbcdn.net/v/t45.1600-4/ad.png",
-    "ctwa_clid": "Aff-n8ZTODiE79d22KtAwQKj9e_mIEOOj27vDVwFjN80dp4_0NiNhEgpGo0AHemvuSoifXaytfTzcchptiErTKCqTrJ5nW1h7IHYeYymGb5K5J5iTROpBhWAGaIAeUzHL50",
+    "ctwa_clid": ("Aff-n8ZTODiE79d22KtAwQKj9e_mIEOOj27vDVwFjN80dp4_0NiNhEgpGo0AHemvuSoifXaytfTzcchptiErTKCqTrJ5"
+                  "nW1h7IHYeYymGb5K5J5iTROpBhWAGaIAeUzHL50"),
     "welcome_message": {"text": "Hi there! Let us know how we can help!"},
 }
 

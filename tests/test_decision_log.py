@@ -170,7 +170,8 @@ def test_concurrent_gunicorn_workers_lose_no_decision(app, database_url, tmp_pat
         server.wait(timeout=30)
     database = connect(database_url)
     with database.bind_ctx([decision_log.DecisionRecord]):
-        logged = {row.decision_id for row in decision_log.DecisionRecord.select(decision_log.DecisionRecord.decision_id)}
+        record = decision_log.DecisionRecord
+        logged = {row.decision_id for row in record.select(record.decision_id)}
     database.close()
     assert len(set(returned)) == requests
     assert set(returned) <= logged and len(logged) == requests

@@ -25,8 +25,8 @@ def test_only_events_up_to_the_send_are_used_and_logged_inline(client):
     """Events after the send are left out; the log keeps the resolved history so it replays without the store."""
     deliver(client, inbound_text(AD_WAMID, T0, referral=AD_REFERRAL),
             status("wamid.later", "delivered", T0 + 86400, pricing=pmp("marketing", "regular", True)))
-    body = client.post("/v1/decisions", json=freeform_at("2025-09-01T11:00:00+00:00",
-                                                         {"phone_number_id": PHONE_NUMBER_ID, "contact": "+" + CONTACT})).json
+    ref = {"phone_number_id": PHONE_NUMBER_ID, "contact": "+" + CONTACT}
+    body = client.post("/v1/decisions", json=freeform_at("2025-09-01T11:00:00+00:00", ref)).json
     assert body["history_source"]["events"] == [AD_WAMID]
     logged = client.get(f"/v1/decisions/{body['decision_id']}").json
     assert "history_ref" not in logged["request"]
