@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from policy_service.cli import main
 
 from .conftest import RULES_DIR
+from .meta_payloads import PHONE_NUMBER_ID, deliver, inbound_text
 from .test_decision_log import request_for
 
 NUMBERS = {"US": "+14155550100", "CA": "+16135550100", "BR": "+5511987654321"}
@@ -74,3 +75,14 @@ def test_a_candidate_that_does_not_load_is_refused(database_url, tmp_path):
     rules = candidate(tmp_path, "  - id: MKT-4\n", "  - id: MKT-4\n    colour: red\n")
     result = impact(database_url, rules)
     assert result.exit_code == 1 and "the candidate rules do not load" in result.output
+
+
+def test_a_decision_made_from_a_stored_history_replays_without_the_store(client, database_url, tmp_path):
+    """A history_ref decision is logged with its resolved history, so it replays like an inline one."""
+    deliver(client, inbound_text("wamid.in", 1754989200))
+    body = client.post("/v1/decisions", json={
+        "send": {"at": "2025-08-12T12:00:00+00:00", "to": "+5511987654321", "type": "text"},
+        "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": "5511987654321"}}).json
+    assert body["decision"] == "allow" and body["history_source"]["events"] == ["wamid.in"]
+    report = json.loads(impact(database_url, candidate(tmp_path), "--json").output)
+    assert report["summary"] == {"replayed": 1, "changed": 0, "unchanged": 1, "unreplayable": 0}
