@@ -13,7 +13,7 @@ __all__ = ["create_app"]
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the Flask app: defaults, then POLICY_* environment variables, then test overrides."""
-    from . import api, decision_log
+    from . import api, log_api, storage, webhooks
     from .engine import RulesEngine
     from .rulebook import load_rulebook
 
@@ -25,7 +25,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     rulebook = load_rulebook(app.config["RULES_DIR"])
     app.extensions["policy_service"] = api.Policy(rulebook, RulesEngine(rulebook))
-    decision_log.init_app(app)
+    storage.init_app(app)
     smorest = api.PolicyApi(app)
     smorest.register_blueprint(api.blp)
+    smorest.register_blueprint(log_api.blp)
+    smorest.register_blueprint(webhooks.blp)
     return app

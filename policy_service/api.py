@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from flask import current_app, request
 from flask_smorest import Api, Blueprint, abort
 from werkzeug.exceptions import HTTPException
 
-from . import decision_log
+from . import decision_log, histories
 from .engine import RulesEngine
 from .evaluate import evaluate
 from .messages import DecisionRequest
@@ -60,11 +60,27 @@ def create_decision(proposal: DecisionRequest, query: dict[str, Any]):
 def decide(proposal: DecisionRequest, raw: dict[str, Any], *, explain_why_not: bool = False) -> dict[str, Any]:
     """Evaluate one validated request, log it, and return the response body."""
     loaded = policy()
+    source = None
+    if "history_ref" in raw:
+        proposal, raw, source = _resolve_history(proposal, raw)
     decision = evaluate(proposal, rulebook=loaded.rulebook, engine=loaded.engine, explain_why_not=explain_why_not)
     body = DecisionResponseSchema().dump(decision)
+    if source is not None:
+        body["history_source"] = source
     # Logged before returning, so every decision_id a client sees is already in the log.
     decision_log.record(decision, raw, body, mask=current_app.config["MASK_PHONE_NUMBERS"])
     return body
+
+
+def _resolve_history(proposal: DecisionRequest,
+                     raw: dict[str, Any]) -> tuple[DecisionRequest, dict[str, Any], dict[str, Any]]:
+    # The logged request carries the resolved history inline, so it replays after the store changes.
+    ref = {**raw["history_ref"], "contact": raw["history_ref"]["contact"].lstrip("+")}
+    history = histories.stored_history(ref["phone_number_id"], ref["contact"], proposal.send.at)
+    logged = {key: value for key, value in raw.items() if key != "history_ref"}
+    logged["history"] = histories.history_json(history)
+    source = {"ref": ref, "events": [message.id for message in history]}
+    return replace(proposal, history=history), logged, source
 
 
 @blp.route("/decisions/<string:decision_id>", methods=["GET"])

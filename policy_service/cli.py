@@ -20,3 +20,9 @@ def serve(host: str, port: int) -> None:
     from . import create_app
 
     run_simple(host, port, create_app(), threaded=True)
+
+
+from .log_cli import impact, reconcile  # noqa: E402 - stored-data commands live in their own module
+
+main.add_command(reconcile)
+main.add_command(impact)

@@ -11,8 +11,12 @@ class Config:
     RULES_DIR = str(PROJECT_ROOT / "rules")
     # None means a SQLite file in the Flask instance folder (the embedded default).
     DATABASE_URL = None
-    # Phone numbers in the decision log keep only their last digits unless this is false.
+    # Phone numbers in the decision log keep only their calling code (and NANP area code) unless false.
     MASK_PHONE_NUMBERS = True
+    # Meta's app secret signs every webhook (X-Hub-Signature-256); without it every webhook is refused.
+    WHATSAPP_APP_SECRET = None
+    # The token Meta echoes when subscribing the webhook; without it every subscription is refused.
+    WHATSAPP_VERIFY_TOKEN = None
     API_TITLE = "policy-service"
     API_VERSION = "v1"
     OPENAPI_VERSION = "3.0.3"

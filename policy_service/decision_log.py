@@ -1,24 +1,32 @@
-"""The decision log: every decision, written before its response returns (peewee; SQLite by default)."""
+"""The decision log: every decision, written before its response returns, and queries over it.
+
+Masking keeps what replay needs: a phone number keeps its calling code and, for +1 (NANP)
+numbers, its area code (`+1415*******`); every other digit is replaced by `*`. The recipient's
+region, which the rules read, is also stored in its own column, so impact analysis can replay a
+masked request with a number of the same region.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import peewee
-from flask import Flask
-from playhouse.db_url import connect
+import phonenumbers
 
 from .decision import Decision
+from .storage import StoredModel, loaded_time, stored_time
 
-database_proxy = peewee.DatabaseProxy()
 _PHONE = re.compile(r"\+\d{7,15}")
+NANP_AREA_DIGITS = 3
+# Keys whose values are bare phone numbers without "+" (a wa_id).
+PHONE_KEYS = ("contact", "wa_id")
 
 
-class DecisionRecord(peewee.Model):
+class DecisionRecord(StoredModel):
     """One logged decision, append-only."""
 
     decision_id = peewee.CharField(max_length=64, unique=True)
@@ -30,42 +38,36 @@ class DecisionRecord(peewee.Model):
     policy_version = peewee.CharField(max_length=16, null=True)
     rulebook_version = peewee.CharField(max_length=40, index=True)
     determining_rules = peewee.TextField()
+    recipient_region = peewee.CharField(max_length=2, default="ZZ")
     request = peewee.TextField()
+    facts = peewee.TextField(default="{}")
     response = peewee.TextField()
     masked = peewee.BooleanField(default=True)
 
     class Meta:
-        database = database_proxy
         table_name = "decision_log"
 
 
-def init_app(app: Flask) -> None:
-    """Open the configured database (SQLite in the instance folder by default) and create tables."""
-    url = app.config.get("DATABASE_URL")
-    if not url:
-        os.makedirs(app.instance_path, exist_ok=True)
-        url = "sqlite:///" + os.path.join(app.instance_path, "policy-service.sqlite3")
-    options = {"pragmas": {"journal_mode": "wal", "busy_timeout": 10_000}} if url.startswith("sqlite") else {}
-    database = connect(url, **options)
-    database_proxy.initialize(database)
-    with database.connection_context():
-        database.create_tables([DecisionRecord])
+@dataclass(frozen=True)
+class DecisionQuery:
+    """Filters for listing logged decisions; every one optional."""
 
-    @app.teardown_appcontext
-    def close(_: Any) -> None:
-        if not database.is_closed():
-            database.close()
+    since: datetime | None = None
+    until: datetime | None = None
+    decision: str | None = None
+    rule: str | None = None
 
 
 def record(decision: Decision, request: dict[str, Any], response: dict[str, Any], *, mask: bool) -> None:
     """Write one decision; raises if it cannot be stored, so no unlogged decision is ever returned."""
+    region = recipient_region(str(request.get("send", {}).get("to", "")))
     if mask:
-        request, response = _mask(request), _mask(response)
+        request, response = masked(request), masked(response)
     facts = decision.facts
-    with database_proxy.atomic():
+    with DecisionRecord._meta.database.atomic():
         DecisionRecord.create(
             decision_id=decision.decision_id,
-            logged_at=datetime.now(UTC),
+            logged_at=stored_time(datetime.now(UTC)),
             send_at=facts.at.isoformat() if facts else "",
             decision=decision.decision,
             status=decision.status,
@@ -73,31 +75,93 @@ def record(decision: Decision, request: dict[str, Any], response: dict[str, Any]
             policy_version=decision.policy_version,
             rulebook_version=decision.rulebook_version,
             determining_rules=",".join(decision.determining_rules),
+            recipient_region=region,
             request=json.dumps(request, sort_keys=True),
+            facts=json.dumps(response.get("facts", {}), sort_keys=True),
             response=json.dumps(response, sort_keys=True),
             masked=mask,
         )
 
 
 def get(decision_id: str) -> dict[str, Any] | None:
-    """The logged response for a decision id, with when and how it was logged; None if unknown."""
+    """The logged decision for an id, with when and how it was logged; None if unknown."""
     row = DecisionRecord.get_or_none(DecisionRecord.decision_id == decision_id)
-    if row is None:
-        return None
+    return None if row is None else entry(row)
+
+
+def select(query: DecisionQuery) -> peewee.ModelSelect:
+    """Logged decisions matching the filters, newest first."""
+    rows = DecisionRecord.select().order_by(DecisionRecord.logged_at.desc(), DecisionRecord.id.desc())
+    if query.since is not None:
+        rows = rows.where(DecisionRecord.logged_at >= stored_time(query.since))
+    if query.until is not None:
+        rows = rows.where(DecisionRecord.logged_at < stored_time(query.until))
+    if query.decision is not None:
+        rows = rows.where(DecisionRecord.decision == query.decision)
+    if query.rule is not None:
+        # Stored as "A,B": wrap in commas so "PMP-3" never matches "PMP-30".
+        wrapped = peewee.Value(",").concat(DecisionRecord.determining_rules).concat(",")
+        rows = rows.where(wrapped.contains(f",{query.rule},"))
+    return rows
+
+
+def entry(row: DecisionRecord) -> dict[str, Any]:
+    """One logged decision as the API shows it."""
     return {
         "decision_id": row.decision_id,
-        "logged_at": row.logged_at.isoformat() if isinstance(row.logged_at, datetime) else str(row.logged_at),
+        "logged_at": loaded_time(row.logged_at).isoformat(),
+        "decision": row.decision,
+        "status": row.status,
+        "rulebook_version": row.rulebook_version,
+        "policy_version": row.policy_version,
+        "determining_rules": [r for r in row.determining_rules.split(",") if r],
+        "recipient_region": row.recipient_region,
         "masked": row.masked,
         "request": json.loads(row.request),
         "response": json.loads(row.response),
     }
 
 
-def _mask(value: Any) -> Any:
+def recipient_region(number: str) -> str:
+    """The ISO region of an E.164 number (by area code for +1), or ZZ when unknown."""
+    try:
+        parsed = phonenumbers.parse(number)
+    except phonenumbers.NumberParseException:
+        return "ZZ"
+    return phonenumbers.region_code_for_number(parsed) or "ZZ"
+
+
+def mask_number(number: str) -> str:
+    """Keep the calling code (and a NANP area code), replace every other digit with '*'."""
+    digits = number.lstrip("+")
+    try:
+        code = str(phonenumbers.parse("+" + digits).country_code)
+    except phonenumbers.NumberParseException:
+        code = digits[:1]
+    keep = len(code) + (NANP_AREA_DIGITS if code == "1" else 0)
+    return number[: len(number) - len(digits)] + digits[:keep] + "*" * (len(digits) - keep)
+
+
+def masked(value: Any, key: str | None = None) -> Any:
+    """A copy of a JSON value with every phone number masked."""
     if isinstance(value, dict):
-        return {k: _mask(v) for k, v in value.items()}
+        return {k: masked(v, k) for k, v in value.items()}
     if isinstance(value, list):
-        return [_mask(v) for v in value]
+        return [masked(v) for v in value]
     if isinstance(value, str):
-        return _PHONE.sub(lambda m: "+" + "*" * (len(m.group()) - 5) + m.group()[-4:], value)
+        if key in PHONE_KEYS and value.isdigit():
+            return mask_number(value)
+        return _PHONE.sub(lambda m: mask_number(m.group()), value)
     return value
+
+
+def replayable_request(row: DecisionRecord) -> dict[str, Any]:
+    """The logged request, its masked recipient replaced by a number of the same region."""
+    request = json.loads(row.request)
+    send = request.get("send", {})
+    number = str(send.get("to", ""))
+    if "*" in number:
+        example = phonenumbers.example_number_for_type(row.recipient_region, phonenumbers.PhoneNumberType.MOBILE)
+        send["to"] = (phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164) if example
+                      else number.replace("*", "0"))
+    return request

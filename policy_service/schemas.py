@@ -141,17 +141,31 @@ class ContextSchema(Schema):
             raise ValidationError("unknown IANA time zone") from None
 
 
+class HistoryRefSchema(Schema):
+    """A history stored from Meta's webhooks: the business phone number id and the contact's wa_id."""
+
+    phone_number_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    contact = fields.String(required=True, validate=validate.Regexp(r"^\+?[0-9]{6,20}$",
+                                                                    error="must be a wa_id like 16505551234"))
+
+
 class DecisionRequestSchema(Schema):
-    """POST /v1/decisions: a proposed send and the history before it."""
+    """POST /v1/decisions: a proposed send and the history before it (inline, or a stored history_ref)."""
 
     send = fields.Nested(SendSchema, required=True)
-    history = fields.List(fields.Nested(MessageSchema), load_default=list,
-                          validate=validate.Length(max=MAX_HISTORY))
+    history = fields.List(fields.Nested(MessageSchema), validate=validate.Length(max=MAX_HISTORY))
+    history_ref = fields.Nested(HistoryRefSchema, metadata={"description": "use the history stored from webhooks"})
     context = fields.Nested(ContextSchema, load_default=dict)
+
+    @validates_schema
+    def one_history(self, data: dict[str, Any], **_: Any) -> None:
+        if "history" in data and "history_ref" in data:
+            raise ValidationError("give either history or history_ref, not both", "history_ref")
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> DecisionRequest:
-        return DecisionRequest(send=data["send"], history=tuple(data["history"]), context=data["context"])
+        # A history_ref is resolved by the web layer, which replaces this empty history.
+        return DecisionRequest(send=data["send"], history=tuple(data.get("history", ())), context=data["context"])
 
 
 class ChargeSchema(Schema):
@@ -223,6 +237,7 @@ class DecisionResponseSchema(Schema):
     why_not = fields.List(fields.Nested(NotAppliedSchema),
                           metadata={"description": "only with ?explain=full"})
     facts = fields.Method("dump_facts")
+    history_source = fields.Dict(metadata={"description": "with history_ref: the ref and the wamids it used"})
 
     def dump_facts(self, decision: Decision) -> dict[str, Any]:
         facts = decision.facts

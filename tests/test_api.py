@@ -33,7 +33,7 @@ def test_a_decision_is_logged_before_it_is_returned(client):
     body = client.post("/v1/decisions", json={"send": SEND, "history": HISTORY}).get_json()
     logged = client.get(f"/v1/decisions/{body['decision_id']}").get_json()
     assert logged["response"]["decision"] == body["decision"]
-    assert logged["request"]["send"]["to"] == "+*********4321"
+    assert logged["request"]["send"]["to"] == "+55***********"
 
 
 def test_a_denied_send_still_reports_the_required_type(client):
