@@ -82,7 +82,7 @@ def test_fixtures(paths: tuple[Path, ...], as_json: bool, show_coverage: bool, f
     except FixtureError as error:
         raise click.ClickException(str(error)) from None
     rulebook, engine = _policy(rules_dir)
-    if sys.stderr.isatty() and len(fixtures) >= PROGRESS_BAR_FROM and not as_json:
+    if _on_terminal() and len(fixtures) >= PROGRESS_BAR_FROM and not as_json:
         with click.progressbar(fixtures, label="replaying fixtures", file=sys.stderr) as bar:
             results = list(run_fixtures(bar, rulebook=rulebook, engine=engine))
     else:
@@ -107,6 +107,10 @@ def test_fixtures(paths: tuple[Path, ...], as_json: bool, show_coverage: bool, f
         raise click.ClickException(f"rule coverage {coverage.percent:.1f}% is under --fail-under {fail_under:g}%")
     if any(not r.passed for r in results):
         sys.exit(1)
+
+
+def _on_terminal() -> bool:
+    return sys.stderr.isatty()
 
 
 def _policy(rules_dir: Path):

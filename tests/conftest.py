@@ -31,3 +31,4 @@ def app(tmp_path):
 @pytest.fixture
 def client(app):
     return app.test_client()
+DATA_DIR = Path(__file__).resolve().parent / "data"
