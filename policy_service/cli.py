@@ -109,6 +109,25 @@ def test_fixtures(paths: tuple[Path, ...], as_json: bool, show_coverage: bool, f
         sys.exit(1)
 
 
+@main.group()
+def rules() -> None:
+    """Check the rule files and generate the catalogue reviewers read."""
+
+
+@rules.command("lint")
+@click.argument("directory", default=Config.RULES_DIR, type=click.Path(file_okay=False, path_type=Path))
+def lint_rules(directory: Path) -> None:
+    """Validate every rule file; find conflicting charges, dead rules, version overlaps and uncharged days."""
+    from .lint import lint
+
+    findings = lint(directory)
+    for finding in findings:
+        click.echo(str(finding))
+    if findings:
+        raise click.ClickException(f"{len(findings)} problem(s) in {directory}")
+    click.echo(f"{directory}: no problems")
+
+
 def _on_terminal() -> bool:
     return sys.stderr.isatty()
 
