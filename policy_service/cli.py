@@ -128,6 +128,31 @@ def lint_rules(directory: Path) -> None:
     click.echo(f"{directory}: no problems")
 
 
+@rules.command("docs")
+@click.argument("directory", default=Config.RULES_DIR, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--fixtures", "fixtures_dir", default=FIXTURES_DIR, show_default=True,
+              type=click.Path(exists=True, path_type=Path), help="Fixtures whose coverage the catalogue lists.")
+@click.option("--check", "check_only", is_flag=True, help="Only check that DIRECTORY/README.md is up to date.")
+def document_rules(directory: Path, fixtures_dir: Path, check_only: bool) -> None:
+    """Write the rule catalogue DIRECTORY/README.md: every rule per policy version, with its covering fixtures."""
+    from .catalogue import REGENERATE, catalogue
+    from .coverage import measure
+    from .fixtures import discover, run_fixtures
+
+    rulebook, engine = _policy(directory)
+    fixtures = discover([fixtures_dir])
+    text = catalogue(rulebook, measure(rulebook, run_fixtures(fixtures, rulebook=rulebook, engine=engine)),
+                     len(fixtures))
+    target = directory / "README.md"
+    if check_only:
+        if not target.exists() or target.read_text() != text:
+            raise click.ClickException(f"{target} is out of date: run `{REGENERATE}`")
+        click.echo(f"{target} is up to date")
+        return
+    target.write_text(text)
+    click.echo(f"wrote {target} ({len(rulebook.rules)} rules, {len(fixtures)} fixtures)")
+
+
 def _on_terminal() -> bool:
     return sys.stderr.isatty()
 
