@@ -1,13 +1,14 @@
 """Rule lint: what loading cannot see — conflicting charges, dead rules, versions and days left uncharged.
 
 Loading (`load_rulebook`) already refuses bad schema, unknown facts and mistyped values. The
-checks here reason over a finite domain of fact values (`conditions.domain`) with the compiled
+checks here reason over a finite domain of fact values (`fact_domain.domain`) with the compiled
 conditions the engine runs. Deny against allow is not a conflict: deny overrides by design.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -15,10 +16,21 @@ from typing import Any
 
 import yaml
 
-from .conditions import (
-    DAY_FACT, OTHER, day_number, describe, domain, every, find, from_day_number, negation, some, tests, truth,
-)
 from .errors import RulebookError
+from .fact_domain import (
+    DAY_FACT,
+    OTHER,
+    day_number,
+    describe,
+    domain,
+    every,
+    find,
+    from_day_number,
+    negation,
+    some,
+    tests,
+    truth,
+)
 from .facts import NONE
 from .rulebook import PolicyVersion, Rule, Rulebook, compile_condition, load_rulebook
 
@@ -70,7 +82,7 @@ def charge_conflicts(rulebook: Rulebook) -> Iterator[Finding]:
             if first.priority != second.priority or first.charge == second.charge:
                 continue
             both = (compile_condition(first), compile_condition(second))
-            witnesses = (find(domain([first, second]), lambda facts: every(truth(c, facts) for c in both), kind)
+            witnesses = (find(domain([first, second]), lambda facts, both=both: every(truth(c, facts) for c in both), kind)
                          for kind in kinds)
             witness = next((w for w in witnesses if w is not None), None)
             if witness is not None:
@@ -88,14 +100,15 @@ def version_nesting(rulebook: Rulebook, files: dict[str, str]) -> Iterator[Findi
                           f"sub-version runs {_span(version.effective_from, version.effective_until)}, outside its "
                           f"parent {parent.id} ({_span(parent.effective_from, parent.effective_until)})")
     tops = top_versions(rulebook)
-    for before, after in zip(tops, tops[1:]):
+    for before, after in pairwise(tops):
         end = before.effective_until
         if end is None or end >= after.effective_from:
             yield Finding(files.get(after.id, ""), after.id, f"overlaps {before.id}, which runs "
                           f"{_span(before.effective_from, end)}; a later version must start after it ends")
         elif end + ONE_DAY < after.effective_from:
-            yield Finding(files.get(after.id, ""), after.id, f"no policy version is in force "
-                          f"{_span(end + ONE_DAY, after.effective_from - ONE_DAY)} (between {before.id} and {after.id})")
+            missing = _span(end + ONE_DAY, after.effective_from - ONE_DAY)
+            yield Finding(files.get(after.id, ""), after.id,
+                          f"no policy version is in force {missing} (between {before.id} and {after.id})")
 
 
 def outside_versions(rulebook: Rulebook) -> Iterator[Finding]:
@@ -167,7 +180,7 @@ def _segments(version: PolicyVersion, cuts: list[date]) -> list[tuple[date, date
     end = version.effective_until
     starts = [version.effective_from] + [c for c in cuts if version.effective_from < c and (end is None or c <= end)]
     ends: list[date | None] = [s - ONE_DAY for s in starts[1:]] + [end]
-    return list(zip(starts, ends))
+    return list(zip(starts, ends, strict=True))
 
 
 def _merged(gaps: list[tuple[date, date | None, dict[str, Any]]]) -> list[tuple[date, date | None, dict[str, Any]]]:

@@ -121,6 +121,6 @@ def test_cli_lint_exits_non_zero_with_file_rule_lines(rules):
 
 def test_a_rule_in_force_before_every_version_is_found(rules):
     """A rule dated before the first policy version would apply on days no version describes."""
-    directory = rules("templates.yaml", "TPL-1.approved", "effective: {from: 2022-02-01}", "effective: {from: 2021-01-01}")
+    directory = rules("templates.yaml", "TPL-1.approved", "{from: 2022-02-01}", "{from: 2021-01-01}")
     assert messages(directory) == ["templates.yaml:TPL-1.approved: takes effect on 2021-01-01, before the first "
                                    "policy version (V1, 2022-02-01)"]
