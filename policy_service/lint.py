@@ -8,9 +8,9 @@ conditions the engine runs. Deny against allow is not a conflict: deny overrides
 from __future__ import annotations
 
 from collections.abc import Iterator
-from itertools import pairwise
 from dataclasses import dataclass
 from datetime import date, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -82,9 +82,12 @@ def charge_conflicts(rulebook: Rulebook) -> Iterator[Finding]:
             if first.priority != second.priority or first.charge == second.charge:
                 continue
             both = (compile_condition(first), compile_condition(second))
-            witnesses = (find(domain([first, second]), lambda facts, both=both: every(truth(c, facts) for c in both), kind)
-                         for kind in kinds)
-            witness = next((w for w in witnesses if w is not None), None)
+            space = domain([first, second])
+
+            def together(facts: dict[str, Any], both: tuple[dict[str, Any], ...] = both) -> bool | None:
+                return every(truth(c, facts) for c in both)
+
+            witness = next(filter(None, (find(space, together, kind) for kind in kinds)), None)
             if witness is not None:
                 yield Finding(second.file, second.id, (
                     f"conflicts with {first.id} ({first.file}): both have priority {first.priority} and charge "
