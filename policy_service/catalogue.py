@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
-from .coverage import RuleCoverage
+from .coverage import RuleCoverage, measure
+from .engine import RulesEngine
+from .fixtures import discover, run_fixtures
 from .lint import top_versions
 from .rulebook import CONFIDENCE, ChargeEffect, PolicyVersion, Rule, Rulebook
 
 REGENERATE = "policy-service rules docs"
 MARKS = {"C": "C", "S": "**[S]**", "R": "**[R]**"}
+
+
+def generate(rulebook: Rulebook, engine: RulesEngine, fixtures_dir: str | Path) -> str:
+    """Replay the fixtures for their coverage and write the catalogue of the rulebook."""
+    fixtures = discover([fixtures_dir])
+    coverage = measure(rulebook, run_fixtures(fixtures, rulebook=rulebook, engine=engine))
+    return catalogue(rulebook, coverage, len(fixtures))
 
 
 def catalogue(rulebook: Rulebook, coverage: RuleCoverage, fixture_count: int) -> str:

@@ -70,8 +70,8 @@ def check(request_file, as_json: bool, rules_dir: Path) -> None:
 @click.option("--fail-under", type=click.FloatRange(0, 100), help="Fail when rule coverage is below PCT.",
               metavar="PCT")
 @rules_option
-def test_fixtures(paths: tuple[Path, ...], as_json: bool, show_coverage: bool, fail_under: float | None,
-                  rules_dir: Path) -> None:
+def replay_fixtures(paths: tuple[Path, ...], as_json: bool, show_coverage: bool, fail_under: float | None,
+                    rules_dir: Path) -> None:
     """Replay fixture files or folders (default: fixtures/) and compare each decision with its expectation."""
     from . import fixture_report
     from .coverage import measure
@@ -92,15 +92,7 @@ def test_fixtures(paths: tuple[Path, ...], as_json: bool, show_coverage: bool, f
     if as_json:
         click.echo(json.dumps(fixture_report.as_json(results, coverage), indent=2, default=str))
     else:
-        for result in results:
-            click.echo(fixture_report.headline(result))
-            if not result.passed:
-                click.echo("\n".join(fixture_report.failure(result)))
-        if show_coverage and coverage is not None:
-            click.echo("\n".join(fixture_report.coverage_lines(coverage)))
-        elif coverage is not None:
-            click.echo(f"rule coverage: {coverage.percent:.1f}%")
-        click.echo(fixture_report.summary(results))
+        click.echo("\n".join(fixture_report.text(results, coverage, per_rule=show_coverage)))
     if not results:
         raise click.ClickException("no fixture ran")
     if coverage is not None and fail_under is not None and coverage.percent < fail_under:
@@ -135,14 +127,10 @@ def lint_rules(directory: Path) -> None:
 @click.option("--check", "check_only", is_flag=True, help="Only check that DIRECTORY/README.md is up to date.")
 def document_rules(directory: Path, fixtures_dir: Path, check_only: bool) -> None:
     """Write the rule catalogue DIRECTORY/README.md: every rule per policy version, with its covering fixtures."""
-    from .catalogue import REGENERATE, catalogue
-    from .coverage import measure
-    from .fixtures import discover, run_fixtures
+    from .catalogue import REGENERATE, generate
 
     rulebook, engine = _policy(directory)
-    fixtures = discover([fixtures_dir])
-    text = catalogue(rulebook, measure(rulebook, run_fixtures(fixtures, rulebook=rulebook, engine=engine)),
-                     len(fixtures))
+    text = generate(rulebook, engine, fixtures_dir)
     target = directory / "README.md"
     if check_only:
         if not target.exists() or target.read_text() != text:
@@ -150,7 +138,7 @@ def document_rules(directory: Path, fixtures_dir: Path, check_only: bool) -> Non
         click.echo(f"{target} is up to date")
         return
     target.write_text(text)
-    click.echo(f"wrote {target} ({len(rulebook.rules)} rules, {len(fixtures)} fixtures)")
+    click.echo(f"wrote {target} ({len(rulebook.rules)} rules)")
 
 
 def _on_terminal() -> bool:

@@ -36,6 +36,19 @@ def failure(result: FixtureResult) -> list[str]:
     return lines
 
 
+def text(results: Sequence[FixtureResult], coverage: RuleCoverage | None, *, per_rule: bool) -> list[str]:
+    """The whole report: a headline per fixture, failures in detail, coverage (per rule if asked), a summary."""
+    lines = []
+    for result in results:
+        lines.append(headline(result))
+        if not result.passed:
+            lines.extend(failure(result))
+    if coverage is not None:
+        lines.extend(coverage_lines(coverage) if per_rule else coverage_lines(coverage)[-1:])
+    lines.append(summary(results))
+    return lines
+
+
 def summary(results: Sequence[FixtureResult]) -> str:
     """How many fixtures ran, passed and failed."""
     failed = sum(not r.passed for r in results)

@@ -5,19 +5,15 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from policy_service.catalogue import REGENERATE, catalogue, describe_effect
+from policy_service.catalogue import REGENERATE, describe_effect, generate
 from policy_service.cli import main
-from policy_service.coverage import measure
-from policy_service.fixtures import discover, run_fixtures
 
 from .conftest import FIXTURES_DIR, RULES_DIR
 
 
 @pytest.fixture(scope="module")
 def text(rulebook, engine):
-    fixtures = discover([FIXTURES_DIR])
-    return catalogue(rulebook, measure(rulebook, run_fixtures(fixtures, rulebook=rulebook, engine=engine)),
-                     len(fixtures))
+    return generate(rulebook, engine, FIXTURES_DIR)
 
 
 def test_committed_catalogue_is_up_to_date(text):
