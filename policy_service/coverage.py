@@ -8,15 +8,11 @@ from dataclasses import dataclass
 from .fixtures import FixtureResult
 from .rulebook import Rulebook
 
-EXPECTED_RULE_KEYS = ("rules", "not_rules", "determining_rules")
-
-
 @dataclass(frozen=True)
 class RuleCoverage:
     """For every rule of a rulebook (in file order), the fixtures in which it fired."""
 
     covering: dict[str, tuple[str, ...]]
-    unknown: dict[str, tuple[str, ...]]
 
     @property
     def covered(self) -> tuple[str, ...]:
@@ -35,18 +31,9 @@ class RuleCoverage:
 
 
 def measure(rulebook: Rulebook, results: Iterable[FixtureResult]) -> RuleCoverage:
-    """Count, per rule, the fixtures whose decision it fired in; note expected ids no rule file defines."""
+    """Count, per rule, the fixtures in whose decision it fired."""
     covering: dict[str, list[str]] = {rule.id: [] for rule in rulebook.rules}
-    unknown: dict[str, list[str]] = {}
     for result in results:
-        name = result.fixture.name
         for rule_id in dict.fromkeys(result.fired):
-            covering.setdefault(rule_id, []).append(name)
-        for key in EXPECTED_RULE_KEYS:
-            for rule_id in result.fixture.expect.get(key, ()):
-                if rule_id not in rulebook.by_id:
-                    unknown.setdefault(rule_id, []).append(name)
-    return RuleCoverage(
-        covering={rule: tuple(names) for rule, names in covering.items()},
-        unknown={rule: tuple(dict.fromkeys(names)) for rule, names in unknown.items()},
-    )
+            covering.setdefault(rule_id, []).append(result.fixture.name)
+    return RuleCoverage({rule: tuple(names) for rule, names in covering.items()})

@@ -62,8 +62,6 @@ def coverage_lines(coverage: RuleCoverage) -> list[str]:
     for rule, names in coverage.covering.items():
         lines.append(f"  {rule:<{width}}  {len(names)}: {', '.join(names)}" if names
                      else f"  {rule:<{width}}  NEVER FIRED")
-    for rule, names in coverage.unknown.items():
-        lines.append(f"  {rule:<{width}}  UNKNOWN RULE, expected by {', '.join(names)}")
     lines.append(f"rule coverage: {len(coverage.covered)}/{len(coverage.covering)} rules "
                  f"({coverage.percent:.1f}%); never fired: {', '.join(coverage.uncovered) or 'none'}")
     return lines
@@ -94,7 +92,6 @@ def as_json(results: Sequence[FixtureResult], coverage: RuleCoverage | None) -> 
             "percent": round(coverage.percent, 2),
             "rules": {rule: list(names) for rule, names in coverage.covering.items()},
             "uncovered": list(coverage.uncovered),
-            "unknown": {rule: list(names) for rule, names in coverage.unknown.items()},
         }
     return document
 

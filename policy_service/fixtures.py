@@ -106,7 +106,15 @@ def run_fixture(fixture: Fixture, *, rulebook: Rulebook, engine: RulesEngine) ->
     except ValidationError as error:
         raise FixtureError(f"{fixture.path}: request is invalid: {error.messages}") from None
     decision = evaluate(request, rulebook=rulebook, engine=engine, decision_id=f"fixture:{fixture.name}")
-    return FixtureResult(fixture, decision, tuple(compare(fixture.expect, decision)))
+    return FixtureResult(fixture, decision, tuple(compare(fixture.expect, decision) + undefined(fixture.expect,
+                                                                                                rulebook)))
+
+
+def undefined(expect: dict[str, Any], rulebook: Rulebook) -> list[Mismatch]:
+    """Rule ids the expectations name that no rule file defines (a misspelt id in not_rules would always hold)."""
+    named = {rule_id for key in RULE_LISTS for rule_id in expect.get(key, ())}
+    missing = sorted(named - set(rulebook.by_id))
+    return [Mismatch("undefined_rule_ids", [], missing)] if missing else []
 
 
 def run_fixtures(fixtures: Iterable[Fixture], *, rulebook: Rulebook, engine: RulesEngine) -> Iterator[FixtureResult]:
@@ -120,6 +128,7 @@ def run_fixtures(fixtures: Iterable[Fixture], *, rulebook: Rulebook, engine: Rul
 
 
 SCALARS = ("decision", "status", "required_message_type", "policy_version")
+RULE_LISTS = ("rules", "not_rules", "determining_rules")
 
 
 def observed(expect: dict[str, Any], decision: Decision) -> dict[str, Any]:

@@ -55,7 +55,7 @@ def test_test_json_reports_every_fixture_and_mismatch(run):
     assert failing["passed"] is False
     assert {"field": "decision", "expected": "allow", "actual": "deny"} in failing["mismatches"]
     assert document["coverage"]["rules"]["CSW-2.freeform-closed"] == [f.stem for f in (PASSING, FAILING)]
-    assert document["coverage"]["unknown"] == {"NO-SUCH-RULE": [FAILING.stem]}
+    assert {"field": "undefined_rule_ids", "expected": [], "actual": ["NO-SUCH-RULE"]} in failing["mismatches"]
 
 
 def test_test_fails_when_no_fixture_ran(run, tmp_path):

@@ -51,3 +51,10 @@ def test_run_fixtures_turns_an_invalid_request_into_a_failed_result(rulebook, en
     (result,) = run_fixtures([load_fixture(path)], rulebook=rulebook, engine=engine)
     assert not result.passed
     assert result.mismatches[0].field == "request" and "Missing data" in result.mismatches[0].actual
+
+
+def test_an_expected_rule_id_no_rule_file_defines_fails_the_fixture(rulebook, engine):
+    """A misspelt id would make not_rules hold vacuously, so naming an undefined rule is a failure."""
+    wrong = load_fixture(DATA_DIR / "fixtures" / "freeform_at_exactly_24_hours_wrongly_expected_allowed.json")
+    result = run_fixture(wrong, rulebook=rulebook, engine=engine)
+    assert Mismatch("undefined_rule_ids", [], ["NO-SUCH-RULE"]) in result.mismatches
