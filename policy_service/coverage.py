@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from .fixtures import FixtureResult
 from .rulebook import Rulebook
 
+
 @dataclass(frozen=True)
 class RuleCoverage:
     """For every rule of a rulebook (in file order), the fixtures in which it fired."""
