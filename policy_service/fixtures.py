@@ -21,6 +21,8 @@ EXPECT_KEYS = {
     "decision", "status", "required_message_type", "charge", "policy_version", "rules", "determining_rules",
     "error_codes", "not_rules",
 }
+SCALARS = ("decision", "status", "required_message_type", "policy_version")
+RULE_LISTS = ("rules", "not_rules", "determining_rules")
 
 
 class FixtureError(ValueError):
@@ -106,8 +108,8 @@ def run_fixture(fixture: Fixture, *, rulebook: Rulebook, engine: RulesEngine) ->
     except ValidationError as error:
         raise FixtureError(f"{fixture.path}: request is invalid: {error.messages}") from None
     decision = evaluate(request, rulebook=rulebook, engine=engine, decision_id=f"fixture:{fixture.name}")
-    return FixtureResult(fixture, decision, tuple(compare(fixture.expect, decision) + undefined(fixture.expect,
-                                                                                                rulebook)))
+    mismatches = compare(fixture.expect, decision) + undefined(fixture.expect, rulebook)
+    return FixtureResult(fixture, decision, tuple(mismatches))
 
 
 def undefined(expect: dict[str, Any], rulebook: Rulebook) -> list[Mismatch]:
@@ -125,10 +127,6 @@ def run_fixtures(fixtures: Iterable[Fixture], *, rulebook: Rulebook, engine: Rul
         except FixtureError as error:
             invalid = Mismatch("request", "a valid request", str(error))
             yield FixtureResult(fixture, fail_closed(error, rulebook.version), (invalid,))
-
-
-SCALARS = ("decision", "status", "required_message_type", "policy_version")
-RULE_LISTS = ("rules", "not_rules", "determining_rules")
 
 
 def observed(expect: dict[str, Any], decision: Decision) -> dict[str, Any]:
