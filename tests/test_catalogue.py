@@ -19,7 +19,8 @@ def text(rulebook, engine):
 def test_committed_catalogue_is_up_to_date(text):
     """rules/README.md is exactly what the rule files and fixtures generate now."""
     committed = (RULES_DIR / "README.md").read_text()
-    assert committed == text, f"rules/README.md is out of date: run `{REGENERATE}` and commit it"
+    assert committed == text, (f"rules/README.md is out of date: run `{REGENERATE}` "
+                               "(.venv/bin/policy-service after bash scripts/install) and commit it")
 
 
 def test_every_rule_appears_once_under_one_section(text, rulebook):
