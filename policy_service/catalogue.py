@@ -20,11 +20,14 @@ def generate(rulebook: Rulebook, engine: RulesEngine, fixtures_dir: str | Path) 
     """Replay the fixtures for their coverage and write the catalogue of the rulebook."""
     fixtures = discover([fixtures_dir])
     coverage = measure(rulebook, run_fixtures(fixtures, rulebook=rulebook, engine=engine))
-    return catalogue(rulebook, coverage, len(fixtures))
+    # rules/ and fixtures/ are siblings, so a link from the catalogue climbs one level.
+    root = Path(fixtures_dir).resolve().parent
+    links = {f.name: "../" + f.path.resolve().relative_to(root).as_posix() for f in fixtures}
+    return catalogue(rulebook, coverage, links)
 
 
-def catalogue(rulebook: Rulebook, coverage: RuleCoverage, fixture_count: int) -> str:
-    """The catalogue as Markdown: versions, parameters, then the rules of each version and across versions."""
+def catalogue(rulebook: Rulebook, coverage: RuleCoverage, links: dict[str, str]) -> str:
+    """The catalogue as Markdown: versions, parameters, then each version's rules, linked to their fixtures."""
     tops = top_versions(rulebook)
     sections: dict[str, list[Rule]] = {v.id: [] for v in tops}
     across: list[Rule] = []
@@ -42,7 +45,7 @@ def catalogue(rulebook: Rulebook, coverage: RuleCoverage, fixture_count: int) ->
         "A decision that relies on an [S] or [R] rule says so in its trace.",
         "",
         f"Rule coverage: {len(coverage.covered)} of {len(coverage.covering)} rules fire in at least one of "
-        f"{fixture_count} fixtures ({coverage.percent:.1f}%).",
+        f"{len(links)} fixtures ({coverage.percent:.1f}%).",
         f"Never exercised: {', '.join(coverage.uncovered) or 'none'}.",
         "",
         "## Policy versions",
@@ -63,9 +66,9 @@ def catalogue(rulebook: Rulebook, coverage: RuleCoverage, fixture_count: int) ->
         subs = [v for v in rulebook.versions if v not in tops and version.covers(v.effective_from)]
         lines += ["", f"## {version.id}: {version.title} ({_dates(version.effective_from, version.effective_until)})"]
         lines += ([""] if subs else []) + [f"- sub-version {v.id} from {v.effective_from}: {v.title}" for v in subs]
-        lines += [line for rule in sections[version.id] for line in _entry(rule, coverage)]
+        lines += [line for rule in sections[version.id] for line in _entry(rule, coverage, links)]
     lines += ["", "## Across versions", "", "Rules in force under more than one policy version."]
-    lines += [line for rule in across for line in _entry(rule, coverage)]
+    lines += [line for rule in across for line in _entry(rule, coverage, links)]
     return "\n".join(lines) + "\n"
 
 
@@ -89,9 +92,9 @@ def describe_charge_effect(charge: ChargeEffect) -> str:
     return "(" + ", ".join(words) + ")"
 
 
-def _entry(rule: Rule, coverage: RuleCoverage) -> list[str]:
+def _entry(rule: Rule, coverage: RuleCoverage, links: dict[str, str]) -> list[str]:
     names = coverage.covering.get(rule.id, ())
-    covered = ", ".join(f"`{name}`" for name in names) if names else "**no fixture: not exercised**"
+    covered = ", ".join(f"[{name}]({links[name]})" for name in names) if names else "**no fixture: not exercised**"
     mark = "" if rule.confidence == "C" else f" {MARKS[rule.confidence]}"
     return [
         "",

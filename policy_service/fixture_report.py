@@ -72,6 +72,7 @@ def as_json(results: Sequence[FixtureResult], coverage: RuleCoverage | None) -> 
     failed = sum(not r.passed for r in results)
     document: dict[str, Any] = {
         "summary": {"total": len(results), "passed": len(results) - failed, "failed": failed},
+        "rulebook_version": results[0].decision.rulebook_version if results else None,
         "fixtures": [
             {
                 "name": r.fixture.name,

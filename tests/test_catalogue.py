@@ -40,7 +40,8 @@ def test_rules_sit_under_their_version_or_across_versions(text):
 def test_entries_mark_confidence_and_coverage(text):
     """Secondary and unconfirmed rules carry [S]/[R] in their heading; an unexercised rule says so."""
     assert "\n### CBP22-4.opens **[R]**: The first reply to an entry-point message opens a free conversation\n" in text
-    assert "- covered by 1 fixture(s): `17a_paused_template_is_denied`" in text
+    assert "- covered by 1 fixture(s): [17a_paused_template_is_denied]" \
+           "(../fixtures/scenarios/17a_paused_template_is_denied.json)" in text
     assert "- confidence: **[S]** (secondary)" in text
 
 

@@ -51,6 +51,7 @@ def test_test_json_reports_every_fixture_and_mismatch(run):
     assert result.exit_code == 1
     document = json.loads(result.output)
     assert document["summary"] == {"total": 2, "passed": 1, "failed": 1}
+    assert document["rulebook_version"].startswith("sha256:")
     failing = document["fixtures"][1]
     assert failing["passed"] is False
     assert {"field": "decision", "expected": "allow", "actual": "deny"} in failing["mismatches"]
