@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from marshmallow import ValidationError
 
-from .decision import Decision
+from .decision import Decision, fail_closed
 from .engine import RulesEngine
 from .evaluate import evaluate
 from .rulebook import Rulebook
@@ -20,6 +21,8 @@ EXPECT_KEYS = {
     "decision", "status", "required_message_type", "charge", "policy_version", "rules", "determining_rules",
     "error_codes", "not_rules",
 }
+SCALARS = ("decision", "status", "required_message_type", "policy_version")
+RULE_LISTS = ("rules", "not_rules", "determining_rules")
 
 
 class FixtureError(ValueError):
@@ -105,33 +108,66 @@ def run_fixture(fixture: Fixture, *, rulebook: Rulebook, engine: RulesEngine) ->
     except ValidationError as error:
         raise FixtureError(f"{fixture.path}: request is invalid: {error.messages}") from None
     decision = evaluate(request, rulebook=rulebook, engine=engine, decision_id=f"fixture:{fixture.name}")
-    return FixtureResult(fixture, decision, tuple(compare(fixture.expect, decision)))
+    mismatches = compare(fixture.expect, decision) + undefined(fixture.expect, rulebook)
+    return FixtureResult(fixture, decision, tuple(mismatches))
+
+
+def undefined(expect: dict[str, Any], rulebook: Rulebook) -> list[Mismatch]:
+    """Rule ids the expectations name that no rule file defines (a misspelt id in not_rules would always hold)."""
+    named = {rule_id for key in RULE_LISTS for rule_id in expect.get(key, ())}
+    missing = sorted(named - set(rulebook.by_id))
+    return [Mismatch("undefined_rule_ids", [], missing)] if missing else []
+
+
+def run_fixtures(fixtures: Iterable[Fixture], *, rulebook: Rulebook, engine: RulesEngine) -> Iterator[FixtureResult]:
+    """Replay fixtures in turn; one whose request is invalid fails (as a deny) instead of stopping the run."""
+    for fixture in fixtures:
+        try:
+            yield run_fixture(fixture, rulebook=rulebook, engine=engine)
+        except FixtureError as error:
+            invalid = Mismatch("request", "a valid request", str(error))
+            yield FixtureResult(fixture, fail_closed(error, rulebook.version), (invalid,))
+
+
+def observed(expect: dict[str, Any], decision: Decision) -> dict[str, Any]:
+    """The decision seen through a fixture's expectations: for each expected key, what it would have to say."""
+    fired = {r.rule for r in decision.trace}
+    determining = set(decision.determining_rules)
+    view: dict[str, Any] = {}
+    for key, wanted in expect.items():
+        if key in SCALARS:
+            view[key] = getattr(decision, key)
+        elif key == "charge":
+            actual = ChargeSchema().dump(decision.charge) if decision.charge else None
+            partial = wanted is not None and actual is not None
+            view[key] = {k: actual.get(k) for k in wanted} if partial else actual
+        elif key == "rules":
+            view[key] = [r for r in wanted if r in fired]
+        elif key == "determining_rules":
+            view[key] = [r for r in wanted if r in determining]
+        elif key == "not_rules":
+            view[key] = [r for r in wanted if r not in fired]
+        elif key == "error_codes":
+            view[key] = sorted(decision.error_codes)
+    return view
+
+
+def expected(expect: dict[str, Any]) -> dict[str, Any]:
+    """A fixture's expectations in the same shape as `observed` (error codes in order)."""
+    return {k: sorted(v) if k == "error_codes" else v for k, v in expect.items()}
 
 
 def compare(expect: dict[str, Any], decision: Decision) -> list[Mismatch]:
     """Every way the decision differs from what is expected (rule lists: expected ⊆ actual)."""
+    wanted, seen = expected(expect), observed(expect, decision)
     mismatches = []
-    for key in ("decision", "status", "required_message_type", "policy_version"):
-        if key in expect and expect[key] != getattr(decision, key):
-            mismatches.append(Mismatch(key, expect[key], getattr(decision, key)))
-    if "charge" in expect:
-        actual = ChargeSchema().dump(decision.charge) if decision.charge else None
-        wanted = expect["charge"]
-        if wanted is None or actual is None:
-            if wanted != actual:
-                mismatches.append(Mismatch("charge", wanted, actual))
-        else:
-            for key, value in wanted.items():
-                if actual.get(key) != value:
-                    mismatches.append(Mismatch(f"charge.{key}", value, actual.get(key)))
-    fired = {r.rule for r in decision.trace}
-    if "rules" in expect and not set(expect["rules"]) <= fired:
-        mismatches.append(Mismatch("rules", sorted(expect["rules"]), sorted(fired)))
-    if "not_rules" in expect and set(expect["not_rules"]) & fired:
-        mismatches.append(Mismatch("not_rules", sorted(expect["not_rules"]), sorted(fired)))
-    determining = set(decision.determining_rules)
-    if "determining_rules" in expect and not set(expect["determining_rules"]) <= determining:
-        mismatches.append(Mismatch("determining_rules", sorted(expect["determining_rules"]), sorted(determining)))
-    if "error_codes" in expect and sorted(expect["error_codes"]) != sorted(decision.error_codes):
-        mismatches.append(Mismatch("error_codes", sorted(expect["error_codes"]), sorted(decision.error_codes)))
+    if "status" not in expect and decision.status == "error":
+        # An evaluation error is never what a fixture means, even when it expects a deny.
+        mismatches.append(Mismatch("status", "decided or not_applicable", decision.error or "error"))
+    for key, value in wanted.items():
+        actual = seen[key]
+        if key == "charge" and isinstance(value, dict) and isinstance(actual, dict):
+            mismatches.extend(Mismatch(f"charge.{k}", v, actual[k]) for k, v in value.items() if actual[k] != v)
+        elif value != actual:
+            mismatches.append(Mismatch(key, value, actual))
     return mismatches

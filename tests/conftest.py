@@ -52,3 +52,4 @@ def app(database_url):
 @pytest.fixture
 def client(app):
     return app.test_client()
+DATA_DIR = Path(__file__).resolve().parent / "data"
