@@ -13,7 +13,7 @@ __all__ = ["create_app"]
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the Flask app: defaults, then POLICY_* environment variables, then test overrides."""
-    from . import api, decision_log
+    from . import api, decision_log, ui
     from .engine import RulesEngine
     from .rulebook import load_rulebook
 
@@ -28,4 +28,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     decision_log.init_app(app)
     smorest = api.PolicyApi(app)
     smorest.register_blueprint(api.blp)
+    app.register_blueprint(ui.bp)
     return app
