@@ -17,7 +17,7 @@ from .messages import DecisionRequest, Message
 from .rulebook import Rulebook
 
 WIDTH = 960
-GUTTER = 190  # left margin for lane titles
+GUTTER = 200  # left margin for lane titles
 RIGHT = 24
 ROW = 30
 LANE_GAP = 18
@@ -152,7 +152,7 @@ def build(messages: Sequence[Message], send_at: datetime, periods: Sequence[Peri
     for name, title, marks_, segments in (
         ("messages", "Messages", marks, ()),
         ("windows", "Customer service window", (), csw),
-        ("periods", "Conversations and free entry point windows", (), opened),
+        ("periods", "Conversations, free entry", (), opened),
     ):
         rows = 1 + max([i.row for i in (*marks_, *segments)], default=0)
         lanes.append(Lane(name, title, y, rows, tuple(marks_), tuple(segments)))
@@ -174,9 +174,10 @@ class _Scale:
     def ticks(self, zone: tzinfo | None) -> tuple[Tick, ...]:
         step = next((s for s in STEPS if (self.end - self.start) / s <= MAX_TICKS), STEPS[-1])
         local = self.start.astimezone(zone)
-        first = local.replace(minute=0, second=0, microsecond=0)
-        if step >= timedelta(days=1):
-            first = first.replace(hour=0)
+        hours = int(step.total_seconds() // 3600)
+        # Ticks fall on whole multiples of the step since midnight (00:00, 06:00, ...), as a reader expects.
+        first = local.replace(hour=local.hour - local.hour % hours if hours < 24 else 0, minute=0, second=0,
+                              microsecond=0)
         ticks, at = [], first
         while at <= self.end:
             if at >= self.start:
@@ -211,7 +212,7 @@ def _segment(kind: str, name: str, start: datetime, end: datetime, scale: _Scale
     title = f"{name}, {opened} from {since} until {until}" + (f" ({rule})" if rule else "")
     x = scale.x(start)
     return Segment(kind, name, since, until, f"{name} {since} → {until}", title, start, end, x,
-                   max(scale.x(end) - x, 2.0), 0,
+                   max(round(scale.x(end) - x, 1), 2.0), 0,
                    covers_send=start <= send_at < end and not by_send, by_send=by_send, rule=rule)
 
 
