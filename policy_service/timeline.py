@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
-from typing import Any, Iterable, Sequence
+from typing import Any, Collection, Iterable, Sequence
 
 from .conversations import Period
 from .engine import RulesEngine
@@ -63,6 +63,7 @@ class Segment:
     row: int
     covers_send: bool
     by_send: bool = False
+    closed_by_send: bool = False
     rule: str = ""
 
 
@@ -113,28 +114,39 @@ class Timeline:
 
 def from_request(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine, *, delivered: bool) -> Timeline:
     """The timeline of a request, replaying its history (and the send itself when it is delivered)."""
-    history = request.history + ((request.send.as_message(),) if delivered else ())
-    state = replay(replace(request, history=history), rulebook, engine)
-    messages = [m for _, m in ordered_history(request)]
+    periods = replay(request, rulebook, engine).ledger.periods
+    opens: list[Period] = []
+    closes: set[int] = set()
+    if delivered:
+        with_send = replay(replace(request, history=request.history + (request.send.as_message(),)), rulebook, engine)
+        after = with_send.ledger.periods
+        opens = after[len(periods):]
+        closes = {i for i, (was, now) in enumerate(zip(periods, after)) if now.expires_at < was.expires_at}
     return build(
-        messages,
+        [m for _, m in ordered_history(request)],
         request.send.at,
-        state.ledger.periods,
+        periods,
         window=rulebook.parameter("customer_service_window"),
         ignored_types=rulebook.parameter("window_ignored_inbound_types"),
-        send_index=len(request.history),
+        send_opens=opens,
+        send_closes=closes,
     )
 
 
 def build(messages: Sequence[Message], send_at: datetime, periods: Sequence[Period], *, window: timedelta,
-          ignored_types: Iterable[str], send_index: int = -1) -> Timeline:
-    """Lay out the messages, the window each counted inbound opens, the periods and the send."""
+          ignored_types: Iterable[str], send_opens: Sequence[Period] = (),
+          send_closes: Collection[int] = ()) -> Timeline:
+    """Lay out the messages, the window each counted inbound opens, the periods (as at the send) and the send.
+
+    `send_opens` are the periods the send itself would open; `send_closes` indexes the periods it would close.
+    """
     ignored = frozenset(ignored_types)
     zone = send_at.tzinfo
     counted = [m for m in messages if m.direction == "inbound" and m.type not in ignored]
     windows = [(m.at, m.at + window) for m in counted]
+    every = [*periods, *send_opens]
     moments = [send_at, *(m.at for m in messages), *(end for _, end in windows),
-               *(p.opened_at for p in periods), *(p.expires_at for p in periods)]
+               *(p.opened_at for p in every), *(p.expires_at for p in every)]
     start, end = _padded(min(moments), max(moments))
     scale = _Scale(start, end)
 
@@ -145,8 +157,8 @@ def build(messages: Sequence[Message], send_at: datetime, periods: Sequence[Peri
     ])
     opened = _rows([
         _segment(p.kind, f"{p.category} {PERIOD_NAMES.get(p.kind, p.kind)}", p.opened_at, p.expires_at, scale,
-                 zone, send_at, by_send=p.opened_by == send_index, rule=p.rule)
-        for p in periods
+                 zone, send_at, by_send=i >= len(periods), closed_by_send=i in send_closes, rule=p.rule)
+        for i, p in enumerate(every)
     ])
     lanes, y = [], 0.0
     for name, title, marks_, segments in (
@@ -206,14 +218,16 @@ def _mark(message: Message, ignored: frozenset[str], scale: _Scale, zone: tzinfo
 
 
 def _segment(kind: str, name: str, start: datetime, end: datetime, scale: _Scale, zone: tzinfo | None,
-             send_at: datetime, *, by_send: bool = False, rule: str = "") -> Segment:
+             send_at: datetime, *, by_send: bool = False, closed_by_send: bool = False, rule: str = "") -> Segment:
     opened = "would open with the send" if by_send else "open"
     since, until = _show(start, zone), _show(end, zone)
     title = f"{name}, {opened} from {since} until {until}" + (f" ({rule})" if rule else "")
+    if closed_by_send:
+        title += f"; the send would close it at {_show(send_at, zone)}"
     x = scale.x(start)
     return Segment(kind, name, since, until, f"{name} {since} → {until}", title, start, end, x,
-                   max(round(scale.x(end) - x, 1), 2.0), 0,
-                   covers_send=start <= send_at < end and not by_send, by_send=by_send, rule=rule)
+                   max(round(scale.x(end) - x, 1), 2.0), 0, covers_send=not by_send and start <= send_at < end,
+                   by_send=by_send, closed_by_send=closed_by_send, rule=rule)
 
 
 def _rows(items: list[Any]) -> list[Any]:

@@ -87,7 +87,7 @@ def decision_view(raw_request: dict[str, Any], response: dict[str, Any]) -> dict
     """What the decision template needs: the response, the rules it names, and the timeline."""
     loaded = policy()
     try:
-        proposal = DecisionRequestSchema().load(_replayable(raw_request, response))
+        proposal = DecisionRequestSchema().load(replayable_request(raw_request, response))
     except ValidationError:
         shown = None
     else:
@@ -139,7 +139,7 @@ def _parse(text: str) -> tuple[dict[str, list[str]], Any, Any]:
         return _flatten(error.messages), raw, None
 
 
-def _replayable(raw: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+def replayable_request(raw: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
     """The logged request with a masked recipient replaced by an example number from the same region."""
     send = raw.get("send") if isinstance(raw, dict) else None
     if not isinstance(send, dict) or _is_number(send.get("to")):

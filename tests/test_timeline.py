@@ -3,9 +3,11 @@
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from policy_service import timeline
 from policy_service.conversations import Period
-from policy_service.fixtures import discover
+from policy_service.fixtures import discover, run_fixture
 from policy_service.messages import Message, Template
 from policy_service.schemas import DecisionRequestSchema
 
@@ -59,7 +61,7 @@ def test_periods_are_labelled_and_the_one_opened_by_the_send_is_marked():
     """A period from history covers the send; the send's own period is marked as would-open, not open."""
     old = Period("free_entry_point_window", "service", "PMP", T0, T0 + 3 * DAY, 0, "FEP-2.opens")
     new = Period("conversation", "marketing", "CBP", T0 + DAY, T0 + 2 * DAY, 1, "CBP-2.opens")
-    shown = timeline.build([inbound(T0)], T0 + DAY, [old, new], window=DAY, ignored_types=(), send_index=1)
+    shown = timeline.build([inbound(T0)], T0 + DAY, [old], window=DAY, ignored_types=(), send_opens=[new])
     first, second = shown.lanes[2].segments
     assert first.covers_send and not first.by_send
     assert first.label == "service free entry point window 2025-09-01 09:00 → 2025-09-04 09:00"
@@ -74,6 +76,16 @@ def test_overlapping_bars_and_labels_take_separate_rows():
     shown = timeline.build([], T0 + timedelta(hours=1), periods, window=DAY, ignored_types=())
     assert sorted(s.row for s in shown.lanes[2].segments) == [0, 1, 2]
     assert shown.lanes[2].rows == 3
+
+
+def test_from_request_shows_a_conversation_the_send_would_close_as_open_at_the_send(rulebook, engine):
+    """In 15a the utility conversation is open at the send, which would close it by opening a free one."""
+    shown = timeline.from_request(load("15a_reply_to_an_ad_opens_a_free_entry_point_conversation_and_closes_utility"),
+                                  rulebook, engine, delivered=True)
+    utility, free = shown.lanes[2].segments
+    assert utility.covers_send and utility.closed_by_send
+    assert "the send would close it at 2024-05-01 22:00" in utility.title
+    assert free.by_send and free.kind == "free_entry_point_conversation"
 
 
 def test_positions_stay_inside_the_drawing_and_ticks_are_in_order():
@@ -118,3 +130,13 @@ def test_window_length_comes_from_the_rulebook(rulebook, engine):
     request = load("02_freeform_at_exactly_24_hours_is_denied")
     (window,) = timeline.from_request(request, shorter, engine, delivered=False).lanes[1].segments
     assert window.end - window.start == timedelta(hours=12)
+
+
+@pytest.mark.parametrize("fixture", discover([FIXTURES_DIR]), ids=lambda f: f.name)
+def test_periods_open_at_the_send_match_the_decision_facts(fixture, rulebook, engine):
+    """The periods the timeline draws as open at the send are exactly the decision's facts.open_periods."""
+    decision = run_fixture(fixture, rulebook=rulebook, engine=engine).decision
+    shown = timeline.from_request(DecisionRequestSchema().load(fixture.request), rulebook, engine,
+                                  delivered=decision.decision == "allow")
+    drawn = [(s.kind, s.start, s.end) for s in shown.lanes[2].segments if s.covers_send]
+    assert drawn == [(p.kind, p.opened_at, p.expires_at) for p in decision.facts.periods]

@@ -63,6 +63,7 @@ def browser(tmp_path_factory):
 
 def screenshot(driver, name):
     """Save the whole page (resized to its height) under test-output/ui/."""
+    driver.set_window_size(1200, 800)  # measure at a small viewport, or the last page's height sticks
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(1200, min(max(height, 800), 6000))
     driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))

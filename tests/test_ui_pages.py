@@ -133,3 +133,11 @@ def test_pages_use_only_local_assets(client):
     for asset in ("/static/ui/style.css", "/static/ui/try.js"):
         with client.get(asset) as response:
             assert response.status_code == 200
+
+
+def test_masked_recipient_is_replayed_with_a_number_from_the_logged_region():
+    """A masked number is swapped for a valid one of the region the rules saw; a real number is kept."""
+    logged = {"send": {"to": "+*******4321", "at": "x"}}
+    replayable = ui.replayable_request(logged, {"facts": {"seen_by_rules": {"recipient_region": "IN"}}})
+    assert replayable["send"]["to"].startswith("+91") and replayable["send"]["at"] == "x"
+    assert ui.replayable_request({"send": {"to": "+5511987654321"}}, {}) == {"send": {"to": "+5511987654321"}}
