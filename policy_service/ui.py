@@ -16,7 +16,8 @@ from . import decision_log, timeline
 from .api import Policy, _flatten, decide, policy
 from .config import PROJECT_ROOT
 from .fixtures import discover, run_fixture
-from .rulebook import CONFIDENCE, Rule, Rulebook
+from .errors import EngineError
+from .rulebook import CONFIDENCE, PolicyVersion, Rule, Rulebook
 from .schemas import E164, DecisionRequestSchema
 
 bp = Blueprint("ui", __name__, url_prefix="/ui")
@@ -84,15 +85,15 @@ def try_request():
 
 
 def decision_view(raw_request: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
-    """What the decision template needs: the response, the rules it names, and the timeline."""
+    """What the decision template needs: the response and its timeline (None if it cannot be replayed)."""
     loaded = policy()
     try:
         proposal = DecisionRequestSchema().load(replayable_request(raw_request, response))
-    except ValidationError:
-        shown = None
-    else:
         shown = timeline.from_request(proposal, loaded.rulebook, loaded.engine,
                                       delivered=response.get("decision") == "allow")
+    except (ValidationError, EngineError):
+        # The decision itself is already made and logged; a page without a picture beats an error page.
+        shown = None
     return {"response": response, "timeline": shown, "confidence": CONFIDENCE}
 
 
@@ -122,7 +123,7 @@ def rule_areas(book: Rulebook) -> dict[str, str]:
     return _CACHE[key]
 
 
-def _overlaps(rule: Rule, version: Any) -> bool:
+def _overlaps(rule: Rule, version: PolicyVersion) -> bool:
     starts_before_end = version.effective_until is None or rule.effective_from <= version.effective_until
     ends_after_start = rule.effective_until is None or rule.effective_until >= version.effective_from
     return starts_before_end and ends_after_start

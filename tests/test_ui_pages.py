@@ -1,11 +1,12 @@
 """The reviewer pages through Flask's test client: status codes, content, escaping and error display."""
 
 import json
+from datetime import datetime, timezone
 import re
 
 import pytest
 
-from policy_service import ui
+from policy_service import decision_log, ui
 from policy_service.fixtures import discover
 
 from .conftest import FIXTURES_DIR
@@ -141,3 +142,17 @@ def test_masked_recipient_is_replayed_with_a_number_from_the_logged_region():
     replayable = ui.replayable_request(logged, {"facts": {"seen_by_rules": {"recipient_region": "IN"}}})
     assert replayable["send"]["to"].startswith("+91") and replayable["send"]["at"] == "x"
     assert ui.replayable_request({"send": {"to": "+5511987654321"}}, {}) == {"send": {"to": "+5511987654321"}}
+
+
+def test_decision_page_without_a_replayable_request_still_shows_the_decision(app, client):
+    """A logged request that no longer loads (e.g. written by an older schema) shows the decision, no timeline."""
+    response = {"decision_id": "old", "decision": "deny", "status": "error", "required_message_type": "template",
+                "trace": [], "error": "internal error: KeyError", "rulebook_version": "sha256:0"}
+    with app.app_context():
+        decision_log.DecisionRecord.create(
+            decision_id="old", logged_at=datetime.now(timezone.utc), send_at="", decision="deny", status="error",
+            required_message_type="template", rulebook_version="sha256:0", determining_rules="",
+            request=json.dumps({"send": {"at": "not a time"}}), response=json.dumps(response))
+    html = client.get("/ui/decisions/old").get_data(as_text=True)
+    assert '<span class="verdict" id="verdict">deny</span>' in html
+    assert "internal error: KeyError" in html and "cannot be replayed" in html and "<svg" not in html
