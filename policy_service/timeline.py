@@ -44,6 +44,9 @@ class Mark:
     title: str
     x: float
     row: int = 0
+    label_x: float = 0.0
+    anchor: str = "start"
+    opens_window: bool = True
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ class Segment:
     by_send: bool = False
     closed_by_send: bool = False
     rule: str = ""
+    label_x: float = 0.0
+    anchor: str = "start"
 
 
 @dataclass(frozen=True)
@@ -170,7 +175,10 @@ def build(messages: Sequence[Message], send_at: datetime, periods: Sequence[Peri
         lanes.append(Lane(name, title, y, rows, tuple(marks_), tuple(segments)))
         y += rows * ROW + LANE_GAP
     when = _show(send_at, zone)
-    send = Mark("send", send_at, when, f"send {when}", f"proposed send at {when}", scale.x(send_at))
+    x, label = scale.x(send_at), f"send {when}"
+    half = len(label) * CHAR / 2
+    anchor = "end" if x + half > WIDTH else "start" if x - half < 0 else "middle"
+    send = Mark("send", send_at, when, label, f"proposed send at {when}", x, label_x=x, anchor=anchor)
     return Timeline(tuple(lanes), send, scale.ticks(zone), WIDTH, y + AXIS, _zone_name(send_at),
                     _duration(window))
 
@@ -207,14 +215,16 @@ def _padded(first: datetime, last: datetime) -> tuple[datetime, datetime]:
 
 def _mark(message: Message, ignored: frozenset[str], scale: _Scale, zone: tzinfo | None) -> Mark:
     when = _show(message.at, zone)
+    x = scale.x(message.at)
     if message.direction == "inbound":
-        note = " (does not open the window)" if message.type in ignored else ""
+        counted = message.type not in ignored
+        note = "" if counted else " (does not open the window)"
         note += " from an ad" if message.referral else ""
-        return Mark("inbound", message.at, when, f"in {when}", f"inbound {message.type} at {when}{note}",
-                    scale.x(message.at))
+        return Mark("inbound", message.at, when, f"in {message.type} {when}",
+                    f"inbound {message.type} at {when}{note}", x, opens_window=counted)
     what = f"template {message.template.name} ({message.template.category})" if message.template else message.type
     failed = " (failed: not delivered)" if message.status == "failed" else ""
-    return Mark("outbound", message.at, when, f"out {when}", f"outbound {what} at {when}{failed}", scale.x(message.at))
+    return Mark("outbound", message.at, when, f"out {message.type} {when}", f"outbound {what} at {when}{failed}", x)
 
 
 def _segment(kind: str, name: str, start: datetime, end: datetime, scale: _Scale, zone: tzinfo | None,
@@ -231,16 +241,24 @@ def _segment(kind: str, name: str, start: datetime, end: datetime, scale: _Scale
 
 
 def _rows(items: list[Any]) -> list[Any]:
-    """Give each item the first row where its bar and label do not overlap an earlier one."""
+    """Place each label inside the drawing, then give each item the first row where nothing overlaps it."""
     ends: list[float] = []
     placed = []
     for item in sorted(items, key=lambda i: i.x):
-        right = item.x + max(getattr(item, "width", 0.0), len(item.label) * CHAR) + 8
-        row = next((r for r, end in enumerate(ends) if end <= item.x), len(ends))
+        width = getattr(item, "width", 0.0)
+        text = len(item.label) * CHAR
+        gap = 4 if width else 10
+        if item.x + gap + text <= WIDTH:
+            label_x, anchor, left, right = item.x + gap, "start", item.x, max(item.x + width, item.x + gap + text)
+        else:
+            # Too close to the right edge: the label ends inside the drawing instead of running off it.
+            label_x = min(item.x + width, WIDTH) - gap
+            anchor, left, right = "end", min(item.x, label_x - text), item.x + width
+        row = next((r for r, end in enumerate(ends) if end <= left), len(ends))
         if row == len(ends):
-            ends.append(right)
-        ends[row] = right
-        placed.append(replace(item, row=row))
+            ends.append(right + 8)
+        ends[row] = right + 8
+        placed.append(replace(item, row=row, label_x=round(label_x, 1), anchor=anchor))
     return placed
 
 

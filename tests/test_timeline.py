@@ -69,6 +69,16 @@ def test_periods_are_labelled_and_the_one_opened_by_the_send_is_marked():
     assert "would open with the send" in second.title
 
 
+def test_labels_near_the_right_edge_end_inside_the_drawing():
+    """A message and the send at the very end are labelled leftwards, so no label runs off the SVG."""
+    shown = timeline.build([inbound(T0), inbound(T0 + DAY, "reaction")], T0 + DAY, [], window=DAY,
+                           ignored_types=("reaction",))
+    first, last = shown.lanes[0].marks
+    assert (first.anchor, last.anchor, shown.send.anchor) == ("start", "end", "end")
+    assert last.label == "in reaction 2025-09-02 09:00" and not last.opens_window
+    assert all(m.label_x <= timeline.WIDTH for m in (first, last, shown.send))
+
+
 def test_overlapping_bars_and_labels_take_separate_rows():
     """Two periods whose bars or labels would overlap are drawn on different rows."""
     periods = [Period("conversation", c, "CBP", T0 + timedelta(minutes=i), T0 + DAY, i, "R") for i, c in
