@@ -126,7 +126,8 @@ def from_request(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngi
         with_send = replay(replace(request, history=request.history + (request.send.as_message(),)), rulebook, engine)
         after = with_send.ledger.periods
         opens = after[len(periods):]
-        closes = {i for i, (was, now) in enumerate(zip(periods, after)) if now.expires_at < was.expires_at}
+        # The ledger shortens a period in place when the send closes it (FEP-1), so indexes still match.
+        closes = {i for i, was in enumerate(periods) if after[i].expires_at < was.expires_at}
     return build(
         [m for _, m in ordered_history(request)],
         request.send.at,

@@ -15,8 +15,8 @@ from marshmallow import ValidationError
 from . import decision_log, timeline
 from .api import Policy, _flatten, decide, policy
 from .config import PROJECT_ROOT
-from .fixtures import discover, run_fixture
 from .errors import EngineError
+from .fixtures import discover, run_fixture
 from .rulebook import CONFIDENCE, PolicyVersion, Rule, Rulebook
 from .schemas import E164, DecisionRequestSchema
 

@@ -1,8 +1,8 @@
 """The reviewer pages through Flask's test client: status codes, content, escaping and error display."""
 
 import json
-from datetime import datetime, timezone
 import re
+from datetime import datetime, timezone
 
 import pytest
 
@@ -38,7 +38,8 @@ def test_rules_page_lists_every_rule_with_file_citation_and_coverage(client, rul
     html = client.get("/ui/rules").get_data(as_text=True)
     assert sorted(rule_ids(html)) == sorted(r.id for r in rulebook.rules)
     assert "rules/customer-service-window.yaml" in html
-    assert 'href="https://developers.facebook.com/documentation/business-messaging/whatsapp/messages/send-messages"' in html
+    assert 'href="https://developers.facebook.com/documentation/business-messaging/whatsapp/messages/send-messages"' \
+        in html
     assert "2022-02-01 → no end date" in html
     assert f'href="/ui/try?fixture={FIXTURE}"' in html
 
@@ -110,8 +111,9 @@ def test_decision_page_for_an_unknown_id_is_a_404_page(client):
 def test_invalid_json_shows_where_it_breaks(client):
     """A body that is not JSON is answered with the parse error's line and column."""
     response = submit(client, '{"send": ')
+    html = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert "not valid JSON" in response.get_data(as_text=True) and "line 1, column 10" in response.get_data(as_text=True)
+    assert "not valid JSON" in html and "line 1, column 10" in html
 
 
 def test_invalid_request_lists_each_field_error_escaped(client):
