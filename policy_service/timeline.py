@@ -25,7 +25,7 @@ AXIS = 40  # room for the time axis under the lanes
 CHAR = 6.6  # approximate width of one label character at the SVG's font size
 STEPS = tuple(timedelta(hours=h) for h in (1, 2, 3, 6, 12, 24, 48, 168, 720))
 MAX_TICKS = 9
-MAX_ROWS = 6  # per lane
+MAX_ROWS = 5  # labelled rows per lane; one more holds unlabelled overflow
 
 PERIOD_NAMES = {
     "conversation": "conversation",
@@ -245,8 +245,8 @@ def _segment(kind: str, name: str, start: datetime, end: datetime, scale: _Scale
 def _rows(items: list[Any]) -> list[Any]:
     """Place each label inside the drawing, then give each item the first row where nothing overlaps it.
 
-    Past MAX_ROWS rows an item goes on the row that frees up first and loses its label (its title and
-    the table under the SVG still give its times), so a long history stays a readable height.
+    Past MAX_ROWS rows an item goes, without its label, on one extra row shared by all such items (its
+    title and the table under the SVG still give its times), so a long history stays a readable height.
     """
     ends: list[float] = []
     placed = []
@@ -260,10 +260,9 @@ def _rows(items: list[Any]) -> list[Any]:
             # Too close to the right edge: the label ends inside the drawing instead of running off it.
             label_x = min(item.x + width, WIDTH) - gap
             anchor, left, right = "end", min(item.x, label_x - text), item.x + width
-        row = next((r for r, end in enumerate(ends) if end <= left), len(ends))
-        if row == MAX_ROWS:
-            row = min(range(MAX_ROWS), key=ends.__getitem__)
-            item, right = replace(item, label=""), item.x + width
+        row = next((r for r, end in enumerate(ends[:MAX_ROWS]) if end <= left), len(ends))
+        if row >= MAX_ROWS:
+            row, item = MAX_ROWS, replace(item, label="")
         if row == len(ends):
             ends.append(0.0)
         ends[row] = max(ends[row], right + 8)

@@ -99,13 +99,14 @@ def test_from_request_shows_a_conversation_the_send_would_close_as_open_at_the_s
 
 
 def test_a_long_history_keeps_each_lane_to_a_few_rows():
-    """Forty inbound messages an hour apart draw forty windows in at most MAX_ROWS rows per lane."""
+    """Forty inbound messages an hour apart draw forty windows: labelled rows, then one unlabelled row."""
     messages = [inbound(T0 + timedelta(hours=i)) for i in range(40)]
     shown = timeline.build(messages, T0 + timedelta(hours=41), [], window=DAY, ignored_types=())
     assert len(shown.lanes[0].marks) == 40 and len(shown.lanes[1].segments) == 40
-    assert shown.lanes[0].rows <= timeline.MAX_ROWS and shown.lanes[1].rows <= timeline.MAX_ROWS
+    assert shown.lanes[0].rows == shown.lanes[1].rows == timeline.MAX_ROWS + 1
     unlabelled = [s for s in shown.lanes[1].segments if not s.label]
-    assert unlabelled and all("open from" in s.title for s in unlabelled)
+    assert unlabelled and all(s.row == timeline.MAX_ROWS and "open from" in s.title for s in unlabelled)
+    assert all(s.label for s in shown.lanes[1].segments if s.row < timeline.MAX_ROWS)
 
 
 def test_positions_stay_inside_the_drawing_and_ticks_are_in_order():
