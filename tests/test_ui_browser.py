@@ -1,5 +1,6 @@
 """The reviewer pages, driven in headless Chromium: filter the rules, try a fixture, read its timeline."""
 
+import base64
 import os
 import re
 import shutil
@@ -51,7 +52,7 @@ def browser(tmp_path_factory):
     profile = tmp_path_factory.mktemp("chromium-profile")
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", f"--user-data-dir={profile}", "--window-size=1200,1600"):
+                 "--no-first-run", f"--user-data-dir={profile}", "--window-size=1200,900"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.implicitly_wait(5)
@@ -62,11 +63,12 @@ def browser(tmp_path_factory):
 
 
 def screenshot(driver, name):
-    """Save the whole page (resized to its height) under test-output/ui/."""
-    driver.set_window_size(1200, 800)  # measure at a small viewport, or the last page's height sticks
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1200, min(max(height, 800), 6000))
-    driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+    """Save the whole page, beyond the viewport, under test-output/ui/ (Chromium's DevTools capture)."""
+    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 8000), "scale": 1}
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
+                                                             "clip": clip})
+    (SCREENSHOTS / f"{name}.png").write_bytes(base64.b64decode(shot["data"]))
 
 
 def test_rules_page_filters_by_version_and_confidence(server, browser):
