@@ -84,6 +84,12 @@ def try_request():
                            result=result), 422 if errors else 200
 
 
+@bp.app_template_filter("http_url")
+def http_url(url: str) -> str:
+    """The URL if it is http(s), else "#": a citation in a rule file must never become a script link."""
+    return url if re.match(r"^https?://", url or "", re.IGNORECASE) else "#"
+
+
 def decision_view(raw_request: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
     """What the decision template needs: the response and its timeline (None if it cannot be replayed)."""
     loaded = policy()

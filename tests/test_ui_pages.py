@@ -158,3 +158,9 @@ def test_decision_page_without_a_replayable_request_still_shows_the_decision(app
     html = client.get("/ui/decisions/old").get_data(as_text=True)
     assert '<span class="verdict" id="verdict">deny</span>' in html
     assert "internal error: KeyError" in html and "cannot be replayed" in html and "<svg" not in html
+
+
+def test_only_http_citations_become_links():
+    """A citation that is not http(s) (say javascript:) is rendered as a dead link, never a script."""
+    assert ui.http_url("https://developers.facebook.com/x") == "https://developers.facebook.com/x"
+    assert ui.http_url("javascript:alert(1)") == "#" and ui.http_url("") == "#"
