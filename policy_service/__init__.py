@@ -13,7 +13,7 @@ __all__ = ["create_app"]
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the Flask app: defaults, then POLICY_* environment variables, then test overrides."""
-    from . import api, log_api, storage, webhooks
+    from . import api, log_api, storage, ui, webhooks
     from .engine import RulesEngine
     from .rulebook import load_rulebook
 
@@ -30,4 +30,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     smorest.register_blueprint(api.blp)
     smorest.register_blueprint(log_api.blp)
     smorest.register_blueprint(webhooks.blp)
+    app.register_blueprint(ui.bp)
     return app
