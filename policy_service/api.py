@@ -36,7 +36,7 @@ class PolicyApi(Api):
         """Render any HTTP error in the single JSON shape, never with a stack trace."""
         data = getattr(error, "data", None) or {}
         errors = data.get("errors") or data.get("messages") or {}
-        flat = _flatten(errors.get("json", errors) if isinstance(errors, dict) else {"_request": errors})
+        flat = flatten_errors(errors.get("json", errors) if isinstance(errors, dict) else {"_request": errors})
         message = data.get("message") or _summary(error, flat)
         payload = {"code": error.code, "status": error.name, "message": message, "errors": flat}
         return payload, error.code, data.get("headers", {})
@@ -94,17 +94,18 @@ def get_decision(decision_id: str):
     return logged
 
 
-def _flatten(errors: Any, prefix: str = "") -> dict[str, list[str]]:
+def flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested error messages as {\"send.at\": [messages]} paths."""
     flat: dict[str, list[str]] = {}
     if isinstance(errors, dict):
         for key, value in errors.items():
             path = f"{prefix}.{key}" if prefix else str(key)
-            flat.update(_flatten(value, path))
+            flat.update(flatten_errors(value, path))
     elif isinstance(errors, list) and all(isinstance(e, str) for e in errors):
         flat[prefix or "_request"] = list(errors)
     elif isinstance(errors, list):
         for index, value in enumerate(errors):
-            flat.update(_flatten(value, f"{prefix}.{index}" if prefix else str(index)))
+            flat.update(flatten_errors(value, f"{prefix}.{index}" if prefix else str(index)))
     else:
         flat[prefix or "_request"] = [str(errors)]
     return flat

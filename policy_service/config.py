@@ -9,6 +9,8 @@ class Config:
     """Settings the app factory loads before the environment and test overrides."""
 
     RULES_DIR = str(PROJECT_ROOT / "rules")
+    # Fixture histories the reviewer pages offer and count toward rule coverage.
+    FIXTURES_DIR = str(PROJECT_ROOT / "fixtures")
     # None means a SQLite file in the Flask instance folder (the embedded default).
     DATABASE_URL = None
     # Phone numbers in the decision log keep only their calling code (and NANP area code) unless false.

@@ -12,9 +12,8 @@ import yaml
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
-from . import decision_log, timeline
-from .api import Policy, _flatten, decide, policy
-from .config import PROJECT_ROOT
+from . import coverage, decision_log, timeline
+from .api import Policy, decide, flatten_errors, policy
 from .errors import EngineError
 from .fixtures import discover, run_fixture
 from .rulebook import CONFIDENCE, PolicyVersion, Rule, Rulebook
@@ -107,12 +106,8 @@ def fixture_coverage(loaded: Policy, directory: str) -> dict[str, tuple[str, ...
     """Rule id -> names of the fixtures whose decision trace names it (computed once per rulebook)."""
     key = ("coverage", loaded.rulebook.version, directory)
     if key not in _CACHE:
-        covering: dict[str, list[str]] = {}
-        for fixture in discover([directory]):
-            result = run_fixture(fixture, rulebook=loaded.rulebook, engine=loaded.engine)
-            for rule_id in dict.fromkeys(result.fired):
-                covering.setdefault(rule_id, []).append(fixture.name)
-        _CACHE[key] = {rule_id: tuple(names) for rule_id, names in covering.items()}
+        results = (run_fixture(f, rulebook=loaded.rulebook, engine=loaded.engine) for f in discover([directory]))
+        _CACHE[key] = coverage.measure(loaded.rulebook, results).covering
     return _CACHE[key]
 
 
@@ -143,7 +138,7 @@ def _parse(text: str) -> tuple[dict[str, list[str]], Any, Any]:
     try:
         return {}, raw, DecisionRequestSchema().load(raw)
     except ValidationError as error:
-        return _flatten(error.messages), raw, None
+        return flatten_errors(error.messages), raw, None
 
 
 def replayable_request(raw: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
@@ -163,4 +158,4 @@ def _is_number(value: Any) -> bool:
 
 
 def _fixtures_dir() -> str:
-    return str(current_app.config.get("FIXTURES_DIR") or PROJECT_ROOT / "fixtures")
+    return str(current_app.config["FIXTURES_DIR"])
