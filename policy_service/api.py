@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,12 +10,21 @@ from flask import current_app, request
 from flask_smorest import Api, Blueprint, abort
 from werkzeug.exceptions import HTTPException
 
-from . import decision_log
+from . import decision_log, logs, metrics
 from .engine import RulesEngine
 from .evaluate import evaluate
 from .messages import DecisionRequest
 from .rulebook import Rulebook
-from .schemas import DecisionRequestSchema, DecisionResponseSchema, ErrorSchema
+from .schemas import (
+    DECISION_REQUEST_EXAMPLE,
+    DECISION_RESPONSE_EXAMPLE,
+    ERROR_EXAMPLE,
+    BatchRequestSchema,
+    BatchResponseSchema,
+    DecisionRequestSchema,
+    DecisionResponseSchema,
+    ErrorSchema,
+)
 
 blp = Blueprint("decisions", __name__, url_prefix="/v1", description="Decide whether a WhatsApp send is allowed")
 
@@ -48,21 +58,43 @@ def policy() -> Policy:
 
 
 @blp.route("/decisions", methods=["POST"])
-@blp.arguments(DecisionRequestSchema, error_status_code=422)
-@blp.alt_response(200, schema=DecisionResponseSchema, success=True, description="The decision")
+@blp.arguments(DecisionRequestSchema, error_status_code=422, example=DECISION_REQUEST_EXAMPLE)
+@blp.alt_response(200, schema=DecisionResponseSchema, success=True, description="The decision",
+                  example=DECISION_RESPONSE_EXAMPLE)
 @blp.alt_response(400, schema=ErrorSchema, description="Malformed JSON")
+@blp.alt_response(422, schema=ErrorSchema, description="Invalid request, by field path", example=ERROR_EXAMPLE)
 def create_decision(proposal: DecisionRequest):
     """Decide a proposed send: allow or deny, the required message type, the charge, and why."""
     return decide(proposal, request.get_json())
 
 
+@blp.route("/decisions/batch", methods=["POST"])
+@blp.arguments(BatchRequestSchema, error_status_code=422,
+               example={"requests": [DECISION_REQUEST_EXAMPLE, DECISION_REQUEST_EXAMPLE]})
+@blp.alt_response(200, schema=BatchResponseSchema, success=True, description="The decisions, in request order")
+@blp.alt_response(400, schema=ErrorSchema, description="Malformed JSON")
+@blp.alt_response(422, schema=ErrorSchema, description="Invalid request; paths start requests.<index>")
+def create_decisions(batch: dict[str, list[DecisionRequest]]):
+    """Decide several proposed sends; each is evaluated and logged exactly as POST /v1/decisions would."""
+    proposals = batch["requests"]
+    limit = current_app.config["MAX_BATCH_SIZE"]
+    if len(proposals) > limit:
+        abort(422, message=f"invalid request: requests: at most {limit} requests per batch",
+              errors={"requests": [f"at most {limit} requests per batch, got {len(proposals)}"]})
+    raw = request.get_json()["requests"]
+    return {"decisions": [decide(proposal, raw[index]) for index, proposal in enumerate(proposals)]}
+
+
 def decide(proposal: DecisionRequest, raw: dict[str, Any]) -> dict[str, Any]:
     """Evaluate one validated request, log it, and return the response body."""
+    started = time.perf_counter()
     loaded = policy()
     decision = evaluate(proposal, rulebook=loaded.rulebook, engine=loaded.engine)
     body = DecisionResponseSchema().dump(decision)
     # Logged before returning, so every decision_id a client sees is already in the log.
     decision_log.record(decision, raw, body, mask=current_app.config["MASK_PHONE_NUMBERS"])
+    metrics.count_decision(decision)
+    logs.log_decision(decision, time.perf_counter() - started)
     return body
 
 
