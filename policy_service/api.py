@@ -49,7 +49,9 @@ class PolicyApi(Api):
         flat = _flatten(errors.get("json", errors) if isinstance(errors, dict) else {"_request": errors})
         message = data.get("message") or _summary(error, flat)
         payload = {"code": error.code, "status": error.name, "message": message, "errors": flat}
-        return payload, error.code, data.get("headers", {})
+        # Keep the error's own headers (Allow on a 405, WWW-Authenticate on a 401), not its HTML type.
+        headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
+        return payload, error.code, {**headers, **(data.get("headers") or {})}
 
 
 def policy() -> Policy:
