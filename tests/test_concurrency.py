@@ -16,46 +16,48 @@ def test_threads_in_process(tmp_path, example_request):
     """8 threads share one app: 2,000 decisions, none failed, every returned decision_id is in the log."""
     database = tmp_path / "log.sqlite3"
     app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{database}"})
-    per_thread = 250
-    deadline = time.monotonic() + TIME_LIMIT
 
-    def run(_):
+    def poster():
         client = app.test_client()
-        answers = []
-        for _ in range(per_thread):
-            if time.monotonic() > deadline:
-                break
+
+        def post():
             response = client.post("/v1/decisions", json=example_request)
-            answers.append((response.status_code, response.get_json()))
-        return answers
+            return response.status_code, response.get_json()
 
-    with ThreadPoolExecutor(max_workers=THREADS) as pool:
-        answers = [answer for chunk in pool.map(run, range(THREADS)) for answer in chunk]
+        return post
 
-    assert len(answers) == THREADS * per_thread
+    answers = _hammer(poster, per_thread=250)
+    assert len(answers) == THREADS * 250
     _assert_all_decided_and_logged(answers, database)
 
 
 def test_worker_processes(gunicorn_server, example_request):
     """8 client threads against 2 gunicorn workers: 1,200 decisions, none failed, every one in the log."""
-    per_thread = 150
+    url = f"{gunicorn_server.url}/v1/decisions"
+
+    def poster():
+        # gunicorn's sync workers close every connection, so a session would reuse nothing.
+        def post():
+            response = requests.post(url, json=example_request, timeout=30)
+            return response.status_code, response.json()
+
+        return post
+
+    answers = _hammer(poster, per_thread=150)
+    assert len(answers) == THREADS * 150
+    _assert_all_decided_and_logged(answers, gunicorn_server.database)
+
+
+def _hammer(poster, *, per_thread: int) -> list[tuple[int, dict]]:
+    """Each of THREADS threads makes its own poster and calls it per_thread times, stopping at TIME_LIMIT."""
     deadline = time.monotonic() + TIME_LIMIT
 
     def run(_):
-        answers = []
-        with requests.Session() as session:
-            for _ in range(per_thread):
-                if time.monotonic() > deadline:
-                    break
-                response = session.post(f"{gunicorn_server.url}/v1/decisions", json=example_request, timeout=30)
-                answers.append((response.status_code, response.json()))
-        return answers
+        post = poster()
+        return [post() for _ in range(per_thread) if time.monotonic() < deadline]
 
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
-        answers = [answer for chunk in pool.map(run, range(THREADS)) for answer in chunk]
-
-    assert len(answers) == THREADS * per_thread
-    _assert_all_decided_and_logged(answers, gunicorn_server.database)
+        return [answer for chunk in pool.map(run, range(THREADS)) for answer in chunk]
 
 
 def _assert_all_decided_and_logged(answers, database):
