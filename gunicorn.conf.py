@@ -19,6 +19,8 @@ keepalive = 5
 # The engine survives fork (tests/test_serving.py proves it), so rules load once, in the master.
 preload_app = os.environ.get("POLICY_PRELOAD", "true").lower() not in ("0", "false", "no")
 limit_request_line = 8190
+# gunicorn 27's control socket sits at one path per user, so two instances on a host would collide.
+control_socket_disable = True
 accesslog = "-"
 errorlog = "-"
 access_log_format = (
