@@ -6,8 +6,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import flask
 from flask import current_app, request
 from flask_smorest import Api, Blueprint, abort
+from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
 from . import decision_log, logs, metrics
@@ -26,7 +28,19 @@ from .schemas import (
     ErrorSchema,
 )
 
+
+class JsonBodyParser(FlaskParser):
+    """webargs' Flask parser that also refuses JSON nested too deeply for Python's parser (400, not 500)."""
+
+    def _raw_load_json(self, req: flask.Request) -> Any:
+        try:
+            return super()._raw_load_json(req)
+        except RecursionError as error:
+            self._handle_invalid_json_error(error, req)
+
+
 blp = Blueprint("decisions", __name__, url_prefix="/v1", description="Decide whether a WhatsApp send is allowed")
+blp.ARGUMENTS_PARSER = JsonBodyParser()
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,9 @@ from .rulebook import Rulebook
 # The C extension's state is process-global, so one lock must guard every engine instance.
 _ENGINE_LOCK = threading.Lock()
 _ENGINE_NUMBERS = itertools.count(1)
+# A fact no rule matches leaves a state that delete_state frees twice (the process aborts) and
+# that cannot be kept either (1,024 states per ruleset), so one internal rule matches every fact.
+_ALWAYS = "__always_matches"
 
 
 class _QuietHost(durable.Host):
@@ -43,6 +46,7 @@ class RulesEngine:
         definition: dict[str, Any] = {}
         for rule_id, compiled in rulebook.durable_ruleset().items():
             definition[rule_id] = {**compiled, "run": self._recorder(rule_id, action)}
+        definition[_ALWAYS] = {"all": [{"m": {_ALWAYS: 1}}], "pri": 2**30, "run": lambda _closure: None}
         try:
             with _ENGINE_LOCK:
                 self._host.set_rulesets({self.ruleset: definition})
@@ -55,7 +59,7 @@ class RulesEngine:
             sid = str(next(self._sids))
             self._fired = []
             try:
-                state = self._host.assert_fact(self.ruleset, {**facts, "sid": sid})
+                state = self._host.assert_fact(self.ruleset, {**facts, _ALWAYS: 1, "sid": sid})
                 if isinstance(state, dict) and state.get("exception"):
                     raise EngineError(f"a rule action failed: {state['exception']}")
                 return tuple(self._fired)

@@ -20,7 +20,7 @@ templates = st.fixed_dictionaries({
     "category": st.sampled_from(("marketing", "utility", "authentication")),
     "status": st.sampled_from(("APPROVED", "APPROVED", "PAUSED", "REJECTED")),
 })
-send_times = st.datetimes(min_value=datetime(2022, 3, 1), max_value=datetime(2026, 12, 31),
+send_times = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2026, 12, 31),
                           timezones=st.just(timezone.utc))
 contexts = st.fixed_dictionaries({}, optional={
     "opted_in": st.booleans(),

@@ -110,3 +110,19 @@ def test_method_not_allowed_names_the_allowed_methods(client):
     response = client.delete("/v1/decisions")
     assert_error_shape(response, 405)
     assert "POST" in response.headers["Allow"]
+
+
+@pytest.mark.parametrize("path", ["/v1/decisions", "/v1/decisions/batch"])
+def test_deeply_nested_json_is_a_400(client, path):
+    """JSON nested deeper than Python's parser goes is refused as invalid JSON, not a 500."""
+    body = b"[" * 5_000 + b"]" * 5_000
+    assert_error_shape(client.post(path, data=body, content_type="application/json"), 400)
+
+
+def test_sends_before_any_policy_version_are_answered(client, example_request):
+    """A send (and history) dated before every rule is a not_applicable deny; the process survives it."""
+    old = {"send": {"at": "1970-01-01T00:00:00+00:00", "to": "+5511987654321", "type": "text"},
+           "history": [{"direction": "outbound", "at": "1969-12-31T00:00:00+00:00", "type": "text"}]}
+    body = client.post("/v1/decisions", json=old).get_json()
+    assert (body["decision"], body["status"]) == ("deny", "not_applicable")
+    assert client.post("/v1/decisions", json=example_request).get_json()["decision"] == "allow"
