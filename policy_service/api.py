@@ -26,6 +26,7 @@ from .schemas import (
     DecisionRequestSchema,
     DecisionResponseSchema,
     ErrorSchema,
+    LoggedDecisionSchema,
 )
 
 
@@ -115,7 +116,7 @@ def decide(proposal: DecisionRequest, raw: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/decisions/<string:decision_id>", methods=["GET"])
-@blp.response(200)
+@blp.response(200, LoggedDecisionSchema)
 @blp.alt_response(404, schema=ErrorSchema, description="No decision with this id")
 def get_decision(decision_id: str):
     """A logged decision, as it was returned, with the (masked) request."""

@@ -239,6 +239,16 @@ class BatchResponseSchema(Schema):
     decisions = fields.List(fields.Nested(DecisionResponseSchema))
 
 
+class LoggedDecisionSchema(Schema):
+    """GET /v1/decisions/{decision_id}: a decision as it was returned, with its request, from the log."""
+
+    decision_id = fields.String()
+    logged_at = fields.String(metadata={"description": "when it was logged (ISO 8601)"})
+    masked = fields.Boolean(metadata={"description": "phone numbers in request and response were masked"})
+    request = fields.Dict(metadata={"description": "the request as received (masked)"})
+    response = fields.Dict(metadata={"description": "the response as returned (masked)"})
+
+
 class HealthSchema(Schema):
     """GET /healthz: the process is alive."""
 

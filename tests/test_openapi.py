@@ -86,8 +86,10 @@ def test_spec_generates_a_working_client(app, spec, tmp_path, example_request):
         assert (decided.decision, decided.status, decided.required_message_type) == ("allow", "decided", "any")
         assert decided.determining_rules == DECISION_RESPONSE_EXAMPLE["determining_rules"]
 
-        logged = get.sync_detailed(client=client, decision_id=decided.decision_id)
-        assert logged.status_code == 200
+        logged = get.sync(client=client, decision_id=decided.decision_id)
+        assert isinstance(logged, models.LoggedDecision)
+        assert logged.decision_id == decided.decision_id
+        assert logged.response["decision"] == "allow"
 
         refused = post.sync(client=client, body=models.DecisionRequest.from_dict(
             {**example_request, "send": {**example_request["send"], "to": "0"}}))

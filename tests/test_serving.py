@@ -8,7 +8,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
+from policy_service import decision_log
+
 from .conftest import RULES_DIR, start_gunicorn, stop_gunicorn
+
+
+def test_app_factory_leaves_no_database_connection_to_inherit(app):
+    """After create_app (what --preload runs in the master) the decision log has no open connection to fork."""
+    assert decision_log.database_proxy.obj.is_closed()
 
 
 def test_preloaded_engine_decides_in_every_forked_worker(gunicorn_server, example_request):
