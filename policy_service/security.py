@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 from apispec import APISpec
 from flask import Flask, Response, current_app, request
@@ -15,6 +16,7 @@ SECURITY_SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API key as a bearer token"},
     "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
 }
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -40,7 +42,13 @@ def document(spec: APISpec) -> None:
 def key_hashes(setting: list[str] | str) -> tuple[str, ...]:
     """The configured digests as lowercase hex, from a list or a comma-separated string."""
     items = setting.split(",") if isinstance(setting, str) else setting
-    return tuple(item.strip().lower() for item in items if item.strip())
+    hashes = tuple(item.strip().lower() for item in items if item.strip())
+    # A plain key configured by mistake would lock every client out without a word; refuse to start.
+    malformed = [index for index, digest in enumerate(hashes) if not SHA256_HEX.fullmatch(digest)]
+    if malformed:
+        raise ValueError(f"API_KEY_HASHES items {malformed} are not sha256 hex digests (64 hex characters); "
+                         "configure the digest of each key, e.g. printf %s \"$KEY\" | sha256sum")
+    return hashes
 
 
 def hash_key(key: str) -> str:

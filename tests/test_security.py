@@ -21,9 +21,16 @@ def locked(tmp_path):
 
 def test_keys_are_configured_as_digests():
     """Digests are read from a list or a comma-separated string, trimmed and lowercased."""
-    assert key_hashes(" AB12 ,cd34,") == ("ab12", "cd34")
-    assert key_hashes(["EF56"]) == ("ef56",)
+    first, second = hash_key(KEYS[0]), hash_key(KEYS[1])
+    assert key_hashes(f" {first.upper()} ,{second},") == (first, second)
+    assert key_hashes([first]) == (first,)
     assert key_hashes([]) == ()
+
+
+def test_a_plain_key_in_the_configuration_is_refused():
+    """A value that is not a sha256 hex digest stops the app from starting, naming its position."""
+    with pytest.raises(ValueError, match=r"items \[1\] are not sha256 hex digests"):
+        key_hashes([hash_key(KEYS[0]), KEYS[1]])
 
 
 def test_without_configured_keys_the_api_is_open(client, example_request):
