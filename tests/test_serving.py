@@ -1,16 +1,40 @@
 """gunicorn with gunicorn.conf.py: the engine loaded before fork decides in every worker, and SIGHUP reloads rules."""
 
+import runpy
 import shutil
 import signal
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 
 from policy_service import decision_log
 
-from .conftest import RULES_DIR, start_gunicorn, stop_gunicorn
+from .conftest import ROOT, RULES_DIR, start_gunicorn, stop_gunicorn
+
+
+@pytest.mark.parametrize(("env", "workers"), [
+    ({"WEB_CONCURRENCY": "3"}, 3),
+    ({"WEB_CONCURRENCY": "3", "POLICY_WORKERS": "5"}, 5),
+])
+def test_config_reads_workers_port_and_preload_from_the_environment(monkeypatch, env, workers):
+    """gunicorn.conf.py takes workers from POLICY_WORKERS, else WEB_CONCURRENCY; bind from PORT; preload by default."""
+    for name in ("WEB_CONCURRENCY", "POLICY_WORKERS", "POLICY_PRELOAD", "HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PORT", "5123")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert (config["workers"], config["bind"], config["preload_app"]) == (workers, "0.0.0.0:5123", True)
+    monkeypatch.setenv("POLICY_PRELOAD", "false")
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["preload_app"] is False
+
+
+def test_procfile_runs_gunicorn_with_the_config():
+    """The Procfile's web process is gunicorn with gunicorn.conf.py and the app factory."""
+    assert (ROOT / "Procfile").read_text().strip() == 'web: gunicorn -c gunicorn.conf.py "policy_service:create_app()"'
 
 
 def test_app_factory_leaves_no_database_connection_to_inherit(app):
