@@ -13,9 +13,9 @@ import pytest
 import requests
 
 from policy_service import create_app
-from policy_service.schemas import DECISION_REQUEST_EXAMPLE
 from policy_service.engine import RulesEngine
 from policy_service.rulebook import load_rulebook
+from policy_service.schemas import DECISION_REQUEST_EXAMPLE
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES_DIR = ROOT / "rules"

@@ -1,4 +1,4 @@
-"""Properties of evaluation over generated requests: deterministic, blind to history order, never a free-form send outside the window."""
+"""Evaluation of generated requests is deterministic, blind to history order, and never allows free-form off-window."""
 
 from datetime import datetime, timedelta, timezone
 
@@ -48,7 +48,7 @@ def messages(draw, minutes_before: int, *, earliest_inbound: int = 0):
 
 @st.composite
 def requests(draw, *, send_type=None, earliest_inbound: int = 0):
-    """A valid decision request: a send, up to 12 history messages at distinct times in the 10 days before, a context."""
+    """A valid request: a send, up to 12 history messages at distinct times in the 10 days before it, a context."""
     at = draw(send_times)
     kind = send_type or draw(st.sampled_from(("template", *FREE_FORM)))
     send = {"at": at.isoformat(), "to": draw(st.sampled_from(NUMBERS)), "type": kind}
