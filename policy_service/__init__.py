@@ -13,7 +13,7 @@ __all__ = ["create_app"]
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the Flask app: defaults, then POLICY_* environment variables, then test overrides."""
-    from . import api, log_api, storage, ui, webhooks
+    from . import api, log_api, logs, metrics, operations, security, storage, ui, webhooks
     from .engine import RulesEngine
     from .rulebook import load_rulebook
 
@@ -23,12 +23,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
 
+    logs.init_app(app)
     rulebook = load_rulebook(app.config["RULES_DIR"])
     app.extensions["policy_service"] = api.Policy(rulebook, RulesEngine(rulebook))
     storage.init_app(app)
+    # Metrics first: its timer must start before an API key check can end the request.
+    metrics.init_app(app)
+    security.init_app(app)
     smorest = api.PolicyApi(app)
+    security.document(smorest.spec)
     smorest.register_blueprint(api.blp)
     smorest.register_blueprint(log_api.blp)
     smorest.register_blueprint(webhooks.blp)
+    smorest.register_blueprint(operations.blp)
     app.register_blueprint(ui.bp)
     return app

@@ -2,21 +2,47 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+import flask
 from flask import current_app, request
 from flask_smorest import Api, Blueprint, abort
+from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
-from . import decision_log, histories
+from . import decision_log, histories, logs, metrics
 from .engine import RulesEngine
 from .evaluate import evaluate
 from .messages import DecisionRequest
 from .rulebook import Rulebook
-from .schemas import DecisionRequestSchema, DecisionResponseSchema, ErrorSchema, ExplainSchema
+from .schemas import (
+    DECISION_REQUEST_EXAMPLE,
+    DECISION_RESPONSE_EXAMPLE,
+    ERROR_EXAMPLE,
+    BatchRequestSchema,
+    BatchResponseSchema,
+    DecisionRequestSchema,
+    DecisionResponseSchema,
+    ErrorSchema,
+    ExplainSchema,
+    LoggedDecisionSchema,
+)
+
+
+class JsonBodyParser(FlaskParser):
+    """webargs' Flask parser that also refuses JSON nested too deeply for Python's parser (400, not 500)."""
+
+    def _raw_load_json(self, req: flask.Request) -> Any:
+        try:
+            return super()._raw_load_json(req)
+        except RecursionError as error:
+            self._handle_invalid_json_error(error, req)
+
 
 blp = Blueprint("decisions", __name__, url_prefix="/v1", description="Decide whether a WhatsApp send is allowed")
+blp.ARGUMENTS_PARSER = JsonBodyParser()
 
 
 @dataclass(frozen=True)
@@ -39,7 +65,9 @@ class PolicyApi(Api):
         flat = flatten_errors(errors.get("json", errors) if isinstance(errors, dict) else {"_request": errors})
         message = data.get("message") or _summary(error, flat)
         payload = {"code": error.code, "status": error.name, "message": message, "errors": flat}
-        return payload, error.code, data.get("headers", {})
+        # Keep the error's own headers (Allow on a 405, WWW-Authenticate on a 401), not its HTML type.
+        headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
+        return payload, error.code, {**headers, **(data.get("headers") or {})}
 
 
 def policy() -> Policy:
@@ -48,17 +76,37 @@ def policy() -> Policy:
 
 
 @blp.route("/decisions", methods=["POST"])
-@blp.arguments(DecisionRequestSchema, error_status_code=422)
+@blp.arguments(DecisionRequestSchema, error_status_code=422, example=DECISION_REQUEST_EXAMPLE)
 @blp.arguments(ExplainSchema, location="query", error_status_code=422)
-@blp.alt_response(200, schema=DecisionResponseSchema, success=True, description="The decision")
+@blp.alt_response(200, schema=DecisionResponseSchema, success=True, description="The decision",
+                  example=DECISION_RESPONSE_EXAMPLE)
 @blp.alt_response(400, schema=ErrorSchema, description="Malformed JSON")
+@blp.alt_response(422, schema=ErrorSchema, description="Invalid request, by field path", example=ERROR_EXAMPLE)
 def create_decision(proposal: DecisionRequest, query: dict[str, Any]):
     """Decide a proposed send: allow or deny, the required message type, the charge, and why."""
     return decide(proposal, request.get_json(), explain_why_not=query.get("explain") == "full")
 
 
+@blp.route("/decisions/batch", methods=["POST"])
+@blp.arguments(BatchRequestSchema, error_status_code=422,
+               example={"requests": [DECISION_REQUEST_EXAMPLE, DECISION_REQUEST_EXAMPLE]})
+@blp.alt_response(200, schema=BatchResponseSchema, success=True, description="The decisions, in request order")
+@blp.alt_response(400, schema=ErrorSchema, description="Malformed JSON")
+@blp.alt_response(422, schema=ErrorSchema, description="Invalid request; paths start requests.<index>")
+def create_decisions(batch: dict[str, list[DecisionRequest]]):
+    """Decide several proposed sends; each is evaluated and logged exactly as POST /v1/decisions would."""
+    proposals = batch["requests"]
+    limit = current_app.config["MAX_BATCH_SIZE"]
+    if len(proposals) > limit:
+        abort(422, message=f"invalid request: requests: at most {limit} requests per batch",
+              errors={"requests": [f"at most {limit} requests per batch, got {len(proposals)}"]})
+    raw = request.get_json()["requests"]
+    return {"decisions": [decide(proposal, raw[index]) for index, proposal in enumerate(proposals)]}
+
+
 def decide(proposal: DecisionRequest, raw: dict[str, Any], *, explain_why_not: bool = False) -> dict[str, Any]:
     """Evaluate one validated request, log it, and return the response body."""
+    started = time.perf_counter()
     loaded = policy()
     source = None
     if "history_ref" in raw:
@@ -69,6 +117,8 @@ def decide(proposal: DecisionRequest, raw: dict[str, Any], *, explain_why_not: b
         body["history_source"] = source
     # Logged before returning, so every decision_id a client sees is already in the log.
     decision_log.record(decision, raw, body, mask=current_app.config["MASK_PHONE_NUMBERS"])
+    metrics.count_decision(decision)
+    logs.log_decision(decision, time.perf_counter() - started)
     return body
 
 
@@ -84,7 +134,7 @@ def _resolve_history(proposal: DecisionRequest,
 
 
 @blp.route("/decisions/<string:decision_id>", methods=["GET"])
-@blp.response(200)
+@blp.response(200, LoggedDecisionSchema)
 @blp.alt_response(404, schema=ErrorSchema, description="No decision with this id")
 def get_decision(decision_id: str):
     """A logged decision, as it was returned, with the (masked) request."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -29,12 +31,21 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 def serve(host: str, port: int) -> None:
-    """Run the service locally (the Procfile runs gunicorn for production)."""
+    """Run the service locally (the Procfile runs gunicorn for production); SIGHUP reloads the rules."""
     from werkzeug.serving import run_simple
 
     from . import create_app
+    from .operations import ReloadFailed, reload_rules
 
-    run_simple(host, port, create_app(), threaded=True)
+    app = create_app()
+
+    def reload_on_hangup(_signum: int, _frame: object) -> None:
+        # reload_rules has logged the reason; the previous rules stay active.
+        with contextlib.suppress(ReloadFailed):
+            reload_rules(app)
+
+    signal.signal(signal.SIGHUP, reload_on_hangup)
+    run_simple(host, port, app, threaded=True)
 
 
 @main.command()

@@ -19,6 +19,13 @@ class Config:
     WHATSAPP_APP_SECRET = None
     # The token Meta echoes when subscribing the webhook; without it every subscription is refused.
     WHATSAPP_VERIFY_TOKEN = None
+    # sha256 hex digests of the accepted API keys (a list, or one comma-separated string);
+    # empty means the API is open. Generate one with: printf %s "$KEY" | sha256sum
+    API_KEY_HASHES: list[str] | str = []
+    # A request body larger than this is refused with 413 before it is parsed.
+    MAX_CONTENT_LENGTH = 4 * 1024 * 1024
+    MAX_BATCH_SIZE = 100
+    LOG_LEVEL = "INFO"
     API_TITLE = "policy-service"
     API_VERSION = "v1"
     OPENAPI_VERSION = "3.0.3"

@@ -21,6 +21,8 @@ TEMPLATE_STATUSES = ("APPROVED", "PAUSED", "DISABLED", "REJECTED", "PENDING", "P
 DELIVERY_STATUSES = ("sent", "delivered", "read", "failed")
 E164 = r"^\+[1-9][0-9]{6,14}$"
 MAX_HISTORY = 10_000
+# The hard ceiling of a batch; MAX_BATCH_SIZE in the configuration may lower it.
+MAX_BATCH = 1_000
 
 
 def _strict_bool(**kwargs: Any) -> fields.Boolean:
@@ -153,7 +155,8 @@ class DecisionRequestSchema(Schema):
     """POST /v1/decisions: a proposed send and the history before it (inline, or a stored history_ref)."""
 
     send = fields.Nested(SendSchema, required=True)
-    history = fields.List(fields.Nested(MessageSchema), validate=validate.Length(max=MAX_HISTORY))
+    history = fields.List(fields.Nested(MessageSchema), validate=validate.Length(max=MAX_HISTORY, error=(
+        "at most {max} messages; send only the recent history (older events cannot change the decision)")))
     history_ref = fields.Nested(HistoryRefSchema, metadata={"description": "use the history stored from webhooks"})
     context = fields.Nested(ContextSchema, load_default=dict)
 
@@ -264,3 +267,93 @@ class ErrorSchema(Schema):
     message = fields.String()
     errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
 
+
+
+class BatchRequestSchema(Schema):
+    """POST /v1/decisions/batch: several decision requests, answered in order."""
+
+    requests = fields.List(fields.Nested(DecisionRequestSchema), required=True,
+                           validate=validate.Length(min=1, max=MAX_BATCH))
+
+
+class BatchResponseSchema(Schema):
+    """The decisions of a batch, in the order of its requests."""
+
+    decisions = fields.List(fields.Nested(DecisionResponseSchema))
+
+
+class LoggedDecisionSchema(Schema):
+    """GET /v1/decisions/{decision_id}: a decision as it was returned, with its request, from the log."""
+
+    decision_id = fields.String()
+    logged_at = fields.String(metadata={"description": "when it was logged (ISO 8601)"})
+    decision = fields.String()
+    status = fields.String()
+    rulebook_version = fields.String()
+    policy_version = fields.String(allow_none=True)
+    determining_rules = fields.List(fields.String())
+    recipient_region = fields.String(metadata={"description": "the recipient's region, kept unmasked for replay"})
+    masked = fields.Boolean(metadata={"description": "phone numbers in request and response were masked"})
+    request = fields.Dict(metadata={"description": "the request as received (masked)"})
+    response = fields.Dict(metadata={"description": "the response as returned (masked)"})
+
+
+class HealthSchema(Schema):
+    """GET /healthz: the process is alive."""
+
+    status = fields.String(metadata={"description": "always ok"})
+
+
+class ReadinessSchema(Schema):
+    """GET /readyz: rules loaded and the decision log reachable."""
+
+    status = fields.String(metadata={"description": "ready"})
+    rulebook_version = fields.String()
+    rules = fields.Integer(metadata={"description": "number of rules loaded"})
+    database = fields.String(metadata={"description": "ok"})
+    last_reload_error = fields.String(allow_none=True,
+                                      metadata={"description": "why the last reload failed, if it did"})
+
+
+class ReloadSchema(Schema):
+    """POST /v1/admin/reload-rules: the rule set now active in this process."""
+
+    rulebook_version = fields.String()
+    previous_rulebook_version = fields.String()
+    rules = fields.Integer()
+
+
+DECISION_REQUEST_EXAMPLE = {
+    "send": {"at": "2025-08-12T12:00:00+00:00", "to": "+5511987654321", "type": "template",
+             "template": {"name": "order_update", "language": "en", "category": "utility", "status": "APPROVED"}},
+    "history": [{"direction": "inbound", "at": "2025-08-12T09:00:00+00:00", "type": "text"}],
+}
+DECISION_RESPONSE_EXAMPLE = {
+    "decision_id": "00f33eb0fa4f4ed48589f83813e5f685",
+    "decision": "allow",
+    "status": "decided",
+    "required_message_type": "any",
+    "charge": {"billable": False, "pricing_model": "PMP", "category": "utility", "type": "free_customer_service",
+               "opens_conversation": False, "conversation_expires_at": None, "rule": "PMP-3"},
+    "policy_version": "V3",
+    "rulebook_version": "sha256:0123456789abcdef",
+    "determining_rules": ["CSW-2.open", "TPL-1.approved", "PMP-3"],
+    "error_codes": [],
+    "error": None,
+    "trace": [{
+        "rule": "CSW-2.open", "title": "Inside the customer service window any message type may be sent",
+        "effect": "allow, any message type",
+        "citation": "https://developers.facebook.com/documentation/business-messaging/whatsapp/messages/send-messages",
+        "confidence": "C", "determining": True, "defaults": [], "note": None,
+        "because": "The user last wrote at 2025-08-12T09:00:00+00:00, so the window is open until "
+                   "2025-08-13T09:00:00+00:00 and the send at 2025-08-12T12:00:00+00:00 falls inside it.",
+    }],
+    "why_not": [],
+    "facts": {"seen_by_rules": {"csw_open": True, "send_is_template": True}, "times_and_names": {},
+              "defaults_used": ["opted_in"], "open_periods": []},
+}
+ERROR_EXAMPLE = {
+    "code": 422, "status": "Unprocessable Entity",
+    "message": "invalid request: send.to: must be an E.164 number like +14155550100",
+    "errors": {"send.to": ["must be an E.164 number like +14155550100"]},
+}

@@ -1,14 +1,22 @@
-"""Shared fixtures: the real rulebook and engine, and an app on SQLite (and PostgreSQL when configured)."""
+"""Shared fixtures: rulebook and engine, an app on SQLite (and PostgreSQL if configured), a gunicorn on loopback."""
 
+import copy
 import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
 from playhouse.db_url import connect
 
 from policy_service import create_app, storage
 from policy_service.engine import RulesEngine
 from policy_service.rulebook import load_rulebook
+from policy_service.schemas import DECISION_REQUEST_EXAMPLE
 
 from .meta_payloads import APP_SECRET, VERIFY_TOKEN
 
@@ -53,3 +61,90 @@ def app(database_url):
 def client(app):
     return app.test_client()
 DATA_DIR = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture
+def example_request():
+    """The documented example request: a utility template inside an open window (allowed)."""
+    return copy.deepcopy(DECISION_REQUEST_EXAMPLE)
+
+
+def assert_error_shape(response, status: int) -> dict:
+    """The response is the one JSON error shape {code, status, message, errors} with this status."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {"code", "status", "message", "errors"}, body
+    assert body["code"] == status
+    assert isinstance(body["message"], str) and body["message"]
+    assert all(isinstance(v, list) for v in body["errors"].values())
+    assert "Traceback" not in response.get_data(as_text=True)
+    return body
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Server:
+    """A gunicorn master serving the app on loopback, with its decision log and metrics directory."""
+
+    process: subprocess.Popen
+    url: str
+    database: Path
+    metrics_dir: Path
+    log: Path
+
+    def pids(self) -> set[int]:
+        """Process ids that wrote Prometheus samples (each worker writes its own files)."""
+        return {int(path.stem.rsplit("_", 1)[1]) for path in self.metrics_dir.glob("*.db")}
+
+
+def start_gunicorn(directory: Path, *, workers: int = 2, preload: bool = True, env: dict | None = None) -> Server:
+    """Start gunicorn with gunicorn.conf.py on 127.0.0.1 and wait (at most 60 s) until /readyz answers 200."""
+    port = free_port()
+    database = directory / "log.sqlite3"
+    metrics_dir = directory / "prometheus"
+    log = directory / "gunicorn.log"
+    environment = {
+        **os.environ, "HOST": "127.0.0.1", "PORT": str(port), "POLICY_WORKERS": str(workers),
+        "POLICY_PRELOAD": "true" if preload else "false", "POLICY_DATABASE_URL": f"sqlite:///{database}",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **(env or {}),
+    }
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "policy_service:create_app()"],
+            cwd=ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT,
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", database, metrics_dir, log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if requests.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+                return server
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    stop_gunicorn(server)
+    raise RuntimeError(f"gunicorn did not become ready:\n{log.read_text()[-3000:]}")
+
+
+def stop_gunicorn(server: Server) -> None:
+    """Stop the master (and so its workers), gracefully if it answers within 20 s."""
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def gunicorn_server(tmp_path_factory):
+    """One gunicorn with --preload and 2 workers for the whole session."""
+    server = start_gunicorn(tmp_path_factory.mktemp("gunicorn"))
+    yield server
+    stop_gunicorn(server)

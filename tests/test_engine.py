@@ -89,3 +89,10 @@ def test_each_engine_gets_its_own_ruleset_name(rulebook):
     first, second = RulesEngine(rulebook), RulesEngine(rulebook)
     assert first.ruleset != second.ruleset
     assert first.match(facts(rulebook)) == second.match(facts(rulebook))
+
+
+def test_engine_still_matches_after_unmatched_facts(rulebook):
+    """After facts no rule matches, a matching fact fires its rules as before."""
+    fresh = RulesEngine(rulebook)
+    assert fresh.match(facts(rulebook, waba_date=19700101)) == ()
+    assert "CSW-2.open" in fresh.match(facts(rulebook))

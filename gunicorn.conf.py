@@ -1,0 +1,57 @@
+"""gunicorn settings for policy-service; the Procfile runs `gunicorn -c gunicorn.conf.py "policy_service:create_app()"`.
+
+Environment: PORT (8000), HOST (0.0.0.0), POLICY_WORKERS or WEB_CONCURRENCY (CPU count),
+POLICY_THREADS (1), POLICY_TIMEOUT (30 s), POLICY_PRELOAD (true), PROMETHEUS_MULTIPROC_DIR.
+`kill -HUP <master pid>` reloads the rules in every worker.
+"""
+
+import multiprocessing
+import os
+from pathlib import Path
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
+# durable_rules runs behind one process-wide lock, so processes, not threads, add throughput.
+workers = int(os.environ.get("POLICY_WORKERS") or os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count())
+threads = int(os.environ.get("POLICY_THREADS", "1"))
+timeout = int(os.environ.get("POLICY_TIMEOUT", "30"))
+graceful_timeout = 30
+keepalive = 5
+# The engine survives fork (tests/test_serving.py proves it), so rules load once, in the master.
+preload_app = os.environ.get("POLICY_PRELOAD", "true").lower() not in ("0", "false", "no")
+limit_request_line = 8190
+# gunicorn 27's control socket sits at one path per user, so two instances on a host would collide.
+control_socket_disable = True
+accesslog = "-"
+errorlog = "-"
+access_log_format = (
+    '{"remote": "%(h)s", "method": "%(m)s", "path": "%(U)s", "status": %(s)s, '
+    '"bytes": "%(B)s", "duration_ms": %(M)s, "user_agent": "%(a)s"}'
+)
+
+
+def on_starting(server):
+    """Empty the Prometheus multiprocess directory: samples of a previous run must not be added in."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        for stale in Path(directory).glob("*.db"):
+            stale.unlink()
+
+
+def on_reload(server):
+    """On SIGHUP with preload the master keeps its app: reload its rules before the new workers fork."""
+    if server.cfg.preload_app:
+        from policy_service.operations import ReloadFailed, reload_rules
+
+        try:
+            reload_rules(server.app.wsgi())
+        except ReloadFailed as error:
+            server.log.error("rules not reloaded, the previous rules stay active: %s", error)
+
+
+def child_exit(server, worker):
+    """Tell prometheus_client a worker died, as its multiprocess mode requires."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,102 @@
+"""Optional API keys (stored as sha256 digests, compared in constant time) and security headers."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+from apispec import APISpec
+from flask import Flask, Response, current_app, request
+from flask_smorest import abort
+
+# Probes and the spec stay reachable without a key, so orchestrators and client generators work.
+OPEN_ENDPOINTS = frozenset({"operations.healthz", "operations.readyz", "api-docs.openapi_json"})
+SECURITY_SCHEMES = {
+    "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API key as a bearer token"},
+    "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
+# The reviewer pages load their own stylesheet and script and post their own form; nothing else.
+HTML_CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def init_app(app: Flask) -> None:
+    """Check API keys before each request (when any are configured) and add security headers after it."""
+    app.config["API_KEY_HASHES"] = key_hashes(app.config["API_KEY_HASHES"])
+    app.before_request(require_key)
+    app.after_request(add_headers)
+
+
+def document(spec: APISpec) -> None:
+    """Declare both key headers in the OpenAPI spec; the empty requirement says keys may be off."""
+    for name, scheme in SECURITY_SCHEMES.items():
+        spec.components.security_scheme(name, scheme)
+    spec.options["security"] = [{}, *({name: []} for name in SECURITY_SCHEMES)]
+
+
+def key_hashes(setting: list[str] | str) -> tuple[str, ...]:
+    """The configured digests as lowercase hex, from a list or a comma-separated string."""
+    items = setting.split(",") if isinstance(setting, str) else setting
+    hashes = tuple(item.strip().lower() for item in items if item.strip())
+    # A plain key configured by mistake would lock every client out without a word; refuse to start.
+    malformed = [index for index, digest in enumerate(hashes) if not SHA256_HEX.fullmatch(digest)]
+    if malformed:
+        raise ValueError(f"API_KEY_HASHES items {malformed} are not sha256 hex digests (64 hex characters); "
+                         "configure the digest of each key, e.g. printf %s \"$KEY\" | sha256sum")
+    return hashes
+
+
+def hash_key(key: str) -> str:
+    """The sha256 hex digest a key is configured and compared by."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def presented_key() -> str | None:
+    """The key from `Authorization: Bearer <key>` or `X-API-Key`, if either is present."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("X-API-Key") or None
+
+
+def key_accepted(key: str, hashes: tuple[str, ...]) -> bool:
+    """True when the key's digest matches a configured one; every digest is compared, in constant time."""
+    digest = hash_key(key)
+    matched = False
+    for expected in hashes:
+        matched |= hmac.compare_digest(digest, expected)
+    return matched
+
+
+def require_key() -> None:
+    """Refuse the request with 401 unless API keys are off, the endpoint is open, or the key matches."""
+    hashes = current_app.config["API_KEY_HASHES"]
+    if not hashes or request.endpoint in OPEN_ENDPOINTS:
+        return
+    key = presented_key()
+    if key is None:
+        abort(401, message="an API key is required: send `Authorization: Bearer <key>` or `X-API-Key`",
+              headers={"WWW-Authenticate": "Bearer"})
+    if not key_accepted(key, hashes):
+        abort(401, message="the API key is not valid", headers={"WWW-Authenticate": "Bearer"})
+
+
+def add_headers(response: Response) -> Response:
+    """Forbid sniffing, framing and referrers; decisions and errors are never cached."""
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Content-Security-Policy", HTML_CONTENT_SECURITY_POLICY)
+    for name, value in HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.endpoint != "api-docs.openapi_json":
+        response.headers["Cache-Control"] = "no-store"
+    return response
