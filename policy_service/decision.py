@@ -12,7 +12,6 @@ An engine or action error never reaches here: evaluation returns `fail_closed` i
 
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -104,7 +103,8 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
     trace: tuple[Reason, ...] = ()
     if explain:
         ordered = sorted(rules, key=lambda r: (r.id not in determining, r.charge is not None, r.priority, r.id))
-        trace = tuple(_reason(rule, facts, rule.id in determining, _note(rule, charge_rules, decision))
+        values = _values(facts)
+        trace = tuple(_reason(rule, facts, values, rule.id in determining, _note(rule, charge_rules, decision))
                       for rule in ordered)
     version = rulebook.version_on(facts.day)
     return Decision(
@@ -138,8 +138,12 @@ def fail_closed(error: Exception, rulebook_version: str, facts: Facts | None = N
 
 def render(text: str, facts: Facts) -> str:
     """Fill a rule's `because` sentence with the facts' values."""
-    values = {**{k: _show(v) for k, v in facts.engine.items()}, **facts.display}
-    return string.Formatter().vformat(text, (), values)
+    return text.format_map(_values(facts))
+
+
+def _values(facts: Facts) -> dict[str, str]:
+    # Built once per decision and shared by every rule's sentence.
+    return {**{k: _show(v) for k, v in facts.engine.items()}, **facts.display}
 
 
 def _charge(rule: Rule, facts: Facts) -> Charge:
@@ -191,8 +195,8 @@ def _note(rule: Rule, charge_rules: list[Rule], decision: str) -> str | None:
     return None
 
 
-def _reason(rule: Rule, facts: Facts, determining: bool, note: str | None) -> Reason:
-    because = render(rule.because, facts) if rule.because else rule.description
+def _reason(rule: Rule, facts: Facts, values: dict[str, str], determining: bool, note: str | None) -> Reason:
+    because = rule.because.format_map(values) if rule.because else rule.description
     defaults = tuple(sorted(rule.facts_read & facts.defaults))
     if rule.confidence != "C":
         because = f"[{rule.confidence}: {CONFIDENCE[rule.confidence]}] {because}"

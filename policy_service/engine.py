@@ -4,16 +4,23 @@ durable_rules 2.0.28 is not thread-safe (concurrent calls crash the process), ke
 1,024 live states per ruleset, fires only one rule per event, swallows action exceptions
 into the state, and cannot re-register a ruleset name. So: one process-wide lock around
 every engine call, a fresh state per evaluation deleted in `finally`, facts rather than
-events, the state checked for an action exception, and a unique ruleset name per engine.
+events, and a unique ruleset name per engine.
+
+The ruleset is registered through durable's Host, but facts are asserted and actions drained
+through its C extension directly: the Python layer parses the whole state and message JSON for
+every fired rule and writes the state back, which cost more than the matching itself. We only
+need each fired rule's id, which is the first key of the message the extension returns.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import durable_rules_engine as extension
 from durable import engine as durable
 
 from .errors import EngineError
@@ -22,6 +29,7 @@ from .rulebook import Rulebook
 # The C extension's state is process-global, so one lock must guard every engine instance.
 _ENGINE_LOCK = threading.Lock()
 _ENGINE_NUMBERS = itertools.count(1)
+_NOT_HANDLED, _OBSERVED = 1, 2  # durable's result codes for "no rule matched" and "fact already asserted"
 
 
 class _QuietHost(durable.Host):
@@ -38,14 +46,17 @@ class RulesEngine:
         self.rulebook_version = rulebook.version
         self.ruleset = f"policy_{next(_ENGINE_NUMBERS)}"
         self._sids = itertools.count(1)
-        self._fired: list[str] = []
+        self._action = action
+        self._rule_ids = frozenset(rule.id for rule in rulebook.rules)
         self._host = _QuietHost()
         definition: dict[str, Any] = {}
         for rule_id, compiled in rulebook.durable_ruleset().items():
-            definition[rule_id] = {**compiled, "run": self._recorder(rule_id, action)}
+            # Actions never run through durable's Python layer (see the module docstring).
+            definition[rule_id] = {**compiled, "run": _unused_action}
         try:
             with _ENGINE_LOCK:
                 self._host.set_rulesets({self.ruleset: definition})
+                self._handle = self._host.get_ruleset(self.ruleset)._handle
         except Exception as error:
             raise EngineError(f"durable_rules refused the compiled rulebook: {error}") from error
 
@@ -53,14 +64,8 @@ class RulesEngine:
         """Assert the facts as one fact in a fresh state; return the ids of every rule that fired."""
         with _ENGINE_LOCK:
             sid = str(next(self._sids))
-            self._fired = []
             try:
-                state = self._host.assert_fact(self.ruleset, {**facts, "sid": sid})
-                if isinstance(state, dict) and state.get("exception"):
-                    raise EngineError(f"a rule action failed: {state['exception']}")
-                return tuple(self._fired)
-            except durable.MessageNotHandledException:
-                return ()
+                return self._fire(json.dumps({**facts, "sid": sid}, ensure_ascii=False))
             except EngineError:
                 raise
             except Exception as error:
@@ -68,17 +73,41 @@ class RulesEngine:
             finally:
                 self._delete(sid)
 
+    def _fire(self, fact: str) -> tuple[str, ...]:
+        code, state = extension.assert_fact(self._handle, fact)
+        if code == _NOT_HANDLED:
+            return ()
+        if code == _OBSERVED:
+            raise EngineError("durable_rules saw this fact before in a fresh state")
+        fired: list[str] = []
+        started = extension.start_action_for_state(self._handle, state)
+        message = started[1] if started else None
+        while message:
+            rule_id = self._rule_of(message)
+            if self._action is not None:
+                try:
+                    self._action(rule_id)
+                except Exception as error:
+                    extension.abandon_action(self._handle, state)
+                    raise EngineError(f"a rule action failed: {type(error).__name__}: {error}") from error
+            fired.append(rule_id)
+            message = extension.complete_and_start_action(self._handle, state)
+        return tuple(fired)
+
+    def _rule_of(self, message: str) -> str:
+        # The message is {"<rule id>": {...}}; rule ids contain no quote (rulebook.py checks them).
+        rule_id = message[2:message.find('"', 2)]
+        if not message.startswith('{"') or rule_id not in self._rule_ids:
+            raise EngineError(f"durable_rules returned an action for an unknown rule: {message[:80]!r}")
+        return rule_id
+
     def _delete(self, sid: str) -> None:
         try:
-            self._host.delete_state(self.ruleset, sid)
+            extension.delete_state(self._handle, sid)
         except Exception:
             # No state exists when assert_fact itself failed before creating one.
             pass
 
-    def _recorder(self, rule_id: str, action: Callable[[str], None] | None) -> Callable[[Any], None]:
-        def record(_closure: Any) -> None:
-            if action is not None:
-                action(rule_id)
-            self._fired.append(rule_id)
 
-        return record
+def _unused_action(_closure: Any) -> None:
+    """Registered so durable accepts the ruleset; actions are drained in RulesEngine._fire."""
