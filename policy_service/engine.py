@@ -30,6 +30,9 @@ from .rulebook import Rulebook
 _ENGINE_LOCK = threading.Lock()
 _ENGINE_NUMBERS = itertools.count(1)
 _NOT_HANDLED, _OBSERVED = 1, 2  # durable's result codes for "no rule matched" and "fact already asserted"
+# Matches every fact: deleting a state in which no rule matched crashes durable_rules (segfault or
+# "free(): invalid pointer", e.g. for any send before the first rule's date). Never reported as fired.
+_EVERY_FACT = "$every-fact"
 
 
 class _QuietHost(durable.Host):
@@ -47,12 +50,13 @@ class RulesEngine:
         self.ruleset = f"policy_{next(_ENGINE_NUMBERS)}"
         self._sids = itertools.count(1)
         self._action = action
-        self._rule_ids = frozenset(rule.id for rule in rulebook.rules)
+        self._rule_ids = frozenset(rule.id for rule in rulebook.rules) | {_EVERY_FACT}
         self._host = _QuietHost()
         definition: dict[str, Any] = {}
         for rule_id, compiled in rulebook.durable_ruleset().items():
             # Actions never run through durable's Python layer (see the module docstring).
             definition[rule_id] = {**compiled, "run": _unused_action}
+        definition[_EVERY_FACT] = {"all": [{"m": {"$gte": {"waba_date": 0}}}], "run": _unused_action}
         try:
             with _ENGINE_LOCK:
                 self._host.set_rulesets({self.ruleset: definition})
@@ -84,6 +88,9 @@ class RulesEngine:
         message = started[1] if started else None
         while message:
             rule_id = self._rule_of(message)
+            if rule_id == _EVERY_FACT:
+                message = extension.complete_and_start_action(self._handle, state)
+                continue
             if self._action is not None:
                 try:
                     self._action(rule_id)
