@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 CONVERSATION_KINDS = ("conversation", "free_entry_point_conversation")
 FREE_ENTRY_POINT_KINDS = ("free_entry_point_conversation", "free_entry_point_window")
@@ -44,3 +45,22 @@ class Ledger:
     def open_at(self, at: datetime) -> list[Period]:
         """The periods open at an instant, oldest first."""
         return [p for p in self.periods if p.open_at(at)]
+
+
+def longest_lifetime(lifetimes: Iterable[timedelta | None]) -> timedelta:
+    """The longest any period can last, from the `lasts` of every rule that opens one."""
+    return max((lasts for lasts in lifetimes if lasts), default=timedelta(0))
+
+
+def quiet_point(sends: Sequence[datetime], lifetime: timedelta) -> int:
+    """Position of the last send that follows the one before it by at least `lifetime` (0 if none).
+
+    `sends` are the delivered sends' times, oldest first. Every period opened at or before a
+    send expires at most `lifetime` after it, and closing early only shortens it; so nothing
+    opened before the quiet point is open at or after it, and sends before it need no
+    classification for anything from the quiet point on.
+    """
+    for position in range(len(sends) - 1, 0, -1):
+        if sends[position] - sends[position - 1] >= lifetime:
+            return position
+    return 0

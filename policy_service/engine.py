@@ -17,6 +17,8 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+from bisect import bisect_left
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -33,6 +35,7 @@ _NOT_HANDLED, _OBSERVED = 1, 2  # durable's result codes for "no rule matched" a
 # Matches every fact: deleting a state in which no rule matched crashes durable_rules (segfault or
 # "free(): invalid pointer", e.g. for any send before the first rule's date). Never reported as fired.
 _EVERY_FACT = "$every-fact"
+_MEMO_SIZE = 4096
 
 
 class _QuietHost(durable.Host):
@@ -57,6 +60,8 @@ class RulesEngine:
             # Actions never run through durable's Python layer (see the module docstring).
             definition[rule_id] = {**compiled, "run": _unused_action}
         definition[_EVERY_FACT] = {"all": [{"m": {"$gte": {"waba_date": 0}}}], "run": _unused_action}
+        self._cuts = _numeric_constants(definition)
+        self._memo: dict[tuple[Any, ...], tuple[str, ...]] = {}
         try:
             with _ENGINE_LOCK:
                 self._host.set_rulesets({self.ruleset: definition})
@@ -76,6 +81,29 @@ class RulesEngine:
                 raise EngineError(f"durable_rules failed: {type(error).__name__}: {error}") from error
             finally:
                 self._delete(sid)
+
+    def match_memoized(self, facts: Mapping[str, Any]) -> tuple[str, ...]:
+        """match(), remembered for facts the rules cannot tell apart (for replaying past sends)."""
+        key = self._indistinct(facts)
+        fired = self._memo.get(key)
+        if fired is None:
+            fired = self.match(facts)
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()  # bounded; clearing is atomic where LRU bookkeeping would race
+            self._memo[key] = fired
+        return fired
+
+    def _indistinct(self, facts: Mapping[str, Any]) -> tuple[Any, ...]:
+        # A number is tested only against the rules' constants, so its place among them (and whether
+        # it equals one) decides every test: 61 and 1799 seconds are the same to `lt: 1800`.
+        key = []
+        for name, value in facts.items():
+            cuts = self._cuts.get(name)
+            if cuts is not None and type(value) is int:
+                key.append((name, bisect_left(cuts, value), value in cuts))
+            else:
+                key.append((name, value))
+        return tuple(key)
 
     def _fire(self, fact: str) -> tuple[str, ...]:
         code, state = extension.assert_fact(self._handle, fact)
@@ -114,6 +142,27 @@ class RulesEngine:
         except Exception:
             # No state exists when assert_fact itself failed before creating one.
             pass
+
+
+def _numeric_constants(definition: Mapping[str, Any]) -> dict[str, list[int]]:
+    """Every number a rule compares each fact with, sorted, from the compiled rulebook."""
+    found: defaultdict[str, set[int]] = defaultdict(set)
+
+    def walk(expression: Any) -> None:
+        if isinstance(expression, list):
+            for item in expression:
+                walk(item)
+        elif isinstance(expression, dict):
+            for key, value in expression.items():
+                if key.startswith("$"):
+                    walk(value)
+                elif type(value) is int:
+                    found[key].add(value)
+
+    for rule in definition.values():
+        for term in rule["all"]:
+            walk(term["m"])
+    return {name: sorted(values) for name, values in found.items()}
 
 
 def _unused_action(_closure: Any) -> None:

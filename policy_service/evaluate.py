@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import replace
+from datetime import timedelta
 
-from .conversations import Period
-from .decision import Decision, combine, fail_closed
+from .conversations import Period, longest_lifetime, quiet_point
+from .decision import Charge, Decision, combine, fail_closed
 from .engine import RulesEngine
 from .errors import EngineError
 from .facts import HistoryState, derive_facts, new_state
@@ -15,6 +16,7 @@ from .messages import DecisionRequest, Message, Send
 from .rulebook import Rulebook
 
 log = logging.getLogger(__name__)
+_LIFETIMES: dict[str, timedelta] = {}  # rulebook version -> longest period lifetime
 
 
 def evaluate(request: DecisionRequest, *, rulebook: Rulebook, engine: RulesEngine,
@@ -35,18 +37,37 @@ def evaluate(request: DecisionRequest, *, rulebook: Rulebook, engine: RulesEngin
 
 
 def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) -> HistoryState:
-    """Walk the history in time order, classifying each delivered outbound send by the same rules."""
+    """Walk the history in time order, classifying each delivered outbound send by the same rules.
+
+    Only sends from the quiet point on are classified: what earlier sends opened has expired
+    before any of them (conversations.quiet_point), so it cannot change a later classification.
+    """
+    events = ordered_history(request)
+    delivered = [position for position, (_, m) in enumerate(events) if m.direction != "inbound" and m.status != "failed"]
+    quiet = quiet_point([events[p][1].at for p in delivered], _longest_lifetime(rulebook))
+    first_classified = delivered[quiet] if delivered else 0
     state = new_state(rulebook)
-    for index, message in ordered_history(request):
+    for position, (index, message) in enumerate(events):
         if message.direction == "inbound":
             state.receive(message)
         elif message.status != "failed":
-            past = Send(message.at, request.send.to, message.type, message.template)
-            facts = derive_facts(past, state, request.context, rulebook)
-            classified = combine(engine.match(facts.engine), facts, rulebook, explain=False).classified_charge
+            classified = _classify(message, state, request, rulebook, engine) if position >= first_classified else None
             state.deliver(_opened(classified, message, index), closes_others=bool(classified and
                                                                                 classified.closes_others))
     return state
+
+
+def _classify(message: Message, state: HistoryState, request: DecisionRequest, rulebook: Rulebook,
+              engine: RulesEngine) -> Charge | None:
+    past = Send(message.at, request.send.to, message.type, message.template)
+    facts = derive_facts(past, state, request.context, rulebook)
+    return combine(engine.match_memoized(facts.engine), facts, rulebook, explain=False).classified_charge
+
+
+def _longest_lifetime(rulebook: Rulebook) -> timedelta:
+    if rulebook.version not in _LIFETIMES:
+        _LIFETIMES[rulebook.version] = longest_lifetime(r.charge.lasts for r in rulebook.rules if r.charge)
+    return _LIFETIMES[rulebook.version]
 
 
 def ordered_history(request: DecisionRequest) -> list[tuple[int, Message]]:

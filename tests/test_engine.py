@@ -75,3 +75,10 @@ def test_a_send_no_rule_covers_is_not_applicable_not_a_crash(engine):
     """A fact no rule matches (a send before 2022) returns no rules; durable alone segfaults on it."""
     facts = {name: {bool: False, str: "none", int: 0}[kind] for name, kind in FACT_TYPES.items()}
     assert engine.match({**facts, "waba_date": 20210601}) == ()
+
+
+@settings(max_examples=400, deadline=None)
+@given(FACTS)
+def test_memoized_match_equals_match(engine, facts):
+    """Facts the memo treats as alike (same place among the rules' numbers) fire the same rules."""
+    assert engine.match_memoized(facts) == engine.match(facts)
