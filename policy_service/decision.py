@@ -13,11 +13,11 @@ An engine or action error never reaches here: evaluation returns `fail_closed` i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from .facts import Facts
-from .rulebook import CONFIDENCE, Rule, Rulebook
+from .rulebook import CONFIDENCE, PolicyVersion, Rule, Rulebook
 
 DECIDED, NOT_APPLICABLE, ERROR = "decided", "not_applicable", "error"
 
@@ -78,6 +78,69 @@ class Decision:
 
 def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain: bool = True) -> Decision:
     """Combine fired rule ids into a decision (deny overrides allow; named resolution for type and charge)."""
+    outcome = _outcome(fired, rulebook)
+    classified = _charge(outcome.charge_rule, facts) if outcome.charge_rule else None
+    charge = classified if outcome.decision == "allow" or classified is None else _undelivered(classified)
+    trace: tuple[Reason, ...] = ()
+    if explain:
+        values = _values(facts)
+        trace = tuple(_reason(rule, facts, values, determining, note) for rule, determining, note in outcome.ordered)
+    version = _version_on(rulebook, facts.day)
+    return Decision(
+        decision=outcome.decision,
+        status=outcome.status,
+        required_message_type=outcome.required,
+        charge=charge,
+        policy_version=version.id if version else None,
+        rulebook_version=rulebook.version,
+        trace=trace,
+        facts=facts,
+        error_codes=outcome.error_codes,
+        classified_charge=classified,
+    )
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """Everything combining decides from the fired rule ids alone, before any fact is read."""
+
+    decision: str
+    status: str
+    required: str
+    charge_rule: Rule | None
+    ordered: tuple[tuple[Rule, bool, str | None], ...]  # trace order: rule, determining, note
+    error_codes: tuple[int, ...]
+
+
+# Combining depends only on which rules fired, and few distinct sets of them occur; bounded, cleared when full.
+_OUTCOMES: dict[tuple[str, tuple[str, ...]], _Outcome] = {}
+_VERSIONS: dict[tuple[str, date], PolicyVersion | None] = {}
+_CACHE_SIZE = 4096
+
+
+def _outcome(fired: tuple[str, ...], rulebook: Rulebook) -> _Outcome:
+    key = (rulebook.version, fired)
+    outcome = _OUTCOMES.get(key)
+    if outcome is None:
+        outcome = _combine_rules(fired, rulebook)
+        _remember(_OUTCOMES, key, outcome)
+    return outcome
+
+
+def _version_on(rulebook: Rulebook, day: date) -> PolicyVersion | None:
+    key = (rulebook.version, day)
+    if key not in _VERSIONS:
+        _remember(_VERSIONS, key, rulebook.version_on(day))
+    return _VERSIONS[key]
+
+
+def _remember(cache: dict, key: Any, value: Any) -> None:
+    if len(cache) >= _CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
+
+
+def _combine_rules(fired: tuple[str, ...], rulebook: Rulebook) -> _Outcome:
     rules = sorted((rulebook.rule(rule_id) for rule_id in fired), key=lambda r: (r.priority, r.id))
     denies = [r for r in rules if r.decision == "deny"]
     allows = [r for r in rules if r.decision == "allow"]
@@ -94,30 +157,17 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
     type_deciders = template_rules or any_rules
 
     charge_rules = [r for r in rules if r.charge is not None]
-    classified = _charge(charge_rules[0], facts) if charge_rules else None
-    charge = classified if decision == "allow" or classified is None else _undelivered(classified)
-
     determining = {r.id for r in deciders} | {r.id for r in type_deciders}
     if charge_rules:
         determining.add(charge_rules[0].id)
-    trace: tuple[Reason, ...] = ()
-    if explain:
-        ordered = sorted(rules, key=lambda r: (r.id not in determining, r.charge is not None, r.priority, r.id))
-        values = _values(facts)
-        trace = tuple(_reason(rule, facts, values, rule.id in determining, _note(rule, charge_rules, decision))
-                      for rule in ordered)
-    version = rulebook.version_on(facts.day)
-    return Decision(
+    ordered = sorted(rules, key=lambda r: (r.id not in determining, r.charge is not None, r.priority, r.id))
+    return _Outcome(
         decision=decision,
         status=status,
-        required_message_type=required,
-        charge=charge,
-        policy_version=version.id if version else None,
-        rulebook_version=rulebook.version,
-        trace=trace,
-        facts=facts,
+        required=required,
+        charge_rule=charge_rules[0] if charge_rules else None,
+        ordered=tuple((rule, rule.id in determining, _note(rule, charge_rules, decision)) for rule in ordered),
         error_codes=tuple(r.error_code for r in denies if r.error_code),
-        classified_charge=classified,
     )
 
 
@@ -143,7 +193,9 @@ def render(text: str, facts: Facts) -> str:
 
 def _values(facts: Facts) -> dict[str, str]:
     # Built once per decision and shared by every rule's sentence.
-    return {**{k: _show(v) for k, v in facts.engine.items()}, **facts.display}
+    values = {k: _show(v) if v.__class__ is bool else str(v) for k, v in facts.engine.items()}
+    values.update(facts.display)
+    return values
 
 
 def _charge(rule: Rule, facts: Facts) -> Charge:

@@ -96,14 +96,12 @@ class RulesEngine:
     def _indistinct(self, facts: Mapping[str, Any]) -> tuple[Any, ...]:
         # A number is tested only against the rules' constants, so its place among them (and whether
         # it equals one) decides every test: 61 and 1799 seconds are the same to `lt: 1800`.
-        key = []
-        for name, value in facts.items():
-            cuts = self._cuts.get(name)
-            if cuts is not None and type(value) is int:
-                key.append((name, bisect_left(cuts, value), value in cuts))
-            else:
-                key.append((name, value))
-        return tuple(key)
+        key = dict(facts)
+        for name, (cuts, members) in self._cuts.items():
+            value = key.get(name)
+            if type(value) is int:
+                key[name] = (bisect_left(cuts, value), value in members)
+        return tuple(key.items())
 
     def _fire(self, fact: str) -> tuple[str, ...]:
         code, state = extension.assert_fact(self._handle, fact)
@@ -144,7 +142,7 @@ class RulesEngine:
             pass
 
 
-def _numeric_constants(definition: Mapping[str, Any]) -> dict[str, list[int]]:
+def _numeric_constants(definition: Mapping[str, Any]) -> dict[str, tuple[list[int], frozenset[int]]]:
     """Every number a rule compares each fact with, sorted, from the compiled rulebook."""
     found: defaultdict[str, set[int]] = defaultdict(set)
 
@@ -162,7 +160,7 @@ def _numeric_constants(definition: Mapping[str, Any]) -> dict[str, list[int]]:
     for rule in definition.values():
         for term in rule["all"]:
             walk(term["m"])
-    return {name: sorted(values) for name, values in found.items()}
+    return {name: (sorted(values), frozenset(values)) for name, values in found.items()}
 
 
 def _unused_action(_closure: Any) -> None:

@@ -26,7 +26,7 @@ def evaluate(request: DecisionRequest, *, rulebook: Rulebook, engine: RulesEngin
     try:
         state = replay(request, rulebook, engine)
         facts = derive_facts(request.send, state, request.context, rulebook)
-        decision = combine(engine.match(facts.engine), facts, rulebook)
+        decision = combine(engine.match_memoized(facts.engine), facts, rulebook)
     except EngineError as error:
         log.error("engine error, failing closed: %s", error)
         decision = fail_closed(error, rulebook.version)
