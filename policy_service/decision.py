@@ -79,7 +79,7 @@ class Decision:
 def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain: bool = True) -> Decision:
     """Combine fired rule ids into a decision (deny overrides allow; named resolution for type and charge)."""
     outcome = _outcome(fired, rulebook)
-    classified = _charge(outcome.charge_rule, facts) if outcome.charge_rule else None
+    classified = classify(fired, facts, rulebook)
     charge = classified if outcome.decision == "allow" or classified is None else _undelivered(classified)
     trace: tuple[Reason, ...] = ()
     if explain:
@@ -98,6 +98,12 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
         error_codes=outcome.error_codes,
         classified_charge=classified,
     )
+
+
+def classify(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook) -> Charge | None:
+    """The charge the fired rules give a send, as combine() classifies it, without building a decision."""
+    rule = _outcome(fired, rulebook).charge_rule
+    return _charge(rule, facts) if rule else None
 
 
 @dataclass(frozen=True)

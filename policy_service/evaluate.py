@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from .conversations import Period, longest_lifetime, quiet_point
-from .decision import Charge, Decision, combine, fail_closed
+from .decision import Charge, Decision, classify, combine, fail_closed
 from .engine import RulesEngine
 from .errors import EngineError
 from .facts import HistoryState, derive_facts, new_state
@@ -61,7 +61,7 @@ def _classify(message: Message, state: HistoryState, request: DecisionRequest, r
               engine: RulesEngine) -> Charge | None:
     past = Send(message.at, request.send.to, message.type, message.template)
     facts = derive_facts(past, state, request.context, rulebook)
-    return combine(engine.match_memoized(facts.engine), facts, rulebook, explain=False).classified_charge
+    return classify(engine.match_memoized(facts.engine), facts, rulebook)
 
 
 def _longest_lifetime(rulebook: Rulebook) -> timedelta:
