@@ -1,0 +1,76 @@
+"""Where one HTTP decision's time goes, phase by phase, on the fixture set (in-process).
+
+Times each phase of POST /v1/decisions separately: request schema load, replay of the history,
+fact derivation, the engine (durable_rules, and the memoized match evaluate() uses), combining with
+the trace, response schema dump, and the decision log write (SQLite, one connection per request,
+as the app does). Wall time, since the log's fsync is waiting, not computing.
+Usage: python bench/phases.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+
+from common import banner, fixture_requests, median, policy, table
+
+from policy_service import create_app, decision_log
+from policy_service.decision import combine
+from policy_service.evaluate import replay
+from policy_service.facts import derive_facts
+from policy_service.schemas import DecisionRequestSchema, DecisionResponseSchema
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer passes")
+    args = parser.parse_args()
+    passes = 3 if args.quick else 30
+    rulebook, engine = policy()
+    requests = fixture_requests()
+    phases: dict[str, list[float]] = {name: [] for name in (
+        "schema load", "replay history", "derive facts", "engine: durable_rules match", "engine: memoized match",
+        "combine + trace", "response dump", "decision log write (SQLite)")}
+    with tempfile.TemporaryDirectory() as scratch:
+        app = create_app({"DATABASE_URL": f"sqlite:///{scratch}/log.sqlite3"})
+        for _ in range(passes):
+            for _, raw, _ in requests:
+                clock = _Clock(phases)
+                request = clock("schema load", DecisionRequestSchema().load, raw)
+                state = clock("replay history", replay, request, rulebook, engine)
+                facts = clock("derive facts", derive_facts, request.send, state, request.context, rulebook)
+                clock("engine: durable_rules match", engine.match, facts.engine)
+                fired = clock("engine: memoized match", engine.match_memoized, facts.engine)
+                decision = clock("combine + trace", combine, fired, facts, rulebook)
+                decision = replace(decision, decision_id=uuid.uuid4().hex)
+                body = clock("response dump", DecisionResponseSchema().dump, decision)
+                with app.app_context():
+                    clock("decision log write (SQLite)", decision_log.record, decision, raw, body, mask=True)
+    shipped = [name for name in phases if name != "engine: durable_rules match"]
+    total = sum(median(phases[name]) for name in shipped)
+    rows = [(name, median(values) * 1e6, f"{median(values) / total:.0%}" if name in shipped else "(not used)")
+            for name, values in phases.items()]
+    rows.append(("total (memoized engine)", total * 1e6, "100%"))
+    print(banner("python bench/phases.py" + (" --quick" if args.quick else "")))
+    print(f"{len(requests)} fixture requests x {passes} passes; median per phase (wall time)\n")
+    print(table(["phase", "µs (median)", "share"], rows))
+
+
+class _Clock:
+    """Calls a function and adds its wall time to the named phase."""
+
+    def __init__(self, phases: dict[str, list[float]]) -> None:
+        self.phases = phases
+
+    def __call__(self, phase, function, *args, **kwargs):
+        started = time.perf_counter()
+        result = function(*args, **kwargs)
+        self.phases[phase].append(time.perf_counter() - started)
+        return result
+
+
+if __name__ == "__main__":
+    main()
