@@ -83,8 +83,9 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
     charge = classified if outcome.decision == "allow" or classified is None else _undelivered(classified)
     trace: tuple[Reason, ...] = ()
     if explain:
-        values = _values(facts)
-        trace = tuple(_reason(rule, facts, values, determining, note) for rule, determining, note in outcome.ordered)
+        values = _Values(facts)
+        trace = tuple(_reason(rule, facts, values, determining, note, effect)
+                      for rule, determining, note, effect in outcome.ordered)
     version = _version_on(rulebook, facts.day)
     return Decision(
         decision=outcome.decision,
@@ -114,7 +115,7 @@ class _Outcome:
     status: str
     required: str
     charge_rule: Rule | None
-    ordered: tuple[tuple[Rule, bool, str | None], ...]  # trace order: rule, determining, note
+    ordered: tuple[tuple[Rule, bool, str | None, str], ...]  # trace order: rule, determining, note, effect
     error_codes: tuple[int, ...]
 
 
@@ -172,7 +173,8 @@ def _combine_rules(fired: tuple[str, ...], rulebook: Rulebook) -> _Outcome:
         status=status,
         required=required,
         charge_rule=charge_rules[0] if charge_rules else None,
-        ordered=tuple((rule, rule.id in determining, _note(rule, charge_rules, decision)) for rule in ordered),
+        ordered=tuple((rule, rule.id in determining, _note(rule, charge_rules, decision), rule.effect)
+                      for rule in ordered),
         error_codes=tuple(r.error_code for r in denies if r.error_code),
     )
 
@@ -194,14 +196,21 @@ def fail_closed(error: Exception, rulebook_version: str, facts: Facts | None = N
 
 def render(text: str, facts: Facts) -> str:
     """Fill a rule's `because` sentence with the facts' values."""
-    return text.format_map(_values(facts))
+    return text.format_map(_Values(facts))
 
 
-def _values(facts: Facts) -> dict[str, str]:
-    # Built once per decision and shared by every rule's sentence.
-    values = {k: _show(v) if v.__class__ is bool else str(v) for k, v in facts.engine.items()}
-    values.update(facts.display)
-    return values
+class _Values(dict):
+    """The text of each fact or display value, made the first time a sentence of the decision names it."""
+
+    def __init__(self, facts: Facts) -> None:
+        super().__init__()
+        self._facts = facts
+
+    def __missing__(self, name: str) -> str:
+        display = self._facts.display
+        value = display[name] if name in display else _show(self._facts.engine[name])
+        self[name] = value
+        return value
 
 
 def _charge(rule: Rule, facts: Facts) -> Charge:
@@ -253,7 +262,8 @@ def _note(rule: Rule, charge_rules: list[Rule], decision: str) -> str | None:
     return None
 
 
-def _reason(rule: Rule, facts: Facts, values: dict[str, str], determining: bool, note: str | None) -> Reason:
+def _reason(rule: Rule, facts: Facts, values: dict[str, str], determining: bool, note: str | None,
+            effect: str) -> Reason:
     because = rule.because.format_map(values) if rule.because else rule.description
     defaults = tuple(sorted(rule.facts_read & facts.defaults))
     if rule.confidence != "C":
@@ -261,7 +271,7 @@ def _reason(rule: Rule, facts: Facts, values: dict[str, str], determining: bool,
     return Reason(
         rule=rule.id,
         title=rule.title,
-        effect=rule.effect,
+        effect=effect,
         citation=rule.citation,
         confidence=rule.confidence,
         because=because,

@@ -6,9 +6,8 @@ import logging
 import uuid
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import timedelta
-from itertools import islice
+from itertools import chain, islice
 from operator import attrgetter, lt
 
 from .conversations import Period, longest_lifetime, quiet_point
@@ -38,18 +37,23 @@ def evaluate(request: DecisionRequest, *, rulebook: Rulebook, engine: RulesEngin
     except Exception as error:  # noqa: BLE001 - any internal failure must deny, never allow
         log.exception("internal error, failing closed")
         decision = fail_closed(EngineError(f"internal error: {type(error).__name__}"), rulebook.version)
-    return replace(decision, decision_id=decision_id)
+    # The decision was built just above and is not shared yet: naming it in place skips a full copy.
+    object.__setattr__(decision, "decision_id", decision_id)
+    return decision
 
 
 def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) -> HistoryState:
     """Walk the history in time order, classifying each delivered outbound send by the same rules.
 
     Only sends from the quiet point on are classified: what earlier sends opened has expired
-    before any of them (conversations.quiet_point), so it cannot change a later classification.
+    before any of them and before the proposed send (conversations.quiet_point), so it cannot
+    change a later classification or the decision.
     Of the events before it, only the few that still decide the history state are walked.
     """
     events = _timeline(request)
-    delivered = ((p, events[p][1].at) for p in range(len(events) - 1, -1, -1) if _delivered(events[p][1]))
+    # The proposed send comes last: when it is a lifetime after every past send, none needs classifying.
+    delivered = chain([(len(events), request.send.at)],
+                      ((p, events[p][1].at) for p in range(len(events) - 1, -1, -1) if _delivered(events[p][1])))
     first = quiet_point(delivered, _longest_lifetime(rulebook))
     state = new_state(rulebook)
     carried = _carried(events, first, state, request.history)
