@@ -34,8 +34,10 @@ def main() -> None:
     phases: dict[str, list[float]] = {name: [] for name in (
         "schema load", "replay history", "derive facts", "engine: durable_rules match", "engine: memoized match",
         "combine + trace", "response dump", "decision log write (SQLite)")}
+    what_if = {name: [] for name in (WHAT_IF_OPEN, WHAT_IF_NORMAL)}
     with tempfile.TemporaryDirectory() as scratch:
         app = create_app({"DATABASE_URL": f"sqlite:///{scratch}/log.sqlite3"})
+        logged = []
         for _ in range(passes):
             for _, raw, _ in requests:
                 clock = _Clock(phases)
@@ -49,14 +51,32 @@ def main() -> None:
                 body = clock("response dump", DecisionResponseSchema().dump, decision)
                 with app.app_context():
                     clock("decision log write (SQLite)", decision_log.record, decision, raw, body, mask=True)
+                logged.append((decision, raw, body))
+        _what_if(app, logged, what_if)
     shipped = [name for name in phases if name != "engine: durable_rules match"]
     total = sum(median(phases[name]) for name in shipped)
     rows = [(name, median(values) * 1e6, f"{median(values) / total:.0%}" if name in shipped else "(not used)")
             for name, values in phases.items()]
     rows.append(("total (memoized engine)", total * 1e6, "100%"))
+    rows += [(name, median(values) * 1e6, "(what-if)") for name, values in what_if.items()]
     print(banner("python bench/phases.py" + (" --quick" if args.quick else "")))
     print(f"{len(requests)} fixture requests x {passes} passes; median per phase (wall time)\n")
     print(table(["phase", "µs (median)", "share"], rows))
+
+
+WHAT_IF_OPEN = "what-if: log write on a connection kept open"
+WHAT_IF_NORMAL = "what-if: kept open and synchronous=NORMAL (WAL)"
+
+
+def _what_if(app, logged, what_if) -> None:
+    """The same log writes with one connection for all (the app opens and closes one per request)."""
+    for name, pragma in ((WHAT_IF_OPEN, None), (WHAT_IF_NORMAL, "PRAGMA synchronous=NORMAL")):
+        clock = _Clock(what_if)
+        with app.app_context():
+            if pragma:
+                decision_log.database_proxy.execute_sql(pragma)
+            for decision, raw, body in logged:
+                clock(name, decision_log.record, replace(decision, decision_id=uuid.uuid4().hex), raw, body, mask=True)
 
 
 class _Clock:
