@@ -60,8 +60,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
-def banner(command: str) -> str:
-    """What ran, when and where, to paste above a results table."""
+def banner() -> str:
+    """What ran (as typed), when and where, to paste above a results table."""
+    command = " ".join(["python", f"bench/{Path(sys.argv[0]).name}", *sys.argv[1:]])
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"`{command}` — {now}, {os.cpu_count()} cores, Python {platform.python_version()}"
 

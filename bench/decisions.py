@@ -125,7 +125,7 @@ def main() -> None:
     for name, values in rates.items():
         agree = agreement(ours, peers[name], requests) if name in peers else "-"
         rows.append((name, median(values), 1e6 / median(values), baseline / median(values), agree))
-    print(banner("python bench/decisions.py" + (" --quick" if args.quick else "")))
+    print(banner())
     print(f"{len(requests)} fixture requests x {passes} passes, median of {repeats} interleaved rounds\n")
     print(table(["engine", "decisions/s (median)", "µs/decision", "evaluate() rate ÷ this rate",
                  "agrees with us on V3 fixtures"], rows))

@@ -81,7 +81,7 @@ def main() -> None:
         base = median(timings[SIZES[0]])
         for size in SIZES:
             rows.append((shape, size, median(timings[size]) * 1e6, median(timings[size]) / base))
-    print(banner("python bench/history.py" + (" --quick" if args.quick else "")))
+    print(banner())
     print(f"median of {repeats} interleaved runs per size; goal: 10,000 events under 3x the cost of 10\n")
     print(table(["history", "events", "µs/decision (median)", "× the 10-event cost"], rows))
 

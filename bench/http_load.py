@@ -121,7 +121,7 @@ def main() -> None:
         rows.append((name, rps, median([r["p50"] for r in results]), median([r["p99"] for r in results]),
                      f"{rps / ceiling:.0%}", int(sum(r["errors"] for r in results))))
     logged, unlogged = (median([r["rps"] for r in runs[n]]) for n in list(ROUTES)[1:])
-    print(banner("python bench/http_load.py" + (" --quick" if args.quick else "")))
+    print(banner())
     print(f"gunicorn {args.workers} sync workers, wrk -t1 -c{args.connections} -d{duration}s, {len(bodies)} fixture "
           f"bodies in turn, median of {rounds} interleaved rounds; goal: decisions at 60% of the ceiling or more\n")
     print(table(["route", "requests/s", "p50 ms", "p99 ms", "of ceiling", "errors"], rows))

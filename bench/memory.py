@@ -41,7 +41,7 @@ def main() -> None:
     after_warmup = samples[min(2, len(samples) - 1)]
     last = samples[-1]
     peak = max(samples, key=lambda s: s[1])
-    print(banner("python bench/memory.py" + (" --quick" if args.quick else f" --count {count}")))
+    print(banner())
     print(f"{count:,} evaluations in {elapsed:,.0f} s ({median(rates):,.0f}/s median per {every:,}), "
           f"RSS sampled every {every:,}\n")
     rows = [("before the first", samples[0][0], samples[0][1]), (f"after {after_warmup[0]:,} (warm)",

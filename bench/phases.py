@@ -59,7 +59,7 @@ def main() -> None:
             for name, values in phases.items()]
     rows.append(("total (memoized engine)", total * 1e6, "100%"))
     rows += [(name, median(values) * 1e6, "(what-if)") for name, values in what_if.items()]
-    print(banner("python bench/phases.py" + (" --quick" if args.quick else "")))
+    print(banner())
     print(f"{len(requests)} fixture requests x {passes} passes; median per phase (wall time)\n")
     print(table(["phase", "µs (median)", "share"], rows))
 
