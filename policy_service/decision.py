@@ -123,6 +123,7 @@ class _Outcome:
 _OUTCOMES: dict[tuple[str, tuple[str, ...]], _Outcome] = {}
 _VERSIONS: dict[tuple[str, date], PolicyVersion | None] = {}
 _CACHE_SIZE = 4096
+_UNKNOWN: Any = object()
 
 
 def _outcome(fired: tuple[str, ...], rulebook: Rulebook) -> _Outcome:
@@ -136,9 +137,12 @@ def _outcome(fired: tuple[str, ...], rulebook: Rulebook) -> _Outcome:
 
 def _version_on(rulebook: Rulebook, day: date) -> PolicyVersion | None:
     key = (rulebook.version, day)
-    if key not in _VERSIONS:
-        _remember(_VERSIONS, key, rulebook.version_on(day))
-    return _VERSIONS[key]
+    version = _VERSIONS.get(key, _UNKNOWN)
+    if version is not _UNKNOWN:
+        return version
+    version = rulebook.version_on(day)
+    _remember(_VERSIONS, key, version)  # another thread may clear the cache at any time: keep our own
+    return version
 
 
 def _remember(cache: dict, key: Any, value: Any) -> None:

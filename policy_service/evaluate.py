@@ -76,9 +76,10 @@ def _classify(message: Message, state: HistoryState, request: DecisionRequest, r
 
 
 def _longest_lifetime(rulebook: Rulebook) -> timedelta:
-    if rulebook.version not in _LIFETIMES:
-        _LIFETIMES[rulebook.version] = longest_lifetime(r.charge.lasts for r in rulebook.rules if r.charge)
-    return _LIFETIMES[rulebook.version]
+    lifetime = _LIFETIMES.get(rulebook.version)
+    if lifetime is None:
+        lifetime = _LIFETIMES[rulebook.version] = longest_lifetime(r.charge.lasts for r in rulebook.rules if r.charge)
+    return lifetime
 
 
 def ordered_history(request: DecisionRequest) -> list[tuple[int, Message]]:

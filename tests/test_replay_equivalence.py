@@ -1,11 +1,13 @@
 """Replay from the quiet point, with memoized past classifications, decides exactly as a full replay."""
 
+import threading
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from policy_service import decision as combining
 from policy_service.decision import combine
 from policy_service.evaluate import _opened, evaluate, ordered_history
 from policy_service.facts import derive_facts, new_state
@@ -108,3 +110,28 @@ def test_without_a_quiet_gap_the_oldest_send_still_decides(rulebook, engine):
     without_first = full_evaluate(DecisionRequest(proposed, tuple(sends[1:])), rulebook, engine)
     assert with_first.charge.opens_conversation != without_first.charge.opens_conversation
     assert fast_evaluate(DecisionRequest(proposed, tuple(sends)), rulebook, engine) == with_first
+
+
+def test_threads_sharing_the_caches_decide_as_one_thread_does(rulebook, engine):
+    """Eight threads evaluating the fixtures at once, caches full and cleared, match a single thread."""
+    requests = [DecisionRequestSchema().load(f.request) for f in FIXTURES]
+    expected = [fast_evaluate(r, rulebook, engine) for r in requests]
+    failures = []
+
+    def work():
+        for _ in range(20):
+            for request, wanted in zip(requests, expected):
+                if fast_evaluate(request, rulebook, engine) != wanted:
+                    failures.append(request)
+
+    size = combining._CACHE_SIZE
+    combining._CACHE_SIZE = 3  # force clears while other threads read
+    try:
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        combining._CACHE_SIZE = size
+    assert not failures
