@@ -4,12 +4,16 @@ Times each phase of POST /v1/decisions separately: request schema load, replay o
 fact derivation, the engine (durable_rules, and the memoized match evaluate() uses), combining with
 the trace, response schema dump, and the decision log write (SQLite, one connection per request,
 as the app does). Wall time, since the log's fsync is waiting, not computing.
-Usage: python bench/phases.py [--quick]
+With --profile, also prints cProfile's top functions (by own time) for evaluate() on the fixtures.
+Usage: python bench/phases.py [--quick] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
+import sys
 import tempfile
 import time
 import uuid
@@ -19,7 +23,7 @@ from common import banner, fixture_requests, median, policy, table
 
 from policy_service import create_app, decision_log
 from policy_service.decision import combine
-from policy_service.evaluate import replay
+from policy_service.evaluate import evaluate, replay
 from policy_service.facts import derive_facts
 from policy_service.schemas import DecisionRequestSchema, DecisionResponseSchema
 
@@ -27,6 +31,7 @@ from policy_service.schemas import DecisionRequestSchema, DecisionResponseSchema
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer passes")
+    parser.add_argument("--profile", action="store_true", help="also profile evaluate() with cProfile")
     args = parser.parse_args()
     passes = 3 if args.quick else 30
     rulebook, engine = policy()
@@ -62,6 +67,20 @@ def main() -> None:
     print(banner())
     print(f"{len(requests)} fixture requests x {passes} passes; median per phase (wall time)\n")
     print(table(["phase", "µs (median)", "share"], rows))
+    if args.profile:
+        _profile(requests, rulebook, engine, passes)
+
+
+def _profile(requests, rulebook, engine, passes) -> None:
+    """cProfile's top 15 functions by own time over evaluate() of every fixture, `passes` times."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(passes):
+        for _, _, request in requests:
+            evaluate(request, rulebook=rulebook, engine=engine)
+    profiler.disable()
+    print("\ncProfile, evaluate() only, by own time:\n")
+    pstats.Stats(profiler, stream=sys.stdout).strip_dirs().sort_stats("tottime").print_stats(15)
 
 
 WHAT_IF_OPEN = "what-if: log write on a connection kept open"
