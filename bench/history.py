@@ -5,6 +5,7 @@ Two shapes of history, both ending just before the proposed send:
   ten days (one pause in five is three days or more, past the longest period lifetime, 72 h);
 - dense: a utility template every 23 hours and a user message every day, never a 72 h pause:
   the worst case, where no quiet point exists and every past send must be classified.
+The last column is what loading the same request from JSON costs (marshmallow), for scale.
 Usage: python bench/history.py [--quick]
 """
 
@@ -19,6 +20,7 @@ from common import banner, median, policy, table
 
 from policy_service.evaluate import evaluate
 from policy_service.messages import DecisionRequest, Message, Send, Template
+from policy_service.schemas import DecisionRequestSchema
 
 SIZES = (10, 100, 1_000, 10_000)
 END = datetime(2026, 6, 15, 12, tzinfo=timezone.utc)
@@ -62,6 +64,23 @@ def dense(size: int) -> tuple[Message, ...]:
     return tuple(sorted(history, key=lambda m: m.at))
 
 
+def as_json(request: DecisionRequest) -> dict:
+    """The request as a client would POST it."""
+    send = request.send
+    body = {"send": {"at": send.at.isoformat(), "to": send.to, "type": send.type,
+                     **_template(send.template)},
+            "history": [{"direction": m.direction, "at": m.at.isoformat(), "type": m.type, **_template(m.template)}
+                        for m in request.history]}
+    return body
+
+
+def _template(template: Template | None) -> dict:
+    if template is None:
+        return {}
+    return {"template": {"name": template.name, "language": template.language, "category": template.category,
+                         "status": template.status}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
@@ -80,10 +99,22 @@ def main() -> None:
                 timings[size].append(time.process_time() - started)
         base = median(timings[SIZES[0]])
         for size in SIZES:
-            rows.append((shape, size, median(timings[size]) * 1e6, median(timings[size]) / base))
+            parse = _parse_time(as_json(requests[size]), 3 if args.quick else 5)
+            rows.append((shape, size, median(timings[size]) * 1e6, median(timings[size]) / base, parse * 1e6))
     print(banner())
     print(f"median of {repeats} interleaved runs per size; goal: 10,000 events under 3x the cost of 10\n")
-    print(table(["history", "events", "µs/decision (median)", "× the 10-event cost"], rows))
+    print(table(["history", "events", "µs/decision (median)", "× the 10-event cost",
+                 "µs to load the request JSON (schema, median)"], rows))
+
+
+def _parse_time(body: dict, repeats: int) -> float:
+    schema = DecisionRequestSchema()
+    times = []
+    for _ in range(repeats):
+        started = time.process_time()
+        schema.load(body)
+        times.append(time.process_time() - started)
+    return median(times)
 
 
 if __name__ == "__main__":
