@@ -61,15 +61,17 @@ def rego_decider():
 
 
 def agreement(ours, peer, requests) -> str:
-    """On V3 fixtures, how many times the peer's decision and message type equal ours."""
+    """On V3 fixtures, how many times the peer's decision, message type, billable and charge type equal ours."""
     same = total = 0
     for (name, _raw, request), document in zip(requests, (peer_input(r) for _, _, r in requests)):
         decision = ours(request)
         if decision.policy_version != "V3":
             continue
         answer = peer(document)
+        charge = answer.get("charge") or {}
         total += 1
-        same += (answer["decision"], answer["message_type"]) == (decision.decision, decision.required_message_type)
+        same += (answer["decision"], answer["message_type"], charge.get("billable"), charge.get("type")) == (
+            decision.decision, decision.required_message_type, decision.charge.billable, decision.charge.type)
     return f"{same}/{total}"
 
 

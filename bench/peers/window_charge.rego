@@ -24,7 +24,10 @@ else := "allow"
 message_type := "any" if window_open
 else := "template"
 
-charge := {"category": "service", "type": "free_customer_service", "billable": false, "rule": "PMP-4"} if {
+# A denied send is not delivered, so it is not charged.
+charge := {"category": "service", "type": null, "billable": false, "rule": "CSW-2.freeform-closed"} if {
+	freeform_denied
+} else := {"category": "service", "type": "free_customer_service", "billable": false, "rule": "PMP-4"} if {
 	not input.send.is_template
 } else := {"category": "utility", "type": "free_customer_service", "billable": false, "rule": "PMP-3"} if {
 	input.send.category == "utility"
