@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 CONVERSATION_KINDS = ("conversation", "free_entry_point_conversation")
 FREE_ENTRY_POINT_KINDS = ("free_entry_point_conversation", "free_entry_point_window")
@@ -31,6 +33,9 @@ class Ledger:
 
     def __init__(self) -> None:
         self.periods: list[Period] = []
+        self._opened: list[datetime] = []  # opened_at of each period, for bisection
+        self._longest = timedelta(0)
+        self._in_time_order = True
 
     def open(self, period: Period, *, closes_others: bool) -> None:
         """Record a newly opened period, closing the others first when the rule says so."""
@@ -39,8 +44,38 @@ class Ledger:
             self.periods = [
                 replace(p, expires_at=period.opened_at) if p.open_at(period.opened_at) else p for p in self.periods
             ]
+        self._in_time_order = self._in_time_order and (not self._opened or self._opened[-1] <= period.opened_at)
+        self._longest = max(self._longest, period.expires_at - period.opened_at)
+        self._opened.append(period.opened_at)
         self.periods.append(period)
 
     def open_at(self, at: datetime) -> list[Period]:
         """The periods open at an instant, oldest first."""
-        return [p for p in self.periods if p.open_at(at)]
+        if not self._in_time_order:
+            return [p for p in self.periods if p.open_at(at)]
+        # Only periods opened within the longest lifetime before `at` can still be open: a replay of a
+        # long history then looks at a few recent periods, not all of them.
+        start = bisect_right(self._opened, at - self._longest)
+        end = bisect_right(self._opened, at)
+        return [p for p in self.periods[start:end] if p.open_at(at)]
+
+
+def longest_lifetime(lifetimes: Iterable[timedelta | None]) -> timedelta:
+    """The longest any period can last, from the `lasts` of every rule that opens one."""
+    return max((lasts for lasts in lifetimes if lasts), default=timedelta(0))
+
+
+def quiet_point(sends_newest_first: Iterable[tuple[int, datetime]], lifetime: timedelta) -> int:
+    """Where classification must start: the position of the latest send that follows the one before
+    it by at least `lifetime` (0 if none), given (position, time) of delivered sends, newest first.
+
+    Every period opened at or before a send expires at most `lifetime` after it, and closing early
+    only shortens it; so nothing opened before the quiet point is open at or after it, and sends
+    before it need no classification for anything from the quiet point on.
+    """
+    later: tuple[int, datetime] | None = None
+    for position, at in sends_newest_first:
+        if later is not None and later[1] - at >= lifetime:
+            return later[0]
+        later = (position, at)
+    return 0

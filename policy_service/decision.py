@@ -12,13 +12,12 @@ An engine or action error never reaches here: evaluation returns `fail_closed` i
 
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from .facts import Facts
-from .rulebook import CONFIDENCE, Rule, Rulebook
+from .rulebook import CONFIDENCE, PolicyVersion, Rule, Rulebook
 
 DECIDED, NOT_APPLICABLE, ERROR = "decided", "not_applicable", "error"
 
@@ -80,6 +79,80 @@ class Decision:
 
 def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain: bool = True) -> Decision:
     """Combine fired rule ids into a decision (deny overrides allow; named resolution for type and charge)."""
+    outcome = _outcome(fired, rulebook)
+    classified = classify(fired, facts, rulebook)
+    charge = classified if outcome.decision == "allow" or classified is None else _undelivered(classified)
+    trace: tuple[Reason, ...] = ()
+    if explain:
+        values = _Values(facts)
+        trace = tuple(_reason(rule, facts, values, determining, note, effect)
+                      for rule, determining, note, effect in outcome.ordered)
+    version = _version_on(rulebook, facts.day)
+    return Decision(
+        decision=outcome.decision,
+        status=outcome.status,
+        required_message_type=outcome.required,
+        charge=charge,
+        policy_version=version.id if version else None,
+        rulebook_version=rulebook.version,
+        trace=trace,
+        facts=facts,
+        error_codes=outcome.error_codes,
+        classified_charge=classified,
+    )
+
+
+def classify(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook) -> Charge | None:
+    """The charge the fired rules give a send, as combine() classifies it, without building a decision."""
+    rule = _outcome(fired, rulebook).charge_rule
+    return _charge(rule, facts) if rule else None
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """Everything combining decides from the fired rule ids alone, before any fact is read."""
+
+    decision: str
+    status: str
+    required: str
+    charge_rule: Rule | None
+    ordered: tuple[tuple[Rule, bool, str | None, str], ...]  # trace order: rule, determining, note, effect
+    error_codes: tuple[int, ...]
+
+
+# Combining depends only on which rules fired, and few distinct sets of them occur; bounded, cleared when full.
+_OUTCOMES: dict[tuple[str, tuple[str, ...]], _Outcome] = {}
+_VERSIONS: dict[tuple[str, date], PolicyVersion | None] = {}
+_CACHE_SIZE = 4096
+_UNKNOWN: Any = object()
+
+
+def _outcome(fired: tuple[str, ...], rulebook: Rulebook) -> _Outcome:
+    key = (rulebook.version, fired)
+    outcome = _OUTCOMES.get(key)
+    if outcome is None:
+        outcome = _combine_rules(fired, rulebook)
+        _remember(_OUTCOMES, key, outcome)
+    return outcome
+
+
+def _version_on(rulebook: Rulebook, day: date) -> PolicyVersion | None:
+    key = (rulebook.version, day)
+    version = _VERSIONS.get(key, _UNKNOWN)
+    if version is not _UNKNOWN:
+        return version
+    version = rulebook.version_on(day)
+    _remember(_VERSIONS, key, version)  # another thread may clear the cache at any time: keep our own
+    return version
+
+
+def _remember(cache: dict, key: Any, value: Any) -> None:
+    if len(cache) >= _CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
+
+
+def _combine_rules(fired: tuple[str, ...], rulebook: Rulebook) -> _Outcome:
     rules = sorted((rulebook.rule(rule_id) for rule_id in fired), key=lambda r: (r.priority, r.id))
     denies = [r for r in rules if r.decision == "deny"]
     allows = [r for r in rules if r.decision == "allow"]
@@ -96,29 +169,18 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
     type_deciders = template_rules or any_rules
 
     charge_rules = [r for r in rules if r.charge is not None]
-    classified = _charge(charge_rules[0], facts) if charge_rules else None
-    charge = classified if decision == "allow" or classified is None else _undelivered(classified)
-
     determining = {r.id for r in deciders} | {r.id for r in type_deciders}
     if charge_rules:
         determining.add(charge_rules[0].id)
-    trace: tuple[Reason, ...] = ()
-    if explain:
-        ordered = sorted(rules, key=lambda r: (r.id not in determining, r.charge is not None, r.priority, r.id))
-        trace = tuple(_reason(rule, facts, rule.id in determining, _note(rule, charge_rules, decision))
-                      for rule in ordered)
-    version = rulebook.version_on(facts.day)
-    return Decision(
+    ordered = sorted(rules, key=lambda r: (r.id not in determining, r.charge is not None, r.priority, r.id))
+    return _Outcome(
         decision=decision,
         status=status,
-        required_message_type=required,
-        charge=charge,
-        policy_version=version.id if version else None,
-        rulebook_version=rulebook.version,
-        trace=trace,
-        facts=facts,
+        required=required,
+        charge_rule=charge_rules[0] if charge_rules else None,
+        ordered=tuple((rule, rule.id in determining, _note(rule, charge_rules, decision), rule.effect)
+                      for rule in ordered),
         error_codes=tuple(r.error_code for r in denies if r.error_code),
-        classified_charge=classified,
     )
 
 
@@ -139,8 +201,21 @@ def fail_closed(error: Exception, rulebook_version: str, facts: Facts | None = N
 
 def render(text: str, facts: Facts) -> str:
     """Fill a rule's `because` sentence with the facts' values."""
-    values = {**{k: _show(v) for k, v in facts.engine.items()}, **facts.display}
-    return string.Formatter().vformat(text, (), values)
+    return text.format_map(_Values(facts))
+
+
+class _Values(dict):
+    """The text of each fact or display value, made the first time a sentence of the decision names it."""
+
+    def __init__(self, facts: Facts) -> None:
+        super().__init__()
+        self._facts = facts
+
+    def __missing__(self, name: str) -> str:
+        display = self._facts.display
+        value = display[name] if name in display else _show(self._facts.engine[name])
+        self[name] = value
+        return value
 
 
 def _charge(rule: Rule, facts: Facts) -> Charge:
@@ -192,15 +267,16 @@ def _note(rule: Rule, charge_rules: list[Rule], decision: str) -> str | None:
     return None
 
 
-def _reason(rule: Rule, facts: Facts, determining: bool, note: str | None) -> Reason:
-    because = render(rule.because, facts) if rule.because else rule.description
+def _reason(rule: Rule, facts: Facts, values: dict[str, str], determining: bool, note: str | None,
+            effect: str) -> Reason:
+    because = rule.because.format_map(values) if rule.because else rule.description
     defaults = tuple(sorted(rule.facts_read & facts.defaults))
     if rule.confidence != "C":
         because = f"[{rule.confidence}: {CONFIDENCE[rule.confidence]}] {because}"
     return Reason(
         rule=rule.id,
         title=rule.title,
-        effect=rule.effect,
+        effect=effect,
         citation=rule.citation,
         confidence=rule.confidence,
         because=because,

@@ -4,16 +4,26 @@ durable_rules 2.0.28 is not thread-safe (concurrent calls crash the process), ke
 1,024 live states per ruleset, fires only one rule per event, swallows action exceptions
 into the state, and cannot re-register a ruleset name. So: one process-wide lock around
 every engine call, a fresh state per evaluation deleted in `finally`, facts rather than
-events, the state checked for an action exception, and a unique ruleset name per engine.
+events, a catch-all rule so no fact goes unhandled, and a unique ruleset name per engine
+(docs/durable-rules-findings.md lists each constraint with the test that proves it).
+
+The ruleset is registered through durable's Host, but facts are asserted and actions drained
+through its C extension directly: the Python layer parses the whole state and message JSON for
+every fired rule and writes the state back, which cost more than the matching itself. We only
+need each fired rule's id, which is the first key of the message the extension returns.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import threading
+from bisect import bisect_left
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import durable_rules_engine as extension
 from durable import engine as durable
 
 from .errors import EngineError
@@ -22,12 +32,12 @@ from .rulebook import Rulebook
 # The C extension's state is process-global, so one lock must guard every engine instance.
 _ENGINE_LOCK = threading.Lock()
 _ENGINE_NUMBERS = itertools.count(1)
-# A fact no rule matches still creates a state, and deleting that state segfaults (measured on
-# 2.0.28), so every fact must match something: this catch-all rule, run last. Its firing also
-# proves every earlier action completed (an action exception stops the ones after it).
-# It matches a marker added to every fact by plain equality ($ex conditions were seen to hang).
-_SENTINEL = "evaluation_complete"
-_SENTINEL_RULE = {"all": [{"m": {_SENTINEL: 1}}], "pri": 1_000_000}
+_NOT_HANDLED, _OBSERVED = 1, 2  # durable's result codes for "no rule matched" and "fact already asserted"
+# Matches every fact: deleting a state in which no rule matched crashes durable_rules (segfault or
+# "free(): invalid pointer", e.g. for any send before the first rule's date). Never reported as
+# fired; seeing it drained proves the whole evaluation ran.
+_EVERY_FACT = "$every-fact"
+_MEMO_SIZE = 4096
 
 
 class _QuietHost(durable.Host):
@@ -44,15 +54,20 @@ class RulesEngine:
         self.rulebook_version = rulebook.version
         self.ruleset = f"policy_{next(_ENGINE_NUMBERS)}"
         self._sids = itertools.count(1)
-        self._fired: list[str] = []
+        self._action = action
+        self._rule_ids = frozenset(rule.id for rule in rulebook.rules) | {_EVERY_FACT}
         self._host = _QuietHost()
         definition: dict[str, Any] = {}
         for rule_id, compiled in rulebook.durable_ruleset().items():
-            definition[rule_id] = {**compiled, "run": self._recorder(rule_id, action)}
-        definition[_SENTINEL] = {**_SENTINEL_RULE, "run": self._recorder(_SENTINEL, None)}
+            # Actions never run through durable's Python layer (see the module docstring).
+            definition[rule_id] = {**compiled, "run": _unused_action}
+        definition[_EVERY_FACT] = {"all": [{"m": {"$gte": {"waba_date": 0}}}], "run": _unused_action}
+        self._cuts = _numeric_constants(definition)
+        self._memo: dict[tuple[Any, ...], tuple[str, ...]] = {}
         try:
             with _ENGINE_LOCK:
                 self._host.set_rulesets({self.ruleset: definition})
+                self._handle = self._host.get_ruleset(self.ruleset)._handle
         except Exception as error:
             raise EngineError(f"durable_rules refused the compiled rulebook: {error}") from error
 
@@ -60,35 +75,108 @@ class RulesEngine:
         """Assert the facts as one fact in a fresh state; return the ids of every rule that fired."""
         with _ENGINE_LOCK:
             sid = str(next(self._sids))
-            self._fired = []
             try:
-                state = self._host.assert_fact(self.ruleset, {**facts, _SENTINEL: 1, "sid": sid})
-            except durable.MessageNotHandledException:
-                # Unreachable while the sentinel matches; its state must not be deleted (segfault).
-                raise EngineError("no rule, not even the sentinel, handled the facts") from None
+                fired = self._fire(json.dumps({**facts, "sid": sid}, ensure_ascii=False))
+            except _Unhandled:
+                # Its state must not be deleted (that is the crash); it stays, counting toward 1,024.
+                raise EngineError("no rule, not even the catch-all, handled the facts") from None
+            except EngineError:
+                self._delete(sid)
+                raise
             except Exception as error:
                 self._delete(sid)
                 raise EngineError(f"durable_rules failed: {type(error).__name__}: {error}") from error
-            try:
-                if isinstance(state, dict) and state.get("exception"):
-                    raise EngineError(f"a rule action failed: {state['exception']}")
-                if not self._fired or self._fired[-1] != _SENTINEL:
-                    raise EngineError("evaluation did not complete: the final sentinel rule did not fire")
-                return tuple(self._fired[:-1])
-            finally:
-                self._delete(sid)
+            self._delete(sid)
+            return fired
+
+    def match_memoized(self, facts: Mapping[str, Any]) -> tuple[str, ...]:
+        """match(), remembered for facts the rules cannot tell apart (for replaying past sends)."""
+        key = self._indistinct(facts)
+        fired = self._memo.get(key)
+        if fired is None:
+            fired = self.match(facts)
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()  # bounded; clearing is atomic where LRU bookkeeping would race
+            self._memo[key] = fired
+        return fired
+
+    def _indistinct(self, facts: Mapping[str, Any]) -> tuple[Any, ...]:
+        # A number is tested only against the rules' constants, so its place among them (and whether
+        # it equals one) decides every test: 61 and 1799 seconds are the same to `lt: 1800`.
+        key = dict(facts)
+        for name, (cuts, members) in self._cuts.items():
+            value = key.get(name)
+            if type(value) is int:
+                key[name] = (bisect_left(cuts, value), value in members)
+        return tuple(key.items())
+
+    def _fire(self, fact: str) -> tuple[str, ...]:
+        code, state = extension.assert_fact(self._handle, fact)
+        if code == _NOT_HANDLED:
+            raise _Unhandled
+        if code == _OBSERVED:
+            raise EngineError("durable_rules saw this fact before in a fresh state")
+        fired: list[str] = []
+        complete = False
+        started = extension.start_action_for_state(self._handle, state)
+        message = started[1] if started else None
+        while message:
+            rule_id = self._rule_of(message)
+            if rule_id == _EVERY_FACT:
+                complete = True
+                message = extension.complete_and_start_action(self._handle, state)
+                continue
+            if self._action is not None:
+                try:
+                    self._action(rule_id)
+                except Exception as error:
+                    extension.abandon_action(self._handle, state)
+                    raise EngineError(f"a rule action failed: {type(error).__name__}: {error}") from error
+            fired.append(rule_id)
+            message = extension.complete_and_start_action(self._handle, state)
+        if not complete:
+            raise EngineError("evaluation did not complete: the catch-all rule was never drained")
+        return tuple(fired)
+
+    def _rule_of(self, message: str) -> str:
+        # The message is {"<rule id>": {...}}; rule ids contain no quote (rulebook.py checks them).
+        rule_id = message[2:message.find('"', 2)]
+        if not message.startswith('{"') or rule_id not in self._rule_ids:
+            raise EngineError(f"durable_rules returned an action for an unknown rule: {message[:80]!r}")
+        return rule_id
 
     def _delete(self, sid: str) -> None:
         try:
-            self._host.delete_state(self.ruleset, sid)
+            extension.delete_state(self._handle, sid)
         except Exception:
             # No state exists when assert_fact itself failed before creating one.
             pass
 
-    def _recorder(self, rule_id: str, action: Callable[[str], None] | None) -> Callable[[Any], None]:
-        def record(_closure: Any) -> None:
-            if action is not None:
-                action(rule_id)
-            self._fired.append(rule_id)
 
-        return record
+class _Unhandled(Exception):
+    """durable_rules matched no rule at all (impossible while the catch-all rule is compiled in)."""
+
+
+def _numeric_constants(definition: Mapping[str, Any]) -> dict[str, tuple[list[int], frozenset[int]]]:
+    """Every number a rule compares each fact with, sorted, from the compiled rulebook."""
+    found: defaultdict[str, set[int]] = defaultdict(set)
+
+    def walk(expression: Any) -> None:
+        if isinstance(expression, list):
+            for item in expression:
+                walk(item)
+        elif isinstance(expression, dict):
+            for key, value in expression.items():
+                if key.startswith("$"):
+                    walk(value)
+                elif type(value) is int:
+                    found[key].add(value)
+
+    for rule in definition.values():
+        for term in rule["all"]:
+            walk(term["m"])
+    return {name: (sorted(values), frozenset(values)) for name, values in found.items()}
+
+
+def _unused_action(_closure: Any) -> None:
+    """Registered so durable accepts the ruleset; actions are drained in RulesEngine._fire."""

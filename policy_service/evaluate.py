@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import replace
+from datetime import timedelta
+from itertools import chain
 
+from .chronology import carried_before, timeline
 from .conditions import why_not
-from .conversations import Period
-from .decision import Decision, combine, fail_closed
+from .conversations import Period, longest_lifetime, quiet_point
+from .decision import Charge, Decision, classify, combine, fail_closed
 from .engine import RulesEngine
 from .errors import EngineError
 from .facts import HistoryState, derive_facts, new_state
@@ -16,6 +19,7 @@ from .messages import DecisionRequest, Message, Send
 from .rulebook import Rulebook
 
 log = logging.getLogger(__name__)
+_LIFETIMES: dict[str, timedelta] = {}  # rulebook version -> longest period lifetime
 
 
 def evaluate(request: DecisionRequest, *, rulebook: Rulebook, engine: RulesEngine,
@@ -25,7 +29,7 @@ def evaluate(request: DecisionRequest, *, rulebook: Rulebook, engine: RulesEngin
     try:
         state = replay(request, rulebook, engine)
         facts = derive_facts(request.send, state, request.context, rulebook)
-        fired = engine.match(facts.engine)
+        fired = engine.match_memoized(facts.engine)
         decision = combine(fired, facts, rulebook)
         if explain_why_not:
             decision = replace(decision, why_not=why_not(rulebook.rules, set(fired), facts.engine, facts.day))
@@ -39,24 +43,51 @@ def evaluate(request: DecisionRequest, *, rulebook: Rulebook, engine: RulesEngin
 
 
 def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) -> HistoryState:
-    """Walk the history in time order, classifying each delivered outbound send by the same rules."""
+    """Walk the history in time order, classifying each delivered outbound send by the same rules.
+
+    Only sends from the quiet point on are classified: what earlier sends opened has expired
+    before any of them and before the proposed send (conversations.quiet_point), so it cannot
+    change a later classification or the decision.
+    Of the events before it, only the few that still decide the history state are walked.
+    """
+    events = timeline(request.history, request.send.at)
+    # The proposed send comes last: when it is a lifetime after every past send, none needs classifying.
+    delivered = chain([(len(events), request.send.at)],
+                      ((p, events[p][1].at) for p in range(len(events) - 1, -1, -1) if _delivered(events[p][1])))
+    first = quiet_point(delivered, _longest_lifetime(rulebook))
     state = new_state(rulebook)
-    for index, message in ordered_history(request):
+    carried = carried_before(events, first, state, request.history)
+    for position, (index, message) in enumerate(carried + events[first:]):
         if message.direction == "inbound":
             state.receive(message)
         elif message.status != "failed":
-            past = Send(message.at, request.send.to, message.type, message.template)
-            facts = derive_facts(past, state, request.context, rulebook)
-            classified = combine(engine.match(facts.engine), facts, rulebook, explain=False).classified_charge
+            classified = _classify(message, state, request, rulebook, engine) if position >= len(carried) else None
             state.deliver(_opened(classified, message, index), closes_others=bool(classified and
                                                                                 classified.closes_others))
     return state
 
 
+def _delivered(message: Message) -> bool:
+    return message.direction != "inbound" and message.status != "failed"
+
+
+def _classify(message: Message, state: HistoryState, request: DecisionRequest, rulebook: Rulebook,
+              engine: RulesEngine) -> Charge | None:
+    past = Send(message.at, request.send.to, message.type, message.template)
+    facts = derive_facts(past, state, request.context, rulebook)
+    return classify(engine.match_memoized(facts.engine), facts, rulebook)
+
+
+def _longest_lifetime(rulebook: Rulebook) -> timedelta:
+    lifetime = _LIFETIMES.get(rulebook.version)
+    if lifetime is None:
+        lifetime = _LIFETIMES[rulebook.version] = longest_lifetime(r.charge.lasts for r in rulebook.rules if r.charge)
+    return lifetime
+
+
 def ordered_history(request: DecisionRequest) -> list[tuple[int, Message]]:
     """History up to the send's time, oldest first; at the same instant, inbound before outbound."""
-    events = [(i, m) for i, m in enumerate(request.history) if m.at <= request.send.at]
-    return sorted(events, key=lambda item: (item[1].at, item[1].direction != "inbound", item[0]))
+    return list(timeline(request.history, request.send.at))
 
 
 def _opened(classified, message: Message, index: int) -> Period | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -241,6 +242,9 @@ def _zone(name: str) -> ZoneInfo:
         raise ValueError(f"unknown time zone {name!r}") from None
 
 
+# Parsing a number costs more than the rest of fact derivation; a send and its replayed history
+# share one recipient.
+@lru_cache(maxsize=4096)
 def _recipient(number: str) -> tuple[str, int]:
     try:
         parsed = phonenumbers.parse(number)

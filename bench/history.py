@@ -1,0 +1,121 @@
+"""Cost of one decision as the history grows from 10 to 10,000 events (in-process evaluate()).
+
+Two shapes of history, both ending just before the proposed send:
+- sessions: the user writes, the business answers once to three times, then a pause of an hour to
+  ten days (one pause in five is three days or more, past the longest period lifetime, 72 h);
+- dense: a utility template every 23 hours and a user message every day, never a 72 h pause:
+  the worst case, where no quiet point exists and every past send must be classified.
+The last column is what loading the same request from JSON costs (marshmallow), for scale.
+Usage: python bench/history.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from datetime import UTC, datetime, timedelta
+
+from common import banner, median, policy, table
+
+from policy_service.evaluate import evaluate
+from policy_service.messages import DecisionRequest, Message, Send, Template
+from policy_service.schemas import DecisionRequestSchema
+
+SIZES = (10, 100, 1_000, 10_000)
+END = datetime(2026, 6, 15, 12, tzinfo=UTC)
+TO = "+5511987654321"
+UTILITY = Template("order_update", "en", "utility")
+MARKETING = Template("spring_sale", "en", "marketing")
+
+
+def sessions(size: int, seed: int = 7) -> tuple[Message, ...]:
+    """A conversation in sessions with pauses, `size` events, oldest first, ending an hour before END."""
+    rng = random.Random(seed)
+    events: list[tuple[float, Message]] = []
+    at = timedelta(0)
+    while len(events) < size:
+        events.append((at, "inbound"))
+        for _ in range(rng.randint(1, 3)):
+            at += timedelta(minutes=rng.randint(1, 30))
+            events.append((at, "outbound"))
+        pause = rng.choice([timedelta(hours=rng.randint(1, 48))] * 4 + [timedelta(hours=rng.randint(72, 240))])
+        at += pause
+    events = events[:size]
+    shift = END - timedelta(hours=1) - events[-1][0]
+    kinds = [("text", None), ("template", UTILITY), ("template", MARKETING)]
+    history = []
+    for offset, direction in events:
+        kind, template = rng.choice(kinds) if direction == "outbound" else ("text", None)
+        history.append(Message(direction, shift + offset, kind, template))
+    return tuple(history)
+
+
+def dense(size: int) -> tuple[Message, ...]:
+    """Utility templates 23 h apart and a user message every 24 h: no quiet point anywhere."""
+    history = []
+    send_at, user_at = END - timedelta(hours=1), END - timedelta(hours=2)
+    while len(history) < size:
+        history.append(Message("outbound", send_at, "template", UTILITY))
+        send_at -= timedelta(hours=23)
+        if len(history) < size:
+            history.append(Message("inbound", user_at, "text"))
+            user_at -= timedelta(hours=24)
+    return tuple(sorted(history, key=lambda m: m.at))
+
+
+def as_json(request: DecisionRequest) -> dict:
+    """The request as a client would POST it."""
+    send = request.send
+    body = {"send": {"at": send.at.isoformat(), "to": send.to, "type": send.type,
+                     **_template(send.template)},
+            "history": [{"direction": m.direction, "at": m.at.isoformat(), "type": m.type, **_template(m.template)}
+                        for m in request.history]}
+    return body
+
+
+def _template(template: Template | None) -> dict:
+    if template is None:
+        return {}
+    return {"template": {"name": template.name, "language": template.language, "category": template.category,
+                         "status": template.status}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    args = parser.parse_args()
+    rulebook, engine = policy()
+    repeats = 5 if args.quick else 21
+    send = Send(END, TO, "template", MARKETING)
+    rows = []
+    for shape, build in (("sessions", sessions), ("dense (no quiet point)", dense)):
+        requests = {size: DecisionRequest(send, build(size)) for size in SIZES}
+        timings: dict[int, list[float]] = {size: [] for size in SIZES}
+        for _ in range(repeats):
+            for size, request in requests.items():
+                started = time.process_time()
+                evaluate(request, rulebook=rulebook, engine=engine)
+                timings[size].append(time.process_time() - started)
+        base = median(timings[SIZES[0]])
+        for size in SIZES:
+            parse = _parse_time(as_json(requests[size]), 3 if args.quick else 5)
+            rows.append((shape, size, median(timings[size]) * 1e6, median(timings[size]) / base, parse * 1e6))
+    print(banner())
+    print(f"median of {repeats} interleaved runs per size; goal: 10,000 events under 3x the cost of 10\n")
+    print(table(["history", "events", "µs/decision (median)", "× the 10-event cost",
+                 "µs to load the request JSON (schema, median)"], rows))
+
+
+def _parse_time(body: dict, repeats: int) -> float:
+    schema = DecisionRequestSchema()
+    times = []
+    for _ in range(repeats):
+        started = time.process_time()
+        schema.load(body)
+        times.append(time.process_time() - started)
+    return median(times)
+
+
+if __name__ == "__main__":
+    main()

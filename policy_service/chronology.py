@@ -1,0 +1,75 @@
+"""The history in time order, and the few events before a point that still decide the state there."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Sequence
+from datetime import datetime
+from itertools import islice
+from operator import attrgetter, lt
+
+from .facts import HistoryState
+from .messages import Message
+
+_AT, _TYPE, _REFERRAL = attrgetter("at"), attrgetter("type"), attrgetter("referral")
+
+
+class _InOrder(Sequence):
+    """A history prefix already in time order, as (index, message) pairs made only when read."""
+
+    def __init__(self, history: tuple[Message, ...], end: int) -> None:
+        self._history, self._end = history, end
+
+    def __len__(self) -> int:
+        return self._end
+
+    def __getitem__(self, position):  # type: ignore[override]
+        if isinstance(position, slice):
+            return [(i, self._history[i]) for i in range(*position.indices(self._end))]
+        if not -self._end <= position < self._end:
+            raise IndexError(position)
+        position %= self._end
+        return position, self._history[position]
+
+
+def timeline(history: tuple[Message, ...], cutoff: datetime) -> Sequence[tuple[int, Message]]:
+    """(index, message) for the history up to `cutoff`, oldest first; at one instant, inbound first."""
+    times = list(map(_AT, history))
+    if all(map(lt, times, islice(times, 1, None))):
+        # Strictly in time order already, as clients usually send it: no sort, no copy, cut by bisection;
+        # replay then reads only the recent events.
+        return _InOrder(history, bisect_right(times, cutoff))
+    events = [(i, m) for i, m in enumerate(history) if m.at <= cutoff]
+    return sorted(events, key=lambda item: (item[1].at, item[1].direction != "inbound", item[0]))
+
+
+def carried_before(events: Sequence[tuple[int, Message]], first: int, state: HistoryState,
+                   history: tuple[Message, ...]) -> list[tuple[int, Message]]:
+    """The events before `first` whose replay leaves the state there as the whole prefix would.
+
+    The state keeps only the last counted inbound, the last uncounted inbound, the last entry point
+    (referral) and whether a delivered send followed it; periods need no replay before the quiet point.
+    """
+    ignored, sources = state.ignored_types, state.referral_source_types
+    # Scans over the whole history run in C; the walk back stops as soon as each kind is found.
+    want_uncounted = not ignored.isdisjoint(map(_TYPE, history))
+    want_referral = any(map(_REFERRAL, history))
+    want_counted, picked, reply = True, set(), None
+    for position in range(first - 1, -1, -1):
+        if not (want_counted or want_uncounted or want_referral):
+            break
+        message = events[position][1]
+        if message.direction != "inbound":
+            reply = position if message.status != "failed" else reply
+        elif message.type in ignored:
+            if want_uncounted:
+                picked.add(position)
+                want_uncounted = False
+        else:
+            if want_counted:
+                picked.add(position)
+                want_counted = False
+            if want_referral and message.referral and message.referral.get("source_type", "ad") in sources:
+                picked.update([position] if reply is None else [position, reply])
+                want_referral = False
+    return [events[position] for position in sorted(picked)]
