@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
+from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, post_load, validate
 
 from . import decision_log, reconciliation
@@ -35,6 +35,10 @@ class ReconciliationQuerySchema(Schema):
     contact = fields.String(validate=validate.Regexp(r"^\+?[0-9]{6,20}$"))
 
 
+# Databases hold 64-bit offsets; a larger page number would overflow rather than come back empty.
+MAX_PAGE = 1_000_000
+
+
 @blp.route("/decisions", methods=["GET"])
 @blp.arguments(DecisionQuerySchema, location="query", error_status_code=422)
 @blp.response(200)
@@ -42,6 +46,9 @@ class ReconciliationQuerySchema(Schema):
 @blp.alt_response(422, schema=ErrorSchema, description="Bad filter or page")
 def list_decisions(query: decision_log.DecisionQuery, pagination_parameters):
     """Logged decisions, newest first, filtered by time, decision and determining rule; paginated."""
+    if pagination_parameters.page > MAX_PAGE:
+        abort(422, message=f"invalid request: page: at most {MAX_PAGE}",
+              errors={"page": [f"must be at most {MAX_PAGE}"]})
     rows = decision_log.select(query)
     pagination_parameters.item_count = rows.count()
     page = rows.paginate(pagination_parameters.page, pagination_parameters.page_size)

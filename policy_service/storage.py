@@ -39,7 +39,7 @@ def database_url(app: Flask) -> str:
 
 
 def init_app(app: Flask) -> None:
-    """Open the configured database, create missing tables, and close connections after each request."""
+    """Open the configured database, create missing tables, and manage connections per request."""
     url = database_url(app)
     # WAL lets several gunicorn workers write while readers read; busy_timeout makes writers queue.
     options = {"pragmas": {"journal_mode": "wal", "busy_timeout": 10_000}} if url.startswith("sqlite") else {}
@@ -50,8 +50,15 @@ def init_app(app: Flask) -> None:
         for model in models():
             add_missing_columns(database, model)
 
+    if url.startswith("sqlite"):
+        # Each thread keeps its SQLite connection: closing the last one after every request forced a
+        # WAL checkpoint and more than doubled the cost of a logged decision (bench/phases.py).
+        # Commits still fsync (synchronous=FULL), so no decision a client has seen can be lost.
+        return
+
     @app.teardown_appcontext
     def close(_: Any) -> None:
+        # A server database may restart or drop idle connections: take a fresh one per request.
         if not database.is_closed():
             database.close()
 

@@ -8,3 +8,10 @@ def test_openapi_documents_listing_reconciliation_and_webhooks(client):
     assert {"from", "to", "decision", "rule", "page", "page_size"} <= listing
     assert "get" in paths["/v1/reconciliation"]
     assert {"get", "post"} <= set(paths["/v1/webhooks/whatsapp"])
+
+
+def test_a_page_number_beyond_any_database_offset_is_a_field_error(client):
+    """A page number that would overflow the database's 64-bit offset is a 422 on `page`, not a 500."""
+    response = client.get("/v1/decisions?page=922337203685477582")
+    assert response.status_code == 422
+    assert "page" in response.get_json()["errors"]
