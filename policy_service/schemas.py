@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -23,6 +24,17 @@ E164 = r"^\+[1-9][0-9]{6,14}$"
 MAX_HISTORY = 10_000
 # The hard ceiling of a batch; MAX_BATCH_SIZE in the configuration may lower it.
 MAX_BATCH = 1_000
+
+
+# Sends and messages fall between these; far-off years would overflow on conversion to a WABA's zone.
+EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2999, 12, 31, tzinfo=UTC)
+
+
+def _timestamp(**kwargs: Any) -> fields.AwareDateTime:
+    return fields.AwareDateTime(
+        validate=validate.Range(min=EARLIEST, max=LATEST, error="must be between 2000-01-01 and 2999-12-31"),
+        **kwargs,
+    )
 
 
 def _strict_bool(**kwargs: Any) -> fields.Boolean:
@@ -64,7 +76,7 @@ class ReferralSchema(Schema):
 class SendSchema(Schema):
     """The proposed send."""
 
-    at = fields.AwareDateTime(required=True, metadata={"description": "RFC 3339 with offset"})
+    at = _timestamp(required=True, metadata={"description": "RFC 3339 with offset"})
     to = fields.String(required=True, validate=validate.Regexp(E164, error="must be an E.164 number like +14155550100"))
     type = fields.String(required=True, validate=validate.OneOf(MESSAGE_TYPES))
     template = fields.Nested(TemplateSchema)
@@ -90,7 +102,7 @@ class MessageSchema(Schema):
 
     id = fields.String(metadata={"description": "Meta's wamid, when known"})
     direction = fields.String(required=True, validate=validate.OneOf(("inbound", "outbound")))
-    at = fields.AwareDateTime(required=True)
+    at = _timestamp(required=True)
     type = fields.String(required=True, validate=validate.OneOf(MESSAGE_TYPES + INBOUND_ONLY_TYPES))
     template = fields.Nested(TemplateSchema)
     status = fields.String(validate=validate.OneOf(DELIVERY_STATUSES))

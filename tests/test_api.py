@@ -119,3 +119,10 @@ def test_explain_is_off_by_default_and_validated(client):
     """Without the parameter no why_not is computed; an unknown value is a 422 field error."""
     assert client.post("/v1/decisions", json={"send": SEND, "history": HISTORY}).get_json()["why_not"] == []
     assert "query.explain" in assert_error_shape(client.post("/v1/decisions?explain=yes", json={"send": SEND}), 422)
+
+
+@pytest.mark.parametrize("at", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59", "1999-12-31T23:59:59+00:00"])
+def test_timestamps_outside_the_supported_range_are_field_errors(client, at):
+    """A time no WhatsApp send can have (it would overflow in a WABA's zone) is a 422, not an error-deny."""
+    errors = assert_error_shape(client.post("/v1/decisions", json={"send": {**SEND, "at": at}}), 422)
+    assert "send.at" in errors
