@@ -20,7 +20,8 @@ templates = st.fixed_dictionaries({
     "category": st.sampled_from(("marketing", "utility", "authentication")),
     "status": st.sampled_from(("APPROVED", "APPROVED", "PAUSED", "REJECTED")),
 })
-send_times = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2026, 12, 31),
+# Histories reach back a few days, and the service accepts times from 2000-01-01 on.
+send_times = st.datetimes(min_value=datetime(2000, 2, 1), max_value=datetime(2026, 12, 31),
                           timezones=st.just(UTC))
 contexts = st.fixed_dictionaries({}, optional={
     "opted_in": st.booleans(),

@@ -128,8 +128,8 @@ def test_deeply_nested_json_is_a_400(client, path):
 
 def test_sends_before_any_policy_version_are_answered(client, example_request):
     """A send (and history) dated before every rule is a not_applicable deny; the process survives it."""
-    old = {"send": {"at": "1970-01-01T00:00:00+00:00", "to": "+5511987654321", "type": "text"},
-           "history": [{"direction": "outbound", "at": "1969-12-31T00:00:00+00:00", "type": "text"}]}
+    old = {"send": {"at": "2005-01-01T00:00:00+00:00", "to": "+5511987654321", "type": "text"},
+           "history": [{"direction": "outbound", "at": "2004-12-31T00:00:00+00:00", "type": "text"}]}
     body = client.post("/v1/decisions", json=old).get_json()
     assert (body["decision"], body["status"]) == ("deny", "not_applicable")
     assert client.post("/v1/decisions", json=example_request).get_json()["decision"] == "allow"
