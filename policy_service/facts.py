@@ -59,6 +59,7 @@ FACT_TYPES: dict[str, type] = {
 DISPLAY_VALUES = (
     "send_at", "recipient", "last_inbound_at", "csw_expires_at", "open_conversations",
     "same_category_expires_at", "ridden_conversation_expires_at", "free_entry_point_expires_at",
+    "same_category_opened_by", "ridden_conversation_opened_by", "free_entry_point_opened_by",
     "entry_point_at", "entry_point_deadline_at", "uncounted_inbound_at", "uncounted_inbound_type",
     "uncounted_would_close_at", "waba_timezone", "template_name",
 )
@@ -207,6 +208,9 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
         "same_category_expires_at": show(same[0].expires_at if same else None),
         "ridden_conversation_expires_at": show(conversations[0].expires_at if conversations else None),
         "free_entry_point_expires_at": show(free_entry[0].expires_at if free_entry else None),
+        "same_category_opened_by": _opener(same, show),
+        "ridden_conversation_opened_by": _opener(conversations, show),
+        "free_entry_point_opened_by": _opener(free_entry, show),
         "entry_point_at": show(referral),
         "entry_point_deadline_at": show(referral + deadline if referral else None),
         "uncounted_inbound_at": show(uncounted.at if uncounted else None),
@@ -251,6 +255,12 @@ def _recipient(number: str) -> tuple[str, int]:
     except phonenumbers.NumberParseException:
         return "ZZ", 0
     return phonenumbers.region_code_for_number(parsed) or "ZZ", parsed.country_code or 0
+
+
+def _opener(periods: list[Period], show) -> str:
+    if not periods:
+        return NONE
+    return f"the send at {show(periods[0].opened_at)} (history[{periods[0].opened_by}])"
 
 
 def _started(start: date | None, day: date) -> bool:

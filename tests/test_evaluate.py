@@ -61,3 +61,11 @@ def test_internal_errors_fail_closed(rulebook, engine, monkeypatch):
     monkeypatch.setattr(spine, "derive_facts", broken)
     decision = evaluate(request([]), rulebook=rulebook, engine=engine)
     assert (decision.decision, decision.status) == ("deny", "error")
+
+
+def test_a_riding_send_names_the_message_that_opened_its_conversation(rulebook, engine):
+    """The trace of a send riding a conversation says which earlier history entry opened it, and when."""
+    history = [Message("outbound", T0, "template", MARKETING), Message("inbound", T0 + timedelta(hours=4), "text")]
+    decision = evaluate(request(history), rulebook=rulebook, engine=engine)
+    reason = next(r for r in decision.trace if r.rule == "CBP-4.rides")
+    assert f"opened by the send at {T0.isoformat()} (history[0])" in reason.because
