@@ -42,6 +42,9 @@ class JsonBodyParser(FlaskParser):
 
 
 blp = Blueprint("decisions", __name__, url_prefix="/v1", description="Decide whether a WhatsApp send is allowed")
+# Built once: constructing the schema cost four times what dumping with it does (238 vs 56 µs).
+# marshmallow 4 schemas keep no state between dumps, so one instance serves every thread.
+RESPONSE_SCHEMA = DecisionResponseSchema()
 blp.ARGUMENTS_PARSER = JsonBodyParser()
 
 
@@ -112,7 +115,7 @@ def decide(proposal: DecisionRequest, raw: dict[str, Any], *, explain_why_not: b
     if "history_ref" in raw:
         proposal, raw, source = _resolve_history(proposal, raw)
     decision = evaluate(proposal, rulebook=loaded.rulebook, engine=loaded.engine, explain_why_not=explain_why_not)
-    body = DecisionResponseSchema().dump(decision)
+    body = RESPONSE_SCHEMA.dump(decision)
     if source is not None:
         body["history_source"] = source
     # Logged before returning, so every decision_id a client sees is already in the log.

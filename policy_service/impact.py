@@ -18,6 +18,8 @@ from .storage import loaded_time
 
 CHARGE_FIELDS = ("billable", "pricing_model", "category", "type")
 COMPARED = ("decision", "required_message_type", "charge", "determining_rules")
+# One instance for the whole replay: building a schema costs more than a dump with it.
+RESPONSE = DecisionResponseSchema()
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def analyse(records: Iterable[decision_log.DecisionRecord], rulebook: Rulebook, 
         decision = evaluate(request, rulebook=rulebook, engine=engine, decision_id=f"impact:{row.decision_id}")
         impact.replayed += 1
         before = outcome(json.loads(row.response))
-        after = outcome(DecisionResponseSchema().dump(decision))
+        after = outcome(RESPONSE.dump(decision))
         if before != after:
             impact.changes.append(Change(row.decision_id, loaded_time(row.logged_at).isoformat(), before, after))
     return impact
