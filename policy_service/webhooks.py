@@ -126,7 +126,8 @@ def signature_valid(body: bytes, header: str | None, secret: str) -> bool:
     if not header or not header.startswith("sha256="):
         return False
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header.removeprefix("sha256=").strip().lower())
+    # Bytes, not str: compare_digest refuses non-ASCII str with a TypeError (a 500 for crafted headers).
+    return hmac.compare_digest(expected.encode(), header.removeprefix("sha256=").strip().lower().encode())
 
 
 @blp.route("/whatsapp", methods=["GET"])
@@ -138,7 +139,8 @@ def verify_subscription():
     expected = str(current_app.config.get("WHATSAPP_VERIFY_TOKEN") or "")
     token = request.args.get("hub.verify_token", "")
     challenge = request.args.get("hub.challenge", "")
-    if request.args.get("hub.mode") != "subscribe" or not expected or not hmac.compare_digest(token, expected):
+    matches = bool(expected) and hmac.compare_digest(token.encode(), expected.encode())
+    if request.args.get("hub.mode") != "subscribe" or not matches:
         abort(403, message="verification refused: hub.mode must be subscribe and hub.verify_token must match")
     return current_app.response_class(challenge, mimetype="text/plain")
 

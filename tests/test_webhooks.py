@@ -164,3 +164,11 @@ def test_concurrent_deliveries_of_the_same_statuses_store_one_message(app):
     rows = stored(app)
     assert set(rows) == {wamid, "wamid.in"}
     assert rows[wamid].status == "read" and histories.pricing(rows[wamid])["category"] == "marketing"
+
+
+def test_non_ascii_tokens_and_signatures_are_refused_not_crashed(client):
+    """A verify token or signature with non-ASCII characters is a 403 / 401, never a 500."""
+    challenge = client.get("/v1/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=%C3%A9&hub.challenge=1")
+    assert challenge.status_code == 403
+    signed = client.post("/v1/webhooks/whatsapp", data=b"{}", headers={"X-Hub-Signature-256": "sha256=\u00e9"})
+    assert signed.status_code == 401
