@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "policy_service"
-CORE = ("facts", "conversations", "rulebook", "engine", "decision", "evaluate", "messages", "errors")
+CORE = ("facts", "conversations", "rulebook", "engine", "decision", "evaluate", "messages", "errors", "conditions",
+        "chronology")
 FRAMEWORKS = ("flask", "flask_smorest", "marshmallow", "peewee", "playhouse", "werkzeug")
 
 
