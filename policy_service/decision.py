@@ -199,11 +199,6 @@ def fail_closed(error: Exception, rulebook_version: str, facts: Facts | None = N
     )
 
 
-def render(text: str, facts: Facts) -> str:
-    """Fill a rule's `because` sentence with the facts' values."""
-    return text.format_map(_Values(facts))
-
-
 class _Values(dict):
     """The text of each fact or display value, made the first time a sentence of the decision names it."""
 
