@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
-from .facts import FACT_TYPES
+from .facts import FACT_TYPES, day_number, from_day_number
 from .rulebook import Rule, compile_condition
 
 # A text value no rule mentions: stands for every other value a fact may take.
@@ -130,13 +130,3 @@ def describe(facts: Mapping[str, Any]) -> str:
         text = str(value).lower() if isinstance(value, bool) else str(value)
         shown.append(f"{name}={text}")
     return ", ".join(shown) or "any facts"
-
-
-def day_number(day: date) -> int:
-    """A day as the waba_date fact the rules compare (YYYYMMDD)."""
-    return day.year * 10000 + day.month * 100 + day.day
-
-
-def from_day_number(number: int) -> date:
-    """The day a waba_date number stands for."""
-    return date(number // 10000, number // 100 % 100, number % 100)

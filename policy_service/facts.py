@@ -167,7 +167,7 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
     region, calling_code = _recipient(send.to)
 
     engine = {
-        "waba_date": local_day.year * 10000 + local_day.month * 100 + local_day.day,
+        "waba_date": day_number(local_day),
         "send_type": send.type,
         "send_is_template": send.is_template,
         "template_category": category,
@@ -255,6 +255,16 @@ def _recipient(number: str) -> tuple[str, int]:
     except phonenumbers.NumberParseException:
         return "ZZ", 0
     return phonenumbers.region_code_for_number(parsed) or "ZZ", parsed.country_code or 0
+
+
+def day_number(day: date) -> int:
+    """A day as the waba_date fact encodes it (YYYYMMDD): a number, so rules compare it as a number."""
+    return day.year * 10000 + day.month * 100 + day.day
+
+
+def from_day_number(number: int) -> date:
+    """The day a waba_date number stands for."""
+    return date(number // 10000, number // 100 % 100, number % 100)
 
 
 def _opener(periods: list[Period], show) -> str:

@@ -20,18 +20,16 @@ from .errors import RulebookError
 from .fact_domain import (
     DAY_FACT,
     OTHER,
-    day_number,
     describe,
     domain,
     every,
     find,
-    from_day_number,
     negation,
     some,
     tests,
     truth,
 )
-from .facts import NONE
+from .facts import NONE, day_number, from_day_number
 from .rulebook import PolicyVersion, Rule, Rulebook, compile_condition, load_rulebook
 
 ONE_DAY = timedelta(days=1)

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from .errors import RulebookError
-from .facts import DISPLAY_VALUES, FACT_TYPES, PARAMETER_TYPES
+from .facts import DISPLAY_VALUES, FACT_TYPES, PARAMETER_TYPES, day_number
 
 CONFIDENCE = {"C": "confirmed", "S": "secondary", "R": "unconfirmed"}
 DECISIONS = ("allow", "deny")
@@ -208,9 +208,9 @@ def load_rulebook(directory: str | Path) -> Rulebook:
 
 def compile_condition(rule: Rule) -> dict[str, Any]:
     """Translate a rule's `when` block and effective dates into a durable_rules expression."""
-    terms = [{"$gte": {"waba_date": _date_number(rule.effective_from)}}]
+    terms = [{"$gte": {"waba_date": day_number(rule.effective_from)}}]
     if rule.effective_until is not None:
-        terms.append({"$lte": {"waba_date": _date_number(rule.effective_until)}})
+        terms.append({"$lte": {"waba_date": day_number(rule.effective_until)}})
     terms.extend(_compile_block(rule.when))
     return {"$and": terms}
 
@@ -470,7 +470,3 @@ def _check_template(text: str, file: str, rule: str) -> set[str]:
     if unknown:
         raise RulebookError(f"because names unknown value(s): {', '.join(unknown)}", file=file, rule=rule)
     return names
-
-
-def _date_number(day: date) -> int:
-    return day.year * 10000 + day.month * 100 + day.day

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from policy_service.engine import RulesEngine
 from policy_service.errors import EngineError
-from policy_service.facts import FACT_TYPES
+from policy_service.facts import FACT_TYPES, day_number
 
 
 def facts(rulebook, **overrides):
@@ -111,7 +111,7 @@ _TEXT = st.sampled_from(["none", "utility", "marketing", "authentication", "temp
 # Values fact derivation can produce; durable_rules itself segfaults on some implausible mixes of
 # numbers (e.g. waba_date 5 with calling code 1999), with or without this module.
 _NUMBERS = {
-    "waba_date": st.dates(date(2021, 6, 1), date(2027, 6, 1)).map(lambda d: d.year * 10000 + d.month * 100 + d.day),
+    "waba_date": st.dates(date(2021, 6, 1), date(2027, 6, 1)).map(day_number),
     "seconds_until_csw_close": st.integers(0, 86_400),
     "recipient_calling_code": st.sampled_from([0, 1, 44, 55, 91, 62]),
 }

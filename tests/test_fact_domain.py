@@ -3,8 +3,8 @@
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from policy_service.fact_domain import OTHER, domain, find, from_day_number, truth
-from policy_service.facts import FACT_TYPES
+from policy_service.fact_domain import OTHER, domain, find, truth
+from policy_service.facts import FACT_TYPES, from_day_number
 from policy_service.rulebook import compile_condition, load_rulebook
 
 from .conftest import RULES_DIR
