@@ -18,6 +18,7 @@ import peewee
 import phonenumbers
 
 from .decision import Decision
+from .facts import recipient
 from .storage import StoredModel, loaded_time, stored_time
 
 _PHONE = re.compile(r"\+\d{7,15}")
@@ -60,7 +61,7 @@ class DecisionQuery:
 
 def record(decision: Decision, request: dict[str, Any], response: dict[str, Any], *, mask: bool) -> None:
     """Write one decision; raises if it cannot be stored, so no unlogged decision is ever returned."""
-    region = recipient_region(str(request.get("send", {}).get("to", "")))
+    region, _ = recipient(str(request.get("send", {}).get("to", "")))
     if mask:
         request, response = masked(request), masked(response)
     facts = decision.facts
@@ -120,15 +121,6 @@ def entry(row: DecisionRecord) -> dict[str, Any]:
         "request": json.loads(row.request),
         "response": json.loads(row.response),
     }
-
-
-def recipient_region(number: str) -> str:
-    """The ISO region of an E.164 number (by area code for +1), or ZZ when unknown."""
-    try:
-        parsed = phonenumbers.parse(number)
-    except phonenumbers.NumberParseException:
-        return "ZZ"
-    return phonenumbers.region_code_for_number(parsed) or "ZZ"
 
 
 def mask_number(number: str) -> str:

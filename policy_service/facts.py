@@ -164,7 +164,7 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
     conversations = [p for p in open_periods if p.kind in CONVERSATION_KINDS]
     same = [p for p in conversations if p.category == category]
     free_entry = [p for p in open_periods if p.kind in FREE_ENTRY_POINT_KINDS]
-    region, calling_code = _recipient(send.to)
+    region, calling_code = recipient(send.to)
 
     engine = {
         "waba_date": day_number(local_day),
@@ -249,7 +249,8 @@ def _zone(name: str) -> ZoneInfo:
 # Parsing a number costs more than the rest of fact derivation; a send and its replayed history
 # share one recipient.
 @lru_cache(maxsize=4096)
-def _recipient(number: str) -> tuple[str, int]:
+def recipient(number: str) -> tuple[str, int]:
+    """The ISO region (by area code for +1 numbers) and calling code of an E.164 number; ZZ and 0 if unknown."""
     try:
         parsed = phonenumbers.parse(number)
     except phonenumbers.NumberParseException:
