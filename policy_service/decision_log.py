@@ -149,11 +149,19 @@ def masked(value: Any, key: str | None = None) -> Any:
 
 def replayable_request(row: DecisionRecord) -> dict[str, Any]:
     """The logged request, its masked recipient replaced by a number of the same region."""
-    request = json.loads(row.request)
-    send = request.get("send", {})
-    number = str(send.get("to", ""))
-    if "*" in number:
-        example = phonenumbers.example_number_for_type(row.recipient_region, phonenumbers.PhoneNumberType.MOBILE)
-        send["to"] = (phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164) if example
-                      else number.replace("*", "0"))
-    return request
+    return with_example_recipient(json.loads(row.request), row.recipient_region)
+
+
+def with_example_recipient(request: dict[str, Any], region: str) -> dict[str, Any]:
+    """The request with a masked recipient replaced by an example number of the region; others unchanged.
+
+    The rules read only the recipient's region and calling code, so the example decides alike.
+    """
+    send = request.get("send") if isinstance(request, dict) else None
+    number = send.get("to") if isinstance(send, dict) else None
+    if not isinstance(number, str) or "*" not in number:
+        return request
+    example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+    replaced = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164) if example else \
+        number.replace("*", "0")
+    return {**request, "send": {**send, "to": replaced}}

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import phonenumbers
 import yaml
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from marshmallow import ValidationError
@@ -17,7 +16,7 @@ from .api import Policy, decide, flatten_errors, policy
 from .errors import EngineError
 from .fixtures import discover, run_fixture
 from .rulebook import CONFIDENCE, PolicyVersion, Rule, Rulebook
-from .schemas import E164, DecisionRequestSchema
+from .schemas import DecisionRequestSchema
 
 bp = Blueprint("ui", __name__, url_prefix="/ui")
 # Keyed by rulebook version: the rules directory cannot change under a loaded rulebook.
@@ -93,7 +92,8 @@ def decision_view(raw_request: dict[str, Any], response: dict[str, Any]) -> dict
     """What the decision template needs: the response and its timeline (None if it cannot be replayed)."""
     loaded = policy()
     try:
-        proposal = DecisionRequestSchema().load(replayable_request(raw_request, response))
+        region = response.get("facts", {}).get("seen_by_rules", {}).get("recipient_region", "ZZ")
+        proposal = DecisionRequestSchema().load(decision_log.with_example_recipient(raw_request, region))
         shown = timeline.from_request(proposal, loaded.rulebook, loaded.engine,
                                       delivered=response.get("decision") == "allow")
     except (ValidationError, EngineError):
@@ -139,22 +139,6 @@ def _parse(text: str) -> tuple[dict[str, list[str]], Any, Any]:
         return {}, raw, DecisionRequestSchema().load(raw)
     except ValidationError as error:
         return flatten_errors(error.messages), raw, None
-
-
-def replayable_request(raw: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
-    """The logged request with a masked recipient replaced by an example number from the same region."""
-    send = raw.get("send") if isinstance(raw, dict) else None
-    if not isinstance(send, dict) or _is_number(send.get("to")):
-        return raw
-    # The rules see only the recipient's region and calling code, which the logged facts keep.
-    region = response.get("facts", {}).get("seen_by_rules", {}).get("recipient_region", "ZZ")
-    example = phonenumbers.example_number(region)
-    number = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164) if example else "+999000000"
-    return {**raw, "send": {**send, "to": number}}
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, str) and re.match(E164, value) is not None
 
 
 def _fixtures_dir() -> str:

@@ -176,3 +176,11 @@ def test_concurrent_gunicorn_workers_lose_no_decision(app, database_url, tmp_pat
     database.close()
     assert len(set(returned)) == requests
     assert set(returned) <= logged and len(logged) == requests
+
+
+def test_a_masked_recipient_becomes_an_example_number_of_its_region():
+    """A masked number is swapped for a valid one of the region the rules saw; a real number is kept."""
+    replayable = decision_log.with_example_recipient({"send": {"to": "+*******4321", "at": "x"}}, "IN")
+    assert replayable["send"]["to"].startswith("+91") and replayable["send"]["at"] == "x"
+    kept = {"send": {"to": "+5511987654321"}}
+    assert decision_log.with_example_recipient(kept, "ZZ") == kept

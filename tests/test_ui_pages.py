@@ -138,14 +138,6 @@ def test_pages_use_only_local_assets(client):
             assert response.status_code == 200
 
 
-def test_masked_recipient_is_replayed_with_a_number_from_the_logged_region():
-    """A masked number is swapped for a valid one of the region the rules saw; a real number is kept."""
-    logged = {"send": {"to": "+*******4321", "at": "x"}}
-    replayable = ui.replayable_request(logged, {"facts": {"seen_by_rules": {"recipient_region": "IN"}}})
-    assert replayable["send"]["to"].startswith("+91") and replayable["send"]["at"] == "x"
-    assert ui.replayable_request({"send": {"to": "+5511987654321"}}, {}) == {"send": {"to": "+5511987654321"}}
-
-
 def test_decision_page_without_a_replayable_request_still_shows_the_decision(app, client):
     """A logged request that no longer loads (e.g. written by an older schema) shows the decision, no timeline."""
     response = {"decision_id": "old", "decision": "deny", "status": "error", "required_message_type": "template",
