@@ -10,7 +10,7 @@ from .coverage import RuleCoverage, measure
 from .engine import RulesEngine
 from .fixtures import discover, run_fixtures
 from .lint import top_versions
-from .rulebook import CONFIDENCE, ChargeEffect, PolicyVersion, Rule, Rulebook
+from .rulebook import CONFIDENCE, ChargeEffect, Rule, Rulebook
 
 REGENERATE = "policy-service rules docs"
 MARKS = {"C": "C", "S": "**[S]**", "R": "**[R]**"}
@@ -32,7 +32,7 @@ def catalogue(rulebook: Rulebook, coverage: RuleCoverage, links: dict[str, str])
     sections: dict[str, list[Rule]] = {v.id: [] for v in tops}
     across: list[Rule] = []
     for rule in rulebook.rules:
-        spanned = [v for v in tops if _overlaps(rule, v)]
+        spanned = [v for v in tops if rule.overlaps(v)]
         (sections[spanned[0].id] if len(spanned) == 1 else across).append(rule)
 
     lines = [
@@ -109,11 +109,6 @@ def _entry(rule: Rule, coverage: RuleCoverage, links: dict[str, str]) -> list[st
         f"- file: [{rule.file}]({rule.file})",
         f"- covered by {len(names)} fixture(s): {covered}",
     ]
-
-
-def _overlaps(rule: Rule, version: PolicyVersion) -> bool:
-    rule_end, version_end = rule.effective_until or date.max, version.effective_until or date.max
-    return rule.effective_from <= version_end and version.effective_from <= rule_end
 
 
 def _dates(start: date, end: date | None) -> str:

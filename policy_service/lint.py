@@ -14,8 +14,6 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import RulebookError
 from .fact_domain import (
     DAY_FACT,
@@ -53,7 +51,7 @@ def lint(directory: str | Path) -> list[Finding]:
         rulebook = load_rulebook(directory)
     except RulebookError as error:
         return [Finding(error.file or str(directory), error.rule, error.detail)]
-    files = version_files(Path(directory))
+    files = {version.id: version.file for version in rulebook.versions}
     return [
         *never_holds(rulebook),
         *charge_conflicts(rulebook),
@@ -154,16 +152,6 @@ def send_kinds(space: dict[str, tuple[Any, ...]]) -> list[tuple[str, dict[str, A
 def top_versions(rulebook: Rulebook) -> list[PolicyVersion]:
     """The policy versions that refine no other (V1, V2, ...), in date order."""
     return [v for v in rulebook.versions if _parent(v, rulebook.versions) is None]
-
-
-def version_files(directory: Path) -> dict[str, str]:
-    """Which rule file (relative to the directory) defines each policy version."""
-    files = {}
-    for path in sorted(directory.rglob("*.yaml")):
-        document = yaml.safe_load(path.read_text()) or {}
-        for item in document.get("versions") or ():
-            files[str(item["id"])] = str(path.relative_to(directory))
-    return files
 
 
 def _uncharged(charging: list[Rule], space: dict[str, tuple[Any, ...]], kind: dict[str, Any],

@@ -78,6 +78,7 @@ class Rule:
     because: str = ""
     priority: int = 100
     facts_read: frozenset[str] = frozenset()
+    area: str = ""  # the `area` its file names (the file name when it names none)
 
     @property
     def effect(self) -> str:
@@ -97,6 +98,11 @@ class Rule:
         """True when the rule's effective dates cover the given day."""
         return self.effective_from <= on and (self.effective_until is None or on <= self.effective_until)
 
+    def overlaps(self, version: PolicyVersion) -> bool:
+        """True when the rule is in force on at least one day of the version."""
+        rule_end, version_end = self.effective_until or date.max, version.effective_until or date.max
+        return self.effective_from <= version_end and version.effective_from <= rule_end
+
 
 @dataclass(frozen=True)
 class PolicyVersion:
@@ -110,6 +116,7 @@ class PolicyVersion:
     citation: str
     confidence: str
     description: str = ""
+    file: str = ""  # the rule file that defines it
 
     def covers(self, on: date) -> bool:
         """True when the version is in force on the given day."""
@@ -185,7 +192,8 @@ def load_rulebook(directory: str | Path) -> Rulebook:
             if parameter.name in parameters:
                 raise RulebookError(f"parameter {parameter.name!r} defined twice", file=relative, rule=parameter.id)
             parameters[parameter.name] = parameter
-        rules.extend(_rule(item, relative) for item in _list(document, "rules", relative))
+        area = str(document.get("area") or relative)
+        rules.extend(_rule(item, relative, area) for item in _list(document, "rules", relative))
     by_id: dict[str, Rule] = {}
     for rule in rules:
         if rule.id in by_id:
@@ -320,6 +328,7 @@ def _version(item: dict[str, Any], file: str) -> PolicyVersion:
         citation=str(item["citation"]),
         confidence=_confidence(item["confidence"], file, rid),
         description=str(item.get("description", "")).strip(),
+        file=file,
     )
 
 
@@ -347,7 +356,7 @@ def _parameter(item: dict[str, Any], file: str) -> Parameter:
     )
 
 
-def _rule(item: dict[str, Any], file: str) -> Rule:
+def _rule(item: dict[str, Any], file: str, area: str) -> Rule:
     rid = item.get("id")
     _check_keys(item, RULE_KEYS, file, rid, "rule")
     _required(item, ("id", "title", "description", "citation", "confidence", "effective", "when", "then"),
@@ -385,7 +394,7 @@ def _rule(item: dict[str, Any], file: str) -> Rule:
         citation=str(item["citation"]), confidence=_confidence(item["confidence"], file, rid),
         effective_from=start, effective_until=until, when=when, file=file, source=item.get("source"),
         decision=decision, error_code=error_code, message_type=message_type, charge=charge, advice=advice,
-        because=because, priority=priority, facts_read=frozenset(facts_read),
+        because=because, priority=priority, facts_read=frozenset(facts_read), area=area,
     )
 
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
-import yaml
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
@@ -15,7 +13,7 @@ from . import coverage, decision_log, timeline
 from .api import Policy, decide, flatten_errors, policy
 from .errors import EngineError
 from .fixtures import discover, run_fixture
-from .rulebook import CONFIDENCE, PolicyVersion, Rule, Rulebook
+from .rulebook import CONFIDENCE
 from .schemas import DecisionRequestSchema
 
 bp = Blueprint("ui", __name__, url_prefix="/ui")
@@ -34,19 +32,19 @@ def rules():
     """Every rule, filtered by policy version, area and confidence, with the fixtures that cover it."""
     loaded = policy()
     book = loaded.rulebook
-    areas = rule_areas(book)
+    areas = {rule.file: rule.area for rule in book.rules}
     chosen = {key: request.args.get(key, "") for key in ("version", "area", "confidence")}
     version = next((v for v in book.versions if v.id == chosen["version"]), None)
     shown = [
         rule for rule in book.rules
-        if (version is None or _overlaps(rule, version))
+        if (version is None or rule.overlaps(version))
         and (not chosen["area"] or areas[rule.file] == chosen["area"])
         and (not chosen["confidence"] or rule.confidence == chosen["confidence"])
     ]
     return render_template(
         "ui/rules.html", rulebook=book, rules=shown, chosen=chosen, areas=areas,
         area_names=sorted(set(areas.values())), confidence=CONFIDENCE,
-        versions_of={rule.id: [v.id for v in book.versions if _overlaps(rule, v)] for rule in shown},
+        versions_of={rule.id: [v.id for v in book.versions if rule.overlaps(v)] for rule in shown},
         coverage=fixture_coverage(loaded, _fixtures_dir()),
     )
 
@@ -109,25 +107,6 @@ def fixture_coverage(loaded: Policy, directory: str) -> dict[str, tuple[str, ...
         results = (run_fixture(f, rulebook=loaded.rulebook, engine=loaded.engine) for f in discover([directory]))
         _CACHE[key] = coverage.measure(loaded.rulebook, results).covering
     return _CACHE[key]
-
-
-def rule_areas(book: Rulebook) -> dict[str, str]:
-    """Rule file -> the `area` its header names (the file name when it has none)."""
-    key = ("areas", book.version, book.directory)
-    if key not in _CACHE:
-        areas = {}
-        for rule in book.rules:
-            if rule.file not in areas:
-                header = yaml.safe_load((Path(book.directory) / rule.file).read_text()) or {}
-                areas[rule.file] = str(header.get("area") or rule.file)
-        _CACHE[key] = areas
-    return _CACHE[key]
-
-
-def _overlaps(rule: Rule, version: PolicyVersion) -> bool:
-    starts_before_end = version.effective_until is None or rule.effective_from <= version.effective_until
-    ends_after_start = rule.effective_until is None or rule.effective_until >= version.effective_from
-    return starts_before_end and ends_after_start
 
 
 def _parse(text: str) -> tuple[dict[str, list[str]], Any, Any]:

@@ -151,3 +151,19 @@ def test_bad_durations_are_refused():
     """A duration without a unit is refused rather than guessed."""
     with pytest.raises(ValueError):
         parse_duration("24")
+
+
+def test_rules_and_versions_remember_where_they_come_from(rulebook):
+    """Each rule carries its file's `area`, and each version the file that defines it."""
+    assert rulebook.rule("MKT-4").area == "Country restrictions"
+    assert rulebook.rule("MKT-4").file == "country-restrictions.yaml"
+    assert {v.file for v in rulebook.versions} == {"versions.yaml"}
+
+
+def test_a_rule_overlaps_the_versions_it_is_in_force_during(rulebook):
+    """A rule overlaps a version when it is in force on at least one of the version's days."""
+    by_id = {v.id: v for v in rulebook.versions}
+    auth2 = rulebook.rule("AUTH-2")  # 2023-06-01 .. 2024-06-30
+    assert auth2.overlaps(by_id["V2"]) and auth2.overlaps(by_id["V2c"])
+    assert not auth2.overlaps(by_id["V2d"]) and not auth2.overlaps(by_id["V1"])
+    assert rulebook.rule("CSW-2.open").overlaps(by_id["V4"])
