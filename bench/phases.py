@@ -21,14 +21,11 @@ from dataclasses import replace
 
 from common import banner, fixture_requests, median, policy, table
 
-from policy_service import api, create_app, decision_log, storage
+from policy_service import create_app, decision_log, storage
 from policy_service.decision import combine
 from policy_service.evaluate import evaluate, replay
 from policy_service.facts import derive_facts
-from policy_service.schemas import DecisionRequestSchema
-
-# As in the service: flask-smorest builds the request schema once, api.py the response schema.
-REQUEST_SCHEMA = DecisionRequestSchema()
+from policy_service.schemas import REQUEST, RESPONSE
 
 
 def main() -> None:
@@ -49,14 +46,14 @@ def main() -> None:
         for _ in range(passes):
             for _, raw, _ in requests:
                 clock = _Clock(phases)
-                request = clock("schema load", REQUEST_SCHEMA.load, raw)
+                request = clock("schema load", REQUEST.load, raw)
                 state = clock("replay history", replay, request, rulebook, engine)
                 facts = clock("derive facts", derive_facts, request.send, state, request.context, rulebook)
                 clock("engine: durable_rules match", engine.match, facts.engine)
                 fired = clock("engine: memoized match", engine.match_memoized, facts.engine)
                 decision = clock("combine + trace", combine, fired, facts, rulebook)
                 decision = replace(decision, decision_id=uuid.uuid4().hex)
-                body = clock("response dump", api.RESPONSE_SCHEMA.dump, decision)
+                body = clock("response dump", RESPONSE.dump, decision)
                 with app.app_context():
                     clock("decision log write (SQLite)", decision_log.record, decision, raw, body, mask=True)
                 logged.append((decision, raw, body))

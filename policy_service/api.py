@@ -21,6 +21,7 @@ from .schemas import (
     DECISION_REQUEST_EXAMPLE,
     DECISION_RESPONSE_EXAMPLE,
     ERROR_EXAMPLE,
+    RESPONSE,
     BatchRequestSchema,
     BatchResponseSchema,
     DecisionRequestSchema,
@@ -42,9 +43,6 @@ class JsonBodyParser(FlaskParser):
 
 
 blp = Blueprint("decisions", __name__, url_prefix="/v1", description="Decide whether a WhatsApp send is allowed")
-# Built once: constructing the schema cost four times what dumping with it does (238 vs 56 µs).
-# marshmallow 4 schemas keep no state between dumps, so one instance serves every thread.
-RESPONSE_SCHEMA = DecisionResponseSchema()
 blp.ARGUMENTS_PARSER = JsonBodyParser()
 
 
@@ -115,7 +113,7 @@ def decide(proposal: DecisionRequest, raw: dict[str, Any], *, explain_why_not: b
     if "history_ref" in raw:
         proposal, raw, source = _resolve_history(proposal, raw)
     decision = evaluate(proposal, rulebook=loaded.rulebook, engine=loaded.engine, explain_why_not=explain_why_not)
-    body = RESPONSE_SCHEMA.dump(decision)
+    body = RESPONSE.dump(decision)
     if source is not None:
         body["history_source"] = source
     # Logged before returning, so every decision_id a client sees is already in the log.

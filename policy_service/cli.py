@@ -58,20 +58,20 @@ def check(request_file, as_json: bool, rules_dir: Path) -> None:
 
     from .evaluate import evaluate
     from .explanation import explain
-    from .schemas import DecisionRequestSchema, DecisionResponseSchema
+    from .schemas import REQUEST, RESPONSE
 
     try:
         document = json.load(request_file)
         if isinstance(document, dict) and {"request", "expect"} <= set(document):
             document = document["request"]
-        request = DecisionRequestSchema().load(document)
+        request = REQUEST.load(document)
     except json.JSONDecodeError as error:
         raise click.ClickException(f"{request_file.name}: not JSON: {error}") from None
     except ValidationError as error:
         raise click.ClickException(f"{request_file.name}: invalid request: {json.dumps(error.messages)}") from None
     rulebook, engine = _policy(rules_dir)
     decision = evaluate(request, rulebook=rulebook, engine=engine)
-    click.echo(json.dumps(DecisionResponseSchema().dump(decision), indent=2) if as_json else explain(decision))
+    click.echo(json.dumps(RESPONSE.dump(decision), indent=2) if as_json else explain(decision))
 
 
 @main.command("test")

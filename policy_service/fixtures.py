@@ -14,7 +14,7 @@ from .decision import Decision, fail_closed
 from .engine import RulesEngine
 from .evaluate import evaluate
 from .rulebook import Rulebook
-from .schemas import ChargeSchema, DecisionRequestSchema
+from .schemas import CHARGE, REQUEST
 
 FIXTURE_KEYS = {"description", "scenario", "request", "expect"}
 EXPECT_KEYS = {
@@ -104,7 +104,7 @@ def discover(paths: list[str | Path]) -> list[Fixture]:
 def run_fixture(fixture: Fixture, *, rulebook: Rulebook, engine: RulesEngine) -> FixtureResult:
     """Replay a fixture's request and compare the decision with what it expects."""
     try:
-        request = DecisionRequestSchema().load(fixture.request)
+        request = REQUEST.load(fixture.request)
     except ValidationError as error:
         raise FixtureError(f"{fixture.path}: request is invalid: {error.messages}") from None
     decision = evaluate(request, rulebook=rulebook, engine=engine, decision_id=f"fixture:{fixture.name}")
@@ -138,7 +138,7 @@ def observed(expect: dict[str, Any], decision: Decision) -> dict[str, Any]:
         if key in SCALARS:
             view[key] = getattr(decision, key)
         elif key == "charge":
-            actual = ChargeSchema().dump(decision.charge) if decision.charge else None
+            actual = CHARGE.dump(decision.charge) if decision.charge else None
             partial = wanted is not None and actual is not None
             view[key] = {k: actual.get(k) for k in wanted} if partial else actual
         elif key == "rules":

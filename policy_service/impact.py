@@ -13,13 +13,11 @@ from . import decision_log
 from .engine import RulesEngine
 from .evaluate import evaluate
 from .rulebook import Rulebook
-from .schemas import DecisionRequestSchema, DecisionResponseSchema
+from .schemas import REQUEST, RESPONSE
 from .storage import loaded_time
 
 CHARGE_FIELDS = ("billable", "pricing_model", "category", "type")
 COMPARED = ("decision", "required_message_type", "charge", "determining_rules")
-# One instance for the whole replay: building a schema costs more than a dump with it.
-RESPONSE = DecisionResponseSchema()
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,7 @@ def analyse(records: Iterable[decision_log.DecisionRecord], rulebook: Rulebook, 
     impact = Impact(rulebook.version)
     for row in records:
         try:
-            request = DecisionRequestSchema().load(decision_log.replayable_request(row))
+            request = REQUEST.load(decision_log.replayable_request(row))
         except ValidationError as error:
             impact.unreplayable[row.decision_id] = f"the logged request no longer loads: {error.messages}"
             continue

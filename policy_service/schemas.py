@@ -369,3 +369,11 @@ ERROR_EXAMPLE = {
     "message": "invalid request: send.to: must be an E.164 number like +14155550100",
     "errors": {"send.to": ["must be an E.164 number like +14155550100"]},
 }
+
+
+# Built once and shared: constructing a schema costs several times a load or dump with it
+# (a response: 238 µs to build, 56 µs to dump), and marshmallow 4 schemas keep no state between
+# calls, so one instance serves every caller and thread.
+REQUEST = DecisionRequestSchema()
+RESPONSE = DecisionResponseSchema()
+CHARGE = ChargeSchema()

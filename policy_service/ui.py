@@ -14,7 +14,7 @@ from .api import Policy, decide, flatten_errors, policy
 from .errors import EngineError
 from .fixtures import discover, run_fixture
 from .rulebook import CONFIDENCE
-from .schemas import DecisionRequestSchema
+from .schemas import REQUEST
 
 bp = Blueprint("ui", __name__, url_prefix="/ui")
 # Keyed by rulebook version: the rules directory cannot change under a loaded rulebook.
@@ -91,7 +91,7 @@ def decision_view(raw_request: dict[str, Any], response: dict[str, Any]) -> dict
     loaded = policy()
     try:
         region = response.get("facts", {}).get("seen_by_rules", {}).get("recipient_region", "ZZ")
-        proposal = DecisionRequestSchema().load(decision_log.with_example_recipient(raw_request, region))
+        proposal = REQUEST.load(decision_log.with_example_recipient(raw_request, region))
         shown = timeline.from_request(proposal, loaded.rulebook, loaded.engine,
                                       delivered=response.get("decision") == "allow")
     except (ValidationError, EngineError):
@@ -115,7 +115,7 @@ def _parse(text: str) -> tuple[dict[str, list[str]], Any, Any]:
     except json.JSONDecodeError as error:
         return {"_json": [f"not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"]}, None, None
     try:
-        return {}, raw, DecisionRequestSchema().load(raw)
+        return {}, raw, REQUEST.load(raw)
     except ValidationError as error:
         return flatten_errors(error.messages), raw, None
 

@@ -85,6 +85,10 @@ class ValueSchema(_MetaSchema):
     statuses = fields.List(fields.Nested(StatusSchema), load_default=list)
 
 
+# One instance for every change of every payload (see schemas.REQUEST on why schemas are shared).
+VALUE = ValueSchema()
+
+
 class ChangeSchema(_MetaSchema):
     """One change; only the `messages` field carries messages and statuses."""
 
@@ -113,7 +117,7 @@ class NotificationSchema(_MetaSchema):
                 if change["field"] != "messages":
                     continue
                 try:
-                    value = ValueSchema().load(change["value"])
+                    value = VALUE.load(change["value"])
                 except ValidationError as error:
                     raise ValidationError({"entry": {entry_index: {"changes": {change_index: {
                         "value": error.messages}}}}}) from None
