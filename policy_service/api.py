@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import flask
-from flask import current_app, request
+from flask import current_app
 from flask_smorest import Api, Blueprint, abort
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
@@ -33,13 +33,21 @@ from .schemas import (
 
 
 class JsonBodyParser(FlaskParser):
-    """webargs' Flask parser that also refuses JSON nested too deeply for Python's parser (400, not 500)."""
+    """webargs' Flask parser that keeps the body it parsed for the view (see request_json), and refuses
+    JSON nested too deeply for Python's parser (400, not 500)."""
 
     def _raw_load_json(self, req: flask.Request) -> Any:
         try:
-            return super()._raw_load_json(req)
+            body = super()._raw_load_json(req)
         except RecursionError as error:
             self._handle_invalid_json_error(error, req)
+        flask.g.request_json = body
+        return body
+
+
+def request_json() -> Any:
+    """The request body as the arguments parser parsed it (the views log it; parsing it again is wasted work)."""
+    return flask.g.request_json
 
 
 blp = Blueprint("decisions", __name__, url_prefix="/v1", description="Decide whether a WhatsApp send is allowed")
@@ -85,7 +93,7 @@ def policy() -> Policy:
 @blp.alt_response(422, schema=ErrorSchema, description="Invalid request, by field path", example=ERROR_EXAMPLE)
 def create_decision(proposal: DecisionRequest, query: dict[str, Any]):
     """Decide a proposed send: allow or deny, the required message type, the charge, and why."""
-    return decide(proposal, request.get_json(), explain_why_not=query.get("explain") == "full")
+    return decide(proposal, request_json(), explain_why_not=query.get("explain") == "full")
 
 
 @blp.route("/decisions/batch", methods=["POST"])
@@ -101,7 +109,7 @@ def create_decisions(batch: dict[str, list[DecisionRequest]]):
     if len(proposals) > limit:
         abort(422, message=f"invalid request: requests: at most {limit} requests per batch",
               errors={"requests": [f"at most {limit} requests per batch, got {len(proposals)}"]})
-    raw = request.get_json()["requests"]
+    raw = request_json()["requests"]
     return {"decisions": [decide(proposal, raw[index]) for index, proposal in enumerate(proposals)]}
 
 
