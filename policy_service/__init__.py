@@ -14,8 +14,6 @@ __all__ = ["create_app"]
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the Flask app: defaults, then POLICY_* environment variables, then test overrides."""
     from . import api, log_api, logs, metrics, operations, security, storage, ui, webhooks
-    from .engine import RulesEngine
-    from .rulebook import load_rulebook
 
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_object(Config)
@@ -24,8 +22,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.update(test_config)
 
     logs.init_app(app)
-    rulebook = load_rulebook(app.config["RULES_DIR"])
-    app.extensions["policy_service"] = api.Policy(rulebook, RulesEngine(rulebook))
+    app.extensions["policy_service"] = api.Policy.load(app.config["RULES_DIR"])
     storage.init_app(app)
     # Metrics first: its timer must start before an API key check can end the request.
     metrics.init_app(app)

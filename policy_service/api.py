@@ -16,7 +16,7 @@ from . import decision_log, histories, logs, metrics
 from .engine import RulesEngine
 from .evaluate import evaluate
 from .messages import DecisionRequest
-from .rulebook import Rulebook
+from .rulebook import Rulebook, load_rulebook
 from .schemas import (
     DECISION_REQUEST_EXAMPLE,
     DECISION_RESPONSE_EXAMPLE,
@@ -60,6 +60,12 @@ class Policy:
 
     rulebook: Rulebook
     engine: RulesEngine
+
+    @classmethod
+    def load(cls, rules_dir: str) -> Policy:
+        """Load and validate the rule files in a directory and compile a new engine for them."""
+        rulebook = load_rulebook(rules_dir)
+        return cls(rulebook, RulesEngine(rulebook))
 
 
 class PolicyApi(Api):

@@ -11,8 +11,6 @@ from flask_smorest import Blueprint, abort
 
 from . import metrics, storage
 from .api import Policy, policy
-from .engine import RulesEngine
-from .rulebook import load_rulebook
 from .schemas import ErrorSchema, HealthSchema, ReadinessSchema, ReloadSchema
 
 log = logging.getLogger(__name__)
@@ -27,8 +25,7 @@ class ReloadFailed(Exception):
 def reload_rules(app: Flask) -> Policy:
     """Build a new rulebook and engine from RULES_DIR and swap them in; on failure keep the current ones."""
     try:
-        rulebook = load_rulebook(app.config["RULES_DIR"])
-        fresh = Policy(rulebook, RulesEngine(rulebook))
+        fresh = Policy.load(app.config["RULES_DIR"])
     except Exception as error:  # noqa: BLE001 - whatever breaks the new rules, the last good set must stay
         message = f"{type(error).__name__}: {error}"
         app.extensions[RELOAD_ERROR] = message
@@ -41,7 +38,7 @@ def reload_rules(app: Flask) -> Policy:
     app.extensions["policy_service"] = fresh
     app.extensions[RELOAD_ERROR] = None
     metrics.RELOADS.labels("loaded").inc()
-    log.info("rules reloaded: %s", rulebook.version)
+    log.info("rules reloaded: %s", fresh.rulebook.version)
     return fresh
 
 
