@@ -9,12 +9,12 @@ from marshmallow import Schema, fields, post_load, validate
 
 from . import decision_log, reconciliation
 from .api import policy
-from .schemas import ErrorSchema
+from .schemas import ErrorSchema, RefusesNul
 
 blp = Blueprint("stored", __name__, url_prefix="/v1", description="The decision log and reconciliation")
 
 
-class DecisionQuerySchema(Schema):
+class DecisionQuerySchema(RefusesNul, Schema):
     """Filters of GET /v1/decisions."""
 
     since = fields.AwareDateTime(data_key="from", metadata={"description": "logged at or after (RFC 3339)"})
@@ -28,7 +28,7 @@ class DecisionQuerySchema(Schema):
         return decision_log.DecisionQuery(**data)
 
 
-class ReconciliationQuerySchema(Schema):
+class ReconciliationQuerySchema(RefusesNul, Schema):
     """Filters of GET /v1/reconciliation."""
 
     phone_number_id = fields.String(validate=validate.Length(min=1, max=64))

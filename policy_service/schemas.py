@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from marshmallow import Schema, ValidationError, fields, post_load, validate, validates, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate, validates, validates_schema
 
 from .decision import Decision
 from .messages import DecisionRequest, Message, Send, Template
@@ -163,7 +164,35 @@ class HistoryRefSchema(Schema):
                                                                     error="must be a wa_id like 16505551234"))
 
 
-class DecisionRequestSchema(Schema):
+class RefusesNul:
+    """For a schema of client input: a NUL character anywhere in it is a field error.
+
+    PostgreSQL cannot store or compare text containing NUL, so a request carrying one would fail in
+    the database (a 500) instead of at validation. Mixed into the top-level input schemas only, so each
+    body is walked once.
+    """
+
+    @pre_load
+    def refuse_nul(self, data: Any, **_: Any) -> Any:
+        errors = _nul_errors(data)
+        if errors:
+            raise ValidationError(errors)
+        return data
+
+
+def _nul_errors(value: Any) -> Any:
+    if isinstance(value, str):
+        return ["must not contain a NUL character"] if "\x00" in value else None
+    if isinstance(value, Mapping):
+        found = {key: _nul_errors(item) for key, item in value.items()}
+    elif isinstance(value, list):
+        found = {index: _nul_errors(item) for index, item in enumerate(value)}
+    else:
+        return None
+    return {key: errors for key, errors in found.items() if errors} or None
+
+
+class DecisionRequestSchema(RefusesNul, Schema):
     """POST /v1/decisions: a proposed send and the history before it (inline, or a stored history_ref)."""
 
     send = fields.Nested(SendSchema, required=True)

@@ -13,7 +13,7 @@ from flask_smorest import Blueprint, abort
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
 from . import histories
-from .schemas import INBOUND_ONLY_TYPES, MESSAGE_TYPES, ErrorSchema
+from .schemas import INBOUND_ONLY_TYPES, MESSAGE_TYPES, ErrorSchema, RefusesNul
 
 blp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks", description="Meta's WhatsApp webhooks")
 
@@ -102,7 +102,7 @@ class EntrySchema(_MetaSchema):
     changes = fields.List(fields.Nested(ChangeSchema), required=True)
 
 
-class NotificationSchema(_MetaSchema):
+class NotificationSchema(RefusesNul, _MetaSchema):
     """The whole webhook body."""
 
     object = fields.String(required=True, validate=validate.Equal("whatsapp_business_account"))

@@ -126,3 +126,10 @@ def test_timestamps_outside_the_supported_range_are_field_errors(client, at):
     """A time no WhatsApp send can have (it would overflow in a WABA's zone) is a 422, not an error-deny."""
     errors = assert_error_shape(client.post("/v1/decisions", json={"send": {**SEND, "at": at}}), 422)
     assert "send.at" in errors
+
+
+def test_a_nul_character_in_a_request_is_a_field_error(client):
+    """A NUL in a stored-history reference (looked up in the database) is a 422 on that field."""
+    payload = {"send": SEND, "history_ref": {"phone_number_id": "10654\u0000", "contact": "5511987654321"}}
+    errors = assert_error_shape(client.post("/v1/decisions", json=payload), 422)
+    assert errors == {"history_ref.phone_number_id": ["must not contain a NUL character"]}

@@ -15,3 +15,13 @@ def test_a_page_number_beyond_any_database_offset_is_a_field_error(client):
     response = client.get("/v1/decisions?page=922337203685477582")
     assert response.status_code == 422
     assert "page" in response.get_json()["errors"]
+
+
+def test_a_nul_character_in_a_filter_is_a_field_error(client):
+    """A NUL in a query filter (PostgreSQL cannot compare it) is a 422 on that filter, not a 500."""
+    filters = (("/v1/reconciliation?phone_number_id=%00", "query.phone_number_id"),
+               ("/v1/decisions?rule=A%00", "query.rule"))
+    for url, field in filters:
+        response = client.get(url)
+        assert response.status_code == 422, url
+        assert response.get_json()["errors"] == {field: ["must not contain a NUL character"]}

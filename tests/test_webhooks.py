@@ -172,3 +172,12 @@ def test_non_ascii_tokens_and_signatures_are_refused_not_crashed(client):
     assert challenge.status_code == 403
     signed = client.post("/v1/webhooks/whatsapp", data=b"{}", headers={"X-Hub-Signature-256": "sha256=\u00e9"})
     assert signed.status_code == 401
+
+
+def test_a_nul_character_anywhere_in_a_payload_is_a_field_error(client):
+    """A NUL (which PostgreSQL cannot store) in a signed payload is a 422 naming where it is, not a 500."""
+    body = inbound_text("wamid.nul", T0, contact="5511987654321\u0000")
+    raw, headers = signed(body)
+    response = client.post("/v1/webhooks/whatsapp", data=raw, headers=headers)
+    assert response.status_code == 422
+    assert any("NUL" in message for messages in response.json["errors"].values() for message in messages)
