@@ -86,6 +86,9 @@ def record(decision: Decision, request: dict[str, Any], response: dict[str, Any]
 
 def get(decision_id: str) -> dict[str, Any] | None:
     """The logged decision for an id, with when and how it was logged; None if unknown."""
+    if "\x00" in decision_id:
+        # No id contains NUL, and PostgreSQL refuses to compare text holding one.
+        return None
     row = DecisionRecord.get_or_none(DecisionRecord.decision_id == decision_id)
     return None if row is None else entry(row)
 

@@ -133,3 +133,9 @@ def test_a_nul_character_in_a_request_is_a_field_error(client):
     payload = {"send": SEND, "history_ref": {"phone_number_id": "10654\u0000", "contact": "5511987654321"}}
     errors = assert_error_shape(client.post("/v1/decisions", json=payload), 422)
     assert errors == {"history_ref.phone_number_id": ["must not contain a NUL character"]}
+
+
+def test_a_decision_id_with_a_nul_character_is_unknown(client):
+    """An id holding a NUL (which PostgreSQL cannot compare) is a 404 on the API and on the page, not a 500."""
+    assert_error_shape(client.get("/v1/decisions/ab%00c"), 404)
+    assert client.get("/ui/decisions/ab%00c").status_code == 404
