@@ -41,7 +41,7 @@ def on_starting(server):
 def on_reload(server):
     """On SIGHUP with preload the master keeps its app: reload its rules before the new workers fork."""
     if server.cfg.preload_app:
-        from policy_service.operations import ReloadFailed, reload_rules
+        from policy_service.web.operations import ReloadFailed, reload_rules
 
         try:
             reload_rules(server.app.wsgi())

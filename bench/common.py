@@ -14,11 +14,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from policy_service.engine import RulesEngine  # noqa: E402
-from policy_service.fixtures import discover  # noqa: E402
-from policy_service.messages import DecisionRequest  # noqa: E402
-from policy_service.rulebook import Rulebook, load_rulebook  # noqa: E402
-from policy_service.schemas import DecisionRequestSchema  # noqa: E402
+from policy_service.contract.schemas import DecisionRequestSchema  # noqa: E402
+from policy_service.core.engine import RulesEngine  # noqa: E402
+from policy_service.core.messages import DecisionRequest  # noqa: E402
+from policy_service.core.rulebook import Rulebook, load_rulebook  # noqa: E402
+from policy_service.review.fixtures import discover  # noqa: E402
 
 
 def policy() -> tuple[Rulebook, RulesEngine]:

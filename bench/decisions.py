@@ -14,9 +14,9 @@ from pathlib import Path
 
 from common import banner, fixture_requests, median, policy, rounds, table
 
-from policy_service.engine import RulesEngine
-from policy_service.evaluate import evaluate
-from policy_service.schemas import DecisionRequestSchema, DecisionResponseSchema
+from policy_service.contract.schemas import DecisionRequestSchema, DecisionResponseSchema
+from policy_service.core.engine import RulesEngine
+from policy_service.core.evaluate import evaluate
 
 PEERS = Path(__file__).resolve().parent / "peers"
 QUERY = "x = data.whatsapp.result"

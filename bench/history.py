@@ -18,9 +18,9 @@ from datetime import UTC, datetime, timedelta
 
 from common import banner, median, policy, table
 
-from policy_service.evaluate import evaluate
-from policy_service.messages import DecisionRequest, Message, Send, Template
-from policy_service.schemas import DecisionRequestSchema
+from policy_service.contract.schemas import DecisionRequestSchema
+from policy_service.core.evaluate import evaluate
+from policy_service.core.messages import DecisionRequest, Message, Send, Template
 
 SIZES = (10, 100, 1_000, 10_000)
 END = datetime(2026, 6, 15, 12, tzinfo=UTC)

@@ -13,7 +13,7 @@ import time
 
 from common import banner, fixture_requests, median, policy, rss_mib, table
 
-from policy_service.evaluate import evaluate
+from policy_service.core.evaluate import evaluate
 
 
 def main() -> None:

@@ -21,11 +21,12 @@ from dataclasses import replace
 
 from common import banner, fixture_requests, median, policy, table
 
-from policy_service import create_app, decision_log, storage
-from policy_service.decision import combine
-from policy_service.evaluate import evaluate, replay
-from policy_service.facts import derive_facts
-from policy_service.schemas import REQUEST, RESPONSE
+from policy_service import create_app, store
+from policy_service.contract.schemas import REQUEST, RESPONSE
+from policy_service.core.decision import combine
+from policy_service.core.evaluate import evaluate, replay
+from policy_service.core.facts import derive_facts
+from policy_service.store import decision_log
 
 
 def main() -> None:
@@ -93,7 +94,7 @@ def _what_if(app, logged, what_if) -> None:
         clock = _Clock(what_if)
         with app.app_context():
             if pragma:
-                storage.database_proxy.execute_sql(pragma)
+                store.database_proxy.execute_sql(pragma)
             for decision, raw, body in logged:
                 clock(name, decision_log.record, replace(decision, decision_id=uuid.uuid4().hex), raw, body, mask=True)
 

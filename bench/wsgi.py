@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from policy_service import api, create_app, decision_log
+from policy_service import create_app
+from policy_service.store import decision_log
+from policy_service.web import api
 
 app = create_app()
 

@@ -13,9 +13,11 @@ __all__ = ["create_app"]
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the Flask app: defaults, then POLICY_* environment variables, then test overrides."""
-    from . import api, log_api, logs, metrics, operations, security, storage, ui, webhooks
+    from . import store
+    from .web import api, log_api, logs, metrics, operations, pages, security, webhooks
 
-    app = Flask(__name__, instance_relative_config=True)
+    # The pages' templates and stylesheet belong to the web layer; their URLs stay /static/ui/….
+    app = Flask(__name__, instance_relative_config=True, template_folder="web/templates", static_folder="web/static")
     app.config.from_object(Config)
     app.config.from_prefixed_env("POLICY")
     if test_config:
@@ -23,7 +25,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     logs.init_app(app)
     app.extensions["policy_service"] = api.Policy.load(app.config["RULES_DIR"])
-    storage.init_app(app)
+    store.init_app(app)
     # Metrics first: its timer must start before an API key check can end the request.
     metrics.init_app(app)
     security.init_app(app)
@@ -33,5 +35,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     smorest.register_blueprint(log_api.blp)
     smorest.register_blueprint(webhooks.blp)
     smorest.register_blueprint(operations.blp)
-    app.register_blueprint(ui.bp)
+    app.register_blueprint(pages.bp)
     return app

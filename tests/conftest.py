@@ -13,10 +13,10 @@ import pytest
 import requests
 from playhouse.db_url import connect
 
-from policy_service import create_app, storage
-from policy_service.engine import RulesEngine
-from policy_service.rulebook import load_rulebook
-from policy_service.schemas import DECISION_REQUEST_EXAMPLE
+from policy_service import create_app, store
+from policy_service.contract.schemas import DECISION_REQUEST_EXAMPLE
+from policy_service.core.engine import RulesEngine
+from policy_service.core.rulebook import load_rulebook
 
 from .meta_payloads import APP_SECRET, VERIFY_TOKEN
 
@@ -43,8 +43,8 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'test.sqlite3'}"
     database = connect(POSTGRES_URL)
-    with database.bind_ctx(storage.models()):
-        database.drop_tables(storage.models(), safe=True)
+    with database.bind_ctx(store.models()):
+        database.drop_tables(store.models(), safe=True)
     database.close()
     return POSTGRES_URL
 
@@ -54,7 +54,7 @@ def app(database_url):
     app = create_app({"TESTING": True, "DATABASE_URL": database_url, "WHATSAPP_APP_SECRET": APP_SECRET,
                       "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN})
     yield app
-    storage.database_proxy.close()
+    store.database_proxy.close()
 
 
 @pytest.fixture

@@ -1,0 +1,178 @@
+"""The policy-service command line: serve, check a request, replay fixtures, lint and document rules.
+
+The top layer: may import every other subpackage and the app factory; nothing imports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from ..config import PROJECT_ROOT, Config
+
+FIXTURES_DIR = PROJECT_ROOT / "fixtures"
+# Below this many fixtures a run is quick enough that a progress bar is only noise.
+PROGRESS_BAR_FROM = 50
+
+rules_option = click.option(
+    "--rules", "rules_dir", default=Config.RULES_DIR, show_default=True, envvar="POLICY_RULES_DIR",
+    type=click.Path(file_okay=False, path_type=Path), help="Directory of rule files.",
+)
+
+
+@click.group()
+def main() -> None:
+    """Decide WhatsApp sends: may it be sent, as which type, at what charge, and why."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Run the service locally (the Procfile runs gunicorn for production); SIGHUP reloads the rules."""
+    from werkzeug.serving import run_simple
+
+    from .. import create_app
+    from ..web.operations import ReloadFailed, reload_rules
+
+    app = create_app()
+
+    def reload_on_hangup(_signum: int, _frame: object) -> None:
+        # reload_rules has logged the reason; the previous rules stay active.
+        with contextlib.suppress(ReloadFailed):
+            reload_rules(app)
+
+    signal.signal(signal.SIGHUP, reload_on_hangup)
+    run_simple(host, port, app, threaded=True)
+
+
+@main.command()
+@click.argument("request_file", type=click.File("r"))
+@click.option("--json", "as_json", is_flag=True, help="Print the API response body instead of text.")
+@rules_option
+def check(request_file, as_json: bool, rules_dir: Path) -> None:
+    """Decide one request (a JSON file, - for stdin, or a fixture) and explain the decision rule by rule."""
+    from marshmallow import ValidationError
+
+    from ..contract.schemas import REQUEST, RESPONSE
+    from ..core.evaluate import evaluate
+    from ..core.explanation import explain
+
+    try:
+        document = json.load(request_file)
+        if isinstance(document, dict) and {"request", "expect"} <= set(document):
+            document = document["request"]
+        request = REQUEST.load(document)
+    except json.JSONDecodeError as error:
+        raise click.ClickException(f"{request_file.name}: not JSON: {error}") from None
+    except ValidationError as error:
+        raise click.ClickException(f"{request_file.name}: invalid request: {json.dumps(error.messages)}") from None
+    rulebook, engine = _policy(rules_dir)
+    decision = evaluate(request, rulebook=rulebook, engine=engine)
+    click.echo(json.dumps(RESPONSE.dump(decision), indent=2) if as_json else explain(decision))
+
+
+@main.command("test")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print results (and coverage) as JSON.")
+@click.option("--coverage", "show_coverage", is_flag=True, help="Report, per rule, the fixtures it fired in.")
+@click.option("--fail-under", type=click.FloatRange(0, 100), help="Fail when rule coverage is below PCT.",
+              metavar="PCT")
+@rules_option
+def replay_fixtures(paths: tuple[Path, ...], as_json: bool, show_coverage: bool, fail_under: float | None,
+                    rules_dir: Path) -> None:
+    """Replay fixture files or folders (default: fixtures/) and compare each decision with its expectation."""
+    from ..review import fixture_report
+    from ..review.coverage import measure
+    from ..review.fixtures import FixtureError, discover, run_fixtures
+
+    try:
+        fixtures = discover(list(paths) or [FIXTURES_DIR])
+    except FixtureError as error:
+        raise click.ClickException(str(error)) from None
+    rulebook, engine = _policy(rules_dir)
+    if _on_terminal() and len(fixtures) >= PROGRESS_BAR_FROM and not as_json:
+        with click.progressbar(fixtures, label="replaying fixtures", file=sys.stderr) as bar:
+            results = list(run_fixtures(bar, rulebook=rulebook, engine=engine))
+    else:
+        results = list(run_fixtures(fixtures, rulebook=rulebook, engine=engine))
+    coverage = measure(rulebook, results) if show_coverage or fail_under is not None else None
+
+    if as_json:
+        click.echo(json.dumps(fixture_report.as_json(results, coverage), indent=2, default=str))
+    else:
+        click.echo("\n".join(fixture_report.text(results, coverage, per_rule=show_coverage)))
+    if not results:
+        raise click.ClickException("no fixture ran")
+    if coverage is not None and fail_under is not None and coverage.percent < fail_under:
+        raise click.ClickException(f"rule coverage {coverage.percent:.1f}% is under --fail-under {fail_under:g}%")
+    if any(not r.passed for r in results):
+        sys.exit(1)
+
+
+@main.group()
+def rules() -> None:
+    """Check the rule files and generate the catalogue reviewers read."""
+
+
+@rules.command("lint")
+@click.argument("directory", default=Config.RULES_DIR, type=click.Path(file_okay=False, path_type=Path))
+def lint_rules(directory: Path) -> None:
+    """Validate every rule file; find conflicting charges, dead rules, version overlaps and uncharged days."""
+    from ..review.lint import lint
+
+    findings = lint(directory)
+    for finding in findings:
+        click.echo(str(finding))
+    if findings:
+        raise click.ClickException(f"{len(findings)} problem(s) in {directory}")
+    click.echo(f"{directory}: no problems")
+
+
+@rules.command("docs")
+@click.argument("directory", default=Config.RULES_DIR, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--fixtures", "fixtures_dir", default=FIXTURES_DIR, show_default=True,
+              type=click.Path(exists=True, path_type=Path), help="Fixtures whose coverage the catalogue lists.")
+@click.option("--check", "check_only", is_flag=True, help="Only check that DIRECTORY/README.md is up to date.")
+def document_rules(directory: Path, fixtures_dir: Path, check_only: bool) -> None:
+    """Write the rule catalogue DIRECTORY/README.md: every rule per policy version, with its covering fixtures."""
+    from ..review.catalogue import REGENERATE, generate
+
+    rulebook, engine = _policy(directory)
+    text = generate(rulebook, engine, fixtures_dir)
+    target = directory / "README.md"
+    if check_only:
+        if not target.exists() or target.read_text() != text:
+            raise click.ClickException(f"{target} is out of date: run `{REGENERATE}`")
+        click.echo(f"{target} is up to date")
+        return
+    target.write_text(text)
+    click.echo(f"wrote {target} ({len(rulebook.rules)} rules)")
+
+
+def _on_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+def _policy(rules_dir: Path):
+    """The rulebook in a directory and an engine compiled from it; a bad rule file is a usage error."""
+    from ..core.engine import RulesEngine
+    from ..core.errors import RulebookError
+    from ..core.rulebook import load_rulebook
+
+    try:
+        rulebook = load_rulebook(rules_dir)
+    except RulebookError as error:
+        raise click.ClickException(f"invalid rules in {rules_dir}: {error}") from None
+    return rulebook, RulesEngine(rulebook)
+
+
+from .stored import impact, reconcile  # noqa: E402 - stored-data commands live in their own module
+
+main.add_command(reconcile)
+main.add_command(impact)

@@ -1,0 +1,75 @@
+"""Commands over stored data: reconcile with Meta's pricing, and the impact of candidate rules."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .. import create_app
+from ..core.engine import RulesEngine
+from ..core.errors import RulebookError
+from ..core.rulebook import load_rulebook
+from ..review import reconciliation
+from ..review.impact import analyse
+from ..store import decision_log
+
+
+def _app(database_url: str | None):
+    return create_app({"DATABASE_URL": database_url} if database_url else None)
+
+
+@click.command()
+@click.option("--phone-number-id", help="Only this business phone number id.")
+@click.option("--contact", help="Only this contact (wa_id).")
+@click.option("--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in instance/.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def reconcile(phone_number_id: str | None, contact: str | None, database_url: str | None, as_json: bool) -> None:
+    """Compare Meta's pricing of delivered messages with the charge the rules predict."""
+    app = _app(database_url)
+    with app.app_context():
+        loaded = app.extensions["policy_service"]
+        comparisons = reconciliation.reconcile(loaded.rulebook, loaded.engine, phone_number_id=phone_number_id,
+                                               contact=contact.lstrip("+") if contact else None)
+    report = reconciliation.report(comparisons)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    for item in report["comparisons"]:
+        verdict = "match" if item["matches"] else "MISMATCH"
+        click.echo(f"{verdict} {item['wamid']} at {item['at']} ({', '.join(item['determining_rules']) or 'no rule'})")
+        for difference in item["differences"]:
+            click.echo(f"  {difference['field']}: Meta {difference['meta']!r}, rules {difference['predicted']!r}")
+    click.echo(f"{report['checked']} delivered messages checked: {report['matching']} match, "
+               f"{report['mismatching']} mismatch")
+
+
+@click.command()
+@click.option("--rules", "rules_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The candidate rules directory.")
+@click.option("--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in instance/.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def impact(rules_dir: str, database_url: str | None, as_json: bool) -> None:
+    """Replay logged decisions against candidate rules and report which would change."""
+    try:
+        candidate = load_rulebook(rules_dir)
+    except RulebookError as error:
+        raise click.ClickException(f"the candidate rules do not load: {error}") from None
+    app = _app(database_url)
+    with app.app_context():
+        found = analyse(decision_log.DecisionRecord.select().order_by(decision_log.DecisionRecord.id),
+                        candidate, RulesEngine(candidate))
+    report = found.as_json()
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    for change in report["changes"]:
+        before, after = change["before"], change["after"]
+        click.echo(f"{change['decision_id']} ({change['logged_at']}): {', '.join(change['fields'])} changed")
+        for name in change["fields"]:
+            click.echo(f"  {name}: {json.dumps(before[name])} -> {json.dumps(after[name])}")
+    for decision_id, reason in report["unreplayable"].items():
+        click.echo(f"{decision_id}: not replayed: {reason}")
+    summary = report["summary"]
+    click.echo(f"{summary['changed']} of {summary['replayed']} logged decisions would change "
+               f"({summary['unreplayable']} could not be replayed)")

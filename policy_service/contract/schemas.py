@@ -1,0 +1,408 @@
+"""marshmallow schemas: the shape and types of every request and response (unknown fields are refused)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate, validates, validates_schema
+
+from ..core.decision import Decision
+from ..core.messages import DecisionRequest, Message, Send, Template
+
+MESSAGE_TYPES = (
+    "text", "image", "audio", "video", "document", "sticker", "location", "contacts", "interactive",
+    "reaction", "template",
+)
+# Inbound events Meta delivers besides the types a business can send.
+INBOUND_ONLY_TYPES = ("button", "order", "system", "unsupported", "voice", "request_welcome")
+CATEGORIES = ("marketing", "utility", "authentication")
+TEMPLATE_STATUSES = ("APPROVED", "PAUSED", "DISABLED", "REJECTED", "PENDING", "PENDING_DELETION")
+DELIVERY_STATUSES = ("sent", "delivered", "read", "failed")
+E164 = r"^\+[1-9][0-9]{6,14}$"
+MAX_HISTORY = 10_000
+# The hard ceiling of a batch; MAX_BATCH_SIZE in the configuration may lower it.
+MAX_BATCH = 1_000
+
+
+# Sends and messages fall between these; far-off years would overflow on conversion to a WABA's zone.
+EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2999, 12, 31, tzinfo=UTC)
+
+
+def _timestamp(**kwargs: Any) -> fields.AwareDateTime:
+    return fields.AwareDateTime(
+        validate=validate.Range(min=EARLIEST, max=LATEST, error="must be between 2000-01-01 and 2999-12-31"),
+        **kwargs,
+    )
+
+
+def _strict_bool(**kwargs: Any) -> fields.Boolean:
+    # marshmallow accepts "yes", 1 and "on" by default; a policy flag must be a JSON boolean.
+    return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
+
+
+class TemplateSchema(Schema):
+    """A template as named in a send or a past outbound message."""
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=512))
+    language = fields.String(required=True, validate=validate.Length(min=2, max=16))
+    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
+    status = fields.String(validate=validate.OneOf(TEMPLATE_STATUSES))
+    otp_button = _strict_bool(metadata={"description": "authentication templates: has a copy-code, one-tap or "
+                                                       "zero-tap button (unknown if absent)"})
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> Template:
+        return Template(**data)
+
+
+class ReferralSchema(Schema):
+    """The referral Meta attaches to an inbound message from a click-to-WhatsApp ad or post."""
+
+    source_url = fields.String()
+    source_id = fields.String()
+    source_type = fields.String(validate=validate.OneOf(("ad", "post")))
+    headline = fields.String()
+    body = fields.String()
+    media_type = fields.String()
+    image_url = fields.String()
+    video_url = fields.String()
+    thumbnail_url = fields.String()
+    ctwa_clid = fields.String()
+    welcome_message = fields.Dict()
+
+
+class SendSchema(Schema):
+    """The proposed send."""
+
+    at = _timestamp(required=True, metadata={"description": "RFC 3339 with offset"})
+    to = fields.String(required=True, validate=validate.Regexp(E164, error="must be an E.164 number like +14155550100"))
+    type = fields.String(required=True, validate=validate.OneOf(MESSAGE_TYPES))
+    template = fields.Nested(TemplateSchema)
+
+    @validates_schema
+    def template_matches_type(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("type") == "template":
+            template = data.get("template")
+            if template is None:
+                raise ValidationError("required when type is template", "template")
+            if template.status is None:
+                raise ValidationError({"status": ["required for the proposed send"]}, "template")
+        elif "template" in data:
+            raise ValidationError("only allowed when type is template", "template")
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> Send:
+        return Send(**data)
+
+
+class MessageSchema(Schema):
+    """One message of the conversation history."""
+
+    id = fields.String(metadata={"description": "Meta's wamid, when known"})
+    direction = fields.String(required=True, validate=validate.OneOf(("inbound", "outbound")))
+    at = _timestamp(required=True)
+    type = fields.String(required=True, validate=validate.OneOf(MESSAGE_TYPES + INBOUND_ONLY_TYPES))
+    template = fields.Nested(TemplateSchema)
+    status = fields.String(validate=validate.OneOf(DELIVERY_STATUSES))
+    referral = fields.Nested(ReferralSchema)
+
+    @validates_schema
+    def fits_direction(self, data: dict[str, Any], **_: Any) -> None:
+        inbound = data.get("direction") == "inbound"
+        errors: dict[str, list[str]] = {}
+        if inbound:
+            for name in ("template", "status"):
+                if name in data:
+                    errors[name] = ["only allowed on outbound messages"]
+        else:
+            if "referral" in data:
+                errors["referral"] = ["only allowed on inbound messages"]
+            if data.get("type") in INBOUND_ONLY_TYPES:
+                errors["type"] = [f"{data['type']!r} is an inbound-only type"]
+            if data.get("type") == "template" and "template" not in data:
+                errors["template"] = ["required on an outbound template message"]
+            if data.get("type") != "template" and "template" in data:
+                errors["template"] = ["only allowed when type is template"]
+        if errors:
+            raise ValidationError(errors)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> Message:
+        return Message(**data)
+
+
+class ContextSchema(Schema):
+    """What the business knows that the history does not show; every field optional."""
+
+    opted_in = _strict_bool(metadata={"description": "Opt-in on record (default true, named in the trace)"})
+    marketing_opt_out = _strict_bool(metadata={"description": "User stopped marketing (default false)"})
+    waba_timezone = fields.String(metadata={"description": "IANA zone of the WABA (default UTC)"})
+    business_region = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$"),
+                                    metadata={"description": "ISO 3166 country of the business (default unknown)"})
+    authentication_international_eligible = _strict_bool()
+    authentication_international_start = fields.Date()
+    conversations_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))
+    service_conversations_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))
+    service_messages_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))
+
+    @validates("waba_timezone")
+    def known_zone(self, value: str, **_: Any) -> None:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError("unknown IANA time zone") from None
+
+
+class HistoryRefSchema(Schema):
+    """A history stored from Meta's webhooks: the business phone number id and the contact's wa_id."""
+
+    phone_number_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    contact = fields.String(required=True, validate=validate.Regexp(r"^\+?[0-9]{6,20}$",
+                                                                    error="must be a wa_id like 16505551234"))
+
+
+class RefusesNul:
+    """For a schema of client input: a NUL character anywhere in it is a field error.
+
+    PostgreSQL cannot store or compare text containing NUL, so a request carrying one would fail in
+    the database (a 500) instead of at validation. Mixed into the top-level input schemas only, so each
+    body is walked once.
+    """
+
+    @pre_load
+    def refuse_nul(self, data: Any, **_: Any) -> Any:
+        errors = _nul_errors(data)
+        if errors:
+            raise ValidationError(errors)
+        return data
+
+
+def _nul_errors(value: Any) -> Any:
+    if isinstance(value, str):
+        return ["must not contain a NUL character"] if "\x00" in value else None
+    if isinstance(value, Mapping):
+        found = {key: _nul_errors(item) for key, item in value.items()}
+    elif isinstance(value, list):
+        found = {index: _nul_errors(item) for index, item in enumerate(value)}
+    else:
+        return None
+    return {key: errors for key, errors in found.items() if errors} or None
+
+
+class DecisionRequestSchema(RefusesNul, Schema):
+    """POST /v1/decisions: a proposed send and the history before it (inline, or a stored history_ref)."""
+
+    send = fields.Nested(SendSchema, required=True)
+    history = fields.List(fields.Nested(MessageSchema), validate=validate.Length(max=MAX_HISTORY, error=(
+        "at most {max} messages; send only the recent history (older events cannot change the decision)")))
+    history_ref = fields.Nested(HistoryRefSchema, metadata={"description": "use the history stored from webhooks"})
+    context = fields.Nested(ContextSchema, load_default=dict)
+
+    @validates_schema
+    def one_history(self, data: dict[str, Any], **_: Any) -> None:
+        if "history" in data and "history_ref" in data:
+            raise ValidationError("give either history or history_ref, not both", "history_ref")
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> DecisionRequest:
+        # A history_ref is resolved by the web layer, which replaces this empty history.
+        return DecisionRequest(send=data["send"], history=tuple(data.get("history", ())), context=data["context"])
+
+
+class ChargeSchema(Schema):
+    """How Meta will charge the send, in its webhook `pricing` vocabulary."""
+
+    billable = fields.Boolean()
+    pricing_model = fields.String(metadata={"description": "CBP or PMP"})
+    category = fields.String()
+    type = fields.String(allow_none=True,
+                         metadata={"description": "regular, free_customer_service, free_entry_point, free_tier"})
+    opens_conversation = fields.Boolean()
+    conversation_expires_at = fields.DateTime(allow_none=True)
+    rule = fields.String()
+
+
+class ReasonSchema(Schema):
+    """One rule in the trace."""
+
+    rule = fields.String()
+    title = fields.String()
+    effect = fields.String()
+    citation = fields.String()
+    confidence = fields.String(metadata={"description": "C confirmed, S secondary, R unconfirmed"})
+    because = fields.String()
+    determining = fields.Boolean()
+    defaults = fields.List(fields.String(), metadata={"description": "context fields defaulted for this rule"})
+    note = fields.String(allow_none=True)
+
+
+class ConditionSchema(Schema):
+    """One test of a rule that did not hold."""
+
+    fact = fields.String()
+    test = fields.String()
+    wanted = fields.Raw()
+    actual = fields.Raw()
+
+
+class NotAppliedSchema(Schema):
+    """A rule in force that did not apply, with the tests that failed."""
+
+    rule = fields.String()
+    title = fields.String()
+    confidence = fields.String()
+    failed = fields.List(fields.Nested(ConditionSchema))
+
+
+class ExplainSchema(Schema):
+    """Query parameters of POST /v1/decisions."""
+
+    explain = fields.String(validate=validate.OneOf(("full",)),
+                            metadata={"description": "full: also list every rule in force that did not apply, and why"})
+
+
+class DecisionResponseSchema(Schema):
+    """The decision, its obligations and the trace that explains it."""
+
+    decision_id = fields.String()
+    decision = fields.String(metadata={"description": "allow or deny"})
+    status = fields.String(metadata={"description": "decided, not_applicable (no rule applied) or error"})
+    required_message_type = fields.String(metadata={"description": "template or any"})
+    charge = fields.Nested(ChargeSchema, allow_none=True)
+    policy_version = fields.String(allow_none=True)
+    rulebook_version = fields.String()
+    determining_rules = fields.List(fields.String())
+    error_codes = fields.List(fields.Integer(), metadata={"description": "Meta error codes a deny predicts"})
+    error = fields.String(allow_none=True)
+    trace = fields.List(fields.Nested(ReasonSchema))
+    why_not = fields.List(fields.Nested(NotAppliedSchema),
+                          metadata={"description": "only with ?explain=full"})
+    facts = fields.Method("dump_facts")
+    history_source = fields.Dict(metadata={"description": "with history_ref: the ref and the wamids it used"})
+
+    def dump_facts(self, decision: Decision) -> dict[str, Any]:
+        facts = decision.facts
+        if facts is None:
+            return {}
+        return {
+            "seen_by_rules": facts.engine,
+            "times_and_names": facts.display,
+            "defaults_used": sorted(facts.defaults),
+            "open_periods": [
+                {"kind": p.kind, "category": p.category, "pricing_model": p.pricing_model,
+                 "opened_at": p.opened_at.isoformat(), "expires_at": p.expires_at.isoformat(),
+                 "opened_by_history_index": p.opened_by, "rule": p.rule}
+                for p in facts.periods
+            ],
+        }
+
+
+class ErrorSchema(Schema):
+    """Every error response: {code, status, message, errors: {field: [messages]}}."""
+
+    code = fields.Integer()
+    status = fields.String()
+    message = fields.String()
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+
+
+
+class BatchRequestSchema(Schema):
+    """POST /v1/decisions/batch: several decision requests, answered in order."""
+
+    requests = fields.List(fields.Nested(DecisionRequestSchema), required=True,
+                           validate=validate.Length(min=1, max=MAX_BATCH))
+
+
+class BatchResponseSchema(Schema):
+    """The decisions of a batch, in the order of its requests."""
+
+    decisions = fields.List(fields.Nested(DecisionResponseSchema))
+
+
+class LoggedDecisionSchema(Schema):
+    """GET /v1/decisions/{decision_id}: a decision as it was returned, with its request, from the log."""
+
+    decision_id = fields.String()
+    logged_at = fields.String(metadata={"description": "when it was logged (ISO 8601)"})
+    decision = fields.String()
+    status = fields.String()
+    rulebook_version = fields.String()
+    policy_version = fields.String(allow_none=True)
+    determining_rules = fields.List(fields.String())
+    recipient_region = fields.String(metadata={"description": "the recipient's region, kept unmasked for replay"})
+    masked = fields.Boolean(metadata={"description": "phone numbers in request and response were masked"})
+    request = fields.Dict(metadata={"description": "the request as received (masked)"})
+    response = fields.Dict(metadata={"description": "the response as returned (masked)"})
+
+
+class HealthSchema(Schema):
+    """GET /healthz: the process is alive."""
+
+    status = fields.String(metadata={"description": "always ok"})
+
+
+class ReadinessSchema(Schema):
+    """GET /readyz: rules loaded and the decision log reachable."""
+
+    status = fields.String(metadata={"description": "ready"})
+    rulebook_version = fields.String()
+    rules = fields.Integer(metadata={"description": "number of rules loaded"})
+    database = fields.String(metadata={"description": "ok"})
+    last_reload_error = fields.String(allow_none=True,
+                                      metadata={"description": "why the last reload failed, if it did"})
+
+
+class ReloadSchema(Schema):
+    """POST /v1/admin/reload-rules: the rule set now active in this process."""
+
+    rulebook_version = fields.String()
+    previous_rulebook_version = fields.String()
+    rules = fields.Integer()
+
+
+DECISION_REQUEST_EXAMPLE = {
+    "send": {"at": "2025-08-12T12:00:00+00:00", "to": "+5511987654321", "type": "template",
+             "template": {"name": "order_update", "language": "en", "category": "utility", "status": "APPROVED"}},
+    "history": [{"direction": "inbound", "at": "2025-08-12T09:00:00+00:00", "type": "text"}],
+}
+DECISION_RESPONSE_EXAMPLE = {
+    "decision_id": "00f33eb0fa4f4ed48589f83813e5f685",
+    "decision": "allow",
+    "status": "decided",
+    "required_message_type": "any",
+    "charge": {"billable": False, "pricing_model": "PMP", "category": "utility", "type": "free_customer_service",
+               "opens_conversation": False, "conversation_expires_at": None, "rule": "PMP-3"},
+    "policy_version": "V3",
+    "rulebook_version": "sha256:0123456789abcdef",
+    "determining_rules": ["CSW-2.open", "TPL-1.approved", "PMP-3"],
+    "error_codes": [],
+    "error": None,
+    "trace": [{
+        "rule": "CSW-2.open", "title": "Inside the customer service window any message type may be sent",
+        "effect": "allow, any message type",
+        "citation": "https://developers.facebook.com/documentation/business-messaging/whatsapp/messages/send-messages",
+        "confidence": "C", "determining": True, "defaults": [], "note": None,
+        "because": "The user last wrote at 2025-08-12T09:00:00+00:00, so the window is open until "
+                   "2025-08-13T09:00:00+00:00 and the send at 2025-08-12T12:00:00+00:00 falls inside it.",
+    }],
+    "why_not": [],
+    "facts": {"seen_by_rules": {"csw_open": True, "send_is_template": True}, "times_and_names": {},
+              "defaults_used": ["opted_in"], "open_periods": []},
+}
+ERROR_EXAMPLE = {
+    "code": 422, "status": "Unprocessable Entity",
+    "message": "invalid request: send.to: must be an E.164 number like +14155550100",
+    "errors": {"send.to": ["must be an E.164 number like +14155550100"]},
+}
+
+
+# Built once and shared: constructing a schema costs several times a load or dump with it
+# (a response: 238 µs to build, 56 µs to dump), and marshmallow 4 schemas keep no state between
+# calls, so one instance serves every caller and thread.
+REQUEST = DecisionRequestSchema()
+RESPONSE = DecisionResponseSchema()
+CHARGE = ChargeSchema()

@@ -1,0 +1,124 @@
+"""The rule catalogue (rules/README.md): every rule, version and parameter as a reviewer reads them."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from ..core.engine import RulesEngine
+from ..core.rulebook import CONFIDENCE, ChargeEffect, Rule, Rulebook
+from .coverage import RuleCoverage, measure
+from .fixtures import discover, run_fixtures
+from .lint import top_versions
+
+REGENERATE = "policy-service rules docs"
+MARKS = {"C": "C", "S": "**[S]**", "R": "**[R]**"}
+
+
+def generate(rulebook: Rulebook, engine: RulesEngine, fixtures_dir: str | Path) -> str:
+    """Replay the fixtures for their coverage and write the catalogue of the rulebook."""
+    fixtures = discover([fixtures_dir])
+    coverage = measure(rulebook, run_fixtures(fixtures, rulebook=rulebook, engine=engine))
+    # rules/ and fixtures/ are siblings, so a link from the catalogue climbs one level.
+    root = Path(fixtures_dir).resolve().parent
+    links = {f.name: "../" + f.path.resolve().relative_to(root).as_posix() for f in fixtures}
+    return catalogue(rulebook, coverage, links)
+
+
+def catalogue(rulebook: Rulebook, coverage: RuleCoverage, links: dict[str, str]) -> str:
+    """The catalogue as Markdown: versions, parameters, then each version's rules, linked to their fixtures."""
+    tops = top_versions(rulebook)
+    sections: dict[str, list[Rule]] = {v.id: [] for v in tops}
+    across: list[Rule] = []
+    for rule in rulebook.rules:
+        spanned = [v for v in tops if rule.overlaps(v)]
+        (sections[spanned[0].id] if len(spanned) == 1 else across).append(rule)
+
+    lines = [
+        "# Rule catalogue",
+        "",
+        f"Generated from the rule files in this folder and the fixtures in `fixtures/` by `{REGENERATE}`;",
+        "do not edit by hand (a test fails when this file is out of date).",
+        "",
+        "Confidence: C confirmed on Meta's own pages; **[S]** from secondary sources only; **[R]** unconfirmed.",
+        "A decision that relies on an [S] or [R] rule says so in its trace.",
+        "",
+        f"Rule coverage: {len(coverage.covered)} of {len(coverage.covering)} rules fire in at least one of "
+        f"{len(links)} fixtures ({coverage.percent:.1f}%).",
+        f"Never exercised: {', '.join(coverage.uncovered) or 'none'}.",
+        "",
+        "## Policy versions",
+        "",
+        "| version | in force | pricing | confidence | what defines it |",
+        "| --- | --- | --- | --- | --- |",
+        *(f"| {v.id} | {_dates(v.effective_from, v.effective_until)} | {v.pricing_model} | {MARKS[v.confidence]} "
+          f"| [{v.title}]({v.citation}) |" for v in rulebook.versions),
+        "",
+        "## Parameters",
+        "",
+        "| id | name | value | confidence | meaning |",
+        "| --- | --- | --- | --- | --- |",
+        *(f"| {p.id} | `{p.name}` | {_value(p.value)} | {MARKS[p.confidence]} | [{p.title}]({p.citation}) |"
+          for p in rulebook.parameters.values()),
+    ]
+    for version in tops:
+        subs = [v for v in rulebook.versions if v not in tops and version.covers(v.effective_from)]
+        lines += ["", f"## {version.id}: {version.title} ({_dates(version.effective_from, version.effective_until)})"]
+        lines += ([""] if subs else []) + [f"- sub-version {v.id} from {v.effective_from}: {v.title}" for v in subs]
+        lines += [line for rule in sections[version.id] for line in _entry(rule, coverage, links)]
+    lines += ["", "## Across versions", "", "Rules in force under more than one policy version."]
+    lines += [line for rule in across for line in _entry(rule, coverage, links)]
+    return "\n".join(lines) + "\n"
+
+
+def describe_effect(rule: Rule) -> str:
+    """What the rule does, with the charge spelled out for charge rules."""
+    if rule.charge is None:
+        return rule.effect
+    return rule.effect.replace("charge", f"charge {describe_charge_effect(rule.charge)}, priority {rule.priority}")
+
+
+def describe_charge_effect(charge: ChargeEffect) -> str:
+    """A charge effect in words: model, category, pricing type, billable or free, and what it opens or rides."""
+    category = charge.category if isinstance(charge.category, str) else f"category from {charge.category['fact']}"
+    words = [charge.pricing_model, category, charge.type, "billable" if charge.billable else "free"]
+    if charge.opens and charge.lasts:
+        words.append(f"opens a {charge.opens.replace('_', ' ')} for {_value(charge.lasts)}")
+    if charge.rides:
+        words.append(f"rides {charge.rides.replace('_', ' ')}")
+    if charge.closes_others:
+        words.append("closes other conversations")
+    return "(" + ", ".join(words) + ")"
+
+
+def _entry(rule: Rule, coverage: RuleCoverage, links: dict[str, str]) -> list[str]:
+    names = coverage.covering.get(rule.id, ())
+    covered = ", ".join(f"[{name}]({links[name]})" for name in names) if names else "**no fixture: not exercised**"
+    mark = "" if rule.confidence == "C" else f" {MARKS[rule.confidence]}"
+    return [
+        "",
+        f"### {rule.id}{mark}: {rule.title}",
+        "",
+        rule.description,
+        "",
+        f"- effect: {describe_effect(rule)}",
+        f"- in force: {_dates(rule.effective_from, rule.effective_until)}",
+        f"- confidence: {MARKS[rule.confidence]} ({CONFIDENCE[rule.confidence]})",
+        f"- citation: <{rule.citation}>",
+        f"- file: [{rule.file}]({rule.file})",
+        f"- covered by {len(names)} fixture(s): {covered}",
+    ]
+
+
+def _dates(start: date, end: date | None) -> str:
+    return f"{start} → {end}" if end else f"{start} →"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, timedelta):
+        hours, rest = divmod(int(value.total_seconds()), 3600)
+        return f"{hours}h" if not rest else f"{int(value.total_seconds())}s"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    return str(value)

@@ -1,0 +1,10 @@
+"""What must last: the database (peewee, SQLite or PostgreSQL), the decision log, stored histories.
+
+May import `policy_service.core` (and `policy_service.contract`); never the web service, the review
+toolkit or the command line. Importing this package registers every table (`models()`).
+"""
+
+from . import decision_log, histories  # noqa: F401 - importing a model module registers its table
+from .database import database_proxy, init_app, models
+
+__all__ = ["database_proxy", "init_app", "models"]

@@ -1,0 +1,170 @@
+"""The decision log: every decision, written before its response returns, and queries over it.
+
+Masking keeps what replay needs: a phone number keeps its calling code and, for +1 (NANP)
+numbers, its area code (`+1415*******`); every other digit is replaced by `*`. The recipient's
+region, which the rules read, is also stored in its own column, so impact analysis can replay a
+masked request with a number of the same region.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import peewee
+import phonenumbers
+
+from ..core.decision import Decision
+from ..core.facts import recipient
+from .database import StoredModel, loaded_time, stored_time
+
+_PHONE = re.compile(r"\+\d{7,15}")
+NANP_AREA_DIGITS = 3
+# Keys whose values are bare phone numbers without "+" (a wa_id).
+PHONE_KEYS = ("contact", "wa_id")
+
+
+class DecisionRecord(StoredModel):
+    """One logged decision, append-only."""
+
+    decision_id = peewee.CharField(max_length=64, unique=True)
+    logged_at = peewee.DateTimeField(index=True)
+    send_at = peewee.CharField(max_length=40)
+    decision = peewee.CharField(max_length=8, index=True)
+    status = peewee.CharField(max_length=16)
+    required_message_type = peewee.CharField(max_length=8)
+    policy_version = peewee.CharField(max_length=16, null=True)
+    rulebook_version = peewee.CharField(max_length=40, index=True)
+    determining_rules = peewee.TextField()
+    recipient_region = peewee.CharField(max_length=2, default="ZZ")
+    request = peewee.TextField()
+    facts = peewee.TextField(default="{}")
+    response = peewee.TextField()
+    masked = peewee.BooleanField(default=True)
+
+    class Meta:
+        table_name = "decision_log"
+
+
+@dataclass(frozen=True)
+class DecisionQuery:
+    """Filters for listing logged decisions; every one optional."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    decision: str | None = None
+    rule: str | None = None
+
+
+def record(decision: Decision, request: dict[str, Any], response: dict[str, Any], *, mask: bool) -> None:
+    """Write one decision; raises if it cannot be stored, so no unlogged decision is ever returned."""
+    region, _ = recipient(str(request.get("send", {}).get("to", "")))
+    if mask:
+        request, response = masked(request), masked(response)
+    facts = decision.facts
+    with DecisionRecord._meta.database.atomic():
+        DecisionRecord.create(
+            decision_id=decision.decision_id,
+            logged_at=stored_time(datetime.now(UTC)),
+            send_at=facts.at.isoformat() if facts else "",
+            decision=decision.decision,
+            status=decision.status,
+            required_message_type=decision.required_message_type,
+            policy_version=decision.policy_version,
+            rulebook_version=decision.rulebook_version,
+            determining_rules=",".join(decision.determining_rules),
+            recipient_region=region,
+            request=json.dumps(request, sort_keys=True),
+            facts=json.dumps(response.get("facts", {}), sort_keys=True),
+            response=json.dumps(response, sort_keys=True),
+            masked=mask,
+        )
+
+
+def get(decision_id: str) -> dict[str, Any] | None:
+    """The logged decision for an id, with when and how it was logged; None if unknown."""
+    if "\x00" in decision_id:
+        # No id contains NUL, and PostgreSQL refuses to compare text holding one.
+        return None
+    row = DecisionRecord.get_or_none(DecisionRecord.decision_id == decision_id)
+    return None if row is None else entry(row)
+
+
+def select(query: DecisionQuery) -> peewee.ModelSelect:
+    """Logged decisions matching the filters, newest first."""
+    rows = DecisionRecord.select().order_by(DecisionRecord.logged_at.desc(), DecisionRecord.id.desc())
+    if query.since is not None:
+        rows = rows.where(DecisionRecord.logged_at >= stored_time(query.since))
+    if query.until is not None:
+        rows = rows.where(DecisionRecord.logged_at < stored_time(query.until))
+    if query.decision is not None:
+        rows = rows.where(DecisionRecord.decision == query.decision)
+    if query.rule is not None:
+        # Stored as "A,B": wrap in commas so "PMP-3" never matches "PMP-30".
+        wrapped = peewee.Value(",").concat(DecisionRecord.determining_rules).concat(",")
+        rows = rows.where(wrapped.contains(f",{query.rule},"))
+    return rows
+
+
+def entry(row: DecisionRecord) -> dict[str, Any]:
+    """One logged decision as the API shows it."""
+    return {
+        "decision_id": row.decision_id,
+        "logged_at": loaded_time(row.logged_at).isoformat(),
+        "decision": row.decision,
+        "status": row.status,
+        "rulebook_version": row.rulebook_version,
+        "policy_version": row.policy_version,
+        "determining_rules": [r for r in row.determining_rules.split(",") if r],
+        "recipient_region": row.recipient_region,
+        "masked": row.masked,
+        "request": json.loads(row.request),
+        "response": json.loads(row.response),
+    }
+
+
+def mask_number(number: str) -> str:
+    """Keep the calling code (and a NANP area code), replace every other digit with '*'."""
+    digits = number.lstrip("+")
+    try:
+        code = str(phonenumbers.parse("+" + digits).country_code)
+    except phonenumbers.NumberParseException:
+        code = digits[:1]
+    keep = len(code) + (NANP_AREA_DIGITS if code == "1" else 0)
+    return number[: len(number) - len(digits)] + digits[:keep] + "*" * (len(digits) - keep)
+
+
+def masked(value: Any, key: str | None = None) -> Any:
+    """A copy of a JSON value with every phone number masked."""
+    if isinstance(value, dict):
+        return {k: masked(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(v) for v in value]
+    if isinstance(value, str):
+        if key in PHONE_KEYS and value.isdigit():
+            return mask_number(value)
+        return _PHONE.sub(lambda m: mask_number(m.group()), value)
+    return value
+
+
+def replayable_request(row: DecisionRecord) -> dict[str, Any]:
+    """The logged request, its masked recipient replaced by a number of the same region."""
+    return with_example_recipient(json.loads(row.request), row.recipient_region)
+
+
+def with_example_recipient(request: dict[str, Any], region: str) -> dict[str, Any]:
+    """The request with a masked recipient replaced by an example number of the region; others unchanged.
+
+    The rules read only the recipient's region and calling code, so the example decides alike.
+    """
+    send = request.get("send") if isinstance(request, dict) else None
+    number = send.get("to") if isinstance(send, dict) else None
+    if not isinstance(number, str) or "*" not in number:
+        return request
+    example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+    replaced = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164) if example else \
+        number.replace("*", "0")
+    return {**request, "send": {**send, "to": replaced}}

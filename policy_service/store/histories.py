@@ -1,0 +1,198 @@
+"""Stored histories: the messages Meta's webhooks reported, per business number and contact.
+
+Inbound messages arrive whole. Outbound messages are learned only from their statuses, which
+carry no template name, language or message type: an outbound message is recorded with what
+the status says (status, times, conversation, pricing), and its type is inferred from
+`pricing.category` (a template of that category; `service` and `referral_conversion` mean a
+non-template message). Under conversation-based pricing the category names the conversation
+rather than the message, so a free-form message riding a marketing conversation reads as a
+marketing template.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import peewee
+
+from ..core.messages import Message, Template
+from .database import StoredModel, loaded_time, stored_time
+
+# Meta reports the same delivery more than once; a later, stronger status wins (a message
+# delivered to one device and failed on another was delivered, and charged).
+STATUS_RANK = {"sent": 1, "failed": 2, "delivered": 3, "read": 4, "played": 4}
+DELIVERED = ("delivered", "read")
+TEMPLATE_CATEGORIES = {
+    "marketing": "marketing",
+    "marketing_lite": "marketing",
+    "utility": "utility",
+    "authentication": "authentication",
+    "authentication-international": "authentication",
+    "authentication_international": "authentication",
+}
+UNKNOWN_TEMPLATE = "(unknown: learned from a status webhook)"
+
+
+class StoredMessage(StoredModel):
+    """One message between a business phone number and a contact, keyed by Meta's wamid."""
+
+    wamid = peewee.CharField(max_length=255, unique=True)
+    phone_number_id = peewee.CharField(max_length=64)
+    contact = peewee.CharField(max_length=64)
+    direction = peewee.CharField(max_length=8)
+    at = peewee.DateTimeField()
+    type = peewee.CharField(max_length=32)
+    status = peewee.CharField(max_length=16, null=True)
+    status_at = peewee.DateTimeField(null=True)
+    referral = peewee.TextField(null=True)
+    conversation_id = peewee.CharField(max_length=255, null=True)
+    conversation_origin = peewee.CharField(max_length=64, null=True)
+    pricing = peewee.TextField(null=True)
+
+    class Meta:
+        table_name = "stored_message"
+        indexes = ((("phone_number_id", "contact", "at"), False),)
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """An inbound message as a webhook reports it."""
+
+    wamid: str
+    phone_number_id: str
+    contact: str
+    at: datetime
+    type: str
+    referral: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Status:
+    """One status update of an outbound message as a webhook reports it."""
+
+    wamid: str
+    phone_number_id: str
+    contact: str
+    at: datetime
+    status: str
+    conversation_id: str | None = None
+    conversation_origin: str | None = None
+    pricing: dict[str, Any] | None = None
+
+
+def store_inbound(message: Inbound) -> bool:
+    """Store an inbound message once; True if it was new."""
+    return _insert_once(
+        wamid=message.wamid,
+        phone_number_id=message.phone_number_id,
+        contact=message.contact,
+        direction="inbound",
+        at=stored_time(message.at),
+        type=message.type,
+        referral=json.dumps(message.referral, sort_keys=True) if message.referral else None,
+    )
+
+
+def store_status(update: Status) -> bool:
+    """Create or update the outbound message a status describes; True if it was new."""
+    database = StoredMessage._meta.database
+    with database.atomic():
+        # Insert first, then lock the row, so concurrent statuses of one wamid queue instead of
+        # overwriting each other (SQLite already holds its one write lock after the insert).
+        created = _insert_once(wamid=update.wamid, phone_number_id=update.phone_number_id, contact=update.contact,
+                               direction="outbound", at=stored_time(update.at), type="text")
+        query = StoredMessage.select().where(StoredMessage.wamid == update.wamid)
+        row = (query.for_update() if database.for_update else query).get()
+        _apply(row, update)
+        row.save()
+    return created
+
+
+def stored_messages(phone_number_id: str, contact: str) -> list[StoredMessage]:
+    """Every stored message between a business number and a contact, oldest first."""
+    return list(
+        StoredMessage.select()
+        .where((StoredMessage.phone_number_id == phone_number_id) & (StoredMessage.contact == contact))
+        .order_by(StoredMessage.at, StoredMessage.id)
+    )
+
+
+def stored_history(phone_number_id: str, contact: str, until: datetime) -> tuple[Message, ...]:
+    """The stored messages of a history up to a time, as the policy core reads them."""
+    return tuple(as_message(row) for row in stored_messages(phone_number_id, contact) if loaded_time(row.at) <= until)
+
+
+def history_json(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
+    """Messages in the request's `history` shape, so a logged request replays without the store."""
+    items = []
+    for message in messages:
+        item: dict[str, Any] = {"id": message.id, "direction": message.direction, "at": message.at.isoformat(),
+                                "type": message.type}
+        if message.direction == "inbound":
+            if message.referral:
+                item["referral"] = message.referral
+        else:
+            item["status"] = message.status
+            if message.template is not None:
+                t = message.template
+                item["template"] = {"name": t.name, "language": t.language, "category": t.category,
+                                    "status": t.status}
+        items.append(item)
+    return items
+
+
+def delivered_with_pricing(phone_number_id: str | None = None, contact: str | None = None) -> list[StoredMessage]:
+    """Delivered (or read) outbound messages that carry Meta's pricing, oldest first."""
+    rows = StoredMessage.select().where(
+        (StoredMessage.direction == "outbound")
+        & StoredMessage.status.in_(DELIVERED)
+        & StoredMessage.pricing.is_null(False)
+    )
+    if phone_number_id is not None:
+        rows = rows.where(StoredMessage.phone_number_id == phone_number_id)
+    if contact is not None:
+        rows = rows.where(StoredMessage.contact == contact)
+    return list(rows.order_by(StoredMessage.at, StoredMessage.id))
+
+
+def as_message(row: StoredMessage) -> Message:
+    """A stored message as the policy core reads history."""
+    at = loaded_time(row.at)
+    if row.direction == "inbound":
+        referral = json.loads(row.referral) if row.referral else None
+        return Message("inbound", at, row.type, referral=referral, id=row.wamid)
+    status = "read" if row.status == "played" else (row.status or "sent")
+    template = None
+    category = TEMPLATE_CATEGORIES.get(outbound_category(row) or "")
+    if category is not None:
+        template = Template(UNKNOWN_TEMPLATE, "und", category, "APPROVED")
+    return Message("outbound", at, "template" if template else row.type, template, status, id=row.wamid)
+
+
+def outbound_category(row: StoredMessage) -> str | None:
+    """The category Meta gave an outbound message: its pricing, else its conversation origin."""
+    return pricing(row).get("category") or row.conversation_origin
+
+
+def pricing(row: StoredMessage) -> dict[str, Any]:
+    """Meta's pricing object of a stored outbound message (empty when none arrived)."""
+    return json.loads(row.pricing) if row.pricing else {}
+
+
+def _insert_once(**values: Any) -> bool:
+    return StoredMessage.insert(**values).on_conflict_ignore().as_rowcount().execute() == 1
+
+
+def _apply(row: StoredMessage, update: Status) -> None:
+    moment = stored_time(update.at)
+    # The send happened no later than its earliest status.
+    row.at = min(row.at, moment)
+    if STATUS_RANK.get(update.status, 0) >= STATUS_RANK.get(row.status or "", 0):
+        row.status, row.status_at = update.status, moment
+    row.conversation_id = update.conversation_id or row.conversation_id
+    row.conversation_origin = update.conversation_origin or row.conversation_origin
+    if update.pricing:
+        row.pricing = json.dumps(update.pricing, sort_keys=True)

@@ -1,0 +1,185 @@
+"""HTTP views: each one glues request schema -> evaluation -> decision log -> response schema."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import flask
+from flask import current_app
+from flask_smorest import Api, Blueprint, abort
+from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import HTTPException
+
+from ..contract.schemas import (
+    DECISION_REQUEST_EXAMPLE,
+    DECISION_RESPONSE_EXAMPLE,
+    ERROR_EXAMPLE,
+    RESPONSE,
+    BatchRequestSchema,
+    BatchResponseSchema,
+    DecisionRequestSchema,
+    DecisionResponseSchema,
+    ErrorSchema,
+    ExplainSchema,
+    LoggedDecisionSchema,
+)
+from ..core.engine import RulesEngine
+from ..core.evaluate import evaluate
+from ..core.messages import DecisionRequest
+from ..core.rulebook import Rulebook, load_rulebook
+from ..store import decision_log, histories
+from . import logs, metrics
+
+
+class JsonBodyParser(FlaskParser):
+    """webargs' Flask parser that keeps the body it parsed for the view (see request_json), and refuses
+    JSON nested too deeply for Python's parser (400, not 500)."""
+
+    def _raw_load_json(self, req: flask.Request) -> Any:
+        try:
+            body = super()._raw_load_json(req)
+        except RecursionError as error:
+            self._handle_invalid_json_error(error, req)
+        flask.g.request_json = body
+        return body
+
+
+def request_json() -> Any:
+    """The request body as the arguments parser parsed it (the views log it; parsing it again is wasted work)."""
+    return flask.g.request_json
+
+
+blp = Blueprint("decisions", __name__, url_prefix="/v1", description="Decide whether a WhatsApp send is allowed")
+blp.ARGUMENTS_PARSER = JsonBodyParser()
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The loaded rulebook and the engine compiled from it."""
+
+    rulebook: Rulebook
+    engine: RulesEngine
+
+    @classmethod
+    def load(cls, rules_dir: str) -> Policy:
+        """Load and validate the rule files in a directory and compile a new engine for them."""
+        rulebook = load_rulebook(rules_dir)
+        return cls(rulebook, RulesEngine(rulebook))
+
+
+class PolicyApi(Api):
+    """flask-smorest's Api with one error shape: {code, status, message, errors: {field: [messages]}}."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error: HTTPException):
+        """Render any HTTP error in the single JSON shape, never with a stack trace."""
+        data = getattr(error, "data", None) or {}
+        errors = data.get("errors") or data.get("messages") or {}
+        flat = flatten_errors(errors.get("json", errors) if isinstance(errors, dict) else {"_request": errors})
+        message = data.get("message") or _summary(error, flat)
+        payload = {"code": error.code, "status": error.name, "message": message, "errors": flat}
+        # Keep the error's own headers (Allow on a 405, WWW-Authenticate on a 401), not its HTML type.
+        headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
+        return payload, error.code, {**headers, **(data.get("headers") or {})}
+
+
+def policy() -> Policy:
+    """The policy (rulebook and engine) of the running app."""
+    return current_app.extensions["policy_service"]
+
+
+@blp.route("/decisions", methods=["POST"])
+@blp.arguments(DecisionRequestSchema, error_status_code=422, example=DECISION_REQUEST_EXAMPLE)
+@blp.arguments(ExplainSchema, location="query", error_status_code=422)
+@blp.alt_response(200, schema=DecisionResponseSchema, success=True, description="The decision",
+                  example=DECISION_RESPONSE_EXAMPLE)
+@blp.alt_response(400, schema=ErrorSchema, description="Malformed JSON")
+@blp.alt_response(422, schema=ErrorSchema, description="Invalid request, by field path", example=ERROR_EXAMPLE)
+def create_decision(proposal: DecisionRequest, query: dict[str, Any]):
+    """Decide a proposed send: allow or deny, the required message type, the charge, and why."""
+    return decide(proposal, request_json(), explain_why_not=query.get("explain") == "full")
+
+
+@blp.route("/decisions/batch", methods=["POST"])
+@blp.arguments(BatchRequestSchema, error_status_code=422,
+               example={"requests": [DECISION_REQUEST_EXAMPLE, DECISION_REQUEST_EXAMPLE]})
+@blp.alt_response(200, schema=BatchResponseSchema, success=True, description="The decisions, in request order")
+@blp.alt_response(400, schema=ErrorSchema, description="Malformed JSON")
+@blp.alt_response(422, schema=ErrorSchema, description="Invalid request; paths start requests.<index>")
+def create_decisions(batch: dict[str, list[DecisionRequest]]):
+    """Decide several proposed sends; each is evaluated and logged exactly as POST /v1/decisions would."""
+    proposals = batch["requests"]
+    limit = current_app.config["MAX_BATCH_SIZE"]
+    if len(proposals) > limit:
+        abort(422, message=f"invalid request: requests: at most {limit} requests per batch",
+              errors={"requests": [f"at most {limit} requests per batch, got {len(proposals)}"]})
+    raw = request_json()["requests"]
+    return {"decisions": [decide(proposal, raw[index]) for index, proposal in enumerate(proposals)]}
+
+
+def decide(proposal: DecisionRequest, raw: dict[str, Any], *, explain_why_not: bool = False) -> dict[str, Any]:
+    """Evaluate one validated request, log it, and return the response body."""
+    started = time.perf_counter()
+    loaded = policy()
+    source = None
+    if "history_ref" in raw:
+        proposal, raw, source = _resolve_history(proposal, raw)
+    decision = evaluate(proposal, rulebook=loaded.rulebook, engine=loaded.engine, explain_why_not=explain_why_not)
+    body = RESPONSE.dump(decision)
+    if source is not None:
+        body["history_source"] = source
+    # Logged before returning, so every decision_id a client sees is already in the log.
+    decision_log.record(decision, raw, body, mask=current_app.config["MASK_PHONE_NUMBERS"])
+    metrics.count_decision(decision)
+    logs.log_decision(decision, time.perf_counter() - started)
+    return body
+
+
+def _resolve_history(proposal: DecisionRequest,
+                     raw: dict[str, Any]) -> tuple[DecisionRequest, dict[str, Any], dict[str, Any]]:
+    # The logged request carries the resolved history inline, so it replays after the store changes.
+    ref = {**raw["history_ref"], "contact": raw["history_ref"]["contact"].lstrip("+")}
+    history = histories.stored_history(ref["phone_number_id"], ref["contact"], proposal.send.at)
+    logged = {key: value for key, value in raw.items() if key != "history_ref"}
+    logged["history"] = histories.history_json(history)
+    source = {"ref": ref, "events": [message.id for message in history]}
+    return replace(proposal, history=history), logged, source
+
+
+@blp.route("/decisions/<string:decision_id>", methods=["GET"])
+@blp.response(200, LoggedDecisionSchema)
+@blp.alt_response(404, schema=ErrorSchema, description="No decision with this id")
+def get_decision(decision_id: str):
+    """A logged decision, as it was returned, with the (masked) request."""
+    logged = decision_log.get(decision_id)
+    if logged is None:
+        abort(404, message=f"no decision with id {decision_id!r}")
+    return logged
+
+
+def flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested error messages as {\"send.at\": [messages]} paths."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            flat.update(flatten_errors(value, path))
+    elif isinstance(errors, list) and all(isinstance(e, str) for e in errors):
+        flat[prefix or "_request"] = list(errors)
+    elif isinstance(errors, list):
+        for index, value in enumerate(errors):
+            flat.update(flatten_errors(value, f"{prefix}.{index}" if prefix else str(index)))
+    else:
+        flat[prefix or "_request"] = [str(errors)]
+    return flat
+
+
+def _summary(error: HTTPException, flat: dict[str, list[str]]) -> str:
+    if flat:
+        first = next(iter(flat))
+        more = f" (and {len(flat) - 1} more)" if len(flat) > 1 else ""
+        return f"invalid request: {first}: {flat[first][0]}{more}"
+    return error.description or error.name

@@ -1,0 +1,135 @@
+"""The command line: replay fixtures, check one request, with text and JSON output."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from policy_service import cli
+from policy_service.contract.schemas import DecisionResponseSchema
+
+from ..conftest import DATA_DIR, FIXTURES_DIR
+
+PASSING = DATA_DIR / "fixtures" / "freeform_at_exactly_24_hours_is_denied.json"
+FAILING = DATA_DIR / "fixtures" / "freeform_at_exactly_24_hours_wrongly_expected_allowed.json"
+
+
+@pytest.fixture
+def run():
+    def invoke(*args, stdin=None):
+        return CliRunner().invoke(cli.main, [str(a) for a in args], input=stdin)
+
+    return invoke
+
+
+def test_test_passes_on_the_fixture_suite(run):
+    """Replaying fixtures/ prints a PASS line per fixture with its deciding rules and exits 0."""
+    result = run("test", FIXTURES_DIR)
+    assert result.exit_code == 0, result.output
+    assert "PASS 02_freeform_at_exactly_24_hours_is_denied: deny determined by CSW-2.closed" in result.output
+    assert "0 failed" in result.output.splitlines()[-1]
+
+
+def test_test_shows_a_diff_and_the_fired_rules_on_failure(run):
+    """A failing fixture exits 1 and shows expected against actual and the rules that fired."""
+    result = run("test", PASSING, FAILING)
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0].startswith("PASS freeform_at_exactly_24_hours_is_denied")
+    assert lines[1].startswith("FAIL freeform_at_exactly_24_hours_wrongly_expected_allowed")
+    for line in ('-decision: "allow"', '+decision: "deny"', '-charge.billable: true', '+charge.billable: false',
+                 '-rules: "CSW-2.open"', ' rules: "CSW-2.closed"', '-determining_rules: "NO-SUCH-RULE"'):
+        assert f"    {line}" in lines
+    assert "    * CSW-2.freeform-closed [C: confirmed] deny (131047): A free-form message outside the window " \
+           "is refused (error 131047)" in lines
+    assert lines[-1] == "2 fixtures: 1 passed, 1 failed"
+
+
+def test_test_json_reports_every_fixture_and_mismatch(run):
+    """--json gives a machine-readable summary, per-fixture results and mismatches."""
+    result = run("test", "--json", "--coverage", PASSING, FAILING)
+    assert result.exit_code == 1
+    document = json.loads(result.output)
+    assert document["summary"] == {"total": 2, "passed": 1, "failed": 1}
+    assert document["rulebook_version"].startswith("sha256:")
+    failing = document["fixtures"][1]
+    assert failing["passed"] is False
+    assert {"field": "decision", "expected": "allow", "actual": "deny"} in failing["mismatches"]
+    assert document["coverage"]["rules"]["CSW-2.freeform-closed"] == [f.stem for f in (PASSING, FAILING)]
+    assert {"field": "undefined_rule_ids", "expected": [], "actual": ["NO-SUCH-RULE"]} in failing["mismatches"]
+
+
+def test_test_fails_when_no_fixture_ran(run, tmp_path):
+    """An empty folder is a failure, never a vacuous pass."""
+    result = run("test", tmp_path)
+    assert result.exit_code != 0
+    assert "no fixture ran" in result.output
+
+
+def test_test_reports_an_invalid_request_as_a_failure(run, tmp_path):
+    """A fixture whose request does not validate fails with the validation message; the run goes on."""
+    broken = json.loads(PASSING.read_text())
+    broken["request"]["send"]["to"] = "not a number"
+    (tmp_path / "a_broken_request.json").write_text(json.dumps(broken))
+    (tmp_path / "b_fine.json").write_text(PASSING.read_text())
+    result = run("test", tmp_path)
+    assert result.exit_code == 1
+    assert "FAIL a_broken_request" in result.output
+    assert "must be an E.164 number" in result.output
+    assert "PASS b_fine" in result.output
+
+
+def test_test_coverage_lists_rules_never_fired(run):
+    """--coverage names the covering fixtures per rule and marks rules that never fired."""
+    result = run("test", "--coverage", PASSING)
+    assert result.exit_code == 0
+    assert "CSW-2.freeform-closed" in result.output
+    assert f"1: {PASSING.stem}" in result.output
+    assert "TPL-1.approved" in result.output and "NEVER FIRED" in result.output
+    assert "rule coverage: 3/" in result.output
+
+
+def test_test_fail_under_fails_a_run_with_too_little_coverage(run):
+    """--fail-under exits non-zero when rule coverage is below the threshold, and passes at 0."""
+    low = run("test", "--fail-under", "90", PASSING)
+    assert low.exit_code != 0
+    assert "is under --fail-under 90%" in low.output
+    assert run("test", "--fail-under", "0", PASSING).exit_code == 0
+
+
+def test_test_shows_a_progress_bar_on_a_terminal_for_many_fixtures(run, monkeypatch):
+    """On a terminal with at least PROGRESS_BAR_FROM fixtures the run draws a progress bar on stderr."""
+    monkeypatch.setattr(cli, "PROGRESS_BAR_FROM", 2)
+    monkeypatch.setattr(cli, "_on_terminal", lambda: True)
+    result = CliRunner().invoke(cli.main, ["test", str(PASSING), str(FAILING)])
+    assert "replaying fixtures" in result.stderr
+    assert "replaying fixtures" not in result.stdout
+
+
+def test_check_explains_the_decision(run):
+    """check prints the decision, type, charge and each rule with its confidence and reason."""
+    result = run("check", PASSING)
+    assert result.exit_code == 0, result.output
+    assert "decision:      deny (decided)" in result.output
+    assert "message type:  template" in result.output
+    assert "error codes:   131047" in result.output
+    assert "because: A text message is not a template" in result.output
+    assert "relies on defaults: service_conversations_this_month" in result.output
+
+
+def test_check_json_reads_stdin_and_prints_the_api_body(run):
+    """check --json - reads the request from stdin and prints the response schema's body."""
+    request = json.loads(PASSING.read_text())["request"]
+    result = run("check", "--json", "-", stdin=json.dumps(request))
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    # history_source appears only when the request named a stored history (history_ref).
+    assert set(body) == set(DecisionResponseSchema().fields) - {"history_source"}
+    assert body["decision"] == "deny" and body["error_codes"] == [131047]
+
+
+def test_check_refuses_an_invalid_request(run):
+    """An invalid request exits non-zero with the field errors."""
+    result = run("check", "-", stdin=json.dumps({"send": {"at": "2025-01-01T00:00:00+00:00"}}))
+    assert result.exit_code == 1
+    assert "invalid request" in result.output and "to" in result.output

@@ -1,0 +1,74 @@
+"""Combining: deny overrides allow, named resolution for type and charge, errors fail closed."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from policy_service.core.decision import ERROR, NOT_APPLICABLE, combine, fail_closed
+from policy_service.core.errors import EngineError
+from policy_service.core.facts import derive_facts, new_state
+from policy_service.core.messages import Message, Send
+
+AT = datetime(2024, 3, 5, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def facts(rulebook):
+    """Facts for a free-form send one hour after the user wrote (V2)."""
+    state = new_state(rulebook)
+    state.receive(Message("inbound", datetime(2024, 3, 5, 11, tzinfo=UTC), "text"))
+    return derive_facts(Send(AT, "+5511987654321", "text"), state, {}, rulebook)
+
+
+def test_deny_overrides_allow(rulebook, facts):
+    """With an allowing and a denying rule, the decision is deny, determined by the denying rule."""
+    decision = combine(("CSW-2.open", "CSW-2.freeform-closed"), facts, rulebook)
+    assert decision.decision == "deny"
+    assert "CSW-2.freeform-closed" in decision.determining_rules
+    assert decision.error_codes == (131047,)
+
+
+def test_allow_needs_an_allowing_rule(rulebook, facts):
+    """An allowing rule and no deny gives allow."""
+    assert combine(("CSW-2.open",), facts, rulebook).decision == "allow"
+
+
+def test_no_rule_applied_is_a_distinct_deny(rulebook, facts):
+    """No rule at all is deny with status not_applicable, not a rule's deny and never an allow."""
+    decision = combine((), facts, rulebook)
+    assert (decision.decision, decision.status) == ("deny", NOT_APPLICABLE)
+    assert decision.required_message_type == "template"
+
+
+def test_template_requirement_wins_over_any_type(rulebook, facts):
+    """If one rule requires a template and another permits any type, a template is required."""
+    decision = combine(("CSW-2.open", "CSW-2.closed"), facts, rulebook)
+    assert decision.required_message_type == "template"
+
+
+def test_lowest_priority_charge_rule_decides(rulebook, facts):
+    """Of two applying charge rules the lower priority number decides; the other is marked overridden."""
+    decision = combine(("CSW-2.open", "CBP-6.free-tier", "CBP-4.opens-service"), facts, rulebook)
+    assert decision.charge.rule == "CBP-6.free-tier"
+    overridden = next(r for r in decision.trace if r.rule == "CBP-4.opens-service")
+    assert not overridden.determining and overridden.note.startswith("overridden by CBP-6.free-tier")
+
+
+def test_a_denied_send_is_not_charged(rulebook, facts):
+    """A denied send is not delivered: billable false, no type, no conversation, but the would-be charge is kept."""
+    decision = combine(("CSW-2.freeform-closed", "CBP-4.opens-service"), facts, rulebook)
+    assert (decision.charge.billable, decision.charge.type, decision.charge.opens_conversation) == (False, None, False)
+    assert decision.classified_charge.billable is True
+
+
+def test_unconfirmed_rules_say_so_in_their_sentence(rulebook, facts):
+    """An [R] rule's reason begins with its confidence, never presented as certain."""
+    decision = combine(("CSW-2.open", "TS-2.closing-soon"), facts, rulebook)
+    reason = next(r for r in decision.trace if r.rule == "TS-2.closing-soon")
+    assert reason.because.startswith("[R: unconfirmed]")
+
+
+def test_engine_errors_fail_closed():
+    """An evaluation failure is deny with status error and the error text, never an allow."""
+    decision = fail_closed(EngineError("engine exploded"), "sha256:x")
+    assert (decision.decision, decision.status, decision.error) == ("deny", ERROR, "engine exploded")

@@ -1,0 +1,71 @@
+"""The spine: history order does not matter, failed sends open nothing, internal errors fail closed."""
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from policy_service.core.evaluate import evaluate, replay
+from policy_service.core.messages import DecisionRequest, Message, Send, Template
+
+T0 = datetime(2024, 3, 5, 8, tzinfo=UTC)
+MARKETING = Template("promo", "en", "marketing")
+
+
+def request(history, at=T0 + timedelta(hours=5), send_type="text"):
+    """A free-form send to a Brazilian number after the given history."""
+    return DecisionRequest(Send(at, "+5511987654321", send_type), tuple(history))
+
+
+def test_history_order_does_not_matter(rulebook, engine):
+    """The same history shuffled gives the same decision, charge and trace."""
+    history = [Message("outbound", T0, "template", MARKETING), Message("inbound", T0 + timedelta(hours=4), "text"),
+               Message("outbound", T0 + timedelta(hours=4, minutes=30), "text")]
+    first = evaluate(request(history), rulebook=rulebook, engine=engine)
+    for seed in range(5):
+        shuffled = history[:]
+        random.Random(seed).shuffle(shuffled)
+        again = evaluate(request(shuffled), rulebook=rulebook, engine=engine)
+        assert (again.decision, again.charge, [r.rule for r in again.trace]) == (
+            first.decision, first.charge, [r.rule for r in first.trace])
+
+
+def test_failed_outbound_messages_open_nothing(rulebook, engine):
+    """A template that failed to deliver opened no conversation, so a later free-form message opens service."""
+    history = [Message("outbound", T0, "template", MARKETING, status="failed"),
+               Message("inbound", T0 + timedelta(hours=4), "text")]
+    decision = evaluate(request(history), rulebook=rulebook, engine=engine)
+    assert decision.charge.category == "service" and decision.charge.opens_conversation
+
+
+def test_replay_records_which_message_opened_each_conversation(rulebook, engine):
+    """Past sends are classified by the same rules; each period names the history index that opened it."""
+    history = [Message("inbound", T0 + timedelta(hours=4), "text"), Message("outbound", T0, "template", MARKETING)]
+    state = replay(request(history), rulebook, engine)
+    (period,) = state.ledger.periods
+    assert (period.category, period.opened_by, period.rule) == ("marketing", 1, "CBP-3.opens")
+
+
+def test_events_after_the_send_are_ignored(rulebook, engine):
+    """A message later than the proposed send cannot change its decision."""
+    later = [Message("inbound", T0 + timedelta(hours=6), "text")]
+    decision = evaluate(request(later), rulebook=rulebook, engine=engine)
+    assert decision.decision == "deny"
+
+
+def test_internal_errors_fail_closed(rulebook, engine, monkeypatch):
+    """A bug anywhere in evaluation gives deny with status error, never an exception or an allow."""
+    import policy_service.core.evaluate as spine
+
+    def broken(*_args, **_kwargs):
+        raise KeyError("bug")
+
+    monkeypatch.setattr(spine, "derive_facts", broken)
+    decision = evaluate(request([]), rulebook=rulebook, engine=engine)
+    assert (decision.decision, decision.status) == ("deny", "error")
+
+
+def test_a_riding_send_names_the_message_that_opened_its_conversation(rulebook, engine):
+    """The trace of a send riding a conversation says which earlier history entry opened it, and when."""
+    history = [Message("outbound", T0, "template", MARKETING), Message("inbound", T0 + timedelta(hours=4), "text")]
+    decision = evaluate(request(history), rulebook=rulebook, engine=engine)
+    reason = next(r for r in decision.trace if r.rule == "CBP-4.rides")
+    assert f"opened by the send at {T0.isoformat()} (history[0])" in reason.because

@@ -1,0 +1,108 @@
+"""Fact derivation: the window, entry points and open conversations, computed from history alone."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from policy_service.core.conversations import Period
+from policy_service.core.facts import FACT_TYPES, derive_facts, new_state
+from policy_service.core.messages import Message, Send, Template
+
+T0 = datetime(2025, 8, 12, 9, tzinfo=UTC)
+TO = "+5511987654321"
+
+
+def facts_at(rulebook, at, inbound=(), context=None, send_type="text", template=None, to=TO):
+    """Facts for a send at `at` after the given inbound messages (type, time) pairs."""
+    state = new_state(rulebook)
+    for message in inbound:
+        state.receive(message)
+    return derive_facts(Send(at, to, send_type, template), state, context or {}, rulebook)
+
+
+@pytest.mark.parametrize(
+    ("offset", "is_open"),
+    [(timedelta(0), True), (timedelta(hours=23, minutes=59, seconds=59), True), (timedelta(hours=24), False),
+     (timedelta(hours=30), False)],
+)
+def test_window_is_half_open(rulebook, offset, is_open):
+    """The window opened at T0 covers [T0, T0+24h): open at T0 and 23:59:59 later, closed at exactly 24h."""
+    facts = facts_at(rulebook, T0 + offset, [Message("inbound", T0, "text")])
+    assert facts.engine["csw_open"] is is_open
+
+
+def test_each_inbound_message_resets_the_window(rulebook):
+    """A second inbound message moves the window's end to 24 hours after it."""
+    inbound = [Message("inbound", T0, "text"), Message("inbound", T0 + timedelta(hours=10), "text")]
+    facts = facts_at(rulebook, T0 + timedelta(hours=30), inbound)
+    assert facts.engine["csw_open"] is True
+    assert facts.display["csw_expires_at"] == (T0 + timedelta(hours=34)).isoformat()
+
+
+def test_a_reaction_does_not_open_the_window_but_is_flagged(rulebook):
+    """Reactions are ignored types (CSW-7 [R]): the window stays closed and the fact says one was ignored."""
+    facts = facts_at(rulebook, T0, [Message("inbound", T0 - timedelta(hours=1), "reaction")])
+    assert facts.engine["csw_open"] is False
+    assert facts.engine["csw_ever_opened"] is False
+    assert facts.engine["uncounted_inbound_in_window"] is True
+
+
+def test_an_ad_message_makes_the_first_reply_an_entry_point_reply(rulebook):
+    """A referral from an ad makes the first business reply within 24 hours an entry point reply."""
+    ad = Message("inbound", T0, "text", referral={"source_type": "ad", "ctwa_clid": "x"})
+    assert facts_at(rulebook, T0 + timedelta(hours=2), [ad]).engine["entry_point_reply"] is True
+    assert facts_at(rulebook, T0 + timedelta(hours=25), [ad]).engine["entry_point_reply"] is False
+
+
+def test_a_later_reply_is_not_an_entry_point_reply(rulebook):
+    """Only the first reply after the ad message counts; after a delivered reply the fact is false."""
+    state = new_state(rulebook)
+    state.receive(Message("inbound", T0, "text", referral={"source_type": "ad"}))
+    state.deliver(None, closes_others=False)
+    facts = derive_facts(Send(T0 + timedelta(hours=3), TO, "text"), state, {}, rulebook)
+    assert facts.engine["entry_point_reply"] is False
+
+
+def test_open_conversations_come_from_the_ledger(rulebook):
+    """A conversation opened earlier is open (same category) until it expires, then closed."""
+    state = new_state(rulebook)
+    state.ledger.open(Period("conversation", "utility", "CBP", T0, T0 + timedelta(hours=24), 0, "CBP-3.opens"),
+                      closes_others=False)
+    utility = Template("u", "en", "utility", "APPROVED")
+    inside = derive_facts(Send(T0 + timedelta(hours=5), TO, "template", utility), state, {}, rulebook)
+    after = derive_facts(Send(T0 + timedelta(hours=24), TO, "template", utility), state, {}, rulebook)
+    assert inside.engine["conversation_open_same_category"] is True
+    assert inside.engine["ridden_conversation_category"] == "utility"
+    assert after.engine["conversation_open"] is False
+
+
+@pytest.mark.parametrize(("number", "region", "code"),
+                         [("+12125550123", "US", 1), ("+14165550123", "CA", 1), ("+919876543210", "IN", 91)])
+def test_recipient_region_comes_from_the_number(rulebook, number, region, code):
+    """+1 numbers resolve by area code (US vs Canada); other numbers by country code."""
+    facts = facts_at(rulebook, T0, to=number)
+    assert (facts.engine["recipient_region"], facts.engine["recipient_calling_code"]) == (region, code)
+
+
+def test_waba_date_follows_the_waba_time_zone(rulebook):
+    """Calendar boundaries fall at midnight in the WABA's zone: 23:30 UTC is the next day in Kolkata."""
+    at = datetime(2025, 6, 30, 23, 30, tzinfo=UTC)
+    assert facts_at(rulebook, at).engine["waba_date"] == 20250630
+    assert facts_at(rulebook, at, context={"waba_timezone": "Asia/Kolkata"}).engine["waba_date"] == 20250701
+
+
+def test_defaults_are_recorded(rulebook):
+    """Context fields not given are defaulted and listed, so the trace can name them."""
+    facts = facts_at(rulebook, T0, context={"opted_in": False})
+    assert facts.engine["opted_in"] is False
+    assert "opted_in" not in facts.defaults
+    assert {"marketing_opt_out", "waba_timezone"} <= facts.defaults
+
+
+def test_every_fact_is_present_with_its_declared_type(rulebook):
+    """Facts are total and typed: the engine compares text with numbers as text, so no fact may drift."""
+    facts = facts_at(rulebook, T0, [Message("inbound", T0, "text")])
+    assert set(facts.engine) == set(FACT_TYPES)
+    for name, kind in FACT_TYPES.items():
+        value = facts.engine[name]
+        assert isinstance(value, kind) and (kind is bool or not isinstance(value, bool)), name

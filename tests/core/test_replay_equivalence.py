@@ -1,0 +1,137 @@
+"""Replay from the quiet point, with memoized past classifications, decides exactly as a full replay."""
+
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from policy_service.contract.schemas import DecisionRequestSchema
+from policy_service.core import decision as combining
+from policy_service.core.decision import combine
+from policy_service.core.evaluate import _opened, evaluate, ordered_history
+from policy_service.core.facts import derive_facts, new_state
+from policy_service.core.messages import DecisionRequest, Message, Send, Template
+from policy_service.review.fixtures import discover
+
+from ..conftest import FIXTURES_DIR
+
+FIXTURES = discover([FIXTURES_DIR])
+START = datetime(2022, 1, 20, tzinfo=UTC)
+
+
+def full_replay(request, rulebook, engine):
+    """The replay as first written: every delivered send classified by the engine, none skipped."""
+    state = new_state(rulebook)
+    for index, message in ordered_history(request):
+        if message.direction == "inbound":
+            state.receive(message)
+        elif message.status != "failed":
+            past = Send(message.at, request.send.to, message.type, message.template)
+            facts = derive_facts(past, state, request.context, rulebook)
+            classified = combine(engine.match(facts.engine), facts, rulebook, explain=False).classified_charge
+            state.deliver(_opened(classified, message, index),
+                          closes_others=bool(classified and classified.closes_others))
+    return state
+
+
+def full_evaluate(request, rulebook, engine):
+    """evaluate() with the full replay."""
+    facts = derive_facts(request.send, full_replay(request, rulebook, engine), request.context, rulebook)
+    return replace(combine(engine.match(facts.engine), facts, rulebook), decision_id="same")
+
+
+def fast_evaluate(request, rulebook, engine):
+    """evaluate() as shipped."""
+    return evaluate(request, rulebook=rulebook, engine=engine, decision_id="same")
+
+
+def test_fixtures_decide_identically(rulebook, engine):
+    """Every fixture gets the same decision, charge, facts and trace from both replays."""
+    for fixture in FIXTURES:
+        request = DecisionRequestSchema().load(fixture.request)
+        assert fast_evaluate(request, rulebook, engine) == full_evaluate(request, rulebook, engine), fixture.name
+
+
+_CATEGORIES = st.sampled_from(["utility", "marketing", "authentication"])
+_TEMPLATE = st.builds(Template, name=st.just("t"), language=st.just("en"), category=_CATEGORIES,
+                      status=st.sampled_from(["APPROVED", "APPROVED", "PAUSED"]))
+# Gaps from simultaneous to well past the longest (72 h) lifetime, so histories both have and lack quiet points.
+_GAP = st.one_of(st.integers(0, 3 * 3600), st.integers(20 * 3600, 26 * 3600), st.integers(70 * 3600, 200 * 3600),
+                 st.integers(0, 40 * 86400))
+_INBOUND = st.fixed_dictionaries({
+    "direction": st.just("inbound"),
+    "type": st.sampled_from(["text", "text", "reaction", "image"]),
+    "referral": st.one_of(st.none(), st.just({"source_type": "ad"})),
+})
+_OUTBOUND = st.fixed_dictionaries({
+    "direction": st.just("outbound"),
+    "type": st.sampled_from(["template", "template", "text"]),
+    "status": st.sampled_from(["delivered", "delivered", "read", "failed"]),
+    "template": _TEMPLATE,
+})
+_EVENTS = st.lists(st.tuples(_GAP, st.one_of(_INBOUND, _OUTBOUND)), min_size=1, max_size=60)
+
+
+def _history(events, start):
+    at, history = start, []
+    for gap, fields in events:
+        at += timedelta(seconds=gap)
+        fields = dict(fields)
+        if fields["type"] != "template":
+            fields.pop("template", None)
+        history.append(Message(at=at, **fields))
+    return tuple(history), at
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=_EVENTS, start_days=st.integers(0, 5 * 365), tail=st.integers(0, 100 * 3600),
+       send=st.tuples(st.sampled_from(["template", "text"]), _TEMPLATE), shuffle=st.randoms(use_true_random=False))
+def test_random_long_histories_decide_identically(rulebook, engine, events, start_days, tail, send, shuffle):
+    """On random histories across all policy versions, in order or shuffled, both replays give equal decisions."""
+    in_order, last = _history(events, START + timedelta(days=start_days))
+    shuffled = list(in_order)
+    shuffle.shuffle(shuffled)
+    kind, template = send
+    proposed = Send(last + timedelta(seconds=tail), "+14155550123", kind, template if kind == "template" else None)
+    for history in (in_order, tuple(shuffled)):  # the in-order fast path and the sorting path
+        request = DecisionRequest(proposed, history, {})
+        assert fast_evaluate(request, rulebook, engine) == full_evaluate(request, rulebook, engine)
+
+
+def test_without_a_quiet_gap_the_oldest_send_still_decides(rulebook, engine):
+    """Why a fixed look-back is unsound: utility templates 23 h apart chain conversations back to the first."""
+    first = datetime(2024, 3, 1, 9, tzinfo=UTC)
+    utility = Template("t", "en", "utility")
+    sends = [Message("outbound", first + timedelta(hours=23 * k), "template", utility) for k in range(40)]
+    proposed = Send(first + timedelta(hours=23 * 40), "+14155550123", "template", utility)
+    with_first = full_evaluate(DecisionRequest(proposed, tuple(sends)), rulebook, engine)
+    without_first = full_evaluate(DecisionRequest(proposed, tuple(sends[1:])), rulebook, engine)
+    assert with_first.charge.opens_conversation != without_first.charge.opens_conversation
+    assert fast_evaluate(DecisionRequest(proposed, tuple(sends)), rulebook, engine) == with_first
+
+
+def test_threads_sharing_the_caches_decide_as_one_thread_does(rulebook, engine):
+    """Eight threads evaluating the fixtures at once, caches full and cleared, match a single thread."""
+    requests = [DecisionRequestSchema().load(f.request) for f in FIXTURES]
+    expected = [fast_evaluate(r, rulebook, engine) for r in requests]
+    failures = []
+
+    def work():
+        for _ in range(20):
+            for request, wanted in zip(requests, expected, strict=False):
+                if fast_evaluate(request, rulebook, engine) != wanted:
+                    failures.append(request)
+
+    size = combining._CACHE_SIZE
+    combining._CACHE_SIZE = 3  # force clears while other threads read
+    try:
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        combining._CACHE_SIZE = size
+    assert not failures

@@ -1,0 +1,88 @@
+"""Impact analysis: logged (masked) decisions replayed against a candidate rules directory."""
+
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from policy_service.cli import main
+
+from ..conftest import RULES_DIR
+from ..meta_payloads import PHONE_NUMBER_ID, deliver, inbound_text
+from ..store.test_decision_log import request_for
+
+NUMBERS = {"US": "+14155550100", "CA": "+16135550100", "BR": "+5511987654321"}
+
+
+@pytest.fixture
+def logged(client):
+    """One marketing template to a US, a Canadian and a Brazilian number, logged masked."""
+    return {region: client.post("/v1/decisions", json=request_for(number)).json for region, number in NUMBERS.items()}
+
+
+def candidate(tmp_path, old: str | None = None, new: str | None = None):
+    """A copy of rules/ with one text replaced in country-restrictions.yaml."""
+    rules = tmp_path / "candidate-rules"
+    shutil.copytree(RULES_DIR, rules)
+    if old is not None:
+        path = rules / "country-restrictions.yaml"
+        text = path.read_text()
+        assert old in text
+        path.write_text(text.replace(old, new, 1))
+    return rules
+
+
+def impact(database_url, rules, *extra):
+    result = CliRunner().invoke(main, ["impact", "--rules", str(rules), "--database-url", database_url, *extra])
+    return result
+
+
+def test_moving_the_us_pause_to_canada_changes_two_masked_decisions(logged, database_url, tmp_path):
+    """MKT-4 edited to name CA flips the US deny to allow and the Canadian allow to deny; Brazil is unchanged."""
+    assert logged["US"]["decision"] == "deny" and logged["CA"]["decision"] == "allow"
+    rules = candidate(tmp_path, "      recipient_region: US\n", "      recipient_region: CA\n")
+    result = impact(database_url, rules, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["summary"] == {"replayed": 3, "changed": 2, "unchanged": 1, "unreplayable": 0}
+    changes = {c["decision_id"]: c for c in report["changes"]}
+    us, ca = changes[logged["US"]["decision_id"]], changes[logged["CA"]["decision_id"]]
+    assert (us["before"]["decision"], us["after"]["decision"]) == ("deny", "allow")
+    assert "MKT-4" in us["before"]["determining_rules"] and "MKT-4" not in us["after"]["determining_rules"]
+    assert (ca["before"]["decision"], ca["after"]["decision"]) == ("allow", "deny")
+    assert ca["after"]["charge"]["billable"] is False and ca["before"]["charge"]["billable"] is True
+    assert set(us["fields"]) >= {"decision", "determining_rules", "charge"}
+
+
+def test_unchanged_rules_change_nothing(logged, database_url, tmp_path):
+    """Replaying the log against an identical copy of rules/ reports no change, in words."""
+    result = impact(database_url, candidate(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "0 of 3 logged decisions would change (0 could not be replayed)"
+
+
+def test_text_report_names_before_and_after(logged, database_url, tmp_path):
+    """The text report gives each changed field as before -> after and a summary count."""
+    result = impact(database_url, candidate(tmp_path, "      recipient_region: US\n", "      recipient_region: CA\n"))
+    assert f"{logged['US']['decision_id']} (" in result.output
+    assert '  decision: "deny" -> "allow"' in result.output
+    assert result.output.rstrip().endswith("2 of 3 logged decisions would change (0 could not be replayed)")
+
+
+def test_a_candidate_that_does_not_load_is_refused(database_url, tmp_path):
+    """A broken candidate rules directory is an error naming the problem, not a report."""
+    rules = candidate(tmp_path, "  - id: MKT-4\n", "  - id: MKT-4\n    colour: red\n")
+    result = impact(database_url, rules)
+    assert result.exit_code == 1 and "the candidate rules do not load" in result.output
+
+
+def test_a_decision_made_from_a_stored_history_replays_without_the_store(client, database_url, tmp_path):
+    """A history_ref decision is logged with its resolved history, so it replays like an inline one."""
+    deliver(client, inbound_text("wamid.in", 1754989200))
+    body = client.post("/v1/decisions", json={
+        "send": {"at": "2025-08-12T12:00:00+00:00", "to": "+5511987654321", "type": "text"},
+        "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": "5511987654321"}}).json
+    assert body["decision"] == "allow" and body["history_source"]["events"] == ["wamid.in"]
+    report = json.loads(impact(database_url, candidate(tmp_path), "--json").output)
+    assert report["summary"] == {"replayed": 1, "changed": 0, "unchanged": 1, "unreplayable": 0}

@@ -1,0 +1,186 @@
+"""The decision log: every decision stored before it returns, masked for replay, listed with filters."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from playhouse.db_url import connect
+
+from policy_service.core.facts import recipient
+from policy_service.store import decision_log
+
+from ..conftest import ROOT
+
+
+def request_for(to: str, category: str = "marketing", at: str = "2025-08-12T12:00:00+00:00") -> dict:
+    """A template send to a number, with one inbound message three hours earlier."""
+    return {
+        "send": {"at": at, "to": to, "type": "template",
+                 "template": {"name": "spring_sale", "language": "en", "category": category, "status": "APPROVED"}},
+        "history": [{"direction": "inbound", "at": "2025-08-12T09:00:00+00:00", "type": "text"}],
+    }
+
+
+@pytest.mark.parametrize(("number", "masked"), [
+    ("+14155550100", "+1415*******"),
+    ("+16135550100", "+1613*******"),
+    ("+5511987654321", "+55***********"),
+    ("+447700900123", "+44**********"),
+    ("5511987654321", "55***********"),
+])
+def test_mask_keeps_calling_code_and_nanp_area_code(number, masked):
+    """A masked number keeps only its calling code, plus the area code for +1 numbers."""
+    assert decision_log.mask_number(number) == masked
+
+
+def test_masking_reaches_every_phone_number_in_a_request():
+    """Phone numbers are masked wherever they appear, including a history_ref contact without '+'."""
+    value = {"send": {"to": "+14155550100"}, "history_ref": {"contact": "14155550100", "phone_number_id": "1065403"},
+             "facts": {"recipient": "sent to +14155550100 today"}}
+    assert decision_log.masked(value) == {
+        "send": {"to": "+1415*******"}, "history_ref": {"contact": "1415*******", "phone_number_id": "1065403"},
+        "facts": {"recipient": "sent to +1415******* today"}}
+
+
+def test_decision_is_logged_masked_with_facts_and_rules(app, client):
+    """A returned decision_id is retrievable with masked request, facts, outcome and determining rules."""
+    body = client.post("/v1/decisions", json=request_for("+14155550100")).json
+    logged = client.get(f"/v1/decisions/{body['decision_id']}").json
+    assert logged["request"]["send"]["to"] == "+1415*******"
+    assert "+14155550100" not in json.dumps(logged)
+    assert logged["recipient_region"] == "US"
+    assert logged["decision"] == body["decision"] == "deny"
+    assert logged["determining_rules"] == body["determining_rules"]
+    assert "MKT-4" in logged["determining_rules"]
+    assert logged["response"]["facts"]["seen_by_rules"]["recipient_region"] == "US"
+    with app.app_context():
+        row = decision_log.DecisionRecord.get(decision_log.DecisionRecord.decision_id == body["decision_id"])
+        assert json.loads(row.facts)["seen_by_rules"]["recipient_calling_code"] == 1
+        assert row.rulebook_version == body["rulebook_version"] and row.policy_version == "V3"
+
+
+def test_masking_can_be_turned_off(database_url):
+    """With MASK_PHONE_NUMBERS false the request is logged as sent."""
+    from policy_service import create_app
+
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "MASK_PHONE_NUMBERS": False})
+    client = app.test_client()
+    body = client.post("/v1/decisions", json=request_for("+14155550100")).json
+    logged = client.get(f"/v1/decisions/{body['decision_id']}").json
+    assert logged["masked"] is False and logged["request"]["send"]["to"] == "+14155550100"
+
+
+@pytest.mark.parametrize(("number", "region"), [("+14155550100", "US"), ("+16135550100", "CA"),
+                                                 ("+5511987654321", "BR")])
+def test_masked_request_replays_to_the_same_region(app, client, number, region):
+    """The replayable request of a masked log entry has a number of the recipient's region."""
+    body = client.post("/v1/decisions", json=request_for(number)).json
+    with app.app_context():
+        row = decision_log.DecisionRecord.get(decision_log.DecisionRecord.decision_id == body["decision_id"])
+        replayable = decision_log.replayable_request(row)
+    assert "*" not in replayable["send"]["to"]
+    assert recipient(replayable["send"]["to"])[0] == region
+
+
+def test_listing_filters_by_decision_rule_and_time(client):
+    """GET /v1/decisions filters by decision, determining rule and logged time."""
+    denied = client.post("/v1/decisions", json=request_for("+14155550100")).json
+    allowed = client.post("/v1/decisions", json=request_for("+16135550100")).json
+    assert denied["decision"] == "deny" and allowed["decision"] == "allow"
+
+    def ids(query: str) -> list[str]:
+        response = client.get(f"/v1/decisions?{query}")
+        assert response.status_code == 200, response.json
+        return [item["decision_id"] for item in response.json]
+
+    assert ids("") == [allowed["decision_id"], denied["decision_id"]]
+    assert ids("decision=deny") == [denied["decision_id"]]
+    assert ids("rule=MKT-4") == [denied["decision_id"]]
+    assert ids("rule=MKT") == []
+    assert ids("from=2000-01-01T00:00:00%2B00:00&to=2000-01-02T00:00:00%2B00:00") == []
+    assert set(ids("from=2000-01-01T00:00:00%2B00:00")) == {allowed["decision_id"], denied["decision_id"]}
+
+
+def test_listing_is_paginated(client):
+    """page and page_size select a slice; X-Pagination gives the total."""
+    made = [client.post("/v1/decisions", json=request_for("+16135550100")).json["decision_id"] for _ in range(5)]
+    response = client.get("/v1/decisions?page=2&page_size=2")
+    assert [item["decision_id"] for item in response.json] == list(reversed(made))[2:4]
+    assert json.loads(response.headers["X-Pagination"])["total"] == 5
+
+
+@pytest.mark.parametrize("query", ["decision=maybe", "from=yesterday", "rule=a%20b", "page=0", "page_size=0"])
+def test_bad_listing_query_is_a_422_in_the_error_shape(client, query):
+    """Bad filters and pages are refused with 422 and the one error shape."""
+    response = client.get(f"/v1/decisions?{query}")
+    assert response.status_code == 422
+    assert set(response.json) == {"code", "status", "message", "errors"} and response.json["errors"]
+
+
+def test_unknown_decision_id_is_404(client):
+    """An unknown id is a 404 in the error shape."""
+    response = client.get("/v1/decisions/nope")
+    assert response.status_code == 404 and response.json["code"] == 404
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _post(url: str, body: dict) -> str:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())["decision_id"]
+
+
+def test_concurrent_gunicorn_workers_lose_no_decision(app, database_url, tmp_path):
+    """With 3 gunicorn workers writing at once, every decision_id a client received is in the log."""
+    requests, port = 90, _free_port()
+    env = {**os.environ, "POLICY_DATABASE_URL": database_url}
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    with open(tmp_path / "gunicorn.log", "w") as log:
+        server = subprocess.Popen(
+            [str(gunicorn), "--workers", "3", "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+             "policy_service:create_app()"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json", timeout=2).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "gunicorn.log").read_text()
+                time.sleep(0.2)
+        url = f"http://127.0.0.1:{port}/v1/decisions"
+        numbers = ["+14155550100", "+16135550100", "+5511987654321"]
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            returned = list(pool.map(lambda i: _post(url, request_for(numbers[i % 3])), range(requests)))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    database = connect(database_url)
+    with database.bind_ctx([decision_log.DecisionRecord]):
+        record = decision_log.DecisionRecord
+        logged = {row.decision_id for row in record.select(record.decision_id)}
+    database.close()
+    assert len(set(returned)) == requests
+    assert set(returned) <= logged and len(logged) == requests
+
+
+def test_a_masked_recipient_becomes_an_example_number_of_its_region():
+    """A masked number is swapped for a valid one of the region the rules saw; a real number is kept."""
+    replayable = decision_log.with_example_recipient({"send": {"to": "+*******4321", "at": "x"}}, "IN")
+    assert replayable["send"]["to"].startswith("+91") and replayable["send"]["at"] == "x"
+    kept = {"send": {"to": "+5511987654321"}}
+    assert decision_log.with_example_recipient(kept, "ZZ") == kept

@@ -1,0 +1,141 @@
+"""The HTTP contract: valid requests get a decision; every kind of bad input gets one 4xx error shape."""
+
+import pytest
+
+SEND = {"at": "2025-08-12T12:00:00+00:00", "to": "+5511987654321", "type": "text"}
+HISTORY = [{"direction": "inbound", "at": "2025-08-12T09:00:00+00:00", "type": "text"}]
+TEMPLATE = {"name": "order_update", "language": "en", "category": "utility", "status": "APPROVED"}
+
+
+def assert_error_shape(response, status):
+    """The one error shape: {code, status, message, errors: {field: [messages]}} and nothing else."""
+    assert response.status_code == status
+    body = response.get_json()
+    assert set(body) == {"code", "status", "message", "errors"}
+    assert body["code"] == status and isinstance(body["message"], str) and body["message"]
+    assert all(isinstance(v, list) and all(isinstance(m, str) for m in v) for v in body["errors"].values())
+    return body["errors"]
+
+
+def test_a_decision_has_the_documented_fields(client):
+    """A valid request returns every field of the contract, with a trace naming citations and confidence."""
+    body = client.post("/v1/decisions", json={"send": SEND, "history": HISTORY}).get_json()
+    assert {"decision_id", "decision", "required_message_type", "charge", "policy_version", "rulebook_version",
+            "trace", "facts", "status", "determining_rules"} <= set(body)
+    assert body["decision"] == "allow" and body["policy_version"] == "V3"
+    assert set(body["charge"]) >= {"billable", "pricing_model", "category", "type", "opens_conversation",
+                                   "conversation_expires_at"}
+    assert all({"rule", "title", "effect", "citation", "confidence", "because"} <= set(r) for r in body["trace"])
+
+
+def test_a_decision_is_logged_before_it_is_returned(client):
+    """The decision_id a client sees is already retrievable from the log."""
+    body = client.post("/v1/decisions", json={"send": SEND, "history": HISTORY}).get_json()
+    logged = client.get(f"/v1/decisions/{body['decision_id']}").get_json()
+    assert logged["response"]["decision"] == body["decision"]
+    assert logged["request"]["send"]["to"] == "+55***********"
+
+
+def test_a_denied_send_still_reports_the_required_type(client):
+    """A free-form send after the window closed is denied, and the answer says a template is required."""
+    late = {**SEND, "at": "2025-08-13T09:00:00+00:00"}
+    body = client.post("/v1/decisions", json={"send": late, "history": HISTORY}).get_json()
+    assert (body["decision"], body["required_message_type"], body["error_codes"]) == ("deny", "template", [131047])
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"send": {**SEND, "at": "2025-08-12T12:00:00"}}, "send.at"),
+        ({"send": {**SEND, "at": "yesterday"}}, "send.at"),
+        ({"send": {**SEND, "to": "5511987654321"}}, "send.to"),
+        ({"send": {**SEND, "type": "fax"}}, "send.type"),
+        ({"send": {**SEND, "type": "template"}}, "send.template"),
+        ({"send": {**SEND, "type": "template", "template": {**TEMPLATE, "status": None}}}, "send.template.status"),
+        ({"send": {**SEND, "type": "template", "template": {**TEMPLATE, "category": "promo"}}},
+         "send.template.category"),
+        ({"send": {**SEND, "template": TEMPLATE}}, "send.template"),
+        ({"send": SEND, "extra": 1}, "extra"),
+        ({"send": {**SEND, "bogus": 1}}, "send.bogus"),
+        ({"send": SEND, "history": [{**HISTORY[0], "at": "2025-08-12 09:00"}]}, "history.0.at"),
+        ({"send": SEND, "history": [{**HISTORY[0], "direction": "sideways"}]}, "history.0.direction"),
+        ({"send": SEND, "history": [{**HISTORY[0], "status": "read"}]}, "history.0.status"),
+        ({"send": SEND, "history": [{"direction": "outbound", "at": SEND["at"], "type": "template"}]},
+         "history.0.template"),
+        ({"send": SEND, "history": "none"}, "history"),
+        ({"send": SEND, "context": {"opted_in": "yes"}}, "context.opted_in"),
+        ({"send": SEND, "context": {"waba_timezone": "Mars/Olympus"}}, "context.waba_timezone"),
+        ({"send": SEND, "context": {"service_messages_this_month": "12"}}, "context.service_messages_this_month"),
+        ({"send": SEND, "context": {"unknown": True}}, "context.unknown"),
+        ({}, "send"),
+    ],
+)
+def test_invalid_requests_get_field_errors(client, payload, field):
+    """Wrong types, naive times, unknown fields and a template send without its template are 422, field by field."""
+    errors = assert_error_shape(client.post("/v1/decisions", json=payload), 422)
+    assert field in errors, errors
+
+
+@pytest.mark.parametrize("body", ["{not json", "", "[1, 2]", "null", "42"])
+def test_malformed_bodies_are_client_errors(client, body):
+    """Malformed JSON or a body that is not an object is a 4xx in the same shape, never a 500."""
+    response = client.post("/v1/decisions", data=body, content_type="application/json")
+    assert 400 <= response.status_code < 500
+    assert_error_shape(response, response.status_code)
+
+
+def test_unknown_decision_is_404(client):
+    """Asking for a decision that was never made is a 404 in the error shape."""
+    assert_error_shape(client.get("/v1/decisions/nope"), 404)
+
+
+def test_unknown_route_is_404_in_the_error_shape(client):
+    """Even a wrong URL answers in the one error shape."""
+    assert_error_shape(client.get("/v1/nothing-here"), 404)
+
+
+def test_engine_failure_fails_closed_over_http(client, app, monkeypatch):
+    """If the engine fails, the service answers deny with status error (HTTP 200), never allow or a 500."""
+    from policy_service.core.errors import EngineError
+
+    def broken(_facts):
+        raise EngineError("engine down")
+
+    monkeypatch.setattr(app.extensions["policy_service"].engine, "match", broken)
+    body = client.post("/v1/decisions", json={"send": SEND, "history": HISTORY}).get_json()
+    assert (body["decision"], body["status"]) == ("deny", "error")
+    assert "engine down" in body["error"]
+
+
+def test_explain_full_says_why_other_rules_did_not_apply(client):
+    """With ?explain=full, each rule in force that did not apply lists the failed tests and actual values."""
+    body = client.post("/v1/decisions?explain=full", json={"send": SEND, "history": HISTORY}).get_json()
+    closed = next(w for w in body["why_not"] if w["rule"] == "CSW-2.freeform-closed")
+    assert {"fact": "csw_open", "test": "eq", "wanted": False, "actual": True} in closed["failed"]
+    assert all(w["rule"] not in body["determining_rules"] for w in body["why_not"])
+
+
+def test_explain_is_off_by_default_and_validated(client):
+    """Without the parameter no why_not is computed; an unknown value is a 422 field error."""
+    assert client.post("/v1/decisions", json={"send": SEND, "history": HISTORY}).get_json()["why_not"] == []
+    assert "query.explain" in assert_error_shape(client.post("/v1/decisions?explain=yes", json={"send": SEND}), 422)
+
+
+@pytest.mark.parametrize("at", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59", "1999-12-31T23:59:59+00:00"])
+def test_timestamps_outside_the_supported_range_are_field_errors(client, at):
+    """A time no WhatsApp send can have (it would overflow in a WABA's zone) is a 422, not an error-deny."""
+    errors = assert_error_shape(client.post("/v1/decisions", json={"send": {**SEND, "at": at}}), 422)
+    assert "send.at" in errors
+
+
+def test_a_nul_character_in_a_request_is_a_field_error(client):
+    """A NUL in a stored-history reference (looked up in the database) is a 422 on that field."""
+    payload = {"send": SEND, "history_ref": {"phone_number_id": "10654\u0000", "contact": "5511987654321"}}
+    errors = assert_error_shape(client.post("/v1/decisions", json=payload), 422)
+    assert errors == {"history_ref.phone_number_id": ["must not contain a NUL character"]}
+
+
+def test_a_decision_id_with_a_nul_character_is_unknown(client):
+    """An id holding a NUL (which PostgreSQL cannot compare) is a 404 on the API and on the page, not a 500."""
+    assert_error_shape(client.get("/v1/decisions/ab%00c"), 404)
+    assert client.get("/ui/decisions/ab%00c").status_code == 404

@@ -1,0 +1,51 @@
+"""POST /v1/decisions/batch decides and logs each request in order, and reports errors by item index."""
+
+from policy_service import create_app
+
+from ..conftest import assert_error_shape
+
+
+def _deny_request(example_request):
+    """A free-form text two days after the user last wrote: outside the window, so denied."""
+    return {**example_request, "send": {"at": "2025-08-14T12:00:00+00:00", "to": "+5511987654321", "type": "text"}}
+
+
+def test_batch_answers_in_order_and_logs_each(client, example_request):
+    """Each item gets its own decision, in request order, each readable from the decision log."""
+    batch = [example_request, _deny_request(example_request), example_request]
+    response = client.post("/v1/decisions/batch", json={"requests": batch})
+    assert response.status_code == 200
+    decisions = response.get_json()["decisions"]
+    assert [d["decision"] for d in decisions] == ["allow", "deny", "allow"]
+    assert len({d["decision_id"] for d in decisions}) == 3
+    for decision in decisions:
+        logged = client.get(f"/v1/decisions/{decision['decision_id']}").get_json()
+        assert logged["response"]["decision"] == decision["decision"]
+
+
+def test_batch_item_equals_a_single_decision(client, example_request):
+    """A batch item is answered exactly as POST /v1/decisions answers it, but for its id."""
+    single = client.post("/v1/decisions", json=example_request).get_json()
+    (batched,) = client.post("/v1/decisions/batch", json={"requests": [example_request]}).get_json()["decisions"]
+    assert {**batched, "decision_id": None} == {**single, "decision_id": None}
+
+
+def test_invalid_item_is_reported_by_index(client, example_request):
+    """An invalid second item is named requests.1.<field>, and nothing is decided."""
+    bad = {**example_request, "send": {**example_request["send"], "to": "12"}}
+    body = assert_error_shape(client.post("/v1/decisions/batch", json={"requests": [example_request, bad]}), 422)
+    assert list(body["errors"]) == ["requests.1.send.to"]
+
+
+def test_empty_or_missing_requests_are_refused(client):
+    """A batch needs at least one request."""
+    assert_error_shape(client.post("/v1/decisions/batch", json={"requests": []}), 422)
+    assert_error_shape(client.post("/v1/decisions/batch", json={}), 422)
+
+
+def test_batch_size_is_limited_by_configuration(tmp_path, example_request):
+    """More requests than MAX_BATCH_SIZE are refused with 422 stating the limit."""
+    app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'log.sqlite3'}", "MAX_BATCH_SIZE": 2})
+    body = assert_error_shape(app.test_client().post("/v1/decisions/batch",
+                                                     json={"requests": [example_request] * 3}), 422)
+    assert body["errors"] == {"requests": ["at most 2 requests per batch, got 3"]}

@@ -1,0 +1,120 @@
+"""gunicorn with gunicorn.conf.py: the engine loaded before fork decides in every worker, and SIGHUP reloads rules."""
+
+import runpy
+import shutil
+import signal
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from policy_service import store
+
+from ..conftest import ROOT, RULES_DIR, start_gunicorn, stop_gunicorn
+
+
+@pytest.mark.parametrize(("env", "workers"), [
+    ({"WEB_CONCURRENCY": "3"}, 3),
+    ({"WEB_CONCURRENCY": "3", "POLICY_WORKERS": "5"}, 5),
+])
+def test_config_reads_workers_port_and_preload_from_the_environment(monkeypatch, env, workers):
+    """gunicorn.conf.py takes workers from POLICY_WORKERS, else WEB_CONCURRENCY; bind from PORT; preload by default."""
+    for name in ("WEB_CONCURRENCY", "POLICY_WORKERS", "POLICY_PRELOAD", "HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PORT", "5123")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert (config["workers"], config["bind"], config["preload_app"]) == (workers, "0.0.0.0:5123", True)
+    monkeypatch.setenv("POLICY_PRELOAD", "false")
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["preload_app"] is False
+
+
+def test_procfile_runs_gunicorn_with_the_config():
+    """The Procfile's web process is gunicorn with gunicorn.conf.py and the app factory."""
+    assert (ROOT / "Procfile").read_text().strip() == 'web: gunicorn -c gunicorn.conf.py "policy_service:create_app()"'
+
+
+def test_app_factory_leaves_no_database_connection_to_inherit(app):
+    """After create_app (what --preload runs in the master) the decision log has no open connection to fork."""
+    assert store.database_proxy.obj.is_closed()
+
+
+def test_preloaded_engine_decides_in_every_forked_worker(gunicorn_server, example_request):
+    """With --preload and 2 workers, both workers answer decisions from the engine built in the master."""
+    def decide(_):
+        return requests.post(f"{gunicorn_server.url}/v1/decisions", json=example_request, timeout=30)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        responses = list(pool.map(decide, range(200)))
+
+    assert {r.status_code for r in responses} == {200}
+    bodies = [r.json() for r in responses]
+    assert {(b["decision"], b["status"]) for b in bodies} == {("allow", "decided")}
+    master = gunicorn_server.process.pid
+    workers = gunicorn_server.pids() - {master}
+    assert len(workers) >= 2, f"decisions came from {workers} only"
+    with sqlite3.connect(gunicorn_server.database) as db:
+        logged = {row[0] for row in db.execute("SELECT decision_id FROM decision_log")}
+    assert {b["decision_id"] for b in bodies} <= logged
+
+
+def test_metrics_add_up_across_workers(gunicorn_server, example_request):
+    """/metrics under gunicorn counts the decisions of every worker, not only the one that answers."""
+    before = _decisions_allowed(gunicorn_server.url)
+    for _ in range(20):
+        assert requests.post(f"{gunicorn_server.url}/v1/decisions", json=example_request, timeout=30).ok
+    assert _decisions_allowed(gunicorn_server.url) == before + 20
+
+
+def test_sighup_reloads_rules_and_keeps_the_last_good_set(tmp_path):
+    """SIGHUP to the master loads changed rules into new workers; broken rules leave the previous set active."""
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES_DIR, rules)
+    server = start_gunicorn(tmp_path, workers=1, env={"POLICY_RULES_DIR": str(rules)})
+    try:
+        first = requests.get(f"{server.url}/readyz", timeout=10).json()["rulebook_version"]
+        templates = rules / "templates.yaml"
+        templates.write_text(templates.read_text() + "\n# reviewed again\n")
+        second = _version_after_hangup(server, first)
+        assert second != first
+
+        templates.write_text("rules: [not: {a: rule\n")
+        server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        ready = {}
+        while time.monotonic() < deadline and not ready.get("last_reload_error"):
+            time.sleep(0.3)
+            ready = _ready(server.url)
+        assert ready["rulebook_version"] == second
+        assert "templates.yaml" in ready["last_reload_error"]
+    finally:
+        stop_gunicorn(server)
+
+
+def _version_after_hangup(server, old: str) -> str:
+    server.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        version = _ready(server.url).get("rulebook_version", old)
+        if version != old:
+            return version
+        time.sleep(0.3)
+    return old
+
+
+def _ready(url: str) -> dict:
+    try:
+        return requests.get(f"{url}/readyz", timeout=10).json()
+    except requests.ConnectionError:
+        return {}
+
+
+def _decisions_allowed(url: str) -> float:
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    for line in text.splitlines():
+        if line.startswith('policy_decisions_total{decision="allow",status="decided"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
