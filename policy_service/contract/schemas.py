@@ -58,6 +58,25 @@ class TemplateSchema(Schema):
         return Template(**data)
 
 
+class SendTemplateSchema(TemplateSchema):
+    """The template of a proposed send: category and status may be left to the template registry.
+
+    When the sending business is known (send.phone_number_id, or history_ref.phone_number_id), the
+    registry fed by Meta's template webhooks supplies them, and wins when they differ; a template
+    neither given in full nor known to the registry is a 422 naming the missing field.
+    """
+
+    category = fields.String(validate=validate.OneOf(CATEGORIES), metadata={
+        "description": "optional when the registry knows the template; the registry wins when they differ"})
+    status = fields.String(validate=validate.OneOf(TEMPLATE_STATUSES), metadata={
+        "description": "optional when the registry knows the template; the registry wins when they differ"})
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> Template:
+        # Unknown parts stay None until the web layer fills them from the registry (or refuses the send).
+        return Template(**{"category": None, "status": None, **data})
+
+
 class ReferralSchema(Schema):
     """The referral Meta attaches to an inbound message from a click-to-WhatsApp ad or post."""
 
@@ -80,16 +99,16 @@ class SendSchema(Schema):
     at = _timestamp(required=True, metadata={"description": "RFC 3339 with offset"})
     to = fields.String(required=True, validate=validate.Regexp(E164, error="must be an E.164 number like +14155550100"))
     type = fields.String(required=True, validate=validate.OneOf(MESSAGE_TYPES))
-    template = fields.Nested(TemplateSchema)
+    template = fields.Nested(SendTemplateSchema)
+    phone_number_id = fields.String(validate=validate.Length(min=1, max=64), metadata={
+        "description": "the sending business phone number id: lets the stored business state (template "
+                       "registry, marketing preferences, monthly counts) inform the decision"})
 
     @validates_schema
     def template_matches_type(self, data: dict[str, Any], **_: Any) -> None:
         if data.get("type") == "template":
-            template = data.get("template")
-            if template is None:
+            if data.get("template") is None:
                 raise ValidationError("required when type is template", "template")
-            if template.status is None:
-                raise ValidationError({"status": ["required for the proposed send"]}, "template")
         elif "template" in data:
             raise ValidationError("only allowed when type is template", "template")
 
@@ -237,6 +256,9 @@ class ReasonSchema(Schema):
     determining = fields.Boolean()
     defaults = fields.List(fields.String(), metadata={"description": "context fields defaulted for this rule"})
     note = fields.String(allow_none=True)
+    sources = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
+        "description": "facts this rule read that the request did not give: fact -> source (a stored webhook "
+                       "and its time, or a count over stored statuses)"})
 
 
 class ConditionSchema(Schema):
@@ -291,6 +313,7 @@ class DecisionResponseSchema(Schema):
             "seen_by_rules": facts.engine,
             "times_and_names": facts.display,
             "defaults_used": sorted(facts.defaults),
+            "sources": dict(sorted(facts.sources.items())),
             "open_periods": [
                 {"kind": p.kind, "category": p.category, "pricing_model": p.pricing_model,
                  "opened_at": p.opened_at.isoformat(), "expires_at": p.expires_at.isoformat(),

@@ -12,7 +12,7 @@ An engine or action error never reaches here: evaluation returns `fail_closed` i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -51,6 +51,7 @@ class Reason:
     determining: bool
     defaults: tuple[str, ...] = ()
     note: str | None = None
+    sources: dict[str, str] = field(default_factory=dict)  # fact -> where its value came from
 
 
 @dataclass(frozen=True)
@@ -278,6 +279,7 @@ def _reason(rule: Rule, facts: Facts, values: dict[str, str], determining: bool,
         determining=determining,
         defaults=defaults,
         note=note,
+        sources={fact: source for fact, source in sorted(facts.sources.items()) if fact in rule.facts_read},
     )
 
 

@@ -28,7 +28,7 @@ def evaluate(request: DecisionRequest, *, rulebook: Rulebook, engine: RulesEngin
     decision_id = decision_id or uuid.uuid4().hex
     try:
         state = replay(request, rulebook, engine)
-        facts = derive_facts(request.send, state, request.context, rulebook)
+        facts = derive_facts(request.send, state, request.context, rulebook, request.sources)
         fired = engine.match_memoized(facts.engine)
         decision = combine(fired, facts, rulebook)
         if explain_why_not:

@@ -73,6 +73,10 @@ PARAMETER_TYPES: dict[str, str] = {
     "window_ignored_inbound_types": "list[str]",
     "entry_point_reply_deadline": "duration",
     "entry_point_referral_source_types": "list[str]",
+    # Counts the store keeps over Meta's statuses (store.business_state.count_messages): which period
+    # and which pricing categories make up service_messages_this_month when the context does not give it.
+    "service_messages_count_period": "period",
+    "service_messages_count_categories": "list[str]",
 }
 
 # context field -> default; when a default is used, the trace of every rule reading it says so.
@@ -100,6 +104,9 @@ class Facts:
     defaults: frozenset[str]
     expiries: dict[str, datetime | None]
     periods: tuple[Period, ...] = ()
+    # fact name -> where its value came from, when the request did not give it (a stored webhook with
+    # its time, a count over stored messages); each trace entry whose rule reads the fact names it.
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -140,8 +147,13 @@ def new_state(rulebook: Any) -> HistoryState:
     )
 
 
-def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], rulebook: Any) -> Facts:
-    """The facts about one send at its time, given the history before it."""
+def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], rulebook: Any,
+                 sources: dict[str, str] | None = None) -> Facts:
+    """The facts about one send at its time, given the history before it.
+
+    `sources` maps a fact or context name to where its value came from (see DecisionRequest.sources);
+    a counter's source also covers its `<name>_known` fact.
+    """
     at = send.at
     window = rulebook.parameter("customer_service_window")
     deadline = rulebook.parameter("entry_point_reply_deadline")
@@ -224,7 +236,18 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
         "any_conversation": conversations[0].expires_at if conversations else None,
         "free_entry_point": free_entry[0].expires_at if free_entry else None,
     }
-    return Facts(at, local_day, engine, display, frozenset(defaults), expiries, tuple(open_periods))
+    return Facts(at, local_day, engine, display, frozenset(defaults), expiries, tuple(open_periods),
+                 fact_sources(sources or {}))
+
+
+def fact_sources(sources: dict[str, str]) -> dict[str, str]:
+    """Sources by context or fact name, as sources by the fact names rules read."""
+    found = {}
+    for name, source in sources.items():
+        for fact in (name, name + "_known"):
+            if fact in FACT_TYPES:
+                found[fact] = source
+    return found
 
 
 def _context(context: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:

@@ -44,6 +44,7 @@ class Send:
     to: str
     type: str
     template: Template | None = None
+    phone_number_id: str | None = None  # the sending business phone number, when the caller names it
 
     @property
     def is_template(self) -> bool:
@@ -62,3 +63,6 @@ class DecisionRequest:
     send: Send
     history: tuple[Message, ...] = ()
     context: dict[str, Any] = field(default_factory=dict)
+    # fact or context name -> where its value came from when not from the request itself
+    # (e.g. "template_category_update webhook at 2026-10-02T10:00:00+00:00"); the trace names it.
+    sources: dict[str, str] = field(default_factory=dict)

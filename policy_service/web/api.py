@@ -30,7 +30,7 @@ from ..core.evaluate import evaluate
 from ..core.messages import DecisionRequest
 from ..core.rulebook import Rulebook, load_rulebook
 from ..store import decision_log, histories
-from . import logs, metrics
+from . import business, logs, metrics
 
 
 class JsonBodyParser(FlaskParser):
@@ -125,8 +125,11 @@ def decide(proposal: DecisionRequest, raw: dict[str, Any], *, explain_why_not: b
     started = time.perf_counter()
     loaded = policy()
     source = None
+    number = business.sending_number(raw)
+    contact = raw["history_ref"]["contact"].lstrip("+") if "history_ref" in raw else proposal.send.to.lstrip("+")
     if "history_ref" in raw:
         proposal, raw, source = _resolve_history(proposal, raw)
+    proposal, raw = business.enrich(proposal, raw, number, contact, loaded.rulebook)
     decision = evaluate(proposal, rulebook=loaded.rulebook, engine=loaded.engine, explain_why_not=explain_why_not)
     body = RESPONSE.dump(decision)
     if source is not None:

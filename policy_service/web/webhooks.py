@@ -14,6 +14,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, val
 
 from ..contract.schemas import INBOUND_ONLY_TYPES, MESSAGE_TYPES, ErrorSchema, RefusesNul
 from ..store import histories
+from . import webhook_fields
 
 blp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks", description="Meta's WhatsApp webhooks")
 
@@ -162,7 +163,10 @@ def receive_notification():
     if not signature_valid(body, request.headers.get(SIGNATURE_HEADER), secret):
         abort(401, message=f"{SIGNATURE_HEADER} is missing or does not match the body")
     try:
-        events = NotificationSchema().load(json.loads(body))
+        payload = json.loads(body)
+        events = NotificationSchema().load(payload)
+        # Templates, preferences and billing (webhook_fields): validated with the rest, before anything is stored.
+        business_writes = webhook_fields.parse(payload)
     except (ValueError, TypeError):
         abort(400, message="the body is not JSON")
     except ValidationError as error:
@@ -171,6 +175,8 @@ def receive_notification():
     for event in events:
         new = histories.store_inbound(event) if isinstance(event, histories.Inbound) else histories.store_status(event)
         counts["new" if new else "known"] += 1
+    for write in business_writes:
+        write()
     return counts
 
 

@@ -1,0 +1,327 @@
+"""The business's own WhatsApp state, as Meta's webhooks report it: which WABA a phone number belongs to,
+the template registry, users' marketing preferences, and each outbound message's billing.
+
+Every stored fact keeps the event that carried it and its time, so a decision can say where a value
+came from ("message_template_status_update webhook at 2026-10-03T09:00:00+00:00").
+
+- Templates belong to a WhatsApp Business Account (WABA); a phone number's WABA is the `entry.id` of
+  its webhooks (`BusinessNumber`). `TemplateEvent` keeps every status, category and quality change
+  (webhooks, and imports of `GET /<WABA_ID>/message_templates`), each with the time it takes effect:
+  an impending category change takes effect at its `category_update_timestamp`, so the category in
+  force at a send's time is known.
+- `MarketingPreference` keeps each user's stop/resume of marketing messages (the `user_preferences`
+  webhook, or a status failing with error 131050).
+- `MessageBilling` keeps, per outbound wamid, Meta's pricing, the decision it was sent under
+  (`biz_opaque_callback_data`) and its errors; counts over it are indexed queries (`count_messages`).
+
+Times are stored as naive UTC (database.stored_time).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import peewee
+
+from .database import StoredModel, loaded_time, stored_time
+
+# Meta's template statuses the rules know (rules/templates.yaml); other events (FLAGGED, LOCKED,
+# IN_APPEAL...) are kept in the template's history but do not change the status a send is judged by.
+STATUS_EVENTS = {
+    "APPROVED": "APPROVED", "REINSTATED": "APPROVED", "UNARCHIVED": "APPROVED", "PAUSED": "PAUSED",
+    "DISABLED": "DISABLED", "REJECTED": "REJECTED", "PENDING": "PENDING", "PENDING_DELETION": "PENDING_DELETION",
+    "DELETED": "PENDING_DELETION", "ARCHIVED": "PENDING_DELETION",
+}
+# Meta spells categories in capitals, with marketing_lite and authentication_international beside them.
+CATEGORY_NAMES = {
+    "MARKETING": "marketing", "MARKETING_LITE": "marketing", "UTILITY": "utility",
+    "AUTHENTICATION": "authentication", "AUTHENTICATION_INTERNATIONAL": "authentication",
+}
+
+
+class BusinessNumber(StoredModel):
+    """A business phone number and the WhatsApp Business Account its webhooks name (`entry.id`)."""
+
+    phone_number_id = peewee.CharField(max_length=64, unique=True)
+    waba_id = peewee.CharField(max_length=64, index=True)
+    learned_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "business_number"
+
+
+class TemplateEvent(StoredModel):
+    """One change to a template of a WABA: status, category or quality, with when it takes effect."""
+
+    waba_id = peewee.CharField(max_length=64)
+    name = peewee.CharField(max_length=512)
+    language = peewee.CharField(max_length=16)
+    template_id = peewee.CharField(max_length=64, null=True)
+    source = peewee.CharField(max_length=64)  # the webhook field, or "message_templates import"
+    event = peewee.CharField(max_length=32, null=True)  # Meta's event (PAUSED...) or change kind
+    status = peewee.CharField(max_length=24, null=True)  # the status in force from effective_at, if set
+    category = peewee.CharField(max_length=24, null=True)  # the category in force from effective_at, if set
+    previous_category = peewee.CharField(max_length=24, null=True)
+    quality = peewee.CharField(max_length=24, null=True)
+    reason = peewee.TextField(null=True)
+    effective_at = peewee.DateTimeField()
+    received_at = peewee.DateTimeField()
+    payload = peewee.TextField(default="{}")
+
+    class Meta:
+        table_name = "template_event"
+        indexes = ((("waba_id", "name", "language", "effective_at"), False),)
+
+
+class MarketingPreference(StoredModel):
+    """A user stopping or resuming marketing messages from a business phone number."""
+
+    phone_number_id = peewee.CharField(max_length=64)
+    contact = peewee.CharField(max_length=64)
+    value = peewee.CharField(max_length=16)  # stop | resume
+    at = peewee.DateTimeField()
+    source = peewee.CharField(max_length=128)
+
+    class Meta:
+        table_name = "marketing_preference"
+        indexes = ((("phone_number_id", "contact", "at"), False),)
+
+
+class MessageBilling(StoredModel):
+    """One outbound message as its statuses report it: Meta's pricing, its decision, its errors."""
+
+    wamid = peewee.CharField(max_length=255, unique=True)
+    phone_number_id = peewee.CharField(max_length=64)
+    contact = peewee.CharField(max_length=64)
+    at = peewee.DateTimeField()  # the earliest status: the send happened no later
+    status = peewee.CharField(max_length=16)
+    category = peewee.CharField(max_length=32, null=True)  # pricing.category as Meta spells it
+    pricing = peewee.TextField(null=True)
+    decision_id = peewee.CharField(max_length=255, null=True, index=True)  # biz_opaque_callback_data
+    errors = peewee.TextField(null=True)
+
+    class Meta:
+        table_name = "message_billing"
+        indexes = (
+            (("phone_number_id", "category", "at"), False),
+            (("phone_number_id", "contact", "category", "at"), False),
+        )
+
+
+@dataclass(frozen=True)
+class TemplateChange:
+    """A template event as parsed from a webhook or an import, before it is stored."""
+
+    waba_id: str
+    name: str
+    language: str
+    source: str
+    effective_at: datetime
+    event: str | None = None
+    template_id: str | None = None
+    status: str | None = None
+    category: str | None = None
+    previous_category: str | None = None
+    quality: str | None = None
+    reason: str | None = None
+    payload: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Known:
+    """A stored value and where it came from (the source names the event and its time)."""
+
+    value: Any
+    source: str
+
+
+@dataclass(frozen=True)
+class TemplateState:
+    """A template's category and status in force at a time, each with its source (None if unknown)."""
+
+    category: Known | None
+    status: Known | None
+
+
+def learn_number(phone_number_id: str, waba_id: str, at: datetime) -> None:
+    """Remember (or update) which WABA a phone number belongs to."""
+    BusinessNumber.insert(phone_number_id=phone_number_id, waba_id=waba_id, learned_at=stored_time(at)) \
+        .on_conflict(conflict_target=[BusinessNumber.phone_number_id],
+                     update={BusinessNumber.waba_id: waba_id, BusinessNumber.learned_at: stored_time(at)}).execute()
+
+
+def waba_of(phone_number_id: str) -> str | None:
+    """The WABA id of a phone number, as its webhooks named it; None if never seen."""
+    row = BusinessNumber.get_or_none(BusinessNumber.phone_number_id == phone_number_id)
+    return None if row is None else row.waba_id
+
+
+def record_template(change: TemplateChange, received_at: datetime | None = None) -> None:
+    """Store one template change (a webhook event or an imported template)."""
+    TemplateEvent.create(
+        waba_id=change.waba_id, name=change.name, language=change.language, template_id=change.template_id,
+        source=change.source, event=change.event, status=change.status, category=change.category,
+        previous_category=change.previous_category, quality=change.quality, reason=change.reason,
+        effective_at=stored_time(change.effective_at),
+        received_at=stored_time(received_at or datetime.now(UTC)),
+        payload=json.dumps(change.payload or {}, sort_keys=True, default=str),
+    )
+
+
+def template_state(waba_id: str, name: str, language: str, at: datetime) -> TemplateState | None:
+    """The template's category and status in force at a time; None when the registry has never heard of it.
+
+    The latest event taking effect at or before `at` decides each part. Before the first category
+    change, that change's `previous_category` was in force. An imported template describes the state
+    when it was imported, with nothing known before: when nothing else tells, the earliest import
+    stands in (and its source says it was imported, and when).
+    """
+    key = (TemplateEvent.waba_id == waba_id) & (TemplateEvent.name == name) & (TemplateEvent.language == language)
+    latest = TemplateEvent.select().where(key).order_by(TemplateEvent.effective_at.desc(), TemplateEvent.id.desc())
+    if not latest.exists():
+        return None
+    until = latest.where(TemplateEvent.effective_at <= stored_time(at))
+    category = _known(until.where(TemplateEvent.category.is_null(False)).first(), "category")
+    status = _known(until.where(TemplateEvent.status.is_null(False)).first(), "status")
+    if category is None:
+        change = (TemplateEvent.select().where(key & TemplateEvent.previous_category.is_null(False)
+                                               & (TemplateEvent.effective_at > stored_time(at)))
+                  .order_by(TemplateEvent.effective_at, TemplateEvent.id).first())
+        if change is not None:
+            category = Known(change.previous_category, "previous_category of the " +
+                             describe(change.source, loaded_time(change.effective_at)))
+    if category is None or status is None:
+        imported = TemplateEvent.select().where(key & (TemplateEvent.source == IMPORT_SOURCE)) \
+            .order_by(TemplateEvent.effective_at, TemplateEvent.id).first()
+        category, status = category or _known(imported, "category"), status or _known(imported, "status")
+    return TemplateState(category, status)
+
+
+def template_history(waba_id: str, name: str | None = None, language: str | None = None) -> list[dict[str, Any]]:
+    """Every stored event of a WABA's templates (or one template), oldest first, as JSON."""
+    rows = TemplateEvent.select().where(TemplateEvent.waba_id == waba_id)
+    if name is not None:
+        rows = rows.where(TemplateEvent.name == name)
+    if language is not None:
+        rows = rows.where(TemplateEvent.language == language)
+    return [
+        {"waba_id": r.waba_id, "name": r.name, "language": r.language, "template_id": r.template_id,
+         "source": r.source, "event": r.event, "status": r.status, "category": r.category,
+         "previous_category": r.previous_category, "quality": r.quality, "reason": r.reason,
+         "effective_at": loaded_time(r.effective_at).isoformat(), "received_at": loaded_time(r.received_at).isoformat()}
+        for r in rows.order_by(TemplateEvent.effective_at, TemplateEvent.id)
+    ]
+
+
+IMPORT_SOURCE = "message_templates import"
+
+
+def describe(source: str, at: datetime) -> str:
+    """How a trace names a stored event: its source and time."""
+    if source == IMPORT_SOURCE:
+        return f"GET /<WABA_ID>/message_templates imported at {at.isoformat()}"
+    return f"{source} webhook at {at.isoformat()}"
+
+
+def _known(row: TemplateEvent | None, part: str) -> Known | None:
+    if row is None or getattr(row, part) is None:
+        return None
+    return Known(getattr(row, part), describe(row.source, loaded_time(row.effective_at)))
+
+
+def record_preference(phone_number_id: str, contact: str, value: str, at: datetime, source: str) -> None:
+    """Store a user's stop or resume of marketing messages."""
+    MarketingPreference.create(phone_number_id=phone_number_id, contact=contact, value=value,
+                               at=stored_time(at), source=source)
+
+
+def marketing_stopped(phone_number_id: str, contact: str, at: datetime) -> Known | None:
+    """Whether the user had stopped marketing at a time (True/False), from the latest stored preference."""
+    row = (MarketingPreference.select()
+           .where((MarketingPreference.phone_number_id == phone_number_id) & (MarketingPreference.contact == contact)
+                  & (MarketingPreference.at <= stored_time(at)))
+           .order_by(MarketingPreference.at.desc(), MarketingPreference.id.desc()).first())
+    if row is None:
+        return None
+    return Known(row.value == "stop", f"{row.source} at {loaded_time(row.at).isoformat()} ({row.value})")
+
+
+@dataclass(frozen=True)
+class Billing:
+    """One status of an outbound message, with what this module keeps of it."""
+
+    wamid: str
+    phone_number_id: str
+    contact: str
+    at: datetime
+    status: str
+    pricing: dict[str, Any] | None = None
+    decision_id: str | None = None
+    errors: tuple[dict[str, Any], ...] = ()
+
+
+# A later, stronger status wins (histories.STATUS_RANK keeps the same order for the history).
+_RANK = {"sent": 1, "failed": 2, "delivered": 3, "read": 4, "played": 4}
+
+
+def record_billing(update: Billing) -> None:
+    """Create or update the billing row of a wamid from one of its statuses (any order, repeated)."""
+    database = MessageBilling._meta.database
+    with database.atomic():
+        MessageBilling.insert(wamid=update.wamid, phone_number_id=update.phone_number_id, contact=update.contact,
+                              at=stored_time(update.at), status=update.status).on_conflict_ignore().execute()
+        query = MessageBilling.select().where(MessageBilling.wamid == update.wamid)
+        row = (query.for_update() if database.for_update else query).get()
+        row.at = min(row.at, stored_time(update.at))
+        if _RANK.get(update.status, 0) >= _RANK.get(row.status, 0):
+            row.status = update.status
+        if update.pricing:
+            row.pricing = json.dumps(update.pricing, sort_keys=True)
+            row.category = update.pricing.get("category") or row.category
+        row.decision_id = update.decision_id or row.decision_id
+        if update.errors:
+            known = json.loads(row.errors) if row.errors else []
+            row.errors = json.dumps(known + [e for e in update.errors if e not in known], sort_keys=True)
+        row.save()
+
+
+def count_messages(*, since: datetime, until: datetime, categories: tuple[str, ...],
+                   phone_number_id: str | None = None, phone_number_ids: tuple[str, ...] | None = None,
+                   contact: str | None = None, distinct_contacts: bool = False) -> int:
+    """How many outbound messages Meta priced in the given categories were sent in [since, until).
+
+    Scope by one phone number, several (e.g. a WABA's or a portfolio's numbers), and/or one contact;
+    `distinct_contacts` counts users reached instead of messages. Categories are Meta's pricing
+    categories (service, utility, marketing, marketing_lite, authentication, ...). Failed messages
+    are not counted. Served by the (phone_number_id, [contact,] category, at) indexes.
+    """
+    rows = MessageBilling.select().where(
+        MessageBilling.category.in_(categories) & (MessageBilling.at >= stored_time(since))
+        & (MessageBilling.at < stored_time(until)) & (MessageBilling.status != "failed"))
+    if phone_number_id is not None:
+        rows = rows.where(MessageBilling.phone_number_id == phone_number_id)
+    if phone_number_ids is not None:
+        rows = rows.where(MessageBilling.phone_number_id.in_(phone_number_ids))
+    if contact is not None:
+        rows = rows.where(MessageBilling.contact == contact)
+    if distinct_contacts:
+        return rows.select(peewee.fn.COUNT(MessageBilling.contact.distinct())).scalar() or 0
+    return rows.count()
+
+
+def billing_rows(*, linked: bool | None = None) -> peewee.ModelSelect:
+    """Outbound messages that carry Meta's pricing, oldest first; `linked` filters on having a decision."""
+    rows = MessageBilling.select().where(MessageBilling.pricing.is_null(False) & (MessageBilling.status != "failed"))
+    if linked is True:
+        rows = rows.where(MessageBilling.decision_id.is_null(False))
+    elif linked is False:
+        rows = rows.where(MessageBilling.decision_id.is_null(True))
+    return rows.order_by(MessageBilling.at, MessageBilling.id)
+
+
+def pricing_of(row: MessageBilling) -> dict[str, Any]:
+    """Meta's pricing object of a billing row (empty when none arrived)."""
+    return json.loads(row.pricing) if row.pricing else {}

@@ -1,0 +1,248 @@
+"""The business-state fields of Meta's WhatsApp webhooks: template status, category and quality updates,
+user marketing preferences, and what statuses say about billing (pricing, biz_opaque_callback_data,
+errors). webhooks.py verifies and dispatches the body; this module validates and stores these fields.
+
+Payload shapes follow Meta's webhook references (developers.facebook.com/documentation/business-messaging/
+whatsapp/webhooks/reference/<field>). Every field's events are validated before any is stored, so a bad
+change is a 422 naming `entry.<i>.changes.<j>.value.<field>` and nothing of the body is half-stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from ..store import business_state as state
+
+# A status error code -> what it tells about the business's own state.
+STOPPED_MARKETING = 131050
+TEMPLATE_ERRORS = {132015: "PAUSED", 132016: "DISABLED"}
+
+
+class _Tolerant(Schema):
+    # Meta adds fields over time; unknown ones are ignored, not refused.
+    class Meta:
+        unknown = EXCLUDE
+
+
+class UnixSeconds(fields.Field):
+    """Meta's Unix-seconds timestamp (a number or a numeric string) as an aware UTC datetime."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime:
+        if isinstance(value, bool):
+            raise ValidationError("must be Unix seconds")
+        try:
+            return datetime.fromtimestamp(int(value), tz=UTC)
+        except (TypeError, ValueError, OverflowError, OSError):
+            raise ValidationError("must be Unix seconds") from None
+
+
+def _text(max_length: int = 512, **kwargs: Any) -> fields.String:
+    return fields.String(validate=validate.Length(min=1, max=max_length), **kwargs)
+
+
+class TemplateKeySchema(_Tolerant):
+    """The template a template webhook is about."""
+
+    message_template_id = fields.Raw()
+    message_template_name = _text(required=True)
+    message_template_language = _text(16, required=True)
+
+
+class TemplateStatusSchema(TemplateKeySchema):
+    """`message_template_status_update`: event (APPROVED, PAUSED, DISABLED, REJECTED...) and reason."""
+
+    event = _text(32, required=True)
+    reason = fields.String(allow_none=True)
+    message_template_category = _text(32)
+
+
+class TemplateCategorySchema(TemplateKeySchema):
+    """`template_category_update`: completed (previous_category -> new_category) or impending
+    (new_category is the current one, correct_category takes effect at category_update_timestamp)."""
+
+    previous_category = _text(32)
+    new_category = _text(32, required=True)
+    correct_category = _text(32)
+    category_update_timestamp = UnixSeconds()
+
+
+class TemplateQualitySchema(TemplateKeySchema):
+    """`message_template_quality_update`: previous_quality_score -> new_quality_score."""
+
+    previous_quality_score = _text(32)
+    new_quality_score = _text(32, required=True)
+
+
+class MetadataSchema(_Tolerant):
+    """The business number a messages-like change is about."""
+
+    phone_number_id = _text(64, required=True)
+
+
+class PreferenceSchema(_Tolerant):
+    """One entry of `user_preferences`."""
+
+    wa_id = _text(64, required=True)
+    category = _text(64, required=True)
+    value = _text(16, required=True)
+    detail = fields.String()
+    timestamp = UnixSeconds(required=True)
+
+
+class UserPreferencesSchema(_Tolerant):
+    """`user_preferences`: a user stopped or resumed marketing messages."""
+
+    metadata = fields.Nested(MetadataSchema, required=True)
+    user_preferences = fields.List(fields.Nested(PreferenceSchema), required=True)
+
+
+class ErrorSchema(_Tolerant):
+    """One entry of a status's `errors`."""
+
+    code = fields.Integer(required=True)
+    title = fields.String()
+    message = fields.String()
+
+
+class StatusSchema(_Tolerant):
+    """What this module keeps of one entry of `value.statuses` (webhooks.py stores the rest)."""
+
+    id = _text(255, required=True)
+    status = _text(16, required=True)
+    timestamp = UnixSeconds(required=True)
+    recipient_id = _text(64, required=True)
+    pricing = fields.Dict()
+    biz_opaque_callback_data = fields.String(validate=validate.Length(max=512))
+    errors = fields.List(fields.Nested(ErrorSchema), load_default=list)
+
+
+class MessagesSchema(_Tolerant):
+    """The parts of a `messages` change this module reads."""
+
+    metadata = fields.Nested(MetadataSchema, required=True)
+    statuses = fields.List(fields.Nested(StatusSchema), load_default=list)
+
+
+TEMPLATE_STATUS, TEMPLATE_CATEGORY, TEMPLATE_QUALITY = (TemplateStatusSchema(), TemplateCategorySchema(),
+                                                         TemplateQualitySchema())
+USER_PREFERENCES, MESSAGES = UserPreferencesSchema(), MessagesSchema()
+
+Store = Callable[[], None]
+
+
+def parse(body: dict[str, Any], received_at: datetime | None = None) -> list[Store]:
+    """Validate the business-state fields of a webhook body; the writes that store them, in payload order.
+
+    Raises ValidationError with the path of the first bad change. Fields this module does not know
+    are left to webhooks.py (and ignored there when it does not know them either).
+    """
+    now = received_at or datetime.now(UTC)
+    writes: list[Store] = []
+    for entry_index, entry in enumerate(_list(body.get("entry"))):
+        if not isinstance(entry, dict):
+            continue
+        waba_id = str(entry.get("id") or "")
+        at = _entry_time(entry, now)
+        for change_index, change in enumerate(_list(entry.get("changes"))):
+            if not isinstance(change, dict) or change.get("field") not in PARSERS:
+                continue
+            schema, build = PARSERS[change["field"]]
+            try:
+                value = schema.load(change.get("value") if isinstance(change.get("value"), dict) else {})
+            except ValidationError as error:
+                raise ValidationError({"entry": {entry_index: {"changes": {change_index: {
+                    "value": error.messages}}}}}) from None
+            writes.extend(build(value, waba_id, at, change["field"]))
+    return writes
+
+
+def _entry_time(entry: dict[str, Any], now: datetime) -> datetime:
+    # entry.time is when Meta triggered the webhook; some fields omit it, so receipt time stands in.
+    try:
+        return datetime.fromtimestamp(int(entry["time"]), tz=UTC)
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        return now
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _category(value: str | None) -> str | None:
+    return state.CATEGORY_NAMES.get(value.upper()) if value else None
+
+
+def _template(value: dict[str, Any], waba_id: str, field: str, at: datetime, **parts: Any) -> state.TemplateChange:
+    template_id = value.get("message_template_id")
+    return state.TemplateChange(
+        waba_id=waba_id, name=value["message_template_name"], language=value["message_template_language"],
+        source=field, effective_at=at, template_id=None if template_id is None else str(template_id),
+        payload=value, **parts)
+
+
+def _status_update(value: dict[str, Any], waba_id: str, at: datetime, field: str) -> list[Store]:
+    event = value["event"].upper()
+    change = _template(value, waba_id, field, at, event=event, status=state.STATUS_EVENTS.get(event),
+                       category=_category(value.get("message_template_category")), reason=value.get("reason"))
+    return [lambda: state.record_template(change)]
+
+
+def _category_update(value: dict[str, Any], waba_id: str, at: datetime, field: str) -> list[Store]:
+    if "correct_category" in value:
+        # Impending: the current category stands until category_update_timestamp, then the correct one.
+        changes = [_template(value, waba_id, field, at, event="IMPENDING",
+                             category=_category(value["new_category"]))]
+        changes.append(_template(value, waba_id, field, value.get("category_update_timestamp") or at,
+                                 event="CATEGORY_CHANGE_TAKES_EFFECT", category=_category(value["correct_category"]),
+                                 previous_category=_category(value["new_category"])))
+    else:
+        changes = [_template(value, waba_id, field, at, event="COMPLETED", category=_category(value["new_category"]),
+                             previous_category=_category(value.get("previous_category")))]
+    return [lambda c=c: state.record_template(c) for c in changes]
+
+
+def _quality_update(value: dict[str, Any], waba_id: str, at: datetime, field: str) -> list[Store]:
+    change = _template(value, waba_id, field, at, event="QUALITY", quality=value["new_quality_score"],
+                       reason=f"quality {value.get('previous_quality_score', 'UNKNOWN')} -> "
+                              f"{value['new_quality_score']}")
+    return [lambda: state.record_template(change)]
+
+
+def _preferences(value: dict[str, Any], waba_id: str, at: datetime, field: str) -> list[Store]:
+    phone_number_id = value["metadata"]["phone_number_id"]
+    writes: list[Store] = [lambda: state.learn_number(phone_number_id, waba_id, at)] if waba_id else []
+    for preference in value["user_preferences"]:
+        if preference["category"] != "marketing_messages" or preference["value"] not in ("stop", "resume"):
+            continue
+        writes.append(lambda p=preference: state.record_preference(
+            phone_number_id, p["wa_id"], p["value"], p["timestamp"], f"{field} webhook"))
+    return writes
+
+
+def _messages(value: dict[str, Any], waba_id: str, at: datetime, field: str) -> list[Store]:
+    phone_number_id = value["metadata"]["phone_number_id"]
+    writes: list[Store] = [lambda: state.learn_number(phone_number_id, waba_id, at)] if waba_id else []
+    for status in value["statuses"]:
+        billing = state.Billing(
+            wamid=status["id"], phone_number_id=phone_number_id, contact=status["recipient_id"],
+            at=status["timestamp"], status=status["status"], pricing=status.get("pricing"),
+            decision_id=status.get("biz_opaque_callback_data") or None,
+            errors=tuple({k: e[k] for k in ("code", "title", "message") if k in e} for e in status["errors"]))
+        writes.append(lambda b=billing: state.record_billing(b))
+        if any(e["code"] == STOPPED_MARKETING for e in status["errors"]):
+            writes.append(lambda b=billing: state.record_preference(
+                b.phone_number_id, b.contact, "stop", b.at, f"status error {STOPPED_MARKETING} on {b.wamid}"))
+    return writes
+
+
+PARSERS: dict[str, tuple[Schema, Callable[..., list[Store]]]] = {
+    "messages": (MESSAGES, _messages),
+    "message_template_status_update": (TEMPLATE_STATUS, _status_update),
+    "template_category_update": (TEMPLATE_CATEGORY, _category_update),
+    "message_template_quality_update": (TEMPLATE_QUALITY, _quality_update),
+    "user_preferences": (USER_PREFERENCES, _preferences),
+}
