@@ -171,6 +171,29 @@ def record_template(change: TemplateChange, received_at: datetime | None = None)
     )
 
 
+def import_templates(changes: list[TemplateChange]) -> int:
+    """Store imported templates in one transaction; how many."""
+    with TemplateEvent._meta.database.atomic():
+        for change in changes:
+            record_template(change, change.effective_at)
+    return len(changes)
+
+
+def templates(waba_id: str, at: datetime) -> list[dict[str, Any]]:
+    """Every template the registry knows for a WABA, with its category and status in force at `at` and their sources."""
+    keys = (TemplateEvent.select(TemplateEvent.name, TemplateEvent.language).where(TemplateEvent.waba_id == waba_id)
+            .distinct().order_by(TemplateEvent.name, TemplateEvent.language))
+    found = []
+    for key in keys:
+        known = template_state(waba_id, key.name, key.language, at)
+        found.append({"name": key.name, "language": key.language,
+                      **{part: None if getattr(known, part) is None else getattr(known, part).value
+                         for part in ("category", "status")},
+                      "sources": {part: getattr(known, part).source for part in ("category", "status")
+                                  if getattr(known, part) is not None}})
+    return found
+
+
 def template_state(waba_id: str, name: str, language: str, at: datetime) -> TemplateState | None:
     """The template's category and status in force at a time; None when the registry has never heard of it.
 

@@ -246,3 +246,40 @@ PARSERS: dict[str, tuple[Schema, Callable[..., list[Store]]]] = {
     "message_template_quality_update": (TEMPLATE_QUALITY, _quality_update),
     "user_preferences": (USER_PREFERENCES, _preferences),
 }
+
+
+class ListedTemplateSchema(_Tolerant):
+    """One template of Meta's `GET /<WABA_ID>/message_templates` response (`data[]`)."""
+
+    id = fields.Raw()
+    name = _text(required=True)
+    language = _text(16, required=True)
+    category = _text(32, required=True)
+    status = _text(32, required=True)
+
+
+class MessageTemplatesSchema(_Tolerant):
+    """Meta's `GET /<WABA_ID>/message_templates` response: `{data: [...], paging: {...}}`."""
+
+    data = fields.List(fields.Nested(ListedTemplateSchema), required=True)
+
+
+MESSAGE_TEMPLATES = MessageTemplatesSchema()
+
+
+def parse_message_templates(waba_id: str, response: Any, imported_at: datetime | None = None
+                            ) -> list[state.TemplateChange]:
+    """The templates of a message_templates response as registry entries of the WABA, stamped with the import time.
+
+    Raises ValidationError naming `data.<i>.<field>` for a malformed template.
+    """
+    at = imported_at or datetime.now(UTC)
+    if not isinstance(response, dict):
+        raise ValidationError({"_schema": ["must be the JSON object GET /<WABA_ID>/message_templates returns"]})
+    return [
+        state.TemplateChange(
+            waba_id=waba_id, name=t["name"], language=t["language"], source=state.IMPORT_SOURCE, effective_at=at,
+            event=t["status"].upper(), template_id=None if t.get("id") is None else str(t["id"]),
+            status=state.STATUS_EVENTS.get(t["status"].upper()), category=_category(t["category"]), payload=t)
+        for t in MESSAGE_TEMPLATES.load(response)["data"]
+    ]
