@@ -335,16 +335,12 @@ def count_messages(*, since: datetime, until: datetime, categories: tuple[str, .
     return rows.count()
 
 
-def billing_rows(*, linked: bool | None = None) -> peewee.ModelSelect:
-    """Outbound messages that carry Meta's pricing, oldest first; `linked` filters on having a decision."""
-    rows = MessageBilling.select().where(MessageBilling.pricing.is_null(False) & (MessageBilling.status != "failed"))
-    if linked is True:
-        rows = rows.where(MessageBilling.decision_id.is_null(False))
-    elif linked is False:
-        rows = rows.where(MessageBilling.decision_id.is_null(True))
-    return rows.order_by(MessageBilling.at, MessageBilling.id)
-
-
-def pricing_of(row: MessageBilling) -> dict[str, Any]:
-    """Meta's pricing object of a billing row (empty when none arrived)."""
-    return json.loads(row.pricing) if row.pricing else {}
+def decisions_of(wamids: list[str]) -> dict[str, str]:
+    """The decision id each of these wamids was sent under (biz_opaque_callback_data), where one came back."""
+    found: dict[str, str] = {}
+    # In chunks: databases cap the parameters of one statement.
+    for start in range(0, len(wamids), 500):
+        rows = MessageBilling.select(MessageBilling.wamid, MessageBilling.decision_id).where(
+            MessageBilling.wamid.in_(wamids[start:start + 500]) & MessageBilling.decision_id.is_null(False))
+        found.update({row.wamid: row.decision_id for row in rows})
+    return found

@@ -8,6 +8,7 @@ import pytest
 from policy_service.store import business_state
 
 from ..meta_business_payloads import (
+    billed_status,
     category_completed,
     category_impending,
     template_status,
@@ -186,3 +187,38 @@ def test_the_1001st_service_message_of_the_month_is_billable(app, client):
         "counted from stored statuses"}
     in_utc = client.post("/v1/decisions", json=freeform(V4 + 3600)).json
     assert in_utc["facts"]["seen_by_rules"]["service_messages_this_month"] == 1001
+
+
+def test_a_status_whose_billing_differs_from_the_logged_prediction_is_a_mismatch_linked_to_its_decision(window_open):
+    """The client sends decision_id as biz_opaque_callback_data; Meta bills marketing after a re-categorisation
+    the decision could not know; reconciliation compares with the logged prediction and names the cause."""
+    client = window_open
+    decision = client.post("/v1/decisions", json=template_send(T0 + 3600, {
+        "name": "order_update", "language": "en_US", "category": "utility", "status": "APPROVED"})).json
+    assert decision["charge"]["category"] == "utility" and decision["charge"]["billable"] is False
+    deliver(client, category_completed("order_update", "en_US", "UTILITY", "MARKETING", T0 + 3590),
+            billed_status("wamid.out1", "sent", T0 + 3601, pmp("marketing", "regular", True),
+                          decision_id=decision["decision_id"]),
+            status("wamid.out1", "delivered", T0 + 3605),
+            # An unlinked message is still reconciled, by replay.
+            status("wamid.out2", "delivered", T0 + 4000, pricing=pmp("service", "free_customer_service", False)))
+    report = client.get("/v1/reconciliation").json
+    linked = next(c for c in report["comparisons"] if c["wamid"] == "wamid.out1")
+    assert (linked["basis"], linked["decision_id"], linked["matches"]) == (
+        "logged_prediction", decision["decision_id"], False)
+    assert linked["predicted"] == {"pricing_model": "PMP", "category": "utility", "type": "free_customer_service",
+                                   "billable": False}
+    assert {d["field"] for d in linked["differences"]} == {"category", "type", "billable"}
+    assert linked["cause"] == {"kind": "template_recategorised", "detail": (
+        "template order_update (en_US) was re-categorised to marketing: "
+        f"template_category_update webhook at {iso(T0 + 3590)}")}
+    replayed = next(c for c in report["comparisons"] if c["wamid"] == "wamid.out2")
+    assert replayed["basis"] == "replay" and replayed["decision_id"] is None and replayed["matches"]
+    assert report["summary"] == [
+        {"month": "2025-09", "category": "marketing", "cause": "template_recategorised", "count": 1},
+        {"month": "2025-09", "category": "service", "cause": "match", "count": 1}]
+    first = client.get("/v1/reconciliation?page=1&page_size=1").json
+    assert [c["wamid"] for c in first["comparisons"]] == ["wamid.out1"]
+    assert first["pagination"] == {"page": 1, "page_size": 1, "total": 2, "pages": 2}
+    assert first["summary"] == report["summary"]
+    assert client.get("/v1/reconciliation?page_size=0").status_code == 422
