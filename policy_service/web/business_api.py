@@ -42,6 +42,7 @@ class CountQuerySchema(RefusesNul, Schema):
 
     phone_number_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     categories = DelimitedList(fields.String(validate=validate.Length(min=1, max=32)), required=True,
+                               validate=validate.Length(min=1, max=16),
                                       metadata={"description": "Meta's pricing categories, comma-separated"})
     since = fields.AwareDateTime(required=True, data_key="from")
     until = fields.AwareDateTime(required=True, data_key="to")
