@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,9 +11,11 @@ from flask import current_app, request
 from flask_smorest import Blueprint, abort
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
-from ..contract.schemas import INBOUND_ONLY_TYPES, MESSAGE_TYPES, ErrorSchema, RefusesNul
+from ..contract.parsing import WEBHOOK_LIMITS
+from ..contract.schemas import INBOUND_ONLY_TYPES, MESSAGE_TYPES, ErrorSchema
 from ..store import histories
 from . import webhook_fields
+from .api import parse_body
 
 blp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks", description="Meta's WhatsApp webhooks")
 
@@ -103,7 +104,7 @@ class EntrySchema(_MetaSchema):
     changes = fields.List(fields.Nested(ChangeSchema), required=True)
 
 
-class NotificationSchema(RefusesNul, _MetaSchema):
+class NotificationSchema(_MetaSchema):
     """The whole webhook body."""
 
     object = fields.String(required=True, validate=validate.Equal("whatsapp_business_account"))
@@ -162,13 +163,11 @@ def receive_notification():
     body = request.get_data(cache=False)
     if not signature_valid(body, request.headers.get(SIGNATURE_HEADER), secret):
         abort(401, message=f"{SIGNATURE_HEADER} is missing or does not match the body")
+    document = parse_body(body, WEBHOOK_LIMITS)
     try:
-        payload = json.loads(body)
-        events = NotificationSchema().load(payload)
+        events = NotificationSchema().load(document)
         # Templates, preferences and billing (webhook_fields): validated with the rest, before anything is stored.
-        business_writes = webhook_fields.parse(payload)
-    except (ValueError, TypeError):
-        abort(400, message="the body is not JSON")
+        business_writes = webhook_fields.parse(document)
     except ValidationError as error:
         abort(422, errors=error.messages)
     counts = {"new": 0, "known": 0}
