@@ -79,3 +79,16 @@ def message_templates_response(*templates: tuple[str, str, str, str]) -> dict[st
                       "id": str(TEMPLATE_ID + index)}
                      for index, (name, language, category, status) in enumerate(templates)],
             "paging": {"cursors": {"before": "MAZDZD", "after": "MjQZD"}}}
+
+
+def account_update(event: str, time: int, **value: Any) -> dict[str, Any]:
+    """account_update: an account event (ACCOUNT_RESTRICTION, DISABLED_UPDATE, AUTH_INTL_PRICE_ELIGIBILITY_UPDATE,
+    BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE, VOLUME_BASED_PRICING_TIER_UPDATE...) with its details."""
+    return account_change("account_update", {"phone_number": DISPLAY_NUMBER, "event": event, **value}, time)
+
+
+def capability_update(limit: int, time: int) -> dict[str, Any]:
+    """business_capability_update: the portfolio's messaging limit and phone number limits."""
+    return account_change("business_capability_update", {
+        "max_daily_conversation_per_phone": limit, "max_daily_conversations_per_business": limit,
+        "max_phone_numbers_per_business": 20, "max_phone_numbers_per_waba": 25}, time)

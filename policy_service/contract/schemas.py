@@ -167,6 +167,17 @@ class ContextSchema(Schema):
     conversations_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))
     service_conversations_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))
     service_messages_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))
+    business_initiated_restricted = _strict_bool(metadata={
+        "description": "Meta restricted business-initiated messaging (account_update ACCOUNT_RESTRICTION; "
+                       "default false, or the stored webhook)"})
+    account_banned = _strict_bool(metadata={"description": "the WABA is disabled (account_update DISABLED_UPDATE; "
+                                                           "default false, or the stored webhook)"})
+    messaging_limit = fields.Integer(strict=True, validate=validate.Range(min=-1), metadata={
+        "description": "unique users per moving 24 h outside a window; -1 unlimited (default: stored "
+                       "business_capability_update, else unknown)"})
+    business_initiated_users_24h = fields.Integer(strict=True, validate=validate.Range(min=0), metadata={
+        "description": "users reached business-initiated in the moving period (default: counted from stored "
+                       "statuses when the limit is known)"})
 
     @validates("waba_timezone")
     def known_zone(self, value: str, **_: Any) -> None:

@@ -53,6 +53,10 @@ FACT_TYPES: dict[str, type] = {
     "service_conversations_this_month": int,
     "service_messages_this_month_known": bool,
     "service_messages_this_month": int,
+    # The business's account state (Meta's account_update / business_capability_update webhooks, or context).
+    "business_initiated_restricted": bool,
+    "account_banned": bool,
+    "messaging_limit_reached": bool,
 }
 
 # Text a rule's `because` sentence may use besides the facts themselves.
@@ -61,7 +65,7 @@ DISPLAY_VALUES = (
     "same_category_expires_at", "ridden_conversation_expires_at", "free_entry_point_expires_at",
     "same_category_opened_by", "ridden_conversation_opened_by", "free_entry_point_opened_by",
     "entry_point_at", "entry_point_deadline_at", "uncounted_inbound_at", "uncounted_inbound_type",
-    "uncounted_would_close_at", "waba_timezone", "template_name",
+    "uncounted_would_close_at", "waba_timezone", "template_name", "messaging_limit", "business_initiated_users_24h",
 )
 
 # Monthly counts the business keeps; each has a `<name>_known` fact beside it.
@@ -77,6 +81,10 @@ PARAMETER_TYPES: dict[str, str] = {
     # and which pricing categories make up service_messages_this_month when the context does not give it.
     "service_messages_count_period": "period",
     "service_messages_count_categories": "list[str]",
+    # Users reached by business-initiated messages against the messaging limit: the moving period and
+    # which pricing categories count (store.business_state.count_messages, distinct contacts).
+    "messaging_limit_period": "period",
+    "messaging_limit_count_categories": "list[str]",
 }
 
 # context field -> default; when a default is used, the trace of every rule reading it says so.
@@ -90,6 +98,10 @@ CONTEXT_DEFAULTS: dict[str, Any] = {
     "conversations_this_month": None,
     "service_conversations_this_month": None,
     "service_messages_this_month": None,
+    "business_initiated_restricted": False,
+    "account_banned": False,
+    "messaging_limit": None,
+    "business_initiated_users_24h": None,
 }
 
 
@@ -205,6 +217,11 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
         "authentication_international_started": _started(ctx["authentication_international_start"], local_day),
         "recipient_in_business_region": region == ctx["business_region"],
     }
+    engine["business_initiated_restricted"] = ctx["business_initiated_restricted"]
+    engine["account_banned"] = ctx["account_banned"]
+    limit, reached = ctx["messaging_limit"], ctx["business_initiated_users_24h"]
+    # -1 is Meta's "unlimited"; with either number unknown the limit is not assumed reached.
+    engine["messaging_limit_reached"] = limit is not None and reached is not None and 0 <= limit <= reached
     for counter in COUNTERS:
         engine[counter + "_known"] = ctx[counter] is not None
         engine[counter] = ctx[counter] if ctx[counter] is not None else 0
@@ -230,6 +247,8 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
         "uncounted_would_close_at": show(uncounted.at + window if uncounted else None),
         "waba_timezone": ctx["waba_timezone"],
         **{c: "unknown (not given in context)" for c in COUNTERS if ctx[c] is None},
+        "messaging_limit": "unknown" if limit is None else ("unlimited" if limit < 0 else f"{limit:,}"),
+        "business_initiated_users_24h": "unknown" if reached is None else f"{reached:,}",
     }
     expiries = {
         "same_category": same[0].expires_at if same else None,
@@ -240,13 +259,23 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
                  fact_sources(sources or {}))
 
 
+# Facts derived from a context field besides the field's own fact (and its `_known` fact).
+DERIVED_FACTS = {
+    "business_region": ("recipient_in_business_region",),
+    "authentication_international_start": ("authentication_international_started",),
+    "messaging_limit": ("messaging_limit_reached",),
+    "business_initiated_users_24h": ("messaging_limit_reached",),
+}
+
+
 def fact_sources(sources: dict[str, str]) -> dict[str, str]:
-    """Sources by context or fact name, as sources by the fact names rules read."""
-    found = {}
+    """Sources by context or fact name, as sources by the fact names rules read (a fact derived from
+    several sourced fields names them all, joined by "; ")."""
+    found: dict[str, str] = {}
     for name, source in sources.items():
-        for fact in (name, name + "_known"):
+        for fact in (name, name + "_known", *DERIVED_FACTS.get(name, ())):
             if fact in FACT_TYPES:
-                found[fact] = source
+                found[fact] = f"{found[fact]}; {source}" if fact in found else source
     return found
 
 

@@ -344,3 +344,115 @@ def decisions_of(wamids: list[str]) -> dict[str, str]:
             MessageBilling.wamid.in_(wamids[start:start + 500]) & MessageBilling.decision_id.is_null(False))
         found.update({row.wamid: row.decision_id for row in rows})
     return found
+
+
+class AccountEvent(StoredModel):
+    """One account-level event of a WABA: `account_update` (eligibility, primary country, restrictions, bans,
+    volume tiers) or `business_capability_update` (messaging limit), with its time and payload."""
+
+    waba_id = peewee.CharField(max_length=64)
+    field = peewee.CharField(max_length=64)
+    event = peewee.CharField(max_length=64)
+    at = peewee.DateTimeField()
+    payload = peewee.TextField(default="{}")
+
+    class Meta:
+        table_name = "account_event"
+        indexes = ((("waba_id", "event", "at"), False),)
+
+
+# account_update events and what each sets (the rest, e.g. VOLUME_BASED_PRICING_TIER_UPDATE, are kept for
+# the volume tiers and the account's history).
+PRIMARY_COUNTRY = "BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE"
+AUTH_INTERNATIONAL = "AUTH_INTL_PRICE_ELIGIBILITY_UPDATE"
+RESTRICTION = "ACCOUNT_RESTRICTION"
+BAN = "DISABLED_UPDATE"
+CAPABILITY = "CAPABILITY"  # the event name given to business_capability_update changes
+BIZ_INITIATED_RESTRICTIONS = ("RESTRICTED_BIZ_INITIATED_MESSAGING", "RESTRICTION_ON_BIZ_INITIATED_MESSAGING")
+BANNED_STATES = ("DISABLE", "SCHEDULE_FOR_DISABLE")
+
+
+def record_account(waba_id: str, field: str, event: str, at: datetime, payload: dict[str, Any]) -> None:
+    """Store one account-level event."""
+    AccountEvent.create(waba_id=waba_id, field=field, event=event, at=stored_time(at),
+                        payload=json.dumps(payload, sort_keys=True, default=str))
+
+
+def _latest_account(waba_id: str, event: str, at: datetime) -> AccountEvent | None:
+    return (AccountEvent.select()
+            .where((AccountEvent.waba_id == waba_id) & (AccountEvent.event == event)
+                   & (AccountEvent.at <= stored_time(at)))
+            .order_by(AccountEvent.at.desc(), AccountEvent.id.desc()).first())
+
+
+def account_state(waba_id: str, at: datetime, region: str) -> dict[str, Known]:
+    """What the WABA's account events say at a time, by context field name (only the fields they inform).
+
+    - business_region: the primary business location country (BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE);
+    - authentication_international_eligible / _start: eligibility and the start time for the recipient's
+      region (an exception country's own start time, else the general one) (AUTH_INTL_PRICE_ELIGIBILITY_UPDATE);
+    - business_initiated_restricted: a business-initiated messaging restriction not yet expired (ACCOUNT_RESTRICTION);
+    - account_banned: the WABA disabled, until reinstated (DISABLED_UPDATE);
+    - messaging_limit: the portfolio's messaging limit, -1 unlimited (business_capability_update).
+    """
+    found: dict[str, Known] = {}
+    row = _latest_account(waba_id, PRIMARY_COUNTRY, at)
+    if row is not None and json.loads(row.payload).get("country"):
+        found["business_region"] = Known(str(json.loads(row.payload)["country"]).upper(), _account_source(row))
+    row = _latest_account(waba_id, AUTH_INTERNATIONAL, at)
+    if row is not None:
+        eligibility = json.loads(row.payload).get("auth_international_rate_eligibility") or {}
+        start = eligibility.get("start_time")
+        for exception in eligibility.get("exception_countries") or ():
+            if str(exception.get("country_code", "")).upper() == region:
+                start = exception.get("start_time", start)
+        found["authentication_international_eligible"] = Known(True, _account_source(row))
+        if start is not None:
+            found["authentication_international_start"] = Known(meta_time(start).date(), _account_source(row))
+    row = _latest_account(waba_id, RESTRICTION, at)
+    if row is not None:
+        active = [r for r in json.loads(row.payload).get("restriction_info") or ()
+                  if r.get("restriction_type") in BIZ_INITIATED_RESTRICTIONS
+                  and (r.get("expiration") is None or meta_time(r["expiration"]) > at)]
+        until = ", until " + meta_time(active[0]["expiration"]).isoformat() if active and active[0].get("expiration") \
+            else ""
+        found["business_initiated_restricted"] = Known(bool(active), _account_source(row) + until)
+    row = _latest_account(waba_id, BAN, at)
+    if row is not None:
+        state = (json.loads(row.payload).get("ban_info") or {}).get("waba_ban_state")
+        found["account_banned"] = Known(state in BANNED_STATES, f"{_account_source(row)} ({state})")
+    row = _latest_account(waba_id, CAPABILITY, at)
+    if row is not None:
+        limit = json.loads(row.payload).get("max_daily_conversations_per_business")
+        if limit is not None:
+            found["messaging_limit"] = Known(int(limit), _account_source(row))
+    return found
+
+
+def account_history(waba_id: str) -> list[dict[str, Any]]:
+    """Every stored account event of a WABA, oldest first, as JSON."""
+    return [{"field": r.field, "event": r.event, "at": loaded_time(r.at).isoformat(), "payload": json.loads(r.payload)}
+            for r in AccountEvent.select().where(AccountEvent.waba_id == waba_id)
+            .order_by(AccountEvent.at, AccountEvent.id)]
+
+
+def numbers_of(waba_id: str) -> tuple[str, ...]:
+    """The phone number ids whose webhooks named this WABA."""
+    return tuple(r.phone_number_id for r in BusinessNumber.select(BusinessNumber.phone_number_id)
+                 .where(BusinessNumber.waba_id == waba_id))
+
+
+def _account_source(row: AccountEvent) -> str:
+    name = row.field if row.event == CAPABILITY else f"{row.field} {row.event}"
+    return f"{name} webhook at {loaded_time(row.at).isoformat()}"
+
+
+def meta_time(value: Any) -> datetime:
+    """Meta's times in account events: Unix seconds, or ISO 8601 (with +0000 offsets)."""
+    if isinstance(value, int | float) or (isinstance(value, str) and value.isdigit()):
+        return datetime.fromtimestamp(int(value), tz=UTC)
+    text = str(value).replace("Z", "+00:00")
+    if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":
+        text = text[:-2] + ":" + text[-2:]
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

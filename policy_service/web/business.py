@@ -5,7 +5,11 @@ When the sending phone number is known (`send.phone_number_id`, or `history_ref.
   request says (a name-only send is allowed);
 - the user's stored marketing preference supplies `marketing_opt_out`, unless the context gives it;
 - the number's service messages this period (rule parameters `service_messages_count_period` and
-  `service_messages_count_categories`) supply `service_messages_this_month`, unless the context gives it.
+  `service_messages_count_categories`) supply `service_messages_this_month`, unless the context gives it;
+- the WABA's account events supply `business_region`, `authentication_international_eligible` and
+  `_start`, `business_initiated_restricted`, `account_banned` and `messaging_limit`, and, for a template
+  when the limit is known, the users its numbers reached business-initiated in the moving period
+  (`messaging_limit_period`, `messaging_limit_count_categories`) supply `business_initiated_users_24h`.
 Each value taken from the store is named in `DecisionRequest.sources`, so the trace says where it came
 from; the logged request carries the values used, so it replays without the store.
 """
@@ -14,11 +18,13 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask_smorest import abort
 
+from ..core.facts import recipient
 from ..core.messages import DecisionRequest
 from ..core.periods import describe_period, period_start
 from ..core.rulebook import Rulebook
@@ -45,6 +51,15 @@ def enrich(proposal: DecisionRequest, raw: dict[str, Any], phone_number_id: str 
         send = replace(send, template=template)
         logged["send"]["template"] = {**logged["send"]["template"], "category": template.category,
                                       "status": template.status}
+    waba_id = business_state.waba_of(phone_number_id) if phone_number_id else None
+    if waba_id is not None:
+        for name, known in business_state.account_state(waba_id, send.at, recipient(send.to)[0]).items():
+            if name not in context:
+                context[name], sources[name] = known.value, known.source
+        if send.is_template and context.get("messaging_limit") is not None and \
+                "business_initiated_users_24h" not in context:
+            count, source = users_reached(waba_id, send.at, rulebook)
+            context["business_initiated_users_24h"], sources["business_initiated_users_24h"] = count, source
     if phone_number_id is not None:
         if "marketing_opt_out" not in context:
             stopped = business_state.marketing_stopped(phone_number_id, contact, send.at)
@@ -54,7 +69,8 @@ def enrich(proposal: DecisionRequest, raw: dict[str, Any], phone_number_id: str 
             count, source = service_messages(phone_number_id, send.at, context, rulebook)
             context["service_messages_this_month"], sources["service_messages_this_month"] = count, source
     if context != proposal.context:
-        logged["context"] = {**(logged.get("context") or {}), **{k: context[k] for k in sources if k in context}}
+        logged["context"] = {**(logged.get("context") or {}),
+                             **{k: _json(context[k]) for k in sources if k in context}}
     return replace(proposal, send=send, context=context, sources=sources), logged
 
 
@@ -67,6 +83,22 @@ def service_messages(phone_number_id: str, at, context: dict[str, Any], rulebook
                                           categories=tuple(rulebook.parameter("service_messages_count_categories")))
     return count, (f"{count:,} service messages {describe_period(period, start, zone)} from phone number "
                    f"{phone_number_id}, counted from stored statuses")
+
+
+def users_reached(waba_id: str, at, rulebook: Rulebook) -> tuple[int, str]:
+    """Distinct users the WABA's numbers reached business-initiated in the moving period before `at`, and
+    the sentence naming the count (rule parameters messaging_limit_period and _count_categories)."""
+    period = rulebook.parameter("messaging_limit_period")
+    start = period_start(period, at, ZoneInfo("UTC"))
+    numbers = business_state.numbers_of(waba_id)
+    count = business_state.count_messages(since=start, until=at, phone_number_ids=numbers, distinct_contacts=True,
+                                          categories=tuple(rulebook.parameter("messaging_limit_count_categories")))
+    return count, (f"{count:,} users reached by templates {describe_period(period, start, ZoneInfo('UTC'))} from "
+                   f"the {len(numbers)} phone number(s) of WABA {waba_id}, counted from stored statuses")
+
+
+def _json(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
 
 
 def _template(send, phone_number_id: str | None):

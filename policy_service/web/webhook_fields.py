@@ -127,9 +127,71 @@ class MessagesSchema(_Tolerant):
     statuses = fields.List(fields.Nested(StatusSchema), load_default=list)
 
 
+class MetaTime(fields.Field):
+    """A time in an account event: Unix seconds, or ISO 8601 as Meta writes it (2026-04-19T13:59:20+0000)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValidationError("must be Unix seconds or an ISO 8601 time")
+        try:
+            return state.meta_time(value)
+        except (ValueError, OverflowError, OSError):
+            raise ValidationError("must be Unix seconds or an ISO 8601 time") from None
+
+
+class RestrictionSchema(_Tolerant):
+    """One entry of `restriction_info`."""
+
+    restriction_type = _text(64, required=True)
+    expiration = MetaTime()
+
+
+class CountryStartSchema(_Tolerant):
+    """One exception country of authentication-international eligibility."""
+
+    country_code = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z]{2}$"))
+    start_time = MetaTime(required=True)
+
+
+class EligibilitySchema(_Tolerant):
+    """`auth_international_rate_eligibility`: the start time, and countries with their own."""
+
+    start_time = MetaTime()
+    exception_countries = fields.List(fields.Nested(CountryStartSchema), load_default=list)
+
+
+class BanInfoSchema(_Tolerant):
+    """`ban_info`: the WABA's ban state (DISABLE, SCHEDULE_FOR_DISABLE, REINSTATE)."""
+
+    waba_ban_state = _text(64, required=True)
+    waba_ban_date = fields.String()
+
+
+class AccountUpdateSchema(_Tolerant):
+    """`account_update`: an account event and the part of the value that goes with it."""
+
+    event = _text(64, required=True)
+    country = fields.String(validate=validate.Regexp(r"^[A-Za-z]{2}$"))
+    auth_international_rate_eligibility = fields.Nested(EligibilitySchema)
+    restriction_info = fields.List(fields.Nested(RestrictionSchema))
+    ban_info = fields.Nested(BanInfoSchema)
+    volume_tier_info = fields.Dict()
+    violation_info = fields.Dict()
+
+
+class CapabilitySchema(_Tolerant):
+    """`business_capability_update`: the portfolio's messaging limit (-1 unlimited) and phone number limits."""
+
+    max_daily_conversations_per_business = fields.Integer(validate=validate.Range(min=-1))
+    max_daily_conversation_per_phone = fields.Integer(validate=validate.Range(min=-1))
+    max_phone_numbers_per_business = fields.Integer()
+    max_phone_numbers_per_waba = fields.Integer()
+
+
 TEMPLATE_STATUS, TEMPLATE_CATEGORY, TEMPLATE_QUALITY = (TemplateStatusSchema(), TemplateCategorySchema(),
                                                          TemplateQualitySchema())
 USER_PREFERENCES, MESSAGES = UserPreferencesSchema(), MessagesSchema()
+ACCOUNT_UPDATE, CAPABILITY = AccountUpdateSchema(), CapabilitySchema()
 
 Store = Callable[[], None]
 
@@ -239,12 +301,25 @@ def _messages(value: dict[str, Any], waba_id: str, at: datetime, field: str) -> 
     return writes
 
 
+def _account_update(value: dict[str, Any], waba_id: str, at: datetime, field: str) -> list[Store]:
+    return [lambda: state.record_account(waba_id, field, value["event"].upper(), at, value)]
+
+
+def _capability(value: dict[str, Any], waba_id: str, at: datetime, field: str) -> list[Store]:
+    if "max_daily_conversations_per_business" not in value and "max_daily_conversation_per_phone" in value:
+        # The per-phone name is the older spelling of the same (now portfolio-wide) messaging limit.
+        value = {**value, "max_daily_conversations_per_business": value["max_daily_conversation_per_phone"]}
+    return [lambda: state.record_account(waba_id, field, state.CAPABILITY, at, value)]
+
+
 PARSERS: dict[str, tuple[Schema, Callable[..., list[Store]]]] = {
     "messages": (MESSAGES, _messages),
     "message_template_status_update": (TEMPLATE_STATUS, _status_update),
     "template_category_update": (TEMPLATE_CATEGORY, _category_update),
     "message_template_quality_update": (TEMPLATE_QUALITY, _quality_update),
     "user_preferences": (USER_PREFERENCES, _preferences),
+    "account_update": (ACCOUNT_UPDATE, _account_update),
+    "business_capability_update": (CAPABILITY, _capability),
 }
 
 
