@@ -175,6 +175,9 @@ class ContextSchema(Schema):
     messaging_limit = fields.Integer(strict=True, validate=validate.Range(min=-1), metadata={
         "description": "unique users per moving 24 h outside a window; -1 unlimited (default: stored "
                        "business_capability_update, else unknown)"})
+    marketing_limit_refused_recently = _strict_bool(metadata={
+        "description": "a marketing template to this user failed with 131049 (per-user marketing limit) within "
+                       "marketing_limit_retry_after (default false, or the stored status)"})
     business_initiated_users_24h = fields.Integer(strict=True, validate=validate.Range(min=0), metadata={
         "description": "users reached business-initiated in the moving period (default: counted from stored "
                        "statuses when the limit is known)"})

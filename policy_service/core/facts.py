@@ -57,6 +57,7 @@ FACT_TYPES: dict[str, type] = {
     "business_initiated_restricted": bool,
     "account_banned": bool,
     "messaging_limit_reached": bool,
+    "marketing_limit_refused_recently": bool,
 }
 
 # Text a rule's `because` sentence may use besides the facts themselves.
@@ -85,6 +86,8 @@ PARAMETER_TYPES: dict[str, str] = {
     # which pricing categories count (store.business_state.count_messages, distinct contacts).
     "messaging_limit_period": "period",
     "messaging_limit_count_categories": "list[str]",
+    # How long after a marketing template failed with 131049 (per-user marketing limit) not to retry.
+    "marketing_limit_retry_after": "period",
 }
 
 # context field -> default; when a default is used, the trace of every rule reading it says so.
@@ -102,6 +105,7 @@ CONTEXT_DEFAULTS: dict[str, Any] = {
     "account_banned": False,
     "messaging_limit": None,
     "business_initiated_users_24h": None,
+    "marketing_limit_refused_recently": False,
 }
 
 
@@ -219,6 +223,7 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
     }
     engine["business_initiated_restricted"] = ctx["business_initiated_restricted"]
     engine["account_banned"] = ctx["account_banned"]
+    engine["marketing_limit_refused_recently"] = ctx["marketing_limit_refused_recently"]
     limit, reached = ctx["messaging_limit"], ctx["business_initiated_users_24h"]
     # -1 is Meta's "unlimited"; with either number unknown the limit is not assumed reached.
     engine["messaging_limit_reached"] = limit is not None and reached is not None and 0 <= limit <= reached

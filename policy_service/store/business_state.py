@@ -246,6 +246,8 @@ def describe(source: str, at: datetime) -> str:
     """How a trace names a stored event: its source and time."""
     if source == IMPORT_SOURCE:
         return f"GET /<WABA_ID>/message_templates imported at {at.isoformat()}"
+    if source.startswith("status error"):
+        return f"{source} at {at.isoformat()}"
     return f"{source} webhook at {at.isoformat()}"
 
 
@@ -309,6 +311,19 @@ def record_billing(update: Billing) -> None:
             known = json.loads(row.errors) if row.errors else []
             row.errors = json.dumps(known + [e for e in update.errors if e not in known], sort_keys=True)
         row.save()
+
+
+def refused_for_marketing_limit(phone_number_id: str, contact: str, since: datetime, until: datetime) -> Known | None:
+    """The latest status in [since, until) of a message to the contact that failed with 131049 (per-user
+    marketing limit), as a Known(True, source); None when there is none."""
+    row = (MessageBilling.select()
+           .where((MessageBilling.phone_number_id == phone_number_id) & (MessageBilling.contact == contact)
+                  & (MessageBilling.at >= stored_time(since)) & (MessageBilling.at < stored_time(until))
+                  & MessageBilling.errors.contains('"code": 131049'))
+           .order_by(MessageBilling.at.desc()).first())
+    if row is None:
+        return None
+    return Known(True, f"status error 131049 on {row.wamid} at {loaded_time(row.at).isoformat()}")
 
 
 def count_messages(*, since: datetime, until: datetime, categories: tuple[str, ...],

@@ -65,6 +65,13 @@ def enrich(proposal: DecisionRequest, raw: dict[str, Any], phone_number_id: str 
             stopped = business_state.marketing_stopped(phone_number_id, contact, send.at)
             if stopped is not None:
                 context["marketing_opt_out"], sources["marketing_opt_out"] = stopped.value, stopped.source
+        if send.template is not None and send.template.category == "marketing" and \
+                "marketing_limit_refused_recently" not in context:
+            since = period_start(rulebook.parameter("marketing_limit_retry_after"), send.at, ZoneInfo("UTC"))
+            refused = business_state.refused_for_marketing_limit(phone_number_id, contact, since, send.at)
+            if refused is not None:
+                context["marketing_limit_refused_recently"] = refused.value
+                sources["marketing_limit_refused_recently"] = refused.source
         if not send.is_template and "service_messages_this_month" not in context:
             count, source = service_messages(phone_number_id, send.at, context, rulebook)
             context["service_messages_this_month"], sources["service_messages_this_month"] = count, source

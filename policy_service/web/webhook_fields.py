@@ -16,6 +16,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from ..store import business_state as state
+from ..store import decision_log
 
 # A status error code -> what it tells about the business's own state.
 STOPPED_MARKETING = 131050
@@ -295,10 +296,27 @@ def _messages(value: dict[str, Any], waba_id: str, at: datetime, field: str) -> 
             decision_id=status.get("biz_opaque_callback_data") or None,
             errors=tuple({k: e[k] for k in ("code", "title", "message") if k in e} for e in status["errors"]))
         writes.append(lambda b=billing: state.record_billing(b))
-        if any(e["code"] == STOPPED_MARKETING for e in status["errors"]):
+        codes = {e["code"] for e in status["errors"]}
+        if STOPPED_MARKETING in codes:
             writes.append(lambda b=billing: state.record_preference(
                 b.phone_number_id, b.contact, "stop", b.at, f"status error {STOPPED_MARKETING} on {b.wamid}"))
+        for code in sorted(codes & set(TEMPLATE_ERRORS)):
+            if billing.decision_id and waba_id:
+                writes.append(lambda b=billing, c=code: _template_refused(b, waba_id, c))
     return writes
+
+
+def _template_refused(billing: state.Billing, waba_id: str, code: int) -> None:
+    """A send refused with 132015/132016 tells the registry its template is paused/disabled; the template is
+    the one the linked decision's request named (statuses do not name templates)."""
+    logged = decision_log.get(billing.decision_id or "")
+    template = ((logged or {}).get("request", {}).get("send") or {}).get("template") if logged else None
+    if not isinstance(template, dict) or not template.get("name") or not template.get("language"):
+        return
+    state.record_template(state.TemplateChange(
+        waba_id=waba_id, name=template["name"], language=template["language"],
+        source=f"status error {code} on {billing.wamid}", effective_at=billing.at, event=TEMPLATE_ERRORS[code],
+        status=TEMPLATE_ERRORS[code], reason=f"Meta refused the send with {code}"))
 
 
 def _account_update(value: dict[str, Any], waba_id: str, at: datetime, field: str) -> list[Store]:

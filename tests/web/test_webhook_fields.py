@@ -89,3 +89,41 @@ def test_inbound_messages_still_store_beside_the_number_to_waba_link(app, client
     assert deliver(client, inbound_text("wamid.i1", T0))[0].json == {"new": 1, "known": 0}
     with app.app_context():
         assert business_state.waba_of(PHONE_NUMBER_ID) == WABA_ID
+
+
+def test_a_send_refused_with_132015_pauses_its_template_in_the_registry(client):
+    """Statuses name no template: the linked decision's request does, so 132015 marks that template PAUSED."""
+    deliver(client, inbound_text("wamid.in", T0))
+    request = {"send": {"at": "2025-09-01T09:30:00+00:00", "to": "+" + CONTACT, "type": "template",
+                        "phone_number_id": PHONE_NUMBER_ID,
+                        "template": {"name": "order_update", "language": "en", "category": "utility",
+                                     "status": "APPROVED"}}, "history_ref": {"phone_number_id": PHONE_NUMBER_ID,
+                                                                             "contact": CONTACT}}
+    decision = client.post("/v1/decisions", json=request).json
+    assert decision["decision"] == "allow"
+    deliver(client, billed_status("wamid.p1", "failed", T0 + 1800, pmp("utility", "regular", False),
+                                  decision_id=decision["decision_id"],
+                                  errors=[{"code": 132015, "title": "Template is Paused"}]))
+    again = client.post("/v1/decisions", json=request | {"send": {**request["send"],
+                                                                   "at": "2025-09-01T09:40:00+00:00"}}).json
+    assert again["decision"] == "deny" and again["error_codes"] == [132015]
+    assert again["facts"]["sources"]["template_status"].startswith(
+        "status error 132015 on wamid.p1 at 2025-09-01T09:30:00+00:00")
+
+
+def test_a_131049_refusal_advises_against_retrying_marketing_for_24_hours(client):
+    """A marketing template failing with 131049 (per-user marketing limit) adds MKT-1 advice to the next one."""
+    deliver(client, inbound_text("wamid.in", T0),
+            billed_status("wamid.m1", "failed", T0 + 60, pmp("marketing", "regular", False),
+                          errors=[{"code": 131049, "title": "This message was not delivered to maintain healthy "
+                                                            "ecosystem engagement."}]))
+    request = {"send": {"at": "2025-09-01T10:00:00+00:00", "to": "+" + CONTACT, "type": "template",
+                        "template": {"name": "spring_sale", "language": "en", "category": "marketing",
+                                     "status": "APPROVED"}},
+               "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": CONTACT}}
+    body = client.post("/v1/decisions", json=request).json
+    advice = next(r for r in body["trace"] if r["rule"] == "MKT-1")
+    assert advice["sources"]["marketing_limit_refused_recently"] == \
+        "status error 131049 on wamid.m1 at 2025-09-01T09:01:00+00:00"
+    later = request | {"send": {**request["send"], "at": "2025-09-02T10:00:00+00:00"}}
+    assert "MKT-1" not in [r["rule"] for r in client.post("/v1/decisions", json=later).json["trace"]]
