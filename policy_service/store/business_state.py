@@ -27,6 +27,7 @@ from typing import Any
 import peewee
 
 from .database import StoredModel, loaded_time, stored_time
+from .histories import STATUS_RANK
 
 # Meta's template statuses the rules know (rules/templates.yaml); other events (FLAGGED, LOCKED,
 # IN_APPEAL...) are kept in the template's history but do not change the status a send is judged by.
@@ -288,10 +289,6 @@ class Billing:
     errors: tuple[dict[str, Any], ...] = ()
 
 
-# A later, stronger status wins (histories.STATUS_RANK keeps the same order for the history).
-_RANK = {"sent": 1, "failed": 2, "delivered": 3, "read": 4, "played": 4}
-
-
 def record_billing(update: Billing) -> None:
     """Create or update the billing row of a wamid from one of its statuses (any order, repeated)."""
     database = MessageBilling._meta.database
@@ -301,7 +298,8 @@ def record_billing(update: Billing) -> None:
         query = MessageBilling.select().where(MessageBilling.wamid == update.wamid)
         row = (query.for_update() if database.for_update else query).get()
         row.at = min(row.at, stored_time(update.at))
-        if _RANK.get(update.status, 0) >= _RANK.get(row.status, 0):
+        # A later, stronger status wins, as in the stored history.
+        if STATUS_RANK.get(update.status, 0) >= STATUS_RANK.get(row.status, 0):
             row.status = update.status
         if update.pricing:
             row.pricing = json.dumps(update.pricing, sort_keys=True)
