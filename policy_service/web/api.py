@@ -9,21 +9,22 @@ from typing import Any
 import flask
 from flask import current_app
 from flask_smorest import Api, Blueprint, abort
+from marshmallow import Schema
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
 from ..contract.schemas import (
+    BATCH_REQUEST,
     DECISION_REQUEST_EXAMPLE,
     DECISION_RESPONSE_EXAMPLE,
     ERROR_EXAMPLE,
+    EXPLAIN,
+    LOGGED_DECISION,
+    REQUEST,
     RESPONSE,
-    BatchRequestSchema,
     BatchResponseSchema,
-    DecisionRequestSchema,
     DecisionResponseSchema,
     ErrorSchema,
-    ExplainSchema,
-    LoggedDecisionSchema,
 )
 from ..core.engine import RulesEngine
 from ..core.evaluate import evaluate
@@ -34,8 +35,21 @@ from . import logs, metrics
 
 
 class JsonBodyParser(FlaskParser):
-    """webargs' Flask parser that keeps the body it parsed for the view (see request_json), and refuses
-    JSON nested too deeply for Python's parser (400, not 500)."""
+    """webargs' Flask parser that keeps the body it parsed for the view (see request_json), refuses
+    JSON nested too deeply for Python's parser (400, not 500), and builds a schema given as a class once
+    (webargs builds one per request; flask-smorest's pagination passes a class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._instances: dict[type[Schema], Schema] = {}
+
+    def _get_schema(self, argmap: Any, req: flask.Request) -> Schema:
+        if isinstance(argmap, type) and issubclass(argmap, Schema):
+            schema = self._instances.get(argmap)
+            if schema is None:
+                schema = self._instances[argmap] = argmap()
+            return schema
+        return super()._get_schema(argmap, req)
 
     def _raw_load_json(self, req: flask.Request) -> Any:
         try:
@@ -92,8 +106,8 @@ def policy() -> Policy:
 
 
 @blp.route("/decisions", methods=["POST"])
-@blp.arguments(DecisionRequestSchema, error_status_code=422, example=DECISION_REQUEST_EXAMPLE)
-@blp.arguments(ExplainSchema, location="query", error_status_code=422)
+@blp.arguments(REQUEST, error_status_code=422, example=DECISION_REQUEST_EXAMPLE)
+@blp.arguments(EXPLAIN, location="query", error_status_code=422)
 @blp.alt_response(200, schema=DecisionResponseSchema, success=True, description="The decision",
                   example=DECISION_RESPONSE_EXAMPLE)
 @blp.alt_response(400, schema=ErrorSchema, description="Malformed JSON")
@@ -104,7 +118,7 @@ def create_decision(proposal: DecisionRequest, query: dict[str, Any]):
 
 
 @blp.route("/decisions/batch", methods=["POST"])
-@blp.arguments(BatchRequestSchema, error_status_code=422,
+@blp.arguments(BATCH_REQUEST, error_status_code=422,
                example={"requests": [DECISION_REQUEST_EXAMPLE, DECISION_REQUEST_EXAMPLE]})
 @blp.alt_response(200, schema=BatchResponseSchema, success=True, description="The decisions, in request order")
 @blp.alt_response(400, schema=ErrorSchema, description="Malformed JSON")
@@ -150,7 +164,7 @@ def _resolve_history(proposal: DecisionRequest,
 
 
 @blp.route("/decisions/<string:decision_id>", methods=["GET"])
-@blp.response(200, LoggedDecisionSchema)
+@blp.response(200, LOGGED_DECISION)
 @blp.alt_response(404, schema=ErrorSchema, description="No decision with this id")
 def get_decision(decision_id: str):
     """A logged decision, as it was returned, with the (masked) request."""

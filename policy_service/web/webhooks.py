@@ -125,6 +125,9 @@ class NotificationSchema(RefusesNul, _MetaSchema):
         return found
 
 
+NOTIFICATION = NotificationSchema()
+
+
 def signature_valid(body: bytes, header: str | None, secret: str) -> bool:
     """True when the header is `sha256=` + the HMAC-SHA256 of the raw body under the app secret."""
     if not header or not header.startswith("sha256="):
@@ -162,7 +165,7 @@ def receive_notification():
     if not signature_valid(body, request.headers.get(SIGNATURE_HEADER), secret):
         abort(401, message=f"{SIGNATURE_HEADER} is missing or does not match the body")
     try:
-        events = NotificationSchema().load(json.loads(body))
+        events = NOTIFICATION.load(json.loads(body))
     except (ValueError, TypeError):
         abort(400, message="the body is not JSON")
     except ValidationError as error:
