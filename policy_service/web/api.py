@@ -114,7 +114,8 @@ def policy() -> Policy:
 @blp.alt_response(422, schema=ErrorSchema, description="Invalid request, by field path", example=ERROR_EXAMPLE)
 def create_decision(proposal: DecisionRequest, query: dict[str, Any]):
     """Decide a proposed send: allow or deny, the required message type, the charge, and why."""
-    return decide(proposal, request_json(), explain_why_not=query.get("explain") == "full")
+    _, text = decided(proposal, request_json(), explain_why_not=query.get("explain") == "full")
+    return _json_response(text)
 
 
 @blp.route("/decisions/batch", methods=["POST"])
@@ -131,11 +132,19 @@ def create_decisions(batch: dict[str, list[DecisionRequest]]):
         abort(422, message=f"invalid request: requests: at most {limit} requests per batch",
               errors={"requests": [f"at most {limit} requests per batch, got {len(proposals)}"]})
     raw = request_json()["requests"]
-    return {"decisions": [decide(proposal, raw[index]) for index, proposal in enumerate(proposals)]}
+    texts = [decided(proposal, raw[index])[1] for index, proposal in enumerate(proposals)]
+    return _json_response(b'{"decisions":[' + b",".join(texts) + b"]}")
 
 
 def decide(proposal: DecisionRequest, raw: dict[str, Any], *, explain_why_not: bool = False) -> dict[str, Any]:
     """Evaluate one validated request, log it, and return the response body."""
+    return decided(proposal, raw, explain_why_not=explain_why_not)[0]
+
+
+def decided(proposal: DecisionRequest, raw: dict[str, Any], *,
+            explain_why_not: bool = False) -> tuple[dict[str, Any], bytes]:
+    """Evaluate one validated request, log it, and return the response body and its JSON (serialized once:
+    the log row stores the same bytes the client receives)."""
     started = time.perf_counter()
     loaded = policy()
     source = None
@@ -145,11 +154,16 @@ def decide(proposal: DecisionRequest, raw: dict[str, Any], *, explain_why_not: b
     body = RESPONSE.dump(decision)
     if source is not None:
         body["history_source"] = source
+    text = decision_log.dumps(body)
     # Logged before returning, so every decision_id a client sees is already in the log.
-    decision_log.record(decision, raw, body, mask=current_app.config["MASK_PHONE_NUMBERS"])
+    decision_log.record(decision, raw, body, mask=current_app.config["MASK_PHONE_NUMBERS"], response_json=text)
     metrics.count_decision(decision)
     logs.log_decision(decision, time.perf_counter() - started)
-    return body
+    return body, text
+
+
+def _json_response(text: bytes) -> flask.Response:
+    return current_app.response_class(text, mimetype="application/json")
 
 
 def _resolve_history(proposal: DecisionRequest,
