@@ -52,7 +52,8 @@ class Reason:
     determining: bool
     defaults: tuple[str, ...] = ()
     note: str | None = None
-    sources: dict[str, str] = field(default_factory=dict)  # fact -> where its value came from
+    # fact -> where its value came from (a stored webhook and its time, a count over stored statuses)
+    sources: dict[str, str] = field(default_factory=dict, hash=False)
 
 
 @record
@@ -90,8 +91,10 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
     if explain:
         values = _Values(facts)
         defaults = facts.defaults
+        sources = facts.sources
         trace = tuple(Reason(step.rule.id, step.rule.title, step.effect, step.rule.citation, step.rule.confidence,
-                             step.sentence(values), step.determining, step.defaults(defaults), step.note)
+                             step.sentence(values), step.determining, step.defaults(defaults), step.note,
+                             {f: sources[f] for f in sorted(step.rule.facts_read & sources.keys())} if sources else {})
                       for step in outcome.ordered)
     version = _version_on(rulebook, facts.day)
     return Decision(
@@ -293,29 +296,6 @@ def _note(rule: Rule, charge_rules: list[Rule], decision: str) -> str | None:
     return None
 
 
-<<<<<<< HEAD
-def _reason(rule: Rule, facts: Facts, values: dict[str, str], determining: bool, note: str | None,
-            effect: str) -> Reason:
-    because = rule.because.format_map(values) if rule.because else rule.description
-    defaults = tuple(sorted(rule.facts_read & facts.defaults))
-    if rule.confidence != "C":
-        because = f"[{rule.confidence}: {CONFIDENCE[rule.confidence]}] {because}"
-    return Reason(
-        rule=rule.id,
-        title=rule.title,
-        effect=effect,
-        citation=rule.citation,
-        confidence=rule.confidence,
-        because=because,
-        determining=determining,
-        defaults=defaults,
-        note=note,
-        sources={fact: source for fact, source in sorted(facts.sources.items()) if fact in rule.facts_read},
-    )
-
-
-=======
->>>>>>> main
 def _show(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"

@@ -28,7 +28,7 @@ def evaluate(request: DecisionRequest, *, rulebook: Rulebook, engine: RulesEngin
     decision_id = decision_id or new_decision_id()
     try:
         state = replay(request, rulebook, engine)
-        facts = derive_facts(request.send, state, request.context, rulebook, request.sources)
+        facts = derive_facts(request.send, state, request.context, rulebook, sources=request.sources)
         fired = engine.match_memoized(facts.engine)
         decision = combine(fired, facts, rulebook, decision_id=decision_id)
         if explain_why_not:

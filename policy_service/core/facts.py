@@ -126,12 +126,10 @@ class Facts:
     defaults: frozenset[str]
     expiries: dict[str, datetime | None]
     periods: tuple[Period, ...] = ()
-<<<<<<< HEAD
+    seen: _Seen | None = field(default=None, compare=False, repr=False)  # None: no texts (a replayed send)
     # fact name -> where its value came from, when the request did not give it (a stored webhook with
     # its time, a count over stored messages); each trace entry whose rule reads the fact names it.
-    sources: dict[str, str] = field(default_factory=dict)
-=======
-    seen: _Seen | None = field(default=None, compare=False, repr=False)  # None: no texts (a replayed send)
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @cached_property
     def display(self) -> dict[str, str]:
@@ -153,7 +151,6 @@ class Facts:
         if name in COUNTERS and self.seen.ctx[name] is None:
             return "unknown (not given in context)"
         raise KeyError(name)
->>>>>>> main
 
 
 @dataclass
@@ -196,25 +193,19 @@ def new_state(rulebook: Any) -> HistoryState:
     return HistoryState(ignored_types=kinds[0], referral_source_types=kinds[1])
 
 
-<<<<<<< HEAD
-def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], rulebook: Any,
-                 sources: dict[str, str] | None = None) -> Facts:
-    """The facts about one send at its time, given the history before it.
-
-    `sources` maps a fact or context name to where its value came from (see DecisionRequest.sources);
-    a counter's source also covers its `<name>_known` fact.
-=======
 # rulebook version -> (inbound types the window ignores, referral source types that make an entry point)
 _STATE_KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
 
 
 def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], rulebook: Any, *,
-                 display: bool = True) -> Facts:
+                 display: bool = True, sources: dict[str, str] | None = None) -> Facts:
     """The facts about one send at its time, given the history before it.
+
+    `sources` maps a fact or context name to where its value came from (see DecisionRequest.sources);
+    a counter's source also covers its `<name>_known` fact, and a derived fact those it is derived from.
 
     With display=False the `display` texts are left empty: replay classifies past sends from the
     engine facts and expiries alone, and no sentence is written about them.
->>>>>>> main
     """
     at = send.at
     parameters = rulebook.parameters
@@ -283,41 +274,15 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
         engine[counter + "_known"] = count is not None
         engine[counter] = count if count is not None else 0
 
-<<<<<<< HEAD
-    show = _shower(at)
-    display = {
-        "send_at": show(at),
-        "recipient": send.to,
-        "template_name": send.template.name if send.template else NONE,
-        "last_inbound_at": show(last_in),
-        "csw_expires_at": show(csw_expires),
-        "open_conversations": ", ".join(f"{p.category} until {show(p.expires_at)}" for p in conversations) or NONE,
-        "same_category_expires_at": show(same[0].expires_at if same else None),
-        "ridden_conversation_expires_at": show(conversations[0].expires_at if conversations else None),
-        "free_entry_point_expires_at": show(free_entry[0].expires_at if free_entry else None),
-        "same_category_opened_by": _opener(same, show),
-        "ridden_conversation_opened_by": _opener(conversations, show),
-        "free_entry_point_opened_by": _opener(free_entry, show),
-        "entry_point_at": show(referral),
-        "entry_point_deadline_at": show(referral + deadline if referral else None),
-        "uncounted_inbound_at": show(uncounted.at if uncounted else None),
-        "uncounted_inbound_type": uncounted.type if uncounted else NONE,
-        "uncounted_would_close_at": show(uncounted.at + window if uncounted else None),
-        "waba_timezone": ctx["waba_timezone"],
-        **{c: "unknown (not given in context)" for c in COUNTERS if ctx[c] is None},
-        "messaging_limit": "unknown" if limit is None else ("unlimited" if limit < 0 else f"{limit:,}"),
-        "business_initiated_users_24h": "unknown" if reached is None else f"{reached:,}",
-    }
-=======
->>>>>>> main
     expiries = {
         "same_category": same[0].expires_at if same else None,
         "any_conversation": conversations[0].expires_at if conversations else None,
         "free_entry_point": free_entry[0].expires_at if free_entry else None,
     }
-<<<<<<< HEAD
-    return Facts(at, local_day, engine, display, frozenset(defaults), expiries, tuple(open_periods),
-                 fact_sources(sources or {}))
+    seen = _Seen(send, ctx, last_in, csw_expires, conversations, same, free_entry, referral, deadline, uncounted,
+                 window) if display else None
+    return Facts(at, local_day, engine, defaults, expiries, tuple(open_periods), seen,
+                 fact_sources(sources) if sources else {})
 
 
 # Facts derived from a context field besides the field's own fact (and its `_known` fact).
@@ -338,11 +303,6 @@ def fact_sources(sources: dict[str, str]) -> dict[str, str]:
             if fact in FACT_TYPES:
                 found[fact] = f"{found[fact]}; {source}" if fact in found else source
     return found
-=======
-    seen = _Seen(send, ctx, last_in, csw_expires, conversations, same, free_entry, referral, deadline, uncounted,
-                 window) if display else None
-    return Facts(at, local_day, engine, defaults, expiries, tuple(open_periods), seen)
->>>>>>> main
 
 
 class _Seen:
@@ -395,7 +355,15 @@ _TEXTS: dict[str, Callable[[_Seen], str]] = {
     "uncounted_inbound_type": lambda s: s.uncounted.type if s.uncounted else NONE,
     "uncounted_would_close_at": lambda s: s.show(s.uncounted.at + s.window if s.uncounted else None),
     "waba_timezone": lambda s: s.ctx["waba_timezone"],
+    "messaging_limit": lambda s: _count_text(s.ctx["messaging_limit"], unlimited=True),
+    "business_initiated_users_24h": lambda s: _count_text(s.ctx["business_initiated_users_24h"]),
 }
+
+
+def _count_text(count: int | None, *, unlimited: bool = False) -> str:
+    if count is None:
+        return "unknown"
+    return "unlimited" if unlimited and count < 0 else f"{count:,}"
 
 
 # The context fields given (by name, in order) -> the values with defaults filled in and the defaults used.
