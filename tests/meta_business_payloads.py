@@ -92,3 +92,11 @@ def capability_update(limit: int, time: int) -> dict[str, Any]:
     return account_change("business_capability_update", {
         "max_daily_conversation_per_phone": limit, "max_daily_conversations_per_business": limit,
         "max_phone_numbers_per_business": 20, "max_phone_numbers_per_waba": 25}, time)
+
+
+def user_changed_number(old: str, new: str, timestamp: int) -> dict[str, Any]:
+    """A system message: the user changed from the old number to the new one (messages webhook, no contacts)."""
+    return notification({"messages": [{
+        "from": old, "id": f"wamid.system.{old}.{new}", "timestamp": str(timestamp), "type": "system",
+        "system": {"body": f"User Sheena Nelson changed from {old} to {new}", "wa_id": new,
+                   "type": "user_changed_number"}}]})

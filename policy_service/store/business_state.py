@@ -469,3 +469,42 @@ def meta_time(value: Any) -> datetime:
         text = text[:-2] + ":" + text[-2:]
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class ContactChange(StoredModel):
+    """A user who changed their phone number (system message user_changed_number): the history follows them."""
+
+    phone_number_id = peewee.CharField(max_length=64)
+    old_contact = peewee.CharField(max_length=64)
+    new_contact = peewee.CharField(max_length=64)
+    at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "contact_change"
+        indexes = ((("phone_number_id", "new_contact", "old_contact"), True),)
+
+
+def record_number_change(phone_number_id: str, old_contact: str, new_contact: str, at: datetime) -> None:
+    """Store that a user's wa_id changed (once per pair; a repeated webhook changes nothing)."""
+    ContactChange.insert(phone_number_id=phone_number_id, old_contact=old_contact, new_contact=new_contact,
+                         at=stored_time(at)).on_conflict_ignore().execute()
+
+
+# A user changing numbers many times is rare; the chain is followed this far at most.
+MAX_NUMBER_CHANGES = 10
+
+
+def previous_contacts(phone_number_id: str, contact: str) -> list[tuple[str, datetime]]:
+    """The wa_ids this contact had before (most recent first), each with when the user left it."""
+    found: list[tuple[str, datetime]] = []
+    seen, current = {contact}, contact
+    for _ in range(MAX_NUMBER_CHANGES):
+        row = (ContactChange.select()
+               .where((ContactChange.phone_number_id == phone_number_id) & (ContactChange.new_contact == current))
+               .order_by(ContactChange.at.desc()).first())
+        if row is None or row.old_contact in seen:
+            break
+        found.append((row.old_contact, loaded_time(row.at)))
+        seen.add(row.old_contact)
+        current = row.old_contact
+    return found

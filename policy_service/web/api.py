@@ -197,6 +197,8 @@ def _resolve_history(proposal: DecisionRequest,
     # The logged request carries the resolved history inline, so it replays after the store changes.
     ref = {**raw["history_ref"], "contact": raw["history_ref"]["contact"].lstrip("+")}
     history = histories.stored_history(ref["phone_number_id"], ref["contact"], proposal.send.at)
+    # A user who changed numbers (user_changed_number) brings the history of the old number along.
+    history = business.with_previous_numbers(history, ref["phone_number_id"], ref["contact"], proposal.send.at)
     logged = {key: value for key, value in raw.items() if key != "history_ref"}
     logged["history"] = histories.history_json(history)
     source = {"ref": ref, "events": [message.id for message in history]}

@@ -21,6 +21,8 @@ from ..store import decision_log
 # A status error code -> what it tells about the business's own state.
 STOPPED_MARKETING = 131050
 TEMPLATE_ERRORS = {132015: "PAUSED", 132016: "DISABLED"}
+# System message types saying the user moved to a new number (the older name first).
+NUMBER_CHANGES = ("customer_changed_number", "user_changed_number")
 
 
 class _Tolerant(Schema):
@@ -121,11 +123,29 @@ class StatusSchema(_Tolerant):
     errors = fields.List(fields.Nested(ErrorSchema), load_default=list)
 
 
+class SystemSchema(_Tolerant):
+    """`system` of a system message: user_changed_number carries the new wa_id."""
+
+    type = fields.String(required=True)
+    wa_id = _text(64)
+    new_wa_id = fields.Raw()  # the older name of wa_id (a number or a string)
+
+
+class InboundSchema(_Tolerant):
+    """What this module keeps of one entry of `value.messages`: system messages about the user's number."""
+
+    sender = fields.String(data_key="from", load_default="")
+    timestamp = UnixSeconds(required=True)
+    type = fields.String(required=True)
+    system = fields.Nested(SystemSchema)
+
+
 class MessagesSchema(_Tolerant):
     """The parts of a `messages` change this module reads."""
 
     metadata = fields.Nested(MetadataSchema, required=True)
     statuses = fields.List(fields.Nested(StatusSchema), load_default=list)
+    messages = fields.List(fields.Nested(InboundSchema), load_default=list)
 
 
 class MetaTime(fields.Field):
@@ -289,6 +309,12 @@ def _preferences(value: dict[str, Any], waba_id: str, at: datetime, field: str) 
 def _messages(value: dict[str, Any], waba_id: str, at: datetime, field: str) -> list[Store]:
     phone_number_id = value["metadata"]["phone_number_id"]
     writes: list[Store] = [lambda: state.learn_number(phone_number_id, waba_id, at)] if waba_id else []
+    for message in value["messages"]:
+        system = message.get("system") or {}
+        new = system.get("wa_id") or system.get("new_wa_id")
+        if message["type"] == "system" and system.get("type") in NUMBER_CHANGES and new and message["sender"]:
+            writes.append(lambda m=message, n=str(new): state.record_number_change(
+                phone_number_id, m["sender"], n, m["timestamp"]))
     for status in value["statuses"]:
         billing = state.Billing(
             wamid=status["id"], phone_number_id=phone_number_id, contact=status["recipient_id"],

@@ -12,6 +12,7 @@ from ..meta_business_payloads import (
     category_completed,
     category_impending,
     template_status,
+    user_changed_number,
     user_preference,
 )
 from ..meta_payloads import CONTACT, PHONE_NUMBER_ID, deliver, inbound_text, pmp, status
@@ -222,3 +223,20 @@ def test_a_status_whose_billing_differs_from_the_logged_prediction_is_a_mismatch
     assert first["pagination"] == {"page": 1, "page_size": 1, "total": 2, "pages": 2}
     assert first["summary"] == report["summary"]
     assert client.get("/v1/reconciliation?page_size=0").status_code == 422
+
+
+def test_the_history_follows_a_user_who_changed_numbers(window_open):
+    """user_changed_number: the window the user opened from the old number is open for the new one."""
+    client = window_open
+    new = "5511999990000"
+    deliver(client, user_changed_number(CONTACT, new, T0 + 60))
+    body = client.post("/v1/decisions", json={"send": {"at": iso(T0 + 3600), "to": "+" + new, "type": "text"},
+                                              "history_ref": {"phone_number_id": PHONE_NUMBER_ID,
+                                                              "contact": new}}).json
+    assert body["decision"] == "allow" and "CSW-2.open" in body["determining_rules"]
+    assert "wamid.in1" in body["history_source"]["events"]
+    other = client.post("/v1/decisions", json={"send": {"at": iso(T0 + 3600), "to": "+5511999990001",
+                                                        "type": "text"},
+                                               "history_ref": {"phone_number_id": PHONE_NUMBER_ID,
+                                                               "contact": "5511999990001"}}).json
+    assert other["decision"] == "deny"
