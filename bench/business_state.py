@@ -61,8 +61,8 @@ def generate(database, messages: int) -> None:
         f"{at}, 'text', CASE WHEN {kind} = 0 THEN NULL ELSE 'delivered' END, "
         f"CASE {kind} WHEN 1 THEN '{SERVICE}' WHEN 2 THEN '{UTILITY}' END FROM {source}")
     database.execute_sql(
-        "INSERT INTO message_billing (wamid, phone_number_id, contact, at, status, category, pricing) "
-        "SELECT wamid, phone_number_id, contact, at, status, "
+        "INSERT INTO message_billing (wamid, phone_number_id, contact, at, status, market, category, pricing) "
+        "SELECT wamid, phone_number_id, contact, at, status, 'BR', "
         f"CASE WHEN pricing = '{SERVICE}' THEN 'service' ELSE 'utility' END, pricing "
         "FROM stored_message WHERE direction = 'outbound'")
     business_state.learn_number(PHONE_NUMBER_ID, WABA_ID, _now())

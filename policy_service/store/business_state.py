@@ -26,6 +26,7 @@ from typing import Any
 
 import peewee
 
+from ..core.facts import recipient
 from .database import StoredModel, loaded_time, stored_time
 from .histories import STATUS_RANK
 
@@ -103,12 +104,14 @@ class MessageBilling(StoredModel):
     pricing = peewee.TextField(null=True)
     decision_id = peewee.CharField(max_length=255, null=True, index=True)  # biz_opaque_callback_data
     errors = peewee.TextField(null=True)
+    market = peewee.CharField(max_length=2, default="ZZ")  # the recipient's region (ISO 3166), Meta's market
 
     class Meta:
         table_name = "message_billing"
         indexes = (
             (("phone_number_id", "category", "at"), False),
             (("phone_number_id", "contact", "category", "at"), False),
+            (("phone_number_id", "market", "category", "at"), False),
         )
 
 
@@ -294,7 +297,8 @@ def record_billing(update: Billing) -> None:
     database = MessageBilling._meta.database
     with database.atomic():
         MessageBilling.insert(wamid=update.wamid, phone_number_id=update.phone_number_id, contact=update.contact,
-                              at=stored_time(update.at), status=update.status).on_conflict_ignore().execute()
+                              at=stored_time(update.at), status=update.status,
+                              market=recipient("+" + update.contact)[0]).on_conflict_ignore().execute()
         query = MessageBilling.select().where(MessageBilling.wamid == update.wamid)
         row = (query.for_update() if database.for_update else query).get()
         row.at = min(row.at, stored_time(update.at))
@@ -326,10 +330,11 @@ def refused_for_marketing_limit(phone_number_id: str, contact: str, since: datet
 
 def count_messages(*, since: datetime, until: datetime, categories: tuple[str, ...],
                    phone_number_id: str | None = None, phone_number_ids: tuple[str, ...] | None = None,
-                   contact: str | None = None, distinct_contacts: bool = False) -> int:
+                   contact: str | None = None, market: str | None = None, distinct_contacts: bool = False) -> int:
     """How many outbound messages Meta priced in the given categories were sent in [since, until).
 
-    Scope by one phone number, several (e.g. a WABA's or a portfolio's numbers), and/or one contact;
+    Scope by one phone number, several (e.g. a WABA's or a portfolio's numbers), one contact, and/or
+    one market (the recipient's ISO 3166 region, as volume tiers are counted per market);
     `distinct_contacts` counts users reached instead of messages. Categories are Meta's pricing
     categories (service, utility, marketing, marketing_lite, authentication, ...). Failed messages
     are not counted. Served by the (phone_number_id, [contact,] category, at) indexes.
@@ -343,6 +348,8 @@ def count_messages(*, since: datetime, until: datetime, categories: tuple[str, .
         rows = rows.where(MessageBilling.phone_number_id.in_(phone_number_ids))
     if contact is not None:
         rows = rows.where(MessageBilling.contact == contact)
+    if market is not None:
+        rows = rows.where(MessageBilling.market == market)
     if distinct_contacts:
         return rows.select(peewee.fn.COUNT(MessageBilling.contact.distinct())).scalar() or 0
     return rows.count()

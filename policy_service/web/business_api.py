@@ -47,6 +47,8 @@ class CountQuerySchema(RefusesNul, Schema):
     since = fields.AwareDateTime(required=True, data_key="from")
     until = fields.AwareDateTime(required=True, data_key="to")
     contact = fields.String(validate=validate.Regexp(r"^\+?[0-9]{6,20}$"))
+    market = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$"),
+                           metadata={"description": "the recipients' region (ISO 3166), as Meta's markets"})
     distinct_contacts = fields.Boolean(load_default=False)
 
 
@@ -106,7 +108,9 @@ def count(query: dict[str, Any]):
     contact = query["contact"].lstrip("+") if query.get("contact") else None
     total = business_state.count_messages(
         since=query["since"], until=query["until"], categories=tuple(query["categories"]),
-        phone_number_id=query["phone_number_id"], contact=contact, distinct_contacts=query["distinct_contacts"])
+        phone_number_id=query["phone_number_id"], contact=contact, market=query.get("market"),
+        distinct_contacts=query["distinct_contacts"])
     return {"count": total, "phone_number_id": query["phone_number_id"], "categories": query["categories"],
             "from": query["since"].isoformat(), "to": query["until"].isoformat(), "contact": contact,
+            "market": query.get("market"),
             "distinct_contacts": query["distinct_contacts"], "source": "counted from stored statuses"}

@@ -63,8 +63,11 @@ def test_counts_by_number_contact_category_period_and_distinct_users(store):
     assert state.count_messages(**window, categories=("service", "utility", "marketing"), phone_number_ids=("A", "B"),
                                 distinct_contacts=True) == 3
     assert state.count_messages(**window, categories=("utility", "marketing"), contact="2") == 2
+    assert state.count_messages(**window, categories=("service",), market="ZZ", phone_number_id="A") == 2
     assert state.count_messages(since=AT + timedelta(minutes=2), until=AT + timedelta(hours=1),
                                 categories=("service",), phone_number_id="A") == 0
+    state.record_billing(billing("w.in", "delivered", 5, "service", "919876543210", "A"))
+    assert state.count_messages(**window, categories=("service",), market="IN", phone_number_id="A") == 1
 
 
 def test_concurrent_repeated_statuses_leave_one_row_with_the_strongest_status_and_its_link(store, app):
