@@ -85,9 +85,17 @@ def reconcile(rulebook: Rulebook, engine: RulesEngine, *, phone_number_id: str |
     return comparisons
 
 
+# Meta's pricing categories that the rules' categories cover: marketing_lite is a marketing template sent
+# through the Marketing Messages API (same category for the rules, and for the template registry).
+CATEGORY_ALIASES = {"marketing_lite": "marketing"}
+
+
 def normalized_category(category: Any) -> Any:
-    """Meta spells authentication-international with a hyphen in pricing, an underscore elsewhere."""
-    return category.replace("_international", "-international") if isinstance(category, str) else category
+    """Meta spells authentication-international with a hyphen in pricing, an underscore elsewhere; and
+    prices Marketing Messages API sends as marketing_lite, a marketing template to the rules."""
+    if not isinstance(category, str):
+        return category
+    return CATEGORY_ALIASES.get(category, category.replace("_international", "-international"))
 
 
 def report(comparisons: list[Comparison], *, page: int = 1, page_size: int | None = None) -> dict[str, Any]:

@@ -57,9 +57,10 @@ def test_bad_filter_is_a_422(client):
 
 @pytest.mark.parametrize(("meta", "ours"), [("authentication_international", "authentication-international"),
                                              ("authentication-international", "authentication-international"),
-                                             ("utility", "utility")])
+                                             ("utility", "utility"), ("marketing_lite", "marketing")])
 def test_both_spellings_of_authentication_international_match(meta, ours):
-    """Meta's underscore and hyphen spellings compare equal to the rules' category."""
+    """Meta's underscore and hyphen spellings compare equal to the rules' category; marketing_lite (the
+    Marketing Messages API) is a marketing template to the rules."""
     assert normalized_category(meta) == normalized_category(ours)
 
 
