@@ -14,7 +14,7 @@ __all__ = ["create_app"]
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the Flask app: defaults, then POLICY_* environment variables, then test overrides."""
     from . import store
-    from .web import api, business_api, log_api, logs, metrics, operations, pages, security, webhooks
+    from .web import api, business_api, log_api, logs, metrics, operations, pages, security, template_pages, webhooks
 
     # The pages' templates and stylesheet belong to the web layer; their URLs stay /static/ui/….
     app = Flask(__name__, instance_relative_config=True, template_folder="web/templates", static_folder="web/static")
@@ -36,5 +36,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     smorest.register_blueprint(webhooks.blp)
     smorest.register_blueprint(business_api.blp)
     smorest.register_blueprint(operations.blp)
+    template_pages.nest(pages.bp)
     app.register_blueprint(pages.bp)
     return app

@@ -183,6 +183,12 @@ def import_templates(changes: list[TemplateChange]) -> int:
     return len(changes)
 
 
+def wabas() -> list[str]:
+    """Every WABA id the template registry has events for, sorted."""
+    return [row.waba_id for row in TemplateEvent.select(TemplateEvent.waba_id).distinct()
+            .order_by(TemplateEvent.waba_id)]
+
+
 def templates(waba_id: str, at: datetime) -> list[dict[str, Any]]:
     """Every template the registry knows for a WABA, with its category and status in force at `at` and their sources."""
     keys = (TemplateEvent.select(TemplateEvent.name, TemplateEvent.language).where(TemplateEvent.waba_id == waba_id)
