@@ -11,6 +11,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, pre_load, va
 
 from ..core.decision import Decision
 from ..core.messages import DecisionRequest, Message, Send, Template
+from ..core.vocabulary import STATUSES
 
 MESSAGE_TYPES = (
     "text", "image", "audio", "video", "document", "sticker", "location", "contacts", "interactive",
@@ -20,7 +21,7 @@ MESSAGE_TYPES = (
 INBOUND_ONLY_TYPES = ("button", "order", "system", "unsupported", "voice", "request_welcome")
 CATEGORIES = ("marketing", "utility", "authentication")
 TEMPLATE_STATUSES = ("APPROVED", "PAUSED", "DISABLED", "REJECTED", "PENDING", "PENDING_DELETION")
-DELIVERY_STATUSES = ("sent", "delivered", "read", "failed")
+DELIVERY_STATUSES = STATUSES  # every status value Meta has sent (core.vocabulary)
 E164 = r"^\+[1-9][0-9]{6,14}$"
 MAX_HISTORY = 10_000
 # The hard ceiling of a batch; MAX_BATCH_SIZE in the configuration may lower it.
@@ -106,7 +107,12 @@ class MessageSchema(Schema):
     at = _timestamp(required=True)
     type = fields.String(required=True, validate=validate.OneOf(MESSAGE_TYPES + INBOUND_ONLY_TYPES))
     template = fields.Nested(TemplateSchema)
-    status = fields.String(validate=validate.OneOf(DELIVERY_STATUSES))
+    status = fields.String(validate=validate.OneOf(DELIVERY_STATUSES), metadata={
+        "description": "outbound: Meta's latest status (default delivered); sent, failed, deleted and warning "
+                       "do not say it was delivered"})
+    delivered_at = _timestamp(metadata={
+        "description": "outbound: when Meta reported it delivered (RFC 3339); Meta opens and charges on delivery. "
+                       "Without it, a delivered/read/played message counts as delivered at `at`"})
     referral = fields.Nested(ReferralSchema)
 
     @validates_schema
@@ -114,7 +120,7 @@ class MessageSchema(Schema):
         inbound = data.get("direction") == "inbound"
         errors: dict[str, list[str]] = {}
         if inbound:
-            for name in ("template", "status"):
+            for name in ("template", "status", "delivered_at"):
                 if name in data:
                     errors[name] = ["only allowed on outbound messages"]
         else:
@@ -126,6 +132,10 @@ class MessageSchema(Schema):
                 errors["template"] = ["required on an outbound template message"]
             if data.get("type") != "template" and "template" in data:
                 errors["template"] = ["only allowed when type is template"]
+            if "delivered_at" in data and "at" in data and data["delivered_at"] < data["at"]:
+                errors["delivered_at"] = ["must not be before `at` (a message is delivered after it is sent)"]
+            if "delivered_at" in data and data.get("status") == "failed":
+                errors["delivered_at"] = ["a failed message was not delivered; give status delivered, read or played"]
         if errors:
             raise ValidationError(errors)
 

@@ -7,6 +7,9 @@ The combining algorithm (also in README.md):
 Required message type: "template" if any applying rule requires one, else "any" if a rule
 permits any type, else "template" (the stricter answer). Charge: among the charge rules that
 applied, the one with the lowest priority number decides; the others are shown as overridden.
+On a deny no charge rule is determining: a denied send is not delivered, so nothing is billed, and
+no sentence of its trace says it is billed or counts toward a limit (a rule's `because_if_denied`,
+or for a charge rule NOT_DELIVERED, replaces its sentence).
 An engine or action error never reaches here: evaluation returns `fail_closed` instead.
 """
 
@@ -20,6 +23,9 @@ from .facts import Facts
 from .rulebook import CONFIDENCE, PolicyVersion, Rule, Rulebook
 
 DECIDED, NOT_APPLICABLE, ERROR = "decided", "not_applicable", "error"
+# A charge rule's sentence on a denied send: what it would classify never happens.
+NOT_DELIVERED = ("Not applied: the send is denied, so Meta does not deliver it; it opens nothing and nothing is "
+                 "billed for it.")
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,8 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
     trace: tuple[Reason, ...] = ()
     if explain:
         values = _Values(facts)
-        trace = tuple(_reason(rule, facts, values, determining, note, effect)
+        denied = outcome.decision != "allow"
+        trace = tuple(_reason(rule, facts, values, determining, note, effect, denied=denied)
                       for rule, determining, note, effect in outcome.ordered)
     version = _version_on(rulebook, facts.day)
     return Decision(
@@ -100,6 +107,12 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
         error_codes=outcome.error_codes,
         classified_charge=classified,
     )
+
+
+def charge_terms(charge: Charge | None) -> tuple[Any, ...] | None:
+    """What Meta would bill: model, category, type and billable (None when no charge rule applies)."""
+    return None if charge is None else (charge.pricing_model, charge.category, charge.type, charge.billable,
+                                        charge.opens_conversation)
 
 
 def classify(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook) -> Charge | None:
@@ -170,7 +183,7 @@ def _combine_rules(fired: tuple[str, ...], rulebook: Rulebook) -> _Outcome:
 
     charge_rules = [r for r in rules if r.charge is not None]
     determining = {r.id for r in deciders} | {r.id for r in type_deciders}
-    if charge_rules:
+    if charge_rules and decision == "allow":  # a denied send is not delivered: no charge rule decides anything
         determining.add(charge_rules[0].id)
     ordered = sorted(rules, key=lambda r: (r.id not in determining, r.charge is not None, r.priority, r.id))
     return _Outcome(
@@ -258,13 +271,18 @@ def _note(rule: Rule, charge_rules: list[Rule], decision: str) -> str | None:
     if rule is not charge_rules[0]:
         return f"overridden by {charge_rules[0].id} (lower priority number)"
     if decision != "allow":
-        return "would apply if the send were allowed; a denied send is not delivered or charged"
+        return "not determining: a denied send is not delivered, so this classification never happens"
     return None
 
 
 def _reason(rule: Rule, facts: Facts, values: dict[str, str], determining: bool, note: str | None,
-            effect: str) -> Reason:
-    because = rule.because.format_map(values) if rule.because else rule.description
+            effect: str, *, denied: bool = False) -> Reason:
+    if denied and rule.because_if_denied:
+        because = rule.because_if_denied.format_map(values)
+    elif denied and rule.charge is not None:
+        because = NOT_DELIVERED
+    else:
+        because = rule.because.format_map(values) if rule.because else rule.description
     defaults = tuple(sorted(rule.facts_read & facts.defaults))
     if rule.confidence != "C":
         because = f"[{rule.confidence}: {CONFIDENCE[rule.confidence]}] {because}"

@@ -7,7 +7,7 @@ attribute looks like "no rule matched"), so rules can never be switched off by a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
@@ -53,6 +53,8 @@ FACT_TYPES: dict[str, type] = {
     "service_conversations_this_month": int,
     "service_messages_this_month_known": bool,
     "service_messages_this_month": int,
+    "undelivered_before_send": bool,
+    "late_delivery_changes_charge": bool,
 }
 
 # Text a rule's `because` sentence may use besides the facts themselves.
@@ -62,6 +64,7 @@ DISPLAY_VALUES = (
     "same_category_opened_by", "ridden_conversation_opened_by", "free_entry_point_opened_by",
     "entry_point_at", "entry_point_deadline_at", "uncounted_inbound_at", "uncounted_inbound_type",
     "uncounted_would_close_at", "waba_timezone", "template_name",
+    "undelivered_sent_at", "undelivered_message", "late_delivery_from", "late_delivery_charge",
 )
 
 # Monthly counts the business keeps; each has a `<name>_known` fact beside it.
@@ -73,6 +76,8 @@ PARAMETER_TYPES: dict[str, str] = {
     "window_ignored_inbound_types": "list[str]",
     "entry_point_reply_deadline": "duration",
     "entry_point_referral_source_types": "list[str]",
+    "undelivered_message_lifetime": "duration",
+    "delivery_delay_considered": "duration",
 }
 
 # context field -> default; when a default is used, the trace of every rule reading it says so.
@@ -113,6 +118,7 @@ class HistoryState:
     last_uncounted_inbound: Message | None = None
     last_referral_inbound: datetime | None = None
     replied_since_referral: bool = False
+    undelivered: tuple[int, Message] | None = None  # the latest message sent before the send, not delivered by it
 
     def receive(self, message: Message) -> None:
         """Take in an inbound message: it may open or refresh the window, or be an entry point."""
@@ -165,6 +171,7 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
     same = [p for p in conversations if p.category == category]
     free_entry = [p for p in open_periods if p.kind in FREE_ENTRY_POINT_KINDS]
     region, calling_code = recipient(send.to)
+    undelivered = state.undelivered
 
     engine = {
         "waba_date": day_number(local_day),
@@ -193,6 +200,8 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
         "authentication_international_started": _started(ctx["authentication_international_start"], local_day),
         "recipient_in_business_region": region == ctx["business_region"],
     }
+    engine["undelivered_before_send"] = undelivered is not None
+    engine["late_delivery_changes_charge"] = False  # set by evaluate.with_late_delivery once classified
     for counter in COUNTERS:
         engine[counter + "_known"] = ctx[counter] is not None
         engine[counter] = ctx[counter] if ctx[counter] is not None else 0
@@ -217,14 +226,44 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
         "uncounted_inbound_type": uncounted.type if uncounted else NONE,
         "uncounted_would_close_at": show(uncounted.at + window if uncounted else None),
         "waba_timezone": ctx["waba_timezone"],
+        "undelivered_sent_at": show(undelivered[1].at if undelivered else None),
+        "undelivered_message": _described(undelivered),
+        "late_delivery_from": NONE,
+        "late_delivery_charge": NONE,
         **{c: "unknown (not given in context)" for c in COUNTERS if ctx[c] is None},
     }
     expiries = {
         "same_category": same[0].expires_at if same else None,
         "any_conversation": conversations[0].expires_at if conversations else None,
         "free_entry_point": free_entry[0].expires_at if free_entry else None,
+        "customer_service_window": csw_expires if csw_open else None,
     }
     return Facts(at, local_day, engine, display, frozenset(defaults), expiries, tuple(open_periods))
+
+
+def with_late_delivery(facts: Facts, moment: datetime, charge: Any) -> Facts:
+    """The facts with `late_delivery_changes_charge` set: delivered from `moment` on, the send would be
+    charged as `charge` (a decision.Charge, or None when no charge rule would apply)."""
+    show = _shower(facts.at)
+    engine = {**facts.engine, "late_delivery_changes_charge": True}
+    display = {**facts.display, "late_delivery_from": show(moment), "late_delivery_charge": describe_charge(charge)}
+    return replace(facts, engine=engine, display=display)
+
+
+def describe_charge(charge: Any) -> str:
+    """A charge in words: 'billable marketing (regular, CBP), opening a conversation'."""
+    if charge is None:
+        return "no charge rule applies"
+    words = f"{'billable' if charge.billable else 'free'} {charge.category} ({charge.type}, {charge.pricing_model})"
+    return words + (", opening a conversation" if charge.opens_conversation else "")
+
+
+def _described(undelivered: tuple[int, Message] | None) -> str:
+    if undelivered is None:
+        return NONE
+    index, message = undelivered
+    what = f"template {message.template.name} ({message.template.category})" if message.template else message.type
+    return f"history[{index}] ({what}, status {message.status})"
 
 
 def _context(context: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
@@ -271,7 +310,7 @@ def from_day_number(number: int) -> date:
 def _opener(periods: list[Period], show) -> str:
     if not periods:
         return NONE
-    return f"the send at {show(periods[0].opened_at)} (history[{periods[0].opened_by}])"
+    return f"the message delivered at {show(periods[0].opened_at)} (history[{periods[0].opened_by}])"
 
 
 def _started(start: date | None, day: date) -> bool:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .vocabulary import DELIVERED_STATUSES
+
 
 @dataclass(frozen=True)
 class Template:
@@ -20,7 +22,13 @@ class Template:
 
 @dataclass(frozen=True)
 class Message:
-    """One message in the history between a business number and one user."""
+    """One message in the history between a business number and one user.
+
+    `at` is when it was sent (outbound) or written (inbound). An outbound message reaches the user
+    at `delivered_at`; Meta opens conversations and charges on delivery, so replay dates it by
+    that. When only a delivering `status` is known (delivered, read, played), it was delivered at
+    `at`; a message only `sent` (or failed) was not delivered.
+    """
 
     direction: str  # "inbound" | "outbound"
     at: datetime
@@ -29,11 +37,20 @@ class Message:
     status: str = "delivered"  # outbound only
     referral: dict[str, Any] | None = None  # inbound from an ad or post
     id: str | None = None
+    delivered_at: datetime | None = None  # outbound only
 
     @property
     def is_template(self) -> bool:
         """True for an outbound template message."""
         return self.type == "template"
+
+    @property
+    def delivery_time(self) -> datetime | None:
+        """When an outbound message reached the user (its send time when only its status says it did);
+        None when it was not delivered. An inbound message counts from when it was written."""
+        if self.direction == "inbound" or self.delivered_at is not None:
+            return self.delivered_at or self.at
+        return self.at if self.status in DELIVERED_STATUSES else None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in")
 FILE_KEYS = {"area", "about", "versions", "parameters", "rules"}
 RULE_KEYS = {
     "id", "title", "description", "citation", "source", "confidence", "effective",
-    "when", "then", "because", "priority",
+    "when", "then", "because", "because_if_denied", "priority",
 }
 THEN_KEYS = {"decision", "error_code", "message_type", "charge", "advice"}
 CHARGE_KEYS = {"pricing_model", "category", "type", "billable", "opens", "lasts", "rides", "closes_others"}
@@ -76,6 +76,7 @@ class Rule:
     charge: ChargeEffect | None = None
     advice: bool = False
     because: str = ""
+    because_if_denied: str = ""  # the sentence when the send is denied (an advice that assumes delivery)
     priority: int = 100
     facts_read: frozenset[str] = frozenset()
     area: str = ""  # the `area` its file names (the file name when it names none)
@@ -386,6 +387,8 @@ def _rule(item: dict[str, Any], file: str, area: str) -> Rule:
         raise RulebookError("then must set decision, message_type, charge or advice", file=file, rule=rid)
     because = str(item.get("because", "")).strip()
     facts_read |= _check_template(because, file, rid) & set(FACT_TYPES)
+    because_if_denied = " ".join(str(item.get("because_if_denied", "")).split())
+    facts_read |= _check_template(because_if_denied, file, rid) & set(FACT_TYPES)
     priority = item.get("priority", 100)
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise RulebookError("priority must be a whole number", file=file, rule=rid)
@@ -394,7 +397,8 @@ def _rule(item: dict[str, Any], file: str, area: str) -> Rule:
         citation=str(item["citation"]), confidence=_confidence(item["confidence"], file, rid),
         effective_from=start, effective_until=until, when=when, file=file, source=item.get("source"),
         decision=decision, error_code=error_code, message_type=message_type, charge=charge, advice=advice,
-        because=because, priority=priority, facts_read=frozenset(facts_read), area=area,
+        because=because, because_if_denied=because_if_denied, priority=priority,
+        facts_read=frozenset(facts_read), area=area,
     )
 
 
