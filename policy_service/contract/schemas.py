@@ -144,6 +144,22 @@ class MessageSchema(Schema):
         return Message(**data)
 
 
+class ExceptionCountrySchema(Schema):
+    """One country whose authentication-international start differs from the business's general one."""
+
+    country_code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{2}$"))
+    start_time = _timestamp(required=True)
+
+
+class AuthenticationInternationalSchema(Schema):
+    """Meta's authentication-international eligibility (account_update webhook, AUTH_INTL_PRICE_ELIGIBILITY_UPDATE:
+    `auth_international_rate_eligibility`), with its Unix times given as RFC 3339."""
+
+    start_time = _timestamp(required=True, metadata={"description": "when the rate starts for every country"})
+    exception_countries = fields.List(fields.Nested(ExceptionCountrySchema), validate=validate.Length(max=300),
+                                      metadata={"description": "countries with their own start time"})
+
+
 class ContextSchema(Schema):
     """What the business knows that the history does not show; every field optional."""
 
@@ -153,7 +169,15 @@ class ContextSchema(Schema):
     business_region = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$"),
                                     metadata={"description": "ISO 3166 country of the business (default unknown)"})
     authentication_international_eligible = _strict_bool()
-    authentication_international_start = fields.Date()
+    authentication_international_start = fields.Date(metadata={
+        "description": "one start date for every country (midnight, WABA time zone); "
+                       "authentication_international_eligibility gives Meta's per-country start times"})
+    authentication_international_eligibility = fields.Nested(AuthenticationInternationalSchema, metadata={
+        "description": "Meta's eligibility: start_time and exception_countries (implies eligible unless "
+                       "authentication_international_eligible is false)"})
+    primary_business_location_verified = _strict_bool(metadata={
+        "description": "Meta has verified business_region as the primary business location (default false: an "
+                       "unverified location counts as another country for authentication-international)"})
     conversations_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))
     service_conversations_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))
     service_messages_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))

@@ -47,6 +47,7 @@ FACT_TYPES: dict[str, type] = {
     "authentication_international_eligible": bool,
     "authentication_international_started": bool,
     "recipient_in_business_region": bool,
+    "primary_business_location_verified": bool,
     "conversations_this_month_known": bool,
     "conversations_this_month": int,
     "service_conversations_this_month_known": bool,
@@ -65,6 +66,7 @@ DISPLAY_VALUES = (
     "entry_point_at", "entry_point_deadline_at", "uncounted_inbound_at", "uncounted_inbound_type",
     "uncounted_would_close_at", "waba_timezone", "template_name",
     "undelivered_sent_at", "undelivered_message", "late_delivery_from", "late_delivery_charge",
+    "authentication_international_start_at",
 )
 
 # Monthly counts the business keeps; each has a `<name>_known` fact beside it.
@@ -87,6 +89,8 @@ CONTEXT_DEFAULTS: dict[str, Any] = {
     "business_region": "ZZ",
     "authentication_international_eligible": False,
     "authentication_international_start": None,
+    "authentication_international_eligibility": None,
+    "primary_business_location_verified": False,
     "waba_timezone": "UTC",
     "conversations_this_month": None,
     "service_conversations_this_month": None,
@@ -152,6 +156,10 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
     window = rulebook.parameter("customer_service_window")
     deadline = rulebook.parameter("entry_point_reply_deadline")
     ctx, defaults = _context(context)
+    if ctx["authentication_international_eligibility"] and "authentication_international_eligible" in defaults:
+        # Meta sends the eligibility start times only to an eligible business.
+        ctx["authentication_international_eligible"] = True
+        defaults.discard("authentication_international_eligible")
     zone = _zone(ctx["waba_timezone"])
     local_day = at.astimezone(zone).date()
 
@@ -172,6 +180,7 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
     free_entry = [p for p in open_periods if p.kind in FREE_ENTRY_POINT_KINDS]
     region, calling_code = recipient(send.to)
     undelivered = state.undelivered
+    auth_start = authentication_international_start(ctx, region, zone)
 
     engine = {
         "waba_date": day_number(local_day),
@@ -197,8 +206,11 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
         "opted_in_known": "opted_in" not in defaults,
         "marketing_opt_out": ctx["marketing_opt_out"],
         "authentication_international_eligible": ctx["authentication_international_eligible"],
-        "authentication_international_started": _started(ctx["authentication_international_start"], local_day),
-        "recipient_in_business_region": region == ctx["business_region"],
+        "authentication_international_started": auth_start is not None and auth_start[0] <= at,
+        # The primary business location counts only once Meta has verified it (M7); until then the
+        # business is treated as based in another country.
+        "recipient_in_business_region": region == ctx["business_region"] and ctx["primary_business_location_verified"],
+        "primary_business_location_verified": ctx["primary_business_location_verified"],
     }
     engine["undelivered_before_send"] = undelivered is not None
     engine["late_delivery_changes_charge"] = False  # set by evaluate.with_late_delivery once classified
@@ -226,6 +238,8 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
         "uncounted_inbound_type": uncounted.type if uncounted else NONE,
         "uncounted_would_close_at": show(uncounted.at + window if uncounted else None),
         "waba_timezone": ctx["waba_timezone"],
+        "authentication_international_start_at": (f"{show(auth_start[0])} ({auth_start[1]})" if auth_start
+                                                  else "none (no start time given)"),
         "undelivered_sent_at": show(undelivered[1].at if undelivered else None),
         "undelivered_message": _described(undelivered),
         "late_delivery_from": NONE,
@@ -313,8 +327,25 @@ def _opener(periods: list[Period], show) -> str:
     return f"the message delivered at {show(periods[0].opened_at)} (history[{periods[0].opened_by}])"
 
 
-def _started(start: date | None, day: date) -> bool:
-    return start is not None and start <= day
+def authentication_international_start(context: dict[str, Any], region: str,
+                                       zone: ZoneInfo) -> tuple[datetime, str] | None:
+    """When the authentication-international rate starts for this business in the recipient's country, and
+    where that time comes from; None when no start is known.
+
+    Meta's eligibility (the account_update webhook's auth_international_rate_eligibility) gives one
+    `start_time` and `exception_countries` with their own; a country's exception wins. The older
+    `authentication_international_start` (a date, midnight in the WABA time zone) stands for every country.
+    """
+    eligibility = context.get("authentication_international_eligibility")
+    if eligibility:
+        for exception in eligibility.get("exception_countries") or ():
+            if exception["country_code"] == region:
+                return exception["start_time"], f"the exception for {region}"
+        return eligibility["start_time"], "the eligibility start time"
+    start = context.get("authentication_international_start")
+    if start is None:
+        return None
+    return datetime(start.year, start.month, start.day, tzinfo=zone), "the start date, in the WABA time zone"
 
 
 def _shower(reference: datetime):
