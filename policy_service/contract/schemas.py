@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate, validates, validates_schema
 
 from ..core.decision import Decision
-from ..core.messages import DecisionRequest, Message, Send, Template
+from ..core.messages import UNKNOWN_TYPE, DecisionRequest, Message, Send, Template
 from ..core.vocabulary import STATUSES
 
 MESSAGE_TYPES = (
@@ -105,7 +105,9 @@ class MessageSchema(Schema):
     id = fields.String(metadata={"description": "Meta's wamid, when known"})
     direction = fields.String(required=True, validate=validate.OneOf(("inbound", "outbound")))
     at = _timestamp(required=True)
-    type = fields.String(required=True, validate=validate.OneOf(MESSAGE_TYPES + INBOUND_ONLY_TYPES))
+    type = fields.String(required=True, validate=validate.OneOf(MESSAGE_TYPES + INBOUND_ONLY_TYPES + (UNKNOWN_TYPE,)),
+                         metadata={"description": "outbound `unknown`: known only from status webhooks whose category "
+                                                  "does not say (the replay states what it assumes)"})
     template = fields.Nested(TemplateSchema)
     status = fields.String(validate=validate.OneOf(DELIVERY_STATUSES), metadata={
         "description": "outbound: Meta's latest status (default delivered); sent, failed, deleted and warning "
@@ -123,6 +125,8 @@ class MessageSchema(Schema):
             for name in ("template", "status", "delivered_at"):
                 if name in data:
                     errors[name] = ["only allowed on outbound messages"]
+            if data.get("type") == UNKNOWN_TYPE:
+                errors["type"] = ["`unknown` is only for outbound messages learned from status webhooks"]
         else:
             if "referral" in data:
                 errors["referral"] = ["only allowed on inbound messages"]

@@ -15,7 +15,7 @@ from .decision import Charge, Decision, charge_terms, classify, combine, fail_cl
 from .engine import RulesEngine
 from .errors import EngineError
 from .facts import Facts, HistoryState, derive_facts, new_state, with_late_delivery
-from .messages import DecisionRequest, Message, Send
+from .messages import UNKNOWN_TEMPLATE, UNKNOWN_TYPE, DecisionRequest, Message, Send, Template
 from .rulebook import Rulebook
 
 log = logging.getLogger(__name__)
@@ -109,9 +109,32 @@ def _delivered(message: Message) -> bool:
     return message.direction != "inbound" and message.delivery_time is not None
 
 
+def assumed_send(message: Message, state: HistoryState, to: str, rulebook: Rulebook) -> tuple[Send, str | None]:
+    """A past outbound message as a send at its (delivery) time, and what was assumed about its type (None when
+    its type is known).
+
+    A message known only from statuses whose category does not say (referral_conversion, business_initiated,
+    or one the rules do not model) is assumed free-form while the customer service window was open, and a
+    template when it was closed: a free-form message cannot be sent outside the window (131047), so Meta
+    could only have delivered a template then. The template's category is unknown; it is classified as
+    utility, which only decides a charge where no free entry point or 2022 conversation rule applies.
+    """
+    if message.type != UNKNOWN_TYPE:
+        return Send(message.at, to, message.type, message.template), None
+    last = state.last_counted_inbound
+    if last is not None and last <= message.at < last + rulebook.parameter("customer_service_window"):
+        return Send(message.at, to, "text"), (
+            "assumed free-form: the status does not say it was a template, and the customer service window was "
+            f"open (since {last.isoformat()})")
+    template = message.template or Template(UNKNOWN_TEMPLATE, "und", "utility")
+    return Send(message.at, to, "template", template), (
+        "assumed a template of unknown category (classified as utility): the customer service window was closed, "
+        "and outside it Meta delivers only templates")
+
+
 def _classify(message: Message, state: HistoryState, request: DecisionRequest, rulebook: Rulebook,
               engine: RulesEngine) -> Charge | None:
-    past = Send(message.at, request.send.to, message.type, message.template)
+    past, _ = assumed_send(message, state, request.send.to, rulebook)
     facts = derive_facts(past, state, request.context, rulebook)
     return classify(engine.match_memoized(facts.engine), facts, rulebook)
 

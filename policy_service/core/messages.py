@@ -8,6 +8,11 @@ from typing import Any
 
 from .vocabulary import DELIVERED_STATUSES
 
+# An outbound message known only from its status webhooks, whose category does not say whether it
+# was a template (core.evaluate.assumed_send decides, and says so).
+UNKNOWN_TYPE = "unknown"
+UNKNOWN_TEMPLATE = "(unknown: learned from a status webhook)"
+
 
 @dataclass(frozen=True)
 class Template:
