@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,9 @@ CATEGORIES = ("marketing", "utility", "authentication")
 TEMPLATE_STATUSES = ("APPROVED", "PAUSED", "DISABLED", "REJECTED", "PENDING", "PENDING_DELETION")
 DELIVERY_STATUSES = STATUSES  # every status value Meta has sent (core.vocabulary)
 E164 = r"^\+[1-9][0-9]{6,14}$"
+GROUP_ID = r"[A-Za-z0-9_=+/.\-]{1,255}"
+# An input bound only; Meta's own limit (8) is the rule GRP-1.participants.
+MAX_GROUP_PARTICIPANTS = 256
 MAX_HISTORY = 10_000
 # The hard ceiling of a batch; MAX_BATCH_SIZE in the configuration may lower it.
 MAX_BATCH = 1_000
@@ -79,9 +83,29 @@ class SendSchema(Schema):
     """The proposed send."""
 
     at = _timestamp(required=True, metadata={"description": "RFC 3339 with offset"})
-    to = fields.String(required=True, validate=validate.Regexp(E164, error="must be an E.164 number like +14155550100"))
+    to = fields.String(required=True, validate=validate.Length(min=1, max=255), metadata={
+        "description": "E.164 number; for recipient_type group, the group id"})
     type = fields.String(required=True, validate=validate.OneOf(MESSAGE_TYPES))
     template = fields.Nested(TemplateSchema)
+    recipient_type = fields.String(validate=validate.OneOf(("individual", "group")), metadata={
+        "description": "Meta's recipient_type: individual (default) or group (Groups API)"})
+    participants = fields.List(fields.String(validate=validate.Regexp(E164, error="must be an E.164 number")),
+                               validate=validate.Length(min=1, max=MAX_GROUP_PARTICIPANTS), metadata={
+        "description": "group sends: the participants' numbers (Meta bills each delivery)"})
+
+    @validates_schema
+    def recipient_fits_type(self, data: dict[str, Any], **_: Any) -> None:
+        group = data.get("recipient_type") == "group"
+        if group:
+            if "participants" not in data:
+                raise ValidationError("required when recipient_type is group", "participants")
+            if not re.fullmatch(GROUP_ID, data.get("to", "")):
+                raise ValidationError("must be a group id (letters, digits, _-=+/.)", "to")
+        else:
+            if "participants" in data:
+                raise ValidationError("only allowed when recipient_type is group", "participants")
+            if not re.fullmatch(E164, data.get("to", "")):
+                raise ValidationError("must be an E.164 number like +14155550100", "to")
 
     @validates_schema
     def template_matches_type(self, data: dict[str, Any], **_: Any) -> None:
@@ -96,6 +120,8 @@ class SendSchema(Schema):
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> Send:
+        if "participants" in data:
+            data["participants"] = tuple(data["participants"])
         return Send(**data)
 
 
@@ -261,6 +287,8 @@ class ChargeSchema(Schema):
     opens_conversation = fields.Boolean()
     conversation_expires_at = fields.DateTime(allow_none=True)
     rule = fields.String()
+    participants = fields.Integer(allow_none=True, metadata={
+        "description": "group sends: participants billed if it reaches every one (Meta bills each delivery)"})
 
 
 class ReasonSchema(Schema):

@@ -42,6 +42,7 @@ class Charge:
     lasts_until: datetime | None = None
     closes_others: bool = False
     rule: str | None = None
+    participants: int | None = None  # Groups API: participants billed if it reaches every one
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,7 @@ def _charge(rule: Rule, facts: Facts) -> Charge:
         lasts_until=lasts_until,
         closes_others=effect.closes_others,
         rule=rule.id,
+        participants=facts.engine["group_participants"] if effect.per_participant else None,
     )
 
 

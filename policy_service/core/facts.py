@@ -17,6 +17,7 @@ import phonenumbers
 
 from .conversations import CONVERSATION_KINDS, FREE_ENTRY_POINT_KINDS, Ledger, Period
 from .messages import Message, Send
+from .vocabulary import GROUP_CATEGORY_PREFIX
 
 NONE = "none"
 
@@ -55,6 +56,9 @@ FACT_TYPES: dict[str, type] = {
     "service_messages_this_month_known": bool,
     "service_messages_this_month": int,
     "undelivered_before_send": bool,
+    "send_to_group": bool,
+    "group_participants": int,
+    "group_pricing_category": str,
     "late_delivery_changes_charge": bool,
 }
 
@@ -185,6 +189,10 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
     engine = {
         "waba_date": day_number(local_day),
         "send_type": send.type,
+        "send_to_group": send.recipient_type == "group",
+        "group_participants": len(send.participants),
+        # The Groups API prefixes its categories (group_marketing, group_utility, group_service).
+        "group_pricing_category": GROUP_CATEGORY_PREFIX + (category if send.template else "service"),
         "send_is_template": send.is_template,
         "template_category": category,
         "template_status": send.template.status if send.template else NONE,
@@ -221,7 +229,7 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
     show = _shower(at)
     display = {
         "send_at": show(at),
-        "recipient": send.to,
+        "recipient": send.to if send.recipient_type != "group" else f"the group {send.to}",
         "template_name": send.template.name if send.template else NONE,
         "last_inbound_at": show(last_in),
         "csw_expires_at": show(csw_expires),

@@ -60,12 +60,18 @@ class Message:
 
 @dataclass(frozen=True)
 class Send:
-    """The message a business proposes to send."""
+    """The message a business proposes to send.
+
+    To a group (Groups API, `recipient_type` "group"), `to` is the group id and `participants` the
+    members' numbers: Meta bills a billable message once per participant it is delivered to.
+    """
 
     at: datetime
     to: str
     type: str
     template: Template | None = None
+    recipient_type: str = "individual"
+    participants: tuple[str, ...] = ()
 
     @property
     def is_template(self) -> bool:

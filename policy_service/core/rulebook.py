@@ -28,7 +28,8 @@ RULE_KEYS = {
     "when", "then", "because", "because_if_denied", "priority",
 }
 THEN_KEYS = {"decision", "error_code", "message_type", "charge", "advice"}
-CHARGE_KEYS = {"pricing_model", "category", "type", "billable", "opens", "lasts", "rides", "closes_others"}
+CHARGE_KEYS = {"pricing_model", "category", "type", "billable", "opens", "lasts", "rides", "closes_others",
+               "per_participant"}
 VERSION_KEYS = {"id", "title", "from", "until", "pricing_model", "citation", "confidence", "description"}
 PARAMETER_KEYS = {"id", "name", "title", "description", "citation", "source", "confidence", "effective", "value"}
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
@@ -48,6 +49,7 @@ class ChargeEffect:
     lasts: timedelta | None = None
     rides: str | None = None
     closes_others: bool = False
+    per_participant: bool = False  # Groups API: billed once per participant it is delivered to
 
     def category_for(self, facts: dict[str, Any]) -> str:
         """The category, taken from a fact when the rule names one."""
@@ -470,7 +472,7 @@ def _charge(item: Any, file: str, rule: str) -> ChargeEffect:
     return ChargeEffect(
         pricing_model=str(item["pricing_model"]), category=category, type=str(item["type"]),
         billable=item["billable"], opens=opens, lasts=lasts, rides=rides,
-        closes_others=bool(item.get("closes_others", False)),
+        closes_others=bool(item.get("closes_others", False)), per_participant=bool(item.get("per_participant", False)),
     )
 
 
