@@ -93,19 +93,21 @@ class SendSchema(Schema):
                                validate=validate.Length(min=1, max=MAX_GROUP_PARTICIPANTS), metadata={
         "description": "group sends: the participants' numbers (Meta bills each delivery)"})
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)  # `to` is checked even when another field is wrong
     def recipient_fits_type(self, data: dict[str, Any], **_: Any) -> None:
         group = data.get("recipient_type") == "group"
-        if group:
-            if "participants" not in data:
-                raise ValidationError("required when recipient_type is group", "participants")
-            if not re.fullmatch(GROUP_ID, data.get("to", "")):
-                raise ValidationError("must be a group id (letters, digits, _-=+/.)", "to")
-        else:
-            if "participants" in data:
-                raise ValidationError("only allowed when recipient_type is group", "participants")
-            if not re.fullmatch(E164, data.get("to", "")):
-                raise ValidationError("must be an E.164 number like +14155550100", "to")
+        errors: dict[str, list[str]] = {}
+        if group and "participants" not in data:
+            errors["participants"] = ["required when recipient_type is group"]
+        if not group and "participants" in data:
+            errors["participants"] = ["only allowed when recipient_type is group"]
+        if "to" in data:
+            pattern, wanted = ((GROUP_ID, "a group id (letters, digits, _-=+/.)") if group
+                               else (E164, "an E.164 number like +14155550100"))
+            if not re.fullmatch(pattern, data["to"]):
+                errors["to"] = [f"must be {wanted}"]
+        if errors:
+            raise ValidationError(errors)
 
     @validates_schema
     def template_matches_type(self, data: dict[str, Any], **_: Any) -> None:
@@ -441,7 +443,7 @@ DECISION_RESPONSE_EXAMPLE = {
     "status": "decided",
     "required_message_type": "any",
     "charge": {"billable": False, "pricing_model": "PMP", "category": "utility", "type": "free_customer_service",
-               "opens_conversation": False, "conversation_expires_at": None, "rule": "PMP-3"},
+               "opens_conversation": False, "conversation_expires_at": None, "rule": "PMP-3", "participants": None},
     "policy_version": "V3",
     "rulebook_version": "sha256:0123456789abcdef",
     "determining_rules": ["CSW-2.open", "TPL-1.approved", "PMP-3"],
