@@ -20,6 +20,7 @@ from datetime import date, datetime
 from typing import Any
 
 from .facts import Facts
+from .records import record
 from .rulebook import CONFIDENCE, PolicyVersion, Rule, Rulebook
 
 DECIDED, NOT_APPLICABLE, ERROR = "decided", "not_applicable", "error"
@@ -28,7 +29,7 @@ NOT_DELIVERED = ("Not applied: the send is denied, so Meta does not deliver it; 
                  "billed for it.")
 
 
-@dataclass(frozen=True)
+@record
 class Charge:
     """How Meta will charge the send, in the vocabulary of its webhook `pricing` object."""
 
@@ -45,7 +46,7 @@ class Charge:
     participants: int | None = None  # Groups API: participants billed if it reaches every one
 
 
-@dataclass(frozen=True)
+@record
 class Reason:
     """One rule in the trace: what it did and why, in a sentence with the concrete values."""
 
@@ -60,7 +61,7 @@ class Reason:
     note: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Decision:
     """The answer for one proposed send."""
 
@@ -84,17 +85,20 @@ class Decision:
         return tuple(r.rule for r in self.trace if r.determining)
 
 
-def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain: bool = True) -> Decision:
+def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain: bool = True,
+            decision_id: str = "") -> Decision:
     """Combine fired rule ids into a decision (deny overrides allow; named resolution for type and charge)."""
     outcome = _outcome(fired, rulebook)
-    classified = classify(fired, facts, rulebook)
+    rule = outcome.charge_rule
+    classified = _charge(rule, facts) if rule else None
     charge = classified if outcome.decision == "allow" or classified is None else _undelivered(classified)
     trace: tuple[Reason, ...] = ()
     if explain:
         values = _Values(facts)
-        denied = outcome.decision != "allow"
-        trace = tuple(_reason(rule, facts, values, determining, note, effect, denied=denied)
-                      for rule, determining, note, effect in outcome.ordered)
+        defaults = facts.defaults
+        trace = tuple(Reason(step.rule.id, step.rule.title, step.effect, step.rule.citation, step.rule.confidence,
+                             step.sentence(values), step.determining, step.defaults(defaults), step.note)
+                      for step in outcome.ordered)
     version = _version_on(rulebook, facts.day)
     return Decision(
         decision=outcome.decision,
@@ -107,11 +111,12 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
         facts=facts,
         error_codes=outcome.error_codes,
         classified_charge=classified,
+        decision_id=decision_id,
     )
 
 
 def charge_terms(charge: Charge | None) -> tuple[Any, ...] | None:
-    """What Meta would bill: model, category, type and billable (None when no charge rule applies)."""
+    """What Meta would bill: model, category, type, billable, and whether it opens a conversation."""
     return None if charge is None else (charge.pricing_model, charge.category, charge.type, charge.billable,
                                         charge.opens_conversation)
 
@@ -122,6 +127,37 @@ def classify(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook) -> Charge
     return _charge(rule, facts) if rule else None
 
 
+class _Step:
+    """One rule of the trace as combining orders it; what does not depend on the facts is made once."""
+
+    __slots__ = ("rule", "determining", "note", "effect", "_prefix", "_template", "_defaults")
+
+    def __init__(self, rule: Rule, determining: bool, note: str | None, *, denied: bool = False) -> None:
+        self.rule, self.determining, self.note, self.effect = rule, determining, note, rule.effect
+        self._prefix = f"[{rule.confidence}: {CONFIDENCE[rule.confidence]}] " if rule.confidence != "C" else ""
+        # On a deny the send is never delivered: a sentence that assumes delivery gives way to one that does not.
+        if denied and rule.because_if_denied:
+            self._template = rule.because_if_denied
+        elif denied and rule.charge is not None:
+            self._template = NOT_DELIVERED.replace("{", "{{").replace("}", "}}")
+        else:
+            self._template = rule.because
+        self._defaults: dict[frozenset[str], tuple[str, ...]] = {}
+
+    def sentence(self, values: dict[str, str]) -> str:
+        """The `because` sentence with the facts' values (the description when the rule has none)."""
+        return self._prefix + (self._template.format_map(values) if self._template else self.rule.description)
+
+    def defaults(self, used: frozenset[str]) -> tuple[str, ...]:
+        """The context defaults this rule read, of those the facts used, sorted."""
+        found = self._defaults.get(used)
+        if found is None:
+            found = tuple(sorted(self.rule.facts_read & used))
+            if len(self._defaults) < _CACHE_SIZE:
+                self._defaults[used] = found
+        return found
+
+
 @dataclass(frozen=True)
 class _Outcome:
     """Everything combining decides from the fired rule ids alone, before any fact is read."""
@@ -130,7 +166,7 @@ class _Outcome:
     status: str
     required: str
     charge_rule: Rule | None
-    ordered: tuple[tuple[Rule, bool, str | None, str], ...]  # trace order: rule, determining, note, effect
+    ordered: tuple[_Step, ...]  # trace order
     error_codes: tuple[int, ...]
 
 
@@ -192,8 +228,8 @@ def _combine_rules(fired: tuple[str, ...], rulebook: Rulebook) -> _Outcome:
         status=status,
         required=required,
         charge_rule=charge_rules[0] if charge_rules else None,
-        ordered=tuple((rule, rule.id in determining, _note(rule, charge_rules, decision), rule.effect)
-                      for rule in ordered),
+        ordered=tuple(_Step(rule, rule.id in determining, _note(rule, charge_rules, decision),
+                            denied=decision != "allow") for rule in ordered),
         error_codes=tuple(r.error_code for r in denies if r.error_code),
     )
 
@@ -221,9 +257,9 @@ class _Values(dict):
         self._facts = facts
 
     def __missing__(self, name: str) -> str:
-        display = self._facts.display
-        value = display[name] if name in display else _show(self._facts.engine[name])
-        self[name] = value
+        facts = self._facts
+        engine = facts.engine
+        value = self[name] = _show(engine[name]) if name in engine else facts.text(name)
         return value
 
 
@@ -275,30 +311,6 @@ def _note(rule: Rule, charge_rules: list[Rule], decision: str) -> str | None:
     if decision != "allow":
         return "not determining: a denied send is not delivered, so this classification never happens"
     return None
-
-
-def _reason(rule: Rule, facts: Facts, values: dict[str, str], determining: bool, note: str | None,
-            effect: str, *, denied: bool = False) -> Reason:
-    if denied and rule.because_if_denied:
-        because = rule.because_if_denied.format_map(values)
-    elif denied and rule.charge is not None:
-        because = NOT_DELIVERED
-    else:
-        because = rule.because.format_map(values) if rule.because else rule.description
-    defaults = tuple(sorted(rule.facts_read & facts.defaults))
-    if rule.confidence != "C":
-        because = f"[{rule.confidence}: {CONFIDENCE[rule.confidence]}] {because}"
-    return Reason(
-        rule=rule.id,
-        title=rule.title,
-        effect=effect,
-        citation=rule.citation,
-        confidence=rule.confidence,
-        because=because,
-        determining=determining,
-        defaults=defaults,
-        note=note,
-    )
 
 
 def _show(value: Any) -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import Any
 
+from .records import record
 from .vocabulary import DELIVERED_STATUSES
 
 # An outbound message known only from its status webhooks, whose category does not say whether it
@@ -14,7 +15,7 @@ UNKNOWN_TYPE = "unknown"
 UNKNOWN_TEMPLATE = "(unknown: learned from a status webhook)"
 
 
-@dataclass(frozen=True)
+@record
 class Template:
     """An approved (or not) message template as the business would send it."""
 
@@ -25,7 +26,7 @@ class Template:
     otp_button: bool | None = None  # authentication templates: has a one-time-password button
 
 
-@dataclass(frozen=True)
+@record
 class Message:
     """One message in the history between a business number and one user.
 
@@ -58,7 +59,7 @@ class Message:
         return self.at if self.status in DELIVERED_STATUSES else None
 
 
-@dataclass(frozen=True)
+@record
 class Send:
     """The message a business proposes to send.
 
@@ -83,7 +84,7 @@ class Send:
         return Message("outbound", self.at, self.type, self.template, "delivered")
 
 
-@dataclass(frozen=True)
+@record
 class DecisionRequest:
     """A proposed send, the history before it, and what the business knows about the user."""
 

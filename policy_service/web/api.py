@@ -9,21 +9,33 @@ from typing import Any
 import flask
 from flask import current_app
 from flask_smorest import Api, Blueprint, abort
-from webargs.flaskparser import FlaskParser
+from marshmallow import Schema
+from webargs.core import missing
+from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
 
+from ..contract.parsing import (
+    BodyRefused,
+    Limits,
+    batch_limits,
+    bounded_errors,
+    decision_limits,
+    error_message,
+    flatten_errors,
+    parse_json,
+)
 from ..contract.schemas import (
+    BATCH_REQUEST,
     DECISION_REQUEST_EXAMPLE,
     DECISION_RESPONSE_EXAMPLE,
     ERROR_EXAMPLE,
+    EXPLAIN,
+    LOGGED_DECISION,
+    REQUEST,
     RESPONSE,
-    BatchRequestSchema,
     BatchResponseSchema,
-    DecisionRequestSchema,
     DecisionResponseSchema,
     ErrorSchema,
-    ExplainSchema,
-    LoggedDecisionSchema,
 )
 from ..core.engine import RulesEngine
 from ..core.evaluate import evaluate
@@ -34,16 +46,43 @@ from . import logs, metrics
 
 
 class JsonBodyParser(FlaskParser):
-    """webargs' Flask parser that keeps the body it parsed for the view (see request_json), and refuses
-    JSON nested too deeply for Python's parser (400, not 500)."""
+    """webargs' Flask parser reading bodies through contract.parsing (the one place every body is parsed,
+    within its endpoint's limits), keeping the body it parsed for the view (see request_json), and
+    building a schema given as a class once (webargs builds one per request; flask-smorest's
+    pagination passes a class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._instances: dict[type[Schema], Schema] = {}
+
+    def _get_schema(self, argmap: Any, req: flask.Request) -> Schema:
+        if isinstance(argmap, type) and issubclass(argmap, Schema):
+            schema = self._instances.get(argmap)
+            if schema is None:
+                schema = self._instances[argmap] = argmap()
+            return schema
+        return super()._get_schema(argmap, req)
 
     def _raw_load_json(self, req: flask.Request) -> Any:
-        try:
-            body = super()._raw_load_json(req)
-        except RecursionError as error:
-            self._handle_invalid_json_error(error, req)
+        # `missing` unless the request says it is JSON, as webargs does.
+        body = parse_body(req.get_data(cache=True), _limits(req.endpoint)) if is_json_request(req) else missing
+
         flask.g.request_json = body
         return body
+
+
+def parse_body(body: bytes | str, limits: Limits) -> Any:
+    """parse_json, its refusal turned into the HTTP error (400 or 422) in the one error shape."""
+    try:
+        return parse_json(body, limits)
+    except BodyRefused as refused:
+        abort(refused.status, message=refused.message, errors=refused.errors)
+
+
+def _limits(endpoint: str | None) -> Limits:
+    if endpoint == "decisions.create_decisions":
+        return batch_limits(current_app.config["MAX_BATCH_SIZE"])
+    return decision_limits()
 
 
 def request_json() -> Any:
@@ -79,8 +118,9 @@ class PolicyApi(Api):
         data = getattr(error, "data", None) or {}
         errors = data.get("errors") or data.get("messages") or {}
         flat = flatten_errors(errors.get("json", errors) if isinstance(errors, dict) else {"_request": errors})
-        message = data.get("message") or _summary(error, flat)
-        payload = {"code": error.code, "status": error.name, "message": message, "errors": flat}
+        message = data.get("message") or (error_message(flat) if flat else error.description or error.name)
+        # Bounded: a body with 10,000 wrong items gets the first fields and a count, not 10,000 entries.
+        payload = {"code": error.code, "status": error.name, "message": message, "errors": bounded_errors(flat)}
         # Keep the error's own headers (Allow on a 405, WWW-Authenticate on a 401), not its HTML type.
         headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
         return payload, error.code, {**headers, **(data.get("headers") or {})}
@@ -92,36 +132,42 @@ def policy() -> Policy:
 
 
 @blp.route("/decisions", methods=["POST"])
-@blp.arguments(DecisionRequestSchema, error_status_code=422, example=DECISION_REQUEST_EXAMPLE)
-@blp.arguments(ExplainSchema, location="query", error_status_code=422)
+@blp.arguments(REQUEST, error_status_code=422, example=DECISION_REQUEST_EXAMPLE)
+@blp.arguments(EXPLAIN, location="query", error_status_code=422)
 @blp.alt_response(200, schema=DecisionResponseSchema, success=True, description="The decision",
                   example=DECISION_RESPONSE_EXAMPLE)
 @blp.alt_response(400, schema=ErrorSchema, description="Malformed JSON")
 @blp.alt_response(422, schema=ErrorSchema, description="Invalid request, by field path", example=ERROR_EXAMPLE)
 def create_decision(proposal: DecisionRequest, query: dict[str, Any]):
     """Decide a proposed send: allow or deny, the required message type, the charge, and why."""
-    return decide(proposal, request_json(), explain_why_not=query.get("explain") == "full")
+    _, text = decided(proposal, request_json(), explain_why_not=query.get("explain") == "full")
+    return _json_response(text)
 
 
 @blp.route("/decisions/batch", methods=["POST"])
-@blp.arguments(BatchRequestSchema, error_status_code=422,
+@blp.arguments(BATCH_REQUEST, error_status_code=422,
                example={"requests": [DECISION_REQUEST_EXAMPLE, DECISION_REQUEST_EXAMPLE]})
 @blp.alt_response(200, schema=BatchResponseSchema, success=True, description="The decisions, in request order")
 @blp.alt_response(400, schema=ErrorSchema, description="Malformed JSON")
 @blp.alt_response(422, schema=ErrorSchema, description="Invalid request; paths start requests.<index>")
 def create_decisions(batch: dict[str, list[DecisionRequest]]):
     """Decide several proposed sends; each is evaluated and logged exactly as POST /v1/decisions would."""
+    # The body parser has refused more than MAX_BATCH_SIZE requests before they were deserialized.
     proposals = batch["requests"]
-    limit = current_app.config["MAX_BATCH_SIZE"]
-    if len(proposals) > limit:
-        abort(422, message=f"invalid request: requests: at most {limit} requests per batch",
-              errors={"requests": [f"at most {limit} requests per batch, got {len(proposals)}"]})
     raw = request_json()["requests"]
-    return {"decisions": [decide(proposal, raw[index]) for index, proposal in enumerate(proposals)]}
+    texts = [decided(proposal, raw[index])[1] for index, proposal in enumerate(proposals)]
+    return _json_response(b'{"decisions":[' + b",".join(texts) + b"]}")
 
 
 def decide(proposal: DecisionRequest, raw: dict[str, Any], *, explain_why_not: bool = False) -> dict[str, Any]:
     """Evaluate one validated request, log it, and return the response body."""
+    return decided(proposal, raw, explain_why_not=explain_why_not)[0]
+
+
+def decided(proposal: DecisionRequest, raw: dict[str, Any], *,
+            explain_why_not: bool = False) -> tuple[dict[str, Any], bytes]:
+    """Evaluate one validated request, log it, and return the response body and its JSON (serialized once:
+    the log row stores the same bytes the client receives)."""
     started = time.perf_counter()
     loaded = policy()
     source = None
@@ -131,11 +177,16 @@ def decide(proposal: DecisionRequest, raw: dict[str, Any], *, explain_why_not: b
     body = RESPONSE.dump(decision)
     if source is not None:
         body["history_source"] = source
+    text = decision_log.dumps(body)
     # Logged before returning, so every decision_id a client sees is already in the log.
-    decision_log.record(decision, raw, body, mask=current_app.config["MASK_PHONE_NUMBERS"])
+    decision_log.record(decision, raw, body, mask=current_app.config["MASK_PHONE_NUMBERS"], response_json=text)
     metrics.count_decision(decision)
     logs.log_decision(decision, time.perf_counter() - started)
-    return body
+    return body, text
+
+
+def _json_response(text: bytes) -> flask.Response:
+    return current_app.response_class(text, mimetype="application/json")
 
 
 def _resolve_history(proposal: DecisionRequest,
@@ -150,7 +201,7 @@ def _resolve_history(proposal: DecisionRequest,
 
 
 @blp.route("/decisions/<string:decision_id>", methods=["GET"])
-@blp.response(200, LoggedDecisionSchema)
+@blp.response(200, LOGGED_DECISION)
 @blp.alt_response(404, schema=ErrorSchema, description="No decision with this id")
 def get_decision(decision_id: str):
     """A logged decision, as it was returned, with the (masked) request."""
@@ -158,28 +209,3 @@ def get_decision(decision_id: str):
     if logged is None:
         abort(404, message=f"no decision with id {decision_id!r}")
     return logged
-
-
-def flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
-    """marshmallow's nested error messages as {\"send.at\": [messages]} paths."""
-    flat: dict[str, list[str]] = {}
-    if isinstance(errors, dict):
-        for key, value in errors.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            flat.update(flatten_errors(value, path))
-    elif isinstance(errors, list) and all(isinstance(e, str) for e in errors):
-        flat[prefix or "_request"] = list(errors)
-    elif isinstance(errors, list):
-        for index, value in enumerate(errors):
-            flat.update(flatten_errors(value, f"{prefix}.{index}" if prefix else str(index)))
-    else:
-        flat[prefix or "_request"] = [str(errors)]
-    return flat
-
-
-def _summary(error: HTTPException, flat: dict[str, list[str]]) -> str:
-    if flat:
-        first = next(iter(flat))
-        more = f" (and {len(flat) - 1} more)" if len(flat) > 1 else ""
-        return f"invalid request: {first}: {flat[first][0]}{more}"
-    return error.description or error.name
