@@ -4,19 +4,25 @@ A message sent with the decision's `decision_id` as `biz_opaque_callback_data` c
 statuses (store.business_state.MessageBilling): it is compared with the charge **predicted and logged**
 at decision time (basis `logged_prediction`), and a mismatch gets a likely cause when the store knows
 one (the template was re-categorised, a count boundary, a window the history did not show). Unlinked
-messages fall back to replaying the stored history through today's rules (basis `replay`).
+messages are replayed through today's rules (basis `replay`).
+
+Each unlinked message is replayed at its delivery (Meta classifies and bills on delivery). A message whose
+pricing category the rules do not model (general_purpose_ai, business_agent, group_*, a future one)
+is reported as "category not modelled" instead of being replayed as something it was not; one whose
+type the status does not say is replayed with the type `assumed_send` assumes, and says so.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..core.engine import RulesEngine
-from ..core.evaluate import evaluate
+from ..core.evaluate import assumed_send, evaluate, replay
 from ..core.messages import DecisionRequest, Send
 from ..core.rulebook import Rulebook
+from ..core.vocabulary import modelled
 from ..store import business_state, decision_log, histories
 from ..store.database import loaded_time
 
@@ -53,14 +59,16 @@ class Comparison:
     decision: str
     determining_rules: tuple[str, ...]
     differences: tuple[Difference, ...]
+    note: str | None = None  # what the replay assumed, or why it was not replayed
+    modelled: bool = True  # False: Meta's category is not one the rules model; nothing was predicted
     basis: str = "replay"  # logged_prediction (linked by biz_opaque_callback_data) or replay
     decision_id: str | None = None
     cause: Cause | None = field(default=None)
 
     @property
     def matches(self) -> bool:
-        """True when every field Meta reported equals the prediction."""
-        return not self.differences
+        """True when the message was replayed and every field Meta reported equals the prediction."""
+        return self.modelled and not self.differences
 
 
 def reconcile(rulebook: Rulebook, engine: RulesEngine, *, phone_number_id: str | None = None,
@@ -85,33 +93,36 @@ def reconcile(rulebook: Rulebook, engine: RulesEngine, *, phone_number_id: str |
     return comparisons
 
 
-# Meta's pricing categories that the rules' categories cover: marketing_lite is a marketing template sent
-# through the Marketing Messages API (same category for the rules, and for the template registry).
-CATEGORY_ALIASES = {"marketing_lite": "marketing"}
+# Categories Meta reports under another name for the same charge: marketing_lite is the Marketing Messages
+# API's marketing (billed at Cloud API marketing rates, PMP-8), which the rules classify as marketing.
+SAME_CHARGE = {"marketing_lite": "marketing"}
 
 
 def normalized_category(category: Any) -> Any:
-    """Meta spells authentication-international with a hyphen in pricing, an underscore elsewhere; and
-    prices Marketing Messages API sends as marketing_lite, a marketing template to the rules."""
+    """The category as compared: Meta spells authentication-international with a hyphen in pricing and an
+    underscore elsewhere, and names Marketing Messages API marketing `marketing_lite`."""
     if not isinstance(category, str):
         return category
-    return CATEGORY_ALIASES.get(category, category.replace("_international", "-international"))
+    return SAME_CHARGE.get(category, category.replace("_international", "-international"))
 
 
 def report(comparisons: list[Comparison], *, page: int = 1, page_size: int | None = None) -> dict[str, Any]:
     """The comparisons as JSON (one page of them when page_size is given), with counts of matches and
     mismatches and a summary of all of them by month, Meta's category and cause."""
-    mismatching = [c for c in comparisons if not c.matches]
+    mismatching = [c for c in comparisons if c.modelled and c.differences]
+    not_modelled = [c for c in comparisons if not c.modelled]
     shown = comparisons if page_size is None else comparisons[(page - 1) * page_size: page * page_size]
     body = {
         "checked": len(comparisons),
-        "matching": len(comparisons) - len(mismatching),
+        "matching": len(comparisons) - len(mismatching) - len(not_modelled),
         "mismatching": len(mismatching),
+        "not_modelled": len(not_modelled),
         "summary": summary(comparisons),
         "comparisons": [
             {"wamid": c.wamid, "phone_number_id": c.phone_number_id, "contact": c.contact, "at": c.at,
              "matches": c.matches, "basis": c.basis, "decision_id": c.decision_id, "meta": c.meta,
              "predicted": c.predicted, "decision": c.decision, "determining_rules": list(c.determining_rules),
+             "modelled": c.modelled, "note": c.note,
              "differences": [{"field": d.field, "meta": d.meta, "predicted": d.predicted} for d in c.differences],
              "cause": None if c.cause is None else {"kind": c.cause.kind, "detail": c.cause.detail}}
             for c in shown
@@ -124,29 +135,44 @@ def report(comparisons: list[Comparison], *, page: int = 1, page_size: int | Non
 
 
 def summary(comparisons: list[Comparison]) -> list[dict[str, Any]]:
-    """Comparisons counted by month of the status, Meta's pricing category and cause (`match` when they agree)."""
-    counts = Counter(
-        (c.at[:7], str(c.meta.get("category")), "match" if c.matches else (c.cause.kind if c.cause else "unknown"))
-        for c in comparisons)
+    """Comparisons counted by month of the status, Meta's pricing category and cause (`match` when they agree,
+    `not_modelled` when the rules do not model Meta's category)."""
+    counts = Counter((c.at[:7], str(c.meta.get("category")), _cause_kind(c)) for c in comparisons)
     return [{"month": month, "category": category, "cause": cause, "count": count}
             for (month, category, cause), count in sorted(counts.items())]
 
 
+def _cause_kind(comparison: Comparison) -> str:
+    if not comparison.modelled:
+        return "not_modelled"
+    if comparison.matches:
+        return "match"
+    return comparison.cause.kind if comparison.cause else "unknown"
+
+
 def _compare(row: histories.StoredMessage, conversation: list[histories.StoredMessage], rulebook: Rulebook,
              engine: RulesEngine) -> Comparison:
-    sent = histories.as_message(row)
+    meta = histories.pricing(row)
+    at = loaded_time(row.at).isoformat()
+    category = histories.outbound_category(row)
+    if not modelled(category):
+        return Comparison(row.wamid, row.phone_number_id, row.contact, at, meta, None, "not_modelled", (), (),
+                          note=f"category not modelled: {category}", modelled=False)
+    message = histories.as_message(row)
+    to = "+" + row.contact
     before = tuple(histories.as_message(r) for r in conversation[: conversation.index(row)])
-    request = DecisionRequest(Send(sent.at, "+" + row.contact, sent.type, sent.template), before)
+    delivered = message.delivery_time or message.at
+    state = replay(DecisionRequest(Send(delivered, to, "text"), before), rulebook, engine)
+    send, assumption = assumed_send(replace(message, at=delivered), state, to, rulebook)
+    request = DecisionRequest(send, before)
     decision = evaluate(request, rulebook=rulebook, engine=engine, decision_id=f"reconcile:{row.wamid}")
     charge = decision.charge
     predicted = None if charge is None else {
         "pricing_model": charge.pricing_model, "category": charge.category, "type": charge.type,
         "billable": charge.billable,
     }
-    meta = histories.pricing(row)
-    differences = _differences(meta, predicted)
-    return Comparison(row.wamid, row.phone_number_id, row.contact, loaded_time(row.at).isoformat(), meta, predicted,
-                      decision.decision, decision.determining_rules, differences)
+    return Comparison(row.wamid, row.phone_number_id, row.contact, at, meta, predicted, decision.decision,
+                      decision.determining_rules, _differences(meta, predicted), note=assumption)
 
 
 def _compare_logged(row: histories.StoredMessage, logged: dict[str, Any]) -> Comparison:
@@ -177,7 +203,7 @@ def _cause(row: histories.StoredMessage, meta: dict[str, Any], predicted: dict[s
     """The likely cause of a mismatch between Meta's pricing and a logged prediction, from what the store knows."""
     fields_differing = {d.field for d in differences}
     request, response = logged["request"], logged["response"]
-    if logged["response"].get("decision") == "deny":
+    if response.get("decision") == "deny":
         return Cause("sent_despite_deny", "the decision denied this send, yet it was sent and priced")
     template = (request.get("send") or {}).get("template")
     if "category" in fields_differing and template:

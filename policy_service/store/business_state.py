@@ -411,12 +411,12 @@ def _latest_account(waba_id: str, event: str, at: datetime) -> AccountEvent | No
             .order_by(AccountEvent.at.desc(), AccountEvent.id.desc()).first())
 
 
-def account_state(waba_id: str, at: datetime, region: str) -> dict[str, Known]:
+def account_state(waba_id: str, at: datetime) -> dict[str, Known]:
     """What the WABA's account events say at a time, by context field name (only the fields they inform).
 
     - business_region: the primary business location country (BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE);
-    - authentication_international_eligible / _start: eligibility and the start time for the recipient's
-      region (an exception country's own start time, else the general one) (AUTH_INTL_PRICE_ELIGIBILITY_UPDATE);
+    - authentication_international_eligible / _eligibility: eligibility, its start time and the exception
+      countries with their own (AUTH_INTL_PRICE_ELIGIBILITY_UPDATE);
     - business_initiated_restricted: a business-initiated messaging restriction not yet expired (ACCOUNT_RESTRICTION);
     - account_banned: the WABA disabled, until reinstated (DISABLED_UPDATE);
     - messaging_limit: the portfolio's messaging limit, -1 unlimited (business_capability_update).
@@ -428,13 +428,15 @@ def account_state(waba_id: str, at: datetime, region: str) -> dict[str, Known]:
     row = _latest_account(waba_id, AUTH_INTERNATIONAL, at)
     if row is not None:
         eligibility = json.loads(row.payload).get("auth_international_rate_eligibility") or {}
-        start = eligibility.get("start_time")
-        for exception in eligibility.get("exception_countries") or ():
-            if str(exception.get("country_code", "")).upper() == region:
-                start = exception.get("start_time", start)
         found["authentication_international_eligible"] = Known(True, _account_source(row))
-        if start is not None:
-            found["authentication_international_start"] = Known(meta_time(start).date(), _account_source(row))
+        if eligibility.get("start_time") is not None:
+            # Meta's shape, with its times as aware datetimes (the context field of the same shape).
+            found["authentication_international_eligibility"] = Known({
+                "start_time": meta_time(eligibility["start_time"]),
+                "exception_countries": [
+                    {"country_code": str(c["country_code"]).upper(), "start_time": meta_time(c["start_time"])}
+                    for c in eligibility.get("exception_countries") or ()],
+            }, _account_source(row))
     row = _latest_account(waba_id, RESTRICTION, at)
     if row is not None:
         active = [r for r in json.loads(row.payload).get("restriction_info") or ()

@@ -7,7 +7,7 @@ When the sending phone number is known (`send.phone_number_id`, or `history_ref.
 - the number's service messages this period (rule parameters `service_messages_count_period` and
   `service_messages_count_categories`) supply `service_messages_this_month`, unless the context gives it;
 - the WABA's account events supply `business_region`, `authentication_international_eligible` and
-  `_start`, `business_initiated_restricted`, `account_banned` and `messaging_limit`, and, for a template
+  `_eligibility`, `business_initiated_restricted`, `account_banned` and `messaging_limit`, and, for a template
   when the limit is known, the users its numbers reached business-initiated in the moving period
   (`messaging_limit_period`, `messaging_limit_count_categories`) supply `business_initiated_users_24h`.
 Each value taken from the store is named in `DecisionRequest.sources`, so the trace says where it came
@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo
 
 from flask_smorest import abort
 
-from ..core.facts import recipient
 from ..core.messages import DecisionRequest, Message
 from ..core.periods import describe_period, period_start
 from ..core.rulebook import Rulebook
@@ -63,7 +62,7 @@ def enrich(proposal: DecisionRequest, raw: dict[str, Any], phone_number_id: str 
                                       "status": template.status}
     waba_id = business_state.waba_of(phone_number_id) if phone_number_id else None
     if waba_id is not None:
-        for name, known in business_state.account_state(waba_id, send.at, recipient(send.to)[0]).items():
+        for name, known in business_state.account_state(waba_id, send.at).items():
             if name not in context:
                 context[name], sources[name] = known.value, known.source
         if send.is_template and context.get("messaging_limit") is not None and \
@@ -115,7 +114,14 @@ def users_reached(waba_id: str, at, rulebook: Rulebook) -> tuple[int, str]:
 
 
 def _json(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, date) else value
+    """A context value as the logged request's JSON (times as ISO 8601, nested ones too)."""
+    if isinstance(value, date):  # datetime is a date too
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: _json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json(item) for item in value]
+    return value
 
 
 def _template(send, phone_number_id: str | None):
