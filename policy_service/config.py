@@ -13,6 +13,11 @@ class Config:
     FIXTURES_DIR = str(PROJECT_ROOT / "fixtures")
     # None means a SQLite file in the Flask instance folder (the embedded default).
     DATABASE_URL = None
+    # Apply pending schema migrations at start-up? None means only for the embedded SQLite file (and
+    # under TESTING); a
+    # configured database is upgraded once per release by `policy-service db upgrade`, and an app
+    # started on a database that is behind refuses to start (store.schema.SchemaBehind).
+    DATABASE_AUTO_UPGRADE: bool | None = None
     # Phone numbers in the decision log keep only their calling code (and NANP area code) unless false.
     MASK_PHONE_NUMBERS = True
     # Meta's app secret signs every webhook (X-Hub-Signature-256); without it every webhook is refused.

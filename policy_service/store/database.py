@@ -1,7 +1,8 @@
 """The one database behind the decision log and stored histories (peewee; SQLite WAL by default).
 
 Tables register themselves by subclassing `StoredModel`; this module imports none of them, so the
-model modules can import it without a circle.
+model modules can import it without a circle. The tables themselves are made by the migrations
+(`schema.py`), not by the models.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 import peewee
 from flask import Flask
 from playhouse.db_url import connect
-from playhouse.migrate import SchemaMigrator, migrate
+
+from . import schema
 
 database_proxy = peewee.DatabaseProxy()
 _registered: list[type[peewee.Model]] = []
@@ -31,7 +33,7 @@ class StoredModel(peewee.Model):
 
 
 def models() -> list[type[peewee.Model]]:
-    """Every table this service stores, in creation (import) order."""
+    """Every table this service stores, in import order."""
     return list(_registered)
 
 
@@ -44,17 +46,37 @@ def database_url(app: Flask) -> str:
     return "sqlite:///" + os.path.join(app.instance_path, "policy-service.sqlite3")
 
 
-def init_app(app: Flask) -> None:
-    """Open the configured database, create missing tables, and manage connections per request."""
-    url = database_url(app)
+def open_database(url: str) -> peewee.Database:
+    """A peewee database for a URL (sqlite:///path, postgresql://user:pw@host/db), not yet connected."""
     # WAL lets several gunicorn workers write while readers read; busy_timeout makes writers queue.
     options = {"pragmas": {"journal_mode": "wal", "busy_timeout": 10_000}} if url.startswith("sqlite") else {}
-    database = connect(url, **options)
+    return connect(url, **options)
+
+
+def auto_upgrade(app: Flask) -> bool:
+    """Whether the app applies pending migrations itself: DATABASE_AUTO_UPGRADE, by default only for
+    the embedded SQLite file (one local process) and under TESTING (each test's fresh database); a
+    configured database is upgraded once per release by `policy-service db upgrade`."""
+    setting = app.config.get("DATABASE_AUTO_UPGRADE")
+    if setting is None:
+        return not app.config.get("DATABASE_URL") or bool(app.config.get("TESTING"))
+    return bool(setting)
+
+
+def init_app(app: Flask) -> None:
+    """Open the configured database, check its schema, and manage connections per request.
+
+    Raises schema.SchemaBehind when migrations are pending and auto-upgrade is off: the app refuses
+    to start rather than fail on its first write (run `policy-service db upgrade` once per release).
+    """
+    url = database_url(app)
+    database = open_database(url)
     database_proxy.initialize(database)
     with database.connection_context():
-        database.create_tables(models())
-        for model in models():
-            add_missing_columns(database, model)
+        if auto_upgrade(app):
+            schema.upgrade(database)
+        else:
+            schema.check(database)
 
     if url.startswith("sqlite"):
         # Each thread keeps its SQLite connection: closing the last one after every request forced a
@@ -67,17 +89,6 @@ def init_app(app: Flask) -> None:
         # A server database may restart or drop idle connections: take a fresh one per request.
         if not database.is_closed():
             database.close()
-
-
-def add_missing_columns(database: peewee.Database, model: type[peewee.Model]) -> list[str]:
-    """Add columns a table created by an older version lacks (each new field has a default); their names."""
-    table = model._meta.table_name
-    present = {column.name for column in database.get_columns(table)}
-    missing = [f for f in model._meta.sorted_fields if f.column_name not in present]
-    if missing:
-        migrator = SchemaMigrator.from_database(database)
-        migrate(*(migrator.add_column(table, f.column_name, f) for f in missing))
-    return [f.column_name for f in missing]
 
 
 def stored_time(moment: datetime) -> datetime:
