@@ -54,26 +54,26 @@ def open_database(url: str) -> peewee.Database:
 
 
 def auto_upgrade(app: Flask) -> bool:
-    """Whether the app applies pending migrations itself: DATABASE_AUTO_UPGRADE, by default only for
-    the embedded SQLite file (one local process) and under TESTING (each test's fresh database); a
-    configured database is upgraded once per release by `policy-service db upgrade`."""
+    """Whether the app migrates a database that holds tables: DATABASE_AUTO_UPGRADE, by default only
+    the embedded SQLite file (one local process); a configured database is upgraded once per release
+    by `policy-service db upgrade`."""
     setting = app.config.get("DATABASE_AUTO_UPGRADE")
-    if setting is None:
-        return not app.config.get("DATABASE_URL") or bool(app.config.get("TESTING"))
-    return bool(setting)
+    return not app.config.get("DATABASE_URL") if setting is None else bool(setting)
 
 
 def init_app(app: Flask) -> None:
     """Open the configured database, check its schema, and manage connections per request.
 
-    Raises schema.SchemaBehind when migrations are pending and auto-upgrade is off: the app refuses
-    to start rather than fail on its first write (run `policy-service db upgrade` once per release).
+    An empty database (first start) gets the current schema, unless DATABASE_AUTO_UPGRADE is false
+    (concurrent starts are serialised by schema.upgrade). A database holding tables is migrated only
+    when auto_upgrade(app); otherwise pending migrations raise schema.SchemaBehind: the app refuses to
+    start rather than fail on its first write (run `policy-service db upgrade` once per release).
     """
     url = database_url(app)
     database = open_database(url)
     database_proxy.initialize(database)
     with database.connection_context():
-        if auto_upgrade(app):
+        if auto_upgrade(app) or (app.config.get("DATABASE_AUTO_UPGRADE") is None and not database.get_tables()):
             schema.upgrade(database)
         else:
             schema.check(database)

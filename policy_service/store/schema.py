@@ -2,8 +2,9 @@
 
 The files in `migrations/` (NNN_name.py, shipped with the package) take the tables from one release
 to the next. `policy-service db upgrade` applies the missing ones once per release, before the new
-app starts; the app only checks (`check`) and refuses a database whose schema is behind, unless
-auto-upgrade is on (the embedded SQLite default, for local use). `policy-service db new NAME`
+app starts. The app creates the schema of an empty database itself and otherwise only checks
+(`check`), refusing a database whose schema is behind unless auto-upgrade is on (the embedded
+SQLite default, for local use). `policy-service db new NAME`
 writes the migration a model change needs, and tests/store/test_schema.py fails while the
 migrations and the models disagree.
 """
@@ -60,11 +61,12 @@ def pending(database: peewee.Database, migrations_dir: Path | None = None) -> li
 
 
 def upgrade(database: peewee.Database, migrations_dir: Path | None = None) -> list[str]:
-    """Apply every pending migration, each in its own transaction; the names applied, in order.
+    """Apply every pending migration; the names applied, in order.
 
-    On PostgreSQL an advisory lock serialises concurrent upgrades: the second one waits, then finds
-    nothing left to do. A failing migration is rolled back (PostgreSQL's DDL is transactional) and
-    its exception propagates; the migrations before it stay applied.
+    Concurrent upgrades run one after the other (PostgreSQL: an advisory lock, each migration in its
+    own transaction; SQLite: one IMMEDIATE transaction around them all), the second finding nothing
+    left to do. A failing migration is rolled back and its exception propagates (on PostgreSQL the
+    migrations before it stay applied; on SQLite the whole upgrade is undone).
     """
     with _upgrade_lock(database):
         return router(database, migrations_dir).run()
@@ -91,11 +93,17 @@ def check(database: peewee.Database, migrations_dir: Path | None = None) -> None
 
 @contextmanager
 def _upgrade_lock(database: peewee.Database) -> Iterator[None]:
-    if not isinstance(database, peewee.PostgresqlDatabase):
+    """Hold the database's write lock while upgrading, so concurrent upgrades run one after the other."""
+    if isinstance(database, peewee.PostgresqlDatabase):
+        database.execute_sql("SELECT pg_advisory_lock(%s)", (UPGRADE_LOCK,))
+        try:
+            yield
+        finally:
+            database.execute_sql("SELECT pg_advisory_unlock(%s)", (UPGRADE_LOCK,))
+    elif isinstance(database, peewee.SqliteDatabase):
+        # One IMMEDIATE transaction around every migration: the second writer waits (busy_timeout),
+        # then finds nothing pending; each migration's own transaction nests inside it.
+        with database.transaction("IMMEDIATE"):
+            yield
+    else:
         yield
-        return
-    database.execute_sql("SELECT pg_advisory_lock(%s)", (UPGRADE_LOCK,))
-    try:
-        yield
-    finally:
-        database.execute_sql("SELECT pg_advisory_unlock(%s)", (UPGRADE_LOCK,))

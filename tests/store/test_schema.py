@@ -152,16 +152,49 @@ def test_a_decision_log_older_than_0_1_0_gains_its_missing_columns(empty_databas
     ({"DATABASE_URL": "postgresql://db/policy"}, False),  # a configured database: `db upgrade` per release
     ({"DATABASE_URL": "postgresql://db/policy", "DATABASE_AUTO_UPGRADE": True}, True),
     ({"DATABASE_URL": None, "DATABASE_AUTO_UPGRADE": False}, False),
-    ({"DATABASE_URL": "postgresql://db/policy", "TESTING": True}, True),  # each test's fresh database
 ])
-def test_who_applies_the_migrations(settings, upgrades):
-    """By default only the embedded SQLite file is upgraded at start; DATABASE_AUTO_UPGRADE overrides."""
+def test_who_migrates_a_database_holding_tables(settings, upgrades):
+    """By default only the embedded SQLite file is migrated at start; DATABASE_AUTO_UPGRADE overrides."""
     assert database.auto_upgrade(configured_app(settings)) is upgrades
+
+
+@pytest.mark.parametrize("setting", [None, True])
+def test_an_empty_database_gets_the_schema_at_first_start(empty_database_url, setting):
+    """A new database (no table at all) is given the current schema by the app itself."""
+    create_app({"DATABASE_URL": empty_database_url, "DATABASE_AUTO_UPGRADE": setting})
+    store.database_proxy.close()
+    database = connect(empty_database_url)
+    assert schema.applied(database) == schema.known()
+    database.close()
+
+
+def test_auto_upgrade_false_refuses_even_an_empty_database(empty_database_url):
+    with pytest.raises(store.SchemaBehind):
+        create_app({"DATABASE_URL": empty_database_url, "DATABASE_AUTO_UPGRADE": False})
+
+
+def test_concurrent_upgrades_apply_each_migration_once(empty_database_url):
+    """Two processes upgrading one new database at once (gunicorn workers without preload): one waits."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from playhouse.db_url import connect; from policy_service.store import database, schema; "
+            "db = database.open_database(sys.argv[1]); db.connect(); print(schema.upgrade(db))")
+    runs = [subprocess.Popen([sys.executable, "-c", code, empty_database_url], stdout=subprocess.PIPE, text=True)
+            for _ in range(3)]
+    outputs = sorted(run.communicate(timeout=60)[0].strip() for run in runs)
+    assert all(run.returncode == 0 for run in runs)
+    assert outputs == sorted(["[]", "[]", str(schema.known())])
+    database = connect(empty_database_url)
+    assert schema.applied(database) == schema.known()
+    database.close()
 
 
 def test_auto_upgrade_can_be_turned_on_for_a_configured_database(empty_database_url):
     """POLICY_DATABASE_AUTO_UPGRADE=true: a single instance may upgrade its own database at start."""
-    create_app({"TESTING": True, "DATABASE_URL": empty_database_url, "DATABASE_AUTO_UPGRADE": True})
+    release_0_1_0_database(empty_database_url)
+    create_app({"DATABASE_URL": empty_database_url, "DATABASE_AUTO_UPGRADE": True})
+    store.database_proxy.close()
     database = connect(empty_database_url)
     assert schema.pending(database) == [] and schema.applied(database) == schema.known()
     database.close()
