@@ -9,6 +9,10 @@ class Config:
     """Settings the app factory loads before the environment and test overrides."""
 
     RULES_DIR = str(PROJECT_ROOT / "rules")
+    # Price with Meta's downloaded rate card CSV for the business's currency (or its BSP's rates in that
+    # layout) instead of the cards shipped in rules/rates/; RATE_CARD_TIERS is Meta's volume-tier CSV.
+    RATE_CARDS: str | None = None
+    RATE_CARD_TIERS: str | None = None
     # Fixture histories the reviewer pages offer and count toward rule coverage.
     FIXTURES_DIR = str(PROJECT_ROOT / "fixtures")
     # None means a SQLite file in the Flask instance folder (the embedded default).

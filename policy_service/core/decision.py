@@ -17,6 +17,7 @@ from datetime import date, datetime
 from typing import Any
 
 from .facts import Facts
+from .pricing import Price
 from .rulebook import CONFIDENCE, PolicyVersion, Rule, Rulebook
 
 DECIDED, NOT_APPLICABLE, ERROR = "decided", "not_applicable", "error"
@@ -36,6 +37,9 @@ class Charge:
     lasts_until: datetime | None = None
     closes_others: bool = False
     rule: str | None = None
+    # --- pricing (issue 11): set by evaluate after combining; `price` is None when it cannot be known.
+    price: Price | None = None
+    price_reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from policy_service.contract.schemas import DecisionRequestSchema
 from policy_service.core import decision as combining
 from policy_service.core.decision import combine
-from policy_service.core.evaluate import _opened, evaluate, ordered_history
+from policy_service.core.evaluate import _opened, evaluate, ordered_history, priced
 from policy_service.core.facts import derive_facts, new_state
 from policy_service.core.messages import DecisionRequest, Message, Send, Template
 from policy_service.review.fixtures import discover
@@ -37,9 +37,9 @@ def full_replay(request, rulebook, engine):
 
 
 def full_evaluate(request, rulebook, engine):
-    """evaluate() with the full replay."""
+    """evaluate() with the full replay (the charge priced from the same rate cards)."""
     facts = derive_facts(request.send, full_replay(request, rulebook, engine), request.context, rulebook)
-    return replace(combine(engine.match(facts.engine), facts, rulebook), decision_id="same")
+    return replace(priced(combine(engine.match(facts.engine), facts, rulebook), request, rulebook), decision_id="same")
 
 
 def fast_evaluate(request, rulebook, engine):
