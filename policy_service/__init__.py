@@ -14,7 +14,7 @@ __all__ = ["create_app"]
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the Flask app: defaults, then POLICY_* environment variables, then test overrides."""
     from . import store
-    from .web import api, log_api, logs, metrics, operations, pages, security, webhooks
+    from .web import api, costs, log_api, logs, metrics, operations, pages, security, webhooks
 
     # The pages' templates and stylesheet belong to the web layer; their URLs stay /static/ui/….
     app = Flask(__name__, instance_relative_config=True, template_folder="web/templates", static_folder="web/static")
@@ -35,5 +35,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     smorest.register_blueprint(log_api.blp)
     smorest.register_blueprint(webhooks.blp)
     smorest.register_blueprint(operations.blp)
+    smorest.register_blueprint(costs.blp)
     app.register_blueprint(pages.bp)
     return app

@@ -155,8 +155,10 @@ class ContextSchema(Schema):
     volume_messages_this_month = fields.Integer(strict=True, validate=validate.Range(min=0), metadata={
         "description": "Messages of the send's pricing category the business portfolio already had delivered this "
                        "month in the recipient's market (volume tiers; unknown: the list rate, an upper bound)"})
-    marketing_max_price = fields.Decimal(as_string=True, places=None, validate=validate.Range(min=0), metadata={
-        "description": "The max price bid of a marketing message (Marketing Messages API): its price is then unknown"})
+    marketing_max_price = fields.String(validate=validate.Regexp(r"^[0-9]{1,9}(\.[0-9]{1,9})?$", error=(
+        "must be a non-negative decimal like 0.05")), metadata={
+        "description": "The max price bid of a marketing message (Marketing Messages API), a decimal string: "
+                       "its price is then unknown"})
 
     @validates("waba_timezone")
     def known_zone(self, value: str, **_: Any) -> None:
@@ -426,7 +428,8 @@ DECISION_RESPONSE_EXAMPLE = {
     "status": "decided",
     "required_message_type": "any",
     "charge": {"billable": False, "pricing_model": "PMP", "category": "utility", "type": "free_customer_service",
-               "opens_conversation": False, "conversation_expires_at": None, "rule": "PMP-3"},
+               "opens_conversation": False, "conversation_expires_at": None, "rule": "PMP-3", "price": None,
+               "price_reason": "not billable: Meta charges nothing for this send"},
     "policy_version": "V3",
     "rulebook_version": "sha256:0123456789abcdef",
     "determining_rules": ["CSW-2.open", "TPL-1.approved", "PMP-3"],

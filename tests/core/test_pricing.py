@@ -42,7 +42,7 @@ def test_marketing_has_no_tiers_and_a_bid_makes_the_price_unknown():
     """Marketing is priced at the list rate whatever the volume; under a max-price bid it has no card price."""
     assert price("marketing", "BR", volume_messages_this_month=10**9).amount == Decimal("0.0625")
     assert not price("marketing", "BR").tiered
-    bid = price("marketing", "BR", marketing_max_price=Decimal("0.05"))
+    bid = price("marketing", "BR", marketing_max_price="0.05")
     assert bid.amount is None and "max-price bid of 0.05 USD" in bid.reason
 
 
