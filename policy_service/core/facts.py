@@ -145,7 +145,7 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
     at = send.at
     window = rulebook.parameter("customer_service_window")
     deadline = rulebook.parameter("entry_point_reply_deadline")
-    ctx, defaults = _context(context)
+    ctx, defaults = with_defaults(context, CONTEXT_DEFAULTS)
     zone = _zone(ctx["waba_timezone"])
     local_day = at.astimezone(zone).date()
 
@@ -227,9 +227,10 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
     return Facts(at, local_day, engine, display, frozenset(defaults), expiries, tuple(open_periods))
 
 
-def _context(context: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+def with_defaults(context: dict[str, Any], known: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    """The `known` fields of a request's context, each missing (or null) one set to its default; and those names."""
     values, defaults = {}, set()
-    for name, default in CONTEXT_DEFAULTS.items():
+    for name, default in known.items():
         if context.get(name) is None:
             values[name] = default
             defaults.add(name)
