@@ -19,7 +19,6 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from .facts import with_defaults
 from .rates import BASES, RateBook, RateCard, Tier
 
 # Which basis a charge's pricing model is billed on.
@@ -56,8 +55,9 @@ class Price:
 
 def pricing_context(context: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
     """The pricing fields of a request's context with their defaults, and the names defaulted (in field order)."""
-    values, defaulted = with_defaults(context, PRICING_CONTEXT_DEFAULTS)
-    return values, tuple(name for name in PRICING_CONTEXT_DEFAULTS if name in defaulted)
+    values = {name: default if context.get(name) is None else context[name]
+              for name, default in PRICING_CONTEXT_DEFAULTS.items()}
+    return values, tuple(name for name in PRICING_CONTEXT_DEFAULTS if context.get(name) is None)
 
 
 def price_charge(*, billable: bool, pricing_model: str, category: str, opens_conversation: bool, day: date,
