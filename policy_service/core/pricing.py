@@ -7,9 +7,10 @@ market (for the volume tiers). Output: a `Price` — the amount as a `Decimal` i
 or no amount and the reason it cannot be known. Nothing here is a number of Meta's: every rate,
 threshold and market comes from the cards in `rules/rates/` (see rates.py).
 
-Volume tiers are marginal (Meta: "rates are applied based on the volume tier the message falls
-into"): the message numbered N+1 this month, after N delivered, is priced at the tier holding N+1,
-so the message that crosses a threshold already gets the new tier's rate.
+Volume tiers are marginal (whatsapp-rules.md PMP-5: counted per business portfolio, market and
+category per calendar month, charged messages only; "the tier rate applies only to the messages
+inside that tier"): the message numbered N+1 this month, after N charged, is priced at the tier
+holding N+1, so the message that crosses a threshold already gets the new tier's rate.
 """
 
 from __future__ import annotations
