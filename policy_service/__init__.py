@@ -29,12 +29,24 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the Flask app (settings as configured_app); raises store.SchemaBehind on a database behind
     this release's migrations unless DATABASE_AUTO_UPGRADE applies them."""
     from . import store
-    from .web import api, business_api, log_api, logs, metrics, operations, pages, security, template_pages, webhooks
+    from .web import (
+        api,
+        business_api,
+        costs,
+        log_api,
+        logs,
+        metrics,
+        operations,
+        pages,
+        security,
+        template_pages,
+        webhooks,
+    )
 
     app = configured_app(test_config)
 
     logs.init_app(app)
-    app.extensions["policy_service"] = api.Policy.load(app.config["RULES_DIR"])
+    app.extensions["policy_service"] = api.load_configured(app.config)
     store.init_app(app)
     # Metrics first: its timer must start before an API key check can end the request.
     metrics.init_app(app)
@@ -46,6 +58,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     smorest.register_blueprint(webhooks.blp)
     smorest.register_blueprint(business_api.blp)
     smorest.register_blueprint(operations.blp)
+    smorest.register_blueprint(costs.blp)
     template_pages.nest(pages.bp)
     app.register_blueprint(pages.bp)
     return app
