@@ -36,4 +36,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     smorest.register_blueprint(webhooks.blp)
     smorest.register_blueprint(operations.blp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(pages.home_bp)
     return app

@@ -281,7 +281,11 @@ class _Scale:
         while at <= self.end:
             if at >= self.start:
                 fmt = "%m-%d" if step >= timedelta(days=1) else "%m-%d %H:%M"
-                ticks.append(Tick(self.x(at), at.strftime(fmt)))
+                x, label = self.x(at), at.strftime(fmt)
+                half = len(label) * CHAR / 2
+                # A tick too near an edge for its centred label keeps its mark and drops the label.
+                inside = self.layout.gutter - GAP <= x - half and x + half <= self.layout.width - 2
+                ticks.append(Tick(x, label if inside else ""))
             at += step
         return tuple(ticks)
 

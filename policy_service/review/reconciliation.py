@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.decision import Decision
 from ..core.engine import RulesEngine
 from ..core.evaluate import evaluate
 from ..core.messages import DecisionRequest, Send
@@ -57,6 +58,28 @@ def reconcile(rulebook: Rulebook, engine: RulesEngine, *, phone_number_id: str |
     return comparisons
 
 
+@dataclass(frozen=True)
+class Replayed:
+    """A delivered message's send, rebuilt from the stored history before it, and the decision it gets today."""
+
+    wamid: str
+    phone_number_id: str
+    contact: str
+    request: DecisionRequest
+    decision: Decision
+
+
+def replay(rulebook: Rulebook, engine: RulesEngine, wamid: str) -> Replayed | None:
+    """The decision the rules make for one stored delivered message (by wamid); None if none is stored."""
+    if "\x00" in wamid:
+        return None  # PostgreSQL refuses to compare text holding NUL, and no wamid contains one
+    row = histories.StoredMessage.get_or_none(histories.StoredMessage.wamid == wamid)
+    if row is None or row.direction != "outbound":
+        return None
+    request, decision = _decide(row, histories.stored_messages(row.phone_number_id, row.contact), rulebook, engine)
+    return Replayed(row.wamid, row.phone_number_id, row.contact, request, decision)
+
+
 def normalized_category(category: Any) -> Any:
     """Meta spells authentication-international with a hyphen in pricing, an underscore elsewhere."""
     return category.replace("_international", "-international") if isinstance(category, str) else category
@@ -79,12 +102,17 @@ def report(comparisons: list[Comparison]) -> dict[str, Any]:
     }
 
 
-def _compare(row: histories.StoredMessage, conversation: list[histories.StoredMessage], rulebook: Rulebook,
-             engine: RulesEngine) -> Comparison:
+def _decide(row: histories.StoredMessage, conversation: list[histories.StoredMessage], rulebook: Rulebook,
+            engine: RulesEngine) -> tuple[DecisionRequest, Decision]:
     sent = histories.as_message(row)
     before = tuple(histories.as_message(r) for r in conversation[: conversation.index(row)])
     request = DecisionRequest(Send(sent.at, "+" + row.contact, sent.type, sent.template), before)
-    decision = evaluate(request, rulebook=rulebook, engine=engine, decision_id=f"reconcile:{row.wamid}")
+    return request, evaluate(request, rulebook=rulebook, engine=engine, decision_id=f"reconcile:{row.wamid}")
+
+
+def _compare(row: histories.StoredMessage, conversation: list[histories.StoredMessage], rulebook: Rulebook,
+             engine: RulesEngine) -> Comparison:
+    _, decision = _decide(row, conversation, rulebook, engine)
     charge = decision.charge
     predicted = None if charge is None else {
         "pricing_model": charge.pricing_model, "category": charge.category, "type": charge.type,
