@@ -267,3 +267,19 @@ def test_decision_log_page_lists_bad_filters_as_field_errors(client, query, fiel
     response = client.get(f"/ui/decisions?{query}")
     assert response.status_code == 422
     assert f"<code>{field}</code>" in response.get_data(as_text=True)
+
+
+def test_reconciliation_page_puts_mismatches_first_with_their_causes_and_decisions(client, billed_history):
+    """The authentication mismatch comes first, says what differs in words, and links to its replayed decision,
+    whose page shows Meta's bill beside the decision."""
+    html = client.get("/ui/reconciliation").get_data(as_text=True)
+    order = re.findall(r'data-wamid="([^"]+)"', html)
+    assert order == ["wamid.auth", "wamid.marketing", "wamid.utility"]
+    assert "Meta billed category international authentication (authentication_international); " \
+           "we predicted authentication (authentication)" in html
+    assert 'href="/ui/reconciliation/wamid.auth"' in html and "<strong>1</strong> mismatch;" not in html
+    page = client.get("/ui/reconciliation/wamid.auth")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and "differs from the prediction" in text
+    assert '<span class="verdict" id="verdict">allow</span>' in text
+    assert client.get("/ui/reconciliation/wamid.nope").status_code == 404

@@ -18,8 +18,8 @@ from policy_service import create_app
 from policy_service.review.fixtures import discover
 from policy_service.store import decision_log
 
-from ..conftest import FIXTURES_DIR, ROOT
-from ..meta_payloads import APP_SECRET, VERIFY_TOKEN, deliver, inbound_text, pmp, status
+from ..conftest import FIXTURES_DIR, ROOT, deliver_billed_history
+from ..meta_payloads import APP_SECRET, VERIFY_TOKEN
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 SCREENSHOTS = ROOT / "test-output" / "ui"
@@ -28,7 +28,6 @@ AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 FIXTURE = "15b_marketing_template_rides_the_free_entry_point_conversation"
 DENIED = "02_freeform_at_exactly_24_hours_is_denied"
 DESKTOP, PHONE = (1200, 900), (390, 844)
-T0 = 1754989200  # 2025-08-12T09:00:00Z, per-message pricing
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
@@ -86,13 +85,8 @@ def seeded(app):
         for key in ("csw", "csw-2", "mkt", "allow"):
             decision_log.DecisionRecord.update(logged_at=yesterday.replace(tzinfo=None)).where(
                 decision_log.DecisionRecord.decision_id == ids[key]).execute()
-    deliver(
-        client,
-        inbound_text("wamid.in", T0),
-        status("wamid.utility", "delivered", T0 + 3600, pricing=pmp("utility", "free_customer_service", False)),
-        # Without context the rules cannot know the business pays authentication-international: a mismatch.
-        status("wamid.auth", "delivered", T0 + 10800, pricing=pmp("authentication_international", "regular", True)),
-    )
+    # Without context the rules cannot know the business pays authentication-international: wamid.auth mismatches.
+    deliver_billed_history(client)
     return {**ids, "yesterday": yesterday.date().isoformat()}
 
 
