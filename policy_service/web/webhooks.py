@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,8 +11,10 @@ from flask import current_app, request
 from flask_smorest import Blueprint, abort
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
-from ..contract.schemas import INBOUND_ONLY_TYPES, MESSAGE_TYPES, ErrorSchema, RefusesNul
+from ..contract.parsing import WEBHOOK_LIMITS
+from ..contract.schemas import INBOUND_ONLY_TYPES, MESSAGE_TYPES, ErrorSchema
 from ..store import histories
+from .api import parse_body
 
 blp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks", description="Meta's WhatsApp webhooks")
 
@@ -102,7 +103,7 @@ class EntrySchema(_MetaSchema):
     changes = fields.List(fields.Nested(ChangeSchema), required=True)
 
 
-class NotificationSchema(RefusesNul, _MetaSchema):
+class NotificationSchema(_MetaSchema):
     """The whole webhook body."""
 
     object = fields.String(required=True, validate=validate.Equal("whatsapp_business_account"))
@@ -161,10 +162,9 @@ def receive_notification():
     body = request.get_data(cache=False)
     if not signature_valid(body, request.headers.get(SIGNATURE_HEADER), secret):
         abort(401, message=f"{SIGNATURE_HEADER} is missing or does not match the body")
+    document = parse_body(body, WEBHOOK_LIMITS)
     try:
-        events = NotificationSchema().load(json.loads(body))
-    except (ValueError, TypeError):
-        abort(400, message="the body is not JSON")
+        events = NotificationSchema().load(document)
     except ValidationError as error:
         abort(422, errors=error.messages)
     counts = {"new": 0, "known": 0}
