@@ -264,6 +264,9 @@ def _comparison(c: reconciliation.Comparison) -> dict[str, Any]:
         url_for("ui.replayed", wamid=c.wamid)
     causes = [f"Meta billed {d.field} {_word(d.field, d.meta)}; we predicted {_word(d.field, d.predicted)}"
               for d in c.differences]
+    likely = getattr(c, "cause", None)  # what the store knows of why (a re-categorised template, a count...)
+    if likely is not None:
+        causes.append(f"Likely cause: {likely.detail}")
     return {"c": c, "link": link, "logged": bool(decision_id), "causes": causes}
 
 
@@ -290,11 +293,11 @@ def _by_folder(fixtures: Any) -> dict[str, list[Fixture]]:
 
 
 def _extra_pages() -> list[tuple[str, str, str]]:
-    """Pages other work adds (templates, costs), linked from home once their endpoints exist."""
-    known = (("ui.templates", "Templates", "Each template's status and category over time, from Meta's webhooks."),
-             ("ui.costs", "Costs", "What the logged decisions predicted and what Meta billed, in money."))
-    endpoints = current_app.view_functions
-    return [(url_for(endpoint), title, text) for endpoint, title, text in known if endpoint in endpoints]
+    """Pages other work adds (templates, costs), linked from home and the menu once the app serves them."""
+    known = (("/ui/templates", "Templates", "Each template's status and category over time, from Meta's webhooks."),
+             ("/ui/costs", "Costs", "What the logged decisions predicted and what Meta billed, in money."))
+    served = {rule.rule for rule in current_app.url_map.iter_rules() if "GET" in (rule.methods or ())}
+    return [(path, title, text) for path, title, text in known if path in served]
 
 
 def _day_start(day: date) -> datetime:

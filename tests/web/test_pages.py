@@ -283,3 +283,13 @@ def test_reconciliation_page_puts_mismatches_first_with_their_causes_and_decisio
     assert page.status_code == 200 and "differs from the prediction" in text
     assert '<span class="verdict" id="verdict">allow</span>' in text
     assert client.get("/ui/reconciliation/wamid.nope").status_code == 404
+
+
+def test_home_and_menu_link_a_costs_page_once_the_app_serves_one(app, client):
+    """Pages other work adds are linked only once they exist: a served /ui/costs appears on home and in the menu."""
+    served = {rule.rule for rule in app.url_map.iter_rules()}
+    if "/ui/costs" not in served:
+        app.add_url_rule("/ui/costs", "costs_page_for_this_test", lambda: "costs")
+    html = client.get("/").get_data(as_text=True)
+    assert html.count('href="/ui/costs"') == 2  # the menu and the home page's card
+    assert ('href="/ui/templates"' in html) == ("/ui/templates" in served)

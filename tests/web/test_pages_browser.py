@@ -338,8 +338,7 @@ def test_timeline_labels_overlap_nothing_at_desktop_and_phone_width(app, server,
         browser.get(server + path)
         assert assert_timeline_readable(browser) == layout
         no_sideways_scroll(browser)
-        browser.find_element(By.CSS_SELECTOR, "figure.timeline").screenshot(
-            str(SCREENSHOTS / f"timeline-{request.node.callspec.id}-{layout}.png"))
+        screenshot(browser, f"timeline-{request.node.callspec.id}-{layout}")
 
 
 def test_every_page_fits_a_phone_and_has_no_serious_accessibility_violation(app, server, browser, seeded):
