@@ -126,6 +126,9 @@ class NotificationSchema(_MetaSchema):
         return found
 
 
+NOTIFICATION = NotificationSchema()
+
+
 def signature_valid(body: bytes, header: str | None, secret: str) -> bool:
     """True when the header is `sha256=` + the HMAC-SHA256 of the raw body under the app secret."""
     if not header or not header.startswith("sha256="):
@@ -164,7 +167,7 @@ def receive_notification():
         abort(401, message=f"{SIGNATURE_HEADER} is missing or does not match the body")
     document = parse_body(body, WEBHOOK_LIMITS)
     try:
-        events = NotificationSchema().load(document)
+        events = NOTIFICATION.load(document)
     except ValidationError as error:
         abort(422, errors=error.messages)
     counts = {"new": 0, "known": 0}
