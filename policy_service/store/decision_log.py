@@ -240,6 +240,11 @@ def with_example_recipient(request: dict[str, Any], region: str) -> dict[str, An
     """
     send = request.get("send") if isinstance(request, dict) else None
     number = send.get("to") if isinstance(send, dict) else None
+    participants = send.get("participants") if isinstance(send, dict) else None
+    if isinstance(participants, list):
+        # Group sends: the rules read only how many participants there are.
+        send = {**send, "participants": [p.replace("*", "0") if isinstance(p, str) else p for p in participants]}
+        request = {**request, "send": send}
     if not isinstance(number, str) or "*" not in number:
         return request
     example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)

@@ -156,16 +156,19 @@ def reconciliation_page():
     """Meta's pricing of each delivered message beside our prediction: mismatches first, with what differs."""
     loaded = policy()
     comparisons = sorted(reconciliation.reconcile(loaded.rulebook, loaded.engine), key=lambda c: c.at, reverse=True)
-    ordered = [c for c in comparisons if not c.matches] + [c for c in comparisons if c.matches]
+    # Mismatches first, then messages whose category the rules do not model, then matches; each newest first.
+    rank = {"mismatch": 0, "not-modelled": 1, "match": 2}
+    ordered = sorted(comparisons, key=lambda c: rank[_outcome(c)])
     return render_template("ui/reconciliation.html", comparisons=[_comparison(c) for c in ordered],
-                           mismatching=sum(not c.matches for c in comparisons))
+                           mismatching=sum(_outcome(c) == "mismatch" for c in comparisons),
+                           not_modelled=sum(_outcome(c) == "not-modelled" for c in comparisons))
 
 
 @bp.route("/reconciliation/<string:wamid>")
 def replayed(wamid: str):
     """The decision our rules make today for a delivered message's send, replayed from the stored history."""
     loaded = policy()
-    found = reconciliation.replay(loaded.rulebook, loaded.engine, wamid)
+    found = reconciliation.replayed(loaded.rulebook, loaded.engine, wamid)
     if found is None:
         return render_template("ui/not_found.html", decision_id=wamid, what="delivered message"), 404
     comparison = next((c for c in reconciliation.reconcile(loaded.rulebook, loaded.engine,
@@ -260,14 +263,22 @@ def _row(entry: dict[str, Any]) -> dict[str, Any]:
 def _comparison(c: reconciliation.Comparison) -> dict[str, Any]:
     """A comparison with its causes in words and the address of the decision behind the prediction."""
     decision_id = getattr(c, "decision_id", None)
-    link = url_for("ui.decision", decision_id=decision_id) if decision_id else \
-        url_for("ui.replayed", wamid=c.wamid)
+    if decision_id:
+        link = url_for("ui.decision", decision_id=decision_id)
+    else:
+        link = url_for("ui.replayed", wamid=c.wamid) if c.modelled else None
     causes = [f"Meta billed {d.field} {_word(d.field, d.meta)}; we predicted {_word(d.field, d.predicted)}"
               for d in c.differences]
     likely = getattr(c, "cause", None)  # what the store knows of why (a re-categorised template, a count...)
     if likely is not None:
         causes.append(f"Likely cause: {likely.detail}")
-    return {"c": c, "link": link, "logged": bool(decision_id), "causes": causes}
+    return {"c": c, "link": link, "logged": bool(decision_id), "causes": causes, "outcome": _outcome(c)}
+
+
+def _outcome(c: reconciliation.Comparison) -> str:
+    if not c.modelled:
+        return "not-modelled"
+    return "match" if c.matches else "mismatch"
 
 
 def _word(field: str, value: Any) -> str:
