@@ -61,4 +61,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     smorest.register_blueprint(costs.blp)
     template_pages.nest(pages.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(pages.home_bp)
     return app
