@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate, validates, validates_schema
 
 from ..core.decision import Decision
+from ..core.identities import E164, WA_ID, NotAContact, parse_contact
 from ..core.messages import DecisionRequest, Message, Send, Template
 
 MESSAGE_TYPES = (
@@ -17,11 +18,11 @@ MESSAGE_TYPES = (
     "reaction", "template",
 )
 # Inbound events Meta delivers besides the types a business can send.
-INBOUND_ONLY_TYPES = ("button", "order", "system", "unsupported", "voice", "request_welcome")
+# `call`: a call the user placed to the business (answered or not); it opens or refreshes the window (CSW-8).
+INBOUND_ONLY_TYPES = ("button", "order", "system", "unsupported", "voice", "request_welcome", "call")
 CATEGORIES = ("marketing", "utility", "authentication")
 TEMPLATE_STATUSES = ("APPROVED", "PAUSED", "DISABLED", "REJECTED", "PENDING", "PENDING_DELETION")
 DELIVERY_STATUSES = ("sent", "delivered", "read", "failed")
-E164 = r"^\+[1-9][0-9]{6,14}$"
 MAX_HISTORY = 10_000
 # The hard ceiling of a batch; MAX_BATCH_SIZE in the configuration may lower it.
 MAX_BATCH = 1_000
@@ -41,6 +42,25 @@ def _timestamp(**kwargs: Any) -> fields.AwareDateTime:
 def _strict_bool(**kwargs: Any) -> fields.Boolean:
     # marshmallow accepts "yes", 1 and "on" by default; a policy flag must be a JSON boolean.
     return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
+
+
+class ContactField(fields.String):
+    """A WhatsApp user: a phone number (in the given form: identities.E164 or WA_ID) or a BSUID.
+
+    Loads to the string as given (a wa_id's "+" is kept); refuses anything else with the expected shape.
+    """
+
+    def __init__(self, form=E164, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.form = form
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            parse_contact(text, self.form)
+        except NotAContact as error:
+            raise ValidationError(str(error)) from None
+        return text
 
 
 class TemplateSchema(Schema):
@@ -78,7 +98,7 @@ class SendSchema(Schema):
     """The proposed send."""
 
     at = _timestamp(required=True, metadata={"description": "RFC 3339 with offset"})
-    to = fields.String(required=True, validate=validate.Regexp(E164, error="must be an E.164 number like +14155550100"))
+    to = ContactField(required=True, metadata={"description": "E.164 number, or a business-scoped user ID (BSUID)"})
     type = fields.String(required=True, validate=validate.OneOf(MESSAGE_TYPES))
     template = fields.Nested(TemplateSchema)
 
@@ -157,11 +177,10 @@ class ContextSchema(Schema):
 
 
 class HistoryRefSchema(Schema):
-    """A history stored from Meta's webhooks: the business phone number id and the contact's wa_id."""
+    """A history stored from Meta's webhooks: the business phone number id and the contact's wa_id or BSUID."""
 
     phone_number_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    contact = fields.String(required=True, validate=validate.Regexp(r"^\+?[0-9]{6,20}$",
-                                                                    error="must be a wa_id like 16505551234"))
+    contact = ContactField(WA_ID, required=True, metadata={"description": "wa_id (a leading + is ignored) or BSUID"})
 
 
 class RefusesNul:
@@ -395,8 +414,9 @@ DECISION_RESPONSE_EXAMPLE = {
 }
 ERROR_EXAMPLE = {
     "code": 422, "status": "Unprocessable Entity",
-    "message": "invalid request: send.to: must be an E.164 number like +14155550100",
-    "errors": {"send.to": ["must be an E.164 number like +14155550100"]},
+    "message": "invalid request: send.to: must be an E.164 number like +14155550100 or a BSUID like "
+               "US.13491208655302741918",
+    "errors": {"send.to": ["must be an E.164 number like +14155550100 or a BSUID like US.13491208655302741918"]},
 }
 
 

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
-
 from .conversations import CONVERSATION_KINDS, FREE_ENTRY_POINT_KINDS, Ledger, Period
+from .identities import parse_contact
 from .messages import Message, Send
 
 NONE = "none"
@@ -31,6 +29,7 @@ FACT_TYPES: dict[str, type] = {
     "template_has_otp_button": bool,
     "csw_open": bool,
     "csw_ever_opened": bool,
+    "last_inbound_type": str,
     "seconds_until_csw_close": int,
     "uncounted_inbound_in_window": bool,
     "conversation_open": bool,
@@ -40,6 +39,7 @@ FACT_TYPES: dict[str, type] = {
     "entry_point_reply": bool,
     "recipient_region": str,
     "recipient_calling_code": int,
+    "recipient_is_bsuid": bool,
     "business_region": str,
     "opted_in": bool,
     "opted_in_known": bool,
@@ -57,7 +57,7 @@ FACT_TYPES: dict[str, type] = {
 
 # Text a rule's `because` sentence may use besides the facts themselves.
 DISPLAY_VALUES = (
-    "send_at", "recipient", "last_inbound_at", "csw_expires_at", "open_conversations",
+    "send_at", "recipient", "recipient_region_source", "last_inbound_at", "csw_expires_at", "open_conversations",
     "same_category_expires_at", "ridden_conversation_expires_at", "free_entry_point_expires_at",
     "same_category_opened_by", "ridden_conversation_opened_by", "free_entry_point_opened_by",
     "entry_point_at", "entry_point_deadline_at", "uncounted_inbound_at", "uncounted_inbound_type",
@@ -110,6 +110,7 @@ class HistoryState:
     referral_source_types: frozenset[str]
     ledger: Ledger = field(default_factory=Ledger)
     last_counted_inbound: datetime | None = None
+    last_counted_type: str | None = None
     last_uncounted_inbound: Message | None = None
     last_referral_inbound: datetime | None = None
     replied_since_referral: bool = False
@@ -120,6 +121,7 @@ class HistoryState:
             self.last_uncounted_inbound = message
             return
         self.last_counted_inbound = message.at
+        self.last_counted_type = message.type
         referral = message.referral or {}
         if referral and referral.get("source_type", "ad") in self.referral_source_types:
             self.last_referral_inbound = message.at
@@ -164,7 +166,7 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
     conversations = [p for p in open_periods if p.kind in CONVERSATION_KINDS]
     same = [p for p in conversations if p.category == category]
     free_entry = [p for p in open_periods if p.kind in FREE_ENTRY_POINT_KINDS]
-    region, calling_code = recipient(send.to)
+    to = parse_contact(send.to)
 
     engine = {
         "waba_date": day_number(local_day),
@@ -176,6 +178,7 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
         "template_has_otp_button": bool(send.template and send.template.otp_button),
         "csw_open": csw_open,
         "csw_ever_opened": last_in is not None,
+        "last_inbound_type": state.last_counted_type or NONE,
         "seconds_until_csw_close": int((csw_expires - at).total_seconds()) if csw_open else 0,
         "uncounted_inbound_in_window": uncounted_in_window,
         "conversation_open": bool(conversations),
@@ -183,15 +186,16 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
         "ridden_conversation_category": conversations[0].category if conversations else NONE,
         "free_entry_point_open": bool(free_entry),
         "entry_point_reply": entry_point_reply,
-        "recipient_region": region,
-        "recipient_calling_code": calling_code,
+        "recipient_region": to.region,
+        "recipient_calling_code": to.calling_code,
+        "recipient_is_bsuid": to.is_bsuid,
         "business_region": ctx["business_region"],
         "opted_in": ctx["opted_in"],
         "opted_in_known": "opted_in" not in defaults,
         "marketing_opt_out": ctx["marketing_opt_out"],
         "authentication_international_eligible": ctx["authentication_international_eligible"],
         "authentication_international_started": _started(ctx["authentication_international_start"], local_day),
-        "recipient_in_business_region": region == ctx["business_region"],
+        "recipient_in_business_region": to.region == ctx["business_region"],
     }
     for counter in COUNTERS:
         engine[counter + "_known"] = ctx[counter] is not None
@@ -201,6 +205,7 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
     display = {
         "send_at": show(at),
         "recipient": send.to,
+        "recipient_region_source": to.region_source,
         "template_name": send.template.name if send.template else NONE,
         "last_inbound_at": show(last_in),
         "csw_expires_at": show(csw_expires),
@@ -244,18 +249,6 @@ def _zone(name: str) -> ZoneInfo:
     except (ZoneInfoNotFoundError, ValueError):
         # Schemas validate the name; an unknown zone reaching here is a caller bug, not a policy.
         raise ValueError(f"unknown time zone {name!r}") from None
-
-
-# Parsing a number costs more than the rest of fact derivation; a send and its replayed history
-# share one recipient.
-@lru_cache(maxsize=4096)
-def recipient(number: str) -> tuple[str, int]:
-    """The ISO region (by area code for +1 numbers) and calling code of an E.164 number; ZZ and 0 if unknown."""
-    try:
-        parsed = phonenumbers.parse(number)
-    except phonenumbers.NumberParseException:
-        return "ZZ", 0
-    return phonenumbers.region_code_for_number(parsed) or "ZZ", parsed.country_code or 0
 
 
 def day_number(day: date) -> int:

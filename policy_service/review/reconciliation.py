@@ -52,7 +52,7 @@ def reconcile(rulebook: Rulebook, engine: RulesEngine, *, phone_number_id: str |
     for row in histories.delivered_with_pricing(phone_number_id, contact):
         key = (row.phone_number_id, row.contact)
         if key not in conversations:
-            conversations[key] = histories.stored_messages(*key)
+            conversations[key] = histories.history_rows(*key)
         comparisons.append(_compare(row, conversations[key], rulebook, engine))
     return comparisons
 

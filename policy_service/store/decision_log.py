@@ -18,10 +18,14 @@ import peewee
 import phonenumbers
 
 from ..core.decision import Decision
-from ..core.facts import recipient
+from ..core.identities import recipient
 from .database import StoredModel, loaded_time, stored_time
 
 _PHONE = re.compile(r"\+\d{7,15}")
+# A BSUID in any text: its country prefix (and ENT. of a parent BSUID) is kept, the rest masked. At
+# least 8 characters after the prefix, and not inside a dotted name, so "wamid.X.IN.1" is left alone.
+_BSUID = re.compile(r"(?<![\w.])([A-Z]{2}\.(?:ENT\.)?)([A-Za-z0-9]{8,128})(?![\w.])")
+_MASKED_BSUID = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?\*+$")
 NANP_AREA_DIGITS = 3
 # Keys whose values are bare phone numbers without "+" (a wa_id).
 PHONE_KEYS = ("contact", "wa_id")
@@ -138,7 +142,7 @@ def mask_number(number: str) -> str:
 
 
 def masked(value: Any, key: str | None = None) -> Any:
-    """A copy of a JSON value with every phone number masked."""
+    """A copy of a JSON value with every phone number and BSUID masked (a BSUID keeps its country prefix)."""
     if isinstance(value, dict):
         return {k: masked(v, k) for k, v in value.items()}
     if isinstance(value, list):
@@ -146,6 +150,7 @@ def masked(value: Any, key: str | None = None) -> Any:
     if isinstance(value, str):
         if key in PHONE_KEYS and value.isdigit():
             return mask_number(value)
+        value = _BSUID.sub(lambda m: m.group(1) + "*" * len(m.group(2)), value)
         return _PHONE.sub(lambda m: mask_number(m.group()), value)
     return value
 
@@ -158,12 +163,16 @@ def replayable_request(row: DecisionRecord) -> dict[str, Any]:
 def with_example_recipient(request: dict[str, Any], region: str) -> dict[str, Any]:
     """The request with a masked recipient replaced by an example number of the region; others unchanged.
 
-    The rules read only the recipient's region and calling code, so the example decides alike.
+    The rules read only the recipient's region, calling code and whether it is a BSUID, so the example
+    decides alike.
     """
     send = request.get("send") if isinstance(request, dict) else None
     number = send.get("to") if isinstance(send, dict) else None
     if not isinstance(number, str) or "*" not in number:
         return request
+    if _MASKED_BSUID.match(number):
+        # A BSUID stays a BSUID of the same country: the rules read whether the recipient is one.
+        return {**request, "send": {**send, "to": number.replace("*", "0")}}
     example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
     replaced = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164) if example else \
         number.replace("*", "0")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playhouse.db_url import connect
 
-from policy_service.core.facts import recipient
+from policy_service.core.identities import recipient
 from policy_service.store import decision_log
 
 from ..conftest import ROOT
@@ -47,6 +47,33 @@ def test_masking_reaches_every_phone_number_in_a_request():
     assert decision_log.masked(value) == {
         "send": {"to": "+1415*******"}, "history_ref": {"contact": "1415*******", "phone_number_id": "1065403"},
         "facts": {"recipient": "sent to +1415******* today"}}
+
+
+def test_masking_reaches_every_bsuid_and_keeps_its_country_prefix():
+    """A BSUID is masked wherever it appears (send.to, a history_ref contact, the trace); wamids are left alone."""
+    value = {"send": {"to": "US.13491208655302741918"},
+             "history_ref": {"contact": "US.ENT.11815799212886844830", "phone_number_id": "1065403"},
+             "trace": ["US.13491208655302741918 is in the United States"], "id": "wamid.EXAMPLE.IN.1"}
+    assert decision_log.masked(value) == {
+        "send": {"to": "US.********************"},
+        "history_ref": {"contact": "US.ENT.********************", "phone_number_id": "1065403"},
+        "trace": ["US.******************** is in the United States"], "id": "wamid.EXAMPLE.IN.1"}
+
+
+def test_a_bsuid_decision_is_logged_masked_and_replays_as_a_bsuid_of_its_country(app, client):
+    """The log never holds the BSUID; its replayable request has a BSUID of the same country, deciding alike."""
+    request = request_for("+14155550100")
+    request["send"]["to"] = "US.13491208655302741918"
+    body = client.post("/v1/decisions", json=request).json
+    assert "MKT-4" in body["determining_rules"]
+    logged = client.get(f"/v1/decisions/{body['decision_id']}").json
+    assert "13491208655302741918" not in json.dumps(logged)
+    assert logged["recipient_region"] == "US"
+    with app.app_context():
+        row = decision_log.DecisionRecord.get(decision_log.DecisionRecord.decision_id == body["decision_id"])
+        replayable = decision_log.replayable_request(row)
+    assert replayable["send"]["to"] == "US.00000000000000000000"
+    assert client.post("/v1/decisions", json=replayable).json["determining_rules"] == body["determining_rules"]
 
 
 def test_decision_is_logged_masked_with_facts_and_rules(app, client):
