@@ -59,17 +59,19 @@ def check(request_file, as_json: bool, rules_dir: Path) -> None:
     """Decide one request (a JSON file, - for stdin, or a fixture) and explain the decision rule by rule."""
     from marshmallow import ValidationError
 
+    from ..contract.parsing import BodyRefused, fixture_limits, parse_json
     from ..contract.schemas import REQUEST, RESPONSE
     from ..core.evaluate import evaluate
     from ..core.explanation import explain
 
     try:
-        document = json.load(request_file)
+        # The same parser and limits as an API body (a fixture file wraps the body in "request").
+        document = parse_json(request_file.read(), fixture_limits())
         if isinstance(document, dict) and {"request", "expect"} <= set(document):
             document = document["request"]
         request = REQUEST.load(document)
-    except json.JSONDecodeError as error:
-        raise click.ClickException(f"{request_file.name}: not JSON: {error}") from None
+    except BodyRefused as refused:
+        raise click.ClickException(f"{request_file.name}: {refused.message} {json.dumps(refused.errors)}") from None
     except ValidationError as error:
         raise click.ClickException(f"{request_file.name}: invalid request: {json.dumps(error.messages)}") from None
     rulebook, engine = _policy(rules_dir)

@@ -24,6 +24,7 @@ CATEGORIES = ("marketing", "utility", "authentication")
 TEMPLATE_STATUSES = ("APPROVED", "PAUSED", "DISABLED", "REJECTED", "PENDING", "PENDING_DELETION")
 DELIVERY_STATUSES = ("sent", "delivered", "read", "failed")
 MAX_HISTORY = 10_000
+HISTORY_TOO_LONG = "at most {limit} messages; send only the recent history (older events cannot change the decision)"
 # The hard ceiling of a batch; MAX_BATCH_SIZE in the configuration may lower it.
 MAX_BATCH = 1_000
 
@@ -184,11 +185,10 @@ class HistoryRefSchema(Schema):
 
 
 class RefusesNul:
-    """For a schema of client input: a NUL character anywhere in it is a field error.
+    """For a schema of query parameters: a NUL character in any of them is a field error.
 
-    PostgreSQL cannot store or compare text containing NUL, so a request carrying one would fail in
-    the database (a 500) instead of at validation. Mixed into the top-level input schemas only, so each
-    body is walked once.
+    PostgreSQL cannot store or compare text containing NUL. Bodies are checked (for NUL and much else)
+    by contract/parsing.py before any schema loads them; query strings are flat, so this walk is cheap.
     """
 
     @pre_load
@@ -211,12 +211,14 @@ def _nul_errors(value: Any) -> Any:
     return {key: errors for key, errors in found.items() if errors} or None
 
 
-class DecisionRequestSchema(RefusesNul, Schema):
+class DecisionRequestSchema(Schema):
     """POST /v1/decisions: a proposed send and the history before it (inline, or a stored history_ref)."""
 
     send = fields.Nested(SendSchema, required=True)
-    history = fields.List(fields.Nested(MessageSchema), validate=validate.Length(max=MAX_HISTORY, error=(
-        "at most {max} messages; send only the recent history (older events cannot change the decision)")))
+    # The body parser (contract/parsing.py) refuses a longer history before it is deserialized; the
+    # validator documents the limit (maxItems) and guards loads of bodies that bypass the parser.
+    history = fields.List(fields.Nested(MessageSchema), validate=validate.Length(
+        max=MAX_HISTORY, error=HISTORY_TOO_LONG.replace("{limit}", "{max}")))
     history_ref = fields.Nested(HistoryRefSchema, metadata={"description": "use the history stored from webhooks"})
     context = fields.Nested(ContextSchema, load_default=dict)
 

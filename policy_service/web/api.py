@@ -9,9 +9,20 @@ from typing import Any
 import flask
 from flask import current_app
 from flask_smorest import Api, Blueprint, abort
-from webargs.flaskparser import FlaskParser
+from webargs.core import missing
+from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
 
+from ..contract.parsing import (
+    BodyRefused,
+    Limits,
+    batch_limits,
+    bounded_errors,
+    decision_limits,
+    error_message,
+    flatten_errors,
+    parse_json,
+)
 from ..contract.schemas import (
     DECISION_REQUEST_EXAMPLE,
     DECISION_RESPONSE_EXAMPLE,
@@ -34,16 +45,29 @@ from . import logs, metrics
 
 
 class JsonBodyParser(FlaskParser):
-    """webargs' Flask parser that keeps the body it parsed for the view (see request_json), and refuses
-    JSON nested too deeply for Python's parser (400, not 500)."""
+    """webargs' Flask parser reading bodies through contract.parsing (the one place every body is parsed,
+    within its endpoint's limits), and keeping the body it parsed for the view (see request_json)."""
 
     def _raw_load_json(self, req: flask.Request) -> Any:
-        try:
-            body = super()._raw_load_json(req)
-        except RecursionError as error:
-            self._handle_invalid_json_error(error, req)
+        # `missing` unless the request says it is JSON, as webargs does.
+        body = parse_body(req.get_data(cache=True), _limits(req.endpoint)) if is_json_request(req) else missing
+
         flask.g.request_json = body
         return body
+
+
+def parse_body(body: bytes | str, limits: Limits) -> Any:
+    """parse_json, its refusal turned into the HTTP error (400 or 422) in the one error shape."""
+    try:
+        return parse_json(body, limits)
+    except BodyRefused as refused:
+        abort(refused.status, message=refused.message, errors=refused.errors)
+
+
+def _limits(endpoint: str | None) -> Limits:
+    if endpoint == "decisions.create_decisions":
+        return batch_limits(current_app.config["MAX_BATCH_SIZE"])
+    return decision_limits()
 
 
 def request_json() -> Any:
@@ -79,8 +103,9 @@ class PolicyApi(Api):
         data = getattr(error, "data", None) or {}
         errors = data.get("errors") or data.get("messages") or {}
         flat = flatten_errors(errors.get("json", errors) if isinstance(errors, dict) else {"_request": errors})
-        message = data.get("message") or _summary(error, flat)
-        payload = {"code": error.code, "status": error.name, "message": message, "errors": flat}
+        message = data.get("message") or (error_message(flat) if flat else error.description or error.name)
+        # Bounded: a body with 10,000 wrong items gets the first fields and a count, not 10,000 entries.
+        payload = {"code": error.code, "status": error.name, "message": message, "errors": bounded_errors(flat)}
         # Keep the error's own headers (Allow on a 405, WWW-Authenticate on a 401), not its HTML type.
         headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
         return payload, error.code, {**headers, **(data.get("headers") or {})}
@@ -111,11 +136,8 @@ def create_decision(proposal: DecisionRequest, query: dict[str, Any]):
 @blp.alt_response(422, schema=ErrorSchema, description="Invalid request; paths start requests.<index>")
 def create_decisions(batch: dict[str, list[DecisionRequest]]):
     """Decide several proposed sends; each is evaluated and logged exactly as POST /v1/decisions would."""
+    # The body parser has refused more than MAX_BATCH_SIZE requests before they were deserialized.
     proposals = batch["requests"]
-    limit = current_app.config["MAX_BATCH_SIZE"]
-    if len(proposals) > limit:
-        abort(422, message=f"invalid request: requests: at most {limit} requests per batch",
-              errors={"requests": [f"at most {limit} requests per batch, got {len(proposals)}"]})
     raw = request_json()["requests"]
     return {"decisions": [decide(proposal, raw[index]) for index, proposal in enumerate(proposals)]}
 
@@ -158,28 +180,3 @@ def get_decision(decision_id: str):
     if logged is None:
         abort(404, message=f"no decision with id {decision_id!r}")
     return logged
-
-
-def flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
-    """marshmallow's nested error messages as {\"send.at\": [messages]} paths."""
-    flat: dict[str, list[str]] = {}
-    if isinstance(errors, dict):
-        for key, value in errors.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            flat.update(flatten_errors(value, path))
-    elif isinstance(errors, list) and all(isinstance(e, str) for e in errors):
-        flat[prefix or "_request"] = list(errors)
-    elif isinstance(errors, list):
-        for index, value in enumerate(errors):
-            flat.update(flatten_errors(value, f"{prefix}.{index}" if prefix else str(index)))
-    else:
-        flat[prefix or "_request"] = [str(errors)]
-    return flat
-
-
-def _summary(error: HTTPException, flat: dict[str, list[str]]) -> str:
-    if flat:
-        first = next(iter(flat))
-        more = f" (and {len(flat) - 1} more)" if len(flat) > 1 else ""
-        return f"invalid request: {first}: {flat[first][0]}{more}"
-    return error.description or error.name

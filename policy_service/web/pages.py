@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
+from ..contract.parsing import BodyRefused, bounded_errors, decision_limits, flatten_errors, parse_json
 from ..contract.schemas import REQUEST
 from ..core import timeline
 from ..core.errors import EngineError
@@ -16,7 +17,7 @@ from ..core.rulebook import CONFIDENCE
 from ..review import coverage
 from ..review.fixtures import discover, run_fixture
 from ..store import decision_log
-from .api import Policy, decide, flatten_errors, policy
+from .api import Policy, decide, policy
 
 bp = Blueprint("ui", __name__, url_prefix="/ui")
 # Keyed by rulebook version: the rules directory cannot change under a loaded rulebook.
@@ -112,14 +113,15 @@ def fixture_coverage(loaded: Policy, directory: str) -> dict[str, tuple[str, ...
 
 
 def _parse(text: str) -> tuple[dict[str, list[str]], Any, Any]:
+    # The form's text goes through the same parser and limits as an API body.
     try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as error:
-        return {"_json": [f"not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"]}, None, None
+        raw = parse_json(text, decision_limits())
+    except BodyRefused as refused:
+        return refused.errors, None, None
     try:
         return {}, raw, REQUEST.load(raw)
     except ValidationError as error:
-        return flatten_errors(error.messages), raw, None
+        return bounded_errors(flatten_errors(error.messages)), raw, None
 
 
 def _fixtures_dir() -> str:

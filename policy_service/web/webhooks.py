@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,10 +13,11 @@ from flask import current_app, request
 from flask_smorest import Blueprint, abort
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
-from ..contract.schemas import INBOUND_ONLY_TYPES, MESSAGE_TYPES, ErrorSchema, RefusesNul
+from ..contract.parsing import MAX_ERRORS, WEBHOOK_LIMITS, bounded_errors, flatten_errors
+from ..contract.schemas import INBOUND_ONLY_TYPES, MESSAGE_TYPES, ErrorSchema
 from ..core import identities
 from ..store import histories
-from .api import flatten_errors
+from .api import parse_body
 
 blp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks", description="Meta's WhatsApp webhooks")
 
@@ -147,7 +147,7 @@ class EntrySchema(_MetaSchema):
     changes = fields.List(fields.Raw(), required=True)
 
 
-class NotificationSchema(RefusesNul, _MetaSchema):
+class NotificationSchema(_MetaSchema):
     """The whole webhook body: only its envelope must be right; each entry is read on its own."""
 
     object = fields.String(required=True, validate=validate.Equal("whatsapp_business_account"))
@@ -184,7 +184,7 @@ class Reading:
         try:
             return schema.load(item)
         except ValidationError as error:
-            self.skipped.append(Skipped(path, flatten_errors(error.messages)))
+            self.skipped.append(Skipped(path, bounded_errors(flatten_errors(error.messages))))
             return None
 
     def each(self, schema: Schema, value: dict[str, Any], key: str, path: str):
@@ -312,7 +312,8 @@ def verify_subscription():
 
 @blp.route("/whatsapp", methods=["POST"])
 @blp.alt_response(200, description="How many events were new and how many known, how many wa_id-BSUID links were "
-                                    "new, and every part skipped with why")
+                                    "new, and the parts skipped with why (the first 20; skipped_not_listed counts "
+                                    "the rest)")
 @blp.alt_response(401, schema=ErrorSchema, description="Missing or wrong X-Hub-Signature-256")
 @blp.alt_response(422, schema=ErrorSchema, description="Not a WhatsApp Business Account webhook (object, entry)")
 def receive_notification():
@@ -327,10 +328,9 @@ def receive_notification():
     body = request.get_data(cache=False)
     if not signature_valid(body, request.headers.get(SIGNATURE_HEADER), secret):
         abort(401, message=f"{SIGNATURE_HEADER} is missing or does not match the body")
+    document = parse_body(body, WEBHOOK_LIMITS)
     try:
-        data = NOTIFICATION.load(json.loads(body))
-    except (ValueError, TypeError):
-        abort(400, message="the body is not JSON")
+        data = NOTIFICATION.load(document)
     except ValidationError as error:
         abort(422, errors=error.messages)
     reading = read_payload(data)
@@ -341,7 +341,14 @@ def receive_notification():
             counts["linked"] += new
         else:
             counts["new" if new else "known"] += 1
-    for part in reading.skipped:
-        log.warning("webhook part skipped", extra={"path": part.path, "reason": part.reason})
     # 200 even when parts were skipped: Meta retries a whole payload on an error, and the rest is stored.
-    return {**counts, "skipped": [{"path": part.path, "reason": part.reason} for part in reading.skipped]}
+    # The answer and the log list the first MAX_ERRORS skipped parts and count the rest, so a payload of
+    # a million bad events cannot make either one huge.
+    listed = [{"path": part.path, "reason": part.reason} for part in reading.skipped[:MAX_ERRORS]]
+    for part in listed:
+        log.warning("webhook part skipped", extra=part)
+    answer = {**counts, "skipped": listed}
+    if len(reading.skipped) > MAX_ERRORS:
+        answer["skipped_not_listed"] = len(reading.skipped) - MAX_ERRORS
+        log.warning("webhook parts skipped, not listed", extra={"count": answer["skipped_not_listed"]})
+    return answer

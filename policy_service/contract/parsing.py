@@ -1,0 +1,226 @@
+"""The one place every request body is parsed: raw bytes (or form text) -> a JSON value, within limits.
+
+Every input path calls `parse_json` — POST /v1/decisions and /v1/decisions/batch (through the arguments
+parser), the /ui/try form, Meta's signed webhooks and `policy-service check` — so a hostile body meets the
+same bounds everywhere, before any schema deserializes it:
+
+- encoding: strict UTF-8; anything else is a 400.
+- syntax: standard JSON only (no NaN/Infinity); a syntax error is a 400 naming line and column.
+- depth: at most `Limits.max_depth` nested arrays/objects (a 400). Python's parser itself stops at the
+  interpreter's recursion limit; that also becomes the same 400, never a RecursionError.
+- numbers: a literal longer than `Limits.max_number_chars` characters is refused where it stands (422),
+  before Python turns it into an int (CPython refuses > 4,300 digits with a ValueError); a number too
+  large for a float (1e400) is refused too.
+- strings (values and keys): no NUL (PostgreSQL cannot store it) and no lone surrogate (UTF-8 cannot
+  encode it, so the database driver would fail): a 422 naming the field.
+- item counts: any one array or object holds at most `Limits.max_items` members, and named arrays their own
+  limit (`Limits.arrays`, e.g. `history` 10,000, `requests` the batch size); the whole body at most
+  `Limits.max_values` JSON values. An oversized array is refused without looking inside it.
+
+Errors come back as `BodyRefused(status, message, errors)` with `errors` in the one error shape's
+`{"field.path": [messages]}` form, at most `MAX_ERRORS` fields (see `bounded_errors`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .schemas import HISTORY_TOO_LONG, MAX_BATCH, MAX_HISTORY
+
+# The first this many fields with errors are listed; the rest are counted (an error body stays small
+# even when every one of 10,000 history items is wrong).
+MAX_ERRORS = 20
+ROOT = "_request"
+MORE = "_more"
+_BAD_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+_LONG_DIGITS = re.compile("[0-9]{20}")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The bounds one input path applies to its bodies.
+
+    `arrays` maps a path pattern (keys, with "*" for any array index, e.g. ("requests", "*", "history"))
+    to (most items, message); the message may use {limit} and {count}.
+    """
+
+    max_depth: int = 32
+    max_items: int = 1_000
+    max_values: int = 200_000
+    max_number_chars: int = 40
+    arrays: Mapping[tuple[str, ...], tuple[int, str]] = field(default_factory=dict)
+
+
+def decision_limits() -> Limits:
+    """POST /v1/decisions, /ui/try and `policy-service check`: a history of at most MAX_HISTORY messages."""
+    return Limits(max_items=1_000, arrays={("history",): (MAX_HISTORY, HISTORY_TOO_LONG)})
+
+
+def fixture_limits() -> Limits:
+    """`policy-service check`: a decision request, bare or as the `request` of a fixture file."""
+    limits = decision_limits()
+    return replace(limits, arrays={**limits.arrays, ("request", "history"): limits.arrays[("history",)]})
+
+
+def batch_limits(max_batch: int) -> Limits:
+    """POST /v1/decisions/batch: at most `max_batch` requests (capped at MAX_BATCH), each as a decision."""
+    return Limits(max_items=1_000, arrays={
+        ("requests",): (min(max_batch, MAX_BATCH), "at most {limit} requests per batch, got {count}"),
+        ("requests", "*", "history"): (MAX_HISTORY, HISTORY_TOO_LONG),
+    })
+
+
+# Meta's webhooks: many messages and statuses per payload are normal (the body size, MAX_CONTENT_LENGTH,
+# bounds them); only absurd fan-outs are refused.
+WEBHOOK_LIMITS = Limits(max_items=100_000, max_values=2_000_000)
+
+
+class BodyRefused(Exception):
+    """A body refused before deserialization: the HTTP status (400 or 422), a message and field errors."""
+
+    def __init__(self, status: int, message: str, errors: dict[str, list[str]]):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.errors = errors
+
+
+class _Refused(str):
+    """A literal the parser met and refused to convert (kept as its reason; the walk reports its path)."""
+
+
+def parse_json(body: bytes | str, limits: Limits) -> Any:
+    """The JSON value of a body, or BodyRefused: 400 for undecodable, malformed or too deeply nested
+    JSON; 422 naming the field for a too long number, a NUL or lone surrogate, or too many items."""
+    if isinstance(body, bytes | bytearray):
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise BodyRefused(400, f"the body is not UTF-8 (byte {error.start})",
+                              {ROOT: [f"not UTF-8: invalid byte at {error.start}"]}) from None
+    else:
+        text = body
+
+    def number(literal: str, convert: Any) -> Any:
+        if len(literal) > limits.max_number_chars:
+            return _Refused(f"a number of at most {limits.max_number_chars} characters, got {len(literal)}")
+        return convert(literal)
+
+    # Hooks on every number cost a Python call each (0.5 s for a million items), so they are used only
+    # when a long digit run exists; without one no literal can reach int()'s 4,300-digit limit.
+    careful = _LONG_DIGITS.search(text) is not None
+    try:
+        value = json.loads(text, parse_constant=lambda s: _Refused(f"{s} is not JSON"),
+                           **({"parse_int": lambda s: number(s, int), "parse_float": lambda s: number(s, float)}
+                              if careful else {}))
+    except json.JSONDecodeError as error:
+        detail = f"not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
+        raise BodyRefused(400, f"the body is {detail}", {ROOT: [detail]}) from None
+    except RecursionError:
+        raise _too_deep(limits) from None
+    _check(value, limits)
+    return value
+
+
+def _too_deep(limits: Limits) -> BodyRefused:
+    detail = f"nested deeper than {limits.max_depth} levels"
+    return BodyRefused(400, f"the body is {detail}", {ROOT: [detail]})
+
+
+def _check(value: Any, limits: Limits) -> None:
+    """Walk the parsed value once, without recursion, collecting the errors of the module docstring."""
+    errors: dict[str, list[str]] = {}
+    values = 0
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    while stack:
+        item, path = stack.pop()
+        values += 1
+        if values > limits.max_values:
+            raise BodyRefused(422, f"invalid request: more than {limits.max_values} JSON values in one body",
+                              {ROOT: [f"at most {limits.max_values} JSON values in one body"]})
+        if isinstance(item, float) and not math.isfinite(item):
+            _add(errors, path, "must be a finite number")
+            continue
+        if isinstance(item, str):
+            if type(item) is _Refused:
+                _add(errors, path, f"must be {item}" if not item.endswith("not JSON") else str(item))
+            elif _BAD_CHARACTER.search(item):
+                _add(errors, path, _character_error(item))
+            continue
+        if not isinstance(item, dict | list):
+            continue
+        if len(path) >= limits.max_depth:
+            raise _too_deep(limits)
+        limit, message = _item_limit(path, limits)
+        if len(item) > limit:
+            _add(errors, path, message.format(limit=limit, count=len(item)))
+            continue
+        if isinstance(item, list):
+            # Pushed last first, so errors are listed in document order.
+            stack.extend((item[index], (*path, index)) for index in range(len(item) - 1, -1, -1))
+            continue
+        for key, member in reversed(item.items()):
+            if _BAD_CHARACTER.search(key):
+                _add(errors, (*path, key.encode("utf-8", "backslashreplace").decode()), _character_error(key))
+            else:
+                stack.append((member, (*path, key)))
+    if errors:
+        raise BodyRefused(422, error_message(errors), bounded_errors(errors))
+
+
+def _character_error(text: str) -> str:
+    if "\x00" in text:
+        return "must not contain a NUL character"
+    return "must not contain a lone surrogate (\\ud800-\\udfff without its pair): it is not valid Unicode"
+
+
+def _item_limit(path: tuple[str | int, ...], limits: Limits) -> tuple[int, str]:
+    if limits.arrays:
+        pattern = tuple("*" if isinstance(part, int) else part for part in path)
+        if pattern in limits.arrays:
+            return limits.arrays[pattern]
+    return limits.max_items, "at most {limit} items, got {count}"
+
+
+def _add(errors: dict[str, list[str]], path: tuple[str | int, ...], message: str) -> None:
+    errors.setdefault(".".join(map(str, path)) or ROOT, []).append(message)
+
+
+def bounded_errors(errors: dict[str, list[str]], limit: int = MAX_ERRORS) -> dict[str, list[str]]:
+    """The first `limit` fields with errors (each with at most 3 messages), plus a `_more` entry saying how
+    many fields were left out."""
+    if len(errors) <= limit and all(len(messages) <= 3 for messages in errors.values()):
+        return errors
+    kept = {path: messages[:3] for path, messages in list(errors.items())[:limit]}
+    if len(errors) > limit:
+        kept[MORE] = [f"{len(errors) - limit} more fields with errors are not listed"]
+    return kept
+
+
+def error_message(errors: dict[str, list[str]]) -> str:
+    """One line for the error shape's `message`: the first field's first error and how many more fields."""
+    first = next(iter(errors))
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"invalid request: {first}: {errors[first][0]}{more}"
+
+
+def flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested error messages as {"send.at": [messages]} paths."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            flat.update(flatten_errors(value, path))
+    elif isinstance(errors, list) and all(isinstance(e, str) for e in errors):
+        flat[prefix or ROOT] = list(errors)
+    elif isinstance(errors, list):
+        for index, value in enumerate(errors):
+            flat.update(flatten_errors(value, f"{prefix}.{index}" if prefix else str(index)))
+    else:
+        flat[prefix or ROOT] = [str(errors)]
+    return flat

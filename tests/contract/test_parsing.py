@@ -1,0 +1,106 @@
+"""contract/parsing.py: every bound of the one body parser, and the bounded error lists."""
+
+import json
+
+import pytest
+
+from policy_service.contract.parsing import (
+    MAX_ERRORS,
+    BodyRefused,
+    Limits,
+    batch_limits,
+    bounded_errors,
+    decision_limits,
+    parse_json,
+)
+from policy_service.contract.schemas import MAX_HISTORY
+
+
+def refused(body, limits=None) -> BodyRefused:
+    with pytest.raises(BodyRefused) as caught:
+        parse_json(body, limits or decision_limits())
+    return caught.value
+
+
+def test_a_plain_body_parses_to_its_value():
+    """Bytes or text within every limit come back as Python's JSON value (surrogate pairs joined)."""
+    document = {"a": [1, 2.5, "x\U0001f600", None, True], "b": {"c": "é"}}
+    assert parse_json(json.dumps(document).encode(), decision_limits()) == document
+    assert parse_json('"\\ud83d\\ude00"', decision_limits()) == "\U0001f600"
+
+
+@pytest.mark.parametrize("body", [b'{"a": ', b"\xff\xfe{}", b"", b"[1,]"])
+def test_malformed_or_undecodable_bodies_are_a_400(body):
+    """Syntax errors and bytes that are not UTF-8 are a 400 at _request."""
+    error = refused(body)
+    assert error.status == 400 and list(error.errors) == ["_request"]
+
+
+@pytest.mark.parametrize("body, errors", [(b"NaN", {"_request": ["NaN is not JSON"]}),
+                                          (b'{"a": -Infinity}', {"a": ["-Infinity is not JSON"]})])
+def test_non_standard_constants_are_refused_where_they_stand(body, errors):
+    error = refused(body)
+    assert (error.status, error.errors) == (422, errors)
+
+
+@pytest.mark.parametrize("depth", [33, 600, 5_000, 200_000])
+def test_nesting_past_the_depth_limit_is_a_400(depth):
+    """Arrays or objects nested past max_depth (also past Python's own recursion limit) are a 400, no RecursionError."""
+    error = refused("[" * depth + "]" * depth)
+    assert error.status == 400 and "nested deeper than 32 levels" in error.message
+    assert refused('{"a":' * depth + "1" + "}" * depth).status == 400
+
+
+def test_nesting_at_the_limit_parses():
+    assert parse_json("[" * 32 + "]" * 32, decision_limits()) is not None
+
+
+@pytest.mark.parametrize("literal", ["1" * 41, "1" * 5_000, "-" + "9" * 40, "1." + "0" * 40, "1e400"])
+def test_a_too_long_or_infinite_number_is_refused_where_it_stands(literal):
+    """Long literals are never converted (CPython's int() fails past 4,300 digits); 1e400 would be inf."""
+    error = refused('{"send": {"at": ' + literal + "}}")
+    assert error.status == 422 and list(error.errors) == ["send.at"]
+
+
+@pytest.mark.parametrize("text, message", [("\\u0000", "NUL"), ("a\\ud800", "lone surrogate"),
+                                           ("\\udfff", "lone surrogate"), ("\\ude00\\ud83d", "lone surrogate")])
+def test_nul_and_lone_surrogates_in_values_and_keys_are_field_errors(text, message):
+    """A NUL or a surrogate without its pair, in a value or a key, is named by its path."""
+    error = refused('{"history_ref": {"phone_number_id": "' + text + '"}}')
+    assert error.status == 422 and message in error.errors["history_ref.phone_number_id"][0]
+    error = refused('{"history": [{"' + text + '": 1}]}')
+    assert error.status == 422 and len(error.errors) == 1 and message in next(iter(error.errors.values()))[0]
+
+
+def test_named_arrays_have_their_own_limits_and_are_not_walked():
+    """history may hold MAX_HISTORY items; one more is refused with the documented message, others at 1,000."""
+    assert len(parse_json(json.dumps({"history": [0] * MAX_HISTORY}), decision_limits())["history"]) == MAX_HISTORY
+    error = refused(json.dumps({"history": [0] * (MAX_HISTORY + 1)}))
+    assert error.errors == {"history": [f"at most {MAX_HISTORY} messages; send only the recent history "
+                                        "(older events cannot change the decision)"]}
+    assert refused(json.dumps({"other": [0] * 1_001})).errors == {"other": ["at most 1000 items, got 1001"]}
+    batch = refused(json.dumps({"requests": [{}] * 3}), batch_limits(2))
+    assert batch.errors == {"requests": ["at most 2 requests per batch, got 3"]}
+    nested = refused(json.dumps({"requests": [{"history": [0] * (MAX_HISTORY + 1)}]}), batch_limits(2))
+    assert list(nested.errors) == ["requests.0.history"]
+
+
+def test_the_whole_body_has_a_value_budget():
+    """Many arrays each under their limit still cannot exceed max_values in total."""
+    error = refused(json.dumps([[0] * 10] * 10), Limits(max_values=50))
+    assert error.status == 422 and "at most 50 JSON values" in error.errors["_request"][0]
+
+
+def test_errors_are_bounded_and_counted_in_document_order():
+    """Thousands of bad strings give the first MAX_ERRORS fields in order, plus a count of the rest."""
+    error = refused(json.dumps({"history": ["\x00"] * 5_000}))
+    assert list(error.errors)[:3] == ["history.0", "history.1", "history.2"]
+    assert len(error.errors) == MAX_ERRORS + 1
+    assert error.errors["_more"] == [f"{5_000 - MAX_ERRORS} more fields with errors are not listed"]
+    assert error.message.endswith("(and 4999 more)")
+
+
+def test_bounded_errors_keeps_small_lists_as_they_are():
+    small = {"a": ["x"], "b": ["y", "z"]}
+    assert bounded_errors(small) is small
+    assert bounded_errors({"a": ["1", "2", "3", "4"]}) == {"a": ["1", "2", "3"]}

@@ -1,0 +1,129 @@
+"""Every class of hostile body against every input path: a clear 4xx naming the field, before any schema loads it.
+
+The paths are POST /v1/decisions, POST /v1/decisions/batch, the /ui/try form, Meta's signed webhook and
+`policy-service check`; the classes are the reproductions of issue 12 (deep nesting, a 5,000-digit integer, a
+lone surrogate, a NUL, 300,000 and 1,000,000 history items) and 1,000 wrong items (a bounded error list).
+`marshmallow.Schema.load` is made to fail while the hostile body is sent, which proves each refusal happens
+before deserialization.
+"""
+
+import json
+import re
+from html import unescape
+
+import marshmallow
+import pytest
+from click.testing import CliRunner
+
+from policy_service import cli
+from policy_service.contract.parsing import MAX_ERRORS
+
+from ..conftest import assert_error_shape
+from ..meta_payloads import inbound_text, signed
+
+HOLE = "@@hole@@"
+SEND = {"at": "2025-08-12T12:00:00+00:00", "to": "+5511987654321", "type": "text"}
+# Each path's body with a string field and an array field the hostile fragment replaces, and their names.
+DECISION = {"send": SEND, "history_ref": {"phone_number_id": HOLE, "contact": "5511987654321"}}
+DECISION_ITEMS = {"send": SEND, "history": HOLE}
+WEBHOOK = inbound_text(HOLE, 1754989200)
+WEBHOOK_ITEMS = {**WEBHOOK, "entry": [{"changes": [{"field": "messages", "value": {
+    "metadata": {"phone_number_id": "1"}, "messages": HOLE}}]}]}
+PATHS = {
+    "decisions": (DECISION, DECISION_ITEMS, "history_ref.phone_number_id", "history"),
+    "batch": ({"requests": [DECISION]}, {"requests": [DECISION_ITEMS]}, "requests.0.history_ref.phone_number_id",
+              "requests.0.history"),
+    "ui_try": (DECISION, DECISION_ITEMS, "history_ref.phone_number_id", "history"),
+    "webhook": (WEBHOOK, WEBHOOK_ITEMS, "entry.0.changes.0.value.messages.0.id", "entry.0.changes.0.value.messages"),
+    "cli_check": (DECISION, DECISION_ITEMS, "history_ref.phone_number_id", "history"),
+}
+# class -> (fragment, whether it replaces the array, expected status, words the error must contain)
+CLASSES = {
+    "nested_600": ("[" * 600 + "]" * 600, False, 400, "nested deeper than"),
+    "nested_200000": ("[" * 200_000 + "]" * 200_000, False, 400, "nested deeper than"),
+    "integer_5000_digits": ("9" * 5_000, False, 422, "a number of at most"),
+    "lone_surrogate": ('"\\ud800"', False, 422, "lone surrogate"),
+    "nul": ('"a\\u0000b"', False, 422, "NUL"),
+    "items_300000": ("[" + ",".join(["0"] * 300_000) + "]", True, 422, "at most"),
+    "items_1000000": ("[" + ",".join(["0"] * 1_000_000) + "]", True, 422, "at most"),
+}
+
+
+def body_with(document, fragment):
+    return json.dumps(document).replace(json.dumps(HOLE), fragment)
+
+
+def send(path, client, body):
+    """(status, errors {field: [messages]}) as each path reports them."""
+    if path in ("decisions", "batch"):
+        url = "/v1/decisions" if path == "decisions" else "/v1/decisions/batch"
+        response = client.post(url, data=body, content_type="application/json")
+        return response.status_code, assert_error_shape(response, response.status_code)["errors"], response
+    if path == "webhook":
+        raw, headers = signed(body.encode())
+        response = client.post("/v1/webhooks/whatsapp", data=raw, headers=headers)
+        return response.status_code, assert_error_shape(response, response.status_code)["errors"], response
+    if path == "ui_try":
+        response = client.post("/ui/try", data={"request": body})
+        html = response.get_data(as_text=True)
+        items = re.findall(r"<li><code>([^<]*)</code>: ([^<]*)</li>", html)
+        errors = {}
+        for field, message in items:
+            errors.setdefault(unescape(field), []).append(unescape(message))
+        return response.status_code, errors, response
+    result = CliRunner().invoke(cli.main, ["check", "-"], input=body)
+    assert result.exit_code == 1, result.output
+    _, _, listed = result.output.partition("{")
+    return None, json.loads("{" + listed), result
+
+
+@pytest.fixture
+def no_deserialization(monkeypatch):
+    """While it is active, any schema load fails the test."""
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("a hostile body reached deserialization")
+
+    def activate():
+        monkeypatch.setattr(marshmallow.Schema, "load", refuse)
+    return activate
+
+
+@pytest.mark.parametrize("kind", CLASSES)
+@pytest.mark.parametrize("path", PATHS)
+def test_hostile_body_is_refused_before_deserialization(client, no_deserialization, path, kind):
+    """Each class of hostile body gets its 4xx naming the field (400 for nesting), on every input path."""
+    fragment, replaces_array, status, words = CLASSES[kind]
+    string_body, array_body, field, array_field = PATHS[path]
+    body = body_with(array_body if replaces_array else string_body, fragment)
+    no_deserialization()
+    code, errors, response = send(path, client, body)
+    if code is not None:
+        assert code == (status if path != "ui_try" else 422)
+    expected_field = array_field if replaces_array else ("_request" if status == 400 else field)
+    assert expected_field in errors, errors
+    assert any(words in message for message in errors[expected_field])
+    if path in ("decisions", "batch", "webhook"):
+        # The error body stays small whatever the body's size (the 300,000-item one was 17.7 MB).
+        assert len(response.get_data()) < 2_000
+
+
+def test_a_thousand_unreadable_webhook_events_give_a_bounded_skipped_list(client):
+    """A webhook's unreadable events are skipped (200, issue 16: Meta retries whole payloads on errors);
+    the answer lists the first MAX_ERRORS and counts the rest, so it stays small."""
+    item = {"from": "1", "id": "w", "timestamp": "not a time", "type": "text"}
+    raw, headers = signed(body_with(WEBHOOK_ITEMS, json.dumps([item] * 1_000)).encode())
+    response = client.post("/v1/webhooks/whatsapp", data=raw, headers=headers)
+    assert response.status_code == 200
+    assert len(response.json["skipped"]) == MAX_ERRORS and response.json["skipped_not_listed"] == 1_000 - MAX_ERRORS
+    assert len(response.get_data()) < 10_000
+
+
+@pytest.mark.parametrize("path", ["decisions", "batch", "ui_try"])
+def test_a_thousand_wrong_items_give_a_bounded_error_list(client, path):
+    """Schema errors on every item of a long array list the first MAX_ERRORS fields and count the rest."""
+    body = body_with(PATHS[path][1], json.dumps([{"direction": "sideways"}] * 1_000))
+    code, errors, response = send(path, client, body)
+    assert code == 422
+    assert len(errors) == MAX_ERRORS + 1 and "more fields with errors are not listed" in errors["_more"][0]
+    if path != "ui_try":  # the page shows the submitted text back in its form
+        assert len(response.get_data()) < 10_000
