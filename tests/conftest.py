@@ -54,7 +54,7 @@ def app(database_url):
     app = create_app({"TESTING": True, "DATABASE_URL": database_url, "WHATSAPP_APP_SECRET": APP_SECRET,
                       "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN})
     yield app
-    store.database_proxy.close()
+    store.close_all()
 
 
 @pytest.fixture

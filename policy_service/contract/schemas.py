@@ -425,6 +425,11 @@ ERROR_EXAMPLE = {
 # Built once and shared: constructing a schema costs several times a load or dump with it
 # (a response: 238 µs to build, 56 µs to dump), and marshmallow 4 schemas keep no state between
 # calls, so one instance serves every caller and thread.
+# webargs and flask-smorest build a new schema per request when given a class: give them these.
+# tests/web/test_schema_instances.py fails if any request constructs a schema.
 REQUEST = DecisionRequestSchema()
 RESPONSE = DecisionResponseSchema()
 CHARGE = ChargeSchema()
+EXPLAIN = ExplainSchema()
+BATCH_REQUEST = BatchRequestSchema()
+LOGGED_DECISION = LoggedDecisionSchema()

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
+
+from .records import record
 
 CONVERSATION_KINDS = ("conversation", "free_entry_point_conversation")
 FREE_ENTRY_POINT_KINDS = ("free_entry_point_conversation", "free_entry_point_window")
 
 
-@dataclass(frozen=True)
+@record
 class Period:
     """A conversation or free entry point window: what opened it, and when it ends."""
 

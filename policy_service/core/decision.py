@@ -17,12 +17,13 @@ from datetime import date, datetime
 from typing import Any
 
 from .facts import Facts
+from .records import record
 from .rulebook import CONFIDENCE, PolicyVersion, Rule, Rulebook
 
 DECIDED, NOT_APPLICABLE, ERROR = "decided", "not_applicable", "error"
 
 
-@dataclass(frozen=True)
+@record
 class Charge:
     """How Meta will charge the send, in the vocabulary of its webhook `pricing` object."""
 
@@ -38,7 +39,7 @@ class Charge:
     rule: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Reason:
     """One rule in the trace: what it did and why, in a sentence with the concrete values."""
 
@@ -53,7 +54,7 @@ class Reason:
     note: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Decision:
     """The answer for one proposed send."""
 
@@ -77,16 +78,20 @@ class Decision:
         return tuple(r.rule for r in self.trace if r.determining)
 
 
-def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain: bool = True) -> Decision:
+def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain: bool = True,
+            decision_id: str = "") -> Decision:
     """Combine fired rule ids into a decision (deny overrides allow; named resolution for type and charge)."""
     outcome = _outcome(fired, rulebook)
-    classified = classify(fired, facts, rulebook)
+    rule = outcome.charge_rule
+    classified = _charge(rule, facts) if rule else None
     charge = classified if outcome.decision == "allow" or classified is None else _undelivered(classified)
     trace: tuple[Reason, ...] = ()
     if explain:
         values = _Values(facts)
-        trace = tuple(_reason(rule, facts, values, determining, note, effect)
-                      for rule, determining, note, effect in outcome.ordered)
+        defaults = facts.defaults
+        trace = tuple(Reason(step.rule.id, step.rule.title, step.effect, step.rule.citation, step.rule.confidence,
+                             step.sentence(values), step.determining, step.defaults(defaults), step.note)
+                      for step in outcome.ordered)
     version = _version_on(rulebook, facts.day)
     return Decision(
         decision=outcome.decision,
@@ -99,6 +104,7 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
         facts=facts,
         error_codes=outcome.error_codes,
         classified_charge=classified,
+        decision_id=decision_id,
     )
 
 
@@ -106,6 +112,31 @@ def classify(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook) -> Charge
     """The charge the fired rules give a send, as combine() classifies it, without building a decision."""
     rule = _outcome(fired, rulebook).charge_rule
     return _charge(rule, facts) if rule else None
+
+
+class _Step:
+    """One rule of the trace as combining orders it; what does not depend on the facts is made once."""
+
+    __slots__ = ("rule", "determining", "note", "effect", "_prefix", "_template", "_defaults")
+
+    def __init__(self, rule: Rule, determining: bool, note: str | None) -> None:
+        self.rule, self.determining, self.note, self.effect = rule, determining, note, rule.effect
+        self._prefix = f"[{rule.confidence}: {CONFIDENCE[rule.confidence]}] " if rule.confidence != "C" else ""
+        self._template = rule.because
+        self._defaults: dict[frozenset[str], tuple[str, ...]] = {}
+
+    def sentence(self, values: dict[str, str]) -> str:
+        """The `because` sentence with the facts' values (the description when the rule has none)."""
+        return self._prefix + (self._template.format_map(values) if self._template else self.rule.description)
+
+    def defaults(self, used: frozenset[str]) -> tuple[str, ...]:
+        """The context defaults this rule read, of those the facts used, sorted."""
+        found = self._defaults.get(used)
+        if found is None:
+            found = tuple(sorted(self.rule.facts_read & used))
+            if len(self._defaults) < _CACHE_SIZE:
+                self._defaults[used] = found
+        return found
 
 
 @dataclass(frozen=True)
@@ -116,7 +147,7 @@ class _Outcome:
     status: str
     required: str
     charge_rule: Rule | None
-    ordered: tuple[tuple[Rule, bool, str | None, str], ...]  # trace order: rule, determining, note, effect
+    ordered: tuple[_Step, ...]  # trace order
     error_codes: tuple[int, ...]
 
 
@@ -178,8 +209,7 @@ def _combine_rules(fired: tuple[str, ...], rulebook: Rulebook) -> _Outcome:
         status=status,
         required=required,
         charge_rule=charge_rules[0] if charge_rules else None,
-        ordered=tuple((rule, rule.id in determining, _note(rule, charge_rules, decision), rule.effect)
-                      for rule in ordered),
+        ordered=tuple(_Step(rule, rule.id in determining, _note(rule, charge_rules, decision)) for rule in ordered),
         error_codes=tuple(r.error_code for r in denies if r.error_code),
     )
 
@@ -207,9 +237,9 @@ class _Values(dict):
         self._facts = facts
 
     def __missing__(self, name: str) -> str:
-        display = self._facts.display
-        value = display[name] if name in display else _show(self._facts.engine[name])
-        self[name] = value
+        facts = self._facts
+        engine = facts.engine
+        value = self[name] = _show(engine[name]) if name in engine else facts.text(name)
         return value
 
 
@@ -260,25 +290,6 @@ def _note(rule: Rule, charge_rules: list[Rule], decision: str) -> str | None:
     if decision != "allow":
         return "would apply if the send were allowed; a denied send is not delivered or charged"
     return None
-
-
-def _reason(rule: Rule, facts: Facts, values: dict[str, str], determining: bool, note: str | None,
-            effect: str) -> Reason:
-    because = rule.because.format_map(values) if rule.because else rule.description
-    defaults = tuple(sorted(rule.facts_read & facts.defaults))
-    if rule.confidence != "C":
-        because = f"[{rule.confidence}: {CONFIDENCE[rule.confidence]}] {because}"
-    return Reason(
-        rule=rule.id,
-        title=rule.title,
-        effect=effect,
-        citation=rule.citation,
-        confidence=rule.confidence,
-        because=because,
-        determining=determining,
-        defaults=defaults,
-        note=note,
-    )
 
 
 def _show(value: Any) -> str:

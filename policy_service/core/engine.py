@@ -64,6 +64,8 @@ class RulesEngine:
         definition[_EVERY_FACT] = {"all": [{"m": {"$gte": {"waba_date": 0}}}], "run": _unused_action}
         self._cuts = _numeric_constants(definition)
         self._memo: dict[tuple[Any, ...], tuple[str, ...]] = {}
+        # The fact names in their order -> (position, cuts, members) of each one compared with numbers.
+        self._plans: dict[tuple[str, ...], tuple[tuple[int, list[int], frozenset[int]], ...]] = {}
         try:
             with _ENGINE_LOCK:
                 self._host.set_rulesets({self.ruleset: definition})
@@ -103,12 +105,18 @@ class RulesEngine:
     def _indistinct(self, facts: Mapping[str, Any]) -> tuple[Any, ...]:
         # A number is tested only against the rules' constants, so its place among them (and whether
         # it equals one) decides every test: 61 and 1799 seconds are the same to `lt: 1800`.
-        key = dict(facts)
-        for name, (cuts, members) in self._cuts.items():
-            value = key.get(name)
+        names = tuple(facts)
+        plan = self._plans.get(names)
+        if plan is None:
+            plan = tuple((position, *self._cuts[name]) for position, name in enumerate(names) if name in self._cuts)
+            if len(self._plans) < _MEMO_SIZE:
+                self._plans[names] = plan
+        values = list(facts.values())
+        for position, cuts, members in plan:
+            value = values[position]
             if type(value) is int:
-                key[name] = (bisect_left(cuts, value), value in members)
-        return tuple(key.items())
+                values[position] = (bisect_left(cuts, value), value in members)
+        return names, tuple(values)
 
     def _fire(self, fact: str) -> tuple[str, ...]:
         code, state = extension.assert_fact(self._handle, fact)

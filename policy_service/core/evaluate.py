@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import uuid
+import os
 from dataclasses import replace
 from datetime import timedelta
 from itertools import chain
@@ -25,21 +25,44 @@ _LIFETIMES: dict[str, timedelta] = {}  # rulebook version -> longest period life
 def evaluate(request: DecisionRequest, *, rulebook: Rulebook, engine: RulesEngine,
              decision_id: str | None = None, explain_why_not: bool = False) -> Decision:
     """Decide one proposed send; any engine failure fails closed as an error, never as an allow."""
-    decision_id = decision_id or uuid.uuid4().hex
+    decision_id = decision_id or new_decision_id()
     try:
         state = replay(request, rulebook, engine)
         facts = derive_facts(request.send, state, request.context, rulebook)
         fired = engine.match_memoized(facts.engine)
-        decision = combine(fired, facts, rulebook)
+        decision = combine(fired, facts, rulebook, decision_id=decision_id)
         if explain_why_not:
             decision = replace(decision, why_not=why_not(rulebook.rules, set(fired), facts.engine, facts.day))
     except EngineError as error:
         log.error("engine error, failing closed: %s", error)
-        decision = fail_closed(error, rulebook.version)
+        decision = replace(fail_closed(error, rulebook.version), decision_id=decision_id)
     except Exception as error:  # noqa: BLE001 - any internal failure must deny, never allow
         log.exception("internal error, failing closed")
-        decision = fail_closed(EngineError(f"internal error: {type(error).__name__}"), rulebook.version)
-    return replace(decision, decision_id=decision_id)
+        decision = replace(fail_closed(EngineError(f"internal error: {type(error).__name__}"), rulebook.version),
+                           decision_id=decision_id)
+    return decision
+
+
+# The version (4) and variant (RFC 4122) bits of a random UUID.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+# Random numbers from the OS, fetched 256 at a time: one read per decision cost more than a third of
+# evaluating it. A forked worker must never reuse its parent's numbers, so the pool empties on fork.
+_RANDOM: list[int] = []
+os.register_at_fork(after_in_child=_RANDOM.clear)
+
+
+def new_decision_id() -> str:
+    """A random (version 4) UUID as 32 lowercase hex digits, like uuid.uuid4().hex, from os.urandom."""
+    try:
+        number = _RANDOM.pop()  # atomic: threads never share a number
+    except IndexError:
+        block = os.urandom(16 * 256)
+        _RANDOM.extend(int.from_bytes(block[i:i + 16]) for i in range(16, len(block), 16))
+        number = int.from_bytes(block[:16])
+    return f"{number & _UUID4_CLEAR | _UUID4_SET:032x}"
 
 
 def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) -> HistoryState:
@@ -74,7 +97,7 @@ def _delivered(message: Message) -> bool:
 def _classify(message: Message, state: HistoryState, request: DecisionRequest, rulebook: Rulebook,
               engine: RulesEngine) -> Charge | None:
     past = Send(message.at, request.send.to, message.type, message.template)
-    facts = derive_facts(past, state, request.context, rulebook)
+    facts = derive_facts(past, state, request.context, rulebook, display=False)
     return classify(engine.match_memoized(facts.engine), facts, rulebook)
 
 

@@ -7,14 +7,17 @@ attribute looks like "no rule matched"), so rules can never be switched off by a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from functools import cached_property, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .conversations import CONVERSATION_KINDS, FREE_ENTRY_POINT_KINDS, Ledger, Period
 from .identities import parse_contact
 from .messages import Message, Send
+from .records import record
 
 NONE = "none"
 
@@ -89,17 +92,43 @@ CONTEXT_DEFAULTS: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class Facts:
-    """What the rules see (`engine`), how the trace shows it (`display`), and which defaults were used."""
+    """What the rules see (`engine`), how the trace shows it (`display`), and which defaults were used.
+
+    `display` (name -> text, every name of DISPLAY_VALUES plus each unknown counter) is written when
+    first read; `text(name)` writes one of them. A trace sentence names two or three, so evaluation
+    writes only those; the response, which shows them all, reads `display`.
+    """
 
     at: datetime
     day: date
     engine: dict[str, Any]
-    display: dict[str, str]
     defaults: frozenset[str]
     expiries: dict[str, datetime | None]
     periods: tuple[Period, ...] = ()
+    seen: _Seen | None = field(default=None, compare=False, repr=False)  # None: no texts (a replayed send)
+
+    @cached_property
+    def display(self) -> dict[str, str]:
+        """Every display text, by name (empty for a replayed past send)."""
+        seen = self.seen
+        if seen is None:
+            return {}
+        texts = {name: _TEXTS[name](seen) for name in DISPLAY_VALUES}
+        texts.update((c, "unknown (not given in context)") for c in COUNTERS if seen.ctx[c] is None)
+        return texts
+
+    def text(self, name: str) -> str:
+        """One display text by name; KeyError if the name is not one (or, for a counter, it is known)."""
+        if "display" in self.__dict__ or self.seen is None:
+            return self.display[name]
+        maker = _TEXTS.get(name)
+        if maker is not None:
+            return maker(self.seen)
+        if name in COUNTERS and self.seen.ctx[name] is None:
+            return "unknown (not given in context)"
+        raise KeyError(name)
 
 
 @dataclass
@@ -136,17 +165,29 @@ class HistoryState:
 
 def new_state(rulebook: Any) -> HistoryState:
     """An empty history state configured from the rulebook's parameters."""
-    return HistoryState(
-        ignored_types=frozenset(rulebook.parameter("window_ignored_inbound_types")),
-        referral_source_types=frozenset(rulebook.parameter("entry_point_referral_source_types")),
-    )
+    kinds = _STATE_KINDS.get(rulebook.version)
+    if kinds is None:
+        kinds = _STATE_KINDS[rulebook.version] = (
+            frozenset(rulebook.parameter("window_ignored_inbound_types")),
+            frozenset(rulebook.parameter("entry_point_referral_source_types")))
+    return HistoryState(ignored_types=kinds[0], referral_source_types=kinds[1])
 
 
-def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], rulebook: Any) -> Facts:
-    """The facts about one send at its time, given the history before it."""
+# rulebook version -> (inbound types the window ignores, referral source types that make an entry point)
+_STATE_KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+
+
+def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], rulebook: Any, *,
+                 display: bool = True) -> Facts:
+    """The facts about one send at its time, given the history before it.
+
+    With display=False the `display` texts are left empty: replay classifies past sends from the
+    engine facts and expiries alone, and no sentence is written about them.
+    """
     at = send.at
-    window = rulebook.parameter("customer_service_window")
-    deadline = rulebook.parameter("entry_point_reply_deadline")
+    parameters = rulebook.parameters
+    window = parameters["customer_service_window"].value
+    deadline = parameters["entry_point_reply_deadline"].value
     ctx, defaults = _context(context)
     zone = _zone(ctx["waba_timezone"])
     local_day = at.astimezone(zone).date()
@@ -161,21 +202,25 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
     referral = state.last_referral_inbound
     entry_point_reply = bool(referral and not state.replied_since_referral and referral <= at < referral + deadline)
 
-    category = send.template.category if send.template else NONE
+    template = send.template
+    category = template.category if template else NONE
     open_periods = state.ledger.open_at(at)
-    conversations = [p for p in open_periods if p.kind in CONVERSATION_KINDS]
-    same = [p for p in conversations if p.category == category]
-    free_entry = [p for p in open_periods if p.kind in FREE_ENTRY_POINT_KINDS]
+    if open_periods:
+        conversations = [p for p in open_periods if p.kind in CONVERSATION_KINDS]
+        same = [p for p in conversations if p.category == category]
+        free_entry = [p for p in open_periods if p.kind in FREE_ENTRY_POINT_KINDS]
+    else:
+        conversations = same = free_entry = open_periods
     to = parse_contact(send.to)
 
     engine = {
         "waba_date": day_number(local_day),
         "send_type": send.type,
-        "send_is_template": send.is_template,
+        "send_is_template": send.type == "template",
         "template_category": category,
-        "template_status": send.template.status if send.template else NONE,
-        "template_otp_button_known": bool(send.template and send.template.otp_button is not None),
-        "template_has_otp_button": bool(send.template and send.template.otp_button),
+        "template_status": template.status if template else NONE,
+        "template_otp_button_known": bool(template and template.otp_button is not None),
+        "template_has_otp_button": bool(template and template.otp_button),
         "csw_open": csw_open,
         "csw_ever_opened": last_in is not None,
         "last_inbound_type": state.last_counted_type or NONE,
@@ -198,41 +243,89 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
         "recipient_in_business_region": to.region == ctx["business_region"],
     }
     for counter in COUNTERS:
-        engine[counter + "_known"] = ctx[counter] is not None
-        engine[counter] = ctx[counter] if ctx[counter] is not None else 0
+        count = ctx[counter]
+        engine[counter + "_known"] = count is not None
+        engine[counter] = count if count is not None else 0
 
-    show = _shower(at)
-    display = {
-        "send_at": show(at),
-        "recipient": send.to,
-        "recipient_region_source": to.region_source,
-        "template_name": send.template.name if send.template else NONE,
-        "last_inbound_at": show(last_in),
-        "csw_expires_at": show(csw_expires),
-        "open_conversations": ", ".join(f"{p.category} until {show(p.expires_at)}" for p in conversations) or NONE,
-        "same_category_expires_at": show(same[0].expires_at if same else None),
-        "ridden_conversation_expires_at": show(conversations[0].expires_at if conversations else None),
-        "free_entry_point_expires_at": show(free_entry[0].expires_at if free_entry else None),
-        "same_category_opened_by": _opener(same, show),
-        "ridden_conversation_opened_by": _opener(conversations, show),
-        "free_entry_point_opened_by": _opener(free_entry, show),
-        "entry_point_at": show(referral),
-        "entry_point_deadline_at": show(referral + deadline if referral else None),
-        "uncounted_inbound_at": show(uncounted.at if uncounted else None),
-        "uncounted_inbound_type": uncounted.type if uncounted else NONE,
-        "uncounted_would_close_at": show(uncounted.at + window if uncounted else None),
-        "waba_timezone": ctx["waba_timezone"],
-        **{c: "unknown (not given in context)" for c in COUNTERS if ctx[c] is None},
-    }
     expiries = {
         "same_category": same[0].expires_at if same else None,
         "any_conversation": conversations[0].expires_at if conversations else None,
         "free_entry_point": free_entry[0].expires_at if free_entry else None,
     }
-    return Facts(at, local_day, engine, display, frozenset(defaults), expiries, tuple(open_periods))
+    seen = _Seen(send, ctx, last_in, csw_expires, conversations, same, free_entry, referral, deadline, uncounted,
+                 window) if display else None
+    return Facts(at, local_day, engine, defaults, expiries, tuple(open_periods), seen)
 
 
-def _context(context: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+class _Seen:
+    """What the display texts are written from (kept so each text is written only when read)."""
+
+    __slots__ = ("send", "ctx", "last_in", "csw_expires", "conversations", "same", "free_entry", "referral",
+                 "deadline", "uncounted", "window", "zone")
+
+    def __init__(self, send: Send, ctx: dict[str, Any], last_in: datetime | None, csw_expires: datetime | None,
+                 conversations: list[Period], same: list[Period], free_entry: list[Period],
+                 referral: datetime | None, deadline: timedelta, uncounted: Message | None,
+                 window: timedelta) -> None:
+        self.send, self.ctx, self.last_in, self.csw_expires = send, ctx, last_in, csw_expires
+        self.conversations, self.same, self.free_entry = conversations, same, free_entry
+        self.referral, self.deadline, self.uncounted, self.window = referral, deadline, uncounted, window
+        self.zone = send.at.tzinfo or UTC
+
+    def show(self, moment: datetime | None) -> str:
+        """A time in the send's own offset (ISO 8601), or "none"."""
+        return moment.astimezone(self.zone).isoformat() if moment else NONE
+
+    def opener(self, periods: list[Period]) -> str:
+        """Which history entry opened the first of the periods."""
+        if not periods:
+            return NONE
+        return f"the send at {self.show(periods[0].opened_at)} (history[{periods[0].opened_by}])"
+
+
+def _first_expiry(periods: list[Period]) -> datetime | None:
+    return periods[0].expires_at if periods else None
+
+
+_TEXTS: dict[str, Callable[[_Seen], str]] = {
+    "send_at": lambda s: s.show(s.send.at),
+    "recipient": lambda s: s.send.to,
+    "recipient_region_source": lambda s: parse_contact(s.send.to).region_source,
+    "template_name": lambda s: s.send.template.name if s.send.template else NONE,
+    "last_inbound_at": lambda s: s.show(s.last_in),
+    "csw_expires_at": lambda s: s.show(s.csw_expires),
+    "open_conversations": lambda s: ", ".join(f"{p.category} until {s.show(p.expires_at)}"
+                                              for p in s.conversations) or NONE,
+    "same_category_expires_at": lambda s: s.show(_first_expiry(s.same)),
+    "ridden_conversation_expires_at": lambda s: s.show(_first_expiry(s.conversations)),
+    "free_entry_point_expires_at": lambda s: s.show(_first_expiry(s.free_entry)),
+    "same_category_opened_by": lambda s: s.opener(s.same),
+    "ridden_conversation_opened_by": lambda s: s.opener(s.conversations),
+    "free_entry_point_opened_by": lambda s: s.opener(s.free_entry),
+    "entry_point_at": lambda s: s.show(s.referral),
+    "entry_point_deadline_at": lambda s: s.show(s.referral + s.deadline if s.referral else None),
+    "uncounted_inbound_at": lambda s: s.show(s.uncounted.at if s.uncounted else None),
+    "uncounted_inbound_type": lambda s: s.uncounted.type if s.uncounted else NONE,
+    "uncounted_would_close_at": lambda s: s.show(s.uncounted.at + s.window if s.uncounted else None),
+    "waba_timezone": lambda s: s.ctx["waba_timezone"],
+}
+
+
+# The context fields given (by name, in order) -> the values with defaults filled in and the defaults used.
+_CONTEXTS: dict[tuple[tuple[str, Any], ...], tuple[dict[str, Any], frozenset[str]]] = {}
+
+
+def _context(context: dict[str, Any]) -> tuple[dict[str, Any], frozenset[str]]:
+    # Most requests give few context fields with few distinct values: reuse the merged values
+    # (never mutated) for each combination seen; bounded, cleared when full.
+    try:
+        # The type is part of the key: True == 1, but the engine must see what was given.
+        key = tuple((name, type(value), value) for name, value in context.items())
+        found = _CONTEXTS.get(key)
+    except TypeError:  # an unhashable value: merge without remembering
+        key, found = None, None
+    if found is not None:
+        return found
     values, defaults = {}, set()
     for name, default in CONTEXT_DEFAULTS.items():
         if context.get(name) is None:
@@ -240,9 +333,15 @@ def _context(context: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
             defaults.add(name)
         else:
             values[name] = context[name]
-    return values, defaults
+    found = (values, frozenset(defaults))
+    if key is not None:
+        if len(_CONTEXTS) >= 1024:
+            _CONTEXTS.clear()
+        _CONTEXTS[key] = found
+    return found
 
 
+@lru_cache(maxsize=256)
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
@@ -261,20 +360,5 @@ def from_day_number(number: int) -> date:
     return date(number // 10000, number // 100 % 100, number % 100)
 
 
-def _opener(periods: list[Period], show) -> str:
-    if not periods:
-        return NONE
-    return f"the send at {show(periods[0].opened_at)} (history[{periods[0].opened_by}])"
-
-
 def _started(start: date | None, day: date) -> bool:
     return start is not None and start <= day
-
-
-def _shower(reference: datetime):
-    zone = reference.tzinfo or UTC
-
-    def show(moment: datetime | None) -> str:
-        return moment.astimezone(zone).isoformat() if moment else NONE
-
-    return show

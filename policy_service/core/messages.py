@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import Any
 
+from .records import record
 
-@dataclass(frozen=True)
+
+@record
 class Template:
     """An approved (or not) message template as the business would send it."""
 
@@ -18,7 +20,7 @@ class Template:
     otp_button: bool | None = None  # authentication templates: has a one-time-password button
 
 
-@dataclass(frozen=True)
+@record
 class Message:
     """One message in the history between a business number and one user."""
 
@@ -36,7 +38,7 @@ class Message:
         return self.type == "template"
 
 
-@dataclass(frozen=True)
+@record
 class Send:
     """The message a business proposes to send."""
 
@@ -55,7 +57,7 @@ class Send:
         return Message("outbound", self.at, self.type, self.template, "delivered")
 
 
-@dataclass(frozen=True)
+@record
 class DecisionRequest:
     """A proposed send, the history before it, and what the business knows about the user."""
 

@@ -7,6 +7,7 @@ model modules can import it without a circle.
 from __future__ import annotations
 
 import os
+import weakref
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ import peewee
 from flask import Flask
 from playhouse.db_url import connect
 from playhouse.migrate import SchemaMigrator, migrate
+from playhouse.pool import PooledDatabase
 
 database_proxy = peewee.DatabaseProxy()
 _registered: list[type[peewee.Model]] = []
@@ -44,12 +46,21 @@ def database_url(app: Flask) -> str:
     return "sqlite:///" + os.path.join(app.instance_path, "policy-service.sqlite3")
 
 
+# WAL lets several gunicorn workers write while readers read; busy_timeout makes writers queue;
+# synchronous=FULL (SQLite's default, set so no one mistakes it for a tuning knob) fsyncs every
+# commit: no decision a client has seen can be lost, also on power loss.
+SQLITE_PRAGMAS = {"journal_mode": "wal", "busy_timeout": 10_000, "synchronous": "full"}
+# PostgreSQL: each worker process keeps its own pool (one connection per thread in use); a connection
+# per request cost more than half a decision (bench/http_load.py). Idle connections older than this
+# are replaced, so a restarted server or a proxy's idle cut costs one failed request at most.
+POOL_STALE_SECONDS = 300
+POOL_MAX_CONNECTIONS = 32
+
+
 def init_app(app: Flask) -> None:
     """Open the configured database, create missing tables, and manage connections per request."""
     url = database_url(app)
-    # WAL lets several gunicorn workers write while readers read; busy_timeout makes writers queue.
-    options = {"pragmas": {"journal_mode": "wal", "busy_timeout": 10_000}} if url.startswith("sqlite") else {}
-    database = connect(url, **options)
+    database = open_database(url)
     database_proxy.initialize(database)
     with database.connection_context():
         database.create_tables(models())
@@ -61,12 +72,56 @@ def init_app(app: Flask) -> None:
         # WAL checkpoint and more than doubled the cost of a logged decision (bench/phases.py).
         # Commits still fsync (synchronous=FULL), so no decision a client has seen can be lost.
         return
+    if isinstance(database, PooledDatabase):
+        # gunicorn forks its workers after this (preload): a connection opened here would be shared by
+        # every worker, and their queries would interleave on one socket ("no results to fetch").
+        database.close_all()
+        _POOLS.add(database)
 
     @app.teardown_appcontext
     def close(_: Any) -> None:
-        # A server database may restart or drop idle connections: take a fresh one per request.
+        # Back to the pool (or closed, without one): a request never keeps a connection it is not using.
         if not database.is_closed():
             database.close()
+
+
+def close_all() -> None:
+    """Close this process's connections to the configured database, pooled idle ones included."""
+    database = database_proxy.obj
+    if isinstance(database, PooledDatabase):
+        database.close_all()
+    elif database is not None:
+        database.close()
+
+
+def open_database(url: str) -> peewee.Database:
+    """The database for a URL: SQLite with SQLITE_PRAGMAS, PostgreSQL through a per-process pool."""
+    if url.startswith("sqlite"):
+        return connect(url, pragmas=SQLITE_PRAGMAS)
+    scheme, _, rest = url.partition("://")
+    if scheme in ("postgres", "postgresql"):
+        return connect(f"postgresql+pool://{rest}", max_connections=POOL_MAX_CONNECTIONS,
+                       stale_timeout=POOL_STALE_SECONDS)
+    return connect(url)
+
+
+# Pools of this process, emptied in a forked child (see _forget_inherited_connections).
+_POOLS: weakref.WeakSet[PooledDatabase] = weakref.WeakSet()
+# Connections a forked child inherited. Kept, never closed or freed: closing one (also by garbage
+# collection) would end the parent's session on the socket they share.
+_INHERITED: list[Any] = []
+
+
+def _forget_inherited_connections() -> None:
+    for pool in _POOLS:
+        _INHERITED.extend(pooled.connection for pooled in pool._in_use.values())
+        _INHERITED.extend(entry[-1] for entry in pool._connections)
+        if pool._state.conn is not None:
+            _INHERITED.append(pool._state.conn)
+        pool.dispose()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_connections)
 
 
 def add_missing_columns(database: peewee.Database, model: type[peewee.Model]) -> list[str]:

@@ -12,8 +12,10 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
+import orjson
 import peewee
 import phonenumbers
 
@@ -21,10 +23,6 @@ from ..core.decision import Decision
 from ..core.identities import recipient
 from .database import StoredModel, loaded_time, stored_time
 
-_PHONE = re.compile(r"\+\d{7,15}")
-# A BSUID in any text: its country prefix (and ENT. of a parent BSUID) is kept, the rest masked. At
-# least 8 characters after the prefix, and not inside a dotted name, so "wamid.X.IN.1" is left alone.
-_BSUID = re.compile(r"(?<![\w.])([A-Z]{2}\.(?:ENT\.)?)([A-Za-z0-9]{8,128})(?![\w.])")
 _MASKED_BSUID = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?\*+$")
 NANP_AREA_DIGITS = 3
 # Keys whose values are bare phone numbers without "+" (a wa_id).
@@ -63,29 +61,72 @@ class DecisionQuery:
     rule: str | None = None
 
 
-def record(decision: Decision, request: dict[str, Any], response: dict[str, Any], *, mask: bool) -> None:
-    """Write one decision; raises if it cannot be stored, so no unlogged decision is ever returned."""
+def record(decision: Decision, request: dict[str, Any], response: dict[str, Any], *, mask: bool,
+           response_json: bytes | None = None) -> None:
+    """Write one decision; raises if it cannot be stored, so no unlogged decision is ever returned.
+
+    `response_json` is the response body exactly as returned (JSON bytes), when the caller has
+    serialized it already: the row stores those bytes (masked), so the response is serialized once.
+    The row is one prepared INSERT committed on its own (SQLite synchronous=FULL, PostgreSQL
+    synchronous commit): when this returns, the decision is on disk.
+    """
     region, _ = recipient(str(request.get("send", {}).get("to", "")))
-    if mask:
-        request, response = masked(request), masked(response)
+    texts = [dumps(request), response_json if response_json is not None else dumps(response),
+             dumps(response.get("facts", {}))]
+    texts = [masked_json(text) if mask else text.decode() for text in texts]
     facts = decision.facts
-    with DecisionRecord._meta.database.atomic():
-        DecisionRecord.create(
-            decision_id=decision.decision_id,
-            logged_at=stored_time(datetime.now(UTC)),
-            send_at=facts.at.isoformat() if facts else "",
-            decision=decision.decision,
-            status=decision.status,
-            required_message_type=decision.required_message_type,
-            policy_version=decision.policy_version,
-            rulebook_version=decision.rulebook_version,
-            determining_rules=",".join(decision.determining_rules),
-            recipient_region=region,
-            request=json.dumps(request, sort_keys=True),
-            facts=json.dumps(response.get("facts", {}), sort_keys=True),
-            response=json.dumps(response, sort_keys=True),
-            masked=mask,
-        )
+    _insert({
+        "decision_id": decision.decision_id,
+        "logged_at": stored_time(datetime.now(UTC)),
+        "send_at": facts.at.isoformat() if facts else "",
+        "decision": decision.decision,
+        "status": decision.status,
+        "required_message_type": decision.required_message_type,
+        "policy_version": decision.policy_version,
+        "rulebook_version": decision.rulebook_version,
+        "determining_rules": ",".join(decision.determining_rules),
+        "recipient_region": region,
+        "request": texts[0],
+        "response": texts[1],
+        "facts": texts[2],
+        "masked": mask,
+    })
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON (UTF-8 bytes) by orjson; by the standard library, in the same format, for integers
+    beyond 64 bits, which orjson refuses (a request may carry one in a free-form field)."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+# (database, its INSERT statement, the fields in parameter order); written on first use per database.
+_STATEMENT: list[tuple[peewee.Database, str, tuple[peewee.Field, ...]]] = []
+
+
+def _insert(values: dict[str, Any]) -> None:
+    # A hand-written INSERT instead of Model.create: peewee built the model instance and compiled the
+    # query on every call. Fields not given here (a column added later) get their model default.
+    database = DecisionRecord._meta.database.obj if isinstance(DecisionRecord._meta.database, peewee.DatabaseProxy) \
+        else DecisionRecord._meta.database
+    statement = _STATEMENT[0] if _STATEMENT and _STATEMENT[0][0] is database else None
+    if statement is None:
+        fields = tuple(f for f in DecisionRecord._meta.sorted_fields if not f.primary_key)
+        quote = database.quote[0]
+        columns = ", ".join(f"{quote}{f.column_name}{quote}" for f in fields)
+        sql = (f"INSERT INTO {quote}{DecisionRecord._meta.table_name}{quote} ({columns}) "
+               f"VALUES ({', '.join([database.param] * len(fields))})")
+        statement = (database, sql, fields)
+        _STATEMENT[:] = [statement]
+    _, sql, fields = statement
+    params = []
+    for field in fields:
+        value = values[field.name] if field.name in values else field.default
+        params.append(field.db_value(value() if callable(value) else value))
+    # Outside a transaction each statement commits by itself: one round trip, one fsync.
+    database.execute_sql(sql, params)
 
 
 def get(decision_id: str) -> dict[str, Any] | None:
@@ -130,6 +171,7 @@ def entry(row: DecisionRecord) -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=4096)
 def mask_number(number: str) -> str:
     """Keep the calling code (and a NANP area code), replace every other digit with '*'."""
     digits = number.lstrip("+")
@@ -141,18 +183,37 @@ def mask_number(number: str) -> str:
     return number[: len(number) - len(digits)] + digits[:keep] + "*" * (len(digits) - keep)
 
 
-def masked(value: Any, key: str | None = None) -> Any:
-    """A copy of a JSON value with every phone number and BSUID masked (a BSUID keeps its country prefix)."""
-    if isinstance(value, dict):
-        return {k: masked(v, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [masked(v) for v in value]
-    if isinstance(value, str):
-        if key in PHONE_KEYS and value.isdigit():
-            return mask_number(value)
-        value = _BSUID.sub(lambda m: m.group(1) + "*" * len(m.group(2)), value)
-        return _PHONE.sub(lambda m: mask_number(m.group()), value)
-    return value
+def masked(value: Any) -> Any:
+    """A copy of a JSON value with every phone number and BSUID masked (see masked_json)."""
+    return json.loads(masked_json(dumps(value)))
+
+
+# In compact JSON: a "contact" or "wa_id" member whose value is all digits (a wa_id has no "+"; the
+# look-behind admits only a real member, since a quote inside a string is escaped), or a "+" and
+# digits anywhere (inside a string: JSON numbers never start with "+", and escapes never hold digits
+# after a "+").
+# Or a BSUID that starts a string or follows a space (a string starts the text, or follows '"' after ':', ',', '['
+# or '{'; in compact JSON a space is only ever inside a string): its country prefix (and ENT. of a
+# parent BSUID) is kept, the rest masked. At least 8 characters after the prefix, and not followed by a
+# letter, digit or '.', so a wamid ("wamid.X.IN.1") is left alone.
+_PHONE_JSON = re.compile(r'(?<=[{,])"(' + "|".join(PHONE_KEYS) + r')":"(\d+)"|\+\d{7,15}'
+                         r'|(?:(?<=\A")|(?<=[:,\[{]")|(?<= ))([A-Z]{2}\.(?:ENT\.)?)([A-Za-z0-9]{8,128})(?![\w.])')
+
+
+def masked_json(text: bytes) -> str:
+    """Compact JSON text (as `dumps` writes it) with every phone number masked: each string that is a
+    phone number or contains one, in values and in keys, and each all-digit `contact` or `wa_id`; and
+    every BSUID, keeping its country prefix (`US.********************`)."""
+    return _PHONE_JSON.sub(_mask_match, text.decode())
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    if match.group(3) is not None:
+        return match.group(3) + "*" * len(match.group(4))
+    key = match.group(1)
+    if key is None:
+        return mask_number(match.group())
+    return f'"{key}":"{mask_number(match.group(2))}"'
 
 
 def replayable_request(row: DecisionRecord) -> dict[str, Any]:

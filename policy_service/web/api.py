@@ -9,6 +9,7 @@ from typing import Any
 import flask
 from flask import current_app
 from flask_smorest import Api, Blueprint, abort
+from marshmallow import Schema
 from webargs.core import missing
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
@@ -24,17 +25,17 @@ from ..contract.parsing import (
     parse_json,
 )
 from ..contract.schemas import (
+    BATCH_REQUEST,
     DECISION_REQUEST_EXAMPLE,
     DECISION_RESPONSE_EXAMPLE,
     ERROR_EXAMPLE,
+    EXPLAIN,
+    LOGGED_DECISION,
+    REQUEST,
     RESPONSE,
-    BatchRequestSchema,
     BatchResponseSchema,
-    DecisionRequestSchema,
     DecisionResponseSchema,
     ErrorSchema,
-    ExplainSchema,
-    LoggedDecisionSchema,
 )
 from ..core.engine import RulesEngine
 from ..core.evaluate import evaluate
@@ -46,7 +47,21 @@ from . import logs, metrics
 
 class JsonBodyParser(FlaskParser):
     """webargs' Flask parser reading bodies through contract.parsing (the one place every body is parsed,
-    within its endpoint's limits), and keeping the body it parsed for the view (see request_json)."""
+    within its endpoint's limits), keeping the body it parsed for the view (see request_json), and
+    building a schema given as a class once (webargs builds one per request; flask-smorest's
+    pagination passes a class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._instances: dict[type[Schema], Schema] = {}
+
+    def _get_schema(self, argmap: Any, req: flask.Request) -> Schema:
+        if isinstance(argmap, type) and issubclass(argmap, Schema):
+            schema = self._instances.get(argmap)
+            if schema is None:
+                schema = self._instances[argmap] = argmap()
+            return schema
+        return super()._get_schema(argmap, req)
 
     def _raw_load_json(self, req: flask.Request) -> Any:
         # `missing` unless the request says it is JSON, as webargs does.
@@ -117,19 +132,20 @@ def policy() -> Policy:
 
 
 @blp.route("/decisions", methods=["POST"])
-@blp.arguments(DecisionRequestSchema, error_status_code=422, example=DECISION_REQUEST_EXAMPLE)
-@blp.arguments(ExplainSchema, location="query", error_status_code=422)
+@blp.arguments(REQUEST, error_status_code=422, example=DECISION_REQUEST_EXAMPLE)
+@blp.arguments(EXPLAIN, location="query", error_status_code=422)
 @blp.alt_response(200, schema=DecisionResponseSchema, success=True, description="The decision",
                   example=DECISION_RESPONSE_EXAMPLE)
 @blp.alt_response(400, schema=ErrorSchema, description="Malformed JSON")
 @blp.alt_response(422, schema=ErrorSchema, description="Invalid request, by field path", example=ERROR_EXAMPLE)
 def create_decision(proposal: DecisionRequest, query: dict[str, Any]):
     """Decide a proposed send: allow or deny, the required message type, the charge, and why."""
-    return decide(proposal, request_json(), explain_why_not=query.get("explain") == "full")
+    _, text = decided(proposal, request_json(), explain_why_not=query.get("explain") == "full")
+    return _json_response(text)
 
 
 @blp.route("/decisions/batch", methods=["POST"])
-@blp.arguments(BatchRequestSchema, error_status_code=422,
+@blp.arguments(BATCH_REQUEST, error_status_code=422,
                example={"requests": [DECISION_REQUEST_EXAMPLE, DECISION_REQUEST_EXAMPLE]})
 @blp.alt_response(200, schema=BatchResponseSchema, success=True, description="The decisions, in request order")
 @blp.alt_response(400, schema=ErrorSchema, description="Malformed JSON")
@@ -139,11 +155,19 @@ def create_decisions(batch: dict[str, list[DecisionRequest]]):
     # The body parser has refused more than MAX_BATCH_SIZE requests before they were deserialized.
     proposals = batch["requests"]
     raw = request_json()["requests"]
-    return {"decisions": [decide(proposal, raw[index]) for index, proposal in enumerate(proposals)]}
+    texts = [decided(proposal, raw[index])[1] for index, proposal in enumerate(proposals)]
+    return _json_response(b'{"decisions":[' + b",".join(texts) + b"]}")
 
 
 def decide(proposal: DecisionRequest, raw: dict[str, Any], *, explain_why_not: bool = False) -> dict[str, Any]:
     """Evaluate one validated request, log it, and return the response body."""
+    return decided(proposal, raw, explain_why_not=explain_why_not)[0]
+
+
+def decided(proposal: DecisionRequest, raw: dict[str, Any], *,
+            explain_why_not: bool = False) -> tuple[dict[str, Any], bytes]:
+    """Evaluate one validated request, log it, and return the response body and its JSON (serialized once:
+    the log row stores the same bytes the client receives)."""
     started = time.perf_counter()
     loaded = policy()
     source = None
@@ -153,11 +177,16 @@ def decide(proposal: DecisionRequest, raw: dict[str, Any], *, explain_why_not: b
     body = RESPONSE.dump(decision)
     if source is not None:
         body["history_source"] = source
+    text = decision_log.dumps(body)
     # Logged before returning, so every decision_id a client sees is already in the log.
-    decision_log.record(decision, raw, body, mask=current_app.config["MASK_PHONE_NUMBERS"])
+    decision_log.record(decision, raw, body, mask=current_app.config["MASK_PHONE_NUMBERS"], response_json=text)
     metrics.count_decision(decision)
     logs.log_decision(decision, time.perf_counter() - started)
-    return body
+    return body, text
+
+
+def _json_response(text: bytes) -> flask.Response:
+    return current_app.response_class(text, mimetype="application/json")
 
 
 def _resolve_history(proposal: DecisionRequest,
@@ -172,7 +201,7 @@ def _resolve_history(proposal: DecisionRequest,
 
 
 @blp.route("/decisions/<string:decision_id>", methods=["GET"])
-@blp.response(200, LoggedDecisionSchema)
+@blp.response(200, LOGGED_DECISION)
 @blp.alt_response(404, schema=ErrorSchema, description="No decision with this id")
 def get_decision(decision_id: str):
     """A logged decision, as it was returned, with the (masked) request."""

@@ -10,9 +10,10 @@ from marshmallow import Schema, fields, post_load, validate
 from ..contract.schemas import ErrorSchema, RefusesNul
 from ..review import reconciliation
 from ..store import decision_log
-from .api import policy
+from .api import JsonBodyParser, policy
 
 blp = Blueprint("stored", __name__, url_prefix="/v1", description="The decision log and reconciliation")
+blp.ARGUMENTS_PARSER = blp.PAGINATION_ARGUMENTS_PARSER = JsonBodyParser()
 
 
 class DecisionQuerySchema(RefusesNul, Schema):
@@ -36,12 +37,13 @@ class ReconciliationQuerySchema(RefusesNul, Schema):
     contact = fields.String(validate=validate.Regexp(r"^\+?[0-9]{6,20}$"))
 
 
+DECISION_QUERY, RECONCILIATION_QUERY = DecisionQuerySchema(), ReconciliationQuerySchema()
 # Databases hold 64-bit offsets; a larger page number would overflow rather than come back empty.
 MAX_PAGE = 1_000_000
 
 
 @blp.route("/decisions", methods=["GET"])
-@blp.arguments(DecisionQuerySchema, location="query", error_status_code=422)
+@blp.arguments(DECISION_QUERY, location="query", error_status_code=422)
 @blp.response(200)
 @blp.paginate()
 @blp.alt_response(422, schema=ErrorSchema, description="Bad filter or page")
@@ -57,7 +59,7 @@ def list_decisions(query: decision_log.DecisionQuery, pagination_parameters):
 
 
 @blp.route("/reconciliation", methods=["GET"])
-@blp.arguments(ReconciliationQuerySchema, location="query", error_status_code=422)
+@blp.arguments(RECONCILIATION_QUERY, location="query", error_status_code=422)
 @blp.response(200)
 @blp.alt_response(422, schema=ErrorSchema, description="Bad filter")
 def reconcile(filters: dict[str, Any]):

@@ -69,3 +69,32 @@ def test_a_riding_send_names_the_message_that_opened_its_conversation(rulebook, 
     decision = evaluate(request(history), rulebook=rulebook, engine=engine)
     reason = next(r for r in decision.trace if r.rule == "CBP-4.rides")
     assert f"opened by the send at {T0.isoformat()} (history[0])" in reason.because
+
+
+def test_decision_ids_are_distinct_version_4_uuids():
+    """new_decision_id gives what uuid.uuid4().hex gives: 32 hex digits, version 4, RFC 4122 variant, no repeats."""
+    import uuid
+
+    from policy_service.core.evaluate import new_decision_id
+
+    ids = [new_decision_id() for _ in range(2_000)]
+    assert len(set(ids)) == len(ids)
+    for value in ids:
+        parsed = uuid.UUID(value)
+        assert parsed.hex == value and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+def test_a_forked_worker_never_reuses_its_parents_decision_ids():
+    """The ids are drawn from a pool of random numbers; a child process (a gunicorn worker) starts with none."""
+    import os
+
+    from policy_service.core.evaluate import new_decision_id
+
+    new_decision_id()  # the pool now holds numbers the parent will use next
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.write(write, new_decision_id().encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    assert os.read(read, 64).decode() != new_decision_id()

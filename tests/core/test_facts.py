@@ -106,3 +106,24 @@ def test_every_fact_is_present_with_its_declared_type(rulebook):
     for name, kind in FACT_TYPES.items():
         value = facts.engine[name]
         assert isinstance(value, kind) and (kind is bool or not isinstance(value, bool)), name
+
+
+def test_each_text_written_alone_equals_the_full_display(rulebook):
+    """facts.text(name), which a trace sentence uses, gives what the response's display shows, for every name."""
+    inbound = [Message("inbound", T0, "text"), Message("inbound", T0 + timedelta(hours=1), "reaction")]
+    utility = Template("order_update", "en", "utility")
+    for context in ({}, {"conversations_this_month": 3, "waba_timezone": "America/Sao_Paulo"}):
+        alone = facts_at(rulebook, T0 + timedelta(hours=2), inbound, context, "template", utility)
+        texts = {name: alone.text(name) for name in facts_at(rulebook, T0 + timedelta(hours=2), inbound, context,
+                                                              "template", utility).display}
+        assert texts == alone.display and "csw_expires_at" in texts
+    with pytest.raises(KeyError):
+        alone.text("conversations_this_month")  # given in this context: no "unknown" text
+
+
+def test_a_replayed_send_has_no_texts(rulebook):
+    """display=False (replay classifying a past send) writes no text and changes no engine fact."""
+    state = new_state(rulebook)
+    send = Send(T0, TO, "text")
+    quiet = derive_facts(send, state, {}, rulebook, display=False)
+    assert quiet.display == {} and quiet.engine == derive_facts(send, state, {}, rulebook).engine
