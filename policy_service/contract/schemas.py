@@ -21,6 +21,8 @@ MESSAGE_TYPES = (
 # `call`: a call the user placed to the business (answered or not); it opens or refreshes the window (CSW-8).
 INBOUND_ONLY_TYPES = ("button", "order", "system", "unsupported", "voice", "request_welcome", "call")
 CATEGORIES = ("marketing", "utility", "authentication")
+# The `category` values Meta's Direct Send accepts on a free-form send.
+DIRECT_SEND_CATEGORIES = ("utility", "authentication")
 TEMPLATE_STATUSES = ("APPROVED", "PAUSED", "DISABLED", "REJECTED", "PENDING", "PENDING_DELETION")
 DELIVERY_STATUSES = ("sent", "delivered", "read", "failed")
 MAX_HISTORY = 10_000
@@ -102,6 +104,11 @@ class SendSchema(Schema):
     to = ContactField(required=True, metadata={"description": "E.164 number, or a business-scoped user ID (BSUID)"})
     type = fields.String(required=True, validate=validate.OneOf(MESSAGE_TYPES))
     template = fields.Nested(TemplateSchema)
+    marketing_messages_api = _strict_bool(metadata={
+        "description": "a marketing template sent through the Marketing Messages API (/marketing_messages); "
+                       "predicted as pricing category marketing_lite"})
+    category = fields.String(validate=validate.OneOf(DIRECT_SEND_CATEGORIES), metadata={
+        "description": "Direct Send: Meta's `category` field on a free-form send (utility, authentication)"})
 
     @validates_schema
     def template_matches_type(self, data: dict[str, Any], **_: Any) -> None:
@@ -111,8 +118,14 @@ class SendSchema(Schema):
                 raise ValidationError("required when type is template", "template")
             if template.status is None:
                 raise ValidationError({"status": ["required for the proposed send"]}, "template")
+            if "category" in data:
+                raise ValidationError("Direct Send is a free-form send; a template has its own category", "category")
         elif "template" in data:
             raise ValidationError("only allowed when type is template", "template")
+        if data.get("marketing_messages_api") and (data.get("template") is None
+                                                   or data["template"].category != "marketing"):
+            raise ValidationError("the Marketing Messages API sends marketing templates only",
+                                  "marketing_messages_api")
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> Send:
@@ -164,6 +177,7 @@ class ContextSchema(Schema):
     business_region = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$"),
                                     metadata={"description": "ISO 3166 country of the business (default unknown)"})
     authentication_international_eligible = _strict_bool()
+    direct_send_eligible = _strict_bool(metadata={"description": "the account may use Direct Send (default false)"})
     authentication_international_start = fields.Date()
     conversations_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))
     service_conversations_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))

@@ -107,6 +107,12 @@ def webhook_contact(wa_id: str | None, user_id: str | None) -> tuple[Contact, Co
     return phone, user
 
 
+def address(stored: str) -> str:
+    """A stored contact (a wa_id without "+", or a BSUID) as a send addresses it: +wa_id, or the BSUID."""
+    contact = parse_contact(stored, META_WA_ID)
+    return contact.id if contact.is_bsuid else "+" + contact.id
+
+
 def recipient(value: str) -> tuple[str, int]:
     """The ISO region and calling code of a send's recipient (E.164 number or BSUID); ZZ and 0 if unknown."""
     try:

@@ -46,6 +46,10 @@ class Send:
     to: str
     type: str
     template: Template | None = None
+    # A marketing template sent through the Marketing Messages API (/marketing_messages).
+    marketing_messages_api: bool = False
+    # Direct Send: a free-form message sent with Meta's `category` field (utility or authentication).
+    category: str | None = None
 
     @property
     def is_template(self) -> bool:

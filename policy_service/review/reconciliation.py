@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..core import identities
 from ..core.engine import RulesEngine
 from ..core.evaluate import evaluate
 from ..core.messages import DecisionRequest, Send
@@ -13,6 +14,7 @@ from ..store import histories
 from ..store.database import loaded_time
 
 COMPARED_FIELDS = ("pricing_model", "category", "type", "billable")
+MARKETING_LITE = "marketing_lite"
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,10 @@ def _compare(row: histories.StoredMessage, conversation: list[histories.StoredMe
              engine: RulesEngine) -> Comparison:
     sent = histories.as_message(row)
     before = tuple(histories.as_message(r) for r in conversation[: conversation.index(row)])
-    request = DecisionRequest(Send(sent.at, "+" + row.contact, sent.type, sent.template), before)
+    # Meta reports a marketing template sent through the Marketing Messages API as marketing_lite:
+    # predict that send as going through that API (PMP-8), so the categories compare like for like.
+    request = DecisionRequest(Send(sent.at, identities.address(row.contact), sent.type, sent.template,
+                                   marketing_messages_api=histories.outbound_category(row) == MARKETING_LITE), before)
     decision = evaluate(request, rulebook=rulebook, engine=engine, decision_id=f"reconcile:{row.wamid}")
     charge = decision.charge
     predicted = None if charge is None else {

@@ -7,7 +7,8 @@ from typing import Any
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, post_load, validate
 
-from ..contract.schemas import ErrorSchema, RefusesNul
+from ..contract.schemas import ContactField, ErrorSchema, RefusesNul
+from ..core.identities import WA_ID
 from ..review import reconciliation
 from ..store import decision_log
 from .api import JsonBodyParser, policy
@@ -34,7 +35,7 @@ class ReconciliationQuerySchema(RefusesNul, Schema):
     """Filters of GET /v1/reconciliation."""
 
     phone_number_id = fields.String(validate=validate.Length(min=1, max=64))
-    contact = fields.String(validate=validate.Regexp(r"^\+?[0-9]{6,20}$"))
+    contact = ContactField(WA_ID, metadata={"description": "wa_id or BSUID"})
 
 
 DECISION_QUERY, RECONCILIATION_QUERY = DecisionQuerySchema(), ReconciliationQuerySchema()
