@@ -36,12 +36,17 @@ def reconcile(phone_number_id: str | None, contact: str | None, database_url: st
         click.echo(json.dumps(report, indent=2))
         return
     for item in report["comparisons"]:
+        if not item["modelled"]:
+            click.echo(f"NOT MODELLED {item['wamid']} at {item['at']}: {item['note']}")
+            continue
         verdict = "match" if item["matches"] else "MISMATCH"
         click.echo(f"{verdict} {item['wamid']} at {item['at']} ({', '.join(item['determining_rules']) or 'no rule'})")
+        if item["note"]:
+            click.echo(f"  {item['note']}")
         for difference in item["differences"]:
             click.echo(f"  {difference['field']}: Meta {difference['meta']!r}, rules {difference['predicted']!r}")
     click.echo(f"{report['checked']} delivered messages checked: {report['matching']} match, "
-               f"{report['mismatching']} mismatch")
+               f"{report['mismatching']} mismatch, {report['not_modelled']} category not modelled")
 
 
 @click.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +12,8 @@ from marshmallow import Schema, ValidationError, fields, post_load, pre_load, va
 
 from ..core.decision import Decision
 from ..core.identities import E164, WA_ID, NotAContact, parse_contact
-from ..core.messages import DecisionRequest, Message, Send, Template
+from ..core.messages import UNKNOWN_TYPE, DecisionRequest, Message, Send, Template
+from ..core.vocabulary import STATUSES
 
 MESSAGE_TYPES = (
     "text", "image", "audio", "video", "document", "sticker", "location", "contacts", "interactive",
@@ -24,7 +26,10 @@ CATEGORIES = ("marketing", "utility", "authentication")
 # The `category` values Meta's Direct Send accepts on a free-form send.
 DIRECT_SEND_CATEGORIES = ("utility", "authentication")
 TEMPLATE_STATUSES = ("APPROVED", "PAUSED", "DISABLED", "REJECTED", "PENDING", "PENDING_DELETION")
-DELIVERY_STATUSES = ("sent", "delivered", "read", "failed")
+DELIVERY_STATUSES = STATUSES  # every status value Meta has sent (core.vocabulary)
+GROUP_ID = r"[A-Za-z0-9_=+/.\-]{1,255}"
+# An input bound only; Meta's own limit (8) is the rule GRP-1.participants.
+MAX_GROUP_PARTICIPANTS = 256
 MAX_HISTORY = 10_000
 HISTORY_TOO_LONG = "at most {limit} messages; send only the recent history (older events cannot change the decision)"
 # The hard ceiling of a batch; MAX_BATCH_SIZE in the configuration may lower it.
@@ -101,7 +106,8 @@ class SendSchema(Schema):
     """The proposed send."""
 
     at = _timestamp(required=True, metadata={"description": "RFC 3339 with offset"})
-    to = ContactField(required=True, metadata={"description": "E.164 number, or a business-scoped user ID (BSUID)"})
+    to = fields.String(required=True, validate=validate.Length(min=1, max=255), metadata={
+        "description": "E.164 number or business-scoped user ID (BSUID); for recipient_type group, the group id"})
     type = fields.String(required=True, validate=validate.OneOf(MESSAGE_TYPES))
     template = fields.Nested(TemplateSchema)
     marketing_messages_api = _strict_bool(metadata={
@@ -109,6 +115,31 @@ class SendSchema(Schema):
                        "predicted as pricing category marketing_lite"})
     category = fields.String(validate=validate.OneOf(DIRECT_SEND_CATEGORIES), metadata={
         "description": "Direct Send: Meta's `category` field on a free-form send (utility, authentication)"})
+    recipient_type = fields.String(validate=validate.OneOf(("individual", "group")), metadata={
+        "description": "Meta's recipient_type: individual (default) or group (Groups API)"})
+    participants = fields.List(fields.String(validate=validate.Regexp(E164, error="must be an E.164 number")),
+                               validate=validate.Length(min=1, max=MAX_GROUP_PARTICIPANTS), metadata={
+        "description": "group sends: the participants' numbers (Meta bills each delivery)"})
+
+    @validates_schema(skip_on_field_errors=False)  # `to` is checked even when another field is wrong
+    def recipient_fits_type(self, data: dict[str, Any], **_: Any) -> None:
+        group = data.get("recipient_type") == "group"
+        errors: dict[str, list[str]] = {}
+        if group and "participants" not in data:
+            errors["participants"] = ["required when recipient_type is group"]
+        if not group and "participants" in data:
+            errors["participants"] = ["only allowed when recipient_type is group"]
+        if "to" in data:
+            if group:
+                if not re.fullmatch(GROUP_ID, data["to"]):
+                    errors["to"] = ["must be a group id (letters, digits, _-=+/.)"]
+            else:
+                try:
+                    parse_contact(data["to"], E164)  # the one parser of phone numbers and BSUIDs
+                except NotAContact as error:
+                    errors["to"] = [str(error)]
+        if errors:
+            raise ValidationError(errors)
 
     @validates_schema
     def template_matches_type(self, data: dict[str, Any], **_: Any) -> None:
@@ -129,6 +160,8 @@ class SendSchema(Schema):
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> Send:
+        if "participants" in data:
+            data["participants"] = tuple(data["participants"])
         return Send(**data)
 
 
@@ -138,9 +171,16 @@ class MessageSchema(Schema):
     id = fields.String(metadata={"description": "Meta's wamid, when known"})
     direction = fields.String(required=True, validate=validate.OneOf(("inbound", "outbound")))
     at = _timestamp(required=True)
-    type = fields.String(required=True, validate=validate.OneOf(MESSAGE_TYPES + INBOUND_ONLY_TYPES))
+    type = fields.String(required=True, validate=validate.OneOf(MESSAGE_TYPES + INBOUND_ONLY_TYPES + (UNKNOWN_TYPE,)),
+                         metadata={"description": "outbound `unknown`: known only from status webhooks whose category "
+                                                  "does not say (the replay states what it assumes)"})
     template = fields.Nested(TemplateSchema)
-    status = fields.String(validate=validate.OneOf(DELIVERY_STATUSES))
+    status = fields.String(validate=validate.OneOf(DELIVERY_STATUSES), metadata={
+        "description": "outbound: Meta's latest status (default delivered); sent, failed, deleted and warning "
+                       "do not say it was delivered"})
+    delivered_at = _timestamp(metadata={
+        "description": "outbound: when Meta reported it delivered (RFC 3339); Meta opens and charges on delivery. "
+                       "Without it, a delivered/read/played message counts as delivered at `at`"})
     referral = fields.Nested(ReferralSchema)
 
     @validates_schema
@@ -148,9 +188,11 @@ class MessageSchema(Schema):
         inbound = data.get("direction") == "inbound"
         errors: dict[str, list[str]] = {}
         if inbound:
-            for name in ("template", "status"):
+            for name in ("template", "status", "delivered_at"):
                 if name in data:
                     errors[name] = ["only allowed on outbound messages"]
+            if data.get("type") == UNKNOWN_TYPE:
+                errors["type"] = ["`unknown` is only for outbound messages learned from status webhooks"]
         else:
             if "referral" in data:
                 errors["referral"] = ["only allowed on inbound messages"]
@@ -160,12 +202,32 @@ class MessageSchema(Schema):
                 errors["template"] = ["required on an outbound template message"]
             if data.get("type") != "template" and "template" in data:
                 errors["template"] = ["only allowed when type is template"]
+            if "delivered_at" in data and "at" in data and data["delivered_at"] < data["at"]:
+                errors["delivered_at"] = ["must not be before `at` (a message is delivered after it is sent)"]
+            if "delivered_at" in data and data.get("status") == "failed":
+                errors["delivered_at"] = ["a failed message was not delivered; give status delivered, read or played"]
         if errors:
             raise ValidationError(errors)
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> Message:
         return Message(**data)
+
+
+class ExceptionCountrySchema(Schema):
+    """One country whose authentication-international start differs from the business's general one."""
+
+    country_code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{2}$"))
+    start_time = _timestamp(required=True)
+
+
+class AuthenticationInternationalSchema(Schema):
+    """Meta's authentication-international eligibility (account_update webhook, AUTH_INTL_PRICE_ELIGIBILITY_UPDATE:
+    `auth_international_rate_eligibility`), with its Unix times given as RFC 3339."""
+
+    start_time = _timestamp(required=True, metadata={"description": "when the rate starts for every country"})
+    exception_countries = fields.List(fields.Nested(ExceptionCountrySchema), validate=validate.Length(max=300),
+                                      metadata={"description": "countries with their own start time"})
 
 
 class ContextSchema(Schema):
@@ -178,7 +240,15 @@ class ContextSchema(Schema):
                                     metadata={"description": "ISO 3166 country of the business (default unknown)"})
     authentication_international_eligible = _strict_bool()
     direct_send_eligible = _strict_bool(metadata={"description": "the account may use Direct Send (default false)"})
-    authentication_international_start = fields.Date()
+    authentication_international_start = fields.Date(metadata={
+        "description": "one start date for every country (midnight, WABA time zone); "
+                       "authentication_international_eligibility gives Meta's per-country start times"})
+    authentication_international_eligibility = fields.Nested(AuthenticationInternationalSchema, metadata={
+        "description": "Meta's eligibility: start_time and exception_countries (implies eligible unless "
+                       "authentication_international_eligible is false)"})
+    primary_business_location_verified = _strict_bool(metadata={
+        "description": "Meta has verified business_region as the primary business location (default false: an "
+                       "unverified location counts as another country for authentication-international)"})
     conversations_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))
     service_conversations_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))
     service_messages_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))
@@ -258,6 +328,8 @@ class ChargeSchema(Schema):
     opens_conversation = fields.Boolean()
     conversation_expires_at = fields.DateTime(allow_none=True)
     rule = fields.String()
+    participants = fields.Integer(allow_none=True, metadata={
+        "description": "group sends: participants billed if it reaches every one (Meta bills each delivery)"})
 
 
 class ReasonSchema(Schema):
@@ -410,7 +482,7 @@ DECISION_RESPONSE_EXAMPLE = {
     "status": "decided",
     "required_message_type": "any",
     "charge": {"billable": False, "pricing_model": "PMP", "category": "utility", "type": "free_customer_service",
-               "opens_conversation": False, "conversation_expires_at": None, "rule": "PMP-3"},
+               "opens_conversation": False, "conversation_expires_at": None, "rule": "PMP-3", "participants": None},
     "policy_version": "V3",
     "rulebook_version": "sha256:0123456789abcdef",
     "determining_rules": ["CSW-2.open", "TPL-1.approved", "PMP-3"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from itertools import islice
 from operator import attrgetter, lt
@@ -12,6 +13,19 @@ from .facts import HistoryState
 from .messages import Message
 
 _AT, _TYPE, _REFERRAL = attrgetter("at"), attrgetter("type"), attrgetter("referral")
+_DELIVERED_AT = attrgetter("delivered_at")
+
+
+def by_delivery(history: tuple[Message, ...]) -> tuple[Message, ...]:
+    """The history with each outbound message that has a delivery time dated by it, indexes unchanged.
+
+    Meta opens conversations, charges, and judges a utility template against the window when a message
+    is delivered, not when it is sent (M1, M2); replay therefore places it at its delivery.
+    """
+    if not any(map(_DELIVERED_AT, history)):
+        return history  # no separate delivery times: nothing moves (the common case, checked in C)
+    return tuple(replace(m, at=m.delivered_at) if m.delivered_at is not None and m.direction == "outbound" else m
+                 for m in history)
 
 
 class _InOrder(Sequence):
@@ -60,7 +74,7 @@ def carried_before(events: Sequence[tuple[int, Message]], first: int, state: His
             break
         message = events[position][1]
         if message.direction != "inbound":
-            reply = position if message.status != "failed" else reply
+            reply = position if message.delivery_time is not None else reply
         elif message.type in ignored:
             if want_uncounted:
                 picked.add(position)

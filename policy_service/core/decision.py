@@ -7,6 +7,9 @@ The combining algorithm (also in README.md):
 Required message type: "template" if any applying rule requires one, else "any" if a rule
 permits any type, else "template" (the stricter answer). Charge: among the charge rules that
 applied, the one with the lowest priority number decides; the others are shown as overridden.
+On a deny no charge rule is determining: a denied send is not delivered, so nothing is billed, and
+no sentence of its trace says it is billed or counts toward a limit (a rule's `because_if_denied`,
+or for a charge rule NOT_DELIVERED, replaces its sentence).
 An engine or action error never reaches here: evaluation returns `fail_closed` instead.
 """
 
@@ -21,6 +24,9 @@ from .records import record
 from .rulebook import CONFIDENCE, PolicyVersion, Rule, Rulebook
 
 DECIDED, NOT_APPLICABLE, ERROR = "decided", "not_applicable", "error"
+# A charge rule's sentence on a denied send: what it would classify never happens.
+NOT_DELIVERED = ("Not applied: the send is denied, so Meta does not deliver it; it opens nothing and nothing is "
+                 "billed for it.")
 
 
 @record
@@ -37,6 +43,7 @@ class Charge:
     lasts_until: datetime | None = None
     closes_others: bool = False
     rule: str | None = None
+    participants: int | None = None  # Groups API: participants billed if it reaches every one
 
 
 @record
@@ -108,6 +115,12 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
     )
 
 
+def charge_terms(charge: Charge | None) -> tuple[Any, ...] | None:
+    """What Meta would bill: model, category, type, billable, and whether it opens a conversation."""
+    return None if charge is None else (charge.pricing_model, charge.category, charge.type, charge.billable,
+                                        charge.opens_conversation)
+
+
 def classify(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook) -> Charge | None:
     """The charge the fired rules give a send, as combine() classifies it, without building a decision."""
     rule = _outcome(fired, rulebook).charge_rule
@@ -119,10 +132,16 @@ class _Step:
 
     __slots__ = ("rule", "determining", "note", "effect", "_prefix", "_template", "_defaults")
 
-    def __init__(self, rule: Rule, determining: bool, note: str | None) -> None:
+    def __init__(self, rule: Rule, determining: bool, note: str | None, *, denied: bool = False) -> None:
         self.rule, self.determining, self.note, self.effect = rule, determining, note, rule.effect
         self._prefix = f"[{rule.confidence}: {CONFIDENCE[rule.confidence]}] " if rule.confidence != "C" else ""
-        self._template = rule.because
+        # On a deny the send is never delivered: a sentence that assumes delivery gives way to one that does not.
+        if denied and rule.because_if_denied:
+            self._template = rule.because_if_denied
+        elif denied and rule.charge is not None:
+            self._template = NOT_DELIVERED.replace("{", "{{").replace("}", "}}")
+        else:
+            self._template = rule.because
         self._defaults: dict[frozenset[str], tuple[str, ...]] = {}
 
     def sentence(self, values: dict[str, str]) -> str:
@@ -201,7 +220,7 @@ def _combine_rules(fired: tuple[str, ...], rulebook: Rulebook) -> _Outcome:
 
     charge_rules = [r for r in rules if r.charge is not None]
     determining = {r.id for r in deciders} | {r.id for r in type_deciders}
-    if charge_rules:
+    if charge_rules and decision == "allow":  # a denied send is not delivered: no charge rule decides anything
         determining.add(charge_rules[0].id)
     ordered = sorted(rules, key=lambda r: (r.id not in determining, r.charge is not None, r.priority, r.id))
     return _Outcome(
@@ -209,7 +228,8 @@ def _combine_rules(fired: tuple[str, ...], rulebook: Rulebook) -> _Outcome:
         status=status,
         required=required,
         charge_rule=charge_rules[0] if charge_rules else None,
-        ordered=tuple(_Step(rule, rule.id in determining, _note(rule, charge_rules, decision)) for rule in ordered),
+        ordered=tuple(_Step(rule, rule.id in determining, _note(rule, charge_rules, decision),
+                            denied=decision != "allow") for rule in ordered),
         error_codes=tuple(r.error_code for r in denies if r.error_code),
     )
 
@@ -266,6 +286,7 @@ def _charge(rule: Rule, facts: Facts) -> Charge:
         lasts_until=lasts_until,
         closes_others=effect.closes_others,
         rule=rule.id,
+        participants=facts.engine["group_participants"] if effect.per_participant else None,
     )
 
 
@@ -288,7 +309,7 @@ def _note(rule: Rule, charge_rules: list[Rule], decision: str) -> str | None:
     if rule is not charge_rules[0]:
         return f"overridden by {charge_rules[0].id} (lower priority number)"
     if decision != "allow":
-        return "would apply if the send were allowed; a denied send is not delivered or charged"
+        return "not determining: a denied send is not delivered, so this classification never happens"
     return None
 
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import chain
 
-from .chronology import carried_before, timeline
+from .chronology import by_delivery, carried_before, timeline
 from .conditions import why_not
 from .conversations import Period, longest_lifetime, quiet_point
-from .decision import Charge, Decision, classify, combine, fail_closed
+from .decision import Charge, Decision, charge_terms, classify, combine, fail_closed
 from .engine import RulesEngine
 from .errors import EngineError
-from .facts import HistoryState, derive_facts, new_state
-from .messages import DecisionRequest, Message, Send
+from .facts import Facts, HistoryState, derive_facts, new_state, with_late_delivery
+from .messages import UNKNOWN_TEMPLATE, UNKNOWN_TYPE, DecisionRequest, Message, Send, Template
 from .rulebook import Rulebook
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def evaluate(request: DecisionRequest, *, rulebook: Rulebook, engine: RulesEngin
     try:
         state = replay(request, rulebook, engine)
         facts = derive_facts(request.send, state, request.context, rulebook)
-        fired = engine.match_memoized(facts.engine)
+        facts, fired = late_delivery(request, state, facts, engine.match_memoized(facts.engine), rulebook, engine)
         decision = combine(fired, facts, rulebook, decision_id=decision_id)
         if explain_why_not:
             decision = replace(decision, why_not=why_not(rulebook.rules, set(fired), facts.engine, facts.day))
@@ -73,30 +73,91 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
     change a later classification or the decision.
     Of the events before it, only the few that still decide the history state are walked.
     """
-    events = timeline(request.history, request.send.at)
+    history = by_delivery(request.history)
+    events = timeline(history, request.send.at)
     # The proposed send comes last: when it is a lifetime after every past send, none needs classifying.
     delivered = chain([(len(events), request.send.at)],
                       ((p, events[p][1].at) for p in range(len(events) - 1, -1, -1) if _delivered(events[p][1])))
     first = quiet_point(delivered, _longest_lifetime(rulebook))
     state = new_state(rulebook)
-    carried = carried_before(events, first, state, request.history)
+    carried = carried_before(events, first, state, history)
     for position, (index, message) in enumerate(carried + events[first:]):
         if message.direction == "inbound":
             state.receive(message)
-        elif message.status != "failed":
+        elif message.delivery_time is not None:
             classified = _classify(message, state, request, rulebook, engine) if position >= len(carried) else None
             state.deliver(_opened(classified, message, index), closes_others=bool(classified and
                                                                                 classified.closes_others))
+    state.undelivered = undelivered_before(request.history, request.send.at,
+                                           rulebook.parameter("undelivered_message_lifetime"))
     return state
 
 
+def undelivered_before(history: tuple[Message, ...], at: datetime,
+                       lifetime: timedelta) -> tuple[int, Message] | None:
+    """The latest outbound message sent before `at` (within Meta's undelivered lifetime) and not known to be
+    delivered by then: it may still be delivered, and only then opens or is charged. None if there is none."""
+    found = None
+    for index, message in enumerate(history):
+        if message.direction == "inbound" or message.status == "failed" or not at - lifetime < message.at <= at:
+            continue
+        delivered = message.delivery_time
+        if (delivered is None or delivered > at) and (found is None or message.at >= found[1].at):
+            found = (index, message)
+    return found
+
+
+def late_delivery(request: DecisionRequest, state: HistoryState, facts: Facts, fired: tuple[str, ...],
+                  rulebook: Rulebook, engine: RulesEngine) -> tuple[Facts, tuple[str, ...]]:
+    """The facts and fired rules, with `late_delivery_changes_charge` set when the send, delivered late,
+    would be billed differently (Meta classifies on delivery).
+
+    Only a moment where something open at the send closes (the window, a conversation, a free entry
+    point) within the delay the rules consider can change the classification; the send is classified
+    again at the first such moment.
+    """
+    horizon = request.send.at + rulebook.parameter("delivery_delay_considered")
+    ends = sorted(end for end in facts.expiries.values() if end is not None and request.send.at < end <= horizon)
+    if not ends:
+        return facts, fired
+    later_facts = derive_facts(replace(request.send, at=ends[0]), state, request.context, rulebook, display=False)
+    later = classify(engine.match_memoized(later_facts.engine), later_facts, rulebook)
+    if charge_terms(later) == charge_terms(classify(fired, facts, rulebook)):
+        return facts, fired
+    facts = with_late_delivery(facts, ends[0], later)
+    return facts, engine.match_memoized(facts.engine)
+
+
 def _delivered(message: Message) -> bool:
-    return message.direction != "inbound" and message.status != "failed"
+    return message.direction != "inbound" and message.delivery_time is not None
+
+
+def assumed_send(message: Message, state: HistoryState, to: str, rulebook: Rulebook) -> tuple[Send, str | None]:
+    """A past outbound message as a send at its (delivery) time, and what was assumed about its type (None when
+    its type is known).
+
+    A message known only from statuses whose category does not say (referral_conversion, business_initiated,
+    or one the rules do not model) is assumed free-form while the customer service window was open, and a
+    template when it was closed: a free-form message cannot be sent outside the window (131047), so Meta
+    could only have delivered a template then. The template's category is unknown; it is classified as
+    utility, which only decides a charge where no free entry point or 2022 conversation rule applies.
+    """
+    if message.type != UNKNOWN_TYPE:
+        return Send(message.at, to, message.type, message.template), None
+    last = state.last_counted_inbound
+    if last is not None and last <= message.at < last + rulebook.parameter("customer_service_window"):
+        return Send(message.at, to, "text"), (
+            "assumed free-form: the status does not say it was a template, and the customer service window was "
+            f"open (since {last.isoformat()})")
+    template = message.template or Template(UNKNOWN_TEMPLATE, "und", "utility")
+    return Send(message.at, to, "template", template), (
+        "assumed a template of unknown category (classified as utility): the customer service window was closed, "
+        "and outside it Meta delivers only templates")
 
 
 def _classify(message: Message, state: HistoryState, request: DecisionRequest, rulebook: Rulebook,
               engine: RulesEngine) -> Charge | None:
-    past = Send(message.at, request.send.to, message.type, message.template)
+    past, _ = assumed_send(message, state, request.send.to, rulebook)
     facts = derive_facts(past, state, request.context, rulebook, display=False)
     return classify(engine.match_memoized(facts.engine), facts, rulebook)
 

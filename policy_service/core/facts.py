@@ -8,16 +8,17 @@ attribute looks like "no rule matched"), so rules can never be switched off by a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .conversations import CONVERSATION_KINDS, FREE_ENTRY_POINT_KINDS, Ledger, Period
-from .identities import parse_contact
+from .identities import recipient_contact
 from .messages import Message, Send
 from .records import record
+from .vocabulary import GROUP_CATEGORY_PREFIX
 
 NONE = "none"
 
@@ -60,6 +61,12 @@ FACT_TYPES: dict[str, type] = {
     "service_conversations_this_month": int,
     "service_messages_this_month_known": bool,
     "service_messages_this_month": int,
+    "primary_business_location_verified": bool,
+    "undelivered_before_send": bool,
+    "late_delivery_changes_charge": bool,
+    "send_to_group": bool,
+    "group_participants": int,
+    "group_pricing_category": str,
 }
 
 # Text a rule's `because` sentence may use besides the facts themselves.
@@ -69,6 +76,8 @@ DISPLAY_VALUES = (
     "same_category_opened_by", "ridden_conversation_opened_by", "free_entry_point_opened_by",
     "entry_point_at", "entry_point_deadline_at", "uncounted_inbound_at", "uncounted_inbound_type",
     "uncounted_would_close_at", "waba_timezone", "template_name",
+    "undelivered_sent_at", "undelivered_message", "late_delivery_from", "late_delivery_charge",
+    "authentication_international_start_at",
 )
 
 # Monthly counts the business keeps; each has a `<name>_known` fact beside it.
@@ -80,6 +89,8 @@ PARAMETER_TYPES: dict[str, str] = {
     "window_ignored_inbound_types": "list[str]",
     "entry_point_reply_deadline": "duration",
     "entry_point_referral_source_types": "list[str]",
+    "undelivered_message_lifetime": "duration",
+    "delivery_delay_considered": "duration",
 }
 
 # context field -> default; when a default is used, the trace of every rule reading it says so.
@@ -89,6 +100,8 @@ CONTEXT_DEFAULTS: dict[str, Any] = {
     "business_region": "ZZ",
     "authentication_international_eligible": False,
     "authentication_international_start": None,
+    "authentication_international_eligibility": None,
+    "primary_business_location_verified": False,
     "direct_send_eligible": False,
     "waba_timezone": "UTC",
     "conversations_this_month": None,
@@ -148,6 +161,7 @@ class HistoryState:
     last_uncounted_inbound: Message | None = None
     last_referral_inbound: datetime | None = None
     replied_since_referral: bool = False
+    undelivered: tuple[int, Message] | None = None  # the latest message sent before the send, not delivered by it
 
     def receive(self, message: Message) -> None:
         """Take in an inbound message: it may open or refresh the window, or be an entry point."""
@@ -194,6 +208,10 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
     window = parameters["customer_service_window"].value
     deadline = parameters["entry_point_reply_deadline"].value
     ctx, defaults = _context(context)
+    eligible = ctx["authentication_international_eligible"]
+    if ctx["authentication_international_eligibility"] and "authentication_international_eligible" in defaults:
+        # Meta sends the eligibility start times only to an eligible business (ctx is shared: not changed).
+        eligible, defaults = True, defaults - {"authentication_international_eligible"}
     zone = _zone(ctx["waba_timezone"])
     local_day = at.astimezone(zone).date()
 
@@ -216,12 +234,19 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
         free_entry = [p for p in open_periods if p.kind in FREE_ENTRY_POINT_KINDS]
     else:
         conversations = same = free_entry = open_periods
-    to = parse_contact(send.to)
+    to = recipient_contact(send.to)
+    region = to.region
+    undelivered = state.undelivered
+    auth_start = authentication_international_start(ctx, region, zone)
 
     engine = {
         "waba_date": day_number(local_day),
         "send_type": send.type,
         "send_is_template": send.type == "template",
+        "send_to_group": send.recipient_type == "group",
+        "group_participants": len(send.participants),
+        # The Groups API prefixes its categories (group_marketing, group_utility, group_service).
+        "group_pricing_category": GROUP_CATEGORY_PREFIX + (category if template else "service"),
         "template_category": category,
         "template_status": template.status if template else NONE,
         "template_otp_button_known": bool(template and template.otp_button is not None),
@@ -247,9 +272,14 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
         "opted_in": ctx["opted_in"],
         "opted_in_known": "opted_in" not in defaults,
         "marketing_opt_out": ctx["marketing_opt_out"],
-        "authentication_international_eligible": ctx["authentication_international_eligible"],
-        "authentication_international_started": _started(ctx["authentication_international_start"], local_day),
-        "recipient_in_business_region": to.region == ctx["business_region"],
+        "authentication_international_eligible": eligible,
+        "authentication_international_started": auth_start is not None and auth_start[0] <= at,
+        # The primary business location counts only once Meta has verified it (M7); until then the
+        # business is treated as based in another country.
+        "recipient_in_business_region": region == ctx["business_region"] and ctx["primary_business_location_verified"],
+        "primary_business_location_verified": ctx["primary_business_location_verified"],
+        "undelivered_before_send": undelivered is not None,
+        "late_delivery_changes_charge": False,  # set by with_late_delivery once the send is classified
     }
     for counter in COUNTERS:
         count = ctx[counter]
@@ -260,9 +290,10 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
         "same_category": same[0].expires_at if same else None,
         "any_conversation": conversations[0].expires_at if conversations else None,
         "free_entry_point": free_entry[0].expires_at if free_entry else None,
+        "customer_service_window": csw_expires if csw_open else None,
     }
     seen = _Seen(send, ctx, last_in, csw_expires, conversations, same, free_entry, referral, deadline, uncounted,
-                 window) if display else None
+                 window, undelivered, auth_start) if display else None
     return Facts(at, local_day, engine, defaults, expiries, tuple(open_periods), seen)
 
 
@@ -270,16 +301,27 @@ class _Seen:
     """What the display texts are written from (kept so each text is written only when read)."""
 
     __slots__ = ("send", "ctx", "last_in", "csw_expires", "conversations", "same", "free_entry", "referral",
-                 "deadline", "uncounted", "window", "zone")
+                 "deadline", "uncounted", "window", "zone", "undelivered", "auth_start", "late")
 
     def __init__(self, send: Send, ctx: dict[str, Any], last_in: datetime | None, csw_expires: datetime | None,
                  conversations: list[Period], same: list[Period], free_entry: list[Period],
                  referral: datetime | None, deadline: timedelta, uncounted: Message | None,
-                 window: timedelta) -> None:
+                 window: timedelta, undelivered: tuple[int, Message] | None = None,
+                 auth_start: tuple[datetime, str] | None = None) -> None:
         self.send, self.ctx, self.last_in, self.csw_expires = send, ctx, last_in, csw_expires
         self.conversations, self.same, self.free_entry = conversations, same, free_entry
         self.referral, self.deadline, self.uncounted, self.window = referral, deadline, uncounted, window
         self.zone = send.at.tzinfo or UTC
+        self.undelivered, self.auth_start = undelivered, auth_start
+        self.late: tuple[datetime, Any] | None = None  # (from when, the charge) a late delivery would get
+
+    def with_late(self, moment: datetime, charge: Any) -> _Seen:
+        """A copy that knows the charge a delivery from `moment` on would get."""
+        copy = _Seen(self.send, self.ctx, self.last_in, self.csw_expires, self.conversations, self.same,
+                     self.free_entry, self.referral, self.deadline, self.uncounted, self.window, self.undelivered,
+                     self.auth_start)
+        copy.late = (moment, charge)
+        return copy
 
     def show(self, moment: datetime | None) -> str:
         """A time in the send's own offset (ISO 8601), or "none"."""
@@ -289,7 +331,7 @@ class _Seen:
         """Which history entry opened the first of the periods."""
         if not periods:
             return NONE
-        return f"the send at {self.show(periods[0].opened_at)} (history[{periods[0].opened_by}])"
+        return f"the message delivered at {self.show(periods[0].opened_at)} (history[{periods[0].opened_by}])"
 
 
 def _first_expiry(periods: list[Period]) -> datetime | None:
@@ -298,8 +340,8 @@ def _first_expiry(periods: list[Period]) -> datetime | None:
 
 _TEXTS: dict[str, Callable[[_Seen], str]] = {
     "send_at": lambda s: s.show(s.send.at),
-    "recipient": lambda s: s.send.to,
-    "recipient_region_source": lambda s: parse_contact(s.send.to).region_source,
+    "recipient": lambda s: s.send.to if s.send.recipient_type != "group" else f"the group {s.send.to}",
+    "recipient_region_source": lambda s: recipient_contact(s.send.to).region_source,
     "template_name": lambda s: s.send.template.name if s.send.template else NONE,
     "last_inbound_at": lambda s: s.show(s.last_in),
     "csw_expires_at": lambda s: s.show(s.csw_expires),
@@ -317,7 +359,37 @@ _TEXTS: dict[str, Callable[[_Seen], str]] = {
     "uncounted_inbound_type": lambda s: s.uncounted.type if s.uncounted else NONE,
     "uncounted_would_close_at": lambda s: s.show(s.uncounted.at + s.window if s.uncounted else None),
     "waba_timezone": lambda s: s.ctx["waba_timezone"],
+    "undelivered_sent_at": lambda s: s.show(s.undelivered[1].at if s.undelivered else None),
+    "undelivered_message": lambda s: _described(s.undelivered),
+    "late_delivery_from": lambda s: s.show(s.late[0]) if s.late else NONE,
+    "late_delivery_charge": lambda s: describe_charge(s.late[1]) if s.late else NONE,
+    "authentication_international_start_at": lambda s: (f"{s.show(s.auth_start[0])} ({s.auth_start[1]})"
+                                                        if s.auth_start else "none (no start time given)"),
 }
+
+
+def with_late_delivery(facts: Facts, moment: datetime, charge: Any) -> Facts:
+    """The facts with `late_delivery_changes_charge` set: delivered from `moment` on, the send would be
+    charged as `charge` (a decision.Charge, or None when no charge rule would apply)."""
+    engine = {**facts.engine, "late_delivery_changes_charge": True}
+    seen = facts.seen.with_late(moment, charge) if facts.seen is not None else None
+    return replace(facts, engine=engine, seen=seen)
+
+
+def describe_charge(charge: Any) -> str:
+    """A charge in words: 'billable marketing (regular, CBP), opening a conversation'."""
+    if charge is None:
+        return "no charge rule applies"
+    words = f"{'billable' if charge.billable else 'free'} {charge.category} ({charge.type}, {charge.pricing_model})"
+    return words + (", opening a conversation" if charge.opens_conversation else "")
+
+
+def _described(undelivered: tuple[int, Message] | None) -> str:
+    if undelivered is None:
+        return NONE
+    index, message = undelivered
+    what = f"template {message.template.name} ({message.template.category})" if message.template else message.type
+    return f"history[{index}] ({what}, status {message.status})"
 
 
 # The context fields given (by name, in order) -> the values with defaults filled in and the defaults used.
@@ -369,5 +441,22 @@ def from_day_number(number: int) -> date:
     return date(number // 10000, number // 100 % 100, number % 100)
 
 
-def _started(start: date | None, day: date) -> bool:
-    return start is not None and start <= day
+def authentication_international_start(context: dict[str, Any], region: str,
+                                       zone: ZoneInfo) -> tuple[datetime, str] | None:
+    """When the authentication-international rate starts for this business in the recipient's country, and
+    where that time comes from; None when no start is known.
+
+    Meta's eligibility (the account_update webhook's auth_international_rate_eligibility) gives one
+    `start_time` and `exception_countries` with their own; a country's exception wins. The older
+    `authentication_international_start` (a date, midnight in the WABA time zone) stands for every country.
+    """
+    eligibility = context.get("authentication_international_eligibility")
+    if eligibility:
+        for exception in eligibility.get("exception_countries") or ():
+            if exception["country_code"] == region:
+                return exception["start_time"], f"the exception for {region}"
+        return eligibility["start_time"], "the eligibility start time"
+    start = context.get("authentication_international_start")
+    if start is None:
+        return None
+    return datetime(start.year, start.month, start.day, tzinfo=zone), "the start date, in the WABA time zone"

@@ -62,6 +62,8 @@ class Contact:
         """Where the region comes from, for the trace."""
         if self.is_bsuid:
             return f"the BSUID's country prefix {self.region}"
+        if self.kind == UNKNOWN:
+            return "no recognisable phone number or BSUID"
         return "the phone number's calling code" + (" and area code" if self.calling_code == 1 else "")
 
 
@@ -113,12 +115,21 @@ def address(stored: str) -> str:
     return contact.id if contact.is_bsuid else "+" + contact.id
 
 
+UNKNOWN = "unknown"
+
+
+def recipient_contact(value: str) -> Contact:
+    """A send's recipient (E.164 number or BSUID) as a Contact; for anything else (a group id, a masked
+    number) a Contact of kind "unknown" in region ZZ with calling code 0. Never raises."""
+    try:
+        return parse_contact(value, E164)
+    except NotAContact:
+        return Contact(UNKNOWN, value, "ZZ", 0)
+
+
 def recipient(value: str) -> tuple[str, int]:
     """The ISO region and calling code of a send's recipient (E.164 number or BSUID); ZZ and 0 if unknown."""
-    try:
-        contact = parse_contact(value, E164)
-    except NotAContact:
-        return "ZZ", 0
+    contact = recipient_contact(value)
     return contact.region, contact.calling_code
 
 

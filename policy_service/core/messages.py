@@ -7,6 +7,12 @@ from datetime import datetime
 from typing import Any
 
 from .records import record
+from .vocabulary import DELIVERED_STATUSES
+
+# An outbound message known only from its status webhooks, whose category does not say whether it
+# was a template (core.evaluate.assumed_send decides, and says so).
+UNKNOWN_TYPE = "unknown"
+UNKNOWN_TEMPLATE = "(unknown: learned from a status webhook)"
 
 
 @record
@@ -22,7 +28,13 @@ class Template:
 
 @record
 class Message:
-    """One message in the history between a business number and one user."""
+    """One message in the history between a business number and one user.
+
+    `at` is when it was sent (outbound) or written (inbound). An outbound message reaches the user
+    at `delivered_at`; Meta opens conversations and charges on delivery, so replay dates it by
+    that. When only a delivering `status` is known (delivered, read, played), it was delivered at
+    `at`; a message only `sent` (or failed) was not delivered.
+    """
 
     direction: str  # "inbound" | "outbound"
     at: datetime
@@ -31,21 +43,36 @@ class Message:
     status: str = "delivered"  # outbound only
     referral: dict[str, Any] | None = None  # inbound from an ad or post
     id: str | None = None
+    delivered_at: datetime | None = None  # outbound only
 
     @property
     def is_template(self) -> bool:
         """True for an outbound template message."""
         return self.type == "template"
 
+    @property
+    def delivery_time(self) -> datetime | None:
+        """When an outbound message reached the user (its send time when only its status says it did);
+        None when it was not delivered. An inbound message counts from when it was written."""
+        if self.direction == "inbound" or self.delivered_at is not None:
+            return self.delivered_at or self.at
+        return self.at if self.status in DELIVERED_STATUSES else None
+
 
 @record
 class Send:
-    """The message a business proposes to send."""
+    """The message a business proposes to send.
+
+    To a group (Groups API, `recipient_type` "group"), `to` is the group id and `participants` the
+    members' numbers: Meta bills a billable message once per participant it is delivered to.
+    """
 
     at: datetime
     to: str
     type: str
     template: Template | None = None
+    recipient_type: str = "individual"
+    participants: tuple[str, ...] = ()
     # A marketing template sent through the Marketing Messages API (/marketing_messages).
     marketing_messages_api: bool = False
     # Direct Send: a free-form message sent with Meta's `category` field (utility or authentication).

@@ -25,10 +25,11 @@ OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in")
 FILE_KEYS = {"area", "about", "versions", "parameters", "rules"}
 RULE_KEYS = {
     "id", "title", "description", "citation", "source", "confidence", "effective",
-    "when", "then", "because", "priority",
+    "when", "then", "because", "because_if_denied", "priority",
 }
 THEN_KEYS = {"decision", "error_code", "message_type", "charge", "advice"}
-CHARGE_KEYS = {"pricing_model", "category", "type", "billable", "opens", "lasts", "rides", "closes_others"}
+CHARGE_KEYS = {"pricing_model", "category", "type", "billable", "opens", "lasts", "rides", "closes_others",
+               "per_participant"}
 VERSION_KEYS = {"id", "title", "from", "until", "pricing_model", "citation", "confidence", "description"}
 PARAMETER_KEYS = {"id", "name", "title", "description", "citation", "source", "confidence", "effective", "value"}
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
@@ -48,6 +49,7 @@ class ChargeEffect:
     lasts: timedelta | None = None
     rides: str | None = None
     closes_others: bool = False
+    per_participant: bool = False  # Groups API: billed once per participant it is delivered to
 
     def category_for(self, facts: dict[str, Any]) -> str:
         """The category, taken from a fact when the rule names one."""
@@ -76,6 +78,7 @@ class Rule:
     charge: ChargeEffect | None = None
     advice: bool = False
     because: str = ""
+    because_if_denied: str = ""  # the sentence when the send is denied (an advice that assumes delivery)
     priority: int = 100
     facts_read: frozenset[str] = frozenset()
     area: str = ""  # the `area` its file names (the file name when it names none)
@@ -386,6 +389,8 @@ def _rule(item: dict[str, Any], file: str, area: str) -> Rule:
         raise RulebookError("then must set decision, message_type, charge or advice", file=file, rule=rid)
     because = str(item.get("because", "")).strip()
     facts_read |= _check_template(because, file, rid) & set(FACT_TYPES)
+    because_if_denied = " ".join(str(item.get("because_if_denied", "")).split())
+    facts_read |= _check_template(because_if_denied, file, rid) & set(FACT_TYPES)
     priority = item.get("priority", 100)
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise RulebookError("priority must be a whole number", file=file, rule=rid)
@@ -394,7 +399,8 @@ def _rule(item: dict[str, Any], file: str, area: str) -> Rule:
         citation=str(item["citation"]), confidence=_confidence(item["confidence"], file, rid),
         effective_from=start, effective_until=until, when=when, file=file, source=item.get("source"),
         decision=decision, error_code=error_code, message_type=message_type, charge=charge, advice=advice,
-        because=because, priority=priority, facts_read=frozenset(facts_read), area=area,
+        because=because, because_if_denied=because_if_denied, priority=priority,
+        facts_read=frozenset(facts_read), area=area,
     )
 
 
@@ -466,7 +472,7 @@ def _charge(item: Any, file: str, rule: str) -> ChargeEffect:
     return ChargeEffect(
         pricing_model=str(item["pricing_model"]), category=category, type=str(item["type"]),
         billable=item["billable"], opens=opens, lasts=lasts, rides=rides,
-        closes_others=bool(item.get("closes_others", False)),
+        closes_others=bool(item.get("closes_others", False)), per_participant=bool(item.get("per_participant", False)),
     )
 
 

@@ -1,15 +1,22 @@
-"""Reconciliation: Meta's `pricing` of each delivered message against the charge our rules predict."""
+"""Reconciliation: Meta's `pricing` of each delivered message against the charge our rules predict.
+
+Each message is replayed at its delivery (Meta classifies and bills on delivery). A message whose
+pricing category the rules do not model (general_purpose_ai, business_agent, group_*, a future one)
+is reported as "category not modelled" instead of being replayed as something it was not; one whose
+type the status does not say is replayed with the type `assumed_send` assumes, and says so.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..core import identities
 from ..core.engine import RulesEngine
-from ..core.evaluate import evaluate
+from ..core.evaluate import assumed_send, evaluate, replay
 from ..core.messages import DecisionRequest, Send
 from ..core.rulebook import Rulebook
+from ..core.vocabulary import modelled
 from ..store import histories
 from ..store.database import loaded_time
 
@@ -39,11 +46,13 @@ class Comparison:
     decision: str
     determining_rules: tuple[str, ...]
     differences: tuple[Difference, ...]
+    note: str | None = None  # what the replay assumed, or why it was not replayed
+    modelled: bool = True  # False: Meta's category is not one the rules model; nothing was predicted
 
     @property
     def matches(self) -> bool:
-        """True when every field Meta reported equals the prediction."""
-        return not self.differences
+        """True when the message was replayed and every field Meta reported equals the prediction."""
+        return self.modelled and not self.differences
 
 
 def reconcile(rulebook: Rulebook, engine: RulesEngine, *, phone_number_id: str | None = None,
@@ -59,22 +68,32 @@ def reconcile(rulebook: Rulebook, engine: RulesEngine, *, phone_number_id: str |
     return comparisons
 
 
+# Categories Meta reports under another name for the same charge: marketing_lite is the Marketing Messages
+# API's marketing (billed at Cloud API marketing rates, PMP-8), which the rules classify as marketing.
+SAME_CHARGE = {"marketing_lite": "marketing"}
+
+
 def normalized_category(category: Any) -> Any:
-    """Meta spells authentication-international with a hyphen in pricing, an underscore elsewhere."""
-    return category.replace("_international", "-international") if isinstance(category, str) else category
+    """The category as compared: Meta spells authentication-international with a hyphen in pricing and an
+    underscore elsewhere, and names Marketing Messages API marketing `marketing_lite`."""
+    if not isinstance(category, str):
+        return category
+    return SAME_CHARGE.get(category, category.replace("_international", "-international"))
 
 
 def report(comparisons: list[Comparison]) -> dict[str, Any]:
     """The comparisons as JSON, with counts of matches and mismatches."""
-    mismatching = [c for c in comparisons if not c.matches]
+    mismatching = [c for c in comparisons if c.modelled and c.differences]
+    not_modelled = [c for c in comparisons if not c.modelled]
     return {
         "checked": len(comparisons),
-        "matching": len(comparisons) - len(mismatching),
+        "matching": len(comparisons) - len(mismatching) - len(not_modelled),
         "mismatching": len(mismatching),
+        "not_modelled": len(not_modelled),
         "comparisons": [
             {"wamid": c.wamid, "phone_number_id": c.phone_number_id, "contact": c.contact, "at": c.at,
              "matches": c.matches, "meta": c.meta, "predicted": c.predicted, "decision": c.decision,
-             "determining_rules": list(c.determining_rules),
+             "determining_rules": list(c.determining_rules), "modelled": c.modelled, "note": c.note,
              "differences": [{"field": d.field, "meta": d.meta, "predicted": d.predicted} for d in c.differences]}
             for c in comparisons
         ],
@@ -83,26 +102,36 @@ def report(comparisons: list[Comparison]) -> dict[str, Any]:
 
 def _compare(row: histories.StoredMessage, conversation: list[histories.StoredMessage], rulebook: Rulebook,
              engine: RulesEngine) -> Comparison:
-    sent = histories.as_message(row)
+    meta = histories.pricing(row)
+    at = loaded_time(row.at).isoformat()
+    category = histories.outbound_category(row)
+    if not modelled(category):
+        return Comparison(row.wamid, row.phone_number_id, row.contact, at, meta, None, "not_modelled", (), (),
+                          note=f"category not modelled: {category}", modelled=False)
+    message = histories.as_message(row)
+    to = identities.address(row.contact)
     before = tuple(histories.as_message(r) for r in conversation[: conversation.index(row)])
+    delivered = message.delivery_time or message.at
+    state = replay(DecisionRequest(Send(delivered, to, "text"), before), rulebook, engine)
+    send, assumption = assumed_send(replace(message, at=delivered), state, to, rulebook)
     # Meta reports a marketing template sent through the Marketing Messages API as marketing_lite:
     # predict that send as going through that API (PMP-8), so the categories compare like for like.
-    request = DecisionRequest(Send(sent.at, identities.address(row.contact), sent.type, sent.template,
-                                   marketing_messages_api=histories.outbound_category(row) == MARKETING_LITE), before)
+    if category == MARKETING_LITE and send.template is not None and send.template.category == "marketing":
+        send = replace(send, marketing_messages_api=True)
+    request = DecisionRequest(send, before)
     decision = evaluate(request, rulebook=rulebook, engine=engine, decision_id=f"reconcile:{row.wamid}")
     charge = decision.charge
     predicted = None if charge is None else {
         "pricing_model": charge.pricing_model, "category": charge.category, "type": charge.type,
         "billable": charge.billable,
     }
-    meta = histories.pricing(row)
     differences = tuple(
         Difference(name, meta[name], None if predicted is None else predicted[name])
         for name in COMPARED_FIELDS
         if name in meta and _value(name, meta[name]) != _value(name, (predicted or {}).get(name))
     )
-    return Comparison(row.wamid, row.phone_number_id, row.contact, loaded_time(row.at).isoformat(), meta, predicted,
-                      decision.decision, decision.determining_rules, differences)
+    return Comparison(row.wamid, row.phone_number_id, row.contact, at, meta, predicted, decision.decision,
+                      decision.determining_rules, differences, note=assumption)
 
 
 def _value(name: str, value: Any) -> Any:

@@ -2,11 +2,17 @@
 
 Inbound messages arrive whole. Outbound messages are learned only from their statuses, which
 carry no template name, language or message type: an outbound message is recorded with what
-the status says (status, times, conversation, pricing), and its type is inferred from
-`pricing.category` (a template of that category; `service` and `referral_conversion` mean a
-non-template message). Under conversation-based pricing the category names the conversation
-rather than the message, so a free-form message riding a marketing conversation reads as a
-marketing template.
+the status says (status, sent and delivered times, conversation, pricing as Meta sent it, any
+category), and its type is read from `pricing.category` only where the category says it
+(core.vocabulary): a template of a modelled template category, free-form for `service`. A
+category that does not say (referral_conversion, 2022's business_initiated/user_initiated) or
+that the rules do not model (general_purpose_ai, business_agent, group_*) gives type `unknown`,
+and the replay states what it assumed. Under conversation-based pricing the category names the
+conversation rather than the message, so a free-form message riding a marketing conversation
+reads as a marketing template.
+
+Groups API messages are stored under the group (contact = the group id, `group_id` set): they are
+the group's history and never a participant's 1:1 history.
 
 A contact is a phone number (wa_id) or a business-scoped user ID (BSUID). When a webhook names
 both for one user, the pair is stored as a ContactLink, and a history asked for by either one
@@ -22,22 +28,11 @@ from typing import Any
 
 import peewee
 
-from ..core.messages import Message, Template
+from ..core.messages import UNKNOWN_TEMPLATE, UNKNOWN_TYPE, Message, Template
+from ..core.vocabulary import DELIVERED_STATUSES, NON_TEMPLATE_CATEGORIES, STATUS_RANK, TEMPLATE_CATEGORIES
 from .database import StoredModel, loaded_time, stored_time
 
-# Meta reports the same delivery more than once; a later, stronger status wins (a message
-# delivered to one device and failed on another was delivered, and charged).
-STATUS_RANK = {"sent": 1, "failed": 2, "delivered": 3, "read": 4, "played": 4}
-DELIVERED = ("delivered", "read")
-TEMPLATE_CATEGORIES = {
-    "marketing": "marketing",
-    "marketing_lite": "marketing",
-    "utility": "utility",
-    "authentication": "authentication",
-    "authentication-international": "authentication",
-    "authentication_international": "authentication",
-}
-UNKNOWN_TEMPLATE = "(unknown: learned from a status webhook)"
+DELIVERED = tuple(sorted(DELIVERED_STATUSES))
 CALL = "call"
 
 
@@ -52,6 +47,8 @@ class StoredMessage(StoredModel):
     type = peewee.CharField(max_length=32)
     status = peewee.CharField(max_length=16, null=True)
     status_at = peewee.DateTimeField(null=True)
+    delivered_at = peewee.DateTimeField(null=True)  # the first delivered/read/played status
+    group_id = peewee.CharField(max_length=255, null=True)  # Groups API: contact is then the group
     referral = peewee.TextField(null=True)
     conversation_id = peewee.CharField(max_length=255, null=True)
     conversation_origin = peewee.CharField(max_length=64, null=True)
@@ -93,6 +90,7 @@ class Inbound:
     at: datetime
     type: str
     referral: dict[str, Any] | None = None
+    group_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +105,7 @@ class Status:
     conversation_id: str | None = None
     conversation_origin: str | None = None
     pricing: dict[str, Any] | None = None
+    group_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +140,7 @@ def store_inbound(message: Inbound) -> bool:
         at=stored_time(message.at),
         type=message.type,
         referral=json.dumps(message.referral, sort_keys=True) if message.referral else None,
+        group_id=message.group_id,
     )
 
 
@@ -182,7 +182,8 @@ def store_status(update: Status) -> bool:
         # Insert first, then lock the row, so concurrent statuses of one wamid queue instead of
         # overwriting each other (SQLite already holds its one write lock after the insert).
         created = _insert_once(wamid=update.wamid, phone_number_id=update.phone_number_id, contact=update.contact,
-                               direction="outbound", at=stored_time(update.at), type="text")
+                               direction="outbound", at=stored_time(update.at), type=UNKNOWN_TYPE,
+                               group_id=update.group_id)
         query = StoredMessage.select().where(StoredMessage.wamid == update.wamid)
         row = (query.for_update() if database.for_update else query).get()
         _apply(row, update)
@@ -226,6 +227,8 @@ def history_json(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
                 item["referral"] = message.referral
         else:
             item["status"] = message.status
+            if message.delivered_at is not None:
+                item["delivered_at"] = message.delivered_at.isoformat()
             if message.template is not None:
                 t = message.template
                 item["template"] = {"name": t.name, "language": t.language, "category": t.category,
@@ -235,10 +238,10 @@ def history_json(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
 
 
 def delivered_with_pricing(phone_number_id: str | None = None, contact: str | None = None) -> list[StoredMessage]:
-    """Delivered (or read) outbound messages that carry Meta's pricing, oldest first."""
+    """Delivered (or read, or played) outbound messages that carry Meta's pricing, oldest first."""
     rows = StoredMessage.select().where(
         (StoredMessage.direction == "outbound")
-        & StoredMessage.status.in_(DELIVERED)
+        & (StoredMessage.delivered_at.is_null(False) | StoredMessage.status.in_(DELIVERED))
         & StoredMessage.pricing.is_null(False)
     )
     if phone_number_id is not None:
@@ -255,12 +258,17 @@ def as_message(row: StoredMessage) -> Message:
     if row.direction == "inbound":
         referral = json.loads(row.referral) if row.referral else None
         return Message("inbound", at, row.type, referral=referral, id=row.wamid)
-    status = "read" if row.status == "played" else (row.status or "sent")
-    template = None
-    category = TEMPLATE_CATEGORIES.get(outbound_category(row) or "")
-    if category is not None:
-        template = Template(UNKNOWN_TEMPLATE, "und", category, "APPROVED")
-    return Message("outbound", at, "template" if template else row.type, template, status, id=row.wamid)
+    meta_category = outbound_category(row)
+    category = TEMPLATE_CATEGORIES.get(meta_category or "")
+    template = Template(UNKNOWN_TEMPLATE, "und", category, "APPROVED") if category else None
+    if template is not None:
+        kind = "template"
+    elif meta_category in NON_TEMPLATE_CATEGORIES:
+        kind = row.type if row.type != UNKNOWN_TYPE else "text"
+    else:
+        kind = row.type  # what the webhook said, or unknown: the replay states what it assumes
+    delivered_at = loaded_time(row.delivered_at) if row.delivered_at else None
+    return Message("outbound", at, kind, template, row.status or "sent", id=row.wamid, delivered_at=delivered_at)
 
 
 def outbound_category(row: StoredMessage) -> str | None:
@@ -283,6 +291,9 @@ def _apply(row: StoredMessage, update: Status) -> None:
     row.at = min(row.at, moment)
     if STATUS_RANK.get(update.status, 0) >= STATUS_RANK.get(row.status or "", 0):
         row.status, row.status_at = update.status, moment
+    if update.status in DELIVERED_STATUSES:
+        # Meta omits `delivered` when a message is read at once: the earliest delivering status dates delivery.
+        row.delivered_at = min(row.delivered_at, moment) if row.delivered_at else moment
     row.conversation_id = update.conversation_id or row.conversation_id
     row.conversation_origin = update.conversation_origin or row.conversation_origin
     if update.pricing:

@@ -72,3 +72,52 @@ def test_engine_errors_fail_closed():
     """An evaluation failure is deny with status error and the error text, never an allow."""
     decision = fail_closed(EngineError("engine exploded"), "sha256:x")
     assert (decision.decision, decision.status, decision.error) == ("deny", ERROR, "engine exploded")
+
+
+# Words a denied send's trace must never use about the send: it is not delivered, so not billed or counted.
+UNTRUE_ON_DENY = ("is charged", "counts toward the messaging limit", "opens a conversation", "so this template opens")
+
+
+def test_no_denied_fixture_has_a_determining_charge_rule_or_an_untrue_sentence(rulebook, engine):
+    """Every fixture (and example) that is denied: no charge rule determines it, and no trace sentence or note
+    says the send is charged, opens a conversation or counts toward the messaging limit."""
+    from policy_service.contract.schemas import DecisionRequestSchema
+    from policy_service.core.evaluate import evaluate
+    from policy_service.review.fixtures import discover
+
+    from ..conftest import FIXTURES_DIR
+
+    denied = 0
+    for fixture in discover([FIXTURES_DIR]):
+        decision = evaluate(DecisionRequestSchema().load(fixture.request), rulebook=rulebook, engine=engine)
+        if decision.decision != "deny":
+            continue
+        denied += 1
+        for reason in decision.trace:
+            rule = rulebook.rule(reason.rule)
+            assert not (rule.charge and reason.determining), (fixture.name, reason.rule)
+            for text in (reason.because, reason.note or ""):
+                assert not any(words in text for words in UNTRUE_ON_DENY), (fixture.name, reason.rule, text)
+    assert denied >= 10  # the check ran over real denies
+
+
+def test_a_denied_send_outside_the_window_says_it_adds_nothing_to_the_messaging_limit(rulebook, engine):
+    """LIM-1 on a deny uses its because_if_denied sentence; on an allow it keeps its own."""
+    from policy_service.core.evaluate import evaluate
+    from policy_service.core.messages import DecisionRequest, Template
+
+    paused = Template("promo", "en", "marketing", "PAUSED")
+    approved = Template("promo", "en", "marketing", "APPROVED")
+    for template, words in ((paused, "adds nothing to the messaging limit"),
+                            (approved, "counts toward the messaging limit")):
+        decision = evaluate(DecisionRequest(Send(AT, "+5511987654321", "template", template)), rulebook=rulebook,
+                            engine=engine)
+        assert words in next(r for r in decision.trace if r.rule == "LIM-1").because
+
+
+def test_readme_combining_section_says_what_combine_does():
+    """README's combining section states that no charge rule is determining on a deny."""
+    from ..conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    assert "no charge rule is determining on a deny" in readme

@@ -68,7 +68,45 @@ def test_a_riding_send_names_the_message_that_opened_its_conversation(rulebook, 
     history = [Message("outbound", T0, "template", MARKETING), Message("inbound", T0 + timedelta(hours=4), "text")]
     decision = evaluate(request(history), rulebook=rulebook, engine=engine)
     reason = next(r for r in decision.trace if r.rule == "CBP-4.rides")
-    assert f"opened by the send at {T0.isoformat()} (history[0])" in reason.because
+    assert f"opened by the message delivered at {T0.isoformat()} (history[0])" in reason.because
+
+
+def test_a_message_only_sent_opens_nothing_and_is_reported_undelivered(rulebook, engine):
+    """A template with status `sent` opened no conversation: the next template opens one, and TS-1.undelivered
+    names the message; once delivered (same times) it would have opened one that the send rides."""
+    sent = Message("outbound", T0, "template", MARKETING, status="sent")
+    decision = evaluate(DecisionRequest(Send(T0 + timedelta(hours=4), "+5511987654321", "template", MARKETING),
+                                        (sent,)), rulebook=rulebook, engine=engine)
+    assert decision.charge.opens_conversation and decision.charge.billable
+    assert "history[0]" in next(r for r in decision.trace if r.rule == "TS-1.undelivered").because
+    delivered = DecisionRequest(Send(T0 + timedelta(hours=4), "+5511987654321", "template", MARKETING),
+                                (Message("outbound", T0, "template", MARKETING, status="delivered"),))
+    assert not evaluate(delivered, rulebook=rulebook, engine=engine).charge.billable
+
+
+def test_replay_dates_a_message_by_its_delivery(rulebook, engine):
+    """Delivered ten hours after sending, a marketing template's conversation runs 24 h from delivery."""
+    late = Message("outbound", T0, "template", MARKETING, status="read", delivered_at=T0 + timedelta(hours=10))
+    state = replay(DecisionRequest(Send(T0 + timedelta(hours=30), "+5511987654321", "template", MARKETING), (late,)),
+                   rulebook, engine)
+    (period,) = state.ledger.periods
+    assert (period.opened_at, period.expires_at) == (T0 + timedelta(hours=10), T0 + timedelta(hours=34))
+
+
+def test_undelivered_before_skips_failed_delivered_and_expired_messages():
+    """Only a message sent before the send, not failed, not delivered by then and within the lifetime counts."""
+    from policy_service.core.evaluate import undelivered_before
+
+    at, lifetime = T0 + timedelta(days=2), timedelta(days=30)
+    history = (Message("outbound", T0 - timedelta(days=31), "text", status="sent"),  # beyond the lifetime
+               Message("outbound", T0, "text", status="failed"),
+               Message("outbound", T0, "text", status="delivered"),
+               Message("outbound", T0 + timedelta(hours=1), "text", status="deleted"),
+               Message("outbound", T0 + timedelta(hours=2), "text", status="read",
+                       delivered_at=at + timedelta(minutes=1)),  # delivered only after the send
+               Message("outbound", at + timedelta(hours=1), "text", status="sent"))  # after the send
+    assert undelivered_before(history, at, lifetime) == (4, history[4])
+    assert undelivered_before(history[:3], at, lifetime) is None
 
 
 def test_decision_ids_are_distinct_version_4_uuids():

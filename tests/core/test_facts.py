@@ -108,6 +108,33 @@ def test_every_fact_is_present_with_its_declared_type(rulebook):
         assert isinstance(value, kind) and (kind is bool or not isinstance(value, bool)), name
 
 
+def test_authentication_international_starts_per_country_with_exceptions(rulebook):
+    """Meta's eligibility: one start_time, and exception_countries with their own; the exception wins for its
+    country, the general start for every other, compared at the instant (not the day)."""
+    start, late = datetime(2025, 6, 1, tzinfo=UTC), datetime(2025, 7, 10, 12, tzinfo=UTC)
+    context = {"authentication_international_eligibility": {
+        "start_time": start, "exception_countries": [{"country_code": "ID", "start_time": late}]}}
+    started = {}
+    for to, at in (("+6281234567890", late - timedelta(seconds=1)), ("+6281234567890", late),
+                   ("+919876543210", late - timedelta(seconds=1)), ("+919876543210", start - timedelta(seconds=1))):
+        facts = facts_at(rulebook, at, context=context, to=to)
+        started[(to[:3], at)] = facts.engine["authentication_international_started"]
+        assert facts.engine["authentication_international_eligible"]  # the eligibility implies it
+    assert started == {("+62", late - timedelta(seconds=1)): False, ("+62", late): True,
+                       ("+91", late - timedelta(seconds=1)): True, ("+91", start - timedelta(seconds=1)): False}
+    shown = facts_at(rulebook, late, context=context, to="+6281234567890").display
+    assert shown["authentication_international_start_at"] == f"{late.isoformat()} (the exception for ID)"
+
+
+def test_an_unverified_primary_location_never_makes_the_recipient_local(rulebook):
+    """business_region counts as the business's country only once verified (default: not verified)."""
+    for verified, local in ((None, False), (False, False), (True, True)):
+        context = {"business_region": "IN", "primary_business_location_verified": verified}
+        facts = facts_at(rulebook, T0, context=context, to="+919876543210")
+        assert facts.engine["recipient_in_business_region"] is local
+    assert "primary_business_location_verified" in facts_at(rulebook, T0, to="+919876543210").defaults
+
+
 def test_each_text_written_alone_equals_the_full_display(rulebook):
     """facts.text(name), which a trace sentence uses, gives what the response's display shows, for every name."""
     inbound = [Message("inbound", T0, "text"), Message("inbound", T0 + timedelta(hours=1), "reaction")]

@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 
 from policy_service.contract.schemas import DecisionRequestSchema
 from policy_service.core import decision as combining
+from policy_service.core.chronology import by_delivery, timeline
 from policy_service.core.decision import combine
-from policy_service.core.evaluate import _opened, evaluate, ordered_history
+from policy_service.core.evaluate import _opened, evaluate, late_delivery, undelivered_before
 from policy_service.core.facts import derive_facts, new_state
 from policy_service.core.messages import DecisionRequest, Message, Send, Template
 from policy_service.review.fixtures import discover
@@ -24,22 +25,26 @@ START = datetime(2022, 1, 20, tzinfo=UTC)
 def full_replay(request, rulebook, engine):
     """The replay as first written: every delivered send classified by the engine, none skipped."""
     state = new_state(rulebook)
-    for index, message in ordered_history(request):
+    for index, message in timeline(by_delivery(request.history), request.send.at):
         if message.direction == "inbound":
             state.receive(message)
-        elif message.status != "failed":
+        elif message.delivery_time is not None:
             past = Send(message.at, request.send.to, message.type, message.template)
             facts = derive_facts(past, state, request.context, rulebook)
             classified = combine(engine.match(facts.engine), facts, rulebook, explain=False).classified_charge
             state.deliver(_opened(classified, message, index),
                           closes_others=bool(classified and classified.closes_others))
+    state.undelivered = undelivered_before(request.history, request.send.at,
+                                           rulebook.parameter("undelivered_message_lifetime"))
     return state
 
 
 def full_evaluate(request, rulebook, engine):
     """evaluate() with the full replay."""
-    facts = derive_facts(request.send, full_replay(request, rulebook, engine), request.context, rulebook)
-    return replace(combine(engine.match(facts.engine), facts, rulebook), decision_id="same")
+    state = full_replay(request, rulebook, engine)
+    facts = derive_facts(request.send, state, request.context, rulebook)
+    facts, fired = late_delivery(request, state, facts, engine.match(facts.engine), rulebook, engine)
+    return replace(combine(fired, facts, rulebook), decision_id="same")
 
 
 def fast_evaluate(request, rulebook, engine):
@@ -68,8 +73,10 @@ _INBOUND = st.fixed_dictionaries({
 _OUTBOUND = st.fixed_dictionaries({
     "direction": st.just("outbound"),
     "type": st.sampled_from(["template", "template", "text"]),
-    "status": st.sampled_from(["delivered", "delivered", "read", "failed"]),
+    "status": st.sampled_from(["delivered", "delivered", "read", "played", "failed", "sent"]),
     "template": _TEMPLATE,
+    # Seconds from sending to delivery (a delivered time given only for delivered statuses).
+    "delay": st.one_of(st.none(), st.integers(0, 12 * 3600)),
 })
 _EVENTS = st.lists(st.tuples(_GAP, st.one_of(_INBOUND, _OUTBOUND)), min_size=1, max_size=60)
 
@@ -81,6 +88,9 @@ def _history(events, start):
         fields = dict(fields)
         if fields["type"] != "template":
             fields.pop("template", None)
+        delay = fields.pop("delay", None)
+        if delay is not None and fields["status"] in ("delivered", "read", "played"):
+            fields["delivered_at"] = at + timedelta(seconds=delay)
         history.append(Message(at=at, **fields))
     return tuple(history), at
 

@@ -12,11 +12,11 @@ def _results(rulebook, engine):
 
 
 def test_headline_reads_like_cedars_determined_by_line(rulebook, engine):
-    """A headline names the outcome, the fixture, the decision and its determining rules."""
+    """A headline names the outcome, the fixture, the decision and its determining rules (on a deny, no
+    charge rule: the send is not delivered)."""
     passing, _ = _results(rulebook, engine)
     assert fixture_report.headline(passing) == (
-        "PASS freeform_at_exactly_24_hours_is_denied: deny determined by "
-        "CSW-2.closed, CSW-2.freeform-closed, CBP-4.opens-service")
+        "PASS freeform_at_exactly_24_hours_is_denied: deny determined by CSW-2.closed, CSW-2.freeform-closed")
 
 
 def test_failure_keeps_matching_lines_as_context(rulebook, engine):

@@ -83,8 +83,10 @@ def test_a_category_no_charge_rule_covers_is_a_gap(rules):
     assert messages(directory) == [
         "versions.yaml:V3: authentication templates: no charge rule applies from 2025-07-01 to 2026-09-30 "
         "when entry_point_reply=false, free_entry_point_open=false, recipient_in_business_region=true",
+        # From 2026-10-01 the group rules charge every template to a group, so the gap is for 1:1 sends only.
         "versions.yaml:V4: authentication templates: no charge rule applies from 2026-10-01 on "
-        "when entry_point_reply=false, free_entry_point_open=false, recipient_in_business_region=true",
+        "when entry_point_reply=false, free_entry_point_open=false, recipient_in_business_region=true, "
+        "send_to_group=false",
     ]
 
 

@@ -57,9 +57,10 @@ def test_bad_filter_is_a_422(client):
 
 @pytest.mark.parametrize(("meta", "ours"), [("authentication_international", "authentication-international"),
                                              ("authentication-international", "authentication-international"),
-                                             ("utility", "utility")])
+                                             ("marketing_lite", "marketing"), ("utility", "utility")])
 def test_both_spellings_of_authentication_international_match(meta, ours):
-    """Meta's underscore and hyphen spellings compare equal to the rules' category."""
+    """Meta's underscore and hyphen spellings, and the Marketing Messages API's marketing_lite (same rates,
+    PMP-8), compare equal to the rules' category."""
     assert normalized_category(meta) == normalized_category(ours)
 
 
@@ -70,9 +71,86 @@ def test_cli_reports_the_same_as_the_api(client, billed_history, database_url):
     assert text.exit_code == 0, text.output
     assert "MISMATCH wamid.auth" in text.output
     assert "category: Meta 'authentication_international', rules 'authentication'" in text.output
-    assert text.output.rstrip().endswith("3 delivered messages checked: 2 match, 1 mismatch")
+    assert text.output.rstrip().endswith("3 delivered messages checked: 2 match, 1 mismatch, 0 category not modelled")
     as_json = runner.invoke(main, ["reconcile", "--database-url", database_url, "--json"])
     assert json.loads(as_json.output)["mismatching"] == 1
+
+
+def cbp(category: str, billable: bool = True) -> dict:
+    """A conversation-based `pricing` object, as Meta sent it before 2025-07-01."""
+    return {"billable": billable, "pricing_model": "CBP", "category": category}
+
+
+V1 = 1656666000  # 2022-07-01T09:00:00Z: the 2022 conversation model
+V2 = 1709629200  # 2024-03-05T09:00:00Z: four categories
+
+
+# (pricing, status time, with an inbound message an hour before): every category of every version.
+CATEGORIES = [
+    (cbp("business_initiated"), V1, False), (cbp("user_initiated"), V1, True),
+    (cbp("referral_conversion", False), V1, True),
+    (cbp("marketing"), V2, False), (cbp("utility"), V2, False), (cbp("authentication"), V2, False),
+    (cbp("authentication-international"), V2, False), (cbp("service"), V2, True),
+    (cbp("referral_conversion", False), V2, False),
+    (pmp("marketing", "regular", True), T0, False), (pmp("marketing_lite", "regular", True), T0, False),
+    (pmp("utility", "free_customer_service", False), T0, True), (pmp("authentication", "regular", True), T0, False),
+    (pmp("authentication_international", "regular", True), T0, False),
+    (pmp("service", "free_customer_service", False), T0, True),
+    (pmp("marketing", "free_entry_point", False), T0, False),
+]
+NOT_MODELLED = ["general_purpose_ai", "business_agent", "group_marketing", "group_utility", "group_service"]
+
+
+@pytest.mark.parametrize(("pricing", "at", "inbound_before"), CATEGORIES,
+                         ids=[f"{p['pricing_model']}-{p['category']}-{at}" for p, at, _ in CATEGORIES])
+def test_every_modelled_category_of_every_version_is_replayed_never_as_a_denied_freeform(client, pricing, at,
+                                                                                         inbound_before):
+    """Each category is replayed as what Meta's category allows; none becomes a free-form message denied with
+    131047, and a category that does not say the type names the assumption."""
+    bodies = [inbound_text("wamid.in", at - 3600)] if inbound_before else []
+    deliver(client, *bodies, status("wamid.x", "delivered", at, pricing=pricing))
+    (item,) = client.get("/v1/reconciliation").json["comparisons"]
+    assert item["modelled"] and item["predicted"] is not None
+    assert item["decision"] == "allow", item
+    if pricing["category"] in ("business_initiated", "user_initiated", "referral_conversion"):
+        assert item["note"].startswith("assumed"), item
+        # Outside the window only a template can have been delivered.
+        assert item["note"].startswith("assumed a template") == (not inbound_before)
+
+
+@pytest.mark.parametrize("category", NOT_MODELLED)
+def test_a_category_the_rules_do_not_model_is_reported_not_replayed(client, category):
+    """general_purpose_ai, business_agent and group_* are stored as Meta sent them and reported as
+    "category not modelled", with no prediction and no replay."""
+    deliver(client, status("wamid.x", "delivered", T0, pricing=pmp(category, "regular", True)))
+    report = client.get("/v1/reconciliation").json
+    (item,) = report["comparisons"]
+    assert (item["modelled"], item["predicted"], item["decision"]) == (False, None, "not_modelled")
+    assert item["note"] == f"category not modelled: {category}" and item["meta"]["category"] == category
+    assert (report["matching"], report["mismatching"], report["not_modelled"]) == (0, 0, 1)
+
+
+@pytest.mark.parametrize(("states", "reconciled"), [
+    (["sent"], False), (["sent", "delivered"], True), (["sent", "read"], True), (["sent", "played"], True),
+    (["sent", "failed"], False), (["sent", "deleted"], False), (["sent", "warning"], False),
+    (["delivered", "deleted"], True),
+])
+def test_every_status_value_decides_whether_a_message_is_reconciled(client, states, reconciled):
+    """Delivered, read and played (a voice message) messages are reconciled; sent, failed, deleted and warning
+    alone say nothing was delivered."""
+    deliver(client, *(status("wamid.v", state, T0 + i, pricing=pmp("marketing", "regular", True) if not i else None)
+                      for i, state in enumerate(states)))
+    assert client.get("/v1/reconciliation").json["checked"] == int(reconciled)
+
+
+def test_a_message_is_reconciled_at_its_delivery(client):
+    """A utility template sent inside the window but delivered after it closed is predicted charged, as Meta
+    bills it; dated by its sending it would have been predicted free."""
+    deliver(client, inbound_text("wamid.in", T0),
+            status("wamid.late", "sent", T0 + 86400 - 60, pricing=pmp("utility", "regular", True)),
+            status("wamid.late", "delivered", T0 + 86400 + 600))
+    (item,) = client.get("/v1/reconciliation").json["comparisons"]
+    assert item["matches"] and item["predicted"]["billable"] is True, item
 
 
 def test_a_marketing_messages_api_delivery_matches_its_marketing_lite_prediction(client):

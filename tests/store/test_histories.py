@@ -26,6 +26,9 @@ def one(wamid: str) -> histories.StoredMessage:
     (["read", "delivered", "sent"], "read"),
     (["sent", "failed"], "failed"),
     (["delivered", "failed"], "delivered"),
+    (["sent", "delivered", "read", "played"], "played"),
+    (["played", "deleted"], "played"),
+    (["sent", "warning"], "sent"),
 ])
 def test_the_strongest_status_wins_whatever_the_order(app, states, final):
     """Out-of-order and repeated statuses settle on the furthest delivery state; a delivered message stays delivered."""
@@ -43,13 +46,22 @@ def test_the_strongest_status_wins_whatever_the_order(app, states, final):
     ("authentication-international", "template", "authentication"),
     ("authentication_international", "template", "authentication"),
     ("service", "text", None),
-    ("referral_conversion", "text", None),
+    # Categories that do not say whether it was a template: stored as unknown, the replay assumes and says so.
+    ("referral_conversion", "unknown", None),
+    ("business_initiated", "unknown", None),
+    ("user_initiated", "unknown", None),
+    # Categories the rules do not model: kept as Meta sent them, the type unknown.
+    ("general_purpose_ai", "unknown", None),
+    ("business_agent", "unknown", None),
+    ("group_marketing", "unknown", None),
 ])
 def test_outbound_type_is_inferred_from_the_pricing_category(app, category, message_type, template_category):
-    """A template of the priced category, or a non-template message for service and referral_conversion."""
+    """A template of a modelled template category, free-form for service, unknown where the category does not
+    say; the category itself is kept as Meta sent it."""
     with app.app_context():
         histories.store_status(update("wamid.p", "delivered", pricing={"pricing_model": "PMP", "category": category}))
         message = histories.as_message(one("wamid.p"))
+        assert histories.outbound_category(one("wamid.p")) == category
     assert message.type == message_type
     assert (message.template.category if message.template else None) == template_category
 
@@ -70,3 +82,46 @@ def test_history_json_loads_back_as_the_same_messages(app):
         history = histories.stored_history(PHONE_NUMBER_ID, CONTACT, AT.replace(minute=5))
     loaded = tuple(MessageSchema(many=True).load(histories.history_json(history)))
     assert loaded == history and [m.id for m in loaded] == ["wamid.in", "wamid.out"]
+
+
+@pytest.mark.parametrize(("states", "delivered_second"), [
+    (["sent", "delivered", "read"], 1),
+    (["read", "delivered", "sent"], 0),  # out of order: the earliest delivering status (read) dates delivery
+    (["sent", "read"], 1),  # Meta sends no `delivered` when the message is read at once
+    (["sent", "played"], 1),
+    (["sent", "failed"], None),
+    (["sent", "deleted", "warning"], None),
+])
+def test_the_delivered_time_is_the_earliest_delivering_status(app, states, delivered_second):
+    """Sent and delivered times are both kept; a message never delivered has no delivered time."""
+    with app.app_context():
+        for second, state in enumerate(states):
+            histories.store_status(update("wamid.d", state, second))
+        message = histories.as_message(one("wamid.d"))
+    assert message.at == AT
+    assert message.delivered_at == (None if delivered_second is None else AT.replace(second=delivered_second))
+    assert (message.delivery_time is not None) == (delivered_second is not None)
+
+
+def test_group_messages_are_the_groups_history_never_a_participants(app):
+    """A group status and a participant's message in the group are stored under the group id, so the
+    participant's 1:1 history holds neither."""
+    with app.app_context():
+        histories.store_status(histories.Status("wamid.g", PHONE_NUMBER_ID, "group-abc", AT, "delivered",
+                                                pricing={"category": "group_marketing"}, group_id="group-abc"))
+        histories.store_inbound(histories.Inbound("wamid.gi", PHONE_NUMBER_ID, "group-abc", AT, "text",
+                                                  group_id="group-abc"))
+        assert histories.stored_history(PHONE_NUMBER_ID, CONTACT, AT) == ()
+        group = histories.stored_history(PHONE_NUMBER_ID, "group-abc", AT)
+    assert {m.id for m in group} == {"wamid.g", "wamid.gi"}
+
+
+def test_a_stored_history_round_trips_with_its_delivered_time(app):
+    """history_json gives delivered_at, and the request schema reads it back."""
+    with app.app_context():
+        histories.store_status(update("wamid.r", "sent", 0, pricing={"category": "utility"}))
+        histories.store_status(update("wamid.r", "delivered", 30))
+        messages = histories.stored_history(PHONE_NUMBER_ID, CONTACT, AT.replace(second=59))
+    (item,) = histories.history_json(messages)
+    assert item["delivered_at"] == AT.replace(second=30).isoformat()
+    assert MessageSchema().load(item).delivered_at == AT.replace(second=30)

@@ -74,6 +74,20 @@ def test_a_denied_send_still_reports_the_required_type(client):
         ({"send": SEND, "history": [{**HISTORY[0], "status": "read"}]}, "history.0.status"),
         ({"send": SEND, "history": [{"direction": "outbound", "at": SEND["at"], "type": "template"}]},
          "history.0.template"),
+        ({"send": SEND, "history": [{**HISTORY[0], "delivered_at": HISTORY[0]["at"]}]}, "history.0.delivered_at"),
+        ({"send": SEND, "history": [{"direction": "outbound", "at": "2025-08-12T09:00:00+00:00", "type": "text",
+                                     "delivered_at": "2025-08-12T08:59:59+00:00"}]}, "history.0.delivered_at"),
+        ({"send": SEND, "history": [{"direction": "outbound", "at": "2025-08-12T09:00:00+00:00", "type": "text",
+                                     "status": "failed", "delivered_at": "2025-08-12T09:01:00+00:00"}]},
+         "history.0.delivered_at"),
+        ({"send": SEND, "history": [{"direction": "outbound", "at": "2025-08-12T09:00:00+00:00", "type": "text",
+                                     "status": "lost"}]}, "history.0.status"),
+        ({"send": {**SEND, "recipient_type": "group"}}, "send.participants"),
+        ({"send": {**SEND, "participants": ["+5511976540001"]}}, "send.participants"),
+        ({"send": {**SEND, "recipient_type": "group", "to": "not a group id!", "participants": ["+5511976540001"]}},
+         "send.to"),
+        ({"send": {**SEND, "recipient_type": "group", "to": "G1", "participants": ["5511976540001"]}},
+         "send.participants.0"),
         ({"send": SEND, "history": "none"}, "history"),
         ({"send": SEND, "context": {"opted_in": "yes"}}, "context.opted_in"),
         ({"send": SEND, "context": {"waba_timezone": "Mars/Olympus"}}, "context.waba_timezone"),
@@ -151,3 +165,15 @@ def test_a_decision_id_with_a_nul_character_is_unknown(client):
     """An id holding a NUL (which PostgreSQL cannot compare) is a 404 on the API and on the page, not a 500."""
     assert_error_shape(client.get("/v1/decisions/ab%00c"), 404)
     assert client.get("/ui/decisions/ab%00c").status_code == 404
+
+
+def test_a_group_send_reports_the_participants_it_would_bill(client):
+    """A marketing template to a group of three: billable per participant, and the charge says for how many."""
+    group = {"at": "2025-11-10T12:00:00+00:00", "to": "Y2FwaV9ncm91cDpHMQ", "recipient_type": "group",
+             "participants": ["+5511976540001", "+5511976540002", "+4915112345678"], "type": "template",
+             "template": {**TEMPLATE, "category": "marketing"}}
+    body = client.post("/v1/decisions", json={"send": group, "history": []}).get_json()
+    assert body["decision"] == "allow", body
+    assert (body["charge"]["category"], body["charge"]["participants"]) == ("group_marketing", 3)
+    individual = client.post("/v1/decisions", json={"send": SEND, "history": HISTORY}).get_json()
+    assert individual["charge"]["participants"] is None

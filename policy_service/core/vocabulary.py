@@ -1,0 +1,59 @@
+"""Meta's delivery and billing vocabulary: every status value and pricing category it has used.
+
+These are Meta's wire terms, not regulation: what each word *means* for delivery and for which
+rules can model it. Which charge applies stays in rules/. Sources: the status messages webhook
+reference (https://developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/reference/messages/status),
+the conversation-based pricing page (2022-2025 categories), the Groups API pricing page
+(https://developers.facebook.com/documentation/business-messaging/whatsapp/groups/pricing/), and
+/work/shared/docs/whatsapp-rules.md WH-1 to WH-5.
+"""
+
+from __future__ import annotations
+
+# Every `statuses[].status` value Meta has sent. `played` is a voice message played on the user's
+# device; `deleted` (a message deleted) and `warning` (an On-Premises catalog warning) say nothing
+# about delivery by themselves.
+STATUSES = ("sent", "delivered", "read", "played", "failed", "deleted", "warning")
+# A status that proves the message reached the user's device: "a status is considered read only if
+# it has been delivered" (status webhook reference); played implies read.
+DELIVERED_STATUSES = frozenset({"delivered", "read", "played"})
+# When several statuses of one message arrive, the strongest tells most; delivery beats failure
+# (a message delivered to one device and failed on another was delivered, and charged).
+STATUS_RANK = {"warning": 0, "deleted": 0, "sent": 1, "failed": 2, "delivered": 3, "read": 4, "played": 5}
+
+# `pricing.category` / `conversation.origin.type` values that name a template category the rules model.
+TEMPLATE_CATEGORIES = {
+    "marketing": "marketing",
+    "marketing_lite": "marketing",  # Marketing Messages API: Cloud API marketing rates (PMP-8)
+    "utility": "utility",
+    "authentication": "authentication",
+    "authentication-international": "authentication",  # pricing spells it with a hyphen
+    "authentication_international": "authentication",  # origin.type (and some SDKs) with an underscore
+}
+# Categories that say the message was not a template (a service conversation or message).
+NON_TEMPLATE_CATEGORIES = frozenset({"service"})
+# Categories that do not say whether the message was a template: a free entry point conversation
+# (referral_conversion) carries templates and free-form alike; 2022's conversations were named by
+# who started them (business_initiated, user_initiated), not by what was sent.
+TYPE_OPEN_CATEGORIES = frozenset({"referral_conversion", "business_initiated", "user_initiated"})
+# Every category the rules model; anything else (general_purpose_ai, business_agent, group_*, a future
+# one) is stored as Meta sent it and reported as not modelled rather than replayed as something else.
+MODELLED_CATEGORIES = frozenset(TEMPLATE_CATEGORIES) | NON_TEMPLATE_CATEGORIES | TYPE_OPEN_CATEGORIES
+# `pricing.type` values of each version (free_group_customer_service: the Groups API).
+PRICING_TYPES = ("regular", "free_customer_service", "free_entry_point", "free_tier", "free_group_customer_service")
+GROUP_CATEGORY_PREFIX = "group_"
+
+
+def delivered(status: str | None) -> bool:
+    """True when the status proves delivery to the user's device."""
+    return status in DELIVERED_STATUSES
+
+
+def modelled(category: str | None) -> bool:
+    """True when the rules model this pricing category (None: no category given, nothing to model)."""
+    return category is None or category in MODELLED_CATEGORIES
+
+
+def is_group_category(category: str | None) -> bool:
+    """True for the Groups API's categories (group_marketing, group_utility, ...)."""
+    return bool(category) and category.startswith(GROUP_CATEGORY_PREFIX)
