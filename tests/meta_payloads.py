@@ -91,3 +91,42 @@ def deliver(client, *bodies: dict) -> list:
         assert response.status_code == 200, response.json
         responses.append(response)
     return responses
+
+
+# A user with a username: Meta's BSUID examples (business-scoped user IDs page).
+BSUID = "US.13491208655302741918"
+
+
+def username_inbound(wamid: str, timestamp: int, *, user_id: str = BSUID, wa_id: str = "") -> dict:
+    """A text from a user known by a BSUID: `from` is empty (or the number, when Meta still shares it)."""
+    return notification({
+        "contacts": [{"profile": {"name": "Customer", "username": "@customer"}, "wa_id": wa_id, "user_id": user_id}],
+        "messages": [{"from": wa_id, "from_user_id": user_id, "id": wamid, "timestamp": str(timestamp),
+                      "type": "text", "text": {"body": "Does it come in another color?"}}],
+    })
+
+
+def username_status(wamid: str, state: str, timestamp: int, *, user_id: str = BSUID,
+                    pricing: dict | None = None) -> dict:
+    """A status of a message to a user known by a BSUID: `recipient_id` is empty."""
+    update: dict[str, Any] = {"id": wamid, "status": state, "timestamp": str(timestamp), "recipient_id": "",
+                              "recipient_user_id": user_id}
+    if pricing:
+        update["pricing"] = pricing
+    return notification({"statuses": [update]})
+
+
+def call(wacid: str, timestamp: int, *, event: str = "connect", direction: str | None = "USER_INITIATED",
+         contact: str = CONTACT, user_id: str | None = None) -> dict:
+    """A `calls` webhook: one connect or terminate event of a call between the user and the business."""
+    business = direction == "BUSINESS_INITIATED"
+    item: dict[str, Any] = {"id": wacid, "event": event, "timestamp": str(timestamp),
+                            "from": DISPLAY_NUMBER if business else contact,
+                            "to": contact if business else DISPLAY_NUMBER}
+    if direction:
+        item["direction"] = direction
+    if user_id:
+        item["to_user_id" if business else "from_user_id"] = user_id
+    body = notification({"contacts": [{"profile": {"name": "Sheena Nelson"}, "wa_id": contact}], "calls": [item]})
+    body["entry"][0]["changes"][0]["field"] = "calls"
+    return body

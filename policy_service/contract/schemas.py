@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate, validates, validates_schema
 
 from ..core.decision import Decision
+from ..core.identities import E164, WA_ID, NotAContact, parse_contact
 from ..core.messages import UNKNOWN_TYPE, DecisionRequest, Message, Send, Template
 from ..core.pricing import Price
 from ..core.rates import BASES
@@ -21,11 +22,13 @@ MESSAGE_TYPES = (
     "reaction", "template",
 )
 # Inbound events Meta delivers besides the types a business can send.
-INBOUND_ONLY_TYPES = ("button", "order", "system", "unsupported", "voice", "request_welcome")
+# `call`: a call the user placed to the business (answered or not); it opens or refreshes the window (CSW-8).
+INBOUND_ONLY_TYPES = ("button", "order", "system", "unsupported", "voice", "request_welcome", "call")
 CATEGORIES = ("marketing", "utility", "authentication")
+# The `category` values Meta's Direct Send accepts on a free-form send.
+DIRECT_SEND_CATEGORIES = ("utility", "authentication")
 TEMPLATE_STATUSES = ("APPROVED", "PAUSED", "DISABLED", "REJECTED", "PENDING", "PENDING_DELETION")
 DELIVERY_STATUSES = STATUSES  # every status value Meta has sent (core.vocabulary)
-E164 = r"^\+[1-9][0-9]{6,14}$"
 GROUP_ID = r"[A-Za-z0-9_=+/.\-]{1,255}"
 # An input bound only; Meta's own limit (8) is the rule GRP-1.participants.
 MAX_GROUP_PARTICIPANTS = 256
@@ -49,6 +52,25 @@ def _timestamp(**kwargs: Any) -> fields.AwareDateTime:
 def _strict_bool(**kwargs: Any) -> fields.Boolean:
     # marshmallow accepts "yes", 1 and "on" by default; a policy flag must be a JSON boolean.
     return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
+
+
+class ContactField(fields.String):
+    """A WhatsApp user: a phone number (in the given form: identities.E164 or WA_ID) or a BSUID.
+
+    Loads to the string as given (a wa_id's "+" is kept); refuses anything else with the expected shape.
+    """
+
+    def __init__(self, form=E164, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.form = form
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            parse_contact(text, self.form)
+        except NotAContact as error:
+            raise ValidationError(str(error)) from None
+        return text
 
 
 class TemplateSchema(Schema):
@@ -106,12 +128,17 @@ class SendSchema(Schema):
 
     at = _timestamp(required=True, metadata={"description": "RFC 3339 with offset"})
     to = fields.String(required=True, validate=validate.Length(min=1, max=255), metadata={
-        "description": "E.164 number; for recipient_type group, the group id"})
+        "description": "E.164 number or business-scoped user ID (BSUID); for recipient_type group, the group id"})
     type = fields.String(required=True, validate=validate.OneOf(MESSAGE_TYPES))
     template = fields.Nested(SendTemplateSchema)
     phone_number_id = fields.String(validate=validate.Length(min=1, max=64), metadata={
         "description": "the sending business phone number id: lets the stored business state (template "
                        "registry, marketing preferences, monthly counts) inform the decision"})
+    marketing_messages_api = _strict_bool(metadata={
+        "description": "a marketing template sent through the Marketing Messages API (/marketing_messages); "
+                       "predicted as pricing category marketing_lite"})
+    category = fields.String(validate=validate.OneOf(DIRECT_SEND_CATEGORIES), metadata={
+        "description": "Direct Send: Meta's `category` field on a free-form send (utility, authentication)"})
     recipient_type = fields.String(validate=validate.OneOf(("individual", "group")), metadata={
         "description": "Meta's recipient_type: individual (default) or group (Groups API)"})
     participants = fields.List(fields.String(validate=validate.Regexp(E164, error="must be an E.164 number")),
@@ -127,10 +154,14 @@ class SendSchema(Schema):
         if not group and "participants" in data:
             errors["participants"] = ["only allowed when recipient_type is group"]
         if "to" in data:
-            pattern, wanted = ((GROUP_ID, "a group id (letters, digits, _-=+/.)") if group
-                               else (E164, "an E.164 number like +14155550100"))
-            if not re.fullmatch(pattern, data["to"]):
-                errors["to"] = [f"must be {wanted}"]
+            if group:
+                if not re.fullmatch(GROUP_ID, data["to"]):
+                    errors["to"] = ["must be a group id (letters, digits, _-=+/.)"]
+            else:
+                try:
+                    parse_contact(data["to"], E164)  # the one parser of phone numbers and BSUIDs
+                except NotAContact as error:
+                    errors["to"] = [str(error)]
         if errors:
             raise ValidationError(errors)
 
@@ -139,8 +170,15 @@ class SendSchema(Schema):
         if data.get("type") == "template":
             if data.get("template") is None:
                 raise ValidationError("required when type is template", "template")
+            if "category" in data:
+                raise ValidationError("Direct Send is a free-form send; a template has its own category", "category")
         elif "template" in data:
             raise ValidationError("only allowed when type is template", "template")
+        # A template named by name and language alone takes its category from the registry later.
+        if data.get("marketing_messages_api") and (data.get("template") is None
+                                                   or data["template"].category not in (None, "marketing")):
+            raise ValidationError("the Marketing Messages API sends marketing templates only",
+                                  "marketing_messages_api")
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> Send:
@@ -223,6 +261,7 @@ class ContextSchema(Schema):
     business_region = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$"),
                                     metadata={"description": "ISO 3166 country of the business (default unknown)"})
     authentication_international_eligible = _strict_bool()
+    direct_send_eligible = _strict_bool(metadata={"description": "the account may use Direct Send (default false)"})
     authentication_international_start = fields.Date(metadata={
         "description": "one start date for every country (midnight, WABA time zone); "
                        "authentication_international_eligibility gives Meta's per-country start times"})
@@ -269,11 +308,10 @@ class ContextSchema(Schema):
 
 
 class HistoryRefSchema(Schema):
-    """A history stored from Meta's webhooks: the business phone number id and the contact's wa_id."""
+    """A history stored from Meta's webhooks: the business phone number id and the contact's wa_id or BSUID."""
 
     phone_number_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    contact = fields.String(required=True, validate=validate.Regexp(r"^\+?[0-9]{6,20}$",
-                                                                    error="must be a wa_id like 16505551234"))
+    contact = ContactField(WA_ID, required=True, metadata={"description": "wa_id (a leading + is ignored) or BSUID"})
 
 
 class RefusesNul:
@@ -559,8 +597,9 @@ DECISION_RESPONSE_EXAMPLE = {
 }
 ERROR_EXAMPLE = {
     "code": 422, "status": "Unprocessable Entity",
-    "message": "invalid request: send.to: must be an E.164 number like +14155550100",
-    "errors": {"send.to": ["must be an E.164 number like +14155550100"]},
+    "message": "invalid request: send.to: must be an E.164 number like +14155550100 or a BSUID like "
+               "US.13491208655302741918",
+    "errors": {"send.to": ["must be an E.164 number like +14155550100 or a BSUID like US.13491208655302741918"]},
 }
 
 

@@ -14,9 +14,8 @@ from functools import cached_property, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
-
 from .conversations import CONVERSATION_KINDS, FREE_ENTRY_POINT_KINDS, Ledger, Period
+from .identities import recipient_contact
 from .messages import Message, Send
 from .records import record
 from .vocabulary import GROUP_CATEGORY_PREFIX
@@ -34,6 +33,7 @@ FACT_TYPES: dict[str, type] = {
     "template_has_otp_button": bool,
     "csw_open": bool,
     "csw_ever_opened": bool,
+    "last_inbound_type": str,
     "seconds_until_csw_close": int,
     "uncounted_inbound_in_window": bool,
     "conversation_open": bool,
@@ -43,6 +43,11 @@ FACT_TYPES: dict[str, type] = {
     "entry_point_reply": bool,
     "recipient_region": str,
     "recipient_calling_code": int,
+    "recipient_is_bsuid": bool,
+    "send_via_marketing_messages_api": bool,
+    "direct_send_category": str,
+    "direct_send_eligible": bool,
+    "direct_send": bool,
     "business_region": str,
     "opted_in": bool,
     "opted_in_known": bool,
@@ -71,7 +76,7 @@ FACT_TYPES: dict[str, type] = {
 
 # Text a rule's `because` sentence may use besides the facts themselves.
 DISPLAY_VALUES = (
-    "send_at", "recipient", "last_inbound_at", "csw_expires_at", "open_conversations",
+    "send_at", "recipient", "recipient_region_source", "last_inbound_at", "csw_expires_at", "open_conversations",
     "same_category_expires_at", "ridden_conversation_expires_at", "free_entry_point_expires_at",
     "same_category_opened_by", "ridden_conversation_opened_by", "free_entry_point_opened_by",
     "entry_point_at", "entry_point_deadline_at", "uncounted_inbound_at", "uncounted_inbound_type",
@@ -112,6 +117,7 @@ CONTEXT_DEFAULTS: dict[str, Any] = {
     "authentication_international_start": None,
     "authentication_international_eligibility": None,
     "primary_business_location_verified": False,
+    "direct_send_eligible": False,
     "waba_timezone": "UTC",
     "conversations_this_month": None,
     "service_conversations_this_month": None,
@@ -174,6 +180,7 @@ class HistoryState:
     referral_source_types: frozenset[str]
     ledger: Ledger = field(default_factory=Ledger)
     last_counted_inbound: datetime | None = None
+    last_counted_type: str | None = None
     last_uncounted_inbound: Message | None = None
     last_referral_inbound: datetime | None = None
     replied_since_referral: bool = False
@@ -185,6 +192,7 @@ class HistoryState:
             self.last_uncounted_inbound = message
             return
         self.last_counted_inbound = message.at
+        self.last_counted_type = message.type
         referral = message.referral or {}
         if referral and referral.get("source_type", "ad") in self.referral_source_types:
             self.last_referral_inbound = message.at
@@ -252,7 +260,8 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
         free_entry = [p for p in open_periods if p.kind in FREE_ENTRY_POINT_KINDS]
     else:
         conversations = same = free_entry = open_periods
-    region, calling_code = recipient(send.to)
+    to = recipient_contact(send.to)
+    region = to.region
     undelivered = state.undelivered
     auth_start = authentication_international_start(ctx, region, zone)
 
@@ -270,6 +279,7 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
         "template_has_otp_button": bool(template and template.otp_button),
         "csw_open": csw_open,
         "csw_ever_opened": last_in is not None,
+        "last_inbound_type": state.last_counted_type or NONE,
         "seconds_until_csw_close": int((csw_expires - at).total_seconds()) if csw_open else 0,
         "uncounted_inbound_in_window": uncounted_in_window,
         "conversation_open": bool(conversations),
@@ -277,8 +287,13 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
         "ridden_conversation_category": conversations[0].category if conversations else NONE,
         "free_entry_point_open": bool(free_entry),
         "entry_point_reply": entry_point_reply,
-        "recipient_region": region,
-        "recipient_calling_code": calling_code,
+        "recipient_region": to.region,
+        "recipient_calling_code": to.calling_code,
+        "recipient_is_bsuid": to.is_bsuid,
+        "send_via_marketing_messages_api": send.marketing_messages_api,
+        "direct_send_category": send.category or NONE,
+        "direct_send_eligible": ctx["direct_send_eligible"],
+        "direct_send": bool(send.category and ctx["direct_send_eligible"]),
         "business_region": ctx["business_region"],
         "opted_in": ctx["opted_in"],
         "opted_in_known": "opted_in" not in defaults,
@@ -380,6 +395,7 @@ def _first_expiry(periods: list[Period]) -> datetime | None:
 _TEXTS: dict[str, Callable[[_Seen], str]] = {
     "send_at": lambda s: s.show(s.send.at),
     "recipient": lambda s: s.send.to if s.send.recipient_type != "group" else f"the group {s.send.to}",
+    "recipient_region_source": lambda s: recipient_contact(s.send.to).region_source,
     "template_name": lambda s: s.send.template.name if s.send.template else NONE,
     "last_inbound_at": lambda s: s.show(s.last_in),
     "csw_expires_at": lambda s: s.show(s.csw_expires),
@@ -475,18 +491,6 @@ def _zone(name: str) -> ZoneInfo:
     except (ZoneInfoNotFoundError, ValueError):
         # Schemas validate the name; an unknown zone reaching here is a caller bug, not a policy.
         raise ValueError(f"unknown time zone {name!r}") from None
-
-
-# Parsing a number costs more than the rest of fact derivation; a send and its replayed history
-# share one recipient.
-@lru_cache(maxsize=4096)
-def recipient(number: str) -> tuple[str, int]:
-    """The ISO region (by area code for +1 numbers) and calling code of an E.164 number; ZZ and 0 if unknown."""
-    try:
-        parsed = phonenumbers.parse(number)
-    except phonenumbers.NumberParseException:
-        return "ZZ", 0
-    return phonenumbers.region_code_for_number(parsed) or "ZZ", parsed.country_code or 0
 
 
 def day_number(day: date) -> int:

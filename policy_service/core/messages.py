@@ -74,6 +74,10 @@ class Send:
     recipient_type: str = "individual"
     participants: tuple[str, ...] = ()
     phone_number_id: str | None = None  # the sending business phone number, when the caller names it
+    # A marketing template sent through the Marketing Messages API (/marketing_messages).
+    marketing_messages_api: bool = False
+    # Direct Send: a free-form message sent with Meta's `category` field (utility or authentication).
+    category: str | None = None
 
     @property
     def is_template(self) -> bool:

@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from ..core.facts import recipient
+from ..core.identities import address, recipient
 from ..core.pricing import price_charge
 from ..core.rates import RateBook
 from ..store import decision_log, histories
@@ -86,7 +86,7 @@ def billed_items(rates: RateBook, start: date, end: date, currency: str) -> list
                 continue  # the conversation was billed when it opened
             if row.conversation_id:
                 conversations.add(row.conversation_id)
-        country, _ = recipient("+" + row.contact)
+        country, _ = recipient(address(row.contact))
         market_map = rates.map_on(day)
         market = (market_map.market_of(country) if market_map else None) or "unknown"
         key = (day.strftime("%Y-%m"), market, category)

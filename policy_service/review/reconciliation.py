@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..core import identities
 from ..core.decision import Decision
 from ..core.engine import RulesEngine
 from ..core.evaluate import assumed_send, evaluate, replay
@@ -28,6 +29,7 @@ from ..store import business_state, decision_log, histories
 from ..store.database import loaded_time
 
 COMPARED_FIELDS = ("pricing_model", "category", "type", "billable")
+MARKETING_LITE = "marketing_lite"
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ def reconcile(rulebook: Rulebook, engine: RulesEngine, *, phone_number_id: str |
             continue
         key = (row.phone_number_id, row.contact)
         if key not in conversations:
-            conversations[key] = histories.stored_messages(*key)
+            conversations[key] = histories.history_rows(*key)
         comparisons.append(_compare(row, conversations[key], rulebook, engine))
     return comparisons
 
@@ -115,7 +117,8 @@ def replayed(rulebook: Rulebook, engine: RulesEngine, wamid: str) -> Replayed | 
         return None
     if not modelled(histories.outbound_category(row)):
         return None
-    request, _ = _request(row, histories.stored_messages(row.phone_number_id, row.contact), rulebook, engine)
+    conversation = histories.history_rows(row.phone_number_id, row.contact)
+    request, _ = _request(row, conversation, histories.outbound_category(row), rulebook, engine)
     decision = evaluate(request, rulebook=rulebook, engine=engine, decision_id=f"reconcile:{row.wamid}")
     return Replayed(row.wamid, row.phone_number_id, row.contact, request, decision)
 
@@ -185,7 +188,7 @@ def _compare(row: histories.StoredMessage, conversation: list[histories.StoredMe
     if not modelled(category):
         return Comparison(row.wamid, row.phone_number_id, row.contact, at, meta, None, "not_modelled", (), (),
                           note=f"category not modelled: {category}", modelled=False)
-    request, assumption = _request(row, conversation, rulebook, engine)
+    request, assumption = _request(row, conversation, category, rulebook, engine)
     decision = evaluate(request, rulebook=rulebook, engine=engine, decision_id=f"reconcile:{row.wamid}")
     charge = decision.charge
     predicted = None if charge is None else {
@@ -251,15 +254,19 @@ def _cause(row: histories.StoredMessage, meta: dict[str, Any], predicted: dict[s
     return None
 
 
-def _request(row: histories.StoredMessage, conversation: list[histories.StoredMessage], rulebook: Rulebook,
-             engine: RulesEngine) -> tuple[DecisionRequest, str | None]:
+def _request(row: histories.StoredMessage, conversation: list[histories.StoredMessage], category: str | None,
+             rulebook: Rulebook, engine: RulesEngine) -> tuple[DecisionRequest, str | None]:
     """The send as delivered, after the stored history before it, and what was assumed of its type."""
     message = histories.as_message(row)
-    to = "+" + row.contact
+    to = identities.address(row.contact)
     before = tuple(histories.as_message(r) for r in conversation[: conversation.index(row)])
     delivered = message.delivery_time or message.at
     state = replay(DecisionRequest(Send(delivered, to, "text"), before), rulebook, engine)
     send, assumption = assumed_send(replace(message, at=delivered), state, to, rulebook)
+    # Meta reports a marketing template sent through the Marketing Messages API as marketing_lite:
+    # predict that send as going through that API (PMP-8), so the categories compare like for like.
+    if category == MARKETING_LITE and send.template is not None and send.template.category == "marketing":
+        send = replace(send, marketing_messages_api=True)
     return DecisionRequest(send, before), assumption
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import peewee
 
-from ..core.facts import recipient
+from ..core.identities import address, recipient
 from .database import StoredModel, loaded_time, stored_time
 from .histories import STATUS_RANK
 
@@ -304,7 +304,7 @@ def record_billing(update: Billing) -> None:
     with database.atomic():
         MessageBilling.insert(wamid=update.wamid, phone_number_id=update.phone_number_id, contact=update.contact,
                               at=stored_time(update.at), status=update.status,
-                              market=recipient("+" + update.contact)[0]).on_conflict_ignore().execute()
+                              market=recipient(address(update.contact))[0]).on_conflict_ignore().execute()
         query = MessageBilling.select().where(MessageBilling.wamid == update.wamid)
         row = (query.for_update() if database.for_update else query).get()
         row.at = min(row.at, stored_time(update.at))

@@ -20,9 +20,10 @@ import peewee
 import phonenumbers
 
 from ..core.decision import Decision
-from ..core.facts import recipient
+from ..core.identities import recipient
 from .database import StoredModel, loaded_time, stored_time
 
+_MASKED_BSUID = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?\*+$")
 NANP_AREA_DIGITS = 3
 # Keys whose values are bare phone numbers without "+" (a wa_id).
 PHONE_KEYS = ("contact", "wa_id")
@@ -223,7 +224,7 @@ def mask_number(number: str) -> str:
 
 
 def masked(value: Any) -> Any:
-    """A copy of a JSON value with every phone number masked (see masked_json)."""
+    """A copy of a JSON value with every phone number and BSUID masked (see masked_json)."""
     return json.loads(masked_json(dumps(value)))
 
 
@@ -231,16 +232,24 @@ def masked(value: Any) -> Any:
 # look-behind admits only a real member, since a quote inside a string is escaped), or a "+" and
 # digits anywhere (inside a string: JSON numbers never start with "+", and escapes never hold digits
 # after a "+").
-_PHONE_JSON = re.compile(r'(?<=[{,])"(' + "|".join(PHONE_KEYS) + r')":"(\d+)"|\+\d{7,15}')
+# Or a BSUID that starts a string or follows a space (a string starts the text, or follows '"' after ':', ',', '['
+# or '{'; in compact JSON a space is only ever inside a string): its country prefix (and ENT. of a
+# parent BSUID) is kept, the rest masked. At least 8 characters after the prefix, and not followed by a
+# letter, digit or '.', so a wamid ("wamid.X.IN.1") is left alone.
+_PHONE_JSON = re.compile(r'(?<=[{,])"(' + "|".join(PHONE_KEYS) + r')":"(\d+)"|\+\d{7,15}'
+                         r'|(?:(?<=\A")|(?<=[:,\[{]")|(?<= ))([A-Z]{2}\.(?:ENT\.)?)([A-Za-z0-9]{8,128})(?![\w.])')
 
 
 def masked_json(text: bytes) -> str:
     """Compact JSON text (as `dumps` writes it) with every phone number masked: each string that is a
-    phone number or contains one, in values and in keys, and each all-digit `contact` or `wa_id`."""
+    phone number or contains one, in values and in keys, and each all-digit `contact` or `wa_id`; and
+    every BSUID, keeping its country prefix (`US.********************`)."""
     return _PHONE_JSON.sub(_mask_match, text.decode())
 
 
 def _mask_match(match: re.Match[str]) -> str:
+    if match.group(3) is not None:
+        return match.group(3) + "*" * len(match.group(4))
     key = match.group(1)
     if key is None:
         return mask_number(match.group())
@@ -255,7 +264,8 @@ def replayable_request(row: DecisionRecord) -> dict[str, Any]:
 def with_example_recipient(request: dict[str, Any], region: str) -> dict[str, Any]:
     """The request with a masked recipient replaced by an example number of the region; others unchanged.
 
-    The rules read only the recipient's region and calling code, so the example decides alike.
+    The rules read only the recipient's region, calling code and whether it is a BSUID, so the example
+    decides alike.
     """
     send = request.get("send") if isinstance(request, dict) else None
     number = send.get("to") if isinstance(send, dict) else None
@@ -266,6 +276,9 @@ def with_example_recipient(request: dict[str, Any], region: str) -> dict[str, An
         request = {**request, "send": send}
     if not isinstance(number, str) or "*" not in number:
         return request
+    if _MASKED_BSUID.match(number):
+        # A BSUID stays a BSUID of the same country: the rules read whether the recipient is one.
+        return {**request, "send": {**send, "to": number.replace("*", "0")}}
     example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
     replaced = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164) if example else \
         number.replace("*", "0")

@@ -13,6 +13,10 @@ reads as a marketing template.
 
 Groups API messages are stored under the group (contact = the group id, `group_id` set): they are
 the group's history and never a participant's 1:1 history.
+
+A contact is a phone number (wa_id) or a business-scoped user ID (BSUID). When a webhook names
+both for one user, the pair is stored as a ContactLink, and a history asked for by either one
+includes the messages stored under the other: one person, one history.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from ..core.vocabulary import DELIVERED_STATUSES, NON_TEMPLATE_CATEGORIES, STATU
 from .database import StoredModel, loaded_time, stored_time
 
 DELIVERED = tuple(sorted(DELIVERED_STATUSES))
+CALL = "call"
 
 
 class StoredMessage(StoredModel):
@@ -36,7 +41,7 @@ class StoredMessage(StoredModel):
 
     wamid = peewee.CharField(max_length=255, unique=True)
     phone_number_id = peewee.CharField(max_length=64)
-    contact = peewee.CharField(max_length=64)
+    contact = peewee.CharField(max_length=160)  # a wa_id or a BSUID
     direction = peewee.CharField(max_length=8)
     at = peewee.DateTimeField()
     type = peewee.CharField(max_length=32)
@@ -52,6 +57,27 @@ class StoredMessage(StoredModel):
     class Meta:
         table_name = "stored_message"
         indexes = ((("phone_number_id", "contact", "at"), False),)
+
+
+class ContactLink(StoredModel):
+    """A phone number (wa_id) and a BSUID Meta named together for one user of a business number."""
+
+    phone_number_id = peewee.CharField(max_length=64)
+    wa_id = peewee.CharField(max_length=64)
+    user_id = peewee.CharField(max_length=160)
+
+    class Meta:
+        table_name = "contact_link"
+        indexes = ((("phone_number_id", "wa_id", "user_id"), True), (("phone_number_id", "user_id"), False))
+
+
+@dataclass(frozen=True)
+class Link:
+    """A webhook named a user's phone number and BSUID together."""
+
+    phone_number_id: str
+    wa_id: str
+    user_id: str
 
 
 @dataclass(frozen=True)
@@ -82,6 +108,28 @@ class Status:
     group_id: str | None = None
 
 
+@dataclass(frozen=True)
+class Call:
+    """A WhatsApp call as the `calls` webhook reports it: `inbound` when the user called the business."""
+
+    wacid: str
+    phone_number_id: str
+    contact: str
+    at: datetime
+    direction: str
+
+
+def store_call(call: Call) -> bool:
+    """Store a call once per call id (its connect and terminate events share it); True if it was new.
+
+    A user-initiated call is an inbound `call` in the history (it opens or refreshes the customer
+    service window). A business-initiated call is kept as an outbound `call`, which the history the
+    rules read leaves out: it opens no window and is not a message send.
+    """
+    return _insert_once(wamid=call.wacid, phone_number_id=call.phone_number_id, contact=call.contact,
+                        direction=call.direction, at=stored_time(call.at), type=CALL)
+
+
 def store_inbound(message: Inbound) -> bool:
     """Store an inbound message once; True if it was new."""
     return _insert_once(
@@ -94,6 +142,37 @@ def store_inbound(message: Inbound) -> bool:
         referral=json.dumps(message.referral, sort_keys=True) if message.referral else None,
         group_id=message.group_id,
     )
+
+
+def store_link(link: Link) -> bool:
+    """Store that a wa_id and a BSUID are one user of a business number, once; True if it was new."""
+    return ContactLink.insert(phone_number_id=link.phone_number_id, wa_id=link.wa_id,
+                              user_id=link.user_id).on_conflict_ignore().as_rowcount().execute() == 1
+
+
+def linked_contacts(phone_number_id: str, contact: str) -> list[str]:
+    """The contact and every identity linked to it (wa_id <-> BSUID, following links), sorted."""
+    found, frontier = {contact}, {contact}
+    # A user has one phone number per BSUID and few BSUIDs per number; a few hops reach every link.
+    while frontier:
+        rows = ContactLink.select(ContactLink.wa_id, ContactLink.user_id).where(
+            (ContactLink.phone_number_id == phone_number_id)
+            & (ContactLink.wa_id.in_(sorted(frontier)) | ContactLink.user_id.in_(sorted(frontier))))
+        reached = {value for row in rows for value in (row.wa_id, row.user_id)}
+        frontier = reached - found
+        found |= reached
+    return sorted(found)
+
+
+def store_event(event: Inbound | Status | Link | Call) -> bool:
+    """Store one event read from a webhook; True if it was new."""
+    if isinstance(event, Inbound):
+        return store_inbound(event)
+    if isinstance(event, Status):
+        return store_status(event)
+    if isinstance(event, Call):
+        return store_call(event)
+    return store_link(event)
 
 
 def store_status(update: Status) -> bool:
@@ -113,17 +192,28 @@ def store_status(update: Status) -> bool:
 
 
 def stored_messages(phone_number_id: str, contact: str) -> list[StoredMessage]:
-    """Every stored message between a business number and a contact, oldest first."""
+    """Every stored message between a business number and a contact (or an identity linked to it), oldest first."""
+    contacts = linked_contacts(phone_number_id, contact)
     return list(
         StoredMessage.select()
-        .where((StoredMessage.phone_number_id == phone_number_id) & (StoredMessage.contact == contact))
+        .where((StoredMessage.phone_number_id == phone_number_id) & StoredMessage.contact.in_(contacts))
         .order_by(StoredMessage.at, StoredMessage.id)
     )
 
 
+def history_rows(phone_number_id: str, contact: str) -> list[StoredMessage]:
+    """The stored messages the rules read as history (business-initiated calls left out), oldest first."""
+    return [row for row in stored_messages(phone_number_id, contact) if is_history(row)]
+
+
+def is_history(row: StoredMessage) -> bool:
+    """False for a business-initiated call: it opens no window and is no message send."""
+    return not (row.direction == "outbound" and row.type == CALL)
+
+
 def stored_history(phone_number_id: str, contact: str, until: datetime) -> tuple[Message, ...]:
     """The stored messages of a history up to a time, as the policy core reads them."""
-    return tuple(as_message(row) for row in stored_messages(phone_number_id, contact) if loaded_time(row.at) <= until)
+    return tuple(as_message(row) for row in history_rows(phone_number_id, contact) if loaded_time(row.at) <= until)
 
 
 def history_json(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
@@ -157,7 +247,8 @@ def delivered_with_pricing(phone_number_id: str | None = None, contact: str | No
     if phone_number_id is not None:
         rows = rows.where(StoredMessage.phone_number_id == phone_number_id)
     if contact is not None:
-        rows = rows.where(StoredMessage.contact == contact)
+        contacts = linked_contacts(phone_number_id, contact) if phone_number_id is not None else [contact]
+        rows = rows.where(StoredMessage.contact.in_(contacts))
     return list(rows.order_by(StoredMessage.at, StoredMessage.id))
 
 

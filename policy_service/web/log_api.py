@@ -7,7 +7,8 @@ from typing import Any
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, post_load, validate
 
-from ..contract.schemas import ErrorSchema, RefusesNul
+from ..contract.schemas import ContactField, ErrorSchema, RefusesNul
+from ..core.identities import WA_ID
 from ..review import reconciliation
 from ..store import decision_log
 from .api import JsonBodyParser, policy
@@ -41,7 +42,7 @@ class ReconciliationQuerySchema(RefusesNul, Schema):
     """Filters of GET /v1/reconciliation."""
 
     phone_number_id = fields.String(validate=validate.Length(min=1, max=64))
-    contact = fields.String(validate=validate.Regexp(r"^\+?[0-9]{6,20}$"))
+    contact = ContactField(WA_ID, metadata={"description": "wa_id or BSUID"})
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     page_size = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1_000))
 

@@ -3,8 +3,9 @@ user marketing preferences, and what statuses say about billing (pricing, biz_op
 errors). webhooks.py verifies and dispatches the body; this module validates and stores these fields.
 
 Payload shapes follow Meta's webhook references (developers.facebook.com/documentation/business-messaging/
-whatsapp/webhooks/reference/<field>). Every field's events are validated before any is stored, so a bad
-change is a 422 naming `entry.<i>.changes.<j>.value.<field>` and nothing of the body is half-stored.
+whatsapp/webhooks/reference/<field>). Each change is validated on its own before it is stored: an
+unreadable one is skipped and reported under `entry.<i>.changes.<j>.value.<field>`, and the rest of the
+payload is stored (Meta retries whole payloads on errors, so refusing all of it would lose the good events).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
+from ..contract.parsing import flatten_errors
+from ..core import identities
 from ..store import business_state as state
 from ..store import decision_log
 
@@ -117,7 +120,9 @@ class StatusSchema(_Tolerant):
     id = _text(255, required=True)
     status = _text(16, required=True)
     timestamp = UnixSeconds(required=True)
-    recipient_id = _text(64, required=True)
+    # A user with a username may have no phone number here: recipient_id "" and recipient_user_id, a BSUID.
+    recipient_id = fields.String(validate=validate.Length(max=64), load_default="")
+    recipient_user_id = fields.String(validate=validate.Length(max=64), load_default="")
     pricing = fields.Dict()
     biz_opaque_callback_data = fields.String(validate=validate.Length(max=512))
     errors = fields.List(fields.Nested(ErrorSchema), load_default=list)
@@ -217,14 +222,18 @@ ACCOUNT_UPDATE, CAPABILITY = AccountUpdateSchema(), CapabilitySchema()
 Store = Callable[[], None]
 
 
-def parse(body: dict[str, Any], received_at: datetime | None = None) -> list[Store]:
-    """Validate the business-state fields of a webhook body; the writes that store them, in payload order.
+def parse(body: dict[str, Any], received_at: datetime | None = None
+          ) -> tuple[list[Store], list[tuple[str, dict[str, list[str]]]]]:
+    """Validate the business-state fields of a webhook body, one change at a time.
 
-    Raises ValidationError with the path of the first bad change. Fields this module does not know
-    are left to webhooks.py (and ignored there when it does not know them either).
+    Returns the writes that store the readable changes, in payload order, and the changes skipped as
+    (path like `entry.0.changes.1.value`, {field path: [messages]}): one unreadable change never costs
+    the rest of the payload (Meta retries whole payloads on errors). Fields this module does not know
+    are left to webhooks.py.
     """
     now = received_at or datetime.now(UTC)
     writes: list[Store] = []
+    skipped: list[tuple[str, dict[str, list[str]]]] = []
     for entry_index, entry in enumerate(_list(body.get("entry"))):
         if not isinstance(entry, dict):
             continue
@@ -234,13 +243,14 @@ def parse(body: dict[str, Any], received_at: datetime | None = None) -> list[Sto
             if not isinstance(change, dict) or change.get("field") not in PARSERS:
                 continue
             schema, build = PARSERS[change["field"]]
+            path = f"entry.{entry_index}.changes.{change_index}.value"
             try:
                 value = schema.load(change.get("value") if isinstance(change.get("value"), dict) else {})
-            except ValidationError as error:
-                raise ValidationError({"entry": {entry_index: {"changes": {change_index: {
-                    "value": error.messages}}}}}) from None
-            writes.extend(build(value, waba_id, at, change["field"]))
-    return writes
+                writes.extend(build(value, waba_id, at, change["field"]))
+            except (ValidationError, identities.NotAContact) as error:
+                messages = error.messages if isinstance(error, ValidationError) else {"contact": [str(error)]}
+                skipped.append((path, flatten_errors(messages)))
+    return writes, skipped
 
 
 def _entry_time(entry: dict[str, Any], now: datetime) -> datetime:
@@ -316,8 +326,9 @@ def _messages(value: dict[str, Any], waba_id: str, at: datetime, field: str) -> 
             writes.append(lambda m=message, n=str(new): state.record_number_change(
                 phone_number_id, m["sender"], n, m["timestamp"]))
     for status in value["statuses"]:
+        contact, _ = identities.webhook_contact(status["recipient_id"], status["recipient_user_id"])
         billing = state.Billing(
-            wamid=status["id"], phone_number_id=phone_number_id, contact=status["recipient_id"],
+            wamid=status["id"], phone_number_id=phone_number_id, contact=contact.id,
             at=status["timestamp"], status=status["status"], pricing=status.get("pricing"),
             decision_id=status.get("biz_opaque_callback_data") or None,
             errors=tuple({k: e[k] for k in ("code", "title", "message") if k in e} for e in status["errors"]))

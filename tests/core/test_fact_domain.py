@@ -50,7 +50,8 @@ def test_find_returns_a_witness_with_only_the_facts_that_matter():
     rule = RULEBOOK.rule("CSW-2.freeform-closed")
     expression = compile_condition(rule)
     witness = find(domain([rule]), lambda facts: truth(expression, facts))
-    assert set(witness) == {"csw_open", "send_is_template", "waba_date"}
+    # direct_send too: the rule excludes a Direct Send (DS-1) from 2026-07-31.
+    assert set(witness) == {"csw_open", "send_is_template", "waba_date", "direct_send"}
     assert witness["csw_open"] is False and witness["send_is_template"] is False
     assert find({"csw_open": (True, False)}, lambda facts: truth({"$and": [
         {"csw_open": True}, {"$neq": {"csw_open": True}}]}, facts)) is None

@@ -9,7 +9,7 @@ from policy_service.cli import main
 from policy_service.review.reconciliation import normalized_category
 
 from ..conftest import BILLED_T0 as T0
-from ..meta_payloads import deliver, inbound_text, pmp, status
+from ..meta_payloads import BSUID, deliver, inbound_text, pmp, status, username_status
 
 
 def test_report_compares_each_delivered_priced_message(client, billed_history):
@@ -135,3 +135,26 @@ def test_a_message_is_reconciled_at_its_delivery(client):
             status("wamid.late", "delivered", T0 + 86400 + 600))
     (item,) = client.get("/v1/reconciliation").json["comparisons"]
     assert item["matches"] and item["predicted"]["billable"] is True, item
+
+
+def test_a_marketing_messages_api_delivery_matches_its_marketing_lite_prediction(client):
+    """Meta's marketing_lite (pricing and origin) is predicted as a Marketing Messages API send: no mismatch."""
+    deliver(client, status("wamid.mm", "delivered", T0, origin="marketing_lite",
+                           pricing=pmp("marketing_lite", "regular", True)))
+    [comparison] = client.get("/v1/reconciliation").json["comparisons"]
+    assert comparison["matches"], comparison["differences"]
+    assert comparison["predicted"]["category"] == "marketing_lite"
+    assert comparison["determining_rules"][-1] == "PMP-8.marketing-lite"
+
+
+def test_a_delivery_to_a_username_user_is_reconciled_under_the_bsuid(client):
+    """A status with recipient_user_id only is compared like any other; its recipient is the BSUID, whose
+    country prefix the rules read (a US BSUID gets no marketing: MKT-4)."""
+    brazilian = "BR.1502576394655843"
+    deliver(client, username_status("wamid.br", "delivered", T0, user_id=brazilian,
+                                    pricing=pmp("marketing", "regular", True)),
+            username_status("wamid.us", "delivered", T0, pricing=pmp("marketing", "regular", True)))
+    [comparison] = client.get(f"/v1/reconciliation?contact={brazilian}").json["comparisons"]
+    assert comparison["contact"] == brazilian and comparison["matches"], comparison
+    [us] = client.get(f"/v1/reconciliation?contact={BSUID}").json["comparisons"]
+    assert us["decision"] == "deny" and "MKT-4" in us["determining_rules"]

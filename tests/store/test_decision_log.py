@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from playhouse.db_url import connect
 
-from policy_service.core.facts import recipient
+from policy_service.core.identities import recipient
 from policy_service.store import decision_log
 
 from ..conftest import ROOT
@@ -52,6 +52,33 @@ def test_masking_reaches_every_phone_number_in_a_request():
         "facts": {"recipient": "sent to +1415******* today"}}
 
 
+def test_masking_reaches_every_bsuid_and_keeps_its_country_prefix():
+    """A BSUID is masked wherever it appears (send.to, a history_ref contact, the trace); wamids are left alone."""
+    value = {"send": {"to": "US.13491208655302741918"},
+             "history_ref": {"contact": "US.ENT.11815799212886844830", "phone_number_id": "1065403"},
+             "trace": ["US.13491208655302741918 is in the United States"], "id": "wamid.EXAMPLE.IN.1"}
+    assert decision_log.masked(value) == {
+        "send": {"to": "US.********************"},
+        "history_ref": {"contact": "US.ENT.********************", "phone_number_id": "1065403"},
+        "trace": ["US.******************** is in the United States"], "id": "wamid.EXAMPLE.IN.1"}
+
+
+def test_a_bsuid_decision_is_logged_masked_and_replays_as_a_bsuid_of_its_country(app, client):
+    """The log never holds the BSUID; its replayable request has a BSUID of the same country, deciding alike."""
+    request = request_for("+14155550100")
+    request["send"]["to"] = "US.13491208655302741918"
+    body = client.post("/v1/decisions", json=request).json
+    assert "MKT-4" in body["determining_rules"]
+    logged = client.get(f"/v1/decisions/{body['decision_id']}").json
+    assert "13491208655302741918" not in json.dumps(logged)
+    assert logged["recipient_region"] == "US"
+    with app.app_context():
+        row = decision_log.DecisionRecord.get(decision_log.DecisionRecord.decision_id == body["decision_id"])
+        replayable = decision_log.replayable_request(row)
+    assert replayable["send"]["to"] == "US.00000000000000000000"
+    assert client.post("/v1/decisions", json=replayable).json["determining_rules"] == body["determining_rules"]
+
+
 def _masked_value_by_value(value, key=None):
     """The masking the log did before it masked JSON text: walk the value, mask each string."""
     if isinstance(value, dict):
@@ -61,13 +88,18 @@ def _masked_value_by_value(value, key=None):
     if isinstance(value, str):
         if key in decision_log.PHONE_KEYS and value.isdecimal():
             return decision_log.mask_number(value)
+        value = re.sub(r"(?:^|(?<= ))([A-Z]{2}\.(?:ENT\.)?)([A-Za-z0-9]{8,128})(?![\w.])",
+                       lambda m: m.group(1) + "*" * len(m.group(2)), value)
         return re.sub(r"\+\d{7,15}", lambda m: decision_log.mask_number(m.group()), value)
     return value
 
 
 _PHONE_LIKE = st.from_regex(r"\A\+?[0-9]{1,17}\Z")
-_TEXT = st.one_of(_PHONE_LIKE, st.text(),
+_BSUID_LIKE = st.from_regex(r"\A[A-Z]{2}\.(ENT\.)?[A-Za-z0-9]{6,10}\Z")
+_TEXT = st.one_of(_PHONE_LIKE, _BSUID_LIKE, st.text(),
                   st.builds("{}{}{}".format, st.text(max_size=3), _PHONE_LIKE, st.text(max_size=3)),
+                  st.builds("{}{}{}".format, st.sampled_from(["", " ", "\n", "x", ".", '"', "\\"]), _BSUID_LIKE,
+                            st.sampled_from(["", " ", "\n", "x", ".", '"', "\\"])),
                   st.builds(json.dumps, st.dictionaries(st.sampled_from(["contact", "wa_id", "to"]), _PHONE_LIKE)))
 _JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | _TEXT,
                      lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
@@ -79,7 +111,8 @@ _JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) 
 @given(_JSON)
 def test_masking_the_json_text_equals_masking_each_value(value):
     """One regular expression over the serialized row masks exactly what walking the value did: every
-    +number in a string, every all-digit contact or wa_id member, and nothing inside an escaped string."""
+    +number in a string, every all-digit contact or wa_id member, every BSUID starting a string or after a
+    space, and nothing inside an escaped string."""
     assert decision_log.masked(value) == _masked_value_by_value(value)
 
 

@@ -1,6 +1,17 @@
 """Deciding from a stored history: a signed webhook history is what history_ref decides on."""
 
-from ..meta_payloads import AD_REFERRAL, CONTACT, PHONE_NUMBER_ID, deliver, inbound_text, pmp, status
+from ..meta_payloads import (
+    AD_REFERRAL,
+    BSUID,
+    CONTACT,
+    PHONE_NUMBER_ID,
+    call,
+    deliver,
+    inbound_text,
+    pmp,
+    status,
+    username_inbound,
+)
 
 T0 = 1756717200  # 2025-09-01T09:00:00Z, as in fixture 13a
 AD_WAMID = "wamid.HBgNNTUxMTk4NzY1NDMyMRUCABIYFDNBMEM2OEI5RjQ4QjE2RkE1NEYwAA=="
@@ -53,3 +64,39 @@ def test_malformed_history_ref_is_a_422(client):
     response = client.post("/v1/decisions", json=freeform_at("2025-09-01T11:00:00+00:00", {"contact": "abc"}))
     assert response.status_code == 422
     assert set(response.json["errors"]) == {"history_ref.phone_number_id", "history_ref.contact"}
+
+
+def test_a_bsuid_history_ref_decides_on_the_username_users_messages(client):
+    """send.to and history_ref.contact may be a BSUID: the stored messages from that user open the window."""
+    deliver(client, username_inbound("wamid.from-username", T0))
+    request = {"send": {"at": "2025-09-01T11:00:00+00:00", "to": BSUID, "type": "text"},
+               "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": BSUID}}
+    body = client.post("/v1/decisions", json=request).json
+    assert body["decision"] == "allow" and body["history_source"]["events"] == ["wamid.from-username"]
+    assert body["facts"]["seen_by_rules"]["recipient_is_bsuid"] is True
+    assert body["facts"]["times_and_names"]["recipient_region_source"] == "the BSUID's country prefix US"
+    logged = client.get(f"/v1/decisions/{body['decision_id']}").json
+    assert BSUID not in str(logged)
+
+
+def test_a_linked_number_and_bsuid_decide_on_one_history(client):
+    """The user wrote by number, later known by BSUID too: asking by the BSUID finds the number's messages."""
+    deliver(client, inbound_text("wamid.by-number", T0), username_inbound("wamid.linked", T0 - 86400, wa_id=CONTACT))
+    request = {"send": {"at": "2025-09-01T11:00:00+00:00", "to": BSUID, "type": "text"},
+               "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": BSUID}}
+    body = client.post("/v1/decisions", json=request).json
+    assert body["decision"] == "allow" and body["history_source"]["events"] == ["wamid.linked", "wamid.by-number"]
+
+
+def test_a_stored_user_call_opens_the_window_for_history_ref(client):
+    """A `calls` webhook of a user-initiated call makes a free-form reply 30 minutes later allowed (CSW-8.call)."""
+    deliver(client, call("wacid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA=", T0))
+    body = client.post("/v1/decisions", json=freeform_at("2025-09-01T09:30:00+00:00")).json
+    assert body["decision"] == "allow" and "CSW-8.call" in [r["rule"] for r in body["trace"]]
+
+
+def test_a_business_call_does_not_open_the_window_for_history_ref(client):
+    """A business-initiated call the user did not accept opens nothing: the reply is still refused (131047)."""
+    deliver(client, call("wacid.business", T0, direction="BUSINESS_INITIATED"))
+    body = client.post("/v1/decisions", json=freeform_at("2025-09-01T09:30:00+00:00")).json
+    assert body["decision"] == "deny" and body["error_codes"] == [131047] and body["history_source"]["events"] == []

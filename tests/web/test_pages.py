@@ -119,6 +119,18 @@ def test_decision_page_shows_a_logged_decision_with_masked_number(client):
     assert '<svg xmlns="http://www.w3.org/2000/svg" role="img"' in html
 
 
+def test_try_and_decision_pages_take_a_bsuid_and_mask_it(client):
+    """A send to a BSUID with a call in its history decides on /ui/try; the logged page masks the BSUID."""
+    request = fixture_request("freeform_after_a_missed_user_call_is_allowed_and_free")
+    request["send"]["to"] = "US.93737000000000000001"
+    body = submit(client, request).get_data(as_text=True)
+    assert '<span class="verdict" id="verdict">allow</span>' in body
+    decision_id = re.search(r'id="decision-link" href="/ui/decisions/([0-9a-f]+)"', body).group(1)
+    html = client.get(f"/ui/decisions/{decision_id}").get_data(as_text=True)
+    assert '<span class="verdict" id="verdict">allow</span>' in html and "CSW-8.call" in html
+    assert "93737000000000000001" not in html and "US.*****" in html
+
+
 def test_decision_page_for_an_unknown_id_is_a_404_page(client):
     """An unknown id gets an HTML 404 page naming it, not a stack trace."""
     response = client.get("/ui/decisions/<nope>")

@@ -1,6 +1,7 @@
 """The WhatsApp webhook: signed payloads only, Meta's subscription challenge, idempotent storage."""
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,17 +12,22 @@ from policy_service.web.webhooks import signature_valid
 from ..meta_payloads import (
     AD_REFERRAL,
     APP_SECRET,
+    BSUID,
     CONTACT,
     PHONE_NUMBER_ID,
     VERIFY_TOKEN,
+    call,
     deliver,
     inbound_text,
     pmp,
     signed,
     status,
+    username_inbound,
+    username_status,
 )
 
 T0 = 1754989200  # 2025-08-12T09:00:00Z
+LATER = datetime(2999, 1, 1, tzinfo=UTC)
 
 
 def stored(app):
@@ -78,7 +84,8 @@ def test_inbound_message_with_referral_is_stored_once(app, client):
     """An inbound message from an ad is stored with its referral; the same wamid again changes nothing."""
     body = inbound_text("wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA=", T0, referral=AD_REFERRAL)
     first, again = deliver(client, body, body)
-    assert first.json == {"new": 1, "known": 0} and again.json == {"new": 0, "known": 1}
+    assert first.json == {"new": 1, "known": 0, "linked": 0, "skipped": []}
+    assert again.json == {"new": 0, "known": 1, "linked": 0, "skipped": []}
     rows = stored(app)
     assert list(rows) == ["wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA="]
     message = histories.as_message(next(iter(rows.values())))
@@ -114,31 +121,43 @@ def test_messages_are_kept_per_business_number_and_contact(app, client):
 @pytest.mark.parametrize(("body", "code"), [
     (b"not json", 400),
     (b'{"object": "page", "entry": []}', 422),
-    (b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages", "value": {}}]}]}', 422),
-    (b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages", "value": '
-     b'{"metadata": {"phone_number_id": "1"}, "statuses": [{"id": "w", "status": "sent", "timestamp": "soon", '
-     b'"recipient_id": "1"}]}}]}]}', 422),
-    (b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages", "value": '
-     b'{"metadata": {"phone_number_id": "1"}, "statuses": [{"id": "w", "status": "sent", "timestamp": "1", '
-     b'"recipient_id": "1", "conversation": {"id": "c", "origin": {"type": "' + b"x" * 65 + b'"}}}]}}]}]}', 422),
+    (b'{"object": "whatsapp_business_account", "entry": {}}', 422),
     (b'[1]', 422),
 ])
 def test_malformed_signed_payload_is_a_4xx_in_the_error_shape(client, body, code):
-    """A signed body that is not a WhatsApp messages webhook gets a clear 4xx, never a 500."""
+    """A signed body that is not a WhatsApp Business Account webhook at all gets a clear 4xx, never a 500."""
     raw, headers = signed(body)
     response = client.post("/v1/webhooks/whatsapp", data=raw, headers=headers)
     assert response.status_code == code
     assert set(response.json) == {"code", "status", "message", "errors"}
 
 
-def test_other_webhook_fields_are_accepted_and_ignored(app, client):
-    """Changes of fields nothing reads (e.g. phone_number_name_update) are acknowledged without storing.
+def test_other_webhook_fields_are_skipped_explicitly(app, client):
+    """A change of a field nothing reads (e.g. phone_number_name_update) is answered 200 and listed as skipped.
 
     (Template, preference and account fields are stored: tests/web/test_webhook_fields.py.)"""
     body = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [
         {"field": "phone_number_name_update", "value": {"display_phone_number": "15550783881",
                                                         "decision": "APPROVED"}}]}]}
-    assert deliver(client, body)[0].json == {"new": 0, "known": 0}
+    answer = deliver(client, body)[0].json
+    assert answer["new"] == 0 and answer["known"] == 0
+    [skipped] = answer["skipped"]
+    assert skipped["path"] == "entry.0.changes.0.field"
+    assert "'phone_number_name_update' is not stored" in skipped["reason"]["field"][0]
+    assert stored(app) == {}
+
+
+def test_an_unreadable_business_state_change_is_skipped_not_the_payload(app, client):
+    """A template status update without the template name is skipped with its reason; the message beside it
+    is stored."""
+    body = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [
+        {"field": "message_template_status_update", "value": {"event": "APPROVED"}}]}]}
+    body["entry"][0]["changes"] += inbound_text("wamid.beside", 1754989200)["entry"][0]["changes"]
+    answer = deliver(client, body)[0].json
+    assert answer["new"] == 1
+    [skipped] = answer["skipped"]
+    assert skipped["path"] == "entry.0.changes.0.value"
+    assert "message_template_name" in skipped["reason"]
     assert stored(app) == {}
 
 
@@ -185,3 +204,122 @@ def test_a_nul_character_anywhere_in_a_payload_is_a_field_error(client):
     response = client.post("/v1/webhooks/whatsapp", data=raw, headers=headers)
     assert response.status_code == 422
     assert any("NUL" in message for messages in response.json["errors"].values() for message in messages)
+
+
+def test_one_unreadable_event_costs_only_itself(app, client, caplog):
+    """A status we cannot read is skipped with its path and reason (answer and log); the rest is stored, 200."""
+    body = status("wamid.bad", "sent", T0)
+    good = {"id": "wamid.good", "status": "delivered", "timestamp": str(T0), "recipient_id": CONTACT}
+    bad = body["entry"][0]["changes"][0]["value"]["statuses"][0]
+    bad["timestamp"] = "soon"
+    body["entry"][0]["changes"][0]["value"]["statuses"].append(good)
+    answer = deliver(client, body)[0].json
+    assert answer["new"] == 1
+    assert answer["skipped"] == [{"path": "entry.0.changes.0.value.statuses.0",
+                                  "reason": {"timestamp": ["must be Unix seconds"]}}]
+    assert list(stored(app)) == ["wamid.good"]
+    assert any(r.message == "webhook part skipped" and r.path == "entry.0.changes.0.value.statuses.0"
+               for r in caplog.records)
+
+
+@pytest.mark.parametrize(("change", "path", "field"), [
+    ({"field": "messages", "value": {}}, "entry.0.changes.1.value.metadata", "_schema"),
+    ({"field": "messages"}, "entry.0.changes.1", "value"),
+    ({"field": "messages", "value": {"metadata": {"phone_number_id": "1"}, "statuses": {}}},
+     "entry.0.changes.1.value.statuses", "_"),
+    ({"field": "messages", "value": {"metadata": {"phone_number_id": "1"}, "statuses": [{
+        "id": "w", "status": "sent", "timestamp": "1", "recipient_id": "1",
+        "conversation": {"id": "c", "origin": {"type": "x" * 65}}}]}},
+     "entry.0.changes.1.value.statuses.0", "conversation.origin.type"),
+    ({"field": "messages", "value": {"metadata": {"phone_number_id": "1"}, "messages": [{
+        "id": "w", "timestamp": "1", "type": "text", "from": "", "from_user_id": ""}]}},
+     "entry.0.changes.1.value.messages.0", "from"),
+    ({"field": "messages", "value": {"metadata": {"phone_number_id": "1"}, "contacts": [{
+        "wa_id": "", "user_id": "not-a-bsuid"}]}}, "entry.0.changes.1.value.contacts.0", "wa_id"),
+    ({"field": "calls", "value": {"metadata": {"phone_number_id": "1"}, "calls": [{
+        "id": "wacid.1", "timestamp": "1", "direction": "USER_INITIATED", "from": ""}]}},
+     "entry.0.changes.1.value.calls.0", "from"),
+    ({"field": "calls", "value": {"metadata": {"phone_number_id": "1"}, "calls": [{
+        "id": "wacid.1", "timestamp": "1", "direction": "SIDEWAYS", "from": "1"}]}},
+     "entry.0.changes.1.value.calls.0", "direction"),
+])
+def test_each_kind_of_unreadable_part_is_skipped_and_named(app, client, change, path, field):
+    """Missing metadata, a non-list, an over-long value, no identity at all, a bad call: each is skipped alone."""
+    body = inbound_text("wamid.kept", T0)
+    body["entry"][0]["changes"].append(change)
+    answer = deliver(client, body)[0].json
+    assert answer["new"] == 1 and list(stored(app)) == ["wamid.kept"]
+    [skipped] = answer["skipped"]
+    assert skipped["path"] == path and field in skipped["reason"], skipped
+
+
+def test_an_unreadable_entry_costs_only_itself(app, client):
+    """An entry without changes is skipped; the next entry is stored."""
+    body = inbound_text("wamid.kept", T0)
+    body["entry"].insert(0, {"id": "1"})
+    answer = deliver(client, body)[0].json
+    assert answer["new"] == 1 and answer["skipped"] == [{"path": "entry.0",
+                                                        "reason": {"changes": ["Missing data for required field."]}}]
+
+
+def test_username_users_are_stored_under_their_bsuid(app, client):
+    """`from: ""` + `from_user_id` and `recipient_id: ""` + `recipient_user_id` are stored under the BSUID."""
+    answer = deliver(client, username_inbound("wamid.in", T0), username_status("wamid.out", "delivered", T0 + 60))
+    assert [a.json["new"] for a in answer] == [1, 1]
+    with app.app_context():
+        rows = histories.stored_messages(PHONE_NUMBER_ID, BSUID)
+    assert [(row.wamid, row.contact, row.direction) for row in rows] == [
+        ("wamid.in", BSUID, "inbound"), ("wamid.out", BSUID, "outbound")]
+
+
+def test_a_number_and_a_bsuid_named_together_are_one_history(app, client):
+    """When a webhook names both a wa_id and a BSUID, messages stored under either are one history."""
+    deliver(client, inbound_text("wamid.by-number", T0))
+    answer = deliver(client, username_inbound("wamid.both", T0 + 60, wa_id=CONTACT),
+                     username_status("wamid.by-bsuid", "delivered", T0 + 120))
+    assert answer[0].json["linked"] == 1
+    with app.app_context():
+        by_number = [row.wamid for row in histories.stored_messages(PHONE_NUMBER_ID, CONTACT)]
+        by_bsuid = [row.wamid for row in histories.stored_messages(PHONE_NUMBER_ID, BSUID)]
+    assert by_number == by_bsuid == ["wamid.by-number", "wamid.both", "wamid.by-bsuid"]
+
+
+def test_a_user_call_is_an_inbound_call_stored_once(app, client):
+    """A user-initiated call's connect and terminate events store one inbound `call` (it opens the window)."""
+    answers = deliver(client, call("wacid.1", T0), call("wacid.1", T0 + 30, event="terminate"))
+    assert [(a.json["new"], a.json["known"]) for a in answers] == [(1, 0), (0, 1)]
+    with app.app_context():
+        [message] = histories.stored_history(PHONE_NUMBER_ID, CONTACT, until=LATER)
+    assert (message.direction, message.type, message.id) == ("inbound", "call", "wacid.1")
+
+
+def test_a_business_call_is_stored_but_is_not_history(app, client):
+    """A business-initiated call is kept (what Meta sent) but opens nothing: the rules' history leaves it out."""
+    deliver(client, call("wacid.2", T0, direction="BUSINESS_INITIATED"), call("wacid.3", T0, direction=None))
+    with app.app_context():
+        rows = histories.stored_messages(PHONE_NUMBER_ID, CONTACT)
+        history = histories.stored_history(PHONE_NUMBER_ID, CONTACT, until=LATER)
+    # wacid.3 has no direction and comes from the user's number, so it is the user's call.
+    assert sorted((row.wamid, row.direction) for row in rows) == [("wacid.2", "outbound"), ("wacid.3", "inbound")]
+    assert [m.id for m in history] == ["wacid.3"]
+
+
+def test_a_call_from_a_username_user_is_stored_under_the_bsuid(app, client):
+    """A call with `from: ""` + `from_user_id` is the BSUID's call."""
+    deliver(client, call("wacid.4", T0, contact="", user_id=BSUID))
+    with app.app_context():
+        assert [row.wamid for row in histories.stored_messages(PHONE_NUMBER_ID, BSUID)] == ["wacid.4"]
+
+
+@pytest.mark.parametrize("call_status", ["COMPLETED", ["COMPLETED"]])
+def test_a_business_call_the_user_accepted_opens_the_window_from_its_start(app, client, call_status):
+    """A completed business-initiated call was accepted: an inbound `call` at its start_time enters the history."""
+    ended = call("wacid.5", T0 + 90, event="terminate", direction="BUSINESS_INITIATED")
+    ended["entry"][0]["changes"][0]["value"]["calls"][0].update(status=call_status, start_time=str(T0 + 10))
+    failed = call("wacid.6", T0 + 90, event="terminate", direction="BUSINESS_INITIATED")
+    failed["entry"][0]["changes"][0]["value"]["calls"][0]["status"] = "FAILED"
+    deliver(client, call("wacid.5", T0, direction="BUSINESS_INITIATED"), ended, failed)
+    with app.app_context():
+        history = histories.stored_history(PHONE_NUMBER_ID, CONTACT, until=LATER)
+    assert [(m.id, m.direction, m.type, m.at.timestamp()) for m in history] == [
+        ("wacid.5#accepted", "inbound", "call", T0 + 10)]

@@ -1,0 +1,141 @@
+"""Who a message is to or from: a phone number (wa_id) or a business-scoped user ID (BSUID).
+
+A WhatsApp user who adopts a username may be known to a business only by a BSUID: a two-letter
+ISO 3166 country code, a period, and up to 128 letters and digits (`US.13491208655302741918`;
+a parent BSUID shared across business portfolios has `ENT.` after the country code,
+`US.ENT.11815799212886844830`). Meta's webhooks then carry an empty phone number beside it
+(`from: ""` + `from_user_id`, `recipient_id: ""` + `recipient_user_id`, contacts `wa_id: ""` +
+`user_id`). Source: https://developers.facebook.com/documentation/business-messaging/whatsapp/business-scoped-user-ids/
+
+This module is the one place that tells the two apart and says which country a contact is in:
+for a phone number from its calling code (and a +1 number's area code), for a BSUID from its
+country prefix. Every input path (send.to, history_ref.contact, webhook messages, statuses and
+contacts, the decision log's masking) goes through `parse_contact`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import phonenumbers
+
+PHONE = "phone"
+BSUID = "bsuid"
+
+BSUID_PATTERN = re.compile(r"^(?P<country>[A-Z]{2})\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
+# How strictly a phone number is read, by where it comes from:
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")  # a number the client writes (send.to)
+WA_ID = re.compile(r"^\+?[0-9]{6,20}$")  # a wa_id the client names (history_ref.contact)
+# Meta's own payloads: kept as Meta sent them (tests and sandboxes use short ids); they are data we
+# store, not something we dial, so only the length is bounded.
+META_WA_ID = re.compile(r"^[^\s]{1,64}$")
+
+FORM_ERRORS = {
+    E164: "must be an E.164 number like +14155550100 or a BSUID like US.13491208655302741918",
+    WA_ID: "must be a wa_id like 16505551234 or a BSUID like US.13491208655302741918",
+    META_WA_ID: "must be a wa_id or a BSUID (at most 64 characters, no spaces)",
+}
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A WhatsApp user as a business can address them.
+
+    `id` is the wa_id without "+" or the BSUID as Meta wrote it (the key histories are stored
+    under); `region` is an ISO 3166 code (ZZ when unknown); `calling_code` is 0 for a BSUID.
+    """
+
+    kind: str
+    id: str
+    region: str
+    calling_code: int
+
+    @property
+    def is_bsuid(self) -> bool:
+        """True for a business-scoped user ID."""
+        return self.kind == BSUID
+
+    @property
+    def region_source(self) -> str:
+        """Where the region comes from, for the trace."""
+        if self.is_bsuid:
+            return f"the BSUID's country prefix {self.region}"
+        if self.kind == UNKNOWN:
+            return "no recognisable phone number or BSUID"
+        return "the phone number's calling code" + (" and area code" if self.calling_code == 1 else "")
+
+
+class NotAContact(ValueError):
+    """The text is neither a phone number of the expected form nor a BSUID; the message says what is expected."""
+
+
+@lru_cache(maxsize=4096)
+def parse_contact(value: str, form: re.Pattern[str] = E164) -> Contact:
+    """A phone number (read with `form`: E164, WA_ID or META_WA_ID) or a BSUID as a Contact.
+
+    Raises NotAContact with the expected shape. Cached: a send and its replayed history share one
+    recipient, and parsing a number costs more than the rest of fact derivation.
+    """
+    if not isinstance(value, str):
+        raise NotAContact(FORM_ERRORS[form])
+    bsuid = BSUID_PATTERN.match(value)
+    if bsuid:
+        return Contact(BSUID, value, bsuid["country"], 0)
+    if not form.match(value):
+        raise NotAContact(FORM_ERRORS[form])
+    digits = value.removeprefix("+")
+    region, calling_code = _phone_region(digits)
+    return Contact(PHONE, digits, region, calling_code)
+
+
+def webhook_contact(wa_id: str | None, user_id: str | None) -> tuple[Contact, Contact | None]:
+    """The contact a webhook event is about, and the BSUID it also named (to link the two), if any.
+
+    Meta sends a phone number (`from`, `recipient_id`, `wa_id`) and, since 2026, a BSUID
+    (`from_user_id`, `recipient_user_id`, `user_id`); either may be empty. The phone number is the
+    key when present (histories stored before BSUIDs keep their key), else the BSUID.
+    Raises NotAContact when neither is usable.
+    """
+    phone = parse_contact(wa_id, META_WA_ID) if wa_id else None
+    user = parse_contact(user_id, META_WA_ID) if user_id else None
+    if user is not None and not user.is_bsuid:
+        raise NotAContact(f"user id {user_id!r} is not a BSUID like US.13491208655302741918")
+    if phone is None and user is None:
+        raise NotAContact("neither a phone number nor a business-scoped user ID (BSUID) is given")
+    if phone is None:
+        return user, None
+    return phone, user
+
+
+def address(stored: str) -> str:
+    """A stored contact (a wa_id without "+", or a BSUID) as a send addresses it: +wa_id, or the BSUID."""
+    contact = parse_contact(stored, META_WA_ID)
+    return contact.id if contact.is_bsuid else "+" + contact.id
+
+
+UNKNOWN = "unknown"
+
+
+def recipient_contact(value: str) -> Contact:
+    """A send's recipient (E.164 number or BSUID) as a Contact; for anything else (a group id, a masked
+    number) a Contact of kind "unknown" in region ZZ with calling code 0. Never raises."""
+    try:
+        return parse_contact(value, E164)
+    except NotAContact:
+        return Contact(UNKNOWN, value, "ZZ", 0)
+
+
+def recipient(value: str) -> tuple[str, int]:
+    """The ISO region and calling code of a send's recipient (E.164 number or BSUID); ZZ and 0 if unknown."""
+    contact = recipient_contact(value)
+    return contact.region, contact.calling_code
+
+
+def _phone_region(digits: str) -> tuple[str, int]:
+    try:
+        parsed = phonenumbers.parse("+" + digits)
+    except phonenumbers.NumberParseException:
+        return "ZZ", 0
+    return phonenumbers.region_code_for_number(parsed) or "ZZ", parsed.country_code or 0

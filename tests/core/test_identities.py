@@ -1,0 +1,68 @@
+"""identities: one parser tells phone numbers from BSUIDs and says which country a contact is in."""
+
+import pytest
+
+from policy_service.core.identities import (
+    E164,
+    META_WA_ID,
+    WA_ID,
+    NotAContact,
+    parse_contact,
+    recipient,
+    webhook_contact,
+)
+
+
+@pytest.mark.parametrize(("value", "form", "kind", "contact_id", "region", "code"), [
+    ("+5511987654321", E164, "phone", "5511987654321", "BR", 55),
+    ("+14155550100", E164, "phone", "14155550100", "US", 1),
+    ("US.13491208655302741918", E164, "bsuid", "US.13491208655302741918", "US", 0),
+    ("US.ENT.11815799212886844830", E164, "bsuid", "US.ENT.11815799212886844830", "US", 0),
+    ("BR.1502576394655843", WA_ID, "bsuid", "BR.1502576394655843", "BR", 0),
+    ("5511987654321", WA_ID, "phone", "5511987654321", "BR", 55),
+    ("+5511987654321", WA_ID, "phone", "5511987654321", "BR", 55),
+    ("1", META_WA_ID, "phone", "1", "ZZ", 0),
+])
+def test_phone_numbers_and_bsuids_are_told_apart(value, form, kind, contact_id, region, code):
+    """A BSUID's region is its ISO prefix (calling code 0); a number's comes from its calling code."""
+    contact = parse_contact(value, form)
+    assert (contact.kind, contact.id, contact.region, contact.calling_code) == (kind, contact_id, region, code)
+
+
+@pytest.mark.parametrize(("value", "form"), [
+    ("5511987654321", E164), ("12", E164), ("us.1349120865", E164), ("US.", E164), ("US.12-34", E164),
+    ("abc", WA_ID), ("US." + "1" * 129, WA_ID), ("has space", META_WA_ID), ("", META_WA_ID),
+])
+def test_anything_else_is_refused_with_the_expected_shape(value, form):
+    """Neither a number of the form nor a BSUID: NotAContact saying what is expected."""
+    with pytest.raises(NotAContact, match="BSUID"):
+        parse_contact(value, form)
+
+
+def test_the_trace_says_where_the_region_comes_from():
+    """The region source names the BSUID prefix, or the calling code (and area code for +1)."""
+    assert parse_contact("US.13491208655302741918").region_source == "the BSUID's country prefix US"
+    assert parse_contact("+14155550100").region_source == "the phone number's calling code and area code"
+    assert parse_contact("+5511987654321").region_source == "the phone number's calling code"
+
+
+def test_a_webhook_pair_keys_on_the_number_and_links_the_bsuid():
+    """Both given: the number is the key and the BSUID is returned to link; only one: that one, nothing to link."""
+    phone, bsuid = webhook_contact("5511987654321", "BR.1502576394655843")
+    assert (phone.id, bsuid.id) == ("5511987654321", "BR.1502576394655843")
+    only, none = webhook_contact("", "US.13491208655302741918")
+    assert (only.id, only.kind, none) == ("US.13491208655302741918", "bsuid", None)
+    assert webhook_contact("5511987654321", "")[1] is None
+
+
+@pytest.mark.parametrize(("wa_id", "user_id"), [("", ""), (None, None), ("", "5511987654321")])
+def test_a_webhook_pair_without_a_usable_identity_is_refused(wa_id, user_id):
+    """No number and no BSUID, or a user id that is not a BSUID, cannot be stored."""
+    with pytest.raises(NotAContact):
+        webhook_contact(wa_id, user_id)
+
+
+def test_recipient_of_a_masked_or_broken_value_is_unknown():
+    """recipient() never raises: a masked number is ZZ/0, a BSUID its prefix."""
+    assert recipient("+1415*******") == ("ZZ", 0)
+    assert recipient("IN.4872635519027364") == ("IN", 0)
