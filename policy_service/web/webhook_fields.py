@@ -149,8 +149,10 @@ class MessagesSchema(_Tolerant):
     """The parts of a `messages` change this module reads."""
 
     metadata = fields.Nested(MetadataSchema, required=True)
-    statuses = fields.List(fields.Nested(StatusSchema), load_default=list)
-    messages = fields.List(fields.Nested(InboundSchema), load_default=list)
+    # Read one item at a time in _messages: an unreadable status or message is skipped (webhooks.py
+    # reports it with its path) and never costs the billing of the others in the same change.
+    statuses = fields.List(fields.Dict(), load_default=list)
+    messages = fields.List(fields.Dict(), load_default=list)
 
 
 class MetaTime(fields.Field):
@@ -217,19 +219,21 @@ class CapabilitySchema(_Tolerant):
 TEMPLATE_STATUS, TEMPLATE_CATEGORY, TEMPLATE_QUALITY = (TemplateStatusSchema(), TemplateCategorySchema(),
                                                          TemplateQualitySchema())
 USER_PREFERENCES, MESSAGES = UserPreferencesSchema(), MessagesSchema()
+STATUS, INBOUND = StatusSchema(), InboundSchema()
 ACCOUNT_UPDATE, CAPABILITY = AccountUpdateSchema(), CapabilitySchema()
 
 Store = Callable[[], None]
 
 
-def parse(body: dict[str, Any], received_at: datetime | None = None
+def parse(body: dict[str, Any], received_at: datetime | None = None, *, reported_elsewhere: frozenset[str] = frozenset()
           ) -> tuple[list[Store], list[tuple[str, dict[str, list[str]]]]]:
     """Validate the business-state fields of a webhook body, one change at a time.
 
     Returns the writes that store the readable changes, in payload order, and the changes skipped as
     (path like `entry.0.changes.1.value`, {field path: [messages]}): one unreadable change never costs
     the rest of the payload (Meta retries whole payloads on errors). Fields this module does not know
-    are left to webhooks.py.
+    are left to webhooks.py; an unreadable change of a field in `reported_elsewhere` (read by webhooks.py
+    too, such as `messages`) is skipped without being listed twice.
     """
     now = received_at or datetime.now(UTC)
     writes: list[Store] = []
@@ -249,7 +253,8 @@ def parse(body: dict[str, Any], received_at: datetime | None = None
                 writes.extend(build(value, waba_id, at, change["field"]))
             except (ValidationError, identities.NotAContact) as error:
                 messages = error.messages if isinstance(error, ValidationError) else {"contact": [str(error)]}
-                skipped.append((path, flatten_errors(messages)))
+                if change["field"] not in reported_elsewhere:
+                    skipped.append((path, flatten_errors(messages)))
     return writes, skipped
 
 
@@ -319,14 +324,17 @@ def _preferences(value: dict[str, Any], waba_id: str, at: datetime, field: str) 
 def _messages(value: dict[str, Any], waba_id: str, at: datetime, field: str) -> list[Store]:
     phone_number_id = value["metadata"]["phone_number_id"]
     writes: list[Store] = [lambda: state.learn_number(phone_number_id, waba_id, at)] if waba_id else []
-    for message in value["messages"]:
+    for message in _readable(INBOUND, value["messages"]):
         system = message.get("system") or {}
         new = system.get("wa_id") or system.get("new_wa_id")
         if message["type"] == "system" and system.get("type") in NUMBER_CHANGES and new and message["sender"]:
             writes.append(lambda m=message, n=str(new): state.record_number_change(
                 phone_number_id, m["sender"], n, m["timestamp"]))
-    for status in value["statuses"]:
-        contact, _ = identities.webhook_contact(status["recipient_id"], status["recipient_user_id"])
+    for status in _readable(STATUS, value["statuses"]):
+        try:
+            contact, _ = identities.webhook_contact(status["recipient_id"], status["recipient_user_id"])
+        except identities.NotAContact:
+            continue  # webhooks.py reports the status as skipped
         billing = state.Billing(
             wamid=status["id"], phone_number_id=phone_number_id, contact=contact.id,
             at=status["timestamp"], status=status["status"], pricing=status.get("pricing"),
@@ -341,6 +349,17 @@ def _messages(value: dict[str, Any], waba_id: str, at: datetime, field: str) -> 
             if billing.decision_id and waba_id:
                 writes.append(lambda b=billing, c=code: _template_refused(b, waba_id, c))
     return writes
+
+
+def _readable(schema: Schema, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The items the schema can read; webhooks.py reports each other one as skipped, with its path."""
+    readable = []
+    for item in items:
+        try:
+            readable.append(schema.load(item))
+        except ValidationError:
+            continue
+    return readable
 
 
 def _template_refused(billing: state.Billing, waba_id: str, code: int) -> None:

@@ -341,7 +341,7 @@ def receive_notification():
     reading = read_payload(data)
     # Templates, preferences, account state and billing (webhook_fields): each change read on its own,
     # like the events above, so one unreadable change is skipped and reported, never the whole payload.
-    business_writes, business_skipped = webhook_fields.parse(document)
+    business_writes, business_skipped = webhook_fields.parse(document, reported_elsewhere=frozenset(FIELD_READERS))
     reading.skipped.extend(Skipped(path, reason) for path, reason in business_skipped)
     counts = {"new": 0, "known": 0, "linked": 0}
     for event in reading.events:

@@ -37,27 +37,28 @@ def test_template_events_are_kept_as_the_templates_history(app, client):
     assert history[0]["effective_at"] == "2025-09-01T09:00:00+00:00"
 
 
-def test_a_template_update_without_a_name_is_a_422_naming_the_field_and_stores_nothing(app, client):
-    """Meta always names the template; a change without one is refused with its path."""
+def test_a_template_update_without_a_name_is_skipped_naming_the_field_and_the_rest_is_stored(app, client):
+    """Meta always names the template; a change without one is skipped with its path (answer 200, since Meta
+    retries whole payloads on errors), and the readable change beside it is stored."""
     body = template_status("order_update", "en_US", "PAUSED", T0)
     del body["entry"][0]["changes"][0]["value"]["message_template_name"]
     body["entry"][0]["changes"].insert(0, template_status("other", "en", "APPROVED", T0)["entry"][0]["changes"][0])
     response = post(client, body)
-    assert response.status_code == 422
-    assert response.json["errors"] == {
-        "entry.0.changes.1.value.message_template_name": ["Missing data for required field."]}
+    assert response.status_code == 200
+    assert response.json["skipped"] == [{"path": "entry.0.changes.1.value",
+                                         "reason": {"message_template_name": ["Missing data for required field."]}}]
     with app.app_context():
-        assert business_state.template_history(WABA_ID) == []
+        assert [event["name"] for event in business_state.template_history(WABA_ID)] == ["other"]
 
 
-def test_a_bad_preference_timestamp_is_a_422(client):
-    """user_preferences timestamps are Unix seconds."""
+def test_a_bad_preference_timestamp_is_skipped_with_its_path(app, client):
+    """user_preferences timestamps are Unix seconds; a change with another value is skipped, not stored."""
     body = user_preference("stop", T0)
     body["entry"][0]["changes"][0]["value"]["user_preferences"][0]["timestamp"] = "yesterday"
     response = post(client, body)
-    assert response.status_code == 422
-    assert response.json["errors"] == {
-        "entry.0.changes.0.value.user_preferences.0.timestamp": ["must be Unix seconds"]}
+    assert response.status_code == 200
+    assert response.json["skipped"] == [{"path": "entry.0.changes.0.value",
+                                         "reason": {"user_preferences.0.timestamp": ["must be Unix seconds"]}}]
 
 
 def test_a_status_keeps_its_decision_id_pricing_and_errors_and_names_the_waba(app, client):
@@ -86,7 +87,7 @@ def test_error_131050_on_a_status_records_that_the_user_stopped_marketing(app, c
 
 def test_inbound_messages_still_store_beside_the_number_to_waba_link(app, client):
     """The messages field keeps storing history (webhooks.py) while this module learns the WABA."""
-    assert deliver(client, inbound_text("wamid.i1", T0))[0].json == {"new": 1, "known": 0}
+    assert deliver(client, inbound_text("wamid.i1", T0))[0].json == {"new": 1, "known": 0, "linked": 0, "skipped": []}
     with app.app_context():
         assert business_state.waba_of(PHONE_NUMBER_ID) == WABA_ID
 
