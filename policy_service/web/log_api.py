@@ -7,7 +7,7 @@ from typing import Any
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, post_load, validate
 
-from ..contract.schemas import ErrorSchema, RefusesNul
+from ..contract.schemas import ErrorSchema, LoggedDecisionSchema, ReconciliationSchema, RefusesNul
 from ..review import reconciliation
 from ..store import decision_log
 from .api import JsonBodyParser, policy
@@ -44,7 +44,8 @@ MAX_PAGE = 1_000_000
 
 @blp.route("/decisions", methods=["GET"])
 @blp.arguments(DECISION_QUERY, location="query", error_status_code=422)
-@blp.response(200)
+@blp.response(200, LoggedDecisionSchema(many=True),
+              description="One page of logged decisions, newest first; the totals in X-Pagination")
 @blp.paginate()
 @blp.alt_response(422, schema=ErrorSchema, description="Bad filter or page")
 def list_decisions(query: decision_log.DecisionQuery, pagination_parameters):
@@ -60,7 +61,7 @@ def list_decisions(query: decision_log.DecisionQuery, pagination_parameters):
 
 @blp.route("/reconciliation", methods=["GET"])
 @blp.arguments(RECONCILIATION_QUERY, location="query", error_status_code=422)
-@blp.response(200)
+@blp.response(200, ReconciliationSchema)
 @blp.alt_response(422, schema=ErrorSchema, description="Bad filter")
 def reconcile(filters: dict[str, Any]):
     """Meta's pricing of each delivered message beside the charge our rules predict, field by field."""

@@ -12,7 +12,7 @@ from flask_smorest import Blueprint, abort
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
 from ..contract.parsing import WEBHOOK_LIMITS
-from ..contract.schemas import INBOUND_ONLY_TYPES, MESSAGE_TYPES, ErrorSchema
+from ..contract.schemas import INBOUND_ONLY_TYPES, MESSAGE_TYPES, ErrorSchema, WebhookReceiptSchema
 from ..store import histories
 from .api import parse_body
 
@@ -139,7 +139,8 @@ def signature_valid(body: bytes, header: str | None, secret: str) -> bool:
 
 
 @blp.route("/whatsapp", methods=["GET"])
-@blp.alt_response(200, description="The challenge, echoed as text")
+@blp.alt_response(200, description="The challenge, echoed as text", success=True,
+                  content_type="text/plain", schema={"type": "string"})
 @blp.alt_response(403, schema=ErrorSchema, description="Not a subscription, or the verify token does not match")
 def verify_subscription():
     """Answer Meta's subscription check: echo hub.challenge when hub.verify_token matches."""
@@ -154,9 +155,13 @@ def verify_subscription():
 
 
 @blp.route("/whatsapp", methods=["POST"])
-@blp.alt_response(200, description="How many events had a new wamid and how many a known one")
+@blp.alt_response(200, schema=WebhookReceiptSchema, success=True,
+                  description="How many events had a new wamid and how many a known one")
+@blp.alt_response(400, schema=ErrorSchema, description="The body is not JSON")
 @blp.alt_response(401, schema=ErrorSchema, description="Missing or wrong X-Hub-Signature-256")
+@blp.alt_response(413, schema=ErrorSchema, description="The body is larger than POLICY_MAX_CONTENT_LENGTH")
 @blp.alt_response(422, schema=ErrorSchema, description="Not a WhatsApp messages webhook")
+@blp.alt_response(503, schema=ErrorSchema, description="POLICY_WHATSAPP_APP_SECRET is not configured")
 def receive_notification():
     """Store the messages and statuses of a signed webhook; the same wamid is stored once."""
     secret = str(current_app.config.get("WHATSAPP_APP_SECRET") or "")
