@@ -480,8 +480,11 @@ class ComparisonSchema(ResponseSchema):
     matches = fields.Boolean()
     meta = fields.Dict(metadata={"description": "Meta's pricing object as its webhook reported it"})
     predicted = fields.Dict(allow_none=True, metadata={"description": "pricing_model, category, type, billable"})
-    decision = fields.String(validate=validate.OneOf(DECISIONS))
+    decision = fields.String(allow_none=True, validate=validate.OneOf(DECISIONS))
     determining_rules = fields.List(fields.String())
+    modelled = fields.Boolean(metadata={"description": "false: the rules do not model Meta's category; nothing "
+                                                       "was predicted"})
+    note = fields.String(allow_none=True, metadata={"description": "an assumption the replay made, if any"})
     differences = fields.List(fields.Nested(DifferenceSchema))
 
 
@@ -491,6 +494,7 @@ class ReconciliationSchema(ResponseSchema):
     checked = fields.Integer()
     matching = fields.Integer()
     mismatching = fields.Integer()
+    not_modelled = fields.Integer()
     comparisons = fields.List(fields.Nested(ComparisonSchema))
 
 
