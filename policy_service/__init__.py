@@ -29,7 +29,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the Flask app (settings as configured_app); raises store.SchemaBehind on a database behind
     this release's migrations unless DATABASE_AUTO_UPGRADE applies them."""
     from . import store
-    from .web import api, costs, log_api, logs, metrics, operations, pages, security, webhooks
+    from .web import (
+        api,
+        business_api,
+        costs,
+        log_api,
+        logs,
+        metrics,
+        operations,
+        pages,
+        security,
+        template_pages,
+        webhooks,
+    )
 
     app = configured_app(test_config)
 
@@ -44,8 +56,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     smorest.register_blueprint(api.blp)
     smorest.register_blueprint(log_api.blp)
     smorest.register_blueprint(webhooks.blp)
+    smorest.register_blueprint(business_api.blp)
     smorest.register_blueprint(operations.blp)
     smorest.register_blueprint(costs.blp)
+    template_pages.nest(pages.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(pages.home_bp)
     return app

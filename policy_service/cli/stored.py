@@ -80,6 +80,35 @@ def impact(rules_dir: str, database_url: str | None, as_json: bool) -> None:
                f"({summary['unreplayable']} could not be replayed)")
 
 
+@click.group()
+def templates() -> None:
+    """The template registry fed by Meta's template webhooks."""
+
+
+@templates.command("import")
+@click.option("--waba-id", required=True, help="The WhatsApp Business Account the templates belong to.")
+@click.argument("response_file", type=click.File("r"))
+@click.option("--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in instance/.")
+def import_templates(waba_id: str, response_file, database_url: str | None) -> None:
+    """Import a saved GET /<WABA_ID>/message_templates response (JSON) into the registry."""
+    from marshmallow import ValidationError
+
+    from ..store import business_state
+    from ..web.webhook_fields import parse_message_templates
+
+    try:
+        changes = parse_message_templates(waba_id, json.load(response_file))
+    except json.JSONDecodeError as error:
+        raise click.ClickException(f"{response_file.name}: not JSON: {error}") from None
+    except ValidationError as error:
+        raise click.ClickException(f"{response_file.name}: not a message_templates response: "
+                                   f"{json.dumps(error.messages)}") from None
+    app = _app(database_url)
+    with app.app_context():
+        count = business_state.import_templates(changes)
+    click.echo(f"imported {count} templates into WABA {waba_id}'s registry")
+
+
 @click.command()
 @click.option("--from", "start", required=True, type=click.DateTime(formats=["%Y-%m-%d"]), help="First day (UTC).")
 @click.option("--to", "end", required=True, type=click.DateTime(formats=["%Y-%m-%d"]), help="Last day, included.")

@@ -78,6 +78,25 @@ class TemplateSchema(Schema):
         return Template(**data)
 
 
+class SendTemplateSchema(TemplateSchema):
+    """The template of a proposed send: category and status may be left to the template registry.
+
+    When the sending business is known (send.phone_number_id, or history_ref.phone_number_id), the
+    registry fed by Meta's template webhooks supplies them, and wins when they differ; a template
+    neither given in full nor known to the registry is a 422 naming the missing field.
+    """
+
+    category = fields.String(validate=validate.OneOf(CATEGORIES), metadata={
+        "description": "optional when the registry knows the template; the registry wins when they differ"})
+    status = fields.String(validate=validate.OneOf(TEMPLATE_STATUSES), metadata={
+        "description": "optional when the registry knows the template; the registry wins when they differ"})
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> Template:
+        # Unknown parts stay None until the web layer fills them from the registry (or refuses the send).
+        return Template(**{"category": None, "status": None, **data})
+
+
 class ReferralSchema(Schema):
     """The referral Meta attaches to an inbound message from a click-to-WhatsApp ad or post."""
 
@@ -101,7 +120,10 @@ class SendSchema(Schema):
     to = fields.String(required=True, validate=validate.Length(min=1, max=255), metadata={
         "description": "E.164 number; for recipient_type group, the group id"})
     type = fields.String(required=True, validate=validate.OneOf(MESSAGE_TYPES))
-    template = fields.Nested(TemplateSchema)
+    template = fields.Nested(SendTemplateSchema)
+    phone_number_id = fields.String(validate=validate.Length(min=1, max=64), metadata={
+        "description": "the sending business phone number id: lets the stored business state (template "
+                       "registry, marketing preferences, monthly counts) inform the decision"})
     recipient_type = fields.String(validate=validate.OneOf(("individual", "group")), metadata={
         "description": "Meta's recipient_type: individual (default) or group (Groups API)"})
     participants = fields.List(fields.String(validate=validate.Regexp(E164, error="must be an E.164 number")),
@@ -127,11 +149,8 @@ class SendSchema(Schema):
     @validates_schema
     def template_matches_type(self, data: dict[str, Any], **_: Any) -> None:
         if data.get("type") == "template":
-            template = data.get("template")
-            if template is None:
+            if data.get("template") is None:
                 raise ValidationError("required when type is template", "template")
-            if template.status is None:
-                raise ValidationError({"status": ["required for the proposed send"]}, "template")
         elif "template" in data:
             raise ValidationError("only allowed when type is template", "template")
 
@@ -228,6 +247,20 @@ class ContextSchema(Schema):
     conversations_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))
     service_conversations_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))
     service_messages_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))
+    business_initiated_restricted = _strict_bool(metadata={
+        "description": "Meta restricted business-initiated messaging (account_update ACCOUNT_RESTRICTION; "
+                       "default false, or the stored webhook)"})
+    account_banned = _strict_bool(metadata={"description": "the WABA is disabled (account_update DISABLED_UPDATE; "
+                                                           "default false, or the stored webhook)"})
+    messaging_limit = fields.Integer(strict=True, validate=validate.Range(min=-1), metadata={
+        "description": "unique users per moving 24 h outside a window; -1 unlimited (default: stored "
+                       "business_capability_update, else unknown)"})
+    marketing_limit_refused_recently = _strict_bool(metadata={
+        "description": "a marketing template to this user failed with 131049 (per-user marketing limit) within "
+                       "marketing_limit_retry_after (default false, or the stored status)"})
+    business_initiated_users_24h = fields.Integer(strict=True, validate=validate.Range(min=0), metadata={
+        "description": "users reached business-initiated in the moving period (default: counted from stored "
+                       "statuses when the limit is known)"})
     # --- pricing (issue 11): what the rate card and volume tier of a billable charge depend on.
     currency = fields.String(validate=validate.Regexp(r"^[A-Z]{3}$", error="must be an ISO 4217 code like USD"),
                              metadata={"description": "The WABA's billing currency; picks the rate card (default USD)"})
@@ -386,6 +419,9 @@ class ReasonSchema(ResponseSchema):
     determining = fields.Boolean()
     defaults = fields.List(fields.String(), metadata={"description": "context fields defaulted for this rule"})
     note = fields.String(allow_none=True)
+    sources = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
+        "description": "facts this rule read that the request did not give: fact -> source (a stored webhook "
+                       "and its time, or a count over stored statuses)"})
 
 
 class ConditionSchema(ResponseSchema):
@@ -447,6 +483,7 @@ class DecisionResponseSchema(ResponseSchema):
             "seen_by_rules": facts.engine,
             "times_and_names": facts.display,
             "defaults_used": sorted(facts.defaults),
+            "sources": dict(sorted(facts.sources.items())),
             "open_periods": [
                 {"kind": p.kind, "category": p.category, "pricing_model": p.pricing_model,
                  "opened_at": p.opened_at.isoformat(), "expires_at": p.expires_at.isoformat(),

@@ -15,7 +15,7 @@ An engine or action error never reaches here: evaluation returns `fail_closed` i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -63,6 +63,8 @@ class Reason:
     determining: bool
     defaults: tuple[str, ...] = ()
     note: str | None = None
+    # fact -> where its value came from (a stored webhook and its time, a count over stored statuses)
+    sources: dict[str, str] = field(default_factory=dict, hash=False)
 
 
 @record
@@ -100,8 +102,10 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
     if explain:
         values = _Values(facts)
         defaults = facts.defaults
+        sources = facts.sources
         trace = tuple(Reason(step.rule.id, step.rule.title, step.effect, step.rule.citation, step.rule.confidence,
-                             step.sentence(values), step.determining, step.defaults(defaults), step.note)
+                             step.sentence(values), step.determining, step.defaults(defaults), step.note,
+                             {f: sources[f] for f in sorted(step.rule.facts_read & sources.keys())} if sources else {})
                       for step in outcome.ordered)
     version = _version_on(rulebook, facts.day)
     return Decision(

@@ -30,7 +30,7 @@ def evaluate(request: DecisionRequest, *, rulebook: Rulebook, engine: RulesEngin
     decision_id = decision_id or new_decision_id()
     try:
         state = replay(request, rulebook, engine)
-        facts = derive_facts(request.send, state, request.context, rulebook)
+        facts = derive_facts(request.send, state, request.context, rulebook, sources=request.sources)
         facts, fired = late_delivery(request, state, facts, engine.match_memoized(facts.engine), rulebook, engine)
         decision = priced(combine(fired, facts, rulebook, decision_id=decision_id), request, rulebook)
         if explain_why_not:

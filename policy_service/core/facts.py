@@ -56,6 +56,11 @@ FACT_TYPES: dict[str, type] = {
     "service_conversations_this_month": int,
     "service_messages_this_month_known": bool,
     "service_messages_this_month": int,
+    # The business's account state (Meta's account_update / business_capability_update webhooks, or context).
+    "business_initiated_restricted": bool,
+    "account_banned": bool,
+    "messaging_limit_reached": bool,
+    "marketing_limit_refused_recently": bool,
     "primary_business_location_verified": bool,
     "undelivered_before_send": bool,
     "late_delivery_changes_charge": bool,
@@ -72,7 +77,7 @@ DISPLAY_VALUES = (
     "entry_point_at", "entry_point_deadline_at", "uncounted_inbound_at", "uncounted_inbound_type",
     "uncounted_would_close_at", "waba_timezone", "template_name",
     "undelivered_sent_at", "undelivered_message", "late_delivery_from", "late_delivery_charge",
-    "authentication_international_start_at",
+    "authentication_international_start_at", "messaging_limit", "business_initiated_users_24h",
 )
 
 # Monthly counts the business keeps; each has a `<name>_known` fact beside it.
@@ -84,6 +89,16 @@ PARAMETER_TYPES: dict[str, str] = {
     "window_ignored_inbound_types": "list[str]",
     "entry_point_reply_deadline": "duration",
     "entry_point_referral_source_types": "list[str]",
+    # Counts the store keeps over Meta's statuses (store.business_state.count_messages): which period
+    # and which pricing categories make up service_messages_this_month when the context does not give it.
+    "service_messages_count_period": "period",
+    "service_messages_count_categories": "list[str]",
+    # Users reached by business-initiated messages against the messaging limit: the moving period and
+    # which pricing categories count (store.business_state.count_messages, distinct contacts).
+    "messaging_limit_period": "period",
+    "messaging_limit_count_categories": "list[str]",
+    # How long after a marketing template failed with 131049 (per-user marketing limit) not to retry.
+    "marketing_limit_retry_after": "period",
     "undelivered_message_lifetime": "duration",
     "delivery_delay_considered": "duration",
 }
@@ -101,6 +116,11 @@ CONTEXT_DEFAULTS: dict[str, Any] = {
     "conversations_this_month": None,
     "service_conversations_this_month": None,
     "service_messages_this_month": None,
+    "business_initiated_restricted": False,
+    "account_banned": False,
+    "messaging_limit": None,
+    "business_initiated_users_24h": None,
+    "marketing_limit_refused_recently": False,
 }
 
 
@@ -120,6 +140,9 @@ class Facts:
     expiries: dict[str, datetime | None]
     periods: tuple[Period, ...] = ()
     seen: _Seen | None = field(default=None, compare=False, repr=False)  # None: no texts (a replayed send)
+    # fact name -> where its value came from, when the request did not give it (a stored webhook with
+    # its time, a count over stored messages); each trace entry whose rule reads the fact names it.
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @cached_property
     def display(self) -> dict[str, str]:
@@ -189,8 +212,11 @@ _STATE_KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
 
 
 def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], rulebook: Any, *,
-                 display: bool = True) -> Facts:
+                 display: bool = True, sources: dict[str, str] | None = None) -> Facts:
     """The facts about one send at its time, given the history before it.
+
+    `sources` maps a fact or context name to where its value came from (see DecisionRequest.sources);
+    a counter's source also covers its `<name>_known` fact, and a derived fact those it is derived from.
 
     With display=False the `display` texts are left empty: replay classifies past sends from the
     engine facts and expiries alone, and no sentence is written about them.
@@ -266,6 +292,12 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
         "undelivered_before_send": undelivered is not None,
         "late_delivery_changes_charge": False,  # set by with_late_delivery once the send is classified
     }
+    engine["business_initiated_restricted"] = ctx["business_initiated_restricted"]
+    engine["account_banned"] = ctx["account_banned"]
+    engine["marketing_limit_refused_recently"] = ctx["marketing_limit_refused_recently"]
+    limit, reached = ctx["messaging_limit"], ctx["business_initiated_users_24h"]
+    # -1 is Meta's "unlimited"; with either number unknown the limit is not assumed reached.
+    engine["messaging_limit_reached"] = limit is not None and reached is not None and 0 <= limit <= reached
     for counter in COUNTERS:
         count = ctx[counter]
         engine[counter + "_known"] = count is not None
@@ -279,7 +311,29 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
     }
     seen = _Seen(send, ctx, last_in, csw_expires, conversations, same, free_entry, referral, deadline, uncounted,
                  window, undelivered, auth_start) if display else None
-    return Facts(at, local_day, engine, defaults, expiries, tuple(open_periods), seen)
+    return Facts(at, local_day, engine, defaults, expiries, tuple(open_periods), seen,
+                 fact_sources(sources) if sources else {})
+
+
+# Facts derived from a context field besides the field's own fact (and its `_known` fact).
+DERIVED_FACTS = {
+    "business_region": ("recipient_in_business_region",),
+    "authentication_international_start": ("authentication_international_started",),
+    "authentication_international_eligibility": ("authentication_international_started",),
+    "messaging_limit": ("messaging_limit_reached",),
+    "business_initiated_users_24h": ("messaging_limit_reached",),
+}
+
+
+def fact_sources(sources: dict[str, str]) -> dict[str, str]:
+    """Sources by context or fact name, as sources by the fact names rules read (a fact derived from
+    several sourced fields names them all, joined by "; ")."""
+    found: dict[str, str] = {}
+    for name, source in sources.items():
+        for fact in (name, name + "_known", *DERIVED_FACTS.get(name, ())):
+            if fact in FACT_TYPES:
+                found[fact] = f"{found[fact]}; {source}" if fact in found else source
+    return found
 
 
 class _Seen:
@@ -349,7 +403,15 @@ _TEXTS: dict[str, Callable[[_Seen], str]] = {
     "late_delivery_charge": lambda s: describe_charge(s.late[1]) if s.late else NONE,
     "authentication_international_start_at": lambda s: (f"{s.show(s.auth_start[0])} ({s.auth_start[1]})"
                                                         if s.auth_start else "none (no start time given)"),
+    "messaging_limit": lambda s: _count_text(s.ctx["messaging_limit"], unlimited=True),
+    "business_initiated_users_24h": lambda s: _count_text(s.ctx["business_initiated_users_24h"]),
 }
+
+
+def _count_text(count: int | None, *, unlimited: bool = False) -> str:
+    if count is None:
+        return "unknown"
+    return "unlimited" if unlimited and count < 0 else f"{count:,}"
 
 
 def with_late_delivery(facts: Facts, moment: datetime, charge: Any) -> Facts:

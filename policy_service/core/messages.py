@@ -73,6 +73,7 @@ class Send:
     template: Template | None = None
     recipient_type: str = "individual"
     participants: tuple[str, ...] = ()
+    phone_number_id: str | None = None  # the sending business phone number, when the caller names it
 
     @property
     def is_template(self) -> bool:
@@ -91,3 +92,6 @@ class DecisionRequest:
     send: Send
     history: tuple[Message, ...] = ()
     context: dict[str, Any] = field(default_factory=dict)
+    # fact or context name -> where its value came from when not from the request itself
+    # (e.g. "template_category_update webhook at 2026-10-02T10:00:00+00:00"); the trace names it.
+    sources: dict[str, str] = field(default_factory=dict)

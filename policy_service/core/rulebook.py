@@ -14,6 +14,7 @@ import yaml
 
 from .errors import RulebookError
 from .facts import DISPLAY_VALUES, FACT_TYPES, PARAMETER_TYPES, day_number
+from .periods import CALENDAR_MONTH
 from .rates import RateBook, load_ratebook
 
 CONFIDENCE = {"C": "confirmed", "S": "secondary", "R": "unconfirmed"}
@@ -240,6 +241,16 @@ def compile_condition(rule: Rule) -> dict[str, Any]:
     return {"$and": terms}
 
 
+def parse_period(text: Any) -> str | timedelta:
+    """A counting period: `calendar_month` (in the WABA time zone) or a moving duration such as 24h."""
+    if text == CALENDAR_MONTH:
+        return CALENDAR_MONTH
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise ValueError(f"not a period: {text!r} (use calendar_month or a duration such as 24h)") from None
+
+
 def parse_duration(text: Any) -> timedelta:
     """Parse '24h', '72h', '30m', '90s' or '7d' into a timedelta."""
     match = _DURATION.match(str(text).strip())
@@ -361,6 +372,8 @@ def _parameter(item: dict[str, Any], file: str) -> Parameter:
     try:
         if kind == "duration":
             value = parse_duration(value)
+        elif kind == "period":
+            value = parse_period(value)
         elif kind == "list[str]":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValueError("must be a list of strings")

@@ -1,6 +1,12 @@
-"""Reconciliation: Meta's `pricing` of each delivered message against the charge our rules predict.
+"""Reconciliation: Meta's `pricing` of each delivered message against the charge we predicted.
 
-Each message is replayed at its delivery (Meta classifies and bills on delivery). A message whose
+A message sent with the decision's `decision_id` as `biz_opaque_callback_data` comes back linked on its
+statuses (store.business_state.MessageBilling): it is compared with the charge **predicted and logged**
+at decision time (basis `logged_prediction`), and a mismatch gets a likely cause when the store knows
+one (the template was re-categorised, a count boundary, a window the history did not show). Unlinked
+messages are replayed through today's rules (basis `replay`).
+
+Each unlinked message is replayed at its delivery (Meta classifies and bills on delivery). A message whose
 pricing category the rules do not model (general_purpose_ai, business_agent, group_*, a future one)
 is reported as "category not modelled" instead of being replayed as something it was not; one whose
 type the status does not say is replayed with the type `assumed_send` assumes, and says so.
@@ -8,7 +14,8 @@ type the status does not say is replayed with the type `assumed_send` assumes, a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..core.decision import Decision
@@ -17,7 +24,7 @@ from ..core.evaluate import assumed_send, evaluate, replay
 from ..core.messages import DecisionRequest, Send
 from ..core.rulebook import Rulebook
 from ..core.vocabulary import modelled
-from ..store import histories
+from ..store import business_state, decision_log, histories
 from ..store.database import loaded_time
 
 COMPARED_FIELDS = ("pricing_model", "category", "type", "billable")
@@ -30,6 +37,14 @@ class Difference:
     field: str
     meta: Any
     predicted: Any
+
+
+@dataclass(frozen=True)
+class Cause:
+    """The likely reason for a mismatch: a short kind (for the summary) and a sentence with its evidence."""
+
+    kind: str
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -47,6 +62,9 @@ class Comparison:
     differences: tuple[Difference, ...]
     note: str | None = None  # what the replay assumed, or why it was not replayed
     modelled: bool = True  # False: Meta's category is not one the rules model; nothing was predicted
+    basis: str = "replay"  # logged_prediction (linked by biz_opaque_callback_data) or replay
+    decision_id: str | None = None
+    cause: Cause | None = field(default=None)
 
     @property
     def matches(self) -> bool:
@@ -56,10 +74,19 @@ class Comparison:
 
 def reconcile(rulebook: Rulebook, engine: RulesEngine, *, phone_number_id: str | None = None,
               contact: str | None = None) -> list[Comparison]:
-    """Compare every stored delivered message with pricing to the rules' prediction, oldest first."""
+    """Compare every stored delivered message with pricing to its prediction, oldest first.
+
+    Linked messages are compared with the logged prediction of their decision; the others with a replay.
+    """
     comparisons = []
     conversations: dict[tuple[str, str], list[histories.StoredMessage]] = {}
-    for row in histories.delivered_with_pricing(phone_number_id, contact):
+    rows = histories.delivered_with_pricing(phone_number_id, contact)
+    links = business_state.decisions_of([row.wamid for row in rows])
+    for row in rows:
+        logged = decision_log.get(links[row.wamid]) if row.wamid in links else None
+        if logged is not None:
+            comparisons.append(_compare_logged(row, logged))
+            continue
         key = (row.phone_number_id, row.contact)
         if key not in conversations:
             conversations[key] = histories.stored_messages(*key)
@@ -106,23 +133,48 @@ def normalized_category(category: Any) -> Any:
     return SAME_CHARGE.get(category, category.replace("_international", "-international"))
 
 
-def report(comparisons: list[Comparison]) -> dict[str, Any]:
-    """The comparisons as JSON, with counts of matches and mismatches."""
+def report(comparisons: list[Comparison], *, page: int = 1, page_size: int | None = None) -> dict[str, Any]:
+    """The comparisons as JSON (one page of them when page_size is given), with counts of matches and
+    mismatches and a summary of all of them by month, Meta's category and cause."""
     mismatching = [c for c in comparisons if c.modelled and c.differences]
     not_modelled = [c for c in comparisons if not c.modelled]
-    return {
+    shown = comparisons if page_size is None else comparisons[(page - 1) * page_size: page * page_size]
+    body = {
         "checked": len(comparisons),
         "matching": len(comparisons) - len(mismatching) - len(not_modelled),
         "mismatching": len(mismatching),
         "not_modelled": len(not_modelled),
+        "summary": summary(comparisons),
         "comparisons": [
             {"wamid": c.wamid, "phone_number_id": c.phone_number_id, "contact": c.contact, "at": c.at,
-             "matches": c.matches, "meta": c.meta, "predicted": c.predicted, "decision": c.decision,
-             "determining_rules": list(c.determining_rules), "modelled": c.modelled, "note": c.note,
-             "differences": [{"field": d.field, "meta": d.meta, "predicted": d.predicted} for d in c.differences]}
-            for c in comparisons
+             "matches": c.matches, "basis": c.basis, "decision_id": c.decision_id, "meta": c.meta,
+             "predicted": c.predicted, "decision": c.decision, "determining_rules": list(c.determining_rules),
+             "modelled": c.modelled, "note": c.note,
+             "differences": [{"field": d.field, "meta": d.meta, "predicted": d.predicted} for d in c.differences],
+             "cause": None if c.cause is None else {"kind": c.cause.kind, "detail": c.cause.detail}}
+            for c in shown
         ],
     }
+    if page_size is not None:
+        body["pagination"] = {"page": page, "page_size": page_size, "total": len(comparisons),
+                              "pages": max(1, -(-len(comparisons) // page_size))}
+    return body
+
+
+def summary(comparisons: list[Comparison]) -> list[dict[str, Any]]:
+    """Comparisons counted by month of the status, Meta's pricing category and cause (`match` when they agree,
+    `not_modelled` when the rules do not model Meta's category)."""
+    counts = Counter((c.at[:7], str(c.meta.get("category")), _cause_kind(c)) for c in comparisons)
+    return [{"month": month, "category": category, "cause": cause, "count": count}
+            for (month, category, cause), count in sorted(counts.items())]
+
+
+def _cause_kind(comparison: Comparison) -> str:
+    if not comparison.modelled:
+        return "not_modelled"
+    if comparison.matches:
+        return "match"
+    return comparison.cause.kind if comparison.cause else "unknown"
 
 
 def _compare(row: histories.StoredMessage, conversation: list[histories.StoredMessage], rulebook: Rulebook,
@@ -140,13 +192,63 @@ def _compare(row: histories.StoredMessage, conversation: list[histories.StoredMe
         "pricing_model": charge.pricing_model, "category": charge.category, "type": charge.type,
         "billable": charge.billable,
     }
-    differences = tuple(
+    return Comparison(row.wamid, row.phone_number_id, row.contact, at, meta, predicted, decision.decision,
+                      decision.determining_rules, _differences(meta, predicted), note=assumption)
+
+
+def _compare_logged(row: histories.StoredMessage, logged: dict[str, Any]) -> Comparison:
+    response = logged["response"]
+    charge = response.get("charge")
+    predicted = None if charge is None else {name: charge.get(name) for name in COMPARED_FIELDS}
+    meta = histories.pricing(row)
+    differences = _differences(meta, predicted)
+    cause = _cause(row, meta, predicted, differences, logged) if differences else None
+    return Comparison(row.wamid, row.phone_number_id, row.contact, loaded_time(row.at).isoformat(), meta, predicted,
+                      response.get("decision", ""), tuple(response.get("determining_rules", ())), differences,
+                      basis="logged_prediction", decision_id=logged["decision_id"], cause=cause)
+
+
+def _differences(meta: dict[str, Any], predicted: dict[str, Any] | None) -> tuple[Difference, ...]:
+    return tuple(
         Difference(name, meta[name], None if predicted is None else predicted[name])
         for name in COMPARED_FIELDS
         if name in meta and _value(name, meta[name]) != _value(name, (predicted or {}).get(name))
     )
-    return Comparison(row.wamid, row.phone_number_id, row.contact, at, meta, predicted, decision.decision,
-                      decision.determining_rules, differences, note=assumption)
+
+
+FREE_TYPES = ("free_customer_service", "free_entry_point", "free_tier")
+
+
+def _cause(row: histories.StoredMessage, meta: dict[str, Any], predicted: dict[str, Any] | None,
+           differences: tuple[Difference, ...], logged: dict[str, Any]) -> Cause | None:
+    """The likely cause of a mismatch between Meta's pricing and a logged prediction, from what the store knows."""
+    fields_differing = {d.field for d in differences}
+    request, response = logged["request"], logged["response"]
+    if response.get("decision") == "deny":
+        return Cause("sent_despite_deny", "the decision denied this send, yet it was sent and priced")
+    template = (request.get("send") or {}).get("template")
+    if "category" in fields_differing and template:
+        waba_id = business_state.waba_of(row.phone_number_id)
+        known = business_state.template_state(waba_id, template["name"], template["language"],
+                                              loaded_time(row.at)) if waba_id else None
+        recategorised = known.category if known else None
+        if recategorised is not None and recategorised.value == _value("category", meta.get("category")):
+            return Cause("template_recategorised", f"template {template['name']} ({template['language']}) was "
+                         f"re-categorised to {recategorised.value}: {recategorised.source}")
+    seen = (response.get("facts") or {}).get("seen_by_rules") or {}
+    predicted_type, meta_type = (predicted or {}).get("type"), meta.get("type")
+    if meta.get("category") == "service" and {predicted_type, meta_type} == {"free_customer_service", "regular"}:
+        count = seen.get("service_messages_this_month") if seen.get("service_messages_this_month_known") else None
+        counted = f"{count:,}" if isinstance(count, int) else "an unknown number of"
+        return Cause("count_boundary", f"the decision counted {counted} service messages this month before the "
+                     f"send; Meta's count at delivery put it on the other side of the free allowance")
+    if meta_type in FREE_TYPES and predicted_type not in FREE_TYPES:
+        return Cause("window_not_in_history", f"Meta priced it {meta_type}: a window or entry point was open that "
+                     "the history given to the decision did not show")
+    if predicted_type in FREE_TYPES and meta_type not in FREE_TYPES:
+        return Cause("window_assumed", f"the decision expected {predicted_type}, but Meta saw no such open window "
+                     "(the history given to the decision showed one Meta did not count)")
+    return None
 
 
 def _request(row: histories.StoredMessage, conversation: list[histories.StoredMessage], rulebook: Rulebook,

@@ -44,7 +44,7 @@ from ..core.evaluate import evaluate
 from ..core.messages import DecisionRequest
 from ..core.rulebook import Rulebook, load_rulebook
 from ..store import decision_log, histories
-from . import logs, metrics, security
+from . import business, logs, metrics, security
 
 
 class JsonBodyParser(FlaskParser):
@@ -240,8 +240,11 @@ def decided(proposal: DecisionRequest, raw: dict[str, Any], *,
     started = time.perf_counter()
     loaded = policy()
     source = None
+    number = business.sending_number(raw)
+    contact = raw["history_ref"]["contact"].lstrip("+") if "history_ref" in raw else proposal.send.to.lstrip("+")
     if "history_ref" in raw:
         proposal, raw, source = _resolve_history(proposal, raw)
+    proposal, raw = business.enrich(proposal, raw, number, contact, loaded.rulebook)
     decision = evaluate(proposal, rulebook=loaded.rulebook, engine=loaded.engine, explain_why_not=explain_why_not)
     body = RESPONSE.dump(decision)
     if source is not None:
@@ -263,6 +266,8 @@ def _resolve_history(proposal: DecisionRequest,
     # The logged request carries the resolved history inline, so it replays after the store changes.
     ref = {**raw["history_ref"], "contact": raw["history_ref"]["contact"].lstrip("+")}
     history = histories.stored_history(ref["phone_number_id"], ref["contact"], proposal.send.at)
+    # A user who changed numbers (user_changed_number) brings the history of the old number along.
+    history = business.with_previous_numbers(history, ref["phone_number_id"], ref["contact"], proposal.send.at)
     logged = {key: value for key, value in raw.items() if key != "history_ref"}
     logged["history"] = histories.history_json(history)
     source = {"ref": ref, "events": [message.id for message in history]}

@@ -42,6 +42,8 @@ class ReconciliationQuerySchema(RefusesNul, Schema):
 
     phone_number_id = fields.String(validate=validate.Length(min=1, max=64))
     contact = fields.String(validate=validate.Regexp(r"^\+?[0-9]{6,20}$"))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    page_size = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1_000))
 
 
 DECISION_QUERY, RECONCILIATION_QUERY = DecisionQuerySchema(), ReconciliationQuerySchema()
@@ -73,8 +75,15 @@ def list_decisions(query: decision_log.DecisionQuery, pagination_parameters):
 @blp.alt_response(200, schema=ReconciliationSchema, success=True, description="Every delivered message compared")
 @blp.alt_response(422, schema=ErrorSchema, description="Bad filter")
 def reconcile(filters: dict[str, Any]):
-    """Meta's pricing of each delivered message beside the charge our rules predict, field by field."""
+    """Meta's pricing of each delivered message beside the charge predicted for it, field by field; paginated.
+
+    A message sent with its decision's decision_id as biz_opaque_callback_data is compared with the charge
+    logged at decision time (basis logged_prediction, with a likely cause for a mismatch); the others with a
+    replay of the stored history (basis replay). `summary` counts every comparison by month, category and cause.
+    """
+    page, page_size = filters.pop("page"), filters.pop("page_size")
     if "contact" in filters:
         filters["contact"] = filters["contact"].lstrip("+")
     loaded = policy()
-    return reconciliation.report(reconciliation.reconcile(loaded.rulebook, loaded.engine, **filters))
+    comparisons = reconciliation.reconcile(loaded.rulebook, loaded.engine, **filters)
+    return reconciliation.report(comparisons, page=page, page_size=page_size)

@@ -14,6 +14,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, val
 from ..contract.parsing import WEBHOOK_LIMITS
 from ..contract.schemas import INBOUND_ONLY_TYPES, MESSAGE_TYPES, ErrorSchema, WebhookReceiptSchema
 from ..store import histories
+from . import webhook_fields
 from .api import parse_body
 
 blp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks", description="Meta's WhatsApp webhooks")
@@ -173,12 +174,16 @@ def receive_notification():
     document = parse_body(body, WEBHOOK_LIMITS)
     try:
         events = NOTIFICATION.load(document)
+        # Templates, preferences and billing (webhook_fields): validated with the rest, before anything is stored.
+        business_writes = webhook_fields.parse(document)
     except ValidationError as error:
         abort(422, errors=error.messages)
     counts = {"new": 0, "known": 0}
     for event in events:
         new = histories.store_inbound(event) if isinstance(event, histories.Inbound) else histories.store_status(event)
         counts["new" if new else "known"] += 1
+    for write in business_writes:
+        write()
     return counts
 
 

@@ -132,9 +132,12 @@ def test_malformed_signed_payload_is_a_4xx_in_the_error_shape(client, body, code
 
 
 def test_other_webhook_fields_are_accepted_and_ignored(app, client):
-    """Changes other than `messages` (e.g. template status updates) are acknowledged without storing."""
+    """Changes of fields nothing reads (e.g. phone_number_name_update) are acknowledged without storing.
+
+    (Template, preference and account fields are stored: tests/web/test_webhook_fields.py.)"""
     body = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [
-        {"field": "message_template_status_update", "value": {"event": "APPROVED"}}]}]}
+        {"field": "phone_number_name_update", "value": {"display_phone_number": "15550783881",
+                                                        "decision": "APPROVED"}}]}]}
     assert deliver(client, body)[0].json == {"new": 0, "known": 0}
     assert stored(app) == {}
 

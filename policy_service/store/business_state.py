@@ -1,0 +1,525 @@
+"""The business's own WhatsApp state, as Meta's webhooks report it: which WABA a phone number belongs to,
+the template registry, users' marketing preferences, and each outbound message's billing.
+
+Every stored fact keeps the event that carried it and its time, so a decision can say where a value
+came from ("message_template_status_update webhook at 2026-10-03T09:00:00+00:00").
+
+- Templates belong to a WhatsApp Business Account (WABA); a phone number's WABA is the `entry.id` of
+  its webhooks (`BusinessNumber`). `TemplateEvent` keeps every status, category and quality change
+  (webhooks, and imports of `GET /<WABA_ID>/message_templates`), each with the time it takes effect:
+  an impending category change takes effect at its `category_update_timestamp`, so the category in
+  force at a send's time is known.
+- `MarketingPreference` keeps each user's stop/resume of marketing messages (the `user_preferences`
+  webhook, or a status failing with error 131050).
+- `MessageBilling` keeps, per outbound wamid, Meta's pricing, the decision it was sent under
+  (`biz_opaque_callback_data`) and its errors; counts over it are indexed queries (`count_messages`).
+
+Times are stored as naive UTC (database.stored_time).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import peewee
+
+from ..core.facts import recipient
+from .database import StoredModel, loaded_time, stored_time
+from .histories import STATUS_RANK
+
+# Meta's template statuses the rules know (rules/templates.yaml); other events (FLAGGED, LOCKED,
+# IN_APPEAL...) are kept in the template's history but do not change the status a send is judged by.
+STATUS_EVENTS = {
+    "APPROVED": "APPROVED", "REINSTATED": "APPROVED", "UNARCHIVED": "APPROVED", "PAUSED": "PAUSED",
+    "DISABLED": "DISABLED", "REJECTED": "REJECTED", "PENDING": "PENDING", "PENDING_DELETION": "PENDING_DELETION",
+    "DELETED": "PENDING_DELETION", "ARCHIVED": "PENDING_DELETION",
+}
+# Meta spells categories in capitals, with marketing_lite and authentication_international beside them.
+CATEGORY_NAMES = {
+    "MARKETING": "marketing", "MARKETING_LITE": "marketing", "UTILITY": "utility",
+    "AUTHENTICATION": "authentication", "AUTHENTICATION_INTERNATIONAL": "authentication",
+}
+
+
+class BusinessNumber(StoredModel):
+    """A business phone number and the WhatsApp Business Account its webhooks name (`entry.id`)."""
+
+    phone_number_id = peewee.CharField(max_length=64, unique=True)
+    waba_id = peewee.CharField(max_length=64, index=True)
+    learned_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "business_number"
+
+
+class TemplateEvent(StoredModel):
+    """One change to a template of a WABA: status, category or quality, with when it takes effect."""
+
+    waba_id = peewee.CharField(max_length=64)
+    name = peewee.CharField(max_length=512)
+    language = peewee.CharField(max_length=16)
+    template_id = peewee.CharField(max_length=64, null=True)
+    source = peewee.CharField(max_length=64)  # the webhook field, or "message_templates import"
+    event = peewee.CharField(max_length=32, null=True)  # Meta's event (PAUSED...) or change kind
+    status = peewee.CharField(max_length=24, null=True)  # the status in force from effective_at, if set
+    category = peewee.CharField(max_length=24, null=True)  # the category in force from effective_at, if set
+    previous_category = peewee.CharField(max_length=24, null=True)
+    quality = peewee.CharField(max_length=24, null=True)
+    reason = peewee.TextField(null=True)
+    effective_at = peewee.DateTimeField()
+    received_at = peewee.DateTimeField()
+    payload = peewee.TextField(default="{}")
+
+    class Meta:
+        table_name = "template_event"
+        indexes = ((("waba_id", "name", "language", "effective_at"), False),)
+
+
+class MarketingPreference(StoredModel):
+    """A user stopping or resuming marketing messages from a business phone number."""
+
+    phone_number_id = peewee.CharField(max_length=64)
+    contact = peewee.CharField(max_length=64)
+    value = peewee.CharField(max_length=16)  # stop | resume
+    at = peewee.DateTimeField()
+    source = peewee.CharField(max_length=128)
+
+    class Meta:
+        table_name = "marketing_preference"
+        indexes = ((("phone_number_id", "contact", "at"), False),)
+
+
+class MessageBilling(StoredModel):
+    """One outbound message as its statuses report it: Meta's pricing, its decision, its errors."""
+
+    wamid = peewee.CharField(max_length=255, unique=True)
+    phone_number_id = peewee.CharField(max_length=64)
+    contact = peewee.CharField(max_length=64)
+    at = peewee.DateTimeField()  # the earliest status: the send happened no later
+    status = peewee.CharField(max_length=16)
+    category = peewee.CharField(max_length=32, null=True)  # pricing.category as Meta spells it
+    pricing = peewee.TextField(null=True)
+    decision_id = peewee.CharField(max_length=255, null=True, index=True)  # biz_opaque_callback_data
+    errors = peewee.TextField(null=True)
+    market = peewee.CharField(max_length=2, default="ZZ")  # the recipient's region (ISO 3166), Meta's market
+
+    class Meta:
+        table_name = "message_billing"
+        indexes = (
+            (("phone_number_id", "category", "at"), False),
+            (("phone_number_id", "contact", "category", "at"), False),
+            (("phone_number_id", "market", "category", "at"), False),
+        )
+
+
+@dataclass(frozen=True)
+class TemplateChange:
+    """A template event as parsed from a webhook or an import, before it is stored."""
+
+    waba_id: str
+    name: str
+    language: str
+    source: str
+    effective_at: datetime
+    event: str | None = None
+    template_id: str | None = None
+    status: str | None = None
+    category: str | None = None
+    previous_category: str | None = None
+    quality: str | None = None
+    reason: str | None = None
+    payload: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Known:
+    """A stored value and where it came from (the source names the event and its time)."""
+
+    value: Any
+    source: str
+
+
+@dataclass(frozen=True)
+class TemplateState:
+    """A template's category and status in force at a time, each with its source (None if unknown)."""
+
+    category: Known | None
+    status: Known | None
+
+
+def learn_number(phone_number_id: str, waba_id: str, at: datetime) -> None:
+    """Remember (or update) which WABA a phone number belongs to."""
+    BusinessNumber.insert(phone_number_id=phone_number_id, waba_id=waba_id, learned_at=stored_time(at)) \
+        .on_conflict(conflict_target=[BusinessNumber.phone_number_id],
+                     update={BusinessNumber.waba_id: waba_id, BusinessNumber.learned_at: stored_time(at)}).execute()
+
+
+def waba_of(phone_number_id: str) -> str | None:
+    """The WABA id of a phone number, as its webhooks named it; None if never seen."""
+    row = BusinessNumber.get_or_none(BusinessNumber.phone_number_id == phone_number_id)
+    return None if row is None else row.waba_id
+
+
+def record_template(change: TemplateChange, received_at: datetime | None = None) -> None:
+    """Store one template change (a webhook event or an imported template)."""
+    TemplateEvent.create(
+        waba_id=change.waba_id, name=change.name, language=change.language, template_id=change.template_id,
+        source=change.source, event=change.event, status=change.status, category=change.category,
+        previous_category=change.previous_category, quality=change.quality, reason=change.reason,
+        effective_at=stored_time(change.effective_at),
+        received_at=stored_time(received_at or datetime.now(UTC)),
+        payload=json.dumps(change.payload or {}, sort_keys=True, default=str),
+    )
+
+
+def import_templates(changes: list[TemplateChange]) -> int:
+    """Store imported templates in one transaction; how many."""
+    with TemplateEvent._meta.database.atomic():
+        for change in changes:
+            record_template(change, change.effective_at)
+    return len(changes)
+
+
+def wabas() -> list[str]:
+    """Every WABA id the template registry has events for, sorted."""
+    return [row.waba_id for row in TemplateEvent.select(TemplateEvent.waba_id).distinct()
+            .order_by(TemplateEvent.waba_id)]
+
+
+def templates(waba_id: str, at: datetime) -> list[dict[str, Any]]:
+    """Every template the registry knows for a WABA, with its category and status in force at `at` and their sources."""
+    keys = (TemplateEvent.select(TemplateEvent.name, TemplateEvent.language).where(TemplateEvent.waba_id == waba_id)
+            .distinct().order_by(TemplateEvent.name, TemplateEvent.language))
+    found = []
+    for key in keys:
+        known = template_state(waba_id, key.name, key.language, at)
+        found.append({"name": key.name, "language": key.language,
+                      **{part: None if getattr(known, part) is None else getattr(known, part).value
+                         for part in ("category", "status")},
+                      "sources": {part: getattr(known, part).source for part in ("category", "status")
+                                  if getattr(known, part) is not None}})
+    return found
+
+
+def template_state(waba_id: str, name: str, language: str, at: datetime) -> TemplateState | None:
+    """The template's category and status in force at a time; None when the registry has never heard of it.
+
+    The latest event taking effect at or before `at` decides each part. Before the first category
+    change, that change's `previous_category` was in force. An imported template describes the state
+    when it was imported, with nothing known before: when nothing else tells, the earliest import
+    stands in (and its source says it was imported, and when).
+    """
+    key = (TemplateEvent.waba_id == waba_id) & (TemplateEvent.name == name) & (TemplateEvent.language == language)
+    latest = TemplateEvent.select().where(key).order_by(TemplateEvent.effective_at.desc(), TemplateEvent.id.desc())
+    if not latest.exists():
+        return None
+    until = latest.where(TemplateEvent.effective_at <= stored_time(at))
+    category = _known(until.where(TemplateEvent.category.is_null(False)).first(), "category")
+    status = _known(until.where(TemplateEvent.status.is_null(False)).first(), "status")
+    if category is None:
+        change = (TemplateEvent.select().where(key & TemplateEvent.previous_category.is_null(False)
+                                               & (TemplateEvent.effective_at > stored_time(at)))
+                  .order_by(TemplateEvent.effective_at, TemplateEvent.id).first())
+        if change is not None:
+            category = Known(change.previous_category, "previous_category of the " +
+                             describe(change.source, loaded_time(change.effective_at)))
+    if category is None or status is None:
+        imported = TemplateEvent.select().where(key & (TemplateEvent.source == IMPORT_SOURCE)) \
+            .order_by(TemplateEvent.effective_at, TemplateEvent.id).first()
+        category, status = category or _known(imported, "category"), status or _known(imported, "status")
+    return TemplateState(category, status)
+
+
+def template_history(waba_id: str, name: str | None = None, language: str | None = None) -> list[dict[str, Any]]:
+    """Every stored event of a WABA's templates (or one template), oldest first, as JSON."""
+    rows = TemplateEvent.select().where(TemplateEvent.waba_id == waba_id)
+    if name is not None:
+        rows = rows.where(TemplateEvent.name == name)
+    if language is not None:
+        rows = rows.where(TemplateEvent.language == language)
+    return [
+        {"waba_id": r.waba_id, "name": r.name, "language": r.language, "template_id": r.template_id,
+         "source": r.source, "event": r.event, "status": r.status, "category": r.category,
+         "previous_category": r.previous_category, "quality": r.quality, "reason": r.reason,
+         "effective_at": loaded_time(r.effective_at).isoformat(), "received_at": loaded_time(r.received_at).isoformat()}
+        for r in rows.order_by(TemplateEvent.effective_at, TemplateEvent.id)
+    ]
+
+
+IMPORT_SOURCE = "message_templates import"
+
+
+def describe(source: str, at: datetime) -> str:
+    """How a trace names a stored event: its source and time."""
+    if source == IMPORT_SOURCE:
+        return f"GET /<WABA_ID>/message_templates imported at {at.isoformat()}"
+    if source.startswith("status error"):
+        return f"{source} at {at.isoformat()}"
+    return f"{source} webhook at {at.isoformat()}"
+
+
+def _known(row: TemplateEvent | None, part: str) -> Known | None:
+    if row is None or getattr(row, part) is None:
+        return None
+    return Known(getattr(row, part), describe(row.source, loaded_time(row.effective_at)))
+
+
+def record_preference(phone_number_id: str, contact: str, value: str, at: datetime, source: str) -> None:
+    """Store a user's stop or resume of marketing messages."""
+    MarketingPreference.create(phone_number_id=phone_number_id, contact=contact, value=value,
+                               at=stored_time(at), source=source)
+
+
+def marketing_stopped(phone_number_id: str, contact: str, at: datetime) -> Known | None:
+    """Whether the user had stopped marketing at a time (True/False), from the latest stored preference."""
+    row = (MarketingPreference.select()
+           .where((MarketingPreference.phone_number_id == phone_number_id) & (MarketingPreference.contact == contact)
+                  & (MarketingPreference.at <= stored_time(at)))
+           .order_by(MarketingPreference.at.desc(), MarketingPreference.id.desc()).first())
+    if row is None:
+        return None
+    return Known(row.value == "stop", f"{row.source} at {loaded_time(row.at).isoformat()} ({row.value})")
+
+
+@dataclass(frozen=True)
+class Billing:
+    """One status of an outbound message, with what this module keeps of it."""
+
+    wamid: str
+    phone_number_id: str
+    contact: str
+    at: datetime
+    status: str
+    pricing: dict[str, Any] | None = None
+    decision_id: str | None = None
+    errors: tuple[dict[str, Any], ...] = ()
+
+
+def record_billing(update: Billing) -> None:
+    """Create or update the billing row of a wamid from one of its statuses (any order, repeated)."""
+    database = MessageBilling._meta.database
+    with database.atomic():
+        MessageBilling.insert(wamid=update.wamid, phone_number_id=update.phone_number_id, contact=update.contact,
+                              at=stored_time(update.at), status=update.status,
+                              market=recipient("+" + update.contact)[0]).on_conflict_ignore().execute()
+        query = MessageBilling.select().where(MessageBilling.wamid == update.wamid)
+        row = (query.for_update() if database.for_update else query).get()
+        row.at = min(row.at, stored_time(update.at))
+        # A later, stronger status wins, as in the stored history.
+        if STATUS_RANK.get(update.status, 0) >= STATUS_RANK.get(row.status, 0):
+            row.status = update.status
+        if update.pricing:
+            row.pricing = json.dumps(update.pricing, sort_keys=True)
+            row.category = update.pricing.get("category") or row.category
+        row.decision_id = update.decision_id or row.decision_id
+        if update.errors:
+            known = json.loads(row.errors) if row.errors else []
+            row.errors = json.dumps(known + [e for e in update.errors if e not in known], sort_keys=True)
+        row.save()
+
+
+def refused_for_marketing_limit(phone_number_id: str, contact: str, since: datetime, until: datetime) -> Known | None:
+    """The latest status in [since, until) of a message to the contact that failed with 131049 (per-user
+    marketing limit), as a Known(True, source); None when there is none."""
+    row = (MessageBilling.select()
+           .where((MessageBilling.phone_number_id == phone_number_id) & (MessageBilling.contact == contact)
+                  & (MessageBilling.at >= stored_time(since)) & (MessageBilling.at < stored_time(until))
+                  & MessageBilling.errors.contains('"code": 131049'))
+           .order_by(MessageBilling.at.desc()).first())
+    if row is None:
+        return None
+    return Known(True, f"status error 131049 on {row.wamid} at {loaded_time(row.at).isoformat()}")
+
+
+def count_messages(*, since: datetime, until: datetime, categories: tuple[str, ...],
+                   phone_number_id: str | None = None, phone_number_ids: tuple[str, ...] | None = None,
+                   contact: str | None = None, market: str | None = None, distinct_contacts: bool = False) -> int:
+    """How many outbound messages Meta priced in the given categories were sent in [since, until).
+
+    Scope by one phone number, several (e.g. a WABA's or a portfolio's numbers), one contact, and/or
+    one market (the recipient's ISO 3166 region, as volume tiers are counted per market);
+    `distinct_contacts` counts users reached instead of messages. Categories are Meta's pricing
+    categories (service, utility, marketing, marketing_lite, authentication, ...). Failed messages
+    are not counted. Served by the (phone_number_id, [contact,] category, at) indexes.
+    """
+    rows = MessageBilling.select().where(
+        MessageBilling.category.in_(categories) & (MessageBilling.at >= stored_time(since))
+        & (MessageBilling.at < stored_time(until)) & (MessageBilling.status != "failed"))
+    if phone_number_id is not None:
+        rows = rows.where(MessageBilling.phone_number_id == phone_number_id)
+    if phone_number_ids is not None:
+        rows = rows.where(MessageBilling.phone_number_id.in_(phone_number_ids))
+    if contact is not None:
+        rows = rows.where(MessageBilling.contact == contact)
+    if market is not None:
+        rows = rows.where(MessageBilling.market == market)
+    if distinct_contacts:
+        return rows.select(peewee.fn.COUNT(MessageBilling.contact.distinct())).scalar() or 0
+    return rows.count()
+
+
+def decisions_of(wamids: list[str]) -> dict[str, str]:
+    """The decision id each of these wamids was sent under (biz_opaque_callback_data), where one came back."""
+    found: dict[str, str] = {}
+    # In chunks: databases cap the parameters of one statement.
+    for start in range(0, len(wamids), 500):
+        rows = MessageBilling.select(MessageBilling.wamid, MessageBilling.decision_id).where(
+            MessageBilling.wamid.in_(wamids[start:start + 500]) & MessageBilling.decision_id.is_null(False))
+        found.update({row.wamid: row.decision_id for row in rows})
+    return found
+
+
+class AccountEvent(StoredModel):
+    """One account-level event of a WABA: `account_update` (eligibility, primary country, restrictions, bans,
+    volume tiers) or `business_capability_update` (messaging limit), with its time and payload."""
+
+    waba_id = peewee.CharField(max_length=64)
+    field = peewee.CharField(max_length=64)
+    event = peewee.CharField(max_length=64)
+    at = peewee.DateTimeField()
+    payload = peewee.TextField(default="{}")
+
+    class Meta:
+        table_name = "account_event"
+        indexes = ((("waba_id", "event", "at"), False),)
+
+
+# account_update events and what each sets (the rest, e.g. VOLUME_BASED_PRICING_TIER_UPDATE, are kept for
+# the volume tiers and the account's history).
+PRIMARY_COUNTRY = "BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE"
+AUTH_INTERNATIONAL = "AUTH_INTL_PRICE_ELIGIBILITY_UPDATE"
+RESTRICTION = "ACCOUNT_RESTRICTION"
+BAN = "DISABLED_UPDATE"
+CAPABILITY = "CAPABILITY"  # the event name given to business_capability_update changes
+BIZ_INITIATED_RESTRICTIONS = ("RESTRICTED_BIZ_INITIATED_MESSAGING", "RESTRICTION_ON_BIZ_INITIATED_MESSAGING")
+BANNED_STATES = ("DISABLE", "SCHEDULE_FOR_DISABLE")
+
+
+def record_account(waba_id: str, field: str, event: str, at: datetime, payload: dict[str, Any]) -> None:
+    """Store one account-level event."""
+    AccountEvent.create(waba_id=waba_id, field=field, event=event, at=stored_time(at),
+                        payload=json.dumps(payload, sort_keys=True, default=str))
+
+
+def _latest_account(waba_id: str, event: str, at: datetime) -> AccountEvent | None:
+    return (AccountEvent.select()
+            .where((AccountEvent.waba_id == waba_id) & (AccountEvent.event == event)
+                   & (AccountEvent.at <= stored_time(at)))
+            .order_by(AccountEvent.at.desc(), AccountEvent.id.desc()).first())
+
+
+def account_state(waba_id: str, at: datetime) -> dict[str, Known]:
+    """What the WABA's account events say at a time, by context field name (only the fields they inform).
+
+    - business_region: the primary business location country (BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE);
+    - authentication_international_eligible / _eligibility: eligibility, its start time and the exception
+      countries with their own (AUTH_INTL_PRICE_ELIGIBILITY_UPDATE);
+    - business_initiated_restricted: a business-initiated messaging restriction not yet expired (ACCOUNT_RESTRICTION);
+    - account_banned: the WABA disabled, until reinstated (DISABLED_UPDATE);
+    - messaging_limit: the portfolio's messaging limit, -1 unlimited (business_capability_update).
+    """
+    found: dict[str, Known] = {}
+    row = _latest_account(waba_id, PRIMARY_COUNTRY, at)
+    if row is not None and json.loads(row.payload).get("country"):
+        found["business_region"] = Known(str(json.loads(row.payload)["country"]).upper(), _account_source(row))
+    row = _latest_account(waba_id, AUTH_INTERNATIONAL, at)
+    if row is not None:
+        eligibility = json.loads(row.payload).get("auth_international_rate_eligibility") or {}
+        found["authentication_international_eligible"] = Known(True, _account_source(row))
+        if eligibility.get("start_time") is not None:
+            # Meta's shape, with its times as aware datetimes (the context field of the same shape).
+            found["authentication_international_eligibility"] = Known({
+                "start_time": meta_time(eligibility["start_time"]),
+                "exception_countries": [
+                    {"country_code": str(c["country_code"]).upper(), "start_time": meta_time(c["start_time"])}
+                    for c in eligibility.get("exception_countries") or ()],
+            }, _account_source(row))
+    row = _latest_account(waba_id, RESTRICTION, at)
+    if row is not None:
+        active = [r for r in json.loads(row.payload).get("restriction_info") or ()
+                  if r.get("restriction_type") in BIZ_INITIATED_RESTRICTIONS
+                  and (r.get("expiration") is None or meta_time(r["expiration"]) > at)]
+        until = ", until " + meta_time(active[0]["expiration"]).isoformat() if active and active[0].get("expiration") \
+            else ""
+        found["business_initiated_restricted"] = Known(bool(active), _account_source(row) + until)
+    row = _latest_account(waba_id, BAN, at)
+    if row is not None:
+        state = (json.loads(row.payload).get("ban_info") or {}).get("waba_ban_state")
+        found["account_banned"] = Known(state in BANNED_STATES, f"{_account_source(row)} ({state})")
+    row = _latest_account(waba_id, CAPABILITY, at)
+    if row is not None:
+        limit = json.loads(row.payload).get("max_daily_conversations_per_business")
+        if limit is not None:
+            found["messaging_limit"] = Known(int(limit), _account_source(row))
+    return found
+
+
+def account_history(waba_id: str) -> list[dict[str, Any]]:
+    """Every stored account event of a WABA, oldest first, as JSON."""
+    return [{"field": r.field, "event": r.event, "at": loaded_time(r.at).isoformat(), "payload": json.loads(r.payload)}
+            for r in AccountEvent.select().where(AccountEvent.waba_id == waba_id)
+            .order_by(AccountEvent.at, AccountEvent.id)]
+
+
+def numbers_of(waba_id: str) -> tuple[str, ...]:
+    """The phone number ids whose webhooks named this WABA."""
+    return tuple(r.phone_number_id for r in BusinessNumber.select(BusinessNumber.phone_number_id)
+                 .where(BusinessNumber.waba_id == waba_id))
+
+
+def _account_source(row: AccountEvent) -> str:
+    name = row.field if row.event == CAPABILITY else f"{row.field} {row.event}"
+    return f"{name} webhook at {loaded_time(row.at).isoformat()}"
+
+
+def meta_time(value: Any) -> datetime:
+    """Meta's times in account events: Unix seconds, or ISO 8601 (with +0000 offsets)."""
+    if isinstance(value, int | float) or (isinstance(value, str) and value.isdigit()):
+        return datetime.fromtimestamp(int(value), tz=UTC)
+    text = str(value).replace("Z", "+00:00")
+    if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":
+        text = text[:-2] + ":" + text[-2:]
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class ContactChange(StoredModel):
+    """A user who changed their phone number (system message user_changed_number): the history follows them."""
+
+    phone_number_id = peewee.CharField(max_length=64)
+    old_contact = peewee.CharField(max_length=64)
+    new_contact = peewee.CharField(max_length=64)
+    at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "contact_change"
+        indexes = ((("phone_number_id", "new_contact", "old_contact"), True),)
+
+
+def record_number_change(phone_number_id: str, old_contact: str, new_contact: str, at: datetime) -> None:
+    """Store that a user's wa_id changed (once per pair; a repeated webhook changes nothing)."""
+    ContactChange.insert(phone_number_id=phone_number_id, old_contact=old_contact, new_contact=new_contact,
+                         at=stored_time(at)).on_conflict_ignore().execute()
+
+
+# A user changing numbers many times is rare; the chain is followed this far at most.
+MAX_NUMBER_CHANGES = 10
+
+
+def previous_contacts(phone_number_id: str, contact: str) -> list[tuple[str, datetime]]:
+    """The wa_ids this contact had before (most recent first), each with when the user left it."""
+    found: list[tuple[str, datetime]] = []
+    seen, current = {contact}, contact
+    for _ in range(MAX_NUMBER_CHANGES):
+        row = (ContactChange.select()
+               .where((ContactChange.phone_number_id == phone_number_id) & (ContactChange.new_contact == current))
+               .order_by(ContactChange.at.desc()).first())
+        if row is None or row.old_contact in seen:
+            break
+        found.append((row.old_contact, loaded_time(row.at)))
+        seen.add(row.old_contact)
+        current = row.old_contact
+    return found

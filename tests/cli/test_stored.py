@@ -1,0 +1,38 @@
+"""Commands over stored data (cli/stored.py): importing a saved message_templates response."""
+
+import json
+
+from click.testing import CliRunner
+
+from policy_service import cli, create_app
+from policy_service.store import business_state
+
+from ..meta_business_payloads import message_templates_response
+
+
+def test_templates_import_fills_the_registry(tmp_path):
+    """`policy-service templates import --waba-id` stores each template of a saved response."""
+    response = tmp_path / "templates.json"
+    response.write_text(json.dumps(message_templates_response(("order_update", "en_US", "UTILITY", "APPROVED"))))
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    result = CliRunner().invoke(cli.main, ["templates", "import", "--waba-id", "42", str(response),
+                                           "--database-url", url])
+    assert result.exit_code == 0, result.output
+    assert "imported 1 templates" in result.output
+    with create_app({"DATABASE_URL": url}).app_context():
+        assert [(t["name"], t["category"], t["status"]) for t in business_state.templates("42", _now())] == [
+            ("order_update", "utility", "APPROVED")]
+
+
+def test_a_file_that_is_not_a_response_is_a_usage_error(tmp_path):
+    """A template without a name is refused, naming it, and nothing is written."""
+    response = tmp_path / "templates.json"
+    response.write_text(json.dumps({"data": [{"language": "en", "category": "UTILITY", "status": "APPROVED"}]}))
+    result = CliRunner().invoke(cli.main, ["templates", "import", "--waba-id", "42", str(response),
+                                           "--database-url", f"sqlite:///{tmp_path / 'db.sqlite3'}"])
+    assert result.exit_code != 0 and "data" in result.output and "name" in result.output
+
+
+def _now():
+    from datetime import UTC, datetime
+    return datetime.now(UTC)

@@ -1,0 +1,79 @@
+"""Account-level webhooks (account_update, business_capability_update) change the next decisions, named in the trace."""
+
+from datetime import UTC, datetime
+
+from ..meta_business_payloads import account_update, capability_update
+from ..meta_payloads import CONTACT, PHONE_NUMBER_ID, deliver, inbound_text, pmp, status
+
+T0 = 1756717200  # 2025-09-01T09:00:00Z
+UTILITY = {"name": "order_update", "language": "en", "category": "utility", "status": "APPROVED"}
+
+
+def iso(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat()
+
+
+def send(at: int, *, to: str = "+" + CONTACT, template: dict | None = UTILITY) -> dict:
+    body = {"at": iso(at), "to": to, "type": "template" if template else "text", "phone_number_id": PHONE_NUMBER_ID}
+    if template:
+        body["template"] = template
+    return {"send": body, "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": to.lstrip("+")}}
+
+
+def sources_of(body: dict, fact: str) -> set[str]:
+    return {reason["sources"][fact] for reason in body["trace"] if fact in reason.get("sources", {})}
+
+
+def test_a_business_initiated_restriction_denies_templates_until_it_expires(client):
+    """ACCOUNT_RESTRICTION RESTRICTED_BIZ_INITIATED_MESSAGING: business-initiated templates are denied (ACC-1)."""
+    deliver(client, inbound_text("wamid.old", T0 - 10 * 86400),  # names the number's WABA; its window is long closed
+            account_update("ACCOUNT_RESTRICTION", T0, restriction_info=[
+                {"restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "expiration": T0 + 86400}]))
+    body = client.post("/v1/decisions", json=send(T0 + 3600)).json
+    assert body["decision"] == "deny" and "ACC-1" in body["determining_rules"]
+    assert sources_of(body, "business_initiated_restricted") == {
+        f"account_update ACCOUNT_RESTRICTION webhook at {iso(T0)}, until {iso(T0 + 86400)}"}
+    assert client.post("/v1/decisions", json=send(T0 + 86400 + 60)).json["decision"] == "allow"
+
+
+def test_a_disabled_waba_is_denied_until_reinstated(client):
+    """DISABLED_UPDATE with waba_ban_state DISABLE denies every send (ACC-2); REINSTATE lifts it."""
+    deliver(client, inbound_text("wamid.in", T0),
+            account_update("DISABLED_UPDATE", T0 + 60, ban_info={"waba_ban_state": "DISABLE",
+                                                                  "waba_ban_date": "2025-09-01"}))
+    body = client.post("/v1/decisions", json=send(T0 + 120, template=None)).json
+    assert body["decision"] == "deny" and "ACC-2" in body["determining_rules"]
+    assert sources_of(body, "account_banned") == {f"account_update DISABLED_UPDATE webhook at {iso(T0 + 60)} (DISABLE)"}
+    deliver(client, account_update("DISABLED_UPDATE", T0 + 180, ban_info={"waba_ban_state": "REINSTATE"}))
+    assert client.post("/v1/decisions", json=send(T0 + 240, template=None)).json["decision"] == "allow"
+
+
+def test_primary_country_and_eligibility_feed_the_authentication_international_rate(client):
+    """The business's primary country and its eligibility start come from account_update, not context."""
+    deliver(client, inbound_text("wamid.in", T0),
+            account_update("BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE", T0, country="GB"),
+            account_update("AUTH_INTL_PRICE_ELIGIBILITY_UPDATE", T0, auth_international_rate_eligibility={
+                "start_time": 1738368000, "exception_countries": [{"country_code": "IN", "start_time": 1736467200}]}))
+    authentication = {"name": "otp", "language": "en", "category": "authentication", "status": "APPROVED"}
+    body = client.post("/v1/decisions", json=send(T0 + 86400, to="+919876543210", template=authentication)).json
+    assert body["charge"]["category"] == "authentication-international" and body["charge"]["billable"] is True
+    assert body["facts"]["sources"]["business_region"] == \
+        f"account_update BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE webhook at {iso(T0)}"
+    assert "authentication_international_started" in body["facts"]["sources"]
+    assert {"business_region", "authentication_international_eligible"}.isdisjoint(body["facts"]["defaults_used"])
+
+
+def test_the_messaging_limit_from_capability_updates_and_users_counted_from_statuses(client):
+    """business_capability_update sets the limit; users reached by templates in 24 h are counted (LIM-2 advice)."""
+    deliver(client, capability_update(2, T0),
+            *(status(f"wamid.t{i}", "delivered", T0 + 60 + i, contact=f"551198765000{i}",
+                     pricing=pmp("marketing", "regular", True)) for i in range(2)))
+    body = client.post("/v1/decisions", json=send(T0 + 3600)).json
+    assert body["decision"] == "allow"
+    lim = next(r for r in body["trace"] if r["rule"] == "LIM-2")
+    assert lim["sources"]["messaging_limit_reached"] == (
+        f"business_capability_update webhook at {iso(T0)}; 2 users reached by templates in the 24 h since "
+        f"{iso(T0 + 3600 - 86400)} from the 1 phone number(s) of WABA 102290129340398, counted from stored statuses")
+    # A larger limit from context overrides the stored one: no advice.
+    request = send(T0 + 3600) | {"context": {"messaging_limit": 1000}}
+    assert "LIM-2" not in [r["rule"] for r in client.post("/v1/decisions", json=request).json["trace"]]

@@ -1,0 +1,242 @@
+"""The issue's acceptance test: Meta's documented webhooks change the next decisions the way Meta would
+deliver and charge them, and each trace names the webhook (or count) its value came from."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from policy_service.store import business_state
+
+from ..meta_business_payloads import (
+    billed_status,
+    category_completed,
+    category_impending,
+    template_status,
+    user_changed_number,
+    user_preference,
+)
+from ..meta_payloads import CONTACT, PHONE_NUMBER_ID, deliver, inbound_text, pmp, status
+
+T0 = 1756717200  # 2025-09-01T09:00:00Z (per-message pricing, V3)
+
+
+def iso(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat()
+
+
+def template_send(at: int, template: dict, **send) -> dict:
+    """A template send from the test number to the test contact; history stored from webhooks."""
+    return {"send": {"at": iso(at), "to": "+" + CONTACT, "type": "template", "template": template, **send},
+            "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": CONTACT}}
+
+
+def sources_of(body: dict, fact: str) -> set[str]:
+    """Every source a trace entry names for a fact."""
+    return {reason["sources"][fact] for reason in body["trace"] if fact in reason.get("sources", {})}
+
+
+@pytest.fixture
+def window_open(client):
+    """The user wrote at T0 (so the window is open for 24 h); the webhook also names the number's WABA."""
+    deliver(client, inbound_text("wamid.in1", T0))
+    return client
+
+
+def test_a_completed_utility_to_marketing_update_makes_a_name_only_utility_send_a_charged_marketing_send(window_open):
+    """Before the update the name-only send is the free in-window utility template; after it, marketing, charged."""
+    client = window_open
+    deliver(client, category_completed("order_update", "en_US", "UTILITY", "MARKETING", T0 + 600))
+    name_only = {"name": "order_update", "language": "en_US"}
+
+    before = client.post("/v1/decisions", json=template_send(T0 + 300, name_only | {"status": "APPROVED"})).json
+    assert before["decision"] == "allow"
+    assert before["charge"]["category"] == "utility" and before["charge"]["billable"] is False
+    assert sources_of(before, "template_category") == {
+        f"previous_category of the template_category_update webhook at {iso(T0 + 600)}"}
+
+    claimed_utility = {**name_only, "category": "utility", "status": "APPROVED"}
+    after = client.post("/v1/decisions", json=template_send(T0 + 3600, claimed_utility)).json
+    assert after["decision"] == "allow"
+    assert after["charge"] | {"rule": None} == {**after["charge"], "category": "marketing", "billable": True,
+                                                "type": "regular", "rule": None}
+    assert sources_of(after, "template_category") == {
+        f"template_category_update webhook at {iso(T0 + 600)} (the request said utility; the registry wins)"}
+    assert after["facts"]["sources"]["template_category"].startswith("template_category_update webhook at")
+    # The log keeps the category the decision used, so the request replays without the registry.
+    logged = client.get(f"/v1/decisions/{after['decision_id']}").json
+    assert logged["request"]["send"]["template"]["category"] == "marketing"
+
+
+def test_an_impending_category_change_takes_effect_at_its_timestamp(window_open):
+    """Impending: the current category stands until category_update_timestamp, the correct one after it."""
+    client = window_open
+    deliver(client, category_impending("order_update", "en_US", "UTILITY", "MARKETING", T0 + 60, T0 + 7200))
+    name_only = {"name": "order_update", "language": "en_US", "status": "APPROVED"}
+    assert client.post("/v1/decisions", json=template_send(T0 + 3600, name_only)).json["charge"]["category"] == \
+        "utility"
+    later = client.post("/v1/decisions", json=template_send(T0 + 7200, name_only)).json
+    assert later["charge"]["category"] == "marketing"
+    assert sources_of(later, "template_category") == {f"template_category_update webhook at {iso(T0 + 7200)}"}
+
+
+def test_a_paused_status_makes_an_approved_claiming_send_a_deny_132015(window_open):
+    """The caller's copy says APPROVED; Meta paused the template, so Meta would refuse it with 132015."""
+    client = window_open
+    deliver(client, template_status("order_update", "en_US", "APPROVED", T0 + 60, category="UTILITY"),
+            template_status("order_update", "en_US", "PAUSED", T0 + 600, reason="LOW_QUALITY"))
+    body = client.post("/v1/decisions", json=template_send(T0 + 900, {
+        "name": "order_update", "language": "en_US", "category": "utility", "status": "APPROVED"})).json
+    assert body["decision"] == "deny" and body["error_codes"] == [132015]
+    assert "TPL-1.paused" in body["determining_rules"]
+    assert sources_of(body, "template_status") == {
+        f"message_template_status_update webhook at {iso(T0 + 600)} (the request said APPROVED; the registry wins)"}
+    # Reinstated: the next send is allowed again.
+    deliver(client, template_status("order_update", "en_US", "APPROVED", T0 + 1200))
+    again = client.post("/v1/decisions", json=template_send(T0 + 1500, {"name": "order_update",
+                                                                        "language": "en_US"})).json
+    assert again["decision"] == "allow"
+
+
+def test_a_stop_preference_denies_marketing_and_resume_allows_it(window_open):
+    """user_preferences `stop` decides OPT-2 without any context; `resume` lifts it."""
+    client = window_open
+    marketing = {"name": "spring_sale", "language": "en", "category": "marketing", "status": "APPROVED"}
+    deliver(client, user_preference("stop", T0 + 60))
+    body = client.post("/v1/decisions", json=template_send(T0 + 120, marketing)).json
+    assert body["decision"] == "deny" and body["error_codes"] == [131050]
+    assert sources_of(body, "marketing_opt_out") == {f"user_preferences webhook at {iso(T0 + 60)} (stop)"}
+    assert "marketing_opt_out" not in body["facts"]["defaults_used"]
+    deliver(client, user_preference("resume", T0 + 180))
+    assert client.post("/v1/decisions", json=template_send(T0 + 240, marketing)).json["decision"] == "allow"
+
+
+def test_the_context_still_overrides_the_stored_preference(window_open):
+    """Context fields stay explicit overrides: marketing_opt_out false wins over a stored stop."""
+    client = window_open
+    deliver(client, user_preference("stop", T0 + 60))
+    request = template_send(T0 + 120, {"name": "spring_sale", "language": "en", "category": "marketing",
+                                       "status": "APPROVED"}) | {"context": {"marketing_opt_out": False}}
+    assert client.post("/v1/decisions", json=request).json["decision"] == "allow"
+
+
+def test_a_template_neither_given_nor_known_is_a_422_naming_the_field(window_open):
+    """A name-only template the registry does not know cannot be judged: 422 on send.template.category."""
+    response = window_open.post("/v1/decisions", json=template_send(T0 + 60, {"name": "unknown", "language": "en"}))
+    assert response.status_code == 422
+    assert set(response.json["errors"]) == {"send.template.category", "send.template.status"}
+    assert "does not know 'unknown'" in response.json["errors"]["send.template.category"][0]
+
+
+def test_a_name_only_send_without_a_known_number_is_a_422(client):
+    """Inline history and no send.phone_number_id: no registry to ask."""
+    request = {"send": {"at": iso(T0), "to": "+" + CONTACT, "type": "template",
+                        "template": {"name": "order_update", "language": "en_US"}}}
+    response = client.post("/v1/decisions", json=request)
+    assert response.status_code == 422 and "send.template.category" in response.json["errors"]
+
+
+def test_send_phone_number_id_consults_the_registry_with_an_inline_history(window_open):
+    """A caller that sends its own history names its sending number to use the registry."""
+    client = window_open
+    deliver(client, template_status("order_update", "en_US", "APPROVED", T0 + 60, category="UTILITY"))
+    request = {"send": {"at": iso(T0 + 120), "to": "+" + CONTACT, "type": "template",
+                        "phone_number_id": PHONE_NUMBER_ID,
+                        "template": {"name": "order_update", "language": "en_US"}},
+               "history": [{"direction": "inbound", "at": iso(T0), "type": "text"}]}
+    body = client.post("/v1/decisions", json=request).json
+    assert body["decision"] == "allow" and body["charge"]["category"] == "utility"
+    assert sources_of(body, "template_status") == {f"message_template_status_update webhook at {iso(T0 + 60)}"}
+
+
+V4 = 1790848800  # 2026-10-01T09:00:00Z: from here each number's first 1,000 service messages a month are free
+
+
+def freeform(at: int, **context) -> dict:
+    return {"send": {"at": iso(at), "to": "+" + CONTACT, "type": "text"},
+            "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": CONTACT}, "context": context}
+
+
+def test_the_sixth_service_message_of_the_month_is_free_and_the_count_is_named(client):
+    """Five service messages stored from statuses: the sixth is inside the 1,000 free (PMP26-1)."""
+    deliver(client, inbound_text("wamid.v4in", V4))
+    deliver(client, *(status(f"wamid.s{i}", "sent", V4 + 60 + i, pricing=pmp("service", "free_customer_service",
+                                                                            False)) for i in range(5)))
+    body = client.post("/v1/decisions", json=freeform(V4 + 3600)).json
+    assert body["decision"] == "allow"
+    assert body["charge"]["billable"] is False and "PMP26-1.free-allowance" in body["determining_rules"]
+    assert sources_of(body, "service_messages_this_month") == {
+        f"5 service messages since 2026-10-01 00:00 UTC from phone number {PHONE_NUMBER_ID}, "
+        "counted from stored statuses"}
+
+
+def test_the_1001st_service_message_of_the_month_is_billable(app, client):
+    """1,000 service messages already this month (in the account's time zone): the next one is charged."""
+    deliver(client, inbound_text("wamid.v4in", V4))
+    with app.app_context():
+        business_state.MessageBilling.insert_many([
+            {"wamid": f"wamid.bulk{i}", "phone_number_id": PHONE_NUMBER_ID, "contact": f"55119{i:08d}",
+             "at": datetime(2026, 10, 1, 3, 0), "status": "delivered", "category": "service",
+             "pricing": '{"category": "service"}'} for i in range(1000)]).execute()
+        # Before 2026-10-01 00:00 in Sao Paulo (03:00 UTC): last month, not counted there.
+        business_state.MessageBilling.create(wamid="wamid.september", phone_number_id=PHONE_NUMBER_ID,
+                                             contact=CONTACT, at=datetime(2026, 10, 1, 2, 59), status="delivered",
+                                             category="service")
+    body = client.post("/v1/decisions", json=freeform(V4 + 3600, waba_timezone="America/Sao_Paulo")).json
+    assert body["charge"]["billable"] is True and "PMP26-1.charged" in body["determining_rules"]
+    assert sources_of(body, "service_messages_this_month") == {
+        f"1,000 service messages since 2026-10-01 00:00 America/Sao_Paulo from phone number {PHONE_NUMBER_ID}, "
+        "counted from stored statuses"}
+    in_utc = client.post("/v1/decisions", json=freeform(V4 + 3600)).json
+    assert in_utc["facts"]["seen_by_rules"]["service_messages_this_month"] == 1001
+
+
+def test_a_status_whose_billing_differs_from_the_logged_prediction_is_a_mismatch_linked_to_its_decision(window_open):
+    """The client sends decision_id as biz_opaque_callback_data; Meta bills marketing after a re-categorisation
+    the decision could not know; reconciliation compares with the logged prediction and names the cause."""
+    client = window_open
+    decision = client.post("/v1/decisions", json=template_send(T0 + 3600, {
+        "name": "order_update", "language": "en_US", "category": "utility", "status": "APPROVED"})).json
+    assert decision["charge"]["category"] == "utility" and decision["charge"]["billable"] is False
+    deliver(client, category_completed("order_update", "en_US", "UTILITY", "MARKETING", T0 + 3590),
+            billed_status("wamid.out1", "sent", T0 + 3601, pmp("marketing", "regular", True),
+                          decision_id=decision["decision_id"]),
+            status("wamid.out1", "delivered", T0 + 3605),
+            # An unlinked message is still reconciled, by replay.
+            status("wamid.out2", "delivered", T0 + 4000, pricing=pmp("service", "free_customer_service", False)))
+    report = client.get("/v1/reconciliation").json
+    linked = next(c for c in report["comparisons"] if c["wamid"] == "wamid.out1")
+    assert (linked["basis"], linked["decision_id"], linked["matches"]) == (
+        "logged_prediction", decision["decision_id"], False)
+    assert linked["predicted"] == {"pricing_model": "PMP", "category": "utility", "type": "free_customer_service",
+                                   "billable": False}
+    assert {d["field"] for d in linked["differences"]} == {"category", "type", "billable"}
+    assert linked["cause"] == {"kind": "template_recategorised", "detail": (
+        "template order_update (en_US) was re-categorised to marketing: "
+        f"template_category_update webhook at {iso(T0 + 3590)}")}
+    replayed = next(c for c in report["comparisons"] if c["wamid"] == "wamid.out2")
+    assert replayed["basis"] == "replay" and replayed["decision_id"] is None and replayed["matches"]
+    assert report["summary"] == [
+        {"month": "2025-09", "category": "marketing", "cause": "template_recategorised", "count": 1},
+        {"month": "2025-09", "category": "service", "cause": "match", "count": 1}]
+    first = client.get("/v1/reconciliation?page=1&page_size=1").json
+    assert [c["wamid"] for c in first["comparisons"]] == ["wamid.out1"]
+    assert first["pagination"] == {"page": 1, "page_size": 1, "total": 2, "pages": 2}
+    assert first["summary"] == report["summary"]
+    assert client.get("/v1/reconciliation?page_size=0").status_code == 422
+
+
+def test_the_history_follows_a_user_who_changed_numbers(window_open):
+    """user_changed_number: the window the user opened from the old number is open for the new one."""
+    client = window_open
+    new = "5511999990000"
+    deliver(client, user_changed_number(CONTACT, new, T0 + 60))
+    body = client.post("/v1/decisions", json={"send": {"at": iso(T0 + 3600), "to": "+" + new, "type": "text"},
+                                              "history_ref": {"phone_number_id": PHONE_NUMBER_ID,
+                                                              "contact": new}}).json
+    assert body["decision"] == "allow" and "CSW-2.open" in body["determining_rules"]
+    assert "wamid.in1" in body["history_source"]["events"]
+    other = client.post("/v1/decisions", json={"send": {"at": iso(T0 + 3600), "to": "+5511999990001",
+                                                        "type": "text"},
+                                               "history_ref": {"phone_number_id": PHONE_NUMBER_ID,
+                                                               "contact": "5511999990001"}}).json
+    assert other["decision"] == "deny"

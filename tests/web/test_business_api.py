@@ -1,0 +1,65 @@
+"""The registry and counts over HTTP: import Meta's message_templates response, list it, read one template's history."""
+
+import time
+from datetime import UTC, datetime
+
+from ..meta_business_payloads import category_completed, message_templates_response
+from ..meta_payloads import CONTACT, PHONE_NUMBER_ID, WABA_ID, deliver, inbound_text, pmp, status
+
+T0 = 1756717200  # 2025-09-01T09:00:00Z
+
+
+def test_an_imported_template_decides_a_name_only_send_and_names_the_import(client):
+    """Templates older than the webhooks come from GET /<WABA_ID>/message_templates; the trace says so."""
+    response = client.post(f"/v1/wabas/{WABA_ID}/message_templates", json=message_templates_response(
+        ("order_update", "en_US", "UTILITY", "APPROVED"), ("spring_sale", "en", "MARKETING", "PAUSED")))
+    assert response.status_code == 200 and response.json == {"imported": 2}
+    deliver(client, inbound_text("wamid.in1", T0))
+    body = client.post("/v1/decisions", json={
+        "send": {"at": "2025-09-01T10:00:00+00:00", "to": "+" + CONTACT, "type": "template",
+                 "template": {"name": "spring_sale", "language": "en"}},
+        "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": CONTACT}}).json
+    assert body["decision"] == "deny" and body["error_codes"] == [132015]
+    assert body["facts"]["sources"]["template_status"].startswith(
+        "GET /<WABA_ID>/message_templates imported at ")
+
+
+def test_the_registry_lists_each_template_with_its_sources_and_history(client):
+    """GET lists the state in force (at a time) and one template's events, oldest first."""
+    client.post(f"/v1/wabas/{WABA_ID}/message_templates",
+                json=message_templates_response(("order_update", "en_US", "UTILITY", "APPROVED")))
+    later = int(time.time()) + 60  # a webhook after the import
+    deliver(client, category_completed("order_update", "en_US", "UTILITY", "MARKETING", later))
+    at = {"at": datetime.fromtimestamp(later + 60, tz=UTC).isoformat()}
+    listing = client.get(f"/v1/wabas/{WABA_ID}/templates", query_string=at).json["templates"]
+    assert [(t["name"], t["category"], t["status"]) for t in listing] == [("order_update", "marketing", "APPROVED")]
+    assert listing[0]["sources"]["category"] == \
+        f"template_category_update webhook at {datetime.fromtimestamp(later, tz=UTC).isoformat()}"
+    assert listing[0]["sources"]["status"].startswith("GET /<WABA_ID>/message_templates imported at ")
+    # Now (before the webhook takes effect) the import still decides.
+    assert client.get(f"/v1/wabas/{WABA_ID}/templates").json["templates"][0]["category"] == "utility"
+    one = client.get(f"/v1/wabas/{WABA_ID}/templates/order_update/en_US").json
+    assert [e["source"] for e in one["history"]] == ["message_templates import", "template_category_update"]
+    assert client.get(f"/v1/wabas/{WABA_ID}/templates/nothing/en").status_code == 404
+
+
+def test_a_malformed_import_is_a_422_naming_the_field(client):
+    """A template without a status is refused with its index; nothing is imported."""
+    response = client.post(f"/v1/wabas/{WABA_ID}/message_templates",
+                           json={"data": [{"name": "a", "language": "en", "category": "UTILITY"}]})
+    assert response.status_code == 422
+    assert response.json["errors"] == {"data.0.status": ["Missing data for required field."]}
+    assert client.get(f"/v1/wabas/{WABA_ID}/templates").json["templates"] == []
+
+
+def test_counts_are_by_number_category_and_period(client):
+    """GET /v1/counts serves other modules (volume tiers, limits) the counts decisions use."""
+    deliver(client, *(status(f"wamid.c{i}", "delivered", T0 + i, contact=f"5511900000{i:03d}",
+                             pricing=pmp("marketing" if i % 2 else "utility", "regular", True)) for i in range(6)))
+    query = {"phone_number_id": PHONE_NUMBER_ID, "categories": "marketing,utility",
+             "from": "2025-09-01T00:00:00+00:00", "to": "2025-09-02T00:00:00+00:00"}
+    assert client.get("/v1/counts", query_string=query).json["count"] == 6
+    assert client.get("/v1/counts", query_string=query | {"categories": "marketing"}).json["count"] == 3
+    assert client.get("/v1/counts", query_string=query | {"to": "2025-09-01T09:00:03+00:00"}).json["count"] == 3
+    bad = client.get("/v1/counts", query_string=query | {"to": "2025-08-01T00:00:00+00:00"})
+    assert bad.status_code == 422 and set(bad.json["errors"]) == {"to"}
