@@ -163,6 +163,7 @@ class ContractPlugin(MarshmallowPlugin):
             if security.needs_key(endpoint):
                 responses.setdefault("401", _error("No API key, or not a valid one (when keys are configured)"))
             if "requestBody" in operation:
+                responses.setdefault("400", _error("The body is not valid JSON"))
                 responses.setdefault("413", _error("The body is larger than POLICY_MAX_CONTENT_LENGTH"))
                 responses.setdefault("415", _error("The body is not sent as Content-Type: application/json"))
 
