@@ -26,7 +26,8 @@ RULES_DIR = ROOT / "rules"
 FIXTURES_DIR = ROOT / "fixtures"
 # CI (.ci/run) starts PostgreSQL and sets this; the storage tests then run on both databases.
 POSTGRES_URL = os.environ.get("POLICY_TEST_DATABASE_URL")
-DATABASES = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+DATABASES = ["sqlite", "postgresql"]
+NO_POSTGRES = "PostgreSQL: POLICY_TEST_DATABASE_URL is not set (bash scripts/test starts a local one when installed)"
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +61,10 @@ def empty_database_url(request, tmp_path):
     """An empty database: a new SQLite file, or the PostgreSQL test database with every table dropped."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'test.sqlite3'}"
+    if not POSTGRES_URL:
+        if os.environ.get("REQUIRE_POSTGRES_TESTS"):
+            pytest.fail(NO_POSTGRES + ", and REQUIRE_POSTGRES_TESTS is set")
+        pytest.skip(NO_POSTGRES)
     empty_database(POSTGRES_URL)
     return POSTGRES_URL
 
@@ -194,3 +199,17 @@ def deliver_billed_history(client):
         status("wamid.failed", "failed", BILLED_T0 + 12000),
         status("wamid.in-flight", "sent", BILLED_T0 + 13000, pricing=pmp("utility", "free_customer_service", False)),
     )
+
+
+def pytest_terminal_summary(terminalreporter):
+    """End a run that skipped tests with a banner: how many, and why (a skip must never pass unnoticed)."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    reasons: dict[str, int] = {}
+    for report in skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reasons[reason.removeprefix("Skipped: ")] = reasons.get(reason.removeprefix("Skipped: "), 0) + 1
+    terminalreporter.write_sep("!", f"{len(skipped)} TESTS SKIPPED: this run is less than CI's", red=True, bold=True)
+    for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"  {count:4d} skipped: {reason}", red=True)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import click
 
-from ..config import PROJECT_ROOT, Config
+from ..config import Config
 
-FIXTURES_DIR = PROJECT_ROOT / "fixtures"
+FIXTURES_DIR = Path(Config.FIXTURES_DIR)
 # Below this many fixtures a run is quick enough that a progress bar is only noise.
 PROGRESS_BAR_FROM = 50
 

@@ -15,7 +15,7 @@ from ..core.identities import E164, WA_ID, NotAContact, parse_contact
 from ..core.messages import UNKNOWN_TYPE, DecisionRequest, Message, Send, Template
 from ..core.pricing import Price
 from ..core.rates import BASES
-from ..core.vocabulary import STATUSES
+from ..core.vocabulary import GROUP_CATEGORY_PREFIX, STATUSES
 
 MESSAGE_TYPES = (
     "text", "image", "audio", "video", "document", "sticker", "location", "contacts", "interactive",
@@ -32,6 +32,18 @@ DELIVERY_STATUSES = STATUSES  # every status value Meta has sent (core.vocabular
 GROUP_ID = r"[A-Za-z0-9_=+/.\-]{1,255}"
 # An input bound only; Meta's own limit (8) is the rule GRP-1.participants.
 MAX_GROUP_PARTICIPANTS = 256
+# What a response can say; typed clients get these as enums (the rules produce only these: tested).
+DECISIONS = ("allow", "deny")
+DECISION_STATUSES = ("decided", "not_applicable", "error")
+REQUIRED_MESSAGE_TYPES = ("template", "any")
+CONFIDENCES = ("C", "S", "R")
+PRICING_MODELS = ("CBP", "PMP")
+# Meta's webhook pricing vocabulary: categories (with the conversation-era initiated categories of 2022-23,
+# and the Groups API's group_-prefixed ones) and charge types.
+CHARGE_CATEGORIES = ("marketing", "utility", "authentication", "authentication-international", "service",
+                     "referral_conversion", "business_initiated", "user_initiated",
+                     *(GROUP_CATEGORY_PREFIX + category for category in (*CATEGORIES, "service")))
+CHARGE_TYPES = ("regular", "free_customer_service", "free_entry_point", "free_tier", "free_group_customer_service")
 MAX_HISTORY = 10_000
 HISTORY_TOO_LONG = "at most {limit} messages; send only the recent history (older events cannot change the decision)"
 # The hard ceiling of a batch; MAX_BATCH_SIZE in the configuration may lower it.
@@ -363,7 +375,14 @@ class DecisionRequestSchema(Schema):
         return DecisionRequest(send=data["send"], history=tuple(data.get("history", ())), context=data["context"])
 
 
-class RateCardRefSchema(Schema):
+class ResponseSchema(Schema):
+    """A response body. The OpenAPI document marks every field required (always present, possibly null)
+    except those in OPTIONAL, and leaves the object open: clients must ignore fields added later."""
+
+    OPTIONAL: tuple[str, ...] = ()
+
+
+class RateCardRefSchema(ResponseSchema):
     """The rate card a price comes from, with its dates and where its numbers were taken from."""
 
     id = fields.String()
@@ -376,7 +395,7 @@ class RateCardRefSchema(Schema):
     confidence = fields.String(metadata={"description": "C confirmed, S secondary, R unconfirmed"})
 
 
-class VolumeTierSchema(Schema):
+class VolumeTierSchema(ResponseSchema):
     """The volume tier a message falls in (marginal: by its number this month)."""
 
     number = fields.Integer(attribute="tier_number", metadata={"description": "1 is the list rate"})
@@ -389,32 +408,35 @@ class VolumeTierSchema(Schema):
 _TIER = VolumeTierSchema()  # one instance: a schema costs hundreds of µs to build (issue 14)
 
 
-class PriceSchema(Schema):
+class PriceSchema(ResponseSchema):
     """What a billable charge costs: amount (decimal string), currency, rate card, market, tier and basis."""
 
-    amount = fields.Decimal(as_string=True, places=None)
+    amount = fields.Decimal(as_string=True, places=None, metadata={"type": "string", "format": "decimal"})
     currency = fields.String()
     rate_card = fields.Nested(RateCardRefSchema, attribute="card")
     market = fields.String(metadata={"description": "the rate card's market of the recipient's country"})
-    tier = fields.Method("dump_tier", metadata={"description": "the volume tier, or null when the card has none"})
+    tier = fields.Method("dump_tier", metadata={"type": ["object", "null"], "description": "the volume tier "
+                                                "(number, first_message, last_message, messages_before), or null "
+                                                "when the card has none"})
     basis = fields.Function(lambda price: BASES[price.basis],
-                            metadata={"description": "per delivered message, or per conversation"})
+                            metadata={"type": "string", "description": "per delivered message, or per conversation"})
 
     def dump_tier(self, price: Price) -> dict[str, Any] | None:
         return _TIER.dump(price) if price.tiered else None
 
 
-class ChargeSchema(Schema):
+class ChargeSchema(ResponseSchema):
     """How Meta will charge the send, in its webhook `pricing` vocabulary, and what it costs."""
 
     billable = fields.Boolean()
-    pricing_model = fields.String(metadata={"description": "CBP or PMP"})
-    category = fields.String()
-    type = fields.String(allow_none=True,
-                         metadata={"description": "regular, free_customer_service, free_entry_point, free_tier"})
+    pricing_model = fields.String(validate=validate.OneOf(PRICING_MODELS),
+                                  metadata={"description": "CBP (conversation-based) or PMP (per-message)"})
+    category = fields.String(validate=validate.OneOf(CHARGE_CATEGORIES))
+    type = fields.String(allow_none=True, validate=validate.OneOf(CHARGE_TYPES),
+                         metadata={"description": "null when the send is not delivered (a deny)"})
     opens_conversation = fields.Boolean()
     conversation_expires_at = fields.DateTime(allow_none=True)
-    rule = fields.String()
+    rule = fields.String(metadata={"description": "the charge rule that decided"})
     participants = fields.Integer(allow_none=True, metadata={
         "description": "group sends: participants billed if it reaches every one (Meta bills each delivery)"})
     price = fields.Nested(PriceSchema, allow_none=True,
@@ -422,14 +444,15 @@ class ChargeSchema(Schema):
     price_reason = fields.String(allow_none=True, metadata={"description": "why price is null"})
 
 
-class ReasonSchema(Schema):
+class ReasonSchema(ResponseSchema):
     """One rule in the trace."""
 
     rule = fields.String()
     title = fields.String()
     effect = fields.String()
     citation = fields.String()
-    confidence = fields.String(metadata={"description": "C confirmed, S secondary, R unconfirmed"})
+    confidence = fields.String(validate=validate.OneOf(CONFIDENCES),
+                               metadata={"description": "C confirmed, S secondary, R unconfirmed"})
     because = fields.String()
     determining = fields.Boolean()
     defaults = fields.List(fields.String(), metadata={"description": "context fields defaulted for this rule"})
@@ -439,21 +462,21 @@ class ReasonSchema(Schema):
                        "and its time, or a count over stored statuses)"})
 
 
-class ConditionSchema(Schema):
+class ConditionSchema(ResponseSchema):
     """One test of a rule that did not hold."""
 
     fact = fields.String()
     test = fields.String()
-    wanted = fields.Raw()
-    actual = fields.Raw()
+    wanted = fields.Raw(allow_none=True)
+    actual = fields.Raw(allow_none=True)
 
 
-class NotAppliedSchema(Schema):
+class NotAppliedSchema(ResponseSchema):
     """A rule in force that did not apply, with the tests that failed."""
 
     rule = fields.String()
     title = fields.String()
-    confidence = fields.String()
+    confidence = fields.String(validate=validate.OneOf(CONFIDENCES))
     failed = fields.List(fields.Nested(ConditionSchema))
 
 
@@ -464,14 +487,17 @@ class ExplainSchema(Schema):
                             metadata={"description": "full: also list every rule in force that did not apply, and why"})
 
 
-class DecisionResponseSchema(Schema):
+class DecisionResponseSchema(ResponseSchema):
     """The decision, its obligations and the trace that explains it."""
 
+    OPTIONAL = ("history_source",)
+
     decision_id = fields.String()
-    decision = fields.String(metadata={"description": "allow or deny"})
-    status = fields.String(metadata={"description": "decided, not_applicable (no rule applied) or error"})
-    required_message_type = fields.String(metadata={"description": "template or any"})
-    charge = fields.Nested(ChargeSchema, allow_none=True)
+    decision = fields.String(validate=validate.OneOf(DECISIONS))
+    status = fields.String(validate=validate.OneOf(DECISION_STATUSES),
+                           metadata={"description": "decided, not_applicable (no rule applied: deny) or error (deny)"})
+    required_message_type = fields.String(validate=validate.OneOf(REQUIRED_MESSAGE_TYPES))
+    charge = fields.Nested(ChargeSchema, allow_none=True, metadata={"description": "null when no charge rule applied"})
     policy_version = fields.String(allow_none=True)
     rulebook_version = fields.String()
     determining_rules = fields.List(fields.String())
@@ -479,8 +505,12 @@ class DecisionResponseSchema(Schema):
     error = fields.String(allow_none=True)
     trace = fields.List(fields.Nested(ReasonSchema))
     why_not = fields.List(fields.Nested(NotAppliedSchema),
-                          metadata={"description": "only with ?explain=full"})
-    facts = fields.Method("dump_facts")
+                          metadata={"description": "filled only with ?explain=full (else empty)"})
+    facts = fields.Method("dump_facts", metadata={
+        "type": "object",
+        "description": "what the rules saw: seen_by_rules (fact -> value), times_and_names, defaults_used, "
+                       "open_periods (kind, category, pricing_model, opened_at, expires_at, "
+                       "opened_by_history_index, rule); empty when evaluation failed early"})
     history_source = fields.Dict(metadata={"description": "with history_ref: the ref and the wamids it used"})
 
     def dump_facts(self, decision: Decision) -> dict[str, Any]:
@@ -501,7 +531,7 @@ class DecisionResponseSchema(Schema):
         }
 
 
-class ErrorSchema(Schema):
+class ErrorSchema(ResponseSchema):
     """Every error response: {code, status, message, errors: {field: [messages]}}."""
 
     code = fields.Integer()
@@ -518,19 +548,19 @@ class BatchRequestSchema(Schema):
                            validate=validate.Length(min=1, max=MAX_BATCH))
 
 
-class BatchResponseSchema(Schema):
+class BatchResponseSchema(ResponseSchema):
     """The decisions of a batch, in the order of its requests."""
 
     decisions = fields.List(fields.Nested(DecisionResponseSchema))
 
 
-class LoggedDecisionSchema(Schema):
+class LoggedDecisionSchema(ResponseSchema):
     """GET /v1/decisions/{decision_id}: a decision as it was returned, with its request, from the log."""
 
     decision_id = fields.String()
     logged_at = fields.String(metadata={"description": "when it was logged (ISO 8601)"})
-    decision = fields.String()
-    status = fields.String()
+    decision = fields.String(validate=validate.OneOf(DECISIONS))
+    status = fields.String(validate=validate.OneOf(DECISION_STATUSES))
     rulebook_version = fields.String()
     policy_version = fields.String(allow_none=True)
     determining_rules = fields.List(fields.String())
@@ -540,29 +570,83 @@ class LoggedDecisionSchema(Schema):
     response = fields.Dict(metadata={"description": "the response as returned (masked)"})
 
 
-class HealthSchema(Schema):
+class HealthSchema(ResponseSchema):
     """GET /healthz: the process is alive."""
 
-    status = fields.String(metadata={"description": "always ok"})
+    status = fields.String(validate=validate.OneOf(("ok",)))
 
 
-class ReadinessSchema(Schema):
+class ReadinessSchema(ResponseSchema):
     """GET /readyz: rules loaded and the decision log reachable."""
 
-    status = fields.String(metadata={"description": "ready"})
+    status = fields.String(validate=validate.OneOf(("ready",)))
     rulebook_version = fields.String()
     rules = fields.Integer(metadata={"description": "number of rules loaded"})
-    database = fields.String(metadata={"description": "ok"})
+    database = fields.String(validate=validate.OneOf(("ok",)))
     last_reload_error = fields.String(allow_none=True,
                                       metadata={"description": "why the last reload failed, if it did"})
 
 
-class ReloadSchema(Schema):
+class ReloadSchema(ResponseSchema):
     """POST /v1/admin/reload-rules: the rule set now active in this process."""
 
     rulebook_version = fields.String()
     previous_rulebook_version = fields.String()
     rules = fields.Integer()
+
+
+class DifferenceSchema(ResponseSchema):
+    """One field on which Meta's pricing and the predicted charge differ."""
+
+    field = fields.String()
+    meta = fields.Raw(allow_none=True)
+    predicted = fields.Raw(allow_none=True)
+
+
+class ComparisonSchema(ResponseSchema):
+    """One delivered message: Meta's pricing beside the charge the rules predict."""
+
+    wamid = fields.String()
+    phone_number_id = fields.String()
+    contact = fields.String()
+    at = fields.String(metadata={"description": "when it was sent (ISO 8601)"})
+    matches = fields.Boolean()
+    meta = fields.Dict(metadata={"description": "Meta's pricing object as its webhook reported it"})
+    predicted = fields.Dict(allow_none=True, metadata={"description": "pricing_model, category, type, billable"})
+    decision = fields.String(allow_none=True, validate=validate.OneOf(DECISIONS))
+    determining_rules = fields.List(fields.String())
+    modelled = fields.Boolean(metadata={"description": "false: the rules do not model Meta's category; nothing "
+                                                       "was predicted"})
+    note = fields.String(allow_none=True, metadata={"description": "an assumption the replay made, if any"})
+    differences = fields.List(fields.Nested(DifferenceSchema))
+
+
+class ReconciliationSchema(ResponseSchema):
+    """GET /v1/reconciliation: every delivered message compared, and the counts."""
+
+    checked = fields.Integer()
+    matching = fields.Integer()
+    mismatching = fields.Integer()
+    not_modelled = fields.Integer()
+    comparisons = fields.List(fields.Nested(ComparisonSchema))
+
+
+class SkippedPartSchema(ResponseSchema):
+    """A part of a webhook payload that was not stored: where it is and why."""
+
+    path = fields.String(required=True, metadata={"description": "e.g. entry.0.changes.1.value.statuses.2"})
+    reason = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), required=True)
+
+
+class WebhookReceiptSchema(ResponseSchema):
+    """POST /v1/webhooks/whatsapp: how many events had a new wamid and how many a known one, how many
+    wa_id-BSUID links were new, and the parts skipped (the first 20; skipped_not_listed counts the rest)."""
+
+    new = fields.Integer(required=True)
+    known = fields.Integer(required=True)
+    linked = fields.Integer(required=True)
+    skipped = fields.List(fields.Nested(SkippedPartSchema), required=True)
+    skipped_not_listed = fields.Integer()
 
 
 DECISION_REQUEST_EXAMPLE = {

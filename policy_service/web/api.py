@@ -7,10 +7,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import flask
+from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
+from apispec.ext.marshmallow.common import resolve_schema_instance
 from flask import current_app
 from flask_smorest import Api, Blueprint, abort
 from marshmallow import Schema
-from webargs.core import missing
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
 
@@ -36,13 +37,14 @@ from ..contract.schemas import (
     BatchResponseSchema,
     DecisionResponseSchema,
     ErrorSchema,
+    ResponseSchema,
 )
 from ..core.engine import RulesEngine
 from ..core.evaluate import evaluate
 from ..core.messages import DecisionRequest
 from ..core.rulebook import Rulebook, load_rulebook
 from ..store import decision_log, histories
-from . import business, logs, metrics
+from . import business, logs, metrics, security
 
 
 class JsonBodyParser(FlaskParser):
@@ -64,9 +66,11 @@ class JsonBodyParser(FlaskParser):
         return super()._get_schema(argmap, req)
 
     def _raw_load_json(self, req: flask.Request) -> Any:
-        # `missing` unless the request says it is JSON, as webargs does.
-        body = parse_body(req.get_data(cache=True), _limits(req.endpoint)) if is_json_request(req) else missing
-
+        # A body not sent as JSON is a 415: webargs would read it as absent and blame the first required field.
+        if not is_json_request(req):
+            abort(415, message="send the body as JSON, with Content-Type: application/json",
+                  errors={"Content-Type": [f"must be application/json, got {req.mimetype or 'none'}"]})
+        body = parse_body(req.get_data(cache=True), _limits(req.endpoint))
         flask.g.request_json = body
         return body
 
@@ -108,10 +112,70 @@ class Policy:
         return cls(rulebook, RulesEngine(rulebook))
 
 
+class ContractConverter(OpenAPIConverter):
+    """Response schemas as typed clients need them: every field `required` but the schema's OPTIONAL ones
+    (a field that may be null says so: `allow_none`), and no `additionalProperties: false`, so a client
+    generated today keeps working when a response gains a field."""
+
+    def schema2jsonschema(self, schema):
+        jsonschema = super().schema2jsonschema(schema)
+        instance = resolve_schema_instance(schema)
+        if isinstance(instance, ResponseSchema):
+            jsonschema.pop("additionalProperties", None)
+            optional = {instance.fields[name].data_key or name for name in instance.OPTIONAL}
+            jsonschema["required"] = sorted(set(jsonschema["properties"]) - optional)
+        for name, prop in jsonschema["properties"].items():
+            jsonschema["properties"][name] = _nullable_enum(prop)
+        return jsonschema
+
+
+def _nullable_enum(prop: dict[str, Any]) -> dict[str, Any]:
+    """{type: [string, null], enum: [a, b, null]} as anyOf [{type: string, enum: [a, b]}, {type: null}]: the
+    same values, in the form client generators turn into `Enum | None` (one enum, not three copies)."""
+    types = prop.get("type")
+    if not (isinstance(types, list) and "null" in types and "enum" in prop):
+        return prop
+    rest = {key: value for key, value in prop.items() if key not in ("type", "enum")}
+    (kind,) = [t for t in types if t != "null"]
+    values = [value for value in prop["enum"] if value is not None]
+    return {**rest, "anyOf": [{"type": kind, "enum": values}, {"type": "null"}]}
+
+
+def _error(description: str) -> dict[str, Any]:
+    error = {"schema": {"$ref": "#/components/schemas/Error"}}
+    return {"description": description, "content": {"application/json": error}}
+
+
+class ContractPlugin(MarshmallowPlugin):
+    """The marshmallow plugin with ContractConverter, naming every operation (operationId: the view's name,
+    camelCased) and documenting the errors every route can answer besides its own."""
+
+    Converter = ContractConverter
+
+    def operation_helper(self, path=None, operations=None, **kwargs):
+        super().operation_helper(path=path, operations=operations, **kwargs)
+        endpoint = kwargs["rule"].endpoint
+        for operation in (operations or {}).values():
+            view = endpoint.rpartition(".")[2]
+            first, *rest = view.split("_")
+            operation.setdefault("operationId", first + "".join(word.capitalize() for word in rest))
+            responses = operation.setdefault("responses", {})
+            if security.needs_key(endpoint):
+                responses.setdefault("401", _error("No API key, or not a valid one (when keys are configured)"))
+            if "requestBody" in operation:
+                responses.setdefault("400", _error("The body is not valid JSON"))
+                responses.setdefault("413", _error("The body is larger than POLICY_MAX_CONTENT_LENGTH"))
+                responses.setdefault("415", _error("The body is not sent as Content-Type: application/json"))
+
+
 class PolicyApi(Api):
-    """flask-smorest's Api with one error shape: {code, status, message, errors: {field: [messages]}}."""
+    """flask-smorest's Api with one error shape: {code, status, message, errors: {field: [messages]}}, and the
+    OpenAPI document written for typed clients (ContractPlugin)."""
 
     ERROR_SCHEMA = ErrorSchema
+
+    def __init__(self, app: flask.Flask) -> None:
+        super().__init__(app, spec_kwargs={"marshmallow_plugin": ContractPlugin()})
 
     def handle_http_exception(self, error: HTTPException):
         """Render any HTTP error in the single JSON shape, never with a stack trace."""

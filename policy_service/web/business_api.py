@@ -60,7 +60,8 @@ def _waba(waba_id: str) -> str:
 
 @blp.route("/wabas/<string:waba_id>/message_templates", methods=["POST"])
 @blp.arguments(ImportBodySchema, error_status_code=422)
-@blp.alt_response(200, description="How many templates were imported")
+@blp.alt_response(200, schema={"type": "object"}, success=True,
+                  description="How many templates were imported")
 @blp.alt_response(422, schema=ErrorSchema, description="Not a message_templates response, by field path")
 def import_templates(_: dict[str, Any], waba_id: str):
     """Import Meta's GET /<WABA_ID>/message_templates response into the registry (templates older than the webhooks)."""
@@ -73,7 +74,8 @@ def import_templates(_: dict[str, Any], waba_id: str):
 
 @blp.route("/wabas/<string:waba_id>/templates", methods=["GET"])
 @blp.arguments(AtSchema, location="query", error_status_code=422)
-@blp.alt_response(200, description="Each known template's category and status in force, with their sources")
+@blp.alt_response(200, schema={"type": "object"}, success=True,
+                  description="Each known template's category and status in force, with their sources")
 def list_templates(query: dict[str, Any], waba_id: str):
     """The WABA's template registry: each template's category and status at a time, and where each came from."""
     return {"waba_id": waba_id,
@@ -82,7 +84,8 @@ def list_templates(query: dict[str, Any], waba_id: str):
 
 @blp.route("/wabas/<string:waba_id>/templates/<string:name>/<string:language>", methods=["GET"])
 @blp.arguments(AtSchema, location="query", error_status_code=422)
-@blp.alt_response(200, description="The template's state and every stored event, oldest first")
+@blp.alt_response(200, schema={"type": "object"}, success=True,
+                  description="The template's state and every stored event, oldest first")
 @blp.alt_response(404, schema=ErrorSchema, description="The registry has never heard of this template")
 def template_history(query: dict[str, Any], waba_id: str, name: str, language: str):
     """One template: its category and status in force at a time, and its history (webhooks and imports)."""
@@ -99,7 +102,8 @@ def template_history(query: dict[str, Any], waba_id: str, name: str, language: s
 
 @blp.route("/counts", methods=["GET"])
 @blp.arguments(CountQuerySchema, location="query", error_status_code=422)
-@blp.alt_response(200, description="The count and what was counted")
+@blp.alt_response(200, schema={"type": "object"}, success=True,
+                  description="The count and what was counted")
 @blp.alt_response(422, schema=ErrorSchema, description="Bad filter")
 def count(query: dict[str, Any]):
     """Outbound messages Meta priced in the categories, sent by a phone number in [from, to) (as decisions count)."""

@@ -47,7 +47,8 @@ def report(query: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/costs", methods=["GET"])
 @blp.arguments(COST_QUERY, location="query", error_status_code=422)
-@blp.response(200)
+@blp.alt_response(200, schema={"type": "object"}, success=True,
+                  description="The cost report: billed beside predicted, grouped; amounts as decimal strings")
 @blp.alt_response(422, schema=ErrorSchema, description="Bad dates, grouping or currency")
 def get_costs(query: dict[str, Any]):
     """Billed (stored statuses priced by the cards) beside predicted (logged decisions), grouped; decimal strings."""

@@ -7,7 +7,7 @@ from typing import Any
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, post_load, validate
 
-from ..contract.schemas import ContactField, ErrorSchema, RefusesNul
+from ..contract.schemas import ContactField, ErrorSchema, LoggedDecisionSchema, ReconciliationSchema, RefusesNul
 from ..core.identities import WA_ID
 from ..review import reconciliation
 from ..store import decision_log
@@ -54,7 +54,8 @@ MAX_PAGE = 1_000_000
 
 @blp.route("/decisions", methods=["GET"])
 @blp.arguments(DECISION_QUERY, location="query", error_status_code=422)
-@blp.response(200)
+@blp.response(200, LoggedDecisionSchema(many=True),
+              description="One page of logged decisions, newest first; the totals in X-Pagination")
 @blp.paginate()
 @blp.alt_response(422, schema=ErrorSchema, description="Bad filter or page")
 def list_decisions(query: decision_log.DecisionQuery, pagination_parameters):
@@ -71,7 +72,8 @@ def list_decisions(query: decision_log.DecisionQuery, pagination_parameters):
 
 @blp.route("/reconciliation", methods=["GET"])
 @blp.arguments(RECONCILIATION_QUERY, location="query", error_status_code=422)
-@blp.response(200)
+# Documented, not re-serialized: the report goes out as review.reconciliation builds it.
+@blp.alt_response(200, schema=ReconciliationSchema, success=True, description="Every delivered message compared")
 @blp.alt_response(422, schema=ErrorSchema, description="Bad filter")
 def reconcile(filters: dict[str, Any]):
     """Meta's pricing of each delivered message beside the charge predicted for it, field by field; paginated.

@@ -78,10 +78,15 @@ def key_accepted(key: str, hashes: tuple[str, ...]) -> bool:
     return matched
 
 
+def needs_key(endpoint: str | None) -> bool:
+    """Whether a request to this endpoint must carry a key once keys are configured."""
+    return endpoint not in OPEN_ENDPOINTS
+
+
 def require_key() -> None:
     """Refuse the request with 401 unless API keys are off, the endpoint is open, or the key matches."""
     hashes = current_app.config["API_KEY_HASHES"]
-    if not hashes or request.endpoint in OPEN_ENDPOINTS:
+    if not hashes or not needs_key(request.endpoint):
         return
     key = presented_key()
     if key is None:

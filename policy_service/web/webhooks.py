@@ -14,7 +14,7 @@ from flask_smorest import Blueprint, abort
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
 from ..contract.parsing import MAX_ERRORS, WEBHOOK_LIMITS, bounded_errors, flatten_errors
-from ..contract.schemas import INBOUND_ONLY_TYPES, MESSAGE_TYPES, ErrorSchema
+from ..contract.schemas import INBOUND_ONLY_TYPES, MESSAGE_TYPES, ErrorSchema, WebhookReceiptSchema
 from ..core import identities
 from ..store import histories
 from . import webhook_fields
@@ -301,7 +301,8 @@ def signature_valid(body: bytes, header: str | None, secret: str) -> bool:
 
 
 @blp.route("/whatsapp", methods=["GET"])
-@blp.alt_response(200, description="The challenge, echoed as text")
+@blp.alt_response(200, description="The challenge, echoed as text", success=True,
+                  content_type="text/plain", schema={"type": "string"})
 @blp.alt_response(403, schema=ErrorSchema, description="Not a subscription, or the verify token does not match")
 def verify_subscription():
     """Answer Meta's subscription check: echo hub.challenge when hub.verify_token matches."""
@@ -316,11 +317,14 @@ def verify_subscription():
 
 
 @blp.route("/whatsapp", methods=["POST"])
-@blp.alt_response(200, description="How many events were new and how many known, how many wa_id-BSUID links were "
-                                    "new, and the parts skipped with why (the first 20; skipped_not_listed counts "
-                                    "the rest)")
+@blp.alt_response(200, schema=WebhookReceiptSchema, success=True,
+                  description="How many events were new and how many known, how many wa_id-BSUID links were new, "
+                              "and the parts skipped with why (the first 20; skipped_not_listed counts the rest)")
+@blp.alt_response(400, schema=ErrorSchema, description="The body is not JSON")
 @blp.alt_response(401, schema=ErrorSchema, description="Missing or wrong X-Hub-Signature-256")
+@blp.alt_response(413, schema=ErrorSchema, description="The body is larger than POLICY_MAX_CONTENT_LENGTH")
 @blp.alt_response(422, schema=ErrorSchema, description="Not a WhatsApp Business Account webhook (object, entry)")
+@blp.alt_response(503, schema=ErrorSchema, description="POLICY_WHATSAPP_APP_SECRET is not configured")
 def receive_notification():
     """Store the messages, statuses, contacts and calls of a signed webhook; the same wamid is stored once.
 

@@ -2,15 +2,20 @@
 
 import importlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
+from referencing import Registry, Resource
 
 from policy_service.contract.schemas import DECISION_RESPONSE_EXAMPLE
+
+from ..conftest import FIXTURES_DIR
 
 UNDOCUMENTED = {"static", "api-docs.openapi_json"}
 
@@ -23,9 +28,123 @@ def spec(client):
 
 
 def test_spec_validates(spec):
-    """openapi-spec-validator accepts the document as OpenAPI 3.0."""
+    """openapi-spec-validator accepts the document as OpenAPI 3.1 (nullable objects as anyOf [$ref, null])."""
     validate(spec)
-    assert spec["openapi"].startswith("3.0")
+    assert spec["openapi"].startswith("3.1")
+
+
+def operations(spec):
+    return [(path, method, operation) for path, item in spec["paths"].items()
+            for method, operation in item.items() if method != "parameters"]
+
+
+def test_every_operation_has_a_unique_operation_id(spec):
+    """Generated clients name their functions after operationIds: each operation has one, none repeats."""
+    ids = [operation.get("operationId") for _, _, operation in operations(spec)]
+    assert None not in ids and len(set(ids)) == len(ids), ids
+    assert {"createDecision", "createDecisions", "getDecision", "listDecisions", "readyz"} <= set(ids)
+
+
+def test_every_status_a_route_can_answer_is_documented(spec):
+    """401 wherever a key is checked, 413 and 415 wherever a JSON body is read, 503 on readiness, and the
+    X-Pagination header on the paginated list."""
+    for path, method, operation in operations(spec):
+        responses = operation["responses"]
+        assert all(code in responses for code in ("200", "default")), (path, method)
+        if path not in ("/healthz", "/readyz"):
+            assert "401" in responses, (path, method)
+        if "requestBody" in operation:
+            assert {"400", "413", "415", "422"} <= set(responses), (path, method)
+    assert "503" in spec["paths"]["/readyz"]["get"]["responses"]
+    assert "X-Pagination" in spec["paths"]["/v1/decisions"]["get"]["responses"]["200"]["headers"]
+    for path, method, operation in operations(spec):
+        if path != "/metrics":
+            assert "content" in operation["responses"]["200"], f"{method} {path} documents no 200 body"
+
+
+def response_schemas(spec):
+    """Every component schema some response refers to, transitively."""
+    schemas, seen = spec["components"]["schemas"], set()
+    pending = [json.dumps(operation["responses"]) for _, _, operation in operations(spec)]
+    while pending:
+        for name in re.findall(r"#/components/schemas/(\w+)", pending.pop()):
+            if name not in seen:
+                seen.add(name)
+                pending.append(json.dumps(schemas[name]))
+    return {name: schemas[name] for name in seen}
+
+
+def test_responses_are_complete_and_open(spec):
+    """Response objects list every always-present field as required and never close themselves with
+    additionalProperties: false (a field added later must not break a strict client)."""
+    found = response_schemas(spec)
+    assert {"DecisionResponse", "Charge", "Reason", "LoggedDecision", "Error", "Reconciliation"} <= set(found)
+    for name, schema in found.items():
+        assert schema.get("additionalProperties") is not False, name
+        assert set(schema.get("required", [])) | ({"history_source"} if name == "DecisionResponse" else set()) \
+            == set(schema["properties"]), name
+
+
+def test_outputs_that_are_closed_sets_are_enums(spec):
+    """decision === "alow" must not compile in a typed client: the closed outputs are enums."""
+    schemas = spec["components"]["schemas"]
+    assert schemas["DecisionResponse"]["properties"]["decision"]["enum"] == ["allow", "deny"]
+    assert schemas["DecisionResponse"]["properties"]["status"]["enum"] == ["decided", "not_applicable", "error"]
+    assert schemas["DecisionResponse"]["properties"]["required_message_type"]["enum"] == ["template", "any"]
+    assert schemas["Reason"]["properties"]["confidence"]["enum"] == ["C", "S", "R"]
+    assert schemas["Charge"]["properties"]["pricing_model"]["enum"] == ["CBP", "PMP"]
+    assert schemas["DecisionResponse"]["properties"]["charge"]["anyOf"] == [
+        {"$ref": "#/components/schemas/Charge"}, {"type": "null"}]
+
+
+def test_every_charge_the_rules_can_state_is_in_the_contract(rulebook):
+    """A rule file naming a charge category, type or pricing model the contract's enums lack fails here."""
+    from policy_service.contract import schemas
+
+    for rule in rulebook.rules:
+        if rule.charge is None:
+            continue
+        assert rule.charge.pricing_model in schemas.PRICING_MODELS, rule.id
+        assert rule.charge.type in schemas.CHARGE_TYPES, rule.id
+        # A category named by a fact ({fact: template_category}) is checked by the fixtures' responses below.
+        if not isinstance(rule.charge.category, dict):
+            assert rule.charge.category in schemas.CHARGE_CATEGORIES, rule.id
+
+
+def validator(spec, name):
+    """A JSON Schema 2020-12 validator (OpenAPI 3.1's dialect) for a component schema, refs resolved."""
+    resource = Resource.from_contents({**spec, "$schema": "https://json-schema.org/draft/2020-12/schema"})
+    registry = Registry().with_resource("urn:openapi", resource)
+    return Draft202012Validator({"$ref": f"urn:openapi#/components/schemas/{name}"}, registry=registry)
+
+
+def test_every_fixture_response_matches_the_documented_schema(client, spec):
+    """Every fixture's decision (with ?explain=full) validates against DecisionResponse: required, enums, nulls."""
+    from policy_service.review.fixtures import discover
+
+    check = validator(spec, "DecisionResponse")
+    fixtures = discover([FIXTURES_DIR])
+    assert len(fixtures) > 50
+    for fixture in fixtures:
+        body = client.post("/v1/decisions?explain=full", json=fixture.request).get_json()
+        errors = [f"{'.'.join(map(str, e.path))}: {e.message}" for e in check.iter_errors(body)]
+        assert not errors, (fixture.name, errors[:3])
+
+
+def test_errors_and_other_responses_match_their_schemas(client, spec, example_request):
+    """The error shape (415 without Content-Type, 422, 404), a logged decision and a list page validate."""
+    error = validator(spec, "Error")
+    no_type = client.post("/v1/decisions", data=json.dumps(example_request))
+    assert no_type.status_code == 415 and error.is_valid(no_type.get_json())
+    assert error.is_valid(client.post("/v1/decisions", json={}).get_json())
+    assert error.is_valid(client.get("/v1/decisions/unknown").get_json())
+    decided = client.post("/v1/decisions", json=example_request).get_json()
+    validator(spec, "LoggedDecision").validate(client.get(f"/v1/decisions/{decided['decision_id']}").get_json())
+    page = client.get("/v1/decisions")
+    assert json.loads(page.headers["X-Pagination"])["total"] == 1
+    for item in page.get_json():
+        validator(spec, "LoggedDecision").validate(item)
+    validator(spec, "Reconciliation").validate(client.get("/v1/reconciliation").get_json())
 
 
 def test_paths_and_methods_match_the_routes(app, spec):
@@ -77,8 +196,8 @@ def test_spec_generates_a_working_client(app, spec, tmp_path, example_request):
     sys.path.insert(0, str(tmp_path))
     try:
         generated = importlib.import_module("policy_service_client")
-        post = importlib.import_module("policy_service_client.api.decisions.post_v1_decisions")
-        get = importlib.import_module("policy_service_client.api.decisions.get_v1_decisions_decision_id")
+        post = importlib.import_module("policy_service_client.api.decisions.create_decision")
+        get = importlib.import_module("policy_service_client.api.decisions.get_decision")
         models = importlib.import_module("policy_service_client.models")
         client = generated.Client(base_url="http://policy.test", httpx_args={"transport": httpx.WSGITransport(app=app)})
 
