@@ -51,10 +51,11 @@ def generate(database, messages: int) -> None:
     else:
         series = ""
         source = f"generate_series(0, {messages - 1}) AS n"
-        at = (f"timestamp '2024-11-01' + ((n % {per_contact}) * 61200 + n / {per_contact}) * interval '1 second'")
+        # psycopg2 reads % as a parameter marker: mod() instead.
+        at = (f"timestamp '2024-11-01' + (mod(n, {per_contact}) * 61200 + n / {per_contact}) * interval '1 second'")
         contact = f"({FIRST_CONTACT} + n / {per_contact})::text"
         wamid = "'wamid.bench.' || n"
-    kind = f"(n % {per_contact}) % 3"
+    kind = f"(n % {per_contact}) % 3" if sqlite else f"mod(mod(n, {per_contact}), 3)"
     database.execute_sql(
         f"{series}INSERT INTO stored_message (wamid, phone_number_id, contact, direction, at, type, status, pricing) "
         f"SELECT {wamid}, '{PHONE_NUMBER_ID}', {contact}, CASE WHEN {kind} = 0 THEN 'inbound' ELSE 'outbound' END, "
@@ -119,12 +120,15 @@ def main() -> None:
     logging.getLogger("policy_service").setLevel(logging.WARNING)  # one log line per decision would swamp the table
     with tempfile.TemporaryDirectory() as directory:
         url = args.database_url or f"sqlite:///{Path(directory) / 'bench.sqlite3'}"
-        app = create_app({"DATABASE_URL": url, "MASK_PHONE_NUMBERS": True})
+        if args.database_url:
+            # Start from an empty database: the app then builds the schema through its migrations.
+            from playhouse.db_url import connect
+            empty = connect(url)
+            empty.execute_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+            empty.close()
+        app = create_app({"DATABASE_URL": url, "MASK_PHONE_NUMBERS": True, "DATABASE_AUTO_UPGRADE": True})
         database = database_proxy.obj
         with app.app_context():
-            if args.database_url:
-                database.drop_tables(store.models(), safe=True)
-                database.create_tables(store.models())
             started = time.perf_counter()
             generate(database, args.messages)
             generated = time.perf_counter() - started
