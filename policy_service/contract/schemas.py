@@ -19,7 +19,8 @@ MESSAGE_TYPES = (
     "reaction", "template",
 )
 # Inbound events Meta delivers besides the types a business can send.
-INBOUND_ONLY_TYPES = ("button", "order", "system", "unsupported", "voice", "request_welcome")
+# `edit` and `revoke`: the user edited or deleted one of their messages (Meta's messages webhook).
+INBOUND_ONLY_TYPES = ("button", "order", "system", "unsupported", "voice", "request_welcome", "edit", "revoke")
 CATEGORIES = ("marketing", "utility", "authentication")
 TEMPLATE_STATUSES = ("APPROVED", "PAUSED", "DISABLED", "REJECTED", "PENDING", "PENDING_DELETION")
 DELIVERY_STATUSES = STATUSES  # every status value Meta has sent (core.vocabulary)
