@@ -46,6 +46,8 @@ class InboundSchema(_MetaSchema):
     timestamp = UnixTime(required=True)
     type = fields.String(required=True)
     referral = fields.Dict()
+    group_id = fields.String(validate=validate.Length(min=1, max=255))  # Groups API: a participant wrote in a group
+    errors = fields.List(fields.Dict())  # e.g. on an unsupported message
 
 
 class OriginSchema(_MetaSchema):
@@ -70,6 +72,8 @@ class StatusSchema(_MetaSchema):
     recipient_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     conversation = fields.Nested(ConversationSchema)
     pricing = fields.Dict()
+    recipient_type = fields.String()  # "group": recipient_id is the group id (Groups API)
+    errors = fields.List(fields.Dict())  # why a message failed (e.g. 131047: the window was closed)
 
 
 class MetadataSchema(_MetaSchema):
@@ -181,8 +185,10 @@ def _events(value: dict[str, Any]) -> list[histories.Inbound | histories.Status]
     phone_number_id = value["metadata"]["phone_number_id"]
     events: list[histories.Inbound | histories.Status] = [
         histories.Inbound(
-            wamid=m["id"], phone_number_id=phone_number_id, contact=m["sender"], at=m["timestamp"],
-            type=m["type"] if m["type"] in KNOWN_INBOUND_TYPES else "unsupported", referral=m.get("referral"),
+            # A group message is the group's history, never the participant's 1:1 history.
+            wamid=m["id"], phone_number_id=phone_number_id, contact=m.get("group_id") or m["sender"],
+            at=m["timestamp"], type=m["type"] if m["type"] in KNOWN_INBOUND_TYPES else "unsupported",
+            referral=m.get("referral"), group_id=m.get("group_id"), errors=m.get("errors"),
         )
         for m in value["messages"]
     ]
@@ -192,5 +198,6 @@ def _events(value: dict[str, Any]) -> list[histories.Inbound | histories.Status]
             wamid=s["id"], phone_number_id=phone_number_id, contact=s["recipient_id"], at=s["timestamp"],
             status=s["status"], conversation_id=conversation.get("id"),
             conversation_origin=(conversation.get("origin") or {}).get("type"), pricing=s.get("pricing"),
+            group_id=s["recipient_id"] if s.get("recipient_type") == "group" else None, errors=s.get("errors"),
         ))
     return events
