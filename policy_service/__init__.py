@@ -8,20 +8,30 @@ from flask import Flask
 
 from .config import Config
 
-__all__ = ["create_app"]
+__all__ = ["configured_app", "create_app"]
 
 
-def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Create the Flask app: defaults, then POLICY_* environment variables, then test overrides."""
-    from . import store
-    from .web import api, log_api, logs, metrics, operations, pages, security, webhooks
+def configured_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """The Flask app with its settings only: defaults, then POLICY_* environment variables, then test overrides.
 
+    Commands that must not open the service (`policy-service db upgrade`) read their settings from it.
+    """
     # The pages' templates and stylesheet belong to the web layer; their URLs stay /static/ui/….
     app = Flask(__name__, instance_relative_config=True, template_folder="web/templates", static_folder="web/static")
     app.config.from_object(Config)
     app.config.from_prefixed_env("POLICY")
     if test_config:
         app.config.update(test_config)
+    return app
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Create the Flask app (settings as configured_app); raises store.SchemaBehind on a database behind
+    this release's migrations unless DATABASE_AUTO_UPGRADE applies them."""
+    from . import store
+    from .web import api, log_api, logs, metrics, operations, pages, security, webhooks
+
+    app = configured_app(test_config)
 
     logs.init_app(app)
     app.extensions["policy_service"] = api.Policy.load(app.config["RULES_DIR"])

@@ -2,17 +2,30 @@
 
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parent
+
+
+def shipped(name: str) -> Path:
+    """A data folder the wheel ships inside the package (rules, fixtures), else the checkout's top-level one."""
+    inside = PACKAGE_DIR / name
+    return inside if inside.is_dir() else PROJECT_ROOT / name
 
 
 class Config:
     """Settings the app factory loads before the environment and test overrides."""
 
-    RULES_DIR = str(PROJECT_ROOT / "rules")
-    # Fixture histories the reviewer pages offer and count toward rule coverage.
-    FIXTURES_DIR = str(PROJECT_ROOT / "fixtures")
+    # POLICY_RULES_DIR overrides: the rule files the service runs (default: the ones shipped with it).
+    RULES_DIR = str(shipped("rules"))
+    # Fixture histories the reviewer pages offer and count toward rule coverage (POLICY_FIXTURES_DIR).
+    FIXTURES_DIR = str(shipped("fixtures"))
     # None means a SQLite file in the Flask instance folder (the embedded default).
     DATABASE_URL = None
+    # Apply pending schema migrations at start-up? None: an empty database gets the schema, and the
+    # embedded SQLite file is migrated; a configured database holding tables is upgraded once per
+    # release by `policy-service db upgrade`, and an app started on one that is behind refuses to
+    # start (store.schema.SchemaBehind). True: always migrate. False: never, not even an empty one.
+    DATABASE_AUTO_UPGRADE: bool | None = None
     # Phone numbers in the decision log keep only their calling code (and NANP area code) unless false.
     MASK_PHONE_NUMBERS = True
     # Meta's app secret signs every webhook (X-Hub-Signature-256); without it every webhook is refused.

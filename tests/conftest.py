@@ -17,6 +17,7 @@ from policy_service import create_app, store
 from policy_service.contract.schemas import DECISION_REQUEST_EXAMPLE
 from policy_service.core.engine import RulesEngine
 from policy_service.core.rulebook import load_rulebook
+from policy_service.store import schema
 
 from .meta_payloads import APP_SECRET, VERIFY_TOKEN
 
@@ -38,15 +39,35 @@ def engine(rulebook):
     return RulesEngine(rulebook)
 
 
+def empty_database(url: str) -> None:
+    """Drop every table in a test database (SQLite file or the PostgreSQL test database)."""
+    database = connect(url)
+    for table in database.get_tables():
+        database.execute_sql(f'DROP TABLE IF EXISTS "{table}"' + (" CASCADE" if url.startswith("postgres") else ""))
+    database.close()
+
+
+def upgraded(url: str) -> str:
+    """The database at url with every migration applied, as `policy-service db upgrade` leaves it."""
+    database = connect(url)
+    schema.upgrade(database)
+    database.close()
+    return url
+
+
 @pytest.fixture(params=DATABASES)
-def database_url(request, tmp_path):
+def empty_database_url(request, tmp_path):
+    """An empty database: a new SQLite file, or the PostgreSQL test database with every table dropped."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'test.sqlite3'}"
-    database = connect(POSTGRES_URL)
-    with database.bind_ctx(store.models()):
-        database.drop_tables(store.models(), safe=True)
-    database.close()
+    empty_database(POSTGRES_URL)
     return POSTGRES_URL
+
+
+@pytest.fixture
+def database_url(empty_database_url):
+    """A database with the current schema (every migration applied), as a deployment has it."""
+    return upgraded(empty_database_url)
 
 
 @pytest.fixture
@@ -114,6 +135,7 @@ def start_gunicorn(directory: Path, *, workers: int = 2, preload: bool = True, e
         "POLICY_PRELOAD": "true" if preload else "false", "POLICY_DATABASE_URL": f"sqlite:///{database}",
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **(env or {}),
     }
+    upgraded(environment["POLICY_DATABASE_URL"])
     with log.open("wb") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "policy_service:create_app()"],

@@ -174,7 +174,9 @@ def _policy(rules_dir: Path):
     return rulebook, RulesEngine(rulebook)
 
 
+from .db import db  # noqa: E402 - schema and retention commands live in their own module
 from .stored import impact, reconcile  # noqa: E402 - stored-data commands live in their own module
 
 main.add_command(reconcile)
 main.add_command(impact)
+main.add_command(db)

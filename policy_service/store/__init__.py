@@ -6,5 +6,6 @@ toolkit or the command line. Importing this package registers every table (`mode
 
 from . import decision_log, histories  # noqa: F401 - importing a model module registers its table
 from .database import close_all, database_proxy, init_app, models
+from .schema import SchemaBehind
 
-__all__ = ["close_all", "database_proxy", "init_app", "models"]
+__all__ = ["SchemaBehind", "close_all", "database_proxy", "init_app", "models"]

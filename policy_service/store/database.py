@@ -1,7 +1,8 @@
 """The one database behind the decision log and stored histories (peewee; SQLite WAL by default).
 
 Tables register themselves by subclassing `StoredModel`; this module imports none of them, so the
-model modules can import it without a circle.
+model modules can import it without a circle. The tables themselves are made by the migrations
+(`schema.py`), not by the models.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Any
 import peewee
 from flask import Flask
 from playhouse.db_url import connect
-from playhouse.migrate import SchemaMigrator, migrate
 from playhouse.pool import PooledDatabase
+
+from . import schema
 
 database_proxy = peewee.DatabaseProxy()
 _registered: list[type[peewee.Model]] = []
@@ -33,7 +35,7 @@ class StoredModel(peewee.Model):
 
 
 def models() -> list[type[peewee.Model]]:
-    """Every table this service stores, in creation (import) order."""
+    """Every table this service stores, in import order."""
     return list(_registered)
 
 
@@ -57,15 +59,30 @@ POOL_STALE_SECONDS = 300
 POOL_MAX_CONNECTIONS = 32
 
 
+def auto_upgrade(app: Flask) -> bool:
+    """Whether the app migrates a database that holds tables: DATABASE_AUTO_UPGRADE, by default only
+    the embedded SQLite file (one local process); a configured database is upgraded once per release
+    by `policy-service db upgrade`."""
+    setting = app.config.get("DATABASE_AUTO_UPGRADE")
+    return not app.config.get("DATABASE_URL") if setting is None else bool(setting)
+
+
 def init_app(app: Flask) -> None:
-    """Open the configured database, create missing tables, and manage connections per request."""
+    """Open the configured database, check its schema, and manage connections per request.
+
+    An empty database (first start) gets the current schema, unless DATABASE_AUTO_UPGRADE is false
+    (concurrent starts are serialised by schema.upgrade). A database holding tables is migrated only
+    when auto_upgrade(app); otherwise pending migrations raise schema.SchemaBehind: the app refuses to
+    start rather than fail on its first write (run `policy-service db upgrade` once per release).
+    """
     url = database_url(app)
     database = open_database(url)
     database_proxy.initialize(database)
     with database.connection_context():
-        database.create_tables(models())
-        for model in models():
-            add_missing_columns(database, model)
+        if auto_upgrade(app) or (app.config.get("DATABASE_AUTO_UPGRADE") is None and not database.get_tables()):
+            schema.upgrade(database)
+        else:
+            schema.check(database)
 
     if url.startswith("sqlite"):
         # Each thread keeps its SQLite connection: closing the last one after every request forced a
@@ -122,17 +139,6 @@ def _forget_inherited_connections() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_inherited_connections)
-
-
-def add_missing_columns(database: peewee.Database, model: type[peewee.Model]) -> list[str]:
-    """Add columns a table created by an older version lacks (each new field has a default); their names."""
-    table = model._meta.table_name
-    present = {column.name for column in database.get_columns(table)}
-    missing = [f for f in model._meta.sorted_fields if f.column_name not in present]
-    if missing:
-        migrator = SchemaMigrator.from_database(database)
-        migrate(*(migrator.add_column(table, f.column_name, f) for f in missing))
-    return [f.column_name for f in missing]
 
 
 def stored_time(moment: datetime) -> datetime:

@@ -1,0 +1,124 @@
+"""`policy-service db`: schema migrations (upgrade once per release, status, new) and decision-log retention."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import click
+
+from .. import configured_app
+from ..store import database, decision_log, schema
+
+database_url_option = click.option(
+    "--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in the instance folder.")
+
+AGE = re.compile(r"^(\d+)([hdw])$")
+AGE_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+
+
+class Age(click.ParamType):
+    """A duration such as 90d, 12w or 36h."""
+
+    name = "AGE"
+
+    def convert(self, value, param, ctx) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        match = AGE.match(str(value).strip())
+        if not match:
+            self.fail(f"{value!r} is not an age such as 90d, 12w or 36h", param, ctx)
+        return timedelta(**{AGE_UNITS[match[2]]: int(match[1])})
+
+
+@click.group("db")
+def db() -> None:
+    """The decision log's database: apply migrations, show their state, prune old decisions."""
+
+
+def _open(database_url: str | None):
+    """The configured database (settings as the service reads them), connected."""
+    settings = configured_app({"DATABASE_URL": database_url} if database_url else None)
+    opened = database.open_database(database.database_url(settings))
+    opened.connect()
+    return opened
+
+
+@db.command()
+@database_url_option
+def upgrade(database_url: str | None) -> None:
+    """Apply every pending migration: run once per release, before the new version starts."""
+    opened = _open(database_url)
+    try:
+        done = schema.upgrade(opened)
+    finally:
+        opened.close()
+    for name in done:
+        click.echo(f"applied {name}")
+    click.echo(f"schema up to date ({schema.known()[-1]}): {len(done)} migration(s) applied")
+
+
+@db.command()
+@database_url_option
+def status(database_url: str | None) -> None:
+    """List the migrations applied and pending; exit 1 while any is pending."""
+    opened = _open(database_url)
+    try:
+        done, missing = schema.applied(opened), schema.pending(opened)
+    finally:
+        opened.close()
+    for name in done:
+        click.echo(f"applied  {name}")
+    for name in missing:
+        click.echo(f"pending  {name}")
+    if missing:
+        raise click.ClickException(f"{len(missing)} migration(s) pending: run `policy-service db upgrade`")
+
+
+@db.command()
+@click.argument("name")
+def new(name: str) -> None:
+    """Write migrations/NNN_NAME.py with the changes the models have since the last migration.
+
+    For developers in a checkout: review the file, then commit it with the model change.
+    """
+    import peewee
+
+    from .. import store
+
+    scratch = peewee.SqliteDatabase(":memory:")
+    created = schema.router(scratch).create(name, auto=store.models())
+    if created is None:
+        raise click.ClickException("the models match the migrations: nothing to write")
+    path = schema.MIGRATIONS_DIR / (created + ".py")
+    path.write_text(_tidy(path.read_text()))
+    click.echo(f"wrote {path}: review it, then commit it with the model change")
+
+
+def _tidy(source: str) -> str:
+    """peewee-migrate's template as ruff accepts it: no unused postgres_ext import, no trailing blanks."""
+    source = source.replace("from contextlib import suppress\n", "").replace(
+        "with suppress(ImportError):\n    import playhouse.postgres_ext as pw_pext\n", "")
+    source = "\n".join(line.rstrip() for line in source.splitlines()) + "\n"
+    return re.sub(r"\n{4,}", "\n\n\n", source)
+
+
+@db.command()
+@click.option("--older-than", "age", required=True, type=Age(),
+              help="Delete decisions logged longer ago than this (90d, 12w, 36h).")
+@click.option("--dry-run", is_flag=True, help="Only count them.")
+@database_url_option
+def prune(age: timedelta, dry_run: bool, database_url: str | None) -> None:
+    """Delete logged decisions older than an age (the log grows by one row per decision)."""
+    before = datetime.now(UTC) - age
+    opened = _open(database_url)
+    try:
+        schema.check(opened)
+        with opened.bind_ctx([decision_log.DecisionRecord]):
+            count = decision_log.prune(before, dry_run=dry_run)
+    except schema.SchemaBehind as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        opened.close()
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{verb} {count} decision(s) logged before {before.isoformat(timespec='seconds')}")

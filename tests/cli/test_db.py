@@ -1,0 +1,86 @@
+"""`policy-service db`: upgrade and status of the schema, and pruning the decision log by age."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+from playhouse.db_url import connect
+
+from policy_service.cli import main
+from policy_service.store import decision_log, schema
+
+
+def run(*arguments):
+    return CliRunner().invoke(main, ["db", *arguments])
+
+
+def test_status_lists_pending_then_applied_migrations(empty_database_url):
+    """status exits 1 while a migration is pending and 0 once `db upgrade` applied them."""
+    pending = run("status", "--database-url", empty_database_url)
+    assert pending.exit_code == 1 and f"pending  {schema.known()[0]}" in pending.output
+    assert "db upgrade" in pending.output
+    assert run("upgrade", "--database-url", empty_database_url).exit_code == 0
+    done = run("status", "--database-url", empty_database_url)
+    assert done.exit_code == 0, done.output
+    assert [line.split()[1] for line in done.output.splitlines()] == schema.known()
+
+
+def test_new_writes_nothing_while_the_models_match_the_migrations():
+    """`db new` on the shipped models finds no change (the migrations already build them)."""
+    result = run("new", "anything")
+    assert result.exit_code == 1 and "nothing to write" in result.output
+    assert schema.known() == sorted(p.stem for p in schema.MIGRATIONS_DIR.glob("*.py"))
+
+
+def log_decisions(url: str, ages: list[timedelta]) -> None:
+    """One logged row per age, logged that long ago."""
+    database = connect(url)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with database.bind_ctx([decision_log.DecisionRecord]):
+        for number, age in enumerate(ages):
+            decision_log.DecisionRecord.create(
+                decision_id=f"dec_{number}", logged_at=now - age, send_at="", decision="allow", status="decided",
+                required_message_type="any", rulebook_version="sha256:x", determining_rules="", request="{}",
+                response="{}")
+    database.close()
+
+
+def remaining(url: str) -> list[str]:
+    database = connect(url)
+    with database.bind_ctx([decision_log.DecisionRecord]):
+        ids = [r.decision_id for r in decision_log.DecisionRecord.select().order_by(decision_log.DecisionRecord.id)]
+    database.close()
+    return ids
+
+
+def test_prune_deletes_only_decisions_older_than_the_age(database_url):
+    """--older-than 90d keeps 89 days and deletes 91 and 400; --dry-run only counts."""
+    log_decisions(database_url, [timedelta(days=400), timedelta(days=89), timedelta(days=91), timedelta(hours=1)])
+    dry = run("prune", "--older-than", "90d", "--dry-run", "--database-url", database_url)
+    assert dry.exit_code == 0 and dry.output.startswith("would delete 2 decision(s)")
+    assert len(remaining(database_url)) == 4
+    result = run("prune", "--older-than", "90d", "--database-url", database_url)
+    assert result.exit_code == 0 and result.output.startswith("deleted 2 decision(s)"), result.output
+    assert remaining(database_url) == ["dec_1", "dec_3"]
+
+
+def test_prune_works_through_a_backlog_in_batches(database_url):
+    """More old rows than one batch: every one goes, the recent one stays."""
+    log_decisions(database_url, [timedelta(days=30)] * 7 + [timedelta(minutes=5)])
+    database = connect(database_url)
+    with database.bind_ctx([decision_log.DecisionRecord]):
+        assert decision_log.prune(datetime.now(UTC) - timedelta(days=1), batch_size=3) == 7
+    database.close()
+    assert remaining(database_url) == ["dec_7"]
+
+
+@pytest.mark.parametrize("age", ["90", "3m", "-1d", "d", "1.5d"])
+def test_prune_refuses_an_age_it_cannot_read(age, database_url):
+    result = run("prune", "--older-than", age, "--database-url", database_url)
+    assert result.exit_code == 2 and "is not an age such as 90d" in result.output
+
+
+def test_prune_refuses_a_database_behind_this_release(empty_database_url):
+    """Pruning needs the current tables: on an unmigrated database it says to run `db upgrade`."""
+    result = run("prune", "--older-than", "90d", "--database-url", empty_database_url)
+    assert result.exit_code == 1 and "policy-service db upgrade" in result.output
