@@ -29,12 +29,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the Flask app (settings as configured_app); raises store.SchemaBehind on a database behind
     this release's migrations unless DATABASE_AUTO_UPGRADE applies them."""
     from . import store
-    from .web import api, log_api, logs, metrics, operations, pages, security, webhooks
+    from .web import api, costs, log_api, logs, metrics, operations, pages, security, webhooks
 
     app = configured_app(test_config)
 
     logs.init_app(app)
-    app.extensions["policy_service"] = api.Policy.load(app.config["RULES_DIR"])
+    app.extensions["policy_service"] = api.load_configured(app.config)
     store.init_app(app)
     # Metrics first: its timer must start before an API key check can end the request.
     metrics.init_app(app)
@@ -45,5 +45,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     smorest.register_blueprint(log_api.blp)
     smorest.register_blueprint(webhooks.blp)
     smorest.register_blueprint(operations.blp)
+    smorest.register_blueprint(costs.blp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(pages.home_bp)
     return app

@@ -17,6 +17,10 @@ class Config:
 
     # POLICY_RULES_DIR overrides: the rule files the service runs (default: the ones shipped with it).
     RULES_DIR = str(shipped("rules"))
+    # Price with Meta's downloaded rate card CSV for the business's currency (or its BSP's rates in that
+    # layout) instead of the cards shipped in rules/rates/; RATE_CARD_TIERS is Meta's volume-tier CSV.
+    RATE_CARDS: str | None = None
+    RATE_CARD_TIERS: str | None = None
     # Fixture histories the reviewer pages offer and count toward rule coverage (POLICY_FIXTURES_DIR).
     FIXTURES_DIR = str(shipped("fixtures"))
     # None means a SQLite file in the Flask instance folder (the embedded default).

@@ -19,7 +19,7 @@ from policy_service.core.engine import RulesEngine
 from policy_service.core.rulebook import load_rulebook
 from policy_service.store import schema
 
-from .meta_payloads import APP_SECRET, VERIFY_TOKEN
+from .meta_payloads import APP_SECRET, VERIFY_TOKEN, deliver, inbound_text, pmp, status
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES_DIR = ROOT / "rules"
@@ -170,3 +170,27 @@ def gunicorn_server(tmp_path_factory):
     server = start_gunicorn(tmp_path_factory.mktemp("gunicorn"))
     yield server
     stop_gunicorn(server)
+
+
+BILLED_T0 = 1754989200  # 2025-08-12T09:00:00Z: per-message pricing (V3)
+
+
+@pytest.fixture
+def billed_history(client):
+    """A user writes at 09:00; Meta prices a utility reply, a marketing template and an authentication template."""
+    deliver_billed_history(client)
+
+
+def deliver_billed_history(client):
+    """Meta's webhooks for billed_history, signed and posted to the app behind `client`."""
+    deliver(
+        client,
+        inbound_text("wamid.in", BILLED_T0),
+        status("wamid.utility", "sent", BILLED_T0 + 3600, pricing=pmp("utility", "free_customer_service", False)),
+        status("wamid.utility", "delivered", BILLED_T0 + 3605),
+        status("wamid.marketing", "delivered", BILLED_T0 + 7200, pricing=pmp("marketing", "regular", True)),
+        status("wamid.auth", "delivered", BILLED_T0 + 10800,
+               pricing=pmp("authentication_international", "regular", True)),
+        status("wamid.failed", "failed", BILLED_T0 + 12000),
+        status("wamid.in-flight", "sent", BILLED_T0 + 13000, pricing=pmp("utility", "free_customer_service", False)),
+    )

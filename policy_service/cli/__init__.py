@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -157,6 +158,42 @@ def document_rules(directory: Path, fixtures_dir: Path, check_only: bool) -> Non
     click.echo(f"wrote {target} ({len(rulebook.rules)} rules)")
 
 
+@main.group()
+def rates() -> None:
+    """Rate cards: carry Meta's downloaded CSV over into rules/rates/ with its source address."""
+
+
+@rates.command("import")
+@click.argument("rates_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--tiers", "tiers_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Meta's volume-tier CSV for the same currency.")
+@click.option("--id", "card_id", required=True, help="Card id, e.g. meta-usd-2026-04-01.")
+@click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]), help="Last day in force (omit: open-ended).")
+@click.option("--source", required=True, help="Address the CSV was taken from (cited on every price).")
+@click.option("--tiers-source", help="Address the tier CSV was taken from.")
+@click.option("--confidence", type=click.Choice(["C", "S", "R"]), required=True,
+              help="C read on Meta's own page, S a secondary copy, R unconfirmed.")
+@click.option("--note", default="", help="How the numbers were obtained.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not stdout.")
+def import_rates(rates_csv: Path, tiers_csv: Path | None, card_id: str, until, source: str,
+                 tiers_source: str | None, confidence: str, note: str, output: Path | None) -> None:
+    """Read Meta's rate card CSV (and volume tiers) and print it as a rules/rates/ card file."""
+    from ..core.rates import RateCardError, card_yaml, load_meta_csv
+
+    try:
+        card = load_meta_csv(rates_csv.read_text(encoding="utf-8-sig"),
+                             tiers_csv.read_text(encoding="utf-8-sig") if tiers_csv else None, file=str(rates_csv))
+    except RateCardError as error:
+        raise click.ClickException(str(error)) from None
+    text = card_yaml(card, card_id=card_id, until=until.date() if until else None, source=source,
+                     tiers_source=tiers_source, confidence=confidence, note=note)
+    if output:
+        output.write_text(text)
+        click.echo(f"wrote {output} ({len(card.rates)} markets)")
+    else:
+        click.echo(text, nl=False)
+
+
 def _on_terminal() -> bool:
     return sys.stderr.isatty()
 
@@ -168,15 +205,18 @@ def _policy(rules_dir: Path):
     from ..core.rulebook import load_rulebook
 
     try:
-        rulebook = load_rulebook(rules_dir)
+        # Like the service: POLICY_RATE_CARDS (and POLICY_RATE_CARD_TIERS) name Meta's CSV to price with.
+        rulebook = load_rulebook(rules_dir, rate_cards=os.environ.get("POLICY_RATE_CARDS") or None,
+                                 rate_card_tiers=os.environ.get("POLICY_RATE_CARD_TIERS") or None)
     except RulebookError as error:
         raise click.ClickException(f"invalid rules in {rules_dir}: {error}") from None
     return rulebook, RulesEngine(rulebook)
 
 
 from .db import db  # noqa: E402 - schema and retention commands live in their own module
-from .stored import impact, reconcile  # noqa: E402 - stored-data commands live in their own module
+from .stored import costs, impact, reconcile  # noqa: E402 - stored-data commands live in their own module
 
 main.add_command(reconcile)
 main.add_command(impact)
 main.add_command(db)
+main.add_command(costs)

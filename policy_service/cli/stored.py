@@ -78,3 +78,34 @@ def impact(rules_dir: str, database_url: str | None, as_json: bool) -> None:
     summary = report["summary"]
     click.echo(f"{summary['changed']} of {summary['replayed']} logged decisions would change "
                f"({summary['unreplayable']} could not be replayed)")
+
+
+@click.command()
+@click.option("--from", "start", required=True, type=click.DateTime(formats=["%Y-%m-%d"]), help="First day (UTC).")
+@click.option("--to", "end", required=True, type=click.DateTime(formats=["%Y-%m-%d"]), help="Last day, included.")
+@click.option("--group-by", default="month,category", show_default=True,
+              help="Comma list of month, category, market.")
+@click.option("--currency", default="USD", show_default=True, help="Price with the rate cards in this currency.")
+@click.option("--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in instance/.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (the body of GET /v1/costs).")
+def costs(start, end, group_by: str, currency: str, database_url: str | None, as_json: bool) -> None:
+    """What Meta billed (stored statuses, priced by the rate cards) beside what the decisions predicted."""
+    from ..review.costs import cost_report
+
+    keys = tuple(dict.fromkeys(k.strip() for k in group_by.split(",") if k.strip()))
+    app = _app(database_url)
+    with app.app_context():
+        try:
+            report = cost_report(app.extensions["policy_service"].rulebook.rates, start.date(), end.date(),
+                                 group_by=keys, currency=currency)
+        except ValueError as error:
+            raise click.ClickException(str(error)) from None
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"costs in {currency}, {report['from']} to {report['to']}: billed | predicted")
+    for row in report["rows"] + [{"total": "total", **report["totals"]}]:
+        label = " ".join(str(row[k]) for k in (*keys, "total") if k in row)
+        billed, predicted = row["billed"], row["predicted"]
+        click.echo(f"{label}: {billed['amount']} ({billed['count']}, {billed['unpriced']} unpriced) | "
+                   f"{predicted['amount']} ({predicted['count']}, {predicted['unpriced']} unpriced)")

@@ -12,6 +12,8 @@ from marshmallow import Schema, ValidationError, fields, post_load, pre_load, va
 
 from ..core.decision import Decision
 from ..core.messages import UNKNOWN_TYPE, DecisionRequest, Message, Send, Template
+from ..core.pricing import Price
+from ..core.rates import BASES
 from ..core.vocabulary import STATUSES
 
 MESSAGE_TYPES = (
@@ -215,6 +217,16 @@ class ContextSchema(Schema):
     conversations_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))
     service_conversations_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))
     service_messages_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))
+    # --- pricing (issue 11): what the rate card and volume tier of a billable charge depend on.
+    currency = fields.String(validate=validate.Regexp(r"^[A-Z]{3}$", error="must be an ISO 4217 code like USD"),
+                             metadata={"description": "The WABA's billing currency; picks the rate card (default USD)"})
+    volume_messages_this_month = fields.Integer(strict=True, validate=validate.Range(min=0), metadata={
+        "description": "Messages of the send's pricing category the business portfolio already had delivered this "
+                       "month in the recipient's market (volume tiers; unknown: the list rate, an upper bound)"})
+    marketing_max_price = fields.String(validate=validate.Regexp(r"^[0-9]{1,9}(\.[0-9]{1,9})?$", error=(
+        "must be a non-negative decimal like 0.05")), metadata={
+        "description": "The max price bid of a marketing message (Marketing Messages API), a decimal string: "
+                       "its price is then unknown"})
 
     @validates("waba_timezone")
     def known_zone(self, value: str, **_: Any) -> None:
@@ -281,8 +293,49 @@ class DecisionRequestSchema(Schema):
         return DecisionRequest(send=data["send"], history=tuple(data.get("history", ())), context=data["context"])
 
 
+class RateCardRefSchema(Schema):
+    """The rate card a price comes from, with its dates and where its numbers were taken from."""
+
+    id = fields.String()
+    title = fields.String()
+    currency = fields.String()
+    effective_from = fields.Date()
+    effective_until = fields.Date(allow_none=True)
+    citation = fields.String(metadata={"description": "Meta's page the card reproduces"})
+    source = fields.String(metadata={"description": "where the numbers were carried over from"})
+    confidence = fields.String(metadata={"description": "C confirmed, S secondary, R unconfirmed"})
+
+
+class VolumeTierSchema(Schema):
+    """The volume tier a message falls in (marginal: by its number this month)."""
+
+    number = fields.Integer(attribute="tier_number", metadata={"description": "1 is the list rate"})
+    first_message = fields.Function(lambda price: price.tier.first)
+    last_message = fields.Function(lambda price: price.tier.last, allow_none=True)
+    messages_before = fields.Integer(attribute="volume_before", allow_none=True,
+                                     metadata={"description": "delivered this month before this one; null: unknown"})
+
+
+_TIER = VolumeTierSchema()  # one instance: a schema costs hundreds of µs to build (issue 14)
+
+
+class PriceSchema(Schema):
+    """What a billable charge costs: amount (decimal string), currency, rate card, market, tier and basis."""
+
+    amount = fields.Decimal(as_string=True, places=None)
+    currency = fields.String()
+    rate_card = fields.Nested(RateCardRefSchema, attribute="card")
+    market = fields.String(metadata={"description": "the rate card's market of the recipient's country"})
+    tier = fields.Method("dump_tier", metadata={"description": "the volume tier, or null when the card has none"})
+    basis = fields.Function(lambda price: BASES[price.basis],
+                            metadata={"description": "per delivered message, or per conversation"})
+
+    def dump_tier(self, price: Price) -> dict[str, Any] | None:
+        return _TIER.dump(price) if price.tiered else None
+
+
 class ChargeSchema(Schema):
-    """How Meta will charge the send, in its webhook `pricing` vocabulary."""
+    """How Meta will charge the send, in its webhook `pricing` vocabulary, and what it costs."""
 
     billable = fields.Boolean()
     pricing_model = fields.String(metadata={"description": "CBP or PMP"})
@@ -294,6 +347,9 @@ class ChargeSchema(Schema):
     rule = fields.String()
     participants = fields.Integer(allow_none=True, metadata={
         "description": "group sends: participants billed if it reaches every one (Meta bills each delivery)"})
+    price = fields.Nested(PriceSchema, allow_none=True,
+                          metadata={"description": "null when not billable or not known (price_reason says why)"})
+    price_reason = fields.String(allow_none=True, metadata={"description": "why price is null"})
 
 
 class ReasonSchema(Schema):
@@ -446,7 +502,8 @@ DECISION_RESPONSE_EXAMPLE = {
     "status": "decided",
     "required_message_type": "any",
     "charge": {"billable": False, "pricing_model": "PMP", "category": "utility", "type": "free_customer_service",
-               "opens_conversation": False, "conversation_expires_at": None, "rule": "PMP-3", "participants": None},
+               "opens_conversation": False, "conversation_expires_at": None, "rule": "PMP-3", "participants": None,
+               "price": None, "price_reason": "not billable: Meta charges nothing for this send"},
     "policy_version": "V3",
     "rulebook_version": "sha256:0123456789abcdef",
     "determining_rules": ["CSW-2.open", "TPL-1.approved", "PMP-3"],

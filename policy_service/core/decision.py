@@ -20,6 +20,7 @@ from datetime import date, datetime
 from typing import Any
 
 from .facts import Facts
+from .pricing import Price
 from .records import record
 from .rulebook import CONFIDENCE, PolicyVersion, Rule, Rulebook
 
@@ -44,6 +45,9 @@ class Charge:
     closes_others: bool = False
     rule: str | None = None
     participants: int | None = None  # Groups API: participants billed if it reaches every one
+    # --- pricing (issue 11): set by evaluate after combining; `price` is None when it cannot be known.
+    price: Price | None = None
+    price_reason: str | None = None
 
 
 @record

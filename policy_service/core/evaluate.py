@@ -11,12 +11,14 @@ from itertools import chain
 from .chronology import by_delivery, carried_before, timeline
 from .conditions import why_not
 from .conversations import Period, longest_lifetime, quiet_point
-from .decision import Charge, Decision, charge_terms, classify, combine, fail_closed
+from .decision import Charge, Decision, Reason, charge_terms, classify, combine, fail_closed
 from .engine import RulesEngine
 from .errors import EngineError
 from .facts import Facts, HistoryState, derive_facts, new_state, with_late_delivery
 from .messages import UNKNOWN_TEMPLATE, UNKNOWN_TYPE, DecisionRequest, Message, Send, Template
-from .rulebook import Rulebook
+from .pricing import explain as explain_price
+from .pricing import price_charge
+from .rulebook import CONFIDENCE, Rulebook
 
 log = logging.getLogger(__name__)
 _LIFETIMES: dict[str, timedelta] = {}  # rulebook version -> longest period lifetime
@@ -30,7 +32,7 @@ def evaluate(request: DecisionRequest, *, rulebook: Rulebook, engine: RulesEngin
         state = replay(request, rulebook, engine)
         facts = derive_facts(request.send, state, request.context, rulebook)
         facts, fired = late_delivery(request, state, facts, engine.match_memoized(facts.engine), rulebook, engine)
-        decision = combine(fired, facts, rulebook, decision_id=decision_id)
+        decision = priced(combine(fired, facts, rulebook, decision_id=decision_id), request, rulebook)
         if explain_why_not:
             decision = replace(decision, why_not=why_not(rulebook.rules, set(fired), facts.engine, facts.day))
     except EngineError as error:
@@ -63,6 +65,36 @@ def new_decision_id() -> str:
         _RANDOM.extend(int.from_bytes(block[i:i + 16]) for i in range(16, len(block), 16))
         number = int.from_bytes(block[:16])
     return f"{number & _UUID4_CLEAR | _UUID4_SET:032x}"
+
+
+PRICE_CITATION = "https://developers.facebook.com/docs/whatsapp/pricing"
+
+
+def priced(decision: Decision, request: DecisionRequest, rulebook: Rulebook) -> Decision:
+    """The decision with its charge priced from the rate cards, and (when billable) a trace entry saying how."""
+    charge, facts = decision.charge, decision.facts
+    if charge is None or facts is None:
+        return decision
+    country = str(facts.engine["recipient_region"])
+    price = price_charge(billable=charge.billable, pricing_model=charge.pricing_model, category=charge.category,
+                         opens_conversation=charge.opens_conversation, day=facts.day, country=country,
+                         context=request.context, rates=rulebook.rates)
+    charge = replace(charge, price=price if price.known else None, price_reason=None if price.known else price.reason)
+    if not charge.billable:
+        return replace(decision, charge=charge)
+    card = price.card
+    because = explain_price(price, charge.category, country, facts.day)
+    confidence = card.confidence if card else "C"
+    if confidence != "C":
+        because = f"[{confidence}: {CONFIDENCE[confidence]}] {because}"
+    reason = Reason(
+        rule=card.id if card else "PRICE", title=card.title if card else "Price of the charge", effect="price",
+        citation=card.citation if card else PRICE_CITATION, confidence=confidence, because=because,
+        determining=False, defaults=price.defaults,
+        note=f"source: {card.source}" if card else None,
+    )
+    return replace(decision, charge=charge, trace=(*decision.trace, reason),
+                   facts=replace(facts, defaults=facts.defaults | set(price.defaults)))
 
 
 def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) -> HistoryState:

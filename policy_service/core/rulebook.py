@@ -14,6 +14,7 @@ import yaml
 
 from .errors import RulebookError
 from .facts import DISPLAY_VALUES, FACT_TYPES, PARAMETER_TYPES, day_number
+from .rates import RateBook, load_ratebook
 
 CONFIDENCE = {"C": "confirmed", "S": "secondary", "R": "unconfirmed"}
 DECISIONS = ("allow", "deny")
@@ -150,6 +151,7 @@ class Rulebook:
     version: str
     directory: str
     by_id: dict[str, Rule] = field(default_factory=dict)
+    rates: RateBook = field(default_factory=RateBook)  # rate cards and market maps (rules/rates/)
 
     def rule(self, rule_id: str) -> Rule:
         """The rule with this id."""
@@ -169,8 +171,17 @@ class Rulebook:
         return {rule.id: {"all": [{"m": compile_condition(rule)}]} for rule in self.rules}
 
 
-def load_rulebook(directory: str | Path) -> Rulebook:
-    """Read and validate every *.yaml file under a rules directory."""
+RATES_DIR = "rates"  # rules/rates/ holds rate cards and market maps, read by rates.load_ratebook
+
+
+def load_rulebook(directory: str | Path, *, rate_cards: str | Path | None = None,
+                  rate_card_tiers: str | Path | None = None) -> Rulebook:
+    """Read and validate every *.yaml file under a rules directory, and its rate cards (rules/rates/).
+
+    `rate_cards` (with `rate_card_tiers`) names Meta's downloaded CSV for the business's currency, or its
+    BSP's rates in that layout, to price with instead of the shipped cards. Raises RulebookError
+    (RateCardError for the cards) naming file and rule or card.
+    """
     root = Path(directory)
     if not root.is_dir():
         raise RulebookError(f"rules directory {root} does not exist")
@@ -178,7 +189,7 @@ def load_rulebook(directory: str | Path) -> Rulebook:
     versions: list[PolicyVersion] = []
     parameters: dict[str, Parameter] = {}
     digest = hashlib.sha256()
-    files = sorted(p for p in root.rglob("*.yaml") if p.is_file())
+    files = sorted(p for p in root.rglob("*.yaml") if p.is_file() and p.relative_to(root).parts[0] != RATES_DIR)
     if not files:
         raise RulebookError(f"no rule files (*.yaml) in {root}")
     for path in files:
@@ -207,6 +218,8 @@ def load_rulebook(directory: str | Path) -> Rulebook:
         raise RulebookError(f"missing parameters: {', '.join(missing)}")
     if not versions:
         raise RulebookError("no policy versions defined")
+    rates = load_ratebook(root / RATES_DIR, csv_rates=rate_cards, csv_tiers=rate_card_tiers)
+    digest.update(rates.version.encode())
     return Rulebook(
         rules=tuple(rules),
         versions=tuple(sorted(versions, key=lambda v: v.effective_from)),
@@ -214,6 +227,7 @@ def load_rulebook(directory: str | Path) -> Rulebook:
         version="sha256:" + digest.hexdigest()[:16],
         directory=str(root),
         by_id=by_id,
+        rates=rates,
     )
 
 

@@ -16,23 +16,50 @@ from .engine import RulesEngine
 from .evaluate import ordered_history, replay
 from .messages import DecisionRequest, Message
 from .rulebook import Rulebook
+from .wording import category_name, period_name, show_time, zone_name
 
-WIDTH = 960
-GUTTER = 200  # left margin for lane titles
-RIGHT = 24
 ROW = 30
 LANE_GAP = 18
+TITLE = 18  # room for a lane's title above its rows, in a layout that puts titles above the lanes
 AXIS = 40  # room for the time axis under the lanes
-CHAR = 6.6  # approximate width of one label character at the SVG's font size
+# The SVG draws labels in an 11 px monospace font (style.css), whose characters are 0.6 em wide; a little
+# more is assumed so a label never ends past the room it was given.
+CHAR = 6.8
+PAD = 4  # between a bar's edge and a label inside it
+GAP = 8  # between a bar or message mark and a label beside it
+MARK = 6  # half the width of a message mark
+CLEAR = 4  # no label comes closer than this to the send line
 STEPS = tuple(timedelta(hours=h) for h in (1, 2, 3, 6, 12, 24, 48, 168, 720))
-MAX_TICKS = 9
+TICK_CHARS = 11  # the longest tick label, "05-01 10:00"
 MAX_ROWS = 5  # labelled rows per lane; one more holds unlabelled overflow
+EDGE = 6  # no label starts closer than this to the drawing's left edge
+LANE_TITLES_BY_NAME = (("messages", "Messages"), ("windows", "Customer service window"),
+                       ("periods", "Conversations, free entry"))
+LANE_TITLES = tuple(title for _, title in LANE_TITLES_BY_NAME)
+TITLE_X = 8  # where a lane title starts
 
-PERIOD_NAMES = {
-    "conversation": "conversation",
-    "free_entry_point_conversation": "free entry point conversation",
-    "free_entry_point_window": "free entry point window",
-}
+
+@dataclass(frozen=True)
+class Layout:
+    """A drawing size: its width, the margin for lane titles, and whether the titles sit above the lanes."""
+
+    name: str
+    width: int
+    gutter: int
+    right: int
+    titles_above: bool
+
+    @property
+    def max_ticks(self) -> int:
+        """As many ticks as fit without their labels touching."""
+        return max(2, int((self.width - self.gutter - self.right) // (TICK_CHARS * CHAR + 12)))
+
+
+# A desktop drawing with lane titles in a left margin, and a phone-width one (390 px screens) with titles above.
+WIDE = Layout("wide", 960, 200, 24, titles_above=False)
+NARROW = Layout("narrow", 360, 6, 6, titles_above=True)
+# Module-level names the wide drawing's tests and callers have always used.
+WIDTH, GUTTER = WIDE.width, WIDE.gutter
 
 
 @dataclass(frozen=True)
@@ -49,6 +76,15 @@ class Mark:
     label_x: float = 0.0
     anchor: str = "start"
     opens_window: bool = True
+    failed: bool = False
+    short: str = ""  # the label without the year, tried when the full one finds no room
+
+    @property
+    def legend(self) -> str:
+        """The legend entry that explains how this mark is drawn."""
+        if self.kind == "inbound":
+            return "inbound" if self.opens_window else "inbound-uncounted"
+        return "outbound-failed" if self.failed else self.kind
 
 
 @dataclass(frozen=True)
@@ -72,11 +108,19 @@ class Segment:
     rule: str = ""
     label_x: float = 0.0
     anchor: str = "start"
+    short: str = ""
+
+    @property
+    def legend(self) -> str:
+        """The legend entries that explain how this bar is drawn: its kind, then what it is at the send."""
+        base = {"customer_service_window": "window", "conversation": "conversation"}.get(self.kind,
+                                                                                         "free-entry-point")
+        return " ".join([base, *(["covers-send"] if self.covers_send else []), *(["by-send"] if self.by_send else [])])
 
 
 @dataclass(frozen=True)
 class Lane:
-    """A horizontal band of the timeline with its own rows."""
+    """A horizontal band of the timeline with its own rows (and, in a narrow layout, its title above them)."""
 
     name: str
     title: str
@@ -84,11 +128,12 @@ class Lane:
     rows: int
     marks: tuple[Mark, ...] = ()
     segments: tuple[Segment, ...] = ()
+    top: float = 0.0  # where the first row starts
 
     @property
     def height(self) -> float:
-        """The lane's height in SVG units."""
-        return self.rows * ROW
+        """The lane's height in SVG units, its title included."""
+        return self.top - self.y + self.rows * ROW
 
 
 @dataclass(frozen=True)
@@ -111,16 +156,31 @@ class Timeline:
     zone: str
     window: str
     row: int = ROW
-    gutter: int = GUTTER
+    gutter: int = WIDE.gutter
+    layout: str = WIDE.name
+    # The send line's vertical pieces: it stops where a lane title above the lanes would cross it.
+    send_spans: tuple[tuple[float, float], ...] = ()
 
     @property
     def segments(self) -> tuple[Segment, ...]:
         """Every window and period, lane by lane."""
         return tuple(s for lane in self.lanes for s in lane.segments)
 
+    @property
+    def axis_y(self) -> float:
+        """The y of the time axis, under the lanes."""
+        return self.height - AXIS
 
-def from_request(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine, *, delivered: bool) -> Timeline:
+
+def from_request(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine, *, delivered: bool,
+                 layout: Layout = WIDE) -> Timeline:
     """The timeline of a request, replaying its history (and the send itself when it is delivered)."""
+    return layouts_of(request, rulebook, engine, delivered=delivered, layouts=(layout,))[0]
+
+
+def layouts_of(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine, *, delivered: bool,
+               layouts: Sequence[Layout] = (WIDE, NARROW)) -> tuple[Timeline, ...]:
+    """The same timeline drawn in each layout, replaying the history once."""
     periods = replay(request, rulebook, engine).ledger.periods
     opens: list[Period] = []
     closes: set[int] = set()
@@ -130,23 +190,24 @@ def from_request(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngi
         opens = after[len(periods):]
         # The ledger shortens a period in place when the send closes it (FEP-1), so indexes still match.
         closes = {i for i, was in enumerate(periods) if after[i].expires_at < was.expires_at}
-    return build(
-        [m for _, m in ordered_history(request)],
-        request.send.at,
-        periods,
-        window=rulebook.parameter("customer_service_window"),
-        ignored_types=rulebook.parameter("window_ignored_inbound_types"),
-        send_opens=opens,
-        send_closes=closes,
+    messages = [m for _, m in ordered_history(request)]
+    return tuple(
+        build(messages, request.send.at, periods, window=rulebook.parameter("customer_service_window"),
+              ignored_types=rulebook.parameter("window_ignored_inbound_types"), send_opens=opens,
+              send_closes=closes, layout=layout)
+        for layout in layouts
     )
 
 
 def build(messages: Sequence[Message], send_at: datetime, periods: Sequence[Period], *, window: timedelta,
           ignored_types: Iterable[str], send_opens: Sequence[Period] = (),
-          send_closes: Collection[int] = ()) -> Timeline:
+          send_closes: Collection[int] = (), layout: Layout = WIDE) -> Timeline:
     """Lay out the messages, the window each counted inbound opens, the periods (as at the send) and the send.
 
     `send_opens` are the periods the send itself would open; `send_closes` indexes the periods it would close.
+    No label overlaps another label, a bar other than its own (a label inside its bar stays inside it), a
+    message mark, a lane title or the send line; a label that finds no room is left out (the item's title
+    and the table under the drawing still give it).
     """
     ignored = frozenset(ignored_types)
     zone = send_at.tzinfo
@@ -156,46 +217,61 @@ def build(messages: Sequence[Message], send_at: datetime, periods: Sequence[Peri
     moments = [send_at, *(m.at for m in messages), *(end for _, end in windows),
                *(p.opened_at for p in every), *(p.expires_at for p in every)]
     start, end = _padded(min(moments), max(moments))
-    scale = _Scale(start, end)
+    scale = _Scale(start, end, layout)
+    send_x = scale.x(send_at)
 
-    marks = _rows([_mark(m, ignored, scale, zone) for m in messages])
+    marks = _rows([_mark(m, ignored, scale, zone) for m in messages], layout, send_x, LANE_TITLES[0])
     csw = _rows([
         _segment("customer_service_window", "window", begin, until, scale, zone, send_at)
         for begin, until in windows
-    ])
+    ], layout, send_x, LANE_TITLES[1])
     opened = _rows([
-        _segment(p.kind, f"{p.category} {PERIOD_NAMES.get(p.kind, p.kind)}", p.opened_at, p.expires_at, scale,
+        _segment(p.kind, period_name(p.kind, p.category), p.opened_at, p.expires_at, scale,
                  zone, send_at, by_send=i >= len(periods), closed_by_send=i in send_closes, rule=p.rule)
         for i, p in enumerate(every)
-    ])
+    ], layout, send_x, LANE_TITLES[2])
     lanes, y = [], 0.0
-    for name, title, marks_, segments in (
-        ("messages", "Messages", marks, ()),
-        ("windows", "Customer service window", (), csw),
-        ("periods", "Conversations, free entry", (), opened),
-    ):
+    for (name, title), marks_, segments in zip(LANE_TITLES_BY_NAME, (marks, (), ()), ((), csw, opened),
+                                               strict=True):
         rows = 1 + max([i.row for i in (*marks_, *segments)], default=0)
-        lanes.append(Lane(name, title, y, rows, tuple(marks_), tuple(segments)))
-        y += rows * ROW + LANE_GAP
-    when = _show(send_at, zone)
-    x, label = scale.x(send_at), f"send {when}"
+        top = y + (TITLE if layout.titles_above else 0)
+        title += "" if marks_ or segments else ": none"
+        lanes.append(Lane(name, title, y, rows, tuple(marks_), tuple(segments), top))
+        y = top + rows * ROW + LANE_GAP
+    height = y + AXIS
+    when = show_time(send_at, zone)
+    label = f"send {when}"
     half = len(label) * CHAR / 2
-    anchor = "end" if x + half > WIDTH else "start" if x - half < 0 else "middle"
-    send = Mark("send", send_at, when, label, f"proposed send at {when}", x, label_x=x, anchor=anchor)
-    return Timeline(tuple(lanes), send, scale.ticks(zone), WIDTH, y + AXIS, _zone_name(send_at),
-                    _duration(window))
+    anchor = "end" if send_x + half > layout.width else "start" if send_x - half < 0 else "middle"
+    send = Mark("send", send_at, when, label, f"proposed send at {when}", send_x, label_x=send_x, anchor=anchor)
+    return Timeline(tuple(lanes), send, scale.ticks(zone), layout.width, height, zone_name(send_at),
+                    _duration(window), gutter=layout.gutter, layout=layout.name,
+                    send_spans=_send_spans(lanes, height - AXIS, layout))
+
+
+def _send_spans(lanes: Sequence[Lane], bottom: float, layout: Layout) -> tuple[tuple[float, float], ...]:
+    """From above the lanes to the axis, broken where a lane title above the lanes lies across it."""
+    if not layout.titles_above:
+        return ((-4.0, bottom),)
+    spans, top = [], -4.0
+    for lane in lanes:
+        spans.append((top, lane.y))
+        top = lane.top
+    spans.append((top, bottom))
+    return tuple(spans)
 
 
 class _Scale:
-    def __init__(self, start: datetime, end: datetime) -> None:
-        self.start, self.end = start, end
+    def __init__(self, start: datetime, end: datetime, layout: Layout) -> None:
+        self.start, self.end, self.layout = start, end, layout
         self.span = (end - start).total_seconds()
 
     def x(self, at: datetime) -> float:
-        return round(GUTTER + (WIDTH - GUTTER - RIGHT) * (at - self.start).total_seconds() / self.span, 1)
+        plot = self.layout.width - self.layout.gutter - self.layout.right
+        return round(self.layout.gutter + plot * (at - self.start).total_seconds() / self.span, 1)
 
     def ticks(self, zone: tzinfo | None) -> tuple[Tick, ...]:
-        step = next((s for s in STEPS if (self.end - self.start) / s <= MAX_TICKS), STEPS[-1])
+        step = next((s for s in STEPS if (self.end - self.start) / s <= self.layout.max_ticks), STEPS[-1])
         local = self.start.astimezone(zone)
         hours = int(step.total_seconds() // 3600)
         # Ticks fall on whole multiples of the step since midnight (00:00, 06:00, ...), as a reader expects.
@@ -205,7 +281,11 @@ class _Scale:
         while at <= self.end:
             if at >= self.start:
                 fmt = "%m-%d" if step >= timedelta(days=1) else "%m-%d %H:%M"
-                ticks.append(Tick(self.x(at), at.strftime(fmt)))
+                x, label = self.x(at), at.strftime(fmt)
+                half = len(label) * CHAR / 2
+                # A tick too near an edge for its centred label keeps its mark and drops the label.
+                inside = self.layout.gutter - GAP <= x - half and x + half <= self.layout.width - 2
+                ticks.append(Tick(x, label if inside else ""))
             at += step
         return tuple(ticks)
 
@@ -217,70 +297,103 @@ def _padded(first: datetime, last: datetime) -> tuple[datetime, datetime]:
 
 
 def _mark(message: Message, ignored: frozenset[str], scale: _Scale, zone: tzinfo | None) -> Mark:
-    when = _show(message.at, zone)
+    when = show_time(message.at, zone)
+    short = _short(message.at, zone)
     x = scale.x(message.at)
     if message.direction == "inbound":
         counted = message.type not in ignored
         note = "" if counted else " (does not open the window)"
         note += " from an ad" if message.referral else ""
         return Mark("inbound", message.at, when, f"in {message.type} {when}",
-                    f"inbound {message.type} at {when}{note}", x, opens_window=counted)
-    what = f"template {message.template.name} ({message.template.category})" if message.template else message.type
-    failed = " (failed: not delivered)" if message.status == "failed" else ""
-    return Mark("outbound", message.at, when, f"out {message.type} {when}", f"outbound {what} at {when}{failed}", x)
+                    f"inbound {message.type} at {when}{note}", x, opens_window=counted, short=f"in {short}")
+    what = f"template {message.template.name} ({category_name(message.template.category)})" \
+        if message.template else message.type
+    failed = message.status == "failed"
+    note = " (failed: not delivered)" if failed else ""
+    return Mark("outbound", message.at, when, f"out {message.type} {when}", f"outbound {what} at {when}{note}", x,
+                failed=failed, short=f"out {short}")
 
 
 def _segment(kind: str, name: str, start: datetime, end: datetime, scale: _Scale, zone: tzinfo | None,
              send_at: datetime, *, by_send: bool = False, closed_by_send: bool = False, rule: str = "") -> Segment:
     opened = "would open with the send" if by_send else "open"
-    since, until = _show(start, zone), _show(end, zone)
+    since, until = show_time(start, zone), show_time(end, zone)
     title = f"{name}, {opened} from {since} until {until}" + (f" ({rule})" if rule else "")
     if closed_by_send:
-        title += f"; the send would close it at {_show(send_at, zone)}"
+        title += f"; the send would close it at {show_time(send_at, zone)}"
     x = scale.x(start)
     return Segment(kind, name, since, until, f"{name} {since} → {until}", title, start, end, x,
                    max(round(scale.x(end) - x, 1), 2.0), 0, covers_send=not by_send and start <= send_at < end,
-                   by_send=by_send, closed_by_send=closed_by_send, rule=rule)
+                   by_send=by_send, closed_by_send=closed_by_send, rule=rule,
+                   short=f"{_short(start, zone)} → {_short(end, zone)}")
 
 
-def _rows(items: list[Any]) -> list[Any]:
-    """Place each label inside the drawing, then give each item the first row where nothing overlaps it.
+def _short(at: datetime, zone: tzinfo | None) -> str:
+    """A time as `show_time` shows it, less the year: for labels on a narrow drawing."""
+    return show_time(at, zone)[5:]
 
-    Past MAX_ROWS rows an item goes, without its label, on one extra row shared by all such items (its
-    title and the table under the SVG still give its times), so a long history stays a readable height.
+
+def _rows(items: list[Any], layout: Layout, send_x: float, title: str) -> list[Any]:
+    """Give each item a row and a label place where its label overlaps nothing, trying the full label first.
+
+    A label goes inside its own bar if it fits there, else beside the bar or mark (right, then left); it
+    keeps to the drawing, off the lane's title (in the left margin of its first row, in a wide layout) and
+    clear of the send line. Each row keeps the
+    horizontal extents (glyph and label) already placed on it. Past MAX_ROWS rows an item goes, without a
+    label, on one extra row shared by all such items (its title and the table still give its times), so a
+    long history stays a readable height.
     """
-    ends: list[float] = []
+    taken: list[list[tuple[float, float]]] = [[] for _ in range(MAX_ROWS)]
+    if not layout.titles_above:
+        taken[0].append((0.0, TITLE_X + len(title) * CHAR + GAP))
     placed = []
     for item in sorted(items, key=lambda i: i.x):
-        width = getattr(item, "width", 0.0)
-        text = len(item.label) * CHAR
-        gap = 4 if width else 10
-        if item.x + gap + text <= WIDTH:
-            label_x, anchor, left, right = item.x + gap, "start", item.x, max(item.x + width, item.x + gap + text)
-        else:
-            # Too close to the right edge: the label ends inside the drawing instead of running off it.
-            label_x = min(item.x + width, WIDTH) - gap
-            anchor, left, right = "end", min(item.x, label_x - text), item.x + width
-        row = next((r for r, end in enumerate(ends[:MAX_ROWS]) if end <= left), len(ends))
-        if row >= MAX_ROWS:
-            row, item = MAX_ROWS, replace(item, label="")
-        if row == len(ends):
-            ends.append(0.0)
-        ends[row] = max(ends[row], right + 8)
-        placed.append(replace(item, row=row, label_x=round(label_x, 1), anchor=anchor))
+        spot = _place(item, taken, layout, send_x)
+        if spot is None:
+            # No room for any label: the glyph alone takes the first row with room, or the overflow row.
+            glyph = _glyph(item)
+            row = next((r for r, extents in enumerate(taken) if _free(extents, glyph)), MAX_ROWS)
+            if row < MAX_ROWS:
+                taken[row].append(glyph)
+            placed.append(replace(item, row=row, label="", short=""))
+            continue
+        row, label, label_x, anchor, extent = spot
+        taken[row].append(extent)
+        placed.append(replace(item, row=row, label=label, label_x=round(label_x, 1), anchor=anchor))
     return placed
 
 
-def _show(at: datetime, zone: tzinfo | None) -> str:
-    local = at.astimezone(zone)
-    return local.strftime("%Y-%m-%d %H:%M:%S" if local.second else "%Y-%m-%d %H:%M")
+def _glyph(item: Any) -> tuple[float, float]:
+    """The horizontal extent of a bar or a message mark, with half a gap either side."""
+    bar = getattr(item, "width", None)
+    left, right = (item.x, item.x + bar) if bar is not None else (item.x - MARK, item.x + MARK)
+    return left - GAP / 2, right + GAP / 2
 
 
-def _zone_name(at: datetime) -> str:
-    offset = at.utcoffset() or timedelta(0)
-    minutes = int(offset.total_seconds() // 60)
-    sign = "+" if minutes >= 0 else "-"
-    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+def _free(extents: list[tuple[float, float]], extent: tuple[float, float]) -> bool:
+    return all(extent[1] <= a or b <= extent[0] for a, b in extents)
+
+
+def _place(item: Any, taken: list[list[tuple[float, float]]], layout: Layout,
+           send_x: float) -> tuple[int, str, float, str, tuple[float, float]] | None:
+    bar = getattr(item, "width", None)
+    left, right = (item.x, item.x + bar) if bar is not None else (item.x - MARK, item.x + MARK)
+    for label in dict.fromkeys(filter(None, (item.label, item.short))):
+        text = len(label) * CHAR
+        spots = []  # (label start, label end, anchor x, anchor)
+        if bar is not None and text + 2 * PAD <= bar:
+            spots += [(left + PAD, left + PAD + text, left + PAD, "start"),
+                      (right - PAD - text, right - PAD, right - PAD, "end")]
+        spots += [(right + GAP, right + GAP + text, right + GAP, "start"),
+                  (left - GAP - text, left - GAP, left - GAP, "end")]
+        for row, extents in enumerate(taken):
+            for start, end, at, anchor in spots:
+                extent = (min(left, start) - GAP / 2, max(right, end) + GAP / 2)
+                if start < EDGE or end > layout.width - 2 or start - CLEAR <= send_x <= end + CLEAR:
+                    continue
+                if _free(extents, extent):
+                    return row, label, at, anchor, extent
+    return None
 
 
 def _duration(length: timedelta) -> str:

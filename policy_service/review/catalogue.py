@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.engine import RulesEngine
+from ..core.rates import BASES, RateBook
 from ..core.rulebook import CONFIDENCE, ChargeEffect, Rule, Rulebook
 from .coverage import RuleCoverage, measure
 from .fixtures import discover, run_fixtures
@@ -61,6 +62,7 @@ def catalogue(rulebook: Rulebook, coverage: RuleCoverage, links: dict[str, str])
         "| --- | --- | --- | --- | --- |",
         *(f"| {p.id} | `{p.name}` | {_value(p.value)} | {MARKS[p.confidence]} | [{p.title}]({p.citation}) |"
           for p in rulebook.parameters.values()),
+        *rate_card_section(rulebook.rates),
     ]
     for version in tops:
         subs = [v for v in rulebook.versions if v not in tops and version.covers(v.effective_from)]
@@ -70,6 +72,42 @@ def catalogue(rulebook: Rulebook, coverage: RuleCoverage, links: dict[str, str])
     lines += ["", "## Across versions", "", "Rules in force under more than one policy version."]
     lines += [line for rule in across for line in _entry(rule, coverage, links)]
     return "\n".join(lines) + "\n"
+
+
+def rate_card_section(rates: RateBook) -> list[str]:
+    """The catalogue's rate cards: which currencies, dates and markets are priced, and where each number is from."""
+    lines = [
+        "",
+        "## Rate cards",
+        "",
+        "Prices come from the cards in [rates/](rates/) (or Meta's CSV named by the `RATE_CARDS` setting). A send "
+        "on a day, in a currency or to a market no card covers gets `charge.price: null` and a `price_reason`; "
+        "no rate is invented.",
+        "",
+        "| card | currency | in force | basis | markets | volume tiers | confidence | source |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for card in rates.cards:
+        tiers = ", ".join(f"{category} ({len(table)} markets)" for category, table in card.tiers.items() if table)
+        lines.append(f"| {card.id} | {card.currency} | {_dates(card.effective_from, card.effective_until)} | "
+                     f"{BASES[card.basis]} | {len(card.rates)} | {tiers or 'none'} | {MARKS[card.confidence]} | "
+                     f"[rates]({card.source})" + (f", [tiers]({card.tiers_source})" if card.tiers_source else "")
+                     + f" (reproducing <{card.citation}>) |")
+    if not rates.cards:
+        lines.append("| none | | | | | | | |")
+    lines += [
+        "",
+        f"Currencies covered: {', '.join(rates.currencies()) or 'none'}. Any other currency, and any day outside "
+        "the dates above, has no price.",
+        "",
+        "| market map | in force | countries listed | every other country | confidence | source |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *(f"| {m.id} | {_dates(m.effective_from, m.effective_until)} | {len(m.countries)} | "
+          f"{m.otherwise or 'unknown: no price'} | {MARKS[m.confidence]} | <{m.citation}> |" for m in rates.maps),
+    ]
+    for card in rates.cards:
+        lines += ["", f"### {card.id}: {card.title}", "", card.note] if card.note else []
+    return lines
 
 
 def describe_effect(rule: Rule) -> str:

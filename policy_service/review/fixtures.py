@@ -140,7 +140,7 @@ def observed(expect: dict[str, Any], decision: Decision) -> dict[str, Any]:
         elif key == "charge":
             actual = CHARGE.dump(decision.charge) if decision.charge else None
             partial = wanted is not None and actual is not None
-            view[key] = {k: actual.get(k) for k in wanted} if partial else actual
+            view[key] = _narrow(actual, wanted) if partial else actual
         elif key == "rules":
             view[key] = [r for r in wanted if r in fired]
         elif key == "determining_rules":
@@ -150,6 +150,13 @@ def observed(expect: dict[str, Any], decision: Decision) -> dict[str, Any]:
         elif key == "error_codes":
             view[key] = sorted(decision.error_codes)
     return view
+
+
+def _narrow(actual: Any, wanted: Any) -> Any:
+    # A subset check at every depth: `charge.price` may name only the amount and the tier number.
+    if isinstance(wanted, dict) and isinstance(actual, dict):
+        return {k: _narrow(actual.get(k), v) for k, v in wanted.items()}
+    return actual
 
 
 def expected(expect: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..core.decision import Decision
 from ..core.engine import RulesEngine
 from ..core.evaluate import assumed_send, evaluate, replay
 from ..core.messages import DecisionRequest, Send
@@ -66,6 +67,32 @@ def reconcile(rulebook: Rulebook, engine: RulesEngine, *, phone_number_id: str |
     return comparisons
 
 
+@dataclass(frozen=True)
+class Replayed:
+    """A delivered message's send, rebuilt from the stored history before it, and the decision it gets today."""
+
+    wamid: str
+    phone_number_id: str
+    contact: str
+    request: DecisionRequest
+    decision: Decision
+
+
+def replayed(rulebook: Rulebook, engine: RulesEngine, wamid: str) -> Replayed | None:
+    """The decision the rules make today for one stored delivered message (by wamid), as reconciliation
+    replays it; None if no such outbound message is stored or its category is not modelled."""
+    if "\x00" in wamid:
+        return None  # PostgreSQL refuses to compare text holding NUL, and no wamid contains one
+    row = histories.StoredMessage.get_or_none(histories.StoredMessage.wamid == wamid)
+    if row is None or row.direction != "outbound":
+        return None
+    if not modelled(histories.outbound_category(row)):
+        return None
+    request, _ = _request(row, histories.stored_messages(row.phone_number_id, row.contact), rulebook, engine)
+    decision = evaluate(request, rulebook=rulebook, engine=engine, decision_id=f"reconcile:{row.wamid}")
+    return Replayed(row.wamid, row.phone_number_id, row.contact, request, decision)
+
+
 # Categories Meta reports under another name for the same charge: marketing_lite is the Marketing Messages
 # API's marketing (billed at Cloud API marketing rates, PMP-8), which the rules classify as marketing.
 SAME_CHARGE = {"marketing_lite": "marketing"}
@@ -106,13 +133,7 @@ def _compare(row: histories.StoredMessage, conversation: list[histories.StoredMe
     if not modelled(category):
         return Comparison(row.wamid, row.phone_number_id, row.contact, at, meta, None, "not_modelled", (), (),
                           note=f"category not modelled: {category}", modelled=False)
-    message = histories.as_message(row)
-    to = "+" + row.contact
-    before = tuple(histories.as_message(r) for r in conversation[: conversation.index(row)])
-    delivered = message.delivery_time or message.at
-    state = replay(DecisionRequest(Send(delivered, to, "text"), before), rulebook, engine)
-    send, assumption = assumed_send(replace(message, at=delivered), state, to, rulebook)
-    request = DecisionRequest(send, before)
+    request, assumption = _request(row, conversation, rulebook, engine)
     decision = evaluate(request, rulebook=rulebook, engine=engine, decision_id=f"reconcile:{row.wamid}")
     charge = decision.charge
     predicted = None if charge is None else {
@@ -126,6 +147,18 @@ def _compare(row: histories.StoredMessage, conversation: list[histories.StoredMe
     )
     return Comparison(row.wamid, row.phone_number_id, row.contact, at, meta, predicted, decision.decision,
                       decision.determining_rules, differences, note=assumption)
+
+
+def _request(row: histories.StoredMessage, conversation: list[histories.StoredMessage], rulebook: Rulebook,
+             engine: RulesEngine) -> tuple[DecisionRequest, str | None]:
+    """The send as delivered, after the stored history before it, and what was assumed of its type."""
+    message = histories.as_message(row)
+    to = "+" + row.contact
+    before = tuple(histories.as_message(r) for r in conversation[: conversation.index(row)])
+    delivered = message.delivery_time or message.at
+    state = replay(DecisionRequest(Send(delivered, to, "text"), before), rulebook, engine)
+    send, assumption = assumed_send(replace(message, at=delivered), state, to, rulebook)
+    return DecisionRequest(send, before), assumption
 
 
 def _value(name: str, value: Any) -> Any:

@@ -41,6 +41,10 @@ class DecisionRecord(StoredModel):
     rulebook_version = peewee.CharField(max_length=40, index=True)
     determining_rules = peewee.TextField()
     recipient_region = peewee.CharField(max_length=2, default="ZZ")
+    # The recipient as logged (masked when masking is on) and the business number of a history_ref, for the
+    # reviewers' filters; rows logged before these columns existed hold "".
+    recipient = peewee.CharField(max_length=32, default="", index=True)
+    phone_number_id = peewee.CharField(max_length=64, default="", index=True)
     request = peewee.TextField()
     facts = peewee.TextField(default="{}")
     response = peewee.TextField()
@@ -58,6 +62,9 @@ class DecisionQuery:
     until: datetime | None = None
     decision: str | None = None
     rule: str | None = None
+    policy_version: str | None = None
+    contact: str | None = None  # E.164; with masking on, every number with the same kept digits matches
+    phone_number_id: str | None = None
 
 
 def record(decision: Decision, request: dict[str, Any], response: dict[str, Any], *, mask: bool,
@@ -74,6 +81,10 @@ def record(decision: Decision, request: dict[str, Any], response: dict[str, Any]
              dumps(response.get("facts", {}))]
     texts = [masked_json(text) if mask else text.decode() for text in texts]
     facts = decision.facts
+    # The recipient as logged, and a history_ref's business number (the web layer logs the ref's history
+    # inline and names the ref in the response's history_source), for the reviewers' filters.
+    to = str(request.get("send", {}).get("to", ""))
+    ref = request.get("history_ref") or (response.get("history_source") or {}).get("ref") or {}
     _insert({
         "decision_id": decision.decision_id,
         "logged_at": stored_time(datetime.now(UTC)),
@@ -85,6 +96,8 @@ def record(decision: Decision, request: dict[str, Any], response: dict[str, Any]
         "rulebook_version": decision.rulebook_version,
         "determining_rules": ",".join(decision.determining_rules),
         "recipient_region": region,
+        "recipient": (mask_number(to) if mask and to else to)[:32],
+        "phone_number_id": str(ref.get("phone_number_id", ""))[:64],
         "request": texts[0],
         "response": texts[1],
         "facts": texts[2],
@@ -150,6 +163,14 @@ def select(query: DecisionQuery) -> peewee.ModelSelect:
         # Stored as "A,B": wrap in commas so "PMP-3" never matches "PMP-30".
         wrapped = peewee.Value(",").concat(DecisionRecord.determining_rules).concat(",")
         rows = rows.where(wrapped.contains(f",{query.rule},"))
+    if query.policy_version is not None:
+        rows = rows.where(DecisionRecord.policy_version == query.policy_version)
+    if query.contact is not None:
+        number = "+" + query.contact.lstrip("+")
+        # A masked log holds only the kept digits, so the number is compared as it would have been stored.
+        rows = rows.where(DecisionRecord.recipient.in_(sorted({number, mask_number(number)})))
+    if query.phone_number_id is not None:
+        rows = rows.where(DecisionRecord.phone_number_id == query.phone_number_id)
     return rows
 
 

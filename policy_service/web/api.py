@@ -102,9 +102,9 @@ class Policy:
     engine: RulesEngine
 
     @classmethod
-    def load(cls, rules_dir: str) -> Policy:
-        """Load and validate the rule files in a directory and compile a new engine for them."""
-        rulebook = load_rulebook(rules_dir)
+    def load(cls, rules_dir: str, *, rate_cards: str | None = None, rate_card_tiers: str | None = None) -> Policy:
+        """Load and validate the rule files in a directory (and the rate cards) and compile a new engine."""
+        rulebook = load_rulebook(rules_dir, rate_cards=rate_cards, rate_card_tiers=rate_card_tiers)
         return cls(rulebook, RulesEngine(rulebook))
 
 
@@ -124,6 +124,12 @@ class PolicyApi(Api):
         # Keep the error's own headers (Allow on a 405, WWW-Authenticate on a 401), not its HTML type.
         headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
         return payload, error.code, {**headers, **(data.get("headers") or {})}
+
+
+def load_configured(config: Any) -> Policy:
+    """The policy a Flask config names: RULES_DIR, and RATE_CARDS / RATE_CARD_TIERS when set."""
+    return Policy.load(config["RULES_DIR"], rate_cards=config.get("RATE_CARDS") or None,
+                       rate_card_tiers=config.get("RATE_CARD_TIERS") or None)
 
 
 def policy() -> Policy:

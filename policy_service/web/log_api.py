@@ -24,6 +24,13 @@ class DecisionQuerySchema(RefusesNul, Schema):
     decision = fields.String(validate=validate.OneOf(("allow", "deny")))
     rule = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9.\-]{1,64}$"),
                          metadata={"description": "a determining rule id"})
+    policy_version = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9.\-]{1,16}$"),
+                                   metadata={"description": "the policy version in force at the send (V3a...)"})
+    contact = fields.String(validate=validate.Regexp(r"^\+?[0-9]{6,20}$"),
+                            metadata={"description": "the recipient (E.164); with masking on, every logged "
+                                                     "number with the same calling and area code matches"})
+    phone_number_id = fields.String(validate=validate.Length(min=1, max=64),
+                                    metadata={"description": "the business number of a history_ref"})
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> decision_log.DecisionQuery:
@@ -48,7 +55,8 @@ MAX_PAGE = 1_000_000
 @blp.paginate()
 @blp.alt_response(422, schema=ErrorSchema, description="Bad filter or page")
 def list_decisions(query: decision_log.DecisionQuery, pagination_parameters):
-    """Logged decisions, newest first, filtered by time, decision and determining rule; paginated."""
+    """Logged decisions, newest first, filtered by time, decision, determining rule, policy version, recipient
+    and business number; paginated."""
     if pagination_parameters.page > MAX_PAGE:
         abort(422, message=f"invalid request: page: at most {MAX_PAGE}",
               errors={"page": [f"must be at most {MAX_PAGE}"]})

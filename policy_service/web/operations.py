@@ -12,7 +12,7 @@ from flask_smorest import Blueprint, abort
 from .. import store
 from ..contract.schemas import ErrorSchema, HealthSchema, ReadinessSchema, ReloadSchema
 from . import metrics
-from .api import Policy, policy
+from .api import Policy, load_configured, policy
 
 log = logging.getLogger(__name__)
 blp = Blueprint("operations", __name__, description="Health, readiness, metrics and rule reloads")
@@ -26,7 +26,7 @@ class ReloadFailed(Exception):
 def reload_rules(app: Flask) -> Policy:
     """Build a new rulebook and engine from RULES_DIR and swap them in; on failure keep the current ones."""
     try:
-        fresh = Policy.load(app.config["RULES_DIR"])
+        fresh = load_configured(app.config)
     except Exception as error:  # noqa: BLE001 - whatever breaks the new rules, the last good set must stay
         message = f"{type(error).__name__}: {error}"
         app.extensions[RELOAD_ERROR] = message

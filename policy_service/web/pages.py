@@ -1,55 +1,123 @@
-"""Reviewer pages: the rule catalogue, a logged decision on a timeline, and a form to try a history."""
+"""Reviewer pages: a home, the rule catalogue, the decision log, a logged decision on a timeline, a form to try
+a history, and reconciliation of Meta's bill with our predictions."""
 
 from __future__ import annotations
 
 import json
+import math
 import re
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError, fields, validate
 
 from ..contract.parsing import BodyRefused, bounded_errors, decision_limits, flatten_errors, parse_json
-from ..contract.schemas import REQUEST
-from ..core import timeline
+from ..contract.schemas import DECISION_REQUEST_EXAMPLE, REQUEST, RESPONSE
+from ..core import timeline, wording
+from ..core.decision import Charge
 from ..core.errors import EngineError
-from ..core.rulebook import CONFIDENCE
-from ..review import coverage
-from ..review.fixtures import discover, run_fixture
+from ..core.messages import DecisionRequest
+from ..core.rulebook import CONFIDENCE, Rule
+from ..review import coverage, reconciliation
+from ..review.fixtures import Fixture, discover, run_fixture
 from ..store import decision_log
 from .api import Policy, decide, policy
 
 bp = Blueprint("ui", __name__, url_prefix="/ui")
+home_bp = Blueprint("home", __name__)
 # Keyed by rulebook version: the rules directory cannot change under a loaded rulebook.
 _CACHE: dict[tuple[str, ...], Any] = {}
+PAGE_SIZE = 25
+UTC_NAME = "UTC+00:00"
+
+
+@home_bp.route("/")
+def home():
+    """Where a reviewer starts: what each page is for, with the decision log's latest counts."""
+    loaded = policy()
+    today = datetime.now(UTC).date()
+    yesterday = today - timedelta(days=1)
+    count = decision_log.select(decision_log.DecisionQuery()).count()
+    denied_yesterday = decision_log.select(decision_log.DecisionQuery(
+        since=_day_start(yesterday), until=_day_start(today), decision="deny")).count()
+    return render_template("ui/home.html", rulebook=loaded.rulebook, logged=count, yesterday=yesterday.isoformat(),
+                           denied_yesterday=denied_yesterday, extra=_extra_pages())
 
 
 @bp.route("/")
 def index():
-    """The reviewer pages start at the rule catalogue."""
-    return redirect(url_for("ui.rules"))
+    """The reviewer pages start at the home page."""
+    return redirect(url_for("home.home"))
 
 
 @bp.route("/rules")
 def rules():
-    """Every rule, filtered by policy version, area and confidence, with the fixtures that cover it."""
+    """Every rule, filtered by policy version, area and confidence, grouped by area with a table of contents."""
     loaded = policy()
     book = loaded.rulebook
-    areas = {rule.file: rule.area for rule in book.rules}
     chosen = {key: request.args.get(key, "") for key in ("version", "area", "confidence")}
     version = next((v for v in book.versions if v.id == chosen["version"]), None)
-    shown = [
+    shown = sorted((
         rule for rule in book.rules
         if (version is None or rule.overlaps(version))
-        and (not chosen["area"] or areas[rule.file] == chosen["area"])
+        and (not chosen["area"] or rule.area == chosen["area"])
         and (not chosen["confidence"] or rule.confidence == chosen["confidence"])
-    ]
+    ), key=lambda rule: (rule.area, _natural(rule.id)))
+    groups: dict[str, list[Rule]] = {}
+    for rule in shown:
+        groups.setdefault(rule.area, []).append(rule)
     return render_template(
-        "ui/rules.html", rulebook=book, rules=shown, chosen=chosen, areas=areas,
-        area_names=sorted(set(areas.values())), confidence=CONFIDENCE,
+        "ui/rules.html", rulebook=book, rules=shown, groups=groups, chosen=chosen,
+        area_names=sorted({rule.area for rule in book.rules}), confidence=CONFIDENCE,
         versions_of={rule.id: [v.id for v in book.versions if rule.overlaps(v)] for rule in shown},
-        coverage=fixture_coverage(loaded, _fixtures_dir()),
+        in_version={v.id: sum(1 for rule in book.rules if rule.overlaps(v)) for v in book.versions},
+        coverage=fixture_coverage(loaded, _fixtures_dir()), slug=_slug,
     )
+
+
+class DecisionFilterSchema(Schema):
+    """The decision log page's filters: dates are whole UTC days, `to` included."""
+
+    since = fields.Date(data_key="from")
+    until = fields.Date(data_key="to")
+    decision = fields.String(validate=validate.OneOf(("allow", "deny")))
+    rule = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9.\-]{1,64}$"))
+    policy_version = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9.\-]{1,16}$"))
+    contact = fields.String(validate=validate.Regexp(r"^\+?[0-9]{6,20}$", error="must be a phone number in E.164"))
+    phone_number_id = fields.String(validate=validate.Length(min=1, max=64))
+    page = fields.Integer(validate=validate.Range(min=1, max=1_000_000))
+
+
+@bp.route("/decisions")
+def decisions():
+    """The decision log, newest first: filtered by day, outcome, rule, recipient, business number and version."""
+    book = policy().rulebook
+    given = {key: value.strip() for key, value in request.args.items() if value.strip()}
+    errors: dict[str, list[str]] = {}
+    try:
+        chosen = DecisionFilterSchema().load(given)
+    except ValidationError as error:
+        errors, chosen = flatten_errors(error.messages), {}
+    page = chosen.pop("page", 1)
+    query = decision_log.DecisionQuery(
+        since=_day_start(chosen.pop("since")) if "since" in chosen else None,
+        until=_day_start(chosen.pop("until") + timedelta(days=1)) if "until" in chosen else None,
+        **chosen,
+    )
+    rows = [] if errors else decision_log.select(query)
+    total = 0 if errors else rows.count()
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    entries = [] if errors else [_row(decision_log.entry(r)) for r in rows.paginate(page, PAGE_SIZE)]
+    today = datetime.now(UTC).date()
+    filters = {key: value for key, value in given.items() if key != "page" and not errors}
+    return render_template(
+        "ui/decisions.html", entries=entries, total=total, page=page, pages=pages, given=given, errors=errors,
+        filters=filters, rule_ids=sorted((r.id for r in book.rules), key=_natural),
+        versions=[v.id for v in book.versions], today=today.isoformat(),
+        yesterday=(today - timedelta(days=1)).isoformat(), week_ago=(today - timedelta(days=6)).isoformat(), utc=UTC,
+    ), 422 if errors else 200
 
 
 @bp.route("/decisions/<string:decision_id>")
@@ -64,23 +132,57 @@ def decision(decision_id: str):
 
 @bp.route("/try", methods=["GET", "POST"])
 def try_request():
-    """Pick a fixture or paste a request, submit it, and see the decision it gets."""
+    """Pick a fixture or edit the sample request, and *Decide*: the decision is logged and shown on its own page."""
     fixtures = {f.name: f for f in discover([_fixtures_dir()])}
     picked = request.values.get("fixture", "")
     errors: dict[str, list[str]] = {}
-    result = None
     if request.method == "POST":
         text = request.form.get("request", "")
         errors, raw, proposal = _parse(text)
         if proposal is not None:
             body = decide(proposal, raw)
-            result = {"response": body, **decision_view(raw, body)}
+            # POST, redirect, GET: the decision has an address to share, and reloading it decides nothing again.
+            return redirect(url_for("ui.decision", decision_id=body["decision_id"]), code=303)
     elif picked in fixtures:
         text = json.dumps(fixtures[picked].request, indent=2)
     else:
-        text = ""
-    return render_template("ui/try.html", fixtures=fixtures, picked=picked, text=text, errors=errors,
-                           result=result), 422 if errors else 200
+        text = json.dumps(DECISION_REQUEST_EXAMPLE, indent=2)
+    return render_template("ui/try.html", folders=_by_folder(fixtures.values()), fixtures=fixtures, picked=picked,
+                           text=text, errors=errors), 422 if errors else 200
+
+
+@bp.route("/reconciliation")
+def reconciliation_page():
+    """Meta's pricing of each delivered message beside our prediction: mismatches first, with what differs."""
+    loaded = policy()
+    comparisons = sorted(reconciliation.reconcile(loaded.rulebook, loaded.engine), key=lambda c: c.at, reverse=True)
+    # Mismatches first, then messages whose category the rules do not model, then matches; each newest first.
+    rank = {"mismatch": 0, "not-modelled": 1, "match": 2}
+    ordered = sorted(comparisons, key=lambda c: rank[_outcome(c)])
+    return render_template("ui/reconciliation.html", comparisons=[_comparison(c) for c in ordered],
+                           mismatching=sum(_outcome(c) == "mismatch" for c in comparisons),
+                           not_modelled=sum(_outcome(c) == "not-modelled" for c in comparisons))
+
+
+@bp.route("/reconciliation/<string:wamid>")
+def replayed(wamid: str):
+    """The decision our rules make today for a delivered message's send, replayed from the stored history."""
+    loaded = policy()
+    found = reconciliation.replayed(loaded.rulebook, loaded.engine, wamid)
+    if found is None:
+        return render_template("ui/not_found.html", decision_id=wamid, what="delivered message"), 404
+    comparison = next((c for c in reconciliation.reconcile(loaded.rulebook, loaded.engine,
+                                                           phone_number_id=found.phone_number_id,
+                                                           contact=found.contact) if c.wamid == wamid), None)
+    view = decision_view(None, RESPONSE.dump(found.decision), proposal=found.request)
+    return render_template("ui/replayed.html", wamid=wamid, comparison=comparison and _comparison(comparison),
+                           **view)
+
+
+@bp.app_context_processor
+def navigation() -> dict[str, Any]:
+    """Every page's menu also links the pages other work adds, once they exist."""
+    return {"extra_pages": _extra_pages()}
 
 
 @bp.app_template_filter("http_url")
@@ -89,18 +191,58 @@ def http_url(url: str) -> str:
     return url if re.match(r"^https?://", url or "", re.IGNORECASE) else "#"
 
 
-def decision_view(raw_request: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
-    """What the decision template needs: the response and its timeline (None if it cannot be replayed)."""
+@bp.app_template_filter("when")
+def when(value: str | datetime | None, zone: tzinfo | None = None) -> str:
+    """A time (RFC 3339 text or datetime) shown the one way reviewers read times (wording.show_time)."""
+    if not value:
+        return ""
+    try:
+        at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    return wording.show_time(at if at.tzinfo else at.replace(tzinfo=UTC), zone)
+
+
+@bp.app_template_filter("times")
+def times(text: str | None, zone: tzinfo | None = None) -> str:
+    """Text (a trace sentence) with its RFC 3339 times shown the one way (wording.times_in_text)."""
+    return wording.times_in_text(text or "", zone)
+
+
+@bp.app_template_global("category_name")
+def category_name(category: str | None) -> str:
+    """Meta's pricing category in words, for templates."""
+    return wording.category_name(category)
+
+
+def decision_view(raw_request: dict[str, Any] | None, response: dict[str, Any], *,
+                  proposal: DecisionRequest | None = None) -> dict[str, Any]:
+    """What the decision template needs: the response, the charge in words, the zone its times are shown in,
+    and its timeline in the wide and the narrow layout (None if the request cannot be replayed)."""
     loaded = policy()
     try:
-        region = response.get("facts", {}).get("seen_by_rules", {}).get("recipient_region", "ZZ")
-        proposal = REQUEST.load(decision_log.with_example_recipient(raw_request, region))
-        shown = timeline.from_request(proposal, loaded.rulebook, loaded.engine,
-                                      delivered=response.get("decision") == "allow")
+        if proposal is None:
+            region = response.get("facts", {}).get("seen_by_rules", {}).get("recipient_region", "ZZ")
+            proposal = REQUEST.load(decision_log.with_example_recipient(raw_request, region))
+        drawn = timeline.layouts_of(proposal, loaded.rulebook, loaded.engine,
+                                    delivered=response.get("decision") == "allow")
     except (ValidationError, EngineError):
         # The decision itself is already made and logged; a page without a picture beats an error page.
-        shown = None
-    return {"response": response, "timeline": shown, "confidence": CONFIDENCE}
+        drawn = None
+    zone = proposal.send.at.tzinfo if proposal is not None else UTC
+    return {"response": response, "timelines": drawn, "confidence": CONFIDENCE, "zone": zone,
+            "zone_name": wording.zone_name(proposal.send.at) if proposal is not None else UTC_NAME,
+            "charge_words": describe(response, zone)}
+
+
+def describe(response: dict[str, Any], zone: tzinfo | None = None) -> str:
+    """The response's charge in words (wording.describe_charge), as the command line words it."""
+    raw = response.get("charge")
+    charge = None if not raw else Charge(
+        billable=bool(raw.get("billable")), pricing_model=raw.get("pricing_model", ""),
+        category=raw.get("category", ""), type=raw.get("type"), opens_conversation=bool(raw.get("opens_conversation")),
+        conversation_expires_at=_time(raw.get("conversation_expires_at")), rule=raw.get("rule"))
+    return wording.describe_charge(charge, sent=response.get("decision") == "allow", zone=zone)
 
 
 def fixture_coverage(loaded: Policy, directory: str) -> dict[str, tuple[str, ...]]:
@@ -110,6 +252,83 @@ def fixture_coverage(loaded: Policy, directory: str) -> dict[str, tuple[str, ...
         results = (run_fixture(f, rulebook=loaded.rulebook, engine=loaded.engine) for f in discover([directory]))
         _CACHE[key] = coverage.measure(loaded.rulebook, results).covering
     return _CACHE[key]
+
+
+def _row(entry: dict[str, Any]) -> dict[str, Any]:
+    send = entry["request"].get("send", {}) if isinstance(entry["request"], dict) else {}
+    return {**entry, "send_at": send.get("at", ""), "to": send.get("to", ""),
+            "charge_words": describe(entry["response"], UTC)}
+
+
+def _comparison(c: reconciliation.Comparison) -> dict[str, Any]:
+    """A comparison with its causes in words and the address of the decision behind the prediction."""
+    decision_id = getattr(c, "decision_id", None)
+    if decision_id:
+        link = url_for("ui.decision", decision_id=decision_id)
+    else:
+        link = url_for("ui.replayed", wamid=c.wamid) if c.modelled else None
+    causes = [f"Meta billed {d.field} {_word(d.field, d.meta)}; we predicted {_word(d.field, d.predicted)}"
+              for d in c.differences]
+    likely = getattr(c, "cause", None)  # what the store knows of why (a re-categorised template, a count...)
+    if likely is not None:
+        causes.append(f"Likely cause: {likely.detail}")
+    return {"c": c, "link": link, "logged": bool(decision_id), "causes": causes, "outcome": _outcome(c)}
+
+
+def _outcome(c: reconciliation.Comparison) -> str:
+    if not c.modelled:
+        return "not-modelled"
+    return "match" if c.matches else "mismatch"
+
+
+def _word(field: str, value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if field == "category":
+        return f"{wording.category_name(value)} ({value})"
+    if field == "type":
+        return f"{wording.type_name(value)} ({value})"
+    if field == "billable":
+        return "billable" if value else "not billable"
+    return str(value)
+
+
+def _by_folder(fixtures: Any) -> dict[str, list[Fixture]]:
+    """Fixtures grouped by their folder under fixtures/ (scenarios, boundaries, v1...), in path order."""
+    root = Path(_fixtures_dir())
+    folders: dict[str, list[Fixture]] = {}
+    for fixture in fixtures:
+        folder = fixture.path.parent.relative_to(root).as_posix() if fixture.path.is_relative_to(root) else "other"
+        folders.setdefault(folder if folder != "." else "fixtures", []).append(fixture)
+    return folders
+
+
+def _extra_pages() -> list[tuple[str, str, str]]:
+    """Pages other work adds (templates, costs), linked from home and the menu once the app serves them."""
+    known = (("/ui/templates", "Templates", "Each template's status and category over time, from Meta's webhooks."),
+             ("/ui/costs", "Costs", "What the logged decisions predicted and what Meta billed, in money."))
+    served = {rule.rule for rule in current_app.url_map.iter_rules() if "GET" in (rule.methods or ())}
+    return [(path, title, text) for path, title, text in known if path in served]
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _natural(rule_id: str) -> list[Any]:
+    """CSW-2 before CSW-10: digits compare as numbers."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", rule_id)]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def _parse(text: str) -> tuple[dict[str, list[str]], Any, Any]:

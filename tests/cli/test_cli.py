@@ -7,8 +7,10 @@ from click.testing import CliRunner
 
 from policy_service import cli
 from policy_service.contract.schemas import DecisionResponseSchema
+from policy_service.core.rates import load_ratebook
 
 from ..conftest import DATA_DIR, FIXTURES_DIR
+from ..core.test_rates import META_CSV, META_TIERS, RATES
 
 PASSING = DATA_DIR / "fixtures" / "freeform_at_exactly_24_hours_is_denied.json"
 FAILING = DATA_DIR / "fixtures" / "freeform_at_exactly_24_hours_wrongly_expected_allowed.json"
@@ -133,3 +135,21 @@ def test_check_refuses_an_invalid_request(run):
     result = run("check", "-", stdin=json.dumps({"send": {"at": "2025-01-01T00:00:00+00:00"}}))
     assert result.exit_code == 1
     assert "invalid request" in result.output and "to" in result.output
+
+
+def test_rates_import_carries_a_meta_csv_over_with_its_source(tmp_path, run):
+    """`rates import` turns Meta's CSV into a card file that loads back with the given id, dates and source."""
+    (tmp_path / "rates.csv").write_text(META_CSV)
+    (tmp_path / "tiers.csv").write_text(META_TIERS)
+    folder = tmp_path / "rates"
+    folder.mkdir()
+    (folder / "markets.yaml").write_text((RATES / "markets.yaml").read_text())
+    result = run("rates", "import", tmp_path / "rates.csv", "--tiers", tmp_path / "tiers.csv", "--id", "meta-usd-test",
+                 "--until", "2026-06-30", "--source", "https://example.org/USD.csv", "--confidence", "S",
+                 "-o", folder / "card.yaml")
+    assert result.exit_code == 0, result.output
+    card = load_ratebook(folder).cards[0]
+    assert (card.id, str(card.effective_until), card.source) == ("meta-usd-test", "2026-06-30",
+                                                                "https://example.org/USD.csv")
+    bad = run("rates", "import", tmp_path / "tiers.csv", "--id", "x", "--source", "s", "--confidence", "S")
+    assert bad.exit_code != 0 and "tiers.csv: header must be Meta's columns" in bad.output

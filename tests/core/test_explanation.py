@@ -1,6 +1,6 @@
 """A decision as text: outcome, charge, and each rule with confidence, reason and defaults."""
 
-from policy_service.core.explanation import describe_charge, explain
+from policy_service.core.explanation import explain
 from policy_service.review.fixtures import load_fixture, run_fixture
 
 from ..conftest import FIXTURES_DIR
@@ -18,10 +18,9 @@ def test_explain_marks_secondary_rules_and_determining_ones(rulebook, engine):
     assert "policy:        V4 " in text
 
 
-def test_describe_charge_names_the_conversation_a_charge_opens(rulebook, engine):
-    """A charge that opens a conversation says until when, and names its rule."""
-    decision = _decide("07_utility_template_beside_a_service_conversation_opens_utility.json", rulebook, engine)
-    phrase = describe_charge(decision.charge)
-    assert phrase.startswith("billable, CBP, utility, regular, opens a conversation until ")
-    assert phrase.endswith("(rule CBP-3.opens)")
-    assert describe_charge(None) == "none"
+def test_explain_shows_times_one_way_and_a_denied_send_as_not_charged(rulebook, engine):
+    """Trace sentences print times as `2024-03-06 10:00` (the zone named once), and a deny is not charged."""
+    text = explain(_decide("02_freeform_at_exactly_24_hours_is_denied.json", rulebook, engine))
+    assert "charge:        not sent, not charged" in text
+    assert "2024-03-06 10:00" in text and "T10:00" not in text
+    assert "times:         in UTC+00:00, the send's offset" in text

@@ -11,7 +11,7 @@ from policy_service.contract.schemas import DecisionRequestSchema
 from policy_service.core import decision as combining
 from policy_service.core.chronology import by_delivery, timeline
 from policy_service.core.decision import combine
-from policy_service.core.evaluate import _opened, evaluate, late_delivery, undelivered_before
+from policy_service.core.evaluate import _opened, evaluate, late_delivery, priced, undelivered_before
 from policy_service.core.facts import derive_facts, new_state
 from policy_service.core.messages import DecisionRequest, Message, Send, Template
 from policy_service.review.fixtures import discover
@@ -40,11 +40,11 @@ def full_replay(request, rulebook, engine):
 
 
 def full_evaluate(request, rulebook, engine):
-    """evaluate() with the full replay."""
+    """evaluate() with the full replay (the charge priced from the same rate cards)."""
     state = full_replay(request, rulebook, engine)
     facts = derive_facts(request.send, state, request.context, rulebook)
     facts, fired = late_delivery(request, state, facts, engine.match(facts.engine), rulebook, engine)
-    return replace(combine(fired, facts, rulebook), decision_id="same")
+    return replace(priced(combine(fired, facts, rulebook), request, rulebook), decision_id="same")
 
 
 def fast_evaluate(request, rulebook, engine):

@@ -8,24 +8,8 @@ from click.testing import CliRunner
 from policy_service.cli import main
 from policy_service.review.reconciliation import normalized_category
 
+from ..conftest import BILLED_T0 as T0
 from ..meta_payloads import deliver, inbound_text, pmp, status
-
-T0 = 1754989200  # 2025-08-12T09:00:00Z: per-message pricing (V3)
-
-
-@pytest.fixture
-def billed_history(client):
-    """A user writes at 09:00; Meta prices a utility reply, a marketing template and an authentication template."""
-    deliver(
-        client,
-        inbound_text("wamid.in", T0),
-        status("wamid.utility", "sent", T0 + 3600, pricing=pmp("utility", "free_customer_service", False)),
-        status("wamid.utility", "delivered", T0 + 3605),
-        status("wamid.marketing", "delivered", T0 + 7200, pricing=pmp("marketing", "regular", True)),
-        status("wamid.auth", "delivered", T0 + 10800, pricing=pmp("authentication_international", "regular", True)),
-        status("wamid.failed", "failed", T0 + 12000),
-        status("wamid.in-flight", "sent", T0 + 13000, pricing=pmp("utility", "free_customer_service", False)),
-    )
 
 
 def test_report_compares_each_delivered_priced_message(client, billed_history):

@@ -142,6 +142,29 @@ def test_listing_filters_by_decision_rule_and_time(client):
     assert set(ids("from=2000-01-01T00:00:00%2B00:00")) == {allowed["decision_id"], denied["decision_id"]}
 
 
+def test_listing_filters_by_policy_version_recipient_and_business_number(client):
+    """policy_version, contact (compared as masked: the area code's numbers match) and phone_number_id filter."""
+    us = client.post("/v1/decisions", json=request_for("+14155550100")).json
+    canada = client.post("/v1/decisions", json=request_for("+16135550100", at="2024-08-12T12:00:00+00:00")).json
+    by_ref = {"send": request_for("+5511987654321")["send"],
+              "history_ref": {"phone_number_id": "1065403", "contact": "5511987654321"}}
+    stored = client.post("/v1/decisions", json=by_ref).json
+    assert "decision_id" in stored, stored
+
+    def ids(query: str) -> list[str]:
+        response = client.get(f"/v1/decisions?{query}")
+        assert response.status_code == 200, response.json
+        return [item["decision_id"] for item in response.json]
+
+    assert us["policy_version"] != canada["policy_version"]
+    assert ids(f"policy_version={canada['policy_version']}") == [canada["decision_id"]]
+    assert ids("contact=%2B14155550100") == ids("contact=14155559999") == [us["decision_id"]]
+    assert ids("contact=%2B16135550100") == [canada["decision_id"]]
+    assert ids("phone_number_id=1065403") == [stored["decision_id"]]
+    assert ids("phone_number_id=1065403&decision=allow") == ([stored["decision_id"]] if stored["decision"] == "allow"
+                                                             else [])
+
+
 def test_listing_is_paginated(client):
     """page and page_size select a slice; X-Pagination gives the total."""
     made = [client.post("/v1/decisions", json=request_for("+16135550100")).json["decision_id"] for _ in range(5)]
@@ -150,7 +173,8 @@ def test_listing_is_paginated(client):
     assert json.loads(response.headers["X-Pagination"])["total"] == 5
 
 
-@pytest.mark.parametrize("query", ["decision=maybe", "from=yesterday", "rule=a%20b", "page=0", "page_size=0"])
+@pytest.mark.parametrize("query", ["decision=maybe", "from=yesterday", "rule=a%20b", "page=0", "page_size=0",
+                                   "contact=12ab", "policy_version=V%20"])
 def test_bad_listing_query_is_a_422_in_the_error_shape(client, query):
     """Bad filters and pages are refused with 422 and the one error shape."""
     response = client.get(f"/v1/decisions?{query}")

@@ -155,6 +155,37 @@ def test_a_decision_id_with_a_nul_character_is_unknown(client):
     assert client.get("/ui/decisions/ab%00c").status_code == 404
 
 
+def test_a_billable_send_returns_its_price_and_a_bad_pricing_context_is_a_field_error(client):
+    """charge.price names amount, card, market and tier; an unknown currency code or a negative volume is a 422."""
+    send = {"at": "2026-05-12T10:00:00+00:00", "to": "+5511987654321", "type": "template", "template": TEMPLATE}
+    body = client.post("/v1/decisions", json={"send": send, "context": {"volume_messages_this_month": 250_000}})
+    price = body.get_json()["charge"]["price"]
+    assert (price["amount"], price["currency"], price["market"], price["basis"]) == (
+        "0.0065", "USD", "Brazil", "per delivered message")
+    assert price["rate_card"]["id"] == "meta-usd-2026-04-01" and price["tier"]["number"] == 2
+    for context, field in (({"currency": "usd"}, "context.currency"),
+                           ({"volume_messages_this_month": -1}, "context.volume_messages_this_month"),
+                           ({"marketing_max_price": "-1"}, "context.marketing_max_price")):
+        assert field in assert_error_shape(client.post("/v1/decisions", json={"send": send, "context": context}), 422)
+
+
+def test_rate_cards_setting_prices_with_the_business_csv(database_url, tmp_path):
+    """With POLICY_RATE_CARDS naming Meta's CSV, prices come from it (the card id says so)."""
+    from policy_service import create_app, store
+
+    from ..core.test_rates import META_CSV
+
+    (tmp_path / "USD.csv").write_text(META_CSV.replace("Brazil,USD,0.0625", "Brazil,USD,0.0700"))
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "RATE_CARDS": str(tmp_path / "USD.csv")})
+    try:
+        send = {"at": "2026-05-12T10:00:00+00:00", "to": "+5511987654321", "type": "template",
+                "template": {**TEMPLATE, "category": "marketing"}}
+        price = app.test_client().post("/v1/decisions", json={"send": send}).get_json()["charge"]["price"]
+        assert (price["amount"], price["rate_card"]["id"]) == ("0.0700", "csv-usd-2026-04-01")
+    finally:
+        store.database_proxy.close()
+
+
 def test_a_group_send_reports_the_participants_it_would_bill(client):
     """A marketing template to a group of three: billable per participant, and the charge says for how many."""
     group = {"at": "2025-11-10T12:00:00+00:00", "to": "Y2FwaV9ncm91cDpHMQ", "recipient_type": "group",

@@ -2,10 +2,11 @@
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from policy_service.contract.schemas import DECISION_REQUEST_EXAMPLE
 from policy_service.review.fixtures import discover
 from policy_service.store import decision_log
 from policy_service.web import pages
@@ -20,18 +21,21 @@ def fixture_request(name):
     return fixture.request
 
 
-def submit(client, body):
-    return client.post("/ui/try", data={"request": body if isinstance(body, str) else json.dumps(body)})
+def submit(client, body, **options):
+    return client.post("/ui/try", data={"request": body if isinstance(body, str) else json.dumps(body)}, **options)
 
 
 def rule_ids(html):
     return re.findall(r'<li class="rule [^"]*" id="rule-([^"]+)"', html)
 
 
-def test_index_redirects_to_the_rule_catalogue(client):
-    """/ui/ sends a reviewer to the rules page."""
+def test_index_redirects_to_the_home_page(client):
+    """/ui/ sends a reviewer to the home page, which links every reviewer page."""
     response = client.get("/ui/")
-    assert response.status_code == 302 and response.headers["Location"].endswith("/ui/rules")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/")
+    html = client.get("/").get_data(as_text=True)
+    for path in ("/ui/rules", "/ui/decisions", "/ui/try", "/ui/reconciliation"):
+        assert f'href="{path}"' in html, path
 
 
 def test_rules_page_lists_every_rule_with_file_citation_and_coverage(client, rulebook):
@@ -78,26 +82,39 @@ def test_try_page_loads_a_fixture_into_the_textarea(client):
     assert html.count("<option") == len(discover([FIXTURES_DIR])) + 1
 
 
+def test_try_page_starts_with_the_sample_request_and_groups_fixtures_by_folder(client):
+    """An empty try page holds a valid sample request; fixtures sit in one optgroup per folder."""
+    html = client.get("/ui/try").get_data(as_text=True)
+    text = html.split('<textarea id="request"')[1].split(">", 1)[1].split("</textarea>")[0]
+    assert json.loads(text.replace("&#34;", '"')) == DECISION_REQUEST_EXAMPLE
+    folders = re.findall(r'<optgroup label="([^ "]+) \((\d+)\)">', html)
+    assert {name for name, _ in folders} >= {"scenarios", "boundaries"}
+    assert sum(int(count) for _, count in folders) == len(discover([FIXTURES_DIR]))
+
+
 def test_try_page_decides_and_draws_the_timeline(client):
-    """Submitting fixture 15b shows the decision, the determining rule and the timeline's segments."""
-    response = submit(client, fixture_request(FIXTURE))
+    """Submitting fixture 15b redirects to its decision page: the decision, determining rule and timeline."""
+    posted = submit(client, fixture_request(FIXTURE))
+    assert posted.status_code == 303
+    assert re.fullmatch(r"/ui/decisions/[0-9a-f]{32}", posted.headers["Location"])
+    response = client.get(posted.headers["Location"])
     html = response.get_data(as_text=True)
     assert response.status_code == 200
     assert '<span class="verdict" id="verdict">allow</span>' in html
     assert re.search(r'class="reason determining[^"]*" data-rule="FEP-1.rides"', html)
     assert "segment segment-free_entry_point_conversation covers-send" in html
-    assert "window 2024-05-01 10:00 → 2024-05-02 10:00" in html
+    # The full label would cross the send line, so the bar carries its dates without the year.
+    assert re.search(r"<text class=\"label\" [^>]+>05-01 10:00 → 05-02 10:00</text>", html)
     assert "send 2024-05-02 12:00" in html
 
 
 def test_decision_page_shows_a_logged_decision_with_masked_number(client):
     """The logged decision's page replays its masked request into the same timeline."""
-    body = submit(client, fixture_request("16a_marketing_template_to_a_us_number_is_denied")).get_data(as_text=True)
-    decision_id = re.search(r'id="decision-link" href="/ui/decisions/([0-9a-f]+)"', body).group(1)
-    html = client.get(f"/ui/decisions/{decision_id}").get_data(as_text=True)
+    posted = submit(client, fixture_request("16a_marketing_template_to_a_us_number_is_denied"))
+    html = client.get(posted.headers["Location"]).get_data(as_text=True)
     assert '<span class="verdict" id="verdict">deny</span>' in html
     assert "131049" in html and "Phone numbers in the log are masked" in html
-    assert "+12125550123" not in html and " by-send\"" not in html
+    assert "+12125550123" not in html and 'data-legend="conversation by-send"' not in html
     assert "send 2025-05-15 15:00" in html
     assert '<svg xmlns="http://www.w3.org/2000/svg" role="img"' in html
 
@@ -157,3 +174,122 @@ def test_only_http_citations_become_links():
     """A citation that is not http(s) (say javascript:) is rendered as a dead link, never a script."""
     assert pages.http_url("https://developers.facebook.com/x") == "https://developers.facebook.com/x"
     assert pages.http_url("javascript:alert(1)") == "#" and pages.http_url("") == "#"
+
+
+def test_a_denied_send_reads_not_sent_not_charged_and_times_read_one_way(client):
+    """Fixture 02 (denied) shows "not sent, not charged", its trace times as `2024-03-06 10:00`, no ISO times."""
+    posted = submit(client, fixture_request("02_freeform_at_exactly_24_hours_is_denied"))
+    html = client.get(posted.headers["Location"]).get_data(as_text=True)
+    assert re.search(r'<dd id="charge">not sent, not charged\s', html)
+    main = html.split("<details>")[0]  # the logged request's JSON below keeps the API's own format
+    assert "2024-03-06 10:00" in main and not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", main)
+    assert 'id="page-zone">UTC+00:00<' in html
+
+
+def test_a_charged_send_names_meta_ids_in_words(client):
+    """A free entry point conversation is named in words, and Meta's own field values are shown beside them."""
+    posted = submit(client, fixture_request(FIXTURE))
+    html = client.get(posted.headers["Location"]).get_data(as_text=True)
+    charge = html.split('<dd id="charge">')[1].split("</dd>")[0]
+    assert charge.startswith("not charged: free entry point conversation, free entry point; rides one open until "
+                             "2024-05-04 22:00 (conversation-based pricing; rule FEP-1.rides)")
+    assert "<code>category referral_conversion</code>" in charge
+
+
+def test_rules_page_has_contents_by_area_and_version_and_orders_rules_by_area_and_id(client, rulebook):
+    """The contents link each area's section and each version; rules run by area, then id (CSW-2 before CSW-10);
+    covering fixtures are a count that opens into the list."""
+    html = client.get("/ui/rules").get_data(as_text=True)
+    areas = sorted({rule.area for rule in rulebook.rules})
+    toc = html.split('id="toc-by-area"')[1].split("</ul>")[0]
+    assert re.findall(r'<a href="#area-([a-z0-9-]+)">', toc) == [pages._slug(a) for a in areas]
+    assert all(f'id="area-{pages._slug(a)}"' in html for a in areas)
+    by_version = html.split('id="toc-by-version"')[1].split("</ul>")[0]
+    assert all(f'href="/ui/rules?version={v.id}"' in by_version for v in rulebook.versions)
+    expected = sorted(rulebook.rules, key=lambda r: (r.area, pages._natural(r.id)))
+    assert rule_ids(html) == [r.id for r in expected]
+    assert re.search(r'<details class="covering">\s*<summary>\d+ fixtures</summary>', html)
+
+
+def make_logged(app, decision_id, *, logged_at, decision="deny", rules="CSW-2.closed", policy_version="V3",
+                recipient="+55***********"):
+    """A decision log row with a chosen time, as if the service had logged it then."""
+    response = {"decision_id": decision_id, "decision": decision, "status": "decided", "required_message_type": "any",
+                "trace": [], "charge": None, "policy_version": policy_version, "rulebook_version": "sha256:0"}
+    with app.app_context():
+        decision_log.DecisionRecord.create(
+            decision_id=decision_id, logged_at=logged_at.replace(tzinfo=None), send_at="", decision=decision,
+            status="decided", required_message_type="any", rulebook_version="sha256:0", determining_rules=rules,
+            policy_version=policy_version, recipient=recipient,
+            request=json.dumps({"send": {"at": "2025-08-12T12:00:00+00:00", "to": recipient}}),
+            response=json.dumps(response))
+
+
+def test_decision_log_page_filters_by_day_outcome_rule_recipient_and_version(app, client):
+    """Yesterday's denials for one rule are found by the filters; each row links to its decision page."""
+    now = datetime.now(UTC)
+    yesterday = now - timedelta(days=1)
+    make_logged(app, "a-yesterday-csw", logged_at=yesterday)
+    make_logged(app, "b-yesterday-mkt", logged_at=yesterday, rules="MKT-4", recipient="+1212*******")
+    make_logged(app, "c-yesterday-allow", logged_at=yesterday, decision="allow", policy_version="V4")
+    make_logged(app, "d-today-csw", logged_at=now)
+
+    def listed(query):
+        response = client.get(f"/ui/decisions?{query}")
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return re.findall(r'data-decision-id="([^"]+)"', response.get_data(as_text=True))
+
+    day = yesterday.date().isoformat()
+    assert listed("") == ["d-today-csw", "c-yesterday-allow", "b-yesterday-mkt", "a-yesterday-csw"]
+    assert listed(f"from={day}&to={day}&decision=deny&rule=CSW-2.closed") == ["a-yesterday-csw"]
+    assert listed("contact=%2B12125550123") == ["b-yesterday-mkt"]
+    assert listed("policy_version=V4") == ["c-yesterday-allow"]
+    html = client.get(f"/ui/decisions?from={day}&to={day}").get_data(as_text=True)
+    assert 'href="/ui/decisions/a-yesterday-csw"' in html and "not sent, not charged" in html
+
+
+def test_decision_log_page_is_paginated_and_keeps_its_filters(app, client):
+    """Past 25 rows the list pages; the next link keeps the filters."""
+    now = datetime.now(UTC)
+    for i in range(27):
+        make_logged(app, f"row-{i:02d}", logged_at=now - timedelta(minutes=i))
+    html = client.get("/ui/decisions?decision=deny").get_data(as_text=True)
+    assert html.count('class="decision-row') == pages.PAGE_SIZE and "page 1 of 2" in html
+    assert 'href="/ui/decisions?page=2&amp;decision=deny"' in html
+    second = client.get("/ui/decisions?page=2&decision=deny").get_data(as_text=True)
+    assert re.findall(r'data-decision-id="([^"]+)"', second) == ["row-25", "row-26"]
+
+
+@pytest.mark.parametrize("query, field", [("from=yesterday", "from"), ("decision=maybe", "decision"),
+                                          ("contact=12ab", "contact"), ("page=0", "page")])
+def test_decision_log_page_lists_bad_filters_as_field_errors(client, query, field):
+    """A bad filter is a 422 page naming the field, not a 500 or a silently ignored filter."""
+    response = client.get(f"/ui/decisions?{query}")
+    assert response.status_code == 422
+    assert f"<code>{field}</code>" in response.get_data(as_text=True)
+
+
+def test_reconciliation_page_puts_mismatches_first_with_their_causes_and_decisions(client, billed_history):
+    """The authentication mismatch comes first, says what differs in words, and links to its replayed decision,
+    whose page shows Meta's bill beside the decision."""
+    html = client.get("/ui/reconciliation").get_data(as_text=True)
+    order = re.findall(r'data-wamid="([^"]+)"', html)
+    assert order == ["wamid.auth", "wamid.marketing", "wamid.utility"]
+    assert "Meta billed category international authentication (authentication_international); " \
+           "we predicted authentication (authentication)" in html
+    assert 'href="/ui/reconciliation/wamid.auth"' in html and "<strong>1</strong> mismatch;" not in html
+    page = client.get("/ui/reconciliation/wamid.auth")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and "differs from the prediction" in text
+    assert '<span class="verdict" id="verdict">allow</span>' in text
+    assert client.get("/ui/reconciliation/wamid.nope").status_code == 404
+
+
+def test_home_and_menu_link_a_costs_page_once_the_app_serves_one(app, client):
+    """Pages other work adds are linked only once they exist: a served /ui/costs appears on home and in the menu."""
+    served = {rule.rule for rule in app.url_map.iter_rules()}
+    if "/ui/costs" not in served:
+        app.add_url_rule("/ui/costs", "costs_page_for_this_test", lambda: "costs")
+    html = client.get("/").get_data(as_text=True)
+    assert html.count('href="/ui/costs"') == 2  # the menu and the home page's card
+    assert ('href="/ui/templates"' in html) == ("/ui/templates" in served)

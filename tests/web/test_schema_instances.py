@@ -34,6 +34,12 @@ def requests(client, example_request):
     assert client.get(f"/v1/decisions/{decision_id}").status_code == 200
     assert client.get("/v1/decisions?decision=allow&page=1").status_code == 200
     assert client.get("/v1/reconciliation").status_code == 200
+    assert client.get("/v1/costs?from=2025-08-01&to=2025-08-31").status_code == 200
+    assert client.get("/v1/costs?from=2025-08-31&to=2025-08-01").status_code == 422
+    assert client.get("/ui/costs?from=2025-08-01&to=2025-08-31").status_code == 200
+    billable = {**example_request, "send": {**example_request["send"], "at": "2026-05-12T12:00:00+00:00"},
+                "history": [], "context": {"volume_messages_this_month": 5}}
+    assert client.post("/v1/decisions", json=billable).get_json()["charge"]["price"]["tier"]["number"] == 1
     body, headers = signed(inbound_text("wamid.schema-instances", T0))
     assert client.post("/v1/webhooks/whatsapp", data=body, headers=headers).status_code == 200
     assert client.get("/healthz").status_code == 200

@@ -1,0 +1,557 @@
+"""Rate cards: what Meta charges per market and pricing category, dated, with volume tiers.
+
+Prices are data, never Python: the shipped cards live in `rules/rates/*.yaml` (one card per file,
+`rate_card:`, plus `market_maps:` in `rules/rates/markets.yaml`), each with its effective dates, the
+address it was transcribed from (`source`), the Meta page it reproduces (`citation`) and a
+confidence (C Meta's own page, S a secondary copy, R unconfirmed). A business may instead point the
+`RATE_CARDS` setting at Meta's downloaded CSV for its currency (and `RATE_CARD_TIERS` at the
+volume-tier CSV), or at its BSP's rates in the same layout; `load_meta_csv` reads that layout.
+
+Layout of a card (Meta's own columns):
+    rate_card:
+      id, title, currency (ISO 4217), basis (message | conversation), effective {from, until},
+      citation, source, confidence, [note]
+      columns: [market, currency, marketing, utility, authentication, authentication-international, service]
+      rates: [[market, currency, rate|null, ...], ...]       # one row per market; null = "n/a"
+      tiers: {source, <category>: {<market>: [[from, to|null, rate], ...]}}   # optional
+
+Amounts are `Decimal` (decimal strings in files and answers, never floats in arithmetic).
+
+Errors: `RateCardError` (a `RulebookError`) naming `file:entry` — unknown market, negative or
+non-decimal price, overlapping cards or maps, a card without dates, tiers that leave gaps.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import RulebookError
+
+# Meta's rate card columns, in Meta's order; the category names are those of the webhook `pricing.category`.
+CATEGORIES = ("marketing", "utility", "authentication", "authentication-international", "service")
+COLUMNS = ("market", "currency", *CATEGORIES)
+BASES = {"message": "per delivered message", "conversation": "per conversation"}
+CONFIDENCE = ("C", "S", "R")
+CARD_KEYS = {"id", "title", "currency", "basis", "effective", "citation", "source", "confidence", "note",
+             "columns", "rates", "tiers"}
+MAP_KEYS = {"id", "title", "effective", "citation", "source", "confidence", "note", "otherwise", "markets"}
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_TITLE_DATE = re.compile(r"effective\s+([A-Z][a-z]+ \d{1,2}, \d{4})")
+
+
+class RateCardError(RulebookError):
+    """A rate card or market map is invalid; the message names the file and the entry."""
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One volume tier: messages numbered `first`..`last` this month (last None = no upper end) cost `rate`."""
+
+    first: int
+    last: int | None
+    rate: Decimal
+
+    @property
+    def label(self) -> str:
+        """The tier as Meta's volume-tier table writes it, e.g. '100,001-1,000,000'."""
+        return f"{self.first:,}-{self.last:,}" if self.last is not None else f"{self.first:,} and above"
+
+
+@dataclass(frozen=True)
+class RateCard:
+    """Prices for one currency over a span of days: market -> category -> price (None where Meta writes n/a)."""
+
+    id: str
+    title: str
+    currency: str
+    basis: str
+    effective_from: date
+    effective_until: date | None
+    citation: str
+    source: str
+    confidence: str
+    rates: dict[str, dict[str, Decimal | None]]
+    tiers: dict[str, dict[str, tuple[Tier, ...]]] = field(default_factory=dict)  # category -> market -> tiers
+    tiers_source: str | None = None
+    note: str = ""
+    file: str = ""
+
+    def covers(self, day: date) -> bool:
+        """True when the card is in force on the day."""
+        return self.effective_from <= day and (self.effective_until is None or day <= self.effective_until)
+
+
+@dataclass(frozen=True)
+class MarketMap:
+    """Which rate-card market a recipient's country belongs to over a span of days (Meta's "Rest of ..." markets)."""
+
+    id: str
+    title: str
+    effective_from: date
+    effective_until: date | None
+    citation: str
+    source: str
+    confidence: str
+    countries: dict[str, str]  # ISO 3166 alpha-2 -> market
+    otherwise: str | None  # the market of every country not listed ("Other"), or None when not known
+    file: str = ""
+
+    def covers(self, day: date) -> bool:
+        """True when the map is in force on the day."""
+        return self.effective_from <= day and (self.effective_until is None or day <= self.effective_until)
+
+    def market_of(self, country: str) -> str | None:
+        """The market of an ISO country code, or None when the map does not say."""
+        return self.countries.get(country, self.otherwise)
+
+    @property
+    def markets(self) -> set[str]:
+        """Every market the map names."""
+        return set(self.countries.values()) | ({self.otherwise} if self.otherwise else set())
+
+
+@dataclass(frozen=True)
+class RateBook:
+    """Every rate card and market map in force, validated; `version` hashes their files."""
+
+    cards: tuple[RateCard, ...] = ()
+    maps: tuple[MarketMap, ...] = ()
+    version: str = "none"
+
+    def card_on(self, day: date, currency: str) -> RateCard | None:
+        """The card for a currency in force on a day (cards of one currency never overlap)."""
+        return next((c for c in self.cards if c.currency == currency and c.covers(day)), None)
+
+    def map_on(self, day: date) -> MarketMap | None:
+        """The market map in force on a day."""
+        return next((m for m in self.maps if m.covers(day)), None)
+
+    def currencies(self) -> list[str]:
+        """The currencies some card is in."""
+        return sorted({c.currency for c in self.cards})
+
+
+# --- loading the shipped YAML --------------------------------------------------------------------
+
+def load_ratebook(directory: str | Path, *, csv_rates: str | Path | None = None,
+                  csv_tiers: str | Path | None = None) -> RateBook:
+    """Read `rules/rates/` (market maps and cards); with `csv_rates`, Meta's CSV replaces the shipped cards.
+
+    Raises RateCardError naming file and entry on any invalid card, map, date or price.
+    A missing directory means no cards (every price is then unknown, with that reason).
+    """
+    root = Path(directory)
+    digest = hashlib.sha256()
+    maps: list[MarketMap] = []
+    cards: list[RateCard] = []
+    files = sorted(p for p in root.rglob("*.yaml") if p.is_file()) if root.is_dir() else []
+    for path in files:
+        relative = str(path.relative_to(root.parent)) if root.parent != root else path.name
+        raw = path.read_bytes()
+        digest.update(relative.encode() + b"\0" + raw + b"\0")
+        document = _yaml(raw, relative)
+        if not isinstance(document, dict) or not ({"rate_card", "market_maps"} & set(document)):
+            raise RateCardError("a rates file holds `rate_card:` or `market_maps:`", file=relative)
+        unknown = sorted(set(document) - {"rate_card", "market_maps"})
+        if unknown:
+            raise RateCardError(f"unknown key(s): {', '.join(unknown)}", file=relative)
+        for item in document.get("market_maps") or []:
+            maps.append(_market_map(item, relative))
+        if "rate_card" in document:
+            cards.append(_card(document["rate_card"], relative))
+    if csv_rates:
+        rates_path = Path(csv_rates)
+        tiers_text = Path(csv_tiers).read_text(encoding="utf-8-sig") if csv_tiers else None
+        raw_csv = rates_path.read_bytes()
+        digest.update(str(rates_path).encode() + b"\0" + raw_csv + (tiers_text or "").encode())
+        cards = [load_meta_csv(raw_csv.decode("utf-8-sig"), tiers_text, file=str(rates_path))]
+    book = RateBook(cards=tuple(sorted(cards, key=lambda c: (c.currency, c.effective_from))),
+                    maps=tuple(sorted(maps, key=lambda m: m.effective_from)),
+                    version="sha256:" + digest.hexdigest()[:16])
+    check_ratebook(book)
+    return book
+
+
+def check_ratebook(book: RateBook) -> None:
+    """Refuse overlapping cards (per currency) or maps, and any card market no map in force names."""
+    ids: dict[str, str] = {}
+    for entry in (*book.maps, *book.cards):
+        if entry.id in ids:
+            raise RateCardError(f"duplicate id (also in {ids[entry.id]})", file=entry.file, rule=entry.id)
+        ids[entry.id] = entry.file
+    _no_overlap(book.maps, "market map")
+    for currency in book.currencies():
+        _no_overlap([c for c in book.cards if c.currency == currency], f"{currency} rate card")
+    for card in book.cards:
+        overlapping = [m for m in book.maps if _overlap(card, m)]
+        if not overlapping:
+            continue  # priced nowhere until a map covers it; the catalogue says which days are priced
+        for market in card.rates:
+            missing = [m.id for m in overlapping if market not in m.markets]
+            if missing:
+                raise RateCardError(f"unknown market {market!r}: market map {missing[0]} does not name it",
+                                    file=card.file, rule=card.id)
+
+
+def _no_overlap(entries, what: str) -> None:
+    ordered = sorted(entries, key=lambda e: e.effective_from)
+    for before, after in zip(ordered, ordered[1:], strict=False):
+        if before.effective_until is None or before.effective_until >= after.effective_from:
+            raise RateCardError(f"{what} overlaps {before.id} ({before.file}) from {after.effective_from}",
+                                file=after.file, rule=after.id)
+
+
+def _overlap(a, b) -> bool:
+    return a.effective_from <= (b.effective_until or date.max) and b.effective_from <= (a.effective_until or date.max)
+
+
+def _yaml(raw: bytes, file: str) -> Any:
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as error:
+        raise RateCardError(f"not valid YAML: {error}", file=file) from None
+
+
+def _keys(item: Any, allowed: set[str], required: tuple[str, ...], file: str, entry: str | None, what: str) -> None:
+    if not isinstance(item, dict):
+        raise RateCardError(f"{what} must be a mapping", file=file, rule=entry)
+    unknown = sorted(set(item) - allowed)
+    if unknown:
+        raise RateCardError(f"unknown {what} key(s): {', '.join(unknown)}", file=file, rule=entry)
+    missing = [k for k in required if item.get(k) in (None, "")]
+    if missing:
+        raise RateCardError(f"{what} is missing {', '.join(missing)}", file=file, rule=entry)
+
+
+def _dates(item: dict[str, Any], file: str, entry: str) -> tuple[date, date | None]:
+    effective = item.get("effective")
+    if not isinstance(effective, dict) or effective.get("from") is None:
+        raise RateCardError("effective must be a mapping with from (and until)", file=file, rule=entry)
+    unknown = sorted(set(effective) - {"from", "until"})
+    if unknown:
+        raise RateCardError(f"unknown effective key(s): {', '.join(unknown)}", file=file, rule=entry)
+    start = _day(effective["from"], file, entry, "effective.from")
+    until = None if effective.get("until") is None else _day(effective["until"], file, entry, "effective.until")
+    if until is not None and until < start:
+        raise RateCardError(f"effective.until {until} is before effective.from {start}", file=file, rule=entry)
+    return start, until
+
+
+def _day(value: Any, file: str, entry: str, what: str) -> date:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise RateCardError(f"{what} is not a date (YYYY-MM-DD): {value!r}", file=file, rule=entry) from None
+
+
+def _confidence(value: Any, file: str, entry: str) -> str:
+    if value not in CONFIDENCE:
+        raise RateCardError(f"confidence must be one of C, S, R (got {value!r})", file=file, rule=entry)
+    return str(value)
+
+
+def price_value(value: Any, file: str, entry: str, where: str) -> Decimal | None:
+    """A price cell: a non-negative decimal, or None for Meta's 'n/a' (null or empty)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "n/a")):
+        return None
+    if isinstance(value, bool):
+        raise RateCardError(f"{where}: {value!r} is not a price", file=file, rule=entry)
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise RateCardError(f"{where}: {value!r} is not a decimal price", file=file, rule=entry) from None
+    if not amount.is_finite():
+        raise RateCardError(f"{where}: {value!r} is not a decimal price", file=file, rule=entry)
+    if amount < 0:
+        raise RateCardError(f"{where}: negative price {value}", file=file, rule=entry)
+    return amount
+
+
+def _card(item: Any, file: str) -> RateCard:
+    entry = item.get("id") if isinstance(item, dict) else None
+    _keys(item, CARD_KEYS, ("id", "title", "currency", "basis", "citation", "source", "confidence", "columns",
+                            "rates"), file, entry, "rate_card")
+    entry = str(item["id"])
+    currency = str(item["currency"])
+    if not _CURRENCY.match(currency):
+        raise RateCardError(f"currency must be an ISO 4217 code like USD (got {currency!r})", file=file, rule=entry)
+    if item["basis"] not in BASES:
+        raise RateCardError(f"basis must be one of {', '.join(BASES)} (got {item['basis']!r})", file=file, rule=entry)
+    if tuple(item["columns"]) != COLUMNS:
+        raise RateCardError(f"columns must be Meta's: {', '.join(COLUMNS)}", file=file, rule=entry)
+    start, until = _dates(item, file, entry)
+    rows = item["rates"]
+    if not isinstance(rows, list) or not rows:
+        raise RateCardError("rates must be a non-empty list of rows", file=file, rule=entry)
+    rates = _rows(rows, currency, file, entry)
+    tiers, tiers_source = _tiers(item.get("tiers"), rates, file, entry)
+    return RateCard(
+        id=entry, title=str(item["title"]), currency=currency, basis=str(item["basis"]), effective_from=start,
+        effective_until=until, citation=str(item["citation"]), source=str(item["source"]),
+        confidence=_confidence(item["confidence"], file, entry), rates=rates, tiers=tiers,
+        tiers_source=tiers_source, note=" ".join(str(item.get("note", "")).split()), file=file,
+    )
+
+
+def _rows(rows: list[Any], currency: str, file: str, entry: str) -> dict[str, dict[str, Decimal | None]]:
+    rates: dict[str, dict[str, Decimal | None]] = {}
+    for number, row in enumerate(rows, start=1):
+        where = f"rates row {number}"
+        if not isinstance(row, list) or len(row) != len(COLUMNS):
+            raise RateCardError(f"{where}: a row has {len(COLUMNS)} cells ({', '.join(COLUMNS)})", file=file,
+                                rule=entry)
+        market, row_currency, *prices = row
+        if not isinstance(market, str) or not market.strip():
+            raise RateCardError(f"{where}: market must be a name", file=file, rule=entry)
+        if row_currency != currency:
+            raise RateCardError(f"{where} ({market}): currency {row_currency!r} is not the card's {currency}",
+                                file=file, rule=entry)
+        if market in rates:
+            raise RateCardError(f"{where}: market {market!r} listed twice", file=file, rule=entry)
+        rates[market] = {category: price_value(value, file, entry, f"{market} {category}")
+                         for category, value in zip(CATEGORIES, prices, strict=True)}
+    return rates
+
+
+def _tiers(block: Any, rates: dict[str, dict[str, Decimal | None]], file: str,
+           entry: str) -> tuple[dict[str, dict[str, tuple[Tier, ...]]], str | None]:
+    if block is None:
+        return {}, None
+    if not isinstance(block, dict) or not block.get("source"):
+        raise RateCardError("tiers must be a mapping with a source and per-category tables", file=file, rule=entry)
+    tiers: dict[str, dict[str, tuple[Tier, ...]]] = {}
+    for category, table in block.items():
+        if category == "source":
+            continue
+        if category not in CATEGORIES:
+            raise RateCardError(f"tiers: unknown category {category!r}", file=file, rule=entry)
+        if not isinstance(table, dict):
+            raise RateCardError(f"tiers.{category} must map market -> [[from, to, rate], ...]", file=file, rule=entry)
+        tiers[category] = {}
+        for market, steps in table.items():
+            if market not in rates:
+                raise RateCardError(f"tiers.{category}: unknown market {market!r} (not in rates)", file=file,
+                                    rule=entry)
+            tiers[category][market] = _steps(steps, rates[market][category], file, entry, f"tiers.{category}.{market}")
+    return tiers, str(block["source"])
+
+
+def _steps(steps: Any, list_rate: Decimal | None, file: str, entry: str, where: str) -> tuple[Tier, ...]:
+    if not isinstance(steps, list) or not steps:
+        raise RateCardError(f"{where}: a non-empty list of [from, to, rate]", file=file, rule=entry)
+    result: list[Tier] = []
+    expected_first = 0
+    for index, step in enumerate(steps):
+        if not isinstance(step, list) or len(step) != 3:
+            raise RateCardError(f"{where}[{index}]: a tier is [from, to, rate]", file=file, rule=entry)
+        first, last, rate = step
+        if not isinstance(first, int) or (last is not None and not isinstance(last, int)):
+            raise RateCardError(f"{where}[{index}]: from and to are whole message counts", file=file, rule=entry)
+        if first != expected_first:
+            raise RateCardError(f"{where}[{index}]: starts at {first}, expected {expected_first} (gap or overlap)",
+                                file=file, rule=entry)
+        if last is not None and last < first:
+            raise RateCardError(f"{where}[{index}]: to {last} is below from {first}", file=file, rule=entry)
+        amount = price_value(rate, file, entry, f"{where}[{index}]")
+        if amount is None:
+            raise RateCardError(f"{where}[{index}]: a tier needs a rate", file=file, rule=entry)
+        # Meta's first tier counts from 0 ("0 to 100,000" is the list rate for messages 1..100,000).
+        result.append(Tier(first=max(first, 1), last=last, rate=amount))
+        if last is None and index != len(steps) - 1:
+            raise RateCardError(f"{where}[{index}]: only the last tier is open-ended", file=file, rule=entry)
+        expected_first = (last or 0) + 1
+    if result[-1].last is not None:
+        raise RateCardError(f"{where}: the last tier must be open-ended (to: null)", file=file, rule=entry)
+    if list_rate is None or result[0].rate != list_rate:
+        raise RateCardError(f"{where}: the first tier's rate {result[0].rate} is not the list rate {list_rate}",
+                            file=file, rule=entry)
+    return tuple(result)
+
+
+def _market_map(item: Any, file: str) -> MarketMap:
+    entry = item.get("id") if isinstance(item, dict) else None
+    _keys(item, MAP_KEYS, ("id", "title", "citation", "source", "confidence", "markets"), file, entry, "market map")
+    entry = str(item["id"])
+    start, until = _dates(item, file, entry)
+    markets = item["markets"]
+    if not isinstance(markets, dict) or not markets:
+        raise RateCardError("markets must map market -> [ISO country codes]", file=file, rule=entry)
+    countries: dict[str, str] = {}
+    for market, codes in markets.items():
+        if not isinstance(codes, list) or not codes:
+            raise RateCardError(f"market {market!r}: list its ISO 3166 country codes", file=file, rule=entry)
+        for code in codes:
+            if not isinstance(code, str) or not _COUNTRY.match(code):
+                raise RateCardError(f"market {market!r}: {code!r} is not an ISO 3166 alpha-2 code", file=file,
+                                    rule=entry)
+            if code in countries:
+                raise RateCardError(f"{code} is in both {countries[code]!r} and {market!r}", file=file, rule=entry)
+            countries[code] = str(market)
+    otherwise = item.get("otherwise")
+    return MarketMap(
+        id=entry, title=str(item["title"]), effective_from=start, effective_until=until,
+        citation=str(item["citation"]), source=str(item["source"]),
+        confidence=_confidence(item["confidence"], file, entry), countries=countries,
+        otherwise=str(otherwise) if otherwise else None, file=file,
+    )
+
+
+# --- Meta's downloaded CSV -----------------------------------------------------------------------
+
+def load_meta_csv(text: str, tiers_text: str | None = None, *, file: str = "rates.csv",
+                  source: str | None = None) -> RateCard:
+    """A card from Meta's rate card CSV ("Cost per message in USD ..., effective April 1, 2026").
+
+    The title line gives the effective date and the basis (per message / per conversation); the
+    header row is `Market,Currency,Marketing,Utility,Authentication,Authentication-International,Service`
+    (Meta breaks the last-but-one name over two lines); `n/a` means no rate. `tiers_text` is Meta's
+    volume-tier CSV for the same currency (Utility / Authentication / Authentication-International
+    sections of From, To, Rate type, Rate, vs. List rate). The card has no end date: it is the
+    business's current card. Raises RateCardError naming the file and the row.
+    """
+    rows = list(csv.reader(io.StringIO(text)))
+    entry = Path(file).name
+    header_at = next((i for i, row in enumerate(rows) if row and _norm(row[0]) == "market"), None)
+    if header_at is None:
+        raise RateCardError("no header row starting with Market", file=file, rule=entry)
+    header = [_norm(cell) for cell in rows[header_at]]
+    wanted = [_norm(c) for c in COLUMNS]
+    if header[:len(wanted)] != wanted:
+        raise RateCardError(f"header must be Meta's columns {', '.join(COLUMNS)} (got {', '.join(header)})",
+                            file=file, rule=entry)
+    preamble = " ".join(" ".join(r) for r in rows[:header_at])
+    title = " ".join(rows[0][0].split()) if rows[0] else entry
+    effective = _title_date(preamble)
+    if effective is None:
+        raise RateCardError("the title line names no effective date ('effective April 1, 2026')", file=file,
+                            rule=entry)
+    basis = "conversation" if "per conversation" in preamble.lower() else "message"
+    body = [r[:len(COLUMNS)] for r in rows[header_at + 1:] if r and r[0].strip()]
+    if not body:
+        raise RateCardError("no market rows under the header", file=file, rule=entry)
+    currencies = {r[1].strip() for r in body}
+    if len(currencies) != 1:
+        raise RateCardError(f"one currency per card (got {', '.join(sorted(currencies))})", file=file, rule=entry)
+    currency = currencies.pop()
+    cells = [[r[0].strip(), r[1].strip(), *r[2:]] for r in body]
+    rates = _rows(cells, currency, file, entry)
+    tiers: dict[str, dict[str, tuple[Tier, ...]]] = {}
+    tiers_source = None
+    if tiers_text is not None:
+        tiers = _csv_tiers(tiers_text, rates, file, entry)
+        tiers_source = f"{file} (volume tiers)"
+    return RateCard(
+        id=f"csv-{currency.lower()}-{effective.isoformat()}", title=title, currency=currency,
+        basis=basis, effective_from=effective, effective_until=None,
+        citation="https://developers.facebook.com/docs/whatsapp/pricing", source=source or file, confidence="C",
+        rates=rates, tiers=tiers, tiers_source=tiers_source, note="Meta's CSV, supplied by the business", file=file,
+    )
+
+
+def _csv_tiers(text: str, rates: dict[str, dict[str, Decimal | None]], file: str,
+               entry: str) -> dict[str, dict[str, tuple[Tier, ...]]]:
+    rows = list(csv.reader(io.StringIO(text)))
+    sections = next((r for r in rows if any(_norm(c) == "utility" for c in r)), None)
+    header_at = next((i for i, r in enumerate(rows) if len(r) > 2 and _norm(r[2]) == "from"), None)
+    if sections is None or header_at is None:
+        raise RateCardError("volume tiers: no Utility/Authentication section row or From/To header", file=file,
+                            rule=entry)
+    starts = {_norm(c): i for i, c in enumerate(sections) if _norm(c) in
+              ("utility", "authentication", "authentication-international")}
+    tables: dict[str, dict[str, list[list[Any]]]] = {c: {} for c in starts}
+    market = None
+    for row in rows[header_at + 1:]:
+        if not row:
+            continue
+        if row[0].strip():
+            market = row[0].strip()
+        if market is None:
+            continue
+        for category, start in starts.items():
+            first, last, _kind, rate = (row + [""] * 5)[start:start + 4]
+            if first.strip().lower() in ("", "n/a"):
+                continue
+            tables[category].setdefault(market, []).append([_count(first), None if last.strip() == "--"
+                                                            else _count(last), rate])
+    return {category: {m: _steps(steps, rates.get(m, {}).get(category), file, entry, f"tiers.{category}.{m}")
+                       for m, steps in table.items() if _known(m, rates, file, entry)}
+            for category, table in tables.items()}
+
+
+def _known(market: str, rates: dict[str, Any], file: str, entry: str) -> bool:
+    if market not in rates:
+        raise RateCardError(f"volume tiers: unknown market {market!r} (not in the rate card)", file=file, rule=entry)
+    return True
+
+
+def _count(text: str) -> int:
+    return int(text.replace(",", "").strip())
+
+
+def _norm(cell: str) -> str:
+    return re.sub(r"[\s-]+", "-", cell.strip().lower()).replace("-(per-rate-card)", "")
+
+
+def _title_date(title: str) -> date | None:
+    match = _TITLE_DATE.search(" ".join(title.split()))
+    if not match:
+        return None
+    return datetime.strptime(match.group(1), "%B %d, %Y").date()
+
+
+def card_yaml(card: RateCard, *, card_id: str, until: date | None, source: str, tiers_source: str | None,
+              confidence: str, note: str = "") -> str:
+    """A card as a `rules/rates/*.yaml` file (Meta's column order, prices as decimal strings), for review.
+
+    Used by `policy-service rates import` to carry a downloaded CSV over with its source address.
+    """
+    def cell(value: Decimal | None) -> str:
+        return "null" if value is None else f'"{value}"'
+
+    lines = [
+        "rate_card:",
+        f"  id: {card_id}",
+        f"  title: {yaml.safe_dump(card.title, width=10_000).splitlines()[0]}",
+        f"  currency: {card.currency}",
+        f"  basis: {card.basis}",
+        f"  effective: {{from: {card.effective_from.isoformat()}, until: {until.isoformat() if until else 'null'}}}",
+        f"  citation: {card.citation}",
+        f"  source: {source}",
+        f"  confidence: {confidence}",
+    ]
+    if note:
+        lines.append(f"  note: {yaml.safe_dump(note, width=10_000).splitlines()[0]}")
+    lines.append(f"  columns: [{', '.join(COLUMNS)}]")
+    lines.append("  rates:")
+    for market, prices in card.rates.items():
+        cells = ", ".join(cell(prices[c]) for c in CATEGORIES)
+        lines.append(f"    - [{_quote(market)}, {card.currency}, {cells}]")
+    if card.tiers:
+        lines.append("  tiers:")
+        lines.append(f"    source: {tiers_source or card.tiers_source}")
+        for category, table in card.tiers.items():
+            if not table:
+                continue
+            lines.append(f"    {category}:  # [from, to, rate]: messages this month, per portfolio and market")
+            for market, steps in table.items():
+                rows = ", ".join(f"[{0 if i == 0 else t.first}, {'null' if t.last is None else t.last}, \"{t.rate}\"]"
+                                 for i, t in enumerate(steps))
+                lines.append(f"      {_quote(market)}: [{rows}]")
+    return "\n".join(lines) + "\n"
+
+
+def _quote(text: str) -> str:
+    return f'"{text}"' if any(ch in text for ch in "&:#,") else text

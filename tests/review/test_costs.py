@@ -1,0 +1,160 @@
+"""The cost report equals the hand calculation on fixture data: billed statuses priced by the card, and predictions."""
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+from click.testing import CliRunner
+
+from policy_service import cli
+from policy_service.core.rates import load_ratebook
+from policy_service.review.costs import chart, cost_report
+from policy_service.store import histories
+
+from ..conftest import RULES_DIR
+from ..core.test_rates import META_CSV
+
+PHONE = "1234567890"
+UK, BRAZIL, US = "447400123456", "5511987654321", "14155550123"
+
+
+def status(wamid, contact, at, category, billable=True, model="PMP", state="delivered", pricing=True,
+           conversation=None):
+    histories.store_status(histories.Status(
+        wamid=wamid, phone_number_id=PHONE, contact=contact, at=datetime.fromisoformat(at).replace(tzinfo=UTC),
+        status=state, conversation_id=conversation,
+        pricing={"billable": billable, "pricing_model": model, "category": category,
+                 "type": "regular" if billable else "free_customer_service"} if pricing else None))
+
+
+def decide(client, at, to, category=None, context=None, history=None):
+    send = {"at": at, "to": "+" + to, "type": "template" if category else "text"}
+    if category:
+        send["template"] = {"name": "t", "language": "en", "category": category, "status": "APPROVED"}
+    body = {"send": send, "history": history or [], "context": context or {}}
+    response = client.post("/v1/decisions", json=body)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+@pytest.fixture
+def stored(app, client):
+    """Billed statuses and logged decisions in May, June and July 2026 (the USD card covers April-June)."""
+    with app.app_context():
+        status("w1", UK, "2026-05-03T10:00:00", "utility")          # UK utility, 1st of May: 0.0220
+        status("w2", UK, "2026-05-04T10:00:00", "marketing")        # UK marketing: 0.0529
+        status("w3", BRAZIL, "2026-05-05T10:00:00", "marketing")    # Brazil marketing: 0.0625
+        status("w4", UK, "2026-05-06T10:00:00", "utility", billable=False)  # free: not billed
+        status("w5", US, "2026-05-07T10:00:00", "utility")          # North America utility: 0.0034
+        status("w6", UK, "2026-06-02T10:00:00", "utility")          # June: 0.0220
+        status("w7", UK, "2026-05-08T10:00:00", "utility", pricing=False)   # no pricing: not counted
+        status("w8", UK, "2026-05-09T10:00:00", "utility", state="sent")    # not delivered: not counted
+        status("w9", BRAZIL, "2026-07-16T10:00:00", "marketing")    # no card for July: unpriced
+        status("w0", BRAZIL, "2026-08-01T10:00:00", "marketing")    # after the period
+    decide(client, "2026-05-03T10:00:00+00:00", UK, "utility")       # predicted 0.0220
+    decide(client, "2026-05-05T10:00:00+00:00", BRAZIL, "marketing")  # predicted 0.0625
+    decide(client, "2026-07-15T10:00:00+00:00", BRAZIL, "marketing")  # predicted, no price (no July card)
+    decide(client, "2026-05-10T10:00:00+00:00", UK, history=[         # free-form in the window: not billable
+        {"direction": "inbound", "at": "2026-05-10T09:00:00+00:00", "type": "text"}])
+    decide(client, "2026-05-11T10:00:00+00:00", US, "marketing")      # denied (US marketing pause): not counted
+    return app
+
+
+def test_report_equals_the_hand_calculation(stored):
+    """Per month and category, with the arithmetic written out."""
+    with stored.app_context():
+        report = cost_report(stored.extensions["policy_service"].rulebook.rates, date(2026, 5, 1),
+                             date(2026, 7, 31))
+    rows = {(r["month"], r["category"]): r for r in report["rows"]}
+    assert set(rows) == {("2026-05", "marketing"), ("2026-05", "utility"), ("2026-06", "utility"),
+                         ("2026-07", "marketing")}
+    # May marketing: billed w2 0.0529 + w3 0.0625 = 0.1154; predicted Brazil 0.0625.
+    assert rows["2026-05", "marketing"]["billed"] == {"count": 2, "amount": "0.1154", "unpriced": 0,
+                                                      "unpriced_reasons": {}}
+    assert rows["2026-05", "marketing"]["predicted"]["amount"] == "0.0625"
+    # May utility: billed w1 0.0220 + w5 0.0034 = 0.0254 (w4 free, w7 without pricing, w8 only sent); predicted 0.0220.
+    assert (rows["2026-05", "utility"]["billed"]["count"], rows["2026-05", "utility"]["billed"]["amount"]) == (
+        2, "0.0254")
+    assert (rows["2026-05", "utility"]["predicted"]["count"], rows["2026-05", "utility"]["predicted"]["amount"]) == (
+        1, "0.0220")
+    # June utility: billed w6 0.0220; nothing predicted.
+    assert rows["2026-06", "utility"]["billed"]["amount"] == "0.0220"
+    assert rows["2026-06", "utility"]["predicted"]["count"] == 0
+    # July: no card covers it, on either side; the reason is kept.
+    july = rows["2026-07", "marketing"]
+    assert (july["billed"]["count"], july["billed"]["unpriced"], july["billed"]["amount"]) == (1, 1, "0")
+    assert "no USD rate card for 2026-07-16" in next(iter(july["billed"]["unpriced_reasons"]))
+    assert (july["predicted"]["count"], july["predicted"]["unpriced"]) == (1, 1)
+    # Totals: billed 0.1154 + 0.0254 + 0.0220 = 0.1628 over 6 items (1 unpriced);
+    # predicted 0.0625 + 0.0220 = 0.0845 over 3 (1 unpriced).
+    assert (report["totals"]["billed"]["count"], report["totals"]["billed"]["amount"],
+            report["totals"]["billed"]["unpriced"]) == (6, "0.1628", 1)
+    assert (report["totals"]["predicted"]["count"], report["totals"]["predicted"]["amount"],
+            report["totals"]["predicted"]["unpriced"]) == (3, "0.0845", 1)
+
+
+def test_billed_tiers_are_counted_marginally_from_the_first_of_the_month(app, tmp_path):
+    """With a card whose Brazil utility tier ends at 2 messages: May 1 and 2 at 0.0100, May 3 at 0.0080.
+
+    The report from May 2 counts the May 1 message toward the volume but not in its sum: 0.0100 + 0.0080 = 0.0180.
+    """
+    (tmp_path / "rates.csv").write_text(META_CSV)
+    section = ",From,To,Rate type,Rate,vs. List rate"
+    (tmp_path / "tiers.csv").write_text(
+        '"Cost per message in USD, effective April 1, 2026 - volume tiers",,,,,,,,,,,,\n'
+        ",,Utility,,,,,Authentication,,,,,\n"
+        f"Market,Currency{section}{section}\n"
+        'Brazil,USD,0,2,List rate,0.0068,0%,0,2,List rate,0.0068,0%\n'
+        ',USD,3,--,Tier rate,0.0050,-26%,3,--,Tier rate,0.0050,-26%\n')
+    rates = load_ratebook(RULES_DIR / "rates", csv_rates=tmp_path / "rates.csv", csv_tiers=tmp_path / "tiers.csv")
+    with app.app_context():
+        for day in (1, 2, 3):
+            status(f"b{day}", BRAZIL, f"2026-05-0{day}T10:00:00", "utility")
+        status("b0", BRAZIL, "2026-04-30T10:00:00", "utility")  # April: its own month, not counted in May
+        report = cost_report(rates, date(2026, 5, 2), date(2026, 5, 31), group_by=("market", "category"))
+    (row,) = report["rows"]
+    # Message 2 of May: tier 1, 0.0068; message 3: tier 2, 0.0050. 0.0068 + 0.0050 = 0.0118.
+    assert (row["market"], row["billed"]["count"], row["billed"]["amount"]) == ("Brazil", 2, "0.0118")
+
+
+def test_cbp_conversations_are_billed_once(app):
+    """Under conversation-based pricing only the first billed message of a conversation is counted."""
+    with app.app_context():
+        status("c1", UK, "2026-05-03T10:00:00", "marketing", model="CBP", conversation="conv-1")
+        status("c2", UK, "2026-05-03T11:00:00", "marketing", model="CBP", conversation="conv-1")
+        report = cost_report(app.extensions["policy_service"].rulebook.rates, date(2026, 5, 1), date(2026, 5, 31))
+    (row,) = report["rows"]
+    # One conversation; the USD card prices per delivered message, so it has no per-conversation price.
+    assert (row["billed"]["count"], row["billed"]["unpriced"]) == (1, 1)
+    assert "prices per delivered message" in next(iter(row["billed"]["unpriced_reasons"]))
+
+
+def test_http_cli_and_page_show_the_same_report(stored, client):
+    """GET /v1/costs, `policy-service costs --json` and /ui/costs agree; bad queries are 422 naming the field."""
+    body = client.get("/v1/costs?from=2026-05-01&to=2026-07-31").get_json()
+    assert body["totals"]["billed"]["amount"] == "0.1628"
+    assert client.get("/v1/costs?from=2026-05-01&to=2026-04-01").get_json()["errors"] == {
+        "query.to": ["must not be before from"]}
+    assert "query.group_by" in client.get("/v1/costs?from=2026-05-01&to=2026-05-02&group_by=wamid").get_json()[
+        "errors"]
+    assert "query.from" in client.get("/v1/costs?to=2026-05-02").get_json()["errors"]
+    result = CliRunner().invoke(cli.main, ["costs", "--from", "2026-05-01", "--to", "2026-07-31", "--json",
+                                           "--database-url", stored.config["DATABASE_URL"]])
+    assert result.exit_code == 0, result.output
+    assert '"amount": "0.1628"' in result.output
+    page = client.get("/ui/costs?from=2026-05-01&to=2026-07-31")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "<svg" in html and "2026-05 marketing billed: 0.1154 USD" in html and "0.1628" in html
+    assert client.get("/ui/costs?from=nope").status_code == 422
+
+
+def test_chart_scales_bars_to_the_largest_amount(stored):
+    """The tallest bar is the largest amount; a zero amount has no height."""
+    with stored.app_context():
+        report = cost_report(stored.extensions["policy_service"].rulebook.rates, date(2026, 5, 1),
+                             date(2026, 6, 30))
+    drawn = chart(report, height=240, margin=40)
+    tallest = max(drawn["bars"], key=lambda bar: bar.height)
+    assert (tallest.amount, tallest.height, drawn["top"]) == ("0.1154", 160.0, "0.1154")
+    assert Decimal(min(drawn["bars"], key=lambda bar: bar.height).amount) == 0
