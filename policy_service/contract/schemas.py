@@ -23,7 +23,8 @@ MESSAGE_TYPES = (
 )
 # Inbound events Meta delivers besides the types a business can send.
 # `call`: a call the user placed to the business (answered or not); it opens or refreshes the window (CSW-8).
-INBOUND_ONLY_TYPES = ("button", "order", "system", "unsupported", "voice", "request_welcome", "call")
+# `edit` and `revoke`: the user edited or deleted one of their messages (Meta's messages webhook).
+INBOUND_ONLY_TYPES = ("button", "order", "system", "unsupported", "voice", "request_welcome", "call", "edit", "revoke")
 CATEGORIES = ("marketing", "utility", "authentication")
 # The `category` values Meta's Direct Send accepts on a free-form send.
 DIRECT_SEND_CATEGORIES = ("utility", "authentication")

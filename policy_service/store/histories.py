@@ -49,6 +49,7 @@ class StoredMessage(StoredModel):
     status_at = peewee.DateTimeField(null=True)
     delivered_at = peewee.DateTimeField(null=True)  # the first delivered/read/played status
     group_id = peewee.CharField(max_length=255, null=True)  # Groups API: contact is then the group
+    errors = peewee.TextField(null=True)  # Meta's errors[] of a failed status or an unsupported message (JSON)
     referral = peewee.TextField(null=True)
     conversation_id = peewee.CharField(max_length=255, null=True)
     conversation_origin = peewee.CharField(max_length=64, null=True)
@@ -91,6 +92,7 @@ class Inbound:
     type: str
     referral: dict[str, Any] | None = None
     group_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ class Status:
     conversation_origin: str | None = None
     pricing: dict[str, Any] | None = None
     group_id: str | None = None
+    errors: list[dict[str, Any]] | None = None  # e.g. 131047 on a failed status: Meta found the window closed
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,7 @@ def store_inbound(message: Inbound) -> bool:
         type=message.type,
         referral=json.dumps(message.referral, sort_keys=True) if message.referral else None,
         group_id=message.group_id,
+        errors=json.dumps(message.errors, sort_keys=True) if message.errors else None,
     )
 
 
@@ -298,3 +302,5 @@ def _apply(row: StoredMessage, update: Status) -> None:
     row.conversation_origin = update.conversation_origin or row.conversation_origin
     if update.pricing:
         row.pricing = json.dumps(update.pricing, sort_keys=True)
+    if update.errors:
+        row.errors = json.dumps(update.errors, sort_keys=True)

@@ -52,6 +52,8 @@ class InboundSchema(_MetaSchema):
     timestamp = UnixTime(required=True)
     type = fields.String(required=True)
     referral = fields.Dict()
+    group_id = fields.String(validate=validate.Length(min=1, max=255))  # Groups API: a participant wrote in a group
+    errors = fields.List(fields.Dict())  # e.g. on an unsupported message
 
     @post_load
     def contact(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
@@ -82,9 +84,15 @@ class StatusSchema(_MetaSchema):
     recipient_user_id = fields.String(load_default="")
     conversation = fields.Nested(ConversationSchema)
     pricing = fields.Dict()
+    recipient_type = fields.String()  # "group": recipient_id is the group id (Groups API)
+    errors = fields.List(fields.Dict())  # why a message failed (e.g. 131047: the window was closed)
 
     @post_load
     def contact(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        if data.get("recipient_type") == "group" and data["recipient_id"]:
+            # Groups API: the recipient is the group; its messages are the group's history (stored under its id).
+            data["contact"], data["bsuid"] = data["recipient_id"], None
+            return data
         data["contact"], data["bsuid"] = _contact(data["recipient_id"], data["recipient_user_id"], "recipient_id")
         return data
 
@@ -231,8 +239,10 @@ def _read_messages(reading: Reading, value: dict[str, Any], metadata: dict[str, 
     for m in reading.each(INBOUND, value, "messages", path):
         _link(reading, number, m)
         reading.events.append(histories.Inbound(
-            wamid=m["id"], phone_number_id=number, contact=m["contact"], at=m["timestamp"],
+            # A group message is the group's history, never the participant's 1:1 history.
+            wamid=m["id"], phone_number_id=number, contact=m.get("group_id") or m["contact"], at=m["timestamp"],
             type=m["type"] if m["type"] in KNOWN_INBOUND_TYPES else "unsupported", referral=m.get("referral"),
+            group_id=m.get("group_id"), errors=m.get("errors"),
         ))
     for s in reading.each(STATUS, value, "statuses", path):
         _link(reading, number, s)
@@ -241,6 +251,7 @@ def _read_messages(reading: Reading, value: dict[str, Any], metadata: dict[str, 
             wamid=s["id"], phone_number_id=number, contact=s["contact"], at=s["timestamp"],
             status=s["status"], conversation_id=conversation.get("id"),
             conversation_origin=(conversation.get("origin") or {}).get("type"), pricing=s.get("pricing"),
+            group_id=s["recipient_id"] if s.get("recipient_type") == "group" else None, errors=s.get("errors"),
         ))
 
 
