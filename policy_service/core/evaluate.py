@@ -76,6 +76,11 @@ def priced(decision: Decision, request: DecisionRequest, rulebook: Rulebook) -> 
     if charge is None or facts is None:
         return decision
     country = str(facts.engine["recipient_region"])
+    if charge.participants is not None and charge.billable:
+        # A group send is billed per delivered participant, by each one's market; no card prices a group send.
+        return replace(decision, charge=replace(charge, price=None, price_reason=(
+            f"group send: Meta bills each of the {charge.participants} participants it reaches at the "
+            f"{charge.category} rate of that participant's market; no rate card gives a {charge.category} rate")))
     price = price_charge(billable=charge.billable, pricing_model=charge.pricing_model, category=charge.category,
                          opens_conversation=charge.opens_conversation, day=facts.day, country=country,
                          context=request.context, rates=rulebook.rates)

@@ -206,5 +206,6 @@ def test_a_group_send_reports_the_participants_it_would_bill(client):
     body = client.post("/v1/decisions", json={"send": group, "history": []}).get_json()
     assert body["decision"] == "allow", body
     assert (body["charge"]["category"], body["charge"]["participants"]) == ("group_marketing", 3)
+    assert body["charge"]["price"] is None and body["charge"]["price_reason"].startswith("group send: Meta bills each")
     individual = client.post("/v1/decisions", json={"send": SEND, "history": HISTORY}).get_json()
     assert individual["charge"]["participants"] is None
