@@ -42,7 +42,7 @@ PRICING_MODELS = ("CBP", "PMP")
 # Meta's webhook pricing vocabulary: categories (with the conversation-era initiated categories of 2022-23,
 # and the Groups API's group_-prefixed ones) and charge types.
 CHARGE_CATEGORIES = ("marketing", "utility", "authentication", "authentication-international", "service",
-                     "referral_conversion", "business_initiated", "user_initiated",
+                     "referral_conversion", "business_initiated", "user_initiated", "marketing_lite",
                      *(GROUP_CATEGORY_PREFIX + category for category in (*CATEGORIES, "service")))
 CHARGE_TYPES = ("regular", "free_customer_service", "free_entry_point", "free_tier", "free_group_customer_service")
 MAX_HISTORY = 10_000
