@@ -1,4 +1,4 @@
-"""The package's folders are its layers and imports run one way: core <- contract <- store <- review <- web <- cli.
+"""The package's folders are its layers and imports run one way: core <- contract <- store <- review <- service <- web <- cli.
 
 Every import in every module of policy_service (absolute, relative, at module level or inside a function)
 is resolved to the module it names; a module may import only its own layer or a lower one. The core
@@ -13,7 +13,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "policy_service"
 # Lowest first. `config` holds defaults only and may be read by any layer; the app factory
 # (policy_service/__init__.py) wires the web layer together and is imported by the command line alone.
-LAYERS = ("core", "contract", "store", "review", "web", "cli")
+LAYERS = ("core", "contract", "store", "review", "service", "web", "cli")
 RANK = {"config": -1, **{layer: rank for rank, layer in enumerate(LAYERS)}, "__init__": LAYERS.index("web") + 0.5}
 FRAMEWORKS = {"flask", "flask_smorest", "marshmallow", "webargs", "peewee", "playhouse", "psycopg2", "werkzeug",
               "gunicorn"}

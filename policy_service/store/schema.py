@@ -28,6 +28,15 @@ UPGRADE_LOCK = zlib.crc32(b"policy-service db upgrade")
 
 logger = logging.getLogger("policy_service.schema")
 
+# Migrations shipped under another name by an earlier release (three were numbered 003 and one 004): a
+# database that recorded the old name has applied the migration, so the old name is rewritten to the new
+# one before anything reads the history, and nothing runs twice.
+RENAMED = {
+    "003_contact_link_and_bsuid_contacts": "004_contact_link_and_bsuid_contacts",
+    "003_decision_log_recipient_and_phone_number_id": "005_decision_log_recipient_and_phone_number_id",
+    "004_stored_message_errors": "006_stored_message_errors",
+}
+
 
 class SchemaBehind(RuntimeError):
     """The database lacks migrations this release needs; `policy-service db upgrade` applies them."""
@@ -51,7 +60,16 @@ def applied(database: peewee.Database) -> list[str]:
     if not database.table_exists(HISTORY_TABLE):
         return []
     cursor = database.execute_sql(f'SELECT name FROM "{HISTORY_TABLE}" ORDER BY id')
-    return [name for (name,) in cursor.fetchall()]
+    return [RENAMED.get(name, name) for (name,) in cursor.fetchall()]
+
+
+def _rename_recorded(database: peewee.Database) -> None:
+    """Rewrite migration names an earlier release recorded (RENAMED) to today's, inside the upgrade lock."""
+    if not database.table_exists(HISTORY_TABLE):
+        return
+    for old, new in RENAMED.items():
+        database.execute_sql(f'UPDATE "{HISTORY_TABLE}" SET name = {database.param} WHERE name = {database.param}',
+                             (new, old))
 
 
 def pending(database: peewee.Database, migrations_dir: Path | None = None) -> list[str]:
@@ -69,6 +87,7 @@ def upgrade(database: peewee.Database, migrations_dir: Path | None = None) -> li
     migrations before it stay applied; on SQLite the whole upgrade is undone).
     """
     with _upgrade_lock(database):
+        _rename_recorded(database)
         return router(database, migrations_dir).run()
 
 

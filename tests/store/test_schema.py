@@ -224,3 +224,22 @@ def test_a_failing_migration_is_not_recorded(database_url, tmp_path):
         schema.upgrade(database, broken)
     assert schema.pending(database, broken) == ["999_broken"]
     database.close()
+
+
+def test_numbers_are_unique_and_a_database_of_the_old_numbering_upgrades_cleanly(empty_database_url):
+    """Every shipped migration has its own number; a database that recorded the earlier release's names
+    (three migrations numbered 003, one 004) counts them as applied, runs none twice, and is rewritten."""
+    numbers = [name[:3] for name in schema.known()]
+    assert len(numbers) == len(set(numbers)), numbers
+    database = connect(empty_database_url)
+    schema.upgrade(database)
+    for old, new in schema.RENAMED.items():
+        database.execute_sql(f'UPDATE "{schema.HISTORY_TABLE}" SET name = {database.param} WHERE name = {database.param}',
+                             (old, new))
+    recorded = [name for (name,) in database.execute_sql(f'SELECT name FROM "{schema.HISTORY_TABLE}"').fetchall()]
+    assert set(schema.RENAMED) <= set(recorded)
+    assert schema.pending(database) == []
+    assert schema.upgrade(database) == []
+    recorded = [name for (name,) in database.execute_sql(f'SELECT name FROM "{schema.HISTORY_TABLE}"').fetchall()]
+    assert sorted(recorded) == schema.known()
+    database.close()
