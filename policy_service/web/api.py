@@ -145,6 +145,9 @@ class ContractPlugin(MarshmallowPlugin):
             responses = operation.setdefault("responses", {})
             if security.needs_key(endpoint):
                 responses.setdefault("401", _error("No API key, or not a valid one (when keys are configured)"))
+            else:
+                # Probes, the spec and Meta's webhooks (signed by Meta instead) never take an API key.
+                operation.setdefault("security", [])
             if "requestBody" in operation:
                 responses.setdefault("400", _error("The body is not valid JSON"))
                 responses.setdefault("413", _error("The body is larger than POLICY_MAX_CONTENT_LENGTH"))
