@@ -23,10 +23,18 @@ except SettingsError as error:
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 # durable_rules runs behind one process-wide lock, so processes, not threads, add throughput.
 workers = settings.workers or int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count())
+# Threads are for waiting clients, not for speed: a sync worker is held by one idle or slow connection
+# (two idle TCP connections stalled /healthz 30 s). gthread waits for a request's first bytes in a thread
+# for at most 5 s, then parks the connection in its poller without a thread, and closes a connection idle
+# for `keepalive` seconds; one slow (trickling) client holds one thread, so POLICY_THREADS bounds them.
+# Behind the internet, a buffering proxy should take slow clients off the workers (README, production).
+worker_class = "gthread"
 threads = settings.threads
 timeout = settings.timeout
 graceful_timeout = 30
 keepalive = settings.keepalive
+# Connections one worker keeps (in requests and parked idle); beyond it, new ones wait in the backlog.
+worker_connections = 1000
 # The engine survives fork (tests/test_serving.py proves it), so rules load once, in the master.
 preload_app = settings.preload
 limit_request_line = 8190

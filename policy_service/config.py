@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     # per worker, the worker timeout and the idle keep-alive in seconds, and loading the rules once in
     # the master before forking.
     workers: PositiveInt | None = None
-    threads: PositiveInt = 1
+    threads: PositiveInt = 16
     timeout: PositiveInt = 30
     keepalive: PositiveInt = 5
     preload: bool = True
