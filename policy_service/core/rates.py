@@ -87,8 +87,19 @@ class Tier:
         return f"{self.first:,}-{self.last:,}" if self.last is not None else f"{self.first:,} and above"
 
 
+class Dated:
+    """An entry in force from `effective_from` through `effective_until` (None: open-ended)."""
+
+    effective_from: date
+    effective_until: date | None
+
+    def covers(self, day: date) -> bool:
+        """True when the entry is in force on the day."""
+        return self.effective_from <= day and (self.effective_until is None or day <= self.effective_until)
+
+
 @dataclass(frozen=True)
-class RateCard:
+class RateCard(Dated):
     """Prices for one currency over a span of days: market -> category -> price (None where Meta writes n/a)."""
 
     id: str
@@ -108,13 +119,9 @@ class RateCard:
     partial: bool = False  # lists only the markets (and cells) a source gave
     unsourced: frozenset[tuple[str, str]] = frozenset()  # (market, category) cells no source gives
 
-    def covers(self, day: date) -> bool:
-        """True when the card is in force on the day."""
-        return self.effective_from <= day and (self.effective_until is None or day <= self.effective_until)
-
 
 @dataclass(frozen=True)
-class PriceColumn:
+class PriceColumn(Dated):
     """Which card column prices a charge category over a span of days (None: no per-message price, `reason`)."""
 
     id: str
@@ -130,13 +137,9 @@ class PriceColumn:
     confidence: str
     file: str = ""
 
-    def covers(self, day: date) -> bool:
-        """True when the rule is in force on the day."""
-        return self.effective_from <= day and (self.effective_until is None or day <= self.effective_until)
-
 
 @dataclass(frozen=True)
-class TieredCategories:
+class TieredCategories(Dated):
     """Which card columns Meta discounts by monthly volume over a span of days (PMP-5)."""
 
     id: str
@@ -147,13 +150,9 @@ class TieredCategories:
     confidence: str
     file: str = ""
 
-    def covers(self, day: date) -> bool:
-        """True when the rule is in force on the day."""
-        return self.effective_from <= day and (self.effective_until is None or day <= self.effective_until)
-
 
 @dataclass(frozen=True)
-class MarketMap:
+class MarketMap(Dated):
     """Which rate-card market a recipient's country belongs to over a span of days (Meta's "Rest of ..." markets)."""
 
     id: str
@@ -166,10 +165,6 @@ class MarketMap:
     countries: dict[str, str]  # ISO 3166 alpha-2 -> market
     otherwise: str | None  # the market of every country not listed ("Other"), or None when not known
     file: str = ""
-
-    def covers(self, day: date) -> bool:
-        """True when the map is in force on the day."""
-        return self.effective_from <= day and (self.effective_until is None or day <= self.effective_until)
 
     def market_of(self, country: str) -> str | None:
         """The market of an ISO country code, or None when the map does not say."""
