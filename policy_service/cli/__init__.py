@@ -16,19 +16,29 @@ from pathlib import Path
 
 import click
 
-from ..config import Config
+from ..config import DEFAULT_FIXTURES_DIR, DEFAULT_RULES_DIR, SettingsError
 
-FIXTURES_DIR = Path(Config.FIXTURES_DIR)
+FIXTURES_DIR = Path(DEFAULT_FIXTURES_DIR)
 # Below this many fixtures a run is quick enough that a progress bar is only noise.
 PROGRESS_BAR_FROM = 50
 
 rules_option = click.option(
-    "--rules", "rules_dir", default=Config.RULES_DIR, show_default=True, envvar="POLICY_RULES_DIR",
+    "--rules", "rules_dir", default=DEFAULT_RULES_DIR, show_default=True, envvar="POLICY_RULES_DIR",
     type=click.Path(file_okay=False, path_type=Path), help="Directory of rule files.",
 )
 
 
-@click.group()
+class Commands(click.Group):
+    """The command group: settings that cannot be read end any command with their message, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SettingsError as error:
+            raise click.ClickException(str(error)) from None
+
+
+@click.group(cls=Commands)
 def main() -> None:
     """Decide WhatsApp sends: may it be sent, as which type, at what charge, and why."""
 
@@ -126,7 +136,7 @@ def rules() -> None:
 
 
 @rules.command("lint")
-@click.argument("directory", default=Config.RULES_DIR, type=click.Path(file_okay=False, path_type=Path))
+@click.argument("directory", default=DEFAULT_RULES_DIR, type=click.Path(file_okay=False, path_type=Path))
 def lint_rules(directory: Path) -> None:
     """Validate every rule file; find conflicting charges, dead rules, version overlaps and uncharged days."""
     from ..review.lint import lint
@@ -140,7 +150,7 @@ def lint_rules(directory: Path) -> None:
 
 
 @rules.command("docs")
-@click.argument("directory", default=Config.RULES_DIR, type=click.Path(file_okay=False, path_type=Path))
+@click.argument("directory", default=DEFAULT_RULES_DIR, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--fixtures", "fixtures_dir", default=FIXTURES_DIR, show_default=True,
               type=click.Path(exists=True, path_type=Path), help="Fixtures whose coverage the catalogue lists.")
 @click.option("--check", "check_only", is_flag=True, help="Only check that DIRECTORY/README.md is up to date.")

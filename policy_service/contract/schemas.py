@@ -42,7 +42,7 @@ PRICING_MODELS = ("CBP", "PMP")
 # Meta's webhook pricing vocabulary: categories (with the conversation-era initiated categories of 2022-23,
 # and the Groups API's group_-prefixed ones) and charge types.
 CHARGE_CATEGORIES = ("marketing", "utility", "authentication", "authentication-international", "service",
-                     "referral_conversion", "business_initiated", "user_initiated", "marketing_lite",
+                     "referral_conversion", "business_initiated", "user_initiated", "marketing_lite", "business_agent",
                      *(GROUP_CATEGORY_PREFIX + category for category in (*CATEGORIES, "service")))
 CHARGE_TYPES = ("regular", "free_customer_service", "free_entry_point", "free_tier", "free_group_customer_service")
 MAX_HISTORY = 10_000
@@ -86,6 +86,12 @@ class ContactField(fields.String):
         return text
 
 
+def _ttl_seconds(value: int) -> None:
+    # Meta's accepted range over all categories; each category's own range is Meta's to enforce.
+    if value != -1 and not 30 <= value <= 2592000:
+        raise ValidationError("must be -1 or 30 to 2592000 seconds")
+
+
 class TemplateSchema(Schema):
     """A template as named in a send or a past outbound message."""
 
@@ -95,6 +101,10 @@ class TemplateSchema(Schema):
     status = fields.String(validate=validate.OneOf(TEMPLATE_STATUSES))
     otp_button = _strict_bool(metadata={"description": "authentication templates: has a copy-code, one-tap or "
                                                        "zero-tap button (unknown if absent)"})
+    ttl_seconds = fields.Integer(data_key="message_send_ttl_seconds", strict=True, validate=_ttl_seconds, metadata={
+        "description": "Meta's message_send_ttl_seconds, when the template has a custom time-to-live (seconds, "
+                       "-1 for Meta's 30-day custom TTL): how long Meta retries delivery; absent, the category's "
+                       "default applies (rules: TS-1)"})
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> Template:
@@ -152,6 +162,9 @@ class SendSchema(Schema):
                        "predicted as pricing category marketing_lite"})
     category = fields.String(validate=validate.OneOf(DIRECT_SEND_CATEGORIES), metadata={
         "description": "Direct Send: Meta's `category` field on a free-form send (utility, authentication)"})
+    meta_business_agent = _strict_bool(metadata={
+        "description": "the reply is written by Meta Business Agent (Meta's AI agent): a non-template message "
+                       "Meta bills per token, not as a service message (rules: PMP26-4.agent)"})
     recipient_type = fields.String(validate=validate.OneOf(("individual", "group")), metadata={
         "description": "Meta's recipient_type: individual (default) or group (Groups API)"})
     participants = fields.List(fields.String(validate=validate.Regexp(E164, error="must be an E.164 number")),
@@ -187,6 +200,9 @@ class SendSchema(Schema):
                 raise ValidationError("Direct Send is a free-form send; a template has its own category", "category")
         elif "template" in data:
             raise ValidationError("only allowed when type is template", "template")
+        if data.get("meta_business_agent") and (data.get("type") == "template" or "category" in data):
+            raise ValidationError("Meta Business Agent replies are non-template messages without a Direct Send "
+                                  "category", "meta_business_agent")
         # A template named by name and language alone takes its category from the registry later.
         if data.get("marketing_messages_api") and (data.get("template") is None
                                                    or data["template"].category not in (None, "marketing")):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from itertools import chain
@@ -128,18 +129,53 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
             classified = _classify(message, state, request, rulebook, engine) if position >= len(carried) else None
             state.deliver(_opened(classified, message, index), closes_others=bool(classified and
                                                                                 classified.closes_others))
-    state.undelivered = undelivered_before(request.history, request.send.at,
-                                           rulebook.parameter("undelivered_message_lifetime"))
+    note_undelivered(state, request, rulebook)
     return state
 
 
+def note_undelivered(state: HistoryState, request: DecisionRequest, rulebook: Rulebook) -> None:
+    """Set `state.undelivered` (see undelivered_before) and `state.undelivered_until`, the end of that
+    message's time-to-live, from the request's history."""
+    lifetime_of = delivery_lifetimes(rulebook)
+    state.undelivered = undelivered_before(request.history, request.send.at, lifetime_of)
+    if state.undelivered is not None:
+        message = state.undelivered[1]
+        state.undelivered_until = message.at + lifetime_of(message)
+
+
+def delivery_lifetimes(rulebook: Rulebook) -> Callable[[Message], timedelta]:
+    """How long Meta keeps trying to deliver a message (its time-to-live, TTL), by message.
+
+    Meta's time-to-live page: a template's own TTL when it has one (`message_send_ttl_seconds`; -1 means
+    a custom TTL of 30 days), else the default of its category: authentication templates 10 minutes
+    (`authentication_template_ttl`), other templates 30 days (`undelivered_message_lifetime`); a
+    non-template message `freeform_message_lifetime` (not on Meta's page). All values come from rules/.
+    """
+    template_default = rulebook.parameter("undelivered_message_lifetime")
+    authentication = rulebook.parameter("authentication_template_ttl")
+    freeform = rulebook.parameter("freeform_message_lifetime")
+
+    def lifetime_of(message: Message) -> timedelta:
+        template = message.template
+        if template is None:
+            return freeform
+        if template.ttl_seconds is not None:
+            return template_default if template.ttl_seconds < 0 else timedelta(seconds=template.ttl_seconds)
+        return authentication if template.category == "authentication" else template_default
+
+    return lifetime_of
+
+
 def undelivered_before(history: tuple[Message, ...], at: datetime,
-                       lifetime: timedelta) -> tuple[int, Message] | None:
-    """The latest outbound message sent before `at` (within Meta's undelivered lifetime) and not known to be
-    delivered by then: it may still be delivered, and only then opens or is charged. None if there is none."""
+                       lifetime_of: Callable[[Message], timedelta]) -> tuple[int, Message] | None:
+    """The latest outbound message sent before `at`, within its time-to-live (`lifetime_of`, see
+    delivery_lifetimes), and not known to be delivered by then: it may still be delivered, and only then
+    opens or is charged. None if there is none (a message past its TTL was dropped by Meta)."""
     found = None
     for index, message in enumerate(history):
-        if message.direction == "inbound" or message.status == "failed" or not at - lifetime < message.at <= at:
+        if message.direction == "inbound" or message.status == "failed" or not message.at <= at:
+            continue
+        if not at - lifetime_of(message) < message.at:
             continue
         delivered = message.delivery_time
         if (delivered is None or delivered > at) and (found is None or message.at >= found[1].at):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from ..core import identities
@@ -231,13 +232,9 @@ def _cause(row: histories.StoredMessage, meta: dict[str, Any], predicted: dict[s
         return Cause("sent_despite_deny", "the decision denied this send, yet it was sent and priced")
     template = (request.get("send") or {}).get("template")
     if "category" in fields_differing and template:
-        waba_id = business_state.waba_of(row.phone_number_id)
-        known = business_state.template_state(waba_id, template["name"], template["language"],
-                                              loaded_time(row.at)) if waba_id else None
-        recategorised = known.category if known else None
-        if recategorised is not None and recategorised.value == _value("category", meta.get("category")):
-            return Cause("template_recategorised", f"template {template['name']} ({template['language']}) was "
-                         f"re-categorised to {recategorised.value}: {recategorised.source}")
+        cause = _recategorisation(row, template, meta.get("category"), logged)
+        if cause is not None:
+            return cause
     seen = (response.get("facts") or {}).get("seen_by_rules") or {}
     predicted_type, meta_type = (predicted or {}).get("type"), meta.get("type")
     if meta.get("category") == "service" and {predicted_type, meta_type} == {"free_customer_service", "regular"}:
@@ -252,6 +249,46 @@ def _cause(row: histories.StoredMessage, meta: dict[str, Any], predicted: dict[s
         return Cause("window_assumed", f"the decision expected {predicted_type}, but Meta saw no such open window "
                      "(the history given to the decision showed one Meta did not count)")
     return None
+
+
+def _recategorisation(row: histories.StoredMessage, template: dict[str, Any], billed: Any,
+                      logged: dict[str, Any]) -> Cause | None:
+    """The template category change that explains Meta's category, from the registry: the category in force
+    at the send (by its effective time), or a change to Meta's category the registry had received before the
+    decision was made (what the store knew at send time, whatever effective time the webhook gave). The
+    sentence says whether the registry knew it before the decision and which category the decision used."""
+    waba_id = business_state.waba_of(row.phone_number_id)
+    if waba_id is None:
+        return None
+    wanted = _value("category", billed)
+    if not isinstance(wanted, str):
+        return None
+    name, language = template["name"], template["language"]
+    decided_at = datetime.fromisoformat(logged["logged_at"])
+    changes = [e for e in business_state.template_history(waba_id, name, language)
+               if e["category"] and _value("category", e["category"].lower()) == wanted]
+    in_force = business_state.template_state(waba_id, name, language, loaded_time(row.at))
+    if in_force is not None and in_force.category is not None and \
+            _value("category", in_force.category.value.lower()) == wanted:
+        effective = [e for e in changes if datetime.fromisoformat(e["effective_at"]) <= loaded_time(row.at)]
+        change = effective[-1] if effective else None
+    else:
+        known = [e for e in changes if datetime.fromisoformat(e["received_at"]) <= decided_at]
+        change = known[-1] if known else None
+        if change is None:
+            return None
+    used = template.get("category") or "none given"
+    detail = f"template {name} ({language}) was re-categorised to {wanted}"
+    if change is None:  # in force, but from an import or a previous_category: no dated change to name
+        return Cause("template_recategorised", f"{detail}: {in_force.category.source}")
+    received = datetime.fromisoformat(change["received_at"])
+    detail += f": {change['source']} webhook at {change['effective_at']}"
+    if received <= decided_at:
+        detail += (f"; the registry had received it ({change['received_at']}) before the decision "
+                   f"({logged['logged_at']}), which used the category {used}")
+    else:
+        detail += f"; the registry received it only after the decision ({change['received_at']})"
+    return Cause("template_recategorised", detail)
 
 
 def _request(row: histories.StoredMessage, conversation: list[histories.StoredMessage], category: str | None,
