@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -130,7 +131,35 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
             state.deliver(_opened(classified, message, index), closes_others=bool(classified and
                                                                                 classified.closes_others))
     note_undelivered(state, request, rulebook)
+    state.marketing_recent = marketing_delivered_recently(request.history, request.send.at, rulebook)
     return state
+
+
+def marketing_delivered_recently(history: tuple[Message, ...], at: datetime, rulebook: Rulebook) -> int:
+    """How many marketing templates the history shows delivered to this user in the `marketing_recent_period`
+    before `at` that count toward Meta's per-user marketing limit: delivered outside a customer service
+    window (Meta: marketing sent inside a window the user opened does not count).
+
+    With history_ref the history is the store's messages of this user (their statuses say delivery), so
+    this is the store's count; the trace names it.
+    """
+    period = rulebook.parameter("marketing_recent_period")
+    window = rulebook.parameter("customer_service_window")
+    ignored = frozenset(rulebook.parameter("window_ignored_inbound_types"))
+    inbound = sorted(m.at for m in history if m.direction == "inbound" and m.type not in ignored and m.at <= at)
+    count = 0
+    for message in history:
+        template = message.template
+        delivered = message.delivery_time if message.direction == "outbound" else None
+        if template is None or template.category != "marketing" or delivered is None:
+            continue
+        if not at - period <= delivered < at:
+            continue
+        last_in = bisect_right(inbound, delivered)
+        if last_in and delivered < inbound[last_in - 1] + window:
+            continue  # inside a window the user opened: not counted by Meta
+        count += 1
+    return count
 
 
 def note_undelivered(state: HistoryState, request: DecisionRequest, rulebook: Rulebook) -> None:
