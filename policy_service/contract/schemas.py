@@ -652,6 +652,9 @@ class ComparisonSchema(ResponseSchema):
                                                        "was predicted"})
     note = fields.String(allow_none=True, metadata={"description": "an assumption the replay made, if any"})
     differences = fields.List(fields.Nested(DifferenceSchema))
+    failures = fields.List(fields.Dict(), metadata={
+        "description": "Meta's errors ({code, title}) of a failed status of a message it also reported "
+                       "delivered (contradictory statuses); such a comparison does not match"})
 
 
 class ReconciliationSchema(ResponseSchema):
@@ -660,6 +663,7 @@ class ReconciliationSchema(ResponseSchema):
     checked = fields.Integer()
     matching = fields.Integer()
     mismatching = fields.Integer()
+    contradictory = fields.Integer(metadata={"description": "pricing matches, but Meta also reported a failure"})
     not_modelled = fields.Integer()
     comparisons = fields.List(fields.Nested(ComparisonSchema))
 
