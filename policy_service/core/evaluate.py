@@ -17,9 +17,10 @@ from .decision import Charge, Decision, Reason, charge_terms, classify, combine,
 from .engine import RulesEngine
 from .errors import EngineError
 from .facts import Facts, HistoryState, derive_facts, new_state, with_late_delivery
+from .identities import recipient_contact
 from .messages import UNKNOWN_TEMPLATE, UNKNOWN_TYPE, DecisionRequest, Message, Send, Template
 from .pricing import explain as explain_price
-from .pricing import price_charge
+from .pricing import price_charge, price_group
 from .rulebook import CONFIDENCE, Rulebook
 
 log = logging.getLogger(__name__)
@@ -78,15 +79,17 @@ def priced(decision: Decision, request: DecisionRequest, rulebook: Rulebook) -> 
     if charge is None or facts is None:
         return decision
     country = str(facts.engine["recipient_region"])
-    if charge.participants is not None and charge.billable:
-        # A group send is billed per delivered participant, by each one's market; no card prices a group send.
-        return replace(decision, charge=replace(charge, price=None, price_reason=(
-            f"group send: Meta bills each of the {charge.participants} participants it reaches at the "
-            f"{charge.category} rate of that participant's market; no rate card gives a {charge.category} rate")))
-    price = price_charge(billable=charge.billable, pricing_model=charge.pricing_model, category=charge.category,
-                         opens_conversation=charge.opens_conversation, day=facts.day, country=country,
-                         context=request.context, rates=rulebook.rates)
-    charge = replace(charge, price=price if price.known else None, price_reason=None if price.known else price.reason)
+    if charge.participants is not None:
+        # A group send is billed per delivered participant, each at its own market (PMP-9).
+        members = tuple((number, recipient_contact(number).region) for number in request.send.participants)
+        price = price_group(billable=charge.billable, category=charge.category, day=facts.day,
+                            participants=members, context=request.context, rates=rulebook.rates)
+    else:
+        price = price_charge(billable=charge.billable, pricing_model=charge.pricing_model, category=charge.category,
+                             opens_conversation=charge.opens_conversation, day=facts.day, country=country,
+                             context=request.context, rates=rulebook.rates)
+    charge = replace(charge, price=price if price.known else None, price_reason=None if price.known else price.reason,
+                     price_lines=price.lines)
     if not charge.billable:
         return replace(decision, charge=charge)
     card = price.card
