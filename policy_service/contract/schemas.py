@@ -431,7 +431,8 @@ class PriceSchema(ResponseSchema):
     amount = fields.Decimal(as_string=True, places=None, metadata={"type": "string", "format": "decimal"})
     currency = fields.String()
     rate_card = fields.Nested(RateCardRefSchema, attribute="card")
-    market = fields.String(metadata={"description": "the rate card's market of the recipient's country"})
+    market = fields.String(allow_none=True, metadata={
+        "description": "the rate card's market of the recipient's country (null: a group send over several)"})
     tier = fields.Method("dump_tier", metadata={"type": ["object", "null"], "description": "the volume tier "
                                                 "(number, first_message, last_message, messages_before), or null "
                                                 "when the card has none"})
@@ -440,6 +441,19 @@ class PriceSchema(ResponseSchema):
 
     def dump_tier(self, price: Price) -> dict[str, Any] | None:
         return _TIER.dump(price) if price.tiered else None
+
+
+class PriceLineSchema(ResponseSchema):
+    """One participant of a group send and what its delivery costs (amount null: reason says why)."""
+
+    participant = fields.String(metadata={"description": "the participant's number, as sent"})
+    country = fields.String(metadata={"description": "ISO 3166 alpha-2 of its calling code (ZZ: unknown)"})
+    market = fields.Function(lambda line: line.price.market, allow_none=True)
+    amount = fields.Function(lambda line: None if line.price.amount is None else str(line.price.amount),
+                             allow_none=True, metadata={"type": "string", "format": "decimal"})
+    currency = fields.Function(lambda line: line.price.currency, allow_none=True)
+    reason = fields.Function(lambda line: line.price.reason or None, allow_none=True,
+                             metadata={"description": "why amount is null"})
 
 
 class ChargeSchema(ResponseSchema):
@@ -459,6 +473,8 @@ class ChargeSchema(ResponseSchema):
     price = fields.Nested(PriceSchema, allow_none=True,
                           metadata={"description": "null when not billable or not known (price_reason says why)"})
     price_reason = fields.String(allow_none=True, metadata={"description": "why price is null"})
+    price_lines = fields.List(fields.Nested(PriceLineSchema), metadata={
+        "description": "group sends: one line per participant, each at its market's rate (empty otherwise)"})
 
 
 class ReasonSchema(ResponseSchema):
@@ -636,6 +652,9 @@ class ComparisonSchema(ResponseSchema):
                                                        "was predicted"})
     note = fields.String(allow_none=True, metadata={"description": "an assumption the replay made, if any"})
     differences = fields.List(fields.Nested(DifferenceSchema))
+    failures = fields.List(fields.Dict(), metadata={
+        "description": "Meta's errors ({code, title}) of a failed status of a message it also reported "
+                       "delivered (contradictory statuses); such a comparison does not match"})
 
 
 class ReconciliationSchema(ResponseSchema):
@@ -644,6 +663,7 @@ class ReconciliationSchema(ResponseSchema):
     checked = fields.Integer()
     matching = fields.Integer()
     mismatching = fields.Integer()
+    contradictory = fields.Integer(metadata={"description": "pricing matches, but Meta also reported a failure"})
     not_modelled = fields.Integer()
     comparisons = fields.List(fields.Nested(ComparisonSchema))
 
@@ -678,7 +698,7 @@ DECISION_RESPONSE_EXAMPLE = {
     "required_message_type": "any",
     "charge": {"billable": False, "pricing_model": "PMP", "category": "utility", "type": "free_customer_service",
                "opens_conversation": False, "conversation_expires_at": None, "rule": "PMP-3", "participants": None,
-               "price": None, "price_reason": "not billable: Meta charges nothing for this send"},
+               "price": None, "price_reason": "not billable: Meta charges nothing for this send", "price_lines": []},
     "policy_version": "V3",
     "rulebook_version": "sha256:0123456789abcdef",
     "determining_rules": ["CSW-2.open", "TPL-1.approved", "PMP-3"],

@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from .facts import Facts
-from .pricing import Price
+from .pricing import Price, PriceLine
 from .records import record
 from .rulebook import CONFIDENCE, PolicyVersion, Rule, Rulebook
 
@@ -48,6 +48,7 @@ class Charge:
     # --- pricing (issue 11): set by evaluate after combining; `price` is None when it cannot be known.
     price: Price | None = None
     price_reason: str | None = None
+    price_lines: tuple[PriceLine, ...] = ()  # group sends: each participant's price (or why it has none)
 
 
 @record

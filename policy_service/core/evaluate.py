@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -16,9 +17,10 @@ from .decision import Charge, Decision, Reason, charge_terms, classify, combine,
 from .engine import RulesEngine
 from .errors import EngineError
 from .facts import Facts, HistoryState, derive_facts, new_state, with_late_delivery
+from .identities import recipient_contact
 from .messages import UNKNOWN_TEMPLATE, UNKNOWN_TYPE, DecisionRequest, Message, Send, Template
 from .pricing import explain as explain_price
-from .pricing import price_charge
+from .pricing import price_charge, price_group
 from .rulebook import CONFIDENCE, Rulebook
 
 log = logging.getLogger(__name__)
@@ -77,15 +79,17 @@ def priced(decision: Decision, request: DecisionRequest, rulebook: Rulebook) -> 
     if charge is None or facts is None:
         return decision
     country = str(facts.engine["recipient_region"])
-    if charge.participants is not None and charge.billable:
-        # A group send is billed per delivered participant, by each one's market; no card prices a group send.
-        return replace(decision, charge=replace(charge, price=None, price_reason=(
-            f"group send: Meta bills each of the {charge.participants} participants it reaches at the "
-            f"{charge.category} rate of that participant's market; no rate card gives a {charge.category} rate")))
-    price = price_charge(billable=charge.billable, pricing_model=charge.pricing_model, category=charge.category,
-                         opens_conversation=charge.opens_conversation, day=facts.day, country=country,
-                         context=request.context, rates=rulebook.rates)
-    charge = replace(charge, price=price if price.known else None, price_reason=None if price.known else price.reason)
+    if charge.participants is not None:
+        # A group send is billed per delivered participant, each at its own market (PMP-9).
+        members = tuple((number, recipient_contact(number).region) for number in request.send.participants)
+        price = price_group(billable=charge.billable, category=charge.category, day=facts.day,
+                            participants=members, context=request.context, rates=rulebook.rates)
+    else:
+        price = price_charge(billable=charge.billable, pricing_model=charge.pricing_model, category=charge.category,
+                             opens_conversation=charge.opens_conversation, day=facts.day, country=country,
+                             context=request.context, rates=rulebook.rates)
+    charge = replace(charge, price=price if price.known else None, price_reason=None if price.known else price.reason,
+                     price_lines=price.lines)
     if not charge.billable:
         return replace(decision, charge=charge)
     card = price.card
@@ -127,7 +131,35 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
             state.deliver(_opened(classified, message, index), closes_others=bool(classified and
                                                                                 classified.closes_others))
     note_undelivered(state, request, rulebook)
+    state.marketing_recent = marketing_delivered_recently(request.history, request.send.at, rulebook)
     return state
+
+
+def marketing_delivered_recently(history: tuple[Message, ...], at: datetime, rulebook: Rulebook) -> int:
+    """How many marketing templates the history shows delivered to this user in the `marketing_recent_period`
+    before `at` that count toward Meta's per-user marketing limit: delivered outside a customer service
+    window (Meta: marketing sent inside a window the user opened does not count).
+
+    With history_ref the history is the store's messages of this user (their statuses say delivery), so
+    this is the store's count; the trace names it.
+    """
+    period = rulebook.parameter("marketing_recent_period")
+    window = rulebook.parameter("customer_service_window")
+    ignored = frozenset(rulebook.parameter("window_ignored_inbound_types"))
+    inbound = sorted(m.at for m in history if m.direction == "inbound" and m.type not in ignored and m.at <= at)
+    count = 0
+    for message in history:
+        template = message.template
+        delivered = message.delivery_time if message.direction == "outbound" else None
+        if template is None or template.category != "marketing" or delivered is None:
+            continue
+        if not at - period <= delivered < at:
+            continue
+        last_in = bisect_right(inbound, delivered)
+        if last_in and delivered < inbound[last_in - 1] + window:
+            continue  # inside a window the user opened: not counted by Meta
+        count += 1
+    return count
 
 
 def note_undelivered(state: HistoryState, request: DecisionRequest, rulebook: Rulebook) -> None:

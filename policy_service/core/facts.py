@@ -67,6 +67,7 @@ FACT_TYPES: dict[str, type] = {
     "account_banned": bool,
     "messaging_limit_reached": bool,
     "marketing_limit_refused_recently": bool,
+    "marketing_templates_delivered_recently": int,
     "primary_business_location_verified": bool,
     "undelivered_before_send": bool,
     "late_delivery_changes_charge": bool,
@@ -106,6 +107,8 @@ PARAMETER_TYPES: dict[str, str] = {
     "messaging_limit_count_categories": "list[str]",
     # How long after a marketing template failed with 131049 (per-user marketing limit) not to retry.
     "marketing_limit_retry_after": "period",
+    # How far back marketing templates delivered to the user are counted for the per-user marketing caution.
+    "marketing_recent_period": "duration",
     # How long Meta retries delivering a message (time-to-live): templates by default, authentication
     # templates by default, non-template messages (core.evaluate.delivery_lifetimes).
     "undelivered_message_lifetime": "duration",
@@ -192,6 +195,7 @@ class HistoryState:
     replied_since_referral: bool = False
     undelivered: tuple[int, Message] | None = None  # the latest message sent before the send, not delivered by it
     undelivered_until: datetime | None = None  # the end of that message's time-to-live (Meta drops it then)
+    marketing_recent: int = 0  # marketing templates delivered outside a window in the recent period (evaluate)
 
     def receive(self, message: Message) -> None:
         """Take in an inbound message: it may open or refresh the window, or be an entry point."""
@@ -318,6 +322,7 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
     engine["business_initiated_restricted"] = ctx["business_initiated_restricted"]
     engine["account_banned"] = ctx["account_banned"]
     engine["marketing_limit_refused_recently"] = ctx["marketing_limit_refused_recently"]
+    engine["marketing_templates_delivered_recently"] = state.marketing_recent
     limit, reached = ctx["messaging_limit"], ctx["business_initiated_users_24h"]
     # -1 is Meta's "unlimited"; with either number unknown the limit is not assumed reached.
     engine["messaging_limit_reached"] = limit is not None and reached is not None and 0 <= limit <= reached

@@ -68,11 +68,15 @@ class Comparison:
     basis: str = "replay"  # logged_prediction (linked by biz_opaque_callback_data) or replay
     decision_id: str | None = None
     cause: Cause | None = field(default=None)
+    # Meta's errors from a `failed` status of a message it also reported delivered (contradictory statuses):
+    # each {"code", "title"}; the delivery decides the charge, and the failure stays visible here.
+    failures: tuple[dict[str, Any], ...] = ()
 
     @property
     def matches(self) -> bool:
-        """True when the message was replayed and every field Meta reported equals the prediction."""
-        return self.modelled and not self.differences
+        """True when the message was replayed, every field Meta reported equals the prediction, and Meta did
+        not also report it failed."""
+        return self.modelled and not self.differences and not self.failures
 
 
 def reconcile(rulebook: Rulebook, engine: RulesEngine, *, phone_number_id: str | None = None,
@@ -94,7 +98,19 @@ def reconcile(rulebook: Rulebook, engine: RulesEngine, *, phone_number_id: str |
         if key not in conversations:
             conversations[key] = histories.history_rows(*key)
         comparisons.append(_compare(row, conversations[key], rulebook, engine))
-    return comparisons
+    return [_with_failures(c, row) for c, row in zip(comparisons, rows, strict=True)]
+
+
+def _with_failures(comparison: Comparison, row: histories.StoredMessage) -> Comparison:
+    """The comparison with Meta's failure of a message it also reported delivered, named in its note."""
+    failures = histories.failures(row)
+    if not failures:
+        return comparison
+    codes = ", ".join(f"{f['code']}" + (f" ({f['title']})" if f.get("title") else "") for f in failures)
+    said = (f"Meta reported this message failed ({codes}) and also delivered: contradictory statuses; "
+            "Meta bills delivered messages, so the delivery decides the charge compared here")
+    note = f"{comparison.note}; {said}" if comparison.note else said
+    return replace(comparison, failures=failures, note=note)
 
 
 @dataclass(frozen=True)
@@ -142,18 +158,20 @@ def report(comparisons: list[Comparison], *, page: int = 1, page_size: int | Non
     mismatches and a summary of all of them by month, Meta's category and cause."""
     mismatching = [c for c in comparisons if c.modelled and c.differences]
     not_modelled = [c for c in comparisons if not c.modelled]
+    contradictory = [c for c in comparisons if c.modelled and c.failures and not c.differences]
     shown = comparisons if page_size is None else comparisons[(page - 1) * page_size: page * page_size]
     body = {
         "checked": len(comparisons),
-        "matching": len(comparisons) - len(mismatching) - len(not_modelled),
+        "matching": len(comparisons) - len(mismatching) - len(not_modelled) - len(contradictory),
         "mismatching": len(mismatching),
+        "contradictory": len(contradictory),
         "not_modelled": len(not_modelled),
         "summary": summary(comparisons),
         "comparisons": [
             {"wamid": c.wamid, "phone_number_id": c.phone_number_id, "contact": c.contact, "at": c.at,
              "matches": c.matches, "basis": c.basis, "decision_id": c.decision_id, "meta": c.meta,
              "predicted": c.predicted, "decision": c.decision, "determining_rules": list(c.determining_rules),
-             "modelled": c.modelled, "note": c.note,
+             "modelled": c.modelled, "note": c.note, "failures": list(c.failures),
              "differences": [{"field": d.field, "meta": d.meta, "predicted": d.predicted} for d in c.differences],
              "cause": None if c.cause is None else {"kind": c.cause.kind, "detail": c.cause.detail}}
             for c in shown
@@ -176,6 +194,8 @@ def summary(comparisons: list[Comparison]) -> list[dict[str, Any]]:
 def _cause_kind(comparison: Comparison) -> str:
     if not comparison.modelled:
         return "not_modelled"
+    if comparison.failures and not comparison.differences:
+        return "contradictory_statuses"
     if comparison.matches:
         return "match"
     return comparison.cause.kind if comparison.cause else "unknown"

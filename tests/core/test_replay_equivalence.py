@@ -11,7 +11,14 @@ from policy_service.contract.schemas import DecisionRequestSchema
 from policy_service.core import decision as combining
 from policy_service.core.chronology import by_delivery, timeline
 from policy_service.core.decision import combine
-from policy_service.core.evaluate import _opened, evaluate, late_delivery, note_undelivered, priced
+from policy_service.core.evaluate import (
+    _opened,
+    evaluate,
+    late_delivery,
+    marketing_delivered_recently,
+    note_undelivered,
+    priced,
+)
 from policy_service.core.facts import derive_facts, new_state
 from policy_service.core.messages import DecisionRequest, Message, Send, Template
 from policy_service.review.fixtures import discover
@@ -35,6 +42,7 @@ def full_replay(request, rulebook, engine):
             state.deliver(_opened(classified, message, index),
                           closes_others=bool(classified and classified.closes_others))
     note_undelivered(state, request, rulebook)
+    state.marketing_recent = marketing_delivered_recently(request.history, request.send.at, rulebook)
     return state
 
 

@@ -10,7 +10,7 @@ from policy_service.review.reconciliation import normalized_category
 
 from ..conftest import BILLED_T0 as T0
 from ..meta_business_payloads import billed_status, category_completed
-from ..meta_payloads import BSUID, CONTACT, deliver, inbound_text, pmp, status, username_status
+from ..meta_payloads import BSUID, CONTACT, deliver, inbound_text, notification, pmp, status, username_status
 
 
 def test_report_compares_each_delivered_priced_message(client, billed_history):
@@ -183,3 +183,30 @@ def test_a_recategorisation_the_registry_knew_before_the_send_is_the_cause_not_a
     assert item["cause"]["kind"] == "template_recategorised", item["cause"]
     assert "the registry had received it" in item["cause"]["detail"]
     assert "which used the category utility" in item["cause"]["detail"]
+
+
+def test_a_message_reported_sent_then_failed_then_delivered_keeps_its_failure_visible(client):
+    """Meta sends `sent`, then `failed` (131026), then `delivered` for one message: it is stored as delivered
+    with the failure kept, and reconciled as contradictory statuses (not a clean match), the error named."""
+    failed = {"id": "wamid.odd", "status": "failed", "timestamp": str(T0 + 30), "recipient_id": CONTACT,
+              "errors": [{"code": 131026, "title": "Message undeliverable"}]}
+    deliver(client, inbound_text("wamid.in", T0 - 60),
+            status("wamid.odd", "sent", T0, pricing=pmp("utility", "free_customer_service", False)),
+            notification({"statuses": [failed]}),
+            status("wamid.odd", "delivered", T0 + 90, pricing=pmp("utility", "free_customer_service", False)))
+    report = client.get("/v1/reconciliation").json
+    [item] = report["comparisons"]
+    assert item["failures"] == [{"code": 131026, "title": "Message undeliverable"}]
+    assert not item["matches"] and item["differences"] == []
+    assert "failed (131026 (Message undeliverable)) and also delivered" in item["note"]
+    assert (report["matching"], report["contradictory"]) == (0, 1)
+    assert [s["cause"] for s in report["summary"]] == ["contradictory_statuses"]
+
+
+def test_a_failed_message_never_delivered_is_not_reconciled_as_contradictory(client):
+    """A message that only failed is not a delivered message: nothing to reconcile, no contradiction."""
+    failed = {"id": "wamid.fail", "status": "failed", "timestamp": str(T0 + 30), "recipient_id": CONTACT,
+              "errors": [{"code": 131026, "title": "Message undeliverable"}]}
+    deliver(client, status("wamid.fail", "sent", T0, pricing=pmp("marketing", "regular", True)),
+            notification({"statuses": [failed]}))
+    assert client.get("/v1/reconciliation").json["comparisons"] == []
