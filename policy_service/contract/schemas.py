@@ -337,10 +337,18 @@ class ContextSchema(Schema):
 
 
 class HistoryRefSchema(Schema):
-    """A history stored from Meta's webhooks: the business phone number id and the contact's wa_id or BSUID."""
+    """A history stored from Meta's webhooks: the business phone number id and either the contact's wa_id or
+    BSUID, or (Groups API) the group id, whose stored messages are the group's history."""
 
     phone_number_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    contact = ContactField(WA_ID, required=True, metadata={"description": "wa_id (a leading + is ignored) or BSUID"})
+    contact = ContactField(WA_ID, metadata={"description": "wa_id (a leading + is ignored) or BSUID"})
+    group_id = fields.String(validate=validate.Regexp(f"^{GROUP_ID}$", error="must be a group id"), metadata={
+        "description": "instead of contact, for a group send: the group whose stored history to use"})
+
+    @validates_schema(skip_on_field_errors=False)
+    def one_party(self, data: dict[str, Any], **_: Any) -> None:
+        if ("contact" in data) == ("group_id" in data):
+            raise ValidationError("give either contact or group_id", "contact")
 
 
 class RefusesNul:
@@ -385,6 +393,11 @@ class DecisionRequestSchema(Schema):
     def one_history(self, data: dict[str, Any], **_: Any) -> None:
         if "history" in data and "history_ref" in data:
             raise ValidationError("give either history or history_ref, not both", "history_ref")
+        group_ref = (data.get("history_ref") or {}).get("group_id")
+        send = data.get("send")
+        if group_ref is not None and send is not None and (send.recipient_type != "group" or send.to != group_ref):
+            raise ValidationError({"history_ref": {"group_id": [
+                "must be the group the send is to (send.recipient_type group, send.to)"]}})
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> DecisionRequest:

@@ -6,7 +6,7 @@ the status says (status, sent and delivered times, conversation, pricing as Meta
 category), and its type is read from `pricing.category` only where the category says it
 (core.vocabulary): a template of a modelled template category, free-form for `service`. A
 category that does not say (referral_conversion, 2022's business_initiated/user_initiated) or
-that the rules do not model (general_purpose_ai, business_agent, group_*) gives type `unknown`,
+that the rules do not model (general_purpose_ai, business_agent) gives type `unknown`,
 and the replay states what it assumed. Under conversation-based pricing the category names the
 conversation rather than the message, so a free-form message riding a marketing conversation
 reads as a marketing template.
