@@ -13,6 +13,7 @@ from ..core.rulebook import load_rulebook
 from ..review import reconciliation
 from ..review.impact import analyse
 from ..store import decision_log
+from .inputs import TextFile
 
 
 def _app(database_url: str | None):
@@ -87,7 +88,7 @@ def templates() -> None:
 
 @templates.command("import")
 @click.option("--waba-id", required=True, help="The WhatsApp Business Account the templates belong to.")
-@click.argument("response_file", type=click.File("r"))
+@click.argument("response_file", type=TextFile())
 @click.option("--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in instance/.")
 def import_templates(waba_id: str, response_file, database_url: str | None) -> None:
     """Import a saved GET /<WABA_ID>/message_templates response (JSON) into the registry."""
