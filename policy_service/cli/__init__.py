@@ -72,14 +72,18 @@ def serve(host: str, port: int) -> None:
 @click.argument("request_file", type=TextFile())
 @click.option("--json", "as_json", is_flag=True, help="Print the API response body instead of text.")
 @rules_option
-def check(request_file, as_json: bool, rules_dir: Path) -> None:
-    """Decide one request (a JSON file, - for stdin, or a fixture) and explain the decision rule by rule."""
+@click.option("--database-url", help="For a request naming its sending number (history_ref, send.phone_number_id): "
+              "the stored history and business state. Defaults to POLICY_DATABASE_URL, else the SQLite file.")
+def check(request_file, as_json: bool, rules_dir: Path, database_url: str | None) -> None:
+    """Decide one request (a JSON file, - for stdin, or a fixture) as the API would, without logging it, and
+    explain the decision rule by rule."""
     from marshmallow import ValidationError
 
     from ..contract.parsing import BodyRefused, fixture_limits, parse_json
-    from ..contract.schemas import REQUEST, RESPONSE
-    from ..core.evaluate import evaluate
+    from ..contract.schemas import REQUEST
     from ..core.explanation import explain
+    from ..service import decisions
+    from ..service.errors import ServiceError
 
     try:
         # The same parser and limits as an API body (a fixture file wraps the body in "request").
@@ -91,9 +95,18 @@ def check(request_file, as_json: bool, rules_dir: Path) -> None:
         raise click.ClickException(f"{request_file.name}: {refused.message} {json.dumps(refused.errors)}") from None
     except ValidationError as error:
         raise click.ClickException(f"{request_file.name}: invalid request: {json.dumps(error.messages)}") from None
-    rulebook, engine = _policy(rules_dir)
-    decision = evaluate(request, rulebook=rulebook, engine=engine)
-    click.echo(json.dumps(RESPONSE.dump(decision), indent=2) if as_json else explain(decision))
+    proposal = decisions.proposal(request, document)
+    if proposal.phone_number_id is not None:
+        # The service's answer: the stored history of a history_ref, the business's stored state.
+        from ..config import load_settings
+        from ..service.python_api import open_store
+
+        open_store(load_settings({"database_url": database_url} if database_url else {}).flask_config())
+    try:
+        decided = decisions.Decisions(decisions.Policy(*_policy(rules_dir))).preview(proposal)
+    except ServiceError as error:
+        raise click.ClickException(f"{request_file.name}: {error.message} {json.dumps(error.errors)}") from None
+    click.echo(json.dumps(decided.body, indent=2) if as_json else explain(decided.decision))
 
 
 @main.command("test")

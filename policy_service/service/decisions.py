@@ -130,7 +130,13 @@ class Decisions:
         """Every step in order: the decision, logged, with its response. Raises ServiceError (422) for a
         template the request and the registry leave without a category or status, and whatever the
         decision log raises when it cannot store the row (no unlogged decision is returned)."""
-        return self.log(self.respond(self.evaluate(self.fill_in_business_state(resolve_history(proposal)))))
+        return self.log(self.preview(proposal))
+
+    def preview(self, proposal: Proposal) -> Decided:
+        """Every step but the log: the decision the service would make now, not recorded (`policy-service
+        check`). Reads the store only for a request naming its sending number (history_ref or
+        send.phone_number_id). Raises ServiceError as `decide` does."""
+        return self.respond(self.evaluate(self.fill_in_business_state(resolve_history(proposal))))
 
     def fill_in_business_state(self, proposal: Proposal) -> Proposal:
         """What the store knows of the sending business filled into the request and the logged request."""

@@ -137,6 +137,32 @@ def test_check_refuses_an_invalid_request(run):
     assert "invalid request" in result.output and "to" in result.output
 
 
+def test_check_decides_a_history_ref_on_the_stored_history_as_the_api_does_without_logging(client, database_url, run):
+    """A request naming a stored history is decided on it (history_source names its events), as POST
+    /v1/decisions answers it; check logs nothing."""
+    from ..meta_payloads import CONTACT, PHONE_NUMBER_ID, deliver, inbound_text
+
+    deliver(client, inbound_text("wamid.in1", 1756717200))  # the user wrote at 09:00: the window is open
+    request = {"send": {"at": "2025-09-01T10:00:00+00:00", "to": "+" + CONTACT, "type": "text"},
+               "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": CONTACT}}
+    result = run("check", "--json", "--database-url", database_url, "-", stdin=json.dumps(request))
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert body["decision"] == "allow" and body["history_source"]["events"] == ["wamid.in1"]
+    over_http = client.post("/v1/decisions", json=request).json
+    assert {**body, "decision_id": None} == {**over_http, "decision_id": None}
+    assert client.get(f"/v1/decisions/{body['decision_id']}").status_code == 404
+    assert client.get("/v1/decisions").json and len(client.get("/v1/decisions").json) == 1
+
+
+def test_check_names_a_template_nobody_knows_the_category_of(run):
+    """No category given and no sending number whose registry could know it: the API's 422, field by field."""
+    request = {"send": {"at": "2025-09-01T10:00:00+00:00", "to": "+5511987654321", "type": "template",
+                        "template": {"name": "order_update", "language": "en", "status": "APPROVED"}}}
+    result = run("check", "-", stdin=json.dumps(request))
+    assert result.exit_code == 1 and "send.template.category" in result.output
+
+
 def test_rates_import_carries_a_meta_csv_over_with_its_source(tmp_path, run):
     """`rates import` turns Meta's CSV into a card file that loads back with the given id, dates and source."""
     (tmp_path / "rates.csv").write_text(META_CSV)
