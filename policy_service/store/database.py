@@ -7,7 +7,10 @@ model modules can import it without a circle. The tables themselves are made by 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import socket
 import weakref
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -24,6 +27,15 @@ if TYPE_CHECKING:  # the store runs without Flask (the Python API); only init_ap
 
 database_proxy = peewee.DatabaseProxy()
 _registered: list[type[peewee.Model]] = []
+log = logging.getLogger(__name__)
+
+# Faults of the storage itself — the server down or restarted, a read-only or full disk, a dropped or
+# closed connection — as opposed to a wrong query (IntegrityError, ProgrammingError: a bug, a 500). They
+# are answered 503 with Retry-After, and the connection is dropped so the next request opens a new one:
+# the service recovers by itself once the storage does (a SQLite file opened while read-only stays
+# read-only for that connection's life).
+STORAGE_FAULTS: tuple[type[Exception], ...] = (peewee.OperationalError, peewee.InterfaceError)
+RETRY_AFTER_SECONDS = 5
 
 
 class StoredModel(peewee.Model):
@@ -90,6 +102,8 @@ def init_app(app: Flask) -> None:
     """
     url = database_url(app)
     database = open_configured(app.config, url)
+    for fault in STORAGE_FAULTS:
+        app.register_error_handler(fault, storage_fault)
 
     if url.startswith("sqlite"):
         # Each thread keeps its SQLite connection: closing the last one after every request forced a
@@ -102,6 +116,51 @@ def init_app(app: Flask) -> None:
         # Back to the pool (or closed, without one): a request never keeps a connection it is not using.
         if not database.is_closed():
             database.close()
+
+
+def storage_fault(error: Exception) -> Any:
+    """Answer a storage fault 503 with Retry-After in the app's error shape, and drop the connection."""
+    from flask import current_app
+    from werkzeug.exceptions import ServiceUnavailable
+
+    discard_connection()
+    # The reason (host, path, driver message) goes to the log only: the answer may reach any client.
+    log.error("storage fault, answered 503: %s: %s", type(error).__name__, error)
+    unavailable = ServiceUnavailable(retry_after=RETRY_AFTER_SECONDS)
+    unavailable.data = {"message": f"the database is unavailable ({type(error).__name__}); nothing was "
+                                   f"stored; retry after {RETRY_AFTER_SECONDS} s"}
+    return current_app.handle_http_exception(unavailable)
+
+
+def discard_connection() -> None:
+    """Close this thread's connection after a storage fault (a pooled one leaves the pool), so the next
+    query opens a new one instead of reusing a broken or read-only connection."""
+    database = database_proxy.obj
+    if database is None or database.is_closed():
+        return
+    try:
+        if isinstance(database, PooledDatabase):
+            database.manual_close()
+        else:
+            database.close()
+    except peewee.PeeweeException:
+        # Closing a broken connection can fail too; forget it all the same.
+        with contextlib.suppress(Exception):
+            database._state.conn.close()
+        database._state.reset()
+
+
+def prove_write() -> None:
+    """Commit one small write (this host's row in service_heartbeat), proving the database takes writes
+    now — not only that it answers a SELECT. Raises one of STORAGE_FAULTS when it does not (the
+    connection is then discarded, so the next probe reconnects)."""
+    from .heartbeat import beat
+
+    try:
+        beat(socket.gethostname()[:255], datetime.now(UTC))
+    except STORAGE_FAULTS:
+        discard_connection()
+        raise
 
 
 def open_configured(settings: Mapping[str, Any], url: str) -> peewee.Database:
