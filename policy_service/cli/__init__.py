@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from ..config import DEFAULT_FIXTURES_DIR, DEFAULT_RULES_DIR, SettingsError
+from .inputs import TextFile, not_utf8, read_text
 
 FIXTURES_DIR = Path(DEFAULT_FIXTURES_DIR)
 # Below this many fixtures a run is quick enough that a progress bar is only noise.
@@ -29,13 +30,16 @@ rules_option = click.option(
 
 
 class Commands(click.Group):
-    """The command group: settings that cannot be read end any command with their message, not a traceback."""
+    """The command group: settings that cannot be read, or an input that is not UTF-8 (one no command
+    reads through cli.inputs), end any command with a message, not a traceback."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except SettingsError as error:
             raise click.ClickException(str(error)) from None
+        except UnicodeDecodeError as error:
+            raise not_utf8("an input file", error) from None
 
 
 @click.group(cls=Commands)
@@ -65,7 +69,7 @@ def serve(host: str, port: int) -> None:
 
 
 @main.command()
-@click.argument("request_file", type=click.File("r"))
+@click.argument("request_file", type=TextFile())
 @click.option("--json", "as_json", is_flag=True, help="Print the API response body instead of text.")
 @rules_option
 @click.option("--database-url", help="For a request naming its sending number (history_ref, send.phone_number_id): "
@@ -215,8 +219,8 @@ def import_rates(rates_csv: Path, tiers_csv: Path | None, card_id: str | None, u
     """
     from ..core.rates import RateCardError, card_yaml, load_meta_csv, load_shared_csv, shared_layout
 
-    text = rates_csv.read_text(encoding="utf-8-sig")
-    tiers = tiers_csv.read_text(encoding="utf-8-sig") if tiers_csv else None
+    text = read_text(rates_csv)
+    tiers = read_text(tiers_csv) if tiers_csv else None
     try:
         if shared_layout(text):
             cards = load_shared_csv(text, tiers, file=str(rates_csv), partial=partial)
@@ -281,6 +285,7 @@ def _policy(rules_dir: Path):
 
 
 from .db import db  # noqa: E402 - schema and retention commands live in their own module
+from .pricing import waba  # noqa: E402 - billing commands live in their own module
 from .stored import costs, impact, reconcile, templates  # noqa: E402 - stored-data commands live in their own module
 
 main.add_command(reconcile)
@@ -288,3 +293,4 @@ main.add_command(impact)
 main.add_command(db)
 main.add_command(templates)
 main.add_command(costs)
+main.add_command(waba)

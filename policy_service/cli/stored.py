@@ -16,6 +16,7 @@ from ..review.impact import analyse
 from ..service import reports
 from ..service.python_api import PolicyService, ServiceError, open_store
 from ..store import decision_log
+from .inputs import TextFile
 
 
 def _overrides(database_url: str | None) -> dict[str, Any]:
@@ -91,7 +92,7 @@ def templates() -> None:
 
 @templates.command("import")
 @click.option("--waba-id", required=True, help="The WhatsApp Business Account the templates belong to.")
-@click.argument("response_file", type=click.File("r"))
+@click.argument("response_file", type=TextFile())
 @click.option("--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in instance/.")
 def import_templates(waba_id: str, response_file, database_url: str | None) -> None:
     """Import a saved GET /<WABA_ID>/message_templates response (JSON) into the registry."""

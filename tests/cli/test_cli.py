@@ -198,3 +198,31 @@ def test_rates_import_reads_the_shared_long_layout_one_card_per_currency_and_dat
         ("meta-brl-2026-10-01", "2026-12-31", True)]
     assert book.cards[2].source == "shared folder (rows: S5)"
     assert book.cards[2].tiers["utility"]["Brazil"][1].first == 250_001
+
+
+LATIN1_REQUEST = ('{"send": {"at": "2025-08-12T12:00:00+00:00", "to": "+5511987654321", "type": "text"},'
+                  ' "context": {"note": "caf\xe9"}}').encode("latin-1")
+
+
+def assert_not_utf8_error(result, name):
+    """Exit 1 with one line naming the input and the offending byte, and no traceback."""
+    assert result.exit_code == 1, result.output
+    assert f"Error: {name} is not UTF-8 text (byte 0xe9 at offset" in result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, UnicodeDecodeError)
+
+
+def test_check_reports_a_file_that_is_not_utf8(run, tmp_path):
+    """`check` on a Latin-1 file (or the same bytes on stdin) names the file and byte instead of a traceback."""
+    (tmp_path / "latin1.json").write_bytes(LATIN1_REQUEST)
+    assert_not_utf8_error(run("check", tmp_path / "latin1.json"), str(tmp_path / "latin1.json"))
+    assert_not_utf8_error(run("check", "-", stdin=LATIN1_REQUEST), "stdin")
+
+
+def test_other_file_inputs_report_a_file_that_is_not_utf8(run, tmp_path):
+    """`templates import` and `rates import` refuse a non-UTF-8 file the same way."""
+    (tmp_path / "latin1.json").write_bytes(LATIN1_REQUEST)
+    (tmp_path / "rates.csv").write_bytes(META_CSV.replace("Brazil", "Br\xe9sil").encode("latin-1"))
+    assert_not_utf8_error(run("templates", "import", "--waba-id", "1", tmp_path / "latin1.json"),
+                          str(tmp_path / "latin1.json"))
+    assert_not_utf8_error(run("rates", "import", tmp_path / "rates.csv", "--source", "https://example.com",
+                              "--confidence", "S"), str(tmp_path / "rates.csv"))
