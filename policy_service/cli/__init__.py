@@ -285,6 +285,7 @@ def _policy(rules_dir: Path):
 
 
 from .db import db  # noqa: E402 - schema and retention commands live in their own module
+from .pricing import waba  # noqa: E402 - billing commands live in their own module
 from .stored import costs, impact, reconcile, templates  # noqa: E402 - stored-data commands live in their own module
 
 main.add_command(reconcile)
@@ -292,3 +293,4 @@ main.add_command(impact)
 main.add_command(db)
 main.add_command(templates)
 main.add_command(costs)
+main.add_command(waba)
