@@ -132,7 +132,8 @@ def main() -> None:
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"{banner()}; load average {load}\n")
     promise = {"WAL + FULL (shipped)": "yes", "WAL + NORMAL": "no: the last commits may roll back",
-               "DELETE + FULL": "yes", "DELETE + NORMAL": "no: may lose the last commits (corrupt, on older file systems)",
+               "DELETE + FULL": "yes",
+               "DELETE + NORMAL": "no: may lose the last commits (corrupt, on older file systems)",
                "WAL + OFF": "no: may lose commits and corrupt the file"}
     print(table(["setting", "CPU µs/decision", "wall µs/decision", "wall ÷ shipped", "kill -9: decisions seen",
                  "seen but lost", "power loss / OS crash (SQLite's statement)"],
