@@ -233,13 +233,16 @@ class MessageSchema(Schema):
         "description": "outbound: when Meta reported it delivered (RFC 3339); Meta opens and charges on delivery. "
                        "Without it, a delivered/read/played message counts as delivered at `at`"})
     referral = fields.Nested(ReferralSchema)
+    business_app = _strict_bool(metadata={
+        "description": "outbound: sent from the WhatsApp Business app (coexistence echo, smb_message_echoes): a "
+                       "business message taken as delivered at `at`, not classified or charged as an API send"})
 
     @validates_schema
     def fits_direction(self, data: dict[str, Any], **_: Any) -> None:
         inbound = data.get("direction") == "inbound"
         errors: dict[str, list[str]] = {}
         if inbound:
-            for name in ("template", "status", "delivered_at"):
+            for name in ("template", "status", "delivered_at", "business_app"):
                 if name in data:
                     errors[name] = ["only allowed on outbound messages"]
             if data.get("type") == UNKNOWN_TYPE:

@@ -43,7 +43,8 @@ _NOT_TEXT = frozenset((
     "marketing_messages_api", "meta_business_agent", "otp_button", "message_send_ttl_seconds",
 ))
 # The members a history message may have (contract MessageSchema); none holds a "+" or a ".".
-_MESSAGE_KEYS = frozenset(("id", "direction", "at", "type", "template", "status", "delivered_at", "referral"))
+_MESSAGE_KEYS = frozenset(("id", "direction", "at", "type", "template", "status", "delivered_at", "referral",
+                           "business_app"))
 
 
 @lru_cache(maxsize=4096)
