@@ -143,6 +143,10 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
     for position, (index, message) in enumerate(carried + events[first:]):
         if message.direction == "inbound":
             state.receive(message)
+        elif message.business_app:
+            # A reply from the WhatsApp Business app answers the user (an entry point is used up) but is no
+            # API send: nothing is classified, opened or charged for it.
+            state.deliver(None, closes_others=False)
         elif message.delivery_time is not None:
             classified = _classify(message, state, request, rulebook, engine) if position >= len(carried) else None
             state.deliver(_opened(classified, message, index), closes_others=bool(classified and

@@ -160,6 +160,18 @@ def test_an_unknown_decision_is_the_http_404(client, service):
     assert raised.value.as_dict() == client.get("/v1/decisions/nope").json
 
 
+def test_several_threads_decide_and_every_decision_is_logged(service):
+    """One PolicyService shared by threads (a worker pool): every answer is right and logged once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    requests = [fixture.request for fixture in FIXTURES[:40]]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(service.decide, requests))
+    alone = [service.decide(request) for request in requests]
+    assert [steady(answer) for answer in answers] == [steady(answer) for answer in alone]
+    assert all(service.decision(answer["decision_id"])["decision"] == answer["decision"] for answer in answers)
+
+
 def test_the_embedded_database_is_the_servers(monkeypatch):
     """Without DATABASE_URL both use the SQLite file in the instance folder Flask would use."""
     assert instance_path() == configured_app().instance_path
