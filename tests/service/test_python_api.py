@@ -131,6 +131,14 @@ def test_a_bad_request_raises_the_error_the_http_api_answers(client, service, wh
     assert raised.value.code == over_http.status_code and raised.value.errors
 
 
+def test_a_bad_body_and_a_bad_explain_report_the_body_first_both_ways(client, service):
+    body = {"send": {"to": "+14155550123", "type": "text"}}
+    over_http = client.post("/v1/decisions?explain=yes", json=body)
+    with pytest.raises(ServiceError) as raised:
+        service.decide(body, explain="yes")
+    assert raised.value.as_dict() == over_http.json and "send.at" in over_http.json["errors"]
+
+
 def test_json_text_that_is_not_json_is_the_same_400(client, service):
     over_http = client.post("/v1/decisions", data=b'{"send": ', content_type="application/json")
     with pytest.raises(ServiceError) as raised:
