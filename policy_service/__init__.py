@@ -48,6 +48,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     logs.init_app(app)
     app.extensions["policy_service"] = api.load_configured(app.config)
     store.init_app(app)
+    operations.init_app(app)
     # Metrics first: its timer must start before an API key check can end the request.
     metrics.init_app(app)
     security.init_app(app)

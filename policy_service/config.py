@@ -42,6 +42,9 @@ class Config:
     # A request body larger than this is refused with 413 before it is parsed.
     MAX_CONTENT_LENGTH = 4 * 1024 * 1024
     MAX_BATCH_SIZE = 100
+    # Seconds between a worker's checks for a rules reload published by any instance on the database
+    # (POST /v1/admin/reload-rules, SIGHUP): a reload reaches every worker within about this long.
+    RULES_CHECK_SECONDS = 2.0
     LOG_LEVEL = "INFO"
     API_TITLE = "policy-service"
     API_VERSION = "v1"

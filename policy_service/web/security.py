@@ -7,7 +7,7 @@ import hmac
 import re
 
 from apispec import APISpec
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, request
 from flask_smorest import abort
 
 # Probes and the spec stay reachable without a key, so orchestrators and client generators work.
@@ -76,6 +76,11 @@ def key_accepted(key: str, hashes: tuple[str, ...]) -> bool:
     for expected in hashes:
         matched |= hmac.compare_digest(digest, expected)
     return matched
+
+
+def key_name() -> str | None:
+    """The name of the API key that authenticated this request; None when keys are off."""
+    return g.get("api_key_name")
 
 
 def needs_key(endpoint: str | None) -> bool:
