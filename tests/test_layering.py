@@ -1,4 +1,5 @@
-"""The package's folders are its layers and imports run one way: core <- contract <- store <- review <- service <- web <- cli.
+"""The package's folders are its layers and imports run one way:
+core <- contract <- store <- review <- service <- web <- cli.
 
 Every import in every module of policy_service (absolute, relative, at module level or inside a function)
 is resolved to the module it names; a module may import only its own layer or a lower one. The core

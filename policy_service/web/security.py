@@ -12,6 +12,9 @@ from flask_smorest import abort
 
 # Probes and the spec stay reachable without a key, so orchestrators and client generators work.
 OPEN_ENDPOINTS = frozenset({"operations.healthz", "operations.readyz", "api-docs.openapi_json"})
+# Meta cannot send our API keys: its webhooks authenticate by their own means (the X-Hub-Signature-256
+# HMAC on POST, the verify token on the subscription GET), checked in web/webhooks.py whatever the keys.
+SELF_AUTHENTICATED_BLUEPRINTS = frozenset({"webhooks"})
 SECURITY_SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API key as a bearer token"},
     "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
@@ -85,7 +88,9 @@ def key_name() -> str | None:
 
 def needs_key(endpoint: str | None) -> bool:
     """Whether a request to this endpoint must carry a key once keys are configured."""
-    return endpoint not in OPEN_ENDPOINTS
+    if endpoint is None:
+        return True
+    return endpoint not in OPEN_ENDPOINTS and endpoint.partition(".")[0] not in SELF_AUTHENTICATED_BLUEPRINTS
 
 
 def require_key() -> None:
