@@ -199,10 +199,13 @@ class RulesFollower(Generic[Loaded]):
         last_good = self._last_good
         try:
             if last_good is not None and last_good.version == published.rulebook_version:
-                # The master parsed these rules on SIGHUP: no need to read the files again.
-                rulebook, loaded = last_good, self._compile(last_good)
-            else:
-                rulebook, loaded = self.load()
+                # The master parsed these rules on SIGHUP: no need to read the files again. A later SIGHUP
+                # that failed (last_error, inherited from the master) stays reported.
+                error_kept = self.last_error
+                self.adopt(self._compile(last_good), last_good, published.generation)
+                self.last_error = error_kept
+                return
+            rulebook, loaded = self.load()
         except RulesNotLoaded as error:
             self.last_error = str(error)
             if last_good is None or last_good.version == self._served():

@@ -175,25 +175,6 @@ def select(query: DecisionQuery) -> peewee.ModelSelect:
     return rows
 
 
-def prune(before: datetime, *, dry_run: bool = False, batch_size: int = 5000) -> int:
-    """Delete decisions logged before an aware time; how many were (or, dry, would be) deleted.
-
-    Deletes in batches of the oldest ids, each its own transaction, so a large backlog never holds
-    one long lock on the log while the service keeps writing to it.
-    """
-    older = DecisionRecord.logged_at < stored_time(before)
-    if dry_run:
-        return DecisionRecord.select().where(older).count()
-    deleted = 0
-    while True:
-        with DecisionRecord._meta.database.atomic():
-            batch = DecisionRecord.select(DecisionRecord.id).where(older).order_by(DecisionRecord.id).limit(batch_size)
-            count = DecisionRecord.delete().where(DecisionRecord.id.in_(batch)).execute()
-        deleted += count
-        if count < batch_size:
-            return deleted
-
-
 def entry(row: DecisionRecord) -> dict[str, Any]:
     """One logged decision as the API shows it."""
     return {

@@ -14,9 +14,10 @@ from .. import store
 from ..contract.schemas import ErrorSchema, HealthSchema, ReadinessSchema, ReloadSchema
 from ..core.engine import RulesEngine
 from ..core.rulebook import Rulebook, load_rulebook
+from ..service.decisions import Policy
 from ..service.fleet import RulesFollower, RulesNotLoaded, published_now
 from . import metrics, security
-from .api import Policy, policy
+from .api import policy
 
 log = logging.getLogger(__name__)
 blp = Blueprint("operations", __name__, description="Health, readiness, metrics and rule reloads")
@@ -94,6 +95,9 @@ def healthz() -> dict[str, str]:
 def readyz() -> dict[str, Any]:
     """Ready to decide: a rule set is loaded and the decision log database answers; which rulebook (and
     generation) this worker serves beside the one the fleet last published."""
+    follower = follower_of(current_app)
+    follower.check(force=True)  # first: what it serves after following is what this answer names
+    serving = follower.following()
     loaded: Policy | None = current_app.extensions.get("policy_service")
     problems: dict[str, list[str]] = {}
     if loaded is None:
@@ -106,12 +110,9 @@ def readyz() -> dict[str, Any]:
         problems["database"] = [f"unreachable ({type(error).__name__})"]
     if problems:
         abort(503, message="not ready: " + ", ".join(problems), errors=problems)
-    follower = follower_of(current_app)
-    follower.check(force=True)
-    serving = follower.following()
     return {
         "status": "ready",
-        "rulebook_version": loaded.rulebook.version,
+        "rulebook_version": serving.rulebook_version,
         "rules": len(loaded.rulebook.rules),
         "database": "ok",
         "last_reload_error": serving.last_error,
