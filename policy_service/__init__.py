@@ -34,6 +34,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         business_api,
         costs,
         log_api,
+        login,
         logs,
         metrics,
         operations,
@@ -63,4 +64,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     template_pages.nest(pages.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(pages.home_bp)
+    app.register_blueprint(login.bp)
     return app

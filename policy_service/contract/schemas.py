@@ -567,6 +567,8 @@ class LoggedDecisionSchema(ResponseSchema):
     determining_rules = fields.List(fields.String())
     recipient_region = fields.String(metadata={"description": "the recipient's region, kept unmasked for replay"})
     masked = fields.Boolean(metadata={"description": "phone numbers in request and response were masked"})
+    api_key = fields.String(allow_none=True, metadata={
+        "description": "the name of the API key that asked for the decision (never the key); null with keys off"})
     request = fields.Dict(metadata={"description": "the request as received (masked)"})
     response = fields.Dict(metadata={"description": "the response as returned (masked)"})
 

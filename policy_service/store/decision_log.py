@@ -50,6 +50,9 @@ class DecisionRecord(StoredModel):
     facts = peewee.TextField(default="{}")
     response = peewee.TextField()
     masked = peewee.BooleanField(default=True)
+    # The name of the API key that asked for the decision (never the key); None with keys off, and for rows
+    # logged before the column existed.
+    api_key_name = peewee.CharField(max_length=64, null=True, index=True)
 
     class Meta:
         table_name = "decision_log"
@@ -69,11 +72,12 @@ class DecisionQuery:
 
 
 def record(decision: Decision, request: dict[str, Any], response: dict[str, Any], *, mask: bool,
-           response_json: bytes | None = None) -> None:
+           response_json: bytes | None = None, api_key: str | None = None) -> None:
     """Write one decision; raises if it cannot be stored, so no unlogged decision is ever returned.
 
     `response_json` is the response body exactly as returned (JSON bytes), when the caller has
     serialized it already: the row stores those bytes (masked), so the response is serialized once.
+    `api_key` is the name of the API key that asked (never the key itself), None when keys are off.
     The row is one prepared INSERT committed on its own (SQLite synchronous=FULL, PostgreSQL
     synchronous commit): when this returns, the decision is on disk.
     """
@@ -103,6 +107,7 @@ def record(decision: Decision, request: dict[str, Any], response: dict[str, Any]
         "response": texts[1],
         "facts": texts[2],
         "masked": mask,
+        "api_key_name": api_key,
     })
 
 
@@ -187,6 +192,7 @@ def entry(row: DecisionRecord) -> dict[str, Any]:
         "determining_rules": [r for r in row.determining_rules.split(",") if r],
         "recipient_region": row.recipient_region,
         "masked": row.masked,
+        "api_key": row.api_key_name,
         "request": json.loads(row.request),
         "response": json.loads(row.response),
     }
