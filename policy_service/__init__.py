@@ -1,27 +1,63 @@
-"""policy-service: may this WhatsApp message be sent, which type must it be, what will it cost, and why."""
+"""policy-service: may this WhatsApp message be sent, which type must it be, what will it cost, and why.
+
+In a Python program: `from policy_service import PolicyService; PolicyService().decide({...})` (the service
+layer's Python API, service/python_api.py; importing it loads no Flask). The Flask app: `create_app()`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+from .config import Settings, SettingsError, load_settings
 
-from .config import Config
+if TYPE_CHECKING:
+    from flask import Flask
 
-__all__ = ["configured_app", "create_app"]
+    from .service.python_api import PolicyService, ServiceError
+
+# Flask and flask-smorest constants of the service (not deployment settings).
+FLASK_CONSTANTS = {
+    "API_TITLE": "policy-service",
+    "API_VERSION": "v1",
+    # 3.1: a nullable object is anyOf [$ref, null], which typed clients read as `Charge | null`.
+    "OPENAPI_VERSION": "3.1.0",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_URL_PREFIX": "/",
+    "JSON_SORT_KEYS": False,
+}
+
+__all__ = ["PolicyService", "ServiceError", "Settings", "SettingsError", "configured_app", "create_app",
+           "load_settings"]
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use: the command line imports this package and needs neither the rules nor the store.
+    if name in ("PolicyService", "ServiceError"):
+        from .service import python_api
+
+        return getattr(python_api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def configured_app(test_config: dict[str, Any] | None = None) -> Flask:
     """The Flask app with its settings only: defaults, then POLICY_* environment variables, then test overrides.
 
-    Commands that must not open the service (`policy-service db upgrade`) read their settings from it.
+    The settings are validated by config.load_settings (raises config.SettingsError naming each bad
+    value); test_config keys that are not settings (TESTING, PROPAGATE_EXCEPTIONS, …) go to Flask as given.
+    The validated Settings are app.extensions["policy_service.settings"]. Commands that must not open the
+    service (`policy-service db upgrade`) read their settings from it.
     """
+    from flask import Flask
+
+    overrides = dict(test_config or {})
+    known = {name: overrides.pop(name) for name in list(overrides) if name.lower() in Settings.model_fields}
+    settings = load_settings(known)
     # The pages' templates and stylesheet belong to the web layer; their URLs stay /static/ui/….
     app = Flask(__name__, instance_relative_config=True, template_folder="web/templates", static_folder="web/static")
-    app.config.from_object(Config)
-    app.config.from_prefixed_env("POLICY")
-    if test_config:
-        app.config.update(test_config)
+    app.config.update(FLASK_CONSTANTS)
+    app.config.update(settings.flask_config())
+    app.config.update(overrides)
+    app.extensions["policy_service.settings"] = settings
     return app
 
 

@@ -77,7 +77,9 @@ def proposal(request: DecisionRequest, raw: dict[str, Any], *, explain_why_not: 
              api_key: str | None = None) -> Proposal:
     """The pipeline's input: a request validated by contract REQUEST and the JSON it was loaded from, and the
     name of the API key that asked (None when keys are off)."""
-    contact = (raw["history_ref"]["contact"] if "history_ref" in raw else request.send.to).lstrip("+")
+    ref = raw.get("history_ref") or {}
+    # A group's stored history is kept under the group id (store.histories).
+    contact = (ref.get("contact") or ref.get("group_id") or request.send.to).lstrip("+")
     return Proposal(request, raw, business.sending_number(raw), contact, explain_why_not, api_key=api_key)
 
 

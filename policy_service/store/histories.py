@@ -6,7 +6,7 @@ the status says (status, sent and delivered times, conversation, pricing as Meta
 category), and its type is read from `pricing.category` only where the category says it
 (core.vocabulary): a template of a modelled template category, free-form for `service`. A
 category that does not say (referral_conversion, 2022's business_initiated/user_initiated) or
-that the rules do not model (general_purpose_ai, business_agent, group_*) gives type `unknown`,
+that the rules do not model (general_purpose_ai, business_agent) gives type `unknown`,
 and the replay states what it assumed. Under conversation-based pricing the category names the
 conversation rather than the message, so a free-form message riding a marketing conversation
 reads as a marketing template.
@@ -278,6 +278,15 @@ def as_message(row: StoredMessage) -> Message:
 def outbound_category(row: StoredMessage) -> str | None:
     """The category Meta gave an outbound message: its pricing, else its conversation origin."""
     return pricing(row).get("category") or row.conversation_origin
+
+
+def failures(row: StoredMessage) -> tuple[dict[str, Any], ...]:
+    """Meta's errors of a `failed` status of an outbound message that was nonetheless delivered (read,
+    played): {"code", "title"} each; empty when it was not both."""
+    if row.direction != "outbound" or not row.errors or not (row.delivered_at or row.status in DELIVERED_STATUSES):
+        return ()
+    return tuple({"code": e.get("code"), "title": e.get("title") or e.get("message")}
+                 for e in json.loads(row.errors) if isinstance(e, dict))
 
 
 def pricing(row: StoredMessage) -> dict[str, Any]:

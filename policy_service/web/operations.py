@@ -6,14 +6,13 @@ import logging
 import os
 from typing import Any
 
-import peewee
 from flask import Flask, current_app
 from flask_smorest import Blueprint, abort
 
-from .. import store
 from ..contract.schemas import ErrorSchema, HealthSchema, ReadinessSchema, ReloadSchema
 from ..core.engine import RulesEngine
 from ..core.rulebook import Rulebook, load_rulebook
+from ..service import readiness
 from ..service.decisions import Policy
 from ..service.fleet import RulesFollower, RulesNotLoaded, published_now
 from . import metrics, security
@@ -91,7 +90,7 @@ def healthz() -> dict[str, str]:
 
 @blp.route("/readyz", methods=["GET"])
 @blp.response(200, ReadinessSchema)
-@blp.alt_response(503, schema=ErrorSchema, description="Rules not loaded or the decision log unreachable")
+@blp.alt_response(503, schema=ErrorSchema, description="Rules not loaded, or the database takes no writes")
 def readyz() -> dict[str, Any]:
     """Ready to decide: a rule set is loaded and the decision log database answers; which rulebook (and
     generation) this worker serves beside the one the fleet last published."""
@@ -102,12 +101,9 @@ def readyz() -> dict[str, Any]:
     problems: dict[str, list[str]] = {}
     if loaded is None:
         problems["rules"] = ["no rule set is loaded"]
-    try:
-        store.database_proxy.execute_sql("SELECT 1")
-    except peewee.PeeweeException as error:
-        # The detail (host names, paths) goes to the log only: this endpoint needs no API key.
-        log.error("readiness: decision log unreachable: %s", error)
-        problems["database"] = [f"unreachable ({type(error).__name__})"]
+    database = readiness.database_problem()
+    if database is not None:
+        problems["database"] = [database]
     if problems:
         abort(503, message="not ready: " + ", ".join(problems), errors=problems)
     return {

@@ -17,9 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import re
 import secrets
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +27,8 @@ from flask import Flask, Response, current_app, g, redirect, request, session, u
 from flask_smorest import abort
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
+from ..config import ApiKey, parse_api_keys, parse_key_hashes
+
 log = logging.getLogger(__name__)
 # Probes, the spec, the login page and the stylesheet it needs stay reachable without a key.
 OPEN_ENDPOINTS = frozenset({"operations.healthz", "operations.readyz", "api-docs.openapi_json", "static",
@@ -36,7 +36,6 @@ OPEN_ENDPOINTS = frozenset({"operations.healthz", "operations.readyz", "api-docs
 # Meta cannot send our API keys: its webhooks authenticate by their own means (the X-Hub-Signature-256
 # HMAC on POST, the verify token on the subscription GET), checked in web/webhooks.py whatever the keys.
 SELF_AUTHENTICATED_BLUEPRINTS = frozenset({"webhooks"})
-ROLES = ("client", "reviewer", "operator")
 # What each role may call, by endpoint or by a whole blueprint ("ui.*"). An endpoint named nowhere here is
 # for operators only: a route added later is never open to a decision client by mistake.
 ROLE_ENDPOINTS = {
@@ -52,8 +51,6 @@ SECURITY_SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API key as a bearer token"},
     "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
 }
-SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-KEY_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -68,15 +65,6 @@ HTML_CONTENT_SECURITY_POLICY = (
 SESSION_LIFETIME = timedelta(hours=12)
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 csrf = CSRFProtect()
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    """One configured key: its name (logged with each decision it makes), its roles, its sha256 hex digest."""
-
-    name: str
-    roles: frozenset[str]
-    digest: str
 
 
 def init_app(app: Flask) -> None:
@@ -118,7 +106,11 @@ def configured_keys(config: Any) -> tuple[ApiKey, ...]:
     """The keys of API_KEYS (`name:role:sha256` entries, roles joined by `+`), and the digests of the older
     API_KEY_HASHES setting as decision clients named key-1, key-2, …; ValueError names each bad entry by
     position (never echoing a value: a plain key configured by mistake is a secret)."""
-    keys = [*parse_api_keys(config.get("API_KEYS") or ()),
+    try:
+        named = parse_api_keys(config.get("API_KEYS") or ())
+    except ValueError as error:
+        raise ValueError(f"API_KEYS {error}") from None
+    keys = [*named,
             *(ApiKey(f"key-{n}", frozenset({"client"}), digest)
               for n, digest in enumerate(key_hashes(config.get("API_KEY_HASHES") or ()), start=1))]
     names = [key.name for key in keys]
@@ -128,44 +120,13 @@ def configured_keys(config: Any) -> tuple[ApiKey, ...]:
     return tuple(keys)
 
 
-def parse_api_keys(setting: Any) -> tuple[ApiKey, ...]:
-    """API_KEYS from a list or one comma-separated string: `name:role[+role…]:sha256hex` each."""
-    if isinstance(setting, ApiKey):
-        return (setting,)
-    items = setting.split(",") if isinstance(setting, str) else list(setting)
-    keys, problems = [], []
-    for index, item in enumerate(entry for entry in items if isinstance(entry, ApiKey) or str(entry).strip()):
-        if isinstance(item, ApiKey):
-            keys.append(item)
-            continue
-        name, _, rest = str(item).strip().partition(":")
-        role_text, _, digest = rest.partition(":")
-        roles = frozenset(role_text.split("+"))
-        digest = digest.strip().lower()
-        if not KEY_NAME.fullmatch(name):
-            problems.append(f"item {index}: the name must be 1-64 letters, digits, '_', '.', '@' or '-'")
-        elif not roles <= set(ROLES):
-            problems.append(f"item {index} ({name}): roles must be among {', '.join(ROLES)} (joined by +)")
-        elif not SHA256_HEX.fullmatch(digest):
-            problems.append(f"item {index} ({name}): the third part must be the key's sha256 hex digest, "
-                            "e.g. printf %s \"$KEY\" | sha256sum")
-        else:
-            keys.append(ApiKey(name, roles, digest))
-    if problems:
-        raise ValueError("API_KEYS entries are name:role:sha256 — " + "; ".join(problems))
-    return tuple(keys)
-
-
 def key_hashes(setting: list[str] | str) -> tuple[str, ...]:
-    """The configured digests as lowercase hex, from a list or a comma-separated string."""
-    items = setting.split(",") if isinstance(setting, str) else setting
-    hashes = tuple(item.strip().lower() for item in items if item.strip())
-    # A plain key configured by mistake would lock every client out without a word; refuse to start.
-    malformed = [index for index, digest in enumerate(hashes) if not SHA256_HEX.fullmatch(digest)]
-    if malformed:
-        raise ValueError(f"API_KEY_HASHES items {malformed} are not sha256 hex digests (64 hex characters); "
-                         "configure the digest of each key, e.g. printf %s \"$KEY\" | sha256sum")
-    return hashes
+    """The configured digests as lowercase hex, from a list or a comma-separated string (config.parse_key_hashes);
+    raises ValueError naming the items that are not sha256 hex digests."""
+    try:
+        return parse_key_hashes(setting)
+    except ValueError as error:
+        raise ValueError(f"API_KEY_HASHES {error}") from None
 
 
 def hash_key(key: str) -> str:

@@ -9,7 +9,8 @@ from policy_service.cli import main
 from policy_service.review.reconciliation import normalized_category
 
 from ..conftest import BILLED_T0 as T0
-from ..meta_payloads import BSUID, deliver, inbound_text, pmp, status, username_status
+from ..meta_business_payloads import billed_status, category_completed
+from ..meta_payloads import BSUID, CONTACT, deliver, inbound_text, notification, pmp, status, username_status
 
 
 def test_report_compares_each_delivered_priced_message(client, billed_history):
@@ -82,7 +83,7 @@ CATEGORIES = [
     (pmp("service", "free_customer_service", False), T0, True),
     (pmp("marketing", "free_entry_point", False), T0, False),
 ]
-NOT_MODELLED = ["general_purpose_ai", "business_agent", "group_marketing", "group_utility", "group_service"]
+NOT_MODELLED = ["general_purpose_ai", "business_agent"]
 
 
 @pytest.mark.parametrize(("pricing", "at", "inbound_before"), CATEGORIES,
@@ -104,7 +105,7 @@ def test_every_modelled_category_of_every_version_is_replayed_never_as_a_denied_
 
 @pytest.mark.parametrize("category", NOT_MODELLED)
 def test_a_category_the_rules_do_not_model_is_reported_not_replayed(client, category):
-    """general_purpose_ai, business_agent and group_* are stored as Meta sent them and reported as
+    """general_purpose_ai and business_agent are stored as Meta sent them and reported as
     "category not modelled", with no prediction and no replay."""
     deliver(client, status("wamid.x", "delivered", T0, pricing=pmp(category, "regular", True)))
     report = client.get("/v1/reconciliation").json
@@ -158,3 +159,112 @@ def test_a_delivery_to_a_username_user_is_reconciled_under_the_bsuid(client):
     assert comparison["contact"] == brazilian and comparison["matches"], comparison
     [us] = client.get(f"/v1/reconciliation?contact={BSUID}").json["comparisons"]
     assert us["decision"] == "deny" and "MKT-4" in us["determining_rules"]
+
+
+def test_a_recategorisation_the_registry_knew_before_the_send_is_the_cause_not_a_window(client):
+    """The registry received UTILITY -> MARKETING before the decision (the webhook's own time, 10 minutes after
+    the send, lags the change Meta applied); the decision, given its history inline and no phone_number_id,
+    predicted the in-window utility template free. Meta billed marketing: the cause is the re-categorisation
+    the store knew at send time, not `window_assumed`."""
+    at = "2025-08-12T09:00:00+00:00"  # T0
+    deliver(client, inbound_text("wamid.in", T0 - 3600),
+            category_completed("order_update", "en_US", "UTILITY", "MARKETING", T0 + 600))
+    decision = client.post("/v1/decisions", json={
+        "send": {"at": at, "to": "+" + CONTACT, "type": "template",
+                 "template": {"name": "order_update", "language": "en_US", "category": "utility",
+                              "status": "APPROVED"}},
+        "history": [{"direction": "inbound", "at": "2025-08-12T08:00:00+00:00", "type": "text"}]}).json
+    assert decision["charge"]["type"] == "free_customer_service"
+    deliver(client, billed_status("wamid.out", "sent", T0 + 1, pmp("marketing", "regular", True),
+                                  decision_id=decision["decision_id"]),
+            status("wamid.out", "delivered", T0 + 5))
+    [item] = [c for c in client.get("/v1/reconciliation").json["comparisons"] if c["wamid"] == "wamid.out"]
+    assert item["basis"] == "logged_prediction" and not item["matches"]
+    assert item["cause"]["kind"] == "template_recategorised", item["cause"]
+    assert "the registry had received it" in item["cause"]["detail"]
+    assert "which used the category utility" in item["cause"]["detail"]
+
+
+def test_a_message_reported_sent_then_failed_then_delivered_keeps_its_failure_visible(client):
+    """Meta sends `sent`, then `failed` (131026), then `delivered` for one message: it is stored as delivered
+    with the failure kept, and reconciled as contradictory statuses (not a clean match), the error named."""
+    failed = {"id": "wamid.odd", "status": "failed", "timestamp": str(T0 + 30), "recipient_id": CONTACT,
+              "errors": [{"code": 131026, "title": "Message undeliverable"}]}
+    deliver(client, inbound_text("wamid.in", T0 - 60),
+            status("wamid.odd", "sent", T0, pricing=pmp("utility", "free_customer_service", False)),
+            notification({"statuses": [failed]}),
+            status("wamid.odd", "delivered", T0 + 90, pricing=pmp("utility", "free_customer_service", False)))
+    report = client.get("/v1/reconciliation").json
+    [item] = report["comparisons"]
+    assert item["failures"] == [{"code": 131026, "title": "Message undeliverable"}]
+    assert not item["matches"] and item["differences"] == []
+    assert "failed (131026 (Message undeliverable)) and also delivered" in item["note"]
+    assert (report["matching"], report["contradictory"]) == (0, 1)
+    assert [s["cause"] for s in report["summary"]] == ["contradictory_statuses"]
+
+
+def test_a_failed_message_never_delivered_is_not_reconciled_as_contradictory(client):
+    """A message that only failed is not a delivered message: nothing to reconcile, no contradiction."""
+    failed = {"id": "wamid.fail", "status": "failed", "timestamp": str(T0 + 30), "recipient_id": CONTACT,
+              "errors": [{"code": 131026, "title": "Message undeliverable"}]}
+    deliver(client, status("wamid.fail", "sent", T0, pricing=pmp("marketing", "regular", True)),
+            notification({"statuses": [failed]}))
+    assert client.get("/v1/reconciliation").json["comparisons"] == []
+
+
+GROUP = "Q2x1Ykdyb3VwOmJvb2tjbHVi"
+MEMBER = "5511976541234"
+
+
+def group_inbound(wamid, timestamp):
+    """A participant's text in the group (Groups API): stored under the group, it opens the group's window."""
+    return notification({"messages": [{"from": MEMBER, "id": wamid, "timestamp": str(timestamp), "type": "text",
+                                       "group_id": GROUP, "text": {"body": "Who is coming on Friday?"}}],
+                         "contacts": [{"profile": {"name": "Ana"}, "wa_id": MEMBER}]})
+
+
+def group_status(wamid, state, timestamp, category, pricing_type, billable):
+    return notification({"statuses": [{"id": wamid, "status": state, "timestamp": str(timestamp),
+                                       "recipient_id": GROUP, "recipient_type": "group",
+                                       "recipient_participant_id": MEMBER,
+                                       "pricing": {"billable": billable, "pricing_model": "PMP",
+                                                   "category": category, "type": pricing_type}}]})
+
+
+GROUPS_T0 = 1764579600  # 2025-12-01T09:00:00Z: the Groups API is priced (from 2025-10-22)
+
+
+@pytest.mark.parametrize(("category", "pricing_type", "billable", "window_open"), [
+    ("group_utility", "free_group_customer_service", False, True),
+    ("group_utility", "regular", True, False),
+    ("group_marketing", "regular", True, True),
+    ("group_service", "free_group_customer_service", False, True),
+])
+def test_a_group_message_is_reconciled_as_the_send_side_prices_it(client, category, pricing_type, billable,
+                                                                   window_open):
+    """group_utility, group_marketing and group_service are replayed as a send to the group after the group's
+    stored history (GRP-2 inside the group's window, GRP-3 billed per participant): they match Meta's pricing."""
+    at = GROUPS_T0 + (3600 if window_open else 3 * 86400)
+    deliver(client, group_inbound("wamid.gin", GROUPS_T0), group_status("wamid.gout", "delivered", at, category,
+                                                                         pricing_type, billable))
+    [item] = client.get("/v1/reconciliation").json["comparisons"]
+    assert item["modelled"] and item["matches"], item
+    assert item["predicted"]["category"] == category and item["predicted"]["type"] == pricing_type
+
+
+def test_history_ref_names_a_group_whose_stored_history_decides_the_window(client):
+    """history_ref.group_id uses the group's stored history: a participant wrote an hour ago, so a free-form
+    message to the group is allowed and free (GRP-2); with no such message stored it would be refused."""
+    from ..meta_payloads import PHONE_NUMBER_ID
+
+    deliver(client, group_inbound("wamid.gin", GROUPS_T0))
+    send = {"at": "2025-12-01T10:00:00+00:00", "to": GROUP, "type": "text", "recipient_type": "group",
+            "participants": ["+" + MEMBER]}
+    body = client.post("/v1/decisions", json={
+        "send": send, "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "group_id": GROUP}}).json
+    assert body["decision"] == "allow", body
+    assert body["charge"]["category"] == "group_service" and body["charge"]["billable"] is False
+    other = client.post("/v1/decisions", json={
+        "send": {**send, "to": "Z3JvdXAy"}, "history_ref": {"phone_number_id": PHONE_NUMBER_ID,
+                                                           "group_id": "Z3JvdXAy"}}).json
+    assert other["decision"] == "deny"

@@ -308,3 +308,14 @@ def test_home_and_menu_link_a_costs_page_once_the_app_serves_one(app, client):
     html = client.get("/").get_data(as_text=True)
     assert html.count('href="/ui/costs"') == 2  # the menu and the home page's card
     assert ('href="/ui/templates"' in html) == ("/ui/templates" in served)
+
+
+def test_reconciliation_pages_mask_numbers_as_the_log_does(app, client, billed_history):
+    """Issue 22: the reconciliation page and a replayed message's page show the contact as the decision log keeps
+    it (calling code only), never the full number; with masking off they show it whole."""
+    for path in ("/ui/reconciliation", "/ui/reconciliation/wamid.auth"):
+        html = client.get(path).get_data(as_text=True)
+        assert "5511987654321" not in html and "987654321" not in html, path
+    assert "<code>+55***********</code>" in client.get("/ui/reconciliation").get_data(as_text=True)
+    app.config["MASK_PHONE_NUMBERS"] = False
+    assert "<code>+5511987654321</code>" in client.get("/ui/reconciliation").get_data(as_text=True)
