@@ -227,7 +227,9 @@ def refuse_cross_site() -> None:
         return
     fetched_from = request.headers.get("Sec-Fetch-Site")
     origin = request.headers.get("Origin")
-    if fetched_from in ("cross-site", "same-site") or (origin and not _same_origin(origin)):
+    # Sec-Fetch-Site is set by the browser alone (no page can forge it); browsers without it are judged by
+    # Origin ("null" included: a sandboxed frame, or a page that sends no referrer).
+    if fetched_from in ("cross-site", "same-site") or (fetched_from is None and origin and not _same_origin(origin)):
         abort(403, message="refused: a state-changing request sent by a browser from another site (CSRF)",
               errors={"Origin": [f"must be this service's own origin, got {origin or fetched_from}"]})
 
@@ -256,6 +258,9 @@ def add_headers(response: Response) -> Response:
     """Forbid sniffing, framing and referrers; decisions and errors are never cached."""
     if response.mimetype == "text/html":
         response.headers.setdefault("Content-Security-Policy", HTML_CONTENT_SECURITY_POLICY)
+        # The pages' own form posts then carry their origin (with no-referrer, browsers send `Origin: null`);
+        # links to other sites (rule citations) still carry no referrer.
+        response.headers.setdefault("Referrer-Policy", "same-origin")
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
     if request.endpoint != "api-docs.openapi_json":

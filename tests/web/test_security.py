@@ -340,7 +340,7 @@ def test_a_cross_site_form_post_to_the_try_page_is_refused(app, client, example_
 
 
 @pytest.mark.parametrize("headers", [{"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"},
-                                     {"Origin": "null"}])
+                                     {"Origin": "null"}, {"Origin": "http://localhost", "Sec-Fetch-Site": "same-site"}])
 def test_a_cross_site_post_to_the_admin_reload_is_refused(app, client, headers):
     """A browser's cross-site POST (form or fetch) to reload the rules: 403, nothing published."""
     body = assert_error_shape(client.post("/v1/admin/reload-rules", headers=headers), 403)
