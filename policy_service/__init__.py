@@ -75,6 +75,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         metrics,
         operations,
         pages,
+        pricing_api,
         security,
         template_pages,
         webhooks,
@@ -97,6 +98,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     smorest.register_blueprint(business_api.blp)
     smorest.register_blueprint(operations.blp)
     smorest.register_blueprint(costs.blp)
+    smorest.register_blueprint(pricing_api.blp)
     template_pages.nest(pages.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(pages.home_bp)

@@ -42,7 +42,7 @@ from ..store.decision_log import dumps
 from . import decisions, logged, reports
 from .errors import ServiceError
 
-__all__ = ["PolicyService", "ServiceError"]
+__all__ = ["PolicyService", "ServiceError", "instance_path", "open_store"]
 
 JsonBody = Mapping[str, Any] | bytes | str
 
@@ -59,9 +59,7 @@ class PolicyService:
         self.settings: Settings = load_settings(overrides)
         self.config: dict[str, Any] = self.settings.flask_config()
         self.policy = decisions.load_policy(self.config)
-        url = database.configured_url(self.config, instance_path())
-        database.open_configured(self.config, url)
-        self.database_url = url
+        self.database_url = open_store(self.config)
 
     def decide(self, request: JsonBody, *, explain: bool | str | None = None) -> dict[str, Any]:
         """Decide one proposed send: the body of POST /v1/decisions (`explain=True` or "full" is
@@ -130,6 +128,15 @@ class PolicyService:
             yield
         finally:
             database.release()
+
+
+def open_store(config: Mapping[str, Any]) -> str:
+    """Open the database the settings name (upper-case keys; DATABASE_URL, else the embedded SQLite file in
+    instance_path()) as this process's, its schema checked or migrated as DATABASE_AUTO_UPGRADE says; its URL.
+    Raises store.SchemaBehind for a database behind this release's migrations."""
+    url = database.configured_url(config, instance_path())
+    database.open_configured(config, url)
+    return url
 
 
 def _explain(explain: bool | str | None) -> bool:

@@ -231,6 +231,8 @@ def history_json(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
                 item["referral"] = message.referral
         else:
             item["status"] = message.status
+            if message.business_app:
+                item["business_app"] = True
             if message.delivered_at is not None:
                 item["delivered_at"] = message.delivered_at.isoformat()
             if message.template is not None:

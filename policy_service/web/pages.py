@@ -23,6 +23,7 @@ from ..core.rulebook import CONFIDENCE, Rule
 from ..review import coverage
 from ..review.fixtures import Fixture, discover, run_fixture
 from ..service import logged, reports
+from ..service.errors import ServiceError
 from ..service.logged import day_start as _day_start
 from .api import Policy, decide, policy
 
@@ -133,9 +134,14 @@ def try_request():
         text = request.form.get("request", "")
         errors, raw, proposal = _parse(text)
         if proposal is not None:
-            body = decide(proposal, raw)
-            # POST, redirect, GET: the decision has an address to share, and reloading it decides nothing again.
-            return redirect(url_for("ui.decision", decision_id=body["decision_id"]), code=303)
+            try:
+                body = decide(proposal, raw)
+            except ServiceError as refused:
+                # A refusal of the pipeline (a template nobody knows the category of) is shown in the form too.
+                errors = refused.errors
+            else:
+                # POST, redirect, GET: the decision has an address to share, and reloading it decides nothing again.
+                return redirect(url_for("ui.decision", decision_id=body["decision_id"]), code=303)
     elif picked in fixtures:
         text = json.dumps(fixtures[picked].request, indent=2)
     else:

@@ -149,6 +149,15 @@ def test_invalid_json_shows_where_it_breaks(client):
     assert "not valid JSON" in html and "line 1, column 10" in html
 
 
+def test_a_template_nobody_knows_the_category_of_is_shown_in_the_form(client):
+    """The pipeline's refusal (service.ServiceError) is a 422 page naming the field, like a schema error."""
+    response = submit(client, {"send": {"at": "2025-09-01T10:00:00+00:00", "to": "+5511987654321",
+                                        "type": "template", "template": {"name": "x", "language": "en"}}})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and response.mimetype == "text/html"
+    assert "<code>send.template.category</code>: required" in html and 'id="verdict"' not in html
+
+
 def test_invalid_request_lists_each_field_error_escaped(client):
     """Each invalid field is listed with its message, and submitted text is escaped."""
     response = submit(client, {"send": {"at": "<script>", "to": "1", "type": "text"}, "history": 3})
