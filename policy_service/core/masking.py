@@ -102,16 +102,29 @@ def _masked_str(value: str, key: Any) -> str:
 
 
 def masked(value: Any, key: Any = None) -> Any:
-    """A copy of a JSON-shaped value (dicts, lists, strings, numbers) with every phone number and BSUID masked
-    as the module docstring says; `key` is the member name the value is held under, if any."""
+    """A JSON-shaped value (dicts, lists, strings, numbers) with every phone number and BSUID masked as the
+    module docstring says; `key` is the member name the value is held under, if any. Parts that need no
+    masking are shared with the input, not copied (the input is never changed)."""
     kind = type(value)
     if kind is str:
         return _masked_str(value, key)
     if kind is dict:
-        return {(mask_text(k) if type(k) is str and ("+" in k or "." in k) else k): masked(v, k)
-                for k, v in value.items()}
+        out = None
+        for name, member in value.items():
+            new = masked(member, name)
+            renamed = mask_text(name) if type(name) is str and ("+" in name or "." in name) else name
+            if renamed != name:
+                out = out if out is not None else {k: v for k, v in value.items()}
+                # Placed where the name stood, as the JSON text masking did.
+                out = {(renamed if k == name else k): (new if k == name else v) for k, v in out.items()}
+            elif new is not member:
+                if out is None:
+                    out = dict(value)
+                out[name] = new
+        return value if out is None else out
     if kind is list or kind is tuple:
-        return [masked(v) for v in value]
+        items = [masked(v) for v in value]
+        return value if kind is list and all(new is old for new, old in zip(items, value, strict=True)) else items
     if isinstance(value, str):
         return _masked_str(str(value), key)
     if isinstance(value, dict):
@@ -121,25 +134,29 @@ def masked(value: Any, key: Any = None) -> Any:
 
 def _masked_message(message: Any) -> Any:
     # One history message of a validated request (only the contract's member names): its timestamps and
-    # enumerations are copied unsearched unless they hold a "." or a "+" that 7 digits could follow.
+    # enumerations are passed unsearched unless they hold a "." or a "+" that 7 digits could follow.
     if type(message) is not dict or not message.keys() <= _MESSAGE_KEYS:
         return masked(message)
-    out = message.copy()
+    out = None
     for key, value in message.items():
         if type(value) is str:
             if key in _NOT_TEXT and "." not in value and "+" not in value[:-7]:
                 continue
-            out[key] = _masked_str(value, key)
+            new = _masked_str(value, key)
         elif key == "referral" and type(value) is dict:
-            out[key] = masked_referral(value)
+            new = masked_referral(value)
         else:
-            out[key] = masked(value, key)
-    return out
+            new = masked(value, key)
+        if new is not value and new != value:
+            if out is None:
+                out = message.copy()
+            out[key] = new
+    return message if out is None else out
 
 
 def masked_referral(referral: dict[str, Any]) -> dict[str, Any]:
     """A referral with its numbers masked, including bare digit runs in its free text (REFERRAL_TEXT_KEYS)."""
-    out = masked(referral)
+    out = dict(masked(referral))
     for key in REFERRAL_TEXT_KEYS:
         if type(out.get(key)) is str:
             out[key] = _BARE_NUMBER.sub(_bare_number, out[key])

@@ -44,8 +44,8 @@ def fill_in(request: DecisionRequest, logged: dict[str, Any], phone_number_id: s
         if known is not None:
             context["currency"], sources["currency"] = known.currency, known.describe
     if context.get("volume_messages_this_month") is None and charge.participants is None:
-        counted = month_volume(waba_id, charge.category, request.send.to, facts.day, request.send.at,
-                               context.get("waba_timezone") or "UTC", rulebook.rates)
+        counted = month_volume(waba_id, charge.category, recipient_contact(request.send.to).region, facts.day,
+                               request.send.at, context.get("waba_timezone") or "UTC", rulebook.rates)
         if counted is not None:
             context["volume_messages_this_month"], sources["volume_messages_this_month"] = counted
     added = {name: value for name, value in context.items() if request.context.get(name) != value}
@@ -56,7 +56,7 @@ def fill_in(request: DecisionRequest, logged: dict[str, Any], phone_number_id: s
     return request, logged, reprice(decision, request, rulebook)
 
 
-def month_volume(waba_id: str, category: str, to: str, day, at: datetime, zone: str,
+def month_volume(waba_id: str, category: str, country: str, day, at: datetime, zone: str,
                  rates: RateBook) -> tuple[int, str] | None:
     """The billable messages priced at this category's card column delivered this month to the recipient's
     market from the WABA's numbers, and the sentence naming the count; None when the column has no volume
@@ -64,7 +64,6 @@ def month_volume(waba_id: str, category: str, to: str, day, at: datetime, zone: 
     rule = rates.column_on(day, category)
     column = rule.column if rule else category
     market_map = rates.map_on(day)
-    country = recipient_contact(to).region
     if column is None or not rates.tiered_on(day, column) or market_map is None or country == "ZZ":
         return None
     market = market_map.market_of(country)

@@ -8,6 +8,7 @@ from . import (  # noqa: F401 - importing a model module registers its table
     billing,
     business_state,
     decision_log,
+    fleet,
     heartbeat,
     histories,
     idempotency,

@@ -257,7 +257,8 @@ def decided(proposal: DecisionRequest, raw: dict[str, Any], *,
     returned as the response body and its JSON (serialized once: the log row stores the bytes returned)."""
     started = time.perf_counter()
     pipeline = decisions.Decisions(policy(), mask=current_app.config["MASK_PHONE_NUMBERS"])
-    done = pipeline.decide(decisions.proposal(proposal, raw, explain_why_not=explain_why_not))
+    done = pipeline.decide(decisions.proposal(proposal, raw, explain_why_not=explain_why_not,
+                                              api_key=security.key_name()))
     metrics.count_decision(done.decision)
     logs.log_decision(done.decision, time.perf_counter() - started)
     return done.body, done.text
