@@ -77,13 +77,13 @@ def post_forecast(body: dict[str, Any]):
     return forecast.forecast_costs(policy(), body)
 
 
-@pages.route("/forecast", methods=["GET", "POST"])
+@pages.route("/forecast", methods=["GET"])
 def forecast_page():
     """A campaign's cost: lines of `country category count` priced as POST /v1/costs/forecast prices them."""
     form = {"at": request.values.get("at") or f"{date.today().isoformat()}T12:00:00+00:00",
             "currency": request.values.get("currency") or "", "waba_id": request.values.get("waba_id") or "",
             "lines": request.values.get("lines") or "BR marketing 10000\nBR utility 5000"}
-    if request.method == "GET" and "lines" not in request.values:
+    if "lines" not in request.values:
         return render_template("ui/forecast.html", form=form, errors={}, result=None)
     body: dict[str, Any] = {"at": form["at"], "lines": []}
     body.update({key: form[key] for key in ("currency", "waba_id") if form[key]})
