@@ -65,9 +65,9 @@ class PolicyService:
         """Decide one proposed send: the body of POST /v1/decisions (`explain=True` or "full" is
         ?explain=full: every rule in force that did not apply, and why). `request` is the request as a
         JSON-shaped dict, or its JSON text. Raises ServiceError (400 unreadable, 422 invalid, by field)."""
-        explain_why_not = _explain(explain)
         raw = _body(request, decision_limits())
         proposal = _load(REQUEST, raw)
+        explain_why_not = _explain(explain)  # after the body, as the HTTP API reads its arguments
         with self._unit_of_work():
             return self._decisions().decide(decisions.proposal(proposal, raw, explain_why_not=explain_why_not)).body
 

@@ -131,6 +131,14 @@ def test_a_bad_request_raises_the_error_the_http_api_answers(client, service, wh
     assert raised.value.code == over_http.status_code and raised.value.errors
 
 
+def test_a_bad_body_and_a_bad_explain_report_the_body_first_both_ways(client, service):
+    body = {"send": {"to": "+14155550123", "type": "text"}}
+    over_http = client.post("/v1/decisions?explain=yes", json=body)
+    with pytest.raises(ServiceError) as raised:
+        service.decide(body, explain="yes")
+    assert raised.value.as_dict() == over_http.json and "send.at" in over_http.json["errors"]
+
+
 def test_json_text_that_is_not_json_is_the_same_400(client, service):
     over_http = client.post("/v1/decisions", data=b'{"send": ', content_type="application/json")
     with pytest.raises(ServiceError) as raised:
@@ -158,6 +166,18 @@ def test_an_unknown_decision_is_the_http_404(client, service):
     with pytest.raises(ServiceError) as raised:
         service.decision("nope")
     assert raised.value.as_dict() == client.get("/v1/decisions/nope").json
+
+
+def test_several_threads_decide_and_every_decision_is_logged(service):
+    """One PolicyService shared by threads (a worker pool): every answer is right and logged once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    requests = [fixture.request for fixture in FIXTURES[:40]]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(service.decide, requests))
+    alone = [service.decide(request) for request in requests]
+    assert [steady(answer) for answer in answers] == [steady(answer) for answer in alone]
+    assert all(service.decision(answer["decision_id"])["decision"] == answer["decision"] for answer in answers)
 
 
 def test_the_embedded_database_is_the_servers(monkeypatch):
