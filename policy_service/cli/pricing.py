@@ -63,3 +63,24 @@ def forecast_command(request_file, database_url: str | None) -> None:
         except ServiceError as error:
             raise click.ClickException(error.message) from None
     click.echo(json.dumps(result, indent=2))
+
+
+@click.group("analytics")
+def analytics_group() -> None:
+    """Meta's pricing analytics: the bill the cost report compares with."""
+
+
+@analytics_group.command("import")
+@click.argument("response_file", type=click.File("rb"))
+@click.option("--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in instance/.")
+def import_analytics(response_file, database_url: str | None) -> None:
+    """Import RESPONSE_FILE (or -): Meta's GET /<WABA_ID>?fields=pricing_analytics... response, as returned."""
+    from ..service import analytics
+
+    app = _app(database_url)
+    with app.app_context():
+        try:
+            result = analytics.import_analytics(response_file.read())
+        except ServiceError as error:
+            raise click.ClickException(f"{error.message} {json.dumps(error.errors)}") from None
+    click.echo(json.dumps(result))

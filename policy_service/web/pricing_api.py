@@ -13,7 +13,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from ..contract.pricing import FORECAST, ForecastSchema
 from ..contract.schemas import ErrorSchema, RefusesNul, ResponseSchema
-from ..service import forecast, pricing
+from ..service import analytics, forecast, pricing
 from ..service.errors import ServiceError
 from .api import JsonBodyParser, flatten_errors, policy
 from .pages import bp as pages
@@ -77,13 +77,13 @@ def post_forecast(body: dict[str, Any]):
     return forecast.forecast_costs(policy(), body)
 
 
-@pages.route("/forecast", methods=["GET", "POST"])
+@pages.route("/forecast", methods=["GET"])
 def forecast_page():
     """A campaign's cost: lines of `country category count` priced as POST /v1/costs/forecast prices them."""
     form = {"at": request.values.get("at") or f"{date.today().isoformat()}T12:00:00+00:00",
             "currency": request.values.get("currency") or "", "waba_id": request.values.get("waba_id") or "",
             "lines": request.values.get("lines") or "BR marketing 10000\nBR utility 5000"}
-    if request.method == "GET" and "lines" not in request.values:
+    if "lines" not in request.values:
         return render_template("ui/forecast.html", form=form, errors={}, result=None)
     body: dict[str, Any] = {"at": form["at"], "lines": []}
     body.update({key: form[key] for key in ("currency", "waba_id") if form[key]})
@@ -107,3 +107,27 @@ def forecast_page():
     if errors:
         return render_template("ui/forecast.html", form=form, errors=errors, result=None), 422
     return render_template("ui/forecast.html", form=form, errors={}, result=result)
+
+
+class AnalyticsQuerySchema(RefusesNul, Schema):
+    """Which WABA the response is for (it must equal the response's `id`)."""
+
+    waba_id = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{1,64}$", error="WABA ids are digits"))
+
+
+@blp.route("/pricing-analytics", methods=["POST"])
+@blp.arguments(AnalyticsQuerySchema, location="query", error_status_code=422)
+@blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "description": "Meta's response to GET /<WABA_ID>?fields=pricing_analytics...: "
+    '{"pricing_analytics": {"data": [{"data_points": [{start, end, country, phone_number, pricing_category, '
+    'pricing_type, tier, volume, cost}]}]}, "id": "<WABA_ID>"}, as Meta returns it'}}}})
+@blp.alt_response(200, schema={"type": "object"}, success=True,
+                  description="{waba_id, new, updated, unchanged, points}: importing it again changes nothing")
+@blp.alt_response(400, schema=ErrorSchema, description="Not JSON")
+@blp.alt_response(422, schema=ErrorSchema, description="Not Meta's pricing_analytics shape, by field path")
+def post_pricing_analytics(query: dict[str, Any]):
+    """Import Meta's pricing analytics for a WABA (cost in the WABA's currency): the bill the cost report shows."""
+    if not request.is_json:
+        abort(415, message="send the body as JSON, with Content-Type: application/json",
+              errors={"Content-Type": [f"must be application/json, got {request.mimetype or 'none'}"]})
+    return analytics.import_analytics(request.get_data(cache=True), query["waba_id"])

@@ -50,11 +50,11 @@ def test_bad_forecasts_are_422_naming_the_field(client):
 
 
 def test_the_page_shows_the_same_forecast(client):
-    """/ui/forecast with the form's lines shows the total and each line; a malformed line is a 422 naming it."""
-    page = client.post("/ui/forecast", data={"at": CAMPAIGN["at"], "currency": "BRL",
-                                             "lines": "BR marketing 10000\n+5511987654321 utility 5000"})
+    """/ui/forecast (a GET form: it changes nothing) shows the total and each line; a malformed line is a 422."""
+    page = client.get("/ui/forecast", query_string={"at": CAMPAIGN["at"], "currency": "BRL",
+                                                    "lines": "BR marketing 10000\n+5511987654321 utility 5000"})
     assert page.status_code == 200 and "Total: 3392.0000 BRL" in page.get_data(as_text=True)
-    bad = client.post("/ui/forecast", data={"at": CAMPAIGN["at"], "currency": "BRL", "lines": "BR marketing"})
+    bad = client.get("/ui/forecast", query_string={"at": CAMPAIGN["at"], "currency": "BRL", "lines": "BR marketing"})
     assert bad.status_code == 422 and "COUNTRY CATEGORY COUNT" in bad.get_data(as_text=True)
     assert client.get("/ui/forecast").status_code == 200
 
