@@ -93,6 +93,12 @@ def deliver(client, *bodies: dict) -> list:
     return responses
 
 
+def counts(answer: dict) -> dict:
+    """What a receipt processed inline says was stored: new, known, linked and skipped (its id and status aside)."""
+    return {key: value for key, value in answer.items() if key in ("new", "known", "linked", "skipped",
+                                                                    "skipped_not_listed")}
+
+
 # A user with a username: Meta's BSUID examples (business-scoped user IDs page).
 BSUID = "US.13491208655302741918"
 

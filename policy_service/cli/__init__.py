@@ -215,9 +215,11 @@ def _policy(rules_dir: Path):
 
 from .db import db  # noqa: E402 - schema and retention commands live in their own module
 from .stored import costs, impact, reconcile, templates  # noqa: E402 - stored-data commands live in their own module
+from .webhooks import webhooks  # noqa: E402 - webhook processing commands live in their own module
 
 main.add_command(reconcile)
 main.add_command(impact)
 main.add_command(db)
 main.add_command(templates)
 main.add_command(costs)
+main.add_command(webhooks)

@@ -640,14 +640,39 @@ class SkippedPartSchema(ResponseSchema):
 
 
 class WebhookReceiptSchema(ResponseSchema):
-    """POST /v1/webhooks/whatsapp: how many events had a new wamid and how many a known one, how many
-    wa_id-BSUID links were new, and the parts skipped (the first 20; skipped_not_listed counts the rest)."""
+    """POST /v1/webhooks/whatsapp and GET /v1/admin/webhooks/{id}: a stored payload, its processing state, and once
+    processed how many events had a new wamid and how many a known one, how many wa_id-BSUID links were new, and
+    the parts skipped (the first 20; skipped_not_listed counts the rest)."""
 
-    new = fields.Integer(required=True)
-    known = fields.Integer(required=True)
-    linked = fields.Integer(required=True)
-    skipped = fields.List(fields.Nested(SkippedPartSchema), required=True)
+    OPTIONAL = ("duplicate", "new", "known", "linked", "skipped", "skipped_not_listed", "received_at", "attempts",
+                "progress", "error", "processed_at")
+
+    id = fields.Integer(required=True,
+                        metadata={"description": "the stored payload's id (GET /v1/admin/webhooks/{id})"})
+    status = fields.String(required=True, validate=validate.OneOf(("pending", "done", "failed")),
+                           metadata={"description": "pending until its events are stored, then done; failed after "
+                                                    "repeated errors (kept, and retried by `policy-service webhooks "
+                                                    "process --retry-failed`)"})
+    duplicate = fields.Boolean(metadata={"description": "the same body was stored before: nothing was added"})
+    new = fields.Integer()
+    known = fields.Integer()
+    linked = fields.Integer()
+    skipped = fields.List(fields.Nested(SkippedPartSchema))
     skipped_not_listed = fields.Integer()
+    received_at = fields.String(metadata={"description": "when it was stored (ISO 8601)"})
+    attempts = fields.Integer(metadata={"description": "processing attempts so far"})
+    progress = fields.Integer(metadata={"description": "events stored so far"})
+    error = fields.String(allow_none=True, metadata={"description": "why the last attempt failed"})
+    processed_at = fields.String(allow_none=True)
+
+
+class WebhookBacklogSchema(ResponseSchema):
+    """GET /v1/admin/webhooks/backlog: stored webhook payloads whose events are not stored yet."""
+
+    pending = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+    oldest_pending_seconds = fields.Float(allow_none=True, required=True,
+                                          metadata={"description": "age of the oldest pending payload (seconds)"})
 
 
 DECISION_REQUEST_EXAMPLE = {

@@ -4,7 +4,7 @@ May import `policy_service.core` (and `policy_service.contract`); never the web 
 toolkit or the command line. Importing this package registers every table (`models()`).
 """
 
-from . import business_state, decision_log, histories  # noqa: F401 - importing a model module registers its table
+from . import business_state, decision_log, histories, raw_webhooks  # noqa: F401 - importing a model module registers its table
 from .database import close_all, database_proxy, init_app, models
 from .schema import SchemaBehind
 

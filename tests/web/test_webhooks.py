@@ -17,6 +17,7 @@ from ..meta_payloads import (
     PHONE_NUMBER_ID,
     VERIFY_TOKEN,
     call,
+    counts,
     deliver,
     inbound_text,
     pmp,
@@ -84,8 +85,13 @@ def test_inbound_message_with_referral_is_stored_once(app, client):
     """An inbound message from an ad is stored with its referral; the same wamid again changes nothing."""
     body = inbound_text("wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA=", T0, referral=AD_REFERRAL)
     first, again = deliver(client, body, body)
-    assert first.json == {"new": 1, "known": 0, "linked": 0, "skipped": []}
-    assert again.json == {"new": 0, "known": 1, "linked": 0, "skipped": []}
+    assert counts(first.json) == {"new": 1, "known": 0, "linked": 0, "skipped": []}
+    assert first.json["status"] == "done" and first.json["duplicate"] is False
+    # Meta's retry of the same body: the stored payload is found, and nothing is added.
+    assert again.json == {"id": first.json["id"], "status": "done", "duplicate": True}
+    # The same message in another body (another delivery): known, not stored again.
+    body["entry"][0]["time"] = T0 + 5
+    assert counts(deliver(client, body)[0].json) == {"new": 0, "known": 1, "linked": 0, "skipped": []}
     rows = stored(app)
     assert list(rows) == ["wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA="]
     message = histories.as_message(next(iter(rows.values())))
@@ -103,7 +109,8 @@ def test_statuses_build_one_outbound_message_with_pricing(app, client):
         status(wamid, "read", T0 + 3700),
         status(wamid, "delivered", T0 + 3605),
     )
-    assert [r.json["new"] for r in responses] == [1, 0, 0, 0]
+    assert [r.json.get("new") for r in responses] == [1, 0, 0, None]
+    assert responses[3].json["duplicate"] is True  # the same body as the second: nothing added
     row = stored(app)[wamid]
     assert row.direction == "outbound" and row.status == "read"
     assert histories.pricing(row) == pmp("utility", "free_customer_service", False)
@@ -183,7 +190,9 @@ def test_concurrent_deliveries_of_the_same_statuses_store_one_message(app):
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(post, bodies))
-    assert sum(r["new"] for r in results) == 2 and sum(r["known"] for r in results) == len(bodies) - 2
+    # Each of the four bodies is stored once; its retries are duplicates that add nothing.
+    assert sorted(r["duplicate"] for r in results) == [False] * 4 + [True] * (len(bodies) - 4)
+    assert sum(r.get("new", 0) for r in results) == 2 and sum(r.get("known", 0) for r in results) == 2
     rows = stored(app)
     assert set(rows) == {wamid, "wamid.in"}
     assert rows[wamid].status == "read" and histories.pricing(rows[wamid])["category"] == "marketing"
