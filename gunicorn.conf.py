@@ -1,23 +1,42 @@
 """gunicorn settings for policy-service; the Procfile runs `gunicorn -c gunicorn.conf.py "policy_service:create_app()"`.
 
-Environment: PORT (8000), HOST (0.0.0.0), POLICY_WORKERS or WEB_CONCURRENCY (CPU count),
-POLICY_THREADS (1), POLICY_TIMEOUT (30 s), POLICY_PRELOAD (true), PROMETHEUS_MULTIPROC_DIR.
+Environment: PORT (8000), HOST (0.0.0.0), PROMETHEUS_MULTIPROC_DIR, and the service's settings
+(policy_service.config, validated before anything starts): POLICY_WORKERS or WEB_CONCURRENCY (CPU count),
+POLICY_THREADS, POLICY_TIMEOUT (30 s), POLICY_KEEPALIVE, POLICY_PRELOAD (true).
 `kill -HUP <master pid>` reloads the rules in every worker.
 """
 
 import multiprocessing
 import os
+import sys
 from pathlib import Path
+
+from policy_service.config import SettingsError, load_settings
+
+try:
+    settings = load_settings()
+except SettingsError as error:
+    # gunicorn would print a traceback for an exception here; the message alone says what to fix.
+    print(error, file=sys.stderr)
+    sys.exit(2)
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 # durable_rules runs behind one process-wide lock, so processes, not threads, add throughput.
-workers = int(os.environ.get("POLICY_WORKERS") or os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count())
-threads = int(os.environ.get("POLICY_THREADS", "1"))
-timeout = int(os.environ.get("POLICY_TIMEOUT", "30"))
+workers = settings.workers or int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count())
+# Threads are for waiting clients, not for speed: a sync worker is held by one idle or slow connection
+# (two idle TCP connections stalled /healthz 30 s). gthread waits for a request's first bytes in a thread
+# for at most 5 s, then parks the connection in its poller without a thread, and closes a connection idle
+# for `keepalive` seconds; one slow (trickling) client holds one thread, so POLICY_THREADS bounds them.
+# Behind the internet, a buffering proxy should take slow clients off the workers (README, production).
+worker_class = "gthread"
+threads = settings.threads
+timeout = settings.timeout
 graceful_timeout = 30
-keepalive = 5
+keepalive = settings.keepalive
+# Connections one worker keeps (in requests and parked idle); beyond it, new ones wait in the backlog.
+worker_connections = 1000
 # The engine survives fork (tests/test_serving.py proves it), so rules load once, in the master.
-preload_app = os.environ.get("POLICY_PRELOAD", "true").lower() not in ("0", "false", "no")
+preload_app = settings.preload
 limit_request_line = 8190
 # gunicorn 27's control socket sits at one path per user, so two instances on a host would collide.
 control_socket_disable = True

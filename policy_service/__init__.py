@@ -6,22 +6,39 @@ from typing import Any
 
 from flask import Flask
 
-from .config import Config
+from .config import Settings, SettingsError, load_settings
 
-__all__ = ["configured_app", "create_app"]
+# Flask and flask-smorest constants of the service (not deployment settings).
+FLASK_CONSTANTS = {
+    "API_TITLE": "policy-service",
+    "API_VERSION": "v1",
+    # 3.1: a nullable object is anyOf [$ref, null], which typed clients read as `Charge | null`.
+    "OPENAPI_VERSION": "3.1.0",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_URL_PREFIX": "/",
+    "JSON_SORT_KEYS": False,
+}
+
+__all__ = ["Settings", "SettingsError", "configured_app", "create_app", "load_settings"]
 
 
 def configured_app(test_config: dict[str, Any] | None = None) -> Flask:
     """The Flask app with its settings only: defaults, then POLICY_* environment variables, then test overrides.
 
-    Commands that must not open the service (`policy-service db upgrade`) read their settings from it.
+    The settings are validated by config.load_settings (raises config.SettingsError naming each bad
+    value); test_config keys that are not settings (TESTING, PROPAGATE_EXCEPTIONS, …) go to Flask as given.
+    The validated Settings are app.extensions["policy_service.settings"]. Commands that must not open the
+    service (`policy-service db upgrade`) read their settings from it.
     """
+    overrides = dict(test_config or {})
+    known = {name: overrides.pop(name) for name in list(overrides) if name.lower() in Settings.model_fields}
+    settings = load_settings(known)
     # The pages' templates and stylesheet belong to the web layer; their URLs stay /static/ui/….
     app = Flask(__name__, instance_relative_config=True, template_folder="web/templates", static_folder="web/static")
-    app.config.from_object(Config)
-    app.config.from_prefixed_env("POLICY")
-    if test_config:
-        app.config.update(test_config)
+    app.config.update(FLASK_CONSTANTS)
+    app.config.update(settings.flask_config())
+    app.config.update(overrides)
+    app.extensions["policy_service.settings"] = settings
     return app
 
 

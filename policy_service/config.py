@@ -1,9 +1,37 @@
-"""Default settings; POLICY_* environment variables override them (e.g. POLICY_DATABASE_URL)."""
+"""Settings: defaults, then POLICY_* environment variables, then explicit overrides — validated once, at start-up.
 
+`load_settings(overrides)` is the one loader (pydantic-settings): the Flask app (`configured_app`), the
+Python API and gunicorn.conf.py read the same validated `Settings`. A value that cannot be read stops the
+start with `SettingsError`, naming each variable, the value given (never a secret's) and what it must be:
+
+    POLICY_MAX_BATCH_SIZE='lots': must be a whole number (Input should be a valid integer, …)
+
+Readings: booleans accept true/false, 1/0, yes/no, on/off (any case); sizes accept bytes (4194304) or a
+unit (4MiB = 4194304 bytes, 4MB = 4000000 bytes, 512kB); an empty variable means the default.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import ByteSize, DirectoryPath, Field, FilePath, PositiveInt, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_DIR.parent
+ENV_PREFIX = "POLICY_"
+# Variables with the prefix that are not settings of the service (the test suite's database).
+NOT_SETTINGS = ("POLICY_TEST_",)
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+# The database URL schemes store.database opens (peewee's playhouse.db_url names).
+DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql")
+log = logging.getLogger("policy_service.config")
 
 
 def shipped(name: str) -> Path:
@@ -12,41 +40,165 @@ def shipped(name: str) -> Path:
     return inside if inside.is_dir() else PROJECT_ROOT / name
 
 
-class Config:
-    """Settings the app factory loads before the environment and test overrides."""
+DEFAULT_RULES_DIR = str(shipped("rules"))
+DEFAULT_FIXTURES_DIR = str(shipped("fixtures"))
 
-    # POLICY_RULES_DIR overrides: the rule files the service runs (default: the ones shipped with it).
-    RULES_DIR = str(shipped("rules"))
+
+def parse_key_hashes(setting: Any) -> tuple[str, ...]:
+    """API key digests as lowercase hex, from a list or one comma-separated string (as the environment gives).
+
+    Raises ValueError naming the positions that are not sha256 hex digests: a plain key configured by
+    mistake would otherwise lock every client out without a word.
+    """
+    if setting is None:
+        return ()
+    items = setting.split(",") if isinstance(setting, str) else list(setting)
+    hashes = tuple(str(item).strip().lower() for item in items if str(item).strip())
+    malformed = [index for index, digest in enumerate(hashes) if not SHA256_HEX.fullmatch(digest)]
+    if malformed:
+        raise ValueError(f"items {malformed} are not sha256 hex digests (64 hex characters); "
+                         "configure the digest of each key, e.g. printf %s \"$KEY\" | sha256sum")
+    return hashes
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; environment variable POLICY_<NAME>, e.g. POLICY_DATABASE_URL."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, case_sensitive=False, env_ignore_empty=True,
+                                      extra="forbid", frozen=True, validate_default=True)
+
+    # The rule files the service runs (default: the ones shipped with it).
+    rules_dir: DirectoryPath = Path(DEFAULT_RULES_DIR)
     # Price with Meta's downloaded rate card CSV for the business's currency (or its BSP's rates in that
-    # layout) instead of the cards shipped in rules/rates/; RATE_CARD_TIERS is Meta's volume-tier CSV.
-    RATE_CARDS: str | None = None
-    RATE_CARD_TIERS: str | None = None
-    # Fixture histories the reviewer pages offer and count toward rule coverage (POLICY_FIXTURES_DIR).
-    FIXTURES_DIR = str(shipped("fixtures"))
+    # layout) instead of the cards shipped in rules/rates/; rate_card_tiers is Meta's volume-tier CSV.
+    rate_cards: FilePath | None = None
+    rate_card_tiers: FilePath | None = None
+    # Fixture histories the reviewer pages offer and count toward rule coverage.
+    fixtures_dir: DirectoryPath = Path(DEFAULT_FIXTURES_DIR)
     # None means a SQLite file in the Flask instance folder (the embedded default).
-    DATABASE_URL = None
+    database_url: str | None = None
     # Apply pending schema migrations at start-up? None: an empty database gets the schema, and the
     # embedded SQLite file is migrated; a configured database holding tables is upgraded once per
     # release by `policy-service db upgrade`, and an app started on one that is behind refuses to
     # start (store.schema.SchemaBehind). True: always migrate. False: never, not even an empty one.
-    DATABASE_AUTO_UPGRADE: bool | None = None
+    database_auto_upgrade: bool | None = None
     # Phone numbers in the decision log keep only their calling code (and NANP area code) unless false.
-    MASK_PHONE_NUMBERS = True
+    mask_phone_numbers: bool = True
     # Meta's app secret signs every webhook (X-Hub-Signature-256); without it every webhook is refused.
-    WHATSAPP_APP_SECRET = None
+    whatsapp_app_secret: str | None = Field(default=None, repr=False)
     # The token Meta echoes when subscribing the webhook; without it every subscription is refused.
-    WHATSAPP_VERIFY_TOKEN = None
-    # sha256 hex digests of the accepted API keys (a list, or one comma-separated string);
-    # empty means the API is open. Generate one with: printf %s "$KEY" | sha256sum
-    API_KEY_HASHES: list[str] | str = []
+    whatsapp_verify_token: str | None = Field(default=None, repr=False)
+    # sha256 hex digests of the accepted API keys (comma-separated); empty means the API is open.
+    api_key_hashes: Annotated[tuple[str, ...], NoDecode] = ()
     # A request body larger than this is refused with 413 before it is parsed.
-    MAX_CONTENT_LENGTH = 4 * 1024 * 1024
-    MAX_BATCH_SIZE = 100
-    LOG_LEVEL = "INFO"
-    API_TITLE = "policy-service"
-    API_VERSION = "v1"
-    # 3.1: a nullable object is anyOf [$ref, null], which typed clients read as `Charge | null`.
-    OPENAPI_VERSION = "3.1.0"
-    OPENAPI_JSON_PATH = "openapi.json"
-    OPENAPI_URL_PREFIX = "/"
-    JSON_SORT_KEYS = False
+    max_content_length: ByteSize = Field(default=ByteSize(4 * 1024 * 1024), gt=0)
+    # Most requests in one POST /v1/decisions/batch.
+    max_batch_size: PositiveInt = 100
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # gunicorn (gunicorn.conf.py): worker processes (None: WEB_CONCURRENCY, else the CPU count), threads
+    # per worker, the worker timeout and the idle keep-alive in seconds, and loading the rules once in
+    # the master before forking.
+    workers: PositiveInt | None = None
+    threads: PositiveInt = 16
+    timeout: PositiveInt = 30
+    keepalive: PositiveInt = 5
+    preload: bool = True
+
+    @field_validator("api_key_hashes", mode="before")
+    @classmethod
+    def _digests(cls, value: Any) -> tuple[str, ...]:
+        return parse_key_hashes(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("whatsapp_verify_token", "whatsapp_app_secret", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        # A test override or a Python caller may give an all-digit token as a number.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in DATABASE_SCHEMES:
+            raise ValueError(f"must be a database URL starting {' or '.join(s + '://' for s in DATABASE_SCHEMES)} "
+                             "(e.g. postgresql://user:password@host:5432/name or sqlite:////srv/log.sqlite3)")
+        if parts.scheme != "sqlite" and not (parts.hostname or parts.path.strip("/")):
+            raise ValueError("names no host or database (e.g. postgresql://user:password@host:5432/name)")
+        return value
+
+    def flask_config(self) -> dict[str, Any]:
+        """The settings as the Flask app's config keys (upper case; paths as str, sizes as int bytes)."""
+        values = self.model_dump()
+        for name, value in values.items():
+            if isinstance(value, Path):
+                values[name] = str(value)
+        values["max_content_length"] = int(self.max_content_length)
+        return {name.upper(): value for name, value in values.items()}
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be read; the message lists every problem, one line each, by variable name."""
+
+
+# Never echoed in an error: a plain API key configured by mistake is a secret too.
+SECRET_SETTINGS = frozenset({"whatsapp_app_secret", "whatsapp_verify_token", "api_key_hashes"})
+FRIENDLY = {
+    "int_parsing": "must be a whole number",
+    "bool_parsing": "must be true or false (also 1/0, yes/no, on/off)",
+    "byte_size": "must be a size in bytes, or with a unit: 4194304, 4MiB, 4MB, 512kB",
+    "byte_size_unit": "must be a size in bytes, or with a unit: 4194304, 4MiB, 4MB, 512kB",
+    "path_not_directory": "must be an existing directory",
+    "path_not_file": "must be an existing file",
+}
+
+
+def _problem(error: Mapping[str, Any]) -> str:
+    name = str(error["loc"][0]) if error["loc"] else "?"
+    variable = ENV_PREFIX + name.upper()
+    if error["type"] == "extra_forbidden":
+        return f"{name.upper()}: not a setting (the settings are {', '.join(sorted(Settings.model_fields)).upper()})"
+    given = "" if name in SECRET_SETTINGS else f"={_shown(name, error.get('input'))!r}"
+    reason = error["msg"].removeprefix("Value error, ")
+    friendly = FRIENDLY.get(error["type"])
+    return f"{variable}{given}: {friendly} ({reason})" if friendly else f"{variable}{given}: {reason}"
+
+
+def _shown(name: str, value: Any) -> Any:
+    """A value as an error may show it: a database URL without its password."""
+    if name == "database_url" and isinstance(value, str):
+        parts = urlsplit(value)
+        if parts.password:
+            return value.replace(f":{parts.password}@", ":***@", 1)
+    return value
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
+    """The validated settings: defaults, then POLICY_* environment variables, then `overrides`.
+
+    Override names are the settings' names in any case ("MAX_BATCH_SIZE" or "max_batch_size"). Raises
+    SettingsError listing every unreadable value (or unknown override) by its POLICY_ variable name.
+    A POLICY_* variable that is not a setting is logged as a warning and ignored.
+    """
+    _warn_unknown(os.environ)
+    values = {name.lower(): value for name, value in (overrides or {}).items()}
+    try:
+        return Settings(**values)
+    except ValidationError as error:
+        problems = "\n".join(f"  {_problem(item)}" for item in error.errors())
+        raise SettingsError(f"policy-service settings cannot be read:\n{problems}") from None
+
+
+def _warn_unknown(environ: Mapping[str, str]) -> None:
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    for name in environ:
+        upper = name.upper()
+        if upper.startswith(ENV_PREFIX) and upper not in known and not upper.startswith(NOT_SETTINGS):
+            log.warning("%s is not a setting of policy-service and is ignored (settings: %s)",
+                        name, ", ".join(sorted(known)))

@@ -108,7 +108,7 @@ def test_the_installed_command_decides_a_send_outside_the_checkout(installed):
     env = clean_env(installed)
     bin_dir = installed / "venv" / "bin"
     where = run(str(bin_dir / "python"), "-c", "import policy_service, policy_service.config as c; "
-                "print(policy_service.__file__); print(c.Config.RULES_DIR)", cwd=installed, env=env).stdout.split()
+                "print(policy_service.__file__); print(c.DEFAULT_RULES_DIR)", cwd=installed, env=env).stdout.split()
     assert all(path.startswith(str(installed / "venv")) for path in where), where
     result = run(str(bin_dir / "policy-service"), "check", "request.json", cwd=installed, env=env)
     assert "allow" in result.stdout and "CSW-2.open" in result.stdout, result.stdout

@@ -10,23 +10,35 @@ import json
 import os
 import signal
 import sys
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import click
 
-from ..config import Config
+from ..config import DEFAULT_FIXTURES_DIR, DEFAULT_RULES_DIR, SettingsError
 
-FIXTURES_DIR = Path(Config.FIXTURES_DIR)
+FIXTURES_DIR = Path(DEFAULT_FIXTURES_DIR)
 # Below this many fixtures a run is quick enough that a progress bar is only noise.
 PROGRESS_BAR_FROM = 50
 
 rules_option = click.option(
-    "--rules", "rules_dir", default=Config.RULES_DIR, show_default=True, envvar="POLICY_RULES_DIR",
+    "--rules", "rules_dir", default=DEFAULT_RULES_DIR, show_default=True, envvar="POLICY_RULES_DIR",
     type=click.Path(file_okay=False, path_type=Path), help="Directory of rule files.",
 )
 
 
-@click.group()
+class Commands(click.Group):
+    """The command group: settings that cannot be read end any command with their message, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SettingsError as error:
+            raise click.ClickException(str(error)) from None
+
+
+@click.group(cls=Commands)
 def main() -> None:
     """Decide WhatsApp sends: may it be sent, as which type, at what charge, and why."""
 
@@ -124,7 +136,7 @@ def rules() -> None:
 
 
 @rules.command("lint")
-@click.argument("directory", default=Config.RULES_DIR, type=click.Path(file_okay=False, path_type=Path))
+@click.argument("directory", default=DEFAULT_RULES_DIR, type=click.Path(file_okay=False, path_type=Path))
 def lint_rules(directory: Path) -> None:
     """Validate every rule file; find conflicting charges, dead rules, version overlaps and uncharged days."""
     from ..review.lint import lint
@@ -138,7 +150,7 @@ def lint_rules(directory: Path) -> None:
 
 
 @rules.command("docs")
-@click.argument("directory", default=Config.RULES_DIR, type=click.Path(file_okay=False, path_type=Path))
+@click.argument("directory", default=DEFAULT_RULES_DIR, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--fixtures", "fixtures_dir", default=FIXTURES_DIR, show_default=True,
               type=click.Path(exists=True, path_type=Path), help="Fixtures whose coverage the catalogue lists.")
 @click.option("--check", "check_only", is_flag=True, help="Only check that DIRECTORY/README.md is up to date.")
@@ -166,32 +178,74 @@ def rates() -> None:
 @rates.command("import")
 @click.argument("rates_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--tiers", "tiers_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Meta's volume-tier CSV for the same currency.")
-@click.option("--id", "card_id", required=True, help="Card id, e.g. meta-usd-2026-04-01.")
-@click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]), help="Last day in force (omit: open-ended).")
+              help="The volume-tier CSV for the same cards (Meta's, or the shared folder's long layout).")
+@click.option("--id", "card_id", help="Card id, e.g. meta-usd-2026-04-01 (default: meta-<currency>-<from>).")
+@click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Last day in force of the last card of each currency (omit: open-ended).")
 @click.option("--source", required=True, help="Address the CSV was taken from (cited on every price).")
 @click.option("--tiers-source", help="Address the tier CSV was taken from.")
 @click.option("--confidence", type=click.Choice(["C", "S", "R"]), required=True,
               help="C read on Meta's own page, S a secondary copy, R unconfirmed.")
 @click.option("--note", default="", help="How the numbers were obtained.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not stdout.")
-def import_rates(rates_csv: Path, tiers_csv: Path | None, card_id: str, until, source: str,
-                 tiers_source: str | None, confidence: str, note: str, output: Path | None) -> None:
-    """Read Meta's rate card CSV (and volume tiers) and print it as a rules/rates/ card file."""
-    from ..core.rates import RateCardError, card_yaml, load_meta_csv
+@click.option("--partial/--full", default=None,
+              help="The copy lists only some markets (default: partial for the long layout, else full).")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Write here, not stdout: a file (one card) or a directory (one file per card).")
+def import_rates(rates_csv: Path, tiers_csv: Path | None, card_id: str | None, until, source: str,
+                 tiers_source: str | None, confidence: str, note: str, partial: bool | None,
+                 output: Path | None) -> None:
+    """Read a rate card CSV (and volume tiers) and print it as rules/rates/ card files.
 
+    Reads Meta's downloaded CSV ("Cost per message in USD ..." title, one card) and the shared
+    folder's wide and long layouts (one card per currency and effective date; within a currency a
+    card ends the day before the next one starts, the last at --until).
+    """
+    from ..core.rates import RateCardError, card_yaml, load_meta_csv, load_shared_csv, shared_layout
+
+    text = rates_csv.read_text(encoding="utf-8-sig")
+    tiers = tiers_csv.read_text(encoding="utf-8-sig") if tiers_csv else None
     try:
-        card = load_meta_csv(rates_csv.read_text(encoding="utf-8-sig"),
-                             tiers_csv.read_text(encoding="utf-8-sig") if tiers_csv else None, file=str(rates_csv))
+        if shared_layout(text):
+            cards = load_shared_csv(text, tiers, file=str(rates_csv), partial=partial)
+        else:
+            cards = [load_meta_csv(text, tiers, file=str(rates_csv))]
     except RateCardError as error:
         raise click.ClickException(str(error)) from None
-    text = card_yaml(card, card_id=card_id, until=until.date() if until else None, source=source,
-                     tiers_source=tiers_source, confidence=confidence, note=note)
-    if output:
-        output.write_text(text)
-        click.echo(f"wrote {output} ({len(card.rates)} markets)")
+    if card_id and len(cards) > 1:
+        raise click.UsageError(f"--id names one card, but {rates_csv} holds {len(cards)}")
+    last = until.date() if until else None
+    files = []
+    for card in cards:
+        later = sorted(c.effective_from for c in cards if c.currency == card.currency
+                       and c.effective_from > card.effective_from)
+        ends = later[0] - timedelta(days=1) if later else last
+        refs = _source_refs(text, card) if shared_layout(text) == "long" else ""
+        name = card_id or f"meta-{card.currency.lower()}-{card.effective_from.isoformat()}"
+        if partial is not None and not shared_layout(text):
+            card = replace(card, partial=partial)
+        files.append((name, card_yaml(card, card_id=name, until=ends, source=source + refs,
+                                      tiers_source=tiers_source, confidence=confidence, note=note)))
+    if output and (output.is_dir() or len(files) > 1):
+        output.mkdir(parents=True, exist_ok=True)
+        for name, body in files:
+            (output / f"{name}.yaml").write_text(body)
+            click.echo(f"wrote {output / f'{name}.yaml'}")
+    elif output:
+        output.write_text(files[0][1])
+        click.echo(f"wrote {output} ({len(cards[0].rates)} markets)")
     else:
-        click.echo(text, nl=False)
+        click.echo("\n".join(body for _, body in files), nl=False)
+
+
+def _source_refs(text: str, card) -> str:
+    """' (rows: S2, S3)' — the long layout's source_ref values of one card's rows, when the file has them."""
+    import csv
+    import io
+
+    refs = sorted({(row.get("source_ref") or "").strip() for row in csv.DictReader(io.StringIO(text))
+                   if row.get("currency", "").strip() == card.currency
+                   and row.get("effective_from", "").strip() == card.effective_from.isoformat()} - {""})
+    return f" (rows: {', '.join(refs)})" if refs else ""
 
 
 def _on_terminal() -> bool:

@@ -42,7 +42,7 @@ PRICING_MODELS = ("CBP", "PMP")
 # Meta's webhook pricing vocabulary: categories (with the conversation-era initiated categories of 2022-23,
 # and the Groups API's group_-prefixed ones) and charge types.
 CHARGE_CATEGORIES = ("marketing", "utility", "authentication", "authentication-international", "service",
-                     "referral_conversion", "business_initiated", "user_initiated", "marketing_lite",
+                     "referral_conversion", "business_initiated", "user_initiated", "marketing_lite", "business_agent",
                      *(GROUP_CATEGORY_PREFIX + category for category in (*CATEGORIES, "service")))
 CHARGE_TYPES = ("regular", "free_customer_service", "free_entry_point", "free_tier", "free_group_customer_service")
 MAX_HISTORY = 10_000
@@ -86,6 +86,12 @@ class ContactField(fields.String):
         return text
 
 
+def _ttl_seconds(value: int) -> None:
+    # Meta's accepted range over all categories; each category's own range is Meta's to enforce.
+    if value != -1 and not 30 <= value <= 2592000:
+        raise ValidationError("must be -1 or 30 to 2592000 seconds")
+
+
 class TemplateSchema(Schema):
     """A template as named in a send or a past outbound message."""
 
@@ -95,6 +101,10 @@ class TemplateSchema(Schema):
     status = fields.String(validate=validate.OneOf(TEMPLATE_STATUSES))
     otp_button = _strict_bool(metadata={"description": "authentication templates: has a copy-code, one-tap or "
                                                        "zero-tap button (unknown if absent)"})
+    ttl_seconds = fields.Integer(data_key="message_send_ttl_seconds", strict=True, validate=_ttl_seconds, metadata={
+        "description": "Meta's message_send_ttl_seconds, when the template has a custom time-to-live (seconds, "
+                       "-1 for Meta's 30-day custom TTL): how long Meta retries delivery; absent, the category's "
+                       "default applies (rules: TS-1)"})
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> Template:
@@ -152,6 +162,9 @@ class SendSchema(Schema):
                        "predicted as pricing category marketing_lite"})
     category = fields.String(validate=validate.OneOf(DIRECT_SEND_CATEGORIES), metadata={
         "description": "Direct Send: Meta's `category` field on a free-form send (utility, authentication)"})
+    meta_business_agent = _strict_bool(metadata={
+        "description": "the reply is written by Meta Business Agent (Meta's AI agent): a non-template message "
+                       "Meta bills per token, not as a service message (rules: PMP26-4.agent)"})
     recipient_type = fields.String(validate=validate.OneOf(("individual", "group")), metadata={
         "description": "Meta's recipient_type: individual (default) or group (Groups API)"})
     participants = fields.List(fields.String(validate=validate.Regexp(E164, error="must be an E.164 number")),
@@ -187,6 +200,9 @@ class SendSchema(Schema):
                 raise ValidationError("Direct Send is a free-form send; a template has its own category", "category")
         elif "template" in data:
             raise ValidationError("only allowed when type is template", "template")
+        if data.get("meta_business_agent") and (data.get("type") == "template" or "category" in data):
+            raise ValidationError("Meta Business Agent replies are non-template messages without a Direct Send "
+                                  "category", "meta_business_agent")
         # A template named by name and language alone takes its category from the registry later.
         if data.get("marketing_messages_api") and (data.get("template") is None
                                                    or data["template"].category not in (None, "marketing")):
@@ -415,7 +431,8 @@ class PriceSchema(ResponseSchema):
     amount = fields.Decimal(as_string=True, places=None, metadata={"type": "string", "format": "decimal"})
     currency = fields.String()
     rate_card = fields.Nested(RateCardRefSchema, attribute="card")
-    market = fields.String(metadata={"description": "the rate card's market of the recipient's country"})
+    market = fields.String(allow_none=True, metadata={
+        "description": "the rate card's market of the recipient's country (null: a group send over several)"})
     tier = fields.Method("dump_tier", metadata={"type": ["object", "null"], "description": "the volume tier "
                                                 "(number, first_message, last_message, messages_before), or null "
                                                 "when the card has none"})
@@ -424,6 +441,19 @@ class PriceSchema(ResponseSchema):
 
     def dump_tier(self, price: Price) -> dict[str, Any] | None:
         return _TIER.dump(price) if price.tiered else None
+
+
+class PriceLineSchema(ResponseSchema):
+    """One participant of a group send and what its delivery costs (amount null: reason says why)."""
+
+    participant = fields.String(metadata={"description": "the participant's number, as sent"})
+    country = fields.String(metadata={"description": "ISO 3166 alpha-2 of its calling code (ZZ: unknown)"})
+    market = fields.Function(lambda line: line.price.market, allow_none=True)
+    amount = fields.Function(lambda line: None if line.price.amount is None else str(line.price.amount),
+                             allow_none=True, metadata={"type": "string", "format": "decimal"})
+    currency = fields.Function(lambda line: line.price.currency, allow_none=True)
+    reason = fields.Function(lambda line: line.price.reason or None, allow_none=True,
+                             metadata={"description": "why amount is null"})
 
 
 class ChargeSchema(ResponseSchema):
@@ -443,6 +473,8 @@ class ChargeSchema(ResponseSchema):
     price = fields.Nested(PriceSchema, allow_none=True,
                           metadata={"description": "null when not billable or not known (price_reason says why)"})
     price_reason = fields.String(allow_none=True, metadata={"description": "why price is null"})
+    price_lines = fields.List(fields.Nested(PriceLineSchema), metadata={
+        "description": "group sends: one line per participant, each at its market's rate (empty otherwise)"})
 
 
 class ReasonSchema(ResponseSchema):
@@ -620,6 +652,9 @@ class ComparisonSchema(ResponseSchema):
                                                        "was predicted"})
     note = fields.String(allow_none=True, metadata={"description": "an assumption the replay made, if any"})
     differences = fields.List(fields.Nested(DifferenceSchema))
+    failures = fields.List(fields.Dict(), metadata={
+        "description": "Meta's errors ({code, title}) of a failed status of a message it also reported "
+                       "delivered (contradictory statuses); such a comparison does not match"})
 
 
 class ReconciliationSchema(ResponseSchema):
@@ -628,6 +663,7 @@ class ReconciliationSchema(ResponseSchema):
     checked = fields.Integer()
     matching = fields.Integer()
     mismatching = fields.Integer()
+    contradictory = fields.Integer(metadata={"description": "pricing matches, but Meta also reported a failure"})
     not_modelled = fields.Integer()
     comparisons = fields.List(fields.Nested(ComparisonSchema))
 
@@ -687,7 +723,7 @@ DECISION_RESPONSE_EXAMPLE = {
     "required_message_type": "any",
     "charge": {"billable": False, "pricing_model": "PMP", "category": "utility", "type": "free_customer_service",
                "opens_conversation": False, "conversation_expires_at": None, "rule": "PMP-3", "participants": None,
-               "price": None, "price_reason": "not billable: Meta charges nothing for this send"},
+               "price": None, "price_reason": "not billable: Meta charges nothing for this send", "price_lines": []},
     "policy_version": "V3",
     "rulebook_version": "sha256:0123456789abcdef",
     "determining_rules": ["CSW-2.open", "TPL-1.approved", "PMP-3"],

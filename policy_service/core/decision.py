@@ -16,11 +16,11 @@ An engine or action error never reaches here: evaluation returns `fail_closed` i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from .facts import Facts
-from .pricing import Price
+from .pricing import Price, PriceLine
 from .records import record
 from .rulebook import CONFIDENCE, PolicyVersion, Rule, Rulebook
 
@@ -48,6 +48,7 @@ class Charge:
     # --- pricing (issue 11): set by evaluate after combining; `price` is None when it cannot be known.
     price: Price | None = None
     price_reason: str | None = None
+    price_lines: tuple[PriceLine, ...] = ()  # group sends: each participant's price (or why it has none)
 
 
 @record
@@ -103,8 +104,10 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
         values = _Values(facts)
         defaults = facts.defaults
         sources = facts.sources
+        zone_defaulted = "waba_timezone" in defaults
         trace = tuple(Reason(step.rule.id, step.rule.title, step.effect, step.rule.citation, step.rule.confidence,
-                             step.sentence(values), step.determining, step.defaults(defaults), step.note,
+                             step.sentence(values), step.determining,
+                             step.defaults(defaults, facts.at if zone_defaulted else None), step.note,
                              {f: sources[f] for f in sorted(step.rule.facts_read & sources.keys())} if sources else {})
                       for step in outcome.ordered)
     version = _version_on(rulebook, facts.day)
@@ -156,13 +159,24 @@ class _Step:
         """The `because` sentence with the facts' values (the description when the rule has none)."""
         return self._prefix + (self._template.format_map(values) if self._template else self.rule.description)
 
-    def defaults(self, used: frozenset[str]) -> tuple[str, ...]:
-        """The context defaults this rule read, of those the facts used, sorted."""
+    def defaults(self, used: frozenset[str], zone_defaulted_at: datetime | None = None) -> tuple[str, ...]:
+        """The context defaults this rule read, of those the facts used, sorted.
+
+        The WABA time zone is read through the WABA-local day: by a rule testing `waba_date`, and, when the
+        zone was defaulted (`zone_defaulted_at`, the send's time), by a rule whose being in force at that
+        instant depends on the zone (the send is within a day of one of its effective dates).
+        """
         found = self._defaults.get(used)
         if found is None:
-            found = tuple(sorted(self.rule.facts_read & used))
+            names = self.rule.facts_read & used
+            if "waba_timezone" in used and "waba_date" in self.rule.facts_read:
+                names = names | {"waba_timezone"}
+            found = tuple(sorted(names))
             if len(self._defaults) < _CACHE_SIZE:
                 self._defaults[used] = found
+        if (zone_defaulted_at is not None and "waba_timezone" not in found
+                and zone_decides(self.rule, zone_defaulted_at)):
+            found = tuple(sorted((*found, "waba_timezone")))
         return found
 
 
@@ -183,6 +197,19 @@ _OUTCOMES: dict[tuple[str, tuple[str, ...]], _Outcome] = {}
 _VERSIONS: dict[tuple[str, date], PolicyVersion | None] = {}
 _CACHE_SIZE = 4096
 _UNKNOWN: Any = object()
+
+
+# The offsets a WABA time zone can have (UTC-12:00 to UTC+14:00): the local day of one instant spans these.
+_EARLIEST_OFFSET, _LATEST_OFFSET = timedelta(hours=-12), timedelta(hours=14)
+
+
+def zone_decides(rule: Rule, at: datetime) -> bool:
+    """True when whether `rule` is in force at instant `at` depends on the WABA time zone: some zone's local
+    day at `at` is in the rule's effective dates and another's is not."""
+    first = (at.astimezone(UTC) + _EARLIEST_OFFSET).date()
+    last = (at.astimezone(UTC) + _LATEST_OFFSET).date()
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    return len({rule.in_force(day) for day in days}) > 1
 
 
 def _outcome(fired: tuple[str, ...], rulebook: Rulebook) -> _Outcome:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from itertools import chain
@@ -15,9 +17,10 @@ from .decision import Charge, Decision, Reason, charge_terms, classify, combine,
 from .engine import RulesEngine
 from .errors import EngineError
 from .facts import Facts, HistoryState, derive_facts, new_state, with_late_delivery
+from .identities import recipient_contact
 from .messages import UNKNOWN_TEMPLATE, UNKNOWN_TYPE, DecisionRequest, Message, Send, Template
 from .pricing import explain as explain_price
-from .pricing import price_charge
+from .pricing import price_charge, price_group
 from .rulebook import CONFIDENCE, Rulebook
 
 log = logging.getLogger(__name__)
@@ -76,15 +79,17 @@ def priced(decision: Decision, request: DecisionRequest, rulebook: Rulebook) -> 
     if charge is None or facts is None:
         return decision
     country = str(facts.engine["recipient_region"])
-    if charge.participants is not None and charge.billable:
-        # A group send is billed per delivered participant, by each one's market; no card prices a group send.
-        return replace(decision, charge=replace(charge, price=None, price_reason=(
-            f"group send: Meta bills each of the {charge.participants} participants it reaches at the "
-            f"{charge.category} rate of that participant's market; no rate card gives a {charge.category} rate")))
-    price = price_charge(billable=charge.billable, pricing_model=charge.pricing_model, category=charge.category,
-                         opens_conversation=charge.opens_conversation, day=facts.day, country=country,
-                         context=request.context, rates=rulebook.rates)
-    charge = replace(charge, price=price if price.known else None, price_reason=None if price.known else price.reason)
+    if charge.participants is not None:
+        # A group send is billed per delivered participant, each at its own market (PMP-9).
+        members = tuple((number, recipient_contact(number).region) for number in request.send.participants)
+        price = price_group(billable=charge.billable, category=charge.category, day=facts.day,
+                            participants=members, context=request.context, rates=rulebook.rates)
+    else:
+        price = price_charge(billable=charge.billable, pricing_model=charge.pricing_model, category=charge.category,
+                             opens_conversation=charge.opens_conversation, day=facts.day, country=country,
+                             context=request.context, rates=rulebook.rates)
+    charge = replace(charge, price=price if price.known else None, price_reason=None if price.known else price.reason,
+                     price_lines=price.lines)
     if not charge.billable:
         return replace(decision, charge=charge)
     card = price.card
@@ -125,18 +130,81 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
             classified = _classify(message, state, request, rulebook, engine) if position >= len(carried) else None
             state.deliver(_opened(classified, message, index), closes_others=bool(classified and
                                                                                 classified.closes_others))
-    state.undelivered = undelivered_before(request.history, request.send.at,
-                                           rulebook.parameter("undelivered_message_lifetime"))
+    note_undelivered(state, request, rulebook)
+    state.marketing_recent = marketing_delivered_recently(request.history, request.send.at, rulebook)
     return state
 
 
+def marketing_delivered_recently(history: tuple[Message, ...], at: datetime, rulebook: Rulebook) -> int:
+    """How many marketing templates the history shows delivered to this user in the `marketing_recent_period`
+    before `at` that count toward Meta's per-user marketing limit: delivered outside a customer service
+    window (Meta: marketing sent inside a window the user opened does not count).
+
+    With history_ref the history is the store's messages of this user (their statuses say delivery), so
+    this is the store's count; the trace names it.
+    """
+    period = rulebook.parameter("marketing_recent_period")
+    window = rulebook.parameter("customer_service_window")
+    ignored = frozenset(rulebook.parameter("window_ignored_inbound_types"))
+    inbound = sorted(m.at for m in history if m.direction == "inbound" and m.type not in ignored and m.at <= at)
+    count = 0
+    for message in history:
+        template = message.template
+        delivered = message.delivery_time if message.direction == "outbound" else None
+        if template is None or template.category != "marketing" or delivered is None:
+            continue
+        if not at - period <= delivered < at:
+            continue
+        last_in = bisect_right(inbound, delivered)
+        if last_in and delivered < inbound[last_in - 1] + window:
+            continue  # inside a window the user opened: not counted by Meta
+        count += 1
+    return count
+
+
+def note_undelivered(state: HistoryState, request: DecisionRequest, rulebook: Rulebook) -> None:
+    """Set `state.undelivered` (see undelivered_before) and `state.undelivered_until`, the end of that
+    message's time-to-live, from the request's history."""
+    lifetime_of = delivery_lifetimes(rulebook)
+    state.undelivered = undelivered_before(request.history, request.send.at, lifetime_of)
+    if state.undelivered is not None:
+        message = state.undelivered[1]
+        state.undelivered_until = message.at + lifetime_of(message)
+
+
+def delivery_lifetimes(rulebook: Rulebook) -> Callable[[Message], timedelta]:
+    """How long Meta keeps trying to deliver a message (its time-to-live, TTL), by message.
+
+    Meta's time-to-live page: a template's own TTL when it has one (`message_send_ttl_seconds`; -1 means
+    a custom TTL of 30 days), else the default of its category: authentication templates 10 minutes
+    (`authentication_template_ttl`), other templates 30 days (`undelivered_message_lifetime`); a
+    non-template message `freeform_message_lifetime` (not on Meta's page). All values come from rules/.
+    """
+    template_default = rulebook.parameter("undelivered_message_lifetime")
+    authentication = rulebook.parameter("authentication_template_ttl")
+    freeform = rulebook.parameter("freeform_message_lifetime")
+
+    def lifetime_of(message: Message) -> timedelta:
+        template = message.template
+        if template is None:
+            return freeform
+        if template.ttl_seconds is not None:
+            return template_default if template.ttl_seconds < 0 else timedelta(seconds=template.ttl_seconds)
+        return authentication if template.category == "authentication" else template_default
+
+    return lifetime_of
+
+
 def undelivered_before(history: tuple[Message, ...], at: datetime,
-                       lifetime: timedelta) -> tuple[int, Message] | None:
-    """The latest outbound message sent before `at` (within Meta's undelivered lifetime) and not known to be
-    delivered by then: it may still be delivered, and only then opens or is charged. None if there is none."""
+                       lifetime_of: Callable[[Message], timedelta]) -> tuple[int, Message] | None:
+    """The latest outbound message sent before `at`, within its time-to-live (`lifetime_of`, see
+    delivery_lifetimes), and not known to be delivered by then: it may still be delivered, and only then
+    opens or is charged. None if there is none (a message past its TTL was dropped by Meta)."""
     found = None
     for index, message in enumerate(history):
-        if message.direction == "inbound" or message.status == "failed" or not at - lifetime < message.at <= at:
+        if message.direction == "inbound" or message.status == "failed" or not message.at <= at:
+            continue
+        if not at - lifetime_of(message) < message.at:
             continue
         delivered = message.delivery_time
         if (delivered is None or delivered > at) and (found is None or message.at >= found[1].at):

@@ -45,6 +45,7 @@ FACT_TYPES: dict[str, type] = {
     "recipient_calling_code": int,
     "recipient_is_bsuid": bool,
     "send_via_marketing_messages_api": bool,
+    "send_by_meta_business_agent": bool,
     "direct_send_category": str,
     "direct_send_eligible": bool,
     "direct_send": bool,
@@ -66,6 +67,7 @@ FACT_TYPES: dict[str, type] = {
     "account_banned": bool,
     "messaging_limit_reached": bool,
     "marketing_limit_refused_recently": bool,
+    "marketing_templates_delivered_recently": int,
     "primary_business_location_verified": bool,
     "undelivered_before_send": bool,
     "late_delivery_changes_charge": bool,
@@ -76,12 +78,13 @@ FACT_TYPES: dict[str, type] = {
 
 # Text a rule's `because` sentence may use besides the facts themselves.
 DISPLAY_VALUES = (
-    "send_at", "recipient", "recipient_region_source", "last_inbound_at", "csw_expires_at", "open_conversations",
+    "send_at", "recipient", "recipient_region_source", "last_inbound_at", "csw_expires_at", "window_history",
+    "open_conversations",
     "same_category_expires_at", "ridden_conversation_expires_at", "free_entry_point_expires_at",
     "same_category_opened_by", "ridden_conversation_opened_by", "free_entry_point_opened_by",
     "entry_point_at", "entry_point_deadline_at", "uncounted_inbound_at", "uncounted_inbound_type",
     "uncounted_would_close_at", "waba_timezone", "template_name",
-    "undelivered_sent_at", "undelivered_message", "late_delivery_from", "late_delivery_charge",
+    "undelivered_sent_at", "undelivered_message", "undelivered_until", "late_delivery_from", "late_delivery_charge",
     "authentication_international_start_at", "messaging_limit", "business_initiated_users_24h",
 )
 
@@ -104,7 +107,13 @@ PARAMETER_TYPES: dict[str, str] = {
     "messaging_limit_count_categories": "list[str]",
     # How long after a marketing template failed with 131049 (per-user marketing limit) not to retry.
     "marketing_limit_retry_after": "period",
+    # How far back marketing templates delivered to the user are counted for the per-user marketing caution.
+    "marketing_recent_period": "duration",
+    # How long Meta retries delivering a message (time-to-live): templates by default, authentication
+    # templates by default, non-template messages (core.evaluate.delivery_lifetimes).
     "undelivered_message_lifetime": "duration",
+    "authentication_template_ttl": "duration",
+    "freeform_message_lifetime": "duration",
     "delivery_delay_considered": "duration",
 }
 
@@ -185,6 +194,8 @@ class HistoryState:
     last_referral_inbound: datetime | None = None
     replied_since_referral: bool = False
     undelivered: tuple[int, Message] | None = None  # the latest message sent before the send, not delivered by it
+    undelivered_until: datetime | None = None  # the end of that message's time-to-live (Meta drops it then)
+    marketing_recent: int = 0  # marketing templates delivered outside a window in the recent period (evaluate)
 
     def receive(self, message: Message) -> None:
         """Take in an inbound message: it may open or refresh the window, or be an entry point."""
@@ -291,6 +302,7 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
         "recipient_calling_code": to.calling_code,
         "recipient_is_bsuid": to.is_bsuid,
         "send_via_marketing_messages_api": send.marketing_messages_api,
+        "send_by_meta_business_agent": send.meta_business_agent,
         "direct_send_category": send.category or NONE,
         "direct_send_eligible": ctx["direct_send_eligible"],
         "direct_send": bool(send.category and ctx["direct_send_eligible"]),
@@ -310,6 +322,7 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
     engine["business_initiated_restricted"] = ctx["business_initiated_restricted"]
     engine["account_banned"] = ctx["account_banned"]
     engine["marketing_limit_refused_recently"] = ctx["marketing_limit_refused_recently"]
+    engine["marketing_templates_delivered_recently"] = state.marketing_recent
     limit, reached = ctx["messaging_limit"], ctx["business_initiated_users_24h"]
     # -1 is Meta's "unlimited"; with either number unknown the limit is not assumed reached.
     engine["messaging_limit_reached"] = limit is not None and reached is not None and 0 <= limit <= reached
@@ -325,7 +338,7 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
         "customer_service_window": csw_expires if csw_open else None,
     }
     seen = _Seen(send, ctx, last_in, csw_expires, conversations, same, free_entry, referral, deadline, uncounted,
-                 window, undelivered, auth_start) if display else None
+                 window, undelivered, auth_start, state.undelivered_until) if display else None
     return Facts(at, local_day, engine, defaults, expiries, tuple(open_periods), seen,
                  fact_sources(sources) if sources else {})
 
@@ -355,25 +368,25 @@ class _Seen:
     """What the display texts are written from (kept so each text is written only when read)."""
 
     __slots__ = ("send", "ctx", "last_in", "csw_expires", "conversations", "same", "free_entry", "referral",
-                 "deadline", "uncounted", "window", "zone", "undelivered", "auth_start", "late")
+                 "deadline", "uncounted", "window", "zone", "undelivered", "auth_start", "late", "undelivered_until")
 
     def __init__(self, send: Send, ctx: dict[str, Any], last_in: datetime | None, csw_expires: datetime | None,
                  conversations: list[Period], same: list[Period], free_entry: list[Period],
                  referral: datetime | None, deadline: timedelta, uncounted: Message | None,
                  window: timedelta, undelivered: tuple[int, Message] | None = None,
-                 auth_start: tuple[datetime, str] | None = None) -> None:
+                 auth_start: tuple[datetime, str] | None = None, undelivered_until: datetime | None = None) -> None:
         self.send, self.ctx, self.last_in, self.csw_expires = send, ctx, last_in, csw_expires
         self.conversations, self.same, self.free_entry = conversations, same, free_entry
         self.referral, self.deadline, self.uncounted, self.window = referral, deadline, uncounted, window
         self.zone = send.at.tzinfo or UTC
-        self.undelivered, self.auth_start = undelivered, auth_start
+        self.undelivered, self.auth_start, self.undelivered_until = undelivered, auth_start, undelivered_until
         self.late: tuple[datetime, Any] | None = None  # (from when, the charge) a late delivery would get
 
     def with_late(self, moment: datetime, charge: Any) -> _Seen:
         """A copy that knows the charge a delivery from `moment` on would get."""
         copy = _Seen(self.send, self.ctx, self.last_in, self.csw_expires, self.conversations, self.same,
                      self.free_entry, self.referral, self.deadline, self.uncounted, self.window, self.undelivered,
-                     self.auth_start)
+                     self.auth_start, self.undelivered_until)
         copy.late = (moment, charge)
         return copy
 
@@ -399,6 +412,7 @@ _TEXTS: dict[str, Callable[[_Seen], str]] = {
     "template_name": lambda s: s.send.template.name if s.send.template else NONE,
     "last_inbound_at": lambda s: s.show(s.last_in),
     "csw_expires_at": lambda s: s.show(s.csw_expires),
+    "window_history": lambda s: _window_history(s),
     "open_conversations": lambda s: ", ".join(f"{p.category} until {s.show(p.expires_at)}"
                                               for p in s.conversations) or NONE,
     "same_category_expires_at": lambda s: s.show(_first_expiry(s.same)),
@@ -415,6 +429,7 @@ _TEXTS: dict[str, Callable[[_Seen], str]] = {
     "waba_timezone": lambda s: s.ctx["waba_timezone"],
     "undelivered_sent_at": lambda s: s.show(s.undelivered[1].at if s.undelivered else None),
     "undelivered_message": lambda s: _described(s.undelivered),
+    "undelivered_until": lambda s: s.show(s.undelivered_until),
     "late_delivery_from": lambda s: s.show(s.late[0]) if s.late else NONE,
     "late_delivery_charge": lambda s: describe_charge(s.late[1]) if s.late else NONE,
     "authentication_international_start_at": lambda s: (f"{s.show(s.auth_start[0])} ({s.auth_start[1]})"
@@ -422,6 +437,18 @@ _TEXTS: dict[str, Callable[[_Seen], str]] = {
     "messaging_limit": lambda s: _count_text(s.ctx["messaging_limit"], unlimited=True),
     "business_initiated_users_24h": lambda s: _count_text(s.ctx["business_initiated_users_24h"]),
 }
+
+
+def _window_history(seen: _Seen) -> str:
+    """What the history says about the window, for a sentence: when the user last wrote and when that
+    window ended, or that no counted message from the user is in the history at all."""
+    if seen.last_in is None:
+        if seen.uncounted is not None:
+            return (f"the user has sent no message that opens a window (only a {seen.uncounted.type} at "
+                    f"{seen.show(seen.uncounted.at)}, not counted)")
+        return "the user has never written (no inbound message in the history), so no window was ever opened"
+    return (f"the user's last counted message was at {seen.show(seen.last_in)}, and its window ended at "
+            f"{seen.show(seen.csw_expires)}")
 
 
 def _count_text(count: int | None, *, unlimited: bool = False) -> str:

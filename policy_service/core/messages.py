@@ -24,6 +24,8 @@ class Template:
     category: str
     status: str = "APPROVED"
     otp_button: bool | None = None  # authentication templates: has a one-time-password button
+    # Meta's message_send_ttl_seconds: how long Meta retries delivery (-1: 30 days); None: the category's default
+    ttl_seconds: int | None = None
 
 
 @record
@@ -78,6 +80,8 @@ class Send:
     marketing_messages_api: bool = False
     # Direct Send: a free-form message sent with Meta's `category` field (utility or authentication).
     category: str | None = None
+    # A reply written by Meta Business Agent (Meta's AI agent) on the business's behalf.
+    meta_business_agent: bool = False
 
     @property
     def is_template(self) -> bool:

@@ -7,6 +7,11 @@ market (for the volume tiers). Output: a `Price` — the amount as a `Decimal` i
 or no amount and the reason it cannot be known. Nothing here is a number of Meta's: every rate,
 threshold and market comes from the cards in `rules/rates/` (see rates.py).
 
+Which card column prices a category is data too (`price_columns:` in rules/rates/categories.yaml):
+marketing_lite is priced at the marketing column, a group send (group_marketing, ...) per participant
+reached at each one's market (`price_group`), business_agent has no per-message price. A partial
+card prices only the markets and cells its source gave; anything else is unknown, with that reason.
+
 Volume tiers are marginal (whatsapp-rules.md PMP-5: counted per business portfolio, market and
 category per calendar month, charged messages only; "the tier rate applies only to the messages
 inside that tier"): the message numbered N+1 this month, after N charged, is priced at the tier
@@ -21,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from .rates import BASES, RateBook, RateCard, Tier
+from .vocabulary import GROUP_CATEGORY_PREFIX
 
 # Which basis a charge's pricing model is billed on.
 BASIS_OF_MODEL = {"PMP": "message", "CBP": "conversation"}
@@ -47,11 +53,24 @@ class Price:
     tiered: bool = False  # the card has volume tiers for this market and category
     volume_before: int | None = None
     defaults: tuple[str, ...] = ()
+    column: str | None = None  # the card column that priced it, when not the category's own name
+    rule: str | None = None  # the price_columns rule that chose that column
+    lines: tuple[PriceLine, ...] = ()  # group sends: one line per participant
+    note: str = ""  # what the amount assumes (an upper bound when tiers are not sourced)
 
     @property
     def known(self) -> bool:
         """True when the amount is known."""
         return self.amount is not None
+
+
+@dataclass(frozen=True)
+class PriceLine:
+    """One participant of a group send: its number, country and what its delivery costs (or why unknown)."""
+
+    participant: str
+    country: str
+    price: Price
 
 
 def pricing_context(context: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
@@ -70,59 +89,110 @@ def price_charge(*, billable: bool, pricing_model: str, category: str, opens_con
     """
     ctx, defaulted = pricing_context(context)
     # Name only the defaults this price relied on: the currency, the bid for marketing, the volume when tiered.
+    rule = rates.column_on(day, category)
+    column = rule.column if rule else category
     defaults = tuple(d for d in defaulted
-                     if d == "currency" or (d == "marketing_max_price" and category == "marketing"))
+                     if d == "currency" or (d == "marketing_max_price" and column == "marketing"))
     if not billable:
         return Price(None, "not billable: Meta charges nothing for this send", defaults=defaults)
     if pricing_model == "CBP" and not opens_conversation:
         return Price(None, "rides an open conversation: no new conversation is charged", defaults=defaults)
+    if rule is not None and rule.column is None:
+        return Price(None, rule.reason, defaults=defaults, rule=rule.id)
+    via = {"column": column, "rule": rule.id} if rule else {}
     currency = ctx["currency"]
     card = rates.card_on(day, currency)
     if card is None:
         covered = ", ".join(f"{c.id} ({c.effective_from}..{c.effective_until or 'open'})"
                             for c in rates.cards if c.currency == currency) or "none"
         return Price(None, f"no {currency} rate card for {day} (cards in {currency}: {covered})",
-                     currency=currency, defaults=defaults)
+                     currency=currency, defaults=defaults, **via)
     basis = BASIS_OF_MODEL.get(pricing_model)
     if basis != card.basis:
         return Price(None, f"rate card {card.id} prices {BASES[card.basis]}, but this {pricing_model} charge is "
                            f"billed {BASES.get(basis or '', 'otherwise')}", currency=currency, card=card,
-                     defaults=defaults)
+                     defaults=defaults, **via)
     if country == "ZZ":
         return Price(None, "the recipient's country is unknown (the number has no known country calling code)",
-                     currency=currency, card=card, basis=basis, defaults=defaults)
+                     currency=currency, card=card, basis=basis, defaults=defaults, **via)
     market_map = rates.map_on(day)
     market = market_map.market_of(country) if market_map else None
     if market is None:
         why = f"market map {market_map.id} does not say" if market_map else f"no market map covers {day}"
         return Price(None, f"the market of {country} on {day} is unknown ({why})", currency=currency, card=card,
-                     basis=basis, defaults=defaults)
+                     basis=basis, defaults=defaults, **via)
+    known = dict(currency=currency, card=card, market=market, basis=basis, defaults=defaults, **via)
     row = card.rates.get(market)
     if row is None:
-        return Price(None, f"rate card {card.id} has no row for market {market}", currency=currency, card=card,
-                     market=market, basis=basis, defaults=defaults)
-    if category not in row:
-        return Price(None, f"rate card {card.id} has no {category!r} column", currency=currency, card=card,
-                     market=market, basis=basis, defaults=defaults)
-    list_rate = row[category]
+        if card.partial:
+            return Price(None, f"rate card {card.id} is a partial copy of Meta's {currency} card: its source gives "
+                               f"no rate for market {market} (it lists {', '.join(card.rates)})", **known)
+        return Price(None, f"rate card {card.id} has no row for market {market}", **known)
+    if column not in row:
+        return Price(None, f"rate card {card.id} has no {column!r} column", **known)
+    list_rate = row[column]
     if list_rate is None:
-        return Price(None, f"rate card {card.id} has no {category} rate for {market} (n/a)", currency=currency,
-                     card=card, market=market, basis=basis, defaults=defaults)
-    if category == "marketing" and ctx["marketing_max_price"] is not None:
+        if (market, column) in card.unsourced:
+            return Price(None, f"rate card {card.id} is a partial copy of Meta's {currency} card: its source gives "
+                               f"no {column} rate for {market}", **known)
+        return Price(None, f"rate card {card.id} has no {column} rate for {market} (n/a)", **known)
+    if column == "marketing" and ctx["marketing_max_price"] is not None:
         return Price(None, f"marketing sent under a max-price bid of {ctx['marketing_max_price']} {currency}: "
-                           "Meta charges the delivered price, at most the bid, which no card gives",
-                     currency=currency, card=card, market=market, basis=basis, defaults=defaults)
-    steps = card.tiers.get(category, {}).get(market)
+                           "Meta charges the delivered price, at most the bid, which no card gives", **known)
+    steps = card.tiers.get(column, {}).get(market)
     volume = ctx["volume_messages_this_month"]
     if not steps:
-        return Price(list_rate, "", currency=currency, card=card, market=market, basis=basis, defaults=defaults)
+        if not rates.tiered_on(day, column) or volume == 0:
+            return Price(list_rate, "", **known)  # the month's first message is in the first tier, whatever it is
+        unsourced = (f"Meta discounts {column} by monthly volume, but rate card {card.id} has no {currency} "
+                     f"volume tiers for {market}")
+        if volume is None:
+            return Price(list_rate, "", **{**known, "defaults": (*defaults, "volume_messages_this_month")},
+                         note=f"{unsourced}; the list rate is an upper bound")
+        return Price(None, f"{unsourced} (not in its source): message {volume + 1:,} of the month may be "
+                           f"discounted; the list rate {list_rate} {currency} is an upper bound", **known)
     if volume is None:
         # Tiers only lower the rate, so the list rate is an upper bound when the month's count is unknown.
-        return Price(list_rate, "", currency=currency, card=card, market=market, basis=basis, tier=steps[0],
-                     tier_number=1, tiered=True, defaults=(*defaults, "volume_messages_this_month"))
+        return Price(list_rate, "", tier=steps[0], tier_number=1, tiered=True,
+                     **{**known, "defaults": (*defaults, "volume_messages_this_month")})
     number, tier = tier_for(steps, volume + 1)
-    return Price(tier.rate, "", currency=currency, card=card, market=market, basis=basis, tier=tier,
-                 tier_number=number, tiered=True, volume_before=volume, defaults=defaults)
+    return Price(tier.rate, "", tier=tier, tier_number=number, tiered=True, volume_before=volume, **known)
+
+
+def price_group(*, billable: bool, category: str, day: date, participants: tuple[tuple[str, str], ...],
+                context: dict[str, Any], rates: RateBook) -> Price:
+    """Price a Groups API send: one line per (participant, country), each at its market (PMP-9).
+
+    The amount is the sum when every line is priced (what the send costs if it reaches every
+    participant; Meta bills only deliveries), else None with the reason naming the unpriced
+    participants. `volume_messages_this_month` is the count in one market, so it applies only when
+    every participant is in the same market; otherwise each line's volume is unknown (the list
+    rate, an upper bound).
+    """
+    rule = rates.column_on(day, category)
+    if not billable:
+        return Price(None, "not billable: Meta charges nothing for this send")
+    if rule is None or not rule.per_participant:
+        base = category.removeprefix(GROUP_CATEGORY_PREFIX)
+        return Price(None, f"no price_columns rule on {day} says how Meta bills a {category} send per participant "
+                           f"(at the {base} rate of each one's market, per Meta's Groups pricing, is not in force)")
+    map_on = rates.map_on(day)
+    markets = {map_on.market_of(c) if map_on else None for _, c in participants}
+    ctx = dict(context)
+    if len(markets) != 1:
+        ctx["volume_messages_this_month"] = None
+    lines = tuple(PriceLine(number, country, price_charge(
+        billable=True, pricing_model="PMP", category=category, opens_conversation=False, day=day, country=country,
+        context=ctx, rates=rates)) for number, country in participants)
+    first = lines[0].price if lines else Price(None, "no participants")
+    missing = [line for line in lines if not line.price.known]
+    shared = dict(currency=first.currency, card=first.card, basis=first.basis, column=rule.column, rule=rule.id,
+                  lines=lines, defaults=tuple(dict.fromkeys(d for line in lines for d in line.price.defaults)))
+    if missing or not lines:
+        why = "; ".join(f"{line.participant} ({line.country}): {line.price.reason}" for line in missing)
+        return Price(None, f"{len(missing)} of {len(lines)} participants have no price — {why}", **shared)
+    return Price(sum((line.price.amount for line in lines), Decimal("0")), "",
+                 market=None if len(markets) != 1 else first.market, **shared)
 
 
 def tier_for(steps: tuple[Tier, ...], message_number: int) -> tuple[int, Tier]:
@@ -135,15 +205,20 @@ def tier_for(steps: tuple[Tier, ...], message_number: int) -> tuple[int, Tier]:
 
 def explain(price: Price, category: str, country: str, day: date) -> str:
     """The trace sentence for a price: card, market, tier and the arithmetic, or why there is no amount."""
+    if price.lines:
+        return _explain_group(price, category, day)
     if price.amount is None:
         return f"No price: {price.reason}."
     card = price.card
     assert card is not None
-    text = (f"Rate card {card.id} ({card.currency}, effective {card.effective_from}) prices a {category} message "
-            f"to {country} (market {price.market}) on {day} at {price.amount} {price.currency} "
+    column = f" (priced at its {price.column} rate: {price.rule})" if price.rule else ""
+    text = (f"Rate card {card.id} ({card.currency}, effective {card.effective_from}) prices a {category} message"
+            f"{column} to {country} (market {price.market}) on {day} at {price.amount} {price.currency} "
             f"{BASES[price.basis or card.basis]}")
+    if price.note:
+        return text + f"; {price.note}."
     if not price.tiered:
-        return text + ("." if category != "marketing" else "; marketing has no volume tiers.")
+        return text + "."
     tier = price.tier
     assert tier is not None
     if price.volume_before is None:
@@ -152,3 +227,19 @@ def explain(price: Price, category: str, country: str, day: date) -> str:
                 "is assumed; volume tiers only lower it.")
     return (text + f": {price.volume_before:,} delivered this month before it, so it is message "
             f"{price.volume_before + 1:,}, in tier {price.tier_number} (messages {tier.label}).")
+
+
+def _explain_group(price: Price, category: str, day: date) -> str:
+    parts = []
+    for line in price.lines:
+        if line.price.known:
+            tier = f", tier {line.price.tier_number}" if line.price.tiered else ""
+            parts.append(f"{line.participant} ({line.country}, market {line.price.market}{tier}): "
+                         f"{line.price.amount} {line.price.currency}")
+        else:
+            parts.append(f"{line.participant} ({line.country}): no price ({line.price.reason})")
+    head = (f"A {category} group send is billed once per participant it reaches, at the {price.column} rate of "
+            f"each one's market ({price.rule}), on {day}: " + "; ".join(parts))
+    if price.amount is None:
+        return head + ". No total: not every participant has a price."
+    return head + f". {price.amount} {price.currency} if it reaches all {len(price.lines)}."

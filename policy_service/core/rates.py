@@ -10,10 +10,24 @@ volume-tier CSV), or at its BSP's rates in the same layout; `load_meta_csv` read
 Layout of a card (Meta's own columns):
     rate_card:
       id, title, currency (ISO 4217), basis (message | conversation), effective {from, until},
-      citation, source, confidence, [note]
+      citation, source, confidence, [note], [partial: true]
       columns: [market, currency, marketing, utility, authentication, authentication-international, service]
-      rates: [[market, currency, rate|null, ...], ...]       # one row per market; null = "n/a"
+      rates: [[market, currency, rate|null|unsourced, ...], ...]   # one row per market; null = "n/a"
       tiers: {source, <category>: {<market>: [[from, to|null, rate], ...]}}   # optional
+
+A *partial* card is a copy of Meta's card that lists only some markets (or only some columns,
+`unsourced`): it prices what it lists, and every other market or cell has no price, with a reason
+naming what is missing. A full card lists every market of the market map in force.
+
+`price_columns:` (rules/rates/categories.yaml) say which card column prices each charge category
+Meta reports (marketing_lite at the marketing rate, group_* per participant, business_agent per
+token: no column), and `volume_tiers:` which categories Meta discounts by volume — dated and cited
+like the cards, so no category rule lives in Python.
+
+Besides Meta's CSV, two layouts of the shared rate-card folder are read (`load_shared_csv`): the
+wide one (`effective_from,currency,market,marketing,utility,...`) and the long one
+(`effective_from,currency,market,category,rate,...`), with a long volume-tier file
+(`effective_from,currency,market,category,from,to,rate`).
 
 Amounts are `Decimal` (decimal strings in files and answers, never floats in arithmetic).
 
@@ -28,7 +42,7 @@ import hashlib
 import io
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -43,10 +57,15 @@ COLUMNS = ("market", "currency", *CATEGORIES)
 BASES = {"message": "per delivered message", "conversation": "per conversation"}
 CONFIDENCE = ("C", "S", "R")
 CARD_KEYS = {"id", "title", "currency", "basis", "effective", "citation", "source", "confidence", "note",
-             "columns", "rates", "tiers"}
+             "columns", "rates", "tiers", "partial"}
+COLUMN_KEYS = {"id", "title", "category", "column", "per_participant", "reason", "effective", "citation", "source",
+               "confidence", "note"}
+TIERED_KEYS = {"id", "title", "categories", "effective", "citation", "source", "confidence", "note"}
+UNSOURCED = "unsourced"  # a cell of a partial card whose number no source gives (unlike Meta's n/a)
 MAP_KEYS = {"id", "title", "effective", "citation", "source", "confidence", "note", "otherwise", "markets"}
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
+_DOCUMENT_KEYS = ("rate_card", "market_maps", "price_columns", "volume_tiers")
 _TITLE_DATE = re.compile(r"effective\s+([A-Z][a-z]+ \d{1,2}, \d{4})")
 
 
@@ -68,8 +87,19 @@ class Tier:
         return f"{self.first:,}-{self.last:,}" if self.last is not None else f"{self.first:,} and above"
 
 
+class Dated:
+    """An entry in force from `effective_from` through `effective_until` (None: open-ended)."""
+
+    effective_from: date
+    effective_until: date | None
+
+    def covers(self, day: date) -> bool:
+        """True when the entry is in force on the day."""
+        return self.effective_from <= day and (self.effective_until is None or day <= self.effective_until)
+
+
 @dataclass(frozen=True)
-class RateCard:
+class RateCard(Dated):
     """Prices for one currency over a span of days: market -> category -> price (None where Meta writes n/a)."""
 
     id: str
@@ -86,14 +116,43 @@ class RateCard:
     tiers_source: str | None = None
     note: str = ""
     file: str = ""
-
-    def covers(self, day: date) -> bool:
-        """True when the card is in force on the day."""
-        return self.effective_from <= day and (self.effective_until is None or day <= self.effective_until)
+    partial: bool = False  # lists only the markets (and cells) a source gave
+    unsourced: frozenset[tuple[str, str]] = frozenset()  # (market, category) cells no source gives
 
 
 @dataclass(frozen=True)
-class MarketMap:
+class PriceColumn(Dated):
+    """Which card column prices a charge category over a span of days (None: no per-message price, `reason`)."""
+
+    id: str
+    title: str
+    category: str
+    column: str | None
+    per_participant: bool
+    reason: str
+    effective_from: date
+    effective_until: date | None
+    citation: str
+    source: str
+    confidence: str
+    file: str = ""
+
+
+@dataclass(frozen=True)
+class TieredCategories(Dated):
+    """Which card columns Meta discounts by monthly volume over a span of days (PMP-5)."""
+
+    id: str
+    categories: tuple[str, ...]
+    effective_from: date
+    effective_until: date | None
+    citation: str
+    confidence: str
+    file: str = ""
+
+
+@dataclass(frozen=True)
+class MarketMap(Dated):
     """Which rate-card market a recipient's country belongs to over a span of days (Meta's "Rest of ..." markets)."""
 
     id: str
@@ -106,10 +165,6 @@ class MarketMap:
     countries: dict[str, str]  # ISO 3166 alpha-2 -> market
     otherwise: str | None  # the market of every country not listed ("Other"), or None when not known
     file: str = ""
-
-    def covers(self, day: date) -> bool:
-        """True when the map is in force on the day."""
-        return self.effective_from <= day and (self.effective_until is None or day <= self.effective_until)
 
     def market_of(self, country: str) -> str | None:
         """The market of an ISO country code, or None when the map does not say."""
@@ -128,6 +183,8 @@ class RateBook:
     cards: tuple[RateCard, ...] = ()
     maps: tuple[MarketMap, ...] = ()
     version: str = "none"
+    columns: tuple[PriceColumn, ...] = ()
+    tiered: tuple[TieredCategories, ...] = ()
 
     def card_on(self, day: date, currency: str) -> RateCard | None:
         """The card for a currency in force on a day (cards of one currency never overlap)."""
@@ -140,6 +197,14 @@ class RateBook:
     def currencies(self) -> list[str]:
         """The currencies some card is in."""
         return sorted({c.currency for c in self.cards})
+
+    def column_on(self, day: date, category: str) -> PriceColumn | None:
+        """The rule naming the card column of a charge category on a day (None: the column of that name)."""
+        return next((c for c in self.columns if c.category == category and c.covers(day)), None)
+
+    def tiered_on(self, day: date, column: str) -> bool:
+        """True when Meta discounts this card column by monthly volume on the day."""
+        return any(column in t.categories for t in self.tiered if t.covers(day))
 
 
 # --- loading the shipped YAML --------------------------------------------------------------------
@@ -155,19 +220,26 @@ def load_ratebook(directory: str | Path, *, csv_rates: str | Path | None = None,
     digest = hashlib.sha256()
     maps: list[MarketMap] = []
     cards: list[RateCard] = []
+    columns: list[PriceColumn] = []
+    tiered: list[TieredCategories] = []
     files = sorted(p for p in root.rglob("*.yaml") if p.is_file()) if root.is_dir() else []
     for path in files:
         relative = str(path.relative_to(root.parent)) if root.parent != root else path.name
         raw = path.read_bytes()
         digest.update(relative.encode() + b"\0" + raw + b"\0")
         document = _yaml(raw, relative)
-        if not isinstance(document, dict) or not ({"rate_card", "market_maps"} & set(document)):
-            raise RateCardError("a rates file holds `rate_card:` or `market_maps:`", file=relative)
-        unknown = sorted(set(document) - {"rate_card", "market_maps"})
+        if not isinstance(document, dict) or not (set(_DOCUMENT_KEYS) & set(document)):
+            raise RateCardError(f"a rates file holds {' or '.join(f'`{k}:`' for k in _DOCUMENT_KEYS)}",
+                                file=relative)
+        unknown = sorted(set(document) - set(_DOCUMENT_KEYS))
         if unknown:
             raise RateCardError(f"unknown key(s): {', '.join(unknown)}", file=relative)
         for item in document.get("market_maps") or []:
             maps.append(_market_map(item, relative))
+        for item in document.get("price_columns") or []:
+            columns.append(_price_column(item, relative))
+        for item in document.get("volume_tiers") or []:
+            tiered.append(_tiered(item, relative))
         if "rate_card" in document:
             cards.append(_card(document["rate_card"], relative))
     if csv_rates:
@@ -178,7 +250,9 @@ def load_ratebook(directory: str | Path, *, csv_rates: str | Path | None = None,
         cards = [load_meta_csv(raw_csv.decode("utf-8-sig"), tiers_text, file=str(rates_path))]
     book = RateBook(cards=tuple(sorted(cards, key=lambda c: (c.currency, c.effective_from))),
                     maps=tuple(sorted(maps, key=lambda m: m.effective_from)),
-                    version="sha256:" + digest.hexdigest()[:16])
+                    version="sha256:" + digest.hexdigest()[:16],
+                    columns=tuple(sorted(columns, key=lambda c: (c.category, c.effective_from))),
+                    tiered=tuple(sorted(tiered, key=lambda t: t.effective_from)))
     check_ratebook(book)
     return book
 
@@ -191,17 +265,57 @@ def check_ratebook(book: RateBook) -> None:
             raise RateCardError(f"duplicate id (also in {ids[entry.id]})", file=entry.file, rule=entry.id)
         ids[entry.id] = entry.file
     _no_overlap(book.maps, "market map")
+    _no_overlap(book.tiered, "volume_tiers entry")
     for currency in book.currencies():
         _no_overlap([c for c in book.cards if c.currency == currency], f"{currency} rate card")
+    for category in sorted({c.category for c in book.columns}):
+        _no_overlap([c for c in book.columns if c.category == category], f"price column of {category}")
     for card in book.cards:
         overlapping = [m for m in book.maps if _overlap(card, m)]
         if not overlapping:
-            continue  # priced nowhere until a map covers it; the catalogue says which days are priced
+            continue  # priced nowhere until a map covers it; `gaps` reports it
         for market in card.rates:
             missing = [m.id for m in overlapping if market not in m.markets]
             if missing:
                 raise RateCardError(f"unknown market {market!r}: market map {missing[0]} does not name it",
                                     file=card.file, rule=card.id)
+        if not card.partial and card.file.endswith(".yaml"):  # a shipped card; a business's CSV is its own
+            for market_map in overlapping:
+                absent = sorted(market_map.markets - set(card.rates))
+                if absent:
+                    raise RateCardError(f"lists no row for {', '.join(absent)} of market map {market_map.id}: "
+                                        "mark the card `partial: true` if its source gives only some markets",
+                                        file=card.file, rule=card.id)
+
+
+def gaps(book: RateBook) -> list[tuple[str, str, str]]:
+    """Days the cards leave uncovered, as (file, id, message): a gap between two cards of one currency,
+    between two market maps, or a card day no market map covers. Prices there are null (with the reason)."""
+    found: list[tuple[str, str, str]] = []
+
+    def runs(entries, what: str) -> None:
+        ordered = sorted(entries, key=lambda e: e.effective_from)
+        for before, after in zip(ordered, ordered[1:], strict=False):
+            if before.effective_until is not None and (after.effective_from - before.effective_until).days > 1:
+                found.append((after.file, after.id, f"gap between {what} {before.id} (until {before.effective_until})"
+                                                    f" and this one (from {after.effective_from})"))
+
+    runs(book.maps, "market map")
+    for currency in book.currencies():
+        runs([c for c in book.cards if c.currency == currency], f"{currency} rate card")
+    for card in book.cards:
+        day, last = card.effective_from, card.effective_until or max(
+            [card.effective_from] + [m.effective_from for m in book.maps])
+        while day <= last:
+            market_map = book.map_on(day)
+            if market_map is None:
+                found.append((card.file, card.id, f"no market map covers {day} (the card's days from then are "
+                                                  "priced nowhere)"))
+                break
+            if market_map.effective_until is None:
+                break
+            day = market_map.effective_until + timedelta(days=1)
+    return found
 
 
 def _no_overlap(entries, what: str) -> None:
@@ -296,17 +410,24 @@ def _card(item: Any, file: str) -> RateCard:
     rows = item["rates"]
     if not isinstance(rows, list) or not rows:
         raise RateCardError("rates must be a non-empty list of rows", file=file, rule=entry)
-    rates = _rows(rows, currency, file, entry)
+    partial = item.get("partial", False)
+    if not isinstance(partial, bool):
+        raise RateCardError(f"partial must be true or false (got {partial!r})", file=file, rule=entry)
+    unsourced: set[tuple[str, str]] = set()
+    rates = _rows(rows, currency, file, entry, unsourced if partial else None)
     tiers, tiers_source = _tiers(item.get("tiers"), rates, file, entry)
     return RateCard(
         id=entry, title=str(item["title"]), currency=currency, basis=str(item["basis"]), effective_from=start,
         effective_until=until, citation=str(item["citation"]), source=str(item["source"]),
         confidence=_confidence(item["confidence"], file, entry), rates=rates, tiers=tiers,
         tiers_source=tiers_source, note=" ".join(str(item.get("note", "")).split()), file=file,
+        partial=partial, unsourced=frozenset(unsourced),
     )
 
 
-def _rows(rows: list[Any], currency: str, file: str, entry: str) -> dict[str, dict[str, Decimal | None]]:
+def _rows(rows: list[Any], currency: str, file: str, entry: str,
+          unsourced: set[tuple[str, str]] | None = None) -> dict[str, dict[str, Decimal | None]]:
+    """Rows of a card; with `unsourced` (a partial card) the cell `unsourced` is allowed and collected there."""
     rates: dict[str, dict[str, Decimal | None]] = {}
     for number, row in enumerate(rows, start=1):
         where = f"rates row {number}"
@@ -321,8 +442,16 @@ def _rows(rows: list[Any], currency: str, file: str, entry: str) -> dict[str, di
                                 file=file, rule=entry)
         if market in rates:
             raise RateCardError(f"{where}: market {market!r} listed twice", file=file, rule=entry)
-        rates[market] = {category: price_value(value, file, entry, f"{market} {category}")
-                         for category, value in zip(CATEGORIES, prices, strict=True)}
+        rates[market] = {}
+        for category, value in zip(CATEGORIES, prices, strict=True):
+            if value == UNSOURCED:
+                if unsourced is None:
+                    raise RateCardError(f"{where} ({market}): {category} is `unsourced`, allowed only on a card "
+                                        "marked `partial: true`", file=file, rule=entry)
+                unsourced.add((market, category))
+                rates[market][category] = None
+                continue
+            rates[market][category] = price_value(value, file, entry, f"{market} {category}")
     return rates
 
 
@@ -407,6 +536,164 @@ def _market_map(item: Any, file: str) -> MarketMap:
         confidence=_confidence(item["confidence"], file, entry), countries=countries,
         otherwise=str(otherwise) if otherwise else None, file=file,
     )
+
+
+def _price_column(item: Any, file: str) -> PriceColumn:
+    entry = item.get("id") if isinstance(item, dict) else None
+    _keys(item, COLUMN_KEYS, ("id", "title", "category", "citation", "source", "confidence"), file, entry,
+          "price column")
+    entry = str(item["id"])
+    start, until = _dates(item, file, entry)
+    column = item.get("column")
+    if column is not None and column not in CATEGORIES:
+        raise RateCardError(f"column must be one of {', '.join(CATEGORIES)} or null (got {column!r})", file=file,
+                            rule=entry)
+    if column is None and not item.get("reason"):
+        raise RateCardError("a category priced by no column needs a reason", file=file, rule=entry)
+    per_participant = item.get("per_participant", False)
+    if not isinstance(per_participant, bool):
+        raise RateCardError("per_participant must be true or false", file=file, rule=entry)
+    return PriceColumn(
+        id=entry, title=str(item["title"]), category=str(item["category"]), column=column,
+        per_participant=per_participant, reason=" ".join(str(item.get("reason") or "").split()),
+        effective_from=start, effective_until=until, citation=str(item["citation"]), source=str(item["source"]),
+        confidence=_confidence(item["confidence"], file, entry), file=file,
+    )
+
+
+def _tiered(item: Any, file: str) -> TieredCategories:
+    entry = item.get("id") if isinstance(item, dict) else None
+    _keys(item, TIERED_KEYS, ("id", "title", "categories", "citation", "source", "confidence"), file, entry,
+          "volume_tiers entry")
+    entry = str(item["id"])
+    start, until = _dates(item, file, entry)
+    categories = item["categories"]
+    if not isinstance(categories, list) or any(c not in CATEGORIES for c in categories):
+        raise RateCardError(f"categories must list card columns ({', '.join(CATEGORIES)})", file=file, rule=entry)
+    return TieredCategories(id=entry, categories=tuple(categories), effective_from=start, effective_until=until,
+                            citation=str(item["citation"]), confidence=_confidence(item["confidence"], file, entry),
+                            file=file)
+
+
+# --- the shared rate-card folder's CSV layouts ---------------------------------------------------
+
+_LONG_HEADER = ("effective_from", "currency", "market", "category", "rate")
+_WIDE_HEADER = ("effective_from", "currency", "market", *(c.replace("-", "_") for c in CATEGORIES))
+_TIER_HEADER = ("effective_from", "currency", "market", "category", "from", "to", "rate")
+
+
+def shared_layout(text: str) -> str | None:
+    """'long' or 'wide' when the CSV has one of the shared folder's headers (see the module docstring), else None."""
+    header = tuple(h.strip().lower() for h in next(csv.reader(io.StringIO(text)), []))
+    if header[:len(_LONG_HEADER)] == _LONG_HEADER:
+        return "long"
+    if header[:len(_WIDE_HEADER)] == _WIDE_HEADER:
+        return "wide"
+    return None
+
+
+def load_shared_csv(text: str, tiers_text: str | None = None, *, file: str = "rates.csv",
+                    partial: bool | None = None) -> list[RateCard]:
+    """Cards from the shared folder's wide or long CSV: one card per (currency, effective_from), in file order.
+
+    In the long layout a (market, category) the file does not give is `unsourced` and every card is
+    partial (it lists what a source quoted); in the wide layout `n/a` is Meta's n/a and a card is
+    full unless `partial`. `authentication_international` is read as Meta's
+    `authentication-international`. `tiers_text` is the long volume-tier layout; a band written from
+    its predecessor's upper bound (0-250,000 then 250,000-2,000,000) starts one message later, as in
+    Meta's own tables. A card's end date is not in these files (see `card_yaml`). Raises
+    RateCardError naming the file and the line.
+    """
+    layout = shared_layout(text)
+    if layout is None:
+        raise RateCardError(f"header must be {','.join(_LONG_HEADER)} (long) or {','.join(_WIDE_HEADER)} (wide)",
+                            file=file, rule=Path(file).name)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    cells: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for line, row in enumerate(rows, start=2):
+        where = f"line {line}"
+        start = _csv_day(row.get("effective_from"), file, where)
+        currency = (row.get("currency") or "").strip()
+        market = (row.get("market") or "").strip()
+        if not _CURRENCY.match(currency) or not market:
+            raise RateCardError(f"{where}: needs a currency (ISO 4217) and a market", file=file, rule=Path(file).name)
+        card = cells.setdefault((currency, start.isoformat()), {})
+        if layout == "wide":
+            if market in card:
+                raise RateCardError(f"{where}: market {market!r} listed twice", file=file, rule=Path(file).name)
+            card[market] = {c: row.get(c.replace("-", "_")) for c in CATEGORIES}
+            continue
+        category = _category((row.get("category") or "").strip(), file, where)
+        prices = card.setdefault(market, {})
+        if category in prices:
+            raise RateCardError(f"{where}: {market} {category} given twice", file=file, rule=Path(file).name)
+        prices[category] = row.get("rate")
+    tier_rows = _shared_tiers(tiers_text, file) if tiers_text else {}
+    cards = []
+    for (currency, start), markets in cells.items():
+        entry = f"{Path(file).name} {currency} {start}"
+        is_partial = layout == "long" if partial is None else partial
+        table = [[market, currency, *(prices.get(c, UNSOURCED) if is_partial else prices.get(c) for c in CATEGORIES)]
+                 for market, prices in markets.items()]
+        unsourced: set[tuple[str, str]] = set()
+        rates = _rows(table, currency, file, entry, unsourced if is_partial else None)
+        steps = tier_rows.get((currency, start), {})
+        tiers = {category: {market: _steps(bands, rates.get(market, {}).get(category), file, entry,
+                                           f"tiers.{category}.{market}")
+                            for market, bands in by_market.items() if _known(market, rates, file, entry)}
+                 for category, by_market in steps.items()}
+        day = date.fromisoformat(start)
+        cards.append(RateCard(
+            id=f"shared-{currency.lower()}-{start}",
+            title=f"Cost per message in {currency} on the WhatsApp Business Platform, effective "
+                  f"{day.strftime('%B')} {day.day}, {day.year}" + (" (partial copy)" if is_partial else ""),
+            currency=currency, basis="message", effective_from=day, effective_until=None,
+            citation="https://developers.facebook.com/docs/whatsapp/pricing", source=file, confidence="S",
+            rates=rates, tiers=tiers, tiers_source=f"{file} (volume tiers)" if tiers else None,
+            note="", file=file, partial=is_partial, unsourced=frozenset(unsourced),
+        ))
+    return cards
+
+
+def _shared_tiers(text: str, file: str) -> dict[tuple[str, str], dict[str, dict[str, list[list[Any]]]]]:
+    reader = csv.DictReader(io.StringIO(text))
+    header = tuple(h.strip().lower() for h in reader.fieldnames or ())
+    if header[:len(_TIER_HEADER)] != _TIER_HEADER:
+        raise RateCardError(f"volume tiers: header must start {','.join(_TIER_HEADER)}", file=file,
+                            rule=Path(file).name)
+    found: dict[tuple[str, str], dict[str, dict[str, list[list[Any]]]]] = {}
+    for line, row in enumerate(reader, start=2):
+        where = f"volume tiers line {line}"
+        start = _csv_day(row.get("effective_from"), file, where).isoformat()
+        category = _category((row.get("category") or "").strip(), file, where)
+        bands = found.setdefault(((row.get("currency") or "").strip(), start), {}).setdefault(
+            category, {}).setdefault((row.get("market") or "").strip(), [])
+        try:
+            first = _count(row.get("from") or "")
+            last = None if not (row.get("to") or "").strip() else _count(row["to"])
+        except ValueError:
+            raise RateCardError(f"{where}: from and to are whole message counts", file=file,
+                                rule=Path(file).name) from None
+        if bands and first == bands[-1][1]:
+            first += 1  # written from the previous band's upper bound: the band starts at the next message
+        bands.append([first, last, row.get("rate")])
+    return found
+
+
+def _csv_day(value: str | None, file: str, where: str) -> date:
+    try:
+        return date.fromisoformat((value or "").strip())
+    except ValueError:
+        raise RateCardError(f"{where}: effective_from is not a date (YYYY-MM-DD): {value!r}", file=file,
+                            rule=Path(file).name) from None
+
+
+def _category(value: str, file: str, where: str) -> str:
+    category = value.replace("_", "-")
+    if category not in CATEGORIES:
+        raise RateCardError(f"{where}: unknown category {value!r} (one of {', '.join(CATEGORIES)})", file=file,
+                            rule=Path(file).name)
+    return category
 
 
 # --- Meta's downloaded CSV -----------------------------------------------------------------------
@@ -513,35 +800,40 @@ def _title_date(title: str) -> date | None:
 
 
 def card_yaml(card: RateCard, *, card_id: str, until: date | None, source: str, tiers_source: str | None,
-              confidence: str, note: str = "") -> str:
+              confidence: str, note: str = "", title: str | None = None) -> str:
     """A card as a `rules/rates/*.yaml` file (Meta's column order, prices as decimal strings), for review.
 
     Used by `policy-service rates import` to carry a downloaded CSV over with its source address.
     """
-    def cell(value: Decimal | None) -> str:
+    def cell(market: str, category: str) -> str:
+        if (market, category) in card.unsourced:
+            return UNSOURCED
+        value = card.rates[market][category]
         return "null" if value is None else f'"{value}"'
 
     lines = [
         "rate_card:",
         f"  id: {card_id}",
-        f"  title: {yaml.safe_dump(card.title, width=10_000).splitlines()[0]}",
+        f"  title: {_scalar(title or card.title)}",
         f"  currency: {card.currency}",
         f"  basis: {card.basis}",
         f"  effective: {{from: {card.effective_from.isoformat()}, until: {until.isoformat() if until else 'null'}}}",
         f"  citation: {card.citation}",
-        f"  source: {source}",
+        f"  source: {_scalar(source)}",
         f"  confidence: {confidence}",
     ]
     if note:
-        lines.append(f"  note: {yaml.safe_dump(note, width=10_000).splitlines()[0]}")
+        lines.append(f"  note: {_scalar(note)}")
+    if card.partial:
+        lines.append("  partial: true  # lists only what its source gives; any other market or cell has no price")
     lines.append(f"  columns: [{', '.join(COLUMNS)}]")
     lines.append("  rates:")
-    for market, prices in card.rates.items():
-        cells = ", ".join(cell(prices[c]) for c in CATEGORIES)
+    for market in card.rates:
+        cells = ", ".join(cell(market, c) for c in CATEGORIES)
         lines.append(f"    - [{_quote(market)}, {card.currency}, {cells}]")
     if card.tiers:
         lines.append("  tiers:")
-        lines.append(f"    source: {tiers_source or card.tiers_source}")
+        lines.append(f"    source: {_scalar(tiers_source or card.tiers_source or '')}")
         for category, table in card.tiers.items():
             if not table:
                 continue
@@ -551,6 +843,11 @@ def card_yaml(card: RateCard, *, card_id: str, until: date | None, source: str, 
                                  for i, t in enumerate(steps))
                 lines.append(f"      {_quote(market)}: [{rows}]")
     return "\n".join(lines) + "\n"
+
+
+def _scalar(text: str) -> str:
+    """A one-line YAML scalar (quoted when it must be)."""
+    return yaml.safe_dump(text, width=10_000, allow_unicode=True).splitlines()[0]
 
 
 def _quote(text: str) -> str:

@@ -24,6 +24,7 @@ CATEGORY_NAMES = {
     "referral_conversion": "free entry point conversation",
     "business_initiated": "business-initiated conversation",
     "user_initiated": "user-initiated conversation",
+    "business_agent": "Meta Business Agent (billed per token)",
 }
 # Meta's `pricing.type`: why a message is charged or free.
 TYPE_NAMES = {

@@ -84,14 +84,19 @@ def rate_card_section(rates: RateBook) -> list[str]:
         "on a day, in a currency or to a market no card covers gets `charge.price: null` and a `price_reason`; "
         "no rate is invented.",
         "",
+        "A *partial* card is a third-party copy of only some markets (or columns) of Meta's card: it prices what "
+        "it lists, and any other market gets a `price_reason` naming what its source lacks.",
+        "",
         "| card | currency | in force | basis | markets | volume tiers | confidence | source |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for card in rates.cards:
         tiers = ", ".join(f"{category} ({len(table)} markets)" for category, table in card.tiers.items() if table)
+        markets = f"{len(card.rates)} (partial: {', '.join(card.rates)})" if card.partial else str(len(card.rates))
         lines.append(f"| {card.id} | {card.currency} | {_dates(card.effective_from, card.effective_until)} | "
-                     f"{BASES[card.basis]} | {len(card.rates)} | {tiers or 'none'} | {MARKS[card.confidence]} | "
-                     f"[rates]({card.source})" + (f", [tiers]({card.tiers_source})" if card.tiers_source else "")
+                     f"{BASES[card.basis]} | {markets} | {tiers or 'none'} | {MARKS[card.confidence]} | "
+                     f"rates: {_source(card.source)}"
+                     + (f"; tiers: {_source(card.tiers_source)}" if card.tiers_source else "")
                      + f" (reproducing <{card.citation}>) |")
     if not rates.cards:
         lines.append("| none | | | | | | | |")
@@ -105,9 +110,25 @@ def rate_card_section(rates: RateBook) -> list[str]:
         *(f"| {m.id} | {_dates(m.effective_from, m.effective_until)} | {len(m.countries)} | "
           f"{m.otherwise or 'unknown: no price'} | {MARKS[m.confidence]} | <{m.citation}> |" for m in rates.maps),
     ]
+    lines += [
+        "",
+        "Categories priced by another column, or by none (`rates/categories.yaml`):",
+        "",
+        "| rule | category | priced at | in force | confidence |",
+        "| --- | --- | --- | --- | --- |",
+        *(f"| {c.id} | {c.category} | "
+          + (f"{c.column} rate" + (", per participant reached" if c.per_participant else "") if c.column
+             else f"no price: {c.reason}")
+          + f" | {_dates(c.effective_from, c.effective_until)} | {MARKS[c.confidence]} |" for c in rates.columns),
+    ]
     for card in rates.cards:
         lines += ["", f"### {card.id}: {card.title}", "", card.note] if card.note else []
     return lines
+
+
+def _source(text: str) -> str:
+    """An address as a link; any other source description as it is."""
+    return f"<{text}>" if text.startswith(("https://", "http://")) and " " not in text else text.replace("|", "/")
 
 
 def describe_effect(rule: Rule) -> str:

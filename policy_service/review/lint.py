@@ -1,4 +1,5 @@
-"""Rule lint: what loading cannot see — conflicting charges, dead rules, versions and days left uncharged.
+"""Rule lint: what loading cannot see — conflicting charges, dead rules, versions and days left uncharged or
+unpriced (gaps between rate cards or market maps).
 
 Loading (`load_rulebook`) already refuses bad schema, unknown facts and mistyped values. The
 checks here reason over a finite domain of fact values (`fact_domain.domain`) with the compiled
@@ -28,6 +29,7 @@ from ..core.fact_domain import (
     truth,
 )
 from ..core.facts import NONE, day_number, from_day_number
+from ..core.rates import gaps
 from ..core.rulebook import PolicyVersion, Rule, Rulebook, compile_condition, load_rulebook
 
 ONE_DAY = timedelta(days=1)
@@ -58,7 +60,14 @@ def lint(directory: str | Path) -> list[Finding]:
         *version_nesting(rulebook, files),
         *outside_versions(rulebook),
         *charge_gaps(rulebook, files),
+        *rate_gaps(rulebook),
     ]
+
+
+def rate_gaps(rulebook: Rulebook) -> Iterator[Finding]:
+    """Days between two rate cards of one currency or two market maps, and card days no market map covers."""
+    for file, entry, message in gaps(rulebook.rates):
+        yield Finding(file, entry, message)
 
 
 def never_holds(rulebook: Rulebook) -> Iterator[Finding]:

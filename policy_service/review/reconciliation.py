@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from ..core import identities
@@ -67,11 +68,15 @@ class Comparison:
     basis: str = "replay"  # logged_prediction (linked by biz_opaque_callback_data) or replay
     decision_id: str | None = None
     cause: Cause | None = field(default=None)
+    # Meta's errors from a `failed` status of a message it also reported delivered (contradictory statuses):
+    # each {"code", "title"}; the delivery decides the charge, and the failure stays visible here.
+    failures: tuple[dict[str, Any], ...] = ()
 
     @property
     def matches(self) -> bool:
-        """True when the message was replayed and every field Meta reported equals the prediction."""
-        return self.modelled and not self.differences
+        """True when the message was replayed, every field Meta reported equals the prediction, and Meta did
+        not also report it failed."""
+        return self.modelled and not self.differences and not self.failures
 
 
 def reconcile(rulebook: Rulebook, engine: RulesEngine, *, phone_number_id: str | None = None,
@@ -93,7 +98,19 @@ def reconcile(rulebook: Rulebook, engine: RulesEngine, *, phone_number_id: str |
         if key not in conversations:
             conversations[key] = histories.history_rows(*key)
         comparisons.append(_compare(row, conversations[key], rulebook, engine))
-    return comparisons
+    return [_with_failures(c, row) for c, row in zip(comparisons, rows, strict=True)]
+
+
+def _with_failures(comparison: Comparison, row: histories.StoredMessage) -> Comparison:
+    """The comparison with Meta's failure of a message it also reported delivered, named in its note."""
+    failures = histories.failures(row)
+    if not failures:
+        return comparison
+    codes = ", ".join(f"{f['code']}" + (f" ({f['title']})" if f.get("title") else "") for f in failures)
+    said = (f"Meta reported this message failed ({codes}) and also delivered: contradictory statuses; "
+            "Meta bills delivered messages, so the delivery decides the charge compared here")
+    note = f"{comparison.note}; {said}" if comparison.note else said
+    return replace(comparison, failures=failures, note=note)
 
 
 @dataclass(frozen=True)
@@ -141,18 +158,20 @@ def report(comparisons: list[Comparison], *, page: int = 1, page_size: int | Non
     mismatches and a summary of all of them by month, Meta's category and cause."""
     mismatching = [c for c in comparisons if c.modelled and c.differences]
     not_modelled = [c for c in comparisons if not c.modelled]
+    contradictory = [c for c in comparisons if c.modelled and c.failures and not c.differences]
     shown = comparisons if page_size is None else comparisons[(page - 1) * page_size: page * page_size]
     body = {
         "checked": len(comparisons),
-        "matching": len(comparisons) - len(mismatching) - len(not_modelled),
+        "matching": len(comparisons) - len(mismatching) - len(not_modelled) - len(contradictory),
         "mismatching": len(mismatching),
+        "contradictory": len(contradictory),
         "not_modelled": len(not_modelled),
         "summary": summary(comparisons),
         "comparisons": [
             {"wamid": c.wamid, "phone_number_id": c.phone_number_id, "contact": c.contact, "at": c.at,
              "matches": c.matches, "basis": c.basis, "decision_id": c.decision_id, "meta": c.meta,
              "predicted": c.predicted, "decision": c.decision, "determining_rules": list(c.determining_rules),
-             "modelled": c.modelled, "note": c.note,
+             "modelled": c.modelled, "note": c.note, "failures": list(c.failures),
              "differences": [{"field": d.field, "meta": d.meta, "predicted": d.predicted} for d in c.differences],
              "cause": None if c.cause is None else {"kind": c.cause.kind, "detail": c.cause.detail}}
             for c in shown
@@ -175,6 +194,8 @@ def summary(comparisons: list[Comparison]) -> list[dict[str, Any]]:
 def _cause_kind(comparison: Comparison) -> str:
     if not comparison.modelled:
         return "not_modelled"
+    if comparison.failures and not comparison.differences:
+        return "contradictory_statuses"
     if comparison.matches:
         return "match"
     return comparison.cause.kind if comparison.cause else "unknown"
@@ -231,13 +252,9 @@ def _cause(row: histories.StoredMessage, meta: dict[str, Any], predicted: dict[s
         return Cause("sent_despite_deny", "the decision denied this send, yet it was sent and priced")
     template = (request.get("send") or {}).get("template")
     if "category" in fields_differing and template:
-        waba_id = business_state.waba_of(row.phone_number_id)
-        known = business_state.template_state(waba_id, template["name"], template["language"],
-                                              loaded_time(row.at)) if waba_id else None
-        recategorised = known.category if known else None
-        if recategorised is not None and recategorised.value == _value("category", meta.get("category")):
-            return Cause("template_recategorised", f"template {template['name']} ({template['language']}) was "
-                         f"re-categorised to {recategorised.value}: {recategorised.source}")
+        cause = _recategorisation(row, template, meta.get("category"), logged)
+        if cause is not None:
+            return cause
     seen = (response.get("facts") or {}).get("seen_by_rules") or {}
     predicted_type, meta_type = (predicted or {}).get("type"), meta.get("type")
     if meta.get("category") == "service" and {predicted_type, meta_type} == {"free_customer_service", "regular"}:
@@ -252,6 +269,46 @@ def _cause(row: histories.StoredMessage, meta: dict[str, Any], predicted: dict[s
         return Cause("window_assumed", f"the decision expected {predicted_type}, but Meta saw no such open window "
                      "(the history given to the decision showed one Meta did not count)")
     return None
+
+
+def _recategorisation(row: histories.StoredMessage, template: dict[str, Any], billed: Any,
+                      logged: dict[str, Any]) -> Cause | None:
+    """The template category change that explains Meta's category, from the registry: the category in force
+    at the send (by its effective time), or a change to Meta's category the registry had received before the
+    decision was made (what the store knew at send time, whatever effective time the webhook gave). The
+    sentence says whether the registry knew it before the decision and which category the decision used."""
+    waba_id = business_state.waba_of(row.phone_number_id)
+    if waba_id is None:
+        return None
+    wanted = _value("category", billed)
+    if not isinstance(wanted, str):
+        return None
+    name, language = template["name"], template["language"]
+    decided_at = datetime.fromisoformat(logged["logged_at"])
+    changes = [e for e in business_state.template_history(waba_id, name, language)
+               if e["category"] and _value("category", e["category"].lower()) == wanted]
+    in_force = business_state.template_state(waba_id, name, language, loaded_time(row.at))
+    if in_force is not None and in_force.category is not None and \
+            _value("category", in_force.category.value.lower()) == wanted:
+        effective = [e for e in changes if datetime.fromisoformat(e["effective_at"]) <= loaded_time(row.at)]
+        change = effective[-1] if effective else None
+    else:
+        known = [e for e in changes if datetime.fromisoformat(e["received_at"]) <= decided_at]
+        change = known[-1] if known else None
+        if change is None:
+            return None
+    used = template.get("category") or "none given"
+    detail = f"template {name} ({language}) was re-categorised to {wanted}"
+    if change is None:  # in force, but from an import or a previous_category: no dated change to name
+        return Cause("template_recategorised", f"{detail}: {in_force.category.source}")
+    received = datetime.fromisoformat(change["received_at"])
+    detail += f": {change['source']} webhook at {change['effective_at']}"
+    if received <= decided_at:
+        detail += (f"; the registry had received it ({change['received_at']}) before the decision "
+                   f"({logged['logged_at']}), which used the category {used}")
+    else:
+        detail += f"; the registry received it only after the decision ({change['received_at']})"
+    return Cause("template_recategorised", detail)
 
 
 def _request(row: histories.StoredMessage, conversation: list[histories.StoredMessage], category: str | None,

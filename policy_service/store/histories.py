@@ -245,6 +245,15 @@ def outbound_category(row: StoredMessage) -> str | None:
     return pricing(row).get("category") or row.conversation_origin
 
 
+def failures(row: StoredMessage) -> tuple[dict[str, Any], ...]:
+    """Meta's errors of a `failed` status of an outbound message that was nonetheless delivered (read,
+    played): {"code", "title"} each; empty when it was not both."""
+    if row.direction != "outbound" or not row.errors or not (row.delivered_at or row.status in DELIVERED_STATUSES):
+        return ()
+    return tuple({"code": e.get("code"), "title": e.get("title") or e.get("message")}
+                 for e in json.loads(row.errors) if isinstance(e, dict))
+
+
 def pricing(row: StoredMessage) -> dict[str, Any]:
     """Meta's pricing object of a stored outbound message (empty when none arrived)."""
     return json.loads(row.pricing) if row.pricing else {}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
 from typing import Any
 
 import flask
@@ -33,18 +32,16 @@ from ..contract.schemas import (
     EXPLAIN,
     LOGGED_DECISION,
     REQUEST,
-    RESPONSE,
     BatchResponseSchema,
     DecisionResponseSchema,
     ErrorSchema,
     ResponseSchema,
 )
-from ..core.engine import RulesEngine
-from ..core.evaluate import evaluate
 from ..core.messages import DecisionRequest
-from ..core.rulebook import Rulebook, load_rulebook
-from ..store import decision_log, histories
-from . import business, logs, metrics, security
+from ..service import decisions, logged
+from ..service.decisions import Policy, load_policy
+from ..service.errors import ServiceError
+from . import logs, metrics, security
 
 
 class JsonBodyParser(FlaskParser):
@@ -98,20 +95,6 @@ blp = Blueprint("decisions", __name__, url_prefix="/v1", description="Decide whe
 blp.ARGUMENTS_PARSER = JsonBodyParser()
 
 
-@dataclass(frozen=True)
-class Policy:
-    """The loaded rulebook and the engine compiled from it."""
-
-    rulebook: Rulebook
-    engine: RulesEngine
-
-    @classmethod
-    def load(cls, rules_dir: str, *, rate_cards: str | None = None, rate_card_tiers: str | None = None) -> Policy:
-        """Load and validate the rule files in a directory (and the rate cards) and compile a new engine."""
-        rulebook = load_rulebook(rules_dir, rate_cards=rate_cards, rate_card_tiers=rate_card_tiers)
-        return cls(rulebook, RulesEngine(rulebook))
-
-
 class ContractConverter(OpenAPIConverter):
     """Response schemas as typed clients need them: every field `required` but the schema's OPTIONAL ones
     (a field that may be null says so: `allow_none`), and no `additionalProperties: false`, so a client
@@ -162,6 +145,9 @@ class ContractPlugin(MarshmallowPlugin):
             responses = operation.setdefault("responses", {})
             if security.needs_key(endpoint):
                 responses.setdefault("401", _error("No API key, or not a valid one (when keys are configured)"))
+            else:
+                # Probes, the spec and Meta's webhooks (signed by Meta instead) never take an API key.
+                operation.setdefault("security", [])
             if "requestBody" in operation:
                 responses.setdefault("400", _error("The body is not valid JSON"))
                 responses.setdefault("413", _error("The body is larger than POLICY_MAX_CONTENT_LENGTH"))
@@ -176,6 +162,14 @@ class PolicyApi(Api):
 
     def __init__(self, app: flask.Flask) -> None:
         super().__init__(app, spec_kwargs={"marshmallow_plugin": ContractPlugin()})
+        app.register_error_handler(ServiceError, self.handle_service_error)
+
+    def handle_service_error(self, error: ServiceError):
+        """A request the service layer refused, answered as the HTTP error it names (same body)."""
+        try:
+            abort(error.code, message=error.message, errors=error.errors)
+        except HTTPException as http:
+            return self.handle_http_exception(http)
 
     def handle_http_exception(self, error: HTTPException):
         """Render any HTTP error in the single JSON shape, never with a stack trace."""
@@ -191,9 +185,8 @@ class PolicyApi(Api):
 
 
 def load_configured(config: Any) -> Policy:
-    """The policy a Flask config names: RULES_DIR, and RATE_CARDS / RATE_CARD_TIERS when set."""
-    return Policy.load(config["RULES_DIR"], rate_cards=config.get("RATE_CARDS") or None,
-                       rate_card_tiers=config.get("RATE_CARD_TIERS") or None)
+    """The policy a Flask config names (service.decisions.load_policy)."""
+    return load_policy(config)
 
 
 def policy() -> Policy:
@@ -236,43 +229,18 @@ def decide(proposal: DecisionRequest, raw: dict[str, Any], *, explain_why_not: b
 
 def decided(proposal: DecisionRequest, raw: dict[str, Any], *,
             explain_why_not: bool = False) -> tuple[dict[str, Any], bytes]:
-    """Evaluate one validated request, log it, and return the response body and its JSON (serialized once:
-    the log row stores the same bytes the client receives)."""
+    """Run one validated request through the decision pipeline (service.decisions): evaluated, logged, and
+    returned as the response body and its JSON (serialized once: the log row stores the bytes returned)."""
     started = time.perf_counter()
-    loaded = policy()
-    source = None
-    number = business.sending_number(raw)
-    contact = raw["history_ref"]["contact"].lstrip("+") if "history_ref" in raw else proposal.send.to.lstrip("+")
-    if "history_ref" in raw:
-        proposal, raw, source = _resolve_history(proposal, raw)
-    proposal, raw = business.enrich(proposal, raw, number, contact, loaded.rulebook)
-    decision = evaluate(proposal, rulebook=loaded.rulebook, engine=loaded.engine, explain_why_not=explain_why_not)
-    body = RESPONSE.dump(decision)
-    if source is not None:
-        body["history_source"] = source
-    text = decision_log.dumps(body)
-    # Logged before returning, so every decision_id a client sees is already in the log.
-    decision_log.record(decision, raw, body, mask=current_app.config["MASK_PHONE_NUMBERS"], response_json=text)
-    metrics.count_decision(decision)
-    logs.log_decision(decision, time.perf_counter() - started)
-    return body, text
+    pipeline = decisions.Decisions(policy(), mask=current_app.config["MASK_PHONE_NUMBERS"])
+    done = pipeline.decide(decisions.proposal(proposal, raw, explain_why_not=explain_why_not))
+    metrics.count_decision(done.decision)
+    logs.log_decision(done.decision, time.perf_counter() - started)
+    return done.body, done.text
 
 
 def _json_response(text: bytes) -> flask.Response:
     return current_app.response_class(text, mimetype="application/json")
-
-
-def _resolve_history(proposal: DecisionRequest,
-                     raw: dict[str, Any]) -> tuple[DecisionRequest, dict[str, Any], dict[str, Any]]:
-    # The logged request carries the resolved history inline, so it replays after the store changes.
-    ref = {**raw["history_ref"], "contact": raw["history_ref"]["contact"].lstrip("+")}
-    history = histories.stored_history(ref["phone_number_id"], ref["contact"], proposal.send.at)
-    # A user who changed numbers (user_changed_number) brings the history of the old number along.
-    history = business.with_previous_numbers(history, ref["phone_number_id"], ref["contact"], proposal.send.at)
-    logged = {key: value for key, value in raw.items() if key != "history_ref"}
-    logged["history"] = histories.history_json(history)
-    source = {"ref": ref, "events": [message.id for message in history]}
-    return replace(proposal, history=history), logged, source
 
 
 @blp.route("/decisions/<string:decision_id>", methods=["GET"])
@@ -280,7 +248,7 @@ def _resolve_history(proposal: DecisionRequest,
 @blp.alt_response(404, schema=ErrorSchema, description="No decision with this id")
 def get_decision(decision_id: str):
     """A logged decision, as it was returned, with the (masked) request."""
-    logged = decision_log.get(decision_id)
-    if logged is None:
+    found = logged.decision(decision_id)
+    if found is None:
         abort(404, message=f"no decision with id {decision_id!r}")
-    return logged
+    return found

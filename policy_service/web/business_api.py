@@ -1,5 +1,5 @@
 """HTTP views over the business's stored WhatsApp state: the template registry (import, list, one template's
-history) and the counts over stored statuses that decisions use (store.business_state)."""
+history) and the counts over stored statuses that decisions use (service.state)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from webargs.fields import DelimitedList
 
 from ..contract.meta_webhooks import parse_message_templates
 from ..contract.schemas import ErrorSchema, RefusesNul
-from ..store import business_state
+from ..service import state
 from .api import JsonBodyParser, request_json
 
 blp = Blueprint("business", __name__, url_prefix="/v1", description="The business's own WhatsApp state")
@@ -69,7 +69,7 @@ def import_templates(_: dict[str, Any], waba_id: str):
         changes = parse_message_templates(_waba(waba_id), request_json())
     except ValidationError as error:
         abort(422, errors=error.messages)
-    return {"imported": business_state.import_templates(changes)}
+    return {"imported": state.import_templates(changes)}
 
 
 @blp.route("/wabas/<string:waba_id>/templates", methods=["GET"])
@@ -79,7 +79,7 @@ def import_templates(_: dict[str, Any], waba_id: str):
 def list_templates(query: dict[str, Any], waba_id: str):
     """The WABA's template registry: each template's category and status at a time, and where each came from."""
     return {"waba_id": waba_id,
-            "templates": business_state.templates(_waba(waba_id), query.get("at") or datetime.now(UTC))}
+            "templates": state.templates(_waba(waba_id), query.get("at") or datetime.now(UTC))}
 
 
 @blp.route("/wabas/<string:waba_id>/templates/<string:name>/<string:language>", methods=["GET"])
@@ -89,10 +89,10 @@ def list_templates(query: dict[str, Any], waba_id: str):
 @blp.alt_response(404, schema=ErrorSchema, description="The registry has never heard of this template")
 def template_history(query: dict[str, Any], waba_id: str, name: str, language: str):
     """One template: its category and status in force at a time, and its history (webhooks and imports)."""
-    history = business_state.template_history(_waba(waba_id), name, language)
+    history = state.template_history(_waba(waba_id), name, language)
     if not history:
         abort(404, message=f"the registry of WABA {waba_id} has no template {name!r} in {language!r}")
-    known = business_state.template_state(waba_id, name, language, query.get("at") or datetime.now(UTC))
+    known = state.template_state(waba_id, name, language, query.get("at") or datetime.now(UTC))
     return {"waba_id": waba_id, "name": name, "language": language,
             "category": None if known.category is None else {"value": known.category.value,
                                                              "source": known.category.source},
@@ -110,7 +110,7 @@ def count(query: dict[str, Any]):
     if query["until"] < query["since"]:
         abort(422, message="invalid request: to: must not be before from", errors={"to": ["must not be before from"]})
     contact = query["contact"].lstrip("+") if query.get("contact") else None
-    total = business_state.count_messages(
+    total = state.count_messages(
         since=query["since"], until=query["until"], categories=tuple(query["categories"]),
         phone_number_id=query["phone_number_id"], contact=contact, market=query.get("market"),
         distinct_contacts=query["distinct_contacts"])

@@ -7,42 +7,21 @@ from typing import Any
 
 from flask import render_template, request
 from flask_smorest import Blueprint
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError
 
-from ..contract.schemas import ErrorSchema, RefusesNul
-from ..review import costs
+from ..contract.queries import COST_QUERY
+from ..contract.schemas import ErrorSchema
+from ..service import reports
 from .api import flatten_errors, policy
 from .pages import bp as pages
 
 blp = Blueprint("costs", __name__, url_prefix="/v1", description="What Meta billed and what the decisions predicted")
 
 
-class CostQuerySchema(RefusesNul, Schema):
-    """Query of GET /v1/costs."""
-
-    start = fields.Date(data_key="from", required=True, metadata={"description": "first day (YYYY-MM-DD, UTC)"})
-    end = fields.Date(data_key="to", required=True, metadata={"description": "last day, included"})
-    group_by = fields.String(load_default="month,category", validate=validate.Regexp(
-        r"^(month|category|market)(,(month|category|market))*$", error="a comma list of month, category, market"))
-    currency = fields.String(load_default="USD", validate=validate.Regexp(r"^[A-Z]{3}$", error="an ISO 4217 code"))
-
-    @validates_schema
-    def ordered(self, data: dict[str, Any], **_: Any) -> None:
-        if "start" in data and "end" in data and data["end"] < data["start"]:
-            raise ValidationError("must not be before from", "to")
-        if "start" in data and "end" in data and (data["end"] - data["start"]).days > 3660:
-            raise ValidationError("at most ten years", "to")
-
-
-# Instances, never classes, on routes: a schema built per request costs hundreds of µs (issue 14).
-COST_QUERY = CostQuerySchema()
-
-
 def report(query: dict[str, Any]) -> dict[str, Any]:
     """The cost report for a validated query, priced with the running rulebook's rate cards."""
-    group_by = tuple(dict.fromkeys(query["group_by"].split(",")))
-    return costs.cost_report(policy().rulebook.rates, query["start"], query["end"], group_by=group_by,
-                             currency=query["currency"])
+    return reports.cost_report(policy(), query["start"], query["end"], group_by=query["group_by"],
+                               currency=query["currency"])
 
 
 @blp.route("/costs", methods=["GET"])
@@ -66,4 +45,4 @@ def costs_page():
     except ValidationError as error:
         return render_template("ui/costs.html", args=args, errors=flatten_errors(error.messages), report=None), 422
     data = report(query)
-    return render_template("ui/costs.html", args=args, errors={}, report=data, chart=costs.chart(data))
+    return render_template("ui/costs.html", args=args, errors={}, report=data, chart=reports.chart(data))

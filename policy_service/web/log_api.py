@@ -7,10 +7,9 @@ from typing import Any
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, post_load, validate
 
-from ..contract.schemas import ContactField, ErrorSchema, LoggedDecisionSchema, ReconciliationSchema, RefusesNul
-from ..core.identities import WA_ID
-from ..review import reconciliation
-from ..store import decision_log
+from ..contract.queries import RECONCILIATION_QUERY
+from ..contract.schemas import ErrorSchema, LoggedDecisionSchema, ReconciliationSchema, RefusesNul
+from ..service import logged, reports
 from .api import JsonBodyParser, policy
 
 blp = Blueprint("stored", __name__, url_prefix="/v1", description="The decision log and reconciliation")
@@ -34,20 +33,11 @@ class DecisionQuerySchema(RefusesNul, Schema):
                                     metadata={"description": "the business number of a history_ref"})
 
     @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> decision_log.DecisionQuery:
-        return decision_log.DecisionQuery(**data)
+    def make(self, data: dict[str, Any], **_: Any) -> logged.DecisionQuery:
+        return logged.DecisionQuery(**data)
 
 
-class ReconciliationQuerySchema(RefusesNul, Schema):
-    """Filters of GET /v1/reconciliation."""
-
-    phone_number_id = fields.String(validate=validate.Length(min=1, max=64))
-    contact = ContactField(WA_ID, metadata={"description": "wa_id or BSUID"})
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
-    page_size = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1_000))
-
-
-DECISION_QUERY, RECONCILIATION_QUERY = DecisionQuerySchema(), ReconciliationQuerySchema()
+DECISION_QUERY = DecisionQuerySchema()
 # Databases hold 64-bit offsets; a larger page number would overflow rather than come back empty.
 MAX_PAGE = 1_000_000
 
@@ -58,16 +48,14 @@ MAX_PAGE = 1_000_000
               description="One page of logged decisions, newest first; the totals in X-Pagination")
 @blp.paginate()
 @blp.alt_response(422, schema=ErrorSchema, description="Bad filter or page")
-def list_decisions(query: decision_log.DecisionQuery, pagination_parameters):
+def list_decisions(query: logged.DecisionQuery, pagination_parameters):
     """Logged decisions, newest first, filtered by time, decision, determining rule, policy version, recipient
     and business number; paginated."""
     if pagination_parameters.page > MAX_PAGE:
         abort(422, message=f"invalid request: page: at most {MAX_PAGE}",
               errors={"page": [f"must be at most {MAX_PAGE}"]})
-    rows = decision_log.select(query)
-    pagination_parameters.item_count = rows.count()
-    page = rows.paginate(pagination_parameters.page, pagination_parameters.page_size)
-    return [decision_log.entry(row) for row in page]
+    pagination_parameters.item_count = logged.count(query)
+    return logged.page(query, pagination_parameters.page, pagination_parameters.page_size)
 
 
 @blp.route("/reconciliation", methods=["GET"])
@@ -82,9 +70,4 @@ def reconcile(filters: dict[str, Any]):
     logged at decision time (basis logged_prediction, with a likely cause for a mismatch); the others with a
     replay of the stored history (basis replay). `summary` counts every comparison by month, category and cause.
     """
-    page, page_size = filters.pop("page"), filters.pop("page_size")
-    if "contact" in filters:
-        filters["contact"] = filters["contact"].lstrip("+")
-    loaded = policy()
-    comparisons = reconciliation.reconcile(loaded.rulebook, loaded.engine, **filters)
-    return reconciliation.report(comparisons, page=page, page_size=page_size)
+    return reports.reconcile(policy(), **filters)

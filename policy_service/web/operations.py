@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import peewee
 from flask import Flask, current_app
 from flask_smorest import Blueprint, abort
 
-from .. import store
 from ..contract.schemas import ErrorSchema, HealthSchema, ReadinessSchema, ReloadSchema
+from ..service import readiness
 from . import metrics
 from .api import Policy, load_configured, policy
 
@@ -59,12 +58,9 @@ def readyz() -> dict[str, Any]:
     problems: dict[str, list[str]] = {}
     if loaded is None:
         problems["rules"] = ["no rule set is loaded"]
-    try:
-        store.database_proxy.execute_sql("SELECT 1")
-    except peewee.PeeweeException as error:
-        # The detail (host names, paths) goes to the log only: this endpoint needs no API key.
-        log.error("readiness: decision log unreachable: %s", error)
-        problems["database"] = [f"unreachable ({type(error).__name__})"]
+    database = readiness.database_problem()
+    if database is not None:
+        problems["database"] = [database]
     if problems:
         abort(503, message="not ready: " + ", ".join(problems), errors=problems)
     return {

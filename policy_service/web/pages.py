@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,10 @@ from ..core.decision import Charge
 from ..core.errors import EngineError
 from ..core.messages import DecisionRequest
 from ..core.rulebook import CONFIDENCE, Rule
-from ..review import coverage, reconciliation
+from ..review import coverage
 from ..review.fixtures import Fixture, discover, run_fixture
-from ..store import decision_log
+from ..service import logged, reports
+from ..service.logged import day_start as _day_start
 from .api import Policy, decide, policy
 
 bp = Blueprint("ui", __name__, url_prefix="/ui")
@@ -36,14 +37,7 @@ UTC_NAME = "UTC+00:00"
 @home_bp.route("/")
 def home():
     """Where a reviewer starts: what each page is for, with the decision log's latest counts."""
-    loaded = policy()
-    today = datetime.now(UTC).date()
-    yesterday = today - timedelta(days=1)
-    count = decision_log.select(decision_log.DecisionQuery()).count()
-    denied_yesterday = decision_log.select(decision_log.DecisionQuery(
-        since=_day_start(yesterday), until=_day_start(today), decision="deny")).count()
-    return render_template("ui/home.html", rulebook=loaded.rulebook, logged=count, yesterday=yesterday.isoformat(),
-                           denied_yesterday=denied_yesterday, extra=_extra_pages())
+    return render_template("ui/home.html", rulebook=policy().rulebook, **logged.summary(), extra=_extra_pages())
 
 
 @bp.route("/")
@@ -101,15 +95,14 @@ def decisions():
     except ValidationError as error:
         errors, chosen = flatten_errors(error.messages), {}
     page = chosen.pop("page", 1)
-    query = decision_log.DecisionQuery(
+    query = logged.DecisionQuery(
         since=_day_start(chosen.pop("since")) if "since" in chosen else None,
         until=_day_start(chosen.pop("until") + timedelta(days=1)) if "until" in chosen else None,
         **chosen,
     )
-    rows = [] if errors else decision_log.select(query)
-    total = 0 if errors else rows.count()
+    total = 0 if errors else logged.count(query)
     pages = max(1, math.ceil(total / PAGE_SIZE))
-    entries = [] if errors else [_row(decision_log.entry(r)) for r in rows.paginate(page, PAGE_SIZE)]
+    entries = [] if errors else [_row(entry) for entry in logged.page(query, page, PAGE_SIZE)]
     today = datetime.now(UTC).date()
     filters = {key: value for key, value in given.items() if key != "page" and not errors}
     return render_template(
@@ -123,11 +116,11 @@ def decisions():
 @bp.route("/decisions/<string:decision_id>")
 def decision(decision_id: str):
     """A logged decision: the outcome, its trace and its timeline."""
-    logged = decision_log.get(decision_id)
-    if logged is None:
+    found = logged.decision(decision_id)
+    if found is None:
         return render_template("ui/not_found.html", decision_id=decision_id), 404
-    view = decision_view(logged["request"], logged["response"])
-    return render_template("ui/decision.html", logged=logged, **view)
+    view = decision_view(found["request"], found["response"])
+    return render_template("ui/decision.html", logged=found, **view)
 
 
 @bp.route("/try", methods=["GET", "POST"])
@@ -154,8 +147,7 @@ def try_request():
 @bp.route("/reconciliation")
 def reconciliation_page():
     """Meta's pricing of each delivered message beside our prediction: mismatches first, with what differs."""
-    loaded = policy()
-    comparisons = sorted(reconciliation.reconcile(loaded.rulebook, loaded.engine), key=lambda c: c.at, reverse=True)
+    comparisons = sorted(reports.comparisons(policy()), key=lambda c: c.at, reverse=True)
     # Mismatches first, then messages whose category the rules do not model, then matches; each newest first.
     rank = {"mismatch": 0, "not-modelled": 1, "match": 2}
     ordered = sorted(comparisons, key=lambda c: rank[_outcome(c)])
@@ -167,16 +159,12 @@ def reconciliation_page():
 @bp.route("/reconciliation/<string:wamid>")
 def replayed(wamid: str):
     """The decision our rules make today for a delivered message's send, replayed from the stored history."""
-    loaded = policy()
-    found = reconciliation.replayed(loaded.rulebook, loaded.engine, wamid)
+    found = reports.replayed(policy(), wamid)
     if found is None:
         return render_template("ui/not_found.html", decision_id=wamid, what="delivered message"), 404
-    comparison = next((c for c in reconciliation.reconcile(loaded.rulebook, loaded.engine,
-                                                           phone_number_id=found.phone_number_id,
-                                                           contact=found.contact) if c.wamid == wamid), None)
-    view = decision_view(None, RESPONSE.dump(found.decision), proposal=found.request)
-    return render_template("ui/replayed.html", wamid=wamid, comparison=comparison and _comparison(comparison),
-                           **view)
+    view = decision_view(None, RESPONSE.dump(found.replayed.decision), proposal=found.replayed.request)
+    return render_template("ui/replayed.html", wamid=wamid,
+                           comparison=found.comparison and _comparison(found.comparison), **view)
 
 
 @bp.app_context_processor
@@ -223,7 +211,7 @@ def decision_view(raw_request: dict[str, Any] | None, response: dict[str, Any], 
     try:
         if proposal is None:
             region = response.get("facts", {}).get("seen_by_rules", {}).get("recipient_region", "ZZ")
-            proposal = REQUEST.load(decision_log.with_example_recipient(raw_request, region))
+            proposal = REQUEST.load(logged.with_example_recipient(raw_request, region))
         drawn = timeline.layouts_of(proposal, loaded.rulebook, loaded.engine,
                                     delivered=response.get("decision") == "allow")
     except (ValidationError, EngineError):
@@ -260,7 +248,7 @@ def _row(entry: dict[str, Any]) -> dict[str, Any]:
             "charge_words": describe(entry["response"], UTC)}
 
 
-def _comparison(c: reconciliation.Comparison) -> dict[str, Any]:
+def _comparison(c: reports.Comparison) -> dict[str, Any]:
     """A comparison with its causes in words and the address of the decision behind the prediction."""
     decision_id = getattr(c, "decision_id", None)
     if decision_id:
@@ -275,7 +263,7 @@ def _comparison(c: reconciliation.Comparison) -> dict[str, Any]:
     return {"c": c, "link": link, "logged": bool(decision_id), "causes": causes, "outcome": _outcome(c)}
 
 
-def _outcome(c: reconciliation.Comparison) -> str:
+def _outcome(c: reports.Comparison) -> str:
     if not c.modelled:
         return "not-modelled"
     return "match" if c.matches else "mismatch"
@@ -309,10 +297,6 @@ def _extra_pages() -> list[tuple[str, str, str]]:
              ("/ui/costs", "Costs", "What the logged decisions predicted and what Meta billed, in money."))
     served = {rule.rule for rule in current_app.url_map.iter_rules() if "GET" in (rule.methods or ())}
     return [(path, title, text) for path, title, text in known if path in served]
-
-
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=UTC)
 
 
 def _time(value: Any) -> datetime | None:

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 
 from apispec import APISpec
 from flask import Flask, Response, current_app, request
 from flask_smorest import abort
 
+from ..config import parse_key_hashes
+
 # Probes and the spec stay reachable without a key, so orchestrators and client generators work.
 OPEN_ENDPOINTS = frozenset({"operations.healthz", "operations.readyz", "api-docs.openapi_json"})
+# Meta cannot send our API keys: its webhooks authenticate by their own means (the X-Hub-Signature-256
+# HMAC on POST, the verify token on the subscription GET), checked in web/webhooks.py whatever the keys.
+SELF_AUTHENTICATED_BLUEPRINTS = frozenset({"webhooks"})
 SECURITY_SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API key as a bearer token"},
     "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
 }
-SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -45,15 +48,12 @@ def document(spec: APISpec) -> None:
 
 
 def key_hashes(setting: list[str] | str) -> tuple[str, ...]:
-    """The configured digests as lowercase hex, from a list or a comma-separated string."""
-    items = setting.split(",") if isinstance(setting, str) else setting
-    hashes = tuple(item.strip().lower() for item in items if item.strip())
-    # A plain key configured by mistake would lock every client out without a word; refuse to start.
-    malformed = [index for index, digest in enumerate(hashes) if not SHA256_HEX.fullmatch(digest)]
-    if malformed:
-        raise ValueError(f"API_KEY_HASHES items {malformed} are not sha256 hex digests (64 hex characters); "
-                         "configure the digest of each key, e.g. printf %s \"$KEY\" | sha256sum")
-    return hashes
+    """The configured digests as lowercase hex, from a list or a comma-separated string (config.parse_key_hashes);
+    raises ValueError naming the items that are not sha256 hex digests."""
+    try:
+        return parse_key_hashes(setting)
+    except ValueError as error:
+        raise ValueError(f"API_KEY_HASHES {error}") from None
 
 
 def hash_key(key: str) -> str:
@@ -80,7 +80,9 @@ def key_accepted(key: str, hashes: tuple[str, ...]) -> bool:
 
 def needs_key(endpoint: str | None) -> bool:
     """Whether a request to this endpoint must carry a key once keys are configured."""
-    return endpoint not in OPEN_ENDPOINTS
+    if endpoint is None:
+        return True
+    return endpoint not in OPEN_ENDPOINTS and endpoint.partition(".")[0] not in SELF_AUTHENTICATED_BLUEPRINTS
 
 
 def require_key() -> None:

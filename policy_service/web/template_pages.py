@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, render_template, request
 
-from ..store import business_state
+from ..service import state
 
 # Nested in the reviewer pages' blueprint: endpoints ui.templates.*, under /ui.
 bp = Blueprint("templates", __name__)
@@ -24,18 +24,18 @@ def templates_index():
     """The WABAs the registry knows, or (with ?waba_id=) that WABA's templates in force now."""
     waba_id = request.args.get("waba_id", "").strip()
     if not waba_id or not waba_id.isdigit():
-        return render_template("ui/templates.html", wabas=business_state.wabas(), waba_id=None, templates=[])
+        return render_template("ui/templates.html", wabas=state.wabas(), waba_id=None, templates=[])
     return render_template("ui/templates.html", wabas=[], waba_id=waba_id,
-                           templates=business_state.templates(waba_id, datetime.now(UTC)))
+                           templates=state.templates(waba_id, datetime.now(UTC)))
 
 
 @bp.route("/templates/<string:waba_id>/<string:name>/<string:language>")
 def template(waba_id: str, name: str, language: str):
     """One template: its category and status in force now, and every stored event, oldest first."""
-    history = business_state.template_history(waba_id, name, language) if waba_id.isdigit() else []
+    history = state.template_history(waba_id, name, language) if waba_id.isdigit() else []
     if not history:
         return render_template("ui/template.html", waba_id=waba_id, name=name, language=language, state=None,
                                history=[]), 404
-    state = business_state.template_state(waba_id, name, language, datetime.now(UTC))
-    return render_template("ui/template.html", waba_id=waba_id, name=name, language=language, state=state,
+    known = state.template_state(waba_id, name, language, datetime.now(UTC))
+    return render_template("ui/template.html", waba_id=waba_id, name=name, language=language, state=known,
                            history=history)

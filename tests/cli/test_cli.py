@@ -10,7 +10,7 @@ from policy_service.contract.schemas import DecisionResponseSchema
 from policy_service.core.rates import load_ratebook
 
 from ..conftest import DATA_DIR, FIXTURES_DIR
-from ..core.test_rates import META_CSV, META_TIERS, RATES
+from ..core.test_rates import LONG, LONG_TIERS, META_CSV, META_TIERS, RATES
 
 PASSING = DATA_DIR / "fixtures" / "freeform_at_exactly_24_hours_is_denied.json"
 FAILING = DATA_DIR / "fixtures" / "freeform_at_exactly_24_hours_wrongly_expected_allowed.json"
@@ -146,10 +146,29 @@ def test_rates_import_carries_a_meta_csv_over_with_its_source(tmp_path, run):
     (folder / "markets.yaml").write_text((RATES / "markets.yaml").read_text())
     result = run("rates", "import", tmp_path / "rates.csv", "--tiers", tmp_path / "tiers.csv", "--id", "meta-usd-test",
                  "--until", "2026-06-30", "--source", "https://example.org/USD.csv", "--confidence", "S",
-                 "-o", folder / "card.yaml")
+                 "--partial", "-o", folder / "card.yaml")
     assert result.exit_code == 0, result.output
     card = load_ratebook(folder).cards[0]
     assert (card.id, str(card.effective_until), card.source) == ("meta-usd-test", "2026-06-30",
                                                                 "https://example.org/USD.csv")
+    assert card.partial  # three markets of Meta's card
     bad = run("rates", "import", tmp_path / "tiers.csv", "--id", "x", "--source", "s", "--confidence", "S")
     assert bad.exit_code != 0 and "tiers.csv: header must be Meta's columns" in bad.output
+
+
+def test_rates_import_reads_the_shared_long_layout_one_card_per_currency_and_date(tmp_path, run):
+    """The long layout gives partial cards; within a currency each ends the day before the next starts."""
+    (tmp_path / "long.csv").write_text(LONG + "2026-07-01,BRL,Brazil,marketing,0.3217,S2,\n")
+    (tmp_path / "tiers.csv").write_text(LONG_TIERS)
+    folder = tmp_path / "rates"
+    folder.mkdir()
+    (folder / "markets.yaml").write_text((RATES / "markets.yaml").read_text())
+    result = run("rates", "import", tmp_path / "long.csv", "--tiers", tmp_path / "tiers.csv", "--until", "2026-12-31",
+                 "--source", "shared folder", "--confidence", "S", "-o", folder)
+    assert result.exit_code == 0, result.output
+    book = load_ratebook(folder)
+    assert [(c.id, str(c.effective_until), c.partial) for c in book.cards] == [
+        ("meta-aed-2026-10-01", "2026-12-31", True), ("meta-brl-2026-07-01", "2026-09-30", True),
+        ("meta-brl-2026-10-01", "2026-12-31", True)]
+    assert book.cards[2].source == "shared folder (rows: S5)"
+    assert book.cards[2].tiers["utility"]["Brazil"][1].first == 250_001

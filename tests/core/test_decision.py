@@ -115,6 +115,25 @@ def test_a_denied_send_outside_the_window_says_it_adds_nothing_to_the_messaging_
         assert words in next(r for r in decision.trace if r.rule == "LIM-1").because
 
 
+def test_a_defaulted_waba_time_zone_is_named_where_the_zone_decides(rulebook, engine):
+    """With context.waba_timezone defaulted, a rule whose effective dates the send is within a day of (PMP-4,
+    until 2026-09-30) names waba_timezone in its defaults; far from any boundary, or with the zone given,
+    no rule does."""
+    from policy_service.core.evaluate import evaluate
+    from policy_service.core.messages import DecisionRequest
+
+    def defaults(at, context):
+        history = (Message("inbound", at.replace(hour=at.hour - 1), "text"),)
+        decision = evaluate(DecisionRequest(Send(at, "+5511987654321", "text"), history, context),
+                            rulebook=rulebook, engine=engine)
+        return {r.rule: r.defaults for r in decision.trace}
+
+    near = datetime(2026, 9, 30, 22, 30, tzinfo=UTC)
+    assert "waba_timezone" in defaults(near, {})["PMP-4"]
+    assert "waba_timezone" not in defaults(near, {"waba_timezone": "UTC"})["PMP-4"]
+    assert all("waba_timezone" not in d for d in defaults(datetime(2026, 9, 10, 12, tzinfo=UTC), {}).values())
+
+
 def test_readme_combining_section_says_what_combine_does():
     """README's combining section states that no charge rule is determining on a deny."""
     from ..conftest import ROOT

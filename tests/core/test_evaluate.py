@@ -1,6 +1,7 @@
 """The spine: history order does not matter, failed sends open nothing, internal errors fail closed."""
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from policy_service.core.evaluate import evaluate, replay
@@ -105,8 +106,22 @@ def test_undelivered_before_skips_failed_delivered_and_expired_messages():
                Message("outbound", T0 + timedelta(hours=2), "text", status="read",
                        delivered_at=at + timedelta(minutes=1)),  # delivered only after the send
                Message("outbound", at + timedelta(hours=1), "text", status="sent"))  # after the send
-    assert undelivered_before(history, at, lifetime) == (4, history[4])
-    assert undelivered_before(history[:3], at, lifetime) is None
+    assert undelivered_before(history, at, lambda _: lifetime) == (4, history[4])
+    assert undelivered_before(history[:3], at, lambda _: lifetime) is None
+
+
+def test_each_message_is_pending_only_within_its_own_time_to_live(rulebook):
+    """Meta's time-to-live page: an authentication template is retried 10 minutes by default, other templates
+    30 days, and a template's own message_send_ttl_seconds (-1: 30 days) replaces its category's default."""
+    from policy_service.core.evaluate import delivery_lifetimes
+
+    lifetime_of = delivery_lifetimes(rulebook)
+    auth, utility = Template("otp", "en", "authentication"), Template("order", "en", "utility")
+    assert lifetime_of(Message("outbound", T0, "template", auth)) == timedelta(minutes=10)
+    assert lifetime_of(Message("outbound", T0, "template", utility)) == timedelta(days=30)
+    assert lifetime_of(Message("outbound", T0, "text")) == timedelta(days=30)
+    assert lifetime_of(Message("outbound", T0, "template", replace(utility, ttl_seconds=3600))) == timedelta(hours=1)
+    assert lifetime_of(Message("outbound", T0, "template", replace(auth, ttl_seconds=-1))) == timedelta(days=30)
 
 
 def test_decision_ids_are_distinct_version_4_uuids():

@@ -148,6 +148,18 @@ def test_each_text_written_alone_equals_the_full_display(rulebook):
         alone.text("conversations_this_month")  # given in this context: no "unknown" text
 
 
+def test_the_window_history_says_when_the_user_never_wrote(rulebook):
+    """A user with no inbound message reads as never having written, not "last counted message at none"; one
+    who only reacted is named with the uncounted event; one who wrote gets the time and the window's end."""
+    never = facts_at(rulebook, T0).text("window_history")
+    assert "never written" in never and "none" not in never
+    reacted = facts_at(rulebook, T0 + timedelta(hours=1), [Message("inbound", T0, "reaction")]).text("window_history")
+    assert "reaction" in reacted and "none" not in reacted
+    wrote = facts_at(rulebook, T0 + timedelta(hours=30), [Message("inbound", T0, "text")]).text("window_history")
+    assert wrote == (f"the user's last counted message was at {T0.isoformat()}, and its window ended at "
+                     f"{(T0 + timedelta(hours=24)).isoformat()}")
+
+
 def test_a_replayed_send_has_no_texts(rulebook):
     """display=False (replay classifying a past send) writes no text and changes no engine fact."""
     state = new_state(rulebook)

@@ -1,12 +1,21 @@
 """Rate cards and market maps load strictly: every refusal names the file and the card or map."""
 
 import shutil
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
-from policy_service.core.rates import RateCardError, card_yaml, load_meta_csv, load_ratebook
+from policy_service.core.rates import (
+    RateCardError,
+    card_yaml,
+    gaps,
+    load_meta_csv,
+    load_ratebook,
+    load_shared_csv,
+)
 
 from ..conftest import RULES_DIR
 
@@ -47,17 +56,22 @@ def _edit(path, old, new):
 
 
 def test_shipped_cards_load_with_their_sources():
-    """The shipped card and map load, and every card names the address its numbers were carried from."""
+    """The shipped cards and maps load, and every card names where its numbers were carried from."""
     book = load_ratebook(RATES)
-    assert [c.id for c in book.cards] == ["meta-usd-2026-04-01"]
-    card = book.cards[0]
+    assert [c.id for c in book.cards] == [
+        "meta-aed-2026-10-01", "meta-brl-2026-07-01", "meta-brl-2026-10-01", "meta-eur-2026-07-01",
+        "meta-eur-2026-10-01", "meta-inr-2025-10-01", "meta-inr-2026-01-01", "meta-usd-2026-04-01",
+        "meta-usd-2026-07-01", "meta-usd-2026-10-01"]
+    assert all(c.source and c.confidence == "S" for c in book.cards)
+    card = book.card_on(date(2026, 5, 1), "USD")
     assert card.source.startswith("https://github.com/") and card.tiers_source.startswith("https://github.com/")
     assert card.rates["Rest of Latin America"]["marketing"] == Decimal("0.0740")
     assert card.rates["India"]["authentication-international"] == Decimal("0.0304")
     assert card.rates["Brazil"]["service"] is None  # Meta writes n/a
     assert book.map_on(date(2026, 5, 1)).market_of("PR") == "Rest of Latin America"
     assert book.map_on(date(2026, 5, 1)).market_of("KZ") == "Other"
-    assert book.card_on(date(2026, 7, 1), "USD") is None
+    assert book.card_on(date(2027, 1, 1), "USD") is None
+    assert gaps(book) == []
 
 
 def test_unknown_market_is_refused(rates_dir):
@@ -115,8 +129,9 @@ def test_overlapping_market_maps_and_double_listed_countries_are_refused(rates_d
         load_ratebook(rates_dir)
     _edit(path, "Brazil: [BR, AR]", "Brazil: [BR]")
     text = path.read_text()
-    path.write_text(text + text.split("market_maps:\n", 1)[1].replace("id: meta-markets-2026-04", "id: again"))
-    with pytest.raises(RateCardError, match="market map overlaps meta-markets-2026-04"):
+    first = text.split("market_maps:\n", 1)[1].split("  - id: meta-markets-2026-07")[0]
+    path.write_text(text + first.replace("id: meta-markets-2025-10", "id: again"))
+    with pytest.raises(RateCardError, match="market map overlaps meta-markets-2025-10"):
         load_ratebook(rates_dir)
 
 
@@ -157,7 +172,82 @@ def test_card_yaml_round_trips(tmp_path):
     folder = tmp_path / "rates"
     folder.mkdir()
     shutil.copy(RATES / "markets.yaml", folder)
+    card = replace(card, partial=True)  # three markets of Meta's card: a partial copy
     (folder / "card.yaml").write_text(card_yaml(card, card_id="c", until=date(2026, 6, 30), source="https://s",
                                                 tiers_source="https://t", confidence="S"))
     loaded = load_ratebook(folder).cards[0]
     assert (loaded.rates, loaded.tiers) == (card.rates, card.tiers)
+
+
+SHARED = Path("/work/shared/data/rate-cards")  # read only when present (the shipped cards were imported from it)
+
+
+def test_market_maps_follow_meta_by_period():
+    """July 2026 makes Poland, Romania and Hungary standalone; October 2026 nine more, Bangladesh among them."""
+    book = load_ratebook(RATES)
+    june, july, october = date(2026, 6, 30), date(2026, 7, 1), date(2026, 10, 1)
+    assert [book.map_on(d).market_of("PL") for d in (june, july)] == ["Rest of Central & Eastern Europe", "Poland"]
+    assert [book.map_on(d).market_of("HU") for d in (june, july)] == ["Rest of Central & Eastern Europe", "Hungary"]
+    assert [book.map_on(d).market_of("BD") for d in (july, october)] == ["Rest of Asia Pacific", "Bangladesh"]
+    assert [book.map_on(d).market_of("KZ") for d in (july, october)] == ["Other", "Kazakhstan"]
+    assert book.map_on(date(2025, 10, 1)).market_of("ZW") == "Rest of Africa"
+
+
+def test_a_full_card_must_list_every_market_and_unsourced_cells_need_a_partial_card(rates_dir):
+    """A card not marked partial that leaves out a market of the map, or writes `unsourced`, is refused."""
+    path = rates_dir / "meta-inr-2025-10-01.yaml"
+    text = path.read_text()
+    path.write_text("\n".join(line for line in text.split("\n") if not line.startswith("    - [Peru,")))
+    with pytest.raises(RateCardError, match="lists no row for Peru of market map meta-markets-2025-10"):
+        load_ratebook(rates_dir)
+    path.write_text(text.replace('[Peru, INR, "5.1536"', "[Peru, INR, unsourced"))
+    with pytest.raises(RateCardError, match="allowed only on a card marked `partial: true`"):
+        load_ratebook(rates_dir)
+
+
+def test_gaps_between_cards_and_maps_are_reported(rates_dir):
+    """A day between two cards of a currency, or a card day without a market map, is a gap (lint error)."""
+    _edit(rates_dir / "meta-usd-2026-07-01.yaml", "from: 2026-07-01", "from: 2026-07-02")
+    _edit(rates_dir / "markets.yaml", "{from: 2026-10-01, until: 2026-12-31}", "{from: 2026-10-02, until: 2026-12-31}")
+    found = gaps(load_ratebook(rates_dir))
+    assert ("rates/meta-usd-2026-07-01.yaml", "meta-usd-2026-07-01",
+            "gap between USD rate card meta-usd-2026-04-01 (until 2026-06-30) and this one (from 2026-07-02)") in found
+    assert any(f[1] == "meta-markets-2026-10" and "gap between market map" in f[2] for f in found)
+    assert any(f[1] == "meta-aed-2026-10-01" and "no market map covers 2026-10-01" in f[2] for f in found)
+
+
+LONG = """effective_from,currency,market,category,rate,source_ref,note
+2026-10-01,BRL,Brazil,marketing,0.3217,S5,
+2026-10-01,BRL,Brazil,utility,0.035,S5,
+2026-10-01,AED,Bangladesh,authentication_international,0.3526,S7,
+"""
+LONG_TIERS = """effective_from,currency,market,category,from,to,rate,vs_list,source_ref
+2026-10-01,BRL,Brazil,utility,0,250000,0.035,0%,S5
+2026-10-01,BRL,Brazil,utility,250000,,0.0333,-5%,S5
+"""
+
+
+def test_the_shared_long_layout_reads_one_partial_card_per_currency_and_date():
+    """Rows not given are unsourced (not n/a); a band written from its predecessor's bound starts one later."""
+    brl, aed = load_shared_csv(LONG, LONG_TIERS, file="long.csv")
+    assert (brl.currency, brl.effective_from, brl.partial) == ("BRL", date(2026, 10, 1), True)
+    assert brl.rates["Brazil"]["marketing"] == Decimal("0.3217")
+    assert ("Brazil", "authentication") in brl.unsourced and ("Brazil", "marketing") not in brl.unsourced
+    assert [(t.first, t.last) for t in brl.tiers["utility"]["Brazil"]] == [(1, 250_000), (250_001, None)]
+    assert aed.rates["Bangladesh"]["authentication-international"] == Decimal("0.3526")
+    with pytest.raises(RateCardError, match="line 2: unknown category 'promo'"):
+        load_shared_csv(LONG.replace("marketing,0.3217", "promo,0.3217"), file="long.csv")
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="the shared rate-card folder is not on this machine")
+def test_shipped_partial_cards_equal_the_shared_folder():
+    """Every number of the shipped cards imported from the shared folder is the folder's, unchanged."""
+    book = load_ratebook(RATES)
+    shipped = {(c.currency, c.effective_from): c for c in book.cards}
+    for name, tiers in (("partial-rates-2026.csv", "volume-tiers-2026.csv"), ("meta-inr-2025-10-01.csv", None)):
+        cards = load_shared_csv((SHARED / name).read_text(),
+                                (SHARED / tiers).read_text() if tiers else None, file=name)
+        for card in cards:
+            twin = shipped[(card.currency, card.effective_from)]
+            assert (twin.rates, twin.unsourced, twin.tiers, twin.partial) == (
+                card.rates, card.unsourced, card.tiers, card.partial)

@@ -11,7 +11,14 @@ from policy_service.contract.schemas import DecisionRequestSchema
 from policy_service.core import decision as combining
 from policy_service.core.chronology import by_delivery, timeline
 from policy_service.core.decision import combine
-from policy_service.core.evaluate import _opened, evaluate, late_delivery, priced, undelivered_before
+from policy_service.core.evaluate import (
+    _opened,
+    evaluate,
+    late_delivery,
+    marketing_delivered_recently,
+    note_undelivered,
+    priced,
+)
 from policy_service.core.facts import derive_facts, new_state
 from policy_service.core.messages import DecisionRequest, Message, Send, Template
 from policy_service.review.fixtures import discover
@@ -34,8 +41,8 @@ def full_replay(request, rulebook, engine):
             classified = combine(engine.match(facts.engine), facts, rulebook, explain=False).classified_charge
             state.deliver(_opened(classified, message, index),
                           closes_others=bool(classified and classified.closes_others))
-    state.undelivered = undelivered_before(request.history, request.send.at,
-                                           rulebook.parameter("undelivered_message_lifetime"))
+    note_undelivered(state, request, rulebook)
+    state.marketing_recent = marketing_delivered_recently(request.history, request.send.at, rulebook)
     return state
 
 

@@ -48,10 +48,12 @@ def test_unconfirmed_rules_are_marked(rulebook):
 
 def test_every_october_2026_rule_is_secondary(rulebook):
     """V4 comes only from third-party quotes, so no V4-only rule may claim to be confirmed: each is secondary,
-    or unconfirmed where it assumes what no source says (GRP-2 for groups from October 2026)."""
+    or unconfirmed where it assumes what no source says (GRP-2 for groups from October 2026) or rests on a
+    single secondary source (MM-2, the 2027 Marketing Messages API sunset)."""
     v4_only = [r for r in rulebook.rules if r.effective_from >= date(2026, 10, 1)]
     assert v4_only and all(r.confidence in ("S", "R") for r in v4_only)
-    assert [r.id for r in v4_only if r.confidence == "R"] == ["GRP-2.window-free-from-october-2026"]
+    assert sorted(r.id for r in v4_only if r.confidence == "R") == ["GRP-2.window-free-from-october-2026",
+                                                                     "MM-2.sunset"]
 
 
 @pytest.mark.parametrize(

@@ -49,11 +49,11 @@ def stored(app, client):
         status("w6", UK, "2026-06-02T10:00:00", "utility")          # June: 0.0220
         status("w7", UK, "2026-05-08T10:00:00", "utility", pricing=False)   # no pricing: not counted
         status("w8", UK, "2026-05-09T10:00:00", "utility", state="sent")    # not delivered: not counted
-        status("w9", BRAZIL, "2026-07-16T10:00:00", "marketing")    # no card for July: unpriced
+        status("w9", UK, "2026-07-16T10:00:00", "marketing")        # July's USD copy lists only Brazil: unpriced
         status("w0", BRAZIL, "2026-08-01T10:00:00", "marketing")    # after the period
     decide(client, "2026-05-03T10:00:00+00:00", UK, "utility")       # predicted 0.0220
     decide(client, "2026-05-05T10:00:00+00:00", BRAZIL, "marketing")  # predicted 0.0625
-    decide(client, "2026-07-15T10:00:00+00:00", BRAZIL, "marketing")  # predicted, no price (no July card)
+    decide(client, "2026-07-15T10:00:00+00:00", UK, "marketing")      # predicted, no price (not on July's copy)
     decide(client, "2026-05-10T10:00:00+00:00", UK, history=[         # free-form in the window: not billable
         {"direction": "inbound", "at": "2026-05-10T09:00:00+00:00", "type": "text"}])
     decide(client, "2026-05-11T10:00:00+00:00", US, "marketing")      # denied (US marketing pause): not counted
@@ -80,10 +80,11 @@ def test_report_equals_the_hand_calculation(stored):
     # June utility: billed w6 0.0220; nothing predicted.
     assert rows["2026-06", "utility"]["billed"]["amount"] == "0.0220"
     assert rows["2026-06", "utility"]["predicted"]["count"] == 0
-    # July: no card covers it, on either side; the reason is kept.
+    # July: the USD card of 2026-07-01 is a partial copy without the UK, on either side; the reason is kept.
     july = rows["2026-07", "marketing"]
     assert (july["billed"]["count"], july["billed"]["unpriced"], july["billed"]["amount"]) == (1, 1, "0")
-    assert "no USD rate card for 2026-07-16" in next(iter(july["billed"]["unpriced_reasons"]))
+    assert "meta-usd-2026-07-01 is a partial copy of Meta's USD card: its source gives no rate for market United " \
+           "Kingdom" in next(iter(july["billed"]["unpriced_reasons"]))
     assert (july["predicted"]["count"], july["predicted"]["unpriced"]) == (1, 1)
     # Totals: billed 0.1154 + 0.0254 + 0.0220 = 0.1628 over 6 items (1 unpriced);
     # predicted 0.0625 + 0.0220 = 0.0845 over 3 (1 unpriced).

@@ -126,3 +126,11 @@ def test_a_rule_in_force_before_every_version_is_found(rules):
     directory = rules("templates.yaml", "TPL-1.approved", "{from: 2022-02-01}", "{from: 2021-01-01}")
     assert messages(directory) == ["templates.yaml:TPL-1.approved: takes effect on 2021-01-01, before the first "
                                    "policy version (V1, 2022-02-01)"]
+
+
+def test_a_gap_between_rate_cards_is_a_lint_error(rules):
+    """A day between two cards of one currency is reported against the later card (its prices would be null)."""
+    directory = rules("rates/meta-eur-2026-10-01.yaml", "meta-eur-2026-10-01", "from: 2026-10-01", "from: 2026-10-05")
+    assert messages(directory) == [
+        "rates/meta-eur-2026-10-01.yaml:meta-eur-2026-10-01: gap between EUR rate card meta-eur-2026-07-01 "
+        "(until 2026-09-30) and this one (from 2026-10-05)"]

@@ -9,7 +9,8 @@ from policy_service.cli import main
 from policy_service.review.reconciliation import normalized_category
 
 from ..conftest import BILLED_T0 as T0
-from ..meta_payloads import BSUID, deliver, inbound_text, pmp, status, username_status
+from ..meta_business_payloads import billed_status, category_completed
+from ..meta_payloads import BSUID, CONTACT, deliver, inbound_text, notification, pmp, status, username_status
 
 
 def test_report_compares_each_delivered_priced_message(client, billed_history):
@@ -158,3 +159,54 @@ def test_a_delivery_to_a_username_user_is_reconciled_under_the_bsuid(client):
     assert comparison["contact"] == brazilian and comparison["matches"], comparison
     [us] = client.get(f"/v1/reconciliation?contact={BSUID}").json["comparisons"]
     assert us["decision"] == "deny" and "MKT-4" in us["determining_rules"]
+
+
+def test_a_recategorisation_the_registry_knew_before_the_send_is_the_cause_not_a_window(client):
+    """The registry received UTILITY -> MARKETING before the decision (the webhook's own time, 10 minutes after
+    the send, lags the change Meta applied); the decision, given its history inline and no phone_number_id,
+    predicted the in-window utility template free. Meta billed marketing: the cause is the re-categorisation
+    the store knew at send time, not `window_assumed`."""
+    at = "2025-08-12T09:00:00+00:00"  # T0
+    deliver(client, inbound_text("wamid.in", T0 - 3600),
+            category_completed("order_update", "en_US", "UTILITY", "MARKETING", T0 + 600))
+    decision = client.post("/v1/decisions", json={
+        "send": {"at": at, "to": "+" + CONTACT, "type": "template",
+                 "template": {"name": "order_update", "language": "en_US", "category": "utility",
+                              "status": "APPROVED"}},
+        "history": [{"direction": "inbound", "at": "2025-08-12T08:00:00+00:00", "type": "text"}]}).json
+    assert decision["charge"]["type"] == "free_customer_service"
+    deliver(client, billed_status("wamid.out", "sent", T0 + 1, pmp("marketing", "regular", True),
+                                  decision_id=decision["decision_id"]),
+            status("wamid.out", "delivered", T0 + 5))
+    [item] = [c for c in client.get("/v1/reconciliation").json["comparisons"] if c["wamid"] == "wamid.out"]
+    assert item["basis"] == "logged_prediction" and not item["matches"]
+    assert item["cause"]["kind"] == "template_recategorised", item["cause"]
+    assert "the registry had received it" in item["cause"]["detail"]
+    assert "which used the category utility" in item["cause"]["detail"]
+
+
+def test_a_message_reported_sent_then_failed_then_delivered_keeps_its_failure_visible(client):
+    """Meta sends `sent`, then `failed` (131026), then `delivered` for one message: it is stored as delivered
+    with the failure kept, and reconciled as contradictory statuses (not a clean match), the error named."""
+    failed = {"id": "wamid.odd", "status": "failed", "timestamp": str(T0 + 30), "recipient_id": CONTACT,
+              "errors": [{"code": 131026, "title": "Message undeliverable"}]}
+    deliver(client, inbound_text("wamid.in", T0 - 60),
+            status("wamid.odd", "sent", T0, pricing=pmp("utility", "free_customer_service", False)),
+            notification({"statuses": [failed]}),
+            status("wamid.odd", "delivered", T0 + 90, pricing=pmp("utility", "free_customer_service", False)))
+    report = client.get("/v1/reconciliation").json
+    [item] = report["comparisons"]
+    assert item["failures"] == [{"code": 131026, "title": "Message undeliverable"}]
+    assert not item["matches"] and item["differences"] == []
+    assert "failed (131026 (Message undeliverable)) and also delivered" in item["note"]
+    assert (report["matching"], report["contradictory"]) == (0, 1)
+    assert [s["cause"] for s in report["summary"]] == ["contradictory_statuses"]
+
+
+def test_a_failed_message_never_delivered_is_not_reconciled_as_contradictory(client):
+    """A message that only failed is not a delivered message: nothing to reconcile, no contradiction."""
+    failed = {"id": "wamid.fail", "status": "failed", "timestamp": str(T0 + 30), "recipient_id": CONTACT,
+              "errors": [{"code": 131026, "title": "Message undeliverable"}]}
+    deliver(client, status("wamid.fail", "sent", T0, pricing=pmp("marketing", "regular", True)),
+            notification({"statuses": [failed]}))
+    assert client.get("/v1/reconciliation").json["comparisons"] == []

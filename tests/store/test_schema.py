@@ -234,8 +234,8 @@ def test_numbers_are_unique_and_a_database_of_the_old_numbering_upgrades_cleanly
     database = connect(empty_database_url)
     schema.upgrade(database)
     for old, new in schema.RENAMED.items():
-        database.execute_sql(f'UPDATE "{schema.HISTORY_TABLE}" SET name = {database.param} WHERE name = {database.param}',
-                             (old, new))
+        rename = f'UPDATE "{schema.HISTORY_TABLE}" SET name = {database.param} WHERE name = {database.param}'
+        database.execute_sql(rename, (old, new))
     recorded = [name for (name,) in database.execute_sql(f'SELECT name FROM "{schema.HISTORY_TABLE}"').fetchall()]
     assert set(schema.RENAMED) <= set(recorded)
     assert schema.pending(database) == []

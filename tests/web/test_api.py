@@ -57,6 +57,14 @@ def test_a_denied_send_still_reports_the_required_type(client):
         ({"send": {**SEND, "type": "template", "template": {**TEMPLATE, "category": "marketing"},
                    "marketing_messages_api": "yes"}}, "send.marketing_messages_api"),
         ({"send": {**SEND, "category": "marketing"}}, "send.category"),
+        ({"send": {**SEND, "meta_business_agent": "yes"}}, "send.meta_business_agent"),
+        ({"send": {**SEND, "type": "template", "template": TEMPLATE, "meta_business_agent": True}},
+         "send.meta_business_agent"),
+        ({"send": {**SEND, "category": "utility", "meta_business_agent": True}}, "send.meta_business_agent"),
+        ({"send": {**SEND, "type": "template", "template": {**TEMPLATE, "message_send_ttl_seconds": 10}}},
+         "send.template.message_send_ttl_seconds"),
+        ({"send": {**SEND, "type": "template", "template": {**TEMPLATE, "message_send_ttl_seconds": "600"}}},
+         "send.template.message_send_ttl_seconds"),
         ({"send": {**SEND, "type": "template", "template": TEMPLATE, "category": "utility"}}, "send.category"),
         ({"send": SEND, "context": {"direct_send_eligible": "yes"}}, "context.direct_send_eligible"),
         ({"send": SEND, "history": [{"direction": "outbound", "at": SEND["at"], "type": "call"}]}, "history.0.type"),
@@ -199,13 +207,22 @@ def test_rate_cards_setting_prices_with_the_business_csv(database_url, tmp_path)
 
 
 def test_a_group_send_reports_the_participants_it_would_bill(client):
-    """A marketing template to a group of three: billable per participant, and the charge says for how many."""
-    group = {"at": "2025-11-10T12:00:00+00:00", "to": "Y2FwaV9ncm91cDpHMQ", "recipient_type": "group",
+    """A marketing template to a group of three: billed per participant at each one's market, line by line."""
+    group = {"at": "2026-05-10T12:00:00+00:00", "to": "Y2FwaV9ncm91cDpHMQ", "recipient_type": "group",
              "participants": ["+5511976540001", "+5511976540002", "+4915112345678"], "type": "template",
              "template": {**TEMPLATE, "category": "marketing"}}
     body = client.post("/v1/decisions", json={"send": group, "history": []}).get_json()
     assert body["decision"] == "allow", body
     assert (body["charge"]["category"], body["charge"]["participants"]) == ("group_marketing", 3)
-    assert body["charge"]["price"] is None and body["charge"]["price_reason"].startswith("group send: Meta bills each")
+    assert (body["charge"]["price"]["amount"], body["charge"]["price"]["market"]) == ("0.2615", None)
+    assert [(line["country"], line["market"], line["amount"]) for line in body["charge"]["price_lines"]] == [
+        ("BR", "Brazil", "0.0625"), ("BR", "Brazil", "0.0625"), ("DE", "Germany", "0.1365")]
+    assert any(entry["rule"] == "PMP-9.group-marketing" or "per participant" in entry["because"]
+               for entry in body["trace"] if entry["effect"] == "price")
+    earlier = client.post("/v1/decisions", json={"send": {**group, "at": "2025-11-10T12:00:00+00:00"},
+                                                 "history": []}).get_json()
+    assert earlier["charge"]["price"] is None
+    assert earlier["charge"]["price_reason"].startswith("3 of 3 participants have no price")
+    assert earlier["charge"]["price_lines"][0]["reason"].startswith("no USD rate card for 2025-11-10")
     individual = client.post("/v1/decisions", json={"send": SEND, "history": HISTORY}).get_json()
     assert individual["charge"]["participants"] is None

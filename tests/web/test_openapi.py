@@ -46,13 +46,18 @@ def test_every_operation_has_a_unique_operation_id(spec):
 
 
 def test_every_status_a_route_can_answer_is_documented(spec):
-    """401 wherever a key is checked, 413 and 415 wherever a JSON body is read, 503 on readiness, and the
-    X-Pagination header on the paginated list."""
+    """401 wherever a key is checked (and no key requirement on probes and Meta's webhooks, which Meta
+    authenticates by signature and verify token), 413 and 415 wherever a JSON body is read, 503 on
+    readiness, and the X-Pagination header on the paginated list."""
+    keyless = {("/healthz", "get"), ("/readyz", "get"), ("/v1/webhooks/whatsapp", "get"),
+               ("/v1/webhooks/whatsapp", "post")}
     for path, method, operation in operations(spec):
         responses = operation["responses"]
         assert all(code in responses for code in ("200", "default")), (path, method)
-        if path not in ("/healthz", "/readyz"):
-            assert "401" in responses, (path, method)
+        if (path, method) in keyless:
+            assert operation["security"] == [], (path, method)
+        else:
+            assert "401" in responses and "security" not in operation, (path, method)
         if "requestBody" in operation:
             assert {"400", "413", "415", "422"} <= set(responses), (path, method)
     assert "503" in spec["paths"]["/readyz"]["get"]["responses"]

@@ -7,6 +7,7 @@ from policy_service.contract.schemas import MAX_HISTORY
 from policy_service.web.security import hash_key, key_hashes
 
 from ..conftest import assert_error_shape
+from ..meta_payloads import APP_SECRET, VERIFY_TOKEN, inbound_text, signed
 
 KEYS = ("first-key-7f3a", "second-key-91c2")
 
@@ -141,3 +142,42 @@ def test_pages_may_load_only_their_own_assets_and_json_nothing(client):
     assert "style-src 'self'" in page and "script-src 'self'" in page and "frame-ancestors 'none'" in page
     api = client.get("/healthz").headers["Content-Security-Policy"]
     assert api.startswith("default-src 'none'") and "'self'" not in api
+
+
+@pytest.fixture
+def locked_by_environment(tmp_path, monkeypatch):
+    """A deployment with keys on, configured as operators do: POLICY_API_KEY_HASHES in the environment."""
+    monkeypatch.setenv("POLICY_API_KEY_HASHES", ",".join(hash_key(k) for k in KEYS))
+    app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'log.sqlite3'}",
+                      "WHATSAPP_APP_SECRET": APP_SECRET, "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN})
+    assert app.config["API_KEY_HASHES"], "the keys from the environment are on"
+    return app.test_client()
+
+
+def test_signed_webhooks_are_received_with_api_keys_on(locked_by_environment):
+    """Meta sends no API key: its signed POST is stored (200) although keys are configured, and the
+    API itself still refuses a keyless request."""
+    raw, headers = signed(inbound_text("wamid.keys-on", 1754989200))
+    response = locked_by_environment.post("/v1/webhooks/whatsapp", data=raw, headers=headers)
+    assert response.status_code == 200 and response.json["new"] == 1
+    assert_error_shape(locked_by_environment.get("/v1/decisions/unknown"), 401)
+
+
+def test_webhooks_still_need_their_signature_with_api_keys_on(locked_by_environment):
+    """Skipping the API key never skips Meta's signature: unsigned or wrongly signed is 401, and a valid
+    API key does not replace the signature."""
+    raw, _ = signed(inbound_text("wamid.unsigned", 1754989200))
+    for headers in ({}, {"X-Hub-Signature-256": "sha256=" + "0" * 64}, {"X-API-Key": KEYS[0]}):
+        response = locked_by_environment.post("/v1/webhooks/whatsapp", data=raw,
+                                              headers={"Content-Type": "application/json", **headers})
+        body = assert_error_shape(response, 401)
+        assert "X-Hub-Signature-256" in body["message"]
+
+
+def test_subscription_check_is_answered_by_verify_token_with_api_keys_on(locked_by_environment):
+    """Meta's subscription GET carries no API key: the verify token alone decides (challenge or 403)."""
+    query = {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1158201444"}
+    response = locked_by_environment.get("/v1/webhooks/whatsapp", query_string=query)
+    assert response.status_code == 200 and response.get_data(as_text=True) == "1158201444"
+    wrong = locked_by_environment.get("/v1/webhooks/whatsapp", query_string={**query, "hub.verify_token": "guess"})
+    assert_error_shape(wrong, 403)

@@ -3,6 +3,7 @@
 import runpy
 import shutil
 import signal
+import socket
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -118,3 +119,44 @@ def _decisions_allowed(url: str) -> float:
         if line.startswith('policy_decisions_total{decision="allow",status="decided"}'):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def _healthz_seconds(url: str) -> float:
+    started = time.monotonic()
+    assert requests.get(f"{url}/healthz", timeout=20).status_code == 200
+    return time.monotonic() - started
+
+
+def test_idle_and_slow_clients_do_not_stall_the_service(tmp_path):
+    """The default worker model (gunicorn.conf.py, one worker here so nothing else can answer): six idle TCP
+    connections and two clients trickling a request line, all held open, and /healthz still answers within
+    a second each time (sync workers took 30 s with two idle connections); the server then closes the idle
+    ones on its own (bounded keep-alive), so they do not pile up."""
+    server = start_gunicorn(tmp_path, workers=1)
+    host, port = server.url.removeprefix("http://").split(":")
+    idle, slow = [], []
+    try:
+        for _ in range(6):
+            idle.append(socket.create_connection((host, int(port)), timeout=30))
+        for _ in range(2):
+            trickle = socket.create_connection((host, int(port)), timeout=30)
+            trickle.sendall(b"GET /healthz HTTP/1.1\r\n")
+            slow.append(trickle)
+        time.sleep(0.5)
+        timings = []
+        for _ in range(5):
+            for trickle in slow:
+                trickle.sendall(b"X-Slow: 1\r\n")
+            timings.append(_healthz_seconds(server.url))
+            time.sleep(0.2)
+        assert max(timings) < 1.0, timings
+        # Idle connections are closed by the server after the data wait and POLICY_KEEPALIVE (5 + 5 s here).
+        closed_by = time.monotonic() + 20
+        for connection in idle:
+            connection.settimeout(max(closed_by - time.monotonic(), 0.1))
+            assert connection.recv(1) == b"", "the server closes an idle connection"
+        assert _healthz_seconds(server.url) < 1.0
+    finally:
+        for connection in idle + slow:
+            connection.close()
+        stop_gunicorn(server)

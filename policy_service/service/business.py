@@ -1,4 +1,5 @@
-"""What the store knows about the sending business, filled into a decision request before it is evaluated.
+"""What the store knows about the sending business, filled into a decision request before it is evaluated
+(the decision pipeline's business-state step, service.decisions).
 
 When the sending phone number is known (`send.phone_number_id`, or `history_ref.phone_number_id`):
 - the template registry of its WABA supplies a template's category and status, and wins over what the
@@ -12,22 +13,23 @@ When the sending phone number is known (`send.phone_number_id`, or `history_ref.
   (`messaging_limit_period`, `messaging_limit_count_categories`) supply `business_initiated_users_24h`.
 Each value taken from the store is named in `DecisionRequest.sources`, so the trace says where it came
 from; the logged request carries the values used, so it replays without the store.
+
+The logged request is rebuilt only along the paths it changes (`send.template`, `context`): the rest is
+shared with the request as received, never copied.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask_smorest import abort
-
 from ..core.messages import DecisionRequest, Message
 from ..core.periods import describe_period, period_start
 from ..core.rulebook import Rulebook
 from ..store import business_state, histories
+from .errors import ServiceError
 
 
 def with_previous_numbers(history: tuple[Message, ...], phone_number_id: str, contact: str,
@@ -48,18 +50,21 @@ def sending_number(raw: dict[str, Any]) -> str | None:
 
 def enrich(proposal: DecisionRequest, raw: dict[str, Any], phone_number_id: str | None, contact: str,
            rulebook: Rulebook) -> tuple[DecisionRequest, dict[str, Any]]:
-    """The request with the stored business state filled in, and the request to log; aborts 422 when a
-    template's category or status is neither given nor known to the registry."""
+    """The request with the stored business state filled in, and the request to log (a new dict along the
+    paths it changes; `raw` itself is never modified). Raises ServiceError (422) when a template's
+    category or status is neither given nor known to the registry."""
     send = proposal.send
     context = dict(proposal.context)
     sources: dict[str, str] = {}
-    logged = copy.deepcopy(raw)
+    logged = raw
     if send.template is not None:
         template, sources_found = _template(send, phone_number_id)
         sources.update(sources_found)
         send = replace(send, template=template)
-        logged["send"]["template"] = {**logged["send"]["template"], "category": template.category,
-                                      "status": template.status}
+        logged_send = logged["send"]
+        logged = {**logged, "send": {**logged_send, "template": {**logged_send["template"],
+                                                                  "category": template.category,
+                                                                  "status": template.status}}}
     waba_id = business_state.waba_of(phone_number_id) if phone_number_id else None
     if waba_id is not None:
         for name, known in business_state.account_state(waba_id, send.at).items():
@@ -85,8 +90,8 @@ def enrich(proposal: DecisionRequest, raw: dict[str, Any], phone_number_id: str 
             count, source = service_messages(phone_number_id, send.at, context, rulebook)
             context["service_messages_this_month"], sources["service_messages_this_month"] = count, source
     if context != proposal.context:
-        logged["context"] = {**(logged.get("context") or {}),
-                             **{k: _json(context[k]) for k in sources if k in context}}
+        logged = {**logged, "context": {**(logged.get("context") or {}),
+                                        **{k: _json(context[k]) for k in sources if k in context}}}
     return replace(proposal, send=send, context=context, sources=sources), logged
 
 
@@ -144,5 +149,5 @@ def _template(send, phone_number_id: str | None):
                      "no sending phone_number_id whose WABA is known (send.phone_number_id or history_ref)")
             errors[f"send.template.{part}"] = [f"required: {where}"]
     if errors:
-        abort(422, message=f"invalid request: {next(iter(errors))}: {next(iter(errors.values()))[0]}", errors=errors)
+        raise ServiceError(422, f"invalid request: {next(iter(errors))}: {next(iter(errors.values()))[0]}", errors)
     return replace(template, **values), sources

@@ -1,0 +1,42 @@
+"""Query parameters of the report endpoints, read the same way by the HTTP API and the Python API
+(service.api.PolicyService): GET /v1/reconciliation and GET /v1/costs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from ..core.identities import WA_ID
+from .schemas import ContactField, RefusesNul
+
+
+class ReconciliationQuerySchema(RefusesNul, Schema):
+    """Filters of GET /v1/reconciliation."""
+
+    phone_number_id = fields.String(validate=validate.Length(min=1, max=64))
+    contact = ContactField(WA_ID, metadata={"description": "wa_id or BSUID"})
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    page_size = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1_000))
+
+
+class CostQuerySchema(RefusesNul, Schema):
+    """Query of GET /v1/costs."""
+
+    start = fields.Date(data_key="from", required=True, metadata={"description": "first day (YYYY-MM-DD, UTC)"})
+    end = fields.Date(data_key="to", required=True, metadata={"description": "last day, included"})
+    group_by = fields.String(load_default="month,category", validate=validate.Regexp(
+        r"^(month|category|market)(,(month|category|market))*$", error="a comma list of month, category, market"))
+    currency = fields.String(load_default="USD", validate=validate.Regexp(r"^[A-Z]{3}$", error="an ISO 4217 code"))
+
+    @validates_schema
+    def ordered(self, data: dict[str, Any], **_: Any) -> None:
+        if "start" in data and "end" in data and data["end"] < data["start"]:
+            raise ValidationError("must not be before from", "to")
+        if "start" in data and "end" in data and (data["end"] - data["start"]).days > 3660:
+            raise ValidationError("at most ten years", "to")
+
+
+# Instances, never classes, on routes: a schema built per request costs hundreds of µs (issue 14).
+RECONCILIATION_QUERY = ReconciliationQuerySchema()
+COST_QUERY = CostQuerySchema()

@@ -1,0 +1,156 @@
+"""The decision pipeline, shared by the HTTP API, the reviewer pages, the command line and Python callers.
+
+One validated request goes through five steps, each a function of one input with one output:
+
+    Proposal --resolve_history--> Proposal --fill_in_business_state--> Proposal --evaluate--> Evaluated
+             --respond--> Decided --log--> Decided
+
+- `resolve_history`: a `history_ref` becomes the stored history of that business number and contact
+  (with the histories of the numbers the user had before), logged inline so the decision replays
+  without the store; the response names it in `history_source`.
+- `fill_in_business_state`: the business's stored state (template registry, account state, marketing
+  preference, counts over stored statuses; service.business) fills in what the request leaves out.
+- `evaluate`: the core evaluates the request (internal or engine errors fail closed inside the core).
+- `respond`: the response body (contract RESPONSE) and its JSON bytes, serialized once.
+- `log`: the decision log row, written before the answer returns (store.decision_log.record), so every
+  decision_id a caller sees is already logged.
+
+Steps that need the rulebook or the masking setting are methods of `Decisions`, which holds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..contract.schemas import RESPONSE
+from ..core.decision import Decision
+from ..core.engine import RulesEngine
+from ..core.evaluate import evaluate
+from ..core.messages import DecisionRequest
+from ..core.rulebook import Rulebook, load_rulebook
+from ..store import decision_log, histories
+from . import business
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The loaded rulebook and the engine compiled from it."""
+
+    rulebook: Rulebook
+    engine: RulesEngine
+
+    @classmethod
+    def load(cls, rules_dir: str, *, rate_cards: str | None = None, rate_card_tiers: str | None = None) -> Policy:
+        """Load and validate the rule files in a directory (and the rate cards) and compile a new engine;
+        raises core.errors.RulebookError on a bad rule file."""
+        rulebook = load_rulebook(rules_dir, rate_cards=rate_cards, rate_card_tiers=rate_card_tiers)
+        return cls(rulebook, RulesEngine(rulebook))
+
+
+def load_policy(settings: Mapping[str, Any]) -> Policy:
+    """The policy the settings name: RULES_DIR, and RATE_CARDS / RATE_CARD_TIERS when set."""
+    return Policy.load(settings["RULES_DIR"], rate_cards=settings.get("RATE_CARDS") or None,
+                       rate_card_tiers=settings.get("RATE_CARD_TIERS") or None)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A validated request on its way through the pipeline.
+
+    `request` is what the engine reads; `logged` the request as the decision log stores it (JSON-shaped,
+    the values the store supplied written in, so it replays without the store); `history_source` the
+    stored history a `history_ref` resolved to ({ref, events: [wamid...]}), else None.
+    """
+
+    request: DecisionRequest
+    logged: dict[str, Any]
+    phone_number_id: str | None
+    contact: str
+    explain_why_not: bool = False
+    history_source: dict[str, Any] | None = None
+
+
+def proposal(request: DecisionRequest, raw: dict[str, Any], *, explain_why_not: bool = False) -> Proposal:
+    """The pipeline's input: a request validated by contract REQUEST and the JSON it was loaded from."""
+    contact = (raw["history_ref"]["contact"] if "history_ref" in raw else request.send.to).lstrip("+")
+    return Proposal(request, raw, business.sending_number(raw), contact, explain_why_not)
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """A proposal and the decision the core made for it."""
+
+    proposal: Proposal
+    decision: Decision
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A decision, its response body (`body`) and that body as JSON bytes (`text`), and the logged request."""
+
+    decision: Decision
+    body: dict[str, Any]
+    text: bytes
+    logged: dict[str, Any]
+
+
+def resolve_history(proposal: Proposal) -> Proposal:
+    """A `history_ref` replaced by the stored history it names (messages up to `send.at`, the user's earlier
+    numbers included); a request without one is returned as is."""
+    raw = proposal.logged
+    if "history_ref" not in raw:
+        return proposal
+    request = proposal.request
+    ref = {**raw["history_ref"], "contact": proposal.contact}
+    history = histories.stored_history(ref["phone_number_id"], ref["contact"], request.send.at)
+    # A user who changed numbers (user_changed_number) brings the history of the old number along.
+    history = business.with_previous_numbers(history, ref["phone_number_id"], ref["contact"], request.send.at)
+    # The logged request carries the resolved history inline, so it replays after the store changes.
+    logged = {key: value for key, value in raw.items() if key != "history_ref"}
+    logged["history"] = histories.history_json(history)
+    source = {"ref": ref, "events": [message.id for message in history]}
+    return replace(proposal, request=replace(request, history=history), logged=logged, history_source=source)
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """The pipeline's steps that read the policy (rulebook and engine) or the masking setting.
+
+    `mask`: phone numbers and BSUIDs in the log keep only their country part (MASK_PHONE_NUMBERS).
+    """
+
+    policy: Policy
+    mask: bool = True
+
+    def decide(self, proposal: Proposal) -> Decided:
+        """Every step in order: the decision, logged, with its response. Raises ServiceError (422) for a
+        template the request and the registry leave without a category or status, and whatever the
+        decision log raises when it cannot store the row (no unlogged decision is returned)."""
+        return self.log(self.respond(self.evaluate(self.fill_in_business_state(resolve_history(proposal)))))
+
+    def fill_in_business_state(self, proposal: Proposal) -> Proposal:
+        """What the store knows of the sending business filled into the request and the logged request."""
+        request, logged = business.enrich(proposal.request, proposal.logged, proposal.phone_number_id,
+                                          proposal.contact, self.policy.rulebook)
+        return replace(proposal, request=request, logged=logged)
+
+    def evaluate(self, proposal: Proposal) -> Evaluated:
+        """The core's decision for the request (all rules, with the trace; why-not too when asked)."""
+        return Evaluated(proposal, evaluate(proposal.request, rulebook=self.policy.rulebook,
+                                            engine=self.policy.engine, explain_why_not=proposal.explain_why_not))
+
+    @staticmethod
+    def respond(evaluated: Evaluated) -> Decided:
+        """The response body and its JSON bytes (serialized once: the log row stores the bytes the caller gets)."""
+        body = RESPONSE.dump(evaluated.decision)
+        if evaluated.proposal.history_source is not None:
+            body["history_source"] = evaluated.proposal.history_source
+        return Decided(evaluated.decision, body, decision_log.dumps(body), evaluated.proposal.logged)
+
+    def log(self, decided: Decided) -> Decided:
+        """The decision written to the decision log (one committed row) before it is returned."""
+        decision_log.record(decided.decision, decided.logged, decided.body, mask=self.mask,
+                            response_json=decided.text)
+        return decided

@@ -1,0 +1,48 @@
+"""Reads of the decision log, for the HTTP API, the reviewer pages and Python callers.
+
+Entries are shaped as the API shows them (store.decision_log.entry): decision_id, logged_at (RFC 3339,
+UTC), decision, status, rulebook and policy versions, determining_rules, recipient_region, masked, and
+the logged request and response as JSON.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from ..store import decision_log
+from ..store.decision_log import DecisionQuery
+
+__all__ = ["DecisionQuery", "count", "decision", "page", "summary", "with_example_recipient"]
+
+with_example_recipient = decision_log.with_example_recipient
+
+
+def decision(decision_id: str) -> dict[str, Any] | None:
+    """The logged decision with this id (request masked as logged); None if there is none."""
+    return decision_log.get(decision_id)
+
+
+def count(query: DecisionQuery) -> int:
+    """How many logged decisions match the filters."""
+    return decision_log.select(query).count()
+
+
+def page(query: DecisionQuery, number: int, size: int) -> list[dict[str, Any]]:
+    """One page (1-based `number` of `size` entries) of the logged decisions matching the filters, newest first."""
+    return [decision_log.entry(row) for row in decision_log.select(query).paginate(number, size)]
+
+
+def summary(today: date | None = None) -> dict[str, Any]:
+    """The log's headline counts for the home page: `logged` (all decisions), `yesterday` (the UTC day
+    before `today`, ISO date) and `denied_yesterday`."""
+    today = today or datetime.now(UTC).date()
+    yesterday = today - timedelta(days=1)
+    return {"logged": count(DecisionQuery()), "yesterday": yesterday.isoformat(),
+            "denied_yesterday": count(DecisionQuery(since=day_start(yesterday), until=day_start(today),
+                                                    decision="deny"))}
+
+
+def day_start(day: date) -> datetime:
+    """Midnight UTC starting a day."""
+    return datetime.combine(day, time(0), tzinfo=UTC)

@@ -1,0 +1,74 @@
+"""The decision pipeline (service.decisions) without the web layer: each step's output, the logged request
+with the stored state written in, and the caller's request left untouched (no copy, no mutation)."""
+
+import copy
+from datetime import UTC, datetime
+
+import pytest
+
+from policy_service.contract.schemas import REQUEST
+from policy_service.service import decisions, logged
+from policy_service.service.errors import ServiceError
+
+from ..meta_business_payloads import category_completed
+from ..meta_payloads import CONTACT, PHONE_NUMBER_ID, deliver, inbound_text
+
+T0 = 1756717200  # 2025-09-01T09:00:00Z
+
+
+def iso(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat()
+
+
+@pytest.fixture
+def pipeline(app):
+    return decisions.Decisions(app.extensions["policy_service"], mask=True)
+
+
+def name_only_send(at: int, name: str = "order_update") -> dict:
+    return {"send": {"at": iso(at), "to": "+" + CONTACT, "type": "template",
+                     "template": {"name": name, "language": "en_US", "status": "APPROVED"}},
+            "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": "+" + CONTACT}}
+
+
+def test_each_step_resolves_fills_in_evaluates_and_logs(client, pipeline):
+    """history_ref becomes the stored history; the registry's category is filled in; the row is logged."""
+    deliver(client, inbound_text("wamid.in1", T0), category_completed("order_update", "en_US", "UTILITY",
+                                                                      "MARKETING", T0 + 600))
+    raw = name_only_send(T0 + 3600)
+    before = copy.deepcopy(raw)
+    start = decisions.proposal(REQUEST.load(raw), raw)
+    assert start.contact == CONTACT and start.phone_number_id == PHONE_NUMBER_ID
+
+    resolved = decisions.resolve_history(start)
+    assert resolved.history_source == {"ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": CONTACT},
+                                       "events": ["wamid.in1"]}
+    assert "history_ref" not in resolved.logged and [m["id"] for m in resolved.logged["history"]] == ["wamid.in1"]
+
+    filled = pipeline.fill_in_business_state(resolved)
+    assert filled.request.send.template.category == "marketing"
+    assert filled.logged["send"]["template"]["category"] == "marketing"
+    assert "template_category" in filled.request.sources
+
+    done = pipeline.log(pipeline.respond(pipeline.evaluate(filled)))
+    assert done.body["charge"]["category"] == "marketing" and done.body["history_source"] == resolved.history_source
+    row = logged.decision(done.body["decision_id"])
+    assert row["request"]["send"]["template"]["category"] == "marketing"
+    assert raw == before, "the caller's request is never modified"
+
+
+def test_a_request_without_history_ref_passes_resolve_history_unchanged(pipeline):
+    raw = {"send": {"at": iso(T0), "to": "+" + CONTACT, "type": "text"}, "history": []}
+    start = decisions.proposal(REQUEST.load(raw), raw)
+    assert decisions.resolve_history(start) is start
+
+
+def test_a_template_nobody_knows_the_category_of_is_a_422_naming_the_field(pipeline):
+    """Neither the request nor the registry gives the category: ServiceError with the HTTP error shape."""
+    raw = name_only_send(T0, name="never_heard_of")
+    with pytest.raises(ServiceError) as refused:
+        pipeline.decide(decisions.proposal(REQUEST.load(raw), raw))
+    error = refused.value.as_dict()
+    assert error["code"] == 422 and error["status"] == "Unprocessable Entity"
+    assert list(error["errors"]) == ["send.template.category"]
+    assert error["message"].startswith("invalid request: send.template.category: required")

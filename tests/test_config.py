@@ -1,0 +1,185 @@
+"""Settings are read once, by pydantic-settings, and a value that cannot be read stops the start naming it.
+
+The reproductions of issue 22: POLICY_MAX_CONTENT_LENGTH=4MB made every POST a 500,
+POLICY_MAX_BATCH_SIZE=lots broke every batch, POLICY_MASK_PHONE_NUMBERS=False kept masking on.
+"""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from policy_service import create_app, store
+from policy_service.config import Settings, SettingsError, load_settings
+from policy_service.store import decision_log
+
+from .conftest import ROOT, assert_error_shape, free_port, upgraded
+
+BATCH = "/v1/decisions/batch"
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return upgraded(f"sqlite:///{tmp_path / 'log.sqlite3'}")
+
+
+def app_with(url, **overrides):
+    return create_app({"TESTING": True, "DATABASE_URL": url, **overrides})
+
+
+def test_a_size_with_a_unit_is_read_as_bytes(monkeypatch, sqlite_url, example_request):
+    """POLICY_MAX_CONTENT_LENGTH=4MB is 4,000,000 bytes: a decision is answered, a 5 MB body gets 413."""
+    monkeypatch.setenv("POLICY_MAX_CONTENT_LENGTH", "4MB")
+    app = app_with(sqlite_url)
+    assert app.config["MAX_CONTENT_LENGTH"] == 4_000_000
+    client = app.test_client()
+    assert client.post("/v1/decisions", json=example_request).status_code == 200
+    padded = {**example_request, "pad": "x" * 5_000_000}
+    assert_error_shape(client.post("/v1/decisions", json=padded), 413)
+
+
+@pytest.mark.parametrize(("given", "size"), [("4194304", 4_194_304), ("4MiB", 4_194_304), ("512kB", 512_000),
+                                             ("1 GiB", 2**30)])
+def test_sizes_in_bytes_or_with_a_unit(monkeypatch, given, size):
+    """A size is bytes, or a number with a decimal (kB, MB) or binary (KiB, MiB, GiB) unit."""
+    monkeypatch.setenv("POLICY_MAX_CONTENT_LENGTH", given)
+    assert load_settings().max_content_length == size
+
+
+def test_a_batch_size_that_is_not_a_number_stops_the_start(monkeypatch, sqlite_url):
+    """POLICY_MAX_BATCH_SIZE=lots: the app does not start, and the error names the variable, the value
+    and what it must be."""
+    monkeypatch.setenv("POLICY_MAX_BATCH_SIZE", "lots")
+    with pytest.raises(SettingsError, match=r"POLICY_MAX_BATCH_SIZE='lots': must be a whole number"):
+        app_with(sqlite_url)
+
+
+@pytest.mark.parametrize("given", ["False", "false", "0", "no", "off", "NO"])
+def test_masking_is_turned_off_by_any_spelling_of_false(monkeypatch, sqlite_url, example_request, given):
+    """POLICY_MASK_PHONE_NUMBERS=False (or 0, no, off) logs the full recipient number."""
+    monkeypatch.setenv("POLICY_MASK_PHONE_NUMBERS", given)
+    app = app_with(sqlite_url)
+    decision_id = app.test_client().post("/v1/decisions", json=example_request).json["decision_id"]
+    with app.app_context():
+        logged = decision_log.get(decision_id)
+    assert logged["masked"] is False and logged["request"]["send"]["to"] == example_request["send"]["to"]
+    store.database_proxy.close()
+
+
+@pytest.mark.parametrize("given", ["True", "1", "yes", "on"])
+def test_masking_stays_on_for_any_spelling_of_true(monkeypatch, given):
+    monkeypatch.setenv("POLICY_MASK_PHONE_NUMBERS", given)
+    assert load_settings().mask_phone_numbers is True
+
+
+def test_a_boolean_that_is_not_one_is_refused(monkeypatch):
+    monkeypatch.setenv("POLICY_MASK_PHONE_NUMBERS", "maybe")
+    with pytest.raises(SettingsError, match=r"POLICY_MASK_PHONE_NUMBERS='maybe': must be true or false"):
+        load_settings()
+
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("mysql://db/log", "must be a database URL starting sqlite://"),
+    ("log.sqlite3", "must be a database URL"),
+    ("postgresql://", "names no host or database"),
+])
+def test_a_database_url_must_name_a_database_it_can_open(monkeypatch, url, reason):
+    monkeypatch.setenv("POLICY_DATABASE_URL", url)
+    with pytest.raises(SettingsError, match=f"POLICY_DATABASE_URL={re.escape(repr(url))}: {reason}"):
+        load_settings()
+
+
+def test_errors_never_show_a_secret(monkeypatch):
+    """A plain API key configured as a digest, or a database password, is not repeated in the error."""
+    monkeypatch.setenv("POLICY_API_KEY_HASHES", "my-plain-secret-key")
+    monkeypatch.setenv("POLICY_DATABASE_URL", "mysql://user:hunter2@db/log")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert "POLICY_API_KEY_HASHES: items [0] are not sha256 hex digests" in message
+    assert "my-plain-secret-key" not in message and "hunter2" not in message and ":***@" in message
+
+
+def test_every_problem_is_listed_at_once(monkeypatch):
+    monkeypatch.setenv("POLICY_MAX_BATCH_SIZE", "0")
+    monkeypatch.setenv("POLICY_LOG_LEVEL", "loud")
+    monkeypatch.setenv("POLICY_RULES_DIR", "/no/such/rules")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    lines = str(raised.value).splitlines()[1:]
+    assert [line.split("=")[0].strip() for line in lines] == [
+        "POLICY_RULES_DIR", "POLICY_MAX_BATCH_SIZE", "POLICY_LOG_LEVEL"]
+    assert "must be an existing directory" in lines[0]
+
+
+def test_api_key_digests_are_read_from_a_comma_separated_variable(monkeypatch):
+    digest = "a" * 64
+    monkeypatch.setenv("POLICY_API_KEY_HASHES", f" {digest.upper()} ,{'b' * 64},")
+    assert load_settings().api_key_hashes == (digest, "b" * 64)
+
+
+def test_an_all_digit_verify_token_stays_text(monkeypatch):
+    monkeypatch.setenv("POLICY_WHATSAPP_VERIFY_TOKEN", "0042")
+    assert load_settings().whatsapp_verify_token == "0042"
+
+
+def test_an_empty_variable_means_the_default(monkeypatch):
+    monkeypatch.setenv("POLICY_MAX_BATCH_SIZE", "")
+    monkeypatch.setenv("POLICY_DATABASE_AUTO_UPGRADE", "")
+    settings = load_settings()
+    assert (settings.max_batch_size, settings.database_auto_upgrade) == (100, None)
+
+
+def test_overrides_win_over_the_environment_and_are_validated(monkeypatch):
+    """Overrides (tests, the Python API) take precedence, in either case, and are checked like the rest."""
+    monkeypatch.setenv("POLICY_MAX_BATCH_SIZE", "7")
+    assert load_settings({"MAX_BATCH_SIZE": 3}).max_batch_size == 3
+    assert load_settings({"max_batch_size": "5"}).max_batch_size == 5
+    with pytest.raises(SettingsError, match="MAX_BATCHES: not a setting"):
+        load_settings({"max_batches": 5})
+
+
+def test_flask_keys_pass_through_create_app(sqlite_url):
+    """Test overrides that are Flask's own (TESTING, …) reach the Flask config beside the validated settings."""
+    app = app_with(sqlite_url, MAX_BATCH_SIZE=2, PROPAGATE_EXCEPTIONS=False)
+    assert (app.config["MAX_BATCH_SIZE"], app.config["PROPAGATE_EXCEPTIONS"], app.config["TESTING"]) == (2, False, True)
+    assert app.extensions["policy_service.settings"].max_batch_size == 2
+
+
+def test_an_unknown_policy_variable_is_reported(monkeypatch, caplog):
+    """A misspelt variable (POLICY_MASK_PHONE_NUMBER) is logged as ignored, so a typo is not silent."""
+    monkeypatch.setenv("POLICY_MASK_PHONE_NUMBER", "false")
+    load_settings()
+    assert "POLICY_MASK_PHONE_NUMBER is not a setting" in caplog.text
+
+
+def test_the_readme_documents_every_setting():
+    """Each setting appears, as its POLICY_ variable, in README's settings table."""
+    readme = (ROOT / "README.md").read_text()
+    missing = [name for name in Settings.model_fields if f"`POLICY_{name.upper()}`" not in readme]
+    assert missing == []
+
+
+def test_gunicorn_refuses_to_start_on_a_bad_setting_without_a_traceback(tmp_path):
+    """Served as documented (gunicorn.conf.py), a bad value ends the start with the clear message."""
+    environment = {"PATH": "/usr/bin:/bin", "HOST": "127.0.0.1", "PORT": str(free_port()),
+                   "POLICY_MAX_BATCH_SIZE": "lots", "POLICY_DATABASE_URL": f"sqlite:///{tmp_path / 'log.sqlite3'}"}
+    result = subprocess.run([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
+                             "policy_service:create_app()"], cwd=ROOT, env=environment, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode != 0
+    assert "POLICY_MAX_BATCH_SIZE='lots': must be a whole number" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_command_line_reports_a_bad_setting_without_a_traceback(monkeypatch):
+    from click.testing import CliRunner
+
+    from policy_service.cli import main
+
+    monkeypatch.setenv("POLICY_MAX_BATCH_SIZE", "lots")
+    result = CliRunner().invoke(main, ["db", "status"])
+    assert result.exit_code == 1 and result.exception is None or isinstance(result.exception, SystemExit)
+    assert "POLICY_MAX_BATCH_SIZE='lots': must be a whole number" in result.output
+    assert "Traceback" not in result.output
