@@ -81,10 +81,10 @@ def receive(body: bytes, signature: str | None, *, app_secret: str | None, proce
             settings: Settings | None = None, now: datetime | None = None) -> dict[str, Any]:
     """Verify, store and acknowledge one webhook body; with `process`, also store its events before returning.
 
-    Returns the receipt: {"id": stored payload id, "status": "pending" | "done" | "failed", "duplicate": whether
-    the same body was stored before (then nothing is added)}, and when this call processed it, the counts
-    {"new", "known", "linked"} (events with a new or a known wamid, new wa_id-BSUID links) and "skipped" (the
-    first 20 unreadable parts with path and reason; "skipped_not_listed" counts the rest).
+    Returns the payload's receipt (`payload`): its id, "status" ("pending" until processed, then "done", or
+    "failed"), "duplicate" (the same body was stored before: this delivery added nothing), and once processed
+    the counts "new", "known" (events with a new or a known wamid), "linked" (new wa_id-BSUID links),
+    "skipped" (the first 20 unreadable parts with path and reason) and "skipped_not_listed" (the rest).
     Raises WebhookRefused (nothing stored).
     """
     if not app_secret:
@@ -106,12 +106,9 @@ def receive(body: bytes, signature: str | None, *, app_secret: str | None, proce
         log.error("webhook payload not stored: %s: %s", type(error).__name__, error)
         raise WebhookRefused(503, "the database is unavailable: the payload was not stored, deliver it again",
                              {"database": [f"unavailable ({type(error).__name__})"]}) from None
-    answer: dict[str, Any] = {"id": stored.id, "status": stored.status, "duplicate": stored.duplicate}
     if process and not stored.duplicate:
-        result = process_one(stored.id, settings or Settings(), document=document, now=now)
-        if result is not None:
-            answer.update(result)
-    return answer
+        process_one(stored.id, settings or Settings(), document=document, now=now)
+    return {**raw_webhooks.receipt(stored.id), "duplicate": stored.duplicate}
 
 
 def process_one(raw_id: int, settings: Settings, *, document: Any = None, now: datetime | None = None,

@@ -159,21 +159,23 @@ def fail(claimed: Claim, error: str, max_attempts: int, retry_after: timedelta, 
 
 
 def receipt(raw_id: int) -> dict[str, Any] | None:
-    """A stored payload's state: id, status, received_at, attempts, progress, error, and once done its
-    result (new, known, linked, skipped...); None when no payload has that id."""
+    """A stored payload's receipt, every key always present: id, status, duplicate (False: set by the receiver),
+    received_at, attempts, progress, error, processed_at, and the counts new, known, linked (so far, while
+    pending; None before any batch), skipped and skipped_not_listed (None until done). None: no such payload."""
     row = RawWebhook.select(RawWebhook.id, RawWebhook.status, RawWebhook.received_at, RawWebhook.attempts,
                             RawWebhook.progress, RawWebhook.error, RawWebhook.processed_at, RawWebhook.result) \
         .where(RawWebhook.id == raw_id).first()
     if row is None:
         return None
-    answer: dict[str, Any] = {
-        "id": row.id, "status": row.status, "received_at": loaded_time(row.received_at).isoformat(),
-        "attempts": row.attempts, "progress": row.progress, "error": row.error,
+    result = json.loads(row.result) if row.result else {}
+    return {
+        "id": row.id, "status": row.status, "duplicate": False,
+        "received_at": loaded_time(row.received_at).isoformat(), "attempts": row.attempts,
+        "progress": row.progress, "error": row.error,
         "processed_at": loaded_time(row.processed_at).isoformat() if row.processed_at else None,
+        **{key: result.get(key) for key in ("new", "known", "linked", "skipped")},
+        "skipped_not_listed": result.get("skipped_not_listed", 0) if row.status == DONE else None,
     }
-    if row.result:
-        answer.update(json.loads(row.result))
-    return answer
 
 
 def backlog(now: datetime | None = None) -> dict[str, Any]:

@@ -3,9 +3,9 @@
 HTTP only: the signature check, storing and processing are service.ingest's; the payload reader is
 contract.meta_webhooks. Settings: WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN, MAX_CONTENT_LENGTH (413 above it),
 and WEBHOOK_PROCESSING — `background` (a thread in each worker processes payloads after the answer; the
-default), `inline` (processed before the answer: the default when TESTING), or `off` (only
-`policy-service webhooks process` processes them) — with WEBHOOK_BATCH_SIZE, WEBHOOK_LEASE_SECONDS,
-WEBHOOK_MAX_ATTEMPTS and WEBHOOK_POLL_SECONDS (service.ingest.Settings).
+default; a body of at most WEBHOOK_INLINE_MAX_BYTES is processed before it), `inline` (processed before the
+answer: the default when TESTING), or `off` (only `policy-service webhooks process` processes them) — with
+WEBHOOK_BATCH_SIZE, WEBHOOK_LEASE_SECONDS, WEBHOOK_MAX_ATTEMPTS and WEBHOOK_POLL_SECONDS (service.ingest.Settings).
 """
 
 from __future__ import annotations
@@ -104,10 +104,15 @@ def receive_notification():
     """
     app = current_app._get_current_object()
     mode = processing(app)
+    body = request.get_data(cache=False)
+    # A small body (nearly every one Meta sends) is processed before the answer, in milliseconds, so the
+    # caller reads its own writes; a big one is answered as soon as it is stored.
+    inline = mode == ingest.INLINE or (mode == ingest.BACKGROUND
+                                       and len(body) <= int(app.config.get("WEBHOOK_INLINE_MAX_BYTES") or 0))
     try:
-        answer = ingest.receive(request.get_data(cache=False), request.headers.get(ingest.SIGNATURE_HEADER),
+        answer = ingest.receive(body, request.headers.get(ingest.SIGNATURE_HEADER),
                                 app_secret=str(app.config.get("WHATSAPP_APP_SECRET") or ""),
-                                process=mode == ingest.INLINE, settings=settings(app))
+                                process=inline, settings=settings(app))
     except ingest.WebhookRefused as refused:
         abort(refused.status, message=refused.message, errors=refused.errors)
     if mode == ingest.BACKGROUND and answer["status"] == "pending":
