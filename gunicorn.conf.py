@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from policy_service.config import SettingsError, load_settings
+from policy_service.web.logs import LOGCONFIG
 
 try:
     settings = load_settings()
@@ -40,12 +41,12 @@ preload_app = settings.preload
 limit_request_line = 8190
 # gunicorn 27's control socket sits at one path per user, so two instances on a host would collide.
 control_socket_disable = True
+# One JSON object per line (python-json-logger): the access log on stdout, with a timestamp and the
+# request's X-Request-ID, and gunicorn's own messages on stderr (policy_service/web/logs.py).
+logger_class = "policy_service.web.logs.AccessLogger"
+logconfig_dict = LOGCONFIG
 accesslog = "-"
 errorlog = "-"
-access_log_format = (
-    '{"remote": "%(h)s", "method": "%(m)s", "path": "%(U)s", "status": %(s)s, '
-    '"bytes": "%(B)s", "duration_ms": %(M)s, "user_agent": "%(a)s"}'
-)
 
 
 def on_starting(server):

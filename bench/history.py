@@ -5,14 +5,18 @@ Two shapes of history, both ending just before the proposed send:
   ten days (one pause in five is three days or more, past the longest period lifetime, 72 h);
 - dense: a utility template every 23 hours and a user message every day, never a 72 h pause:
   the worst case, where no quiet point exists and every past send must be classified.
-The last column is what loading the same request from JSON costs (marshmallow), for scale.
+The last column is what loading the same request from JSON costs (contract REQUEST), for scale.
+A second table times the whole request, POST /v1/decisions through the Flask app (body parse, schema load,
+evaluate, response, masked decision log row in SQLite), 10 against 10,000 events (issue 25: <= 15x).
 Usage: python bench/history.py [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -105,6 +109,37 @@ def main() -> None:
     print(f"median of {repeats} interleaved runs per size; goal: 10,000 events under 3x the cost of 10\n")
     print(table(["history", "events", "µs/decision (median)", "× the 10-event cost",
                  "µs to load the request JSON (schema, median)"], rows))
+    whole = whole_requests(3 if args.quick else 9)
+    base_cpu, base_wall = whole[10]
+    print("\nThe whole request: POST /v1/decisions (Flask test client, SQLite decision log, masking on), sessions "
+          "history; goal: 10,000 events <= 15x the 10-event cost\n")
+    print(table(["events", "CPU ms (median)", "× (CPU)", "wall ms (median)", "× (wall)"],
+                [(size, c, f"{c / base_cpu:.1f}", w, f"{w / base_wall:.1f}") for size, (c, w) in whole.items()]))
+
+
+def whole_requests(rounds: int = 7, sizes: tuple[int, ...] = (10, 10_000)) -> dict[int, tuple[float, float]]:
+    """POST /v1/decisions with an inline sessions history of each size, through the app with its SQLite log:
+    {size: (median process CPU ms, median wall ms)}, interleaved rounds."""
+    from policy_service import create_app, store
+
+    send = Send(END, TO, "template", MARKETING)
+    bodies = {size: json.dumps(as_json(DecisionRequest(send, sessions(size)))).encode() for size in sizes}
+    cpu: dict[int, list[float]] = {size: [] for size in sizes}
+    wall: dict[int, list[float]] = {size: [] for size in sizes}
+    with tempfile.TemporaryDirectory() as scratch:
+        app = create_app({"DATABASE_URL": f"sqlite:///{scratch}/log.sqlite3"})
+        client = app.test_client()
+        for body in bodies.values():  # warm: first request per size compiles and caches
+            assert client.post("/v1/decisions", data=body, content_type="application/json").status_code == 200
+        for _ in range(rounds):
+            for size, body in bodies.items():
+                started, clock = time.process_time(), time.perf_counter()
+                response = client.post("/v1/decisions", data=body, content_type="application/json")
+                cpu[size].append((time.process_time() - started) * 1e3)
+                wall[size].append((time.perf_counter() - clock) * 1e3)
+                assert response.status_code == 200, response.get_data(as_text=True)[:300]
+        store.close_all()
+    return {size: (median(cpu[size]), median(wall[size])) for size in sizes}
 
 
 def _parse_time(body: dict, repeats: int) -> float:

@@ -1,12 +1,19 @@
-"""policy-service: may this WhatsApp message be sent, which type must it be, what will it cost, and why."""
+"""policy-service: may this WhatsApp message be sent, which type must it be, what will it cost, and why.
+
+In a Python program: `from policy_service import PolicyService; PolicyService().decide({...})` (the service
+layer's Python API, service/python_api.py; importing it loads no Flask). The Flask app: `create_app()`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from flask import Flask
+from typing import TYPE_CHECKING, Any
 
 from .config import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from .service.python_api import PolicyService, ServiceError
 
 # Flask and flask-smorest constants of the service (not deployment settings).
 FLASK_CONSTANTS = {
@@ -19,7 +26,17 @@ FLASK_CONSTANTS = {
     "JSON_SORT_KEYS": False,
 }
 
-__all__ = ["Settings", "SettingsError", "configured_app", "create_app", "load_settings"]
+__all__ = ["PolicyService", "ServiceError", "Settings", "SettingsError", "configured_app", "create_app",
+           "load_settings"]
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use: the command line imports this package and needs neither the rules nor the store.
+    if name in ("PolicyService", "ServiceError"):
+        from .service import python_api
+
+        return getattr(python_api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def configured_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -30,6 +47,8 @@ def configured_app(test_config: dict[str, Any] | None = None) -> Flask:
     The validated Settings are app.extensions["policy_service.settings"]. Commands that must not open the
     service (`policy-service db upgrade`) read their settings from it.
     """
+    from flask import Flask
+
     overrides = dict(test_config or {})
     known = {name: overrides.pop(name) for name in list(overrides) if name.lower() in Settings.model_fields}
     settings = load_settings(known)
@@ -55,6 +74,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         metrics,
         operations,
         pages,
+        pricing_api,
         security,
         template_pages,
         webhooks,
@@ -77,6 +97,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     smorest.register_blueprint(business_api.blp)
     smorest.register_blueprint(operations.blp)
     smorest.register_blueprint(costs.blp)
+    smorest.register_blueprint(pricing_api.blp)
     template_pages.nest(pages.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(pages.home_bp)

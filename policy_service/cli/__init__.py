@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from ..config import DEFAULT_FIXTURES_DIR, DEFAULT_RULES_DIR, SettingsError
+from .inputs import TextFile, not_utf8, read_text
 
 FIXTURES_DIR = Path(DEFAULT_FIXTURES_DIR)
 # Below this many fixtures a run is quick enough that a progress bar is only noise.
@@ -29,13 +30,16 @@ rules_option = click.option(
 
 
 class Commands(click.Group):
-    """The command group: settings that cannot be read end any command with their message, not a traceback."""
+    """The command group: settings that cannot be read, or an input that is not UTF-8 (one no command
+    reads through cli.inputs), end any command with a message, not a traceback."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except SettingsError as error:
             raise click.ClickException(str(error)) from None
+        except UnicodeDecodeError as error:
+            raise not_utf8("an input file", error) from None
 
 
 @click.group(cls=Commands)
@@ -65,17 +69,21 @@ def serve(host: str, port: int) -> None:
 
 
 @main.command()
-@click.argument("request_file", type=click.File("r"))
+@click.argument("request_file", type=TextFile())
 @click.option("--json", "as_json", is_flag=True, help="Print the API response body instead of text.")
 @rules_option
-def check(request_file, as_json: bool, rules_dir: Path) -> None:
-    """Decide one request (a JSON file, - for stdin, or a fixture) and explain the decision rule by rule."""
+@click.option("--database-url", help="For a request naming its sending number (history_ref, send.phone_number_id): "
+              "the stored history and business state. Defaults to POLICY_DATABASE_URL, else the SQLite file.")
+def check(request_file, as_json: bool, rules_dir: Path, database_url: str | None) -> None:
+    """Decide one request (a JSON file, - for stdin, or a fixture) as the API would, without logging it, and
+    explain the decision rule by rule."""
     from marshmallow import ValidationError
 
     from ..contract.parsing import BodyRefused, fixture_limits, parse_json
-    from ..contract.schemas import REQUEST, RESPONSE
-    from ..core.evaluate import evaluate
+    from ..contract.schemas import REQUEST
     from ..core.explanation import explain
+    from ..service import decisions
+    from ..service.errors import ServiceError
 
     try:
         # The same parser and limits as an API body (a fixture file wraps the body in "request").
@@ -87,9 +95,18 @@ def check(request_file, as_json: bool, rules_dir: Path) -> None:
         raise click.ClickException(f"{request_file.name}: {refused.message} {json.dumps(refused.errors)}") from None
     except ValidationError as error:
         raise click.ClickException(f"{request_file.name}: invalid request: {json.dumps(error.messages)}") from None
-    rulebook, engine = _policy(rules_dir)
-    decision = evaluate(request, rulebook=rulebook, engine=engine)
-    click.echo(json.dumps(RESPONSE.dump(decision), indent=2) if as_json else explain(decision))
+    proposal = decisions.proposal(request, document)
+    if proposal.phone_number_id is not None:
+        # The service's answer: the stored history of a history_ref, the business's stored state.
+        from ..config import load_settings
+        from ..service.python_api import open_store
+
+        open_store(load_settings({"database_url": database_url} if database_url else {}).flask_config())
+    try:
+        decided = decisions.Decisions(decisions.Policy(*_policy(rules_dir))).preview(proposal)
+    except ServiceError as error:
+        raise click.ClickException(f"{request_file.name}: {error.message} {json.dumps(error.errors)}") from None
+    click.echo(json.dumps(decided.body, indent=2) if as_json else explain(decided.decision))
 
 
 @main.command("test")
@@ -202,8 +219,8 @@ def import_rates(rates_csv: Path, tiers_csv: Path | None, card_id: str | None, u
     """
     from ..core.rates import RateCardError, card_yaml, load_meta_csv, load_shared_csv, shared_layout
 
-    text = rates_csv.read_text(encoding="utf-8-sig")
-    tiers = tiers_csv.read_text(encoding="utf-8-sig") if tiers_csv else None
+    text = read_text(rates_csv)
+    tiers = read_text(tiers_csv) if tiers_csv else None
     try:
         if shared_layout(text):
             cards = load_shared_csv(text, tiers, file=str(rates_csv), partial=partial)
@@ -268,6 +285,7 @@ def _policy(rules_dir: Path):
 
 
 from .db import db  # noqa: E402 - schema and retention commands live in their own module
+from .pricing import waba  # noqa: E402 - billing commands live in their own module
 from .stored import costs, impact, reconcile, templates  # noqa: E402 - stored-data commands live in their own module
 from .webhooks import webhooks  # noqa: E402 - webhook processing commands live in their own module
 
@@ -276,4 +294,5 @@ main.add_command(impact)
 main.add_command(db)
 main.add_command(templates)
 main.add_command(costs)
+main.add_command(waba)
 main.add_command(webhooks)

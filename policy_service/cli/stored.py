@@ -1,22 +1,31 @@
-"""Commands over stored data: reconcile with Meta's pricing, and the impact of candidate rules."""
+"""Commands over stored data: reconcile with Meta's pricing, the cost report, the template registry, and the
+impact of candidate rules. They run the service layer (as the HTTP API and the Python API do), without Flask."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
-from .. import create_app
+from ..config import load_settings
 from ..core.engine import RulesEngine
 from ..core.errors import RulebookError
 from ..core.rulebook import load_rulebook
-from ..review import reconciliation
 from ..review.impact import analyse
+from ..service import reports
+from ..service.python_api import PolicyService, ServiceError, open_store
 from ..store import decision_log
+from .inputs import TextFile
 
 
-def _app(database_url: str | None):
-    return create_app({"DATABASE_URL": database_url} if database_url else None)
+def _overrides(database_url: str | None) -> dict[str, Any]:
+    return {"database_url": database_url} if database_url else {}
+
+
+def _open_store(database_url: str | None) -> None:
+    """The configured database (the settings as the server reads them, --database-url over them), opened."""
+    open_store(load_settings(_overrides(database_url)).flask_config())
 
 
 @click.command()
@@ -26,12 +35,9 @@ def _app(database_url: str | None):
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def reconcile(phone_number_id: str | None, contact: str | None, database_url: str | None, as_json: bool) -> None:
     """Compare Meta's pricing of delivered messages with the charge the rules predict."""
-    app = _app(database_url)
-    with app.app_context():
-        loaded = app.extensions["policy_service"]
-        comparisons = reconciliation.reconcile(loaded.rulebook, loaded.engine, phone_number_id=phone_number_id,
-                                               contact=contact.lstrip("+") if contact else None)
-    report = reconciliation.report(comparisons)
+    service = PolicyService(**_overrides(database_url))
+    # Every comparison (the HTTP API and PolicyService.reconcile answer one page of them).
+    report = reports.reconcile(service.policy, phone_number_id=phone_number_id, contact=contact)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -60,10 +66,9 @@ def impact(rules_dir: str, database_url: str | None, as_json: bool) -> None:
         candidate = load_rulebook(rules_dir)
     except RulebookError as error:
         raise click.ClickException(f"the candidate rules do not load: {error}") from None
-    app = _app(database_url)
-    with app.app_context():
-        found = analyse(decision_log.DecisionRecord.select().order_by(decision_log.DecisionRecord.id),
-                        candidate, RulesEngine(candidate))
+    _open_store(database_url)
+    found = analyse(decision_log.DecisionRecord.select().order_by(decision_log.DecisionRecord.id),
+                    candidate, RulesEngine(candidate))
     report = found.as_json()
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -87,14 +92,14 @@ def templates() -> None:
 
 @templates.command("import")
 @click.option("--waba-id", required=True, help="The WhatsApp Business Account the templates belong to.")
-@click.argument("response_file", type=click.File("r"))
+@click.argument("response_file", type=TextFile())
 @click.option("--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in instance/.")
 def import_templates(waba_id: str, response_file, database_url: str | None) -> None:
     """Import a saved GET /<WABA_ID>/message_templates response (JSON) into the registry."""
     from marshmallow import ValidationError
 
     from ..contract.meta_webhooks import parse_message_templates
-    from ..store import business_state
+    from ..service import state
 
     try:
         changes = parse_message_templates(waba_id, json.load(response_file))
@@ -103,9 +108,8 @@ def import_templates(waba_id: str, response_file, database_url: str | None) -> N
     except ValidationError as error:
         raise click.ClickException(f"{response_file.name}: not a message_templates response: "
                                    f"{json.dumps(error.messages)}") from None
-    app = _app(database_url)
-    with app.app_context():
-        count = business_state.import_templates(changes)
+    _open_store(database_url)
+    count = state.import_templates(changes)
     click.echo(f"imported {count} templates into WABA {waba_id}'s registry")
 
 
@@ -119,16 +123,12 @@ def import_templates(waba_id: str, response_file, database_url: str | None) -> N
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (the body of GET /v1/costs).")
 def costs(start, end, group_by: str, currency: str, database_url: str | None, as_json: bool) -> None:
     """What Meta billed (stored statuses, priced by the rate cards) beside what the decisions predicted."""
-    from ..review.costs import cost_report
-
     keys = tuple(dict.fromkeys(k.strip() for k in group_by.split(",") if k.strip()))
-    app = _app(database_url)
-    with app.app_context():
-        try:
-            report = cost_report(app.extensions["policy_service"].rulebook.rates, start.date(), end.date(),
-                                 group_by=keys, currency=currency)
-        except ValueError as error:
-            raise click.ClickException(str(error)) from None
+    try:
+        report = PolicyService(**_overrides(database_url)).cost_report(start.date(), end.date(), group_by=keys,
+                                                                       currency=currency)
+    except ServiceError as error:
+        raise click.ClickException(f"{error.message} {json.dumps(error.errors)}") from None
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return

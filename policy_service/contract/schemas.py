@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate, validates, validates_schema
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    pre_load,
+    validate,
+    validates,
+    validates_schema,
+)
 
 from ..core.decision import Decision
 from ..core.identities import E164, WA_ID, NotAContact, parse_contact
@@ -233,13 +244,16 @@ class MessageSchema(Schema):
         "description": "outbound: when Meta reported it delivered (RFC 3339); Meta opens and charges on delivery. "
                        "Without it, a delivered/read/played message counts as delivered at `at`"})
     referral = fields.Nested(ReferralSchema)
+    business_app = _strict_bool(metadata={
+        "description": "outbound: sent from the WhatsApp Business app (coexistence echo, smb_message_echoes): a "
+                       "business message taken as delivered at `at`, not classified or charged as an API send"})
 
     @validates_schema
     def fits_direction(self, data: dict[str, Any], **_: Any) -> None:
         inbound = data.get("direction") == "inbound"
         errors: dict[str, list[str]] = {}
         if inbound:
-            for name in ("template", "status", "delivered_at"):
+            for name in ("template", "status", "delivered_at", "business_app"):
                 if name in data:
                     errors[name] = ["only allowed on outbound messages"]
             if data.get("type") == UNKNOWN_TYPE:
@@ -337,10 +351,18 @@ class ContextSchema(Schema):
 
 
 class HistoryRefSchema(Schema):
-    """A history stored from Meta's webhooks: the business phone number id and the contact's wa_id or BSUID."""
+    """A history stored from Meta's webhooks: the business phone number id and either the contact's wa_id or
+    BSUID, or (Groups API) the group id, whose stored messages are the group's history."""
 
     phone_number_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    contact = ContactField(WA_ID, required=True, metadata={"description": "wa_id (a leading + is ignored) or BSUID"})
+    contact = ContactField(WA_ID, metadata={"description": "wa_id (a leading + is ignored) or BSUID"})
+    group_id = fields.String(validate=validate.Regexp(f"^{GROUP_ID}$", error="must be a group id"), metadata={
+        "description": "instead of contact, for a group send: the group whose stored history to use"})
+
+    @validates_schema(skip_on_field_errors=False)
+    def one_party(self, data: dict[str, Any], **_: Any) -> None:
+        if ("contact" in data) == ("group_id" in data):
+            raise ValidationError("give either contact or group_id", "contact")
 
 
 class RefusesNul:
@@ -381,10 +403,33 @@ class DecisionRequestSchema(Schema):
     history_ref = fields.Nested(HistoryRefSchema, metadata={"description": "use the history stored from webhooks"})
     context = fields.Nested(ContextSchema, load_default=dict)
 
+    def load(self, data: Any, *, many: bool | None = None, partial: Any = None, unknown: str | None = None) -> Any:
+        """marshmallow's load, but a valid history is loaded by contract.fastload (the same messages, ~10x
+        faster); the request's other members, and any request fastload is not certain of, go through marshmallow,
+        so every error is marshmallow's own."""
+        if many is None and not partial and unknown in (None, RAISE) and type(data) is dict \
+                and "history" in data and "history_ref" not in data:
+            from .fastload import history  # fastload reads this module's constants
+
+            messages = history(data["history"])
+            if messages is not None:
+                try:
+                    rest = super().load({key: value for key, value in data.items() if key != "history"})
+                except ValidationError:
+                    pass  # the whole request again below, so the errors are exactly marshmallow's
+                else:
+                    return replace(rest, history=messages)
+        return super().load(data, many=many, partial=partial, unknown=unknown)
+
     @validates_schema
     def one_history(self, data: dict[str, Any], **_: Any) -> None:
         if "history" in data and "history_ref" in data:
             raise ValidationError("give either history or history_ref, not both", "history_ref")
+        group_ref = (data.get("history_ref") or {}).get("group_id")
+        send = data.get("send")
+        if group_ref is not None and send is not None and (send.recipient_type != "group" or send.to != group_ref):
+            raise ValidationError({"history_ref": {"group_id": [
+                "must be the group the send is to (send.recipient_type group, send.to)"]}})
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> DecisionRequest:

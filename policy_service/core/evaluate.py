@@ -19,8 +19,8 @@ from .errors import EngineError
 from .facts import Facts, HistoryState, derive_facts, new_state, with_late_delivery
 from .identities import recipient_contact
 from .messages import UNKNOWN_TEMPLATE, UNKNOWN_TYPE, DecisionRequest, Message, Send, Template
+from .pricing import PRICING_CONTEXT_DEFAULTS, price_charge, price_group
 from .pricing import explain as explain_price
-from .pricing import price_charge, price_group
 from .rulebook import CONFIDENCE, Rulebook
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,9 @@ def priced(decision: Decision, request: DecisionRequest, rulebook: Rulebook) -> 
     if not charge.billable:
         return replace(decision, charge=charge)
     card = price.card
+    # Where the pricing context came from when the request did not give it (the WABA's stored currency,
+    # the month's volume counted over stored statuses).
+    sources = {name: request.sources[name] for name in PRICING_CONTEXT_DEFAULTS if name in request.sources}
     because = explain_price(price, charge.category, country, facts.day)
     confidence = card.confidence if card else "C"
     if confidence != "C":
@@ -102,9 +105,23 @@ def priced(decision: Decision, request: DecisionRequest, rulebook: Rulebook) -> 
         citation=card.citation if card else PRICE_CITATION, confidence=confidence, because=because,
         determining=False, defaults=price.defaults,
         note=f"source: {card.source}" if card else None,
+        sources=sources,
     )
     return replace(decision, charge=charge, trace=(*decision.trace, reason),
-                   facts=replace(facts, defaults=facts.defaults | set(price.defaults)))
+                   facts=replace(facts, defaults=facts.defaults | set(price.defaults),
+                                 sources={**facts.sources, **sources}))
+
+
+def reprice(decision: Decision, request: DecisionRequest, rulebook: Rulebook) -> Decision:
+    """The decision priced again for a request whose pricing context changed (the business's stored
+    currency or month's volume, filled in after the charge is known); the rules are not run again.
+    The previous price, its trace entry and the pricing defaults it named are replaced."""
+    if decision.charge is None or decision.facts is None:
+        return decision
+    unpriced = replace(decision, charge=replace(decision.charge, price=None, price_reason=None, price_lines=()),
+                       trace=tuple(r for r in decision.trace if r.effect != "price"),
+                       facts=replace(decision.facts, defaults=decision.facts.defaults - set(PRICING_CONTEXT_DEFAULTS)))
+    return priced(unpriced, request, rulebook)
 
 
 def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) -> HistoryState:
@@ -126,6 +143,10 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
     for position, (index, message) in enumerate(carried + events[first:]):
         if message.direction == "inbound":
             state.receive(message)
+        elif message.business_app:
+            # A reply from the WhatsApp Business app answers the user (an entry point is used up) but is no
+            # API send: nothing is classified, opened or charged for it.
+            state.deliver(None, closes_others=False)
         elif message.delivery_time is not None:
             classified = _classify(message, state, request, rulebook, engine) if position >= len(carried) else None
             state.deliver(_opened(classified, message, index), closes_others=bool(classified and

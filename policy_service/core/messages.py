@@ -46,6 +46,10 @@ class Message:
     referral: dict[str, Any] | None = None  # inbound from an ad or post
     id: str | None = None
     delivered_at: datetime | None = None  # outbound only
+    # Outbound only: sent from the WhatsApp Business app (coexistence, Meta's smb_message_echoes), not through
+    # the API. A business message, taken as delivered at its time (no status follows an echo); the API's
+    # pricing does not classify it, so it opens and is charged nothing here (core.evaluate.replay).
+    business_app: bool = False
 
     @property
     def is_template(self) -> bool:
@@ -54,11 +58,12 @@ class Message:
 
     @property
     def delivery_time(self) -> datetime | None:
-        """When an outbound message reached the user (its send time when only its status says it did);
-        None when it was not delivered. An inbound message counts from when it was written."""
+        """When an outbound message reached the user (its send time when only its status says it did, or
+        when it was sent from the WhatsApp Business app); None when it was not delivered. An inbound message
+        counts from when it was written."""
         if self.direction == "inbound" or self.delivered_at is not None:
             return self.delivered_at or self.at
-        return self.at if self.status in DELIVERED_STATUSES else None
+        return self.at if self.status in DELIVERED_STATUSES or self.business_app else None
 
 
 @record

@@ -29,15 +29,19 @@ TEMPLATE_CATEGORIES = {
     "authentication": "authentication",
     "authentication-international": "authentication",  # pricing spells it with a hyphen
     "authentication_international": "authentication",  # origin.type (and some SDKs) with an underscore
+    # Groups API (groups pricing page): group_marketing a marketing template, group_utility a utility template.
+    "group_marketing": "marketing",
+    "group_utility": "utility",
 }
-# Categories that say the message was not a template (a service conversation or message).
-NON_TEMPLATE_CATEGORIES = frozenset({"service"})
+# Categories that say the message was not a template (a service conversation or message; group_service: a
+# non-template message to a group).
+NON_TEMPLATE_CATEGORIES = frozenset({"service", "group_service"})
 # Categories that do not say whether the message was a template: a free entry point conversation
 # (referral_conversion) carries templates and free-form alike; 2022's conversations were named by
 # who started them (business_initiated, user_initiated), not by what was sent.
 TYPE_OPEN_CATEGORIES = frozenset({"referral_conversion", "business_initiated", "user_initiated"})
-# Every category the rules model; anything else (general_purpose_ai, business_agent, group_*, a future
-# one) is stored as Meta sent it and reported as not modelled rather than replayed as something else.
+# Every category the rules model; anything else (general_purpose_ai, business_agent, a future one) is stored
+# as Meta sent it and reported as not modelled rather than replayed as something else.
 MODELLED_CATEGORIES = frozenset(TEMPLATE_CATEGORIES) | NON_TEMPLATE_CATEGORIES | TYPE_OPEN_CATEGORIES
 # `pricing.type` values of each version (free_group_customer_service: the Groups API).
 PRICING_TYPES = ("regular", "free_customer_service", "free_entry_point", "free_tier", "free_group_customer_service")

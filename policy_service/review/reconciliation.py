@@ -6,8 +6,9 @@ at decision time (basis `logged_prediction`), and a mismatch gets a likely cause
 one (the template was re-categorised, a count boundary, a window the history did not show). Unlinked
 messages are replayed through today's rules (basis `replay`).
 
-Each unlinked message is replayed at its delivery (Meta classifies and bills on delivery). A message whose
-pricing category the rules do not model (general_purpose_ai, business_agent, group_*, a future one)
+Each unlinked message is replayed at its delivery (Meta classifies and bills on delivery); a Groups API
+message as a send to its group. A message whose pricing category the rules do not model (general_purpose_ai,
+business_agent, a future one)
 is reported as "category not modelled" instead of being replayed as something it was not; one whose
 type the status does not say is replayed with the type `assumed_send` assumes, and says so.
 """
@@ -315,11 +316,15 @@ def _request(row: histories.StoredMessage, conversation: list[histories.StoredMe
              rulebook: Rulebook, engine: RulesEngine) -> tuple[DecisionRequest, str | None]:
     """The send as delivered, after the stored history before it, and what was assumed of its type."""
     message = histories.as_message(row)
-    to = identities.address(row.contact)
+    # A Groups API message is stored under its group: it is replayed as a send to the group, as the send
+    # side prices it (GRP-2, GRP-3: group_* categories), after the group's history.
+    to = row.group_id or identities.address(row.contact)
     before = tuple(histories.as_message(r) for r in conversation[: conversation.index(row)])
     delivered = message.delivery_time or message.at
     state = replay(DecisionRequest(Send(delivered, to, "text"), before), rulebook, engine)
     send, assumption = assumed_send(replace(message, at=delivered), state, to, rulebook)
+    if row.group_id:
+        send = replace(send, recipient_type="group")
     # Meta reports a marketing template sent through the Marketing Messages API as marketing_lite:
     # predict that send as going through that API (PMP-8), so the categories compare like for like.
     if category == MARKETING_LITE and send.template is not None and send.template.category == "marketing":

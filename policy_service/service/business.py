@@ -112,10 +112,14 @@ def users_reached(waba_id: str, at, rulebook: Rulebook) -> tuple[int, str]:
     period = rulebook.parameter("messaging_limit_period")
     start = period_start(period, at, ZoneInfo("UTC"))
     numbers = business_state.numbers_of(waba_id)
-    count = business_state.count_messages(since=start, until=at, phone_number_ids=numbers, distinct_contacts=True,
-                                          categories=tuple(rulebook.parameter("messaging_limit_count_categories")))
-    return count, (f"{count:,} users reached by templates {describe_period(period, start, ZoneInfo('UTC'))} from "
-                   f"the {len(numbers)} phone number(s) of WABA {waba_id}, counted from stored statuses")
+    count = business_state.count_users_reached_outside_window(
+        since=start, until=at, phone_number_ids=tuple(numbers),
+        categories=tuple(rulebook.parameter("messaging_limit_count_categories")),
+        window=rulebook.parameter("customer_service_window"),
+        ignored_types=frozenset(rulebook.parameter("window_ignored_inbound_types")))
+    return count, (f"{count:,} users reached by templates outside a customer service window "
+                   f"{describe_period(period, start, ZoneInfo('UTC'))} from the {len(numbers)} phone number(s) of "
+                   f"WABA {waba_id}, counted from stored statuses and inbound messages")
 
 
 def _json(value: Any) -> Any:

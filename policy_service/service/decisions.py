@@ -3,7 +3,7 @@
 One validated request goes through five steps, each a function of one input with one output:
 
     Proposal --resolve_history--> Proposal --fill_in_business_state--> Proposal --evaluate--> Evaluated
-             --respond--> Decided --log--> Decided
+             --fill_in_pricing--> Evaluated --respond--> Decided --log--> Decided
 
 - `resolve_history`: a `history_ref` becomes the stored history of that business number and contact
   (with the histories of the numbers the user had before), logged inline so the decision replays
@@ -11,6 +11,8 @@ One validated request goes through five steps, each a function of one input with
 - `fill_in_business_state`: the business's stored state (template registry, account state, marketing
   preference, counts over stored statuses; service.business) fills in what the request leaves out.
 - `evaluate`: the core evaluates the request (internal or engine errors fail closed inside the core).
+- `fill_in_pricing`: a billable charge priced in the WABA's stored billing currency and at the month's
+  volume counted over stored statuses, where the request gives neither (service.pricing).
 - `respond`: the response body (contract RESPONSE) and its JSON bytes, serialized once.
 - `log`: the decision log row, written before the answer returns (store.decision_log.record), so every
   decision_id a caller sees is already logged.
@@ -31,7 +33,7 @@ from ..core.evaluate import evaluate
 from ..core.messages import DecisionRequest
 from ..core.rulebook import Rulebook, load_rulebook
 from ..store import decision_log, histories
-from . import business
+from . import business, pricing
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,9 @@ class Proposal:
 
 def proposal(request: DecisionRequest, raw: dict[str, Any], *, explain_why_not: bool = False) -> Proposal:
     """The pipeline's input: a request validated by contract REQUEST and the JSON it was loaded from."""
-    contact = (raw["history_ref"]["contact"] if "history_ref" in raw else request.send.to).lstrip("+")
+    ref = raw.get("history_ref") or {}
+    # A group's stored history is kept under the group id (store.histories).
+    contact = (ref.get("contact") or ref.get("group_id") or request.send.to).lstrip("+")
     return Proposal(request, raw, business.sending_number(raw), contact, explain_why_not)
 
 
@@ -128,7 +132,14 @@ class Decisions:
         """Every step in order: the decision, logged, with its response. Raises ServiceError (422) for a
         template the request and the registry leave without a category or status, and whatever the
         decision log raises when it cannot store the row (no unlogged decision is returned)."""
-        return self.log(self.respond(self.evaluate(self.fill_in_business_state(resolve_history(proposal)))))
+        return self.log(self.preview(proposal))
+
+    def preview(self, proposal: Proposal) -> Decided:
+        """Every step but the log: the decision the service would make now, not recorded (`policy-service
+        check`). Reads the store only for a request naming its sending number (history_ref or
+        send.phone_number_id). Raises ServiceError as `decide` does."""
+        return self.respond(self.fill_in_pricing(self.evaluate(
+            self.fill_in_business_state(resolve_history(proposal)))))
 
     def fill_in_business_state(self, proposal: Proposal) -> Proposal:
         """What the store knows of the sending business filled into the request and the logged request."""
@@ -140,6 +151,16 @@ class Decisions:
         """The core's decision for the request (all rules, with the trace; why-not too when asked)."""
         return Evaluated(proposal, evaluate(proposal.request, rulebook=self.policy.rulebook,
                                             engine=self.policy.engine, explain_why_not=proposal.explain_why_not))
+
+    def fill_in_pricing(self, evaluated: Evaluated) -> Evaluated:
+        """The charge priced in the WABA's stored currency and at this month's stored volume, where the request
+        gives neither (service.pricing); the logged request carries the values used."""
+        proposal = evaluated.proposal
+        request, logged, decision = pricing.fill_in(proposal.request, proposal.logged, proposal.phone_number_id,
+                                                    evaluated.decision, self.policy.rulebook)
+        if decision is evaluated.decision:
+            return evaluated
+        return Evaluated(replace(proposal, request=request, logged=logged), decision)
 
     @staticmethod
     def respond(evaluated: Evaluated) -> Decided:

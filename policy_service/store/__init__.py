@@ -4,8 +4,8 @@ May import `policy_service.core` (and `policy_service.contract`); never the web 
 toolkit or the command line. Importing this package registers every table (`models()`).
 """
 
-from . import business_state, decision_log, histories, raw_webhooks  # noqa: F401 - importing a model module registers its table
-from .database import close_all, database_proxy, init_app, models
+from . import billing, business_state, decision_log, heartbeat, histories, raw_webhooks  # noqa: F401 - importing a model module registers its table
+from .database import STORAGE_FAULTS, close_all, database_proxy, init_app, models, prove_write
 from .schema import SchemaBehind
 
-__all__ = ["SchemaBehind", "close_all", "database_proxy", "init_app", "models"]
+__all__ = ["STORAGE_FAULTS", "SchemaBehind", "close_all", "database_proxy", "init_app", "models", "prove_write"]

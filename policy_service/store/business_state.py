@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import peewee
@@ -39,7 +40,7 @@ from ..contract.meta_webhooks import (  # noqa: F401 - names callers read here t
 )
 from ..core.identities import address, recipient
 from .database import StoredModel, loaded_time, stored_time
-from .histories import STATUS_RANK
+from .histories import STATUS_RANK, StoredMessage
 
 
 class BusinessNumber(StoredModel):
@@ -355,6 +356,43 @@ def count_messages(*, since: datetime, until: datetime, categories: tuple[str, .
     if distinct_contacts:
         return rows.select(peewee.fn.COUNT(MessageBilling.contact.distinct())).scalar() or 0
     return rows.count()
+
+
+def count_users_reached_outside_window(*, since: datetime, until: datetime, categories: tuple[str, ...],
+                                       phone_number_ids: tuple[str, ...], window: timedelta,
+                                       ignored_types: frozenset[str] = frozenset()) -> int:
+    """How many distinct users the numbers reached, in [since, until), with a message Meta priced in the
+    given categories while no customer service window was open: Meta's messaging limit counts "unique
+    WhatsApp user phone numbers your business can deliver messages to, outside of a customer service window,
+    within a moving 24-hour period". A window is open for `window` after the user's stored inbound message
+    (types in `ignored_types` open none) to the same number. Failed messages are not counted.
+    """
+    reached = (MessageBilling.select(MessageBilling.phone_number_id, MessageBilling.contact, MessageBilling.at)
+               .where(MessageBilling.category.in_(categories) & MessageBilling.phone_number_id.in_(phone_number_ids)
+                      & (MessageBilling.at >= stored_time(since)) & (MessageBilling.at < stored_time(until))
+                      & (MessageBilling.status != "failed"))
+               .tuples())
+    inbound: dict[tuple[str, str], list[datetime]] = {}
+    rows = (StoredMessage.select(StoredMessage.phone_number_id, StoredMessage.contact, StoredMessage.at)
+            .where((StoredMessage.direction == "inbound") & StoredMessage.phone_number_id.in_(phone_number_ids)
+                   & (StoredMessage.at >= stored_time(since - window)) & (StoredMessage.at < stored_time(until))
+                   & StoredMessage.type.not_in(tuple(ignored_types) or ("",)))
+            .tuples())
+    for number, contact, at in rows:
+        inbound.setdefault((number, contact), []).append(loaded_time(at))
+    for times in inbound.values():
+        times.sort()
+    users = set()
+    for number, contact, at in reached:
+        if contact in users:
+            continue
+        moment = loaded_time(at)
+        times = inbound.get((number, contact), ())
+        last = bisect_right(times, moment)
+        if last and moment < times[last - 1] + window:
+            continue  # inside the window the user opened: Meta does not count it
+        users.add(contact)
+    return len(users)
 
 
 def decisions_of(wamids: list[str]) -> dict[str, str]:

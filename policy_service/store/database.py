@@ -7,20 +7,35 @@ model modules can import it without a circle. The tables themselves are made by 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import socket
 import weakref
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import peewee
-from flask import Flask
 from playhouse.db_url import connect
 from playhouse.pool import PooledDatabase
 
 from . import schema
 
+if TYPE_CHECKING:  # the store runs without Flask (the Python API); only init_app is given a Flask app
+    from flask import Flask
+
 database_proxy = peewee.DatabaseProxy()
 _registered: list[type[peewee.Model]] = []
+log = logging.getLogger(__name__)
+
+# Faults of the storage itself — the server down or restarted, a read-only or full disk, a dropped or
+# closed connection — as opposed to a wrong query (IntegrityError, ProgrammingError: a bug, a 500). They
+# are answered 503 with Retry-After, and the connection is dropped so the next request opens a new one:
+# the service recovers by itself once the storage does (a SQLite file opened while read-only stays
+# read-only for that connection's life).
+STORAGE_FAULTS: tuple[type[Exception], ...] = (peewee.OperationalError, peewee.InterfaceError)
+RETRY_AFTER_SECONDS = 5
 
 
 class StoredModel(peewee.Model):
@@ -41,11 +56,16 @@ def models() -> list[type[peewee.Model]]:
 
 def database_url(app: Flask) -> str:
     """The configured DATABASE_URL, or a SQLite file in the instance folder."""
-    url = app.config.get("DATABASE_URL")
+    return configured_url(app.config, app.instance_path)
+
+
+def configured_url(settings: Mapping[str, Any], instance_path: str) -> str:
+    """DATABASE_URL of the settings (upper-case keys), or the embedded SQLite file in the instance folder."""
+    url = settings.get("DATABASE_URL")
     if url:
         return url
-    os.makedirs(app.instance_path, exist_ok=True)
-    return "sqlite:///" + os.path.join(app.instance_path, "policy-service.sqlite3")
+    os.makedirs(instance_path, exist_ok=True)
+    return "sqlite:///" + os.path.join(instance_path, "policy-service.sqlite3")
 
 
 # WAL lets several gunicorn workers write while readers read; busy_timeout makes writers queue;
@@ -60,11 +80,16 @@ POOL_MAX_CONNECTIONS = 32
 
 
 def auto_upgrade(app: Flask) -> bool:
-    """Whether the app migrates a database that holds tables: DATABASE_AUTO_UPGRADE, by default only
+    """Whether the app migrates a database that holds tables (upgrades_automatically of its config)."""
+    return upgrades_automatically(app.config)
+
+
+def upgrades_automatically(settings: Mapping[str, Any]) -> bool:
+    """Whether a database that holds tables is migrated on opening: DATABASE_AUTO_UPGRADE, by default only
     the embedded SQLite file (one local process); a configured database is upgraded once per release
     by `policy-service db upgrade`."""
-    setting = app.config.get("DATABASE_AUTO_UPGRADE")
-    return not app.config.get("DATABASE_URL") if setting is None else bool(setting)
+    setting = settings.get("DATABASE_AUTO_UPGRADE")
+    return not settings.get("DATABASE_URL") if setting is None else bool(setting)
 
 
 def init_app(app: Flask) -> None:
@@ -76,30 +101,96 @@ def init_app(app: Flask) -> None:
     start rather than fail on its first write (run `policy-service db upgrade` once per release).
     """
     url = database_url(app)
-    database = open_database(url)
-    database_proxy.initialize(database)
-    with database.connection_context():
-        if auto_upgrade(app) or (app.config.get("DATABASE_AUTO_UPGRADE") is None and not database.get_tables()):
-            schema.upgrade(database)
-        else:
-            schema.check(database)
+    database = open_configured(app.config, url)
+    for fault in STORAGE_FAULTS:
+        app.register_error_handler(fault, storage_fault)
 
     if url.startswith("sqlite"):
         # Each thread keeps its SQLite connection: closing the last one after every request forced a
         # WAL checkpoint and more than doubled the cost of a logged decision (bench/phases.py).
         # Commits still fsync (synchronous=FULL), so no decision a client has seen can be lost.
         return
-    if isinstance(database, PooledDatabase):
-        # gunicorn forks its workers after this (preload): a connection opened here would be shared by
-        # every worker, and their queries would interleave on one socket ("no results to fetch").
-        database.close_all()
-        _POOLS.add(database)
 
     @app.teardown_appcontext
     def close(_: Any) -> None:
         # Back to the pool (or closed, without one): a request never keeps a connection it is not using.
         if not database.is_closed():
             database.close()
+
+
+def storage_fault(error: Exception) -> Any:
+    """Answer a storage fault 503 with Retry-After in the app's error shape, and drop the connection."""
+    from flask import current_app
+    from werkzeug.exceptions import ServiceUnavailable
+
+    discard_connection()
+    # The reason (host, path, driver message) goes to the log only: the answer may reach any client.
+    log.error("storage fault, answered 503: %s: %s", type(error).__name__, error)
+    unavailable = ServiceUnavailable(retry_after=RETRY_AFTER_SECONDS)
+    unavailable.data = {"message": f"the database is unavailable ({type(error).__name__}); nothing was "
+                                   f"stored; retry after {RETRY_AFTER_SECONDS} s"}
+    return current_app.handle_http_exception(unavailable)
+
+
+def discard_connection() -> None:
+    """Close this thread's connection after a storage fault (a pooled one leaves the pool), so the next
+    query opens a new one instead of reusing a broken or read-only connection."""
+    database = database_proxy.obj
+    if database is None or database.is_closed():
+        return
+    try:
+        if isinstance(database, PooledDatabase):
+            database.manual_close()
+        else:
+            database.close()
+    except peewee.PeeweeException:
+        # Closing a broken connection can fail too; forget it all the same.
+        with contextlib.suppress(Exception):
+            database._state.conn.close()
+        database._state.reset()
+
+
+def prove_write() -> None:
+    """Commit one small write (this host's row in service_heartbeat), proving the database takes writes
+    now — not only that it answers a SELECT. Raises one of STORAGE_FAULTS when it does not (the
+    connection is then discarded, so the next probe reconnects)."""
+    from .heartbeat import beat
+
+    try:
+        beat(socket.gethostname()[:255], datetime.now(UTC))
+    except STORAGE_FAULTS:
+        discard_connection()
+        raise
+
+
+def open_configured(settings: Mapping[str, Any], url: str) -> peewee.Database:
+    """Open the database at `url` as this process's database, its schema checked or migrated as the
+    settings say (DATABASE_AUTO_UPGRADE; see init_app); raises schema.SchemaBehind."""
+    database = open_database(url)
+    database_proxy.initialize(database)
+    with database.connection_context():
+        if upgrades_automatically(settings) or (settings.get("DATABASE_AUTO_UPGRADE") is None
+                                                and not database.get_tables()):
+            schema.upgrade(database)
+        else:
+            schema.check(database)
+    if isinstance(database, PooledDatabase):
+        # gunicorn forks its workers after this (preload), as may a Python caller's worker pool: a
+        # connection opened here would be shared by every child, and their queries would interleave on
+        # one socket ("no results to fetch").
+        database.close_all()
+        _POOLS.add(database)
+    return database
+
+
+def release() -> None:
+    """Give this thread's connection back when a unit of work ends: to the pool (PostgreSQL), or closed.
+    SQLite keeps each thread's connection open (see init_app)."""
+    database = database_proxy.obj
+    if database is None or isinstance(database, peewee.SqliteDatabase):
+        return
+    if not database.is_closed():
+        database.close()
 
 
 def close_all() -> None:

@@ -1,6 +1,6 @@
 """The decision log: every decision, written before its response returns, and queries over it.
 
-Masking keeps what replay needs: a phone number keeps its calling code and, for +1 (NANP)
+Masking (core.masking) keeps what replay needs: a phone number keeps its calling code and, for +1 (NANP)
 numbers, its area code (`+1415*******`); every other digit is replaced by `*`. The recipient's
 region, which the rules read, is also stored in its own column, so impact analysis can replay a
 masked request with a number of the same region.
@@ -12,7 +12,6 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -21,12 +20,14 @@ import phonenumbers
 
 from ..core.decision import Decision
 from ..core.identities import recipient
+from ..core.masking import PHONE_KEYS, mask_number, masked, masked_request
 from .database import StoredModel, loaded_time, stored_time
 
+# Masking lives in core.masking (the pages mask with it too); these names stay importable from the log.
+__all__ = ["PHONE_KEYS", "DecisionQuery", "DecisionRecord", "dumps", "entry", "get", "mask_number", "masked",
+           "prune", "record", "replayable_request", "select", "with_example_recipient"]
+
 _MASKED_BSUID = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?\*+$")
-NANP_AREA_DIGITS = 3
-# Keys whose values are bare phone numbers without "+" (a wa_id).
-PHONE_KEYS = ("contact", "wa_id")
 
 
 class DecisionRecord(StoredModel):
@@ -78,9 +79,14 @@ def record(decision: Decision, request: dict[str, Any], response: dict[str, Any]
     synchronous commit): when this returns, the decision is on disk.
     """
     region, _ = recipient(str(request.get("send", {}).get("to", "")))
-    texts = [dumps(request), response_json if response_json is not None else dumps(response),
-             dumps(response.get("facts", {}))]
-    texts = [masked_json(text) if mask else text.decode() for text in texts]
+    if mask:
+        # Masked while the row is built (core.masking): only strings that can hold a number are searched.
+        shown = masked(response)
+        texts = [dumps(masked_request(request)), dumps(shown), dumps(shown.get("facts", {}))]
+    else:
+        texts = [dumps(request), response_json if response_json is not None else dumps(response),
+                 dumps(response.get("facts", {}))]
+    texts = [text.decode() for text in texts]
     facts = decision.facts
     # The recipient as logged, and a history_ref's business number (the web layer logs the ref's history
     # inline and names the ref in the response's history_source), for the reviewers' filters.
@@ -209,51 +215,6 @@ def entry(row: DecisionRecord) -> dict[str, Any]:
         "request": json.loads(row.request),
         "response": json.loads(row.response),
     }
-
-
-@lru_cache(maxsize=4096)
-def mask_number(number: str) -> str:
-    """Keep the calling code (and a NANP area code), replace every other digit with '*'."""
-    digits = number.lstrip("+")
-    try:
-        code = str(phonenumbers.parse("+" + digits).country_code)
-    except phonenumbers.NumberParseException:
-        code = digits[:1]
-    keep = len(code) + (NANP_AREA_DIGITS if code == "1" else 0)
-    return number[: len(number) - len(digits)] + digits[:keep] + "*" * (len(digits) - keep)
-
-
-def masked(value: Any) -> Any:
-    """A copy of a JSON value with every phone number and BSUID masked (see masked_json)."""
-    return json.loads(masked_json(dumps(value)))
-
-
-# In compact JSON: a "contact" or "wa_id" member whose value is all digits (a wa_id has no "+"; the
-# look-behind admits only a real member, since a quote inside a string is escaped), or a "+" and
-# digits anywhere (inside a string: JSON numbers never start with "+", and escapes never hold digits
-# after a "+").
-# Or a BSUID that starts a string or follows a space (a string starts the text, or follows '"' after ':', ',', '['
-# or '{'; in compact JSON a space is only ever inside a string): its country prefix (and ENT. of a
-# parent BSUID) is kept, the rest masked. At least 8 characters after the prefix, and not followed by a
-# letter, digit or '.', so a wamid ("wamid.X.IN.1") is left alone.
-_PHONE_JSON = re.compile(r'(?<=[{,])"(' + "|".join(PHONE_KEYS) + r')":"(\d+)"|\+\d{7,15}'
-                         r'|(?:(?<=\A")|(?<=[:,\[{]")|(?<= ))([A-Z]{2}\.(?:ENT\.)?)([A-Za-z0-9]{8,128})(?![\w.])')
-
-
-def masked_json(text: bytes) -> str:
-    """Compact JSON text (as `dumps` writes it) with every phone number masked: each string that is a
-    phone number or contains one, in values and in keys, and each all-digit `contact` or `wa_id`; and
-    every BSUID, keeping its country prefix (`US.********************`)."""
-    return _PHONE_JSON.sub(_mask_match, text.decode())
-
-
-def _mask_match(match: re.Match[str]) -> str:
-    if match.group(3) is not None:
-        return match.group(3) + "*" * len(match.group(4))
-    key = match.group(1)
-    if key is None:
-        return mask_number(match.group())
-    return f'"{key}":"{mask_number(match.group(2))}"'
 
 
 def replayable_request(row: DecisionRecord) -> dict[str, Any]:

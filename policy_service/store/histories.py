@@ -6,7 +6,7 @@ the status says (status, sent and delivered times, conversation, pricing as Meta
 category), and its type is read from `pricing.category` only where the category says it
 (core.vocabulary): a template of a modelled template category, free-form for `service`. A
 category that does not say (referral_conversion, 2022's business_initiated/user_initiated) or
-that the rules do not model (general_purpose_ai, business_agent, group_*) gives type `unknown`,
+that the rules do not model (general_purpose_ai, business_agent) gives type `unknown`,
 and the replay states what it assumed. Under conversation-based pricing the category names the
 conversation rather than the message, so a free-form message riding a marketing conversation
 reads as a marketing template.
@@ -196,6 +196,8 @@ def history_json(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
                 item["referral"] = message.referral
         else:
             item["status"] = message.status
+            if message.business_app:
+                item["business_app"] = True
             if message.delivered_at is not None:
                 item["delivered_at"] = message.delivered_at.isoformat()
             if message.template is not None:

@@ -1,18 +1,48 @@
-"""Structured logs: one JSON object per line on stderr, one line per decision carrying its decision_id."""
+"""Structured logs and request ids: one JSON object per line, written by python-json-logger.
+
+- The app's log (logger `policy_service`, stderr): one line per decision carrying its decision_id, and
+  every line of a request carries that request's `request_id`.
+- gunicorn's access log (`gunicorn.access`, stdout) and error log: the same formatter, configured by
+  gunicorn.conf.py's `logconfig_dict` (`LOGCONFIG`); `AccessLogger` hands the access line its fields
+  as values (remote, method, path, query, status, bytes, duration_ms, user_agent, referer, request_id),
+  so any user agent — quotes, backslashes, control characters — stays one parseable JSON line.
+- `X-Request-ID`: taken from the request when it is a usable id (1–128 characters of letters, digits and
+  `-_.:@/+=`), else generated (32 hex digits); echoed on every response, so the access log, the app's
+  lines and the client all name the same id.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
+import uuid
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, g, has_request_context, request
 from flask.logging import default_handler
+from gunicorn.glogging import Logger as GunicornBaseLogger
 from pythonjsonlogger.json import JsonFormatter
 
 from ..core.decision import Decision
 
 decisions = logging.getLogger("policy_service.decisions")
-FORMAT = "{asctime}{levelname}{name}{message}"
+FORMAT = "{levelname}{name}{message}"
+REQUEST_ID_HEADER = "X-Request-ID"
+USABLE_REQUEST_ID = re.compile(r"[A-Za-z0-9\-_.:@/+=]{1,128}")
+
+
+def formatter() -> JsonFormatter:
+    """The one JSON formatter: `timestamp` (ISO 8601, UTC), `level`, `name`, `message`, then the line's fields."""
+    return JsonFormatter(FORMAT, style="{", rename_fields={"levelname": "level"}, timestamp=True)
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds the current request's id to a line written while a request is served."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if has_request_context() and not hasattr(record, "request_id"):
+            record.request_id = request_id()
+        return True
 
 
 class _JsonHandler(logging.StreamHandler):
@@ -20,19 +50,43 @@ class _JsonHandler(logging.StreamHandler):
 
 
 def init_app(app: Flask) -> None:
-    """Log the package (which is also the app's logger) in JSON at LOG_LEVEL; installed once per process."""
+    """Log the package (which is also the app's logger) in JSON at LOG_LEVEL, installed once per process;
+    give every request an id (X-Request-ID) and echo it on the response."""
     logger = logging.getLogger("policy_service")
     logger.setLevel(app.config["LOG_LEVEL"])
     # Flask's plain-text handler would print every record a second time.
     logger.removeHandler(default_handler)
-    if not any(isinstance(handler, _JsonHandler) for handler in logger.handlers):
+    # Under gunicorn (LOGCONFIG) the root logger writes JSON with request ids already: no second line.
+    if not any(isinstance(handler, _JsonHandler) for handler in logger.handlers) and not _json_root():
         handler = _JsonHandler()
-        handler.setFormatter(JsonFormatter(FORMAT, style="{", rename_fields={"levelname": "level"}))
+        handler.setFormatter(formatter())
+        # On the handler, not the logger: a logger's filters do not see its children's records.
+        handler.addFilter(RequestIdFilter())
         logger.addHandler(handler)
+    app.after_request(echo_request_id)
+
+
+def _json_root() -> bool:
+    return any(isinstance(handler.formatter, JsonFormatter) for handler in logging.getLogger().handlers)
+
+
+def request_id() -> str:
+    """This request's id: the client's X-Request-ID when usable, else one generated (once per request)."""
+    if "request_id" not in g:
+        given = request.headers.get(REQUEST_ID_HEADER, "")
+        g.request_id = given if USABLE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    return g.request_id
+
+
+def echo_request_id(response: Response) -> Response:
+    """Send the request's id back (also on errors), for the client and for gunicorn's access log."""
+    response.headers[REQUEST_ID_HEADER] = request_id()
+    return response
 
 
 def log_decision(decision: Decision, seconds: float) -> None:
-    """Write the one log line of a decision: id, outcome, status, determining rules and latency."""
+    """Write the one log line of a decision: id, outcome, status, determining rules and latency
+    (and, through RequestIdFilter, the request's id)."""
     fields: dict[str, Any] = {
         "decision_id": decision.decision_id,
         "decision": decision.decision,
@@ -44,3 +98,55 @@ def log_decision(decision: Decision, seconds: float) -> None:
     if decision.error:
         fields["error"] = decision.error
     decisions.info("decision", extra=fields)
+
+
+class AccessLogger(GunicornBaseLogger):
+    """gunicorn's logger, whose access line is a record with its fields as values (not a format string),
+    for the JSON formatter to write. gunicorn.conf.py: logger_class."""
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if not self.access_log_enabled:
+            return
+        atoms = self.atoms(resp, req, environ, request_time)
+        fields = access_fields(atoms)
+        self.access_log.info("%s %s %s", fields["method"], fields["path"], fields["status"], extra=fields)
+
+
+def access_fields(atoms: dict[str, Any]) -> dict[str, Any]:
+    """The access line's fields from gunicorn's atoms (unescaped values; `-` for what is missing)."""
+    status = str(atoms.get("s", "-"))
+    return {
+        "remote": atoms.get("h", "-"),
+        "method": atoms.get("m") or "-",
+        "path": atoms.get("U") or "-",
+        "query": atoms.get("q") or "",
+        "status": int(status) if status.isdigit() else status,
+        "bytes": atoms.get("B") or 0,
+        "duration_ms": round(atoms.get("D", 0) / 1000, 3),
+        "user_agent": atoms.get("a", "-"),
+        "referer": atoms.get("f", "-"),
+        # The app echoes the id on every response; a response it did not make (gunicorn's own 400 on a
+        # malformed request line) has only the client's, if any.
+        "request_id": atoms.get("{x-request-id}o") or atoms.get("{x-request-id}i") or "-",
+    }
+
+
+# gunicorn.conf.py's logconfig_dict: gunicorn's access log on stdout, its error log and every other
+# logger (the app's lines, libraries' warnings) on stderr, all through the JSON formatter. Applied again
+# on SIGHUP, so it owns its handlers; the app adds none of its own under it (init_app).
+LOGCONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": formatter}},
+    "filters": {"request_id": {"()": RequestIdFilter}},
+    "handlers": {
+        "access": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"},
+        "error": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr",
+                  "filters": ["request_id"]},
+    },
+    "loggers": {
+        "gunicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+        "gunicorn.error": {"handlers": ["error"], "level": "INFO", "propagate": False},
+    },
+    "root": {"handlers": ["error"], "level": "WARNING"},
+}

@@ -51,7 +51,7 @@ def healthz() -> dict[str, str]:
 
 @blp.route("/readyz", methods=["GET"])
 @blp.response(200, ReadinessSchema)
-@blp.alt_response(503, schema=ErrorSchema, description="Rules not loaded or the decision log unreachable")
+@blp.alt_response(503, schema=ErrorSchema, description="Rules not loaded, or the database takes no writes")
 def readyz() -> dict[str, Any]:
     """Ready to decide: a rule set is loaded and the decision log database answers."""
     loaded: Policy | None = current_app.extensions.get("policy_service")

@@ -15,7 +15,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from ..contract.parsing import BodyRefused, bounded_errors, decision_limits, flatten_errors, parse_json
 from ..contract.schemas import DECISION_REQUEST_EXAMPLE, REQUEST, RESPONSE
-from ..core import timeline, wording
+from ..core import masking, timeline, wording
 from ..core.decision import Charge
 from ..core.errors import EngineError
 from ..core.messages import DecisionRequest
@@ -23,6 +23,7 @@ from ..core.rulebook import CONFIDENCE, Rule
 from ..review import coverage
 from ..review.fixtures import Fixture, discover, run_fixture
 from ..service import logged, reports
+from ..service.errors import ServiceError
 from ..service.logged import day_start as _day_start
 from .api import Policy, decide, policy
 
@@ -133,9 +134,14 @@ def try_request():
         text = request.form.get("request", "")
         errors, raw, proposal = _parse(text)
         if proposal is not None:
-            body = decide(proposal, raw)
-            # POST, redirect, GET: the decision has an address to share, and reloading it decides nothing again.
-            return redirect(url_for("ui.decision", decision_id=body["decision_id"]), code=303)
+            try:
+                body = decide(proposal, raw)
+            except ServiceError as refused:
+                # A refusal of the pipeline (a template nobody knows the category of) is shown in the form too.
+                errors = refused.errors
+            else:
+                # POST, redirect, GET: the decision has an address to share, and reloading it decides nothing again.
+                return redirect(url_for("ui.decision", decision_id=body["decision_id"]), code=303)
     elif picked in fixtures:
         text = json.dumps(fixtures[picked].request, indent=2)
     else:
@@ -162,7 +168,7 @@ def replayed(wamid: str):
     found = reports.replayed(policy(), wamid)
     if found is None:
         return render_template("ui/not_found.html", decision_id=wamid, what="delivered message"), 404
-    view = decision_view(None, RESPONSE.dump(found.replayed.decision), proposal=found.replayed.request)
+    view = decision_view(None, shown(RESPONSE.dump(found.replayed.decision)), proposal=found.replayed.request)
     return render_template("ui/replayed.html", wamid=wamid,
                            comparison=found.comparison and _comparison(found.comparison), **view)
 
@@ -260,7 +266,15 @@ def _comparison(c: reports.Comparison) -> dict[str, Any]:
     likely = getattr(c, "cause", None)  # what the store knows of why (a re-categorised template, a count...)
     if likely is not None:
         causes.append(f"Likely cause: {likely.detail}")
-    return {"c": c, "link": link, "logged": bool(decision_id), "causes": causes, "outcome": _outcome(c)}
+    contact = c.contact if not c.contact.isdecimal() else "+" + c.contact
+    return {"c": c, "link": link, "logged": bool(decision_id), "causes": causes, "outcome": _outcome(c),
+            "contact": shown(contact)}
+
+
+def shown(value: Any) -> Any:
+    """A value as pages show it: numbers and BSUIDs masked as the decision log masks them (core.masking) when
+    MASK_PHONE_NUMBERS is on, so no page shows more of a number than the log keeps."""
+    return masking.masked(value) if current_app.config["MASK_PHONE_NUMBERS"] else value
 
 
 def _outcome(c: reports.Comparison) -> str:

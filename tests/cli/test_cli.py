@@ -137,6 +137,32 @@ def test_check_refuses_an_invalid_request(run):
     assert "invalid request" in result.output and "to" in result.output
 
 
+def test_check_decides_a_history_ref_on_the_stored_history_as_the_api_does_without_logging(client, database_url, run):
+    """A request naming a stored history is decided on it (history_source names its events), as POST
+    /v1/decisions answers it; check logs nothing."""
+    from ..meta_payloads import CONTACT, PHONE_NUMBER_ID, deliver, inbound_text
+
+    deliver(client, inbound_text("wamid.in1", 1756717200))  # the user wrote at 09:00: the window is open
+    request = {"send": {"at": "2025-09-01T10:00:00+00:00", "to": "+" + CONTACT, "type": "text"},
+               "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": CONTACT}}
+    result = run("check", "--json", "--database-url", database_url, "-", stdin=json.dumps(request))
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert body["decision"] == "allow" and body["history_source"]["events"] == ["wamid.in1"]
+    over_http = client.post("/v1/decisions", json=request).json
+    assert {**body, "decision_id": None} == {**over_http, "decision_id": None}
+    assert client.get(f"/v1/decisions/{body['decision_id']}").status_code == 404
+    assert client.get("/v1/decisions").json and len(client.get("/v1/decisions").json) == 1
+
+
+def test_check_names_a_template_nobody_knows_the_category_of(run):
+    """No category given and no sending number whose registry could know it: the API's 422, field by field."""
+    request = {"send": {"at": "2025-09-01T10:00:00+00:00", "to": "+5511987654321", "type": "template",
+                        "template": {"name": "order_update", "language": "en", "status": "APPROVED"}}}
+    result = run("check", "-", stdin=json.dumps(request))
+    assert result.exit_code == 1 and "send.template.category" in result.output
+
+
 def test_rates_import_carries_a_meta_csv_over_with_its_source(tmp_path, run):
     """`rates import` turns Meta's CSV into a card file that loads back with the given id, dates and source."""
     (tmp_path / "rates.csv").write_text(META_CSV)
@@ -172,3 +198,31 @@ def test_rates_import_reads_the_shared_long_layout_one_card_per_currency_and_dat
         ("meta-brl-2026-10-01", "2026-12-31", True)]
     assert book.cards[2].source == "shared folder (rows: S5)"
     assert book.cards[2].tiers["utility"]["Brazil"][1].first == 250_001
+
+
+LATIN1_REQUEST = ('{"send": {"at": "2025-08-12T12:00:00+00:00", "to": "+5511987654321", "type": "text"},'
+                  ' "context": {"note": "caf\xe9"}}').encode("latin-1")
+
+
+def assert_not_utf8_error(result, name):
+    """Exit 1 with one line naming the input and the offending byte, and no traceback."""
+    assert result.exit_code == 1, result.output
+    assert f"Error: {name} is not UTF-8 text (byte 0xe9 at offset" in result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, UnicodeDecodeError)
+
+
+def test_check_reports_a_file_that_is_not_utf8(run, tmp_path):
+    """`check` on a Latin-1 file (or the same bytes on stdin) names the file and byte instead of a traceback."""
+    (tmp_path / "latin1.json").write_bytes(LATIN1_REQUEST)
+    assert_not_utf8_error(run("check", tmp_path / "latin1.json"), str(tmp_path / "latin1.json"))
+    assert_not_utf8_error(run("check", "-", stdin=LATIN1_REQUEST), "stdin")
+
+
+def test_other_file_inputs_report_a_file_that_is_not_utf8(run, tmp_path):
+    """`templates import` and `rates import` refuse a non-UTF-8 file the same way."""
+    (tmp_path / "latin1.json").write_bytes(LATIN1_REQUEST)
+    (tmp_path / "rates.csv").write_bytes(META_CSV.replace("Brazil", "Br\xe9sil").encode("latin-1"))
+    assert_not_utf8_error(run("templates", "import", "--waba-id", "1", tmp_path / "latin1.json"),
+                          str(tmp_path / "latin1.json"))
+    assert_not_utf8_error(run("rates", "import", tmp_path / "rates.csv", "--source", "https://example.com",
+                              "--confidence", "S"), str(tmp_path / "rates.csv"))

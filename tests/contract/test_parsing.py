@@ -3,7 +3,10 @@
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from policy_service.contract import parsing
 from policy_service.contract.parsing import (
     MAX_ERRORS,
     BodyRefused,
@@ -104,3 +107,47 @@ def test_bounded_errors_keeps_small_lists_as_they_are():
     small = {"a": ["x"], "b": ["y", "z"]}
     assert bounded_errors(small) is small
     assert bounded_errors({"a": ["1", "2", "3", "4"]}) == {"a": ["1", "2", "3"]}
+
+
+def _outcome(body, limits):
+    try:
+        return ("value", parse_json(body, limits))
+    except BodyRefused as refusal:
+        return ("refused", refusal.status, refusal.message, refusal.errors)
+
+
+_SCALARS = st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=4) \
+    | st.sampled_from(["\x00", "a\x00b", "\ud800", "é"])
+_VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(
+    st.sampled_from(["history", "requests", "a", "\x00", "\udfff"]), inner, max_size=4), max_leaves=30)
+_TEXTS = st.one_of(
+    st.builds(lambda v: json.dumps(v, allow_nan=True), _VALUES),
+    st.sampled_from(["[1e400]", '{"a":NaN}', "[Infinity]", "\ufeff{}", "[1,]", "[" * 40 + "]" * 40,
+                     '{"history":[' + ",".join(["{}"] * 1001) + "]}", "[" + ",".join(["1"] * 1001) + "]",
+                     '"\\\\u0000"', "123456789012345678901234", "18446744073709551615", "-9223372036854775809"]))
+_LIMITS = st.sampled_from([decision_limits(), batch_limits(3), Limits(max_depth=3, max_items=3, max_values=12)])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_TEXTS.map(lambda text: text.encode("utf-8", "surrogatepass")), st.binary(max_size=12)), _LIMITS)
+def test_the_fast_parse_gives_what_the_careful_parse_gives(body, limits):
+    """orjson with the cheap checks (issue 25 item 2) returns exactly the careful path's value, and refuses
+    nothing itself: every refusal, with its status, message and field errors, is the careful path's."""
+    careful = parsing._parsed_fast
+    try:
+        parsing._parsed_fast = lambda body, limits: parsing._UNSURE
+        expected = _outcome(body, limits)
+    finally:
+        parsing._parsed_fast = careful
+    assert _outcome(body, limits) == expected or _both_nan(_outcome(body, limits), expected)
+
+
+def _both_nan(first, second):
+    # NaN != NaN: equal outcomes that hold a NaN compare by their JSON text.
+    return json.dumps(first, default=str) == json.dumps(second, default=str)
+
+
+def test_the_fast_parse_is_taken_for_an_ordinary_body():
+    """The property above is not vacuous: an ordinary body is parsed by orjson, not sent down the careful path."""
+    assert parsing._parsed_fast(b'{"send": {"to": "+14155550100"}, "history": [{"at": "x"}]}',
+                                decision_limits()) == {"send": {"to": "+14155550100"}, "history": [{"at": "x"}]}

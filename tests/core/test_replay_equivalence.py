@@ -35,6 +35,8 @@ def full_replay(request, rulebook, engine):
     for index, message in timeline(by_delivery(request.history), request.send.at):
         if message.direction == "inbound":
             state.receive(message)
+        elif message.business_app:  # a WhatsApp Business app reply: answers the user, classified as nothing
+            state.deliver(None, closes_others=False)
         elif message.delivery_time is not None:
             past = Send(message.at, request.send.to, message.type, message.template)
             facts = derive_facts(past, state, request.context, rulebook)

@@ -171,3 +171,18 @@ def test_a_rule_overlaps_the_versions_it_is_in_force_during(rulebook):
     assert auth2.overlaps(by_id["V2"]) and auth2.overlaps(by_id["V2c"])
     assert not auth2.overlaps(by_id["V2d"]) and not auth2.overlaps(by_id["V1"])
     assert rulebook.rule("CSW-2.open").overlaps(by_id["V4"])
+
+
+def test_rules_confirmed_from_meta_pages_quote_them(rulebook):
+    """Each rule and parameter raised to [C] from Meta's own page (issue 24) is confirmed and quotes the page;
+    the single-source sunset is unconfirmed."""
+    quoted = ["MKT-4", "PMP-8.marketing-lite", "BSUID-1.template", "OPT-2", "GRP-2.window-free"]
+    rules = {r.id: r for r in rulebook.rules}
+    for rule_id in quoted:
+        assert rules[rule_id].confidence == "C" and '"' in rules[rule_id].description, rule_id
+    for parameter_id in ("TS-1.undelivered-lifetime", "TS-1.authentication-ttl", "LIM-1.counted"):
+        parameter = next(p for p in rulebook.parameters.values() if p.id == parameter_id)
+        assert parameter.confidence == "C" and '"' in parameter.description, parameter_id
+    version = next(v for v in rulebook.versions if v.id == "V2g")
+    assert version.confidence == "C" and "+1 dialing code and a US area code" in version.description
+    assert rules["MM-2.sunset"].confidence == "R"

@@ -83,7 +83,7 @@ CATEGORIES = [
     (pmp("service", "free_customer_service", False), T0, True),
     (pmp("marketing", "free_entry_point", False), T0, False),
 ]
-NOT_MODELLED = ["general_purpose_ai", "business_agent", "group_marketing", "group_utility", "group_service"]
+NOT_MODELLED = ["general_purpose_ai", "business_agent"]
 
 
 @pytest.mark.parametrize(("pricing", "at", "inbound_before"), CATEGORIES,
@@ -105,7 +105,7 @@ def test_every_modelled_category_of_every_version_is_replayed_never_as_a_denied_
 
 @pytest.mark.parametrize("category", NOT_MODELLED)
 def test_a_category_the_rules_do_not_model_is_reported_not_replayed(client, category):
-    """general_purpose_ai, business_agent and group_* are stored as Meta sent them and reported as
+    """general_purpose_ai and business_agent are stored as Meta sent them and reported as
     "category not modelled", with no prediction and no replay."""
     deliver(client, status("wamid.x", "delivered", T0, pricing=pmp(category, "regular", True)))
     report = client.get("/v1/reconciliation").json
@@ -210,3 +210,61 @@ def test_a_failed_message_never_delivered_is_not_reconciled_as_contradictory(cli
     deliver(client, status("wamid.fail", "sent", T0, pricing=pmp("marketing", "regular", True)),
             notification({"statuses": [failed]}))
     assert client.get("/v1/reconciliation").json["comparisons"] == []
+
+
+GROUP = "Q2x1Ykdyb3VwOmJvb2tjbHVi"
+MEMBER = "5511976541234"
+
+
+def group_inbound(wamid, timestamp):
+    """A participant's text in the group (Groups API): stored under the group, it opens the group's window."""
+    return notification({"messages": [{"from": MEMBER, "id": wamid, "timestamp": str(timestamp), "type": "text",
+                                       "group_id": GROUP, "text": {"body": "Who is coming on Friday?"}}],
+                         "contacts": [{"profile": {"name": "Ana"}, "wa_id": MEMBER}]})
+
+
+def group_status(wamid, state, timestamp, category, pricing_type, billable):
+    return notification({"statuses": [{"id": wamid, "status": state, "timestamp": str(timestamp),
+                                       "recipient_id": GROUP, "recipient_type": "group",
+                                       "recipient_participant_id": MEMBER,
+                                       "pricing": {"billable": billable, "pricing_model": "PMP",
+                                                   "category": category, "type": pricing_type}}]})
+
+
+GROUPS_T0 = 1764579600  # 2025-12-01T09:00:00Z: the Groups API is priced (from 2025-10-22)
+
+
+@pytest.mark.parametrize(("category", "pricing_type", "billable", "window_open"), [
+    ("group_utility", "free_group_customer_service", False, True),
+    ("group_utility", "regular", True, False),
+    ("group_marketing", "regular", True, True),
+    ("group_service", "free_group_customer_service", False, True),
+])
+def test_a_group_message_is_reconciled_as_the_send_side_prices_it(client, category, pricing_type, billable,
+                                                                   window_open):
+    """group_utility, group_marketing and group_service are replayed as a send to the group after the group's
+    stored history (GRP-2 inside the group's window, GRP-3 billed per participant): they match Meta's pricing."""
+    at = GROUPS_T0 + (3600 if window_open else 3 * 86400)
+    deliver(client, group_inbound("wamid.gin", GROUPS_T0), group_status("wamid.gout", "delivered", at, category,
+                                                                         pricing_type, billable))
+    [item] = client.get("/v1/reconciliation").json["comparisons"]
+    assert item["modelled"] and item["matches"], item
+    assert item["predicted"]["category"] == category and item["predicted"]["type"] == pricing_type
+
+
+def test_history_ref_names_a_group_whose_stored_history_decides_the_window(client):
+    """history_ref.group_id uses the group's stored history: a participant wrote an hour ago, so a free-form
+    message to the group is allowed and free (GRP-2); with no such message stored it would be refused."""
+    from ..meta_payloads import PHONE_NUMBER_ID
+
+    deliver(client, group_inbound("wamid.gin", GROUPS_T0))
+    send = {"at": "2025-12-01T10:00:00+00:00", "to": GROUP, "type": "text", "recipient_type": "group",
+            "participants": ["+" + MEMBER]}
+    body = client.post("/v1/decisions", json={
+        "send": send, "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "group_id": GROUP}}).json
+    assert body["decision"] == "allow", body
+    assert body["charge"]["category"] == "group_service" and body["charge"]["billable"] is False
+    other = client.post("/v1/decisions", json={
+        "send": {**send, "to": "Z3JvdXAy"}, "history_ref": {"phone_number_id": PHONE_NUMBER_ID,
+                                                           "group_id": "Z3JvdXAy"}}).json
+    assert other["decision"] == "deny"

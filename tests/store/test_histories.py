@@ -53,7 +53,9 @@ def test_the_strongest_status_wins_whatever_the_order(app, states, final):
     # Categories the rules do not model: kept as Meta sent them, the type unknown.
     ("general_purpose_ai", "unknown", None),
     ("business_agent", "unknown", None),
-    ("group_marketing", "unknown", None),
+    ("group_marketing", "template", "marketing"),
+    ("group_utility", "template", "utility"),
+    ("group_service", "text", None),
 ])
 def test_outbound_type_is_inferred_from_the_pricing_category(app, category, message_type, template_category):
     """A template of a modelled template category, free-form for service, unknown where the category does not

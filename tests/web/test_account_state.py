@@ -63,6 +63,18 @@ def test_primary_country_and_eligibility_feed_the_authentication_international_r
     assert {"business_region", "authentication_international_eligible"}.isdisjoint(body["facts"]["defaults_used"])
 
 
+def test_a_user_reached_inside_their_own_window_does_not_count_toward_the_messaging_limit(client):
+    """Meta counts users reached outside a customer service window (LIM-1.counted): of two users who got a
+    template, one had written a minute before, so one user counts and a limit of 2 is not reached."""
+    deliver(client, capability_update(2, T0), inbound_text("wamid.w", T0, contact="5511987650000"),
+            *(status(f"wamid.t{i}", "delivered", T0 + 60 + i, contact=f"551198765000{i}",
+                     pricing=pmp("marketing", "regular", True)) for i in range(2)))
+    body = client.post("/v1/decisions", json=send(T0 + 3600)).json
+    assert "LIM-2" not in [r["rule"] for r in body["trace"]]
+    assert "; 1 users reached by templates outside a customer service window" in \
+        body["facts"]["sources"]["messaging_limit_reached"]
+
+
 def test_the_messaging_limit_from_capability_updates_and_users_counted_from_statuses(client):
     """business_capability_update sets the limit; users reached by templates in 24 h are counted (LIM-2 advice)."""
     deliver(client, capability_update(2, T0),
@@ -72,8 +84,9 @@ def test_the_messaging_limit_from_capability_updates_and_users_counted_from_stat
     assert body["decision"] == "allow"
     lim = next(r for r in body["trace"] if r["rule"] == "LIM-2")
     assert lim["sources"]["messaging_limit_reached"] == (
-        f"business_capability_update webhook at {iso(T0)}; 2 users reached by templates in the 24 h since "
-        f"{iso(T0 + 3600 - 86400)} from the 1 phone number(s) of WABA 102290129340398, counted from stored statuses")
+        f"business_capability_update webhook at {iso(T0)}; 2 users reached by templates outside a customer service "
+        f"window in the 24 h since {iso(T0 + 3600 - 86400)} from the 1 phone number(s) of WABA 102290129340398, "
+        "counted from stored statuses and inbound messages")
     # A larger limit from context overrides the stored one: no advice.
     request = send(T0 + 3600) | {"context": {"messaging_limit": 1000}}
     assert "LIM-2" not in [r["rule"] for r in client.post("/v1/decisions", json=request).json["trace"]]

@@ -147,6 +147,15 @@ def test_invalid_json_shows_where_it_breaks(client):
     assert "not valid JSON" in html and "line 1, column 10" in html
 
 
+def test_a_template_nobody_knows_the_category_of_is_shown_in_the_form(client):
+    """The pipeline's refusal (service.ServiceError) is a 422 page naming the field, like a schema error."""
+    response = submit(client, {"send": {"at": "2025-09-01T10:00:00+00:00", "to": "+5511987654321",
+                                        "type": "template", "template": {"name": "x", "language": "en"}}})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and response.mimetype == "text/html"
+    assert "<code>send.template.category</code>: required" in html and 'id="verdict"' not in html
+
+
 def test_invalid_request_lists_each_field_error_escaped(client):
     """Each invalid field is listed with its message, and submitted text is escaped."""
     response = submit(client, {"send": {"at": "<script>", "to": "1", "type": "text"}, "history": 3})
@@ -306,3 +315,14 @@ def test_home_and_menu_link_a_costs_page_once_the_app_serves_one(app, client):
     html = client.get("/").get_data(as_text=True)
     assert html.count('href="/ui/costs"') == 2  # the menu and the home page's card
     assert ('href="/ui/templates"' in html) == ("/ui/templates" in served)
+
+
+def test_reconciliation_pages_mask_numbers_as_the_log_does(app, client, billed_history):
+    """Issue 22: the reconciliation page and a replayed message's page show the contact as the decision log keeps
+    it (calling code only), never the full number; with masking off they show it whole."""
+    for path in ("/ui/reconciliation", "/ui/reconciliation/wamid.auth"):
+        html = client.get(path).get_data(as_text=True)
+        assert "5511987654321" not in html and "987654321" not in html, path
+    assert "<code>+55***********</code>" in client.get("/ui/reconciliation").get_data(as_text=True)
+    app.config["MASK_PHONE_NUMBERS"] = False
+    assert "<code>+5511987654321</code>" in client.get("/ui/reconciliation").get_data(as_text=True)

@@ -1,0 +1,52 @@
+"""File inputs of the command line, read as UTF-8 text: a file that is not is a clear error, not a traceback."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def not_utf8(name: str, error: UnicodeDecodeError) -> click.ClickException:
+    """The error for an input that is not UTF-8: which file, which byte, and what to do."""
+    return click.ClickException(f"{name} is not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
+                                f"{error.start}); save it as UTF-8 (e.g. iconv -f LATIN1 -t UTF-8)")
+
+
+def decode(data: bytes, name: str) -> str:
+    """The bytes as text (UTF-8, a byte-order mark dropped); raises click.ClickException when they are not."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise not_utf8(name, error) from None
+
+
+def read_text(path: Path) -> str:
+    """A file's text (UTF-8); raises click.ClickException naming the file when it is not UTF-8."""
+    return decode(path.read_bytes(), str(path))
+
+
+class TextFile(click.File):
+    """A text file argument (or - for stdin), read whole as UTF-8 and given to the command as a text
+    stream with the file's `name`; a file that is not UTF-8 is refused naming it."""
+
+    name = "text file"
+
+    def __init__(self) -> None:
+        super().__init__("rb")
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> io.StringIO:
+        if isinstance(value, io.StringIO):
+            return value
+        handle = super().convert(value, param, ctx)
+        name = "stdin" if value == "-" else click.format_filename(value)
+        try:
+            data = handle.read()
+        finally:
+            if value != "-":
+                handle.close()
+        text = io.StringIO(decode(data, name))
+        text.name = name
+        return text

@@ -1,0 +1,178 @@
+"""Masking of phone numbers and BSUIDs in what the service stores or shows (the decision log, reviewer pages).
+
+A phone number keeps its calling code and, for +1 (NANP) numbers, its area code (`+1415*******`); every
+other digit becomes `*`. A BSUID keeps its country prefix (and the `ENT.` of a parent BSUID):
+`US.********************`. What is masked, wherever it appears in a string (values and keys):
+
+- a `+` and 7 to 15 digits (E.164, inside any text);
+- a BSUID that starts the string or follows a space: a country prefix `XX.` (`XX.ENT.`), then 8 to 128
+  letters and digits not followed by a letter, digit, `_` or `.` (so a wamid, `wamid.X.IN.1`, is left alone);
+- the whole value of a `contact` or `wa_id` member that is all digits (a wa_id has no `+`);
+- in a referral's free text (`body`, `headline`, `source_id`: an ad's text may quote a number without `+`),
+  a run of 7 to 15 digits that no other digit, letter, `+` or `*` touches and that is a possible phone number
+  with a `+` before it (so an ad id, 15 to 18 digits that no numbering plan allows, is kept).
+
+The walk costs what it masks: a string is searched only when it holds a `+` (numbers) or a `.` (BSUIDs), and
+the fields a validated decision request holds that are timestamps or enumerations are not searched at all.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+import phonenumbers
+
+NANP_AREA_DIGITS = 3
+# Keys whose values are bare phone numbers without "+" (a wa_id).
+PHONE_KEYS = frozenset(("contact", "wa_id"))
+# A referral's free text (Meta copies the ad's text): bare digit runs in these are masked too.
+REFERRAL_TEXT_KEYS = frozenset(("body", "headline", "source_id"))
+
+_NUMBER = re.compile(r"\+\d{7,15}")
+# Starts with a character class, not a look-behind: the regex engine skips ahead to a capital letter. Whether
+# the BSUID starts the string or follows a space is checked on each match (_bsuid).
+_BSUID = re.compile(r"([A-Z]{2}\.(?:ENT\.)?)([A-Za-z0-9]{8,128})(?![\w.])")
+_DIGITS = re.compile(r"\d+")
+_BARE_NUMBER = re.compile(r"(?<![\w+*])\d{7,15}(?![\w*])")
+# Members of a validated decision request (contract REQUEST) and of a response whose values are timestamps,
+# enumerations, booleans or numbers: they cannot hold a number or a BSUID, so they are not searched.
+_NOT_TEXT = frozenset((
+    "at", "delivered_at", "direction", "type", "status", "category", "language", "recipient_type",
+    "marketing_messages_api", "meta_business_agent", "otp_button", "message_send_ttl_seconds",
+))
+# The members a history message may have (contract MessageSchema); none holds a "+" or a ".".
+_MESSAGE_KEYS = frozenset(("id", "direction", "at", "type", "template", "status", "delivered_at", "referral",
+                           "business_app"))
+
+
+@lru_cache(maxsize=4096)
+def mask_number(number: str) -> str:
+    """Keep the calling code (and a NANP area code), replace every other digit with '*'.
+
+    `number` is E.164 with or without the "+" (a wa_id); the "+" is kept when given.
+    """
+    digits = number.lstrip("+")
+    try:
+        code = str(phonenumbers.parse("+" + digits).country_code)
+    except phonenumbers.NumberParseException:
+        code = digits[:1]
+    keep = len(code) + (NANP_AREA_DIGITS if code == "1" else 0)
+    return number[: len(number) - len(digits)] + digits[:keep] + "*" * (len(digits) - keep)
+
+
+def _number(match: re.Match[str]) -> str:
+    return mask_number(match.group())
+
+
+def _bsuid(match: re.Match[str]) -> str:
+    start = match.start()
+    if start and match.string[start - 1] != " ":
+        # Inside a word (e.g. "wamid.US.…" or "xUS.…"): no match can start later inside this one (it holds
+        # no space), so leaving it and going on finds exactly what a look-behind would.
+        return match.group()
+    return match.group(1) + "*" * len(match.group(2))
+
+
+def mask_text(text: str) -> str:
+    """One string with every +number and every BSUID (at its start or after a space) masked."""
+    if "+" in text:
+        text = _NUMBER.sub(_number, text)
+    if "." in text:
+        text = _BSUID.sub(_bsuid, text)
+    return text
+
+
+def _bare_number(match: re.Match[str]) -> str:
+    digits = match.group()
+    try:
+        possible = phonenumbers.is_possible_number(phonenumbers.parse("+" + digits))
+    except phonenumbers.NumberParseException:
+        possible = False
+    return mask_number(digits) if possible else digits
+
+
+def _masked_str(value: str, key: Any) -> str:
+    if key in PHONE_KEYS and _DIGITS.fullmatch(value):
+        return mask_number(value)
+    if "+" in value or "." in value:
+        return mask_text(value)
+    return value
+
+
+def masked(value: Any, key: Any = None) -> Any:
+    """A JSON-shaped value (dicts, lists, strings, numbers) with every phone number and BSUID masked as the
+    module docstring says; `key` is the member name the value is held under, if any. Parts that need no
+    masking are shared with the input, not copied (the input is never changed)."""
+    kind = type(value)
+    if kind is str:
+        return _masked_str(value, key)
+    if kind is dict:
+        out = None
+        for name, member in value.items():
+            new = masked(member, name)
+            renamed = mask_text(name) if type(name) is str and ("+" in name or "." in name) else name
+            if renamed != name:
+                out = out if out is not None else {k: v for k, v in value.items()}
+                # Placed where the name stood, as the JSON text masking did.
+                out = {(renamed if k == name else k): (new if k == name else v) for k, v in out.items()}
+            elif new is not member:
+                if out is None:
+                    out = dict(value)
+                out[name] = new
+        return value if out is None else out
+    if kind is list or kind is tuple:
+        items = [masked(v) for v in value]
+        return value if kind is list and all(new is old for new, old in zip(items, value, strict=True)) else items
+    if isinstance(value, str):
+        return _masked_str(str(value), key)
+    if isinstance(value, dict):
+        return masked(dict(value), key)
+    return value
+
+
+def _masked_message(message: Any) -> Any:
+    # One history message of a validated request (only the contract's member names): its timestamps and
+    # enumerations are passed unsearched unless they hold a "." or a "+" that 7 digits could follow.
+    if type(message) is not dict or not message.keys() <= _MESSAGE_KEYS:
+        return masked(message)
+    out = None
+    for key, value in message.items():
+        if type(value) is str:
+            if key in _NOT_TEXT and "." not in value and "+" not in value[:-7]:
+                continue
+            new = _masked_str(value, key)
+        elif key == "referral" and type(value) is dict:
+            new = masked_referral(value)
+        else:
+            new = masked(value, key)
+        if new is not value and new != value:
+            if out is None:
+                out = message.copy()
+            out[key] = new
+    return message if out is None else out
+
+
+def masked_referral(referral: dict[str, Any]) -> dict[str, Any]:
+    """A referral with its numbers masked, including bare digit runs in its free text (REFERRAL_TEXT_KEYS)."""
+    out = dict(masked(referral))
+    for key in REFERRAL_TEXT_KEYS:
+        if type(out.get(key)) is str:
+            out[key] = _BARE_NUMBER.sub(_bare_number, out[key])
+    return out
+
+
+def masked_request(request: Any) -> Any:
+    """A decision request (JSON-shaped, as contract REQUEST validated it, history_ref possibly resolved) with
+    every phone number and BSUID masked: `masked` on every field, and bare digit runs in each history
+    message's referral text; its history's timestamps and enumerations are not searched."""
+    if type(request) is not dict:
+        return masked(request)
+    out = {}
+    for key, value in request.items():
+        if key == "history" and type(value) is list:
+            out[key] = [_masked_message(message) for message in value]
+        else:
+            out[(mask_text(key) if "+" in key or "." in key else key) if type(key) is str else key] = masked(value, key)
+    return out

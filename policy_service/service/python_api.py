@@ -1,0 +1,188 @@
+"""The public in-process Python API: decide a send, ingest Meta's webhooks, reconcile and report costs exactly
+as the HTTP API does, without Flask or a server.
+
+    from policy_service import PolicyService, ServiceError
+
+    svc = PolicyService()                      # the embedded SQLite file, as `policy-service serve` uses
+    body = svc.decide({"send": {...}, "history": [...]})
+    body["decision"], body["charge"]           # the JSON body POST /v1/decisions answers
+
+Settings are the server's (config.load_settings): defaults, then POLICY_* environment variables, then the
+overrides given here (`PolicyService(database_url=..., mask_phone_numbers=False)`). Every method returns the
+JSON-shaped dict (str, int, float, bool, None, lists, dicts) the matching endpoint answers, and every decision
+is logged before it is returned, as over HTTP. A request the HTTP API answers with a 4xx raises
+`ServiceError` carrying the same body: `.code`, `.status`, `.message`, `.errors` ({field path: [messages]}),
+`.as_dict()`; unreadable settings raise config.SettingsError, a database behind this release's migrations
+store.SchemaBehind.
+
+The store is one database per process (peewee's proxy): a PolicyService and a Flask app in one process
+share the database opened last. Methods are safe to call from several threads (SQLite keeps a connection
+per thread; with PostgreSQL each call takes a pooled connection and gives it back).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import date
+from pathlib import PurePath
+from typing import Any
+
+from marshmallow import Schema, ValidationError
+
+from ..config import Settings, load_settings
+from ..contract.parsing import BodyRefused, Limits, batch_limits, decision_limits, parse_json
+from ..contract.queries import COST_QUERY, RECONCILIATION_QUERY
+from ..contract.schemas import BATCH_REQUEST, EXPLAIN, REQUEST
+from ..store import database
+from ..store.decision_log import dumps
+from . import decisions, logged, reports
+from .errors import ServiceError
+
+__all__ = ["PolicyService", "ServiceError", "instance_path", "open_store"]
+
+JsonBody = Mapping[str, Any] | bytes | str
+
+
+class PolicyService:
+    """The service in this process: the policy loaded from RULES_DIR (and rate cards), the database opened
+    (its schema checked, or migrated as DATABASE_AUTO_UPGRADE says), ready to decide.
+
+    `overrides` are settings by name in any case (`database_url`, `mask_phone_numbers`, `max_batch_size`,
+    `rules_dir`, ...), applied over the environment's POLICY_* variables and the defaults.
+    """
+
+    def __init__(self, **overrides: Any) -> None:
+        self.settings: Settings = load_settings(overrides)
+        self.config: dict[str, Any] = self.settings.flask_config()
+        self.policy = decisions.load_policy(self.config)
+        self.database_url = open_store(self.config)
+
+    def decide(self, request: JsonBody, *, explain: bool | str | None = None) -> dict[str, Any]:
+        """Decide one proposed send: the body of POST /v1/decisions (`explain=True` or "full" is
+        ?explain=full: every rule in force that did not apply, and why). `request` is the request as a
+        JSON-shaped dict, or its JSON text. Raises ServiceError (400 unreadable, 422 invalid, by field)."""
+        raw = _body(request, decision_limits())
+        proposal = _load(REQUEST, raw)
+        explain_why_not = _explain(explain)  # after the body, as the HTTP API reads its arguments
+        with self._unit_of_work():
+            return self._decisions().decide(decisions.proposal(proposal, raw, explain_why_not=explain_why_not)).body
+
+    def decide_batch(self, requests: Sequence[Mapping[str, Any]] | JsonBody) -> dict[str, Any]:
+        """Decide several sends, each evaluated and logged as `decide` would: the body of POST
+        /v1/decisions/batch, {"decisions": [...]} in request order. `requests` is the list of requests, or
+        the whole batch body ({"requests": [...]}, as a dict or JSON text). At most MAX_BATCH_SIZE; a bad
+        request refuses the whole batch (ServiceError, paths starting requests.<index>)."""
+        body = {"requests": list(requests)} if isinstance(requests, Sequence) and not isinstance(
+            requests, str | bytes) else requests
+        raw = _body(body, batch_limits(self.config["MAX_BATCH_SIZE"]))
+        batch = _load(BATCH_REQUEST, raw)
+        pipeline = self._decisions()
+        with self._unit_of_work():
+            return {"decisions": [pipeline.decide(decisions.proposal(proposal, raw["requests"][index])).body
+                                  for index, proposal in enumerate(batch["requests"])]}
+
+    def decision(self, decision_id: str) -> dict[str, Any]:
+        """A logged decision as GET /v1/decisions/<id> answers it (request masked as logged); ServiceError
+        404 when there is none."""
+        with self._unit_of_work():
+            found = logged.decision(decision_id)
+        if found is None:
+            raise ServiceError(404, f"no decision with id {decision_id!r}")
+        return found
+
+    def reconcile(self, *, phone_number_id: str | None = None, contact: str | None = None, page: int = 1,
+                  page_size: int = 100) -> dict[str, Any]:
+        """Meta's pricing of each delivered message beside the predicted charge: the body of GET
+        /v1/reconciliation with the same filters (contact: a wa_id or BSUID; pages of `page_size`)."""
+        query = {"phone_number_id": phone_number_id, "contact": contact, "page": page, "page_size": page_size}
+        filters = _load(RECONCILIATION_QUERY, {name: value for name, value in query.items() if value is not None})
+        with self._unit_of_work():
+            return reports.reconcile(self.policy, **filters)
+
+    def cost_report(self, start: date | str, end: date | str, *, group_by: str | Sequence[str] = "month,category",
+                    currency: str = "USD") -> dict[str, Any]:
+        """What Meta billed beside what the decisions predicted, from `start` through `end` (UTC days, both
+        included; dates or YYYY-MM-DD): the body of GET /v1/costs?from=&to=&group_by=&currency=."""
+        query = _load(COST_QUERY, {
+            "from": start.isoformat() if isinstance(start, date) else start,
+            "to": end.isoformat() if isinstance(end, date) else end,
+            "group_by": group_by if isinstance(group_by, str) else ",".join(group_by), "currency": currency})
+        with self._unit_of_work():
+            return reports.cost_report(self.policy, query["start"], query["end"], group_by=query["group_by"],
+                                       currency=query["currency"])
+
+    def close(self) -> None:
+        """Close this process's connections to the database (pooled idle ones included)."""
+        database.close_all()
+
+    def _decisions(self) -> decisions.Decisions:
+        return decisions.Decisions(self.policy, mask=self.config["MASK_PHONE_NUMBERS"])
+
+    @contextmanager
+    def _unit_of_work(self) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            database.release()
+
+
+def open_store(config: Mapping[str, Any]) -> str:
+    """Open the database the settings name (upper-case keys; DATABASE_URL, else the embedded SQLite file in
+    instance_path()) as this process's, its schema checked or migrated as DATABASE_AUTO_UPGRADE says; its URL.
+    Raises store.SchemaBehind for a database behind this release's migrations."""
+    url = database.configured_url(config, instance_path())
+    database.open_configured(config, url)
+    return url
+
+
+def _explain(explain: bool | str | None) -> bool:
+    """?explain as the HTTP API reads it: absent, or "full" (True is "full" too)."""
+    if explain is None or explain is False:
+        return False
+    return _load(EXPLAIN, {"explain": "full" if explain is True else explain}).get("explain") == "full"
+
+
+def _body(value: JsonBody, limits: Limits) -> Any:
+    """The JSON value a caller gave, read as the HTTP API reads a body: JSON text parsed within the
+    endpoint's limits; a dict written as JSON first (so its values are JSON's, and the same limits apply)."""
+    try:
+        text = value if isinstance(value, bytes | str) else dumps(value)
+    except (TypeError, ValueError) as error:
+        raise ServiceError(400, f"the request is not JSON: {error}", {"_request": [f"not JSON: {error}"]}) from None
+    try:
+        return parse_json(text, limits)
+    except BodyRefused as refused:
+        raise ServiceError.refused(refused) from None
+
+
+def _load(schema: Schema, data: Any) -> Any:
+    """Data loaded by a contract schema; its errors as ServiceError 422 by field path."""
+    try:
+        return schema.load(data)
+    except ValidationError as error:
+        raise ServiceError.invalid(error.messages) from None
+
+
+def instance_path() -> str:
+    """The folder of the embedded SQLite file: the Flask app's instance folder, found the way Flask finds it
+    (next to the package in a checkout; <prefix>/var/policy_service-instance when installed), without Flask."""
+    spec = importlib.util.find_spec("policy_service")
+    package_path = os.path.dirname(os.path.dirname(spec.origin))
+    prefix = os.path.abspath(sys.prefix)
+    if PurePath(package_path).is_relative_to(prefix):
+        return os.path.join(prefix, "var", "policy_service-instance")
+    site_parent, site_folder = os.path.split(package_path)
+    if site_folder.lower() == "site-packages":
+        parent, folder = os.path.split(site_parent)
+        if folder.lower() == "lib":
+            installed = parent
+        elif os.path.basename(parent).lower() == "lib":
+            installed = os.path.dirname(parent)
+        else:
+            installed = site_parent
+        return os.path.join(installed, "var", "policy_service-instance")
+    return os.path.join(package_path, "instance")

@@ -1,0 +1,116 @@
+"""The business's pricing context from the store (service.pricing): the WABA's billing currency, set once,
+prices its sends; the month's billable volume per market and category is counted from stored statuses;
+the request's context overrides both; the trace and the logged request name where each value came from."""
+
+from datetime import UTC, datetime
+
+import pytest
+from click.testing import CliRunner
+
+from policy_service import cli
+from policy_service.store import billing, business_state
+
+WABA, PHONE = "102290129340398", "106540352242922"
+KENYA, TANZANIA, NIGERIA = "254712345678", "255712345678", "2348031234567"
+
+
+def bill(wamid, contact, at, category="utility", kind="regular", status="delivered", phone=PHONE):
+    business_state.record_billing(business_state.Billing(
+        wamid=wamid, phone_number_id=phone, contact=contact, at=datetime.fromisoformat(at).replace(tzinfo=UTC),
+        status=status, pricing={"billable": kind == "regular", "pricing_model": "PMP", "category": category,
+                                "type": kind}))
+
+
+def decide(client, at, to, category="utility", context=None):
+    body = {"send": {"at": at, "to": "+" + to, "type": "template", "phone_number_id": PHONE,
+                     "template": {"name": "t", "language": "en", "category": category, "status": "APPROVED"}},
+            "history": [], "context": context or {}}
+    response = client.post("/v1/decisions", json=body)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def price_entry(body):
+    return next(entry for entry in body["trace"] if entry["effect"] == "price")
+
+
+@pytest.fixture
+def known_waba(app):
+    with app.app_context():
+        business_state.learn_number(PHONE, WABA, datetime(2026, 1, 1, tzinfo=UTC))
+    return app
+
+
+def test_the_billing_currency_is_set_once_over_http(client):
+    """PUT sets it (201-like created flag), the same code again is a no-op, another code is 409; GET reads it."""
+    url = f"/v1/wabas/{WABA}/billing-currency"
+    assert client.get(url).status_code == 404
+    first = client.put(url, json={"currency": "BRL"}).get_json()
+    assert (first["currency"], first["source"], first["created"]) == ("BRL", "API", True)
+    assert client.put(url, json={"currency": "BRL"}).get_json()["created"] is False
+    conflict = client.put(url, json={"currency": "USD"})
+    assert conflict.status_code == 409 and "billed in BRL" in conflict.get_json()["message"]
+    assert client.put(url, json={"currency": "brl"}).get_json()["errors"] == {
+        "currency": ["must be an ISO 4217 code like USD"]}
+    assert client.get(url).get_json()["currency"] == "BRL"
+
+
+def test_the_cli_sets_and_shows_the_currency(app, database_url):
+    """`policy-service waba currency WABA BRL` sets it; without a code it shows it; a bad code is refused."""
+    runner = CliRunner()
+    result = runner.invoke(cli.main, ["waba", "currency", WABA, "INR", "--database-url", database_url])
+    assert result.exit_code == 0, result.output
+    shown = runner.invoke(cli.main, ["waba", "currency", WABA, "--database-url", database_url])
+    assert '"currency": "INR"' in shown.output and '"source": "CLI"' in shown.output
+    assert runner.invoke(cli.main, ["waba", "currency", WABA, "USD", "--database-url", database_url]).exit_code != 0
+    assert runner.invoke(cli.main, ["waba", "currency", WABA, "inr", "--database-url", database_url]).exit_code == 2
+
+
+def test_sends_are_priced_in_the_wabas_currency_unless_the_context_says_otherwise(client, known_waba):
+    """Brazil marketing on 2026-11-10: BRL from the store (0.3217 BRL), USD when context.currency says so."""
+    client.put(f"/v1/wabas/{WABA}/billing-currency", json={"currency": "BRL"})
+    body = decide(client, "2026-11-10T10:00:00+00:00", "5511987654321", "marketing")
+    assert (body["charge"]["price"]["amount"], body["charge"]["price"]["currency"]) == ("0.3217", "BRL")
+    assert price_entry(body)["sources"]["currency"].startswith(f"billing currency of WABA {WABA}, set via API")
+    assert "currency" not in body["facts"]["defaults_used"]
+    override = decide(client, "2026-05-10T10:00:00+00:00", "5511987654321", "marketing", {"currency": "USD"})
+    assert (override["charge"]["price"]["amount"], override["charge"]["price"]["currency"]) == ("0.0625", "USD")
+    assert "currency" not in price_entry(override)["sources"]
+
+
+def test_the_months_volume_is_counted_per_market_and_category_from_stored_statuses(client, known_waba):
+    """Billable utility delivered this month to Rest of Africa counts (Kenya, Tanzania); free, other-market,
+    other-category, undelivered and last month's messages do not. The next Kenyan utility is message 3."""
+    with known_waba.app_context():
+        bill("k1", KENYA, "2026-11-02T10:00:00")
+        bill("k2", TANZANIA, "2026-11-03T10:00:00")                         # same market: Rest of Africa
+        bill("k3", KENYA, "2026-11-04T10:00:00", kind="free_customer_service")   # free: not counted
+        bill("k4", NIGERIA, "2026-11-05T10:00:00")                          # Nigeria is its own market
+        bill("k5", KENYA, "2026-11-06T10:00:00", category="marketing")      # another category
+        bill("k6", KENYA, "2026-11-07T10:00:00", status="sent")             # not delivered
+        bill("k7", KENYA, "2026-10-30T10:00:00")                            # last month
+        bill("k8", KENYA, "2026-11-08T10:00:00", phone="999")               # another WABA's number
+    body = decide(client, "2026-11-10T10:00:00+00:00", KENYA, context={"currency": "USD"})
+    price = body["charge"]["price"]
+    assert (price["amount"], price["tier"]["number"], price["tier"]["messages_before"]) == ("0.0040", 1, 2)
+    source = price_entry(body)["sources"]["volume_messages_this_month"]
+    assert source.startswith("2 billable utility messages delivered to market Rest of Africa since 2026-11-01")
+    assert f"WABA {WABA}" in source
+    row = client.get(f"/v1/decisions/{body['decision_id']}").get_json()
+    assert row["request"]["context"]["volume_messages_this_month"] == 2  # replays without the store
+    given = decide(client, "2026-11-10T10:00:00+00:00", KENYA, context={"currency": "USD",
+                                                                         "volume_messages_this_month": 150_000})
+    assert (given["charge"]["price"]["amount"], given["charge"]["price"]["tier"]["number"]) == ("0.0038", 2)
+    assert "volume_messages_this_month" not in price_entry(given)["sources"]
+
+
+def test_count_billed_by_countries_or_every_other_country(app):
+    """The market 'Other' counts every country the map does not list."""
+    with app.app_context():
+        bill("o1", "77012345678", "2026-11-02T10:00:00")   # Kazakhstan
+        bill("o2", KENYA, "2026-11-02T10:00:00")
+        since, until = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
+        assert billing.count_billed(phone_number_ids=(PHONE,), since=since, until=until, categories=("utility",),
+                                    except_countries=("KE", "NG")) == 1
+        assert billing.count_billed(phone_number_ids=(PHONE,), since=since, until=until, categories=("utility",),
+                                    countries=("KE",)) == 1

@@ -1,0 +1,218 @@
+"""The public Python API (PolicyService) answers exactly as the HTTP API: every fixture decided both ways gives
+the same body (decision ids aside) and the same logged row; batches, reconciliation and the cost report are the
+same bodies; a bad request raises ServiceError carrying the HTTP error body; and none of it loads Flask."""
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from policy_service import PolicyService, ServiceError, configured_app
+from policy_service.review.fixtures import discover
+from policy_service.service.python_api import instance_path
+
+from ..conftest import FIXTURES_DIR, ROOT
+from ..meta_payloads import CONTACT, PHONE_NUMBER_ID, deliver, inbound_text, pmp, status
+
+FIXTURES = discover([FIXTURES_DIR])
+VARYING = ("decision_id", "logged_at")
+T0 = 1756717200  # 2025-09-01T09:00:00Z
+
+
+def steady(value):
+    """A body without the values that differ between two decisions of one request (its id, when it was logged)."""
+    if isinstance(value, dict):
+        return {key: steady(item) for key, item in value.items() if key not in VARYING}
+    if isinstance(value, list):
+        return [steady(item) for item in value]
+    return value
+
+
+@pytest.fixture
+def service(app, database_url):
+    """The Python API on the database the HTTP app of the test uses."""
+    svc = PolicyService(database_url=database_url, whatsapp_app_secret=app.config["WHATSAPP_APP_SECRET"])
+    yield svc
+    svc.close()
+
+
+def as_arguments(error: dict) -> dict:
+    """An HTTP error body with its query parameters named as the Python API's keyword arguments (HTTP says
+    `query.explain`, Python `explain`); body fields are named alike both ways."""
+    return {**error, "message": error["message"].replace("invalid request: query.", "invalid request: "),
+            "errors": {path.removeprefix("query."): messages for path, messages in error["errors"].items()}}
+
+
+def test_there_are_fixtures_to_compare():
+    assert len(FIXTURES) > 100
+
+
+def test_python_and_http_give_the_same_decision_and_log_on_every_fixture(client, service):
+    """Each fixture's request, decided over HTTP and in Python: equal bodies and equal logged rows."""
+    differing = []
+    for fixture in FIXTURES:
+        request = copy.deepcopy(fixture.request)
+        over_http = client.post("/v1/decisions", json=fixture.request)
+        in_python = service.decide(request)
+        assert request == fixture.request, f"{fixture.name}: the caller's request was modified"
+        assert over_http.status_code == 200, (fixture.name, over_http.json)
+        if steady(over_http.json) != steady(in_python):
+            differing.append(fixture.name)
+            continue
+        logged_http = client.get(f"/v1/decisions/{over_http.json['decision_id']}").json
+        assert steady(logged_http) == steady(service.decision(in_python["decision_id"])), fixture.name
+    assert differing == []
+
+
+def test_explain_full_is_the_same_both_ways(client, service):
+    request = FIXTURES[0].request
+    over_http = client.post("/v1/decisions?explain=full", json=request).json
+    assert steady(service.decide(request, explain="full")) == steady(over_http)
+    assert steady(service.decide(request, explain=True)) == steady(over_http)
+    assert steady(service.decide(request)) == steady(client.post("/v1/decisions", json=request).json)
+
+
+def test_a_batch_is_the_same_both_ways(client, service):
+    requests = [fixture.request for fixture in FIXTURES[:20]]
+    over_http = client.post("/v1/decisions/batch", json={"requests": requests})
+    assert over_http.status_code == 200
+    assert steady(service.decide_batch(requests)) == steady(over_http.json)
+    assert steady(service.decide_batch({"requests": requests})) == steady(over_http.json)
+
+
+def test_history_ref_reads_the_same_stored_history_both_ways(client, service):
+    deliver(client, inbound_text("wamid.in1", T0))
+    request = {"send": {"at": "2025-09-01T10:00:00+00:00", "to": "+" + CONTACT, "type": "text"},
+               "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": CONTACT}}
+    in_python = service.decide(request)
+    assert in_python["history_source"]["events"] == ["wamid.in1"] and in_python["decision"] == "allow"
+    assert steady(in_python) == steady(client.post("/v1/decisions", json=request).json)
+
+
+def test_reconciliation_and_costs_are_the_same_both_ways(client, service):
+    deliver(client, inbound_text("wamid.in1", T0),
+            status("wamid.out1", "delivered", T0 + 60, pricing=pmp("utility", "free_customer_service", False)))
+    over_http = client.get(f"/v1/reconciliation?phone_number_id={PHONE_NUMBER_ID}").json
+    assert over_http["checked"] == 1
+    assert service.reconcile(phone_number_id=PHONE_NUMBER_ID) == over_http
+    assert service.reconcile(contact="+" + CONTACT, page_size=1) == client.get(
+        f"/v1/reconciliation?contact=%2B{CONTACT}&page_size=1").json
+    costs = client.get("/v1/costs?from=2025-09-01&to=2025-09-30&group_by=category,market").json
+    assert service.cost_report("2025-09-01", "2025-09-30", group_by=("category", "market")) == costs
+
+
+BAD = [
+    ("a required field missing", "/v1/decisions", {"send": {"to": "+14155550123", "type": "text"}}, {}),
+    ("a wrong type", "/v1/decisions", {"send": {"at": "yesterday", "to": "+14155550123", "type": "text"}}, {}),
+    ("an unknown template", "/v1/decisions", {"send": {
+        "at": "2025-09-01T10:00:00+00:00", "to": "+14155550123", "type": "template",
+        "template": {"name": "nobody_knows", "language": "en_US"}}}, {}),
+    ("a NUL in a string", "/v1/decisions", {"send": {"at": "2025-09-01T10:00:00+00:00", "to": "+1415\x00",
+                                                     "type": "text"}}, {}),
+    ("an explain that is not full", "/v1/decisions?explain=yes", FIXTURES[0].request, {"explain": "yes"}),
+    ("a bad request in a batch", "/v1/decisions/batch", {"requests": [FIXTURES[0].request, {"send": {}}]}, {}),
+    ("too many in a batch", "/v1/decisions/batch", {"requests": [FIXTURES[0].request] * 101}, {}),
+]
+
+
+@pytest.mark.parametrize("what, path, body, options", BAD, ids=[case[0] for case in BAD])
+def test_a_bad_request_raises_the_error_the_http_api_answers(client, service, what, path, body, options):
+    """ServiceError carries exactly the HTTP 4xx body: code, status, message, errors naming the field."""
+    over_http = client.post(path, json=body)
+    assert 400 <= over_http.status_code < 500
+    with pytest.raises(ServiceError) as raised:
+        if path.startswith("/v1/decisions/batch"):
+            service.decide_batch(body)
+        else:
+            service.decide(body, **options)
+    assert raised.value.as_dict() == (as_arguments(over_http.json) if options else over_http.json)
+    assert raised.value.code == over_http.status_code and raised.value.errors
+
+
+def test_a_bad_body_and_a_bad_explain_report_the_body_first_both_ways(client, service):
+    body = {"send": {"to": "+14155550123", "type": "text"}}
+    over_http = client.post("/v1/decisions?explain=yes", json=body)
+    with pytest.raises(ServiceError) as raised:
+        service.decide(body, explain="yes")
+    assert raised.value.as_dict() == over_http.json and "send.at" in over_http.json["errors"]
+
+
+def test_json_text_that_is_not_json_is_the_same_400(client, service):
+    over_http = client.post("/v1/decisions", data=b'{"send": ', content_type="application/json")
+    with pytest.raises(ServiceError) as raised:
+        service.decide(b'{"send": ')
+    assert over_http.status_code == 400 and raised.value.as_dict() == over_http.json
+
+
+def test_a_value_json_cannot_hold_is_a_400_naming_the_request(service):
+    with pytest.raises(ServiceError) as raised:
+        service.decide({"send": {"at": object()}})
+    assert raised.value.code == 400 and list(raised.value.errors) == ["_request"]
+
+
+def test_bad_report_filters_are_the_http_422(client, service):
+    with pytest.raises(ServiceError) as raised:
+        service.cost_report("2025-09-30", "2025-09-01")
+    assert raised.value.as_dict() == as_arguments(client.get("/v1/costs?from=2025-09-30&to=2025-09-01").json)
+    with pytest.raises(ServiceError) as raised:
+        service.reconcile(page_size=0)
+    assert raised.value.as_dict() == as_arguments(client.get("/v1/reconciliation?page_size=0").json)
+    assert list(raised.value.errors) == ["page_size"]
+
+
+def test_an_unknown_decision_is_the_http_404(client, service):
+    with pytest.raises(ServiceError) as raised:
+        service.decision("nope")
+    assert raised.value.as_dict() == client.get("/v1/decisions/nope").json
+
+
+def test_several_threads_decide_and_every_decision_is_logged(service):
+    """One PolicyService shared by threads (a worker pool): every answer is right and logged once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    requests = [fixture.request for fixture in FIXTURES[:40]]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(service.decide, requests))
+    alone = [service.decide(request) for request in requests]
+    assert [steady(answer) for answer in answers] == [steady(answer) for answer in alone]
+    assert all(service.decision(answer["decision_id"])["decision"] == answer["decision"] for answer in answers)
+
+
+def test_the_embedded_database_is_the_servers(monkeypatch):
+    """Without DATABASE_URL both use the SQLite file in the instance folder Flask would use."""
+    assert instance_path() == configured_app().instance_path
+
+
+def test_the_python_api_loads_no_flask(tmp_path):
+    """`from policy_service import PolicyService` and a decision import no Flask, flask-smorest or webargs."""
+    script = (
+        "import sys\n"
+        "from policy_service import PolicyService\n"
+        "from policy_service.contract.schemas import DECISION_REQUEST_EXAMPLE\n"
+        f"svc = PolicyService(database_url={'sqlite:///' + str(tmp_path / 'log.sqlite3')!r})\n"
+        "assert svc.decide(DECISION_REQUEST_EXAMPLE)['decision'] == 'allow'\n"
+        "web = ('flask', 'flask_smorest', 'webargs', 'werkzeug')\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in web)\n"
+        "assert not loaded, loaded\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=Path(ROOT), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_settings_come_from_the_environment_and_overrides(monkeypatch, database_url):
+    monkeypatch.setenv("POLICY_MAX_BATCH_SIZE", "2")
+    assert PolicyService(database_url=database_url).config["MAX_BATCH_SIZE"] == 2
+    assert PolicyService(database_url=database_url, max_batch_size=3).config["MAX_BATCH_SIZE"] == 3
+
+
+def test_the_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    """README's Python example, executed as written (on a fresh SQLite file): it prints what it says."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### The same from Python"):]
+    code = section[section.index("```python\n") + len("```python\n"):section.index("\n```\n")]
+    monkeypatch.setenv("POLICY_DATABASE_URL", f"sqlite:///{tmp_path / 'readme.sqlite3'}")
+    exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - the documented example is the test
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == ["allow free_customer_service", "422 {'send.at': ['Missing data for required field.']}"]

@@ -1,0 +1,71 @@
+"""JSON logs and request ids: the access log is one parseable JSON line per request (python-json-logger via
+gunicorn's logconfig_dict) with a timestamp and the request's id, which is also echoed and on the decision's
+line (issue 22: a user agent with `"` or `\\` made the format-string access log unparseable; no timestamp;
+X-Request-ID neither echoed nor logged)."""
+
+import json
+import logging
+import re
+import time
+
+import requests
+
+from policy_service.web import logs
+
+from ..conftest import start_gunicorn, stop_gunicorn
+
+HOSTILE_AGENT = 'curl/8 "quoted" back\\slash \\" {"json": 1}\tend'
+
+
+def test_a_given_request_id_is_echoed_and_on_the_decision_line(client, example_request, caplog):
+    with caplog.at_level(logging.INFO, logger="policy_service.decisions"):
+        response = client.post("/v1/decisions", json=example_request, headers={"X-Request-ID": "order-42.retry:1"})
+    assert response.headers["X-Request-ID"] == "order-42.retry:1"
+    (record,) = [r for r in caplog.records if r.name == "policy_service.decisions"]
+    assert record.request_id == "order-42.retry:1"
+
+
+def test_a_request_id_is_generated_when_missing_or_unusable(client):
+    """No header, or one that is too long or holds spaces or control characters: a fresh 32-hex id,
+    different on each request, also on error responses."""
+    seen = set()
+    for headers in ({}, {"X-Request-ID": "x" * 129}, {"X-Request-ID": "two words"},
+                    {"X-Request-ID": "bad\x7fid"}):
+        response = client.get("/v1/decisions/unknown", headers=headers)
+        assert response.status_code == 404
+        assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-ID"])
+        seen.add(response.headers["X-Request-ID"])
+    assert len(seen) == 4
+
+
+def test_app_lines_have_a_utc_timestamp_and_the_request_id(client, example_request, caplog):
+    with caplog.at_level(logging.INFO, logger="policy_service.decisions"):
+        client.post("/v1/decisions", json=example_request, headers={"X-Request-ID": "abc"})
+    (record,) = [r for r in caplog.records if r.name == "policy_service.decisions"]
+    line = json.loads(logs.formatter().format(record))
+    assert line["request_id"] == "abc" and line["timestamp"].endswith("+00:00")
+
+
+def test_access_log_under_gunicorn_is_json_with_timestamp_and_request_id(tmp_path, example_request):
+    """Served as documented: every line gunicorn writes is JSON; the access line of a request whose user
+    agent holds quotes and backslashes keeps it exactly, with status, duration, timestamp and the request
+    id, which is the one echoed and the one on the decision's line."""
+    server = start_gunicorn(tmp_path, workers=1)
+    try:
+        response = requests.post(f"{server.url}/v1/decisions", json=example_request, timeout=30,
+                                 headers={"User-Agent": HOSTILE_AGENT, "X-Request-ID": "req-7f3a"})
+        assert response.headers["X-Request-ID"] == "req-7f3a"
+        generated = requests.get(f"{server.url}/healthz", timeout=30).headers["X-Request-ID"]
+        time.sleep(0.5)
+    finally:
+        stop_gunicorn(server)
+    lines = [json.loads(line) for line in server.log.read_text().splitlines() if line.strip()]
+    access = [line for line in lines if line.get("name") == "gunicorn.access"]
+    (decided,) = [line for line in access if line["path"] == "/v1/decisions"]
+    assert decided["user_agent"] == HOSTILE_AGENT
+    assert (decided["method"], decided["status"], decided["request_id"]) == ("POST", 200, "req-7f3a")
+    assert decided["duration_ms"] > 0 and re.match(r"\d{4}-\d\d-\d\dT", decided["timestamp"])
+    assert any(line["path"] == "/healthz" and line["request_id"] == generated for line in access)
+    (decision_line,) = [line for line in lines if line.get("name") == "policy_service.decisions"]
+    assert decision_line["request_id"] == "req-7f3a"
+    assert decision_line["decision_id"] == response.json()["decision_id"]

@@ -1,0 +1,202 @@
+"""Storage faults: 503 with Retry-After in the one error shape, /readyz proves a write, and the service
+recovers by itself once the storage does (issue 22: the database down gave a bare 500, /readyz said 200
+while every write failed, and a read-only SQLite file once fixed stayed 500 until a SIGHUP)."""
+
+import contextlib
+import shutil
+import socket
+import threading
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import peewee
+import pytest
+
+from policy_service import create_app, store
+from policy_service.store import database, heartbeat
+
+from ..conftest import NO_POSTGRES, POSTGRES_URL, assert_error_shape, upgraded
+from ..meta_payloads import APP_SECRET, inbound_text, signed
+
+
+def assert_unavailable(response) -> dict:
+    """A 503 in the error shape, telling the client when to retry, without the driver's message."""
+    body = assert_error_shape(response, 503)
+    assert response.headers["Retry-After"] == str(database.RETRY_AFTER_SECONDS)
+    assert "retry after" in body["message"] and "sqlite" not in body["message"].lower()
+    return body
+
+
+def decide(client, example_request):
+    return client.post("/v1/decisions", json=example_request)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    path = tmp_path / "db"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def app(folder):
+    app = create_app({"TESTING": True, "DATABASE_URL": upgraded(f"sqlite:///{folder / 'log.sqlite3'}"),
+                      "WHATSAPP_APP_SECRET": APP_SECRET})
+    yield app
+    store.close_all()
+
+
+def test_a_database_that_is_gone_is_a_503_and_comes_back_without_a_restart(app, folder, example_request):
+    """The database's directory removed: decisions, batches, webhooks and /readyz answer 503 with
+    Retry-After; once it is back, the same app decides again (no restart, no SIGHUP)."""
+    client = app.test_client()
+    assert decide(client, example_request).status_code == 200
+    store.close_all()
+    shutil.rmtree(folder)
+
+    assert_unavailable(decide(client, example_request))
+    assert_unavailable(client.post("/v1/decisions/batch", json={"requests": [example_request]}))
+    raw, headers = signed(inbound_text("wamid.while-down", 1754989200))
+    assert_unavailable(client.post("/v1/webhooks/whatsapp", data=raw, headers=headers))
+    readiness = assert_error_shape(client.get("/readyz"), 503)
+    assert list(readiness["errors"]) == ["database"]
+
+    folder.mkdir()
+    upgraded(f"sqlite:///{folder / 'log.sqlite3'}")
+    assert decide(client, example_request).status_code == 200
+    assert client.get("/readyz").status_code == 200
+
+
+@pytest.fixture
+def read_only(app, monkeypatch):
+    """Make the next connection read-only, as SQLite opens a file it may not write (a chmod, a read-only
+    mount; root ignores permissions, so the test opens it with mode=ro); calling the result undoes it."""
+    sqlite = store.database_proxy.obj
+    path = sqlite.database
+    store.close_all()
+    monkeypatch.setattr(sqlite, "database", f"file:{path}?mode=ro")
+    monkeypatch.setitem(sqlite.connect_params, "uri", True)
+
+    def fix():
+        monkeypatch.undo()
+    return fix
+
+
+def test_a_read_only_database_is_not_ready_and_recovers_once_fixed(app, read_only, example_request):
+    """Reads work but writes fail: /readyz says 503 (it commits a write, not a SELECT), a decision is a 503
+    (never an unlogged answer), and once the file is writable again the next request succeeds."""
+    client = app.test_client()
+    assert store.database_proxy.execute_sql("SELECT 1").fetchone() == (1,)
+    assert_error_shape(client.get("/readyz"), 503)
+    assert_unavailable(decide(client, example_request))
+    assert_unavailable(decide(client, example_request))
+
+    read_only()
+    response = decide(client, example_request)
+    assert response.status_code == 200
+    assert client.get(f"/v1/decisions/{response.json['decision_id']}").status_code == 200
+    assert client.get("/readyz").status_code == 200
+
+
+def test_readyz_commits_a_heartbeat(app):
+    """Each /readyz writes this host's heartbeat row: the answer proves a committed write."""
+    client = app.test_client()
+    before = datetime.now(UTC).replace(tzinfo=None)
+    assert client.get("/readyz").status_code == 200
+    with app.app_context():
+        rows = list(heartbeat.Heartbeat.select())
+    assert len(rows) == 1 and rows[0].beat_at >= before
+    assert client.get("/readyz").status_code == 200
+    with app.app_context():
+        assert heartbeat.Heartbeat.select().count() == 1
+
+
+def test_a_query_bug_is_not_a_storage_fault(app, example_request, monkeypatch):
+    """Only faults of the storage are 503s: a wrong query (here an IntegrityError) stays a 500."""
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    def broken(*_args, **_kwargs):
+        raise peewee.IntegrityError("bug")
+
+    monkeypatch.setattr("policy_service.store.decision_log.record", broken)
+    response = decide(app.test_client(), example_request)
+    assert_error_shape(response, 500)
+    assert "Retry-After" not in response.headers
+
+
+class Outage:
+    """A TCP forwarder to the test PostgreSQL that can be cut (the server gone, every connection dropped)
+    and restored on the same port, as a database restart or a network cut looks to the service."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections: list[socket.socket] = []
+        self._serve()
+
+    def _serve(self) -> None:
+        listener = self.listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            self.connections += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        # shutdown wakes the thread blocked in accept(); close alone would leave it accepting.
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        for connection in self.connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+            connection.close()
+        self.connections = []
+
+    def restore(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        self._serve()
+
+
+def test_postgresql_going_away_is_a_503_and_the_pool_recovers(example_request):
+    """PostgreSQL cut off mid-service (pooled connections dead, new ones refused): 503 with Retry-After;
+    once it is back, the same app decides again without a restart."""
+    if not POSTGRES_URL:
+        pytest.skip(NO_POSTGRES)
+    parts = urlsplit(upgraded(POSTGRES_URL))
+    outage = Outage(parts.hostname, parts.port)
+    url = parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{outage.port}").geturl()
+    app = create_app({"TESTING": True, "DATABASE_URL": url})
+    client = app.test_client()
+    try:
+        assert decide(client, example_request).status_code == 200
+        outage.cut()
+        assert_unavailable(decide(client, example_request))
+        assert_unavailable(decide(client, example_request))
+        assert_error_shape(client.get("/readyz"), 503)
+        outage.restore()
+        assert decide(client, example_request).status_code == 200
+        assert client.get("/readyz").status_code == 200
+    finally:
+        store.close_all()
+        outage.cut()
