@@ -67,7 +67,7 @@ class WebhookRefused(Exception):
     """A webhook refused before it was stored: the HTTP status, a message and field errors (the one error shape).
 
     401 unsigned or badly signed, 400/422 not a JSON WhatsApp Business Account webhook, 503 no app secret
-    configured or the database unavailable (Meta retries).
+    configured. (A database that cannot store the payload raises its storage fault, store.database.STORAGE_FAULTS.)
     """
 
     def __init__(self, status: int, message: str, errors: dict[str, list[str]] | None = None):
@@ -100,12 +100,9 @@ def receive(body: bytes, signature: str | None, *, app_secret: str | None, proce
     errors = meta.envelope_errors(document)
     if errors:
         raise WebhookRefused(422, error_message(errors), bounded_errors(errors))
-    try:
-        stored = raw_webhooks.store(body, now)
-    except peewee.PeeweeException as error:
-        log.error("webhook payload not stored: %s: %s", type(error).__name__, error)
-        raise WebhookRefused(503, "the database is unavailable: the payload was not stored, deliver it again",
-                             {"database": [f"unavailable ({type(error).__name__})"]}) from None
+    # A storage fault here propagates (store.database.STORAGE_FAULTS: the web answers 503 with Retry-After):
+    # nothing was stored, so nothing is acknowledged, and Meta delivers the payload again.
+    stored = raw_webhooks.store(body, now)
     if process and not stored.duplicate:
         process_one(stored.id, settings or Settings(), document=document, now=now)
     return {**raw_webhooks.receipt(stored.id), "duplicate": stored.duplicate}
@@ -137,7 +134,7 @@ def process_one(raw_id: int, settings: Settings, *, document: Any = None, now: d
         return None
     except Exception as error:  # noqa: BLE001 - whatever breaks, the payload must stay and be retried
         log.exception("webhook payload %s not processed (attempt %s)", raw_id, claimed.attempts)
-        _close_broken_transaction()
+        _close_broken_transaction(error)
         status = raw_webhooks.fail(progress.claim, f"{type(error).__name__}: {error}", settings.max_attempts,
                                    retry_after=settings.lease)
         return {"status": status}
@@ -267,15 +264,18 @@ def _template_refused(billing: state.Billing, waba_id: str, code: int) -> None:
         status=TEMPLATE_ERRORS[code], reason=f"Meta refused the send with {code}"))
 
 
-def _close_broken_transaction() -> None:
-    # After a database error mid-transaction the connection may be unusable (PostgreSQL: "current transaction
-    # is aborted"); the atomic block has rolled back, and a fresh connection lets `fail` record the error.
+def _close_broken_transaction(error: Exception) -> None:
+    # The atomic block has rolled back. After a storage fault the connection may be unusable (read-only, cut,
+    # PostgreSQL's "current transaction is aborted"): a fresh one lets `fail` record the error.
+    if isinstance(error, database.STORAGE_FAULTS):
+        database.discard_connection()
+        return
     db = database.database_proxy
     try:
         if not db.is_closed() and db.in_transaction():
             db.rollback()
     except peewee.PeeweeException:
-        db.close()
+        database.discard_connection()
 
 
 class Processor:

@@ -190,7 +190,7 @@ def test_the_backlog_is_visible_in_metrics_and_over_http(database_url):
 
 
 def test_a_database_that_cannot_store_the_payload_is_a_503(database_url, monkeypatch):
-    """Nothing stored, nothing acknowledged: Meta retries a 503."""
+    """Nothing stored, nothing acknowledged: a 503 with Retry-After (Meta delivers the payload again)."""
     app = deferred(database_url)
 
     def unavailable(body, received_at=None):
@@ -199,7 +199,8 @@ def test_a_database_that_cannot_store_the_payload_is_a_503(database_url, monkeyp
     monkeypatch.setattr(raw_webhooks, "store", unavailable)
     raw, headers = signed(many(1))
     response = app.test_client().post("/v1/webhooks/whatsapp", data=raw, headers=headers)
-    assert response.status_code == 503 and response.json["errors"] == {"database": ["unavailable (OperationalError)"]}
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert "nothing was stored" in response.json["message"]
 
 
 def test_the_background_thread_processes_after_the_answer(database_url):
