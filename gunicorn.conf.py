@@ -3,11 +3,13 @@
 Environment: PORT (8000), HOST (0.0.0.0), PROMETHEUS_MULTIPROC_DIR, and the service's settings
 (policy_service.config, validated before anything starts): POLICY_WORKERS or WEB_CONCURRENCY (CPU count),
 POLICY_THREADS, POLICY_TIMEOUT (30 s), POLICY_KEEPALIVE, POLICY_PRELOAD (true).
-`kill -HUP <master pid>` reloads the rules in every worker.
+`kill -HUP <master pid>` reloads the rules: the master reads and publishes them (policy_service/service/fleet.py),
+and every worker of every instance on the database follows, each in a fresh process.
 """
 
 import multiprocessing
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -59,7 +61,8 @@ def on_starting(server):
 
 
 def on_reload(server):
-    """On SIGHUP with preload the master keeps its app: reload its rules before the new workers fork."""
+    """On SIGHUP with preload the master keeps its app: it reads the rules (compiling nothing: durable_rules
+    would keep every ruleset) and publishes them; the workers it forks next load them, once each."""
     if server.cfg.preload_app:
         from policy_service.web.operations import ReloadFailed, reload_rules
 
@@ -67,6 +70,14 @@ def on_reload(server):
             reload_rules(server.app.wsgi())
         except ReloadFailed as error:
             server.log.error("rules not reloaded, the previous rules stay active: %s", error)
+
+
+def post_worker_init(worker):
+    """A rules reload recycles this worker instead of compiling a second ruleset in it: it sends itself
+    SIGTERM (gunicorn's graceful exit: the requests in hand finish) and the arbiter forks a fresh one."""
+    from policy_service.service.fleet import recycle_with
+
+    recycle_with(lambda: os.kill(os.getpid(), signal.SIGTERM))
 
 
 def child_exit(server, worker):

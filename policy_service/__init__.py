@@ -70,6 +70,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         business_api,
         costs,
         log_api,
+        login,
         logs,
         metrics,
         operations,
@@ -85,6 +86,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     logs.init_app(app)
     app.extensions["policy_service"] = api.load_configured(app.config)
     store.init_app(app)
+    operations.init_app(app)
     # Metrics first: its timer must start before an API key check can end the request.
     metrics.init_app(app)
     security.init_app(app)
@@ -101,4 +103,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     template_pages.nest(pages.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(pages.home_bp)
+    app.register_blueprint(login.bp)
     return app

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -70,6 +71,55 @@ def parse_key_hashes(setting: Any) -> tuple[str, ...]:
     return hashes
 
 
+ROLES = ("client", "reviewer", "operator")
+KEY_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One configured key: its name (logged with each decision it makes), its roles, its sha256 hex digest."""
+
+    name: str
+    roles: frozenset[str]
+    digest: str
+
+
+def parse_api_keys(setting: Any) -> tuple[ApiKey, ...]:
+    """API keys from a list or one comma-separated string of `name:role[+role…]:sha256hex` entries.
+
+    Raises ValueError naming each bad entry by position and name, never echoing a value (a plain key
+    configured by mistake is a secret).
+    """
+    if setting is None:
+        return ()
+    items = setting.split(",") if isinstance(setting, str) else list(setting)
+    keys, problems = [], []
+    for index, item in enumerate(entry for entry in items if isinstance(entry, ApiKey) or str(entry).strip()):
+        if isinstance(item, ApiKey):
+            keys.append(item)
+            continue
+        name, _, rest = str(item).strip().partition(":")
+        role_text, _, digest = rest.partition(":")
+        roles = frozenset(role_text.split("+"))
+        digest = digest.strip().lower()
+        if not KEY_NAME.fullmatch(name):
+            problems.append(f"item {index}: the name must be 1-64 letters, digits, '_', '.', '@' or '-'")
+        elif not roles <= set(ROLES):
+            problems.append(f"item {index} ({name}): roles must be among {', '.join(ROLES)} (joined by +)")
+        elif not SHA256_HEX.fullmatch(digest):
+            problems.append(f"item {index} ({name}): the third part must be the key's sha256 hex digest, "
+                            "e.g. printf %s \"$KEY\" | sha256sum")
+        else:
+            keys.append(ApiKey(name, roles, digest))
+    if problems:
+        raise ValueError("entries are name:role:sha256 — " + "; ".join(problems))
+    names = [key.name for key in keys]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"names {repeated} more than once: each key needs its own name")
+    return tuple(keys)
+
+
 class Settings(BaseSettings):
     """Every setting of the service; environment variable POLICY_<NAME>, e.g. POLICY_DATABASE_URL."""
 
@@ -114,6 +164,15 @@ class Settings(BaseSettings):
     max_content_length: ByteSize = Field(default=ByteSize(4 * 1024 * 1024), gt=0)
     # Most requests in one POST /v1/decisions/batch.
     max_batch_size: PositiveInt = 100
+    # Seconds between a worker's checks for a rules reload published by any instance on the database
+    # (POST /v1/admin/reload-rules, SIGHUP): a reload reaches every worker within about this long.
+    rules_check_seconds: PositiveFloat = 2.0
+    # API keys by name and role: comma-separated name:role:sha256 entries (roles client, reviewer, operator,
+    # joined by +); the name is logged with each decision the key makes. Empty (and no api_key_hashes): open.
+    api_keys: Annotated[tuple[ApiKey, ...], NoDecode] = ()
+    # Signs reviewers' session cookies and the pages' CSRF tokens; the same on every instance. None: one is
+    # made at each start (logins do not survive a restart nor reach another instance).
+    secret_key: str | None = Field(default=None, repr=False)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     # gunicorn (gunicorn.conf.py): worker processes (None: WEB_CONCURRENCY, else the CPU count), threads
     # per worker, the worker timeout and the idle keep-alive in seconds, and loading the rules once in
@@ -128,6 +187,11 @@ class Settings(BaseSettings):
     @classmethod
     def _digests(cls, value: Any) -> tuple[str, ...]:
         return parse_key_hashes(value)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _keys(cls, value: Any) -> tuple[ApiKey, ...]:
+        return parse_api_keys(value)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -161,6 +225,7 @@ class Settings(BaseSettings):
                 values[name] = str(value)
         values["max_content_length"] = int(self.max_content_length)
         values["webhook_inline_max_bytes"] = int(self.webhook_inline_max_bytes)
+        values["api_keys"] = self.api_keys  # the keys themselves, not dumped to dicts
         return {name.upper(): value for name, value in values.items()}
 
 
@@ -169,7 +234,8 @@ class SettingsError(ValueError):
 
 
 # Never echoed in an error: a plain API key configured by mistake is a secret too.
-SECRET_SETTINGS = frozenset({"whatsapp_app_secret", "whatsapp_verify_token", "api_key_hashes"})
+SECRET_SETTINGS = frozenset({"whatsapp_app_secret", "whatsapp_verify_token", "api_key_hashes", "api_keys",
+                             "secret_key"})
 FRIENDLY = {
     "int_parsing": "must be a whole number",
     "bool_parsing": "must be true or false (also 1/0, yes/no, on/off)",

@@ -2,6 +2,7 @@
 
 import copy
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -93,6 +94,13 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 def example_request():
     """The documented example request: a utility template inside an open window (allowed)."""
     return copy.deepcopy(DECISION_REQUEST_EXAMPLE)
+
+
+def csrf_token(client, page: str = "/ui/try") -> str:
+    """The CSRF token a page's form carries for this client's session (every page form must send it)."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get(page).get_data(as_text=True))
+    assert found, f"{page} has no CSRF token"
+    return found[1]
 
 
 def assert_error_shape(response, status: int) -> dict:

@@ -1,4 +1,4 @@
-"""`policy-service db`: schema migrations (upgrade once per release, status, new) and decision-log retention."""
+"""`policy-service db`: schema migrations (upgrade once per release, status, new) and retention (prune)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
-from .. import configured_app
-from ..store import database, decision_log, schema
+from .. import configured_app, store
+from ..core.errors import RulebookError
+from ..core.rulebook import load_rulebook
+from ..service import retention as service_retention
+from ..store import database, retention, schema
 
 database_url_option = click.option(
     "--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in the instance folder.")
@@ -33,7 +36,7 @@ class Age(click.ParamType):
 
 @click.group("db")
 def db() -> None:
-    """The decision log's database: apply migrations, show their state, prune old decisions."""
+    """The database: apply migrations, show their state, prune old rows of the tables that grow."""
 
 
 def _open(database_url: str | None):
@@ -105,20 +108,33 @@ def _tidy(source: str) -> str:
 
 @db.command()
 @click.option("--older-than", "age", required=True, type=Age(),
-              help="Delete decisions logged longer ago than this (90d, 12w, 36h).")
+              help="Delete rows older than this (90d, 12w, 36h).")
+@click.option("--table", "tables", multiple=True, type=click.Choice([t.name for t in retention.GROWING]),
+              help="Only this table (repeatable); default: every table that grows with traffic.")
 @click.option("--dry-run", is_flag=True, help="Only count them.")
 @database_url_option
-def prune(age: timedelta, dry_run: bool, database_url: str | None) -> None:
-    """Delete logged decisions older than an age (the log grows by one row per decision)."""
-    before = datetime.now(UTC) - age
+def prune(age: timedelta, tables: tuple[str, ...], dry_run: bool, database_url: str | None) -> None:
+    """Delete rows older than an age from the tables that grow with traffic: logged decisions (by when they were
+    logged), stored messages and priced messages (by when they were sent). Messages and billing are never
+    pruned younger than the rules read them (the longest rule period, a calendar month: 32d)."""
+    now = datetime.now(UTC)
+    before = now - age
+    settings = configured_app({"DATABASE_URL": database_url} if database_url else None).config
+    try:
+        rulebook = load_rulebook(settings["RULES_DIR"], rate_cards=settings.get("RATE_CARDS") or None,
+                                 rate_card_tiers=settings.get("RATE_CARD_TIERS") or None)
+    except RulebookError as error:
+        raise click.ClickException(f"the rules in {settings['RULES_DIR']} do not load: {error}") from None
     opened = _open(database_url)
     try:
         schema.check(opened)
-        with opened.bind_ctx([decision_log.DecisionRecord]):
-            count = decision_log.prune(before, dry_run=dry_run)
-    except schema.SchemaBehind as error:
+        with opened.bind_ctx(store.models()):
+            done = service_retention.prune(tables or [t.name for t in retention.GROWING], before, now, rulebook,
+                                           dry_run=dry_run)
+    except (schema.SchemaBehind, service_retention.RetentionTooShort) as error:
         raise click.ClickException(str(error)) from None
     finally:
         opened.close()
     verb = "would delete" if dry_run else "deleted"
-    click.echo(f"{verb} {count} decision(s) logged before {before.isoformat(timespec='seconds')}")
+    for pruned in done:
+        click.echo(f"{verb} {pruned.count} {pruned.table.what} older than {before.isoformat(timespec='seconds')}")

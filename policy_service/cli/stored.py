@@ -132,9 +132,16 @@ def costs(start, end, group_by: str, currency: str, database_url: str | None, as
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    click.echo(f"costs in {currency}, {report['from']} to {report['to']}: billed | predicted")
+    click.echo(f"costs in {currency}, {report['from']} to {report['to']}: Meta (analytics) | card price of the "
+               "delivered messages | predicted")
     for row in report["rows"] + [{"total": "total", **report["totals"]}]:
         label = " ".join(str(row[k]) for k in (*keys, "total") if k in row)
-        billed, predicted = row["billed"], row["predicted"]
-        click.echo(f"{label}: {billed['amount']} ({billed['count']}, {billed['unpriced']} unpriced) | "
+        meta, billed, predicted = row["meta"], row["billed"], row["predicted"]
+        click.echo(f"{label}: {meta['amount']} ({meta['count']}) | "
+                   f"{billed['amount']} ({billed['count']}, {billed['unpriced']} unpriced) | "
                    f"{predicted['amount']} ({predicted['count']}, {predicted['unpriced']} unpriced)")
+        for difference in row.get("differences", []):
+            causes = "; ".join(f"{c['cause']}: {c['text']}" for c in difference["causes"])
+            click.echo(f"  {difference['between']}: {difference['amount']}" + (f" ({causes})" if causes else ""))
+    for note in report.get("notes", []):
+        click.echo(f"note: {note}")

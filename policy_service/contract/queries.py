@@ -26,7 +26,8 @@ class CostQuerySchema(RefusesNul, Schema):
     start = fields.Date(data_key="from", required=True, metadata={"description": "first day (YYYY-MM-DD, UTC)"})
     end = fields.Date(data_key="to", required=True, metadata={"description": "last day, included"})
     group_by = fields.String(load_default="month,category", validate=validate.Regexp(
-        r"^(month|category|market)(,(month|category|market))*$", error="a comma list of month, category, market"))
+        r"^(month|category|market|country)(,(month|category|market|country))*$",
+        error="a comma list of month, category, market, country"))
     currency = fields.String(load_default="USD", validate=validate.Regexp(r"^[A-Z]{3}$", error="an ISO 4217 code"))
 
     @validates_schema

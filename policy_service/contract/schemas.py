@@ -644,6 +644,8 @@ class LoggedDecisionSchema(ResponseSchema):
     determining_rules = fields.List(fields.String())
     recipient_region = fields.String(metadata={"description": "the recipient's region, kept unmasked for replay"})
     masked = fields.Boolean(metadata={"description": "phone numbers in request and response were masked"})
+    api_key = fields.String(allow_none=True, metadata={
+        "description": "the name of the API key that asked for the decision (never the key); null with keys off"})
     request = fields.Dict(metadata={"description": "the request as received (masked)"})
     response = fields.Dict(metadata={"description": "the response as returned (masked)"})
 
@@ -663,14 +665,27 @@ class ReadinessSchema(ResponseSchema):
     database = fields.String(validate=validate.OneOf(("ok",)))
     last_reload_error = fields.String(allow_none=True,
                                       metadata={"description": "why the last reload failed, if it did"})
+    rules_generation = fields.Integer(metadata={"description": "the published reload this worker serves (0: none)"})
+    fleet_rules_generation = fields.Integer(
+        metadata={"description": "the latest reload published to every instance on this database (0: none)"})
+    fleet_rulebook_version = fields.String(allow_none=True,
+                                           metadata={"description": "the rulebook that reload published"})
+    follows_fleet = fields.Boolean(metadata={"description": "this worker serves the fleet's published rulebook"})
+    recycling = fields.Boolean(metadata={"description": "this worker exits after the requests in hand, for a "
+                                                        "fresh one serving the published rulebook"})
+    worker_pid = fields.Integer(metadata={"description": "the process that answered (a gunicorn worker)"})
 
 
 class ReloadSchema(ResponseSchema):
-    """POST /v1/admin/reload-rules: the rule set now active in this process."""
+    """POST /v1/admin/reload-rules: the rule set now active in this process and published to the fleet."""
 
     rulebook_version = fields.String()
     previous_rulebook_version = fields.String()
     rules = fields.Integer()
+    generation = fields.Integer(metadata={"description": "the published reload's number; /readyz of each "
+                                                         "worker names the generation it serves"})
+    fleet_follows_within_seconds = fields.Float(
+        metadata={"description": "how often every worker checks for a published reload (RULES_CHECK_SECONDS)"})
 
 
 class DifferenceSchema(ResponseSchema):

@@ -57,6 +57,8 @@ class Price:
     rule: str | None = None  # the price_columns rule that chose that column
     lines: tuple[PriceLine, ...] = ()  # group sends: one line per participant
     note: str = ""  # what the amount assumes (an upper bound when tiers are not sourced)
+    uncovered: bool = False  # no card (or no row or cell of a partial one) covers the send: another source may
+
 
     @property
     def known(self) -> bool:
@@ -106,7 +108,7 @@ def price_charge(*, billable: bool, pricing_model: str, category: str, opens_con
         covered = ", ".join(f"{c.id} ({c.effective_from}..{c.effective_until or 'open'})"
                             for c in rates.cards if c.currency == currency) or "none"
         return Price(None, f"no {currency} rate card for {day} (cards in {currency}: {covered})",
-                     currency=currency, defaults=defaults, **via)
+                     currency=currency, defaults=defaults, uncovered=True, **via)
     basis = BASIS_OF_MODEL.get(pricing_model)
     if basis != card.basis:
         return Price(None, f"rate card {card.id} prices {BASES[card.basis]}, but this {pricing_model} charge is "
@@ -120,13 +122,14 @@ def price_charge(*, billable: bool, pricing_model: str, category: str, opens_con
     if market is None:
         why = f"market map {market_map.id} does not say" if market_map else f"no market map covers {day}"
         return Price(None, f"the market of {country} on {day} is unknown ({why})", currency=currency, card=card,
-                     basis=basis, defaults=defaults, **via)
+                     basis=basis, defaults=defaults, uncovered=True, **via)
     known = dict(currency=currency, card=card, market=market, basis=basis, defaults=defaults, **via)
     row = card.rates.get(market)
     if row is None:
         if card.partial:
             return Price(None, f"rate card {card.id} is a partial copy of Meta's {currency} card: its source gives "
-                               f"no rate for market {market} (it lists {', '.join(card.rates)})", **known)
+                               f"no rate for market {market} (it lists {', '.join(card.rates)})", uncovered=True,
+                         **known)
         return Price(None, f"rate card {card.id} has no row for market {market}", **known)
     if column not in row:
         return Price(None, f"rate card {card.id} has no {column!r} column", **known)
@@ -134,7 +137,7 @@ def price_charge(*, billable: bool, pricing_model: str, category: str, opens_con
     if list_rate is None:
         if (market, column) in card.unsourced:
             return Price(None, f"rate card {card.id} is a partial copy of Meta's {currency} card: its source gives "
-                               f"no {column} rate for {market}", **known)
+                               f"no {column} rate for {market}", uncovered=True, **known)
         return Price(None, f"rate card {card.id} has no {column} rate for {market} (n/a)", **known)
     if column == "marketing" and ctx["marketing_max_price"] is not None:
         return Price(None, f"marketing sent under a max-price bid of {ctx['marketing_max_price']} {currency}: "

@@ -1,4 +1,9 @@
-"""The cost report: what Meta billed (stored statuses, priced by the rate cards) beside what the decisions predicted.
+"""The cost report: Meta's own bill (pricing analytics), our card price of the delivered messages (stored
+statuses priced by the rate cards) and what the decisions predicted, with each difference explained.
+
+Meta: the imported `pricing_analytics` data points (store.billing) whose bucket starts in the period,
+of WABAs billed in the report's currency (or with no currency set, said in `notes`): volume of the
+REGULAR (charged) points and their cost, per month, Meta's category and country.
 
 Billed: every delivered outbound message whose stored `pricing` says `billable: true`, priced with
 the card for the report's currency in force on its day (UTC), the recipient's market and, for the
@@ -16,18 +21,19 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from ..core.identities import address, recipient
 from ..core.pricing import price_charge
 from ..core.rates import RateBook
-from ..store import decision_log, histories
+from ..store import billing, decision_log, histories
 from ..store.database import loaded_time
 
-GROUP_KEYS = ("month", "category", "market")
-SIDES = ("billed", "predicted")
+GROUP_KEYS = ("month", "category", "market", "country")
+SIDES = ("billed", "predicted")  # the chart's two sides
+REPORT_SIDES = ("meta", "billed", "predicted")
 
 
 @dataclass
@@ -39,12 +45,12 @@ class Tally:
     unpriced: int = 0
     reasons: Counter = field(default_factory=Counter)
 
-    def add(self, amount: Decimal | None, reason: str | None) -> None:
-        """Count one item: its price, or (without one) the reason."""
-        self.count += 1
+    def add(self, amount: Decimal | None, reason: str | None, count: int = 1) -> None:
+        """Count `count` items (one message, or a data point's volume): their price, or (without one) the reason."""
+        self.count += count
         if amount is None:
-            self.unpriced += 1
-            self.reasons[reason or "unknown"] += 1
+            self.unpriced += count
+            self.reasons[reason or "unknown"] += count
         else:
             self.amount += amount
 
@@ -64,6 +70,8 @@ class Item:
     market: str
     amount: Decimal | None
     reason: str | None
+    country: str = "ZZ"
+    count: int = 1  # Meta's data points stand for `volume` messages
 
 
 def billed_items(rates: RateBook, start: date, end: date, currency: str) -> list[Item]:
@@ -95,7 +103,8 @@ def billed_items(rates: RateBook, start: date, end: date, currency: str) -> list
                              context={"currency": currency, "volume_messages_this_month": volume[key]})
         volume[key] += 1
         if day >= start:
-            items.append(Item("billed", day, category, market, price.amount, None if price.known else price.reason))
+            items.append(Item("billed", day, category, market, price.amount, None if price.known else price.reason,
+                              country))
     return items
 
 
@@ -114,36 +123,137 @@ def predicted_items(start: date, end: date, currency: str) -> list[Item]:
         price = charge.get("price")
         market = (price or {}).get("market") or "unknown"
         category = _category(charge.get("category") or "unknown")
+        country = row.recipient_region or "ZZ"
         if price and price.get("currency") != currency:
-            items.append(Item("predicted", day, category, market, None, f"priced in {price.get('currency')}"))
+            items.append(Item("predicted", day, category, market, None, f"priced in {price.get('currency')}", country))
             continue
         amount = Decimal(price["amount"]) if price else None
         items.append(Item("predicted", day, category, market, amount,
-                          None if price else charge.get("price_reason") or "no price logged"))
+                          None if price else charge.get("price_reason") or "no price logged", country))
     return items
+
+
+def meta_items(rates: RateBook, start: date, end: date, currency: str) -> tuple[list[Item], list[str]]:
+    """Meta's charged volume and cost from imported pricing analytics (REGULAR points whose bucket starts
+    from `start` through `end`), and notes on the WABAs left out or assumed (their currency)."""
+    items, notes, seen = [], [], set()
+    since = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    until = datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1)
+    for waba_id, point in billing.points(since=since, until=until):
+        known = billing.currency_of(waba_id)
+        if waba_id not in seen:
+            seen.add(waba_id)
+            if known is None:
+                notes.append(f"WABA {waba_id} has no billing currency set: its analytics are taken as {currency}")
+            elif known.currency != currency:
+                notes.append(f"WABA {waba_id} is billed in {known.currency}: its analytics are not in this "
+                             f"{currency} report")
+        if (known is not None and known.currency != currency) or point.pricing_type.upper() != "REGULAR":
+            continue
+        day = point.start.astimezone(UTC).date()
+        market_map = rates.map_on(day)
+        market = (market_map.market_of(point.country) if market_map else None) or "unknown"
+        items.append(Item("meta", day, meta_category(point.pricing_category), market, point.cost, None,
+                          point.country or "ZZ", point.volume))
+    return items, notes
+
+
+def meta_category(category: str) -> str:
+    """Meta's analytics category (MARKETING, AUTHENTICATION_INTERNATIONAL...) as the webhooks spell it."""
+    return _category(category.lower()) if category else "unknown"
 
 
 def cost_report(rates: RateBook, start: date, end: date, *, group_by: tuple[str, ...] = ("month", "category"),
                 currency: str = "USD") -> dict[str, Any]:
-    """Billed and predicted costs from `start` through `end`, grouped by any of month, category and market."""
+    """Meta's cost, our card price of the delivered messages ("billed") and the predictions, from `start`
+    through `end`, grouped by any of month, category, market and country; each row's differences explained."""
     unknown = [key for key in group_by if key not in GROUP_KEYS]
     if unknown:
         raise ValueError(f"cannot group by {', '.join(unknown)} (use {', '.join(GROUP_KEYS)})")
-    groups: dict[tuple[str, ...], dict[str, Tally]] = defaultdict(lambda: {side: Tally() for side in SIDES})
-    totals = {side: Tally() for side in SIDES}
-    for item in billed_items(rates, start, end, currency) + predicted_items(start, end, currency):
-        values = {"month": item.day.strftime("%Y-%m"), "category": item.category, "market": item.market}
-        groups[tuple(values[key] for key in group_by)][item.side].add(item.amount, item.reason)
-        totals[item.side].add(item.amount, item.reason)
+    groups: dict[tuple[str, ...], dict[str, Tally]] = defaultdict(lambda: {side: Tally() for side in REPORT_SIDES})
+    totals = {side: Tally() for side in REPORT_SIDES}
+    meta, notes = meta_items(rates, start, end, currency)
+    for item in billed_items(rates, start, end, currency) + predicted_items(start, end, currency) + meta:
+        values = {"month": item.day.strftime("%Y-%m"), "category": item.category, "market": item.market,
+                  "country": item.country}
+        groups[tuple(values[key] for key in group_by)][item.side].add(item.amount, item.reason, item.count)
+        totals[item.side].add(item.amount, item.reason, item.count)
+    rows = [{**dict(zip(group_by, key, strict=True)), **{side: tally.as_json() for side, tally in sides.items()}}
+            for key, sides in sorted(groups.items())]
+    for row in rows:
+        row["differences"] = differences(row, rows, group_by, rates, end)
     return {
         "from": start.isoformat(),
         "to": end.isoformat(),
         "currency": currency,
         "group_by": list(group_by),
-        "rows": [{**dict(zip(group_by, key, strict=True)), **{side: tally.as_json() for side, tally in sides.items()}}
-                 for key, sides in sorted(groups.items())],
+        "rows": rows,
         "totals": {side: tally.as_json() for side, tally in totals.items()},
+        "notes": notes,
     }
+
+
+def differences(row: dict[str, Any], rows: list[dict[str, Any]], group_by: tuple[str, ...], rates: RateBook,
+                end: date) -> list[dict[str, Any]]:
+    """Each difference of the row between Meta's cost and our card price, and between the card price and the
+    predictions, with its causes: unpriced, volume mismatch, volume tier or rate, category mismatch."""
+    meta, billed, predicted = (row[side] for side in REPORT_SIDES)
+    found = []
+    if meta["count"] or meta["amount"] != "0":
+        gap = Decimal(meta["amount"]) - Decimal(billed["amount"])
+        causes = []
+        if billed["unpriced"]:
+            causes.append({"cause": "unpriced", "text": f"{billed['unpriced']} delivered message(s) have no card "
+                           f"price: {'; '.join(billed['unpriced_reasons'])}"})
+        if meta["count"] != billed["count"]:
+            causes.append({"cause": "volume_mismatch", "text": (
+                f"Meta's analytics count {meta['count']} charged message(s), the stored statuses {billed['count']}: "
+                "statuses not received (or not stored), or analytics not imported for every day")})
+        if gap and not causes:
+            average = Decimal(meta["amount"]) / meta["count"] if meta["count"] else Decimal("0")
+            card = Decimal(billed["amount"]) / billed["count"] if billed["count"] else Decimal("0")
+            rule = rates.column_on(end, row["category"]) if "category" in row else None
+            column = rule.column if rule else row.get("category")
+            tiered = bool(column) and rates.tiered_on(end, column)
+            causes.append({"cause": "volume_tier" if tiered and average < card else "rate", "text": (
+                f"Meta's average rate {_rate(average)} against the card's {_rate(card)} per message: "
+                + ("Meta counts volume tiers over the whole business portfolio, the store over its own statuses"
+                   if tiered and average < card else "the card copy differs from what Meta charged"))})
+        if gap or causes:
+            found.append({"between": "meta and card price", "amount": str(gap), "causes": causes})
+    gap = Decimal(billed["amount"]) - Decimal(predicted["amount"])
+    causes = []
+    if predicted["unpriced"]:
+        causes.append({"cause": "unpriced", "text": f"{predicted['unpriced']} prediction(s) have no price: "
+                       f"{'; '.join(predicted['unpriced_reasons'])}"})
+    if billed["count"] != predicted["count"]:
+        causes.append(_count_cause(row, rows, group_by))
+    if gap or causes:
+        found.append({"between": "card price and predicted", "amount": str(gap), "causes": causes})
+    return found
+
+
+def _count_cause(row: dict[str, Any], rows: list[dict[str, Any]], group_by: tuple[str, ...]) -> dict[str, str]:
+    """Why delivered and predicted counts differ: another category of the same month and place has the
+    opposite surplus (a category mismatch), or sends were decided but not delivered (or not decided)."""
+    billed, predicted = row["billed"]["count"], row["predicted"]["count"]
+    if "category" in group_by:
+        same = [other for other in rows if other is not row
+                and all(other[k] == row[k] for k in group_by if k != "category")]
+        opposite = [other["category"] for other in same
+                    if (other["billed"]["count"] - other["predicted"]["count"]) * (billed - predicted) < 0]
+        if opposite:
+            return {"cause": "category_mismatch", "text": (
+                f"{predicted} predicted as {row['category']} but {billed} billed so, while {', '.join(opposite)} "
+                "shows the opposite: Meta charged some sends in another category than the decision (a template "
+                "re-categorised, or classified differently; see GET /v1/reconciliation)")}
+    return {"cause": "volume_mismatch", "text": (
+        f"{predicted} decision(s) predicted a charge, {billed} delivered message(s) were billed: sends decided but "
+        "not delivered (or delivered without a logged decision)")}
+
+
+def _rate(value: Decimal) -> str:
+    return str(value.quantize(Decimal("0.000001")).normalize())
 
 
 def _category(category: str) -> str:

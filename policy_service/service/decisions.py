@@ -72,14 +72,17 @@ class Proposal:
     contact: str
     explain_why_not: bool = False
     history_source: dict[str, Any] | None = None
+    api_key: str | None = None  # the name of the API key that asked (logged), None when keys are off
 
 
-def proposal(request: DecisionRequest, raw: dict[str, Any], *, explain_why_not: bool = False) -> Proposal:
-    """The pipeline's input: a request validated by contract REQUEST and the JSON it was loaded from."""
+def proposal(request: DecisionRequest, raw: dict[str, Any], *, explain_why_not: bool = False,
+             api_key: str | None = None) -> Proposal:
+    """The pipeline's input: a request validated by contract REQUEST and the JSON it was loaded from, and the
+    name of the API key that asked (None when keys are off)."""
     ref = raw.get("history_ref") or {}
     # A group's stored history is kept under the group id (store.histories).
     contact = (ref.get("contact") or ref.get("group_id") or request.send.to).lstrip("+")
-    return Proposal(request, raw, business.sending_number(raw), contact, explain_why_not)
+    return Proposal(request, raw, business.sending_number(raw), contact, explain_why_not, api_key=api_key)
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ class Decided:
     body: dict[str, Any]
     text: bytes
     logged: dict[str, Any]
+    api_key: str | None = None
 
 
 def resolve_history(proposal: Proposal) -> Proposal:
@@ -168,10 +172,11 @@ class Decisions:
         body = RESPONSE.dump(evaluated.decision)
         if evaluated.proposal.history_source is not None:
             body["history_source"] = evaluated.proposal.history_source
-        return Decided(evaluated.decision, body, decision_log.dumps(body), evaluated.proposal.logged)
+        return Decided(evaluated.decision, body, decision_log.dumps(body), evaluated.proposal.logged,
+                       evaluated.proposal.api_key)
 
     def log(self, decided: Decided) -> Decided:
         """The decision written to the decision log (one committed row) before it is returned."""
         decision_log.record(decided.decision, decided.logged, decided.body, mask=self.mask,
-                            response_json=decided.text)
+                            response_json=decided.text, api_key=decided.api_key)
         return decided

@@ -11,12 +11,15 @@ After the rules decided a billable charge, and only for what the request leaves 
   WABAs); the store does not know a WABA's portfolio, so the count covers the WABA and says so.
 Each value is named in the request's `sources`, so the price's trace entry says where it came from,
 and written into the logged request, so the decision replays without the store.
+
+Where no card covers the send, Meta's own average billed rate for the WABA, country, category and month
+(imported pricing analytics, service.analytics) prices it, on a card labelled as that average.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,9 +27,11 @@ from ..core.decision import Decision
 from ..core.evaluate import reprice
 from ..core.identities import recipient_contact
 from ..core.messages import DecisionRequest
-from ..core.rates import RateBook
+from ..core.pricing import price_charge
+from ..core.rates import CATEGORIES, MarketMap, RateBook, RateCard
 from ..core.rulebook import Rulebook
 from ..store import billing, business_state
+from . import analytics
 from .errors import ServiceError
 
 
@@ -44,19 +49,58 @@ def fill_in(request: DecisionRequest, logged: dict[str, Any], phone_number_id: s
         if known is not None:
             context["currency"], sources["currency"] = known.currency, known.describe
     if context.get("volume_messages_this_month") is None and charge.participants is None:
-        counted = month_volume(waba_id, charge.category, request.send.to, facts.day, request.send.at,
-                               context.get("waba_timezone") or "UTC", rulebook.rates)
+        counted = month_volume(waba_id, charge.category, recipient_contact(request.send.to).region, facts.day,
+                               request.send.at, context.get("waba_timezone") or "UTC", rulebook.rates)
         if counted is not None:
             context["volume_messages_this_month"], sources["volume_messages_this_month"] = counted
     added = {name: value for name, value in context.items() if request.context.get(name) != value}
-    if not added:
-        return request, logged, decision
-    request = replace(request, context=context, sources=sources)
-    logged = {**logged, "context": {**(logged.get("context") or {}), **added}}
-    return request, logged, reprice(decision, request, rulebook)
+    if added:
+        request = replace(request, context=context, sources=sources)
+        logged = {**logged, "context": {**(logged.get("context") or {}), **added}}
+        decision = reprice(decision, request, rulebook)
+    return request, logged, at_meta_average(request, decision, waba_id, rulebook)
 
 
-def month_volume(waba_id: str, category: str, to: str, day, at: datetime, zone: str,
+def at_meta_average(request: DecisionRequest, decision: Decision, waba_id: str, rulebook: Rulebook) -> Decision:
+    """Where no card covers the send (no card for the day, or a partial card without its market or cell),
+    the decision priced at Meta's average billed rate for this WABA, country, category and month (imported
+    pricing analytics), on a card labelled as that average; unchanged when there is none or the WABA's
+    currency (the analytics' currency) is not the one asked for."""
+    charge, facts = decision.charge, decision.facts
+    if charge is None or facts is None or charge.price is not None or charge.participants is not None:
+        return decision
+    rates = rulebook.rates
+    country = recipient_contact(request.send.to).region
+    currency = request.context.get("currency")
+    again = price_charge(billable=charge.billable, pricing_model=charge.pricing_model, category=charge.category,
+                         opens_conversation=charge.opens_conversation, day=facts.day, country=country,
+                         context=request.context, rates=rates)
+    known = billing.currency_of(waba_id)
+    if not again.uncovered or known is None or known.currency != (currency or "USD"):
+        return decision
+    found = analytics.average_rate(waba_id, country, charge.category, facts.day)
+    if found is None:
+        return decision
+    rate, sentence = found
+    rule = rates.column_on(facts.day, charge.category)
+    column = (rule.column if rule else charge.category) or charge.category
+    first = facts.day.replace(day=1)
+    last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    card = RateCard(
+        id=f"meta-average-{waba_id}-{first:%Y-%m}", currency=known.currency, basis="message",
+        title=f"Meta's average billed rate for WABA {waba_id} in {first:%Y-%m} (pricing analytics), not a rate card",
+        effective_from=first, effective_until=last, citation=analytics.ANALYTICS_CITATION, source=sentence,
+        confidence="S", rates={country: {c: (rate if c == column else None) for c in CATEGORIES}},
+        note="Where no card covers the day: Meta's own cost ÷ volume for this WABA, country and category this "
+             "month; volume tiers are already in it.", partial=True)
+    book = RateBook(cards=(card,), version=rates.version, columns=rates.columns, maps=(MarketMap(
+        id=f"analytics-countries-{first:%Y-%m}", title="Meta's pricing analytics are per country",
+        effective_from=first, effective_until=last, citation=analytics.ANALYTICS_CITATION, source=sentence,
+        confidence="S", countries={country: country}, otherwise=None),))
+    return reprice(decision, request, replace(rulebook, rates=book))
+
+
+def month_volume(waba_id: str, category: str, country: str, day, at: datetime, zone: str,
                  rates: RateBook) -> tuple[int, str] | None:
     """The billable messages priced at this category's card column delivered this month to the recipient's
     market from the WABA's numbers, and the sentence naming the count; None when the column has no volume
@@ -64,7 +108,6 @@ def month_volume(waba_id: str, category: str, to: str, day, at: datetime, zone: 
     rule = rates.column_on(day, category)
     column = rule.column if rule else category
     market_map = rates.map_on(day)
-    country = recipient_contact(to).region
     if column is None or not rates.tiered_on(day, column) or market_map is None or country == "ZZ":
         return None
     market = market_map.market_of(country)

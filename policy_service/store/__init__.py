@@ -4,7 +4,16 @@ May import `policy_service.core` (and `policy_service.contract`); never the web 
 toolkit or the command line. Importing this package registers every table (`models()`).
 """
 
-from . import billing, business_state, decision_log, heartbeat, histories, raw_webhooks  # noqa: F401 - importing a model module registers its table
+from . import (  # noqa: F401 - importing a model module registers its table
+    billing,
+    business_state,
+    decision_log,
+    fleet,
+    heartbeat,
+    histories,
+    idempotency,
+    raw_webhooks,
+)
 from .database import STORAGE_FAULTS, close_all, database_proxy, init_app, models, prove_write
 from .schema import SchemaBehind
 

@@ -25,7 +25,7 @@ from .database import StoredModel, loaded_time, stored_time
 
 # Masking lives in core.masking (the pages mask with it too); these names stay importable from the log.
 __all__ = ["PHONE_KEYS", "DecisionQuery", "DecisionRecord", "dumps", "entry", "get", "mask_number", "masked",
-           "prune", "record", "replayable_request", "select", "with_example_recipient"]
+           "record", "replayable_request", "select", "with_example_recipient"]
 
 _MASKED_BSUID = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?\*+$")
 
@@ -51,6 +51,9 @@ class DecisionRecord(StoredModel):
     facts = peewee.TextField(default="{}")
     response = peewee.TextField()
     masked = peewee.BooleanField(default=True)
+    # The name of the API key that asked for the decision (never the key); None with keys off, and for rows
+    # logged before the column existed.
+    api_key_name = peewee.CharField(max_length=64, null=True, index=True)
 
     class Meta:
         table_name = "decision_log"
@@ -70,11 +73,12 @@ class DecisionQuery:
 
 
 def record(decision: Decision, request: dict[str, Any], response: dict[str, Any], *, mask: bool,
-           response_json: bytes | None = None) -> None:
+           response_json: bytes | None = None, api_key: str | None = None) -> None:
     """Write one decision; raises if it cannot be stored, so no unlogged decision is ever returned.
 
     `response_json` is the response body exactly as returned (JSON bytes), when the caller has
     serialized it already: the row stores those bytes (masked), so the response is serialized once.
+    `api_key` is the name of the API key that asked (never the key itself), None when keys are off.
     The row is one prepared INSERT committed on its own (SQLite synchronous=FULL, PostgreSQL
     synchronous commit): when this returns, the decision is on disk.
     """
@@ -109,6 +113,7 @@ def record(decision: Decision, request: dict[str, Any], response: dict[str, Any]
         "response": texts[1],
         "facts": texts[2],
         "masked": mask,
+        "api_key_name": api_key,
     })
 
 
@@ -181,25 +186,6 @@ def select(query: DecisionQuery) -> peewee.ModelSelect:
     return rows
 
 
-def prune(before: datetime, *, dry_run: bool = False, batch_size: int = 5000) -> int:
-    """Delete decisions logged before an aware time; how many were (or, dry, would be) deleted.
-
-    Deletes in batches of the oldest ids, each its own transaction, so a large backlog never holds
-    one long lock on the log while the service keeps writing to it.
-    """
-    older = DecisionRecord.logged_at < stored_time(before)
-    if dry_run:
-        return DecisionRecord.select().where(older).count()
-    deleted = 0
-    while True:
-        with DecisionRecord._meta.database.atomic():
-            batch = DecisionRecord.select(DecisionRecord.id).where(older).order_by(DecisionRecord.id).limit(batch_size)
-            count = DecisionRecord.delete().where(DecisionRecord.id.in_(batch)).execute()
-        deleted += count
-        if count < batch_size:
-            return deleted
-
-
 def entry(row: DecisionRecord) -> dict[str, Any]:
     """One logged decision as the API shows it."""
     return {
@@ -212,6 +198,7 @@ def entry(row: DecisionRecord) -> dict[str, Any]:
         "determining_rules": [r for r in row.determining_rules.split(",") if r],
         "recipient_region": row.recipient_region,
         "masked": row.masked,
+        "api_key": row.api_key_name,
         "request": json.loads(row.request),
         "response": json.loads(row.response),
     }

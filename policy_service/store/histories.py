@@ -55,6 +55,8 @@ class StoredMessage(StoredModel):
     delivered_at = peewee.DateTimeField(null=True)  # the first delivered/read/played status
     group_id = peewee.CharField(max_length=255, null=True)  # Groups API: contact is then the group
     errors = peewee.TextField(null=True)  # Meta's errors[] of a failed status or an unsupported message (JSON)
+    # Sent from the WhatsApp Business app (coexistence echo, smb_message_echoes), not through the API.
+    business_app = peewee.BooleanField(default=False)
     referral = peewee.TextField(null=True)
     conversation_id = peewee.CharField(max_length=255, null=True)
     conversation_origin = peewee.CharField(max_length=64, null=True)
@@ -239,7 +241,8 @@ def as_message(row: StoredMessage) -> Message:
     else:
         kind = row.type  # what the webhook said, or unknown: the replay states what it assumes
     delivered_at = loaded_time(row.delivered_at) if row.delivered_at else None
-    return Message("outbound", at, kind, template, row.status or "sent", id=row.wamid, delivered_at=delivered_at)
+    return Message("outbound", at, kind, template, row.status or "sent", id=row.wamid, delivered_at=delivered_at,
+                   business_app=bool(row.business_app))
 
 
 def outbound_category(row: StoredMessage) -> str | None:

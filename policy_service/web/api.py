@@ -38,7 +38,7 @@ from ..contract.schemas import (
     ResponseSchema,
 )
 from ..core.messages import DecisionRequest
-from ..service import decisions, logged
+from ..service import decisions, idempotency, logged
 from ..service.decisions import Policy, load_policy
 from ..service.errors import ServiceError
 from . import logs, metrics, security
@@ -194,6 +194,15 @@ def policy() -> Policy:
     return current_app.extensions["policy_service"]
 
 
+IDEMPOTENCY_KEY = {
+    "in": "header", "name": "Idempotency-Key", "required": False,
+    "schema": {"type": "string", "pattern": r"^[\x21-\x7e]{1,255}$"},
+    "description": "Send the same key with a retry: the same request gets the first answer again (same "
+                   "decision_id, nothing logged twice; header Idempotent-Replayed: true); the same key with "
+                   "another request is a 422.",
+}
+
+
 @blp.route("/decisions", methods=["POST"])
 @blp.arguments(REQUEST, error_status_code=422, example=DECISION_REQUEST_EXAMPLE)
 @blp.arguments(EXPLAIN, location="query", error_status_code=422)
@@ -201,10 +210,18 @@ def policy() -> Policy:
                   example=DECISION_RESPONSE_EXAMPLE)
 @blp.alt_response(400, schema=ErrorSchema, description="Malformed JSON")
 @blp.alt_response(422, schema=ErrorSchema, description="Invalid request, by field path", example=ERROR_EXAMPLE)
+@blp.doc(parameters=[IDEMPOTENCY_KEY])
 def create_decision(proposal: DecisionRequest, query: dict[str, Any]):
-    """Decide a proposed send: allow or deny, the required message type, the charge, and why."""
-    _, text = decided(proposal, request_json(), explain_why_not=query.get("explain") == "full")
-    return _json_response(text)
+    """Decide a proposed send: allow or deny, the required message type, the charge, and why.
+
+    With an Idempotency-Key, a repeat of the same request gets the first answer (same decision_id,
+    nothing logged again); the same key with another request is a 422."""
+    explain = query.get("explain") == "full"
+    raw = request_json()
+    answer = idempotency.once(_scope("decisions"), flask.request.headers.get(idempotency.HEADER),
+                              {"request": raw, "explain": explain},
+                              lambda: decided(proposal, raw, explain_why_not=explain)[1])
+    return _answered(answer)
 
 
 @blp.route("/decisions/batch", methods=["POST"])
@@ -213,13 +230,20 @@ def create_decision(proposal: DecisionRequest, query: dict[str, Any]):
 @blp.alt_response(200, schema=BatchResponseSchema, success=True, description="The decisions, in request order")
 @blp.alt_response(400, schema=ErrorSchema, description="Malformed JSON")
 @blp.alt_response(422, schema=ErrorSchema, description="Invalid request; paths start requests.<index>")
+@blp.doc(parameters=[IDEMPOTENCY_KEY])
 def create_decisions(batch: dict[str, list[DecisionRequest]]):
     """Decide several proposed sends; each is evaluated and logged exactly as POST /v1/decisions would."""
     # The body parser has refused more than MAX_BATCH_SIZE requests before they were deserialized.
     proposals = batch["requests"]
     raw = request_json()["requests"]
-    texts = [decided(proposal, raw[index])[1] for index, proposal in enumerate(proposals)]
-    return _json_response(b'{"decisions":[' + b",".join(texts) + b"]}")
+
+    def decide_all() -> bytes:
+        texts = [decided(proposal, raw[index])[1] for index, proposal in enumerate(proposals)]
+        return b'{"decisions":[' + b",".join(texts) + b"]}"
+
+    answer = idempotency.once(_scope("decisions/batch"), flask.request.headers.get(idempotency.HEADER),
+                              {"requests": raw}, decide_all)
+    return _answered(answer)
 
 
 def decide(proposal: DecisionRequest, raw: dict[str, Any], *, explain_why_not: bool = False) -> dict[str, Any]:
@@ -233,10 +257,26 @@ def decided(proposal: DecisionRequest, raw: dict[str, Any], *,
     returned as the response body and its JSON (serialized once: the log row stores the bytes returned)."""
     started = time.perf_counter()
     pipeline = decisions.Decisions(policy(), mask=current_app.config["MASK_PHONE_NUMBERS"])
-    done = pipeline.decide(decisions.proposal(proposal, raw, explain_why_not=explain_why_not))
+    done = pipeline.decide(decisions.proposal(proposal, raw, explain_why_not=explain_why_not,
+                                              api_key=security.key_name()))
     metrics.count_decision(done.decision)
     logs.log_decision(done.decision, time.perf_counter() - started)
     return done.body, done.text
+
+
+def _scope(endpoint: str) -> str:
+    """An Idempotency-Key's scope: the endpoint and, with API keys on, the client's key (by digest), so
+    two clients' keys never meet."""
+    key = security.presented_key()
+    return f"{endpoint}:{security.hash_key(key)[:32]}" if key and current_app.config["API_KEY_HASHES"] else endpoint
+
+
+def _answered(answer: idempotency.Answer) -> flask.Response:
+    response = _json_response(answer.text)
+    if answer.replayed:
+        # As Stripe and the IETF draft's implementations say it: this is the first request's answer.
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 def _json_response(text: bytes) -> flask.Response:

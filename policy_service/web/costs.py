@@ -45,4 +45,6 @@ def costs_page():
     except ValidationError as error:
         return render_template("ui/costs.html", args=args, errors=flatten_errors(error.messages), report=None), 422
     data = report(query)
-    return render_template("ui/costs.html", args=args, errors={}, report=data, chart=reports.chart(data))
+    detail = report({**query, "group_by": ("month", "category", "country")})
+    return render_template("ui/costs.html", args=args, errors={}, report=data, chart=reports.chart(data),
+                           detail=detail)

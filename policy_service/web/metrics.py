@@ -16,6 +16,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -35,6 +36,10 @@ HTTP_ERRORS = Counter("policy_http_errors_total", "HTTP responses with a 4xx or 
 DECISIONS = Counter("policy_decisions_total", "Decisions returned", ["decision", "status"])
 DETERMINING_RULES = Counter("policy_decision_rules_total", "Decisions each rule determined", ["rule"])
 RELOADS = Counter("policy_rules_reloads_total", "Rule reloads", ["result"])
+# One series per worker (a pid label under gunicorn): 1 for the rulebook and published generation it serves.
+RULEBOOK = Gauge("policy_rulebook_served", "1 for the rulebook version and published reload this worker serves",
+                 ["rulebook_version", "generation"], multiprocess_mode="liveall")
+_served: list[tuple[str, str]] = []
 
 
 def init_app(app: Flask) -> None:
@@ -48,6 +53,16 @@ def count_decision(decision: Decision) -> None:
     DECISIONS.labels(decision.decision, decision.status).inc()
     for rule in decision.determining_rules:
         DETERMINING_RULES.labels(rule).inc()
+
+
+def serving(rulebook_version: str, generation: int) -> None:
+    """Record the rulebook this worker serves now (the one it served before drops to 0)."""
+    labels = (rulebook_version, str(generation))
+    for previous in _served:
+        if previous != labels:
+            RULEBOOK.labels(*previous).set(0)
+    RULEBOOK.labels(*labels).set(1)
+    _served[:] = [labels]
 
 
 def exposition() -> Response:

@@ -308,7 +308,8 @@ def _by_folder(fixtures: Any) -> dict[str, list[Fixture]]:
 def _extra_pages() -> list[tuple[str, str, str]]:
     """Pages other work adds (templates, costs), linked from home and the menu once the app serves them."""
     known = (("/ui/templates", "Templates", "Each template's status and category over time, from Meta's webhooks."),
-             ("/ui/costs", "Costs", "What the logged decisions predicted and what Meta billed, in money."))
+             ("/ui/costs", "Costs", "What the logged decisions predicted and what Meta billed, in money."),
+             ("/ui/forecast", "Forecast", "What a campaign will cost: messages per country and category, priced."))
     served = {rule.rule for rule in current_app.url_map.iter_rules() if "GET" in (rule.methods or ())}
     return [(path, title, text) for path, title, text in known if path in served]
 

@@ -4,14 +4,19 @@ analytics imported as the bill, and cost forecasts (service.pricing, service.for
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Any
 
+from flask import render_template, request
 from flask_smorest import Blueprint, abort
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
+from ..contract.pricing import FORECAST, ForecastSchema
 from ..contract.schemas import ErrorSchema, RefusesNul, ResponseSchema
-from ..service import pricing
-from .api import JsonBodyParser
+from ..service import analytics, forecast, pricing
+from ..service.errors import ServiceError
+from .api import JsonBodyParser, flatten_errors, policy
+from .pages import bp as pages
 
 blp = Blueprint("pricing", __name__, url_prefix="/v1", description="What the business is billed, in its currency")
 blp.ARGUMENTS_PARSER = JsonBodyParser()
@@ -58,3 +63,71 @@ def put_currency(body: dict[str, Any], waba_id: str):
 def get_currency(waba_id: str):
     """The WABA's billing currency, when and how it was set."""
     return pricing.currency(_waba(waba_id))
+
+
+@blp.route("/costs/forecast", methods=["POST"])
+@blp.arguments(ForecastSchema, error_status_code=422)
+@blp.alt_response(200, schema={"type": "object"}, success=True, description=(
+    "{total, currency, at, lines: [{line, country, market, category, count, amount, rate, tiers, rate_card}], "
+    "unpriced: [{line, country, category, count, reason}], volume_sources, volume_note}; decimal strings"))
+@blp.alt_response(422, schema=ErrorSchema, description="A bad line, date or currency, by field path")
+def post_forecast(body: dict[str, Any]):
+    """What lines of messages will cost on a day: each line at its market's card rate, volume tiers continuing
+    from this month's stored volume of waba_id (else from 0); unpriced lines listed with their reason."""
+    return forecast.forecast_costs(policy(), body)
+
+
+@pages.route("/forecast", methods=["GET"])
+def forecast_page():
+    """A campaign's cost: lines of `country category count` priced as POST /v1/costs/forecast prices them."""
+    form = {"at": request.values.get("at") or f"{date.today().isoformat()}T12:00:00+00:00",
+            "currency": request.values.get("currency") or "", "waba_id": request.values.get("waba_id") or "",
+            "lines": request.values.get("lines") or "BR marketing 10000\nBR utility 5000"}
+    if "lines" not in request.values:
+        return render_template("ui/forecast.html", form=form, errors={}, result=None)
+    body: dict[str, Any] = {"at": form["at"], "lines": []}
+    body.update({key: form[key] for key in ("currency", "waba_id") if form[key]})
+    errors: dict[str, list[str]] = {}
+    for number, text in enumerate(form["lines"].splitlines(), start=1):
+        parts = text.split()
+        if not parts:
+            continue
+        if len(parts) != 3 or not parts[2].isdigit():
+            errors[f"lines.{number}"] = ["write one line as: COUNTRY CATEGORY COUNT (for example BR marketing 10000)"]
+            continue
+        place = {"to": parts[0]} if parts[0].startswith("+") else {"country": parts[0]}
+        body["lines"].append({**place, "category": parts[1], "count": int(parts[2])})
+    if not errors:
+        try:
+            result = forecast.forecast_costs(policy(), FORECAST.load(body))
+        except ValidationError as error:
+            errors = flatten_errors(error.messages)
+        except ServiceError as error:
+            errors = error.errors
+    if errors:
+        return render_template("ui/forecast.html", form=form, errors=errors, result=None), 422
+    return render_template("ui/forecast.html", form=form, errors={}, result=result)
+
+
+class AnalyticsQuerySchema(RefusesNul, Schema):
+    """Which WABA the response is for (it must equal the response's `id`)."""
+
+    waba_id = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{1,64}$", error="WABA ids are digits"))
+
+
+@blp.route("/pricing-analytics", methods=["POST"])
+@blp.arguments(AnalyticsQuerySchema, location="query", error_status_code=422)
+@blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "description": "Meta's response to GET /<WABA_ID>?fields=pricing_analytics...: "
+    '{"pricing_analytics": {"data": [{"data_points": [{start, end, country, phone_number, pricing_category, '
+    'pricing_type, tier, volume, cost}]}]}, "id": "<WABA_ID>"}, as Meta returns it'}}}})
+@blp.alt_response(200, schema={"type": "object"}, success=True,
+                  description="{waba_id, new, updated, unchanged, points}: importing it again changes nothing")
+@blp.alt_response(400, schema=ErrorSchema, description="Not JSON")
+@blp.alt_response(422, schema=ErrorSchema, description="Not Meta's pricing_analytics shape, by field path")
+def post_pricing_analytics(query: dict[str, Any]):
+    """Import Meta's pricing analytics for a WABA (cost in the WABA's currency): the bill the cost report shows."""
+    if not request.is_json:
+        abort(415, message="send the body as JSON, with Content-Type: application/json",
+              errors={"Content-Type": [f"must be application/json, got {request.mimetype or 'none'}"]})
+    return analytics.import_analytics(request.get_data(cache=True), query["waba_id"])

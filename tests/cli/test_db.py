@@ -1,4 +1,4 @@
-"""`policy-service db`: upgrade and status of the schema, and pruning the decision log by age."""
+"""`policy-service db`: upgrade and status of the schema, and pruning the tables that grow with traffic by age."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -7,7 +7,9 @@ from click.testing import CliRunner
 from playhouse.db_url import connect
 
 from policy_service.cli import main
-from policy_service.store import decision_log, schema
+from policy_service.store import decision_log, retention, schema
+from policy_service.store.business_state import MessageBilling
+from policy_service.store.histories import StoredMessage
 
 
 def run(*arguments):
@@ -53,15 +55,63 @@ def remaining(url: str) -> list[str]:
     return ids
 
 
+def store_messages(url: str, ages: list[timedelta]) -> None:
+    """One stored message and one priced outbound message per age, sent that long ago."""
+    database = connect(url)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with database.bind_ctx([StoredMessage, MessageBilling]):
+        for number, age in enumerate(ages):
+            StoredMessage.create(wamid=f"wamid.{number}", phone_number_id="106540352242922", contact="5511987654321",
+                                 direction="outbound", at=now - age, type="template")
+            MessageBilling.create(wamid=f"wamid.{number}", phone_number_id="106540352242922",
+                                  contact="5511987654321", at=now - age, status="delivered", category="utility")
+    database.close()
+
+
+def kept(url: str, model) -> list[str]:
+    database = connect(url)
+    with database.bind_ctx([model]):
+        keys = [r.wamid for r in model.select().order_by(model.id)]
+    database.close()
+    return keys
+
+
 def test_prune_deletes_only_decisions_older_than_the_age(database_url):
     """--older-than 90d keeps 89 days and deletes 91 and 400; --dry-run only counts."""
     log_decisions(database_url, [timedelta(days=400), timedelta(days=89), timedelta(days=91), timedelta(hours=1)])
-    dry = run("prune", "--older-than", "90d", "--dry-run", "--database-url", database_url)
-    assert dry.exit_code == 0 and dry.output.startswith("would delete 2 decision(s)")
+    dry = run("prune", "--older-than", "90d", "--table", "decisions", "--dry-run", "--database-url", database_url)
+    assert dry.exit_code == 0 and dry.output.startswith("would delete 2 logged decisions"), dry.output
     assert len(remaining(database_url)) == 4
-    result = run("prune", "--older-than", "90d", "--database-url", database_url)
-    assert result.exit_code == 0 and result.output.startswith("deleted 2 decision(s)"), result.output
+    result = run("prune", "--older-than", "90d", "--table", "decisions", "--database-url", database_url)
+    assert result.exit_code == 0 and result.output.startswith("deleted 2 logged decisions"), result.output
     assert remaining(database_url) == ["dec_1", "dec_3"]
+
+
+def test_prune_trims_every_table_that_grows_with_traffic(database_url):
+    """Without --table: decisions, stored messages and priced messages older than the age go, younger stay."""
+    log_decisions(database_url, [timedelta(days=100), timedelta(days=10)])
+    store_messages(database_url, [timedelta(days=100), timedelta(days=10)])
+    result = run("prune", "--older-than", "90d", "--database-url", database_url)
+    assert result.exit_code == 0, result.output
+    assert [line.split(" older")[0] for line in result.output.splitlines()] == [
+        "deleted 1 logged decisions (decision_log)", "deleted 1 stored messages (stored_message)",
+        "deleted 1 priced outbound messages (message_billing)"]
+    assert (remaining(database_url), kept(database_url, StoredMessage), kept(database_url, MessageBilling)) == \
+        (["dec_1"], ["wamid.1"], ["wamid.1"])
+
+
+def test_prune_never_deletes_messages_the_rules_still_read(database_url):
+    """Messages and billing younger than the rules' longest period (a calendar month: 32 days) are refused, and
+    nothing is deleted; decisions alone may go younger."""
+    log_decisions(database_url, [timedelta(days=10)])
+    store_messages(database_url, [timedelta(days=10)])
+    refused = run("prune", "--older-than", "7d", "--database-url", database_url)
+    assert refused.exit_code == 1
+    assert "messages and billing are read by decisions up to 32 days back" in refused.output
+    assert "service_messages_count_period" in refused.output
+    assert (len(remaining(database_url)), kept(database_url, StoredMessage)) == (1, ["wamid.0"])
+    assert run("prune", "--older-than", "7d", "--table", "decisions", "--database-url", database_url).exit_code == 0
+    assert remaining(database_url) == []
 
 
 def test_prune_works_through_a_backlog_in_batches(database_url):
@@ -69,7 +119,8 @@ def test_prune_works_through_a_backlog_in_batches(database_url):
     log_decisions(database_url, [timedelta(days=30)] * 7 + [timedelta(minutes=5)])
     database = connect(database_url)
     with database.bind_ctx([decision_log.DecisionRecord]):
-        assert decision_log.prune(datetime.now(UTC) - timedelta(days=1), batch_size=3) == 7
+        assert retention.prune(retention.BY_NAME["decisions"], datetime.now(UTC) - timedelta(days=1),
+                               batch_size=3) == 7
     database.close()
     assert remaining(database_url) == ["dec_7"]
 

@@ -8,17 +8,20 @@ import pytest
 from click.testing import CliRunner
 
 from policy_service import cli
-from policy_service.store import billing, business_state
+from policy_service.store import billing, business_state, histories
 
 WABA, PHONE = "102290129340398", "106540352242922"
 KENYA, TANZANIA, NIGERIA = "254712345678", "255712345678", "2348031234567"
 
 
 def bill(wamid, contact, at, category="utility", kind="regular", status="delivered", phone=PHONE):
-    business_state.record_billing(business_state.Billing(
-        wamid=wamid, phone_number_id=phone, contact=contact, at=datetime.fromisoformat(at).replace(tzinfo=UTC),
-        status=status, pricing={"billable": kind == "regular", "pricing_model": "PMP", "category": category,
-                                "type": kind}))
+    """A status as the webhook stores it: in the stored history and in the message's billing row."""
+    when = datetime.fromisoformat(at).replace(tzinfo=UTC)
+    pricing = {"billable": kind == "regular", "pricing_model": "PMP", "category": category, "type": kind}
+    histories.store_status(histories.Status(wamid=wamid, phone_number_id=phone, contact=contact, at=when,
+                                            status=status, pricing=pricing))
+    business_state.record_billing(business_state.Billing(wamid=wamid, phone_number_id=phone, contact=contact,
+                                                         at=when, status=status, pricing=pricing))
 
 
 def decide(client, at, to, category="utility", context=None):

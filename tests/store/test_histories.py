@@ -127,3 +127,16 @@ def test_a_stored_history_round_trips_with_its_delivered_time(app):
     (item,) = histories.history_json(messages)
     assert item["delivered_at"] == AT.replace(second=30).isoformat()
     assert MessageSchema().load(item).delivered_at == AT.replace(second=30)
+
+
+def test_a_message_sent_from_the_business_app_reads_as_a_delivered_business_message(app):
+    """A stored coexistence echo (business_app) is an outbound message taken as delivered at its time, and the
+    history JSON of a logged request keeps the flag, so the replay sees the same business message."""
+    with app.app_context():
+        histories.StoredMessage.create(wamid="wamid.echo", phone_number_id=PHONE_NUMBER_ID, contact=CONTACT,
+                                       direction="outbound", at=datetime(2025, 9, 3, 11), type="text",
+                                       status="sent", business_app=True)
+        message = histories.as_message(one("wamid.echo"))
+    assert message.business_app and message.delivery_time == message.at
+    [item] = histories.history_json((message,))
+    assert item["business_app"] is True and MessageSchema().load(item) == message

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from policy_service import cli
 from policy_service.contract.parsing import MAX_ERRORS
 
-from ..conftest import assert_error_shape
+from ..conftest import assert_error_shape, csrf_token
 from ..meta_payloads import inbound_text, signed
 
 HOLE = "@@hole@@"
@@ -64,7 +64,7 @@ def send(path, client, body):
         response = client.post("/v1/webhooks/whatsapp", data=raw, headers=headers)
         return response.status_code, assert_error_shape(response, response.status_code)["errors"], response
     if path == "ui_try":
-        response = client.post("/ui/try", data={"request": body})
+        response = client.post("/ui/try", data={"request": body, "csrf_token": csrf_token(client)})
         html = response.get_data(as_text=True)
         items = re.findall(r"<li><code>([^<]*)</code>: ([^<]*)</li>", html)
         errors = {}

@@ -3,6 +3,7 @@
 import json
 import logging
 import shutil
+import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -90,19 +91,32 @@ def rules_copy(tmp_path):
     return rules, app
 
 
+def touch_rules(rules) -> None:
+    """Change the rule files' bytes (a comment), so the rulebook version changes."""
+    (rules / "templates.yaml").write_text((rules / "templates.yaml").read_text() + "\n# reviewed\n")
+
+
 def test_reload_swaps_in_a_new_engine(rules_copy, example_request):
-    """POST /v1/admin/reload-rules loads changed rules into a new engine; the next decision uses it."""
+    """POST /v1/admin/reload-rules loads changed rules into a new engine and publishes them as generation 1;
+    the next decision uses them and is logged under the new rulebook."""
     rules, app = rules_copy
     client = app.test_client()
     old: Policy = app.extensions["policy_service"]
-    (rules / "templates.yaml").write_text((rules / "templates.yaml").read_text() + "\n# reviewed\n")
+    touch_rules(rules)
 
     body = client.post("/v1/admin/reload-rules").get_json()
     new: Policy = app.extensions["policy_service"]
     assert body["previous_rulebook_version"] == old.rulebook.version
     assert body["rulebook_version"] == new.rulebook.version != old.rulebook.version
+    assert (body["generation"], body["fleet_follows_within_seconds"]) == (1, 2.0)
     assert new.engine is not old.engine
-    assert client.post("/v1/decisions", json=example_request).get_json()["rulebook_version"] == new.rulebook.version
+    decided = client.post("/v1/decisions", json=example_request).get_json()
+    assert decided["rulebook_version"] == new.rulebook.version
+    assert client.get(f"/v1/decisions/{decided['decision_id']}").get_json()["rulebook_version"] == \
+        new.rulebook.version
+    ready = client.get("/readyz").get_json()
+    assert (ready["rules_generation"], ready["fleet_rules_generation"], ready["fleet_rulebook_version"],
+            ready["follows_fleet"]) == (1, 1, new.rulebook.version, True)
 
 
 def test_failed_reload_keeps_the_last_good_rules(rules_copy, example_request):
@@ -117,7 +131,35 @@ def test_failed_reload_keeps_the_last_good_rules(rules_copy, example_request):
     assert app.extensions["policy_service"] is old
     decided = client.post("/v1/decisions", json=example_request).get_json()
     assert (decided["status"], decided["rulebook_version"]) == ("decided", old.rulebook.version)
-    assert "templates.yaml" in client.get("/readyz").get_json()["last_reload_error"]
+    ready = client.get("/readyz").get_json()
+    assert "templates.yaml" in ready["last_reload_error"]
+    assert ready["fleet_rules_generation"] == 0  # nothing was published
+
+
+def test_a_reload_on_one_instance_reaches_another_on_the_same_database(tmp_path, example_request):
+    """Two instances on one database, checking every 0.3 s: after a reload on the first, the second decides with
+    the new rulebook within 0.3 s plus the time to load the rules (stated: 2 s), and its /readyz and /metrics
+    name the rulebook and generation it serves."""
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES_DIR, rules)
+    settings = {"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'log.sqlite3'}", "RULES_DIR": str(rules),
+                "RULES_CHECK_SECONDS": 0.3}
+    first, second = create_app(settings).test_client(), create_app(settings).test_client()
+    old = second.post("/v1/decisions", json=example_request).get_json()["rulebook_version"]
+    touch_rules(rules)
+
+    new = first.post("/v1/admin/reload-rules").get_json()["rulebook_version"]
+    reloaded = time.monotonic()
+    served = old
+    while served == old and time.monotonic() - reloaded < 10:
+        served = second.post("/v1/decisions", json=example_request).get_json()["rulebook_version"]
+    assert served == new != old
+    assert time.monotonic() - reloaded < 2.0
+    ready = second.get("/readyz").get_json()
+    assert (ready["rulebook_version"], ready["rules_generation"], ready["follows_fleet"]) == (new, 1, True)
+    samples = _samples(second)
+    assert samples[("policy_rulebook_served", (("generation", "1"), ("rulebook_version", new)))] == 1
+    assert samples[("policy_rulebook_served", (("generation", "0"), ("rulebook_version", old)))] == 0
 
 
 def _samples(client) -> dict:

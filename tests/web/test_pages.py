@@ -11,7 +11,7 @@ from policy_service.review.fixtures import discover
 from policy_service.store import decision_log
 from policy_service.web import pages
 
-from ..conftest import FIXTURES_DIR
+from ..conftest import FIXTURES_DIR, csrf_token
 
 FIXTURE = "15b_marketing_template_rides_the_free_entry_point_conversation"
 
@@ -22,7 +22,9 @@ def fixture_request(name):
 
 
 def submit(client, body, **options):
-    return client.post("/ui/try", data={"request": body if isinstance(body, str) else json.dumps(body)}, **options)
+    """Post the try page's form as a browser would, with the CSRF token of the client's session."""
+    return client.post("/ui/try", data={"request": body if isinstance(body, str) else json.dumps(body),
+                                        "csrf_token": csrf_token(client)}, **options)
 
 
 def rule_ids(html):

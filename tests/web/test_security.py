@@ -1,12 +1,15 @@
 """API keys, body and history limits, the 500 handler and security headers."""
 
+import json
+
 import pytest
 
 from policy_service import create_app
 from policy_service.contract.schemas import MAX_HISTORY
-from policy_service.web.security import hash_key, key_hashes
+from policy_service.store import decision_log
+from policy_service.web.security import configured_keys, hash_key, key_hashes
 
-from ..conftest import assert_error_shape
+from ..conftest import assert_error_shape, csrf_token
 from ..meta_payloads import APP_SECRET, VERIFY_TOKEN, inbound_text, signed
 
 KEYS = ("first-key-7f3a", "second-key-91c2")
@@ -61,9 +64,10 @@ def test_configured_key_is_accepted(locked, example_request, headers):
 
 
 def test_admin_reload_needs_a_key(locked):
-    """The admin reload endpoint is behind the key."""
+    """The admin reload endpoint is behind a key, and a key of the older setting (a decision client) is refused."""
     assert_error_shape(locked.post("/v1/admin/reload-rules"), 401)
-    assert locked.post("/v1/admin/reload-rules", headers={"X-API-Key": KEYS[0]}).status_code == 200
+    body = assert_error_shape(locked.post("/v1/admin/reload-rules", headers={"X-API-Key": KEYS[0]}), 403)
+    assert "'key-1' (client)" in body["message"] and "operator" in body["message"]
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/openapi.json"])
@@ -181,3 +185,178 @@ def test_subscription_check_is_answered_by_verify_token_with_api_keys_on(locked_
     assert response.status_code == 200 and response.get_data(as_text=True) == "1158201444"
     wrong = locked_by_environment.get("/v1/webhooks/whatsapp", query_string={**query, "hub.verify_token": "guess"})
     assert_error_shape(wrong, 403)
+
+
+# Roles: decision clients, reviewers (the pages, by browser login) and operators (reload, metrics, log export).
+ROLE_KEYS = {"shop-backend": ("client", "sk-client-5d1e"), "ana": ("reviewer", "sk-review-0b7c"),
+             "ops": ("operator", "sk-ops-93aa")}
+
+
+def key_header(name):
+    return {"Authorization": f"Bearer {ROLE_KEYS[name][1]}"}
+
+
+@pytest.fixture
+def roles_app(tmp_path):
+    """An app with one key per role, configured as the environment gives them: name:role:sha256, comma-separated."""
+    setting = ",".join(f"{name}:{role}:{hash_key(key)}" for name, (role, key) in ROLE_KEYS.items())
+    return create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'log.sqlite3'}", "API_KEYS": setting,
+                       "SECRET_KEY": "test-secret"})
+
+
+def test_keys_are_configured_by_name_role_and_digest():
+    """Entries name:role:sha256 (roles joined by +) become keys; the older digests are decision clients."""
+    digest = hash_key("k")
+    keys = configured_keys({"API_KEYS": f"ci:client+operator:{digest.upper()}, ana:reviewer:{digest}",
+                            "API_KEY_HASHES": digest})
+    assert [(k.name, sorted(k.roles), k.digest) for k in keys] == [
+        ("ci", ["client", "operator"], digest), ("ana", ["reviewer"], digest), ("key-1", ["client"], digest)]
+
+
+@pytest.mark.parametrize(("setting", "says"), [
+    ("ci:client:sk-plain-key", "item 0 (ci): the third part must be the key's sha256 hex digest"),
+    (f"ci:admin:{'a' * 64}", "item 0 (ci): roles must be among client, reviewer, operator"),
+    (f"bad name:client:{'a' * 64}", "item 0: the name must be"),
+    (f"ci:client:{'a' * 64},ci:operator:{'b' * 64}", "names ['ci'] more than once"),
+])
+def test_a_bad_key_entry_stops_the_start_naming_it_without_the_secret(setting, says):
+    """A malformed entry, an unknown role or a repeated name refuses to start; a plain key is never echoed."""
+    with pytest.raises(ValueError) as refused:
+        configured_keys({"API_KEYS": setting})
+    assert says in str(refused.value) and "sk-plain-key" not in str(refused.value)
+
+
+@pytest.mark.parametrize(("key", "method", "path", "status"), [
+    ("shop-backend", "post", "/v1/decisions", 200),
+    ("shop-backend", "post", "/v1/admin/reload-rules", 403),
+    ("shop-backend", "get", "/metrics", 403),
+    ("shop-backend", "get", "/v1/decisions", 403),
+    ("shop-backend", "get", "/ui/rules", 403),
+    ("ana", "get", "/ui/rules", 200),
+    ("ana", "post", "/v1/decisions", 403),
+    ("ana", "post", "/v1/admin/reload-rules", 403),
+    ("ops", "post", "/v1/admin/reload-rules", 200),
+    ("ops", "get", "/metrics", 200),
+    ("ops", "get", "/v1/decisions", 200),
+    ("ops", "post", "/v1/decisions", 403),
+])
+def test_each_role_reaches_its_own_endpoints_only(roles_app, example_request, key, method, path, status):
+    """Clients decide, reviewers read the pages, operators reload, read metrics and export the log; any other
+    call is a 403 in the error shape naming the key and the role it needs."""
+    client = roles_app.test_client()
+    options = {"json": example_request} if path == "/v1/decisions" and method == "post" else {}
+    response = getattr(client, method)(path, headers=key_header(key), **options)
+    assert response.status_code == status, response.get_data(as_text=True)
+    if status == 403:
+        assert repr(key) in assert_error_shape(response, 403)["message"]
+
+
+def test_a_browser_logs_in_with_a_reviewer_key_and_reads_the_pages(roles_app):
+    """Without a session a page redirects to the login form (its stylesheet is open); a reviewer key starts a
+    session cookie (HttpOnly, SameSite=Lax) that reaches the page asked for; logging out ends it."""
+    client = roles_app.test_client()
+    response = client.get("/ui/rules?area=templates")
+    assert response.status_code == 303 and response.headers["Location"] == "/ui/login?next=/ui/rules?area%3Dtemplates"
+    with client.get("/static/ui/style.css") as stylesheet:
+        assert stylesheet.status_code == 200
+    form = client.get("/ui/login")
+    assert form.status_code == 200 and 'type="password"' in form.get_data(as_text=True)
+
+    logged_in = client.post("/ui/login", data={"key": ROLE_KEYS["ana"][1], "next": "/ui/rules?area=templates",
+                                               "csrf_token": csrf_token(client, "/ui/login")})
+    assert logged_in.status_code == 303 and logged_in.headers["Location"] == "/ui/rules?area=templates"
+    cookie = logged_in.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and ROLE_KEYS["ana"][1] not in cookie
+    page = client.get("/ui/rules")
+    assert page.status_code == 200 and "Log out" in page.get_data(as_text=True)
+
+    assert client.post("/ui/logout", data={"csrf_token": csrf_token(client, "/ui/rules")}).status_code == 303
+    assert client.get("/ui/rules").status_code == 303
+
+
+@pytest.mark.parametrize("key", ["wrong-key", ROLE_KEYS["shop-backend"][1]])
+def test_login_refuses_a_wrong_key_or_one_that_may_not_read_the_pages(roles_app, key):
+    """A wrong key, or a decision client's, gets the form again with 401 and no session."""
+    client = roles_app.test_client()
+    response = client.post("/ui/login", data={"key": key, "csrf_token": csrf_token(client, "/ui/login")})
+    assert response.status_code == 401 and "reviewer role" in response.get_data(as_text=True)
+    assert client.get("/ui/rules").status_code == 303
+
+
+def test_login_goes_on_only_to_a_page_of_this_site(roles_app):
+    """`next` naming another host (//evil.example) is ignored: no open redirect."""
+    client = roles_app.test_client()
+    response = client.post("/ui/login", data={"key": ROLE_KEYS["ana"][1], "next": "//evil.example/x",
+                                              "csrf_token": csrf_token(client, "/ui/login")})
+    assert response.headers["Location"] == "/"
+
+
+def test_a_session_ends_when_its_key_is_no_longer_configured(roles_app, tmp_path):
+    """The cookie names the key; once the key is removed (or rotated) the session no longer opens the pages."""
+    client = roles_app.test_client()
+    client.post("/ui/login", data={"key": ROLE_KEYS["ana"][1], "csrf_token": csrf_token(client, "/ui/login")})
+    roles_app.config["API_KEYS"] = tuple(k for k in roles_app.config["API_KEYS"] if k.name != "ana")
+    assert client.get("/ui/rules").status_code == 303
+
+
+def test_the_log_names_the_key_that_made_each_decision_never_the_secret(roles_app, example_request):
+    """A client's decision is logged with its key's name; a reviewer's from the try page with theirs."""
+    client = roles_app.test_client()
+    decided = client.post("/v1/decisions", json=example_request, headers=key_header("shop-backend")).get_json()
+    logged = client.get(f"/v1/decisions/{decided['decision_id']}", headers=key_header("shop-backend")).get_json()
+    assert logged["api_key"] == "shop-backend"
+
+    client.post("/ui/login", data={"key": ROLE_KEYS["ana"][1], "csrf_token": csrf_token(client, "/ui/login")})
+    tried = client.post("/ui/try", data={"request": json.dumps(example_request), "csrf_token": csrf_token(client)})
+    decision_id = tried.headers["Location"].rsplit("/", 1)[1]
+    with roles_app.app_context():
+        rows = {r.decision_id: r for r in decision_log.DecisionRecord.select()}
+    assert (rows[decided["decision_id"]].api_key_name, rows[decision_id].api_key_name) == ("shop-backend", "ana")
+    for row in rows.values():
+        assert not any(key in value for _, key in ROLE_KEYS.values() for value in (row.request, row.response))
+
+
+def test_without_keys_the_log_names_no_key(client, example_request):
+    """Keys off: the decision is logged with api_key null."""
+    decided = client.post("/v1/decisions", json=example_request).get_json()
+    assert client.get(f"/v1/decisions/{decided['decision_id']}").get_json()["api_key"] is None
+
+
+# CSRF, with keys off (the default): a page of another site must not decide or reload through the browser.
+def count_logged(app) -> int:
+    with app.app_context():
+        return decision_log.DecisionRecord.select().count()
+
+
+def test_a_cross_site_form_post_to_the_try_page_is_refused(app, client, example_request):
+    """No CSRF token (a form on another site cannot read one): 403, and no decision is logged."""
+    before = count_logged(app)
+    response = client.post("/ui/try", data={"request": json.dumps(example_request)},
+                           headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"})
+    assert_error_shape(response, 403)
+    response = client.post("/ui/try", data={"request": json.dumps(example_request)})
+    assert "CSRF" in assert_error_shape(response, 403)["message"]
+    assert count_logged(app) == before
+
+
+@pytest.mark.parametrize("headers", [{"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"},
+                                     {"Origin": "null"}, {"Origin": "http://localhost", "Sec-Fetch-Site": "same-site"}])
+def test_a_cross_site_post_to_the_admin_reload_is_refused(app, client, headers):
+    """A browser's cross-site POST (form or fetch) to reload the rules: 403, nothing published."""
+    body = assert_error_shape(client.post("/v1/admin/reload-rules", headers=headers), 403)
+    assert "another site" in body["message"]
+    assert client.get("/readyz").get_json()["fleet_rules_generation"] == 0
+
+
+def test_a_cross_site_post_to_decisions_is_refused(client, example_request):
+    """The decision API too refuses a browser's cross-site POST, whatever its content type."""
+    response = client.post("/v1/decisions", json=example_request, headers={"Origin": "https://evil.example"})
+    assert_error_shape(response, 403)
+
+
+def test_clients_that_are_not_browsers_and_same_origin_pages_pass(client, example_request):
+    """curl-like clients (no Origin) and the service's own origin are not affected."""
+    assert client.post("/v1/admin/reload-rules").status_code == 200
+    same = client.post("/v1/decisions", json=example_request,
+                       headers={"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"})
+    assert same.status_code == 200

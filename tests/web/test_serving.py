@@ -1,5 +1,6 @@
 """gunicorn with gunicorn.conf.py: the engine loaded before fork decides in every worker, and SIGHUP reloads rules."""
 
+import os
 import runpy
 import shutil
 import signal
@@ -93,6 +94,61 @@ def test_sighup_reloads_rules_and_keeps_the_last_good_set(tmp_path):
         assert "templates.yaml" in ready["last_reload_error"]
     finally:
         stop_gunicorn(server)
+
+
+def test_a_reload_on_one_instance_recycles_every_worker_of_both(tmp_path):
+    """Two gunicorn instances (2 workers each, checking every second) on one database: a reload POSTed to one
+    reaches every worker of both within 10 s (stated: the check interval plus a fresh worker's start), and
+    the second reload recycles workers (new pids) instead of compiling a third ruleset in them."""
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES_DIR, rules)
+    env = {"POLICY_RULES_DIR": str(rules), "POLICY_RULES_CHECK_SECONDS": "1",
+           "POLICY_DATABASE_URL": f"sqlite:///{tmp_path / 'shared.sqlite3'}"}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = start_gunicorn(tmp_path / "a", env=env)
+    second = start_gunicorn(tmp_path / "b", env=env)
+    try:
+        before = _workers(second, 2)
+        for generation in (1, 2):
+            templates = rules / "templates.yaml"
+            templates.write_text(templates.read_text() + f"\n# reviewed {generation}\n")
+            body = requests.post(f"{first.url}/v1/admin/reload-rules", timeout=30).json()
+            assert body["generation"] == generation
+            reloaded = time.monotonic()
+            for server in (first, second):
+                workers = _workers(server, 2, generation=generation)
+                assert {w["rulebook_version"] for w in workers.values()} == {body["rulebook_version"]}
+            assert time.monotonic() - reloaded < 10
+        assert not set(workers) & set(before)  # every worker of the second instance is a fresh process
+    finally:
+        stop_gunicorn(first)
+        stop_gunicorn(second)
+
+
+def _workers(server, count: int, *, generation: int = 0, within: float = 20) -> dict[int, dict]:
+    """/readyz of `count` distinct workers all serving `generation`, by pid (asked until they are, or `within` s)."""
+    deadline = time.monotonic() + within
+    seen: dict[int, dict] = {}
+    while time.monotonic() < deadline:
+        ready = _ready(server.url)
+        if ready.get("rules_generation") == generation:
+            seen[ready["worker_pid"]] = ready
+        else:
+            seen.pop(ready.get("worker_pid"), None)
+        live = {pid: body for pid, body in seen.items() if _alive(pid)}
+        if len(live) >= count:
+            return live
+        time.sleep(0.05)
+    raise AssertionError(f"not {count} workers at generation {generation} within {within} s: {seen}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _version_after_hangup(server, old: str) -> str:

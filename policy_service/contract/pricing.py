@@ -1,0 +1,106 @@
+"""Request bodies of the billing endpoints, read the same way by the HTTP API, the CLI and Python callers:
+a cost forecast (POST /v1/costs/forecast) and Meta's pricing analytics response (POST /v1/pricing-analytics).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from ..core.identities import E164
+from .parsing import Limits
+from .schemas import ContactField, RefusesNul
+
+CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="must be an ISO 4217 code like USD")
+MAX_FORECAST_LINES = 1_000
+MAX_DATA_POINTS = 100_000
+# Bodies read outside the decision endpoints' limits: a forecast's lines, an analytics response's points.
+FORECAST_LIMITS = Limits(max_items=MAX_FORECAST_LINES)
+ANALYTICS_LIMITS = Limits(max_items=MAX_DATA_POINTS, max_values=2_000_000)
+
+
+class ForecastLineSchema(RefusesNul, Schema):
+    """Messages of one pricing category to one country (or to the country of one number)."""
+
+    country = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$", error="an ISO 3166 alpha-2 code like BR"))
+    to = ContactField(E164, metadata={"description": "a number whose country is meant (instead of country)"})
+    category = fields.String(required=True, validate=validate.Length(min=1, max=48), metadata={
+        "description": "Meta's pricing category: marketing, utility, authentication, authentication-international, "
+                       "service, marketing_lite, ..."})
+    count = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10**12))
+
+    @validates_schema
+    def one_place(self, data: dict[str, Any], **_: Any) -> None:
+        if ("country" in data) == ("to" in data):
+            raise ValidationError("give country or to (one of them)", "country")
+
+
+class ForecastSchema(RefusesNul, Schema):
+    """POST /v1/costs/forecast: what lines of messages delivered at `at` will cost."""
+
+    currency = fields.String(validate=CURRENCY, metadata={
+        "description": "the billing currency (default: the WABA's, when waba_id names one with a currency set)"})
+    at = fields.AwareDateTime(required=True, metadata={"description": "RFC 3339: when they will be delivered"})
+    waba_id = fields.String(validate=validate.Regexp(r"^[0-9]{1,64}$", error="WABA ids are digits"), metadata={
+        "description": "count this month's stored volume of this WABA as the tiers' starting point (default 0)"})
+    lines = fields.List(fields.Nested(ForecastLineSchema), required=True,
+                        validate=validate.Length(min=1, max=MAX_FORECAST_LINES))
+
+
+class DataPointSchema(Schema):
+    """One pricing_analytics data point, as Meta returns it (dimensions not requested are absent)."""
+
+    class Meta:
+        unknown = "raise"
+
+    start = fields.Integer(required=True, strict=True, validate=validate.Range(min=0),
+                           metadata={"description": "Unix seconds"})
+    end = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    country = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$", error="an ISO 3166 alpha-2 code"))
+    phone_number = fields.String(validate=validate.Length(max=32))
+    pricing_category = fields.String(validate=validate.Length(max=48))
+    pricing_type = fields.String(validate=validate.Length(max=48))
+    tier = fields.String(validate=validate.Length(max=48))
+    volume = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    cost = fields.Decimal(required=True, allow_nan=False, validate=validate.Range(min=0), metadata={
+        "description": "in the WABA's currency (a JSON number or a decimal string; read exactly, never as a float)"})
+
+    @validates_schema
+    def ordered(self, data: dict[str, Any], **_: Any) -> None:
+        if data["end"] <= data["start"]:
+            raise ValidationError("must be after start", "end")
+
+
+class AnalyticsDataSchema(Schema):
+    """pricing_analytics.data[]: a list of data_points (paging ignored)."""
+
+    class Meta:
+        unknown = "exclude"
+
+    data_points = fields.List(fields.Nested(DataPointSchema), required=True,
+                              validate=validate.Length(max=MAX_DATA_POINTS))
+
+
+class PricingAnalyticsBlockSchema(Schema):
+    """The pricing_analytics field."""
+
+    class Meta:
+        unknown = "exclude"
+
+    data = fields.List(fields.Nested(AnalyticsDataSchema), required=True)
+
+
+class PricingAnalyticsSchema(Schema):
+    """Meta's response to GET /<WABA_ID>?fields=pricing_analytics.start(S).end(E).granularity(DAILY)
+    .dimensions([...]): {"pricing_analytics": {"data": [{"data_points": [...]}]}, "id": "<WABA_ID>"}."""
+
+    class Meta:
+        unknown = "exclude"
+
+    pricing_analytics = fields.Nested(PricingAnalyticsBlockSchema, required=True)
+    id = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{1,64}$", error="WABA ids are digits"))
+
+
+FORECAST = ForecastSchema()
+PRICING_ANALYTICS = PricingAnalyticsSchema()

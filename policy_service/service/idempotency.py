@@ -1,0 +1,97 @@
+"""Idempotency-Key: a retried request with the same key and the same body gets the first answer again —
+the same decision, decision_id included — and decides and logs nothing new; the same key with another body
+is refused (422), since the key then names two different requests.
+
+Keys are scoped by endpoint and client (the API key's digest, when keys are on), so two clients never see
+each other's answers. The check runs around the whole unit of work: the decision (log row included) and the
+remembered answer commit in one transaction, so a crash leaves neither or both, and of two concurrent
+requests with one key one decides and the other gets its answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import peewee
+
+from ..store import database_proxy, idempotency
+from .errors import ServiceError
+
+HEADER = "Idempotency-Key"
+# Printable ASCII without spaces, as the IETF draft's and the usual clients' keys (UUIDs, hashes) are.
+USABLE_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The response bytes and whether they are a remembered answer (a replay) rather than a new one."""
+
+    text: bytes
+    replayed: bool
+
+
+def fingerprint(request: Any) -> str:
+    """sha256 of the request as JSON with sorted keys and no spacing: the same request however a client
+    orders or spaces it."""
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def checked_key(key: str | None) -> str | None:
+    """The key as given, None when absent; raises ServiceError (422 on the header) when it is unusable."""
+    if key is None:
+        return None
+    if not USABLE_KEY.fullmatch(key):
+        raise ServiceError(422, f"invalid request: {HEADER}: 1 to 255 printable ASCII characters without spaces",
+                           {f"headers.{HEADER}": ["must be 1 to 255 printable ASCII characters without spaces"]})
+    return key
+
+
+def once(scope: str, key: str | None, request: Any, produce: Callable[[], bytes]) -> Answer:
+    """`produce()`'s answer, given once per key: the remembered one for a repeat with the same `request`.
+
+    `scope` names the endpoint and client; `request` is everything that shapes the answer (body and
+    options). Without a key, produce() runs as usual. Raises ServiceError 422 when the key was used with
+    another request, and whatever produce() raises (nothing is then remembered).
+    """
+    key = checked_key(key)
+    if key is None:
+        return Answer(produce(), replayed=False)
+    print_ = fingerprint(request)
+    remembered = idempotency.find(scope, key)
+    if remembered is not None:
+        return _replay(remembered, print_)
+    try:
+        with _write_transaction():
+            text = produce()
+            idempotency.remember(scope, key, print_, text, datetime.now(UTC))
+    except peewee.IntegrityError:
+        # A concurrent request with this key committed first; everything done here was rolled back.
+        remembered = idempotency.find(scope, key)
+        if remembered is None:
+            raise
+        return _replay(remembered, print_)
+    return Answer(text, replayed=False)
+
+
+def _write_transaction() -> Any:
+    """One transaction for the decision and its remembered answer. On SQLite it takes the write lock at
+    BEGIN: a deferred one that read first (a stored history) could not write after a concurrent commit."""
+    database = database_proxy.obj
+    if isinstance(database, peewee.SqliteDatabase):
+        return database.atomic("IMMEDIATE")
+    return database.atomic()
+
+
+def _replay(remembered: idempotency.Remembered, print_: str) -> Answer:
+    if remembered.fingerprint != print_:
+        raise ServiceError(422, f"invalid request: {HEADER} was already used with another request "
+                                f"(first at {remembered.created_at.isoformat()}); use a new key for a new request",
+                           {f"headers.{HEADER}": ["already used with another request body"]})
+    return Answer(remembered.response, replayed=True)

@@ -1,0 +1,58 @@
+"""Retention: the tables that grow with traffic, and deleting their rows older than a time, in batches.
+
+Every decision adds a `decision_log` row; every message Meta reports adds a `stored_message` row and every
+outbound one a `message_billing` row (about 177 GB a month at 100 M messages). The other tables hold state
+(a number's WABA, a template's status events, a user's marketing preference, linked ids) that a decision
+still reads however old it is, and grow with the business, not with traffic: they are never pruned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import peewee
+
+from .business_state import MessageBilling
+from .database import stored_time
+from .decision_log import DecisionRecord
+from .histories import StoredMessage
+
+
+@dataclass(frozen=True)
+class Growing:
+    """A table that grows with traffic: its model and the time column its age is read from."""
+
+    name: str
+    model: type[peewee.Model]
+    time: peewee.Field
+    # Read by decisions (histories, counts over a period): never pruned younger than the rules look back.
+    read_by_rules: bool
+    what: str
+
+
+GROWING = (
+    Growing("decisions", DecisionRecord, DecisionRecord.logged_at, False, "logged decisions (decision_log)"),
+    Growing("messages", StoredMessage, StoredMessage.at, True, "stored messages (stored_message)"),
+    Growing("billing", MessageBilling, MessageBilling.at, True, "priced outbound messages (message_billing)"),
+)
+BY_NAME = {table.name: table for table in GROWING}
+
+
+def prune(table: Growing, before: datetime, *, dry_run: bool = False, batch_size: int = 5000) -> int:
+    """Delete the table's rows older than an aware time; how many were (or, dry, would be) deleted.
+
+    Deletes in batches of the oldest ids, each its own transaction, so a large backlog never holds one long
+    lock on a table the service keeps writing to.
+    """
+    model, older = table.model, table.time < stored_time(before)
+    if dry_run:
+        return model.select().where(older).count()
+    deleted = 0
+    while True:
+        with model._meta.database.atomic():
+            batch = model.select(model.id).where(older).order_by(model.id).limit(batch_size)
+            count = model.delete().where(model.id.in_(batch)).execute()
+        deleted += count
+        if count < batch_size:
+            return deleted

@@ -1,0 +1,41 @@
+"""Forecasts: lines priced by the card in force, tiers marginal from the month's volume, unpriced lines kept apart."""
+
+from datetime import date
+from decimal import Decimal
+
+from policy_service.core.forecast import forecast
+from policy_service.core.rates import load_ratebook
+
+from ..conftest import RULES_DIR
+
+BOOK = load_ratebook(RULES_DIR / "rates")
+NOV = date(2026, 11, 10)
+
+
+def test_done_when_brazil_campaign_in_brl():
+    """Issue 23: 10,000 marketing and 5,000 utility templates to Brazil on 2026-11-10 in BRL: 3217 + 175 = 3392."""
+    result = forecast([("BR", "marketing", 10_000), ("BR", "utility", 5_000)], day=NOV, currency="BRL", rates=BOOK)
+    assert [line.amount for line in result.lines] == [Decimal("3217"), Decimal("175")]
+    assert result.total == Decimal("3392") and not result.unpriced
+    assert result.lines[1].segments[0].tier_number == 1
+
+
+def test_tiers_continue_from_the_stored_volume_and_across_lines():
+    """249,000 delivered already: the next 5,000 Brazil utility are 1,000 at tier 1 and 4,000 at tier 2; a second
+    Brazil utility line continues from there."""
+    result = forecast([("BR", "utility", 5_000), ("BR", "utility", 10)], day=NOV, currency="BRL", rates=BOOK,
+                      volumes={("Brazil", "utility"): 249_000})
+    first, second = result.lines
+    assert [(s.tier_number, s.count, s.rate) for s in first.segments] == [(1, 1_000, Decimal("0.035")),
+                                                                           (2, 4_000, Decimal("0.0333"))]
+    assert first.amount == Decimal("35") + Decimal("133.2")
+    assert (second.volume_before, second.segments[0].first) == (254_000, 254_001)
+
+
+def test_unpriced_lines_are_listed_with_the_reason_and_left_out_of_the_total():
+    """A market the partial card lacks, and INR volume beyond the first message without sourced tiers."""
+    result = forecast([("BR", "marketing", 2), ("GB", "marketing", 5)], day=NOV, currency="BRL", rates=BOOK)
+    assert result.total == Decimal("0.6434") and [line.index for line in result.unpriced] == [1]
+    assert "no rate for market United Kingdom" in result.unpriced[0].reason
+    india = forecast([("IN", "utility", 3)], day=date(2026, 2, 10), currency="INR", rates=BOOK)
+    assert india.total == 0 and "at most 0.3450 INR" in india.unpriced[0].reason

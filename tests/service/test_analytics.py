@@ -1,0 +1,114 @@
+"""Meta's pricing analytics as the bill (service.analytics): imported exactly as Meta returns it, idempotently;
+the cost report shows Meta's cost beside our card price of the delivered messages and the predictions, per
+month, category and country, with each difference explained; Meta's average rate prices a send no card covers."""
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from click.testing import CliRunner
+
+from policy_service import cli
+from policy_service.store import business_state
+
+from .test_pricing import KENYA, PHONE, WABA, bill, decide
+
+NOV_2 = 1793577600  # 2026-11-02T00:00:00Z
+DAY = 86_400
+
+
+def response(*points, waba=WABA):
+    return {"pricing_analytics": {"data": [{"data_points": list(points)}]}, "id": waba}
+
+
+def point(start, country, category, volume, cost, kind="REGULAR"):
+    return {"start": start, "end": start + DAY, "country": country, "phone_number": "15550783881",
+            "pricing_category": category, "pricing_type": kind, "tier": "0:100000", "volume": volume, "cost": cost}
+
+
+def post(client, body, waba=WABA):
+    return client.post(f"/v1/pricing-analytics?waba_id={waba}", data=json.dumps(body) if isinstance(body, dict)
+                       else body, content_type="application/json")
+
+
+@pytest.fixture
+def waba(app, client):
+    with app.app_context():
+        business_state.learn_number(PHONE, WABA, datetime(2026, 1, 1, tzinfo=UTC))
+    client.put(f"/v1/wabas/{WABA}/billing-currency", json={"currency": "USD"})
+    return app
+
+
+def test_import_is_idempotent_per_waba_bucket_and_dimensions(client, waba):
+    """The same response twice stores nothing new; a revised cost for one bucket updates that point only."""
+    body = response(point(NOV_2, "KE", "UTILITY", 2, 0.008),
+                    point(NOV_2, "KE", "UTILITY", 5, 0, "FREE_CUSTOMER_SERVICE"))
+    assert post(client, body).get_json() == {"waba_id": WABA, "new": 2, "updated": 0, "unchanged": 0, "points": 2}
+    assert post(client, body).get_json()["unchanged"] == 2
+    revised = response(point(NOV_2, "KE", "UTILITY", 2, 0.0081))
+    assert post(client, revised).get_json() == {"waba_id": WABA, "new": 0, "updated": 1, "unchanged": 0, "points": 1}
+
+
+def test_bad_responses_are_refused_naming_the_field(client, waba):
+    """Another WABA's response, a point without volume, a negative cost and broken JSON are 4xx with the field."""
+    other = post(client, response(point(NOV_2, "KE", "UTILITY", 1, 0.004), waba="999"))
+    assert other.status_code == 422 and "id" in other.get_json()["errors"]
+    missing = dict(point(NOV_2, "KE", "UTILITY", 1, 0.004))
+    del missing["volume"]
+    refused = post(client, response(missing))
+    assert refused.status_code == 422
+    assert "pricing_analytics.data.0.data_points.0.volume" in refused.get_json()["errors"]
+    negative = post(client, response(point(NOV_2, "KE", "UTILITY", 1, -1)))
+    assert "pricing_analytics.data.0.data_points.0.cost" in negative.get_json()["errors"]
+    assert post(client, "{not json").status_code == 400
+    assert client.post("/v1/pricing-analytics?waba_id=x", json={}).status_code == 422
+
+
+def test_done_when_meta_cost_beside_predicted_and_card_price_with_the_difference_explained(client, waba):
+    """November 2026, Kenya utility: two decisions logged, two delivered statuses stored (card 0.0040 each), and
+    Meta's analytics bill three (0.0120): the 0.0040 difference is explained as a volume mismatch."""
+    decide(client, "2026-11-10T10:00:00+00:00", KENYA)
+    decide(client, "2026-11-11T10:00:00+00:00", KENYA)
+    with waba.app_context():
+        bill("w1", KENYA, "2026-11-10T10:00:05")
+        bill("w2", KENYA, "2026-11-11T10:00:05")
+    post(client, response(point(NOV_2 + 8 * DAY, "KE", "UTILITY", 2, "0.0080"),
+                          point(NOV_2 + 9 * DAY, "KE", "UTILITY", 1, "0.0040")))
+    report = client.get("/v1/costs?from=2026-11-01&to=2026-11-30&group_by=month,category,country").get_json()
+    (row,) = [r for r in report["rows"] if (r["category"], r["country"]) == ("utility", "KE")]
+    assert (row["meta"]["count"], row["meta"]["amount"]) == (3, "0.0120")
+    assert (row["billed"]["count"], row["billed"]["amount"]) == (2, "0.0080")
+    assert (row["predicted"]["count"], row["predicted"]["amount"]) == (2, "0.0080")
+    (difference,) = row["differences"]
+    assert (difference["between"], difference["amount"]) == ("meta and card price", "0.0040")
+    assert [c["cause"] for c in difference["causes"]] == ["volume_mismatch"]
+    assert "Meta's analytics count 3 charged message(s), the stored statuses 2" in difference["causes"][0]["text"]
+    page = client.get("/ui/costs?from=2026-11-01&to=2026-11-30&currency=USD").get_data(as_text=True)
+    assert "0.0120" in page and "volume_mismatch" in page
+
+
+def test_meta_average_rate_prices_a_send_no_card_covers(client, waba):
+    """UK marketing on 2026-11-10 in USD: the USD card of 2026-10-01 lists only Rest of Africa, so Meta's average
+    for GB marketing this month (0.2000 ÷ 4 = 0.05) prices it, on a card labelled as that average."""
+    post(client, response(point(NOV_2, "GB", "MARKETING", 4, "0.2000")))
+    body = decide(client, "2026-11-10T10:00:00+00:00", "447400123456", "marketing")
+    price = body["charge"]["price"]
+    assert (price["amount"], price["currency"]) == ("0.050000", "USD")
+    assert price["rate_card"]["id"] == f"meta-average-{WABA}-2026-11"
+    assert "average billed rate" in price["rate_card"]["title"]
+    entry = next(e for e in body["trace"] if e["effect"] == "price")
+    assert "cost 0.2000 ÷ volume 4 = 0.050000" in entry["note"]
+    other = decide(client, "2026-11-10T10:00:00+00:00", "4915112345678", "marketing")
+    assert other["charge"]["price"] is None  # no analytics for Germany: still unpriced, with the reason
+
+
+def test_the_cli_imports_a_response_file(app, database_url, tmp_path):
+    """`policy-service analytics import FILE` stores it; a bad file exits non-zero naming the field."""
+    (tmp_path / "a.json").write_text(json.dumps(response(point(NOV_2, "KE", "UTILITY", 1, 0.004))))
+    result = CliRunner().invoke(cli.main, ["analytics", "import", str(tmp_path / "a.json"), "--database-url",
+                                           database_url])
+    assert result.exit_code == 0 and json.loads(result.output)["new"] == 1, result.output
+    (tmp_path / "b.json").write_text(json.dumps({"id": WABA}))
+    bad = CliRunner().invoke(cli.main, ["analytics", "import", str(tmp_path / "b.json"), "--database-url",
+                                        database_url])
+    assert bad.exit_code == 1 and "pricing_analytics" in bad.output

@@ -1,0 +1,77 @@
+"""POST /v1/costs/forecast and /ui/forecast: the same forecast, tiers from the WABA's stored volume, clear 422s."""
+
+from datetime import UTC, datetime
+
+from policy_service.store import business_state
+
+from .test_pricing import KENYA, PHONE, WABA, bill
+
+CAMPAIGN = {"currency": "BRL", "at": "2026-11-10T12:00:00+00:00",
+            "lines": [{"country": "BR", "category": "marketing", "count": 10_000},
+                      {"to": "+5511987654321", "category": "utility", "count": 5_000}]}
+
+
+def test_done_when_the_brazil_campaign_costs_3392_brl_per_line(client):
+    """Issue 23: 3217 + 175 = 3392 BRL, each line with its rate, tier and card."""
+    body = client.post("/v1/costs/forecast", json=CAMPAIGN).get_json()
+    assert (body["total"], body["currency"], body["unpriced"]) == ("3392.0000", "BRL", [])
+    marketing, utility = body["lines"]
+    assert (marketing["amount"], marketing["rate"], marketing["rate_card"]["id"]) == ("3217.0000", "0.3217",
+                                                                                       "meta-brl-2026-10-01")
+    assert (utility["amount"], utility["rate"], utility["tiers"][0]["tier"]) == ("175.000", "0.035", 1)
+    assert body["volume_note"].startswith("no waba_id")
+
+
+def test_the_wabas_volume_and_currency_are_the_starting_point(client, app):
+    """With waba_id: the currency defaults to the WABA's, and Rest of Africa utility starts after the stored 2."""
+    with app.app_context():
+        business_state.learn_number(PHONE, WABA, datetime(2026, 1, 1, tzinfo=UTC))
+        bill("k1", KENYA, "2026-11-02T10:00:00")
+        bill("k2", KENYA, "2026-11-03T10:00:00")
+    client.put(f"/v1/wabas/{WABA}/billing-currency", json={"currency": "USD"})
+    body = client.post("/v1/costs/forecast", json={"at": "2026-11-10T12:00:00+00:00", "waba_id": WABA, "lines": [
+        {"country": "KE", "category": "utility", "count": 100_000}]}).get_json()
+    (line,) = body["lines"]
+    assert body["currency"] == "USD" and line["volume_before"] == 2
+    assert [(t["tier"], t["count"]) for t in line["tiers"]] == [(1, 99_998), (2, 2)]
+    assert body["volume_sources"]["Rest of Africa utility"].startswith("2 billable utility messages")
+
+
+def test_bad_forecasts_are_422_naming_the_field(client):
+    """A line with both country and to, a zero count, and no currency anywhere are refused by field."""
+    bad = client.post("/v1/costs/forecast", json={**CAMPAIGN, "lines": [
+        {"country": "BR", "to": "+5511987654321", "category": "marketing", "count": 1}]})
+    assert bad.status_code == 422 and "lines.0.country" in bad.get_json()["errors"]
+    zero = client.post("/v1/costs/forecast", json={**CAMPAIGN, "lines": [{"country": "BR", "category": "x",
+                                                                            "count": 0}]})
+    assert "lines.0.count" in zero.get_json()["errors"]
+    nothing = client.post("/v1/costs/forecast", json={"at": CAMPAIGN["at"], "lines": CAMPAIGN["lines"]})
+    assert nothing.status_code == 422 and "currency" in nothing.get_json()["errors"]
+
+
+def test_the_page_shows_the_same_forecast(client):
+    """/ui/forecast (a GET form: it changes nothing) shows the total and each line; a malformed line is a 422."""
+    page = client.get("/ui/forecast", query_string={"at": CAMPAIGN["at"], "currency": "BRL",
+                                                    "lines": "BR marketing 10000\n+5511987654321 utility 5000"})
+    assert page.status_code == 200 and "Total: 3392.0000 BRL" in page.get_data(as_text=True)
+    bad = client.get("/ui/forecast", query_string={"at": CAMPAIGN["at"], "currency": "BRL", "lines": "BR marketing"})
+    assert bad.status_code == 422 and "COUNTRY CATEGORY COUNT" in bad.get_data(as_text=True)
+    assert client.get("/ui/forecast").status_code == 200
+
+
+def test_the_cli_prints_the_same_forecast(app, database_url, tmp_path):
+    """`policy-service forecast FILE` prints the API's JSON; a bad body exits non-zero naming the field."""
+    import json
+
+    from click.testing import CliRunner
+
+    from policy_service import cli
+
+    (tmp_path / "campaign.json").write_text(json.dumps(CAMPAIGN))
+    result = CliRunner().invoke(cli.main, ["forecast", str(tmp_path / "campaign.json"), "--database-url",
+                                           database_url])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["total"] == "3392.0000"
+    (tmp_path / "bad.json").write_text(json.dumps({**CAMPAIGN, "lines": []}))
+    bad = CliRunner().invoke(cli.main, ["forecast", str(tmp_path / "bad.json"), "--database-url", database_url])
+    assert bad.exit_code == 1 and "lines" in bad.output
