@@ -126,11 +126,12 @@ def linked_contacts(phone_number_id: str, contact: str) -> list[str]:
 
 
 def store_echo(echo: Echo) -> bool:
-    """Store a message the business sent from the WhatsApp Business app once: an outbound message of its type,
-    `sent` at its time (no status follows an echo); True if it was new."""
+    """Store a message the business sent from the WhatsApp Business app once: an outbound message of its type
+    marked `business_app` (the history takes it as delivered and never charges it as an API send), `sent` at
+    its time (no status follows an echo); True if it was new."""
     return _insert_once(wamid=echo.wamid, phone_number_id=echo.phone_number_id, contact=echo.contact,
                         direction="outbound", at=stored_time(echo.at), type=echo.type, status="sent",
-                        status_at=stored_time(echo.at))
+                        status_at=stored_time(echo.at), business_app=True)
 
 
 def store_event(event: Inbound | Status | Link | Call | Echo) -> bool:

@@ -20,6 +20,7 @@ from ..meta_payloads import (
     counts,
     deliver,
     inbound_text,
+    notification,
     pmp,
     signed,
     status,
@@ -333,3 +334,20 @@ def test_a_business_call_the_user_accepted_opens_the_window_from_its_start(app, 
         history = histories.stored_history(PHONE_NUMBER_ID, CONTACT, until=LATER)
     assert [(m.id, m.direction, m.type, m.at.timestamp()) for m in history] == [
         ("wacid.5#accepted", "inbound", "call", T0 + 10)]
+
+
+def test_a_message_sent_from_the_business_app_is_an_outbound_business_message(app, client):
+    """smb_message_echoes (coexistence): the echo is stored once as an outbound message of its type, marked as
+    sent from the WhatsApp Business app; an echo of an edit adds nothing."""
+    def echo(wamid, kind):
+        body = notification({"message_echoes": [{"from": "15550783881", "to": "+" + CONTACT, "id": wamid,
+                                                 "timestamp": str(T0 + 60), "type": kind, kind: {"body": "On it!"}}]})
+        body["entry"][0]["changes"][0]["field"] = "smb_message_echoes"
+        return body
+
+    answers = deliver(client, inbound_text("wamid.in", T0), echo("wamid.echo", "text"), echo("wamid.edit", "edit"))
+    assert [counts(a.json)["new"] for a in answers] == [1, 1, 0]
+    rows = stored(app)
+    assert list(rows) == ["wamid.in", "wamid.echo"]
+    message = histories.as_message(rows["wamid.echo"])
+    assert (message.direction, message.type, message.business_app) == ("outbound", "text", True)
