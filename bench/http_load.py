@@ -79,13 +79,14 @@ def stop(server: subprocess.Popen) -> None:
 
 
 def wrk(url: str, script: Path, duration: int, connections: int) -> dict[str, float]:
-    """One wrk run: requests/s, p50 and p99 latency in ms, and non-2xx/socket errors."""
+    """One wrk run: requests/s, p50 and p99 latency in ms, non-2xx/socket errors and the requests made."""
     output = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
                             capture_output=True, text=True, check=True).stdout
     latency = {p: _ms(v, u) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)}
     errors = sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|connect|read|write|timeout):? (\d+)", output))
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)), "p50": latency["50"],
-            "p99": latency["99"], "errors": errors}
+            "p99": latency["99"], "errors": errors,
+            "requests": int(re.search(r"(\d+) requests in", output).group(1))}
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_DIR.parent
 ENV_PREFIX = "POLICY_"
 # Variables with the prefix that are not settings of the service (the test suite's database).
-NOT_SETTINGS = ("POLICY_TEST_",)
+NOT_SETTINGS = ("POLICY_TEST_", "POLICY_POSTGRES_")
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # The database URL schemes store.database opens (peewee's playhouse.db_url names).
 DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql")

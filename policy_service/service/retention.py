@@ -46,8 +46,8 @@ def rules_look_back(rulebook: Rulebook) -> tuple[timedelta, str]:
 def prune(tables: Iterable[str], before: datetime, now: datetime, rulebook: Rulebook, *,
           dry_run: bool = False) -> list[Pruned]:
     """Delete rows older than `before` (aware) from the named tables (retention.BY_NAME: decisions, messages,
-    billing). Raises RetentionTooShort, deleting nothing, when a table the rules read would lose rows younger
-    than `rules_look_back`; KeyError for an unknown table name."""
+    billing, idempotency). Raises RetentionTooShort, deleting nothing, when a table the rules read would lose
+    rows younger than `rules_look_back`; KeyError for an unknown table name."""
     chosen = [retention.BY_NAME[name] for name in tables]
     floor, parameter = rules_look_back(rulebook)
     read = [table.name for table in chosen if table.read_by_rules]

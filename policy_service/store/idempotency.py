@@ -51,8 +51,3 @@ def remember(scope: str, key: str, fingerprint: str, response: bytes, at: dateti
     IdempotencyRecord.insert(scope=scope, key=key, fingerprint=fingerprint, response=response.decode(),
                              created_at=stored_time(at)).execute()
 
-
-def prune(before: datetime) -> int:
-    """Delete the answers first given before `before` (aware); returns how many. A key older than that is
-    then answered as a new request."""
-    return IdempotencyRecord.delete().where(IdempotencyRecord.created_at < stored_time(before)).execute()

@@ -1,7 +1,8 @@
 """Retention: the tables that grow with traffic, and deleting their rows older than a time, in batches.
 
 Every decision adds a `decision_log` row; every message Meta reports adds a `stored_message` row and every
-outbound one a `message_billing` row (about 177 GB a month at 100 M messages). The other tables hold state
+outbound one a `message_billing` row (about 177 GB a month at 100 M messages); every request sent with an
+Idempotency-Key an `idempotency_key` row. The other tables hold state
 (a number's WABA, a template's status events, a user's marketing preference, linked ids) that a decision
 still reads however old it is, and grow with the business, not with traffic: they are never pruned.
 """
@@ -17,6 +18,7 @@ from .business_state import MessageBilling
 from .database import stored_time
 from .decision_log import DecisionRecord
 from .histories import StoredMessage
+from .idempotency import IdempotencyRecord
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,9 @@ GROWING = (
     Growing("decisions", DecisionRecord, DecisionRecord.logged_at, False, "logged decisions (decision_log)"),
     Growing("messages", StoredMessage, StoredMessage.at, True, "stored messages (stored_message)"),
     Growing("billing", MessageBilling, MessageBilling.at, True, "priced outbound messages (message_billing)"),
+    # A key older than the cut is answered as a new request again: keep it longer than clients retry.
+    Growing("idempotency", IdempotencyRecord, IdempotencyRecord.created_at, False,
+            "remembered Idempotency-Key answers (idempotency_key)"),
 )
 BY_NAME = {table.name: table for table in GROWING}
 

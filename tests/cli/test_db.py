@@ -95,7 +95,8 @@ def test_prune_trims_every_table_that_grows_with_traffic(database_url):
     assert result.exit_code == 0, result.output
     assert [line.split(" older")[0] for line in result.output.splitlines()] == [
         "deleted 1 logged decisions (decision_log)", "deleted 1 stored messages (stored_message)",
-        "deleted 1 priced outbound messages (message_billing)"]
+        "deleted 1 priced outbound messages (message_billing)",
+        "deleted 0 remembered Idempotency-Key answers (idempotency_key)"]
     assert (remaining(database_url), kept(database_url, StoredMessage), kept(database_url, MessageBilling)) == \
         (["dec_1"], ["wamid.1"], ["wamid.1"])
 

@@ -34,11 +34,18 @@ _VALID_OUTBOUND = st.fixed_dictionaries({"direction": st.just("outbound"), "at":
                                              "name": "order_update", "language": "en", "category": "utility"})},
                                         optional={"status": st.sampled_from(["delivered", "sent", "failed"]),
                                                   "delivered_at": st.just("2025-08-12T09:00:05+00:00")})
-_SEND = st.sampled_from([{"at": "2025-08-12T12:00:00+00:00", "to": "+14155550100", "type": "text"},
-                         {"at": "2025-08-12T12:00:00+00:00", "to": "+1", "type": "text"}])
-_REQUEST = st.fixed_dictionaries({"send": _SEND, "history": st.lists(
+_SEND = st.fixed_dictionaries(
+    {"at": _TIMES, "to": st.sampled_from(["+14155550100", "+1", "14155550100", "US.13491208655302741918", "", 5]),
+     "type": st.sampled_from(["text", "template", "fax", None])},
+    optional={"template": _TEMPLATE, "phone_number_id": _TEXTS, "category": st.just("utility"),
+              "recipient_type": st.sampled_from(["individual", "group"]), "participants": st.just(["+14155550100"]),
+              "meta_business_agent": st.booleans(), "extra": st.just(1)}) | st.none() | st.sampled_from([
+    {"at": "2025-08-12T12:00:00+00:00", "to": "+14155550100", "type": "text"},
+    {"at": "2025-08-12T12:00:00+00:00", "to": "+14155550100", "type": "template",
+     "template": {"name": "order_update", "language": "en"}, "phone_number_id": "1065"}])
+_REQUEST = st.fixed_dictionaries({"send": _SEND, "history": st.none() | st.lists(
     st.one_of(_MESSAGE, _VALID_INBOUND, _VALID_OUTBOUND, _VALID_INBOUND), max_size=5)},
-    optional={"context": st.sampled_from([{}, {"opted_in": True}, {"opted_in": "yes"}]),
+    optional={"context": st.sampled_from([{}, {"opted_in": True}, {"opted_in": "yes"}, None, []]),
               "history_ref": st.just({"phone_number_id": "1", "contact": "14155550100"})})
 
 
@@ -83,3 +90,13 @@ def test_fastload_takes_the_common_messages():
                 "template": {"name": "order_update", "language": "en", "category": "utility",
                              "message_send_ttl_seconds": 60}}]
     assert fastload.history(history) is not None
+
+
+def test_a_plain_request_is_loaded_whole_by_fastload():
+    """A send (a name-only template with its business number) with its history and no context: no marshmallow."""
+    data = {"send": {"at": "2025-08-12T12:00:00+00:00", "to": "+14155550100", "type": "template",
+                     "template": {"name": "order_update", "language": "en"}, "phone_number_id": "1065"},
+            "history": [{"direction": "inbound", "at": "2025-08-12T09:00:00+00:00", "type": "text"}]}
+    loaded = fastload.request(data)
+    assert loaded is not None and loaded == marshmallow_alone(data)
+    assert loaded.send.template.category is None and loaded.send.template.status is None

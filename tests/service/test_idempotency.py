@@ -97,3 +97,16 @@ def test_keys_of_two_clients_never_meet(database_url, example_request):
     assert other.status_code == 200 and other.json["decision_id"] != first.json["decision_id"]
     again = client.post("/v1/decisions", json=example_request, headers={**KEY, "Authorization": "Bearer client-a"})
     assert again.json["decision_id"] == first.json["decision_id"]
+
+
+def test_pruned_keys_are_answered_as_new_requests(app, client, example_request):
+    """`db prune --table idempotency` removes remembered answers; the key then decides anew."""
+    from datetime import UTC, datetime, timedelta
+
+    from policy_service.store import retention
+
+    first = client.post("/v1/decisions", json=example_request, headers=KEY).json
+    with app.app_context():
+        assert retention.prune(retention.BY_NAME["idempotency"], datetime.now(UTC) + timedelta(seconds=1)) == 1
+    again = client.post("/v1/decisions", json=example_request, headers=KEY)
+    assert "Idempotent-Replayed" not in again.headers and again.json["decision_id"] != first["decision_id"]

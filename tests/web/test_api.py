@@ -235,3 +235,15 @@ def test_a_group_send_reports_the_participants_it_would_bill(client):
     assert earlier["charge"]["price_lines"][0]["reason"].startswith("no USD rate card for 2025-11-10")
     individual = client.post("/v1/decisions", json={"send": SEND, "history": HISTORY}).get_json()
     assert individual["charge"]["participants"] is None
+
+
+def test_a_meta_business_agent_reply_has_no_price_it_is_billed_per_token(client):
+    """Issue 23: a reply written by Meta Business Agent (from 2026-08-01) is billable but priced per token:
+    price null with that reason (rules/rates/categories.yaml PMP26-4.business-agent), never a card rate."""
+    send = {"at": "2026-11-10T10:00:00+00:00", "to": "+5511987654321", "type": "text", "meta_business_agent": True}
+    history = [{"direction": "inbound", "at": "2026-11-10T09:00:00+00:00", "type": "text"}]
+    body = client.post("/v1/decisions", json={"send": send, "history": history,
+                                              "context": {"currency": "BRL"}}).get_json()
+    assert (body["charge"]["category"], body["charge"]["billable"], body["charge"]["price"]) == (
+        "business_agent", True, None)
+    assert body["charge"]["price_reason"].startswith("a Meta Business Agent reply is billed per token")
