@@ -35,11 +35,12 @@ from marshmallow import Schema, ValidationError
 
 from ..config import Settings, load_settings
 from ..contract.parsing import BodyRefused, Limits, batch_limits, decision_limits, parse_json
+from ..contract.pricing import CURRENCY_BODY, FORECAST, FORECAST_LIMITS
 from ..contract.queries import COST_QUERY, RECONCILIATION_QUERY
 from ..contract.schemas import BATCH_REQUEST, EXPLAIN, REQUEST
 from ..store import database
 from ..store.decision_log import dumps
-from . import decisions, logged, reports
+from . import analytics, decisions, forecast, logged, pricing, reports
 from .errors import ServiceError
 
 __all__ = ["PolicyService", "ServiceError", "instance_path", "open_store"]
@@ -114,6 +115,24 @@ class PolicyService:
         with self._unit_of_work():
             return reports.cost_report(self.policy, query["start"], query["end"], group_by=query["group_by"],
                                        currency=query["currency"])
+
+    def forecast(self, request: JsonBody) -> dict[str, Any]:
+        """What lines of messages will cost: the body of POST /v1/costs/forecast for this request body."""
+        body = _load(FORECAST, _body(request, FORECAST_LIMITS))
+        with self._unit_of_work():
+            return forecast.forecast_costs(self.policy, body)
+
+    def import_pricing_analytics(self, response: bytes | str, waba_id: str | None = None) -> dict[str, Any]:
+        """Import Meta's pricing_analytics response (JSON text, read exactly): the body of POST
+        /v1/pricing-analytics?waba_id= ({waba_id, new, updated, unchanged, points})."""
+        with self._unit_of_work():
+            return analytics.import_analytics(response, waba_id)
+
+    def set_billing_currency(self, waba_id: str, currency: str) -> dict[str, Any]:
+        """Set a WABA's billing currency once: the body of PUT /v1/wabas/<waba_id>/billing-currency."""
+        _load(CURRENCY_BODY, {"currency": currency})
+        with self._unit_of_work():
+            return pricing.set_currency(waba_id, currency, "Python API")
 
     def close(self) -> None:
         """Close this process's connections to the database (pooled idle ones included)."""
