@@ -95,6 +95,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     smorest.register_blueprint(api.blp)
     smorest.register_blueprint(log_api.blp)
     smorest.register_blueprint(webhooks.blp)
+    smorest.register_blueprint(webhooks.admin_blp)
     smorest.register_blueprint(business_api.blp)
     smorest.register_blueprint(operations.blp)
     smorest.register_blueprint(costs.blp)

@@ -147,6 +147,17 @@ class Settings(BaseSettings):
     whatsapp_app_secret: str | None = Field(default=None, repr=False)
     # The token Meta echoes when subscribing the webhook; without it every subscription is refused.
     whatsapp_verify_token: str | None = Field(default=None, repr=False)
+    # How stored webhook payloads are processed (service.ingest): background (a thread per worker, after the
+    # answer; a body of at most webhook_inline_max_bytes is processed before the answer, so a client reads its
+    # own writes), inline (every body before answering), off (`policy-service webhooks process` only); None:
+    # inline under TESTING, else background. Then events per transaction, a processor's lease on a payload
+    # (seconds), attempts before a payload is failed, and how often each worker looks for leftovers (seconds).
+    webhook_processing: Literal["background", "inline", "off"] | None = None
+    webhook_inline_max_bytes: ByteSize = Field(default=ByteSize(64 * 1024), ge=0)
+    webhook_batch_size: PositiveInt = 500
+    webhook_lease_seconds: PositiveFloat = 60.0
+    webhook_max_attempts: PositiveInt = 5
+    webhook_poll_seconds: PositiveFloat = 5.0
     # sha256 hex digests of the accepted API keys (comma-separated); empty means the API is open.
     api_key_hashes: Annotated[tuple[str, ...], NoDecode] = ()
     # A request body larger than this is refused with 413 before it is parsed.
@@ -213,6 +224,7 @@ class Settings(BaseSettings):
             if isinstance(value, Path):
                 values[name] = str(value)
         values["max_content_length"] = int(self.max_content_length)
+        values["webhook_inline_max_bytes"] = int(self.webhook_inline_max_bytes)
         values["api_keys"] = self.api_keys  # the keys themselves, not dumped to dicts
         return {name.upper(): value for name, value in values.items()}
 

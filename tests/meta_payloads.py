@@ -93,6 +93,12 @@ def deliver(client, *bodies: dict) -> list:
     return responses
 
 
+def counts(answer: dict) -> dict:
+    """What a receipt processed inline says was stored: new, known, linked and skipped (its id and status aside)."""
+    found = {key: answer[key] for key in ("new", "known", "linked", "skipped")}
+    return found | ({"skipped_not_listed": answer["skipped_not_listed"]} if answer["skipped_not_listed"] else {})
+
+
 # A user with a username: Meta's BSUID examples (business-scoped user IDs page).
 BSUID = "US.13491208655302741918"
 

@@ -287,6 +287,7 @@ def _policy(rules_dir: Path):
 from .db import db  # noqa: E402 - schema and retention commands live in their own module
 from .pricing import analytics_group, forecast_command, waba  # noqa: E402 - billing commands live in their own module
 from .stored import costs, impact, reconcile, templates  # noqa: E402 - stored-data commands live in their own module
+from .webhooks import webhooks  # noqa: E402 - webhook processing commands live in their own module
 
 main.add_command(reconcile)
 main.add_command(impact)
@@ -296,3 +297,4 @@ main.add_command(costs)
 main.add_command(waba)
 main.add_command(forecast_command)
 main.add_command(analytics_group)
+main.add_command(webhooks)

@@ -98,8 +98,8 @@ def import_templates(waba_id: str, response_file, database_url: str | None) -> N
     """Import a saved GET /<WABA_ID>/message_templates response (JSON) into the registry."""
     from marshmallow import ValidationError
 
+    from ..contract.meta_webhooks import parse_message_templates
     from ..service import state
-    from ..web.webhook_fields import parse_message_templates
 
     try:
         changes = parse_message_templates(waba_id, json.load(response_file))

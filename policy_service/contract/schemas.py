@@ -739,14 +739,36 @@ class SkippedPartSchema(ResponseSchema):
 
 
 class WebhookReceiptSchema(ResponseSchema):
-    """POST /v1/webhooks/whatsapp: how many events had a new wamid and how many a known one, how many
-    wa_id-BSUID links were new, and the parts skipped (the first 20; skipped_not_listed counts the rest)."""
+    """POST /v1/webhooks/whatsapp and GET /v1/admin/webhooks/{id}: a stored payload, its processing state, and once
+    processed how many events had a new wamid and how many a known one, how many wa_id-BSUID links were new, and
+    the parts skipped (the first 20; skipped_not_listed counts the rest)."""
 
-    new = fields.Integer(required=True)
-    known = fields.Integer(required=True)
-    linked = fields.Integer(required=True)
-    skipped = fields.List(fields.Nested(SkippedPartSchema), required=True)
-    skipped_not_listed = fields.Integer()
+    id = fields.Integer(metadata={"description": "the stored payload's id (GET /v1/admin/webhooks/{id})"})
+    status = fields.String(validate=validate.OneOf(("pending", "done", "failed")),
+                           metadata={"description": "pending until its events are stored, then done; failed after "
+                                                    "repeated errors (kept, and retried by `policy-service webhooks "
+                                                    "process --retry-failed`)"})
+    duplicate = fields.Boolean(metadata={"description": "this delivery's body was stored before: it added nothing"})
+    received_at = fields.String(metadata={"description": "when the payload was stored (ISO 8601)"})
+    attempts = fields.Integer(metadata={"description": "processing attempts so far"})
+    progress = fields.Integer(metadata={"description": "events stored so far (the payload's batches committed)"})
+    error = fields.String(allow_none=True, metadata={"description": "why the last attempt failed"})
+    processed_at = fields.String(allow_none=True, metadata={"description": "when it was done (ISO 8601)"})
+    new = fields.Integer(allow_none=True, metadata={"description": "events with a wamid not stored before"})
+    known = fields.Integer(allow_none=True, metadata={"description": "events with a wamid stored before"})
+    linked = fields.Integer(allow_none=True, metadata={"description": "new wa_id-BSUID links"})
+    skipped = fields.List(fields.Nested(SkippedPartSchema), allow_none=True,
+                          metadata={"description": "the first 20 parts not read, with path and reason (once done)"})
+    skipped_not_listed = fields.Integer(allow_none=True, metadata={"description": "further parts not read"})
+
+
+class WebhookBacklogSchema(ResponseSchema):
+    """GET /v1/admin/webhooks/backlog: stored webhook payloads whose events are not stored yet."""
+
+    pending = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+    oldest_pending_seconds = fields.Float(allow_none=True, required=True,
+                                          metadata={"description": "age of the oldest pending payload (seconds)"})
 
 
 DECISION_REQUEST_EXAMPLE = {

@@ -35,11 +35,12 @@ from marshmallow import Schema, ValidationError
 
 from ..config import Settings, load_settings
 from ..contract.parsing import BodyRefused, Limits, batch_limits, decision_limits, parse_json
+from ..contract.pricing import CURRENCY_BODY, FORECAST, FORECAST_LIMITS
 from ..contract.queries import COST_QUERY, RECONCILIATION_QUERY
 from ..contract.schemas import BATCH_REQUEST, EXPLAIN, REQUEST
 from ..store import database
 from ..store.decision_log import dumps
-from . import decisions, logged, reports
+from . import analytics, decisions, forecast, ingest, logged, pricing, reports
 from .errors import ServiceError
 
 __all__ = ["PolicyService", "ServiceError", "instance_path", "open_store"]
@@ -85,6 +86,28 @@ class PolicyService:
             return {"decisions": [pipeline.decide(decisions.proposal(proposal, raw["requests"][index])).body
                                   for index, proposal in enumerate(batch["requests"])]}
 
+    def ingest_webhook(self, body: bytes, signature: str | None) -> dict[str, Any]:
+        """Store one of Meta's webhook payloads as POST /v1/webhooks/whatsapp does, and answer its receipt.
+
+        `body` is the payload exactly as received (bytes), `signature` its X-Hub-Signature-256 header
+        ("sha256=<hex>"), checked against WHATSAPP_APP_SECRET. The payload is stored first, in one write, and
+        then its events are stored before this returns (status "done", with new/known/linked/skipped
+        counts) — unless WEBHOOK_PROCESSING is "off": then it stays "pending" for `policy-service webhooks
+        process`. The same body again adds nothing ("duplicate": true). Raises ServiceError: 401 unsigned or
+        badly signed, 400/422 not a JSON WhatsApp Business Account webhook, 413 larger than
+        MAX_CONTENT_LENGTH, 503 no app secret configured or the database unavailable (nothing stored)."""
+        limit = int(self.config["MAX_CONTENT_LENGTH"])
+        if len(body) > limit:
+            raise ServiceError(413, f"the body is larger than MAX_CONTENT_LENGTH ({limit:,} bytes)",
+                               {"_request": [f"at most {limit:,} bytes, got {len(body):,}"]})
+        with self._unit_of_work():
+            try:
+                return ingest.receive(bytes(body), signature, app_secret=self.config.get("WHATSAPP_APP_SECRET"),
+                                      process=self.config.get("WEBHOOK_PROCESSING") != ingest.OFF,
+                                      settings=ingest.configured(self.config))
+            except ingest.WebhookRefused as refused:
+                raise ServiceError(refused.status, refused.message, refused.errors) from None
+
     def decision(self, decision_id: str) -> dict[str, Any]:
         """A logged decision as GET /v1/decisions/<id> answers it (request masked as logged); ServiceError
         404 when there is none."""
@@ -114,6 +137,24 @@ class PolicyService:
         with self._unit_of_work():
             return reports.cost_report(self.policy, query["start"], query["end"], group_by=query["group_by"],
                                        currency=query["currency"])
+
+    def forecast(self, request: JsonBody) -> dict[str, Any]:
+        """What lines of messages will cost: the body of POST /v1/costs/forecast for this request body."""
+        body = _load(FORECAST, _body(request, FORECAST_LIMITS))
+        with self._unit_of_work():
+            return forecast.forecast_costs(self.policy, body)
+
+    def import_pricing_analytics(self, response: bytes | str, waba_id: str | None = None) -> dict[str, Any]:
+        """Import Meta's pricing_analytics response (JSON text, read exactly): the body of POST
+        /v1/pricing-analytics?waba_id= ({waba_id, new, updated, unchanged, points})."""
+        with self._unit_of_work():
+            return analytics.import_analytics(response, waba_id)
+
+    def set_billing_currency(self, waba_id: str, currency: str) -> dict[str, Any]:
+        """Set a WABA's billing currency once: the body of PUT /v1/wabas/<waba_id>/billing-currency."""
+        _load(CURRENCY_BODY, {"currency": currency})
+        with self._unit_of_work():
+            return pricing.set_currency(waba_id, currency, "Python API")
 
     def close(self) -> None:
         """Close this process's connections to the database (pooled idle ones included)."""

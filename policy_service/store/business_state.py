@@ -14,11 +14,13 @@ came from ("message_template_status_update webhook at 2026-10-03T09:00:00+00:00"
 - `MessageBilling` keeps, per outbound wamid, Meta's pricing, the decision it was sent under
   (`biz_opaque_callback_data`) and its errors; counts over it are indexed queries (`count_messages`).
 
-Times are stored as naive UTC (database.stored_time).
+Times are stored as naive UTC (database.stored_time). The webhook reader (contract.meta_webhooks) defines
+what is recorded here (TemplateChange, Meta's status and category names); they are re-exported for callers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from bisect import bisect_right
 from dataclasses import dataclass
@@ -27,22 +29,18 @@ from typing import Any
 
 import peewee
 
+from ..contract.meta_webhooks import (  # noqa: F401 - names callers read here too
+    CAPABILITY,
+    CATEGORY_NAMES,
+    IMPORT_SOURCE,
+    STATUS_EVENTS,
+    GroupEvent,
+    TemplateChange,
+    meta_time,
+)
 from ..core.identities import address, recipient
 from .database import StoredModel, loaded_time, stored_time
 from .histories import STATUS_RANK, StoredMessage
-
-# Meta's template statuses the rules know (rules/templates.yaml); other events (FLAGGED, LOCKED,
-# IN_APPEAL...) are kept in the template's history but do not change the status a send is judged by.
-STATUS_EVENTS = {
-    "APPROVED": "APPROVED", "REINSTATED": "APPROVED", "UNARCHIVED": "APPROVED", "PAUSED": "PAUSED",
-    "DISABLED": "DISABLED", "REJECTED": "REJECTED", "PENDING": "PENDING", "PENDING_DELETION": "PENDING_DELETION",
-    "DELETED": "PENDING_DELETION", "ARCHIVED": "PENDING_DELETION",
-}
-# Meta spells categories in capitals, with marketing_lite and authentication_international beside them.
-CATEGORY_NAMES = {
-    "MARKETING": "marketing", "MARKETING_LITE": "marketing", "UTILITY": "utility",
-    "AUTHENTICATION": "authentication", "AUTHENTICATION_INTERNATIONAL": "authentication",
-}
 
 
 class BusinessNumber(StoredModel):
@@ -117,25 +115,6 @@ class MessageBilling(StoredModel):
 
 
 @dataclass(frozen=True)
-class TemplateChange:
-    """A template event as parsed from a webhook or an import, before it is stored."""
-
-    waba_id: str
-    name: str
-    language: str
-    source: str
-    effective_at: datetime
-    event: str | None = None
-    template_id: str | None = None
-    status: str | None = None
-    category: str | None = None
-    previous_category: str | None = None
-    quality: str | None = None
-    reason: str | None = None
-    payload: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
 class Known:
     """A stored value and where it came from (the source names the event and its time)."""
 
@@ -164,16 +143,31 @@ def waba_of(phone_number_id: str) -> str | None:
     return None if row is None else row.waba_id
 
 
-def record_template(change: TemplateChange, received_at: datetime | None = None) -> None:
-    """Store one template change (a webhook event or an imported template)."""
+def record_template(change: TemplateChange, received_at: datetime | None = None) -> bool:
+    """Store one template change (a webhook event or an imported template) once: the same change again (a
+    webhook delivered twice) adds nothing. True if it was new."""
+    effective_at = stored_time(change.effective_at)
+    known = TemplateEvent.select(TemplateEvent.id).where(
+        (TemplateEvent.waba_id == change.waba_id) & (TemplateEvent.name == change.name)
+        & (TemplateEvent.language == change.language) & (TemplateEvent.effective_at == effective_at)
+        & (TemplateEvent.source == change.source) & _same(TemplateEvent.event, change.event)
+        & _same(TemplateEvent.status, change.status) & _same(TemplateEvent.category, change.category)
+        & _same(TemplateEvent.quality, change.quality))
+    if known.exists():
+        return False
     TemplateEvent.create(
         waba_id=change.waba_id, name=change.name, language=change.language, template_id=change.template_id,
         source=change.source, event=change.event, status=change.status, category=change.category,
         previous_category=change.previous_category, quality=change.quality, reason=change.reason,
-        effective_at=stored_time(change.effective_at),
+        effective_at=effective_at,
         received_at=stored_time(received_at or datetime.now(UTC)),
         payload=json.dumps(change.payload or {}, sort_keys=True, default=str),
     )
+    return True
+
+
+def _same(column: peewee.Field, value: Any) -> peewee.Expression:
+    return column.is_null() if value is None else column == value
 
 
 def import_templates(changes: list[TemplateChange]) -> int:
@@ -250,8 +244,6 @@ def template_history(waba_id: str, name: str | None = None, language: str | None
     ]
 
 
-IMPORT_SOURCE = "message_templates import"
-
 
 def describe(source: str, at: datetime) -> str:
     """How a trace names a stored event: its source and time."""
@@ -268,10 +260,14 @@ def _known(row: TemplateEvent | None, part: str) -> Known | None:
     return Known(getattr(row, part), describe(row.source, loaded_time(row.effective_at)))
 
 
-def record_preference(phone_number_id: str, contact: str, value: str, at: datetime, source: str) -> None:
-    """Store a user's stop or resume of marketing messages."""
-    MarketingPreference.create(phone_number_id=phone_number_id, contact=contact, value=value,
-                               at=stored_time(at), source=source)
+def record_preference(phone_number_id: str, contact: str, value: str, at: datetime, source: str) -> bool:
+    """Store a user's stop or resume of marketing messages once (the same one again adds nothing); True if new."""
+    row = dict(phone_number_id=phone_number_id, contact=contact, value=value, at=stored_time(at), source=source)
+    if MarketingPreference.select(MarketingPreference.id).where(
+            *(getattr(MarketingPreference, name) == part for name, part in row.items())).exists():
+        return False
+    MarketingPreference.create(**row)
+    return True
 
 
 def marketing_stopped(phone_number_id: str, contact: str, at: datetime) -> Known | None:
@@ -431,15 +427,19 @@ PRIMARY_COUNTRY = "BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE"
 AUTH_INTERNATIONAL = "AUTH_INTL_PRICE_ELIGIBILITY_UPDATE"
 RESTRICTION = "ACCOUNT_RESTRICTION"
 BAN = "DISABLED_UPDATE"
-CAPABILITY = "CAPABILITY"  # the event name given to business_capability_update changes
 BIZ_INITIATED_RESTRICTIONS = ("RESTRICTED_BIZ_INITIATED_MESSAGING", "RESTRICTION_ON_BIZ_INITIATED_MESSAGING")
 BANNED_STATES = ("DISABLE", "SCHEDULE_FOR_DISABLE")
 
 
-def record_account(waba_id: str, field: str, event: str, at: datetime, payload: dict[str, Any]) -> None:
-    """Store one account-level event."""
-    AccountEvent.create(waba_id=waba_id, field=field, event=event, at=stored_time(at),
-                        payload=json.dumps(payload, sort_keys=True, default=str))
+def record_account(waba_id: str, field: str, event: str, at: datetime, payload: dict[str, Any]) -> bool:
+    """Store one account-level event once (the same event again adds nothing); True if it was new."""
+    row = dict(waba_id=waba_id, field=field, event=event, at=stored_time(at),
+               payload=json.dumps(payload, sort_keys=True, default=str))
+    if AccountEvent.select(AccountEvent.id).where(
+            *(getattr(AccountEvent, name) == part for name, part in row.items())).exists():
+        return False
+    AccountEvent.create(**row)
+    return True
 
 
 def _latest_account(waba_id: str, event: str, at: datetime) -> AccountEvent | None:
@@ -513,17 +513,6 @@ def _account_source(row: AccountEvent) -> str:
     return f"{name} webhook at {loaded_time(row.at).isoformat()}"
 
 
-def meta_time(value: Any) -> datetime:
-    """Meta's times in account events: Unix seconds, or ISO 8601 (with +0000 offsets)."""
-    if isinstance(value, int | float) or (isinstance(value, str) and value.isdigit()):
-        return datetime.fromtimestamp(int(value), tz=UTC)
-    text = str(value).replace("Z", "+00:00")
-    if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":
-        text = text[:-2] + ":" + text[-2:]
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 class ContactChange(StoredModel):
     """A user who changed their phone number (system message user_changed_number): the history follows them."""
 
@@ -561,3 +550,37 @@ def previous_contacts(phone_number_id: str, contact: str) -> list[tuple[str, dat
         seen.add(row.old_contact)
         current = row.old_contact
     return found
+
+
+class GroupEventRecord(StoredModel):
+    """A Groups API event of a business number (group created or deleted, participants, settings, status),
+    kept as Meta sent it; `key` (sha256 of the event) makes a repeated webhook add nothing."""
+
+    phone_number_id = peewee.CharField(max_length=64)
+    field = peewee.CharField(max_length=64)
+    type = peewee.CharField(max_length=64)
+    group_id = peewee.CharField(max_length=255, null=True)
+    at = peewee.DateTimeField()
+    payload = peewee.TextField(default="{}")
+    key = peewee.CharField(max_length=64, unique=True)
+
+    class Meta:
+        table_name = "group_event"
+        indexes = ((("phone_number_id", "group_id", "at"), False),)
+
+
+def record_group_event(event: GroupEvent) -> bool:
+    """Store a group event once; True if it was new."""
+    payload = json.dumps(event.payload, sort_keys=True, default=str)
+    key = hashlib.sha256(f"{event.phone_number_id}\n{event.field}\n{payload}".encode()).hexdigest()
+    return GroupEventRecord.insert(phone_number_id=event.phone_number_id, field=event.field, type=event.type,
+                                   group_id=event.group_id, at=stored_time(event.at), payload=payload,
+                                   key=key).on_conflict_ignore().as_rowcount().execute() == 1
+
+
+def group_events(phone_number_id: str, group_id: str) -> list[dict[str, Any]]:
+    """Every stored event of a group, oldest first, as JSON."""
+    return [{"field": r.field, "type": r.type, "at": loaded_time(r.at).isoformat(), "payload": json.loads(r.payload)}
+            for r in GroupEventRecord.select().where((GroupEventRecord.phone_number_id == phone_number_id)
+                                                     & (GroupEventRecord.group_id == group_id))
+            .order_by(GroupEventRecord.at, GroupEventRecord.id)]

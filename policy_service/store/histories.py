@@ -11,6 +11,11 @@ and the replay states what it assumed. Under conversation-based pricing the cate
 conversation rather than the message, so a free-form message riding a marketing conversation
 reads as a marketing template.
 
+Messages the business sent from the WhatsApp Business app (coexistence echoes) are outbound messages of
+the type the echo names.
+
+The event types (Inbound, Status, Call, Echo, Link) are the webhook reader's (contract.meta_webhooks).
+
 Groups API messages are stored under the group (contact = the group id, `group_id` set): they are
 the group's history and never a participant's 1:1 history.
 
@@ -22,12 +27,12 @@ includes the messages stored under the other: one person, one history.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import peewee
 
+from ..contract.meta_webhooks import Call, Echo, Inbound, Link, Status
 from ..core.messages import UNKNOWN_TEMPLATE, UNKNOWN_TYPE, Message, Template
 from ..core.vocabulary import DELIVERED_STATUSES, NON_TEMPLATE_CATEGORIES, STATUS_RANK, TEMPLATE_CATEGORIES
 from .database import StoredModel, loaded_time, stored_time
@@ -72,56 +77,6 @@ class ContactLink(StoredModel):
     class Meta:
         table_name = "contact_link"
         indexes = ((("phone_number_id", "wa_id", "user_id"), True), (("phone_number_id", "user_id"), False))
-
-
-@dataclass(frozen=True)
-class Link:
-    """A webhook named a user's phone number and BSUID together."""
-
-    phone_number_id: str
-    wa_id: str
-    user_id: str
-
-
-@dataclass(frozen=True)
-class Inbound:
-    """An inbound message as a webhook reports it."""
-
-    wamid: str
-    phone_number_id: str
-    contact: str
-    at: datetime
-    type: str
-    referral: dict[str, Any] | None = None
-    group_id: str | None = None
-    errors: list[dict[str, Any]] | None = None
-
-
-@dataclass(frozen=True)
-class Status:
-    """One status update of an outbound message as a webhook reports it."""
-
-    wamid: str
-    phone_number_id: str
-    contact: str
-    at: datetime
-    status: str
-    conversation_id: str | None = None
-    conversation_origin: str | None = None
-    pricing: dict[str, Any] | None = None
-    group_id: str | None = None
-    errors: list[dict[str, Any]] | None = None  # e.g. 131047 on a failed status: Meta found the window closed
-
-
-@dataclass(frozen=True)
-class Call:
-    """A WhatsApp call as the `calls` webhook reports it: `inbound` when the user called the business."""
-
-    wacid: str
-    phone_number_id: str
-    contact: str
-    at: datetime
-    direction: str
 
 
 def store_call(call: Call) -> bool:
@@ -170,14 +125,25 @@ def linked_contacts(phone_number_id: str, contact: str) -> list[str]:
     return sorted(found)
 
 
-def store_event(event: Inbound | Status | Link | Call) -> bool:
-    """Store one event read from a webhook; True if it was new."""
+def store_echo(echo: Echo) -> bool:
+    """Store a message the business sent from the WhatsApp Business app once: an outbound message of its type
+    marked `business_app` (the history takes it as delivered and never charges it as an API send), `sent` at
+    its time (no status follows an echo); True if it was new."""
+    return _insert_once(wamid=echo.wamid, phone_number_id=echo.phone_number_id, contact=echo.contact,
+                        direction="outbound", at=stored_time(echo.at), type=echo.type, status="sent",
+                        status_at=stored_time(echo.at), business_app=True)
+
+
+def store_event(event: Inbound | Status | Link | Call | Echo) -> bool:
+    """Store one history event read from a webhook; True if it was new."""
     if isinstance(event, Inbound):
         return store_inbound(event)
     if isinstance(event, Status):
         return store_status(event)
     if isinstance(event, Call):
         return store_call(event)
+    if isinstance(event, Echo):
+        return store_echo(event)
     return store_link(event)
 
 

@@ -11,10 +11,10 @@ from flask_smorest import Blueprint, abort
 from marshmallow import Schema, ValidationError, fields, validate
 from webargs.fields import DelimitedList
 
+from ..contract.meta_webhooks import parse_message_templates
 from ..contract.schemas import ErrorSchema, RefusesNul
 from ..service import state
 from .api import JsonBodyParser, request_json
-from .webhook_fields import parse_message_templates
 
 blp = Blueprint("business", __name__, url_prefix="/v1", description="The business's own WhatsApp state")
 blp.ARGUMENTS_PARSER = JsonBodyParser()

@@ -6,6 +6,7 @@ then writes its samples there and /metrics adds them up across workers.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
@@ -20,8 +21,12 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily
 
 from ..core.decision import Decision
+from ..service import ingest
+
+log = logging.getLogger(__name__)
 
 REQUEST_SECONDS = Histogram(
     "policy_http_request_duration_seconds", "Time to answer an HTTP request", ["endpoint", "method"],
@@ -61,12 +66,37 @@ def serving(rulebook_version: str, generation: int) -> None:
 
 
 def exposition() -> Response:
-    """The metrics in Prometheus text format, summed over every worker in multiprocess mode."""
+    """The metrics in Prometheus text format, summed over every worker in multiprocess mode, and the webhook
+    backlog as the database counts it now (one figure for all workers and instances)."""
     registry = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(registry) + generate_latest(_BACKLOG), mimetype=CONTENT_TYPE_LATEST)
+
+
+class _BacklogCollector:
+    """policy_webhook_backlog_payloads{status=pending|failed} and the oldest pending payload's age, read from
+    the database at each scrape; absent (and logged) while the database is unreachable."""
+
+    def collect(self):
+        try:
+            backlog = ingest.backlog()
+        except Exception as error:  # noqa: BLE001 - a scrape must not fail because the database does
+            log.warning("webhook backlog not measured: %s: %s", type(error).__name__, error)
+            return
+        payloads = GaugeMetricFamily("policy_webhook_backlog_payloads",
+                                     "Stored webhook payloads whose events are not stored yet", labels=["status"])
+        payloads.add_metric(["pending"], backlog["pending"])
+        payloads.add_metric(["failed"], backlog["failed"])
+        yield payloads
+        yield GaugeMetricFamily("policy_webhook_backlog_oldest_seconds",
+                                "Age of the oldest pending webhook payload (0 when none)",
+                                value=backlog["oldest_pending_seconds"] or 0)
+
+
+_BACKLOG = CollectorRegistry(auto_describe=False)
+_BACKLOG.register(_BacklogCollector())
 
 
 def _start_timer() -> None:

@@ -159,3 +159,29 @@ def test_chart_scales_bars_to_the_largest_amount(stored):
     tallest = max(drawn["bars"], key=lambda bar: bar.height)
     assert (tallest.amount, tallest.height, drawn["top"]) == ("0.1154", 160.0, "0.1154")
     assert Decimal(min(drawn["bars"], key=lambda bar: bar.height).amount) == 0
+
+
+def _side(count, amount, unpriced=0):
+    return {"count": count, "amount": amount, "unpriced": unpriced, "unpriced_reasons": {"no card": unpriced}
+            if unpriced else {}}
+
+
+def test_differences_name_category_mismatch_volume_tier_and_rate():
+    """Synthetic rows: a template Meta billed as marketing that the decision predicted as utility shows as a
+    category mismatch on both rows; Meta's lower average on a tiered column is a volume tier, on marketing a rate."""
+    from policy_service.review.costs import differences
+
+    rates = load_ratebook(RULES_DIR / "rates")
+    keys = ("month", "category", "country")
+    utility = {"month": "2026-05", "category": "utility", "country": "GB", "meta": _side(4, "0.0800"),
+               "billed": _side(4, "0.0880"), "predicted": _side(5, "0.1100")}
+    marketing = {"month": "2026-05", "category": "marketing", "country": "GB", "meta": _side(1, "0.0500"),
+                 "billed": _side(1, "0.0529"), "predicted": _side(0, "0")}
+    rows = [utility, marketing]
+    found = differences(utility, rows, keys, rates, date(2026, 5, 31))
+    assert [(d["between"], [c["cause"] for c in d["causes"]]) for d in found] == [
+        ("meta and card price", ["volume_tier"]), ("card price and predicted", ["category_mismatch"])]
+    assert "marketing shows the opposite" in found[1]["causes"][0]["text"]
+    found = differences(marketing, rows, keys, rates, date(2026, 5, 31))
+    assert [c["cause"] for c in found[0]["causes"]] == ["rate"]
+    assert [c["cause"] for c in found[1]["causes"]] == ["category_mismatch"]

@@ -1,7 +1,9 @@
 """The reviewer pages, driven in headless Chromium at desktop and phone widths, with screenshots in
 test-output/ui/: every page loads without sideways scrolling and without serious accessibility violations
 (axe-core), timeline labels overlap nothing (measured with getBoundingClientRect), and a reviewer's journey
-from the home page to yesterday's denials and from a reconciliation mismatch to its decision works."""
+from the home page to yesterday's denials and from a reconciliation mismatch to its decision works. A crawl from /
+at 390 px reaches every page the menu and the pages link to (templates, costs, forecast included), and a
+reviewer logs in and out from a phone."""
 
 import base64
 import os
@@ -17,9 +19,11 @@ from werkzeug.serving import make_server
 from policy_service import create_app
 from policy_service.review.fixtures import discover
 from policy_service.store import decision_log
+from policy_service.web.security import hash_key
 
-from ..conftest import FIXTURES_DIR, ROOT, deliver_billed_history
-from ..meta_payloads import APP_SECRET, VERIFY_TOKEN
+from ..conftest import BILLED_T0, FIXTURES_DIR, ROOT, deliver_billed_history
+from ..meta_business_payloads import category_completed, template_status
+from ..meta_payloads import APP_SECRET, VERIFY_TOKEN, deliver
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 SCREENSHOTS = ROOT / "test-output" / "ui"
@@ -28,6 +32,11 @@ AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 FIXTURE = "15b_marketing_template_rides_the_free_entry_point_conversation"
 DENIED = "02_freeform_at_exactly_24_hours_is_denied"
 DESKTOP, PHONE = (1200, 900), (390, 844)
+LONG_TEMPLATE = "seasonal_promotion_for_returning_customers_with_a_long_name_2025"
+# Pages a crawl may leave: a form's own POST answer, and the log-out button.
+NOT_CRAWLED = {"ui.index", "login.login", "login.logout"}
+# At most this many pages of one kind (one route) are visited: 25 decision pages prove no more than 2.
+PER_ROUTE = 2
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
@@ -87,6 +96,10 @@ def seeded(app):
                 decision_log.DecisionRecord.decision_id == ids[key]).execute()
     # Without context the rules cannot know the business pays authentication-international: wamid.auth mismatches.
     deliver_billed_history(client)
+    # Templates in the registry, one with a long name (the template pages must still fit a phone).
+    deliver(client, template_status("order_update", "en_US", "APPROVED", BILLED_T0, category="UTILITY"),
+            template_status(LONG_TEMPLATE, "pt_BR", "APPROVED", BILLED_T0, category="MARKETING"),
+            category_completed("order_update", "en_US", "UTILITY", "MARKETING", BILLED_T0 + 600))
     return {**ids, "yesterday": yesterday.date().isoformat()}
 
 
@@ -119,7 +132,8 @@ def at_width(driver, size):
     """Emulate a screen of this CSS size (a phone is a mobile viewport, so the page's viewport meta applies)."""
     width, height = size
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-        "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600})
+        "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600,
+        "screenWidth": width, "screenHeight": height})
 
 
 def screenshot(driver, name):
@@ -132,9 +146,11 @@ def screenshot(driver, name):
 
 
 def no_sideways_scroll(driver):
-    """The document is no wider than the viewport (wide tables and code scroll inside their own box)."""
+    """The document is no wider than the screen (wide tables and code scroll inside their own box). Compared with
+    the emulated screen's width: a mobile viewport grows to fit a page wider than the phone (innerWidth follows),
+    so comparing with innerWidth alone passed pages that scroll sideways on a real phone."""
     width, viewport = driver.execute_script(
-        "return [document.documentElement.scrollWidth, window.innerWidth];")
+        "return [document.documentElement.scrollWidth, Math.min(window.innerWidth, screen.width)];")
     assert width <= viewport, f"{driver.current_url}: document {width} px wide in a {viewport} px viewport"
 
 
@@ -401,3 +417,70 @@ def test_reviewer_journey_from_yesterdays_denials_to_a_reconciliation_mismatch(s
     assert browser.find_element(By.ID, "charge").text.startswith("charged: authentication message")
     assert_timeline_readable(browser)
     screenshot(browser, "journey-5-mismatch-decision")
+
+
+def test_every_page_the_menu_and_the_pages_link_to_fits_a_phone(app, server, browser, seeded):
+    """From / at 390 px, follows every link to this site (menu, lists, a decision's page, a template's history,
+    costs, forecast, reconciliation…), up to two pages of each kind: none scrolls sideways (the check compares
+    with the phone's width), none has a serious axe-core violation, each has a heading, and every page the
+    service serves is reached."""
+    at_width(browser, PHONE)
+    adapter = app.url_map.bind("localhost")
+    queue, seen, visited, too_wide, violations = ["/"], {"/"}, {}, [], []
+    while queue:
+        path = queue.pop(0)
+        endpoint = adapter.match(path.split("?")[0], method="GET")[0]
+        page = endpoint.split(".")[0] in ("ui", "home")  # not the JSON API or the spec a page links to
+        if not page or endpoint in NOT_CRAWLED or visited.get(endpoint, 0) >= PER_ROUTE:
+            continue
+        visited[endpoint] = visited.get(endpoint, 0) + 1
+        browser.get(server + path)
+        assert browser.find_element(By.TAG_NAME, "h1").text, path
+        try:
+            no_sideways_scroll(browser)
+        except AssertionError as wide:
+            too_wide.append(str(wide))
+        violations += [(path, v) for v in serious_accessibility_violations(browser)]
+        screenshot(browser, "crawl-" + re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-")[:60] or "home")
+        for href in browser.execute_script("return [...document.querySelectorAll('a[href]')].map(a => a.href)"):
+            if not href.startswith(server) or "#" in href:
+                continue
+            target = href[len(server):]
+            if target not in seen and not target.startswith("/static/"):
+                seen.add(target)
+                queue.append(target)
+    pages = {rule.endpoint for rule in app.url_map.iter_rules()
+             if rule.endpoint.split(".")[0] in ("ui", "home") and "GET" in rule.methods} - NOT_CRAWLED
+    assert pages <= set(visited), f"pages no link reaches: {sorted(pages - set(visited))}"
+    assert too_wide == []
+    assert violations == []
+
+
+def test_a_reviewer_logs_in_from_a_phone_and_out_again(app, browser):
+    """With keys on, a page opens the login form (fits 390 px, no serious axe violation); the reviewer's key leads
+    to the page asked for, which offers Log out; logging out returns to the form."""
+    keyed = create_app({"TESTING": True, "DATABASE_URL": app.config["DATABASE_URL"], "SECRET_KEY": "browser-test",
+                        "API_KEYS": f"ana:reviewer:{hash_key('sk-review-browser')}"})
+    httpd = make_server("127.0.0.1", 0, keyed, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    server = f"http://127.0.0.1:{httpd.server_port}"
+    try:
+        at_width(browser, PHONE)
+        browser.delete_all_cookies()
+        browser.get(f"{server}/ui/rules")
+        assert "/ui/login?next=/ui/rules" in browser.current_url
+        no_sideways_scroll(browser)
+        assert serious_accessibility_violations(browser) == []
+        screenshot(browser, "login-phone")
+        browser.find_element(By.ID, "key").send_keys("sk-review-browser")
+        browser.find_element(By.ID, "log-in").click()
+        WebDriverWait(browser, 10).until(lambda driver: driver.current_url == f"{server}/ui/rules")
+        assert "ana" in browser.find_element(By.ID, "log-out").text
+        no_sideways_scroll(browser)
+        assert serious_accessibility_violations(browser) == []
+        browser.find_element(By.ID, "log-out").click()
+        WebDriverWait(browser, 10).until(lambda driver: "/ui/login" in driver.current_url)
+    finally:
+        httpd.shutdown()
+        thread.join(timeout=10)

@@ -11,7 +11,7 @@ from ..meta_business_payloads import (
     template_status,
     user_preference,
 )
-from ..meta_payloads import CONTACT, PHONE_NUMBER_ID, WABA_ID, deliver, inbound_text, pmp, signed
+from ..meta_payloads import CONTACT, PHONE_NUMBER_ID, WABA_ID, counts, deliver, inbound_text, pmp, signed
 
 T0 = 1756717200  # 2025-09-01T09:00:00Z
 
@@ -52,13 +52,13 @@ def test_a_template_update_without_a_name_is_skipped_naming_the_field_and_the_re
 
 
 def test_a_bad_preference_timestamp_is_skipped_with_its_path(app, client):
-    """user_preferences timestamps are Unix seconds; a change with another value is skipped, not stored."""
+    """user_preferences timestamps are Unix seconds; a preference with another value is skipped, not stored."""
     body = user_preference("stop", T0)
     body["entry"][0]["changes"][0]["value"]["user_preferences"][0]["timestamp"] = "yesterday"
     response = post(client, body)
     assert response.status_code == 200
-    assert response.json["skipped"] == [{"path": "entry.0.changes.0.value",
-                                         "reason": {"user_preferences.0.timestamp": ["must be Unix seconds"]}}]
+    assert response.json["skipped"] == [{"path": "entry.0.changes.0.value.user_preferences.0",
+                                         "reason": {"timestamp": ["must be Unix seconds"]}}]
 
 
 def test_a_status_keeps_its_decision_id_pricing_and_errors_and_names_the_waba(app, client):
@@ -86,8 +86,9 @@ def test_error_131050_on_a_status_records_that_the_user_stopped_marketing(app, c
 
 
 def test_inbound_messages_still_store_beside_the_number_to_waba_link(app, client):
-    """The messages field keeps storing history (webhooks.py) while this module learns the WABA."""
-    assert deliver(client, inbound_text("wamid.i1", T0))[0].json == {"new": 1, "known": 0, "linked": 0, "skipped": []}
+    """The messages field stores history while the same pass learns the number's WABA."""
+    answer = deliver(client, inbound_text("wamid.i1", T0))[0].json
+    assert counts(answer) == {"new": 1, "known": 0, "linked": 0, "skipped": []}
     with app.app_context():
         assert business_state.waba_of(PHONE_NUMBER_ID) == WABA_ID
 

@@ -17,8 +17,10 @@ from ..meta_payloads import (
     PHONE_NUMBER_ID,
     VERIFY_TOKEN,
     call,
+    counts,
     deliver,
     inbound_text,
+    notification,
     pmp,
     signed,
     status,
@@ -84,8 +86,13 @@ def test_inbound_message_with_referral_is_stored_once(app, client):
     """An inbound message from an ad is stored with its referral; the same wamid again changes nothing."""
     body = inbound_text("wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA=", T0, referral=AD_REFERRAL)
     first, again = deliver(client, body, body)
-    assert first.json == {"new": 1, "known": 0, "linked": 0, "skipped": []}
-    assert again.json == {"new": 0, "known": 1, "linked": 0, "skipped": []}
+    assert counts(first.json) == {"new": 1, "known": 0, "linked": 0, "skipped": []}
+    assert first.json["status"] == "done" and first.json["duplicate"] is False
+    # Meta's retry of the same body: the stored payload is found, and nothing is added.
+    assert (again.json["id"], again.json["duplicate"], again.json["status"]) == (first.json["id"], True, "done")
+    # The same message in another body (another delivery): known, not stored again.
+    body["entry"][0]["time"] = T0 + 5
+    assert counts(deliver(client, body)[0].json) == {"new": 0, "known": 1, "linked": 0, "skipped": []}
     rows = stored(app)
     assert list(rows) == ["wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA="]
     message = histories.as_message(next(iter(rows.values())))
@@ -104,6 +111,7 @@ def test_statuses_build_one_outbound_message_with_pricing(app, client):
         status(wamid, "delivered", T0 + 3605),
     )
     assert [r.json["new"] for r in responses] == [1, 0, 0, 0]
+    assert responses[3].json["duplicate"] is True  # the same body as the second: nothing added
     row = stored(app)[wamid]
     assert row.direction == "outbound" and row.status == "read"
     assert histories.pricing(row) == pmp("utility", "free_customer_service", False)
@@ -183,7 +191,10 @@ def test_concurrent_deliveries_of_the_same_statuses_store_one_message(app):
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(post, bodies))
-    assert sum(r["new"] for r in results) == 2 and sum(r["known"] for r in results) == len(bodies) - 2
+    # Each of the four bodies is stored once; its retries are duplicates that add nothing.
+    assert sorted(r["duplicate"] for r in results) == [False] * 4 + [True] * (len(bodies) - 4)
+    delivered = [r for r in results if not r["duplicate"]]
+    assert sum(r["new"] for r in delivered) == 2 and sum(r["known"] for r in delivered) == 2
     rows = stored(app)
     assert set(rows) == {wamid, "wamid.in"}
     assert rows[wamid].status == "read" and histories.pricing(rows[wamid])["category"] == "marketing"
@@ -323,3 +334,20 @@ def test_a_business_call_the_user_accepted_opens_the_window_from_its_start(app, 
         history = histories.stored_history(PHONE_NUMBER_ID, CONTACT, until=LATER)
     assert [(m.id, m.direction, m.type, m.at.timestamp()) for m in history] == [
         ("wacid.5#accepted", "inbound", "call", T0 + 10)]
+
+
+def test_a_message_sent_from_the_business_app_is_an_outbound_business_message(app, client):
+    """smb_message_echoes (coexistence): the echo is stored once as an outbound message of its type, marked as
+    sent from the WhatsApp Business app; an echo of an edit adds nothing."""
+    def echo(wamid, kind):
+        body = notification({"message_echoes": [{"from": "15550783881", "to": "+" + CONTACT, "id": wamid,
+                                                 "timestamp": str(T0 + 60), "type": kind, kind: {"body": "On it!"}}]})
+        body["entry"][0]["changes"][0]["field"] = "smb_message_echoes"
+        return body
+
+    answers = deliver(client, inbound_text("wamid.in", T0), echo("wamid.echo", "text"), echo("wamid.edit", "edit"))
+    assert [counts(a.json)["new"] for a in answers] == [1, 1, 0]
+    rows = stored(app)
+    assert list(rows) == ["wamid.in", "wamid.echo"]
+    message = histories.as_message(rows["wamid.echo"])
+    assert (message.direction, message.type, message.business_app) == ("outbound", "text", True)

@@ -1,0 +1,879 @@
+"""Meta's WhatsApp payloads, read once: every Meta object has its one schema here, and one pass over a webhook
+body yields typed events and every part that could not be read, with its path.
+
+Shapes follow Meta's webhook references (https://developers.facebook.com/documentation/business-messaging/
+whatsapp/webhooks/reference/<field>): `messages` (inbound messages, statuses with pricing, errors,
+`biz_opaque_callback_data` and groups, contacts with BSUIDs, system messages about number changes), `calls`,
+`message_template_status_update`, `template_category_update`, `message_template_quality_update`,
+`user_preferences`, `account_update`, `business_capability_update`, `smb_message_echoes` (coexistence: messages
+the business sent from the WhatsApp Business app) and the Groups API fields (`group_lifecycle_update`,
+`group_participants_update`, `group_settings_update`, `group_status_update`, whose items sit in `value.groups`).
+Also here: Meta's `GET /<WABA_ID>/message_templates` listing, which backfills the template webhooks.
+
+Reading is tolerant where Meta is (unknown keys are ignored: Meta adds fields over time) and strict where the
+rules depend on a value. Each entry, change and item is read on its own: one that cannot be read is listed
+once in `Reading.skipped` (path like `entry.0.changes.1.value.statuses.2`, and why) and costs only itself,
+because Meta retries a whole payload on an error and refusing all of it would lose the good events.
+
+This module only reads; `service.ingest` stores what it yields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, post_load, validate
+
+from ..core import identities
+from ..core.vocabulary import STATUS_RANK
+from .parsing import bounded_errors, flatten_errors
+from .schemas import INBOUND_ONLY_TYPES, MESSAGE_TYPES
+
+KNOWN_INBOUND_TYPES = frozenset(MESSAGE_TYPES + INBOUND_ONLY_TYPES)
+# System message types saying the user moved to a new number (the older name first).
+NUMBER_CHANGES = ("customer_changed_number", "user_changed_number")
+# Echo types that change an earlier message instead of sending one (smb_message_echoes reference: triggers).
+NOT_A_SEND = ("edit", "revoke")
+# Meta's template statuses the rules know (rules/templates.yaml); other events (FLAGGED, LOCKED,
+# IN_APPEAL...) are kept in the template's history but do not change the status a send is judged by.
+STATUS_EVENTS = {
+    "APPROVED": "APPROVED", "REINSTATED": "APPROVED", "UNARCHIVED": "APPROVED", "PAUSED": "PAUSED",
+    "DISABLED": "DISABLED", "REJECTED": "REJECTED", "PENDING": "PENDING", "PENDING_DELETION": "PENDING_DELETION",
+    "DELETED": "PENDING_DELETION", "ARCHIVED": "PENDING_DELETION",
+}
+# Meta spells categories in capitals, with marketing_lite and authentication_international beside them.
+CATEGORY_NAMES = {
+    "MARKETING": "marketing", "MARKETING_LITE": "marketing", "UTILITY": "utility",
+    "AUTHENTICATION": "authentication", "AUTHENTICATION_INTERNATIONAL": "authentication",
+}
+IMPORT_SOURCE = "message_templates import"
+
+
+def signature_valid(body: bytes, header: str | None, secret: str) -> bool:
+    """True when the header is `sha256=` + the HMAC-SHA256 of the raw body under the app secret
+    (Meta's X-Hub-Signature-256)."""
+    if not header or not header.startswith("sha256="):
+        return False
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    # Bytes, not str: compare_digest refuses non-ASCII str with a TypeError (a 500 for crafted headers).
+    return hmac.compare_digest(expected.encode(), header.removeprefix("sha256=").strip().lower().encode())
+
+
+def meta_time(value: Any) -> datetime:
+    """Meta's times: Unix seconds (a number or a numeric string), or ISO 8601 (with +0000 offsets), as aware UTC.
+
+    Raises ValueError (or OverflowError/OSError for absurd numbers) for anything else.
+    """
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a time")
+    if isinstance(value, int | float) or (isinstance(value, str) and value.isdigit()):
+        return datetime.fromtimestamp(int(value), tz=UTC)
+    text = str(value).replace("Z", "+00:00")
+    if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":
+        text = text[:-2] + ":" + text[-2:]
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# --- The events one payload yields (what service.ingest stores) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Link:
+    """A webhook named a user's phone number and BSUID together."""
+
+    phone_number_id: str
+    wa_id: str
+    user_id: str
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """An inbound message (a group message is stored under its group: `contact` is then the group id)."""
+
+    wamid: str
+    phone_number_id: str
+    contact: str
+    at: datetime
+    type: str
+    referral: dict[str, Any] | None = None
+    group_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class Status:
+    """One status of an outbound message: delivery, Meta's pricing, the decision it was sent under
+    (`biz_opaque_callback_data`) and why it failed (`errors`)."""
+
+    wamid: str
+    phone_number_id: str
+    contact: str
+    at: datetime
+    status: str
+    conversation_id: str | None = None
+    conversation_origin: str | None = None
+    pricing: dict[str, Any] | None = None
+    group_id: str | None = None
+    errors: list[dict[str, Any]] | None = None  # e.g. 131047 on a failed status: Meta found the window closed
+    decision_id: str | None = None  # biz_opaque_callback_data
+    waba_id: str | None = None
+
+    def error_codes(self) -> set[int]:
+        """The codes of the status's errors."""
+        return {error["code"] for error in self.errors or () if isinstance(error.get("code"), int)}
+
+
+@dataclass(frozen=True)
+class Call:
+    """A WhatsApp call as the `calls` webhook reports it: `inbound` when the user called the business."""
+
+    wacid: str
+    phone_number_id: str
+    contact: str
+    at: datetime
+    direction: str
+
+
+@dataclass(frozen=True)
+class Echo:
+    """A message the business sent from the WhatsApp Business app (coexistence, `smb_message_echoes`):
+    an outbound business message with its type, known without any status."""
+
+    wamid: str
+    phone_number_id: str
+    contact: str
+    at: datetime
+    type: str
+
+
+@dataclass(frozen=True)
+class NumberSeen:
+    """A change named a business phone number under a WhatsApp Business Account (`entry.id`)."""
+
+    phone_number_id: str
+    waba_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class NumberChange:
+    """A user moved to a new phone number (system message `user_changed_number`): the history follows them."""
+
+    phone_number_id: str
+    old_contact: str
+    new_contact: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class TemplateChange:
+    """A template status, category or quality change (a webhook, or an imported listing), with when it takes
+    effect; `source` is the webhook field or IMPORT_SOURCE."""
+
+    waba_id: str
+    name: str
+    language: str
+    source: str
+    effective_at: datetime
+    event: str | None = None
+    template_id: str | None = None
+    status: str | None = None
+    category: str | None = None
+    previous_category: str | None = None
+    quality: str | None = None
+    reason: str | None = None
+    payload: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Preference:
+    """A user stopped or resumed a category of messages (`user_preferences`, or a status failing with 131050)."""
+
+    phone_number_id: str
+    contact: str
+    value: str  # stop | resume
+    at: datetime
+    source: str
+
+
+@dataclass(frozen=True)
+class AccountChange:
+    """An account-level event of a WABA: `account_update` (its event) or `business_capability_update`
+    (event CAPABILITY), with the change's value."""
+
+    waba_id: str
+    field: str
+    event: str
+    at: datetime
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class GroupEvent:
+    """A Groups API event (group created or deleted, participants, settings, status) of a business number."""
+
+    phone_number_id: str
+    field: str
+    type: str
+    group_id: str | None
+    at: datetime
+    payload: dict[str, Any]
+
+
+CAPABILITY = "CAPABILITY"  # the event name given to business_capability_update changes
+
+Event = (Link | Inbound | Status | Call | Echo | NumberSeen | NumberChange | TemplateChange | Preference
+         | AccountChange | GroupEvent)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A part of a payload that was not read: where it is (entry.0.changes.1.value.statuses.2) and why."""
+
+    path: str
+    reason: dict[str, list[str]]
+
+
+@dataclass
+class Reading:
+    """What one payload yields: its events in payload order, and every part skipped with its reason."""
+
+    events: list[Event] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def load(self, schema: Schema, item: Any, path: str) -> dict[str, Any] | None:
+        """The item loaded with the schema, or None after recording why it was skipped.
+
+        This is the one place a part of a payload is judged: a part we cannot read costs only itself.
+        """
+        try:
+            return schema.load(item)
+        except ValidationError as error:
+            self.skip(path, flatten_errors(error.messages))
+            return None
+
+    def skip(self, path: str, reason: dict[str, list[str]]) -> None:
+        """List a part as skipped (its reason bounded, so a huge bad part cannot make the listing huge)."""
+        self.skipped.append(Skipped(path, bounded_errors(reason)))
+
+    def each(self, schema: Schema, value: dict[str, Any], key: str, path: str
+             ) -> Iterator[tuple[str, dict[str, Any], Any]]:
+        """(path, loaded, as sent) of every readable item of the list `value[key]` (absent: none)."""
+        items = value.get(key, [])
+        if not isinstance(items, list):
+            self.skip(f"{path}.{key}", {"_": ["must be a list"]})
+            return
+        for index, item in enumerate(items):
+            loaded = self.load(schema, item, f"{path}.{key}.{index}")
+            if loaded is not None:
+                yield f"{path}.{key}.{index}", loaded, item
+
+
+# --- Schemas: one per Meta object --------------------------------------------------------------------------
+
+
+class _MetaSchema(Schema):
+    # Meta adds fields over time; unknown ones are ignored, not refused.
+    class Meta:
+        unknown = EXCLUDE
+
+
+class UnixTime(fields.Field):
+    """Meta's Unix-seconds timestamp (a numeric string, or a number) as an aware UTC datetime."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime:
+        if isinstance(value, bool):
+            raise ValidationError("must be Unix seconds")
+        try:
+            return datetime.fromtimestamp(int(value), tz=UTC)
+        except (TypeError, ValueError, OverflowError, OSError):
+            raise ValidationError("must be Unix seconds") from None
+
+
+class MetaTime(fields.Field):
+    """A time in an account event: Unix seconds, or ISO 8601 as Meta writes it (2026-04-19T13:59:20+0000)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValidationError("must be Unix seconds or an ISO 8601 time")
+        try:
+            return meta_time(value)
+        except (ValueError, OverflowError, OSError):
+            raise ValidationError("must be Unix seconds or an ISO 8601 time") from None
+
+
+def _text(max_length: int = 512, **kwargs: Any) -> fields.String:
+    return fields.String(validate=validate.Length(min=1, max=max_length), **kwargs)
+
+
+def _contact(wa_id: str, user_id: str, name: str) -> tuple[str, str | None]:
+    """The stored contact (wa_id, else BSUID) and the BSUID named beside a wa_id; a ValidationError on `name`."""
+    try:
+        contact, bsuid = identities.webhook_contact(wa_id, user_id)
+    except identities.NotAContact as error:
+        raise ValidationError(str(error), name) from None
+    return contact.id, bsuid.id if bsuid else None
+
+
+class MetadataSchema(_MetaSchema):
+    """`value.metadata`: the business number a change is about."""
+
+    phone_number_id = _text(64, required=True)
+    display_phone_number = fields.String(load_default="")
+
+
+class ContactSchema(_MetaSchema):
+    """One entry of `value.contacts`: the user's wa_id (empty for a username user) and BSUID (`user_id`)."""
+
+    wa_id = fields.String(load_default="")
+    user_id = fields.String(load_default="")
+
+    @post_load
+    def contact(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        data["contact"], data["bsuid"] = _contact(data["wa_id"], data["user_id"], "wa_id")
+        return data
+
+
+class SystemSchema(_MetaSchema):
+    """`system` of a system message: user_changed_number carries the new wa_id."""
+
+    type = fields.String(required=True)
+    wa_id = _text(64)
+    new_wa_id = fields.Raw()  # the older name of wa_id (a number or a string)
+
+
+class InboundSchema(_MetaSchema):
+    """One entry of `value.messages`: from a phone number (`from`) or, for a user with a username, a BSUID
+    (`from_user_id`); with neither, the change's one contact names the sender (`contacts[].user_id`)."""
+
+    id = _text(255, required=True)
+    sender = fields.String(data_key="from", load_default="")
+    sender_user_id = fields.String(data_key="from_user_id", load_default="")
+    timestamp = UnixTime(required=True)
+    type = fields.String(required=True)
+    referral = fields.Dict()
+    group_id = _text(255)  # Groups API: a participant wrote in a group
+    errors = fields.List(fields.Dict())  # e.g. on an unsupported message
+    system = fields.Nested(SystemSchema)
+
+
+class OriginSchema(_MetaSchema):
+    """`conversation.origin`: the category that opened the conversation."""
+
+    type = fields.String(validate=validate.Length(max=64))
+
+
+class ConversationSchema(_MetaSchema):
+    """The `conversation` of a status."""
+
+    id = fields.String(validate=validate.Length(max=255))
+    origin = fields.Nested(OriginSchema)
+
+
+class StatusErrorSchema(Schema):
+    """One entry of a status's `errors` (kept whole: error_data and href too)."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    code = fields.Integer(required=True, strict=True)
+    title = fields.String()
+    message = fields.String()
+
+
+class StatusSchema(_MetaSchema):
+    """One entry of `value.statuses`: to a phone number (`recipient_id`), a BSUID (`recipient_user_id`), or a
+    group (`recipient_type: group`, recipient_id the group id)."""
+
+    id = _text(255, required=True)
+    status = fields.String(required=True, validate=validate.OneOf(tuple(STATUS_RANK)))
+    timestamp = UnixTime(required=True)
+    recipient_id = fields.String(validate=validate.Length(max=255), load_default="")
+    recipient_user_id = fields.String(validate=validate.Length(max=160), load_default="")
+    recipient_type = fields.String()  # "group": recipient_id is the group id (Groups API)
+    conversation = fields.Nested(ConversationSchema)
+    pricing = fields.Dict()
+    biz_opaque_callback_data = fields.String(validate=validate.Length(max=512))
+    errors = fields.List(fields.Nested(StatusErrorSchema))  # why a message failed (131047: the window was closed)
+
+    @post_load
+    def contact(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        if data.get("recipient_type") == "group" and data["recipient_id"]:
+            # Groups API: the recipient is the group; its messages are the group's history (stored under its id).
+            data["contact"], data["bsuid"] = data["recipient_id"], None
+            return data
+        data["contact"], data["bsuid"] = _contact(data["recipient_id"], data["recipient_user_id"], "recipient_id")
+        return data
+
+
+class CallSchema(_MetaSchema):
+    """One entry of `value.calls`: a call's connect or terminate event.
+
+    A user-initiated call is from the user (`from`, or `from_user_id` for a BSUID) to the business; a
+    business-initiated one is to the user (`to`/`to_user_id`). Without `direction`, a call from the
+    business's own display number is business-initiated.
+    """
+
+    id = _text(255, required=True)
+    event = fields.String(validate=validate.Length(max=64))
+    timestamp = UnixTime(required=True)
+    direction = fields.String(validate=validate.OneOf(("USER_INITIATED", "BUSINESS_INITIATED")))
+    sender = fields.String(data_key="from", load_default="")
+    sender_user_id = fields.String(data_key="from_user_id", load_default="")
+    to = fields.String(load_default="")
+    to_user_id = fields.String(load_default="")
+    # terminate events: "COMPLETED" or "FAILED" (Meta has sent a string and a one-item list) and when it began.
+    status = fields.Raw()
+    start_time = UnixTime()
+
+    @staticmethod
+    def accepted(call: dict[str, Any]) -> bool:
+        """True for the terminate event of a call that was answered (it completed)."""
+        status = call.get("status")
+        statuses = status if isinstance(status, list) else [status]
+        return call.get("event") == "terminate" and any(str(s).upper() == "COMPLETED" for s in statuses)
+
+
+class EchoSchema(_MetaSchema):
+    """One entry of `value.message_echoes` (smb_message_echoes): from the business's display number `to` the
+    user's number (or `to_user_id`, a BSUID)."""
+
+    id = _text(255, required=True)
+    sender = fields.String(data_key="from", load_default="")
+    to = fields.String(load_default="")
+    to_user_id = fields.String(load_default="")
+    timestamp = UnixTime(required=True)
+    type = _text(32, required=True)
+
+    @post_load
+    def contact(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        data["contact"], data["bsuid"] = _contact(data["to"].removeprefix("+"), data["to_user_id"], "to")
+        return data
+
+
+class TemplateKeySchema(_MetaSchema):
+    """The template a template webhook is about."""
+
+    message_template_id = fields.Raw()
+    message_template_name = _text(required=True)
+    message_template_language = _text(16, required=True)
+
+
+class TemplateStatusSchema(TemplateKeySchema):
+    """`message_template_status_update`: event (APPROVED, PAUSED, DISABLED, REJECTED...) and reason."""
+
+    event = _text(32, required=True)
+    reason = fields.String(allow_none=True)
+    message_template_category = _text(32)
+
+
+class TemplateCategorySchema(TemplateKeySchema):
+    """`template_category_update`: completed (previous_category -> new_category) or impending
+    (new_category is the current one, correct_category takes effect at category_update_timestamp)."""
+
+    previous_category = _text(32)
+    new_category = _text(32, required=True)
+    correct_category = _text(32)
+    category_update_timestamp = UnixTime()
+
+
+class TemplateQualitySchema(TemplateKeySchema):
+    """`message_template_quality_update`: previous_quality_score -> new_quality_score."""
+
+    previous_quality_score = _text(32)
+    new_quality_score = _text(32, required=True)
+
+
+class PreferenceSchema(_MetaSchema):
+    """One entry of `value.user_preferences`."""
+
+    wa_id = _text(64, required=True)
+    category = _text(64, required=True)
+    value = _text(16, required=True)
+    detail = fields.String()
+    timestamp = UnixTime(required=True)
+
+
+class RestrictionSchema(_MetaSchema):
+    """One entry of `restriction_info`."""
+
+    restriction_type = _text(64, required=True)
+    expiration = MetaTime()
+
+
+class CountryStartSchema(_MetaSchema):
+    """One exception country of authentication-international eligibility."""
+
+    country_code = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z]{2}$"))
+    start_time = MetaTime(required=True)
+
+
+class EligibilitySchema(_MetaSchema):
+    """`auth_international_rate_eligibility`: the start time, and countries with their own."""
+
+    start_time = MetaTime()
+    exception_countries = fields.List(fields.Nested(CountryStartSchema), load_default=list)
+
+
+class BanInfoSchema(_MetaSchema):
+    """`ban_info`: the WABA's ban state (DISABLE, SCHEDULE_FOR_DISABLE, REINSTATE)."""
+
+    waba_ban_state = _text(64, required=True)
+    waba_ban_date = fields.String()
+
+
+class AccountUpdateSchema(_MetaSchema):
+    """`account_update`: an account event and the part of the value that goes with it."""
+
+    event = _text(64, required=True)
+    country = fields.String(validate=validate.Regexp(r"^[A-Za-z]{2}$"))
+    auth_international_rate_eligibility = fields.Nested(EligibilitySchema)
+    restriction_info = fields.List(fields.Nested(RestrictionSchema))
+    ban_info = fields.Nested(BanInfoSchema)
+    volume_tier_info = fields.Dict()
+    violation_info = fields.Dict()
+
+
+class CapabilitySchema(_MetaSchema):
+    """`business_capability_update`: the portfolio's messaging limit (-1 unlimited) and phone number limits."""
+
+    max_daily_conversations_per_business = fields.Integer(validate=validate.Range(min=-1))
+    max_daily_conversation_per_phone = fields.Integer(validate=validate.Range(min=-1))
+    max_phone_numbers_per_business = fields.Integer()
+    max_phone_numbers_per_waba = fields.Integer()
+
+
+class GroupSchema(_MetaSchema):
+    """One entry of `value.groups` (Groups API fields): what happened to which group, and when."""
+
+    type = _text(64, required=True)
+    timestamp = UnixTime(required=True)
+    group_id = _text(255)
+
+
+class ChangeSchema(_MetaSchema):
+    """One change: which webhook `field` it is, and its value (read by that field's reader)."""
+
+    field = _text(255, required=True)
+    value = fields.Dict(required=True)
+
+
+class EntrySchema(_MetaSchema):
+    """One WhatsApp Business Account's changes (each change is read on its own); `time` when Meta sent them."""
+
+    id = fields.Raw(load_default="")
+    time = fields.Raw()  # read tolerantly (_entry_time): some fields omit it
+    changes = fields.List(fields.Raw(), required=True)
+
+
+class NotificationSchema(_MetaSchema):
+    """The whole webhook body: only its envelope must be right; each entry is read on its own."""
+
+    object = fields.String(required=True, validate=validate.Equal("whatsapp_business_account"))
+    entry = fields.List(fields.Raw(), required=True)
+
+
+class ListedTemplateSchema(_MetaSchema):
+    """One template of Meta's `GET /<WABA_ID>/message_templates` response (`data[]`)."""
+
+    id = fields.Raw()
+    name = _text(required=True)
+    language = _text(16, required=True)
+    category = _text(32, required=True)
+    status = _text(32, required=True)
+
+
+class MessageTemplatesSchema(_MetaSchema):
+    """Meta's `GET /<WABA_ID>/message_templates` response: `{data: [...], paging: {...}}`."""
+
+    data = fields.List(fields.Nested(ListedTemplateSchema), required=True)
+
+
+# One instance each, shared by every payload: building a schema costs hundreds of µs (issue 14).
+NOTIFICATION, ENTRY, CHANGE, METADATA = NotificationSchema(), EntrySchema(), ChangeSchema(), MetadataSchema()
+INBOUND, STATUS, CONTACT, CALL, ECHO = InboundSchema(), StatusSchema(), ContactSchema(), CallSchema(), EchoSchema()
+TEMPLATE_STATUS, TEMPLATE_CATEGORY, TEMPLATE_QUALITY = (TemplateStatusSchema(), TemplateCategorySchema(),
+                                                         TemplateQualitySchema())
+PREFERENCE, ACCOUNT_UPDATE, CAPABILITY_UPDATE, GROUP = (PreferenceSchema(), AccountUpdateSchema(),
+                                                        CapabilitySchema(), GroupSchema())
+MESSAGE_TEMPLATES = MessageTemplatesSchema()
+
+
+# --- Reading a payload -------------------------------------------------------------------------------------
+
+
+def envelope_errors(document: Any) -> dict[str, list[str]] | None:
+    """Why a parsed body is not a WhatsApp Business Account webhook at all (`object`, `entry`), or None."""
+    try:
+        NOTIFICATION.load(document)
+    except ValidationError as error:
+        return flatten_errors(error.messages)
+    return None
+
+
+@dataclass(frozen=True)
+class _Change:
+    """What every field reader gets: the change's value, path, WABA id and time."""
+
+    value: dict[str, Any]
+    path: str
+    waba_id: str
+    at: datetime
+
+
+def read(document: dict[str, Any], received_at: datetime) -> Reading:
+    """Every event of a webhook body whose envelope is valid (envelope_errors is None), and every part
+    skipped, in payload order. `received_at` stands in for `entry.time` where Meta omits it."""
+    reading = Reading()
+    for entry_index, raw_entry in enumerate(document["entry"]):
+        entry = reading.load(ENTRY, raw_entry, f"entry.{entry_index}")
+        for change_index, raw_change in enumerate(entry["changes"] if entry else ()):
+            path = f"entry.{entry_index}.changes.{change_index}"
+            change = reading.load(CHANGE, raw_change, path)
+            if change is None:
+                continue
+            reader = FIELD_READERS.get(change["field"])
+            if reader is None:
+                reading.skip(f"{path}.field", {"field": [
+                    f"{change['field']!r} is not stored: policy-service reads {', '.join(sorted(FIELD_READERS))}"]})
+                continue
+            reader(reading, _Change(change["value"], f"{path}.value", str(entry["id"] or ""),
+                                    _entry_time(entry, received_at)))
+    return reading
+
+
+def _entry_time(entry: dict[str, Any], received_at: datetime) -> datetime:
+    # entry.time is when Meta triggered the webhook; some fields omit it, so the receipt time stands in.
+    try:
+        return datetime.fromtimestamp(int(entry["time"]), tz=UTC)
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        return received_at
+
+
+def _metadata(reading: Reading, change: _Change) -> dict[str, Any] | None:
+    metadata = reading.load(METADATA, change.value.get("metadata"), f"{change.path}.metadata")
+    if metadata is not None and change.waba_id:
+        reading.events.append(NumberSeen(metadata["phone_number_id"], change.waba_id, change.at))
+    return metadata
+
+
+def _link(reading: Reading, number: str, item: dict[str, Any]) -> None:
+    if item["bsuid"] is not None:
+        reading.events.append(Link(number, item["contact"], item["bsuid"]))
+
+
+def _read_messages(reading: Reading, change: _Change) -> None:
+    """`messages`: contacts (wa_id-BSUID links), inbound messages (and number changes), statuses."""
+    metadata = _metadata(reading, change)
+    if metadata is None:
+        return
+    number = metadata["phone_number_id"]
+    contacts = [contact for _, contact, _ in reading.each(CONTACT, change.value, "contacts", change.path)]
+    for contact in contacts:
+        _link(reading, number, contact)
+    for path, m, _ in reading.each(INBOUND, change.value, "messages", change.path):
+        wa_id, user_id = m["sender"], m["sender_user_id"]
+        if not wa_id and not user_id and len(contacts) == 1:
+            # A username user may be named only by the change's one contact (`contacts[].user_id`).
+            wa_id, user_id = contacts[0]["wa_id"], contacts[0]["user_id"]
+        try:
+            m["contact"], m["bsuid"] = _contact(wa_id, user_id, "from")
+        except ValidationError as error:
+            reading.skip(path, flatten_errors(error.normalized_messages()))
+            continue
+        _link(reading, number, m)
+        reading.events.append(Inbound(
+            # A group message is the group's history, never the participant's 1:1 history.
+            wamid=m["id"], phone_number_id=number, contact=m.get("group_id") or m["contact"], at=m["timestamp"],
+            type=m["type"] if m["type"] in KNOWN_INBOUND_TYPES else "unsupported", referral=m.get("referral"),
+            group_id=m.get("group_id"), errors=m.get("errors"),
+        ))
+        system = m.get("system") or {}
+        new = system.get("wa_id") or system.get("new_wa_id")
+        if m["type"] == "system" and system.get("type") in NUMBER_CHANGES and new and m["sender"]:
+            reading.events.append(NumberChange(number, m["sender"], str(new), m["timestamp"]))
+    for _, s, _ in reading.each(STATUS, change.value, "statuses", change.path):
+        _link(reading, number, s)
+        conversation = s.get("conversation") or {}
+        reading.events.append(Status(
+            wamid=s["id"], phone_number_id=number, contact=s["contact"], at=s["timestamp"],
+            status=s["status"], conversation_id=conversation.get("id"),
+            conversation_origin=(conversation.get("origin") or {}).get("type"), pricing=s.get("pricing"),
+            group_id=s["recipient_id"] if s.get("recipient_type") == "group" else None, errors=s.get("errors"),
+            decision_id=s.get("biz_opaque_callback_data") or None, waba_id=change.waba_id or None,
+        ))
+
+
+def _read_calls(reading: Reading, change: _Change) -> None:
+    """`calls`: a user-initiated call is an inbound `call` (it opens or refreshes the customer service window,
+    rule CSW-8); a business-initiated one an outbound `call`, which opens nothing, and when its terminate event
+    says it completed, the user accepted it: an inbound `call` at its start (id `<call id>#accepted`). A call's
+    connect and terminate events share its id, so it is stored once."""
+    metadata = _metadata(reading, change)
+    if metadata is None:
+        return
+    number = metadata["phone_number_id"]
+    for path, call, _ in reading.each(CALL, change.value, "calls", change.path):
+        business = call.get("direction") == "BUSINESS_INITIATED" or (
+            "direction" not in call and bool(call["sender"]) and call["sender"] == metadata["display_phone_number"])
+        wa_id, user_id = (call["to"], call["to_user_id"]) if business else (call["sender"], call["sender_user_id"])
+        try:
+            contact, bsuid = _contact(wa_id, user_id, "to" if business else "from")
+        except ValidationError as error:
+            reading.skip(path, flatten_errors(error.normalized_messages()))
+            continue
+        if bsuid is not None:
+            reading.events.append(Link(number, contact, bsuid))
+        reading.events.append(Call(wacid=call["id"], phone_number_id=number, contact=contact, at=call["timestamp"],
+                                   direction="outbound" if business else "inbound"))
+        if business and CallSchema.accepted(call):
+            reading.events.append(Call(wacid=call["id"] + "#accepted", phone_number_id=number, contact=contact,
+                                       at=call.get("start_time", call["timestamp"]), direction="inbound"))
+
+
+def _read_echoes(reading: Reading, change: _Change) -> None:
+    """`smb_message_echoes`: each message the business sent from the WhatsApp Business app is an outbound
+    business message of its type; an echo of an edit or a revoke changes an earlier message and sends nothing."""
+    metadata = _metadata(reading, change)
+    if metadata is None:
+        return
+    number = metadata["phone_number_id"]
+    for _, echo, _ in reading.each(ECHO, change.value, "message_echoes", change.path):
+        _link(reading, number, echo)
+        if echo["type"] in NOT_A_SEND:
+            continue
+        reading.events.append(Echo(wamid=echo["id"], phone_number_id=number, contact=echo["contact"],
+                                   at=echo["timestamp"], type=echo["type"] if echo["type"] in MESSAGE_TYPES
+                                   else "unknown"))
+
+
+def _read_preferences(reading: Reading, change: _Change) -> None:
+    """`user_preferences`: a user stopping or resuming marketing messages (other categories are not rules')."""
+    metadata = _metadata(reading, change)
+    if metadata is None:
+        return
+    for _, p, _ in reading.each(PREFERENCE, change.value, "user_preferences", change.path):
+        if p["category"] == "marketing_messages" and p["value"] in ("stop", "resume"):
+            reading.events.append(Preference(metadata["phone_number_id"], p["wa_id"], p["value"], p["timestamp"],
+                                             "user_preferences webhook"))
+
+
+def _read_groups(reading: Reading, change: _Change, field_name: str) -> None:
+    """The Groups API fields: each entry of `value.groups` kept as Meta sent it, under its type and group."""
+    metadata = _metadata(reading, change)
+    if metadata is None:
+        return
+    for _, group, raw in reading.each(GROUP, change.value, "groups", change.path):
+        reading.events.append(GroupEvent(metadata["phone_number_id"], field_name, group["type"],
+                                         group.get("group_id"), group["timestamp"], raw))
+
+
+def _category(value: str | None) -> str | None:
+    return CATEGORY_NAMES.get(value.upper()) if value else None
+
+
+def _template(value: dict[str, Any], change: _Change, field_name: str, at: datetime, **parts: Any) -> TemplateChange:
+    template_id = value.get("message_template_id")
+    return TemplateChange(
+        waba_id=change.waba_id, name=value["message_template_name"], language=value["message_template_language"],
+        source=field_name, effective_at=at, template_id=None if template_id is None else str(template_id),
+        payload=change.value, **parts)
+
+
+def _whole(schema: Schema) -> Callable[[Callable[..., list[Event]]], Callable[[Reading, _Change], None]]:
+    """A reader of a field whose value is one object: unreadable, the whole value is skipped (path `...value`)."""
+    def wrap(build: Callable[..., list[Event]]) -> Callable[[Reading, _Change], None]:
+        def reader(reading: Reading, change: _Change) -> None:
+            value = reading.load(schema, change.value, change.path)
+            if value is not None:
+                reading.events.extend(build(value, change))
+        reader.__doc__ = build.__doc__
+        return reader
+    return wrap
+
+
+@_whole(TEMPLATE_STATUS)
+def _read_template_status(value: dict[str, Any], change: _Change) -> list[Event]:
+    """`message_template_status_update`: the status in force from the change's time."""
+    event = value["event"].upper()
+    return [_template(value, change, "message_template_status_update", change.at, event=event,
+                      status=STATUS_EVENTS.get(event), category=_category(value.get("message_template_category")),
+                      reason=value.get("reason"))]
+
+
+@_whole(TEMPLATE_CATEGORY)
+def _read_template_category(value: dict[str, Any], change: _Change) -> list[Event]:
+    """`template_category_update`: completed, or impending (the current category stands until
+    category_update_timestamp, then the correct one)."""
+    source = "template_category_update"
+    if "correct_category" in value:
+        return [
+            _template(value, change, source, change.at, event="IMPENDING", category=_category(value["new_category"])),
+            _template(value, change, source, value.get("category_update_timestamp") or change.at,
+                      event="CATEGORY_CHANGE_TAKES_EFFECT", category=_category(value["correct_category"]),
+                      previous_category=_category(value["new_category"])),
+        ]
+    return [_template(value, change, source, change.at, event="COMPLETED", category=_category(value["new_category"]),
+                      previous_category=_category(value.get("previous_category")))]
+
+
+@_whole(TEMPLATE_QUALITY)
+def _read_template_quality(value: dict[str, Any], change: _Change) -> list[Event]:
+    """`message_template_quality_update`: the new quality score."""
+    previous, new = value.get("previous_quality_score", "UNKNOWN"), value["new_quality_score"]
+    return [_template(value, change, "message_template_quality_update", change.at, event="QUALITY", quality=new,
+                      reason=f"quality {previous} -> {new}")]
+
+
+@_whole(ACCOUNT_UPDATE)
+def _read_account_update(value: dict[str, Any], change: _Change) -> list[Event]:
+    """`account_update`: kept whole under its event (eligibility, country, restrictions, bans, volume tiers)."""
+    return [AccountChange(change.waba_id, "account_update", value["event"].upper(), change.at, change.value)]
+
+
+@_whole(CAPABILITY_UPDATE)
+def _read_capability(value: dict[str, Any], change: _Change) -> list[Event]:
+    """`business_capability_update`: the messaging limit (the per-phone name is its older spelling)."""
+    payload = dict(change.value)
+    if "max_daily_conversations_per_business" not in value and "max_daily_conversation_per_phone" in value:
+        payload["max_daily_conversations_per_business"] = value["max_daily_conversation_per_phone"]
+    return [AccountChange(change.waba_id, "business_capability_update", CAPABILITY, change.at, payload)]
+
+
+GROUP_FIELDS = ("group_lifecycle_update", "group_participants_update", "group_settings_update", "group_status_update")
+
+# Which webhook `field`s are read, and by what; any other field is listed as skipped, never silently dropped.
+FIELD_READERS: dict[str, Callable[[Reading, _Change], None]] = {
+    "messages": _read_messages,
+    "calls": _read_calls,
+    "smb_message_echoes": _read_echoes,
+    "user_preferences": _read_preferences,
+    "message_template_status_update": _read_template_status,
+    "template_category_update": _read_template_category,
+    "message_template_quality_update": _read_template_quality,
+    "account_update": _read_account_update,
+    "business_capability_update": _read_capability,
+    **{name: (lambda reading, change, name=name: _read_groups(reading, change, name)) for name in GROUP_FIELDS},
+}
+
+
+def parse_message_templates(waba_id: str, response: Any, imported_at: datetime | None = None
+                            ) -> list[TemplateChange]:
+    """The templates of a `GET /<WABA_ID>/message_templates` response as registry entries of the WABA, stamped
+    with the import time. Raises ValidationError naming `data.<i>.<field>` for a malformed template."""
+    at = imported_at or datetime.now(UTC)
+    if not isinstance(response, dict):
+        raise ValidationError({"_schema": ["must be the JSON object GET /<WABA_ID>/message_templates returns"]})
+    return [
+        TemplateChange(
+            waba_id=waba_id, name=t["name"], language=t["language"], source=IMPORT_SOURCE, effective_at=at,
+            event=t["status"].upper(), template_id=None if t.get("id") is None else str(t["id"]),
+            status=STATUS_EVENTS.get(t["status"].upper()), category=_category(t["category"]), payload=t)
+        for t in MESSAGE_TEMPLATES.load(response)["data"]
+    ]

@@ -1,0 +1,178 @@
+"""The one reader of Meta's webhook payloads: one schema per Meta object, one pass yielding typed events, and each
+unreadable part listed once with its path (the reader alone, without a database)."""
+
+import ast
+import importlib
+import pkgutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+from marshmallow import Schema
+
+import policy_service
+from policy_service.contract import meta_webhooks as meta
+
+from ..meta_business_payloads import account_change, category_impending, template_status, user_preference
+from ..meta_payloads import (
+    BSUID,
+    CONTACT,
+    DISPLAY_NUMBER,
+    WABA_ID,
+    call,
+    inbound_text,
+    notification,
+    pmp,
+    status,
+)
+
+T0 = 1754989200  # 2025-08-12T09:00:00Z
+AT = datetime.fromtimestamp(T0, tz=UTC)
+RECEIVED = datetime(2025, 8, 12, 12, tzinfo=UTC)
+PACKAGE = Path(policy_service.__file__).parent
+
+
+def read(*bodies):
+    """The reading of one payload holding every change of the bodies."""
+    entries = [entry for body in bodies for entry in body["entry"]]
+    return meta.read({"object": "whatsapp_business_account", "entry": entries}, RECEIVED)
+
+
+def of(reading, kind):
+    return [event for event in reading.events if isinstance(event, kind)]
+
+
+def test_each_schema_class_is_defined_once_in_the_package():
+    """No second reader of any object: every marshmallow schema class name appears once in policy_service
+    (by source, so a class defined in a function or an unimported module counts too)."""
+    names: dict[str, list[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.name.endswith("Schema") and "migrations" not in path.parts:
+                names.setdefault(node.name, []).append(str(path.relative_to(PACKAGE)))
+    assert {name: where for name, where in names.items() if len(where) > 1} == {}
+    # And every Schema subclass the package defines is caught by the name check above.
+    for module in pkgutil.walk_packages(policy_service.__path__, "policy_service."):
+        if ".migrations." not in module.name:
+            importlib.import_module(module.name)
+    defined = set()
+    stack = [Schema]
+    while stack:
+        for subclass in stack.pop().__subclasses__():
+            stack.append(subclass)
+            if subclass.__module__.startswith("policy_service."):
+                defined.add(subclass.__name__)
+    assert defined <= set(names), defined - set(names)
+    assert {"StatusSchema", "InboundSchema", "MetadataSchema", "StatusErrorSchema"} <= defined
+
+
+def test_one_pass_yields_every_kind_of_event_in_payload_order():
+    """Inbound, status (pricing, errors, decision id), call, templates, preferences, account and capability
+    updates, number changes, echoes and group events, from one payload."""
+    billed = status("wamid.out", "failed", T0 + 60, pricing=pmp("marketing", "regular", True))
+    billed["entry"][0]["changes"][0]["value"]["statuses"][0].update(
+        biz_opaque_callback_data="decision-1", errors=[{"code": 131050, "title": "stopped", "error_data": {"x": 1}}])
+    changed = inbound_text("wamid.sys", T0 + 1)
+    changed["entry"][0]["changes"][0]["value"]["messages"][0].update(
+        type="system", system={"type": "user_changed_number", "wa_id": "5511900000000"})
+    reading = read(inbound_text("wamid.in", T0), billed, call("wacid.1", T0 + 2), changed,
+                   template_status("order_update", "en", "PAUSED", T0 + 3),
+                   category_impending("order_update", "en", "UTILITY", "MARKETING", T0 + 4, T0 + 86400),
+                   user_preference("stop", T0 + 5),
+                   account_change("account_update", {"event": "DISABLED_UPDATE",
+                                                      "ban_info": {"waba_ban_state": "DISABLE"}}, T0 + 6),
+                   account_change("business_capability_update", {"max_daily_conversation_per_phone": 1000}, T0 + 7),
+                   echo("wamid.echo", T0 + 8), group("group_lifecycle_update", "group_create", T0 + 9))
+    assert reading.skipped == []
+    kinds = [type(event).__name__ for event in reading.events if not isinstance(event, meta.NumberSeen)]
+    assert kinds == ["Inbound", "Status", "Call", "Inbound", "NumberChange", "TemplateChange", "TemplateChange",
+                     "TemplateChange", "Preference", "AccountChange", "AccountChange", "Echo", "GroupEvent"]
+    [failed] = of(reading, meta.Status)
+    assert (failed.contact, failed.decision_id, failed.pricing["category"], failed.error_codes(), failed.waba_id) == (
+        CONTACT, "decision-1", "marketing", {131050}, WABA_ID)
+    assert failed.errors[0]["error_data"] == {"x": 1}  # Meta's error kept whole
+    [change] = of(reading, meta.NumberChange)
+    assert (change.old_contact, change.new_contact) == (CONTACT, "5511900000000")
+    paused, impending, takes_effect = of(reading, meta.TemplateChange)
+    assert (paused.status, paused.waba_id, paused.effective_at) == ("PAUSED", WABA_ID, AT.replace(second=3))
+    assert (takes_effect.category, takes_effect.previous_category) == ("marketing", "utility")
+    assert takes_effect.effective_at == datetime.fromtimestamp(T0 + 86400, tz=UTC)
+    ban, capability = of(reading, meta.AccountChange)
+    assert (ban.event, capability.event, capability.payload["max_daily_conversations_per_business"]) == (
+        "DISABLED_UPDATE", meta.CAPABILITY, 1000)
+    [stored_echo] = of(reading, meta.Echo)
+    assert (stored_echo.wamid, stored_echo.contact, stored_echo.type) == ("wamid.echo", CONTACT, "text")
+    [created] = of(reading, meta.GroupEvent)
+    assert (created.field, created.type, created.group_id) == ("group_lifecycle_update", "group_create", "G1")
+    assert {seen.waba_id for seen in of(reading, meta.NumberSeen)} == {WABA_ID}
+
+
+def echo(wamid, timestamp, *, kind="text", to="+" + CONTACT, **extra):
+    """smb_message_echoes: a message the business sent from the WhatsApp Business app (Meta's reference shape)."""
+    body = notification({"message_echoes": [{"from": DISPLAY_NUMBER, "to": to, "id": wamid,
+                                             "timestamp": str(timestamp), "type": kind,
+                                             kind: {"body": "Here's the info you requested."}, **extra}]})
+    body["entry"][0]["changes"][0]["field"] = "smb_message_echoes"
+    return body
+
+
+def group(field, kind, timestamp, group_id="G1"):
+    """A Groups API webhook: one item of value.groups."""
+    body = notification({"groups": [{"timestamp": str(timestamp), "group_id": group_id, "type": kind,
+                                     "request_id": "r1", "subject": "Book club"}]})
+    body["entry"][0]["changes"][0]["field"] = field
+    return body
+
+
+def test_a_username_user_named_only_by_the_contacts_user_id_is_read_under_the_bsuid():
+    """A message without `from` or `from_user_id` belongs to the change's one contact (`contacts[].user_id`)."""
+    body = notification({"contacts": [{"profile": {"username": "@customer"}, "user_id": BSUID}],
+                         "messages": [{"id": "wamid.u", "timestamp": str(T0), "type": "text",
+                                       "text": {"body": "hi"}}]})
+    reading = read(body)
+    assert reading.skipped == []
+    [message] = of(reading, meta.Inbound)
+    assert message.contact == BSUID
+
+
+def test_a_message_naming_nobody_among_several_contacts_is_skipped_once():
+    """With two contacts the sender is ambiguous: the message is listed once, with its path."""
+    body = notification({"contacts": [{"wa_id": CONTACT}, {"user_id": BSUID}],
+                         "messages": [{"id": "wamid.u", "timestamp": str(T0), "type": "text"}]})
+    reading = read(body)
+    assert [part.path for part in reading.skipped] == ["entry.0.changes.0.value.messages.0"]
+    assert "from" in reading.skipped[0].reason
+
+
+def test_an_unreadable_status_is_listed_once():
+    """One status both history and billing read is judged once: one skipped part, not two."""
+    body = status("wamid.bad", "sent", T0)
+    body["entry"][0]["changes"][0]["value"]["statuses"][0]["biz_opaque_callback_data"] = "x" * 600
+    reading = read(body)
+    assert [(part.path, list(part.reason)) for part in reading.skipped] == [
+        ("entry.0.changes.0.value.statuses.0", ["biz_opaque_callback_data"])]
+    assert of(reading, meta.Status) == []
+
+
+def test_echo_edits_and_revokes_send_nothing_and_a_bsuid_echo_is_linked():
+    """An echo of an edit or a revoke changes an earlier message; an echo to a username user names its BSUID."""
+    reading = read(echo("wamid.edit", T0, kind="edit"), echo("wamid.rev", T0, kind="revoke"),
+                   echo("wamid.b", T0, to="", to_user_id=BSUID))
+    assert [(e.wamid, e.contact) for e in of(reading, meta.Echo)] == [("wamid.b", BSUID)]
+    assert reading.skipped == []
+
+
+def test_an_entry_without_time_takes_the_receipt_time_and_a_numeric_waba_id_is_read():
+    """Some fields omit entry.time; Meta has sent entry.id as a number."""
+    body = template_status("order_update", "en", "APPROVED", T0)
+    del body["entry"][0]["time"]
+    body["entry"][0]["id"] = int(WABA_ID)
+    [change] = of(read(body), meta.TemplateChange)
+    assert (change.effective_at, change.waba_id) == (RECEIVED, WABA_ID)
+
+
+def test_the_envelope_alone_decides_whether_a_body_is_a_webhook():
+    """`object` and `entry` are the only parts that refuse a body whole."""
+    assert meta.envelope_errors({"object": "page", "entry": []}) == {"object": ["Must be equal to "
+                                                                                "whatsapp_business_account."]}
+    assert meta.envelope_errors([1]) is not None
+    assert meta.envelope_errors({"object": "whatsapp_business_account", "entry": [{"junk": 1}]}) is None
