@@ -40,7 +40,7 @@ from ..contract.queries import COST_QUERY, RECONCILIATION_QUERY
 from ..contract.schemas import BATCH_REQUEST, EXPLAIN, REQUEST
 from ..store import database
 from ..store.decision_log import dumps
-from . import analytics, decisions, forecast, logged, pricing, reports
+from . import analytics, decisions, forecast, ingest, logged, pricing, reports
 from .errors import ServiceError
 
 __all__ = ["PolicyService", "ServiceError", "instance_path", "open_store"]
@@ -85,6 +85,28 @@ class PolicyService:
         with self._unit_of_work():
             return {"decisions": [pipeline.decide(decisions.proposal(proposal, raw["requests"][index])).body
                                   for index, proposal in enumerate(batch["requests"])]}
+
+    def ingest_webhook(self, body: bytes, signature: str | None) -> dict[str, Any]:
+        """Store one of Meta's webhook payloads as POST /v1/webhooks/whatsapp does, and answer its receipt.
+
+        `body` is the payload exactly as received (bytes), `signature` its X-Hub-Signature-256 header
+        ("sha256=<hex>"), checked against WHATSAPP_APP_SECRET. The payload is stored first, in one write, and
+        then its events are stored before this returns (status "done", with new/known/linked/skipped
+        counts) — unless WEBHOOK_PROCESSING is "off": then it stays "pending" for `policy-service webhooks
+        process`. The same body again adds nothing ("duplicate": true). Raises ServiceError: 401 unsigned or
+        badly signed, 400/422 not a JSON WhatsApp Business Account webhook, 413 larger than
+        MAX_CONTENT_LENGTH, 503 no app secret configured or the database unavailable (nothing stored)."""
+        limit = int(self.config["MAX_CONTENT_LENGTH"])
+        if len(body) > limit:
+            raise ServiceError(413, f"the body is larger than MAX_CONTENT_LENGTH ({limit:,} bytes)",
+                               {"_request": [f"at most {limit:,} bytes, got {len(body):,}"]})
+        with self._unit_of_work():
+            try:
+                return ingest.receive(bytes(body), signature, app_secret=self.config.get("WHATSAPP_APP_SECRET"),
+                                      process=self.config.get("WEBHOOK_PROCESSING") != ingest.OFF,
+                                      settings=ingest.configured(self.config))
+            except ingest.WebhookRefused as refused:
+                raise ServiceError(refused.status, refused.message, refused.errors) from None
 
     def decision(self, decision_id: str) -> dict[str, Any]:
         """A logged decision as GET /v1/decisions/<id> answers it (request masked as logged); ServiceError

@@ -117,3 +117,19 @@ def test_count_billed_by_countries_or_every_other_country(app):
                                     except_countries=("KE", "NG")) == 1
         assert billing.count_billed(phone_number_ids=(PHONE,), since=since, until=until, categories=("utility",),
                                     countries=("KE",)) == 1
+
+
+def test_authentication_international_volume_counts_both_spellings(app, known_waba):
+    """Meta's pricing says authentication-international; a status stored with the underscore counts too."""
+    from datetime import date
+
+    from policy_service.service.pricing import month_volume
+
+    with app.app_context():
+        bill("a1", "919876543210", "2026-05-02T10:00:00", category="authentication-international")
+        bill("a2", "919876543211", "2026-05-03T10:00:00", category="authentication_international")
+        count, source = month_volume(WABA, "authentication-international", "IN", date(2026, 5, 10),
+                                     datetime(2026, 5, 10, tzinfo=UTC), "UTC",
+                                     app.extensions["policy_service"].rulebook.rates)
+    assert count == 2
+    assert source.startswith("2 billable authentication-international messages delivered to market India")

@@ -14,10 +14,12 @@ from policy_service.review.fixtures import discover
 from policy_service.service.python_api import instance_path
 
 from ..conftest import FIXTURES_DIR, ROOT
-from ..meta_payloads import CONTACT, PHONE_NUMBER_ID, deliver, inbound_text, pmp, status
+from ..meta_payloads import APP_SECRET, CONTACT, PHONE_NUMBER_ID, deliver, inbound_text, pmp, signed, status
 
 FIXTURES = discover([FIXTURES_DIR])
 VARYING = ("decision_id", "logged_at")
+# What differs between two webhook receipts of equal payloads: the stored payload's id and its times.
+RECEIPT_VARYING = ("id", "received_at", "processed_at")
 T0 = 1756717200  # 2025-09-01T09:00:00Z
 
 
@@ -178,6 +180,55 @@ def test_several_threads_decide_and_every_decision_is_logged(service):
     alone = [service.decide(request) for request in requests]
     assert [steady(answer) for answer in answers] == [steady(answer) for answer in alone]
     assert all(service.decision(answer["decision_id"])["decision"] == answer["decision"] for answer in answers)
+
+
+def test_a_webhook_ingested_in_python_is_stored_as_over_http(client, service):
+    """The same receipt both ways (ids and times aside); a repeat is the same duplicate receipt; and the
+    payload's messages are the history the next decision reads."""
+    over_http = client.post("/v1/webhooks/whatsapp", data=signed(inbound_text("wamid.a", T0))[0],
+                            headers=signed(inbound_text("wamid.a", T0))[1]).json
+    body, headers = signed(inbound_text("wamid.b", T0 + 60))
+    in_python = service.ingest_webhook(body, headers["X-Hub-Signature-256"])
+    assert in_python["status"] == "done" and in_python["new"] == 1 and in_python["duplicate"] is False
+    assert {k: v for k, v in in_python.items() if k not in RECEIPT_VARYING} == {
+        k: v for k, v in over_http.items() if k not in RECEIPT_VARYING}
+    again = service.ingest_webhook(body, headers["X-Hub-Signature-256"])
+    assert again["duplicate"] is True and again["id"] == in_python["id"]
+    assert again == client.post("/v1/webhooks/whatsapp", data=body, headers=headers).json
+    request = {"send": {"at": "2025-09-01T10:00:00+00:00", "to": "+" + CONTACT, "type": "text"},
+               "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": CONTACT}}
+    assert service.decide(request)["history_source"]["events"] == ["wamid.a", "wamid.b"]
+
+
+@pytest.mark.parametrize("what, body, signature", [
+    ("a wrong signature", signed(inbound_text("wamid.c", T0))[0], "sha256=00"),
+    ("no signature", signed(inbound_text("wamid.c", T0))[0], None),
+    ("not a WhatsApp webhook", signed({"object": "page"})[0], signed({"object": "page"})[1]["X-Hub-Signature-256"]),
+    ("not JSON", b"{", signed(b"{")[1]["X-Hub-Signature-256"]),
+])
+def test_a_refused_webhook_raises_the_http_error(client, service, what, body, signature):
+    headers = {"Content-Type": "application/json", **({"X-Hub-Signature-256": signature} if signature else {})}
+    over_http = client.post("/v1/webhooks/whatsapp", data=body, headers=headers)
+    assert 400 <= over_http.status_code < 500
+    with pytest.raises(ServiceError) as raised:
+        service.ingest_webhook(body, signature)
+    assert raised.value.as_dict() == over_http.json
+
+
+def test_a_webhook_over_the_size_limit_is_a_413_naming_the_limit(database_url):
+    service = PolicyService(database_url=database_url, whatsapp_app_secret=APP_SECRET, max_content_length=100)
+    body, headers = signed(inbound_text("wamid.big", T0))
+    with pytest.raises(ServiceError) as raised:
+        service.ingest_webhook(body, headers["X-Hub-Signature-256"])
+    assert raised.value.code == 413 and "100 bytes" in raised.value.message
+
+
+def test_without_an_app_secret_nothing_is_stored(database_url, monkeypatch):
+    monkeypatch.delenv("POLICY_WHATSAPP_APP_SECRET", raising=False)
+    body, headers = signed(inbound_text("wamid.c", T0))
+    with pytest.raises(ServiceError) as raised:
+        PolicyService(database_url=database_url).ingest_webhook(body, headers["X-Hub-Signature-256"])
+    assert raised.value.code == 503 and list(raised.value.errors) == ["WHATSAPP_APP_SECRET"]
 
 
 def test_the_embedded_database_is_the_servers(monkeypatch):
