@@ -12,8 +12,10 @@ overrides given here (`PolicyService(database_url=..., mask_phone_numbers=False)
 JSON-shaped dict (str, int, float, bool, None, lists, dicts) the matching endpoint answers, and every decision
 is logged before it is returned, as over HTTP. A request the HTTP API answers with a 4xx raises
 `ServiceError` carrying the same body: `.code`, `.status`, `.message`, `.errors` ({field path: [messages]}),
-`.as_dict()`; unreadable settings raise config.SettingsError, a database behind this release's migrations
-store.SchemaBehind.
+`.as_dict()`. A storage fault (the database unreachable, read-only or full) raises ServiceError 503 with the
+HTTP API's body and `.retry_after` (its Retry-After, seconds): nothing was stored, and the same PolicyService
+works again once the database does (the broken connection is dropped). Unreadable settings raise
+config.SettingsError, a database behind this release's migrations store.SchemaBehind.
 
 The store is one database per process (peewee's proxy): a PolicyService and a Flask app in one process
 share the database opened last. Methods are safe to call from several threads (SQLite keeps a connection
@@ -23,9 +25,10 @@ per thread; with PostgreSQL each call takes a pooled connection and gives it bac
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import PurePath
@@ -40,12 +43,15 @@ from ..contract.queries import COST_QUERY, RECONCILIATION_QUERY
 from ..contract.schemas import BATCH_REQUEST, EXPLAIN, REQUEST
 from ..store import database
 from ..store.decision_log import dumps
-from . import analytics, decisions, forecast, ingest, logged, pricing, reports
+from . import analytics, decisions, forecast, idempotency, ingest, logged, pricing, reports
 from .errors import ServiceError
 
 __all__ = ["PolicyService", "ServiceError", "instance_path", "open_store"]
 
 JsonBody = Mapping[str, Any] | bytes | str
+# The Python API is a client of its own: its idempotency keys never meet an HTTP client's (service.idempotency).
+IDEMPOTENCY_SCOPE = "python-api"
+IDEMPOTENCY_ARGUMENT = "idempotency_key"
 
 
 class PolicyService:
@@ -62,29 +68,40 @@ class PolicyService:
         self.policy = decisions.load_policy(self.config)
         self.database_url = open_store(self.config)
 
-    def decide(self, request: JsonBody, *, explain: bool | str | None = None) -> dict[str, Any]:
+    def decide(self, request: JsonBody, *, explain: bool | str | None = None,
+               idempotency_key: str | None = None) -> dict[str, Any]:
         """Decide one proposed send: the body of POST /v1/decisions (`explain=True` or "full" is
         ?explain=full: every rule in force that did not apply, and why). `request` is the request as a
-        JSON-shaped dict, or its JSON text. Raises ServiceError (400 unreadable, 422 invalid, by field)."""
+        JSON-shaped dict, or its JSON text.
+
+        `idempotency_key` is the HTTP Idempotency-Key: a repeat with the same key and the same request (and
+        explain) returns the first answer again (same decision_id) and logs nothing; the same key with
+        another request raises ServiceError 422 naming `idempotency_key`. Raises ServiceError (400
+        unreadable, 422 invalid, by field; 503 storage unavailable)."""
         raw = _body(request, decision_limits())
         proposal = _load(REQUEST, raw)
         explain_why_not = _explain(explain)  # after the body, as the HTTP API reads its arguments
         with self._unit_of_work():
-            return self._decisions().decide(decisions.proposal(proposal, raw, explain_why_not=explain_why_not)).body
+            return self._once("decisions", idempotency_key, {"request": raw, "explain": explain_why_not},
+                              lambda: self._decisions().decide(
+                                  decisions.proposal(proposal, raw, explain_why_not=explain_why_not)).body)
 
-    def decide_batch(self, requests: Sequence[Mapping[str, Any]] | JsonBody) -> dict[str, Any]:
+    def decide_batch(self, requests: Sequence[Mapping[str, Any]] | JsonBody, *,
+                     idempotency_key: str | None = None) -> dict[str, Any]:
         """Decide several sends, each evaluated and logged as `decide` would: the body of POST
         /v1/decisions/batch, {"decisions": [...]} in request order. `requests` is the list of requests, or
         the whole batch body ({"requests": [...]}, as a dict or JSON text). At most MAX_BATCH_SIZE; a bad
-        request refuses the whole batch (ServiceError, paths starting requests.<index>)."""
+        request refuses the whole batch (ServiceError, paths starting requests.<index>). `idempotency_key`
+        as for `decide`: the same batch again gets the first decisions, another batch a 422."""
         body = {"requests": list(requests)} if isinstance(requests, Sequence) and not isinstance(
             requests, str | bytes) else requests
         raw = _body(body, batch_limits(self.config["MAX_BATCH_SIZE"]))
         batch = _load(BATCH_REQUEST, raw)
         pipeline = self._decisions()
         with self._unit_of_work():
-            return {"decisions": [pipeline.decide(decisions.proposal(proposal, raw["requests"][index])).body
-                                  for index, proposal in enumerate(batch["requests"])]}
+            return self._once("decisions/batch", idempotency_key, {"requests": raw["requests"]}, lambda: {
+                "decisions": [pipeline.decide(decisions.proposal(proposal, raw["requests"][index])).body
+                              for index, proposal in enumerate(batch["requests"])]})
 
     def ingest_webhook(self, body: bytes, signature: str | None) -> dict[str, Any]:
         """Store one of Meta's webhook payloads as POST /v1/webhooks/whatsapp does, and answer its receipt.
@@ -163,10 +180,28 @@ class PolicyService:
     def _decisions(self) -> decisions.Decisions:
         return decisions.Decisions(self.policy, mask=self.config["MASK_PHONE_NUMBERS"])
 
+    @staticmethod
+    def _once(endpoint: str, key: str | None, request: Any, produce: Callable[[], dict[str, Any]]
+              ) -> dict[str, Any]:
+        """produce()'s body, once per idempotency key (service.idempotency, as the HTTP endpoint's)."""
+        produced: list[dict[str, Any]] = []
+
+        def answer() -> bytes:
+            produced.append(produce())
+            return dumps(produced[-1])
+
+        given = idempotency.once(f"{endpoint}:{IDEMPOTENCY_SCOPE}", key, request, answer,
+                                 argument=IDEMPOTENCY_ARGUMENT)
+        return json.loads(given.text) if given.replayed else produced[-1]
+
     @contextmanager
     def _unit_of_work(self) -> Iterator[None]:
+        """One call's use of the database: a storage fault becomes ServiceError 503 (the HTTP API's answer,
+        the broken connection dropped so the next call reconnects); the connection is released at the end."""
         try:
             yield
+        except database.STORAGE_FAULTS as fault:
+            raise ServiceError.unavailable(fault) from fault
         finally:
             database.release()
 
