@@ -3,8 +3,9 @@
 marshmallow validates a history message in ~20 µs (most of a 10,000-event request's load) and a send with its
 empty context in ~200 µs. `history` and `request` load them the way `DecisionRequestSchema` would — the same
 `Message`, `Send` and `DecisionRequest` values — checking each value with plain comparisons, and give up (None)
-at the first value they are not certain marshmallow accepts (a context with members, a group send, Direct Send,
-the Marketing Messages API and Meta Business Agent flags are always left to marshmallow). The schema then
+at the first value they are not certain marshmallow accepts (a group send, Direct Send,
+the Marketing Messages API and Meta Business Agent flags, and context members other than booleans, counts,
+patterned codes and the WABA time zone are always left to marshmallow). The schema then
 loads the whole request through marshmallow, so every error, its field path and its wording come from
 marshmallow alone: the fast path only ever answers for valid input. tests/contract/test_fastload.py proves on
 random valid and invalid requests that the result equals marshmallow's.
@@ -18,8 +19,12 @@ the one parser SendSchema uses), SendSchema's and MessageSchema's cross-field ru
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from marshmallow import fields, validate
 
 from ..core.identities import E164, NotAContact, parse_contact
 from ..core.messages import UNKNOWN_TYPE, DecisionRequest, Message, Send, Template
@@ -32,6 +37,7 @@ from .schemas import (
     MAX_HISTORY,
     MESSAGE_TYPES,
     TEMPLATE_STATUSES,
+    ContextSchema,
 )
 
 _INBOUND_TYPES = frozenset((*MESSAGE_TYPES, *INBOUND_ONLY_TYPES, UNKNOWN_TYPE)) - {UNKNOWN_TYPE}
@@ -59,8 +65,8 @@ def request(data: Any) -> DecisionRequest | None:
     DecisionRequestSchema loads it, or None when any part is not certainly valid."""
     if type(data) is not dict or not data.keys() <= _REQUEST_KEYS or "send" not in data:
         return None
-    context = data.get("context", {})
-    if type(context) is not dict or context:
+    context = _context(data.get("context", {}))
+    if context is None:
         return None
     send = _send(data["send"])
     if send is None:
@@ -68,7 +74,52 @@ def request(data: Any) -> DecisionRequest | None:
     messages = history(data["history"]) if "history" in data else ()
     if messages is None:
         return None
-    return DecisionRequest(send=send, history=messages, context={})
+    return DecisionRequest(send=send, history=messages, context=context)
+
+
+def _context_checks() -> dict[str, Callable[[Any], bool]]:
+    """For each ContextSchema field fastload can check, whether a JSON value is certainly valid for it, read from
+    the schema's own declarations: strict booleans, strict integers with a Range, strings with Regexp validators,
+    and waba_timezone (its @validates hook: an IANA zone). Any other field, validator or hook: left to marshmallow."""
+    hooked = {name for _, _, options in ContextSchema._hooks.get("validates", []) for name in options["field_names"]}
+    checks: dict[str, Callable[[Any], bool]] = {"waba_timezone": _known_zone}
+    for name, field in ContextSchema().fields.items():
+        if name in hooked or field.data_key not in (None, name) or field.allow_none:
+            continue
+        kinds = {type(v) for v in field.validators}
+        if type(field) is fields.Boolean and field.truthy == {True} and field.falsy == {False} and not kinds:
+            checks[name] = lambda value: type(value) is bool
+        elif type(field) is fields.Integer and field.strict and kinds == {validate.Range}:
+            (bound,) = field.validators
+            if bound.max is None and bound.min is not None and bound.min_inclusive:
+                checks[name] = (lambda low: lambda value: type(value) is int and value >= low)(bound.min)
+        elif type(field) is fields.String and kinds == {validate.Regexp}:
+            matchers = [v.regex.match for v in field.validators]
+            checks[name] = (lambda ms: lambda value: type(value) is str and all(m(value) for m in ms))(matchers)
+    return checks
+
+
+def _known_zone(value: Any) -> bool:
+    if type(value) is not str:
+        return False
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+_CONTEXT_CHECKS = _context_checks()
+
+
+def _context(value: Any) -> dict[str, Any] | None:
+    if type(value) is not dict:
+        return None
+    for name, member in value.items():
+        check = _CONTEXT_CHECKS.get(name)
+        if check is None or not check(member):
+            return None
+    return dict(value)
 
 
 def _send(value: Any) -> Send | None:

@@ -20,6 +20,12 @@ FORECAST_LIMITS = Limits(max_items=MAX_FORECAST_LINES)
 ANALYTICS_LIMITS = Limits(max_items=MAX_DATA_POINTS, max_values=2_000_000)
 
 
+class CurrencyBodySchema(RefusesNul, Schema):
+    """PUT /v1/wabas/<WABA_ID>/billing-currency: the WABA's billing currency (Meta's WABA field), set once."""
+
+    currency = fields.String(required=True, validate=CURRENCY)
+
+
 class ForecastLineSchema(RefusesNul, Schema):
     """Messages of one pricing category to one country (or to the country of one number)."""
 
@@ -102,5 +108,6 @@ class PricingAnalyticsSchema(Schema):
     id = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{1,64}$", error="WABA ids are digits"))
 
 
+CURRENCY_BODY = CurrencyBodySchema()
 FORECAST = ForecastSchema()
 PRICING_ANALYTICS = PricingAnalyticsSchema()

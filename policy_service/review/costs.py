@@ -28,7 +28,7 @@ from typing import Any
 from ..core.identities import address, recipient
 from ..core.pricing import price_charge
 from ..core.rates import RateBook
-from ..store import billing, decision_log, histories
+from ..store import billing, business_state, decision_log, histories
 from ..store.database import loaded_time
 
 GROUP_KEYS = ("month", "category", "market", "country")
@@ -74,15 +74,30 @@ class Item:
     count: int = 1  # Meta's data points stand for `volume` messages
 
 
-def billed_items(rates: RateBook, start: date, end: date, currency: str) -> list[Item]:
-    """Billed messages delivered from `start` through `end` (UTC days), priced by the cards, tiers marginal."""
+def billed_items(rates: RateBook, start: date, end: date, currency: str,
+                 notes: list[str] | None = None) -> list[Item]:
+    """Billed messages delivered from `start` through `end` (UTC days), priced by the cards, tiers marginal.
+
+    A message from a number whose WABA is billed in another currency (store.billing) is left out, and
+    `notes` says so once per WABA: Meta bills it in that currency, and no rate is converted.
+    """
     items = []
     volume: Counter = Counter()  # (month, market, category) -> delivered before, from the first of the month
     conversations: set[str] = set()
     month_start = start.replace(day=1)
+    billed_in: dict[str, str | None] = {}  # phone_number_id -> its WABA's currency (None: not set or unknown)
     for row in histories.delivered_with_pricing():
         day = loaded_time(row.at).astimezone(UTC).date()
         if day < month_start or day > end:
+            continue
+        if row.phone_number_id not in billed_in:
+            waba_id = business_state.waba_of(row.phone_number_id)
+            known = billing.currency_of(waba_id) if waba_id else None
+            billed_in[row.phone_number_id] = known.currency if known else None
+            if known and known.currency != currency and notes is not None:
+                notes.append(f"phone number {row.phone_number_id} (WABA {waba_id}) is billed in {known.currency}: "
+                             f"its messages are not in this {currency} report")
+        if billed_in[row.phone_number_id] not in (None, currency):
             continue
         meta = histories.pricing(row)
         if meta.get("billable") is not True:
@@ -173,7 +188,7 @@ def cost_report(rates: RateBook, start: date, end: date, *, group_by: tuple[str,
     groups: dict[tuple[str, ...], dict[str, Tally]] = defaultdict(lambda: {side: Tally() for side in REPORT_SIDES})
     totals = {side: Tally() for side in REPORT_SIDES}
     meta, notes = meta_items(rates, start, end, currency)
-    for item in billed_items(rates, start, end, currency) + predicted_items(start, end, currency) + meta:
+    for item in billed_items(rates, start, end, currency, notes) + predicted_items(start, end, currency) + meta:
         values = {"month": item.day.strftime("%Y-%m"), "category": item.category, "market": item.market,
                   "country": item.country}
         groups[tuple(values[key] for key in group_by)][item.side].add(item.amount, item.reason, item.count)

@@ -11,18 +11,23 @@ from http import HTTPStatus
 from typing import Any
 
 from ..contract.parsing import BodyRefused, bounded_errors, error_message, flatten_errors
+from ..store import database
 
 
 class ServiceError(Exception):
-    """A request the service refuses: `code` (the HTTP status, 400/404/413/422), `status` (its name),
-    `message` (one line) and `errors` ({field path: [messages]}, at most MAX_ERRORS fields)."""
+    """A request the service refuses: `code` (the HTTP status, 400/404/413/422, or 503 when the storage is
+    unavailable), `status` (its name), `message` (one line), `errors` ({field path: [messages]}, at most
+    MAX_ERRORS fields) and `retry_after` (seconds to wait before retrying, the HTTP Retry-After header; None
+    when a retry of the same request cannot succeed)."""
 
-    def __init__(self, code: int, message: str, errors: dict[str, list[str]] | None = None) -> None:
+    def __init__(self, code: int, message: str, errors: dict[str, list[str]] | None = None, *,
+                 retry_after: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.status = HTTPStatus(code).phrase
         self.message = message
         self.errors = bounded_errors(errors or {})
+        self.retry_after = retry_after
 
     def as_dict(self) -> dict[str, Any]:
         """The error body the HTTP API answers: {code, status, message, errors}."""
@@ -38,6 +43,13 @@ class ServiceError(Exception):
     def refused(cls, refused: BodyRefused) -> ServiceError:
         """A body refused before deserialization (contract.parsing): 400 or 422 as it says."""
         return cls(refused.status, refused.message, refused.errors)
+
+    @classmethod
+    def unavailable(cls, fault: Exception) -> ServiceError:
+        """A storage fault (store.database.STORAGE_FAULTS: the database unreachable, read-only or full) as
+        the HTTP API answers it: 503, retry after RETRY_AFTER_SECONDS; the connection is dropped, so the
+        next call reconnects once the storage is back."""
+        return cls(503, database.unavailable_message(fault), retry_after=database.RETRY_AFTER_SECONDS)
 
     def __repr__(self) -> str:
         return f"ServiceError({self.code}, {self.message!r}, {self.errors!r})"

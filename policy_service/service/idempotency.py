@@ -43,30 +43,34 @@ def fingerprint(request: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def checked_key(key: str | None) -> str | None:
-    """The key as given, None when absent; raises ServiceError (422 on the header) when it is unusable."""
+def checked_key(key: str | None, argument: str | None = None) -> str | None:
+    """The key as given, None when absent; raises ServiceError (422 on the header, or on `argument`, the
+    name a Python caller passed it by) when it is unusable."""
     if key is None:
         return None
-    if not USABLE_KEY.fullmatch(key):
-        raise ServiceError(422, f"invalid request: {HEADER}: 1 to 255 printable ASCII characters without spaces",
-                           {f"headers.{HEADER}": ["must be 1 to 255 printable ASCII characters without spaces"]})
+    if not isinstance(key, str) or not USABLE_KEY.fullmatch(key):
+        name, path = _named(argument)
+        raise ServiceError(422, f"invalid request: {name}: 1 to 255 printable ASCII characters without spaces",
+                           {path: ["must be 1 to 255 printable ASCII characters without spaces"]})
     return key
 
 
-def once(scope: str, key: str | None, request: Any, produce: Callable[[], bytes]) -> Answer:
+def once(scope: str, key: str | None, request: Any, produce: Callable[[], bytes], *,
+         argument: str | None = None) -> Answer:
     """`produce()`'s answer, given once per key: the remembered one for a repeat with the same `request`.
 
     `scope` names the endpoint and client; `request` is everything that shapes the answer (body and
     options). Without a key, produce() runs as usual. Raises ServiceError 422 when the key was used with
-    another request, and whatever produce() raises (nothing is then remembered).
+    another request, and whatever produce() raises (nothing is then remembered). Errors name the
+    Idempotency-Key header, or `argument` for a key given by a Python caller.
     """
-    key = checked_key(key)
+    key = checked_key(key, argument)
     if key is None:
         return Answer(produce(), replayed=False)
     print_ = fingerprint(request)
     remembered = idempotency.find(scope, key)
     if remembered is not None:
-        return _replay(remembered, print_)
+        return _replay(remembered, print_, argument)
     try:
         with _write_transaction():
             text = produce()
@@ -76,7 +80,7 @@ def once(scope: str, key: str | None, request: Any, produce: Callable[[], bytes]
         remembered = idempotency.find(scope, key)
         if remembered is None:
             raise
-        return _replay(remembered, print_)
+        return _replay(remembered, print_, argument)
     return Answer(text, replayed=False)
 
 
@@ -89,9 +93,15 @@ def _write_transaction() -> Any:
     return database.atomic()
 
 
-def _replay(remembered: idempotency.Remembered, print_: str) -> Answer:
+def _named(argument: str | None) -> tuple[str, str]:
+    """How an error names the key: (name in the message, field path): the header, or the Python argument."""
+    return (argument, argument) if argument else (HEADER, f"headers.{HEADER}")
+
+
+def _replay(remembered: idempotency.Remembered, print_: str, argument: str | None) -> Answer:
     if remembered.fingerprint != print_:
-        raise ServiceError(422, f"invalid request: {HEADER} was already used with another request "
+        name, path = _named(argument)
+        raise ServiceError(422, f"invalid request: {name} was already used with another request "
                                 f"(first at {remembered.created_at.isoformat()}); use a new key for a new request",
-                           {f"headers.{HEADER}": ["already used with another request body"]})
+                           {path: ["already used with another request body"]})
     return Answer(remembered.response, replayed=True)

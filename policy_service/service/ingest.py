@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -61,6 +62,18 @@ class Settings:
     @property
     def lease(self) -> timedelta:
         return timedelta(seconds=self.lease_seconds)
+
+
+def configured(config: Mapping[str, Any]) -> Settings:
+    """The processing settings a configuration names (WEBHOOK_BATCH_SIZE, WEBHOOK_LEASE_SECONDS,
+    WEBHOOK_MAX_ATTEMPTS, WEBHOOK_POLL_SECONDS; upper-case keys), else the defaults."""
+    defaults = Settings()
+    return Settings(
+        batch_size=int(config.get("WEBHOOK_BATCH_SIZE") or defaults.batch_size),
+        lease_seconds=float(config.get("WEBHOOK_LEASE_SECONDS") or defaults.lease_seconds),
+        max_attempts=int(config.get("WEBHOOK_MAX_ATTEMPTS") or defaults.max_attempts),
+        poll_seconds=float(config.get("WEBHOOK_POLL_SECONDS") or defaults.poll_seconds),
+    )
 
 
 class WebhookRefused(Exception):

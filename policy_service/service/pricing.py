@@ -115,6 +115,9 @@ def month_volume(waba_id: str, category: str, country: str, day, at: datetime, z
         return None
     categories = (column, *(c.category for c in rates.columns if c.column == column and c.covers(day)
                             and not c.per_participant))
+    # Meta writes authentication-international in `pricing` but some senders store the underscore spelling.
+    shown = "/".join(categories)
+    categories = tuple(dict.fromkeys((*categories, *(c.replace("-", "_") for c in categories))))
     listed = tuple(code for code, named in market_map.countries.items() if named == market)
     every_other = market == market_map.otherwise
     tz = ZoneInfo(zone)
@@ -123,7 +126,7 @@ def month_volume(waba_id: str, category: str, country: str, day, at: datetime, z
     count = billing.count_billed(phone_number_ids=numbers, since=start, until=at, categories=categories,
                                  countries=() if every_other else listed,
                                  except_countries=tuple(market_map.countries) if every_other else ())
-    return count, (f"{count:,} billable {'/'.join(categories)} messages delivered to market {market} since "
+    return count, (f"{count:,} billable {shown} messages delivered to market {market} since "
                    f"{start.isoformat()} from the {len(numbers)} phone number(s) of WABA {waba_id}, counted from "
                    "stored statuses (Meta counts the whole business portfolio; other WABAs of it are not counted)")
 

@@ -12,8 +12,10 @@ overrides given here (`PolicyService(database_url=..., mask_phone_numbers=False)
 JSON-shaped dict (str, int, float, bool, None, lists, dicts) the matching endpoint answers, and every decision
 is logged before it is returned, as over HTTP. A request the HTTP API answers with a 4xx raises
 `ServiceError` carrying the same body: `.code`, `.status`, `.message`, `.errors` ({field path: [messages]}),
-`.as_dict()`; unreadable settings raise config.SettingsError, a database behind this release's migrations
-store.SchemaBehind.
+`.as_dict()`. A storage fault (the database unreachable, read-only or full) raises ServiceError 503 with the
+HTTP API's body and `.retry_after` (its Retry-After, seconds): nothing was stored, and the same PolicyService
+works again once the database does (the broken connection is dropped). Unreadable settings raise
+config.SettingsError, a database behind this release's migrations store.SchemaBehind.
 
 The store is one database per process (peewee's proxy): a PolicyService and a Flask app in one process
 share the database opened last. Methods are safe to call from several threads (SQLite keeps a connection
@@ -23,9 +25,10 @@ per thread; with PostgreSQL each call takes a pooled connection and gives it bac
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import PurePath
@@ -35,16 +38,20 @@ from marshmallow import Schema, ValidationError
 
 from ..config import Settings, load_settings
 from ..contract.parsing import BodyRefused, Limits, batch_limits, decision_limits, parse_json
+from ..contract.pricing import CURRENCY_BODY, FORECAST, FORECAST_LIMITS
 from ..contract.queries import COST_QUERY, RECONCILIATION_QUERY
 from ..contract.schemas import BATCH_REQUEST, EXPLAIN, REQUEST
 from ..store import database
 from ..store.decision_log import dumps
-from . import decisions, logged, reports
+from . import analytics, decisions, forecast, idempotency, ingest, logged, pricing, reports
 from .errors import ServiceError
 
 __all__ = ["PolicyService", "ServiceError", "instance_path", "open_store"]
 
 JsonBody = Mapping[str, Any] | bytes | str
+# The Python API is a client of its own: its idempotency keys never meet an HTTP client's (service.idempotency).
+IDEMPOTENCY_SCOPE = "python-api"
+IDEMPOTENCY_ARGUMENT = "idempotency_key"
 
 
 class PolicyService:
@@ -61,29 +68,62 @@ class PolicyService:
         self.policy = decisions.load_policy(self.config)
         self.database_url = open_store(self.config)
 
-    def decide(self, request: JsonBody, *, explain: bool | str | None = None) -> dict[str, Any]:
+    def decide(self, request: JsonBody, *, explain: bool | str | None = None,
+               idempotency_key: str | None = None) -> dict[str, Any]:
         """Decide one proposed send: the body of POST /v1/decisions (`explain=True` or "full" is
         ?explain=full: every rule in force that did not apply, and why). `request` is the request as a
-        JSON-shaped dict, or its JSON text. Raises ServiceError (400 unreadable, 422 invalid, by field)."""
+        JSON-shaped dict, or its JSON text.
+
+        `idempotency_key` is the HTTP Idempotency-Key: a repeat with the same key and the same request (and
+        explain) returns the first answer again (same decision_id) and logs nothing; the same key with
+        another request raises ServiceError 422 naming `idempotency_key`. Raises ServiceError (400
+        unreadable, 422 invalid, by field; 503 storage unavailable)."""
         raw = _body(request, decision_limits())
         proposal = _load(REQUEST, raw)
         explain_why_not = _explain(explain)  # after the body, as the HTTP API reads its arguments
         with self._unit_of_work():
-            return self._decisions().decide(decisions.proposal(proposal, raw, explain_why_not=explain_why_not)).body
+            return self._once("decisions", idempotency_key, {"request": raw, "explain": explain_why_not},
+                              lambda: self._decisions().decide(
+                                  decisions.proposal(proposal, raw, explain_why_not=explain_why_not)).body)
 
-    def decide_batch(self, requests: Sequence[Mapping[str, Any]] | JsonBody) -> dict[str, Any]:
+    def decide_batch(self, requests: Sequence[Mapping[str, Any]] | JsonBody, *,
+                     idempotency_key: str | None = None) -> dict[str, Any]:
         """Decide several sends, each evaluated and logged as `decide` would: the body of POST
         /v1/decisions/batch, {"decisions": [...]} in request order. `requests` is the list of requests, or
         the whole batch body ({"requests": [...]}, as a dict or JSON text). At most MAX_BATCH_SIZE; a bad
-        request refuses the whole batch (ServiceError, paths starting requests.<index>)."""
+        request refuses the whole batch (ServiceError, paths starting requests.<index>). `idempotency_key`
+        as for `decide`: the same batch again gets the first decisions, another batch a 422."""
         body = {"requests": list(requests)} if isinstance(requests, Sequence) and not isinstance(
             requests, str | bytes) else requests
         raw = _body(body, batch_limits(self.config["MAX_BATCH_SIZE"]))
         batch = _load(BATCH_REQUEST, raw)
         pipeline = self._decisions()
         with self._unit_of_work():
-            return {"decisions": [pipeline.decide(decisions.proposal(proposal, raw["requests"][index])).body
-                                  for index, proposal in enumerate(batch["requests"])]}
+            return self._once("decisions/batch", idempotency_key, {"requests": raw["requests"]}, lambda: {
+                "decisions": [pipeline.decide(decisions.proposal(proposal, raw["requests"][index])).body
+                              for index, proposal in enumerate(batch["requests"])]})
+
+    def ingest_webhook(self, body: bytes, signature: str | None) -> dict[str, Any]:
+        """Store one of Meta's webhook payloads as POST /v1/webhooks/whatsapp does, and answer its receipt.
+
+        `body` is the payload exactly as received (bytes), `signature` its X-Hub-Signature-256 header
+        ("sha256=<hex>"), checked against WHATSAPP_APP_SECRET. The payload is stored first, in one write, and
+        then its events are stored before this returns (status "done", with new/known/linked/skipped
+        counts) — unless WEBHOOK_PROCESSING is "off": then it stays "pending" for `policy-service webhooks
+        process`. The same body again adds nothing ("duplicate": true). Raises ServiceError: 401 unsigned or
+        badly signed, 400/422 not a JSON WhatsApp Business Account webhook, 413 larger than
+        MAX_CONTENT_LENGTH, 503 no app secret configured or the database unavailable (nothing stored)."""
+        limit = int(self.config["MAX_CONTENT_LENGTH"])
+        if len(body) > limit:
+            raise ServiceError(413, f"the body is larger than MAX_CONTENT_LENGTH ({limit:,} bytes)",
+                               {"_request": [f"at most {limit:,} bytes, got {len(body):,}"]})
+        with self._unit_of_work():
+            try:
+                return ingest.receive(bytes(body), signature, app_secret=self.config.get("WHATSAPP_APP_SECRET"),
+                                      process=self.config.get("WEBHOOK_PROCESSING") != ingest.OFF,
+                                      settings=ingest.configured(self.config))
+            except ingest.WebhookRefused as refused:
+                raise ServiceError(refused.status, refused.message, refused.errors) from None
 
     def decision(self, decision_id: str) -> dict[str, Any]:
         """A logged decision as GET /v1/decisions/<id> answers it (request masked as logged); ServiceError
@@ -115,6 +155,24 @@ class PolicyService:
             return reports.cost_report(self.policy, query["start"], query["end"], group_by=query["group_by"],
                                        currency=query["currency"])
 
+    def forecast(self, request: JsonBody) -> dict[str, Any]:
+        """What lines of messages will cost: the body of POST /v1/costs/forecast for this request body."""
+        body = _load(FORECAST, _body(request, FORECAST_LIMITS))
+        with self._unit_of_work():
+            return forecast.forecast_costs(self.policy, body)
+
+    def import_pricing_analytics(self, response: bytes | str, waba_id: str | None = None) -> dict[str, Any]:
+        """Import Meta's pricing_analytics response (JSON text, read exactly): the body of POST
+        /v1/pricing-analytics?waba_id= ({waba_id, new, updated, unchanged, points})."""
+        with self._unit_of_work():
+            return analytics.import_analytics(response, waba_id)
+
+    def set_billing_currency(self, waba_id: str, currency: str) -> dict[str, Any]:
+        """Set a WABA's billing currency once: the body of PUT /v1/wabas/<waba_id>/billing-currency."""
+        _load(CURRENCY_BODY, {"currency": currency})
+        with self._unit_of_work():
+            return pricing.set_currency(waba_id, currency, "Python API")
+
     def close(self) -> None:
         """Close this process's connections to the database (pooled idle ones included)."""
         database.close_all()
@@ -122,10 +180,28 @@ class PolicyService:
     def _decisions(self) -> decisions.Decisions:
         return decisions.Decisions(self.policy, mask=self.config["MASK_PHONE_NUMBERS"])
 
+    @staticmethod
+    def _once(endpoint: str, key: str | None, request: Any, produce: Callable[[], dict[str, Any]]
+              ) -> dict[str, Any]:
+        """produce()'s body, once per idempotency key (service.idempotency, as the HTTP endpoint's)."""
+        produced: list[dict[str, Any]] = []
+
+        def answer() -> bytes:
+            produced.append(produce())
+            return dumps(produced[-1])
+
+        given = idempotency.once(f"{endpoint}:{IDEMPOTENCY_SCOPE}", key, request, answer,
+                                 argument=IDEMPOTENCY_ARGUMENT)
+        return json.loads(given.text) if given.replayed else produced[-1]
+
     @contextmanager
     def _unit_of_work(self) -> Iterator[None]:
+        """One call's use of the database: a storage fault becomes ServiceError 503 (the HTTP API's answer,
+        the broken connection dropped so the next call reconnects); the connection is released at the end."""
         try:
             yield
+        except database.STORAGE_FAULTS as fault:
+            raise ServiceError.unavailable(fault) from fault
         finally:
             database.release()
 

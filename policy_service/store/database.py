@@ -123,13 +123,19 @@ def storage_fault(error: Exception) -> Any:
     from flask import current_app
     from werkzeug.exceptions import ServiceUnavailable
 
+    unavailable = ServiceUnavailable(retry_after=RETRY_AFTER_SECONDS)
+    unavailable.data = {"message": unavailable_message(error)}
+    return current_app.handle_http_exception(unavailable)
+
+
+def unavailable_message(error: Exception) -> str:
+    """After a storage fault (one of STORAGE_FAULTS): the connection dropped (the next query reconnects), the
+    fault logged, and the one-line message every caller is given with its 503 (HTTP and the Python API)."""
     discard_connection()
     # The reason (host, path, driver message) goes to the log only: the answer may reach any client.
     log.error("storage fault, answered 503: %s: %s", type(error).__name__, error)
-    unavailable = ServiceUnavailable(retry_after=RETRY_AFTER_SECONDS)
-    unavailable.data = {"message": f"the database is unavailable ({type(error).__name__}); nothing was "
-                                   f"stored; retry after {RETRY_AFTER_SECONDS} s"}
-    return current_app.handle_http_exception(unavailable)
+    return (f"the database is unavailable ({type(error).__name__}); nothing was stored; "
+            f"retry after {RETRY_AFTER_SECONDS} s")
 
 
 def discard_connection() -> None:

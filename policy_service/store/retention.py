@@ -2,7 +2,8 @@
 
 Every decision adds a `decision_log` row; every message Meta reports adds a `stored_message` row and every
 outbound one a `message_billing` row (about 177 GB a month at 100 M messages); every request sent with an
-Idempotency-Key an `idempotency_key` row. The other tables hold state
+Idempotency-Key an `idempotency_key` row; every webhook Meta sends a `raw_webhook` row (its payload as received;
+only processed ones are pruned). The other tables hold state
 (a number's WABA, a template's status events, a user's marketing preference, linked ids) that a decision
 still reads however old it is, and grow with the business, not with traffic: they are never pruned.
 """
@@ -14,11 +15,13 @@ from datetime import datetime
 
 import peewee
 
+from . import raw_webhooks
 from .business_state import MessageBilling
 from .database import stored_time
 from .decision_log import DecisionRecord
 from .histories import StoredMessage
 from .idempotency import IdempotencyRecord
+from .raw_webhooks import RawWebhook
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,8 @@ class Growing:
     # Read by decisions (histories, counts over a period): never pruned younger than the rules look back.
     read_by_rules: bool
     what: str
+    # Only rows matching this may go (None: any row older than the cut).
+    only: peewee.Expression | None = None
 
 
 GROWING = (
@@ -40,6 +45,9 @@ GROWING = (
     # A key older than the cut is answered as a new request again: keep it longer than clients retry.
     Growing("idempotency", IdempotencyRecord, IdempotencyRecord.created_at, False,
             "remembered Idempotency-Key answers (idempotency_key)"),
+    # Only processed payloads: a pending or failed one is still to be read (policy-service webhooks process).
+    Growing("webhooks", RawWebhook, RawWebhook.received_at, False, "processed raw webhook payloads (raw_webhook)",
+            RawWebhook.status == raw_webhooks.DONE),
 )
 BY_NAME = {table.name: table for table in GROWING}
 
@@ -51,6 +59,8 @@ def prune(table: Growing, before: datetime, *, dry_run: bool = False, batch_size
     lock on a table the service keeps writing to.
     """
     model, older = table.model, table.time < stored_time(before)
+    if table.only is not None:
+        older &= table.only
     if dry_run:
         return model.select().where(older).count()
     deleted = 0

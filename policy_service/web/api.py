@@ -165,9 +165,11 @@ class PolicyApi(Api):
         app.register_error_handler(ServiceError, self.handle_service_error)
 
     def handle_service_error(self, error: ServiceError):
-        """A request the service layer refused, answered as the HTTP error it names (same body)."""
+        """A request the service layer refused, answered as the HTTP error it names (same body, and its
+        Retry-After when it has one)."""
+        headers = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
         try:
-            abort(error.code, message=error.message, errors=error.errors)
+            abort(error.code, message=error.message, errors=error.errors, headers=headers)
         except HTTPException as http:
             return self.handle_http_exception(http)
 

@@ -11,7 +11,7 @@ from flask import render_template, request
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, ValidationError, fields, validate
 
-from ..contract.pricing import FORECAST, ForecastSchema
+from ..contract.pricing import FORECAST, CurrencyBodySchema, ForecastSchema
 from ..contract.schemas import ErrorSchema, RefusesNul, ResponseSchema
 from ..service import analytics, forecast, pricing
 from ..service.errors import ServiceError
@@ -22,13 +22,6 @@ blp = Blueprint("pricing", __name__, url_prefix="/v1", description="What the bus
 blp.ARGUMENTS_PARSER = JsonBodyParser()
 
 WABA_ID = re.compile(r"^[0-9]{1,64}$")
-CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="must be an ISO 4217 code like USD")
-
-
-class CurrencyBodySchema(RefusesNul, Schema):
-    """The WABA's billing currency (Meta's WABA field `currency`), set once."""
-
-    currency = fields.String(required=True, validate=CURRENCY)
 
 
 class CurrencySchema(ResponseSchema):

@@ -29,13 +29,7 @@ PROCESSOR = "policy_service.webhook_processor"
 
 def settings(app: Flask) -> ingest.Settings:
     """The processing settings of an app (WEBHOOK_* settings, else service.ingest's defaults)."""
-    defaults = ingest.Settings()
-    return ingest.Settings(
-        batch_size=int(app.config.get("WEBHOOK_BATCH_SIZE") or defaults.batch_size),
-        lease_seconds=float(app.config.get("WEBHOOK_LEASE_SECONDS") or defaults.lease_seconds),
-        max_attempts=int(app.config.get("WEBHOOK_MAX_ATTEMPTS") or defaults.max_attempts),
-        poll_seconds=float(app.config.get("WEBHOOK_POLL_SECONDS") or defaults.poll_seconds),
-    )
+    return ingest.configured(app.config)
 
 
 def processing(app: Flask) -> str:

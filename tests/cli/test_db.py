@@ -10,6 +10,7 @@ from policy_service.cli import main
 from policy_service.store import decision_log, retention, schema
 from policy_service.store.business_state import MessageBilling
 from policy_service.store.histories import StoredMessage
+from policy_service.store.raw_webhooks import RawWebhook
 
 
 def run(*arguments):
@@ -96,9 +97,26 @@ def test_prune_trims_every_table_that_grows_with_traffic(database_url):
     assert [line.split(" older")[0] for line in result.output.splitlines()] == [
         "deleted 1 logged decisions (decision_log)", "deleted 1 stored messages (stored_message)",
         "deleted 1 priced outbound messages (message_billing)",
-        "deleted 0 remembered Idempotency-Key answers (idempotency_key)"]
+        "deleted 0 remembered Idempotency-Key answers (idempotency_key)",
+        "deleted 0 processed raw webhook payloads (raw_webhook)"]
     assert (remaining(database_url), kept(database_url, StoredMessage), kept(database_url, MessageBilling)) == \
         (["dec_1"], ["wamid.1"], ["wamid.1"])
+
+
+def test_prune_keeps_raw_webhooks_not_yet_processed(database_url):
+    """Old payloads go once processed; a pending or failed one stays, however old, until it is processed."""
+    database = connect(database_url)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with database.bind_ctx([RawWebhook]):
+        for number, (age, state) in enumerate([(100, "done"), (100, "pending"), (100, "failed"), (10, "done")]):
+            RawWebhook.create(received_at=now - timedelta(days=age), digest=f"{number:064x}", body="{}", status=state)
+    database.close()
+    result = run("prune", "--older-than", "90d", "--table", "webhooks", "--database-url", database_url)
+    assert result.output.startswith("deleted 1 processed raw webhook payloads"), result.output
+    database = connect(database_url)
+    with database.bind_ctx([RawWebhook]):
+        assert sorted(row.status for row in RawWebhook.select()) == ["done", "failed", "pending"]
+    database.close()
 
 
 def test_prune_never_deletes_messages_the_rules_still_read(database_url):

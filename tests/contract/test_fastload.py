@@ -45,7 +45,12 @@ _SEND = st.fixed_dictionaries(
      "template": {"name": "order_update", "language": "en"}, "phone_number_id": "1065"}])
 _REQUEST = st.fixed_dictionaries({"send": _SEND, "history": st.none() | st.lists(
     st.one_of(_MESSAGE, _VALID_INBOUND, _VALID_OUTBOUND, _VALID_INBOUND), max_size=5)},
-    optional={"context": st.sampled_from([{}, {"opted_in": True}, {"opted_in": "yes"}, None, []]),
+    optional={"context": st.sampled_from([{}, {"opted_in": True}, {"opted_in": "yes"}, None, []]) | st.dictionaries(
+        st.sampled_from(["opted_in", "business_region", "currency", "waba_timezone", "messaging_limit",
+                         "service_messages_this_month", "marketing_max_price", "authentication_international_start",
+                         "unknown"]),
+        st.sampled_from([True, False, 1, 0, -1, -2, 5, "US", "us", "US\n", "USD", "Europe/Paris", "Mars/Olympus",
+                         "../etc", "", "0.05", "1.", None, "2026-01-01"]), max_size=4),
               "history_ref": st.just({"phone_number_id": "1", "contact": "14155550100"})})
 
 
@@ -100,3 +105,16 @@ def test_a_plain_request_is_loaded_whole_by_fastload():
     loaded = fastload.request(data)
     assert loaded is not None and loaded == marshmallow_alone(data)
     assert loaded.send.template.category is None and loaded.send.template.status is None
+
+
+def test_a_request_with_a_plain_context_is_loaded_whole_by_fastload():
+    """Booleans, counts, codes and the WABA time zone are checked as the schema declares them; a value the
+    schema refuses (a lower-case region, an unknown zone, a bool as a count) leaves the request to marshmallow."""
+    send = {"at": "2025-08-12T12:00:00+00:00", "to": "+14155550100", "type": "text"}
+    context = {"opted_in": True, "business_region": "BR", "currency": "USD", "waba_timezone": "America/Sao_Paulo",
+               "messaging_limit": -1, "service_messages_this_month": 3}
+    loaded = fastload.request({"send": send, "context": context})
+    assert loaded is not None and loaded == marshmallow_alone({"send": send, "context": context})
+    for wrong in ({"business_region": "br"}, {"waba_timezone": "Mars/Olympus"}, {"messaging_limit": True},
+                  {"service_messages_this_month": -1}, {"authentication_international_start": "2026-01-01"}):
+        assert fastload.request({"send": send, "context": wrong}) is None, wrong

@@ -112,3 +112,14 @@ def test_the_cli_imports_a_response_file(app, database_url, tmp_path):
     bad = CliRunner().invoke(cli.main, ["analytics", "import", str(tmp_path / "b.json"), "--database-url",
                                         database_url])
     assert bad.exit_code == 1 and "pricing_analytics" in bad.output
+
+
+def test_a_report_leaves_out_messages_of_a_waba_billed_in_another_currency(client, waba):
+    """The WABA is billed in USD: a BRL report neither prices its messages in BRL nor converts them; it says so."""
+    with waba.app_context():
+        bill("b1", "5511987654321", "2026-11-10T10:00:05", category="marketing")
+    brl = client.get("/v1/costs?from=2026-11-01&to=2026-11-30&currency=BRL").get_json()
+    assert brl["totals"]["billed"]["count"] == 0
+    assert any("billed in USD: its messages are not in this BRL report" in note for note in brl["notes"])
+    usd = client.get("/v1/costs?from=2026-11-01&to=2026-11-30&currency=USD").get_json()
+    assert usd["totals"]["billed"]["count"] == 1

@@ -75,3 +75,22 @@ def test_the_cli_prints_the_same_forecast(app, database_url, tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({**CAMPAIGN, "lines": []}))
     bad = CliRunner().invoke(cli.main, ["forecast", str(tmp_path / "bad.json"), "--database-url", database_url])
     assert bad.exit_code == 1 and "lines" in bad.output
+
+
+def test_the_python_api_forecasts_imports_analytics_and_sets_the_currency(database_url):
+    """PolicyService.forecast / import_pricing_analytics / set_billing_currency answer as the HTTP API does."""
+    import json
+
+    import pytest
+
+    from policy_service import PolicyService, ServiceError
+
+    service = PolicyService(database_url=database_url)
+    assert service.forecast(CAMPAIGN)["total"] == "3392.0000"
+    assert service.set_billing_currency(WABA, "USD")["source"] == "Python API"
+    with pytest.raises(ServiceError) as refused:
+        service.set_billing_currency(WABA, "usd")
+    assert refused.value.code == 422 and "currency" in refused.value.errors
+    body = {"pricing_analytics": {"data": [{"data_points": [{"start": 1793577600, "end": 1793664000, "country": "KE",
+                                                             "volume": 1, "cost": 0.004}]}]}, "id": WABA}
+    assert service.import_pricing_analytics(json.dumps(body))["new"] == 1

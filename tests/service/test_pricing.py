@@ -117,3 +117,42 @@ def test_count_billed_by_countries_or_every_other_country(app):
                                     except_countries=("KE", "NG")) == 1
         assert billing.count_billed(phone_number_ids=(PHONE,), since=since, until=until, categories=("utility",),
                                     countries=("KE",)) == 1
+
+
+def test_authentication_international_volume_counts_both_spellings(app, known_waba):
+    """Meta's pricing says authentication-international; a status stored with the underscore counts too."""
+    from datetime import date
+
+    from policy_service.service.pricing import month_volume
+
+    with app.app_context():
+        bill("a1", "919876543210", "2026-05-02T10:00:00", category="authentication-international")
+        bill("a2", "919876543211", "2026-05-03T10:00:00", category="authentication_international")
+        count, source = month_volume(WABA, "authentication-international", "IN", date(2026, 5, 10),
+                                     datetime(2026, 5, 10, tzinfo=UTC), "UTC",
+                                     app.extensions["policy_service"].rulebook.rates)
+    assert count == 2
+    assert source.startswith("2 billable authentication-international messages delivered to market India")
+
+
+def test_done_when_kenya_utility_is_message_150001_counted_from_the_store(client, known_waba):
+    """Issue 23: 150,000 billable utility messages delivered to Rest of Africa this month are stored; the next
+    Kenyan utility template on 2026-11-10 in USD is message 150,001: tier 2, 0.0038 USD, volume from the store."""
+    database = billing.WabaCurrency._meta.database
+    pricing = '{"billable": true, "category": "utility", "pricing_model": "PMP", "type": "regular"}'
+    sqlite = "Sqlite" in type(getattr(database, "obj", database)).__name__
+    series = ("WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n < 149999) ", "seq") \
+        if sqlite else ("", "generate_series(0, 149999) AS n")
+    with known_waba.app_context():
+        database.execute_sql(
+            f"{series[0]}INSERT INTO message_billing (wamid, phone_number_id, contact, at, status, category, pricing, "
+            f"market) SELECT 'wamid.ke.' || n, '{PHONE}', '{KENYA}', "
+            + ("datetime('2026-11-02 00:00:00', '+' || (n % 600000) || ' seconds')" if sqlite else
+               "timestamp '2026-11-02' + mod(n, 600000) * interval '1 second'")
+            + f", 'delivered', 'utility', '{pricing}', 'KE' FROM {series[1]}")
+    body = decide(client, "2026-11-10T10:00:00+00:00", KENYA, context={"currency": "USD"})
+    price = body["charge"]["price"]
+    assert (price["amount"], price["currency"], price["market"]) == ("0.0038", "USD", "Rest of Africa")
+    assert (price["tier"]["number"], price["tier"]["messages_before"]) == (2, 150_000)
+    assert price_entry(body)["sources"]["volume_messages_this_month"].startswith(
+        "150,000 billable utility messages delivered to market Rest of Africa")

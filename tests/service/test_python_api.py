@@ -1,23 +1,28 @@
 """The public Python API (PolicyService) answers exactly as the HTTP API: every fixture decided both ways gives
 the same body (decision ids aside) and the same logged row; batches, reconciliation and the cost report are the
-same bodies; a bad request raises ServiceError carrying the HTTP error body; and none of it loads Flask."""
+same bodies; a bad request raises ServiceError carrying the HTTP error body, a storage fault the HTTP 503 (and
+the same PolicyService recovers); an idempotency key works as the HTTP Idempotency-Key; and none of it loads Flask."""
 
 import copy
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from policy_service import PolicyService, ServiceError, configured_app
+from policy_service import PolicyService, ServiceError, configured_app, create_app, store
 from policy_service.review.fixtures import discover
 from policy_service.service.python_api import instance_path
+from policy_service.store.decision_log import DecisionRecord
 
-from ..conftest import FIXTURES_DIR, ROOT
-from ..meta_payloads import CONTACT, PHONE_NUMBER_ID, deliver, inbound_text, pmp, status
+from ..conftest import FIXTURES_DIR, ROOT, upgraded
+from ..meta_payloads import APP_SECRET, CONTACT, PHONE_NUMBER_ID, deliver, inbound_text, pmp, signed, status
 
 FIXTURES = discover([FIXTURES_DIR])
 VARYING = ("decision_id", "logged_at")
+# What differs between two webhook receipts of equal payloads: the stored payload's id and its times.
+RECEIPT_VARYING = ("id", "received_at", "processed_at")
 T0 = 1756717200  # 2025-09-01T09:00:00Z
 
 
@@ -180,6 +185,55 @@ def test_several_threads_decide_and_every_decision_is_logged(service):
     assert all(service.decision(answer["decision_id"])["decision"] == answer["decision"] for answer in answers)
 
 
+def test_a_webhook_ingested_in_python_is_stored_as_over_http(client, service):
+    """The same receipt both ways (ids and times aside); a repeat is the same duplicate receipt; and the
+    payload's messages are the history the next decision reads."""
+    over_http = client.post("/v1/webhooks/whatsapp", data=signed(inbound_text("wamid.a", T0))[0],
+                            headers=signed(inbound_text("wamid.a", T0))[1]).json
+    body, headers = signed(inbound_text("wamid.b", T0 + 60))
+    in_python = service.ingest_webhook(body, headers["X-Hub-Signature-256"])
+    assert in_python["status"] == "done" and in_python["new"] == 1 and in_python["duplicate"] is False
+    assert {k: v for k, v in in_python.items() if k not in RECEIPT_VARYING} == {
+        k: v for k, v in over_http.items() if k not in RECEIPT_VARYING}
+    again = service.ingest_webhook(body, headers["X-Hub-Signature-256"])
+    assert again["duplicate"] is True and again["id"] == in_python["id"]
+    assert again == client.post("/v1/webhooks/whatsapp", data=body, headers=headers).json
+    request = {"send": {"at": "2025-09-01T10:00:00+00:00", "to": "+" + CONTACT, "type": "text"},
+               "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": CONTACT}}
+    assert service.decide(request)["history_source"]["events"] == ["wamid.a", "wamid.b"]
+
+
+@pytest.mark.parametrize("what, body, signature", [
+    ("a wrong signature", signed(inbound_text("wamid.c", T0))[0], "sha256=00"),
+    ("no signature", signed(inbound_text("wamid.c", T0))[0], None),
+    ("not a WhatsApp webhook", signed({"object": "page"})[0], signed({"object": "page"})[1]["X-Hub-Signature-256"]),
+    ("not JSON", b"{", signed(b"{")[1]["X-Hub-Signature-256"]),
+])
+def test_a_refused_webhook_raises_the_http_error(client, service, what, body, signature):
+    headers = {"Content-Type": "application/json", **({"X-Hub-Signature-256": signature} if signature else {})}
+    over_http = client.post("/v1/webhooks/whatsapp", data=body, headers=headers)
+    assert 400 <= over_http.status_code < 500
+    with pytest.raises(ServiceError) as raised:
+        service.ingest_webhook(body, signature)
+    assert raised.value.as_dict() == over_http.json
+
+
+def test_a_webhook_over_the_size_limit_is_a_413_naming_the_limit(database_url):
+    service = PolicyService(database_url=database_url, whatsapp_app_secret=APP_SECRET, max_content_length=100)
+    body, headers = signed(inbound_text("wamid.big", T0))
+    with pytest.raises(ServiceError) as raised:
+        service.ingest_webhook(body, headers["X-Hub-Signature-256"])
+    assert raised.value.code == 413 and "100 bytes" in raised.value.message
+
+
+def test_without_an_app_secret_nothing_is_stored(database_url, monkeypatch):
+    monkeypatch.delenv("POLICY_WHATSAPP_APP_SECRET", raising=False)
+    body, headers = signed(inbound_text("wamid.c", T0))
+    with pytest.raises(ServiceError) as raised:
+        PolicyService(database_url=database_url).ingest_webhook(body, headers["X-Hub-Signature-256"])
+    assert raised.value.code == 503 and list(raised.value.errors) == ["WHATSAPP_APP_SECRET"]
+
+
 def test_the_embedded_database_is_the_servers(monkeypatch):
     """Without DATABASE_URL both use the SQLite file in the instance folder Flask would use."""
     assert instance_path() == configured_app().instance_path
@@ -216,3 +270,107 @@ def test_the_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
     exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - the documented example is the test
     printed = capsys.readouterr().out.splitlines()
     assert printed == ["allow free_customer_service", "422 {'send.at': ['Missing data for required field.']}"]
+
+
+def test_a_storage_fault_raises_the_http_503_and_the_same_service_recovers(tmp_path, example_request):
+    """The database gone (its folder removed): every call raises ServiceError 503 with exactly the HTTP API's
+    body and its Retry-After (not peewee's raw error); once the database is back, the same PolicyService
+    decides and logs again (no new instance, no restart)."""
+    folder = tmp_path / "db"
+    folder.mkdir()
+    url = upgraded(f"sqlite:///{folder / 'log.sqlite3'}")
+    app = create_app({"TESTING": True, "DATABASE_URL": url})
+    svc = PolicyService(database_url=url)
+    try:
+        assert svc.decide(example_request)["decision"] == "allow"
+        store.close_all()
+        shutil.rmtree(folder)
+        over_http = app.test_client().post("/v1/decisions", json=example_request)
+        assert over_http.status_code == 503
+        calls = {"decide": lambda: svc.decide(example_request),
+                 "decide_batch": lambda: svc.decide_batch([example_request]),
+                 "idempotent decide": lambda: svc.decide(example_request, idempotency_key="k-down"),
+                 "reconcile": lambda: svc.reconcile(phone_number_id=PHONE_NUMBER_ID)}
+        for name, call in calls.items():
+            with pytest.raises(ServiceError) as raised:
+                call()
+            assert raised.value.as_dict() == over_http.json, name
+            assert raised.value.retry_after == int(over_http.headers["Retry-After"]), name
+
+        folder.mkdir()
+        upgraded(url)
+        decided = svc.decide(example_request)
+        assert svc.decision(decided["decision_id"])["decision"] == "allow"
+    finally:
+        svc.close()
+
+
+def test_a_read_only_database_raises_503_and_recovers_once_writable(tmp_path, example_request, monkeypatch):
+    """Reads work, writes fail (a read-only SQLite file): a decision is a 503, never an unlogged answer; once
+    the file is writable again the same PolicyService decides."""
+    url = upgraded(f"sqlite:///{tmp_path / 'log.sqlite3'}")
+    svc = PolicyService(database_url=url)
+    try:
+        sqlite = store.database_proxy.obj
+        path = sqlite.database
+        store.close_all()
+        monkeypatch.setattr(sqlite, "database", f"file:{path}?mode=ro")
+        monkeypatch.setitem(sqlite.connect_params, "uri", True)
+        for _ in range(2):
+            with pytest.raises(ServiceError) as raised:
+                svc.decide(example_request)
+            assert raised.value.code == 503 and raised.value.retry_after and "retry after" in raised.value.message
+        monkeypatch.undo()
+        assert svc.decide(example_request)["decision"] == "allow"
+    finally:
+        svc.close()
+
+
+def logged_rows() -> int:
+    return DecisionRecord.select().count()
+
+
+def test_an_idempotency_key_gives_the_first_decision_again_and_logs_nothing(service, example_request):
+    """As the HTTP Idempotency-Key: the same key and request return the first answer (same decision_id) and
+    add no log row; the same key with another request, or asking the why-not trace, is a 422 naming the key."""
+    first = service.decide(example_request, idempotency_key="order-77")
+    rows = logged_rows()
+    again = service.decide(copy.deepcopy(example_request), idempotency_key="order-77")
+    assert again == first and logged_rows() == rows
+
+    other = {**example_request, "send": {**example_request["send"], "to": "+5511912345678"}}
+    for call in (lambda: service.decide(other, idempotency_key="order-77"),
+                 lambda: service.decide(example_request, explain="full", idempotency_key="order-77")):
+        with pytest.raises(ServiceError) as raised:
+            call()
+        assert raised.value.code == 422 and list(raised.value.errors) == ["idempotency_key"]
+        assert "already used with another request" in raised.value.message
+    assert logged_rows() == rows
+    assert service.decide(example_request)["decision_id"] != first["decision_id"]  # no key: decided anew
+
+
+def test_a_batch_with_an_idempotency_key_is_decided_once(service, example_request):
+    first = service.decide_batch([example_request, example_request], idempotency_key="batch-1")
+    rows = logged_rows()
+    assert service.decide_batch({"requests": [example_request, example_request]}, idempotency_key="batch-1") == first
+    assert logged_rows() == rows
+    with pytest.raises(ServiceError) as raised:
+        service.decide_batch([example_request], idempotency_key="batch-1")
+    assert raised.value.code == 422 and list(raised.value.errors) == ["idempotency_key"]
+
+
+@pytest.mark.parametrize("key", ["", "has space", "x" * 256, "caf\u00e9", 42])
+def test_an_unusable_idempotency_key_is_a_422_naming_the_argument(service, example_request, key):
+    with pytest.raises(ServiceError) as raised:
+        service.decide(example_request, idempotency_key=key)
+    assert raised.value.code == 422 and list(raised.value.errors) == ["idempotency_key"]
+
+
+def test_python_and_http_keys_never_meet(client, service, example_request):
+    """The Python API is a client of its own: an HTTP client's key does not replay into Python, nor back."""
+    over_http = client.post("/v1/decisions", json=example_request, headers={"Idempotency-Key": "shared"}).json
+    in_python = service.decide(example_request, idempotency_key="shared")
+    assert in_python["decision_id"] != over_http["decision_id"]
+    other = {**example_request, "send": {**example_request["send"], "to": "+5511912345678"}}
+    assert client.post("/v1/decisions", json=other, headers={"Idempotency-Key": "shared"}).status_code == 422
+    assert service.decide(example_request, idempotency_key="shared")["decision_id"] == in_python["decision_id"]

@@ -100,3 +100,16 @@ def test_a_business_call_does_not_open_the_window_for_history_ref(client):
     deliver(client, call("wacid.business", T0, direction="BUSINESS_INITIATED"))
     body = client.post("/v1/decisions", json=freeform_at("2025-09-01T09:30:00+00:00")).json
     assert body["decision"] == "deny" and body["error_codes"] == [131047] and body["history_source"]["events"] == []
+
+
+def test_a_reply_from_the_business_app_is_a_business_message_of_the_stored_history(client):
+    """Coexistence: the user wrote from an ad, the business answered from the WhatsApp Business app (an
+    smb_message_echoes echo). That echo is the first reply: a later API reply opens no free entry point, it
+    is an ordinary free service message, and the echo is never reported as pending delivery."""
+    from ..contract.test_meta_webhooks import echo
+
+    deliver(client, inbound_text(AD_WAMID, T0, referral=AD_REFERRAL), echo("wamid.echo", T0 + 600))
+    body = client.post("/v1/decisions", json=freeform_at("2025-09-01T11:00:00+00:00")).json
+    assert body["decision"] == "allow" and body["history_source"]["events"] == [AD_WAMID, "wamid.echo"]
+    assert body["charge"]["type"] == "free_customer_service", body["charge"]
+    assert not {"FEP-2.opens-service", "TS-1.undelivered"} & {r["rule"] for r in body["trace"]}

@@ -309,6 +309,7 @@ def test_the_log_names_the_key_that_made_each_decision_never_the_secret(roles_ap
     client.post("/ui/login", data={"key": ROLE_KEYS["ana"][1], "csrf_token": csrf_token(client, "/ui/login")})
     tried = client.post("/ui/try", data={"request": json.dumps(example_request), "csrf_token": csrf_token(client)})
     decision_id = tried.headers["Location"].rsplit("/", 1)[1]
+    assert "API key <code>ana</code>" in client.get(f"/ui/decisions/{decision_id}").get_data(as_text=True)
     with roles_app.app_context():
         rows = {r.decision_id: r for r in decision_log.DecisionRecord.select()}
     assert (rows[decided["decision_id"]].api_key_name, rows[decision_id].api_key_name) == ("shop-backend", "ana")

@@ -200,3 +200,17 @@ def test_postgresql_going_away_is_a_503_and_the_pool_recovers(example_request):
     finally:
         store.close_all()
         outage.cut()
+
+
+def test_a_full_database_is_a_503_and_takes_writes_again_once_there_is_room(app, example_request):
+    """SQLite's own "database or disk is full" (SQLITE_FULL, here by capping the file's pages at what it
+    has): a decision is a 503 with Retry-After, never an unlogged answer; with room again it is decided."""
+    client = app.test_client()
+    assert decide(client, example_request).status_code == 200
+    sqlite = store.database_proxy.obj
+    pages = sqlite.execute_sql("PRAGMA page_count").fetchone()[0]
+    sqlite.execute_sql(f"PRAGMA max_page_count = {pages}")
+    # A logged decision (request and response, some kB) needs new pages at once.
+    assert_unavailable(decide(client, example_request))
+    # The 503 dropped the connection; the new one has no page cap (as after freeing disk space).
+    assert decide(client, example_request).status_code == 200
