@@ -3,19 +3,33 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ..core.identities import WA_ID
-from .schemas import ContactField, RefusesNul
+from .schemas import GROUP_ID, ContactField, RefusesNul
+
+
+class PartyField(ContactField):
+    """Whom stored messages were exchanged with: a user (wa_id, a leading + ignored, or BSUID), or a group
+    (Groups API group id, as history_ref.group_id takes it: group messages are stored under the group)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        try:
+            return super()._deserialize(value, attr, data, **kwargs)
+        except ValidationError:
+            if isinstance(value, str) and re.fullmatch(GROUP_ID, value):
+                return value
+            raise ValidationError("must be a wa_id (digits, a leading + allowed), a BSUID or a group id") from None
 
 
 class ReconciliationQuerySchema(RefusesNul, Schema):
     """Filters of GET /v1/reconciliation."""
 
     phone_number_id = fields.String(validate=validate.Length(min=1, max=64))
-    contact = ContactField(WA_ID, metadata={"description": "wa_id or BSUID"})
+    contact = PartyField(WA_ID, metadata={"description": "wa_id, BSUID, or a group id (its group messages)"})
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     page_size = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1_000))
 

@@ -137,7 +137,8 @@ class PolicyService:
     def reconcile(self, *, phone_number_id: str | None = None, contact: str | None = None, page: int = 1,
                   page_size: int = 100) -> dict[str, Any]:
         """Meta's pricing of each delivered message beside the predicted charge: the body of GET
-        /v1/reconciliation with the same filters (contact: a wa_id or BSUID; pages of `page_size`)."""
+        /v1/reconciliation with the same filters (contact: a wa_id, a BSUID or a Groups API group id; pages of
+        `page_size`)."""
         query = {"phone_number_id": phone_number_id, "contact": contact, "page": page, "page_size": page_size}
         filters = _load(RECONCILIATION_QUERY, {name: value for name, value in query.items() if value is not None})
         with self._unit_of_work():

@@ -23,7 +23,7 @@ chart = costs.chart
 
 def comparisons(policy: Policy, *, phone_number_id: str | None = None, contact: str | None = None) -> list[Comparison]:
     """Every delivered message with Meta's pricing beside its prediction, oldest first; `contact` a wa_id
-    (with or without "+") or a BSUID."""
+    (with or without "+"), a BSUID, or a group id (the group's messages: they are stored under the group)."""
     return reconciliation.reconcile(policy.rulebook, policy.engine, phone_number_id=phone_number_id,
                                     contact=contact.lstrip("+") if contact else None)
 

@@ -34,10 +34,12 @@ def test_report_filters_by_contact(client, billed_history):
         "checked"] == 3
 
 
-def test_bad_filter_is_a_422(client):
-    """A contact that is not a number is refused in the error shape."""
-    response = client.get("/v1/reconciliation?contact=alice")
+@pytest.mark.parametrize("contact", ["alice smith", "al!ce", "x" * 256, "%3Cscript%3E"])
+def test_bad_filter_is_a_422(client, contact):
+    """A contact that is neither a number, a BSUID nor a group id is refused in the error shape, naming it."""
+    response = client.get(f"/v1/reconciliation?contact={contact}")
     assert response.status_code == 422 and "query.contact" in response.json["errors"]
+    assert "group id" in response.json["errors"]["query.contact"][0]
 
 
 @pytest.mark.parametrize(("meta", "ours"), [("authentication_international", "authentication-international"),
@@ -268,3 +270,29 @@ def test_history_ref_names_a_group_whose_stored_history_decides_the_window(clien
         "send": {**send, "to": "Z3JvdXAy"}, "history_ref": {"phone_number_id": PHONE_NUMBER_ID,
                                                            "group_id": "Z3JvdXAy"}}).json
     assert other["decision"] == "deny"
+
+
+def test_reconciliation_filters_by_a_group_id_over_http_and_in_python(client, app, database_url):
+    """contact=<group id> (as history_ref.group_id names a group) reconciles the group's sends alone — over
+    HTTP and through PolicyService.reconcile, with the same body — not a 422."""
+    from policy_service import PolicyService
+
+    from ..meta_payloads import PHONE_NUMBER_ID
+
+    at = GROUPS_T0 + 3600
+    deliver(client, group_inbound("wamid.gin", GROUPS_T0),
+            group_status("wamid.gout", "delivered", at, "group_utility", "free_group_customer_service", False),
+            inbound_text("wamid.in1", GROUPS_T0),
+            status("wamid.out1", "delivered", at, pricing=pmp("utility", "free_customer_service", False)))
+    assert client.get("/v1/reconciliation").json["checked"] == 2
+    over_http = client.get(f"/v1/reconciliation?contact={GROUP}&phone_number_id={PHONE_NUMBER_ID}")
+    assert over_http.status_code == 200, over_http.json
+    [item] = over_http.json["comparisons"]
+    assert (item["wamid"], item["contact"]) == ("wamid.gout", GROUP)
+    assert item["modelled"] and item["matches"] and item["predicted"]["category"] == "group_utility"
+    svc = PolicyService(database_url=database_url, whatsapp_app_secret=app.config["WHATSAPP_APP_SECRET"])
+    try:
+        assert svc.reconcile(contact=GROUP, phone_number_id=PHONE_NUMBER_ID) == over_http.json
+        assert svc.reconcile(contact=GROUP) == client.get(f"/v1/reconciliation?contact={GROUP}").json
+    finally:
+        svc.close()
