@@ -246,17 +246,40 @@ class Reading:
 
     events: list[Event] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    # Values the lenient parse kept but could not vouch for (parsing.Unreadable: a NUL, a lone surrogate, a
+    # number too long or not finite), by path; `holding` is every path that has one of them inside.
+    unreadable: dict[str, list[str]] = field(default_factory=dict)
+    holding: set[str] = field(default_factory=set)
 
     def load(self, schema: Schema, item: Any, path: str) -> dict[str, Any] | None:
         """The item loaded with the schema, or None after recording why it was skipped.
 
-        This is the one place a part of a payload is judged: a part we cannot read costs only itself.
+        This is the one place a part of a payload is judged: a part we cannot read costs only itself. A part
+        holding an unreadable value in a field it reads (or anywhere, when it is stored whole) is skipped; one
+        in a field it does not read (a message's text) is listed, and the part read without it.
         """
+        if path in self.holding and not self._readable_around(schema, path):
+            return None
         try:
             return schema.load(item)
         except ValidationError as error:
             self.skip(path, flatten_errors(error.messages))
             return None
+
+    def _readable_around(self, schema: Schema, path: str) -> bool:
+        prefix = path + "."
+        inside = {bad[len(prefix):]: why for bad, why in self.unreadable.items() if bad.startswith(prefix)}
+        apart = getattr(schema, "read_apart", ())
+        inside = {bad: why for bad, why in inside.items() if bad.split(".", 1)[0] not in apart}
+        if not inside:
+            return True
+        read = {f.data_key or name for name, f in schema.fields.items()}
+        if getattr(schema, "kept_whole", False) or any(bad.split(".", 1)[0] in read for bad in inside):
+            self.skip(path, inside)
+            return False
+        for bad, why in inside.items():
+            self.skip(f"{prefix}{bad}", {bad: [*why, "not read: the rest of the part was"]})
+        return True
 
     def skip(self, path: str, reason: dict[str, list[str]]) -> None:
         """List a part as skipped (its reason bounded, so a huge bad part cannot make the listing huge)."""
@@ -480,6 +503,8 @@ class EchoSchema(_MetaSchema):
 class TemplateKeySchema(_MetaSchema):
     """The template a template webhook is about."""
 
+    kept_whole = True  # the change's value is stored as it came (TemplateChange.payload)
+
     message_template_id = fields.Raw()
     message_template_name = _text(required=True)
     message_template_language = _text(16, required=True)
@@ -551,6 +576,8 @@ class BanInfoSchema(_MetaSchema):
 class AccountUpdateSchema(_MetaSchema):
     """`account_update`: an account event and the part of the value that goes with it."""
 
+    kept_whole = True  # AccountChange.payload
+
     event = _text(64, required=True)
     country = fields.String(validate=validate.Regexp(r"^[A-Za-z]{2}$"))
     auth_international_rate_eligibility = fields.Nested(EligibilitySchema)
@@ -563,6 +590,8 @@ class AccountUpdateSchema(_MetaSchema):
 class CapabilitySchema(_MetaSchema):
     """`business_capability_update`: the portfolio's messaging limit (-1 unlimited) and phone number limits."""
 
+    kept_whole = True  # AccountChange.payload
+
     max_daily_conversations_per_business = fields.Integer(validate=validate.Range(min=-1))
     max_daily_conversation_per_phone = fields.Integer(validate=validate.Range(min=-1))
     max_phone_numbers_per_business = fields.Integer()
@@ -571,6 +600,8 @@ class CapabilitySchema(_MetaSchema):
 
 class GroupSchema(_MetaSchema):
     """One entry of `value.groups` (Groups API fields): what happened to which group, and when."""
+
+    kept_whole = True  # GroupEvent.payload
 
     type = _text(64, required=True)
     timestamp = UnixTime(required=True)
@@ -582,6 +613,7 @@ class ChangeSchema(_MetaSchema):
 
     field = _text(255, required=True)
     value = fields.Dict(required=True)
+    read_apart = ("value",)  # judged by the field's reader, part by part
 
 
 class EntrySchema(_MetaSchema):
@@ -590,6 +622,7 @@ class EntrySchema(_MetaSchema):
     id = fields.Raw(load_default="")
     time = fields.Raw()  # read tolerantly (_entry_time): some fields omit it
     changes = fields.List(fields.Raw(), required=True)
+    read_apart = ("changes", "time")  # changes are judged one by one; time is read tolerantly
 
 
 class NotificationSchema(_MetaSchema):
@@ -650,7 +683,9 @@ class _Change:
 def read(document: dict[str, Any], received_at: datetime) -> Reading:
     """Every event of a webhook body whose envelope is valid (envelope_errors is None), and every part
     skipped, in payload order. `received_at` stands in for `entry.time` where Meta omits it."""
-    reading = Reading()
+    unreadable = getattr(document, "unreadable", None) or {}
+    reading = Reading(unreadable=unreadable, holding={
+        bad[:end] for bad in unreadable for end in range(len(bad)) if bad[end] == "."})
     for entry_index, raw_entry in enumerate(document["entry"]):
         entry = reading.load(ENTRY, raw_entry, f"entry.{entry_index}")
         for change_index, raw_change in enumerate(entry["changes"] if entry else ()):

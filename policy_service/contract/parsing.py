@@ -17,6 +17,10 @@ same bounds everywhere, before any schema deserializes it:
   limit (`Limits.arrays`, e.g. `history` 10,000, `requests` the batch size); the whole body at most
   `Limits.max_values` JSON values. An oversized array is refused without looking inside it.
 
+Lenient limits (`Limits.lenient`, Meta's webhooks) refuse a body only for its encoding, syntax, depth and item
+counts: a too long number, a non-finite one, a NUL or a lone surrogate is kept where it stands and its path
+listed in the result's `unreadable` (an `Unreadable` dict), so the reader can skip only the part holding it.
+
 Errors come back as `BodyRefused(status, message, errors)` with `errors` in the one error shape's
 `{"field.path": [messages]}` form, at most `MAX_ERRORS` fields (see `bounded_errors`).
 """
@@ -55,6 +59,7 @@ class Limits:
     max_items: int = 1_000
     max_values: int = 200_000
     max_number_chars: int = 40
+    lenient: bool = False  # values refused above are listed in Unreadable.unreadable, not refused
     arrays: Mapping[tuple[str, ...], tuple[int, str]] = field(default_factory=dict)
 
 
@@ -79,7 +84,17 @@ def batch_limits(max_batch: int) -> Limits:
 
 # Meta's webhooks: many messages and statuses per payload are normal (the body size, MAX_CONTENT_LENGTH,
 # bounds them); only absurd fan-outs are refused.
-WEBHOOK_LIMITS = Limits(max_items=100_000, max_values=2_000_000)
+# Values are judged leniently: Meta retries a refused payload whole, so one bad value must cost only its event.
+WEBHOOK_LIMITS = Limits(max_items=100_000, max_values=2_000_000, lenient=True)
+
+
+class Unreadable(dict):
+    """A JSON object parsed under lenient limits that holds values the limits would refuse: `unreadable` maps
+    each one's path ("entry.0.changes.0.value.messages.7.text.body") to why."""
+
+    def __init__(self, value: dict[str, Any], unreadable: dict[str, list[str]]):
+        super().__init__(value)
+        self.unreadable = unreadable
 
 
 class BodyRefused(Exception):
@@ -129,8 +144,8 @@ def parse_json(body: bytes | str, limits: Limits) -> Any:
         raise BodyRefused(400, f"the body is {detail}", {ROOT: [detail]}) from None
     except RecursionError:
         raise _too_deep(limits) from None
-    _check(value, limits)
-    return value
+    unreadable = _check(value, limits)
+    return Unreadable(value, unreadable) if unreadable else value
 
 
 _UNSURE = object()
@@ -199,9 +214,12 @@ def _too_deep(limits: Limits) -> BodyRefused:
     return BodyRefused(400, f"the body is {detail}", {ROOT: [detail]})
 
 
-def _check(value: Any, limits: Limits) -> None:
-    """Walk the parsed value once, without recursion, collecting the errors of the module docstring."""
+def _check(value: Any, limits: Limits) -> dict[str, list[str]]:
+    """Walk the parsed value once, without recursion, collecting the errors of the module docstring; under
+    lenient limits, the values' errors of an object are returned instead of raised."""
     errors: dict[str, list[str]] = {}
+    # Under lenient limits, a value's error (not a container's) is the reader's to judge.
+    values_errors: dict[str, list[str]] = {} if limits.lenient else errors
     values = 0
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
     while stack:
@@ -211,13 +229,13 @@ def _check(value: Any, limits: Limits) -> None:
             raise BodyRefused(422, f"invalid request: more than {limits.max_values} JSON values in one body",
                               {ROOT: [f"at most {limits.max_values} JSON values in one body"]})
         if isinstance(item, float) and not math.isfinite(item):
-            _add(errors, path, "must be a finite number")
+            _add(values_errors, path, "must be a finite number")
             continue
         if isinstance(item, str):
             if type(item) is _Refused:
-                _add(errors, path, f"must be {item}" if not item.endswith("not JSON") else str(item))
+                _add(values_errors, path, f"must be {item}" if not item.endswith("not JSON") else str(item))
             elif _BAD_CHARACTER.search(item):
-                _add(errors, path, _character_error(item))
+                _add(values_errors, path, _character_error(item))
             continue
         if not isinstance(item, dict | list):
             continue
@@ -233,11 +251,14 @@ def _check(value: Any, limits: Limits) -> None:
             continue
         for key, member in reversed(item.items()):
             if _BAD_CHARACTER.search(key):
-                _add(errors, (*path, key.encode("utf-8", "backslashreplace").decode()), _character_error(key))
+                _add(values_errors, (*path, key.encode("utf-8", "backslashreplace").decode()), _character_error(key))
             else:
                 stack.append((member, (*path, key)))
+    if values_errors is not errors and values_errors and not isinstance(value, dict):
+        errors.update(values_errors)  # nothing to read around: a bare bad value is refused
     if errors:
         raise BodyRefused(422, error_message(errors), bounded_errors(errors))
+    return {} if values_errors is errors else values_errors
 
 
 def _character_error(text: str) -> str:

@@ -233,13 +233,41 @@ def test_non_ascii_tokens_and_signatures_are_refused_not_crashed(client):
     assert signed.status_code == 401
 
 
-def test_a_nul_character_anywhere_in_a_payload_is_a_field_error(client):
-    """A NUL (which PostgreSQL cannot store) in a signed payload is a 422 naming where it is, not a 500."""
-    body = inbound_text("wamid.nul", T0, contact="5511987654321\u0000")
+def test_one_bad_value_costs_only_its_own_event(app, client):
+    """A signed payload of 1,500 messages, one with a NUL in its id, one with a NUL in its text (not read), a
+    status with a 45-digit error code, a template change with a 45-digit id: every other event is stored, and
+    each bad value is listed with its path (a 422 for the whole body lost all 1,499 good messages)."""
+    body = inbound_text("wamid.0", T0)
+    value = body["entry"][0]["changes"][0]["value"]
+    template = value["messages"][0]
+    value["messages"] = [{**template, "id": f"wamid.{index}", "text": {"body": "hi"}} for index in range(1_500)]
+    value["messages"][7]["id"] = "wamid.\u0000"
+    value["messages"][8]["text"]["body"] = "a\u0000b"
+    failed = status("wamid.out", "failed", T0)["entry"][0]["changes"][0]["value"]["statuses"][0]
+    value["statuses"] = [{**failed, "errors": [{"code": 10**44}]}]
+    body["entry"][0]["changes"].append({"field": "message_template_status_update", "value": {
+        "event": "APPROVED", "message_template_id": 10**44, "message_template_name": "t",
+        "message_template_language": "en"}})
+    raw, headers = signed(body)
+    answer = client.post("/v1/webhooks/whatsapp", data=raw, headers=headers).json
+    assert answer["new"] == 1_499 and len(stored(app)) == 1_499 and "wamid.8" in stored(app)
+    assert answer["skipped"] == [
+        {"path": "entry.0.changes.0.value.messages.7", "reason": {"id": ["must not contain a NUL character"]}},
+        {"path": "entry.0.changes.0.value.messages.8.text.body",
+         "reason": {"text.body": ["must not contain a NUL character", "not read: the rest of the part was"]}},
+        {"path": "entry.0.changes.0.value.statuses.0",
+         "reason": {"errors.0.code": ["must be a number of at most 40 characters, got 45"]}},
+        {"path": "entry.0.changes.1.value",
+         "reason": {"message_template_id": ["must be a number of at most 40 characters, got 45"]}}]
+
+
+def test_only_a_body_that_is_no_webhook_is_refused_whole(client):
+    """Without `object`/`entry` there is nothing to read around: a NUL there is a 422 naming it."""
+    body = inbound_text("wamid.nul", T0)
+    body["object"] = "whatsapp_business_account\u0000"
     raw, headers = signed(body)
     response = client.post("/v1/webhooks/whatsapp", data=raw, headers=headers)
-    assert response.status_code == 422
-    assert any("NUL" in message for messages in response.json["errors"].values() for message in messages)
+    assert response.status_code == 422 and "object" in response.json["errors"]
 
 
 def test_one_unreadable_event_costs_only_itself(app, client, caplog):
