@@ -101,8 +101,8 @@ def receive(body: bytes, signature: str | None, *, app_secret: str | None, proce
     Raises WebhookRefused (nothing stored).
     """
     if not app_secret:
-        raise WebhookRefused(503, "WHATSAPP_APP_SECRET is not configured, so no webhook can be verified",
-                             {"WHATSAPP_APP_SECRET": ["not configured"]})
+        raise WebhookRefused(503, "POLICY_WHATSAPP_APP_SECRET is not configured, so no webhook can be verified",
+                             {"POLICY_WHATSAPP_APP_SECRET": ["not configured: set it to the Meta app's secret"]})
     if not meta.signature_valid(body, signature, app_secret):
         raise WebhookRefused(401, f"{SIGNATURE_HEADER} is missing or does not match the body",
                              {SIGNATURE_HEADER: ["missing or not the HMAC-SHA256 of the body under the app secret"]})
