@@ -282,10 +282,17 @@ def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
         raise SettingsError(f"policy-service settings cannot be read:\n{problems}") from None
 
 
+# Unknown variables already reported: a command that reads the settings twice (the CLI's check, then the
+# store it opens) reports each once.
+_REPORTED: set[str] = set()
+
+
 def _warn_unknown(environ: Mapping[str, str]) -> None:
     known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
     for name in environ:
         upper = name.upper()
-        if upper.startswith(ENV_PREFIX) and upper not in known and not upper.startswith(NOT_SETTINGS):
+        if upper.startswith(ENV_PREFIX) and upper not in known and not upper.startswith(NOT_SETTINGS) \
+                and name not in _REPORTED:
+            _REPORTED.add(name)
             log.warning("%s is not a setting of policy-service and is ignored (settings: %s)",
                         name, ", ".join(sorted(known)))

@@ -183,3 +183,16 @@ def test_the_command_line_reports_a_bad_setting_without_a_traceback(monkeypatch)
     assert result.exit_code == 1 and result.exception is None or isinstance(result.exception, SystemExit)
     assert "POLICY_MAX_BATCH_SIZE='lots': must be a whole number" in result.output
     assert "Traceback" not in result.output
+
+
+def test_compose_and_the_readme_image_section_pass_the_role_keys_and_the_secret_key():
+    """compose.yaml passes POLICY_API_KEYS (client, reviewer, operator keys) and POLICY_SECRET_KEY to the service,
+    not only the client-only POLICY_API_KEY_HASHES, and README's image section tells users to set them."""
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    for service in ("migrate", "web"):
+        assert {"POLICY_API_KEYS", "POLICY_SECRET_KEY"} <= set(compose["services"][service]["environment"]), service
+    readme = (ROOT / "README.md").read_text()
+    image = readme[readme.index("### The image"):readme.index("### The wheel")]
+    assert "`POLICY_API_KEYS`" in image and "`POLICY_SECRET_KEY`" in image and "operator" in image

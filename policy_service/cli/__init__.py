@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from ..config import DEFAULT_FIXTURES_DIR, DEFAULT_RULES_DIR, SettingsError
+from ..config import DEFAULT_FIXTURES_DIR, DEFAULT_RULES_DIR, SettingsError, load_settings
 from .inputs import TextFile, not_utf8, read_text
 
 FIXTURES_DIR = Path(DEFAULT_FIXTURES_DIR)
@@ -30,11 +30,19 @@ rules_option = click.option(
 
 
 class Commands(click.Group):
-    """The command group: settings that cannot be read, or an input that is not UTF-8 (one no command
-    reads through cli.inputs), end any command with a message, not a traceback."""
+    """The command group: every command first reads the settings as the service does (config.load_settings:
+    a bad POLICY_ value ends it, an unknown POLICY_ variable is reported as ignored); settings that cannot be
+    read, or an input that is not UTF-8 (one no command reads through cli.inputs), end any command with a
+    message, not a traceback. Asking for --help skips the settings check."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["policy_service.help"] = bool(set(args) & set(ctx.help_option_names))
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context):
         try:
+            if not ctx.meta.get("policy_service.help") and not ctx.resilient_parsing:
+                load_settings()
             return super().invoke(ctx)
         except SettingsError as error:
             raise click.ClickException(str(error)) from None
@@ -98,7 +106,6 @@ def check(request_file, as_json: bool, rules_dir: Path, database_url: str | None
     proposal = decisions.proposal(request, document)
     if proposal.phone_number_id is not None:
         # The service's answer: the stored history of a history_ref, the business's stored state.
-        from ..config import load_settings
         from ..service.python_api import open_store
 
         open_store(load_settings({"database_url": database_url} if database_url else {}).flask_config())

@@ -44,7 +44,7 @@ def text(results: Sequence[FixtureResult], coverage: RuleCoverage | None, *, per
         if not result.passed:
             lines.extend(failure(result))
     if coverage is not None:
-        lines.extend(coverage_lines(coverage) if per_rule else coverage_lines(coverage)[-1:])
+        lines.extend(coverage_lines(coverage) if per_rule else coverage_summary(coverage))
     lines.append(summary(results))
     return lines
 
@@ -56,15 +56,31 @@ def summary(results: Sequence[FixtureResult]) -> str:
 
 
 def coverage_lines(coverage: RuleCoverage) -> list[str]:
-    """Each rule with the fixtures that cover it, the rules never exercised, and the percentage."""
-    width = max((len(rule) for rule in coverage.covering), default=0)
+    """Each rule with the fixtures that cover it, the rules never exercised, and the percentage; then each
+    rate card with the fixtures it priced (cards are reported apart, outside the rule percentage)."""
+    width = max((len(key) for key in (*coverage.covering, *coverage.cards)), default=0)
     lines = ["rule coverage (rule: fixtures in which it fired):"]
-    for rule, names in coverage.covering.items():
-        lines.append(f"  {rule:<{width}}  {len(names)}: {', '.join(names)}" if names
-                     else f"  {rule:<{width}}  NEVER FIRED")
-    lines.append(f"rule coverage: {len(coverage.covered)}/{len(coverage.covering)} rules "
-                 f"({coverage.percent:.1f}%); never fired: {', '.join(coverage.uncovered) or 'none'}")
+    lines.extend(_covering_lines(coverage.covering, width, "NEVER FIRED"))
+    if coverage.cards:
+        lines.append("rate cards (card: fixtures it priced; not counted in the rule coverage):")
+        lines.extend(_covering_lines(coverage.cards, width, "PRICED NO FIXTURE"))
+    return [*lines, *coverage_summary(coverage)]
+
+
+def coverage_summary(coverage: RuleCoverage) -> list[str]:
+    """The rule percentage over the rulebook's rules, then (if any) the rate cards no fixture priced."""
+    lines = [f"rule coverage: {len(coverage.covered)}/{len(coverage.covering)} rules "
+             f"({coverage.percent:.1f}%); never fired: {', '.join(coverage.uncovered) or 'none'}"]
+    if coverage.cards:
+        used = len(coverage.cards) - len(coverage.unused_cards)
+        lines.append(f"rate cards: {used}/{len(coverage.cards)} priced a fixture; unused (reported, not counted "
+                     f"in the rule coverage or --fail-under): {', '.join(coverage.unused_cards) or 'none'}")
     return lines
+
+
+def _covering_lines(covering: dict[str, tuple[str, ...]], width: int, none: str) -> list[str]:
+    return [f"  {key:<{width}}  {len(names)}: {', '.join(names)}" if names else f"  {key:<{width}}  {none}"
+            for key, names in covering.items()]
 
 
 def as_json(results: Sequence[FixtureResult], coverage: RuleCoverage | None) -> dict[str, Any]:
@@ -93,6 +109,8 @@ def as_json(results: Sequence[FixtureResult], coverage: RuleCoverage | None) -> 
             "percent": round(coverage.percent, 2),
             "rules": {rule: list(names) for rule, names in coverage.covering.items()},
             "uncovered": list(coverage.uncovered),
+            "rate_cards": {card: list(names) for card, names in coverage.cards.items()},
+            "unused_rate_cards": list(coverage.unused_cards),
         }
     return document
 

@@ -101,8 +101,8 @@ def receive(body: bytes, signature: str | None, *, app_secret: str | None, proce
     Raises WebhookRefused (nothing stored).
     """
     if not app_secret:
-        raise WebhookRefused(503, "WHATSAPP_APP_SECRET is not configured, so no webhook can be verified",
-                             {"WHATSAPP_APP_SECRET": ["not configured"]})
+        raise WebhookRefused(503, "POLICY_WHATSAPP_APP_SECRET is not configured, so no webhook can be verified",
+                             {"POLICY_WHATSAPP_APP_SECRET": ["not configured: set it to the Meta app's secret"]})
     if not meta.signature_valid(body, signature, app_secret):
         raise WebhookRefused(401, f"{SIGNATURE_HEADER} is missing or does not match the body",
                              {SIGNATURE_HEADER: ["missing or not the HMAC-SHA256 of the body under the app secret"]})
@@ -210,25 +210,36 @@ class _Progress:
 
 def _store(events: list[meta.Event], progress: _Progress, settings: Settings) -> dict[str, int]:
     """Store the events from the claim's progress on, one transaction per batch (with the progress and a renewed
-    lease); the counts, those of earlier attempts included."""
+    lease); the counts, those of earlier attempts included.
+
+    Within a batch, messages, calls, echoes and links (each stored once by its key, in any order) go in multi-row
+    INSERTs at the batch's end; statuses and business-state events are stored one by one, in payload order.
+    """
     claimed = progress.claim
     counts = {"new": 0, "known": 0, "linked": 0, **claimed.partial}
     db = database.database_proxy
     for start in range(claimed.progress, len(events), settings.batch_size):
         batch = events[start:start + settings.batch_size]
         with db.atomic():
+            messages: list[meta.Inbound | meta.Call | meta.Echo] = []
+            links: list[meta.Link] = []
             for event in batch:
-                _store_event(event, counts, claimed.received_at)
+                if isinstance(event, meta.Inbound | meta.Call | meta.Echo):
+                    messages.append(event)
+                elif isinstance(event, meta.Link):
+                    links.append(event)
+                else:
+                    _store_event(event, counts, claimed.received_at)
+            new = histories.store_messages(messages)
+            counts["new"] += new
+            counts["known"] += len(messages) - new
+            counts["linked"] += histories.store_links(links)
             progress.claim = raw_webhooks.advance(progress.claim, start + len(batch), counts, settings.lease)
     return counts
 
 
 def _store_event(event: meta.Event, counts: dict[str, int], received_at: datetime) -> None:
-    if isinstance(event, meta.Link):
-        counts["linked"] += histories.store_link(event)
-    elif isinstance(event, meta.Inbound | meta.Call | meta.Echo):
-        counts["new" if histories.store_event(event) else "known"] += 1
-    elif isinstance(event, meta.Status):
+    if isinstance(event, meta.Status):
         counts["new" if histories.store_status(event) else "known"] += 1
         _store_billing(event)
     elif isinstance(event, meta.NumberSeen):

@@ -87,23 +87,81 @@ def store_call(call: Call) -> bool:
     service window). A business-initiated call is kept as an outbound `call`, which the history the
     rules read leaves out: it opens no window and is not a message send.
     """
-    return _insert_once(wamid=call.wacid, phone_number_id=call.phone_number_id, contact=call.contact,
-                        direction=call.direction, at=stored_time(call.at), type=CALL)
+    return _insert_once(**message_row(call))
 
 
 def store_inbound(message: Inbound) -> bool:
     """Store an inbound message once; True if it was new."""
-    return _insert_once(
-        wamid=message.wamid,
-        phone_number_id=message.phone_number_id,
-        contact=message.contact,
-        direction="inbound",
-        at=stored_time(message.at),
-        type=message.type,
-        referral=json.dumps(message.referral, sort_keys=True) if message.referral else None,
-        group_id=message.group_id,
-        errors=json.dumps(message.errors, sort_keys=True) if message.errors else None,
-    )
+    return _insert_once(**message_row(message))
+
+
+def message_row(event: Inbound | Call | Echo) -> dict[str, Any]:
+    """The stored_message row an inbound message, a call or an echo is stored as (every column, so rows of
+    different kinds can be inserted together)."""
+    row: dict[str, Any] = {"phone_number_id": event.phone_number_id, "contact": event.contact,
+                           "at": stored_time(event.at), "referral": None, "group_id": None, "errors": None,
+                           "status": None, "status_at": None, "business_app": False}
+    if isinstance(event, Call):
+        return row | {"wamid": event.wacid, "direction": event.direction, "type": CALL}
+    if isinstance(event, Echo):
+        # Sent from the WhatsApp Business app: the history takes it as delivered and never charges it as an
+        # API send; no status follows an echo.
+        return row | {"wamid": event.wamid, "direction": "outbound", "type": event.type, "status": "sent",
+                      "status_at": row["at"], "business_app": True}
+    return row | {
+        "wamid": event.wamid, "direction": "inbound", "type": event.type,
+        "referral": json.dumps(event.referral, sort_keys=True) if event.referral else None,
+        "group_id": event.group_id, "errors": json.dumps(event.errors, sort_keys=True) if event.errors else None,
+    }
+
+
+# Rows per INSERT: 12 columns x 400 stays far below SQLite's (32,766) and PostgreSQL's (65,535) parameter limits.
+BULK_ROWS = 400
+
+
+def store_messages(events: list[Inbound | Call | Echo]) -> int:
+    """Store inbound messages, calls and echoes, each wamid once, in a few multi-row INSERTs (call inside a
+    transaction); how many were new (the rest were stored before, or repeated in `events`)."""
+    return insert_ignoring_known(StoredMessage, [message_row(event) for event in events])
+
+
+def store_links(links: list[Link]) -> int:
+    """Store wa_id-BSUID links once each, in multi-row INSERTs; how many were new."""
+    return insert_ignoring_known(ContactLink, [
+        {"phone_number_id": link.phone_number_id, "wa_id": link.wa_id, "user_id": link.user_id} for link in links])
+
+
+def insert_ignoring_known(model: type[peewee.Model], rows: list[dict[str, Any]]) -> int:
+    """INSERT the rows (every one with the same columns, all NOT NULL ones given), skipping those a unique key
+    already holds; how many were inserted. One statement per BULK_ROWS rows, its SQL written once per size: peewee
+    building a 400-row INSERT costs more than the database running it."""
+    if not rows:
+        return 0
+    fields = [model._meta.fields[name] for name in rows[0]]
+    database = model._meta.database
+    inserted = 0
+    for start in range(0, len(rows), BULK_ROWS):
+        chunk = rows[start:start + BULK_ROWS]
+        params = [field.db_value(row[field.name]) for row in chunk for field in fields]
+        inserted += database.execute_sql(_insert_sql(model, tuple(f.column_name for f in fields), len(chunk)),
+                                          params).rowcount
+    return inserted
+
+
+_INSERT_SQL: dict[tuple[str, tuple[str, ...], int, str], str] = {}
+
+
+def _insert_sql(model: type[peewee.Model], columns: tuple[str, ...], count: int) -> str:
+    # ON CONFLICT DO NOTHING (SQLite >= 3.24 and PostgreSQL) skips only unique-key conflicts: unlike INSERT OR
+    # IGNORE, a row breaking NOT NULL still fails loudly instead of vanishing as "known".
+    param = model._meta.database.param
+    key = (model._meta.table_name, columns, count, param)
+    if key not in _INSERT_SQL:
+        row = "(" + ", ".join([param] * len(columns)) + ")"
+        names = ", ".join(f'"{column}"' for column in columns)
+        _INSERT_SQL[key] = (f'INSERT INTO "{model._meta.table_name}" ({names}) VALUES {", ".join([row] * count)} '
+                            "ON CONFLICT DO NOTHING")
+    return _INSERT_SQL[key]
 
 
 def store_link(link: Link) -> bool:
@@ -129,10 +187,8 @@ def linked_contacts(phone_number_id: str, contact: str) -> list[str]:
 def store_echo(echo: Echo) -> bool:
     """Store a message the business sent from the WhatsApp Business app once: an outbound message of its type
     marked `business_app` (the history takes it as delivered and never charges it as an API send), `sent` at
-    its time (no status follows an echo); True if it was new."""
-    return _insert_once(wamid=echo.wamid, phone_number_id=echo.phone_number_id, contact=echo.contact,
-                        direction="outbound", at=stored_time(echo.at), type=echo.type, status="sent",
-                        status_at=stored_time(echo.at), business_app=True)
+    its time; True if it was new."""
+    return _insert_once(**message_row(echo))
 
 
 def store_event(event: Inbound | Status | Link | Call | Echo) -> bool:

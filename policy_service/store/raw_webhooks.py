@@ -27,6 +27,7 @@ import peewee
 from .database import StoredModel, loaded_time, stored_time
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
+MAX_ID = 2**63 - 1  # the largest id either database can hold (a 64-bit signed integer)
 
 
 class RawWebhook(StoredModel):
@@ -162,6 +163,10 @@ def receipt(raw_id: int) -> dict[str, Any] | None:
     """A stored payload's receipt, every key always present: id, status, duplicate (False: set by the receiver),
     received_at, attempts, progress, error, processed_at, and the counts new, known, linked (so far, while
     pending; None before any batch), skipped and skipped_not_listed (None until done). None: no such payload."""
+    if not 0 < raw_id <= MAX_ID:
+        # Ids are 64-bit integers (SQLite, PostgreSQL bigserial): a larger one names no payload, and the driver
+        # would raise OverflowError converting it.
+        return None
     row = RawWebhook.select(RawWebhook.id, RawWebhook.status, RawWebhook.received_at, RawWebhook.attempts,
                             RawWebhook.progress, RawWebhook.error, RawWebhook.processed_at, RawWebhook.result) \
         .where(RawWebhook.id == raw_id).first()

@@ -64,12 +64,17 @@ class JsonBodyParser(FlaskParser):
 
     def _raw_load_json(self, req: flask.Request) -> Any:
         # A body not sent as JSON is a 415: webargs would read it as absent and blame the first required field.
-        if not is_json_request(req):
-            abort(415, message="send the body as JSON, with Content-Type: application/json",
-                  errors={"Content-Type": [f"must be application/json, got {req.mimetype or 'none'}"]})
+        require_json(req)
         body = parse_body(req.get_data(cache=True), _limits(req.endpoint))
         flask.g.request_json = body
         return body
+
+
+def require_json(req: flask.Request) -> None:
+    """Abort with 415, naming Content-Type, unless the body is sent as JSON (application/json or +json)."""
+    if not is_json_request(req):
+        abort(415, message="send the body as JSON, with Content-Type: application/json",
+              errors={"Content-Type": [f"must be application/json, got {req.mimetype or 'none'}"]})
 
 
 def parse_body(body: bytes | str, limits: Limits) -> Any:

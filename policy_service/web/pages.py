@@ -169,7 +169,8 @@ def replayed(wamid: str):
     if found is None:
         return render_template("ui/not_found.html", decision_id=wamid, what="delivered message"), 404
     view = decision_view(None, shown(RESPONSE.dump(found.replayed.decision)), proposal=found.replayed.request)
-    return render_template("ui/replayed.html", wamid=wamid,
+    # A replayed decision was never logged: its id (reconcile:<wamid>) names no decision page to link.
+    return render_template("ui/replayed.html", wamid=wamid, replayed=True,
                            comparison=found.comparison and _comparison(found.comparison), **view)
 
 

@@ -1,11 +1,12 @@
 """Meta's WhatsApp webhooks over HTTP: the subscription challenge, and signed payloads stored and answered at once.
 
 HTTP only: the signature check, storing and processing are service.ingest's; the payload reader is
-contract.meta_webhooks. Settings: WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN, MAX_CONTENT_LENGTH (413 above it),
-and WEBHOOK_PROCESSING — `background` (a thread in each worker processes payloads after the answer; the
-default; a body of at most WEBHOOK_INLINE_MAX_BYTES is processed before it), `inline` (processed before the
-answer: the default when TESTING), or `off` (only `policy-service webhooks process` processes them) — with
-WEBHOOK_BATCH_SIZE, WEBHOOK_LEASE_SECONDS, WEBHOOK_MAX_ATTEMPTS and WEBHOOK_POLL_SECONDS (service.ingest.Settings).
+contract.meta_webhooks. A body not sent as application/json is a 415. Settings (environment variables POLICY_<name>):
+WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN, MAX_CONTENT_LENGTH (413 above it), and WEBHOOK_PROCESSING —
+`background` (a thread in each worker processes payloads after the answer; the default; a body of at most
+WEBHOOK_INLINE_MAX_BYTES is processed before it), `inline` (processed before the answer: the default when
+TESTING), or `off` (only `policy-service webhooks process` processes them) — with WEBHOOK_BATCH_SIZE,
+WEBHOOK_LEASE_SECONDS, WEBHOOK_MAX_ATTEMPTS and WEBHOOK_POLL_SECONDS (service.ingest.Settings).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from flask_smorest import Blueprint, abort
 from ..contract.meta_webhooks import signature_valid  # noqa: F401 - part of this module's interface
 from ..contract.schemas import ErrorSchema, WebhookBacklogSchema, WebhookReceiptSchema
 from ..service import ingest
+from .api import require_json
 
 blp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks", description="Meta's WhatsApp webhooks")
 # Reading the backlog is an operator's request, not Meta's: it stays behind the API keys.
@@ -86,6 +88,7 @@ def verify_subscription():
 @blp.alt_response(400, schema=ErrorSchema, description="The body is not JSON")
 @blp.alt_response(401, schema=ErrorSchema, description="Missing or wrong X-Hub-Signature-256")
 @blp.alt_response(413, schema=ErrorSchema, description="The body is larger than POLICY_MAX_CONTENT_LENGTH")
+@blp.alt_response(415, schema=ErrorSchema, description="The body is not sent as Content-Type: application/json")
 @blp.alt_response(422, schema=ErrorSchema, description="Not a WhatsApp Business Account webhook (object, entry)")
 @blp.alt_response(503, schema=ErrorSchema, description="POLICY_WHATSAPP_APP_SECRET is not configured, or the "
                                                        "database is unavailable (nothing stored: Meta retries)")
@@ -96,6 +99,8 @@ def receive_notification():
     reason) in the payload's receipt and in the log, and every other one is stored. The same body again adds
     nothing (`duplicate`); the same wamid is stored once.
     """
+    # Meta posts notifications as JSON (Content-Type: application/json); README promises a 415 for anything else.
+    require_json(request)
     app = current_app._get_current_object()
     mode = processing(app)
     body = request.get_data(cache=False)

@@ -226,3 +226,21 @@ def test_other_file_inputs_report_a_file_that_is_not_utf8(run, tmp_path):
                           str(tmp_path / "latin1.json"))
     assert_not_utf8_error(run("rates", "import", tmp_path / "rates.csv", "--source", "https://example.com",
                               "--confidence", "S"), str(tmp_path / "rates.csv"))
+
+
+@pytest.mark.parametrize("command", [("check", PASSING), ("test", PASSING), ("rules", "lint")])
+def test_every_command_reads_the_settings_first(run, monkeypatch, command):
+    """Like the server and `reconcile`, every command loads the settings: a bad value ends it with the
+    variable named; --help still answers."""
+    monkeypatch.setenv("POLICY_MAX_BATCH_SIZE", "lots")
+    result = run(*command)
+    assert result.exit_code == 1
+    assert "POLICY_MAX_BATCH_SIZE='lots'" in result.output
+    assert run(command[0], "--help").exit_code == 0
+
+
+def test_an_unknown_policy_variable_is_reported_by_check(run, monkeypatch, caplog):
+    """A misspelt POLICY_ variable is reported as ignored by `check` too, once."""
+    monkeypatch.setenv("POLICY_CHECK_TYPO", "1")
+    assert run("check", PASSING).exit_code == 0
+    assert caplog.text.count("POLICY_CHECK_TYPO is not a setting of policy-service and is ignored") == 1

@@ -28,3 +28,13 @@ def test_every_rule_is_exercised_by_a_fixture(suite_coverage):
     """No rule in rules/ goes without a fixture in which it fires (add one to fixtures/)."""
     assert not suite_coverage.uncovered, f"rules no fixture exercises: {', '.join(suite_coverage.uncovered)}"
 
+
+
+def test_the_denominator_is_the_rulebooks_rules_and_every_card_has_a_line(rulebook, suite_coverage):
+    """Only the rulebook's rules count (a rate card or the PRICE entry firing adds no rule, so the
+    denominator never depends on the fixtures); every rate card of the rulebook is listed, priced or not."""
+    assert list(suite_coverage.covering) == [rule.id for rule in rulebook.rules]
+    assert list(suite_coverage.cards) == [card.id for card in rulebook.rates.cards]
+    assert "PRICE" not in suite_coverage.covering and "PRICE" not in suite_coverage.cards
+    used = {card for card, names in suite_coverage.cards.items() if names}
+    assert used and set(suite_coverage.unused_cards) == set(suite_coverage.cards) - used

@@ -32,8 +32,13 @@ def test_coverage_lines_end_with_the_percentage(rulebook, engine):
     """The coverage report ends with covered/total, the percentage and the rules never fired."""
     coverage = measure(rulebook, _results(rulebook, engine))
     lines = fixture_report.coverage_lines(coverage)
-    assert lines[-1].startswith(f"rule coverage: 3/{len(rulebook.rules)} rules (")
+    assert lines[-2].startswith(f"rule coverage: 3/{len(rulebook.rules)} rules (")
     assert ["TPL-1.approved", "NEVER", "FIRED"] in [line.split() for line in lines]
+    # Rate cards follow on their own lines, every card of the rulebook, and are said to be outside the percentage.
+    card = rulebook.rates.cards[0].id
+    assert [card, "PRICED", "NO", "FIXTURE"] in [line.split() for line in lines]
+    assert lines[-1].startswith(f"rate cards: 0/{len(rulebook.rates.cards)} priced a fixture; unused (reported, "
+                                "not counted in the rule coverage or --fail-under): ")
 
 
 def test_text_shows_per_rule_coverage_only_when_asked(rulebook, engine):
@@ -42,5 +47,6 @@ def test_text_shows_per_rule_coverage_only_when_asked(rulebook, engine):
     coverage = measure(rulebook, results)
     short = fixture_report.text(results, coverage, per_rule=False)
     full = fixture_report.text(results, coverage, per_rule=True)
-    assert short[-2].startswith("rule coverage: 3/") and short[-1] == "2 fixtures: 1 passed, 1 failed"
-    assert len(full) == len(short) + len(rulebook.rules) + 1
+    assert short[-3].startswith("rule coverage: 3/") and short[-2].startswith("rate cards: 0/")
+    assert short[-1] == "2 fixtures: 1 passed, 1 failed"
+    assert len(full) == len(short) + len(rulebook.rules) + 1 + len(rulebook.rates.cards) + 1

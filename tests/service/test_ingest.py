@@ -93,15 +93,15 @@ def test_a_payload_cut_short_goes_on_from_its_last_batch(database_url, monkeypat
     app = deferred(database_url)
     answer = post(app, many(10))
     settings = ingest.Settings(batch_size=2, lease_seconds=30)
-    original, calls = histories.store_inbound, []
+    original, calls = histories.store_messages, []
 
-    def breaks_on_the_fifth(message):
-        calls.append(message.wamid)
+    def breaks_in_the_third_batch(messages):
+        calls.extend(message.wamid for message in messages)
         if len(calls) == 5:
             raise peewee.OperationalError("disk I/O error")
-        return original(message)
+        return original(messages)
 
-    monkeypatch.setattr(histories, "store_inbound", breaks_on_the_fifth)
+    monkeypatch.setattr(histories, "store_messages", breaks_in_the_third_batch)
     with app.app_context():
         assert ingest.process_one(answer["id"], settings) == {"status": "pending"}
         state = ingest.payload(answer["id"])
@@ -142,10 +142,10 @@ def test_a_payload_failing_every_attempt_is_kept_as_failed_and_retried_on_reques
     answer = post(app, many(1))
     settings = ingest.Settings(max_attempts=2, lease_seconds=0.01)
 
-    def broken(message):
+    def broken(messages):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(histories, "store_inbound", broken)
+    monkeypatch.setattr(histories, "store_messages", broken)
     with app.app_context():
         assert ingest.process_pending(settings)["failed"] == 1
         time.sleep(0.02)

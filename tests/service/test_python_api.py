@@ -231,7 +231,7 @@ def test_without_an_app_secret_nothing_is_stored(database_url, monkeypatch):
     body, headers = signed(inbound_text("wamid.c", T0))
     with pytest.raises(ServiceError) as raised:
         PolicyService(database_url=database_url).ingest_webhook(body, headers["X-Hub-Signature-256"])
-    assert raised.value.code == 503 and list(raised.value.errors) == ["WHATSAPP_APP_SECRET"]
+    assert raised.value.code == 503 and list(raised.value.errors) == ["POLICY_WHATSAPP_APP_SECRET"]
 
 
 def test_the_embedded_database_is_the_servers(monkeypatch):

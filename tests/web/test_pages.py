@@ -306,6 +306,9 @@ def test_reconciliation_page_puts_mismatches_first_with_their_causes_and_decisio
     text = page.get_data(as_text=True)
     assert page.status_code == 200 and "differs from the prediction" in text
     assert '<span class="verdict" id="verdict">allow</span>' in text
+    # The replayed decision was never logged: its id is shown, not linked to a decision page that 404s.
+    assert '<code id="decision-id">reconcile:wamid.auth</code> (replayed, not logged)' in text
+    assert "/ui/decisions/reconcile:" not in text and 'id="decision-link"' not in text
     assert client.get("/ui/reconciliation/wamid.nope").status_code == 404
 
 

@@ -63,7 +63,31 @@ def test_without_an_app_secret_every_payload_is_refused(database_url):
     client = create_app({"TESTING": True, "DATABASE_URL": database_url}).test_client()
     raw, headers = signed(inbound_text("wamid.x", T0))
     response = client.post("/v1/webhooks/whatsapp", data=raw, headers=headers)
-    assert response.status_code == 503 and "WHATSAPP_APP_SECRET" in response.json["message"]
+    assert response.status_code == 503 and response.json["message"].startswith("POLICY_WHATSAPP_APP_SECRET ")
+    assert list(response.json["errors"]) == ["POLICY_WHATSAPP_APP_SECRET"]  # the variable an operator sets
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_not_sent_as_json_is_a_415(app, client, content_type):
+    """Meta posts its notifications as JSON (Content-Type: application/json); anything else is refused as README
+    says, before the payload is stored."""
+    raw, headers = signed(inbound_text("wamid.plain", T0))
+    headers = {key: value for key, value in headers.items() if key != "Content-Type"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    response = client.post("/v1/webhooks/whatsapp", data=raw, headers=headers)
+    assert response.status_code == 415 and list(response.json["errors"]) == ["Content-Type"]
+    assert stored(app) == {}
+    charset = client.post("/v1/webhooks/whatsapp", data=raw,
+                          headers={**headers, "Content-Type": "application/json; charset=utf-8"})
+    assert charset.status_code == 200
+
+
+@pytest.mark.parametrize("payload_id", ["99999999999999999999999", "9223372036854775808", "0"])
+def test_a_payload_id_no_database_can_hold_is_not_found(client, payload_id):
+    """An id beyond 64 bits names no payload: a 404, not the driver's OverflowError (a 500)."""
+    response = client.get(f"/v1/admin/webhooks/{payload_id}")
+    assert response.status_code == 404 and set(response.json) == {"code", "status", "message", "errors"}
 
 
 @pytest.mark.parametrize(("mode", "token", "expected"), [
@@ -204,7 +228,8 @@ def test_non_ascii_tokens_and_signatures_are_refused_not_crashed(client):
     """A verify token or signature with non-ASCII characters is a 403 / 401, never a 500."""
     challenge = client.get("/v1/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=%C3%A9&hub.challenge=1")
     assert challenge.status_code == 403
-    signed = client.post("/v1/webhooks/whatsapp", data=b"{}", headers={"X-Hub-Signature-256": "sha256=\u00e9"})
+    signed = client.post("/v1/webhooks/whatsapp", data=b"{}", headers={"X-Hub-Signature-256": "sha256=\u00e9",
+                                                                     "Content-Type": "application/json"})
     assert signed.status_code == 401
 
 
