@@ -4,9 +4,10 @@ Inbound messages arrive whole. Outbound messages are learned only from their sta
 carry no template name, language or message type: an outbound message is recorded with what
 the status says (status, sent and delivered times, conversation, pricing as Meta sent it, any
 category), and its type is read from `pricing.category` only where the category says it
-(core.vocabulary): a template of a modelled template category, free-form for `service`. A
+(core.vocabulary): a template of a modelled template category, free-form for `service` and
+`business_agent` (a Meta Business Agent reply). A
 category that does not say (referral_conversion, 2022's business_initiated/user_initiated) or
-that the rules do not model (general_purpose_ai, business_agent) gives type `unknown`,
+that the rules do not model (general_purpose_ai) gives type `unknown`,
 and the replay states what it assumed. Under conversation-based pricing the category names the
 conversation rather than the message, so a free-form message riding a marketing conversation
 reads as a marketing template.
