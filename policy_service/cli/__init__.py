@@ -13,6 +13,7 @@ import sys
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -100,9 +101,9 @@ def check(request_file, as_json: bool, rules_dir: Path, database_url: str | None
             document = document["request"]
         request = REQUEST.load(document)
     except BodyRefused as refused:
-        raise click.ClickException(f"{request_file.name}: {refused.message} {json.dumps(refused.errors)}") from None
+        _refuse(request_file.name, ServiceError.refused(refused), as_json)
     except ValidationError as error:
-        raise click.ClickException(f"{request_file.name}: invalid request: {json.dumps(error.messages)}") from None
+        _refuse(request_file.name, ServiceError.invalid(error.messages), as_json)
     proposal = decisions.proposal(request, document)
     if proposal.phone_number_id is not None:
         # The service's answer: the stored history of a history_ref, the business's stored state.
@@ -112,8 +113,19 @@ def check(request_file, as_json: bool, rules_dir: Path, database_url: str | None
     try:
         decided = decisions.Decisions(decisions.Policy(*_policy(rules_dir))).preview(proposal)
     except ServiceError as error:
-        raise click.ClickException(f"{request_file.name}: {error.message} {json.dumps(error.errors)}") from None
+        _refuse(request_file.name, error, as_json)
     click.echo(json.dumps(decided.body, indent=2) if as_json else explain(decided.decision))
+
+
+def _refuse(name: str, error, as_json: bool) -> NoReturn:
+    """End `check` with the API's error shape (service.errors.ServiceError: flattened field paths such as
+    send.to): with --json its body {code, status, message, errors} on stdout, else the message and a line
+    per field; exit status 1 either way."""
+    if as_json:
+        click.echo(json.dumps(error.as_dict(), indent=2))
+        sys.exit(1)
+    fields = [f"  {path}: {'; '.join(messages)}" for path, messages in error.errors.items()]
+    raise click.ClickException("\n".join([f"{name}: {error.message}", *fields]))
 
 
 @main.command("test")

@@ -183,12 +183,24 @@ class PolicyApi(Api):
         data = getattr(error, "data", None) or {}
         errors = data.get("errors") or data.get("messages") or {}
         flat = flatten_errors(errors.get("json", errors) if isinstance(errors, dict) else {"_request": errors})
-        message = data.get("message") or (error_message(flat) if flat else error.description or error.name)
+        message = data.get("message")
+        if error.code == 413 and not flat:
+            message, flat = too_large(current_app.config.get("MAX_CONTENT_LENGTH"), flask.request.content_length)
+        message = message or (error_message(flat) if flat else error.description or error.name)
         # Bounded: a body with 10,000 wrong items gets the first fields and a count, not 10,000 entries.
         payload = {"code": error.code, "status": error.name, "message": message, "errors": bounded_errors(flat)}
         # Keep the error's own headers (Allow on a 405, WWW-Authenticate on a 401), not its HTML type.
         headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
         return payload, error.code, {**headers, **(data.get("headers") or {})}
+
+
+def too_large(limit: int | None, length: int | None) -> tuple[str, dict[str, list[str]]]:
+    """The message and errors of the one error shape for a body over the size limit (Werkzeug's 413 names
+    neither the setting nor its value): "the body is larger than POLICY_MAX_CONTENT_LENGTH (N bytes)",
+    {"_request": ["at most N bytes, got M"]} (M when the request said its length)."""
+    bound = f"{limit:,} bytes" if limit is not None else "its limit"
+    got = f", got {length:,}" if length is not None else ""
+    return f"the body is larger than POLICY_MAX_CONTENT_LENGTH ({bound})", {"_request": [f"at most {bound}{got}"]}
 
 
 def load_configured(config: Any) -> Policy:

@@ -52,8 +52,9 @@ def list_decisions(query: logged.DecisionQuery, pagination_parameters):
     """Logged decisions, newest first, filtered by time, decision, determining rule, policy version, recipient
     and business number; paginated."""
     if pagination_parameters.page > MAX_PAGE:
-        abort(422, message=f"invalid request: page: at most {MAX_PAGE}",
-              errors={"page": [f"must be at most {MAX_PAGE}"]})
+        # Named as the query's other fields are (query.page_size, query.page).
+        abort(422, message=f"invalid request: query.page: at most {MAX_PAGE}",
+              errors={"query": {"page": [f"must be at most {MAX_PAGE}"]}})
     pagination_parameters.item_count = logged.count(query)
     return logged.page(query, pagination_parameters.page, pagination_parameters.page_size)
 

@@ -137,6 +137,23 @@ def test_check_refuses_an_invalid_request(run):
     assert "invalid request" in result.output and "to" in result.output
 
 
+def test_check_prints_the_apis_error_shape(run):
+    """A refused request is reported as the API reports it: flattened field paths (send.zz, not
+    {"send": {"zz": ...}}); with --json the API's error body {code, status, message, errors} as JSON."""
+    body = json.loads(PASSING.read_text())["request"]
+    body["send"]["zz"] = 1
+    text = run("check", "-", stdin=json.dumps(body))
+    assert text.exit_code == 1
+    assert "  send.zz: Unknown field." in text.output and '{"send"' not in text.output
+    as_json = run("check", "--json", "-", stdin=json.dumps(body))
+    assert as_json.exit_code == 1
+    error = json.loads(as_json.stdout)
+    assert error["code"] == 422 and error["status"] == "Unprocessable Entity"
+    assert error["errors"]["send.zz"] == ["Unknown field."] and error["message"].startswith("invalid request: ")
+    malformed = run("check", "--json", "-", stdin="{not json")
+    assert malformed.exit_code == 1 and json.loads(malformed.stdout)["code"] == 400
+
+
 def test_check_decides_a_history_ref_on_the_stored_history_as_the_api_does_without_logging(client, database_url, run):
     """A request naming a stored history is decided on it (history_source names its events), as POST
     /v1/decisions answers it; check logs nothing."""

@@ -11,10 +11,12 @@ def test_openapi_documents_listing_reconciliation_and_webhooks(client):
 
 
 def test_a_page_number_beyond_any_database_offset_is_a_field_error(client):
-    """A page number that would overflow the database's 64-bit offset is a 422 on `page`, not a 500."""
+    """A page number that would overflow the database's 64-bit offset is a 422 on `query.page` (named as
+    `query.page_size` and every other query field is), not a 500."""
     response = client.get("/v1/decisions?page=922337203685477582")
     assert response.status_code == 422
-    assert "page" in response.get_json()["errors"]
+    assert response.get_json()["errors"] == {"query.page": ["must be at most 1000000"]}
+    assert list(client.get("/v1/decisions?page_size=1e23").get_json()["errors"]) == ["query.page_size"]
 
 
 def test_a_nul_character_in_a_filter_is_a_field_error(client):

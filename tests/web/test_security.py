@@ -81,7 +81,10 @@ def test_large_body_is_refused_with_413(tmp_path, example_request):
     app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'log.sqlite3'}",
                       "MAX_CONTENT_LENGTH": 2_000})
     padded = {**example_request, "history": example_request["history"] * 100}
-    assert_error_shape(app.test_client().post("/v1/decisions", json=padded), 413)
+    body = assert_error_shape(app.test_client().post("/v1/decisions", json=padded), 413)
+    # The answer names the setting and its value, not Werkzeug's generic "exceeds the capacity limit".
+    assert body["message"] == "the body is larger than POLICY_MAX_CONTENT_LENGTH (2,000 bytes)"
+    assert body["errors"]["_request"][0].startswith("at most 2,000 bytes, got ")
 
 
 def test_too_long_history_is_refused_with_a_clear_message(client, example_request):
