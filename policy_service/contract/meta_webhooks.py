@@ -32,7 +32,7 @@ from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, post_
 from ..core import identities
 from ..core.vocabulary import STATUS_RANK
 from .parsing import bounded_errors, flatten_errors
-from .schemas import INBOUND_ONLY_TYPES, MESSAGE_TYPES
+from .schemas import EARLIEST, INBOUND_ONLY_TYPES, LATEST, MESSAGE_TYPES
 
 KNOWN_INBOUND_TYPES = frozenset(MESSAGE_TYPES + INBOUND_ONLY_TYPES)
 # System message types saying the user moved to a new number (the older name first).
@@ -285,15 +285,19 @@ class _MetaSchema(Schema):
 
 
 class UnixTime(fields.Field):
-    """Meta's Unix-seconds timestamp (a numeric string, or a number) as an aware UTC datetime."""
+    """Meta's Unix-seconds timestamp (a numeric string, or a number) as an aware UTC datetime, between
+    2000-01-01 and 2999-12-31 like every time of the decisions API (-1 or 0 is no time Meta sends)."""
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime:
         if isinstance(value, bool):
             raise ValidationError("must be Unix seconds")
         try:
-            return datetime.fromtimestamp(int(value), tz=UTC)
+            moment = datetime.fromtimestamp(int(value), tz=UTC)
         except (TypeError, ValueError, OverflowError, OSError):
             raise ValidationError("must be Unix seconds") from None
+        if not EARLIEST <= moment <= LATEST:
+            raise ValidationError("must be Unix seconds between 2000-01-01 and 2999-12-31")
+        return moment
 
 
 class MetaTime(fields.Field):
@@ -376,6 +380,22 @@ class ConversationSchema(_MetaSchema):
     origin = fields.Nested(OriginSchema)
 
 
+class PricingSchema(Schema):
+    """A status's `pricing` (kept whole: Meta adds keys): whether Meta bills the message, and its pricing
+    category and type as Meta names them (marketing, utility, authentication, authentication_international,
+    service...; regular, free_customer_service, free_entry_point), which reconciliation compares with decisions.
+    Reference: developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/reference/messages/status
+    """
+
+    class Meta:
+        unknown = INCLUDE
+
+    billable = fields.Boolean(truthy={True}, falsy={False})  # a JSON boolean, not "yes"
+    pricing_model = _text(32)
+    category = _text(64)
+    type = _text(64)
+
+
 class StatusErrorSchema(Schema):
     """One entry of a status's `errors` (kept whole: error_data and href too)."""
 
@@ -398,7 +418,7 @@ class StatusSchema(_MetaSchema):
     recipient_user_id = fields.String(validate=validate.Length(max=160), load_default="")
     recipient_type = fields.String()  # "group": recipient_id is the group id (Groups API)
     conversation = fields.Nested(ConversationSchema)
-    pricing = fields.Dict()
+    pricing = fields.Nested(PricingSchema)
     biz_opaque_callback_data = fields.String(validate=validate.Length(max=512))
     errors = fields.List(fields.Nested(StatusErrorSchema))  # why a message failed (131047: the window was closed)
 

@@ -176,3 +176,29 @@ def test_the_envelope_alone_decides_whether_a_body_is_a_webhook():
                                                                                 "whatsapp_business_account."]}
     assert meta.envelope_errors([1]) is not None
     assert meta.envelope_errors({"object": "whatsapp_business_account", "entry": [{"junk": 1}]}) is None
+
+
+def test_pricing_of_the_wrong_types_is_skipped_not_reconciled():
+    """Meta's status pricing: billable a JSON boolean, category and type strings. "yes" or 5 would be stored and
+    reconciled as category 5; the status is skipped naming the fields, the good one beside it is read whole."""
+    body = status("wamid.bad", "sent", T0, pricing={"billable": "yes", "category": 5, "pricing_model": "PMP"})
+    good = status("wamid.good", "sent", T0, pricing=pmp("utility", "regular", True))
+    good["entry"][0]["changes"][0]["value"]["statuses"][0]["pricing"]["added_by_meta_later"] = "kept"
+    reading = read(body, good)
+    assert [(part.path, sorted(part.reason)) for part in reading.skipped] == [
+        ("entry.0.changes.0.value.statuses.0", ["pricing.billable", "pricing.category"])]
+    [kept] = of(reading, meta.Status)
+    assert kept.wamid == "wamid.good" and kept.pricing["category"] == "utility" and kept.pricing["billable"] is True
+    assert kept.pricing["added_by_meta_later"] == "kept"
+
+
+def test_a_timestamp_before_2000_or_past_2999_is_skipped():
+    """-1 would be stored at 1969-12-31: a message's or status's time must fall where the decisions API's do."""
+    bodies = [inbound_text("wamid.neg", -1), inbound_text("wamid.zero", 0), status("wamid.far", "sent", 10**11),
+              inbound_text("wamid.ok", T0)]
+    reading = read(*bodies)
+    assert [part.path for part in reading.skipped] == [
+        "entry.0.changes.0.value.messages.0", "entry.1.changes.0.value.messages.0",
+        "entry.2.changes.0.value.statuses.0"]
+    assert all("2000-01-01" in part.reason["timestamp"][0] for part in reading.skipped)
+    assert [event.wamid for event in of(reading, meta.Inbound)] == ["wamid.ok"]

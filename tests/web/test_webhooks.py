@@ -264,19 +264,19 @@ def test_one_unreadable_event_costs_only_itself(app, client, caplog):
     ({"field": "messages", "value": {"metadata": {"phone_number_id": "1"}, "statuses": {}}},
      "entry.0.changes.1.value.statuses", "_"),
     ({"field": "messages", "value": {"metadata": {"phone_number_id": "1"}, "statuses": [{
-        "id": "w", "status": "sent", "timestamp": "1", "recipient_id": "1",
+        "id": "w", "status": "sent", "timestamp": str(T0), "recipient_id": "1",
         "conversation": {"id": "c", "origin": {"type": "x" * 65}}}]}},
      "entry.0.changes.1.value.statuses.0", "conversation.origin.type"),
     ({"field": "messages", "value": {"metadata": {"phone_number_id": "1"}, "messages": [{
-        "id": "w", "timestamp": "1", "type": "text", "from": "", "from_user_id": ""}]}},
+        "id": "w", "timestamp": str(T0), "type": "text", "from": "", "from_user_id": ""}]}},
      "entry.0.changes.1.value.messages.0", "from"),
     ({"field": "messages", "value": {"metadata": {"phone_number_id": "1"}, "contacts": [{
         "wa_id": "", "user_id": "not-a-bsuid"}]}}, "entry.0.changes.1.value.contacts.0", "wa_id"),
     ({"field": "calls", "value": {"metadata": {"phone_number_id": "1"}, "calls": [{
-        "id": "wacid.1", "timestamp": "1", "direction": "USER_INITIATED", "from": ""}]}},
+        "id": "wacid.1", "timestamp": str(T0), "direction": "USER_INITIATED", "from": ""}]}},
      "entry.0.changes.1.value.calls.0", "from"),
     ({"field": "calls", "value": {"metadata": {"phone_number_id": "1"}, "calls": [{
-        "id": "wacid.1", "timestamp": "1", "direction": "SIDEWAYS", "from": "1"}]}},
+        "id": "wacid.1", "timestamp": str(T0), "direction": "SIDEWAYS", "from": "1"}]}},
      "entry.0.changes.1.value.calls.0", "direction"),
 ])
 def test_each_kind_of_unreadable_part_is_skipped_and_named(app, client, change, path, field):
