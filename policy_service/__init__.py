@@ -91,6 +91,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     metrics.init_app(app)
     security.init_app(app)
     smorest = api.PolicyApi(app)
+    # The pages' 404 handler answers API paths in the API's error shape.
+    app.extensions["policy_service.api"] = smorest
     security.document(smorest.spec)
     smorest.register_blueprint(api.blp)
     smorest.register_blueprint(log_api.blp)

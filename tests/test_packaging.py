@@ -24,7 +24,9 @@ SETUP = configparser.ConfigParser()
 SETUP.read(ROOT / "setup.cfg")
 # What a build never needs: the developer's venv, caches, build output, version control.
 NOT_SOURCE = shutil.ignore_patterns(".venv", ".git", "build", "dist", "instance", "*.egg-info", "__pycache__",
-                                    ".hypothesis", ".pytest_cache", ".ruff_cache", "node_modules", "test-output")
+                                    ".hypothesis", ".pytest_cache", ".ruff_cache", "node_modules", "test-output",
+                                    # scripts/postgres.sh's cluster (its socket cannot be copied)
+                                    ".postgres")
 
 
 def listed_packages() -> set[str]:

@@ -34,13 +34,14 @@ TEMPLATE_CATEGORIES = {
     "group_utility": "utility",
 }
 # Categories that say the message was not a template (a service conversation or message; group_service: a
-# non-template message to a group).
-NON_TEMPLATE_CATEGORIES = frozenset({"service", "group_service"})
+# non-template message to a group; business_agent: a reply written by Meta Business Agent, PMP26-4.agent).
+BUSINESS_AGENT = "business_agent"
+NON_TEMPLATE_CATEGORIES = frozenset({"service", "group_service", BUSINESS_AGENT})
 # Categories that do not say whether the message was a template: a free entry point conversation
 # (referral_conversion) carries templates and free-form alike; 2022's conversations were named by
 # who started them (business_initiated, user_initiated), not by what was sent.
 TYPE_OPEN_CATEGORIES = frozenset({"referral_conversion", "business_initiated", "user_initiated"})
-# Every category the rules model; anything else (general_purpose_ai, business_agent, a future one) is stored
+# Every category the rules model; anything else (general_purpose_ai, a future one) is stored
 # as Meta sent it and reported as not modelled rather than replayed as something else.
 MODELLED_CATEGORIES = frozenset(TEMPLATE_CATEGORIES) | NON_TEMPLATE_CATEGORIES | TYPE_OPEN_CATEGORIES
 # `pricing.type` values of each version (free_group_customer_service: the Groups API).

@@ -7,8 +7,10 @@ one (the template was re-categorised, a count boundary, a window the history did
 messages are replayed through today's rules (basis `replay`).
 
 Each unlinked message is replayed at its delivery (Meta classifies and bills on delivery); a Groups API
-message as a send to its group. A message whose pricing category the rules do not model (general_purpose_ai,
-business_agent, a future one)
+message as a send to its group; a `business_agent` message as a reply written by Meta Business Agent
+(send.meta_business_agent, PMP26-4.agent). Meta bills those per token, so no price is predicted: the
+comparison is of pricing model, category and billable, and its note says the price was not predicted. A
+message whose pricing category the rules do not model (general_purpose_ai, a future one)
 is reported as "category not modelled" instead of being replayed as something it was not; one whose
 type the status does not say is replayed with the type `assumed_send` assumes, and says so.
 """
@@ -26,12 +28,17 @@ from ..core.engine import RulesEngine
 from ..core.evaluate import assumed_send, evaluate, replay
 from ..core.messages import DecisionRequest, Send
 from ..core.rulebook import Rulebook
-from ..core.vocabulary import modelled
+from ..core.vocabulary import BUSINESS_AGENT, modelled
 from ..store import business_state, decision_log, histories
 from ..store.database import loaded_time
 
 COMPARED_FIELDS = ("pricing_model", "category", "type", "billable")
 MARKETING_LITE = "marketing_lite"
+# A Meta Business Agent reply is billed by the tokens the agent used (PMP26-4.agent): no per-message type or
+# price to predict, so what is compared is whether it is billed, and as what.
+AGENT_COMPARED_FIELDS = ("pricing_model", "category", "billable")
+AGENT_NOTE = ("a Meta Business Agent reply, billed per token (PMP26-4.agent): its price is not predicted; "
+              "pricing model, category and billable compared")
 
 
 @dataclass(frozen=True)
@@ -218,7 +225,7 @@ def _compare(row: histories.StoredMessage, conversation: list[histories.StoredMe
         "billable": charge.billable,
     }
     return Comparison(row.wamid, row.phone_number_id, row.contact, at, meta, predicted, decision.decision,
-                      decision.determining_rules, _differences(meta, predicted), note=assumption)
+                      decision.determining_rules, _differences(meta, predicted), note=_agent_note(meta, assumption))
 
 
 def _compare_logged(row: histories.StoredMessage, logged: dict[str, Any]) -> Comparison:
@@ -230,15 +237,29 @@ def _compare_logged(row: histories.StoredMessage, logged: dict[str, Any]) -> Com
     cause = _cause(row, meta, predicted, differences, logged) if differences else None
     return Comparison(row.wamid, row.phone_number_id, row.contact, loaded_time(row.at).isoformat(), meta, predicted,
                       response.get("decision", ""), tuple(response.get("determining_rules", ())), differences,
-                      basis="logged_prediction", decision_id=logged["decision_id"], cause=cause)
+                      note=_agent_note(meta, None), basis="logged_prediction", decision_id=logged["decision_id"],
+                      cause=cause)
 
 
 def _differences(meta: dict[str, Any], predicted: dict[str, Any] | None) -> tuple[Difference, ...]:
+    compared = AGENT_COMPARED_FIELDS if _agent_reply(meta) else COMPARED_FIELDS
     return tuple(
-        Difference(name, meta[name], None if predicted is None else predicted[name])
-        for name in COMPARED_FIELDS
+        Difference(name, meta[name], None if predicted is None else predicted.get(name))
+        for name in compared
         if name in meta and _value(name, meta[name]) != _value(name, (predicted or {}).get(name))
     )
+
+
+def _agent_reply(meta: dict[str, Any]) -> bool:
+    """Whether Meta priced the message as a Meta Business Agent reply."""
+    return meta.get("category") == BUSINESS_AGENT
+
+
+def _agent_note(meta: dict[str, Any], note: str | None) -> str | None:
+    """The comparison's note, saying for a Meta Business Agent reply that its per-token price is not predicted."""
+    if not _agent_reply(meta):
+        return note
+    return f"{note}; {AGENT_NOTE}" if note else AGENT_NOTE
 
 
 FREE_TYPES = ("free_customer_service", "free_entry_point", "free_tier")
@@ -256,6 +277,10 @@ def _cause(row: histories.StoredMessage, meta: dict[str, Any], predicted: dict[s
         cause = _recategorisation(row, template, meta.get("category"), logged)
         if cause is not None:
             return cause
+    if _agent_reply(meta) and "category" in fields_differing and not (request.get("send") or {}).get(
+            "meta_business_agent"):
+        return Cause("agent_reply_not_declared", "Meta billed it as a reply written by Meta Business Agent (per "
+                     "token); the decision was asked for a reply by a person (send.meta_business_agent not set)")
     seen = (response.get("facts") or {}).get("seen_by_rules") or {}
     predicted_type, meta_type = (predicted or {}).get("type"), meta.get("type")
     if meta.get("category") == "service" and {predicted_type, meta_type} == {"free_customer_service", "regular"}:
@@ -325,6 +350,9 @@ def _request(row: histories.StoredMessage, conversation: list[histories.StoredMe
     send, assumption = assumed_send(replace(message, at=delivered), state, to, rulebook)
     if row.group_id:
         send = replace(send, recipient_type="group")
+    # Meta priced it as a reply its Business Agent wrote: predict that send (PMP26-4.agent), not a person's reply.
+    if category == BUSINESS_AGENT and send.template is None:
+        send = replace(send, meta_business_agent=True)
     # Meta reports a marketing template sent through the Marketing Messages API as marketing_lite:
     # predict that send as going through that API (PMP-8), so the categories compare like for like.
     if category == MARKETING_LITE and send.template is not None and send.template.category == "marketing":

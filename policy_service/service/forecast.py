@@ -8,7 +8,9 @@ strings in the one currency asked for (or the WABA's); nothing is converted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC
+from decimal import Decimal
 from typing import Any
 
 from ..core.forecast import Forecast, ForecastLine, forecast
@@ -54,12 +56,14 @@ def forecast_costs(policy: Policy, request: dict[str, Any]) -> dict[str, Any]:
 
 
 def forecast_json(result: Forecast, at: str, sources: dict[str, str], waba_id: str | None) -> dict[str, Any]:
-    """The forecast as the API answers it."""
+    """The forecast as the API answers it: every amount (total, line, tier) a decimal string with the same
+    number of decimals, the most any of them needs, so nothing is rounded ("3217.0000" beside "175.0000")."""
+    show = _amounts(result)
     return {
-        "total": str(result.total),
+        "total": show(result.total),
         "currency": result.currency,
         "at": at,
-        "lines": [_line(line) for line in result.priced],
+        "lines": [_line(line, show) for line in result.priced],
         "unpriced": [{"line": line.index, "country": line.country, "category": line.category, "count": line.count,
                       "reason": line.reason} for line in result.unpriced],
         "volume_sources": sources,
@@ -67,18 +71,26 @@ def forecast_json(result: Forecast, at: str, sources: dict[str, str], waba_id: s
     }
 
 
-def _line(line: ForecastLine) -> dict[str, Any]:
+def _amounts(result: Forecast) -> Callable[[Decimal], str]:
+    """A formatter of the forecast's amounts: exact, all with as many decimals as the most precise one."""
+    amounts = [result.total, *(line.amount for line in result.priced),
+               *(segment.amount for line in result.priced for segment in line.segments)]
+    places = max((max(0, -int(amount.as_tuple().exponent)) for amount in amounts), default=0)
+    return lambda amount: f"{amount:.{places}f}"
+
+
+def _line(line: ForecastLine, show: Callable[[Decimal], str]) -> dict[str, Any]:
     card = line.price.card
     assert card is not None
     rates = {str(segment.rate) for segment in line.segments}
     return {
         "line": line.index, "country": line.country, "market": line.price.market, "category": line.category,
-        "count": line.count, "amount": str(line.amount),
+        "count": line.count, "amount": show(line.amount),
         "rate": rates.pop() if len(rates) == 1 else None,
         "column": line.price.column or line.category,
         "volume_before": line.volume_before,
         "tiers": [{"tier": s.tier_number, "first_message": s.first, "last_message": s.last, "count": s.count,
-                   "rate": str(s.rate), "amount": str(s.amount)} for s in line.segments],
+                   "rate": str(s.rate), "amount": show(s.amount)} for s in line.segments],
         "rate_card": {"id": card.id, "currency": card.currency, "effective_from": card.effective_from.isoformat(),
                       "effective_until": card.effective_until.isoformat() if card.effective_until else None,
                       "confidence": card.confidence, "source": card.source, "partial": card.partial},

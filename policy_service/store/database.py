@@ -157,9 +157,10 @@ def discard_connection() -> None:
 
 
 def prove_write() -> None:
-    """Commit one small write (this host's row in service_heartbeat), proving the database takes writes
-    now — not only that it answers a SELECT. Raises one of STORAGE_FAULTS when it does not (the
-    connection is then discarded, so the next probe reconnects)."""
+    """Commit a write that needs new space as a logged decision does (a new row, deleted in the same
+    transaction, and this host's row in service_heartbeat: store.heartbeat.beat), proving the database takes
+    writes now — not only that it answers a SELECT or rewrites a row. Raises one of STORAGE_FAULTS when it
+    does not (the connection is then discarded, so the next probe reconnects)."""
     from .heartbeat import beat
 
     try:

@@ -4,9 +4,10 @@ Inbound messages arrive whole. Outbound messages are learned only from their sta
 carry no template name, language or message type: an outbound message is recorded with what
 the status says (status, sent and delivered times, conversation, pricing as Meta sent it, any
 category), and its type is read from `pricing.category` only where the category says it
-(core.vocabulary): a template of a modelled template category, free-form for `service`. A
+(core.vocabulary): a template of a modelled template category, free-form for `service` and
+`business_agent` (a Meta Business Agent reply). A
 category that does not say (referral_conversion, 2022's business_initiated/user_initiated) or
-that the rules do not model (general_purpose_ai, business_agent) gives type `unknown`,
+that the rules do not model (general_purpose_ai) gives type `unknown`,
 and the replay states what it assumed. Under conversation-based pricing the category names the
 conversation rather than the message, so a free-form message riding a marketing conversation
 reads as a marketing template.
@@ -79,16 +80,6 @@ class ContactLink(StoredModel):
         indexes = ((("phone_number_id", "wa_id", "user_id"), True), (("phone_number_id", "user_id"), False))
 
 
-def store_call(call: Call) -> bool:
-    """Store a call once per call id (its connect and terminate events share it); True if it was new.
-
-    A user-initiated call is an inbound `call` in the history (it opens or refreshes the customer
-    service window). A business-initiated call is kept as an outbound `call`, which the history the
-    rules read leaves out: it opens no window and is not a message send.
-    """
-    return _insert_once(**message_row(call))
-
-
 def store_inbound(message: Inbound) -> bool:
     """Store an inbound message once; True if it was new."""
     return _insert_once(**message_row(message))
@@ -101,6 +92,8 @@ def message_row(event: Inbound | Call | Echo) -> dict[str, Any]:
                            "at": stored_time(event.at), "referral": None, "group_id": None, "errors": None,
                            "status": None, "status_at": None, "business_app": False}
     if isinstance(event, Call):
+        # Stored once per call id (its connect and terminate events share it). A business-initiated call is an
+        # outbound `call`, which the history the rules read leaves out (is_history): it opens no window.
         return row | {"wamid": event.wacid, "direction": event.direction, "type": CALL}
     if isinstance(event, Echo):
         # Sent from the WhatsApp Business app: the history takes it as delivered and never charges it as an
@@ -163,12 +156,6 @@ def _insert_sql(model: type[peewee.Model], columns: tuple[str, ...], count: int)
     return _INSERT_SQL[key]
 
 
-def store_link(link: Link) -> bool:
-    """Store that a wa_id and a BSUID are one user of a business number, once; True if it was new."""
-    return ContactLink.insert(phone_number_id=link.phone_number_id, wa_id=link.wa_id,
-                              user_id=link.user_id).on_conflict_ignore().as_rowcount().execute() == 1
-
-
 def linked_contacts(phone_number_id: str, contact: str) -> list[str]:
     """The contact and every identity linked to it (wa_id <-> BSUID, following links), sorted."""
     found, frontier = {contact}, {contact}
@@ -181,26 +168,6 @@ def linked_contacts(phone_number_id: str, contact: str) -> list[str]:
         frontier = reached - found
         found |= reached
     return sorted(found)
-
-
-def store_echo(echo: Echo) -> bool:
-    """Store a message the business sent from the WhatsApp Business app once: an outbound message of its type
-    marked `business_app` (the history takes it as delivered and never charges it as an API send), `sent` at
-    its time; True if it was new."""
-    return _insert_once(**message_row(echo))
-
-
-def store_event(event: Inbound | Status | Link | Call | Echo) -> bool:
-    """Store one history event read from a webhook; True if it was new."""
-    if isinstance(event, Inbound):
-        return store_inbound(event)
-    if isinstance(event, Status):
-        return store_status(event)
-    if isinstance(event, Call):
-        return store_call(event)
-    if isinstance(event, Echo):
-        return store_echo(event)
-    return store_link(event)
 
 
 def store_status(update: Status) -> bool:

@@ -44,6 +44,13 @@ def costs_page():
         query = COST_QUERY.load(args)
     except ValidationError as error:
         return render_template("ui/costs.html", args=args, errors=flatten_errors(error.messages), report=None), 422
+    # A currency no rate card is in has no predicted cost: say so rather than draw an empty chart.
+    currencies = policy().rulebook.rates.currencies()
+    errors = {key: ["not a filter of this page"] for key in request.args if key not in ("from", "to", "currency")}
+    if query["currency"] not in currencies:
+        errors["currency"] = [f"no rate card is in {query['currency']} (cards: {', '.join(currencies)})"]
+    if errors:
+        return render_template("ui/costs.html", args=args, errors=errors, report=None), 422
     data = report(query)
     detail = report({**query, "group_by": ("month", "category", "country")})
     return render_template("ui/costs.html", args=args, errors={}, report=data, chart=reports.chart(data),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import request
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, post_load, validate
 
@@ -51,6 +52,11 @@ MAX_PAGE = 1_000_000
 def list_decisions(query: logged.DecisionQuery, pagination_parameters):
     """Logged decisions, newest first, filtered by time, decision, determining rule, policy version, recipient
     and business number; paginated."""
+    # A parameter the listing does not take is refused (as the pages refuse one), not silently ignored.
+    known = {f.data_key or name for name, f in DECISION_QUERY.fields.items()} | {"page", "page_size"}
+    if unknown := sorted(set(request.args) - known):
+        abort(422, message=f"invalid request: query.{unknown[0]}: Unknown field.",
+              errors={"query": {name: ["Unknown field."] for name in unknown}})
     if pagination_parameters.page > MAX_PAGE:
         # Named as the query's other fields are (query.page_size, query.page).
         abort(422, message=f"invalid request: query.page: at most {MAX_PAGE}",

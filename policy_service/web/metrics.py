@@ -72,7 +72,8 @@ def exposition() -> Response:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-    return Response(generate_latest(registry) + generate_latest(_BACKLOG), mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: CONTENT_TYPE_LATEST has its charset, and mimetype= would add a second.
+    return Response(generate_latest(registry) + generate_latest(_BACKLOG), content_type=CONTENT_TYPE_LATEST)
 
 
 class _BacklogCollector:

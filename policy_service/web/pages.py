@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from marshmallow import Schema, ValidationError, fields, validate
+from werkzeug.exceptions import HTTPException
 
 from ..contract.parsing import BodyRefused, bounded_errors, decision_limits, flatten_errors, parse_json
 from ..contract.schemas import DECISION_REQUEST_EXAMPLE, REQUEST, RESPONSE
@@ -53,6 +54,13 @@ def rules():
     loaded = policy()
     book = loaded.rulebook
     chosen = {key: request.args.get(key, "") for key in ("version", "area", "confidence")}
+    allowed = {"version": [v.id for v in book.versions], "area": sorted({rule.area for rule in book.rules}),
+               "confidence": list(CONFIDENCE)}
+    errors = unknown_filters(allowed)
+    errors.update({key: [f"must be one of {', '.join(allowed[key])}"] for key, value in chosen.items()
+                   if value and value not in allowed[key]})
+    if errors:
+        return refused_page(errors)
     version = next((v for v in book.versions if v.id == chosen["version"]), None)
     shown = sorted((
         rule for rule in book.rules
@@ -153,6 +161,8 @@ def try_request():
 @bp.route("/reconciliation")
 def reconciliation_page():
     """Meta's pricing of each delivered message beside our prediction: mismatches first, with what differs."""
+    if errors := unknown_filters({}):
+        return refused_page(errors)
     comparisons = sorted(reports.comparisons(policy()), key=lambda c: c.at, reverse=True)
     # Mismatches first, then messages whose category the rules do not model, then matches; each newest first.
     rank = {"mismatch": 0, "not-modelled": 1, "match": 2}
@@ -172,6 +182,30 @@ def replayed(wamid: str):
     # A replayed decision was never logged: its id (reconcile:<wamid>) names no decision page to link.
     return render_template("ui/replayed.html", wamid=wamid, replayed=True,
                            comparison=found.comparison and _comparison(found.comparison), **view)
+
+
+def unknown_filters(known: Any) -> dict[str, list[str]]:
+    """The query parameters a page does not take (`known` holds the ones it does), as field errors: a
+    parameter a page would ignore is refused, as /ui/decisions refuses one."""
+    return {key: ["not a filter of this page"] for key in request.args if key not in known}
+
+
+def refused_page(errors: dict[str, list[str]], status: int = 422, heading: str = "These filters are not valid"):
+    """The HTML answer of a page to a bad query (or, with 404, to a path it does not serve): each parameter
+    with its message, and a link to the page without them."""
+    if status == 404:
+        return render_template("ui/refused.html", errors=errors, heading=heading, back=url_for("home.home"),
+                               back_text="The reviewer pages"), status
+    return render_template("ui/refused.html", errors=bounded_errors(errors), heading=heading, back=request.path,
+                           back_text="The page without filters"), status
+
+
+@bp.app_errorhandler(404)
+def page_not_found(error: HTTPException):
+    """A path under /ui/ that no page serves gets an HTML page; elsewhere the API's one JSON error shape."""
+    if request.path == bp.url_prefix or request.path.startswith(f"{bp.url_prefix}/"):
+        return refused_page({"path": [f"{request.path} is not a page of this service"]}, 404, "No such page")
+    return current_app.extensions["policy_service.api"].handle_http_exception(error)
 
 
 @bp.app_context_processor

@@ -190,8 +190,10 @@ def require_key() -> Response | None:
     if request.endpoint is not None:
         allowed = roles_for(request.endpoint)
         if not key.roles & allowed:
+            needed = " or ".join(sorted(allowed))
+            article = "an" if needed[:1] in "aeiou" else "a"
             abort(403, message=f"the key {key.name!r} ({'+'.join(sorted(key.roles))}) may not call this; "
-                               f"it needs a {' or '.join(sorted(allowed))} key")
+                               f"it needs {article} {needed} key")
     return None
 
 

@@ -85,7 +85,7 @@ CATEGORIES = [
     (pmp("service", "free_customer_service", False), T0, True),
     (pmp("marketing", "free_entry_point", False), T0, False),
 ]
-NOT_MODELLED = ["general_purpose_ai", "business_agent"]
+NOT_MODELLED = ["general_purpose_ai"]
 
 
 @pytest.mark.parametrize(("pricing", "at", "inbound_before"), CATEGORIES,
@@ -107,8 +107,8 @@ def test_every_modelled_category_of_every_version_is_replayed_never_as_a_denied_
 
 @pytest.mark.parametrize("category", NOT_MODELLED)
 def test_a_category_the_rules_do_not_model_is_reported_not_replayed(client, category):
-    """general_purpose_ai and business_agent are stored as Meta sent them and reported as
-    "category not modelled", with no prediction and no replay."""
+    """general_purpose_ai is stored as Meta sent it and reported as "category not modelled", with no
+    prediction and no replay."""
     deliver(client, status("wamid.x", "delivered", T0, pricing=pmp(category, "regular", True)))
     report = client.get("/v1/reconciliation").json
     (item,) = report["comparisons"]
@@ -296,3 +296,48 @@ def test_reconciliation_filters_by_a_group_id_over_http_and_in_python(client, ap
         assert svc.reconcile(contact=GROUP) == client.get(f"/v1/reconciliation?contact={GROUP}").json
     finally:
         svc.close()
+
+
+AGENT_T0 = 1786525200  # 2026-08-12T09:00:00Z: Meta Business Agent replies billed per token (from 2026-08-01)
+
+
+def test_a_meta_business_agent_reply_is_replayed_as_the_send_side_predicts_it(client):
+    """business_agent (PMP26-4.agent) is no longer "not modelled": the delivered message is replayed as a reply
+    written by Meta Business Agent inside the window, predicted billed as business_agent, and matches on
+    pricing model, category and billable; the note says its per-token price is not predicted."""
+    deliver(client, inbound_text("wamid.in", AGENT_T0),
+            status("wamid.agent", "delivered", AGENT_T0 + 600, pricing=pmp("business_agent", "regular", True)))
+    report = client.get("/v1/reconciliation").json
+    (item,) = report["comparisons"]
+    assert item["modelled"] and item["matches"] and item["decision"] == "allow", item
+    assert "PMP26-4.agent" in item["determining_rules"]
+    assert item["predicted"] == {"pricing_model": "PMP", "category": "business_agent", "type": "regular",
+                                 "billable": True}
+    assert "billed per token" in item["note"] and "price is not predicted" in item["note"]
+    assert (report["matching"], report["not_modelled"]) == (1, 0)
+    assert report["summary"] == [{"month": "2026-08", "category": "business_agent", "cause": "match", "count": 1}]
+
+
+def test_an_agent_reply_is_compared_on_category_and_billable_not_on_a_per_message_type(client):
+    """Meta bills an agent reply per token: a `type` Meta gives it is not compared with a per-message type; a
+    billable difference still is."""
+    deliver(client, inbound_text("wamid.in", AGENT_T0),
+            status("wamid.a1", "delivered", AGENT_T0 + 600, pricing=pmp("business_agent", "per_token", True)),
+            status("wamid.a2", "delivered", AGENT_T0 + 700, pricing=pmp("business_agent", "regular", False)))
+    first, second = client.get("/v1/reconciliation").json["comparisons"]
+    assert first["matches"] and first["differences"] == []
+    assert second["differences"] == [{"field": "billable", "meta": False, "predicted": True}]
+
+
+def test_a_linked_agent_reply_decided_as_a_persons_reply_names_the_cause(client):
+    """A decision asked for a person's reply (free service message) that Meta billed as business_agent: the
+    mismatch's cause is the undeclared agent reply, not a window the history showed."""
+    decision = client.post("/v1/decisions", json={
+        "send": {"at": "2026-08-12T09:10:00+00:00", "to": "+" + CONTACT, "type": "text"},
+        "history": [{"direction": "inbound", "at": "2026-08-12T09:00:00+00:00", "type": "text"}]}).json
+    assert decision["charge"]["category"] == "service"
+    deliver(client, billed_status("wamid.agent", "delivered", AGENT_T0 + 600, pmp("business_agent", "regular", True),
+                                  decision_id=decision["decision_id"]))
+    (item,) = client.get("/v1/reconciliation").json["comparisons"]
+    assert item["basis"] == "logged_prediction" and not item["matches"]
+    assert item["cause"]["kind"] == "agent_reply_not_declared" and "per token" in item["note"]

@@ -18,7 +18,9 @@ def test_done_when_the_brazil_campaign_costs_3392_brl_per_line(client):
     marketing, utility = body["lines"]
     assert (marketing["amount"], marketing["rate"], marketing["rate_card"]["id"]) == ("3217.0000", "0.3217",
                                                                                        "meta-brl-2026-10-01")
-    assert (utility["amount"], utility["rate"], utility["tiers"][0]["tier"]) == ("175.000", "0.035", 1)
+    # Every amount with the same (exact) number of decimals: 175.0000 beside 3217.0000, not 175.000.
+    assert (utility["amount"], utility["rate"], utility["tiers"][0]["tier"]) == ("175.0000", "0.035", 1)
+    assert utility["tiers"][0]["amount"] == "175.0000"
     assert body["volume_note"].startswith("no waba_id")
 
 

@@ -46,20 +46,21 @@ def test_the_strongest_status_wins_whatever_the_order(app, states, final):
     ("authentication-international", "template", "authentication"),
     ("authentication_international", "template", "authentication"),
     ("service", "text", None),
+    # A Meta Business Agent reply (PMP26-4.agent) is a non-template message.
+    ("business_agent", "text", None),
     # Categories that do not say whether it was a template: stored as unknown, the replay assumes and says so.
     ("referral_conversion", "unknown", None),
     ("business_initiated", "unknown", None),
     ("user_initiated", "unknown", None),
     # Categories the rules do not model: kept as Meta sent them, the type unknown.
     ("general_purpose_ai", "unknown", None),
-    ("business_agent", "unknown", None),
     ("group_marketing", "template", "marketing"),
     ("group_utility", "template", "utility"),
     ("group_service", "text", None),
 ])
 def test_outbound_type_is_inferred_from_the_pricing_category(app, category, message_type, template_category):
-    """A template of a modelled template category, free-form for service, unknown where the category does not
-    say; the category itself is kept as Meta sent it."""
+    """A template of a modelled template category, free-form for service and business_agent, unknown where the
+    category does not say; the category itself is kept as Meta sent it."""
     with app.app_context():
         histories.store_status(update("wamid.p", "delivered", pricing={"pricing_model": "PMP", "category": category}))
         message = histories.as_message(one("wamid.p"))

@@ -27,3 +27,11 @@ def test_a_nul_character_in_a_filter_is_a_field_error(client):
         response = client.get(url)
         assert response.status_code == 422, url
         assert response.get_json()["errors"] == {field: ["must not contain a NUL character"]}
+
+
+def test_an_unknown_query_parameter_of_the_listing_is_a_field_error(client):
+    """GET /v1/decisions?bogus=1 is a 422 naming query.bogus, not a listing that ignored it."""
+    response = client.get("/v1/decisions?bogus=1")
+    assert response.status_code == 422
+    assert response.get_json()["errors"] == {"query.bogus": ["Unknown field."]}
+    assert client.get("/v1/decisions?page=1&page_size=5&decision=allow").status_code == 200

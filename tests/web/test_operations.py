@@ -166,3 +166,9 @@ def _samples(client) -> dict:
     text = client.get("/metrics").get_data(as_text=True)
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_metrics_content_type_names_its_charset_once(client):
+    """/metrics is Prometheus' text format with one charset parameter (not `charset=utf-8` twice)."""
+    content_type = client.get("/metrics").headers["Content-Type"]
+    assert content_type.startswith("text/plain") and content_type.count("charset=") == 1

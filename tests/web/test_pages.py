@@ -331,3 +331,20 @@ def test_reconciliation_pages_mask_numbers_as_the_log_does(app, client, billed_h
     assert "<code>+55***********</code>" in client.get("/ui/reconciliation").get_data(as_text=True)
     app.config["MASK_PHONE_NUMBERS"] = False
     assert "<code>+5511987654321</code>" in client.get("/ui/reconciliation").get_data(as_text=True)
+
+
+def test_pages_refuse_bad_filter_values_with_an_html_page_naming_the_parameter(client):
+    """A bad or unknown filter is a 422 HTML page naming the parameter on every page (as /ui/decisions does),
+    never a 200 that silently ignores it; a path under /ui/ that no page serves is an HTML 404."""
+    refused = {"/ui/rules?version=ZZ": "version", "/ui/rules?area=nowhere": "area", "/ui/rules?confidence=X":
+               "confidence", "/ui/rules?bogus=1": "bogus", "/ui/reconciliation?page=abc": "page",
+               "/ui/reconciliation?page=-5": "page", "/ui/costs?currency=FOO": "currency",
+               "/ui/decisions?outcome=maybe": "outcome"}
+    for url, parameter in refused.items():
+        page = client.get(url)
+        assert page.status_code == 422 and page.mimetype == "text/html", url
+        assert f"<li><code>{parameter}</code>: " in page.get_data(as_text=True), url
+    missing = client.get("/ui/templates/x/y")
+    assert missing.status_code == 404 and missing.mimetype == "text/html"
+    assert "<code>path</code>: /ui/templates/x/y is not a page of this service" in missing.get_data(as_text=True)
+    assert client.get("/v1/no-such-endpoint").get_json()["code"] == 404  # the API keeps its JSON shape

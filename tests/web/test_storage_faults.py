@@ -111,6 +111,32 @@ def test_readyz_commits_a_heartbeat(app):
         assert heartbeat.Heartbeat.select().count() == 1
 
 
+def test_readyz_needs_new_space_as_a_decision_does(app, example_request):
+    """A database at its page limit (SQLite's SQLITE_FULL, as on a full disk): rewriting the heartbeat row
+    would still fit its page, but /readyz inserts a decision-sized row in its transaction, so it says 503
+    exactly when a decision cannot be logged; the probe's row is deleted in the same transaction."""
+    client = app.test_client()
+    assert decide(client, example_request).status_code == 200
+    sqlite = store.database_proxy.obj
+    with app.app_context():
+        heartbeat.beat("another-host", datetime.now(UTC))  # the rewrite below needs no new row
+        assert heartbeat.WriteProbe.select().count() == 0
+    assert decide(client, example_request).status_code == 200
+    # No free page left in the file: the next new row needs new space (the probe's freed pages were reused).
+    assert sqlite.execute_sql("PRAGMA freelist_count").fetchone()[0] == 0
+    pages = sqlite.execute_sql("PRAGMA page_count").fetchone()[0]
+    sqlite.execute_sql(f"PRAGMA max_page_count = {pages}")
+    with app.app_context():  # what the old probe did: a rewrite of an existing row still commits
+        heartbeat.Heartbeat.update(beat_at=datetime.now(UTC).replace(tzinfo=None)).execute()
+    readiness = assert_error_shape(client.get("/readyz"), 503)
+    assert list(readiness["errors"]) == ["database"]
+    sqlite.execute_sql(f"PRAGMA max_page_count = {pages}")  # the 503 dropped the connection; cap the new one
+    assert_unavailable(decide(client, example_request))
+    assert client.get("/readyz").status_code == 200  # a new connection without the cap: room again
+    with app.app_context():
+        assert heartbeat.WriteProbe.select().count() == 0
+
+
 def test_a_query_bug_is_not_a_storage_fault(app, example_request, monkeypatch):
     """Only faults of the storage are 503s: a wrong query (here an IntegrityError) stays a 500."""
     app.config["PROPAGATE_EXCEPTIONS"] = False
