@@ -71,10 +71,12 @@ def send(path, client, body):
         for field, message in items:
             errors.setdefault(unescape(field), []).append(unescape(message))
         return response.status_code, errors, response
-    result = CliRunner().invoke(cli.main, ["check", "-"], input=body)
+    # --json: the CLI prints the API's error body (field paths as the API names them) and exits 1.
+    result = CliRunner().invoke(cli.main, ["check", "--json", "-"], input=body)
     assert result.exit_code == 1, result.output
-    _, _, listed = result.output.partition("{")
-    return None, json.loads("{" + listed), result
+    refusal = json.loads(result.output)
+    assert set(refusal) == {"code", "status", "message", "errors"}, refusal
+    return None, refusal["errors"], result
 
 
 @pytest.fixture
