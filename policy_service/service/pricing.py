@@ -142,12 +142,13 @@ def set_currency(waba_id: str, currency: str, source: str) -> dict[str, Any]:
 
 
 def currency(waba_id: str) -> dict[str, Any]:
-    """A WABA's billing currency; ServiceError 404 when it was never set."""
+    """A WABA's billing currency: {waba_id, currency, set_at, source, created: false} (the shape PUT answers;
+    reading sets nothing); ServiceError 404 when it was never set."""
     known = billing.currency_of(waba_id)
     if known is None:
         raise ServiceError(404, f"no billing currency is set for WABA {waba_id}",
                            {"waba_id": ["no billing currency set"]})
-    return currency_json(known)
+    return {**currency_json(known), "created": False}
 
 
 def currency_json(known: billing.Currency) -> dict[str, Any]:
