@@ -52,7 +52,8 @@ class CountQuerySchema(RefusesNul, Schema):
     distinct_contacts = fields.Boolean(load_default=False)
 
 
-def _waba(waba_id: str) -> str:
+def waba_or_404(waba_id: str) -> str:
+    """The WABA id of a /v1/wabas/<waba_id>/… path, or the one 404 for an id that cannot be a WABA's (not digits)."""
     if not WABA_ID.match(waba_id):
         abort(404, message=f"no WhatsApp Business Account {waba_id!r}: WABA ids are digits")
     return waba_id
@@ -66,7 +67,7 @@ def _waba(waba_id: str) -> str:
 def import_templates(_: dict[str, Any], waba_id: str):
     """Import Meta's GET /<WABA_ID>/message_templates response into the registry (templates older than the webhooks)."""
     try:
-        changes = parse_message_templates(_waba(waba_id), request_json())
+        changes = parse_message_templates(waba_or_404(waba_id), request_json())
     except ValidationError as error:
         abort(422, errors=error.messages)
     return {"imported": state.import_templates(changes)}
@@ -79,7 +80,7 @@ def import_templates(_: dict[str, Any], waba_id: str):
 def list_templates(query: dict[str, Any], waba_id: str):
     """The WABA's template registry: each template's category and status at a time, and where each came from."""
     return {"waba_id": waba_id,
-            "templates": state.templates(_waba(waba_id), query.get("at") or datetime.now(UTC))}
+            "templates": state.templates(waba_or_404(waba_id), query.get("at") or datetime.now(UTC))}
 
 
 @blp.route("/wabas/<string:waba_id>/templates/<string:name>/<string:language>", methods=["GET"])
@@ -89,7 +90,7 @@ def list_templates(query: dict[str, Any], waba_id: str):
 @blp.alt_response(404, schema=ErrorSchema, description="The registry has never heard of this template")
 def template_history(query: dict[str, Any], waba_id: str, name: str, language: str):
     """One template: its category and status in force at a time, and its history (webhooks and imports)."""
-    history = state.template_history(_waba(waba_id), name, language)
+    history = state.template_history(waba_or_404(waba_id), name, language)
     if not history:
         abort(404, message=f"the registry of WABA {waba_id} has no template {name!r} in {language!r}")
     known = state.template_state(waba_id, name, language, query.get("at") or datetime.now(UTC))

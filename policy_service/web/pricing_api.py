@@ -3,7 +3,6 @@ analytics imported as the bill, and cost forecasts (service.pricing, service.for
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Any
 
@@ -16,12 +15,12 @@ from ..contract.schemas import ErrorSchema, RefusesNul, ResponseSchema
 from ..service import analytics, forecast, pricing
 from ..service.errors import ServiceError
 from .api import JsonBodyParser, flatten_errors, policy
+from .business_api import waba_or_404
 from .pages import bp as pages
 
 blp = Blueprint("pricing", __name__, url_prefix="/v1", description="What the business is billed, in its currency")
 blp.ARGUMENTS_PARSER = JsonBodyParser()
 
-WABA_ID = re.compile(r"^[0-9]{1,64}$")
 
 
 class CurrencySchema(ResponseSchema):
@@ -34,12 +33,6 @@ class CurrencySchema(ResponseSchema):
     created = fields.Boolean(metadata={"description": "true when this call set it"})
 
 
-def _waba(waba_id: str) -> str:
-    if not WABA_ID.match(waba_id):
-        abort(404, message=f"no WhatsApp Business Account {waba_id!r}: WABA ids are digits")
-    return waba_id
-
-
 @blp.route("/wabas/<string:waba_id>/billing-currency", methods=["PUT"])
 @blp.arguments(CurrencyBodySchema, error_status_code=422)
 @blp.response(200, CurrencySchema)
@@ -47,7 +40,7 @@ def _waba(waba_id: str) -> str:
 @blp.alt_response(422, schema=ErrorSchema, description="Not an ISO 4217 code")
 def put_currency(body: dict[str, Any], waba_id: str):
     """Set the WABA's billing currency once; its sends are then priced in it unless context.currency says otherwise."""
-    return pricing.set_currency(_waba(waba_id), body["currency"], "API")
+    return pricing.set_currency(waba_or_404(waba_id), body["currency"], "API")
 
 
 @blp.route("/wabas/<string:waba_id>/billing-currency", methods=["GET"])
@@ -55,7 +48,7 @@ def put_currency(body: dict[str, Any], waba_id: str):
 @blp.alt_response(404, schema=ErrorSchema, description="No currency set for this WABA")
 def get_currency(waba_id: str):
     """The WABA's billing currency, when and how it was set."""
-    return pricing.currency(_waba(waba_id))
+    return pricing.currency(waba_or_404(waba_id))
 
 
 @blp.route("/costs/forecast", methods=["POST"])
