@@ -57,10 +57,11 @@ def generate(database, messages: int) -> None:
         wamid = "'wamid.bench.' || n"
     kind = f"(n % {per_contact}) % 3" if sqlite else f"mod(mod(n, {per_contact}), 3)"
     database.execute_sql(
-        f"{series}INSERT INTO stored_message (wamid, phone_number_id, contact, direction, at, type, status, pricing) "
+        f"{series}INSERT INTO stored_message (wamid, phone_number_id, contact, direction, at, type, status, pricing, "
+        "business_app) "
         f"SELECT {wamid}, '{PHONE_NUMBER_ID}', {contact}, CASE WHEN {kind} = 0 THEN 'inbound' ELSE 'outbound' END, "
         f"{at}, 'text', CASE WHEN {kind} = 0 THEN NULL ELSE 'delivered' END, "
-        f"CASE {kind} WHEN 1 THEN '{SERVICE}' WHEN 2 THEN '{UTILITY}' END FROM {source}")
+        f"CASE {kind} WHEN 1 THEN '{SERVICE}' WHEN 2 THEN '{UTILITY}' END, FALSE FROM {source}")
     database.execute_sql(
         "INSERT INTO message_billing (wamid, phone_number_id, contact, at, status, market, category, pricing) "
         "SELECT wamid, phone_number_id, contact, at, status, 'BR', "
