@@ -104,10 +104,9 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
         values = _Values(facts)
         defaults = facts.defaults
         sources = facts.sources
-        zone_defaulted = "waba_timezone" in defaults
+        zone_days = zone_span(facts.at) if "waba_timezone" in defaults else None
         trace = tuple(Reason(step.rule.id, step.rule.title, step.effect, step.rule.citation, step.rule.confidence,
-                             step.sentence(values), step.determining,
-                             step.defaults(defaults, facts.at if zone_defaulted else None), step.note,
+                             step.sentence(values), step.determining, step.defaults(defaults, zone_days), step.note,
                              {f: sources[f] for f in sorted(step.rule.facts_read & sources.keys())} if sources else {})
                       for step in outcome.ordered)
     version = _version_on(rulebook, facts.day)
@@ -159,11 +158,11 @@ class _Step:
         """The `because` sentence with the facts' values (the description when the rule has none)."""
         return self._prefix + (self._template.format_map(values) if self._template else self.rule.description)
 
-    def defaults(self, used: frozenset[str], zone_defaulted_at: datetime | None = None) -> tuple[str, ...]:
+    def defaults(self, used: frozenset[str], zone_days: tuple[date, date] | None = None) -> tuple[str, ...]:
         """The context defaults this rule read, of those the facts used, sorted.
 
         The WABA time zone is read through the WABA-local day: by a rule testing `waba_date`, and, when the
-        zone was defaulted (`zone_defaulted_at`, the send's time), by a rule whose being in force at that
+        zone was defaulted (`zone_days`, zone_span of the send's time), by a rule whose being in force at that
         instant depends on the zone (the send is within a day of one of its effective dates).
         """
         found = self._defaults.get(used)
@@ -174,8 +173,7 @@ class _Step:
             found = tuple(sorted(names))
             if len(self._defaults) < _CACHE_SIZE:
                 self._defaults[used] = found
-        if (zone_defaulted_at is not None and "waba_timezone" not in found
-                and zone_decides(self.rule, zone_defaulted_at)):
+        if zone_days is not None and "waba_timezone" not in found and _in_force_varies(self.rule, *zone_days):
             found = tuple(sorted((*found, "waba_timezone")))
         return found
 
@@ -206,10 +204,22 @@ _EARLIEST_OFFSET, _LATEST_OFFSET = timedelta(hours=-12), timedelta(hours=14)
 def zone_decides(rule: Rule, at: datetime) -> bool:
     """True when whether `rule` is in force at instant `at` depends on the WABA time zone: some zone's local
     day at `at` is in the rule's effective dates and another's is not."""
-    first = (at.astimezone(UTC) + _EARLIEST_OFFSET).date()
-    last = (at.astimezone(UTC) + _LATEST_OFFSET).date()
-    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-    return len({rule.in_force(day) for day in days}) > 1
+    return _in_force_varies(rule, *zone_span(at))
+
+
+def zone_span(at: datetime) -> tuple[date, date]:
+    """The first and last local day any WABA time zone can have at instant `at`."""
+    utc = at.astimezone(UTC)
+    return (utc + _EARLIEST_OFFSET).date(), (utc + _LATEST_OFFSET).date()
+
+
+def _in_force_varies(rule: Rule, first: date, last: date) -> bool:
+    # The rule is in force on one interval of days (Rule.in_force), so over the days first..last it is in
+    # force on some and not on others exactly when that interval meets the span without covering it.
+    until = rule.effective_until or date.max
+    meets = max(first, rule.effective_from) <= min(last, until)
+    covers = rule.effective_from <= first and last <= until
+    return meets and not covers
 
 
 def _outcome(fired: tuple[str, ...], rulebook: Rulebook) -> _Outcome:

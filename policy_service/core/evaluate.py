@@ -6,9 +6,9 @@ import logging
 import os
 from bisect import bisect_right
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from itertools import chain
+from typing import Any
 
 from .chronology import by_delivery, carried_before, timeline
 from .conditions import why_not
@@ -19,8 +19,10 @@ from .errors import EngineError
 from .facts import Facts, HistoryState, derive_facts, new_state, with_late_delivery
 from .identities import recipient_contact
 from .messages import UNKNOWN_TEMPLATE, UNKNOWN_TYPE, DecisionRequest, Message, Send, Template
-from .pricing import PRICING_CONTEXT_DEFAULTS, price_charge, price_group
+from .pricing import PRICING_CONTEXT_DEFAULTS, Price, price_charge, price_group
 from .pricing import explain as explain_price
+from .rates import RateBook
+from .records import replace
 from .rulebook import CONFIDENCE, Rulebook
 
 log = logging.getLogger(__name__)
@@ -84,10 +86,9 @@ def priced(decision: Decision, request: DecisionRequest, rulebook: Rulebook) -> 
         members = tuple((number, recipient_contact(number).region) for number in request.send.participants)
         price = price_group(billable=charge.billable, category=charge.category, day=facts.day,
                             participants=members, context=request.context, rates=rulebook.rates)
+        because = explain_price(price, charge.category, country, facts.day) if charge.billable else ""
     else:
-        price = price_charge(billable=charge.billable, pricing_model=charge.pricing_model, category=charge.category,
-                             opens_conversation=charge.opens_conversation, day=facts.day, country=country,
-                             context=request.context, rates=rulebook.rates)
+        price, because = _price(charge, facts.day, country, request.context, rulebook.rates)
     charge = replace(charge, price=price if price.known else None, price_reason=None if price.known else price.reason,
                      price_lines=price.lines)
     if not charge.billable:
@@ -96,7 +97,6 @@ def priced(decision: Decision, request: DecisionRequest, rulebook: Rulebook) -> 
     # Where the pricing context came from when the request did not give it (the WABA's stored currency,
     # the month's volume counted over stored statuses).
     sources = {name: request.sources[name] for name in PRICING_CONTEXT_DEFAULTS if name in request.sources}
-    because = explain_price(price, charge.category, country, facts.day)
     confidence = card.confidence if card else "C"
     if confidence != "C":
         because = f"[{confidence}: {CONFIDENCE[confidence]}] {because}"
@@ -110,6 +110,36 @@ def priced(decision: Decision, request: DecisionRequest, rulebook: Rulebook) -> 
     return replace(decision, charge=charge, trace=(*decision.trace, reason),
                    facts=replace(facts, defaults=facts.defaults | set(price.defaults),
                                  sources={**facts.sources, **sources}))
+
+
+# id of a rate book -> (that book, held so the id is not reused while remembered; its memo of prices).
+_PRICES: dict[int, tuple[RateBook, dict[tuple[Any, ...], tuple[Price, str]]]] = {}
+_PRICE_MEMO_SIZE = 4096
+
+
+def _price(charge: Charge, day: date, country: str, context: dict[str, Any], rates: RateBook) -> tuple[Price, str]:
+    # A price and its sentence depend only on these inputs and the rate book, and both are immutable: few
+    # distinct combinations occur, so each is worked out once (bounded, cleared when full).
+    # By type and text: True == 1 and Decimal("1.0") == Decimal("1.00"), but a sentence prints what was given.
+    given = tuple(value if value is None or type(value) is str else (type(value), repr(value))
+                  for value in map(context.get, PRICING_CONTEXT_DEFAULTS))
+    key = (charge.billable, charge.pricing_model, charge.category, charge.opens_conversation, day, country, given)
+    held = _PRICES.get(id(rates))
+    found = held[1].get(key) if held is not None and held[0] is rates else None
+    if found is not None:
+        return found
+    price = price_charge(billable=charge.billable, pricing_model=charge.pricing_model, category=charge.category,
+                         opens_conversation=charge.opens_conversation, day=day, country=country, context=context,
+                         rates=rates)
+    found = (price, explain_price(price, charge.category, country, day) if charge.billable else "")
+    if held is None or held[0] is not rates:
+        if len(_PRICES) >= 8:
+            _PRICES.clear()
+        held = _PRICES[id(rates)] = (rates, {})
+    if len(held[1]) >= _PRICE_MEMO_SIZE:
+        held[1].clear()
+    held[1][key] = found
+    return found
 
 
 def reprice(decision: Decision, request: DecisionRequest, rulebook: Rulebook) -> Decision:
