@@ -162,6 +162,9 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
     change a later classification or the decision.
     Of the events before it, only the few that still decide the history state are walked.
     """
+    if not request.history:
+        # Nothing to walk: no window, period, entry point, undelivered message or marketing template.
+        return new_state(rulebook)
     history = by_delivery(request.history)
     events = timeline(history, request.send.at)
     # The proposed send comes last: when it is a lifetime after every past send, none needs classifying.
@@ -194,20 +197,20 @@ def marketing_delivered_recently(history: tuple[Message, ...], at: datetime, rul
     With history_ref the history is the store's messages of this user (their statuses say delivery), so
     this is the store's count; the trace names it.
     """
-    period = rulebook.parameter("marketing_recent_period")
+    since = at - rulebook.parameter("marketing_recent_period")
+    # Only marketing templates delivered in the period can count: the inbound messages (for the windows)
+    # are gathered and sorted only when there is one.
+    delivered = [d for m in history if m.direction == "outbound" and m.template is not None
+                 and m.template.category == "marketing" and (d := m.delivery_time) is not None and since <= d < at]
+    if not delivered:
+        return 0
     window = rulebook.parameter("customer_service_window")
     ignored = frozenset(rulebook.parameter("window_ignored_inbound_types"))
     inbound = sorted(m.at for m in history if m.direction == "inbound" and m.type not in ignored and m.at <= at)
     count = 0
-    for message in history:
-        template = message.template
-        delivered = message.delivery_time if message.direction == "outbound" else None
-        if template is None or template.category != "marketing" or delivered is None:
-            continue
-        if not at - period <= delivered < at:
-            continue
-        last_in = bisect_right(inbound, delivered)
-        if last_in and delivered < inbound[last_in - 1] + window:
+    for moment in delivered:
+        last_in = bisect_right(inbound, moment)
+        if last_in and moment < inbound[last_in - 1] + window:
             continue  # inside a window the user opened: not counted by Meta
         count += 1
     return count

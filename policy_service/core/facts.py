@@ -486,6 +486,8 @@ _CONTEXTS: dict[tuple[tuple[str, Any], ...], tuple[dict[str, Any], frozenset[str
 
 
 def _context(context: dict[str, Any]) -> tuple[dict[str, Any], frozenset[str]]:
+    if not context:
+        return _NO_CONTEXT
     # Most requests give few context fields with few distinct values: reuse the merged values
     # (never mutated) for each combination seen; bounded, cleared when full.
     try:
@@ -509,6 +511,9 @@ def _context(context: dict[str, Any]) -> tuple[dict[str, Any], frozenset[str]]:
             _CONTEXTS.clear()
         _CONTEXTS[key] = found
     return found
+
+
+_NO_CONTEXT = (dict(CONTEXT_DEFAULTS), frozenset(CONTEXT_DEFAULTS))  # every field defaulted (never mutated)
 
 
 @lru_cache(maxsize=256)
