@@ -114,8 +114,8 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
             changes = outcome.changes
             at = bisect_right(changes, zone_days[0])
             zone_days = zone_days if at < len(changes) and changes[at] <= zone_days[1] else None
-        trace = tuple(Reason(step.rule.id, step.rule.title, step.effect, step.rule.citation, step.rule.confidence,
-                             step.sentence(values), step.determining, step.defaults(defaults, zone_days), step.note,
+        trace = tuple(Reason(*step.head, step.sentence(values), step.determining, step.defaults(defaults, zone_days),
+                             step.note,
                              {f: sources[f] for f in sorted(step.rule.facts_read & sources.keys())} if sources else {})
                       for step in outcome.ordered)
     version = _version_on(rulebook, facts.day)
@@ -149,10 +149,11 @@ def classify(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook) -> Charge
 class _Step:
     """One rule of the trace as combining orders it; what does not depend on the facts is made once."""
 
-    __slots__ = ("rule", "determining", "note", "effect", "named", "_template", "_fixed", "_defaults")
+    __slots__ = ("rule", "determining", "note", "effect", "head", "named", "_template", "_fixed", "_defaults")
 
     def __init__(self, rule: Rule, determining: bool, note: str | None, *, denied: bool = False) -> None:
         self.rule, self.determining, self.note, self.effect = rule, determining, note, rule.effect
+        self.head = (rule.id, rule.title, self.effect, rule.citation, rule.confidence)  # a Reason's first fields
         prefix = f"[{rule.confidence}: {CONFIDENCE[rule.confidence]}] " if rule.confidence != "C" else ""
         # On a deny the send is never delivered: a sentence that assumes delivery gives way to one that does not.
         if denied and rule.because_if_denied:

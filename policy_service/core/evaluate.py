@@ -168,8 +168,10 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
     history = by_delivery(request.history)
     events = timeline(history, request.send.at)
     # The proposed send comes last: when it is a lifetime after every past send, none needs classifying.
-    delivered = chain([(len(events), request.send.at)],
-                      ((p, events[p][1].at) for p in range(len(events) - 1, -1, -1) if _delivered(events[p][1])))
+    newest_first = zip(range(len(events) - 1, -1, -1), reversed(events), strict=True)
+    delivered = chain([(len(events), request.send.at)], ((p, message.at) for p, (_, message) in newest_first
+                                                          if message.direction != "inbound"
+                                                          and message.delivery_time is not None))
     first = quiet_point(delivered, _longest_lifetime(rulebook))
     state = new_state(rulebook)
     carried = carried_before(events, first, state, history)
@@ -234,6 +236,9 @@ def delivery_lifetimes(rulebook: Rulebook) -> Callable[[Message], timedelta]:
     (`authentication_template_ttl`), other templates 30 days (`undelivered_message_lifetime`); a
     non-template message `freeform_message_lifetime` (not on Meta's page). All values come from rules/.
     """
+    held = _LIFETIMES_OF.get(id(rulebook.parameters))
+    if held is not None and held[0] is rulebook.parameters:
+        return held[1]
     template_default = rulebook.parameter("undelivered_message_lifetime")
     authentication = rulebook.parameter("authentication_template_ttl")
     freeform = rulebook.parameter("freeform_message_lifetime")
@@ -246,7 +251,14 @@ def delivery_lifetimes(rulebook: Rulebook) -> Callable[[Message], timedelta]:
             return template_default if template.ttl_seconds < 0 else timedelta(seconds=template.ttl_seconds)
         return authentication if template.category == "authentication" else template_default
 
+    if len(_LIFETIMES_OF) >= 8:
+        _LIFETIMES_OF.clear()
+    _LIFETIMES_OF[id(rulebook.parameters)] = (rulebook.parameters, lifetime_of)
     return lifetime_of
+
+
+# id of a rulebook's parameters -> (those parameters, held so the id is not reused; delivery_lifetimes of them)
+_LIFETIMES_OF: dict[int, tuple[dict[str, Any], Callable[[Message], timedelta]]] = {}
 
 
 def undelivered_before(history: tuple[Message, ...], at: datetime,
@@ -285,10 +297,6 @@ def late_delivery(request: DecisionRequest, state: HistoryState, facts: Facts, f
         return facts, fired
     facts = with_late_delivery(facts, ends[0], later)
     return facts, engine.match_memoized(facts.engine)
-
-
-def _delivered(message: Message) -> bool:
-    return message.direction != "inbound" and message.delivery_time is not None
 
 
 def assumed_send(message: Message, state: HistoryState, to: str, rulebook: Rulebook) -> tuple[Send, str | None]:
