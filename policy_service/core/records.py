@@ -63,5 +63,10 @@ def replace(obj: T, /, **changes: Any) -> T:
         raise TypeError(f"{type(obj).__name__} has no field {sorted(changes.keys() - names.keys())[0]!r}")
     values = obj.__dict__
     copy = object.__new__(type(obj))
-    copy.__dict__.update({name: values[name] for name in names}, **changes)
+    fields = copy.__dict__
+    if len(values) == len(names):
+        fields.update(values)  # only the fields (__init__ wrote them in order): copied in C
+    else:
+        fields.update({name: values[name] for name in names})  # leave out a cached_property's value
+    fields.update(changes)
     return copy

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policy_service.core.decision import ERROR, NOT_APPLICABLE, combine, fail_closed, zone_decides
+from policy_service.core.decision import ERROR, NOT_APPLICABLE, _changes, combine, fail_closed, zone_decides
 from policy_service.core.errors import EngineError
 from policy_service.core.facts import derive_facts, new_state
 from policy_service.core.messages import Message, Send
@@ -147,6 +147,8 @@ def test_zone_decides_as_a_day_by_day_check_does(rulebook, start, length, at):
     first, last = (at + timedelta(hours=-12)).date(), (at + timedelta(hours=14)).date()
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     assert zone_decides(rule, at) == (len({rule.in_force(day) for day in days}) > 1)
+    # combine skips the check when no rule of the decision changes on a day of the span (_changes)
+    assert zone_decides(rule, at) == any(first < day <= last for day in _changes(rule))
 
 
 def test_readme_combining_section_says_what_combine_does():
