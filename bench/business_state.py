@@ -67,6 +67,7 @@ def generate(database, messages: int) -> None:
         "SELECT wamid, phone_number_id, contact, at, status, 'BR', "
         f"CASE WHEN pricing = '{SERVICE}' THEN 'service' ELSE 'utility' END, pricing "
         "FROM stored_message WHERE direction = 'outbound'")
+    business_state.rebuild_counters()  # rows loaded by SQL, not through record_billing
     business_state.learn_number(PHONE_NUMBER_ID, WABA_ID, _now())
     business_state.TemplateEvent.insert_many([
         {"waba_id": WABA_ID, "name": f"template_{index}", "language": "en_US",

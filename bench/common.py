@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -19,6 +21,9 @@ from policy_service.core.engine import RulesEngine  # noqa: E402
 from policy_service.core.messages import DecisionRequest  # noqa: E402
 from policy_service.core.rulebook import Rulebook, load_rulebook  # noqa: E402
 from policy_service.review.fixtures import discover  # noqa: E402
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def policy() -> tuple[Rulebook, RulesEngine]:
@@ -31,6 +36,31 @@ def fixture_requests() -> list[tuple[str, dict, DecisionRequest]]:
     """Every fixture as (name, request JSON, validated request)."""
     schema = DecisionRequestSchema()
     return [(f.name, f.request, schema.load(f.request)) for f in discover([ROOT / "fixtures"])]
+
+
+@contextlib.contextmanager
+def served(settings: Mapping[str, Any]) -> Iterator[Flask]:
+    """The product app (create_app) on these settings, for a benchmark in this process. On leaving, the
+    app's background webhook processor is stopped (its thread would otherwise wake every few seconds and
+    reopen the SQLite file, recreating -wal/-shm files while the scratch directory is being removed:
+    "Directory not empty") and the app's database connections of this thread (a pool's idle ones too) are
+    closed."""
+    from playhouse.pool import PooledDatabase
+
+    from policy_service import create_app, store
+    from policy_service.web import webhooks
+
+    app = create_app(dict(settings))
+    database = store.database_proxy.obj  # this app's: another app created later re-points the proxy
+    try:
+        yield app
+    finally:
+        if webhooks.PROCESSOR in app.extensions:
+            app.extensions[webhooks.PROCESSOR].stop()
+        if isinstance(database, PooledDatabase):
+            database.close_all()
+        else:
+            database.close()
 
 
 def rounds(candidates: dict[str, Callable[[], int]], repeats: int) -> dict[str, list[float]]:

@@ -13,6 +13,7 @@ PostgreSQL for postgres (source scripts/postgres.sh && start_postgres exports PO
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -23,11 +24,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from common import ROOT, banner, fixture_requests, median, policy, rounds, rss_mib, table
+from common import ROOT, banner, fixture_requests, median, policy, rounds, rss_mib, served, table
 
-from policy_service import create_app, store
+from policy_service import store
 from policy_service.core.evaluate import evaluate
-from policy_service.store import decision_log, histories
+from policy_service.store import business_state, decision_log, histories
 
 PHONE_NUMBER_ID = "106540352242922"
 
@@ -126,8 +127,7 @@ def history_ref(quick: bool) -> list[tuple]:
     """history_ref decisions over 10 and 10,000 stored events of a contact; the log row of each."""
     send_at = datetime(2026, 6, 15, 12, tzinfo=UTC)
     contacts = {10: "5511900000010", 10_000: "5511900010000"}
-    with tempfile.TemporaryDirectory() as scratch:
-        app = create_app({"DATABASE_URL": f"sqlite:///{scratch}/ref.sqlite3"})
+    with tempfile.TemporaryDirectory() as scratch, served({"DATABASE_URL": f"sqlite:///{scratch}/ref.sqlite3"}) as app:
         with app.app_context():
             for size, contact in contacts.items():
                 rows = _stored_rows(contact, size, send_at - timedelta(hours=1))
@@ -151,7 +151,6 @@ def history_ref(quick: bool) -> list[tuple]:
                 started = time.process_time()
                 assert client.post("/v1/decisions", data=body, content_type="application/json").status_code == 200
                 cpu[size].append((time.process_time() - started) * 1e3)
-        store.close_all()
     small, large = median(cpu[10]), median(cpu[10_000])
     return [("history_ref 10 → 10,000 stored events < 2×",
              f"CPU {small:.1f} → {large:.1f} ms: {large / small:.1f}×", "yes" if large / small < 2 else "**no**"),
@@ -171,8 +170,8 @@ def billing(quick: bool, full: bool) -> list[tuple]:
     body = json.dumps({"send": {"at": send_at, "to": "+" + contact, "type": "text"},
                        "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": contact}}).encode()
     timings = {}
-    with tempfile.TemporaryDirectory() as scratch:
-        app = create_app({"DATABASE_URL": f"sqlite:///{scratch}/billing.sqlite3"})
+    with (tempfile.TemporaryDirectory() as scratch,
+          served({"DATABASE_URL": f"sqlite:///{scratch}/billing.sqlite3"}) as app):
         client = app.test_client()
         with app.app_context():
             histories.StoredMessage.insert(wamid="wamid.in", phone_number_id=PHONE_NUMBER_ID, contact=contact,
@@ -187,6 +186,7 @@ def billing(quick: bool, full: bool) -> list[tuple]:
                     "pricing) SELECT 'wamid.b.' || n, ?, CAST(5511000000000 + n % 100000 AS TEXT), "
                     "datetime('2026-10-01', '+' || (n % 1209600) || ' seconds'), 'delivered', 'BR', "
                     "CASE n % 2 WHEN 0 THEN 'service' ELSE 'utility' END, NULL FROM seq", (PHONE_NUMBER_ID,))
+                business_state.rebuild_counters()  # rows loaded by SQL, not through record_billing
                 done = size
             client.post("/v1/decisions", data=body, content_type="application/json")
             cpu = []
@@ -196,7 +196,6 @@ def billing(quick: bool, full: bool) -> list[tuple]:
                 cpu.append((time.process_time() - started) * 1e3)
                 assert answer.status_code == 200, answer.get_data(as_text=True)[:300]
             timings[size] = median(cpu)
-        store.close_all()
     small, large = (timings[size] for size in sizes)
     return [(f"a decision's cost flat from {sizes[0]:,} to {sizes[1]:,} stored billing rows",
              f"CPU {small:.1f} → {large:.1f} ms: {large / small:.2f}× (history_ref free-form send; the month's "
@@ -252,19 +251,21 @@ def postgres(quick: bool) -> list[tuple]:
         return [(goal, "not measured: set POLICY_TEST_DATABASE_URL (source scripts/postgres.sh && start_postgres)",
                  "?")]
     bodies = [json.dumps(raw).encode() for _, raw, _ in fixture_requests()]
-    with tempfile.TemporaryDirectory() as scratch:
-        clients = {}
+    with tempfile.TemporaryDirectory() as scratch, contextlib.ExitStack() as apps:
+        clients, databases = {}, {}
         for name, database_url in (("SQLite", f"sqlite:///{scratch}/pg-vs.sqlite3"), ("PostgreSQL", url)):
-            app = create_app({"DATABASE_URL": database_url, "DATABASE_AUTO_UPGRADE": True})
-            clients[name] = app.test_client()
+            app = apps.enter_context(served({"DATABASE_URL": database_url, "DATABASE_AUTO_UPGRADE": True}))
+            clients[name], databases[name] = app.test_client(), store.database_proxy.obj
         per: dict[str, list[float]] = {name: [] for name in clients}
         for _ in range(3 if quick else 7):
             for name, client in clients.items():
+                # The store's database is one per process (the last app created opened it): each round
+                # points it at its app's own, or both rounds would write to PostgreSQL.
+                store.database_proxy.initialize(databases[name])
                 started = time.process_time()
                 for body in bodies:
                     assert client.post("/v1/decisions", data=body, content_type="application/json").status_code == 200
                 per[name].append((time.process_time() - started) / len(bodies) * 1e3)
-        store.close_all()
     sqlite, pg = median(per["SQLite"]), median(per["PostgreSQL"])
     return [(goal, f"CPU/decision SQLite {sqlite:.2f} ms, PostgreSQL {pg:.2f} ms: {sqlite / pg:.0%} (app process)",
              "yes" if sqlite / pg >= 0.8 else "**no**")]

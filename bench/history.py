@@ -20,7 +20,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 
-from common import banner, median, policy, table
+from common import banner, median, policy, served, table
 
 from policy_service.contract.schemas import DecisionRequestSchema
 from policy_service.core.evaluate import evaluate
@@ -120,14 +120,11 @@ def main() -> None:
 def whole_requests(rounds: int = 7, sizes: tuple[int, ...] = (10, 10_000)) -> dict[int, tuple[float, float]]:
     """POST /v1/decisions with an inline sessions history of each size, through the app with its SQLite log:
     {size: (median process CPU ms, median wall ms)}, interleaved rounds."""
-    from policy_service import create_app, store
-
     send = Send(END, TO, "template", MARKETING)
     bodies = {size: json.dumps(as_json(DecisionRequest(send, sessions(size)))).encode() for size in sizes}
     cpu: dict[int, list[float]] = {size: [] for size in sizes}
     wall: dict[int, list[float]] = {size: [] for size in sizes}
-    with tempfile.TemporaryDirectory() as scratch:
-        app = create_app({"DATABASE_URL": f"sqlite:///{scratch}/log.sqlite3"})
+    with tempfile.TemporaryDirectory() as scratch, served({"DATABASE_URL": f"sqlite:///{scratch}/log.sqlite3"}) as app:
         client = app.test_client()
         for body in bodies.values():  # warm: first request per size compiles and caches
             assert client.post("/v1/decisions", data=body, content_type="application/json").status_code == 200
@@ -138,7 +135,6 @@ def whole_requests(rounds: int = 7, sizes: tuple[int, ...] = (10, 10_000)) -> di
                 cpu[size].append((time.process_time() - started) * 1e3)
                 wall[size].append((time.perf_counter() - clock) * 1e3)
                 assert response.status_code == 200, response.get_data(as_text=True)[:300]
-        store.close_all()
     return {size: (median(cpu[size]), median(wall[size])) for size in sizes}
 
 

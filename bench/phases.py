@@ -19,9 +19,9 @@ import time
 import uuid
 from dataclasses import replace
 
-from common import banner, fixture_requests, median, policy, table
+from common import banner, fixture_requests, median, policy, served, table
 
-from policy_service import create_app, store
+from policy_service import store
 from policy_service.contract.schemas import REQUEST, RESPONSE
 from policy_service.core.decision import combine
 from policy_service.core.evaluate import evaluate, replay
@@ -41,8 +41,7 @@ def main() -> None:
         "schema load", "replay history", "derive facts", "engine: durable_rules match", "engine: memoized match",
         "combine + trace", "response dump", "decision log write (SQLite)")}
     what_if = {name: [] for name in (WHAT_IF_OPEN, WHAT_IF_NORMAL)}
-    with tempfile.TemporaryDirectory() as scratch:
-        app = create_app({"DATABASE_URL": f"sqlite:///{scratch}/log.sqlite3"})
+    with tempfile.TemporaryDirectory() as scratch, served({"DATABASE_URL": f"sqlite:///{scratch}/log.sqlite3"}) as app:
         logged = []
         for _ in range(passes):
             for _, raw, _ in requests:

@@ -17,9 +17,9 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 
-from common import banner, fixture_requests, median, table
+from common import banner, fixture_requests, median, served, table
 
-from policy_service import PolicyService, create_app
+from policy_service import PolicyService
 from policy_service.contract.schemas import REQUEST
 from policy_service.service import business
 
@@ -35,9 +35,9 @@ def main() -> None:
     requests = [raw for _, raw, _ in fixture_requests()]
     print(banner())
     print()
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, served({"DATABASE_URL": f"sqlite:///{scratch}/log.sqlite3"}) as app:
         url = f"sqlite:///{scratch}/log.sqlite3"
-        client = create_app({"DATABASE_URL": url}).test_client()
+        client = app.test_client()
         service = PolicyService(database_url=url)
         python, http = "PolicyService.decide (Python API)", "POST /v1/decisions (Flask test client)"
         per_decision: dict[str, list[float]] = {python: [], http: []}

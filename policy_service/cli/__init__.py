@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import sys
 from dataclasses import replace
@@ -294,10 +293,12 @@ def _policy(rules_dir: Path):
     from ..core.errors import RulebookError
     from ..core.rulebook import load_rulebook
 
+    # Like the service, from the same settings (config.load_settings, checked by Commands.invoke before any
+    # command runs): POLICY_RATE_CARDS (and POLICY_RATE_CARD_TIERS) name Meta's CSV to price with.
+    settings = load_settings()
     try:
-        # Like the service: POLICY_RATE_CARDS (and POLICY_RATE_CARD_TIERS) name Meta's CSV to price with.
-        rulebook = load_rulebook(rules_dir, rate_cards=os.environ.get("POLICY_RATE_CARDS") or None,
-                                 rate_card_tiers=os.environ.get("POLICY_RATE_CARD_TIERS") or None)
+        rulebook = load_rulebook(rules_dir, rate_cards=str(settings.rate_cards) if settings.rate_cards else None,
+                                 rate_card_tiers=str(settings.rate_card_tiers) if settings.rate_card_tiers else None)
     except RulebookError as error:
         raise click.ClickException(f"invalid rules in {rules_dir}: {error}") from None
     return rulebook, RulesEngine(rulebook)

@@ -1,4 +1,5 @@
-"""`policy-service db`: schema migrations (upgrade once per release, status, new) and retention (prune)."""
+"""`policy-service db`: schema migrations (upgrade once per release, status, new), retention (prune) and the
+counters over stored billing rows (rebuild-counters)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from .. import configured_app, store
 from ..core.errors import RulebookError
 from ..core.rulebook import load_rulebook
 from ..service import retention as service_retention
-from ..store import database, retention, schema
+from ..store import business_state, database, retention, schema
 
 database_url_option = click.option(
     "--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in the instance folder.")
@@ -76,6 +77,24 @@ def status(database_url: str | None) -> None:
         click.echo(f"pending  {name}")
     if missing:
         raise click.ClickException(f"{len(missing)} migration(s) pending: run `policy-service db upgrade`")
+
+
+@db.command("rebuild-counters")
+@database_url_option
+def rebuild_counters(database_url: str | None) -> None:
+    """Rebuild the counters decisions read (the month's service messages, billed volume, users reached) from
+    the stored billing rows, in one transaction. `db upgrade` fills them when it creates them and the service
+    keeps them with every status; run this after loading message_billing rows by other means (SQL)."""
+    opened = _open(database_url)
+    try:
+        schema.check(opened)
+        with opened.bind_ctx(store.models()):
+            counted, users = business_state.rebuild_counters()
+    except schema.SchemaBehind as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        opened.close()
+    click.echo(f"rebuilt {counted} counter rows and {users} reached-user rows from message_billing")
 
 
 @db.command()

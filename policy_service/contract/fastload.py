@@ -39,6 +39,7 @@ from .schemas import (
     TEMPLATE_STATUSES,
     ContextSchema,
 )
+from .strict import StrictBoolean
 
 _INBOUND_TYPES = frozenset((*MESSAGE_TYPES, *INBOUND_ONLY_TYPES, UNKNOWN_TYPE)) - {UNKNOWN_TYPE}
 _OUTBOUND_TYPES = frozenset((*MESSAGE_TYPES, UNKNOWN_TYPE))
@@ -87,7 +88,7 @@ def _context_checks() -> dict[str, Callable[[Any], bool]]:
         if name in hooked or field.data_key not in (None, name) or field.allow_none:
             continue
         kinds = {type(v) for v in field.validators}
-        if type(field) is fields.Boolean and field.truthy == {True} and field.falsy == {False} and not kinds:
+        if type(field) is StrictBoolean and not kinds:
             checks[name] = lambda value: type(value) is bool
         elif type(field) is fields.Integer and field.strict and kinds == {validate.Range}:
             (bound,) = field.validators

@@ -33,6 +33,7 @@ from ..core import identities
 from ..core.vocabulary import STATUS_RANK
 from .parsing import bounded_errors, flatten_errors
 from .schemas import EARLIEST, INBOUND_ONLY_TYPES, LATEST, MESSAGE_TYPES
+from .strict import StrictBoolean
 
 KNOWN_INBOUND_TYPES = frozenset(MESSAGE_TYPES + INBOUND_ONLY_TYPES)
 # System message types saying the user moved to a new number (the older name first).
@@ -413,7 +414,7 @@ class PricingSchema(Schema):
     class Meta:
         unknown = INCLUDE
 
-    billable = fields.Boolean(truthy={True}, falsy={False})  # a JSON boolean, not "yes"
+    billable = StrictBoolean()  # a JSON boolean, not "yes" or 1
     pricing_model = _text(32)
     category = _text(64)
     type = _text(64)

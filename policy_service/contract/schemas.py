@@ -27,6 +27,7 @@ from ..core.messages import UNKNOWN_TYPE, DecisionRequest, Message, Send, Templa
 from ..core.pricing import Price
 from ..core.rates import BASES
 from ..core.vocabulary import GROUP_CATEGORY_PREFIX, STATUSES
+from .strict import StrictBoolean
 
 MESSAGE_TYPES = (
     "text", "image", "audio", "video", "document", "sticker", "location", "contacts", "interactive",
@@ -73,9 +74,9 @@ def _timestamp(**kwargs: Any) -> fields.AwareDateTime:
     )
 
 
-def _strict_bool(**kwargs: Any) -> fields.Boolean:
+def _strict_bool(**kwargs: Any) -> StrictBoolean:
     # marshmallow accepts "yes", 1 and "on" by default; a policy flag must be a JSON boolean.
-    return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
+    return StrictBoolean(**kwargs)
 
 
 class ContactField(fields.String):

@@ -38,6 +38,8 @@ class _InOrder(Sequence):
         return self._end
 
     def __getitem__(self, position):  # type: ignore[override]
+        if type(position) is int and 0 <= position < self._end:
+            return position, self._history[position]  # replay's reads: checked first, as they are most
         if isinstance(position, slice):
             return [(i, self._history[i]) for i in range(*position.indices(self._end))]
         if not -self._end <= position < self._end:

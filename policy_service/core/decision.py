@@ -15,6 +15,8 @@ An engine or action error never reaches here: evaluation returns `fail_closed` i
 
 from __future__ import annotations
 
+import string
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -101,13 +103,19 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
     charge = classified if outcome.decision == "allow" or classified is None else _undelivered(classified)
     trace: tuple[Reason, ...] = ()
     if explain:
-        values = _Values(facts)
+        # Each value a sentence names, in words, made once for all the sentences of the decision.
+        engine = facts.engine
+        values = {name: _show(engine[name]) if name in engine else facts.text(name) for name in outcome.named}
         defaults = facts.defaults
         sources = facts.sources
-        zone_defaulted = "waba_timezone" in defaults
-        trace = tuple(Reason(step.rule.id, step.rule.title, step.effect, step.rule.citation, step.rule.confidence,
-                             step.sentence(values), step.determining,
-                             step.defaults(defaults, facts.at if zone_defaulted else None), step.note,
+        zone_days = zone_span(facts.at) if "waba_timezone" in defaults else None
+        if zone_days is not None:
+            # Only a rule whose in-force state changes on a day of the span can depend on the zone.
+            changes = outcome.changes
+            at = bisect_right(changes, zone_days[0])
+            zone_days = zone_days if at < len(changes) and changes[at] <= zone_days[1] else None
+        trace = tuple(Reason(*step.head, step.sentence(values), step.determining, step.defaults(defaults, zone_days),
+                             step.note,
                              {f: sources[f] for f in sorted(step.rule.facts_read & sources.keys())} if sources else {})
                       for step in outcome.ordered)
     version = _version_on(rulebook, facts.day)
@@ -141,29 +149,38 @@ def classify(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook) -> Charge
 class _Step:
     """One rule of the trace as combining orders it; what does not depend on the facts is made once."""
 
-    __slots__ = ("rule", "determining", "note", "effect", "_prefix", "_template", "_defaults")
+    __slots__ = ("rule", "determining", "note", "effect", "head", "named", "_template", "_fixed", "_defaults")
 
     def __init__(self, rule: Rule, determining: bool, note: str | None, *, denied: bool = False) -> None:
         self.rule, self.determining, self.note, self.effect = rule, determining, note, rule.effect
-        self._prefix = f"[{rule.confidence}: {CONFIDENCE[rule.confidence]}] " if rule.confidence != "C" else ""
+        self.head = (rule.id, rule.title, self.effect, rule.citation, rule.confidence)  # a Reason's first fields
+        prefix = f"[{rule.confidence}: {CONFIDENCE[rule.confidence]}] " if rule.confidence != "C" else ""
         # On a deny the send is never delivered: a sentence that assumes delivery gives way to one that does not.
         if denied and rule.because_if_denied:
-            self._template = rule.because_if_denied
+            template = rule.because_if_denied
         elif denied and rule.charge is not None:
-            self._template = NOT_DELIVERED.replace("{", "{{").replace("}", "}}")
+            template = NOT_DELIVERED.replace("{", "{{").replace("}", "}}")
         else:
-            self._template = rule.because
+            template = rule.because
+        # The names the sentence reads (rulebook.py admits only plain fact and display names).
+        self.named = tuple(dict.fromkeys(name for _, name, _, _ in string.Formatter().parse(template) if name))
+        self._template = prefix.replace("{", "{{").replace("}", "}}") + template
+        # A sentence that names no value is the same for every decision.
+        self._fixed = (self._template.format_map({}) if template else prefix + rule.description) if not self.named \
+            else None
         self._defaults: dict[frozenset[str], tuple[str, ...]] = {}
 
     def sentence(self, values: dict[str, str]) -> str:
-        """The `because` sentence with the facts' values (the description when the rule has none)."""
-        return self._prefix + (self._template.format_map(values) if self._template else self.rule.description)
+        """The `because` sentence with the facts' values (the description when the rule has none); `values`
+        holds the text of every name in `named`."""
+        fixed = self._fixed
+        return fixed if fixed is not None else self._template.format_map(values)
 
-    def defaults(self, used: frozenset[str], zone_defaulted_at: datetime | None = None) -> tuple[str, ...]:
+    def defaults(self, used: frozenset[str], zone_days: tuple[date, date] | None = None) -> tuple[str, ...]:
         """The context defaults this rule read, of those the facts used, sorted.
 
         The WABA time zone is read through the WABA-local day: by a rule testing `waba_date`, and, when the
-        zone was defaulted (`zone_defaulted_at`, the send's time), by a rule whose being in force at that
+        zone was defaulted (`zone_days`, zone_span of the send's time), by a rule whose being in force at that
         instant depends on the zone (the send is within a day of one of its effective dates).
         """
         found = self._defaults.get(used)
@@ -174,8 +191,7 @@ class _Step:
             found = tuple(sorted(names))
             if len(self._defaults) < _CACHE_SIZE:
                 self._defaults[used] = found
-        if (zone_defaulted_at is not None and "waba_timezone" not in found
-                and zone_decides(self.rule, zone_defaulted_at)):
+        if zone_days is not None and "waba_timezone" not in found and _in_force_varies(self.rule, *zone_days):
             found = tuple(sorted((*found, "waba_timezone")))
         return found
 
@@ -190,6 +206,8 @@ class _Outcome:
     charge_rule: Rule | None
     ordered: tuple[_Step, ...]  # trace order
     error_codes: tuple[int, ...]
+    named: tuple[str, ...] = ()  # every name the sentences of `ordered` read, once
+    changes: tuple[date, ...] = ()  # sorted: each day on which a rule of `ordered` comes into or goes out of force
 
 
 # Combining depends only on which rules fired, and few distinct sets of them occur; bounded, cleared when full.
@@ -206,10 +224,22 @@ _EARLIEST_OFFSET, _LATEST_OFFSET = timedelta(hours=-12), timedelta(hours=14)
 def zone_decides(rule: Rule, at: datetime) -> bool:
     """True when whether `rule` is in force at instant `at` depends on the WABA time zone: some zone's local
     day at `at` is in the rule's effective dates and another's is not."""
-    first = (at.astimezone(UTC) + _EARLIEST_OFFSET).date()
-    last = (at.astimezone(UTC) + _LATEST_OFFSET).date()
-    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-    return len({rule.in_force(day) for day in days}) > 1
+    return _in_force_varies(rule, *zone_span(at))
+
+
+def zone_span(at: datetime) -> tuple[date, date]:
+    """The first and last local day any WABA time zone can have at instant `at`."""
+    utc = at.astimezone(UTC)
+    return (utc + _EARLIEST_OFFSET).date(), (utc + _LATEST_OFFSET).date()
+
+
+def _in_force_varies(rule: Rule, first: date, last: date) -> bool:
+    # The rule is in force on one interval of days (Rule.in_force), so over the days first..last it is in
+    # force on some and not on others exactly when that interval meets the span without covering it.
+    until = rule.effective_until or date.max
+    meets = max(first, rule.effective_from) <= min(last, until)
+    covers = rule.effective_from <= first and last <= until
+    return meets and not covers
 
 
 def _outcome(fired: tuple[str, ...], rulebook: Rulebook) -> _Outcome:
@@ -258,15 +288,28 @@ def _combine_rules(fired: tuple[str, ...], rulebook: Rulebook) -> _Outcome:
     if charge_rules and decision == "allow":  # a denied send is not delivered: no charge rule decides anything
         determining.add(charge_rules[0].id)
     ordered = sorted(rules, key=lambda r: (r.id not in determining, r.charge is not None, r.priority, r.id))
+    steps = tuple(_Step(rule, rule.id in determining, _note(rule, charge_rules, decision), denied=decision != "allow")
+                  for rule in ordered)
     return _Outcome(
         decision=decision,
         status=status,
         required=required,
         charge_rule=charge_rules[0] if charge_rules else None,
-        ordered=tuple(_Step(rule, rule.id in determining, _note(rule, charge_rules, decision),
-                            denied=decision != "allow") for rule in ordered),
+        ordered=steps,
         error_codes=tuple(r.error_code for r in denies if r.error_code),
+        named=tuple(dict.fromkeys(name for step in steps for name in step.named)),
+        changes=tuple(sorted({day for rule in rules for day in _changes(rule)})),
     )
+
+
+def _changes(rule: Rule) -> tuple[date, ...]:
+    """The days on which the rule's being in force differs from the day before (Rule.in_force)."""
+    start, until = rule.effective_from, rule.effective_until
+    if until is None:
+        return (start,)
+    if until < start:
+        return ()  # never in force
+    return (start, until + timedelta(days=1)) if until < date.max else (start,)
 
 
 def fail_closed(error: Exception, rulebook_version: str, facts: Facts | None = None) -> Decision:
@@ -282,20 +325,6 @@ def fail_closed(error: Exception, rulebook_version: str, facts: Facts | None = N
         facts=facts,
         error=str(error),
     )
-
-
-class _Values(dict):
-    """The text of each fact or display value, made the first time a sentence of the decision names it."""
-
-    def __init__(self, facts: Facts) -> None:
-        super().__init__()
-        self._facts = facts
-
-    def __missing__(self, name: str) -> str:
-        facts = self._facts
-        engine = facts.engine
-        value = self[name] = _show(engine[name]) if name in engine else facts.text(name)
-        return value
 
 
 def _charge(rule: Rule, facts: Facts) -> Charge:

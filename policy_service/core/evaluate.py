@@ -6,9 +6,9 @@ import logging
 import os
 from bisect import bisect_right
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from itertools import chain
+from typing import Any
 
 from .chronology import by_delivery, carried_before, timeline
 from .conditions import why_not
@@ -19,8 +19,10 @@ from .errors import EngineError
 from .facts import Facts, HistoryState, derive_facts, new_state, with_late_delivery
 from .identities import recipient_contact
 from .messages import UNKNOWN_TEMPLATE, UNKNOWN_TYPE, DecisionRequest, Message, Send, Template
-from .pricing import PRICING_CONTEXT_DEFAULTS, price_charge, price_group
+from .pricing import PRICING_CONTEXT_DEFAULTS, Price, price_charge, price_group
 from .pricing import explain as explain_price
+from .rates import RateBook
+from .records import replace
 from .rulebook import CONFIDENCE, Rulebook
 
 log = logging.getLogger(__name__)
@@ -84,10 +86,9 @@ def priced(decision: Decision, request: DecisionRequest, rulebook: Rulebook) -> 
         members = tuple((number, recipient_contact(number).region) for number in request.send.participants)
         price = price_group(billable=charge.billable, category=charge.category, day=facts.day,
                             participants=members, context=request.context, rates=rulebook.rates)
+        because = explain_price(price, charge.category, country, facts.day) if charge.billable else ""
     else:
-        price = price_charge(billable=charge.billable, pricing_model=charge.pricing_model, category=charge.category,
-                             opens_conversation=charge.opens_conversation, day=facts.day, country=country,
-                             context=request.context, rates=rulebook.rates)
+        price, because = _price(charge, facts.day, country, request.context, rulebook.rates)
     charge = replace(charge, price=price if price.known else None, price_reason=None if price.known else price.reason,
                      price_lines=price.lines)
     if not charge.billable:
@@ -96,7 +97,6 @@ def priced(decision: Decision, request: DecisionRequest, rulebook: Rulebook) -> 
     # Where the pricing context came from when the request did not give it (the WABA's stored currency,
     # the month's volume counted over stored statuses).
     sources = {name: request.sources[name] for name in PRICING_CONTEXT_DEFAULTS if name in request.sources}
-    because = explain_price(price, charge.category, country, facts.day)
     confidence = card.confidence if card else "C"
     if confidence != "C":
         because = f"[{confidence}: {CONFIDENCE[confidence]}] {because}"
@@ -110,6 +110,36 @@ def priced(decision: Decision, request: DecisionRequest, rulebook: Rulebook) -> 
     return replace(decision, charge=charge, trace=(*decision.trace, reason),
                    facts=replace(facts, defaults=facts.defaults | set(price.defaults),
                                  sources={**facts.sources, **sources}))
+
+
+# id of a rate book -> (that book, held so the id is not reused while remembered; its memo of prices).
+_PRICES: dict[int, tuple[RateBook, dict[tuple[Any, ...], tuple[Price, str]]]] = {}
+_PRICE_MEMO_SIZE = 4096
+
+
+def _price(charge: Charge, day: date, country: str, context: dict[str, Any], rates: RateBook) -> tuple[Price, str]:
+    # A price and its sentence depend only on these inputs and the rate book, and both are immutable: few
+    # distinct combinations occur, so each is worked out once (bounded, cleared when full).
+    # By type and text: True == 1 and Decimal("1.0") == Decimal("1.00"), but a sentence prints what was given.
+    given = tuple(value if value is None or type(value) is str else (type(value), repr(value))
+                  for value in map(context.get, PRICING_CONTEXT_DEFAULTS))
+    key = (charge.billable, charge.pricing_model, charge.category, charge.opens_conversation, day, country, given)
+    held = _PRICES.get(id(rates))
+    found = held[1].get(key) if held is not None and held[0] is rates else None
+    if found is not None:
+        return found
+    price = price_charge(billable=charge.billable, pricing_model=charge.pricing_model, category=charge.category,
+                         opens_conversation=charge.opens_conversation, day=day, country=country, context=context,
+                         rates=rates)
+    found = (price, explain_price(price, charge.category, country, day) if charge.billable else "")
+    if held is None or held[0] is not rates:
+        if len(_PRICES) >= 8:
+            _PRICES.clear()
+        held = _PRICES[id(rates)] = (rates, {})
+    if len(held[1]) >= _PRICE_MEMO_SIZE:
+        held[1].clear()
+    held[1][key] = found
+    return found
 
 
 def reprice(decision: Decision, request: DecisionRequest, rulebook: Rulebook) -> Decision:
@@ -132,11 +162,16 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
     change a later classification or the decision.
     Of the events before it, only the few that still decide the history state are walked.
     """
+    if not request.history:
+        # Nothing to walk: no window, period, entry point, undelivered message or marketing template.
+        return new_state(rulebook)
     history = by_delivery(request.history)
     events = timeline(history, request.send.at)
     # The proposed send comes last: when it is a lifetime after every past send, none needs classifying.
-    delivered = chain([(len(events), request.send.at)],
-                      ((p, events[p][1].at) for p in range(len(events) - 1, -1, -1) if _delivered(events[p][1])))
+    newest_first = zip(range(len(events) - 1, -1, -1), reversed(events), strict=True)
+    delivered = chain([(len(events), request.send.at)], ((p, message.at) for p, (_, message) in newest_first
+                                                          if message.direction != "inbound"
+                                                          and message.delivery_time is not None))
     first = quiet_point(delivered, _longest_lifetime(rulebook))
     state = new_state(rulebook)
     carried = carried_before(events, first, state, history)
@@ -164,20 +199,20 @@ def marketing_delivered_recently(history: tuple[Message, ...], at: datetime, rul
     With history_ref the history is the store's messages of this user (their statuses say delivery), so
     this is the store's count; the trace names it.
     """
-    period = rulebook.parameter("marketing_recent_period")
+    since = at - rulebook.parameter("marketing_recent_period")
+    # Only marketing templates delivered in the period can count: the inbound messages (for the windows)
+    # are gathered and sorted only when there is one.
+    delivered = [d for m in history if m.direction == "outbound" and m.template is not None
+                 and m.template.category == "marketing" and (d := m.delivery_time) is not None and since <= d < at]
+    if not delivered:
+        return 0
     window = rulebook.parameter("customer_service_window")
     ignored = frozenset(rulebook.parameter("window_ignored_inbound_types"))
     inbound = sorted(m.at for m in history if m.direction == "inbound" and m.type not in ignored and m.at <= at)
     count = 0
-    for message in history:
-        template = message.template
-        delivered = message.delivery_time if message.direction == "outbound" else None
-        if template is None or template.category != "marketing" or delivered is None:
-            continue
-        if not at - period <= delivered < at:
-            continue
-        last_in = bisect_right(inbound, delivered)
-        if last_in and delivered < inbound[last_in - 1] + window:
+    for moment in delivered:
+        last_in = bisect_right(inbound, moment)
+        if last_in and moment < inbound[last_in - 1] + window:
             continue  # inside a window the user opened: not counted by Meta
         count += 1
     return count
@@ -201,6 +236,9 @@ def delivery_lifetimes(rulebook: Rulebook) -> Callable[[Message], timedelta]:
     (`authentication_template_ttl`), other templates 30 days (`undelivered_message_lifetime`); a
     non-template message `freeform_message_lifetime` (not on Meta's page). All values come from rules/.
     """
+    held = _LIFETIMES_OF.get(id(rulebook.parameters))
+    if held is not None and held[0] is rulebook.parameters:
+        return held[1]
     template_default = rulebook.parameter("undelivered_message_lifetime")
     authentication = rulebook.parameter("authentication_template_ttl")
     freeform = rulebook.parameter("freeform_message_lifetime")
@@ -213,7 +251,14 @@ def delivery_lifetimes(rulebook: Rulebook) -> Callable[[Message], timedelta]:
             return template_default if template.ttl_seconds < 0 else timedelta(seconds=template.ttl_seconds)
         return authentication if template.category == "authentication" else template_default
 
+    if len(_LIFETIMES_OF) >= 8:
+        _LIFETIMES_OF.clear()
+    _LIFETIMES_OF[id(rulebook.parameters)] = (rulebook.parameters, lifetime_of)
     return lifetime_of
+
+
+# id of a rulebook's parameters -> (those parameters, held so the id is not reused; delivery_lifetimes of them)
+_LIFETIMES_OF: dict[int, tuple[dict[str, Any], Callable[[Message], timedelta]]] = {}
 
 
 def undelivered_before(history: tuple[Message, ...], at: datetime,
@@ -252,10 +297,6 @@ def late_delivery(request: DecisionRequest, state: HistoryState, facts: Facts, f
         return facts, fired
     facts = with_late_delivery(facts, ends[0], later)
     return facts, engine.match_memoized(facts.engine)
-
-
-def _delivered(message: Message) -> bool:
-    return message.direction != "inbound" and message.delivery_time is not None
 
 
 def assumed_send(message: Message, state: HistoryState, to: str, rulebook: Rulebook) -> tuple[Send, str | None]:

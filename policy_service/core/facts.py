@@ -8,7 +8,7 @@ attribute looks like "no rule matched"), so rules can never be switched off by a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import Any
@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .conversations import CONVERSATION_KINDS, FREE_ENTRY_POINT_KINDS, Ledger, Period
 from .identities import recipient_contact
 from .messages import Message, Send
-from .records import record
+from .records import record, replace
 from .vocabulary import GROUP_CATEGORY_PREFIX
 
 NONE = "none"
@@ -90,6 +90,7 @@ DISPLAY_VALUES = (
 
 # Monthly counts the business keeps; each has a `<name>_known` fact beside it.
 COUNTERS = ("conversations_this_month", "service_conversations_this_month", "service_messages_this_month")
+_COUNTER_FACTS = tuple((name, name + "_known") for name in COUNTERS)
 
 # Regulatory values fact derivation needs; each is defined, with its citation, in rules/.
 PARAMETER_TYPES: dict[str, str] = {
@@ -264,17 +265,19 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
 
     template = send.template
     category = template.category if template else NONE
-    open_periods = state.ledger.open_at(at)
+    open_periods = state.ledger.open_at(at) if state.ledger.periods else []
     if open_periods:
         conversations = [p for p in open_periods if p.kind in CONVERSATION_KINDS]
         same = [p for p in conversations if p.category == category]
         free_entry = [p for p in open_periods if p.kind in FREE_ENTRY_POINT_KINDS]
     else:
         conversations = same = free_entry = open_periods
-    to = recipient_contact(send.to)
+    to = _recipient(send.to)
     region = to.region
     undelivered = state.undelivered
-    auth_start = authentication_international_start(ctx, region, zone)
+    auth_start = authentication_international_start(ctx, region, zone) if (
+        ctx["authentication_international_eligibility"] or ctx["authentication_international_start"] is not None
+    ) else None
 
     engine = {
         "waba_date": day_number(local_day),
@@ -326,9 +329,9 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
     limit, reached = ctx["messaging_limit"], ctx["business_initiated_users_24h"]
     # -1 is Meta's "unlimited"; with either number unknown the limit is not assumed reached.
     engine["messaging_limit_reached"] = limit is not None and reached is not None and 0 <= limit <= reached
-    for counter in COUNTERS:
+    for counter, known in _COUNTER_FACTS:
         count = ctx[counter]
-        engine[counter + "_known"] = count is not None
+        engine[known] = count is not None
         engine[counter] = count if count is not None else 0
 
     expiries = {
@@ -408,7 +411,7 @@ def _first_expiry(periods: list[Period]) -> datetime | None:
 _TEXTS: dict[str, Callable[[_Seen], str]] = {
     "send_at": lambda s: s.show(s.send.at),
     "recipient": lambda s: s.send.to if s.send.recipient_type != "group" else f"the group {s.send.to}",
-    "recipient_region_source": lambda s: recipient_contact(s.send.to).region_source,
+    "recipient_region_source": lambda s: _recipient(s.send.to).region_source,
     "template_name": lambda s: s.send.template.name if s.send.template else NONE,
     "last_inbound_at": lambda s: s.show(s.last_in),
     "csw_expires_at": lambda s: s.show(s.csw_expires),
@@ -486,6 +489,8 @@ _CONTEXTS: dict[tuple[tuple[str, Any], ...], tuple[dict[str, Any], frozenset[str
 
 
 def _context(context: dict[str, Any]) -> tuple[dict[str, Any], frozenset[str]]:
+    if not context:
+        return _NO_CONTEXT
     # Most requests give few context fields with few distinct values: reuse the merged values
     # (never mutated) for each combination seen; bounded, cleared when full.
     try:
@@ -509,6 +514,14 @@ def _context(context: dict[str, Any]) -> tuple[dict[str, Any], frozenset[str]]:
             _CONTEXTS.clear()
         _CONTEXTS[key] = found
     return found
+
+
+_NO_CONTEXT = (dict(CONTEXT_DEFAULTS), frozenset(CONTEXT_DEFAULTS))  # every field defaulted (never mutated)
+
+
+# A send's recipient as a Contact (immutable): a group id or a masked number is no contact, and finding that
+# out raises and catches an exception inside recipient_contact on every call.
+_recipient = lru_cache(maxsize=4096)(recipient_contact)
 
 
 @lru_cache(maxsize=256)

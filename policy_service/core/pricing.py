@@ -20,12 +20,12 @@ holding N+1, so the message that crosses a threshold already gets the new tier's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from .rates import BASES, RateBook, RateCard, Tier
+from .records import record
 from .vocabulary import GROUP_CATEGORY_PREFIX
 
 # Which basis a charge's pricing model is billed on.
@@ -38,7 +38,7 @@ PRICING_CONTEXT_DEFAULTS: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class Price:
     """What one billable charge costs, or why that cannot be known (`amount` None, `reason` says why)."""
 
@@ -66,7 +66,7 @@ class Price:
         return self.amount is not None
 
 
-@dataclass(frozen=True)
+@record
 class PriceLine:
     """One participant of a group send: its number, country and what its delivery costs (or why unknown)."""
 

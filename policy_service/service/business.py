@@ -93,7 +93,7 @@ def service_messages(phone_number_id: str, at, context: dict[str, Any], rulebook
     count = business_state.count_messages(since=start, until=at, phone_number_id=phone_number_id,
                                           categories=tuple(rulebook.parameter("service_messages_count_categories")))
     return count, (f"{count:,} service messages {describe_period(period, start, zone)} from phone number "
-                   f"{phone_number_id}, counted from stored statuses")
+                   f"{phone_number_id}, counted from stored statuses by maintained counters")
 
 
 def users_reached(waba_id: str, at, rulebook: Rulebook) -> tuple[int, str]:
@@ -109,7 +109,8 @@ def users_reached(waba_id: str, at, rulebook: Rulebook) -> tuple[int, str]:
         ignored_types=frozenset(rulebook.parameter("window_ignored_inbound_types")))
     return count, (f"{count:,} users reached by templates outside a customer service window "
                    f"{describe_period(period, start, ZoneInfo('UTC'))} from the {len(numbers)} phone number(s) of "
-                   f"WABA {waba_id}, counted from stored statuses and inbound messages")
+                   f"WABA {waba_id}, counted from stored statuses by maintained per-user reach times and inbound "
+                   "messages (users who wrote in the period checked message by message)")
 
 
 def _json(value: Any) -> Any:

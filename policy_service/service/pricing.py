@@ -128,7 +128,8 @@ def month_volume(waba_id: str, category: str, country: str, day, at: datetime, z
                                  except_countries=tuple(market_map.countries) if every_other else ())
     return count, (f"{count:,} billable {shown} messages delivered to market {market} since "
                    f"{start.isoformat()} from the {len(numbers)} phone number(s) of WABA {waba_id}, counted from "
-                   "stored statuses (Meta counts the whole business portfolio; other WABAs of it are not counted)")
+                   "stored statuses by maintained counters (Meta counts the whole business portfolio; other WABAs "
+                   "of it are not counted)")
 
 
 def set_currency(waba_id: str, currency: str, source: str) -> dict[str, Any]:

@@ -14,7 +14,8 @@ is logged before it is returned, as over HTTP. A request the HTTP API answers wi
 `ServiceError` carrying the same body: `.code`, `.status`, `.message`, `.errors` ({field path: [messages]}),
 `.as_dict()`. A storage fault (the database unreachable, read-only or full) raises ServiceError 503 with the
 HTTP API's body and `.retry_after` (its Retry-After, seconds): nothing was stored, and the same PolicyService
-works again once the database does (the broken connection is dropped). Unreadable settings raise
+works again once the database does (the broken connection is dropped); so does constructing a PolicyService
+while the database is unreachable. Unreadable settings raise
 config.SettingsError, a database behind this release's migrations store.SchemaBehind.
 
 The store is one database per process (peewee's proxy): a PolicyService and a Flask app in one process
@@ -66,7 +67,11 @@ class PolicyService:
         self.settings: Settings = load_settings(overrides)
         self.config: dict[str, Any] = self.settings.flask_config()
         self.policy = decisions.load_policy(self.config)
-        self.database_url = open_store(self.config)
+        try:
+            self.database_url = open_store(self.config)
+        except database.STORAGE_FAULTS as fault:
+            # The database unreachable at construction answers as any call would: 503 with Retry-After.
+            raise ServiceError.unavailable(fault) from fault
 
     def decide(self, request: JsonBody, *, explain: bool | str | None = None,
                idempotency_key: str | None = None) -> dict[str, Any]:

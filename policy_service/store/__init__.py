@@ -7,6 +7,7 @@ toolkit or the command line. Importing this package registers every table (`mode
 from . import (  # noqa: F401 - importing a model module registers its table
     billing,
     business_state,
+    counters,
     decision_log,
     fleet,
     heartbeat,

@@ -6,7 +6,7 @@ Meta's own pricing analytics (the bill, imported as Meta returns it).
   code is a no-op, to another code an error (`CurrencyAlreadySet`).
 - `count_billed`: billable messages delivered in a span, by phone numbers, pricing categories and
   recipient countries — the volume that decides a volume tier (whatsapp-rules.md PMP-5: charged
-  messages only, per market and category, per calendar month).
+  messages only, per market and category, per calendar month), from maintained counters (store.counters).
 - `PricingPoint`: one data point of `GET /<WABA_ID>?fields=pricing_analytics...`, keyed by WABA, bucket
   (start, end) and dimensions, so importing the same response twice changes nothing (`import_points`).
 
@@ -22,6 +22,7 @@ from decimal import Decimal
 import peewee
 
 from ..core.vocabulary import DELIVERED_STATUSES
+from . import counters
 from .business_state import MessageBilling
 from .database import StoredModel, loaded_time, stored_time
 
@@ -91,12 +92,24 @@ def count_billed(*, phone_number_ids: tuple[str, ...], since: datetime, until: d
 
     Billable: the stored `pricing.type` is "regular" (Meta's charged type; the free types are
     free_customer_service, free_entry_point, free_group_customer_service). Delivered: the row's status is
-    delivered or read. The time is the message's earliest status.
+    delivered, read or played. The time is the message's earliest status. Whole 15-minute buckets are read
+    from the maintained counters (store.counters), the partial stretches at the span's ends (under 30 minutes)
+    row by row through the (phone_number_id, market, category, at) index.
     """
+    parts = counters.split(stored_time(since), stored_time(until))
+    return sum(_billed_rows(phone_number_ids, first, end, categories, countries, except_countries)
+               for first, end in parts.rows) + \
+        counters.total("billed", parts.buckets, phone_number_ids=phone_number_ids, categories=categories,
+                       markets=countries, except_markets=except_countries)
+
+
+def _billed_rows(phone_number_ids: tuple[str, ...], since: datetime, until: datetime, categories: tuple[str, ...],
+                 countries: tuple[str, ...], except_countries: tuple[str, ...]) -> int:
+    """count_billed read row by row over [since, until) (naive UTC)."""
     rows = MessageBilling.select().where(
         MessageBilling.phone_number_id.in_(phone_number_ids) & MessageBilling.category.in_(categories)
-        & (MessageBilling.at >= stored_time(since)) & (MessageBilling.at < stored_time(until))
-        & MessageBilling.status.in_(tuple(DELIVERED_STATUSES)) & MessageBilling.pricing.contains('"type": "regular"'))
+        & (MessageBilling.at >= since) & (MessageBilling.at < until)
+        & MessageBilling.status.in_(tuple(DELIVERED_STATUSES)) & MessageBilling.pricing.contains(counters.REGULAR))
     if countries:
         rows = rows.where(MessageBilling.market.in_(countries))
     if except_countries:

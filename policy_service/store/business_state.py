@@ -12,7 +12,8 @@ came from ("message_template_status_update webhook at 2026-10-03T09:00:00+00:00"
 - `MarketingPreference` keeps each user's stop/resume of marketing messages (the `user_preferences`
   webhook, or a status failing with error 131050).
 - `MessageBilling` keeps, per outbound wamid, Meta's pricing, the decision it was sent under
-  (`biz_opaque_callback_data`) and its errors; counts over it are indexed queries (`count_messages`).
+  (`biz_opaque_callback_data`) and its errors; counts over it read counters maintained with the rows
+  (store.counters) and indexed queries over at most a few minutes of rows (`count_messages`).
 
 Times are stored as naive UTC (database.stored_time). The webhook reader (contract.meta_webhooks) defines
 what is recorded here (TemplateChange, Meta's status and category names); they are re-exported for callers.
@@ -39,6 +40,7 @@ from ..contract.meta_webhooks import (  # noqa: F401 - names callers read here t
     meta_time,
 )
 from ..core.identities import address, recipient
+from . import counters
 from .database import StoredModel, loaded_time, stored_time
 from .histories import STATUS_RANK, StoredMessage
 
@@ -92,7 +94,11 @@ class MarketingPreference(StoredModel):
 
 
 class MessageBilling(StoredModel):
-    """One outbound message as its statuses report it: Meta's pricing, its decision, its errors."""
+    """One outbound message as its statuses report it: Meta's pricing, its decision, its errors.
+
+    Written only by record_billing (and deleted by store.retention), which keep the counters over these rows
+    (store.counters) in the same transaction; rows loaded by other means (SQL) need rebuild_counters().
+    """
 
     wamid = peewee.CharField(max_length=255, unique=True)
     phone_number_id = peewee.CharField(max_length=64)
@@ -296,7 +302,8 @@ class Billing:
 
 
 def record_billing(update: Billing) -> None:
-    """Create or update the billing row of a wamid from one of its statuses (any order, repeated)."""
+    """Create or update the billing row of a wamid from one of its statuses (any order, repeated), and the
+    counters over the rows (store.counters) in the same transaction."""
     database = MessageBilling._meta.database
     with database.atomic():
         MessageBilling.insert(wamid=update.wamid, phone_number_id=update.phone_number_id, contact=update.contact,
@@ -304,6 +311,7 @@ def record_billing(update: Billing) -> None:
                               market=recipient(address(update.contact))[0]).on_conflict_ignore().execute()
         query = MessageBilling.select().where(MessageBilling.wamid == update.wamid)
         row = (query.for_update() if database.for_update else query).get()
+        before = _state(row)
         row.at = min(row.at, stored_time(update.at))
         # A later, stronger status wins, as in the stored history.
         if STATUS_RANK.get(update.status, 0) >= STATUS_RANK.get(row.status, 0):
@@ -316,6 +324,7 @@ def record_billing(update: Billing) -> None:
             known = json.loads(row.errors) if row.errors else []
             row.errors = json.dumps(known + [e for e in update.errors if e not in known], sort_keys=True)
         row.save()
+        counters.follow([(before, _state(row))], _latest_reach)
 
 
 def refused_for_marketing_limit(phone_number_id: str, contact: str, since: datetime, until: datetime) -> Known | None:
@@ -340,13 +349,33 @@ def count_messages(*, since: datetime, until: datetime, categories: tuple[str, .
     one market (the recipient's ISO 3166 region, as volume tiers are counted per market);
     `distinct_contacts` counts users reached instead of messages. Categories are Meta's pricing
     categories (service, utility, marketing, marketing_lite, authentication, ...). Failed messages
-    are not counted. Served by the (phone_number_id, [contact,] category, at) indexes.
+    are not counted. Without a contact or distinct_contacts, the whole 15-minute buckets of the span are
+    read from the maintained counters (store.counters: at most ~90 bucket runs' rows per number, category
+    and market for a month) and only the partial stretches at its ends (under 30 minutes) row by row; a
+    contact's count reads that contact's rows through the (phone_number_id, contact, category, at) index.
     """
-    rows = MessageBilling.select().where(
-        MessageBilling.category.in_(categories) & (MessageBilling.at >= stored_time(since))
-        & (MessageBilling.at < stored_time(until)) & (MessageBilling.status != "failed"))
+    numbers = phone_number_ids
     if phone_number_id is not None:
-        rows = rows.where(MessageBilling.phone_number_id == phone_number_id)
+        numbers = tuple(n for n in numbers or (phone_number_id,) if n == phone_number_id)
+    if contact is not None or distinct_contacts:
+        return _count_rows(since=stored_time(since), until=stored_time(until), categories=categories,
+                           phone_number_ids=numbers, contact=contact, market=market,
+                           distinct_contacts=distinct_contacts)
+    parts = counters.split(stored_time(since), stored_time(until))
+    return sum(_count_rows(since=first, until=end, categories=categories, phone_number_ids=numbers, market=market)
+               for first, end in parts.rows) + \
+        counters.total("messages", parts.buckets, phone_number_ids=numbers, categories=categories,
+                       markets=() if market is None else (market,))
+
+
+def _count_rows(*, since: datetime, until: datetime, categories: tuple[str, ...],
+                phone_number_ids: tuple[str, ...] | None, contact: str | None = None, market: str | None = None,
+                distinct_contacts: bool = False) -> int:
+    """count_messages read row by row over [since, until) (naive UTC), served by the (phone_number_id,
+    [contact,] category, at) indexes."""
+    rows = MessageBilling.select().where(
+        MessageBilling.category.in_(categories) & (MessageBilling.at >= since)
+        & (MessageBilling.at < until) & (MessageBilling.status != counters.FAILED))
     if phone_number_ids is not None:
         rows = rows.where(MessageBilling.phone_number_id.in_(phone_number_ids))
     if contact is not None:
@@ -366,33 +395,144 @@ def count_users_reached_outside_window(*, since: datetime, until: datetime, cate
     WhatsApp user phone numbers your business can deliver messages to, outside of a customer service window,
     within a moving 24-hour period". A window is open for `window` after the user's stored inbound message
     (types in `ignored_types` open none) to the same number. Failed messages are not counted.
+
+    Read over users, not messages (store.counters.ReachedUser): a user whose latest message not failed is in
+    the span and who sent that number no inbound message from `since` - `window` to `until` was reached outside
+    any window (one SQL count). Only users who did write in that stretch (a window may cover every message
+    sent to them), or whose latest message is after `until`, are checked message by message, over their own
+    rows: the cost follows the users reached, not the month's messages.
     """
+    since, until = stored_time(since), stored_time(until)
+    ignored = tuple(ignored_types) or ("",)
+    wrote = StoredMessage.select(StoredMessage.id).where(
+        (StoredMessage.phone_number_id == counters.ReachedUser.phone_number_id)
+        & (StoredMessage.contact == counters.ReachedUser.contact) & (StoredMessage.direction == "inbound")
+        & (StoredMessage.at >= since - window) & (StoredMessage.at < until) & StoredMessage.type.not_in(ignored))
+    reached = counters.ReachedUser.select().where(
+        counters.ReachedUser.phone_number_id.in_(phone_number_ids) & counters.ReachedUser.category.in_(categories)
+        & (counters.ReachedUser.last_at >= since))
+    plain = (counters.ReachedUser.last_at < until) & ~peewee.fn.EXISTS(wrote)
+    found = reached.where(plain).select(peewee.fn.COUNT(counters.ReachedUser.contact.distinct())).scalar() or 0
+    unsure = sorted({row.contact for row in reached.where(~plain).select(counters.ReachedUser.contact).distinct()})
+    for start in range(0, len(unsure), 500):  # databases cap the parameters of one statement
+        chunk = tuple(unsure[start:start + 500])
+        counted = {row.contact for row in reached.where(plain & counters.ReachedUser.contact.in_(chunk))
+                   .select(counters.ReachedUser.contact).distinct()}
+        rest = tuple(contact for contact in chunk if contact not in counted)
+        if rest:
+            found += len(_reached_from_rows(since=since, until=until, categories=categories,
+                                            phone_number_ids=phone_number_ids, window=window, ignored=ignored,
+                                            contacts=rest))
+    return found
+
+
+def _reached_from_rows(*, since: datetime, until: datetime, categories: tuple[str, ...],
+                       phone_number_ids: tuple[str, ...], window: timedelta, ignored: tuple[str, ...],
+                       contacts: tuple[str, ...] | None = None) -> set[str]:
+    """The users (of `contacts`, or all) reached outside a window in [since, until) (naive UTC), read message by
+    message from their billing rows and inbound messages (count_users_reached_outside_window's meaning)."""
     reached = (MessageBilling.select(MessageBilling.phone_number_id, MessageBilling.contact, MessageBilling.at)
                .where(MessageBilling.category.in_(categories) & MessageBilling.phone_number_id.in_(phone_number_ids)
-                      & (MessageBilling.at >= stored_time(since)) & (MessageBilling.at < stored_time(until))
-                      & (MessageBilling.status != "failed"))
-               .tuples())
+                      & (MessageBilling.at >= since) & (MessageBilling.at < until)
+                      & (MessageBilling.status != counters.FAILED)))
+    inbound_rows = (StoredMessage.select(StoredMessage.phone_number_id, StoredMessage.contact, StoredMessage.at)
+                    .where((StoredMessage.direction == "inbound") & StoredMessage.phone_number_id.in_(phone_number_ids)
+                           & (StoredMessage.at >= since - window) & (StoredMessage.at < until)
+                           & StoredMessage.type.not_in(ignored)))
+    if contacts is not None:
+        reached = reached.where(MessageBilling.contact.in_(contacts))
+        inbound_rows = inbound_rows.where(StoredMessage.contact.in_(contacts))
     inbound: dict[tuple[str, str], list[datetime]] = {}
-    rows = (StoredMessage.select(StoredMessage.phone_number_id, StoredMessage.contact, StoredMessage.at)
-            .where((StoredMessage.direction == "inbound") & StoredMessage.phone_number_id.in_(phone_number_ids)
-                   & (StoredMessage.at >= stored_time(since - window)) & (StoredMessage.at < stored_time(until))
-                   & StoredMessage.type.not_in(tuple(ignored_types) or ("",)))
-            .tuples())
-    for number, contact, at in rows:
-        inbound.setdefault((number, contact), []).append(loaded_time(at))
+    for number, contact, at in inbound_rows.tuples():
+        inbound.setdefault((number, contact), []).append(at)
     for times in inbound.values():
         times.sort()
     users = set()
-    for number, contact, at in reached:
+    for number, contact, at in reached.tuples():
         if contact in users:
             continue
-        moment = loaded_time(at)
         times = inbound.get((number, contact), ())
-        last = bisect_right(times, moment)
-        if last and moment < times[last - 1] + window:
+        last = bisect_right(times, at)
+        if last and at < times[last - 1] + window:
             continue  # inside the window the user opened: Meta does not count it
         users.add(contact)
-    return len(users)
+    return users
+
+
+def _state(row: MessageBilling) -> counters.RowState:
+    """What the counters read of a billing row."""
+    return counters.RowState(row.phone_number_id, row.contact, row.market, row.category, row.at, row.status,
+                             row.pricing)
+
+
+def _latest_reach(key: tuple[str, str, str]) -> datetime | None:
+    """The latest time of a row not failed for (phone_number_id, contact, category), through its index."""
+    row = (MessageBilling.select(MessageBilling.at)
+           .where((MessageBilling.phone_number_id == key[0]) & (MessageBilling.contact == key[1])
+                  & (MessageBilling.category == key[2]) & (MessageBilling.status != counters.FAILED))
+           .order_by(MessageBilling.at.desc()).first())
+    return None if row is None else row.at
+
+
+def delete_billing(ids: list[int]) -> int:
+    """Delete billing rows by id and take them out of the counters, in the caller's transaction (store.retention
+    deletes old rows in batches); how many were deleted."""
+    states = [_state(row) for row in MessageBilling.select().where(MessageBilling.id.in_(ids))]
+    deleted = MessageBilling.delete().where(MessageBilling.id.in_(ids)).execute()
+    counters.follow([(state, None) for state in states], _latest_reach)
+    return deleted
+
+
+def rebuild_counters() -> tuple[int, int]:
+    """Rebuild the counters (store.counters) from every stored billing row, in one transaction: for a
+    database whose rows were written without them (before migration 026, or a bulk load by SQL). Returns
+    (counter rows, reached-user rows) written.
+    """
+    database = MessageBilling._meta.database
+    Counter, Reached = counters.BillingCounter, counters.ReachedUser
+    fields = [Counter.phone_number_id, Counter.category, Counter.market, Counter.span, Counter.start,
+              Counter.messages, Counter.billed]
+    billed = MessageBilling.status.in_(tuple(counters.DELIVERED_STATUSES)) & \
+        MessageBilling.pricing.contains(counters.REGULAR)
+    with database.atomic():
+        Counter.delete().execute()
+        Reached.delete().execute()
+        finest = _bucket(database, MessageBilling.at, counters.FINEST)
+        rows = (MessageBilling.select(
+            MessageBilling.phone_number_id, MessageBilling.category, MessageBilling.market,
+            peewee.Value(counters.FINEST), finest,
+            peewee.fn.SUM(peewee.Case(None, [(MessageBilling.status != counters.FAILED, 1)], 0)),
+            peewee.fn.SUM(peewee.Case(None, [(billed, 1)], 0)))
+            .where(MessageBilling.category.is_null(False))
+            .group_by(MessageBilling.phone_number_id, MessageBilling.category, MessageBilling.market, finest)
+            .having((peewee.fn.SUM(peewee.Case(None, [(MessageBilling.status != counters.FAILED, 1)], 0)) > 0)
+                    | (peewee.fn.SUM(peewee.Case(None, [(billed, 1)], 0)) > 0)))
+        Counter.insert_from(rows, fields).execute()
+        finer = counters.FINEST
+        for span in reversed(counters.SPANS[:-1]):  # each size summed from the next smaller one
+            Finer = Counter.alias()
+            start = _bucket(database, Finer.start, span)
+            Counter.insert_from(
+                Finer.select(Finer.phone_number_id, Finer.category, Finer.market, peewee.Value(span), start,
+                             peewee.fn.SUM(Finer.messages), peewee.fn.SUM(Finer.billed))
+                .where(Finer.span == finer).group_by(Finer.phone_number_id, Finer.category, Finer.market, start),
+                fields).execute()
+            finer = span
+        Reached.insert_from(
+            MessageBilling.select(MessageBilling.phone_number_id, MessageBilling.contact, MessageBilling.category,
+                                  peewee.fn.MAX(MessageBilling.at))
+            .where(MessageBilling.category.is_null(False) & (MessageBilling.status != counters.FAILED))
+            .group_by(MessageBilling.phone_number_id, MessageBilling.contact, MessageBilling.category),
+            [Reached.phone_number_id, Reached.contact, Reached.category, Reached.last_at]).execute()
+        return Counter.select().count(), Reached.select().count()
+
+
+def _bucket(database: peewee.Database, at: peewee.Node, span: int) -> peewee.Node:
+    """SQL for the start of the `span`-second UTC bucket holding a stored time (counters.floor_time in SQL)."""
+    if isinstance(getattr(database, "obj", database), peewee.PostgresqlDatabase):
+        return peewee.NodeList((peewee.fn.to_timestamp(peewee.fn.floor(peewee.fn.date_part("epoch", at) / span)
+                                                       * span), peewee.SQL("AT TIME ZONE 'UTC'")))
+    return peewee.fn.datetime(peewee.fn.strftime("%s", at).cast("INTEGER") / span * span, "unixepoch")
 
 
 def decisions_of(wamids: list[str]) -> dict[str, str]:

@@ -10,12 +10,13 @@ still reads however old it is, and grow with the business, not with traffic: the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import peewee
 
-from . import raw_webhooks
+from . import business_state, raw_webhooks
 from .business_state import MessageBilling
 from .database import stored_time
 from .decision_log import DecisionRecord
@@ -36,12 +37,16 @@ class Growing:
     what: str
     # Only rows matching this may go (None: any row older than the cut).
     only: peewee.Expression | None = None
+    # Deletes a batch (its ids) in the batch's transaction and returns how many went, where deleting must do
+    # more: message_billing's rows leave the counters maintained over them (store.counters).
+    delete: Callable[[list[int]], int] | None = None
 
 
 GROWING = (
     Growing("decisions", DecisionRecord, DecisionRecord.logged_at, False, "logged decisions (decision_log)"),
     Growing("messages", StoredMessage, StoredMessage.at, True, "stored messages (stored_message)"),
-    Growing("billing", MessageBilling, MessageBilling.at, True, "priced outbound messages (message_billing)"),
+    Growing("billing", MessageBilling, MessageBilling.at, True, "priced outbound messages (message_billing)",
+            delete=business_state.delete_billing),
     # A key older than the cut is answered as a new request again: keep it longer than clients retry.
     Growing("idempotency", IdempotencyRecord, IdempotencyRecord.created_at, False,
             "remembered Idempotency-Key answers (idempotency_key)"),
@@ -67,7 +72,10 @@ def prune(table: Growing, before: datetime, *, dry_run: bool = False, batch_size
     while True:
         with model._meta.database.atomic():
             batch = model.select(model.id).where(older).order_by(model.id).limit(batch_size)
-            count = model.delete().where(model.id.in_(batch)).execute()
+            if table.delete is None:
+                count = model.delete().where(model.id.in_(batch)).execute()
+            else:
+                count = table.delete([row.id for row in batch])
         deleted += count
         if count < batch_size:
             return deleted

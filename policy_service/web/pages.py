@@ -137,6 +137,12 @@ def try_request():
     """Pick a fixture or edit the sample request, and *Decide*: the decision is logged and shown on its own page."""
     fixtures = {f.name: f for f in discover([_fixtures_dir()])}
     picked = request.values.get("fixture", "")
+    if request.method == "GET":
+        refused = unknown_filters({"fixture"})
+        if picked and picked not in fixtures:
+            refused["fixture"] = [f"no fixture is named {picked[:80]}"]
+        if refused:
+            return refused_page(refused)
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
         text = request.form.get("request", "")

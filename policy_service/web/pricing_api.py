@@ -17,6 +17,7 @@ from ..service.errors import ServiceError
 from .api import JsonBodyParser, flatten_errors, policy
 from .business_api import waba_or_404
 from .pages import bp as pages
+from .pages import refused_page, unknown_filters
 
 blp = Blueprint("pricing", __name__, url_prefix="/v1", description="What the business is billed, in its currency")
 blp.ARGUMENTS_PARSER = JsonBodyParser()
@@ -66,6 +67,8 @@ def post_forecast(body: dict[str, Any]):
 @pages.route("/forecast", methods=["GET"])
 def forecast_page():
     """A campaign's cost: lines of `country category count` priced as POST /v1/costs/forecast prices them."""
+    if errors := unknown_filters({"at", "currency", "waba_id", "lines"}):
+        return refused_page(errors)
     form = {"at": request.values.get("at") or f"{date.today().isoformat()}T12:00:00+00:00",
             "currency": request.values.get("currency") or "", "waba_id": request.values.get("waba_id") or "",
             "lines": request.values.get("lines") or "BR marketing 10000\nBR utility 5000"}

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, render_template, request
 
 from ..service import state
+from .pages import refused_page, unknown_filters
 
 # Nested in the reviewer pages' blueprint: endpoints ui.templates.*, under /ui.
 bp = Blueprint("templates", __name__)
@@ -23,7 +24,12 @@ def nest(parent: Blueprint) -> None:
 def templates_index():
     """The WABAs the registry knows, or (with ?waba_id=) that WABA's templates in force now."""
     waba_id = request.args.get("waba_id", "").strip()
-    if not waba_id or not waba_id.isdigit():
+    errors = unknown_filters({"waba_id"})
+    if waba_id and not waba_id.isdigit():
+        errors["waba_id"] = ["WABA ids are digits"]
+    if errors:
+        return refused_page(errors)
+    if not waba_id:
         return render_template("ui/templates.html", wabas=state.wabas(), waba_id=None, templates=[])
     return render_template("ui/templates.html", wabas=[], waba_id=waba_id,
                            templates=state.templates(waba_id, datetime.now(UTC)))

@@ -261,3 +261,21 @@ def test_an_unknown_policy_variable_is_reported_by_check(run, monkeypatch, caplo
     monkeypatch.setenv("POLICY_CHECK_TYPO", "1")
     assert run("check", PASSING).exit_code == 0
     assert caplog.text.count("POLICY_CHECK_TYPO is not a setting of policy-service and is ignored") == 1
+
+
+def test_check_prices_with_the_rate_cards_the_settings_name(run, tmp_path, monkeypatch):
+    """`check` reads POLICY_RATE_CARDS through the service's settings (config.load_settings), as the server
+    does: a CSV it names prices the send; a path that is no file ends the command with the variable named."""
+    (tmp_path / "USD.csv").write_text(META_CSV.replace("Brazil,USD,0.0625", "Brazil,USD,0.0700"))
+    request = {"send": {"at": "2026-05-12T10:00:00+00:00", "to": "+5511987654321", "type": "template",
+                        "template": {"name": "promo", "language": "en", "category": "marketing",
+                                     "status": "APPROVED"}}}
+    monkeypatch.setenv("POLICY_RATE_CARDS", str(tmp_path / "USD.csv"))
+    result = run("check", "--json", "-", stdin=json.dumps(request))
+    assert result.exit_code == 0, result.output
+    price = json.loads(result.output)["charge"]["price"]
+    assert (price["amount"], price["rate_card"]["id"]) == ("0.0700", "csv-usd-2026-04-01")
+
+    monkeypatch.setenv("POLICY_RATE_CARDS", str(tmp_path / "missing.csv"))
+    result = run("check", "--json", "-", stdin=json.dumps(request))
+    assert result.exit_code != 0 and "POLICY_RATE_CARDS" in result.output, result.output

@@ -154,3 +154,18 @@ def test_prune_refuses_a_database_behind_this_release(empty_database_url):
     """Pruning needs the current tables: on an unmigrated database it says to run `db upgrade`."""
     result = run("prune", "--older-than", "90d", "--database-url", empty_database_url)
     assert result.exit_code == 1 and "policy-service db upgrade" in result.output
+
+
+def test_rebuild_counters_counts_rows_loaded_without_them(database_url):
+    """Rows written around the service (here by the ORM) are in the counters once `db rebuild-counters` ran: one
+    row per bucket size for each of the two days, one reached user."""
+    store_messages(database_url, [timedelta(days=10), timedelta(days=11)])
+    result = run("rebuild-counters", "--database-url", database_url)
+    assert result.exit_code == 0, result.output
+    assert result.output == "rebuilt 6 counter rows and 1 reached-user rows from message_billing\n"
+
+
+def test_rebuild_counters_refuses_a_database_behind(empty_database_url):
+    """Before `db upgrade` there are no counters to rebuild: a clear error, exit 1."""
+    result = run("rebuild-counters", "--database-url", empty_database_url)
+    assert result.exit_code == 1 and "db upgrade" in result.output

@@ -1,10 +1,13 @@
 """Combining: deny overrides allow, named resolution for type and charge, errors fail closed."""
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from policy_service.core.decision import ERROR, NOT_APPLICABLE, combine, fail_closed
+from policy_service.core.decision import ERROR, NOT_APPLICABLE, _changes, combine, fail_closed, zone_decides
 from policy_service.core.errors import EngineError
 from policy_service.core.facts import derive_facts, new_state
 from policy_service.core.messages import Message, Send
@@ -132,6 +135,20 @@ def test_a_defaulted_waba_time_zone_is_named_where_the_zone_decides(rulebook, en
     assert "waba_timezone" in defaults(near, {})["PMP-4"]
     assert "waba_timezone" not in defaults(near, {"waba_timezone": "UTC"})["PMP-4"]
     assert all("waba_timezone" not in d for d in defaults(datetime(2026, 9, 10, 12, tzinfo=UTC), {}).values())
+
+
+@settings(max_examples=400, deadline=None)
+@given(start=st.dates(date(2024, 1, 1), date(2027, 12, 31)), length=st.one_of(st.none(), st.integers(0, 900)),
+       at=st.datetimes(datetime(2023, 12, 1), datetime(2028, 2, 1), timezones=st.just(UTC)))
+def test_zone_decides_as_a_day_by_day_check_does(rulebook, start, length, at):
+    """zone_decides (interval arithmetic) agrees with checking each local day any WABA time zone can have."""
+    rule = replace(rulebook.rules[0], effective_from=start,
+                   effective_until=None if length is None else start + timedelta(days=length))
+    first, last = (at + timedelta(hours=-12)).date(), (at + timedelta(hours=14)).date()
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    assert zone_decides(rule, at) == (len({rule.in_force(day) for day in days}) > 1)
+    # combine skips the check when no rule of the decision changes on a day of the span (_changes)
+    assert zone_decides(rule, at) == any(first < day <= last for day in _changes(rule))
 
 
 def test_readme_combining_section_says_what_combine_does():

@@ -151,3 +151,23 @@ def test_a_forked_worker_never_reuses_its_parents_decision_ids():
         os._exit(0)
     os.waitpid(child, 0)
     assert os.read(read, 64).decode() != new_decision_id()
+
+
+def test_remembered_prices_follow_the_rate_book_and_the_context_given(rulebook, engine):
+    """Prices are remembered per rate book object (not its version: service.pricing builds books that share
+    one) and per pricing context as given, so a remembered price never stands in for a different one."""
+    from policy_service.core.rates import RateBook
+
+    send = Send(datetime(2026, 6, 1, 15, tzinfo=UTC), "+5511987654321", "template", MARKETING)
+
+    def price_reason(context, book=rulebook):
+        decision = evaluate(DecisionRequest(send, (), context), rulebook=book, engine=engine)
+        return decision.charge.price, decision.trace[-1].because, decision.trace[-1].defaults
+
+    priced, because, defaults = price_reason({})
+    assert priced is not None and price_reason({}) == (priced, because, defaults) and "currency" in defaults
+    assert "currency" not in price_reason({"currency": "USD"})[2]  # given, not defaulted
+    bid = price_reason({"marketing_max_price": "0.5"})[1]
+    assert "bid of 0.5 USD" in bid and "bid of 0.50 USD" in price_reason({"marketing_max_price": "0.50"})[1]
+    empty = replace(rulebook, rates=RateBook(version=rulebook.rates.version))
+    assert price_reason({}, empty)[0] is None and price_reason({})[0] == priced

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from policy_service.core.records import record
+from policy_service.core.records import record, replace
 
 
 @record
@@ -43,3 +43,32 @@ def test_refuses_what_it_cannot_honour():
         record(type("Post", (), {"__annotations__": {"x": int}, "__post_init__": lambda self: None}))
     with pytest.raises(TypeError, match="missing"):
         Sample()  # type: ignore[call-arg]
+
+
+def test_replace_copies_like_dataclasses_replace():
+    """records.replace gives what dataclasses.replace gives, field order included, and refuses unknown names."""
+    sample = Sample("a", 1, [2])
+    for changes in ({}, {"count": 9}, {"name": "b", "tags": []}):
+        fast, reference = replace(sample, **changes), dataclasses.replace(sample, **changes)
+        assert fast == reference and repr(fast) == repr(reference) and list(vars(fast)) == list(vars(reference))
+    assert sample.count == 1  # the original is untouched
+    with pytest.raises(TypeError, match="no field 'size'"):
+        replace(sample, size=2)
+    assert replace(Reference("a"), count=2) == Reference("a", 2)  # any other dataclass: dataclasses.replace
+
+
+def test_replace_drops_cached_properties():
+    """A cached_property's value belongs to the original: the copy computes its own (as dataclasses.replace)."""
+    import functools
+
+    @record
+    class Cached:
+        value: int
+
+        @functools.cached_property
+        def doubled(self) -> int:
+            return self.value * 2
+
+    original = Cached(2)
+    assert original.doubled == 4
+    assert replace(original, value=5).doubled == 10

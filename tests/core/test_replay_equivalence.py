@@ -1,6 +1,7 @@
 """Replay from the quiet point, with memoized past classifications, decides exactly as a full replay."""
 
 import threading
+from bisect import bisect_right
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +16,6 @@ from policy_service.core.evaluate import (
     _opened,
     evaluate,
     late_delivery,
-    marketing_delivered_recently,
     note_undelivered,
     priced,
 )
@@ -44,8 +44,25 @@ def full_replay(request, rulebook, engine):
             state.deliver(_opened(classified, message, index),
                           closes_others=bool(classified and classified.closes_others))
     note_undelivered(state, request, rulebook)
-    state.marketing_recent = marketing_delivered_recently(request.history, request.send.at, rulebook)
+    state.marketing_recent = all_marketing_delivered_recently(request.history, request.send.at, rulebook)
     return state
+
+
+def all_marketing_delivered_recently(history, at, rulebook):
+    """marketing_delivered_recently as first written: every message looked at, the inbound always sorted."""
+    period = rulebook.parameter("marketing_recent_period")
+    window = rulebook.parameter("customer_service_window")
+    ignored = frozenset(rulebook.parameter("window_ignored_inbound_types"))
+    inbound = sorted(m.at for m in history if m.direction == "inbound" and m.type not in ignored and m.at <= at)
+    count = 0
+    for message in history:
+        delivered = message.delivery_time if message.direction == "outbound" else None
+        if message.template is None or message.template.category != "marketing" or delivered is None:
+            continue
+        if at - period <= delivered < at:
+            last_in = bisect_right(inbound, delivered)
+            count += not (last_in and delivered < inbound[last_in - 1] + window)
+    return count
 
 
 def full_evaluate(request, rulebook, engine):

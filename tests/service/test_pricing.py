@@ -152,6 +152,7 @@ def test_done_when_kenya_utility_is_message_150001_counted_from_the_store(client
             + ("datetime('2026-11-02 00:00:00', '+' || (n % 600000) || ' seconds')" if sqlite else
                "timestamp '2026-11-02' + mod(n, 600000) * interval '1 second'")
             + f", 'delivered', 'utility', '{pricing}', 'KE' FROM {series[1]}")
+        business_state.rebuild_counters()  # rows loaded by SQL: count them in
     body = decide(client, "2026-11-10T10:00:00+00:00", KENYA, context={"currency": "USD"})
     price = body["charge"]["price"]
     assert (price["amount"], price["currency"], price["market"]) == ("0.0038", "USD", "Rest of Africa")

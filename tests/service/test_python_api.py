@@ -306,6 +306,18 @@ def test_a_storage_fault_raises_the_http_503_and_the_same_service_recovers(tmp_p
         svc.close()
 
 
+def test_constructing_a_service_while_the_database_is_unreachable_raises_the_503(tmp_path):
+    """PolicyService() against a database it cannot open (a SQLite file in a folder that does not exist, a
+    PostgreSQL port nothing listens on) raises ServiceError 503 with Retry-After, as every call does, not the
+    driver's raw error."""
+    for url in (f"sqlite:///{tmp_path / 'missing' / 'log.sqlite3'}", "postgresql://policy@127.0.0.1:9/policy"):
+        with pytest.raises(ServiceError) as raised:
+            PolicyService(database_url=url)
+        assert raised.value.code == 503, url
+        assert raised.value.as_dict()["status"] == "Service Unavailable", raised.value.as_dict()
+        assert raised.value.retry_after and raised.value.retry_after > 0
+
+
 def test_a_read_only_database_raises_503_and_recovers_once_writable(tmp_path, example_request, monkeypatch):
     """Reads work, writes fail (a read-only SQLite file): a decision is a 503, never an unlogged answer; once
     the file is writable again the same PolicyService decides."""

@@ -86,7 +86,8 @@ def test_the_messaging_limit_from_capability_updates_and_users_counted_from_stat
     assert lim["sources"]["messaging_limit_reached"] == (
         f"business_capability_update webhook at {iso(T0)}; 2 users reached by templates outside a customer service "
         f"window in the 24 h since {iso(T0 + 3600 - 86400)} from the 1 phone number(s) of WABA 102290129340398, "
-        "counted from stored statuses and inbound messages")
+        "counted from stored statuses by maintained per-user reach times and inbound messages (users who wrote "
+        "in the period checked message by message)")
     # A larger limit from context overrides the stored one: no advice.
     request = send(T0 + 3600) | {"context": {"messaging_limit": 1000}}
     assert "LIM-2" not in [r["rule"] for r in client.post("/v1/decisions", json=request).json["trace"]]

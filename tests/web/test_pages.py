@@ -339,7 +339,9 @@ def test_pages_refuse_bad_filter_values_with_an_html_page_naming_the_parameter(c
     refused = {"/ui/rules?version=ZZ": "version", "/ui/rules?area=nowhere": "area", "/ui/rules?confidence=X":
                "confidence", "/ui/rules?bogus=1": "bogus", "/ui/reconciliation?page=abc": "page",
                "/ui/reconciliation?page=-5": "page", "/ui/costs?currency=FOO": "currency",
-               "/ui/decisions?outcome=maybe": "outcome"}
+               "/ui/decisions?outcome=maybe": "outcome", "/ui/templates?waba=1": "waba",
+               "/ui/templates?waba_id=abc": "waba_id", "/ui/forecast?lines=BR+marketing+1&currencyy=BRL": "currencyy",
+               "/ui/try?fixture=no-such-fixture": "fixture", "/ui/try?fixtur=x": "fixtur"}
     for url, parameter in refused.items():
         page = client.get(url)
         assert page.status_code == 422 and page.mimetype == "text/html", url
