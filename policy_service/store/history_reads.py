@@ -130,16 +130,18 @@ def read(phone_number_id: str, contact: str, until: datetime, reach: HistoryReac
         start = entry_at
     kept = [row for row in rows.values() if _replayed_from(row, start)]
     history = _assembled(parts, kept, carried)
-    # The anchor: the contact's latest message read, else its latest stored one (a query).
-    own = [row for row in (*kept, *carried) if row[1] == contact and _time(row[4]) <= until]
-    anchor = max(own, key=_order)[2] if own else _anchor(phone_number_id, contact, parts[-1])
+    # The anchor: the latest message read of the contact, else of an identity linked to it, else of a number the
+    # user had before; else the contact's (or a linked identity's) latest stored message (a query).
+    read_rows = (*kept, *carried)
+    anchor = next((max(found, key=_order)[2] for found in (
+        [row for row in read_rows if row[1] == contact], [row for row in read_rows if row[1] in parts[-1].contacts],
+        list(read_rows)) if found), None) or _anchor(phone_number_id, contact, parts[-1])
     return Read(history, start, until, tuple(sorted({row[2] for row in carried})), anchor)
 
 
 def read_again(phone_number_id: str, contact: str, logged: dict[str, Any]) -> tuple[tuple[Message, ...], str | None]:
     """The history a logged range read (Read.logged) names, read again from the store, and None when it is the
     history the decision read (same digest); else the history now stored and why it differs, in words.
-    `contact` is the ref's contact, or None when the log masked it: the logged anchor then finds it.
     Raises ValueError when the logged range is malformed."""
     start, until = _logged_time(logged, "from"), _logged_time(logged, "until")
     parts = sources(phone_number_id, contact, until)
@@ -174,36 +176,50 @@ def replayable(request: Any) -> tuple[Any, str | None]:
         return {**rest, "history": []}, None  # nothing was read: the empty history is what the decision saw
     phone_number_id, shown = str(ref.get("phone_number_id", "")), ref.get("contact")
     if shown is None:
-        contact = ref.get("group_id")
+        candidates = [str(ref.get("group_id"))]
     elif "*" in str(shown):
-        contact = contact_of(phone_number_id, str(shown), read.get("anchor"))
-        if contact is None:
+        candidates = contacts_of(phone_number_id, str(shown), read.get("anchor"))
+        if not candidates:
             return request, ("the log masked the history_ref contact, and the stored message that named it (the "
                              "logged anchor) is gone: the history it read cannot be found again")
     else:
-        contact = str(shown).lstrip("+")
-    try:
-        history, problem = read_again(phone_number_id, str(contact), read)
-    except ValueError as error:
-        return request, str(error)
+        candidates = [str(shown).lstrip("+")]
+    problem = None
+    for contact in candidates:
+        try:
+            history, problem = read_again(phone_number_id, contact, read)
+        except ValueError as error:
+            return request, str(error)
+        if problem is None:
+            break
     if problem is not None:
         return request, problem
     return {**rest, "history": history_json(history)}, None
 
 
-def contact_of(phone_number_id: str, shown: str, anchor: str | None) -> str | None:
-    """The contact a masked logged ref names (`shown`, as the log masked it), found from the logged anchor (a
-    wamid of one of its stored messages): the one identity linked to the anchor's contact that masks to `shown`;
-    None when the anchor is gone or names none or several."""
+def contacts_of(phone_number_id: str, shown: str, anchor: str | None) -> list[str]:
+    """The contacts a masked logged ref may name (`shown`, as the log masked it), found from the logged anchor (a
+    wamid of a stored message of the user): the identities linked to the anchor's contact, and the numbers the
+    user changed to from those (user_changed_number), that mask to `shown` (an old and a new number of one
+    country mask alike: the digest tells them apart); none when the anchor is gone."""
     if not anchor:
-        return None
+        return []
     found = StoredMessage.select(StoredMessage.contact).where(
         (StoredMessage.wamid == anchor) & (StoredMessage.phone_number_id == phone_number_id)).tuples().first()
     if found is None:
-        return None
+        return []
+    user = set(linked_contacts(phone_number_id, found[0]))
+    frontier = set(user)
+    for _ in range(business_state.MAX_NUMBER_CHANGES):
+        change = business_state.ContactChange
+        newer = {new for (new,) in change.select(change.new_contact).where(
+            (change.phone_number_id == phone_number_id) & change.old_contact.in_(sorted(frontier))).tuples()} - user
+        if not newer:
+            break
+        frontier = {linked for contact in newer for linked in linked_contacts(phone_number_id, contact)} - user
+        user |= frontier | newer
     shown = shown.lstrip("+")  # a wa_id given with its "+" is masked with it
-    matching = [c for c in linked_contacts(phone_number_id, found[0]) if masked({"contact": c})["contact"] == shown]
-    return matching[0] if len(matching) == 1 else None
+    return [contact for contact in sorted(user) if masked({"contact": contact})["contact"] == shown]
 
 
 def _assembled(parts: list[Source], rows: list[tuple], carried: list[tuple]) -> tuple[Message, ...]:
