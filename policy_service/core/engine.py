@@ -64,8 +64,10 @@ class RulesEngine:
         definition[_EVERY_FACT] = {"all": [{"m": {"$gte": {"waba_date": 0}}}], "run": _unused_action}
         self._cuts = _numeric_constants(definition)
         self._memo: dict[tuple[Any, ...], tuple[str, ...]] = {}
-        # The fact names in their order -> (position, cuts, members) of each one compared with numbers.
-        self._plans: dict[tuple[str, ...], tuple[tuple[int, list[int], frozenset[int]], ...]] = {}
+        # The fact names in their order -> ((position, cuts, members) of each one compared with numbers, the
+        # number standing for that order in memo keys; from _orders, unique even across threads).
+        self._plans: dict[tuple[str, ...], tuple[tuple[tuple[int, list[int], frozenset[int]], ...], int]] = {}
+        self._orders = itertools.count()
         try:
             with _ENGINE_LOCK:
                 self._host.set_rulesets({self.ruleset: definition})
@@ -105,18 +107,22 @@ class RulesEngine:
     def _indistinct(self, facts: Mapping[str, Any]) -> tuple[Any, ...]:
         # A number is tested only against the rules' constants, so its place among them (and whether
         # it equals one) decides every test: 61 and 1799 seconds are the same to `lt: 1800`.
+        # The fact names stand in the key as a number given to each order of names seen (hashing and comparing
+        # ~50 names again for every memo lookup cost more than the rest of the key).
         names = tuple(facts)
-        plan = self._plans.get(names)
-        if plan is None:
+        found = self._plans.get(names)
+        if found is None:
             plan = tuple((position, *self._cuts[name]) for position, name in enumerate(names) if name in self._cuts)
+            found = (plan, names)  # beyond the bound: the names themselves (never equal to a number)
             if len(self._plans) < _MEMO_SIZE:
-                self._plans[names] = plan
+                found = self._plans.setdefault(names, (plan, next(self._orders)))
+        plan, order = found
         values = list(facts.values())
         for position, cuts, members in plan:
             value = values[position]
             if type(value) is int:
                 values[position] = (bisect_left(cuts, value), value in members)
-        return names, tuple(values)
+        return order, tuple(values)
 
     def _fire(self, fact: str) -> tuple[str, ...]:
         code, state = extension.assert_fact(self._handle, fact)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-from bisect import bisect_right
-from collections.abc import Callable
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
-from itertools import chain
+from itertools import chain, compress, islice
+from operator import attrgetter, le
 from typing import Any
 
 from .chronology import by_delivery, carried_before, timeline
@@ -81,57 +82,56 @@ def priced(decision: Decision, request: DecisionRequest, rulebook: Rulebook) -> 
     if charge is None or facts is None:
         return decision
     country = str(facts.engine["recipient_region"])
-    if charge.participants is not None:
-        # A group send is billed per delivered participant, each at its own market (PMP-9).
-        members = tuple((number, recipient_contact(number).region) for number in request.send.participants)
-        price = price_group(billable=charge.billable, category=charge.category, day=facts.day,
-                            participants=members, context=request.context, rates=rulebook.rates)
-        because = explain_price(price, charge.category, country, facts.day) if charge.billable else ""
-    else:
-        price, because = _price(charge, facts.day, country, request.context, rulebook.rates)
+    # A group send is billed per delivered participant, each at its own market (PMP-9).
+    participants = request.send.participants if charge.participants is not None else None
+    price, entry = _price(charge, facts.day, country, participants, request.context, rulebook.rates)
     charge = replace(charge, price=price if price.known else None, price_reason=None if price.known else price.reason,
                      price_lines=price.lines)
     if not charge.billable:
         return replace(decision, charge=charge)
-    card = price.card
     # Where the pricing context came from when the request did not give it (the WABA's stored currency,
     # the month's volume counted over stored statuses).
-    sources = {name: request.sources[name] for name in PRICING_CONTEXT_DEFAULTS if name in request.sources}
-    confidence = card.confidence if card else "C"
-    if confidence != "C":
-        because = f"[{confidence}: {CONFIDENCE[confidence]}] {because}"
-    reason = Reason(
-        rule=card.id if card else "PRICE", title=card.title if card else "Price of the charge", effect="price",
-        citation=card.citation if card else PRICE_CITATION, confidence=confidence, because=because,
-        determining=False, defaults=price.defaults,
-        note=f"source: {card.source}" if card else None,
-        sources=sources,
-    )
+    sources = {name: request.sources[name] for name in PRICING_CONTEXT_DEFAULTS if name in request.sources} \
+        if request.sources else {}
+    reason = Reason(*entry, sources=sources)
     return replace(decision, charge=charge, trace=(*decision.trace, reason),
                    facts=replace(facts, defaults=facts.defaults | set(price.defaults),
                                  sources={**facts.sources, **sources}))
 
 
 # id of a rate book -> (that book, held so the id is not reused while remembered; its memo of prices).
-_PRICES: dict[int, tuple[RateBook, dict[tuple[Any, ...], tuple[Price, str]]]] = {}
+_PRICES: dict[int, tuple[RateBook, dict[tuple[Any, ...], tuple[Price, tuple[Any, ...]]]]] = {}
 _PRICE_MEMO_SIZE = 4096
+# A larger group's price (a line per participant) is not remembered: it would hold too much.
+_LARGEST_GROUP_REMEMBERED = 8
 
 
-def _price(charge: Charge, day: date, country: str, context: dict[str, Any], rates: RateBook) -> tuple[Price, str]:
-    # A price and its sentence depend only on these inputs and the rate book, and both are immutable: few
-    # distinct combinations occur, so each is worked out once (bounded, cleared when full).
-    # By type and text: True == 1 and Decimal("1.0") == Decimal("1.00"), but a sentence prints what was given.
+def _price(charge: Charge, day: date, country: str, participants: tuple[str, ...] | None, context: dict[str, Any],
+           rates: RateBook) -> tuple[Price, tuple[Any, ...]]:
+    # The price and (when billable) its trace entry's fields depend only on these inputs and the rate book, and
+    # are immutable: few distinct combinations occur, so each is worked out once (bounded, cleared when full).
+    # The context is keyed by type and text: True == 1 and Decimal("1.0") == Decimal("1.00"), but a sentence
+    # prints what was given.
     given = tuple(value if value is None or type(value) is str else (type(value), repr(value))
                   for value in map(context.get, PRICING_CONTEXT_DEFAULTS))
-    key = (charge.billable, charge.pricing_model, charge.category, charge.opens_conversation, day, country, given)
+    key = (charge.billable, charge.pricing_model, charge.category, charge.opens_conversation, day, country, given,
+           participants)
     held = _PRICES.get(id(rates))
     found = held[1].get(key) if held is not None and held[0] is rates else None
     if found is not None:
         return found
-    price = price_charge(billable=charge.billable, pricing_model=charge.pricing_model, category=charge.category,
-                         opens_conversation=charge.opens_conversation, day=day, country=country, context=context,
-                         rates=rates)
-    found = (price, explain_price(price, charge.category, country, day) if charge.billable else "")
+    remember = participants is None or len(participants) <= _LARGEST_GROUP_REMEMBERED
+    if participants is None:
+        price = price_charge(billable=charge.billable, pricing_model=charge.pricing_model, category=charge.category,
+                             opens_conversation=charge.opens_conversation, day=day, country=country, context=context,
+                             rates=rates)
+    else:
+        members = tuple((number, recipient_contact(number).region) for number in participants)
+        price = price_group(billable=charge.billable, category=charge.category, day=day, participants=members,
+                            context=context, rates=rates)
+    found = (price, _price_entry(price, charge.category, country, day) if charge.billable else ())
+    if not remember:
+        return found
     if held is None or held[0] is not rates:
         if len(_PRICES) >= 8:
             _PRICES.clear()
@@ -140,6 +140,18 @@ def _price(charge: Charge, day: date, country: str, context: dict[str, Any], rat
         held[1].clear()
     held[1][key] = found
     return found
+
+
+def _price_entry(price: Price, category: str, country: str, day: date) -> tuple[Any, ...]:
+    """The fields of the price's trace entry (a Reason's, but its sources), from its card."""
+    card = price.card
+    because = explain_price(price, category, country, day)
+    confidence = card.confidence if card else "C"
+    if confidence != "C":
+        because = f"[{confidence}: {CONFIDENCE[confidence]}] {because}"
+    return (card.id if card else "PRICE", card.title if card else "Price of the charge", "price",
+            card.citation if card else PRICE_CITATION, confidence, because, False, price.defaults,
+            f"source: {card.source}" if card else None)
 
 
 def reprice(decision: Decision, request: DecisionRequest, rulebook: Rulebook) -> Decision:
@@ -186,28 +198,55 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
             classified = _classify(message, state, request, rulebook, engine) if position >= len(carried) else None
             state.deliver(_opened(classified, message, index), closes_others=bool(classified and
                                                                                 classified.closes_others))
-    note_undelivered(state, request, rulebook)
-    state.marketing_recent = marketing_delivered_recently(request.history, request.send.at, rulebook)
+    times = times_in_order(request.history)
+    note_undelivered(state, request, rulebook, times=times)
+    state.marketing_recent = marketing_delivered_recently(request.history, request.send.at, rulebook, times=times)
     return state
 
 
-def marketing_delivered_recently(history: tuple[Message, ...], at: datetime, rulebook: Rulebook) -> int:
+_AT, _DELIVERED_AT = attrgetter("at"), attrgetter("delivered_at")
+_TEMPLATE, _TTL = attrgetter("template"), attrgetter("ttl_seconds")
+
+
+def times_in_order(history: tuple[Message, ...]) -> list[datetime] | None:
+    """The messages' `at`, when the history is in time order (oldest first, equal times allowed); else None.
+
+    A history in order is searched by bisection over these times instead of walked whole (made in C).
+    """
+    times = list(map(_AT, history))
+    return times if all(map(le, times, islice(times, 1, None))) else None
+
+
+def marketing_delivered_recently(history: tuple[Message, ...], at: datetime, rulebook: Rulebook, *,
+                                 times: list[datetime] | None = None) -> int:
     """How many marketing templates the history shows delivered to this user in the `marketing_recent_period`
     before `at` that count toward Meta's per-user marketing limit: delivered outside a customer service
     window (Meta: marketing sent inside a window the user opened does not count).
 
     With history_ref the history is the store's messages of this user (their statuses say delivery), so
-    this is the store's count; the trace names it.
+    this is the store's count; the trace names it. `times` (times_in_order of the history, when it is in
+    order) bounds the messages read to the period and the windows that can reach into it.
     """
     since = at - rulebook.parameter("marketing_recent_period")
+    if times is None:
+        recent: Iterable[Message] = history
+    else:
+        # Delivered in the period: a message without a delivery time was delivered when sent, so it is in
+        # the period's stretch of the history; one with a delivery time may have been sent long before.
+        stretch = history[bisect_left(times, since):bisect_left(times, at)]
+        recent = chain((m for m in stretch if m.delivered_at is None), compress(history, map(_DELIVERED_AT, history)))
     # Only marketing templates delivered in the period can count: the inbound messages (for the windows)
     # are gathered and sorted only when there is one.
-    delivered = [d for m in history if m.direction == "outbound" and m.template is not None
+    delivered = [d for m in recent if m.direction == "outbound" and m.template is not None
                  and m.template.category == "marketing" and (d := m.delivery_time) is not None and since <= d < at]
     if not delivered:
         return 0
     window = rulebook.parameter("customer_service_window")
     ignored = frozenset(rulebook.parameter("window_ignored_inbound_types"))
+    if times is not None:
+        # Only the user's last message before each delivery decides; one older than the first delivery by a
+        # window or more leaves every delivery outside its window, as no message at all would.
+        history = history[bisect_left(times, min(delivered) - window):bisect_right(times, at)]
     inbound = sorted(m.at for m in history if m.direction == "inbound" and m.type not in ignored and m.at <= at)
     count = 0
     for moment in delivered:
@@ -218,11 +257,20 @@ def marketing_delivered_recently(history: tuple[Message, ...], at: datetime, rul
     return count
 
 
-def note_undelivered(state: HistoryState, request: DecisionRequest, rulebook: Rulebook) -> None:
+def note_undelivered(state: HistoryState, request: DecisionRequest, rulebook: Rulebook, *,
+                     times: list[datetime] | None = None) -> None:
     """Set `state.undelivered` (see undelivered_before) and `state.undelivered_until`, the end of that
-    message's time-to-live, from the request's history."""
+    message's time-to-live, from the request's history (`times`: times_in_order of it, when in order)."""
     lifetime_of = delivery_lifetimes(rulebook)
-    state.undelivered = undelivered_before(request.history, request.send.at, lifetime_of)
+    longest = None
+    if times is not None:
+        # No message lives longer than the longest default or the longest time-to-live a template sets.
+        custom = max(filter(None, map(_TTL, filter(None, map(_TEMPLATE, request.history)))), default=0)
+        longest = max(rulebook.parameter("undelivered_message_lifetime"),
+                      rulebook.parameter("authentication_template_ttl"),
+                      rulebook.parameter("freeform_message_lifetime"), timedelta(seconds=max(custom, 0)))
+    state.undelivered = undelivered_before(request.history, request.send.at, lifetime_of, times=times,
+                                           longest=longest)
     if state.undelivered is not None:
         message = state.undelivered[1]
         state.undelivered_until = message.at + lifetime_of(message)
@@ -261,13 +309,22 @@ def delivery_lifetimes(rulebook: Rulebook) -> Callable[[Message], timedelta]:
 _LIFETIMES_OF: dict[int, tuple[dict[str, Any], Callable[[Message], timedelta]]] = {}
 
 
-def undelivered_before(history: tuple[Message, ...], at: datetime,
-                       lifetime_of: Callable[[Message], timedelta]) -> tuple[int, Message] | None:
+def undelivered_before(history: tuple[Message, ...], at: datetime, lifetime_of: Callable[[Message], timedelta], *,
+                       times: list[datetime] | None = None,
+                       longest: timedelta | None = None) -> tuple[int, Message] | None:
     """The latest outbound message sent before `at`, within its time-to-live (`lifetime_of`, see
     delivery_lifetimes), and not known to be delivered by then: it may still be delivered, and only then
-    opens or is charged. None if there is none (a message past its TTL was dropped by Meta)."""
+    opens or is charged. None if there is none (a message past its TTL was dropped by Meta).
+
+    Given `times` (times_in_order of the history) and `longest` (no lifetime_of is longer), only the
+    messages sent within `longest` before `at` are read.
+    """
     found = None
-    for index, message in enumerate(history):
+    start, end = 0, len(history)
+    if times is not None and longest is not None:
+        start, end = bisect_right(times, at - longest), bisect_right(times, at)
+    for index in range(start, end):
+        message = history[index]
         if message.direction == "inbound" or message.status == "failed" or not message.at <= at:
             continue
         if not at - lifetime_of(message) < message.at:

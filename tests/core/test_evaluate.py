@@ -4,7 +4,8 @@ import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from policy_service.core.evaluate import evaluate, replay
+from policy_service.core.decision import Charge
+from policy_service.core.evaluate import evaluate, replay, times_in_order
 from policy_service.core.messages import DecisionRequest, Message, Send, Template
 
 T0 = datetime(2024, 3, 5, 8, tzinfo=UTC)
@@ -96,7 +97,7 @@ def test_replay_dates_a_message_by_its_delivery(rulebook, engine):
 
 def test_undelivered_before_skips_failed_delivered_and_expired_messages():
     """Only a message sent before the send, not failed, not delivered by then and within the lifetime counts."""
-    from policy_service.core.evaluate import undelivered_before
+    from policy_service.core.evaluate import times_in_order, undelivered_before
 
     at, lifetime = T0 + timedelta(days=2), timedelta(days=30)
     history = (Message("outbound", T0 - timedelta(days=31), "text", status="sent"),  # beyond the lifetime
@@ -108,6 +109,22 @@ def test_undelivered_before_skips_failed_delivered_and_expired_messages():
                Message("outbound", at + timedelta(hours=1), "text", status="sent"))  # after the send
     assert undelivered_before(history, at, lambda _: lifetime) == (4, history[4])
     assert undelivered_before(history[:3], at, lambda _: lifetime) is None
+    # Bounded by the times (a history in order is bisected): the same answers.
+    for part in (history, history[:3]):
+        assert undelivered_before(part, at, lambda _: lifetime, times=times_in_order(part), longest=lifetime) == \
+            undelivered_before(part, at, lambda _: lifetime)
+
+
+def test_a_template_living_past_the_default_is_still_found_in_a_history_in_order(rulebook):
+    """replay bounds its look for a pending message by the longest time-to-live: a template's own (45 days)
+    counts, not only the rulebook's defaults (30 days)."""
+    long_lived = Template("order", "en", "utility", ttl_seconds=45 * 86400)
+    send_at = T0 + timedelta(days=40)
+    history = (Message("outbound", T0, "template", long_lived, status="sent"),
+               Message("inbound", send_at - timedelta(days=1), "text"))
+    state = replay(DecisionRequest(Send(send_at, "+5511987654321", "text"), history), rulebook, None)
+    assert times_in_order(history) is not None and state.undelivered == (0, history[0])
+    assert state.undelivered_until == T0 + timedelta(days=45)
 
 
 def test_each_message_is_pending_only_within_its_own_time_to_live(rulebook):
@@ -171,3 +188,26 @@ def test_remembered_prices_follow_the_rate_book_and_the_context_given(rulebook, 
     assert "bid of 0.5 USD" in bid and "bid of 0.50 USD" in price_reason({"marketing_max_price": "0.50"})[1]
     empty = replace(rulebook, rates=RateBook(version=rulebook.rates.version))
     assert price_reason({}, empty)[0] is None and price_reason({})[0] == priced
+
+
+def test_a_remembered_group_price_is_the_price_of_those_participants(rulebook, engine):
+    """A group send's price (a line per participant, at each one's market) is remembered per participants."""
+    at = datetime(2026, 6, 1, 15, tzinfo=UTC)
+
+    def lines(participants):
+        send = Send(at, "Y2FwaV9ncm91cDpHUk9VUDE", "template", MARKETING, recipient_type="group",
+                    participants=participants)
+        decision = evaluate(DecisionRequest(send), rulebook=rulebook, engine=engine)
+        return [(line.participant, line.country) for line in decision.charge.price_lines]
+
+    brazil, germany = ("+5511976540001", "+5511976540002"), ("+4915112345678",)
+    assert lines(brazil) == [(number, "BR") for number in brazil]
+    assert lines(brazil + germany) == [*lines(brazil), ("+4915112345678", "DE")]
+    # More than Meta's eight (the rules deny such a send): priced each time, never remembered.
+    from policy_service.core import evaluate as evaluation
+
+    many = tuple(f"+55119765400{n:02d}" for n in range(10))
+    charge = Charge(True, "PMP", "group_marketing", "regular", False, None, participants=len(many))
+    price, _ = evaluation._price(charge, at.date(), "ZZ", many, {}, rulebook.rates)
+    assert [line.participant for line in price.lines] == list(many)
+    assert all(many not in key for memo in evaluation._PRICES.values() for key in memo[1])

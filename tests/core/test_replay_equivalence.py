@@ -87,7 +87,9 @@ def test_fixtures_decide_identically(rulebook, engine):
 
 _CATEGORIES = st.sampled_from(["utility", "marketing", "authentication"])
 _TEMPLATE = st.builds(Template, name=st.just("t"), language=st.just("en"), category=_CATEGORIES,
-                      status=st.sampled_from(["APPROVED", "APPROVED", "PAUSED"]))
+                      status=st.sampled_from(["APPROVED", "APPROVED", "PAUSED"]),
+                      # Meta's message_send_ttl_seconds: none, -1 (30 days), minutes to beyond the 30-day default
+                      ttl_seconds=st.one_of(st.none(), st.just(-1), st.integers(30, 3600), st.integers(1, 60 * 86400)))
 # Gaps from simultaneous to well past the longest (72 h) lifetime, so histories both have and lack quiet points.
 _GAP = st.one_of(st.integers(0, 3 * 3600), st.integers(20 * 3600, 26 * 3600), st.integers(70 * 3600, 200 * 3600),
                  st.integers(0, 40 * 86400))
