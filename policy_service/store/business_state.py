@@ -421,11 +421,11 @@ def count_users_reached_outside_window(*, since: datetime, until: datetime, cate
         & ((counters.ReachedUser.last_at < until) | peewee.fn.EXISTS(sent)))
     plain = ~peewee.fn.EXISTS(wrote)
     found = reached.where(plain).select(peewee.fn.COUNT(counters.ReachedUser.contact.distinct())).scalar() or 0
-    unsure = sorted({row.contact for row in reached.where(~plain).select(counters.ReachedUser.contact).distinct()})
+    unsure = sorted({contact for (contact,) in reached.where(~plain).select(counters.ReachedUser.contact).tuples()})
     for start in range(0, len(unsure), 500):  # databases cap the parameters of one statement
         chunk = tuple(unsure[start:start + 500])
-        counted = {row.contact for row in reached.where(plain & counters.ReachedUser.contact.in_(chunk))
-                   .select(counters.ReachedUser.contact).distinct()}
+        counted = {contact for (contact,) in reached.where(plain & counters.ReachedUser.contact.in_(chunk))
+                   .select(counters.ReachedUser.contact).tuples()}
         rest = tuple(contact for contact in chunk if contact not in counted)
         if rest:
             found += len(_reached_from_rows(since=since, until=until, categories=categories,

@@ -69,8 +69,9 @@ class ReachedUser(StoredModel):
 
     class Meta:
         table_name = "reached_user"
+        # The second serves the count of users reached in a span from the index alone (migration 028).
         indexes = ((("phone_number_id", "contact", "category"), True),
-                   (("phone_number_id", "category", "last_at"), False))
+                   (("phone_number_id", "category", "last_at", "contact"), False))
 
 
 @dataclass(frozen=True)
