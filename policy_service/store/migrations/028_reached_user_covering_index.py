@@ -7,7 +7,6 @@ An index only: nothing to backfill.
 import peewee as pw
 from peewee_migrate import Migrator
 
-
 # The name migration 026 gave it (peewee names an index after the model class: reacheduser_...).
 RANGE_INDEX = "reacheduser_phone_number_id_category_last_at"
 
