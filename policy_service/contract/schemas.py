@@ -593,7 +593,11 @@ class DecisionResponseSchema(ResponseSchema):
         "description": "what the rules saw: seen_by_rules (fact -> value), times_and_names, defaults_used, "
                        "open_periods (kind, category, pricing_model, opened_at, expires_at, "
                        "opened_by_history_index, rule); empty when evaluation failed early"})
-    history_source = fields.Dict(metadata={"description": "with history_ref: the ref and the wamids it used"})
+    history_source = fields.Dict(metadata={"description": (
+        "with history_ref: what was read of the stored history: {ref, from, until (RFC 3339, UTC), events (how "
+        "many), digest ('sha256:' and the hex sha256 of the history's canonical JSON)}. Every event whose time "
+        "in the replay lies in [from, until] was read, and of older ones only those the rules still see (the "
+        "last user message, the last entry point); history indexes in the trace and facts count in that read")})
 
     def dump_facts(self, decision: Decision) -> dict[str, Any]:
         facts = decision.facts

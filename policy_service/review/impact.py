@@ -13,7 +13,7 @@ from ..contract.schemas import REQUEST, RESPONSE
 from ..core.engine import RulesEngine
 from ..core.evaluate import evaluate
 from ..core.rulebook import Rulebook
-from ..store import decision_log
+from ..store import decision_log, history_reads
 from ..store.database import loaded_time
 
 CHARGE_FIELDS = ("billable", "pricing_model", "category", "type")
@@ -57,11 +57,19 @@ class Impact:
 
 
 def analyse(records: Iterable[decision_log.DecisionRecord], rulebook: Rulebook, engine: RulesEngine) -> Impact:
-    """Replay each logged request with the candidate rules and collect the decisions that change."""
+    """Replay each logged request with the candidate rules and collect the decisions that change.
+
+    A history_ref decision replays on the stored messages of the range it read, read again
+    (store.history_reads.replayable); when the store no longer holds exactly those, it is reported unreplayable
+    with the reason rather than replayed on another history."""
     impact = Impact(rulebook.version)
     for row in records:
+        raw, problem = history_reads.replayable(decision_log.replayable_request(row))
+        if problem is not None:
+            impact.unreplayable[row.decision_id] = problem
+            continue
         try:
-            request = REQUEST.load(decision_log.replayable_request(row))
+            request = REQUEST.load(raw)
         except ValidationError as error:
             impact.unreplayable[row.decision_id] = f"the logged request no longer loads: {error.messages}"
             continue

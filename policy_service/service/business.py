@@ -21,25 +21,15 @@ shared with the request as received, never copied.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..core.messages import DecisionRequest, Message
+from ..core.messages import DecisionRequest
 from ..core.periods import describe_period, period_start
 from ..core.rulebook import Rulebook
-from ..store import business_state, histories
+from ..store import business_state
 from .errors import ServiceError
-
-
-def with_previous_numbers(history: tuple[Message, ...], phone_number_id: str, contact: str,
-                          until: datetime) -> tuple[Message, ...]:
-    """The stored history of a contact, with that of each number the user had before (up to the change)."""
-    earlier = [message for old, changed_at in business_state.previous_contacts(phone_number_id, contact)
-               for message in histories.stored_history(phone_number_id, old, min(until, changed_at))]
-    if not earlier:
-        return history
-    return tuple(sorted(earlier + list(history), key=lambda message: message.at))
 
 
 def sending_number(raw: dict[str, Any]) -> str | None:

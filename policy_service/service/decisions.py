@@ -5,9 +5,11 @@ One validated request goes through five steps, each a function of one input with
     Proposal --resolve_history--> Proposal --fill_in_business_state--> Proposal --evaluate--> Evaluated
              --fill_in_pricing--> Evaluated --respond--> Decided --log--> Decided
 
-- `resolve_history`: a `history_ref` becomes the stored history of that business number and contact
-  (with the histories of the numbers the user had before), logged inline so the decision replays
-  without the store; the response names it in `history_source`.
+- `resolve_history`: a `history_ref` becomes what the rules in force can still see of the stored history of
+  that business number and contact (with the numbers the user had before; store.history_reads). The log keeps
+  the ref and the range read (`history_read`: from, until, events, sha256 digest), not the history: a replay
+  reads the range again and compares digests (service.logged.replayable). The response names the read in
+  `history_source`.
 - `fill_in_business_state`: the business's stored state (template registry, account state, marketing
   preference, counts over stored statuses; service.business) fills in what the request leaves out.
 - `evaluate`: the core evaluates the request (internal or engine errors fail closed inside the core).
@@ -30,9 +32,10 @@ from ..contract.schemas import RESPONSE
 from ..core.decision import Decision
 from ..core.engine import RulesEngine
 from ..core.evaluate import evaluate
+from ..core.lookback import history_reach
 from ..core.messages import DecisionRequest
 from ..core.rulebook import Rulebook, load_rulebook
-from ..store import decision_log, histories
+from ..store import decision_log, history_reads
 from . import business, pricing
 
 
@@ -62,8 +65,9 @@ class Proposal:
     """A validated request on its way through the pipeline.
 
     `request` is what the engine reads; `logged` the request as the decision log stores it (JSON-shaped,
-    the values the store supplied written in, so it replays without the store); `history_source` the
-    stored history a `history_ref` resolved to ({ref, events: [wamid...]}), else None.
+    the values the store supplied written in; a `history_ref` with the range read, `history_read`, so a replay
+    reads the same messages again); `history_source` what a `history_ref` read ({ref, from, until, events:
+    how many, digest}), else None.
     """
 
     request: DecisionRequest
@@ -80,8 +84,10 @@ def proposal(request: DecisionRequest, raw: dict[str, Any], *, explain_why_not: 
     """The pipeline's input: a request validated by contract REQUEST and the JSON it was loaded from, and the
     name of the API key that asked (None when keys are off)."""
     ref = raw.get("history_ref") or {}
-    # A group's stored history is kept under the group id (store.histories).
-    contact = (ref.get("contact") or ref.get("group_id") or request.send.to).lstrip("+")
+    # A group's stored history is kept under the group id (store.histories), which is never a phone number:
+    # only a contact or a recipient loses its "+".
+    contact = ref.get("group_id") if not ref.get("contact") and ref.get("group_id") else \
+        (ref.get("contact") or request.send.to).lstrip("+")
     return Proposal(request, raw, business.sending_number(raw), contact, explain_why_not, api_key=api_key)
 
 
@@ -104,22 +110,23 @@ class Decided:
     api_key: str | None = None
 
 
-def resolve_history(proposal: Proposal) -> Proposal:
-    """A `history_ref` replaced by the stored history it names (messages up to `send.at`, the user's earlier
-    numbers included); a request without one is returned as is."""
+def resolve_history(proposal: Proposal, rulebook: Rulebook) -> Proposal:
+    """A `history_ref` replaced by what the rules of `rulebook` can still see of the stored history it names
+    (store.history_reads.read, up to `send.at`, the user's earlier numbers included); a request without one is
+    returned as is. The logged request keeps the ref and gains `history_read` (Read.logged); the response's
+    `history_source` is {ref, from, until, events, digest}."""
     raw = proposal.logged
     if "history_ref" not in raw:
         return proposal
     request = proposal.request
-    ref = {**raw["history_ref"], "contact": proposal.contact}
-    history = histories.stored_history(ref["phone_number_id"], ref["contact"], request.send.at)
-    # A user who changed numbers (user_changed_number) brings the history of the old number along.
-    history = business.with_previous_numbers(history, ref["phone_number_id"], ref["contact"], request.send.at)
-    # The logged request carries the resolved history inline, so it replays after the store changes.
-    logged = {key: value for key, value in raw.items() if key != "history_ref"}
-    logged["history"] = histories.history_json(history)
-    source = {"ref": ref, "events": [message.id for message in history]}
-    return replace(proposal, request=replace(request, history=history), logged=logged, history_source=source)
+    ref = raw["history_ref"]
+    found = history_reads.read(ref["phone_number_id"], proposal.contact, request.send.at, history_reach(rulebook))
+    read = found.logged()
+    logged = {**raw, "history_read": read}
+    shown = {**ref, "contact": proposal.contact} if "contact" in ref else dict(ref)
+    source = {"ref": shown, "from": read["from"], "until": read["until"], "events": read["events"],
+              "digest": read["digest"]}
+    return replace(proposal, request=replace(request, history=found.history), logged=logged, history_source=source)
 
 
 @dataclass(frozen=True)
@@ -143,7 +150,7 @@ class Decisions:
         check`). Reads the store only for a request naming its sending number (history_ref or
         send.phone_number_id). Raises ServiceError as `decide` does."""
         return self.respond(self.fill_in_pricing(self.evaluate(
-            self.fill_in_business_state(resolve_history(proposal)))))
+            self.fill_in_business_state(resolve_history(proposal, self.policy.rulebook)))))
 
     def fill_in_business_state(self, proposal: Proposal) -> Proposal:
         """What the store knows of the sending business filled into the request and the logged request."""

@@ -10,12 +10,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from ..store import decision_log
+from ..store import decision_log, history_reads
 from ..store.decision_log import DecisionQuery
 
-__all__ = ["DecisionQuery", "count", "decision", "page", "summary", "with_example_recipient"]
+__all__ = ["DecisionQuery", "count", "decision", "page", "replayable", "summary", "with_example_recipient"]
 
 with_example_recipient = decision_log.with_example_recipient
+# A logged request made replayable: a history_ref's range read again (store.history_reads.replayable).
+replayable = history_reads.replayable
 
 
 def decision(decision_id: str) -> dict[str, Any] | None:

@@ -65,7 +65,18 @@ class StoredMessage(StoredModel):
 
     class Meta:
         table_name = "stored_message"
-        indexes = ((("phone_number_id", "contact", "at"), False),)
+        # The last three serve store.history_reads: the last inbound message, the last of a type, and what was
+        # delivered after a time, each found by a seek (migration 030).
+        indexes = ((("phone_number_id", "contact", "at"), False),
+                   (("phone_number_id", "contact", "direction", "at"), False),
+                   (("phone_number_id", "contact", "type", "at"), False),
+                   (("phone_number_id", "contact", "delivered_at"), False))
+
+
+# The last entry point of a contact: only rows with a referral are indexed (a partial index, migration 030).
+StoredMessage.add_index(StoredMessage.index(StoredMessage.phone_number_id, StoredMessage.contact, StoredMessage.at,
+                                            name="stored_message_referral_at",
+                                            where=StoredMessage.referral.is_null(False)))
 
 
 class ContactLink(StoredModel):
@@ -251,22 +262,33 @@ def delivered_with_pricing(phone_number_id: str | None = None, contact: str | No
 
 def as_message(row: StoredMessage) -> Message:
     """A stored message as the policy core reads history."""
-    at = loaded_time(row.at)
-    if row.direction == "inbound":
-        referral = json.loads(row.referral) if row.referral else None
-        return Message("inbound", at, row.type, referral=referral, id=row.wamid)
-    meta_category = outbound_category(row)
+    return message_of(row.wamid, row.direction, row.at, row.type, row.status, row.delivered_at, row.business_app,
+                      row.referral, row.pricing, row.conversation_origin)
+
+
+# The stored_message columns message_of reads, in its parameter order (for reads that select tuples).
+MESSAGE_COLUMNS = ("wamid", "direction", "at", "type", "status", "delivered_at", "business_app", "referral",
+                   "pricing", "conversation_origin")
+
+
+def message_of(wamid: str, direction: str, at: datetime, message_type: str, status: str | None,
+               delivered_at: datetime | None, business_app: bool | None, referral: str | None, pricing: str | None,
+               conversation_origin: str | None) -> Message:
+    """A stored message's columns (MESSAGE_COLUMNS, times naive UTC as stored) as the policy core reads history."""
+    at = loaded_time(at)
+    if direction == "inbound":
+        return Message("inbound", at, message_type, referral=json.loads(referral) if referral else None, id=wamid)
+    meta_category = (json.loads(pricing).get("category") if pricing else None) or conversation_origin
     category = TEMPLATE_CATEGORIES.get(meta_category or "")
     template = Template(UNKNOWN_TEMPLATE, "und", category, "APPROVED") if category else None
     if template is not None:
         kind = "template"
     elif meta_category in NON_TEMPLATE_CATEGORIES:
-        kind = row.type if row.type != UNKNOWN_TYPE else "text"
+        kind = message_type if message_type != UNKNOWN_TYPE else "text"
     else:
-        kind = row.type  # what the webhook said, or unknown: the replay states what it assumes
-    delivered_at = loaded_time(row.delivered_at) if row.delivered_at else None
-    return Message("outbound", at, kind, template, row.status or "sent", id=row.wamid, delivered_at=delivered_at,
-                   business_app=bool(row.business_app))
+        kind = message_type  # what the webhook said, or unknown: the replay states what it assumes
+    return Message("outbound", at, kind, template, status or "sent", id=wamid,
+                   delivered_at=loaded_time(delivered_at) if delivered_at else None, business_app=bool(business_app))
 
 
 def outbound_category(row: StoredMessage) -> str | None:

@@ -253,19 +253,24 @@ def category_name(category: str | None) -> str:
 def decision_view(raw_request: dict[str, Any] | None, response: dict[str, Any], *,
                   proposal: DecisionRequest | None = None) -> dict[str, Any]:
     """What the decision template needs: the response, the charge in words, the zone its times are shown in,
-    and its timeline in the wide and the narrow layout (None if the request cannot be replayed)."""
+    and its timeline in the wide and the narrow layout (None if the request cannot be replayed, and
+    `replay_problem` then says why when a history_ref's stored history changed since)."""
     loaded = policy()
+    problem = None
     try:
         if proposal is None:
             region = response.get("facts", {}).get("seen_by_rules", {}).get("recipient_region", "ZZ")
-            proposal = REQUEST.load(logged.with_example_recipient(raw_request, region))
+            # A history_ref decision is drawn on the stored messages of the range it read, read again.
+            replayable, problem = logged.replayable(logged.with_example_recipient(raw_request, region))
+            proposal = REQUEST.load(replayable) if problem is None else None
         drawn = timeline.layouts_of(proposal, loaded.rulebook, loaded.engine,
-                                    delivered=response.get("decision") == "allow")
+                                    delivered=response.get("decision") == "allow") if proposal is not None else None
     except (ValidationError, EngineError):
         # The decision itself is already made and logged; a page without a picture beats an error page.
         drawn = None
     zone = proposal.send.at.tzinfo if proposal is not None else UTC
-    return {"response": response, "timelines": drawn, "confidence": CONFIDENCE, "zone": zone,
+    return {"response": response, "timelines": drawn, "replay_problem": problem, "confidence": CONFIDENCE,
+            "zone": zone,
             "zone_name": wording.zone_name(proposal.send.at) if proposal is not None else UTC_NAME,
             "charge_words": describe(response, zone)}
 

@@ -77,12 +77,56 @@ def test_a_candidate_that_does_not_load_is_refused(database_url, tmp_path):
     assert result.exit_code == 1 and "the candidate rules do not load" in result.output
 
 
-def test_a_decision_made_from_a_stored_history_replays_without_the_store(client, database_url, tmp_path):
-    """A history_ref decision is logged with its resolved history, so it replays like an inline one."""
+def test_a_history_ref_decision_replays_on_the_range_it_read_again(client, database_url, tmp_path):
+    """A history_ref decision is logged with the ref and the range read (no history): the replay reads the same
+    messages again (same digest) and decides as the decision did, also with the contact masked in the log."""
     deliver(client, inbound_text("wamid.in", 1754989200))
     body = client.post("/v1/decisions", json={
         "send": {"at": "2025-08-12T12:00:00+00:00", "to": "+5511987654321", "type": "text"},
         "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": "5511987654321"}}).json
-    assert body["decision"] == "allow" and body["history_source"]["events"] == ["wamid.in"]
+    assert body["decision"] == "allow" and body["history_source"]["events"] == 1
+    report = json.loads(impact(database_url, candidate(tmp_path), "--json").output)
+    assert report["summary"] == {"replayed": 1, "changed": 0, "unchanged": 1, "unreplayable": 0}
+
+
+def test_a_history_ref_decision_whose_stored_history_changed_is_reported_not_replayed(client, database_url,
+                                                                                      tmp_path):
+    """A webhook that arrives after the decision, inside the range it read, changes the digest: impact analysis
+    says so for that decision (unreplayable, with the reason) instead of answering on another history."""
+    request = {"send": {"at": "2025-08-12T12:00:00+00:00", "to": "+5511987654321", "type": "text"},
+               "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": "5511987654321"}}
+    deliver(client, inbound_text("wamid.in", 1754989200 - 2 * 86400))  # two days before: the window is closed
+    decided = client.post("/v1/decisions", json=request).json
+    assert decided["decision"] == "deny" and decided["history_source"]["events"] == 1
+    deliver(client, inbound_text("wamid.late", 1754989200))  # written at 09:00, stored after the decision
+    result = impact(database_url, candidate(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert f"{decided['decision_id']}: not replayed: the stored history changed since the decision" in result.output
+    assert "(1 could not be replayed)" in result.output
+
+
+def test_a_history_ref_decision_with_nothing_stored_replays_on_the_empty_history_it_read(client, database_url,
+                                                                                         tmp_path):
+    """An empty read is known from its digest alone: the decision replays on it, even after later webhooks (the
+    masked contact had no stored message to find it by), and decides as it did."""
+    request = {"send": {"at": "2025-08-12T12:00:00+00:00", "to": "+5511987654321", "type": "text"},
+               "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": "5511987654321"}}
+    assert client.post("/v1/decisions", json=request).json["decision"] == "deny"
+    deliver(client, inbound_text("wamid.late", 1754989200))
+    report = json.loads(impact(database_url, candidate(tmp_path), "--json").output)
+    assert report["summary"] == {"replayed": 1, "changed": 0, "unchanged": 1, "unreplayable": 0}
+
+
+def test_a_row_logged_with_its_history_inline_still_replays(client, app, database_url, tmp_path):
+    """Rows logged before history_read existed carry the resolved history inline: they replay as they are."""
+    from policy_service.store import decision_log
+
+    body = client.post("/v1/decisions", json={
+        "send": {"at": "2025-08-12T12:00:00+00:00", "to": "+5511987654321", "type": "text"},
+        "history": [{"id": "wamid.in", "direction": "inbound", "at": "2025-08-12T09:00:00+00:00", "type": "text"}],
+    }).json
+    with app.app_context():
+        row = decision_log.DecisionRecord.get(decision_log.DecisionRecord.decision_id == body["decision_id"])
+        assert "history_ref" not in json.loads(row.request)
     report = json.loads(impact(database_url, candidate(tmp_path), "--json").output)
     assert report["summary"] == {"replayed": 1, "changed": 0, "unchanged": 1, "unreplayable": 0}

@@ -40,10 +40,14 @@ def test_each_step_resolves_fills_in_evaluates_and_logs(client, pipeline):
     start = decisions.proposal(REQUEST.load(raw), raw)
     assert start.contact == CONTACT and start.phone_number_id == PHONE_NUMBER_ID
 
-    resolved = decisions.resolve_history(start)
-    assert resolved.history_source == {"ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": CONTACT},
-                                       "events": ["wamid.in1"]}
-    assert "history_ref" not in resolved.logged and [m["id"] for m in resolved.logged["history"]] == ["wamid.in1"]
+    resolved = decisions.resolve_history(start, pipeline.policy.rulebook)
+    assert [message.id for message in resolved.request.history] == ["wamid.in1"]
+    source = resolved.history_source
+    assert source["ref"] == {"phone_number_id": PHONE_NUMBER_ID, "contact": CONTACT} and source["events"] == 1
+    # The log keeps the ref as asked and the range read, not the history.
+    assert resolved.logged["history_ref"] == raw["history_ref"] and "history" not in resolved.logged
+    assert resolved.logged["history_read"] == {key: source[key] for key in ("from", "until", "events", "digest")} | {
+        "anchor": "wamid.in1"}
 
     filled = pipeline.fill_in_business_state(resolved)
     assert filled.request.send.template.category == "marketing"
@@ -60,7 +64,21 @@ def test_each_step_resolves_fills_in_evaluates_and_logs(client, pipeline):
 def test_a_request_without_history_ref_passes_resolve_history_unchanged(pipeline):
     raw = {"send": {"at": iso(T0), "to": "+" + CONTACT, "type": "text"}, "history": []}
     start = decisions.proposal(REQUEST.load(raw), raw)
-    assert decisions.resolve_history(start) is start
+    assert decisions.resolve_history(start, pipeline.policy.rulebook) is start
+
+
+@pytest.mark.parametrize(("to", "ref", "contact"), [
+    ("+" + CONTACT, {"contact": "+" + CONTACT}, CONTACT),
+    ("+Z3JvdXA=", {"group_id": "+Z3JvdXA="}, "+Z3JvdXA="),
+    ("Z3JvdXA=", {"group_id": "Z3JvdXA="}, "Z3JvdXA="),
+])
+def test_only_a_phone_number_loses_its_plus_a_group_id_is_kept_as_given(to, ref, contact):
+    """A group's history is stored under its group id, which may start with "+" (base64): it is not stripped."""
+    send = {"at": iso(T0), "to": to, "type": "text"}
+    if "group_id" in ref:
+        send |= {"recipient_type": "group", "participants": ["+" + CONTACT]}
+    raw = {"send": send, "history_ref": {"phone_number_id": PHONE_NUMBER_ID, **ref}}
+    assert decisions.proposal(REQUEST.load(raw), raw).contact == contact
 
 
 def test_a_template_nobody_knows_the_category_of_is_a_422_naming_the_field(pipeline):

@@ -92,7 +92,7 @@ def test_history_ref_reads_the_same_stored_history_both_ways(client, service):
     request = {"send": {"at": "2025-09-01T10:00:00+00:00", "to": "+" + CONTACT, "type": "text"},
                "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": CONTACT}}
     in_python = service.decide(request)
-    assert in_python["history_source"]["events"] == ["wamid.in1"] and in_python["decision"] == "allow"
+    assert in_python["history_source"]["events"] == 1 and in_python["decision"] == "allow"
     assert steady(in_python) == steady(client.post("/v1/decisions", json=request).json)
 
 
@@ -200,7 +200,8 @@ def test_a_webhook_ingested_in_python_is_stored_as_over_http(client, service):
     assert again == client.post("/v1/webhooks/whatsapp", data=body, headers=headers).json
     request = {"send": {"at": "2025-09-01T10:00:00+00:00", "to": "+" + CONTACT, "type": "text"},
                "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": CONTACT}}
-    assert service.decide(request)["history_source"]["events"] == ["wamid.a", "wamid.b"]
+    decided = service.decide(request)
+    assert decided["history_source"]["events"] == 2 and decided["decision"] == "allow"
 
 
 @pytest.mark.parametrize("what, body, signature", [

@@ -16,6 +16,7 @@ from ..meta_business_payloads import (
     user_preference,
 )
 from ..meta_payloads import CONTACT, PHONE_NUMBER_ID, deliver, inbound_text, pmp, status
+from .test_history_ref import read_wamids
 
 T0 = 1756717200  # 2025-09-01T09:00:00Z (per-message pricing, V3)
 
@@ -236,7 +237,7 @@ def test_the_history_follows_a_user_who_changed_numbers(window_open):
                                               "history_ref": {"phone_number_id": PHONE_NUMBER_ID,
                                                               "contact": new}}).json
     assert body["decision"] == "allow" and "CSW-2.open" in body["determining_rules"]
-    assert "wamid.in1" in body["history_source"]["events"]
+    assert "wamid.in1" in read_wamids(client, body)
     other = client.post("/v1/decisions", json={"send": {"at": iso(T0 + 3600), "to": "+5511999990001",
                                                         "type": "text"},
                                                "history_ref": {"phone_number_id": PHONE_NUMBER_ID,

@@ -1,4 +1,7 @@
-"""Deciding from a stored history: a signed webhook history is what history_ref decides on."""
+"""Deciding from a stored history: a signed webhook history is what history_ref decides on, and the decision
+log keeps the ref and the range read (not the history), from which the same messages are found again."""
+
+from policy_service.service import logged as decision_log
 
 from ..meta_payloads import (
     AD_REFERRAL,
@@ -17,6 +20,15 @@ T0 = 1756717200  # 2025-09-01T09:00:00Z, as in fixture 13a
 AD_WAMID = "wamid.HBgNNTUxMTk4NzY1NDMyMRUCABIYFDNBMEM2OEI5RjQ4QjE2RkE1NEYwAA=="
 
 
+def read_wamids(client, body: dict) -> list[str]:
+    """The wamids a history_ref decision read, found again from its logged row (which holds no history)."""
+    row = client.get(f"/v1/decisions/{body['decision_id']}").json
+    with client.application.app_context():
+        request, problem = decision_log.replayable(row["request"])
+    assert problem is None, problem
+    return [message.get("id") for message in request["history"]]
+
+
 def freeform_at(at: str, ref: dict | None = None) -> dict:
     return {"send": {"at": at, "to": "+" + CONTACT, "type": "text"},
             "history_ref": ref or {"phone_number_id": PHONE_NUMBER_ID, "contact": CONTACT}}
@@ -28,27 +40,36 @@ def test_reply_to_an_ad_decides_on_the_stored_referral(client):
     body = client.post("/v1/decisions", json=freeform_at("2025-09-01T11:00:00+00:00")).json
     assert body["decision"] == "allow"
     assert body["charge"]["type"] == "free_entry_point" and "FEP-2.opens-service" in body["determining_rules"]
-    assert body["history_source"] == {"ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": CONTACT},
-                                      "events": [AD_WAMID]}
+    source = body["history_source"]
+    assert {key: source[key] for key in ("ref", "until", "events")} == {
+        "ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": CONTACT}, "until": "2025-09-01T11:00:00+00:00",
+        "events": 1}
+    assert source["from"] < source["until"] and source["digest"].startswith("sha256:") and len(source["digest"]) == 71
+    assert read_wamids(client, body) == [AD_WAMID]
 
 
-def test_only_events_up_to_the_send_are_used_and_logged_inline(client):
-    """Events after the send are left out; the log keeps the resolved history so it replays without the store."""
+def test_only_events_up_to_the_send_are_read_and_the_log_keeps_the_range_not_the_history(client):
+    """Events after the send are left out; the log keeps the ref (masked) and the range read with its digest,
+    from which the same messages are read again."""
     deliver(client, inbound_text(AD_WAMID, T0, referral=AD_REFERRAL),
             status("wamid.later", "delivered", T0 + 86400, pricing=pmp("marketing", "regular", True)))
     ref = {"phone_number_id": PHONE_NUMBER_ID, "contact": "+" + CONTACT}
     body = client.post("/v1/decisions", json=freeform_at("2025-09-01T11:00:00+00:00", ref)).json
-    assert body["history_source"]["events"] == [AD_WAMID]
+    assert body["history_source"]["events"] == 1
     logged = client.get(f"/v1/decisions/{body['decision_id']}").json
-    assert "history_ref" not in logged["request"]
-    assert [m["id"] for m in logged["request"]["history"]] == [AD_WAMID]
+    assert "history" not in logged["request"] and logged["request"]["history_ref"]["contact"] == "+55***********"
+    read = logged["request"]["history_read"]
+    assert {key: read[key] for key in ("from", "until", "events", "digest")} == {
+        key: body["history_source"][key] for key in ("from", "until", "events", "digest")}
     assert logged["response"]["history_source"]["ref"]["contact"] == "55***********"
+    assert read_wamids(client, body) == [AD_WAMID]
 
 
 def test_an_unknown_history_is_empty_so_a_freeform_send_is_denied(client):
     """A ref with no stored messages is an empty history: outside any window, the free-form send is denied."""
     body = client.post("/v1/decisions", json=freeform_at("2025-09-01T11:00:00+00:00")).json
-    assert body["decision"] == "deny" and body["history_source"]["events"] == []
+    assert body["decision"] == "deny" and body["history_source"]["events"] == 0
+    assert read_wamids(client, body) == []
 
 
 def test_history_and_history_ref_together_are_a_422(client):
@@ -72,7 +93,7 @@ def test_a_bsuid_history_ref_decides_on_the_username_users_messages(client):
     request = {"send": {"at": "2025-09-01T11:00:00+00:00", "to": BSUID, "type": "text"},
                "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": BSUID}}
     body = client.post("/v1/decisions", json=request).json
-    assert body["decision"] == "allow" and body["history_source"]["events"] == ["wamid.from-username"]
+    assert body["decision"] == "allow" and read_wamids(client, body) == ["wamid.from-username"]
     assert body["facts"]["seen_by_rules"]["recipient_is_bsuid"] is True
     assert body["facts"]["times_and_names"]["recipient_region_source"] == "the BSUID's country prefix US"
     logged = client.get(f"/v1/decisions/{body['decision_id']}").json
@@ -85,7 +106,7 @@ def test_a_linked_number_and_bsuid_decide_on_one_history(client):
     request = {"send": {"at": "2025-09-01T11:00:00+00:00", "to": BSUID, "type": "text"},
                "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": BSUID}}
     body = client.post("/v1/decisions", json=request).json
-    assert body["decision"] == "allow" and body["history_source"]["events"] == ["wamid.linked", "wamid.by-number"]
+    assert body["decision"] == "allow" and read_wamids(client, body) == ["wamid.linked", "wamid.by-number"]
 
 
 def test_a_stored_user_call_opens_the_window_for_history_ref(client):
@@ -99,7 +120,7 @@ def test_a_business_call_does_not_open_the_window_for_history_ref(client):
     """A business-initiated call the user did not accept opens nothing: the reply is still refused (131047)."""
     deliver(client, call("wacid.business", T0, direction="BUSINESS_INITIATED"))
     body = client.post("/v1/decisions", json=freeform_at("2025-09-01T09:30:00+00:00")).json
-    assert body["decision"] == "deny" and body["error_codes"] == [131047] and body["history_source"]["events"] == []
+    assert body["decision"] == "deny" and body["error_codes"] == [131047] and body["history_source"]["events"] == 0
 
 
 def test_a_reply_from_the_business_app_is_a_business_message_of_the_stored_history(client):
@@ -110,6 +131,23 @@ def test_a_reply_from_the_business_app_is_a_business_message_of_the_stored_histo
 
     deliver(client, inbound_text(AD_WAMID, T0, referral=AD_REFERRAL), echo("wamid.echo", T0 + 600))
     body = client.post("/v1/decisions", json=freeform_at("2025-09-01T11:00:00+00:00")).json
-    assert body["decision"] == "allow" and body["history_source"]["events"] == [AD_WAMID, "wamid.echo"]
+    assert body["decision"] == "allow" and read_wamids(client, body) == [AD_WAMID, "wamid.echo"]
     assert body["charge"]["type"] == "free_customer_service", body["charge"]
     assert not {"FEP-2.opens-service", "TS-1.undelivered"} & {r["rule"] for r in body["trace"]}
+
+
+def test_the_decision_page_draws_the_range_read_again_and_says_when_the_store_changed(client):
+    """The page of a history_ref decision draws its timeline from the messages read again; once a message of the
+    range is gone (pruned), the page still shows the decision and says why there is no timeline."""
+    from policy_service.store import histories
+
+    deliver(client, inbound_text(AD_WAMID, T0, referral=AD_REFERRAL), inbound_text("wamid.after", T0 + 60))
+    body = client.post("/v1/decisions", json=freeform_at("2025-09-01T11:00:00+00:00")).json
+    page = client.get(f"/ui/decisions/{body['decision_id']}").get_data(as_text=True)
+    assert "<svg" in page and 'id="replay-problem"' not in page
+    with client.application.app_context():
+        histories.StoredMessage.delete().where(histories.StoredMessage.wamid == AD_WAMID).execute()
+    response = client.get(f"/ui/decisions/{body['decision_id']}")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and f'<span class="verdict" id="verdict">{body["decision"]}</span>' in page
+    assert "<svg" not in page and "the stored history changed since the decision" in page

@@ -1,0 +1,192 @@
+"""The bounded read of a stored history (store.history_reads) decides exactly as the whole stored history.
+
+Random stored histories — inbound and outbound, window-ignored inbound types, referrals of each source type,
+delivered (soon, late, after the send), undelivered and failed sends, templates of each category, business
+calls, Business app echoes, dense runs and long gaps, messages under a linked BSUID and under the number the
+user had before — are decided at a random time on the whole stored history (every message, as history_ref read
+before) and on the bounded read. Everything but the decision id matches: decision, status, required type,
+charge, price, trace and facts. A history index in the trace or the facts names a message of the history read,
+so each is compared as the wamid it names (the bounded read holds fewer messages before it).
+"""
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from policy_service.contract.schemas import RESPONSE
+from policy_service.core.evaluate import evaluate
+from policy_service.core.lookback import history_reach, quiet_start
+from policy_service.core.messages import DecisionRequest, Send, Template
+from policy_service.store import business_state, histories, history_reads
+
+PHONE_NUMBER_ID = "106540352242922"
+NUMBER, BSUID, OLD_NUMBER, OLD_BSUID = "5511987654321", "BR.AbCdEf0123456789", "5511900000001", "BR.Old00000000001"
+START = datetime(2024, 1, 10, tzinfo=UTC)
+
+
+def whole_history(phone_number_id: str, contact: str, until: datetime):
+    """Every stored message of the user up to `until`, earlier numbers' included: how history_ref read before."""
+    history = histories.stored_history(phone_number_id, contact, until)
+    earlier = [message for old, changed_at in business_state.previous_contacts(phone_number_id, contact)
+               for message in histories.stored_history(phone_number_id, old, min(until, changed_at))]
+    return tuple(sorted(earlier + list(history), key=lambda message: message.at)) if earlier else history
+
+
+_INDEX = re.compile(r"history\[(\d+)\]")
+
+
+def by_wamid(value, history):
+    """A response with each history index (history[N] in a text, opened_by_history_index) as the wamid it names."""
+    if isinstance(value, dict):
+        return {key: (history[item].id if key == "opened_by_history_index" and isinstance(item, int)
+                      else by_wamid(item, history)) for key, item in value.items()}
+    if isinstance(value, list):
+        return [by_wamid(item, history) for item in value]
+    if isinstance(value, str):
+        return _INDEX.sub(lambda match: f"history[{history[int(match.group(1))].id}]", value)
+    return value
+
+
+def decided(history, send, rulebook, engine):
+    decision = evaluate(DecisionRequest(send, history, {}), rulebook=rulebook, engine=engine, decision_id="same")
+    assert decision.status != "error", decision
+    return by_wamid(json.loads(json.dumps(RESPONSE.dump(decision))), history)
+
+
+# Gaps from simultaneous, through runs a day apart (no quiet point), to past the longest period lifetime and the
+# 30-day look-back.
+_GAP = st.one_of(st.integers(0, 3 * 3600), st.integers(20 * 3600, 26 * 3600), st.integers(70 * 3600, 200 * 3600),
+                 st.integers(5 * 86400, 45 * 86400))
+_WHO = st.sampled_from([NUMBER, NUMBER, NUMBER, BSUID, OLD_NUMBER, OLD_BSUID])
+_INBOUND = st.fixed_dictionaries({
+    "direction": st.just("inbound"),
+    "type": st.sampled_from(["text", "text", "image", "reaction", "unsupported", "system", "call"]),
+    "referral": st.sampled_from([None, None, None, {"source_type": "ad"}, {"source_type": "post"},
+                                 {"source_type": "unknown"}]),
+})
+_OUTBOUND = st.fixed_dictionaries({
+    "direction": st.just("outbound"),
+    "type": st.sampled_from(["unknown", "unknown", "text", "call"]),
+    "status": st.sampled_from(["delivered", "read", "sent", "failed", "delivered"]),
+    "category": st.sampled_from(["marketing", "utility", "authentication", "service", "referral_conversion", None]),
+    # Seconds from sending to the delivered status: soon, late, past a TTL; None when only the status says it.
+    "delay": st.one_of(st.none(), st.integers(0, 3600), st.integers(0, 3 * 86400), st.integers(0, 40 * 86400)),
+    "business_app": st.sampled_from([False, False, False, True]),
+})
+_EVENTS = st.lists(st.tuples(_GAP, _WHO, st.one_of(_INBOUND, _OUTBOUND)), min_size=0, max_size=90)
+
+
+def store(events, start):
+    """Insert the events as stored rows (what the webhooks would have left); the times they span."""
+    at, rows = start, []
+    for number, (gap, contact, fields) in enumerate(events):
+        at += timedelta(seconds=gap)
+        row = {"wamid": f"wamid.{number}", "phone_number_id": PHONE_NUMBER_ID, "contact": contact,
+               "direction": fields["direction"], "at": at.replace(tzinfo=None), "type": fields["type"],
+               "status": None, "delivered_at": None, "business_app": False, "referral": None, "pricing": None}
+        if fields["direction"] == "inbound":
+            row["referral"] = json.dumps(fields["referral"]) if fields["referral"] else None
+        else:
+            row["business_app"] = fields["business_app"]
+            row["status"] = "sent" if fields["business_app"] else fields["status"]
+            if fields["delay"] is not None and row["status"] in ("delivered", "read"):
+                row["delivered_at"] = (at + timedelta(seconds=fields["delay"])).replace(tzinfo=None)
+            if fields["category"] is not None and not fields["business_app"]:
+                row["pricing"] = json.dumps({"category": fields["category"], "billable": True})
+        rows.append(row)
+    if rows:
+        histories.StoredMessage.insert_many(rows).execute()
+    return at
+
+
+def reset(linked: bool, changed_at: datetime | None) -> None:
+    for model in (histories.StoredMessage, histories.ContactLink, business_state.ContactChange):
+        model.delete().execute()
+    if linked:
+        histories.store_links([histories.Link(PHONE_NUMBER_ID, NUMBER, BSUID),
+                               histories.Link(PHONE_NUMBER_ID, OLD_NUMBER, OLD_BSUID)])
+    if changed_at is not None:
+        business_state.record_number_change(PHONE_NUMBER_ID, OLD_NUMBER, NUMBER, changed_at)
+
+
+_SEND = st.tuples(st.sampled_from(["text", "template"]), st.sampled_from(["marketing", "utility", "authentication"]))
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(events=st.one_of(_EVENTS, st.lists(st.tuples(_GAP, _WHO, st.one_of(_INBOUND, _OUTBOUND)), min_size=40,
+                                          max_size=90)), start_days=st.integers(0, 2 * 365), linked=st.booleans(),
+       change=st.one_of(st.none(), st.floats(0, 1)),
+       when=st.one_of(st.floats(0, 1), st.integers(0, 100 * 3600), st.integers(0, 100 * 3600)),
+       send=_SEND, ask_by=st.sampled_from([NUMBER, NUMBER, BSUID]))
+def test_the_bounded_read_decides_as_the_whole_stored_history(app, rulebook, engine, events, start_days, linked,
+                                                              change, when, send, ask_by):
+    """On random stored histories, a decision on the bounded read equals the decision on every stored message."""
+    begin = START + timedelta(days=start_days)
+    with app.app_context():
+        reset(linked, None)
+        end = store(events, begin)
+        if change is not None:
+            business_state.record_number_change(PHONE_NUMBER_ID, OLD_NUMBER, NUMBER, begin + (end - begin) * change)
+        # The send after the last event, or inside the history (messages stored after the send are not read).
+        at = end + timedelta(seconds=when) if isinstance(when, int) else begin + (end - begin) * when
+        kind, category = send
+        proposed = Send(at, "+" + NUMBER, kind, Template("t", "en", category) if kind == "template" else None)
+        whole = whole_history(PHONE_NUMBER_ID, ask_by, at)
+        read = history_reads.read(PHONE_NUMBER_ID, ask_by, at, history_reach(rulebook))
+        assert {message.id for message in read.history} <= {message.id for message in whole}
+        bounded = decided(read.history, proposed, rulebook, engine)
+        assert bounded == decided(whole, proposed, rulebook, engine)
+        event("fewer messages read" if len(read.history) < len(whole) else "every message read")
+        event("carried events" if read.carried else "no carried event")
+        event(f"{bounded['decision']} {(bounded.get('charge') or {}).get('type')}")
+        # Read again from the logged range (as a replay does), the same messages come back.
+        again, problem = history_reads.read_again(PHONE_NUMBER_ID, ask_by, read.logged())
+        assert problem is None and again == read.history
+
+
+def test_a_long_history_is_read_only_from_the_look_back_with_the_carried_events(app, rulebook, engine):
+    """Two years of sessions: the read holds the last 30 days and the few older events that still decide (the
+    user's last message before them, the last ad referral), not the whole history — and decides alike."""
+    with app.app_context():
+        reset(False, None)
+        events = []
+        for day in range(730):
+            events.append((86400 * 7 if day % 10 == 0 else 3600, NUMBER, {"direction": "inbound", "type": "text",
+                                                                           "referral": None}))
+            events.append((600, NUMBER, {"direction": "outbound", "type": "unknown", "status": "delivered",
+                                         "category": "service", "delay": 60, "business_app": False}))
+        end = store(events, START)
+        at = end + timedelta(days=40)  # the last 40 days hold nothing: only carried events are read
+        read = history_reads.read(PHONE_NUMBER_ID, NUMBER, at, history_reach(rulebook))
+        whole = whole_history(PHONE_NUMBER_ID, NUMBER, at)
+        assert len(whole) == 1460 and [m.id for m in read.history] == ["wamid.1458"]
+        assert read.start == at - history_reach(rulebook).look_back and read.carried == ("wamid.1458",)
+        send = Send(at, "+" + NUMBER, "text")
+        assert decided(read.history, send, rulebook, engine) == decided(whole, send, rulebook, engine)
+
+
+def test_a_pruned_message_changes_the_digest_and_the_replay_says_so(app, rulebook):
+    """read_again compares digests: a message of the range deleted after the decision is reported in words."""
+    with app.app_context():
+        reset(False, None)
+        end = store([(0, NUMBER, {"direction": "inbound", "type": "text", "referral": None})], START)
+        read = history_reads.read(PHONE_NUMBER_ID, NUMBER, end + timedelta(hours=1), history_reach(rulebook))
+        histories.StoredMessage.delete().execute()
+        history, problem = history_reads.read_again(PHONE_NUMBER_ID, NUMBER, read.logged())
+        assert history == () and problem.startswith("the stored history changed since the decision: 0 events")
+
+
+def test_quiet_start_is_the_latest_send_after_a_quiet_gap_or_unknown_until_the_read_reaches_one():
+    """The latest gap of at least the longest lifetime wins; without one the read must reach further back,
+    unless the oldest send is a gap after the read's start or nothing older is stored."""
+    day, hour = timedelta(days=1), timedelta(hours=1)
+    sends = [START, START + 5 * day, START + 5 * day + hour]
+    assert quiet_start(sends, START + 6 * day, 3 * day, START - day, complete=False) == START + 5 * day
+    assert quiet_start(sends[1:], START + 6 * day, 3 * day, START + 4 * day, complete=False) is None
+    assert quiet_start(sends[1:], START + 6 * day, 3 * day, START + day, complete=False) == START + 5 * day
+    assert quiet_start(sends[1:], START + 6 * day, 3 * day, START + 4 * day, complete=True) == START + 5 * day
+    assert quiet_start([], START + 6 * day, 3 * day, START, complete=False) == START + 6 * day
