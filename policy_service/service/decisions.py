@@ -185,5 +185,5 @@ class Decisions:
     def log(self, decided: Decided) -> Decided:
         """The decision written to the decision log (one committed row) before it is returned."""
         decision_log.record(decided.decision, decided.logged, decided.body, mask=self.mask,
-                            response_json=decided.text, api_key=decided.api_key)
+                            response_json=decided.text, api_key=decided.api_key, rulebook=self.policy.rulebook)
         return decided

@@ -13,6 +13,7 @@ from . import (  # noqa: F401 - importing a model module registers its table
     heartbeat,
     histories,
     idempotency,
+    log_compression,
     raw_webhooks,
 )
 from .database import STORAGE_FAULTS, close_all, database_proxy, init_app, models, prove_write

@@ -92,8 +92,8 @@ def count_billed(*, phone_number_ids: tuple[str, ...], since: datetime, until: d
 
     Billable: the stored `pricing.type` is "regular" (Meta's charged type; the free types are
     free_customer_service, free_entry_point, free_group_customer_service). Delivered: the row's status is
-    delivered, read or played. The time is the message's earliest status. Whole 15-minute buckets are read
-    from the maintained counters (store.counters), the partial stretches at the span's ends (under 30 minutes)
+    delivered, read or played. The time is the message's earliest status. Whole buckets (a minute to a day) are
+    read from the maintained counters (store.counters), the partial stretches at the span's ends (under a minute each)
     row by row through the (phone_number_id, market, category, at) index.
     """
     parts = counters.split(stored_time(since), stored_time(until))

@@ -349,9 +349,9 @@ def count_messages(*, since: datetime, until: datetime, categories: tuple[str, .
     one market (the recipient's ISO 3166 region, as volume tiers are counted per market);
     `distinct_contacts` counts users reached instead of messages. Categories are Meta's pricing
     categories (service, utility, marketing, marketing_lite, authentication, ...). Failed messages
-    are not counted. Without a contact or distinct_contacts, the whole 15-minute buckets of the span are
-    read from the maintained counters (store.counters: at most ~90 bucket runs' rows per number, category
-    and market for a month) and only the partial stretches at its ends (under 30 minutes) row by row; a
+    are not counted. Without a contact or distinct_contacts, the span's whole buckets (a minute to a day) are
+    read from the maintained counters (store.counters: at most ~110 bucket rows per number, category and
+    market for a month) and only the partial stretches at its ends (under a minute each) row by row; a
     contact's count reads that contact's rows through the (phone_number_id, contact, category, at) index.
     """
     numbers = phone_number_ids
@@ -396,11 +396,11 @@ def count_users_reached_outside_window(*, since: datetime, until: datetime, cate
     within a moving 24-hour period". A window is open for `window` after the user's stored inbound message
     (types in `ignored_types` open none) to the same number. Failed messages are not counted.
 
-    Read over users, not messages (store.counters.ReachedUser): a user whose latest message not failed is in
-    the span and who sent that number no inbound message from `since` - `window` to `until` was reached outside
-    any window (one SQL count). Only users who did write in that stretch (a window may cover every message
-    sent to them), or whose latest message is after `until`, are checked message by message, over their own
-    rows: the cost follows the users reached, not the month's messages.
+    Read over users, not messages (store.counters.ReachedUser): a user with a message not failed in the span
+    (their latest one is in it, or, when it is later, an index probe finds one) who sent that number no inbound
+    message from `since` - `window` to `until` was reached outside any window (one SQL count). Only users who
+    did write in that stretch (a window may cover every message sent to them) are checked message by message,
+    over their own rows: the cost follows the users reached in the span, not the month's messages.
     """
     since, until = stored_time(since), stored_time(until)
     ignored = tuple(ignored_types) or ("",)
@@ -408,10 +408,18 @@ def count_users_reached_outside_window(*, since: datetime, until: datetime, cate
         (StoredMessage.phone_number_id == counters.ReachedUser.phone_number_id)
         & (StoredMessage.contact == counters.ReachedUser.contact) & (StoredMessage.direction == "inbound")
         & (StoredMessage.at >= since - window) & (StoredMessage.at < until) & StoredMessage.type.not_in(ignored))
+    # A user whose latest message is after `until` (a decision about the past) was reached in the span if one of
+    # their messages not failed is in it: one probe of the (phone_number_id, contact, category, at) index.
+    sent = MessageBilling.select(MessageBilling.id).where(
+        (MessageBilling.phone_number_id == counters.ReachedUser.phone_number_id)
+        & (MessageBilling.contact == counters.ReachedUser.contact)
+        & (MessageBilling.category == counters.ReachedUser.category)
+        & (MessageBilling.at >= since) & (MessageBilling.at < until) & (MessageBilling.status != counters.FAILED))
     reached = counters.ReachedUser.select().where(
         counters.ReachedUser.phone_number_id.in_(phone_number_ids) & counters.ReachedUser.category.in_(categories)
-        & (counters.ReachedUser.last_at >= since))
-    plain = (counters.ReachedUser.last_at < until) & ~peewee.fn.EXISTS(wrote)
+        & (counters.ReachedUser.last_at >= since)
+        & ((counters.ReachedUser.last_at < until) | peewee.fn.EXISTS(sent)))
+    plain = ~peewee.fn.EXISTS(wrote)
     found = reached.where(plain).select(peewee.fn.COUNT(counters.ReachedUser.contact.distinct())).scalar() or 0
     unsure = sorted({row.contact for row in reached.where(~plain).select(counters.ReachedUser.contact).distinct()})
     for start in range(0, len(unsure), 500):  # databases cap the parameters of one statement

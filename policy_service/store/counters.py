@@ -4,12 +4,13 @@ the same however many messages the month holds (issue 25).
 - `BillingCounter`: per phone number, pricing category, market (the recipient's ISO 3166 region) and UTC bucket,
   how many of the rows whose time falls in the bucket are not failed (`messages`, what
   business_state.count_messages counts) and how many are billable and delivered (`billed`, what
-  billing.count_billed counts: `pricing.type` regular, status delivered, read or played). Buckets come in three
-  sizes (`SPANS`: a UTC day, an hour, 15 minutes); each row is counted once in each size. A span [since, until)
-  splits (`split`) into at most 3 + 23 + days + 23 + 3 runs of whole buckets per counter key, read from this
-  table, and at most two stretches shorter than 15 minutes at its ends (under 30 minutes in all), counted from
-  message_billing by an indexed query. Every time zone's UTC offset is a multiple of 15 minutes, so a calendar
-  month in the WABA's zone starts on a bucket edge: only its end (the send's time) is a partial stretch.
+  billing.count_billed counts: `pricing.type` regular, status delivered, read or played). Buckets come in four
+  sizes (`SPANS`: a UTC day, an hour, 15 minutes, a minute); each row is counted once in each size. A span
+  [since, until) splits (`split`) into at most seven runs of whole buckets (at most 14 + 3 + 23 + days + 23 + 3
+  + 14 bucket rows per counter key), read from this table, and at most two stretches shorter than a minute at
+  its ends (under two minutes in all), counted from message_billing by an indexed query. Every time zone's UTC
+  offset is a multiple of 15 minutes, so a calendar month in the WABA's zone starts on a bucket edge: only its
+  end (the send's time) is a partial stretch, under a minute of the number's rows.
 - `ReachedUser`: per phone number, user (wa_id) and pricing category, the latest time of a row not failed. The
   users reached in a span are those whose latest time is at or after its start: the messaging limit's count
   reads users, not messages (business_state.count_users_reached_outside_window).
@@ -33,7 +34,7 @@ from ..core.vocabulary import DELIVERED_STATUSES
 from .database import StoredModel
 
 # Bucket sizes in seconds, largest first, each a multiple of the next and all aligned on UTC midnight.
-SPANS = (86_400, 3_600, 900)
+SPANS = (86_400, 3_600, 900, 60)
 FINEST = SPANS[-1]
 EPOCH = datetime(1970, 1, 1)
 # What makes a row billable, as count_billed has always read it (a case-insensitive substring of the stored
@@ -114,8 +115,8 @@ def ceil_time(at: datetime, span: int) -> datetime:
 
 @dataclass(frozen=True)
 class Split:
-    """A span [since, until) as stretches to count row by row (`rows`, each shorter than 15 minutes, under 30
-    minutes together) and runs of whole buckets (`buckets`: (span seconds, first start, end), at most five)."""
+    """A span [since, until) as stretches to count row by row (`rows`, each shorter than a minute, under two
+    minutes together) and runs of whole buckets (`buckets`: (span seconds, first start, end), at most seven)."""
 
     rows: tuple[tuple[datetime, datetime], ...]
     buckets: tuple[tuple[int, datetime, datetime], ...]

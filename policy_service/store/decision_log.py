@@ -12,7 +12,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import peewee
@@ -21,13 +21,40 @@ import phonenumbers
 from ..core.decision import Decision
 from ..core.identities import recipient
 from ..core.masking import PHONE_KEYS, mask_number, masked, masked_request
+from . import log_compression
 from .database import StoredModel, loaded_time, stored_time
+
+if TYPE_CHECKING:
+    from ..core.rulebook import Rulebook
 
 # Masking lives in core.masking (the pages mask with it too); these names stay importable from the log.
 __all__ = ["PHONE_KEYS", "DecisionQuery", "DecisionRecord", "dumps", "entry", "get", "mask_number", "masked",
            "record", "replayable_request", "select", "with_example_recipient"]
 
 _MASKED_BSUID = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?\*+$")
+
+
+class _CompressedOrPlain(peewee.FieldAccessor):
+    """Reads a logged text from the row's compressed frame when it has one, else from its own column (rows
+    logged before compression, or built in that form)."""
+
+    def __get__(self, instance: Any, instance_type: Any = None) -> Any:
+        if instance is None:
+            return self.field
+        if instance.__data__.get("texts") is None:
+            return instance.__data__.get(self.name)
+        return instance.decompressed()[self.field.position]
+
+
+class _LoggedText(peewee.TextField):
+    """A text column of the decision log served from the compressed frame (`texts`) where the row has one.
+    Stored and migrated as a plain TextField."""
+
+    accessor_class = _CompressedOrPlain
+
+    def __init__(self, position: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.position = position  # 0: the request, 1: the response, in log_compression's frame
 
 
 class DecisionRecord(StoredModel):
@@ -47,16 +74,30 @@ class DecisionRecord(StoredModel):
     # reviewers' filters; rows logged before these columns existed hold "".
     recipient = peewee.CharField(max_length=32, default="", index=True)
     phone_number_id = peewee.CharField(max_length=64, default="", index=True)
-    request = peewee.TextField()
+    # The request's and the response's JSON text (masked when `masked`). Rows logged since migration 034 hold ""
+    # in both columns and the texts compressed in `texts`; reading `request` or `response` serves either form.
+    request = _LoggedText(0, default="")
+    # Rows logged before migration 034 copied response["facts"] here; nothing reads it, newer rows hold "{}".
     facts = peewee.TextField(default="{}")
-    response = peewee.TextField()
+    response = _LoggedText(1, default="")
     masked = peewee.BooleanField(default=True)
     # The name of the API key that asked for the decision (never the key); None with keys off, and for rows
     # logged before the column existed.
     api_key_name = peewee.CharField(max_length=64, null=True, index=True)
+    # The request's and the response's JSON as one zstd frame (store.log_compression), compressed with the
+    # dictionary of id `dictionary` (0: none); both null in rows logged before migration 034.
+    texts = peewee.BlobField(null=True)
+    dictionary = peewee.IntegerField(null=True)
 
     class Meta:
         table_name = "decision_log"
+
+    def decompressed(self) -> tuple[str, str]:
+        """The request's and the response's JSON text of a compressed row (decompressed once per instance)."""
+        cached = self.__dict__.get("_decompressed")
+        if cached is None:
+            cached = self.__dict__["_decompressed"] = log_compression.decompress(self.texts, self.dictionary or 0)
+        return cached
 
 
 @dataclass(frozen=True)
@@ -73,24 +114,24 @@ class DecisionQuery:
 
 
 def record(decision: Decision, request: dict[str, Any], response: dict[str, Any], *, mask: bool,
-           response_json: bytes | None = None, api_key: str | None = None) -> None:
+           response_json: bytes | None = None, api_key: str | None = None, rulebook: Rulebook | None = None) -> None:
     """Write one decision; raises if it cannot be stored, so no unlogged decision is ever returned.
 
     `response_json` is the response body exactly as returned (JSON bytes), when the caller has
     serialized it already: the row stores those bytes (masked), so the response is serialized once.
     `api_key` is the name of the API key that asked (never the key itself), None when keys are off.
+    `rulebook`, the rulebook that decided: the request and response texts are compressed with its dictionary
+    (store.log_compression; without one, with none), and read back as the same JSON text.
     The row is one prepared INSERT committed on its own (SQLite synchronous=FULL, PostgreSQL
     synchronous commit): when this returns, the decision is on disk.
     """
     region, _ = recipient(str(request.get("send", {}).get("to", "")))
     if mask:
         # Masked while the row is built (core.masking): only strings that can hold a number are searched.
-        shown = masked(response)
-        texts = [dumps(masked_request(request)), dumps(shown), dumps(shown.get("facts", {}))]
+        texts = (dumps(masked_request(request)), dumps(masked(response)))
     else:
-        texts = [dumps(request), response_json if response_json is not None else dumps(response),
-                 dumps(response.get("facts", {}))]
-    texts = [text.decode() for text in texts]
+        texts = (dumps(request), response_json if response_json is not None else dumps(response))
+    dictionary = log_compression.dictionary_for(rulebook)
     facts = decision.facts
     # The recipient as logged, and a history_ref's business number (the web layer logs the ref's history
     # inline and names the ref in the response's history_source), for the reviewers' filters.
@@ -109,9 +150,8 @@ def record(decision: Decision, request: dict[str, Any], response: dict[str, Any]
         "recipient_region": region,
         "recipient": (mask_number(to) if mask and to else to)[:32],
         "phone_number_id": str(ref.get("phone_number_id", ""))[:64],
-        "request": texts[0],
-        "response": texts[1],
-        "facts": texts[2],
+        "texts": log_compression.compress(texts, dictionary),
+        "dictionary": dictionary,
         "masked": mask,
         "api_key_name": api_key,
     })

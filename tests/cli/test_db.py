@@ -158,11 +158,11 @@ def test_prune_refuses_a_database_behind_this_release(empty_database_url):
 
 def test_rebuild_counters_counts_rows_loaded_without_them(database_url):
     """Rows written around the service (here by the ORM) are in the counters once `db rebuild-counters` ran: one
-    row per bucket size for each of the two days, one reached user."""
+    row per bucket size (day, hour, 15 minutes, minute) for each of the two days, one reached user."""
     store_messages(database_url, [timedelta(days=10), timedelta(days=11)])
     result = run("rebuild-counters", "--database-url", database_url)
     assert result.exit_code == 0, result.output
-    assert result.output == "rebuilt 6 counter rows and 1 reached-user rows from message_billing\n"
+    assert result.output == "rebuilt 8 counter rows and 1 reached-user rows from message_billing\n"
 
 
 def test_rebuild_counters_refuses_a_database_behind(empty_database_url):

@@ -120,35 +120,42 @@ def test_pruning_old_rows_takes_them_out_of_the_counters(store, updates, cut):
     assert counter_rows() == maintained
 
 
-def test_a_month_in_the_wabas_zone_reads_whole_buckets_and_the_last_stretch_row_by_row(store):
-    """Sao Paulo's October starts at 03:00 UTC, a bucket edge: only the send's partial quarter hour is read
-    row by row; a message at 02:59 UTC is September's, one a second before the send is counted."""
+def test_a_month_in_the_wabas_zone_reads_whole_buckets_and_the_last_minute_row_by_row(store):
+    """Sao Paulo's October starts at 03:00 UTC, a bucket edge: only the send's partial minute is read row by
+    row; a message at 02:59 UTC is September's, one a few seconds before the send is counted."""
     clear()
     for wamid, at in (("w.sep", datetime(2026, 10, 1, 2, 59, tzinfo=UTC)),
                       ("w.oct", datetime(2026, 10, 1, 3, 0, tzinfo=UTC)),
                       ("w.mid", datetime(2026, 10, 9, 17, 30, tzinfo=UTC)),
-                      ("w.last", datetime(2026, 10, 15, 12, 7, 59, tzinfo=UTC))):
+                      ("w.minute", datetime(2026, 10, 15, 12, 7, 59, tzinfo=UTC)),
+                      ("w.last", datetime(2026, 10, 15, 12, 8, 10, tzinfo=UTC)),
+                      ("w.after", datetime(2026, 10, 15, 12, 8, 30, tzinfo=UTC))):
         state.record_billing(state.Billing(wamid, NUMBERS[0], CONTACTS[0], at, "delivered",
                                            pricing={"category": "service", "type": "free_customer_service"}))
     zone = ZoneInfo("America/Sao_Paulo")
-    since, until = datetime(2026, 10, 1, tzinfo=zone), datetime(2026, 10, 15, 12, 8, tzinfo=UTC)
+    since, until = datetime(2026, 10, 1, tzinfo=zone), datetime(2026, 10, 15, 12, 8, 30, tzinfo=UTC)
     parts = counters.split(stored_time(since), stored_time(until))
-    assert parts.rows == ((datetime(2026, 10, 15, 12), datetime(2026, 10, 15, 12, 8)),)
-    assert [span for span, _, _ in parts.buckets] == [3600, 86400, 3600]
-    assert state.count_messages(since=since, until=until, categories=("service",), phone_number_id=NUMBERS[0]) == 3
+    assert parts.rows == ((datetime(2026, 10, 15, 12, 8), datetime(2026, 10, 15, 12, 8, 30)),)
+    assert [span for span, _, _ in parts.buckets] == [3600, 86400, 3600, 60]
+    assert state.count_messages(since=since, until=until, categories=("service",), phone_number_id=NUMBERS[0]) == 4
 
 
-def test_split_reads_at_most_five_bucket_runs_and_under_thirty_minutes_of_rows():
-    """A month with a 45-minute offset: five runs of whole buckets, two partial stretches under 15 minutes."""
+def test_split_reads_at_most_seven_bucket_runs_and_under_two_minutes_of_rows():
+    """A month with a 45-minute offset: six runs of whole buckets, one partial stretch under a minute; a span
+    of 17 minutes: minute buckets and two partial stretches."""
     since, until = datetime(2026, 9, 30, 18, 15), datetime(2026, 10, 31, 9, 40, 30)
     parts = counters.split(since, until)
-    assert parts.rows == ((datetime(2026, 10, 31, 9, 30), until),)
+    assert parts.rows == ((datetime(2026, 10, 31, 9, 40), until),)
     assert [(span, first.isoformat(), end.isoformat()) for span, first, end in parts.buckets] == [
         (900, "2026-09-30T18:15:00", "2026-09-30T19:00:00"), (3600, "2026-09-30T19:00:00", "2026-10-01T00:00:00"),
         (86400, "2026-10-01T00:00:00", "2026-10-31T00:00:00"), (3600, "2026-10-31T00:00:00", "2026-10-31T09:00:00"),
-        (900, "2026-10-31T09:00:00", "2026-10-31T09:30:00")]
-    odd = counters.split(datetime(2026, 10, 1, 0, 3), datetime(2026, 10, 1, 0, 20))
-    assert odd == counters.Split(((datetime(2026, 10, 1, 0, 3), datetime(2026, 10, 1, 0, 20)),), ())
+        (900, "2026-10-31T09:00:00", "2026-10-31T09:30:00"), (60, "2026-10-31T09:30:00", "2026-10-31T09:40:00")]
+    odd = counters.split(datetime(2026, 10, 1, 0, 3, 10), datetime(2026, 10, 1, 0, 20, 20))
+    assert odd == counters.Split(((datetime(2026, 10, 1, 0, 3, 10), datetime(2026, 10, 1, 0, 4)),
+                                  (datetime(2026, 10, 1, 0, 20), datetime(2026, 10, 1, 0, 20, 20))),
+                                 ((60, datetime(2026, 10, 1, 0, 4), datetime(2026, 10, 1, 0, 20)),))
+    inside = counters.split(datetime(2026, 10, 1, 0, 3, 10), datetime(2026, 10, 1, 0, 3, 50))
+    assert inside == counters.Split(((datetime(2026, 10, 1, 0, 3, 10), datetime(2026, 10, 1, 0, 3, 50)),), ())
     assert counters.split(until, since) == counters.Split((), ())
 
 

@@ -89,7 +89,7 @@ def test_decision_is_logged_masked_with_facts_and_rules(app, client):
     assert logged["response"]["facts"]["seen_by_rules"]["recipient_region"] == "US"
     with app.app_context():
         row = decision_log.DecisionRecord.get(decision_log.DecisionRecord.decision_id == body["decision_id"])
-        assert json.loads(row.facts)["seen_by_rules"]["recipient_calling_code"] == 1
+        assert json.loads(row.response)["facts"]["seen_by_rules"]["recipient_calling_code"] == 1
         assert row.rulebook_version == body["rulebook_version"] and row.policy_version == "V3"
 
 
