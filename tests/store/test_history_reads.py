@@ -190,3 +190,23 @@ def test_quiet_start_is_the_latest_send_after_a_quiet_gap_or_unknown_until_the_r
     assert quiet_start(sends[1:], START + 6 * day, 3 * day, START + day, complete=False) == START + 5 * day
     assert quiet_start(sends[1:], START + 6 * day, 3 * day, START + 4 * day, complete=True) == START + 5 * day
     assert quiet_start([], START + 6 * day, 3 * day, START, complete=False) == START + 6 * day
+
+
+def test_each_statement_of_a_read_seeks_an_index_on_sqlite(app, rulebook):
+    """SQLite's plan for every statement a read runs: each part is a seek on the index it needs (the delivered
+    rows on delivered_at, the entry points on the partial referral index), never a walk of the contact's rows."""
+    with app.app_context():
+        reset(True, START + timedelta(days=1))
+        store([(0, NUMBER, {"direction": "inbound", "type": "text", "referral": {"source_type": "ad"}})], START)
+        history_reads._SQL.clear()
+        history_reads.read(PHONE_NUMBER_ID, NUMBER, START + timedelta(days=2), history_reach(rulebook))
+        database = histories.StoredMessage._meta.database
+        plans = {key[0]: [row[-1] for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql,
+                                                                  [None] * sql.count("?")).fetchall()]
+                 for key, sql in history_reads._SQL.items() if key[-1] == "?"}
+    assert set(plans) >= {"range", "older", "carried"}
+    for name, plan in plans.items():
+        touching = [step for step in plan if "stored_message" in step]
+        assert touching and all(step.startswith("SEARCH stored_message USING") for step in touching), (name, plan)
+    assert any("(phone_number_id=? AND contact=? AND delivered_at>?)" in step for step in plans["range"])
+    assert any("USING INDEX stored_message_referral_at" in step for step in plans["carried"])
