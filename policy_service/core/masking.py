@@ -125,7 +125,16 @@ def masked(value: Any, key: Any = None) -> Any:
     if kind is dict:
         out = None
         for name, member in value.items():
-            new = masked(member, name)
+            held = type(member)
+            # Inline for the commonest members (a response's facts and trace are mostly flags, counts and plain
+            # words): no call for what holds nothing to mask.
+            if held is str:
+                new = member if ("+" not in member and "." not in member and name not in PHONE_KEYS) \
+                    else _masked_str(member, name)
+            elif held is bool or held is int or member is None:
+                new = member
+            else:
+                new = masked(member, name)
             renamed = mask_text(name) if type(name) is str and ("+" in name or "." in name) else name
             if renamed != name:
                 out = out if out is not None else {k: v for k, v in value.items()}
