@@ -23,7 +23,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..core.lookback import HistoryReach, quiet_start
@@ -74,7 +74,8 @@ class Read:
     def logged(self) -> dict[str, Any]:
         """The range read as the decision log keeps it: from, until (RFC 3339, UTC), events (how many), digest,
         and carried / anchor when there are any."""
-        kept: dict[str, Any] = {"from": self.start.isoformat(), "until": self.until.isoformat(),
+        kept: dict[str, Any] = {"from": self.start.astimezone(UTC).isoformat(),
+                                "until": self.until.astimezone(UTC).isoformat(),
                                 "events": len(self.history), "digest": self.digest}
         if self.carried:
             kept["carried"] = list(self.carried)
