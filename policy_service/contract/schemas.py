@@ -654,7 +654,10 @@ class LoggedDecisionSchema(ResponseSchema):
     masked = fields.Boolean(metadata={"description": "phone numbers in request and response were masked"})
     api_key = fields.String(allow_none=True, metadata={
         "description": "the name of the API key that asked for the decision (never the key); null with keys off"})
-    request = fields.Dict(metadata={"description": "the request as received (masked)"})
+    request = fields.Dict(metadata={"description": (
+        "the request as received (masked), with the values the store supplied written in; a history_ref request "
+        "also holds history_read, the range of stored messages it read ({from, until, events, digest, and the "
+        "wamids of older events read (carried) and of one message of the contact (anchor)}), not the messages")})
     response = fields.Dict(metadata={"description": "the response as returned (masked)"})
 
 

@@ -104,8 +104,7 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
     trace: tuple[Reason, ...] = ()
     if explain:
         # Each value a sentence names, in words, made once for all the sentences of the decision.
-        engine = facts.engine
-        values = {name: _show(engine[name]) if name in engine else facts.text(name) for name in outcome.named}
+        values = facts.texts(outcome.named)
         defaults = facts.defaults
         sources = facts.sources
         zone_days = zone_span(facts.at) if "waba_timezone" in defaults else None
@@ -375,9 +374,3 @@ def _note(rule: Rule, charge_rules: list[Rule], decision: str) -> str | None:
     if decision != "allow":
         return "not determining: a denied send is not delivered, so this classification never happens"
     return None
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)

@@ -7,7 +7,7 @@ attribute looks like "no rule matched"), so rules can never be switched off by a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property, lru_cache
@@ -180,6 +180,22 @@ class Facts:
         if name in COUNTERS and self.seen.ctx[name] is None:
             return "unknown (not given in context)"
         raise KeyError(name)
+
+    def texts(self, names: Iterable[str]) -> dict[str, str]:
+        """name -> words, as a `because` sentence shows them: a fact's value ("yes"/"no" for a boolean) or
+        else a display text (`text`). KeyError for a name that is neither."""
+        engine, seen = self.engine, self.seen
+        written = seen is None or "display" in self.__dict__
+        words = {}
+        for name in names:
+            if name in engine:
+                value = engine[name]
+                words[name] = ("yes" if value else "no") if type(value) is bool else str(value)
+            elif written or name not in _TEXTS:
+                words[name] = self.text(name)
+            else:
+                words[name] = _TEXTS[name](seen)  # what text() does, one call less per name
+        return words
 
 
 @dataclass
@@ -396,7 +412,9 @@ class _Seen:
 
     def show(self, moment: datetime | None) -> str:
         """A time in the send's own offset (ISO 8601), or "none"."""
-        return moment.astimezone(self.zone).isoformat() if moment else NONE
+        if not moment:
+            return NONE
+        return (moment if moment.tzinfo is self.zone else moment.astimezone(self.zone)).isoformat()
 
     def opener(self, periods: list[Period]) -> str:
         """Which history entry opened the first of the periods."""

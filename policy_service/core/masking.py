@@ -93,11 +93,25 @@ def _bare_number(match: re.Match[str]) -> str:
     return mask_number(digits) if possible else digits
 
 
+# Strings with a "+" or a "." that masking left unchanged: the rulebook's citations (URLs), titles and effects
+# recur in every response's trace, and searching them again found nothing again. Holding only unchanged strings,
+# it never keeps a number or a BSUID; emptied when full, so the strings still in use come back at once.
+_UNCHANGED: set[str] = set()
+_UNCHANGED_MAX = 8192
+
+
 def _masked_str(value: str, key: Any) -> str:
     if key in PHONE_KEYS and _DIGITS.fullmatch(value):
         return mask_number(value)
     if "+" in value or "." in value:
-        return mask_text(value)
+        if value in _UNCHANGED:
+            return value
+        shown = mask_text(value)
+        if shown == value:
+            if len(_UNCHANGED) >= _UNCHANGED_MAX:
+                _UNCHANGED.clear()
+            _UNCHANGED.add(value)
+        return shown
     return value
 
 
@@ -111,7 +125,16 @@ def masked(value: Any, key: Any = None) -> Any:
     if kind is dict:
         out = None
         for name, member in value.items():
-            new = masked(member, name)
+            held = type(member)
+            # Inline for the commonest members (a response's facts and trace are mostly flags, counts and plain
+            # words): no call for what holds nothing to mask.
+            if held is str:
+                new = member if ("+" not in member and "." not in member and name not in PHONE_KEYS) \
+                    else _masked_str(member, name)
+            elif held is bool or held is int or member is None:
+                new = member
+            else:
+                new = masked(member, name)
             renamed = mask_text(name) if type(name) is str and ("+" in name or "." in name) else name
             if renamed != name:
                 out = out if out is not None else {k: v for k, v in value.items()}

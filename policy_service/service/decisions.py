@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..contract.schemas import RESPONSE
+from ..contract.fastdump import dump_response
 from ..core.decision import Decision
 from ..core.engine import RulesEngine
 from ..core.evaluate import evaluate
@@ -176,7 +176,7 @@ class Decisions:
     @staticmethod
     def respond(evaluated: Evaluated) -> Decided:
         """The response body and its JSON bytes (serialized once: the log row stores the bytes the caller gets)."""
-        body = RESPONSE.dump(evaluated.decision)
+        body = dump_response(evaluated.decision)  # RESPONSE.dump, compiled (contract.fastdump)
         if evaluated.proposal.history_source is not None:
             body["history_source"] = evaluated.proposal.history_source
         return Decided(evaluated.decision, body, decision_log.dumps(body), evaluated.proposal.logged,

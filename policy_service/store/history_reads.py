@@ -23,7 +23,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..core.lookback import HistoryReach, quiet_start
@@ -74,7 +74,8 @@ class Read:
     def logged(self) -> dict[str, Any]:
         """The range read as the decision log keeps it: from, until (RFC 3339, UTC), events (how many), digest,
         and carried / anchor when there are any."""
-        kept: dict[str, Any] = {"from": self.start.isoformat(), "until": self.until.isoformat(),
+        kept: dict[str, Any] = {"from": self.start.astimezone(UTC).isoformat(),
+                                "until": self.until.astimezone(UTC).isoformat(),
                                 "events": len(self.history), "digest": self.digest}
         if self.carried:
             kept["carried"] = list(self.carried)
@@ -306,22 +307,25 @@ def _in(param: str, count: int) -> str:
 
 def _add_range(rows: dict[int, tuple], phone_number_id: str, parts: list[Source], since: datetime,
                before: datetime | None) -> None:
-    """Add the history rows whose replay time is at or after `since` (and, with `before`, sent before it) of
-    each part: those sent from `since` on, and those sent earlier but delivered from `since` on."""
+    """Add the history rows whose replay time is at or after `since` (and, with `before`, those sent before it)
+    of each part: those sent from `since` on, and the outbound ones delivered from `since` on."""
     for part in parts:
         upper = min(part.until + _MICROSECOND, before) if before is not None else part.until + _MICROSECOND
         count = len(part.contacts)
 
         def build(p: str, count: int = count) -> str:
+            # Two seeks, each on its own index: sent in [since, upper), delivered from since on (filtered below;
+            # a condition on "at" or "direction" here would lead SQLite to walk the contact's older rows instead).
             where = f'"phone_number_id" = {p} AND "contact" IN {_in(p, count)}'
             return (f'SELECT {_COLUMNS} FROM "stored_message" WHERE {where} AND "at" >= {p} AND "at" < {p} '
-                    f'UNION ALL SELECT {_COLUMNS} FROM "stored_message" WHERE {where} AND "direction" = \'outbound\' '
-                    f'AND "delivered_at" >= {p} AND "at" < {p} AND "at" < {p}')
+                    f'UNION ALL SELECT {_COLUMNS} FROM "stored_message" WHERE {where} AND "delivered_at" >= {p}')
 
         base = [phone_number_id, *part.contacts]
-        found = _execute(("range", count), build, [*base, _stored(since), _stored(upper),
-                                                    *base, _stored(since), _stored(since), _stored(upper)])
-        rows.update((row[0], row) for row in found if _is_history(row))
+        found = _execute(("range", count), build, [*base, _stored(since), _stored(upper), *base, _stored(since)])
+        until = part.until
+        # An inbound row never moves to a delivery time (a stray status on it changes nothing).
+        rows.update((row[0], row) for row in found if _is_history(row) and _time(row[4]) <= until
+                    and (row[3] == "outbound" or _time(row[4]) >= since))
 
 
 def _is_history(row: tuple) -> bool:
@@ -382,8 +386,9 @@ def _carried_sql(p: str, ignored: int) -> str:
     arms = [f'{inbound}{counted} AND "at" < {p} ORDER BY "at" DESC, "id" DESC LIMIT 1']
     arms += [f'"phone_number_id" = {p} AND "contact" = {p} AND "type" = {p} AND "direction" = \'inbound\' '
              f'AND "at" < {p} ORDER BY "at" DESC, "id" DESC LIMIT 1' for _ in range(ignored)]
-    arms.append(f'{inbound} AND "referral" IS NOT NULL AND "at" < {p} ORDER BY "at" DESC, "id" DESC '
-                f'LIMIT {_REFERRALS_AT_ONCE}')
+    # Without a condition on "direction", so that SQLite seeks the partial index of the rows with a referral.
+    arms.append(f'"phone_number_id" = {p} AND "contact" = {p} AND "referral" IS NOT NULL AND "at" < {p} '
+                f'ORDER BY "at" DESC, "id" DESC LIMIT {_REFERRALS_AT_ONCE}')
     return " UNION ALL ".join(f'SELECT * FROM (SELECT {_COLUMNS}, {n} AS "arm" FROM "stored_message" WHERE {arm}) '
                               f'AS arm{n}' for n, arm in enumerate(arms))
 
@@ -392,7 +397,7 @@ def _walk_entry_points(phone_number_id: str, contact: str, upper: Any, reach: Hi
     """The last entry point before `upper` when the first few rows with a referral were none (rare)."""
     def build(p: str) -> str:
         return (f'SELECT {_COLUMNS} FROM "stored_message" WHERE "phone_number_id" = {p} AND "contact" = {p} AND '
-                f'"direction" = \'inbound\' AND "referral" IS NOT NULL AND "at" < {p} ORDER BY "at" DESC, "id" DESC')
+                f'"referral" IS NOT NULL AND "at" < {p} ORDER BY "at" DESC, "id" DESC')
     return next((row for row in _execute(("entry points",), build, [phone_number_id, contact, upper])
                  if _entry_point(row, reach)), None)
 

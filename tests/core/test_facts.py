@@ -166,3 +166,19 @@ def test_a_replayed_send_has_no_texts(rulebook):
     send = Send(T0, TO, "text")
     quiet = derive_facts(send, state, {}, rulebook, display=False)
     assert quiet.display == {} and quiet.engine == derive_facts(send, state, {}, rulebook).engine
+
+
+def test_texts_are_the_words_a_sentence_shows(rulebook):
+    """Facts.texts gives a fact's value in words ("yes"/"no", numbers as digits) and each display text as
+    `text` and `display` give it, before and after the display texts are all written; KeyError for another name."""
+    facts = facts_at(rulebook, T0 + timedelta(hours=2), [Message("inbound", T0, "text")])
+    names = ("csw_open", "seconds_until_csw_close", "send_type", "csw_expires_at", "recipient", "messaging_limit",
+             "conversations_this_month")
+    words = facts.texts(names)
+    assert words["csw_open"] == "yes" and words["seconds_until_csw_close"] == str(22 * 3600)
+    assert words["send_type"] == "text" and words["conversations_this_month"] == "0"  # the fact, not its display
+    assert all(words[name] == facts.text(name) for name in ("csw_expires_at", "recipient", "messaging_limit"))
+    assert words["csw_expires_at"] == (T0 + timedelta(hours=24)).isoformat()
+    assert facts.display and facts.texts(names) == words
+    with pytest.raises(KeyError):
+        facts.texts(("no_such_name",))

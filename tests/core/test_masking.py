@@ -53,6 +53,23 @@ def test_masking_a_value_equals_todays_masking_of_its_json(value):
     assert masking.masked(value) == masked_today(value)
 
 
+@settings(max_examples=200, deadline=None)
+@given(_JSON)
+def test_masking_again_with_remembered_strings_is_the_same(value):
+    """Strings that masking left unchanged are remembered (the rulebook's citations and titles recur in every
+    trace) and not searched again: masking a value again gives what today's masking gives, and what is remembered
+    never holds a number or a BSUID masking would change."""
+    assert masking.masked(value) == masking.masked(value) == masked_today(value)
+    assert all(masking.mask_text(text) == text for text in masking._UNCHANGED)
+
+
+def test_remembered_strings_are_bounded():
+    """The memory of unchanged strings is emptied when full, so it never grows past its bound."""
+    for number in range(masking._UNCHANGED_MAX + 10):
+        masking.masked(f"see https://example.com/{number}")
+    assert 0 < len(masking._UNCHANGED) <= masking._UNCHANGED_MAX
+
+
 _TIME = st.sampled_from(["2025-08-12T09:00:00+00:00", "2025-08-12T09:00:00.123456+05:30", "2025-08-12T09:00:00Z"])
 _REFERRAL = st.fixed_dictionaries({}, optional={
     "source_type": st.sampled_from(["ad", "post"]), "source_id": _TEXT | st.from_regex(r"\A[0-9]{6,20}\Z"),

@@ -2,6 +2,7 @@
 
 import threading
 from bisect import bisect_right
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from policy_service.contract.schemas import DecisionRequestSchema
 from policy_service.core import decision as combining
+from policy_service.core import evaluate as evaluation
 from policy_service.core.chronology import by_delivery, timeline
 from policy_service.core.decision import combine
 from policy_service.core.evaluate import (
@@ -135,7 +137,20 @@ def test_random_long_histories_decide_identically(rulebook, engine, events, star
     proposed = Send(last + timedelta(seconds=tail), "+14155550123", kind, template if kind == "template" else None)
     for history in (in_order, tuple(shuffled)):  # the in-order fast path and the sorting path
         request = DecisionRequest(proposed, history, {})
-        assert fast_evaluate(request, rulebook, engine) == full_evaluate(request, rulebook, engine)
+        expected = full_evaluate(request, rulebook, engine)
+        assert fast_evaluate(request, rulebook, engine) == expected
+        with every_history_bisected():
+            assert fast_evaluate(request, rulebook, engine) == expected
+
+
+@contextmanager
+def every_history_bisected():
+    """Replay bisects a history in order whatever its length (by default only a long one)."""
+    short, evaluation._SHORT_HISTORY = evaluation._SHORT_HISTORY, 0
+    try:
+        yield
+    finally:
+        evaluation._SHORT_HISTORY = short
 
 
 def test_without_a_quiet_gap_the_oldest_send_still_decides(rulebook, engine):

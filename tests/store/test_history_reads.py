@@ -11,8 +11,9 @@ so each is compared as the wamid it names (the bounded read holds fewer messages
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -180,6 +181,18 @@ def test_a_pruned_message_changes_the_digest_and_the_replay_says_so(app, ruleboo
         assert history == () and problem.startswith("the stored history changed since the decision: 0 events")
 
 
+def test_the_range_read_is_logged_in_utc_whatever_the_send_time_offset(app, rulebook):
+    """A send time given with an offset is logged as the same instant in UTC, and reads the same messages."""
+    with app.app_context():
+        reset(False, None)
+        end = store([(0, NUMBER, {"direction": "inbound", "type": "text", "referral": None})], START)
+        at = (end + timedelta(hours=1)).astimezone(timezone(timedelta(hours=2)))
+        read = history_reads.read(PHONE_NUMBER_ID, NUMBER, at, history_reach(rulebook))
+        logged = read.logged()
+        assert logged["until"] == (end + timedelta(hours=1)).isoformat() and logged["from"].endswith("+00:00")
+        assert history_reads.read_again(PHONE_NUMBER_ID, NUMBER, logged) == (read.history, None)
+
+
 def test_quiet_start_is_the_latest_send_after_a_quiet_gap_or_unknown_until_the_read_reaches_one():
     """The latest gap of at least the longest lifetime wins; without one the read must reach further back,
     unless the oldest send is a gap after the read's start or nothing older is stored."""
@@ -190,3 +203,45 @@ def test_quiet_start_is_the_latest_send_after_a_quiet_gap_or_unknown_until_the_r
     assert quiet_start(sends[1:], START + 6 * day, 3 * day, START + day, complete=False) == START + 5 * day
     assert quiet_start(sends[1:], START + 6 * day, 3 * day, START + 4 * day, complete=True) == START + 5 * day
     assert quiet_start([], START + 6 * day, 3 * day, START, complete=False) == START + 6 * day
+
+
+def test_each_statement_of_a_read_seeks_an_index_on_sqlite(app, rulebook):
+    """SQLite's plan for every statement a read runs: each part is a seek on the index it needs (the delivered
+    rows on delivered_at, the entry points on the partial referral index), never a walk of the contact's rows."""
+    with app.app_context():
+        database = histories.StoredMessage._meta.database
+        if database.param != "?":
+            pytest.skip("SQLite's query plans (PostgreSQL plans by its statistics)")
+        reset(True, START + timedelta(days=1))
+        store([(0, NUMBER, {"direction": "inbound", "type": "text", "referral": {"source_type": "ad"}})], START)
+        history_reads._SQL.clear()
+        history_reads.read(PHONE_NUMBER_ID, NUMBER, START + timedelta(days=2), history_reach(rulebook))
+        plans = {key[0]: [row[-1] for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql,
+                                                                  [None] * sql.count("?")).fetchall()]
+                 for key, sql in history_reads._SQL.items() if key[-1] == "?"}
+    assert set(plans) >= {"range", "older", "carried"}
+    for name, plan in plans.items():
+        touching = [step for step in plan if "stored_message" in step]
+        assert touching and all(step.startswith("SEARCH stored_message USING") for step in touching), (name, plan)
+    assert any("(phone_number_id=? AND contact=? AND delivered_at>?)" in step for step in plans["range"])
+    assert any("USING INDEX stored_message_referral_at" in step for step in plans["carried"])
+
+
+def test_a_dense_run_is_read_back_to_its_quiet_point(app, rulebook, engine):
+    """Utility templates 23 h apart for 90 days after a 10-day pause: no gap of the longest lifetime (72 h) in the
+    last 30 days, so the read reaches back in chunks to the first template after the pause, and decides as the
+    whole history does (conversations chain from there)."""
+    with app.app_context():
+        reset(False, None)
+        template = {"direction": "outbound", "type": "unknown", "status": "delivered", "category": "utility",
+                    "delay": None, "business_app": False}
+        events = [(0, NUMBER, template), (3600, NUMBER, {"direction": "inbound", "type": "text", "referral": None})]
+        events += [(10 * 86400, NUMBER, template)] + [(23 * 3600, NUMBER, template)] * 94
+        end = store(events, START)
+        at = end + timedelta(hours=20)
+        read = history_reads.read(PHONE_NUMBER_ID, NUMBER, at, history_reach(rulebook))
+        whole = whole_history(PHONE_NUMBER_ID, NUMBER, at)
+        assert read.start == START + timedelta(seconds=3600 + 10 * 86400)
+        assert [m.id for m in read.history] == ["wamid.1", *(f"wamid.{n}" for n in range(2, 97))]
+        send = Send(at, "+" + NUMBER, "template", Template("t", "en", "utility"))
+        assert decided(read.history, send, rulebook, engine) == decided(whole, send, rulebook, engine)

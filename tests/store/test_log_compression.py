@@ -86,10 +86,14 @@ def test_texts_round_trip_whatever_they_hold():
     request = decision_log.dumps({"send": {"to": "+5511987654321"}, "note": "olá \x00 ✓"})
     response = decision_log.dumps({"because": "€ 0,0081", "trace": []})
     assert b"\x00" not in request
+    large = decision_log.dumps({"history": [{"direction": "inbound", "at": f"2026-01-01T00:00:{n % 60:02}+00:00"}
+                                            for n in range(5000)]})
+    assert len(large) > log_compression.LARGE  # compressed at LARGE_LEVEL
     codec = log_compression._Codec(b"some dictionary text " * 50)
     for used in (codec, log_compression._Codec(None)):
-        frame = used.compress(request + b"\x00" + response)
-        assert used.decompress(frame).partition(b"\x00")[::2] == (request, response)
+        for texts in ((request, response), (large, response)):
+            frame = used.compress(texts[0] + b"\x00" + texts[1])
+            assert used.decompress(frame).partition(b"\x00")[::2] == texts
 
 
 def test_fixture_decisions_are_stored_small(rulebook, engine):
