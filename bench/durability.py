@@ -41,10 +41,13 @@ def _app(path: Path, journal: str, synchronous: str):
 
 
 def _decisions():
+    """The rulebook and the fixture decisions [(decision, request JSON)] (logged as the service logs them: with
+    the rulebook, whose dictionary compresses the row)."""
     from policy_service.core.evaluate import evaluate
 
     rulebook, engine = policy()
-    return [(evaluate(request, rulebook=rulebook, engine=engine), raw) for _, raw, request in fixture_requests()]
+    return rulebook, [(evaluate(request, rulebook=rulebook, engine=engine), raw)
+                      for _, raw, request in fixture_requests()]
 
 
 def cost(quick: bool) -> list[tuple]:
@@ -54,7 +57,8 @@ def cost(quick: bool) -> list[tuple]:
     from policy_service.store import database, decision_log
 
     shipped = dict(database.SQLITE_PRAGMAS)
-    decided = [(decision, raw, RESPONSE.dump(decision)) for decision, raw in _decisions()]
+    rulebook, decisions = _decisions()
+    decided = [(decision, raw, RESPONSE.dump(decision)) for decision, raw in decisions]
     per = {name: ([], []) for name in SETTINGS}
     with tempfile.TemporaryDirectory() as scratch:
         for _ in range(3 if quick else 7):
@@ -63,7 +67,8 @@ def cost(quick: bool) -> list[tuple]:
                 with app.app_context():
                     started, clock = time.process_time(), time.perf_counter()
                     for decision, raw, body in decided:
-                        decision_log.record(replace(decision, decision_id=uuid.uuid4().hex), raw, body, mask=True)
+                        decision_log.record(replace(decision, decision_id=uuid.uuid4().hex), raw, body, mask=True,
+                                            rulebook=rulebook)
                     per[name][0].append((time.process_time() - started) / len(decided) * 1e6)
                     per[name][1].append((time.perf_counter() - clock) / len(decided) * 1e6)
                 store.close_all()
@@ -79,13 +84,15 @@ def _child(path: str, journal: str, synchronous: str) -> None:
     from policy_service.store import decision_log
 
     app = _app(Path(path), journal, synchronous)
-    decided = [(decision, raw, RESPONSE.dump(decision)) for decision, raw in _decisions()]
+    rulebook, decisions = _decisions()
+    decided = [(decision, raw, RESPONSE.dump(decision)) for decision, raw in decisions]
     print("ready", flush=True)
     with app.app_context():
         while True:
             for decision, raw, body in decided:
                 decision_id = uuid.uuid4().hex
-                decision_log.record(replace(decision, decision_id=decision_id), raw, body, mask=True)
+                decision_log.record(replace(decision, decision_id=decision_id), raw, body, mask=True,
+                                    rulebook=rulebook)
                 print(decision_id, flush=True)
 
 

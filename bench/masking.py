@@ -40,7 +40,8 @@ def before(request: dict, response: dict, response_json: bytes) -> list[str]:
 
 
 def now(request: dict, response: dict, response_json: bytes) -> list[str]:
-    """The row's three texts masked as store.decision_log.record does now."""
+    """The same three texts masked by core.masking's walk (store.decision_log.record masks the request and the
+    response this way; since migration 034 it no longer stores the facts copy)."""
     shown = masking.masked(response)
     return [text.decode() for text in (dumps(masking.masked_request(request)), dumps(shown),
                                        dumps(shown.get("facts", {})))]
