@@ -17,6 +17,11 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
     migrator.add_index('stored_message', 'phone_number_id', 'contact', 'delivered_at')
     migrator.sql(f'CREATE INDEX "{REFERRAL_INDEX}" ON "stored_message" ("phone_number_id", "contact", "at") '
                  'WHERE "referral" IS NOT NULL')
+    # Raw SQL is invisible to peewee-migrate's model state: declare the index there too, as the model does
+    # (store.histories), so `db new` finds the models and the migrations alike.
+    model = migrator.orm["stored_message"]
+    model.add_index(model.index(model.phone_number_id, model.contact, model.at, name=REFERRAL_INDEX,
+                                where=model.referral.is_null(False)))
 
 
 def rollback(migrator: Migrator, database: pw.Database, *, fake=False):
