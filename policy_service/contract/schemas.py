@@ -356,7 +356,9 @@ class HistoryRefSchema(Schema):
     BSUID, or (Groups API) the group id, whose stored messages are the group's history."""
 
     phone_number_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    contact = ContactField(WA_ID, metadata={"description": "wa_id (a leading + is ignored) or BSUID"})
+    contact = ContactField(WA_ID, metadata={"description": "wa_id (a leading + is ignored) or BSUID of the "
+                                                           "recipient send.to, or an identity the store links to it "
+                                                           "(another user's is a 422)"})
     group_id = fields.String(validate=validate.Regexp(f"^{GROUP_ID}$", error="must be a group id"), metadata={
         "description": "instead of contact, for a group send: the group whose stored history to use"})
 

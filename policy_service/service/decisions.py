@@ -37,6 +37,7 @@ from ..core.messages import DecisionRequest
 from ..core.rulebook import Rulebook, load_rulebook
 from ..store import decision_log, history_reads
 from . import business, pricing
+from .errors import ServiceError
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ def resolve_history(proposal: Proposal, rulebook: Rulebook) -> Proposal:
         return proposal
     request = proposal.request
     ref = raw["history_ref"]
+    _same_user(ref, request)
     found = history_reads.read(ref["phone_number_id"], proposal.contact, request.send.at, history_reach(rulebook))
     read = found.logged()
     logged = {**raw, "history_read": read}
@@ -127,6 +129,23 @@ def resolve_history(proposal: Proposal, rulebook: Rulebook) -> Proposal:
     source = {"ref": shown, "from": read["from"], "until": read["until"], "events": read["events"],
               "digest": read["digest"]}
     return replace(proposal, request=replace(request, history=found.history), logged=logged, history_source=source)
+
+
+def _same_user(ref: dict[str, Any], request: DecisionRequest) -> None:
+    """Refuse a `history_ref.contact` that names another user than the recipient: the decision would read
+    someone else's window (a free-form send allowed on the history of a user who wrote, to one who never did).
+    The contact may be the recipient itself or an identity the store holds for the same user (a BSUID linked to
+    the wa_id, or the recipient being a number the contact's user had before, a stored number change); raises
+    ServiceError 422 naming history_ref.contact otherwise."""
+    contact, to = str(ref.get("contact") or "").lstrip("+"), request.send.to.lstrip("+")
+    if not contact or contact == to:
+        return
+    known = {identity for part in history_reads.sources(ref["phone_number_id"], contact, request.send.at)
+             for identity in part.contacts}
+    if to not in known:
+        raise ServiceError(422, "invalid request: history_ref.contact: names another user than send.to", {
+            "history_ref.contact": [f"names another user than send.to ({request.send.to}): give the recipient's "
+                                    "wa_id or a BSUID linked to it, or leave contact out"]})
 
 
 @dataclass(frozen=True)

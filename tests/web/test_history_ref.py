@@ -109,6 +109,24 @@ def test_a_linked_number_and_bsuid_decide_on_one_history(client):
     assert body["decision"] == "allow" and read_wamids(client, body) == ["wamid.linked", "wamid.by-number"]
 
 
+def test_a_history_ref_contact_of_another_user_is_refused_naming_it(client):
+    """history_ref.contact must be the recipient or an identity linked to it: another user's open window never
+    allows a free-form send to someone who never wrote (it was a silent allow); linked identities still pass."""
+    deliver(client, inbound_text("wamid.by-number", T0), username_inbound("wamid.linked", T0 - 86400, wa_id=CONTACT))
+    stranger = {"send": {"at": "2025-09-01T11:00:00+00:00", "to": "+5511900000000", "type": "text"},
+                "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": CONTACT}}
+    refused = client.post("/v1/decisions", json=stranger)
+    assert refused.status_code == 422, refused.json
+    assert "history_ref.contact" in refused.json["errors"], refused.json
+    batch = client.post("/v1/decisions/batch", json={"requests": [stranger]})
+    assert batch.status_code == 422 and any("history_ref.contact" in key for key in batch.json["errors"]), batch.json
+    for to, contact in ((BSUID, CONTACT), ("+" + CONTACT, BSUID), ("+" + CONTACT, "+" + CONTACT)):
+        linked = {"send": {"at": "2025-09-01T11:00:00+00:00", "to": to, "type": "text"},
+                  "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": contact}}
+        answer = client.post("/v1/decisions", json=linked)
+        assert answer.status_code == 200 and answer.json["decision"] == "allow", (to, contact, answer.json)
+
+
 def test_a_stored_user_call_opens_the_window_for_history_ref(client):
     """A `calls` webhook of a user-initiated call makes a free-form reply 30 minutes later allowed (CSW-8.call)."""
     deliver(client, call("wacid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA=", T0))
