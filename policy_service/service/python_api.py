@@ -118,6 +118,12 @@ class PolicyService:
         process`. The same body again adds nothing ("duplicate": true). Raises ServiceError: 401 unsigned or
         badly signed, 400/422 not a JSON WhatsApp Business Account webhook, 413 larger than
         MAX_CONTENT_LENGTH, 503 no app secret configured or the database unavailable (nothing stored)."""
+        if isinstance(body, str):
+            body = body.encode()  # JSON text given as str: Meta signs the UTF-8 bytes
+        if not isinstance(body, bytes | bytearray) or not (signature is None or isinstance(signature, str)):
+            field, expected = (("body", "the payload as received (bytes)") if not isinstance(body, bytes | bytearray)
+                               else ("signature", "the X-Hub-Signature-256 header (a string) or None"))
+            raise ServiceError(422, f"invalid request: {field}: must be {expected}", {field: [f"must be {expected}"]})
         limit = int(self.config["MAX_CONTENT_LENGTH"])
         if len(body) > limit:
             raise ServiceError(413, f"the body is larger than MAX_CONTENT_LENGTH ({limit:,} bytes)",
@@ -132,7 +138,10 @@ class PolicyService:
 
     def decision(self, decision_id: str) -> dict[str, Any]:
         """A logged decision as GET /v1/decisions/<id> answers it (request masked as logged); ServiceError
-        404 when there is none."""
+        404 when there is none, 422 naming decision_id when it is not a string."""
+        if not isinstance(decision_id, str):
+            raise ServiceError(422, "invalid request: decision_id: must be a string",
+                               {"decision_id": [f"must be a string, got {type(decision_id).__name__}"]})
         with self._unit_of_work():
             found = logged.decision(decision_id)
         if found is None:

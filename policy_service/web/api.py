@@ -10,7 +10,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
 from apispec.ext.marshmallow.common import resolve_schema_instance
 from flask import current_app
 from flask_smorest import Api, Blueprint, abort
-from marshmallow import Schema
+from marshmallow import RAISE, Schema
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
 
@@ -224,7 +224,8 @@ IDEMPOTENCY_KEY = {
 
 @blp.route("/decisions", methods=["POST"])
 @blp.arguments(REQUEST, error_status_code=422, example=DECISION_REQUEST_EXAMPLE)
-@blp.arguments(EXPLAIN, location="query", error_status_code=422)
+# unknown=RAISE: a misspelled parameter (?explian=full) is a 422 naming it, not silently a decision without it.
+@blp.arguments(EXPLAIN, location="query", error_status_code=422, unknown=RAISE)
 @blp.alt_response(200, schema=DecisionResponseSchema, success=True, description="The decision",
                   example=DECISION_RESPONSE_EXAMPLE)
 @blp.alt_response(400, schema=ErrorSchema, description="Malformed JSON")
@@ -246,11 +247,13 @@ def create_decision(proposal: DecisionRequest, query: dict[str, Any]):
 @blp.route("/decisions/batch", methods=["POST"])
 @blp.arguments(BATCH_REQUEST, error_status_code=422,
                example={"requests": [DECISION_REQUEST_EXAMPLE, DECISION_REQUEST_EXAMPLE]})
+# The batch takes no query parameter (?explain=full is not offered here): any is a 422 naming it.
+@blp.arguments(Schema.from_dict({}, name="BatchQuery")(), location="query", error_status_code=422, unknown=RAISE)
 @blp.alt_response(200, schema=BatchResponseSchema, success=True, description="The decisions, in request order")
 @blp.alt_response(400, schema=ErrorSchema, description="Malformed JSON")
 @blp.alt_response(422, schema=ErrorSchema, description="Invalid request; paths start requests.<index>")
 @blp.doc(parameters=[IDEMPOTENCY_KEY])
-def create_decisions(batch: dict[str, list[DecisionRequest]]):
+def create_decisions(batch: dict[str, list[DecisionRequest]], _query: dict[str, Any]):
     """Decide several proposed sends; each is evaluated and logged exactly as POST /v1/decisions would."""
     # The body parser has refused more than MAX_BATCH_SIZE requests before they were deserialized.
     proposals = batch["requests"]

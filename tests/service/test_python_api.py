@@ -387,3 +387,18 @@ def test_python_and_http_keys_never_meet(client, service, example_request):
     other = {**example_request, "send": {**example_request["send"], "to": "+5511912345678"}}
     assert client.post("/v1/decisions", json=other, headers={"Idempotency-Key": "shared"}).status_code == 422
     assert service.decide(example_request, idempotency_key="shared")["decision_id"] == in_python["decision_id"]
+
+
+def test_arguments_of_the_wrong_type_raise_a_422_naming_them(service):
+    """A decision id or webhook argument of the wrong type is a ServiceError 422 naming the argument, not a
+    TypeError from deep inside; a webhook body given as JSON text (str) is read as its UTF-8 bytes."""
+    for call, argument in ((lambda: service.decision(12345), "decision_id"),
+                           (lambda: service.decision(None), "decision_id"),
+                           (lambda: service.ingest_webhook(5, None), "body"),
+                           (lambda: service.ingest_webhook(b"{}", 5), "signature")):
+        with pytest.raises(ServiceError) as raised:
+            call()
+        assert raised.value.code == 422 and argument in raised.value.errors, raised.value.as_dict()
+    with pytest.raises(ServiceError) as raised:
+        service.ingest_webhook("{}", None)  # text is accepted as bytes; unsigned is then the usual refusal
+    assert raised.value.code in (401, 503), raised.value.as_dict()

@@ -49,3 +49,15 @@ def test_batch_size_is_limited_by_configuration(tmp_path, example_request):
     body = assert_error_shape(app.test_client().post("/v1/decisions/batch",
                                                      json={"requests": [example_request] * 3}), 422)
     assert body["errors"] == {"requests": ["at most 2 requests per batch, got 3"]}
+
+
+def test_query_parameters_the_decision_endpoints_do_not_take_are_refused_naming_them(client):
+    """A misspelled ?explian=full, or ?explain on the batch (which offers none), is a 422 naming the parameter,
+    never a decision silently made without it."""
+    request = {"send": {"at": "2026-10-10T10:00:00+00:00", "to": "+5511988887777", "type": "text"}}
+    one = client.post("/v1/decisions?explian=full", json=request)
+    assert one.status_code == 422 and "query.explian" in one.json["errors"], one.json
+    batch = client.post("/v1/decisions/batch?explain=full", json={"requests": [request]})
+    assert batch.status_code == 422 and "query.explain" in batch.json["errors"], batch.json
+    assert client.post("/v1/decisions?explain=full", json=request).status_code == 200
+    assert client.post("/v1/decisions/batch", json={"requests": [request]}).status_code == 200
