@@ -362,9 +362,12 @@ class HistoryRefSchema(Schema):
     group_id = fields.String(validate=validate.Regexp(f"^{GROUP_ID}$", error="must be a group id"), metadata={
         "description": "instead of contact, for a group send: the group whose stored history to use"})
 
-    @validates_schema(skip_on_field_errors=False)
-    def one_party(self, data: dict[str, Any], **_: Any) -> None:
-        if ("contact" in data) == ("group_id" in data):
+    @validates_schema(skip_on_field_errors=False, pass_original=True)
+    def one_party(self, data: dict[str, Any], original: Any, **_: Any) -> None:
+        # Judged on what was given, not on what loaded: a contact that is not a wa_id is that field's own
+        # error, not also "give either".
+        given = original if isinstance(original, dict) else data
+        if ("contact" in given) == ("group_id" in given):
             raise ValidationError("give either contact or group_id", "contact")
 
 
