@@ -636,7 +636,11 @@ class BatchRequestSchema(Schema):
     """POST /v1/decisions/batch: several decision requests, answered in order."""
 
     requests = fields.List(fields.Nested(DecisionRequestSchema), required=True,
-                           validate=validate.Length(min=1, max=MAX_BATCH))
+                           validate=validate.Length(
+                               min=1, max=MAX_BATCH,
+                               # The configured MAX_BATCH_SIZE (at most MAX_BATCH) is enforced, and named, by the
+                               # body parser before this schema: only the lower bound is worth saying here.
+                               error="must hold at least one request, and at most MAX_BATCH_SIZE"))
 
 
 class BatchResponseSchema(ResponseSchema):
