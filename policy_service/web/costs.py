@@ -14,6 +14,7 @@ from ..contract.schemas import ErrorSchema
 from ..service import reports
 from .api import flatten_errors, policy
 from .pages import bp as pages
+from .pages import unknown_filters
 
 blp = Blueprint("costs", __name__, url_prefix="/v1", description="What Meta billed and what the decisions predicted")
 
@@ -46,7 +47,7 @@ def costs_page():
         return render_template("ui/costs.html", args=args, errors=flatten_errors(error.messages), report=None), 422
     # A currency no rate card is in has no predicted cost: say so rather than draw an empty chart.
     currencies = policy().rulebook.rates.currencies()
-    errors = {key: ["not a filter of this page"] for key in request.args if key not in ("from", "to", "currency")}
+    errors = unknown_filters(("from", "to", "currency"))
     if query["currency"] not in currencies:
         errors["currency"] = [f"no rate card is in {query['currency']} (cards: {', '.join(currencies)})"]
     if errors:
