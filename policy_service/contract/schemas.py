@@ -604,7 +604,9 @@ class DecisionResponseSchema(ResponseSchema):
         "with history_ref: what was read of the stored history: {ref, from, until (RFC 3339, UTC), events (how "
         "many), digest ('sha256:' and the hex sha256 of the history's canonical JSON)}. Every event whose time "
         "in the replay lies in [from, until] was read, and of older ones only those the rules still see (the "
-        "last user message, the last entry point); history indexes in the trace and facts count in that read")})
+        "last user message, the last entry point); history indexes in the trace and facts count in that read; "
+        "`note` when nothing at all is stored for that phone_number_id (a mistyped id reads an empty history). "
+        "Without history and history_ref: {given: 'none', events: 0, note}: decided on an empty history")})
 
     def dump_facts(self, decision: Decision) -> dict[str, Any]:
         facts = decision.facts
