@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from marshmallow import Schema, ValidationError
 
 from policy_service.contract import fastload, parsing
-from policy_service.contract.schemas import INBOUND_ONLY_TYPES, MESSAGE_TYPES, REQUEST
+from policy_service.contract.schemas import BATCH_REQUEST, INBOUND_ONLY_TYPES, MESSAGE_TYPES, REQUEST
 
 _TIMES = st.sampled_from(["2025-08-12T09:00:00+00:00", "2025-08-12T10:30:00.5+05:30", "2025-08-12T09:00:00Z",
                           "2025-08-12T09:00:00", "1999-12-31T23:00:00+00:00", "3000-01-01T00:00:00+00:00",
@@ -247,19 +247,20 @@ _BODIES = st.one_of(_REQUEST, _VALID, _VALID.flatmap(mutated), _REQUEST.flatmap(
                         lambda value: st.just(value) if isinstance(value, Pairs) else mutated(value)))
 
 
-def _today(body: bytes):
+def _today(body: bytes, schema=REQUEST, limits=None):
     """Today's path: the standard library's careful parse (every refusal worded) and marshmallow alone."""
-    fast = parsing._parsed_fast
+    fast, request, history = parsing._parsed_fast, fastload.request, fastload.history
     parsing._parsed_fast = lambda body, limits: parsing._UNSURE
+    fastload.request = fastload.history = lambda *_: None
     try:
-        return _outcome(body, lambda data: Schema.load(REQUEST, data))
+        return _outcome(body, schema.load, limits)
     finally:
-        parsing._parsed_fast = fast
+        parsing._parsed_fast, fastload.request, fastload.history = fast, request, history
 
 
-def _outcome(body: bytes, load):
+def _outcome(body: bytes, load, limits=None):
     try:
-        value = parsing.parse_json(body, parsing.decision_limits())
+        value = parsing.parse_json(body, limits or parsing.decision_limits())
     except parsing.BodyRefused as refused:
         return ("refused", refused.status, refused.message, refused.errors)
     try:
@@ -277,8 +278,31 @@ def test_a_body_loads_through_the_typed_path_exactly_as_through_todays_path(data
     missing and repeated members, too long strings, deep nesting and naive or odd timestamps: the same
     DecisionRequest (and the same parsed body, which is logged), or the same refusal or marshmallow errors."""
     body = dump(data).encode("utf-8", "surrogatepass")
-    expected = _today(body)
-    assert _outcome(body, REQUEST.load) == expected
+    assert _outcome(body, REQUEST.load) == _today(body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_VALID, min_size=1, max_size=3) | st.lists(_BODIES, min_size=1, max_size=3) | _BODIES)
+def test_a_batch_loads_through_the_typed_path_exactly_as_through_todays_path(requests):
+    """The same for POST /v1/decisions/batch: each request's history is typed where it stands."""
+    body = dump({"requests": requests}).encode("utf-8", "surrogatepass")
+    limits = parsing.batch_limits(2)
+    assert _outcome(body, BATCH_REQUEST.load, limits) == _today(body, BATCH_REQUEST, limits)
+
+
+def test_every_request_of_a_batch_or_fixture_is_typed_where_it_stands():
+    """A batch's requests, and a fixture file's request beside a bare history, are each checked once."""
+    message = {"direction": "inbound", "at": "2025-08-12T09:00:00Z", "type": "text"}
+    send = {"at": "2025-08-12T12:00:00+00:00", "to": "+14155550100", "type": "text"}
+    batch = parsing.parse_json(json.dumps({"requests": [{"send": send, "history": [message]},
+                                                        {"send": send, "history": [{"at": 1}]}]}).encode(),
+                               parsing.batch_limits(5))
+    assert [type(request) for request in batch["requests"]] == [fastload.Checked, dict]
+    assert len(REQUEST.load(batch["requests"][0]).history) == 1
+    fixture = parsing.parse_json(json.dumps({"history": [message], "request": {"send": send, "history": [message]}})
+                                 .encode(), parsing.fixture_limits())
+    assert type(fixture) is fastload.Checked and type(fixture["request"]) is fastload.Checked
+    assert fixture == {"history": [message], "request": {"send": send, "history": [message]}}
 
 
 def test_the_typed_path_is_taken_for_an_ordinary_body():
