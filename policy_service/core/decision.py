@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import string
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -70,6 +71,10 @@ class Reason:
     sources: dict[str, str] = field(default_factory=dict, hash=False)
 
 
+# Prices a charge: (the charge priced, the trace entry saying how or None, the facts with what pricing used).
+Pricing = Callable[[Charge, Facts], tuple[Charge, Reason | None, Facts]]
+
+
 @record
 class Decision:
     """The answer for one proposed send."""
@@ -95,29 +100,22 @@ class Decision:
 
 
 def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain: bool = True,
-            decision_id: str = "") -> Decision:
-    """Combine fired rule ids into a decision (deny overrides allow; named resolution for type and charge)."""
+            decision_id: str = "", price: Pricing | None = None) -> Decision:
+    """Combine fired rule ids into a decision (deny overrides allow; named resolution for type and charge).
+
+    `price`, given, prices the charge (core.evaluate.price_parts): its trace entry, when it returns one, ends
+    the trace, and its facts (with the pricing defaults and sources it used) are the decision's.
+    """
     outcome = _outcome(fired, rulebook)
     rule = outcome.charge_rule
     classified = _charge(rule, facts) if rule else None
     charge = classified if outcome.decision == "allow" or classified is None else _undelivered(classified)
-    trace: tuple[Reason, ...] = ()
-    if explain:
-        # Each value a sentence names, in words, made once for all the sentences of the decision.
-        values = facts.texts(outcome.named)
-        defaults = facts.defaults
-        sources = facts.sources
-        zone_days = zone_span(facts.at) if "waba_timezone" in defaults else None
-        if zone_days is not None:
-            # Only a rule whose in-force state changes on a day of the span can depend on the zone.
-            changes = outcome.changes
-            at = bisect_right(changes, zone_days[0])
-            zone_days = zone_days if at < len(changes) and changes[at] <= zone_days[1] else None
-        trace = tuple(Reason(*step.head, step.sentence(values), step.determining, step.defaults(defaults, zone_days),
-                             step.note,
-                             {f: sources[f] for f in sorted(step.rule.facts_read & sources.keys())} if sources else {})
-                      for step in outcome.ordered)
+    trace = _trace(outcome, facts) if explain else ()
     version = _version_on(rulebook, facts.day)
+    if price is not None and charge is not None:
+        charge, priced, facts = price(charge, facts)
+        if priced is not None:
+            trace = (*trace, priced)
     return Decision(
         decision=outcome.decision,
         status=outcome.status,
@@ -131,6 +129,49 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
         classified_charge=classified,
         decision_id=decision_id,
     )
+
+
+def _trace(outcome: _Outcome, facts: Facts) -> tuple[Reason, ...]:
+    """The trace entries of the outcome's rules, in its order, for these facts."""
+    defaults = facts.defaults
+    zone_days = zone_span(facts.at) if "waba_timezone" in defaults else None
+    if zone_days is not None:
+        # Only a rule whose in-force state changes on a day of the span can depend on the zone.
+        changes = outcome.changes
+        at = bisect_right(changes, zone_days[0])
+        zone_days = zone_days if at < len(changes) and changes[at] <= zone_days[1] else None
+    # Each value a sentence names, in words, made once for all the sentences of the decision.
+    values = facts.texts(outcome.named) if outcome.named else {}
+    sources = facts.sources
+    if sources:
+        return tuple(Reason(*step.head, step.sentence(values), step.determining, step.defaults(defaults, zone_days),
+                            step.note, {f: sources[f] for f in sorted(step.rule.facts_read & sources.keys())})
+                     for step in outcome.ordered)
+    # Without sources an entry depends on the facts only through its sentence: the rest of it is made once
+    # per outcome and defaults used, and an entry whose sentence names no value is made once whole.
+    key = (defaults, zone_days)
+    parts = outcome.parts.get(key)
+    if parts is None:
+        parts = tuple((made.__dict__, step.template) if step.named else (made, None)
+                      for step in outcome.ordered
+                      for made in (Reason(*step.head, step.sentence(values), step.determining,
+                                          step.defaults(defaults, zone_days), step.note, {}),))
+        if len(outcome.parts) < _CACHE_SIZE:
+            outcome.parts[key] = parts
+    return tuple(_with_because(part, template.format_map(values)) if template is not None else part
+                 for part, template in parts)
+
+
+_new = object.__new__
+
+
+def _with_because(fields: dict[str, Any], because: str) -> Reason:
+    """A Reason with these fields and this sentence (what Reason(...) makes, without its __init__)."""
+    reason = _new(Reason)
+    made = reason.__dict__
+    made.update(fields)
+    made["because"] = because
+    return reason
 
 
 def charge_terms(charge: Charge | None) -> tuple[Any, ...] | None:
@@ -148,7 +189,7 @@ def classify(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook) -> Charge
 class _Step:
     """One rule of the trace as combining orders it; what does not depend on the facts is made once."""
 
-    __slots__ = ("rule", "determining", "note", "effect", "head", "named", "_template", "_fixed", "_defaults")
+    __slots__ = ("rule", "determining", "note", "effect", "head", "named", "template", "_fixed", "_defaults")
 
     def __init__(self, rule: Rule, determining: bool, note: str | None, *, denied: bool = False) -> None:
         self.rule, self.determining, self.note, self.effect = rule, determining, note, rule.effect
@@ -163,9 +204,9 @@ class _Step:
             template = rule.because
         # The names the sentence reads (rulebook.py admits only plain fact and display names).
         self.named = tuple(dict.fromkeys(name for _, name, _, _ in string.Formatter().parse(template) if name))
-        self._template = prefix.replace("{", "{{").replace("}", "}}") + template
+        self.template = prefix.replace("{", "{{").replace("}", "}}") + template
         # A sentence that names no value is the same for every decision.
-        self._fixed = (self._template.format_map({}) if template else prefix + rule.description) if not self.named \
+        self._fixed = (self.template.format_map({}) if template else prefix + rule.description) if not self.named \
             else None
         self._defaults: dict[frozenset[str], tuple[str, ...]] = {}
 
@@ -173,7 +214,7 @@ class _Step:
         """The `because` sentence with the facts' values (the description when the rule has none); `values`
         holds the text of every name in `named`."""
         fixed = self._fixed
-        return fixed if fixed is not None else self._template.format_map(values)
+        return fixed if fixed is not None else self.template.format_map(values)
 
     def defaults(self, used: frozenset[str], zone_days: tuple[date, date] | None = None) -> tuple[str, ...]:
         """The context defaults this rule read, of those the facts used, sorted.
@@ -207,6 +248,9 @@ class _Outcome:
     error_codes: tuple[int, ...]
     named: tuple[str, ...] = ()  # every name the sentences of `ordered` read, once
     changes: tuple[date, ...] = ()  # sorted: each day on which a rule of `ordered` comes into or goes out of force
+    # (defaults used, zone_days) -> each trace entry as made once: a whole Reason, or a Reason's fields and the
+    # template of its sentence (decision._trace); filled as decisions are made.
+    parts: dict[tuple[Any, ...], tuple[tuple[Any, Any], ...]] = field(default_factory=dict, compare=False)
 
 
 # Combining depends only on which rules fired, and few distinct sets of them occur; bounded, cleared when full.
