@@ -18,6 +18,7 @@ from __future__ import annotations
 import string
 from bisect import bisect_right
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -134,9 +135,11 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
 def _trace(outcome: _Outcome, facts: Facts) -> tuple[Reason, ...]:
     """The trace entries of the outcome's rules, in its order, for these facts."""
     defaults = facts.defaults
-    zone_days = zone_span(facts.at) if "waba_timezone" in defaults else None
-    if zone_days is not None:
-        # Only a rule whose in-force state changes on a day of the span can depend on the zone.
+    zone_days = None
+    # Only a rule whose in-force state changes on a day of the span of local days the send's instant has in
+    # some zone can depend on the zone; with the zone defaulted (UTC) that span lies within a day of `facts.day`.
+    if "waba_timezone" in defaults and facts.day in outcome.near_changes:
+        zone_days = zone_span(facts.at)
         changes = outcome.changes
         at = bisect_right(changes, zone_days[0])
         zone_days = zone_days if at < len(changes) and changes[at] <= zone_days[1] else None
@@ -158,20 +161,21 @@ def _trace(outcome: _Outcome, facts: Facts) -> tuple[Reason, ...]:
                                           step.defaults(defaults, zone_days), step.note, {}),))
         if len(outcome.parts) < _CACHE_SIZE:
             outcome.parts[key] = parts
-    return tuple(_with_because(part, template.format_map(values)) if template is not None else part
-                 for part, template in parts)
+    trace = []
+    for part, template in parts:
+        if template is None:
+            trace.append(part)
+            continue
+        # A Reason with the part's fields and this sentence, as Reason(...) makes it (without its __init__).
+        reason = _new(Reason)
+        made = reason.__dict__
+        made.update(part)
+        made["because"] = template.format_map(values)
+        trace.append(reason)
+    return tuple(trace)
 
 
 _new = object.__new__
-
-
-def _with_because(fields: dict[str, Any], because: str) -> Reason:
-    """A Reason with these fields and this sentence (what Reason(...) makes, without its __init__)."""
-    reason = _new(Reason)
-    made = reason.__dict__
-    made.update(fields)
-    made["because"] = because
-    return reason
 
 
 def charge_terms(charge: Charge | None) -> tuple[Any, ...] | None:
@@ -251,6 +255,9 @@ class _Outcome:
     # (defaults used, zone_days) -> each trace entry as made once: a whole Reason, or a Reason's fields and the
     # template of its sentence (decision._trace); filled as decisions are made.
     parts: dict[tuple[Any, ...], tuple[tuple[Any, Any], ...]] = field(default_factory=dict, compare=False)
+    # Every day within a day of one of `changes`: a send on another (UTC) day has the same rules in force in every
+    # zone.
+    near_changes: frozenset[date] = frozenset()
 
 
 # Combining depends only on which rules fired, and few distinct sets of them occur; bounded, cleared when full.
@@ -342,7 +349,18 @@ def _combine_rules(fired: tuple[str, ...], rulebook: Rulebook) -> _Outcome:
         error_codes=tuple(r.error_code for r in denies if r.error_code),
         named=tuple(dict.fromkeys(name for step in steps for name in step.named)),
         changes=tuple(sorted({day for rule in rules for day in _changes(rule)})),
+        near_changes=_near({day for rule in rules for day in _changes(rule)}),
     )
+
+
+def _near(days: set[date]) -> frozenset[date]:
+    """The days within a day of one of `days`."""
+    near = set()
+    for day in days:
+        for step in (-1, 0, 1):
+            with suppress(OverflowError):  # past date.min or date.max: no such day
+                near.add(day + timedelta(days=step))
+    return frozenset(near)
 
 
 def _changes(rule: Rule) -> tuple[date, ...]:

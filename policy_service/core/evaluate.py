@@ -115,6 +115,8 @@ def price_parts(charge: Charge, facts: Facts, request: DecisionRequest,
 # their trace entries, without sources).
 _PRICES: dict[int, tuple[RateBook, dict[tuple[Any, ...], tuple[Price, Reason | None]]]] = {}
 _PRICE_MEMO_SIZE = 4096
+_PRICING_NAMES = frozenset(PRICING_CONTEXT_DEFAULTS)
+_NONE_GIVEN = (None,) * len(PRICING_CONTEXT_DEFAULTS)  # a context giving none of them
 # A larger group's price (a line per participant) is not remembered: it would hold too much.
 _LARGEST_GROUP_REMEMBERED = 8
 
@@ -126,7 +128,8 @@ def _price(charge: Charge, day: date, country: str, participants: tuple[str, ...
     # The context is keyed by type and text: True == 1 and Decimal("1.0") == Decimal("1.00"), but a sentence
     # prints what was given.
     given = tuple(value if value is None or type(value) is str else (type(value), repr(value))
-                  for value in map(context.get, PRICING_CONTEXT_DEFAULTS))
+                  for value in map(context.get, PRICING_CONTEXT_DEFAULTS)) \
+        if context and not _PRICING_NAMES.isdisjoint(context) else _NONE_GIVEN
     key = (charge.billable, charge.pricing_model, charge.category, charge.opens_conversation, day, country, given,
            participants)
     held = _PRICES.get(id(rates))
