@@ -31,13 +31,18 @@ class Period:
         return self.opened_at <= at < self.expires_at
 
 
+_NO_TIME = timedelta(0)
+
+
 class Ledger:
     """Every period opened so far, in the order they opened."""
+
+    __slots__ = ("periods", "_opened", "_longest", "_in_time_order")
 
     def __init__(self) -> None:
         self.periods: list[Period] = []
         self._opened: list[datetime] = []  # opened_at of each period, for bisection
-        self._longest = timedelta(0)
+        self._longest = _NO_TIME
         self._in_time_order = True
 
     def open(self, period: Period, *, closes_others: bool) -> None:

@@ -117,19 +117,10 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
         charge, priced, facts = price(charge, facts)
         if priced is not None:
             trace = (*trace, priced)
-    return Decision(
-        decision=outcome.decision,
-        status=outcome.status,
-        required_message_type=outcome.required,
-        charge=charge,
-        policy_version=version.id if version else None,
-        rulebook_version=rulebook.version,
-        trace=trace,
-        facts=facts,
-        error_codes=outcome.error_codes,
-        classified_charge=classified,
-        decision_id=decision_id,
-    )
+    # decision, status, required_message_type, charge, policy_version, rulebook_version, trace, facts,
+    # error_codes, error, classified_charge, decision_id
+    return Decision(outcome.decision, outcome.status, outcome.required, charge, version.id if version else None,
+                    rulebook.version, trace, facts, outcome.error_codes, None, classified, decision_id)
 
 
 def _trace(outcome: _Outcome, facts: Facts) -> tuple[Reason, ...]:
@@ -391,28 +382,41 @@ def fail_closed(error: Exception, rulebook_version: str, facts: Facts | None = N
 def _charge(rule: Rule, facts: Facts) -> Charge:
     effect = rule.charge
     assert effect is not None
+    # What does not depend on the facts is made once per rule (a rule is immutable and lives in its rulebook,
+    # which the memo holds, so its id is not reused while remembered).
+    held = _CHARGES.get(id(rule))
+    if held is None or held[0] is not rule:
+        fields = Charge(billable=effect.billable, pricing_model=effect.pricing_model,
+                        category=effect.category if isinstance(effect.category, str) else "",
+                        type=effect.type, opens_conversation=effect.opens in ("conversation",
+                                                                              "free_entry_point_conversation"),
+                        conversation_expires_at=None, opens=effect.opens, lasts_until=None,
+                        closes_others=effect.closes_others, rule=rule.id).__dict__
+        held = (rule, fields)
+        _remember(_CHARGES, id(rule), held)
     send_at = facts.at
     lasts_until = send_at + effect.lasts if effect.opens and effect.lasts else None
-    opens_conversation = effect.opens in ("conversation", "free_entry_point_conversation")
     if effect.opens:
         expires = lasts_until
     elif effect.rides:
         expires = facts.expiries.get(effect.rides)
     else:
         expires = None
-    return Charge(
-        billable=effect.billable,
-        pricing_model=effect.pricing_model,
-        category=effect.category_for(facts.engine),
-        type=effect.type,
-        opens_conversation=opens_conversation,
-        conversation_expires_at=expires,
-        opens=effect.opens,
-        lasts_until=lasts_until,
-        closes_others=effect.closes_others,
-        rule=rule.id,
-        participants=facts.engine["group_participants"] if effect.per_participant else None,
-    )
+    charge = _new(Charge)
+    made = charge.__dict__
+    made.update(held[1])
+    made["conversation_expires_at"] = expires
+    made["lasts_until"] = lasts_until
+    if not isinstance(effect.category, str):
+        made["category"] = effect.category_for(facts.engine)
+    if effect.per_participant:
+        made["participants"] = facts.engine["group_participants"]
+    return charge
+
+
+# id of a charge rule -> (the rule, held so the id is not reused; the fields of its Charge that do not depend on
+# the facts).
+_CHARGES: dict[int, tuple[Rule, dict[str, Any]]] = {}
 
 
 def _undelivered(classified: Charge) -> Charge:

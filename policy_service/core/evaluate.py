@@ -95,20 +95,38 @@ def price_parts(charge: Charge, facts: Facts, request: DecisionRequest,
     # A group send is billed per delivered participant, each at its own market (PMP-9).
     participants = request.send.participants if charge.participants is not None else None
     price, reason = _price(charge, facts.day, country, participants, request.context, rulebook.rates)
-    charge = replace(charge, price=price if price.known else None, price_reason=None if price.known else price.reason,
+    known = price.amount is not None  # price.known
+    charge = replace(charge, price=price if known else None, price_reason=None if known else price.reason,
                      price_lines=price.lines)
     if reason is None:
         return charge, None, facts
     # Where the pricing context came from when the request did not give it (the WABA's stored currency,
     # the month's volume counted over stored statuses).
     sources = {name: request.sources[name] for name in PRICING_CONTEXT_DEFAULTS if name in request.sources} \
-        if request.sources else {}
+        if request.sources else None
     if sources:
         reason = replace(reason, sources=sources)
-    elif not price.defaults:
+        return charge, reason, replace(facts, defaults=_with_defaults(facts.defaults, price.defaults),
+                                       sources={**facts.sources, **sources})
+    if not price.defaults:
         return charge, reason, facts
-    return charge, reason, replace(facts, defaults=facts.defaults | set(price.defaults),
-                                   sources={**facts.sources, **sources})
+    return charge, reason, replace(facts, defaults=_with_defaults(facts.defaults, price.defaults),
+                                   sources=dict(facts.sources))
+
+
+def _with_defaults(used: frozenset[str], more: tuple[str, ...]) -> frozenset[str]:
+    """The defaults used with `more` added (few distinct pairs occur: each union is made once)."""
+    key = (used, more)
+    found = _DEFAULTS_WITH.get(key)
+    if found is None:
+        found = used | set(more)
+        if len(_DEFAULTS_WITH) >= 1024:
+            _DEFAULTS_WITH.clear()
+        _DEFAULTS_WITH[key] = found
+    return found
+
+
+_DEFAULTS_WITH: dict[tuple[frozenset[str], tuple[str, ...]], frozenset[str]] = {}
 
 
 # id of a rate book -> (that book, held so the id is not reused while remembered; its memo of prices and
@@ -358,6 +376,8 @@ def late_delivery(request: DecisionRequest, state: HistoryState, facts: Facts, f
     point) within the delay the rules consider can change the classification; the send is classified
     again at the first such moment.
     """
+    if not any(facts.expiries.values()):
+        return facts, fired  # nothing open at the send
     horizon = request.send.at + rulebook.parameter("delivery_delay_considered")
     ends = sorted(end for end in facts.expiries.values() if end is not None and request.send.at < end <= horizon)
     if not ends:
