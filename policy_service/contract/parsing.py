@@ -17,6 +17,11 @@ same bounds everywhere, before any schema deserializes it:
   limit (`Limits.arrays`, e.g. `history` 10,000, `requests` the batch size); the whole body at most
   `Limits.max_values` JSON values. An oversized array is refused without looking inside it.
 
+A decision body's `history` (up to 10,000 messages) is not walked when contract.fastload's typed decoder
+accepts it: a history of the declared types is within every bound above by construction (strings, booleans and
+small integers in objects of known members, three levels deep), so only the rest of the body is walked, and
+the body comes back as a `fastload.Checked` carrying the typed messages for the schema to load.
+
 Lenient limits (`Limits.lenient`, Meta's webhooks) refuse a body only for its encoding, syntax, depth and item
 counts: a too long number, a non-finite one, a NUL or a lone surrogate is kept where it stands and its path
 listed in the result's `unreadable` (an `Unreadable` dict), so the reader can skip only the part holding it.
@@ -36,6 +41,7 @@ from typing import Any
 
 import orjson
 
+from .fastload import HISTORY_VALUES_PER_MESSAGE, Checked, typed_history
 from .schemas import HISTORY_TOO_LONG, MAX_BATCH, MAX_HISTORY
 
 # The first this many fields with errors are listed; the rest are counted (an error body stays small
@@ -165,16 +171,37 @@ def _parsed_fast(body: bytes | bytearray, limits: Limits) -> Any:
         value = orjson.loads(body)
     except orjson.JSONDecodeError:
         return _UNSURE
+    typed = _typed_history(value, limits)
+    # A history the typed decoder accepts is within every limit (fastload.typed_history): only the rest is walked,
+    # its values counted at their most. Past that estimate, the whole body is walked and counted exactly.
+    if typed is not None and _within(value, limits, value["history"], len(typed) * HISTORY_VALUES_PER_MESSAGE):
+        return Checked(value, typed)
     return value if _within(value, limits) else _UNSURE
 
 
-def _within(value: Any, limits: Limits) -> bool:
+def _typed_history(value: Any, limits: Limits) -> list[Any] | None:
+    """A decision body's top-level history as fastload.typed_history gives it, when the limits keep every bound
+    that proves: the history's own item limit, objects of HISTORY_VALUES_PER_MESSAGE members and three levels
+    below the body (the history, a message, its template or referral). Else None."""
+    if type(value) is not dict or ("history",) not in limits.arrays or limits.max_depth <= 3 \
+            or limits.max_items < HISTORY_VALUES_PER_MESSAGE \
+            or any(len(pattern) > 1 and pattern[0] == "history" for pattern in limits.arrays):
+        return None
+    history = value.get("history")
+    if type(history) is not list or len(history) > limits.arrays[("history",)][0]:
+        return None
+    return typed_history(history)
+
+
+def _within(value: Any, limits: Limits, settled: Any = None, settled_values: int = 0) -> bool:
     """True when no container is too deep or too long and the body holds at most max_values values (the
-    checks of _check that strings cannot fail once NULs and lone surrogates are ruled out)."""
+    checks of _check that strings cannot fail once NULs and lone surrogates are ruled out). `settled`: a
+    container member of the body known to be within the limits, not walked; it holds at most `settled_values`
+    values besides itself."""
     if type(value) is not dict and type(value) is not list:
         return type(value) is not float
     prefixes = {pattern[:end] for pattern in limits.arrays for end in range(len(pattern) + 1)}
-    count = 1
+    count = 1 + settled_values
     # (container, its path pattern while it can still reach a pattern of limits.arrays else None, depth)
     stack: list[tuple[Any, tuple[str, ...] | None, int]] = [(value, (), 0)]
     while stack:
@@ -195,7 +222,7 @@ def _within(value: Any, limits: Limits) -> bool:
             members = item.values()
             if pattern is not None:
                 for key, member in item.items():
-                    if type(member) is dict or type(member) is list:
+                    if (type(member) is dict or type(member) is list) and member is not settled:
                         stack.append((member, (*pattern, key) if (*pattern, key) in prefixes else None, depth + 1))
                     elif type(member) is float:
                         return False
