@@ -158,9 +158,8 @@ def test_a_float_nan_or_infinity_is_refused_naming_the_field_as_over_http(client
     """orjson would write NaN/infinity as null ("may not be null", or worse, a silent default): the Python
     API refuses it by field path with the error HTTP gives for the same JSON literal."""
     send = {"at": "2025-09-01T10:00:00+00:00", "to": "+14155550123", "type": "text"}
-    over_http = client.post("/v1/decisions", content_type="application/json",
-                            data='{"send": %s, "context": {"conversations_this_month": %s}}' % (
-                                json.dumps(send), literal))
+    text = f'{{"send": {json.dumps(send)}, "context": {{"conversations_this_month": {literal}}}}}'
+    over_http = client.post("/v1/decisions", content_type="application/json", data=text)
     with pytest.raises(ServiceError) as raised:
         service.decide({"send": send, "context": {"conversations_this_month": value}})
     assert over_http.status_code == 422 and raised.value.as_dict() == over_http.json
