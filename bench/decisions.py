@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import timedelta
 from pathlib import Path
 
 from common import banner, fixture_requests, median, policy, rounds, table
@@ -97,6 +98,16 @@ def main() -> None:
                 ours(request)
         return passes * len(requests)
 
+    # A stream of distinct requests: every pass of every round moves each send and history time 3 s further.
+    moved = iter([[request.moved(timedelta(seconds=3 * (n + 1))) for _, _, request in requests]
+                  for n in range(repeats * passes)])
+
+    def run_ours_moved():
+        for _ in range(passes):
+            for request in next(moved):
+                ours(request)
+        return passes * len(requests)
+
     def run_ours_unmemoized():
         for _ in range(passes):
             for _, _, request in requests:
@@ -110,6 +121,7 @@ def main() -> None:
         return passes * len(requests)
 
     candidates = {"policy-service evaluate(): all rules, full trace": run_ours,
+                  "policy-service evaluate(), times moved each pass (distinct requests)": run_ours_moved,
                   "policy-service evaluate(), memo off (durable_rules every time)": run_ours_unmemoized,
                   "policy-service schema load + evaluate() + response dump": run_ours_with_json}
     notes, peers = [], {}

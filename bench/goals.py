@@ -228,23 +228,30 @@ def engines(quick: bool) -> list[tuple]:
     requests = fixture_requests()
     documents = [decisions.peer_input(r) for _, _, r in requests]
     passes = 5 if quick else 20
-    candidates = {"evaluate": lambda: _evaluate_all(requests, rulebook, engine, passes)}
+    repeats = 3 if quick else 7
+    # The same requests every pass, and a stream of distinct ones: each pass moves every send and history time
+    # a few seconds further (made before timing), so nothing remembered of one request can answer the next.
+    moved = iter([[request.moved(timedelta(seconds=3 * (r * passes + p + 1))) for _, _, request in requests]
+                  for r in range(repeats) for p in range(passes)])
+    candidates = {"evaluate": lambda: _evaluate_all(requests, rulebook, engine, passes),
+                  "evaluate, times moved": lambda: _evaluate_moved(moved, rulebook, engine, passes)}
     missing = []
     for name, (decider, problem) in {"zen-engine": decisions.zen_decider(), "Rego": decisions.rego_decider()}.items():
         if decider is None:
             missing.append(problem)
             continue
         candidates[name] = (lambda d: lambda: decisions._run_peer(d, documents, passes))(decider)
-    rates = {name: median(values) for name, values in rounds(candidates, 3 if quick else 7).items()}
+    rates = {name: median(values) for name, values in rounds(candidates, repeats).items()}
     rows = []
     for name, goal in (("zen-engine", 2.0), ("Rego", 3.0)):
         if name not in rates:
             rows.append((f"evaluate() ≥ {goal:g}× {name}", "not measured: " + "; ".join(missing), "?"))
             continue
-        ratio = rates["evaluate"] / rates[name]
+        ratio, moved_ratio = rates["evaluate"] / rates[name], rates["evaluate, times moved"] / rates[name]
         rows.append((f"evaluate() ≥ {goal:g}× {name}",
-                     f"{rates['evaluate']:,.0f}/s vs {rates[name]:,.0f}/s: {ratio:.2f}×", "yes" if ratio >= goal
-                     else "**no**"))
+                     f"{rates['evaluate']:,.0f}/s vs {rates[name]:,.0f}/s: {ratio:.2f}×; times moved each pass "
+                     f"{rates['evaluate, times moved']:,.0f}/s: {moved_ratio:.2f}×",
+                     "yes" if min(ratio, moved_ratio) >= goal else "**no**"))
     return rows
 
 
@@ -253,6 +260,15 @@ def _evaluate_all(requests, rulebook, engine, passes) -> int:
         for _, _, request in requests:
             evaluate(request, rulebook=rulebook, engine=engine)
     return passes * len(requests)
+
+
+def _evaluate_moved(batches, rulebook, engine, passes) -> int:
+    count = 0
+    for _ in range(passes):
+        for request in next(batches):
+            evaluate(request, rulebook=rulebook, engine=engine)
+            count += 1
+    return count
 
 
 # --- PostgreSQL vs SQLite by CPU ---------------------------------------------------------------------------------

@@ -1,30 +1,39 @@
 """The decision request loaded without marshmallow when it is valid: the hot path of every decision.
 
 marshmallow validates a history message in ~20 µs (most of a 10,000-event request's load) and a send with its
-empty context in ~200 µs. `history` and `request` load them the way `DecisionRequestSchema` would — the same
-`Message`, `Send` and `DecisionRequest` values — checking each value with plain comparisons, and give up (None)
-at the first value they are not certain marshmallow accepts (a group send, Direct Send,
-the Marketing Messages API and Meta Business Agent flags, and context members other than booleans, counts,
-patterned codes and the WABA time zone are always left to marshmallow). The schema then
-loads the whole request through marshmallow, so every error, its field path and its wording come from
-marshmallow alone: the fast path only ever answers for valid input. tests/contract/test_fastload.py proves on
-random valid and invalid requests that the result equals marshmallow's.
+empty context in ~200 µs. Here msgspec checks the history and the send against typed Structs declared from the
+same vocabulary as contract.schemas (member names, JSON types, enumerations, lengths: ~0.3 µs a message, in C),
+and a short Python loop finishes what a Struct cannot say (timestamps, MessageSchema's and SendSchema's cross-field
+rules, the template time-to-live range, the recipient) while it builds the `Message`, `Send` and
+`DecisionRequest` values marshmallow would. Anything not certainly valid gives None: the schema then loads the
+request through marshmallow, so every error, its field path and its wording come from marshmallow alone (the
+fast path only ever answers for valid input). A group send, Direct Send, the Marketing Messages API and Meta
+Business Agent flags, a referral's welcome_message, and context members other than booleans, counts, patterned
+codes and the WABA time zone are always left to marshmallow. tests/contract/test_fastload.py proves on random
+valid and invalid requests, and on raw bodies through contract.parsing, that the result equals marshmallow's.
 
-What it checks is what contract.schemas declares for SendSchema, SendTemplateSchema, MessageSchema,
+`typed_history` is also what contract.parsing uses to bound a decision body's history without walking it: a list
+the Structs accept is at most MAX_HISTORY objects of known members holding strings, booleans and small integers,
+at most HISTORY_VALUES_PER_MESSAGE JSON values each, three levels deep.
+
+What is checked is what contract.schemas declares for SendSchema, SendTemplateSchema, MessageSchema,
 TemplateSchema and ReferralSchema: the member names, JSON types (strict: a boolean is not an integer, 1 is not
-true), enumerations, lengths, timestamps (datetime.fromisoformat, as marshmallow's AwareDateTime; an offset
-required; 2000-01-01 to 2999-12-31), the template time-to-live range, the recipient (core.identities.parse_contact,
-the one parser SendSchema uses), SendSchema's and MessageSchema's cross-field rules.
+true, null is not a string), enumerations, lengths (in code points, as len()), timestamps (datetime.fromisoformat,
+as marshmallow's AwareDateTime; an offset required; 2000-01-01 to 2999-12-31), the template time-to-live range,
+the recipient (core.identities.parse_contact, the one parser SendSchema uses), SendSchema's and MessageSchema's
+cross-field rules.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import msgspec
 from marshmallow import fields, validate
+from msgspec import Meta, Struct
 
 from ..core.identities import E164, NotAContact, parse_contact
 from ..core.messages import UNKNOWN_TYPE, DecisionRequest, Message, Send, Template
@@ -38,33 +47,110 @@ from .schemas import (
     MESSAGE_TYPES,
     TEMPLATE_STATUSES,
     ContextSchema,
+    ReferralSchema,
 )
 from .strict import StrictBoolean
 
-_INBOUND_TYPES = frozenset((*MESSAGE_TYPES, *INBOUND_ONLY_TYPES, UNKNOWN_TYPE)) - {UNKNOWN_TYPE}
-_OUTBOUND_TYPES = frozenset((*MESSAGE_TYPES, UNKNOWN_TYPE))
-_STATUSES = frozenset(DELIVERY_STATUSES)
-_CATEGORIES = frozenset(CATEGORIES)
-_TEMPLATE_STATUSES = frozenset(TEMPLATE_STATUSES)
-_INBOUND_KEYS = frozenset(("id", "direction", "at", "type", "referral"))
-_OUTBOUND_KEYS = frozenset(("id", "direction", "at", "type", "template", "status", "delivered_at"))
-_TEMPLATE_KEYS = frozenset(("name", "language", "category", "status", "otp_button", "message_send_ttl_seconds"))
-# ReferralSchema's string members (welcome_message, a free JSON object, is left to marshmallow).
-_REFERRAL_TEXT = frozenset(("source_url", "source_id", "headline", "body", "media_type", "image_url", "video_url",
-                            "thumbnail_url", "ctwa_clid"))
-_SOURCE_TYPES = frozenset(("ad", "post"))
+# Every optional member below defaults to None (or the value the core record defaults to) while its annotation
+# admits no null: msgspec does not check defaults, so an absent member loads as None and an explicit null is
+# refused, as marshmallow refuses it (allow_none is off on every field here). The Structs are frozen so that
+# equal templates can share one Template (a cache keyed by the Struct).
+
+
+class _Template(Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+    """TemplateSchema: a past outbound message's template."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=512)]
+    language: Annotated[str, Meta(min_length=2, max_length=16)]
+    category: Literal[CATEGORIES]  # type: ignore[valid-type]
+    status: Literal[TEMPLATE_STATUSES] = "APPROVED"  # type: ignore[valid-type]
+    otp_button: bool = None  # type: ignore[assignment]
+    message_send_ttl_seconds: int = None  # type: ignore[assignment]  # -1 or 30..2592000: checked in _template
+
+
+class _SendTemplate(Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+    """SendTemplateSchema: category and status may be left to the template registry (None until it fills them)."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=512)]
+    language: Annotated[str, Meta(min_length=2, max_length=16)]
+    category: Literal[CATEGORIES] = None  # type: ignore[valid-type,assignment]
+    status: Literal[TEMPLATE_STATUSES] = None  # type: ignore[valid-type,assignment]
+    otp_button: bool = None  # type: ignore[assignment]
+    message_send_ttl_seconds: int = None  # type: ignore[assignment]
+
+
+# ReferralSchema's members in the order marshmallow loads them (declaration order, which the loaded dict keeps);
+# all strings but welcome_message (a free JSON object), which is left to marshmallow. source_type: ad or post.
+_REFERRAL_ORDER = tuple(ReferralSchema().load_fields)
+_ReferralKey = Literal[tuple(name for name in _REFERRAL_ORDER if name != "welcome_message")]  # type: ignore[misc]
+_SOURCE_TYPES = ("ad", "post")
+_INBOUND_TYPES = tuple(dict.fromkeys((*MESSAGE_TYPES, *INBOUND_ONLY_TYPES)))
+_OUTBOUND_TYPES = (*MESSAGE_TYPES, UNKNOWN_TYPE)
+
+
+class _Inbound(Struct, tag_field="direction", tag="inbound", forbid_unknown_fields=True, gc=False):
+    """MessageSchema, direction inbound: template, status, delivered_at and business_app are not allowed."""
+
+    at: str
+    type: Literal[_INBOUND_TYPES]  # type: ignore[valid-type]
+    id: str = None  # type: ignore[assignment]
+    referral: dict[_ReferralKey, str] = None  # type: ignore[assignment]
+
+
+class _Outbound(Struct, tag_field="direction", tag="outbound", forbid_unknown_fields=True, gc=False):
+    """MessageSchema, direction outbound: a referral and the inbound-only types are not allowed."""
+
+    at: str
+    type: Literal[_OUTBOUND_TYPES]  # type: ignore[valid-type]
+    id: str = None  # type: ignore[assignment]
+    template: _Template = None  # type: ignore[assignment]
+    status: Literal[DELIVERY_STATUSES] = "delivered"  # type: ignore[valid-type]
+    delivered_at: str = None  # type: ignore[assignment]
+    business_app: bool = False
+
+
+class _Send(Struct, forbid_unknown_fields=True):
+    """SendSchema for an individual send (no group, Direct Send, Marketing Messages API or Meta Business Agent)."""
+
+    at: str
+    to: Annotated[str, Meta(min_length=1, max_length=255)]
+    type: Literal[MESSAGE_TYPES]  # type: ignore[valid-type]
+    template: _SendTemplate = None  # type: ignore[assignment]
+    phone_number_id: Annotated[str, Meta(min_length=1, max_length=64)] = None  # type: ignore[assignment]
+
+
+_History = Annotated[list[_Inbound | _Outbound], Meta(max_length=MAX_HISTORY)]
+# The most JSON values one history item typed_history accepts can hold, counted as contract.parsing counts them
+# (the item itself, its members with the `direction` tag, and the members of its template or referral).
+HISTORY_VALUES_PER_MESSAGE = max(2 + len(_Inbound.__struct_fields__) + len(_ReferralKey.__args__),
+                                 2 + len(_Outbound.__struct_fields__) + len(_Template.__struct_fields__))
+_convert = msgspec.convert
 _fromisoformat = datetime.fromisoformat
 
 
-_SEND_KEYS = frozenset(("at", "to", "type", "template", "phone_number_id"))
-_SEND_TYPES = frozenset(MESSAGE_TYPES)
-_REQUEST_KEYS = frozenset(("send", "history", "context"))
+class Checked(dict):
+    """A decision request body whose `history` contract.parsing has already checked with `typed_history`:
+    `typed` holds the typed messages, which `request` and `history` then use instead of checking it again.
+    Otherwise the body itself, as parsed (a shallow copy of its top-level object)."""
+
+    def __init__(self, value: dict[str, Any], typed: list[Any]):
+        super().__init__(value)
+        self.typed = typed
+
+
+def typed_history(items: Any) -> list[_Inbound | _Outbound] | None:
+    """The JSON history as typed messages when every member of every message is of the declared type (or None):
+    at most MAX_HISTORY messages, each at most HISTORY_VALUES_PER_MESSAGE JSON values, no float anywhere."""
+    try:
+        return _convert(items, _History)
+    except msgspec.ValidationError:
+        return None
 
 
 def request(data: Any) -> DecisionRequest | None:
     """A decision request (send, history, an absent or empty context; no history_ref) exactly as
     DecisionRequestSchema loads it, or None when any part is not certainly valid."""
-    if type(data) is not dict or not data.keys() <= _REQUEST_KEYS or "send" not in data:
+    if not isinstance(data, dict) or not data.keys() <= _REQUEST_KEYS or "send" not in data:
         return None
     context = _context(data.get("context", {}))
     if context is None:
@@ -72,10 +158,98 @@ def request(data: Any) -> DecisionRequest | None:
     send = _send(data["send"])
     if send is None:
         return None
-    messages = history(data["history"]) if "history" in data else ()
+    messages = history(data["history"], getattr(data, "typed", None)) if "history" in data else ()
     if messages is None:
         return None
     return DecisionRequest(send=send, history=messages, context=context)
+
+
+_REQUEST_KEYS = frozenset(("send", "history", "context"))
+
+
+def history(items: Any, typed: list[Any] | None = None) -> tuple[Message, ...] | None:
+    """The messages of a JSON history exactly as DecisionRequestSchema loads them, or None when any of them is
+    not certainly valid (the caller then lets marshmallow load, and word the errors). `typed`: the same history
+    as typed_history gave it, when the caller has it."""
+    if typed is None:
+        typed = typed_history(items)
+        if typed is None:
+            return None
+    messages = []
+    append = messages.append
+    templates: dict[_Template, Template] = {}
+    for item in typed:
+        at = _time(item.at)
+        if at is None:
+            return None
+        if type(item) is _Inbound:
+            referral = item.referral
+            if referral is not None:
+                if referral.get("source_type", "ad") not in _SOURCE_TYPES:
+                    return None
+                referral = {name: referral[name] for name in _REFERRAL_ORDER if name in referral}
+            append(Message("inbound", at, item.type, None, "delivered", referral, item.id))
+            continue
+        kind, template = item.type, item.template
+        if template is not None:
+            if kind != "template":
+                return None
+            # Equal templates are one immutable Template (a 10,000-event history names a handful).
+            shared = templates.get(template)
+            if shared is None:
+                shared = templates[template] = _template(template)
+                if shared is None:
+                    return None
+            template = shared
+        elif kind == "template":
+            return None
+        delivered_at = item.delivered_at
+        if delivered_at is not None:
+            delivered_at = _time(delivered_at)
+            if delivered_at is None or delivered_at < at or item.status == "failed":
+                return None
+        append(Message("outbound", at, kind, template, item.status, None, item.id, delivered_at, item.business_app))
+    return tuple(messages)
+
+
+def _time(value: str) -> datetime | None:
+    try:
+        at = _fromisoformat(value)
+    except ValueError:
+        return None
+    # fromisoformat gives a fixed offset or none. Within 2001-2998 an offset (under 24 h) cannot leave the range.
+    if at.tzinfo is None or not (2000 < at.year < 2999 or EARLIEST <= at <= LATEST):
+        return None
+    return at
+
+
+def _template(value: _Template | _SendTemplate) -> Template | None:
+    ttl = value.message_send_ttl_seconds
+    if ttl is not None and ttl != -1 and not 30 <= ttl <= 2592000:
+        return None
+    return Template(value.name, value.language, value.category, value.status, value.otp_button, ttl)
+
+
+def _send(value: Any) -> Send | None:
+    try:
+        send = _convert(value, _Send)
+    except msgspec.ValidationError:
+        return None
+    at = _time(send.at)
+    if at is None:
+        return None
+    try:
+        parse_contact(send.to, E164)
+    except NotAContact:
+        return None
+    template = send.template
+    if (template is None) is (send.type == "template"):
+        return None
+    if template is not None:
+        template = _template(template)
+        if template is None:
+            return None
+    return Send(at, send.to, send.type, template, phone_number_id=send.phone_number_id)
 
 
 def _context_checks() -> dict[str, Callable[[Any], bool]]:
@@ -111,6 +285,7 @@ def _known_zone(value: Any) -> bool:
 
 
 _CONTEXT_CHECKS = _context_checks()
+_CONTEXT_ORDER = tuple(ContextSchema().load_fields)
 
 
 def _context(value: Any) -> dict[str, Any] | None:
@@ -120,132 +295,5 @@ def _context(value: Any) -> dict[str, Any] | None:
         check = _CONTEXT_CHECKS.get(name)
         if check is None or not check(member):
             return None
-    return dict(value)
-
-
-def _send(value: Any) -> Send | None:
-    if type(value) is not dict or not value.keys() <= _SEND_KEYS:
-        return None
-    at = _time(value.get("at"))
-    to, kind = value.get("to"), value.get("type")
-    if at is None or type(to) is not str or not 1 <= len(to) <= 255 or type(kind) is not str \
-            or kind not in _SEND_TYPES:
-        return None
-    try:
-        parse_contact(to, E164)
-    except NotAContact:
-        return None
-    template = None
-    if "template" in value:
-        template = _template(value["template"], send=True)
-        if template is None or kind != "template":
-            return None
-    elif kind == "template":
-        return None
-    if "phone_number_id" in value:
-        number = value["phone_number_id"]
-        if type(number) is not str or not 1 <= len(number) <= 64:
-            return None
-        return Send(at, to, kind, template, phone_number_id=number)
-    return Send(at, to, kind, template)
-
-
-def history(items: Any) -> tuple[Message, ...] | None:
-    """The messages of a JSON history exactly as DecisionRequestSchema loads them, or None when any of them is
-    not certainly valid (the caller then lets marshmallow load, and word the errors)."""
-    if type(items) is not list or len(items) > MAX_HISTORY:
-        return None
-    messages = []
-    append = messages.append
-    for item in items:
-        message = _message(item)
-        if message is None:
-            return None
-        append(message)
-    return tuple(messages)
-
-
-def _time(value: Any) -> datetime | None:
-    if type(value) is not str:
-        return None
-    try:
-        at = _fromisoformat(value)
-    except ValueError:
-        return None
-    # fromisoformat gives a fixed offset or none. Within 2001-2998 an offset (under 24 h) cannot leave the range.
-    if at.tzinfo is None or not (2000 < at.year < 2999 or EARLIEST <= at <= LATEST):
-        return None
-    return at
-
-
-def _message(item: Any) -> Message | None:
-    if type(item) is not dict:
-        return None
-    direction = item.get("direction")
-    kind = item.get("type")
-    at = _time(item.get("at"))
-    if at is None or type(kind) is not str:
-        return None
-    wamid = item.get("id")
-    if wamid is not None and type(wamid) is not str or "id" in item and wamid is None:
-        return None
-    if direction == "inbound":
-        if not item.keys() <= _INBOUND_KEYS or kind not in _INBOUND_TYPES:
-            return None
-        referral = item.get("referral")
-        if referral is not None or "referral" in item:
-            referral = _referral(referral)
-            if referral is None:
-                return None
-        return Message("inbound", at, kind, referral=referral, id=wamid)
-    if direction != "outbound" or not item.keys() <= _OUTBOUND_KEYS or kind not in _OUTBOUND_TYPES:
-        return None
-    template = None
-    if "template" in item:
-        template = _template(item["template"])
-        if template is None or kind != "template":
-            return None
-    elif kind == "template":
-        return None
-    status = item.get("status", "delivered")
-    if type(status) is not str or status not in _STATUSES:
-        return None
-    delivered_at = None
-    if "delivered_at" in item:
-        delivered_at = _time(item["delivered_at"])
-        if delivered_at is None or delivered_at < at or status == "failed":
-            return None
-    return Message("outbound", at, kind, template, status, None, wamid, delivered_at)
-
-
-def _template(value: Any, *, send: bool = False) -> Template | None:
-    # TemplateSchema (a past message's) or, with send, SendTemplateSchema: category and status may be absent
-    # there, and are then None (the registry fills them in).
-    if type(value) is not dict or not value.keys() <= _TEMPLATE_KEYS:
-        return None
-    name, language = value.get("name"), value.get("language")
-    if type(name) is not str or not 1 <= len(name) <= 512 or type(language) is not str \
-            or not 2 <= len(language) <= 16:
-        return None
-    category = value.get("category") if send else value.get("category", "")
-    if (category is not None or "category" in value) and (type(category) is not str or category not in _CATEGORIES):
-        return None
-    status = value.get("status") if send else value.get("status", "APPROVED")
-    if (status is not None or "status" in value) and (type(status) is not str or status not in _TEMPLATE_STATUSES):
-        return None
-    otp_button = value.get("otp_button")
-    if "otp_button" in value and type(otp_button) is not bool:
-        return None
-    ttl = value.get("message_send_ttl_seconds")
-    if "message_send_ttl_seconds" in value and (type(ttl) is not int or ttl != -1 and not 30 <= ttl <= 2592000):
-        return None
-    return Template(name, language, category, status, otp_button, ttl)
-
-
-def _referral(value: Any) -> dict[str, str] | None:
-    if type(value) is not dict:
-        return None
-    for key, text in value.items():
-        if type(text) is not str or key not in _REFERRAL_TEXT and (key != "source_type" or text not in _SOURCE_TYPES):
-            return None
-    return dict(value)
+    # In the order marshmallow's load gives (the schema's).
+    return {name: value[name] for name in _CONTEXT_ORDER if name in value} if value else {}

@@ -14,6 +14,7 @@ from .messages import Message
 
 _AT, _TYPE, _REFERRAL = attrgetter("at"), attrgetter("type"), attrgetter("referral")
 _DELIVERED_AT = attrgetter("delivered_at")
+_FEW = 64  # events
 
 
 def by_delivery(history: tuple[Message, ...]) -> tuple[Message, ...]:
@@ -54,7 +55,9 @@ def timeline(history: tuple[Message, ...], cutoff: datetime) -> Sequence[tuple[i
     if all(map(lt, times, islice(times, 1, None))):
         # Strictly in time order already, as clients usually send it: no sort, no copy, cut by bisection;
         # replay then reads only the recent events.
-        return _InOrder(history, bisect_right(times, cutoff))
+        end = bisect_right(times, cutoff)
+        # A short history's pairs cost less made at once than read through _InOrder one by one.
+        return list(enumerate(islice(history, end))) if end <= _FEW else _InOrder(history, end)
     events = [(i, m) for i, m in enumerate(history) if m.at <= cutoff]
     return sorted(events, key=lambda item: (item[1].at, item[1].direction != "inbound", item[0]))
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from .messages import Message
 from .records import record
 
 CONVERSATION_KINDS = ("conversation", "free_entry_point_conversation")
@@ -30,13 +31,18 @@ class Period:
         return self.opened_at <= at < self.expires_at
 
 
+_NO_TIME = timedelta(0)
+
+
 class Ledger:
     """Every period opened so far, in the order they opened."""
+
+    __slots__ = ("periods", "_opened", "_longest", "_in_time_order")
 
     def __init__(self) -> None:
         self.periods: list[Period] = []
         self._opened: list[datetime] = []  # opened_at of each period, for bisection
-        self._longest = timedelta(0)
+        self._longest = _NO_TIME
         self._in_time_order = True
 
     def open(self, period: Period, *, closes_others: bool) -> None:
@@ -67,17 +73,21 @@ def longest_lifetime(lifetimes: Iterable[timedelta | None]) -> timedelta:
     return max((lasts for lasts in lifetimes if lasts), default=timedelta(0))
 
 
-def quiet_point(sends_newest_first: Iterable[tuple[int, datetime]], lifetime: timedelta) -> int:
-    """Where classification must start: the position of the latest send that follows the one before
-    it by at least `lifetime` (0 if none), given (position, time) of delivered sends, newest first.
+def quiet_point(events: Sequence[tuple[int, Message]], at: datetime, lifetime: timedelta) -> int:
+    """Where classification must start: the position among `events` ((index, message) in time order, none after
+    `at`) of the latest delivered send that follows the one before it by at least `lifetime`, the proposed send
+    at `at` coming last (len(events) when it is that one); 0 if none.
 
     Every period opened at or before a send expires at most `lifetime` after it, and closing early
     only shortens it; so nothing opened before the quiet point is open at or after it, and sends
     before it need no classification for anything from the quiet point on.
     """
-    later: tuple[int, datetime] | None = None
-    for position, at in sends_newest_first:
-        if later is not None and later[1] - at >= lifetime:
-            return later[0]
-        later = (position, at)
+    later_position, later_at = len(events), at
+    for position in range(len(events) - 1, -1, -1):
+        message = events[position][1]
+        if message.direction == "inbound" or message.delivery_time is None:
+            continue
+        if later_at - message.at >= lifetime:
+            return later_position
+        later_position, later_at = position, message.at
     return 0

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import string
 from bisect import bisect_right
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -70,6 +72,10 @@ class Reason:
     sources: dict[str, str] = field(default_factory=dict, hash=False)
 
 
+# Prices a charge: (the charge priced, the trace entry saying how or None, the facts with what pricing used).
+Pricing = Callable[[Charge, Facts], tuple[Charge, Reason | None, Facts]]
+
+
 @record
 class Decision:
     """The answer for one proposed send."""
@@ -95,42 +101,72 @@ class Decision:
 
 
 def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain: bool = True,
-            decision_id: str = "") -> Decision:
-    """Combine fired rule ids into a decision (deny overrides allow; named resolution for type and charge)."""
+            decision_id: str = "", price: Pricing | None = None) -> Decision:
+    """Combine fired rule ids into a decision (deny overrides allow; named resolution for type and charge).
+
+    `price`, given, prices the charge (core.evaluate.price_parts): its trace entry, when it returns one, ends
+    the trace, and its facts (with the pricing defaults and sources it used) are the decision's.
+    """
     outcome = _outcome(fired, rulebook)
     rule = outcome.charge_rule
     classified = _charge(rule, facts) if rule else None
     charge = classified if outcome.decision == "allow" or classified is None else _undelivered(classified)
-    trace: tuple[Reason, ...] = ()
-    if explain:
-        # Each value a sentence names, in words, made once for all the sentences of the decision.
-        values = facts.texts(outcome.named)
-        defaults = facts.defaults
-        sources = facts.sources
-        zone_days = zone_span(facts.at) if "waba_timezone" in defaults else None
-        if zone_days is not None:
-            # Only a rule whose in-force state changes on a day of the span can depend on the zone.
-            changes = outcome.changes
-            at = bisect_right(changes, zone_days[0])
-            zone_days = zone_days if at < len(changes) and changes[at] <= zone_days[1] else None
-        trace = tuple(Reason(*step.head, step.sentence(values), step.determining, step.defaults(defaults, zone_days),
-                             step.note,
-                             {f: sources[f] for f in sorted(step.rule.facts_read & sources.keys())} if sources else {})
-                      for step in outcome.ordered)
+    trace = _trace(outcome, facts) if explain else ()
     version = _version_on(rulebook, facts.day)
-    return Decision(
-        decision=outcome.decision,
-        status=outcome.status,
-        required_message_type=outcome.required,
-        charge=charge,
-        policy_version=version.id if version else None,
-        rulebook_version=rulebook.version,
-        trace=trace,
-        facts=facts,
-        error_codes=outcome.error_codes,
-        classified_charge=classified,
-        decision_id=decision_id,
-    )
+    if price is not None and charge is not None:
+        charge, priced, facts = price(charge, facts)
+        if priced is not None:
+            trace = (*trace, priced)
+    # decision, status, required_message_type, charge, policy_version, rulebook_version, trace, facts,
+    # error_codes, error, classified_charge, decision_id
+    return Decision(outcome.decision, outcome.status, outcome.required, charge, version.id if version else None,
+                    rulebook.version, trace, facts, outcome.error_codes, None, classified, decision_id)
+
+
+def _trace(outcome: _Outcome, facts: Facts) -> tuple[Reason, ...]:
+    """The trace entries of the outcome's rules, in its order, for these facts."""
+    defaults = facts.defaults
+    zone_days = None
+    # Only a rule whose in-force state changes on a day of the span of local days the send's instant has in
+    # some zone can depend on the zone; with the zone defaulted (UTC) that span lies within a day of `facts.day`.
+    if "waba_timezone" in defaults and facts.day in outcome.near_changes:
+        zone_days = zone_span(facts.at)
+        changes = outcome.changes
+        at = bisect_right(changes, zone_days[0])
+        zone_days = zone_days if at < len(changes) and changes[at] <= zone_days[1] else None
+    # Each value a sentence names, in words, made once for all the sentences of the decision.
+    values = facts.texts(outcome.named) if outcome.named else {}
+    sources = facts.sources
+    if sources:
+        return tuple(Reason(*step.head, step.sentence(values), step.determining, step.defaults(defaults, zone_days),
+                            step.note, {f: sources[f] for f in sorted(step.rule.facts_read & sources.keys())})
+                     for step in outcome.ordered)
+    # Without sources an entry depends on the facts only through its sentence: the rest of it is made once
+    # per outcome and defaults used, and an entry whose sentence names no value is made once whole.
+    key = (defaults, zone_days)
+    parts = outcome.parts.get(key)
+    if parts is None:
+        parts = tuple((made.__dict__, step.template) if step.named else (made, None)
+                      for step in outcome.ordered
+                      for made in (Reason(*step.head, step.sentence(values), step.determining,
+                                          step.defaults(defaults, zone_days), step.note, {}),))
+        if len(outcome.parts) < _CACHE_SIZE:
+            outcome.parts[key] = parts
+    trace = []
+    for part, template in parts:
+        if template is None:
+            trace.append(part)
+            continue
+        # A Reason with the part's fields and this sentence, as Reason(...) makes it (without its __init__).
+        reason = _new(Reason)
+        made = reason.__dict__
+        made.update(part)
+        made["because"] = template.format_map(values)
+        trace.append(reason)
+    return tuple(trace)
+
+
+_new = object.__new__
 
 
 def charge_terms(charge: Charge | None) -> tuple[Any, ...] | None:
@@ -148,7 +184,7 @@ def classify(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook) -> Charge
 class _Step:
     """One rule of the trace as combining orders it; what does not depend on the facts is made once."""
 
-    __slots__ = ("rule", "determining", "note", "effect", "head", "named", "_template", "_fixed", "_defaults")
+    __slots__ = ("rule", "determining", "note", "effect", "head", "named", "template", "_fixed", "_defaults")
 
     def __init__(self, rule: Rule, determining: bool, note: str | None, *, denied: bool = False) -> None:
         self.rule, self.determining, self.note, self.effect = rule, determining, note, rule.effect
@@ -163,9 +199,9 @@ class _Step:
             template = rule.because
         # The names the sentence reads (rulebook.py admits only plain fact and display names).
         self.named = tuple(dict.fromkeys(name for _, name, _, _ in string.Formatter().parse(template) if name))
-        self._template = prefix.replace("{", "{{").replace("}", "}}") + template
+        self.template = prefix.replace("{", "{{").replace("}", "}}") + template
         # A sentence that names no value is the same for every decision.
-        self._fixed = (self._template.format_map({}) if template else prefix + rule.description) if not self.named \
+        self._fixed = (self.template.format_map({}) if template else prefix + rule.description) if not self.named \
             else None
         self._defaults: dict[frozenset[str], tuple[str, ...]] = {}
 
@@ -173,7 +209,7 @@ class _Step:
         """The `because` sentence with the facts' values (the description when the rule has none); `values`
         holds the text of every name in `named`."""
         fixed = self._fixed
-        return fixed if fixed is not None else self._template.format_map(values)
+        return fixed if fixed is not None else self.template.format_map(values)
 
     def defaults(self, used: frozenset[str], zone_days: tuple[date, date] | None = None) -> tuple[str, ...]:
         """The context defaults this rule read, of those the facts used, sorted.
@@ -207,6 +243,12 @@ class _Outcome:
     error_codes: tuple[int, ...]
     named: tuple[str, ...] = ()  # every name the sentences of `ordered` read, once
     changes: tuple[date, ...] = ()  # sorted: each day on which a rule of `ordered` comes into or goes out of force
+    # (defaults used, zone_days) -> each trace entry as made once: a whole Reason, or a Reason's fields and the
+    # template of its sentence (decision._trace); filled as decisions are made.
+    parts: dict[tuple[Any, ...], tuple[tuple[Any, Any], ...]] = field(default_factory=dict, compare=False)
+    # Every day within a day of one of `changes`: a send on another (UTC) day has the same rules in force in every
+    # zone.
+    near_changes: frozenset[date] = frozenset()
 
 
 # Combining depends only on which rules fired, and few distinct sets of them occur; bounded, cleared when full.
@@ -298,7 +340,18 @@ def _combine_rules(fired: tuple[str, ...], rulebook: Rulebook) -> _Outcome:
         error_codes=tuple(r.error_code for r in denies if r.error_code),
         named=tuple(dict.fromkeys(name for step in steps for name in step.named)),
         changes=tuple(sorted({day for rule in rules for day in _changes(rule)})),
+        near_changes=_near({day for rule in rules for day in _changes(rule)}),
     )
+
+
+def _near(days: set[date]) -> frozenset[date]:
+    """The days within a day of one of `days`."""
+    near = set()
+    for day in days:
+        for step in (-1, 0, 1):
+            with suppress(OverflowError):  # past date.min or date.max: no such day
+                near.add(day + timedelta(days=step))
+    return frozenset(near)
 
 
 def _changes(rule: Rule) -> tuple[date, ...]:
@@ -329,28 +382,41 @@ def fail_closed(error: Exception, rulebook_version: str, facts: Facts | None = N
 def _charge(rule: Rule, facts: Facts) -> Charge:
     effect = rule.charge
     assert effect is not None
+    # What does not depend on the facts is made once per rule (a rule is immutable and lives in its rulebook,
+    # which the memo holds, so its id is not reused while remembered).
+    held = _CHARGES.get(id(rule))
+    if held is None or held[0] is not rule:
+        fields = Charge(billable=effect.billable, pricing_model=effect.pricing_model,
+                        category=effect.category if isinstance(effect.category, str) else "",
+                        type=effect.type, opens_conversation=effect.opens in ("conversation",
+                                                                              "free_entry_point_conversation"),
+                        conversation_expires_at=None, opens=effect.opens, lasts_until=None,
+                        closes_others=effect.closes_others, rule=rule.id).__dict__
+        held = (rule, fields)
+        _remember(_CHARGES, id(rule), held)
     send_at = facts.at
     lasts_until = send_at + effect.lasts if effect.opens and effect.lasts else None
-    opens_conversation = effect.opens in ("conversation", "free_entry_point_conversation")
     if effect.opens:
         expires = lasts_until
     elif effect.rides:
         expires = facts.expiries.get(effect.rides)
     else:
         expires = None
-    return Charge(
-        billable=effect.billable,
-        pricing_model=effect.pricing_model,
-        category=effect.category_for(facts.engine),
-        type=effect.type,
-        opens_conversation=opens_conversation,
-        conversation_expires_at=expires,
-        opens=effect.opens,
-        lasts_until=lasts_until,
-        closes_others=effect.closes_others,
-        rule=rule.id,
-        participants=facts.engine["group_participants"] if effect.per_participant else None,
-    )
+    charge = _new(Charge)
+    made = charge.__dict__
+    made.update(held[1])
+    made["conversation_expires_at"] = expires
+    made["lasts_until"] = lasts_until
+    if not isinstance(effect.category, str):
+        made["category"] = effect.category_for(facts.engine)
+    if effect.per_participant:
+        made["participants"] = facts.engine["group_participants"]
+    return charge
+
+
+# id of a charge rule -> (the rule, held so the id is not reused; the fields of its Charge that do not depend on
+# the facts).
+_CHARGES: dict[int, tuple[Rule, dict[str, Any]]] = {}
 
 
 def _undelivered(classified: Charge) -> Charge:

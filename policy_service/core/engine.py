@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from bisect import bisect_left
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -64,9 +64,9 @@ class RulesEngine:
         definition[_EVERY_FACT] = {"all": [{"m": {"$gte": {"waba_date": 0}}}], "run": _unused_action}
         self._cuts = _numeric_constants(definition)
         self._memo: dict[tuple[Any, ...], tuple[str, ...]] = {}
-        # The fact names in their order -> ((position, cuts, members) of each one compared with numbers, the
+        # The fact names in their order -> ((position, bounds, classes) of each one compared with numbers, the
         # number standing for that order in memo keys; from _orders, unique even across threads).
-        self._plans: dict[tuple[str, ...], tuple[tuple[tuple[int, list[int], frozenset[int]], ...], int]] = {}
+        self._plans: dict[tuple[str, ...], tuple[tuple[tuple[int, list[int], tuple[object, ...]], ...], int]] = {}
         self._orders = itertools.count()
         try:
             with _ENGINE_LOCK:
@@ -118,10 +118,10 @@ class RulesEngine:
                 found = self._plans.setdefault(names, (plan, next(self._orders)))
         plan, order = found
         values = list(facts.values())
-        for position, cuts, members in plan:
+        for position, bounds, classes in plan:
             value = values[position]
             if type(value) is int:
-                values[position] = (bisect_left(cuts, value), value in members)
+                values[position] = classes[bisect_right(bounds, value)]
         return order, tuple(values)
 
     def _fire(self, fact: str) -> tuple[str, ...]:
@@ -171,8 +171,14 @@ class _Unhandled(Exception):
     """durable_rules matched no rule at all (impossible while the catch-all rule is compiled in)."""
 
 
-def _numeric_constants(definition: Mapping[str, Any]) -> dict[str, tuple[list[int], frozenset[int]]]:
-    """Every number a rule compares each fact with, sorted, from the compiled rulebook."""
+def _numeric_constants(definition: Mapping[str, Any]) -> dict[str, tuple[list[int], tuple[object, ...]]]:
+    """For each fact a rule compares with numbers, from the compiled rulebook: the bounds that split the integers
+    into the classes no rule tells apart, and an object standing for each class.
+
+    Each constant c the rules compare it with is a class of its own ([c, c + 1)), and so is each stretch between
+    two constants: bisect_right(bounds, n) is the class of integer n. Its object equals nothing else (not even a
+    number a fact of another type might hold), so a memo key never confuses a class with a value.
+    """
     found: defaultdict[str, set[int]] = defaultdict(set)
 
     def walk(expression: Any) -> None:
@@ -189,7 +195,11 @@ def _numeric_constants(definition: Mapping[str, Any]) -> dict[str, tuple[list[in
     for rule in definition.values():
         for term in rule["all"]:
             walk(term["m"])
-    return {name: (sorted(values), frozenset(values)) for name, values in found.items()}
+    classes = {}
+    for name, values in found.items():
+        bounds = sorted({bound for value in values for bound in (value, value + 1)})
+        classes[name] = (bounds, tuple(object() for _ in range(len(bounds) + 1)))
+    return classes
 
 
 def _unused_action(_closure: Any) -> None:

@@ -38,7 +38,8 @@ def evaluate(request: DecisionRequest, *, rulebook: Rulebook, engine: RulesEngin
         state = replay(request, rulebook, engine)
         facts = derive_facts(request.send, state, request.context, rulebook, sources=request.sources)
         facts, fired = late_delivery(request, state, facts, engine.match_memoized(facts.engine), rulebook, engine)
-        decision = priced(combine(fired, facts, rulebook, decision_id=decision_id), request, rulebook)
+        decision = combine(fired, facts, rulebook, decision_id=decision_id,
+                           price=lambda charge, facts: price_parts(charge, facts, request, rulebook))
         if explain_why_not:
             decision = replace(decision, why_not=why_not(rulebook.rules, set(fired), facts.engine, facts.day))
     except EngineError as error:
@@ -78,42 +79,75 @@ PRICE_CITATION = "https://developers.facebook.com/docs/whatsapp/pricing"
 
 def priced(decision: Decision, request: DecisionRequest, rulebook: Rulebook) -> Decision:
     """The decision with its charge priced from the rate cards, and (when billable) a trace entry saying how."""
-    charge, facts = decision.charge, decision.facts
-    if charge is None or facts is None:
+    if decision.charge is None or decision.facts is None:
         return decision
+    charge, reason, facts = price_parts(decision.charge, decision.facts, request, rulebook)
+    if reason is None:
+        return replace(decision, charge=charge)
+    return replace(decision, charge=charge, trace=(*decision.trace, reason), facts=facts)
+
+
+def price_parts(charge: Charge, facts: Facts, request: DecisionRequest,
+                rulebook: Rulebook) -> tuple[Charge, Reason | None, Facts]:
+    """The charge priced from the rate cards; when billable, the trace entry saying how, and the facts with the
+    pricing defaults and sources it used (else None and the facts as given)."""
     country = str(facts.engine["recipient_region"])
     # A group send is billed per delivered participant, each at its own market (PMP-9).
     participants = request.send.participants if charge.participants is not None else None
-    price, entry = _price(charge, facts.day, country, participants, request.context, rulebook.rates)
-    charge = replace(charge, price=price if price.known else None, price_reason=None if price.known else price.reason,
+    price, reason = _price(charge, facts.day, country, participants, request.context, rulebook.rates)
+    known = price.amount is not None  # price.known
+    charge = replace(charge, price=price if known else None, price_reason=None if known else price.reason,
                      price_lines=price.lines)
-    if not charge.billable:
-        return replace(decision, charge=charge)
+    if reason is None:
+        return charge, None, facts
     # Where the pricing context came from when the request did not give it (the WABA's stored currency,
     # the month's volume counted over stored statuses).
     sources = {name: request.sources[name] for name in PRICING_CONTEXT_DEFAULTS if name in request.sources} \
-        if request.sources else {}
-    reason = Reason(*entry, sources=sources)
-    return replace(decision, charge=charge, trace=(*decision.trace, reason),
-                   facts=replace(facts, defaults=facts.defaults | set(price.defaults),
-                                 sources={**facts.sources, **sources}))
+        if request.sources else None
+    if sources:
+        reason = replace(reason, sources=sources)
+        return charge, reason, replace(facts, defaults=_with_defaults(facts.defaults, price.defaults),
+                                       sources={**facts.sources, **sources})
+    if not price.defaults:
+        return charge, reason, facts
+    return charge, reason, replace(facts, defaults=_with_defaults(facts.defaults, price.defaults),
+                                   sources=dict(facts.sources))
 
 
-# id of a rate book -> (that book, held so the id is not reused while remembered; its memo of prices).
-_PRICES: dict[int, tuple[RateBook, dict[tuple[Any, ...], tuple[Price, tuple[Any, ...]]]]] = {}
+def _with_defaults(used: frozenset[str], more: tuple[str, ...]) -> frozenset[str]:
+    """The defaults used with `more` added (few distinct pairs occur: each union is made once)."""
+    key = (used, more)
+    found = _DEFAULTS_WITH.get(key)
+    if found is None:
+        found = used | set(more)
+        if len(_DEFAULTS_WITH) >= 1024:
+            _DEFAULTS_WITH.clear()
+        _DEFAULTS_WITH[key] = found
+    return found
+
+
+_DEFAULTS_WITH: dict[tuple[frozenset[str], tuple[str, ...]], frozenset[str]] = {}
+
+
+# id of a rate book -> (that book, held so the id is not reused while remembered; its memo of prices and
+# their trace entries, without sources).
+_PRICES: dict[int, tuple[RateBook, dict[tuple[Any, ...], tuple[Price, Reason | None]]]] = {}
 _PRICE_MEMO_SIZE = 4096
+_PRICING_NAMES = frozenset(PRICING_CONTEXT_DEFAULTS)
+_NONE_GIVEN = (None,) * len(PRICING_CONTEXT_DEFAULTS)  # a context giving none of them
 # A larger group's price (a line per participant) is not remembered: it would hold too much.
 _LARGEST_GROUP_REMEMBERED = 8
 
 
 def _price(charge: Charge, day: date, country: str, participants: tuple[str, ...] | None, context: dict[str, Any],
-           rates: RateBook) -> tuple[Price, tuple[Any, ...]]:
+           rates: RateBook) -> tuple[Price, Reason | None]:
     # The price and (when billable) its trace entry's fields depend only on these inputs and the rate book, and
     # are immutable: few distinct combinations occur, so each is worked out once (bounded, cleared when full).
     # The context is keyed by type and text: True == 1 and Decimal("1.0") == Decimal("1.00"), but a sentence
     # prints what was given.
     given = tuple(value if value is None or type(value) is str else (type(value), repr(value))
-                  for value in map(context.get, PRICING_CONTEXT_DEFAULTS))
+                  for value in map(context.get, PRICING_CONTEXT_DEFAULTS)) \
+        if context and not _PRICING_NAMES.isdisjoint(context) else _NONE_GIVEN
     key = (charge.billable, charge.pricing_model, charge.category, charge.opens_conversation, day, country, given,
            participants)
     held = _PRICES.get(id(rates))
@@ -129,7 +163,7 @@ def _price(charge: Charge, day: date, country: str, participants: tuple[str, ...
         members = tuple((number, recipient_contact(number).region) for number in participants)
         price = price_group(billable=charge.billable, category=charge.category, day=day, participants=members,
                             context=context, rates=rates)
-    found = (price, _price_entry(price, charge.category, country, day) if charge.billable else ())
+    found = (price, _price_entry(price, charge.category, country, day) if charge.billable else None)
     if not remember:
         return found
     if held is None or held[0] is not rates:
@@ -142,16 +176,16 @@ def _price(charge: Charge, day: date, country: str, participants: tuple[str, ...
     return found
 
 
-def _price_entry(price: Price, category: str, country: str, day: date) -> tuple[Any, ...]:
-    """The fields of the price's trace entry (a Reason's, but its sources), from its card."""
+def _price_entry(price: Price, category: str, country: str, day: date) -> Reason:
+    """The price's trace entry (without sources), from its card."""
     card = price.card
     because = explain_price(price, category, country, day)
     confidence = card.confidence if card else "C"
     if confidence != "C":
         because = f"[{confidence}: {CONFIDENCE[confidence]}] {because}"
-    return (card.id if card else "PRICE", card.title if card else "Price of the charge", "price",
-            card.citation if card else PRICE_CITATION, confidence, because, False, price.defaults,
-            f"source: {card.source}" if card else None)
+    return Reason(card.id if card else "PRICE", card.title if card else "Price of the charge", "price",
+                  card.citation if card else PRICE_CITATION, confidence, because, False, price.defaults,
+                  f"source: {card.source}" if card else None)
 
 
 def reprice(decision: Decision, request: DecisionRequest, rulebook: Rulebook) -> Decision:
@@ -179,15 +213,11 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
         return new_state(rulebook)
     history = by_delivery(request.history)
     events = timeline(history, request.send.at)
-    # The proposed send comes last: when it is a lifetime after every past send, none needs classifying.
-    newest_first = zip(range(len(events) - 1, -1, -1), reversed(events), strict=True)
-    delivered = chain([(len(events), request.send.at)], ((p, message.at) for p, (_, message) in newest_first
-                                                          if message.direction != "inbound"
-                                                          and message.delivery_time is not None))
-    first = quiet_point(delivered, _longest_lifetime(rulebook))
+    first = quiet_point(events, request.send.at, _longest_lifetime(rulebook))
     state = new_state(rulebook)
-    carried = carried_before(events, first, state, history)
-    for position, (index, message) in enumerate(carried + events[first:]):
+    # Before the first event nothing is carried.
+    carried = carried_before(events, first, state, history) if first else []
+    for position, (index, message) in enumerate(carried + events[first:] if carried else events[first:]):
         if message.direction == "inbound":
             state.receive(message)
         elif message.business_app:
@@ -346,6 +376,8 @@ def late_delivery(request: DecisionRequest, state: HistoryState, facts: Facts, f
     point) within the delay the rules consider can change the classification; the send is classified
     again at the first such moment.
     """
+    if not any(facts.expiries.values()):
+        return facts, fired  # nothing open at the send
     horizon = request.send.at + rulebook.parameter("delivery_delay_considered")
     ends = sorted(end for end in facts.expiries.values() if end is not None and request.send.at < end <= horizon)
     if not ends:

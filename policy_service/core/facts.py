@@ -261,11 +261,7 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
     parameters = rulebook.parameters
     window = parameters["customer_service_window"].value
     deadline = parameters["entry_point_reply_deadline"].value
-    ctx, defaults = _context(context)
-    eligible = ctx["authentication_international_eligible"]
-    if ctx["authentication_international_eligibility"] and "authentication_international_eligible" in defaults:
-        # Meta sends the eligibility start times only to an eligible business (ctx is shared: not changed).
-        eligible, defaults = True, defaults - {"authentication_international_eligible"}
+    ctx, defaults, base = _context(context)
     zone = _zone(ctx["waba_timezone"])
     # The zone "UTC" (the default) has UTC's dates: datetime's own UTC converts several times faster.
     local_day = (at.astimezone(UTC) if ctx["waba_timezone"] == "UTC" else at.astimezone(zone)).date()
@@ -296,60 +292,54 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
         ctx["authentication_international_eligibility"] or ctx["authentication_international_start"] is not None
     ) else None
 
-    engine = {
-        "waba_date": day_number(local_day),
-        "send_type": send.type,
-        "send_is_template": send.type == "template",
-        "send_to_group": send.recipient_type == "group",
-        "group_participants": len(send.participants),
-        # The Groups API prefixes its categories (group_marketing, group_utility, group_service).
-        "group_pricing_category": GROUP_CATEGORY_PREFIX + (category if template else "service"),
-        "template_category": category,
-        "template_status": template.status if template else NONE,
-        "template_otp_button_known": bool(template and template.otp_button is not None),
-        "template_has_otp_button": bool(template and template.otp_button),
-        "csw_open": csw_open,
-        "csw_ever_opened": last_in is not None,
-        "last_inbound_type": state.last_counted_type or NONE,
-        "seconds_until_csw_close": int((csw_expires - at).total_seconds()) if csw_open else 0,
-        "uncounted_inbound_in_window": uncounted_in_window,
-        "conversation_open": bool(conversations),
-        "conversation_open_same_category": bool(same),
-        "ridden_conversation_category": conversations[0].category if conversations else NONE,
-        "free_entry_point_open": bool(free_entry),
-        "entry_point_reply": entry_point_reply,
-        "recipient_region": to.region,
-        "recipient_calling_code": to.calling_code,
-        "recipient_is_bsuid": to.is_bsuid,
-        "send_via_marketing_messages_api": send.marketing_messages_api,
-        "send_by_meta_business_agent": send.meta_business_agent,
-        "direct_send_category": send.category or NONE,
-        "direct_send_eligible": ctx["direct_send_eligible"],
-        "direct_send": bool(send.category and ctx["direct_send_eligible"]),
-        "business_region": ctx["business_region"],
-        "opted_in": ctx["opted_in"],
-        "opted_in_known": "opted_in" not in defaults,
-        "marketing_opt_out": ctx["marketing_opt_out"],
-        "authentication_international_eligible": eligible,
-        "authentication_international_started": auth_start is not None and auth_start[0] <= at,
-        # The primary business location counts only once Meta has verified it (M7); until then the
-        # business is treated as based in another country.
-        "recipient_in_business_region": region == ctx["business_region"] and ctx["primary_business_location_verified"],
-        "primary_business_location_verified": ctx["primary_business_location_verified"],
-        "undelivered_before_send": undelivered is not None,
-        "late_delivery_changes_charge": False,  # set by with_late_delivery once the send is classified
-    }
-    engine["business_initiated_restricted"] = ctx["business_initiated_restricted"]
-    engine["account_banned"] = ctx["account_banned"]
-    engine["marketing_limit_refused_recently"] = ctx["marketing_limit_refused_recently"]
+    # Every name in its place, the facts of the context alone already set (_context); the rest set here.
+    engine = base.copy()
+    engine["waba_date"] = day_number(local_day)
+    engine["send_type"] = send.type
+    engine["send_is_template"] = send.type == "template"
+    engine["send_to_group"] = send.recipient_type == "group"
+    engine["group_participants"] = len(send.participants)
+    # The Groups API prefixes its categories (group_marketing, group_utility, group_service).
+    engine["group_pricing_category"] = GROUP_CATEGORY_PREFIX + (category if template else "service")
+    engine["template_category"] = category
+    if template:
+        engine["template_status"] = template.status
+        engine["template_otp_button_known"] = template.otp_button is not None
+        engine["template_has_otp_button"] = bool(template.otp_button)
+    if csw_open:
+        engine["csw_open"] = True
+        engine["seconds_until_csw_close"] = int((csw_expires - at).total_seconds())
+    if last_in is not None:
+        engine["csw_ever_opened"] = True
+    if state.last_counted_type:
+        engine["last_inbound_type"] = state.last_counted_type
+    if uncounted_in_window:
+        engine["uncounted_inbound_in_window"] = True
+    if conversations:
+        engine["conversation_open"] = True
+        engine["conversation_open_same_category"] = bool(same)
+        engine["ridden_conversation_category"] = conversations[0].category
+    if free_entry:
+        engine["free_entry_point_open"] = True
+    if entry_point_reply:
+        engine["entry_point_reply"] = True
+    engine["recipient_region"] = region
+    engine["recipient_calling_code"] = to.calling_code
+    engine["recipient_is_bsuid"] = to.is_bsuid
+    engine["send_via_marketing_messages_api"] = send.marketing_messages_api
+    engine["send_by_meta_business_agent"] = send.meta_business_agent
+    if send.category:
+        engine["direct_send_category"] = send.category
+        engine["direct_send"] = bool(ctx["direct_send_eligible"])
+    if auth_start is not None:
+        engine["authentication_international_started"] = auth_start[0] <= at
+    # The primary business location counts only once Meta has verified it (M7); until then the
+    # business is treated as based in another country.
+    engine["recipient_in_business_region"] = (region == ctx["business_region"]
+                                              and ctx["primary_business_location_verified"])
+    if undelivered is not None:
+        engine["undelivered_before_send"] = True
     engine["marketing_templates_delivered_recently"] = state.marketing_recent
-    limit, reached = ctx["messaging_limit"], ctx["business_initiated_users_24h"]
-    # -1 is Meta's "unlimited"; with either number unknown the limit is not assumed reached.
-    engine["messaging_limit_reached"] = limit is not None and reached is not None and 0 <= limit <= reached
-    for counter, known in _COUNTER_FACTS:
-        count = ctx[counter]
-        engine[known] = count is not None
-        engine[counter] = count if count is not None else 0
 
     expiries = {
         "same_category": same[0].expires_at if same else None,
@@ -504,30 +494,25 @@ def _described(undelivered: tuple[int, Message] | None) -> str:
 
 
 # The context fields given (by name, in order) -> the values with defaults filled in and the defaults used.
-_CONTEXTS: dict[tuple[tuple[str, Any], ...], tuple[dict[str, Any], frozenset[str]]] = {}
+_CONTEXTS: dict[tuple[tuple[Any, ...], tuple[type, ...]], tuple[dict[str, Any], frozenset[str], dict[str, Any]]] = {}
 
 
-def _context(context: dict[str, Any]) -> tuple[dict[str, Any], frozenset[str]]:
+def _context(context: dict[str, Any]) -> tuple[dict[str, Any], frozenset[str], dict[str, Any]]:
+    """The context's values with defaults filled in, the defaults used, and the engine facts as far as the
+    context alone decides them (every fact name in its order; see _context_facts)."""
     if not context:
         return _NO_CONTEXT
     # Most requests give few context fields with few distinct values: reuse the merged values
     # (never mutated) for each combination seen; bounded, cleared when full.
     try:
         # The type is part of the key: True == 1, but the engine must see what was given.
-        key = tuple((name, type(value), value) for name, value in context.items())
+        key = (tuple(context.items()), tuple(map(type, context.values())))
         found = _CONTEXTS.get(key)
     except TypeError:  # an unhashable value: merge without remembering
         key, found = None, None
     if found is not None:
         return found
-    values, defaults = {}, set()
-    for name, default in CONTEXT_DEFAULTS.items():
-        if context.get(name) is None:
-            values[name] = default
-            defaults.add(name)
-        else:
-            values[name] = context[name]
-    found = (values, frozenset(defaults))
+    found = _merged(context)
     if key is not None:
         if len(_CONTEXTS) >= 1024:
             _CONTEXTS.clear()
@@ -535,7 +520,80 @@ def _context(context: dict[str, Any]) -> tuple[dict[str, Any], frozenset[str]]:
     return found
 
 
-_NO_CONTEXT = (dict(CONTEXT_DEFAULTS), frozenset(CONTEXT_DEFAULTS))  # every field defaulted (never mutated)
+def _merged(context: dict[str, Any]) -> tuple[dict[str, Any], frozenset[str], dict[str, Any]]:
+    values, defaults = {}, set()
+    for name, default in CONTEXT_DEFAULTS.items():
+        if context.get(name) is None:
+            values[name] = default
+            defaults.add(name)
+        else:
+            values[name] = context[name]
+    used = frozenset(defaults)
+    eligible = values["authentication_international_eligible"]
+    if values["authentication_international_eligibility"] and "authentication_international_eligible" in used:
+        # Meta sends the eligibility start times only to an eligible business.
+        eligible, used = True, used - {"authentication_international_eligible"}
+    return values, used, _context_facts(values, used, eligible)
+
+
+def _context_facts(ctx: dict[str, Any], defaults: frozenset[str], eligible: bool) -> dict[str, Any]:
+    """Every fact name, in the order the engine and the response show them, with the value it has for a send
+    that none of derive_facts' conditions changes: what the context says, else none, false or 0."""
+    engine: dict[str, Any] = {
+        "waba_date": 0,
+        "send_type": NONE,
+        "send_is_template": False,
+        "send_to_group": False,
+        "group_participants": 0,
+        "group_pricing_category": NONE,
+        "template_category": NONE,
+        "template_status": NONE,
+        "template_otp_button_known": False,
+        "template_has_otp_button": False,
+        "csw_open": False,
+        "csw_ever_opened": False,
+        "last_inbound_type": NONE,
+        "seconds_until_csw_close": 0,
+        "uncounted_inbound_in_window": False,
+        "conversation_open": False,
+        "conversation_open_same_category": False,
+        "ridden_conversation_category": NONE,
+        "free_entry_point_open": False,
+        "entry_point_reply": False,
+        "recipient_region": NONE,
+        "recipient_calling_code": 0,
+        "recipient_is_bsuid": False,
+        "send_via_marketing_messages_api": False,
+        "send_by_meta_business_agent": False,
+        "direct_send_category": NONE,
+        "direct_send_eligible": ctx["direct_send_eligible"],
+        "direct_send": False,
+        "business_region": ctx["business_region"],
+        "opted_in": ctx["opted_in"],
+        "opted_in_known": "opted_in" not in defaults,
+        "marketing_opt_out": ctx["marketing_opt_out"],
+        "authentication_international_eligible": eligible,
+        "authentication_international_started": False,
+        "recipient_in_business_region": False,
+        "primary_business_location_verified": ctx["primary_business_location_verified"],
+        "undelivered_before_send": False,
+        "late_delivery_changes_charge": False,  # set by with_late_delivery once the send is classified
+        "business_initiated_restricted": ctx["business_initiated_restricted"],
+        "account_banned": ctx["account_banned"],
+        "marketing_limit_refused_recently": ctx["marketing_limit_refused_recently"],
+        "marketing_templates_delivered_recently": 0,
+    }
+    limit, reached = ctx["messaging_limit"], ctx["business_initiated_users_24h"]
+    # -1 is Meta's "unlimited"; with either number unknown the limit is not assumed reached.
+    engine["messaging_limit_reached"] = limit is not None and reached is not None and 0 <= limit <= reached
+    for counter, known in _COUNTER_FACTS:
+        count = ctx[counter]
+        engine[known] = count is not None
+        engine[counter] = count if count is not None else 0
+    return engine
+
+
+_NO_CONTEXT = _merged({})  # every field defaulted (never mutated)
 
 
 # A send's recipient as a Contact (immutable): a group id or a masked number is no contact, and finding that

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from .records import record
+from .records import record, replace
 from .vocabulary import DELIVERED_STATUSES
 
 # An outbound message known only from its status webhooks, whose category does not say whether it
@@ -108,3 +108,14 @@ class DecisionRequest:
     # fact or context name -> where its value came from when not from the request itself
     # (e.g. "template_category_update webhook at 2026-10-02T10:00:00+00:00"); the trace names it.
     sources: dict[str, str] = field(default_factory=dict)
+
+    def moved(self, by: timedelta) -> DecisionRequest:
+        """The same request with the send's time and every history time (sent and delivered) moved by `by`.
+
+        The context (counts, dated eligibility) is kept as it is. For benchmarks and tests that need a stream of
+        distinct requests: the rules see the same durations, so the decision changes only where a time crosses a
+        date the rules name.
+        """
+        history = tuple(replace(m, at=m.at + by, delivered_at=m.delivered_at + by if m.delivered_at else None)
+                        for m in self.history)
+        return replace(self, send=replace(self.send, at=self.send.at + by), history=history)

@@ -61,6 +61,13 @@ def load_policy(settings: Mapping[str, Any]) -> Policy:
                        rate_card_tiers=settings.get("RATE_CARD_TIERS") or None)
 
 
+# history_source of a request with neither `history` nor `history_ref`: decided on an empty history.
+NO_HISTORY = {"given": "none", "events": 0,
+              "note": "the request gives neither history nor history_ref: decided as if the user never wrote (no "
+                      "customer service window, no open conversation, no entry point); send the user's history or a "
+                      "history_ref to decide on what happened"}
+
+
 @dataclass(frozen=True)
 class Proposal:
     """A validated request on its way through the pipeline.
@@ -115,10 +122,16 @@ def resolve_history(proposal: Proposal, rulebook: Rulebook) -> Proposal:
     """A `history_ref` replaced by what the rules of `rulebook` can still see of the stored history it names
     (store.history_reads.read, up to `send.at`, the user's earlier numbers included); a request without one is
     returned as is. The logged request keeps the ref and gains `history_read` (Read.logged); the response's
-    `history_source` is {ref, from, until, events, digest}."""
+    `history_source` is {ref, from, until, events, digest}, with a `note` when nothing at all is stored for the
+    number (a mistyped phone_number_id reads an empty history). A request with neither `history` nor
+    `history_ref` gets history_source NO_HISTORY, saying it was decided on an empty history."""
     raw = proposal.logged
     if "history_ref" not in raw:
-        return proposal
+        if "history" in raw:
+            return proposal
+        # Deciding on an empty history is right for a first contact, but a forgotten field looks the same:
+        # the response says the history was not given, not only that the user "never wrote".
+        return replace(proposal, history_source=NO_HISTORY)
     request = proposal.request
     ref = raw["history_ref"]
     _same_user(ref, request)
@@ -128,6 +141,9 @@ def resolve_history(proposal: Proposal, rulebook: Rulebook) -> Proposal:
     shown = {**ref, "contact": proposal.contact} if "contact" in ref else dict(ref)
     source = {"ref": shown, "from": read["from"], "until": read["until"], "events": read["events"],
               "digest": read["digest"]}
+    if not read["events"] and not history_reads.number_known(ref["phone_number_id"]):
+        source["note"] = (f"nothing is stored for phone_number_id {ref['phone_number_id']}: no message or status "
+                          "webhook has named this business number (check the id; a new number has no history yet)")
     return replace(proposal, request=replace(request, history=found.history), logged=logged, history_source=source)
 
 

@@ -98,6 +98,13 @@ def sources(phone_number_id: str, contact: str, until: datetime) -> list[Source]
     return [*earlier, Source(tuple(linked_contacts(phone_number_id, contact)), until)]
 
 
+def number_known(phone_number_id: str) -> bool:
+    """Whether any message or status of this business number is stored (one indexed seek): a history_ref that
+    read nothing names a number no webhook ever brought, which is most often a mistyped phone_number_id."""
+    return StoredMessage.select(StoredMessage.id).where(
+        StoredMessage.phone_number_id == phone_number_id).limit(1).exists()
+
+
 def read(phone_number_id: str, contact: str, until: datetime, reach: HistoryReach) -> Read:
     """What a decision at `until` (aware) on the history of a business number and contact needs of the store:
     see the module docstring. Raises what the database raises (service.errors maps it to a 503)."""

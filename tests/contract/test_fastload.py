@@ -1,12 +1,16 @@
 """contract.fastload and the request schema that uses it: on any request, valid or not, the same DecisionRequest
 or the same marshmallow errors as marshmallow alone (issue 25 item 2)."""
 
+import copy
+import json
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import Schema, ValidationError
 
-from policy_service.contract import fastload
-from policy_service.contract.schemas import INBOUND_ONLY_TYPES, MESSAGE_TYPES, REQUEST
+from policy_service.contract import fastload, parsing
+from policy_service.contract.schemas import BATCH_REQUEST, INBOUND_ONLY_TYPES, MESSAGE_TYPES, REQUEST
 
 _TIMES = st.sampled_from(["2025-08-12T09:00:00+00:00", "2025-08-12T10:30:00.5+05:30", "2025-08-12T09:00:00Z",
                           "2025-08-12T09:00:00", "1999-12-31T23:00:00+00:00", "3000-01-01T00:00:00+00:00",
@@ -118,3 +122,234 @@ def test_a_request_with_a_plain_context_is_loaded_whole_by_fastload():
     for wrong in ({"business_region": "br"}, {"waba_timezone": "Mars/Olympus"}, {"messaging_limit": True},
                   {"service_messages_this_month": -1}, {"authentication_international_start": "2026-01-01"}):
         assert fastload.request({"send": send, "context": wrong}) is None, wrong
+
+
+# --- Raw bodies through contract.parsing: the typed path (orjson, msgspec Structs, fastload) against today's path
+# (the standard library's careful parse and marshmallow alone), on valid bodies and on every edge case the body
+# parser and the schema refuse.
+
+class Literal(str):
+    """A JSON fragment written into a body as it stands (NaN, 1e400, a 45-digit number)."""
+
+
+class Pairs(list):
+    """A JSON object written from (key, value) pairs: a key may repeat (JSON allows it; the last one counts)."""
+
+
+def dump(value) -> str:
+    """JSON text of a value built from dicts, lists, Pairs and Literals; strings escaped as json.dumps does, so a
+    NUL or a lone surrogate reaches the body as \\u0000 or \\ud800."""
+    if isinstance(value, Literal):
+        return str(value)
+    if isinstance(value, Pairs):
+        return "{" + ",".join(f"{json.dumps(key)}:{dump(member)}" for key, member in value) + "}"
+    if isinstance(value, dict):
+        return dump(Pairs(value.items()))
+    if isinstance(value, list):
+        return "[" + ",".join(dump(member) for member in value) + "]"
+    return json.dumps(value, allow_nan=True)
+
+
+_DEEP = [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]
+_EDGES = st.sampled_from([
+    "a\x00b", "\x00", "\ud800", "x\udfff", "\U0001f600", "", "x" * 513, "9" * 300, 1, 0, -1, True, False, None,
+    1.0, 2.5, -0.0, 10**19, 2**64, 10**45, Literal("1e400"), Literal("NaN"), Literal("-Infinity"), Literal("1" * 45),
+    Literal("-0"), Literal("1E2"), [], {}, [1], {"a": 1}, _DEEP, {"deep": _DEEP}, "2025-08-12T09:00:00",
+    "2025-08-12T09:00:00+00:00", "2025-08-12t09:00:00z", "2025-08-12 09:00:00+00:00", "2025-08-12T09:00:00.1234567Z",
+    "20250812T090000Z", "2025-08-12T23:59:60+00:00", "2025-08-12T09:00:00+25:00", "inbound", "outbound", "template",
+    "text", "utility", "APPROVED", "+14155550100", "ad", "post"])
+
+
+@st.composite
+def mutated(draw, value):
+    """The value with one place changed: a member or item replaced by an edge case, a member added (known or
+    unknown), a member dropped, or a key repeated with another value before or after it."""
+    value = copy.deepcopy(value)  # strategies share their examples' objects
+    containers = []
+
+    def collect(item, path):
+        if isinstance(item, dict | list) and not isinstance(item, Pairs):  # a repeated key is left as written
+            containers.append(path)
+            for key, member in (item.items() if isinstance(item, dict) else enumerate(item)):
+                collect(member, (*path, key))
+    collect(value, ())
+    path = draw(st.sampled_from(containers))
+    target = value
+    for key in path:
+        target = target[key]
+    action = draw(st.sampled_from(["replace", "add", "drop", "repeat"]))
+    edge = copy.deepcopy(draw(_EDGES))
+    if isinstance(target, list):
+        if target and action in ("replace", "drop"):
+            index = draw(st.integers(0, len(target) - 1))
+            if action == "drop":
+                del target[index]
+            else:
+                target[index] = edge
+        else:
+            target.append(edge)
+        return value
+    keys = list(target)
+    if action == "add" or not keys:
+        target[draw(st.sampled_from(["extra", "business_app", "referral", "welcome_message", "template", "status",
+                                     "delivered_at", "id", "category", "history_ref", "context"]))] = edge
+        return value
+    key = draw(st.sampled_from(keys))
+    if action == "replace":
+        target[key] = edge
+    elif action == "drop":
+        del target[key]
+    else:
+        pairs = Pairs(target.items())
+        pairs.insert(draw(st.integers(0, len(pairs))), (key, edge))
+        parent = value
+        for part in path[:-1]:
+            parent = parent[part]
+        if path:
+            parent[path[-1]] = pairs
+        else:
+            return pairs
+    return value
+
+
+# Valid requests of every shape the typed path takes (mutated below into invalid ones near the valid).
+_AT = st.sampled_from(["2025-08-12T09:00:00+00:00", "2025-08-12T09:00:00Z", "2025-08-12T10:30:00.5+05:30",
+                       "2025-08-12 09:00:00-03:00", "20250812T090000Z", "2025-08-12T09:00+00:00",
+                       "2025-08-12T09:00:00.123456+00:00", "2000-01-01T00:00:00+00:00", "2999-12-31T00:00:00Z"])
+_LATER = st.sampled_from(["2999-12-31T00:00:00+00:00", "2025-08-12T09:00:00+00:00"])
+_OK_TEMPLATE = st.fixed_dictionaries(
+    {"name": st.sampled_from(["order_update", "x", "\U0001f600" * 512]), "language": st.sampled_from(["en", "pt_BR"]),
+     "category": st.sampled_from(["utility", "marketing", "authentication"])},
+    optional={"status": st.sampled_from(["APPROVED", "PAUSED", "PENDING_DELETION"]), "otp_button": st.booleans(),
+              "message_send_ttl_seconds": st.sampled_from([-1, 30, 600, 2592000])})
+_OK_INBOUND = st.fixed_dictionaries(
+    {"direction": st.just("inbound"), "at": _AT, "type": st.sampled_from([*MESSAGE_TYPES, *INBOUND_ONLY_TYPES])},
+    optional={"id": st.sampled_from(["wamid.1", ""]), "referral": st.dictionaries(st.sampled_from(
+        ["source_url", "source_id", "headline", "body", "ctwa_clid", "media_type"]), st.text(max_size=3), max_size=3)
+        | st.just({"source_type": "post", "source_id": "1"})})
+_OK_OUTBOUND = st.one_of(
+    st.fixed_dictionaries({"direction": st.just("outbound"), "at": _AT, "type": st.just("template"),
+                           "template": _OK_TEMPLATE}, optional={"id": st.just("wamid.2"), "business_app": st.booleans(),
+                                                               "status": st.sampled_from(["read", "sent", "failed"])}),
+    st.fixed_dictionaries({"direction": st.just("outbound"), "at": st.just("2025-08-12T09:00:00+00:00"),
+                           "type": st.sampled_from(["text", "unknown", "image"])},
+                          optional={"delivered_at": _LATER, "status": st.sampled_from(["delivered", "played"])}))
+_OK_SEND = st.fixed_dictionaries(
+    {"at": _AT, "to": st.sampled_from(["+14155550100", "US.13491208655302741918"]), "type": st.just("text")},
+    optional={"phone_number_id": st.just("1065")}) | st.fixed_dictionaries(
+    {"at": _AT, "to": st.just("+5511987654321"), "type": st.just("template"), "template": _OK_TEMPLATE | st.just(
+        {"name": "order_update", "language": "en"})}, optional={"phone_number_id": st.just("1065")})
+_VALID = st.fixed_dictionaries({"send": _OK_SEND}, optional={
+    "history": st.lists(_OK_INBOUND | _OK_OUTBOUND, max_size=6),
+    "context": st.sampled_from([{}, {"opted_in": False, "waba_timezone": "Asia/Kolkata", "messaging_limit": 1000}])})
+_BODIES = st.one_of(_REQUEST, _VALID, _VALID.flatmap(mutated), _REQUEST.flatmap(mutated),
+                    _VALID.flatmap(mutated).flatmap(
+                        lambda value: st.just(value) if isinstance(value, Pairs) else mutated(value)))
+
+
+def _today(body: bytes, schema=REQUEST, limits=None):
+    """Today's path: the standard library's careful parse (every refusal worded) and marshmallow alone."""
+    fast, request, history = parsing._parsed_fast, fastload.request, fastload.history
+    parsing._parsed_fast = lambda body, limits: parsing._UNSURE
+    fastload.request = fastload.history = lambda *_: None
+    try:
+        return _outcome(body, schema.load, limits)
+    finally:
+        parsing._parsed_fast, fastload.request, fastload.history = fast, request, history
+
+
+def _outcome(body: bytes, load, limits=None):
+    try:
+        value = parsing.parse_json(body, limits or parsing.decision_limits())
+    except parsing.BodyRefused as refused:
+        return ("refused", refused.status, refused.message, refused.errors)
+    try:
+        loaded = load(value)
+    except ValidationError as error:
+        return ("invalid", error.messages)
+    # repr as well as ==: the same values down to each timestamp's offset (== compares instants only).
+    return ("loaded", loaded, repr(loaded), value)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_BODIES)
+def test_a_body_loads_through_the_typed_path_exactly_as_through_todays_path(data):
+    """Valid or not, with NULs, lone surrogates, non-finite and huge numbers, 1 and 0 for booleans, unknown,
+    missing and repeated members, too long strings, deep nesting and naive or odd timestamps: the same
+    DecisionRequest (and the same parsed body, which is logged), or the same refusal or marshmallow errors."""
+    body = dump(data).encode("utf-8", "surrogatepass")
+    assert _outcome(body, REQUEST.load) == _today(body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_VALID, min_size=1, max_size=3) | st.lists(_BODIES, min_size=1, max_size=3) | _BODIES)
+def test_a_batch_loads_through_the_typed_path_exactly_as_through_todays_path(requests):
+    """The same for POST /v1/decisions/batch: each request's history is typed where it stands."""
+    body = dump({"requests": requests}).encode("utf-8", "surrogatepass")
+    limits = parsing.batch_limits(2)
+    assert _outcome(body, BATCH_REQUEST.load, limits) == _today(body, BATCH_REQUEST, limits)
+
+
+def test_every_request_of_a_batch_or_fixture_is_typed_where_it_stands():
+    """A batch's requests, and a fixture file's request beside a bare history, are each checked once."""
+    message = {"direction": "inbound", "at": "2025-08-12T09:00:00Z", "type": "text"}
+    send = {"at": "2025-08-12T12:00:00+00:00", "to": "+14155550100", "type": "text"}
+    batch = parsing.parse_json(json.dumps({"requests": [{"send": send, "history": [message]},
+                                                        {"send": send, "history": [{"at": 1}]}]}).encode(),
+                               parsing.batch_limits(5))
+    assert [type(request) for request in batch["requests"]] == [fastload.Checked, dict]
+    assert len(REQUEST.load(batch["requests"][0]).history) == 1
+    fixture = parsing.parse_json(json.dumps({"history": [message], "request": {"send": send, "history": [message]}})
+                                 .encode(), parsing.fixture_limits())
+    assert type(fixture) is fastload.Checked and type(fixture["request"]) is fastload.Checked
+    assert fixture == {"history": [message], "request": {"send": send, "history": [message]}}
+
+
+def test_the_typed_path_is_taken_for_an_ordinary_body():
+    """The property above is not vacuous: an ordinary body's history is typed once, while parsing, and loads."""
+    body = dump({"send": {"at": "2025-08-12T12:00:00+00:00", "to": "+14155550100", "type": "text"},
+                 "history": [{"direction": "inbound", "at": "2025-08-12T09:00:00Z", "type": "text", "id": "wamid.1"},
+                             {"at": "2025-08-12T09:01:00+00:00", "type": "template", "direction": "outbound",
+                              "template": {"name": "order_update", "language": "en", "category": "utility"}}]})
+    value = parsing.parse_json(body.encode(), parsing.decision_limits())
+    assert type(value) is fastload.Checked and len(value.typed) == 2
+    assert _outcome(body.encode(), REQUEST.load) == _today(body.encode())
+
+
+def test_typed_histories_hold_at_most_their_declared_count_of_values():
+    """HISTORY_VALUES_PER_MESSAGE bounds the JSON values of any message typed_history accepts (every member,
+    a referral with every key, a template with every member), counted as contract.parsing counts them."""
+    referral = dict.fromkeys(["source_url", "source_id", "headline", "body", "media_type", "image_url",
+                              "video_url", "thumbnail_url", "ctwa_clid"], "x") | {"source_type": "ad"}
+    inbound = {"direction": "inbound", "at": "2025-08-12T09:00:00Z", "type": "text", "id": "1", "referral": referral}
+    outbound = {"direction": "outbound", "at": "2025-08-12T09:00:00Z", "type": "template", "id": "1",
+                "status": "read", "delivered_at": "2025-08-12T09:00:01Z", "business_app": False,
+                "template": {"name": "n", "language": "en", "category": "utility", "status": "APPROVED",
+                             "otp_button": True, "message_send_ttl_seconds": 60}}
+    for message in (inbound, outbound):
+        assert fastload.typed_history([message]) is not None
+        values = 1 + len(message) + sum(len(m) for m in message.values() if isinstance(m, dict))
+        assert values <= fastload.HISTORY_VALUES_PER_MESSAGE
+        assert fastload.history([message]) == Schema.load(REQUEST, {"send": {
+            "at": "2025-08-12T12:00:00+00:00", "to": "+14155550100", "type": "text"}, "history": [message]}).history
+    assert max(1 + len(m) + sum(len(v) for v in m.values() if isinstance(v, dict))
+               for m in (inbound, outbound)) == fastload.HISTORY_VALUES_PER_MESSAGE
+
+
+@pytest.mark.parametrize("rows, refused", [(100, False), (140, False), (161, True)])
+def test_the_value_budget_holds_whatever_the_estimate_of_a_typed_history(rows, refused):
+    """The estimate of a typed history's values (HISTORY_VALUES_PER_MESSAGE each) only spares a walk: 10,000
+    small messages (4 values each) beside a context of `rows` thousand values pass max_values only past 160
+    rows, and are refused then, and only then, exactly as the careful parse refuses them."""
+    message = {"direction": "inbound", "at": "2025-08-12T09:00:00Z", "type": "text"}
+    body = dump({"send": {"at": "2025-08-12T12:00:00+00:00", "to": "+14155550100", "type": "text"},
+                 "history": [message] * 10_000, "context": {"x": [[0] * 999] * rows}})
+    limits = parsing.decision_limits()
+    assert 10_000 * fastload.HISTORY_VALUES_PER_MESSAGE + rows * 1_000 > limits.max_values
+    if refused:
+        careful = pytest.raises(parsing.BodyRefused, parsing.parse_json, body, limits).value  # text: careful path
+        fast = pytest.raises(parsing.BodyRefused, parsing.parse_json, body.encode(), limits).value
+        assert (fast.status, fast.errors) == (careful.status, careful.errors) == (
+            422, {"_request": [f"at most {limits.max_values} JSON values in one body"]})
+    else:
+        assert parsing.parse_json(body.encode(), limits) == json.loads(body)

@@ -72,6 +72,31 @@ def test_an_unknown_history_is_empty_so_a_freeform_send_is_denied(client):
     assert read_wamids(client, body) == []
 
 
+def test_a_history_ref_naming_a_number_nothing_is_stored_for_says_so(client):
+    """A mistyped phone_number_id reads an empty history: the response says nothing is stored for that number;
+    a known number whose contact has no messages gets no such note (that user simply never wrote)."""
+    deliver(client, inbound_text("wamid.in.other", T0))
+    unknown = client.post("/v1/decisions", json=freeform_at(
+        "2025-09-01T11:00:00+00:00", {"phone_number_id": "999000111", "contact": CONTACT})).json
+    assert unknown["history_source"]["events"] == 0
+    assert "nothing is stored for phone_number_id 999000111" in unknown["history_source"]["note"]
+    known = client.post("/v1/decisions", json=freeform_at(
+        "2025-09-01T11:00:00+00:00", {"phone_number_id": PHONE_NUMBER_ID, "contact": "5511900000001"})
+        | {"send": {"at": "2025-09-01T11:00:00+00:00", "to": "+5511900000001", "type": "text"}}).json
+    assert known["history_source"]["events"] == 0 and "note" not in known["history_source"]
+
+
+def test_a_request_without_history_says_it_was_decided_on_an_empty_history(client):
+    """No history and no history_ref: decided as a first contact, and history_source says the history was not
+    given (a forgotten field must not look like a user who never wrote); an explicit [] gets no such note."""
+    send = {"at": "2025-09-01T11:00:00+00:00", "to": "+" + CONTACT, "type": "text"}
+    missing = client.post("/v1/decisions", json={"send": send}).json
+    assert missing["decision"] == "deny"
+    assert missing["history_source"]["given"] == "none" and "neither history nor history_ref" in \
+        missing["history_source"]["note"]
+    assert "history_source" not in client.post("/v1/decisions", json={"send": send, "history": []}).json
+
+
 def test_history_and_history_ref_together_are_a_422(client):
     """A request gives either an inline history or a history_ref, never both."""
     request = freeform_at("2025-09-01T11:00:00+00:00") | {"history": []}
