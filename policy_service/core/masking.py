@@ -186,6 +186,22 @@ def masked_referral(referral: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# What every change masking makes needs in a value's JSON text: a "+" and 7 digits, a "." after two capitals (a
+# BSUID's prefix; searched from the "." so the scan jumps from dot to dot), or a member named contact or wa_id
+# (all-digit numbers) or referral (bare digit runs in its text).
+_MAY_NUMBER = re.compile(r"\+\d{7}")
+_MAY_BSUID = re.compile(r"\.(?<=[A-Z]{2}\.)")
+_MAY_KEYS = ('"contact"', '"wa_id"', '"referral"')
+
+
+def may_change(text: str) -> bool:
+    """Whether masking could change the JSON value whose text (compact, as orjson or json writes it: a string's
+    "+", digits, capitals and "." appear as themselves) this is. False proves that `masked` and, for a list of
+    history messages, `masked_request`'s walk of them return the value unchanged: the search costs a scan of the
+    text (~3 ms for 10,000 messages) where the walk costs ~1.3 µs per message."""
+    return bool(_MAY_NUMBER.search(text) or _MAY_BSUID.search(text)) or any(key in text for key in _MAY_KEYS)
+
+
 def masked_request(request: Any) -> Any:
     """A decision request (JSON-shaped, as contract REQUEST validated it, history_ref possibly resolved) with
     every phone number and BSUID masked: `masked` on every field, and bare digit runs in each history
