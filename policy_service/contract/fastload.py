@@ -191,41 +191,47 @@ def history(items: Any) -> tuple[Message, ...] | None:
     messages = []
     append = messages.append
     templates: dict[_Template, Template] = {}
-    for item in typed:
-        at = _time(item.at)
-        if at is None:
-            return None
-        if type(item) is _Inbound:
-            referral = item.referral
-            if referral is not None:
-                if referral.get("source_type", "ad") not in _SOURCE_TYPES:
-                    return None
-                referral = {name: referral[name] for name in _REFERRAL_ORDER if name in referral}
-            append(Message("inbound", at, item.type, None, "delivered", referral, item.id))
-            continue
-        kind, template = item.type, item.template
-        if template is not None:
-            if kind != "template":
+    # The loop runs once per message (10,000 in a long history): names are local, and `at` is read inline (_time).
+    make, inbound, read_time, earliest, latest = Message, _Inbound, _fromisoformat, EARLIEST, LATEST
+    try:
+        for item in typed:
+            at = read_time(item.at)
+            if at.tzinfo is None or not (2000 < at.year < 2999 or earliest <= at <= latest):
                 return None
-            # Equal templates are one immutable Template (a 10,000-event history names a handful).
-            shared = templates.get(template)
-            if shared is None:
-                shared = templates[template] = _template(template)
+            if type(item) is inbound:
+                referral = item.referral
+                if referral is not None:
+                    if referral.get("source_type", "ad") not in _SOURCE_TYPES:
+                        return None
+                    referral = {name: referral[name] for name in _REFERRAL_ORDER if name in referral}
+                append(make("inbound", at, item.type, None, "delivered", referral, item.id))
+                continue
+            kind, template = item.type, item.template
+            if template is not None:
+                if kind != "template":
+                    return None
+                # Equal templates are one immutable Template (a 10,000-event history names a handful).
+                shared = templates.get(template)
                 if shared is None:
-                    return None
-            template = shared
-        elif kind == "template":
-            return None
-        delivered_at = item.delivered_at
-        if delivered_at is not None:
-            delivered_at = _time(delivered_at)
-            if delivered_at is None or delivered_at < at or item.status == "failed":
+                    shared = templates[template] = _template(template)
+                    if shared is None:
+                        return None
+                template = shared
+            elif kind == "template":
                 return None
-        append(Message("outbound", at, kind, template, item.status, None, item.id, delivered_at, item.business_app))
+            delivered_at = item.delivered_at
+            if delivered_at is not None:
+                delivered_at = _time(delivered_at)
+                if delivered_at is None or delivered_at < at or item.status == "failed":
+                    return None
+            append(make("outbound", at, kind, template, item.status, None, item.id, delivered_at, item.business_app))
+    except ValueError:  # an `at` fromisoformat cannot read
+        return None
     return tuple(messages)
 
 
 def _time(value: str) -> datetime | None:
+    """A timestamp as marshmallow's AwareDateTime with the schema's range loads it, or None."""
     try:
         at = _fromisoformat(value)
     except ValueError:
