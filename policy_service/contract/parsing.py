@@ -17,11 +17,10 @@ same bounds everywhere, before any schema deserializes it:
   limit (`Limits.arrays`, e.g. `history` 10,000, `requests` the batch size); the whole body at most
   `Limits.max_values` JSON values. An oversized array is refused without looking inside it.
 
-A decision request's `history` (up to 10,000 messages; `Limits.histories` says where requests are) is not walked
-when contract.fastload's typed decoder accepts it: a history of the declared types is within every bound above by
+A decision request's `history` (up to 10,000 messages; `Limits.histories` says where they are) is not walked when
+contract.fastload's typed decoder accepts it: a history of the declared types is within every bound above by
 construction (strings, booleans and integers in objects of known members, three levels deep), so only the rest of
-the body is walked, and the request comes back as a `fastload.Checked` carrying the typed messages for the schema
-to load.
+the body is walked; fastload remembers the typed messages for the schema's load of the same body.
 
 Lenient limits (`Limits.lenient`, Meta's webhooks) refuse a body only for its encoding, syntax, depth and item
 counts: a too long number, a non-finite one, a NUL or a lone surrogate is kept where it stands and its path
@@ -42,7 +41,7 @@ from typing import Any
 
 import orjson
 
-from .fastload import HISTORY_VALUES_PER_MESSAGE, Checked, typed_history
+from .fastload import HISTORY_VALUES_PER_MESSAGE, remember, typed_history
 from .schemas import HISTORY_TOO_LONG, MAX_BATCH, MAX_HISTORY
 
 # The first this many fields with errors are listed; the rest are counted (an error body stays small
@@ -179,48 +178,43 @@ def _parsed_fast(body: bytes | bytearray, limits: Limits) -> Any:
     # A history the typed decoder accepts is within every limit (fastload.typed_history): only the rest of the body
     # is walked, the histories' values counted at their most. Past that estimate, the whole body is walked and
     # counted exactly.
-    if found and _within(value, limits, {id(history) for _, _, _, history, _ in found},
-                         sum(len(typed) for *_, typed in found) * HISTORY_VALUES_PER_MESSAGE):
-        for container, key, request, _, typed in found:
-            if container is not None:
-                container[key] = Checked(request, typed)
-        # The body itself last (a copy: the requests placed in it above stay in it).
-        return next((Checked(request, typed) for container, _, request, _, typed in found if container is None), value)
+    if found and _within(value, limits, {id(history) for history, _ in found},
+                         sum(len(typed) for _, typed in found) * HISTORY_VALUES_PER_MESSAGE):
+        remember(found)  # for the schema's load of this body: each history is typed once
+        return value
+    remember([])
     return value if _within(value, limits) else _UNSURE
 
 
-def _typed_histories(value: Any, limits: Limits) -> list[tuple[Any, Any, dict[str, Any], list[Any], list[Any]]]:
-    """The decision histories at `limits.histories` that fastload.typed_history accepts, each as (the container
-    holding its request, or None for the body itself; the request's key or index there; the request; the history;
-    its typed messages) — when the limits keep every bound that typing proves: the history's own item limit, no
-    other limit inside it, objects of at most HISTORY_VALUES_PER_MESSAGE members, and three levels below the history's
-    request (the history, a message, its template or referral) within max_depth."""
+def _typed_histories(value: Any, limits: Limits) -> list[tuple[list[Any], list[Any]]]:
+    """The decision histories at `limits.histories` that fastload.typed_history accepts, each with its typed
+    messages — when the limits keep every bound that typing proves: the history's own item limit, no other limit
+    inside it, objects of at most HISTORY_VALUES_PER_MESSAGE members, and three levels (the history, a message, its
+    template or referral) within max_depth."""
     found = []
     for pattern in limits.histories:
         if len(pattern) + 2 >= limits.max_depth or limits.max_items < HISTORY_VALUES_PER_MESSAGE \
                 or any(len(other) > len(pattern) and other[:len(pattern)] == pattern for other in limits.arrays):
             continue
         limit = limits.arrays[pattern][0]
-        for container, key, request in _requests(None, None, value, pattern[:-1]):
-            history = request.get(pattern[-1])
+        for history in _at(value, pattern):
             if type(history) is list and len(history) <= limit:
                 typed = typed_history(history)
                 if typed is not None:
-                    found.append((container, key, request, history, typed))
+                    found.append((history, typed))
     return found
 
 
-def _requests(container: Any, key: Any, value: Any, path: tuple[str, ...]) -> Any:
-    """(container, key, object) for each JSON object found at `path` (keys, "*" for every array index)."""
+def _at(value: Any, path: tuple[str, ...]) -> Any:
+    """The values found at `path` (keys, "*" for every array index)."""
     if not path:
-        if type(value) is dict:
-            yield container, key, value
+        yield value
     elif path[0] == "*":
         if type(value) is list:
-            for index, member in enumerate(value):
-                yield from _requests(value, index, member, path[1:])
+            for member in value:
+                yield from _at(member, path[1:])
     elif type(value) is dict and path[0] in value:
-        yield from _requests(value, path[0], value[path[0]], path[1:])
+        yield from _at(value[path[0]], path[1:])
 
 
 def _within(value: Any, limits: Limits, settled: frozenset[int] | set[int] = frozenset(),

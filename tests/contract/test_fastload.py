@@ -290,30 +290,47 @@ def test_a_batch_loads_through_the_typed_path_exactly_as_through_todays_path(req
     assert _outcome(body, BATCH_REQUEST.load, limits) == _today(body, BATCH_REQUEST, limits)
 
 
-def test_every_request_of_a_batch_or_fixture_is_typed_where_it_stands():
-    """A batch's requests, and a fixture file's request beside a bare history, are each checked once."""
-    message = {"direction": "inbound", "at": "2025-08-12T09:00:00Z", "type": "text"}
-    send = {"at": "2025-08-12T12:00:00+00:00", "to": "+14155550100", "type": "text"}
-    batch = parsing.parse_json(json.dumps({"requests": [{"send": send, "history": [message]},
-                                                        {"send": send, "history": [{"at": 1}]}]}).encode(),
-                               parsing.batch_limits(5))
-    assert [type(request) for request in batch["requests"]] == [fastload.Checked, dict]
-    assert len(REQUEST.load(batch["requests"][0]).history) == 1
-    fixture = parsing.parse_json(json.dumps({"history": [message], "request": {"send": send, "history": [message]}})
-                                 .encode(), parsing.fixture_limits())
-    assert type(fixture) is fastload.Checked and type(fixture["request"]) is fastload.Checked
-    assert fixture == {"history": [message], "request": {"send": send, "history": [message]}}
+@pytest.fixture
+def typings(monkeypatch):
+    """The histories msgspec types (fastload.typed_history), as they are typed."""
+    typed = []
+    convert = fastload._convert
+
+    def spy(value, kind):
+        if kind is fastload._History:
+            typed.append(value)
+        return convert(value, kind)
+    monkeypatch.setattr(fastload, "_convert", spy)
+    return typed
 
 
-def test_the_typed_path_is_taken_for_an_ordinary_body():
-    """The property above is not vacuous: an ordinary body's history is typed once, while parsing, and loads."""
+def test_a_history_is_typed_once_while_parsing_and_not_again_when_loaded(typings):
+    """The property above is not vacuous: an ordinary body's history is typed by the parse (which then does not
+    walk it), the schema's load takes the typed messages from there, and the body stays plain dicts and lists."""
     body = dump({"send": {"at": "2025-08-12T12:00:00+00:00", "to": "+14155550100", "type": "text"},
                  "history": [{"direction": "inbound", "at": "2025-08-12T09:00:00Z", "type": "text", "id": "wamid.1"},
                              {"at": "2025-08-12T09:01:00+00:00", "type": "template", "direction": "outbound",
                               "template": {"name": "order_update", "language": "en", "category": "utility"}}]})
     value = parsing.parse_json(body.encode(), parsing.decision_limits())
-    assert type(value) is fastload.Checked and len(value.typed) == 2
+    assert typings == [value["history"]] and type(value) is dict and type(value["history"]) is list
+    assert len(REQUEST.load(value).history) == 2 and len(typings) == 1
+    assert len(REQUEST.load(value).history) == 2 and len(typings) == 2  # remembered for one load only
     assert _outcome(body.encode(), REQUEST.load) == _today(body.encode())
+
+
+def test_every_request_of_a_batch_or_fixture_is_typed_where_it_stands(typings):
+    """A batch's requests, and a fixture file's request beside a bare history, are each typed once."""
+    message = {"direction": "inbound", "at": "2025-08-12T09:00:00Z", "type": "text"}
+    send = {"at": "2025-08-12T12:00:00+00:00", "to": "+14155550100", "type": "text"}
+    batch = parsing.parse_json(json.dumps({"requests": [{"send": send, "history": [message]},
+                                                        {"send": send, "history": [{"at": 1}]}]}).encode(),
+                               parsing.batch_limits(5))
+    assert len(typings) == 2 and len(REQUEST.load(batch["requests"][0]).history) == 1 and len(typings) == 2
+    typings.clear()
+    fixture = parsing.parse_json(json.dumps({"history": [message], "request": {"send": send, "history": [message]}})
+                                 .encode(), parsing.fixture_limits())
+    assert typings == [[message], [message]] and typings[1] is fixture["request"]["history"]
+    assert len(REQUEST.load(fixture["request"]).history) == 1 and len(typings) == 2
 
 
 def test_typed_histories_hold_at_most_their_declared_count_of_values():
