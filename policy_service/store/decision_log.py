@@ -24,7 +24,7 @@ import phonenumbers
 
 from ..core.decision import Decision
 from ..core.identities import recipient
-from ..core.masking import PHONE_KEYS, mask_number, masked, masked_request, may_change
+from ..core.masking import PHONE_KEYS, mask_number, masked, masked_json, masked_request, may_change
 from . import log_compression
 from .database import STORAGE_FAULTS, StoredModel, discard_connection, loaded_time, stored_time
 
@@ -133,11 +133,11 @@ def record(decision: Decision, request: dict[str, Any], response: dict[str, Any]
     """
     region, _ = recipient(str(request.get("send", {}).get("to", "")))
     if mask:
-        # Masked while the row is built (core.masking): only strings that can hold a number are searched. A
-        # response masking left as it was is stored as the bytes the caller gets, not serialized again.
-        shown = masked(response)
+        # Masked while the row is built (core.masking): only strings that can hold a number are searched. The
+        # response's text as sent is masked as text (masked_json: its keys are the contract's names, never a
+        # number), so it is neither walked nor serialized again.
         texts = (_masked_request_text(request),
-                 response_json if shown is response and response_json is not None else dumps(shown))
+                 masked_json(response_json.decode()).encode() if response_json is not None else dumps(masked(response)))
     else:
         texts = (dumps(request), response_json if response_json is not None else dumps(response))
     dictionary = log_compression.dictionary_for(rulebook)

@@ -160,3 +160,20 @@ def test_a_history_of_plain_messages_cannot_change():
     history = [{"id": "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI3", "direction": "outbound", "type": "template",
                 "at": "2025-08-12T09:00:00.123+00:00", "template": {"name": "order_update", "status": "APPROVED"}}]
     assert not masking.may_change(dumps(history * 3).decode())
+
+
+@settings(max_examples=400, deadline=None)
+@given(_JSON | _REQUEST)
+def test_masking_json_text_equals_todays_masking_of_it(value):
+    """masked_json over a value's compact JSON gives exactly the text today's regex gives (byte for byte)."""
+    text = dumps(value).decode()
+    assert masking.masked_json(text) == _TODAY.sub(_today, text)
+
+
+@pytest.mark.parametrize("text", [
+    '"US.abcdefgh12"', '["x US.ENT.abcdefgh12 y"]', '{"k":"wamid.US.abcdefgh12"}', '{"AB.":"CD.abcdefghijk."}',
+    '{"to":"+14155550100","contact":"5511987654321","x":{"wa_id":"447700900123"}}', '"XUS.abcdefgh12 US.abc"',
+    '"US.ENT.abcdefgh US.abcdefgh_ US.abcdefghi"', '{"a":"DE.abcdefgh"," FR.abcdefgh":1}'])
+def test_masking_json_text_handles_the_edges_as_today(text):
+    """BSUIDs at a string's start, after a space, inside a wamid or a word, with ENT., before _ or ., as keys."""
+    assert masking.masked_json(text) == _TODAY.sub(_today, text)

@@ -374,3 +374,19 @@ def test_any_request_is_logged_as_masking_the_whole_request_would(request):
 
     with mock.patch.object(decision_log, "HISTORY_CHUNK", 2):
         assert decision_log._masked_request_text(request) == decision_log.dumps(masked_request(request))
+
+
+def test_every_fixture_response_is_logged_as_walking_it_would_mask_it(rulebook, engine):
+    """The log masks a response as the text it was sent as (masking.masked_json); for every fixture's response that
+    is byte for byte the serialized walk (masking.masked) the log stored before."""
+    from policy_service.contract.fastdump import dump_response
+    from policy_service.contract.schemas import REQUEST
+    from policy_service.core.evaluate import evaluate
+    from policy_service.core.masking import masked, masked_json
+    from policy_service.review.fixtures import discover
+
+    bodies = [dump_response(evaluate(REQUEST.load(fixture.request), rulebook=rulebook, engine=engine))
+              for fixture in discover([ROOT / "fixtures"])]
+    assert len(bodies) > 100
+    for body in bodies:
+        assert masked_json(decision_log.dumps(body).decode()).encode() == decision_log.dumps(masked(body))
