@@ -281,6 +281,36 @@ def test_a_body_loads_through_the_typed_path_exactly_as_through_todays_path(data
     assert _outcome(body, REQUEST.load) == _today(body)
 
 
+_TIGHT = st.sampled_from([
+    parsing.Limits(max_depth=5, max_items=16, max_values=40, arrays={("history",): (3, "at most {limit}")},
+                   histories=(("history",),)),
+    parsing.Limits(max_depth=4, max_items=16, max_values=90, arrays={("history",): (6, "at most {limit}")},
+                   histories=(("history",),)),
+    parsing.Limits(max_depth=3, max_items=5, histories=(("history",),), arrays={("history",): (9, "{count}")})])
+
+
+@settings(max_examples=600, deadline=None)
+@given(_BODIES | _VALID.map(lambda body: {**body, "history": body.get("history", []) * 3}), _TIGHT)
+def test_a_typed_history_is_bounded_exactly_as_the_walk_bounds_it(data, limits):
+    """Under tight limits (a short history, few values, shallow nesting, few members; or limits typing cannot
+    prove, which turn it off) a body parses to the same value, or is refused the same way, as when it is walked."""
+    body = dump(data).encode("utf-8", "surrogatepass")
+    fast = parsing._parsed_fast
+    try:
+        parsing._parsed_fast = lambda body, limits: parsing._UNSURE
+        expected = _parsed(body, limits)
+    finally:
+        parsing._parsed_fast = fast
+    assert _parsed(body, limits) == expected
+
+
+def _parsed(body: bytes, limits):
+    try:
+        return ("value", parsing.parse_json(body, limits))
+    except parsing.BodyRefused as refused:
+        return ("refused", refused.status, refused.message, refused.errors)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_VALID, min_size=1, max_size=3) | st.lists(_BODIES, min_size=1, max_size=3) | _BODIES)
 def test_a_batch_loads_through_the_typed_path_exactly_as_through_todays_path(requests):
