@@ -212,7 +212,10 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
         # Nothing to walk: no window, period, entry point, undelivered message or marketing template.
         return new_state(rulebook)
     history = by_delivery(request.history)
-    events = timeline(history, request.send.at)
+    # Whether some outbound message is dated by a delivery time of its own (by_delivery moved it).
+    delivered_apart = history is not request.history
+    times = list(map(_AT, history))
+    events = timeline(history, request.send.at, times=times)
     first = quiet_point(events, request.send.at, _longest_lifetime(rulebook))
     state = new_state(rulebook)
     # Before the first event nothing is carried.
@@ -229,9 +232,16 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
             state.deliver(_opened(classified, message, index), closes_others=bool(classified and
                                                                                 classified.closes_others))
     # Bisecting a long history saves walking it; a short one is walked faster than its times are checked.
-    times = times_in_order(request.history) if len(request.history) > _SHORT_HISTORY else None
+    if len(request.history) <= _SHORT_HISTORY:
+        times = None
+    elif delivered_apart:
+        times = times_in_order(request.history)
+    else:
+        # The history's own times, as timeline read them (by_delivery moved nothing).
+        times = times if _in_order(times) else None
     note_undelivered(state, request, rulebook, times=times)
-    state.marketing_recent = marketing_delivered_recently(request.history, request.send.at, rulebook, times=times)
+    state.marketing_recent = marketing_delivered_recently(request.history, request.send.at, rulebook, times=times,
+                                                          delivered_apart=delivered_apart)
     return state
 
 
@@ -246,18 +256,23 @@ def times_in_order(history: tuple[Message, ...]) -> list[datetime] | None:
     A history in order is searched by bisection over these times instead of walked whole (made in C).
     """
     times = list(map(_AT, history))
-    return times if all(map(le, times, islice(times, 1, None))) else None
+    return times if _in_order(times) else None
+
+
+def _in_order(times: list[datetime]) -> bool:
+    return all(map(le, times, islice(times, 1, None)))
 
 
 def marketing_delivered_recently(history: tuple[Message, ...], at: datetime, rulebook: Rulebook, *,
-                                 times: list[datetime] | None = None) -> int:
+                                 times: list[datetime] | None = None, delivered_apart: bool = True) -> int:
     """How many marketing templates the history shows delivered to this user in the `marketing_recent_period`
     before `at` that count toward Meta's per-user marketing limit: delivered outside a customer service
     window (Meta: marketing sent inside a window the user opened does not count).
 
     With history_ref the history is the store's messages of this user (their statuses say delivery), so
     this is the store's count; the trace names it. `times` (times_in_order of the history, when it is in
-    order) bounds the messages read to the period and the windows that can reach into it.
+    order) bounds the messages read to the period and the windows that can reach into it; with
+    `delivered_apart` false (no message has a delivery time of its own) only the period's stretch is read.
     """
     since = at - rulebook.parameter("marketing_recent_period")
     if times is None:
@@ -266,7 +281,8 @@ def marketing_delivered_recently(history: tuple[Message, ...], at: datetime, rul
         # Delivered in the period: a message without a delivery time was delivered when sent, so it is in
         # the period's stretch of the history; one with a delivery time may have been sent long before.
         stretch = history[bisect_left(times, since):bisect_left(times, at)]
-        recent = chain((m for m in stretch if m.delivered_at is None), compress(history, map(_DELIVERED_AT, history)))
+        recent = chain((m for m in stretch if m.delivered_at is None),
+                       compress(history, map(_DELIVERED_AT, history)) if delivered_apart else ())
     # Only marketing templates delivered in the period can count: the inbound messages (for the windows)
     # are gathered and sorted only when there is one.
     delivered = [d for m in recent if m.direction == "outbound" and m.template is not None
