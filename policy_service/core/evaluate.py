@@ -95,9 +95,15 @@ def price_parts(charge: Charge, facts: Facts, request: DecisionRequest,
     # A group send is billed per delivered participant, each at its own market (PMP-9).
     participants = request.send.participants if charge.participants is not None else None
     price, reason = _price(charge, facts.day, country, participants, request.context, rulebook.rates)
-    known = price.amount is not None  # price.known
-    charge = replace(charge, price=price if known else None, price_reason=None if known else price.reason,
-                     price_lines=price.lines)
+    priced = _new(Charge)  # replace(charge, price=..., price_reason=..., price_lines=...), for a record
+    made = priced.__dict__
+    made.update(charge.__dict__)
+    if price.amount is not None:  # price.known
+        made["price"], made["price_reason"] = price, None
+    else:
+        made["price"], made["price_reason"] = None, price.reason
+    made["price_lines"] = price.lines
+    charge = priced
     if reason is None:
         return charge, None, facts
     # Where the pricing context came from when the request did not give it (the WABA's stored currency,
@@ -133,6 +139,7 @@ _DEFAULTS_WITH: dict[tuple[frozenset[str], tuple[str, ...]], frozenset[str]] = {
 # their trace entries, without sources).
 _PRICES: dict[int, tuple[RateBook, dict[tuple[Any, ...], tuple[Price, Reason | None]]]] = {}
 _PRICE_MEMO_SIZE = 4096
+_new = object.__new__
 _PRICING_NAMES = frozenset(PRICING_CONTEXT_DEFAULTS)
 _NONE_GIVEN = (None,) * len(PRICING_CONTEXT_DEFAULTS)  # a context giving none of them
 # A larger group's price (a line per participant) is not remembered: it would hold too much.

@@ -264,7 +264,11 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
     ctx, defaults, base = _context(context)
     zone = _zone(ctx["waba_timezone"])
     # The zone "UTC" (the default) has UTC's dates: datetime's own UTC converts several times faster.
-    local_day = (at.astimezone(UTC) if ctx["waba_timezone"] == "UTC" else at.astimezone(zone)).date()
+    zone_name = ctx["waba_timezone"]
+    if zone_name == "UTC":
+        local_day = (at if at.tzinfo is UTC else at.astimezone(UTC)).date()
+    else:
+        local_day = at.astimezone(zone).date()
 
     last_in = state.last_counted_inbound
     csw_expires = last_in + window if last_in else None
@@ -349,7 +353,7 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
     }
     seen = _Seen(send, ctx, last_in, csw_expires, conversations, same, free_entry, referral, deadline, uncounted,
                  window, undelivered, auth_start, state.undelivered_until) if display else None
-    return Facts(at, local_day, engine, defaults, expiries, tuple(open_periods), seen,
+    return Facts(at, local_day, engine, defaults, expiries, tuple(open_periods) if open_periods else (), seen,
                  fact_sources(sources) if sources else {})
 
 
