@@ -7,7 +7,8 @@ Two shapes of history, both ending just before the proposed send:
   the worst case, where no quiet point exists and every past send must be classified.
 The last column is what loading the same request from JSON costs (contract REQUEST), for scale.
 A second table times the whole request, POST /v1/decisions through the Flask app (body parse, schema load,
-evaluate, response, masked decision log row in SQLite), 10 against 10,000 events (issue 25: <= 15x).
+evaluate, response, masked decision log row in SQLite), 10 against 10,000 events (issue 25: <= 15x); a third its
+load step by step (the body parsed and bounded, the request built), beside marshmallow alone.
 Usage: python bench/history.py [--quick]
 """
 
@@ -21,8 +22,10 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from common import banner, median, policy, served, table
+from marshmallow import Schema
 
-from policy_service.contract.schemas import DecisionRequestSchema
+from policy_service.contract.parsing import decision_limits, parse_json
+from policy_service.contract.schemas import REQUEST, DecisionRequestSchema
 from policy_service.core.evaluate import evaluate
 from policy_service.core.messages import DecisionRequest, Message, Send, Template
 
@@ -115,6 +118,34 @@ def main() -> None:
           "history; goal: 10,000 events <= 15x the 10-event cost\n")
     print(table(["events", "CPU ms (median)", "× (CPU)", "wall ms (median)", "× (wall)"],
                 [(size, c, f"{c / base_cpu:.1f}", w, f"{w / base_wall:.1f}") for size, (c, w) in whole.items()]))
+    print("\nIts load, step by step (CPU ms, median): parse = contract.parsing (orjson, the history typed by msgspec, "
+          "the rest of the body bounded); build = the schema's load of the parsed body (contract.fastload: the "
+          "Messages); marshmallow alone, for scale\n")
+    print(table(["events", "parse", "build", "parse + build", "marshmallow alone (build)"],
+                [(size, *steps) for size, steps in load_steps(5 if args.quick else 11).items()]))
+
+
+def load_steps(rounds: int, sizes: tuple[int, ...] = (10, 10_000)) -> dict[int, tuple[float, float, float, float]]:
+    """The load of POST /v1/decisions' body, sessions history: {size: (parse, build, both, marshmallow's build)}
+    in median CPU ms over interleaved rounds (marshmallow alone: Schema.load on the parsed body)."""
+    limits = decision_limits()
+    send = Send(END, TO, "template", MARKETING)
+    bodies = {size: json.dumps(as_json(DecisionRequest(send, sessions(size)))).encode() for size in sizes}
+    times: dict[int, list[list[float]]] = {size: [[], [], []] for size in sizes}
+    for _ in range(rounds):
+        for size, body in bodies.items():
+            started = time.process_time()
+            parsed = parse_json(body, limits)
+            parsed_at = time.process_time()
+            loaded = REQUEST.load(parsed)
+            times[size][0].append((parsed_at - started) * 1e3)
+            times[size][1].append((time.process_time() - parsed_at) * 1e3)
+            started = time.process_time()
+            assert Schema.load(REQUEST, parsed) == loaded
+            times[size][2].append((time.process_time() - started) * 1e3)
+            del parsed, loaded  # freed here, not in the next size's timed steps
+    return {size: (median(parse), median(build), median(parse) + median(build), median(alone))
+            for size, (parse, build, alone) in times.items()}
 
 
 def whole_requests(rounds: int = 7, sizes: tuple[int, ...] = (10, 10_000)) -> dict[int, tuple[float, float]]:

@@ -13,8 +13,9 @@ codes and the WABA time zone are always left to marshmallow. tests/contract/test
 valid and invalid requests, and on raw bodies through contract.parsing, that the result equals marshmallow's.
 
 `typed_history` is also what contract.parsing uses to bound a decision body's history without walking it: a list
-the Structs accept is at most MAX_HISTORY objects of known members holding strings, booleans and small integers,
-at most HISTORY_VALUES_PER_MESSAGE JSON values each, three levels deep.
+the Structs accept is at most MAX_HISTORY objects of known members holding strings, booleans and integers, at
+most HISTORY_VALUES_PER_MESSAGE JSON values each, three levels deep. What it typed there it `remember`s, and
+`history` takes it from there when the schema loads the same body, so a history is typed once per request.
 
 What is checked is what contract.schemas declares for SendSchema, SendTemplateSchema, MessageSchema,
 TemplateSchema and ReferralSchema: the member names, JSON types (strict: a boolean is not an integer, 1 is not
@@ -27,6 +28,7 @@ cross-field rules.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -128,14 +130,24 @@ _convert = msgspec.convert
 _fromisoformat = datetime.fromisoformat
 
 
-class Checked(dict):
-    """A decision request body whose `history` contract.parsing has already checked with `typed_history`:
-    `typed` holds the typed messages, which `request` and `history` then use instead of checking it again.
-    Otherwise the body itself, as parsed (a shallow copy of its top-level object)."""
+# The histories contract.parsing typed while it bounded a body, until the schema loads that body (in this thread or
+# task): {id of the history list: (the list, its typed messages)}. The list is kept with its id, so an id reused by
+# another list never matches; a history looked up and not found is typed again.
+_TYPED: ContextVar[dict[int, tuple[list[Any], list[Any]]] | None] = ContextVar("fastload_typed", default=None)
 
-    def __init__(self, value: dict[str, Any], typed: list[Any]):
-        super().__init__(value)
-        self.typed = typed
+
+def remember(typed: list[tuple[list[Any], list[Any]]]) -> None:
+    """Keep (history, its typed messages) pairs for `history` to use when the same lists are loaded (replacing
+    what an earlier body left): contract.parsing calls this for the histories it typed."""
+    _TYPED.set({id(items): (items, messages) for items, messages in typed} if typed else None)
+
+
+def _remembered(items: Any) -> list[Any] | None:
+    memo = _TYPED.get()
+    if memo is None:
+        return None
+    entry = memo.pop(id(items), None)
+    return entry[1] if entry is not None and entry[0] is items else None
 
 
 def typed_history(items: Any) -> list[_Inbound | _Outbound] | None:
@@ -150,7 +162,7 @@ def typed_history(items: Any) -> list[_Inbound | _Outbound] | None:
 def request(data: Any) -> DecisionRequest | None:
     """A decision request (send, history, an absent or empty context; no history_ref) exactly as
     DecisionRequestSchema loads it, or None when any part is not certainly valid."""
-    if not isinstance(data, dict) or not data.keys() <= _REQUEST_KEYS or "send" not in data:
+    if type(data) is not dict or not data.keys() <= _REQUEST_KEYS or "send" not in data:
         return None
     context = _context(data.get("context", {}))
     if context is None:
@@ -158,7 +170,7 @@ def request(data: Any) -> DecisionRequest | None:
     send = _send(data["send"])
     if send is None:
         return None
-    messages = history(data["history"], getattr(data, "typed", None)) if "history" in data else ()
+    messages = history(data["history"]) if "history" in data else ()
     if messages is None:
         return None
     return DecisionRequest(send=send, history=messages, context=context)
@@ -167,10 +179,11 @@ def request(data: Any) -> DecisionRequest | None:
 _REQUEST_KEYS = frozenset(("send", "history", "context"))
 
 
-def history(items: Any, typed: list[Any] | None = None) -> tuple[Message, ...] | None:
+def history(items: Any) -> tuple[Message, ...] | None:
     """The messages of a JSON history exactly as DecisionRequestSchema loads them, or None when any of them is
-    not certainly valid (the caller then lets marshmallow load, and word the errors). `typed`: the same history
-    as typed_history gave it, when the caller has it."""
+    not certainly valid (the caller then lets marshmallow load, and word the errors). A history contract.parsing
+    typed while parsing its body (`remember`) is not typed again."""
+    typed = _remembered(items)
     if typed is None:
         typed = typed_history(items)
         if typed is None:
@@ -178,41 +191,47 @@ def history(items: Any, typed: list[Any] | None = None) -> tuple[Message, ...] |
     messages = []
     append = messages.append
     templates: dict[_Template, Template] = {}
-    for item in typed:
-        at = _time(item.at)
-        if at is None:
-            return None
-        if type(item) is _Inbound:
-            referral = item.referral
-            if referral is not None:
-                if referral.get("source_type", "ad") not in _SOURCE_TYPES:
-                    return None
-                referral = {name: referral[name] for name in _REFERRAL_ORDER if name in referral}
-            append(Message("inbound", at, item.type, None, "delivered", referral, item.id))
-            continue
-        kind, template = item.type, item.template
-        if template is not None:
-            if kind != "template":
+    # The loop runs once per message (10,000 in a long history): names are local, and `at` is read inline (_time).
+    make, inbound, read_time, earliest, latest = Message, _Inbound, _fromisoformat, EARLIEST, LATEST
+    try:
+        for item in typed:
+            at = read_time(item.at)
+            if at.tzinfo is None or not (2000 < at.year < 2999 or earliest <= at <= latest):
                 return None
-            # Equal templates are one immutable Template (a 10,000-event history names a handful).
-            shared = templates.get(template)
-            if shared is None:
-                shared = templates[template] = _template(template)
+            if type(item) is inbound:
+                referral = item.referral
+                if referral is not None:
+                    if referral.get("source_type", "ad") not in _SOURCE_TYPES:
+                        return None
+                    referral = {name: referral[name] for name in _REFERRAL_ORDER if name in referral}
+                append(make("inbound", at, item.type, None, "delivered", referral, item.id))
+                continue
+            kind, template = item.type, item.template
+            if template is not None:
+                if kind != "template":
+                    return None
+                # Equal templates are one immutable Template (a 10,000-event history names a handful).
+                shared = templates.get(template)
                 if shared is None:
-                    return None
-            template = shared
-        elif kind == "template":
-            return None
-        delivered_at = item.delivered_at
-        if delivered_at is not None:
-            delivered_at = _time(delivered_at)
-            if delivered_at is None or delivered_at < at or item.status == "failed":
+                    shared = templates[template] = _template(template)
+                    if shared is None:
+                        return None
+                template = shared
+            elif kind == "template":
                 return None
-        append(Message("outbound", at, kind, template, item.status, None, item.id, delivered_at, item.business_app))
+            delivered_at = item.delivered_at
+            if delivered_at is not None:
+                delivered_at = _time(delivered_at)
+                if delivered_at is None or delivered_at < at or item.status == "failed":
+                    return None
+            append(make("outbound", at, kind, template, item.status, None, item.id, delivered_at, item.business_app))
+    except ValueError:  # an `at` fromisoformat cannot read
+        return None
     return tuple(messages)
 
 
 def _time(value: str) -> datetime | None:
+    """A timestamp as marshmallow's AwareDateTime with the schema's range loads it, or None."""
     try:
         at = _fromisoformat(value)
     except ValueError:

@@ -17,10 +17,10 @@ same bounds everywhere, before any schema deserializes it:
   limit (`Limits.arrays`, e.g. `history` 10,000, `requests` the batch size); the whole body at most
   `Limits.max_values` JSON values. An oversized array is refused without looking inside it.
 
-A decision body's `history` (up to 10,000 messages) is not walked when contract.fastload's typed decoder
-accepts it: a history of the declared types is within every bound above by construction (strings, booleans and
-small integers in objects of known members, three levels deep), so only the rest of the body is walked, and
-the body comes back as a `fastload.Checked` carrying the typed messages for the schema to load.
+A decision request's `history` (up to 10,000 messages; `Limits.histories` says where they are) is not walked when
+contract.fastload's typed decoder accepts it: a history of the declared types is within every bound above by
+construction (strings, booleans and integers in objects of known members, three levels deep), so only the rest of
+the body is walked; fastload remembers the typed messages for the schema's load of the same body.
 
 Lenient limits (`Limits.lenient`, Meta's webhooks) refuse a body only for its encoding, syntax, depth and item
 counts: a too long number, a non-finite one, a NUL or a lone surrogate is kept where it stands and its path
@@ -41,7 +41,7 @@ from typing import Any
 
 import orjson
 
-from .fastload import HISTORY_VALUES_PER_MESSAGE, Checked, typed_history
+from .fastload import HISTORY_VALUES_PER_MESSAGE, remember, typed_history
 from .schemas import HISTORY_TOO_LONG, MAX_BATCH, MAX_HISTORY
 
 # The first this many fields with errors are listed; the rest are counted (an error body stays small
@@ -67,17 +67,20 @@ class Limits:
     max_number_chars: int = 40
     lenient: bool = False  # values refused above are listed in Unreadable.unreadable, not refused
     arrays: Mapping[tuple[str, ...], tuple[int, str]] = field(default_factory=dict)
+    # Path patterns of decision histories (each also in `arrays`): typed by contract.fastload instead of walked.
+    histories: tuple[tuple[str, ...], ...] = ()
 
 
 def decision_limits() -> Limits:
     """POST /v1/decisions, /ui/try and `policy-service check`: a history of at most MAX_HISTORY messages."""
-    return Limits(max_items=1_000, arrays={("history",): (MAX_HISTORY, HISTORY_TOO_LONG)})
+    return Limits(max_items=1_000, arrays={("history",): (MAX_HISTORY, HISTORY_TOO_LONG)}, histories=(("history",),))
 
 
 def fixture_limits() -> Limits:
     """`policy-service check`: a decision request, bare or as the `request` of a fixture file."""
     limits = decision_limits()
-    return replace(limits, arrays={**limits.arrays, ("request", "history"): limits.arrays[("history",)]})
+    return replace(limits, arrays={**limits.arrays, ("request", "history"): limits.arrays[("history",)]},
+                   histories=(("history",), ("request", "history")))
 
 
 def batch_limits(max_batch: int) -> Limits:
@@ -85,7 +88,7 @@ def batch_limits(max_batch: int) -> Limits:
     return Limits(max_items=1_000, arrays={
         ("requests",): (min(max_batch, MAX_BATCH), "at most {limit} requests per batch, got {count}"),
         ("requests", "*", "history"): (MAX_HISTORY, HISTORY_TOO_LONG),
-    })
+    }, histories=(("requests", "*", "history"),))
 
 
 # Meta's webhooks: many messages and statuses per payload are normal (the body size, MAX_CONTENT_LENGTH,
@@ -171,33 +174,55 @@ def _parsed_fast(body: bytes | bytearray, limits: Limits) -> Any:
         value = orjson.loads(body)
     except orjson.JSONDecodeError:
         return _UNSURE
-    typed = _typed_history(value, limits)
-    # A history the typed decoder accepts is within every limit (fastload.typed_history): only the rest is walked,
-    # its values counted at their most. Past that estimate, the whole body is walked and counted exactly.
-    if typed is not None and _within(value, limits, value["history"], len(typed) * HISTORY_VALUES_PER_MESSAGE):
-        return Checked(value, typed)
+    found = _typed_histories(value, limits)
+    # A history the typed decoder accepts is within every limit (fastload.typed_history): only the rest of the body
+    # is walked, the histories' values counted at their most. Past that estimate, the whole body is walked and
+    # counted exactly.
+    if found and _within(value, limits, {id(history) for history, _ in found},
+                         sum(len(typed) for _, typed in found) * HISTORY_VALUES_PER_MESSAGE):
+        remember(found)  # for the schema's load of this body: each history is typed once
+        return value
+    remember([])
     return value if _within(value, limits) else _UNSURE
 
 
-def _typed_history(value: Any, limits: Limits) -> list[Any] | None:
-    """A decision body's top-level history as fastload.typed_history gives it, when the limits keep every bound
-    that proves: the history's own item limit, objects of HISTORY_VALUES_PER_MESSAGE members and three levels
-    below the body (the history, a message, its template or referral). Else None."""
-    if type(value) is not dict or ("history",) not in limits.arrays or limits.max_depth <= 3 \
-            or limits.max_items < HISTORY_VALUES_PER_MESSAGE \
-            or any(len(pattern) > 1 and pattern[0] == "history" for pattern in limits.arrays):
-        return None
-    history = value.get("history")
-    if type(history) is not list or len(history) > limits.arrays[("history",)][0]:
-        return None
-    return typed_history(history)
+def _typed_histories(value: Any, limits: Limits) -> list[tuple[list[Any], list[Any]]]:
+    """The decision histories at `limits.histories` that fastload.typed_history accepts, each with its typed
+    messages — when the limits keep every bound that typing proves: the history's own item limit, no other limit
+    inside it, objects of at most HISTORY_VALUES_PER_MESSAGE members, and three levels (the history, a message, its
+    template or referral) within max_depth."""
+    found = []
+    for pattern in limits.histories:
+        if len(pattern) + 2 >= limits.max_depth or limits.max_items < HISTORY_VALUES_PER_MESSAGE \
+                or any(len(other) > len(pattern) and other[:len(pattern)] == pattern for other in limits.arrays):
+            continue
+        limit = limits.arrays[pattern][0]
+        for history in _at(value, pattern):
+            if type(history) is list and len(history) <= limit:
+                typed = typed_history(history)
+                if typed is not None:
+                    found.append((history, typed))
+    return found
 
 
-def _within(value: Any, limits: Limits, settled: Any = None, settled_values: int = 0) -> bool:
+def _at(value: Any, path: tuple[str, ...]) -> Any:
+    """The values found at `path` (keys, "*" for every array index)."""
+    if not path:
+        yield value
+    elif path[0] == "*":
+        if type(value) is list:
+            for member in value:
+                yield from _at(member, path[1:])
+    elif type(value) is dict and path[0] in value:
+        yield from _at(value[path[0]], path[1:])
+
+
+def _within(value: Any, limits: Limits, settled: frozenset[int] | set[int] = frozenset(),
+            settled_values: int = 0) -> bool:
     """True when no container is too deep or too long and the body holds at most max_values values (the
-    checks of _check that strings cannot fail once NULs and lone surrogates are ruled out). `settled`: a
-    container member of the body known to be within the limits, not walked; it holds at most `settled_values`
-    values besides itself."""
+    checks of _check that strings cannot fail once NULs and lone surrogates are ruled out). `settled`: the ids
+    of containers (members of objects on the paths of limits.arrays) known to be within the limits, not walked;
+    together they hold at most `settled_values` values besides themselves."""
     if type(value) is not dict and type(value) is not list:
         return type(value) is not float
     prefixes = {pattern[:end] for pattern in limits.arrays for end in range(len(pattern) + 1)}
@@ -222,7 +247,7 @@ def _within(value: Any, limits: Limits, settled: Any = None, settled_values: int
             members = item.values()
             if pattern is not None:
                 for key, member in item.items():
-                    if (type(member) is dict or type(member) is list) and member is not settled:
+                    if (type(member) is dict or type(member) is list) and id(member) not in settled:
                         stack.append((member, (*pattern, key) if (*pattern, key) in prefixes else None, depth + 1))
                     elif type(member) is float:
                         return False

@@ -186,6 +186,55 @@ def masked_referral(referral: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# What every change masking makes needs in a value's JSON text: a "+" and 7 digits, a "." after two capitals (a
+# BSUID's prefix; searched from the "." so the scan jumps from dot to dot), or a member named contact or wa_id
+# (all-digit numbers) or referral (bare digit runs in its text).
+_MAY_NUMBER = re.compile(r"\+\d{7}")
+_MAY_BSUID = re.compile(r"\.(?<=[A-Z]{2}\.)")
+_MAY_KEYS = ('"contact"', '"wa_id"', '"referral"')
+
+
+def may_change(text: str) -> bool:
+    """Whether masking could change the JSON value whose text (compact, as orjson or json writes it: a string's
+    "+", digits, capitals and "." appear as themselves) this is. False proves that `masked` and, for a list of
+    history messages, `masked_request`'s walk of them return the value unchanged: the search costs a scan of the
+    text (~3 ms for 10,000 messages) where the walk costs ~1.3 µs per message."""
+    return bool(_MAY_NUMBER.search(text) or _MAY_BSUID.search(text)) or any(key in text for key in _MAY_KEYS)
+
+
+# The same masking over compact JSON text (masked_json): an all-digit contact or wa_id member, and a BSUID
+# starting a string (after a quote that opens a value or a key) or following a space.
+_JSON_PHONE_MEMBER = re.compile(r'(?<=[{,])"(contact|wa_id)":"(\d+)"')
+_JSON_BSUID = re.compile(r'(?:(?<=\A")|(?<=[:,\[{]")|(?<= ))([A-Z]{2}\.(?:ENT\.)?)([A-Za-z0-9]{8,128})(?![\w.])')
+
+
+def _phone_member(match: re.Match[str]) -> str:
+    return f'"{match.group(1)}":"{mask_number(match.group(2))}"'
+
+
+def masked_json(text: str) -> str:
+    """Compact JSON text (as orjson writes it) with every phone number and BSUID masked: the text of `masked`'s
+    result for the value it holds (tests/core/test_masking.py proves both equal the regular expression the log
+    ran over its JSON before issue 25). For a text already at hand, such as a response body as sent, this costs
+    about a tenth of walking the value: each search starts only where a "+", a `"contact":"`/`"wa_id":"` or a "."
+    after two capitals stands. Not for values whose keys may hold numbers: two keys masked alike stay two here,
+    where `masked` keeps one."""
+    if "+" in text:
+        text = _NUMBER.sub(_number, text)
+    if '"contact":"' in text or '"wa_id":"' in text:
+        text = _JSON_PHONE_MEMBER.sub(_phone_member, text)
+    pieces, end = [], 0
+    for dot in _MAY_BSUID.finditer(text):
+        # A BSUID can only start two characters before a "." that follows two capitals; the match checks the
+        # rest (what precedes it included), and none starts inside the one before.
+        start = dot.start() - 2
+        match = _JSON_BSUID.match(text, start) if start >= end else None
+        if match is not None:
+            pieces += (text[end:start], match.group(1), "*" * len(match.group(2)))
+            end = match.end()
+    return "".join(pieces) + text[end:] if pieces else text
+
+
 def masked_request(request: Any) -> Any:
     """A decision request (JSON-shaped, as contract REQUEST validated it, history_ref possibly resolved) with
     every phone number and BSUID masked: `masked` on every field, and bare digit runs in each history

@@ -241,13 +241,23 @@ def _body(value: JsonBody, limits: Limits) -> Any:
     """The JSON value a caller gave, read as the HTTP API reads a body: JSON text parsed within the
     endpoint's limits; a dict written as JSON first (so its values are JSON's, and the same limits apply)."""
     try:
-        text = value if isinstance(value, bytes | str) else dumps(value)
+        text = value if isinstance(value, bytes | str) else _json_text(value)
     except (TypeError, ValueError) as error:
         raise ServiceError(400, f"the request is not JSON: {error}", {"_request": [f"not JSON: {error}"]}) from None
     try:
         return parse_json(text, limits)
     except BodyRefused as refused:
         raise ServiceError.refused(refused) from None
+
+
+def _json_text(value: Any) -> bytes | str:
+    """A caller's value as JSON text. orjson writes a float NaN or infinity as null, which would reach the
+    schema as "may not be null"; when its text holds a null, the standard library writes the value again,
+    NaN and infinities as the literals the body parser refuses by field path, as the HTTP API does."""
+    text = dumps(value)
+    if b"null" not in text:
+        return text
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=True)
 
 
 def _load(schema: Schema, data: Any) -> Any:

@@ -8,8 +8,12 @@ masked request with a number of the same region.
 
 from __future__ import annotations
 
+import copy
 import json
+import os
 import re
+import threading
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -20,9 +24,9 @@ import phonenumbers
 
 from ..core.decision import Decision
 from ..core.identities import recipient
-from ..core.masking import PHONE_KEYS, mask_number, masked, masked_request
+from ..core.masking import PHONE_KEYS, mask_number, masked, masked_json, masked_request, may_change
 from . import log_compression
-from .database import StoredModel, loaded_time, stored_time
+from .database import STORAGE_FAULTS, StoredModel, discard_connection, loaded_time, stored_time
 
 if TYPE_CHECKING:
     from ..core.rulebook import Rulebook
@@ -122,13 +126,18 @@ def record(decision: Decision, request: dict[str, Any], response: dict[str, Any]
     `api_key` is the name of the API key that asked (never the key itself), None when keys are off.
     `rulebook`, the rulebook that decided: the request and response texts are compressed with its dictionary
     (store.log_compression; without one, with none), and read back as the same JSON text.
-    The row is one prepared INSERT committed on its own (SQLite synchronous=FULL, PostgreSQL
-    synchronous commit): when this returns, the decision is on disk.
+    The row is one prepared INSERT, committed (SQLite synchronous=FULL, PostgreSQL synchronous commit) before
+    this returns: on its own, or with the rows of other threads of this process that were waiting at the same
+    time, in one transaction (group commit, _GroupCommit); inside a caller's transaction (an Idempotency-Key's
+    unit of work), by that transaction. When this returns, the decision is on disk.
     """
     region, _ = recipient(str(request.get("send", {}).get("to", "")))
     if mask:
-        # Masked while the row is built (core.masking): only strings that can hold a number are searched.
-        texts = (dumps(masked_request(request)), dumps(masked(response)))
+        # Masked while the row is built (core.masking): only strings that can hold a number are searched. The
+        # response's text as sent is masked as text (masked_json: its keys are the contract's names, never a
+        # number), so it is neither walked nor serialized again.
+        texts = (_masked_request_text(request),
+                 masked_json(response_json.decode()).encode() if response_json is not None else dumps(masked(response)))
     else:
         texts = (dumps(request), response_json if response_json is not None else dumps(response))
     dictionary = log_compression.dictionary_for(rulebook)
@@ -166,6 +175,33 @@ def dumps(value: Any) -> bytes:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+# A long inline history is masked in chunks of this many messages: only a chunk whose JSON text may hold something
+# to mask (core.masking.may_change) is walked; the others are kept as serialized, so the history is written once.
+HISTORY_CHUNK = 256
+
+
+def _masked_request_text(request: Any) -> bytes:
+    """dumps(masked_request(request)), the same bytes, at a cost that follows what is masked for a long history."""
+    history = request.get("history") if type(request) is dict else None
+    if type(history) is not list or len(history) <= HISTORY_CHUNK:
+        return dumps(masked_request(request))
+    try:
+        parts = []
+        for start in range(0, len(history), HISTORY_CHUNK):
+            chunk = history[start:start + HISTORY_CHUNK]
+            text = orjson.dumps(chunk)
+            if may_change(text.decode()):
+                text = orjson.dumps(masked_request({"history": chunk})["history"])
+            parts.append(text[1:-1])
+        shown = masked_request({**request, "history": []})
+        # Where the masked history stood; orjson writes a Fragment's bytes as they are.
+        shown["history"] = orjson.Fragment(b"[" + b",".join(parts) + b"]")
+        return orjson.dumps(shown)
+    except orjson.JSONEncodeError:
+        # An integer beyond 64 bits somewhere: the standard library writes the whole request (dumps).
+        return dumps(masked_request(request))
+
+
 # (database, its INSERT statement, the fields in parameter order); written on first use per database.
 _STATEMENT: list[tuple[peewee.Database, str, tuple[peewee.Field, ...]]] = []
 
@@ -189,8 +225,114 @@ def _insert(values: dict[str, Any]) -> None:
     for field in fields:
         value = values[field.name] if field.name in values else field.default
         params.append(field.db_value(value() if callable(value) else value))
-    # Outside a transaction each statement commits by itself: one round trip, one fsync.
-    database.execute_sql(sql, params)
+    if database.in_transaction():
+        # The caller's transaction (an Idempotency-Key's decision and remembered answer) commits the row.
+        database.execute_sql(sql, params)
+        return
+    committer = _COMMITTERS.get(database)
+    if committer is None:
+        with _COMMITTERS_LOCK:
+            committer = _COMMITTERS.setdefault(database, _GroupCommit(database))
+    committer.write(sql, params)
+
+
+class _Row:
+    """One row waiting for its commit, and how that ended (`done`, with `error` set if it failed)."""
+
+    __slots__ = ("done", "error", "params")
+
+    def __init__(self, params: list[Any]) -> None:
+        self.params = params
+        self.done = False
+        self.error: BaseException | None = None
+
+
+class _GroupCommit:
+    """Group commit for one database in this process: a thread that logs while another thread's commit is under
+    way queues its row; when that commit ends, one waiting thread (the leader) writes every queued row (at most
+    MAX_BATCH) in one transaction, on its own connection, and each thread returns once its own row is committed
+    (or raises what its commit raised). One commit (one fsync) then serves several decisions; and threads wait
+    on a condition instead of polling SQLite's write lock (its busy handler sleeps 1, 2, 5, 10… ms between tries,
+    which made most of the log's tail latency). A thread that finds no commit under way writes its row at once:
+    a lone decision waits for nothing more than its own commit."""
+
+    MAX_BATCH = 64
+
+    def __init__(self, database: peewee.Database) -> None:
+        self.database = database
+        self._changed = threading.Condition(threading.Lock())
+        self._queue: list[_Row] = []
+        self._leading = False
+
+    def write(self, sql: str, params: list[Any]) -> None:
+        """Commit one row (its INSERT statement and parameters); raises what its commit raised."""
+        mine = _Row(params)
+        led = False
+        with self._changed:
+            self._queue.append(mine)
+        while not mine.done:
+            with self._changed:
+                while self._leading and not mine.done:
+                    self._changed.wait()
+                if mine.done:
+                    break
+                # The oldest rows first: a thread whose row is beyond MAX_BATCH leads the next commit.
+                self._leading = True
+                batch, self._queue = self._queue[:self.MAX_BATCH], self._queue[self.MAX_BATCH:]
+            led = mine in batch
+            try:
+                self._commit(sql, batch)
+            finally:
+                with self._changed:
+                    for row in batch:
+                        row.done = True
+                    self._leading = False
+                    self._changed.notify_all()
+        if mine.error is not None:
+            # A row committed by another thread raises a copy, so threads never share one traceback.
+            raise mine.error if led else _copied(mine.error)
+
+    def _commit(self, sql: str, batch: list[_Row]) -> None:
+        try:
+            if len(batch) == 1:
+                # Outside a transaction the statement commits by itself: one round trip, one fsync.
+                self.database.execute_sql(sql, batch[0].params)
+            else:
+                with self.database.atomic():
+                    for row in batch:
+                        self.database.execute_sql(sql, row.params)
+        except STORAGE_FAULTS as fault:
+            # Nothing of the batch is stored; every decision in it is answered 503. This thread's connection is
+            # dropped here, as the 503 handler drops it, also when this thread's own row was not in the batch.
+            discard_connection()
+            for row in batch:
+                row.error = fault
+        except Exception as error:
+            if len(batch) == 1:
+                batch[0].error = error
+                return
+            # A row's own error (a duplicate decision_id, a bug) must not fail the rows beside it: each alone.
+            for row in batch:
+                self._commit(sql, [row])
+        except BaseException as error:
+            # Never "done" without an error unless committed: the waiting threads raise it too.
+            for row in batch:
+                row.error = error
+            raise
+
+
+def _copied(error: BaseException) -> BaseException:
+    try:
+        return copy.copy(error).with_traceback(None)
+    except Exception:
+        return error
+
+
+# One group commit per database object (a process may open several, as tests do), forgotten with it and in a
+# forked child (a lock held by a thread of the parent would never be released there).
+_COMMITTERS: weakref.WeakKeyDictionary[peewee.Database, _GroupCommit] = weakref.WeakKeyDictionary()
+_COMMITTERS_LOCK = threading.Lock()
+os.register_at_fork(after_in_child=_COMMITTERS.clear)
 
 
 def get(decision_id: str) -> dict[str, Any] | None:

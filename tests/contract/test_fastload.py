@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from marshmallow import Schema, ValidationError
 
 from policy_service.contract import fastload, parsing
-from policy_service.contract.schemas import INBOUND_ONLY_TYPES, MESSAGE_TYPES, REQUEST
+from policy_service.contract.schemas import BATCH_REQUEST, INBOUND_ONLY_TYPES, MESSAGE_TYPES, REQUEST
 
 _TIMES = st.sampled_from(["2025-08-12T09:00:00+00:00", "2025-08-12T10:30:00.5+05:30", "2025-08-12T09:00:00Z",
                           "2025-08-12T09:00:00", "1999-12-31T23:00:00+00:00", "3000-01-01T00:00:00+00:00",
@@ -247,19 +247,20 @@ _BODIES = st.one_of(_REQUEST, _VALID, _VALID.flatmap(mutated), _REQUEST.flatmap(
                         lambda value: st.just(value) if isinstance(value, Pairs) else mutated(value)))
 
 
-def _today(body: bytes):
+def _today(body: bytes, schema=REQUEST, limits=None):
     """Today's path: the standard library's careful parse (every refusal worded) and marshmallow alone."""
-    fast = parsing._parsed_fast
+    fast, request, history = parsing._parsed_fast, fastload.request, fastload.history
     parsing._parsed_fast = lambda body, limits: parsing._UNSURE
+    fastload.request = fastload.history = lambda *_: None
     try:
-        return _outcome(body, lambda data: Schema.load(REQUEST, data))
+        return _outcome(body, schema.load, limits)
     finally:
-        parsing._parsed_fast = fast
+        parsing._parsed_fast, fastload.request, fastload.history = fast, request, history
 
 
-def _outcome(body: bytes, load):
+def _outcome(body: bytes, load, limits=None):
     try:
-        value = parsing.parse_json(body, parsing.decision_limits())
+        value = parsing.parse_json(body, limits or parsing.decision_limits())
     except parsing.BodyRefused as refused:
         return ("refused", refused.status, refused.message, refused.errors)
     try:
@@ -277,19 +278,59 @@ def test_a_body_loads_through_the_typed_path_exactly_as_through_todays_path(data
     missing and repeated members, too long strings, deep nesting and naive or odd timestamps: the same
     DecisionRequest (and the same parsed body, which is logged), or the same refusal or marshmallow errors."""
     body = dump(data).encode("utf-8", "surrogatepass")
-    expected = _today(body)
-    assert _outcome(body, REQUEST.load) == expected
+    assert _outcome(body, REQUEST.load) == _today(body)
 
 
-def test_the_typed_path_is_taken_for_an_ordinary_body():
-    """The property above is not vacuous: an ordinary body's history is typed once, while parsing, and loads."""
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_VALID, min_size=1, max_size=3) | st.lists(_BODIES, min_size=1, max_size=3) | _BODIES)
+def test_a_batch_loads_through_the_typed_path_exactly_as_through_todays_path(requests):
+    """The same for POST /v1/decisions/batch: each request's history is typed where it stands."""
+    body = dump({"requests": requests}).encode("utf-8", "surrogatepass")
+    limits = parsing.batch_limits(2)
+    assert _outcome(body, BATCH_REQUEST.load, limits) == _today(body, BATCH_REQUEST, limits)
+
+
+@pytest.fixture
+def typings(monkeypatch):
+    """The histories msgspec types (fastload.typed_history), as they are typed."""
+    typed = []
+    convert = fastload._convert
+
+    def spy(value, kind):
+        if kind is fastload._History:
+            typed.append(value)
+        return convert(value, kind)
+    monkeypatch.setattr(fastload, "_convert", spy)
+    return typed
+
+
+def test_a_history_is_typed_once_while_parsing_and_not_again_when_loaded(typings):
+    """The property above is not vacuous: an ordinary body's history is typed by the parse (which then does not
+    walk it), the schema's load takes the typed messages from there, and the body stays plain dicts and lists."""
     body = dump({"send": {"at": "2025-08-12T12:00:00+00:00", "to": "+14155550100", "type": "text"},
                  "history": [{"direction": "inbound", "at": "2025-08-12T09:00:00Z", "type": "text", "id": "wamid.1"},
                              {"at": "2025-08-12T09:01:00+00:00", "type": "template", "direction": "outbound",
                               "template": {"name": "order_update", "language": "en", "category": "utility"}}]})
     value = parsing.parse_json(body.encode(), parsing.decision_limits())
-    assert type(value) is fastload.Checked and len(value.typed) == 2
+    assert typings == [value["history"]] and type(value) is dict and type(value["history"]) is list
+    assert len(REQUEST.load(value).history) == 2 and len(typings) == 1
+    assert len(REQUEST.load(value).history) == 2 and len(typings) == 2  # remembered for one load only
     assert _outcome(body.encode(), REQUEST.load) == _today(body.encode())
+
+
+def test_every_request_of_a_batch_or_fixture_is_typed_where_it_stands(typings):
+    """A batch's requests, and a fixture file's request beside a bare history, are each typed once."""
+    message = {"direction": "inbound", "at": "2025-08-12T09:00:00Z", "type": "text"}
+    send = {"at": "2025-08-12T12:00:00+00:00", "to": "+14155550100", "type": "text"}
+    batch = parsing.parse_json(json.dumps({"requests": [{"send": send, "history": [message]},
+                                                        {"send": send, "history": [{"at": 1}]}]}).encode(),
+                               parsing.batch_limits(5))
+    assert len(typings) == 2 and len(REQUEST.load(batch["requests"][0]).history) == 1 and len(typings) == 2
+    typings.clear()
+    fixture = parsing.parse_json(json.dumps({"history": [message], "request": {"send": send, "history": [message]}})
+                                 .encode(), parsing.fixture_limits())
+    assert typings == [[message], [message]] and typings[1] is fixture["request"]["history"]
+    assert len(REQUEST.load(fixture["request"]).history) == 1 and len(typings) == 2
 
 
 def test_typed_histories_hold_at_most_their_declared_count_of_values():

@@ -5,6 +5,7 @@ import json
 import re
 
 import phonenumbers
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -133,3 +134,46 @@ def test_timestamps_and_enumerations_are_not_searched(monkeypatch):
     history = [{"direction": "inbound", "at": "2025-08-12T09:00:00+00:00", "type": "text"}] * 1000
     assert masking.masked_request({"history": history})["history"] == history
     assert calls == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON | st.lists(_MESSAGE, max_size=6))
+def test_a_text_may_change_says_false_only_when_masking_changes_nothing(value):
+    """may_change is conservative: a value whose JSON text it clears comes out of masking unchanged (as a value,
+    and as a list of history messages)."""
+    if not masking.may_change(dumps(value).decode()):
+        assert masking.masked(value) == value
+        if isinstance(value, list):
+            assert masking.masked_request({"history": value}) == {"history": value}
+
+
+@pytest.mark.parametrize("text", [
+    '{"to":"+14155550100"}', '"call +١٤١٥٥٥٥٠١٠٠"', '"US.abcdefgh1"', '"x US.ENT.abcdefgh"', '{"contact":"1415"}',
+    '{"wa_id":"1"}', '{"referral":{"body":"5511987654321"}}', '{"k":{"+14155550100":1}}'])
+def test_a_text_that_holds_something_to_mask_may_change(text):
+    """Numbers (in any script's digits), BSUIDs, contact and wa_id members and referrals are all noticed."""
+    assert masking.may_change(text)
+
+
+def test_a_history_of_plain_messages_cannot_change():
+    """Timestamps with offsets, wamids and template names hold nothing to mask: the walk is skipped for them."""
+    history = [{"id": "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI3", "direction": "outbound", "type": "template",
+                "at": "2025-08-12T09:00:00.123+00:00", "template": {"name": "order_update", "status": "APPROVED"}}]
+    assert not masking.may_change(dumps(history * 3).decode())
+
+
+@settings(max_examples=400, deadline=None)
+@given(_JSON | _REQUEST)
+def test_masking_json_text_equals_todays_masking_of_it(value):
+    """masked_json over a value's compact JSON gives exactly the text today's regex gives (byte for byte)."""
+    text = dumps(value).decode()
+    assert masking.masked_json(text) == _TODAY.sub(_today, text)
+
+
+@pytest.mark.parametrize("text", [
+    '"US.abcdefgh12"', '["x US.ENT.abcdefgh12 y"]', '{"k":"wamid.US.abcdefgh12"}', '{"AB.":"CD.abcdefghijk."}',
+    '{"to":"+14155550100","contact":"5511987654321","x":{"wa_id":"447700900123"}}', '"XUS.abcdefgh12 US.abc"',
+    '"US.ENT.abcdefgh US.abcdefgh_ US.abcdefghi"', '{"a":"DE.abcdefgh"," FR.abcdefgh":1}'])
+def test_masking_json_text_handles_the_edges_as_today(text):
+    """BSUIDs at a string's start, after a space, inside a wamid or a word, with ENT., before _ or ., as keys."""
+    assert masking.masked_json(text) == _TODAY.sub(_today, text)

@@ -4,6 +4,7 @@ same bodies; a bad request raises ServiceError carrying the HTTP error body, a s
 the same PolicyService recovers); an idempotency key works as the HTTP Idempotency-Key; and none of it loads Flask."""
 
 import copy
+import json
 import shutil
 import subprocess
 import sys
@@ -149,6 +150,20 @@ def test_json_text_that_is_not_json_is_the_same_400(client, service):
     with pytest.raises(ServiceError) as raised:
         service.decide(b'{"send": ')
     assert over_http.status_code == 400 and raised.value.as_dict() == over_http.json
+
+
+@pytest.mark.parametrize("value, literal", [(float("nan"), "NaN"), (float("inf"), "Infinity"),
+                                            (float("-inf"), "-Infinity")])
+def test_a_float_nan_or_infinity_is_refused_naming_the_field_as_over_http(client, service, value, literal):
+    """orjson would write NaN/infinity as null ("may not be null", or worse, a silent default): the Python
+    API refuses it by field path with the error HTTP gives for the same JSON literal."""
+    send = {"at": "2025-09-01T10:00:00+00:00", "to": "+14155550123", "type": "text"}
+    text = f'{{"send": {json.dumps(send)}, "context": {{"conversations_this_month": {literal}}}}}'
+    over_http = client.post("/v1/decisions", content_type="application/json", data=text)
+    with pytest.raises(ServiceError) as raised:
+        service.decide({"send": send, "context": {"conversations_this_month": value}})
+    assert over_http.status_code == 422 and raised.value.as_dict() == over_http.json
+    assert list(raised.value.errors) == ["context.conversations_this_month"]
 
 
 def test_a_value_json_cannot_hold_is_a_400_naming_the_request(service):

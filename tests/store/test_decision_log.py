@@ -11,12 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
 from playhouse.db_url import connect
 
 from policy_service.core.identities import recipient
 from policy_service.store import decision_log
 
 from ..conftest import ROOT
+from ..core.test_masking import _REQUEST
 
 
 def request_for(to: str, category: str = "marketing", at: str = "2025-08-12T12:00:00+00:00") -> dict:
@@ -235,3 +237,156 @@ def test_a_masked_recipient_becomes_an_example_number_of_its_region():
     assert replayable["send"]["to"].startswith("+91") and replayable["send"]["at"] == "x"
     kept = {"send": {"to": "+5511987654321"}}
     assert decision_log.with_example_recipient(kept, "ZZ") == kept
+
+
+def _preview(app):
+    """A decision the service would make now, with its response body and bytes (not logged)."""
+    from policy_service.contract.schemas import REQUEST
+    from policy_service.service import decisions
+
+    raw = request_for("+14155550100")
+    with app.app_context():
+        return app.extensions["policy_service"], decisions.Decisions(app.extensions["policy_service"]).preview(
+            decisions.proposal(REQUEST.load(raw), raw))
+
+
+def _log_in_threads(app, decision_ids, monkeypatch, *, hold=0.2):
+    """Log the decision under each id, each from its own thread, all at once, while the first commit is held for
+    `hold` seconds (a slow disk), so the rows logged meanwhile queue for the next commit. Returns
+    ({id: None when logged, else the exception record raised}, the rows of each commit in order)."""
+    from dataclasses import replace
+    from threading import Barrier
+
+    from policy_service.store import database
+
+    policy, decided = _preview(app)
+    commits = []
+    original = decision_log._GroupCommit._commit
+
+    def held(self, sql, batch):
+        commits.append(len(batch))
+        if len(commits) == 1:
+            time.sleep(hold)
+        original(self, sql, batch)
+
+    monkeypatch.setattr(decision_log._GroupCommit, "_commit", held)
+    start = Barrier(len(decision_ids))
+
+    def log(decision_id):
+        start.wait()
+        with app.app_context():
+            try:
+                decision_log.record(replace(decided.decision, decision_id=decision_id), decided.logged, decided.body,
+                                    mask=True, response_json=decided.text, rulebook=policy.rulebook)
+                # Committed when record returns: this thread's own connection (not the one that wrote) sees it.
+                assert decision_log.get(decision_id) is not None
+                return decision_id, None
+            except Exception as error:  # noqa: BLE001 - the outcome is the result
+                return decision_id, error
+            finally:
+                database.release()
+
+    with ThreadPoolExecutor(max_workers=len(decision_ids)) as pool:
+        outcomes = dict(pool.map(log, decision_ids))
+    return outcomes, commits
+
+
+def test_decisions_logged_at_once_share_a_commit_and_each_is_stored_before_it_returns(app, monkeypatch):
+    """Group commit: threads that log while a commit is under way are committed together in the next one (one
+    fsync for several decisions), and none returns before its own row is committed."""
+    ids = [f"group-{i}" for i in range(24)]
+    outcomes, commits = _log_in_threads(app, ids, monkeypatch)
+    assert outcomes == dict.fromkeys(ids)
+    assert sum(commits) == len(ids) and max(commits) > 1
+    with app.app_context():
+        assert {row.decision_id for row in decision_log.DecisionRecord.select()} == set(ids)
+
+
+def test_a_row_that_cannot_be_stored_fails_alone_in_its_group(app, monkeypatch):
+    """A row refused by the database (here a decision_id logged before) raises for its own caller only; the rows
+    committed in the same group are stored."""
+    import peewee
+
+    _log_in_threads(app, ["taken"], monkeypatch, hold=0)
+    ids = [f"group-{i}" for i in range(8)]
+    outcomes, commits = _log_in_threads(app, [*ids, "taken"], monkeypatch)
+    assert isinstance(outcomes.pop("taken"), peewee.IntegrityError)
+    assert outcomes == dict.fromkeys(ids) and max(commits) > 1
+    with app.app_context():
+        assert decision_log.DecisionRecord.select().count() == len(ids) + 1
+
+
+def test_a_storage_fault_fails_every_decision_of_the_group(app, monkeypatch):
+    """The database failing during a group's commit fails every decision in it (each caller gets a storage fault,
+    answered 503), and nothing of the group is stored."""
+    import peewee
+
+    from policy_service.store import STORAGE_FAULTS
+
+    execute = peewee.Database.execute_sql
+
+    def failing(self, sql, params=None):
+        if sql.startswith('INSERT INTO "decision_log" '):
+            raise peewee.OperationalError("disk I/O error")
+        return execute(self, sql, params)
+
+    monkeypatch.setattr(peewee.Database, "execute_sql", failing)
+    ids = [f"group-{i}" for i in range(8)]
+    outcomes, commits = _log_in_threads(app, ids, monkeypatch)
+    assert all(isinstance(error, STORAGE_FAULTS) for error in outcomes.values()) and max(commits) > 1
+    monkeypatch.undo()
+    with app.app_context():
+        assert decision_log.DecisionRecord.select().count() == 0
+
+
+_ROUTINE = {"direction": "inbound", "at": "2025-08-12T09:00:00+00:00", "type": "text"}
+
+
+@pytest.mark.parametrize("special", [
+    None, {"direction": "inbound", "at": "2025-08-12T09:00:00+00:00", "type": "text", "id": "US.abcdefgh12"},
+    {"direction": "inbound", "at": "2025-08-12T09:00:00+00:00", "type": "text",
+     "referral": {"body": "call 5511987654321", "source_id": "120208839187470123"}},
+    {"direction": "inbound", "at": "2025-08-12T09:00:00+00:00", "type": "text", "id": "+14155550100",
+     "context": {"wa_id": "14155550100", "big": 2**70}}])
+def test_a_long_history_is_logged_as_masking_the_whole_request_would(monkeypatch, special):
+    """The log masks a long inline history chunk by chunk, walking only chunks that may hold something to mask:
+    the stored text is byte for byte what masking and serializing the whole request gives (an integer beyond
+    64 bits included, which only the standard library writes)."""
+    from policy_service.core.masking import masked_request
+
+    monkeypatch.setattr(decision_log, "HISTORY_CHUNK", 4)
+    history = [dict(_ROUTINE) for _ in range(17)]
+    if special is not None:
+        history[9] = special
+    request = {"send": {"at": "2025-08-12T12:00:00+00:00", "to": "+14155550100", "type": "text"}, "history": history,
+               "context": {"note": "+5511987654321"}}
+    assert decision_log._masked_request_text(request) == decision_log.dumps(masked_request(request))
+
+
+@settings(max_examples=150, deadline=None)
+@given(_REQUEST)
+def test_any_request_is_logged_as_masking_the_whole_request_would(request):
+    """Property: for any request (numbers, BSUIDs, referrals anywhere), the chunked masking of its history
+    (chunks of 2 messages here) stores the same bytes as masking and serializing the whole request."""
+    from unittest import mock
+
+    from policy_service.core.masking import masked_request
+
+    with mock.patch.object(decision_log, "HISTORY_CHUNK", 2):
+        assert decision_log._masked_request_text(request) == decision_log.dumps(masked_request(request))
+
+
+def test_every_fixture_response_is_logged_as_walking_it_would_mask_it(rulebook, engine):
+    """The log masks a response as the text it was sent as (masking.masked_json); for every fixture's response that
+    is byte for byte the serialized walk (masking.masked) the log stored before."""
+    from policy_service.contract.fastdump import dump_response
+    from policy_service.contract.schemas import REQUEST
+    from policy_service.core.evaluate import evaluate
+    from policy_service.core.masking import masked, masked_json
+    from policy_service.review.fixtures import discover
+
+    bodies = [dump_response(evaluate(REQUEST.load(fixture.request), rulebook=rulebook, engine=engine))
+              for fixture in discover([ROOT / "fixtures"])]
+    assert len(bodies) > 100
+    for body in bodies:
+        assert masked_json(decision_log.dumps(body).decode()).encode() == decision_log.dumps(masked(body))
