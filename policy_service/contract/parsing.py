@@ -123,6 +123,7 @@ class _Refused(str):
 def parse_json(body: bytes | str, limits: Limits) -> Any:
     """The JSON value of a body, or BodyRefused: 400 for undecodable, malformed or too deeply nested
     JSON; 422 naming the field for a too long number, a NUL or lone surrogate, or too many items."""
+    remember([])  # what fastload kept of an earlier body is let go
     if isinstance(body, bytes | bytearray):
         value = _parsed_fast(body, limits)
         if value is not _UNSURE:
@@ -182,7 +183,6 @@ def _parsed_fast(body: bytes | bytearray, limits: Limits) -> Any:
                          sum(len(typed) for _, typed in found) * HISTORY_VALUES_PER_MESSAGE):
         remember(found)  # for the schema's load of this body: each history is typed once
         return value
-    remember([])
     return value if _within(value, limits) else _UNSURE
 
 
