@@ -49,9 +49,15 @@ class _InOrder(Sequence):
         return position, self._history[position]
 
 
-def timeline(history: tuple[Message, ...], cutoff: datetime) -> Sequence[tuple[int, Message]]:
-    """(index, message) for the history up to `cutoff`, oldest first; at one instant, inbound first."""
-    times = list(map(_AT, history))
+def timeline(history: tuple[Message, ...], cutoff: datetime, *,
+             times: list[datetime] | None = None) -> Sequence[tuple[int, Message]]:
+    """(index, message) for the history up to `cutoff`, oldest first; at one instant, inbound first.
+
+    `times`, when given, are the messages' `at` (list(map(attrgetter("at"), history))), made once by a caller
+    that needs them too.
+    """
+    if times is None:
+        times = list(map(_AT, history))
     if all(map(lt, times, islice(times, 1, None))):
         # Strictly in time order already, as clients usually send it: no sort, no copy, cut by bisection;
         # replay then reads only the recent events.

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from .facts import Facts
@@ -146,27 +147,45 @@ def _trace(outcome: _Outcome, facts: Facts) -> tuple[Reason, ...]:
     key = (defaults, zone_days)
     parts = outcome.parts.get(key)
     if parts is None:
-        parts = tuple((made.__dict__, step.template) if step.named else (made, None)
+        parts = tuple((made.__dict__, *step.filler) if step.named else (made, None, None)
                       for step in outcome.ordered
                       for made in (Reason(*step.head, step.sentence(values), step.determining,
                                           step.defaults(defaults, zone_days), step.note, {}),))
         if len(outcome.parts) < _CACHE_SIZE:
             outcome.parts[key] = parts
     trace = []
-    for part, template in parts:
-        if template is None:
+    for part, pattern, pick in parts:
+        if pattern is None:
             trace.append(part)
             continue
         # A Reason with the part's fields and this sentence, as Reason(...) makes it (without its __init__).
+        made = part.copy()
+        made["because"] = pattern % pick(values) if pick is not None else pattern.format_map(values)
         reason = _new(Reason)
-        made = reason.__dict__
-        made.update(part)
-        made["because"] = template.format_map(values)
+        _set(reason, "__dict__", made)
         trace.append(reason)
     return tuple(trace)
 
 
-_new = object.__new__
+_new, _set = object.__new__, object.__setattr__
+
+
+def _filler(template: str) -> tuple[str, Callable[[dict[str, str]], tuple[str, ...]] | None]:
+    """The sentence template as a printf-style pattern and what picks its values from a `values` dict, in
+    order: `pattern % pick(values)` is `template.format_map(values)` for plain names with text values, made
+    in C. A template with a format spec, conversion or a name that is not plain stays itself (pick None)."""
+    pieces, names = [], []
+    for literal, name, spec, conversion in string.Formatter().parse(template):
+        pieces.append(literal.replace("%", "%%"))
+        if name is not None:
+            if spec or conversion or not name.isidentifier():
+                return template, None
+            pieces.append("%s")
+            names.append(name)
+    if len(names) == 1:
+        only = names[0]
+        return "".join(pieces), lambda values: (values[only],)
+    return "".join(pieces), itemgetter(*names) if names else (lambda _values: ())
 
 
 def charge_terms(charge: Charge | None) -> tuple[Any, ...] | None:
@@ -184,7 +203,8 @@ def classify(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook) -> Charge
 class _Step:
     """One rule of the trace as combining orders it; what does not depend on the facts is made once."""
 
-    __slots__ = ("rule", "determining", "note", "effect", "head", "named", "template", "_fixed", "_defaults")
+    __slots__ = ("rule", "determining", "note", "effect", "head", "named", "template", "filler", "_fixed",
+                 "_defaults")
 
     def __init__(self, rule: Rule, determining: bool, note: str | None, *, denied: bool = False) -> None:
         self.rule, self.determining, self.note, self.effect = rule, determining, note, rule.effect
@@ -200,6 +220,7 @@ class _Step:
         # The names the sentence reads (rulebook.py admits only plain fact and display names).
         self.named = tuple(dict.fromkeys(name for _, name, _, _ in string.Formatter().parse(template) if name))
         self.template = prefix.replace("{", "{{").replace("}", "}}") + template
+        self.filler = _filler(self.template)  # (pattern, pick): the sentence made in C (decision._trace)
         # A sentence that names no value is the same for every decision.
         self._fixed = (self.template.format_map({}) if template else prefix + rule.description) if not self.named \
             else None

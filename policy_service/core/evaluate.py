@@ -52,26 +52,26 @@ def evaluate(request: DecisionRequest, *, rulebook: Rulebook, engine: RulesEngin
     return decision
 
 
-# The version (4) and variant (RFC 4122) bits of a random UUID.
-_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
-_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
-
-
 # Random numbers from the OS, fetched 256 at a time: one read per decision cost more than a third of
 # evaluating it. A forked worker must never reuse its parent's numbers, so the pool empties on fork.
-_RANDOM: list[int] = []
+_RANDOM: list[str] = []
 os.register_at_fork(after_in_child=_RANDOM.clear)
 
 
 def new_decision_id() -> str:
     """A random (version 4) UUID as 32 lowercase hex digits, like uuid.uuid4().hex, from os.urandom."""
     try:
-        number = _RANDOM.pop()  # atomic: threads never share a number
+        return _RANDOM.pop()  # atomic: threads never share a number
     except IndexError:
-        block = os.urandom(16 * 256)
-        _RANDOM.extend(int.from_bytes(block[i:i + 16]) for i in range(16, len(block), 16))
-        number = int.from_bytes(block[:16])
-    return f"{number & _UUID4_CLEAR | _UUID4_SET:032x}"
+        block = bytearray(os.urandom(16 * 256))
+        # Each 16 bytes are one UUID: the version (4) in the high half of byte 6, the variant (RFC 4122: 10) in
+        # the two high bits of byte 8; written for the whole block at once, and its hex made at once.
+        block[6::16] = bytes(byte & 0x0F | 0x40 for byte in block[6::16])
+        block[8::16] = bytes(byte & 0x3F | 0x80 for byte in block[8::16])
+        digits = block.hex()
+        ids = [digits[start:start + 32] for start in range(0, len(digits), 32)]
+        _RANDOM.extend(ids[1:])
+        return ids[0]
 
 
 PRICE_CITATION = "https://developers.facebook.com/docs/whatsapp/pricing"
@@ -95,9 +95,15 @@ def price_parts(charge: Charge, facts: Facts, request: DecisionRequest,
     # A group send is billed per delivered participant, each at its own market (PMP-9).
     participants = request.send.participants if charge.participants is not None else None
     price, reason = _price(charge, facts.day, country, participants, request.context, rulebook.rates)
-    known = price.amount is not None  # price.known
-    charge = replace(charge, price=price if known else None, price_reason=None if known else price.reason,
-                     price_lines=price.lines)
+    priced = _new(Charge)  # replace(charge, price=..., price_reason=..., price_lines=...), for a record
+    made = priced.__dict__
+    made.update(charge.__dict__)
+    if price.amount is not None:  # price.known
+        made["price"], made["price_reason"] = price, None
+    else:
+        made["price"], made["price_reason"] = None, price.reason
+    made["price_lines"] = price.lines
+    charge = priced
     if reason is None:
         return charge, None, facts
     # Where the pricing context came from when the request did not give it (the WABA's stored currency,
@@ -133,6 +139,7 @@ _DEFAULTS_WITH: dict[tuple[frozenset[str], tuple[str, ...]], frozenset[str]] = {
 # their trace entries, without sources).
 _PRICES: dict[int, tuple[RateBook, dict[tuple[Any, ...], tuple[Price, Reason | None]]]] = {}
 _PRICE_MEMO_SIZE = 4096
+_new = object.__new__
 _PRICING_NAMES = frozenset(PRICING_CONTEXT_DEFAULTS)
 _NONE_GIVEN = (None,) * len(PRICING_CONTEXT_DEFAULTS)  # a context giving none of them
 # A larger group's price (a line per participant) is not remembered: it would hold too much.
@@ -212,7 +219,10 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
         # Nothing to walk: no window, period, entry point, undelivered message or marketing template.
         return new_state(rulebook)
     history = by_delivery(request.history)
-    events = timeline(history, request.send.at)
+    # Whether some outbound message is dated by a delivery time of its own (by_delivery moved it).
+    delivered_apart = history is not request.history
+    times = list(map(_AT, history))
+    events = timeline(history, request.send.at, times=times)
     first = quiet_point(events, request.send.at, _longest_lifetime(rulebook))
     state = new_state(rulebook)
     # Before the first event nothing is carried.
@@ -229,9 +239,16 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
             state.deliver(_opened(classified, message, index), closes_others=bool(classified and
                                                                                 classified.closes_others))
     # Bisecting a long history saves walking it; a short one is walked faster than its times are checked.
-    times = times_in_order(request.history) if len(request.history) > _SHORT_HISTORY else None
+    if len(request.history) <= _SHORT_HISTORY:
+        times = None
+    elif delivered_apart:
+        times = times_in_order(request.history)
+    else:
+        # The history's own times, as timeline read them (by_delivery moved nothing).
+        times = times if _in_order(times) else None
     note_undelivered(state, request, rulebook, times=times)
-    state.marketing_recent = marketing_delivered_recently(request.history, request.send.at, rulebook, times=times)
+    state.marketing_recent = marketing_delivered_recently(request.history, request.send.at, rulebook, times=times,
+                                                          delivered_apart=delivered_apart)
     return state
 
 
@@ -246,18 +263,23 @@ def times_in_order(history: tuple[Message, ...]) -> list[datetime] | None:
     A history in order is searched by bisection over these times instead of walked whole (made in C).
     """
     times = list(map(_AT, history))
-    return times if all(map(le, times, islice(times, 1, None))) else None
+    return times if _in_order(times) else None
+
+
+def _in_order(times: list[datetime]) -> bool:
+    return all(map(le, times, islice(times, 1, None)))
 
 
 def marketing_delivered_recently(history: tuple[Message, ...], at: datetime, rulebook: Rulebook, *,
-                                 times: list[datetime] | None = None) -> int:
+                                 times: list[datetime] | None = None, delivered_apart: bool = True) -> int:
     """How many marketing templates the history shows delivered to this user in the `marketing_recent_period`
     before `at` that count toward Meta's per-user marketing limit: delivered outside a customer service
     window (Meta: marketing sent inside a window the user opened does not count).
 
     With history_ref the history is the store's messages of this user (their statuses say delivery), so
     this is the store's count; the trace names it. `times` (times_in_order of the history, when it is in
-    order) bounds the messages read to the period and the windows that can reach into it.
+    order) bounds the messages read to the period and the windows that can reach into it; with
+    `delivered_apart` false (no message has a delivery time of its own) only the period's stretch is read.
     """
     since = at - rulebook.parameter("marketing_recent_period")
     if times is None:
@@ -266,7 +288,8 @@ def marketing_delivered_recently(history: tuple[Message, ...], at: datetime, rul
         # Delivered in the period: a message without a delivery time was delivered when sent, so it is in
         # the period's stretch of the history; one with a delivery time may have been sent long before.
         stretch = history[bisect_left(times, since):bisect_left(times, at)]
-        recent = chain((m for m in stretch if m.delivered_at is None), compress(history, map(_DELIVERED_AT, history)))
+        recent = chain((m for m in stretch if m.delivered_at is None),
+                       compress(history, map(_DELIVERED_AT, history)) if delivered_apart else ())
     # Only marketing templates delivered in the period can count: the inbound messages (for the windows)
     # are gathered and sorted only when there is one.
     delivered = [d for m in recent if m.direction == "outbound" and m.template is not None

@@ -1,11 +1,14 @@
 """Fact derivation: the window, entry points and open conversations, computed from history alone."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from policy_service.core.conversations import Period
-from policy_service.core.facts import FACT_TYPES, derive_facts, new_state
+from policy_service.core.facts import FACT_TYPES, derive_facts, iso_time, new_state
 from policy_service.core.messages import Message, Send, Template
 
 T0 = datetime(2025, 8, 12, 9, tzinfo=UTC)
@@ -182,3 +185,14 @@ def test_texts_are_the_words_a_sentence_shows(rulebook):
     assert facts.display and facts.texts(names) == words
     with pytest.raises(KeyError):
         facts.texts(("no_such_name",))
+
+
+_ZONES = st.one_of(st.none(), st.just(UTC), st.just(ZoneInfo("America/Sao_Paulo")),
+                   st.builds(timezone, st.timedeltas(min_value=timedelta(hours=-23, minutes=-59),
+                                                    max_value=timedelta(hours=23, minutes=59))))
+
+
+@given(moment=st.datetimes(timezones=_ZONES))
+def test_iso_time_writes_what_isoformat_writes(moment):
+    """Every time, naive or with any offset (seconds and microseconds in it too), reads as isoformat writes it."""
+    assert iso_time(moment) == moment.isoformat()
