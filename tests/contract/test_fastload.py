@@ -277,8 +277,22 @@ def test_a_body_loads_through_the_typed_path_exactly_as_through_todays_path(data
     """Valid or not, with NULs, lone surrogates, non-finite and huge numbers, 1 and 0 for booleans, unknown,
     missing and repeated members, too long strings, deep nesting and naive or odd timestamps: the same
     DecisionRequest (and the same parsed body, which is logged), or the same refusal or marshmallow errors."""
-    body = dump(data).encode("utf-8", "surrogatepass")
-    assert _outcome(body, REQUEST.load) == _today(body)
+    text = dump(data)
+    body = text.encode("utf-8", "surrogatepass")
+    expected = _today(body)
+    assert _outcome(body, REQUEST.load) == expected
+    # The same body as text (a form, a file, a Python caller's JSON): the same outcome.
+    assert _outcome(text, REQUEST.load) == expected
+
+
+@pytest.mark.parametrize("text", ['{"send": {"at": "\ud800", "to": "+14155550100", "type": "text"}}',
+                                  '{"send": {"at": "2025-08-12T12:00:00Z", "to": "+14155550100", "type": "text"}, '
+                                  '"history": [{"direction": "inbound", "at": "2025-08-12T09:00:00Z", '
+                                  '"type": "\udfff"}]}'])
+def test_text_holding_a_lone_surrogate_is_refused_as_today(text):
+    """Text that cannot be encoded as UTF-8 (a lone surrogate itself, not escaped) is parsed carefully and refused
+    naming the field, as before text took the fast path."""
+    assert _outcome(text, REQUEST.load) == _today(text) and _outcome(text, REQUEST.load)[0] == "refused"
 
 
 _TIGHT = st.sampled_from([

@@ -132,14 +132,21 @@ _LIMITS = st.sampled_from([decision_limits(), batch_limits(3), Limits(max_depth=
 @given(st.one_of(_TEXTS.map(lambda text: text.encode("utf-8", "surrogatepass")), st.binary(max_size=12)), _LIMITS)
 def test_the_fast_parse_gives_what_the_careful_parse_gives(body, limits):
     """orjson with the cheap checks (issue 25 item 2) returns exactly the careful path's value, and refuses
-    nothing itself: every refusal, with its status, message and field errors, is the careful path's."""
-    careful = parsing._parsed_fast
+    nothing itself: every refusal, with its status, message and field errors, is the careful path's. The same for
+    the body given as text."""
+    texts = [body]
     try:
-        parsing._parsed_fast = lambda body, limits: parsing._UNSURE
-        expected = _outcome(body, limits)
-    finally:
-        parsing._parsed_fast = careful
-    assert _outcome(body, limits) == expected or _both_nan(_outcome(body, limits), expected)
+        texts.append(body.decode("utf-8"))  # text takes the fast path as its UTF-8 bytes
+    except UnicodeDecodeError:
+        pass
+    for given_body in texts:
+        careful = parsing._parsed_fast
+        try:
+            parsing._parsed_fast = lambda body, limits: parsing._UNSURE
+            expected = _outcome(given_body, limits)
+        finally:
+            parsing._parsed_fast = careful
+        assert _outcome(given_body, limits) == expected or _both_nan(_outcome(given_body, limits), expected)
 
 
 def _both_nan(first, second):
