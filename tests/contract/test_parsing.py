@@ -1,6 +1,7 @@
 """contract/parsing.py: every bound of the one body parser, and the bounded error lists."""
 
 import json
+from contextlib import contextmanager
 
 import pytest
 from hypothesis import given, settings
@@ -109,7 +110,8 @@ def test_bounded_errors_keeps_small_lists_as_they_are():
     assert bounded_errors({"a": ["1", "2", "3", "4"]}) == {"a": ["1", "2", "3"]}
 
 
-def _outcome(body, limits):
+def parsed(body, limits):
+    """parse_json's value, or its refusal (status, message, errors)."""
     try:
         return ("value", parse_json(body, limits))
     except BodyRefused as refusal:
@@ -140,13 +142,20 @@ def test_the_fast_parse_gives_what_the_careful_parse_gives(body, limits):
     except UnicodeDecodeError:
         pass
     for given_body in texts:
-        careful = parsing._parsed_fast
-        try:
-            parsing._parsed_fast = lambda body, limits: parsing._UNSURE
-            expected = _outcome(given_body, limits)
-        finally:
-            parsing._parsed_fast = careful
-        assert _outcome(given_body, limits) == expected or _both_nan(_outcome(given_body, limits), expected)
+        with careful_only():
+            expected = parsed(given_body, limits)
+        assert parsed(given_body, limits) == expected or _both_nan(parsed(given_body, limits), expected)
+
+
+@contextmanager
+def careful_only():
+    """contract.parsing with its fast path off: every body parsed, and refused, the careful way."""
+    fast = parsing._parsed_fast
+    parsing._parsed_fast = lambda body, limits: parsing._UNSURE
+    try:
+        yield
+    finally:
+        parsing._parsed_fast = fast
 
 
 def _both_nan(first, second):
