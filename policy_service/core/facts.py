@@ -524,7 +524,7 @@ def _described(undelivered: tuple[int, Message] | None) -> str:
 
 
 # The context fields given (by name, in order) -> the values with defaults filled in and the defaults used.
-_CONTEXTS: dict[tuple[tuple[Any, ...], tuple[type, ...]], tuple[dict[str, Any], frozenset[str], dict[str, Any]]] = {}
+_CONTEXTS: dict[tuple[Any, ...], tuple[dict[str, Any], frozenset[str], dict[str, Any]]] = {}
 
 
 def _context(context: dict[str, Any]) -> tuple[dict[str, Any], frozenset[str], dict[str, Any]]:
@@ -538,8 +538,12 @@ def _context(context: dict[str, Any]) -> tuple[dict[str, Any], frozenset[str], d
         # The type is part of the key: True == 1, but the engine must see what was given.
         key = (tuple(context.items()), tuple(map(type, context.values())))
         found = _CONTEXTS.get(key)
-    except TypeError:  # an unhashable value: merge without remembering
-        key, found = None, None
+    except TypeError:  # a value that is a dict or a list (Meta's eligibility with its exception countries)
+        try:
+            key = _frozen(context)
+            found = _CONTEXTS.get(key)
+        except TypeError:  # an unhashable value: merge without remembering
+            key, found = None, None
     if found is not None:
         return found
     found = _merged(context)
@@ -548,6 +552,17 @@ def _context(context: dict[str, Any]) -> tuple[dict[str, Any], frozenset[str], d
             _CONTEXTS.clear()
         _CONTEXTS[key] = found
     return found
+
+
+def _frozen(value: Any) -> tuple[type, Any]:
+    """A hashable value equal for equal values of equal types (dicts and lists item by item, with their types).
+    TypeError when some part of it cannot be hashed."""
+    if isinstance(value, dict):
+        return dict, tuple((name, _frozen(item)) for name, item in value.items())
+    if isinstance(value, list):
+        return list, tuple(map(_frozen, value))
+    hash(value)
+    return type(value), value
 
 
 def _merged(context: dict[str, Any]) -> tuple[dict[str, Any], frozenset[str], dict[str, Any]]:
