@@ -68,6 +68,8 @@ class RulesEngine:
         # the number standing for that order in its keys comes from _orders, unique even across threads).
         self._plans: dict[tuple[str, ...], Callable[[Iterable[Any]], tuple[Any, ...]]] = {}
         self._orders = itertools.count()
+        self._last_plan: tuple[tuple[str, ...] | None, Callable[[Iterable[Any]], tuple[Any, ...]] | None] = (None,
+                                                                                                            None)
         try:
             with _ENGINE_LOCK:
                 self._host.set_rulesets({self.ruleset: definition})
@@ -110,11 +112,15 @@ class RulesEngine:
         # The fact names stand in the key as a number given to each order of names seen (hashing and comparing
         # ~50 names again for every memo lookup cost more than the rest of the key).
         names = tuple(facts)
+        last = self._last_plan  # the names of every fact derive_facts makes come in one order: compared, not hashed
+        if names == last[0]:
+            return last[1](facts.values())
         found = self._plans.get(names)
         if found is None:
             found = _key_maker(names, self._cuts, names)  # beyond the bound: the names themselves (never a number)
             if len(self._plans) < _MEMO_SIZE:
                 found = self._plans.setdefault(names, _key_maker(names, self._cuts, next(self._orders)))
+        self._last_plan = (names, found)
         return found(facts.values())
 
     def _fire(self, fact: str) -> tuple[str, ...]:
