@@ -1,8 +1,12 @@
-"""The decision log's masking per row: today's walk (core.masking) beside the regex over the serialized JSON
-the log ran before issue 25, on the fixture rows (request, response, facts) and on a 10,000-event history.
+"""The decision log's masking per row, three ways that give the same text: the regex over the serialized JSON the
+log ran before issue 25, the walk of the values (core.masking.masked and masked_request), and what the log runs
+now (store.decision_log.record: the walk for the request, its long history only in chunks that may hold something
+to mask, and the response masked as the JSON text it was sent as, masking.masked_json). On the fixture rows
+(request and response) and on one row with a 10,000-event history.
 
-Both produce the same text (tests/core/test_masking.py proves it on random values). Process CPU time,
-median of interleaved rounds.
+All three produce the same text (asserted before timing; tests/core/test_masking.py and tests/store/
+test_decision_log.py prove it on random values). Each includes serializing the texts. Process CPU time, median
+of interleaved rounds.
 Usage: python bench/masking.py [--quick]
 """
 
@@ -17,7 +21,7 @@ from common import banner, fixture_requests, median, policy, table
 from policy_service.contract.schemas import RESPONSE
 from policy_service.core import masking
 from policy_service.core.evaluate import evaluate
-from policy_service.store.decision_log import dumps
+from policy_service.store.decision_log import _masked_request_text, dumps
 
 # The log's masking before issue 25: one regex over the compact JSON text; its BSUID alternative starts with
 # look-behinds, so it is tried at every character.
@@ -34,17 +38,18 @@ def _before_match(match: re.Match[str]) -> str:
 
 
 def before(request: dict, response: dict, response_json: bytes) -> list[str]:
-    """The row's three texts masked as before."""
-    return [_BEFORE.sub(_before_match, text.decode())
-            for text in (dumps(request), response_json, dumps(response.get("facts", {})))]
+    """The row's two texts masked as before."""
+    return [_BEFORE.sub(_before_match, text.decode()) for text in (dumps(request), response_json)]
+
+
+def walk(request: dict, response: dict, response_json: bytes) -> list[str]:
+    """The same texts masked by walking the values (core.masking)."""
+    return [text.decode() for text in (dumps(masking.masked_request(request)), dumps(masking.masked(response)))]
 
 
 def now(request: dict, response: dict, response_json: bytes) -> list[str]:
-    """The same three texts masked by core.masking's walk (store.decision_log.record masks the request and the
-    response this way; since migration 034 it no longer stores the facts copy)."""
-    shown = masking.masked(response)
-    return [text.decode() for text in (dumps(masking.masked_request(request)), dumps(shown),
-                                       dumps(shown.get("facts", {})))]
+    """The same texts as the decision log masks them now (store.decision_log.record)."""
+    return [_masked_request_text(request).decode(), masking.masked_json(response_json.decode())]
 
 
 def rows() -> list[tuple[str, list[tuple[dict, dict, bytes]]]]:
@@ -57,23 +62,23 @@ def rows() -> list[tuple[str, list[tuple[dict, dict, bytes]]]]:
     raw, body, text = fixtures[0]
     history = [{"direction": "inbound" if i % 3 == 0 else "outbound", "at": f"2025-0{1 + i // 2000}-01T00:00:00+00:00",
                 "type": "text", "id": f"wamid.HBgL{i:012d}"} for i in range(10_000)]
-    return [("fixture rows (89)", fixtures), ("one row, 10,000-event history", [({**raw, "history": history}, body,
-                                                                                 text)])]
+    return [(f"fixture rows ({len(fixtures)})", fixtures),
+            ("one row, 10,000-event history", [({**raw, "history": history}, body, text)])]
 
 
-def measure(quick: bool = False) -> list[tuple[str, float, float]]:
-    """(label, µs per row before, µs per row now), medians of interleaved rounds."""
+def measure(quick: bool = False) -> list[tuple[str, float, float, float]]:
+    """(label, µs per row before, walking, now), medians of interleaved rounds."""
     results = []
     for label, items in rows():
-        assert all(before(*row) == now(*row) for row in items), "masking differs"
-        times: dict[str, list[float]] = {"before": [], "now": []}
+        assert all(before(*row) == walk(*row) == now(*row) for row in items), "masking differs"
+        times: dict[str, list[float]] = {"before": [], "walk": [], "now": []}
         for _ in range(3 if quick else 9):
-            for name, run in (("before", before), ("now", now)):
+            for name, run in (("before", before), ("walk", walk), ("now", now)):
                 started = time.process_time()
                 for row in items:
                     run(*row)
                 times[name].append((time.process_time() - started) / len(items) * 1e6)
-        results.append((label, median(times["before"]), median(times["now"])))
+        results.append((label, median(times["before"]), median(times["walk"]), median(times["now"])))
     return results
 
 
@@ -83,8 +88,8 @@ def main() -> None:
     args = parser.parse_args()
     results = measure(args.quick)
     print(banner() + "; process CPU time, median of interleaved rounds\n")
-    print(table(["rows", "regex over JSON µs/row", "walk µs/row", "walk ÷ regex"],
-                [(label, old, new, f"{new / old:.2f}") for label, old, new in results]))
+    print(table(["rows", "regex over JSON µs/row", "walk µs/row", "the log now µs/row", "now ÷ regex"],
+                [(label, old, walked, new, f"{new / old:.2f}") for label, old, walked, new in results]))
 
 
 if __name__ == "__main__":

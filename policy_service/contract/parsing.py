@@ -136,6 +136,15 @@ def parse_json(body: bytes | str, limits: Limits) -> Any:
                               {ROOT: [f"not UTF-8: invalid byte at {error.start}"]}) from None
     else:
         text = body
+        # Text (a form, a file, a Python caller's JSON) takes the fast path as its UTF-8 bytes, which decode back
+        # to the same text; text holding a lone surrogate cannot be encoded and is parsed carefully (and refused).
+        try:
+            encoded = text.encode("utf-8")
+        except UnicodeEncodeError:
+            encoded = None
+        value = _UNSURE if encoded is None else _parsed_fast(encoded, limits)
+        if value is not _UNSURE:
+            return value
 
     def number(literal: str, convert: Any) -> Any:
         if len(literal) > limits.max_number_chars:

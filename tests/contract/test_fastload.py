@@ -12,6 +12,8 @@ from marshmallow import Schema, ValidationError
 from policy_service.contract import fastload, parsing
 from policy_service.contract.schemas import BATCH_REQUEST, INBOUND_ONLY_TYPES, MESSAGE_TYPES, REQUEST
 
+from .test_parsing import careful_only, parsed
+
 _TIMES = st.sampled_from(["2025-08-12T09:00:00+00:00", "2025-08-12T10:30:00.5+05:30", "2025-08-12T09:00:00Z",
                           "2025-08-12T09:00:00", "1999-12-31T23:00:00+00:00", "3000-01-01T00:00:00+00:00",
                           "2025-08-12", "yesterday", "2025-08-12T08:00:00-01:00", ""]) | st.integers() | st.none()
@@ -249,13 +251,13 @@ _BODIES = st.one_of(_REQUEST, _VALID, _VALID.flatmap(mutated), _REQUEST.flatmap(
 
 def _today(body: bytes, schema=REQUEST, limits=None):
     """Today's path: the standard library's careful parse (every refusal worded) and marshmallow alone."""
-    fast, request, history = parsing._parsed_fast, fastload.request, fastload.history
-    parsing._parsed_fast = lambda body, limits: parsing._UNSURE
+    request, history = fastload.request, fastload.history
     fastload.request = fastload.history = lambda *_: None
     try:
-        return _outcome(body, schema.load, limits)
+        with careful_only():
+            return _outcome(body, schema.load, limits)
     finally:
-        parsing._parsed_fast, fastload.request, fastload.history = fast, request, history
+        fastload.request, fastload.history = request, history
 
 
 def _outcome(body: bytes, load, limits=None):
@@ -277,8 +279,41 @@ def test_a_body_loads_through_the_typed_path_exactly_as_through_todays_path(data
     """Valid or not, with NULs, lone surrogates, non-finite and huge numbers, 1 and 0 for booleans, unknown,
     missing and repeated members, too long strings, deep nesting and naive or odd timestamps: the same
     DecisionRequest (and the same parsed body, which is logged), or the same refusal or marshmallow errors."""
+    text = dump(data)
+    body = text.encode("utf-8", "surrogatepass")
+    expected = _today(body)
+    assert _outcome(body, REQUEST.load) == expected
+    # The same body as text (a form, a file, a Python caller's JSON): the same outcome.
+    assert _outcome(text, REQUEST.load) == expected
+
+
+@pytest.mark.parametrize("text", ['{"send": {"at": "\ud800", "to": "+14155550100", "type": "text"}}',
+                                  '{"send": {"at": "2025-08-12T12:00:00Z", "to": "+14155550100", "type": "text"}, '
+                                  '"history": [{"direction": "inbound", "at": "2025-08-12T09:00:00Z", '
+                                  '"type": "\udfff"}]}'])
+def test_text_holding_a_lone_surrogate_is_refused_as_today(text):
+    """Text that cannot be encoded as UTF-8 (a lone surrogate itself, not escaped) is parsed carefully and refused
+    naming the field, as before text took the fast path."""
+    assert _outcome(text, REQUEST.load) == _today(text) and _outcome(text, REQUEST.load)[0] == "refused"
+
+
+_TIGHT = st.sampled_from([
+    parsing.Limits(max_depth=5, max_items=16, max_values=40, arrays={("history",): (3, "at most {limit}")},
+                   histories=(("history",),)),
+    parsing.Limits(max_depth=4, max_items=16, max_values=90, arrays={("history",): (6, "at most {limit}")},
+                   histories=(("history",),)),
+    parsing.Limits(max_depth=3, max_items=5, histories=(("history",),), arrays={("history",): (9, "{count}")})])
+
+
+@settings(max_examples=600, deadline=None)
+@given(_BODIES | _VALID.map(lambda body: {**body, "history": body.get("history", []) * 3}), _TIGHT)
+def test_a_typed_history_is_bounded_exactly_as_the_walk_bounds_it(data, limits):
+    """Under tight limits (a short history, few values, shallow nesting, few members; or limits typing cannot
+    prove, which turn it off) a body parses to the same value, or is refused the same way, as when it is walked."""
     body = dump(data).encode("utf-8", "surrogatepass")
-    assert _outcome(body, REQUEST.load) == _today(body)
+    with careful_only():
+        expected = parsed(body, limits)
+    assert parsed(body, limits) == expected
 
 
 @settings(max_examples=300, deadline=None)

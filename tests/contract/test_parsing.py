@@ -1,6 +1,7 @@
 """contract/parsing.py: every bound of the one body parser, and the bounded error lists."""
 
 import json
+from contextlib import contextmanager
 
 import pytest
 from hypothesis import given, settings
@@ -109,7 +110,8 @@ def test_bounded_errors_keeps_small_lists_as_they_are():
     assert bounded_errors({"a": ["1", "2", "3", "4"]}) == {"a": ["1", "2", "3"]}
 
 
-def _outcome(body, limits):
+def parsed(body, limits):
+    """parse_json's value, or its refusal (status, message, errors)."""
     try:
         return ("value", parse_json(body, limits))
     except BodyRefused as refusal:
@@ -132,14 +134,28 @@ _LIMITS = st.sampled_from([decision_limits(), batch_limits(3), Limits(max_depth=
 @given(st.one_of(_TEXTS.map(lambda text: text.encode("utf-8", "surrogatepass")), st.binary(max_size=12)), _LIMITS)
 def test_the_fast_parse_gives_what_the_careful_parse_gives(body, limits):
     """orjson with the cheap checks (issue 25 item 2) returns exactly the careful path's value, and refuses
-    nothing itself: every refusal, with its status, message and field errors, is the careful path's."""
-    careful = parsing._parsed_fast
+    nothing itself: every refusal, with its status, message and field errors, is the careful path's. The same for
+    the body given as text."""
+    texts = [body]
     try:
-        parsing._parsed_fast = lambda body, limits: parsing._UNSURE
-        expected = _outcome(body, limits)
+        texts.append(body.decode("utf-8"))  # text takes the fast path as its UTF-8 bytes
+    except UnicodeDecodeError:
+        pass
+    for given_body in texts:
+        with careful_only():
+            expected = parsed(given_body, limits)
+        assert parsed(given_body, limits) == expected or _both_nan(parsed(given_body, limits), expected)
+
+
+@contextmanager
+def careful_only():
+    """contract.parsing with its fast path off: every body parsed, and refused, the careful way."""
+    fast = parsing._parsed_fast
+    parsing._parsed_fast = lambda body, limits: parsing._UNSURE
+    try:
+        yield
     finally:
-        parsing._parsed_fast = careful
-    assert _outcome(body, limits) == expected or _both_nan(_outcome(body, limits), expected)
+        parsing._parsed_fast = fast
 
 
 def _both_nan(first, second):

@@ -390,3 +390,56 @@ def test_every_fixture_response_is_logged_as_walking_it_would_mask_it(rulebook, 
     assert len(bodies) > 100
     for body in bodies:
         assert masked_json(decision_log.dumps(body).decode()).encode() == decision_log.dumps(masked(body))
+
+
+_KILLED_WRITER = """
+import sys, threading, uuid
+from dataclasses import replace
+from policy_service import create_app
+from policy_service.contract.schemas import REQUEST
+from policy_service.service import decisions
+from policy_service.store import decision_log
+app = create_app({"DATABASE_URL": sys.argv[1]})
+raw = {"send": {"at": "2025-08-12T12:00:00+00:00", "to": "+14155550100", "type": "text"}}
+policy = app.extensions["policy_service"]
+with app.app_context():
+    decided = decisions.Decisions(policy).preview(decisions.proposal(REQUEST.load(raw), raw))
+printed = threading.Lock()
+def log():
+    with app.app_context():
+        while True:
+            decision_id = uuid.uuid4().hex
+            decision_log.record(replace(decided.decision, decision_id=decision_id), decided.logged, decided.body,
+                                mask=True, response_json=decided.text, rulebook=policy.rulebook)
+            with printed:
+                print(decision_id, flush=True)
+for _ in range(8):
+    threading.Thread(target=log, daemon=True).start()
+print("ready", flush=True)
+threading.Event().wait()
+"""
+
+
+def test_no_decision_seen_is_lost_when_a_process_logging_from_many_threads_is_killed(database_url, tmp_path):
+    """Group commit keeps the promise: a process logging from 8 threads at once (rows sharing commits) is killed
+    with SIGKILL; every decision_id a thread had printed after record returned (what a client would have been
+    sent) is in the log."""
+    import signal
+
+    writer = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, database_url], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+    assert writer.stdout.readline().strip() == "ready"
+    deadline, printed = time.monotonic() + 1.5, []
+    while time.monotonic() < deadline:
+        printed.append(writer.stdout.readline().strip())
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    printed += writer.stdout.read().split()
+    writer.stdout.close()
+    printed = [line for line in printed if line]
+    database = connect(database_url)
+    with database.bind_ctx([decision_log.DecisionRecord]):
+        record = decision_log.DecisionRecord
+        logged = {row.decision_id for row in record.select(record.decision_id)}
+    database.close()
+    assert len(printed) > 20 and set(printed) <= logged
