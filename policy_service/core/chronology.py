@@ -49,16 +49,18 @@ class _InOrder(Sequence):
         return position, self._history[position]
 
 
-def timeline(history: tuple[Message, ...], cutoff: datetime, *,
-             times: list[datetime] | None = None) -> Sequence[tuple[int, Message]]:
+def timeline(history: tuple[Message, ...], cutoff: datetime, *, times: list[datetime] | None = None,
+             strictly_ordered: bool | None = None) -> Sequence[tuple[int, Message]]:
     """(index, message) for the history up to `cutoff`, oldest first; at one instant, inbound first.
 
-    `times`, when given, are the messages' `at` (list(map(attrgetter("at"), history))), made once by a caller
-    that needs them too.
+    `times`, when given, are the messages' `at` (list(map(attrgetter("at"), history))), and `strictly_ordered`
+    whether they strictly increase (strictly_ordered(times)), made once by a caller that needs them too.
     """
     if times is None:
         times = list(map(_AT, history))
-    if all(map(lt, times, islice(times, 1, None))):
+    if strictly_ordered is None:
+        strictly_ordered = is_strictly_ordered(times)
+    if strictly_ordered:
         # Strictly in time order already, as clients usually send it: no sort, no copy, cut by bisection;
         # replay then reads only the recent events.
         end = bisect_right(times, cutoff)
@@ -66,6 +68,11 @@ def timeline(history: tuple[Message, ...], cutoff: datetime, *,
         return list(enumerate(islice(history, end))) if end <= _FEW else _InOrder(history, end)
     events = [(i, m) for i, m in enumerate(history) if m.at <= cutoff]
     return sorted(events, key=lambda item: (item[1].at, item[1].direction != "inbound", item[0]))
+
+
+def is_strictly_ordered(times: list[datetime]) -> bool:
+    """True when each time is later than the one before it (checked in C)."""
+    return all(map(lt, times, islice(times, 1, None)))
 
 
 def carried_before(events: Sequence[tuple[int, Message]], first: int, state: HistoryState,

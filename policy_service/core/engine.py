@@ -20,7 +20,7 @@ import json
 import threading
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import durable_rules_engine as extension
@@ -64,10 +64,12 @@ class RulesEngine:
         definition[_EVERY_FACT] = {"all": [{"m": {"$gte": {"waba_date": 0}}}], "run": _unused_action}
         self._cuts = _numeric_constants(definition)
         self._memo: dict[tuple[Any, ...], tuple[str, ...]] = {}
-        # The fact names in their order -> ((position, bounds, classes) of each one compared with numbers, the
-        # number standing for that order in memo keys; from _orders, unique even across threads).
-        self._plans: dict[tuple[str, ...], tuple[tuple[tuple[int, list[int], tuple[object, ...]], ...], int]] = {}
+        # The fact names in their order -> the function making memo keys of facts with those names (_key_maker;
+        # the number standing for that order in its keys comes from _orders, unique even across threads).
+        self._plans: dict[tuple[str, ...], Callable[[Iterable[Any]], tuple[Any, ...]]] = {}
         self._orders = itertools.count()
+        self._last_plan: tuple[tuple[str, ...] | None, Callable[[Iterable[Any]], tuple[Any, ...]] | None] = (None,
+                                                                                                            None)
         try:
             with _ENGINE_LOCK:
                 self._host.set_rulesets({self.ruleset: definition})
@@ -110,19 +112,16 @@ class RulesEngine:
         # The fact names stand in the key as a number given to each order of names seen (hashing and comparing
         # ~50 names again for every memo lookup cost more than the rest of the key).
         names = tuple(facts)
+        last = self._last_plan  # the names of every fact derive_facts makes come in one order: compared, not hashed
+        if names == last[0]:
+            return last[1](facts.values())
         found = self._plans.get(names)
         if found is None:
-            plan = tuple((position, *self._cuts[name]) for position, name in enumerate(names) if name in self._cuts)
-            found = (plan, names)  # beyond the bound: the names themselves (never equal to a number)
+            found = _key_maker(names, self._cuts, names)  # beyond the bound: the names themselves (never a number)
             if len(self._plans) < _MEMO_SIZE:
-                found = self._plans.setdefault(names, (plan, next(self._orders)))
-        plan, order = found
-        values = list(facts.values())
-        for position, bounds, classes in plan:
-            value = values[position]
-            if type(value) is int:
-                values[position] = classes[bisect_right(bounds, value)]
-        return order, tuple(values)
+                found = self._plans.setdefault(names, _key_maker(names, self._cuts, next(self._orders)))
+        self._last_plan = (names, found)
+        return found(facts.values())
 
     def _fire(self, fact: str) -> tuple[str, ...]:
         code, state = extension.assert_fact(self._handle, fact)
@@ -165,6 +164,29 @@ class RulesEngine:
         except Exception:
             # No state exists when assert_fact itself failed before creating one.
             pass
+
+
+def _key_maker(names: tuple[str, ...], cuts: dict[str, tuple[list[int], tuple[object, ...]]],
+               order: Any) -> Callable[[Iterable[Any]], tuple[Any, ...]]:
+    """A function of the values of facts with these names, in this order, giving their memo key: `order`, then
+    each value, an integer compared with numbers replaced by the object standing for its class (bisect_right of
+    it in its bounds, see _numeric_constants).
+
+    Written as source and compiled once per order of names: one unpacking and one tuple, no loop.
+    """
+    terms, namespace = [], {"bisect_right": bisect_right, "int": int, "order": order}
+    for position, name in enumerate(names):
+        if name in cuts:
+            namespace[f"bounds{position}"], namespace[f"classes{position}"] = cuts[name]
+            terms.append(f"classes{position}[bisect_right(bounds{position}, v{position})] "
+                         f"if v{position}.__class__ is int else v{position}")
+        else:
+            terms.append(f"v{position}")
+    unpacked = "".join(f"v{position}, " for position in range(len(names)))
+    source = (f"def key(values):\n    ({unpacked}) = values\n"
+              f"    return order, ({''.join(f'{term}, ' for term in terms)})\n")
+    exec(source, namespace)  # noqa: S102 - source made here from positions only (no name or value is in it)
+    return namespace["key"]
 
 
 class _Unhandled(Exception):

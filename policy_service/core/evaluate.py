@@ -11,7 +11,7 @@ from itertools import chain, compress, islice
 from operator import attrgetter, le
 from typing import Any
 
-from .chronology import by_delivery, carried_before, timeline
+from .chronology import by_delivery, carried_before, is_strictly_ordered, timeline
 from .conditions import why_not
 from .conversations import Period, longest_lifetime, quiet_point
 from .decision import Charge, Decision, Reason, charge_terms, classify, combine, fail_closed
@@ -222,7 +222,8 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
     # Whether some outbound message is dated by a delivery time of its own (by_delivery moved it).
     delivered_apart = history is not request.history
     times = list(map(_AT, history))
-    events = timeline(history, request.send.at, times=times)
+    strictly = is_strictly_ordered(times)
+    events = timeline(history, request.send.at, times=times, strictly_ordered=strictly)
     first = quiet_point(events, request.send.at, _longest_lifetime(rulebook))
     state = new_state(rulebook)
     # Before the first event nothing is carried.
@@ -245,7 +246,7 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
         times = times_in_order(request.history)
     else:
         # The history's own times, as timeline read them (by_delivery moved nothing).
-        times = times if _in_order(times) else None
+        times = times if strictly or _in_order(times) else None
     note_undelivered(state, request, rulebook, times=times)
     state.marketing_recent = marketing_delivered_recently(request.history, request.send.at, rulebook, times=times,
                                                           delivered_apart=delivered_apart)

@@ -382,8 +382,7 @@ class _Seen:
     """What the display texts are written from (kept so each text is written only when read)."""
 
     __slots__ = ("send", "ctx", "last_in", "csw_expires", "conversations", "same", "free_entry", "referral",
-                 "deadline", "uncounted", "window", "zone", "undelivered", "auth_start", "late", "undelivered_until",
-                 "shown")
+                 "deadline", "uncounted", "window", "zone", "undelivered", "auth_start", "late", "undelivered_until")
 
     def __init__(self, send: Send, ctx: dict[str, Any], last_in: datetime | None, csw_expires: datetime | None,
                  conversations: list[Period], same: list[Period], free_entry: list[Period],
@@ -396,9 +395,6 @@ class _Seen:
         self.zone = send.at.tzinfo or UTC
         self.undelivered, self.auth_start, self.undelivered_until = undelivered, auth_start, undelivered_until
         self.late: tuple[datetime, Any] | None = None  # (from when, the charge) a late delivery would get
-        # moment -> its text: a decision's sentences often show one moment several times (the window's end, its
-        # history), and datetime.isoformat costs more than a lookup.
-        self.shown: dict[datetime, str] = {}
 
     def with_late(self, moment: datetime, charge: Any) -> _Seen:
         """A copy that knows the charge a delivery from `moment` on would get."""
@@ -406,21 +402,13 @@ class _Seen:
                      self.free_entry, self.referral, self.deadline, self.uncounted, self.window, self.undelivered,
                      self.auth_start, self.undelivered_until)
         copy.late = (moment, charge)
-        copy.shown = self.shown
         return copy
 
     def show(self, moment: datetime | None) -> str:
         """A time in the send's own offset (ISO 8601), or "none"."""
         if not moment:
             return NONE
-        text = self.shown.get(moment)
-        if text is None:
-            text = iso_time(moment if moment.tzinfo is self.zone else moment.astimezone(self.zone))
-            # Two moments at one wall time in the same zone compare equal even when their offsets differ (a
-            # zone's repeated hour): only a fixed offset's are remembered.
-            if type(moment.tzinfo) is timezone:
-                self.shown[moment] = text
-        return text
+        return iso_time(moment if moment.tzinfo is self.zone else moment.astimezone(self.zone))
 
     def opener(self, periods: list[Period]) -> str:
         """Which history entry opened the first of the periods."""
@@ -536,7 +524,7 @@ def _described(undelivered: tuple[int, Message] | None) -> str:
 
 
 # The context fields given (by name, in order) -> the values with defaults filled in and the defaults used.
-_CONTEXTS: dict[tuple[tuple[Any, ...], tuple[type, ...]], tuple[dict[str, Any], frozenset[str], dict[str, Any]]] = {}
+_CONTEXTS: dict[tuple[Any, ...], tuple[dict[str, Any], frozenset[str], dict[str, Any]]] = {}
 
 
 def _context(context: dict[str, Any]) -> tuple[dict[str, Any], frozenset[str], dict[str, Any]]:
@@ -550,8 +538,12 @@ def _context(context: dict[str, Any]) -> tuple[dict[str, Any], frozenset[str], d
         # The type is part of the key: True == 1, but the engine must see what was given.
         key = (tuple(context.items()), tuple(map(type, context.values())))
         found = _CONTEXTS.get(key)
-    except TypeError:  # an unhashable value: merge without remembering
-        key, found = None, None
+    except TypeError:  # a value that is a dict or a list (Meta's eligibility with its exception countries)
+        try:
+            key = _frozen(context)
+            found = _CONTEXTS.get(key)
+        except TypeError:  # an unhashable value: merge without remembering
+            key, found = None, None
     if found is not None:
         return found
     found = _merged(context)
@@ -560,6 +552,17 @@ def _context(context: dict[str, Any]) -> tuple[dict[str, Any], frozenset[str], d
             _CONTEXTS.clear()
         _CONTEXTS[key] = found
     return found
+
+
+def _frozen(value: Any) -> tuple[type, Any]:
+    """A hashable value equal for equal values of equal types (dicts and lists item by item, with their types).
+    TypeError when some part of it cannot be hashed."""
+    if isinstance(value, dict):
+        return dict, tuple((name, _frozen(item)) for name, item in value.items())
+    if isinstance(value, list):
+        return list, tuple(map(_frozen, value))
+    hash(value)
+    return type(value), value
 
 
 def _merged(context: dict[str, Any]) -> tuple[dict[str, Any], frozenset[str], dict[str, Any]]:
