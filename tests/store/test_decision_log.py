@@ -413,9 +413,9 @@ def log():
                                 mask=True, response_json=decided.text, rulebook=policy.rulebook)
             with printed:
                 print(decision_id, flush=True)
+print("ready", flush=True)
 for _ in range(8):
     threading.Thread(target=log, daemon=True).start()
-print("ready", flush=True)
 threading.Event().wait()
 """
 
@@ -428,14 +428,16 @@ def test_no_decision_seen_is_lost_when_a_process_logging_from_many_threads_is_ki
 
     writer = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, database_url], stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
-    assert writer.stdout.readline().strip() == "ready"
-    deadline, printed = time.monotonic() + 1.5, []
-    while time.monotonic() < deadline:
-        printed.append(writer.stdout.readline().strip())
-    os.kill(writer.pid, signal.SIGKILL)
-    writer.wait()
-    printed += writer.stdout.read().split()
-    writer.stdout.close()
+    with writer.stdout:
+        try:
+            assert writer.stdout.readline().strip() == "ready"
+            deadline, printed = time.monotonic() + 1.5, []
+            while time.monotonic() < deadline:
+                printed.append(writer.stdout.readline().strip())
+        finally:
+            os.kill(writer.pid, signal.SIGKILL)
+            writer.wait()
+        printed += writer.stdout.read().split()
     printed = [line for line in printed if line]
     database = connect(database_url)
     with database.bind_ctx([decision_log.DecisionRecord]):
