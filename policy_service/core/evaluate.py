@@ -400,10 +400,12 @@ def late_delivery(request: DecisionRequest, state: HistoryState, facts: Facts, f
     point) within the delay the rules consider can change the classification; the send is classified
     again at the first such moment.
     """
-    if not any(facts.expiries.values()):
-        return facts, fired  # nothing open at the send
-    horizon = request.send.at + rulebook.parameter("delivery_delay_considered")
-    ends = sorted(end for end in facts.expiries.values() if end is not None and request.send.at < end <= horizon)
+    at = request.send.at
+    ends = [end for end in facts.expiries.values() if end is not None and at < end]
+    if not ends:
+        return facts, fired  # nothing open at the send closes after it
+    horizon = at + rulebook.parameter("delivery_delay_considered")
+    ends = sorted(end for end in ends if end <= horizon)
     if not ends:
         return facts, fired
     later_facts = derive_facts(replace(request.send, at=ends[0]), state, request.context, rulebook, display=False)
