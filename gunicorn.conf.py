@@ -7,6 +7,7 @@ POLICY_THREADS, POLICY_TIMEOUT (30 s), POLICY_KEEPALIVE, POLICY_PRELOAD (true).
 and every worker of every instance on the database follows, each in a fresh process.
 """
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -63,6 +64,8 @@ def on_starting(server):
 def on_reload(server):
     """On SIGHUP with preload the master keeps its app: it reads the rules (compiling nothing: durable_rules
     would keep every ruleset) and publishes them; the workers it forks next load them, once each."""
+    # What pre_fork froze becomes collectable again: the rules replaced now must not stay in the master for good.
+    gc.unfreeze()
     if server.cfg.preload_app:
         from policy_service.web.operations import ReloadFailed, reload_rules
 
@@ -72,12 +75,22 @@ def on_reload(server):
             server.log.error("rules not reloaded, the previous rules stay active: %s", error)
 
 
+def pre_fork(server, worker):
+    """Freeze what the master holds (with preload: the app, its rulebook and engine) out of the garbage collector's
+    reach before forking, as Python's gc.freeze documentation advises for pre-fork servers: a worker's full
+    collections then skip those ~85,000 long-lived objects (a full collection of them costs ~30 ms) and never
+    write to their pages, which stay shared with the master instead of being copied into every worker."""
+    gc.freeze()
+
+
 def post_worker_init(worker):
     """A rules reload recycles this worker instead of compiling a second ruleset in it: it sends itself
-    SIGTERM (gunicorn's graceful exit: the requests in hand finish) and the arbiter forks a fresh one."""
+    SIGTERM (gunicorn's graceful exit: the requests in hand finish) and the arbiter forks a fresh one. What the
+    worker loaded itself (all of the app without preload) is frozen as the master's objects are (pre_fork)."""
     from policy_service.service.fleet import recycle_with
 
     recycle_with(lambda: os.kill(os.getpid(), signal.SIGTERM))
+    gc.freeze()
 
 
 def child_exit(server, worker):
