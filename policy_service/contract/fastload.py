@@ -130,6 +130,21 @@ _convert = msgspec.convert
 _fromisoformat = datetime.fromisoformat
 
 
+def _build_type_information() -> None:
+    """Have msgspec build every Struct's decoding information now, while this module is imported (one thread,
+    under the import lock). msgspec builds it on a type's first use, calling back into Python to resolve the
+    annotations; two threads making that first use at once crashed a gunicorn worker with SIGSEGV (8 clients
+    right after boot; tests/contract/test_fastload_threads.py). Once built it is only read."""
+    for kind, sample in ((_History, []), (_Send, {})):
+        try:
+            _convert(sample, kind)
+        except msgspec.ValidationError:
+            pass  # refusing the sample needs the same information: it is built
+
+
+_build_type_information()
+
+
 # The histories contract.parsing typed while it bounded a body, until the schema loads that body (in this thread or
 # task): {id of the history list: (the list, its typed messages)}. The list is kept with its id, so an id reused by
 # another list never matches; a history looked up and not found is typed again.

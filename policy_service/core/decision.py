@@ -423,15 +423,15 @@ def _charge(rule: Rule, facts: Facts) -> Charge:
         expires = facts.expiries.get(effect.rides)
     else:
         expires = None
-    charge = _new(Charge)
-    made = charge.__dict__
-    made.update(held[1])
+    made = held[1].copy()
     made["conversation_expires_at"] = expires
     made["lasts_until"] = lasts_until
     if not isinstance(effect.category, str):
         made["category"] = effect.category_for(facts.engine)
     if effect.per_participant:
         made["participants"] = facts.engine["group_participants"]
+    charge = _new(Charge)
+    _set(charge, "__dict__", made)
     return charge
 
 

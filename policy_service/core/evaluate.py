@@ -95,15 +95,15 @@ def price_parts(charge: Charge, facts: Facts, request: DecisionRequest,
     # A group send is billed per delivered participant, each at its own market (PMP-9).
     participants = request.send.participants if charge.participants is not None else None
     price, reason = _price(charge, facts.day, country, participants, request.context, rulebook.rates)
-    priced = _new(Charge)  # replace(charge, price=..., price_reason=..., price_lines=...), for a record
-    made = priced.__dict__
-    made.update(charge.__dict__)
+    # replace(charge, price=..., price_reason=..., price_lines=...), for a record made by its __init__
+    made = charge.__dict__.copy()
     if price.amount is not None:  # price.known
         made["price"], made["price_reason"] = price, None
     else:
         made["price"], made["price_reason"] = None, price.reason
     made["price_lines"] = price.lines
-    charge = priced
+    charge = _new(Charge)
+    _set(charge, "__dict__", made)
     if reason is None:
         return charge, None, facts
     # Where the pricing context came from when the request did not give it (the WABA's stored currency,
@@ -139,7 +139,7 @@ _DEFAULTS_WITH: dict[tuple[frozenset[str], tuple[str, ...]], frozenset[str]] = {
 # their trace entries, without sources).
 _PRICES: dict[int, tuple[RateBook, dict[tuple[Any, ...], tuple[Price, Reason | None]]]] = {}
 _PRICE_MEMO_SIZE = 4096
-_new = object.__new__
+_new, _set = object.__new__, object.__setattr__
 _PRICING_NAMES = frozenset(PRICING_CONTEXT_DEFAULTS)
 _NONE_GIVEN = (None,) * len(PRICING_CONTEXT_DEFAULTS)  # a context giving none of them
 # A larger group's price (a line per participant) is not remembered: it would hold too much.
@@ -400,10 +400,12 @@ def late_delivery(request: DecisionRequest, state: HistoryState, facts: Facts, f
     point) within the delay the rules consider can change the classification; the send is classified
     again at the first such moment.
     """
-    if not any(facts.expiries.values()):
-        return facts, fired  # nothing open at the send
-    horizon = request.send.at + rulebook.parameter("delivery_delay_considered")
-    ends = sorted(end for end in facts.expiries.values() if end is not None and request.send.at < end <= horizon)
+    at = request.send.at
+    ends = [end for end in facts.expiries.values() if end is not None and at < end]
+    if not ends:
+        return facts, fired  # nothing open at the send closes after it
+    horizon = at + rulebook.parameter("delivery_delay_considered")
+    ends = sorted(end for end in ends if end <= horizon)
     if not ends:
         return facts, fired
     later_facts = derive_facts(replace(request.send, at=ends[0]), state, request.context, rulebook, display=False)
