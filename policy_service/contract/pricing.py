@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from ..core.identities import E164
 from .parsing import Limits
 from .schemas import ContactField, RefusesNul
+from .strict import RequestSchema
 
 CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="must be an ISO 4217 code like USD")
 MAX_FORECAST_LINES = 1_000
@@ -20,13 +21,13 @@ FORECAST_LIMITS = Limits(max_items=MAX_FORECAST_LINES)
 ANALYTICS_LIMITS = Limits(max_items=MAX_DATA_POINTS, max_values=2_000_000)
 
 
-class CurrencyBodySchema(RefusesNul, Schema):
+class CurrencyBodySchema(RefusesNul, RequestSchema):
     """PUT /v1/wabas/<WABA_ID>/billing-currency: the WABA's billing currency (Meta's WABA field), set once."""
 
     currency = fields.String(required=True, validate=CURRENCY)
 
 
-class ForecastLineSchema(RefusesNul, Schema):
+class ForecastLineSchema(RefusesNul, RequestSchema):
     """Messages of one pricing category to one country (or to the country of one number)."""
 
     country = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$", error="an ISO 3166 alpha-2 code like BR"))
@@ -42,7 +43,7 @@ class ForecastLineSchema(RefusesNul, Schema):
             raise ValidationError("give country or to (one of them)", "country")
 
 
-class ForecastSchema(RefusesNul, Schema):
+class ForecastSchema(RefusesNul, RequestSchema):
     """POST /v1/costs/forecast: what lines of messages delivered at `at` will cost."""
 
     currency = fields.String(validate=CURRENCY, metadata={
@@ -54,7 +55,7 @@ class ForecastSchema(RefusesNul, Schema):
                         validate=validate.Length(min=1, max=MAX_FORECAST_LINES))
 
 
-class DataPointSchema(Schema):
+class DataPointSchema(RequestSchema):
     """One pricing_analytics data point, as Meta returns it (dimensions not requested are absent)."""
 
     class Meta:
@@ -78,7 +79,7 @@ class DataPointSchema(Schema):
             raise ValidationError("must be after start", "end")
 
 
-class AnalyticsDataSchema(Schema):
+class AnalyticsDataSchema(RequestSchema):
     """pricing_analytics.data[]: a list of data_points (paging ignored)."""
 
     class Meta:
@@ -88,7 +89,7 @@ class AnalyticsDataSchema(Schema):
                               validate=validate.Length(max=MAX_DATA_POINTS))
 
 
-class PricingAnalyticsBlockSchema(Schema):
+class PricingAnalyticsBlockSchema(RequestSchema):
     """The pricing_analytics field."""
 
     class Meta:
@@ -97,7 +98,7 @@ class PricingAnalyticsBlockSchema(Schema):
     data = fields.List(fields.Nested(AnalyticsDataSchema), required=True)
 
 
-class PricingAnalyticsSchema(Schema):
+class PricingAnalyticsSchema(RequestSchema):
     """Meta's response to GET /<WABA_ID>?fields=pricing_analytics.start(S).end(E).granularity(DAILY)
     .dimensions([...]): {"pricing_analytics": {"data": [{"data_points": [...]}]}, "id": "<WABA_ID>"}."""
 

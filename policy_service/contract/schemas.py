@@ -27,7 +27,7 @@ from ..core.messages import UNKNOWN_TYPE, DecisionRequest, Message, Send, Templa
 from ..core.pricing import Price
 from ..core.rates import BASES
 from ..core.vocabulary import GROUP_CATEGORY_PREFIX, STATUSES
-from .strict import StrictBoolean
+from .strict import RequestSchema, StrictBoolean
 
 MESSAGE_TYPES = (
     "text", "image", "audio", "video", "document", "sticker", "location", "contacts", "interactive",
@@ -104,7 +104,7 @@ def _ttl_seconds(value: int) -> None:
         raise ValidationError("must be -1 or 30 to 2592000 seconds")
 
 
-class TemplateSchema(Schema):
+class TemplateSchema(RequestSchema):
     """A template as named in a send or a past outbound message."""
 
     name = fields.String(required=True, validate=validate.Length(min=1, max=512))
@@ -142,7 +142,7 @@ class SendTemplateSchema(TemplateSchema):
         return Template(**{"category": None, "status": None, **data})
 
 
-class ReferralSchema(Schema):
+class ReferralSchema(RequestSchema):
     """The referral Meta attaches to an inbound message from a click-to-WhatsApp ad or post."""
 
     source_url = fields.String()
@@ -158,7 +158,7 @@ class ReferralSchema(Schema):
     welcome_message = fields.Dict()
 
 
-class SendSchema(Schema):
+class SendSchema(RequestSchema):
     """The proposed send."""
 
     at = _timestamp(required=True, metadata={"description": "RFC 3339 with offset"})
@@ -228,7 +228,7 @@ class SendSchema(Schema):
         return Send(**data)
 
 
-class MessageSchema(Schema):
+class MessageSchema(RequestSchema):
     """One message of the conversation history."""
 
     id = fields.String(metadata={"description": "Meta's wamid, when known"})
@@ -280,14 +280,14 @@ class MessageSchema(Schema):
         return Message(**data)
 
 
-class ExceptionCountrySchema(Schema):
+class ExceptionCountrySchema(RequestSchema):
     """One country whose authentication-international start differs from the business's general one."""
 
     country_code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{2}$"))
     start_time = _timestamp(required=True)
 
 
-class AuthenticationInternationalSchema(Schema):
+class AuthenticationInternationalSchema(RequestSchema):
     """Meta's authentication-international eligibility (account_update webhook, AUTH_INTL_PRICE_ELIGIBILITY_UPDATE:
     `auth_international_rate_eligibility`), with its Unix times given as RFC 3339."""
 
@@ -296,7 +296,7 @@ class AuthenticationInternationalSchema(Schema):
                                       metadata={"description": "countries with their own start time"})
 
 
-class ContextSchema(Schema):
+class ContextSchema(RequestSchema):
     """What the business knows that the history does not show; every field optional."""
 
     opted_in = _strict_bool(metadata={"description": "Opt-in on record (default true, named in the trace)"})
@@ -351,7 +351,7 @@ class ContextSchema(Schema):
             raise ValidationError("unknown IANA time zone") from None
 
 
-class HistoryRefSchema(Schema):
+class HistoryRefSchema(RequestSchema):
     """A history stored from Meta's webhooks: the business phone number id and either the contact's wa_id or
     BSUID, or (Groups API) the group id, whose stored messages are the group's history."""
 
@@ -398,7 +398,7 @@ def _nul_errors(value: Any) -> Any:
     return {key: errors for key, errors in found.items() if errors} or None
 
 
-class DecisionRequestSchema(Schema):
+class DecisionRequestSchema(RequestSchema):
     """POST /v1/decisions: a proposed send and the history before it (inline, or a stored history_ref)."""
 
     send = fields.Nested(SendSchema, required=True)
@@ -568,7 +568,7 @@ class NotAppliedSchema(ResponseSchema):
     failed = fields.List(fields.Nested(ConditionSchema))
 
 
-class ExplainSchema(Schema):
+class ExplainSchema(RequestSchema):
     """Query parameters of POST /v1/decisions."""
 
     explain = fields.String(validate=validate.OneOf(("full",)),
@@ -635,7 +635,7 @@ class ErrorSchema(ResponseSchema):
 
 
 
-class BatchRequestSchema(Schema):
+class BatchRequestSchema(RequestSchema):
     """POST /v1/decisions/batch: several decision requests, answered in order."""
 
     requests = fields.List(fields.Nested(DecisionRequestSchema), required=True,

@@ -52,3 +52,22 @@ def test_a_webhook_status_billable_that_is_not_a_json_boolean_is_refused(value):
         PricingSchema().load({"billable": value, "category": "utility"})
     assert "billable" in refused.value.messages
     assert PricingSchema().load({"billable": False})["billable"] is False
+
+
+@pytest.mark.parametrize(("request_body", "path"), [
+    ([SEND], ("_schema",)),
+    ("send", ("_schema",)),
+    ({"send": "x"}, ("send", "_schema")),
+    ({"send": SEND, "history": [[]]}, ("history", 0, "_schema")),
+    ({"send": SEND, "context": []}, ("context", "_schema")),
+    ({"send": {**SEND, "type": "template", "template": "code"}}, ("send", "template", "_schema")),
+])
+def test_anything_but_an_object_where_one_belongs_must_be_a_json_object(request_body, path):
+    """RequestSchema: an array body or a string where an object belongs says so at its path, not marshmallow's
+    "Invalid input type."."""
+    with pytest.raises(ValidationError) as raised:
+        REQUEST.load(request_body)
+    errors = raised.value.messages
+    for key in path:
+        errors = errors[key]
+    assert errors == ["must be a JSON object"]

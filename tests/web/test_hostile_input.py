@@ -140,3 +140,10 @@ def test_a_thousand_wrong_items_give_a_bounded_error_list(client, path):
     assert len(errors) == MAX_ERRORS + 1 and "more fields with errors are not listed" in errors["_more"][0]
     if path != "ui_try":  # the page shows the submitted text back in its form
         assert len(response.get_data()) < 10_000
+
+
+def test_a_json_array_body_is_a_422_saying_an_object_is_expected(client):
+    """Not marshmallow's "_schema: Invalid input type.": the one error shape, saying what the body must be."""
+    for path, body in (("/v1/decisions", b"[1]"), ("/v1/decisions/batch", b"[]"), ("/v1/decisions", b'"send"')):
+        answer = client.post(path, data=body, content_type="application/json")
+        assert answer.status_code == 422 and answer.json["errors"] == {"_schema": ["must be a JSON object"]}
