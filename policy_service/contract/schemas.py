@@ -296,6 +296,9 @@ class AuthenticationInternationalSchema(RequestSchema):
                                       metadata={"description": "countries with their own start time"})
 
 
+MAX_PRICE = 'must be a non-negative decimal string like "0.05" (a string: a JSON number would be rounded as a float)'
+
+
 class ContextSchema(RequestSchema):
     """What the business knows that the history does not show; every field optional."""
 
@@ -338,10 +341,10 @@ class ContextSchema(RequestSchema):
     volume_messages_this_month = fields.Integer(strict=True, validate=validate.Range(min=0), metadata={
         "description": "Messages of the send's pricing category the business portfolio already had delivered this "
                        "month in the recipient's market (volume tiers; unknown: the list rate, an upper bound)"})
-    marketing_max_price = fields.String(validate=validate.Regexp(r"^[0-9]{1,9}(\.[0-9]{1,9})?$", error=(
-        "must be a non-negative decimal like 0.05")), metadata={
-        "description": "The max price bid of a marketing message (Marketing Messages API), a decimal string: "
-                       "its price is then unknown"})
+    marketing_max_price = fields.String(validate=validate.Regexp(r"^[0-9]{1,9}(\.[0-9]{1,9})?$", error=MAX_PRICE),
+        error_messages={"invalid": MAX_PRICE}, metadata={
+            "description": 'The max price bid of a marketing message (Marketing Messages API), a decimal string such '
+                           'as "0.05": its price is then unknown'})
 
     @validates("waba_timezone")
     def known_zone(self, value: str, **_: Any) -> None:

@@ -32,9 +32,11 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
+from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
 
+import orjson
 from marshmallow import Schema, ValidationError
 
 from ..config import Settings, load_settings
@@ -165,7 +167,8 @@ class PolicyService:
         query = _load(COST_QUERY, {
             "from": start.isoformat() if isinstance(start, date) else start,
             "to": end.isoformat() if isinstance(end, date) else end,
-            "group_by": group_by if isinstance(group_by, str) else ",".join(group_by), "currency": currency})
+            "group_by": group_by if isinstance(group_by, str) else ",".join(group_by), "currency": currency},
+            arguments={"from": "start", "to": "end"})
         with self._unit_of_work():
             return reports.cost_report(self.policy, query["start"], query["end"], group_by=query["group_by"],
                                        currency=query["currency"])
@@ -251,21 +254,37 @@ def _body(value: JsonBody, limits: Limits) -> Any:
 
 
 def _json_text(value: Any) -> bytes | str:
-    """A caller's value as JSON text. orjson writes a float NaN or infinity as null, which would reach the
-    schema as "may not be null"; when its text holds a null, the standard library writes the value again,
-    NaN and infinities as the literals the body parser refuses by field path, as the HTTP API does."""
-    text = dumps(value)
-    if b"null" not in text:
+    """A caller's value as JSON text (a Decimal as its exact text). orjson writes a float NaN or infinity as
+    null, which would reach the schema as "may not be null"; when its text holds a null, the standard library
+    writes the value again, NaN and infinities as the literals the body parser refuses by field path, as the
+    HTTP API does."""
+    try:
+        text = orjson.dumps(value, default=_python_value)
+    except orjson.JSONEncodeError:
+        text = None  # an integer beyond 64 bits, or a value JSON cannot hold: the standard library says which
+    if text is not None and b"null" not in text:
         return text
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=True)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=True, default=_python_value)
 
 
-def _load(schema: Schema, data: Any) -> Any:
-    """Data loaded by a contract schema; its errors as ServiceError 422 by field path."""
+def _python_value(value: Any) -> Any:
+    """A Decimal as its exact text (marketing_max_price is a decimal string); anything else orjson cannot write
+    is a TypeError, reported as a 400 naming the request."""
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _load(schema: Schema, data: Any, *, arguments: Mapping[str, str] | None = None) -> Any:
+    """Data loaded by a contract schema; its errors as ServiceError 422 by field path, a query parameter
+    named as the keyword argument that gave it (`arguments`: {parameter: argument})."""
     try:
         return schema.load(data)
     except ValidationError as error:
-        raise ServiceError.invalid(error.messages) from None
+        messages = error.messages
+        if arguments and isinstance(messages, dict):
+            messages = {arguments.get(key, key): value for key, value in messages.items()}
+        raise ServiceError.invalid(messages) from None
 
 
 def instance_path() -> str:

@@ -44,11 +44,21 @@ def service(app, database_url):
     svc.close()
 
 
+ARGUMENTS = {"from": "start", "to": "end"}  # cost_report(start, end) for GET /v1/costs?from=&to=
+
+
 def as_arguments(error: dict) -> dict:
     """An HTTP error body with its query parameters named as the Python API's keyword arguments (HTTP says
-    `query.explain`, Python `explain`); body fields are named alike both ways."""
-    return {**error, "message": error["message"].replace("invalid request: query.", "invalid request: "),
-            "errors": {path.removeprefix("query."): messages for path, messages in error["errors"].items()}}
+    `query.explain`, Python `explain`; `from` is `start`); body fields are named alike both ways."""
+    def argument(path: str) -> str:
+        path = path.removeprefix("query.")
+        return ARGUMENTS.get(path, path)
+
+    message = error["message"].replace("invalid request: query.", "invalid request: ")
+    for parameter, name in ARGUMENTS.items():
+        message = message.replace(f"invalid request: {parameter}:", f"invalid request: {name}:")
+    return {**error, "message": message,
+            "errors": {argument(path): messages for path, messages in error["errors"].items()}}
 
 
 def test_there_are_fixtures_to_compare():
@@ -417,3 +427,25 @@ def test_arguments_of_the_wrong_type_raise_a_422_naming_them(service):
     with pytest.raises(ServiceError) as raised:
         service.ingest_webhook("{}", None)  # text is accepted as bytes; unsigned is then the usual refusal
     assert raised.value.code in (401, 503), raised.value.as_dict()
+
+
+def test_a_decimal_max_price_is_its_exact_text_and_a_float_is_refused_naming_the_field(service, example_request):
+    """marketing_max_price is a decimal string: a Python Decimal is written as its exact text (not a 400 "not
+    JSON" for the whole request); a float is refused at the field, saying a string is wanted."""
+    from decimal import Decimal
+
+    marketing = {**example_request, "send": {**example_request["send"], "template": {
+        **example_request["send"]["template"], "category": "marketing"}}}
+    decided = service.decide({**marketing, "context": {"marketing_max_price": Decimal("0.05")}})
+    assert decided["status"] == "decided"
+    with pytest.raises(ServiceError) as raised:
+        service.decide({**marketing, "context": {"marketing_max_price": 0.05}})
+    assert list(raised.value.errors) == ["context.marketing_max_price"]
+    assert "decimal string" in raised.value.errors["context.marketing_max_price"][0]
+
+
+def test_cost_report_names_a_bad_date_by_its_keyword_argument(service):
+    """Python callers gave start= and end=, not the HTTP parameters from= and to=."""
+    with pytest.raises(ServiceError) as raised:
+        service.cost_report(start="x", end="2026-13-01")
+    assert raised.value.code == 422 and set(raised.value.errors) == {"start", "end"}
