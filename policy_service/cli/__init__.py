@@ -78,7 +78,8 @@ def serve(host: str, port: int) -> None:
 
 @main.command()
 @click.argument("request_file", type=TextFile())
-@click.option("--json", "as_json", is_flag=True, help="Print the API response body instead of text.")
+@click.option("--json", "as_json", is_flag=True, help="Print the API response body instead of text (its "
+              "decision_id is null: nothing is logged).")
 @rules_option
 @click.option("--database-url", help="For a request naming its sending number (history_ref, send.phone_number_id): "
               "the stored history and business state. Defaults to POLICY_DATABASE_URL, else the SQLite file.")
@@ -113,7 +114,9 @@ def check(request_file, as_json: bool, rules_dir: Path, database_url: str | None
         decided = decisions.Decisions(decisions.Policy(*_policy(rules_dir))).preview(proposal)
     except ServiceError as error:
         _refuse(request_file.name, error, as_json)
-    click.echo(json.dumps(decided.body, indent=2) if as_json else explain(decided.decision))
+    # Nothing is logged, so there is no decision_id to send as biz_opaque_callback_data or to look up later.
+    body = {**decided.body, "decision_id": None}
+    click.echo(json.dumps(body, indent=2) if as_json else explain(decided.decision))
 
 
 def _refuse(name: str, error, as_json: bool) -> NoReturn:

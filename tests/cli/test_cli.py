@@ -128,6 +128,8 @@ def test_check_json_reads_stdin_and_prints_the_api_body(run):
     # history_source appears only when the request named a stored history (history_ref).
     assert set(body) == set(DecisionResponseSchema().fields) - {"history_source"}
     assert body["decision"] == "deny" and body["error_codes"] == [131047]
+    # Not logged: no decision_id that would be a dead end for reconciliation or GET /v1/decisions/<id>.
+    assert body["decision_id"] is None
 
 
 def test_check_refuses_an_invalid_request(run):
