@@ -131,7 +131,8 @@ def resolve_history(proposal: Proposal, rulebook: Rulebook) -> Proposal:
             return proposal
         # Deciding on an empty history is right for a first contact, but a forgotten field looks the same:
         # the response says the history was not given, not only that the user "never wrote".
-        return replace(proposal, history_source=NO_HISTORY)
+        # A copy: the body goes to callers (the Python API's dict), who must not be able to change the next one.
+        return replace(proposal, history_source=dict(NO_HISTORY))
     request = proposal.request
     ref = raw["history_ref"]
     _same_user(ref, request)

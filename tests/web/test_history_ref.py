@@ -97,6 +97,18 @@ def test_a_request_without_history_says_it_was_decided_on_an_empty_history(clien
     assert "history_source" not in client.post("/v1/decisions", json={"send": send, "history": []}).json
 
 
+def test_a_caller_changing_one_answers_history_source_does_not_change_the_next(app):
+    """The Python API hands the body itself to its caller: the shared NO_HISTORY must not be in it."""
+    from policy_service.contract.schemas import REQUEST
+    from policy_service.service import decisions
+
+    raw = {"send": {"at": "2025-09-01T11:00:00+00:00", "to": "+" + CONTACT, "type": "text"}}
+    first = decisions.resolve_history(decisions.proposal(REQUEST.load(raw), raw), None)
+    first.history_source["note"] = "changed by a caller"
+    second = decisions.resolve_history(decisions.proposal(REQUEST.load(raw), raw), None)
+    assert second.history_source == decisions.NO_HISTORY != first.history_source
+
+
 def test_history_and_history_ref_together_are_a_422(client):
     """A request gives either an inline history or a history_ref, never both."""
     request = freeform_at("2025-09-01T11:00:00+00:00") | {"history": []}
