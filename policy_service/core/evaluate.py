@@ -218,6 +218,13 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
     if not request.history:
         # Nothing to walk: no window, period, entry point, undelivered message or marketing template.
         return new_state(rulebook)
+    if "outbound" not in map(_DIRECTION, request.history):
+        # Only the user's messages: no send to classify (no period), none undelivered, no marketing template; the
+        # state is theirs taken in time order up to the send.
+        state = new_state(rulebook)
+        for _index, message in timeline(request.history, request.send.at):
+            state.receive(message)
+        return state
     history = by_delivery(request.history)
     # Whether some outbound message is dated by a delivery time of its own (by_delivery moved it).
     delivered_apart = history is not request.history
@@ -254,7 +261,7 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
 
 
 _SHORT_HISTORY = 32  # events
-_AT, _DELIVERED_AT = attrgetter("at"), attrgetter("delivered_at")
+_AT, _DELIVERED_AT, _DIRECTION = attrgetter("at"), attrgetter("delivered_at"), attrgetter("direction")
 _TEMPLATE, _TTL = attrgetter("template"), attrgetter("ttl_seconds")
 
 
