@@ -116,8 +116,22 @@ def price_parts(charge: Charge, facts: Facts, request: DecisionRequest,
                                        sources={**facts.sources, **sources})
     if not price.defaults:
         return charge, reason, facts
-    return charge, reason, replace(facts, defaults=_with_defaults(facts.defaults, price.defaults),
-                                   sources=dict(facts.sources))
+    return charge, reason, _with_pricing_defaults(facts, _with_defaults(facts.defaults, price.defaults))
+
+
+def _with_pricing_defaults(facts: Facts, defaults: frozenset[str]) -> Facts:
+    """replace(facts, defaults=defaults, sources=dict(facts.sources)), made without its keyword checks."""
+    fields = facts.__dict__
+    if len(fields) != _FACT_FIELDS:  # a cached property's value is in it: replace leaves it out
+        return replace(facts, defaults=defaults, sources=dict(facts.sources))
+    copy = _new(Facts)
+    made = copy.__dict__
+    made.update(fields)
+    made["defaults"], made["sources"] = defaults, dict(facts.sources)
+    return copy
+
+
+_FACT_FIELDS = len(Facts.__record_fields__)  # type: ignore[attr-defined]
 
 
 def _with_defaults(used: frozenset[str], more: tuple[str, ...]) -> frozenset[str]:
