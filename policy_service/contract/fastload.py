@@ -300,8 +300,9 @@ def _context_checks() -> dict[str, Callable[[Any], bool]]:
             checks[name] = lambda value: type(value) is bool
         elif type(field) is fields.Integer and field.strict and kinds == {validate.Range}:
             (bound,) = field.validators
-            if bound.max is None and bound.min is not None and bound.min_inclusive:
-                checks[name] = (lambda low: lambda value: type(value) is int and value >= low)(bound.min)
+            if bound.min is not None and bound.min_inclusive and (bound.max is None or bound.max_inclusive):
+                checks[name] = (lambda low, high: lambda value: type(value) is int and low <= value <= high)(
+                    bound.min, bound.max if bound.max is not None else float("inf"))
         elif type(field) is fields.String and kinds == {validate.Regexp}:
             matchers = [v.regex.match for v in field.validators]
             checks[name] = (lambda ms: lambda value: type(value) is str and all(m(value) for m in ms))(matchers)

@@ -10,7 +10,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from ..core.identities import E164
 from .parsing import Limits
-from .schemas import ContactField, RefusesNul
+from .schemas import EARLIEST, LATEST, ContactField, RefusesNul, count_range
 from .strict import RequestSchema
 
 CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="must be an ISO 4217 code like USD")
@@ -55,23 +55,36 @@ class ForecastSchema(RefusesNul, RequestSchema):
                         validate=validate.Length(min=1, max=MAX_FORECAST_LINES))
 
 
+# A data point's bucket falls between the years every time of the service does (a later one overflows datetime).
+UNIX_SECONDS = validate.Range(min=int(EARLIEST.timestamp()), max=int(LATEST.timestamp()),
+                              error="must be Unix seconds between 2000-01-01 and 2999-12-31")
+# A cost is stored as its decimal text (store/billing.py: 40 characters); these bounds keep any cost within it.
+MAX_COST, MAX_COST_PLACES = 10**15, 18
+COST_RANGE = validate.Range(min=0, max=MAX_COST, error="must be between 0 and 10^15")
+
+
+def _cost_places(value: Any) -> None:
+    if -value.as_tuple().exponent > MAX_COST_PLACES:
+        raise ValidationError(f"at most {MAX_COST_PLACES} decimal places")
+
+
 class DataPointSchema(RequestSchema):
     """One pricing_analytics data point, as Meta returns it (dimensions not requested are absent)."""
 
     class Meta:
         unknown = "raise"
 
-    start = fields.Integer(required=True, strict=True, validate=validate.Range(min=0),
-                           metadata={"description": "Unix seconds"})
-    end = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    start = fields.Integer(required=True, strict=True, validate=UNIX_SECONDS, metadata={"description": "Unix seconds"})
+    end = fields.Integer(required=True, strict=True, validate=UNIX_SECONDS, metadata={"description": "Unix seconds"})
     country = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$", error="an ISO 3166 alpha-2 code"))
     phone_number = fields.String(validate=validate.Length(max=32))
     pricing_category = fields.String(validate=validate.Length(max=48))
     pricing_type = fields.String(validate=validate.Length(max=48))
     tier = fields.String(validate=validate.Length(max=48))
-    volume = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
-    cost = fields.Decimal(required=True, allow_nan=False, validate=validate.Range(min=0), metadata={
-        "description": "in the WABA's currency (a JSON number or a decimal string; read exactly, never as a float)"})
+    volume = fields.Integer(required=True, strict=True, validate=count_range())
+    cost = fields.Decimal(required=True, allow_nan=False, validate=[COST_RANGE, _cost_places],
+                          metadata={"description": "in the WABA's currency (a JSON number or a decimal string; read "
+                                                   "exactly, never as a float): below 10^15, at most 18 decimals"})
 
     @validates_schema
     def ordered(self, data: dict[str, Any], **_: Any) -> None:

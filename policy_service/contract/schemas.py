@@ -67,6 +67,27 @@ MAX_BATCH = 1_000
 EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2999, 12, 31, tzinfo=UTC)
 
 
+FIRST_DAY, LAST_DAY = EARLIEST.date(), LATEST.date()
+
+
+def day_field(**kwargs: Any) -> fields.Date:
+    """A day (YYYY-MM-DD) between FIRST_DAY and LAST_DAY, like every time a request gives: a day near year 9999
+    overflowed when a report or filter moved to the next day (a 500)."""
+    return fields.Date(validate=validate.Range(min=FIRST_DAY, max=LAST_DAY,
+                                               error="must be between 2000-01-01 and 2999-12-31"), **kwargs)
+
+
+# The largest count a request may give: the largest integer every JSON reader holds exactly (RFC 8259 section 6:
+# IEEE 754 doubles), well within the 64-bit columns that store counts. A larger one is no real count, and an
+# unbounded one would reach storage (an OverflowError is a 500).
+MAX_COUNT = 2**53 - 1
+
+
+def count_range(low: int = 0) -> validate.Range:
+    """A count between `low` and MAX_COUNT, with the error naming both."""
+    return validate.Range(min=low, max=MAX_COUNT, error=f"must be between {low} and {MAX_COUNT:,} (2^53 - 1)")
+
+
 def _timestamp(**kwargs: Any) -> fields.AwareDateTime:
     return fields.AwareDateTime(
         validate=validate.Range(min=EARLIEST, max=LATEST, error="must be between 2000-01-01 and 2999-12-31"),
@@ -309,7 +330,7 @@ class ContextSchema(RequestSchema):
                                     metadata={"description": "ISO 3166 country of the business (default unknown)"})
     authentication_international_eligible = _strict_bool()
     direct_send_eligible = _strict_bool(metadata={"description": "the account may use Direct Send (default false)"})
-    authentication_international_start = fields.Date(metadata={
+    authentication_international_start = day_field(metadata={
         "description": "one start date for every country (midnight, WABA time zone); "
                        "authentication_international_eligibility gives Meta's per-country start times"})
     authentication_international_eligibility = fields.Nested(AuthenticationInternationalSchema, metadata={
@@ -318,27 +339,27 @@ class ContextSchema(RequestSchema):
     primary_business_location_verified = _strict_bool(metadata={
         "description": "Meta has verified business_region as the primary business location (default false: an "
                        "unverified location counts as another country for authentication-international)"})
-    conversations_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))
-    service_conversations_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))
-    service_messages_this_month = fields.Integer(strict=True, validate=validate.Range(min=0))
+    conversations_this_month = fields.Integer(strict=True, validate=count_range())
+    service_conversations_this_month = fields.Integer(strict=True, validate=count_range())
+    service_messages_this_month = fields.Integer(strict=True, validate=count_range())
     business_initiated_restricted = _strict_bool(metadata={
         "description": "Meta restricted business-initiated messaging (account_update ACCOUNT_RESTRICTION; "
                        "default false, or the stored webhook)"})
     account_banned = _strict_bool(metadata={"description": "the WABA is disabled (account_update DISABLED_UPDATE; "
                                                            "default false, or the stored webhook)"})
-    messaging_limit = fields.Integer(strict=True, validate=validate.Range(min=-1), metadata={
+    messaging_limit = fields.Integer(strict=True, validate=count_range(-1), metadata={
         "description": "unique users per moving 24 h outside a window; -1 unlimited (default: stored "
                        "business_capability_update, else unknown)"})
     marketing_limit_refused_recently = _strict_bool(metadata={
         "description": "a marketing template to this user failed with 131049 (per-user marketing limit) within "
                        "marketing_limit_retry_after (default false, or the stored status)"})
-    business_initiated_users_24h = fields.Integer(strict=True, validate=validate.Range(min=0), metadata={
+    business_initiated_users_24h = fields.Integer(strict=True, validate=count_range(), metadata={
         "description": "users reached business-initiated in the moving period (default: counted from stored "
                        "statuses when the limit is known)"})
     # --- pricing (issue 11): what the rate card and volume tier of a billable charge depend on.
     currency = fields.String(validate=validate.Regexp(r"^[A-Z]{3}$", error="must be an ISO 4217 code like USD"),
                              metadata={"description": "The WABA's billing currency; picks the rate card (default USD)"})
-    volume_messages_this_month = fields.Integer(strict=True, validate=validate.Range(min=0), metadata={
+    volume_messages_this_month = fields.Integer(strict=True, validate=count_range(), metadata={
         "description": "Messages of the send's pricing category the business portfolio already had delivered this "
                        "month in the recipient's market (volume tiers; unknown: the list rate, an upper bound)"})
     marketing_max_price = fields.String(validate=validate.Regexp(r"^[0-9]{1,9}(\.[0-9]{1,9})?$", error=MAX_PRICE),

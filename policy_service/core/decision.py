@@ -21,10 +21,9 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from operator import itemgetter
 from typing import Any
 
-from .facts import Facts
+from .facts import Facts, text_maker
 from .pricing import Price, PriceLine
 from .records import record
 from .rulebook import CONFIDENCE, PolicyVersion, Rule, Rulebook
@@ -127,53 +126,82 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
 def _trace(outcome: _Outcome, facts: Facts) -> tuple[Reason, ...]:
     """The trace entries of the outcome's rules, in its order, for these facts."""
     defaults = facts.defaults
-    zone_days = None
-    # Only a rule whose in-force state changes on a day of the span of local days the send's instant has in
-    # some zone can depend on the zone; with the zone defaulted (UTC) that span lies within a day of `facts.day`.
-    if "waba_timezone" in defaults and facts.day in outcome.near_changes:
-        zone_days = zone_span(facts.at)
-        changes = outcome.changes
-        at = bisect_right(changes, zone_days[0])
-        zone_days = zone_days if at < len(changes) and changes[at] <= zone_days[1] else None
-    # Each value a sentence names, in words, made once for all the sentences of the decision.
-    values = facts.texts(outcome.named) if outcome.named else {}
+    zone_days = _zone_days(outcome, facts)
     sources = facts.sources
     if sources:
+        # Each value a sentence names, in words, made once for all the sentences of the decision.
+        values = facts.texts(outcome.named) if outcome.named else {}
         return tuple(Reason(*step.head, step.sentence(values), step.determining, step.defaults(defaults, zone_days),
                             step.note, {f: sources[f] for f in sorted(step.rule.facts_read & sources.keys())})
                      for step in outcome.ordered)
     # Without sources an entry depends on the facts only through its sentence: the rest of it is made once
-    # per outcome and defaults used, and an entry whose sentence names no value is made once whole.
+    # per outcome and defaults used (a compiled builder, _builder), and an entry whose sentence names no value is
+    # made once whole.
     key = (defaults, zone_days)
-    parts = outcome.parts.get(key)
-    if parts is None:
-        parts = tuple((made.__dict__, *step.filler) if step.named else (made, None, None)
-                      for step in outcome.ordered
-                      for made in (Reason(*step.head, step.sentence(values), step.determining,
-                                          step.defaults(defaults, zone_days), step.note, {}),))
-        if len(outcome.parts) < _CACHE_SIZE:
-            outcome.parts[key] = parts
-    trace = []
-    for part, pattern, pick in parts:
-        if pattern is None:
-            trace.append(part)
-            continue
-        # A Reason with the part's fields and this sentence, as Reason(...) makes it (without its __init__).
-        made = part.copy()
-        made["because"] = pattern % pick(values) if pick is not None else pattern.format_map(values)
-        reason = _new(Reason)
-        _set(reason, "__dict__", made)
-        trace.append(reason)
-    return tuple(trace)
+    build = outcome.builders.get(key)
+    if build is None:
+        build = _builder(outcome, defaults, zone_days)
+        if len(outcome.builders) < _CACHE_SIZE:
+            outcome.builders[key] = build
+    return build(outcome.texts(facts) if outcome.named else ())
+
+
+def _zone_days(outcome: _Outcome, facts: Facts) -> tuple[date, date] | None:
+    """The span of local days the send's instant has in some zone (zone_span), when the WABA time zone was
+    defaulted and some rule of the outcome comes into or goes out of force within it; else None."""
+    # Only a rule whose in-force state changes on a day of that span can depend on the zone; with the zone
+    # defaulted (UTC) that span lies within a day of `facts.day`.
+    if "waba_timezone" not in facts.defaults or facts.day not in outcome.near_changes:
+        return None
+    zone_days = zone_span(facts.at)
+    changes = outcome.changes
+    at = bisect_right(changes, zone_days[0])
+    return zone_days if at < len(changes) and changes[at] <= zone_days[1] else None
 
 
 _new, _set = object.__new__, object.__setattr__
 
 
-def _filler(template: str) -> tuple[str, Callable[[dict[str, str]], tuple[str, ...]] | None]:
-    """The sentence template as a printf-style pattern and what picks its values from a `values` dict, in
-    order: `pattern % pick(values)` is `template.format_map(values)` for plain names with text values, made
-    in C. A template with a format spec, conversion or a name that is not plain stays itself (pick None)."""
+def _builder(outcome: _Outcome, defaults: frozenset[str],
+             zone_days: tuple[date, date] | None) -> Callable[[tuple[str, ...]], tuple[Reason, ...]]:
+    """A function of the words of `outcome.named` (facts.text_maker's tuple) giving the outcome's trace for facts
+    with these defaults used (and `zone_days`, see _trace) and no sources: what _trace's sources branch makes.
+
+    Written as source and compiled once per outcome and defaults: each entry whose sentence names a value is a
+    Reason made as Reason(...) makes it (without its __init__) from its fields made once, its sentence filled in
+    C (`pattern % words`); an entry whose sentence names none is made once whole.
+    """
+    namespace: dict[str, Any] = {"new": _new, "Reason": Reason}
+    lines, entries = [], []
+    for number, step in enumerate(outcome.ordered):
+        made = Reason(*step.head, "" if step.named else step.sentence({}), step.determining,
+                      step.defaults(defaults, zone_days), step.note, {})
+        if not step.named:
+            namespace[f"entry{number}"] = made
+            entries.append(f"entry{number}")
+            continue
+        namespace[f"fields{number}"] = made.__dict__
+        pattern, named = step.filler
+        if named is None:  # a sentence with a format spec or conversion: str.format, from the words by name
+            namespace[f"template{number}"], namespace["names"] = pattern, outcome.named
+            because = f"template{number}.format_map(dict(zip(names, words)))"
+        else:
+            namespace[f"pattern{number}"] = pattern
+            picked = "".join(f"words[{outcome.named.index(name)}], " for name in named)
+            because = f"pattern{number} % ({picked})"
+        lines.append(f"    entry{number} = new(Reason)\n    fields = entry{number}.__dict__\n"
+                     f"    fields.update(fields{number})\n    fields['because'] = {because}\n")
+        entries.append(f"entry{number}")
+    source = f"def build(words):\n{''.join(lines)}    return ({''.join(f'{entry}, ' for entry in entries)})\n"
+    exec(source, namespace)  # noqa: S102 - source made here from positions only (no name or value is in it)
+    return namespace["build"]
+
+
+def _filler(template: str) -> tuple[str, tuple[str, ...] | None]:
+    """The sentence template as a printf-style pattern and the names whose words fill it, in order:
+    `pattern % tuple(values[name] for name in names)` is `template.format_map(values)` for plain names with text
+    values, made in C. A template with a format spec, conversion or a name that is not plain stays itself (names
+    None)."""
     pieces, names = [], []
     for literal, name, spec, conversion in string.Formatter().parse(template):
         pieces.append(literal.replace("%", "%%"))
@@ -182,10 +210,7 @@ def _filler(template: str) -> tuple[str, Callable[[dict[str, str]], tuple[str, .
                 return template, None
             pieces.append("%s")
             names.append(name)
-    if len(names) == 1:
-        only = names[0]
-        return "".join(pieces), lambda values: (values[only],)
-    return "".join(pieces), itemgetter(*names) if names else (lambda _values: ())
+    return "".join(pieces), tuple(names)
 
 
 def charge_terms(charge: Charge | None) -> tuple[Any, ...] | None:
@@ -220,7 +245,7 @@ class _Step:
         # The names the sentence reads (rulebook.py admits only plain fact and display names).
         self.named = tuple(dict.fromkeys(name for _, name, _, _ in string.Formatter().parse(template) if name))
         self.template = prefix.replace("{", "{{").replace("}", "}}") + template
-        self.filler = _filler(self.template)  # (pattern, pick): the sentence made in C (decision._trace)
+        self.filler = _filler(self.template)  # (pattern, names): the sentence made in C (decision._builder)
         # A sentence that names no value is the same for every decision.
         self._fixed = (self.template.format_map({}) if template else prefix + rule.description) if not self.named \
             else None
@@ -264,12 +289,15 @@ class _Outcome:
     error_codes: tuple[int, ...]
     named: tuple[str, ...] = ()  # every name the sentences of `ordered` read, once
     changes: tuple[date, ...] = ()  # sorted: each day on which a rule of `ordered` comes into or goes out of force
-    # (defaults used, zone_days) -> each trace entry as made once: a whole Reason, or a Reason's fields and the
-    # template of its sentence (decision._trace); filled as decisions are made.
-    parts: dict[tuple[Any, ...], tuple[tuple[Any, Any], ...]] = field(default_factory=dict, compare=False)
+    # (defaults used, zone_days) -> the function making the trace from the words of `named` (_builder); filled as
+    # decisions are made.
+    builders: dict[tuple[Any, ...], Callable[[tuple[str, ...]], tuple[Reason, ...]]] = field(default_factory=dict,
+                                                                                           compare=False)
     # Every day within a day of one of `changes`: a send on another (UTC) day has the same rules in force in every
     # zone.
     near_changes: frozenset[date] = frozenset()
+    # The words of `named` for facts (facts.text_maker).
+    texts: Callable[[Facts], tuple[str, ...]] = field(default=tuple, compare=False)
 
 
 # Combining depends only on which rules fired, and few distinct sets of them occur; bounded, cleared when full.
@@ -352,6 +380,7 @@ def _combine_rules(fired: tuple[str, ...], rulebook: Rulebook) -> _Outcome:
     ordered = sorted(rules, key=lambda r: (r.id not in determining, r.charge is not None, r.priority, r.id))
     steps = tuple(_Step(rule, rule.id in determining, _note(rule, charge_rules, decision), denied=decision != "allow")
                   for rule in ordered)
+    named = tuple(dict.fromkeys(name for step in steps for name in step.named))
     return _Outcome(
         decision=decision,
         status=status,
@@ -359,7 +388,8 @@ def _combine_rules(fired: tuple[str, ...], rulebook: Rulebook) -> _Outcome:
         charge_rule=charge_rules[0] if charge_rules else None,
         ordered=steps,
         error_codes=tuple(r.error_code for r in denies if r.error_code),
-        named=tuple(dict.fromkeys(name for step in steps for name in step.named)),
+        named=named,
+        texts=text_maker(named),
         changes=tuple(sorted({day for rule in rules for day in _changes(rule)})),
         near_changes=_near({day for rule in rules for day in _changes(rule)}),
     )

@@ -21,6 +21,7 @@ import threading
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from operator import itemgetter
 from typing import Any
 
 import durable_rules_engine as extension
@@ -64,12 +65,12 @@ class RulesEngine:
         definition[_EVERY_FACT] = {"all": [{"m": {"$gte": {"waba_date": 0}}}], "run": _unused_action}
         self._cuts = _numeric_constants(definition)
         self._memo: dict[tuple[Any, ...], tuple[str, ...]] = {}
-        # The fact names in their order -> the function making memo keys of facts with those names (_key_maker;
-        # the number standing for that order in its keys comes from _orders, unique even across threads).
-        self._plans: dict[tuple[str, ...], Callable[[Iterable[Any]], tuple[Any, ...]]] = {}
+        # The set of fact names -> the function making memo keys of facts with those names (_key_maker; the number
+        # standing for that set in its keys comes from _orders, unique even across threads).
+        self._plans: dict[frozenset[str], Callable[[Mapping[str, Any]], tuple[Any, ...]]] = {}
         self._orders = itertools.count()
-        self._last_plan: tuple[tuple[str, ...] | None, Callable[[Iterable[Any]], tuple[Any, ...]] | None] = (None,
-                                                                                                            None)
+        # (how many names, the plan) of the last facts seen: derive_facts makes every fact with one set of names.
+        self._last_plan: tuple[int, Callable[[Mapping[str, Any]], tuple[Any, ...]] | None] = (-1, None)
         try:
             with _ENGINE_LOCK:
                 self._host.set_rulesets({self.ruleset: definition})
@@ -109,19 +110,24 @@ class RulesEngine:
     def _indistinct(self, facts: Mapping[str, Any]) -> tuple[Any, ...]:
         # A number is tested only against the rules' constants, so its place among them (and whether
         # it equals one) decides every test: 61 and 1799 seconds are the same to `lt: 1800`.
-        # The fact names stand in the key as a number given to each order of names seen (hashing and comparing
-        # ~50 names again for every memo lookup cost more than the rest of the key).
-        names = tuple(facts)
-        last = self._last_plan  # the names of every fact derive_facts makes come in one order: compared, not hashed
-        if names == last[0]:
-            return last[1](facts.values())
+        # The fact names stand in the key as a number given to each set of names seen (hashing and comparing
+        # ~50 names again for every memo lookup cost more than the rest of the key). The last plan serves facts
+        # with as many names when it finds each of its names in them: then they have the same names (a JSON
+        # object's order of names means nothing to durable_rules).
+        size, plan = self._last_plan
+        if size == len(facts):
+            try:
+                return plan(facts)  # type: ignore[misc]
+            except KeyError:
+                pass
+        names = frozenset(facts)
         found = self._plans.get(names)
         if found is None:
             found = _key_maker(names, self._cuts, names)  # beyond the bound: the names themselves (never a number)
             if len(self._plans) < _MEMO_SIZE:
                 found = self._plans.setdefault(names, _key_maker(names, self._cuts, next(self._orders)))
-        self._last_plan = (names, found)
-        return found(facts.values())
+        self._last_plan = (len(names), found)
+        return found(facts)
 
     def _fire(self, fact: str) -> tuple[str, ...]:
         code, state = extension.assert_fact(self._handle, fact)
@@ -166,25 +172,27 @@ class RulesEngine:
             pass
 
 
-def _key_maker(names: tuple[str, ...], cuts: dict[str, tuple[list[int], tuple[object, ...]]],
-               order: Any) -> Callable[[Iterable[Any]], tuple[Any, ...]]:
-    """A function of the values of facts with these names, in this order, giving their memo key: `order`, then
-    each value, an integer compared with numbers replaced by the object standing for its class (bisect_right of
-    it in its bounds, see _numeric_constants).
+def _key_maker(names: Iterable[str], cuts: dict[str, tuple[list[int], tuple[object, ...]]],
+               order: Any) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A function of facts with these names giving their memo key: `order`, the values of the names no rule
+    compares with numbers (in sorted order of names), then for each name that is compared with numbers, its
+    value, an integer replaced by the object standing for its class (bisect_right of it in its bounds, see
+    _numeric_constants). KeyError when one of the names is missing.
 
-    Written as source and compiled once per order of names: one unpacking and one tuple, no loop.
+    Written as source and compiled once per set of names: the plain values fetched in C (operator.itemgetter),
+    one term per compared name, one tuple, no loop.
     """
-    terms, namespace = [], {"bisect_right": bisect_right, "int": int, "order": order}
-    for position, name in enumerate(names):
-        if name in cuts:
-            namespace[f"bounds{position}"], namespace[f"classes{position}"] = cuts[name]
-            terms.append(f"classes{position}[bisect_right(bounds{position}, v{position})] "
-                         f"if v{position}.__class__ is int else v{position}")
-        else:
-            terms.append(f"v{position}")
-    unpacked = "".join(f"v{position}, " for position in range(len(names)))
-    source = (f"def key(values):\n    ({unpacked}) = values\n"
-              f"    return order, ({''.join(f'{term}, ' for term in terms)})\n")
+    names = sorted(names)
+    plain = [name for name in names if name not in cuts]
+    namespace: dict[str, Any] = {"bisect_right": bisect_right, "order": order,
+                                 "plain": itemgetter(*plain) if plain else (lambda _facts: ())}
+    terms = []
+    for position, name in enumerate(name for name in names if name in cuts):
+        namespace[f"name{position}"] = name
+        namespace[f"bounds{position}"], namespace[f"classes{position}"] = cuts[name]
+        terms.append(f"classes{position}[bisect_right(bounds{position}, v)] "
+                     f"if (v := facts[name{position}]).__class__ is int else v")
+    source = f"def key(facts):\n    return order, plain(facts), {''.join(f'{term}, ' for term in terms)}\n"
     exec(source, namespace)  # noqa: S102 - source made here from positions only (no name or value is in it)
     return namespace["key"]
 

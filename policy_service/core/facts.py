@@ -198,6 +198,42 @@ class Facts:
         return words
 
 
+def text_maker(names: tuple[str, ...]) -> Callable[[Facts], tuple[str, ...]]:
+    """A function of facts giving `tuple(facts.texts(names).values())`: the words of each name, in order (names
+    without repeats). Errors as Facts.texts raises them.
+
+    A decision's sentences read a few names, the same few for every decision with its fired rules: the function
+    is written as source and compiled once per tuple of names (bounded), one expression per name, no loop.
+    """
+    found = _TEXT_MAKERS.get(names)
+    if found is not None:
+        return found
+    namespace: dict[str, Any] = {"names": names}
+    terms = []
+    for position, name in enumerate(names):
+        if name in FACT_TYPES:  # derive_facts gives every fact (in the same `engine`, read first by Facts.texts)
+            namespace[f"name{position}"] = name
+            terms.append(f'("yes" if v else "no") if (v := engine[name{position}]).__class__ is bool else str(v)')
+        elif name in _TEXTS:
+            namespace[f"text{position}"] = _TEXTS[name]
+            terms.append(f"text{position}(seen)")
+        else:  # a counter's "unknown", or the KeyError of a name that is neither
+            namespace[f"name{position}"] = name
+            terms.append(f"facts.text(name{position})")
+    # With no display inputs (a replayed send) or the display already written, Facts.texts decides as it does.
+    source = ("def texts(facts):\n    engine, seen = facts.engine, facts.seen\n"
+              "    if seen is None or 'display' in facts.__dict__:\n"
+              "        return tuple(facts.texts(names).values())\n"
+              f"    return ({''.join(f'{term}, ' for term in terms)})\n")
+    exec(source, namespace)  # noqa: S102 - source made here from positions only (no name or value is in it)
+    if len(_TEXT_MAKERS) >= 1024:
+        _TEXT_MAKERS.clear()
+    return _TEXT_MAKERS.setdefault(names, namespace["texts"])
+
+
+_TEXT_MAKERS: dict[tuple[str, ...], Callable[[Facts], tuple[str, ...]]] = {}
+
+
 @dataclass
 class HistoryState:
     """What the history so far says about the window and the entry point (updated in time order)."""

@@ -19,3 +19,40 @@ def test_a_bad_history_ref_contact_gets_only_its_own_message():
         with pytest.raises(ValidationError) as refused:
             REQUEST.load({"send": SEND, "history_ref": ref})
         assert "give either contact or group_id" in refused.value.messages["history_ref"]["contact"], ref
+
+
+def _request_schemas():
+    import importlib
+    import pkgutil
+
+    import policy_service
+    from policy_service.contract.strict import RequestSchema
+
+    for module in pkgutil.walk_packages(policy_service.__path__, "policy_service."):
+        importlib.import_module(module.name)
+    found, pending = set(), [RequestSchema]
+    while pending:
+        for subclass in pending.pop().__subclasses__():
+            found.add(subclass)
+            pending.append(subclass)
+    return found
+
+
+def test_every_number_a_request_reads_has_an_upper_bound():
+    """Every integer or decimal field of every request schema (decisions, batch, forecast, pricing analytics,
+    business state: what the API, CLI and Python API read) refuses 10^30: an unbounded number reached storage as
+    an OverflowError, or datetime as a year out of range (a 500), before these bounds."""
+    from marshmallow import fields
+
+    numbers = [(schema.__name__, name, field) for schema in _request_schemas()
+               for name, field in schema._declared_fields.items()
+               if isinstance(field, fields.Number) and not field.dump_only]
+    assert len(numbers) >= 12, numbers  # the context's counts, the forecast and analytics numbers, TTLs
+    unbounded = []
+    for schema, name, field in numbers:
+        try:
+            field.deserialize(10**30)
+        except ValidationError:
+            continue
+        unbounded.append(f"{schema}.{name}")
+    assert not unbounded, unbounded

@@ -171,3 +171,20 @@ def test_direct_drain_fires_what_durables_host_fires(rulebook, engine):
 def test_memoized_match_equals_match(engine, facts):
     """Facts the memo treats as alike (same place among the rules' numbers) fire the same rules."""
     assert engine.match_memoized(facts) == engine.match(facts)
+
+
+@settings(max_examples=200, deadline=None)
+@given(FACTS, st.randoms(use_true_random=False))
+def test_memo_keys_facts_by_their_names_not_their_order(engine, facts, random):
+    """The memo keys facts by their set of names (engine._key_maker): the same facts with their names in another
+    order fire the same rules in durable_rules, so one memo entry may serve both; and facts with as many names but
+    one name different never share the other's key (the last plan is not reused for them)."""
+    names = list(facts)
+    random.shuffle(names)
+    shuffled = {name: facts[name] for name in names}
+    assert engine.match(shuffled) == engine.match(facts)
+    assert engine._indistinct(shuffled) == engine._indistinct(facts)
+    renamed = dict(facts)
+    renamed["not_a_fact"] = renamed.pop(names[0])
+    assert engine._indistinct(renamed) != engine._indistinct(facts)
+    assert engine.match_memoized(shuffled) == engine.match(facts)

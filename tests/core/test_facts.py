@@ -4,11 +4,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policy_service.core.conversations import Period
-from policy_service.core.facts import FACT_TYPES, derive_facts, iso_time, new_state
+from policy_service.core.facts import DISPLAY_VALUES, FACT_TYPES, derive_facts, iso_time, new_state, text_maker
 from policy_service.core.messages import Message, Send, Template
 
 T0 = datetime(2025, 8, 12, 9, tzinfo=UTC)
@@ -185,6 +185,27 @@ def test_texts_are_the_words_a_sentence_shows(rulebook):
     assert facts.display and facts.texts(names) == words
     with pytest.raises(KeyError):
         facts.texts(("no_such_name",))
+
+
+@settings(max_examples=150, deadline=None)
+@given(order=st.permutations(sorted({*FACT_TYPES, *DISPLAY_VALUES})), size=st.integers(1, 12),
+       given_context=st.booleans())
+def test_text_maker_writes_the_words_texts_writes(rulebook, order, size, given_context):
+    """text_maker(names), compiled once per tuple of names (a decision's sentences read it), gives for facts made
+    by derive_facts the words Facts.texts gives, in the names' order: any facts, display texts and counters, the
+    context given or not, before and after the display is written; KeyError for another name."""
+    context = {"conversations_this_month": 3, "waba_timezone": "America/Sao_Paulo", "messaging_limit": 1000} \
+        if given_context else {}
+    inbound = [Message("inbound", T0, "text"), Message("inbound", T0 + timedelta(hours=1), "reaction")]
+    facts = facts_at(rulebook, T0 + timedelta(hours=2), inbound, context, "template",
+                     Template("order_update", "en", "utility"))
+    names = tuple(order[:size])
+    made = text_maker(names)
+    assert text_maker(names) is made
+    assert made(facts) == tuple(facts.texts(names).values())
+    assert facts.display and made(facts) == tuple(facts.texts(names).values())
+    with pytest.raises(KeyError):
+        text_maker((*names, "no_such_name"))(facts_at(rulebook, T0))
 
 
 _ZONES = st.one_of(st.none(), st.just(UTC), st.just(ZoneInfo("America/Sao_Paulo")),

@@ -64,6 +64,19 @@ def test_bad_responses_are_refused_naming_the_field(client, waba):
     assert client.post("/v1/pricing-analytics?waba_id=x", json={}).status_code == 422
 
 
+@pytest.mark.parametrize("field, value", [("volume", 10**30), ("volume", 2**63), ("start", 10**12),
+                                          ("end", 10**12), ("cost", 10**30), ("cost", "0." + "0" * 40 + "1")])
+def test_numbers_no_column_or_date_can_hold_are_refused_naming_the_field(client, waba, field, value):
+    """A volume past 64 bits, a bucket in the year 33,658 or a cost whose text no longer fits its column were an
+    OverflowError or a year-out-of-range ValueError (a 500): they are a 422 naming the field, and nothing is
+    stored."""
+    bad = dict(point(NOV_2, "KE", "UTILITY", 1, "0.004"), **{field: value})
+    refused = post(client, response(bad))
+    assert refused.status_code == 422, refused.get_data(as_text=True)
+    assert list(refused.get_json()["errors"]) == [f"pricing_analytics.data.0.data_points.0.{field}"]
+    assert post(client, response(point(NOV_2, "KE", "UTILITY", 1, "0.004"))).get_json()["new"] == 1
+
+
 def test_done_when_meta_cost_beside_predicted_and_card_price_with_the_difference_explained(client, waba):
     """November 2026, Kenya utility: two decisions logged, two delivered statuses stored (card 0.0040 each), and
     Meta's analytics bill three (0.0120): the 0.0040 difference is explained as a volume mismatch."""
