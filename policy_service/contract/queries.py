@@ -9,7 +9,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ..core.identities import WA_ID
-from .schemas import GROUP_ID, ContactField, RefusesNul
+from .schemas import GROUP_ID, ContactField, RefusesNul, day_field
 
 
 class PartyField(ContactField):
@@ -37,8 +37,8 @@ class ReconciliationQuerySchema(RefusesNul, Schema):
 class CostQuerySchema(RefusesNul, Schema):
     """Query of GET /v1/costs."""
 
-    start = fields.Date(data_key="from", required=True, metadata={"description": "first day (YYYY-MM-DD, UTC)"})
-    end = fields.Date(data_key="to", required=True, metadata={"description": "last day, included"})
+    start = day_field(data_key="from", required=True, metadata={"description": "first day (YYYY-MM-DD, UTC)"})
+    end = day_field(data_key="to", required=True, metadata={"description": "last day, included"})
     group_by = fields.String(load_default="month,category", validate=validate.Regexp(
         r"^(month|category|market|country)(,(month|category|market|country))*$",
         error="a comma list of month, category, market, country"))

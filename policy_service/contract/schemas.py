@@ -67,6 +67,16 @@ MAX_BATCH = 1_000
 EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2999, 12, 31, tzinfo=UTC)
 
 
+FIRST_DAY, LAST_DAY = EARLIEST.date(), LATEST.date()
+
+
+def day_field(**kwargs: Any) -> fields.Date:
+    """A day (YYYY-MM-DD) between FIRST_DAY and LAST_DAY, like every time a request gives: a day near year 9999
+    overflowed when a report or filter moved to the next day (a 500)."""
+    return fields.Date(validate=validate.Range(min=FIRST_DAY, max=LAST_DAY,
+                                               error="must be between 2000-01-01 and 2999-12-31"), **kwargs)
+
+
 # The largest count a request may give: the largest integer every JSON reader holds exactly (RFC 8259 section 6:
 # IEEE 754 doubles), well within the 64-bit columns that store counts. A larger one is no real count, and an
 # unbounded one would reach storage (an OverflowError is a 500).
@@ -320,7 +330,7 @@ class ContextSchema(RequestSchema):
                                     metadata={"description": "ISO 3166 country of the business (default unknown)"})
     authentication_international_eligible = _strict_bool()
     direct_send_eligible = _strict_bool(metadata={"description": "the account may use Direct Send (default false)"})
-    authentication_international_start = fields.Date(metadata={
+    authentication_international_start = day_field(metadata={
         "description": "one start date for every country (midnight, WABA time zone); "
                        "authentication_international_eligibility gives Meta's per-country start times"})
     authentication_international_eligibility = fields.Nested(AuthenticationInternationalSchema, metadata={

@@ -26,16 +26,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from ..contract.fastdump import dump_response
+from ..contract.schemas import REQUEST
 from ..core.decision import Decision
 from ..core.engine import RulesEngine
 from ..core.evaluate import evaluate
 from ..core.lookback import history_reach
 from ..core.messages import DecisionRequest
 from ..core.rulebook import Rulebook, load_rulebook
-from ..store import decision_log, history_reads
+from ..store import decision_log, history_reads, log_compression
 from . import business, pricing
 from .errors import ServiceError
 
@@ -221,5 +223,40 @@ class Decisions:
     def log(self, decided: Decided) -> Decided:
         """The decision written to the decision log (one committed row) before it is returned."""
         decision_log.record(decided.decision, decided.logged, decided.body, mask=self.mask,
-                            response_json=decided.text, api_key=decided.api_key, rulebook=self.policy.rulebook)
+                            response_json=decided.text, api_key=decided.api_key, rulebook=self.policy.rulebook,
+                            dictionary_samples=partial(dictionary_samples, self.policy))
         return decided
+
+
+# Requests whose decisions are the sample rows of the decision log's compression dictionary (store.log_compression):
+# the usual kinds of send (a template inside and outside the window, marketing allowed and refused, authentication,
+# free-form refused), so most of a logged row is found whole in the dictionary. Changing them changes the
+# dictionary of the rulebooks used next (a new one is stored; rows keep theirs).
+DICTIONARY_EXAMPLES: tuple[dict[str, Any], ...] = (
+    {"send": {"at": "2025-08-12T12:00:00+00:00", "to": "+5511987654321", "type": "template",
+              "template": {"name": "order_update", "language": "en", "category": "utility", "status": "APPROVED"}},
+     "history": [{"direction": "inbound", "at": "2025-08-12T09:00:00+00:00", "type": "text"}]},
+    {"send": {"at": "2025-08-12T12:00:00+00:00", "to": "+5511987654321", "type": "text"},
+     "history": [{"direction": "inbound", "at": "2025-08-10T09:00:00+00:00", "type": "text"}]},
+    {"send": {"at": "2025-08-12T12:00:00+00:00", "to": "+14155550100", "type": "template",
+              "template": {"name": "spring_sale", "language": "en_US", "category": "marketing", "status": "APPROVED"}}},
+    {"send": {"at": "2025-08-12T12:00:00+00:00", "to": "+919876543210", "type": "template",
+              "template": {"name": "otp", "language": "en", "category": "authentication", "status": "APPROVED"}},
+     "history": [{"direction": "inbound", "at": "2025-08-12T09:00:00+00:00", "type": "text"},
+                 {"direction": "outbound", "at": "2025-08-12T09:05:00+00:00", "type": "text", "status": "read"}]},
+    {"send": {"at": "2025-08-12T12:00:00+00:00", "to": "+5511987654321", "type": "template",
+              "template": {"name": "spring_sale", "language": "pt_BR", "category": "marketing", "status": "APPROVED"}}},
+)
+
+
+def dictionary_samples(policy: Policy) -> list[bytes]:
+    """The sample rows of the decision log's compression dictionary for this policy: each DICTIONARY_EXAMPLES
+    request decided (not logged; the store is not read) and written as a row holds it (masked), its random
+    decision_id as zeros, so the same rulebook and code always give the same bytes."""
+    pipeline = Decisions(policy)
+    samples = []
+    for raw in DICTIONARY_EXAMPLES:
+        decided = pipeline.preview(proposal(REQUEST.load(raw), raw))
+        text = decided.text.replace(decided.decision.decision_id.encode(), b"0" * len(decided.decision.decision_id))
+        samples.append(log_compression.frame(decision_log.logged_texts(decided.logged, decided.body, text, mask=True)))
+    return samples

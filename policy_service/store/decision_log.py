@@ -14,6 +14,7 @@ import os
 import re
 import threading
 import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -32,8 +33,8 @@ if TYPE_CHECKING:
     from ..core.rulebook import Rulebook
 
 # Masking lives in core.masking (the pages mask with it too); these names stay importable from the log.
-__all__ = ["PHONE_KEYS", "DecisionQuery", "DecisionRecord", "dumps", "entry", "get", "mask_number", "masked",
-           "record", "replayable_request", "select", "with_example_recipient"]
+__all__ = ["PHONE_KEYS", "DecisionQuery", "DecisionRecord", "dumps", "entry", "get", "logged_texts", "mask_number",
+           "masked", "record", "replayable_request", "select", "with_example_recipient"]
 
 _MASKED_BSUID = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?\*+$")
 
@@ -118,29 +119,24 @@ class DecisionQuery:
 
 
 def record(decision: Decision, request: dict[str, Any], response: dict[str, Any], *, mask: bool,
-           response_json: bytes | None = None, api_key: str | None = None, rulebook: Rulebook | None = None) -> None:
+           response_json: bytes | None = None, api_key: str | None = None, rulebook: Rulebook | None = None,
+           dictionary_samples: Callable[[], Sequence[bytes]] | None = None) -> None:
     """Write one decision; raises if it cannot be stored, so no unlogged decision is ever returned.
 
     `response_json` is the response body exactly as returned (JSON bytes), when the caller has
     serialized it already: the row stores those bytes (masked), so the response is serialized once.
     `api_key` is the name of the API key that asked (never the key itself), None when keys are off.
     `rulebook`, the rulebook that decided: the request and response texts are compressed with its dictionary
-    (store.log_compression; without one, with none), and read back as the same JSON text.
+    (store.log_compression; without one, with none), and read back as the same JSON text; `dictionary_samples`
+    gives that dictionary's sample rows (log_compression.dictionary_for) when this process has not used it yet.
     The row is one prepared INSERT, committed (SQLite synchronous=FULL, PostgreSQL synchronous commit) before
     this returns: on its own, or with the rows of other threads of this process that were waiting at the same
     time, in one transaction (group commit, _GroupCommit); inside a caller's transaction (an Idempotency-Key's
     unit of work), by that transaction. When this returns, the decision is on disk.
     """
     region, _ = recipient(str(request.get("send", {}).get("to", "")))
-    if mask:
-        # Masked while the row is built (core.masking): only strings that can hold a number are searched. The
-        # response's text as sent is masked as text (masked_json: its keys are the contract's names, never a
-        # number), so it is neither walked nor serialized again.
-        texts = (_masked_request_text(request),
-                 masked_json(response_json.decode()).encode() if response_json is not None else dumps(masked(response)))
-    else:
-        texts = (dumps(request), response_json if response_json is not None else dumps(response))
-    dictionary = log_compression.dictionary_for(rulebook)
+    texts = logged_texts(request, response, response_json, mask=mask)
+    dictionary = log_compression.dictionary_for(rulebook, dictionary_samples)
     facts = decision.facts
     # The recipient as logged, and a history_ref's business number (the web layer logs the ref's history
     # inline and names the ref in the response's history_source), for the reviewers' filters.
@@ -164,6 +160,19 @@ def record(decision: Decision, request: dict[str, Any], response: dict[str, Any]
         "masked": mask,
         "api_key_name": api_key,
     })
+
+
+def logged_texts(request: dict[str, Any], response: dict[str, Any], response_json: bytes | None, *,
+                 mask: bool) -> tuple[bytes, bytes]:
+    """The request's and the response's JSON text as a row stores them (UTF-8 bytes), masked when `mask`;
+    `response_json` is the response as answered, when the caller has serialized it already."""
+    if mask:
+        # Masked while the row is built (core.masking): only strings that can hold a number are searched. The
+        # response's text as sent is masked as text (masked_json: its keys are the contract's names, never a
+        # number), so it is neither walked nor serialized again.
+        return (_masked_request_text(request),
+                masked_json(response_json.decode()).encode() if response_json is not None else dumps(masked(response)))
+    return dumps(request), response_json if response_json is not None else dumps(response)
 
 
 def dumps(value: Any) -> bytes:

@@ -3,8 +3,11 @@ rulebook in force, stored in the database so every row stays readable after the 
 
 A logged decision's texts are mostly the rulebook's own words (each trace entry repeats its rule's title,
 effect, citation and confidence, and its `because` sentence follows the rule's template) and the response's fixed
-shape (every fact name, every key). A dictionary holding those texts lets zstd replace each of them by a short
-reference: a decision's request and response (~6–11 KB of JSON) are stored in well under 1 KB.
+shape (every fact name, every key, and mostly the same values). A dictionary holding those texts lets zstd replace
+each of them by a short reference: a decision's request and response (~6–11 KB of JSON) are stored in well under
+1 KB. Besides the rulebook's texts and the shapes, the caller may give sample rows (the service layer's
+decisions of a few example requests, service.decisions.dictionary_samples): whole representative texts, so
+most of a row is one long match, which is both smaller and faster to find.
 
 Dictionaries are stored in `decision_log_dictionary`, one per distinct content (sha256 digest), with the
 rulebook version they were made for; a row names its dictionary by id. A dictionary is never changed or
@@ -17,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import weakref
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -30,10 +34,11 @@ from .database import StoredModel, database_proxy, stored_time
 if TYPE_CHECKING:
     from ..core.rulebook import Rulebook
 
-# zstd level 6 for a decision's usual texts: measured on the 170 fixture responses with a rulebook dictionary, a
-# median of ~640 bytes in ~90–130 µs CPU (level 3: ~810 bytes in ~40 µs; 19: ~600 bytes in 2.7 ms). Texts past
-# LARGE bytes (a long inline history: 10,000 events are ~1.1 MB) take level 3: ~4× faster there, ~2 % larger.
-LEVEL = 6
+# zstd level 3 for a decision's usual texts: measured on the 170 fixture rows (masked, request and response) with the
+# rulebook dictionary and the service's sample rows, a median of ~390 bytes in ~11 µs CPU (without sample rows:
+# level 3 ~920 bytes in ~19 µs, level 6 ~740 bytes in ~58 µs). Texts past LARGE bytes (a long inline history:
+# 10,000 events are ~1.1 MB) take LARGE_LEVEL (the same level today; kept apart so either can be tuned alone).
+LEVEL = 3
 LARGE_LEVEL = 3
 LARGE = 64 * 1024
 # Rows written before compression hold their texts in the request/response columns and no dictionary; a row
@@ -53,11 +58,12 @@ class LogDictionary(StoredModel):
         table_name = "decision_log_dictionary"
 
 
-def dictionary_content(rulebook: Rulebook) -> bytes:
+def dictionary_content(rulebook: Rulebook, samples: Sequence[bytes] = ()) -> bytes:
     """The raw-content dictionary for a rulebook: every rule's trace entry as the response renders it (rule id,
     title, effect, citation, confidence and its `because` templates), then the shapes of a request and a response
-    with every fact name. Deterministic: the same rulebook and code give the same bytes. zstd references text
-    near the end of a dictionary most cheaply, so the commonest (the shapes) comes last."""
+    with every fact name, then `samples` (whole rows as `frame` joins them). Deterministic: the same rulebook, code
+    and samples give the same bytes. zstd references text near the end of a dictionary most cheaply, so the
+    commonest (the shapes, then the sample rows) comes last."""
     parts = []
     for rule in rulebook.rules:
         entry = orjson.dumps({"rule": rule.id, "title": rule.title, "effect": rule.effect,
@@ -83,7 +89,7 @@ def dictionary_content(rulebook: Rulebook) -> bytes:
                 "history_source": {"ref": {"phone_number_id": "", "contact": ""}, "events": ["wamid."]}}
     parts += [orjson.dumps(request), orjson.dumps(response),
               b'"determining":false,"defaults":[],"note":null,"sources":{}},{"rule":"',
-              b'"determining":true,"defaults":[],"note":null,"sources":{}},{"rule":"']
+              b'"determining":true,"defaults":[],"note":null,"sources":{}},{"rule":"', *samples]
     return b"".join(parts)
 
 
@@ -140,9 +146,11 @@ def _here() -> _Known:
     return known
 
 
-def dictionary_for(rulebook: Rulebook | None) -> int:
+def dictionary_for(rulebook: Rulebook | None, samples: Callable[[], Sequence[bytes]] | None = None) -> int:
     """The id of the stored dictionary for this rulebook, stored now if it is new (DICTIONARY_NONE without one).
-    Raises what the database raises when it cannot be stored (a storage fault: the decision is not logged)."""
+    `samples`, called once per rulebook in this process, gives the sample rows for its dictionary
+    (dictionary_content). Raises what the database raises when it cannot be stored (a storage fault: the
+    decision is not logged)."""
     if rulebook is None:
         return DICTIONARY_NONE
     known = _here()
@@ -152,7 +160,7 @@ def dictionary_for(rulebook: Rulebook | None) -> int:
     with _lock:
         found = known.ids.get(rulebook.version)
         if found is None:
-            content = dictionary_content(rulebook)
+            content = dictionary_content(rulebook, samples() if samples is not None else ())
             found = _stored(content, rulebook.version)
             known.codecs.setdefault(found, _Codec(content))
             known.ids[rulebook.version] = found
@@ -184,11 +192,16 @@ def _codec(dictionary: int) -> _Codec:
     return codec
 
 
+def frame(texts: tuple[bytes, bytes]) -> bytes:
+    """The request's and the response's JSON (UTF-8 bytes) as one text, as a row stores them before compression:
+    joined by a NUL byte, which JSON text never holds (control characters are escaped inside strings)."""
+    return texts[0] + b"\x00" + texts[1]
+
+
 def compress(texts: tuple[bytes, bytes], dictionary: int) -> bytes:
-    """The request's and the response's JSON (UTF-8 bytes) as one zstd frame, with the dictionary of that id
-    (dictionary_for). The two texts are joined by a NUL byte, which JSON text never holds (control characters
-    are escaped inside strings)."""
-    return _codec(dictionary).compress(texts[0] + b"\x00" + texts[1])
+    """The request's and the response's JSON (UTF-8 bytes) as one zstd frame (their `frame`), with the dictionary
+    of that id (dictionary_for)."""
+    return _codec(dictionary).compress(frame(texts))
 
 
 def decompress(data: bytes, dictionary: int) -> tuple[str, str]:

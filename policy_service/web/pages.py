@@ -15,7 +15,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from werkzeug.exceptions import HTTPException
 
 from ..contract.parsing import BodyRefused, bounded_errors, decision_limits, flatten_errors, parse_json
-from ..contract.schemas import DECISION_REQUEST_EXAMPLE, REQUEST, RESPONSE
+from ..contract.schemas import DECISION_REQUEST_EXAMPLE, REQUEST, RESPONSE, day_field
 from ..core import masking, timeline, wording
 from ..core.decision import Charge
 from ..core.errors import EngineError
@@ -83,8 +83,8 @@ def rules():
 class DecisionFilterSchema(Schema):
     """The decision log page's filters: dates are whole UTC days, `to` included."""
 
-    since = fields.Date(data_key="from")
-    until = fields.Date(data_key="to")
+    since = day_field(data_key="from")
+    until = day_field(data_key="to")
     decision = fields.String(validate=validate.OneOf(("allow", "deny")))
     rule = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9.\-]{1,64}$"))
     policy_version = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9.\-]{1,16}$"))

@@ -2,6 +2,7 @@
 with the stored state written in, and the caller's request left untouched (no copy, no mutation)."""
 
 import copy
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from policy_service.contract.schemas import REQUEST
 from policy_service.service import decisions, logged
 from policy_service.service.errors import ServiceError
+from policy_service.store import log_compression
 
 from ..meta_business_payloads import category_completed
 from ..meta_payloads import CONTACT, PHONE_NUMBER_ID, deliver, inbound_text
@@ -90,3 +92,25 @@ def test_a_template_nobody_knows_the_category_of_is_a_422_naming_the_field(pipel
     assert error["code"] == 422 and error["status"] == "Unprocessable Entity"
     assert list(error["errors"]) == ["send.template.category"]
     assert error["message"].startswith("invalid request: send.template.category: required")
+
+
+def test_the_log_dictionary_samples_are_the_same_bytes_each_time_and_hold_no_decision_id(app, client,
+                                                                                        example_request):
+    """Every worker builds the decision log's dictionary itself: its sample rows must come out byte for byte the
+    same (the stored dictionary is found by digest), so a sample's random decision_id is written as zeros; the
+    numbers in them are masked as a logged row's are. The rows the service logs use that dictionary."""
+    policy = app.extensions["policy_service"]
+    first, again = decisions.dictionary_samples(policy), decisions.dictionary_samples(policy)
+    assert first == again and len(first) == len(decisions.DICTIONARY_EXAMPLES)
+    for sample in first:
+        request, _, response = sample.partition(b"\x00")
+        assert json.loads(response)["decision_id"] == "0" * 32
+        assert not [raw for raw in decisions.DICTIONARY_EXAMPLES if raw["send"]["to"].encode() in sample]
+        assert json.loads(request)["send"]["to"].endswith("****")
+        assert json.loads(request)["send"]["at"] == "2025-08-12T12:00:00+00:00"
+    decided = client.post("/v1/decisions", json=example_request).json
+    with app.app_context():
+        row = logged.decision_log.DecisionRecord.get(logged.decision_log.DecisionRecord.decision_id ==
+                                                     decided["decision_id"])
+        content = bytes(log_compression.LogDictionary.get_by_id(row.dictionary).content)
+    assert content == log_compression.dictionary_content(policy.rulebook, first)

@@ -5,11 +5,10 @@ import json
 from dataclasses import replace
 from datetime import datetime
 
-import orjson
-
 from policy_service.contract.schemas import REQUEST, RESPONSE
 from policy_service.core.evaluate import evaluate
 from policy_service.review.fixtures import discover
+from policy_service.service import decisions
 from policy_service.store import decision_log, log_compression
 
 from ..conftest import ROOT
@@ -97,16 +96,21 @@ def test_texts_round_trip_whatever_they_hold():
 
 
 def test_fixture_decisions_are_stored_small(rulebook, engine):
-    """Measured on every fixture decision: with the rulebook's dictionary the masked response is stored in at
-    most 1 KB by median (it is ~6.5 KB as JSON), and never more than 1.5 KB."""
-    codec = log_compression._Codec(log_compression.dictionary_content(rulebook))
-    sizes = []
+    """Measured on every fixture decision as a row stores it (masked request and response): with the rulebook's
+    dictionary and the service's sample rows, a row's texts take at most 512 bytes by median (they are ~7 KB as
+    JSON) and never more than 1 KB; without sample rows, at most 1 KB by median and 1.5 KB at most."""
+    samples = decisions.dictionary_samples(decisions.Policy(rulebook, engine))
+    with_samples = log_compression._Codec(log_compression.dictionary_content(rulebook, samples))
+    rulebook_only = log_compression._Codec(log_compression.dictionary_content(rulebook))
+    sizes: dict[log_compression._Codec, list[int]] = {with_samples: [], rulebook_only: []}
     for fixture in discover([ROOT / "fixtures"]):
         decision = evaluate(REQUEST.load(fixture.request), rulebook=rulebook, engine=engine)
-        text = orjson.dumps(decision_log.masked(RESPONSE.dump(decision)))
-        sizes.append(len(codec.compress(b"\x00" + text)))
-    sizes.sort()
-    assert sizes[len(sizes) // 2] <= 1024 and sizes[-1] <= 1536, sizes
+        texts = decision_log.logged_texts(fixture.request, RESPONSE.dump(decision), None, mask=True)
+        for codec, found in sizes.items():
+            found.append(len(codec.compress(log_compression.frame(texts))))
+    for codec, (median, largest) in ((with_samples, (512, 1024)), (rulebook_only, (1024, 1536))):
+        found = sorted(sizes[codec])
+        assert found[len(found) // 2] <= median and found[-1] <= largest, found
 
 
 def test_a_row_compressed_without_a_dictionary_reads(app):

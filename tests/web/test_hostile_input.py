@@ -147,3 +147,34 @@ def test_a_json_array_body_is_a_422_saying_an_object_is_expected(client):
     for path, body in (("/v1/decisions", b"[1]"), ("/v1/decisions/batch", b"[]"), ("/v1/decisions", b'"send"')):
         answer = client.post(path, data=body, content_type="application/json")
         assert answer.status_code == 422 and answer.json["errors"] == {"_schema": ["must be a JSON object"]}
+
+
+# Query values at the edges: days a report moves past (year 9999 + 1 day overflowed: a 500 on /v1/costs and the
+# decision log page), numbers past every bound, a NUL, a long text.
+EDGE_VALUES = ("9999-12-31", "0001-01-01", "2026-02-30", "99999999999999999999999999", "-1", "1e30", "\x00",
+               "a" * 5_000)
+QUERY_KEYS = ("from", "to", "page", "page_size", "contact", "phone_number_id", "group_by", "currency", "decision",
+              "rule", "policy_version")
+
+
+def test_no_query_value_at_the_edge_is_a_500(app, client):
+    """Every GET route of the app (API, pages, operations) given each query key the app reads, alone and as a
+    from/to pair, with each edge value: never a server error (the test app raises instead of answering 500)."""
+    routes = sorted({rule.rule for rule in app.url_map.iter_rules() if "GET" in rule.methods and "<" not in rule.rule})
+    assert {"/v1/costs", "/ui/decisions", "/v1/reconciliation", "/ui/costs"} <= set(routes)
+    statuses = set()
+    for route in routes:
+        for value in EDGE_VALUES:
+            for query in ({"from": value, "to": value}, *({key: value} for key in QUERY_KEYS)):
+                status = client.get(route, query_string=query).status_code
+                assert status < 500, (route, query, status)
+                statuses.add(status)
+    assert 422 in statuses  # the values reached the schemas (not all refused before them)
+
+
+@pytest.mark.parametrize("route", ["/v1/costs", "/ui/costs", "/ui/decisions"])
+def test_a_day_past_every_report_is_refused_naming_it(client, route):
+    """from/to of year 9999 (a day after it overflows) is a 422 naming the parameter, on the API and the pages."""
+    response = client.get(route, query_string={"from": "2026-01-01", "to": "9999-12-31"})
+    assert response.status_code == 422
+    assert "2000-01-01 and 2999-12-31" in response.get_data(as_text=True)
