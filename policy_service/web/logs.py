@@ -21,7 +21,9 @@ from typing import Any
 from flask import Flask, Response, g, has_request_context, request
 from flask.logging import default_handler
 from gunicorn.glogging import Logger as GunicornBaseLogger
+from pythonjsonlogger.core import BaseJsonFormatter
 from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.orjson import OrjsonFormatter
 
 from ..core.decision import Decision
 
@@ -31,9 +33,24 @@ REQUEST_ID_HEADER = "X-Request-ID"
 USABLE_REQUEST_ID = re.compile(r"[A-Za-z0-9\-_.:@/+=]{1,128}")
 
 
-def formatter() -> JsonFormatter:
+class Formatter(OrjsonFormatter):
+    """python-json-logger's orjson formatter (about half the CPU of its json one, same fields and order), falling
+    back to the json one for what orjson refuses (an integer beyond 64 bits), so no line is ever lost."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._fallback = JsonFormatter(*args, **kwargs)
+
+    def jsonify_log_record(self, log_data: Any) -> str:
+        try:
+            return super().jsonify_log_record(log_data)
+        except TypeError:  # orjson.JSONEncodeError is a TypeError
+            return self._fallback.jsonify_log_record(log_data)
+
+
+def formatter() -> Formatter:
     """The one JSON formatter: `timestamp` (ISO 8601, UTC), `level`, `name`, `message`, then the line's fields."""
-    return JsonFormatter(FORMAT, style="{", rename_fields={"levelname": "level"}, timestamp=True)
+    return Formatter(FORMAT, style="{", rename_fields={"levelname": "level"}, timestamp=True)
 
 
 class RequestIdFilter(logging.Filter):
@@ -67,7 +84,7 @@ def init_app(app: Flask) -> None:
 
 
 def _json_root() -> bool:
-    return any(isinstance(handler.formatter, JsonFormatter) for handler in logging.getLogger().handlers)
+    return any(isinstance(handler.formatter, BaseJsonFormatter) for handler in logging.getLogger().handlers)
 
 
 def request_id() -> str:
@@ -94,6 +111,8 @@ def log_decision(decision: Decision, seconds: float) -> None:
         "determining_rules": list(decision.determining_rules),
         "rulebook_version": decision.rulebook_version,
         "latency_ms": round(seconds * 1000, 3),
+        # Given here (a decision is always logged within its request), so RequestIdFilter has nothing to look up.
+        "request_id": request_id(),
     }
     if decision.error:
         fields["error"] = decision.error

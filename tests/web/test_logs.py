@@ -69,3 +69,15 @@ def test_access_log_under_gunicorn_is_json_with_timestamp_and_request_id(tmp_pat
     (decision_line,) = [line for line in lines if line.get("name") == "policy_service.decisions"]
     assert decision_line["request_id"] == "req-7f3a"
     assert decision_line["decision_id"] == response.json()["decision_id"]
+
+
+def test_a_line_orjson_refuses_is_written_by_the_json_formatter_instead():
+    """The formatter writes with orjson, which refuses integers beyond 64 bits: such a line is still written,
+    whole, by python-json-logger's json formatter (a log call must never lose its line)."""
+    record = logging.getLogger("policy_service").makeRecord(
+        "policy_service", logging.INFO, __file__, 1, "big", (), None, extra={"count": 2**70, "rules": ["A"]})
+    line = json.loads(logs.formatter().format(record))
+    assert (line["message"], line["count"], line["rules"], line["level"]) == ("big", 2**70, ["A"], "INFO")
+    plain = logging.getLogger("policy_service").makeRecord(
+        "policy_service", logging.INFO, __file__, 1, "small", (), None, extra={"count": 3})
+    assert logs.formatter().format(plain).startswith('{"level":"INFO","name":"policy_service","message":"small"')
