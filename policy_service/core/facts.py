@@ -467,15 +467,16 @@ def iso_time(moment: datetime) -> str:
         offset = datetime(2000, 1, 1, tzinfo=zone).isoformat()[19:]
         if len(_OFFSETS) < 1024:
             _OFFSETS[zone] = offset
-    year, two = moment.year, _TWO_DIGITS
-    text = (f"{_YEARS[year] if year in _YEARS else f'{year:04d}'}-{two[moment.month]}-{two[moment.day]}"
-            f"T{two[moment.hour]}:{two[moment.minute]}:{two[moment.second]}")
-    micro = moment.microsecond
-    return f"{text}.{micro:06d}{offset}" if micro else text + offset
+    two = _TWO_DIGITS
+    if moment.microsecond:
+        return (f"{_YEARS[moment.year]}-{two[moment.month]}-{two[moment.day]}T{two[moment.hour]}:"
+                f"{two[moment.minute]}:{two[moment.second]}.{moment.microsecond:06d}{offset}")
+    return (f"{_YEARS[moment.year]}-{two[moment.month]}-{two[moment.day]}T{two[moment.hour]}:"
+            f"{two[moment.minute]}:{two[moment.second]}{offset}")
 
 
 _TWO_DIGITS = tuple(f"{number:02d}" for number in range(100))
-_YEARS = {year: str(year) for year in range(1000, 10000)}
+_YEARS = tuple(f"{year:04d}" for year in range(10000))  # by year; a datetime's year is 1 to 9999
 _OFFSETS: dict[timezone, str] = {}  # a fixed offset -> its text in isoformat
 
 
