@@ -126,7 +126,8 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
 def _trace(outcome: _Outcome, facts: Facts) -> tuple[Reason, ...]:
     """The trace entries of the outcome's rules, in its order, for these facts."""
     defaults = facts.defaults
-    zone_days = _zone_days(outcome, facts)
+    zone_days = _zone_days(outcome, facts) if "waba_timezone" in defaults and facts.day in outcome.near_changes \
+        else None
     sources = facts.sources
     if sources:
         # Each value a sentence names, in words, made once for all the sentences of the decision.

@@ -188,10 +188,18 @@ def _key_maker(names: Iterable[str], cuts: dict[str, tuple[list[int], tuple[obje
                                  "plain": itemgetter(*plain) if plain else (lambda _facts: ())}
     terms = []
     for position, name in enumerate(name for name in names if name in cuts):
-        namespace[f"name{position}"] = name
-        namespace[f"bounds{position}"], namespace[f"classes{position}"] = cuts[name]
-        terms.append(f"classes{position}[bisect_right(bounds{position}, v)] "
-                     f"if (v := facts[name{position}]).__class__ is int else v")
+        bounds, classes = cuts[name]
+        namespace[f"name{position}"], namespace[f"bounds{position}"] = name, bounds
+        namespace.update((f"class{position}_{number}", item) for number, item in enumerate(classes))
+        namespace[f"classes{position}"] = classes
+        if len(bounds) == 2 and bounds[1] == bounds[0] + 1:
+            # One constant c (bounds c, c + 1): below it, it, above it; compared here rather than bisected.
+            namespace[f"constant{position}"] = bounds[0]
+            which = (f"class{position}_0 if v < constant{position} else class{position}_1 "
+                     f"if v == constant{position} else class{position}_2")
+        else:
+            which = f"classes{position}[bisect_right(bounds{position}, v)]"
+        terms.append(f"({which}) if (v := facts[name{position}]).__class__ is int else v")
     source = f"def key(facts):\n    return order, plain(facts), {''.join(f'{term}, ' for term in terms)}\n"
     exec(source, namespace)  # noqa: S102 - source made here from positions only (no name or value is in it)
     return namespace["key"]

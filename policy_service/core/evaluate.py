@@ -116,8 +116,22 @@ def price_parts(charge: Charge, facts: Facts, request: DecisionRequest,
                                        sources={**facts.sources, **sources})
     if not price.defaults:
         return charge, reason, facts
-    return charge, reason, replace(facts, defaults=_with_defaults(facts.defaults, price.defaults),
-                                   sources=dict(facts.sources))
+    return charge, reason, _with_pricing_defaults(facts, _with_defaults(facts.defaults, price.defaults))
+
+
+def _with_pricing_defaults(facts: Facts, defaults: frozenset[str]) -> Facts:
+    """replace(facts, defaults=defaults, sources=dict(facts.sources)), made without its keyword checks."""
+    fields = facts.__dict__
+    if len(fields) != _FACT_FIELDS:  # a cached property's value is in it: replace leaves it out
+        return replace(facts, defaults=defaults, sources=dict(facts.sources))
+    copy = _new(Facts)
+    made = copy.__dict__
+    made.update(fields)
+    made["defaults"], made["sources"] = defaults, dict(facts.sources)
+    return copy
+
+
+_FACT_FIELDS = len(Facts.__record_fields__)  # type: ignore[attr-defined]
 
 
 def _with_defaults(used: frozenset[str], more: tuple[str, ...]) -> frozenset[str]:
@@ -218,6 +232,13 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
     if not request.history:
         # Nothing to walk: no window, period, entry point, undelivered message or marketing template.
         return new_state(rulebook)
+    if "outbound" not in map(_DIRECTION, request.history):
+        # Only the user's messages: no send to classify (no period), none undelivered, no marketing template; the
+        # state is theirs taken in time order up to the send.
+        state = new_state(rulebook)
+        for _index, message in timeline(request.history, request.send.at):
+            state.receive(message)
+        return state
     history = by_delivery(request.history)
     # Whether some outbound message is dated by a delivery time of its own (by_delivery moved it).
     delivered_apart = history is not request.history
@@ -254,7 +275,7 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
 
 
 _SHORT_HISTORY = 32  # events
-_AT, _DELIVERED_AT = attrgetter("at"), attrgetter("delivered_at")
+_AT, _DELIVERED_AT, _DIRECTION = attrgetter("at"), attrgetter("delivered_at"), attrgetter("direction")
 _TEMPLATE, _TTL = attrgetter("template"), attrgetter("ttl_seconds")
 
 

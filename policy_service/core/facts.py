@@ -298,12 +298,13 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
     window = parameters["customer_service_window"].value
     deadline = parameters["entry_point_reply_deadline"].value
     ctx, defaults, base = _context(context)
-    zone = _zone(ctx["waba_timezone"])
     # The zone "UTC" (the default) has UTC's dates: datetime's own UTC converts several times faster.
     zone_name = ctx["waba_timezone"]
     if zone_name == "UTC":
+        zone = None  # looked up only if an authentication-international start needs it
         local_day = (at if at.tzinfo is UTC else at.astimezone(UTC)).date()
     else:
+        zone = _zone(zone_name)
         local_day = at.astimezone(zone).date()
 
     last_in = state.last_counted_inbound
@@ -325,16 +326,15 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
         free_entry = [p for p in open_periods if p.kind in FREE_ENTRY_POINT_KINDS]
     else:
         conversations = same = free_entry = open_periods
-    to = _recipient(send.to)
-    region = to.region
+    region, calling_code, is_bsuid = _recipient_facts(send.to)
     undelivered = state.undelivered
-    auth_start = authentication_international_start(ctx, region, zone) if (
+    auth_start = authentication_international_start(ctx, region, zone or _zone(zone_name)) if (
         ctx["authentication_international_eligibility"] or ctx["authentication_international_start"] is not None
     ) else None
 
     # Every name in its place, the facts of the context alone already set (_context); the rest set here.
     engine = base.copy()
-    engine["waba_date"] = day_number(local_day)
+    engine["waba_date"] = local_day.year * 10000 + local_day.month * 100 + local_day.day  # day_number(local_day)
     engine["send_type"] = send.type
     engine["send_is_template"] = send.type == "template"
     engine["send_to_group"] = send.recipient_type == "group"
@@ -364,8 +364,8 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
     if entry_point_reply:
         engine["entry_point_reply"] = True
     engine["recipient_region"] = region
-    engine["recipient_calling_code"] = to.calling_code
-    engine["recipient_is_bsuid"] = to.is_bsuid
+    engine["recipient_calling_code"] = calling_code
+    engine["recipient_is_bsuid"] = is_bsuid
     engine["send_via_marketing_messages_api"] = send.marketing_messages_api
     engine["send_by_meta_business_agent"] = send.meta_business_agent
     if send.category:
@@ -572,7 +572,7 @@ def _context(context: dict[str, Any]) -> tuple[dict[str, Any], frozenset[str], d
     # (never mutated) for each combination seen; bounded, cleared when full.
     try:
         # The type is part of the key: True == 1, but the engine must see what was given.
-        key = (tuple(context.items()), tuple(map(type, context.values())))
+        key = (*context.items(), *map(type, context.values()))
         found = _CONTEXTS.get(key)
     except TypeError:  # a value that is a dict or a list (Meta's eligibility with its exception countries)
         try:
@@ -680,6 +680,13 @@ _NO_CONTEXT = _merged({})  # every field defaulted (never mutated)
 # A send's recipient as a Contact (immutable): a group id or a masked number is no contact, and finding that
 # out raises and catches an exception inside recipient_contact on every call.
 _recipient = lru_cache(maxsize=4096)(recipient_contact)
+
+
+@lru_cache(maxsize=4096)
+def _recipient_facts(to: str) -> tuple[str, int, bool]:
+    """A send recipient's region, calling code and whether it is a BSUID (recipient_contact)."""
+    contact = _recipient(to)
+    return contact.region, contact.calling_code, contact.is_bsuid
 
 
 @lru_cache(maxsize=256)

@@ -20,6 +20,7 @@ from policy_service.core.evaluate import (
     late_delivery,
     note_undelivered,
     priced,
+    replay,
 )
 from policy_service.core.facts import derive_facts, new_state
 from policy_service.core.messages import DecisionRequest, Message, Send, Template
@@ -141,6 +142,31 @@ def test_random_long_histories_decide_identically(rulebook, engine, events, star
         assert fast_evaluate(request, rulebook, engine) == expected
         with every_history_bisected():
             assert fast_evaluate(request, rulebook, engine) == expected
+
+
+def _state_fields(state):
+    """A history state's fields, its ledger as the periods opened (a Ledger compares by identity)."""
+    return {**vars(state), "ledger": state.ledger.periods}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=st.lists(st.tuples(_GAP, _INBOUND), min_size=1, max_size=20), start_days=st.integers(0, 5 * 365),
+       tail=st.integers(-30 * 3600, 100 * 3600), send=st.tuples(st.sampled_from(["template", "text"]), _TEMPLATE),
+       shuffle=st.randoms(use_true_random=False))
+def test_histories_of_only_the_users_messages_replay_as_the_full_replay(rulebook, engine, events, start_days, tail,
+                                                                         send, shuffle):
+    """A history with no outbound message takes replay's shortcut (the user's messages received in time order, up
+    to the send): the same state as the full replay, in order or shuffled, with the send before, among or after
+    them, and the same decision."""
+    in_order, last = _history(events, START + timedelta(days=start_days))
+    shuffled = list(in_order)
+    shuffle.shuffle(shuffled)
+    kind, template = send
+    proposed = Send(last + timedelta(seconds=tail), "+14155550123", kind, template if kind == "template" else None)
+    for history in (in_order, tuple(shuffled)):
+        request = DecisionRequest(proposed, history, {})
+        assert _state_fields(replay(request, rulebook, engine)) == _state_fields(full_replay(request, rulebook, engine))
+        assert fast_evaluate(request, rulebook, engine) == full_evaluate(request, rulebook, engine)
 
 
 @contextmanager
