@@ -72,7 +72,8 @@ class DecisionRecord(StoredModel):
     status = peewee.CharField(max_length=16)
     required_message_type = peewee.CharField(max_length=8)
     policy_version = peewee.CharField(max_length=16, null=True)
-    rulebook_version = peewee.CharField(max_length=40, index=True)
+    # Not indexed (migration 031): no query filters or sorts by it.
+    rulebook_version = peewee.CharField(max_length=40)
     determining_rules = peewee.TextField()
     recipient_region = peewee.CharField(max_length=2, default="ZZ")
     # The recipient as logged (masked when masking is on) and the business number of a history_ref, for the
@@ -87,8 +88,8 @@ class DecisionRecord(StoredModel):
     response = _LoggedText(1, default="")
     masked = peewee.BooleanField(default=True)
     # The name of the API key that asked for the decision (never the key); None with keys off, and for rows
-    # logged before the column existed.
-    api_key_name = peewee.CharField(max_length=64, null=True, index=True)
+    # logged before the column existed. Not indexed (migration 031): no query filters or sorts by it.
+    api_key_name = peewee.CharField(max_length=64, null=True)
     # The request's and the response's JSON as one zstd frame (store.log_compression), compressed with the
     # dictionary of id `dictionary` (0: none); both null in rows logged before migration 034.
     texts = peewee.BlobField(null=True)
