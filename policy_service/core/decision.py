@@ -172,7 +172,7 @@ def _builder(outcome: _Outcome, defaults: frozenset[str],
     Reason made as Reason(...) makes it (without its __init__) from its fields made once, its sentence filled in
     C (`pattern % words`); an entry whose sentence names none is made once whole.
     """
-    namespace: dict[str, Any] = {"new": _new, "Reason": Reason}
+    namespace: dict[str, Any] = {"new": _new, "set": _set, "Reason": Reason}
     lines, entries = [], []
     for number, step in enumerate(outcome.ordered):
         made = Reason(*step.head, "" if step.named else step.sentence({}), step.determining,
@@ -190,8 +190,8 @@ def _builder(outcome: _Outcome, defaults: frozenset[str],
             namespace[f"pattern{number}"] = pattern
             picked = "".join(f"words[{outcome.named.index(name)}], " for name in named)
             because = f"pattern{number} % ({picked})"
-        lines.append(f"    entry{number} = new(Reason)\n    fields = entry{number}.__dict__\n"
-                     f"    fields.update(fields{number})\n    fields['because'] = {because}\n")
+        lines.append(f"    fields = fields{number}.copy()\n    fields['because'] = {because}\n"
+                     f"    entry{number} = new(Reason)\n    set(entry{number}, '__dict__', fields)\n")
         entries.append(f"entry{number}")
     source = f"def build(words):\n{''.join(lines)}    return ({''.join(f'{entry}, ' for entry in entries)})\n"
     exec(source, namespace)  # noqa: S102 - source made here from positions only (no name or value is in it)

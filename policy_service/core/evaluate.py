@@ -66,12 +66,18 @@ def new_decision_id() -> str:
         block = bytearray(os.urandom(16 * 256))
         # Each 16 bytes are one UUID: the version (4) in the high half of byte 6, the variant (RFC 4122: 10) in
         # the two high bits of byte 8; written for the whole block at once, and its hex made at once.
-        block[6::16] = bytes(byte & 0x0F | 0x40 for byte in block[6::16])
-        block[8::16] = bytes(byte & 0x3F | 0x80 for byte in block[8::16])
-        digits = block.hex()
-        ids = [digits[start:start + 32] for start in range(0, len(digits), 32)]
+        block[6::16] = block[6::16].translate(_VERSION_4)
+        block[8::16] = block[8::16].translate(_RFC_4122)
+        ids = list(map(block.hex().__getitem__, _UUIDS))
         _RANDOM.extend(ids[1:])
         return ids[0]
+
+
+# Byte translations (made in C) setting a UUID's version 4 in byte 6 and its RFC 4122 variant in byte 8; where each
+# of 256 UUIDs lies in the hex of a block.
+_VERSION_4 = bytes(byte & 0x0F | 0x40 for byte in range(256))
+_RFC_4122 = bytes(byte & 0x3F | 0x80 for byte in range(256))
+_UUIDS = tuple(slice(start, start + 32) for start in range(0, 2 * 16 * 256, 32))
 
 
 PRICE_CITATION = "https://developers.facebook.com/docs/whatsapp/pricing"
@@ -236,6 +242,10 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
         # Only the user's messages: no send to classify (no period), none undelivered, no marketing template; the
         # state is theirs taken in time order up to the send.
         state = new_state(rulebook)
+        if len(request.history) == 1:  # the common case, without making a timeline
+            if request.history[0].at <= request.send.at:
+                state.receive(request.history[0])
+            return state
         for _index, message in timeline(request.history, request.send.at):
             state.receive(message)
         return state
@@ -421,6 +431,8 @@ def late_delivery(request: DecisionRequest, state: HistoryState, facts: Facts, f
     point) within the delay the rules consider can change the classification; the send is classified
     again at the first such moment.
     """
+    if not any(facts.expiries.values()):
+        return facts, fired  # nothing open at the send (checked in C)
     at = request.send.at
     ends = [end for end in facts.expiries.values() if end is not None and at < end]
     if not ends:

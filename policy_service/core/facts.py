@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from functools import cached_property, lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .conversations import CONVERSATION_KINDS, FREE_ENTRY_POINT_KINDS, Ledger, Period
@@ -388,7 +388,7 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
         "customer_service_window": csw_expires if csw_open else None,
     }
     seen = _Seen(send, ctx, last_in, csw_expires, conversations, same, free_entry, referral, deadline, uncounted,
-                 window, undelivered, auth_start, state.undelivered_until) if display else None
+                 window, undelivered, auth_start, state.undelivered_until, at.tzinfo or UTC) if display else None
     return Facts(at, local_day, engine, defaults, expiries, tuple(open_periods) if open_periods else (), seen,
                  fact_sources(sources) if sources else {})
 
@@ -414,31 +414,32 @@ def fact_sources(sources: dict[str, str]) -> dict[str, str]:
     return found
 
 
-class _Seen:
-    """What the display texts are written from (kept so each text is written only when read)."""
+class _Seen(NamedTuple):
+    """What the display texts are written from (kept so each text is written only when read).
 
-    __slots__ = ("send", "ctx", "last_in", "csw_expires", "conversations", "same", "free_entry", "referral",
-                 "deadline", "uncounted", "window", "zone", "undelivered", "auth_start", "late", "undelivered_until")
+    A tuple: made in one step for every decision, its fields read by C descriptors.
+    """
 
-    def __init__(self, send: Send, ctx: dict[str, Any], last_in: datetime | None, csw_expires: datetime | None,
-                 conversations: list[Period], same: list[Period], free_entry: list[Period],
-                 referral: datetime | None, deadline: timedelta, uncounted: Message | None,
-                 window: timedelta, undelivered: tuple[int, Message] | None = None,
-                 auth_start: tuple[datetime, str] | None = None, undelivered_until: datetime | None = None) -> None:
-        self.send, self.ctx, self.last_in, self.csw_expires = send, ctx, last_in, csw_expires
-        self.conversations, self.same, self.free_entry = conversations, same, free_entry
-        self.referral, self.deadline, self.uncounted, self.window = referral, deadline, uncounted, window
-        self.zone = send.at.tzinfo or UTC
-        self.undelivered, self.auth_start, self.undelivered_until = undelivered, auth_start, undelivered_until
-        self.late: tuple[datetime, Any] | None = None  # (from when, the charge) a late delivery would get
+    send: Send
+    ctx: dict[str, Any]
+    last_in: datetime | None
+    csw_expires: datetime | None
+    conversations: list[Period]
+    same: list[Period]
+    free_entry: list[Period]
+    referral: datetime | None
+    deadline: timedelta
+    uncounted: Message | None
+    window: timedelta
+    undelivered: tuple[int, Message] | None
+    auth_start: tuple[datetime, str] | None
+    undelivered_until: datetime | None
+    zone: Any  # the send's own offset (its tzinfo, UTC for a naive time): times are shown in it
+    late: tuple[datetime, Any] | None = None  # (from when, the charge) a late delivery would get
 
     def with_late(self, moment: datetime, charge: Any) -> _Seen:
         """A copy that knows the charge a delivery from `moment` on would get."""
-        copy = _Seen(self.send, self.ctx, self.last_in, self.csw_expires, self.conversations, self.same,
-                     self.free_entry, self.referral, self.deadline, self.uncounted, self.window, self.undelivered,
-                     self.auth_start, self.undelivered_until)
-        copy.late = (moment, charge)
-        return copy
+        return self._replace(late=(moment, charge))
 
     def show(self, moment: datetime | None) -> str:
         """A time in the send's own offset (ISO 8601), or "none"."""
@@ -467,15 +468,16 @@ def iso_time(moment: datetime) -> str:
         offset = datetime(2000, 1, 1, tzinfo=zone).isoformat()[19:]
         if len(_OFFSETS) < 1024:
             _OFFSETS[zone] = offset
-    year, two = moment.year, _TWO_DIGITS
-    text = (f"{_YEARS[year] if year in _YEARS else f'{year:04d}'}-{two[moment.month]}-{two[moment.day]}"
-            f"T{two[moment.hour]}:{two[moment.minute]}:{two[moment.second]}")
-    micro = moment.microsecond
-    return f"{text}.{micro:06d}{offset}" if micro else text + offset
+    two = _TWO_DIGITS
+    if moment.microsecond:
+        return (f"{_YEARS[moment.year]}-{two[moment.month]}-{two[moment.day]}T{two[moment.hour]}:"
+                f"{two[moment.minute]}:{two[moment.second]}.{moment.microsecond:06d}{offset}")
+    return (f"{_YEARS[moment.year]}-{two[moment.month]}-{two[moment.day]}T{two[moment.hour]}:"
+            f"{two[moment.minute]}:{two[moment.second]}{offset}")
 
 
 _TWO_DIGITS = tuple(f"{number:02d}" for number in range(100))
-_YEARS = {year: str(year) for year in range(1000, 10000)}
+_YEARS = tuple(f"{year:04d}" for year in range(10000))  # by year; a datetime's year is 1 to 9999
 _OFFSETS: dict[timezone, str] = {}  # a fixed offset -> its text in isoformat
 
 
