@@ -247,3 +247,47 @@ def test_a_meta_business_agent_reply_has_no_price_it_is_billed_per_token(client)
     assert (body["charge"]["category"], body["charge"]["billable"], body["charge"]["price"]) == (
         "business_agent", True, None)
     assert body["charge"]["price_reason"].startswith("a Meta Business Agent reply is billed per token")
+
+
+def test_an_empty_query_string_is_loaded_once_per_schema_and_answered_as_marshmallow_would(app):
+    """Most requests send no query parameter: the arguments parser answers an empty query string from what the
+    schema loaded the first time (a fresh copy each time), where that is a constant; a schema with a required
+    parameter, a hook or a mutable default is loaded by marshmallow every time (its 422 included)."""
+    from marshmallow import RAISE, Schema, ValidationError, fields, pre_load
+
+    from policy_service.contract.schemas import EXPLAIN
+    from policy_service.web.api import JsonBodyParser
+
+    class Required(Schema):
+        day = fields.String(required=True)
+
+    class Hooked(Schema):
+        day = fields.String()
+
+        @pre_load
+        def stamp(self, data, **_):
+            return {**data, "day": "hooked"}
+
+    class Listed(Schema):
+        days = fields.List(fields.String(), load_default=list)
+
+    def reraise(error, *_, **__):
+        raise error
+
+    parser = JsonBodyParser(error_handler=reraise)
+    with app.test_request_context("/v1/decisions", method="POST"):
+        first = parser.parse(EXPLAIN, location="query", unknown=RAISE)
+        again = parser.parse(EXPLAIN, location="query", unknown=RAISE)
+        assert first == again == EXPLAIN.load({}) and first is not again
+        again["explain"] = "changed"
+        assert parser.parse(EXPLAIN, location="query", unknown=RAISE) == EXPLAIN.load({})
+        assert parser.parse(Hooked, location="query") == {"day": "hooked"}
+        one, two = parser.parse(Listed, location="query"), parser.parse(Listed, location="query")
+        assert one == two == {"days": []} and one["days"] is not two["days"]
+        for _ in range(2):
+            with pytest.raises(ValidationError):
+                parser.parse(Required, location="query")
+    with app.test_request_context("/v1/decisions?explain=full", method="POST"):
+        assert parser.parse(EXPLAIN, location="query", unknown=RAISE) == {"explain": "full"}
+    with app.test_request_context("/v1/decisions?explian=full", method="POST"), pytest.raises(ValidationError):
+        parser.parse(EXPLAIN, location="query", unknown=RAISE)
