@@ -432,43 +432,48 @@ def fail_closed(error: Exception, rulebook_version: str, facts: Facts | None = N
 
 
 def _charge(rule: Rule, facts: Facts) -> Charge:
-    effect = rule.charge
-    assert effect is not None
     # What does not depend on the facts is made once per rule (a rule is immutable and lives in its rulebook,
     # which the memo holds, so its id is not reused while remembered).
     held = _CHARGES.get(id(rule))
     if held is None or held[0] is not rule:
-        fields = Charge(billable=effect.billable, pricing_model=effect.pricing_model,
-                        category=effect.category if isinstance(effect.category, str) else "",
-                        type=effect.type, opens_conversation=effect.opens in ("conversation",
-                                                                              "free_entry_point_conversation"),
-                        conversation_expires_at=None, opens=effect.opens, lasts_until=None,
-                        closes_others=effect.closes_others, rule=rule.id).__dict__
-        held = (rule, fields)
+        held = (rule, *_charge_plan(rule))
         _remember(_CHARGES, id(rule), held)
-    send_at = facts.at
-    lasts_until = send_at + effect.lasts if effect.opens and effect.lasts else None
-    if effect.opens:
-        expires = lasts_until
-    elif effect.rides:
-        expires = facts.expiries.get(effect.rides)
-    else:
-        expires = None
-    made = held[1].copy()
-    made["conversation_expires_at"] = expires
-    made["lasts_until"] = lasts_until
-    if not isinstance(effect.category, str):
-        made["category"] = effect.category_for(facts.engine)
-    if effect.per_participant:
+    _rule, fields, lasts, opens, rides, category_of, per_participant = held
+    made = fields.copy()
+    if opens:
+        if lasts:
+            made["conversation_expires_at"] = made["lasts_until"] = facts.at + lasts
+    elif rides:
+        made["conversation_expires_at"] = facts.expiries.get(rides)
+    if category_of is not None:
+        made["category"] = category_of(facts.engine)
+    if per_participant:
         made["participants"] = facts.engine["group_participants"]
     charge = _new(Charge)
     _set(charge, "__dict__", made)
     return charge
 
 
-# id of a charge rule -> (the rule, held so the id is not reused; the fields of its Charge that do not depend on
-# the facts).
-_CHARGES: dict[int, tuple[Rule, dict[str, Any]]] = {}
+def _charge_plan(rule: Rule) -> tuple[dict[str, Any], timedelta | None, bool, str | None,
+                                      Callable[[dict[str, Any]], str] | None, bool]:
+    """A charge rule's Charge fields that do not depend on the facts (conversation_expires_at and lasts_until
+    None), and what _charge reads of its effect: how long what it opens lasts, whether it opens something, the
+    period it rides, the function choosing its category from the facts (None when it names one), and whether it
+    is billed per participant."""
+    effect = rule.charge
+    assert effect is not None
+    named = isinstance(effect.category, str)
+    fields = Charge(billable=effect.billable, pricing_model=effect.pricing_model,
+                    category=effect.category if named else "", type=effect.type,
+                    opens_conversation=effect.opens in ("conversation", "free_entry_point_conversation"),
+                    conversation_expires_at=None, opens=effect.opens, lasts_until=None,
+                    closes_others=effect.closes_others, rule=rule.id).__dict__
+    return (fields, effect.lasts, bool(effect.opens), effect.rides, None if named else effect.category_for,
+            effect.per_participant)
+
+
+# id of a charge rule -> (the rule, held so the id is not reused; then _charge_plan of it).
+_CHARGES: dict[int, tuple[Any, ...]] = {}
 
 
 def _undelivered(classified: Charge) -> Charge:

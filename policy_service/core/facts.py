@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from functools import cached_property, lru_cache
+from operator import attrgetter
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -208,12 +209,15 @@ def text_maker(names: tuple[str, ...]) -> Callable[[Facts], tuple[str, ...]]:
     found = _TEXT_MAKERS.get(names)
     if found is not None:
         return found
-    namespace: dict[str, Any] = {"names": names}
+    namespace: dict[str, Any] = {"names": names, "iso_time": iso_time}
     terms = []
     for position, name in enumerate(names):
         if name in FACT_TYPES:  # derive_facts gives every fact (in the same `engine`, read first by Facts.texts)
             namespace[f"name{position}"] = name
             terms.append(f'("yes" if v else "no") if (v := engine[name{position}]).__class__ is bool else str(v)')
+        elif name in _TIMES:  # _Seen.show of the time, its common case (a time in the send's offset) written here
+            namespace[f"moment{position}"] = _TIMES[name]
+            terms.append(f"iso_time(m) if (m := moment{position}(seen)) and m.tzinfo is seen.zone else seen.show(m)")
         elif name in _TEXTS:
             namespace[f"text{position}"] = _TEXTS[name]
             terms.append(f"text{position}(seen)")
@@ -485,13 +489,19 @@ def _first_expiry(periods: list[Period]) -> datetime | None:
     return periods[0].expires_at if periods else None
 
 
+# Display values that are one time of the send's inputs, shown in the send's offset (_Seen.show): by name, where
+# the time is read.
+_TIMES: dict[str, Callable[[_Seen], datetime | None]] = {
+    "send_at": attrgetter("send.at"),
+    "last_inbound_at": attrgetter("last_in"),
+    "csw_expires_at": attrgetter("csw_expires"),
+    "entry_point_at": attrgetter("referral"),
+    "undelivered_until": attrgetter("undelivered_until"),
+}
 _TEXTS: dict[str, Callable[[_Seen], str]] = {
-    "send_at": lambda s: s.show(s.send.at),
     "recipient": lambda s: s.send.to if s.send.recipient_type != "group" else f"the group {s.send.to}",
     "recipient_region_source": lambda s: _recipient(s.send.to).region_source,
     "template_name": lambda s: s.send.template.name if s.send.template else NONE,
-    "last_inbound_at": lambda s: s.show(s.last_in),
-    "csw_expires_at": lambda s: s.show(s.csw_expires),
     "window_history": lambda s: _window_history(s),
     "open_conversations": lambda s: ", ".join(f"{p.category} until {s.show(p.expires_at)}"
                                               for p in s.conversations) or NONE,
@@ -501,7 +511,6 @@ _TEXTS: dict[str, Callable[[_Seen], str]] = {
     "same_category_opened_by": lambda s: s.opener(s.same),
     "ridden_conversation_opened_by": lambda s: s.opener(s.conversations),
     "free_entry_point_opened_by": lambda s: s.opener(s.free_entry),
-    "entry_point_at": lambda s: s.show(s.referral),
     "entry_point_deadline_at": lambda s: s.show(s.referral + s.deadline if s.referral else None),
     "uncounted_inbound_at": lambda s: s.show(s.uncounted.at if s.uncounted else None),
     "uncounted_inbound_type": lambda s: s.uncounted.type if s.uncounted else NONE,
@@ -509,7 +518,6 @@ _TEXTS: dict[str, Callable[[_Seen], str]] = {
     "waba_timezone": lambda s: s.ctx["waba_timezone"],
     "undelivered_sent_at": lambda s: s.show(s.undelivered[1].at if s.undelivered else None),
     "undelivered_message": lambda s: _described(s.undelivered),
-    "undelivered_until": lambda s: s.show(s.undelivered_until),
     "late_delivery_from": lambda s: s.show(s.late[0]) if s.late else NONE,
     "late_delivery_charge": lambda s: describe_charge(s.late[1]) if s.late else NONE,
     "authentication_international_start_at": lambda s: (f"{s.show(s.auth_start[0])} ({s.auth_start[1]})"
@@ -517,6 +525,7 @@ _TEXTS: dict[str, Callable[[_Seen], str]] = {
     "messaging_limit": lambda s: _count_text(s.ctx["messaging_limit"], unlimited=True),
     "business_initiated_users_24h": lambda s: _count_text(s.ctx["business_initiated_users_24h"]),
 }
+_TEXTS.update({name: lambda s, moment=moment: s.show(moment(s)) for name, moment in _TIMES.items()})
 
 
 def _window_history(seen: _Seen) -> str:

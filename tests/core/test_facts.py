@@ -197,13 +197,14 @@ def test_text_maker_writes_the_words_texts_writes(rulebook, order, size, given_c
     context = {"conversations_this_month": 3, "waba_timezone": "America/Sao_Paulo", "messaging_limit": 1000} \
         if given_context else {}
     inbound = [Message("inbound", T0, "text"), Message("inbound", T0 + timedelta(hours=1), "reaction")]
-    facts = facts_at(rulebook, T0 + timedelta(hours=2), inbound, context, "template",
-                     Template("order_update", "en", "utility"))
     names = tuple(order[:size])
     made = text_maker(names)
     assert text_maker(names) is made
-    assert made(facts) == tuple(facts.texts(names).values())
-    assert facts.display and made(facts) == tuple(facts.texts(names).values())
+    # The send in UTC as its history, and in another offset (its times are shown converted to the send's offset).
+    for at in (T0 + timedelta(hours=2), (T0 + timedelta(hours=2)).astimezone(timezone(timedelta(hours=5, minutes=30)))):
+        facts = facts_at(rulebook, at, inbound, context, "template", Template("order_update", "en", "utility"))
+        assert made(facts) == tuple(facts.texts(names).values())
+        assert facts.display and made(facts) == tuple(facts.texts(names).values())
     with pytest.raises(KeyError):
         text_maker((*names, "no_such_name"))(facts_at(rulebook, T0))
 
