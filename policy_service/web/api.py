@@ -78,7 +78,10 @@ class JsonBodyParser(FlaskParser):
         loaded = self._empty_queries.get(key, _UNSEEN)
         if loaded is _UNSEEN:
             loaded = super().parse(argmap, req, location=location, **kwargs)
-            self._empty_queries[key] = loaded if _constant_when_empty(self._get_schema(argmap, request)) else None
+            if not _constant_when_empty(self._get_schema(argmap, request)):
+                self._empty_queries[key] = None
+                return loaded
+            self._empty_queries[key] = loaded
         elif loaded is None:
             return super().parse(argmap, req, location=location, **kwargs)
         return dict(loaded)

@@ -253,7 +253,7 @@ def test_an_empty_query_string_is_loaded_once_per_schema_and_answered_as_marshma
     """Most requests send no query parameter: the arguments parser answers an empty query string from what the
     schema loaded the first time (a fresh copy each time), where that is a constant; a schema with a required
     parameter, a hook or a mutable default is loaded by marshmallow every time (its 422 included)."""
-    from marshmallow import RAISE, Schema, ValidationError, fields, pre_load
+    from marshmallow import RAISE, Schema, ValidationError, fields, post_load, pre_load
 
     from policy_service.contract.schemas import EXPLAIN
     from policy_service.web.api import JsonBodyParser
@@ -271,6 +271,13 @@ def test_an_empty_query_string_is_loaded_once_per_schema_and_answered_as_marshma
     class Listed(Schema):
         days = fields.List(fields.String(), load_default=list)
 
+    class Made(Schema):
+        day = fields.String(load_default="today")
+
+        @post_load
+        def make(self, data, **_):
+            return tuple(data.items())
+
     def reraise(error, *_, **__):
         raise error
 
@@ -284,6 +291,7 @@ def test_an_empty_query_string_is_loaded_once_per_schema_and_answered_as_marshma
         assert parser.parse(Hooked, location="query") == {"day": "hooked"}
         one, two = parser.parse(Listed, location="query"), parser.parse(Listed, location="query")
         assert one == two == {"days": []} and one["days"] is not two["days"]
+        assert parser.parse(Made, location="query") == parser.parse(Made, location="query") == (("day", "today"),)
         for _ in range(2):
             with pytest.raises(ValidationError):
                 parser.parse(Required, location="query")
