@@ -304,6 +304,8 @@ class _Outcome:
 # Combining depends only on which rules fired, and few distinct sets of them occur; bounded, cleared when full.
 _OUTCOMES: dict[tuple[str, tuple[str, ...]], _Outcome] = {}
 _VERSIONS: dict[tuple[str, date], PolicyVersion | None] = {}
+# id of a tuple of fired rule ids -> (that tuple, the rulebook, their _Outcome), see _outcome.
+_OUTCOMES_OF: dict[int, tuple[tuple[str, ...], Rulebook, _Outcome]] = {}
 _CACHE_SIZE = 4096
 _UNKNOWN: Any = object()
 
@@ -334,11 +336,17 @@ def _in_force_varies(rule: Rule, first: date, last: date) -> bool:
 
 
 def _outcome(fired: tuple[str, ...], rulebook: Rulebook) -> _Outcome:
+    # The engine's memo hands out one tuple per set of fired rules: found first by its id (held, so the id is not
+    # reused while remembered), without hashing the rule ids.
+    held = _OUTCOMES_OF.get(id(fired))
+    if held is not None and held[0] is fired and held[1] is rulebook:
+        return held[2]
     key = (rulebook.version, fired)
     outcome = _OUTCOMES.get(key)
     if outcome is None:
         outcome = _combine_rules(fired, rulebook)
         _remember(_OUTCOMES, key, outcome)
+    _remember(_OUTCOMES_OF, id(fired), (fired, rulebook, outcome))
     return outcome
 
 

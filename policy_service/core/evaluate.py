@@ -434,18 +434,16 @@ def late_delivery(request: DecisionRequest, state: HistoryState, facts: Facts, f
     if not any(facts.expiries.values()):
         return facts, fired  # nothing open at the send (checked in C)
     at = request.send.at
-    ends = [end for end in facts.expiries.values() if end is not None and at < end]
-    if not ends:
-        return facts, fired  # nothing open at the send closes after it
     horizon = at + rulebook.parameter("delivery_delay_considered")
-    ends = sorted(end for end in ends if end <= horizon)
+    ends = [end for end in facts.expiries.values() if end is not None and at < end <= horizon]
     if not ends:
-        return facts, fired
-    later_facts = derive_facts(replace(request.send, at=ends[0]), state, request.context, rulebook, display=False)
+        return facts, fired  # nothing open at the send closes after it, within the delay considered
+    first = min(ends)
+    later_facts = derive_facts(replace(request.send, at=first), state, request.context, rulebook, display=False)
     later = classify(engine.match_memoized(later_facts.engine), later_facts, rulebook)
     if charge_terms(later) == charge_terms(classify(fired, facts, rulebook)):
         return facts, fired
-    facts = with_late_delivery(facts, ends[0], later)
+    facts = with_late_delivery(facts, first, later)
     return facts, engine.match_memoized(facts.engine)
 
 

@@ -280,7 +280,7 @@ def new_state(rulebook: Any) -> HistoryState:
         kinds = _STATE_KINDS[rulebook.version] = (
             frozenset(rulebook.parameter("window_ignored_inbound_types")),
             frozenset(rulebook.parameter("entry_point_referral_source_types")))
-    return HistoryState(ignored_types=kinds[0], referral_source_types=kinds[1])
+    return HistoryState(*kinds)  # ignored_types, referral_source_types
 
 
 # rulebook version -> (inbound types the window ignores, referral source types that make an entry point)
