@@ -194,6 +194,8 @@ class Decisions:
         """What the store knows of the sending business filled into the request and the logged request."""
         request, logged = business.enrich(proposal.request, proposal.logged, proposal.phone_number_id,
                                           proposal.contact, self.policy.rulebook)
+        if request is proposal.request and logged is proposal.logged:
+            return proposal
         return replace(proposal, request=request, logged=logged)
 
     def evaluate(self, proposal: Proposal) -> Evaluated:

@@ -83,6 +83,26 @@ def test_only_a_phone_number_loses_its_plus_a_group_id_is_kept_as_given(to, ref,
     assert decisions.proposal(REQUEST.load(raw), raw).contact == contact
 
 
+@pytest.mark.parametrize("send", [
+    {"type": "text"},
+    {"type": "template", "template": {"name": "spring_sale", "language": "en_US", "category": "marketing",
+                                      "status": "APPROVED"}},
+])
+def test_a_request_naming_no_sending_number_passes_the_business_state_step_as_received(pipeline, send):
+    """Without a sending number nothing stored can apply, and a template that gives its category and status needs
+    nothing from the registry: the proposal goes on as it came, the same request and logged request. The same
+    decision as a request naming a number the store knows nothing of, but for what that number's store adds."""
+    raw = {"send": {"at": iso(T0), "to": "+" + CONTACT, **send}, "history": []}
+    start = decisions.proposal(REQUEST.load(raw), raw)
+    assert pipeline.fill_in_business_state(start) is start
+    unknown = {**raw, "send": {**raw["send"], "phone_number_id": "000000000000001"}}
+    filled = pipeline.fill_in_business_state(decisions.proposal(REQUEST.load(unknown), unknown))
+    assert filled.request.send.template == start.request.send.template
+    stored_only = set(filled.request.sources)
+    assert {k: v for k, v in filled.request.context.items() if k not in stored_only} == start.request.context
+    assert pipeline.preview(start).body["decision"] == pipeline.preview(filled).body["decision"]
+
+
 def test_a_template_nobody_knows_the_category_of_is_a_422_naming_the_field(pipeline):
     """Neither the request nor the registry gives the category: ServiceError with the HTTP error shape."""
     raw = name_only_send(T0, name="never_heard_of")
@@ -92,6 +112,10 @@ def test_a_template_nobody_knows_the_category_of_is_a_422_naming_the_field(pipel
     assert error["code"] == 422 and error["status"] == "Unprocessable Entity"
     assert list(error["errors"]) == ["send.template.category"]
     assert error["message"].startswith("invalid request: send.template.category: required")
+    unnamed = {"send": raw["send"]}  # no history_ref: no sending number at all
+    with pytest.raises(ServiceError) as without_number:
+        pipeline.decide(decisions.proposal(REQUEST.load(unnamed), unnamed))
+    assert list(without_number.value.as_dict()["errors"]) == ["send.template.category"]
 
 
 def test_the_log_dictionary_samples_are_the_same_bytes_each_time_and_hold_no_decision_id(app, client,
