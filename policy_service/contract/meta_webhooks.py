@@ -279,7 +279,7 @@ class Reading:
             self.skip(path, inside)
             return False
         for bad, why in inside.items():
-            self.skip(f"{prefix}{bad}", {bad: [*why, "not read: the rest of the part was"]})
+            self.skip(f"{prefix}{bad}", {bad: [*why, "not read (the rest of the part was read)"]})
         return True
 
     def skip(self, path: str, reason: dict[str, list[str]]) -> None:
@@ -689,6 +689,7 @@ def read(document: dict[str, Any], received_at: datetime) -> Reading:
         bad[:end] for bad in unreadable for end in range(len(bad)) if bad[end] == "."})
     for entry_index, raw_entry in enumerate(document["entry"]):
         entry = reading.load(ENTRY, raw_entry, f"entry.{entry_index}")
+        at = _entry_time(reading, entry, f"entry.{entry_index}.time", received_at) if entry else received_at
         for change_index, raw_change in enumerate(entry["changes"] if entry else ()):
             path = f"entry.{entry_index}.changes.{change_index}"
             change = reading.load(CHANGE, raw_change, path)
@@ -699,17 +700,26 @@ def read(document: dict[str, Any], received_at: datetime) -> Reading:
                 reading.skip(f"{path}.field", {"field": [
                     f"{change['field']!r} is not stored: policy-service reads {', '.join(sorted(FIELD_READERS))}"]})
                 continue
-            reader(reading, _Change(change["value"], f"{path}.value", str(entry["id"] or ""),
-                                    _entry_time(entry, received_at)))
+            reader(reading, _Change(change["value"], f"{path}.value", str(entry["id"] or ""), at))
     return reading
 
 
-def _entry_time(entry: dict[str, Any], received_at: datetime) -> datetime:
-    # entry.time is when Meta triggered the webhook; some fields omit it, so the receipt time stands in.
-    try:
-        return datetime.fromtimestamp(int(entry["time"]), tz=UTC)
-    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+def _entry_time(reading: Reading, entry: dict[str, Any], path: str, received_at: datetime) -> datetime:
+    """entry.time (when Meta triggered the webhook: the time of its account and template events), else the
+    receipt time. Some fields omit it: the receipt time stands in silently. One that is not Unix seconds between
+    2000 and 2999 is listed as not read and the receipt time stands in too: an ACCOUNT_RESTRICTION dated in the
+    year 9999 would never apply before it (a silent allow)."""
+    if entry.get("time") is None:
         return received_at
+    try:
+        moment = datetime.fromtimestamp(int(entry["time"]), tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        moment = None
+    if isinstance(entry["time"], bool) or moment is None or not EARLIEST <= moment <= LATEST:
+        reading.skip(path, {"time": ["must be Unix seconds between 2000-01-01 and 2999-12-31: not read, the "
+                                     "receipt time stands in"]})
+        return received_at
+    return moment
 
 
 def _metadata(reading: Reading, change: _Change) -> dict[str, Any] | None:

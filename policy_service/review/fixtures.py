@@ -8,25 +8,53 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from ..contract.parsing import flatten_errors
 from ..contract.schemas import CHARGE, REQUEST
+from ..contract.strict import RequestSchema
 from ..core.decision import Decision, fail_closed
 from ..core.engine import RulesEngine
 from ..core.evaluate import evaluate
 from ..core.rulebook import Rulebook
 
-FIXTURE_KEYS = {"description", "scenario", "request", "expect"}
-EXPECT_KEYS = {
-    "decision", "status", "required_message_type", "charge", "policy_version", "rules", "determining_rules",
-    "error_codes", "not_rules",
-}
 SCALARS = ("decision", "status", "required_message_type", "policy_version")
 RULE_LISTS = ("rules", "not_rules", "determining_rules")
 
 
 class FixtureError(ValueError):
     """A fixture file is malformed; the message names the file."""
+
+
+class ExpectSchema(RequestSchema):
+    """What a fixture expects of its decision: any of these keys, at least one (unknown keys refused)."""
+
+    decision = fields.String(validate=validate.OneOf(("allow", "deny")))
+    status = fields.String(validate=validate.OneOf(("decided", "not_applicable", "error")))
+    required_message_type = fields.String(allow_none=True)
+    charge = fields.Dict(allow_none=True, metadata={"description": "the charge's fields to compare (a subset)"})
+    policy_version = fields.String(allow_none=True)
+    rules = fields.List(fields.String(), metadata={"description": "rules that must fire"})
+    not_rules = fields.List(fields.String(), metadata={"description": "rules that must not fire"})
+    determining_rules = fields.List(fields.String())
+    error_codes = fields.List(fields.Integer(strict=True))
+
+    @validates_schema
+    def names_something(self, data: dict[str, Any], **_: Any) -> None:
+        if not data:
+            raise ValidationError(f"names nothing to check: give any of {', '.join(self.fields)}")
+
+
+class FixtureSchema(Schema):
+    """A fixture file: {description, scenario?, request, expect} (unknown keys refused)."""
+
+    description = fields.String(required=True)
+    scenario = fields.String(allow_none=True)
+    request = fields.Dict(required=True, metadata={"description": "a POST /v1/decisions body"})
+    expect = fields.Nested(ExpectSchema, required=True)
+
+
+FIXTURE = FixtureSchema()
 
 
 @dataclass(frozen=True)
@@ -74,22 +102,25 @@ class FixtureResult:
 
 
 def load_fixture(path: str | Path) -> Fixture:
-    """Read one fixture file, refusing unknown keys."""
+    """Read one fixture file (FixtureSchema). Raises FixtureError naming the file and each wrong key's path."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:  # ValueError: JSONDecodeError and UnicodeDecodeError
         raise FixtureError(f"{path}: cannot read fixture: {error}") from None
     if not isinstance(data, dict):
         raise FixtureError(f"{path}: a fixture is a JSON object")
-    unknown = set(data) - FIXTURE_KEYS
-    missing = {"description", "request", "expect"} - set(data)
-    if unknown or missing:
-        raise FixtureError(f"{path}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
-    expect_unknown = set(data["expect"]) - EXPECT_KEYS
-    if expect_unknown:
-        raise FixtureError(f"{path}: unknown expect keys {sorted(expect_unknown)}")
+    try:
+        FIXTURE.load(data)
+    except ValidationError as error:
+        raise FixtureError(f"{path}: {_worded(error)}") from None
     return Fixture(path, data["description"], data["request"], data["expect"], data.get("scenario"))
+
+
+def _worded(error: ValidationError, prefix: str = "") -> str:
+    # A nested object's own error (marshmallow's "_schema") is the object's: "expect: must be a JSON object".
+    return "; ".join(f"{prefix}{key.removesuffix('._schema')}: {' '.join(messages)}"
+                     for key, messages in flatten_errors(error.messages).items())
 
 
 def discover(paths: list[str | Path]) -> list[Fixture]:
@@ -106,7 +137,7 @@ def run_fixture(fixture: Fixture, *, rulebook: Rulebook, engine: RulesEngine) ->
     try:
         request = REQUEST.load(fixture.request)
     except ValidationError as error:
-        raise FixtureError(f"{fixture.path}: request is invalid: {error.messages}") from None
+        raise FixtureError(f"{fixture.path}: the request is invalid: {_worded(error, 'request.')}") from None
     decision = evaluate(request, rulebook=rulebook, engine=engine, decision_id=f"fixture:{fixture.name}")
     mismatches = compare(fixture.expect, decision) + undefined(fixture.expect, rulebook)
     return FixtureResult(fixture, decision, tuple(mismatches))

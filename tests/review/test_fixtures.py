@@ -6,6 +6,7 @@ import pytest
 
 from policy_service.core.decision import fail_closed
 from policy_service.review.fixtures import (
+    FixtureError,
     Mismatch,
     compare,
     discover,
@@ -66,3 +67,31 @@ def test_an_expected_rule_id_no_rule_file_defines_fails_the_fixture(rulebook, en
     wrong = load_fixture(DATA_DIR / "fixtures" / "freeform_at_exactly_24_hours_wrongly_expected_allowed.json")
     result = run_fixture(wrong, rulebook=rulebook, engine=engine)
     assert Mismatch("undefined_rule_ids", [], ["NO-SUCH-RULE"]) in result.mismatches
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"expect": 5}, "expect: must be a JSON object"),
+    ({"expect": {}}, "expect: names nothing to check"),
+    ({"expect": {"rules": "CSW-2.open"}}, "expect.rules: Not a valid list."),
+    ({"expect": {"decision": "maybe"}}, "expect.decision: Must be one of: allow, deny."),
+    ({"expect": {"error_codes": ["131047"]}}, "expect.error_codes.0: Not a valid integer."),
+    ({"request": []}, "request: Not a valid mapping type."),
+    ({"surprise": 1}, "surprise: Unknown field."),
+])
+def test_a_malformed_fixture_is_refused_naming_the_file_and_the_key(tmp_path, change, named):
+    """`"expect": 5` was a TypeError traceback from `policy-service test`, and `"expect": {}` a fixture that
+    checked nothing and passed: each wrong shape is a FixtureError naming the file and the key's path."""
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"description": "d", "request": {"send": {}}, "expect": {"decision": "deny"},
+                                **change}))
+    with pytest.raises(FixtureError) as refused:
+        load_fixture(path)
+    assert str(refused.value).startswith(f"{path}: ") and named in str(refused.value), str(refused.value)
+
+
+def test_a_fixture_that_is_not_utf8_is_refused_naming_it(tmp_path):
+    """A file that is not UTF-8 is a FixtureError naming it (the CLI said "an input file is not UTF-8")."""
+    path = tmp_path / "latin1.json"
+    path.write_bytes(b'{"description": "caf\xe9"}'.replace(b"\\xe9", b"\xe9"))
+    with pytest.raises(FixtureError, match=f"^{path}: cannot read fixture"):
+        load_fixture(path)

@@ -91,3 +91,18 @@ def test_the_messaging_limit_from_capability_updates_and_users_counted_from_stat
     # A larger limit from context overrides the stored one: no advice.
     request = send(T0 + 3600) | {"context": {"messaging_limit": 1000}}
     assert "LIM-2" not in [r["rule"] for r in client.post("/v1/decisions", json=request).json["trace"]]
+
+
+def test_an_entry_time_out_of_range_is_listed_and_the_receipt_time_stands_in(client):
+    """An ACCOUNT_RESTRICTION whose entry.time is the year 9999 (or a boolean, or not a number) was dated there
+    silently and never applied: a silent allow. The time is listed as not read, and the restriction is dated when
+    the webhook arrived, so a send after that is denied (ACC-1)."""
+    received = int(datetime.now(UTC).timestamp())
+    deliver(client, inbound_text("wamid.old", received - 10 * 86400))  # names the number's WABA
+    for bad in (253402300799, True, "soon"):
+        (answer,) = deliver(client, account_update("ACCOUNT_RESTRICTION", bad, restriction_info=[
+            {"restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "expiration": received + 30 * 86400}]))
+        assert [(s["path"], list(s["reason"])) for s in answer.json["skipped"]] == [("entry.0.time", ["time"])], \
+            answer.json
+    body = client.post("/v1/decisions", json=send(received + 86400)).json
+    assert body["decision"] == "deny" and "ACC-1" in body["determining_rules"]
