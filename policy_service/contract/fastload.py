@@ -9,7 +9,7 @@ rules, the template time-to-live range, the recipient) while it builds the `Mess
 request through marshmallow, so every error, its field path and its wording come from marshmallow alone (the
 fast path only ever answers for valid input). A group send, Direct Send, the Marketing Messages API and Meta
 Business Agent flags, a referral's welcome_message, and context members other than booleans, counts, patterned
-codes and the WABA time zone are always left to marshmallow. tests/contract/test_fastload.py proves on random
+codes, days and the WABA time zone are always left to marshmallow. tests/contract/test_fastload.py proves on random
 valid and invalid requests, and on raw bodies through contract.parsing, that the result equals marshmallow's.
 
 `typed_history` is also what contract.parsing uses to bound a decision body's history without walking it: a list
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextvars import ContextVar
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -306,7 +306,29 @@ def _context_checks() -> dict[str, Callable[[Any], bool]]:
         elif type(field) is fields.String and kinds == {validate.Regexp}:
             matchers = [v.regex.match for v in field.validators]
             checks[name] = (lambda ms: lambda value: type(value) is str and all(m(value) for m in ms))(matchers)
+        elif type(field) is fields.Date and field.format in ("iso", "iso8601") and kinds == {validate.Range}:
+            (bound,) = field.validators
+            if bound.min is not None and bound.max is not None and bound.min_inclusive and bound.max_inclusive:
+                checks[name] = (lambda low, high: lambda value: _day(value, low, high) is not None)(bound.min,
+                                                                                                   bound.max)
+                _CONTEXT_DAYS.add(name)
     return checks
+
+
+# Context members that are days (fields.Date, ISO format): loaded as marshmallow loads them, date.fromisoformat.
+_CONTEXT_DAYS: set[str] = set()
+
+
+def _day(value: Any, low: date, high: date) -> date | None:
+    """The day a context member gives, when fields.Date would load it (a string date.fromisoformat reads) and its
+    Range (low to high, both included) accepts it; else None."""
+    if type(value) is not str:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        return None
+    return day if low <= day <= high else None
 
 
 def _known_zone(value: Any) -> bool:
@@ -331,4 +353,7 @@ def _context(value: Any) -> dict[str, Any] | None:
         if check is None or not check(member):
             return None
     # In the order marshmallow's load gives (the schema's).
-    return {name: value[name] for name in _CONTEXT_ORDER if name in value} if value else {}
+    loaded = {name: value[name] for name in _CONTEXT_ORDER if name in value} if value else {}
+    for name in _CONTEXT_DAYS.intersection(loaded):
+        loaded[name] = date.fromisoformat(loaded[name])
+    return loaded
