@@ -117,10 +117,14 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
         charge, priced, facts = price(charge, facts)
         if priced is not None:
             trace = (*trace, priced)
-    # decision, status, required_message_type, charge, policy_version, rulebook_version, trace, facts,
-    # error_codes, error, classified_charge, decision_id
-    return Decision(outcome.decision, outcome.status, outcome.required, charge, version.id if version else None,
-                    rulebook.version, trace, facts, outcome.error_codes, None, classified, decision_id)
+    # Decision(...) made from the outcome's fields (made once) without its __init__, as _builder makes a Reason.
+    made = outcome.fields.copy()
+    made["charge"], made["policy_version"], made["rulebook_version"] = charge, version.id if version else None, \
+        rulebook.version
+    made["trace"], made["facts"], made["classified_charge"], made["decision_id"] = trace, facts, classified, decision_id
+    decision = _new(Decision)
+    _set(decision, "__dict__", made)
+    return decision
 
 
 def _trace(outcome: _Outcome, facts: Facts) -> tuple[Reason, ...]:
@@ -299,6 +303,9 @@ class _Outcome:
     near_changes: frozenset[date] = frozenset()
     # The words of `named` for facts (facts.text_maker).
     texts: Callable[[Facts], tuple[str, ...]] = field(default=tuple, compare=False)
+    # The fields of a Decision with this outcome, as Decision(...) writes them, those of the facts left at their
+    # defaults (combine fills them in).
+    fields: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 # Combining depends only on which rules fired, and few distinct sets of them occur; bounded, cleared when full.
@@ -390,15 +397,17 @@ def _combine_rules(fired: tuple[str, ...], rulebook: Rulebook) -> _Outcome:
     steps = tuple(_Step(rule, rule.id in determining, _note(rule, charge_rules, decision), denied=decision != "allow")
                   for rule in ordered)
     named = tuple(dict.fromkeys(name for step in steps for name in step.named))
+    error_codes = tuple(r.error_code for r in denies if r.error_code)
     return _Outcome(
         decision=decision,
         status=status,
         required=required,
         charge_rule=charge_rules[0] if charge_rules else None,
         ordered=steps,
-        error_codes=tuple(r.error_code for r in denies if r.error_code),
+        error_codes=error_codes,
         named=named,
         texts=text_maker(named),
+        fields=Decision(decision, status, required, None, None, "", (), None, error_codes).__dict__,
         changes=tuple(sorted({day for rule in rules for day in _changes(rule)})),
         near_changes=_near({day for rule in rules for day in _changes(rule)}),
     )
