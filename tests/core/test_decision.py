@@ -202,3 +202,17 @@ def test_the_outcome_found_by_the_fired_tuple_is_the_one_its_rule_ids_give(ruleb
     renamed = dataclass_replace(rulebook, version=rulebook.version + "-other")
     assert _outcome(fired, renamed) is not first
     assert _outcome(fired, rulebook) is first
+
+
+def test_a_combined_decision_is_a_decision_as_its_constructor_makes_it(rulebook, facts):
+    """combine makes a Decision from its outcome's fields without Decision.__init__: every field is there, in the
+    record's order, and nothing else (so equality, replace, repr and the response read what __init__ would write)."""
+    from dataclasses import fields
+
+    from policy_service.core.decision import Decision
+
+    for fired in (("CSW-2.open",), ("CSW-2.open", "CSW-2.freeform-closed"), ()):
+        decision = combine(fired, facts, rulebook, decision_id="d")
+        assert list(vars(decision)) == [f.name for f in fields(Decision)]
+        assert decision == Decision(*(getattr(decision, f.name) for f in fields(Decision)))
+        assert decision.decision_id == "d" and decision.rulebook_version == rulebook.version
