@@ -162,7 +162,7 @@ def parse_json(body: bytes | str, limits: Limits) -> Any:
         detail = f"not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
         raise BodyRefused(400, f"the body is {detail}", {ROOT: [detail]}) from None
     except RecursionError:
-        raise _too_deep(limits) from None
+        raise too_deep(limits) from None
     unreadable = _check(value, limits)
     return Unreadable(value, unreadable) if unreadable else value
 
@@ -270,7 +270,8 @@ def _within(value: Any, limits: Limits, settled: frozenset[int] | set[int] = fro
     return True
 
 
-def _too_deep(limits: Limits) -> BodyRefused:
+def too_deep(limits: Limits) -> BodyRefused:
+    """The 400 for a body nested deeper than limits.max_depth (the Python API words a caller's value so too)."""
     detail = f"nested deeper than {limits.max_depth} levels"
     return BodyRefused(400, f"the body is {detail}", {ROOT: [detail]})
 
@@ -301,7 +302,7 @@ def _check(value: Any, limits: Limits) -> dict[str, list[str]]:
         if not isinstance(item, dict | list):
             continue
         if len(path) >= limits.max_depth:
-            raise _too_deep(limits)
+            raise too_deep(limits)
         limit, message = _item_limit(path, limits)
         if len(item) > limit:
             _add(errors, path, message.format(limit=limit, count=len(item)))

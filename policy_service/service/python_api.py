@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -40,7 +41,7 @@ import orjson
 from marshmallow import Schema, ValidationError
 
 from ..config import Settings, load_settings
-from ..contract.parsing import BodyRefused, Limits, batch_limits, decision_limits, parse_json
+from ..contract.parsing import BodyRefused, Limits, batch_limits, decision_limits, parse_json, too_deep
 from ..contract.pricing import CURRENCY_BODY, FORECAST, FORECAST_LIMITS
 from ..contract.queries import COST_QUERY, RECONCILIATION_QUERY
 from ..contract.schemas import BATCH_REQUEST, EXPLAIN, REQUEST
@@ -245,8 +246,8 @@ def _body(value: JsonBody, limits: Limits) -> Any:
     endpoint's limits; a dict written as JSON first (so its values are JSON's, and the same limits apply)."""
     try:
         text = value if isinstance(value, bytes | str) else _json_text(value)
-    except (TypeError, ValueError) as error:
-        raise ServiceError(400, f"the request is not JSON: {error}", {"_request": [f"not JSON: {error}"]}) from None
+    except (TypeError, ValueError, RecursionError) as error:
+        raise _unwritable(value, limits, error) from None
     try:
         return parse_json(text, limits)
     except BodyRefused as refused:
@@ -265,6 +266,38 @@ def _json_text(value: Any) -> bytes | str:
     if text is not None and b"null" not in text:
         return text
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=True, default=_python_value)
+
+
+def _unwritable(value: Any, limits: Limits, error: Exception) -> ServiceError:
+    """Why a caller's value could not be written as JSON, at its field path, worded as the HTTP API words the same
+    fault in a body: nesting deeper than the limits (400), an integer longer than a number may be (422: past 4,300
+    digits Python will not write it), a value JSON has no type for (422: a set, bytes, an object). A walk without
+    recursion, made only after writing failed."""
+    stack: list[tuple[Any, tuple[str, ...], int]] = [(value, (), 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, Mapping | list | tuple) and depth >= limits.max_depth:
+            return ServiceError.refused(too_deep(limits))
+        if isinstance(item, Mapping):
+            for key, member in item.items():
+                if not (key is None or isinstance(key, str | int | float)):
+                    return _invalid_at(path, f"a key must be a string, got {type(key).__name__}")
+                stack.append((member, (*path, str(key)), depth + 1))
+        elif isinstance(item, list | tuple):
+            stack.extend((member, (*path, str(index)), depth + 1) for index, member in enumerate(item))
+        elif isinstance(item, int) and not isinstance(item, bool) and item:
+            length = int(math.log10(abs(item))) + 1 + (item < 0)
+            if length > limits.max_number_chars:
+                return _invalid_at(path, f"must be a number of at most {limits.max_number_chars} characters, "
+                                         f"got {length}")
+        elif not (item is None or isinstance(item, str | int | float | Decimal)):
+            return _invalid_at(path, "must be a JSON value (str, int, float, bool, None, a list or a dict), got "
+                                     + type(item).__name__)
+    return ServiceError(400, f"the request is not JSON: {error}", {"_request": [f"not JSON: {error}"]})
+
+
+def _invalid_at(path: tuple[str, ...], message: str) -> ServiceError:
+    return ServiceError.invalid({".".join(path) or "_request": [message]})
 
 
 def _python_value(value: Any) -> Any:

@@ -176,10 +176,39 @@ def test_a_float_nan_or_infinity_is_refused_naming_the_field_as_over_http(client
     assert list(raised.value.errors) == ["context.conversations_this_month"]
 
 
-def test_a_value_json_cannot_hold_is_a_400_naming_the_request(service):
+@pytest.mark.parametrize("value", [object(), {1, 2}, b"2025-09-01"])
+def test_a_value_json_cannot_hold_is_a_422_naming_its_field(service, value):
+    """A set, bytes or an object in a request was a 400 naming only "_request" ("Object of type set is not JSON
+    serializable"): the field holding it is named."""
     with pytest.raises(ServiceError) as raised:
-        service.decide({"send": {"at": object()}})
-    assert raised.value.code == 400 and list(raised.value.errors) == ["_request"]
+        service.decide({"send": {"to": "+14155550123", "at": value}})
+    assert raised.value.code == 422 and list(raised.value.errors) == ["send.at"], raised.value.as_dict()
+    assert type(value).__name__ in raised.value.errors["send.at"][0]
+
+
+def test_an_integer_python_will_not_write_is_the_http_422(client, service):
+    """10**5000 in a request (past the 4,300 digits Python writes) was a 400 quoting Python's int limit: it is the
+    422 HTTP gives for the same 5,001-digit literal, at its field."""
+    send = {"at": "2025-09-01T10:00:00+00:00", "to": "+14155550123", "type": "text"}
+    text = f'{{"send": {json.dumps(send)}, "context": {{"conversations_this_month": 1{"0" * 5000}}}}}'
+    over_http = client.post("/v1/decisions", content_type="application/json", data=text)
+    with pytest.raises(ServiceError) as raised:
+        service.decide({"send": send, "context": {"conversations_this_month": 10**5000}})
+    assert over_http.status_code == 422 and raised.value.as_dict() == over_http.json
+
+
+def test_a_request_nested_past_the_limits_is_the_http_400_not_a_recursion_error(client, service):
+    """A list nested 5,000 deep raised a bare RecursionError from the standard library's writer: it is the 400
+    HTTP gives for a body nested deeper than its limits."""
+    deep: list = []
+    for _ in range(5_000):
+        deep = [deep]
+    send = {"at": "2025-09-01T10:00:00+00:00", "to": "+14155550123", "type": "text"}
+    over_http = client.post("/v1/decisions", content_type="application/json",
+                            data=f'{{"send": {json.dumps(send)}, "context": {{"x": {"[" * 5000}{"]" * 5000}}}}}')
+    with pytest.raises(ServiceError) as raised:
+        service.decide({"send": send, "context": {"x": deep}})
+    assert over_http.status_code == 400 and raised.value.as_dict() == over_http.json
 
 
 def test_bad_report_filters_are_the_http_422(client, service):
