@@ -64,7 +64,8 @@ MAX_BATCH = 1_000
 
 
 # Sends and messages fall between these; far-off years would overflow on conversion to a WABA's zone.
-EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2999, 12, 31, tzinfo=UTC)
+# LATEST is the last instant of 2999-12-31 (UTC), as the errors say ("between 2000-01-01 and 2999-12-31").
+EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
 
 
 FIRST_DAY, LAST_DAY = EARLIEST.date(), LATEST.date()

@@ -56,3 +56,12 @@ def test_every_number_a_request_reads_has_an_upper_bound():
             continue
         unbounded.append(f"{schema}.{name}")
     assert not unbounded, unbounded
+
+
+def test_the_last_day_a_time_may_fall_on_is_whole():
+    """The errors say "between 2000-01-01 and 2999-12-31": a send during 2999-12-31 is valid (00:00:01 was
+    refused), one a microsecond into 3000 is not."""
+    REQUEST.load({"send": {**SEND, "at": "2999-12-31T23:59:59.999999+00:00"}})
+    with pytest.raises(ValidationError) as refused:
+        REQUEST.load({"send": {**SEND, "at": "3000-01-01T00:00:00+00:00"}})
+    assert refused.value.messages["send"]["at"] == ["must be between 2000-01-01 and 2999-12-31"]
