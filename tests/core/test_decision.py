@@ -183,3 +183,22 @@ def test_the_compiled_trace_is_the_trace_reason_by_reason(rulebook, engine):
                              for step in outcome.ordered)
             assert _trace(outcome, facts) == expected, fixture.name
             assert [vars(reason) for reason in _trace(outcome, facts)] == [vars(reason) for reason in expected]
+
+
+def test_the_outcome_found_by_the_fired_tuple_is_the_one_its_rule_ids_give(rulebook):
+    """decision._outcome finds an outcome first by the id of the fired-rules tuple (the engine memo hands out one
+    tuple per set of fired rules): an equal tuple made anew gets the same outcome, a tuple of other rules never gets
+    this one, and another rulebook object (of its own version) gets its own outcome, not the one remembered."""
+    from dataclasses import replace as dataclass_replace
+
+    from policy_service.core.decision import _outcome
+
+    fired = ("CSW-2.open", "CSW-2.freeform-closed")
+    first = _outcome(fired, rulebook)
+    assert _outcome(fired, rulebook) is first
+    assert _outcome(tuple(list(fired)), rulebook) is first  # equal, another object: found by its rule ids
+    other = _outcome(("CSW-2.open",), rulebook)
+    assert other is not first and other.decision == "allow" and first.decision == "deny"
+    renamed = dataclass_replace(rulebook, version=rulebook.version + "-other")
+    assert _outcome(fired, renamed) is not first
+    assert _outcome(fired, rulebook) is first

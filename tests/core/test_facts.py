@@ -218,3 +218,15 @@ _ZONES = st.one_of(st.none(), st.just(UTC), st.just(ZoneInfo("America/Sao_Paulo"
 def test_iso_time_writes_what_isoformat_writes(moment):
     """Every time, naive or with any offset (seconds and microseconds in it too), reads as isoformat writes it."""
     assert iso_time(moment) == moment.isoformat()
+
+
+def test_a_recipients_facts_are_its_contacts():
+    """facts._recipient_facts (cached per recipient text) gives the region, calling code and BSUID kind that
+    recipient_contact gives, for a phone number, a +1 number, a BSUID, a group id and a masked number."""
+    from policy_service.core.facts import _recipient_facts
+    from policy_service.core.identities import recipient_contact
+
+    for to in ("+5511987654321", "+14155550123", "US.13491208655302741918", "120363025246125486@g.us",
+               "+55119876*****"):
+        contact = recipient_contact(to)
+        assert _recipient_facts(to) == (contact.region, contact.calling_code, contact.is_bsuid)
