@@ -679,7 +679,7 @@ class BatchRequestSchema(RequestSchema):
                                min=1, max=MAX_BATCH,
                                # The configured MAX_BATCH_SIZE (at most MAX_BATCH) is enforced, and named, by the
                                # body parser before this schema: only the lower bound is worth saying here.
-                               error="must hold at least one request, and at most MAX_BATCH_SIZE"))
+                               error="must hold at least one request"))
 
 
 class BatchResponseSchema(ResponseSchema):
