@@ -71,6 +71,16 @@ EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2999, 12, 31, 23, 
 FIRST_DAY, LAST_DAY = EARLIEST.date(), LATEST.date()
 
 
+class FromBeforeTo:
+    """For a query schema with `since` (from) and `until` (to): a `to` before `from` is an error naming `to`, not
+    an empty answer that looks like nothing happened."""
+
+    @validates_schema
+    def from_before_to(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("since") is not None and data.get("until") is not None and data["until"] < data["since"]:
+            raise ValidationError("must not be before from", "to")
+
+
 def day_field(**kwargs: Any) -> fields.Date:
     """A day (YYYY-MM-DD) between FIRST_DAY and LAST_DAY, like every time a request gives: a day near year 9999
     overflowed when a report or filter moved to the next day (a 500)."""
@@ -89,7 +99,8 @@ def count_range(low: int = 0) -> validate.Range:
     return validate.Range(min=low, max=MAX_COUNT, error=f"must be between {low} and {MAX_COUNT:,} (2^53 - 1)")
 
 
-def _timestamp(**kwargs: Any) -> fields.AwareDateTime:
+def timestamp_field(**kwargs: Any) -> fields.AwareDateTime:
+    """An RFC 3339 time with its offset, between EARLIEST and LATEST (every time a request or query gives)."""
     return fields.AwareDateTime(
         validate=validate.Range(min=EARLIEST, max=LATEST, error="must be between 2000-01-01 and 2999-12-31"),
         **kwargs,
@@ -183,7 +194,7 @@ class ReferralSchema(RequestSchema):
 class SendSchema(RequestSchema):
     """The proposed send."""
 
-    at = _timestamp(required=True, metadata={"description": "RFC 3339 with offset"})
+    at = timestamp_field(required=True, metadata={"description": "RFC 3339 with offset"})
     to = fields.String(required=True, validate=validate.Length(min=1, max=255), metadata={
         "description": "E.164 number or business-scoped user ID (BSUID); for recipient_type group, the group id"})
     type = fields.String(required=True, validate=validate.OneOf(MESSAGE_TYPES))
@@ -255,7 +266,7 @@ class MessageSchema(RequestSchema):
 
     id = fields.String(metadata={"description": "Meta's wamid, when known"})
     direction = fields.String(required=True, validate=validate.OneOf(("inbound", "outbound")))
-    at = _timestamp(required=True)
+    at = timestamp_field(required=True)
     type = fields.String(required=True, validate=validate.OneOf(MESSAGE_TYPES + INBOUND_ONLY_TYPES + (UNKNOWN_TYPE,)),
                          metadata={"description": "outbound `unknown`: known only from status webhooks whose category "
                                                   "does not say (the replay states what it assumes)"})
@@ -263,7 +274,7 @@ class MessageSchema(RequestSchema):
     status = fields.String(validate=validate.OneOf(DELIVERY_STATUSES), metadata={
         "description": "outbound: Meta's latest status (default delivered); sent, failed, deleted and warning "
                        "do not say it was delivered"})
-    delivered_at = _timestamp(metadata={
+    delivered_at = timestamp_field(metadata={
         "description": "outbound: when Meta reported it delivered (RFC 3339); Meta opens and charges on delivery. "
                        "Without it, a delivered/read/played message counts as delivered at `at`"})
     referral = fields.Nested(ReferralSchema)
@@ -306,14 +317,14 @@ class ExceptionCountrySchema(RequestSchema):
     """One country whose authentication-international start differs from the business's general one."""
 
     country_code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{2}$"))
-    start_time = _timestamp(required=True)
+    start_time = timestamp_field(required=True)
 
 
 class AuthenticationInternationalSchema(RequestSchema):
     """Meta's authentication-international eligibility (account_update webhook, AUTH_INTL_PRICE_ELIGIBILITY_UPDATE:
     `auth_international_rate_eligibility`), with its Unix times given as RFC 3339."""
 
-    start_time = _timestamp(required=True, metadata={"description": "when the rate starts for every country"})
+    start_time = timestamp_field(required=True, metadata={"description": "when the rate starts for every country"})
     exception_countries = fields.List(fields.Nested(ExceptionCountrySchema), validate=validate.Length(max=300),
                                       metadata={"description": "countries with their own start time"})
 

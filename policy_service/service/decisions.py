@@ -164,7 +164,7 @@ def _same_user(ref: dict[str, Any], request: DecisionRequest) -> None:
     if to not in known:
         raise ServiceError(422, "invalid request: history_ref.contact: names another user than send.to", {
             "history_ref.contact": [f"names another user than send.to ({request.send.to}): give the recipient's "
-                                    "wa_id or a BSUID linked to it, or leave contact out"]})
+                                    "wa_id, or a BSUID linked to it"]})
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from webargs.fields import DelimitedList
 
 from ..contract.meta_webhooks import parse_message_templates
-from ..contract.schemas import ErrorSchema, RefusesNul
+from ..contract.schemas import ErrorSchema, FromBeforeTo, RefusesNul, timestamp_field
 from ..service import state
 from .api import JsonBodyParser, request_json
 
@@ -34,18 +34,18 @@ class ImportBodySchema(RefusesNul, Schema):
 class AtSchema(RefusesNul, Schema):
     """When to read the registry (default: now)."""
 
-    at = fields.AwareDateTime(metadata={"description": "RFC 3339; the state in force at this time (default now)"})
+    at = timestamp_field(metadata={"description": "RFC 3339; the state in force at this time (default now)"})
 
 
-class CountQuerySchema(RefusesNul, Schema):
+class CountQuerySchema(RefusesNul, FromBeforeTo, Schema):
     """GET /v1/counts: outbound messages Meta priced, by scope, category and period."""
 
     phone_number_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     categories = DelimitedList(fields.String(validate=validate.Length(min=1, max=32)), required=True,
                                validate=validate.Length(min=1, max=16),
                                       metadata={"description": "Meta's pricing categories, comma-separated"})
-    since = fields.AwareDateTime(required=True, data_key="from")
-    until = fields.AwareDateTime(required=True, data_key="to")
+    since = timestamp_field(required=True, data_key="from")
+    until = timestamp_field(required=True, data_key="to")
     contact = fields.String(validate=validate.Regexp(r"^\+?[0-9]{6,20}$"))
     market = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$"),
                            metadata={"description": "the recipients' region (ISO 3166), as Meta's markets"})
@@ -108,8 +108,6 @@ def template_history(query: dict[str, Any], waba_id: str, name: str, language: s
 @blp.alt_response(422, schema=ErrorSchema, description="Bad filter")
 def count(query: dict[str, Any]):
     """Outbound messages Meta priced in the categories, sent by a phone number in [from, to) (as decisions count)."""
-    if query["until"] < query["since"]:
-        abort(422, message="invalid request: to: must not be before from", errors={"to": ["must not be before from"]})
     contact = query["contact"].lstrip("+") if query.get("contact") else None
     total = state.count_messages(
         since=query["since"], until=query["until"], categories=tuple(query["categories"]),

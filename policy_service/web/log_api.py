@@ -9,7 +9,14 @@ from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, post_load, validate
 
 from ..contract.queries import RECONCILIATION_QUERY
-from ..contract.schemas import ErrorSchema, LoggedDecisionSchema, ReconciliationSchema, RefusesNul
+from ..contract.schemas import (
+    ErrorSchema,
+    FromBeforeTo,
+    LoggedDecisionSchema,
+    ReconciliationSchema,
+    RefusesNul,
+    timestamp_field,
+)
 from ..service import logged, reports
 from .api import JsonBodyParser, policy
 
@@ -17,11 +24,11 @@ blp = Blueprint("stored", __name__, url_prefix="/v1", description="The decision 
 blp.ARGUMENTS_PARSER = blp.PAGINATION_ARGUMENTS_PARSER = JsonBodyParser()
 
 
-class DecisionQuerySchema(RefusesNul, Schema):
+class DecisionQuerySchema(RefusesNul, FromBeforeTo, Schema):
     """Filters of GET /v1/decisions."""
 
-    since = fields.AwareDateTime(data_key="from", metadata={"description": "logged at or after (RFC 3339)"})
-    until = fields.AwareDateTime(data_key="to", metadata={"description": "logged before (RFC 3339)"})
+    since = timestamp_field(data_key="from", metadata={"description": "logged at or after (RFC 3339)"})
+    until = timestamp_field(data_key="to", metadata={"description": "logged before (RFC 3339)"})
     decision = fields.String(validate=validate.OneOf(("allow", "deny")))
     rule = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9.\-]{1,64}$"),
                          metadata={"description": "a determining rule id"})

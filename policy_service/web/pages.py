@@ -15,7 +15,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from werkzeug.exceptions import HTTPException
 
 from ..contract.parsing import BodyRefused, bounded_errors, decision_limits, flatten_errors, parse_json
-from ..contract.schemas import DECISION_REQUEST_EXAMPLE, REQUEST, RESPONSE, RefusesNul, day_field
+from ..contract.schemas import DECISION_REQUEST_EXAMPLE, REQUEST, RESPONSE, FromBeforeTo, RefusesNul, day_field
 from ..core import masking, timeline, wording
 from ..core.decision import Charge
 from ..core.errors import EngineError
@@ -80,7 +80,7 @@ def rules():
     )
 
 
-class DecisionFilterSchema(RefusesNul, Schema):
+class DecisionFilterSchema(RefusesNul, FromBeforeTo, Schema):
     """The decision log page's filters: dates are whole UTC days, `to` included."""
 
     since = day_field(data_key="from")

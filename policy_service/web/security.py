@@ -142,6 +142,15 @@ def presented_key() -> str | None:
     return request.headers.get("X-API-Key") or None
 
 
+def _key_header() -> str:
+    """The header an error about the key names: the one that carried it (Authorization wins, as presented_key
+    reads it), else Authorization, the one to send."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return "X-API-Key" if request.headers.get("X-API-Key") else "Authorization"
+    return "Authorization"
+
+
 def matching_key(key: str, keys: tuple[ApiKey, ...]) -> ApiKey | None:
     """The configured key with this key's digest; every digest is compared, in constant time."""
     digest = hash_key(key)
@@ -185,7 +194,8 @@ def require_key() -> Response | None:
             return redirect(url_for("login.login", next=request.full_path.rstrip("?")), code=303)
         message = "the API key is not valid" if presented is not None else \
             "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key`"
-        abort(401, message=message, headers={"WWW-Authenticate": "Bearer"})
+        abort(401, message=message, headers={"WWW-Authenticate": "Bearer"},
+              errors={_key_header(): ["not a configured API key" if presented is not None else "required"]})
     g.api_key_name = key.name
     if request.endpoint is not None:
         allowed = roles_for(request.endpoint)
@@ -193,7 +203,9 @@ def require_key() -> Response | None:
             needed = " or ".join(sorted(allowed))
             article = "an" if needed[:1] in "aeiou" else "a"
             abort(403, message=f"the key {key.name!r} ({'+'.join(sorted(key.roles))}) may not call this; "
-                               f"it needs {article} {needed} key")
+                               f"it needs {article} {needed} key",
+                  errors={_key_header() if presented is not None else "session": [
+                      f"the key {key.name!r} has the role {'+'.join(sorted(key.roles))}; this needs {needed}"]})
     return None
 
 

@@ -178,3 +178,23 @@ def test_a_day_past_every_report_is_refused_naming_it(client, route):
     response = client.get(route, query_string={"from": "2026-01-01", "to": "9999-12-31"})
     assert response.status_code == 422
     assert "2000-01-01 and 2999-12-31" in response.get_data(as_text=True)
+
+
+COUNTS = {"phone_number_id": "106540352242922", "categories": "marketing"}
+
+
+@pytest.mark.parametrize("route, base, early, late, wrong", [
+    ("/v1/decisions", {}, "2026-01-02T00:00:00+00:00", "2026-01-01T00:00:00+00:00", "0001-01-01T00:00:00+00:00"),
+    ("/v1/counts", COUNTS, "2026-01-02T00:00:00+00:00", "2026-01-01T00:00:00+00:00", "9999-12-31T00:00:00+00:00"),
+    ("/ui/decisions", {}, "2026-01-02", "2026-01-01", "0001-01-01"),
+])
+def test_a_to_before_from_or_a_time_past_the_years_is_a_422_naming_it(client, route, base, early, late, wrong):
+    """GET /v1/decisions answered to-before-from with 200 [] (as if nothing was logged) and took the year 1 and
+    9999, while /v1/costs refused both: every time filter refuses them alike, naming the parameter."""
+    reversed_range = client.get(route, query_string={**base, "from": early, "to": late})
+    assert reversed_range.status_code == 422 and "must not be before from" in reversed_range.get_data(as_text=True)
+    for key in ("from", "to"):
+        outside = client.get(route, query_string={**base, "from": early, "to": early, key: wrong})
+        assert outside.status_code == 422 and "2000-01-01 and 2999-12-31" in outside.get_data(as_text=True), key
+    if route.startswith("/v1/"):
+        assert list(reversed_range.get_json()["errors"]) == ["query.to"]

@@ -46,15 +46,16 @@ def test_missing_key_is_refused(locked, example_request):
     """With keys configured, a request without a key gets 401 in the error shape, with WWW-Authenticate."""
     response = locked.post("/v1/decisions", json=example_request)
     body = assert_error_shape(response, 401)
-    assert "API key" in body["message"]
+    assert "API key" in body["message"] and body["errors"] == {"Authorization": ["required"]}
     assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
 @pytest.mark.parametrize("headers", [{"Authorization": "Bearer wrong"}, {"X-API-Key": "wrong"},
                                      {"Authorization": f"Basic {KEYS[0]}"}])
 def test_wrong_key_is_refused(locked, example_request, headers):
-    """A wrong key, or a right key in the wrong scheme, gets 401."""
-    assert_error_shape(locked.post("/v1/decisions", json=example_request, headers=headers), 401)
+    """A wrong key, or a right key in the wrong scheme, gets 401 naming the header that carried it."""
+    body = assert_error_shape(locked.post("/v1/decisions", json=example_request, headers=headers), 401)
+    assert list(body["errors"]) == ["X-API-Key" if "X-API-Key" in headers else "Authorization"]
 
 
 @pytest.mark.parametrize("headers", [{"Authorization": f"Bearer {KEYS[0]}"}, {"X-API-Key": KEYS[1]}])
@@ -68,6 +69,7 @@ def test_admin_reload_needs_a_key(locked):
     assert_error_shape(locked.post("/v1/admin/reload-rules"), 401)
     body = assert_error_shape(locked.post("/v1/admin/reload-rules", headers={"X-API-Key": KEYS[0]}), 403)
     assert "'key-1' (client)" in body["message"] and body["message"].endswith("it needs an operator key")
+    assert body["errors"] == {"X-API-Key": ["the key 'key-1' has the role client; this needs operator"]}
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/openapi.json"])
