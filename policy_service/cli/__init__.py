@@ -51,6 +51,7 @@ class Commands(click.Group):
 
 
 @click.group(cls=Commands)
+@click.version_option(package_name="policy-service", message="policy-service %(version)s")
 def main() -> None:
     """Decide WhatsApp sends: may it be sent, as which type, at what charge, and why."""
 

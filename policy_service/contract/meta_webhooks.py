@@ -307,6 +307,9 @@ class _MetaSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
+    # Anything but an object where one belongs is said as the decision API says it (not "Invalid input type.").
+    error_messages = {"type": "must be a JSON object"}
+
 
 class UnixTime(fields.Field):
     """Meta's Unix-seconds timestamp (a numeric string, or a number) as an aware UTC datetime, between

@@ -641,7 +641,9 @@ class DecisionResponseSchema(ResponseSchema):
         "in the replay lies in [from, until] was read, and of older ones only those the rules still see (the "
         "last user message, the last entry point); history indexes in the trace and facts count in that read; "
         "`note` when nothing at all is stored for that phone_number_id (a mistyped id reads an empty history). "
-        "Without history and history_ref: {given: 'none', events: 0, note}: decided on an empty history")})
+        "Without history and history_ref: {given: 'none', events: 0, note}: decided on an empty history. With a "
+        "history holding messages dated after send.at: {given: 'history', events, after_send (how many), note}: "
+        "those were not read")})
 
     def dump_facts(self, decision: Decision) -> dict[str, Any]:
         facts = decision.facts
@@ -679,7 +681,7 @@ class BatchRequestSchema(RequestSchema):
                                min=1, max=MAX_BATCH,
                                # The configured MAX_BATCH_SIZE (at most MAX_BATCH) is enforced, and named, by the
                                # body parser before this schema: only the lower bound is worth saying here.
-                               error="must hold at least one request, and at most MAX_BATCH_SIZE"))
+                               error="must hold at least one request"))
 
 
 class BatchResponseSchema(ResponseSchema):

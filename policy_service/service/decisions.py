@@ -130,7 +130,7 @@ def resolve_history(proposal: Proposal, rulebook: Rulebook) -> Proposal:
     raw = proposal.logged
     if "history_ref" not in raw:
         if "history" in raw:
-            return proposal
+            return _later_events_noted(proposal)
         # Deciding on an empty history is right for a first contact, but a forgotten field looks the same:
         # the response says the history was not given, not only that the user "never wrote".
         # A copy: the body goes to callers (the Python API's dict), who must not be able to change the next one.
@@ -148,6 +148,20 @@ def resolve_history(proposal: Proposal, rulebook: Rulebook) -> Proposal:
         source["note"] = (f"nothing is stored for phone_number_id {ref['phone_number_id']}: no message or status "
                           "webhook has named this business number (check the id; a new number has no history yet)")
     return replace(proposal, request=replace(request, history=found.history), logged=logged, history_source=source)
+
+
+def _later_events_noted(proposal: Proposal) -> Proposal:
+    """An inline history with messages dated after send.at gets a history_source saying how many were not read:
+    the rules see only what happened before the send, and "the user has never written" is otherwise all the
+    trace says of a history whose only inbound message comes after it."""
+    at = proposal.request.send.at
+    later = sum(1 for message in proposal.request.history if message.at > at)
+    if not later:
+        return proposal
+    return replace(proposal, history_source={
+        "given": "history", "events": len(proposal.request.history), "after_send": later,
+        "note": f"{later} of the history's messages {'is' if later == 1 else 'are'} dated after send.at and not "
+                "read: a decision sees only what happened before the send (decide each send at its own time)"})
 
 
 def _same_user(ref: dict[str, Any], request: DecisionRequest) -> None:

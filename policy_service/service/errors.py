@@ -53,3 +53,9 @@ class ServiceError(Exception):
 
     def __repr__(self) -> str:
         return f"ServiceError({self.code}, {self.message!r}, {self.errors!r})"
+
+
+def quoted(value: str, limit: int = 64) -> str:
+    """A caller's value quoted in a message, cut to `limit` characters with its length said (a 10,000-character
+    id is not echoed whole)."""
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}… ({len(value):,} characters)"

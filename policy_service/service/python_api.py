@@ -48,7 +48,7 @@ from ..contract.schemas import BATCH_REQUEST, EXPLAIN, REQUEST
 from ..store import database
 from ..store.decision_log import dumps
 from . import analytics, decisions, forecast, idempotency, ingest, logged, pricing, reports
-from .errors import ServiceError
+from .errors import ServiceError, quoted
 
 __all__ = ["PolicyService", "ServiceError", "instance_path", "open_store"]
 
@@ -148,7 +148,7 @@ class PolicyService:
         with self._unit_of_work():
             found = logged.decision(decision_id)
         if found is None:
-            raise ServiceError(404, f"no decision with id {decision_id!r}")
+            raise ServiceError(404, f"no decision with id {quoted(decision_id)}")
         return found
 
     def reconcile(self, *, phone_number_id: str | None = None, contact: str | None = None, page: int = 1,

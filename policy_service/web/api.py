@@ -40,7 +40,7 @@ from ..contract.schemas import (
 from ..core.messages import DecisionRequest
 from ..service import decisions, idempotency, logged
 from ..service.decisions import Policy, load_policy
-from ..service.errors import ServiceError
+from ..service.errors import ServiceError, quoted
 from . import logs, metrics, security
 
 
@@ -349,5 +349,5 @@ def get_decision(decision_id: str):
     """A logged decision, as it was returned, with the (masked) request."""
     found = logged.decision(decision_id)
     if found is None:
-        abort(404, message=f"no decision with id {decision_id!r}")
+        abort(404, message=f"no decision with id {quoted(decision_id)}")
     return found

@@ -67,6 +67,7 @@ def _setup(state: Any) -> None:
 @blp.route("/whatsapp", methods=["GET"])
 @blp.alt_response(200, description="The challenge, echoed as text", success=True,
                   content_type="text/plain", schema={"type": "string"})
+@blp.alt_response(400, schema=ErrorSchema, description="No hub.challenge to echo")
 @blp.alt_response(403, schema=ErrorSchema, description="Not a subscription, or the verify token does not match")
 def verify_subscription():
     """Answer Meta's subscription check: echo hub.challenge when hub.verify_token matches."""
@@ -77,6 +78,9 @@ def verify_subscription():
     matches = bool(expected) and hmac.compare_digest(token.encode(), expected.encode())
     if request.args.get("hub.mode") != "subscribe" or not matches:
         abort(403, message="verification refused: hub.mode must be subscribe and hub.verify_token must match")
+    if not challenge:  # Meta always sends one; an empty 200 would look like a passed check to whoever tests by hand
+        abort(400, message="invalid request: hub.challenge: required (Meta sends it; it is echoed back)",
+              errors={"hub.challenge": ["required: the value this check echoes"]})
     return current_app.response_class(challenge, mimetype="text/plain")
 
 

@@ -281,3 +281,11 @@ def test_check_prices_with_the_rate_cards_the_settings_name(run, tmp_path, monke
     monkeypatch.setenv("POLICY_RATE_CARDS", str(tmp_path / "missing.csv"))
     result = run("check", "--json", "-", stdin=json.dumps(request))
     assert result.exit_code != 0 and "POLICY_RATE_CARDS" in result.output, result.output
+
+
+def test_version_names_the_installed_release():
+    """`policy-service --version` prints the installed distribution's version (setup.cfg), as a bug report needs."""
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(cli.main, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"policy-service {version('policy-service')}"

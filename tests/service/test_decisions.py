@@ -138,3 +138,19 @@ def test_the_log_dictionary_samples_are_the_same_bytes_each_time_and_hold_no_dec
                                                      decided["decision_id"])
         content = bytes(log_compression.LogDictionary.get_by_id(row.dictionary).content)
     assert content == log_compression.dictionary_content(policy.rulebook, first)
+
+
+def test_history_messages_after_the_send_are_said_to_be_unread(client):
+    """An inline history whose only inbound message comes after send.at is decided as if the user never wrote
+    (the rules see only the past), and history_source says how many messages were not read; a history wholly
+    before the send has no history_source."""
+    send = {"at": "2025-08-12T12:00:00+00:00", "to": "+5511987654321", "type": "text"}
+    later = {"direction": "inbound", "at": "2025-08-13T09:00:00+00:00", "type": "text"}
+    earlier = {"direction": "inbound", "at": "2025-08-12T09:00:00+00:00", "type": "text"}
+    body = client.post("/v1/decisions", json={"send": send, "history": [earlier, later, later]}).json
+    assert body["decision"] == "allow"  # the earlier message opened the window
+    assert body["history_source"]["after_send"] == 2 and "2 of the history's messages are" in \
+        body["history_source"]["note"]
+    alone = client.post("/v1/decisions", json={"send": send, "history": [later]}).json
+    assert alone["decision"] == "deny" and alone["history_source"]["after_send"] == 1
+    assert "history_source" not in client.post("/v1/decisions", json={"send": send, "history": [earlier]}).json

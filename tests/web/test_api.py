@@ -128,8 +128,11 @@ def test_malformed_bodies_are_client_errors(client, body):
 
 
 def test_unknown_decision_is_404(client):
-    """Asking for a decision that was never made is a 404 in the error shape."""
+    """Asking for a decision that was never made is a 404 in the error shape; a long id is not echoed whole."""
     assert_error_shape(client.get("/v1/decisions/nope"), 404)
+    long_id = client.get("/v1/decisions/" + "a" * 10_000)
+    assert_error_shape(long_id, 404)
+    assert len(long_id.json["message"]) < 200 and "(10,000 characters)" in long_id.json["message"]
 
 
 def test_unknown_route_is_404_in_the_error_shape(client):

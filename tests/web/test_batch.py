@@ -38,8 +38,9 @@ def test_invalid_item_is_reported_by_index(client, example_request):
 
 
 def test_empty_or_missing_requests_are_refused(client):
-    """A batch needs at least one request."""
-    assert_error_shape(client.post("/v1/decisions/batch", json={"requests": []}), 422)
+    """A batch needs at least one request (said without naming a setting the caller cannot see)."""
+    body = assert_error_shape(client.post("/v1/decisions/batch", json={"requests": []}), 422)
+    assert body["errors"] == {"requests": ["must hold at least one request"]}
     assert_error_shape(client.post("/v1/decisions/batch", json={}), 422)
 
 

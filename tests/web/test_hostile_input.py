@@ -147,6 +147,9 @@ def test_a_json_array_body_is_a_422_saying_an_object_is_expected(client):
     for path, body in (("/v1/decisions", b"[1]"), ("/v1/decisions/batch", b"[]"), ("/v1/decisions", b'"send"')):
         answer = client.post(path, data=body, content_type="application/json")
         assert answer.status_code == 422 and answer.json["errors"] == {"_schema": ["must be a JSON object"]}
+    raw, headers = signed(b"[]")  # a signed webhook body that is a list: worded alike
+    answer = client.post("/v1/webhooks/whatsapp", data=raw, headers=headers)
+    assert answer.status_code == 422 and answer.json["errors"] == {"_schema": ["must be a JSON object"]}
 
 
 # Query values at the edges: days a report moves past (year 9999 + 1 day overflowed: a 500 on /v1/costs and the

@@ -106,6 +106,13 @@ def test_subscription_challenge(client, mode, token, expected):
         assert response.json["code"] == 403
 
 
+def test_a_subscription_check_without_a_challenge_is_a_400_naming_it(client):
+    """With the right token but no hub.challenge, an empty 200 looked like a passed check: it is a 400."""
+    response = client.get("/v1/webhooks/whatsapp", query_string={"hub.mode": "subscribe",
+                                                                 "hub.verify_token": VERIFY_TOKEN})
+    assert response.status_code == 400 and list(response.json["errors"]) == ["hub.challenge"]
+
+
 def test_inbound_message_with_referral_is_stored_once(app, client):
     """An inbound message from an ad is stored with its referral; the same wamid again changes nothing."""
     body = inbound_text("wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA=", T0, referral=AD_REFERRAL)
