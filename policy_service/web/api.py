@@ -324,10 +324,10 @@ def decided(proposal: DecisionRequest, raw: dict[str, Any], *,
 
 
 def _scope(endpoint: str) -> str:
-    """An Idempotency-Key's scope: the endpoint and, with API keys on, the client's key (by digest), so
-    two clients' keys never meet."""
+    """An Idempotency-Key's scope: the endpoint and, with API keys on (API_KEYS or the older API_KEY_HASHES: both
+    are in the configured keys), the client's key (by digest), so two clients' keys never meet."""
     key = security.presented_key()
-    return f"{endpoint}:{security.hash_key(key)[:32]}" if key and current_app.config["API_KEY_HASHES"] else endpoint
+    return f"{endpoint}:{security.hash_key(key)[:32]}" if key and current_app.config["API_KEYS"] else endpoint
 
 
 def _answered(answer: idempotency.Answer) -> flask.Response:

@@ -87,14 +87,19 @@ def test_concurrent_retries_decide_once(app, example_request):
     assert logged_rows(app) == rows + 1
 
 
-def test_keys_of_two_clients_never_meet(database_url, example_request):
+@pytest.mark.parametrize("keys", [
+    {"API_KEY_HASHES": f"{hash_key('client-a')},{hash_key('client-b')}"},
+    # Named keys, the current setting: scoped alike (they were not: the second client got the first one's answer).
+    {"API_KEYS": f"a:client:{hash_key('client-a')},b:client:{hash_key('client-b')}"},
+])
+def test_keys_of_two_clients_never_meet(database_url, example_request, keys):
     """With API keys on, a key is the client's own: another client's same key decides anew."""
-    app = create_app({"TESTING": True, "DATABASE_URL": database_url,
-                      "API_KEY_HASHES": f"{hash_key('client-a')},{hash_key('client-b')}"})
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url, **keys})
     client = app.test_client()
     first = client.post("/v1/decisions", json=example_request, headers={**KEY, "X-API-Key": "client-a"})
     other = client.post("/v1/decisions", json=example_request, headers={**KEY, "X-API-Key": "client-b"})
     assert other.status_code == 200 and other.json["decision_id"] != first.json["decision_id"]
+    assert "Idempotent-Replayed" not in other.headers
     again = client.post("/v1/decisions", json=example_request, headers={**KEY, "Authorization": "Bearer client-a"})
     assert again.json["decision_id"] == first.json["decision_id"]
 
