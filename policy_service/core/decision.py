@@ -120,7 +120,20 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
     # decision, status, required_message_type, charge, policy_version, rulebook_version, trace, facts,
     # error_codes, error, classified_charge, decision_id
     return Decision(outcome.decision, outcome.status, outcome.required, charge, version.id if version else None,
-                    rulebook.version, trace, facts, outcome.error_codes, None, classified, decision_id)
+                    rulebook.version, trace, facts, outcome.error_codes,
+                    None if version else _no_version(rulebook, facts.day), classified, decision_id)
+
+
+def _no_version(rulebook: Rulebook, day: date) -> str:
+    """Why a send on a day no policy version covers is not decided (status not_applicable: no rule is in force),
+    with the versions' days read from the rule files."""
+    if not rulebook.versions:
+        return f"no policy version is in force on {day}: the rulebook defines none"
+    first = min(rulebook.versions, key=lambda v: v.effective_from)
+    if day < first.effective_from:
+        return (f"no policy version is in force on {day}: the rules begin with {first.id} on "
+                f"{first.effective_from} (rules/versions.yaml); nothing here decides an earlier send")
+    return f"no policy version is in force on {day} (rules/versions.yaml): nothing here decides it"
 
 
 def _trace(outcome: _Outcome, facts: Facts) -> tuple[Reason, ...]:
