@@ -626,7 +626,8 @@ class DecisionResponseSchema(ResponseSchema):
     rulebook_version = fields.String()
     determining_rules = fields.List(fields.String())
     error_codes = fields.List(fields.Integer(), metadata={"description": "Meta error codes a deny predicts"})
-    error = fields.String(allow_none=True)
+    error = fields.String(allow_none=True, metadata={
+        "description": "status error: why evaluation failed; status not_applicable: why no rule is in force"})
     trace = fields.List(fields.Nested(ReasonSchema))
     why_not = fields.List(fields.Nested(NotAppliedSchema),
                           metadata={"description": "filled only with ?explain=full (else empty)"})

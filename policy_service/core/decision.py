@@ -122,9 +122,23 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
     made["charge"], made["policy_version"], made["rulebook_version"] = charge, version.id if version else None, \
         rulebook.version
     made["trace"], made["facts"], made["classified_charge"], made["decision_id"] = trace, facts, classified, decision_id
+    if version is None:
+        made["error"] = _no_version(rulebook, facts.day)
     decision = _new(Decision)
     _set(decision, "__dict__", made)
     return decision
+
+
+def _no_version(rulebook: Rulebook, day: date) -> str:
+    """Why a send on a day no policy version covers is not decided (status not_applicable: no rule is in force),
+    with the versions' days read from the rule files."""
+    if not rulebook.versions:
+        return f"no policy version is in force on {day}: the rulebook defines none"
+    first = min(rulebook.versions, key=lambda v: v.effective_from)
+    if day < first.effective_from:
+        return (f"no policy version is in force on {day}: the rules begin with {first.id} on "
+                f"{first.effective_from} (rules/versions.yaml); nothing here decides an earlier send")
+    return f"no policy version is in force on {day} (rules/versions.yaml): nothing here decides it"
 
 
 def _trace(outcome: _Outcome, facts: Facts) -> tuple[Reason, ...]:

@@ -142,6 +142,8 @@ def test_sends_before_any_policy_version_are_answered(client, example_request):
            "history": [{"direction": "outbound", "at": "2004-12-31T00:00:00+00:00", "type": "text"}]}
     body = client.post("/v1/decisions", json=old).get_json()
     assert (body["decision"], body["status"]) == ("deny", "not_applicable")
+    # and it says why: the trace is empty, as no rule is in force
+    assert body["error"].startswith("no policy version is in force on 2005-01-01: the rules begin with V1 on 20")
     assert client.post("/v1/decisions", json=example_request).get_json()["decision"] == "allow"
 
 
