@@ -715,14 +715,13 @@ def _entry_time(reading: Reading, entry: dict[str, Any], path: str, received_at:
     if entry.get("time") is None:
         return received_at
     try:
-        moment = datetime.fromtimestamp(int(entry["time"]), tz=UTC)
-    except (TypeError, ValueError, OverflowError, OSError):
-        moment = None
-    if isinstance(entry["time"], bool) or moment is None or not EARLIEST <= moment <= LATEST:
-        reading.skip(path, {"time": ["must be Unix seconds between 2000-01-01 and 2999-12-31: not read, the "
-                                     "receipt time stands in"]})
+        return _ENTRY_TIME.deserialize(entry["time"])
+    except ValidationError as error:
+        reading.skip(path, {"time": [*error.messages, "not read: the receipt time stands in"]})
         return received_at
-    return moment
+
+
+_ENTRY_TIME = UnixTime()  # read like every Unix time of a webhook
 
 
 def _metadata(reading: Reading, change: _Change) -> dict[str, Any] | None:

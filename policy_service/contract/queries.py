@@ -9,7 +9,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ..core.identities import WA_ID
-from .schemas import GROUP_ID, ContactField, RefusesNul, day_field
+from .schemas import GROUP_ID, ContactField, FromBeforeTo, RefusesNul, day_field
 
 
 class PartyField(ContactField):
@@ -34,7 +34,7 @@ class ReconciliationQuerySchema(RefusesNul, Schema):
     page_size = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1_000))
 
 
-class CostQuerySchema(RefusesNul, Schema):
+class CostQuerySchema(RefusesNul, FromBeforeTo, Schema):
     """Query of GET /v1/costs."""
 
     start = day_field(data_key="from", required=True, metadata={"description": "first day (YYYY-MM-DD, UTC)"})
@@ -44,10 +44,10 @@ class CostQuerySchema(RefusesNul, Schema):
         error="a comma list of month, category, market, country"))
     currency = fields.String(load_default="USD", validate=validate.Regexp(r"^[A-Z]{3}$", error="an ISO 4217 code"))
 
+    RANGE = ("start", "end")
+
     @validates_schema
-    def ordered(self, data: dict[str, Any], **_: Any) -> None:
-        if "start" in data and "end" in data and data["end"] < data["start"]:
-            raise ValidationError("must not be before from", "to")
+    def within_ten_years(self, data: dict[str, Any], **_: Any) -> None:
         if "start" in data and "end" in data and (data["end"] - data["start"]).days > 3660:
             raise ValidationError("at most ten years", "to")
 

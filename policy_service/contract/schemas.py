@@ -72,12 +72,15 @@ FIRST_DAY, LAST_DAY = EARLIEST.date(), LATEST.date()
 
 
 class FromBeforeTo:
-    """For a query schema with `since` (from) and `until` (to): a `to` before `from` is an error naming `to`, not
-    an empty answer that looks like nothing happened."""
+    """For a query schema whose `from` and `to` load as the attributes named by RANGE (since, until): a `to`
+    before `from` is an error naming `to`, not an empty answer that looks like nothing happened."""
+
+    RANGE = ("since", "until")
 
     @validates_schema
     def from_before_to(self, data: dict[str, Any], **_: Any) -> None:
-        if data.get("since") is not None and data.get("until") is not None and data["until"] < data["since"]:
+        first, last = (data.get(name) for name in self.RANGE)
+        if first is not None and last is not None and last < first:
             raise ValidationError("must not be before from", "to")
 
 
