@@ -535,7 +535,9 @@ def _window_history(seen: _Seen) -> str:
         if seen.uncounted is not None:
             return (f"the user has sent no message that opens a window (only a {seen.uncounted.type} at "
                     f"{seen.show(seen.uncounted.at)}, not counted)")
-        return "the user has never written (no inbound message in the history), so no window was ever opened"
+        # "before the send": messages dated after it are not read (an inline history may hold some).
+        return ("the user has never written before the send (no inbound message in the history before it), so no "
+                "window was ever opened")
     return (f"the user's last counted message was at {seen.show(seen.last_in)}, and its window ended at "
             f"{seen.show(seen.csw_expires)}")
 
