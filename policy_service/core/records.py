@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, TypeVar
 
+from msgspec import Struct, structs
+
 T = TypeVar("T")
 _NO_VALUE: Any = object()  # stands for "use the default factory"
 
@@ -51,13 +53,16 @@ def record(cls: type[T]) -> type[T]:
 
 
 def replace(obj: T, /, **changes: Any) -> T:
-    """dataclasses.replace(obj, **changes), fast for a `record` (any other dataclass goes to dataclasses).
+    """dataclasses.replace(obj, **changes), fast for a `record` (a msgspec Struct goes to msgspec.structs.replace,
+    any other dataclass to dataclasses).
 
     Like dataclasses.replace, the copy has only the fields: a cached_property's value is not carried over.
     Raises TypeError for a name that is not a field.
     """
     names = getattr(type(obj), "__record_fields__", None)
     if names is None:
+        if isinstance(obj, Struct):  # core.messages.Message
+            return structs.replace(obj, **changes)
         return dataclasses.replace(obj, **changes)  # type: ignore[type-var]
     if not changes.keys() <= names.keys():
         raise TypeError(f"{type(obj).__name__} has no field {sorted(changes.keys() - names.keys())[0]!r}")
