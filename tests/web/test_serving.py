@@ -72,7 +72,7 @@ def test_preloaded_engine_decides_in_every_forked_worker(gunicorn_server, exampl
 def test_requests_gunicorn_refuses_itself_get_the_json_error_shape(gunicorn_server, request_head, status):
     """A request gunicorn cannot parse (a request line over limit_request_line, too many headers, a malformed
     header) is refused before the app sees it, in the same {code, status, message, errors} JSON as every other
-    error (web.gunicorn_errors), not gunicorn's HTML page."""
+    error (web.server_errors), not gunicorn's HTML page."""
     host, port = gunicorn_server.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as connection:
         connection.sendall(request_head)
