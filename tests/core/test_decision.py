@@ -163,6 +163,8 @@ def test_the_compiled_trace_is_the_trace_reason_by_reason(rulebook, engine):
     """_trace's compiled builder (decision._builder: each entry's fields made once, its sentence filled by `%` from
     the words of text_maker) makes, for every fixture as given and moved 7 s, the same Reasons as Reason(...) with
     each step's sentence written by str.format_map from Facts.texts, as the branch for facts with sources does."""
+    from msgspec.structs import astuple
+
     from policy_service.contract.schemas import DecisionRequestSchema
     from policy_service.core.decision import Reason, _outcome, _trace, _zone_days
     from policy_service.core.evaluate import late_delivery, replay
@@ -182,7 +184,45 @@ def test_the_compiled_trace_is_the_trace_reason_by_reason(rulebook, engine):
                                     step.determining, step.defaults(facts.defaults, zone_days), step.note, {})
                              for step in outcome.ordered)
             assert _trace(outcome, facts) == expected, fixture.name
-            assert [vars(reason) for reason in _trace(outcome, facts)] == [vars(reason) for reason in expected]
+            assert [(type(reason), astuple(reason)) for reason in _trace(outcome, facts)] == \
+                [(Reason, astuple(reason)) for reason in expected]
+
+
+def test_a_reason_is_immutable_compared_by_every_field_and_hashed_without_its_sources():
+    """Reason (a msgspec Struct, made in C) keeps what the frozen dataclass it replaced gave: equality over every
+    field, sources included; a hash over every field but sources (a dict); no assignment; keyword and positional
+    construction with the same defaults, each Reason with its own empty sources; records.replace copies it."""
+    import dataclasses
+
+    import pytest
+
+    from policy_service.core.decision import Reason
+    from policy_service.core.records import replace
+
+    @dataclasses.dataclass(frozen=True)
+    class Former:  # Reason as it was
+        rule: str
+        title: str
+        effect: str
+        citation: str
+        confidence: str
+        because: str
+        determining: bool
+        defaults: tuple[str, ...] = ()
+        note: str | None = None
+        sources: dict[str, str] = dataclasses.field(default_factory=dict, hash=False)
+
+    fields = ("R1", "Title", "allow", "https://example.com", "C", "Because.", True, ("opted_in",), "a note")
+    reason, former = Reason(*fields, {"opted_in": "stored"}), Former(*fields, {"opted_in": "stored"})
+    assert hash(reason) == hash(former) == hash(Reason(*fields)) == hash(Reason(*fields, {"other": "x"}))
+    assert reason == Reason(*fields, {"opted_in": "stored"}) != Reason(*fields)
+    assert reason != replace(reason, because="Other.") and replace(reason, because="Because.") == reason
+    assert Reason(rule="R", title="T", effect="deny", citation="c", confidence="S", because="b",
+                  determining=False) == Reason("R", "T", "deny", "c", "S", "b", False, (), None, {})
+    assert Reason(*fields).sources == {} and Reason(*fields).sources is not Reason(*fields).sources
+    assert repr(reason) == repr(former).replace(Former.__qualname__, "Reason", 1)
+    with pytest.raises(AttributeError):
+        reason.because = "changed"  # type: ignore[misc]
 
 
 def test_the_outcome_found_by_the_fired_tuple_is_the_one_its_rule_ids_give(rulebook):
@@ -216,3 +256,48 @@ def test_a_combined_decision_is_a_decision_as_its_constructor_makes_it(rulebook,
         assert list(vars(decision)) == [f.name for f in fields(Decision)]
         assert decision == Decision(*(getattr(decision, f.name) for f in fields(Decision)))
         assert decision.decision_id == "d" and decision.rulebook_version == rulebook.version
+
+
+def test_a_charge_is_made_as_its_rule_says_and_is_immutable_and_compared_by_value(rulebook, engine):
+    """_charge (a Charge, a msgspec Struct, made positionally from what is fixed per rule) equals the Charge made by
+    keywords from the rule's effect and the facts, for every fixture's classified charge as given and moved 7 s;
+    a Charge is equal and hashes equal to one made from the same fields, refuses assignment, and records.replace
+    sets its price fields as the former copy of its fields did."""
+    import pytest
+
+    from policy_service.contract.schemas import DecisionRequestSchema
+    from policy_service.core.decision import Charge, _charge, _outcome
+    from policy_service.core.evaluate import late_delivery, replay
+    from policy_service.core.records import replace
+    from policy_service.review.fixtures import discover
+
+    from ..conftest import FIXTURES_DIR
+
+    made = 0
+    for fixture in discover([FIXTURES_DIR]):
+        for shift in (timedelta(0), timedelta(seconds=7)):
+            request = DecisionRequestSchema().load(fixture.request).moved(shift)
+            state = replay(request, rulebook, engine)
+            facts = derive_facts(request.send, state, request.context, rulebook)
+            facts, fired = late_delivery(request, state, facts, engine.match_memoized(facts.engine), rulebook, engine)
+            rule = _outcome(fired, rulebook).charge_rule
+            if rule is None:
+                continue
+            effect = rule.charge
+            lasts_until = facts.at + effect.lasts if effect.opens and effect.lasts else None
+            expected = Charge(
+                billable=effect.billable, pricing_model=effect.pricing_model,
+                category=effect.category if isinstance(effect.category, str) else effect.category_for(facts.engine),
+                type=effect.type, opens_conversation=effect.opens in ("conversation", "free_entry_point_conversation"),
+                conversation_expires_at=lasts_until if effect.opens else
+                facts.expiries.get(effect.rides) if effect.rides else None,
+                opens=effect.opens, lasts_until=lasts_until, closes_others=effect.closes_others, rule=rule.id,
+                participants=facts.engine["group_participants"] if effect.per_participant else None)
+            charge = _charge(rule, facts)
+            assert type(charge) is Charge and charge == expected and hash(charge) == hash(expected), fixture.name
+            made += 1
+    assert made > 100
+    priced = replace(charge, price=None, price_reason="no rate card", price_lines=())
+    assert priced.price_reason == "no rate card" and replace(priced, price_reason=None) == charge
+    with pytest.raises(AttributeError):
+        charge.billable = not charge.billable  # type: ignore[misc]
