@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from policy_service.config import SettingsError, load_settings
+from policy_service.web import server_errors
 from policy_service.web.logs import LOGCONFIG
 
 try:
@@ -24,6 +25,8 @@ except SettingsError as error:
     print(error, file=sys.stderr)
     sys.exit(2)
 
+# gunicorn's own 400/414/431 (a request it cannot parse) in the service's JSON error shape, not an HTML page.
+server_errors.install()
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 # durable_rules runs behind one process-wide lock, so processes, not threads, add throughput.
 workers = settings.workers or int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count())

@@ -65,6 +65,7 @@ def serve(host: str, port: int) -> None:
 
     from .. import create_app
     from ..web.operations import ReloadFailed, reload_rules
+    from ..web.server_errors import RequestHandler
 
     app = create_app()
 
@@ -74,7 +75,8 @@ def serve(host: str, port: int) -> None:
             reload_rules(app)
 
     signal.signal(signal.SIGHUP, reload_on_hangup)
-    run_simple(host, port, app, threaded=True)
+    # Requests the server refuses itself (a line too long, too many headers) in the one JSON error shape.
+    run_simple(host, port, app, threaded=True, request_handler=RequestHandler)
 
 
 @main.command()

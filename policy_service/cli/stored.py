@@ -7,8 +7,10 @@ import json
 from typing import Any
 
 import click
+from marshmallow import ValidationError
 
 from ..config import load_settings
+from ..contract.queries import RECONCILIATION_QUERY
 from ..core.engine import RulesEngine
 from ..core.errors import RulebookError
 from ..core.rulebook import load_rulebook
@@ -30,14 +32,21 @@ def _open_store(database_url: str | None) -> None:
 
 @click.command()
 @click.option("--phone-number-id", help="Only this business phone number id.")
-@click.option("--contact", help="Only this contact (wa_id).")
+@click.option("--contact", help="Only this contact: a wa_id (a leading + allowed), a BSUID or a group id.")
 @click.option("--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in instance/.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def reconcile(phone_number_id: str | None, contact: str | None, database_url: str | None, as_json: bool) -> None:
     """Compare Meta's pricing of delivered messages with the charge the rules predict."""
+    try:  # the filters as GET /v1/reconciliation reads them (a contact that is no one's is refused, not empty)
+        filters = RECONCILIATION_QUERY.load({name: value for name, value in (
+            ("phone_number_id", phone_number_id), ("contact", contact)) if value is not None})
+    except ValidationError as error:
+        name, messages = next(iter(error.normalized_messages().items()))
+        raise click.BadParameter(" ".join(messages), param_hint=f"--{name.replace('_', '-')}") from None
     service = PolicyService(**_overrides(database_url))
     # Every comparison (the HTTP API and PolicyService.reconcile answer one page of them).
-    report = reports.reconcile(service.policy, phone_number_id=phone_number_id, contact=contact)
+    report = reports.reconcile(service.policy, phone_number_id=filters.get("phone_number_id"),
+                               contact=filters.get("contact"))
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return

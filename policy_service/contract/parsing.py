@@ -178,7 +178,9 @@ def _parsed_fast(body: bytes | bytearray, limits: Limits) -> Any:
     """The body's value by orjson when it is certainly within the limits; else _UNSURE (the caller parses again,
     with the standard library, and words every refusal). Equal to what the careful path returns: orjson reads
     standard JSON the same way and refuses what that path would refuse (tests/contract/test_parsing.py)."""
-    if _NUL in body:
+    # Most bodies hold no backslash at all: one byte is found by memchr (~0.03 ms for a 10,000-event history), where
+    # the six-byte escape is searched at ~0.7 ms.
+    if b"\\" in body and _NUL in body:
         return _UNSURE
     try:
         value = orjson.loads(body)

@@ -1,5 +1,6 @@
-"""Query parameters of the report endpoints, read the same way by the HTTP API and the Python API
-(service.api.PolicyService): GET /v1/reconciliation and GET /v1/costs."""
+"""Query parameters (and the template import body) of the endpoints over stored data, read the same way by the
+HTTP API and the Python API (service.python_api.PolicyService): GET /v1/decisions, /v1/reconciliation, /v1/costs,
+/v1/counts, /v1/wabas/<waba_id>/templates[/<name>/<language>] and POST /v1/wabas/<waba_id>/message_templates."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ import re
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from webargs.fields import DelimitedList
 
 from ..core.identities import WA_ID
-from .schemas import GROUP_ID, ContactField, FromBeforeTo, RefusesNul, day_field
+from .schemas import DECISIONS, GROUP_ID, ContactField, FromBeforeTo, RefusesNul, day_field, timestamp_field
+
+# A WABA id as a path names it: Meta's ids are digits.
+WABA_ID = re.compile(r"^[0-9]{1,64}$")
 
 
 class PartyField(ContactField):
@@ -52,6 +57,72 @@ class CostQuerySchema(RefusesNul, FromBeforeTo, Schema):
             raise ValidationError("at most ten years", "to")
 
 
+class DecisionQuerySchema(RefusesNul, FromBeforeTo, Schema):
+    """Filters of GET /v1/decisions (loaded as store.decision_log.DecisionQuery's fields)."""
+
+    since = timestamp_field(data_key="from", metadata={"description": "logged at or after (RFC 3339)"})
+    until = timestamp_field(data_key="to", metadata={"description": "logged before (RFC 3339)"})
+    decision = fields.String(validate=validate.OneOf(DECISIONS))
+    rule = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9.\-]{1,64}$"),
+                         metadata={"description": "a determining rule id"})
+    policy_version = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9.\-]{1,16}$"),
+                                   metadata={"description": "the policy version in force at the send (V3a...)"})
+    contact = fields.String(validate=validate.Regexp(r"^\+?[0-9]{6,20}$"),
+                            metadata={"description": "the recipient (E.164); with masking on, every logged "
+                                                     "number with the same calling and area code matches"})
+    phone_number_id = fields.String(validate=validate.Length(min=1, max=64),
+                                    metadata={"description": "the business number of a history_ref"})
+
+
+# Databases hold 64-bit offsets; a larger page number would overflow rather than come back empty.
+MAX_PAGE = 1_000_000
+# GET /v1/decisions' page size: flask-smorest's default and largest.
+PAGE_SIZE, MAX_PAGE_SIZE = 10, 100
+
+
+class PageSchema(Schema):
+    """A page of a listing, as the Python API takes it (GET /v1/decisions reads ?page= and ?page_size= through
+    flask-smorest, with the same bounds)."""
+
+    page = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
+    page_size = fields.Integer(strict=True, load_default=PAGE_SIZE, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
+
+
+class AtSchema(RefusesNul, Schema):
+    """When to read the template registry (default: now)."""
+
+    at = timestamp_field(metadata={"description": "RFC 3339; the state in force at this time (default now)"})
+
+
+class CountQuerySchema(RefusesNul, FromBeforeTo, Schema):
+    """GET /v1/counts: outbound messages Meta priced, by scope, category and period."""
+
+    phone_number_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    categories = DelimitedList(fields.String(validate=validate.Length(min=1, max=32)), required=True,
+                               validate=validate.Length(min=1, max=16),
+                               metadata={"description": "Meta's pricing categories, comma-separated"})
+    since = timestamp_field(required=True, data_key="from")
+    until = timestamp_field(required=True, data_key="to")
+    contact = fields.String(validate=validate.Regexp(r"^\+?[0-9]{6,20}$"))
+    market = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$"),
+                           metadata={"description": "the recipients' region (ISO 3166), as Meta's markets"})
+    distinct_contacts = fields.Boolean(load_default=False)
+
+
+class TemplatesImportSchema(RefusesNul, Schema):
+    """Meta's GET /<WABA_ID>/message_templates response, as returned (unknown fields such as paging ignored)."""
+
+    class Meta:
+        unknown = "exclude"
+
+    data = fields.List(fields.Dict(), required=True, validate=validate.Length(max=10_000))
+
+
 # Instances, never classes, on routes: a schema built per request costs hundreds of µs (issue 14).
 RECONCILIATION_QUERY = ReconciliationQuerySchema()
 COST_QUERY = CostQuerySchema()
+DECISION_QUERY = DecisionQuerySchema()
+AT_QUERY = AtSchema()
+PAGE = PageSchema()
+COUNT_QUERY = CountQuerySchema()
+TEMPLATES_IMPORT = TemplatesImportSchema()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 from itertools import islice
 from operator import attrgetter, lt
 
 from .facts import HistoryState
 from .messages import Message
+from .records import replace
 
 _AT, _TYPE, _REFERRAL = attrgetter("at"), attrgetter("type"), attrgetter("referral")
 _DELIVERED_AT = attrgetter("delivered_at")

@@ -6,6 +6,8 @@ from dataclasses import field
 from datetime import datetime, timedelta
 from typing import Any
 
+from msgspec import Struct
+
 from .records import record, replace
 from .vocabulary import DELIVERED_STATUSES
 
@@ -28,14 +30,19 @@ class Template:
     ttl_seconds: int | None = None
 
 
-@record
-class Message:
+class Message(Struct, frozen=True, gc=False):
     """One message in the history between a business number and one user.
 
     `at` is when it was sent (outbound) or written (inbound). An outbound message reaches the user
     at `delivered_at`; Meta opens conversations and charges on delivery, so replay dates it by
     that. When only a delivering `status` is known (delivered, read, played), it was delivered at
     `at`; a message only `sent` (or failed) was not delivered.
+
+    A frozen msgspec Struct, not a `record`: a request carries up to 10,000 of them, and a Struct is made in C
+    (~0.1 µs, against ~0.7 µs for a record's __init__) and holds its fields in slots, with no __dict__. It is used
+    only as a record here (no decoding): the same fields, defaults, equality, hashing, repr and immutability;
+    copied with `records.replace`. gc=False: a message refers to no object that can refer back to it (times,
+    strings, a Template, a referral dict of strings), so the garbage collector need not track it.
     """
 
     direction: str  # "inbound" | "outbound"

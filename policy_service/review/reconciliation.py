@@ -18,7 +18,7 @@ type the status does not say is replayed with the type `assumed_send` assumes, a
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from ..core.decision import Decision
 from ..core.engine import RulesEngine
 from ..core.evaluate import assumed_send, evaluate, replay
 from ..core.messages import DecisionRequest, Send
+from ..core.records import replace  # a Message is a msgspec Struct: dataclasses.replace cannot copy it
 from ..core.rulebook import Rulebook
 from ..core.vocabulary import BUSINESS_AGENT, modelled
 from ..store import business_state, decision_log, histories

@@ -13,7 +13,8 @@ from typing import Any
 from ..store import decision_log, history_reads
 from ..store.decision_log import DecisionQuery
 
-__all__ = ["DecisionQuery", "count", "decision", "page", "replayable", "summary", "with_example_recipient"]
+__all__ = ["DecisionQuery", "count", "decision", "listing", "page", "pagination", "replayable", "summary",
+           "with_example_recipient"]
 
 with_example_recipient = decision_log.with_example_recipient
 # A logged request made replayable: a history_ref's range read again (store.history_reads.replayable).
@@ -33,6 +34,29 @@ def count(query: DecisionQuery) -> int:
 def page(query: DecisionQuery, number: int, size: int) -> list[dict[str, Any]]:
     """One page (1-based `number` of `size` entries) of the logged decisions matching the filters, newest first."""
     return [decision_log.entry(row) for row in decision_log.select(query).paginate(number, size)]
+
+
+def listing(query: DecisionQuery, number: int, size: int) -> dict[str, Any]:
+    """One page (1-based `number` of `size` entries) of the logged decisions matching the filters, newest first,
+    with what GET /v1/decisions sends in its X-Pagination header: {"decisions": [...], "pagination": ...}."""
+    return {"decisions": page(query, number, size), "pagination": pagination(number, size, count(query))}
+
+
+def pagination(number: int, size: int, total: int) -> dict[str, int]:
+    """A listing's page metadata, as flask-smorest words X-Pagination (web.log_api sends this one): {total,
+    total_pages}, and with any entry {first_page, last_page}, and for a page that exists {page, previous_page,
+    next_page} (those beyond the first and last left out)."""
+    if total == 0:
+        return {"total": 0, "total_pages": 0}
+    pages = (total - 1) // size + 1
+    metadata = {"total": total, "total_pages": pages, "first_page": 1, "last_page": pages}
+    if number <= pages:
+        metadata["page"] = number
+        if number > 1:
+            metadata["previous_page"] = number - 1
+        if number < pages:
+            metadata["next_page"] = number + 1
+    return metadata
 
 
 def summary(today: date | None = None) -> dict[str, Any]:

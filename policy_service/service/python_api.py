@@ -32,7 +32,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
@@ -43,11 +43,19 @@ from marshmallow import Schema, ValidationError
 from ..config import Settings, load_settings
 from ..contract.parsing import BodyRefused, Limits, batch_limits, decision_limits, parse_json, too_deep
 from ..contract.pricing import CURRENCY_BODY, FORECAST, FORECAST_LIMITS
-from ..contract.queries import COST_QUERY, RECONCILIATION_QUERY
+from ..contract.queries import (
+    AT_QUERY,
+    COST_QUERY,
+    COUNT_QUERY,
+    DECISION_QUERY,
+    PAGE,
+    RECONCILIATION_QUERY,
+    TEMPLATES_IMPORT,
+)
 from ..contract.schemas import BATCH_REQUEST, EXPLAIN, REQUEST
 from ..store import database
 from ..store.decision_log import dumps
-from . import analytics, decisions, forecast, idempotency, ingest, logged, pricing, reports
+from . import analytics, decisions, forecast, idempotency, ingest, logged, pricing, reports, state
 from .errors import ServiceError, quoted
 
 __all__ = ["PolicyService", "ServiceError", "instance_path", "open_store"]
@@ -151,6 +159,83 @@ class PolicyService:
             raise ServiceError(404, f"no decision with id {quoted(decision_id)}")
         return found
 
+    def decisions(self, *, since: datetime | str | None = None, until: datetime | str | None = None,
+                  decision: str | None = None, rule: str | None = None, policy_version: str | None = None,
+                  contact: str | None = None, phone_number_id: str | None = None, page: int = 1,
+                  page_size: int = 10) -> dict[str, Any]:
+        """One page of the logged decisions, newest first, as GET /v1/decisions lists them with the same filters
+        (`since`/`until`: ?from=/?to=, aware datetimes or RFC 3339; `decision` allow or deny; `rule` a
+        determining rule id; `contact` E.164): {"decisions": [entries as `decision()` returns them],
+        "pagination": the X-Pagination header's {total, total_pages, first_page, last_page, page, previous_page,
+        next_page}}. `page` from 1, `page_size` 1–100. Raises ServiceError 422 naming the argument."""
+        filters = _load(DECISION_QUERY, _present({
+            "from": _rfc3339(since), "to": _rfc3339(until), "decision": decision, "rule": rule,
+            "policy_version": policy_version, "contact": contact, "phone_number_id": phone_number_id}),
+            arguments={"from": "since", "to": "until"})
+        paging = _load(PAGE, {"page": page, "page_size": page_size})
+        with self._unit_of_work():
+            return logged.listing(logged.DecisionQuery(**filters), paging["page"], paging["page_size"])
+
+    def count_messages(self, phone_number_id: str, categories: str | Sequence[str], since: datetime | str,
+                       until: datetime | str, *, contact: str | None = None, market: str | None = None,
+                       distinct_contacts: bool = False) -> dict[str, Any]:
+        """Outbound messages Meta priced in the pricing `categories` (a list, or comma-separated), sent by the
+        phone number in [since, until) (aware datetimes or RFC 3339), as decisions count them: the body of GET
+        /v1/counts ({count, ..., source}); `distinct_contacts` counts users instead of messages."""
+        query = _load(COUNT_QUERY, _present({
+            "phone_number_id": phone_number_id, "from": _rfc3339(since), "to": _rfc3339(until),
+            "categories": categories if isinstance(categories, str) else ",".join(map(str, categories)),
+            "contact": contact, "market": market, "distinct_contacts": distinct_contacts}),
+            arguments={"from": "since", "to": "until"})
+        with self._unit_of_work():
+            return state.counted(query)
+
+    def templates(self, waba_id: str, *, at: datetime | str | None = None) -> dict[str, Any]:
+        """The WABA's template registry, each template's category and status in force `at` (default now) with
+        where each came from: the body of GET /v1/wabas/<waba_id>/templates. ServiceError 404 for an id that
+        cannot be a WABA's."""
+        waba = state.waba(waba_id)
+        when = _load(AT_QUERY, _present({"at": _rfc3339(at)})).get("at") or datetime.now(UTC)
+        with self._unit_of_work():
+            return state.templates_in_force(waba, when)
+
+    def template(self, waba_id: str, name: str, language: str, *, at: datetime | str | None = None
+                 ) -> dict[str, Any]:
+        """One template's category and status in force `at` (default now) and every stored event: the body of
+        GET /v1/wabas/<waba_id>/templates/<name>/<language>; ServiceError 404 when the registry has never
+        heard of it."""
+        waba = state.waba(waba_id)
+        when = _load(AT_QUERY, _present({"at": _rfc3339(at)})).get("at") or datetime.now(UTC)
+        for argument, value in (("name", name), ("language", language)):
+            if not isinstance(value, str) or not value:
+                raise ServiceError(422, f"invalid request: {argument}: must be a non-empty string",
+                                   {argument: ["must be a non-empty string"]})
+        with self._unit_of_work():
+            found = state.template(waba, name, language, when)
+        if found is None:
+            raise ServiceError(404, f"the registry of WABA {waba} has no template {quoted(name)} in "
+                                    f"{quoted(language)}")
+        return found
+
+    def import_templates(self, waba_id: str, response: JsonBody) -> dict[str, Any]:
+        """Import Meta's GET /<WABA_ID>/message_templates response (JSON text or the parsed dict) into the
+        template registry: the body of POST /v1/wabas/<waba_id>/message_templates ({"imported": n})."""
+        waba = state.waba(waba_id)
+        body = _body(response, decision_limits())
+        _load(TEMPLATES_IMPORT, body)
+        with self._unit_of_work():
+            try:
+                return state.import_templates_response(waba, body)
+            except ValidationError as error:
+                raise ServiceError.invalid(error.messages) from None
+
+    def billing_currency(self, waba_id: str) -> dict[str, Any]:
+        """The WABA's billing currency, when and how it was set: the body of GET
+        /v1/wabas/<waba_id>/billing-currency; ServiceError 404 when none was set."""
+        waba = state.waba(waba_id)
+        with self._unit_of_work():
+            return pricing.currency(waba)
+
     def reconcile(self, *, phone_number_id: str | None = None, contact: str | None = None, page: int = 1,
                   page_size: int = 100) -> dict[str, Any]:
         """Meta's pricing of each delivered message beside the predicted charge: the body of GET
@@ -187,10 +272,12 @@ class PolicyService:
             return analytics.import_analytics(response, waba_id)
 
     def set_billing_currency(self, waba_id: str, currency: str) -> dict[str, Any]:
-        """Set a WABA's billing currency once: the body of PUT /v1/wabas/<waba_id>/billing-currency."""
+        """Set a WABA's billing currency once: the body of PUT /v1/wabas/<waba_id>/billing-currency
+        (ServiceError 404 for an id that cannot be a WABA's, 409 when another currency is set)."""
+        waba = state.waba(waba_id)
         _load(CURRENCY_BODY, {"currency": currency})
         with self._unit_of_work():
-            return pricing.set_currency(waba_id, currency, "Python API")
+            return pricing.set_currency(waba, currency, "Python API")
 
     def close(self) -> None:
         """Close this process's connections to the database (pooled idle ones included)."""
@@ -306,6 +393,17 @@ def _python_value(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _present(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments a caller gave (None is "not given", as an absent query parameter)."""
+    return {name: value for name, value in arguments.items() if value is not None}
+
+
+def _rfc3339(value: Any) -> Any:
+    """A datetime as the RFC 3339 text a query parameter holds (a naive one is refused by the schema as the
+    HTTP API refuses a time without an offset); anything else as given, for the schema to judge."""
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def _load(schema: Schema, data: Any, *, arguments: Mapping[str, str] | None = None) -> Any:

@@ -10,7 +10,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
 from apispec.ext.marshmallow.common import resolve_schema_instance
 from flask import current_app
 from flask_smorest import Api, Blueprint, abort
-from marshmallow import RAISE, Schema, missing
+from marshmallow import RAISE, Schema, ValidationError, missing
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
 
@@ -85,6 +85,23 @@ class JsonBodyParser(FlaskParser):
         elif loaded is None:
             return super().parse(argmap, req, location=location, **kwargs)
         return dict(loaded)
+
+    def pre_load(self, location_data: Any, *, schema: Schema, req: flask.Request, location: str) -> Any:
+        """A query parameter given more than once where one value is read (?explain=full&explain=none) is a
+        422 naming it: webargs would read the first and drop the rest unseen."""
+        if location in ("query", "querystring"):
+            fields = {field.data_key or name: field for name, field in schema.fields.items()}
+            repeated = {key: [f"given {len(values)} times; give it once"] for key, values in req.args.lists()
+                        if len(values) > 1 and key in fields and not self._takes_several(fields[key])}
+            if repeated:
+                raise ValidationError(repeated)
+        return super().pre_load(location_data, schema=schema, req=req, location=location)
+
+    def _takes_several(self, field: Any) -> bool:
+        # webargs' own test (MultiDictProxy): a field's is_multiple, else a List or Tuple; a DelimitedList
+        # (?categories=a,b) takes one value.
+        several = getattr(field, "is_multiple", None)
+        return several if several is not None else isinstance(field, tuple(self.KNOWN_MULTI_FIELDS))
 
     def _raw_load_json(self, req: flask.Request) -> Any:
         # A body not sent as JSON is a 415: webargs would read it as absent and blame the first required field.

@@ -56,6 +56,8 @@ def rules():
     chosen = {key: request.args.get(key, "") for key in ("version", "area", "confidence")}
     allowed = {"version": [v.id for v in book.versions], "area": sorted({rule.area for rule in book.rules}),
                "confidence": list(CONFIDENCE)}
+    # An area may be named as the page shows it or as its anchor (?area=customer-service-window, #area-…).
+    chosen["area"] = {_slug(name): name for name in allowed["area"]}.get(chosen["area"], chosen["area"])
     errors = unknown_filters(allowed)
     errors.update({key: [f"must be one of {', '.join(allowed[key])}"] for key, value in chosen.items()
                    if value and value not in allowed[key]})
@@ -206,12 +208,33 @@ def refused_page(errors: dict[str, list[str]], status: int = 422, heading: str =
                            back_text="The page without filters"), status
 
 
-@bp.app_errorhandler(404)
-def page_not_found(error: HTTPException):
-    """A path under /ui/ that no page serves gets an HTML page; elsewhere the API's one JSON error shape."""
-    if request.path == bp.url_prefix or request.path.startswith(f"{bp.url_prefix}/"):
+# The HTTP errors a browser can meet on a page: a path no page serves (404), a form without its CSRF token or a
+# key whose role does not reach the page (403), a method the page does not take (405), a body over the size
+# limit (413) or not a form (415), a bad request (400), too many requests (429).
+PAGE_ERRORS = (400, 403, 404, 405, 413, 415, 429)
+
+
+def page_error(error: HTTPException):
+    """An HTTP error on a path under /ui/ is an HTML page saying what is wrong when a browser asks (Accept names
+    text/html; a 404 always is), since a reviewer's browser would show raw JSON; otherwise, and outside /ui/, the
+    API's one JSON error shape (a client calling a page with an API key reads JSON). The page keeps the error's
+    status and headers."""
+    api = current_app.extensions["policy_service.api"]
+    if not (request.path == bp.url_prefix or request.path.startswith(f"{bp.url_prefix}/")):
+        return api.handle_http_exception(error)
+    if error.code == 404:
         return refused_page({"path": [f"{request.path} is not a page of this service"]}, 404, "No such page")
-    return current_app.extensions["policy_service.api"].handle_http_exception(error)
+    if not request.accept_mimetypes.accept_html:
+        return api.handle_http_exception(error)
+    payload, status, headers = api.handle_http_exception(error)
+    errors = payload["errors"] or {"_request": [payload["message"]]}
+    page = render_template("ui/refused.html", errors=errors, heading=payload["message"],
+                           back=url_for("home.home"), back_text="The reviewer pages")
+    return page, status, headers
+
+
+for _code in PAGE_ERRORS:
+    bp.app_errorhandler(_code)(page_error)
 
 
 @bp.app_context_processor

@@ -136,19 +136,17 @@ def hash_key(key: str) -> str:
 
 def presented_key() -> str | None:
     """The key from `Authorization: Bearer <key>` or `X-API-Key`, if either is present."""
+    return _presented()[1]
+
+
+def _presented() -> tuple[str, str | None]:
+    """(the header an error about the key names, the key presented or None): Authorization when it carries a
+    Bearer token (it wins over X-API-Key), else X-API-Key when present, else Authorization, the one to send."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return request.headers.get("X-API-Key") or None
-
-
-def _key_header() -> str:
-    """The header an error about the key names: the one that carried it (Authorization wins, as presented_key
-    reads it), else Authorization, the one to send."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return "X-API-Key" if request.headers.get("X-API-Key") else "Authorization"
-    return "Authorization"
+        return "Authorization", token.strip()
+    api_key = request.headers.get("X-API-Key")
+    return ("X-API-Key", api_key) if api_key else ("Authorization", None)
 
 
 def matching_key(key: str, keys: tuple[ApiKey, ...]) -> ApiKey | None:
@@ -187,7 +185,7 @@ def require_key() -> Response | None:
     keys: tuple[ApiKey, ...] = current_app.config["API_KEYS"]
     if not keys or not needs_key(request.endpoint):
         return None
-    presented = presented_key()
+    header, presented = _presented()
     key = matching_key(presented, keys) if presented is not None else logged_in_key(keys)
     if key is None:
         if presented is None and _is_page(request.endpoint):
@@ -195,7 +193,7 @@ def require_key() -> Response | None:
         message = "the API key is not valid" if presented is not None else \
             "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key`"
         abort(401, message=message, headers={"WWW-Authenticate": "Bearer"},
-              errors={_key_header(): ["not a configured API key" if presented is not None else "required"]})
+              errors={header: ["not a configured API key" if presented is not None else "required"]})
     g.api_key_name = key.name
     if request.endpoint is not None:
         allowed = roles_for(request.endpoint)
@@ -204,7 +202,7 @@ def require_key() -> Response | None:
             article = "an" if needed[:1] in "aeiou" else "a"
             abort(403, message=f"the key {key.name!r} ({'+'.join(sorted(key.roles))}) may not call this; "
                                f"it needs {article} {needed} key",
-                  errors={_key_header() if presented is not None else "session": [
+                  errors={header if presented is not None else "session": [
                       f"the key {key.name!r} has the role {'+'.join(sorted(key.roles))}; this needs {needed}"]})
     return None
 

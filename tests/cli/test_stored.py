@@ -36,3 +36,14 @@ def test_a_file_that_is_not_a_response_is_a_usage_error(tmp_path):
 def _now():
     from datetime import UTC, datetime
     return datetime.now(UTC)
+
+
+def test_reconcile_reads_its_filters_as_the_http_api_does(tmp_path):
+    """`policy-service reconcile --contact/--phone-number-id` refuses what GET /v1/reconciliation refuses (a contact
+    that can be no one, an over-long id), naming the option, instead of reporting an empty reconciliation."""
+    url = f"sqlite:///{tmp_path / 'log.sqlite3'}"
+    for option, value in (("--contact", "a b"), ("--phone-number-id", "1" * 70)):
+        result = CliRunner().invoke(cli.main, ["reconcile", option, value, "--database-url", url])
+        assert result.exit_code == 2 and f"Invalid value for {option}" in result.output, result.output
+    fine = CliRunner().invoke(cli.main, ["reconcile", "--contact", "+5511988887777", "--database-url", url])
+    assert fine.exit_code == 0 and "0 delivered messages checked" in fine.output, fine.output

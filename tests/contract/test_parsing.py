@@ -167,3 +167,14 @@ def test_the_fast_parse_is_taken_for_an_ordinary_body():
     """The property above is not vacuous: an ordinary body is parsed by orjson, not sent down the careful path."""
     assert parsing._parsed_fast(b'{"send": {"to": "+14155550100"}, "history": [{"at": "x"}]}',
                                 decision_limits()) == {"send": {"to": "+14155550100"}, "history": [{"at": "x"}]}
+
+
+@pytest.mark.parametrize("body", [b'{"a":"x\\u0000"}', b'{"a":"\\n","b":"\\u0000"}', b'{"\\u0000":1}',
+                                  b'{"a":"\\\\u0000"}', b'{"a":"\\n\\u00e9"}', b'{"a":"plain"}'])
+def test_the_backslash_check_before_the_nul_search_changes_no_outcome(body):
+    """A body is searched for an escaped NUL only when it holds a backslash (one memchr): with or without one, an
+    escaped NUL anywhere is refused, and every other body parses, exactly as on the careful path."""
+    with careful_only():
+        expected = parsed(body, decision_limits())
+    assert parsed(body, decision_limits()) == expected
+    assert (expected[0] == "refused") is (b"\\u0000" in body.replace(b"\\\\", b""))

@@ -18,6 +18,7 @@ from policy_service.service.python_api import instance_path
 from policy_service.store.decision_log import DecisionRecord
 
 from ..conftest import FIXTURES_DIR, ROOT, upgraded
+from ..meta_business_payloads import message_templates_response
 from ..meta_payloads import APP_SECRET, CONTACT, PHONE_NUMBER_ID, deliver, inbound_text, pmp, signed, status
 
 FIXTURES = discover([FIXTURES_DIR])
@@ -47,15 +48,17 @@ def service(app, database_url):
 ARGUMENTS = {"from": "start", "to": "end"}  # cost_report(start, end) for GET /v1/costs?from=&to=
 
 
-def as_arguments(error: dict) -> dict:
+def as_arguments(error: dict, arguments: dict | None = None) -> dict:
     """An HTTP error body with its query parameters named as the Python API's keyword arguments (HTTP says
     `query.explain`, Python `explain`; `from` is `start`); body fields are named alike both ways."""
+    named = ARGUMENTS if arguments is None else arguments
+
     def argument(path: str) -> str:
         path = path.removeprefix("query.")
-        return ARGUMENTS.get(path, path)
+        return named.get(path, path)
 
     message = error["message"].replace("invalid request: query.", "invalid request: ")
-    for parameter, name in ARGUMENTS.items():
+    for parameter, name in named.items():
         message = message.replace(f"invalid request: {parameter}:", f"invalid request: {name}:")
     return {**error, "message": message,
             "errors": {argument(path): messages for path, messages in error["errors"].items()}}
@@ -295,15 +298,16 @@ def test_the_embedded_database_is_the_servers(monkeypatch):
 
 
 def test_the_python_api_loads_no_flask(tmp_path):
-    """`from policy_service import PolicyService` and a decision import no Flask, flask-smorest or webargs."""
+    """`from policy_service import PolicyService` and a decision import no Flask, flask-smorest or Werkzeug (webargs'
+    fields may load: contract.queries reads a comma list with its DelimitedList, which needs no web framework)."""
     script = (
         "import sys\n"
         "from policy_service import PolicyService\n"
         "from policy_service.contract.schemas import DECISION_REQUEST_EXAMPLE\n"
         f"svc = PolicyService(database_url={'sqlite:///' + str(tmp_path / 'log.sqlite3')!r})\n"
         "assert svc.decide(DECISION_REQUEST_EXAMPLE)['decision'] == 'allow'\n"
-        "web = ('flask', 'flask_smorest', 'webargs', 'werkzeug')\n"
-        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in web)\n"
+        "web = ('flask', 'flask_smorest', 'werkzeug', 'webargs.flaskparser')\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in web or m in web)\n"
         "assert not loaded, loaded\n"
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=Path(ROOT), capture_output=True, text=True, timeout=120)
@@ -478,3 +482,78 @@ def test_cost_report_names_a_bad_date_by_its_keyword_argument(service):
     with pytest.raises(ServiceError) as raised:
         service.cost_report(start="x", end="2026-13-01")
     assert raised.value.code == 422 and set(raised.value.errors) == {"start", "end"}
+
+
+def test_the_decision_log_listing_is_the_same_both_ways(client, service):
+    """decisions() is GET /v1/decisions: the same entries, page for page, and the X-Pagination header's metadata
+    (one definition serves both); filters named as keyword arguments (`since` for ?from=)."""
+    for fixture in FIXTURES[:5]:
+        service.decide(fixture.request)
+    for page, size in ((1, 2), (2, 2), (3, 2), (9, 2), (1, 100)):
+        over_http = client.get(f"/v1/decisions?page={page}&page_size={size}")
+        listed = service.decisions(page=page, page_size=size)
+        assert listed["decisions"] == over_http.json
+        assert listed["pagination"] == json.loads(over_http.headers["X-Pagination"])
+    denied = client.get("/v1/decisions?decision=deny&from=2000-01-01T00:00:00Z").json
+    assert service.decisions(decision="deny", since="2000-01-01T00:00:00Z")["decisions"] == denied
+    with pytest.raises(ServiceError) as raised:
+        service.decisions(since="2026-02-01T00:00:00Z", until="2026-01-01T00:00:00Z")
+    assert raised.value.as_dict() == as_arguments(
+        client.get("/v1/decisions?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z").json,
+        {"from": "since", "to": "until"})
+    for bad in ({"page": 0}, {"page_size": 101}, {"page": "2"}, {"decision": "maybe"}):
+        with pytest.raises(ServiceError) as raised:
+            service.decisions(**bad)
+        assert raised.value.code == 422 and list(raised.value.errors) == list(bad), raised.value
+
+
+def test_counts_templates_and_the_billing_currency_are_the_same_both_ways(client, service):
+    """count_messages(), import_templates(), templates(), template() and billing_currency() answer the bodies of
+    GET /v1/counts, POST …/message_templates, GET …/templates[/<name>/<language>] and GET …/billing-currency."""
+    deliver(client, inbound_text("wamid.in1", T0),
+            status("wamid.out1", "delivered", T0 + 60, pricing=pmp("utility", "free_customer_service", False)))
+    window = {"from": "2025-09-01T00:00:00Z", "to": "2025-10-01T00:00:00Z"}
+    over_http = client.get(f"/v1/counts?phone_number_id={PHONE_NUMBER_ID}&categories=utility,marketing"
+                           f"&from={window['from']}&to={window['to']}").json
+    assert over_http["count"] == 1
+    assert service.count_messages(PHONE_NUMBER_ID, ["utility", "marketing"], window["from"], window["to"]) == over_http
+
+    waba = "102290129340398"
+    response = message_templates_response(("order_update", "en_US", "UTILITY", "APPROVED"))
+    assert service.import_templates(waba, response) == {"imported": 1}
+    at = "2030-01-01T00:00:00Z"
+    assert service.templates(waba, at=at) == client.get(f"/v1/wabas/{waba}/templates?at={at}").json
+    one = service.template(waba, "order_update", "en_US", at=at)
+    assert one["category"]["value"] == "utility"
+    assert one == client.get(f"/v1/wabas/{waba}/templates/order_update/en_US?at={at}").json
+    service.set_billing_currency(waba, "EUR")
+    assert service.billing_currency(waba) == client.get(f"/v1/wabas/{waba}/billing-currency").json
+
+
+@pytest.mark.parametrize(("call", "path"), [
+    (lambda svc: svc.templates("not-a-waba"), "/v1/wabas/not-a-waba/templates"),
+    (lambda svc: svc.template("102290129340398", "nobody", "en"), "/v1/wabas/102290129340398/templates/nobody/en"),
+    (lambda svc: svc.billing_currency("102290129340398"), "/v1/wabas/102290129340398/billing-currency"),
+    (lambda svc: svc.billing_currency("x1"), "/v1/wabas/x1/billing-currency"),
+])
+def test_an_unknown_waba_or_template_is_the_http_404(client, service, call, path):
+    """An id that cannot be a WABA's, a template the registry never heard of, no currency set: the HTTP 404 body."""
+    with pytest.raises(ServiceError) as raised:
+        call(service)
+    assert raised.value.as_dict() == client.get(path).json and raised.value.code == 404
+
+
+def test_a_bad_template_import_or_count_raises_the_http_422(client, service):
+    """A message_templates response with a template missing Meta's fields, or a count without categories: 422
+    naming the field, as over HTTP; a WABA id that is not a string is a 422 naming waba_id."""
+    waba = "102290129340398"
+    body = {"data": [{"name": "order_update"}]}
+    with pytest.raises(ServiceError) as raised:
+        service.import_templates(waba, body)
+    assert raised.value.as_dict() == client.post(f"/v1/wabas/{waba}/message_templates", json=body).json
+    with pytest.raises(ServiceError) as raised:
+        service.count_messages(PHONE_NUMBER_ID, [], "2025-09-01T00:00:00Z", "2025-10-01T00:00:00Z")
+    assert list(raised.value.errors) == ["categories"]
+    with pytest.raises(ServiceError) as raised:
+        service.templates(102290129340398)
+    assert raised.value.code == 422 and list(raised.value.errors) == ["waba_id"]

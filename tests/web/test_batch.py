@@ -61,4 +61,9 @@ def test_query_parameters_the_decision_endpoints_do_not_take_are_refused_naming_
     batch = client.post("/v1/decisions/batch?explain=full", json={"requests": [request]})
     assert batch.status_code == 422 and "query.explain" in batch.json["errors"], batch.json
     assert client.post("/v1/decisions?explain=full", json=request).status_code == 200
+    # given twice, one value would be read and the other dropped unseen
+    twice = client.post("/v1/decisions?explain=full&explain=none", json=request)
+    assert twice.status_code == 422 and twice.json["errors"] == {"query.explain": ["given 2 times; give it once"]}
+    listing = client.get("/v1/decisions?from=2026-01-01&from=2026-02-01")
+    assert listing.status_code == 422 and "query.from" in listing.json["errors"], listing.json
     assert client.post("/v1/decisions/batch", json={"requests": [request]}).status_code == 200

@@ -54,6 +54,8 @@ def test_rules_page_lists_every_rule_with_file_citation_and_coverage(client, rul
 @pytest.mark.parametrize("query, check", [
     ("confidence=R", lambda rule, book: rule.confidence == "R"),
     ("area=Customer+service+window", lambda rule, book: rule.file == "customer-service-window.yaml"),
+    # the area as the page's anchors spell it (#area-customer-service-window)
+    ("area=customer-service-window", lambda rule, book: rule.file == "customer-service-window.yaml"),
     ("version=V1", lambda rule, book: rule.effective_from <= book.versions[0].effective_until),
 ])
 def test_rules_page_filters(client, rulebook, query, check):
@@ -132,6 +134,27 @@ def test_try_and_decision_pages_take_a_bsuid_and_mask_it(client):
     html = client.get(f"/ui/decisions/{decision_id}").get_data(as_text=True)
     assert '<span class="verdict" id="verdict">allow</span>' in html and "CSW-8.call" in html
     assert "93737000000000000001" not in html and "US.*****" in html
+
+
+@pytest.mark.parametrize("method, path, body, status, says", [
+    ("post", "/ui/try", {"request": "{}"}, 403, "The CSRF token is missing"),
+    ("post", "/ui/try", {"request": "x" * 5_000_000}, 413, "POLICY_MAX_CONTENT_LENGTH"),
+    ("delete", "/ui/rules", None, 405, "not allowed"),
+])
+def test_http_errors_on_pages_are_html_pages(client, method, path, body, status, says):
+    """A browser meeting an HTTP error on a page (a form without its CSRF token, a body over the limit, a method
+    the page does not take) gets an HTML page saying what is wrong and linking back, not raw JSON; the same error
+    outside /ui/ stays the API's JSON shape."""
+    browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    response = getattr(client, method)(path, data=body, headers=browser)
+    html = response.get_data(as_text=True)
+    assert response.status_code == status and response.mimetype == "text/html", (response.status_code, html[:200])
+    assert says in html and 'id="back"' in html
+    if status == 405:
+        assert "GET" in response.headers["Allow"]
+    # a client that does not ask for HTML (an API key calling a page) reads the JSON error shape
+    assert getattr(client, method)(path, data=body).json["code"] == status
+    assert client.delete("/v1/decisions", headers=browser).json["code"] == 405
 
 
 def test_decision_page_for_an_unknown_id_is_a_404_page(client):

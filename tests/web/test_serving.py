@@ -1,5 +1,6 @@
 """gunicorn with gunicorn.conf.py: the engine loaded before fork decides in every worker, and SIGHUP reloads rules."""
 
+import json
 import os
 import runpy
 import shutil
@@ -61,6 +62,28 @@ def test_preloaded_engine_decides_in_every_forked_worker(gunicorn_server, exampl
     with sqlite3.connect(gunicorn_server.database) as db:
         logged = {row[0] for row in db.execute("SELECT decision_id FROM decision_log")}
     assert {b["decision_id"] for b in bodies} <= logged
+
+
+@pytest.mark.parametrize(("request_head", "status"), [
+    (b"GET /healthz?" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(200)) + b"\r\n", 431),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", 400),
+])
+def test_requests_gunicorn_refuses_itself_get_the_json_error_shape(gunicorn_server, request_head, status):
+    """A request gunicorn cannot parse (a request line over limit_request_line, too many headers, a malformed
+    header) is refused before the app sees it, in the same {code, status, message, errors} JSON as every other
+    error (web.server_errors), not gunicorn's HTML page."""
+    host, port = gunicorn_server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request_head)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d " % status) and b"Content-Type: application/json" in head, answer[:300]
+    error = json.loads(body)
+    assert set(error) == {"code", "status", "message", "errors"} and error["code"] == status, error
+    assert error["message"] and error["errors"]["_request"], error
 
 
 def test_metrics_add_up_across_workers(gunicorn_server, example_request):

@@ -1,0 +1,70 @@
+"""The one JSON error shape for the errors the HTTP server answers itself, before the app sees a request.
+
+gunicorn (production) refuses a request it cannot parse (a request line over `limit_request_line`: 414; headers over
+its limits: 431; a malformed request line or header: 400) with an HTML page of its own (gunicorn.util.write_error).
+Every other error of this service is `{code, status, message, errors}` JSON (web.api.PolicyApi), so a client's error
+handling would meet a second shape only here. `install()` (called by gunicorn.conf.py, in the master, before workers
+fork) replaces gunicorn's writer with `write_error`; gunicorn still decides the status and logs the request. The
+local server (`policy-service serve`, Werkzeug's) refuses the same kinds of request (a line over 64 KiB: 414, over
+100 headers: 431, a malformed request line: 400) through http.server's send_error, whose HTML page `RequestHandler`
+replaces with the same JSON."""
+
+from __future__ import annotations
+
+import socket
+from http import HTTPStatus
+
+import orjson
+from gunicorn import util
+from werkzeug.serving import WSGIRequestHandler
+
+
+def error_body(status: int, reason: str, message: str) -> bytes:
+    """`{"code": status, "status": reason, "message": message or reason, "errors": {"_request": [message]}}` as
+    JSON bytes (`errors` empty when the server gives no message, as on gunicorn's 500)."""
+    return orjson.dumps({"code": status, "status": reason, "message": message or reason,
+                         "errors": {"_request": [message]} if message else {}})
+
+
+def error_response(status: int, reason: str, message: str) -> bytes:
+    """The whole HTTP/1.1 response (status line, headers, JSON body; the connection closed after it) for an error
+    gunicorn answers, with error_body."""
+    body = error_body(status, reason, message)
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    return head.encode("latin-1") + body
+
+
+def write_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn.util.write_error's signature, writing error_response instead of an HTML page."""
+    util.write_nonblock(sock, error_response(status_int, reason, mesg))
+
+
+def install() -> None:
+    """Make gunicorn answer its own errors in the service's JSON error shape (gunicorn's workers call
+    gunicorn.util.write_error through the module, so replacing it there reaches every worker forked after)."""
+    util.write_error = write_error
+
+
+class RequestHandler(WSGIRequestHandler):
+    """Werkzeug's request handler for `policy-service serve`, answering the requests it refuses itself in the
+    JSON error shape (error_body) instead of http.server's HTML page."""
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's send_error (same status line, log line, Connection: close and body rules) with a JSON
+        body: its `message` is the server's message and explanation (`message; explain`), else the status's
+        standard explanation."""
+        short, long = self.responses.get(code, ("???", "???"))
+        reason = message or short
+        self.log_error("code %d, message %s", code, reason)
+        self.send_response(code, reason)
+        self.send_header("Connection", "close")
+        body = None
+        # No body on 1xx, 204, 205 or 304 (RFC 7230 3.3, RFC 7231 6.3.6), as http.server does.
+        if code >= 200 and code not in (HTTPStatus.NO_CONTENT, HTTPStatus.RESET_CONTENT, HTTPStatus.NOT_MODIFIED):
+            body = error_body(code, short, "; ".join(text for text in (message, explain) if text) or long)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)

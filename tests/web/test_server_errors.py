@@ -1,0 +1,58 @@
+"""web.server_errors: requests the HTTP server refuses itself, before the app sees them, get the one JSON error
+shape. gunicorn's side is proven against a running gunicorn in tests/web/test_serving.py; here the local server's
+(`policy-service serve`, Werkzeug) and the response gunicorn's writer sends."""
+
+import json
+import socket
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+
+from policy_service.web.server_errors import RequestHandler, error_response
+
+
+def test_gunicorn_errors_are_a_whole_http_response_with_the_json_shape():
+    """The bytes written for gunicorn's 414: status line, JSON content type and length, the error shape."""
+    response = error_response(414, "URI Too Long", "Request Line is too large (9000 > 8190)")
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0] == b"HTTP/1.1 414 URI Too Long"
+    assert b"Content-Type: application/json" in head and b"Content-Length: %d" % len(body) in head
+    assert json.loads(body) == {"code": 414, "status": "URI Too Long", "message": "Request Line is too large "
+                                "(9000 > 8190)", "errors": {"_request": ["Request Line is too large (9000 > 8190)"]}}
+    # gunicorn's 500 carries no message: the reason stands in, and no field is blamed
+    assert json.loads(error_response(500, "Internal Server Error", "").partition(b"\r\n\r\n")[2])["errors"] == {}
+
+
+@pytest.fixture
+def local_server():
+    """Werkzeug's server with the service's RequestHandler (as `policy-service serve` runs it), on a free port."""
+    server = make_server("127.0.0.1", 0, lambda environ, start: [], threaded=True, request_handler=RequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_port
+    server.shutdown()
+
+
+@pytest.mark.parametrize(("request_head", "status"), [
+    (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414),
+    (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(120)) + b"\r\n", 431),
+    # a request line without a readable HTTP version is answered as HTTP/0.9 would be: the body alone
+    (b"NOT A REQUEST LINE AT ALL\r\n\r\n", 400),
+])
+def test_the_local_server_refuses_in_the_json_error_shape(local_server, request_head, status):
+    """A request line over 64 KiB, over 100 headers, a malformed request line: refused by http.server before the
+    app, in {code, status, message, errors} JSON with the server's own explanation, not its HTML page."""
+    with socket.create_connection(("127.0.0.1", local_server), timeout=10) as connection:
+        connection.sendall(request_head)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    if status == 400:
+        body = answer
+    else:
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 %d " % status) and b"Content-Type: application/json" in head, answer[:300]
+    error = json.loads(body)
+    assert set(error) == {"code", "status", "message", "errors"} and error["code"] == status, error
+    assert error["message"] and error["errors"]["_request"] == [error["message"]], error
