@@ -64,6 +64,16 @@ def on_starting(server):
             stale.unlink()
 
 
+def when_ready(server):
+    """With the app preloaded on the embedded SQLite file, start the host's decision-log writer in the master: the
+    workers forked next hand it their rows (policy_service/store/log_writer.py)."""
+    if server.cfg.preload_app:
+        from policy_service.store.decision_log import start_host_writer
+
+        if start_host_writer():
+            server.log.info("decision log: one writer for this host's workers (SQLite)")
+
+
 def on_reload(server):
     """On SIGHUP with preload the master keeps its app: it reads the rules (compiling nothing: durable_rules
     would keep every ruleset) and publishes them; the workers it forks next load them, once each."""

@@ -26,7 +26,7 @@ import phonenumbers
 from ..core.decision import Decision
 from ..core.identities import recipient
 from ..core.masking import PHONE_KEYS, mask_number, masked, masked_json, masked_request, may_change
-from . import log_compression
+from . import log_compression, log_writer
 from .database import STORAGE_FAULTS, StoredModel, discard_connection, loaded_time, stored_time
 
 if TYPE_CHECKING:
@@ -239,6 +239,14 @@ def _insert(values: dict[str, Any]) -> None:
         # The caller's transaction (an Idempotency-Key's decision and remembered answer) commits the row.
         database.execute_sql(sql, params)
         return
+    client = _HOST_CLIENT[0]
+    if client is not None and client[0] is database:
+        try:
+            client[1].write(sql, params)
+            return
+        except log_writer.WriterUnavailable:
+            # No writer (it stopped): this process writes its rows itself from now on.
+            _HOST_CLIENT[0] = None
     committer = _COMMITTERS.get(database)
     if committer is None:
         with _COMMITTERS_LOCK:
@@ -303,32 +311,40 @@ class _GroupCommit:
             raise mine.error if led else _copied(mine.error)
 
     def _commit(self, sql: str, batch: list[_Row]) -> None:
-        try:
-            if len(batch) == 1:
-                # Outside a transaction the statement commits by itself: one round trip, one fsync.
-                self.database.execute_sql(sql, batch[0].params)
-            else:
-                with self.database.atomic():
-                    for row in batch:
-                        self.database.execute_sql(sql, row.params)
-        except STORAGE_FAULTS as fault:
-            # Nothing of the batch is stored; every decision in it is answered 503. This thread's connection is
-            # dropped here, as the 503 handler drops it, also when this thread's own row was not in the batch.
-            discard_connection()
-            for row in batch:
-                row.error = fault
-        except Exception as error:
-            if len(batch) == 1:
-                batch[0].error = error
-                return
-            # A row's own error (a duplicate decision_id, a bug) must not fail the rows beside it: each alone.
-            for row in batch:
-                self._commit(sql, [row])
-        except BaseException as error:
-            # Never "done" without an error unless committed: the waiting threads raise it too.
-            for row in batch:
-                row.error = error
-            raise
+        commit_rows(self.database, sql, batch)
+
+
+def commit_rows(database: peewee.Database, sql: str, batch: Sequence[Any]) -> None:
+    """Commit the rows of `batch` (objects with `params` and `error`) with `sql`, in one transaction, on this
+    thread's connection; a row that could not be committed gets its `error` (a storage fault fails them all; a
+    row's own error, such as a duplicate decision_id, fails that row alone). Raises only BaseExceptions that are
+    not Exceptions, after marking every row with it."""
+    try:
+        if len(batch) == 1:
+            # Outside a transaction the statement commits by itself: one round trip, one fsync.
+            database.execute_sql(sql, batch[0].params)
+        else:
+            with database.atomic():
+                for row in batch:
+                    database.execute_sql(sql, row.params)
+    except STORAGE_FAULTS as fault:
+        # Nothing of the batch is stored; every decision in it is answered 503. This thread's connection is
+        # dropped here, as the 503 handler drops it, also when this thread's own row was not in the batch.
+        discard_connection()
+        for row in batch:
+            row.error = fault
+    except Exception as error:
+        if len(batch) == 1:
+            batch[0].error = error
+            return
+        # A row's own error (a duplicate decision_id, a bug) must not fail the rows beside it: each alone.
+        for row in batch:
+            commit_rows(database, sql, [row])
+    except BaseException as error:
+        # Never "done" without an error unless committed: the waiting threads raise it too.
+        for row in batch:
+            row.error = error
+        raise
 
 
 def _copied(error: BaseException) -> BaseException:
@@ -423,3 +439,56 @@ def with_example_recipient(request: dict[str, Any], region: str) -> dict[str, An
     replaced = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164) if example else \
         number.replace("*", "0")
     return {**request, "send": {**send, "to": replaced}}
+
+
+# The host writer (store.log_writer): started in gunicorn's master (start_host_writer), handed to the workers it forks.
+_HOST_WRITER: list[log_writer.HostWriter | None] = [None]
+_HOST_CLIENT: list[tuple[peewee.Database, log_writer.Client] | None] = [None]
+
+
+def start_host_writer() -> bool:
+    """Start this host's decision-log writer in this process (gunicorn's master, the app preloaded) for the
+    configured database, when it is the embedded SQLite file; processes forked from now on send their rows to it
+    (store.log_writer). Returns whether one runs. A process that did not fork from here writes its rows itself."""
+    from .database import database_proxy
+
+    database = database_proxy.obj
+    if _HOST_WRITER[0] is not None:
+        return True
+    if not isinstance(database, peewee.SqliteDatabase) or database.database == ":memory:":
+        return False
+    _HOST_WRITER[0] = log_writer.HostWriter(database, commit_rows)
+    return True
+
+
+def stop_host_writer() -> None:
+    """Stop this process's host writer, if it runs (tests; gunicorn's master ends with the process)."""
+    writer, _HOST_WRITER[0] = _HOST_WRITER[0], None
+    if writer is not None:
+        writer.stop()
+
+
+def _before_fork() -> None:
+    writer = _HOST_WRITER[0]
+    if writer is not None:
+        # No child may inherit a SQLite mutex the writer's thread holds: fork between its commits.
+        writer.busy.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    writer = _HOST_WRITER[0]
+    if writer is not None:
+        writer.busy.release()
+
+
+def _after_fork_in_child() -> None:
+    writer, _HOST_WRITER[0] = _HOST_WRITER[0], None
+    if writer is not None:
+        writer.forget()
+        _HOST_CLIENT[0] = (writer.database, log_writer.Client(writer.path))
+    elif _HOST_CLIENT[0] is not None:
+        # Forked from a worker: its own connections, never one shared with the thread that forked.
+        _HOST_CLIENT[0] = (_HOST_CLIENT[0][0], log_writer.Client(_HOST_CLIENT[0][1].path))
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -183,6 +184,32 @@ def test_unknown_decision_id_is_404(client):
     assert response.status_code == 404 and response.json["code"] == 404
 
 
+def printed_until_killed(process: subprocess.Popen, first: set[str], kill: Callable[[], None]) -> list[str]:
+    """The lines a logging process printed: its first lines (`first`, in any order) checked, then ~1.5 s of
+    decision_ids, then kill() and whatever it had printed before it died."""
+    with process.stdout:
+        try:
+            assert {process.stdout.readline().strip() for _ in first} == first
+            deadline, printed = time.monotonic() + 1.5, []
+            while time.monotonic() < deadline:
+                printed.append(process.stdout.readline().strip())
+        finally:
+            kill()
+            process.wait()
+        printed += process.stdout.read().split()
+    return [line for line in printed if line]
+
+
+def logged_ids(database_url: str) -> set[str]:
+    """Every decision_id in the log of the database at this URL (read on a connection of its own)."""
+    database = connect(database_url)
+    with database.bind_ctx([decision_log.DecisionRecord]):
+        record = decision_log.DecisionRecord
+        logged = {row.decision_id for row in record.select(record.decision_id)}
+    database.close()
+    return logged
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -222,11 +249,7 @@ def test_concurrent_gunicorn_workers_lose_no_decision(app, database_url, tmp_pat
     finally:
         server.terminate()
         server.wait(timeout=30)
-    database = connect(database_url)
-    with database.bind_ctx([decision_log.DecisionRecord]):
-        record = decision_log.DecisionRecord
-        logged = {row.decision_id for row in record.select(record.decision_id)}
-    database.close()
+    logged = logged_ids(database_url)
     assert len(set(returned)) == requests
     assert set(returned) <= logged and len(logged) == requests
 
@@ -392,8 +415,10 @@ def test_every_fixture_response_is_logged_as_walking_it_would_mask_it(rulebook, 
         assert masked_json(decision_log.dumps(body).decode()).encode() == decision_log.dumps(masked(body))
 
 
+# Logs from 8 threads, printing each decision_id once record has returned. With "host-writer" as its second argument
+# it starts the host writer (store.log_writer), prints "writer" and forks a child that logs through it.
 _KILLED_WRITER = """
-import sys, threading, uuid
+import os, sys, threading, uuid
 from dataclasses import replace
 from policy_service import create_app
 from policy_service.contract.schemas import REQUEST
@@ -404,16 +429,25 @@ raw = {"send": {"at": "2025-08-12T12:00:00+00:00", "to": "+14155550100", "type":
 policy = app.extensions["policy_service"]
 with app.app_context():
     decided = decisions.Decisions(policy).preview(decisions.proposal(REQUEST.load(raw), raw))
+if sys.argv[2:] == ["host-writer"]:
+    assert decision_log.start_host_writer()
+    if os.fork():
+        print("writer\\n", end="", flush=True)  # one write: the child prints too
+        threading.Event().wait()
+    assert decision_log._HOST_CLIENT[0] is not None
 printed = threading.Lock()
 def log():
     with app.app_context():
         while True:
             decision_id = uuid.uuid4().hex
-            decision_log.record(replace(decided.decision, decision_id=decision_id), decided.logged, decided.body,
-                                mask=True, response_json=decided.text, rulebook=policy.rulebook)
+            try:
+                decision_log.record(replace(decided.decision, decision_id=decision_id), decided.logged,
+                                    decided.body, mask=True, response_json=decided.text, rulebook=policy.rulebook)
+            except Exception:
+                continue  # not logged, so never shown
             with printed:
                 print(decision_id, flush=True)
-print("ready", flush=True)
+print("ready\\n", end="", flush=True)
 for _ in range(8):
     threading.Thread(target=log, daemon=True).start()
 threading.Event().wait()
@@ -428,20 +462,6 @@ def test_no_decision_seen_is_lost_when_a_process_logging_from_many_threads_is_ki
 
     writer = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, database_url], stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
-    with writer.stdout:
-        try:
-            assert writer.stdout.readline().strip() == "ready"
-            deadline, printed = time.monotonic() + 1.5, []
-            while time.monotonic() < deadline:
-                printed.append(writer.stdout.readline().strip())
-        finally:
-            os.kill(writer.pid, signal.SIGKILL)
-            writer.wait()
-        printed += writer.stdout.read().split()
-    printed = [line for line in printed if line]
-    database = connect(database_url)
-    with database.bind_ctx([decision_log.DecisionRecord]):
-        record = decision_log.DecisionRecord
-        logged = {row.decision_id for row in record.select(record.decision_id)}
-    database.close()
+    printed = printed_until_killed(writer, {"ready"}, lambda: os.kill(writer.pid, signal.SIGKILL))
+    logged = logged_ids(database_url)
     assert len(printed) > 20 and set(printed) <= logged

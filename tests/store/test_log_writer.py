@@ -1,0 +1,177 @@
+"""The host's decision-log writer (store.log_writer): rows handed to it are committed before their callers return,
+batched; a row's own error fails that row alone; no writer means each process writes its rows itself; forked
+workers use it; and killing the writer or a worker with SIGKILL loses no decision a caller was told was logged."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+import peewee
+import pytest
+
+from policy_service.store import database as store_database
+from policy_service.store import decision_log, log_writer
+
+from ..conftest import ROOT, start_gunicorn, stop_gunicorn
+from .test_decision_log import _KILLED_WRITER, _post, _preview, logged_ids, printed_until_killed, request_for
+
+
+@pytest.fixture
+def sqlite_app(app):
+    if not isinstance(store_database.database_proxy.obj, peewee.SqliteDatabase):
+        pytest.skip("the host writer serves the embedded SQLite file only")
+    return app
+
+
+def _logged_ids(app) -> set[str]:
+    with app.app_context():
+        return {row.decision_id for row in decision_log.DecisionRecord.select(decision_log.DecisionRecord.decision_id)}
+
+
+def _record(app, policy, decided, decision_id):
+    with app.app_context():
+        try:
+            decision_log.record(replace(decided.decision, decision_id=decision_id), decided.logged, decided.body,
+                                mask=True, response_json=decided.text, rulebook=policy.rulebook)
+            return None
+        except Exception as error:  # noqa: BLE001 - the outcome is the result
+            return error
+        finally:
+            store_database.release()
+
+
+def test_rows_sent_to_the_writer_are_committed_batched_and_read_back_as_written(sqlite_app, monkeypatch):
+    """Rows from 16 threads go through the writer (none is written by the callers themselves), share commits, and
+    read back exactly as a row its caller wrote itself."""
+    app = sqlite_app
+    policy, decided = _preview(app)
+    assert _record(app, policy, decided, "direct") is None
+    commits = []
+
+    def counted(database, sql, rows):
+        commits.append(len(rows))
+        time.sleep(0.05 if len(commits) == 1 else 0)  # a slow first commit: the rows sent meanwhile queue
+        decision_log.commit_rows(database, sql, rows)
+
+    writer = log_writer.HostWriter(store_database.database_proxy.obj, counted)
+    client = log_writer.Client(writer.path)
+    monkeypatch.setattr(decision_log, "_HOST_CLIENT", [(writer.database, client)])
+    monkeypatch.setattr(decision_log._GroupCommit, "write", lambda *_: pytest.fail("written by its caller"))
+    try:
+        ids = [f"writer-{i}" for i in range(48)]
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            outcomes = list(pool.map(lambda i: _record(app, policy, decided, i), ids))
+    finally:
+        client.close()
+        writer.stop()
+    assert outcomes == [None] * len(ids)
+    assert sum(commits) == len(ids) and max(commits) > 1
+    assert _logged_ids(app) == {"direct", *ids}
+    with app.app_context():
+        rows = {row.decision_id: row for row in decision_log.DecisionRecord.select()}
+        columns = [f.name for f in decision_log.DecisionRecord._meta.sorted_fields
+                   if f.name not in ("id", "decision_id", "logged_at")]
+        direct, sent = rows["direct"].__data__, rows["writer-0"].__data__
+        assert {c: sent[c] for c in columns} == {c: direct[c] for c in columns}
+        assert type(sent["logged_at"]) is type(direct["logged_at"])
+        assert decision_log.get("writer-0")["response"] == decision_log.get("direct")["response"]
+
+
+def test_a_row_the_database_refuses_fails_alone_and_a_storage_fault_fails_its_commit(sqlite_app, monkeypatch):
+    app = sqlite_app
+    policy, decided = _preview(app)
+    assert _record(app, policy, decided, "taken") is None
+    writer = log_writer.HostWriter(store_database.database_proxy.obj, decision_log.commit_rows)
+    client = log_writer.Client(writer.path)
+    monkeypatch.setattr(decision_log, "_HOST_CLIENT", [(writer.database, client)])
+    try:
+        assert isinstance(_record(app, policy, decided, "taken"), peewee.IntegrityError)
+        assert _record(app, policy, decided, "after") is None
+
+        def failing(database, sql, rows):
+            for row in rows:
+                row.error = peewee.OperationalError("disk I/O error")
+
+        writer._commit = failing
+        error = _record(app, policy, decided, "faulted")
+        assert isinstance(error, peewee.OperationalError) and "disk I/O error" in str(error)
+    finally:
+        client.close()
+        writer.stop()
+    assert _logged_ids(app) == {"taken", "after"}
+
+
+def test_without_a_writer_a_process_writes_its_rows_itself(sqlite_app, monkeypatch):
+    """A writer that has stopped (or never ran) is not reached: the caller commits its row itself, and later rows
+    of the process do not try the writer again."""
+    app = sqlite_app
+    policy, decided = _preview(app)
+    writer = log_writer.HostWriter(store_database.database_proxy.obj, decision_log.commit_rows)
+    writer.stop()
+    monkeypatch.setattr(decision_log, "_HOST_CLIENT", [(writer.database, log_writer.Client(writer.path))])
+    assert _record(app, policy, decided, "alone") is None
+    assert decision_log._HOST_CLIENT[0] is None
+    assert _logged_ids(app) == {"alone"}
+
+
+def test_a_writer_that_stops_fails_the_rows_waiting_for_it():
+    """Its clients' waiting rows get a storage fault (answered 503: their fate is unknown) rather than a hang."""
+    database = peewee.SqliteDatabase(":memory:")
+    gate = __import__("threading").Event()
+
+    def stuck(_database, _sql, _rows):
+        gate.wait(5)
+        raise RuntimeError("the writer broke")  # not an Exception a commit absorbs: the thread ends
+
+    writer = log_writer.HostWriter(database, stuck)
+    client = log_writer.Client(writer.path)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        waiting = pool.submit(client.write, "INSERT INTO t VALUES (?)", [1])
+        time.sleep(0.2)
+        gate.set()
+        with pytest.raises(peewee.OperationalError, match="did not answer"):
+            waiting.result(timeout=10)
+    with pytest.raises(log_writer.WriterUnavailable):
+        client.write("INSERT INTO t VALUES (?)", [1])
+    client.close()
+
+
+@pytest.mark.parametrize("killed", ["writer", "worker"])
+def test_no_decision_seen_is_lost_when_the_writer_or_a_worker_is_killed(database_url, killed):
+    """A process forks a worker logging from 8 threads through the parent's writer; one of them is killed with
+    SIGKILL while rows are in flight: every decision_id the worker printed after record returned is in the log."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the host writer serves the embedded SQLite file only")
+    process = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, database_url, "host-writer"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+                               start_new_session=True)
+
+    def kill():
+        if killed == "writer":
+            os.kill(process.pid, signal.SIGKILL)
+            time.sleep(0.5)  # the worker goes on (its rows fail, then it writes them itself)
+        os.killpg(process.pid, signal.SIGKILL)
+
+    printed = printed_until_killed(process, {"writer", "ready"}, kill)
+    logged = logged_ids(database_url)
+    assert len(printed) > 20 and set(printed) <= logged
+
+
+def test_gunicorn_workers_log_through_the_masters_writer(tmp_path):
+    """Under gunicorn.conf.py (preloaded app, SQLite) the master runs the writer and every decision a client
+    received is in the log."""
+    server = start_gunicorn(tmp_path)
+    try:
+        url = f"{server.url}/v1/decisions"
+        numbers = ["+14155550100", "+16135550100", "+5511987654321"]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            returned = list(pool.map(lambda i: _post(url, request_for(numbers[i % 3])), range(60)))
+    finally:
+        stop_gunicorn(server)
+    assert "one writer for this host's workers" in server.log.read_text()
+    logged = logged_ids(f"sqlite:///{server.database}")
+    assert len(set(returned)) == 60 and set(returned) <= logged
