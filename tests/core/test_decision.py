@@ -165,8 +165,22 @@ def test_the_compiled_trace_is_the_trace_reason_by_reason(rulebook, engine):
     each step's sentence written by str.format_map from Facts.texts, as the branch for facts with sources does."""
     from msgspec.structs import astuple
 
+    from policy_service.core.decision import Reason, _trace, _zone_days
+
+    for name, facts, outcome in _fixture_outcomes(rulebook, engine):
+        values, zone_days = facts.texts(outcome.named), _zone_days(outcome, facts)
+        expected = tuple(Reason(*step.head, step.template.format_map(values) if step.named else step.sentence({}),
+                                step.determining, step.defaults(facts.defaults, zone_days), step.note, {})
+                         for step in outcome.ordered)
+        assert _trace(outcome, facts) == expected, name
+        assert [(type(reason), astuple(reason)) for reason in _trace(outcome, facts)] == \
+            [(Reason, astuple(reason)) for reason in expected]
+
+
+def _fixture_outcomes(rulebook, engine):
+    """(fixture name, facts, outcome) as evaluate() reaches them, for every fixture as given and moved 7 s."""
     from policy_service.contract.schemas import DecisionRequestSchema
-    from policy_service.core.decision import Reason, _outcome, _trace, _zone_days
+    from policy_service.core.decision import _outcome
     from policy_service.core.evaluate import late_delivery, replay
     from policy_service.review.fixtures import discover
 
@@ -178,14 +192,7 @@ def test_the_compiled_trace_is_the_trace_reason_by_reason(rulebook, engine):
             state = replay(request, rulebook, engine)
             facts = derive_facts(request.send, state, request.context, rulebook)
             facts, fired = late_delivery(request, state, facts, engine.match_memoized(facts.engine), rulebook, engine)
-            outcome = _outcome(fired, rulebook)
-            values, zone_days = facts.texts(outcome.named), _zone_days(outcome, facts)
-            expected = tuple(Reason(*step.head, step.template.format_map(values) if step.named else step.sentence({}),
-                                    step.determining, step.defaults(facts.defaults, zone_days), step.note, {})
-                             for step in outcome.ordered)
-            assert _trace(outcome, facts) == expected, fixture.name
-            assert [(type(reason), astuple(reason)) for reason in _trace(outcome, facts)] == \
-                [(Reason, astuple(reason)) for reason in expected]
+            yield fixture.name, facts, _outcome(fired, rulebook)
 
 
 def test_a_reason_is_immutable_compared_by_every_field_and_hashed_without_its_sources():
@@ -265,37 +272,27 @@ def test_a_charge_is_made_as_its_rule_says_and_is_immutable_and_compared_by_valu
     sets its price fields as the former copy of its fields did."""
     import pytest
 
-    from policy_service.contract.schemas import DecisionRequestSchema
-    from policy_service.core.decision import Charge, _charge, _outcome
-    from policy_service.core.evaluate import late_delivery, replay
+    from policy_service.core.decision import Charge, _charge
     from policy_service.core.records import replace
-    from policy_service.review.fixtures import discover
-
-    from ..conftest import FIXTURES_DIR
 
     made = 0
-    for fixture in discover([FIXTURES_DIR]):
-        for shift in (timedelta(0), timedelta(seconds=7)):
-            request = DecisionRequestSchema().load(fixture.request).moved(shift)
-            state = replay(request, rulebook, engine)
-            facts = derive_facts(request.send, state, request.context, rulebook)
-            facts, fired = late_delivery(request, state, facts, engine.match_memoized(facts.engine), rulebook, engine)
-            rule = _outcome(fired, rulebook).charge_rule
-            if rule is None:
-                continue
-            effect = rule.charge
-            lasts_until = facts.at + effect.lasts if effect.opens and effect.lasts else None
-            expected = Charge(
-                billable=effect.billable, pricing_model=effect.pricing_model,
-                category=effect.category if isinstance(effect.category, str) else effect.category_for(facts.engine),
-                type=effect.type, opens_conversation=effect.opens in ("conversation", "free_entry_point_conversation"),
-                conversation_expires_at=lasts_until if effect.opens else
-                facts.expiries.get(effect.rides) if effect.rides else None,
-                opens=effect.opens, lasts_until=lasts_until, closes_others=effect.closes_others, rule=rule.id,
-                participants=facts.engine["group_participants"] if effect.per_participant else None)
-            charge = _charge(rule, facts)
-            assert type(charge) is Charge and charge == expected and hash(charge) == hash(expected), fixture.name
-            made += 1
+    for name, facts, outcome in _fixture_outcomes(rulebook, engine):
+        rule = outcome.charge_rule
+        if rule is None:
+            continue
+        effect = rule.charge
+        lasts_until = facts.at + effect.lasts if effect.opens and effect.lasts else None
+        expected = Charge(
+            billable=effect.billable, pricing_model=effect.pricing_model,
+            category=effect.category if isinstance(effect.category, str) else effect.category_for(facts.engine),
+            type=effect.type, opens_conversation=effect.opens in ("conversation", "free_entry_point_conversation"),
+            conversation_expires_at=lasts_until if effect.opens else
+            facts.expiries.get(effect.rides) if effect.rides else None,
+            opens=effect.opens, lasts_until=lasts_until, closes_others=effect.closes_others, rule=rule.id,
+            participants=facts.engine["group_participants"] if effect.per_participant else None)
+        charge = _charge(rule, facts)
+        assert type(charge) is Charge and charge == expected and hash(charge) == hash(expected), name
+        made += 1
     assert made > 100
     priced = replace(charge, price=None, price_reason="no rate card", price_lines=())
     assert priced.price_reason == "no rate card" and replace(priced, price_reason=None) == charge
