@@ -8,12 +8,15 @@ attribute looks like "no rule matched"), so rules can never be switched off by a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, date, datetime, timedelta, timezone
 from functools import cached_property, lru_cache
 from operator import attrgetter
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from msgspec import Struct
+from msgspec import field as msgspec_field
 
 from .conversations import CONVERSATION_KINDS, FREE_ENTRY_POINT_KINDS, Ledger, Period
 from .identities import recipient_contact
@@ -238,13 +241,16 @@ def text_maker(names: tuple[str, ...]) -> Callable[[Facts], tuple[str, ...]]:
 _TEXT_MAKERS: dict[tuple[str, ...], Callable[[Facts], tuple[str, ...]]] = {}
 
 
-@dataclass
-class HistoryState:
-    """What the history so far says about the window and the entry point (updated in time order)."""
+class HistoryState(Struct, gc=False):
+    """What the history so far says about the window and the entry point (updated in time order).
+
+    A mutable msgspec Struct (made in C, fields in slots, compared field by field as the dataclass it was): every
+    decision and every late-delivery check makes one. Never part of a reference cycle: the collector skips it.
+    """
 
     ignored_types: frozenset[str]
     referral_source_types: frozenset[str]
-    ledger: Ledger = field(default_factory=Ledger)
+    ledger: Ledger = msgspec_field(default_factory=Ledger)
     last_counted_inbound: datetime | None = None
     last_counted_type: str | None = None
     last_uncounted_inbound: Message | None = None
