@@ -27,7 +27,6 @@ from msgspec import Struct
 
 from .facts import Facts, text_maker
 from .pricing import Price, PriceLine
-from .records import record
 from .rulebook import CONFIDENCE, PolicyVersion, Rule, Rulebook
 
 DECIDED, NOT_APPLICABLE, ERROR = "decided", "not_applicable", "error"
@@ -91,9 +90,12 @@ class Reason(Struct, frozen=True, gc=False):
 Pricing = Callable[[Charge, Facts], tuple[Charge, Reason | None, Facts]]
 
 
-@record
-class Decision:
-    """The answer for one proposed send."""
+class Decision(Struct, frozen=True, gc=False):
+    """The answer for one proposed send.
+
+    Immutable and compared field by field, as the frozen dataclass it was; a msgspec Struct (made in C, fields in
+    slots; records.replace copies it), made once per decision.
+    """
 
     decision: str
     status: str
@@ -132,16 +134,9 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
         charge, priced, facts = price(charge, facts)
         if priced is not None:
             trace = (*trace, priced)
-    # Decision(...) made from the outcome's fields (made once) without its __init__, as _builder makes a Reason.
-    made = outcome.fields.copy()
-    made["charge"], made["policy_version"], made["rulebook_version"] = charge, version.id if version else None, \
-        rulebook.version
-    made["trace"], made["facts"], made["classified_charge"], made["decision_id"] = trace, facts, classified, decision_id
-    if version is None:
-        made["error"] = _no_version(rulebook, facts.day)
-    decision = _new(Decision)
-    _set(decision, "__dict__", made)
-    return decision
+    return Decision(outcome.decision, outcome.status, outcome.required, charge, version.id if version else None,
+                    rulebook.version, trace, facts, outcome.error_codes,
+                    _no_version(rulebook, facts.day) if version is None else None, classified, decision_id)
 
 
 def _no_version(rulebook: Rulebook, day: date) -> str:
@@ -193,7 +188,6 @@ def _zone_days(outcome: _Outcome, facts: Facts) -> tuple[date, date] | None:
     return zone_days if at < len(changes) and changes[at] <= zone_days[1] else None
 
 
-_new, _set = object.__new__, object.__setattr__
 
 
 def _builder(outcome: _Outcome, defaults: frozenset[str],
@@ -337,9 +331,6 @@ class _Outcome:
     near_changes: frozenset[date] = frozenset()
     # The words of `named` for facts (facts.text_maker).
     texts: Callable[[Facts], tuple[str, ...]] = field(default=tuple, compare=False)
-    # The fields of a Decision with this outcome, as Decision(...) writes them, those of the facts left at their
-    # defaults (combine fills them in).
-    fields: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 # Combining depends only on which rules fired, and few distinct sets of them occur; bounded, cleared when full.
@@ -441,7 +432,6 @@ def _combine_rules(fired: tuple[str, ...], rulebook: Rulebook) -> _Outcome:
         error_codes=error_codes,
         named=named,
         texts=text_maker(named),
-        fields=Decision(decision, status, required, None, None, "", (), None, error_codes).__dict__,
         changes=tuple(sorted({day for rule in rules for day in _changes(rule)})),
         near_changes=_near({day for rule in rules for day in _changes(rule)}),
     )

@@ -124,17 +124,7 @@ def price_parts(charge: Charge, facts: Facts, request: DecisionRequest,
 
 def _with_pricing_defaults(facts: Facts, defaults: frozenset[str]) -> Facts:
     """replace(facts, defaults=defaults, sources=dict(facts.sources)), made without its keyword checks."""
-    fields = facts.__dict__
-    if len(fields) != _FACT_FIELDS:  # a cached property's value is in it: replace leaves it out
-        return replace(facts, defaults=defaults, sources=dict(facts.sources))
-    copy = _new(Facts)
-    made = copy.__dict__
-    made.update(fields)
-    made["defaults"], made["sources"] = defaults, dict(facts.sources)
-    return copy
-
-
-_FACT_FIELDS = len(Facts.__record_fields__)  # type: ignore[attr-defined]
+    return _priced(facts, defaults=defaults, sources=dict(facts.sources))
 
 
 def _with_defaults(used: frozenset[str], more: tuple[str, ...]) -> frozenset[str]:
@@ -156,8 +146,7 @@ _DEFAULTS_WITH: dict[tuple[frozenset[str], tuple[str, ...]], frozenset[str]] = {
 # their trace entries, without sources).
 _PRICES: dict[int, tuple[RateBook, dict[tuple[Any, ...], tuple[Price, Reason | None]]]] = {}
 _PRICE_MEMO_SIZE = 4096
-_new, _set = object.__new__, object.__setattr__
-_priced = structs.replace  # a Charge (a msgspec Struct) with its price fields set
+_priced = structs.replace  # a Charge or Facts (msgspec Structs) with what pricing set
 _PRICING_NAMES = frozenset(PRICING_CONTEXT_DEFAULTS)
 _NONE_GIVEN = (None,) * len(PRICING_CONTEXT_DEFAULTS)  # a context giving none of them
 # A larger group's price (a line per participant) is not remembered: it would hold too much.

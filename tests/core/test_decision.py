@@ -252,17 +252,25 @@ def test_the_outcome_found_by_the_fired_tuple_is_the_one_its_rule_ids_give(ruleb
 
 
 def test_a_combined_decision_is_a_decision_as_its_constructor_makes_it(rulebook, facts):
-    """combine makes a Decision from its outcome's fields without Decision.__init__: every field is there, in the
-    record's order, and nothing else (so equality, replace, repr and the response read what __init__ would write)."""
-    from dataclasses import fields
+    """combine makes a Decision (a msgspec Struct, made positionally) equal, field by field, to the one made by
+    keywords from what combining decided; it refuses assignment and records.replace copies it with a change."""
+    import pytest
+    from msgspec.structs import asdict
 
-    from policy_service.core.decision import Decision
+    from policy_service.core.decision import Decision, _outcome
+    from policy_service.core.records import replace
 
     for fired in (("CSW-2.open",), ("CSW-2.open", "CSW-2.freeform-closed"), ()):
         decision = combine(fired, facts, rulebook, decision_id="d")
-        assert list(vars(decision)) == [f.name for f in fields(Decision)]
-        assert decision == Decision(*(getattr(decision, f.name) for f in fields(Decision)))
+        outcome = _outcome(fired, rulebook)
+        assert type(decision) is Decision and decision == Decision(**asdict(decision))
+        assert (decision.decision, decision.status, decision.required_message_type, decision.error_codes) == \
+            (outcome.decision, outcome.status, outcome.required, outcome.error_codes)
         assert decision.decision_id == "d" and decision.rulebook_version == rulebook.version
+        assert decision.facts is facts and decision.why_not == () and decision.error is None
+        assert replace(decision, why_not=("x",)).why_not == ("x",) and replace(decision, why_not=()) == decision
+        with pytest.raises(AttributeError):
+            decision.decision = "allow"  # type: ignore[misc]
 
 
 def test_a_charge_is_made_as_its_rule_says_and_is_immutable_and_compared_by_value(rulebook, engine):
