@@ -22,10 +22,11 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import replace
 from pathlib import Path
 
 from common import banner, fixture_requests, median, policy, table
+
+from policy_service.core.records import replace  # a Decision is a msgspec Struct: dataclasses.replace cannot copy it
 
 SETTINGS = {"WAL + FULL (shipped)": ("wal", "full"), "WAL + NORMAL": ("wal", "normal"),
             "DELETE + FULL": ("delete", "full"), "DELETE + NORMAL": ("delete", "normal"), "WAL + OFF": ("wal", "off")}

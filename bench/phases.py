@@ -17,7 +17,6 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import replace
 
 from common import banner, fixture_requests, median, policy, served, table
 
@@ -26,6 +25,7 @@ from policy_service.contract.schemas import REQUEST, RESPONSE
 from policy_service.core.decision import combine
 from policy_service.core.evaluate import evaluate, replay
 from policy_service.core.facts import derive_facts
+from policy_service.core.records import replace  # a Decision is a msgspec Struct: dataclasses.replace cannot copy it
 from policy_service.store import decision_log
 
 

@@ -11,6 +11,8 @@ from itertools import chain, compress, islice
 from operator import attrgetter, le
 from typing import Any
 
+from msgspec import structs
+
 from .chronology import by_delivery, carried_before, is_strictly_ordered, timeline
 from .conditions import why_not
 from .conversations import Period, longest_lifetime, quiet_point
@@ -101,15 +103,10 @@ def price_parts(charge: Charge, facts: Facts, request: DecisionRequest,
     # A group send is billed per delivered participant, each at its own market (PMP-9).
     participants = request.send.participants if charge.participants is not None else None
     price, reason = _price(charge, facts.day, country, participants, request.context, rulebook.rates)
-    # replace(charge, price=..., price_reason=..., price_lines=...), for a record made by its __init__
-    made = charge.__dict__.copy()
     if price.amount is not None:  # price.known
-        made["price"], made["price_reason"] = price, None
+        charge = _priced(charge, price=price, price_reason=None, price_lines=price.lines)
     else:
-        made["price"], made["price_reason"] = None, price.reason
-    made["price_lines"] = price.lines
-    charge = _new(Charge)
-    _set(charge, "__dict__", made)
+        charge = _priced(charge, price=None, price_reason=price.reason, price_lines=price.lines)
     if reason is None:
         return charge, None, facts
     # Where the pricing context came from when the request did not give it (the WABA's stored currency,
@@ -127,17 +124,7 @@ def price_parts(charge: Charge, facts: Facts, request: DecisionRequest,
 
 def _with_pricing_defaults(facts: Facts, defaults: frozenset[str]) -> Facts:
     """replace(facts, defaults=defaults, sources=dict(facts.sources)), made without its keyword checks."""
-    fields = facts.__dict__
-    if len(fields) != _FACT_FIELDS:  # a cached property's value is in it: replace leaves it out
-        return replace(facts, defaults=defaults, sources=dict(facts.sources))
-    copy = _new(Facts)
-    made = copy.__dict__
-    made.update(fields)
-    made["defaults"], made["sources"] = defaults, dict(facts.sources)
-    return copy
-
-
-_FACT_FIELDS = len(Facts.__record_fields__)  # type: ignore[attr-defined]
+    return _priced(facts, defaults=defaults, sources=dict(facts.sources))
 
 
 def _with_defaults(used: frozenset[str], more: tuple[str, ...]) -> frozenset[str]:
@@ -159,7 +146,7 @@ _DEFAULTS_WITH: dict[tuple[frozenset[str], tuple[str, ...]], frozenset[str]] = {
 # their trace entries, without sources).
 _PRICES: dict[int, tuple[RateBook, dict[tuple[Any, ...], tuple[Price, Reason | None]]]] = {}
 _PRICE_MEMO_SIZE = 4096
-_new, _set = object.__new__, object.__setattr__
+_priced = structs.replace  # a Charge or Facts (msgspec Structs) with what pricing set
 _PRICING_NAMES = frozenset(PRICING_CONTEXT_DEFAULTS)
 _NONE_GIVEN = (None,) * len(PRICING_CONTEXT_DEFAULTS)  # a context giving none of them
 # A larger group's price (a line per participant) is not remembered: it would hold too much.

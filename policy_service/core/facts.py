@@ -8,17 +8,19 @@ attribute looks like "no rule matched"), so rules can never be switched off by a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from functools import cached_property, lru_cache
 from operator import attrgetter
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from msgspec import Struct
+from msgspec import field as msgspec_field
+
 from .conversations import CONVERSATION_KINDS, FREE_ENTRY_POINT_KINDS, Ledger, Period
 from .identities import recipient_contact
 from .messages import Message, Send
-from .records import record, replace
+from .records import replace
 from .vocabulary import GROUP_CATEGORY_PREFIX
 
 NONE = "none"
@@ -141,13 +143,17 @@ CONTEXT_DEFAULTS: dict[str, Any] = {
 }
 
 
-@record
-class Facts:
+class Facts(Struct, frozen=True, dict=True):
     """What the rules see (`engine`), how the trace shows it (`display`), and which defaults were used.
 
     `display` (name -> text, every name of DISPLAY_VALUES plus each unknown counter) is written when
     first read; `text(name)` writes one of them. A trace sentence names two or three, so evaluation
     writes only those; the response, which shows them all, reads `display`.
+
+    A frozen msgspec Struct (made in C; `dict=True` holds the cached `display`, which records.replace leaves
+    out of a copy): one is made per decision, per late-delivery check and per replayed send. Equal when `at`,
+    `day`, `engine`, `defaults`, `expiries` and `periods` are (not `seen` or `sources`), as the frozen
+    dataclass it was compared.
     """
 
     at: datetime
@@ -156,10 +162,16 @@ class Facts:
     defaults: frozenset[str]
     expiries: dict[str, datetime | None]
     periods: tuple[Period, ...] = ()
-    seen: _Seen | None = field(default=None, compare=False, repr=False)  # None: no texts (a replayed send)
+    seen: _Seen | None = None  # None: no texts (a replayed send)
     # fact name -> where its value came from, when the request did not give it (a stored webhook with
     # its time, a count over stored messages); each trace entry whose rule reads the fact names it.
-    sources: dict[str, str] = field(default_factory=dict, compare=False)
+    sources: dict[str, str] = {}
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Facts:
+            return NotImplemented
+        return (self.at, self.day, self.engine, self.defaults, self.expiries, self.periods) == (
+            other.at, other.day, other.engine, other.defaults, other.expiries, other.periods)
 
     @cached_property
     def display(self) -> dict[str, str]:
@@ -238,13 +250,16 @@ def text_maker(names: tuple[str, ...]) -> Callable[[Facts], tuple[str, ...]]:
 _TEXT_MAKERS: dict[tuple[str, ...], Callable[[Facts], tuple[str, ...]]] = {}
 
 
-@dataclass
-class HistoryState:
-    """What the history so far says about the window and the entry point (updated in time order)."""
+class HistoryState(Struct, gc=False):
+    """What the history so far says about the window and the entry point (updated in time order).
+
+    A mutable msgspec Struct (made in C, fields in slots, compared field by field as the dataclass it was): every
+    decision and every late-delivery check makes one. Never part of a reference cycle: the collector skips it.
+    """
 
     ignored_types: frozenset[str]
     referral_source_types: frozenset[str]
-    ledger: Ledger = field(default_factory=Ledger)
+    ledger: Ledger = msgspec_field(default_factory=Ledger)
     last_counted_inbound: datetime | None = None
     last_counted_type: str | None = None
     last_uncounted_inbound: Message | None = None

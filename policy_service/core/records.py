@@ -6,8 +6,9 @@ plain dataclass (bench/decisions.py: a decision makes a Decision, a Charge, Fact
 trace entry). `record` keeps everything the frozen dataclass gives — immutability, equality, hashing,
 repr, dataclasses.replace — and only swaps in an __init__ with the same signature that writes the
 instance's __dict__ directly, and `replace`, which copies a record that way (dataclasses.replace goes
-through __init__ and costs as much again). A history's messages, up to 10,000 per request, are
-msgspec Structs instead (core.messages.Message: made in C, ~0.1 µs); `replace` copies those too.
+through __init__ and costs as much again). A history's messages, up to 10,000 per request, and what
+every decision makes (core.decision's Decision, Charge and Reason, core.facts' Facts and HistoryState)
+are msgspec Structs instead (made in C, ~0.1 µs); `replace` copies those too.
 """
 
 from __future__ import annotations

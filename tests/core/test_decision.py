@@ -163,8 +163,24 @@ def test_the_compiled_trace_is_the_trace_reason_by_reason(rulebook, engine):
     """_trace's compiled builder (decision._builder: each entry's fields made once, its sentence filled by `%` from
     the words of text_maker) makes, for every fixture as given and moved 7 s, the same Reasons as Reason(...) with
     each step's sentence written by str.format_map from Facts.texts, as the branch for facts with sources does."""
+    from msgspec.structs import astuple
+
+    from policy_service.core.decision import Reason, _trace, _zone_days
+
+    for name, facts, outcome in _fixture_outcomes(rulebook, engine):
+        values, zone_days = facts.texts(outcome.named), _zone_days(outcome, facts)
+        expected = tuple(Reason(*step.head, step.template.format_map(values) if step.named else step.sentence({}),
+                                step.determining, step.defaults(facts.defaults, zone_days), step.note, {})
+                         for step in outcome.ordered)
+        assert _trace(outcome, facts) == expected, name
+        assert [(type(reason), astuple(reason)) for reason in _trace(outcome, facts)] == \
+            [(Reason, astuple(reason)) for reason in expected]
+
+
+def _fixture_outcomes(rulebook, engine):
+    """(fixture name, facts, outcome) as evaluate() reaches them, for every fixture as given and moved 7 s."""
     from policy_service.contract.schemas import DecisionRequestSchema
-    from policy_service.core.decision import Reason, _outcome, _trace, _zone_days
+    from policy_service.core.decision import _outcome
     from policy_service.core.evaluate import late_delivery, replay
     from policy_service.review.fixtures import discover
 
@@ -176,13 +192,44 @@ def test_the_compiled_trace_is_the_trace_reason_by_reason(rulebook, engine):
             state = replay(request, rulebook, engine)
             facts = derive_facts(request.send, state, request.context, rulebook)
             facts, fired = late_delivery(request, state, facts, engine.match_memoized(facts.engine), rulebook, engine)
-            outcome = _outcome(fired, rulebook)
-            values, zone_days = facts.texts(outcome.named), _zone_days(outcome, facts)
-            expected = tuple(Reason(*step.head, step.template.format_map(values) if step.named else step.sentence({}),
-                                    step.determining, step.defaults(facts.defaults, zone_days), step.note, {})
-                             for step in outcome.ordered)
-            assert _trace(outcome, facts) == expected, fixture.name
-            assert [vars(reason) for reason in _trace(outcome, facts)] == [vars(reason) for reason in expected]
+            yield fixture.name, facts, _outcome(fired, rulebook)
+
+
+def test_a_reason_is_immutable_compared_by_every_field_and_hashed_without_its_sources():
+    """Reason (a msgspec Struct, made in C) keeps what the frozen dataclass it replaced gave: equality over every
+    field, sources included; a hash over every field but sources (a dict); no assignment; keyword and positional
+    construction with the same defaults, each Reason with its own empty sources; records.replace copies it."""
+    import dataclasses
+
+    import pytest
+
+    from policy_service.core.decision import Reason
+    from policy_service.core.records import replace
+
+    @dataclasses.dataclass(frozen=True)
+    class Former:  # Reason as it was
+        rule: str
+        title: str
+        effect: str
+        citation: str
+        confidence: str
+        because: str
+        determining: bool
+        defaults: tuple[str, ...] = ()
+        note: str | None = None
+        sources: dict[str, str] = dataclasses.field(default_factory=dict, hash=False)
+
+    fields = ("R1", "Title", "allow", "https://example.com", "C", "Because.", True, ("opted_in",), "a note")
+    reason, former = Reason(*fields, {"opted_in": "stored"}), Former(*fields, {"opted_in": "stored"})
+    assert hash(reason) == hash(former) == hash(Reason(*fields)) == hash(Reason(*fields, {"other": "x"}))
+    assert reason == Reason(*fields, {"opted_in": "stored"}) != Reason(*fields)
+    assert reason != replace(reason, because="Other.") and replace(reason, because="Because.") == reason
+    assert Reason(rule="R", title="T", effect="deny", citation="c", confidence="S", because="b",
+                  determining=False) == Reason("R", "T", "deny", "c", "S", "b", False, (), None, {})
+    assert Reason(*fields).sources == {} and Reason(*fields).sources is not Reason(*fields).sources
+    assert repr(reason) == repr(former).replace(Former.__qualname__, "Reason", 1)
+    with pytest.raises(AttributeError):
+        reason.because = "changed"  # type: ignore[misc]
 
 
 def test_the_outcome_found_by_the_fired_tuple_is_the_one_its_rule_ids_give(rulebook):
@@ -205,14 +252,57 @@ def test_the_outcome_found_by_the_fired_tuple_is_the_one_its_rule_ids_give(ruleb
 
 
 def test_a_combined_decision_is_a_decision_as_its_constructor_makes_it(rulebook, facts):
-    """combine makes a Decision from its outcome's fields without Decision.__init__: every field is there, in the
-    record's order, and nothing else (so equality, replace, repr and the response read what __init__ would write)."""
-    from dataclasses import fields
+    """combine makes a Decision (a msgspec Struct, made positionally) equal, field by field, to the one made by
+    keywords from what combining decided; it refuses assignment and records.replace copies it with a change."""
+    import pytest
+    from msgspec.structs import asdict
 
-    from policy_service.core.decision import Decision
+    from policy_service.core.decision import Decision, _outcome
+    from policy_service.core.records import replace
 
     for fired in (("CSW-2.open",), ("CSW-2.open", "CSW-2.freeform-closed"), ()):
         decision = combine(fired, facts, rulebook, decision_id="d")
-        assert list(vars(decision)) == [f.name for f in fields(Decision)]
-        assert decision == Decision(*(getattr(decision, f.name) for f in fields(Decision)))
+        outcome = _outcome(fired, rulebook)
+        assert type(decision) is Decision and decision == Decision(**asdict(decision))
+        assert (decision.decision, decision.status, decision.required_message_type, decision.error_codes) == \
+            (outcome.decision, outcome.status, outcome.required, outcome.error_codes)
         assert decision.decision_id == "d" and decision.rulebook_version == rulebook.version
+        assert decision.facts is facts and decision.why_not == () and decision.error is None
+        assert replace(decision, why_not=("x",)).why_not == ("x",) and replace(decision, why_not=()) == decision
+        with pytest.raises(AttributeError):
+            decision.decision = "allow"  # type: ignore[misc]
+
+
+def test_a_charge_is_made_as_its_rule_says_and_is_immutable_and_compared_by_value(rulebook, engine):
+    """_charge (a Charge, a msgspec Struct, made positionally from what is fixed per rule) equals the Charge made by
+    keywords from the rule's effect and the facts, for every fixture's classified charge as given and moved 7 s;
+    a Charge is equal and hashes equal to one made from the same fields, refuses assignment, and records.replace
+    sets its price fields as the former copy of its fields did."""
+    import pytest
+
+    from policy_service.core.decision import Charge, _charge
+    from policy_service.core.records import replace
+
+    made = 0
+    for name, facts, outcome in _fixture_outcomes(rulebook, engine):
+        rule = outcome.charge_rule
+        if rule is None:
+            continue
+        effect = rule.charge
+        lasts_until = facts.at + effect.lasts if effect.opens and effect.lasts else None
+        expected = Charge(
+            billable=effect.billable, pricing_model=effect.pricing_model,
+            category=effect.category if isinstance(effect.category, str) else effect.category_for(facts.engine),
+            type=effect.type, opens_conversation=effect.opens in ("conversation", "free_entry_point_conversation"),
+            conversation_expires_at=lasts_until if effect.opens else
+            facts.expiries.get(effect.rides) if effect.rides else None,
+            opens=effect.opens, lasts_until=lasts_until, closes_others=effect.closes_others, rule=rule.id,
+            participants=facts.engine["group_participants"] if effect.per_participant else None)
+        charge = _charge(rule, facts)
+        assert type(charge) is Charge and charge == expected and hash(charge) == hash(expected), name
+        made += 1
+    assert made > 100
+    priced = replace(charge, price=None, price_reason="no rate card", price_lines=())
+    assert priced.price_reason == "no rate card" and replace(priced, price_reason=None) == charge
+    with pytest.raises(AttributeError):
+        charge.billable = not charge.billable  # type: ignore[misc]

@@ -230,3 +230,26 @@ def test_a_recipients_facts_are_its_contacts():
                "+55119876*****"):
         contact = recipient_contact(to)
         assert _recipient_facts(to) == (contact.region, contact.calling_code, contact.is_bsuid)
+
+
+def test_facts_compare_by_what_the_rules_see_and_a_copy_writes_its_texts_anew(rulebook):
+    """Facts (a msgspec Struct) are equal when at, day, engine, defaults, expiries and periods are, whatever their
+    display inputs and sources (as the frozen dataclass they were compared); they are unhashable (a dict field)
+    and immutable; `display` is written once, and records.replace makes a copy that writes its own."""
+    from policy_service.core.facts import Facts
+    from policy_service.core.records import replace
+
+    send = Send(at=T0, to="+14155550100", type="text")
+    facts = derive_facts(send, new_state(rulebook), {}, rulebook)
+    quiet = derive_facts(send, new_state(rulebook), {}, rulebook, display=False, sources={"opted_in": "stored"})
+    assert type(facts) is Facts and facts == quiet and not facts != quiet and facts.sources != quiet.sources
+    assert facts != replace(facts, defaults=facts.defaults | {"other"}) and facts != "facts"
+    assert facts != replace(facts, engine={**facts.engine, "csw_open": True})
+    with pytest.raises(TypeError):
+        hash(facts)
+    with pytest.raises(AttributeError):
+        facts.day = T0.date()  # type: ignore[misc]
+    assert facts.display is facts.display and facts.display["send_at"] == iso_time(T0)
+    copy = replace(facts, at=T0 + timedelta(hours=1))
+    assert "display" not in copy.__dict__ and copy.display is not facts.display and copy.display == facts.display
+    assert quiet.display == {}

@@ -3,11 +3,11 @@
 import threading
 from bisect import bisect_right
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from msgspec import structs
 
 from policy_service.contract.schemas import DecisionRequestSchema
 from policy_service.core import decision as combining
@@ -24,6 +24,7 @@ from policy_service.core.evaluate import (
 )
 from policy_service.core.facts import derive_facts, new_state
 from policy_service.core.messages import DecisionRequest, Message, Send, Template
+from policy_service.core.records import replace
 from policy_service.review.fixtures import discover
 
 from ..conftest import FIXTURES_DIR
@@ -146,7 +147,7 @@ def test_random_long_histories_decide_identically(rulebook, engine, events, star
 
 def _state_fields(state):
     """A history state's fields, its ledger as the periods opened (a Ledger compares by identity)."""
-    return {**vars(state), "ledger": state.ledger.periods}
+    return {**structs.asdict(state), "ledger": state.ledger.periods}
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -277,9 +277,9 @@ def _log_in_threads(app, decision_ids, monkeypatch, *, hold=0.2):
     """Log the decision under each id, each from its own thread, all at once, while the first commit is held for
     `hold` seconds (a slow disk), so the rows logged meanwhile queue for the next commit. Returns
     ({id: None when logged, else the exception record raised}, the rows of each commit in order)."""
-    from dataclasses import replace
     from threading import Barrier
 
+    from policy_service.core.records import replace
     from policy_service.store import database
 
     policy, decided = _preview(app)
@@ -419,8 +419,8 @@ def test_every_fixture_response_is_logged_as_walking_it_would_mask_it(rulebook, 
 # it starts the host writer (store.log_writer), prints "writer" and forks a child that logs through it.
 _KILLED_WRITER = """
 import os, sys, threading, uuid
-from dataclasses import replace
 from policy_service import create_app
+from policy_service.core.records import replace
 from policy_service.contract.schemas import REQUEST
 from policy_service.service import decisions
 from policy_service.store import decision_log

@@ -8,11 +8,11 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 
 import peewee
 import pytest
 
+from policy_service.core.records import replace  # a Decision is a msgspec Struct: dataclasses.replace cannot copy it
 from policy_service.store import database as store_database
 from policy_service.store import decision_log, log_writer
 
