@@ -77,12 +77,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         pages,
         pricing_api,
         security,
+        server_errors,
         template_pages,
         webhooks,
     )
 
     app = configured_app(test_config)
 
+    server_errors.init_app(app)
     logs.init_app(app)
     app.extensions["policy_service"] = api.load_configured(app.config)
     store.init_app(app)

@@ -32,8 +32,9 @@ rules_option = click.option(
 class Commands(click.Group):
     """The command group: every command first reads the settings as the service does (config.load_settings:
     a bad POLICY_ value ends it, an unknown POLICY_ variable is reported as ignored); settings that cannot be
-    read, or an input that is not UTF-8 (one no command reads through cli.inputs), end any command with a
-    message, not a traceback. Asking for --help skips the settings check."""
+    read, an input that is not UTF-8 (one no command reads through cli.inputs), a database that is unavailable or
+    a refusal of the service layer no command words itself end any command with a message, not a traceback.
+    Asking for --help skips the settings check."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["policy_service.help"] = bool(set(args) & set(ctx.help_option_names))
@@ -48,6 +49,18 @@ class Commands(click.Group):
             raise click.ClickException(str(error)) from None
         except UnicodeDecodeError as error:
             raise not_utf8("an input file", error) from None
+        except Exception as error:
+            # The database unreachable, read-only or full: the one message the API gives with its 503, whatever
+            # the command (imported here: --help and --version open no database).
+            from ..service.errors import ServiceError
+            from ..store import database
+            from .errors import refusal
+
+            if isinstance(error, database.STORAGE_FAULTS):
+                raise click.ClickException(database.unavailable_message(error)) from None
+            if isinstance(error, ServiceError):
+                raise refusal(error) from None
+            raise
 
 
 @click.group(cls=Commands)

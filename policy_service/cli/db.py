@@ -19,6 +19,7 @@ database_url_option = click.option(
 
 AGE = re.compile(r"^(\d+)([hdw])$")
 AGE_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+MAX_AGE = timedelta(days=36_500)
 
 
 class Age(click.ParamType):
@@ -29,10 +30,17 @@ class Age(click.ParamType):
     def convert(self, value, param, ctx) -> timedelta:
         if isinstance(value, timedelta):
             return value
-        match = AGE.match(str(value).strip())
+        match = AGE.fullmatch(str(value).strip())
         if not match:
             self.fail(f"{value!r} is not an age such as 90d, 12w or 36h", param, ctx)
-        return timedelta(**{AGE_UNITS[match[2]]: int(match[1])})
+        try:
+            age = timedelta(**{AGE_UNITS[match[2]]: int(match[1])})
+        except OverflowError:  # past timedelta's 999,999,999 days
+            age = MAX_AGE + MAX_AGE
+        if age > MAX_AGE:
+            # Older than a century is every row; "now minus" a larger age is not a date Python can hold.
+            self.fail(f"{value!r} is more than {MAX_AGE.days}d (a hundred years)", param, ctx)
+        return age
 
 
 @click.group("db")

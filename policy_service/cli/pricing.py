@@ -1,18 +1,28 @@
-"""Commands over what a business is billed: a WABA's billing currency, Meta's pricing analytics, forecasts."""
+"""Commands over what a business is billed: a WABA's billing currency, Meta's pricing analytics, forecasts.
+
+They run the Python API (service.python_api.PolicyService), so each reads its input with the HTTP endpoint's limits,
+schema and errors, and a storage fault is the same "unavailable, retry" message, not a traceback.
+"""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
-from .. import create_app
-from ..service import pricing
-from ..service.errors import ServiceError
+from ..service.python_api import PolicyService, ServiceError
+from .errors import refusal
+from .inputs import TextFile
 
 
-def _app(database_url: str | None):
-    return create_app({"DATABASE_URL": database_url} if database_url else None)
+def _service(database_url: str | None) -> PolicyService:
+    """The service on the configured database (--database-url over POLICY_DATABASE_URL); ClickException when the
+    database is unavailable."""
+    try:
+        return PolicyService(**({"database_url": database_url} if database_url else {}))
+    except ServiceError as error:
+        raise refusal(error) from None
 
 
 @click.group()
@@ -30,38 +40,25 @@ def waba_currency(waba_id: str, currency: str | None, database_url: str | None) 
         raise click.BadParameter("must be an ISO 4217 code like USD", param_hint="CURRENCY")
     if not waba_id.isdigit():
         raise click.BadParameter("WABA ids are digits", param_hint="WABA_ID")
-    app = _app(database_url)
-    with app.app_context():
-        try:
-            known = pricing.set_currency(waba_id, currency, "CLI") if currency else pricing.currency(waba_id)
-        except ServiceError as error:
-            raise click.ClickException(error.message) from None
+    service = _service(database_url)
+    try:
+        known: dict[str, Any] = service.set_billing_currency(waba_id, currency, source="CLI") if currency else \
+            service.billing_currency(waba_id)
+    except ServiceError as error:
+        raise refusal(error) from None
     click.echo(json.dumps(known))
 
 
 @click.command("forecast")
-@click.argument("request_file", type=click.File("r"))
+@click.argument("request_file", type=TextFile())
 @click.option("--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in instance/.")
 def forecast_command(request_file, database_url: str | None) -> None:
     """Price a campaign: REQUEST_FILE (or -) is the body of POST /v1/costs/forecast; prints the same JSON."""
-    from marshmallow import ValidationError
-
-    from ..contract.parsing import BodyRefused, flatten_errors, parse_json
-    from ..contract.pricing import FORECAST, FORECAST_LIMITS
-    from ..service import forecast
-
+    text = request_file.read()
     try:
-        body = FORECAST.load(parse_json(request_file.read(), FORECAST_LIMITS))
-    except BodyRefused as refused:
-        raise click.ClickException(refused.message) from None
-    except ValidationError as error:
-        raise click.ClickException(f"invalid forecast: {json.dumps(flatten_errors(error.messages))}") from None
-    app = _app(database_url)
-    with app.app_context():
-        try:
-            result = forecast.forecast_costs(app.extensions["policy_service"], body)
-        except ServiceError as error:
-            raise click.ClickException(error.message) from None
+        result = _service(database_url).forecast(text)
+    except ServiceError as error:
+        raise refusal(error, "invalid forecast: " if error.code < 500 else "") from None
     click.echo(json.dumps(result, indent=2))
 
 
@@ -75,12 +72,9 @@ def analytics_group() -> None:
 @click.option("--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in instance/.")
 def import_analytics(response_file, database_url: str | None) -> None:
     """Import RESPONSE_FILE (or -): Meta's GET /<WABA_ID>?fields=pricing_analytics... response, as returned."""
-    from ..service import analytics
-
-    app = _app(database_url)
-    with app.app_context():
-        try:
-            result = analytics.import_analytics(response_file.read())
-        except ServiceError as error:
-            raise click.ClickException(f"{error.message} {json.dumps(error.errors)}") from None
+    body = response_file.read()
+    try:
+        result = _service(database_url).import_pricing_analytics(body)
+    except ServiceError as error:
+        raise refusal(error) from None
     click.echo(json.dumps(result))

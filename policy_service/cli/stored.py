@@ -18,6 +18,7 @@ from ..review.impact import analyse
 from ..service import reports
 from ..service.python_api import PolicyService, ServiceError, open_store
 from ..store import decision_log
+from .errors import refusal
 from .inputs import TextFile
 
 
@@ -105,21 +106,12 @@ def templates() -> None:
 @click.option("--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in instance/.")
 def import_templates(waba_id: str, response_file, database_url: str | None) -> None:
     """Import a saved GET /<WABA_ID>/message_templates response (JSON) into the registry."""
-    from marshmallow import ValidationError
-
-    from ..contract.meta_webhooks import parse_message_templates
-    from ..service import state
-
-    try:
-        changes = parse_message_templates(waba_id, json.load(response_file))
-    except json.JSONDecodeError as error:
-        raise click.ClickException(f"{response_file.name}: not JSON: {error}") from None
-    except ValidationError as error:
-        raise click.ClickException(f"{response_file.name}: not a message_templates response: "
-                                   f"{json.dumps(error.messages)}") from None
-    _open_store(database_url)
-    count = state.import_templates(changes)
-    click.echo(f"imported {count} templates into WABA {waba_id}'s registry")
+    text = response_file.read()
+    try:  # as POST /v1/wabas/<waba_id>/message_templates reads it: the same limits, checks and errors
+        imported = PolicyService(**_overrides(database_url)).import_templates(waba_id, text)
+    except ServiceError as error:
+        raise refusal(error, f"{response_file.name}: ") from None
+    click.echo(f"imported {imported['imported']} templates into WABA {waba_id}'s registry")
 
 
 @click.command()
@@ -137,7 +129,7 @@ def costs(start, end, group_by: str, currency: str, database_url: str | None, as
         report = PolicyService(**_overrides(database_url)).cost_report(start.date(), end.date(), group_by=keys,
                                                                        currency=currency)
     except ServiceError as error:
-        raise click.ClickException(f"{error.message} {json.dumps(error.errors)}") from None
+        raise refusal(error) from None
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return

@@ -13,6 +13,9 @@ same bounds everywhere, before any schema deserializes it:
   large for a float (1e400) is refused too.
 - strings (values and keys): no NUL (PostgreSQL cannot store it) and no lone surrogate (UTF-8 cannot
   encode it, so the database driver would fail): a 422 naming the field.
+- keys: each at most once in an object (a 422 naming it: "given 2 times in one object; give it once"). JSON
+  parsers keep the last of repeated keys, so `{"marketing_opt_out": true, "marketing_opt_out": false}` would be
+  read as false here and perhaps as true by a proxy or log in front of the service: a deny turned into an allow.
 - item counts: any one array or object holds at most `Limits.max_items` members, and named arrays their own
   limit (`Limits.arrays`, e.g. `history` 10,000, `requests` the batch size); the whole body at most
   `Limits.max_values` JSON values. An oversized array is refused without looking inside it.
@@ -120,6 +123,26 @@ class _Refused(str):
     """A literal the parser met and refused to convert (kept as its reason; the walk reports its path)."""
 
 
+class _Repeating(dict):
+    """An object that gave some keys more than once (`repeated`: each such key and how many times); it holds the
+    last value of each, as a dict would. The walk reports each repeated key's path."""
+
+    def __init__(self, pairs: list[tuple[str, Any]], repeated: dict[str, int]):
+        super().__init__(pairs)
+        self.repeated = repeated
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The careful parse's object: a dict, or a _Repeating one when a key is given more than once."""
+    value = dict(pairs)
+    if len(value) == len(pairs):
+        return value
+    counts: dict[str, int] = {}
+    for key, _ in pairs:
+        counts[key] = counts.get(key, 0) + 1
+    return _Repeating(pairs, {key: times for key, times in counts.items() if times > 1})
+
+
 def parse_json(body: bytes | str, limits: Limits) -> Any:
     """The JSON value of a body, or BodyRefused: 400 for undecodable, malformed or too deeply nested
     JSON; 422 naming the field for a too long number, a NUL or lone surrogate, or too many items."""
@@ -155,7 +178,7 @@ def parse_json(body: bytes | str, limits: Limits) -> Any:
     # when a long digit run exists; without one no literal can reach int()'s 4,300-digit limit.
     careful = _LONG_DIGITS.search(text) is not None
     try:
-        value = json.loads(text, parse_constant=lambda s: _Refused(f"{s} is not JSON"),
+        value = json.loads(text, parse_constant=lambda s: _Refused(f"{s} is not JSON"), object_pairs_hook=_object,
                            **({"parse_int": lambda s: number(s, int), "parse_float": lambda s: number(s, float)}
                               if careful else {}))
     except json.JSONDecodeError as error:
@@ -168,6 +191,8 @@ def parse_json(body: bytes | str, limits: Limits) -> Any:
 
 
 _UNSURE = object()
+# A key escaped as \u003a-style text hides a colon from the count below; such a body goes down the careful path.
+_ESCAPED_COLONS = (b"\\u003a", b"\\u003A")
 # An escaped NUL in a body sends it down the careful path. So does a literal beyond 64 bits, which orjson reads
 # as a float (any float does: no member of a request is one), and a lone surrogate, NaN, Infinity, 1e400, a byte
 # order mark or bad UTF-8, which make orjson fail.
@@ -192,9 +217,22 @@ def _parsed_fast(body: bytes | bytearray, limits: Limits) -> Any:
     # counted exactly.
     if found and _within(value, limits, {id(history) for history, _ in found},
                          sum(len(typed) for _, typed in found) * HISTORY_VALUES_PER_MESSAGE):
+        if not _no_repeated_key(body, value):
+            return _UNSURE
         remember(found)  # for the schema's load of this body: each history is typed once
         return value
-    return value if _within(value, limits) else _UNSURE
+    return value if _within(value, limits) and _no_repeated_key(body, value) else _UNSURE
+
+
+def _no_repeated_key(body: bytes | bytearray, value: Any) -> bool:
+    """True when no object of the body repeats a key (orjson, like every JSON parser, keeps the last one silently).
+    Every member of an object is written with one colon outside strings, and a colon inside a string is written as
+    itself: the body and orjson's text of its value hold the same number of colons exactly when no member was
+    dropped. Two C counts and one dump (~1.5 ms for a 10,000-event history); a body with a colon escaped as
+    \u003a is not counted but parsed carefully (False)."""
+    if b"\\" in body and any(escaped in body for escaped in _ESCAPED_COLONS):
+        return False
+    return body.count(b":") == orjson.dumps(value).count(b":")
 
 
 def _typed_histories(value: Any, limits: Limits) -> list[tuple[list[Any], list[Any]]]:
@@ -313,6 +351,10 @@ def _check(value: Any, limits: Limits) -> dict[str, list[str]]:
             # Pushed last first, so errors are listed in document order.
             stack.extend((item[index], (*path, index)) for index in range(len(item) - 1, -1, -1))
             continue
+        if type(item) is _Repeating:
+            for key, times in item.repeated.items():
+                # Under lenient limits (Meta's webhooks) the event holding it is skipped, not the payload refused.
+                _add(values_errors, (*path, key), f"given {times} times in one object; give it once")
         for key, member in reversed(item.items()):
             if _BAD_CHARACTER.search(key):
                 _add(values_errors, (*path, key.encode("utf-8", "backslashreplace").decode()), _character_error(key))

@@ -271,13 +271,14 @@ class PolicyService:
         with self._unit_of_work():
             return analytics.import_analytics(response, waba_id)
 
-    def set_billing_currency(self, waba_id: str, currency: str) -> dict[str, Any]:
+    def set_billing_currency(self, waba_id: str, currency: str, *, source: str = "Python API") -> dict[str, Any]:
         """Set a WABA's billing currency once: the body of PUT /v1/wabas/<waba_id>/billing-currency
-        (ServiceError 404 for an id that cannot be a WABA's, 409 when another currency is set)."""
+        (ServiceError 404 for an id that cannot be a WABA's, 409 when another currency is set). `source` is
+        recorded as who set it (the HTTP API records "API", the command line "CLI")."""
         waba = state.waba(waba_id)
         _load(CURRENCY_BODY, {"currency": currency})
         with self._unit_of_work():
-            return pricing.set_currency(waba, currency, "Python API")
+            return pricing.set_currency(waba, currency, str(source))
 
     def close(self) -> None:
         """Close this process's connections to the database (pooled idle ones included)."""

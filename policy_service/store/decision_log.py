@@ -216,11 +216,8 @@ def _masked_request_text(request: Any) -> bytes:
 _STATEMENT: list[tuple[peewee.Database, str, tuple[peewee.Field, ...]]] = []
 
 
-def _insert(values: dict[str, Any]) -> None:
-    # A hand-written INSERT instead of Model.create: peewee built the model instance and compiled the
-    # query on every call. Fields not given here (a column added later) get their model default.
-    database = DecisionRecord._meta.database.obj if isinstance(DecisionRecord._meta.database, peewee.DatabaseProxy) \
-        else DecisionRecord._meta.database
+def _statement(database: peewee.Database) -> tuple[str, tuple[peewee.Field, ...]]:
+    """The decision log's INSERT statement for a database, and its fields in parameter order."""
     statement = _STATEMENT[0] if _STATEMENT and _STATEMENT[0][0] is database else None
     if statement is None:
         fields = tuple(f for f in DecisionRecord._meta.sorted_fields if not f.primary_key)
@@ -230,7 +227,15 @@ def _insert(values: dict[str, Any]) -> None:
                f"VALUES ({', '.join([database.param] * len(fields))})")
         statement = (database, sql, fields)
         _STATEMENT[:] = [statement]
-    _, sql, fields = statement
+    return statement[1], statement[2]
+
+
+def _insert(values: dict[str, Any]) -> None:
+    # A hand-written INSERT instead of Model.create: peewee built the model instance and compiled the
+    # query on every call. Fields not given here (a column added later) get their model default.
+    database = DecisionRecord._meta.database.obj if isinstance(DecisionRecord._meta.database, peewee.DatabaseProxy) \
+        else DecisionRecord._meta.database
+    sql, fields = _statement(database)
     params = []
     for field in fields:
         value = values[field.name] if field.name in values else field.default
@@ -242,7 +247,7 @@ def _insert(values: dict[str, Any]) -> None:
     client = _HOST_CLIENT[0]
     if client is not None and client[0] is database:
         try:
-            client[1].write(sql, params)
+            client[1].write(params)
             return
         except log_writer.WriterUnavailable:
             # No writer (it stopped): this process writes its rows itself from now on.
@@ -457,7 +462,7 @@ def start_host_writer() -> bool:
         return True
     if not isinstance(database, peewee.SqliteDatabase) or database.database == ":memory:":
         return False
-    _HOST_WRITER[0] = log_writer.HostWriter(database, commit_rows)
+    _HOST_WRITER[0] = log_writer.HostWriter(database, _statement(database)[0], commit_rows)
     return True
 
 

@@ -14,9 +14,9 @@ What is promised is unchanged: a worker answers a decision only after the writer
 503); a worker that cannot reach the writer (none started, or it has stopped) writes its row itself, as before.
 
 Protocol, on a Unix stream socket in a private (0700) directory: a request is a 4-byte big-endian length and a
-msgpack array [sql, params] (params: str, bytes, int, float, bool or None); the answer is one byte, 0 for
-committed, or 1, 2 or 3 (storage fault, integrity error, other error) followed by a 4-byte length and the
-error's text.
+msgpack array of the row's parameters (str, bytes, int, float, bool or None) for the writer's one statement (the
+decision log's INSERT: a client sends values, never SQL); the answer is one byte, 0 for committed, or 1, 2 or 3
+(storage fault, integrity error, other error) followed by a 4-byte length and the error's text.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import socket
 import struct
 import tempfile
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -55,13 +56,16 @@ def sendable(value: Any) -> Any:
 
 
 class HostWriter:
-    """The writer: a thread of this process that commits the rows sent to its socket (`path`), batched."""
+    """The writer: a thread of this process that commits the rows sent to its socket (`path`) with `sql`, batched.
+    `commit(database, sql, rows)` commits rows (objects with `params` and `error`) as one group, setting the
+    `error` of each row it could not commit (store.decision_log.commit_rows)."""
 
     MAX_BATCH = 256
 
-    def __init__(self, database: peewee.Database, commit: Any) -> None:
-        # commit(database, sql, rows) commits rows (objects with params/error) as one group, setting each row's error.
+    def __init__(self, database: peewee.Database, sql: str, commit: Callable[[peewee.Database, str, list[Any]], None]) \
+            -> None:
         self.database = database
+        self.sql = sql
         self._commit = commit
         self._directory = tempfile.mkdtemp(prefix="policy-service-writer-")
         self.path = os.path.join(self._directory, "socket")
@@ -162,23 +166,19 @@ class HostWriter:
             if len(buffer) < 4 + size:
                 break
             try:
-                sql, params = msgspec.msgpack.decode(bytes(buffer[4:4 + size]))
-            except (msgspec.DecodeError, ValueError, TypeError):
+                params = msgspec.msgpack.decode(bytes(buffer[4:4 + size]), type=list)
+            except (msgspec.DecodeError, msgspec.ValidationError):
                 self._drop(client)
                 return []
             del buffer[:4 + size]
-            messages.append((client, _Pending(sql, params)))
+            messages.append((client, _Pending(params)))
         return messages
 
     def _write(self, batch: list[tuple[socket.socket, _Pending]]) -> None:
         for start in range(0, len(batch), self.MAX_BATCH):
             part = batch[start:start + self.MAX_BATCH]
             with self.busy:
-                by_sql: dict[str, list[_Pending]] = {}
-                for _, row in part:
-                    by_sql.setdefault(row.sql, []).append(row)
-                for sql, rows in by_sql.items():
-                    self._commit(self.database, sql, rows)
+                self._commit(self.database, self.sql, [row for _, row in part])
             for client, row in part:
                 self._answer(client, row.error)
 
@@ -200,10 +200,9 @@ class HostWriter:
 
 
 class _Pending:
-    __slots__ = ("done", "error", "params", "sql")
+    __slots__ = ("done", "error", "params")
 
-    def __init__(self, sql: str, params: list[Any]) -> None:
-        self.sql = sql
+    def __init__(self, params: list[Any]) -> None:
         self.params = params
         self.done = False
         self.error: BaseException | None = None
@@ -217,10 +216,10 @@ class Client:
         self._local = threading.local()
         self._opened: list[socket.socket] = []
 
-    def write(self, sql: str, params: list[Any]) -> None:
-        """Commit one row through the writer; raises WriterUnavailable when the writer cannot be reached (nothing
-        sent), peewee.OperationalError when the row's fate is unknown or its commit failed for the storage,
-        peewee.IntegrityError for a row the database refused."""
+    def write(self, params: list[Any]) -> None:
+        """Commit one row (its statement's parameters) through the writer; raises WriterUnavailable when the
+        writer cannot be reached (nothing sent), peewee.OperationalError when the row's fate is unknown or its
+        commit failed for the storage, peewee.IntegrityError for a row the database refused."""
         sock = getattr(self._local, "sock", None)
         if sock is None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -231,7 +230,7 @@ class Client:
                 raise WriterUnavailable(str(error)) from error
             self._local.sock = sock
             self._opened.append(sock)
-        message = msgspec.msgpack.encode([sql, [sendable(p) for p in params]])
+        message = msgspec.msgpack.encode([sendable(p) for p in params])
         try:
             sock.sendall(_LENGTH.pack(len(message)) + message)
             kind = self._exactly(sock, 1)[0]

@@ -7,15 +7,24 @@ handling would meet a second shape only here. `install()` (called by gunicorn.co
 fork) replaces gunicorn's writer with `write_error`; gunicorn still decides the status and logs the request. The
 local server (`policy-service serve`, Werkzeug's) refuses the same kinds of request (a line over 64 KiB: 414, over
 100 headers: 431, a malformed request line: 400) through http.server's send_error, whose HTML page `RequestHandler`
-replaces with the same JSON."""
+replaces with the same JSON.
+
+Two faults of a body reach the app while it reads one: a malformed chunked body (gunicorn raises its parse error
+from the read: a 500 without `init_app`'s handler, now the one 400), and a chunked body longer than
+MAX_CONTENT_LENGTH, which Werkzeug's stream cuts at the limit without a word (the cut JSON then read as "not valid
+JSON": `Request.get_data` answers the 413 a body with Content-Length gets).
+"""
 
 from __future__ import annotations
 
 import socket
 from http import HTTPStatus
 
+import flask
 import orjson
 from gunicorn import util
+from gunicorn.http.errors import ParseException
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.serving import WSGIRequestHandler
 
 
@@ -68,3 +77,39 @@ class RequestHandler(WSGIRequestHandler):
         self.end_headers()
         if self.command != "HEAD" and body:
             self.wfile.write(body)
+
+
+class Request(flask.Request):
+    """The app's request (Flask's request_class): a chunked body (no Content-Length) past MAX_CONTENT_LENGTH is a
+    413, as one that declares its length is; Werkzeug's stream would stop at the limit and hand over the cut body."""
+
+    def get_data(self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False):  # type: ignore[override]
+        data = super().get_data(cache=cache, as_text=False, parse_form_data=parse_form_data)
+        limit = self.max_content_length
+        if self.content_length is None and limit is not None and len(data) >= limit and self._more_than(data):
+            raise RequestEntityTooLarge()
+        return data.decode() if as_text else data
+
+    def _more_than(self, data: bytes) -> bool:
+        """Whether the client sent more than the `data` read (one more byte from beneath Werkzeug's limit)."""
+        beneath = getattr(self.stream, "_stream", None)
+        if beneath is None:
+            return True  # cannot tell: a body that reached the limit is refused rather than read cut
+        try:
+            return bool(beneath.read(1))
+        except (OSError, ValueError, ParseException):
+            return True
+
+
+def body_fault(error: ParseException):
+    """A body gunicorn could not read (a malformed chunk size, a chunk without its terminator): the one 400, as
+    the app answers every bad request (pages answer it in HTML to a browser)."""
+    bad = BadRequest(f"the body is not valid chunked transfer encoding: {error}")
+    bad.data = {"message": bad.description, "errors": {"_request": [f"not valid chunked encoding: {error}"]}}
+    return flask.current_app.handle_http_exception(bad)
+
+
+def init_app(app: flask.Flask) -> None:
+    """Read bodies with `Request`, and answer gunicorn's body faults with `body_fault`."""
+    app.request_class = Request
+    app.register_error_handler(ParseException, body_fault)

@@ -247,6 +247,28 @@ def test_other_file_inputs_report_a_file_that_is_not_utf8(run, tmp_path):
                               "--confidence", "S"), str(tmp_path / "rates.csv"))
 
 
+def test_check_refuses_a_key_given_twice_as_the_api_does(run, tmp_path):
+    """A request file giving a key twice (`marketing_opt_out` true, then false) is refused naming it: the last value
+    would have turned the deny into an allow."""
+    request = tmp_path / "twice.json"
+    request.write_text('{"send": {"at": "2026-10-10T10:00:00+00:00", "to": "+5511988887777", "type": "text"},'
+                       ' "context": {"marketing_opt_out": true, "marketing_opt_out": false}}')
+    result = run("check", request)
+    assert result.exit_code != 0 and "context.marketing_opt_out: given 2 times in one object" in result.output
+
+
+def test_forecast_reads_its_file_as_check_does(run, tmp_path):
+    """`forecast` reads its file as `check` does (UTF-8, a byte-order mark dropped): the same body with and without
+    one gives the same forecast."""
+    body = json.dumps({"at": "2026-11-10T12:00:00+00:00", "currency": "USD",
+                       "lines": [{"country": "BR", "category": "marketing", "count": 10}]})
+    (tmp_path / "plain.json").write_text(body)
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + body.encode())
+    plain, bom = run("forecast", tmp_path / "plain.json"), run("forecast", tmp_path / "bom.json")
+    assert plain.exit_code == 0 and bom.exit_code == 0, (plain.output, bom.output)
+    assert json.loads(plain.output)["lines"] == json.loads(bom.output)["lines"]
+
+
 @pytest.mark.parametrize("command", [("check", PASSING), ("test", PASSING), ("rules", "lint")])
 def test_every_command_reads_the_settings_first(run, monkeypatch, command):
     """Like the server and `reconcile`, every command loads the settings: a bad value ends it with the

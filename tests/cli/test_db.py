@@ -157,6 +157,14 @@ def test_prune_refuses_an_age_it_cannot_read(age, database_url):
     assert result.exit_code == 2 and "is not an age such as 90d" in result.output
 
 
+@pytest.mark.parametrize("age", ["36501d", "999999d", "99999999999999999999d", "9999999w"])
+def test_prune_refuses_an_age_past_a_century_naming_it(age, database_url):
+    """An age past a hundred years (every row) is a usage error naming the option, not an OverflowError when it
+    is taken from now."""
+    result = run("prune", "--older-than", age, "--dry-run", "--database-url", database_url)
+    assert result.exit_code == 2 and "is more than 36500d" in result.output, result.output
+
+
 def test_prune_refuses_a_database_behind_this_release(empty_database_url):
     """Pruning needs the current tables: on an unmigrated database it says to run `db upgrade`."""
     result = run("prune", "--older-than", "90d", "--database-url", empty_database_url)

@@ -1,7 +1,9 @@
-"""Commands over stored data (cli/stored.py): importing a saved message_templates response."""
+"""Commands over stored data (cli/stored.py): importing a saved message_templates response, reconcile's filters,
+and any command meeting a database it cannot reach."""
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from policy_service import cli, create_app
@@ -47,3 +49,34 @@ def test_reconcile_reads_its_filters_as_the_http_api_does(tmp_path):
         assert result.exit_code == 2 and f"Invalid value for {option}" in result.output, result.output
     fine = CliRunner().invoke(cli.main, ["reconcile", "--contact", "+5511988887777", "--database-url", url])
     assert fine.exit_code == 0 and "0 delivered messages checked" in fine.output, fine.output
+
+
+def test_templates_import_refuses_what_the_http_import_refuses(tmp_path, client):
+    """The command imports through the Python API: a name holding a NUL is refused naming the field, as POST
+    /v1/wabas/<waba_id>/message_templates refuses it, and nothing is stored."""
+    body = {"data": [{"name": "x\u0000", "language": "en", "category": "UTILITY", "status": "APPROVED", "id": "1"}]}
+    response = tmp_path / "templates.json"
+    response.write_text(json.dumps(body))
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    result = CliRunner().invoke(cli.main, ["templates", "import", "--waba-id", "42", str(response),
+                                           "--database-url", url])
+    over_http = client.post("/v1/wabas/42/message_templates", json=body).json
+    assert result.exit_code == 1 and over_http["code"] == 422, result.output
+    assert over_http["message"] in result.output and "data.0.name" in result.output
+    with create_app({"DATABASE_URL": url}).app_context():
+        assert business_state.templates("42", _now()) == []
+
+
+UNREACHABLE = "postgresql://nobody@127.0.0.1:1/nothing"
+
+
+@pytest.mark.parametrize("command", [
+    ["reconcile"], ["webhooks", "backlog"], ["db", "status"], ["waba", "currency", "1"],
+    ["costs", "--from", "2026-01-01", "--to", "2026-01-02"],
+])
+def test_an_unreachable_database_is_one_message_not_a_traceback(command):
+    """Every command meets a database it cannot reach with the API's 503 message (retry later), exit 1."""
+    result = CliRunner().invoke(cli.main, [*command, "--database-url", UNREACHABLE])
+    assert result.exit_code == 1, result.output
+    assert "the database is unavailable" in result.output and "retry after" in result.output, result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)

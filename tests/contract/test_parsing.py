@@ -126,7 +126,8 @@ _TEXTS = st.one_of(
     st.builds(lambda v: json.dumps(v, allow_nan=True), _VALUES),
     st.sampled_from(["[1e400]", '{"a":NaN}', "[Infinity]", "\ufeff{}", "[1,]", "[" * 40 + "]" * 40,
                      '{"history":[' + ",".join(["{}"] * 1001) + "]}", "[" + ",".join(["1"] * 1001) + "]",
-                     '"\\\\u0000"', "123456789012345678901234", "18446744073709551615", "-9223372036854775809"]))
+                     '"\\\\u0000"', "123456789012345678901234", "18446744073709551615", "-9223372036854775809",
+                     '{"a":1,"a":2}', '{"a":{"b":"x:y","b":[]}}', '{"a\\u003a":1,"a:":2}', '[{"k":1},{"k":1,"k":1}]']))
 _LIMITS = st.sampled_from([decision_limits(), batch_limits(3), Limits(max_depth=3, max_items=3, max_values=12)])
 
 
@@ -178,3 +179,39 @@ def test_the_backslash_check_before_the_nul_search_changes_no_outcome(body):
         expected = parsed(body, decision_limits())
     assert parsed(body, decision_limits()) == expected
     assert (expected[0] == "refused") is (b"\\u0000" in body.replace(b"\\\\", b""))
+
+
+@pytest.mark.parametrize(("body", "path", "times"), [
+    (b'{"context":{"marketing_opt_out":true,"marketing_opt_out":false}}', "context.marketing_opt_out", 2),
+    (b'{"history":[{"direction":"inbound"}],"history":[]}', "history", 2),
+    (b'{"a": 1, "a": 1, "a": 1}', "a", 3),
+    (b'{"h":[{"at":"x:y","at":"z"}]}', "h.0.at", 2),
+    (b'{"k\\u003a":1,"k:":2}', "k:", 2),  # the same key, one spelling escaped
+])
+def test_a_key_given_twice_in_one_object_is_refused_naming_it(body, path, times):
+    """A repeated key would be read as its last value (a deny turned into an allow, if something in front of the
+    service reads the first): a 422 naming the key's path, on the fast path and the careful path alike."""
+    expected = ("refused", 422, f"invalid request: {path}: given {times} times in one object; give it once",
+                {path: [f"given {times} times in one object; give it once"]})
+    assert parsed(body, decision_limits()) == expected
+    with careful_only():
+        assert parsed(body, decision_limits()) == expected
+
+
+@pytest.mark.parametrize("body", [
+    b'{"a": "x:y:z", "b": {"c": "::"}, "d": ["e:f"]}',  # colons inside strings
+    b'{\n  "a" : 1,\n  "b":\t"\\u00e9:"\n}',  # whitespace around colons, an escape beside a colon
+    '{"a": "\u00e9\u6f22:\U0001f600"}'.encode(),  # non-ASCII text holding a colon
+    b'{"a\\"b:": 1}',  # an escaped quote before a colon in a key
+])
+def test_an_ordinary_body_with_colons_in_strings_takes_the_fast_path(body):
+    """The colon count proves no key is repeated without the careful parse: colons inside strings, spaces around
+    the member colons and escapes other than a colon's are counted alike in the body and in orjson's text."""
+    assert parsing._parsed_fast(body, decision_limits()) is not parsing._UNSURE
+
+
+def test_a_repeated_key_in_a_webhook_costs_only_its_event():
+    """Under lenient limits (Meta's webhooks, retried whole when refused) a repeated key is listed as unreadable, so
+    the reader skips the event holding it, not the payload."""
+    value = parse_json(b'{"entry":[{"changes":[{"value":{"a":1,"a":2}}]}]}', parsing.WEBHOOK_LIMITS)
+    assert value.unreadable == {"entry.0.changes.0.value.a": ["given 2 times in one object; give it once"]}

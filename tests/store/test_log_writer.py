@@ -27,6 +27,10 @@ def sqlite_app(app):
     return app
 
 
+def _sql() -> str:
+    return decision_log._statement(store_database.database_proxy.obj)[0]
+
+
 def _logged_ids(app) -> set[str]:
     with app.app_context():
         return {row.decision_id for row in decision_log.DecisionRecord.select(decision_log.DecisionRecord.decision_id)}
@@ -57,7 +61,7 @@ def test_rows_sent_to_the_writer_are_committed_batched_and_read_back_as_written(
         time.sleep(0.05 if len(commits) == 1 else 0)  # a slow first commit: the rows sent meanwhile queue
         decision_log.commit_rows(database, sql, rows)
 
-    writer = log_writer.HostWriter(store_database.database_proxy.obj, counted)
+    writer = log_writer.HostWriter(store_database.database_proxy.obj, _sql(), counted)
     client = log_writer.Client(writer.path)
     monkeypatch.setattr(decision_log, "_HOST_CLIENT", [(writer.database, client)])
     monkeypatch.setattr(decision_log._GroupCommit, "write", lambda *_: pytest.fail("written by its caller"))
@@ -85,7 +89,7 @@ def test_a_row_the_database_refuses_fails_alone_and_a_storage_fault_fails_its_co
     app = sqlite_app
     policy, decided = _preview(app)
     assert _record(app, policy, decided, "taken") is None
-    writer = log_writer.HostWriter(store_database.database_proxy.obj, decision_log.commit_rows)
+    writer = log_writer.HostWriter(store_database.database_proxy.obj, _sql(), decision_log.commit_rows)
     client = log_writer.Client(writer.path)
     monkeypatch.setattr(decision_log, "_HOST_CLIENT", [(writer.database, client)])
     try:
@@ -110,7 +114,7 @@ def test_without_a_writer_a_process_writes_its_rows_itself(sqlite_app, monkeypat
     of the process do not try the writer again."""
     app = sqlite_app
     policy, decided = _preview(app)
-    writer = log_writer.HostWriter(store_database.database_proxy.obj, decision_log.commit_rows)
+    writer = log_writer.HostWriter(store_database.database_proxy.obj, _sql(), decision_log.commit_rows)
     writer.stop()
     monkeypatch.setattr(decision_log, "_HOST_CLIENT", [(writer.database, log_writer.Client(writer.path))])
     assert _record(app, policy, decided, "alone") is None
@@ -127,16 +131,16 @@ def test_a_writer_that_stops_fails_the_rows_waiting_for_it():
         gate.wait(5)
         raise RuntimeError("the writer broke")  # not an Exception a commit absorbs: the thread ends
 
-    writer = log_writer.HostWriter(database, stuck)
+    writer = log_writer.HostWriter(database, "INSERT INTO t VALUES (?)", stuck)
     client = log_writer.Client(writer.path)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        waiting = pool.submit(client.write, "INSERT INTO t VALUES (?)", [1])
+        waiting = pool.submit(client.write, [1])
         time.sleep(0.2)
         gate.set()
         with pytest.raises(peewee.OperationalError, match="did not answer"):
             waiting.result(timeout=10)
     with pytest.raises(log_writer.WriterUnavailable):
-        client.write("INSERT INTO t VALUES (?)", [1])
+        client.write([1])
     client.close()
 
 

@@ -201,3 +201,22 @@ def test_a_to_before_from_or_a_time_past_the_years_is_a_422_naming_it(client, ro
         assert outside.status_code == 422 and "2000-01-01 and 2999-12-31" in outside.get_data(as_text=True), key
     if route.startswith("/v1/"):
         assert list(reversed_range.get_json()["errors"]) == ["query.to"]
+
+
+def test_a_key_given_twice_cannot_turn_a_deny_into_an_allow(client):
+    """`marketing_opt_out` true then false in one object: JSON parsers keep the last (allow) where something in
+    front of the service may read the first (deny). A 422 naming the key, on the decision endpoint, the batch and
+    the pages' form alike; the same request with the key once is decided."""
+    once = ('{"send": {"at": "2026-10-10T10:00:00+00:00", "to": "+5511988887777", "type": "template", '
+            '"template": {"name": "promo", "language": "en", "category": "marketing", "status": "APPROVED"}}, '
+            '"context": {"marketing_opt_out": true}}')
+    twice = once.replace('"marketing_opt_out": true', '"marketing_opt_out": true, "marketing_opt_out": false')
+    headers = {"Content-Type": "application/json"}
+    assert client.post("/v1/decisions", data=once, headers=headers).json["decision"] == "deny"
+    body = assert_error_shape(client.post("/v1/decisions", data=twice, headers=headers), 422)
+    assert body["errors"] == {"context.marketing_opt_out": ["given 2 times in one object; give it once"]}
+    batch = assert_error_shape(client.post("/v1/decisions/batch", data=f'{{"requests": [{twice}]}}',
+                                           headers=headers), 422)
+    assert list(batch["errors"]) == ["requests.0.context.marketing_opt_out"]
+    page = client.post("/ui/try", data={"request": twice, "csrf_token": csrf_token(client, "/ui/try")})
+    assert page.status_code == 422 and "given 2 times in one object" in unescape(page.get_data(as_text=True))

@@ -86,6 +86,50 @@ def test_requests_gunicorn_refuses_itself_get_the_json_error_shape(gunicorn_serv
     assert error["message"] and error["errors"]["_request"], error
 
 
+def _raw_exchange(server, request: bytes) -> tuple[bytes, dict]:
+    """Send raw bytes to gunicorn; the status line and the JSON body of its answer."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+            if b"\r\n\r\n" in answer and b"Content-Length" in answer.partition(b"\r\n\r\n")[0]:
+                head, _, body = answer.partition(b"\r\n\r\n")
+                length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+                if len(body) >= length:
+                    break
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head.split(b"\r\n")[0], json.loads(body)
+
+
+def test_a_malformed_chunked_body_is_the_400_not_a_500(gunicorn_server):
+    """gunicorn raises its parse error from the app's read of a chunked body with a bad chunk size: the one 400
+    naming the request (web.server_errors.body_fault), not a 500 with a traceback."""
+    status, body = _raw_exchange(gunicorn_server, b"POST /v1/decisions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                                 b"application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                                 b"zz\r\n{}\r\n0\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 400"), (status, body)
+    assert body["code"] == 400 and "chunked" in body["message"] and body["errors"]["_request"], body
+
+
+def test_a_chunked_body_over_the_limit_is_the_413_a_declared_length_gets(gunicorn_server):
+    """A body sent chunked (no Content-Length) past MAX_CONTENT_LENGTH (4 MiB) is the 413 naming the setting, not
+    a cut body read as broken JSON; a chunked body within it is decided."""
+    def chunked(payload: bytes) -> bytes:
+        pieces = [payload[i:i + 65536] for i in range(0, len(payload), 65536)]
+        return b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
+
+    head = (b"POST /v1/decisions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+    big = b'{"send": {"note": "' + b"x" * 5_000_000 + b'"}}'
+    status, body = _raw_exchange(gunicorn_server, head + chunked(big))
+    assert status.startswith(b"HTTP/1.1 413") and "POLICY_MAX_CONTENT_LENGTH" in body["message"], (status, body)
+    small = json.dumps({"send": {"at": "2026-10-10T10:00:00+00:00", "to": "+5511988887777", "type": "text"}})
+    status, body = _raw_exchange(gunicorn_server, head + chunked(small.encode()))
+    assert status.startswith(b"HTTP/1.1 200") and body["decision"] in ("allow", "deny"), (status, body)
+
+
 def test_metrics_add_up_across_workers(gunicorn_server, example_request):
     """/metrics under gunicorn counts the decisions of every worker, not only the one that answers."""
     before = _decisions_allowed(gunicorn_server.url)
