@@ -30,7 +30,7 @@ class Age(click.ParamType):
     def convert(self, value, param, ctx) -> timedelta:
         if isinstance(value, timedelta):
             return value
-        match = AGE.match(str(value).strip())
+        match = AGE.fullmatch(str(value).strip())
         if not match:
             self.fail(f"{value!r} is not an age such as 90d, 12w or 36h", param, ctx)
         try:

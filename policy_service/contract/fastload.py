@@ -51,7 +51,7 @@ from .schemas import (
     ContextSchema,
     ReferralSchema,
 )
-from .strict import StrictBoolean
+from .strict import Pattern, StrictBoolean
 
 # Every optional member below defaults to None (or the value the core record defaults to) while its annotation
 # admits no null: msgspec does not check defaults, so an absent member loads as None and an explicit null is
@@ -288,7 +288,7 @@ def _send(value: Any) -> Send | None:
 
 def _context_checks() -> dict[str, Callable[[Any], bool]]:
     """For each ContextSchema field fastload can check, whether a JSON value is certainly valid for it, read from
-    the schema's own declarations: strict booleans, strict integers with a Range, strings with Regexp validators,
+    the schema's own declarations: strict booleans, strict integers with a Range, strings with Pattern validators,
     and waba_timezone (its @validates hook: an IANA zone). Any other field, validator or hook: left to marshmallow."""
     hooked = {name for _, _, options in ContextSchema._hooks.get("validates", []) for name in options["field_names"]}
     checks: dict[str, Callable[[Any], bool]] = {"waba_timezone": _known_zone}
@@ -303,8 +303,8 @@ def _context_checks() -> dict[str, Callable[[Any], bool]]:
             if bound.min is not None and bound.min_inclusive and (bound.max is None or bound.max_inclusive):
                 checks[name] = (lambda low, high: lambda value: type(value) is int and low <= value <= high)(
                     bound.min, bound.max if bound.max is not None else float("inf"))
-        elif type(field) is fields.String and kinds == {validate.Regexp}:
-            matchers = [v.regex.match for v in field.validators]
+        elif type(field) is fields.String and kinds == {Pattern}:
+            matchers = [v.regex.fullmatch for v in field.validators]
             checks[name] = (lambda ms: lambda value: type(value) is str and all(m(value) for m in ms))(matchers)
         elif type(field) is fields.Date and field.format in ("iso", "iso8601") and kinds == {validate.Range}:
             (bound,) = field.validators

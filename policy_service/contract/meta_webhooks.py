@@ -33,7 +33,7 @@ from ..core import identities
 from ..core.vocabulary import STATUS_RANK
 from .parsing import bounded_errors, flatten_errors
 from .schemas import EARLIEST, INBOUND_ONLY_TYPES, LATEST, MESSAGE_TYPES
-from .strict import StrictBoolean
+from .strict import Pattern, StrictBoolean
 
 KNOWN_INBOUND_TYPES = frozenset(MESSAGE_TYPES + INBOUND_ONLY_TYPES)
 # System message types saying the user moved to a new number (the older name first).
@@ -559,7 +559,7 @@ class RestrictionSchema(_MetaSchema):
 class CountryStartSchema(_MetaSchema):
     """One exception country of authentication-international eligibility."""
 
-    country_code = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z]{2}$"))
+    country_code = fields.String(required=True, validate=Pattern(r"^[A-Za-z]{2}$"))
     start_time = MetaTime(required=True)
 
 
@@ -583,7 +583,7 @@ class AccountUpdateSchema(_MetaSchema):
     kept_whole = True  # AccountChange.payload
 
     event = _text(64, required=True)
-    country = fields.String(validate=validate.Regexp(r"^[A-Za-z]{2}$"))
+    country = fields.String(validate=Pattern(r"^[A-Za-z]{2}$"))
     auth_international_rate_eligibility = fields.Nested(EligibilitySchema)
     restriction_info = fields.List(fields.Nested(RestrictionSchema))
     ban_info = fields.Nested(BanInfoSchema)

@@ -11,9 +11,9 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from ..core.identities import E164
 from .parsing import Limits
 from .schemas import EARLIEST, LATEST, ContactField, RefusesNul, count_range
-from .strict import RequestSchema
+from .strict import Pattern, RequestSchema
 
-CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="must be an ISO 4217 code like USD")
+CURRENCY = Pattern(r"^[A-Z]{3}$", error="must be an ISO 4217 code like USD")
 MAX_FORECAST_LINES = 1_000
 MAX_DATA_POINTS = 100_000
 # Bodies read outside the decision endpoints' limits: a forecast's lines, an analytics response's points.
@@ -30,7 +30,7 @@ class CurrencyBodySchema(RefusesNul, RequestSchema):
 class ForecastLineSchema(RefusesNul, RequestSchema):
     """Messages of one pricing category to one country (or to the country of one number)."""
 
-    country = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$", error="an ISO 3166 alpha-2 code like BR"))
+    country = fields.String(validate=Pattern(r"^[A-Z]{2}$", error="an ISO 3166 alpha-2 code like BR"))
     to = ContactField(E164, metadata={"description": "a number whose country is meant (instead of country)"})
     category = fields.String(required=True, validate=validate.Length(min=1, max=48), metadata={
         "description": "Meta's pricing category: marketing, utility, authentication, authentication-international, "
@@ -49,7 +49,7 @@ class ForecastSchema(RefusesNul, RequestSchema):
     currency = fields.String(validate=CURRENCY, metadata={
         "description": "the billing currency (default: the WABA's, when waba_id names one with a currency set)"})
     at = fields.AwareDateTime(required=True, metadata={"description": "RFC 3339: when they will be delivered"})
-    waba_id = fields.String(validate=validate.Regexp(r"^[0-9]{1,64}$", error="WABA ids are digits"), metadata={
+    waba_id = fields.String(validate=Pattern(r"^[0-9]{1,64}$", error="WABA ids are digits"), metadata={
         "description": "count this month's stored volume of this WABA as the tiers' starting point (default 0)"})
     lines = fields.List(fields.Nested(ForecastLineSchema), required=True,
                         validate=validate.Length(min=1, max=MAX_FORECAST_LINES))
@@ -76,7 +76,7 @@ class DataPointSchema(RequestSchema):
 
     start = fields.Integer(required=True, strict=True, validate=UNIX_SECONDS, metadata={"description": "Unix seconds"})
     end = fields.Integer(required=True, strict=True, validate=UNIX_SECONDS, metadata={"description": "Unix seconds"})
-    country = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$", error="an ISO 3166 alpha-2 code"))
+    country = fields.String(validate=Pattern(r"^[A-Z]{2}$", error="an ISO 3166 alpha-2 code"))
     phone_number = fields.String(validate=validate.Length(max=32))
     pricing_category = fields.String(validate=validate.Length(max=48))
     pricing_type = fields.String(validate=validate.Length(max=48))
@@ -119,7 +119,7 @@ class PricingAnalyticsSchema(RequestSchema):
         unknown = "exclude"
 
     pricing_analytics = fields.Nested(PricingAnalyticsBlockSchema, required=True)
-    id = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{1,64}$", error="WABA ids are digits"))
+    id = fields.String(required=True, validate=Pattern(r"^[0-9]{1,64}$", error="WABA ids are digits"))
 
 
 CURRENCY_BODY = CurrencyBodySchema()

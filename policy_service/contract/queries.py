@@ -12,6 +12,7 @@ from webargs.fields import DelimitedList
 
 from ..core.identities import WA_ID
 from .schemas import DECISIONS, GROUP_ID, ContactField, FromBeforeTo, RefusesNul, day_field, timestamp_field
+from .strict import Pattern
 
 # A WABA id as a path names it: Meta's ids are digits.
 WABA_ID = re.compile(r"^[0-9]{1,64}$")
@@ -44,10 +45,10 @@ class CostQuerySchema(RefusesNul, FromBeforeTo, Schema):
 
     start = day_field(data_key="from", required=True, metadata={"description": "first day (YYYY-MM-DD, UTC)"})
     end = day_field(data_key="to", required=True, metadata={"description": "last day, included"})
-    group_by = fields.String(load_default="month,category", validate=validate.Regexp(
+    group_by = fields.String(load_default="month,category", validate=Pattern(
         r"^(month|category|market|country)(,(month|category|market|country))*$",
         error="a comma list of month, category, market, country"))
-    currency = fields.String(load_default="USD", validate=validate.Regexp(r"^[A-Z]{3}$", error="an ISO 4217 code"))
+    currency = fields.String(load_default="USD", validate=Pattern(r"^[A-Z]{3}$", error="an ISO 4217 code"))
 
     RANGE = ("start", "end")
 
@@ -63,11 +64,11 @@ class DecisionQuerySchema(RefusesNul, FromBeforeTo, Schema):
     since = timestamp_field(data_key="from", metadata={"description": "logged at or after (RFC 3339)"})
     until = timestamp_field(data_key="to", metadata={"description": "logged before (RFC 3339)"})
     decision = fields.String(validate=validate.OneOf(DECISIONS))
-    rule = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9.\-]{1,64}$"),
+    rule = fields.String(validate=Pattern(r"^[A-Za-z0-9.\-]{1,64}$"),
                          metadata={"description": "a determining rule id"})
-    policy_version = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9.\-]{1,16}$"),
+    policy_version = fields.String(validate=Pattern(r"^[A-Za-z0-9.\-]{1,16}$"),
                                    metadata={"description": "the policy version in force at the send (V3a...)"})
-    contact = fields.String(validate=validate.Regexp(r"^\+?[0-9]{6,20}$"),
+    contact = fields.String(validate=Pattern(r"^\+?[0-9]{6,20}$"),
                             metadata={"description": "the recipient (E.164); with masking on, every logged "
                                                      "number with the same calling and area code matches"})
     phone_number_id = fields.String(validate=validate.Length(min=1, max=64),
@@ -103,8 +104,8 @@ class CountQuerySchema(RefusesNul, FromBeforeTo, Schema):
                                metadata={"description": "Meta's pricing categories, comma-separated"})
     since = timestamp_field(required=True, data_key="from")
     until = timestamp_field(required=True, data_key="to")
-    contact = fields.String(validate=validate.Regexp(r"^\+?[0-9]{6,20}$"))
-    market = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$"),
+    contact = fields.String(validate=Pattern(r"^\+?[0-9]{6,20}$"))
+    market = fields.String(validate=Pattern(r"^[A-Z]{2}$"),
                            metadata={"description": "the recipients' region (ISO 3166), as Meta's markets"})
     distinct_contacts = fields.Boolean(load_default=False)
 

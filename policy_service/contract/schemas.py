@@ -27,7 +27,7 @@ from ..core.messages import UNKNOWN_TYPE, DecisionRequest, Message, Send, Templa
 from ..core.pricing import Price
 from ..core.rates import BASES
 from ..core.vocabulary import GROUP_CATEGORY_PREFIX, STATUSES
-from .strict import RequestSchema, StrictBoolean
+from .strict import Pattern, RequestSchema, StrictBoolean
 
 MESSAGE_TYPES = (
     "text", "image", "audio", "video", "document", "sticker", "location", "contacts", "interactive",
@@ -215,7 +215,7 @@ class SendSchema(RequestSchema):
                        "Meta bills per token, not as a service message (rules: PMP26-4.agent)"})
     recipient_type = fields.String(validate=validate.OneOf(("individual", "group")), metadata={
         "description": "Meta's recipient_type: individual (default) or group (Groups API)"})
-    participants = fields.List(fields.String(validate=validate.Regexp(E164, error="must be an E.164 number")),
+    participants = fields.List(fields.String(validate=Pattern(E164, error="must be an E.164 number")),
                                validate=validate.Length(min=1, max=MAX_GROUP_PARTICIPANTS), metadata={
         "description": "group sends: the participants' numbers (Meta bills each delivery)"})
 
@@ -319,7 +319,7 @@ class MessageSchema(RequestSchema):
 class ExceptionCountrySchema(RequestSchema):
     """One country whose authentication-international start differs from the business's general one."""
 
-    country_code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{2}$"))
+    country_code = fields.String(required=True, validate=Pattern(r"^[A-Z]{2}$"))
     start_time = timestamp_field(required=True)
 
 
@@ -341,7 +341,7 @@ class ContextSchema(RequestSchema):
     opted_in = _strict_bool(metadata={"description": "Opt-in on record (default true, named in the trace)"})
     marketing_opt_out = _strict_bool(metadata={"description": "User stopped marketing (default false)"})
     waba_timezone = fields.String(metadata={"description": "IANA zone of the WABA (default UTC)"})
-    business_region = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$"),
+    business_region = fields.String(validate=Pattern(r"^[A-Z]{2}$"),
                                     metadata={"description": "ISO 3166 country of the business (default unknown)"})
     authentication_international_eligible = _strict_bool()
     direct_send_eligible = _strict_bool(metadata={"description": "the account may use Direct Send (default false)"})
@@ -372,12 +372,12 @@ class ContextSchema(RequestSchema):
         "description": "users reached business-initiated in the moving period (default: counted from stored "
                        "statuses when the limit is known)"})
     # --- pricing (issue 11): what the rate card and volume tier of a billable charge depend on.
-    currency = fields.String(validate=validate.Regexp(r"^[A-Z]{3}$", error="must be an ISO 4217 code like USD"),
+    currency = fields.String(validate=Pattern(r"^[A-Z]{3}$", error="must be an ISO 4217 code like USD"),
                              metadata={"description": "The WABA's billing currency; picks the rate card (default USD)"})
     volume_messages_this_month = fields.Integer(strict=True, validate=count_range(), metadata={
         "description": "Messages of the send's pricing category the business portfolio already had delivered this "
                        "month in the recipient's market (volume tiers; unknown: the list rate, an upper bound)"})
-    marketing_max_price = fields.String(validate=validate.Regexp(r"^[0-9]{1,9}(\.[0-9]{1,9})?$", error=MAX_PRICE),
+    marketing_max_price = fields.String(validate=Pattern(r"^[0-9]{1,9}(\.[0-9]{1,9})?$", error=MAX_PRICE),
         error_messages={"invalid": MAX_PRICE}, metadata={
             "description": 'The max price bid of a marketing message (Marketing Messages API), a decimal string such '
                            'as "0.05": its price is then unknown'})
@@ -398,7 +398,7 @@ class HistoryRefSchema(RequestSchema):
     contact = ContactField(WA_ID, metadata={"description": "wa_id (a leading + is ignored) or BSUID of the "
                                                            "recipient send.to, or an identity the store links to it "
                                                            "(another user's is a 422)"})
-    group_id = fields.String(validate=validate.Regexp(f"^{GROUP_ID}$", error="must be a group id"), metadata={
+    group_id = fields.String(validate=Pattern(f"^{GROUP_ID}$", error="must be a group id"), metadata={
         "description": "instead of contact, for a group send: the group whose stored history to use"})
 
     @validates_schema(skip_on_field_errors=False, pass_original=True)

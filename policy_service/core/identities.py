@@ -80,10 +80,10 @@ def parse_contact(value: str, form: re.Pattern[str] = E164) -> Contact:
     """
     if not isinstance(value, str):
         raise NotAContact(FORM_ERRORS[form])
-    bsuid = BSUID_PATTERN.match(value)
+    bsuid = BSUID_PATTERN.fullmatch(value)
     if bsuid:
         return Contact(BSUID, value, bsuid["country"], 0)
-    if not form.match(value):
+    if not form.fullmatch(value):
         raise NotAContact(FORM_ERRORS[form])
     digits = value.removeprefix("+")
     region, calling_code = _phone_region(digits)

@@ -400,7 +400,7 @@ def _card(item: Any, file: str) -> RateCard:
                             "rates"), file, entry, "rate_card")
     entry = str(item["id"])
     currency = str(item["currency"])
-    if not _CURRENCY.match(currency):
+    if not _CURRENCY.fullmatch(currency):
         raise RateCardError(f"currency must be an ISO 4217 code like USD (got {currency!r})", file=file, rule=entry)
     if item["basis"] not in BASES:
         raise RateCardError(f"basis must be one of {', '.join(BASES)} (got {item['basis']!r})", file=file, rule=entry)
@@ -523,7 +523,7 @@ def _market_map(item: Any, file: str) -> MarketMap:
         if not isinstance(codes, list) or not codes:
             raise RateCardError(f"market {market!r}: list its ISO 3166 country codes", file=file, rule=entry)
         for code in codes:
-            if not isinstance(code, str) or not _COUNTRY.match(code):
+            if not isinstance(code, str) or not _COUNTRY.fullmatch(code):
                 raise RateCardError(f"market {market!r}: {code!r} is not an ISO 3166 alpha-2 code", file=file,
                                     rule=entry)
             if code in countries:
@@ -615,7 +615,7 @@ def load_shared_csv(text: str, tiers_text: str | None = None, *, file: str = "ra
         start = _csv_day(row.get("effective_from"), file, where)
         currency = (row.get("currency") or "").strip()
         market = (row.get("market") or "").strip()
-        if not _CURRENCY.match(currency) or not market:
+        if not _CURRENCY.fullmatch(currency) or not market:
             raise RateCardError(f"{where}: needs a currency (ISO 4217) and a market", file=file, rule=Path(file).name)
         card = cells.setdefault((currency, start.isoformat()), {})
         if layout == "wide":

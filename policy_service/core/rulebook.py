@@ -253,7 +253,7 @@ def parse_period(text: Any) -> str | timedelta:
 
 def parse_duration(text: Any) -> timedelta:
     """Parse '24h', '72h', '30m', '90s' or '7d' into a timedelta."""
-    match = _DURATION.match(str(text).strip())
+    match = _DURATION.fullmatch(str(text).strip())
     if not match:
         raise ValueError(f"not a duration: {text!r} (use e.g. 24h, 30m, 90s)")
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
@@ -391,7 +391,7 @@ def _rule(item: dict[str, Any], file: str, area: str) -> Rule:
     _check_keys(item, RULE_KEYS, file, rid, "rule")
     _required(item, ("id", "title", "description", "citation", "confidence", "effective", "when", "then"),
               file, rid, "rule")
-    if not isinstance(rid, str) or not _ID.match(rid):
+    if not isinstance(rid, str) or not _ID.fullmatch(rid):
         raise RulebookError(f"rule id {rid!r} must look like CSW-2 or CSW-2.window-open", file=file)
     start, until = _effective(item, file, rid)
     when = item["when"]

@@ -59,7 +59,7 @@ def waba(waba_id: Any) -> str:
     if not isinstance(waba_id, str):  # only a Python caller can pass one
         raise ServiceError(422, "invalid request: waba_id: must be a string of digits",
                            {"waba_id": [f"must be a string of digits, got {type(waba_id).__name__}"]})
-    if not WABA_ID.match(waba_id):
+    if not WABA_ID.fullmatch(waba_id):
         raise ServiceError(404, f"no WhatsApp Business Account {quoted(waba_id)}: WABA ids are digits",
                            {"waba_id": ["WABA ids are digits"]})
     return waba_id

@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..contract.parsing import BodyRefused, bounded_errors, decision_limits, flatten_errors, parse_json
 from ..contract.schemas import DECISION_REQUEST_EXAMPLE, REQUEST, RESPONSE, FromBeforeTo, RefusesNul, day_field
+from ..contract.strict import Pattern
 from ..core import masking, timeline, wording
 from ..core.decision import Charge
 from ..core.errors import EngineError
@@ -88,9 +89,9 @@ class DecisionFilterSchema(RefusesNul, FromBeforeTo, Schema):
     since = day_field(data_key="from")
     until = day_field(data_key="to")
     decision = fields.String(validate=validate.OneOf(("allow", "deny")))
-    rule = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9.\-]{1,64}$"))
-    policy_version = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9.\-]{1,16}$"))
-    contact = fields.String(validate=validate.Regexp(r"^\+?[0-9]{6,20}$", error="must be a phone number in E.164"))
+    rule = fields.String(validate=Pattern(r"^[A-Za-z0-9.\-]{1,64}$"))
+    policy_version = fields.String(validate=Pattern(r"^[A-Za-z0-9.\-]{1,16}$"))
+    contact = fields.String(validate=Pattern(r"^\+?[0-9]{6,20}$", error="must be a phone number in E.164"))
     phone_number_id = fields.String(validate=validate.Length(min=1, max=64))
     page = fields.Integer(validate=validate.Range(min=1, max=1_000_000))
 

@@ -8,10 +8,11 @@ from typing import Any
 
 from flask import render_template, request
 from flask_smorest import Blueprint, abort
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields
 
 from ..contract.pricing import FORECAST, CurrencyBodySchema, ForecastSchema
 from ..contract.schemas import ErrorSchema, RefusesNul, ResponseSchema
+from ..contract.strict import Pattern
 from ..service import analytics, forecast, pricing
 from ..service.errors import ServiceError
 from .api import JsonBodyParser, flatten_errors, policy
@@ -101,7 +102,7 @@ def forecast_page():
 class AnalyticsQuerySchema(RefusesNul, Schema):
     """Which WABA the response is for (it must equal the response's `id`)."""
 
-    waba_id = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{1,64}$", error="WABA ids are digits"))
+    waba_id = fields.String(required=True, validate=Pattern(r"^[0-9]{1,64}$", error="WABA ids are digits"))
 
 
 @blp.route("/pricing-analytics", methods=["POST"])

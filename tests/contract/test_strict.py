@@ -71,3 +71,63 @@ def test_anything_but_an_object_where_one_belongs_must_be_a_json_object(request_
     for key in path:
         errors = errors[key]
     assert errors == ["must be a JSON object"]
+
+
+def _pattern_validators():
+    """Every validate.Regexp (or subclass) on a field of every marshmallow schema the package declares."""
+    import importlib
+    import pkgutil
+
+    import marshmallow
+    from marshmallow import validate
+
+    import policy_service
+
+    found = []
+    for module in pkgutil.walk_packages(policy_service.__path__, "policy_service."):
+        if ".migrations" in module.name:
+            continue
+        loaded = importlib.import_module(module.name)
+        for name, value in vars(loaded).items():
+            if isinstance(value, type) and issubclass(value, marshmallow.Schema) and value.__module__ == module.name:
+                for field_name, field in value._declared_fields.items():
+                    inner = getattr(field, "inner", None)
+                    for checked in (field, inner) if inner is not None else (field,):
+                        found += [(f"{module.name}.{name}.{field_name}", v) for v in checked.validators
+                                  if isinstance(v, validate.Regexp)]
+    return found
+
+
+def test_every_pattern_a_schema_checks_must_match_the_whole_value():
+    """marshmallow's Regexp lets a final newline through a pattern ending in `$` ("+5511987654321\\n" was a phone
+    number): every pattern on a schema field is a contract.strict.Pattern, which matches the whole value."""
+    from policy_service.contract.strict import Pattern
+
+    validators = _pattern_validators()
+    assert len(validators) >= 20, validators  # the walk finds the package's patterns
+    assert [name for name, validator in validators if type(validator) is not Pattern] == []
+
+
+@pytest.mark.parametrize(("request_body", "path"), [
+    ({"send": {**SEND, "to": "+5511988887777\n"}}, "send.to"),
+    ({"send": SEND, "history_ref": {"phone_number_id": "1", "contact": "5511988887777\n"}}, "history_ref.contact"),
+    ({"send": SEND, "context": {"currency": "USD\n"}}, "context.currency"),
+    ({"send": {**SEND, "to": "US.13491208655302741918\n"}}, "send.to"),
+])
+def test_a_final_newline_is_not_part_of_a_valid_value(request_body, path):
+    """A phone number, a wa_id, a BSUID or a currency code followed by a newline is refused naming the field (it was
+    accepted and logged as "+55***********\\n"); without the newline it loads."""
+    with pytest.raises(ValidationError) as raised:
+        REQUEST.load(request_body)
+    assert ".".join(map(str, next(iter(_flat(raised.value.messages))))) == path
+    fixed = {key: ({k: (v.rstrip("\n") if isinstance(v, str) else v) for k, v in part.items()}
+                   if isinstance(part, dict) else part) for key, part in request_body.items()}
+    REQUEST.load(fixed)
+
+
+def _flat(messages, path=()):
+    for key, value in messages.items():
+        if isinstance(value, dict):
+            yield from _flat(value, (*path, key))
+        else:
+            yield (*path, key)
