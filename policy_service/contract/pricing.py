@@ -10,7 +10,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from ..core.identities import E164
 from .parsing import Limits
-from .schemas import EARLIEST, LATEST, ContactField, RefusesNul, count_range
+from .schemas import EARLIEST, LATEST, ContactField, RefusesNul, count_range, timestamp_field
 from .strict import Pattern, RequestSchema
 
 CURRENCY = Pattern(r"^[A-Z]{3}$", error="must be an ISO 4217 code like USD")
@@ -48,7 +48,7 @@ class ForecastSchema(RefusesNul, RequestSchema):
 
     currency = fields.String(validate=CURRENCY, metadata={
         "description": "the billing currency (default: the WABA's, when waba_id names one with a currency set)"})
-    at = fields.AwareDateTime(required=True, metadata={"description": "RFC 3339: when they will be delivered"})
+    at = timestamp_field(required=True, metadata={"description": "RFC 3339: when they will be delivered"})
     waba_id = fields.String(validate=Pattern(r"^[0-9]{1,64}$", error="WABA ids are digits"), metadata={
         "description": "count this month's stored volume of this WABA as the tiers' starting point (default 0)"})
     lines = fields.List(fields.Nested(ForecastLineSchema), required=True,

@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta, timezone
 from functools import cached_property, lru_cache
 from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from msgspec import Struct
+from msgspec import Struct, structs
 from msgspec import field as msgspec_field
 
 from .conversations import CONVERSATION_KINDS, FREE_ENTRY_POINT_KINDS, Ledger, Period
@@ -433,10 +433,11 @@ def fact_sources(sources: dict[str, str]) -> dict[str, str]:
     return found
 
 
-class _Seen(NamedTuple):
+class _Seen(Struct, frozen=True, gc=False):
     """What the display texts are written from (kept so each text is written only when read).
 
-    A tuple: made in one step for every decision, its fields read by C descriptors.
+    A frozen msgspec Struct: made in C in one step for every decision (~0.15 µs, against ~0.6 µs for the
+    NamedTuple it was), its fields read by C descriptors. It holds no reference back to itself or its Facts.
     """
 
     send: Send
@@ -458,7 +459,7 @@ class _Seen(NamedTuple):
 
     def with_late(self, moment: datetime, charge: Any) -> _Seen:
         """A copy that knows the charge a delivery from `moment` on would get."""
-        return self._replace(late=(moment, charge))
+        return structs.replace(self, late=(moment, charge))
 
     def show(self, moment: datetime | None) -> str:
         """A time in the send's own offset (ISO 8601), or "none"."""
@@ -479,25 +480,34 @@ def iso_time(moment: datetime) -> str:
     datetime.isoformat formats through printf, which cost more than a fifth of writing a decision's sentences.
     """
     zone = moment.tzinfo
-    if type(zone) is not timezone:
+    if zone is UTC:  # most times: hashing a timezone to find its text costs a fifth of the rest
+        offset = "+00:00"
+    elif type(zone) is not timezone:
         return moment.isoformat()
-    offset = _OFFSETS.get(zone)
-    if offset is None:
-        # The offset as isoformat writes it (±HH:MM, seconds when not whole minutes), from a time at midnight.
-        offset = datetime(2000, 1, 1, tzinfo=zone).isoformat()[19:]
-        if len(_OFFSETS) < 1024:
-            _OFFSETS[zone] = offset
+    else:
+        offset = _OFFSETS.get(zone)
+        if offset is None:
+            # The offset as isoformat writes it (±HH:MM, seconds when not whole minutes), from a time at midnight.
+            offset = datetime(2000, 1, 1, tzinfo=zone).isoformat()[19:]
+            if len(_OFFSETS) < 1024:
+                _OFFSETS[zone] = offset
     two = _TWO_DIGITS
+    # The date's text by its day number (one call, where year, month and day are three reads and three lookups).
+    day = _DAYS.get(ordinal := moment.toordinal())
+    if day is None:
+        day = f"{_YEARS[moment.year]}-{two[moment.month]}-{two[moment.day]}T"
+        if len(_DAYS) >= 4096:
+            _DAYS.clear()
+        _DAYS[ordinal] = day
     if moment.microsecond:
-        return (f"{_YEARS[moment.year]}-{two[moment.month]}-{two[moment.day]}T{two[moment.hour]}:"
-                f"{two[moment.minute]}:{two[moment.second]}.{moment.microsecond:06d}{offset}")
-    return (f"{_YEARS[moment.year]}-{two[moment.month]}-{two[moment.day]}T{two[moment.hour]}:"
-            f"{two[moment.minute]}:{two[moment.second]}{offset}")
+        return f"{day}{two[moment.hour]}:{two[moment.minute]}:{two[moment.second]}.{moment.microsecond:06d}{offset}"
+    return f"{day}{two[moment.hour]}:{two[moment.minute]}:{two[moment.second]}{offset}"
 
 
 _TWO_DIGITS = tuple(f"{number:02d}" for number in range(100))
 _YEARS = tuple(f"{year:04d}" for year in range(10000))  # by year; a datetime's year is 1 to 9999
 _OFFSETS: dict[timezone, str] = {}  # a fixed offset -> its text in isoformat
+_DAYS: dict[int, str] = {}  # a date's ordinal -> "YYYY-MM-DDT" (bounded, cleared when full)
 
 
 def _first_expiry(periods: list[Period]) -> datetime | None:

@@ -24,8 +24,11 @@ from ..store import database_proxy, idempotency
 from .errors import ServiceError
 
 HEADER = "Idempotency-Key"
-# Printable ASCII without spaces, as the IETF draft's and the usual clients' keys (UUIDs, hashes) are.
-USABLE_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+# Printable ASCII without spaces, as the IETF draft's and the usual clients' keys (UUIDs, hashes) are, and without
+# commas: a server joins two Idempotency-Key headers into one value with a comma ("g1,g2"), which would otherwise be
+# taken for a third key.
+USABLE_KEY = re.compile(r"[\x21-\x2b\x2d-\x7e]{1,255}")
+USABLE = "1 to 255 printable ASCII characters without spaces or commas (one Idempotency-Key header)"
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,7 @@ def checked_key(key: str | None, argument: str | None = None) -> str | None:
         return None
     if not isinstance(key, str) or not USABLE_KEY.fullmatch(key):
         name, path = _named(argument)
-        raise ServiceError(422, f"invalid request: {name}: 1 to 255 printable ASCII characters without spaces",
-                           {path: ["must be 1 to 255 printable ASCII characters without spaces"]})
+        raise ServiceError(422, f"invalid request: {name}: {USABLE}", {path: [f"must be {USABLE}"]})
     return key
 
 

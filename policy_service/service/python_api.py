@@ -42,7 +42,7 @@ from marshmallow import Schema, ValidationError
 
 from ..config import Settings, load_settings
 from ..contract.parsing import BodyRefused, Limits, batch_limits, decision_limits, parse_json, too_deep
-from ..contract.pricing import CURRENCY_BODY, FORECAST, FORECAST_LIMITS
+from ..contract.pricing import ANALYTICS_LIMITS, CURRENCY_BODY, FORECAST, FORECAST_LIMITS
 from ..contract.queries import (
     AT_QUERY,
     COST_QUERY,
@@ -265,11 +265,24 @@ class PolicyService:
         with self._unit_of_work():
             return forecast.forecast_costs(self.policy, body)
 
-    def import_pricing_analytics(self, response: bytes | str, waba_id: str | None = None) -> dict[str, Any]:
-        """Import Meta's pricing_analytics response (JSON text, read exactly): the body of POST
-        /v1/pricing-analytics?waba_id= ({waba_id, new, updated, unchanged, points})."""
+    def import_pricing_analytics(self, response: JsonBody, waba_id: str | None = None) -> dict[str, Any]:
+        """Import Meta's pricing_analytics response: the body of POST /v1/pricing-analytics?waba_id= ({waba_id, new,
+        updated, unchanged, points}). `response` is the JSON text as received (read exactly: costs as decimals),
+        or the parsed dict (a cost given as a Decimal keeps its exact text, a float its shortest repr)."""
+        if waba_id is not None:
+            waba_id = state.waba(waba_id)
+        if isinstance(response, Mapping):
+            try:
+                response = _json_text(response)
+            except (TypeError, ValueError, RecursionError) as error:
+                raise _unwritable(response, ANALYTICS_LIMITS, error) from None
+        elif not isinstance(response, bytes | bytearray | str):
+            raise ServiceError(422, "invalid request: response: must be the JSON text (bytes or str) or a dict",
+                               {"response": [f"must be the JSON text (bytes or str) or a dict, got "
+                                             f"{type(response).__name__}"]})
         with self._unit_of_work():
-            return analytics.import_analytics(response, waba_id)
+            return analytics.import_analytics(bytes(response) if isinstance(response, bytearray) else response,
+                                              waba_id)
 
     def set_billing_currency(self, waba_id: str, currency: str, *, source: str = "Python API") -> dict[str, Any]:
         """Set a WABA's billing currency once: the body of PUT /v1/wabas/<waba_id>/billing-currency

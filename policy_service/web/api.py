@@ -269,7 +269,7 @@ def policy() -> Policy:
 
 IDEMPOTENCY_KEY = {
     "in": "header", "name": "Idempotency-Key", "required": False,
-    "schema": {"type": "string", "pattern": r"^[\x21-\x7e]{1,255}$"},
+    "schema": {"type": "string", "pattern": r"^[\x21-\x2b\x2d-\x7e]{1,255}$"},
     "description": "Send the same key with a retry: the same request gets the first answer again (same "
                    "decision_id, nothing logged twice; header Idempotent-Replayed: true); the same key with "
                    "another request is a 422.",

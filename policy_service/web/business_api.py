@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask_smorest import Blueprint, abort
-from marshmallow import ValidationError
+from marshmallow import RAISE, ValidationError
 
 from ..contract.queries import AT_QUERY, COUNT_QUERY, TEMPLATES_IMPORT
 from ..contract.schemas import ErrorSchema
@@ -37,7 +37,7 @@ def import_templates(_: dict[str, Any], waba_id: str):
 
 
 @blp.route("/wabas/<string:waba_id>/templates", methods=["GET"])
-@blp.arguments(AT_QUERY, location="query", error_status_code=422)
+@blp.arguments(AT_QUERY, location="query", error_status_code=422, unknown=RAISE)
 @blp.alt_response(200, schema={"type": "object"}, success=True,
                   description="Each known template's category and status in force, with their sources")
 def list_templates(query: dict[str, Any], waba_id: str):
@@ -46,7 +46,7 @@ def list_templates(query: dict[str, Any], waba_id: str):
 
 
 @blp.route("/wabas/<string:waba_id>/templates/<string:name>/<string:language>", methods=["GET"])
-@blp.arguments(AT_QUERY, location="query", error_status_code=422)
+@blp.arguments(AT_QUERY, location="query", error_status_code=422, unknown=RAISE)
 @blp.alt_response(200, schema={"type": "object"}, success=True,
                   description="The template's state and every stored event, oldest first")
 @blp.alt_response(404, schema=ErrorSchema, description="The registry has never heard of this template")
@@ -59,7 +59,7 @@ def template_history(query: dict[str, Any], waba_id: str, name: str, language: s
 
 
 @blp.route("/counts", methods=["GET"])
-@blp.arguments(COUNT_QUERY, location="query", error_status_code=422)
+@blp.arguments(COUNT_QUERY, location="query", error_status_code=422, unknown=RAISE)
 @blp.alt_response(200, schema={"type": "object"}, success=True,
                   description="The count and what was counted")
 @blp.alt_response(422, schema=ErrorSchema, description="Bad filter")

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import render_template, request
 from flask_smorest import Blueprint
-from marshmallow import ValidationError
+from marshmallow import RAISE, ValidationError
 
 from ..contract.queries import COST_QUERY
 from ..contract.schemas import ErrorSchema
@@ -26,7 +26,7 @@ def report(query: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/costs", methods=["GET"])
-@blp.arguments(COST_QUERY, location="query", error_status_code=422)
+@blp.arguments(COST_QUERY, location="query", error_status_code=422, unknown=RAISE)
 @blp.alt_response(200, schema={"type": "object"}, success=True,
                   description="The cost report: billed beside predicted, grouped; amounts as decimal strings")
 @blp.alt_response(422, schema=ErrorSchema, description="Bad dates, grouping or currency")

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import request
 from flask_smorest import Blueprint, abort
+from marshmallow import RAISE
 
 from ..contract.queries import DECISION_QUERY, MAX_PAGE, MAX_PAGE_SIZE, PAGE_SIZE, RECONCILIATION_QUERY
 from ..contract.schemas import ErrorSchema, LoggedDecisionSchema, ReconciliationSchema
@@ -43,7 +44,7 @@ def list_decisions(filters: dict[str, Any], pagination_parameters):
 
 
 @blp.route("/reconciliation", methods=["GET"])
-@blp.arguments(RECONCILIATION_QUERY, location="query", error_status_code=422)
+@blp.arguments(RECONCILIATION_QUERY, location="query", error_status_code=422, unknown=RAISE)
 # Documented, not re-serialized: the report goes out as review.reconciliation builds it.
 @blp.alt_response(200, schema=ReconciliationSchema, success=True, description="Every delivered message compared")
 @blp.alt_response(422, schema=ErrorSchema, description="Bad filter")

@@ -106,6 +106,8 @@ def decisions():
         chosen = DecisionFilterSchema().load(given)
     except ValidationError as error:
         errors, chosen = flatten_errors(error.messages), {}
+    if repeated := repeated_filters():
+        errors, chosen = {**errors, **repeated}, {}
     page = chosen.pop("page", 1)
     query = logged.DecisionQuery(
         since=_day_start(chosen.pop("since")) if "since" in chosen else None,
@@ -194,9 +196,16 @@ def replayed(wamid: str):
 
 
 def unknown_filters(known: Any) -> dict[str, list[str]]:
-    """The query parameters a page does not take (`known` holds the ones it does), as field errors: a
-    parameter a page would ignore is refused, as /ui/decisions refuses one."""
-    return {key: ["not a filter of this page"] for key in request.args if key not in known}
+    """The query parameters a page does not take (`known` holds the ones it does), and those given more than once,
+    as field errors: a parameter a page would ignore is refused, as /ui/decisions refuses one."""
+    return {key: ["not a filter of this page"] for key in request.args if key not in known} | repeated_filters()
+
+
+def repeated_filters() -> dict[str, list[str]]:
+    """The query parameters given more than once (?page=1&page=2), as field errors: a page reads one value, and
+    which one a reader meant cannot be known (the API refuses them alike)."""
+    return {key: [f"given {len(values)} times; give it once"] for key, values in request.args.lists()
+            if len(values) > 1}
 
 
 def refused_page(errors: dict[str, list[str]], status: int = 422, heading: str = "These filters are not valid"):

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import render_template, request
 from flask_smorest import Blueprint, abort
-from marshmallow import Schema, ValidationError, fields
+from marshmallow import RAISE, Schema, ValidationError, fields
 
 from ..contract.pricing import FORECAST, CurrencyBodySchema, ForecastSchema
 from ..contract.schemas import ErrorSchema, RefusesNul, ResponseSchema
@@ -106,7 +106,7 @@ class AnalyticsQuerySchema(RefusesNul, Schema):
 
 
 @blp.route("/pricing-analytics", methods=["POST"])
-@blp.arguments(AnalyticsQuerySchema, location="query", error_status_code=422)
+@blp.arguments(AnalyticsQuerySchema, location="query", error_status_code=422, unknown=RAISE)
 @blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": {
     "type": "object", "description": "Meta's response to GET /<WABA_ID>?fields=pricing_analytics...: "
     '{"pricing_analytics": {"data": [{"data_points": [{start, end, country, phone_number, pricing_category, '

@@ -242,8 +242,10 @@ def refuse_cross_site() -> None:
     # Sec-Fetch-Site is set by the browser alone (no page can forge it); browsers without it are judged by
     # Origin ("null" included: a sandboxed frame, or a page that sends no referrer).
     if fetched_from in ("cross-site", "same-site") or (fetched_from is None and origin and not _same_origin(origin)):
+        # The header that decided names the error (Sec-Fetch-Site, when the browser sent it).
+        header, got = ("Sec-Fetch-Site", fetched_from) if fetched_from is not None else ("Origin", origin)
         abort(403, message="refused: a state-changing request sent by a browser from another site (CSRF)",
-              errors={"Origin": [f"must be this service's own origin, got {origin or fetched_from}"]})
+              errors={header: [f"must be this service's own origin, got {got}"]})
 
 
 def protect_page_forms() -> None:

@@ -216,8 +216,11 @@ _ZONES = st.one_of(st.none(), st.just(UTC), st.just(ZoneInfo("America/Sao_Paulo"
 
 @given(moment=st.datetimes(timezones=_ZONES))
 def test_iso_time_writes_what_isoformat_writes(moment):
-    """Every time, naive or with any offset (seconds and microseconds in it too), reads as isoformat writes it."""
-    assert iso_time(moment) == moment.isoformat()
+    """Every time, naive or with any offset (seconds and microseconds in it too), reads as isoformat writes it; so
+    does another time of the same day, written from the day's text iso_time remembered."""
+    assert iso_time(moment) == moment.isoformat() == iso_time(moment)
+    later = moment.replace(hour=(moment.hour + 7) % 24, minute=(moment.minute + 13) % 60)
+    assert iso_time(later) == later.isoformat()
 
 
 def test_a_recipients_facts_are_its_contacts():

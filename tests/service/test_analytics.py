@@ -136,3 +136,26 @@ def test_a_report_leaves_out_messages_of_a_waba_billed_in_another_currency(clien
     assert any("billed in USD: its messages are not in this BRL report" in note for note in brl["notes"])
     usd = client.get("/v1/costs?from=2026-11-01&to=2026-11-30&currency=USD").get_json()
     assert usd["totals"]["billed"]["count"] == 1
+
+
+def test_the_python_api_imports_the_parsed_response_as_the_text(database_url, waba, client):
+    """PolicyService.import_pricing_analytics takes Meta's response as text or as the parsed dict (a Decimal cost
+    kept exact): the same points either way; anything else is a 422 naming `response`, not an AttributeError."""
+    from decimal import Decimal
+
+    from policy_service import PolicyService, ServiceError
+
+    service = PolicyService(database_url=database_url)
+    as_text = json.dumps(response(point(NOV_2, "KE", "UTILITY", 2, 0.008)))
+    assert service.import_pricing_analytics(as_text, WABA)["new"] == 1
+    parsed = response(point(NOV_2, "KE", "UTILITY", 2, Decimal("0.008")))
+    assert service.import_pricing_analytics(parsed, WABA) == {"waba_id": WABA, "new": 0, "updated": 0,
+                                                               "unchanged": 1, "points": 1}
+    for bad in (42, ["not", "a", "response"]):
+        with pytest.raises(ServiceError) as raised:
+            service.import_pricing_analytics(bad, WABA)
+        assert raised.value.code == 422 and list(raised.value.errors) == ["response"]
+    with pytest.raises(ServiceError) as raised:
+        service.import_pricing_analytics({}, WABA)
+    assert raised.value.code == 422, raised.value
+    service.close()

@@ -40,7 +40,7 @@ def test_the_wabas_volume_and_currency_are_the_starting_point(client, app):
 
 
 def test_bad_forecasts_are_422_naming_the_field(client):
-    """A line with both country and to, a zero count, and no currency anywhere are refused by field."""
+    """A line with both country and to, a zero count, no currency anywhere and a time past 2999 are refused by field."""
     bad = client.post("/v1/costs/forecast", json={**CAMPAIGN, "lines": [
         {"country": "BR", "to": "+5511987654321", "category": "marketing", "count": 1}]})
     assert bad.status_code == 422 and "lines.0.country" in bad.get_json()["errors"]
@@ -49,6 +49,9 @@ def test_bad_forecasts_are_422_naming_the_field(client):
     assert "lines.0.count" in zero.get_json()["errors"]
     nothing = client.post("/v1/costs/forecast", json={"at": CAMPAIGN["at"], "lines": CAMPAIGN["lines"]})
     assert nothing.status_code == 422 and "currency" in nothing.get_json()["errors"]
+    # a time every other request refuses (outside 2000-2999) was answered 200 with every line unpriced
+    far = client.post("/v1/costs/forecast", json={**CAMPAIGN, "at": "9999-11-10T12:00:00Z"})
+    assert far.status_code == 422 and far.get_json()["errors"] == {"at": ["must be between 2000-01-01 and 2999-12-31"]}
 
 
 def test_the_page_shows_the_same_forecast(client):

@@ -56,7 +56,8 @@ def test_without_a_key_every_request_is_decided(app, client, example_request):
     assert len(ids) == 2
 
 
-@pytest.mark.parametrize("key", ["", "has space", "x" * 256, "caf\u00e9"])
+# "g1,g2": two Idempotency-Key headers, as a server joins them into one value.
+@pytest.mark.parametrize("key", ["", "has space", "x" * 256, "caf\u00e9", "g1,g2"])
 def test_an_unusable_key_is_a_422_naming_the_header(client, example_request, key):
     response = client.post("/v1/decisions", json=example_request, headers={"Idempotency-Key": key})
     assert list(assert_error_shape(response, 422)["errors"]) == ["headers.Idempotency-Key"]

@@ -220,3 +220,18 @@ def test_a_key_given_twice_cannot_turn_a_deny_into_an_allow(client):
     assert list(batch["errors"]) == ["requests.0.context.marketing_opt_out"]
     page = client.post("/ui/try", data={"request": twice, "csrf_token": csrf_token(client, "/ui/try")})
     assert page.status_code == 422 and "given 2 times in one object" in unescape(page.get_data(as_text=True))
+
+
+@pytest.mark.parametrize(("path", "typo"), [
+    ("/v1/reconciliation?phone_numer_id=1", "phone_numer_id"),
+    ("/v1/counts?phone_number_id=1&categories=utility&from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z&contcat=1",
+     "contcat"),
+    ("/v1/costs?from=2026-01-01&to=2026-01-31&grop_by=market", "grop_by"),
+    ("/v1/wabas/102290129340398/templates?att=2026-01-01T00:00:00Z", "att"),
+    ("/v1/decisions?decison=deny", "decison"),
+])
+def test_a_misspelled_query_parameter_is_refused_naming_it(client, path, typo):
+    """A filter whose name is misspelled would be ignored: the report of everything, counted as if filtered. Every
+    listing and report refuses a parameter it does not take, naming it, as GET /v1/decisions always has."""
+    body = assert_error_shape(client.get(path), 422)
+    assert f"query.{typo}" in body["errors"] or typo in body["errors"].get("query", {}), body

@@ -373,3 +373,10 @@ def test_pages_refuse_bad_filter_values_with_an_html_page_naming_the_parameter(c
     assert missing.status_code == 404 and missing.mimetype == "text/html"
     assert "<code>path</code>: /ui/templates/x/y is not a page of this service" in missing.get_data(as_text=True)
     assert client.get("/v1/no-such-endpoint").get_json()["code"] == 404  # the API keeps its JSON shape
+
+
+def test_a_filter_given_twice_is_refused_on_every_page(client):
+    """?page=1&page=2: a page reads one value, so a repeated filter is a 422 page naming it, as the API refuses it."""
+    for path in ("/ui/decisions?page=1&page=2", "/ui/rules?area=Templates&area=Delivery"):
+        response = client.get(path)
+        assert response.status_code == 422 and "given 2 times" in response.get_data(as_text=True), path
