@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 
+from msgspec import Struct
+
 from .messages import Message
-from .records import record
+from .records import replace
 
 CONVERSATION_KINDS = ("conversation", "free_entry_point_conversation")
 FREE_ENTRY_POINT_KINDS = ("free_entry_point_conversation", "free_entry_point_window")
 
 
-@record
-class Period:
-    """A conversation or free entry point window: what opened it, and when it ends."""
+class Period(Struct, frozen=True, gc=False):
+    """A conversation or free entry point window: what opened it, and when it ends.
+
+    A frozen msgspec Struct (made in C; compared and hashed field by field, as the frozen dataclass it was):
+    replay makes one for every past send that opened something.
+    """
 
     kind: str
     category: str
@@ -34,16 +38,17 @@ class Period:
 _NO_TIME = timedelta(0)
 
 
-class Ledger:
-    """Every period opened so far, in the order they opened."""
+class Ledger(Struct, gc=False):
+    """Every period opened so far, in the order they opened.
 
-    __slots__ = ("periods", "_opened", "_longest", "_in_time_order")
+    A mutable msgspec Struct (made in C, every fresh history state makes one; each gets its own lists),
+    compared by its periods and their bookkeeping.
+    """
 
-    def __init__(self) -> None:
-        self.periods: list[Period] = []
-        self._opened: list[datetime] = []  # opened_at of each period, for bisection
-        self._longest = _NO_TIME
-        self._in_time_order = True
+    periods: list[Period] = []
+    _opened: list[datetime] = []  # opened_at of each period, for bisection
+    _longest: timedelta = _NO_TIME
+    _in_time_order: bool = True
 
     def open(self, period: Period, *, closes_others: bool) -> None:
         """Record a newly opened period, closing the others first when the rule says so."""

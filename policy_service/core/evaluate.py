@@ -479,12 +479,6 @@ def ordered_history(request: DecisionRequest) -> list[tuple[int, Message]]:
 def _opened(classified, message: Message, index: int) -> Period | None:
     if classified is None or not classified.opens:
         return None
-    return Period(
-        kind=classified.opens,
-        category=classified.category,
-        pricing_model=classified.pricing_model,
-        opened_at=message.at,
-        expires_at=classified.lasts_until,
-        opened_by=index,
-        rule=classified.rule or "",
-    )
+    # kind, category, pricing_model, opened_at, expires_at, opened_by, rule
+    return Period(classified.opens, classified.category, classified.pricing_model, message.at, classified.lasts_until,
+                  index, classified.rule or "")

@@ -44,3 +44,19 @@ def test_closing_leaves_already_ended_periods_alone():
     ledger.open(period("conversation", "marketing", 0, 24), closes_others=False)
     ledger.open(period("free_entry_point_conversation", "referral_conversion", 30, 72), closes_others=True)
     assert ledger.periods[0].expires_at == H0 + timedelta(hours=24)
+
+
+def test_each_ledger_has_its_own_lists_and_a_period_is_an_immutable_value():
+    """Ledger and Period are msgspec Structs: a new Ledger starts empty with lists of its own (what one history
+    state opens is never seen by another); a Period is equal and hashes equal to one with the same fields, and
+    refuses assignment (closing one makes a copy with the earlier expiry)."""
+    import pytest
+
+    first, second = Ledger(), Ledger()
+    first.open(period("conversation", "utility", 0, 24), closes_others=False)
+    assert second.periods == [] and second.open_at(H0) == [] and Ledger().periods == []
+    conversation = period("conversation", "utility", 0, 24)
+    assert conversation == period("conversation", "utility", 0, 24) != period("conversation", "marketing", 0, 24)
+    assert hash(conversation) == hash(period("conversation", "utility", 0, 24))
+    with pytest.raises(AttributeError):
+        conversation.expires_at = H0  # type: ignore[misc]
