@@ -125,10 +125,16 @@ def _constant_when_empty(schema: Schema) -> bool:
 
 
 def require_json(req: flask.Request) -> None:
-    """Abort with 415, naming Content-Type, unless the body is sent as JSON (application/json or +json)."""
+    """Abort with 415, naming the header, unless the body is sent as JSON (application/json or +json), uncompressed
+    (no Content-Encoding but identity)."""
     if not is_json_request(req):
         abort(415, message="send the body as JSON, with Content-Type: application/json",
               errors={"Content-Type": [f"must be application/json, got {req.mimetype or 'none'}"]})
+    encoding = req.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        # A compressed body would be read as text and refused as "not UTF-8", hiding what to change.
+        abort(415, message="send the body uncompressed: no Content-Encoding is accepted",
+              errors={"Content-Encoding": [f"must be absent (identity), got {encoding[:32]}"]})
 
 
 def parse_body(body: bytes | str, limits: Limits) -> Any:

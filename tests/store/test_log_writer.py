@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -54,15 +55,25 @@ def test_rows_sent_to_the_writer_are_committed_batched_and_read_back_as_written(
     app = sqlite_app
     policy, decided = _preview(app)
     assert _record(app, policy, decided, "direct") is None
-    commits = []
+    commits, sent, several_sent = [], [], threading.Event()
 
     def counted(database, sql, rows):
         commits.append(len(rows))
-        time.sleep(0.05 if len(commits) == 1 else 0)  # a slow first commit: the rows sent meanwhile queue
+        if len(commits) == 1:
+            # A slow first commit (a slow disk): the rows sent meanwhile queue for the next one.
+            several_sent.wait(10)
+            time.sleep(0.05)
         decision_log.commit_rows(database, sql, rows)
 
+    class Counting(log_writer.Client):
+        def write(self, params):
+            sent.append(1)
+            if len(sent) >= 8:
+                several_sent.set()
+            super().write(params)
+
     writer = log_writer.HostWriter(store_database.database_proxy.obj, _sql(), counted)
-    client = log_writer.Client(writer.path)
+    client = Counting(writer.path)
     monkeypatch.setattr(decision_log, "_HOST_CLIENT", [(writer.database, client)])
     monkeypatch.setattr(decision_log._GroupCommit, "write", lambda *_: pytest.fail("written by its caller"))
     try:
@@ -125,7 +136,7 @@ def test_without_a_writer_a_process_writes_its_rows_itself(sqlite_app, monkeypat
 def test_a_writer_that_stops_fails_the_rows_waiting_for_it():
     """Its clients' waiting rows get a storage fault (answered 503: their fate is unknown) rather than a hang."""
     database = peewee.SqliteDatabase(":memory:")
-    gate = __import__("threading").Event()
+    gate = threading.Event()
 
     def stuck(_database, _sql, _rows):
         gate.wait(5)

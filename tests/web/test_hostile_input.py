@@ -235,3 +235,13 @@ def test_a_misspelled_query_parameter_is_refused_naming_it(client, path, typo):
     listing and report refuses a parameter it does not take, naming it, as GET /v1/decisions always has."""
     body = assert_error_shape(client.get(path), 422)
     assert f"query.{typo}" in body["errors"] or typo in body["errors"].get("query", {}), body
+
+
+def test_a_compressed_body_is_a_415_naming_content_encoding(client):
+    """A gzip body would be read as text and refused as "not UTF-8": the 415 says what to change."""
+    import gzip
+
+    body = gzip.compress(b'{"send": {}}')
+    response = client.post("/v1/decisions", data=body, headers={"Content-Type": "application/json",
+                                                                 "Content-Encoding": "gzip"})
+    assert assert_error_shape(response, 415)["errors"] == {"Content-Encoding": ["must be absent (identity), got gzip"]}
