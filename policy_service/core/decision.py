@@ -129,7 +129,9 @@ def combine(fired: tuple[str, ...], facts: Facts, rulebook: Rulebook, *, explain
     classified = _charge(rule, facts) if rule else None
     charge = classified if outcome.decision == "allow" or classified is None else _undelivered(classified)
     trace = _trace(outcome, facts) if explain else ()
-    version = _version_on(rulebook, facts.day)
+    version = _VERSIONS.get((rulebook.version, facts.day), _UNKNOWN)  # _version_on's common case, a call less
+    if version is _UNKNOWN:
+        version = _version_on(rulebook, facts.day)
     if price is not None and charge is not None:
         charge, priced, facts = price(charge, facts)
         if priced is not None:
