@@ -64,30 +64,8 @@ def test_preloaded_engine_decides_in_every_forked_worker(gunicorn_server, exampl
     assert {b["decision_id"] for b in bodies} <= logged
 
 
-@pytest.mark.parametrize(("request_head", "status"), [
-    (b"GET /healthz?" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
-    (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(200)) + b"\r\n", 431),
-    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", 400),
-])
-def test_requests_gunicorn_refuses_itself_get_the_json_error_shape(gunicorn_server, request_head, status):
-    """A request gunicorn cannot parse (a request line over limit_request_line, too many headers, a malformed
-    header) is refused before the app sees it, in the same {code, status, message, errors} JSON as every other
-    error (web.server_errors), not gunicorn's HTML page."""
-    host, port = gunicorn_server.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as connection:
-        connection.sendall(request_head)
-        answer = b""
-        while chunk := connection.recv(65536):
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 %d " % status) and b"Content-Type: application/json" in head, answer[:300]
-    error = json.loads(body)
-    assert set(error) == {"code", "status", "message", "errors"} and error["code"] == status, error
-    assert error["message"] and error["errors"]["_request"], error
-
-
 def _raw_exchange(server, request: bytes) -> tuple[bytes, dict]:
-    """Send raw bytes to gunicorn; the status line and the JSON body of its answer."""
+    """Send raw bytes to gunicorn; the head (status line and headers) and the JSON body of its answer."""
     host, port = server.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as connection:
         connection.sendall(request)
@@ -100,7 +78,22 @@ def _raw_exchange(server, request: bytes) -> tuple[bytes, dict]:
                 if len(body) >= length:
                     break
     head, _, body = answer.partition(b"\r\n\r\n")
-    return head.split(b"\r\n")[0], json.loads(body)
+    return head, json.loads(body)
+
+
+@pytest.mark.parametrize(("request_head", "status"), [
+    (b"GET /healthz?" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(200)) + b"\r\n", 431),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", 400),
+])
+def test_requests_gunicorn_refuses_itself_get_the_json_error_shape(gunicorn_server, request_head, status):
+    """A request gunicorn cannot parse (a request line over limit_request_line, too many headers, a malformed
+    header) is refused before the app sees it, in the same {code, status, message, errors} JSON as every other
+    error (web.server_errors), not gunicorn's HTML page."""
+    head, error = _raw_exchange(gunicorn_server, request_head)
+    assert head.startswith(b"HTTP/1.1 %d " % status) and b"Content-Type: application/json" in head, head
+    assert set(error) == {"code", "status", "message", "errors"} and error["code"] == status, error
+    assert error["message"] and error["errors"]["_request"], error
 
 
 def test_a_malformed_chunked_body_is_the_400_not_a_500(gunicorn_server):
