@@ -2,7 +2,8 @@
 
 Environment: PORT (8000), HOST (0.0.0.0), PROMETHEUS_MULTIPROC_DIR, and the service's settings
 (policy_service.config, validated before anything starts): POLICY_WORKERS or WEB_CONCURRENCY (CPU count),
-POLICY_THREADS, POLICY_TIMEOUT (30 s), POLICY_KEEPALIVE, POLICY_PRELOAD (true).
+POLICY_THREADS, POLICY_TIMEOUT (30 s), POLICY_KEEPALIVE, POLICY_PRELOAD (true); POLICY_LOG_WRITER (true): false
+makes each worker commit its own decision-log rows instead of handing them to the master's writer (to compare both).
 `kill -HUP <master pid>` reloads the rules: the master reads and publishes them (policy_service/service/fleet.py),
 and every worker of every instance on the database follows, each in a fresh process.
 """
@@ -65,9 +66,11 @@ def on_starting(server):
 
 
 def when_ready(server):
-    """With the app preloaded on the embedded SQLite file, start the host's decision-log writer in the master: the
-    workers forked next hand it their rows (policy_service/store/log_writer.py)."""
-    if server.cfg.preload_app:
+    """With the app preloaded on the embedded SQLite file (and POLICY_LOG_WRITER not false), start the host's
+    decision-log writer in the master: the workers forked next hand it their rows (policy_service/store/log_writer.py).
+    """
+    wanted = os.environ.get("POLICY_LOG_WRITER", "true").lower() not in ("0", "false", "no", "off")
+    if server.cfg.preload_app and wanted:
         from policy_service.store.decision_log import start_host_writer
 
         if start_host_writer():

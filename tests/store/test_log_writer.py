@@ -176,10 +176,11 @@ def test_no_decision_seen_is_lost_when_the_writer_or_a_worker_is_killed(database
     assert len(printed) > 20 and set(printed) <= logged
 
 
-def test_gunicorn_workers_log_through_the_masters_writer(tmp_path):
-    """Under gunicorn.conf.py (preloaded app, SQLite) the master runs the writer and every decision a client
-    received is in the log."""
-    server = start_gunicorn(tmp_path)
+@pytest.mark.parametrize("writer", ["true", "false"])
+def test_gunicorn_workers_log_through_the_masters_writer(tmp_path, writer):
+    """Under gunicorn.conf.py (preloaded app, SQLite) the master runs the writer unless POLICY_LOG_WRITER is false,
+    and either way every decision a client received is in the log."""
+    server = start_gunicorn(tmp_path, env={"POLICY_LOG_WRITER": writer})
     try:
         url = f"{server.url}/v1/decisions"
         numbers = ["+14155550100", "+16135550100", "+5511987654321"]
@@ -187,6 +188,6 @@ def test_gunicorn_workers_log_through_the_masters_writer(tmp_path):
             returned = list(pool.map(lambda i: _post(url, request_for(numbers[i % 3])), range(60)))
     finally:
         stop_gunicorn(server)
-    assert "one writer for this host's workers" in server.log.read_text()
+    assert ("one writer for this host's workers" in server.log.read_text()) is (writer == "true")
     logged = logged_ids(f"sqlite:///{server.database}")
     assert len(set(returned)) == 60 and set(returned) <= logged
