@@ -8,6 +8,7 @@ masked request with a number of the same region.
 
 from __future__ import annotations
 
+import atexit
 import copy
 import json
 import os
@@ -463,6 +464,8 @@ def start_host_writer() -> bool:
     if not isinstance(database, peewee.SqliteDatabase) or database.database == ":memory:":
         return False
     _HOST_WRITER[0] = log_writer.HostWriter(database, _statement(database)[0], commit_rows)
+    # Its thread is a daemon: without this, the process's exit would leave the socket's directory behind.
+    atexit.register(stop_host_writer)
     return True
 
 

@@ -156,14 +156,17 @@ def test_a_writer_that_stops_fails_the_rows_waiting_for_it():
 
 
 @pytest.mark.parametrize("killed", ["writer", "worker"])
-def test_no_decision_seen_is_lost_when_the_writer_or_a_worker_is_killed(database_url, killed):
+def test_no_decision_seen_is_lost_when_the_writer_or_a_worker_is_killed(database_url, killed, tmp_path):
     """A process forks a worker logging from 8 threads through the parent's writer; one of them is killed with
     SIGKILL while rows are in flight: every decision_id the worker printed after record returned is in the log."""
     if not database_url.startswith("sqlite"):
         pytest.skip("the host writer serves the embedded SQLite file only")
+    # The test's own scratch folder for the writer's socket (a writer killed with SIGKILL cannot remove it).
+    scratch = tmp_path / "writer"
+    scratch.mkdir()
     process = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, database_url, "host-writer"],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
-                               start_new_session=True)
+                               start_new_session=True, env={**os.environ, "TMPDIR": str(scratch)})
 
     def kill():
         if killed == "writer":
