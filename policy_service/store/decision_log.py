@@ -260,17 +260,6 @@ def _insert(values: dict[str, Any]) -> None:
     committer.write(sql, params)
 
 
-class _Row:
-    """One row waiting for its commit, and how that ended (`done`, with `error` set if it failed)."""
-
-    __slots__ = ("done", "error", "params")
-
-    def __init__(self, params: list[Any]) -> None:
-        self.params = params
-        self.done = False
-        self.error: BaseException | None = None
-
-
 class _GroupCommit:
     """Group commit for one database in this process: a thread that logs while another thread's commit is under
     way queues its row; when that commit ends, one waiting thread (the leader) writes every queued row (at most
@@ -285,12 +274,12 @@ class _GroupCommit:
     def __init__(self, database: peewee.Database) -> None:
         self.database = database
         self._changed = threading.Condition(threading.Lock())
-        self._queue: list[_Row] = []
+        self._queue: list[log_writer.PendingRow] = []
         self._leading = False
 
     def write(self, sql: str, params: list[Any]) -> None:
         """Commit one row (its INSERT statement and parameters); raises what its commit raised."""
-        mine = _Row(params)
+        mine = log_writer.PendingRow(params)
         led = False
         with self._changed:
             self._queue.append(mine)
@@ -316,7 +305,7 @@ class _GroupCommit:
             # A row committed by another thread raises a copy, so threads never share one traceback.
             raise mine.error if led else _copied(mine.error)
 
-    def _commit(self, sql: str, batch: list[_Row]) -> None:
+    def _commit(self, sql: str, batch: list[log_writer.PendingRow]) -> None:
         commit_rows(self.database, sql, batch)
 
 

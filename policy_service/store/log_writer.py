@@ -107,7 +107,7 @@ class HostWriter:
     def _run(self) -> None:
         try:
             while not self._stopped:
-                batch: list[tuple[socket.socket, _Pending]] = []
+                batch: list[tuple[socket.socket, PendingRow]] = []
                 for key, _ in self._selector.select():
                     if key.fileobj is self._listener:
                         self._accept()
@@ -141,7 +141,7 @@ class HostWriter:
         with contextlib.suppress(OSError):
             client.close()
 
-    def _read(self, client: socket.socket) -> list[tuple[socket.socket, _Pending]]:
+    def _read(self, client: socket.socket) -> list[tuple[socket.socket, PendingRow]]:
         buffer = self._buffers[client]
         try:
             while True:
@@ -171,10 +171,10 @@ class HostWriter:
                 self._drop(client)
                 return []
             del buffer[:4 + size]
-            messages.append((client, _Pending(params)))
+            messages.append((client, PendingRow(params)))
         return messages
 
-    def _write(self, batch: list[tuple[socket.socket, _Pending]]) -> None:
+    def _write(self, batch: list[tuple[socket.socket, PendingRow]]) -> None:
         for start in range(0, len(batch), self.MAX_BATCH):
             part = batch[start:start + self.MAX_BATCH]
             with self.busy:
@@ -199,7 +199,10 @@ class HostWriter:
             self._drop(client)
 
 
-class _Pending:
+class PendingRow:
+    """One row waiting for its commit, and how that ended (`done`, with `error` set if it failed): the writer's
+    batches and a process's own group commit (store.decision_log) hold the same."""
+
     __slots__ = ("done", "error", "params")
 
     def __init__(self, params: list[Any]) -> None:
