@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import flask
@@ -91,9 +92,8 @@ class JsonBodyParser(FlaskParser):
         422 naming it: webargs would read the first and drop the rest unseen."""
         if location in ("query", "querystring"):
             fields = {field.data_key or name: field for name, field in schema.fields.items()}
-            repeated = {key: [f"given {len(values)} times; give it once"] for key, values in req.args.lists()
-                        if len(values) > 1 and key in fields and not self._takes_several(fields[key])}
-            if repeated:
+            if repeated := repeated_parameters(
+                    req.args, lambda key: key in fields and not self._takes_several(fields[key])):
                 raise ValidationError(repeated)
         return super().pre_load(location_data, schema=schema, req=req, location=location)
 
@@ -122,6 +122,14 @@ def _constant_when_empty(schema: Schema) -> bool:
     return all(not field.required and (field.load_default is missing
                                        or type(field.load_default) in (str, int, float, bool, type(None)))
                for field in schema.load_fields.values())
+
+
+def repeated_parameters(args: Any, reads_one: Callable[[str], bool] = lambda key: True) -> dict[str, list[str]]:
+    """The query parameters given more than once among those `reads_one` says take one value (default: every one),
+    as field errors ("given 2 times; give it once"): which value was meant cannot be known. `args` is a request's
+    MultiDict. The API's arguments parser and the pages refuse them alike."""
+    return {key: [f"given {len(values)} times; give it once"] for key, values in args.lists()
+            if len(values) > 1 and reads_one(key)}
 
 
 def require_json(req: flask.Request) -> None:

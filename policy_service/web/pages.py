@@ -27,7 +27,7 @@ from ..review.fixtures import Fixture, discover, run_fixture
 from ..service import logged, reports
 from ..service.errors import ServiceError
 from ..service.logged import day_start as _day_start
-from .api import Policy, decide, policy
+from .api import Policy, decide, policy, repeated_parameters
 
 bp = Blueprint("ui", __name__, url_prefix="/ui")
 home_bp = Blueprint("home", __name__)
@@ -204,8 +204,7 @@ def unknown_filters(known: Any) -> dict[str, list[str]]:
 def repeated_filters() -> dict[str, list[str]]:
     """The query parameters given more than once (?page=1&page=2), as field errors: a page reads one value, and
     which one a reader meant cannot be known (the API refuses them alike)."""
-    return {key: [f"given {len(values)} times; give it once"] for key, values in request.args.lists()
-            if len(values) > 1}
+    return repeated_parameters(request.args)
 
 
 def refused_page(errors: dict[str, list[str]], status: int = 422, heading: str = "These filters are not valid"):
