@@ -20,6 +20,7 @@ from flask_smorest import Blueprint, abort
 from ..contract.meta_webhooks import signature_valid  # noqa: F401 - part of this module's interface
 from ..contract.schemas import ErrorSchema, WebhookBacklogSchema, WebhookReceiptSchema
 from ..service import ingest
+from ..service.errors import ServiceError
 from .api import require_json
 
 blp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks", description="Meta's WhatsApp webhooks")
@@ -76,8 +77,11 @@ def verify_subscription():
     token = request.args.get("hub.verify_token", "")
     challenge = request.args.get("hub.challenge", "")
     matches = bool(expected) and hmac.compare_digest(token.encode(), expected.encode())
-    if request.args.get("hub.mode") != "subscribe" or not matches:
-        abort(403, message="verification refused: hub.mode must be subscribe and hub.verify_token must match")
+    refused = ({} if request.args.get("hub.mode") == "subscribe" else {"hub.mode": ["must be subscribe"]}) | \
+        ({} if matches else {"hub.verify_token": ["does not match POLICY_WHATSAPP_VERIFY_TOKEN"]})
+    if refused:
+        abort(403, message="verification refused: hub.mode must be subscribe and hub.verify_token must match",
+              errors=refused)
     if not challenge:  # Meta always sends one; an empty 200 would look like a passed check to whoever tests by hand
         abort(400, message="invalid request: hub.challenge: required (Meta sends it; it is echoed back)",
               errors={"hub.challenge": ["required: the value this check echoes"]})
@@ -138,5 +142,6 @@ def webhook_payload(payload_id: int) -> dict[str, Any]:
     skipped parts."""
     found = ingest.payload(payload_id)
     if found is None:
-        abort(404, message=f"no stored webhook payload {payload_id}")
+        raise ServiceError.not_found("payload_id", f"no stored webhook payload {payload_id}",
+                                     "no stored payload has this id")
     return found

@@ -49,12 +49,13 @@ ARGUMENTS = {"from": "start", "to": "end"}  # cost_report(start, end) for GET /v
 
 
 def as_arguments(error: dict, arguments: dict | None = None) -> dict:
-    """An HTTP error body with its query parameters named as the Python API's keyword arguments (HTTP says
-    `query.explain`, Python `explain`; `from` is `start`); body fields are named alike both ways."""
+    """An HTTP error body with its query and path parameters named as the Python API's keyword arguments (HTTP
+    says `query.explain` and `path.decision_id`, Python `explain` and `decision_id`; `from` is `start`); body
+    fields are named alike both ways."""
     named = ARGUMENTS if arguments is None else arguments
 
     def argument(path: str) -> str:
-        path = path.removeprefix("query.")
+        path = path.removeprefix("query.").removeprefix("path.")
         return named.get(path, path)
 
     message = error["message"].replace("invalid request: query.", "invalid request: ")
@@ -227,7 +228,8 @@ def test_bad_report_filters_are_the_http_422(client, service):
 def test_an_unknown_decision_is_the_http_404(client, service):
     with pytest.raises(ServiceError) as raised:
         service.decision("nope")
-    assert raised.value.as_dict() == client.get("/v1/decisions/nope").json
+    assert raised.value.as_dict() == as_arguments(client.get("/v1/decisions/nope").json)
+    assert raised.value.errors == {"decision_id": ["no decision with this id"]}
 
 
 def test_several_threads_decide_and_every_decision_is_logged(service):
@@ -537,10 +539,13 @@ def test_counts_templates_and_the_billing_currency_are_the_same_both_ways(client
     (lambda svc: svc.billing_currency("x1"), "/v1/wabas/x1/billing-currency"),
 ])
 def test_an_unknown_waba_or_template_is_the_http_404(client, service, call, path):
-    """An id that cannot be a WABA's, a template the registry never heard of, no currency set: the HTTP 404 body."""
+    """An id that cannot be a WABA's, a template the registry never heard of, no currency set: the HTTP 404 body,
+    naming the argument (HTTP: the path parameter)."""
     with pytest.raises(ServiceError) as raised:
         call(service)
-    assert raised.value.as_dict() == client.get(path).json and raised.value.code == 404
+    assert raised.value.as_dict() == as_arguments(client.get(path).json) and raised.value.code == 404
+    named = {f"path.{key}" for key in raised.value.errors}
+    assert named and set(client.get(path).json["errors"]) == named  # the path parameter, named as Python names it
 
 
 def test_a_bad_template_import_or_count_raises_the_http_422(client, service):

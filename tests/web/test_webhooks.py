@@ -95,7 +95,8 @@ def test_a_payload_id_no_database_can_hold_is_not_found(client, payload_id):
     (None, None, 403),
 ])
 def test_subscription_challenge(client, mode, token, expected):
-    """GET echoes hub.challenge only for hub.mode=subscribe with the configured verify token."""
+    """GET echoes hub.challenge only for hub.mode=subscribe with the configured verify token; a 403 names the
+    parameter that is wrong."""
     query = {"hub.challenge": "1158201444"} | ({"hub.mode": mode} if mode else {}) | (
         {"hub.verify_token": token} if token else {})
     response = client.get("/v1/webhooks/whatsapp", query_string=query)
@@ -104,6 +105,9 @@ def test_subscription_challenge(client, mode, token, expected):
         assert response.get_data(as_text=True) == "1158201444" and response.mimetype == "text/plain"
     else:
         assert response.json["code"] == 403
+        # the errors name what did not match: the mode, the token, or both
+        wrong = {"hub.mode": mode != "subscribe", "hub.verify_token": token != VERIFY_TOKEN}
+        assert set(response.json["errors"]) == {parameter for parameter, is_wrong in wrong.items() if is_wrong}
 
 
 def test_a_subscription_check_without_a_challenge_is_a_400_naming_it(client):
