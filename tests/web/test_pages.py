@@ -193,7 +193,7 @@ def test_invalid_request_lists_each_field_error_escaped(client):
     response = submit(client, {"send": {"at": "<script>", "to": "1", "type": "text"}, "history": 3})
     html = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert "<code>send.at</code>: Not a valid datetime." in html
+    assert "<code>send.at</code>: Not an RFC 3339 date-time with offset" in html
     assert "<code>send.to</code>: must be an E.164 number" in html
     assert "<code>history</code>: Not a valid list." in html
     assert "<script>" not in html.split("<textarea")[1].split("</textarea>")[0]
