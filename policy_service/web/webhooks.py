@@ -16,17 +16,20 @@ from typing import Any
 
 from flask import Flask, current_app, request
 from flask_smorest import Blueprint, abort
+from marshmallow import RAISE
 
 from ..contract.meta_webhooks import signature_valid  # noqa: F401 - part of this module's interface
+from ..contract.queries import NO_QUERY
 from ..contract.schemas import ErrorSchema, WebhookBacklogSchema, WebhookReceiptSchema
 from ..service import ingest
 from ..service.errors import ServiceError
-from .api import require_json
+from .api import JsonBodyParser, require_json
 
 blp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks", description="Meta's WhatsApp webhooks")
 # Reading the backlog is an operator's request, not Meta's: it stays behind the API keys.
 admin_blp = Blueprint("webhook_payloads", __name__, url_prefix="/v1/admin/webhooks",
                       description="Stored webhook payloads and the processing backlog")
+admin_blp.ARGUMENTS_PARSER = JsonBodyParser()
 PROCESSOR = "policy_service.webhook_processor"
 
 
@@ -128,8 +131,11 @@ def receive_notification():
 
 
 @admin_blp.route("/backlog", methods=["GET"])
+# The backlog takes no query parameter: any is a 422 naming it, as every other listing refuses one it does not take.
+@admin_blp.arguments(NO_QUERY, location="query", error_status_code=422, unknown=RAISE)
 @admin_blp.response(200, WebhookBacklogSchema)
-def webhook_backlog() -> dict[str, Any]:
+@admin_blp.alt_response(422, schema=ErrorSchema, description="A query parameter (the backlog takes none)")
+def webhook_backlog(_query: dict[str, Any]) -> dict[str, Any]:
     """Stored payloads not yet processed: pending, failed, and the age of the oldest pending one."""
     return ingest.backlog()
 

@@ -9,6 +9,7 @@ from policy_service import create_app
 from policy_service.store import histories
 from policy_service.web.webhooks import signature_valid
 
+from ..conftest import assert_error_shape
 from ..meta_payloads import (
     AD_REFERRAL,
     APP_SECRET,
@@ -415,3 +416,13 @@ def test_a_message_sent_from_the_business_app_is_an_outbound_business_message(ap
     assert list(rows) == ["wamid.in", "wamid.echo"]
     message = histories.as_message(rows["wamid.echo"])
     assert (message.direction, message.type, message.business_app) == ("outbound", "text", True)
+
+
+@pytest.mark.parametrize("query", ["foo=1", "status=pending", "status=pending&status=failed", "page=2"])
+def test_the_backlog_refuses_a_query_parameter_naming_it(client, query):
+    """GET /v1/admin/webhooks/backlog takes no query parameter: any is a 422 naming it (query.<name>), as every other
+    listing refuses one it does not take (it was ignored, so a filter looked applied); without one it answers."""
+    name = query.partition("=")[0]
+    body = assert_error_shape(client.get(f"/v1/admin/webhooks/backlog?{query}"), 422)
+    assert list(body["errors"]) == [f"query.{name}"] and f"query.{name}" in body["message"]
+    assert client.get("/v1/admin/webhooks/backlog").json == {"pending": 0, "failed": 0, "oldest_pending_seconds": None}
