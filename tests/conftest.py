@@ -96,6 +96,16 @@ def example_request():
     return copy.deepcopy(DECISION_REQUEST_EXAMPLE)
 
 
+# The Accept header a browser sends: the pages answer it in HTML, any other client in the JSON error shape.
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+def as_browser(client):
+    """The test client sending a browser's Accept header with every request (explicit headers still win)."""
+    client.environ_base["HTTP_ACCEPT"] = BROWSER["Accept"]
+    return client
+
+
 def csrf_token(client, page: str = "/ui/try") -> str:
     """The CSRF token a page's form carries for this client's session (every page form must send it)."""
     found = re.search(r'name="csrf_token" value="([^"]+)"', client.get(page).get_data(as_text=True))

@@ -19,10 +19,10 @@ most HISTORY_VALUES_PER_MESSAGE JSON values each, three levels deep. What it typ
 
 What is checked is what contract.schemas declares for SendSchema, SendTemplateSchema, MessageSchema,
 TemplateSchema and ReferralSchema: the member names, JSON types (strict: a boolean is not an integer, 1 is not
-true, null is not a string), enumerations, lengths (in code points, as len()), timestamps (datetime.fromisoformat,
-as marshmallow's AwareDateTime; an offset required; 2000-01-01 to 2999-12-31), the template time-to-live range,
-the recipient (core.identities.parse_contact, the one parser SendSchema uses), SendSchema's and MessageSchema's
-cross-field rules.
+true, null is not a string), enumerations, lengths (in code points, as len()), timestamps (strict.rfc3339_time, as
+the schemas' RFC3339DateTime reads them: an RFC 3339 date-time with offset, 2000-01-01 to 2999-12-31), the template
+time-to-live range, the recipient (core.identities.parse_contact, the one parser SendSchema uses), SendSchema's and
+MessageSchema's cross-field rules.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from .schemas import (
     ContextSchema,
     ReferralSchema,
 )
-from .strict import Pattern, StrictBoolean
+from .strict import Pattern, StrictBoolean, rfc3339_time
 
 # Every optional member below defaults to None (or the value the core record defaults to) while its annotation
 # admits no null: msgspec does not check defaults, so an absent member loads as None and an explicit null is
@@ -127,7 +127,7 @@ _History = Annotated[list[_Inbound | _Outbound], Meta(max_length=MAX_HISTORY)]
 HISTORY_VALUES_PER_MESSAGE = max(2 + len(_Inbound.__struct_fields__) + len(_ReferralKey.__args__),
                                  2 + len(_Outbound.__struct_fields__) + len(_Template.__struct_fields__))
 _convert = msgspec.convert
-_fromisoformat = datetime.fromisoformat
+_read_time = rfc3339_time
 
 
 def _build_type_information() -> None:
@@ -207,11 +207,11 @@ def history(items: Any) -> tuple[Message, ...] | None:
     append = messages.append
     templates: dict[_Template, Template] = {}
     # The loop runs once per message (10,000 in a long history): names are local, and `at` is read inline (_time).
-    make, inbound, read_time, earliest, latest = Message, _Inbound, _fromisoformat, EARLIEST, LATEST
+    make, inbound, read_time, earliest, latest = Message, _Inbound, _read_time, EARLIEST, LATEST
     try:
         for item in typed:
             at = read_time(item.at)
-            if at.tzinfo is None or not (2000 < at.year < 2999 or earliest <= at <= latest):
+            if not (2000 < at.year < 2999 or earliest <= at <= latest):
                 return None
             if type(item) is inbound:
                 referral = item.referral
@@ -240,19 +240,19 @@ def history(items: Any) -> tuple[Message, ...] | None:
                 if delivered_at is None or delivered_at < at or item.status == "failed":
                     return None
             append(make("outbound", at, kind, template, item.status, None, item.id, delivered_at, item.business_app))
-    except ValueError:  # an `at` fromisoformat cannot read
+    except ValueError:  # an `at` that is not an RFC 3339 date-time
         return None
     return tuple(messages)
 
 
 def _time(value: str) -> datetime | None:
-    """A timestamp as marshmallow's AwareDateTime with the schema's range loads it, or None."""
+    """A timestamp as the schemas' RFC3339DateTime with their range loads it, or None."""
     try:
-        at = _fromisoformat(value)
+        at = _read_time(value)
     except ValueError:
         return None
-    # fromisoformat gives a fixed offset or none. Within 2001-2998 an offset (under 24 h) cannot leave the range.
-    if at.tzinfo is None or not (2000 < at.year < 2999 or EARLIEST <= at <= LATEST):
+    # rfc3339_time gives a fixed offset. Within 2001-2998 an offset (under 24 h) cannot leave the range.
+    if not (2000 < at.year < 2999 or EARLIEST <= at <= LATEST):
         return None
     return at
 

@@ -110,6 +110,11 @@ class CountQuerySchema(RefusesNul, FromBeforeTo, Schema):
     distinct_contacts = fields.Boolean(load_default=False)
 
 
+class NoQuerySchema(Schema):
+    """The query of a listing that takes no parameter (GET /v1/admin/webhooks/backlog): any is a 422 naming it, as
+    every other listing refuses one it does not take (loaded with unknown=RAISE)."""
+
+
 class TemplatesImportSchema(RefusesNul, Schema):
     """Meta's GET /<WABA_ID>/message_templates response, as returned (unknown fields such as paging ignored)."""
 
@@ -127,3 +132,4 @@ AT_QUERY = AtSchema()
 PAGE = PageSchema()
 COUNT_QUERY = CountQuerySchema()
 TEMPLATES_IMPORT = TemplatesImportSchema()
+NO_QUERY = NoQuerySchema()

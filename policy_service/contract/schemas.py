@@ -27,7 +27,7 @@ from ..core.messages import UNKNOWN_TYPE, DecisionRequest, Message, Send, Templa
 from ..core.pricing import Price
 from ..core.rates import BASES
 from ..core.vocabulary import GROUP_CATEGORY_PREFIX, STATUSES
-from .strict import Pattern, RequestSchema, StrictBoolean
+from .strict import Pattern, RequestSchema, RFC3339DateTime, StrictBoolean
 
 MESSAGE_TYPES = (
     "text", "image", "audio", "video", "document", "sticker", "location", "contacts", "interactive",
@@ -102,9 +102,10 @@ def count_range(low: int = 0) -> validate.Range:
     return validate.Range(min=low, max=MAX_COUNT, error=f"must be between {low} and {MAX_COUNT:,} (2^53 - 1)")
 
 
-def timestamp_field(**kwargs: Any) -> fields.AwareDateTime:
-    """An RFC 3339 time with its offset, between EARLIEST and LATEST (every time a request or query gives)."""
-    return fields.AwareDateTime(
+def timestamp_field(**kwargs: Any) -> RFC3339DateTime:
+    """An RFC 3339 date-time with its offset (strict.RFC3339DateTime), between EARLIEST and LATEST: every time a
+    request or query gives."""
+    return RFC3339DateTime(
         validate=validate.Range(min=EARLIEST, max=LATEST, error="must be between 2000-01-01 and 2999-12-31"),
         **kwargs,
     )

@@ -45,6 +45,13 @@ class ServiceError(Exception):
         return cls(refused.status, refused.message, refused.errors)
 
     @classmethod
+    def not_found(cls, argument: str, message: str, detail: str) -> ServiceError:
+        """404: nothing is known by the value of `argument` (an id a keyword argument or a path names): the
+        one-line `message`, and `detail` as errors {argument: [detail]}. The HTTP API names a path parameter
+        path.<argument> (web.api.PolicyApi.handle_service_error)."""
+        return cls(404, message, {argument: [detail]})
+
+    @classmethod
     def unavailable(cls, fault: Exception) -> ServiceError:
         """A storage fault (store.database.STORAGE_FAULTS: the database unreachable, read-only or full) as
         the HTTP API answers it: 503, retry after RETRY_AFTER_SECONDS; the connection is dropped, so the

@@ -12,8 +12,9 @@ from typing import Any
 
 from ..store import decision_log, history_reads
 from ..store.decision_log import DecisionQuery
+from .errors import ServiceError, quoted
 
-__all__ = ["DecisionQuery", "count", "decision", "listing", "page", "pagination", "replayable", "summary",
+__all__ = ["DecisionQuery", "count", "decision", "listing", "missing", "page", "pagination", "replayable", "summary",
            "with_example_recipient"]
 
 with_example_recipient = decision_log.with_example_recipient
@@ -24,6 +25,12 @@ replayable = history_reads.replayable
 def decision(decision_id: str) -> dict[str, Any] | None:
     """The logged decision with this id (request masked as logged); None if there is none."""
     return decision_log.get(decision_id)
+
+
+def missing(decision_id: str) -> ServiceError:
+    """The 404 of a decision id nothing was logged under, naming decision_id."""
+    return ServiceError.not_found("decision_id", f"no decision with id {quoted(decision_id)}",
+                                  "no decision with this id")
 
 
 def count(query: DecisionQuery) -> int:

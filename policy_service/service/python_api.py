@@ -56,7 +56,7 @@ from ..contract.schemas import BATCH_REQUEST, EXPLAIN, REQUEST
 from ..store import database
 from ..store.decision_log import dumps
 from . import analytics, decisions, forecast, idempotency, ingest, logged, pricing, reports, state
-from .errors import ServiceError, quoted
+from .errors import ServiceError
 
 __all__ = ["PolicyService", "ServiceError", "instance_path", "open_store"]
 
@@ -156,7 +156,7 @@ class PolicyService:
         with self._unit_of_work():
             found = logged.decision(decision_id)
         if found is None:
-            raise ServiceError(404, f"no decision with id {quoted(decision_id)}")
+            raise logged.missing(decision_id)
         return found
 
     def decisions(self, *, since: datetime | str | None = None, until: datetime | str | None = None,
@@ -213,8 +213,7 @@ class PolicyService:
         with self._unit_of_work():
             found = state.template(waba, name, language, when)
         if found is None:
-            raise ServiceError(404, f"the registry of WABA {waba} has no template {quoted(name)} in "
-                                    f"{quoted(language)}")
+            raise state.missing_template(waba, name, language)
         return found
 
     def import_templates(self, waba_id: str, response: JsonBody) -> dict[str, Any]:

@@ -65,6 +65,12 @@ def waba(waba_id: Any) -> str:
     return waba_id
 
 
+def missing_template(waba_id: str, name: str, language: str) -> ServiceError:
+    """The 404 of a template the WABA's registry has never heard of, naming `name` (in `language`)."""
+    return ServiceError.not_found("name", f"the registry of WABA {waba_id} has no template {quoted(name)} in "
+                                          f"{quoted(language)}", f"no template with this name in {quoted(language)}")
+
+
 def import_templates_response(waba_id: str, response: dict[str, Any]) -> dict[str, int]:
     """Import Meta's GET /<WABA_ID>/message_templates response (a JSON object with `data`): {"imported": n}.
     Raises marshmallow.ValidationError naming the template fields that are not Meta's."""

@@ -13,9 +13,10 @@ from flask import current_app
 from flask_smorest import Api, Blueprint, abort
 from marshmallow import RAISE, Schema, ValidationError, missing
 from webargs.flaskparser import FlaskParser, is_json_request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from ..contract.parsing import (
+    ROOT,
     BodyRefused,
     Limits,
     batch_limits,
@@ -182,7 +183,17 @@ class ContractConverter(OpenAPIConverter):
             jsonschema["required"] = sorted(set(jsonschema["properties"]) - optional)
         for name, prop in jsonschema["properties"].items():
             jsonschema["properties"][name] = _nullable_enum(prop)
+        if isinstance(instance, ErrorSchema):
+            jsonschema["description"] = ERRORS_NAMED
         return jsonschema
+
+
+ERRORS_NAMED = (
+    "The one error shape. `errors` maps what was wrong to its messages: a body field by its path (send.at, "
+    "requests.0.send.to), a parameter by its location (query.from, path.decision_id, headers.Idempotency-Key), "
+    "`path` for a URL no route serves, `method` for a method the route does not take (a 405, naming the methods "
+    "it takes, which the Allow header lists too), `_request` for the request as a whole. A 4xx always names "
+    "something; a 5xx may name nothing.")
 
 
 def _nullable_enum(prop: dict[str, Any]) -> dict[str, Any]:
@@ -221,6 +232,13 @@ class ContractPlugin(MarshmallowPlugin):
             else:
                 # Probes, the spec and Meta's webhooks (signed by Meta instead) never take an API key.
                 operation.setdefault("security", [])
+            if kwargs["rule"].arguments:
+                # Every path parameter can name nothing: the 404 names it (handle_service_error, unnamed).
+                named = ", ".join(f"path.{argument}" for argument in sorted(kwargs["rule"].arguments))
+                # A route's own 404 (alt_response) is keyed by the number here, the ones added here by text.
+                found = responses.get(404) or responses.setdefault("404", _error("The path names nothing"))
+                found["description"] = f"{found.get('description') or 'Not found'}; `errors` names the path " \
+                                       f"parameter that names nothing ({named}), or `path`"
             if "requestBody" in operation:
                 responses.setdefault("400", _error("The body is not valid JSON"))
                 responses.setdefault("413", _error("The body is larger than POLICY_MAX_CONTENT_LENGTH"))
@@ -239,21 +257,29 @@ class PolicyApi(Api):
 
     def handle_service_error(self, error: ServiceError):
         """A request the service layer refused, answered as the HTTP error it names (same body, and its
-        Retry-After when it has one)."""
+        Retry-After when it has one). The service names an argument as Python does (decision_id); one the
+        route took from the path is named as the API names its locations: path.decision_id (as query.from)."""
         headers = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
+        in_path = flask.request.view_args or {}
+        errors = {f"path.{key}" if key in in_path else key: messages for key, messages in error.errors.items()}
         try:
-            abort(error.code, message=error.message, errors=error.errors, headers=headers)
+            abort(error.code, message=error.message, errors=errors, headers=headers)
         except HTTPException as http:
             return self.handle_http_exception(http)
 
     def handle_http_exception(self, error: HTTPException):
-        """Render any HTTP error in the single JSON shape, never with a stack trace."""
+        """Render any HTTP error in the single JSON shape, never with a stack trace. A 4xx always names what
+        was wrong in `errors`: Werkzeug's own say nothing, so a path no route serves is named `path`, a method
+        the route does not take `method` (with the ones it takes, also in the Allow header), and any other the
+        request as a whole (`_request`)."""
         data = getattr(error, "data", None) or {}
         errors = data.get("errors") or data.get("messages") or {}
         flat = flatten_errors(errors.get("json", errors) if isinstance(errors, dict) else {"_request": errors})
         message = data.get("message")
         if error.code == 413 and not flat:
             message, flat = too_large(current_app.config.get("MAX_CONTENT_LENGTH"), flask.request.content_length)
+        elif not flat and error.code is not None and 400 <= error.code < 500:
+            message, flat = unnamed(error, message)
         message = message or (error_message(flat) if flat else error.description or error.name)
         # Bounded: a body with 10,000 wrong items gets the first fields and a count, not 10,000 entries.
         payload = {"code": error.code, "status": error.name, "message": message, "errors": bounded_errors(flat)}
@@ -269,6 +295,24 @@ def too_large(limit: int | None, length: int | None) -> tuple[str, dict[str, lis
     bound = f"{limit:,} bytes" if limit is not None else "its limit"
     got = f", got {length:,}" if length is not None else ""
     return f"the body is larger than POLICY_MAX_CONTENT_LENGTH ({bound})", {"_request": [f"at most {bound}{got}"]}
+
+
+def unnamed(error: HTTPException, message: str | None) -> tuple[str, dict[str, list[str]]]:
+    """The message and errors of the one error shape for a 4xx that names nothing (Werkzeug's 404 and 405,
+    an abort without errors): a 404 (no route matched the path, or a static file is not there) names `path`
+    ("/v1/nope is not a path of this service"), a 405 `method` ("DELETE is not allowed here; allowed: GET,
+    HEAD, OPTIONS"), any other `_request` (its message)."""
+    request = flask.request
+    if isinstance(error, MethodNotAllowed):
+        allowed, method = ", ".join(sorted(error.valid_methods or ())), request.method[:32]
+        return (message or f"the method {method} is not allowed on {quoted(request.path, 200)}; "
+                           f"it takes {allowed}",
+                {"method": [f"{method} is not allowed here; allowed: {allowed}"]})
+    if error.code == 404:  # no route matched, or one found nothing (a static file)
+        return (message or f"no such path: {quoted(request.path, 200)}",
+                {"path": [f"{quoted(request.path, 200)} is not a path of this service"]})
+    message = message or error.description or error.name
+    return message, {ROOT: [message]}
 
 
 def load_configured(config: Any) -> Policy:
@@ -380,5 +424,5 @@ def get_decision(decision_id: str):
     """A logged decision, as it was returned, with the (masked) request."""
     found = logged.decision(decision_id)
     if found is None:
-        abort(404, message=f"no decision with id {quoted(decision_id)}")
+        raise logged.missing(decision_id)
     return found

@@ -54,7 +54,7 @@ def template_history(query: dict[str, Any], waba_id: str, name: str, language: s
     """One template: its category and status in force at a time, and its history (webhooks and imports)."""
     found = state.template(waba_or_404(waba_id), name, language, query.get("at") or datetime.now(UTC))
     if found is None:
-        abort(404, message=f"the registry of WABA {waba_id} has no template {name!r} in {language!r}")
+        raise state.missing_template(waba_id, name, language)
     return found
 
 

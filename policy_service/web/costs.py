@@ -14,7 +14,7 @@ from ..contract.schemas import ErrorSchema
 from ..service import reports
 from .api import flatten_errors, policy
 from .pages import bp as pages
-from .pages import unknown_filters
+from .pages import refused_page, unknown_filters
 
 blp = Blueprint("costs", __name__, url_prefix="/v1", description="What Meta billed and what the decisions predicted")
 
@@ -44,14 +44,17 @@ def costs_page():
     try:
         query = COST_QUERY.load(args)
     except ValidationError as error:
-        return render_template("ui/costs.html", args=args, errors=flatten_errors(error.messages), report=None), 422
+        errors = flatten_errors(error.messages)
+        return refused_page(errors, page=lambda: render_template("ui/costs.html", args=args, errors=errors,
+                                                                 report=None))
     # A currency no rate card is in has no predicted cost: say so rather than draw an empty chart.
     currencies = policy().rulebook.rates.currencies()
     errors = unknown_filters(("from", "to", "currency"))
     if query["currency"] not in currencies:
         errors["currency"] = [f"no rate card is in {query['currency']} (cards: {', '.join(currencies)})"]
     if errors:
-        return render_template("ui/costs.html", args=args, errors=errors, report=None), 422
+        return refused_page(errors, page=lambda: render_template("ui/costs.html", args=args, errors=errors,
+                                                                 report=None))
     data = report(query)
     detail = report({**query, "group_by": ("month", "category", "country")})
     return render_template("ui/costs.html", args=args, errors={}, report=data, chart=reports.chart(data),

@@ -145,7 +145,7 @@ def reload_rules_endpoint() -> dict[str, Any]:
         follower.last_error = str(error)
         metrics.RELOADS.labels("failed").inc()
         log.error("rules reload failed, keeping %s: %s", previous, error)
-        abort(409, message=f"rules not reloaded, still serving {previous}: {error}")
+        abort(409, message=f"rules not reloaded, still serving {previous}: {error}", errors={"rules": [str(error)]})
     published = follower.publish(rulebook.version, by=security.key_name() or "")
     follower.adopt(fresh, rulebook, published.generation)
     metrics.RELOADS.labels("loaded").inc()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,14 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from marshmallow import Schema, ValidationError, fields, validate
 from werkzeug.exceptions import HTTPException
 
-from ..contract.parsing import BodyRefused, bounded_errors, decision_limits, flatten_errors, parse_json
+from ..contract.parsing import (
+    BodyRefused,
+    bounded_errors,
+    decision_limits,
+    error_message,
+    flatten_errors,
+    parse_json,
+)
 from ..contract.schemas import DECISION_REQUEST_EXAMPLE, REQUEST, RESPONSE, FromBeforeTo, RefusesNul, day_field
 from ..contract.strict import Pattern
 from ..core import masking, timeline, wording
@@ -25,7 +33,7 @@ from ..core.rulebook import CONFIDENCE, Rule
 from ..review import coverage
 from ..review.fixtures import Fixture, discover, run_fixture
 from ..service import logged, reports
-from ..service.errors import ServiceError
+from ..service.errors import ServiceError, quoted
 from ..service.logged import day_start as _day_start
 from .api import Policy, decide, policy, repeated_parameters
 
@@ -119,12 +127,15 @@ def decisions():
     entries = [] if errors else [_row(entry) for entry in logged.page(query, page, PAGE_SIZE)]
     today = datetime.now(UTC).date()
     filters = {key: value for key, value in given.items() if key != "page" and not errors}
-    return render_template(
-        "ui/decisions.html", entries=entries, total=total, page=page, pages=pages, given=given, errors=errors,
-        filters=filters, rule_ids=sorted((r.id for r in book.rules), key=_natural),
-        versions=[v.id for v in book.versions], today=today.isoformat(),
-        yesterday=(today - timedelta(days=1)).isoformat(), week_ago=(today - timedelta(days=6)).isoformat(), utc=UTC,
-    ), 422 if errors else 200
+
+    def shown() -> str:
+        return render_template(
+            "ui/decisions.html", entries=entries, total=total, page=page, pages=pages, given=given, errors=errors,
+            filters=filters, rule_ids=sorted((r.id for r in book.rules), key=_natural),
+            versions=[v.id for v in book.versions], today=today.isoformat(),
+            yesterday=(today - timedelta(days=1)).isoformat(), week_ago=(today - timedelta(days=6)).isoformat(),
+            utc=UTC)
+    return refused_page(errors, page=shown) if errors else shown()
 
 
 @bp.route("/decisions/<string:decision_id>")
@@ -132,7 +143,9 @@ def decision(decision_id: str):
     """A logged decision: the outcome, its trace and its timeline."""
     found = logged.decision(decision_id)
     if found is None:
-        return render_template("ui/not_found.html", decision_id=decision_id), 404
+        missing = logged.missing(decision_id)
+        return refused_page(missing.errors, 404, message=missing.message,
+                            page=lambda: render_template("ui/not_found.html", decision_id=decision_id))
     view = decision_view(found["request"], found["response"])
     return render_template("ui/decision.html", logged=found, **view)
 
@@ -165,8 +178,11 @@ def try_request():
         text = json.dumps(fixtures[picked].request, indent=2)
     else:
         text = json.dumps(DECISION_REQUEST_EXAMPLE, indent=2)
-    return render_template("ui/try.html", folders=_by_folder(fixtures.values()), fixtures=fixtures, picked=picked,
-                           text=text, errors=errors), 422 if errors else 200
+
+    def shown() -> str:
+        return render_template("ui/try.html", folders=_by_folder(fixtures.values()), fixtures=fixtures,
+                               picked=picked, text=text, errors=errors)
+    return refused_page(errors, page=shown) if errors else shown()
 
 
 @bp.route("/reconciliation")
@@ -188,7 +204,10 @@ def replayed(wamid: str):
     """The decision our rules make today for a delivered message's send, replayed from the stored history."""
     found = reports.replayed(policy(), wamid)
     if found is None:
-        return render_template("ui/not_found.html", decision_id=wamid, what="delivered message"), 404
+        return refused_page({"wamid": ["no delivered message has this id"]}, 404,
+                            message=f"no delivered message with id {quoted(wamid)}",
+                            page=lambda: render_template("ui/not_found.html", decision_id=wamid,
+                                                         what="delivered message"))
     view = decision_view(None, shown(RESPONSE.dump(found.replayed.decision)), proposal=found.replayed.request)
     # A replayed decision was never logged: its id (reconcile:<wamid>) names no decision page to link.
     return render_template("ui/replayed.html", wamid=wamid, replayed=True,
@@ -207,9 +226,25 @@ def repeated_filters() -> dict[str, list[str]]:
     return repeated_parameters(request.args)
 
 
-def refused_page(errors: dict[str, list[str]], status: int = 422, heading: str = "These filters are not valid"):
-    """The HTML answer of a page to a bad query (or, with 404, to a path it does not serve): each parameter
-    with its message, and a link to the page without them."""
+def wants_html() -> bool:
+    """Whether the client asks for HTML (its Accept names text/html, as a browser's does): a page's errors are
+    then HTML pages; any other client (an API key calling a page, a script) reads the API's JSON error shape."""
+    return request.accept_mimetypes.accept_html
+
+
+def refused_page(errors: dict[str, list[str]], status: int = 422, heading: str = "These filters are not valid", *,
+                 page: Callable[[], str] | None = None, message: str | None = None):
+    """A page's answer to a request it refuses, with `errors` {parameter or field: [messages]} and `status` (422 a
+    bad query or form, 404 a path or an id naming nothing). To a browser (wants_html) HTML: `page()` when the page
+    shows the errors itself (its form), else each parameter with its message and a link to the page without them
+    (with 404, to the reviewer pages). To any other client the API's one JSON error shape with the same status and
+    errors (a path parameter named path.<name>, as the API names it), `message` (default: the first error) its
+    message."""
+    if not wants_html():
+        api = current_app.extensions["policy_service.api"]
+        return api.handle_service_error(ServiceError(status, message or error_message(errors), errors))
+    if page is not None:
+        return page(), status
     if status == 404:
         return render_template("ui/refused.html", errors=errors, heading=heading, back=url_for("home.home"),
                                back_text="The reviewer pages"), status
@@ -224,20 +259,20 @@ PAGE_ERRORS = (400, 403, 404, 405, 413, 415, 429)
 
 
 def page_error(error: HTTPException):
-    """An HTTP error on a path under /ui/ is an HTML page saying what is wrong when a browser asks (Accept names
-    text/html; a 404 always is), since a reviewer's browser would show raw JSON; otherwise, and outside /ui/, the
-    API's one JSON error shape (a client calling a page with an API key reads JSON). The page keeps the error's
-    status and headers."""
+    """An HTTP error on a path under /ui/ is, like every refusal of a page (refused_page), an HTML page saying what
+    is wrong when a browser asks (wants_html), since a reviewer's browser would show raw JSON; otherwise, and
+    outside /ui/, the API's one JSON error shape (a client calling a page with an API key reads JSON). The page
+    keeps the error's status and headers."""
     api = current_app.extensions["policy_service.api"]
     if not (request.path == bp.url_prefix or request.path.startswith(f"{bp.url_prefix}/")):
         return api.handle_http_exception(error)
     if error.code == 404:
-        return refused_page({"path": [f"{request.path} is not a page of this service"]}, 404, "No such page")
-    if not request.accept_mimetypes.accept_html:
+        return refused_page({"path": [f"{request.path} is not a page of this service"]}, 404, "No such page",
+                            message=f"no such page: {quoted(request.path, 200)}")
+    if not wants_html():
         return api.handle_http_exception(error)
     payload, status, headers = api.handle_http_exception(error)
-    errors = payload["errors"] or {"_request": [payload["message"]]}
-    page = render_template("ui/refused.html", errors=errors, heading=payload["message"],
+    page = render_template("ui/refused.html", errors=payload["errors"], heading=payload["message"],
                            back=url_for("home.home"), back_text="The reviewer pages")
     return page, status, headers
 

@@ -95,7 +95,8 @@ def forecast_page():
         except ServiceError as error:
             errors = error.errors
     if errors:
-        return render_template("ui/forecast.html", form=form, errors=errors, result=None), 422
+        return refused_page(errors, page=lambda: render_template("ui/forecast.html", form=form, errors=errors,
+                                                                 result=None))
     return render_template("ui/forecast.html", form=form, errors={}, result=result)
 
 

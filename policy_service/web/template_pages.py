@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, render_template, request
 
 from ..service import state
+from ..service.errors import ServiceError
 from .pages import refused_page, unknown_filters
 
 # Nested in the reviewer pages' blueprint: endpoints ui.templates.*, under /ui.
@@ -40,8 +41,13 @@ def template(waba_id: str, name: str, language: str):
     """One template: its category and status in force now, and every stored event, oldest first."""
     history = state.template_history(waba_id, name, language) if waba_id.isdigit() else []
     if not history:
-        return render_template("ui/template.html", waba_id=waba_id, name=name, language=language, state=None,
-                               history=[]), 404
+        try:
+            missing = state.missing_template(state.waba(waba_id), name, language)
+        except ServiceError as not_a_waba:  # the id is not digits: no account has it
+            missing = not_a_waba
+        return refused_page(missing.errors, 404, message=missing.message,
+                            page=lambda: render_template("ui/template.html", waba_id=waba_id, name=name,
+                                                         language=language, state=None, history=[]))
     known = state.template_state(waba_id, name, language, datetime.now(UTC))
     return render_template("ui/template.html", waba_id=waba_id, name=name, language=language, state=known,
                            history=history)

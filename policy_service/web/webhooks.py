@@ -16,16 +16,20 @@ from typing import Any
 
 from flask import Flask, current_app, request
 from flask_smorest import Blueprint, abort
+from marshmallow import RAISE
 
 from ..contract.meta_webhooks import signature_valid  # noqa: F401 - part of this module's interface
+from ..contract.queries import NO_QUERY
 from ..contract.schemas import ErrorSchema, WebhookBacklogSchema, WebhookReceiptSchema
 from ..service import ingest
-from .api import require_json
+from ..service.errors import ServiceError
+from .api import JsonBodyParser, require_json
 
 blp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks", description="Meta's WhatsApp webhooks")
 # Reading the backlog is an operator's request, not Meta's: it stays behind the API keys.
 admin_blp = Blueprint("webhook_payloads", __name__, url_prefix="/v1/admin/webhooks",
                       description="Stored webhook payloads and the processing backlog")
+admin_blp.ARGUMENTS_PARSER = JsonBodyParser()
 PROCESSOR = "policy_service.webhook_processor"
 
 
@@ -76,8 +80,11 @@ def verify_subscription():
     token = request.args.get("hub.verify_token", "")
     challenge = request.args.get("hub.challenge", "")
     matches = bool(expected) and hmac.compare_digest(token.encode(), expected.encode())
-    if request.args.get("hub.mode") != "subscribe" or not matches:
-        abort(403, message="verification refused: hub.mode must be subscribe and hub.verify_token must match")
+    refused = ({} if request.args.get("hub.mode") == "subscribe" else {"hub.mode": ["must be subscribe"]}) | \
+        ({} if matches else {"hub.verify_token": ["does not match POLICY_WHATSAPP_VERIFY_TOKEN"]})
+    if refused:
+        abort(403, message="verification refused: hub.mode must be subscribe and hub.verify_token must match",
+              errors=refused)
     if not challenge:  # Meta always sends one; an empty 200 would look like a passed check to whoever tests by hand
         abort(400, message="invalid request: hub.challenge: required (Meta sends it; it is echoed back)",
               errors={"hub.challenge": ["required: the value this check echoes"]})
@@ -124,8 +131,11 @@ def receive_notification():
 
 
 @admin_blp.route("/backlog", methods=["GET"])
+# The backlog takes no query parameter: any is a 422 naming it, as every other listing refuses one it does not take.
+@admin_blp.arguments(NO_QUERY, location="query", error_status_code=422, unknown=RAISE)
 @admin_blp.response(200, WebhookBacklogSchema)
-def webhook_backlog() -> dict[str, Any]:
+@admin_blp.alt_response(422, schema=ErrorSchema, description="A query parameter (the backlog takes none)")
+def webhook_backlog(_query: dict[str, Any]) -> dict[str, Any]:
     """Stored payloads not yet processed: pending, failed, and the age of the oldest pending one."""
     return ingest.backlog()
 
@@ -138,5 +148,6 @@ def webhook_payload(payload_id: int) -> dict[str, Any]:
     skipped parts."""
     found = ingest.payload(payload_id)
     if found is None:
-        abort(404, message=f"no stored webhook payload {payload_id}")
+        raise ServiceError.not_found("payload_id", f"no stored webhook payload {payload_id}",
+                                     "no stored payload has this id")
     return found

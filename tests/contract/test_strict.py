@@ -1,7 +1,11 @@
 """contract.strict: every policy flag the API and Meta's webhooks read is a JSON boolean; 1, 0, 1.0 and "true" are
 refused with the field named (marshmallow's Boolean(truthy={True}) let 1 and 0 through, since 1 == True)."""
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from policy_service.contract.meta_webhooks import PricingSchema
@@ -131,3 +135,85 @@ def _flat(messages, path=()):
             yield from _flat(value, (*path, key))
         else:
             yield (*path, key)
+
+
+# RFC 3339 section 5.6 date-times (with offset): "T" and "Z" in either case, any number of fraction digits, -00:00.
+RFC3339_TIMES = ["2026-12-07T10:00:00Z", "2026-12-07t10:00:00z", "2026-12-07T10:00:00z", "2026-12-07t10:00:00+01:00",
+                 "2026-12-07T10:00:00.5+05:30", "2026-12-07T10:00:00.123456789Z", "2026-12-07T10:00:00-00:00"]
+# ISO 8601 forms datetime.fromisoformat read (and so the API took) that are not RFC 3339 date-times, times without
+# an offset, and text no reader takes.
+NOT_RFC3339_TIMES = ["2026-W49-1T10:00:00Z", "2026-341T10:00:00Z", "20261207T100000Z", "2026-12-07", "2026-12-07T10",
+                     "2026-12-07T10:00:00", "2026-12-07 10:00:00Z", "2026-12-07X10:00:00+00:00", "2026-12-07T10:00Z",
+                     "2026-12-07T10Z", "2026-12-07T10:00:00+0100", "2026-12-07T10:00:00+01", "2026-12-07T10:00:00,5Z",
+                     "2026-12-07T10:00:00.Z", "2026-12-07T10:00:00Z\n", " 2026-12-07T10:00:00Z",
+                     "\uff12\uff10\uff12\uff16-12-07T10:00:00Z", "2026-12-07T10:00:00\u00b2Z", "2026-13-07T10:00:00Z",
+                     "2026-02-30T10:00:00Z", "2026-12-07T24:00:00Z", "2026-12-07T23:59:60Z",
+                     "2026-12-07T10:00:00+24:00", ""]
+
+
+@pytest.mark.parametrize("text", RFC3339_TIMES)
+def test_an_rfc3339_date_time_is_read_in_either_case(text):
+    """Lowercase t and z (RFC 3339 section 5.6 allows them; fromisoformat refused the z) read as their capitals."""
+    from datetime import datetime
+
+    from policy_service.contract.strict import rfc3339_time
+
+    assert rfc3339_time(text) == datetime.fromisoformat(text.upper())
+
+
+@pytest.mark.parametrize("text", NOT_RFC3339_TIMES)
+def test_what_is_not_an_rfc3339_date_time_with_offset_is_refused(text):
+    """Week and ordinal dates, the basic format, a space or another separator, hours without minutes or seconds,
+    offsets without a colon or minutes, a comma fraction, non-ASCII digits, no offset, and values out of range are
+    refused by the reader and by the schema field, with one message saying what is expected."""
+    from policy_service.contract.strict import NOT_RFC3339, RFC3339DateTime, rfc3339_time
+
+    with pytest.raises(ValueError):
+        rfc3339_time(text)
+    with pytest.raises(ValidationError) as raised:
+        RFC3339DateTime().deserialize(text)
+    assert raised.value.messages == [NOT_RFC3339]
+
+
+# The RFC 3339 section 5.6 date-time grammar (offset required, T and Z in either case, ASCII digits), as the reference
+# rfc3339_time is proved against; the ranges are datetime's.
+_GRAMMAR = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+                      r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})")
+
+
+def _part(valid, other):
+    """One part of a date-time: mostly a valid form (so that one odd part at a time is tried), else another."""
+    valid, other = st.sampled_from(valid), st.sampled_from(other)
+    return st.one_of(valid, valid, valid, other)
+
+
+_PARTS = st.tuples(
+    _part(["2026-12-07", "1999-12-31"], ["2026-W49-1", "2026-W49", "20261207", "2026W491", "2026-341", "2026-1207",
+                                         "2026-02-30", "\uff12026-12-07", "2026-w49-1"]),
+    _part(["T", "t"], [" ", "X", "", "TT"]),
+    _part(["10:00:00", "23:59:59"], ["10:00", "10", "100000", "23:59:60", "24:00:00", "1:00:00", "10:00:0"]),
+    _part(["", ".5", ".123456789"], [",5", ".", "..5", ".5.5", ".\u0665", ".+"]),
+    _part(["Z", "z", "+01:00", "-00:00", "+23:59"], ["+0100", "+01", "+01:00:00", "+01:00:00.5", "+24:00", "+1:000", "",
+                                                    "ZZ", "Z\n", " Z", "+01::0", "+01:00Z"]))
+
+
+@settings(max_examples=600, deadline=None)
+@given(_PARTS | st.text(alphabet="0123456789-:.+TtZzW ", max_size=30).map(lambda text: (text,)))
+def test_rfc3339_time_reads_exactly_the_rfc3339_grammar(parts):
+    """rfc3339_time (fixed-place checks, then fromisoformat) accepts a text exactly when the RFC 3339 grammar matches it
+    and datetime can hold it, and then gives fromisoformat's time: on date, separator, time, fraction and offset
+    forms ISO 8601 and fromisoformat have besides, and on random text of the same characters."""
+    from datetime import datetime
+
+    from policy_service.contract.strict import rfc3339_time
+
+    text = "".join(parts)
+    try:
+        expected = datetime.fromisoformat(text.upper()) if _GRAMMAR.fullmatch(text) else None
+    except ValueError:
+        expected = None
+    try:
+        read = rfc3339_time(text)
+    except ValueError:
+        read = None
+    assert read == expected and (read is None or read.utcoffset() == expected.utcoffset()), text

@@ -49,12 +49,13 @@ ARGUMENTS = {"from": "start", "to": "end"}  # cost_report(start, end) for GET /v
 
 
 def as_arguments(error: dict, arguments: dict | None = None) -> dict:
-    """An HTTP error body with its query parameters named as the Python API's keyword arguments (HTTP says
-    `query.explain`, Python `explain`; `from` is `start`); body fields are named alike both ways."""
+    """An HTTP error body with its query and path parameters named as the Python API's keyword arguments (HTTP
+    says `query.explain` and `path.decision_id`, Python `explain` and `decision_id`; `from` is `start`); body
+    fields are named alike both ways."""
     named = ARGUMENTS if arguments is None else arguments
 
     def argument(path: str) -> str:
-        path = path.removeprefix("query.")
+        path = path.removeprefix("query.").removeprefix("path.")
         return named.get(path, path)
 
     message = error["message"].replace("invalid request: query.", "invalid request: ")
@@ -227,7 +228,8 @@ def test_bad_report_filters_are_the_http_422(client, service):
 def test_an_unknown_decision_is_the_http_404(client, service):
     with pytest.raises(ServiceError) as raised:
         service.decision("nope")
-    assert raised.value.as_dict() == client.get("/v1/decisions/nope").json
+    assert raised.value.as_dict() == as_arguments(client.get("/v1/decisions/nope").json)
+    assert raised.value.errors == {"decision_id": ["no decision with this id"]}
 
 
 def test_several_threads_decide_and_every_decision_is_logged(service):
@@ -537,10 +539,13 @@ def test_counts_templates_and_the_billing_currency_are_the_same_both_ways(client
     (lambda svc: svc.billing_currency("x1"), "/v1/wabas/x1/billing-currency"),
 ])
 def test_an_unknown_waba_or_template_is_the_http_404(client, service, call, path):
-    """An id that cannot be a WABA's, a template the registry never heard of, no currency set: the HTTP 404 body."""
+    """An id that cannot be a WABA's, a template the registry never heard of, no currency set: the HTTP 404 body,
+    naming the argument (HTTP: the path parameter)."""
     with pytest.raises(ServiceError) as raised:
         call(service)
-    assert raised.value.as_dict() == client.get(path).json and raised.value.code == 404
+    assert raised.value.as_dict() == as_arguments(client.get(path).json) and raised.value.code == 404
+    named = {f"path.{key}" for key in raised.value.errors}
+    assert named and set(client.get(path).json["errors"]) == named  # the path parameter, named as Python names it
 
 
 def test_a_bad_template_import_or_count_raises_the_http_422(client, service):
@@ -557,3 +562,65 @@ def test_a_bad_template_import_or_count_raises_the_http_422(client, service):
     with pytest.raises(ServiceError) as raised:
         service.templates(102290129340398)
     assert raised.value.code == 422 and list(raised.value.errors) == ["waba_id"]
+
+
+_WABA = "102290129340398"
+_SEND = {"at": "2025-09-01T10:00:00+00:00", "to": "+14155550123", "type": "text"}
+_ELIGIBILITY = {"start_time": "2025-09-01T00:00:00Z"}
+_FORECAST = {"currency": "USD", "at": "2026-11-10T12:00:00+00:00",
+             "lines": [{"country": "BR", "category": "marketing", "count": 1}]}
+# Every time a client gives, as (field path, the request over HTTP, the same through the Python API) with TIME in it.
+TIME = "@@time@@"
+REQUEST_TIMES = [
+    ("send.at", ("post", "/v1/decisions", {"send": {**_SEND, "at": TIME}}),
+     lambda svc, at: svc.decide({"send": {**_SEND, "at": at}})),
+    ("history.0.at", ("post", "/v1/decisions", {"send": _SEND, "history": [
+        {"direction": "inbound", "at": TIME, "type": "text"}]}),
+     lambda svc, at: svc.decide({"send": _SEND, "history": [{"direction": "inbound", "at": at, "type": "text"}]})),
+    ("history.0.delivered_at", ("post", "/v1/decisions", {"send": _SEND, "history": [
+        {"direction": "outbound", "at": "2025-09-01T09:00:00Z", "type": "text", "delivered_at": TIME}]}),
+     lambda svc, at: svc.decide({"send": _SEND, "history": [
+         {"direction": "outbound", "at": "2025-09-01T09:00:00Z", "type": "text", "delivered_at": at}]})),
+    ("context.authentication_international_eligibility.start_time", ("post", "/v1/decisions", {
+        "send": _SEND, "context": {"authentication_international_eligibility": {"start_time": TIME}}}),
+     lambda svc, at: svc.decide({"send": _SEND, "context": {
+         "authentication_international_eligibility": {"start_time": at}}})),
+    ("at", ("post", "/v1/costs/forecast", {**_FORECAST, "at": TIME}),
+     lambda svc, at: svc.forecast({**_FORECAST, "at": at})),
+    ("from", ("get", "/v1/decisions?from=" + TIME, None), lambda svc, at: svc.decisions(since=at)),
+    ("to", ("get", f"/v1/counts?phone_number_id={PHONE_NUMBER_ID}&categories=utility&from=2025-09-01T00:00:00Z"
+                   f"&to={TIME}", None),
+     lambda svc, at: svc.count_messages(PHONE_NUMBER_ID, "utility", "2025-09-01T00:00:00Z", at)),
+    ("at", ("get", f"/v1/wabas/{_WABA}/templates?at={TIME}", None), lambda svc, at: svc.templates(_WABA, at=at)),
+]
+
+
+def _sent(client, how, text):
+    method, path, body = how
+    path = path.replace(TIME, text.replace("+", "%2B"))
+    if body is None:
+        return client.get(path)
+    return client.post(path, json=json.loads(json.dumps(body).replace(TIME, text)))
+
+
+_IDS = [f"{case[1][1].split('?')[0]}:{case[0]}" for case in REQUEST_TIMES]
+
+
+@pytest.mark.parametrize(("field", "how", "call"), REQUEST_TIMES, ids=_IDS)
+def test_a_request_time_that_is_not_rfc3339_is_a_422_naming_it_both_ways(client, service, field, how, call):
+    """Every time a client gives (a send, a history message and its delivery, Meta's eligibility start in the
+    context, a forecast, the decision log's and the counts' range, the registry's `at`) is an RFC 3339 date-time
+    with offset: ISO 8601 forms fromisoformat also read (a week date, the basic format, a space, no seconds, +0000)
+    are a 422 naming the field over HTTP, and the same ServiceError in Python (a query parameter named as the
+    keyword argument); a lowercase t and z (RFC 3339 section 5.6 allows them) are read both ways."""
+    for text in ("2025-W36-1T10:00:00Z", "20250901T100000Z", "2025-09-01 10:00:00Z", "2025-09-01T10:00Z",
+                 "2025-09-01T10:00:00+0000", "2025-09-01"):
+        over_http = _sent(client, how, text)
+        assert over_http.status_code == 422, (text, over_http.json)
+        assert list(over_http.json["errors"]) in ([field], [f"query.{field}"]), over_http.json
+        with pytest.raises(ServiceError) as raised:
+            call(service, text)
+        assert raised.value.code == 422, raised.value
+        assert list(raised.value.errors.values()) == list(over_http.json["errors"].values()), raised.value
+    assert _sent(client, how, "2025-09-01t10:00:00z").status_code == 200, field
+    call(service, "2025-09-01t10:00:00z")

@@ -1,5 +1,7 @@
 """The HTTP contract: valid requests get a decision; every kind of bad input gets one 4xx error shape."""
 
+import re
+
 import pytest
 
 SEND = {"at": "2025-08-12T12:00:00+00:00", "to": "+5511987654321", "type": "text"}
@@ -136,8 +138,54 @@ def test_unknown_decision_is_404(client):
 
 
 def test_unknown_route_is_404_in_the_error_shape(client):
-    """Even a wrong URL answers in the one error shape."""
-    assert_error_shape(client.get("/v1/nothing-here"), 404)
+    """Even a wrong URL answers in the one error shape, naming the path."""
+    errors = assert_error_shape(client.get("/v1/nothing-here"), 404)
+    assert errors == {"path": ["'/v1/nothing-here' is not a path of this service"]}
+
+
+WABA = "102290129340398"
+# (method, path, JSON body, the errors' keys): an unknown or impossible value of each path parameter.
+UNKNOWN_IN_PATH = [
+    ("get", "/v1/decisions/nope", None, {"path.decision_id"}),
+    ("get", "/v1/wabas/not-a-waba/templates", None, {"path.waba_id"}),
+    ("post", "/v1/wabas/not-a-waba/message_templates", {"data": []}, {"path.waba_id"}),
+    ("get", f"/v1/wabas/{WABA}/templates/nobody/en", None, {"path.name"}),
+    ("get", "/v1/wabas/not-a-waba/templates/nobody/en", None, {"path.waba_id"}),
+    ("get", f"/v1/wabas/{WABA}/billing-currency", None, {"path.waba_id"}),
+    ("put", "/v1/wabas/not-a-waba/billing-currency", {"currency": "USD"}, {"path.waba_id"}),
+    ("get", "/v1/admin/webhooks/424242", None, {"path.payload_id"}),
+    ("get", "/v1/admin/webhooks/not-a-number", None, {"path"}),
+    ("get", "/static/no-such-file.css", None, {"path"}),
+]
+
+
+def test_an_unknown_path_parameter_is_a_404_naming_it(app, client):
+    """Every path parameter of the API, given a value that names nothing, is a 404 whose errors name it as the
+    API names its locations (path.decision_id, as query.from); a value the route's converter refuses (not a
+    number) names the path. Every route with a path parameter is tried."""
+    for method, path, body, keys in UNKNOWN_IN_PATH:
+        errors = assert_error_shape(getattr(client, method)(path, json=body), 404)
+        assert set(errors) == keys and all(errors[key][0] for key in keys), (path, errors)
+    tried = {(method.upper(), app.url_map.bind("").match(path, method.upper())[0])
+             for method, path, _, _ in UNKNOWN_IN_PATH if "not-a-number" not in path}
+    served = {(method, rule.endpoint) for rule in app.url_map.iter_rules() if rule.arguments
+              and not rule.endpoint.startswith(("ui.", "home.")) for method in rule.methods - {"HEAD", "OPTIONS"}}
+    assert served <= tried, served - tried
+
+
+def test_a_method_a_route_does_not_take_is_a_405_naming_it_and_the_allowed_ones(app, client):
+    """On every route, a method it does not take is a 405 whose errors name the method and the methods the route
+    takes, which the Allow header also lists (pages answer a client that does not ask for HTML the same way)."""
+    for rule in app.url_map.iter_rules():
+        path = rule.rule
+        for name, converter in rule._converters.items():
+            path = re.sub(rf"<[^>]*{name}>", "1" if "Integer" in type(converter).__name__ else "x", path)
+        wrong = next(method for method in ("PATCH", "DELETE", "PUT") if method not in rule.methods)
+        response = client.open(path, method=wrong)
+        errors = assert_error_shape(response, 405)
+        allowed = sorted(method.strip() for method in response.headers["Allow"].split(","))
+        assert errors == {"method": [f"{wrong} is not allowed here; allowed: {', '.join(allowed)}"]}, path
+        assert wrong in response.json["message"] and "not allowed" in response.json["message"]
 
 
 def test_engine_failure_fails_closed_over_http(client, app, monkeypatch):

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from policy_service import cli
 from policy_service.contract.parsing import MAX_ERRORS
 
-from ..conftest import assert_error_shape, csrf_token
+from ..conftest import BROWSER, assert_error_shape, csrf_token
 from ..meta_payloads import inbound_text, signed
 
 HOLE = "@@hole@@"
@@ -64,7 +64,7 @@ def send(path, client, body):
         response = client.post("/v1/webhooks/whatsapp", data=raw, headers=headers)
         return response.status_code, assert_error_shape(response, response.status_code)["errors"], response
     if path == "ui_try":
-        response = client.post("/ui/try", data={"request": body, "csrf_token": csrf_token(client)})
+        response = client.post("/ui/try", data={"request": body, "csrf_token": csrf_token(client)}, headers=BROWSER)
         html = response.get_data(as_text=True)
         items = re.findall(r"<li><code>([^<]*)</code>: ([^<]*)</li>", html)
         errors = {}
@@ -218,7 +218,8 @@ def test_a_key_given_twice_cannot_turn_a_deny_into_an_allow(client):
     batch = assert_error_shape(client.post("/v1/decisions/batch", data=f'{{"requests": [{twice}]}}',
                                            headers=headers), 422)
     assert list(batch["errors"]) == ["requests.0.context.marketing_opt_out"]
-    page = client.post("/ui/try", data={"request": twice, "csrf_token": csrf_token(client, "/ui/try")})
+    page = client.post("/ui/try", data={"request": twice, "csrf_token": csrf_token(client, "/ui/try")},
+                       headers=BROWSER)
     assert page.status_code == 422 and "given 2 times in one object" in unescape(page.get_data(as_text=True))
 
 

@@ -165,6 +165,16 @@ def test_paths_and_methods_match_the_routes(app, spec):
     assert documented == routes
 
 
+def test_every_path_parameter_has_its_404_documented(spec):
+    """An operation with a path parameter documents the 404 a value naming nothing gets, and that its errors name
+    path.<parameter>; the Error schema says how errors name what was wrong (path, method with the Allow header)."""
+    for path, method, operation in operations(spec):
+        for parameter in re.findall(r"{(\w+)}", path):
+            assert f"path.{parameter}" in operation["responses"]["404"]["description"], (path, method)
+    described = spec["components"]["schemas"]["Error"]["description"]
+    assert all(word in described for word in ("path.decision_id", "query.from", "`method`", "Allow", "`path`"))
+
+
 def test_errors_share_one_documented_shape(spec):
     """Every operation documents a default error response in the {code, status, message, errors} shape."""
     error = spec["components"]["schemas"]["Error"]

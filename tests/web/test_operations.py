@@ -128,6 +128,7 @@ def test_failed_reload_keeps_the_last_good_rules(rules_copy, example_request):
 
     body = assert_error_shape(client.post("/v1/admin/reload-rules"), 409)
     assert "templates.yaml" in body["message"] and old.rulebook.version in body["message"]
+    assert "templates.yaml" in body["errors"]["rules"][0]
     assert app.extensions["policy_service"] is old
     decided = client.post("/v1/decisions", json=example_request).get_json()
     assert (decided["status"], decided["rulebook_version"]) == ("decided", old.rulebook.version)

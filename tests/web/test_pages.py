@@ -11,9 +11,16 @@ from policy_service.review.fixtures import discover
 from policy_service.store import decision_log
 from policy_service.web import pages
 
-from ..conftest import FIXTURES_DIR, csrf_token
+from ..conftest import BROWSER, FIXTURES_DIR, as_browser, assert_error_shape, csrf_token
 
 FIXTURE = "15b_marketing_template_rides_the_free_entry_point_conversation"
+JSON = {"Accept": "application/json"}
+
+
+@pytest.fixture
+def client(app):
+    """A reviewer's browser: every request says Accept: text/html (the pages answer other clients in JSON)."""
+    return as_browser(app.test_client())
 
 
 def fixture_request(name):
@@ -145,7 +152,7 @@ def test_http_errors_on_pages_are_html_pages(client, method, path, body, status,
     """A browser meeting an HTTP error on a page (a form without its CSRF token, a body over the limit, a method
     the page does not take) gets an HTML page saying what is wrong and linking back, not raw JSON; the same error
     outside /ui/ stays the API's JSON shape."""
-    browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    browser = BROWSER
     response = getattr(client, method)(path, data=body, headers=browser)
     html = response.get_data(as_text=True)
     assert response.status_code == status and response.mimetype == "text/html", (response.status_code, html[:200])
@@ -153,7 +160,7 @@ def test_http_errors_on_pages_are_html_pages(client, method, path, body, status,
     if status == 405:
         assert "GET" in response.headers["Allow"]
     # a client that does not ask for HTML (an API key calling a page) reads the JSON error shape
-    assert getattr(client, method)(path, data=body).json["code"] == status
+    assert getattr(client, method)(path, data=body, headers=JSON).json["code"] == status
     assert client.delete("/v1/decisions", headers=browser).json["code"] == 405
 
 
@@ -186,7 +193,7 @@ def test_invalid_request_lists_each_field_error_escaped(client):
     response = submit(client, {"send": {"at": "<script>", "to": "1", "type": "text"}, "history": 3})
     html = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert "<code>send.at</code>: Not a valid datetime." in html
+    assert "<code>send.at</code>: Not an RFC 3339 date-time with offset" in html
     assert "<code>send.to</code>: must be an E.164 number" in html
     assert "<code>history</code>: Not a valid list." in html
     assert "<script>" not in html.split("<textarea")[1].split("</textarea>")[0]
@@ -373,6 +380,31 @@ def test_pages_refuse_bad_filter_values_with_an_html_page_naming_the_parameter(c
     assert missing.status_code == 404 and missing.mimetype == "text/html"
     assert "<code>path</code>: /ui/templates/x/y is not a page of this service" in missing.get_data(as_text=True)
     assert client.get("/v1/no-such-endpoint").get_json()["code"] == 404  # the API keeps its JSON shape
+
+
+# Each kind of refusal on each page: a bad or unknown filter, a form's invalid line, an id or a path naming nothing.
+REFUSALS = {
+    "/ui/rules?version=ZZ": (422, {"version"}), "/ui/decisions?decision=maybe": (422, {"decision"}),
+    "/ui/costs?currency=FOO": (422, {"currency"}), "/ui/costs?from=x": (422, {"from"}),
+    "/ui/forecast?lines=x": (422, {"lines.1"}), "/ui/forecast?bogus=1": (422, {"bogus"}),
+    "/ui/templates?waba_id=abc": (422, {"waba_id"}), "/ui/reconciliation?page=abc": (422, {"page"}),
+    "/ui/try?fixtur=x": (422, {"fixtur"}), "/ui/decisions/nope": (404, {"path.decision_id"}),
+    "/ui/reconciliation/wamid.nope": (404, {"path.wamid"}), "/ui/templates/1022/nothing/en": (404, {"path.name"}),
+    "/ui/templates/x1/nothing/en": (404, {"path.waba_id"}), "/ui/no-such-page": (404, {"path"}),
+}
+
+
+def test_every_refusal_of_a_page_is_html_to_a_browser_and_the_json_shape_to_other_clients(client):
+    """Every page refuses alike, as its HTTP errors (PAGE_ERRORS) are answered: a browser (Accept: text/html) gets
+    the HTML page, any other client the API's one JSON error shape with the same status, naming the parameter
+    (a path parameter as path.<name>); the try form's invalid request too."""
+    for url, (status, named) in REFUSALS.items():
+        page = client.get(url)
+        assert page.status_code == status and page.mimetype == "text/html", url
+        body = assert_error_shape(client.get(url, headers=JSON), status)
+        assert set(body["errors"]) == named, (url, body)
+    body = assert_error_shape(submit(client, {"send": {"at": "x"}}, headers=JSON), 422)
+    assert "send.at" in body["errors"] and "send.to" in body["errors"]
 
 
 def test_a_filter_given_twice_is_refused_on_every_page(client):

@@ -1,9 +1,18 @@
 """The template registry's reviewer pages: the WABA's templates, and one template's history."""
 
+import pytest
+
+from ..conftest import as_browser
 from ..meta_business_payloads import category_completed, template_status
 from ..meta_payloads import WABA_ID, deliver
 
 T0 = 1756717200  # 2025-09-01T09:00:00Z
+
+
+@pytest.fixture
+def client(app):
+    """A reviewer's browser: every request says Accept: text/html (the pages answer other clients in JSON)."""
+    return as_browser(app.test_client())
 
 
 def test_the_registry_pages_show_each_template_and_its_history(client):

@@ -9,6 +9,7 @@ from policy_service import create_app
 from policy_service.store import histories
 from policy_service.web.webhooks import signature_valid
 
+from ..conftest import assert_error_shape
 from ..meta_payloads import (
     AD_REFERRAL,
     APP_SECRET,
@@ -95,7 +96,8 @@ def test_a_payload_id_no_database_can_hold_is_not_found(client, payload_id):
     (None, None, 403),
 ])
 def test_subscription_challenge(client, mode, token, expected):
-    """GET echoes hub.challenge only for hub.mode=subscribe with the configured verify token."""
+    """GET echoes hub.challenge only for hub.mode=subscribe with the configured verify token; a 403 names the
+    parameter that is wrong."""
     query = {"hub.challenge": "1158201444"} | ({"hub.mode": mode} if mode else {}) | (
         {"hub.verify_token": token} if token else {})
     response = client.get("/v1/webhooks/whatsapp", query_string=query)
@@ -104,6 +106,9 @@ def test_subscription_challenge(client, mode, token, expected):
         assert response.get_data(as_text=True) == "1158201444" and response.mimetype == "text/plain"
     else:
         assert response.json["code"] == 403
+        # the errors name what did not match: the mode, the token, or both
+        wrong = {"hub.mode": mode != "subscribe", "hub.verify_token": token != VERIFY_TOKEN}
+        assert set(response.json["errors"]) == {parameter for parameter, is_wrong in wrong.items() if is_wrong}
 
 
 def test_a_subscription_check_without_a_challenge_is_a_400_naming_it(client):
@@ -411,3 +416,13 @@ def test_a_message_sent_from_the_business_app_is_an_outbound_business_message(ap
     assert list(rows) == ["wamid.in", "wamid.echo"]
     message = histories.as_message(rows["wamid.echo"])
     assert (message.direction, message.type, message.business_app) == ("outbound", "text", True)
+
+
+@pytest.mark.parametrize("query", ["foo=1", "status=pending", "status=pending&status=failed", "page=2"])
+def test_the_backlog_refuses_a_query_parameter_naming_it(client, query):
+    """GET /v1/admin/webhooks/backlog takes no query parameter: any is a 422 naming it (query.<name>), as every other
+    listing refuses one it does not take (it was ignored, so a filter looked applied); without one it answers."""
+    name = query.partition("=")[0]
+    body = assert_error_shape(client.get(f"/v1/admin/webhooks/backlog?{query}"), 422)
+    assert list(body["errors"]) == [f"query.{name}"] and f"query.{name}" in body["message"]
+    assert client.get("/v1/admin/webhooks/backlog").json == {"pending": 0, "failed": 0, "oldest_pending_seconds": None}
