@@ -141,9 +141,9 @@ def check(request_file, as_json: bool, rules_dir: Path, database_url: str | None
     proposal = decisions.proposal(request, document)
     if proposal.phone_number_id is not None:
         # The service's answer: the stored history of a history_ref, the business's stored state.
-        from ..service.python_api import open_store
+        from .services import open_database
 
-        open_store(load_settings({"database_url": database_url} if database_url else {}).flask_config())
+        open_database(database_url)
     try:
         decided = decisions.Decisions(decisions.Policy(*_policy(rules_dir))).preview(proposal)
     except ServiceError as error:
