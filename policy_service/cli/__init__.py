@@ -27,6 +27,24 @@ rules_option = click.option(
     "--rules", "rules_dir", default=DEFAULT_RULES_DIR, show_default=True, envvar="POLICY_RULES_DIR",
     type=click.Path(file_okay=False, path_type=Path), help="Directory of rule files.",
 )
+# `rules lint DIRECTORY` and `rules docs DIRECTORY` took the directory as an argument (their --help said so) where
+# every other command takes --rules: the argument still works, with a warning on stderr.
+deprecated_directory = click.argument(
+    "directory", required=False, type=click.Path(file_okay=False, path_type=Path),
+    deprecated="Use --rules DIRECTORY instead.",
+)
+
+
+def chosen_rules(rules_dir: Path, directory: Path | None) -> Path:
+    """The rules directory of a command with --rules and the deprecated DIRECTORY argument: the argument when
+    given (it named the directory before --rules did), else --rules (default: POLICY_RULES_DIR, else rules/);
+    both on the command line naming two directories is a usage error."""
+    if directory is None:
+        return rules_dir
+    given = click.get_current_context().get_parameter_source("rules_dir")
+    if given is click.core.ParameterSource.COMMANDLINE and rules_dir != directory:
+        raise click.UsageError(f"--rules {rules_dir} and DIRECTORY {directory} name two directories: give --rules")
+    return directory
 
 
 class Commands(click.Group):
@@ -123,9 +141,9 @@ def check(request_file, as_json: bool, rules_dir: Path, database_url: str | None
     proposal = decisions.proposal(request, document)
     if proposal.phone_number_id is not None:
         # The service's answer: the stored history of a history_ref, the business's stored state.
-        from ..service.python_api import open_store
+        from .services import open_database
 
-        open_store(load_settings({"database_url": database_url} if database_url else {}).flask_config())
+        open_database(database_url)
     try:
         decided = decisions.Decisions(decisions.Policy(*_policy(rules_dir))).preview(proposal)
     except ServiceError as error:
@@ -190,11 +208,14 @@ def rules() -> None:
 
 
 @rules.command("lint")
-@click.argument("directory", default=DEFAULT_RULES_DIR, type=click.Path(file_okay=False, path_type=Path))
-def lint_rules(directory: Path) -> None:
-    """Validate every rule file; find conflicting charges, dead rules, version overlaps and uncharged days."""
+@rules_option
+@deprecated_directory
+def lint_rules(rules_dir: Path, directory: Path | None) -> None:
+    """Validate every rule file in --rules; find conflicting charges, dead rules, version overlaps and uncharged
+    days."""
     from ..review.lint import lint
 
+    directory = chosen_rules(rules_dir, directory)
     findings = lint(directory)
     for finding in findings:
         click.echo(str(finding))
@@ -204,14 +225,16 @@ def lint_rules(directory: Path) -> None:
 
 
 @rules.command("docs")
-@click.argument("directory", default=DEFAULT_RULES_DIR, type=click.Path(file_okay=False, path_type=Path))
+@rules_option
+@deprecated_directory
 @click.option("--fixtures", "fixtures_dir", default=FIXTURES_DIR, show_default=True,
               type=click.Path(exists=True, path_type=Path), help="Fixtures whose coverage the catalogue lists.")
-@click.option("--check", "check_only", is_flag=True, help="Only check that DIRECTORY/README.md is up to date.")
-def document_rules(directory: Path, fixtures_dir: Path, check_only: bool) -> None:
-    """Write the rule catalogue DIRECTORY/README.md: every rule per policy version, with its covering fixtures."""
+@click.option("--check", "check_only", is_flag=True, help="Only check that README.md in --rules is up to date.")
+def document_rules(rules_dir: Path, directory: Path | None, fixtures_dir: Path, check_only: bool) -> None:
+    """Write the rule catalogue README.md in --rules: every rule per policy version, with its covering fixtures."""
     from ..review.catalogue import REGENERATE, generate
 
+    directory = chosen_rules(rules_dir, directory)
     rulebook, engine = _policy(directory)
     text = generate(rulebook, engine, fixtures_dir)
     target = directory / "README.md"

@@ -13,9 +13,7 @@ from ..core.errors import RulebookError
 from ..core.rulebook import load_rulebook
 from ..service import retention as service_retention
 from ..store import business_state, database, retention, schema
-
-database_url_option = click.option(
-    "--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in the instance folder.")
+from .services import database_url_option
 
 AGE = re.compile(r"^(\d+)([hdw])$")
 AGE_UNITS = {"h": "hours", "d": "days", "w": "weeks"}

@@ -11,18 +11,10 @@ from typing import Any
 
 import click
 
-from ..service.python_api import PolicyService, ServiceError
+from ..service.python_api import ServiceError
 from .errors import refusal
 from .inputs import TextFile
-
-
-def _service(database_url: str | None) -> PolicyService:
-    """The service on the configured database (--database-url over POLICY_DATABASE_URL); ClickException when the
-    database is unavailable."""
-    try:
-        return PolicyService(**({"database_url": database_url} if database_url else {}))
-    except ServiceError as error:
-        raise refusal(error) from None
+from .services import database_url_option, service
 
 
 @click.group()
@@ -33,30 +25,27 @@ def waba() -> None:
 @waba.command("currency")
 @click.argument("waba_id")
 @click.argument("currency", required=False)
-@click.option("--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in instance/.")
+@database_url_option
 def waba_currency(waba_id: str, currency: str | None, database_url: str | None) -> None:
     """Show the WABA's billing currency, or set it once (an ISO 4217 code such as BRL)."""
     if currency is not None and (len(currency) != 3 or not currency.isalpha() or not currency.isupper()):
         raise click.BadParameter("must be an ISO 4217 code like USD", param_hint="CURRENCY")
     if not waba_id.isdigit():
         raise click.BadParameter("WABA ids are digits", param_hint="WABA_ID")
-    service = _service(database_url)
-    try:
-        known: dict[str, Any] = service.set_billing_currency(waba_id, currency, source="CLI") if currency else \
-            service.billing_currency(waba_id)
-    except ServiceError as error:
-        raise refusal(error) from None
+    svc = service(database_url)
+    known: dict[str, Any] = svc.set_billing_currency(waba_id, currency, source="CLI") if currency else \
+        svc.billing_currency(waba_id)
     click.echo(json.dumps(known))
 
 
 @click.command("forecast")
 @click.argument("request_file", type=TextFile())
-@click.option("--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in instance/.")
+@database_url_option
 def forecast_command(request_file, database_url: str | None) -> None:
     """Price a campaign: REQUEST_FILE (or -) is the body of POST /v1/costs/forecast; prints the same JSON."""
     text = request_file.read()
     try:
-        result = _service(database_url).forecast(text)
+        result = service(database_url).forecast(text)
     except ServiceError as error:
         raise refusal(error, "invalid forecast: " if error.code < 500 else "") from None
     click.echo(json.dumps(result, indent=2))
@@ -69,12 +58,8 @@ def analytics_group() -> None:
 
 @analytics_group.command("import")
 @click.argument("response_file", type=click.File("rb"))
-@click.option("--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in instance/.")
+@database_url_option
 def import_analytics(response_file, database_url: str | None) -> None:
     """Import RESPONSE_FILE (or -): Meta's GET /<WABA_ID>?fields=pricing_analytics... response, as returned."""
-    body = response_file.read()
-    try:
-        result = _service(database_url).import_pricing_analytics(body)
-    except ServiceError as error:
-        raise refusal(error) from None
+    result = service(database_url).import_pricing_analytics(response_file.read())
     click.echo(json.dumps(result))

@@ -4,37 +4,27 @@ impact of candidate rules. They run the service layer (as the HTTP API and the P
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import click
 from marshmallow import ValidationError
 
-from ..config import load_settings
 from ..contract.queries import RECONCILIATION_QUERY
 from ..core.engine import RulesEngine
 from ..core.errors import RulebookError
 from ..core.rulebook import load_rulebook
 from ..review.impact import analyse
 from ..service import reports
-from ..service.python_api import PolicyService, ServiceError, open_store
+from ..service.python_api import ServiceError
 from ..store import decision_log
 from .errors import refusal
 from .inputs import TextFile
-
-
-def _overrides(database_url: str | None) -> dict[str, Any]:
-    return {"database_url": database_url} if database_url else {}
-
-
-def _open_store(database_url: str | None) -> None:
-    """The configured database (the settings as the server reads them, --database-url over them), opened."""
-    open_store(load_settings(_overrides(database_url)).flask_config())
+from .services import database_url_option, open_database, service
 
 
 @click.command()
 @click.option("--phone-number-id", help="Only this business phone number id.")
 @click.option("--contact", help="Only this contact: a wa_id (a leading + allowed), a BSUID or a group id.")
-@click.option("--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in instance/.")
+@database_url_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def reconcile(phone_number_id: str | None, contact: str | None, database_url: str | None, as_json: bool) -> None:
     """Compare Meta's pricing of delivered messages with the charge the rules predict."""
@@ -44,9 +34,9 @@ def reconcile(phone_number_id: str | None, contact: str | None, database_url: st
     except ValidationError as error:
         name, messages = next(iter(error.normalized_messages().items()))
         raise click.BadParameter(" ".join(messages), param_hint=f"--{name.replace('_', '-')}") from None
-    service = PolicyService(**_overrides(database_url))
+    svc = service(database_url)
     # Every comparison (the HTTP API and PolicyService.reconcile answer one page of them).
-    report = reports.reconcile(service.policy, phone_number_id=filters.get("phone_number_id"),
+    report = reports.reconcile(svc.policy, phone_number_id=filters.get("phone_number_id"),
                                contact=filters.get("contact"))
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -68,7 +58,7 @@ def reconcile(phone_number_id: str | None, contact: str | None, database_url: st
 @click.command()
 @click.option("--rules", "rules_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="The candidate rules directory.")
-@click.option("--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in instance/.")
+@database_url_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def impact(rules_dir: str, database_url: str | None, as_json: bool) -> None:
     """Replay logged decisions against candidate rules and report which would change."""
@@ -76,7 +66,7 @@ def impact(rules_dir: str, database_url: str | None, as_json: bool) -> None:
         candidate = load_rulebook(rules_dir)
     except RulebookError as error:
         raise click.ClickException(f"the candidate rules do not load: {error}") from None
-    _open_store(database_url)
+    open_database(database_url)
     found = analyse(decision_log.DecisionRecord.select().order_by(decision_log.DecisionRecord.id),
                     candidate, RulesEngine(candidate))
     report = found.as_json()
@@ -103,12 +93,12 @@ def templates() -> None:
 @templates.command("import")
 @click.option("--waba-id", required=True, help="The WhatsApp Business Account the templates belong to.")
 @click.argument("response_file", type=TextFile())
-@click.option("--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in instance/.")
+@database_url_option
 def import_templates(waba_id: str, response_file, database_url: str | None) -> None:
     """Import a saved GET /<WABA_ID>/message_templates response (JSON) into the registry."""
     text = response_file.read()
     try:  # as POST /v1/wabas/<waba_id>/message_templates reads it: the same limits, checks and errors
-        imported = PolicyService(**_overrides(database_url)).import_templates(waba_id, text)
+        imported = service(database_url).import_templates(waba_id, text)
     except ServiceError as error:
         raise refusal(error, f"{response_file.name}: ") from None
     click.echo(f"imported {imported['imported']} templates into WABA {waba_id}'s registry")
@@ -120,16 +110,12 @@ def import_templates(waba_id: str, response_file, database_url: str | None) -> N
 @click.option("--group-by", default="month,category", show_default=True,
               help="Comma list of month, category, market.")
 @click.option("--currency", default="USD", show_default=True, help="Price with the rate cards in this currency.")
-@click.option("--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in instance/.")
+@database_url_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (the body of GET /v1/costs).")
 def costs(start, end, group_by: str, currency: str, database_url: str | None, as_json: bool) -> None:
     """What Meta billed (stored statuses, priced by the rate cards) beside what the decisions predicted."""
     keys = tuple(dict.fromkeys(k.strip() for k in group_by.split(",") if k.strip()))
-    try:
-        report = PolicyService(**_overrides(database_url)).cost_report(start.date(), end.date(), group_by=keys,
-                                                                       currency=currency)
-    except ServiceError as error:
-        raise refusal(error) from None
+    report = service(database_url).cost_report(start.date(), end.date(), group_by=keys, currency=currency)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return

@@ -7,9 +7,7 @@ import json
 import click
 
 from .. import create_app
-
-database_url_option = click.option(
-    "--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in the instance folder.")
+from .services import database_url_option
 
 
 def _app(database_url: str | None):

@@ -2,6 +2,7 @@
 
 import json
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -278,6 +279,52 @@ def test_every_command_reads_the_settings_first(run, monkeypatch, command):
     assert result.exit_code == 1
     assert "POLICY_MAX_BATCH_SIZE='lots'" in result.output
     assert run(command[0], "--help").exit_code == 0
+
+
+def commands(group=cli.main, prefix=()):
+    """(name words, command) of every command under a group, recursively."""
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from commands(command, (*prefix, name))
+        else:
+            yield (*prefix, name), command
+
+
+def test_every_command_reading_rule_files_takes_them_as_rules():
+    """One spelling for the rules directory: every command that reads rule files takes --rules (POLICY_RULES_DIR
+    by default, but impact's required candidate); the DIRECTORY argument `rules lint` and `rules docs` took is
+    left only as a deprecated alias."""
+    takes = {}
+    for words, command in commands():
+        options = {param.name: param for param in command.params}
+        if "rules_dir" in options or "directory" in options:
+            takes[" ".join(words)] = options
+    assert {"check", "test", "impact", "rules lint", "rules docs"} <= set(takes)
+    for name, options in takes.items():
+        rules_option = options["rules_dir"]
+        assert rules_option.opts == ["--rules"], name
+        # impact's --rules names the candidate rules, required; the others default to the service's rules
+        assert rules_option.required or rules_option.envvar == "POLICY_RULES_DIR", name
+        assert "directory" not in options or options["directory"].deprecated, name
+
+
+def test_rules_lint_and_docs_take_rules_and_keep_the_argument_as_a_deprecated_alias(run, tmp_path, monkeypatch):
+    """`rules lint --rules DIR` lints DIR, POLICY_RULES_DIR is its default as for every --rules; `rules lint DIR`
+    still lints DIR, saying on stderr that it is deprecated; --rules and the argument naming two directories is a
+    usage error (exit 2)."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "bad.yaml").write_text("rules: 3\n")
+    assert run("rules", "lint", "--rules", broken).exit_code == 1
+    monkeypatch.setenv("POLICY_RULES_DIR", str(broken))
+    assert run("rules", "lint").exit_code == 1
+    monkeypatch.delenv("POLICY_RULES_DIR")
+    assert run("rules", "lint").exit_code == 0
+    old_form = run("rules", "lint", broken)
+    assert old_form.exit_code == 1 and "deprecated" in old_form.stderr and "--rules" in old_form.stderr
+    both = run("rules", "lint", "--rules", FIXTURES_DIR.parent / "rules", broken)
+    assert both.exit_code == 2 and "name two directories" in both.stderr
+    assert "deprecated" in run("rules", "docs", "--check", FIXTURES_DIR.parent / "rules").stderr
 
 
 def test_an_unknown_policy_variable_is_reported_by_check(run, monkeypatch, caplog):

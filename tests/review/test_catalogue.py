@@ -53,13 +53,13 @@ def test_describe_effect_spells_out_a_charge(rulebook):
 
 
 def test_cli_docs_writes_and_checks_the_catalogue(tmp_path):
-    """`rules docs DIR` writes DIR/README.md; --check fails on a stale file and passes on a fresh one."""
+    """`rules docs --rules DIR` writes DIR/README.md; --check fails on a stale file and passes on a fresh one."""
     rules = tmp_path / "rules"
     shutil.copytree(RULES_DIR, rules)
     (rules / "README.md").write_text("stale\n")
     runner = CliRunner()
-    stale = runner.invoke(main, ["rules", "docs", "--check", str(rules)])
+    stale = runner.invoke(main, ["rules", "docs", "--check", "--rules", str(rules)])
     assert stale.exit_code == 1 and f"out of date: run `{REGENERATE}`" in stale.output
-    assert runner.invoke(main, ["rules", "docs", str(rules)]).exit_code == 0
+    assert runner.invoke(main, ["rules", "docs", "--rules", str(rules)]).exit_code == 0
     assert (rules / "README.md").read_text() == (RULES_DIR / "README.md").read_text()
-    assert runner.invoke(main, ["rules", "docs", "--check", str(rules)]).exit_code == 0
+    assert runner.invoke(main, ["rules", "docs", "--check", "--rules", str(rules)]).exit_code == 0

@@ -112,13 +112,13 @@ def test_top_level_versions_must_meet(rules):
 
 
 def test_cli_lint_exits_non_zero_with_file_rule_lines(rules):
-    """`policy-service rules lint DIR` prints file:rule: message lines and exits 1 on any finding."""
+    """`policy-service rules lint --rules DIR` prints file:rule: message lines and exits 1 on any finding."""
     directory = rules("pricing-v3-per-message.yaml", "PMP-4", "send_is_template: false", "csw_open: true")
-    result = CliRunner().invoke(main, ["rules", "lint", str(directory)])
+    result = CliRunner().invoke(main, ["rules", "lint", "--rules", str(directory)])
     assert result.exit_code == 1
     assert result.stdout.startswith("pricing-v3-per-message.yaml:PMP-4: conflicts with PMP-2")
     assert "2 problem(s)" in result.stderr
-    assert CliRunner().invoke(main, ["rules", "lint", str(RULES_DIR)]).exit_code == 0
+    assert CliRunner().invoke(main, ["rules", "lint", "--rules", str(RULES_DIR)]).exit_code == 0
 
 
 def test_a_rule_in_force_before_every_version_is_found(rules):
