@@ -40,18 +40,31 @@ KNOWN_INBOUND_TYPES = frozenset(MESSAGE_TYPES + INBOUND_ONLY_TYPES)
 NUMBER_CHANGES = ("customer_changed_number", "user_changed_number")
 # Echo types that change an earlier message instead of sending one (smb_message_echoes reference: triggers).
 NOT_A_SEND = ("edit", "revoke")
-# Meta's template statuses the rules know (rules/templates.yaml); other events (FLAGGED, LOCKED,
-# IN_APPEAL...) are kept in the template's history but do not change the status a send is judged by.
+# Meta's template statuses the rules know (rules/templates.yaml), by the status or event that sets them.
 STATUS_EVENTS = {
     "APPROVED": "APPROVED", "REINSTATED": "APPROVED", "UNARCHIVED": "APPROVED", "PAUSED": "PAUSED",
     "DISABLED": "DISABLED", "REJECTED": "REJECTED", "PENDING": "PENDING", "PENDING_DELETION": "PENDING_DELETION",
     "DELETED": "PENDING_DELETION", "ARCHIVED": "PENDING_DELETION",
 }
+# message_template_status_update events that leave the status as it was: they are kept in the template's history but
+# do not change the status a send is judged by (a FLAGGED template stays APPROVED until Meta disables it; LOCKED and
+# UNLOCKED are about editing it; IN_APPEAL keeps the rejection under appeal).
+UNCHANGED_STATUS_EVENTS = frozenset(("FLAGGED", "LOCKED", "UNLOCKED", "IN_APPEAL"))
 # Meta spells categories in capitals, with marketing_lite and authentication_international beside them.
 CATEGORY_NAMES = {
     "MARKETING": "marketing", "MARKETING_LITE": "marketing", "UTILITY": "utility",
     "AUTHENTICATION": "authentication", "AUTHENTICATION_INTERNATIONAL": "authentication",
 }
+# A status or category Meta sent that the rules do not model is stored as one of these, with Meta's value named in
+# the event's reason (and kept in its payload and the stored raw webhook): the registry then says the part is
+# unknown, where it kept an earlier value (or none) as if nothing had been said.
+UNKNOWN_STATUS, UNKNOWN_CATEGORY = "UNKNOWN", "unknown"
+UNKNOWN_VALUES = frozenset((UNKNOWN_STATUS, UNKNOWN_CATEGORY))
+# The statuses of a template in Meta's GET /<WABA_ID>/message_templates (the Graph API's WhatsApp template node,
+# https://developers.facebook.com/docs/graph-api/reference/whats-app-business-hsm/, with ARCHIVED): what an import
+# may say. Those the rules do not model (IN_APPEAL, LIMIT_EXCEEDED) are imported as UNKNOWN_STATUS.
+LISTED_STATUSES = ("APPROVED", "ARCHIVED", "DELETED", "DISABLED", "IN_APPEAL", "LIMIT_EXCEEDED", "PAUSED", "PENDING",
+                   "PENDING_DELETION", "REJECTED")
 IMPORT_SOURCE = "message_templates import"
 
 
@@ -636,14 +649,25 @@ class NotificationSchema(_MetaSchema):
     entry = fields.List(fields.Raw(), required=True)
 
 
+def _one_of(names: Any) -> Callable[[str], None]:
+    """A validator of Meta's capitalised names, in any case (as they are read: upper()), whose error lists them."""
+    allowed = tuple(names)
+
+    def check(value: str) -> None:
+        if value.upper() not in allowed:
+            raise ValidationError(f"must be one of: {', '.join(allowed)}")
+    return check
+
+
 class ListedTemplateSchema(_MetaSchema):
-    """One template of Meta's `GET /<WABA_ID>/message_templates` response (`data[]`)."""
+    """One template of Meta's `GET /<WABA_ID>/message_templates` response (`data[]`): a client imports it, so a
+    status or category that is not Meta's is a 422 naming it and the values allowed (never stored as unknown)."""
 
     id = fields.Raw()
     name = _text(required=True)
     language = _text(16, required=True)
-    category = _text(32, required=True)
-    status = _text(32, required=True)
+    category = fields.String(required=True, validate=[validate.Length(min=1, max=32), _one_of(CATEGORY_NAMES)])
+    status = fields.String(required=True, validate=[validate.Length(min=1, max=32), _one_of(LISTED_STATUSES)])
 
 
 class MessageTemplatesSchema(_MetaSchema):
@@ -843,7 +867,22 @@ def _read_groups(reading: Reading, change: _Change, field_name: str) -> None:
 
 
 def _category(value: str | None) -> str | None:
-    return CATEGORY_NAMES.get(value.upper()) if value else None
+    """A category as the rules name it; UNKNOWN_CATEGORY for one they do not model; None when Meta gave none."""
+    return CATEGORY_NAMES.get(value.upper(), UNKNOWN_CATEGORY) if value else None
+
+
+def _status(event: str) -> str | None:
+    """The status a status event sets; None when it leaves the status as it was; UNKNOWN_STATUS for an event the
+    rules do not model (the status it leaves is not known)."""
+    if event in STATUS_EVENTS:
+        return STATUS_EVENTS[event]
+    return None if event in UNCHANGED_STATUS_EVENTS else UNKNOWN_STATUS
+
+
+def _noted(reason: str | None, *parts: tuple[str, str | None, str | None]) -> str | None:
+    """Meta's reason, followed by each part (what, Meta's value, as read) read as unknown, with Meta's value."""
+    notes = [f"Meta's {what} {raw} is not one the rules model" for what, raw, read in parts if read in UNKNOWN_VALUES]
+    return "; ".join(filter(None, (reason, *notes))) or None
 
 
 def _template(value: dict[str, Any], change: _Change, field_name: str, at: datetime, **parts: Any) -> TemplateChange:
@@ -869,10 +908,11 @@ def _whole(schema: Schema) -> Callable[[Callable[..., list[Event]]], Callable[[R
 @_whole(TEMPLATE_STATUS)
 def _read_template_status(value: dict[str, Any], change: _Change) -> list[Event]:
     """`message_template_status_update`: the status in force from the change's time."""
-    event = value["event"].upper()
-    return [_template(value, change, "message_template_status_update", change.at, event=event,
-                      status=STATUS_EVENTS.get(event), category=_category(value.get("message_template_category")),
-                      reason=value.get("reason"))]
+    event, category = value["event"].upper(), value.get("message_template_category")
+    status, read_category = _status(event), _category(category)
+    return [_template(value, change, "message_template_status_update", change.at, event=event, status=status,
+                      category=read_category, reason=_noted(value.get("reason"), ("status event", event, status),
+                                                            ("category", category, read_category)))]
 
 
 @_whole(TEMPLATE_CATEGORY)
@@ -880,15 +920,19 @@ def _read_template_category(value: dict[str, Any], change: _Change) -> list[Even
     """`template_category_update`: completed, or impending (the current category stands until
     category_update_timestamp, then the correct one)."""
     source = "template_category_update"
+    new, correct, previous = value["new_category"], value.get("correct_category"), value.get("previous_category")
     if "correct_category" in value:
         return [
-            _template(value, change, source, change.at, event="IMPENDING", category=_category(value["new_category"])),
+            _template(value, change, source, change.at, event="IMPENDING", category=_category(new),
+                      reason=_noted(None, ("category", new, _category(new)))),
             _template(value, change, source, value.get("category_update_timestamp") or change.at,
-                      event="CATEGORY_CHANGE_TAKES_EFFECT", category=_category(value["correct_category"]),
-                      previous_category=_category(value["new_category"])),
+                      event="CATEGORY_CHANGE_TAKES_EFFECT", category=_category(correct),
+                      previous_category=_category(new), reason=_noted(
+                          None, ("category", correct, _category(correct)), ("category", new, _category(new)))),
         ]
-    return [_template(value, change, source, change.at, event="COMPLETED", category=_category(value["new_category"]),
-                      previous_category=_category(value.get("previous_category")))]
+    return [_template(value, change, source, change.at, event="COMPLETED", category=_category(new),
+                      previous_category=_category(previous), reason=_noted(
+                          None, ("category", new, _category(new)), ("category", previous, _category(previous))))]
 
 
 @_whole(TEMPLATE_QUALITY)
@@ -938,10 +982,15 @@ def parse_message_templates(waba_id: str, response: Any, imported_at: datetime |
     at = imported_at or datetime.now(UTC)
     if not isinstance(response, dict):
         raise ValidationError({"_schema": ["must be the JSON object GET /<WABA_ID>/message_templates returns"]})
-    return [
-        TemplateChange(
-            waba_id=waba_id, name=t["name"], language=t["language"], source=IMPORT_SOURCE, effective_at=at,
-            event=t["status"].upper(), template_id=None if t.get("id") is None else str(t["id"]),
-            status=STATUS_EVENTS.get(t["status"].upper()), category=_category(t["category"]), payload=t)
-        for t in MESSAGE_TEMPLATES.load(response)["data"]
-    ]
+    return [_listed(waba_id, t, at) for t in MESSAGE_TEMPLATES.load(response)["data"]]
+
+
+def _listed(waba_id: str, template: dict[str, Any], at: datetime) -> TemplateChange:
+    """One listed template as a registry entry: a status the rules do not model (IN_APPEAL, LIMIT_EXCEEDED) is
+    UNKNOWN_STATUS, named in the reason."""
+    status = template["status"].upper()
+    known = STATUS_EVENTS.get(status, UNKNOWN_STATUS)
+    return TemplateChange(
+        waba_id=waba_id, name=template["name"], language=template["language"], source=IMPORT_SOURCE, effective_at=at,
+        event=status, template_id=None if template.get("id") is None else str(template["id"]), status=known,
+        category=_category(template["category"]), reason=_noted(None, ("status", status, known)), payload=template)

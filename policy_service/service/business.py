@@ -42,7 +42,8 @@ def enrich(proposal: DecisionRequest, raw: dict[str, Any], phone_number_id: str 
            rulebook: Rulebook) -> tuple[DecisionRequest, dict[str, Any]]:
     """The request with the stored business state filled in, and the request to log (a new dict along the
     paths it changes; `raw` itself is never modified). Raises ServiceError (422) when a template's
-    category or status is neither given nor known to the registry."""
+    category or status is neither given nor known to the registry (a registry that holds a value of Meta's the
+    rules do not model knows none: the request's value is then used, and the trace says so)."""
     send = proposal.send
     if phone_number_id is None and (send.template is None or (send.template.category is not None
                                                                and send.template.status is not None)):
@@ -138,7 +139,15 @@ def _template(send, phone_number_id: str | None):
     errors: dict[str, list[str]] = {}
     for part in ("category", "status"):
         stored = getattr(known, part) if known else None
-        if stored is not None:
+        if stored is not None and stored.value in business_state.UNKNOWN_VALUES:
+            # Meta said something the rules do not model: the registry cannot say; the request's value, if given,
+            # decides and the trace says why, else the send cannot be judged (never as if nothing had been said).
+            if values[part] is not None:
+                sources[f"template_{part}"] = (f"the request (the registry's {part} is unknown: {stored.source})")
+            else:
+                errors[f"send.template.{part}"] = [f"required: the template registry's {part} is unknown "
+                                                   f"({stored.source}); give it in the request"]
+        elif stored is not None:
             given = values[part]
             differs = f" (the request said {given}; the registry wins)" if given and given != stored.value else ""
             values[part] = stored.value

@@ -35,6 +35,7 @@ from ..contract.meta_webhooks import (  # noqa: F401 - names callers read here t
     CATEGORY_NAMES,
     IMPORT_SOURCE,
     STATUS_EVENTS,
+    UNKNOWN_VALUES,
     GroupEvent,
     TemplateChange,
     meta_time,
@@ -263,7 +264,10 @@ def describe(source: str, at: datetime) -> str:
 def _known(row: TemplateEvent | None, part: str) -> Known | None:
     if row is None or getattr(row, part) is None:
         return None
-    return Known(getattr(row, part), describe(row.source, loaded_time(row.effective_at)))
+    source = describe(row.source, loaded_time(row.effective_at))
+    if getattr(row, part) in UNKNOWN_VALUES:  # say which value of Meta's the rules do not model (the event's reason)
+        source += f" ({row.reason})"
+    return Known(getattr(row, part), source)
 
 
 def record_preference(phone_number_id: str, contact: str, value: str, at: datetime, source: str) -> bool:

@@ -67,6 +67,20 @@ def test_templates_import_refuses_what_the_http_import_refuses(tmp_path, client)
         assert business_state.templates("42", _now()) == []
 
 
+def test_templates_import_names_a_status_that_is_not_metas(tmp_path):
+    """A saved response whose template has a status that is not Meta's: refused naming data.0.status and the values
+    allowed (it was imported with no status), and nothing is stored."""
+    response = tmp_path / "templates.json"
+    response.write_text(json.dumps(message_templates_response(("order_update", "en_US", "UTILITY", "APROVED"))))
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    result = CliRunner().invoke(cli.main, ["templates", "import", "--waba-id", "42", str(response),
+                                           "--database-url", url])
+    assert result.exit_code == 1 and "data.0.status: must be one of: APPROVED, ARCHIVED" in result.output, \
+        result.output
+    with create_app({"DATABASE_URL": url}).app_context():
+        assert business_state.templates("42", _now()) == []
+
+
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/nothing"
 
 

@@ -550,6 +550,41 @@ def test_counts_templates_and_the_billing_currency_are_the_same_both_ways(client
     assert service.billing_currency(waba) == client.get(f"/v1/wabas/{waba}/billing-currency").json
 
 
+LISTED = ("APPROVED, ARCHIVED, DELETED, DISABLED, IN_APPEAL, LIMIT_EXCEEDED, PAUSED, PENDING, PENDING_DELETION, "
+          "REJECTED")
+
+
+@pytest.mark.parametrize(("template", "errors"), [
+    ({"status": "APROVED"}, {"data.0.status": [f"must be one of: {LISTED}"]}),
+    ({"category": "PROMOTIONAL"}, {"data.0.category": [
+        "must be one of: MARKETING, MARKETING_LITE, UTILITY, AUTHENTICATION, AUTHENTICATION_INTERNATIONAL"]}),
+])
+def test_an_import_with_a_status_or_category_that_is_not_metas_is_a_422_naming_it_both_ways(client, service, template,
+                                                                                            errors):
+    """A client's import (POST …/message_templates, import_templates()) of a template whose status or category is
+    not one of Meta's is refused naming the field and the values allowed (it was stored with none, silently), and
+    nothing is stored; Meta's values in any case are imported as before."""
+    body = message_templates_response(("order_update", "en_US", "UTILITY", "APPROVED"))
+    body["data"][0].update(template)
+    over_http = client.post(f"/v1/wabas/{_WABA}/message_templates", json=body)
+    assert over_http.status_code == 422 and over_http.json["errors"] == errors
+    with pytest.raises(ServiceError) as raised:
+        service.import_templates(_WABA, body)
+    assert raised.value.as_dict() == over_http.json
+    assert service.templates(_WABA)["templates"] == []
+    fine = message_templates_response(("order_update", "en_US", "utility", "approved"))
+    assert service.import_templates(_WABA, fine) == {"imported": 1}
+
+
+def test_an_imported_status_the_rules_do_not_model_is_unknown_and_named(client, service):
+    """IN_APPEAL and LIMIT_EXCEEDED are Meta's statuses the rules do not model: imported, the registry says the
+    status is unknown, naming Meta's value (it said nothing, as if the template had no status)."""
+    service.import_templates(_WABA, message_templates_response(("order_update", "en_US", "UTILITY", "IN_APPEAL")))
+    status = service.template(_WABA, "order_update", "en_US")["status"]
+    assert status["value"] == "UNKNOWN" and status["source"].endswith(
+        "(Meta's status IN_APPEAL is not one the rules model)"), status
+
+
 @pytest.mark.parametrize(("call", "path"), [
     (lambda svc: svc.templates("not-a-waba"), "/v1/wabas/not-a-waba/templates"),
     (lambda svc: svc.template("102290129340398", "nobody", "en"), "/v1/wabas/102290129340398/templates/nobody/en"),

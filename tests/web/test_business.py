@@ -15,7 +15,7 @@ from ..meta_business_payloads import (
     user_changed_number,
     user_preference,
 )
-from ..meta_payloads import CONTACT, PHONE_NUMBER_ID, deliver, inbound_text, pmp, status
+from ..meta_payloads import CONTACT, PHONE_NUMBER_ID, WABA_ID, deliver, inbound_text, pmp, status
 from .test_history_ref import read_wamids
 
 T0 = 1756717200  # 2025-09-01T09:00:00Z (per-message pricing, V3)
@@ -96,6 +96,66 @@ def test_a_paused_status_makes_an_approved_claiming_send_a_deny_132015(window_op
     again = client.post("/v1/decisions", json=template_send(T0 + 1500, {"name": "order_update",
                                                                         "language": "en_US"})).json
     assert again["decision"] == "allow"
+
+
+def registry_state(client, at: int) -> dict:
+    """GET /v1/wabas/<WABA>/templates/order_update/en_US at a time (the registry's state in force then)."""
+    return client.get(f"/v1/wabas/{WABA_ID}/templates/order_update/en_US",
+                      query_string={"at": iso(at)}).json
+
+
+def test_a_status_or_category_meta_sends_that_the_rules_do_not_model_is_unknown_not_the_earlier_one(window_open):
+    """An APPROVED utility template, then a status event and a category the rules do not model: the registry keeps
+    Meta's values (the event, its reason, the stored webhook) and says status and category are unknown, naming them,
+    instead of keeping APPROVED and utility as if nothing had been said; a name-only send is a 422 saying so, and a
+    send that gives both is decided on them with the trace saying the registry's are unknown."""
+    client = window_open
+    deliver(client, template_status("order_update", "en_US", "APPROVED", T0 + 60, category="UTILITY"),
+            template_status("order_update", "en_US", "SUSPENDED_FOR_REVIEW", T0 + 600, reason="NONE",
+                            category="PROMOTIONAL"))
+    state = registry_state(client, T0 + 900)
+    webhook = f"message_template_status_update webhook at {iso(T0 + 600)}"
+    assert state["status"] == {"value": "UNKNOWN", "source": f"{webhook} (NONE; Meta's status event "
+                                                             "SUSPENDED_FOR_REVIEW is not one the rules model; Meta's "
+                                                             "category PROMOTIONAL is not one the rules model)"}
+    assert state["category"]["value"] == "unknown" and state["category"]["source"] == state["status"]["source"]
+    assert state["history"][-1]["event"] == "SUSPENDED_FOR_REVIEW"
+
+    name_only = client.post("/v1/decisions", json=template_send(T0 + 900, {"name": "order_update",
+                                                                          "language": "en_US"}))
+    assert name_only.status_code == 422 and set(name_only.json["errors"]) == {"send.template.category",
+                                                                                "send.template.status"}
+    assert name_only.json["errors"]["send.template.status"] == [
+        f"required: the template registry's status is unknown ({state['status']['source']}); give it in the request"]
+
+    given = client.post("/v1/decisions", json=template_send(T0 + 900, {
+        "name": "order_update", "language": "en_US", "category": "utility", "status": "APPROVED"})).json
+    assert given["decision"] == "allow"
+    assert sources_of(given, "template_status") == {
+        f"the request (the registry's status is unknown: {state['status']['source']})"}
+
+
+def test_known_events_that_leave_the_status_keep_it(window_open):
+    """FLAGGED (Meta keeps the template APPROVED until it disables it), LOCKED, UNLOCKED and IN_APPEAL change nothing
+    a send is judged by: the earlier status stands, from its own webhook."""
+    client = window_open
+    deliver(client, template_status("order_update", "en_US", "APPROVED", T0 + 60, category="UTILITY"),
+            *(template_status("order_update", "en_US", event, T0 + 600 + index)
+              for index, event in enumerate(("FLAGGED", "LOCKED", "UNLOCKED", "IN_APPEAL"))))
+    state = registry_state(client, T0 + 900)
+    assert state["status"] == {"value": "APPROVED",
+                               "source": f"message_template_status_update webhook at {iso(T0 + 60)}"}
+
+
+def test_an_unknown_new_category_is_unknown_from_its_time(window_open):
+    """template_category_update to a category the rules do not model: unknown from then, named; utility before."""
+    client = window_open
+    deliver(client, category_completed("order_update", "en_US", "UTILITY", "LOYALTY", T0 + 600))
+    before = registry_state(client, T0 + 300)
+    after = registry_state(client, T0 + 900)
+    assert before["category"]["value"] == "utility"
+    assert after["category"] == {"value": "unknown", "source": f"template_category_update webhook at {iso(T0 + 600)} "
+                                                               "(Meta's category LOYALTY is not one the rules model)"}
 
 
 def test_a_stop_preference_denies_marketing_and_resume_allows_it(window_open):
