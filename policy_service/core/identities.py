@@ -25,6 +25,13 @@ PHONE = "phone"
 BSUID = "bsuid"
 
 BSUID_PATTERN = re.compile(r"^(?P<country>[A-Z]{2})\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
+# Meta's business-scoped user IDs page (https://developers.facebook.com/documentation/business-messaging/whatsapp/
+# business-scoped-user-ids/): a BSUID begins with the user's ISO 3166 alpha-2 country code, then a period and up to
+# 128 letters and digits. The country is where the user's number is, so the codes are the regions phonenumbers
+# knows (where a phone number can be: the same data that gives a number's region below); ZZ (unknown), UK or EU
+# names no country, and the rules would read a recipient in no country. A client's BSUID must name one; Meta's own
+# payloads are stored as Meta sent them (META_WA_ID: data we keep, not something we judge).
+BSUID_COUNTRIES = frozenset(phonenumbers.SUPPORTED_REGIONS)
 # How strictly a phone number is read, by where it comes from:
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")  # a number the client writes (send.to)
 WA_ID = re.compile(r"^\+?[0-9]{6,20}$")  # a wa_id the client names (history_ref.contact)
@@ -75,14 +82,19 @@ class NotAContact(ValueError):
 def parse_contact(value: str, form: re.Pattern[str] = E164) -> Contact:
     """A phone number (read with `form`: E164, WA_ID or META_WA_ID) or a BSUID as a Contact.
 
-    Raises NotAContact with the expected shape. Cached: a send and its replayed history share one
-    recipient, and parsing a number costs more than the rest of fact derivation.
+    Raises NotAContact with the expected shape, or, for a BSUID whose prefix is no country (BSUID_COUNTRIES), naming
+    the prefix (with META_WA_ID, Meta's own payloads, any two capitals are kept as Meta sent them). Cached: a send
+    and its replayed history share one recipient, and parsing a number costs more than the rest of fact derivation.
     """
     if not isinstance(value, str):
         raise NotAContact(FORM_ERRORS[form])
     bsuid = BSUID_PATTERN.fullmatch(value)
     if bsuid:
-        return Contact(BSUID, value, bsuid["country"], 0)
+        country = bsuid["country"]
+        if country not in BSUID_COUNTRIES and form is not META_WA_ID:
+            raise NotAContact(f"{country} is not an ISO 3166 country code: a BSUID starts with the user's country, "
+                              "like US.13491208655302741918")
+        return Contact(BSUID, value, country, 0)
     if not form.fullmatch(value):
         raise NotAContact(FORM_ERRORS[form])
     digits = value.removeprefix("+")

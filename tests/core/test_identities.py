@@ -39,6 +39,29 @@ def test_anything_else_is_refused_with_the_expected_shape(value, form):
         parse_contact(value, form)
 
 
+@pytest.mark.parametrize("prefix", ["ZZ", "XX", "UK", "EU", "AA", "QM"])
+@pytest.mark.parametrize("form", [E164, WA_ID])
+def test_a_client_bsuid_must_start_with_a_country(prefix, form):
+    """Meta's BSUID starts with the user's ISO 3166 alpha-2 country: a prefix that is no country (ZZ, unknown, was
+    read as "the BSUID's country prefix ZZ") is refused naming it, in send.to's and history_ref's forms alike."""
+    with pytest.raises(NotAContact, match=f"^{prefix} is not an ISO 3166 country code"):
+        parse_contact(f"{prefix}.13491208655302741918", form)
+    assert recipient(f"{prefix}.13491208655302741918") == ("ZZ", 0)
+
+
+@pytest.mark.parametrize("prefix", ["US", "GB", "IN", "BR", "XK", "AC"])
+def test_every_region_a_phone_number_can_be_in_is_a_bsuid_country(prefix):
+    """The countries are phonenumbers' regions (the data that gives a number's region), Kosovo and Ascension too."""
+    assert parse_contact(f"{prefix}.ENT.1", E164).region == prefix
+
+
+def test_metas_own_bsuids_are_kept_as_meta_sent_them():
+    """A webhook's BSUID is data Meta gives, not a client's claim: any two capitals are stored as sent (ZZ read as no
+    country), so no event Meta delivers is skipped for a country code a newer ISO 3166 list may have."""
+    only, _ = webhook_contact("", "ZZ.13491208655302741918")
+    assert (only.kind, only.id, only.region) == ("bsuid", "ZZ.13491208655302741918", "ZZ")
+
+
 def test_the_trace_says_where_the_region_comes_from():
     """The region source names the BSUID prefix, or the calling code (and area code for +1)."""
     assert parse_contact("US.13491208655302741918").region_source == "the BSUID's country prefix US"

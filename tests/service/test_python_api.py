@@ -151,6 +151,24 @@ def test_a_bad_request_raises_the_error_the_http_api_answers(client, service, wh
     assert raised.value.code == over_http.status_code and raised.value.errors
 
 
+@pytest.mark.parametrize(("path", "request_body"), [
+    ("send.to", {"send": {"at": "2025-09-01T10:00:00+00:00", "to": "ZZ.13491208655302741918", "type": "text"}}),
+    ("history_ref.contact", {"send": {"at": "2025-09-01T10:00:00+00:00", "to": "+14155550123", "type": "text"},
+                             "history_ref": {"phone_number_id": "1", "contact": "UK.13491208655302741918"}}),
+])
+def test_a_bsuid_of_no_country_is_a_422_naming_its_prefix_both_ways(client, service, path, request_body):
+    """A BSUID starts with the user's ISO 3166 country (Meta's business-scoped user IDs page): ZZ (decided as "the
+    BSUID's country prefix ZZ") or UK is a 422 naming the field and the prefix, over HTTP and in Python alike."""
+    over_http = client.post("/v1/decisions", json=request_body)
+    prefix = (request_body.get("history_ref") or request_body["send"]).get("contact", request_body["send"]["to"])[:2]
+    assert over_http.status_code == 422 and over_http.json["errors"] == {path: [
+        f"{prefix} is not an ISO 3166 country code: a BSUID starts with the user's country, like "
+        "US.13491208655302741918"]}
+    with pytest.raises(ServiceError) as raised:
+        service.decide(request_body)
+    assert raised.value.as_dict() == over_http.json
+
+
 def test_a_bad_body_and_a_bad_explain_report_the_body_first_both_ways(client, service):
     body = {"send": {"to": "+14155550123", "type": "text"}}
     over_http = client.post("/v1/decisions?explain=yes", json=body)

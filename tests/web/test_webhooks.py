@@ -348,6 +348,16 @@ def test_username_users_are_stored_under_their_bsuid(app, client):
         ("wamid.in", BSUID, "inbound"), ("wamid.out", BSUID, "outbound")]
 
 
+def test_a_bsuid_meta_sends_is_stored_as_sent_whatever_its_prefix(app, client):
+    """A client's BSUID must start with a country (a 422 otherwise); one Meta sends is its data: stored under it as
+    sent, not skipped, even with a prefix phonenumbers does not know (a newer ISO 3166 code)."""
+    odd = "QQ.13491208655302741918"
+    answer = deliver(client, username_inbound("wamid.odd", T0, user_id=odd))
+    assert answer[0].json["new"] == 1 and answer[0].json["skipped"] == []
+    with app.app_context():
+        assert [row.wamid for row in histories.stored_messages(PHONE_NUMBER_ID, odd)] == ["wamid.odd"]
+
+
 def test_a_number_and_a_bsuid_named_together_are_one_history(app, client):
     """When a webhook names both a wa_id and a BSUID, messages stored under either are one history."""
     deliver(client, inbound_text("wamid.by-number", T0))
