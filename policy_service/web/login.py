@@ -7,6 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
 from . import security
+from .pages import refused_page
 
 bp = Blueprint("login", __name__, url_prefix="/ui")
 
@@ -16,12 +17,14 @@ def login():
     """The login form; a valid reviewer key starts a session and goes on to the page asked for (`next`)."""
     if not current_app.config["API_KEYS"]:
         return redirect(_next_page(), code=303)
-    error = None
     if request.method == "POST":
         if security.log_in(request.form.get("key", "")) is not None:
             return redirect(_next_page(), code=303)
         error = "This key is not valid, or may not read the pages (it needs the reviewer role)."
-    return render_template("ui/login.html", error=error, next=_next_page()), 401 if error else 200
+        # Refused as every page refuses: the form again to a browser, the JSON error shape to other clients.
+        return refused_page({"key": [error]}, 401, message="not logged in: " + error[0].lower() + error[1:],
+                            page=lambda: render_template("ui/login.html", error=error, next=_next_page()))
+    return render_template("ui/login.html", error=None, next=_next_page())
 
 
 @bp.route("/logout", methods=["POST"])

@@ -12,13 +12,16 @@ replaces with the same JSON.
 Two faults of a body reach the app while it reads one: a malformed chunked body (gunicorn raises its parse error
 from the read: a 500 without `init_app`'s handler, now the one 400), and a chunked body longer than
 MAX_CONTENT_LENGTH, which Werkzeug's stream cuts at the limit without a word (the cut JSON then read as "not valid
-JSON": `Request.get_data` answers the 413 a body with Content-Length gets).
+JSON"): `Request` reads it through a bound of its own (BoundedBody), which answers the 413 a body with
+Content-Length gets.
 """
 
 from __future__ import annotations
 
+import io
 import socket
 from http import HTTPStatus
+from typing import IO, Any, cast
 
 import flask
 import orjson
@@ -26,6 +29,7 @@ from gunicorn import util
 from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.serving import WSGIRequestHandler
+from werkzeug.utils import cached_property
 
 
 def error_body(status: int, reason: str, message: str) -> bytes:
@@ -79,26 +83,53 @@ class RequestHandler(WSGIRequestHandler):
             self.wfile.write(body)
 
 
+class BoundedBody(io.RawIOBase):
+    """A body the server ends itself (chunked: no Content-Length) read up to `limit` bytes: reading on after them
+    raises RequestEntityTooLarge only when the client sent more, so a body of exactly `limit` bytes is read whole.
+    (Werkzeug's own bound, LimitedStream(is_max=True), cannot tell the two apart: it stops at the limit in silence,
+    and refuses any read after it.)"""
+
+    def __init__(self, raw: Any, limit: int) -> None:
+        super().__init__()
+        self._raw, self._limit, self._read = raw, limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        room = self._limit - self._read
+        if room <= 0:
+            # At the limit: one more byte from the client is a body past it (gunicorn's ParseException for a
+            # malformed rest is left to body_fault: the 400).
+            if self._raw.read(1):
+                raise RequestEntityTooLarge()
+            return 0
+        data = self._raw.read(min(len(buffer), room))
+        buffer[:len(data)] = data
+        self._read += len(data)
+        return len(data)
+
+    def readall(self) -> bytes:
+        # RawIOBase's reads 8 KiB at a time; a body near the limit (4 MiB) is read in 64 KiB pieces.
+        pieces = []
+        while piece := self.read(65536):
+            pieces.append(piece)
+        return b"".join(pieces)
+
+
 class Request(flask.Request):
-    """The app's request (Flask's request_class): a chunked body (no Content-Length) past MAX_CONTENT_LENGTH is a
-    413, as one that declares its length is; Werkzeug's stream would stop at the limit and hand over the cut body."""
+    """The app's request (Flask's request_class): a chunked body (no Content-Length, the server ending the body:
+    wsgi.input_terminated) past MAX_CONTENT_LENGTH is a 413 (as one that declares its length is) wherever it is
+    read — get_data, a page's form — since `stream` reads it through BoundedBody; Werkzeug's stream would stop at
+    the limit and hand over the cut body. Every other body is Werkzeug's `stream`."""
 
-    def get_data(self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False):  # type: ignore[override]
-        data = super().get_data(cache=cache, as_text=False, parse_form_data=parse_form_data)
+    @cached_property
+    def stream(self) -> IO[bytes]:  # type: ignore[override]
         limit = self.max_content_length
-        if self.content_length is None and limit is not None and len(data) >= limit and self._more_than(data):
-            raise RequestEntityTooLarge()
-        return data.decode() if as_text else data
-
-    def _more_than(self, data: bytes) -> bool:
-        """Whether the client sent more than the `data` read (one more byte from beneath Werkzeug's limit)."""
-        beneath = getattr(self.stream, "_stream", None)
-        if beneath is None:
-            return True  # cannot tell: a body that reached the limit is refused rather than read cut
-        try:
-            return bool(beneath.read(1))
-        except (OSError, ValueError, ParseException):
-            return True
+        if limit is None or self.content_length is not None or not self.environ.get("wsgi.input_terminated") \
+                or self.shallow:
+            return super().stream
+        return cast(IO[bytes], BoundedBody(self.input_stream, limit))
 
 
 def body_fault(error: ParseException):

@@ -9,7 +9,7 @@ from policy_service.contract.schemas import MAX_HISTORY
 from policy_service.store import decision_log
 from policy_service.web.security import configured_keys, hash_key, key_hashes
 
-from ..conftest import assert_error_shape, csrf_token
+from ..conftest import BROWSER, assert_error_shape, csrf_token
 from ..meta_payloads import APP_SECRET, VERIFY_TOKEN, inbound_text, signed
 
 KEYS = ("first-key-7f3a", "second-key-91c2")
@@ -283,11 +283,17 @@ def test_a_browser_logs_in_with_a_reviewer_key_and_reads_the_pages(roles_app):
 
 @pytest.mark.parametrize("key", ["wrong-key", ROLE_KEYS["shop-backend"][1]])
 def test_login_refuses_a_wrong_key_or_one_that_may_not_read_the_pages(roles_app, key):
-    """A wrong key, or a decision client's, gets the form again with 401 and no session."""
+    """A wrong key, or a decision client's, gets the form again with 401 and no session (a client not asking for
+    HTML: the JSON error shape naming the key, as every page refuses)."""
     client = roles_app.test_client()
-    response = client.post("/ui/login", data={"key": key, "csrf_token": csrf_token(client, "/ui/login")})
+    response = client.post("/ui/login", data={"key": key, "csrf_token": csrf_token(client, "/ui/login")},
+                           headers=BROWSER)
     assert response.status_code == 401 and "reviewer role" in response.get_data(as_text=True)
+    assert response.mimetype == "text/html"
     assert client.get("/ui/rules").status_code == 303
+    refused = client.post("/ui/login", data={"key": key, "csrf_token": csrf_token(client, "/ui/login")})
+    assert assert_error_shape(refused, 401)["errors"] == {"key": [
+        "This key is not valid, or may not read the pages (it needs the reviewer role)."]}
 
 
 def test_login_goes_on_only_to_a_page_of_this_site(roles_app):

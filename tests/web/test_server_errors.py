@@ -1,7 +1,9 @@
 """web.server_errors: requests the HTTP server refuses itself, before the app sees them, get the one JSON error
 shape. gunicorn's side is proven against a running gunicorn in tests/web/test_serving.py; here the local server's
-(`policy-service serve`, Werkzeug) and the response gunicorn's writer sends."""
+(`policy-service serve`, Werkzeug) and the response gunicorn's writer sends, and a chunked body read up to the
+limit and refused past it (web.server_errors.Request)."""
 
+import io
 import json
 import socket
 import threading
@@ -10,6 +12,8 @@ import pytest
 from werkzeug.serving import make_server
 
 from policy_service.web.server_errors import RequestHandler, error_response
+
+from ..conftest import csrf_token
 
 
 def test_gunicorn_errors_are_a_whole_http_response_with_the_json_shape():
@@ -56,3 +60,30 @@ def test_the_local_server_refuses_in_the_json_error_shape(local_server, request_
     error = json.loads(body)
     assert set(error) == {"code", "status", "message", "errors"} and error["code"] == status, error
     assert error["message"] and error["errors"]["_request"] == [error["message"]], error
+
+
+def send_chunked(client, path: str, body: bytes, content_type: str = "application/json"):
+    """POST `body` as a server hands over a chunked one: no Content-Length, the server ending the stream
+    (wsgi.input_terminated, which gunicorn sets)."""
+    return client.post(path, input_stream=io.BytesIO(body), content_type=content_type,
+                       headers={"Transfer-Encoding": "chunked"}, environ_overrides={"wsgi.input_terminated": True})
+
+
+def test_a_chunked_body_is_read_whole_up_to_the_limit_and_is_the_413_one_byte_past_it(app, client, example_request):
+    """With MAX_CONTENT_LENGTH 1,000: a chunked body of exactly 1,000 bytes is decided; 1,001 bytes are the 413
+    naming the setting (not the first 1,000 read as a whole body)."""
+    app.config["MAX_CONTENT_LENGTH"] = 1_000
+    text = json.dumps(example_request).encode()
+    exact = text[:-1] + b" " * (1_000 - len(text)) + b"}"
+    assert send_chunked(client, "/v1/decisions", exact).json["decision"] == "allow"
+    refused = send_chunked(client, "/v1/decisions", exact + b" ")
+    assert refused.status_code == 413 and "POLICY_MAX_CONTENT_LENGTH (1,000 bytes)" in refused.json["message"]
+
+
+def test_a_chunked_form_past_the_limit_is_the_413_not_a_cut_form(app, client):
+    """A page's form sent chunked past the limit is the 413 too: the form is read through the same bound (it was
+    parsed from the first MAX_CONTENT_LENGTH bytes, the cut request then refused as not valid JSON)."""
+    app.config["MAX_CONTENT_LENGTH"] = 1_000
+    form = f"csrf_token={csrf_token(client)}&request=".encode() + b"x" * 2_000
+    refused = send_chunked(client, "/ui/try", form, "application/x-www-form-urlencoded")
+    assert refused.status_code == 413 and refused.json["code"] == 413, refused.get_data(as_text=True)[:300]
