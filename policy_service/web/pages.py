@@ -299,7 +299,9 @@ def when(value: str | datetime | None, zone: tzinfo | None = None) -> str:
     if not value:
         return ""
     try:
-        at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        # upper(): RFC 3339 allows a lowercase t and z, which a logged request keeps as the client sent them.
+        at = value if isinstance(value, datetime) else \
+            datetime.fromisoformat(str(value).upper().replace("Z", "+00:00"))
     except ValueError:
         return str(value)
     return wording.show_time(at if at.tzinfo else at.replace(tzinfo=UTC), zone)

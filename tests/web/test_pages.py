@@ -412,3 +412,10 @@ def test_a_filter_given_twice_is_refused_on_every_page(client):
     for path in ("/ui/decisions?page=1&page=2", "/ui/rules?area=Templates&area=Delivery"):
         response = client.get(path)
         assert response.status_code == 422 and "given 2 times" in response.get_data(as_text=True), path
+
+
+@pytest.mark.parametrize("logged", ["2026-12-07T10:00:00Z", "2026-12-07t10:00:00z", "2026-12-07T10:00:00+00:00"])
+def test_a_logged_time_is_shown_the_one_way_in_either_case(logged):
+    """A send's time as the client wrote it in the logged request (RFC 3339 allows a lowercase t and z, which the API
+    takes) is shown as reviewers read times, not as the raw text."""
+    assert pages.when(logged) == "2026-12-07 10:00"
