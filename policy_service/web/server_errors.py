@@ -69,6 +69,11 @@ class RequestHandler(WSGIRequestHandler):
         standard explanation."""
         short, long = self.responses.get(code, ("???", "???"))
         reason = message or short
+        if self.request_version == "HTTP/0.9":
+            # A request line http.server could not read leaves the version at its HTTP/0.9 default, and an HTTP/0.9
+            # answer has no status line and no headers: the client would get a bare body and no status. gunicorn
+            # answers such a line with a whole HTTP/1.1 response; so does this (a real HTTP/0.9 GET never gets here).
+            self.request_version = self.protocol_version
         self.log_error("code %d, message %s", code, reason)
         self.send_response(code, reason)
         self.send_header("Connection", "close")

@@ -28,6 +28,27 @@ def test_status_lists_pending_then_applied_migrations(empty_database_url):
     assert [line.split()[1] for line in done.output.splitlines()] == schema.known()
 
 
+def test_status_reads_only_an_sqlite_file_that_does_not_exist_is_not_created(tmp_path):
+    """status on an SQLite URL whose file is missing lists every migration pending and exits 1, and creates
+    nothing (it created an empty database file, as if the path were right)."""
+    missing = tmp_path / "nowhere.sqlite3"
+    result = run("status", "--database-url", f"sqlite:///{missing}")
+    assert result.exit_code == 1 and "db upgrade" in result.output, result.output
+    assert [line.split()[1] for line in result.output.splitlines() if line.startswith("pending")] == schema.known()
+    assert not missing.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_an_upgrade_with_nothing_to_apply_logs_nothing(empty_database_url, caplog):
+    """Once upgraded, opening the store again (every start, every CLI command) applies nothing and writes no
+    migration lines (peewee-migrate's router logged "Starting migrations" and "There is nothing to migrate")."""
+    assert run("upgrade", "--database-url", empty_database_url).exit_code == 0
+    caplog.clear()
+    with caplog.at_level("DEBUG", logger="policy_service.schema"):
+        again = run("upgrade", "--database-url", empty_database_url)
+    assert again.exit_code == 0 and "0 migration(s) applied" in again.output, again.output
+    assert [r.getMessage() for r in caplog.records if r.name == "policy_service.schema"] == []
+
+
 def test_new_writes_nothing_while_the_models_match_the_migrations():
     """`db new` on the shipped models finds no change (the migrations already build them)."""
     shipped = set(schema.MIGRATIONS_DIR.glob("*.py"))

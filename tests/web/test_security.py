@@ -246,6 +246,10 @@ def test_a_bad_key_entry_stops_the_start_naming_it_without_the_secret(setting, s
     ("ops", "get", "/metrics", 200),
     ("ops", "get", "/v1/decisions", 200),
     ("ops", "post", "/v1/decisions", 403),
+    # README's roles: a client reads the template registry; a WABA's write-once billing currency is an operator's.
+    ("shop-backend", "get", "/v1/wabas/102290129340398/templates", 200),
+    ("shop-backend", "get", "/v1/wabas/102290129340398/billing-currency", 403),
+    ("ops", "get", "/v1/wabas/102290129340398/billing-currency", 404),
 ])
 def test_each_role_reaches_its_own_endpoints_only(roles_app, example_request, key, method, path, status):
     """Clients decide, reviewers read the pages, operators reload, read metrics and export the log; any other

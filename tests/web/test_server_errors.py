@@ -41,22 +41,22 @@ def local_server():
 @pytest.mark.parametrize(("request_head", "status"), [
     (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414),
     (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(120)) + b"\r\n", 431),
-    # a request line without a readable HTTP version is answered as HTTP/0.9 would be: the body alone
+    # a request line without a readable HTTP version: a whole response all the same (not HTTP/0.9's bare body)
     (b"NOT A REQUEST LINE AT ALL\r\n\r\n", 400),
+    (b"GET /healthz HTTP/1.1 extra\r\n\r\n", 400),
+    (b"GET / HTTP/9.9\r\n\r\n", 505),
 ])
 def test_the_local_server_refuses_in_the_json_error_shape(local_server, request_head, status):
-    """A request line over 64 KiB, over 100 headers, a malformed request line: refused by http.server before the
-    app, in {code, status, message, errors} JSON with the server's own explanation, not its HTML page."""
+    """A request line over 64 KiB, over 100 headers, a malformed request line or version: refused by http.server
+    before the app, in a whole HTTP/1.1 response (status line and headers, also for a line it could not read) with
+    {code, status, message, errors} JSON and the server's own explanation, not its HTML page."""
     with socket.create_connection(("127.0.0.1", local_server), timeout=10) as connection:
         connection.sendall(request_head)
         answer = b""
         while chunk := connection.recv(65536):
             answer += chunk
-    if status == 400:
-        body = answer
-    else:
-        head, _, body = answer.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 %d " % status) and b"Content-Type: application/json" in head, answer[:300]
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d " % status) and b"Content-Type: application/json" in head, answer[:300]
     error = json.loads(body)
     assert set(error) == {"code", "status", "message", "errors"} and error["code"] == status, error
     assert error["message"] and error["errors"]["_request"] == [error["message"]], error
