@@ -103,7 +103,7 @@ class RFC3339DateTime(fields.AwareDateTime):
     """An RFC 3339 date-time with its offset (rfc3339_time), loaded as an aware datetime; anything else, a non-string
     included, is NOT_RFC3339. Documented as OpenAPI `format: date-time` (an AwareDateTime)."""
 
-    default_error_messages = {"invalid": NOT_RFC3339, "invalid_awareness": NOT_RFC3339}
+    default_error_messages = {"invalid": NOT_RFC3339}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         if type(value) is not str:

@@ -19,17 +19,22 @@ One validated request goes through five steps, each a function of one input with
 - `log`: the decision log row, written before the answer returns (store.decision_log.record), so every
   decision_id a caller sees is already logged.
 
+A batch (`Decisions.decide_all`) is all or nothing: every request goes through every step but the log first, and
+only then are all its rows logged, in one transaction; a request refused on the way (by what the store holds)
+refuses the batch, named requests.<index>, with nothing logged.
+
 Steps that need the rulebook or the masking setting are methods of `Decisions`, which holds them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
 from ..contract.fastdump import dump_response
+from ..contract.parsing import MORE, ROOT
 from ..contract.schemas import REQUEST
 from ..core.decision import Decision
 from ..core.engine import RulesEngine
@@ -40,6 +45,7 @@ from ..core.rulebook import Rulebook, load_rulebook
 from ..store import decision_log, history_reads, log_compression
 from . import business, pricing
 from .errors import ServiceError
+from .idempotency import write_transaction
 
 
 @dataclass(frozen=True)
@@ -181,6 +187,25 @@ def _same_user(ref: dict[str, Any], request: DecisionRequest) -> None:
                                     "wa_id, or a BSUID linked to it"]})
 
 
+def in_batch(refused: ServiceError, index: int) -> ServiceError:
+    """`refused`, raised for the request at `index` of a batch, naming its fields as a batch's errors name them:
+    requests.<index>.<field> (the request as a whole, `_request`, is requests.<index>), in the message too.
+    A refusal naming no field (a 503: the storage, not the request) is returned as it is."""
+    if not refused.errors:
+        return refused
+    at = f"requests.{index}"
+
+    def named(key: str) -> str:
+        return key if key == MORE else at if key == ROOT else f"{at}.{key}"
+
+    errors = {named(key): messages for key, messages in refused.errors.items()}
+    head = "invalid request: "
+    first = next((key for key in refused.errors if refused.message.startswith(f"{head}{key}:")), None)
+    message = f"{head}{named(first)}{refused.message[len(head) + len(first):]}" if first is not None \
+        else f"{at}: {refused.message}"
+    return ServiceError(refused.code, message, errors, retry_after=refused.retry_after)
+
+
 @dataclass(frozen=True)
 class Decisions:
     """The pipeline's steps that read the policy (rulebook and engine) or the masking setting.
@@ -196,6 +221,24 @@ class Decisions:
         template the request and the registry leave without a category or status, and whatever the
         decision log raises when it cannot store the row (no unlogged decision is returned)."""
         return self.log(self.preview(proposal))
+
+    def decide_all(self, proposals: Sequence[Proposal]) -> list[Decided]:
+        """A batch, all or nothing: every proposal taken through every step but the log (`preview`) before
+        any is logged, then every row logged in one transaction (a savepoint within a caller's, such as an
+        Idempotency-Key's). Returns the decisions in order. Raises the ServiceError of the first request refused,
+        its fields named requests.<index>.<field> (`in_batch`), and whatever the log raises when it cannot store
+        the rows: either way no row of the batch is logged."""
+        previews = []
+        for index, proposal in enumerate(proposals):
+            try:
+                previews.append(self.preview(proposal))
+            except ServiceError as refused:
+                raise in_batch(refused, index) from None
+        if len(previews) == 1:
+            # One row is all or nothing by itself: it takes the log's usual (group-committed) path.
+            return [self.log(previews[0])]
+        with write_transaction():
+            return [self.log(decided) for decided in previews]
 
     def preview(self, proposal: Proposal) -> Decided:
         """Every step but the log: the decision the service would make now, not recorded (`policy-service

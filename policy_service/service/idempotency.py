@@ -74,7 +74,7 @@ def once(scope: str, key: str | None, request: Any, produce: Callable[[], bytes]
     if remembered is not None:
         return _replay(remembered, print_, argument)
     try:
-        with _write_transaction():
+        with write_transaction():
             text = produce()
             idempotency.remember(scope, key, print_, text, datetime.now(UTC))
     except peewee.IntegrityError:
@@ -86,9 +86,10 @@ def once(scope: str, key: str | None, request: Any, produce: Callable[[], bytes]
     return Answer(text, replayed=False)
 
 
-def _write_transaction() -> Any:
-    """One transaction for the decision and its remembered answer. On SQLite it takes the write lock at
-    BEGIN: a deferred one that read first (a stored history) could not write after a concurrent commit."""
+def write_transaction() -> Any:
+    """One transaction for a unit of work that reads and then writes (a decision and its remembered answer, a
+    batch's decisions); within a transaction already open, a savepoint of it. On SQLite it takes the write
+    lock at BEGIN: a deferred one that read first (a stored history) could not write after a concurrent commit."""
     database = database_proxy.obj
     if isinstance(database, peewee.SqliteDatabase):
         return database.atomic("IMMEDIATE")

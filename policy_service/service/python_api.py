@@ -107,7 +107,8 @@ class PolicyService:
         """Decide several sends, each evaluated and logged as `decide` would: the body of POST
         /v1/decisions/batch, {"decisions": [...]} in request order. `requests` is the list of requests, or
         the whole batch body ({"requests": [...]}, as a dict or JSON text). At most MAX_BATCH_SIZE; a bad
-        request refuses the whole batch (ServiceError, paths starting requests.<index>). `idempotency_key`
+        request refuses the whole batch (ServiceError, paths starting requests.<index>), and nothing of it is
+        logged (all or nothing: decisions.Decisions.decide_all). `idempotency_key`
         as for `decide`: the same batch again gets the first decisions, another batch a 422."""
         body = {"requests": list(requests)} if isinstance(requests, Sequence) and not isinstance(
             requests, str | bytes) else requests
@@ -116,8 +117,9 @@ class PolicyService:
         pipeline = self._decisions()
         with self._unit_of_work():
             return self._once("decisions/batch", idempotency_key, {"requests": raw["requests"]}, lambda: {
-                "decisions": [pipeline.decide(decisions.proposal(proposal, raw["requests"][index])).body
-                              for index, proposal in enumerate(batch["requests"])]})
+                "decisions": [done.body for done in pipeline.decide_all(
+                    [decisions.proposal(proposal, raw["requests"][index])
+                     for index, proposal in enumerate(batch["requests"])])]})
 
     def ingest_webhook(self, body: bytes, signature: str | None) -> dict[str, Any]:
         """Store one of Meta's webhook payloads as POST /v1/webhooks/whatsapp does, and answer its receipt.

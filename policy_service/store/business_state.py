@@ -226,8 +226,10 @@ def template_state(waba_id: str, name: str, language: str, at: datetime) -> Temp
                                                & (TemplateEvent.effective_at > stored_time(at)))
                   .order_by(TemplateEvent.effective_at, TemplateEvent.id).first())
         if change is not None:
-            category = Known(change.previous_category, "previous_category of the " +
-                             describe(change.source, loaded_time(change.effective_at)))
+            source = "previous_category of the " + describe(change.source, loaded_time(change.effective_at))
+            if change.previous_category in UNKNOWN_VALUES:
+                source += f" ({change.reason})"
+            category = Known(change.previous_category, source)
     if category is None or status is None:
         imported = TemplateEvent.select().where(key & (TemplateEvent.source == IMPORT_SOURCE)) \
             .order_by(TemplateEvent.effective_at, TemplateEvent.id).first()

@@ -12,11 +12,14 @@ from marshmallow import RAISE, ValidationError
 from ..contract.queries import COST_QUERY
 from ..contract.schemas import ErrorSchema
 from ..service import reports
-from .api import flatten_errors, policy
+from .api import JsonBodyParser, flatten_errors, policy
 from .pages import bp as pages
 from .pages import refused_page, unknown_filters
 
 blp = Blueprint("costs", __name__, url_prefix="/v1", description="What Meta billed and what the decisions predicted")
+# The API's parser: a query parameter given twice is a 422 naming it, as on every other route (webargs' own parser
+# would read the first value and drop the rest unseen).
+blp.ARGUMENTS_PARSER = JsonBodyParser()
 
 
 def report(query: dict[str, Any]) -> dict[str, Any]:

@@ -154,3 +154,59 @@ def test_history_messages_after_the_send_are_said_to_be_unread(client):
     alone = client.post("/v1/decisions", json={"send": send, "history": [later]}).json
     assert alone["decision"] == "deny" and alone["history_source"]["after_send"] == 1
     assert "history_source" not in client.post("/v1/decisions", json={"send": send, "history": [earlier]}).json
+
+
+def _proposals(*raws):
+    return [decisions.proposal(REQUEST.load(raw), raw) for raw in raws]
+
+
+def _rows() -> int:
+    return logged.decision_log.DecisionRecord.select().count()
+
+
+def test_a_batch_is_logged_all_or_nothing(pipeline, example_request):
+    """decide_all previews every request before logging any: a refusal of the third (a template nobody knows the
+    category of) raises it named requests.2.<field> with no row logged; a row the log cannot store rolls back the
+    rows before it; a good batch logs every row, in order."""
+    before = _rows()
+    with pytest.raises(ServiceError) as refused:
+        pipeline.decide_all(_proposals(example_request, example_request, name_only_send(T0, name="never_heard_of")))
+    assert list(refused.value.errors) == ["requests.2.send.template.category"]
+    assert refused.value.message.startswith("invalid request: requests.2.send.template.category: required")
+    assert _rows() == before
+
+    record, calls = logged.decision_log.record, []
+
+    def second_fails(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return record(*args, **kwargs)
+
+    pipeline_log = decisions.decision_log
+    try:
+        pipeline_log.record = second_fails
+        with pytest.raises(RuntimeError):
+            pipeline.decide_all(_proposals(example_request, example_request))
+    finally:
+        pipeline_log.record = record
+    assert len(calls) == 2 and _rows() == before
+
+    done = pipeline.decide_all(_proposals(example_request, example_request))
+    assert _rows() == before + 2
+    assert [logged.decision(each.decision.decision_id)["response"]["decision_id"] for each in done] == [
+        each.body["decision_id"] for each in done]
+
+
+def test_in_batch_names_a_refusal_by_the_request_it_refused():
+    """A request's ServiceError is named under requests.<index>: each field, the request as a whole (_request),
+    and the message's first field; a message naming no field gets the index in front; a 503 (no field) is kept."""
+    refused = ServiceError(422, "invalid request: send.to: bad", {"send.to": ["bad"], "_request": ["whole"]},
+                           retry_after=3)
+    named = decisions.in_batch(refused, 4)
+    assert named.errors == {"requests.4.send.to": ["bad"], "requests.4": ["whole"]}
+    assert named.message == "invalid request: requests.4.send.to: bad" and named.retry_after == 3
+    other = decisions.in_batch(ServiceError(422, "template unknown", {"send.template": ["unknown"]}), 0)
+    assert other.message == "requests.0: template unknown" and list(other.errors) == ["requests.0.send.template"]
+    unavailable = ServiceError(503, "storage unavailable", retry_after=5)
+    assert decisions.in_batch(unavailable, 1) is unavailable

@@ -612,6 +612,9 @@ def test_a_bad_template_import_or_count_raises_the_http_422(client, service):
     with pytest.raises(ServiceError) as raised:
         service.count_messages(PHONE_NUMBER_ID, [], "2025-09-01T00:00:00Z", "2025-10-01T00:00:00Z")
     assert list(raised.value.errors) == ["categories"]
+    with pytest.raises(ServiceError) as raised:  # a misspelled category counted 0 silently
+        service.count_messages(PHONE_NUMBER_ID, ["utilty"], "2025-09-01T00:00:00Z", "2025-10-01T00:00:00Z")
+    assert raised.value.code == 422 and list(raised.value.errors) == ["categories.0"]
     with pytest.raises(ServiceError) as raised:
         service.templates(102290129340398)
     assert raised.value.code == 422 and list(raised.value.errors) == ["waba_id"]
@@ -677,3 +680,16 @@ def test_a_request_time_that_is_not_rfc3339_is_a_422_naming_it_both_ways(client,
         assert list(raised.value.errors.values()) == list(over_http.json["errors"].values()), raised.value
     assert _sent(client, how, "2025-09-01t10:00:00z").status_code == 200, field
     call(service, "2025-09-01t10:00:00z")
+
+
+def test_a_batch_refused_for_a_later_request_logs_nothing_and_names_the_request(service, example_request):
+    """As over HTTP: a request refused once the store is read (history_ref.contact naming another user) refuses
+    the whole batch, its errors named requests.<i>.<field>, and the requests before it are not logged."""
+    stranger = {"send": {"at": "2025-08-12T12:00:00+00:00", "to": "+14155550100", "type": "text"},
+                "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": CONTACT}}
+    rows = logged_rows()
+    with pytest.raises(ServiceError) as raised:
+        service.decide_batch([example_request, stranger])
+    assert raised.value.code == 422 and list(raised.value.errors) == ["requests.1.history_ref.contact"]
+    assert raised.value.message.startswith("invalid request: requests.1.history_ref.contact: ")
+    assert logged_rows() == rows

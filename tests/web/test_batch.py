@@ -1,4 +1,9 @@
-"""POST /v1/decisions/batch decides and logs each request in order, and reports errors by item index."""
+"""POST /v1/decisions/batch decides and logs each request in order, and reports errors by item index; a refused
+batch logs nothing."""
+
+import json
+
+import pytest
 
 from policy_service import create_app
 
@@ -67,3 +72,43 @@ def test_query_parameters_the_decision_endpoints_do_not_take_are_refused_naming_
     listing = client.get("/v1/decisions?from=2026-01-01&from=2026-02-01")
     assert listing.status_code == 422 and "query.from" in listing.json["errors"], listing.json
     assert client.post("/v1/decisions/batch", json={"requests": [request]}).status_code == 200
+
+
+def _logged_total(client) -> int:
+    """How many decisions the log holds (GET /v1/decisions' X-Pagination total)."""
+    return json.loads(client.get("/v1/decisions").headers["X-Pagination"])["total"]
+
+
+OK = {"send": {"at": "2026-08-12T12:00:00Z", "to": "+5511987654321", "type": "text"}}
+# history_ref.contact names another user than send.to: refused after the request's schema has passed.
+STRANGER = {"send": {"at": "2026-08-12T12:00:00Z", "to": "+14155550100", "type": "text"},
+            "history_ref": {"phone_number_id": "106540352242922", "contact": "5511987654321"}}
+# A name-only template nobody knows the category of: refused when the stored state is read.
+NAME_ONLY = {"send": {"at": "2026-08-12T12:00:00Z", "to": "+14155550100", "type": "template",
+                      "template": {"name": "never_heard_of", "language": "en"}}}
+
+
+@pytest.mark.parametrize("batch, named", [
+    ([OK, STRANGER], "requests.1.history_ref.contact"),
+    ([OK, OK, NAME_ONLY], "requests.2.send.template.category"),
+])
+def test_a_batch_refused_for_a_later_request_logs_nothing_and_names_the_request(client, batch, named):
+    """All or nothing: a request the service refuses once its stored state is read (another user's history_ref,
+    a template nobody knows the category of) refuses the whole batch with its errors named requests.<i>.<field>
+    (message too), and the requests before it are not logged either."""
+    before = _logged_total(client)
+    body = assert_error_shape(client.post("/v1/decisions/batch", json={"requests": batch}), 422)
+    index = ".".join(named.split(".")[:2]) + "."  # requests.<i>.
+    assert named in body["errors"] and all(key.startswith(index) for key in body["errors"]), body
+    assert body["message"].startswith(f"invalid request: {named}: "), body
+    assert _logged_total(client) == before
+    # The same batch with an Idempotency-Key is refused alike, and nothing is remembered: a corrected batch with
+    # that key is decided.
+    keyed = client.post("/v1/decisions/batch", json={"requests": batch}, headers={"Idempotency-Key": "b-1"})
+    assert keyed.status_code == 422 and named in keyed.get_json()["errors"]
+    assert _logged_total(client) == before
+    good = client.post("/v1/decisions/batch", json={"requests": [OK, OK]}, headers={"Idempotency-Key": "b-1"})
+    assert good.status_code == 200 and _logged_total(client) == before + 2
+    again = client.post("/v1/decisions/batch", json={"requests": [OK, OK]}, headers={"Idempotency-Key": "b-1"})
+    assert again.get_data() == good.get_data() and again.headers["Idempotent-Replayed"] == "true"
+    assert _logged_total(client) == before + 2

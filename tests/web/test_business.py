@@ -148,7 +148,8 @@ def test_known_events_that_leave_the_status_keep_it(window_open):
 
 
 def test_an_unknown_new_category_is_unknown_from_its_time(window_open):
-    """template_category_update to a category the rules do not model: unknown from then, named; utility before."""
+    """template_category_update to a category the rules do not model: unknown from then, named; utility before. From
+    a category the rules do not model: unknown before it, named too."""
     client = window_open
     deliver(client, category_completed("order_update", "en_US", "UTILITY", "LOYALTY", T0 + 600))
     before = registry_state(client, T0 + 300)
@@ -156,6 +157,11 @@ def test_an_unknown_new_category_is_unknown_from_its_time(window_open):
     assert before["category"]["value"] == "utility"
     assert after["category"] == {"value": "unknown", "source": f"template_category_update webhook at {iso(T0 + 600)} "
                                                                "(Meta's category LOYALTY is not one the rules model)"}
+    deliver(client, category_completed("welcome", "en_US", "LEGACY", "UTILITY", T0 + 600))
+    earlier = client.get(f"/v1/wabas/{WABA_ID}/templates/welcome/en_US", query_string={"at": iso(T0 + 300)}).json
+    assert earlier["category"] == {"value": "unknown", "source": "previous_category of the template_category_update "
+                                                                 f"webhook at {iso(T0 + 600)} (Meta's category LEGACY "
+                                                                 "is not one the rules model)"}
 
 
 def test_a_stop_preference_denies_marketing_and_resume_allows_it(window_open):
