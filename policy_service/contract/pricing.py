@@ -9,6 +9,7 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from ..core.identities import E164
+from ..core.vocabulary import MODELLED_CATEGORIES
 from .parsing import Limits
 from .schemas import EARLIEST, LATEST, ContactField, RefusesNul, count_range, timestamp_field
 from .strict import Pattern, RequestSchema
@@ -63,6 +64,16 @@ MAX_COST, MAX_COST_PLACES = 10**15, 18
 COST_RANGE = validate.Range(min=0, max=MAX_COST, error="must be between 0 and 10^15")
 
 
+# Meta's pricing categories as pricing_analytics spells them (upper case, underscores: AUTHENTICATION_INTERNATIONAL).
+ANALYTICS_CATEGORIES = tuple(sorted({c.upper().replace("-", "_") for c in MODELLED_CATEGORIES}))
+
+
+def _analytics_category(value: str) -> None:
+    # A category Meta does not use (NOPE) was stored and then matched no card, no decision and no report row.
+    if value.upper().replace("-", "_") not in ANALYTICS_CATEGORIES:
+        raise ValidationError(f"{value!r} is not one of Meta's pricing categories: {', '.join(ANALYTICS_CATEGORIES)}")
+
+
 def _cost_places(value: Any) -> None:
     if -value.as_tuple().exponent > MAX_COST_PLACES:
         raise ValidationError(f"at most {MAX_COST_PLACES} decimal places")
@@ -78,7 +89,7 @@ class DataPointSchema(RequestSchema):
     end = fields.Integer(required=True, strict=True, validate=UNIX_SECONDS, metadata={"description": "Unix seconds"})
     country = fields.String(validate=Pattern(r"^[A-Z]{2}$", error="an ISO 3166 alpha-2 code"))
     phone_number = fields.String(validate=validate.Length(max=32))
-    pricing_category = fields.String(validate=validate.Length(max=48))
+    pricing_category = fields.String(validate=_analytics_category)
     pricing_type = fields.String(validate=validate.Length(max=48))
     tier = fields.String(validate=validate.Length(max=48))
     volume = fields.Integer(required=True, strict=True, validate=count_range())

@@ -26,6 +26,7 @@ from ..contract.parsing import (
     flatten_errors,
     parse_json,
 )
+from ..contract.queries import NO_QUERY
 from ..contract.schemas import (
     BATCH_REQUEST,
     DECISION_REQUEST_EXAMPLE,
@@ -427,9 +428,10 @@ def _json_response(text: bytes) -> flask.Response:
 
 
 @blp.route("/decisions/<string:decision_id>", methods=["GET"])
+@blp.arguments(NO_QUERY, location="query", error_status_code=422, unknown=RAISE)
 @blp.response(200, LOGGED_DECISION)
 @blp.alt_response(404, schema=ErrorSchema, description="No decision with this id")
-def get_decision(decision_id: str):
+def get_decision(_query: dict[str, Any], decision_id: str):
     """A logged decision, as it was returned, with the (masked) request."""
     found = logged.decision(decision_id)
     if found is None:

@@ -9,7 +9,7 @@ from typing import Any
 from flask_smorest import Blueprint, abort
 from marshmallow import RAISE, ValidationError
 
-from ..contract.queries import AT_QUERY, COUNT_QUERY, TEMPLATES_IMPORT
+from ..contract.queries import AT_QUERY, COUNT_QUERY, NO_QUERY, TEMPLATES_IMPORT
 from ..contract.schemas import ErrorSchema
 from ..service import state
 from .api import JsonBodyParser, request_json
@@ -25,10 +25,11 @@ def waba_or_404(waba_id: str) -> str:
 
 @blp.route("/wabas/<string:waba_id>/message_templates", methods=["POST"])
 @blp.arguments(TEMPLATES_IMPORT, error_status_code=422)
+@blp.arguments(NO_QUERY, location="query", error_status_code=422, unknown=RAISE)
 @blp.alt_response(200, schema={"type": "object"}, success=True,
                   description="How many templates were imported")
 @blp.alt_response(422, schema=ErrorSchema, description="Not a message_templates response, by field path")
-def import_templates(_: dict[str, Any], waba_id: str):
+def import_templates(_: dict[str, Any], _query: dict[str, Any], waba_id: str):
     """Import Meta's GET /<WABA_ID>/message_templates response into the registry (templates older than the webhooks)."""
     try:
         return state.import_templates_response(waba_or_404(waba_id), request_json())

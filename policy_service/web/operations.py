@@ -8,7 +8,9 @@ from typing import Any
 
 from flask import Flask, current_app
 from flask_smorest import Blueprint, abort
+from marshmallow import RAISE
 
+from ..contract.queries import NO_QUERY
 from ..contract.schemas import ErrorSchema, HealthSchema, ReadinessSchema, ReloadSchema
 from ..core.engine import RulesEngine
 from ..core.rulebook import Rulebook, load_rulebook
@@ -131,9 +133,10 @@ def prometheus_metrics():
 
 
 @blp.route("/v1/admin/reload-rules", methods=["POST"])
+@blp.arguments(NO_QUERY, location="query", error_status_code=422, unknown=RAISE)
 @blp.response(200, ReloadSchema)
 @blp.alt_response(409, schema=ErrorSchema, description="The new rules did not load; the previous ones stay active")
-def reload_rules_endpoint() -> dict[str, Any]:
+def reload_rules_endpoint(_query: dict[str, Any]) -> dict[str, Any]:
     """Load RULES_DIR again and publish it to the fleet: this worker serves it at once, every other worker of
     every instance on this database within `fleet_follows_within_seconds` (each checks the published
     rulebook that often, then is recycled into a fresh process, so no process keeps compiling rulesets)."""

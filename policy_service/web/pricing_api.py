@@ -11,6 +11,7 @@ from flask_smorest import Blueprint, abort
 from marshmallow import RAISE, Schema, ValidationError, fields
 
 from ..contract.pricing import FORECAST, CurrencyBodySchema, ForecastSchema
+from ..contract.queries import NO_QUERY
 from ..contract.schemas import ErrorSchema, RefusesNul, ResponseSchema
 from ..contract.strict import Pattern
 from ..service import analytics, forecast, pricing
@@ -37,29 +38,32 @@ class CurrencySchema(ResponseSchema):
 
 @blp.route("/wabas/<string:waba_id>/billing-currency", methods=["PUT"])
 @blp.arguments(CurrencyBodySchema, error_status_code=422)
+@blp.arguments(NO_QUERY, location="query", error_status_code=422, unknown=RAISE)
 @blp.response(200, CurrencySchema)
 @blp.alt_response(409, schema=ErrorSchema, description="Another currency is already set (Meta never changes it)")
 @blp.alt_response(422, schema=ErrorSchema, description="Not an ISO 4217 code")
-def put_currency(body: dict[str, Any], waba_id: str):
+def put_currency(body: dict[str, Any], _query: dict[str, Any], waba_id: str):
     """Set the WABA's billing currency once; its sends are then priced in it unless context.currency says otherwise."""
     return pricing.set_currency(waba_or_404(waba_id), body["currency"], "API")
 
 
 @blp.route("/wabas/<string:waba_id>/billing-currency", methods=["GET"])
+@blp.arguments(NO_QUERY, location="query", error_status_code=422, unknown=RAISE)
 @blp.response(200, CurrencySchema)
 @blp.alt_response(404, schema=ErrorSchema, description="No currency set for this WABA")
-def get_currency(waba_id: str):
+def get_currency(_query: dict[str, Any], waba_id: str):
     """The WABA's billing currency, when and how it was set."""
     return pricing.currency(waba_or_404(waba_id))
 
 
 @blp.route("/costs/forecast", methods=["POST"])
 @blp.arguments(ForecastSchema, error_status_code=422)
+@blp.arguments(NO_QUERY, location="query", error_status_code=422, unknown=RAISE)
 @blp.alt_response(200, schema={"type": "object"}, success=True, description=(
     "{total, currency, at, lines: [{line, country, market, category, count, amount, rate, tiers, rate_card}], "
     "unpriced: [{line, country, category, count, reason}], volume_sources, volume_note}; decimal strings"))
 @blp.alt_response(422, schema=ErrorSchema, description="A bad line, date or currency, by field path")
-def post_forecast(body: dict[str, Any]):
+def post_forecast(body: dict[str, Any], _query: dict[str, Any]):
     """What lines of messages will cost on a day: each line at its market's card rate, volume tiers continuing
     from this month's stored volume of waba_id (else from 0); unpriced lines listed with their reason."""
     return forecast.forecast_costs(policy(), body)

@@ -141,9 +141,10 @@ def webhook_backlog(_query: dict[str, Any]) -> dict[str, Any]:
 
 
 @admin_blp.route("/<int:payload_id>", methods=["GET"])
+@admin_blp.arguments(NO_QUERY, location="query", error_status_code=422, unknown=RAISE)
 @admin_blp.response(200, WebhookReceiptSchema)
 @admin_blp.alt_response(404, schema=ErrorSchema, description="No stored payload has this id")
-def webhook_payload(payload_id: int) -> dict[str, Any]:
+def webhook_payload(_query: dict[str, Any], payload_id: int) -> dict[str, Any]:
     """One stored payload's receipt: status, attempts, progress, error, and once processed its counts and
     skipped parts."""
     found = ingest.payload(payload_id)

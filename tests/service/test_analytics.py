@@ -77,6 +77,23 @@ def test_numbers_no_column_or_date_can_hold_are_refused_naming_the_field(client,
     assert post(client, response(point(NOV_2, "KE", "UTILITY", 1, "0.004"))).get_json()["new"] == 1
 
 
+def test_a_pricing_category_meta_does_not_use_is_a_422_naming_it(client, waba, database_url, tmp_path):
+    """pricing_category NOPE was stored ({"new": 1}) and then matched no card, decision or report row: Meta's
+    analytics name a closed set of pricing categories (those of its pricing webhooks, upper case), so another
+    is a 422 naming the field and listing them, over HTTP and from the CLI, and nothing is stored."""
+    refused = post(client, response(point(NOV_2, "KE", "NOPE", 1, "0.004")))
+    assert refused.status_code == 422
+    [(field, [message])] = refused.get_json()["errors"].items()
+    assert field == "pricing_analytics.data.0.data_points.0.pricing_category"
+    assert message.startswith("'NOPE' is not one of Meta's pricing categories: ") and "AUTHENTICATION_INTERNATIONAL" \
+        in message and "MARKETING_LITE" in message
+    (tmp_path / "nope.json").write_text(json.dumps(response(point(NOV_2, "KE", "NOPE", 1, "0.004"))))
+    bad = CliRunner().invoke(cli.main, ["analytics", "import", str(tmp_path / "nope.json"), "--database-url",
+                                        database_url])
+    assert bad.exit_code == 1 and "pricing_category" in bad.output
+    assert post(client, response(point(NOV_2, "KE", "MARKETING_LITE", 1, "0.004"))).get_json()["new"] == 1
+
+
 def test_done_when_meta_cost_beside_predicted_and_card_price_with_the_difference_explained(client, waba):
     """November 2026, Kenya utility: two decisions logged, two delivered statuses stored (card 0.0040 each), and
     Meta's analytics bill three (0.0120): the 0.0040 difference is explained as a volume mismatch."""

@@ -612,6 +612,9 @@ def test_a_bad_template_import_or_count_raises_the_http_422(client, service):
     with pytest.raises(ServiceError) as raised:
         service.count_messages(PHONE_NUMBER_ID, [], "2025-09-01T00:00:00Z", "2025-10-01T00:00:00Z")
     assert list(raised.value.errors) == ["categories"]
+    with pytest.raises(ServiceError) as raised:  # a misspelled category counted 0 silently
+        service.count_messages(PHONE_NUMBER_ID, ["utilty"], "2025-09-01T00:00:00Z", "2025-10-01T00:00:00Z")
+    assert raised.value.code == 422 and list(raised.value.errors) == ["categories.0"]
     with pytest.raises(ServiceError) as raised:
         service.templates(102290129340398)
     assert raised.value.code == 422 and list(raised.value.errors) == ["waba_id"]

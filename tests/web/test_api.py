@@ -173,6 +173,40 @@ def test_an_unknown_path_parameter_is_a_404_naming_it(app, client):
     assert served <= tried, served - tried
 
 
+# Routes that take whatever query string comes: probes and documents (a load balancer's or a browser's cache-busting
+# parameter must not fail them), Meta's webhook receiver (Meta's to call), the pages and the login form.
+TAKE_ANY_QUERY = ("operations.healthz", "operations.readyz", "operations.prometheus_metrics", "api-docs.", "webhooks.",
+                  "ui.", "home.", "login.", "static")
+
+
+def test_every_api_route_refuses_a_query_parameter_it_does_not_take(app, client):
+    """A misspelled or unknown query parameter is a 422 naming it (query.<name>) on every API route, not silently
+    ignored (GET /v1/decisions/{id}?foo=1, the webhook payload, a WABA's billing currency and the template import
+    answered as if it were not there). Every route declares its query parameters with unknown=RAISE; the GET routes
+    are also called with one."""
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith(TAKE_ANY_QUERY):
+            continue
+        view = app.view_functions[rule.endpoint]
+        declared = [p for p in getattr(view, "_apidoc", {}).get("arguments", {}).get("parameters", [])
+                    if p["in"] in ("query", "querystring")]
+        assert declared, f"{rule.endpoint} declares no query arguments: unknown ones would be ignored"
+        if "GET" in rule.methods:
+            path = rule.rule
+            for name, converter in rule._converters.items():
+                path = re.sub(rf"<[^>]*{name}>", "1" if "Integer" in type(converter).__name__ else "x", path)
+            errors = assert_error_shape(client.get(f"{path}?zz_unknown=1"), 422)
+            assert "query.zz_unknown" in errors, (path, errors)
+    for method, path, body in [("put", "/v1/wabas/102290129340398/billing-currency", {"currency": "USD"}),
+                               ("post", "/v1/wabas/102290129340398/message_templates", {"data": []}),
+                               ("post", "/v1/costs/forecast", {"currency": "USD", "at": "2026-08-12T12:00:00Z",
+                                                              "lines": [{"country": "BR", "category": "utility",
+                                                                         "count": 1}]}),
+                               ("post", "/v1/admin/reload-rules", None)]:
+        errors = assert_error_shape(getattr(client, method)(f"{path}?zz_unknown=1", json=body), 422)
+        assert "query.zz_unknown" in errors, (path, errors)
+
+
 def test_a_method_a_route_does_not_take_is_a_405_naming_it_and_the_allowed_ones(app, client):
     """On every route, a method it does not take is a 405 whose errors name the method and the methods the route
     takes, which the Allow header also lists (pages answer a client that does not ask for HTML the same way)."""

@@ -63,3 +63,16 @@ def test_counts_are_by_number_category_and_period(client):
     assert client.get("/v1/counts", query_string=query | {"to": "2025-09-01T09:00:03+00:00"}).json["count"] == 3
     bad = client.get("/v1/counts", query_string=query | {"to": "2025-08-01T00:00:00+00:00"})
     assert bad.status_code == 422 and set(bad.json["errors"]) == {"query.to"}  # as /v1/costs and /v1/decisions
+
+
+def test_a_misspelled_category_in_counts_is_a_422_naming_it_and_listing_metas(client):
+    """?categories=utilty counted nothing and answered 200 with count 0, as if no utility message was sent: each
+    category must be one Meta prices in, named with the list of them (the Python API reads the same query)."""
+    query = {"phone_number_id": PHONE_NUMBER_ID, "categories": "marketing,utilty",
+             "from": "2025-09-01T00:00:00+00:00", "to": "2025-09-02T00:00:00+00:00"}
+    response = client.get("/v1/counts", query_string=query)
+    assert response.status_code == 422
+    [(field, [message])] = response.json["errors"].items()
+    assert field == "query.categories.1" and message.startswith("'utilty' is not one of Meta's pricing categories: ")
+    assert "utility" in message and "marketing" in message
+    assert client.get("/v1/counts", query_string=query | {"categories": "marketing,utility"}).status_code == 200
