@@ -268,16 +268,27 @@ def rates() -> None:
               help="The copy lists only some markets (default: partial for the long layout, else full).")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Write here, not stdout: a file (one card) or a directory (one file per card).")
+@rules_option
 def import_rates(rates_csv: Path, tiers_csv: Path | None, card_id: str | None, until, source: str,
                  tiers_source: str | None, confidence: str, note: str, partial: bool | None,
-                 output: Path | None) -> None:
+                 output: Path | None, rules_dir: Path) -> None:
     """Read a rate card CSV (and volume tiers) and print it as rules/rates/ card files.
 
     Reads Meta's downloaded CSV ("Cost per message in USD ..." title, one card) and the shared
     folder's wide and long layouts (one card per currency and effective date; within a currency a
-    card ends the day before the next one starts, the last at --until).
+    card ends the day before the next one starts, the last at --until). A market the market maps of --rules
+    do not name on the card's days (a row `Narnia`) is refused, as `rules lint` would refuse the written card.
     """
-    from ..core.rates import RateCardError, card_yaml, load_meta_csv, load_shared_csv, shared_layout
+    from ..core.rates import (
+        RateCardError,
+        card_yaml,
+        check_markets,
+        load_meta_csv,
+        load_ratebook,
+        load_shared_csv,
+        shared_layout,
+    )
+    from ..core.rulebook import RATES_DIR
 
     text = read_text(rates_csv)
     tiers = read_text(tiers_csv) if tiers_csv else None
@@ -288,14 +299,24 @@ def import_rates(rates_csv: Path, tiers_csv: Path | None, card_id: str | None, u
             cards = [load_meta_csv(text, tiers, file=str(rates_csv))]
     except RateCardError as error:
         raise click.ClickException(str(error)) from None
-    if card_id and len(cards) > 1:
-        raise click.UsageError(f"--id names one card, but {rates_csv} holds {len(cards)}")
+    try:
+        maps = load_ratebook(rules_dir / RATES_DIR).maps
+    except RateCardError as error:
+        raise click.ClickException(f"invalid rules in {rules_dir}: {error}") from None
     last = until.date() if until else None
-    files = []
-    for card in cards:
+    for index, card in enumerate(cards):
         later = sorted(c.effective_from for c in cards if c.currency == card.currency
                        and c.effective_from > card.effective_from)
-        ends = later[0] - timedelta(days=1) if later else last
+        cards[index] = card = replace(card, effective_until=later[0] - timedelta(days=1) if later else last)
+        try:  # over the days the written card will be in force, as `rules lint` reads it
+            check_markets(card, maps)
+        except RateCardError as error:
+            raise click.ClickException(f"{error} (the maps of {rules_dir / RATES_DIR})") from None
+    if card_id and len(cards) > 1:
+        raise click.UsageError(f"--id names one card, but {rates_csv} holds {len(cards)}")
+    files = []
+    for card in cards:
+        ends = card.effective_until
         refs = _source_refs(text, card) if shared_layout(text) == "long" else ""
         name = card_id or f"meta-{card.currency.lower()}-{card.effective_from.isoformat()}"
         if partial is not None and not shared_layout(text):

@@ -740,7 +740,8 @@ class LoggedDecisionSchema(ResponseSchema):
     request = fields.Dict(metadata={"description": (
         "the request as received (masked), with the values the store supplied written in; a history_ref request "
         "also holds history_read, the range of stored messages it read ({from, until, events, digest, and the "
-        "wamids of older events read (carried) and of one message of the contact (anchor)}), not the messages")})
+        "wamids of older events read (carried), of those read dated exactly until (at_until) and of one message of "
+        "the contact (anchor)}), not the messages")})
     response = fields.Dict(metadata={"description": "the response as returned (masked)"})
 
 

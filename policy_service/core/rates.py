@@ -118,6 +118,7 @@ class RateCard(Dated):
     file: str = ""
     partial: bool = False  # lists only the markets (and cells) a source gave
     unsourced: frozenset[tuple[str, str]] = frozenset()  # (market, category) cells no source gives
+    lines: dict[str, int] = field(default_factory=dict)  # market -> its row's line in a CSV (errors name it)
 
 
 @dataclass(frozen=True)
@@ -271,14 +272,8 @@ def check_ratebook(book: RateBook) -> None:
     for category in sorted({c.category for c in book.columns}):
         _no_overlap([c for c in book.columns if c.category == category], f"price column of {category}")
     for card in book.cards:
+        check_markets(card, book.maps)
         overlapping = [m for m in book.maps if _overlap(card, m)]
-        if not overlapping:
-            continue  # priced nowhere until a map covers it; `gaps` reports it
-        for market in card.rates:
-            missing = [m.id for m in overlapping if market not in m.markets]
-            if missing:
-                raise RateCardError(f"unknown market {market!r}: market map {missing[0]} does not name it",
-                                    file=card.file, rule=card.id)
         if not card.partial and card.file.endswith(".yaml"):  # a shipped card; a business's CSV is its own
             for market_map in overlapping:
                 absent = sorted(market_map.markets - set(card.rates))
@@ -286,6 +281,20 @@ def check_ratebook(book: RateBook) -> None:
                     raise RateCardError(f"lists no row for {', '.join(absent)} of market map {market_map.id}: "
                                         "mark the card `partial: true` if its source gives only some markets",
                                         file=card.file, rule=card.id)
+
+
+def check_markets(card: RateCard, maps: tuple[MarketMap, ...] | list[MarketMap]) -> None:
+    """Refuse a card market that a market map in force on any of the card's days does not name (`Narnia`): no
+    recipient could ever be priced by that row. `rules lint` (check_ratebook) and `rates import` share this check.
+    A card no map overlaps passes (priced nowhere until a map covers it; `gaps` reports it). Raises RateCardError
+    naming the market, the map and, for a card read from a CSV, the row's line."""
+    overlapping = [m for m in maps if _overlap(card, m)]
+    for market in card.rates:
+        missing = [m.id for m in overlapping if market not in m.markets]
+        if missing:
+            line = f"line {card.lines[market]}: " if market in card.lines else ""
+            raise RateCardError(f"{line}unknown market {market!r}: market map {missing[0]} does not name it",
+                                file=card.file, rule=card.id)
 
 
 def gaps(book: RateBook) -> list[tuple[str, str, str]]:
@@ -610,6 +619,7 @@ def load_shared_csv(text: str, tiers_text: str | None = None, *, file: str = "ra
                             file=file, rule=Path(file).name)
     rows = list(csv.DictReader(io.StringIO(text)))
     cells: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    lines: dict[tuple[str, str], dict[str, int]] = {}
     for line, row in enumerate(rows, start=2):
         where = f"line {line}"
         start = _csv_day(row.get("effective_from"), file, where)
@@ -618,6 +628,7 @@ def load_shared_csv(text: str, tiers_text: str | None = None, *, file: str = "ra
         if not _CURRENCY.fullmatch(currency) or not market:
             raise RateCardError(f"{where}: needs a currency (ISO 4217) and a market", file=file, rule=Path(file).name)
         card = cells.setdefault((currency, start.isoformat()), {})
+        lines.setdefault((currency, start.isoformat()), {}).setdefault(market, line)
         if layout == "wide":
             if market in card:
                 raise RateCardError(f"{where}: market {market!r} listed twice", file=file, rule=Path(file).name)
@@ -650,7 +661,7 @@ def load_shared_csv(text: str, tiers_text: str | None = None, *, file: str = "ra
             currency=currency, basis="message", effective_from=day, effective_until=None,
             citation="https://developers.facebook.com/docs/whatsapp/pricing", source=file, confidence="S",
             rates=rates, tiers=tiers, tiers_source=f"{file} (volume tiers)" if tiers else None,
-            note="", file=file, partial=is_partial, unsourced=frozenset(unsourced),
+            note="", file=file, partial=is_partial, unsourced=frozenset(unsourced), lines=lines[(currency, start)],
         ))
     return cards
 
@@ -709,7 +720,11 @@ def load_meta_csv(text: str, tiers_text: str | None = None, *, file: str = "rate
     sections of From, To, Rate type, Rate, vs. List rate). The card has no end date: it is the
     business's current card. Raises RateCardError naming the file and the row.
     """
-    rows = list(csv.reader(io.StringIO(text)))
+    reader = csv.reader(io.StringIO(text))
+    rows, ends = [], []  # each record, and the line it ends on (a quoted cell may span lines)
+    for row in reader:
+        rows.append(row)
+        ends.append(reader.line_num)
     entry = Path(file).name
     header_at = next((i for i, row in enumerate(rows) if row and _norm(row[0]) == "market"), None)
     if header_at is None:
@@ -726,7 +741,8 @@ def load_meta_csv(text: str, tiers_text: str | None = None, *, file: str = "rate
         raise RateCardError("the title line names no effective date ('effective April 1, 2026')", file=file,
                             rule=entry)
     basis = "conversation" if "per conversation" in preamble.lower() else "message"
-    body = [r[:len(COLUMNS)] for r in rows[header_at + 1:] if r and r[0].strip()]
+    numbered = [(ends[i], r[:len(COLUMNS)]) for i, r in enumerate(rows) if i > header_at and r and r[0].strip()]
+    body = [r for _, r in numbered]
     if not body:
         raise RateCardError("no market rows under the header", file=file, rule=entry)
     currencies = {r[1].strip() for r in body}
@@ -745,6 +761,7 @@ def load_meta_csv(text: str, tiers_text: str | None = None, *, file: str = "rate
         basis=basis, effective_from=effective, effective_until=None,
         citation="https://developers.facebook.com/docs/whatsapp/pricing", source=source or file, confidence="C",
         rates=rates, tiers=tiers, tiers_source=tiers_source, note="Meta's CSV, supplied by the business", file=file,
+        lines={r[0].strip(): line for line, r in reversed(numbered)},
     )
 
 

@@ -220,6 +220,23 @@ def test_rates_import_reads_the_shared_long_layout_one_card_per_currency_and_dat
     assert book.cards[2].tiers["utility"]["Brazil"][1].first == 250_001
 
 
+def test_rates_import_refuses_a_market_no_market_map_names_as_lint_does(tmp_path, run):
+    """A CSV row for market Narnia was written into a card (exit 0) that `rules lint` then refused: the import runs
+    lint's check (core.rates.check_markets) against the --rules maps and exits non-zero naming the line and market,
+    in Meta's layout and the shared long layout, writing nothing."""
+    (tmp_path / "rates.csv").write_text(META_CSV.replace("India,USD", "Narnia,USD"))
+    (tmp_path / "long.csv").write_text(LONG + "2026-10-01,BRL,Narnia,marketing,0.3,S5,\n")
+    folder = tmp_path / "out"
+    for name, line in (("rates.csv", 6), ("long.csv", 5)):
+        result = run("rates", "import", tmp_path / name, "--until", "2026-12-31", "--source", "s", "--confidence", "S",
+                     "-o", folder)
+        assert result.exit_code == 1, result.output
+        assert f"line {line}: unknown market 'Narnia': market map meta-markets-" in result.output, result.output
+        assert not folder.exists()
+    lint = run("rules", "lint", "--rules", RATES.parent)
+    assert lint.exit_code == 0, lint.output  # the shipped rules themselves pass the same check
+
+
 LATIN1_REQUEST = ('{"send": {"at": "2025-08-12T12:00:00+00:00", "to": "+5511987654321", "type": "text"},'
                   ' "context": {"note": "caf\xe9"}}').encode("latin-1")
 

@@ -166,6 +166,16 @@ def test_setting_a_csv_replaces_the_shipped_cards(tmp_path):
     assert book.cards[0].effective_until is None
 
 
+def test_a_business_csv_with_a_market_no_map_names_is_refused_naming_its_line(tmp_path):
+    """The RATE_CARDS setting's CSV goes through the check `rules lint` and `rates import` use (check_markets): a
+    row for Narnia is refused naming the file, the row's line (Meta's header spans two lines) and the market."""
+    rates = tmp_path / "USD.csv"
+    rates.write_text(META_CSV.replace("Other,USD", "Narnia,USD"))
+    with pytest.raises(RateCardError, match=r"USD.csv:csv-usd-2026-04-01: line 7: unknown market 'Narnia': "
+                                            r"market map meta-markets-2025-10 does not name it"):
+        load_ratebook(RATES, csv_rates=rates)
+
+
 def test_card_yaml_round_trips(tmp_path):
     """A CSV carried over by card_yaml loads back to the same prices and tiers."""
     card = load_meta_csv(META_CSV, META_TIERS, file="USD_rates.csv")
