@@ -116,6 +116,20 @@ def _strict_bool(**kwargs: Any) -> StrictBoolean:
     return StrictBoolean(**kwargs)
 
 
+def repeated_entries(items: list[Any], name: str) -> dict[int, list[str]]:
+    """{index: ["repeats <name>.<first index>"]} for every entry of `items` equal to an earlier one (empty when
+    all differ): a list whose entries each count (a group send's participants, each billed) must not name one
+    twice."""
+    first: dict[Any, int] = {}
+    repeats: dict[int, list[str]] = {}
+    for index, item in enumerate(items):
+        if item in first:
+            repeats[index] = [f"repeats {name}.{first[item]}"]
+        else:
+            first[item] = index
+    return repeats
+
+
 class ContactField(fields.String):
     """A WhatsApp user: a phone number (in the given form: identities.E164 or WA_ID) or a BSUID.
 
@@ -216,9 +230,12 @@ class SendSchema(RequestSchema):
                        "Meta bills per token, not as a service message (rules: PMP26-4.agent)"})
     recipient_type = fields.String(validate=validate.OneOf(("individual", "group")), metadata={
         "description": "Meta's recipient_type: individual (default) or group (Groups API)"})
+    # Participants are E.164 numbers only (Meta's Groups API adds members by phone number), so a repeat is the
+    # same string: a number and a BSUID of one user cannot both be given (a BSUID is not a participant).
     participants = fields.List(fields.String(validate=Pattern(E164, error="must be an E.164 number")),
                                validate=validate.Length(min=1, max=MAX_GROUP_PARTICIPANTS), metadata={
-        "description": "group sends: the participants' numbers (Meta bills each delivery)"})
+        "description": "group sends: the participants' numbers, each once (Meta bills each delivery; a repeated "
+                       "number is a 422 naming it)"})
 
     @validates_schema(skip_on_field_errors=False)  # `to` is checked even when another field is wrong
     def recipient_fits_type(self, data: dict[str, Any], **_: Any) -> None:
@@ -228,6 +245,10 @@ class SendSchema(RequestSchema):
             errors["participants"] = ["required when recipient_type is group"]
         if not group and "participants" in data:
             errors["participants"] = ["only allowed when recipient_type is group"]
+        elif "participants" in data:
+            repeats = repeated_entries(data["participants"], "participants")
+            if repeats:
+                errors["participants"] = repeats  # type: ignore[assignment]  # {index: [message]}
         if "to" in data:
             if group:
                 if not re.fullmatch(GROUP_ID, data["to"]):
@@ -477,6 +498,13 @@ class DecisionRequestSchema(RequestSchema):
             raise ValidationError("give either history or history_ref, not both", "history_ref")
         group_ref = (data.get("history_ref") or {}).get("group_id")
         send = data.get("send")
+        # As history_ref.contact must name the recipient (service.decisions), its business number must be the
+        # sending one: a history read under one number and a send from another decides on the wrong window.
+        ref_number = (data.get("history_ref") or {}).get("phone_number_id")
+        if ref_number is not None and send is not None and send.phone_number_id not in (None, ref_number):
+            raise ValidationError({"send": {"phone_number_id": [
+                f"must be history_ref.phone_number_id ({ref_number}): the history is read under the sending "
+                "business number (or leave send.phone_number_id out)"]}})
         if group_ref is not None and send is not None and (send.recipient_type != "group" or send.to != group_ref):
             raise ValidationError({"history_ref": {"group_id": [
                 "must be the group the send is to (send.recipient_type group, send.to)"]}})
@@ -712,7 +740,8 @@ class LoggedDecisionSchema(ResponseSchema):
     request = fields.Dict(metadata={"description": (
         "the request as received (masked), with the values the store supplied written in; a history_ref request "
         "also holds history_read, the range of stored messages it read ({from, until, events, digest, and the "
-        "wamids of older events read (carried) and of one message of the contact (anchor)}), not the messages")})
+        "wamids of older events read (carried), of those read dated exactly until (at_until) and of one message of "
+        "the contact (anchor)}), not the messages")})
     response = fields.Dict(metadata={"description": "the response as returned (masked)"})
 
 

@@ -118,6 +118,9 @@ class BalancedThreadWorker(ThreadWorker):
             timeout = max(0.0, min(timeout, self._defer_until - time.monotonic()))
         pending = self._accept_now
         super().wait_for_and_dispatch_events(timeout)
+        # The callbacks just run may have closed connections (a client's close, a kept-alive one expiring): say so
+        # now, not after the next poll, or a sibling would step aside for counts that are no longer true.
+        self._publish()
         if pending:
             # One poll with the listener back on has passed (accept() used the flag if a connection was left):
             # balance again from now on.

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from policy_service.cli import main
 
 from ..conftest import RULES_DIR
-from ..meta_payloads import PHONE_NUMBER_ID, deliver, inbound_text
+from ..meta_payloads import PHONE_NUMBER_ID, deliver, inbound_text, status
 from ..store.test_decision_log import request_for
 
 NUMBERS = {"US": "+14155550100", "CA": "+16135550100", "BR": "+5511987654321"}
@@ -103,6 +103,23 @@ def test_a_history_ref_decision_whose_stored_history_changed_is_reported_not_rep
     assert result.exit_code == 0, result.output
     assert f"{decided['decision_id']}: not replayed: the stored history changed since the decision" in result.output
     assert "(1 could not be replayed)" in result.output
+
+
+def test_the_allowed_message_dated_at_send_at_leaves_the_decision_replayable(client, database_url, tmp_path):
+    """Meta's status for the very message a history_ref decision allowed, dated exactly send.at, is stored after
+    the decision: it is not history the decision read, so the decision still replays (it was "not replayed: the
+    stored history changed"). A message dated send.at that was stored before the decision still counts."""
+    send_at = 1754989200 + 3 * 3600  # 2025-08-12T12:00:00Z
+    deliver(client, inbound_text("wamid.in", 1754989200), inbound_text("wamid.same-instant", send_at))
+    decided = client.post("/v1/decisions", json={
+        "send": {"at": "2025-08-12T12:00:00Z", "to": "+5511987654321", "type": "text"},
+        "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": "5511987654321"}}).json
+    assert decided["decision"] == "allow" and decided["history_source"]["events"] == 2
+    deliver(client, status("wamid.allowed", "sent", send_at), status("wamid.allowed", "delivered", send_at + 2))
+    report = json.loads(impact(database_url, candidate(tmp_path), "--json").output)
+    assert report["summary"] == {"replayed": 1, "changed": 0, "unchanged": 1, "unreplayable": 0}, report
+    page = client.get(f"/ui/decisions/{decided['decision_id']}")
+    assert page.status_code == 200 and b"<svg" in page.data
 
 
 def test_a_history_ref_decision_with_nothing_stored_replays_on_the_empty_history_it_read(client, database_url,

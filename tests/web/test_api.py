@@ -322,6 +322,22 @@ def test_a_group_send_reports_the_participants_it_would_bill(client):
     assert individual["charge"]["participants"] is None
 
 
+def test_a_repeated_group_participant_is_a_422_naming_the_repeat(client):
+    """A participant named twice was billed twice (allow, participants 3, three price lines for one number): the
+    repeat is a 422 naming it and the entry it repeats, on a single decision and in a batch (requests.N)."""
+    group = {"at": "2026-05-10T12:00:00+00:00", "to": "Y2FwaV9ncm91cDpHMQ", "recipient_type": "group",
+             "participants": ["+5511987654321", "+4915112345678", "+5511987654321", "+5511987654321"],
+             "type": "template", "template": {**TEMPLATE, "category": "marketing"}}
+    refused = client.post("/v1/decisions", json={"send": group, "history": []})
+    assert refused.status_code == 422, refused.get_json()
+    assert {key: value for key, value in refused.json["errors"].items() if "participants" in key} == {
+        "send.participants.2": ["repeats participants.0"], "send.participants.3": ["repeats participants.0"]}
+    batch = client.post("/v1/decisions/batch", json={"requests": [{"send": group}]})
+    assert batch.status_code == 422 and "requests.0.send.participants.2" in batch.json["errors"], batch.json
+    distinct = {**group, "participants": ["+5511987654321", "+4915112345678"]}
+    assert client.post("/v1/decisions", json={"send": distinct}).json["charge"]["participants"] == 2
+
+
 def test_a_meta_business_agent_reply_has_no_price_it_is_billed_per_token(client):
     """Issue 23: a reply written by Meta Business Agent (from 2026-08-01) is billable but priced per token:
     price null with that reason (rules/rates/categories.yaml PMP26-4.business-agent), never a card rate."""

@@ -164,6 +164,24 @@ def test_a_history_ref_contact_of_another_user_is_refused_naming_it(client):
         assert answer.status_code == 200 and answer.json["decision"] == "allow", (to, contact, answer.json)
 
 
+def test_a_send_from_another_business_number_than_the_history_ref_is_refused(client):
+    """send.phone_number_id and history_ref.phone_number_id name one sending number: a send from "999" decided on
+    another number's stored history was a silent allow; it is a 422 naming send.phone_number_id (API and batch).
+    The same number, or a send naming none, is decided."""
+    deliver(client, inbound_text("wamid.by-number", T0))
+    request = freeform_at("2025-09-01T11:00:00+00:00")
+    other = {**request, "send": {**request["send"], "phone_number_id": "999"}}
+    refused = client.post("/v1/decisions", json=other)
+    assert refused.status_code == 422 and list(refused.json["errors"]) == ["send.phone_number_id"], refused.json
+    assert PHONE_NUMBER_ID in refused.json["errors"]["send.phone_number_id"][0]
+    batch = client.post("/v1/decisions/batch", json={"requests": [other]})
+    assert batch.status_code == 422 and "requests.0.send.phone_number_id" in batch.json["errors"], batch.json
+    same = {**request, "send": {**request["send"], "phone_number_id": PHONE_NUMBER_ID}}
+    for body in (same, request):
+        answer = client.post("/v1/decisions", json=body)
+        assert answer.status_code == 200 and answer.json["decision"] == "allow", answer.json
+
+
 def test_a_stored_user_call_opens_the_window_for_history_ref(client):
     """A `calls` webhook of a user-initiated call makes a free-form reply 30 minutes later allowed (CSW-8.call)."""
     deliver(client, call("wacid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA=", T0))
