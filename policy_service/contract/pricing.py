@@ -22,6 +22,14 @@ FORECAST_LIMITS = Limits(max_items=MAX_FORECAST_LINES)
 ANALYTICS_LIMITS = Limits(max_items=MAX_DATA_POINTS, max_values=2_000_000)
 
 
+def pricing_category(value: str) -> None:
+    """Refuse a pricing category Meta does not use (as its webhooks' `pricing.category` spells them), listing them:
+    a misspelled one (utilty, promo) matched nothing and was counted 0 or left unpriced without a word."""
+    if value not in MODELLED_CATEGORIES:
+        raise ValidationError(f"{value!r} is not one of Meta's pricing categories: "
+                              + ", ".join(sorted(MODELLED_CATEGORIES)))
+
+
 class CurrencyBodySchema(RefusesNul, RequestSchema):
     """PUT /v1/wabas/<WABA_ID>/billing-currency: the WABA's billing currency (Meta's WABA field), set once."""
 
@@ -33,7 +41,7 @@ class ForecastLineSchema(RefusesNul, RequestSchema):
 
     country = fields.String(validate=Pattern(r"^[A-Z]{2}$", error="an ISO 3166 alpha-2 code like BR"))
     to = ContactField(E164, metadata={"description": "a number whose country is meant (instead of country)"})
-    category = fields.String(required=True, validate=validate.Length(min=1, max=48), metadata={
+    category = fields.String(required=True, validate=pricing_category, metadata={
         "description": "Meta's pricing category: marketing, utility, authentication, authentication-international, "
                        "service, marketing_lite, ..."})
     count = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10**12))
@@ -54,6 +62,9 @@ class ForecastSchema(RefusesNul, RequestSchema):
         "description": "count this month's stored volume of this WABA as the tiers' starting point (default 0)"})
     lines = fields.List(fields.Nested(ForecastLineSchema), required=True,
                         validate=validate.Length(min=1, max=MAX_FORECAST_LINES))
+    service_messages_this_month = fields.Integer(strict=True, validate=count_range(), metadata={
+        "description": "service messages the sending phone number has already sent this month: where the service "
+                       "lines' free monthly allowance (rules PMP26-1) starts (default 0)"})
 
 
 # A data point's bucket falls between the years every time of the service does (a later one overflows datetime).

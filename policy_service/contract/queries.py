@@ -12,6 +12,7 @@ from webargs.fields import DelimitedList
 
 from ..core.identities import WA_ID
 from ..core.vocabulary import MODELLED_CATEGORIES
+from .pricing import pricing_category
 from .schemas import DECISIONS, GROUP_ID, ContactField, FromBeforeTo, RefusesNul, day_field, timestamp_field
 from .strict import Pattern
 
@@ -97,19 +98,13 @@ class AtSchema(RefusesNul, Schema):
     at = timestamp_field(metadata={"description": "RFC 3339; the state in force at this time (default now)"})
 
 
-def _pricing_category(value: str) -> None:
-    if value not in MODELLED_CATEGORIES:
-        raise ValidationError(f"{value!r} is not one of Meta's pricing categories: "
-                              + ", ".join(sorted(MODELLED_CATEGORIES)))
-
-
 class CountQuerySchema(RefusesNul, FromBeforeTo, Schema):
     """GET /v1/counts: outbound messages Meta priced, by scope, category and period."""
 
     phone_number_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     # A misspelled category (utilty) counted nothing and answered 0 as if none were sent: each must be one Meta uses.
     # (A validator, not OneOf: an enum holding both authentication-international spellings breaks generated clients.)
-    categories = DelimitedList(fields.String(validate=_pricing_category), required=True,
+    categories = DelimitedList(fields.String(validate=pricing_category), required=True,
                                validate=validate.Length(min=1, max=16),
         metadata={"description": "Meta's pricing categories, comma-separated: "
                                  + ", ".join(sorted(MODELLED_CATEGORIES))})

@@ -4,17 +4,27 @@ priced by the cards in force on the delivery day, volume tiers continuing from t
 The request is contract.pricing.FORECAST; the answer `{total, currency, at, lines, unpriced}` gives each
 priced line its rate(s), tier segments and card, and each unpriced line its reason. Amounts are decimal
 strings in the one currency asked for (or the WABA's); nothing is converted.
+
+Messages the rules leave free by a monthly count are not charged, by the rules in force at `at`: each
+service line (the categories of `service_messages_count_categories`, rules PMP26-1) is decided as a service
+message inside an open customer service window after n such messages this month (from the request's
+`service_messages_this_month`, default 0; the lines continue one count, the allowance being per phone number),
+and its `free` says how many are free and by which rule.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ..core.forecast import Forecast, ForecastLine, forecast
+import phonenumbers
+
+from ..core.evaluate import evaluate
+from ..core.forecast import Forecast, ForecastLine, RuledCharge, forecast
 from ..core.identities import recipient_contact
+from ..core.messages import DecisionRequest, Message, Send
 from ..store import billing
 from .decisions import Policy
 from .errors import ServiceError
@@ -51,8 +61,46 @@ def forecast_costs(policy: Policy, request: dict[str, Any]) -> dict[str, Any]:
             counted = month_volume(waba_id, category, country, day, at, "UTC", rates)
             if counted is not None:
                 volumes[(market, column)], sources[f"{market} {column}"] = counted
-    result = forecast(lines, day=day, currency=currency, rates=rates, volumes=volumes)
-    return forecast_json(result, at.isoformat(), sources, waba_id)
+    already = request.get("service_messages_this_month", 0)
+    counted_categories = policy.rulebook.parameters.get("service_messages_count_categories")
+    result = forecast(lines, day=day, currency=currency, rates=rates, volumes=volumes,
+                      allowance=tuple(counted_categories.value) if counted_categories else (),
+                      charge_of=service_charges(policy, at), allowance_before=already)
+    return {**forecast_json(result, at.isoformat(), sources, waba_id), "service_messages_this_month": already}
+
+
+def service_charges(policy: Policy, at: datetime) -> Callable[[str, int], RuledCharge | None]:
+    """The rules' charge of a service message to a number in `country` at `at`, inside an open customer service
+    window (a user's text a minute before), after n service messages this month: the decision pipeline's engine
+    on the rule files, asked as `(country, n)`. Answers are kept per country and, as an allowance counts up from
+    the month's first message, read off what is known (free at n, so free below; charged at n, so above)."""
+    known: dict[str, tuple[tuple[int, RuledCharge] | None, tuple[int, RuledCharge] | None]] = {}
+
+    def charge_of(country: str, count: int) -> RuledCharge | None:
+        free, charged = known.get(country, (None, None))
+        if free is not None and count <= free[0]:
+            return free[1]
+        if charged is not None and count >= charged[0]:
+            return charged[1]
+        example = phonenumbers.example_number(country)
+        if example is None:
+            return None  # no number of that country to decide for (ZZ): the line is priced as before
+        send = Send(at=at, to=phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164), type="text")
+        window = (Message(direction="inbound", at=at - timedelta(minutes=1), type="text"),)
+        decision = evaluate(DecisionRequest(send, window, {"service_messages_this_month": count}),
+                            rulebook=policy.rulebook, engine=policy.engine)
+        charge = decision.charge
+        if charge is None or charge.rule is None:
+            return None
+        because = next((r.because for r in decision.trace if r.rule == charge.rule), "")
+        found = RuledCharge(charge.billable, charge.rule, because)
+        if charge.billable:
+            known[country] = (free, (count, found) if charged is None or count < charged[0] else charged)
+        else:
+            known[country] = ((count, found) if free is None or count > free[0] else free, charged)
+        return found
+
+    return charge_of
 
 
 def forecast_json(result: Forecast, at: str, sources: dict[str, str], waba_id: str | None) -> dict[str, Any]:
@@ -65,7 +113,7 @@ def forecast_json(result: Forecast, at: str, sources: dict[str, str], waba_id: s
         "at": at,
         "lines": [_line(line, show) for line in result.priced],
         "unpriced": [{"line": line.index, "country": line.country, "category": line.category, "count": line.count,
-                      "reason": line.reason} for line in result.unpriced],
+                      "reason": line.reason, "free": _free(line)} for line in result.unpriced],
         "volume_sources": sources,
         "volume_note": None if waba_id else "no waba_id: volume tiers start at the month's first message",
     }
@@ -79,9 +127,16 @@ def _amounts(result: Forecast) -> Callable[[Decimal], str]:
     return lambda amount: f"{amount:.{places}f}"
 
 
+def _free(line: ForecastLine) -> dict[str, Any] | None:
+    """How many of the line's messages the rules leave free and why (None: no allowance applies to its category)."""
+    free = line.free
+    if free is None:
+        return None
+    return {"count": free.count, "rule": free.rule, "because": free.because, "charged_rule": free.charged_by}
+
+
 def _line(line: ForecastLine, show: Callable[[Decimal], str]) -> dict[str, Any]:
     card = line.price.card
-    assert card is not None
     rates = {str(segment.rate) for segment in line.segments}
     return {
         "line": line.index, "country": line.country, "market": line.price.market, "category": line.category,
@@ -91,7 +146,10 @@ def _line(line: ForecastLine, show: Callable[[Decimal], str]) -> dict[str, Any]:
         "volume_before": line.volume_before,
         "tiers": [{"tier": s.tier_number, "first_message": s.first, "last_message": s.last, "count": s.count,
                    "rate": str(s.rate), "amount": show(s.amount)} for s in line.segments],
-        "rate_card": {"id": card.id, "currency": card.currency, "effective_from": card.effective_from.isoformat(),
-                      "effective_until": card.effective_until.isoformat() if card.effective_until else None,
-                      "confidence": card.confidence, "source": card.source, "partial": card.partial},
+        "free": _free(line),
+        # None only when the rules leave every message free and no card prices the rest (there is no rest).
+        "rate_card": None if card is None else {
+            "id": card.id, "currency": card.currency, "effective_from": card.effective_from.isoformat(),
+            "effective_until": card.effective_until.isoformat() if card.effective_until else None,
+            "confidence": card.confidence, "source": card.source, "partial": card.partial},
     }

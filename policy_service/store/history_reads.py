@@ -20,7 +20,9 @@ The range ends at `until` (send.at) inclusive: a message dated the very instant 
 the decision was made is history it saw. One stored later at that instant is not: most often it is the message
 the decision allowed (Meta's statuses are dated to the second, a send.at often too), which would otherwise make
 every such decision unreplayable. So the log names the events read at `until` (`at_until`), and a replay leaves
-out any other stored there since.
+out any other stored there since. Likewise a status dated after `until` (a read receipt of a message the decision
+read as delivered) was not stored when the decision was made: a replay may read such messages as they stood at
+`until`, when that gives the logged digest.
 """
 
 from __future__ import annotations
@@ -159,10 +161,13 @@ def read(phone_number_id: str, contact: str, until: datetime, reach: HistoryReac
 def read_again(phone_number_id: str, contact: str, logged: dict[str, Any]) -> tuple[tuple[Message, ...], str | None]:
     """The history a logged range read (Read.logged) names, read again from the store, and None when it is the
     history the decision read (same digest); else the history now stored and why it differs, in words.
-    Of the events dated exactly `until`, only those the log names (`at_until`) are read: any other was stored
-    after the decision (the message it allowed, most often). A row logged before `at_until` existed names none:
-    its events at `until` are tried none, then the first stored, the first two… Raises ValueError when the
-    logged range is malformed."""
+
+    What was stored after the decision and dated from `until` (send.at) on is not read: of the events dated
+    exactly `until`, only those the log names (`at_until`; any other is most often the message the decision
+    allowed), and a message whose latest status is dated after `until` (a read receipt) is read as it stood at
+    `until` when the history as stored now is not the one read (_as_of). A row logged before `at_until` existed
+    names none: its events at `until` are tried none, then the first stored, the first two… The digest decides
+    which of these is the history read. Raises ValueError when the logged range is malformed."""
     start, until = _logged_time(logged, "from"), _logged_time(logged, "until")
     parts = sources(phone_number_id, contact, until)
     rows: dict[int, tuple] = {}
@@ -175,17 +180,43 @@ def read_again(phone_number_id: str, contact: str, logged: dict[str, Any]) -> tu
     history = _assembled(parts, [row for key, row in rows.items() if key not in later], carried)
     if digest(history) == logged.get("digest"):
         return history, None
-    if seen is None:
-        # Logged before at_until: the decision read those of the events at `until` stored by then, the first
-        # ones by row id (ids grow as rows are stored), so each such prefix is tried; the digest tells.
-        for count in range(1, len(later) + 1):
-            then = _assembled(parts, [row for key, row in rows.items() if key not in later[count:]], carried)
-            if digest(then) == logged.get("digest"):
-                return then, None
+    restored = _as_of(rows.values(), until)
+    tries = []
+    # Logged before at_until: the decision read those of the events at `until` stored by then, the first ones by
+    # row id (ids grow as rows are stored).
+    for count in range(len(later) + 1 if seen is None else 1):
+        candidate = [row for key, row in rows.items() if key not in later[count:]]
+        tries += [candidate] if count else []
+        if restored:
+            # A row that was neither sent nor delivered from `start` on was not in the range then.
+            tries.append([row for row in (restored.get(row[0], row) for row in candidate)
+                          if _replayed_from(row, start)])
+    for then in tries:
+        assembled = _assembled(parts, then, carried)
+        if digest(assembled) == logged.get("digest"):
+            return assembled, None
     return history, (f"the stored history changed since the decision: {len(history)} events are stored now in the "
                      f"range it read ({logged['from']} to {logged['until']}), {logged.get('events')} then, and "
                      "their digest differs (messages pruned, or webhooks that arrived after the decision); it is "
                      "not replayed on a history it did not read")
+
+
+def _as_of(rows: Iterable[tuple], until: datetime) -> dict[int, tuple]:
+    """The outbound rows among `rows` whose latest status is dated after `until`, by row id, as they stood at
+    `until`: delivered when a delivering status dates delivery by then, else sent (a status of that later
+    instant cannot have been read by a decision made at `until`)."""
+    outbound = {row[0]: row for row in rows if row[3] == "outbound"}
+    if not outbound:
+        return {}
+    later = StoredMessage.select(StoredMessage.id).where(
+        StoredMessage.id.in_(sorted(outbound)) & (StoredMessage.status_at > stored_time(until))).tuples()
+    restored = {}
+    for (key,) in later:
+        row = list(outbound[key])
+        delivered = row[7] if row[7] is not None and _time(row[7]) <= until else None
+        row[6], row[7] = ("delivered" if delivered is not None else "sent"), delivered
+        restored[key] = tuple(row)
+    return restored
 
 
 def replayable(request: Any) -> tuple[Any, str | None]:

@@ -3,7 +3,7 @@
 from datetime import date
 from decimal import Decimal
 
-from policy_service.core.forecast import forecast
+from policy_service.core.forecast import Free, RuledCharge, forecast, free_messages
 from policy_service.core.rates import load_ratebook
 
 from ..conftest import RULES_DIR
@@ -39,3 +39,32 @@ def test_unpriced_lines_are_listed_with_the_reason_and_left_out_of_the_total():
     assert "no rate for market United Kingdom" in result.unpriced[0].reason
     india = forecast([("IN", "utility", 3)], day=date(2026, 2, 10), currency="INR", rates=BOOK)
     assert india.total == 0 and "at most 0.3450 INR" in india.unpriced[0].reason
+
+
+def test_free_messages_finds_where_the_rules_start_charging_in_few_questions():
+    """Whatever threshold the rules hold (here 1,000, then 7), the free messages are counted exactly, asking about
+    2·log2(count) times, not once per message; all free, none free and no charge at all are said as such."""
+    asked = []
+
+    def rules(threshold):
+        def charge_of(n):
+            asked.append(n)
+            return RuledCharge(False, "free", f"{n} so far") if n < threshold else RuledCharge(True, "paid", "")
+        return charge_of
+
+    assert free_messages(rules(1000), 0, 1_000_000) == Free(1000, "free", "0 so far", "paid")
+    assert len(asked) < 45
+    assert free_messages(rules(7), 3, 10) == Free(4, "free", "3 so far", "paid")
+    assert free_messages(rules(7), 7, 10) == Free(0, "paid", "", "paid")
+    assert free_messages(rules(7), 0, 5) == Free(5, "free", "0 so far")
+    assert free_messages(lambda n: None, 0, 5) is None
+
+
+def test_an_allowance_line_continues_one_count_and_prices_only_the_charged():
+    """Service lines share the month's count (per number, not per market); a wholly free line costs 0."""
+    def charge_of(country, n):
+        return RuledCharge(n >= 1000, "charged" if n >= 1000 else "allowance", "")
+
+    result = forecast([("BR", "service", 600), ("BR", "service", 600)], day=NOV, currency="BRL", rates=BOOK,
+                      allowance=("service",), charge_of=charge_of)
+    assert [(line.free.count, line.amount) for line in result.lines] == [(600, 0), (400, Decimal("7.000"))]

@@ -1,9 +1,14 @@
 """POST /v1/costs/forecast and /ui/forecast: the same forecast, tiers from the WABA's stored volume, clear 422s."""
 
+import shutil
 from datetime import UTC, datetime
 
+from policy_service.contract.pricing import FORECAST
+from policy_service.service.decisions import Policy
+from policy_service.service.forecast import forecast_costs
 from policy_service.store import business_state
 
+from ..conftest import RULES_DIR
 from .test_pricing import KENYA, PHONE, WABA, bill
 
 CAMPAIGN = {"currency": "BRL", "at": "2026-11-10T12:00:00+00:00",
@@ -99,3 +104,50 @@ def test_the_python_api_forecasts_imports_analytics_and_sets_the_currency(databa
     body = {"pricing_analytics": {"data": [{"data_points": [{"start": 1793577600, "end": 1793664000, "country": "KE",
                                                              "volume": 1, "cost": 0.004}]}]}, "id": WABA}
     assert service.import_pricing_analytics(json.dumps(body))["new"] == 1
+
+
+SERVICE = {"currency": "BRL", "at": "2026-11-10T12:00:00Z", "lines": [{"country": "BR", "category": "service",
+                                                                        "count": 2000}]}
+
+
+def test_the_free_service_allowance_leaves_the_first_1000_free_by_the_rule(client):
+    """2,000 service messages to Brazil on 2026-11-10 cost 70.000 BRL (all at 0.035) while a decision then is free
+    below 1,000 service messages this month (PMP26-1.free-allowance): the forecast asks the rules, so 1,000 are
+    free, naming the rule and its sentence, and 1,000 cost 35.000; service lines continue one count from
+    service_messages_this_month; the page shows the same."""
+    body = client.post("/v1/costs/forecast", json=SERVICE).get_json()
+    (line,) = body["lines"]
+    assert (body["total"], line["amount"], line["tiers"][0]["count"]) == ("35.000", "35.000", 1000)
+    assert line["free"] == {"count": 1000, "rule": "PMP26-1.free-allowance", "charged_rule": "PMP26-1.charged",
+                            "because": "[S: secondary] 0 service messages so far this month, under the 1,000 free."}
+    split = client.post("/v1/costs/forecast", json={**SERVICE, "service_messages_this_month": 900, "lines": [
+        {"country": "BR", "category": "service", "count": 50}, {"country": "BR", "category": "service", "count": 100},
+        {"country": "BR", "category": "marketing", "count": 1}]}).get_json()
+    assert [(x["free"] and x["free"]["count"], x["amount"]) for x in split["lines"]] == [
+        (50, "0.0000"), (50, "1.7500"), (None, "0.3217")]
+    assert split["service_messages_this_month"] == 900
+    page = client.get("/ui/forecast", query_string={"at": SERVICE["at"], "currency": "BRL",
+                                                    "lines": "BR service 2000"}).get_data(as_text=True)
+    assert "Total: 35.000 BRL" in page and "1000 free (PMP26-1.free-allowance" in page
+
+
+def test_the_allowance_is_read_from_the_rule_file_not_python(tmp_path):
+    """With the rule file's 1,000 changed to 500, the same forecast leaves 500 free: no threshold lives in Python."""
+    shutil.copytree(RULES_DIR, tmp_path / "rules")
+    rule_file = tmp_path / "rules" / "pricing-v4-october-2026.yaml"
+    rule_file.write_text(rule_file.read_text().replace("service_messages_this_month: {lt: 1000}",
+                                                       "service_messages_this_month: {lt: 500}"))
+    body = forecast_costs(Policy.load(str(tmp_path / "rules")), FORECAST.load(SERVICE))
+    assert (body["lines"][0]["free"]["count"], body["total"]) == (500, "52.500")
+
+
+def test_a_category_meta_does_not_use_is_a_422_naming_the_line(client):
+    """"category": "promo" in a line was answered 200 with the line unpriced: a 422 naming lines.0.category and
+    listing Meta's categories, on the API and the page."""
+    bad = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [{"country": "BR", "category": "promo",
+                                                                        "count": 1}]})
+    assert bad.status_code == 422
+    [(field, [message])] = bad.get_json()["errors"].items()
+    assert field == "lines.0.category" and message.startswith("'promo' is not one of Meta's pricing categories: ")
+    page = client.get("/ui/forecast", query_string={"at": SERVICE["at"], "currency": "BRL", "lines": "BR promo 1"})
+    assert page.status_code == 422 and "is not one of Meta" in page.get_data(as_text=True)

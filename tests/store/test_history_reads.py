@@ -208,6 +208,35 @@ def test_events_at_send_at_count_when_stored_before_the_decision_and_not_when_st
             history_reads.read_again(PHONE_NUMBER_ID, NUMBER, {**logged, "at_until": "wamid.1"})
 
 
+def test_a_status_dated_after_send_at_leaves_the_read_replayable_and_one_dated_before_does_not(app, rulebook):
+    """A read receipt (or a first delivery) dated after send.at, stored after the decision, is not what the
+    decision read: the replay reads those messages as they stood at send.at (delivered if delivered by then, else
+    sent). A status dated before send.at that arrived late did change what the decision should have read: it is
+    reported."""
+    stored = histories.StoredMessage
+    with app.app_context():
+        reset(False, None)
+        end = store([(0, NUMBER, {"direction": "inbound", "type": "text", "referral": None}),
+                     (60, NUMBER, {"direction": "outbound", "type": "text", "status": "delivered", "delay": 5,
+                                   "business_app": False, "category": None}),
+                     (60, NUMBER, {"direction": "outbound", "type": "text", "status": "sent", "delay": None,
+                                   "business_app": False, "category": None})], START)
+        until = end + timedelta(hours=1)
+        read = history_reads.read(PHONE_NUMBER_ID, NUMBER, until, history_reach(rulebook))
+        logged = read.logged()
+        assert [(message.id, message.status) for message in read.history] == [
+            ("wamid.0", "delivered"), ("wamid.1", "delivered"), ("wamid.2", "sent")]
+        naive = until.replace(tzinfo=None)
+        stored.update(status="read", status_at=naive + timedelta(hours=2)).where(stored.wamid == "wamid.1").execute()
+        stored.update(status="read", status_at=naive + timedelta(hours=3), delivered_at=naive + timedelta(hours=3)
+                      ).where(stored.wamid == "wamid.2").execute()
+        assert history_reads.read_again(PHONE_NUMBER_ID, NUMBER, logged) == (read.history, None)
+        stored.update(status_at=naive - timedelta(minutes=1), delivered_at=naive - timedelta(minutes=1)).where(
+            stored.wamid == "wamid.2").execute()
+        history, problem = history_reads.read_again(PHONE_NUMBER_ID, NUMBER, logged)
+        assert problem is not None and [message.status for message in history][-1] == "read"
+
+
 def test_the_range_read_is_logged_in_utc_whatever_the_send_time_offset(app, rulebook):
     """A send time given with an offset is logged as the same instant in UTC, and reads the same messages."""
     with app.app_context():
