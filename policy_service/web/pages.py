@@ -45,6 +45,7 @@ from ..service import logged, reports
 from ..service.errors import ServiceError, quoted
 from ..service.logged import day_start as _day_start
 from .api import Policy, decide, policy, repeated_parameters
+from .security import wants_html
 
 bp = Blueprint("ui", __name__, url_prefix="/ui")
 home_bp = Blueprint("home", __name__)
@@ -235,10 +236,6 @@ def repeated_filters() -> dict[str, list[str]]:
     return repeated_parameters(request.args)
 
 
-def wants_html() -> bool:
-    """Whether the client asks for HTML (its Accept names text/html, as a browser's does): a page's errors are
-    then HTML pages; any other client (an API key calling a page, a script) reads the API's JSON error shape."""
-    return request.accept_mimetypes.accept_html
 
 
 def refused_page(errors: dict[str, list[str]], status: int = 422, heading: str = "These filters are not valid", *,
