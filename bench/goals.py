@@ -82,7 +82,7 @@ def http(quick: bool) -> list[tuple]:
     if shutil.which("wrk") is None:
         return [("HTTP decisions ≥ 40 % of the trivial route (req/s and CPU)", "not measured: wrk missing", "?")]
     bodies = [json.dumps(raw) for _, raw, _ in fixture_requests()]
-    duration, repeats = (3, 3) if quick else (8, 5)
+    duration, repeats = (3, 3) if quick else (8, 7)
     routes = {"trivial": "/bench/trivial", "decisions": "/v1/decisions", "unlogged": "/bench/decisions-unlogged"}
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in routes}
     with tempfile.TemporaryDirectory() as scratch:

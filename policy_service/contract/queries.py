@@ -70,9 +70,10 @@ class DecisionQuerySchema(RefusesNul, FromBeforeTo, Schema):
                          metadata={"description": "a determining rule id"})
     policy_version = fields.String(validate=Pattern(r"^[A-Za-z0-9.\-]{1,16}$"),
                                    metadata={"description": "the policy version in force at the send (V3a...)"})
-    contact = fields.String(validate=Pattern(r"^\+?[0-9]{6,20}$"),
-                            metadata={"description": "the recipient (E.164); with masking on, every logged "
-                                                     "number with the same calling and area code matches"})
+    contact = ContactField(WA_ID, metadata={
+        "description": "the recipient: a phone number (E.164, the + optional) or a BSUID; with masking on, every "
+                       "logged number with the same calling and area code matches (every BSUID of the same "
+                       "country and length)"})
     phone_number_id = fields.String(validate=validate.Length(min=1, max=64),
                                     metadata={"description": "the business number of a history_ref"})
 
@@ -109,7 +110,7 @@ class CountQuerySchema(RefusesNul, FromBeforeTo, Schema):
                                  + ", ".join(sorted(MODELLED_CATEGORIES))})
     since = timestamp_field(required=True, data_key="from")
     until = timestamp_field(required=True, data_key="to")
-    contact = fields.String(validate=Pattern(r"^\+?[0-9]{6,20}$"))
+    contact = ContactField(WA_ID, metadata={"description": "the recipient: a wa_id (a leading + ignored) or a BSUID"})
     market = fields.String(validate=Pattern(r"^[A-Z]{2}$"),
                            metadata={"description": "the recipients' region (ISO 3166), as Meta's markets"})
     distinct_contacts = fields.Boolean(load_default=False)

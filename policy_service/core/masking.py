@@ -62,6 +62,19 @@ def mask_number(number: str) -> str:
     return number[: len(number) - len(digits)] + digits[:keep] + "*" * (len(digits) - keep)
 
 
+# A whole BSUID as a send's recipient gives it (core.identities.BSUID_PATTERN): its country prefix, then the rest.
+_WHOLE_BSUID = re.compile(r"([A-Z]{2}\.(?:ENT\.)?)([A-Za-z0-9]{1,128})")
+
+
+def mask_contact(contact: str) -> str:
+    """A send's recipient masked as the decision log keeps it: a BSUID keeps its country prefix (and `ENT.`), every
+    other character becomes `*` (`US.********************`); anything else is masked as a number (mask_number)."""
+    whole = _WHOLE_BSUID.fullmatch(contact)
+    if whole:
+        return whole[1] + "*" * len(whole[2])
+    return mask_number(contact)
+
+
 def _number(match: re.Match[str]) -> str:
     return mask_number(match.group())
 

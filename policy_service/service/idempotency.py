@@ -106,5 +106,6 @@ def _replay(remembered: idempotency.Remembered, print_: str, argument: str | Non
         name, path = _named(argument)
         raise ServiceError(422, f"invalid request: {name} was already used with another request "
                                 f"(first at {remembered.created_at.isoformat()}); use a new key for a new request",
-                           {path: ["already used with another request body"]})
+                           # The fingerprint covers the body and the options (a decision's explain), so say both.
+                           {path: ["already used with another request (another body or other options)"]})
     return Answer(remembered.response, replayed=True)

@@ -25,8 +25,8 @@ import peewee
 import phonenumbers
 
 from ..core.decision import Decision
-from ..core.identities import recipient
-from ..core.masking import PHONE_KEYS, mask_number, masked, masked_json, masked_request, may_change
+from ..core.identities import BSUID_PATTERN, recipient
+from ..core.masking import PHONE_KEYS, mask_contact, mask_number, masked, masked_json, masked_request, may_change
 from . import log_compression, log_writer
 from .database import STORAGE_FAULTS, StoredModel, discard_connection, loaded_time, stored_time
 
@@ -116,7 +116,7 @@ class DecisionQuery:
     decision: str | None = None
     rule: str | None = None
     policy_version: str | None = None
-    contact: str | None = None  # E.164; with masking on, every number with the same kept digits matches
+    contact: str | None = None  # E.164 or BSUID; with masking on, every one with the same kept characters matches
     phone_number_id: str | None = None
 
 
@@ -155,7 +155,7 @@ def record(decision: Decision, request: dict[str, Any], response: dict[str, Any]
         "rulebook_version": decision.rulebook_version,
         "determining_rules": ",".join(decision.determining_rules),
         "recipient_region": region,
-        "recipient": (mask_number(to) if mask and to else to)[:32],
+        "recipient": logged_recipient(to, mask),
         "phone_number_id": str(ref.get("phone_number_id", ""))[:64],
         "texts": log_compression.compress(texts, dictionary),
         "dictionary": dictionary,
@@ -381,12 +381,24 @@ def select(query: DecisionQuery) -> peewee.ModelSelect:
     if query.policy_version is not None:
         rows = rows.where(DecisionRecord.policy_version == query.policy_version)
     if query.contact is not None:
-        number = "+" + query.contact.lstrip("+")
-        # A masked log holds only the kept digits, so the number is compared as it would have been stored.
-        rows = rows.where(DecisionRecord.recipient.in_(sorted({number, mask_number(number)})))
+        contact = query.contact
+        if BSUID_PATTERN.fullmatch(contact):
+            # Before 2026-12-07 a masked BSUID was logged as a number is (mask_number: its first letter kept).
+            forms = {contact, mask_contact(contact), mask_number(contact)}
+        else:
+            number = "+" + contact.lstrip("+")
+            forms = {number, mask_number(number)}
+        # A masked log holds only the kept characters, so the contact is compared as it would have been stored.
+        rows = rows.where(DecisionRecord.recipient.in_(sorted(logged_recipient(form, False) for form in forms)))
     if query.phone_number_id is not None:
         rows = rows.where(DecisionRecord.phone_number_id == query.phone_number_id)
     return rows
+
+
+def logged_recipient(to: str, mask: bool) -> str:
+    """The recipient column's value for a send to `to` (E.164 number, BSUID or group id): masked (mask_contact)
+    when `mask`, cut to the column's 32 characters."""
+    return (mask_contact(to) if mask and to else to)[:32]
 
 
 def entry(row: DecisionRecord) -> dict[str, Any]:

@@ -23,11 +23,20 @@ from ..contract.parsing import (
     flatten_errors,
     parse_json,
 )
-from ..contract.schemas import DECISION_REQUEST_EXAMPLE, REQUEST, RESPONSE, FromBeforeTo, RefusesNul, day_field
+from ..contract.schemas import (
+    DECISION_REQUEST_EXAMPLE,
+    REQUEST,
+    RESPONSE,
+    ContactField,
+    FromBeforeTo,
+    RefusesNul,
+    day_field,
+)
 from ..contract.strict import Pattern
 from ..core import masking, timeline, wording
 from ..core.decision import Charge
 from ..core.errors import EngineError
+from ..core.identities import WA_ID
 from ..core.messages import DecisionRequest
 from ..core.rulebook import CONFIDENCE, Rule
 from ..review import coverage
@@ -36,6 +45,7 @@ from ..service import logged, reports
 from ..service.errors import ServiceError, quoted
 from ..service.logged import day_start as _day_start
 from .api import Policy, decide, policy, repeated_parameters
+from .security import wants_html
 
 bp = Blueprint("ui", __name__, url_prefix="/ui")
 home_bp = Blueprint("home", __name__)
@@ -99,7 +109,7 @@ class DecisionFilterSchema(RefusesNul, FromBeforeTo, Schema):
     decision = fields.String(validate=validate.OneOf(("allow", "deny")))
     rule = fields.String(validate=Pattern(r"^[A-Za-z0-9.\-]{1,64}$"))
     policy_version = fields.String(validate=Pattern(r"^[A-Za-z0-9.\-]{1,16}$"))
-    contact = fields.String(validate=Pattern(r"^\+?[0-9]{6,20}$", error="must be a phone number in E.164"))
+    contact = ContactField(WA_ID)  # a phone number or a BSUID, as GET /v1/decisions?contact= takes it
     phone_number_id = fields.String(validate=validate.Length(min=1, max=64))
     page = fields.Integer(validate=validate.Range(min=1, max=1_000_000))
 
@@ -226,10 +236,6 @@ def repeated_filters() -> dict[str, list[str]]:
     return repeated_parameters(request.args)
 
 
-def wants_html() -> bool:
-    """Whether the client asks for HTML (its Accept names text/html, as a browser's does): a page's errors are
-    then HTML pages; any other client (an API key calling a page, a script) reads the API's JSON error shape."""
-    return request.accept_mimetypes.accept_html
 
 
 def refused_page(errors: dict[str, list[str]], status: int = 422, heading: str = "These filters are not valid", *,

@@ -178,17 +178,28 @@ def roles_for(endpoint: str) -> frozenset[str]:
     return allowed or frozenset({"operator"})
 
 
+def wants_html() -> bool:
+    """Whether the client asks for HTML (its Accept names text/html or XHTML, as a browser's does): a page's errors
+    are then HTML pages, and a page without a session redirects to the login form; any other client (an API key
+    calling a page, a script, curl with its `*/*`) reads the API's JSON error shape. Werkzeug's accept_html is also
+    true for `*/*`, which names no type."""
+    return any(kind in _HTML_TYPES and quality > 0 for kind, quality in request.accept_mimetypes)
+
+
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+
+
 def require_key() -> Response | None:
     """Refuse the request unless keys are off, the endpoint is open, or a key (or a reviewer's login session)
-    with a role the endpoint allows is presented: 401 without a valid key (a page redirects to the login
-    form instead), 403 with a key whose roles do not reach the endpoint."""
+    with a role the endpoint allows is presented: 401 without a valid key (a page asked for by a browser redirects
+    to the login form instead), 403 with a key whose roles do not reach the endpoint."""
     keys: tuple[ApiKey, ...] = current_app.config["API_KEYS"]
     if not keys or not needs_key(request.endpoint):
         return None
     header, presented = _presented()
     key = matching_key(presented, keys) if presented is not None else logged_in_key(keys)
     if key is None:
-        if presented is None and _is_page(request.endpoint):
+        if presented is None and _is_page(request.endpoint) and wants_html():
             return redirect(url_for("login.login", next=request.full_path.rstrip("?")), code=303)
         message = "the API key is not valid" if presented is not None else \
             "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key`"

@@ -47,7 +47,9 @@ def test_the_same_key_with_another_body_is_a_422(app, client, example_request):
     assert list(body["errors"]) == ["headers.Idempotency-Key"]
     assert "already used with another request" in body["message"]
     explained = client.post("/v1/decisions?explain=full", json=example_request, headers=KEY)
-    assert_error_shape(explained, 422)  # asking for the why-not trace is another request too
+    # Asking for the why-not trace is another request too, with the same body: the error says options count.
+    assert assert_error_shape(explained, 422)["errors"] == {
+        "headers.Idempotency-Key": ["already used with another request (another body or other options)"]}
     assert logged_rows(app) == rows
 
 

@@ -161,6 +161,36 @@ def test_listing_filters_by_policy_version_recipient_and_business_number(client)
                                                              else [])
 
 
+def test_a_bsuid_recipient_is_a_contact_filter_on_every_path(client, app, database_url):
+    """README: a contact is a phone number or a BSUID everywhere. ?contact=US.… was a 422 ("String does not match
+    expected pattern.") on GET /v1/decisions, /ui/decisions and the Python API; a decision sent to a BSUID is found
+    by it (logged masked as US.*****: every BSUID of the same country and length matches, as a masked number's
+    calling code does), and a contact that is neither says what is expected."""
+    from policy_service.service.python_api import PolicyService
+
+    bsuid = "US.13491208655302741918"
+    to_bsuid = client.post("/v1/decisions", json=request_for(bsuid)).json
+    client.post("/v1/decisions", json=request_for("+14155550100"))
+    client.post("/v1/decisions", json=request_for("BR.13491208655302741918"))
+    listed = client.get(f"/v1/decisions?contact={bsuid}")
+    assert listed.status_code == 200, listed.json
+    assert [item["decision_id"] for item in listed.json] == [to_bsuid["decision_id"]]
+    assert listed.json[0]["request"]["send"]["to"] == "US.********************"
+    page = client.get(f"/ui/decisions?contact={bsuid}")
+    assert page.status_code == 200 and to_bsuid["decision_id"] in page.text
+    svc = PolicyService(database_url=database_url, whatsapp_app_secret=app.config["WHATSAPP_APP_SECRET"])
+    try:
+        found = svc.decisions(contact=bsuid)["decisions"]
+    finally:
+        svc.close()
+    assert [item["decision_id"] for item in found] == [to_bsuid["decision_id"]]
+    refused = client.get("/v1/decisions?contact=US.1349-1208")
+    assert refused.status_code == 422
+    assert refused.json["errors"]["query.contact"] == [
+        "must be a wa_id like 16505551234 or a BSUID like US.13491208655302741918"]
+    assert client.get("/ui/decisions?contact=US.1349-1208").status_code == 422
+
+
 def test_listing_is_paginated(client):
     """page and page_size select a slice; X-Pagination gives the total."""
     made = [client.post("/v1/decisions", json=request_for("+16135550100")).json["decision_id"] for _ in range(5)]

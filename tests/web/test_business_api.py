@@ -4,7 +4,17 @@ import time
 from datetime import UTC, datetime
 
 from ..meta_business_payloads import category_completed, message_templates_response
-from ..meta_payloads import CONTACT, PHONE_NUMBER_ID, WABA_ID, deliver, inbound_text, pmp, status
+from ..meta_payloads import (
+    BSUID,
+    CONTACT,
+    PHONE_NUMBER_ID,
+    WABA_ID,
+    deliver,
+    inbound_text,
+    pmp,
+    status,
+    username_status,
+)
 
 T0 = 1756717200  # 2025-09-01T09:00:00Z
 
@@ -63,6 +73,23 @@ def test_counts_are_by_number_category_and_period(client):
     assert client.get("/v1/counts", query_string=query | {"to": "2025-09-01T09:00:03+00:00"}).json["count"] == 3
     bad = client.get("/v1/counts", query_string=query | {"to": "2025-08-01T00:00:00+00:00"})
     assert bad.status_code == 422 and set(bad.json["errors"]) == {"query.to"}  # as /v1/costs and /v1/decisions
+
+
+def test_counts_take_a_bsuid_contact(client):
+    """?contact= takes what a contact is, a phone number or a BSUID (a BSUID was a 422 "String does not match
+    expected pattern."): messages to a user known only by a BSUID are counted under it; anything else is a 422
+    saying what is expected."""
+    deliver(client, username_status("wamid.b1", "delivered", T0, pricing=pmp("marketing", "regular", True)),
+            status("wamid.n1", "delivered", T0 + 1, pricing=pmp("marketing", "regular", True)))
+    query = {"phone_number_id": PHONE_NUMBER_ID, "categories": "marketing",
+             "from": "2025-09-01T00:00:00+00:00", "to": "2025-09-02T00:00:00+00:00"}
+    by_bsuid = client.get("/v1/counts", query_string=query | {"contact": BSUID})
+    assert by_bsuid.status_code == 200, by_bsuid.json
+    assert (by_bsuid.json["count"], by_bsuid.json["contact"]) == (1, BSUID)
+    assert client.get("/v1/counts", query_string=query | {"contact": "+" + CONTACT}).json["count"] == 1
+    bad = client.get("/v1/counts", query_string=query | {"contact": "someone"})
+    assert bad.status_code == 422 and bad.json["errors"]["query.contact"] == [
+        "must be a wa_id like 16505551234 or a BSUID like US.13491208655302741918"]
 
 
 def test_a_misspelled_category_in_counts_is_a_422_naming_it_and_listing_metas(client):

@@ -405,6 +405,9 @@ def test_every_refusal_of_a_page_is_html_to_a_browser_and_the_json_shape_to_othe
         assert set(body["errors"]) == named, (url, body)
     body = assert_error_shape(submit(client, {"send": {"at": "x"}}, headers=JSON), 422)
     assert "send.at" in body["errors"] and "send.to" in body["errors"]
+    # curl's Accept: */* names no type: JSON, as for a client sending no Accept (Werkzeug's accept_html said HTML).
+    for accept in ("*/*", "application/json, */*;q=0.5", "text/html;q=0"):
+        assert_error_shape(client.get("/ui/nope", headers={"Accept": accept}), 404)
 
 
 def test_a_filter_given_twice_is_refused_on_every_page(client):

@@ -9,7 +9,7 @@ from policy_service.contract.schemas import MAX_HISTORY
 from policy_service.store import decision_log
 from policy_service.web.security import configured_keys, hash_key, key_hashes
 
-from ..conftest import BROWSER, assert_error_shape, csrf_token
+from ..conftest import BROWSER, as_browser, assert_error_shape, csrf_token
 from ..meta_payloads import APP_SECRET, VERIFY_TOKEN, inbound_text, signed
 
 KEYS = ("first-key-7f3a", "second-key-91c2")
@@ -264,8 +264,13 @@ def test_each_role_reaches_its_own_endpoints_only(roles_app, example_request, ke
 
 def test_a_browser_logs_in_with_a_reviewer_key_and_reads_the_pages(roles_app):
     """Without a session a page redirects to the login form (its stylesheet is open); a reviewer key starts a
-    session cookie (HttpOnly, SameSite=Lax) that reaches the page asked for; logging out ends it."""
+    session cookie (HttpOnly, SameSite=Lax) that reaches the page asked for; logging out ends it. A client not
+    asking for HTML (a script, curl's */*) gets the API's 401 naming the missing key instead of the redirect."""
     client = roles_app.test_client()
+    for accept in ("application/json", "*/*"):
+        refused = assert_error_shape(client.get("/ui/rules", headers={"Accept": accept}), 401)
+        assert refused["errors"] == {"X-API-Key": ["required"]} or list(refused["errors"].values()) == [["required"]]
+    as_browser(client)
     response = client.get("/ui/rules?area=templates")
     assert response.status_code == 303 and response.headers["Location"] == "/ui/login?next=/ui/rules?area%3Dtemplates"
     with client.get("/static/ui/style.css") as stylesheet:
@@ -294,7 +299,7 @@ def test_login_refuses_a_wrong_key_or_one_that_may_not_read_the_pages(roles_app,
                            headers=BROWSER)
     assert response.status_code == 401 and "reviewer role" in response.get_data(as_text=True)
     assert response.mimetype == "text/html"
-    assert client.get("/ui/rules").status_code == 303
+    assert client.get("/ui/rules", headers=BROWSER).status_code == 303
     refused = client.post("/ui/login", data={"key": key, "csrf_token": csrf_token(client, "/ui/login")})
     assert assert_error_shape(refused, 401)["errors"] == {"key": [
         "This key is not valid, or may not read the pages (it needs the reviewer role)."]}
@@ -313,7 +318,7 @@ def test_a_session_ends_when_its_key_is_no_longer_configured(roles_app, tmp_path
     client = roles_app.test_client()
     client.post("/ui/login", data={"key": ROLE_KEYS["ana"][1], "csrf_token": csrf_token(client, "/ui/login")})
     roles_app.config["API_KEYS"] = tuple(k for k in roles_app.config["API_KEYS"] if k.name != "ana")
-    assert client.get("/ui/rules").status_code == 303
+    assert client.get("/ui/rules", headers=BROWSER).status_code == 303
 
 
 def test_the_log_names_the_key_that_made_each_decision_never_the_secret(roles_app, example_request):
