@@ -25,9 +25,16 @@ from ..core.decision import Decision
 from ..core.identities import E164, WA_ID, NotAContact, parse_contact
 from ..core.messages import UNKNOWN_TYPE, DecisionRequest, Message, Send, Template
 from ..core.pricing import Price
-from ..core.rates import BASES
+from ..core.rates import BASES, iso_4217
 from ..core.vocabulary import GROUP_CATEGORY_PREFIX, STATUSES
 from .strict import Pattern, RequestSchema, RFC3339DateTime, StrictBoolean
+
+# A currency anything is billed, priced or reported in: ISO 4217's codes (rules/rates/currencies.yaml, not Python),
+# less those for no money (gold, testing, fund codes). One Pattern (an alternation of the codes): the decision fast
+# path checks a Pattern itself (contract.fastload), and OpenAPI shows the codes. XYZ passed as three capital letters.
+CURRENCY = Pattern("^(?:" + "|".join(iso_4217().billing) + ")$",
+                   error="must be an ISO 4217 currency code a bill can be in, like USD (got {input!r}; the codes: "
+                         "rules/rates/currencies.yaml)")
 
 MESSAGE_TYPES = (
     "text", "image", "audio", "video", "document", "sticker", "location", "contacts", "interactive",
@@ -407,7 +414,7 @@ class ContextSchema(RequestSchema):
         "description": "users reached business-initiated in the moving period (default: counted from stored "
                        "statuses when the limit is known)"})
     # --- pricing (issue 11): what the rate card and volume tier of a billable charge depend on.
-    currency = fields.String(validate=Pattern(r"^[A-Z]{3}$", error="must be an ISO 4217 code like USD"),
+    currency = fields.String(validate=CURRENCY,
                              metadata={"description": "The WABA's billing currency; picks the rate card (default USD)"})
     volume_messages_this_month = fields.Integer(strict=True, validate=count_range(), metadata={
         "description": "Messages of the send's pricing category the business portfolio already had delivered this "
