@@ -334,6 +334,10 @@ class _MetaSchema(Schema):
     error_messages = {"type": "must be a JSON object"}
 
 
+# Meta writes countries as two letters (in either case, as read: upper()).
+_COUNTRY = Pattern(r"^[A-Za-z]{2}$", error="must be a two-letter country code (ISO 3166)")
+
+
 class UnixTime(fields.Field):
     """Meta's Unix-seconds timestamp (a numeric string, or a number) as an aware UTC datetime, between
     2000-01-01 and 2999-12-31 like every time of the decisions API (-1 or 0 is no time Meta sends)."""
@@ -582,7 +586,7 @@ class RestrictionSchema(_MetaSchema):
 class CountryStartSchema(_MetaSchema):
     """One exception country of authentication-international eligibility."""
 
-    country_code = fields.String(required=True, validate=Pattern(r"^[A-Za-z]{2}$"))
+    country_code = fields.String(required=True, validate=_COUNTRY)
     start_time = MetaTime(required=True)
 
 
@@ -606,7 +610,7 @@ class AccountUpdateSchema(_MetaSchema):
     kept_whole = True  # AccountChange.payload
 
     event = _text(64, required=True)
-    country = fields.String(validate=Pattern(r"^[A-Za-z]{2}$"))
+    country = fields.String(validate=_COUNTRY)
     auth_international_rate_eligibility = fields.Nested(EligibilitySchema)
     restriction_info = fields.List(fields.Nested(RestrictionSchema))
     ban_info = fields.Nested(BanInfoSchema)

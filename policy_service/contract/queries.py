@@ -13,8 +13,24 @@ from webargs.fields import DelimitedList
 from ..core.identities import WA_ID
 from ..core.vocabulary import MODELLED_CATEGORIES
 from .pricing import pricing_category
-from .schemas import CURRENCY, DECISIONS, GROUP_ID, ContactField, FromBeforeTo, RefusesNul, day_field, timestamp_field
+from .schemas import (
+    COUNTRY,
+    CURRENCY,
+    DECISIONS,
+    GROUP_ID,
+    ContactField,
+    FromBeforeTo,
+    RefusesNul,
+    day_field,
+    timestamp_field,
+)
 from .strict import Pattern
+
+# The decision log's filters (the API's and the pages'), each error saying what is expected.
+RULE_ID = Pattern(r"^[A-Za-z0-9.\-]{1,64}$",
+                  error="must be a rule id like MKT-4 (letters, digits, . and -; at most 64)")
+POLICY_VERSION = Pattern(r"^[A-Za-z0-9.\-]{1,16}$",
+                         error="must be a policy version id like V3a (letters, digits, . and -; at most 16)")
 
 # A WABA id as a path names it: Meta's ids are digits.
 WABA_ID = re.compile(r"^[0-9]{1,64}$")
@@ -66,9 +82,9 @@ class DecisionQuerySchema(RefusesNul, FromBeforeTo, Schema):
     since = timestamp_field(data_key="from", metadata={"description": "logged at or after (RFC 3339)"})
     until = timestamp_field(data_key="to", metadata={"description": "logged before (RFC 3339)"})
     decision = fields.String(validate=validate.OneOf(DECISIONS))
-    rule = fields.String(validate=Pattern(r"^[A-Za-z0-9.\-]{1,64}$"),
+    rule = fields.String(validate=RULE_ID,
                          metadata={"description": "a determining rule id"})
-    policy_version = fields.String(validate=Pattern(r"^[A-Za-z0-9.\-]{1,16}$"),
+    policy_version = fields.String(validate=POLICY_VERSION,
                                    metadata={"description": "the policy version in force at the send (V3a...)"})
     contact = ContactField(WA_ID, metadata={
         "description": "the recipient: a phone number (E.164, the + optional) or a BSUID; with masking on, every "
@@ -111,7 +127,7 @@ class CountQuerySchema(RefusesNul, FromBeforeTo, Schema):
     since = timestamp_field(required=True, data_key="from")
     until = timestamp_field(required=True, data_key="to")
     contact = ContactField(WA_ID, metadata={"description": "the recipient: a wa_id (a leading + ignored) or a BSUID"})
-    market = fields.String(validate=Pattern(r"^[A-Z]{2}$"),
+    market = fields.String(validate=COUNTRY,
                            metadata={"description": "the recipients' region (ISO 3166), as Meta's markets"})
     distinct_contacts = fields.Boolean(load_default=False)
 

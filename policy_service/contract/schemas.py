@@ -36,6 +36,10 @@ CURRENCY = Pattern("^(?:" + "|".join(iso_4217().billing) + ")$",
                    error="must be an ISO 4217 currency code a bill can be in, like USD (got {input!r}; the codes: "
                          "rules/rates/currencies.yaml)")
 
+# A country (ISO 3166 alpha-2) a request names: its error says what is expected, not "does not match expected
+# pattern".
+COUNTRY = Pattern(r"^[A-Z]{2}$", error="must be an ISO 3166 country code in capitals, like BR")
+
 MESSAGE_TYPES = (
     "text", "image", "audio", "video", "document", "sticker", "location", "contacts", "interactive",
     "reaction", "template",
@@ -361,7 +365,7 @@ class MessageSchema(RequestSchema):
 class ExceptionCountrySchema(RequestSchema):
     """One country whose authentication-international start differs from the business's general one."""
 
-    country_code = fields.String(required=True, validate=Pattern(r"^[A-Z]{2}$"))
+    country_code = fields.String(required=True, validate=COUNTRY)
     start_time = timestamp_field(required=True)
 
 
@@ -383,7 +387,7 @@ class ContextSchema(RequestSchema):
     opted_in = _strict_bool(metadata={"description": "Opt-in on record (default true, named in the trace)"})
     marketing_opt_out = _strict_bool(metadata={"description": "User stopped marketing (default false)"})
     waba_timezone = fields.String(metadata={"description": "IANA zone of the WABA (default UTC)"})
-    business_region = fields.String(validate=Pattern(r"^[A-Z]{2}$"),
+    business_region = fields.String(validate=COUNTRY,
                                     metadata={"description": "ISO 3166 country of the business (default unknown)"})
     authentication_international_eligible = _strict_bool()
     direct_send_eligible = _strict_bool(metadata={"description": "the account may use Direct Send (default false)"})

@@ -23,6 +23,7 @@ from ..contract.parsing import (
     flatten_errors,
     parse_json,
 )
+from ..contract.queries import POLICY_VERSION, RULE_ID
 from ..contract.schemas import (
     DECISION_REQUEST_EXAMPLE,
     REQUEST,
@@ -32,7 +33,6 @@ from ..contract.schemas import (
     RefusesNul,
     day_field,
 )
-from ..contract.strict import Pattern
 from ..core import masking, timeline, wording
 from ..core.decision import Charge
 from ..core.errors import EngineError
@@ -107,8 +107,8 @@ class DecisionFilterSchema(RefusesNul, FromBeforeTo, Schema):
     since = day_field(data_key="from")
     until = day_field(data_key="to")
     decision = fields.String(validate=validate.OneOf(("allow", "deny")))
-    rule = fields.String(validate=Pattern(r"^[A-Za-z0-9.\-]{1,64}$"))
-    policy_version = fields.String(validate=Pattern(r"^[A-Za-z0-9.\-]{1,16}$"))
+    rule = fields.String(validate=RULE_ID)
+    policy_version = fields.String(validate=POLICY_VERSION)
     contact = ContactField(WA_ID)  # a phone number or a BSUID, as GET /v1/decisions?contact= takes it
     phone_number_id = fields.String(validate=validate.Length(min=1, max=64))
     page = fields.Integer(validate=validate.Range(min=1, max=1_000_000))

@@ -217,3 +217,42 @@ def test_rfc3339_time_reads_exactly_the_rfc3339_grammar(parts):
     except ValueError:
         read = None
     assert read == expected and (read is None or read.utcoffset() == expected.utcoffset()), text
+
+
+def test_every_pattern_a_schema_checks_says_what_is_expected():
+    """No field of any schema in the package answers marshmallow's "String does not match expected pattern.": a
+    contact filter said only that to a BSUID (GET /v1/decisions?contact=US.…), so every Pattern (and Regexp) is given
+    an error naming what is expected."""
+    import importlib
+    import pkgutil
+
+    from marshmallow import Schema, fields, validate
+
+    import policy_service
+
+    for module in pkgutil.walk_packages(policy_service.__path__, "policy_service."):
+        if ".migrations." not in module.name:
+            importlib.import_module(module.name)
+    schemas, pending = set(), [Schema]
+    while pending:
+        for subclass in pending.pop().__subclasses__():
+            schemas.add(subclass)
+            pending.append(subclass)
+
+    def field_validators(field):
+        yield from field.validators
+        inner = getattr(field, "inner", None)
+        if isinstance(inner, fields.Field):
+            yield from field_validators(inner)
+
+    checked, silent = 0, []
+    for schema in schemas:
+        if not schema.__module__.startswith("policy_service."):
+            continue
+        for name, field in schema._declared_fields.items():
+            for validator in field_validators(field):
+                if isinstance(validator, validate.Regexp):
+                    checked += 1
+                    if validator.error in (None, validate.Regexp.default_message):
+                        silent.append(f"{schema.__module__}.{schema.__name__}.{name}")
+    assert checked >= 10 and not silent, (checked, silent)
