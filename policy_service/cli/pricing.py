@@ -27,9 +27,8 @@ def waba() -> None:
 @click.argument("currency", required=False)
 @database_url_option
 def waba_currency(waba_id: str, currency: str | None, database_url: str | None) -> None:
-    """Show the WABA's billing currency, or set it once (an ISO 4217 code such as BRL)."""
-    if currency is not None and (len(currency) != 3 or not currency.isalpha() or not currency.isupper()):
-        raise click.BadParameter("must be an ISO 4217 code like USD", param_hint="CURRENCY")
+    """Show the WABA's billing currency, or set it once (an ISO 4217 code such as BRL; one no rate card is in is set,
+    and its sends are unpriced, saying why). A code that is not ISO 4217's is refused as the API refuses it."""
     if not waba_id.isdigit():
         raise click.BadParameter("WABA ids are digits", param_hint="WABA_ID")
     svc = service(database_url)

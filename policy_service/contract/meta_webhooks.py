@@ -32,7 +32,17 @@ from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, post_
 from ..core import identities
 from ..core.vocabulary import STATUS_RANK
 from .parsing import bounded_errors, flatten_errors
-from .schemas import EARLIEST, INBOUND_ONLY_TYPES, LATEST, MESSAGE_TYPES
+from .queries import WABA_ID
+from .schemas import (
+    EARLIEST,
+    INBOUND_ONLY_TYPES,
+    LATEST,
+    MESSAGE_TYPES,
+    TEMPLATE_LANGUAGE,
+    TEMPLATE_LANGUAGE_ERROR,
+    TEMPLATE_NAME,
+    TEMPLATE_NAME_ERROR,
+)
 from .strict import Pattern, StrictBoolean
 
 KNOWN_INBOUND_TYPES = frozenset(MESSAGE_TYPES + INBOUND_ONLY_TYPES)
@@ -633,11 +643,21 @@ class ChangeSchema(_MetaSchema):
     read_apart = ("value",)  # judged by the field's reader, part by part
 
 
+def _waba_id(value: Any) -> None:
+    # Meta's WABA ids are digits (a string, or a number as Meta has sent them): the API and pages take no other
+    # (contract.queries.WABA_ID), so an entry under "WABA1" would be stored under an account no one can read.
+    if isinstance(value, bool) or not (isinstance(value, int) and value >= 0
+                                       or isinstance(value, str) and WABA_ID.fullmatch(value)):
+        raise ValidationError("must be the WhatsApp Business Account id, digits as Meta sends it: the entry is "
+                              "not read (the stored payload keeps it)")
+
+
 class EntrySchema(_MetaSchema):
     """One WhatsApp Business Account's changes (each change is read on its own); `time` when Meta sent them."""
 
-    id = fields.Raw(load_default="")
-    time = fields.Raw()  # read tolerantly (_entry_time): some fields omit it
+    id = fields.Raw(load_default="", validate=_waba_id)
+    # Read tolerantly (_entry_time): some fields omit it; null, like any value that is no time, is listed there.
+    time = fields.Raw(allow_none=True)
     changes = fields.List(fields.Raw(), required=True)
     read_apart = ("changes", "time")  # changes are judged one by one; time is read tolerantly
 
@@ -664,8 +684,9 @@ class ListedTemplateSchema(_MetaSchema):
     status or category that is not Meta's is a 422 naming it and the values allowed (never stored as unknown)."""
 
     id = fields.Raw()
-    name = _text(required=True)
-    language = _text(16, required=True)
+    # A client names these in sends (contract.schemas.TemplateSchema): the same rules as there.
+    name = fields.String(required=True, validate=Pattern(TEMPLATE_NAME, error=TEMPLATE_NAME_ERROR))
+    language = fields.String(required=True, validate=Pattern(TEMPLATE_LANGUAGE, error=TEMPLATE_LANGUAGE_ERROR))
     category = fields.String(required=True, validate=[validate.Length(min=1, max=32), _one_of(CATEGORY_NAMES)])
     status = fields.String(required=True, validate=[validate.Length(min=1, max=32), _one_of(LISTED_STATUSES)])
 
@@ -734,11 +755,13 @@ def read(document: dict[str, Any], received_at: datetime) -> Reading:
 def _entry_time(reading: Reading, entry: dict[str, Any], path: str, received_at: datetime) -> datetime:
     """entry.time (when Meta triggered the webhook: the time of its account and template events), else the
     receipt time. Some fields omit it: the receipt time stands in silently. One that is not Unix seconds between
-    2000 and 2999 is listed as not read and the receipt time stands in too: an ACCOUNT_RESTRICTION dated in the
-    year 9999 would never apply before it (a silent allow)."""
-    if entry.get("time") is None:
+    2000 and 2999 (null too) is listed as not read and the receipt time stands in too: an ACCOUNT_RESTRICTION
+    dated in the year 9999 would never apply before it (a silent allow)."""
+    if "time" not in entry:
         return received_at
     try:
+        if entry["time"] is None:  # null as "abc" or -5: no time, so the entry is read at the receipt time
+            raise ValidationError("must be Unix seconds, not null")
         return _ENTRY_TIME.deserialize(entry["time"])
     except ValidationError as error:
         reading.skip(path, {"time": [*error.messages, "not read: the receipt time stands in"]})

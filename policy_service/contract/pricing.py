@@ -11,10 +11,9 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from ..core.identities import E164
 from ..core.vocabulary import MODELLED_CATEGORIES
 from .parsing import Limits
-from .schemas import EARLIEST, LATEST, ContactField, RefusesNul, count_range, timestamp_field
+from .schemas import CURRENCY, EARLIEST, LATEST, ContactField, RefusesNul, count_range, timestamp_field
 from .strict import Pattern, RequestSchema
 
-CURRENCY = Pattern(r"^[A-Z]{3}$", error="must be an ISO 4217 code like USD")
 MAX_FORECAST_LINES = 1_000
 MAX_DATA_POINTS = 100_000
 # Bodies read outside the decision endpoints' limits: a forecast's lines, an analytics response's points.

@@ -13,7 +13,7 @@ from webargs.fields import DelimitedList
 from ..core.identities import WA_ID
 from ..core.vocabulary import MODELLED_CATEGORIES
 from .pricing import pricing_category
-from .schemas import DECISIONS, GROUP_ID, ContactField, FromBeforeTo, RefusesNul, day_field, timestamp_field
+from .schemas import CURRENCY, DECISIONS, GROUP_ID, ContactField, FromBeforeTo, RefusesNul, day_field, timestamp_field
 from .strict import Pattern
 
 # A WABA id as a path names it: Meta's ids are digits.
@@ -50,7 +50,7 @@ class CostQuerySchema(RefusesNul, FromBeforeTo, Schema):
     group_by = fields.String(load_default="month,category", validate=Pattern(
         r"^(month|category|market|country)(,(month|category|market|country))*$",
         error="a comma list of month, category, market, country"))
-    currency = fields.String(load_default="USD", validate=Pattern(r"^[A-Z]{3}$", error="an ISO 4217 code"))
+    currency = fields.String(load_default="USD", validate=CURRENCY)
 
     RANGE = ("start", "end")
 

@@ -44,11 +44,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ..config import shipped
 from .errors import RulebookError
 
 # Meta's rate card columns, in Meta's order; the category names are those of the webhook `pricing.category`.
@@ -65,12 +67,38 @@ UNSOURCED = "unsourced"  # a cell of a partial card whose number no source gives
 MAP_KEYS = {"id", "title", "effective", "citation", "source", "confidence", "note", "otherwise", "markets"}
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
-_DOCUMENT_KEYS = ("rate_card", "market_maps", "price_columns", "volume_tiers")
+_DOCUMENT_KEYS = ("rate_card", "market_maps", "price_columns", "volume_tiers", "currencies")
+CURRENCY_KEYS = {"id", "title", "citation", "source", "confidence", "not_billing", "codes"}
+CURRENCIES_FILE = "currencies.yaml"  # in rules/rates/: ISO 4217's codes (core.rates.iso_4217)
 _TITLE_DATE = re.compile(r"effective\s+([A-Z][a-z]+ \d{1,2}, \d{4})")
 
 
 class RateCardError(RulebookError):
     """A rate card or market map is invalid; the message names the file and the entry."""
+
+
+@dataclass(frozen=True)
+class CurrencyList:
+    """ISO 4217's alphabetic codes with their names (`codes`), and those no business is billed in (`not_billing`:
+    gold, testing, fund codes... with what each is), as rules/rates/currencies.yaml lists them."""
+
+    id: str
+    citation: str
+    codes: dict[str, str]
+    not_billing: dict[str, str]
+
+    @property
+    def billing(self) -> tuple[str, ...]:
+        """The codes a bill, a card, a report or a forecast may be in, sorted."""
+        return tuple(sorted(set(self.codes) - set(self.not_billing)))
+
+    def problem(self, code: str) -> str | None:
+        """Why `code` cannot be a billing currency (not an ISO 4217 code, or one for no money), or None."""
+        if code in self.not_billing:
+            return f"{code} is ISO 4217's code for {self.not_billing[code]}, not a currency a bill is in"
+        if code not in self.codes:
+            return f"{code!r} is not an ISO 4217 currency code (like USD, EUR, BRL)"
+        return None
 
 
 @dataclass(frozen=True)
@@ -210,6 +238,36 @@ class RateBook:
 
 # --- loading the shipped YAML --------------------------------------------------------------------
 
+@lru_cache(maxsize=1)
+def iso_4217() -> CurrencyList:
+    """The ISO 4217 codes of the shipped rules/rates/currencies.yaml: a standard, read from the package's own rules
+    whatever rules directory is configured. Raises RateCardError if the file is missing or malformed."""
+    path = shipped("rules") / "rates" / CURRENCIES_FILE
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise RateCardError(f"cannot read ISO 4217's codes: {error}", file=str(path)) from None
+    document = _yaml(raw, str(path))
+    if not isinstance(document, dict) or "currencies" not in document:
+        raise RateCardError("holds `currencies:`", file=str(path))
+    return _currency_list(document["currencies"], str(path))
+
+
+def _currency_list(item: Any, file: str) -> CurrencyList:
+    entry = item.get("id") if isinstance(item, dict) else None
+    _keys(item, CURRENCY_KEYS, ("id", "title", "citation", "source", "confidence", "codes"), file, entry, "currencies")
+    codes, not_billing = item["codes"], item.get("not_billing") or {}
+    for name, table in (("codes", codes), ("not_billing", not_billing)):
+        if not isinstance(table, dict) or not all(isinstance(k, str) and _CURRENCY.fullmatch(k) and isinstance(v, str)
+                                                  for k, v in table.items()):
+            raise RateCardError(f"{name} maps three capital letters to a name", file=file, rule=str(entry))
+    if set(not_billing) - set(codes):
+        raise RateCardError(f"not_billing names codes not in codes: {', '.join(sorted(set(not_billing) - set(codes)))}",
+                            file=file, rule=str(entry))
+    _confidence(item["confidence"], file, str(entry))
+    return CurrencyList(id=str(entry), citation=str(item["citation"]), codes=dict(codes), not_billing=dict(not_billing))
+
+
 def load_ratebook(directory: str | Path, *, csv_rates: str | Path | None = None,
                   csv_tiers: str | Path | None = None) -> RateBook:
     """Read `rules/rates/` (market maps and cards); with `csv_rates`, Meta's CSV replaces the shipped cards.
@@ -227,7 +285,10 @@ def load_ratebook(directory: str | Path, *, csv_rates: str | Path | None = None,
     for path in files:
         relative = str(path.relative_to(root.parent)) if root.parent != root else path.name
         raw = path.read_bytes()
-        digest.update(relative.encode() + b"\0" + raw + b"\0")
+        # ISO 4217's code list decides no charge and no price (it refuses input before a decision): it is left
+        # out of the rate book's version, so a new code does not change every decision's rulebook_version.
+        if path.name != CURRENCIES_FILE:
+            digest.update(relative.encode() + b"\0" + raw + b"\0")
         document = _yaml(raw, relative)
         if not isinstance(document, dict) or not (set(_DOCUMENT_KEYS) & set(document)):
             raise RateCardError(f"a rates file holds {' or '.join(f'`{k}:`' for k in _DOCUMENT_KEYS)}",
@@ -241,6 +302,8 @@ def load_ratebook(directory: str | Path, *, csv_rates: str | Path | None = None,
             columns.append(_price_column(item, relative))
         for item in document.get("volume_tiers") or []:
             tiered.append(_tiered(item, relative))
+        if "currencies" in document:  # ISO 4217's codes: validated here, read by iso_4217()
+            _currency_list(document["currencies"], relative)
         if "rate_card" in document:
             cards.append(_card(document["rate_card"], relative))
     if csv_rates:
@@ -409,8 +472,8 @@ def _card(item: Any, file: str) -> RateCard:
                             "rates"), file, entry, "rate_card")
     entry = str(item["id"])
     currency = str(item["currency"])
-    if not _CURRENCY.fullmatch(currency):
-        raise RateCardError(f"currency must be an ISO 4217 code like USD (got {currency!r})", file=file, rule=entry)
+    if problem := iso_4217().problem(currency):
+        raise RateCardError(f"currency: {problem}", file=file, rule=entry)
     if item["basis"] not in BASES:
         raise RateCardError(f"basis must be one of {', '.join(BASES)} (got {item['basis']!r})", file=file, rule=entry)
     if tuple(item["columns"]) != COLUMNS:
@@ -625,8 +688,10 @@ def load_shared_csv(text: str, tiers_text: str | None = None, *, file: str = "ra
         start = _csv_day(row.get("effective_from"), file, where)
         currency = (row.get("currency") or "").strip()
         market = (row.get("market") or "").strip()
-        if not _CURRENCY.fullmatch(currency) or not market:
-            raise RateCardError(f"{where}: needs a currency (ISO 4217) and a market", file=file, rule=Path(file).name)
+        if not market:
+            raise RateCardError(f"{where}: needs a market", file=file, rule=Path(file).name)
+        if problem := iso_4217().problem(currency):
+            raise RateCardError(f"{where}: currency: {problem}", file=file, rule=Path(file).name)
         card = cells.setdefault((currency, start.isoformat()), {})
         lines.setdefault((currency, start.isoformat()), {}).setdefault(market, line)
         if layout == "wide":
@@ -749,6 +814,8 @@ def load_meta_csv(text: str, tiers_text: str | None = None, *, file: str = "rate
     if len(currencies) != 1:
         raise RateCardError(f"one currency per card (got {', '.join(sorted(currencies))})", file=file, rule=entry)
     currency = currencies.pop()
+    if problem := iso_4217().problem(currency):
+        raise RateCardError(f"currency: {problem}", file=file, rule=entry)
     cells = [[r[0].strip(), r[1].strip(), *r[2:]] for r in body]
     rates = _rows(cells, currency, file, entry)
     tiers: dict[str, dict[str, tuple[Tier, ...]]] = {}

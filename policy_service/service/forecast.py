@@ -28,12 +28,12 @@ from ..core.messages import DecisionRequest, Message, Send
 from ..store import billing
 from .decisions import Policy
 from .errors import ServiceError
-from .pricing import month_volume
+from .pricing import month_volume, require_rate_card
 
 
 def forecast_costs(policy: Policy, request: dict[str, Any]) -> dict[str, Any]:
-    """The forecast for a request loaded by contract.pricing.FORECAST. Raises ServiceError 422 when no
-    currency is given and the WABA has none set."""
+    """The forecast for a request loaded by contract.pricing.FORECAST. Raises ServiceError 422 naming currency when
+    none is given and the WABA has none set, or when no rate card is in it (given or the WABA's)."""
     rates = policy.rulebook.rates
     at = request["at"]
     day = at.astimezone(UTC).date()
@@ -46,6 +46,7 @@ def forecast_costs(policy: Policy, request: dict[str, Any]) -> dict[str, Any]:
             raise ServiceError(422, f"invalid request: currency: required ({where})",
                                {"currency": [f"required: {where}"]})
         currency = known.currency
+    require_rate_card(rates, currency)  # a forecast in a currency no card is in would price nothing
     lines = [(line.get("country") or recipient_contact(line["to"]).region, line["category"], line["count"])
              for line in request["lines"]]
     volumes: dict[tuple[str, str], int] = {}

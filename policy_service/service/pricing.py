@@ -28,7 +28,7 @@ from ..core.evaluate import reprice
 from ..core.identities import recipient_contact
 from ..core.messages import DecisionRequest
 from ..core.pricing import price_charge
-from ..core.rates import CATEGORIES, MarketMap, RateBook, RateCard
+from ..core.rates import CATEGORIES, MarketMap, RateBook, RateCard, iso_4217
 from ..core.rulebook import Rulebook
 from ..store import billing, business_state
 from . import analytics
@@ -133,13 +133,31 @@ def month_volume(waba_id: str, category: str, country: str, day, at: datetime, z
 
 
 def set_currency(waba_id: str, currency: str, source: str) -> dict[str, Any]:
-    """Set a WABA's billing currency once: {waba_id, currency, set_at, source, created}. Raises ServiceError
-    409 when another currency is already set (Meta never changes it)."""
+    """Set a WABA's billing currency once: {waba_id, currency, set_at, source, created}; `currency` an ISO 4217 code
+    (contract.schemas.CURRENCY checked it). Raises ServiceError 409 when another currency is already set (Meta never
+    changes it). A stored code that is no ISO 4217 currency (XYZ, stored before codes were checked) was never
+    Meta's: it is replaced, and the source says so."""
+    stored = billing.currency_of(waba_id)
+    if stored is not None and stored.currency != currency and iso_4217().problem(stored.currency):
+        known = billing.replace_currency(waba_id, currency, f"{source}, replacing {stored.currency} (no ISO 4217 "
+                                                            "currency)")
+        return {**currency_json(known), "created": True}
     try:
         known, created = billing.set_currency(waba_id, currency, source)
     except billing.CurrencyAlreadySet as error:
         raise ServiceError(409, str(error), {"currency": [str(error)]}) from None
     return {**currency_json(known), "created": created}
+
+
+def require_rate_card(rates: RateBook, currency: str, *, field: str = "currency", billed: bool = False) -> None:
+    """Refuse, as a 422 naming `field`, prices asked for in an ISO 4217 currency no rate card is in (a report's
+    or a forecast's): every price would be null. With `billed`, a currency some stored WABA is billed in passes
+    (its Meta pricing analytics are in it: a cost report shows them)."""
+    if currency in rates.currencies() or (billed and billing.wabas_billed_in(currency)):
+        return
+    problem = f"no rate card is in {currency} (cards: {', '.join(rates.currencies()) or 'none'})" + (
+        " and no WABA is billed in it" if billed else "")
+    raise ServiceError(422, f"invalid request: {field}: {problem}", {field: [problem]})
 
 
 def currency(waba_id: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 from ..review import costs, reconciliation
 from ..review.reconciliation import Comparison, Replayed
 from .decisions import Policy
+from .pricing import require_rate_card
 
 __all__ = ["Comparison", "ReplayedMessage", "chart", "comparisons", "cost_report", "reconcile", "replayed"]
 
@@ -59,7 +60,8 @@ def cost_report(policy: Policy, start: date, end: date, *, group_by: str | Seque
     """What Meta billed (stored statuses priced by the rate cards) beside what the logged decisions
     predicted, from `start` through `end` (UTC days, both included), grouped by any of month, category and
     market (a sequence or a comma list); amounts as decimal strings in `currency`. Raises ValueError for an
-    unknown grouping."""
+    unknown grouping, ServiceError 422 naming currency when no rate card is in it and no WABA is billed in it."""
     keys = group_by.split(",") if isinstance(group_by, str) else group_by
     keys = tuple(dict.fromkeys(key.strip() for key in keys if key.strip()))
+    require_rate_card(policy.rulebook.rates, currency, billed=True)
     return costs.cost_report(policy.rulebook.rates, start, end, group_by=keys, currency=currency)

@@ -78,6 +78,22 @@ def set_currency(waba_id: str, currency: str, source: str, at: datetime | None =
     return known, new
 
 
+def replace_currency(waba_id: str, currency: str, source: str, at: datetime | None = None) -> Currency:
+    """Overwrite a WABA's stored currency: only for one that was never a currency (stored before codes were checked
+    against ISO 4217), which Meta cannot have set. The caller says why in `source` (at most 128 characters)."""
+    WabaCurrency.update(currency=currency, source=source[:128], set_at=stored_time(at or datetime.now(UTC))).where(
+        WabaCurrency.waba_id == waba_id).execute()
+    known = currency_of(waba_id)
+    assert known is not None
+    return known
+
+
+def wabas_billed_in(currency: str) -> list[str]:
+    """The WABAs whose billing currency is `currency`, sorted."""
+    return sorted(row.waba_id for row in WabaCurrency.select(WabaCurrency.waba_id).where(
+        WabaCurrency.currency == currency))
+
+
 def currency_of(waba_id: str) -> Currency | None:
     """The WABA's billing currency, or None when it was never set."""
     row = WabaCurrency.get_or_none(WabaCurrency.waba_id == waba_id)

@@ -6,12 +6,13 @@ from datetime import date
 from typing import Any
 
 from flask import render_template, request
-from flask_smorest import Blueprint
+from flask_smorest import Blueprint, abort
 from marshmallow import RAISE, ValidationError
 
 from ..contract.queries import COST_QUERY
 from ..contract.schemas import ErrorSchema
 from ..service import reports
+from ..service.errors import ServiceError
 from .api import JsonBodyParser, flatten_errors, policy
 from .pages import bp as pages
 from .pages import refused_page, unknown_filters
@@ -32,10 +33,15 @@ def report(query: dict[str, Any]) -> dict[str, Any]:
 @blp.arguments(COST_QUERY, location="query", error_status_code=422, unknown=RAISE)
 @blp.alt_response(200, schema={"type": "object"}, success=True,
                   description="The cost report: billed beside predicted, grouped; amounts as decimal strings")
-@blp.alt_response(422, schema=ErrorSchema, description="Bad dates, grouping or currency")
+@blp.alt_response(422, schema=ErrorSchema, description="Bad dates or grouping; a currency that is not ISO 4217's, "
+                                                       "or one no rate card is in and no WABA is billed in")
 def get_costs(query: dict[str, Any]):
     """Billed (stored statuses priced by the cards) beside predicted (logged decisions), grouped; decimal strings."""
-    return report(query)
+    try:
+        return report(query)
+    except ServiceError as error:  # named as the query's other fields are (query.currency)
+        abort(error.code, message=error.message.replace("invalid request: ", "invalid request: query.", 1),
+              errors={"query": error.errors})
 
 
 @pages.route("/costs")
@@ -50,15 +56,14 @@ def costs_page():
         errors = flatten_errors(error.messages)
         return refused_page(errors, page=lambda: render_template("ui/costs.html", args=args, errors=errors,
                                                                  report=None))
-    # A currency no rate card is in has no predicted cost: say so rather than draw an empty chart.
-    currencies = policy().rulebook.rates.currencies()
     errors = unknown_filters(("from", "to", "currency"))
-    if query["currency"] not in currencies:
-        errors["currency"] = [f"no rate card is in {query['currency']} (cards: {', '.join(currencies)})"]
+    try:  # a currency no rate card is in (and no WABA is billed in) is refused as GET /v1/costs refuses it
+        data = report(query) if not errors else {}
+    except ServiceError as error:
+        errors = error.errors
     if errors:
         return refused_page(errors, page=lambda: render_template("ui/costs.html", args=args, errors=errors,
                                                                  report=None))
-    data = report(query)
     detail = report({**query, "group_by": ("month", "category", "country")})
     return render_template("ui/costs.html", args=args, errors={}, report=data, chart=reports.chart(data),
                            detail=detail)

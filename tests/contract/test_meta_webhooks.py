@@ -170,6 +170,36 @@ def test_an_entry_without_time_takes_the_receipt_time_and_a_numeric_waba_id_is_r
     assert (change.effective_at, change.waba_id) == (RECEIVED, WABA_ID)
 
 
+def test_a_null_entry_time_is_listed_and_the_receipt_time_stands_in():
+    """entry.time null lost the whole entry ("Field may not be null.", the template event not stored) while "abc",
+    -5, 1.5 or 10**11 keep it: null is listed as not read (entry.N.time) and the event is read at the receipt
+    time, like every value that is no time."""
+    for bad in (None, "abc", -5, 1.5, 99999999999):
+        body = template_status("order_update", "en", "APPROVED", T0)
+        body["entry"][0]["time"] = bad
+        reading = read(body)
+        [change] = of(reading, meta.TemplateChange)
+        assert change.effective_at == RECEIVED, bad
+        [skipped] = reading.skipped
+        assert skipped.path == "entry.0.time" and skipped.reason["time"][-1] == "not read: the receipt time " \
+            "stands in", (bad, skipped)
+
+
+def test_an_entry_whose_id_is_no_waba_id_is_skipped_naming_it():
+    """Meta's WABA ids are digits, the only ones the API and pages take: an entry under "WABA1" was stored and
+    drove decisions under an account GET /v1/wabas/WABA1/templates refuses. It is skipped, its reason naming
+    entry.N.id; a numeric or digit-string id beside it is read."""
+    for bad in ("WABA1", "", " 123", "12.5", -1, True, [1], None):
+        body = inbound_text("wamid.bad", T0)
+        body["entry"][0]["id"] = bad
+        good = template_status("order_update", "en", "APPROVED", T0)
+        reading = read(body, good)
+        assert of(reading, meta.Inbound) == [], bad
+        assert [change.waba_id for change in of(reading, meta.TemplateChange)] == [WABA_ID], bad
+        [skipped] = reading.skipped
+        assert (skipped.path, list(skipped.reason)) == ("entry.0", ["id"]), (bad, skipped)
+
+
 def test_the_envelope_alone_decides_whether_a_body_is_a_webhook():
     """`object` and `entry` are the only parts that refuse a body whole."""
     assert meta.envelope_errors({"object": "page", "entry": []}) == {"object": ["Must be equal to "

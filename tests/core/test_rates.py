@@ -261,3 +261,31 @@ def test_shipped_partial_cards_equal_the_shared_folder():
             twin = shipped[(card.currency, card.effective_from)]
             assert (twin.rates, twin.unsourced, twin.tiers, twin.partial) == (
                 card.rates, card.unsourced, card.tiers, card.partial)
+
+
+def test_a_card_or_csv_in_a_code_that_is_no_iso_4217_currency_is_refused(tmp_path):
+    """A card's currency is checked against ISO 4217's codes (rules/rates/currencies.yaml), as every request's is:
+    XYZ (three capital letters) and XAU (gold) are refused naming the card; MXN (ISO 4217's, no card yet) loads."""
+    folder = tmp_path / "rates"
+    shutil.copytree(RATES, folder)
+    card = folder / "meta-usd-2026-04-01.yaml"
+    for code, problem in (("XYZ", "'XYZ' is not an ISO 4217 currency code"),
+                          ("XAU", "XAU is ISO 4217's code for gold")):
+        card.write_text((RATES / "meta-usd-2026-04-01.yaml").read_text().replace("USD", code))
+        with pytest.raises(RateCardError, match=problem):
+            load_ratebook(folder)
+    with pytest.raises(RateCardError, match="currency: 'XYZ' is not an ISO 4217"):
+        load_meta_csv(META_CSV.replace(",USD,", ",XYZ,"), file="x.csv")
+    card.write_text((RATES / "meta-usd-2026-04-01.yaml").read_text().replace("USD", "MXN"))
+    assert "MXN" in load_ratebook(folder).currencies()
+
+
+def test_the_iso_4217_list_is_data_checked_like_a_card():
+    """rules/rates/currencies.yaml loads with the rates (a malformed one is a lint error) and lists every card's
+    currency; the codes no bill is in are ISO 4217's own."""
+    from policy_service.core.rates import iso_4217
+
+    codes = iso_4217()
+    assert set(load_ratebook(RATES).currencies()) <= set(codes.billing)
+    assert {"USD", "BRL", "MXN", "XOF", "ZWG"} <= set(codes.billing) and "XAU" not in codes.billing
+    assert codes.problem("USD") is None and codes.problem("usd") and codes.problem("XYZ")

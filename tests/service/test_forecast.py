@@ -151,3 +151,16 @@ def test_a_category_meta_does_not_use_is_a_422_naming_the_line(client):
     assert field == "lines.0.category" and message.startswith("'promo' is not one of Meta's pricing categories: ")
     page = client.get("/ui/forecast", query_string={"at": SERVICE["at"], "currency": "BRL", "lines": "BR promo 1"})
     assert page.status_code == 422 and "is not one of Meta" in page.get_data(as_text=True)
+
+
+def test_a_forecast_currency_is_iso_4217_and_has_a_card(client, app):
+    """currency XYZ is a 422 naming currency (not ISO 4217); JPY is ISO 4217's but no card is in it, so every line
+    would be unpriced: a 422 saying so, whether given or the WABA's."""
+    xyz = client.post("/v1/costs/forecast", json={**SERVICE, "currency": "XYZ"})
+    assert xyz.status_code == 422 and "ISO 4217" in xyz.get_json()["errors"]["currency"][0]
+    jpy = client.post("/v1/costs/forecast", json={**SERVICE, "currency": "JPY"})
+    assert jpy.status_code == 422 and jpy.get_json()["errors"]["currency"][0].startswith("no rate card is in JPY")
+    client.put(f"/v1/wabas/{WABA}/billing-currency", json={"currency": "JPY"})
+    body = {key: value for key, value in SERVICE.items() if key != "currency"}
+    wabas = client.post("/v1/costs/forecast", json={**body, "waba_id": WABA})
+    assert wabas.status_code == 422 and "no rate card is in JPY" in wabas.get_json()["errors"]["currency"][0]

@@ -53,8 +53,9 @@ def test_the_billing_currency_is_set_once_over_http(client):
     assert client.put(url, json={"currency": "BRL"}).get_json()["created"] is False
     conflict = client.put(url, json={"currency": "USD"})
     assert conflict.status_code == 409 and "billed in BRL" in conflict.get_json()["message"]
-    assert client.put(url, json={"currency": "brl"}).get_json()["errors"] == {
-        "currency": ["must be an ISO 4217 code like USD"]}
+    assert client.put(url, json={"currency": "brl"}).get_json()["errors"] == {"currency": [
+        "must be an ISO 4217 currency code a bill can be in, like USD (got 'brl'; the codes: "
+        "rules/rates/currencies.yaml)"]}
     read = client.get(url).get_json()
     # GET answers the shape PUT answers (every field present, as the OpenAPI document declares), setting nothing.
     assert (read["currency"], read["created"]) == ("BRL", False)
@@ -68,7 +69,59 @@ def test_the_cli_sets_and_shows_the_currency(app, database_url):
     shown = runner.invoke(cli.main, ["waba", "currency", WABA, "--database-url", database_url])
     assert '"currency": "INR"' in shown.output and '"source": "CLI"' in shown.output
     assert runner.invoke(cli.main, ["waba", "currency", WABA, "USD", "--database-url", database_url]).exit_code != 0
-    assert runner.invoke(cli.main, ["waba", "currency", WABA, "inr", "--database-url", database_url]).exit_code == 2
+    assert runner.invoke(cli.main, ["waba", "currency", WABA, "inr", "--database-url", database_url]).exit_code == 1
+
+
+NOT_ISO = ("must be an ISO 4217 currency code a bill can be in, like USD (got {!r}; the codes: "
+           "rules/rates/currencies.yaml)")
+
+
+@pytest.mark.parametrize("code", ["XYZ", "QQQ", "XAU", "XTS"])
+def test_a_code_that_is_no_iso_4217_currency_is_refused_before_it_is_stored(client, app, database_url, code):
+    """PUT .../billing-currency {"currency": "XYZ"} was stored (and, written once, could never be corrected: every
+    decision then unpriced): a code ISO 4217 does not list (rules/rates/currencies.yaml), or lists for no money
+    (gold, testing), is a 422 naming currency over HTTP, the CLI and Python, and nothing is stored, so the right
+    code can still be set."""
+    from policy_service import PolicyService, ServiceError
+
+    url = f"/v1/wabas/{WABA}/billing-currency"
+    refused = client.put(url, json={"currency": code})
+    assert refused.status_code == 422 and refused.get_json()["errors"] == {"currency": [NOT_ISO.format(code)]}
+    cli_run = CliRunner().invoke(cli.main, ["waba", "currency", WABA, code, "--database-url", database_url])
+    assert cli_run.exit_code == 1 and "currency" in cli_run.output
+    with pytest.raises(ServiceError) as raised:
+        PolicyService(database_url=database_url).set_billing_currency(WABA, code)
+    assert raised.value.code == 422 and list(raised.value.errors) == ["currency"]
+    assert client.get(url).status_code == 404
+    assert client.put(url, json={"currency": "BRL"}).get_json()["created"] is True
+
+
+def test_a_currency_no_card_is_in_is_stored_and_its_sends_say_why_they_are_unpriced(client, known_waba):
+    """MXN is ISO 4217's and Meta bills in it, but no shipped card is in MXN: a WABA billed in it is real, so it is
+    stored, and its sends are decided with price null and the reason; a decision's context.currency likewise,
+    while context.currency XYZ is a 422 naming context.currency."""
+    assert client.put(f"/v1/wabas/{WABA}/billing-currency", json={"currency": "MXN"}).get_json()["created"]
+    body = decide(client, "2026-11-10T10:00:00+00:00", "5511987654321", "marketing")
+    assert body["charge"]["price"] is None and body["charge"]["price_reason"].startswith("no MXN rate card")
+    response = client.post("/v1/decisions", json={
+        "send": {"at": "2026-11-10T10:00:00+00:00", "to": "+5511987654321", "type": "text"},
+        "history": [{"direction": "inbound", "at": "2026-11-10T09:00:00+00:00", "type": "text"}],
+        "context": {"currency": "XYZ"}})
+    assert response.status_code == 422 and response.get_json()["errors"] == {"context.currency": [NOT_ISO.format(
+        "XYZ")]}
+
+
+def test_a_stored_code_that_was_never_a_currency_can_be_corrected(client, known_waba):
+    """A WABA stored with XYZ before codes were checked was locked (409 on every change, every send unpriced):
+    Meta cannot have billed it in XYZ, so a PUT of an ISO 4217 code replaces it, the source saying so; a real
+    currency stays written once."""
+    with known_waba.app_context():
+        billing.set_currency(WABA, "XYZ", "API")
+    url = f"/v1/wabas/{WABA}/billing-currency"
+    fixed = client.put(url, json={"currency": "BRL"}).get_json()
+    assert (fixed["currency"], fixed["created"], fixed["source"]) == ("BRL", True,
+                                                                     "API, replacing XYZ (no ISO 4217 currency)")
+    assert client.put(url, json={"currency": "USD"}).status_code == 409
 
 
 def test_sends_are_priced_in_the_wabas_currency_unless_the_context_says_otherwise(client, known_waba):

@@ -205,6 +205,27 @@ def test_an_unreadable_business_state_change_is_skipped_not_the_payload(app, cli
     assert set(stored(app)) == {"wamid.beside"}
 
 
+def test_an_entry_under_no_waba_id_is_skipped_and_a_null_time_is_read_at_receipt(app, client):
+    """Meta's WABA ids are digits: a messages entry under "WABA1" was stored and drove decisions while
+    /v1/wabas/WABA1/templates is a 404; it is skipped naming entry.0 `id` (the stored payload keeps it). An entry
+    whose time is null was lost whole; it is read, entry.0.time listed as not read, as "abc" is."""
+    body = inbound_text("wamid.waba1", T0)
+    body["entry"][0]["id"] = "WABA1"
+    answer = deliver(client, body)[0].json
+    assert answer["new"] == 0 and [(part["path"], list(part["reason"])) for part in answer["skipped"]] == [
+        ("entry.0", ["id"])], answer
+    assert stored(app) == {}
+    with app.app_context():
+        from policy_service.store.raw_webhooks import RawWebhook
+
+        assert '"WABA1"' in RawWebhook.get_by_id(answer["id"]).body
+    body = inbound_text("wamid.null-time", T0)
+    body["entry"][0]["time"] = None
+    answer = deliver(client, body)[0].json
+    assert answer["new"] == 1 and [part["path"] for part in answer["skipped"]] == ["entry.0.time"], answer
+    assert set(stored(app)) == {"wamid.null-time"}
+
+
 def test_numeric_secrets_from_the_environment_still_verify(database_url):
     """POLICY_* values are JSON-decoded, so an all-digit secret or token arrives as a number and must still work."""
     client = create_app({"TESTING": True, "DATABASE_URL": database_url, "WHATSAPP_APP_SECRET": 1234567890,
