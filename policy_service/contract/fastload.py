@@ -21,12 +21,13 @@ What is checked is what contract.schemas declares for SendSchema, SendTemplateSc
 TemplateSchema and ReferralSchema: the member names, JSON types (strict: a boolean is not an integer, 1 is not
 true, null is not a string), enumerations, lengths (in code points, as len()), timestamps (strict.rfc3339_time, as
 the schemas' RFC3339DateTime reads them: an RFC 3339 date-time with offset, 2000-01-01 to 2999-12-31), the template
-time-to-live range, the recipient (core.identities.parse_contact, the one parser SendSchema uses), SendSchema's and
-MessageSchema's cross-field rules.
+name and language patterns, the template time-to-live range, the recipient (core.identities.parse_contact, the one
+parser SendSchema uses), SendSchema's and MessageSchema's cross-field rules.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import date, datetime
@@ -47,6 +48,8 @@ from .schemas import (
     LATEST,
     MAX_HISTORY,
     MESSAGE_TYPES,
+    TEMPLATE_LANGUAGE,
+    TEMPLATE_NAME,
     TEMPLATE_STATUSES,
     ContextSchema,
     ReferralSchema,
@@ -257,9 +260,15 @@ def _time(value: str) -> datetime | None:
     return at
 
 
+_TEMPLATE_NAME, _TEMPLATE_LANGUAGE = re.compile(TEMPLATE_NAME).fullmatch, re.compile(TEMPLATE_LANGUAGE).fullmatch
+
+
 def _template(value: _Template | _SendTemplate) -> Template | None:
     ttl = value.message_send_ttl_seconds
     if ttl is not None and ttl != -1 and not 30 <= ttl <= 2592000:
+        return None
+    # TemplateSchema's Pattern validators, as they read (fullmatch: "en\n" is no language).
+    if not _TEMPLATE_NAME(value.name) or not _TEMPLATE_LANGUAGE(value.language):
         return None
     return Template(value.name, value.language, value.category, value.status, value.otp_button, ttl)
 

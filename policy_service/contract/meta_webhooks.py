@@ -33,7 +33,16 @@ from ..core import identities
 from ..core.vocabulary import STATUS_RANK
 from .parsing import bounded_errors, flatten_errors
 from .queries import WABA_ID
-from .schemas import EARLIEST, INBOUND_ONLY_TYPES, LATEST, MESSAGE_TYPES
+from .schemas import (
+    EARLIEST,
+    INBOUND_ONLY_TYPES,
+    LATEST,
+    MESSAGE_TYPES,
+    TEMPLATE_LANGUAGE,
+    TEMPLATE_LANGUAGE_ERROR,
+    TEMPLATE_NAME,
+    TEMPLATE_NAME_ERROR,
+)
 from .strict import Pattern, StrictBoolean
 
 KNOWN_INBOUND_TYPES = frozenset(MESSAGE_TYPES + INBOUND_ONLY_TYPES)
@@ -675,8 +684,9 @@ class ListedTemplateSchema(_MetaSchema):
     status or category that is not Meta's is a 422 naming it and the values allowed (never stored as unknown)."""
 
     id = fields.Raw()
-    name = _text(required=True)
-    language = _text(16, required=True)
+    # A client names these in sends (contract.schemas.TemplateSchema): the same rules as there.
+    name = fields.String(required=True, validate=Pattern(TEMPLATE_NAME, error=TEMPLATE_NAME_ERROR))
+    language = fields.String(required=True, validate=Pattern(TEMPLATE_LANGUAGE, error=TEMPLATE_LANGUAGE_ERROR))
     category = fields.String(required=True, validate=[validate.Length(min=1, max=32), _one_of(CATEGORY_NAMES)])
     status = fields.String(required=True, validate=[validate.Length(min=1, max=32), _one_of(LISTED_STATUSES)])
 

@@ -162,11 +162,24 @@ def _ttl_seconds(value: int) -> None:
         raise ValidationError("must be -1 or 30 to 2592000 seconds")
 
 
+# Meta's rules for a template (WhatsApp message templates): its name is lowercase letters, digits and underscores, at
+# most 512 characters; its language one of Meta's codes (en, en_US, pt_BR, zh_CN, fil, prs_AF: an ISO 639 language in
+# lowercase, 2 or 3 letters, then optionally _ and an ISO 3166 country in capitals). The shape, not Meta's list: a
+# code Meta adds later is taken without a release. Meta's own payloads (webhooks) are stored as Meta sent them.
+TEMPLATE_NAME = r"^[a-z0-9_]{1,512}$"
+TEMPLATE_LANGUAGE = r"^[a-z]{2,3}(_[A-Z]{2})?$"
+TEMPLATE_NAME_ERROR = "must be a template name as Meta allows: lowercase letters, digits and underscores (1 to 512)"
+TEMPLATE_LANGUAGE_ERROR = ("must be one of Meta's template language codes: a lowercase language, optionally _ and "
+                           "a country in capitals (en, en_US, pt_BR, fil)")
+
+
 class TemplateSchema(RequestSchema):
     """A template as named in a send or a past outbound message."""
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=512))
-    language = fields.String(required=True, validate=validate.Length(min=2, max=16))
+    name = fields.String(required=True, validate=Pattern(TEMPLATE_NAME, error=TEMPLATE_NAME_ERROR), metadata={
+        "description": "Meta's template name: lowercase letters, digits and underscores"})
+    language = fields.String(required=True, validate=Pattern(TEMPLATE_LANGUAGE, error=TEMPLATE_LANGUAGE_ERROR),
+                             metadata={"description": "Meta's language code: en, en_US, pt_BR..."})
     category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
     status = fields.String(validate=validate.OneOf(TEMPLATE_STATUSES))
     otp_button = _strict_bool(metadata={"description": "authentication templates: has a copy-code, one-tap or "

@@ -134,5 +134,5 @@ def post_pricing_analytics(query: dict[str, Any]):
     """Import Meta's pricing analytics for a WABA (cost in the WABA's currency): the bill the cost report shows."""
     if not request.is_json:
         abort(415, message="send the body as JSON, with Content-Type: application/json",
-              errors={"Content-Type": [f"must be application/json, got {request.mimetype or 'none'}"]})
+              errors={"headers.Content-Type": [f"must be application/json, got {request.mimetype or 'none'}"]})
     return analytics.import_analytics(request.get_data(cache=True), query["waba_id"])

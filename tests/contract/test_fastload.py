@@ -21,7 +21,8 @@ _TIMES = st.sampled_from(["2025-08-12T09:00:00+00:00", "2025-08-12T10:30:00.5+05
                           "3000-01-01T00:00:00+00:00", "2025-08-12", "yesterday", "2025-08-12T08:00:00-01:00", "",
                           "2025-W33-2T09:00:00Z", "20250812T090000Z", "2025-08-12 09:00:00-03:00",
                           "2025-08-12T09:00+00:00", "2025-08-12T09:00:00+0000"]) | st.integers() | st.none()
-_TEXTS = st.sampled_from(["", "x", "e", "en", "a" * 513, "wamid.1"]) | st.none() | st.integers() | st.booleans()
+_TEXTS = st.sampled_from(["", "x", "e", "en", "a" * 513, "wamid.1", "en_US", "en US", "en\n", "!!", " ", "EN",
+                          "order_update", "Order-Update"]) | st.none() | st.integers() | st.booleans()
 _TEMPLATE = st.fixed_dictionaries({}, optional={
     "name": _TEXTS, "language": _TEXTS, "category": st.sampled_from(["utility", "marketing", "service", None]),
     "status": st.sampled_from(["APPROVED", "PAUSED", "approved", None]), "otp_button": st.sampled_from([True, 1, None]),
@@ -252,7 +253,7 @@ _AT = st.sampled_from(["2025-08-12T09:00:00+00:00", "2025-08-12T09:00:00Z", "202
                        "2025-08-12T09:00:00.123456+00:00", "2000-01-01T00:00:00+00:00", "2999-12-31T00:00:00Z"])
 _LATER = st.sampled_from(["2999-12-31T00:00:00+00:00", "2025-08-12T09:00:00+00:00"])
 _OK_TEMPLATE = st.fixed_dictionaries(
-    {"name": st.sampled_from(["order_update", "x", "\U0001f600" * 512]), "language": st.sampled_from(["en", "pt_BR"]),
+    {"name": st.sampled_from(["order_update", "x", "a" * 512]), "language": st.sampled_from(["en", "pt_BR", "fil"]),
      "category": st.sampled_from(["utility", "marketing", "authentication"])},
     optional={"status": st.sampled_from(["APPROVED", "PAUSED", "PENDING_DELETION"]), "otp_button": st.booleans(),
               "message_send_ttl_seconds": st.sampled_from([-1, 30, 600, 2592000])})

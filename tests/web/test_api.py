@@ -121,6 +121,30 @@ def test_invalid_requests_get_field_errors(client, payload, field):
     assert field in errors, errors
 
 
+@pytest.mark.parametrize(("member", "value"), [
+    ("language", "!!"), ("language", "en US"), ("language", "en\n"), ("language", "EN"), ("language", "en_us"),
+    ("language", "english"), ("name", " "), ("name", "Order Update"), ("name", "order-update"), ("name", "a" * 513),
+])
+def test_a_template_name_or_language_meta_would_refuse_is_a_422_naming_it(client, member, value):
+    """Meta's rules: a template name is lowercase letters, digits and underscores (at most 512), a language one of
+    Meta's codes (en, en_US, pt_BR, fil). "!!", "en US", "en\n" and a blank name were decided (200); they are a 422
+    naming the field and saying what is expected, in a send's template and a history's alike."""
+    send = {**SEND, "type": "template", "template": {**TEMPLATE, member: value}}
+    errors = assert_error_shape(client.post("/v1/decisions", json={"send": send}), 422)
+    assert list(errors) == [f"send.template.{member}"] and "Meta" in errors[f"send.template.{member}"][0], errors
+    past = {"direction": "outbound", "at": "2025-08-12T09:00:00+00:00", "type": "template",
+            "template": {**TEMPLATE, member: value}}
+    errors = assert_error_shape(client.post("/v1/decisions", json={"send": SEND, "history": [past]}), 422)
+    assert list(errors) == [f"history.0.template.{member}"], errors
+
+
+@pytest.mark.parametrize("language", ["en", "en_US", "pt_BR", "zh_CN", "fil", "prs_AF"])
+def test_metas_language_codes_are_taken(client, language):
+    """Every shape of Meta's language codes is decided as before."""
+    send = {**SEND, "type": "template", "template": {**TEMPLATE, "language": language, "name": "a" * 512}}
+    assert client.post("/v1/decisions", json={"send": send}).status_code == 200
+
+
 @pytest.mark.parametrize("body", ["{not json", "", "[1, 2]", "null", "42"])
 def test_malformed_bodies_are_client_errors(client, body):
     """Malformed JSON or a body that is not an object is a 4xx in the same shape, never a 500."""

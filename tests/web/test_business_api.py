@@ -62,6 +62,15 @@ def test_a_malformed_import_is_a_422_naming_the_field(client):
     assert client.get(f"/v1/wabas/{WABA_ID}/templates").json["templates"] == []
 
 
+def test_an_import_naming_a_template_as_meta_would_not_is_a_422(client):
+    """An imported template is named by sends, so it follows the same rules (lowercase name, Meta's language code):
+    "Order Update" in "en US" is refused naming both; nothing is imported."""
+    response = client.post(f"/v1/wabas/{WABA_ID}/message_templates", json={"data": [
+        {"name": "Order Update", "language": "en US", "category": "UTILITY", "status": "APPROVED"}]})
+    assert response.status_code == 422 and set(response.json["errors"]) == {"data.0.name", "data.0.language"}
+    assert client.get(f"/v1/wabas/{WABA_ID}/templates").json["templates"] == []
+
+
 def test_counts_are_by_number_category_and_period(client):
     """GET /v1/counts serves other modules (volume tiers, limits) the counts decisions use."""
     deliver(client, *(status(f"wamid.c{i}", "delivered", T0 + i, contact=f"5511900000{i:03d}",
