@@ -105,7 +105,8 @@ def receive(body: bytes, signature: str | None, *, app_secret: str | None, proce
                              {"POLICY_WHATSAPP_APP_SECRET": ["not configured: set it to the Meta app's secret"]})
     if not meta.signature_valid(body, signature, app_secret):
         raise WebhookRefused(401, f"{SIGNATURE_HEADER} is missing or does not match the body",
-                             {SIGNATURE_HEADER: ["missing or not the HMAC-SHA256 of the body under the app secret"]})
+                             {f"headers.{SIGNATURE_HEADER}": [
+                                 "missing or not the HMAC-SHA256 of the body under the app secret"]})
     try:
         document = parse_json(body, WEBHOOK_LIMITS)
     except BodyRefused as refused:

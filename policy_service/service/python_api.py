@@ -147,7 +147,10 @@ class PolicyService:
                                       process=self.config.get("WEBHOOK_PROCESSING") != ingest.OFF,
                                       settings=ingest.configured(self.config))
             except ingest.WebhookRefused as refused:
-                raise ServiceError(refused.status, refused.message, refused.errors) from None
+                # Over HTTP the signature is a header (headers.X-Hub-Signature-256); here it is the argument.
+                errors = {("signature" if key == f"headers.{ingest.SIGNATURE_HEADER}" else key): value
+                          for key, value in refused.errors.items()}
+                raise ServiceError(refused.status, refused.message, errors) from None
 
     def decision(self, decision_id: str) -> dict[str, Any]:
         """A logged decision as GET /v1/decisions/<id> answers it (request masked as logged); ServiceError

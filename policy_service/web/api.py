@@ -139,12 +139,12 @@ def require_json(req: flask.Request) -> None:
     (no Content-Encoding but identity)."""
     if not is_json_request(req):
         abort(415, message="send the body as JSON, with Content-Type: application/json",
-              errors={"Content-Type": [f"must be application/json, got {req.mimetype or 'none'}"]})
+              errors={"headers.Content-Type": [f"must be application/json, got {req.mimetype or 'none'}"]})
     encoding = req.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
         # A compressed body would be read as text and refused as "not UTF-8", hiding what to change.
         abort(415, message="send the body uncompressed: no Content-Encoding is accepted",
-              errors={"Content-Encoding": [f"must be absent (identity), got {encoding[:32]}"]})
+              errors={"headers.Content-Encoding": [f"must be absent (identity), got {encoding[:32]}"]})
 
 
 def parse_body(body: bytes | str, limits: Limits) -> Any:

@@ -76,16 +76,22 @@ def post_forecast(body: dict[str, Any], _query: dict[str, Any]):
 @pages.route("/forecast", methods=["GET"])
 def forecast_page():
     """A campaign's cost: lines of `country category count` priced as POST /v1/costs/forecast prices them."""
-    if errors := unknown_filters({"at", "currency", "waba_id", "lines"}):
+    if errors := unknown_filters({"at", "currency", "waba_id", "lines", "service_messages_this_month"}):
         return refused_page(errors)
     form = {"at": request.values.get("at") or f"{date.today().isoformat()}T12:00:00+00:00",
             "currency": request.values.get("currency") or "", "waba_id": request.values.get("waba_id") or "",
+            "service_messages_this_month": request.values.get("service_messages_this_month") or "",
             "lines": request.values.get("lines") or "BR marketing 10000\nBR utility 5000"}
     if "lines" not in request.values:
         return render_template("ui/forecast.html", form=form, errors={}, result=None)
     body: dict[str, Any] = {"at": form["at"], "lines": []}
     body.update({key: form[key] for key in ("currency", "waba_id") if form[key]})
     errors: dict[str, list[str]] = {}
+    if form["service_messages_this_month"]:  # a whole count, as the API's integer (the schema checks its range)
+        if form["service_messages_this_month"].isdigit():
+            body["service_messages_this_month"] = int(form["service_messages_this_month"])
+        else:
+            errors["service_messages_this_month"] = ["a whole number of messages, like 900"]
     for number, text in enumerate(form["lines"].splitlines(), start=1):
         parts = text.split()
         if not parts:
@@ -128,5 +134,5 @@ def post_pricing_analytics(query: dict[str, Any]):
     """Import Meta's pricing analytics for a WABA (cost in the WABA's currency): the bill the cost report shows."""
     if not request.is_json:
         abort(415, message="send the body as JSON, with Content-Type: application/json",
-              errors={"Content-Type": [f"must be application/json, got {request.mimetype or 'none'}"]})
+              errors={"headers.Content-Type": [f"must be application/json, got {request.mimetype or 'none'}"]})
     return analytics.import_analytics(request.get_data(cache=True), query["waba_id"])

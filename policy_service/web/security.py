@@ -204,7 +204,7 @@ def require_key() -> Response | None:
         message = "the API key is not valid" if presented is not None else \
             "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key`"
         abort(401, message=message, headers={"WWW-Authenticate": "Bearer"},
-              errors={header: ["not a configured API key" if presented is not None else "required"]})
+              errors={f"headers.{header}": ["not a configured API key" if presented is not None else "required"]})
     g.api_key_name = key.name
     if request.endpoint is not None:
         allowed = roles_for(request.endpoint)
@@ -213,7 +213,7 @@ def require_key() -> Response | None:
             article = "an" if needed[:1] in "aeiou" else "a"
             abort(403, message=f"the key {key.name!r} ({'+'.join(sorted(key.roles))}) may not call this; "
                                f"it needs {article} {needed} key",
-                  errors={header if presented is not None else "session": [
+                  errors={f"headers.{header}" if presented is not None else "session": [
                       f"the key {key.name!r} has the role {'+'.join(sorted(key.roles))}; this needs {needed}"]})
     return None
 
@@ -256,7 +256,7 @@ def refuse_cross_site() -> None:
         # The header that decided names the error (Sec-Fetch-Site, when the browser sent it).
         header, got = ("Sec-Fetch-Site", fetched_from) if fetched_from is not None else ("Origin", origin)
         abort(403, message="refused: a state-changing request sent by a browser from another site (CSRF)",
-              errors={header: [f"must be this service's own origin, got {got}"]})
+              errors={f"headers.{header}": [f"must be this service's own origin, got {got}"]})
 
 
 def protect_page_forms() -> None:

@@ -129,6 +129,12 @@ def test_the_free_service_allowance_leaves_the_first_1000_free_by_the_rule(clien
     page = client.get("/ui/forecast", query_string={"at": SERVICE["at"], "currency": "BRL",
                                                     "lines": "BR service 2000"}).get_data(as_text=True)
     assert "Total: 35.000 BRL" in page and "1000 free (PMP26-1.free-allowance" in page
+    later = client.get("/ui/forecast", query_string={"at": SERVICE["at"], "currency": "BRL", "lines": "BR service 2000",
+                                                     "service_messages_this_month": "900"}).get_data(as_text=True)
+    assert "Total: 66.500 BRL" in later and "100 free (PMP26-1.free-allowance" in later
+    bad = client.get("/ui/forecast", query_string={"at": SERVICE["at"], "currency": "BRL", "lines": "BR service 1",
+                                                   "service_messages_this_month": "many"})
+    assert bad.status_code == 422 and "a whole number of messages" in bad.get_data(as_text=True)
 
 
 def test_the_allowance_is_read_from_the_rule_file_not_python(tmp_path):

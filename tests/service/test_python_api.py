@@ -293,7 +293,13 @@ def test_a_refused_webhook_raises_the_http_error(client, service, what, body, si
     assert 400 <= over_http.status_code < 500
     with pytest.raises(ServiceError) as raised:
         service.ingest_webhook(body, signature)
-    assert raised.value.as_dict() == over_http.json
+    # The same error, but what HTTP names as its header (headers.X-Hub-Signature-256) Python names as the argument.
+    expected = {**over_http.json, "errors": {("signature" if key == "headers.X-Hub-Signature-256" else key): value
+                                             for key, value in over_http.json["errors"].items()}}
+    assert raised.value.as_dict() == expected
+    if signature != signed(inbound_text("wamid.c", T0))[1]["X-Hub-Signature-256"] and "signature" in what:
+        assert list(over_http.json["errors"]) == ["headers.X-Hub-Signature-256"] and list(expected["errors"]) == [
+            "signature"]
 
 
 def test_a_webhook_over_the_size_limit_is_a_413_naming_the_limit(database_url):

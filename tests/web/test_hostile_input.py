@@ -245,4 +245,5 @@ def test_a_compressed_body_is_a_415_naming_content_encoding(client):
     body = gzip.compress(b'{"send": {}}')
     response = client.post("/v1/decisions", data=body, headers={"Content-Type": "application/json",
                                                                  "Content-Encoding": "gzip"})
-    assert assert_error_shape(response, 415)["errors"] == {"Content-Encoding": ["must be absent (identity), got gzip"]}
+    assert assert_error_shape(response, 415)["errors"] == {
+        "headers.Content-Encoding": ["must be absent (identity), got gzip"]}

@@ -77,7 +77,7 @@ def test_a_body_not_sent_as_json_is_a_415(app, client, content_type):
     if content_type:
         headers["Content-Type"] = content_type
     response = client.post("/v1/webhooks/whatsapp", data=raw, headers=headers)
-    assert response.status_code == 415 and list(response.json["errors"]) == ["Content-Type"]
+    assert response.status_code == 415 and list(response.json["errors"]) == ["headers.Content-Type"]
     assert stored(app) == {}
     charset = client.post("/v1/webhooks/whatsapp", data=raw,
                           headers={**headers, "Content-Type": "application/json; charset=utf-8"})
