@@ -2,12 +2,8 @@
 unreadable part listed once with its path (the reader alone, without a database)."""
 
 import ast
-import importlib
-import pkgutil
 from datetime import UTC, datetime
 from pathlib import Path
-
-from marshmallow import Schema
 
 import policy_service
 from policy_service.contract import meta_webhooks as meta
@@ -24,6 +20,7 @@ from ..meta_payloads import (
     pmp,
     status,
 )
+from . import package_schemas
 
 T0 = 1754989200  # 2025-08-12T09:00:00Z
 AT = datetime.fromtimestamp(T0, tz=UTC)
@@ -51,16 +48,7 @@ def test_each_schema_class_is_defined_once_in_the_package():
                 names.setdefault(node.name, []).append(str(path.relative_to(PACKAGE)))
     assert {name: where for name, where in names.items() if len(where) > 1} == {}
     # And every Schema subclass the package defines is caught by the name check above.
-    for module in pkgutil.walk_packages(policy_service.__path__, "policy_service."):
-        if ".migrations." not in module.name:
-            importlib.import_module(module.name)
-    defined = set()
-    stack = [Schema]
-    while stack:
-        for subclass in stack.pop().__subclasses__():
-            stack.append(subclass)
-            if subclass.__module__.startswith("policy_service."):
-                defined.add(subclass.__name__)
+    defined = {schema.__name__ for schema in package_schemas()}
     assert defined <= set(names), defined - set(names)
     assert {"StatusSchema", "InboundSchema", "MetadataSchema", "StatusErrorSchema"} <= defined
 

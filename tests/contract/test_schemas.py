@@ -5,6 +5,8 @@ from marshmallow import ValidationError
 
 from policy_service.contract.schemas import REQUEST
 
+from . import package_schemas
+
 SEND = {"at": "2026-10-10T10:00:00+00:00", "to": "+5511988887777", "type": "text"}
 
 
@@ -22,20 +24,9 @@ def test_a_bad_history_ref_contact_gets_only_its_own_message():
 
 
 def _request_schemas():
-    import importlib
-    import pkgutil
-
-    import policy_service
     from policy_service.contract.strict import RequestSchema
 
-    for module in pkgutil.walk_packages(policy_service.__path__, "policy_service."):
-        importlib.import_module(module.name)
-    found, pending = set(), [RequestSchema]
-    while pending:
-        for subclass in pending.pop().__subclasses__():
-            found.add(subclass)
-            pending.append(subclass)
-    return found
+    return package_schemas(RequestSchema)
 
 
 def test_every_number_a_request_reads_has_an_upper_bound():

@@ -11,6 +11,8 @@ from marshmallow import ValidationError
 from policy_service.contract.meta_webhooks import PricingSchema
 from policy_service.contract.schemas import REQUEST
 
+from . import package_schemas
+
 SEND = {"at": "2026-10-10T10:00:00+00:00", "to": "+5511988887777", "type": "text"}
 TEMPLATE = {"name": "code", "language": "en", "category": "authentication", "status": "APPROVED"}
 
@@ -78,27 +80,17 @@ def test_anything_but_an_object_where_one_belongs_must_be_a_json_object(request_
 
 
 def _pattern_validators():
-    """Every validate.Regexp (or subclass) on a field of every marshmallow schema the package declares."""
-    import importlib
-    import pkgutil
-
-    import marshmallow
+    """Every validate.Regexp (or subclass) on a field (or a list field's items) of every marshmallow schema the
+    package declares, as (module.Schema.field, validator)."""
     from marshmallow import validate
 
-    import policy_service
-
     found = []
-    for module in pkgutil.walk_packages(policy_service.__path__, "policy_service."):
-        if ".migrations" in module.name:
-            continue
-        loaded = importlib.import_module(module.name)
-        for name, value in vars(loaded).items():
-            if isinstance(value, type) and issubclass(value, marshmallow.Schema) and value.__module__ == module.name:
-                for field_name, field in value._declared_fields.items():
-                    inner = getattr(field, "inner", None)
-                    for checked in (field, inner) if inner is not None else (field,):
-                        found += [(f"{module.name}.{name}.{field_name}", v) for v in checked.validators
-                                  if isinstance(v, validate.Regexp)]
+    for schema in package_schemas():
+        for field_name, field in schema._declared_fields.items():
+            inner = getattr(field, "inner", None)
+            for checked in (field, inner) if inner is not None else (field,):
+                found += [(f"{schema.__module__}.{schema.__name__}.{field_name}", v) for v in checked.validators
+                          if isinstance(v, validate.Regexp)]
     return found
 
 
@@ -223,36 +215,8 @@ def test_every_pattern_a_schema_checks_says_what_is_expected():
     """No field of any schema in the package answers marshmallow's "String does not match expected pattern.": a
     contact filter said only that to a BSUID (GET /v1/decisions?contact=US.…), so every Pattern (and Regexp) is given
     an error naming what is expected."""
-    import importlib
-    import pkgutil
+    from marshmallow import validate
 
-    from marshmallow import Schema, fields, validate
-
-    import policy_service
-
-    for module in pkgutil.walk_packages(policy_service.__path__, "policy_service."):
-        if ".migrations." not in module.name:
-            importlib.import_module(module.name)
-    schemas, pending = set(), [Schema]
-    while pending:
-        for subclass in pending.pop().__subclasses__():
-            schemas.add(subclass)
-            pending.append(subclass)
-
-    def field_validators(field):
-        yield from field.validators
-        inner = getattr(field, "inner", None)
-        if isinstance(inner, fields.Field):
-            yield from field_validators(inner)
-
-    checked, silent = 0, []
-    for schema in schemas:
-        if not schema.__module__.startswith("policy_service."):
-            continue
-        for name, field in schema._declared_fields.items():
-            for validator in field_validators(field):
-                if isinstance(validator, validate.Regexp):
-                    checked += 1
-                    if validator.error in (None, validate.Regexp.default_message):
-                        silent.append(f"{schema.__module__}.{schema.__name__}.{name}")
-    assert checked >= 10 and not silent, (checked, silent)
+    patterns = _pattern_validators()
+    silent = [name for name, validator in patterns if validator.error in (None, validate.Regexp.default_message)]
+    assert len(patterns) >= 10 and not silent, (len(patterns), silent)
