@@ -44,6 +44,7 @@ from .schemas import (
     CATEGORIES,
     DELIVERY_STATUSES,
     EARLIEST,
+    HISTORY_TEMPLATE_NAME,
     INBOUND_ONLY_TYPES,
     LATEST,
     MAX_HISTORY,
@@ -261,14 +262,17 @@ def _time(value: str) -> datetime | None:
 
 
 _TEMPLATE_NAME, _TEMPLATE_LANGUAGE = re.compile(TEMPLATE_NAME).fullmatch, re.compile(TEMPLATE_LANGUAGE).fullmatch
+_HISTORY_TEMPLATE_NAME = re.compile(HISTORY_TEMPLATE_NAME).fullmatch
 
 
 def _template(value: _Template | _SendTemplate) -> Template | None:
     ttl = value.message_send_ttl_seconds
     if ttl is not None and ttl != -1 and not 30 <= ttl <= 2592000:
         return None
-    # TemplateSchema's Pattern validators, as they read (fullmatch: "en\n" is no language).
-    if not _TEMPLATE_NAME(value.name) or not _TEMPLATE_LANGUAGE(value.language):
+    # TemplateSchema's (a past message's) and SendTemplateSchema's Pattern validators, as they read (fullmatch: "en\n"
+    # is no language).
+    named = _TEMPLATE_NAME if type(value) is _SendTemplate else _HISTORY_TEMPLATE_NAME
+    if not named(value.name) or not _TEMPLATE_LANGUAGE(value.language):
         return None
     return Template(value.name, value.language, value.category, value.status, value.otp_button, ttl)
 

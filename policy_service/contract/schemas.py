@@ -23,7 +23,7 @@ from marshmallow import (
 
 from ..core.decision import Decision
 from ..core.identities import E164, WA_ID, NotAContact, parse_contact
-from ..core.messages import UNKNOWN_TYPE, DecisionRequest, Message, Send, Template
+from ..core.messages import UNKNOWN_TEMPLATE, UNKNOWN_TYPE, DecisionRequest, Message, Send, Template
 from ..core.pricing import Price
 from ..core.rates import BASES, iso_4217
 from ..core.vocabulary import GROUP_CATEGORY_PREFIX, STATUSES
@@ -171,6 +171,10 @@ def _ttl_seconds(value: int) -> None:
 # lowercase, 2 or 3 letters, then optionally _ and an ISO 3166 country in capitals). The shape, not Meta's list: a
 # code Meta adds later is taken without a release. Meta's own payloads (webhooks) are stored as Meta sent them.
 TEMPLATE_NAME = r"^[a-z0-9_]{1,512}$"
+# A past message may also hold the name the service writes for a template it learned of from a status webhook alone
+# (core.messages.UNKNOWN_TEMPLATE, in the history a history_ref resolves and the log stores): it loads back as it was
+# written. A send names a real template.
+HISTORY_TEMPLATE_NAME = rf"^(?:[a-z0-9_]{{1,512}}|{re.escape(UNKNOWN_TEMPLATE)})$"
 TEMPLATE_LANGUAGE = r"^[a-z]{2,3}(_[A-Z]{2})?$"
 TEMPLATE_NAME_ERROR = "must be a template name as Meta allows: lowercase letters, digits and underscores (1 to 512)"
 TEMPLATE_LANGUAGE_ERROR = ("must be one of Meta's template language codes: a lowercase language, optionally _ and "
@@ -180,7 +184,7 @@ TEMPLATE_LANGUAGE_ERROR = ("must be one of Meta's template language codes: a low
 class TemplateSchema(RequestSchema):
     """A template as named in a send or a past outbound message."""
 
-    name = fields.String(required=True, validate=Pattern(TEMPLATE_NAME, error=TEMPLATE_NAME_ERROR), metadata={
+    name = fields.String(required=True, validate=Pattern(HISTORY_TEMPLATE_NAME, error=TEMPLATE_NAME_ERROR), metadata={
         "description": "Meta's template name: lowercase letters, digits and underscores"})
     language = fields.String(required=True, validate=Pattern(TEMPLATE_LANGUAGE, error=TEMPLATE_LANGUAGE_ERROR),
                              metadata={"description": "Meta's language code: en, en_US, pt_BR..."})
@@ -206,6 +210,8 @@ class SendTemplateSchema(TemplateSchema):
     neither given in full nor known to the registry is a 422 naming the missing field.
     """
 
+    name = fields.String(required=True, validate=Pattern(TEMPLATE_NAME, error=TEMPLATE_NAME_ERROR), metadata={
+        "description": "Meta's template name: lowercase letters, digits and underscores"})
     category = fields.String(validate=validate.OneOf(CATEGORIES), metadata={
         "description": "optional when the registry knows the template; the registry wins when they differ"})
     status = fields.String(validate=validate.OneOf(TEMPLATE_STATUSES), metadata={

@@ -56,3 +56,22 @@ def test_the_last_day_a_time_may_fall_on_is_whole():
     with pytest.raises(ValidationError) as refused:
         REQUEST.load({"send": {**SEND, "at": "3000-01-01T00:00:00+00:00"}})
     assert refused.value.messages["send"]["at"] == ["must be between 2000-01-01 and 2999-12-31"]
+
+
+def test_the_name_of_a_template_known_from_a_status_alone_loads_in_a_history_never_in_a_send():
+    """A stored history names a template it learned of from a status webhook alone by core.messages.UNKNOWN_TEMPLATE
+    (the log keeps such histories, and replay loads them back through the schema); a send must name a real one."""
+    from policy_service.contract import fastload
+    from policy_service.core.messages import UNKNOWN_TEMPLATE
+
+    past = {"direction": "outbound", "at": "2025-08-12T10:00:00+00:00", "type": "template", "status": "delivered",
+            "delivered_at": "2025-08-12T10:00:01+00:00",
+            "template": {"name": UNKNOWN_TEMPLATE, "language": "und", "category": "utility", "status": "APPROVED"}}
+    request = {"send": {"at": "2025-08-12T12:00:00+00:00", "to": "+5511987654321", "type": "text"}, "history": [past]}
+    assert REQUEST.load(request).history[0].template.name == UNKNOWN_TEMPLATE
+    assert fastload.history([past])[0].template.name == UNKNOWN_TEMPLATE
+    send = {"at": "2025-08-12T12:00:00+00:00", "to": "+5511987654321", "type": "template",
+            "template": {"name": UNKNOWN_TEMPLATE, "language": "en", "category": "utility", "status": "APPROVED"}}
+    with pytest.raises(ValidationError) as refused:
+        REQUEST.load({"send": send})
+    assert "name" in refused.value.messages["send"]["template"]
