@@ -18,9 +18,10 @@ forecast assumes where the request cannot say (the order within a line, template
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ..core.evaluate import evaluate
 from ..core.forecast import (
@@ -46,7 +47,8 @@ def forecast_costs(policy: Policy, request: dict[str, Any]) -> dict[str, Any]:
     none is given and the WABA has none set, or when no rate card is in it (given or the WABA's)."""
     rates = policy.rulebook.rates
     at = request["at"]
-    day = at.astimezone(UTC).date()
+    zone = request.get("waba_timezone") or "UTC"
+    day = at.astimezone(ZoneInfo(zone)).date()  # the WABA's day: its card and month (PMP-5, as decisions count)
     waba_id = request.get("waba_id")
     currency = request.get("currency")
     if currency is None:
@@ -72,14 +74,14 @@ def forecast_costs(policy: Policy, request: dict[str, Any]) -> dict[str, Any]:
             market = market_map.market_of(country) if market_map else None
             if market is None or column is None or (market, column) in volumes:
                 continue
-            counted = month_volume(waba_id, category, country, day, at, "UTC", rates)
+            counted = month_volume(waba_id, category, country, day, at, zone, rates)
             if counted is not None:
                 volumes[(market, column)], sources[f"{market} {column}"] = counted
     already = request.get("service_messages_this_month", 0)
     result = forecast(lines, day=day, currency=currency, rates=rates, volumes=volumes, allowance=allowance,
-                      charge_of=service_charges(policy, at), allowance_before=already)
+                      charge_of=service_charges(policy, at, zone), allowance_before=already)
     return {**forecast_json(result, at.isoformat(), sources, waba_id), "service_messages_this_month": already,
-            "notes": _notes(lines, allowance)}
+            "waba_timezone": zone, "notes": _notes(lines, allowance)}
 
 
 def _refuse_entry_points_the_rules_are_not_asked(lines: list[Line], allowance: tuple[str, ...]) -> None:
@@ -114,8 +116,9 @@ def _notes(lines: list[Line], allowance: tuple[str, ...]) -> list[str]:
     return notes
 
 
-def service_charges(policy: Policy, at: datetime) -> Callable[[str, str, int], RuledCharge | None]:
-    """The rules' charge of a free-form message to a recipient in `country` at `at`, sent in `window`
+def service_charges(policy: Policy, at: datetime, zone: str = "UTC") -> Callable[[str, str, int], RuledCharge | None]:
+    """The rules' charge of a free-form message to a recipient in `country` at `at` (WABA time zone `zone`), sent in
+    `window`
     (core.forecast CUSTOMER_SERVICE_WINDOW: the user wrote a minute before; FREE_ENTRY_POINT: the user wrote from
     an ad two hours before and the business's free-form reply an hour before opened the free entry point window,
     the customer service window open too), after n counted messages this month: the decision pipeline's engine on
@@ -132,8 +135,9 @@ def service_charges(policy: Policy, at: datetime) -> Callable[[str, str, int], R
 
     def charge_of(country: str, window: str, count: int) -> RuledCharge | None:
         send = Send(at=at, to=f"{country}.forecast", type="text")
-        decision = evaluate(DecisionRequest(send, histories[window], {"service_messages_this_month": count}),
-                            rulebook=policy.rulebook, engine=policy.engine)
+        context = {"service_messages_this_month": count, "waba_timezone": zone}
+        decision = evaluate(DecisionRequest(send, histories[window], context), rulebook=policy.rulebook,
+                            engine=policy.engine)
         charge = decision.charge
         if charge is None or charge.rule is None:
             return None
@@ -156,8 +160,21 @@ def forecast_json(result: Forecast, at: str, sources: dict[str, str], waba_id: s
                       "free_entry_point": line.free_entry_point, "reason": line.reason, "free": _free(line)}
                      for line in result.unpriced],
         "volume_sources": sources,
-        "volume_note": None if waba_id else "no waba_id: volume tiers start at the month's first message",
+        "volume_note": VOLUME_NOTE.format(waba_id=waba_id) if waba_id else (
+            "no waba_id: volume tiers start at the month's first message (an upper bound: tiers only lower rates)"),
     }
+
+
+# Meta counts a volume tier's messages per business portfolio (every WABA of it), market and category, in a calendar
+# month from 12 am in the WABA time zone, charged messages only (whatsapp-rules.md PMP-5, from Meta's pricing page,
+# rules/rates/categories.yaml PMP-5.volume-tiers); the store knows which numbers are a WABA's, not which WABAs share
+# a portfolio.
+VOLUME_NOTE = (
+    "volume tiers continue from the charged messages of WABA {waba_id}'s phone numbers stored this month; Meta counts "
+    "the whole business portfolio (every WABA of it) per market and category (PMP-5.volume-tiers, "
+    "https://developers.facebook.com/documentation/business-messaging/whatsapp/pricing), and which WABAs share its "
+    "portfolio is not known here, so another WABA's messages are not counted: the tiers may start lower than Meta's, "
+    "and each amount is at most what Meta charges")
 
 
 def _amounts(result: Forecast) -> Callable[[Decimal], str]:

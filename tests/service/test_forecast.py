@@ -230,3 +230,26 @@ def test_a_free_entry_point_count_the_forecast_cannot_price_is_a_422(client):
     negative = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [
         {"country": "BR", "category": "service", "count": 2, "free_entry_point": -1}]})
     assert negative.status_code == 422 and "lines.0.free_entry_point" in negative.get_json()["errors"]
+
+
+def test_the_forecast_counts_the_wabas_day_and_says_whose_volume_it_continues(client, app):
+    """Meta's volume tiers count per business portfolio, per market and calendar month from 12 am in the WABA time
+    zone (PMP-5). The forecast took the UTC day and, with waba_id, said nothing of the portfolio: at
+    2026-10-01T02:00Z a WABA in São Paulo is still on 2026-09-30, so its service messages are free (PMP-4, the July
+    card) where UTC's day would charge 1,000 of them; with waba_id, volume_note says the count covers that WABA
+    only, not the portfolio Meta counts (an upper bound), citing the rule; a zone no IANA zone is a 422."""
+    body = {"currency": "BRL", "at": "2026-10-01T02:00:00Z",
+            "lines": [{"country": "BR", "category": "service", "count": 2000}]}
+    utc = client.post("/v1/costs/forecast", json=body).get_json()
+    assert (utc["total"], utc["waba_timezone"], utc["lines"][0]["rate_card"]["id"]) == (
+        "35.000", "UTC", "meta-brl-2026-10-01")
+    local = client.post("/v1/costs/forecast", json={**body, "waba_timezone": "America/Sao_Paulo"}).get_json()
+    assert (local["total"], local["lines"][0]["free"]["rule"], local["lines"][0]["rate_card"]["id"]) == (
+        "0", "PMP-4", "meta-brl-2026-07-01")
+    with app.app_context():
+        business_state.learn_number(PHONE, WABA, datetime(2026, 1, 1, tzinfo=UTC))
+    counted = client.post("/v1/costs/forecast", json={**body, "waba_id": WABA}).get_json()
+    assert f"WABA {WABA}" in counted["volume_note"] and "business portfolio" in counted["volume_note"]
+    assert "PMP-5.volume-tiers" in counted["volume_note"] and "at most what Meta charges" in counted["volume_note"]
+    bad = client.post("/v1/costs/forecast", json={**body, "waba_timezone": "Mars/Olympus"})
+    assert bad.status_code == 422 and bad.get_json()["errors"] == {"waba_timezone": ["unknown IANA time zone"]}
