@@ -46,7 +46,7 @@ def template(waba_id: str, name: str, language: str):
         except ServiceError as not_a_waba:  # the id is not digits: no account has it
             missing = not_a_waba
         return refused_page(missing.errors, 404, message=missing.message,
-                            page=lambda: render_template("ui/template.html", waba_id=waba_id, name=name,
+                            page=lambda _: render_template("ui/template.html", waba_id=waba_id, name=name,
                                                          language=language, state=None, history=[]))
     known = state.template_state(waba_id, name, language, datetime.now(UTC))
     return render_template("ui/template.html", waba_id=waba_id, name=name, language=language, state=known,
