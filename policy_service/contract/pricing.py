@@ -44,11 +44,22 @@ class ForecastLineSchema(RefusesNul, RequestSchema):
         "description": "Meta's pricing category: marketing, utility, authentication, authentication-international, "
                        "service, marketing_lite, ..."})
     count = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10**12))
+    free_entry_point = fields.Integer(strict=True, validate=validate.Range(min=0, max=10**12), metadata={
+        "description": "of count, the messages sent inside a free entry point window (72 hours from the business's "
+                       "reply to a user who wrote from a click-to-WhatsApp ad or a Facebook Page call-to-action); "
+                       "the rest are sent inside an open customer service window. Service lines only (default 0)"})
 
     @validates_schema
     def one_place(self, data: dict[str, Any], **_: Any) -> None:
         if ("country" in data) == ("to" in data):
             raise ValidationError("give country or to (one of them)", "country")
+
+    @validates_schema
+    def within_count(self, data: dict[str, Any], **_: Any) -> None:
+        # More messages in a window than in the line would price a negative number of the others.
+        if data.get("free_entry_point", 0) > data.get("count", 0) >= 1:
+            raise ValidationError(f"at most count ({data['count']}): these are some of the line's messages",
+                                  "free_entry_point")
 
 
 class ForecastSchema(RefusesNul, RequestSchema):

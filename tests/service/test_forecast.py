@@ -118,8 +118,9 @@ def test_the_free_service_allowance_leaves_the_first_1000_free_by_the_rule(clien
     body = client.post("/v1/costs/forecast", json=SERVICE).get_json()
     (line,) = body["lines"]
     assert (body["total"], line["amount"], line["tiers"][0]["count"]) == ("35.000", "35.000", 1000)
-    assert line["free"] == {"count": 1000, "rule": "PMP26-1.free-allowance", "charged_rule": "PMP26-1.charged",
-                            "because": "[S: secondary] 0 service messages so far this month, under the 1,000 free."}
+    free = {"count": 1000, "rule": "PMP26-1.free-allowance", "charged_rule": "PMP26-1.charged",
+            "because": "[S: secondary] 0 service messages so far this month, under the 1,000 free."}
+    assert line["free"] == {**free, "by_window": [{"window": "customer_service_window", "messages": 2000, **free}]}
     split = client.post("/v1/costs/forecast", json={**SERVICE, "service_messages_this_month": 900, "lines": [
         {"country": "BR", "category": "service", "count": 50}, {"country": "BR", "category": "service", "count": 100},
         {"country": "BR", "category": "marketing", "count": 1}]}).get_json()
@@ -170,3 +171,62 @@ def test_a_forecast_currency_is_iso_4217_and_has_a_card(client, app):
     body = {key: value for key, value in SERVICE.items() if key != "currency"}
     wabas = client.post("/v1/costs/forecast", json={**body, "waba_id": WABA})
     assert wabas.status_code == 422 and "no rate card is in JPY" in wabas.get_json()["errors"]["currency"][0]
+
+
+def test_a_country_without_an_example_number_gets_its_allowance(client, monkeypatch):
+    """The rules were asked about a sample number of the line's country (phonenumbers.example_number), so a country
+    without one (AQ: no calling code of its own; ZZ) got no free messages: 500 service messages there were unpriced
+    (no BRL rate for market Other) instead of free. The rules are now asked by country, not by a sample number:
+    AQ's 500 are free by PMP26-1.free-allowance, and so are Brazil's with every example number gone."""
+    aq = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [{"country": "AQ", "category": "service",
+                                                                        "count": 500}]}).get_json()
+    assert aq["unpriced"] == [] and aq["total"] == "0"
+    assert (aq["lines"][0]["free"]["count"], aq["lines"][0]["free"]["rule"]) == (500, "PMP26-1.free-allowance")
+    over = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [{"country": "AQ", "category": "service",
+                                                                          "count": 1500}]}).get_json()
+    (unpriced,) = over["unpriced"]
+    assert unpriced["free"]["count"] == 1000 and "Other" in unpriced["reason"]
+    import phonenumbers
+
+    monkeypatch.setattr(phonenumbers, "example_number", lambda region: None)
+    body = client.post("/v1/costs/forecast", json=SERVICE).get_json()
+    assert (body["total"], body["lines"][0]["free"]["count"]) == ("35.000", 1000)
+
+
+def test_service_messages_in_a_free_entry_point_window_are_priced_by_its_rule(client):
+    """The forecast decided every service message as sent inside an open customer service window, never at a free
+    entry point: a line now says how many of its messages are sent inside a free entry point window, and those are
+    decided there (FEP-3.rides-service: free). With the month's 1,000 used, 2,000 with 500 in that window cost
+    1,500 x 0.035 = 52.500 BRL, not 70.000; the answer says what it assumes (notes)."""
+    used = {**SERVICE, "service_messages_this_month": 1000}
+    plain = client.post("/v1/costs/forecast", json=used).get_json()
+    assert plain["total"] == "70.000"
+    body = client.post("/v1/costs/forecast", json={**used, "lines": [
+        {"country": "BR", "category": "service", "count": 2000, "free_entry_point": 500}]}).get_json()
+    (line,) = body["lines"]
+    assert (body["total"], line["free_entry_point"], line["free"]["count"]) == ("52.500", 500, 500)
+    entry, window = line["free"]["by_window"]
+    assert (entry["window"], entry["messages"], entry["count"], entry["rule"]) == (
+        "free_entry_point", 500, 500, "FEP-3.rides-service")
+    assert (window["window"], window["messages"], window["count"], window["charged_rule"]) == (
+        "customer_service_window", 1500, 0, "PMP26-1.charged")
+    assert any("free entry point window" in note for note in body["notes"])
+    # counted first (the store counts them: pricing.category service), they use the allowance before the others
+    fresh = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [
+        {"country": "BR", "category": "service", "count": 2000, "free_entry_point": 500}]}).get_json()
+    assert (fresh["total"], fresh["lines"][0]["free"]["count"]) == ("35.000", 1000)
+
+
+def test_a_free_entry_point_count_the_forecast_cannot_price_is_a_422(client):
+    """More free entry point messages than the line has, or any on a template line (priced as charged wherever it
+    is sent, so they would be charged without a word), is a 422 naming lines.N.free_entry_point."""
+    more = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [
+        {"country": "BR", "category": "service", "count": 2, "free_entry_point": 3}]})
+    assert more.status_code == 422 and list(more.get_json()["errors"]) == ["lines.0.free_entry_point"]
+    template = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [
+        {"country": "BR", "category": "service", "count": 2},
+        {"country": "BR", "category": "marketing", "count": 2, "free_entry_point": 1}]})
+    assert template.status_code == 422 and list(template.get_json()["errors"]) == ["lines.1.free_entry_point"]
+    negative = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [
+        {"country": "BR", "category": "service", "count": 2, "free_entry_point": -1}]})
+    assert negative.status_code == 422 and "lines.0.free_entry_point" in negative.get_json()["errors"]
