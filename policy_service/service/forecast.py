@@ -44,7 +44,8 @@ from .pricing import month_volume, require_rate_card
 
 def forecast_costs(policy: Policy, request: dict[str, Any]) -> dict[str, Any]:
     """The forecast for a request loaded by contract.pricing.FORECAST. Raises ServiceError 422 naming currency when
-    none is given and the WABA has none set, or when no rate card is in it (given or the WABA's)."""
+    none is given and the WABA has none set, or when no rate card is in it (given or the WABA's), and naming
+    lines.N.free_entry_point for a line whose category the rules are not asked about window by window."""
     rates = policy.rulebook.rates
     at = request["at"]
     zone = request.get("waba_timezone") or "UTC"
@@ -110,9 +111,8 @@ def _notes(lines: list[Line], allowance: tuple[str, ...]) -> list[str]:
     if any(line.category not in allowance for line in lines):
         notes.append(
             "Template lines are priced as charged, as if delivered outside any customer service or free entry point "
-            "window: a template the rules leave free where it is sent (inside a free entry point window; a utility "
-            "template inside an open window while PMP-3 is in force) costs less, so each amount is at most what "
-            "the line costs.")
+            "window: a template the rules in force leave free where it is sent (inside a free entry point window, "
+            "for one) costs nothing, so each amount is at most what the line costs.")
     return notes
 
 
