@@ -130,6 +130,8 @@ def test_the_free_service_allowance_leaves_the_first_1000_free_by_the_rule(clien
     page = client.get("/ui/forecast", query_string={"at": SERVICE["at"], "currency": "BRL",
                                                     "lines": "BR service 2000"}).get_data(as_text=True)
     assert "Total: 35.000 BRL" in page and "1000 free (PMP26-1.free-allowance" in page
+    # what the forecast assumes is shown where the total is read, not only in the API's `notes`
+    assert 'id="forecast-notes"' in page and "inside an open customer service window" in page
     later = client.get("/ui/forecast", query_string={"at": SERVICE["at"], "currency": "BRL", "lines": "BR service 2000",
                                                      "service_messages_this_month": "900"}).get_data(as_text=True)
     assert "Total: 66.500 BRL" in later and "100 free (PMP26-1.free-allowance" in later
