@@ -47,7 +47,8 @@ class ForecastLineSchema(RefusesNul, RequestSchema):
     free_entry_point = fields.Integer(strict=True, validate=validate.Range(min=0, max=10**12), metadata={
         "description": "of count, the messages sent inside a free entry point window (72 hours from the business's "
                        "reply to a user who wrote from a click-to-WhatsApp ad or a Facebook Page call-to-action); "
-                       "the rest are sent inside an open customer service window. Service lines only (default 0)"})
+                       "the rest: a service line's inside an open customer service window, a template line's outside "
+                       "any window. Service, marketing, utility and authentication lines (default 0)"})
 
     @validates_schema
     def one_place(self, data: dict[str, Any], **_: Any) -> None:
