@@ -1,26 +1,29 @@
 """A campaign's cost before it is sent: counts of messages per country and category, priced by the cards.
 
-Input: the day the messages will be delivered, the currency, lines of (country, category, count), and the
-business's volume this month so far per (market, card column) — the starting point of the volume tiers.
-Each line is priced message by message as a decision would price it (pricing.price_charge), but in one
-step per tier: with v messages already counted, messages v+1..v+count fall into the tiers they number
-(marginal tiers, PMP-5). Lines to one market and column continue each other's count. Nothing is
-converted between currencies and nothing is guessed: a line no card prices is listed as unpriced with
-the reason, and left out of the total.
+Input: the day the messages will be delivered, the currency, lines of messages (country, category, count, and
+how many of them are sent inside a free entry point window), and the business's volume this month so far per
+(market, card column) — the starting point of the volume tiers. Each line is priced message by message as a
+decision would price it (pricing.price_charge), but in one step per tier: with v messages already counted,
+messages v+1..v+count fall into the tiers they number (marginal tiers, PMP-5). Lines to one market and column
+continue each other's count. Nothing is converted between currencies and nothing is guessed: a line no card
+prices is listed as unpriced with the reason, and left out of the total.
 
-Messages the rules leave free by a monthly count (from October 2026 the first 1,000 service messages of a
-phone number each month, PMP26-1.free-allowance) are not charged: the caller gives `charge_of`, the charge
-the rules decide for a message of a counted category after n such messages this month, and the lines of
-those categories continue one count (the allowance is per phone number, not per market). No threshold is
-written here: the rules answer for each count.
+Messages the rules leave free are not charged: for a line of an `allowance` category (the rules'
+service_messages_count_categories: from October 2026 the first 1,000 service messages of a phone number each
+month are free, PMP26-1.free-allowance; inside a free entry point window every message is, FEP-3) the caller
+gives `charge_of`, the charge the rules decide for such a message in a window after n counted messages this
+month, and those lines continue one count (the allowance is per phone number, not per market). `Answers` is the
+one place that reads those answers as an allowance reads (free up to some count, charged after it), so it asks
+about 2·log2(count) questions a line, not one per message. No threshold is written here: the rules answer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
+from typing import NamedTuple
 
 from .pricing import Price, price_charge
 from .rates import RateBook, Tier
@@ -46,13 +49,20 @@ class Segment:
         return self.rate * self.count
 
 
+# Where a line's messages are sent, as the rules tell them apart (a line says how many are in the second).
+CUSTOMER_SERVICE_WINDOW = "customer_service_window"
+FREE_ENTRY_POINT = "free_entry_point"
+
+
 @dataclass(frozen=True)
 class RuledCharge:
-    """What the rules decide for one message: billable or not, the determining charge rule and its sentence."""
+    """What the rules decide for one message: billable or not, the determining charge rule, its sentence, and the
+    pricing category of the charge (None: not said; such a message is taken to count toward the allowance)."""
 
     billable: bool
     rule: str
     because: str
+    category: str | None = None
 
 
 # The charge for a message of a counted category after `n` of them this month; None when the rules decide none.
@@ -62,12 +72,29 @@ ChargeOf = Callable[[int], RuledCharge | None]
 @dataclass(frozen=True)
 class Free:
     """Messages of a line the rules leave free: how many, the rule that frees them and its sentence (for the
-    first of them), and the rule charging the rest (None when none is charged)."""
+    first of them), the rule charging the rest (None when none is charged), where they are sent and how many
+    messages were sent there, the pricing category the rules give them, and, for a whole line, its runs by window
+    (each a Free of one window)."""
 
     count: int
     rule: str
     because: str
     charged_by: str | None = None
+    window: str = CUSTOMER_SERVICE_WINDOW
+    category: str | None = None
+    runs: tuple[Free, ...] = ()
+    messages: int | None = None
+
+
+class Line(NamedTuple):
+    """A requested line: messages of `category` to `country` (ISO 3166 alpha-2), `free_entry_point` of them sent
+    inside a free entry point window and the rest inside an open customer service window (a free-form message
+    can be sent nowhere else; template lines are priced as charged, wherever sent)."""
+
+    country: str
+    category: str
+    count: int
+    free_entry_point: int = 0
 
 
 @dataclass(frozen=True)
@@ -82,7 +109,8 @@ class ForecastLine:
     segments: tuple[Segment, ...] = ()
     volume_before: int | None = None
     reason: str = ""
-    free: Free | None = None  # messages the rules leave free (a monthly allowance), not charged
+    free: Free | None = None  # messages the rules leave free (a monthly allowance, a window), not charged
+    free_entry_point: int = 0  # of `count`, those sent inside a free entry point window
 
     @property
     def amount(self) -> Decimal | None:
@@ -116,32 +144,60 @@ class Forecast:
         return sum((line.amount for line in self.priced), Decimal("0"))
 
 
-def forecast(lines: list[tuple[str, str, int]], *, day: date, currency: str, rates: RateBook,
+def forecast(lines: list[tuple[str, str, int]] | list[Line], *, day: date, currency: str, rates: RateBook,
              volumes: dict[tuple[str, str], int] | None = None, allowance: tuple[str, ...] = (),
-             charge_of: Callable[[str, int], RuledCharge | None] | None = None, allowance_before: int = 0) -> Forecast:
-    """Price `lines` of (country ISO 3166 alpha-2, pricing category, message count) delivered on `day`.
+             windowed: tuple[str, ...] = (), allowance_before: int = 0,
+             charge_of: Callable[[str, str, str, int], RuledCharge | None] | None = None) -> Forecast:
+    """Price `lines` (Line, or tuples of country ISO 3166 alpha-2, pricing category, message count) delivered on
+    `day`.
 
     `volumes` maps (market, card column) to the billable messages already counted this month (missing:
-    0); it is not modified. Lines of an `allowance` category (the rules' service_messages_count_categories)
-    continue one monthly count from `allowance_before`; `charge_of(country, n)` is the rules' charge of such a
-    message after n this month, and the messages it leaves free are not charged (ForecastLine.free). Returns
-    every line, priced or with its reason.
+    0); it is not modified. `charge_of(country, category, window, n)` is the rules' charge of a message of
+    `category` sent in `window` (CUSTOMER_SERVICE_WINDOW or FREE_ENTRY_POINT) after n counted this month; the
+    messages it leaves free are not charged (ForecastLine.free). Lines of an `allowance` category (the rules'
+    service_messages_count_categories) are asked in both windows and continue one monthly count from
+    `allowance_before`: a line's free entry point messages come first in that count, and count when the rules give
+    them a counted category, so the allowance they use is not left for the line's other messages (of the orders
+    they may be sent in, the one that costs most). Lines of a `windowed` category (templates) are asked about their
+    free entry point messages only; the rest are priced as charged. Returns every line, priced or with its reason.
     """
     counted = dict(volumes or {})
+    answers: dict[tuple[str, str, str], Answers] = {}
+
+    def answers_for(country: str, category: str, window: str) -> Answers:
+        if (country, category, window) not in answers:
+            ask = charge_of
+            assert ask is not None  # only lines asked of the rules get here, and they need it
+            answers[country, category, window] = Answers(lambda n: ask(country, category, window, n))
+        return answers[country, category, window]
+
     result = []
-    for index, (country, category, count) in enumerate(lines):
+    for index, line in enumerate(lines):
+        country, category, count, in_entry_point = Line(*line)
         free = None
         if category in allowance and charge_of is not None:
-            free = free_messages(lambda n, country=country: charge_of(country, n), allowance_before, count)
-            allowance_before += count
+            runs = []
+            for window, size in ((FREE_ENTRY_POINT, in_entry_point), (CUSTOMER_SERVICE_WINDOW, count - in_entry_point)):
+                run = answers_for(country, category, window).free(allowance_before, size) if size else None
+                if run is not None:
+                    runs.append(replace(run, window=window, messages=size))
+                if run is None or run.category is None or run.category in allowance:
+                    allowance_before += size
+            free = _line_free(runs)
+        elif category in windowed and in_entry_point and charge_of is not None:
+            # no monthly count decides a template's charge: the window does (asked after 0, whatever the month)
+            run = answers_for(country, category, FREE_ENTRY_POINT).free(0, in_entry_point)
+            free = _line_free([replace(run, window=FREE_ENTRY_POINT, messages=in_entry_point)] if run else [])
         first = price_charge(billable=True, pricing_model="PMP", category=category, opens_conversation=False,
                              day=day, country=country, context={"currency": currency}, rates=rates)
         if free is not None and free.count == count:  # the rules leave them all free: nothing to price
-            result.append(ForecastLine(index, country, category, count, first, free=free))
+            result.append(ForecastLine(index, country, category, count, first, free=free,
+                                       free_entry_point=in_entry_point))
             continue
         charged = count - (free.count if free else 0)
         if not first.known:
-            result.append(ForecastLine(index, country, category, count, first, reason=first.reason, free=free))
+            result.append(ForecastLine(index, country, category, count, first, reason=first.reason, free=free,
+                                       free_entry_point=in_entry_point))
             continue
         column = first.column or category
         key = (first.market or "", column)
@@ -152,7 +208,8 @@ def forecast(lines: list[tuple[str, str, int]], *, day: date, currency: str, rat
         if steps:
             segments = _segments(steps, before, charged)
         elif rates.tiered_on(day, column) and before + charged > 1:
-            result.append(ForecastLine(index, country, category, count, first, volume_before=before, free=free, reason=(
+            result.append(ForecastLine(index, country, category, count, first, volume_before=before, free=free,
+                                       free_entry_point=in_entry_point, reason=(
                 f"Meta discounts {column} by monthly volume, but rate card {card.id} has no {currency} volume "
                 f"tiers for {first.market}: messages {before + 1:,}-{before + charged:,} of the month may be "
                 f"discounted; at the list rate {first.amount} {currency} they cost at most "
@@ -161,32 +218,80 @@ def forecast(lines: list[tuple[str, str, int]], *, day: date, currency: str, rat
         else:
             segments = (Segment(None, before + 1, before + charged, first.amount),)
         counted[key] = before + charged
-        result.append(ForecastLine(index, country, category, count, first, segments, before, free=free))
+        result.append(ForecastLine(index, country, category, count, first, segments, before, free=free,
+                                   free_entry_point=in_entry_point))
     return Forecast(currency, day, tuple(result))
 
 
-def free_messages(charge_of: ChargeOf, before: int, count: int) -> Free | None:
-    """How many of messages before+1..before+count of the month the rules leave free, by asking `charge_of`
-    for the charge after n messages: an allowance counts from the month's first message, so the free ones come
-    first and the search halves the range (about 2·log2(count) questions, not one per message). None when the
-    rules decide no charge for the first of them."""
-    first = charge_of(before)
-    if first is None:
+def _line_free(runs: list[Free]) -> Free | None:
+    """A line's free messages from its runs by window (None: the rules decided no charge in any of them); the rule
+    and sentence named are those of the first free run (else the first run's), the charging rule the last one's."""
+    if not runs:
         return None
-    if first.billable:
-        return Free(0, first.rule, first.because, first.rule)
-    last = charge_of(before + count - 1)
-    if last is None or not last.billable:
-        return Free(count, first.rule, first.because)
-    low, high = before, before + count - 1  # free at low, charged at high
-    while high - low > 1:
-        middle = (low + high) // 2
-        found = charge_of(middle)
-        if found is not None and not found.billable:
-            low = middle
-        else:
-            high = middle
-    return Free(low - before + 1, first.rule, first.because, last.rule)
+    named = next((run for run in runs if run.count), runs[0])
+    charged_by = next((run.charged_by for run in reversed(runs) if run.charged_by), None)
+    return Free(sum(run.count for run in runs), named.rule, named.because, charged_by, named.window, named.category,
+                tuple(runs), sum(run.messages or 0 for run in runs))
+
+
+class Answers:
+    """The rules' charges of one kind of message (one country, one window) by how many counted messages came before
+    it this month, read as an allowance reads: counted from the month's first message, so the free ones come first
+    (free after n: free after fewer; charged after n: charged after more). Each count is asked of the rules once;
+    a forecast keeps one Answers per kind across its lines, which continue one count. This is the one place that
+    relies on that order."""
+
+    def __init__(self, ask: ChargeOf) -> None:
+        self._ask = ask
+        self._asked: dict[int, RuledCharge | None] = {}
+        self._highest_free: int | None = None
+        self._lowest_charged: int | None = None
+
+    @property
+    def questions(self) -> int:
+        """How many counts the rules were asked about."""
+        return len(self._asked)
+
+    def exact(self, n: int) -> RuledCharge | None:
+        """The rules' own answer after n messages (its sentence names n), asked once."""
+        if n not in self._asked:
+            found = self._asked[n] = self._ask(n)
+            if found is not None and found.billable:
+                self._lowest_charged = n if self._lowest_charged is None else min(self._lowest_charged, n)
+            elif found is not None:
+                self._highest_free = n if self._highest_free is None else max(self._highest_free, n)
+        return self._asked[n]
+
+    def is_free(self, n: int) -> bool:
+        """Whether the message after n is free: read off a known free count at or above n or a known charged one at
+        or below it, else asked (no charge decided counts as not free)."""
+        if self._highest_free is not None and n <= self._highest_free:
+            return True
+        if self._lowest_charged is not None and n >= self._lowest_charged:
+            return False
+        found = self.exact(n)
+        return found is not None and not found.billable
+
+    def free(self, before: int, count: int) -> Free | None:
+        """How many of messages before+1..before+count of the month the rules leave free: the first and the last
+        asked exactly, the count between found by halving the range (about 2·log2(count) questions, not one per
+        message). None when the rules decide no charge for the first of them."""
+        first = self.exact(before)
+        if first is None:
+            return None
+        if first.billable:
+            return Free(0, first.rule, first.because, first.rule, category=first.category)
+        last = self.exact(before + count - 1)
+        if last is None or not last.billable:
+            return Free(count, first.rule, first.because, category=first.category)
+        low, high = before, before + count - 1  # free at low, charged at high
+        while high - low > 1:
+            middle = (low + high) // 2
+            if self.is_free(middle):
+                low = middle
+            else:
+                high = middle
+        return Free(low - before + 1, first.rule, first.because, last.rule, category=first.category)
 
 
 def _segments(steps: tuple[Tier, ...], before: int, count: int) -> tuple[Segment, ...]:

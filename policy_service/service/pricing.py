@@ -48,9 +48,10 @@ def fill_in(request: DecisionRequest, logged: dict[str, Any], phone_number_id: s
         known = billing.currency_of(waba_id)
         if known is not None:
             context["currency"], sources["currency"] = known.currency, known.describe
-    if context.get("volume_messages_this_month") is None and charge.participants is None:
-        counted = month_volume(waba_id, charge.category, recipient_contact(request.send.to).region, facts.day,
-                               request.send.at, context.get("waba_timezone") or "UTC", rulebook.rates)
+    country = volume_country(request, decision, rulebook.rates)
+    if context.get("volume_messages_this_month") is None and country is not None:
+        counted = month_volume(waba_id, charge.category, country, facts.day, request.send.at,
+                               context.get("waba_timezone") or "UTC", rulebook.rates)
         if counted is not None:
             context["volume_messages_this_month"], sources["volume_messages_this_month"] = counted
     added = {name: value for name, value in context.items() if request.context.get(name) != value}
@@ -59,6 +60,22 @@ def fill_in(request: DecisionRequest, logged: dict[str, Any], phone_number_id: s
         logged = {**logged, "context": {**(logged.get("context") or {}), **added}}
         decision = reprice(decision, request, rulebook)
     return request, logged, at_meta_average(request, decision, waba_id, rulebook)
+
+
+def volume_country(request: DecisionRequest, decision: Decision, rates: RateBook) -> str | None:
+    """The country (ISO 3166) whose market's stored volume this month prices the send: the recipient's; for a group
+    send (priced per participant), the participants' when they are all in one market, as a 1:1 send's is (a count
+    is of one market; participants in several markets are priced at the list rate, an upper bound, and said so:
+    core.pricing.price_group). None when no one market is known."""
+    charge, facts = decision.charge, decision.facts
+    if charge is None or facts is None:
+        return None
+    if charge.participants is None:
+        return recipient_contact(request.send.to).region
+    countries = {recipient_contact(number).region for number in request.send.participants}
+    market_map = rates.map_on(facts.day)
+    markets = {market_map.market_of(country) for country in countries} if market_map else {None}
+    return next(iter(countries)) if len(markets) == 1 and None not in markets else None
 
 
 def at_meta_average(request: DecisionRequest, decision: Decision, waba_id: str, rulebook: Rulebook) -> Decision:

@@ -54,7 +54,7 @@ def costs_page():
         query = COST_QUERY.load(args)
     except ValidationError as error:
         errors = flatten_errors(error.messages)
-        return refused_page(errors, page=lambda: render_template("ui/costs.html", args=args, errors=errors,
+        return refused_page(errors, page=lambda named: render_template("ui/costs.html", args=args, errors=named,
                                                                  report=None))
     errors = unknown_filters(("from", "to", "currency"))
     try:  # a currency no rate card is in (and no WABA is billed in) is refused as GET /v1/costs refuses it
@@ -62,7 +62,7 @@ def costs_page():
     except ServiceError as error:
         errors = error.errors
     if errors:
-        return refused_page(errors, page=lambda: render_template("ui/costs.html", args=args, errors=errors,
+        return refused_page(errors, page=lambda named: render_template("ui/costs.html", args=args, errors=named,
                                                                  report=None))
     detail = report({**query, "group_by": ("month", "category", "country")})
     return render_template("ui/costs.html", args=args, errors={}, report=data, chart=reports.chart(data),

@@ -23,7 +23,7 @@ def login():
         error = "This key is not valid, or may not read the pages (it needs the reviewer role)."
         # Refused as every page refuses: the form again to a browser, the JSON error shape to other clients.
         return refused_page({"key": [error]}, 401, message="not logged in: " + error[0].lower() + error[1:],
-                            page=lambda: render_template("ui/login.html", error=error, next=_next_page()))
+                            page=lambda _: render_template("ui/login.html", error=error, next=_next_page()))
     return render_template("ui/login.html", error=None, next=_next_page())
 
 

@@ -92,9 +92,11 @@ def healthz() -> dict[str, str]:
 
 @blp.route("/readyz", methods=["GET"])
 @blp.response(200, ReadinessSchema)
-@blp.alt_response(503, schema=ErrorSchema, description="Rules not loaded, or the database takes no writes")
+@blp.alt_response(503, schema=ErrorSchema, description="Rules not loaded, this worker's rulebook is not the one the "
+                  "fleet published (`errors.rules` names both), or the database takes no writes")
 def readyz() -> dict[str, Any]:
-    """Ready to decide: a rule set is loaded and the decision log database answers; which rulebook (and
+    """Ready to decide: a rule set is loaded, it is the rulebook the fleet last published (else 503 naming both
+    versions: service.readiness.rules_problem), and the decision log database takes a write; which rulebook (and
     generation) this worker serves beside the one the fleet last published."""
     follower = follower_of(current_app)
     follower.check(force=True)  # first: what it serves after following is what this answer names
@@ -103,11 +105,14 @@ def readyz() -> dict[str, Any]:
     problems: dict[str, list[str]] = {}
     if loaded is None:
         problems["rules"] = ["no rule set is loaded"]
+    elif (stale := readiness.rules_problem(serving)) is not None:
+        problems["rules"] = [stale]
     database = readiness.database_problem()
     if database is not None:
         problems["database"] = [database]
     if problems:
-        abort(503, message="not ready: " + ", ".join(problems), errors=problems)
+        abort(503, message="not ready: " + "; ".join(f"{name}: {reasons[0]}" for name, reasons in problems.items()),
+              errors=problems)
     return {
         "status": "ready",
         "rulebook_version": serving.rulebook_version,

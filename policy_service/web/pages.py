@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from marshmallow import Schema, ValidationError, fields, validate
@@ -138,9 +139,9 @@ def decisions():
     today = datetime.now(UTC).date()
     filters = {key: value for key, value in given.items() if key != "page" and not errors}
 
-    def shown() -> str:
+    def shown(named: dict[str, list[str]] | None = None) -> str:  # named: the errors as refused_page names them
         return render_template(
-            "ui/decisions.html", entries=entries, total=total, page=page, pages=pages, given=given, errors=errors,
+            "ui/decisions.html", entries=entries, total=total, page=page, pages=pages, given=given, errors=named or {},
             filters=filters, rule_ids=sorted((r.id for r in book.rules), key=_natural),
             versions=[v.id for v in book.versions], today=today.isoformat(),
             yesterday=(today - timedelta(days=1)).isoformat(), week_ago=(today - timedelta(days=6)).isoformat(),
@@ -155,7 +156,7 @@ def decision(decision_id: str):
     if found is None:
         missing = logged.missing(decision_id)
         return refused_page(missing.errors, 404, message=missing.message,
-                            page=lambda: render_template("ui/not_found.html", decision_id=decision_id))
+                            page=lambda _: render_template("ui/not_found.html", decision_id=decision_id))
     view = decision_view(found["request"], found["response"])
     return render_template("ui/decision.html", logged=found, **view)
 
@@ -189,9 +190,9 @@ def try_request():
     else:
         text = json.dumps(DECISION_REQUEST_EXAMPLE, indent=2)
 
-    def shown() -> str:
+    def shown(named: dict[str, list[str]] | None = None) -> str:  # named: the errors as refused_page names them
         return render_template("ui/try.html", folders=_by_folder(fixtures.values()), fixtures=fixtures,
-                               picked=picked, text=text, errors=errors)
+                               picked=picked, text=text, errors=named or {})
     return refused_page(errors, page=shown) if errors else shown()
 
 
@@ -209,14 +210,15 @@ def reconciliation_page():
                            not_modelled=sum(_outcome(c) == "not-modelled" for c in comparisons))
 
 
-@bp.route("/reconciliation/<string:wamid>")
+# path: Meta's wamids are base64, which may hold a "/" (a string converter would not serve such a message's page).
+@bp.route("/reconciliation/<path:wamid>")
 def replayed(wamid: str):
     """The decision our rules make today for a delivered message's send, replayed from the stored history."""
     found = reports.replayed(policy(), wamid)
     if found is None:
         return refused_page({"wamid": ["no delivered message has this id"]}, 404,
                             message=f"no delivered message with id {quoted(wamid)}",
-                            page=lambda: render_template("ui/not_found.html", decision_id=wamid,
+                            page=lambda _: render_template("ui/not_found.html", decision_id=wamid,
                                                          what="delivered message"))
     view = decision_view(None, shown(RESPONSE.dump(found.replayed.decision)), proposal=found.replayed.request)
     # A replayed decision was never logged: its id (reconcile:<wamid>) names no decision page to link.
@@ -239,23 +241,46 @@ def repeated_filters() -> dict[str, list[str]]:
 
 
 def refused_page(errors: dict[str, list[str]], status: int = 422, heading: str = "These filters are not valid", *,
-                 page: Callable[[], str] | None = None, message: str | None = None):
+                 page: Callable[[dict[str, list[str]]], str] | None = None, message: str | None = None):
     """A page's answer to a request it refuses, with `errors` {parameter or field: [messages]} and `status` (422 a
-    bad query or form, 404 a path or an id naming nothing). To a browser (wants_html) HTML: `page()` when the page
-    shows the errors itself (its form), else each parameter with its message and a link to the page without them
-    (with 404, to the reviewer pages). To any other client the API's one JSON error shape with the same status and
-    errors (a path parameter named path.<name>, as the API names it), `message` (default: the first error) its
-    message."""
+    bad query or form, 404 a path or an id naming nothing). Each parameter is named as the API names its locations
+    (located): query.<name>, path.<name>. To a browser (wants_html) HTML: `page(errors)` (the errors so named) when
+    the page shows the errors itself (its form), else each parameter with its message and a link to the page
+    without them (with 404, to the reviewer pages). To any other client the API's one JSON error shape with the
+    same status and errors, `message` (default: the first error) its message."""
+    errors = located(errors)
     if not wants_html():
         api = current_app.extensions["policy_service.api"]
         return api.handle_service_error(ServiceError(status, message or error_message(errors), errors))
     if page is not None:
-        return page(), status
+        return page(errors), status
     if status == 404:
         return render_template("ui/refused.html", errors=errors, heading=heading, back=url_for("home.home"),
                                back_text="The reviewer pages"), status
     return render_template("ui/refused.html", errors=bounded_errors(errors), heading=heading, back=request.path,
                            back_text="The page without filters"), status
+
+
+# What a refusal names besides parameters: a URL no page serves, a method, the request as a whole (ERRORS_NAMED).
+UNLOCATED = ("path", "method", "_request")
+
+
+def located(errors: dict[str, list[str]]) -> dict[str, list[str]]:
+    """`errors` as a page names them (a parameter bare: from, waba_id, lines.3) named as the API names them
+    (api.ERRORS_NAMED): a parameter of the page's path path.<name>, any other of a GET page query.<name> (a GET page
+    takes nothing else: a filter, or a form sent as GET, like /ui/forecast's), a form's field (POST: /ui/try's
+    request body, /ui/login's key) and UNLOCATED as they are. The same names in HTML and JSON."""
+    in_path = request.view_args or {}
+    in_query = request.method in ("GET", "HEAD")
+
+    def name(key: str) -> str:
+        root = key.split(".", 1)[0]
+        if root in in_path:
+            return f"path.{key}"
+        if in_query and (root in request.args or key not in UNLOCATED):
+            return f"query.{key}"
+        return key
+    return {name(key): messages for key, messages in errors.items()}
 
 
 # The HTTP errors a browser can meet on a page: a path no page serves (404), a form without its CSRF token or a
@@ -291,6 +316,24 @@ for _code in PAGE_ERRORS:
 def navigation() -> dict[str, Any]:
     """Every page's menu also links the pages other work adds, once they exist."""
     return {"extra_pages": _extra_pages()}
+
+
+@bp.app_template_global("page_link")
+def page_link(endpoint: str, **values: Any) -> str | None:
+    """The address of a page for stored values (a template's name, a wamid), or None when the page cannot serve
+    them: the address does not lead back to that page with those values (a "/" in a template name moves the rest
+    along the path; a "." or ".." segment is resolved away by the browser). A page shows such a value as text,
+    not as a link that answers 404."""
+    url = url_for(endpoint, **values)
+    path = unquote(url.partition("?")[0].removeprefix(request.script_root))
+    if any(segment in (".", "..") for segment in path.split("/")):
+        return None
+    try:
+        matched, arguments = current_app.create_url_adapter(request).match(path, method="GET")
+    except HTTPException:
+        return None
+    routed = {key: value for key, value in values.items() if key in arguments}
+    return url if matched == endpoint and arguments == routed else None
 
 
 @bp.app_template_filter("http_url")
@@ -381,7 +424,7 @@ def _comparison(c: reports.Comparison) -> dict[str, Any]:
     if decision_id:
         link = url_for("ui.decision", decision_id=decision_id)
     else:
-        link = url_for("ui.replayed", wamid=c.wamid) if c.modelled else None
+        link = page_link("ui.replayed", wamid=c.wamid) if c.modelled else None
     causes = [f"Meta billed {d.field} {_word(d.field, d.meta)}; we predicted {_word(d.field, d.predicted)}"
               for d in c.differences]
     likely = getattr(c, "cause", None)  # what the store knows of why (a re-categorised template, a count...)

@@ -60,12 +60,14 @@ def get_currency(_query: dict[str, Any], waba_id: str):
 @blp.arguments(ForecastSchema, error_status_code=422)
 @blp.arguments(NO_QUERY, location="query", error_status_code=422, unknown=RAISE)
 @blp.alt_response(200, schema={"type": "object"}, success=True, description=(
-    "{total, currency, at, lines: [{line, country, market, category, count, amount, rate, tiers, free, rate_card}], "
-    "unpriced: [{line, country, category, count, reason, free}], volume_sources, volume_note, "
-    "service_messages_this_month}; decimal strings. `free` (null for a category no allowance counts): "
-    "{count, rule, because, charged_rule}, the messages the rules leave free (from October 2026 the first 1,000 "
-    "service messages of a phone number a month, PMP26-1.free-allowance), counted on from "
-    "service_messages_this_month across the service lines"))
+    "{total, currency, at, lines: [{line, country, market, category, count, free_entry_point, amount, rate, tiers, "
+    "free, rate_card}], unpriced: [{line, country, category, count, free_entry_point, reason, free}], "
+    "volume_sources, volume_note, service_messages_this_month, notes}; decimal strings. `free` (null for a "
+    "category no allowance counts): {count, rule, because, charged_rule, by_window: [{window, messages, count, "
+    "rule, because, charged_rule}]}, the messages the rules leave free (from October 2026 the first 1,000 "
+    "service messages of a phone number a month, PMP26-1.free-allowance; inside a free entry point window, "
+    "FEP-3), counted on from service_messages_this_month across the service lines; `notes`: what the forecast "
+    "assumes"))
 @blp.alt_response(422, schema=ErrorSchema, description="A bad line, date or currency, by field path")
 def post_forecast(body: dict[str, Any], _query: dict[str, Any]):
     """What lines of messages will cost on a day: each line at its market's card rate, volume tiers continuing
@@ -92,6 +94,7 @@ def forecast_page():
             body["service_messages_this_month"] = int(form["service_messages_this_month"])
         else:
             errors["service_messages_this_month"] = ["a whole number of messages, like 900"]
+    numbers = []  # the text's line number (from 1, blank lines counted) of each line of the body
     for number, text in enumerate(form["lines"].splitlines(), start=1):
         parts = text.split()
         if not parts:
@@ -101,17 +104,30 @@ def forecast_page():
             continue
         place = {"to": parts[0]} if parts[0].startswith("+") else {"country": parts[0]}
         body["lines"].append({**place, "category": parts[1], "count": int(parts[2])})
+        numbers.append(number)
     if not errors:
         try:
             result = forecast.forecast_costs(policy(), FORECAST.load(body))
         except ValidationError as error:
-            errors = flatten_errors(error.messages)
+            errors = _text_lines(flatten_errors(error.messages), numbers)
         except ServiceError as error:
-            errors = error.errors
+            errors = _text_lines(error.errors, numbers)
     if errors:
-        return refused_page(errors, page=lambda: render_template("ui/forecast.html", form=form, errors=errors,
+        return refused_page(errors, page=lambda named: render_template("ui/forecast.html", form=form, errors=named,
                                                                  result=None))
     return render_template("ui/forecast.html", form=form, errors={}, result=result)
+
+
+def _text_lines(errors: dict[str, list[str]], numbers: list[int]) -> dict[str, list[str]]:
+    """The forecast's errors with a body line's index (lines.0.category) replaced by the line number the reviewer
+    reads in the form's text (lines.3.category: from 1, blank lines counted), as the page's own errors name lines."""
+    def name(key: str) -> str:
+        root, _, rest = key.partition(".")
+        index, dot, field = rest.partition(".")
+        if root != "lines" or not index.isdigit() or int(index) >= len(numbers):
+            return key
+        return f"lines.{numbers[int(index)]}{dot}{field}"
+    return {name(key): messages for key, messages in errors.items()}
 
 
 class AnalyticsQuerySchema(RefusesNul, Schema):

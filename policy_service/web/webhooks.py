@@ -19,11 +19,12 @@ from flask_smorest import Blueprint, abort
 from marshmallow import RAISE
 
 from ..contract.meta_webhooks import signature_valid  # noqa: F401 - part of this module's interface
+from ..contract.parsing import error_message
 from ..contract.queries import NO_QUERY
 from ..contract.schemas import ErrorSchema, WebhookBacklogSchema, WebhookReceiptSchema
 from ..service import ingest
 from ..service.errors import ServiceError
-from .api import JsonBodyParser, require_json
+from .api import JsonBodyParser, repeated_parameters, require_json
 
 blp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks", description="Meta's WhatsApp webhooks")
 # Reading the backlog is an operator's request, not Meta's: it stays behind the API keys.
@@ -68,26 +69,38 @@ def _setup(state: Any) -> None:
         app.extensions[PROCESSOR].ensure_running()
 
 
+# What Meta's subscription check sends, each once (https://developers.facebook.com/docs/graph-api/webhooks/getting-started).
+VERIFY_PARAMETERS = ("hub.mode", "hub.verify_token", "hub.challenge")
+
+
 @blp.route("/whatsapp", methods=["GET"])
 @blp.alt_response(200, description="The challenge, echoed as text", success=True,
                   content_type="text/plain", schema={"type": "string"})
 @blp.alt_response(400, schema=ErrorSchema, description="No hub.challenge to echo")
 @blp.alt_response(403, schema=ErrorSchema, description="Not a subscription, or the verify token does not match")
+@blp.alt_response(422, schema=ErrorSchema, description="hub.mode, hub.verify_token or hub.challenge given twice")
 def verify_subscription():
-    """Answer Meta's subscription check: echo hub.challenge when hub.verify_token matches."""
+    """Answer Meta's subscription check: echo hub.challenge when hub.verify_token matches. Errors name the
+    parameters as the API names its locations (query.hub.verify_token): 403 a mode or token that does not match,
+    400 no challenge, 422 one of them given more than once."""
+    # Which of two values was meant cannot be known (request.args.get reads the first): a 422 naming it, as the
+    # API's parser refuses a repeated parameter.
+    if repeated := repeated_parameters(request.args, lambda key: key in VERIFY_PARAMETERS):
+        errors = {f"query.{key}": messages for key, messages in repeated.items()}
+        abort(422, message=error_message(errors), errors=errors)
     # from_prefixed_env JSON-decodes values, so an all-digit token arrives as a number.
     expected = str(current_app.config.get("WHATSAPP_VERIFY_TOKEN") or "")
     token = request.args.get("hub.verify_token", "")
     challenge = request.args.get("hub.challenge", "")
     matches = bool(expected) and hmac.compare_digest(token.encode(), expected.encode())
-    refused = ({} if request.args.get("hub.mode") == "subscribe" else {"hub.mode": ["must be subscribe"]}) | \
-        ({} if matches else {"hub.verify_token": ["does not match POLICY_WHATSAPP_VERIFY_TOKEN"]})
+    refused = ({} if request.args.get("hub.mode") == "subscribe" else {"query.hub.mode": ["must be subscribe"]}) | \
+        ({} if matches else {"query.hub.verify_token": ["does not match POLICY_WHATSAPP_VERIFY_TOKEN"]})
     if refused:
         abort(403, message="verification refused: hub.mode must be subscribe and hub.verify_token must match",
               errors=refused)
     if not challenge:  # Meta always sends one; an empty 200 would look like a passed check to whoever tests by hand
-        abort(400, message="invalid request: hub.challenge: required (Meta sends it; it is echoed back)",
-              errors={"hub.challenge": ["required: the value this check echoes"]})
+        abort(400, message="invalid request: query.hub.challenge: required (Meta sends it; it is echoed back)",
+              errors={"query.hub.challenge": ["required: the value this check echoes"]})
     return current_app.response_class(challenge, mimetype="text/plain")
 
 

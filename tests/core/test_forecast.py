@@ -3,7 +3,15 @@
 from datetime import date
 from decimal import Decimal
 
-from policy_service.core.forecast import Free, RuledCharge, forecast, free_messages
+from policy_service.core.forecast import (
+    CUSTOMER_SERVICE_WINDOW,
+    FREE_ENTRY_POINT,
+    Answers,
+    Free,
+    Line,
+    RuledCharge,
+    forecast,
+)
 from policy_service.core.rates import load_ratebook
 
 from ..conftest import RULES_DIR
@@ -41,7 +49,7 @@ def test_unpriced_lines_are_listed_with_the_reason_and_left_out_of_the_total():
     assert india.total == 0 and "at most 0.3450 INR" in india.unpriced[0].reason
 
 
-def test_free_messages_finds_where_the_rules_start_charging_in_few_questions():
+def test_answers_find_where_the_rules_start_charging_in_few_questions():
     """Whatever threshold the rules hold (here 1,000, then 7), the free messages are counted exactly, asking about
     2·log2(count) times, not once per message; all free, none free and no charge at all are said as such."""
     asked = []
@@ -52,19 +60,81 @@ def test_free_messages_finds_where_the_rules_start_charging_in_few_questions():
             return RuledCharge(False, "free", f"{n} so far") if n < threshold else RuledCharge(True, "paid", "")
         return charge_of
 
-    assert free_messages(rules(1000), 0, 1_000_000) == Free(1000, "free", "0 so far", "paid")
+    assert Answers(rules(1000)).free(0, 1_000_000) == Free(1000, "free", "0 so far", "paid")
     assert len(asked) < 45
-    assert free_messages(rules(7), 3, 10) == Free(4, "free", "3 so far", "paid")
-    assert free_messages(rules(7), 7, 10) == Free(0, "paid", "", "paid")
-    assert free_messages(rules(7), 0, 5) == Free(5, "free", "0 so far")
-    assert free_messages(lambda n: None, 0, 5) is None
+    assert Answers(rules(7)).free(3, 10) == Free(4, "free", "3 so far", "paid")
+    assert Answers(rules(7)).free(7, 10) == Free(0, "paid", "", "paid")
+    assert Answers(rules(7)).free(0, 5) == Free(5, "free", "0 so far")
+    assert Answers(lambda n: None).free(0, 5) is None
+
+
+def test_answers_ask_each_count_once_and_name_the_first_messages_own_count():
+    """One Answers serves lines that continue one count: what is known (free at 999, charged at 1000) is read off,
+    not searched again, yet the sentence of a line's first message is the rules' own for its count (600), never the
+    one of a neighbouring count."""
+    asked = []
+
+    def charge_of(n):
+        asked.append(n)
+        return RuledCharge(n >= 1000, "paid" if n >= 1000 else "free", f"{n} so far")
+
+    answers = Answers(charge_of)
+    assert answers.free(0, 600) == Free(600, "free", "0 so far")
+    assert answers.free(600, 600) == Free(400, "free", "600 so far", "paid")
+    assert len(asked) == len(set(asked)) == answers.questions
+    before = answers.questions
+    assert answers.free(0, 1100) == Free(1000, "free", "0 so far", "paid")
+    assert answers.questions == before + 1  # the last message's own answer; the boundary is known
 
 
 def test_an_allowance_line_continues_one_count_and_prices_only_the_charged():
     """Service lines share the month's count (per number, not per market); a wholly free line costs 0."""
-    def charge_of(country, n):
+    def charge_of(country, category, window, n):
         return RuledCharge(n >= 1000, "charged" if n >= 1000 else "allowance", "")
 
     result = forecast([("BR", "service", 600), ("BR", "service", 600)], day=NOV, currency="BRL", rates=BOOK,
                       allowance=("service",), charge_of=charge_of)
     assert [(line.free.count, line.amount) for line in result.lines] == [(600, 0), (400, Decimal("7.000"))]
+
+
+def test_free_entry_point_messages_are_asked_in_their_window_and_counted_first():
+    """A line's free entry point messages are decided in that window (free whatever the count, here) and come first
+    in the month's count when the rules give them a counted category, so 1,000 used before leaves all 1,500 window
+    messages charged (52.5 BRL, not 70); given an uncounted category they leave the allowance to the others."""
+    def charge_of(category):
+        def ask(country, line_category, window, n):
+            if window == FREE_ENTRY_POINT:
+                return RuledCharge(False, "entry", "in the window", category)
+            return RuledCharge(n >= 1000, "charged" if n >= 1000 else "allowance", f"{n} so far", "service")
+        return ask
+
+    counted = forecast([Line("BR", "service", 2000, 500)], day=NOV, currency="BRL", rates=BOOK,
+                       allowance=("service",), charge_of=charge_of("service"), allowance_before=1000)
+    (line,) = counted.lines
+    assert (line.free.count, line.amount, line.free_entry_point) == (500, Decimal("52.500"), 500)
+    assert [(run.window, run.messages, run.count, run.rule) for run in line.free.runs] == [
+        (FREE_ENTRY_POINT, 500, 500, "entry"), (CUSTOMER_SERVICE_WINDOW, 1500, 0, "charged")]
+    early = forecast([Line("BR", "service", 1000, 600)], day=NOV, currency="BRL", rates=BOOK,
+                     allowance=("service",), charge_of=charge_of("service"))
+    assert early.lines[0].free.count == 1000  # 600 in the window, then 400 of the allowance's 1,000 left
+    apart = forecast([Line("BR", "service", 2000, 600), Line("BR", "service", 1)], day=NOV, currency="BRL",
+                     rates=BOOK, allowance=("service",), charge_of=charge_of("other"))
+    assert [line.free.count for line in apart.lines] == [1600, 0]  # 600 + 1,000; the next line's count is 1,400
+
+
+def test_a_template_lines_free_entry_point_messages_are_asked_and_only_the_rest_priced():
+    """A windowed (template) line's free entry point messages are asked of the rules in that window only; the rest
+    are priced as charged without a question, and only they count toward the volume tiers (2,000 of 5,000 free:
+    3,000 Brazil utility at tier 1, 105.000 BRL); a line with none in the window asks nothing."""
+    asked = []
+
+    def charge_of(country, category, window, n):
+        asked.append((category, window))
+        return RuledCharge(False, "entry", "in the window", category)
+
+    result = forecast([Line("BR", "utility", 5000, 2000), Line("BR", "marketing", 1)], day=NOV, currency="BRL",
+                      rates=BOOK, windowed=("marketing", "utility"), charge_of=charge_of)
+    utility, marketing = result.lines
+    assert (utility.free.count, utility.amount, utility.segments[0].last) == (2000, Decimal("105.000"), 3000)
+    assert [(run.window, run.messages) for run in utility.free.runs] == [(FREE_ENTRY_POINT, 2000)]
+    assert marketing.free is None and set(asked) == {("utility", FREE_ENTRY_POINT)}

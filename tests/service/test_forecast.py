@@ -118,8 +118,9 @@ def test_the_free_service_allowance_leaves_the_first_1000_free_by_the_rule(clien
     body = client.post("/v1/costs/forecast", json=SERVICE).get_json()
     (line,) = body["lines"]
     assert (body["total"], line["amount"], line["tiers"][0]["count"]) == ("35.000", "35.000", 1000)
-    assert line["free"] == {"count": 1000, "rule": "PMP26-1.free-allowance", "charged_rule": "PMP26-1.charged",
-                            "because": "[S: secondary] 0 service messages so far this month, under the 1,000 free."}
+    free = {"count": 1000, "rule": "PMP26-1.free-allowance", "charged_rule": "PMP26-1.charged",
+            "because": "[S: secondary] 0 service messages so far this month, under the 1,000 free."}
+    assert line["free"] == {**free, "by_window": [{"window": "customer_service_window", "messages": 2000, **free}]}
     split = client.post("/v1/costs/forecast", json={**SERVICE, "service_messages_this_month": 900, "lines": [
         {"country": "BR", "category": "service", "count": 50}, {"country": "BR", "category": "service", "count": 100},
         {"country": "BR", "category": "marketing", "count": 1}]}).get_json()
@@ -129,6 +130,8 @@ def test_the_free_service_allowance_leaves_the_first_1000_free_by_the_rule(clien
     page = client.get("/ui/forecast", query_string={"at": SERVICE["at"], "currency": "BRL",
                                                     "lines": "BR service 2000"}).get_data(as_text=True)
     assert "Total: 35.000 BRL" in page and "1000 free (PMP26-1.free-allowance" in page
+    # what the forecast assumes is shown where the total is read, not only in the API's `notes`
+    assert 'id="forecast-notes"' in page and "inside an open customer service window" in page
     later = client.get("/ui/forecast", query_string={"at": SERVICE["at"], "currency": "BRL", "lines": "BR service 2000",
                                                      "service_messages_this_month": "900"}).get_data(as_text=True)
     assert "Total: 66.500 BRL" in later and "100 free (PMP26-1.free-allowance" in later
@@ -170,3 +173,104 @@ def test_a_forecast_currency_is_iso_4217_and_has_a_card(client, app):
     body = {key: value for key, value in SERVICE.items() if key != "currency"}
     wabas = client.post("/v1/costs/forecast", json={**body, "waba_id": WABA})
     assert wabas.status_code == 422 and "no rate card is in JPY" in wabas.get_json()["errors"]["currency"][0]
+
+
+def test_a_country_without_an_example_number_gets_its_allowance(client, monkeypatch):
+    """The rules were asked about a sample number of the line's country (phonenumbers.example_number), so a country
+    without one (AQ: no calling code of its own; ZZ) got no free messages: 500 service messages there were unpriced
+    (no BRL rate for market Other) instead of free. The rules are now asked by country, not by a sample number:
+    AQ's 500 are free by PMP26-1.free-allowance, and so are Brazil's with every example number gone."""
+    aq = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [{"country": "AQ", "category": "service",
+                                                                        "count": 500}]}).get_json()
+    assert aq["unpriced"] == [] and aq["total"] == "0"
+    assert (aq["lines"][0]["free"]["count"], aq["lines"][0]["free"]["rule"]) == (500, "PMP26-1.free-allowance")
+    over = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [{"country": "AQ", "category": "service",
+                                                                          "count": 1500}]}).get_json()
+    (unpriced,) = over["unpriced"]
+    assert unpriced["free"]["count"] == 1000 and "Other" in unpriced["reason"]
+    import phonenumbers
+
+    monkeypatch.setattr(phonenumbers, "example_number", lambda region: None)
+    body = client.post("/v1/costs/forecast", json=SERVICE).get_json()
+    assert (body["total"], body["lines"][0]["free"]["count"]) == ("35.000", 1000)
+
+
+def test_service_messages_in_a_free_entry_point_window_are_priced_by_its_rule(client):
+    """The forecast decided every service message as sent inside an open customer service window, never at a free
+    entry point: a line now says how many of its messages are sent inside a free entry point window, and those are
+    decided there (FEP-3.rides-service: free). With the month's 1,000 used, 2,000 with 500 in that window cost
+    1,500 x 0.035 = 52.500 BRL, not 70.000; the answer says what it assumes (notes)."""
+    used = {**SERVICE, "service_messages_this_month": 1000}
+    plain = client.post("/v1/costs/forecast", json=used).get_json()
+    assert plain["total"] == "70.000"
+    body = client.post("/v1/costs/forecast", json={**used, "lines": [
+        {"country": "BR", "category": "service", "count": 2000, "free_entry_point": 500}]}).get_json()
+    (line,) = body["lines"]
+    assert (body["total"], line["free_entry_point"], line["free"]["count"]) == ("52.500", 500, 500)
+    entry, window = line["free"]["by_window"]
+    assert (entry["window"], entry["messages"], entry["count"], entry["rule"]) == (
+        "free_entry_point", 500, 500, "FEP-3.rides-service")
+    assert (window["window"], window["messages"], window["count"], window["charged_rule"]) == (
+        "customer_service_window", 1500, 0, "PMP26-1.charged")
+    assert any("free entry point window" in note for note in body["notes"])
+    # counted first (the store counts them: pricing.category service), they use the allowance before the others
+    fresh = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [
+        {"country": "BR", "category": "service", "count": 2000, "free_entry_point": 500}]}).get_json()
+    assert (fresh["total"], fresh["lines"][0]["free"]["count"]) == ("35.000", 1000)
+
+
+def test_a_free_entry_point_count_the_forecast_cannot_price_is_a_422(client):
+    """More free entry point messages than the line has, or any on a line the rules are not asked about by window
+    (marketing_lite, group_marketing: more of the send than a line says decides them, so they would be charged
+    without a word), is a 422 naming lines.N.free_entry_point."""
+    more = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [
+        {"country": "BR", "category": "service", "count": 2, "free_entry_point": 3}]})
+    assert more.status_code == 422 and list(more.get_json()["errors"]) == ["lines.0.free_entry_point"]
+    for category in ("marketing_lite", "group_marketing"):
+        refused = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [
+            {"country": "BR", "category": "service", "count": 2},
+            {"country": "BR", "category": category, "count": 2, "free_entry_point": 1}]})
+        assert refused.status_code == 422 and list(refused.get_json()["errors"]) == ["lines.1.free_entry_point"]
+    negative = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [
+        {"country": "BR", "category": "service", "count": 2, "free_entry_point": -1}]})
+    assert negative.status_code == 422 and "lines.0.free_entry_point" in negative.get_json()["errors"]
+
+
+def test_the_forecast_counts_the_wabas_day_and_says_whose_volume_it_continues(client, app):
+    """Meta's volume tiers count per business portfolio, per market and calendar month from 12 am in the WABA time
+    zone (PMP-5). The forecast took the UTC day and, with waba_id, said nothing of the portfolio: at
+    2026-10-01T02:00Z a WABA in São Paulo is still on 2026-09-30, so its service messages are free (PMP-4, the July
+    card) where UTC's day would charge 1,000 of them; with waba_id, volume_note says the count covers that WABA
+    only, not the portfolio Meta counts (an upper bound), citing the rule; a zone no IANA zone is a 422."""
+    body = {"currency": "BRL", "at": "2026-10-01T02:00:00Z",
+            "lines": [{"country": "BR", "category": "service", "count": 2000}]}
+    utc = client.post("/v1/costs/forecast", json=body).get_json()
+    assert (utc["total"], utc["waba_timezone"], utc["lines"][0]["rate_card"]["id"]) == (
+        "35.000", "UTC", "meta-brl-2026-10-01")
+    local = client.post("/v1/costs/forecast", json={**body, "waba_timezone": "America/Sao_Paulo"}).get_json()
+    assert (local["total"], local["lines"][0]["free"]["rule"], local["lines"][0]["rate_card"]["id"]) == (
+        "0", "PMP-4", "meta-brl-2026-07-01")
+    with app.app_context():
+        business_state.learn_number(PHONE, WABA, datetime(2026, 1, 1, tzinfo=UTC))
+    counted = client.post("/v1/costs/forecast", json={**body, "waba_id": WABA}).get_json()
+    assert f"WABA {WABA}" in counted["volume_note"] and "business portfolio" in counted["volume_note"]
+    assert "PMP-5.volume-tiers" in counted["volume_note"] and "at most what Meta charges" in counted["volume_note"]
+    bad = client.post("/v1/costs/forecast", json={**body, "waba_timezone": "Mars/Olympus"})
+    assert bad.status_code == 422 and bad.get_json()["errors"] == {"waba_timezone": ["unknown IANA time zone"]}
+
+
+def test_template_messages_in_a_free_entry_point_window_are_priced_by_its_rule(client):
+    """Template lines were priced as charged wherever sent: a marketing or utility line now says how many of its
+    messages are sent inside a free entry point window, and the rules decide them there (FEP-3.rides-template:
+    free); 10,000 marketing with 4,000 there cost 6,000 x 0.3217 = 1930.2000 BRL, not 3217.0000."""
+    body = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [
+        {"country": "BR", "category": "marketing", "count": 10_000, "free_entry_point": 4_000},
+        {"country": "BR", "category": "utility", "count": 5_000, "free_entry_point": 5_000}]}).get_json()
+    marketing, utility = body["lines"]
+    assert (marketing["amount"], marketing["free"]["count"], marketing["free"]["rule"]) == (
+        "1930.2000", 4000, "FEP-3.rides-template")
+    assert [(w["window"], w["messages"], w["count"]) for w in marketing["free"]["by_window"]] == [
+        ("free_entry_point", 4000, 4000)]
+    assert (utility["amount"], utility["free"]["count"]) == ("0.0000", 5000)
+    assert any(note.startswith("Template lines: the messages a line gives as free_entry_point") for note in
+               body["notes"])

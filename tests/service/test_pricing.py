@@ -69,7 +69,7 @@ def test_the_cli_sets_and_shows_the_currency(app, database_url):
     shown = runner.invoke(cli.main, ["waba", "currency", WABA, "--database-url", database_url])
     assert '"currency": "INR"' in shown.output and '"source": "CLI"' in shown.output
     assert runner.invoke(cli.main, ["waba", "currency", WABA, "USD", "--database-url", database_url]).exit_code != 0
-    assert runner.invoke(cli.main, ["waba", "currency", WABA, "inr", "--database-url", database_url]).exit_code == 1
+    assert runner.invoke(cli.main, ["waba", "currency", WABA, "inr", "--database-url", database_url]).exit_code == 2
 
 
 NOT_ISO = ("must be an ISO 4217 currency code a bill can be in, like USD (got {!r}; the codes: "
@@ -88,7 +88,7 @@ def test_a_code_that_is_no_iso_4217_currency_is_refused_before_it_is_stored(clie
     refused = client.put(url, json={"currency": code})
     assert refused.status_code == 422 and refused.get_json()["errors"] == {"currency": [NOT_ISO.format(code)]}
     cli_run = CliRunner().invoke(cli.main, ["waba", "currency", WABA, code, "--database-url", database_url])
-    assert cli_run.exit_code == 1 and "currency" in cli_run.output
+    assert cli_run.exit_code == 2 and "Invalid value for '[CURRENCY]'" in cli_run.output
     with pytest.raises(ServiceError) as raised:
         PolicyService(database_url=database_url).set_billing_currency(WABA, code)
     assert raised.value.code == 422 and list(raised.value.errors) == ["currency"]
@@ -212,3 +212,33 @@ def test_done_when_kenya_utility_is_message_150001_counted_from_the_store(client
     assert (price["tier"]["number"], price["tier"]["messages_before"]) == (2, 150_000)
     assert price_entry(body)["sources"]["volume_messages_this_month"].startswith(
         "150,000 billable utility messages delivered to market Rest of Africa")
+
+
+def decide_group(client, at, participants, context=None):
+    body = {"send": {"at": at, "to": "Y2FtcGFpZ24tZ3JvdXA", "type": "template", "phone_number_id": PHONE,
+                     "recipient_type": "group", "participants": ["+" + number for number in participants],
+                     "template": {"name": "t", "language": "en", "category": "utility", "status": "APPROVED"}},
+            "history": [], "context": context or {}}
+    response = client.post("/v1/decisions", json=body)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def test_a_group_sends_tier_volume_is_read_from_the_store_like_a_one_to_one_sends(client, known_waba):
+    """A group send's volume was never read from the store (only 1:1 sends' was): its participants were priced at
+    the list rate with the month's volume unknown although the stored count was known. Participants all in Rest of
+    Africa now continue the stored count (2 before: messages 3 and 4), the trace naming where it came from; a
+    group across markets keeps the list rate and says why."""
+    with known_waba.app_context():
+        bill("k1", KENYA, "2026-11-02T10:00:00")
+        bill("k2", TANZANIA, "2026-11-03T10:00:00")
+    body = decide_group(client, "2026-11-10T10:00:00+00:00", [KENYA, TANZANIA], {"currency": "USD"})
+    entry = price_entry(body)
+    assert entry["sources"]["volume_messages_this_month"].startswith(
+        "2 billable utility messages delivered to market Rest of Africa")
+    assert "is unknown" not in entry["because"] and "tier 1" in entry["because"]
+    logged = client.get(f"/v1/decisions/{body['decision_id']}").get_json()
+    assert logged["request"]["context"]["volume_messages_this_month"] == 2  # replays without the store
+    mixed = decide_group(client, "2026-11-10T10:00:00+00:00", [KENYA, NIGERIA], {"currency": "USD"})
+    assert "volume_messages_this_month" not in price_entry(mixed)["sources"]
+    assert "is unknown (participants in several markets" in price_entry(mixed)["because"]

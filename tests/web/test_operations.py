@@ -173,3 +173,36 @@ def test_metrics_content_type_names_its_charset_once(client):
     """/metrics is Prometheus' text format with one charset parameter (not `charset=utf-8` twice)."""
     content_type = client.get("/metrics").headers["Content-Type"]
     assert content_type.startswith("text/plain") and content_type.count("charset=") == 1
+
+
+def test_readyz_is_503_while_this_instance_serves_other_rules_than_the_fleet(tmp_path):
+    """Two instances on one database with different rule files: after the first publishes its rules, the second
+    follows the generation but can only load its own files, so its /readyz is 503 naming both rulebook versions
+    (a fresh instance started with those files likewise); once the published files are deployed there and
+    reloaded, it answers 200 again (issue: /readyz said 200 whatever the fleet served)."""
+    published_rules, other_rules = tmp_path / "published", tmp_path / "other"
+    shutil.copytree(RULES_DIR, published_rules)
+    shutil.copytree(RULES_DIR, other_rules)
+    (other_rules / "templates.yaml").write_text((other_rules / "templates.yaml").read_text() + "\n# not yet\n")
+    database = f"sqlite:///{tmp_path / 'log.sqlite3'}"
+    first = create_app({"TESTING": True, "DATABASE_URL": database, "RULES_DIR": str(published_rules)}).test_client()
+    second = create_app({"TESTING": True, "DATABASE_URL": database, "RULES_DIR": str(other_rules)}).test_client()
+    here = second.get("/readyz").get_json()["rulebook_version"]
+    touch_rules(published_rules)
+    fleet_version = first.post("/v1/admin/reload-rules").get_json()["rulebook_version"]
+    assert first.get("/readyz").status_code == 200
+
+    body = assert_error_shape(second.get("/readyz"), 503)
+    reason = body["errors"]["rules"][0]
+    assert f"serves rulebook {here} (generation 1)" in reason and f"published {fleet_version} (generation 1)" in reason
+    assert list(body["errors"]) == ["rules"] and here in body["message"] and fleet_version in body["message"]
+    fresh = create_app({"TESTING": True, "DATABASE_URL": database, "RULES_DIR": str(other_rules)}).test_client()
+    assert here in assert_error_shape(fresh.get("/readyz"), 503)["errors"]["rules"][0]
+
+    shutil.rmtree(other_rules)
+    shutil.copytree(published_rules, other_rules)
+    assert second.post("/v1/admin/reload-rules").get_json()["rulebook_version"] == fleet_version
+    for client in (first, second, fresh):
+        ready = client.get("/readyz").get_json()
+        assert (ready["rulebook_version"], ready["rules_generation"], ready["follows_fleet"]) == \
+            (fleet_version, 2, True)

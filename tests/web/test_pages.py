@@ -317,10 +317,11 @@ def test_decision_log_page_is_paginated_and_keeps_its_filters(app, client):
 @pytest.mark.parametrize("query, field", [("from=yesterday", "from"), ("decision=maybe", "decision"),
                                           ("contact=12ab", "contact"), ("page=0", "page")])
 def test_decision_log_page_lists_bad_filters_as_field_errors(client, query, field):
-    """A bad filter is a 422 page naming the field, not a 500 or a silently ignored filter."""
+    """A bad filter is a 422 page naming the parameter as the API does (query.from), not a 500 or a silently
+    ignored filter."""
     response = client.get(f"/ui/decisions?{query}")
     assert response.status_code == 422
-    assert f"<code>{field}</code>" in response.get_data(as_text=True)
+    assert f"<code>query.{field}</code>" in response.get_data(as_text=True)
 
 
 def test_reconciliation_page_puts_mismatches_first_with_their_causes_and_decisions(client, billed_history):
@@ -340,6 +341,21 @@ def test_reconciliation_page_puts_mismatches_first_with_their_causes_and_decisio
     assert '<code id="decision-id">reconcile:wamid.auth</code> (replayed, not logged)' in text
     assert "/ui/decisions/reconcile:" not in text and 'id="decision-link"' not in text
     assert client.get("/ui/reconciliation/wamid.nope").status_code == 404
+
+
+def test_a_delivered_message_whose_wamid_holds_a_slash_has_a_replayed_page_that_is_linked(client):
+    """Meta's wamids are base64, which may hold a "/": the reconciliation page linked /ui/reconciliation/wamid.a/b=,
+    which no page served (404); the replayed page now serves any stored wamid and the link leads to it."""
+    from ..conftest import BILLED_T0
+    from ..meta_payloads import deliver, pmp, status
+
+    wamid = "wamid.HBgL/MTU1NTEy+MzQ1=="
+    deliver(client, status(wamid, "delivered", BILLED_T0, pricing=pmp("marketing", "regular", True)))
+    html = client.get("/ui/reconciliation").get_data(as_text=True)
+    assert f'href="/ui/reconciliation/{wamid}"' in html
+    page = client.get(f"/ui/reconciliation/{wamid}")
+    assert page.status_code == 200 and wamid in page.get_data(as_text=True)
+    assert client.get("/ui/reconciliation/wamid.no/such").status_code == 404
 
 
 def test_home_and_menu_link_a_costs_page_once_the_app_serves_one(app, client):
@@ -375,7 +391,7 @@ def test_pages_refuse_bad_filter_values_with_an_html_page_naming_the_parameter(c
     for url, parameter in refused.items():
         page = client.get(url)
         assert page.status_code == 422 and page.mimetype == "text/html", url
-        assert f"<li><code>{parameter}</code>: " in page.get_data(as_text=True), url
+        assert f"<li><code>query.{parameter}</code>: " in page.get_data(as_text=True), url
     missing = client.get("/ui/templates/x/y")
     assert missing.status_code == 404 and missing.mimetype == "text/html"
     assert "<code>path</code>: /ui/templates/x/y is not a page of this service" in missing.get_data(as_text=True)
@@ -384,11 +400,11 @@ def test_pages_refuse_bad_filter_values_with_an_html_page_naming_the_parameter(c
 
 # Each kind of refusal on each page: a bad or unknown filter, a form's invalid line, an id or a path naming nothing.
 REFUSALS = {
-    "/ui/rules?version=ZZ": (422, {"version"}), "/ui/decisions?decision=maybe": (422, {"decision"}),
-    "/ui/costs?currency=FOO": (422, {"currency"}), "/ui/costs?from=x": (422, {"from"}),
-    "/ui/forecast?lines=x": (422, {"lines.1"}), "/ui/forecast?bogus=1": (422, {"bogus"}),
-    "/ui/templates?waba_id=abc": (422, {"waba_id"}), "/ui/reconciliation?page=abc": (422, {"page"}),
-    "/ui/try?fixtur=x": (422, {"fixtur"}), "/ui/decisions/nope": (404, {"path.decision_id"}),
+    "/ui/rules?version=ZZ": (422, {"query.version"}), "/ui/decisions?decision=maybe": (422, {"query.decision"}),
+    "/ui/costs?currency=FOO": (422, {"query.currency"}), "/ui/costs?from=x": (422, {"query.from"}),
+    "/ui/forecast?lines=x": (422, {"query.lines.1"}), "/ui/forecast?bogus=1": (422, {"query.bogus"}),
+    "/ui/templates?waba_id=abc": (422, {"query.waba_id"}), "/ui/reconciliation?page=abc": (422, {"query.page"}),
+    "/ui/try?fixtur=x": (422, {"query.fixtur"}), "/ui/decisions/nope": (404, {"path.decision_id"}),
     "/ui/reconciliation/wamid.nope": (404, {"path.wamid"}), "/ui/templates/1022/nothing/en": (404, {"path.name"}),
     "/ui/templates/x1/nothing/en": (404, {"path.waba_id"}), "/ui/no-such-page": (404, {"path"}),
 }
@@ -408,6 +424,26 @@ def test_every_refusal_of_a_page_is_html_to_a_browser_and_the_json_shape_to_othe
     # curl's Accept: */* names no type: JSON, as for a client sending no Accept (Werkzeug's accept_html said HTML).
     for accept in ("*/*", "application/json, */*;q=0.5", "text/html;q=0"):
         assert_error_shape(client.get("/ui/nope", headers={"Accept": accept}), 404)
+
+
+def test_a_page_names_a_bad_query_parameter_as_the_api_does_in_html_and_json(client):
+    """A page names a refused query parameter as the API names it (query.from, api.ERRORS_NAMED), in its JSON error
+    and its HTML alike, never bare (from): one given (from=x), one the page defaulted (to: today, before from), one
+    repeated, one unknown even when called `path`; a form sent as GET names its lines as the reviewer numbers them
+    (line 3, a blank line counted, not the body's index 1). A URL no page serves stays `path`, a POST form's field
+    (/ui/try's request body) stays bare."""
+    api = client.get("/v1/costs?from=x&to=2026-01-01", headers=JSON).get_json()["errors"]
+    page = client.get("/ui/costs?from=x&to=2026-01-01", headers=JSON).get_json()["errors"]
+    assert set(page) == set(api) == {"query.from"}
+    cases = {"/ui/costs?from=2999-01-01": "query.to", "/ui/decisions?page=1&page=2": "query.page",
+             "/ui/rules?path=1": "query.path", "/ui/forecast?lines=BR+utility+5%0A%0ABR+nonsense+5":
+             "query.lines.3.category", "/ui/templates?waba_id=1&waba_id=2": "query.waba_id"}
+    for url, name in cases.items():
+        assert list(assert_error_shape(client.get(url, headers=JSON), 422)["errors"]) == [name], url
+        assert f"<code>{name}</code>: " in client.get(url).get_data(as_text=True), url
+        assert f"<code>{name.removeprefix('query.')}</code>" not in client.get(url).get_data(as_text=True), url
+    assert list(assert_error_shape(client.get("/ui/nope", headers=JSON), 404)["errors"]) == ["path"]
+    assert "send.at" in assert_error_shape(submit(client, {"send": {"at": "x"}}, headers=JSON), 422)["errors"]
 
 
 def test_a_filter_given_twice_is_refused_on_every_page(client):

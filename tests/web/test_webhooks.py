@@ -107,7 +107,7 @@ def test_subscription_challenge(client, mode, token, expected):
     else:
         assert response.json["code"] == 403
         # the errors name what did not match: the mode, the token, or both
-        wrong = {"hub.mode": mode != "subscribe", "hub.verify_token": token != VERIFY_TOKEN}
+        wrong = {"query.hub.mode": mode != "subscribe", "query.hub.verify_token": token != VERIFY_TOKEN}
         assert set(response.json["errors"]) == {parameter for parameter, is_wrong in wrong.items() if is_wrong}
 
 
@@ -115,7 +115,25 @@ def test_a_subscription_check_without_a_challenge_is_a_400_naming_it(client):
     """With the right token but no hub.challenge, an empty 200 looked like a passed check: it is a 400."""
     response = client.get("/v1/webhooks/whatsapp", query_string={"hub.mode": "subscribe",
                                                                  "hub.verify_token": VERIFY_TOKEN})
-    assert response.status_code == 400 and list(response.json["errors"]) == ["hub.challenge"]
+    assert response.status_code == 400 and list(response.json["errors"]) == ["query.hub.challenge"]
+
+
+@pytest.mark.parametrize("parameter", ["hub.mode", "hub.verify_token", "hub.challenge"])
+def test_a_subscription_check_parameter_given_twice_is_a_422_naming_it(client, parameter):
+    """hub.verify_token=wrong&hub.verify_token=<the token> was read as its first value (request.args.get), so which
+    value decided the check depended on the order: each of the three given twice is a 422 naming it as the API
+    names a repeated query parameter (query.hub.mode: given 2 times), whichever order and even when both agree;
+    another parameter given twice is not the check's, and given once each the check passes."""
+    query = {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1158201444"}
+    for second in (query[parameter], "other"):
+        given = [*query.items(), (parameter, second)]
+        for pairs in (given, given[::-1]):
+            response = client.get("/v1/webhooks/whatsapp", query_string=pairs)
+            assert response.status_code == 422, pairs
+            assert response.json["errors"] == {f"query.{parameter}": ["given 2 times; give it once"]}, pairs
+            assert response.json["message"] == f"invalid request: query.{parameter}: given 2 times; give it once"
+    response = client.get("/v1/webhooks/whatsapp", query_string=[*query.items(), ("extra", "1"), ("extra", "2")])
+    assert response.status_code == 200 and response.get_data(as_text=True) == "1158201444"
 
 
 def test_inbound_message_with_referral_is_stored_once(app, client):
@@ -208,7 +226,8 @@ def test_an_unreadable_business_state_change_is_skipped_not_the_payload(app, cli
 def test_an_entry_under_no_waba_id_is_skipped_and_a_null_time_is_read_at_receipt(app, client):
     """Meta's WABA ids are digits: a messages entry under "WABA1" was stored and drove decisions while
     /v1/wabas/WABA1/templates is a 404; it is skipped naming entry.0 `id` (the stored payload keeps it). An entry
-    whose time is null was lost whole; it is read, entry.0.time listed as not read, as "abc" is."""
+    whose time is null was lost whole; it is read, entry.0.time listed as not read, as "abc" is. An entry with no
+    id at all was read under the WABA id "": it is skipped as "WABA1" is, the entry beside it stored."""
     body = inbound_text("wamid.waba1", T0)
     body["entry"][0]["id"] = "WABA1"
     answer = deliver(client, body)[0].json
@@ -224,6 +243,15 @@ def test_an_entry_under_no_waba_id_is_skipped_and_a_null_time_is_read_at_receipt
     answer = deliver(client, body)[0].json
     assert answer["new"] == 1 and [part["path"] for part in answer["skipped"]] == ["entry.0.time"], answer
     assert set(stored(app)) == {"wamid.null-time"}
+    # An entry with no id at all was read under the WABA id "": it is skipped alike, the others stored.
+    body = inbound_text("wamid.no-waba", T0)
+    del body["entry"][0]["id"]
+    body["entry"].append(inbound_text("wamid.beside-it", T0)["entry"][0])
+    answer = deliver(client, body)[0].json
+    assert answer["new"] == 1 and [(part["path"], part["reason"]) for part in answer["skipped"]] == [
+        ("entry.0", {"id": ["required: the WhatsApp Business Account id, digits as Meta sends it: the entry is not "
+                            "read (the stored payload keeps it)"]})], answer
+    assert set(stored(app)) == {"wamid.null-time", "wamid.beside-it"}
 
 
 def test_numeric_secrets_from_the_environment_still_verify(database_url):
