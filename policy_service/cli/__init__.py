@@ -52,15 +52,23 @@ class Commands(click.Group):
     a bad POLICY_ value ends it, an unknown POLICY_ variable is reported as ignored); settings that cannot be
     read, an input that is not UTF-8 (one no command reads through cli.inputs), a database that is unavailable or
     a refusal of the service layer no command words itself end any command with a message, not a traceback.
-    Asking for --help skips the settings check."""
+    Asking for --help skips the settings check.
+
+    Before any command runs, a single-valued option given more than once (--from A --from B; click keeps the last
+    silently) is a usage error naming it (exit 2), for every command (repeated_options); a refusal of a bad value
+    (a 400 or 422 naming a command's parameter, as the Python API names it: end) is a usage error naming the
+    option or argument the user typed (--to; exit 2)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["policy_service.help"] = bool(set(args) & set(ctx.help_option_names))
+        ctx.meta["policy_service.args"] = list(args)
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context):
+        leaf = None
         try:
             if not ctx.meta.get("policy_service.help") and not ctx.resilient_parsing:
+                leaf = repeated_options(ctx, ctx.meta.get("policy_service.args", []))
                 load_settings()
             return super().invoke(ctx)
         except SettingsError as error:
@@ -72,13 +80,45 @@ class Commands(click.Group):
             # the command (imported here: --help and --version open no database).
             from ..service.errors import ServiceError
             from ..store import database
-            from .errors import refusal
+            from .errors import bad_value, refusal
 
             if isinstance(error, database.STORAGE_FAULTS):
                 raise click.ClickException(database.unavailable_message(error)) from None
             if isinstance(error, ServiceError):
-                raise refusal(error) from None
+                raise (leaf and bad_value(error, leaf) or refusal(error)) from None
             raise
+
+
+def repeated_options(ctx: click.Context, args: list[str]) -> click.Context | None:
+    """The context of the command `args` (the command line after the program's name) runs, once no single-valued
+    option of it or of its groups is given more than once; raises click.BadOptionUsage (a usage error, exit 2)
+    naming the first that is (--from, or --partial/--full: one value, given twice). An option taking several
+    (multiple, count) may repeat. The command line is only tokenized here (click's own parser: no value converted,
+    no file opened); None when click's parse will refuse it anyway (an unknown option or command)."""
+    command: click.Command = ctx.command
+    current = ctx
+    while True:
+        try:
+            _, rest, order = command.make_parser(current).parse_args(args=list(args))
+        except click.UsageError:
+            return None
+        single = [param for param in order if isinstance(param, click.Option) and not param.multiple
+                  and not param.count and not param.is_eager]
+        for param in dict.fromkeys(single):
+            if (times := single.count(param)) > 1:
+                # A flag pair (--partial/--full) is one option: both given is the same option twice.
+                named = " / ".join(f"'{opt}'" for opt in (*param.opts, *param.secondary_opts))
+                raise click.BadOptionUsage(param.opts[0], f"{named} given {times} times; give it once", current)
+        if not isinstance(command, click.Group) or not rest:
+            return current
+        try:
+            name, sub, args = command.resolve_command(current, rest)
+        except click.UsageError:
+            return None
+        if name is None or sub is None:
+            return None
+        command = sub
+        current = click.Context(sub, info_name=name, parent=current, resilient_parsing=True)
 
 
 @click.group(cls=Commands)

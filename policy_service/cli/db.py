@@ -164,9 +164,12 @@ def prune(age: timedelta, tables: tuple[str, ...], dry_run: bool, database_url: 
     try:
         schema.check(opened)
         with opened.bind_ctx(store.models()):
-            done = service_retention.prune(tables or [t.name for t in retention.GROWING], before, now, rulebook,
-                                           dry_run=dry_run)
-    except (schema.SchemaBehind, service_retention.RetentionTooShort) as error:
+            # --table decisions --table decisions prunes (and counts) the table once.
+            done = service_retention.prune(list(dict.fromkeys(tables)) or [t.name for t in retention.GROWING],
+                                           before, now, rulebook, dry_run=dry_run)
+    except service_retention.RetentionTooShort as error:  # too young an age: a bad value of the option
+        raise click.BadParameter(str(error), param_hint="'--older-than'") from None
+    except schema.SchemaBehind as error:
         raise click.ClickException(str(error)) from None
     finally:
         opened.close()

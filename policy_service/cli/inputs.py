@@ -50,3 +50,17 @@ class TextFile(click.File):
         text = io.StringIO(decode(data, name))
         text.name = name
         return text
+
+
+class WabaId(click.ParamType):
+    """A WhatsApp Business Account id (Meta's are 1 to 64 digits, contract.queries.WABA_ID): anything else is a
+    usage error naming the option or argument (the service would answer 404, "no such account", for it)."""
+
+    name = "WABA_ID"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from ..contract.queries import WABA_ID
+
+        if not WABA_ID.fullmatch(str(value)):
+            self.fail("WABA ids are digits", param, ctx)
+        return str(value)

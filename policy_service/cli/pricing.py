@@ -13,7 +13,7 @@ import click
 
 from ..service.python_api import ServiceError
 from .errors import refusal
-from .inputs import TextFile
+from .inputs import TextFile, WabaId
 from .services import database_url_option, service
 
 
@@ -23,14 +23,12 @@ def waba() -> None:
 
 
 @waba.command("currency")
-@click.argument("waba_id")
+@click.argument("waba_id", type=WabaId())
 @click.argument("currency", required=False)
 @database_url_option
 def waba_currency(waba_id: str, currency: str | None, database_url: str | None) -> None:
     """Show the WABA's billing currency, or set it once (an ISO 4217 code such as BRL; one no rate card is in is set,
     and its sends are unpriced, saying why). A code that is not ISO 4217's is refused as the API refuses it."""
-    if not waba_id.isdigit():
-        raise click.BadParameter("WABA ids are digits", param_hint="WABA_ID")
     svc = service(database_url)
     known: dict[str, Any] = svc.set_billing_currency(waba_id, currency, source="CLI") if currency else \
         svc.billing_currency(waba_id)

@@ -17,7 +17,7 @@ from ..service import reports
 from ..service.python_api import ServiceError
 from ..store import decision_log
 from .errors import refusal
-from .inputs import TextFile
+from .inputs import TextFile, WabaId
 from .services import database_url_option, open_database, service
 
 
@@ -91,7 +91,7 @@ def templates() -> None:
 
 
 @templates.command("import")
-@click.option("--waba-id", required=True, help="The WhatsApp Business Account the templates belong to.")
+@click.option("--waba-id", required=True, type=WabaId(), help="The WhatsApp Business Account the templates belong to.")
 @click.argument("response_file", type=TextFile())
 @database_url_option
 def import_templates(waba_id: str, response_file, database_url: str | None) -> None:

@@ -647,19 +647,25 @@ class ChangeSchema(_MetaSchema):
     read_apart = ("value",)  # judged by the field's reader, part by part
 
 
+NOT_A_WABA_ID = "the WhatsApp Business Account id, digits as Meta sends it: the entry is not read (the stored " \
+               "payload keeps it)"
+
+
 def _waba_id(value: Any) -> None:
     # Meta's WABA ids are digits (a string, or a number as Meta has sent them): the API and pages take no other
     # (contract.queries.WABA_ID), so an entry under "WABA1" would be stored under an account no one can read.
     if isinstance(value, bool) or not (isinstance(value, int) and value >= 0
                                        or isinstance(value, str) and WABA_ID.fullmatch(value)):
-        raise ValidationError("must be the WhatsApp Business Account id, digits as Meta sends it: the entry is "
-                              "not read (the stored payload keeps it)")
+        raise ValidationError(f"must be {NOT_A_WABA_ID}")
 
 
 class EntrySchema(_MetaSchema):
     """One WhatsApp Business Account's changes (each change is read on its own); `time` when Meta sent them."""
 
-    id = fields.Raw(load_default="", validate=_waba_id)
+    # Required: an entry without one was read under the WABA id "" (its number learned under no account), where
+    # "WABA1" or null are skipped: every entry whose account is unknown is skipped alike, naming entry.N.id.
+    id = fields.Raw(required=True, validate=_waba_id,
+                    error_messages={"required": f"required: {NOT_A_WABA_ID}", "null": f"must be {NOT_A_WABA_ID}"})
     # Read tolerantly (_entry_time): some fields omit it; null, like any value that is no time, is listed there.
     time = fields.Raw(allow_none=True)
     changes = fields.List(fields.Raw(), required=True)
@@ -752,7 +758,7 @@ def read(document: dict[str, Any], received_at: datetime) -> Reading:
                 reading.skip(f"{path}.field", {"field": [
                     f"{change['field']!r} is not stored: policy-service reads {', '.join(sorted(FIELD_READERS))}"]})
                 continue
-            reader(reading, _Change(change["value"], f"{path}.value", str(entry["id"] or ""), at))
+            reader(reading, _Change(change["value"], f"{path}.value", str(entry["id"]), at))
     return reading
 
 
@@ -777,7 +783,7 @@ _ENTRY_TIME = UnixTime()  # read like every Unix time of a webhook
 
 def _metadata(reading: Reading, change: _Change) -> dict[str, Any] | None:
     metadata = reading.load(METADATA, change.value.get("metadata"), f"{change.path}.metadata")
-    if metadata is not None and change.waba_id:
+    if metadata is not None:  # every entry read has its WABA id (EntrySchema requires one)
         reading.events.append(NumberSeen(metadata["phone_number_id"], change.waba_id, change.at))
     return metadata
 
@@ -825,7 +831,7 @@ def _read_messages(reading: Reading, change: _Change) -> None:
             status=s["status"], conversation_id=conversation.get("id"),
             conversation_origin=(conversation.get("origin") or {}).get("type"), pricing=s.get("pricing"),
             group_id=s["recipient_id"] if s.get("recipient_type") == "group" else None, errors=s.get("errors"),
-            decision_id=s.get("biz_opaque_callback_data") or None, waba_id=change.waba_id or None,
+            decision_id=s.get("biz_opaque_callback_data") or None, waba_id=change.waba_id,
         ))
 
 

@@ -11,7 +11,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from ..core.identities import E164
 from ..core.vocabulary import MODELLED_CATEGORIES
 from .parsing import Limits
-from .schemas import CURRENCY, EARLIEST, LATEST, ContactField, RefusesNul, count_range, timestamp_field
+from .schemas import CURRENCY, EARLIEST, LATEST, ContactField, RefusesNul, count_range, iana_zone, timestamp_field
 from .strict import Pattern, RequestSchema
 
 MAX_FORECAST_LINES = 1_000
@@ -47,7 +47,8 @@ class ForecastLineSchema(RefusesNul, RequestSchema):
     free_entry_point = fields.Integer(strict=True, validate=validate.Range(min=0, max=10**12), metadata={
         "description": "of count, the messages sent inside a free entry point window (72 hours from the business's "
                        "reply to a user who wrote from a click-to-WhatsApp ad or a Facebook Page call-to-action); "
-                       "the rest are sent inside an open customer service window. Service lines only (default 0)"})
+                       "the rest: a service line's inside an open customer service window, a template line's outside "
+                       "any window. Service, marketing, utility and authentication lines (default 0)"})
 
     @validates_schema
     def one_place(self, data: dict[str, Any], **_: Any) -> None:
@@ -75,6 +76,9 @@ class ForecastSchema(RefusesNul, RequestSchema):
     service_messages_this_month = fields.Integer(strict=True, validate=count_range(), metadata={
         "description": "service messages the sending phone number has already sent this month: where the service "
                        "lines' free monthly allowance (rules PMP26-1) starts (default 0)"})
+    waba_timezone = fields.String(validate=iana_zone, metadata={
+        "description": "IANA zone of the WABA (default UTC): the day whose rate card applies and the month whose "
+                       "volume and allowance count, as Meta counts them (from 12 am in the WABA's time zone)"})
 
 
 # A data point's bucket falls between the years every time of the service does (a later one overflows datetime).

@@ -40,6 +40,15 @@ CURRENCY = Pattern("^(?:" + "|".join(iso_4217().billing) + ")$",
 # pattern".
 COUNTRY = Pattern(r"^[A-Z]{2}$", error="must be an ISO 3166 country code in capitals, like BR")
 
+
+def iana_zone(value: str) -> None:
+    """Refuse a time zone name that is no IANA zone (a WABA's time zone: `Europe/Berlin`, `UTC`)."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError("unknown IANA time zone") from None
+
+
 MESSAGE_TYPES = (
     "text", "image", "audio", "video", "document", "sticker", "location", "contacts", "interactive",
     "reaction", "template",
@@ -436,10 +445,7 @@ class ContextSchema(RequestSchema):
 
     @validates("waba_timezone")
     def known_zone(self, value: str, **_: Any) -> None:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValidationError("unknown IANA time zone") from None
+        iana_zone(value)
 
 
 class HistoryRefSchema(RequestSchema):

@@ -146,27 +146,30 @@ class Forecast:
 
 def forecast(lines: list[tuple[str, str, int]] | list[Line], *, day: date, currency: str, rates: RateBook,
              volumes: dict[tuple[str, str], int] | None = None, allowance: tuple[str, ...] = (),
-             charge_of: Callable[[str, str, int], RuledCharge | None] | None = None,
-             allowance_before: int = 0) -> Forecast:
+             windowed: tuple[str, ...] = (), allowance_before: int = 0,
+             charge_of: Callable[[str, str, str, int], RuledCharge | None] | None = None) -> Forecast:
     """Price `lines` (Line, or tuples of country ISO 3166 alpha-2, pricing category, message count) delivered on
     `day`.
 
     `volumes` maps (market, card column) to the billable messages already counted this month (missing:
-    0); it is not modified. Lines of an `allowance` category (the rules' service_messages_count_categories)
-    continue one monthly count from `allowance_before`; `charge_of(country, window, n)` is the rules' charge of such
-    a message sent in `window` (CUSTOMER_SERVICE_WINDOW or FREE_ENTRY_POINT) after n counted this month, and the
-    messages it leaves free are not charged (ForecastLine.free). A line's free entry point messages come first in
-    that count, and count when the rules give them a counted category: the allowance they use is not left for the
-    line's other messages (of the orders they may be sent in, the one that costs most). Returns every line, priced
-    or with its reason.
+    0); it is not modified. `charge_of(country, category, window, n)` is the rules' charge of a message of
+    `category` sent in `window` (CUSTOMER_SERVICE_WINDOW or FREE_ENTRY_POINT) after n counted this month; the
+    messages it leaves free are not charged (ForecastLine.free). Lines of an `allowance` category (the rules'
+    service_messages_count_categories) are asked in both windows and continue one monthly count from
+    `allowance_before`: a line's free entry point messages come first in that count, and count when the rules give
+    them a counted category, so the allowance they use is not left for the line's other messages (of the orders
+    they may be sent in, the one that costs most). Lines of a `windowed` category (templates) are asked about their
+    free entry point messages only; the rest are priced as charged. Returns every line, priced or with its reason.
     """
     counted = dict(volumes or {})
-    answers: dict[tuple[str, str], Answers] = {}
+    answers: dict[tuple[str, str, str], Answers] = {}
 
-    def answers_for(country: str, window: str) -> Answers:
-        if (country, window) not in answers:
-            answers[country, window] = Answers(lambda n: charge_of(country, window, n))  # type: ignore[misc]
-        return answers[country, window]
+    def answers_for(country: str, category: str, window: str) -> Answers:
+        if (country, category, window) not in answers:
+            ask = charge_of
+            assert ask is not None  # only lines asked of the rules get here, and they need it
+            answers[country, category, window] = Answers(lambda n: ask(country, category, window, n))
+        return answers[country, category, window]
 
     result = []
     for index, line in enumerate(lines):
@@ -175,12 +178,16 @@ def forecast(lines: list[tuple[str, str, int]] | list[Line], *, day: date, curre
         if category in allowance and charge_of is not None:
             runs = []
             for window, size in ((FREE_ENTRY_POINT, in_entry_point), (CUSTOMER_SERVICE_WINDOW, count - in_entry_point)):
-                run = answers_for(country, window).free(allowance_before, size) if size else None
+                run = answers_for(country, category, window).free(allowance_before, size) if size else None
                 if run is not None:
                     runs.append(replace(run, window=window, messages=size))
                 if run is None or run.category is None or run.category in allowance:
                     allowance_before += size
             free = _line_free(runs)
+        elif category in windowed and in_entry_point and charge_of is not None:
+            # no monthly count decides a template's charge: the window does (asked after 0, whatever the month)
+            run = answers_for(country, category, FREE_ENTRY_POINT).free(0, in_entry_point)
+            free = _line_free([replace(run, window=FREE_ENTRY_POINT, messages=in_entry_point)] if run else [])
         first = price_charge(billable=True, pricing_model="PMP", category=category, opens_conversation=False,
                              day=day, country=country, context={"currency": currency}, rates=rates)
         if free is not None and free.count == count:  # the rules leave them all free: nothing to price

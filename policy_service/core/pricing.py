@@ -169,8 +169,9 @@ def price_group(*, billable: bool, category: str, day: date, participants: tuple
     The amount is the sum when every line is priced (what the send costs if it reaches every
     participant; Meta bills only deliveries), else None with the reason naming the unpriced
     participants. `volume_messages_this_month` is the count in one market, so it applies only when
-    every participant is in the same market; otherwise each line's volume is unknown (the list
-    rate, an upper bound).
+    every participant is in the same market, and then the participants continue it (each delivery is
+    a message of the month: the first is message N+1, the second N+2, ...); otherwise each line's
+    volume is unknown (the list rate, an upper bound).
     """
     rule = rates.column_on(day, category)
     if not billable:
@@ -184,9 +185,11 @@ def price_group(*, billable: bool, category: str, day: date, participants: tuple
     ctx = dict(context)
     if len(markets) != 1:
         ctx["volume_messages_this_month"] = None
+    volume = ctx.get("volume_messages_this_month")
     lines = tuple(PriceLine(number, country, price_charge(
         billable=True, pricing_model="PMP", category=category, opens_conversation=False, day=day, country=country,
-        context=ctx, rates=rates)) for number, country in participants)
+        context=ctx if volume is None else {**ctx, "volume_messages_this_month": volume + reached}, rates=rates))
+        for reached, (number, country) in enumerate(participants))
     first = lines[0].price if lines else Price(None, "no participants")
     missing = [line for line in lines if not line.price.known]
     shared = dict(currency=first.currency, card=first.card, basis=first.basis, column=rule.column, rule=rule.id,
@@ -243,6 +246,12 @@ def _explain_group(price: Price, category: str, day: date) -> str:
             parts.append(f"{line.participant} ({line.country}): no price ({line.price.reason})")
     head = (f"A {category} group send is billed once per participant it reaches, at the {price.column} rate of "
             f"each one's market ({price.rule}), on {day}: " + "; ".join(parts))
+    unknown = sorted({line.price.market or line.country for line in price.lines
+                      if line.price.tiered and line.price.volume_before is None})
+    if unknown:
+        head += (f". The month's {price.column} volume in {', '.join(unknown)} is unknown (participants in several "
+                 "markets, or context volume_messages_this_month not given), so the list rate is assumed; volume "
+                 "tiers only lower it")
     if price.amount is None:
         return head + ". No total: not every participant has a price."
     return head + f". {price.amount} {price.currency} if it reaches all {len(price.lines)}."

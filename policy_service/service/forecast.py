@@ -18,9 +18,10 @@ forecast assumes where the request cannot say (the order within a line, template
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ..core.evaluate import evaluate
 from ..core.forecast import (
@@ -34,7 +35,8 @@ from ..core.forecast import (
     forecast,
 )
 from ..core.identities import recipient_contact
-from ..core.messages import DecisionRequest, Message, Send
+from ..core.messages import DecisionRequest, Message, Send, Template
+from ..core.vocabulary import TEMPLATE_CATEGORIES
 from ..store import billing
 from .decisions import Policy
 from .errors import ServiceError
@@ -43,10 +45,12 @@ from .pricing import month_volume, require_rate_card
 
 def forecast_costs(policy: Policy, request: dict[str, Any]) -> dict[str, Any]:
     """The forecast for a request loaded by contract.pricing.FORECAST. Raises ServiceError 422 naming currency when
-    none is given and the WABA has none set, or when no rate card is in it (given or the WABA's)."""
+    none is given and the WABA has none set, or when no rate card is in it (given or the WABA's), and naming
+    lines.N.free_entry_point for a line whose category the rules are not asked about window by window."""
     rates = policy.rulebook.rates
     at = request["at"]
-    day = at.astimezone(UTC).date()
+    zone = request.get("waba_timezone") or "UTC"
+    day = at.astimezone(ZoneInfo(zone)).date()  # the WABA's day: its card and month (PMP-5, as decisions count)
     waba_id = request.get("waba_id")
     currency = request.get("currency")
     if currency is None:
@@ -61,7 +65,7 @@ def forecast_costs(policy: Policy, request: dict[str, Any]) -> dict[str, Any]:
     allowance = tuple(counted_categories.value) if counted_categories else ()
     lines = [Line(line.get("country") or recipient_contact(line["to"]).region, line["category"], line["count"],
                   line.get("free_entry_point", 0)) for line in request["lines"]]
-    _refuse_entry_points_the_rules_are_not_asked(lines, allowance)
+    _refuse_entry_points_the_rules_are_not_asked(lines, (*allowance, *WINDOWED_TEMPLATES))
     volumes: dict[tuple[str, str], int] = {}
     sources: dict[str, str] = {}
     if waba_id:
@@ -72,25 +76,31 @@ def forecast_costs(policy: Policy, request: dict[str, Any]) -> dict[str, Any]:
             market = market_map.market_of(country) if market_map else None
             if market is None or column is None or (market, column) in volumes:
                 continue
-            counted = month_volume(waba_id, category, country, day, at, "UTC", rates)
+            counted = month_volume(waba_id, category, country, day, at, zone, rates)
             if counted is not None:
                 volumes[(market, column)], sources[f"{market} {column}"] = counted
     already = request.get("service_messages_this_month", 0)
     result = forecast(lines, day=day, currency=currency, rates=rates, volumes=volumes, allowance=allowance,
-                      charge_of=service_charges(policy, at), allowance_before=already)
+                      windowed=WINDOWED_TEMPLATES, charge_of=rules_charges(policy, at, zone, allowance),
+                      allowance_before=already)
     return {**forecast_json(result, at.isoformat(), sources, waba_id), "service_messages_this_month": already,
-            "notes": _notes(lines, allowance)}
+            "waba_timezone": zone, "notes": _notes(lines, allowance)}
 
 
-def _refuse_entry_points_the_rules_are_not_asked(lines: list[Line], allowance: tuple[str, ...]) -> None:
-    """A 422 naming lines.N.free_entry_point for a line whose messages the rules are not asked about (a template
-    line is priced as charged wherever it is sent): its free entry point messages would be charged without a
-    word."""
+# Template lines whose free entry point messages the rules are asked about: a Cloud API template of the line's own
+# category (Meta's vocabulary). marketing_lite (Marketing Messages API), authentication-international (an eligible
+# business's) and the Groups API's categories need more of the send than a line says.
+WINDOWED_TEMPLATES = tuple(sorted(category for category, template in TEMPLATE_CATEGORIES.items()
+                                  if category == template))
+
+
+def _refuse_entry_points_the_rules_are_not_asked(lines: list[Line], asked: tuple[str, ...]) -> None:
+    """A 422 naming lines.N.free_entry_point for a line whose free entry point messages the rules are not asked about:
+    they would be charged without a word."""
     errors = {f"lines.{index}.free_entry_point": [
-        f"only lines of {', '.join(allowance) or 'no category'} (the rules' service_messages_count_categories at "
-        f"this time) are asked of the rules window by window; a {line.category} line is priced as charged wherever "
-        "it is sent: leave its free entry point messages out of count"]
-        for index, line in enumerate(lines) if line.free_entry_point and line.category not in allowance}
+        f"the rules are asked about free entry point messages of {', '.join(asked)} lines only; a {line.category} "
+        "line is priced as charged wherever it is sent: leave its free entry point messages out of count"]
+        for index, line in enumerate(lines) if line.free_entry_point and line.category not in asked}
     if errors:
         raise ServiceError(422, f"invalid request: {next(iter(errors))}: not asked of the rules by window", errors)
 
@@ -107,21 +117,23 @@ def _notes(lines: list[Line], allowance: tuple[str, ...]) -> list[str]:
             "orders they may be sent in, the one that costs most).")
     if any(line.category not in allowance for line in lines):
         notes.append(
-            "Template lines are priced as charged, as if delivered outside any customer service or free entry point "
-            "window: a template the rules leave free where it is sent (inside a free entry point window; a utility "
-            "template inside an open window while PMP-3 is in force) costs less, so each amount is at most what "
-            "the line costs.")
+            "Template lines: the messages a line gives as free_entry_point are decided as sent inside a free entry "
+            "point window; the rest are priced as charged, as if delivered outside any customer service or free "
+            "entry point window: one the rules in force leave free where it is sent costs nothing, so each amount is "
+            "at most what the line costs.")
     return notes
 
 
-def service_charges(policy: Policy, at: datetime) -> Callable[[str, str, int], RuledCharge | None]:
-    """The rules' charge of a free-form message to a recipient in `country` at `at`, sent in `window`
+def rules_charges(policy: Policy, at: datetime, zone: str = "UTC",
+                  allowance: tuple[str, ...] = ()) -> Callable[[str, str, str, int], RuledCharge | None]:
+    """The rules' charge of a message of `category` (an `allowance` category: a free-form message; else an approved
+    template of that category) to a recipient in `country` at `at` (WABA time zone `zone`), sent in `window`
     (core.forecast CUSTOMER_SERVICE_WINDOW: the user wrote a minute before; FREE_ENTRY_POINT: the user wrote from
     an ad two hours before and the business's free-form reply an hour before opened the free entry point window,
     the customer service window open too), after n counted messages this month: the decision pipeline's engine on
-    the rule files, asked as `(country, window, n)`. The recipient is a business-scoped user ID of the country
-    (`BR.forecast`): the rules read its country from the prefix as they read a number's, so no sample number is
-    needed (a code no number can be in, AQ, reads as an unknown country, ZZ). Each call asks the rules;
+    the rule files, asked as `(country, category, window, n)`. The recipient is a business-scoped user ID of the
+    country (`BR.forecast`): the rules read its country from the prefix as they read a number's, so no sample
+    number is needed (a code no number can be in, AQ, reads as an unknown country, ZZ). Each call asks the rules;
     core.forecast.Answers decides which counts to ask about."""
     histories = {
         CUSTOMER_SERVICE_WINDOW: (Message(direction="inbound", at=at - timedelta(minutes=1), type="text"),),
@@ -130,10 +142,12 @@ def service_charges(policy: Policy, at: datetime) -> Callable[[str, str, int], R
                            Message(direction="outbound", at=at - timedelta(hours=1), type="text", status="delivered")),
     }
 
-    def charge_of(country: str, window: str, count: int) -> RuledCharge | None:
-        send = Send(at=at, to=f"{country}.forecast", type="text")
-        decision = evaluate(DecisionRequest(send, histories[window], {"service_messages_this_month": count}),
-                            rulebook=policy.rulebook, engine=policy.engine)
+    def charge_of(country: str, category: str, window: str, count: int) -> RuledCharge | None:
+        template = None if category in allowance else Template("forecast", "en", category)
+        send = Send(at=at, to=f"{country}.forecast", type="template" if template else "text", template=template)
+        context = {"service_messages_this_month": count, "waba_timezone": zone}
+        decision = evaluate(DecisionRequest(send, histories[window], context), rulebook=policy.rulebook,
+                            engine=policy.engine)
         charge = decision.charge
         if charge is None or charge.rule is None:
             return None
@@ -156,8 +170,22 @@ def forecast_json(result: Forecast, at: str, sources: dict[str, str], waba_id: s
                       "free_entry_point": line.free_entry_point, "reason": line.reason, "free": _free(line)}
                      for line in result.unpriced],
         "volume_sources": sources,
-        "volume_note": None if waba_id else "no waba_id: volume tiers start at the month's first message",
+        "volume_note": VOLUME_NOTE.format(waba_id=waba_id) if waba_id else (
+            "no waba_id: volume tiers start at the month's first message (an upper bound: tiers only lower rates)"),
     }
+
+
+# Meta counts a volume tier's messages per business portfolio (every WABA of it), market and category, in a calendar
+# month from 12 am in the WABA time zone, charged messages only (whatsapp-rules.md PMP-5, from Meta's pricing page,
+# rules/rates/categories.yaml PMP-5.volume-tiers); the store knows which numbers are a WABA's, not which WABAs share
+# a portfolio.
+VOLUME_NOTE = (
+    "volume tiers continue from the charged messages of WABA {waba_id}'s phone numbers stored this month; Meta counts "
+    "the whole business portfolio (every WABA of it) per market and category (PMP-5.volume-tiers, "
+    "https://developers.facebook.com/documentation/business-messaging/whatsapp/pricing), and which WABAs share its "
+    "portfolio is not known here, so another WABA's messages are not counted (beyond the tier Meta's "
+    "VOLUME_BASED_PRICING_TIER_UPDATE last said, volume_sources): the tiers may start lower than Meta's, and each "
+    "amount is at most what Meta charges")
 
 
 def _amounts(result: Forecast) -> Callable[[Decimal], str]:

@@ -8,7 +8,9 @@ After the rules decided a billable charge, and only for what the request leaves 
   categories.yaml `volume_tiers`), the billable messages of that column's categories delivered this
   month (from 00:00 of the 1st in the WABA time zone up to the send) to the recipient's market, from
   the WABA's phone numbers, counted over stored statuses. Meta counts per business portfolio (all its
-  WABAs); the store does not know a WABA's portfolio, so the count covers the WABA and says so.
+  WABAs); the store does not know a WABA's portfolio, so the count covers the WABA and says so, raised to
+  the tier Meta's own VOLUME_BASED_PRICING_TIER_UPDATE for the month, market and column last put it in.
+  A group send whose participants are all in one market reads that market's count too.
 Each value is named in the request's `sources`, so the price's trace entry says where it came from,
 and written into the logged request, so the decision replays without the store.
 
@@ -48,9 +50,10 @@ def fill_in(request: DecisionRequest, logged: dict[str, Any], phone_number_id: s
         known = billing.currency_of(waba_id)
         if known is not None:
             context["currency"], sources["currency"] = known.currency, known.describe
-    if context.get("volume_messages_this_month") is None and charge.participants is None:
-        counted = month_volume(waba_id, charge.category, recipient_contact(request.send.to).region, facts.day,
-                               request.send.at, context.get("waba_timezone") or "UTC", rulebook.rates)
+    country = volume_country(request, decision, rulebook.rates)
+    if context.get("volume_messages_this_month") is None and country is not None:
+        counted = month_volume(waba_id, charge.category, country, facts.day, request.send.at,
+                               context.get("waba_timezone") or "UTC", rulebook.rates)
         if counted is not None:
             context["volume_messages_this_month"], sources["volume_messages_this_month"] = counted
     added = {name: value for name, value in context.items() if request.context.get(name) != value}
@@ -59,6 +62,22 @@ def fill_in(request: DecisionRequest, logged: dict[str, Any], phone_number_id: s
         logged = {**logged, "context": {**(logged.get("context") or {}), **added}}
         decision = reprice(decision, request, rulebook)
     return request, logged, at_meta_average(request, decision, waba_id, rulebook)
+
+
+def volume_country(request: DecisionRequest, decision: Decision, rates: RateBook) -> str | None:
+    """The country (ISO 3166) whose market's stored volume this month prices the send: the recipient's; for a group
+    send (priced per participant), the participants' when they are all in one market, as a 1:1 send's is (a count
+    is of one market; participants in several markets are priced at the list rate, an upper bound, and said so:
+    core.pricing.price_group). None when no one market is known."""
+    charge, facts = decision.charge, decision.facts
+    if charge is None or facts is None:
+        return None
+    if charge.participants is None:
+        return recipient_contact(request.send.to).region
+    countries = {recipient_contact(number).region for number in request.send.participants}
+    market_map = rates.map_on(facts.day)
+    markets = {market_map.market_of(country) for country in countries} if market_map else {None}
+    return next(iter(countries)) if len(markets) == 1 and None not in markets else None
 
 
 def at_meta_average(request: DecisionRequest, decision: Decision, waba_id: str, rulebook: Rulebook) -> Decision:
@@ -126,10 +145,41 @@ def month_volume(waba_id: str, category: str, country: str, day, at: datetime, z
     count = billing.count_billed(phone_number_ids=numbers, since=start, until=at, categories=categories,
                                  countries=() if every_other else listed,
                                  except_countries=tuple(market_map.countries) if every_other else ())
-    return count, (f"{count:,} billable {shown} messages delivered to market {market} since "
-                   f"{start.isoformat()} from the {len(numbers)} phone number(s) of WABA {waba_id}, counted from "
-                   "stored statuses by maintained counters (Meta counts the whole business portfolio; other WABAs "
-                   "of it are not counted)")
+    sentence = (f"{count:,} billable {shown} messages delivered to market {market} since {start.isoformat()} from "
+                f"the {len(numbers)} phone number(s) of WABA {waba_id}, counted from stored statuses by maintained "
+                "counters (Meta counts the whole business portfolio; other WABAs of it are not counted)")
+    floor = meta_tier_floor(waba_id, column, market, start, at)
+    if floor is not None and floor[0] > count:
+        return floor[0], f"{sentence}; raised to {floor[0]:,}: {floor[1]}"
+    return count, sentence
+
+
+def meta_tier_floor(waba_id: str, column: str, market: str, start: datetime, at: datetime) -> tuple[int, str] | None:
+    """The fewest messages this month before `at` that Meta's own tier updates for the WABA imply in this market and
+    card column (a VOLUME_BASED_PRICING_TIER_UPDATE putting it in tier "A:B" means A-1 were counted over its business
+    portfolio), and the sentence naming the update; None when no update received from a month before `start` (the
+    month's first moment, WABA time zone: an update may announce the month's tier before it begins) up to `at`
+    names this month, market and column. Meta's region and category are matched to the
+    card's market and column without case, spaces or punctuation ("REST_OF_AFRICA", "AUTHENTICATION_INTERNATIONAL")
+    and "&" read as "and"; an update in another spelling is not used."""
+    month = f"{start:%Y-%m}"
+    best: tuple[int, str] | None = None
+    for received, info in billing.tier_updates(waba_id, start - timedelta(days=31), at):
+        tier = str(info.get("tier") or "")
+        first = tier.partition(":")[0]
+        if (str(info.get("effective_month")) != month or _bare(info.get("region")) != _bare(market)
+                or _bare(info.get("pricing_category")) != _bare(column) or not first.isdigit()):
+            continue
+        if best is None or int(first) - 1 > best[0]:
+            best = (int(first) - 1, f"Meta's {billing.TIER_UPDATE} received at {received.isoformat()} put WABA "
+                                    f"{waba_id} in tier {tier} for {info.get('region')} {info.get('pricing_category')} "
+                                    f"in {month} (counted over its business portfolio)")
+    return best
+
+
+def _bare(name: Any) -> str:
+    """A market or category name without case, spaces or punctuation, "&" read as "and"."""
+    return "".join(c for c in str(name or "").upper().replace("&", "AND") if c.isalnum())
 
 
 def set_currency(waba_id: str, currency: str, source: str) -> dict[str, Any]:

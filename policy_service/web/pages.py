@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from marshmallow import Schema, ValidationError, fields, validate
@@ -209,7 +210,8 @@ def reconciliation_page():
                            not_modelled=sum(_outcome(c) == "not-modelled" for c in comparisons))
 
 
-@bp.route("/reconciliation/<string:wamid>")
+# path: Meta's wamids are base64, which may hold a "/" (a string converter would not serve such a message's page).
+@bp.route("/reconciliation/<path:wamid>")
 def replayed(wamid: str):
     """The decision our rules make today for a delivered message's send, replayed from the stored history."""
     found = reports.replayed(policy(), wamid)
@@ -316,6 +318,24 @@ def navigation() -> dict[str, Any]:
     return {"extra_pages": _extra_pages()}
 
 
+@bp.app_template_global("page_link")
+def page_link(endpoint: str, **values: Any) -> str | None:
+    """The address of a page for stored values (a template's name, a wamid), or None when the page cannot serve
+    them: the address does not lead back to that page with those values (a "/" in a template name moves the rest
+    along the path; a "." or ".." segment is resolved away by the browser). A page shows such a value as text,
+    not as a link that answers 404."""
+    url = url_for(endpoint, **values)
+    path = unquote(url.partition("?")[0].removeprefix(request.script_root))
+    if any(segment in (".", "..") for segment in path.split("/")):
+        return None
+    try:
+        matched, arguments = current_app.create_url_adapter(request).match(path, method="GET")
+    except HTTPException:
+        return None
+    routed = {key: value for key, value in values.items() if key in arguments}
+    return url if matched == endpoint and arguments == routed else None
+
+
 @bp.app_template_filter("http_url")
 def http_url(url: str) -> str:
     """The URL if it is http(s), else "#": a citation in a rule file must never become a script link."""
@@ -404,7 +424,7 @@ def _comparison(c: reports.Comparison) -> dict[str, Any]:
     if decision_id:
         link = url_for("ui.decision", decision_id=decision_id)
     else:
-        link = url_for("ui.replayed", wamid=c.wamid) if c.modelled else None
+        link = page_link("ui.replayed", wamid=c.wamid) if c.modelled else None
     causes = [f"Meta billed {d.field} {_word(d.field, d.meta)}; we predicted {_word(d.field, d.predicted)}"
               for d in c.differences]
     likely = getattr(c, "cause", None)  # what the store knows of why (a re-categorised template, a count...)

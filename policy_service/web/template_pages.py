@@ -5,14 +5,31 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, render_template, request, url_for
 
+from ..contract.queries import WABA_ID
 from ..service import state
 from ..service.errors import ServiceError
-from .pages import refused_page, unknown_filters
+from .pages import page_link, refused_page, unknown_filters
 
 # Nested in the reviewer pages' blueprint: endpoints ui.templates.*, under /ui.
 bp = Blueprint("templates", __name__)
+
+
+@bp.app_template_global("waba_link")
+def waba_link(waba_id: str) -> str | None:
+    """The address of a WABA's templates, or None for an id stored before WABA ids were checked (not digits:
+    the page would refuse it with a 422), which a page then shows as text."""
+    return url_for("ui.templates.index", waba_id=waba_id) if WABA_ID.fullmatch(waba_id) else None
+
+
+@bp.app_template_global("template_link")
+def template_link(waba_id: str, name: str, language: str) -> str | None:
+    """The address of one template's page, or None when that page would refuse it (its WABA's id is not digits)
+    or cannot serve it (pages.page_link: a "/" in the name)."""
+    if not WABA_ID.fullmatch(waba_id):
+        return None
+    return page_link("ui.templates.template", waba_id=waba_id, name=name, language=language)
 
 
 def nest(parent: Blueprint) -> None:
@@ -26,7 +43,7 @@ def templates_index():
     """The WABAs the registry knows, or (with ?waba_id=) that WABA's templates in force now."""
     waba_id = request.args.get("waba_id", "").strip()
     errors = unknown_filters({"waba_id"})
-    if waba_id and not waba_id.isdigit():
+    if waba_id and not WABA_ID.fullmatch(waba_id):
         errors["waba_id"] = ["WABA ids are digits"]
     if errors:
         return refused_page(errors)
@@ -39,7 +56,7 @@ def templates_index():
 @bp.route("/templates/<string:waba_id>/<string:name>/<string:language>")
 def template(waba_id: str, name: str, language: str):
     """One template: its category and status in force now, and every stored event, oldest first."""
-    history = state.template_history(waba_id, name, language) if waba_id.isdigit() else []
+    history = state.template_history(waba_id, name, language) if WABA_ID.fullmatch(waba_id) else []
     if not history:
         try:
             missing = state.missing_template(state.waba(waba_id), name, language)

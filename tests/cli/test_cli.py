@@ -375,3 +375,84 @@ def test_version_names_the_installed_release():
 
     result = CliRunner().invoke(cli.main, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"policy-service {version('policy-service')}"
+
+
+def single_valued(command):
+    """The options of a command that take one value (or are one flag, or a flag pair): not multiple, count or eager."""
+    return [param for param in command.params if isinstance(param, click.Option) and not param.multiple
+            and not param.count and not param.is_eager]
+
+
+def test_a_single_valued_option_given_twice_is_a_usage_error_on_every_command(run, monkeypatch):
+    """click kept the last of --from A --from B silently: on every command, each option that takes one value (a
+    flag, a flag pair --partial/--full alike) given twice is a usage error naming it (exit 2) before anything runs
+    (the settings are not even read: a command body never starts); an option taking several (--table) may repeat."""
+    def nothing_may_run():
+        raise AssertionError("a command with a repeated option ran")
+
+    monkeypatch.setattr(cli, "load_settings", nothing_may_run)
+    checked = 0
+    for path, command in commands():
+        for option in single_valued(command):
+            given = [option.opts[0]] if option.is_flag else [option.opts[0], "1"]
+            second = [option.secondary_opts[0]] if option.secondary_opts else given
+            result = run(*path, *given, *second)
+            assert result.exit_code == 2, (path, option.opts, result.output)
+            assert f"'{option.opts[0]}'" in result.stderr and "given 2 times; give it once" in result.stderr, \
+                (path, option.opts, result.stderr)
+            checked += 1
+    assert checked > 30
+    # --opt=value counts as the option too, in any order; a multiple option is not refused for repeating.
+    assert "'--from' given 2 times" in run("costs", "--from=2026-05-01", "--to", "2026-05-02", "--from",
+                                           "2026-05-03").stderr
+    repeated_table = run("db", "prune", "--older-than", "400d", "--table", "decisions", "--table", "decisions")
+    assert "given 2 times" not in repeated_table.output
+
+
+def test_the_repeated_option_check_is_only_tokenizing(run):
+    """The check reads the command line with click's own parser and converts nothing: stdin is not read twice and
+    an unknown option or command is still click's own usage error."""
+    assert "No such option '--nope'" in run("costs", "--nope", "--from", "1", "--from", "2").stderr
+    assert "No such command 'nope'" in run("nope", "--x", "1", "--x", "2").stderr
+    result = run("check", "--json", "-", stdin=json.dumps(json.loads(PASSING.read_text())["request"]))
+    assert result.exit_code == 0 and json.loads(result.stdout)["decision"] == "deny", result.output
+
+
+@pytest.mark.parametrize(("args", "named", "internal"), [
+    (["costs", "--from", "2026-05-02", "--to", "2026-05-01"], "'--to': must not be before from", "end"),
+    (["costs", "--from", "1999-05-01", "--to", "2026-05-01"], "'--from': must be between", "start"),
+    (["costs", "--from", "2026-05-01", "--to", "2026-05-02", "--group-by", "week"], "'--group-by': a comma list",
+     "group_by"),
+    (["costs", "--from", "2026-05-01", "--to", "2026-05-02", "--currency", "XYZ"], "'--currency': must be an ISO",
+     None),
+    (["waba", "currency", "102290129340398", "XYZ"], "'[CURRENCY]': must be an ISO 4217", None),
+    (["waba", "currency", "abc"], "'WABA_ID': WABA ids are digits", None),
+    (["templates", "import", "--waba-id", "abc", "-"], "'--waba-id': WABA ids are digits", "waba_id"),
+])
+def test_a_bad_option_value_is_a_usage_error_naming_the_option_typed(run, database_url, args, named, internal):
+    """`costs --from 2026-05-02 --to 2026-05-01` said "invalid request: end: must not be before from" (exit 1): the
+    Python API's name for --to. A bad value of a command's option or argument is a usage error (exit 2) naming it
+    as typed, never the internal name; an id that cannot be a WABA's is refused so too (was a 404 naming waba_id)."""
+    result = run(*args, "--database-url", database_url, stdin="{}")
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for {named}" in result.stderr, result.stderr
+    if internal:
+        assert f"{internal}:" not in result.stderr and f"'{internal}'" not in result.stderr, result.stderr
+
+
+def test_every_command_names_a_refused_value_by_its_option(run):
+    """Each command's refusal of a bad value its service call names by the parameter's Python name (end, waba_id,
+    phone_number_id) is worded by cli.errors.bad_value with the option or argument as typed: for every parameter of
+    every command; a refusal naming anything else (a field of an input file), a 404 or a 409 is not a usage error."""
+    from policy_service.cli.errors import bad_value
+    from policy_service.service.errors import ServiceError
+
+    for path, command in commands():
+        ctx = click.Context(command, info_name=path[-1])
+        for param in command.params:
+            usage = bad_value(ServiceError(422, "invalid request", {param.name: ["wrong"]}), ctx)
+            assert usage is not None and usage.exit_code == 2, (path, param.name)
+            assert usage.message == f"Invalid value for {param.get_error_hint(ctx)}: wrong", (path, param.name)
+            assert f"'{param.name}'" not in usage.message and f"{param.name}:" not in usage.message
+        assert bad_value(ServiceError(422, "invalid request", {"lines.0.count": ["wrong"]}), ctx) is None
+        assert bad_value(ServiceError(404, "nothing", {p.name: ["no such"] for p in command.params[:1]}), ctx) is None

@@ -173,19 +173,30 @@ def test_a_null_entry_time_is_listed_and_the_receipt_time_stands_in():
             "stands in", (bad, skipped)
 
 
+MISSING = object()
+
+
 def test_an_entry_whose_id_is_no_waba_id_is_skipped_naming_it():
     """Meta's WABA ids are digits, the only ones the API and pages take: an entry under "WABA1" was stored and
     drove decisions under an account GET /v1/wabas/WABA1/templates refuses. It is skipped, its reason naming
-    entry.N.id; a numeric or digit-string id beside it is read."""
-    for bad in ("WABA1", "", " 123", "12.5", -1, True, [1], None):
+    entry.N.id; a numeric or digit-string id beside it is read. An entry with no id at all was read under the WABA
+    id "" (its number learned under no account): it is skipped alike, saying the id is required."""
+    for bad in ("WABA1", "", " 123", "12.5", -1, True, [1], None, MISSING):
         body = inbound_text("wamid.bad", T0)
-        body["entry"][0]["id"] = bad
+        if bad is MISSING:
+            del body["entry"][0]["id"]
+        else:
+            body["entry"][0]["id"] = bad
         good = template_status("order_update", "en", "APPROVED", T0)
         reading = read(body, good)
-        assert of(reading, meta.Inbound) == [], bad
+        assert of(reading, meta.Inbound) == [] and of(reading, meta.NumberSeen) == [], bad
         assert [change.waba_id for change in of(reading, meta.TemplateChange)] == [WABA_ID], bad
         [skipped] = reading.skipped
         assert (skipped.path, list(skipped.reason)) == ("entry.0", ["id"]), (bad, skipped)
+        assert skipped.reason["id"] == [("required: " if bad is MISSING else "must be ") + meta.NOT_A_WABA_ID], bad
+    body = inbound_text("wamid.zero", T0)
+    body["entry"][0]["id"] = 0  # a number, as Meta has sent ids: read under "0", not the empty id
+    assert [seen.waba_id for seen in of(read(body), meta.NumberSeen)] == ["0"]
 
 
 def test_the_envelope_alone_decides_whether_a_body_is_a_webhook():

@@ -89,7 +89,7 @@ def test_answers_ask_each_count_once_and_name_the_first_messages_own_count():
 
 def test_an_allowance_line_continues_one_count_and_prices_only_the_charged():
     """Service lines share the month's count (per number, not per market); a wholly free line costs 0."""
-    def charge_of(country, window, n):
+    def charge_of(country, category, window, n):
         return RuledCharge(n >= 1000, "charged" if n >= 1000 else "allowance", "")
 
     result = forecast([("BR", "service", 600), ("BR", "service", 600)], day=NOV, currency="BRL", rates=BOOK,
@@ -102,7 +102,7 @@ def test_free_entry_point_messages_are_asked_in_their_window_and_counted_first()
     in the month's count when the rules give them a counted category, so 1,000 used before leaves all 1,500 window
     messages charged (52.5 BRL, not 70); given an uncounted category they leave the allowance to the others."""
     def charge_of(category):
-        def ask(country, window, n):
+        def ask(country, line_category, window, n):
             if window == FREE_ENTRY_POINT:
                 return RuledCharge(False, "entry", "in the window", category)
             return RuledCharge(n >= 1000, "charged" if n >= 1000 else "allowance", f"{n} so far", "service")
@@ -120,3 +120,21 @@ def test_free_entry_point_messages_are_asked_in_their_window_and_counted_first()
     apart = forecast([Line("BR", "service", 2000, 600), Line("BR", "service", 1)], day=NOV, currency="BRL",
                      rates=BOOK, allowance=("service",), charge_of=charge_of("other"))
     assert [line.free.count for line in apart.lines] == [1600, 0]  # 600 + 1,000; the next line's count is 1,400
+
+
+def test_a_template_lines_free_entry_point_messages_are_asked_and_only_the_rest_priced():
+    """A windowed (template) line's free entry point messages are asked of the rules in that window only; the rest
+    are priced as charged without a question, and only they count toward the volume tiers (2,000 of 5,000 free:
+    3,000 Brazil utility at tier 1, 105.000 BRL); a line with none in the window asks nothing."""
+    asked = []
+
+    def charge_of(country, category, window, n):
+        asked.append((category, window))
+        return RuledCharge(False, "entry", "in the window", category)
+
+    result = forecast([Line("BR", "utility", 5000, 2000), Line("BR", "marketing", 1)], day=NOV, currency="BRL",
+                      rates=BOOK, windowed=("marketing", "utility"), charge_of=charge_of)
+    utility, marketing = result.lines
+    assert (utility.free.count, utility.amount, utility.segments[0].last) == (2000, Decimal("105.000"), 3000)
+    assert [(run.window, run.messages) for run in utility.free.runs] == [(FREE_ENTRY_POINT, 2000)]
+    assert marketing.free is None and set(asked) == {("utility", FREE_ENTRY_POINT)}

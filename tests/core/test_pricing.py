@@ -7,7 +7,7 @@ import pytest
 
 from policy_service.core.evaluate import evaluate
 from policy_service.core.messages import DecisionRequest, Message, Send, Template
-from policy_service.core.pricing import price_charge, price_group, tier_for
+from policy_service.core.pricing import explain, price_charge, price_group, tier_for
 from policy_service.core.rates import load_ratebook
 
 from ..conftest import RULES_DIR
@@ -169,3 +169,18 @@ def test_group_send_is_priced_per_participant_at_each_market():
                          context={"currency": "BRL"}, rates=BOOK)
     assert partly.amount is None and partly.lines[0].price.amount == Decimal("0.3217")
     assert partly.reason.startswith("2 of 3 participants have no price")
+
+
+def test_group_participants_in_one_market_continue_the_months_volume():
+    """Each delivery of a group send is a message of the month: with 99,999 GB utility delivered, the first
+    participant is message 100,000 (tier 1) and the second 100,001 (tier 2), not both message 100,000. Participants
+    in several markets are priced at the list rate, and the trace sentence says the volume is unknown."""
+    members = (("+447400123456", "GB"), ("+447400123457", "GB"))
+    result = price_group(billable=True, category="group_utility", day=MAY, participants=members,
+                         context={"volume_messages_this_month": 99_999}, rates=BOOK)
+    assert [(line.price.volume_before, line.price.tier_number, line.price.amount) for line in result.lines] == [
+        (99_999, 1, Decimal("0.0220")), (100_000, 2, Decimal("0.0209"))]
+    mixed = price_group(billable=True, category="group_utility", day=MAY, context={"volume_messages_this_month": 5},
+                        participants=(("+447400123456", "GB"), ("+5511987650000", "BR")), rates=BOOK)
+    assert {line.price.volume_before for line in mixed.lines} == {None}
+    assert "volume in Brazil, United Kingdom is unknown" in explain(mixed, "group_utility", "GB", MAY)

@@ -130,6 +130,8 @@ def test_the_free_service_allowance_leaves_the_first_1000_free_by_the_rule(clien
     page = client.get("/ui/forecast", query_string={"at": SERVICE["at"], "currency": "BRL",
                                                     "lines": "BR service 2000"}).get_data(as_text=True)
     assert "Total: 35.000 BRL" in page and "1000 free (PMP26-1.free-allowance" in page
+    # what the forecast assumes is shown where the total is read, not only in the API's `notes`
+    assert 'id="forecast-notes"' in page and "inside an open customer service window" in page
     later = client.get("/ui/forecast", query_string={"at": SERVICE["at"], "currency": "BRL", "lines": "BR service 2000",
                                                      "service_messages_this_month": "900"}).get_data(as_text=True)
     assert "Total: 66.500 BRL" in later and "100 free (PMP26-1.free-allowance" in later
@@ -218,15 +220,57 @@ def test_service_messages_in_a_free_entry_point_window_are_priced_by_its_rule(cl
 
 
 def test_a_free_entry_point_count_the_forecast_cannot_price_is_a_422(client):
-    """More free entry point messages than the line has, or any on a template line (priced as charged wherever it
-    is sent, so they would be charged without a word), is a 422 naming lines.N.free_entry_point."""
+    """More free entry point messages than the line has, or any on a line the rules are not asked about by window
+    (marketing_lite, group_marketing: more of the send than a line says decides them, so they would be charged
+    without a word), is a 422 naming lines.N.free_entry_point."""
     more = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [
         {"country": "BR", "category": "service", "count": 2, "free_entry_point": 3}]})
     assert more.status_code == 422 and list(more.get_json()["errors"]) == ["lines.0.free_entry_point"]
-    template = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [
-        {"country": "BR", "category": "service", "count": 2},
-        {"country": "BR", "category": "marketing", "count": 2, "free_entry_point": 1}]})
-    assert template.status_code == 422 and list(template.get_json()["errors"]) == ["lines.1.free_entry_point"]
+    for category in ("marketing_lite", "group_marketing"):
+        refused = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [
+            {"country": "BR", "category": "service", "count": 2},
+            {"country": "BR", "category": category, "count": 2, "free_entry_point": 1}]})
+        assert refused.status_code == 422 and list(refused.get_json()["errors"]) == ["lines.1.free_entry_point"]
     negative = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [
         {"country": "BR", "category": "service", "count": 2, "free_entry_point": -1}]})
     assert negative.status_code == 422 and "lines.0.free_entry_point" in negative.get_json()["errors"]
+
+
+def test_the_forecast_counts_the_wabas_day_and_says_whose_volume_it_continues(client, app):
+    """Meta's volume tiers count per business portfolio, per market and calendar month from 12 am in the WABA time
+    zone (PMP-5). The forecast took the UTC day and, with waba_id, said nothing of the portfolio: at
+    2026-10-01T02:00Z a WABA in São Paulo is still on 2026-09-30, so its service messages are free (PMP-4, the July
+    card) where UTC's day would charge 1,000 of them; with waba_id, volume_note says the count covers that WABA
+    only, not the portfolio Meta counts (an upper bound), citing the rule; a zone no IANA zone is a 422."""
+    body = {"currency": "BRL", "at": "2026-10-01T02:00:00Z",
+            "lines": [{"country": "BR", "category": "service", "count": 2000}]}
+    utc = client.post("/v1/costs/forecast", json=body).get_json()
+    assert (utc["total"], utc["waba_timezone"], utc["lines"][0]["rate_card"]["id"]) == (
+        "35.000", "UTC", "meta-brl-2026-10-01")
+    local = client.post("/v1/costs/forecast", json={**body, "waba_timezone": "America/Sao_Paulo"}).get_json()
+    assert (local["total"], local["lines"][0]["free"]["rule"], local["lines"][0]["rate_card"]["id"]) == (
+        "0", "PMP-4", "meta-brl-2026-07-01")
+    with app.app_context():
+        business_state.learn_number(PHONE, WABA, datetime(2026, 1, 1, tzinfo=UTC))
+    counted = client.post("/v1/costs/forecast", json={**body, "waba_id": WABA}).get_json()
+    assert f"WABA {WABA}" in counted["volume_note"] and "business portfolio" in counted["volume_note"]
+    assert "PMP-5.volume-tiers" in counted["volume_note"] and "at most what Meta charges" in counted["volume_note"]
+    bad = client.post("/v1/costs/forecast", json={**body, "waba_timezone": "Mars/Olympus"})
+    assert bad.status_code == 422 and bad.get_json()["errors"] == {"waba_timezone": ["unknown IANA time zone"]}
+
+
+def test_template_messages_in_a_free_entry_point_window_are_priced_by_its_rule(client):
+    """Template lines were priced as charged wherever sent: a marketing or utility line now says how many of its
+    messages are sent inside a free entry point window, and the rules decide them there (FEP-3.rides-template:
+    free); 10,000 marketing with 4,000 there cost 6,000 x 0.3217 = 1930.2000 BRL, not 3217.0000."""
+    body = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [
+        {"country": "BR", "category": "marketing", "count": 10_000, "free_entry_point": 4_000},
+        {"country": "BR", "category": "utility", "count": 5_000, "free_entry_point": 5_000}]}).get_json()
+    marketing, utility = body["lines"]
+    assert (marketing["amount"], marketing["free"]["count"], marketing["free"]["rule"]) == (
+        "1930.2000", 4000, "FEP-3.rides-template")
+    assert [(w["window"], w["messages"], w["count"]) for w in marketing["free"]["by_window"]] == [
+        ("free_entry_point", 4000, 4000)]
+    assert (utility["amount"], utility["free"]["count"]) == ("0.0000", 5000)
+    assert any(note.startswith("Template lines: the messages a line gives as free_entry_point") for note in
+               body["notes"])

@@ -69,7 +69,7 @@ def test_the_cli_sets_and_shows_the_currency(app, database_url):
     shown = runner.invoke(cli.main, ["waba", "currency", WABA, "--database-url", database_url])
     assert '"currency": "INR"' in shown.output and '"source": "CLI"' in shown.output
     assert runner.invoke(cli.main, ["waba", "currency", WABA, "USD", "--database-url", database_url]).exit_code != 0
-    assert runner.invoke(cli.main, ["waba", "currency", WABA, "inr", "--database-url", database_url]).exit_code == 1
+    assert runner.invoke(cli.main, ["waba", "currency", WABA, "inr", "--database-url", database_url]).exit_code == 2
 
 
 NOT_ISO = ("must be an ISO 4217 currency code a bill can be in, like USD (got {!r}; the codes: "
@@ -88,7 +88,7 @@ def test_a_code_that_is_no_iso_4217_currency_is_refused_before_it_is_stored(clie
     refused = client.put(url, json={"currency": code})
     assert refused.status_code == 422 and refused.get_json()["errors"] == {"currency": [NOT_ISO.format(code)]}
     cli_run = CliRunner().invoke(cli.main, ["waba", "currency", WABA, code, "--database-url", database_url])
-    assert cli_run.exit_code == 1 and "currency" in cli_run.output
+    assert cli_run.exit_code == 2 and "Invalid value for '[CURRENCY]'" in cli_run.output
     with pytest.raises(ServiceError) as raised:
         PolicyService(database_url=database_url).set_billing_currency(WABA, code)
     assert raised.value.code == 422 and list(raised.value.errors) == ["currency"]
@@ -212,3 +212,89 @@ def test_done_when_kenya_utility_is_message_150001_counted_from_the_store(client
     assert (price["tier"]["number"], price["tier"]["messages_before"]) == (2, 150_000)
     assert price_entry(body)["sources"]["volume_messages_this_month"].startswith(
         "150,000 billable utility messages delivered to market Rest of Africa")
+
+
+def decide_group(client, at, participants, context=None):
+    body = {"send": {"at": at, "to": "Y2FtcGFpZ24tZ3JvdXA", "type": "template", "phone_number_id": PHONE,
+                     "recipient_type": "group", "participants": ["+" + number for number in participants],
+                     "template": {"name": "t", "language": "en", "category": "utility", "status": "APPROVED"}},
+            "history": [], "context": context or {}}
+    response = client.post("/v1/decisions", json=body)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def test_a_group_sends_tier_volume_is_read_from_the_store_like_a_one_to_one_sends(client, known_waba):
+    """A group send's volume was never read from the store (only 1:1 sends' was): its participants were priced at
+    the list rate with the month's volume unknown although the stored count was known. Participants all in Rest of
+    Africa now continue the stored count (2 before: messages 3 and 4), the trace naming where it came from; a
+    group across markets keeps the list rate and says why."""
+    with known_waba.app_context():
+        bill("k1", KENYA, "2026-11-02T10:00:00")
+        bill("k2", TANZANIA, "2026-11-03T10:00:00")
+    body = decide_group(client, "2026-11-10T10:00:00+00:00", [KENYA, TANZANIA], {"currency": "USD"})
+    entry = price_entry(body)
+    assert entry["sources"]["volume_messages_this_month"].startswith(
+        "2 billable utility messages delivered to market Rest of Africa")
+    assert "is unknown" not in entry["because"] and "tier 1" in entry["because"]
+    logged = client.get(f"/v1/decisions/{body['decision_id']}").get_json()
+    assert logged["request"]["context"]["volume_messages_this_month"] == 2  # replays without the store
+    mixed = decide_group(client, "2026-11-10T10:00:00+00:00", [KENYA, NIGERIA], {"currency": "USD"})
+    assert "volume_messages_this_month" not in price_entry(mixed)["sources"]
+    assert "is unknown (participants in several markets" in price_entry(mixed)["because"]
+
+
+def tier_update(at, month="2026-11", category="UTILITY", region="REST_OF_AFRICA", tier="150001:250000000"):
+    """Meta's account_update VOLUME_BASED_PRICING_TIER_UPDATE as the webhook stores it (a partner's documentation,
+    https://partner-docs.gupshup.io/docs/tier-based-pricing, gives its shape)."""
+    business_state.record_account(WABA, "account_update", "VOLUME_BASED_PRICING_TIER_UPDATE",
+                                  datetime.fromisoformat(at).replace(tzinfo=UTC), {
+                                      "event": "VOLUME_BASED_PRICING_TIER_UPDATE", "volume_tier_info": {
+                                          "effective_month": month, "pricing_category": category, "region": region,
+                                          "tier": tier, "tier_update_time": 1793577600}})
+
+
+def test_metas_tier_update_raises_the_stored_count_to_the_portfolios(client, known_waba):
+    """The store counts one WABA's statuses while Meta counts the whole business portfolio: when Meta's own
+    VOLUME_BASED_PRICING_TIER_UPDATE says the WABA reached tier 150001:... for Rest of Africa utility this month,
+    the next Kenyan utility is at least message 150,001 (tier 2, 0.0038 USD), not message 3 of the 2 stored; the
+    source names the update. An update of another month, market or category, or received after the send, is not
+    read; the forecast continues from it too."""
+    with known_waba.app_context():
+        bill("k1", KENYA, "2026-11-02T10:00:00")
+        bill("k2", TANZANIA, "2026-11-03T10:00:00")
+        tier_update("2026-11-05T00:00:00", month="2026-10")
+        tier_update("2026-11-05T00:00:00", region="NIGERIA")
+        tier_update("2026-11-05T00:00:00", category="AUTHENTICATION")
+        tier_update("2026-11-11T00:00:00")  # after the send
+    before = decide(client, "2026-11-10T10:00:00+00:00", KENYA, context={"currency": "USD"})
+    assert before["charge"]["price"]["tier"]["messages_before"] == 2
+    with known_waba.app_context():
+        tier_update("2026-11-05T00:00:00")
+    body = decide(client, "2026-11-10T10:00:00+00:00", KENYA, context={"currency": "USD"})
+    price = body["charge"]["price"]
+    assert (price["amount"], price["tier"]["number"], price["tier"]["messages_before"]) == ("0.0038", 2, 150_000)
+    source = price_entry(body)["sources"]["volume_messages_this_month"]
+    assert source.startswith("2 billable utility messages") and "raised to 150,000" in source
+    assert "VOLUME_BASED_PRICING_TIER_UPDATE received at 2026-11-05T00:00:00+00:00" in source
+    forecast = client.post("/v1/costs/forecast", json={"currency": "USD", "at": "2026-11-10T10:00:00Z",
+                                                       "waba_id": WABA, "lines": [{"country": "KE",
+                                                                                   "category": "utility",
+                                                                                   "count": 10}]}).get_json()
+    assert forecast["lines"][0]["volume_before"] == 150_000
+
+
+def test_a_tier_updates_market_and_category_are_read_without_case_spaces_or_punctuation(app, known_waba):
+    """Meta writes markets and categories in capitals with underscores; the card's names have spaces and "&":
+    REST_OF_CENTRAL_AND_EASTERN_EUROPE is Rest of Central & Eastern Europe, AUTHENTICATION_INTERNATIONAL is
+    authentication-international; a tier that is no "first:last" of digits is not read."""
+    from policy_service.service.pricing import meta_tier_floor
+
+    start, at = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 10, tzinfo=UTC)
+    with app.app_context():
+        tier_update("2026-11-02T00:00:00", region="REST_OF_CENTRAL_AND_EASTERN_EUROPE",
+                    category="AUTHENTICATION_INTERNATIONAL", tier="1000001:5000000")
+        tier_update("2026-11-03T00:00:00", region="REST_OF_AFRICA", tier="many:more")
+        found = meta_tier_floor(WABA, "authentication-international", "Rest of Central & Eastern Europe", start, at)
+        assert found is not None and found[0] == 1_000_000
+        assert meta_tier_floor(WABA, "utility", "Rest of Africa", start, at) is None

@@ -61,6 +61,7 @@ def test_a_currency_is_an_iso_4217_code_with_a_card_or_a_waba_billed_in_it(clien
         assert list(raised.value.errors) == ["currency"]
         run = CliRunner().invoke(cli.main, ["costs", "--from", "2026-05-01", "--to", "2026-05-31", "--currency", code,
                                             "--database-url", database_url])
-        assert run.exit_code == 1 and problem in run.output, run.output
+        assert run.exit_code == 2 and "Invalid value for '--currency': " in run.output and problem in run.output, \
+            run.output
     client.put("/v1/wabas/102290129340398/billing-currency", json={"currency": "JPY"})
     assert client.get(f"{QUERY}&currency=JPY").status_code == 200

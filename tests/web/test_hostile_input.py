@@ -27,7 +27,7 @@ SEND = {"at": "2025-08-12T12:00:00+00:00", "to": "+5511987654321", "type": "text
 DECISION = {"send": SEND, "history_ref": {"phone_number_id": HOLE, "contact": "5511987654321"}}
 DECISION_ITEMS = {"send": SEND, "history": HOLE}
 WEBHOOK = inbound_text(HOLE, 1754989200)
-WEBHOOK_ITEMS = {**WEBHOOK, "entry": [{"changes": [{"field": "messages", "value": {
+WEBHOOK_ITEMS = {**WEBHOOK, "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
     "metadata": {"phone_number_id": "1"}, "messages": HOLE}}]}]}
 PATHS = {
     "decisions": (DECISION, DECISION_ITEMS, "history_ref.phone_number_id", "history"),

@@ -343,6 +343,21 @@ def test_reconciliation_page_puts_mismatches_first_with_their_causes_and_decisio
     assert client.get("/ui/reconciliation/wamid.nope").status_code == 404
 
 
+def test_a_delivered_message_whose_wamid_holds_a_slash_has_a_replayed_page_that_is_linked(client):
+    """Meta's wamids are base64, which may hold a "/": the reconciliation page linked /ui/reconciliation/wamid.a/b=,
+    which no page served (404); the replayed page now serves any stored wamid and the link leads to it."""
+    from ..conftest import BILLED_T0
+    from ..meta_payloads import deliver, pmp, status
+
+    wamid = "wamid.HBgL/MTU1NTEy+MzQ1=="
+    deliver(client, status(wamid, "delivered", BILLED_T0, pricing=pmp("marketing", "regular", True)))
+    html = client.get("/ui/reconciliation").get_data(as_text=True)
+    assert f'href="/ui/reconciliation/{wamid}"' in html
+    page = client.get(f"/ui/reconciliation/{wamid}")
+    assert page.status_code == 200 and wamid in page.get_data(as_text=True)
+    assert client.get("/ui/reconciliation/wamid.no/such").status_code == 404
+
+
 def test_home_and_menu_link_a_costs_page_once_the_app_serves_one(app, client):
     """Pages other work adds are linked only once they exist: a served /ui/costs appears on home and in the menu."""
     served = {rule.rule for rule in app.url_map.iter_rules()}

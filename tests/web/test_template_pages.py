@@ -35,3 +35,32 @@ def test_an_unknown_template_page_is_a_404(client):
     """A template the registry never heard of is a 404 page, not an error."""
     response = client.get(f"/ui/templates/{WABA_ID}/nothing/en")
     assert response.status_code == 404 and "has no template nothing" in response.get_data(as_text=True)
+
+
+def test_rows_stored_before_ids_were_checked_are_shown_as_text_not_links_the_pages_refuse(app, client):
+    """A template event stored earlier under a WABA id that is not digits (before webhooks refused one) was listed as
+    a link to /ui/templates?waba_id=<it>, which answers 422: it is shown as text, the digit WABA beside it still a
+    link. In a WABA's list, a template whose stored name no page address can carry (a "/" moves the language along
+    the path, ".." is resolved away by the browser) is shown as text too, the others linked, and every link shown
+    answers 200."""
+    import re
+    from datetime import UTC, datetime
+
+    from policy_service.store.business_state import TemplateEvent
+
+    deliver(client, template_status("order_update", "en_US", "APPROVED", T0, category="UTILITY"))
+    at = datetime(2025, 9, 1, 9, tzinfo=UTC)
+    with app.app_context():
+        for waba, name in (("waba-1", "old_one"), (WABA_ID, "a/b"), (WABA_ID, "..")):
+            TemplateEvent.create(waba_id=waba, name=name, language="en", source="test", status="APPROVED",
+                                 effective_at=at, received_at=at)
+    index = client.get("/ui/templates").get_data(as_text=True)
+    assert "waba_id=waba-1" not in index and "WABA <code>waba-1</code>" in index
+    assert f'href="/ui/templates?waba_id={WABA_ID}"' in index
+    assert client.get("/ui/templates?waba_id=waba-1").status_code == 422  # what the link led to
+    listing = client.get(f"/ui/templates?waba_id={WABA_ID}").get_data(as_text=True)
+    assert "<code>a/b</code>" in listing and "<code>..</code>" in listing
+    links = re.findall(r'href="(/ui/templates/[^"]+)"', listing)
+    assert links == [f"/ui/templates/{WABA_ID}/order_update/en_US"], links
+    for link in [*links, *re.findall(r'href="(/ui/templates\?[^"]+)"', index)]:
+        assert client.get(link.replace("&amp;", "&")).status_code == 200, link

@@ -226,7 +226,8 @@ def test_an_unreadable_business_state_change_is_skipped_not_the_payload(app, cli
 def test_an_entry_under_no_waba_id_is_skipped_and_a_null_time_is_read_at_receipt(app, client):
     """Meta's WABA ids are digits: a messages entry under "WABA1" was stored and drove decisions while
     /v1/wabas/WABA1/templates is a 404; it is skipped naming entry.0 `id` (the stored payload keeps it). An entry
-    whose time is null was lost whole; it is read, entry.0.time listed as not read, as "abc" is."""
+    whose time is null was lost whole; it is read, entry.0.time listed as not read, as "abc" is. An entry with no
+    id at all was read under the WABA id "": it is skipped as "WABA1" is, the entry beside it stored."""
     body = inbound_text("wamid.waba1", T0)
     body["entry"][0]["id"] = "WABA1"
     answer = deliver(client, body)[0].json
@@ -242,6 +243,15 @@ def test_an_entry_under_no_waba_id_is_skipped_and_a_null_time_is_read_at_receipt
     answer = deliver(client, body)[0].json
     assert answer["new"] == 1 and [part["path"] for part in answer["skipped"]] == ["entry.0.time"], answer
     assert set(stored(app)) == {"wamid.null-time"}
+    # An entry with no id at all was read under the WABA id "": it is skipped alike, the others stored.
+    body = inbound_text("wamid.no-waba", T0)
+    del body["entry"][0]["id"]
+    body["entry"].append(inbound_text("wamid.beside-it", T0)["entry"][0])
+    answer = deliver(client, body)[0].json
+    assert answer["new"] == 1 and [(part["path"], part["reason"]) for part in answer["skipped"]] == [
+        ("entry.0", {"id": ["required: the WhatsApp Business Account id, digits as Meta sends it: the entry is not "
+                            "read (the stored payload keeps it)"]})], answer
+    assert set(stored(app)) == {"wamid.null-time", "wamid.beside-it"}
 
 
 def test_numeric_secrets_from_the_environment_still_verify(database_url):
