@@ -3,7 +3,8 @@
 Environment: PORT (8000), HOST (0.0.0.0), PROMETHEUS_MULTIPROC_DIR, and the service's settings
 (policy_service.config, validated before anything starts): POLICY_WORKERS or WEB_CONCURRENCY (CPU count),
 POLICY_THREADS, POLICY_TIMEOUT (30 s), POLICY_KEEPALIVE, POLICY_PRELOAD (true); POLICY_LOG_WRITER (true): false
-makes each worker commit its own decision-log rows instead of handing them to the master's writer (to compare both).
+makes each worker commit its own decision-log rows instead of handing them to the master's writer (to compare both);
+POLICY_DECISION_LOG_SYNC_SECONDS (0.1): how soon the master's writer forces its commits to disk (0: each one).
 `kill -HUP <master pid>` reloads the rules: the master reads and publishes them (policy_service/service/fleet.py),
 and every worker of every instance on the database follows, each in a fresh process.
 """
@@ -76,8 +77,10 @@ def when_ready(server):
     if server.cfg.preload_app and wanted:
         from policy_service.store.decision_log import start_host_writer
 
-        if start_host_writer():
-            server.log.info("decision log: one writer for this host's workers (SQLite)")
+        if start_host_writer(settings.decision_log_sync_seconds):
+            server.log.info("decision log: one writer for this host's workers (SQLite), %s",
+                            "every commit forced to disk" if not settings.decision_log_sync_seconds else
+                            f"forced to disk within {settings.decision_log_sync_seconds:g} s of a commit")
 
 
 def on_reload(server):

@@ -8,7 +8,9 @@ see); the parent kills it with SIGKILL after a while, opens the file, and counts
 Power loss cannot be simulated here; what each setting promises then is SQLite's own statement
 (https://www.sqlite.org/pragma.html#pragma_synchronous): transactions survive an application crash under every
 setting; in WAL mode with synchronous=NORMAL a committed transaction may roll back after a power loss or an
-operating-system crash; FULL syncs the WAL at every commit and keeps it.
+operating-system crash; FULL syncs the WAL at every commit and keeps it. The shipped setting (the host writer with
+DECISION_LOG_SYNC_SECONDS 0.1) commits with NORMAL and forces the WAL to disk within 0.1 s of a commit: a power
+loss may roll back the decisions of that last 0.1 s.
 Usage: python bench/durability.py [--quick]
 """
 
@@ -28,8 +30,33 @@ from common import banner, fixture_requests, median, policy, table
 
 from policy_service.core.records import replace  # a Decision is a msgspec Struct: dataclasses.replace cannot copy it
 
-SETTINGS = {"WAL + FULL (shipped)": ("wal", "full"), "WAL + NORMAL": ("wal", "normal"),
-            "DELETE + FULL": ("delete", "full"), "DELETE + NORMAL": ("delete", "normal"), "WAL + OFF": ("wal", "off")}
+# name: (journal mode, synchronous, the host writer's sync_seconds or None for a process committing its own rows).
+# Under gunicorn the master's host writer commits every worker's rows (store/log_writer.py); it is run here in a
+# thread of the measuring process, reached through its socket as a worker reaches it.
+SHIPPED = "host writer: WAL + NORMAL, synced within 0.1 s (shipped)"
+SETTINGS = {SHIPPED: ("wal", "full", 0.1), "host writer: WAL + FULL (sync 0)": ("wal", "full", 0.0),
+            "WAL + FULL": ("wal", "full", None), "WAL + NORMAL": ("wal", "normal", None),
+            "DELETE + FULL": ("delete", "full", None), "DELETE + NORMAL": ("delete", "normal", None),
+            "WAL + OFF": ("wal", "off", None)}
+
+
+def _writer(sync_seconds: float | None):
+    """Start the host writer (sync_seconds) for the app's database and route this process's rows to it; returns
+    a function that stops it, or None for a process committing its own rows."""
+    if sync_seconds is None:
+        return None
+    from policy_service.store import database, decision_log, log_writer
+
+    writer = log_writer.HostWriter(database.database_proxy.obj, decision_log._statement(database.database_proxy.obj)[0],
+                                   decision_log.commit_rows, sync_seconds=sync_seconds)
+    client = log_writer.Client(writer.path)
+    decision_log._HOST_CLIENT[0] = (writer.database, client)
+
+    def stop() -> None:
+        decision_log._HOST_CLIENT[0] = None
+        client.close()
+        writer.stop()
+    return stop
 
 
 def _app(path: Path, journal: str, synchronous: str):
@@ -63,32 +90,37 @@ def cost(quick: bool) -> list[tuple]:
     per = {name: ([], []) for name in SETTINGS}
     with tempfile.TemporaryDirectory() as scratch:
         for _ in range(3 if quick else 7):
-            for name, (journal, synchronous) in SETTINGS.items():
-                app = _app(Path(scratch, f"{journal}-{synchronous}.sqlite3"), journal, synchronous)
+            for index, (name, (journal, synchronous, sync_seconds)) in enumerate(SETTINGS.items()):
+                app = _app(Path(scratch, f"{index}-{journal}-{synchronous}.sqlite3"), journal, synchronous)
                 with app.app_context():
+                    stop = _writer(sync_seconds)
                     started, clock = time.process_time(), time.perf_counter()
                     for decision, raw, body in decided:
                         decision_log.record(replace(decision, decision_id=uuid.uuid4().hex), raw, body, mask=True,
                                             rulebook=rulebook)
                     per[name][0].append((time.process_time() - started) / len(decided) * 1e6)
                     per[name][1].append((time.perf_counter() - clock) / len(decided) * 1e6)
+                    if stop is not None:
+                        stop()
                 store.close_all()
     database.SQLITE_PRAGMAS.clear()
     database.SQLITE_PRAGMAS.update(shipped)
-    base = median(per["WAL + FULL (shipped)"][1])
+    base = median(per[SHIPPED][1])
     return [(name, median(cpu), median(wall), f"{median(wall) / base:.2f}") for name, (cpu, wall) in per.items()]
 
 
-def _child(path: str, journal: str, synchronous: str) -> None:
-    """Log decisions until killed, printing each decision_id once `record` has returned."""
+def _child(path: str, journal: str, synchronous: str, sync_seconds: str) -> None:
+    """Log decisions until killed (through the host writer, in a thread here, unless sync_seconds is "-"), printing
+    each decision_id once `record` has returned."""
     from policy_service.contract.schemas import RESPONSE
     from policy_service.store import decision_log
 
     app = _app(Path(path), journal, synchronous)
     rulebook, decisions = _decisions()
     decided = [(decision, raw, RESPONSE.dump(decision)) for decision, raw in decisions]
-    print("ready", flush=True)
     with app.app_context():
+        _writer(None if sync_seconds == "-" else float(sync_seconds))
+        print("ready", flush=True)
         while True:
             for decision, raw, body in decided:
                 decision_id = uuid.uuid4().hex
@@ -103,12 +135,13 @@ def crash(quick: bool) -> list[tuple]:
 
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        for name, (journal, synchronous) in SETTINGS.items():
+        for index, (name, (journal, synchronous, sync_seconds)) in enumerate(SETTINGS.items()):
             seen: list[str] = []
             lost = 0
             for attempt in range(2 if quick else 5):
-                path = Path(scratch, f"crash-{journal}-{synchronous}-{attempt}.sqlite3")
-                child = subprocess.Popen([sys.executable, __file__, "--child", str(path), journal, synchronous],
+                path = Path(scratch, f"crash-{index}-{journal}-{synchronous}-{attempt}.sqlite3")
+                child = subprocess.Popen([sys.executable, __file__, "--child", str(path), journal, synchronous,
+                                          "-" if sync_seconds is None else str(sync_seconds)],
                                          stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent)
                 assert child.stdout.readline().strip() == "ready"
                 deadline = time.monotonic() + 0.5 + attempt * 0.37
@@ -128,7 +161,7 @@ def crash(quick: bool) -> list[tuple]:
 
 
 def main() -> None:
-    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+    if len(sys.argv) == 6 and sys.argv[1] == "--child":
         _child(*sys.argv[2:])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -139,7 +172,8 @@ def main() -> None:
     costs, crashes = cost(args.quick), {name: (seen, lost) for name, seen, lost in crash(args.quick)}
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"{banner()}; load average {load}\n")
-    promise = {"WAL + FULL (shipped)": "yes", "WAL + NORMAL": "no: the last commits may roll back",
+    promise = {SHIPPED: "no: the decisions of the last 0.1 s may roll back", "host writer: WAL + FULL (sync 0)": "yes",
+               "WAL + FULL": "yes", "WAL + NORMAL": "no: the commits since the last checkpoint may roll back",
                "DELETE + FULL": "yes",
                "DELETE + NORMAL": "no: may lose the last commits (corrupt, on older file systems)",
                "WAL + OFF": "no: may lose commits and corrupt the file"}

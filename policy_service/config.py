@@ -160,6 +160,14 @@ class Settings(BaseSettings):
     webhook_poll_seconds: PositiveFloat = 5.0
     # sha256 hex digests of the accepted API keys (comma-separated); empty means the API is open.
     api_key_hashes: Annotated[tuple[str, ...], NoDecode] = ()
+    # How the host's decision-log writer (gunicorn with the app preloaded, the embedded SQLite file) makes a commit
+    # durable. 0: every commit is forced to disk before the decision is answered (SQLite synchronous=FULL): a
+    # decision a client has seen survives a power loss. N > 0 (the default, 0.1): a decision is answered once its
+    # commit is written to the file (synchronous=NORMAL), which survives the crash of any process (kill -9), and
+    # the file is forced to disk at most N seconds later: a power loss or operating-system crash may roll back the
+    # decisions of the last N seconds. Forcing each commit cost ~0.4 ms of CPU per decision (bench/README.md).
+    # Other writers (webhooks, business state, PostgreSQL) always commit durably.
+    decision_log_sync_seconds: float = Field(default=0.1, ge=0, le=60)
     # A request body larger than this is refused with 413 before it is parsed.
     max_content_length: ByteSize = Field(default=ByteSize(4 * 1024 * 1024), gt=0)
     # Most requests in one POST /v1/decisions/batch.

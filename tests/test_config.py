@@ -55,6 +55,19 @@ def test_a_batch_size_that_is_not_a_number_stops_the_start(monkeypatch, sqlite_u
         app_with(sqlite_url)
 
 
+@pytest.mark.parametrize(("given", "reason"), [("-1", "greater than or equal to 0"), ("soon", "valid number"),
+                                               ("61", "less than or equal to 60")])
+def test_the_decision_log_sync_interval_is_seconds_from_0_to_60(monkeypatch, given, reason):
+    """POLICY_DECISION_LOG_SYNC_SECONDS: 0 (every commit forced to disk) to 60; the default 0.1; anything else
+    stops the start naming the variable."""
+    assert load_settings().decision_log_sync_seconds == 0.1
+    monkeypatch.setenv("POLICY_DECISION_LOG_SYNC_SECONDS", "0")
+    assert load_settings().decision_log_sync_seconds == 0
+    monkeypatch.setenv("POLICY_DECISION_LOG_SYNC_SECONDS", given)
+    with pytest.raises(SettingsError, match=rf"POLICY_DECISION_LOG_SYNC_SECONDS='{given}': .*{reason}"):
+        load_settings()
+
+
 @pytest.mark.parametrize("given", ["False", "false", "0", "no", "off", "NO"])
 def test_masking_is_turned_off_by_any_spelling_of_false(monkeypatch, sqlite_url, example_request, given):
     """POLICY_MASK_PHONE_NUMBERS=False (or 0, no, off) logs the full recipient number."""

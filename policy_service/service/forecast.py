@@ -183,8 +183,9 @@ VOLUME_NOTE = (
     "volume tiers continue from the charged messages of WABA {waba_id}'s phone numbers stored this month; Meta counts "
     "the whole business portfolio (every WABA of it) per market and category (PMP-5.volume-tiers, "
     "https://developers.facebook.com/documentation/business-messaging/whatsapp/pricing), and which WABAs share its "
-    "portfolio is not known here, so another WABA's messages are not counted: the tiers may start lower than Meta's, "
-    "and each amount is at most what Meta charges")
+    "portfolio is not known here, so another WABA's messages are not counted (beyond the tier Meta's "
+    "VOLUME_BASED_PRICING_TIER_UPDATE last said, volume_sources): the tiers may start lower than Meta's, and each "
+    "amount is at most what Meta charges")
 
 
 def _amounts(result: Forecast) -> Callable[[Decimal], str]:

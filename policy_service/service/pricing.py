@@ -8,7 +8,9 @@ After the rules decided a billable charge, and only for what the request leaves 
   categories.yaml `volume_tiers`), the billable messages of that column's categories delivered this
   month (from 00:00 of the 1st in the WABA time zone up to the send) to the recipient's market, from
   the WABA's phone numbers, counted over stored statuses. Meta counts per business portfolio (all its
-  WABAs); the store does not know a WABA's portfolio, so the count covers the WABA and says so.
+  WABAs); the store does not know a WABA's portfolio, so the count covers the WABA and says so, raised to
+  the tier Meta's own VOLUME_BASED_PRICING_TIER_UPDATE for the month, market and column last put it in.
+  A group send whose participants are all in one market reads that market's count too.
 Each value is named in the request's `sources`, so the price's trace entry says where it came from,
 and written into the logged request, so the decision replays without the store.
 
@@ -143,10 +145,41 @@ def month_volume(waba_id: str, category: str, country: str, day, at: datetime, z
     count = billing.count_billed(phone_number_ids=numbers, since=start, until=at, categories=categories,
                                  countries=() if every_other else listed,
                                  except_countries=tuple(market_map.countries) if every_other else ())
-    return count, (f"{count:,} billable {shown} messages delivered to market {market} since "
-                   f"{start.isoformat()} from the {len(numbers)} phone number(s) of WABA {waba_id}, counted from "
-                   "stored statuses by maintained counters (Meta counts the whole business portfolio; other WABAs "
-                   "of it are not counted)")
+    sentence = (f"{count:,} billable {shown} messages delivered to market {market} since {start.isoformat()} from "
+                f"the {len(numbers)} phone number(s) of WABA {waba_id}, counted from stored statuses by maintained "
+                "counters (Meta counts the whole business portfolio; other WABAs of it are not counted)")
+    floor = meta_tier_floor(waba_id, column, market, start, at)
+    if floor is not None and floor[0] > count:
+        return floor[0], f"{sentence}; raised to {floor[0]:,}: {floor[1]}"
+    return count, sentence
+
+
+def meta_tier_floor(waba_id: str, column: str, market: str, start: datetime, at: datetime) -> tuple[int, str] | None:
+    """The fewest messages this month before `at` that Meta's own tier updates for the WABA imply in this market and
+    card column (a VOLUME_BASED_PRICING_TIER_UPDATE putting it in tier "A:B" means A-1 were counted over its business
+    portfolio), and the sentence naming the update; None when no update received from a month before `start` (the
+    month's first moment, WABA time zone: an update may announce the month's tier before it begins) up to `at`
+    names this month, market and column. Meta's region and category are matched to the
+    card's market and column without case, spaces or punctuation ("REST_OF_AFRICA", "AUTHENTICATION_INTERNATIONAL")
+    and "&" read as "and"; an update in another spelling is not used."""
+    month = f"{start:%Y-%m}"
+    best: tuple[int, str] | None = None
+    for received, info in billing.tier_updates(waba_id, start - timedelta(days=31), at):
+        tier = str(info.get("tier") or "")
+        first = tier.partition(":")[0]
+        if (str(info.get("effective_month")) != month or _bare(info.get("region")) != _bare(market)
+                or _bare(info.get("pricing_category")) != _bare(column) or not first.isdigit()):
+            continue
+        if best is None or int(first) - 1 > best[0]:
+            best = (int(first) - 1, f"Meta's {billing.TIER_UPDATE} received at {received.isoformat()} put WABA "
+                                    f"{waba_id} in tier {tier} for {info.get('region')} {info.get('pricing_category')} "
+                                    f"in {month} (counted over its business portfolio)")
+    return best
+
+
+def _bare(name: Any) -> str:
+    """A market or category name without case, spaces or punctuation, "&" read as "and"."""
+    return "".join(c for c in str(name or "").upper().replace("&", "AND") if c.isalnum())
 
 
 def set_currency(waba_id: str, currency: str, source: str, rates: RateBook) -> dict[str, Any]:

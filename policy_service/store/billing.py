@@ -7,6 +7,8 @@ Meta's own pricing analytics (the bill, imported as Meta returns it).
 - `count_billed`: billable messages delivered in a span, by phone numbers, pricing categories and
   recipient countries — the volume that decides a volume tier (whatsapp-rules.md PMP-5: charged
   messages only, per market and category, per calendar month), from maintained counters (store.counters).
+- `tier_updates`: Meta's own word on a tier, the account_update VOLUME_BASED_PRICING_TIER_UPDATE events stored
+  with the account's events (a tier per market, category and month, reached over the business portfolio).
 - `PricingPoint`: one data point of `GET /<WABA_ID>?fields=pricing_analytics...`, keyed by WABA, bucket
   (start, end) and dimensions, so importing the same response twice changes nothing (`import_points`).
 
@@ -15,16 +17,37 @@ Times are stored as naive UTC (database.stored_time); costs as decimal strings (
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import peewee
 
 from ..core.vocabulary import DELIVERED_STATUSES
 from . import counters
-from .business_state import MessageBilling
+from .business_state import AccountEvent, MessageBilling
 from .database import StoredModel, loaded_time, stored_time
+
+# The account_update event by which Meta says a WABA moved to a volume tier (from 2025-10-01).
+TIER_UPDATE = "VOLUME_BASED_PRICING_TIER_UPDATE"
+
+
+def tier_updates(waba_id: str, since: datetime, until: datetime) -> list[tuple[datetime, dict[str, Any]]]:
+    """The WABA's volume tier updates received in [since, until], oldest first: (received at, `volume_tier_info` as
+    Meta sent it: effective_month, pricing_category, region, tier "first:last", tier_update_time). An event without
+    a `volume_tier_info` object is left out."""
+    rows = (AccountEvent.select(AccountEvent.at, AccountEvent.payload)
+            .where((AccountEvent.waba_id == waba_id) & (AccountEvent.event == TIER_UPDATE)
+                   & (AccountEvent.at >= stored_time(since)) & (AccountEvent.at <= stored_time(until)))
+            .order_by(AccountEvent.at, AccountEvent.id))
+    found = []
+    for row in rows:
+        info = json.loads(row.payload).get("volume_tier_info")
+        if isinstance(info, dict):
+            found.append((loaded_time(row.at), info))
+    return found
 
 
 class CurrencyAlreadySet(ValueError):

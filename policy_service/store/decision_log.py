@@ -453,10 +453,12 @@ _HOST_WRITER: list[log_writer.HostWriter | None] = [None]
 _HOST_CLIENT: list[tuple[peewee.Database, log_writer.Client] | None] = [None]
 
 
-def start_host_writer() -> bool:
+def start_host_writer(sync_seconds: float = 0.0) -> bool:
     """Start this host's decision-log writer in this process (gunicorn's master, the app preloaded) for the
     configured database, when it is the embedded SQLite file; processes forked from now on send their rows to it
-    (store.log_writer). Returns whether one runs. A process that did not fork from here writes its rows itself."""
+    (store.log_writer). Returns whether one runs. A process that did not fork from here writes its rows itself.
+    `sync_seconds` is the setting DECISION_LOG_SYNC_SECONDS: 0 forces every commit to disk (synchronous=FULL);
+    N > 0 answers a row once its commit is written and forces it to disk within N seconds (log_writer)."""
     from .database import database_proxy
 
     database = database_proxy.obj
@@ -464,7 +466,8 @@ def start_host_writer() -> bool:
         return True
     if not isinstance(database, peewee.SqliteDatabase) or database.database == ":memory:":
         return False
-    _HOST_WRITER[0] = log_writer.HostWriter(database, _statement(database)[0], commit_rows)
+    _HOST_WRITER[0] = log_writer.HostWriter(database, _statement(database)[0], commit_rows,
+                                             sync_seconds=sync_seconds)
     # Its thread is a daemon: without this, the process's exit would leave the socket's directory behind.
     atexit.register(stop_host_writer)
     return True

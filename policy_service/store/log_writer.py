@@ -9,9 +9,15 @@ per decision), and a commit's thread waited for its worker's GIL while holding n
 reply. One writer on one connection has none of these: its cache stays warm, nothing collides, and the rows of
 every worker that arrive during a commit share the next one (one fsync).
 
-What is promised is unchanged: a worker answers a decision only after the writer has committed its row
-(synchronous=FULL) and said so; a row the writer could not commit is an error for that decision (a storage fault:
-503); a worker that cannot reach the writer (none started, or it has stopped) writes its row itself, as before.
+What is promised: a worker answers a decision only after the writer has committed its row and said so; a row the
+writer could not commit is an error for that decision (a storage fault: 503); a worker that cannot reach the writer
+(none started, or it has stopped) writes its row itself, as before. How far a commit is durable is `sync_seconds`
+(the setting DECISION_LOG_SYNC_SECONDS): 0 commits with synchronous=FULL (each commit forced to disk: it survives a
+power loss); N > 0 commits with synchronous=NORMAL (the commit is in the file, in the operating system's cache: it
+survives the crash of any process, kill -9 included) and a second thread forces the write-ahead log to disk at most
+N seconds after a commit (a power loss or operating-system crash may roll back the decisions of the last N seconds,
+as PostgreSQL's synchronous_commit=off does with its wal_writer_delay). Forcing a commit to disk cost ~0.4 ms of
+CPU per decision under load on the reference machine (bench/README.md), more than the rest of the log.
 
 Protocol, on a Unix stream socket in a private (0700) directory: a request is a 4-byte big-endian length and a
 msgpack array of the row's parameters (str, bytes, int, float, bool or None) for the writer's one statement (the
@@ -30,6 +36,7 @@ import socket
 import struct
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -58,15 +65,22 @@ def sendable(value: Any) -> Any:
 class HostWriter:
     """The writer: a thread of this process that commits the rows sent to its socket (`path`) with `sql`, batched.
     `commit(database, sql, rows)` commits rows (objects with `params` and `error`) as one group, setting the
-    `error` of each row it could not commit (store.decision_log.commit_rows)."""
+    `error` of each row it could not commit (store.decision_log.commit_rows). `sync_seconds` (≥ 0): 0 forces
+    every commit to disk before its row is answered; more lets a commit be answered once written and forces the
+    write-ahead log to disk at most that many seconds later (the module's docstring says what each survives)."""
 
     MAX_BATCH = 256
 
-    def __init__(self, database: peewee.Database, sql: str, commit: Callable[[peewee.Database, str, list[Any]], None]) \
-            -> None:
+    def __init__(self, database: peewee.Database, sql: str, commit: Callable[[peewee.Database, str, list[Any]], None],
+                 *, sync_seconds: float = 0.0) -> None:
         self.database = database
         self.sql = sql
         self._commit = commit
+        # 0: every commit forced to disk (synchronous=FULL); else NORMAL and the WAL synced within this long.
+        self.sync_seconds = sync_seconds
+        self._synchronous = "FULL" if sync_seconds <= 0 else "NORMAL"
+        self._unsynced = threading.Event()
+        self._tuned: Any = None
         self._directory = tempfile.mkdtemp(prefix="policy-service-writer-")
         self.path = os.path.join(self._directory, "socket")
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -81,6 +95,10 @@ class HostWriter:
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="decision-log-writer", daemon=True)
         self._thread.start()
+        self._syncer: threading.Thread | None = None
+        if sync_seconds > 0:
+            self._syncer = threading.Thread(target=self._sync_loop, name="decision-log-sync", daemon=True)
+            self._syncer.start()
 
     def stop(self) -> None:
         """Stop the thread and remove the socket; clients then write their rows themselves."""
@@ -89,6 +107,38 @@ class HostWriter:
             # Wakes the selector: a connection that closes at once.
             waking.connect(self.path)
         self._thread.join(5)
+        if self._syncer is not None:
+            self._unsynced.set()
+            self._syncer.join(5)
+            # The last commits reach the disk now, not after the interval: a stop is a clean end.
+            self.sync()
+
+    def sync(self) -> None:
+        """Force the rows committed so far to disk: fdatasync of the database's write-ahead log (`<file>-wal`),
+        which holds every commit not yet checkpointed; a checkpoint already forced the others to disk. A log
+        that no longer exists (checkpointed and removed) has nothing to force."""
+        try:
+            descriptor = os.open(self.database.database + "-wal", os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            os.fdatasync(descriptor)
+        finally:
+            os.close(descriptor)
+
+    def _sync_loop(self) -> None:
+        # Wait for a commit, let the commits of the next sync_seconds gather, then force them to disk at once:
+        # at most one fdatasync per interval, none while nothing is written.
+        while not self._stopped:
+            self._unsynced.wait()
+            if self._stopped:
+                return
+            time.sleep(self.sync_seconds)
+            self._unsynced.clear()
+            try:
+                self.sync()
+            except OSError:
+                log.exception("the decision log's write-ahead log could not be synced; retrying at the next commit")
 
     def _close(self) -> None:
         shutil.rmtree(self._directory, ignore_errors=True)
@@ -178,9 +228,24 @@ class HostWriter:
         for start in range(0, len(batch), self.MAX_BATCH):
             part = batch[start:start + self.MAX_BATCH]
             with self.busy:
+                self._tune()
                 self._commit(self.database, self.sql, [row for _, row in part])
+            if self._syncer is not None:
+                self._unsynced.set()
             for client, row in part:
                 self._answer(client, row.error)
+
+    def _tune(self) -> None:
+        # synchronous is a setting of a connection, and one dropped after a storage fault comes back with the app's
+        # pragmas (FULL): set on each new connection of this thread. A failure here leaves FULL (the safe side);
+        # the commit that follows meets and reports whatever is wrong with the database.
+        try:
+            connection = self.database.connection()
+            if connection is not self._tuned:
+                self.database.execute_sql(f"PRAGMA synchronous={self._synchronous}")
+                self._tuned = connection
+        except Exception:
+            self._tuned = None
 
     def _answer(self, client: socket.socket, error: BaseException | None) -> None:
         if error is None:

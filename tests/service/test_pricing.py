@@ -271,3 +271,59 @@ def test_a_group_sends_tier_volume_is_read_from_the_store_like_a_one_to_one_send
     mixed = decide_group(client, "2026-11-10T10:00:00+00:00", [KENYA, NIGERIA], {"currency": "USD"})
     assert "volume_messages_this_month" not in price_entry(mixed)["sources"]
     assert "is unknown (participants in several markets" in price_entry(mixed)["because"]
+
+
+def tier_update(at, month="2026-11", category="UTILITY", region="REST_OF_AFRICA", tier="150001:250000000"):
+    """Meta's account_update VOLUME_BASED_PRICING_TIER_UPDATE as the webhook stores it (a partner's documentation,
+    https://partner-docs.gupshup.io/docs/tier-based-pricing, gives its shape)."""
+    business_state.record_account(WABA, "account_update", "VOLUME_BASED_PRICING_TIER_UPDATE",
+                                  datetime.fromisoformat(at).replace(tzinfo=UTC), {
+                                      "event": "VOLUME_BASED_PRICING_TIER_UPDATE", "volume_tier_info": {
+                                          "effective_month": month, "pricing_category": category, "region": region,
+                                          "tier": tier, "tier_update_time": 1793577600}})
+
+
+def test_metas_tier_update_raises_the_stored_count_to_the_portfolios(client, known_waba):
+    """The store counts one WABA's statuses while Meta counts the whole business portfolio: when Meta's own
+    VOLUME_BASED_PRICING_TIER_UPDATE says the WABA reached tier 150001:... for Rest of Africa utility this month,
+    the next Kenyan utility is at least message 150,001 (tier 2, 0.0038 USD), not message 3 of the 2 stored; the
+    source names the update. An update of another month, market or category, or received after the send, is not
+    read; the forecast continues from it too."""
+    with known_waba.app_context():
+        bill("k1", KENYA, "2026-11-02T10:00:00")
+        bill("k2", TANZANIA, "2026-11-03T10:00:00")
+        tier_update("2026-11-05T00:00:00", month="2026-10")
+        tier_update("2026-11-05T00:00:00", region="NIGERIA")
+        tier_update("2026-11-05T00:00:00", category="AUTHENTICATION")
+        tier_update("2026-11-11T00:00:00")  # after the send
+    before = decide(client, "2026-11-10T10:00:00+00:00", KENYA, context={"currency": "USD"})
+    assert before["charge"]["price"]["tier"]["messages_before"] == 2
+    with known_waba.app_context():
+        tier_update("2026-11-05T00:00:00")
+    body = decide(client, "2026-11-10T10:00:00+00:00", KENYA, context={"currency": "USD"})
+    price = body["charge"]["price"]
+    assert (price["amount"], price["tier"]["number"], price["tier"]["messages_before"]) == ("0.0038", 2, 150_000)
+    source = price_entry(body)["sources"]["volume_messages_this_month"]
+    assert source.startswith("2 billable utility messages") and "raised to 150,000" in source
+    assert "VOLUME_BASED_PRICING_TIER_UPDATE received at 2026-11-05T00:00:00+00:00" in source
+    forecast = client.post("/v1/costs/forecast", json={"currency": "USD", "at": "2026-11-10T10:00:00Z",
+                                                       "waba_id": WABA, "lines": [{"country": "KE",
+                                                                                   "category": "utility",
+                                                                                   "count": 10}]}).get_json()
+    assert forecast["lines"][0]["volume_before"] == 150_000
+
+
+def test_a_tier_updates_market_and_category_are_read_without_case_spaces_or_punctuation(app, known_waba):
+    """Meta writes markets and categories in capitals with underscores; the card's names have spaces and "&":
+    REST_OF_CENTRAL_AND_EASTERN_EUROPE is Rest of Central & Eastern Europe, AUTHENTICATION_INTERNATIONAL is
+    authentication-international; a tier that is no "first:last" of digits is not read."""
+    from policy_service.service.pricing import meta_tier_floor
+
+    start, at = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 10, tzinfo=UTC)
+    with app.app_context():
+        tier_update("2026-11-02T00:00:00", region="REST_OF_CENTRAL_AND_EASTERN_EUROPE",
+                    category="AUTHENTICATION_INTERNATIONAL", tier="1000001:5000000")
+        tier_update("2026-11-03T00:00:00", region="REST_OF_AFRICA", tier="many:more")
+        found = meta_tier_floor(WABA, "authentication-international", "Rest of Central & Eastern Europe", start, at)
+        assert found is not None and found[0] == 1_000_000
+        assert meta_tier_floor(WABA, "utility", "Rest of Africa", start, at) is None

@@ -460,7 +460,8 @@ policy = app.extensions["policy_service"]
 with app.app_context():
     decided = decisions.Decisions(policy).preview(decisions.proposal(REQUEST.load(raw), raw))
 if sys.argv[2:] == ["host-writer"]:
-    assert decision_log.start_host_writer()
+    # As gunicorn.conf.py starts it: the setting's default (commits written, forced to disk within 0.1 s).
+    assert decision_log.start_host_writer(app.config["DECISION_LOG_SYNC_SECONDS"])
     if os.fork():
         print("writer\\n", end="", flush=True)  # one write: the child prints too
         threading.Event().wait()

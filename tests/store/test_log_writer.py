@@ -120,6 +120,55 @@ def test_a_row_the_database_refuses_fails_alone_and_a_storage_fault_fails_its_co
     assert _logged_ids(app) == {"taken", "after"}
 
 
+@pytest.mark.parametrize(("sync_seconds", "synchronous"), [(0, 2), (0.2, 1)])
+def test_the_writers_commits_are_forced_to_disk_at_each_commit_or_within_sync_seconds(sqlite_app, monkeypatch,
+                                                                                      sync_seconds, synchronous):
+    """sync_seconds 0 commits with synchronous=FULL (2) and never syncs the WAL itself; N > 0 commits with NORMAL (1)
+    and fdatasyncs the database's -wal file once within N seconds of a burst of commits, not again while nothing
+    is written, and once more when it stops."""
+    app = sqlite_app
+    policy, decided = _preview(app)
+    synced, seen, committed = [], [], []
+    real_fdatasync = os.fdatasync
+
+    def recorded(descriptor):
+        synced.append((time.monotonic(), os.readlink(f"/proc/self/fd/{descriptor}")))
+        real_fdatasync(descriptor)
+
+    def commit(database, sql, rows):
+        seen.append(database.execute_sql("PRAGMA synchronous").fetchone()[0])
+        decision_log.commit_rows(database, sql, rows)
+        committed.append(time.monotonic())
+
+    monkeypatch.setattr(log_writer.os, "fdatasync", recorded)
+    writer = log_writer.HostWriter(store_database.database_proxy.obj, _sql(), commit, sync_seconds=sync_seconds)
+    client = log_writer.Client(writer.path)
+    monkeypatch.setattr(decision_log, "_HOST_CLIENT", [(writer.database, client)])
+    try:
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            outcomes = list(pool.map(lambda i: _record(app, policy, decided, f"sync-{i}"), range(8)))
+        finished = time.monotonic()
+        time.sleep(3 * sync_seconds + 0.3)
+        after_burst = list(synced)
+        time.sleep(3 * sync_seconds + 0.3)
+        before_stop = list(synced)
+    finally:
+        client.close()
+        writer.stop()
+    assert outcomes == [None] * 8 and seen and set(seen) == {synchronous}
+    if not sync_seconds:
+        assert synced == []
+        return
+    # At most one sync per interval of commits (a slow machine may spread the burst over two), the first within
+    # the interval (and some slack) of the first commit, the last after the last commit; none while idle.
+    assert 1 <= len(after_burst) <= 1 + (finished - started) / sync_seconds
+    assert {path for _, path in after_burst} == {writer.database.database + "-wal"}
+    assert after_burst[0][0] - started < sync_seconds + 1.0 and after_burst[-1][0] >= committed[-1]
+    assert before_stop == after_burst, "nothing written, nothing synced"
+    assert len(synced) == len(before_stop) + 1, "and one when the writer stops"
+
+
 def test_without_a_writer_a_process_writes_its_rows_itself(sqlite_app, monkeypatch):
     """A writer that has stopped (or never ran) is not reached: the caller commits its row itself, and later rows
     of the process do not try the writer again."""
@@ -191,6 +240,7 @@ def test_gunicorn_workers_log_through_the_masters_writer(tmp_path, writer):
             returned = list(pool.map(lambda i: _post(url, request_for(numbers[i % 3])), range(60)))
     finally:
         stop_gunicorn(server)
-    assert ("one writer for this host's workers" in server.log.read_text()) is (writer == "true")
+    assert ("one writer for this host's workers (SQLite), forced to disk within 0.1 s of a commit"
+            in server.log.read_text()) is (writer == "true")
     logged = logged_ids(f"sqlite:///{server.database}")
     assert len(set(returned)) == 60 and set(returned) <= logged
