@@ -24,8 +24,10 @@ it (a deadline over all its reads: a client trickling a byte a second is stopped
 the socket times out after `body_timeout` seconds without progress (each read of the body, each write of the
 answer). A late head is answered 408 in the service's JSON error shape (web/server_errors.py); a stalled body
 raises in the app's read, which answers the 408 (server_errors.body_cut_short); a client that does not take its
-answer is dropped. Either way the connection is closed and the thread is free. The timeouts cost no extra read or
-write: one settimeout per request (as gthread's own setblocking) and one while the head is read.
+answer is dropped. Either way the connection is closed and the thread is free. What a request pays for it: one
+settimeout, and a poll before each read or write after the head (how a socket with a timeout waits); the head,
+which has usually arrived when a thread takes the connection, is read without waiting (MSG_DONTWAIT): only a head
+slow to arrive sets a timeout for each of its reads.
 """
 
 from __future__ import annotations
@@ -226,8 +228,8 @@ class BalancedThreadWorker(ThreadWorker):
             conn.lingered = True
             # A client that let a read or write time out is not waited for: what it sent is dropped, and closing
             # now frees the thread.
-            timed_out = getattr(conn.parser, "unreader", None)
-            _linger(conn.sock, 0.0 if getattr(timed_out, "timed_out", False) else 2.0)
+            reader = getattr(conn.parser, "unreader", None)
+            _linger(conn.sock, 0.0 if getattr(reader, "timed_out", False) else 2.0)
         return keep
 
     def handle_request(self, req: Any, conn: Any) -> bool:
@@ -243,7 +245,7 @@ class BalancedThreadWorker(ThreadWorker):
         except TimeoutError:
             if type(reader) is _ClientReader:
                 reader.timed_out = True
-            self.log.warning("client %s took nothing of its answer for %s s: connection closed",
+            self.log.warning("client %s took nothing of its answer for %g s: connection closed",
                              _peer(conn.client), self.body_timeout)
             return False
 
@@ -253,7 +255,7 @@ class BalancedThreadWorker(ThreadWorker):
         if not isinstance(exc, RequestHeadTimeout):
             super().handle_error(req, client, addr, exc)
             return
-        self.log.warning("request head from %s not received within %s s: 408", _peer(addr), self.header_timeout)
+        self.log.warning("request head from %s not received within %g s: 408", _peer(addr), self.header_timeout)
         try:
             util.write_error(client, 408, "Request Timeout",
                              f"the request's head (request line and headers) did not arrive within "
