@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 from flask import render_template, request
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, ValidationError, fields
 
 from ..contract.pricing import FORECAST, CurrencyBodySchema, ForecastSchema
@@ -16,7 +16,7 @@ from ..contract.schemas import ErrorSchema, RefusesNul, ResponseSchema
 from ..contract.strict import Pattern
 from ..service import analytics, forecast, pricing
 from ..service.errors import ServiceError
-from .api import JsonBodyParser, flatten_errors, policy
+from .api import JsonBodyParser, flatten_errors, policy, require_json
 from .business_api import waba_or_404
 from .pages import bp as pages
 from .pages import refused_page, unknown_filters
@@ -150,10 +150,9 @@ class AnalyticsQuerySchema(RefusesNul, Schema):
 @blp.alt_response(200, schema={"type": "object"}, success=True,
                   description="{waba_id, new, updated, unchanged, points}: importing it again changes nothing")
 @blp.alt_response(400, schema=ErrorSchema, description="Not JSON")
+@blp.alt_response(415, schema=ErrorSchema, description="Not sent as application/json, or compressed")
 @blp.alt_response(422, schema=ErrorSchema, description="Not Meta's pricing_analytics shape, by field path")
 def post_pricing_analytics(query: dict[str, Any]):
     """Import Meta's pricing analytics for a WABA (cost in the WABA's currency): the bill the cost report shows."""
-    if not request.is_json:
-        abort(415, message="send the body as JSON, with Content-Type: application/json",
-              errors={"headers.Content-Type": [f"must be application/json, got {request.mimetype or 'none'}"]})
+    require_json(request)  # as every JSON body: a compressed one is a 415 too, not read as broken JSON
     return analytics.import_analytics(request.get_data(cache=True), query["waba_id"])
