@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 from flask import render_template, request
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, ValidationError, fields
 
 from ..contract.pricing import FORECAST, CurrencyBodySchema, ForecastSchema
@@ -16,7 +16,7 @@ from ..contract.schemas import ErrorSchema, RefusesNul, ResponseSchema
 from ..contract.strict import Pattern
 from ..service import analytics, forecast, pricing
 from ..service.errors import ServiceError
-from .api import JsonBodyParser, flatten_errors, policy
+from .api import JsonBodyParser, flatten_errors, policy, require_json
 from .business_api import waba_or_404
 from .pages import bp as pages
 from .pages import refused_page, unknown_filters
@@ -34,6 +34,10 @@ class CurrencySchema(ResponseSchema):
     set_at = fields.String(metadata={"description": "RFC 3339"})
     source = fields.String(metadata={"description": "API or CLI"})
     created = fields.Boolean(metadata={"description": "true when this call set it"})
+    notes = fields.List(fields.String(), metadata={"description": (
+        "What the currency means for pricing, one sentence each; empty when a rate card is in it. A valid ISO 4217 "
+        "code no rate card is in (rules/rates/) is set, and says that sends priced in it have no card price until "
+        "a card in it is imported; a stored code that is no currency says that setting the real one replaces it")})
 
 
 @blp.route("/wabas/<string:waba_id>/billing-currency", methods=["PUT"])
@@ -43,8 +47,9 @@ class CurrencySchema(ResponseSchema):
 @blp.alt_response(409, schema=ErrorSchema, description="Another currency is already set (Meta never changes it)")
 @blp.alt_response(422, schema=ErrorSchema, description="Not an ISO 4217 code")
 def put_currency(body: dict[str, Any], _query: dict[str, Any], waba_id: str):
-    """Set the WABA's billing currency once; its sends are then priced in it unless context.currency says otherwise."""
-    return pricing.set_currency(waba_or_404(waba_id), body["currency"], "API")
+    """Set the WABA's billing currency once; its sends are then priced in it unless context.currency says otherwise.
+    `notes` says when they cannot be priced from a rate card (none is in the currency yet)."""
+    return pricing.set_currency(waba_or_404(waba_id), body["currency"], "API", policy().rulebook.rates)
 
 
 @blp.route("/wabas/<string:waba_id>/billing-currency", methods=["GET"])
@@ -53,7 +58,7 @@ def put_currency(body: dict[str, Any], _query: dict[str, Any], waba_id: str):
 @blp.alt_response(404, schema=ErrorSchema, description="No currency set for this WABA")
 def get_currency(_query: dict[str, Any], waba_id: str):
     """The WABA's billing currency, when and how it was set."""
-    return pricing.currency(waba_or_404(waba_id))
+    return pricing.currency(waba_or_404(waba_id), policy().rulebook.rates)
 
 
 @blp.route("/costs/forecast", methods=["POST"])
@@ -149,10 +154,9 @@ class AnalyticsQuerySchema(RefusesNul, Schema):
 @blp.alt_response(200, schema={"type": "object"}, success=True,
                   description="{waba_id, new, updated, unchanged, points}: importing it again changes nothing")
 @blp.alt_response(400, schema=ErrorSchema, description="Not JSON")
+@blp.alt_response(415, schema=ErrorSchema, description="Not sent as application/json, or compressed")
 @blp.alt_response(422, schema=ErrorSchema, description="Not Meta's pricing_analytics shape, by field path")
 def post_pricing_analytics(query: dict[str, Any]):
     """Import Meta's pricing analytics for a WABA (cost in the WABA's currency): the bill the cost report shows."""
-    if not request.is_json:
-        abort(415, message="send the body as JSON, with Content-Type: application/json",
-              errors={"headers.Content-Type": [f"must be application/json, got {request.mimetype or 'none'}"]})
+    require_json(request)  # as every JSON body: a compressed one is a 415 too, not read as broken JSON
     return analytics.import_analytics(request.get_data(cache=True), query["waba_id"])
