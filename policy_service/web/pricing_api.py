@@ -65,14 +65,18 @@ def get_currency(_query: dict[str, Any], waba_id: str):
 @blp.arguments(ForecastSchema, error_status_code=422)
 @blp.arguments(NO_QUERY, location="query", error_status_code=422, unknown=RAISE)
 @blp.alt_response(200, schema={"type": "object"}, success=True, description=(
-    "{total, currency, at, lines: [{line, country, market, category, count, free_entry_point, amount, rate, tiers, "
-    "free, rate_card}], unpriced: [{line, country, category, count, free_entry_point, reason, free}], "
-    "volume_sources, volume_note, service_messages_this_month, notes}; decimal strings. `free` (null for a "
-    "category no allowance counts): {count, rule, because, charged_rule, by_window: [{window, messages, count, "
-    "rule, because, charged_rule}]}, the messages the rules leave free (from October 2026 the first 1,000 "
+    "{total, currency, at, lines: [{line, country, market, category, count, free_entry_point, "
+    "customer_service_window, amount, rate, tiers, free, denied, rate_card}], unpriced: [{line, country, category, "
+    "count, free_entry_point, customer_service_window, reason, free, denied}], volume_sources, volume_note, "
+    "service_messages_this_month, notes}; decimal strings. `free` (null when no window of the line is listed: a "
+    "template line charged in full outside both windows, a line the rules are not asked about): {count, rule, "
+    "because, charged_rule, by_window: [{window, messages, count, rule, because, charged_rule}]}, the messages the "
+    "rules leave free (from October 2026 the first 1,000 "
     "service messages of a phone number a month, PMP26-1.free-allowance; inside a free entry point window, "
-    "FEP-3), counted on from service_messages_this_month across the service lines; `notes`: what the forecast "
-    "assumes"))
+    "FEP-3; a utility template inside an open customer service window until 2026-09-30, PMP-3), counted on from "
+    "service_messages_this_month across the service lines; `denied` (null when none): {count, rule, because, "
+    "by_window: [{window, count, rule, because}]}, the messages the rules deny (MKT-4: marketing to US numbers), "
+    "neither priced nor in the total (a line denied in full is unpriced); `notes`: what the forecast assumes"))
 @blp.alt_response(422, schema=ErrorSchema, description="A bad line, date or currency, by field path")
 def post_forecast(body: dict[str, Any], _query: dict[str, Any]):
     """What lines of messages will cost on a day: each line at its market's card rate, volume tiers continuing
