@@ -2,7 +2,9 @@
 
 Environment: PORT (8000), HOST (0.0.0.0), PROMETHEUS_MULTIPROC_DIR, and the service's settings
 (policy_service.config, validated before anything starts): POLICY_WORKERS or WEB_CONCURRENCY (CPU count),
-POLICY_THREADS, POLICY_TIMEOUT (30 s), POLICY_KEEPALIVE, POLICY_PRELOAD (true); POLICY_LOG_WRITER (true): false
+POLICY_THREADS, POLICY_TIMEOUT (30 s), POLICY_KEEPALIVE, POLICY_PRELOAD (true), POLICY_HEADER_TIMEOUT (5 s: a
+request's head must arrive within it) and POLICY_BODY_TIMEOUT (10 s: the most a client may pause sending its body
+or taking its answer; both answered 408 and the connection closed); POLICY_LOG_WRITER (true): false
 makes each worker commit its own decision-log rows instead of handing them to the master's writer (to compare both);
 POLICY_DECISION_LOG_SYNC_SECONDS (0.1): how soon the master's writer forces its commits to disk (0: each one).
 `kill -HUP <master pid>` reloads the rules: the master reads and publishes them (policy_service/service/fleet.py),
@@ -19,6 +21,7 @@ from pathlib import Path
 from policy_service.config import SettingsError, load_settings
 from policy_service.web import server_errors
 from policy_service.web.logs import LOGCONFIG
+from policy_service.web.worker import BalancedThreadWorker
 
 try:
     settings = load_settings()
@@ -35,12 +38,16 @@ workers = settings.workers or int(os.environ.get("WEB_CONCURRENCY") or multiproc
 # Threads are for waiting clients, not for speed: a sync worker is held by one idle or slow connection
 # (two idle TCP connections stalled /healthz 30 s). gthread waits for a request's first bytes in a thread
 # for at most 5 s, then parks the connection in its poller without a thread, and closes a connection idle
-# for `keepalive` seconds; one slow (trickling) client holds one thread, so POLICY_THREADS bounds them.
+# for `keepalive` seconds; a slow (trickling) client holds one thread for at most the client timeouts below.
 # Behind the internet, a buffering proxy should take slow clients off the workers (README, production).
 # gthread, except that a worker takes a new connection only after the less loaded workers of the host had their
 # chance (policy_service/web/worker.py): plain gthread gave one worker all 4 connections of 4 keep-alive clients
 # in 35–55 % of tries, leaving the other core idle.
 worker_class = "policy_service.web.worker.BalancedThreadWorker"
+# gthread reads a request with no timeout once its first bytes came: threads + 1 clients stalled mid-head or
+# mid-body held every thread for good. The worker times the head out after header_timeout, a body or an answer
+# without progress for body_timeout (408 in the JSON error shape, the connection closed, the thread freed).
+BalancedThreadWorker.client_timeouts(header=settings.header_timeout, body=settings.body_timeout)
 threads = settings.threads
 timeout = settings.timeout
 graceful_timeout = 30

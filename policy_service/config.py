@@ -190,6 +190,11 @@ class Settings(BaseSettings):
     timeout: PositiveInt = 30
     keepalive: PositiveInt = 5
     preload: bool = True
+    # gunicorn's workers (web/worker.py): seconds a request's head (request line and headers) may take to arrive,
+    # from the worker starting to read it, and seconds the socket may go without progress once the head is read
+    # (each read of the body, each write of the answer); then 408 and the connection is closed.
+    header_timeout: PositiveFloat = 5.0
+    body_timeout: PositiveFloat = 10.0
 
     @field_validator("api_key_hashes", mode="before")
     @classmethod

@@ -209,3 +209,18 @@ def test_compose_and_the_readme_image_section_pass_the_role_keys_and_the_secret_
     readme = (ROOT / "README.md").read_text()
     image = readme[readme.index("### The image"):readme.index("### The wheel")]
     assert "`POLICY_API_KEYS`" in image and "`POLICY_SECRET_KEY`" in image and "operator" in image
+
+
+@pytest.mark.parametrize(("given", "problem"), [("soon", "valid number"), ("0", "greater than 0"),
+                                                ("-1", "greater than 0")])
+def test_client_timeouts_must_be_positive_seconds(monkeypatch, given, problem):
+    """POLICY_HEADER_TIMEOUT and POLICY_BODY_TIMEOUT are seconds above 0 (a fraction allowed): anything else stops
+    the start naming the variable; unset, 5 s for the head and 10 s for the body."""
+    assert (load_settings().header_timeout, load_settings().body_timeout) == (5.0, 10.0)
+    monkeypatch.setenv("POLICY_BODY_TIMEOUT", "2.5")
+    assert load_settings().body_timeout == 2.5
+    for variable in ("POLICY_HEADER_TIMEOUT", "POLICY_BODY_TIMEOUT"):
+        monkeypatch.setenv(variable, given)
+        with pytest.raises(SettingsError, match=rf"{variable}='{re.escape(given)}': .*{problem}"):
+            load_settings()
+        monkeypatch.delenv(variable)

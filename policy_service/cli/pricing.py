@@ -28,11 +28,14 @@ def waba() -> None:
 @database_url_option
 def waba_currency(waba_id: str, currency: str | None, database_url: str | None) -> None:
     """Show the WABA's billing currency, or set it once (an ISO 4217 code such as BRL; one no rate card is in is set,
-    and its sends are unpriced, saying why). A code that is not ISO 4217's is refused as the API refuses it."""
+    and its sends are unpriced, saying why). A code that is not ISO 4217's is refused as the API refuses it. Prints
+    the API's JSON body; its notes (no rate card is in the currency yet) also on stderr, as `note: ...`."""
     svc = service(database_url)
     known: dict[str, Any] = svc.set_billing_currency(waba_id, currency, source="CLI") if currency else \
         svc.billing_currency(waba_id)
     click.echo(json.dumps(known))
+    for note in known["notes"]:
+        click.echo(f"note: {note}", err=True)
 
 
 @click.command("forecast")

@@ -31,9 +31,8 @@ def reconcile(phone_number_id: str | None, contact: str | None, database_url: st
     try:  # the filters as GET /v1/reconciliation reads them (a contact that is no one's is refused, not empty)
         filters = RECONCILIATION_QUERY.load({name: value for name, value in (
             ("phone_number_id", phone_number_id), ("contact", contact)) if value is not None})
-    except ValidationError as error:
-        name, messages = next(iter(error.normalized_messages().items()))
-        raise click.BadParameter(" ".join(messages), param_hint=f"--{name.replace('_', '-')}") from None
+    except ValidationError as error:  # a usage error naming the option (Commands.invoke: cli.errors.bad_value)
+        raise ServiceError.invalid(error.messages) from None
     svc = service(database_url)
     # Every comparison (the HTTP API and PolicyService.reconcile answer one page of them).
     report = reports.reconcile(svc.policy, phone_number_id=filters.get("phone_number_id"),

@@ -46,9 +46,14 @@ class ForecastLineSchema(RefusesNul, RequestSchema):
     count = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10**12))
     free_entry_point = fields.Integer(strict=True, validate=validate.Range(min=0, max=10**12), metadata={
         "description": "of count, the messages sent inside a free entry point window (72 hours from the business's "
-                       "reply to a user who wrote from a click-to-WhatsApp ad or a Facebook Page call-to-action); "
-                       "the rest: a service line's inside an open customer service window, a template line's outside "
-                       "any window. Service, marketing, utility and authentication lines (default 0)"})
+                       "reply to a user who wrote from a click-to-WhatsApp ad or a Facebook Page call-to-action), "
+                       "decided there by the rules. Service, marketing, utility and authentication lines (default 0)"})
+    customer_service_window = fields.Integer(strict=True, validate=validate.Range(min=0, max=10**12), metadata={
+        "description": "of count, the messages sent inside an open customer service window (24 hours from the "
+                       "user's last message), decided there by the rules; with free_entry_point at most count, the "
+                       "rest outside both windows. Service lines (default: all not in a free entry point window, a "
+                       "free-form message being sent inside a window), marketing, utility and authentication lines "
+                       "(default 0)"})
 
     @validates_schema
     def one_place(self, data: dict[str, Any], **_: Any) -> None:
@@ -57,10 +62,17 @@ class ForecastLineSchema(RefusesNul, RequestSchema):
 
     @validates_schema
     def within_count(self, data: dict[str, Any], **_: Any) -> None:
-        # More messages in a window than in the line would price a negative number of the others.
-        if data.get("free_entry_point", 0) > data.get("count", 0) >= 1:
-            raise ValidationError(f"at most count ({data['count']}): these are some of the line's messages",
+        # More messages in the windows than in the line would price a negative number of the others.
+        count = data.get("count", 0)
+        if count < 1:
+            return
+        if data.get("free_entry_point", 0) > count:
+            raise ValidationError(f"at most count ({count}): these are some of the line's messages",
                                   "free_entry_point")
+        if "customer_service_window" in data and data.get("free_entry_point", 0) + data["customer_service_window"] \
+                > count:
+            raise ValidationError(f"with free_entry_point ({data.get('free_entry_point', 0)}) at most count ({count}): "
+                                  "these are some of the line's other messages", "customer_service_window")
 
 
 class ForecastSchema(RefusesNul, RequestSchema):

@@ -15,6 +15,11 @@ gives `charge_of`, the charge the rules decide for such a message in a window af
 month, and those lines continue one count (the allowance is per phone number, not per market). `Answers` is the
 one place that reads those answers as an allowance reads (free up to some count, charged after it), so it asks
 about 2·log2(count) questions a line, not one per message. No threshold is written here: the rules answer.
+
+Messages the rules deny (a marketing template to a United States number, MKT-4; a free-form message outside any
+window) are not delivered: they are neither priced nor counted (toward the tiers or the allowance), and the line
+says which rule denies them and why (ForecastLine.denied); a line whose every message is denied has no amount.
+Which messages are denied is the rules' answer too: no rule id is written here.
 """
 
 from __future__ import annotations
@@ -49,20 +54,37 @@ class Segment:
         return self.rate * self.count
 
 
-# Where a line's messages are sent, as the rules tell them apart (a line says how many are in the second).
+# Where a line's messages are sent, as the rules tell them apart (a line says how many are in each of the first two;
+# the rest are outside both).
 CUSTOMER_SERVICE_WINDOW = "customer_service_window"
 FREE_ENTRY_POINT = "free_entry_point"
+OUTSIDE_WINDOWS = "outside_windows"
 
 
 @dataclass(frozen=True)
 class RuledCharge:
     """What the rules decide for one message: billable or not, the determining charge rule, its sentence, and the
-    pricing category of the charge (None: not said; such a message is taken to count toward the allowance)."""
+    pricing category of the charge (None: not said; such a message is taken to count toward the allowance); or,
+    `denied`, that the rules deny the send: `rule` the denying rule(s), `because` their sentence(s), never billable."""
 
     billable: bool
     rule: str
     because: str
     category: str | None = None
+    denied: bool = False
+
+
+@dataclass(frozen=True)
+class Denied:
+    """Messages of a line the rules deny (not delivered: not priced, not counted): how many, the denying rule(s) and
+    their sentence (those of the first denied window), and, for a whole line, its runs by window (each a Denied of
+    one window)."""
+
+    count: int
+    rule: str
+    because: str
+    window: str = OUTSIDE_WINDOWS
+    runs: tuple[Denied, ...] = ()
 
 
 # The charge for a message of a counted category after `n` of them this month; None when the rules decide none.
@@ -88,13 +110,21 @@ class Free:
 
 class Line(NamedTuple):
     """A requested line: messages of `category` to `country` (ISO 3166 alpha-2), `free_entry_point` of them sent
-    inside a free entry point window and the rest inside an open customer service window (a free-form message
-    can be sent nowhere else; template lines are priced as charged, wherever sent)."""
+    inside a free entry point window, `customer_service_window` of them inside an open customer service window
+    (None: an `allowance` line's every other message, a free-form message being sent inside a window; any other
+    line's none), the rest outside both."""
 
     country: str
     category: str
     count: int
     free_entry_point: int = 0
+    customer_service_window: int | None = None
+
+    def in_window(self, allowance: tuple[str, ...]) -> int:
+        """How many messages are sent inside an open customer service window (the default resolved)."""
+        if self.customer_service_window is not None:
+            return self.customer_service_window
+        return self.count - self.free_entry_point if self.category in allowance else 0
 
 
 @dataclass(frozen=True)
@@ -111,13 +141,18 @@ class ForecastLine:
     reason: str = ""
     free: Free | None = None  # messages the rules leave free (a monthly allowance, a window), not charged
     free_entry_point: int = 0  # of `count`, those sent inside a free entry point window
+    customer_service_window: int = 0  # of `count`, those sent inside an open customer service window
+    denied: Denied | None = None  # messages the rules deny: not delivered, so neither priced nor counted
 
     @property
     def amount(self) -> Decimal | None:
-        """The line's cost (0 when the rules leave every message free), or None when it has none."""
+        """The line's cost (0 when the rules leave every delivered message free), or None when it has none (no card
+        prices it, or the rules deny every message of it)."""
         if self.segments:
             return sum((s.amount for s in self.segments), Decimal("0"))
-        return Decimal("0") if self.free is not None and self.free.count == self.count else None
+        denied = self.denied.count if self.denied else 0
+        free = self.free.count if self.free else 0
+        return Decimal("0") if denied < self.count and free + denied == self.count else None
 
 
 @dataclass(frozen=True)
@@ -146,20 +181,25 @@ class Forecast:
 
 def forecast(lines: list[tuple[str, str, int]] | list[Line], *, day: date, currency: str, rates: RateBook,
              volumes: dict[tuple[str, str], int] | None = None, allowance: tuple[str, ...] = (),
-             windowed: tuple[str, ...] = (), allowance_before: int = 0,
+             windowed: tuple[str, ...] = (), checked: tuple[str, ...] = (), allowance_before: int = 0,
              charge_of: Callable[[str, str, str, int], RuledCharge | None] | None = None) -> Forecast:
     """Price `lines` (Line, or tuples of country ISO 3166 alpha-2, pricing category, message count) delivered on
     `day`.
 
     `volumes` maps (market, card column) to the billable messages already counted this month (missing:
     0); it is not modified. `charge_of(country, category, window, n)` is the rules' charge of a message of
-    `category` sent in `window` (CUSTOMER_SERVICE_WINDOW or FREE_ENTRY_POINT) after n counted this month; the
-    messages it leaves free are not charged (ForecastLine.free). Lines of an `allowance` category (the rules'
-    service_messages_count_categories) are asked in both windows and continue one monthly count from
-    `allowance_before`: a line's free entry point messages come first in that count, and count when the rules give
-    them a counted category, so the allowance they use is not left for the line's other messages (of the orders
-    they may be sent in, the one that costs most). Lines of a `windowed` category (templates) are asked about their
-    free entry point messages only; the rest are priced as charged. Returns every line, priced or with its reason.
+    `category` sent in `window` (FREE_ENTRY_POINT, CUSTOMER_SERVICE_WINDOW or OUTSIDE_WINDOWS) after n counted this
+    month, or their denial (RuledCharge.denied); each window of a line with messages in it is asked once about its
+    first message. Denied messages are neither priced nor counted (ForecastLine.denied); the ones the rules leave
+    free are not charged (ForecastLine.free). Lines of an `allowance` category (the rules'
+    service_messages_count_categories) continue one monthly count from `allowance_before`: a line's free entry point
+    messages come first in that count, then its customer service window messages, and each counts when the rules
+    give it a counted category, so the allowance they use is not left for the line's other messages (of the orders
+    they may be sent in, the one that costs most). Lines of a `windowed` category (templates) are asked as after 0
+    (no monthly count decides a template's charge); a run outside both windows the rules charge in full is priced
+    as charged (not listed in `free`). Lines of a `checked` category are asked only whether the rules deny them (a
+    line does not say enough of such a send to price it by the rules: it is priced as charged). Returns every line,
+    priced or with its reason.
     """
     counted = dict(volumes or {})
     answers: dict[tuple[str, str, str], Answers] = {}
@@ -172,32 +212,41 @@ def forecast(lines: list[tuple[str, str, int]] | list[Line], *, day: date, curre
         return answers[country, category, window]
 
     result = []
-    for index, line in enumerate(lines):
-        country, category, count, in_entry_point = Line(*line)
-        free = None
-        if category in allowance and charge_of is not None:
-            runs = []
-            for window, size in ((FREE_ENTRY_POINT, in_entry_point), (CUSTOMER_SERVICE_WINDOW, count - in_entry_point)):
-                run = answers_for(country, category, window).free(allowance_before, size) if size else None
-                if run is not None:
+    for index, raw in enumerate(lines):
+        line = Line(*raw)
+        country, category, count, in_entry_point = line.country, line.category, line.count, line.free_entry_point
+        in_window = line.in_window(allowance)
+        runs: list[Free] = []
+        denials: list[Denied] = []
+        if charge_of is not None and category in (*allowance, *windowed, *checked):
+            counts = category in allowance
+            for window, size in ((FREE_ENTRY_POINT, in_entry_point), (CUSTOMER_SERVICE_WINDOW, in_window),
+                                 (OUTSIDE_WINDOWS, count - in_entry_point - in_window)):
+                if not size:
+                    continue
+                asked = answers_for(country, category, window)
+                before = allowance_before if counts else 0
+                first = asked.exact(before)
+                if first is not None and first.denied:  # not delivered: not priced, not counted
+                    denials.append(Denied(size, first.rule, first.because, window))
+                    continue
+                run = asked.free(before, size) if category not in checked else None
+                if run is not None and (counts or window != OUTSIDE_WINDOWS or run.count):
                     runs.append(replace(run, window=window, messages=size))
-                if run is None or run.category is None or run.category in allowance:
+                if counts and (run is None or run.category is None or run.category in allowance):
                     allowance_before += size
-            free = _line_free(runs)
-        elif category in windowed and in_entry_point and charge_of is not None:
-            # no monthly count decides a template's charge: the window does (asked after 0, whatever the month)
-            run = answers_for(country, category, FREE_ENTRY_POINT).free(0, in_entry_point)
-            free = _line_free([replace(run, window=FREE_ENTRY_POINT, messages=in_entry_point)] if run else [])
+        free, denied = _line_free(runs), _line_denied(denials)
+        kept = dict(free=free, free_entry_point=in_entry_point, customer_service_window=in_window, denied=denied)
         first = price_charge(billable=True, pricing_model="PMP", category=category, opens_conversation=False,
                              day=day, country=country, context={"currency": currency}, rates=rates)
-        if free is not None and free.count == count:  # the rules leave them all free: nothing to price
-            result.append(ForecastLine(index, country, category, count, first, free=free,
-                                       free_entry_point=in_entry_point))
+        charged = count - (free.count if free else 0) - (denied.count if denied else 0)
+        if not charged:  # the rules leave every delivered message free, or deny them all: nothing to price
+            reason = "" if denied is None or denied.count < count else (
+                f"not delivered: the rules deny every message of the line ({denied.rule}: {denied.because})")
+            result.append(ForecastLine(index, country, category, count, first, reason=reason, **kept))
             continue
-        charged = count - (free.count if free else 0)
         if not first.known:
-            result.append(ForecastLine(index, country, category, count, first, reason=first.reason, free=free,
-                                       free_entry_point=in_entry_point))
+            result.append(ForecastLine(index, country, category, count, first, reason=first.reason, **kept))
             continue
         column = first.column or category
         key = (first.market or "", column)
@@ -208,8 +257,7 @@ def forecast(lines: list[tuple[str, str, int]] | list[Line], *, day: date, curre
         if steps:
             segments = _segments(steps, before, charged)
         elif rates.tiered_on(day, column) and before + charged > 1:
-            result.append(ForecastLine(index, country, category, count, first, volume_before=before, free=free,
-                                       free_entry_point=in_entry_point, reason=(
+            result.append(ForecastLine(index, country, category, count, first, volume_before=before, **kept, reason=(
                 f"Meta discounts {column} by monthly volume, but rate card {card.id} has no {currency} volume "
                 f"tiers for {first.market}: messages {before + 1:,}-{before + charged:,} of the month may be "
                 f"discounted; at the list rate {first.amount} {currency} they cost at most "
@@ -218,9 +266,16 @@ def forecast(lines: list[tuple[str, str, int]] | list[Line], *, day: date, curre
         else:
             segments = (Segment(None, before + 1, before + charged, first.amount),)
         counted[key] = before + charged
-        result.append(ForecastLine(index, country, category, count, first, segments, before, free=free,
-                                   free_entry_point=in_entry_point))
+        result.append(ForecastLine(index, country, category, count, first, segments, before, **kept))
     return Forecast(currency, day, tuple(result))
+
+
+def _line_denied(runs: list[Denied]) -> Denied | None:
+    """A line's denied messages from its runs by window (None: none denied); the rule and sentence named are the
+    first run's."""
+    if not runs:
+        return None
+    return Denied(sum(run.count for run in runs), runs[0].rule, runs[0].because, runs[0].window, tuple(runs))
 
 
 def _line_free(runs: list[Free]) -> Free | None:
@@ -258,7 +313,7 @@ class Answers:
             found = self._asked[n] = self._ask(n)
             if found is not None and found.billable:
                 self._lowest_charged = n if self._lowest_charged is None else min(self._lowest_charged, n)
-            elif found is not None:
+            elif found is not None and not found.denied:  # a denied message is not delivered: not free
                 self._highest_free = n if self._highest_free is None else max(self._highest_free, n)
         return self._asked[n]
 
@@ -270,14 +325,15 @@ class Answers:
         if self._lowest_charged is not None and n >= self._lowest_charged:
             return False
         found = self.exact(n)
-        return found is not None and not found.billable
+        return found is not None and not found.billable and not found.denied
 
     def free(self, before: int, count: int) -> Free | None:
         """How many of messages before+1..before+count of the month the rules leave free: the first and the last
         asked exactly, the count between found by halving the range (about 2·log2(count) questions, not one per
-        message). None when the rules decide no charge for the first of them."""
+        message). None when the rules decide no charge for the first of them, or deny it (forecast lists denied
+        messages apart, reading the denial off the first message of a window: no rule denies by the month's count)."""
         first = self.exact(before)
-        if first is None:
+        if first is None or first.denied:
             return None
         if first.billable:
             return Free(0, first.rule, first.because, first.rule, category=first.category)

@@ -5,14 +5,17 @@ The request is contract.pricing.FORECAST; the answer `{total, currency, at, line
 priced line its rate(s), tier segments and card, and each unpriced line its reason. Amounts are decimal
 strings in the one currency asked for (or the WABA's); nothing is converted.
 
-Messages the rules leave free are not charged, by the rules in force at `at`: each service line (the
-categories of `service_messages_count_categories`, rules PMP26-1) is decided message by message as the decision
-pipeline decides a free-form message to the line's country (a business-scoped user ID of that country, the way
-the rules read a recipient's country without a number) after n such messages this month (from the request's
-`service_messages_this_month`, default 0; the lines continue one count, the allowance being per phone number):
-the line's `free_entry_point` messages inside a free entry point window (FEP-3), the rest inside an open customer
-service window. Its `free` says how many are free, by which rules, window by window; `notes` says what the
-forecast assumes where the request cannot say (the order within a line, template lines' windows).
+Every line is asked of the rules in force at `at` as the decision pipeline decides a send to the line's country (a
+number of it, or for a code no number is of, a recipient the rules read as of an unknown country), in each window
+the line's messages are sent in: its `free_entry_point` messages inside a free entry point window (FEP-3), its
+`customer_service_window` messages inside an open customer service window (a service line's default: all the
+others), the rest outside both. Messages the rules deny (MKT-4: marketing templates to United States numbers) are
+not delivered: not priced, not counted, the line's `denied` naming the rule and its sentence (a line denied in full
+is unpriced). Messages the rules leave free are not charged: each service line (the categories of
+`service_messages_count_categories`, rules PMP26-1) is decided after n such messages this month (from the request's
+`service_messages_this_month`, default 0; the lines continue one count, the allowance being per phone number), a
+template line as after none. Its `free` says how many are free, by which rules, window by window; `notes` says what
+the forecast assumes where the request cannot say (the order within a line, the windows, what was not asked).
 """
 
 from __future__ import annotations
@@ -23,10 +26,14 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import phonenumbers
+
 from ..core.evaluate import evaluate
 from ..core.forecast import (
     CUSTOMER_SERVICE_WINDOW,
     FREE_ENTRY_POINT,
+    OUTSIDE_WINDOWS,
+    Denied,
     Forecast,
     ForecastLine,
     Free,
@@ -36,7 +43,7 @@ from ..core.forecast import (
 )
 from ..core.identities import recipient_contact
 from ..core.messages import DecisionRequest, Message, Send, Template
-from ..core.vocabulary import TEMPLATE_CATEGORIES
+from ..core.vocabulary import TEMPLATE_CATEGORIES, is_group_category
 from ..store import billing
 from .decisions import Policy
 from .errors import ServiceError
@@ -46,7 +53,8 @@ from .pricing import month_volume, require_rate_card
 def forecast_costs(policy: Policy, request: dict[str, Any]) -> dict[str, Any]:
     """The forecast for a request loaded by contract.pricing.FORECAST. Raises ServiceError 422 naming currency when
     none is given and the WABA has none set, or when no rate card is in it (given or the WABA's), and naming
-    lines.N.free_entry_point for a line whose category the rules are not asked about window by window."""
+    lines.N.free_entry_point or lines.N.customer_service_window for a line whose category the rules are not asked
+    about window by window."""
     rates = policy.rulebook.rates
     at = request["at"]
     zone = request.get("waba_timezone") or "UTC"
@@ -64,8 +72,8 @@ def forecast_costs(policy: Policy, request: dict[str, Any]) -> dict[str, Any]:
     counted_categories = policy.rulebook.parameters.get("service_messages_count_categories")
     allowance = tuple(counted_categories.value) if counted_categories else ()
     lines = [Line(line.get("country") or recipient_contact(line["to"]).region, line["category"], line["count"],
-                  line.get("free_entry_point", 0)) for line in request["lines"]]
-    _refuse_entry_points_the_rules_are_not_asked(lines, (*allowance, *WINDOWED_TEMPLATES))
+                  line.get("free_entry_point", 0), line.get("customer_service_window")) for line in request["lines"]]
+    _refuse_windows_the_rules_are_not_asked(lines, (*allowance, *WINDOWED_TEMPLATES))
     volumes: dict[tuple[str, str], int] = {}
     sources: dict[str, str] = {}
     if waba_id:
@@ -80,74 +88,128 @@ def forecast_costs(policy: Policy, request: dict[str, Any]) -> dict[str, Any]:
             if counted is not None:
                 volumes[(market, column)], sources[f"{market} {column}"] = counted
     already = request.get("service_messages_this_month", 0)
+    stand_ins = {country: _stand_in(country) for country in {line.country for line in lines}}
     result = forecast(lines, day=day, currency=currency, rates=rates, volumes=volumes, allowance=allowance,
-                      windowed=WINDOWED_TEMPLATES, charge_of=rules_charges(policy, at, zone, allowance),
-                      allowance_before=already)
+                      windowed=WINDOWED_TEMPLATES, checked=CHECKED_TEMPLATES, allowance_before=already,
+                      charge_of=rules_charges(policy, at, zone, allowance, stand_ins))
     return {**forecast_json(result, at.isoformat(), sources, waba_id), "service_messages_this_month": already,
-            "waba_timezone": zone, "notes": _notes(lines, allowance)}
+            "waba_timezone": zone, "notes": _notes(result, allowance, stand_ins)}
 
 
-# Template lines whose free entry point messages the rules are asked about: a Cloud API template of the line's own
-# category (Meta's vocabulary). marketing_lite (Marketing Messages API), authentication-international (an eligible
-# business's) and the Groups API's categories need more of the send than a line says.
+# Template lines whose messages the rules are asked about window by window: a Cloud API template of the line's own
+# category (Meta's vocabulary).
 WINDOWED_TEMPLATES = tuple(sorted(category for category, template in TEMPLATE_CATEGORIES.items()
                                   if category == template))
+# Template lines the rules are asked only whether they deny (a marketing template through the Marketing Messages API,
+# an authentication template): what they are charged needs more of the send than a line says (an eligible business,
+# the API's own window rules), so they are priced as charged. The Groups API's lines are not asked: a line names a
+# country, not a group and its participants.
+CHECKED_TEMPLATES = tuple(sorted(category for category in TEMPLATE_CATEGORIES
+                                 if category not in WINDOWED_TEMPLATES and not is_group_category(category)))
+# A line's counts of messages by window, as the request names them (the rest are outside both windows).
+WINDOW_FIELDS = {FREE_ENTRY_POINT: "free entry point", CUSTOMER_SERVICE_WINDOW: "customer service window"}
 
 
-def _refuse_entry_points_the_rules_are_not_asked(lines: list[Line], asked: tuple[str, ...]) -> None:
-    """A 422 naming lines.N.free_entry_point for a line whose free entry point messages the rules are not asked about:
-    they would be charged without a word."""
-    errors = {f"lines.{index}.free_entry_point": [
-        f"the rules are asked about free entry point messages of {', '.join(asked)} lines only; a {line.category} "
-        "line is priced as charged wherever it is sent: leave its free entry point messages out of count"]
-        for index, line in enumerate(lines) if line.free_entry_point and line.category not in asked}
+def _refuse_windows_the_rules_are_not_asked(lines: list[Line], asked: tuple[str, ...]) -> None:
+    """A 422 naming lines.N.free_entry_point or lines.N.customer_service_window for a line whose messages the rules
+    are not asked about window by window: they would be charged without a word."""
+    errors = {f"lines.{index}.{field}": [
+        f"the rules are asked about {words} messages of {', '.join(asked)} lines only; a {line.category} "
+        f"line is priced as charged wherever it is sent: leave its {words} messages out of count"]
+        for index, line in enumerate(lines) if line.category not in asked
+        for field, words in WINDOW_FIELDS.items() if getattr(line, field)}
     if errors:
         raise ServiceError(422, f"invalid request: {next(iter(errors))}: not asked of the rules by window", errors)
 
 
-def _notes(lines: list[Line], allowance: tuple[str, ...]) -> list[str]:
+def _stand_in(country: str) -> str:
+    """Whom the rules are asked about for a line to `country`: a number of that country (libphonenumber's example,
+    a mobile one where it has one: the rules read its region and calling code as a real recipient's), else, for a
+    code no number is of (AQ), `AQ.forecast`, which the rules read as a recipient of an unknown country (ZZ)."""
+    example = (phonenumbers.example_number_for_type(country, phonenumbers.PhoneNumberType.MOBILE)
+               or phonenumbers.example_number(country))
+    if example is None:
+        return f"{country}.forecast"
+    return phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _notes(result: Forecast, allowance: tuple[str, ...], stand_ins: dict[str, str]) -> list[str]:
     """What the forecast assumes where the request cannot say, one sentence each (none for a case not in it)."""
     notes = []
+    lines = result.lines
     if any(line.category in allowance for line in lines):
         notes.append(
             f"{'/'.join(allowance)} lines: the messages a line gives as free_entry_point are decided as sent inside a "
-            "free entry point window, the rest inside an open customer service window (a free-form message can be "
-            "sent nowhere else); in the month's count a line's free entry point messages come first and count when "
+            "free entry point window, those it gives as customer_service_window (default: all the others, a "
+            "free-form message being sent inside a window) inside an open customer service window, any others "
+            "outside both; in the month's count a line's free entry point messages come first and count when "
             "the rules give them a counted category, so the allowance they use is not left for the others (of the "
             "orders they may be sent in, the one that costs most).")
-    if any(line.category not in allowance for line in lines):
+    if any(line.category in WINDOWED_TEMPLATES for line in lines):
         notes.append(
             "Template lines: the messages a line gives as free_entry_point are decided as sent inside a free entry "
-            "point window; the rest are priced as charged, as if delivered outside any customer service or free "
-            "entry point window: one the rules in force leave free where it is sent costs nothing, so each amount is "
-            "at most what the line costs.")
+            "point window, those it gives as customer_service_window inside an open customer service window, and "
+            "the rest as delivered outside both (default: all of them): one the rules in force leave free where it "
+            "is sent but the line does not place there is priced as charged, so each amount is at most what the "
+            "line costs.")
+    if any(line.category in CHECKED_TEMPLATES for line in lines):
+        notes.append(
+            f"{'/'.join(CHECKED_TEMPLATES)} lines: the rules are asked only whether they deny such a template "
+            "outside any window; the rest of what decides its charge is more of the send than a line says, so it "
+            "is priced as charged.")
+    asked = (*allowance, *WINDOWED_TEMPLATES, *CHECKED_TEMPLATES)
+    if unasked := sorted({line.category for line in lines if line.category not in asked}):
+        notes.append(
+            f"{', '.join(unasked)} lines: the rules are not asked about them (a line does not say enough of such a "
+            "send): they are priced as charged, and a rule that would deny them is not seen.")
+    if denied := [line for line in lines if line.denied]:
+        notes.append(
+            "Messages the rules deny are not delivered: they are not priced, not counted toward the volume tiers or "
+            "the allowance, and not in the total; a line denied in full is listed as unpriced. "
+            + "; ".join(f"Line {line.index + 1}: {line.denied.count:,} denied by {line.denied.rule}"
+                        for line in denied) + ".")
+    if unplaced := sorted(country for country, stand_in in stand_ins.items() if not stand_in.startswith("+")):
+        notes.append(
+            f"{', '.join(unplaced)}: no phone number is of this country, so the rules read its lines' recipient as "
+            "of an unknown country (ZZ): a rule about the recipient's country does not see it.")
     return notes
 
 
-def rules_charges(policy: Policy, at: datetime, zone: str = "UTC",
-                  allowance: tuple[str, ...] = ()) -> Callable[[str, str, str, int], RuledCharge | None]:
+def rules_charges(policy: Policy, at: datetime, zone: str = "UTC", allowance: tuple[str, ...] = (),
+                  stand_ins: dict[str, str] | None = None) -> Callable[[str, str, str, int], RuledCharge | None]:
     """The rules' charge of a message of `category` (an `allowance` category: a free-form message; else an approved
-    template of that category) to a recipient in `country` at `at` (WABA time zone `zone`), sent in `window`
-    (core.forecast CUSTOMER_SERVICE_WINDOW: the user wrote a minute before; FREE_ENTRY_POINT: the user wrote from
-    an ad two hours before and the business's free-form reply an hour before opened the free entry point window,
-    the customer service window open too), after n counted messages this month: the decision pipeline's engine on
-    the rule files, asked as `(country, category, window, n)`. The recipient is a business-scoped user ID of the
-    country (`BR.forecast`): the rules read its country from the prefix as they read a number's, so no sample
-    number is needed (a code no number can be in, AQ, reads as an unknown country, ZZ). Each call asks the rules;
+    template of its Meta category, through the Marketing Messages API for marketing_lite) to a recipient in
+    `country` at `at` (WABA time zone `zone`), sent in `window` (core.forecast OUTSIDE_WINDOWS: the user never
+    wrote; CUSTOMER_SERVICE_WINDOW: the user wrote a minute before; FREE_ENTRY_POINT: the user wrote from an ad two
+    hours before and the business's free-form reply an hour before opened the free entry point window, the customer
+    service window open too), after n counted messages this month: the decision pipeline's engine on the rule
+    files, asked as `(country, category, window, n)`. A send the rules deny is RuledCharge(denied=True) naming the
+    denying rules (those that determine the deny; for a send no version decides, its status) and their sentences.
+    The recipient is `stand_ins[country]` (a number of that country, _stand_in), else a business-scoped user ID of
+    the country (`BR.forecast`), whose country the rules read from the prefix. Each call asks the rules;
     core.forecast.Answers decides which counts to ask about."""
     histories = {
+        OUTSIDE_WINDOWS: (),
         CUSTOMER_SERVICE_WINDOW: (Message(direction="inbound", at=at - timedelta(minutes=1), type="text"),),
         FREE_ENTRY_POINT: (Message(direction="inbound", at=at - timedelta(hours=2), type="text",
                                    referral={"source_type": "ad", "source_id": "forecast"}),
                            Message(direction="outbound", at=at - timedelta(hours=1), type="text", status="delivered")),
     }
+    rulebook = policy.rulebook
 
     def charge_of(country: str, category: str, window: str, count: int) -> RuledCharge | None:
-        template = None if category in allowance else Template("forecast", "en", category)
-        send = Send(at=at, to=f"{country}.forecast", type="template" if template else "text", template=template)
+        template = None if category in allowance else Template("forecast", "en", TEMPLATE_CATEGORIES[category])
+        send = Send(at=at, to=(stand_ins or {}).get(country, f"{country}.forecast"),
+                    type="template" if template else "text", template=template,
+                    marketing_messages_api=category == "marketing_lite")
         context = {"service_messages_this_month": count, "waba_timezone": zone}
-        decision = evaluate(DecisionRequest(send, histories[window], context), rulebook=policy.rulebook,
+        decision = evaluate(DecisionRequest(send, histories[window], context), rulebook=rulebook,
                             engine=policy.engine)
+        if decision.decision != "allow":
+            denying = [r for r in decision.trace if r.determining and rulebook.by_id.get(r.rule) is not None
+                       and rulebook.by_id[r.rule].decision == "deny"]
+            return RuledCharge(False, ", ".join(r.rule for r in denying) or decision.status,
+                               " ".join(r.because for r in denying) or decision.error or "", denied=True)
         charge = decision.charge
         if charge is None or charge.rule is None:
             return None
@@ -167,7 +229,9 @@ def forecast_json(result: Forecast, at: str, sources: dict[str, str], waba_id: s
         "at": at,
         "lines": [_line(line, show) for line in result.priced],
         "unpriced": [{"line": line.index, "country": line.country, "category": line.category, "count": line.count,
-                      "free_entry_point": line.free_entry_point, "reason": line.reason, "free": _free(line)}
+                      "free_entry_point": line.free_entry_point,
+                      "customer_service_window": line.customer_service_window, "reason": line.reason,
+                      "free": _free(line), "denied": _denied(line.denied)}
                      for line in result.unpriced],
         "volume_sources": sources,
         "volume_note": VOLUME_NOTE.format(waba_id=waba_id) if waba_id else (
@@ -210,18 +274,30 @@ def _run(free: Free) -> dict[str, Any]:
     return {"count": free.count, "rule": free.rule, "because": free.because, "charged_rule": free.charged_by}
 
 
+def _denied(denied: Denied | None) -> dict[str, Any] | None:
+    """How many of the line's messages the rules deny (not delivered, so neither priced nor counted), by which rule
+    and why, in all and window by window (`by_window`); None: none is denied."""
+    if denied is None:
+        return None
+    return {"count": denied.count, "rule": denied.rule, "because": denied.because,
+            "by_window": [{"window": run.window, "count": run.count, "rule": run.rule, "because": run.because}
+                          for run in denied.runs]}
+
+
 def _line(line: ForecastLine, show: Callable[[Decimal], str]) -> dict[str, Any]:
     card = line.price.card
     rates = {str(segment.rate) for segment in line.segments}
     return {
         "line": line.index, "country": line.country, "market": line.price.market, "category": line.category,
-        "count": line.count, "free_entry_point": line.free_entry_point, "amount": show(line.amount),
+        "count": line.count, "free_entry_point": line.free_entry_point,
+        "customer_service_window": line.customer_service_window, "amount": show(line.amount),
         "rate": rates.pop() if len(rates) == 1 else None,
         "column": line.price.column or line.category,
         "volume_before": line.volume_before,
         "tiers": [{"tier": s.tier_number, "first_message": s.first, "last_message": s.last, "count": s.count,
                    "rate": str(s.rate), "amount": show(s.amount)} for s in line.segments],
         "free": _free(line),
+        "denied": _denied(line.denied),
         # None only when the rules leave every message free and no card prices the rest (there is no rest).
         "rate_card": None if card is None else {
             "id": card.id, "currency": card.currency, "effective_from": card.effective_from.isoformat(),

@@ -182,21 +182,22 @@ def _bare(name: Any) -> str:
     return "".join(c for c in str(name or "").upper().replace("&", "AND") if c.isalnum())
 
 
-def set_currency(waba_id: str, currency: str, source: str) -> dict[str, Any]:
-    """Set a WABA's billing currency once: {waba_id, currency, set_at, source, created}; `currency` an ISO 4217 code
-    (contract.schemas.CURRENCY checked it). Raises ServiceError 409 when another currency is already set (Meta never
-    changes it). A stored code that is no ISO 4217 currency (XYZ, stored before codes were checked) was never
-    Meta's: it is replaced, and the source says so."""
+def set_currency(waba_id: str, currency: str, source: str, rates: RateBook) -> dict[str, Any]:
+    """Set a WABA's billing currency once: {waba_id, currency, set_at, source, created, notes}; `currency` an ISO
+    4217 code (contract.schemas.CURRENCY checked it), `notes` what it means for pricing under `rates`
+    (currency_notes). Raises ServiceError 409 when another currency is already set (Meta never changes it). A stored
+    code that is no ISO 4217 currency (XYZ, stored before codes were checked) was never Meta's: it is replaced, and
+    the source says so."""
     stored = billing.currency_of(waba_id)
     if stored is not None and stored.currency != currency and iso_4217().problem(stored.currency):
         known = billing.replace_currency(waba_id, currency, f"{source}, replacing {stored.currency} (no ISO 4217 "
                                                             "currency)")
-        return {**currency_json(known), "created": True}
+        return {**currency_json(known, rates), "created": True}
     try:
         known, created = billing.set_currency(waba_id, currency, source)
     except billing.CurrencyAlreadySet as error:
         raise ServiceError(409, str(error), {"currency": [str(error)]}) from None
-    return {**currency_json(known), "created": created}
+    return {**currency_json(known, rates), "created": created}
 
 
 def require_rate_card(rates: RateBook, currency: str, *, field: str = "currency", billed: bool = False) -> None:
@@ -210,17 +211,35 @@ def require_rate_card(rates: RateBook, currency: str, *, field: str = "currency"
     raise ServiceError(422, f"invalid request: {field}: {problem}", {field: [problem]})
 
 
-def currency(waba_id: str) -> dict[str, Any]:
-    """A WABA's billing currency: {waba_id, currency, set_at, source, created: false} (the shape PUT answers;
-    reading sets nothing); ServiceError 404 when it was never set."""
+def currency(waba_id: str, rates: RateBook) -> dict[str, Any]:
+    """A WABA's billing currency: {waba_id, currency, set_at, source, created: false, notes} (the shape PUT answers;
+    reading sets nothing; `notes` under `rates`, as they are now); ServiceError 404 when it was never set."""
     known = billing.currency_of(waba_id)
     if known is None:
         raise ServiceError(404, f"no billing currency is set for WABA {waba_id}",
                            {"waba_id": ["no billing currency set"]})
-    return {**currency_json(known), "created": False}
+    return {**currency_json(known, rates), "created": False}
 
 
-def currency_json(known: billing.Currency) -> dict[str, Any]:
-    """The currency as the API returns it."""
+def currency_json(known: billing.Currency, rates: RateBook) -> dict[str, Any]:
+    """The currency as the API returns it, with its notes under `rates` (currency_notes)."""
     return {"waba_id": known.waba_id, "currency": known.currency, "set_at": known.set_at.isoformat(),
-            "source": known.source}
+            "source": known.source, "notes": currency_notes(known.currency, rates)}
+
+
+def currency_notes(currency: str, rates: RateBook) -> list[str]:
+    """What a WABA's billing currency means for pricing its sends under `rates`, one sentence each: none when a rate
+    card is in it; when none is, that its sends cannot be priced from a card until one in it is imported; for a
+    stored code that is no ISO 4217 currency, that it can be replaced."""
+    problem = iso_4217().problem(currency)
+    if problem is not None:
+        return [f"{problem}: it was stored before codes were checked; setting the WABA's real billing currency "
+                "replaces it"]
+    if currency in rates.currencies():
+        return []
+    return [f"no rate card is in {currency} (cards: {', '.join(rates.currencies()) or 'none'}): sends priced in "
+            f"{currency} (this WABA's, unless context.currency names another) have no card price (charge.price null, "
+            f"charge.price_reason says why) until a rate card in {currency} is imported into rules/rates/ "
+            "(policy-service rates import); meanwhile Meta's average billed rate stands in where this WABA's pricing "
+            "analytics are imported"]
+

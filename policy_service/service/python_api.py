@@ -238,7 +238,7 @@ class PolicyService:
         /v1/wabas/<waba_id>/billing-currency; ServiceError 404 when none was set."""
         waba = state.waba(waba_id)
         with self._unit_of_work():
-            return pricing.currency(waba)
+            return pricing.currency(waba, self.policy.rulebook.rates)
 
     def reconcile(self, *, phone_number_id: str | None = None, contact: str | None = None, page: int = 1,
                   page_size: int = 100) -> dict[str, Any]:
@@ -295,7 +295,7 @@ class PolicyService:
         waba = state.waba(waba_id)
         _load(CURRENCY_BODY, {"currency": currency})
         with self._unit_of_work():
-            return pricing.set_currency(waba, currency, str(source))
+            return pricing.set_currency(waba, currency, str(source), self.policy.rulebook.rates)
 
     def close(self) -> None:
         """Close this process's connections to the database (pooled idle ones included)."""

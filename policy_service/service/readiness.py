@@ -44,6 +44,10 @@ def rules_problem(serving: Following) -> str | None:
         return f"{reason}: this worker is being replaced by one that loads it"
     if serving.generation < published.generation:
         return f"{reason}: this worker has not followed yet (it checks every POLICY_RULES_CHECK_SECONDS)"
+    if serving.generation > published.generation:
+        # A process follows a higher generation only (service/fleet.py): one ahead of the row waits for the next.
+        return (f"{reason}: the fleet's generation went back (its rules_generation row was reset or restored); "
+                "reload to publish the rules again")
     if serving.last_error:
         return f"{reason}: the rule files here did not load ({serving.last_error})"
     return (f"{reason}: this instance's rule files (POLICY_RULES_DIR) are not the published ones; deploy them here "

@@ -7,7 +7,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
 from . import security
-from .pages import refused_page
+from .api import repeated_parameters
+from .pages import refused_page, unknown_filters
 
 bp = Blueprint("login", __name__, url_prefix="/ui")
 
@@ -15,6 +16,11 @@ bp = Blueprint("login", __name__, url_prefix="/ui")
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     """The login form; a valid reviewer key starts a session and goes on to the page asked for (`next`)."""
+    # `next` and `key` are read once (a second one would be dropped unseen); the form takes nothing else in its query.
+    errors = unknown_filters({"next"}) if request.method == "GET" else \
+        repeated_parameters(request.values, lambda name: name in ("next", "key"))
+    if errors:
+        return refused_page(errors)
     if not current_app.config["API_KEYS"]:
         return redirect(_next_page(), code=303)
     if request.method == "POST":

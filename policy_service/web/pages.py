@@ -59,6 +59,8 @@ UTC_NAME = "UTC+00:00"
 @home_bp.route("/")
 def home():
     """Where a reviewer starts: what each page is for, with the decision log's latest counts."""
+    if errors := unknown_filters({}):  # it takes no query parameter: one given is refused, not ignored
+        return refused_page(errors)
     return render_template("ui/home.html", rulebook=policy().rulebook, **logged.summary(), extra=_extra_pages())
 
 
@@ -152,6 +154,8 @@ def decisions():
 @bp.route("/decisions/<string:decision_id>")
 def decision(decision_id: str):
     """A logged decision: the outcome, its trace and its timeline."""
+    if errors := unknown_filters({}):
+        return refused_page(errors)
     found = logged.decision(decision_id)
     if found is None:
         missing = logged.missing(decision_id)
@@ -176,6 +180,8 @@ def try_request():
     if request.method == "POST":
         text = request.form.get("request", "")
         errors, raw, proposal = _parse(text)
+        if repeated := repeated_parameters(request.form, lambda name: name == "request"):
+            errors, proposal = repeated, None  # which of two requests was meant cannot be known: decide neither
         if proposal is not None:
             try:
                 body = decide(proposal, raw)
@@ -214,6 +220,8 @@ def reconciliation_page():
 @bp.route("/reconciliation/<path:wamid>")
 def replayed(wamid: str):
     """The decision our rules make today for a delivered message's send, replayed from the stored history."""
+    if errors := unknown_filters({}):
+        return refused_page(errors)
     found = reports.replayed(policy(), wamid)
     if found is None:
         return refused_page({"wamid": ["no delivered message has this id"]}, 404,

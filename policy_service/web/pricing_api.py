@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 from flask import render_template, request
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, ValidationError, fields
 
 from ..contract.pricing import FORECAST, CurrencyBodySchema, ForecastSchema
@@ -16,7 +16,7 @@ from ..contract.schemas import ErrorSchema, RefusesNul, ResponseSchema
 from ..contract.strict import Pattern
 from ..service import analytics, forecast, pricing
 from ..service.errors import ServiceError
-from .api import JsonBodyParser, flatten_errors, policy
+from .api import JsonBodyParser, flatten_errors, policy, require_json
 from .business_api import waba_or_404
 from .pages import bp as pages
 from .pages import refused_page, unknown_filters
@@ -34,6 +34,10 @@ class CurrencySchema(ResponseSchema):
     set_at = fields.String(metadata={"description": "RFC 3339"})
     source = fields.String(metadata={"description": "API or CLI"})
     created = fields.Boolean(metadata={"description": "true when this call set it"})
+    notes = fields.List(fields.String(), metadata={"description": (
+        "What the currency means for pricing, one sentence each; empty when a rate card is in it. A valid ISO 4217 "
+        "code no rate card is in (rules/rates/) is set, and says that sends priced in it have no card price until "
+        "a card in it is imported; a stored code that is no currency says that setting the real one replaces it")})
 
 
 @blp.route("/wabas/<string:waba_id>/billing-currency", methods=["PUT"])
@@ -43,8 +47,9 @@ class CurrencySchema(ResponseSchema):
 @blp.alt_response(409, schema=ErrorSchema, description="Another currency is already set (Meta never changes it)")
 @blp.alt_response(422, schema=ErrorSchema, description="Not an ISO 4217 code")
 def put_currency(body: dict[str, Any], _query: dict[str, Any], waba_id: str):
-    """Set the WABA's billing currency once; its sends are then priced in it unless context.currency says otherwise."""
-    return pricing.set_currency(waba_or_404(waba_id), body["currency"], "API")
+    """Set the WABA's billing currency once; its sends are then priced in it unless context.currency says otherwise.
+    `notes` says when they cannot be priced from a rate card (none is in the currency yet)."""
+    return pricing.set_currency(waba_or_404(waba_id), body["currency"], "API", policy().rulebook.rates)
 
 
 @blp.route("/wabas/<string:waba_id>/billing-currency", methods=["GET"])
@@ -53,21 +58,25 @@ def put_currency(body: dict[str, Any], _query: dict[str, Any], waba_id: str):
 @blp.alt_response(404, schema=ErrorSchema, description="No currency set for this WABA")
 def get_currency(_query: dict[str, Any], waba_id: str):
     """The WABA's billing currency, when and how it was set."""
-    return pricing.currency(waba_or_404(waba_id))
+    return pricing.currency(waba_or_404(waba_id), policy().rulebook.rates)
 
 
 @blp.route("/costs/forecast", methods=["POST"])
 @blp.arguments(ForecastSchema, error_status_code=422)
 @blp.arguments(NO_QUERY, location="query", error_status_code=422, unknown=RAISE)
 @blp.alt_response(200, schema={"type": "object"}, success=True, description=(
-    "{total, currency, at, lines: [{line, country, market, category, count, free_entry_point, amount, rate, tiers, "
-    "free, rate_card}], unpriced: [{line, country, category, count, free_entry_point, reason, free}], "
-    "volume_sources, volume_note, service_messages_this_month, notes}; decimal strings. `free` (null for a "
-    "category no allowance counts): {count, rule, because, charged_rule, by_window: [{window, messages, count, "
-    "rule, because, charged_rule}]}, the messages the rules leave free (from October 2026 the first 1,000 "
+    "{total, currency, at, lines: [{line, country, market, category, count, free_entry_point, "
+    "customer_service_window, amount, rate, tiers, free, denied, rate_card}], unpriced: [{line, country, category, "
+    "count, free_entry_point, customer_service_window, reason, free, denied}], volume_sources, volume_note, "
+    "service_messages_this_month, notes}; decimal strings. `free` (null when no window of the line is listed: a "
+    "template line charged in full outside both windows, a line the rules are not asked about): {count, rule, "
+    "because, charged_rule, by_window: [{window, messages, count, rule, because, charged_rule}]}, the messages the "
+    "rules leave free (from October 2026 the first 1,000 "
     "service messages of a phone number a month, PMP26-1.free-allowance; inside a free entry point window, "
-    "FEP-3), counted on from service_messages_this_month across the service lines; `notes`: what the forecast "
-    "assumes"))
+    "FEP-3; a utility template inside an open customer service window until 2026-09-30, PMP-3), counted on from "
+    "service_messages_this_month across the service lines; `denied` (null when none): {count, rule, because, "
+    "by_window: [{window, count, rule, because}]}, the messages the rules deny (MKT-4: marketing to US numbers), "
+    "neither priced nor in the total (a line denied in full is unpriced); `notes`: what the forecast assumes"))
 @blp.alt_response(422, schema=ErrorSchema, description="A bad line, date or currency, by field path")
 def post_forecast(body: dict[str, Any], _query: dict[str, Any]):
     """What lines of messages will cost on a day: each line at its market's card rate, volume tiers continuing
@@ -145,10 +154,9 @@ class AnalyticsQuerySchema(RefusesNul, Schema):
 @blp.alt_response(200, schema={"type": "object"}, success=True,
                   description="{waba_id, new, updated, unchanged, points}: importing it again changes nothing")
 @blp.alt_response(400, schema=ErrorSchema, description="Not JSON")
+@blp.alt_response(415, schema=ErrorSchema, description="Not sent as application/json, or compressed")
 @blp.alt_response(422, schema=ErrorSchema, description="Not Meta's pricing_analytics shape, by field path")
 def post_pricing_analytics(query: dict[str, Any]):
     """Import Meta's pricing analytics for a WABA (cost in the WABA's currency): the bill the cost report shows."""
-    if not request.is_json:
-        abort(415, message="send the body as JSON, with Content-Type: application/json",
-              errors={"headers.Content-Type": [f"must be application/json, got {request.mimetype or 'none'}"]})
+    require_json(request)  # as every JSON body: a compressed one is a 415 too, not read as broken JSON
     return analytics.import_analytics(request.get_data(cache=True), query["waba_id"])

@@ -14,6 +14,11 @@ from the read: a 500 without `init_app`'s handler, now the one 400), and a chunk
 MAX_CONTENT_LENGTH, which Werkzeug's stream cuts at the limit without a word (the cut JSON then read as "not valid
 JSON"): `Request` reads it through a bound of its own (BoundedBody), which answers the 413 a body with
 Content-Length gets.
+
+A body that stops arriving: gunicorn's worker (web/worker.py) times the socket out after POLICY_BODY_TIMEOUT seconds
+without progress, and the read raises in the app. Werkzeug's stream (and BoundedBody alike) turns a failed read
+into ClientDisconnected, a 400 saying nothing; `body_cut_short` answers a read that timed out with the 408 naming
+the setting, and any other cut body with the 400 as before.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import flask
 import orjson
 from gunicorn import util
 from gunicorn.http.errors import ParseException
-from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestEntityTooLarge, RequestTimeout
 from werkzeug.serving import WSGIRequestHandler
 from werkzeug.utils import cached_property
 
@@ -92,7 +97,8 @@ class BoundedBody(io.RawIOBase):
     """A body the server ends itself (chunked: no Content-Length) read up to `limit` bytes: reading on after them
     raises RequestEntityTooLarge only when the client sent more, so a body of exactly `limit` bytes is read whole.
     (Werkzeug's own bound, LimitedStream(is_max=True), cannot tell the two apart: it stops at the limit in silence,
-    and refuses any read after it.)"""
+    and refuses any read after it.) A read that fails (the socket timed out, the connection broke) raises
+    ClientDisconnected from it, as Werkzeug's stream does."""
 
     def __init__(self, raw: Any, limit: int) -> None:
         super().__init__()
@@ -106,13 +112,19 @@ class BoundedBody(io.RawIOBase):
         if room <= 0:
             # At the limit: one more byte from the client is a body past it (gunicorn's ParseException for a
             # malformed rest is left to body_fault: the 400).
-            if self._raw.read(1):
+            if self._read_raw(1):
                 raise RequestEntityTooLarge()
             return 0
-        data = self._raw.read(min(len(buffer), room))
+        data = self._read_raw(min(len(buffer), room))
         buffer[:len(data)] = data
         self._read += len(data)
         return len(data)
+
+    def _read_raw(self, size: int) -> bytes:
+        try:
+            return self._raw.read(size)
+        except OSError as error:
+            raise ClientDisconnected() from error
 
     def readall(self) -> bytes:
         # RawIOBase's reads 8 KiB at a time; a body near the limit (4 MiB) is read in 64 KiB pieces.
@@ -145,7 +157,24 @@ def body_fault(error: ParseException):
     return flask.current_app.handle_http_exception(bad)
 
 
+def body_cut_short(error: ClientDisconnected):
+    """A body whose read failed (Werkzeug's ClientDisconnected, raised from the read's OSError): the 408 naming
+    POLICY_BODY_TIMEOUT when the socket timed out (the client stopped sending for that long, web/worker.py), else
+    the 400 Werkzeug gives (the client went away). Either way the connection is closed after the answer: gunicorn
+    does not reuse one whose body read failed."""
+    if not isinstance(error.__context__, TimeoutError):
+        return flask.current_app.handle_http_exception(BadRequest(error.description))
+    seconds = flask.current_app.config.get("BODY_TIMEOUT")
+    within = f"POLICY_BODY_TIMEOUT ({seconds:g} s)" if isinstance(seconds, int | float) else "POLICY_BODY_TIMEOUT"
+    late = RequestTimeout(f"the body stopped arriving: nothing came for {within} before its end")
+    late.data = {"message": late.description,
+                 "errors": {"_request": [f"the body must keep arriving: at most {within} without a byte"]}}
+    return flask.current_app.handle_http_exception(late)
+
+
 def init_app(app: flask.Flask) -> None:
-    """Read bodies with `Request`, and answer gunicorn's body faults with `body_fault`."""
+    """Read bodies with `Request`, and answer gunicorn's body faults with `body_fault`, a body that stopped
+    arriving with `body_cut_short`."""
     app.request_class = Request
     app.register_error_handler(ParseException, body_fault)
+    app.register_error_handler(ClientDisconnected, body_cut_short)

@@ -56,6 +56,8 @@ def templates_index():
 @bp.route("/templates/<string:waba_id>/<string:name>/<string:language>")
 def template(waba_id: str, name: str, language: str):
     """One template: its category and status in force now, and every stored event, oldest first."""
+    if errors := unknown_filters({}):
+        return refused_page(errors)
     history = state.template_history(waba_id, name, language) if WABA_ID.fullmatch(waba_id) else []
     if not history:
         try:

@@ -46,7 +46,7 @@ def test_reconcile_reads_its_filters_as_the_http_api_does(tmp_path):
     url = f"sqlite:///{tmp_path / 'log.sqlite3'}"
     for option, value in (("--contact", "a b"), ("--phone-number-id", "1" * 70)):
         result = CliRunner().invoke(cli.main, ["reconcile", option, value, "--database-url", url])
-        assert result.exit_code == 2 and f"Invalid value for {option}" in result.output, result.output
+        assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output, result.output
     fine = CliRunner().invoke(cli.main, ["reconcile", "--contact", "+5511988887777", "--database-url", url])
     assert fine.exit_code == 0 and "0 delivered messages checked" in fine.output, fine.output
 

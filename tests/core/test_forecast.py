@@ -6,6 +6,7 @@ from decimal import Decimal
 from policy_service.core.forecast import (
     CUSTOMER_SERVICE_WINDOW,
     FREE_ENTRY_POINT,
+    OUTSIDE_WINDOWS,
     Answers,
     Free,
     Line,
@@ -122,19 +123,61 @@ def test_free_entry_point_messages_are_asked_in_their_window_and_counted_first()
     assert [line.free.count for line in apart.lines] == [1600, 0]  # 600 + 1,000; the next line's count is 1,400
 
 
-def test_a_template_lines_free_entry_point_messages_are_asked_and_only_the_rest_priced():
-    """A windowed (template) line's free entry point messages are asked of the rules in that window only; the rest
-    are priced as charged without a question, and only they count toward the volume tiers (2,000 of 5,000 free:
-    3,000 Brazil utility at tier 1, 105.000 BRL); a line with none in the window asks nothing."""
+def test_a_template_line_is_asked_window_by_window_and_only_the_charged_priced():
+    """A windowed (template) line's messages are asked of the rules in the window each is sent in (free entry point,
+    customer service window, outside both); only the charged ones are priced and count toward the volume tiers
+    (2,000 of 5,000 free: 3,000 Brazil utility at tier 1, 105.000 BRL); a run outside both windows the rules charge
+    in full is priced as charged without a `free` entry."""
     asked = []
 
     def charge_of(country, category, window, n):
         asked.append((category, window))
-        return RuledCharge(False, "entry", "in the window", category)
+        if window == FREE_ENTRY_POINT:
+            return RuledCharge(False, "entry", "in the window", category)
+        return RuledCharge(True, "charged", "", category)
 
     result = forecast([Line("BR", "utility", 5000, 2000), Line("BR", "marketing", 1)], day=NOV, currency="BRL",
                       rates=BOOK, windowed=("marketing", "utility"), charge_of=charge_of)
     utility, marketing = result.lines
     assert (utility.free.count, utility.amount, utility.segments[0].last) == (2000, Decimal("105.000"), 3000)
     assert [(run.window, run.messages) for run in utility.free.runs] == [(FREE_ENTRY_POINT, 2000)]
-    assert marketing.free is None and set(asked) == {("utility", FREE_ENTRY_POINT)}
+    assert marketing.free is None and marketing.amount == Decimal("0.3217")
+    assert set(asked) == {("utility", FREE_ENTRY_POINT), ("utility", OUTSIDE_WINDOWS), ("marketing", OUTSIDE_WINDOWS)}
+
+
+def test_customer_service_window_messages_of_a_template_line_are_decided_in_that_window():
+    """Template lines had no way to say "sent inside an open customer service window", so a utility template free
+    there (PMP-3, until 2026-09-30) was priced as charged: a line's customer_service_window messages are now asked in
+    that window and those the rules leave free cost nothing (3,000 of 5,000: 2,000 x 0.035 = 70.000 BRL)."""
+    def charge_of(country, category, window, n):
+        return RuledCharge(window != CUSTOMER_SERVICE_WINDOW, "window" if window == CUSTOMER_SERVICE_WINDOW else
+                           "charged", "", category)
+
+    (line,) = forecast([Line("BR", "utility", 5000, 0, 3000)], day=NOV, currency="BRL", rates=BOOK,
+                       windowed=("utility",), charge_of=charge_of).lines
+    assert (line.amount, line.free.count, line.customer_service_window) == (Decimal("70.000"), 3000, 3000)
+    assert [(run.window, run.messages, run.rule) for run in line.free.runs] == [
+        (CUSTOMER_SERVICE_WINDOW, 3000, "window")]
+
+
+def test_messages_the_rules_deny_are_neither_priced_nor_counted():
+    """A line the rules deny in full has no amount, its reason naming the denying rule and sentence, and is left out
+    of the total; a line denied in part (here its messages outside both windows) prices only the rest, and the
+    denied messages take nothing from the allowance or the tiers (the next line's count starts after 400, not 1,000).
+    A denied answer is never read as a free one."""
+    def charge_of(country, category, window, n):
+        if country == "US" or window == OUTSIDE_WINDOWS:
+            return RuledCharge(False, "DENY-1", "not delivered there", denied=True)
+        return RuledCharge(n >= 1000, "charged" if n >= 1000 else "allowance", f"{n} so far", category)
+
+    result = forecast([Line("US", "marketing", 10), Line("BR", "service", 1000, 0, 400), Line("BR", "service", 700)],
+                      day=NOV, currency="BRL", rates=BOOK, allowance=("service",), windowed=("marketing",),
+                      charge_of=charge_of)
+    us, partly, after = result.lines
+    assert us.amount is None and us in result.unpriced and us.denied.count == 10
+    assert us.reason == "not delivered: the rules deny every message of the line (DENY-1: not delivered there)"
+    assert [(run.window, run.count) for run in us.denied.runs] == [(OUTSIDE_WINDOWS, 10)]
+    assert (partly.amount, partly.free.count, partly.denied.count, partly.denied.rule) == (0, 400, 600, "DENY-1")
+    assert (after.free.count, after.amount) == (600, Decimal("3.500"))  # 400 + 600 free: the allowance's 1,000
+    assert result.total == Decimal("3.500")
+    assert Answers(lambda n: RuledCharge(False, "DENY-1", "", denied=True)).free(0, 5) is None

@@ -64,6 +64,20 @@ def test_bad_responses_are_refused_naming_the_field(client, waba):
     assert client.post("/v1/pricing-analytics?waba_id=x", json={}).status_code == 422
 
 
+def test_a_compressed_or_non_json_body_is_a_415_naming_the_header(client, waba):
+    """The import checked Content-Type alone (its own copy of the check): a gzip body sent as application/json was
+    read as text and refused as broken JSON (400), hiding what to change. As every JSON body (api.require_json): a
+    415 naming headers.Content-Encoding, or headers.Content-Type for a body not sent as JSON."""
+    import gzip
+
+    body = json.dumps(response(point(NOV_2, "KE", "UTILITY", 2, 0.008))).encode()
+    squeezed = client.post(f"/v1/pricing-analytics?waba_id={WABA}", data=gzip.compress(body),
+                           content_type="application/json", headers={"Content-Encoding": "gzip"})
+    assert squeezed.status_code == 415 and list(squeezed.get_json()["errors"]) == ["headers.Content-Encoding"]
+    as_text = client.post(f"/v1/pricing-analytics?waba_id={WABA}", data=body, content_type="text/plain")
+    assert as_text.status_code == 415 and list(as_text.get_json()["errors"]) == ["headers.Content-Type"]
+
+
 @pytest.mark.parametrize("field, value", [("volume", 10**30), ("volume", 2**63), ("start", 10**12),
                                           ("end", 10**12), ("cost", 10**30), ("cost", "0." + "0" * 40 + "1")])
 def test_numbers_no_column_or_date_can_hold_are_refused_naming_the_field(client, waba, field, value):

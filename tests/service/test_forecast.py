@@ -191,6 +191,7 @@ def test_a_country_without_an_example_number_gets_its_allowance(client, monkeypa
     import phonenumbers
 
     monkeypatch.setattr(phonenumbers, "example_number", lambda region: None)
+    monkeypatch.setattr(phonenumbers, "example_number_for_type", lambda region, kind: None)
     body = client.post("/v1/costs/forecast", json=SERVICE).get_json()
     assert (body["total"], body["lines"][0]["free"]["count"]) == ("35.000", 1000)
 
@@ -274,3 +275,95 @@ def test_template_messages_in_a_free_entry_point_window_are_priced_by_its_rule(c
     assert (utility["amount"], utility["free"]["count"]) == ("0.0000", 5000)
     assert any(note.startswith("Template lines: the messages a line gives as free_entry_point") for note in
                body["notes"])
+
+
+US_CAMPAIGN = {"currency": "USD", "at": "2026-05-12T12:00:00Z", "lines": [
+    {"country": "US", "category": "marketing", "count": 1000}, {"to": "+12125550123", "category": "marketing",
+                                                                 "count": 10},
+    {"country": "US", "category": "utility", "count": 100}]}
+
+
+def test_a_line_the_rules_deny_is_not_priced(client):
+    """Marketing templates to United States numbers are denied by the rules (MKT-4: Meta does not deliver them), yet
+    the forecast priced them as delivered and counted them in the total: a line the rules deny is now unpriced, its
+    reason and `denied` naming the denying rule and its sentence, and left out of the total (a note says so), by
+    country or by number; the utility line beside them is priced as before."""
+    body = client.post("/v1/costs/forecast", json=US_CAMPAIGN).get_json()
+    (utility,) = body["lines"]
+    assert (utility["category"], body["total"]) == ("utility", utility["amount"])
+    assert [line["line"] for line in body["unpriced"]] == [0, 1]
+    for line in body["unpriced"]:
+        assert line["reason"].startswith("not delivered: the rules deny every message of the line (MKT-4: ")
+        assert line["denied"]["rule"] == "MKT-4" and line["denied"]["count"] == line["count"]
+        assert "marketing templates are not delivered to the US" in line["denied"]["because"]
+        assert line["denied"]["by_window"] == [{"window": "outside_windows", "count": line["count"], "rule": "MKT-4",
+                                                "because": line["denied"]["because"]}]
+    assert any("Line 1: 1,000 denied by MKT-4" in note for note in body["notes"])
+    # in a window too: the rules deny it wherever it is sent
+    windows = client.post("/v1/costs/forecast", json={**US_CAMPAIGN, "lines": [
+        {"country": "US", "category": "marketing", "count": 30, "free_entry_point": 10,
+         "customer_service_window": 10}]}).get_json()
+    assert windows["total"] == "0" and [run["window"] for run in windows["unpriced"][0]["denied"]["by_window"]] == [
+        "free_entry_point", "customer_service_window", "outside_windows"]
+
+
+def test_what_a_forecast_line_denies_is_read_from_the_rule_files(tmp_path):
+    """No rule id is written in Python: with MKT-4 changed to deny marketing to Brazil, Brazil's marketing line is
+    denied by it; a free-form message outside both windows is denied by the rules' own CSW rule (a service line's
+    customer_service_window below its count), the rest of the line priced as before."""
+    shutil.copytree(RULES_DIR, tmp_path / "rules")
+    rule_file = tmp_path / "rules" / "country-restrictions.yaml"
+    text = rule_file.read_text()
+    rule_file.write_text(text.replace("      template_category: marketing\n      recipient_region: US\n",
+                                      "      template_category: marketing\n      recipient_region: BR\n", 1))
+    body = forecast_costs(Policy.load(str(tmp_path / "rules")), FORECAST.load({**SERVICE, "lines": [
+        {"country": "BR", "category": "marketing", "count": 5},
+        {"country": "BR", "category": "service", "count": 2000, "customer_service_window": 1500}]}))
+    (marketing,) = body["unpriced"]
+    assert marketing["denied"]["rule"] == "MKT-4" and "Brazil" not in marketing["reason"]
+    (service,) = body["lines"]
+    assert (service["amount"], service["free"]["count"], service["customer_service_window"]) == ("17.500", 1000, 1500)
+    assert service["denied"]["count"] == 500 and service["denied"]["rule"] == "CSW-2.freeform-closed"
+    assert body["total"] == "17.500"
+
+
+def test_template_messages_in_an_open_customer_service_window_are_decided_there(client):
+    """A template line had no way to say its messages are sent inside an open customer service window, so utility
+    templates there, free by PMP-3 until 2026-09-30, were priced as charged. customer_service_window (of count, like
+    free_entry_point) is decided by the rules in that window: on 2026-05-12 3,000 of 5,000 Brazil utility are free
+    by PMP-3 (2,000 x 0.0068 = 13.6000 USD, not 34.0000); from 2026-10-01 PMP26-2 charges them (175.000 BRL)."""
+    may = {"currency": "USD", "at": "2026-05-12T12:00:00Z", "lines": [
+        {"country": "BR", "category": "utility", "count": 5000, "customer_service_window": 3000}]}
+    body = client.post("/v1/costs/forecast", json=may).get_json()
+    (line,) = body["lines"]
+    assert (body["total"], line["customer_service_window"], line["free"]["count"], line["free"]["rule"]) == (
+        "13.6000", 3000, 3000, "PMP-3")
+    assert [(w["window"], w["messages"], w["count"]) for w in line["free"]["by_window"]] == [
+        ("customer_service_window", 3000, 3000)]
+    november = client.post("/v1/costs/forecast", json={**may, "currency": "BRL",
+                                                       "at": "2026-11-10T12:00:00Z"}).get_json()
+    (charged,) = november["lines"]
+    assert (november["total"], charged["free"]["count"], charged["free"]["charged_rule"]) == ("175.000", 0, "PMP26-2")
+    # a service line's default: every message not in a free entry point window is in the customer service window
+    service = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [
+        {"country": "BR", "category": "service", "count": 2000, "free_entry_point": 500}]}).get_json()
+    assert service["lines"][0]["customer_service_window"] == 1500 and service["lines"][0]["denied"] is None
+
+
+def test_a_bad_customer_service_window_count_is_a_422_naming_it(client):
+    """customer_service_window is a whole count of the line's messages: negative, not an integer, more than count
+    with free_entry_point, or on a line the rules are not asked about by window, is a 422 naming
+    lines.N.customer_service_window."""
+    def errors(**fields):
+        line = {"country": "BR", "category": "utility", "count": 10, **fields}
+        answer = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [line]})
+        assert answer.status_code == 422
+        return answer.get_json()["errors"]
+
+    for value in (-1, 1.5, "3", True):
+        assert list(errors(customer_service_window=value)) == ["lines.0.customer_service_window"]
+    over = errors(customer_service_window=6, free_entry_point=5)
+    assert over == {"lines.0.customer_service_window": [
+        "with free_entry_point (5) at most count (10): these are some of the line's other messages"]}
+    assert list(errors(customer_service_window=11)) == ["lines.0.customer_service_window"]
+    assert list(errors(category="marketing_lite", customer_service_window=1)) == ["lines.0.customer_service_window"]

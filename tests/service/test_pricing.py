@@ -2,6 +2,7 @@
 prices its sends; the month's billable volume per market and category is counted from stored statuses;
 the request's context overrides both; the trace and the logged request name where each value came from."""
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -111,6 +112,31 @@ def test_a_currency_no_card_is_in_is_stored_and_its_sends_say_why_they_are_unpri
         "XYZ")]}
 
 
+def test_setting_a_currency_no_card_is_in_says_its_sends_cannot_be_priced_until_one_is_imported(
+        client, app, database_url, known_waba):
+    """PUT .../billing-currency {"currency": "MXN"} (ISO 4217's, no card in rules/rates/) answered 200 with nothing
+    said, although every send of the WABA is then unpriced: PUT and GET answer `notes` saying so, naming the cards
+    there are and how to import one; the Python API and the CLI (its JSON, and the note on stderr) alike. A currency
+    a card is in has no note, and the OpenAPI document declares the field."""
+    from policy_service import PolicyService
+
+    url = f"/v1/wabas/{WABA}/billing-currency"
+    put = client.put(url, json={"currency": "MXN"}).get_json()
+    [note] = put["notes"]
+    assert note.startswith("no rate card is in MXN (cards: AED, BRL, EUR, INR, USD): sends priced in MXN") and \
+        "until a rate card in MXN is imported into rules/rates/ (policy-service rates import)" in note, note
+    assert client.get(url).get_json()["notes"] == [note]
+    assert PolicyService(database_url=database_url).billing_currency(WABA)["notes"] == [note]
+    shown = CliRunner().invoke(cli.main, ["waba", "currency", WABA, "MXN", "--database-url", database_url])
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["notes"] == [note]
+    assert shown.stderr == f"note: {note}\n"
+    other = "102290129340399"
+    assert client.put(f"/v1/wabas/{other}/billing-currency", json={"currency": "BRL"}).get_json()["notes"] == []
+    assert PolicyService(database_url=database_url).set_billing_currency("102290129340400", "USD")["notes"] == []
+    documented = client.get("/openapi.json").get_json()["components"]["schemas"]["Currency"]
+    assert "notes" in documented["required"] and "rate card" in documented["properties"]["notes"]["description"]
+
+
 def test_a_stored_code_that_was_never_a_currency_can_be_corrected(client, known_waba):
     """A WABA stored with XYZ before codes were checked was locked (409 on every change, every send unpriced):
     Meta cannot have billed it in XYZ, so a PUT of an ISO 4217 code replaces it, the source saying so; a real
@@ -118,6 +144,9 @@ def test_a_stored_code_that_was_never_a_currency_can_be_corrected(client, known_
     with known_waba.app_context():
         billing.set_currency(WABA, "XYZ", "API")
     url = f"/v1/wabas/{WABA}/billing-currency"
+    stale = client.get(url).get_json()["notes"]
+    assert stale == ["'XYZ' is not an ISO 4217 currency code (like USD, EUR, BRL): it was stored before codes were "
+                     "checked; setting the WABA's real billing currency replaces it"], stale
     fixed = client.put(url, json={"currency": "BRL"}).get_json()
     assert (fixed["currency"], fixed["created"], fixed["source"]) == ("BRL", True,
                                                                      "API, replacing XYZ (no ISO 4217 currency)")

@@ -60,3 +60,15 @@ def test_a_worker_being_recycled_is_not_ready(process):
     process.follower.check()
     problem = _problem(process)
     assert process.recycled == 1 and "serves rulebook v2" in problem and "replaced" in problem
+
+
+def test_a_fleet_generation_that_went_back_is_named(process):
+    """The published row at a lower generation than the process serves (the table reset or restored, then another
+    rulebook published): a process follows higher generations only, so it says the generation went back and asks
+    for a reload."""
+    process.follower.adopt(Book("v2"), Book("v2"), 5)
+    published.publish("v3")
+    process.follower.check(force=True)
+    problem = _problem(process)
+    assert "serves rulebook v2 (generation 5)" in problem and "published v3 (generation 1)" in problem
+    assert "went back" in problem

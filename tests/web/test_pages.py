@@ -446,6 +446,25 @@ def test_a_page_names_a_bad_query_parameter_as_the_api_does_in_html_and_json(cli
     assert "send.at" in assert_error_shape(submit(client, {"send": {"at": "x"}}, headers=JSON), 422)["errors"]
 
 
+def test_pages_that_take_no_filter_refuse_one_and_the_try_form_refuses_two_requests(app, client):
+    """A logged decision's page, a replayed message's, a template's and the home page read no query parameter: one
+    given (?explain=full, a misspelt link) was ignored silently; it is a 422 naming it (query.<name>), as on every
+    other page. A try form posting two `request` fields decided the first silently: neither is decided, 422."""
+    decision_id = "a-logged-one"
+    make_logged(app, decision_id, logged_at=datetime.now(UTC))
+    for path in (f"/ui/decisions/{decision_id}", "/ui/reconciliation/wamid.any", "/ui/templates/1/t/en", "/"):
+        assert client.get(path).status_code != 422, path
+        body = assert_error_shape(client.get(f"{path}?explain=full", headers=JSON), 422)
+        assert body["errors"] == {"query.explain": ["not a filter of this page"]}, path
+        page = client.get(f"{path}?explain=full")
+        assert page.status_code == 422 and "<code>query.explain</code>" in page.get_data(as_text=True), path
+    one = json.dumps(fixture_request(FIXTURE))
+    form = {"request": [one, one.replace("template", "text")], "csrf_token": csrf_token(client)}
+    response = client.post("/ui/try", data=form)  # deciding one redirects to its page (303): nothing is decided
+    assert response.status_code == 422 and "<code>request</code>: given 2 times" in response.get_data(as_text=True)
+    assert client.post("/ui/try", data={"request": one, "csrf_token": csrf_token(client)}).status_code == 303
+
+
 def test_a_filter_given_twice_is_refused_on_every_page(client):
     """?page=1&page=2: a page reads one value, so a repeated filter is a 422 page naming it, as the API refuses it."""
     for path in ("/ui/decisions?page=1&page=2", "/ui/rules?area=Templates&area=Delivery"):

@@ -290,6 +290,23 @@ def test_a_browser_logs_in_with_a_reviewer_key_and_reads_the_pages(roles_app):
     assert client.get("/ui/rules").status_code == 303
 
 
+def test_the_login_form_refuses_a_repeated_next_or_key_and_a_parameter_it_does_not_take(roles_app):
+    """/ui/login read the first `next` (and `key`) silently: ?next=/ui/rules&next=/ui/costs went to /ui/rules. A
+    repeated one is a 422 naming it (query.next on the form's address, next or key in the posted form), as is a
+    parameter the form does not take (?nxt=); no session starts."""
+    client = as_browser(roles_app.test_client())
+    for query, named in (("next=/ui/rules&next=/ui/costs", "query.next"), ("nxt=/ui/rules", "query.nxt")):
+        body = assert_error_shape(client.get(f"/ui/login?{query}", headers={"Accept": "application/json"}), 422)
+        assert list(body["errors"]) == [named], body
+    for form, named in (({"next": ["/ui/rules", "/ui/costs"], "key": ROLE_KEYS["ana"][1]}, "next"),
+                        ({"key": [ROLE_KEYS["ana"][1], "other"]}, "key")):
+        token = csrf_token(client, "/ui/login")
+        response = client.post("/ui/login", data={**form, "csrf_token": token}, headers={"Accept": "application/json"})
+        assert list(assert_error_shape(response, 422)["errors"]) == [named]
+        assert "Set-Cookie" not in response.headers
+    assert client.get("/ui/login?next=/ui/rules").status_code == 200
+
+
 @pytest.mark.parametrize("key", ["wrong-key", ROLE_KEYS["shop-backend"][1]])
 def test_login_refuses_a_wrong_key_or_one_that_may_not_read_the_pages(roles_app, key):
     """A wrong key, or a decision client's, gets the form again with 401 and no session (a client not asking for

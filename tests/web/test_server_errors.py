@@ -13,7 +13,7 @@ from werkzeug.serving import make_server
 
 from policy_service.web.server_errors import RequestHandler, error_response
 
-from ..conftest import csrf_token
+from ..conftest import assert_error_shape, csrf_token
 
 
 def test_gunicorn_errors_are_a_whole_http_response_with_the_json_shape():
@@ -87,3 +87,47 @@ def test_a_chunked_form_past_the_limit_is_the_413_not_a_cut_form(app, client):
     form = f"csrf_token={csrf_token(client)}&request=".encode() + b"x" * 2_000
     refused = send_chunked(client, "/ui/try", form, "application/x-www-form-urlencoded")
     assert refused.status_code == 413 and refused.json["code"] == 413, refused.get_data(as_text=True)[:300]
+
+
+class _Stalling(io.BytesIO):
+    """A 100-byte request body of which only `head` arrives: the read after it raises `fault`, as gunicorn's input
+    does once the client stopped sending (TimeoutError: web.worker's body timeout) or went away
+    (ConnectionResetError)."""
+
+    def __init__(self, head: bytes, fault: OSError) -> None:
+        super().__init__(head.ljust(100))
+        self._arrived, self._fault = len(head), fault
+
+    def read(self, size=-1) -> bytes:
+        if self.tell() >= self._arrived:
+            raise self._fault
+        wanted = self._arrived - self.tell()
+        return super().read(wanted if size is None or size < 0 else min(size, wanted))
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_body_read_that_times_out_is_the_408_naming_the_setting(app, client, example_request, chunked):
+    """The read of a body (declared length, or chunked through BoundedBody) times out after 10 of its bytes: the
+    408 in the error shape naming POLICY_BODY_TIMEOUT and its value, not Werkzeug's unexplained 400 nor a 500."""
+    app.config["BODY_TIMEOUT"] = 1.5
+    stalled = _Stalling(json.dumps(example_request).encode()[:10], TimeoutError("timed out"))
+    if chunked:
+        response = client.post("/v1/decisions", input_stream=stalled, content_type="application/json",
+                               headers={"Transfer-Encoding": "chunked"},
+                               environ_overrides={"wsgi.input_terminated": True})
+    else:
+        response = client.post("/v1/decisions", input_stream=stalled, content_type="application/json")
+    error = assert_error_shape(response, 408)
+    assert "POLICY_BODY_TIMEOUT (1.5 s)" in error["message"] and error["errors"]["_request"], error
+
+
+def test_a_body_cut_by_the_client_going_away_is_still_the_400(client):
+    """A read that fails otherwise (the connection reset) stays the 400 it was."""
+    stalled = _Stalling(b'{"send": ', ConnectionResetError("reset"))
+    response = client.post("/v1/decisions", input_stream=stalled, content_type="application/json")
+    assert assert_error_shape(response, 400)["errors"]["_request"]
