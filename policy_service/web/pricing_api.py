@@ -86,17 +86,21 @@ def post_forecast(body: dict[str, Any], _query: dict[str, Any]):
 
 @pages.route("/forecast", methods=["GET"])
 def forecast_page():
-    """A campaign's cost: lines of `country category count` priced as POST /v1/costs/forecast prices them."""
-    if errors := unknown_filters({"at", "currency", "waba_id", "lines", "service_messages_this_month"}):
+    """A campaign's cost: lines of `country category count` (and, optionally, `free_entry_point=N` and
+    `customer_service_window=N`) priced as POST /v1/costs/forecast prices them; its refusals name the same fields
+    (query.lines.3.customer_service_window: the form's line 3)."""
+    if errors := unknown_filters({"at", "currency", "waba_id", "waba_timezone", "lines",
+                                  "service_messages_this_month"}):
         return refused_page(errors)
     form = {"at": request.values.get("at") or f"{date.today().isoformat()}T12:00:00+00:00",
             "currency": request.values.get("currency") or "", "waba_id": request.values.get("waba_id") or "",
+            "waba_timezone": request.values.get("waba_timezone") or "",
             "service_messages_this_month": request.values.get("service_messages_this_month") or "",
             "lines": request.values.get("lines") or "BR marketing 10000\nBR utility 5000"}
     if "lines" not in request.values:
-        return render_template("ui/forecast.html", form=form, errors={}, result=None)
+        return render_template("ui/forecast.html", form=form, errors={}, result=None, line_fields=LINE_FIELDS)
     body: dict[str, Any] = {"at": form["at"], "lines": []}
-    body.update({key: form[key] for key in ("currency", "waba_id") if form[key]})
+    body.update({key: form[key] for key in ("currency", "waba_id", "waba_timezone") if form[key]})
     errors: dict[str, list[str]] = {}
     if form["service_messages_this_month"]:  # a whole count, as the API's integer (the schema checks its range)
         if form["service_messages_this_month"].isdigit():
@@ -108,11 +112,14 @@ def forecast_page():
         parts = text.split()
         if not parts:
             continue
-        if len(parts) != 3 or not parts[2].isdigit():
-            errors[f"lines.{number}"] = ["write one line as: COUNTRY CATEGORY COUNT (for example BR marketing 10000)"]
+        counts = _line_counts(parts[3:])
+        if len(parts) < 3 or not parts[2].isdigit() or counts is None:
+            errors[f"lines.{number}"] = [
+                "write one line as: COUNTRY CATEGORY COUNT, then optionally " + " ".join(
+                    f"{name}=N" for name in LINE_FIELDS) + " (for example BR marketing 10000 free_entry_point=4000)"]
             continue
         place = {"to": parts[0]} if parts[0].startswith("+") else {"country": parts[0]}
-        body["lines"].append({**place, "category": parts[1], "count": int(parts[2])})
+        body["lines"].append({**place, "category": parts[1], "count": int(parts[2]), **counts})
         numbers.append(number)
     if not errors:
         try:
@@ -123,8 +130,26 @@ def forecast_page():
             errors = _text_lines(error.errors, numbers)
     if errors:
         return refused_page(errors, page=lambda named: render_template("ui/forecast.html", form=form, errors=named,
-                                                                 result=None))
-    return render_template("ui/forecast.html", form=form, errors={}, result=result)
+                                                                 result=None, line_fields=LINE_FIELDS))
+    return render_template("ui/forecast.html", form=form, errors={}, result=result, line_fields=LINE_FIELDS)
+
+
+# A form line's optional counts after COUNTRY CATEGORY COUNT, as `name=N`: the API's line fields of that name.
+LINE_FIELDS = ("free_entry_point", "customer_service_window")
+
+
+def _line_counts(words: list[str]) -> dict[str, Any] | None:
+    """A form line's `name=N` words as the API line's fields (None: a word no such field, or a field given twice).
+    N is given to the API's schema as a whole number when it is one (-1 too, which its range refuses), else as the
+    text typed, which the schema refuses as it refuses a JSON string there: the page's errors are the API's."""
+    counts: dict[str, Any] = {}
+    for word in words:
+        name, equals, value = word.partition("=")
+        if not equals or name not in LINE_FIELDS or name in counts:
+            return None
+        digits = value.removeprefix("-")
+        counts[name] = int(value) if digits.isdigit() and digits.isascii() else value
+    return counts
 
 
 def _text_lines(errors: dict[str, list[str]], numbers: list[int]) -> dict[str, list[str]]:

@@ -3,6 +3,8 @@
 import shutil
 from datetime import UTC, datetime
 
+from markupsafe import escape
+
 from policy_service.contract.pricing import FORECAST
 from policy_service.service.decisions import Policy
 from policy_service.service.forecast import forecast_costs
@@ -367,3 +369,59 @@ def test_a_bad_customer_service_window_count_is_a_422_naming_it(client):
         "with free_entry_point (5) at most count (10): these are some of the line's other messages"]}
     assert list(errors(customer_service_window=11)) == ["lines.0.customer_service_window"]
     assert list(errors(category="marketing_lite", customer_service_window=1)) == ["lines.0.customer_service_window"]
+
+
+def test_the_page_takes_each_lines_windows_and_the_wabas_time_zone(client):
+    """/ui/forecast had no input for free_entry_point, waba_timezone or customer_service_window: a line takes
+    `free_entry_point=N` and `customer_service_window=N` after its count and the form a WABA time zone, priced as the
+    API prices them; the page shows where the line's messages are sent and what the rules deny."""
+    def page(**query):
+        answer = client.get("/ui/forecast", query_string={"currency": "BRL", "at": SERVICE["at"], **query})
+        return answer.status_code, answer.get_data(as_text=True)
+
+    status, text = page(lines="BR marketing 10000 free_entry_point=4000\nUS marketing 5")
+    assert status == 200 and "Total: 1930.2000 BRL" in text and "4000 in a free entry point window" in text
+    assert "not delivered: the rules deny every message of the line (MKT-4" in text
+    status, text = page(currency="USD", at="2026-05-12T12:00:00Z", lines="BR utility 5000 customer_service_window=3000")
+    assert status == 200 and "Total: 13.6000 USD" in text and "3000 free (PMP-3" in text
+    assert "3000 in a customer service window" in text
+    status, text = page(at="2026-10-01T02:00:00Z", waba_timezone="America/Sao_Paulo", lines="BR service 2000")
+    assert status == 200 and "Total: 0 BRL" in text and 'value="America/Sao_Paulo"' in text
+    assert page(at="2026-10-01T02:00:00Z", lines="BR service 2000")[1].count("Total: 35.000 BRL") == 1
+
+
+HTML = {"Accept": "text/html"}
+
+
+def test_the_pages_window_and_time_zone_errors_are_the_apis(client):
+    """A bad free_entry_point, customer_service_window or waba_timezone on /ui/forecast is a 422 with the API's own
+    message, named as the page names the form's line (query.lines.2.<field>: line 2 of the text), in its JSON and its
+    HTML alike; a word after the count that is no such field is refused as a malformed line."""
+    cases = [({"country": "BR", "category": "service", "count": 2, "free_entry_point": 3},
+              "BR service 2 free_entry_point=3", "free_entry_point"),
+             ({"country": "BR", "category": "utility", "count": 10, "free_entry_point": 5,
+               "customer_service_window": 6}, "BR utility 10 free_entry_point=5 customer_service_window=6",
+              "customer_service_window"),
+             ({"country": "BR", "category": "utility", "count": 10, "customer_service_window": -1},
+              "BR utility 10 customer_service_window=-1", "customer_service_window"),
+             ({"country": "BR", "category": "utility", "count": 10, "customer_service_window": "x"},
+              "BR utility 10 customer_service_window=x", "customer_service_window"),
+             ({"country": "BR", "category": "marketing_lite", "count": 10, "free_entry_point": 1},
+              "BR marketing_lite 10 free_entry_point=1", "free_entry_point")]
+    for line, text, field in cases:
+        api = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [SERVICE["lines"][0], line]})
+        assert api.status_code == 422, text
+        (message,) = api.get_json()["errors"][f"lines.1.{field}"]
+        query = {"currency": "BRL", "at": SERVICE["at"], "lines": f"BR service 1\n{text}"}
+        as_json = client.get("/ui/forecast", query_string=query, headers={"Accept": "application/json"})
+        assert (as_json.status_code, as_json.get_json()["errors"]) == (422, {f"query.lines.2.{field}": [message]})
+        html = client.get("/ui/forecast", query_string=query, headers=HTML).get_data(as_text=True)
+        assert f"<code>query.lines.2.{field}</code>: {escape(message)}" in html, text
+    zone = client.get("/ui/forecast", query_string={"currency": "BRL", "at": SERVICE["at"], "lines": "BR service 1",
+                                                    "waba_timezone": "Mars/Olympus"}, headers=HTML)
+    assert zone.status_code == 422 and "<code>query.waba_timezone</code>: unknown IANA time zone" in zone.get_data(
+        as_text=True)
+    for text in ("BR utility 10 foo=1", "BR utility 10 free_entry_point=1 free_entry_point=2", "BR utility 10 5"):
+        bad = client.get("/ui/forecast", query_string={"currency": "BRL", "at": SERVICE["at"], "lines": text},
+                         headers=HTML)
+        assert bad.status_code == 422 and "<code>query.lines.1</code>: write one line as" in bad.get_data(as_text=True)
