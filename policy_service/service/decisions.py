@@ -20,8 +20,9 @@ One validated request goes through five steps, each a function of one input with
   decision_id a caller sees is already logged.
 
 A batch (`Decisions.decide_all`) is all or nothing: every request goes through every step but the log first, and
-only then are all its rows logged, in one transaction; a request refused on the way (by what the store holds)
-refuses the batch, named requests.<index>, with nothing logged.
+only then are all its rows logged, together (store.decision_log.record_all: as one unit through the host's writer
+under gunicorn, so a batch takes the same path and durability as one decision); a request refused on the way (by
+what the store holds) refuses the batch, named requests.<index>, with nothing logged.
 
 Steps that need the rulebook or the masking setting are methods of `Decisions`, which holds them.
 """
@@ -45,7 +46,6 @@ from ..core.rulebook import Rulebook, load_rulebook
 from ..store import decision_log, history_reads, log_compression
 from . import business, pricing
 from .errors import ServiceError
-from .idempotency import write_transaction
 
 
 @dataclass(frozen=True)
@@ -224,21 +224,22 @@ class Decisions:
 
     def decide_all(self, proposals: Sequence[Proposal]) -> list[Decided]:
         """A batch, all or nothing: every proposal taken through every step but the log (`preview`) before
-        any is logged, then every row logged in one transaction (a savepoint within a caller's, such as an
-        Idempotency-Key's). Returns the decisions in order. Raises the ServiceError of the first request refused,
-        its fields named requests.<index>.<field> (`in_batch`), and whatever the log raises when it cannot store
-        the rows: either way no row of the batch is logged."""
+        any is logged, then every row logged all or none (decision_log.record_all: in one transaction, which may
+        be shared with other decisions' rows but fails alone; inside a caller's transaction, such as an
+        Idempotency-Key's, by it). Returns the decisions in order. Raises the ServiceError of the first request
+        refused, its fields named requests.<index>.<field> (`in_batch`), and whatever the log raises when it
+        cannot store the rows: either way no row of the batch is logged."""
         previews = []
         for index, proposal in enumerate(proposals):
             try:
                 previews.append(self.preview(proposal))
             except ServiceError as refused:
                 raise in_batch(refused, index) from None
-        if len(previews) == 1:
-            # One row is all or nothing by itself: it takes the log's usual (group-committed) path.
-            return [self.log(previews[0])]
-        with write_transaction():
-            return [self.log(decided) for decided in previews]
+        decision_log.record_all([decision_log.Logged(decided.decision, decided.logged, decided.body, decided.text,
+                                                     decided.api_key) for decided in previews],
+                                mask=self.mask, rulebook=self.policy.rulebook,
+                                dictionary_samples=partial(dictionary_samples, self.policy))
+        return previews
 
     def preview(self, proposal: Proposal) -> Decided:
         """Every step but the log: the decision the service would make now, not recorded (`policy-service

@@ -131,20 +131,46 @@ def record(decision: Decision, request: dict[str, Any], response: dict[str, Any]
     `rulebook`, the rulebook that decided: the request and response texts are compressed with its dictionary
     (store.log_compression; without one, with none), and read back as the same JSON text; `dictionary_samples`
     gives that dictionary's sample rows (log_compression.dictionary_for) when this process has not used it yet.
-    The row is one prepared INSERT, committed (SQLite synchronous=FULL, PostgreSQL synchronous commit) before
-    this returns: on its own, or with the rows of other threads of this process that were waiting at the same
-    time, in one transaction (group commit, _GroupCommit); inside a caller's transaction (an Idempotency-Key's
-    unit of work), by that transaction. When this returns, the decision is on disk.
+    The row is one prepared INSERT, committed before this returns: through the host's writer under gunicorn
+    (store.log_writer: in the file, forced to disk as DECISION_LOG_SYNC_SECONDS says); else on its own or with the
+    rows of other threads of this process that were waiting at the same time, in one transaction (group commit,
+    _GroupCommit; SQLite synchronous=FULL, PostgreSQL synchronous commit); inside a caller's transaction (an
+    Idempotency-Key's unit of work), by that transaction.
     """
-    region, _ = recipient(str(request.get("send", {}).get("to", "")))
-    texts = logged_texts(request, response, response_json, mask=mask)
+    record_all([Logged(decision, request, response, response_json, api_key)], mask=mask, rulebook=rulebook,
+               dictionary_samples=dictionary_samples)
+
+
+@dataclass(frozen=True)
+class Logged:
+    """One decision to log (record's arguments of that name)."""
+
+    decision: Decision
+    request: dict[str, Any]
+    response: dict[str, Any]
+    response_json: bytes | None = None
+    api_key: str | None = None
+
+
+def record_all(entries: Sequence[Logged], *, mask: bool, rulebook: Rulebook | None = None,
+               dictionary_samples: Callable[[], Sequence[bytes]] | None = None) -> None:
+    """Write decisions all or nothing (a batch): their rows are committed together, or none is (a commit they share
+    with other decisions' rows is retried unit by unit when one fails, so a batch fails alone); raises what `record`
+    raises. The arguments are `record`'s."""
     dictionary = log_compression.dictionary_for(rulebook, dictionary_samples)
+    _insert([_values(entry, mask, dictionary) for entry in entries])
+
+
+def _values(entry: Logged, mask: bool, dictionary: int) -> dict[str, Any]:
+    request, response, decision = entry.request, entry.response, entry.decision
+    region, _ = recipient(str(request.get("send", {}).get("to", "")))
+    texts = logged_texts(request, response, entry.response_json, mask=mask)
     facts = decision.facts
     # The recipient as logged, and a history_ref's business number (the web layer logs the ref's history
     # inline and names the ref in the response's history_source), for the reviewers' filters.
     to = str(request.get("send", {}).get("to", ""))
     ref = request.get("history_ref") or (response.get("history_source") or {}).get("ref") or {}
-    _insert({
+    return {
         "decision_id": decision.decision_id,
         "logged_at": stored_time(datetime.now(UTC)),
         "send_at": facts.at.isoformat() if facts else "",
@@ -160,8 +186,8 @@ def record(decision: Decision, request: dict[str, Any], response: dict[str, Any]
         "texts": log_compression.compress(texts, dictionary),
         "dictionary": dictionary,
         "masked": mask,
-        "api_key_name": api_key,
-    })
+        "api_key_name": entry.api_key,
+    }
 
 
 def logged_texts(request: dict[str, Any], response: dict[str, Any], response_json: bytes | None, *,
@@ -231,24 +257,28 @@ def _statement(database: peewee.Database) -> tuple[str, tuple[peewee.Field, ...]
     return statement[1], statement[2]
 
 
-def _insert(values: dict[str, Any]) -> None:
+def _insert(rows: list[dict[str, Any]]) -> None:
     # A hand-written INSERT instead of Model.create: peewee built the model instance and compiled the
     # query on every call. Fields not given here (a column added later) get their model default.
     database = DecisionRecord._meta.database.obj if isinstance(DecisionRecord._meta.database, peewee.DatabaseProxy) \
         else DecisionRecord._meta.database
     sql, fields = _statement(database)
-    params = []
-    for field in fields:
-        value = values[field.name] if field.name in values else field.default
-        params.append(field.db_value(value() if callable(value) else value))
+    unit = []
+    for values in rows:
+        params = []
+        for field in fields:
+            value = values[field.name] if field.name in values else field.default
+            params.append(field.db_value(value() if callable(value) else value))
+        unit.append(params)
     if database.in_transaction():
-        # The caller's transaction (an Idempotency-Key's decision and remembered answer) commits the row.
-        database.execute_sql(sql, params)
+        # The caller's transaction (an Idempotency-Key's decision and remembered answer) commits the rows.
+        for params in unit:
+            database.execute_sql(sql, params)
         return
     client = _HOST_CLIENT[0]
     if client is not None and client[0] is database:
         try:
-            client[1].write(params)
+            client[1].write(unit)
             return
         except log_writer.WriterUnavailable:
             # No writer (it stopped): this process writes its rows itself from now on.
@@ -257,7 +287,7 @@ def _insert(values: dict[str, Any]) -> None:
     if committer is None:
         with _COMMITTERS_LOCK:
             committer = _COMMITTERS.setdefault(database, _GroupCommit(database))
-    committer.write(sql, params)
+    committer.write(sql, unit)
 
 
 class _GroupCommit:
@@ -274,12 +304,13 @@ class _GroupCommit:
     def __init__(self, database: peewee.Database) -> None:
         self.database = database
         self._changed = threading.Condition(threading.Lock())
-        self._queue: list[log_writer.PendingRow] = []
+        self._queue: list[log_writer.PendingRows] = []
         self._leading = False
 
-    def write(self, sql: str, params: list[Any]) -> None:
-        """Commit one row (its INSERT statement and parameters); raises what its commit raised."""
-        mine = log_writer.PendingRow(params)
+    def write(self, sql: str, rows: list[list[Any]]) -> None:
+        """Commit rows (their INSERT statement and each row's parameters), all or none; raises what their commit
+        raised."""
+        mine = log_writer.PendingRows(rows)
         led = False
         with self._changed:
             self._queue.append(mine)
@@ -305,40 +336,41 @@ class _GroupCommit:
             # A row committed by another thread raises a copy, so threads never share one traceback.
             raise mine.error if led else _copied(mine.error)
 
-    def _commit(self, sql: str, batch: list[log_writer.PendingRow]) -> None:
+    def _commit(self, sql: str, batch: list[log_writer.PendingRows]) -> None:
         commit_rows(self.database, sql, batch)
 
 
 def commit_rows(database: peewee.Database, sql: str, batch: Sequence[Any]) -> None:
-    """Commit the rows of `batch` (objects with `params` and `error`) with `sql`, in one transaction, on this
-    thread's connection; a row that could not be committed gets its `error` (a storage fault fails them all; a
-    row's own error, such as a duplicate decision_id, fails that row alone). Raises only BaseExceptions that are
-    not Exceptions, after marking every row with it."""
+    """Commit the pending units of `batch` (objects with `rows`, each row a list of `sql`'s parameters, and `error`)
+    in one transaction, on this thread's connection; a unit that could not be committed gets its `error` and none
+    of its rows is kept (a storage fault fails them all; a unit's own error, such as a duplicate decision_id, fails
+    that unit alone). Raises only BaseExceptions that are not Exceptions, after marking every unit with it."""
     try:
-        if len(batch) == 1:
-            # Outside a transaction the statement commits by itself: one round trip, one fsync.
-            database.execute_sql(sql, batch[0].params)
+        if len(batch) == 1 and len(batch[0].rows) == 1:
+            # Outside a transaction the statement commits by itself: one round trip, one commit.
+            database.execute_sql(sql, batch[0].rows[0])
         else:
             with database.atomic():
-                for row in batch:
-                    database.execute_sql(sql, row.params)
+                for unit in batch:
+                    for params in unit.rows:
+                        database.execute_sql(sql, params)
     except STORAGE_FAULTS as fault:
         # Nothing of the batch is stored; every decision in it is answered 503. This thread's connection is
         # dropped here, as the 503 handler drops it, also when this thread's own row was not in the batch.
         discard_connection()
-        for row in batch:
-            row.error = fault
+        for unit in batch:
+            unit.error = fault
     except Exception as error:
         if len(batch) == 1:
             batch[0].error = error
             return
-        # A row's own error (a duplicate decision_id, a bug) must not fail the rows beside it: each alone.
-        for row in batch:
-            commit_rows(database, sql, [row])
+        # A unit's own error (a duplicate decision_id, a bug) must not fail the units beside it: each alone.
+        for unit in batch:
+            commit_rows(database, sql, [unit])
     except BaseException as error:
         # Never "done" without an error unless committed: the waiting threads raise it too.
-        for row in batch:
-            row.error = error
+        for unit in batch:
+            unit.error = error
         raise
 
 

@@ -20,9 +20,10 @@ as PostgreSQL's synchronous_commit=off does with its wal_writer_delay). Forcing 
 CPU per decision under load on the reference machine (bench/README.md), more than the rest of the log.
 
 Protocol, on a Unix stream socket in a private (0700) directory: a request is a 4-byte big-endian length and a
-msgpack array of the row's parameters (str, bytes, int, float, bool or None) for the writer's one statement (the
-decision log's INSERT: a client sends values, never SQL); the answer is one byte, 0 for committed, or 1, 2 or 3
-(storage fault, integrity error, other error) followed by a 4-byte length and the error's text.
+msgpack array of rows committed all or none (one decision's, or a batch's), each row an array of parameters (str,
+bytes, int, float, bool or None) for the writer's one statement (the decision log's INSERT: a client sends values,
+never SQL); the answer is one byte, 0 for committed, or 1, 2 or 3 (storage fault, integrity error, other error)
+followed by a 4-byte length and the error's text.
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ class HostWriter:
     def _run(self) -> None:
         try:
             while not self._stopped:
-                batch: list[tuple[socket.socket, PendingRow]] = []
+                batch: list[tuple[socket.socket, PendingRows]] = []
                 for key, _ in self._selector.select():
                     if key.fileobj is self._listener:
                         self._accept()
@@ -191,7 +192,7 @@ class HostWriter:
         with contextlib.suppress(OSError):
             client.close()
 
-    def _read(self, client: socket.socket) -> list[tuple[socket.socket, PendingRow]]:
+    def _read(self, client: socket.socket) -> list[tuple[socket.socket, PendingRows]]:
         buffer = self._buffers[client]
         try:
             while True:
@@ -216,15 +217,17 @@ class HostWriter:
             if len(buffer) < 4 + size:
                 break
             try:
-                params = msgspec.msgpack.decode(bytes(buffer[4:4 + size]), type=list)
+                rows = msgspec.msgpack.decode(bytes(buffer[4:4 + size]), type=list[list])
             except (msgspec.DecodeError, msgspec.ValidationError):
+                rows = []
+            if not rows:
                 self._drop(client)
                 return []
             del buffer[:4 + size]
-            messages.append((client, PendingRow(params)))
+            messages.append((client, PendingRows(rows)))
         return messages
 
-    def _write(self, batch: list[tuple[socket.socket, PendingRow]]) -> None:
+    def _write(self, batch: list[tuple[socket.socket, PendingRows]]) -> None:
         for start in range(0, len(batch), self.MAX_BATCH):
             part = batch[start:start + self.MAX_BATCH]
             with self.busy:
@@ -264,14 +267,15 @@ class HostWriter:
             self._drop(client)
 
 
-class PendingRow:
-    """One row waiting for its commit, and how that ended (`done`, with `error` set if it failed): the writer's
-    batches and a process's own group commit (store.decision_log) hold the same."""
+class PendingRows:
+    """Rows waiting for their commit, all or none (one decision's row, or a batch's), and how that ended (`done`,
+    with `error` set if it failed): the writer's batches and a process's own group commit (store.decision_log)
+    hold the same."""
 
-    __slots__ = ("done", "error", "params")
+    __slots__ = ("done", "error", "rows")
 
-    def __init__(self, params: list[Any]) -> None:
-        self.params = params
+    def __init__(self, rows: list[list[Any]]) -> None:
+        self.rows = rows
         self.done = False
         self.error: BaseException | None = None
 
@@ -284,10 +288,10 @@ class Client:
         self._local = threading.local()
         self._opened: list[socket.socket] = []
 
-    def write(self, params: list[Any]) -> None:
-        """Commit one row (its statement's parameters) through the writer; raises WriterUnavailable when the
-        writer cannot be reached (nothing sent), peewee.OperationalError when the row's fate is unknown or its
-        commit failed for the storage, peewee.IntegrityError for a row the database refused."""
+    def write(self, rows: list[list[Any]]) -> None:
+        """Commit rows (each its statement's parameters) through the writer, all or none; raises WriterUnavailable
+        when the writer cannot be reached (nothing sent), peewee.OperationalError when the rows' fate is unknown or
+        their commit failed for the storage, peewee.IntegrityError for a row the database refused."""
         sock = getattr(self._local, "sock", None)
         if sock is None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -298,7 +302,7 @@ class Client:
                 raise WriterUnavailable(str(error)) from error
             self._local.sock = sock
             self._opened.append(sock)
-        message = msgspec.msgpack.encode([sendable(p) for p in params])
+        message = msgspec.msgpack.encode([[sendable(p) for p in params] for params in rows])
         try:
             sock.sendall(_LENGTH.pack(len(message)) + message)
             kind = self._exactly(sock, 1)[0]

@@ -5,6 +5,7 @@ import copy
 import json
 from datetime import UTC, datetime
 
+import peewee
 import pytest
 
 from policy_service.contract.schemas import REQUEST
@@ -166,7 +167,7 @@ def _rows() -> int:
 
 def test_a_batch_is_logged_all_or_nothing(pipeline, example_request):
     """decide_all previews every request before logging any: a refusal of the third (a template nobody knows the
-    category of) raises it named requests.2.<field> with no row logged; a row the log cannot store rolls back the
+    category of) raises it named requests.2.<field> with no row logged; a row the database refuses rolls back the
     rows before it; a good batch logs every row, in order."""
     before = _rows()
     with pytest.raises(ServiceError) as refused:
@@ -175,21 +176,25 @@ def test_a_batch_is_logged_all_or_nothing(pipeline, example_request):
     assert refused.value.message.startswith("invalid request: requests.2.send.template.category: required")
     assert _rows() == before
 
-    record, calls = logged.decision_log.record, []
+    # The second row is one the log already holds (its decision_id taken): the database refuses it, and the first
+    # row, committed in the same unit, is rolled back with it.
+    taken = pipeline.decide_all(_proposals(example_request))[0].decision.decision_id
+    before += 1
+    values, calls = logged.decision_log._values, []
 
-    def second_fails(*args, **kwargs):
-        calls.append(args)
+    def second_taken(*args):
+        row = values(*args)
+        calls.append(row)
         if len(calls) == 2:
-            raise RuntimeError("disk full")
-        return record(*args, **kwargs)
+            row["decision_id"] = taken
+        return row
 
-    pipeline_log = decisions.decision_log
     try:
-        pipeline_log.record = second_fails
-        with pytest.raises(RuntimeError):
+        logged.decision_log._values = second_taken
+        with pytest.raises(peewee.IntegrityError):
             pipeline.decide_all(_proposals(example_request, example_request))
     finally:
-        pipeline_log.record = record
+        logged.decision_log._values = values
     assert len(calls) == 2 and _rows() == before
 
     done = pipeline.decide_all(_proposals(example_request, example_request))

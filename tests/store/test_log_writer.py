@@ -120,6 +120,55 @@ def test_a_row_the_database_refuses_fails_alone_and_a_storage_fault_fails_its_co
     assert _logged_ids(app) == {"taken", "after"}
 
 
+def test_a_batchs_rows_reach_the_writer_as_one_unit_that_fails_alone(sqlite_app, monkeypatch):
+    """record_all sends a batch's rows as one unit: a unit whose second row the database refuses keeps none of its
+    rows, while another caller's row committed in the same transaction stays; a good unit keeps all of its rows."""
+    app = sqlite_app
+    policy, decided = _preview(app)
+    assert _record(app, policy, decided, "taken") is None
+    commits, release = [], threading.Event()
+
+    def held(database, sql, units):
+        # The first commit waits until both callers have sent their units, so they share the next commit.
+        commits.append([len(unit.rows) for unit in units])
+        if len(commits) == 1:
+            release.wait(10)
+        decision_log.commit_rows(database, sql, units)
+
+    writer = log_writer.HostWriter(store_database.database_proxy.obj, _sql(), held)
+    client = log_writer.Client(writer.path)
+    monkeypatch.setattr(decision_log, "_HOST_CLIENT", [(writer.database, client)])
+
+    def batch(ids):
+        with app.app_context():
+            try:
+                decision_log.record_all([decision_log.Logged(replace(decided.decision, decision_id=i), decided.logged,
+                                                             decided.body, decided.text) for i in ids],
+                                        mask=True, rulebook=policy.rulebook)
+                return None
+            except Exception as error:  # noqa: BLE001 - the outcome is the result
+                return error
+            finally:
+                store_database.release()
+
+    try:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            first = pool.submit(_record, app, policy, decided, "first")
+            time.sleep(0.3)
+            refused = pool.submit(batch, ["unit-a", "taken", "unit-c"])
+            alone = pool.submit(_record, app, policy, decided, "beside")
+            time.sleep(0.3)
+            release.set()
+            outcomes = first.result(10), refused.result(10), alone.result(10)
+        assert batch(["good-a", "good-b", "good-c"]) is None
+    finally:
+        client.close()
+        writer.stop()
+    assert outcomes[0] is None and isinstance(outcomes[1], peewee.IntegrityError) and outcomes[2] is None
+    assert sorted(commits[1]) == [1, 3], "the unit and the other caller's row shared a commit"
+    assert _logged_ids(app) == {"taken", "first", "beside", "good-a", "good-b", "good-c"}
+
+
 @pytest.mark.parametrize(("sync_seconds", "synchronous"), [(0, 2), (0.2, 1)])
 def test_the_writers_commits_are_forced_to_disk_at_each_commit_or_within_sync_seconds(sqlite_app, monkeypatch,
                                                                                       sync_seconds, synchronous):
@@ -194,13 +243,13 @@ def test_a_writer_that_stops_fails_the_rows_waiting_for_it():
     writer = log_writer.HostWriter(database, "INSERT INTO t VALUES (?)", stuck)
     client = log_writer.Client(writer.path)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        waiting = pool.submit(client.write, [1])
+        waiting = pool.submit(client.write, [[1]])
         time.sleep(0.2)
         gate.set()
         with pytest.raises(peewee.OperationalError, match="did not answer"):
             waiting.result(timeout=10)
     with pytest.raises(log_writer.WriterUnavailable):
-        client.write([1])
+        client.write([[1]])
     client.close()
 
 

@@ -2,15 +2,20 @@
 timeouts): a client that stops sending its request's head or body, or trickles its head a byte at a time, gets
 the 408 in the JSON error shape and loses its connection, so THREADS + 1 of them no longer stall the worker
 (gthread read every request with no timeout: they held every thread for good, /healthz had no answer in 60 s).
-A body that keeps arriving, however slowly, and a keep-alive connection idle between requests are not cut."""
+A body that keeps arriving, however slowly, and a keep-alive connection idle between requests are not cut; an
+answer the client does not take is dropped after the body timeout (in-process: loopback buffers took a whole page)."""
 
 import json
+import os
 import socket
 import threading
 import time
 
 import pytest
 import requests
+from gunicorn.config import Config
+
+from policy_service.web import worker
 
 from ..conftest import start_gunicorn, stop_gunicorn
 
@@ -141,3 +146,53 @@ def _response(connection: socket.socket) -> bytes:
     while len(body) < length:
         body += connection.recv(65536)
     return head + b"\r\n\r\n" + body
+
+
+class _Log:
+    """gunicorn's logger as far as a worker's request handling uses it, keeping the warnings."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def warning(self, message: str, *args) -> None:
+        self.warnings.append(message % args)
+
+    def access(self, *args) -> None:
+        pass
+
+    debug = info = error = exception = access
+
+
+def test_an_answer_the_client_does_not_take_is_dropped_and_frees_the_thread():
+    """In-process, gthread's handle on one end of a socket pair: the client sends its request and then reads none
+    of an 8 MiB answer. The write times out after body_timeout (0.5 s here), the warning names the client, the
+    connection is closed, and the thread is back within a second (gthread's sendall would have waited for good)."""
+    log = _Log()
+    slow_reader = worker.BalancedThreadWorker(0, os.getppid(), [], None, 30, Config(), log)
+    slow_reader.body_timeout = 0.5
+    size = 8 * 1024 * 1024
+
+    def big(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(size))])
+        return [b"x" * size]
+
+    slow_reader.wsgi = big
+    served, client = socket.socketpair()
+    try:
+        client.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        connection = worker._Connection(slow_reader.cfg, served, ("10.0.0.7", 50000), ("127.0.0.1", 8000))
+        kept = []
+        handling = threading.Thread(target=lambda: kept.append(slow_reader.handle(connection)), daemon=True)
+        handling.start()
+        handling.join(1.5)  # (were the write not timed out, closing the client below ends it: no hung test)
+        assert kept == [False], "the thread is still writing the answer"
+        assert log.warnings == ["client 10.0.0.7 took nothing of its answer for 0.5 s: connection closed"]
+        connection.close(graceful=True)
+        client.settimeout(5)
+        received = b""
+        while chunk := client.recv(1 << 20):
+            received += chunk
+        assert received.startswith(b"HTTP/1.1 200 OK") and len(received) < size  # cut, then closed
+    finally:
+        served.close()
+        client.close()
