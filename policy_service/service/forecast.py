@@ -172,12 +172,12 @@ def _notes(result: Forecast, allowance: tuple[str, ...], stand_ins: dict[str, st
         notes.append(
             f"{', '.join(unasked)} lines: the rules are not asked about them (a line does not say enough of such a "
             "send): they are priced as charged, and a rule that would deny them is not seen.")
-    if denied := [line for line in lines if line.denied]:
+    if denied := [line.denied for line in lines if line.denied]:
+        rules = sorted({run.rule for found in denied for run in found.runs})
         notes.append(
-            "Messages the rules deny are not delivered: they are not priced, not counted toward the volume tiers or "
-            "the allowance, and not in the total; a line denied in full is listed as unpriced. "
-            + "; ".join(f"Line {line.index + 1}: {line.denied.count:,} denied by {line.denied.rule}"
-                        for line in denied) + ".")
+            f"{sum(found.count for found in denied):,} messages are denied by the rules ({', '.join(rules)}; each "
+            "line's `denied` says which and why): they are not delivered, so they are not priced, not counted toward "
+            "the volume tiers or the allowance, and not in the total; a line denied in full is listed as unpriced.")
     if unplaced := sorted(country for country, stand_in in stand_ins.items() if not stand_in.startswith("+")):
         notes.append(
             f"{', '.join(unplaced)}: no phone number is of this country, so the rules read its lines' recipient as "
@@ -211,7 +211,8 @@ def rules_charges(policy: Policy, at: datetime, zone: str = "UTC", allowance: tu
 
     def charge_of(country: str, category: str, window: str, count: int) -> RuledCharge | None:
         template = None if category in allowance else Template("forecast", "en", TEMPLATE_CATEGORIES[category])
-        send = Send(at=at, to=(stand_ins or {}).get(country, f"{country}.forecast"),
+        to = (stand_ins or {}).get(country, f"{country}.forecast")
+        send = Send(at=at, to=to,
                     type="template" if template else "text", template=template,
                     marketing_messages_api=category == "marketing_lite")
         context = {**(account or {}), "service_messages_this_month": count, "waba_timezone": zone}
@@ -220,8 +221,11 @@ def rules_charges(policy: Policy, at: datetime, zone: str = "UTC", allowance: tu
         if decision.decision != "allow":
             denying = [r for r in decision.trace if r.determining and rulebook.by_id.get(r.rule) is not None
                        and rulebook.by_id[r.rule].decision == "deny"]
+            because = " ".join(r.because for r in denying) or decision.error or ""
+            # the sentence names the number asked about: say it stands for the line's recipients
             return RuledCharge(False, ", ".join(r.rule for r in denying) or decision.status,
-                               " ".join(r.because for r in denying) or decision.error or "", denied=True)
+                               because.replace(to, f"{to} (the example number asked about for {country})"),
+                               denied=True)
         charge = decision.charge
         if charge is None or charge.rule is None:
             return None

@@ -300,7 +300,9 @@ def test_a_line_the_rules_deny_is_not_priced(client):
         assert "marketing templates are not delivered to the US" in line["denied"]["because"]
         assert line["denied"]["by_window"] == [{"window": "outside_windows", "count": line["count"], "rule": "MKT-4",
                                                 "because": line["denied"]["because"]}]
-    assert any("Line 1: 1,000 denied by MKT-4" in note for note in body["notes"])
+    assert any(note.startswith("1,010 messages are denied by the rules (MKT-4; ") for note in body["notes"])
+    assert "+12015550123 (the example number asked about for US) is in the United States" in \
+        body["unpriced"][0]["reason"]
     # in a window too: the rules deny it wherever it is sent
     windows = client.post("/v1/costs/forecast", json={**US_CAMPAIGN, "lines": [
         {"country": "US", "category": "marketing", "count": 30, "free_entry_point": 10,
