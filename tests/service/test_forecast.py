@@ -454,3 +454,27 @@ def test_a_wabas_stored_account_restriction_or_ban_denies_its_lines(client, app)
     assert banned["lines"] == [] and banned["total"] == "0"
     assert {line["denied"]["rule"] for line in banned["unpriced"]} == {"ACC-2"}
     assert client.post("/v1/costs/forecast", json={**body, "waba_id": "999"}).get_json()["total"] != "0"
+
+
+def test_the_cli_and_the_python_api_refuse_a_bad_window_count_by_field(database_url, tmp_path):
+    """`policy-service forecast FILE` and PolicyService.forecast read a line's customer_service_window as the API does:
+    more than count with free_entry_point is refused naming lines.0.customer_service_window (CLI exit 1), and a
+    denied line comes back unpriced with its rule."""
+    import json
+
+    import pytest
+    from click.testing import CliRunner
+
+    from policy_service import PolicyService, ServiceError, cli
+
+    bad = {**SERVICE, "lines": [{"country": "BR", "category": "utility", "count": 2, "free_entry_point": 1,
+                                 "customer_service_window": 2}]}
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    refused = CliRunner().invoke(cli.main, ["forecast", str(tmp_path / "bad.json"), "--database-url", database_url])
+    assert refused.exit_code == 1 and "lines.0.customer_service_window" in refused.output
+    service = PolicyService(database_url=database_url)
+    with pytest.raises(ServiceError) as error:
+        service.forecast(bad)
+    assert error.value.code == 422 and list(error.value.errors) == ["lines.0.customer_service_window"]
+    us = service.forecast({**SERVICE, "lines": [{"to": "+12125550123", "category": "marketing", "count": 3}]})
+    assert us["total"] == "0" and us["unpriced"][0]["denied"]["rule"] == "MKT-4"
