@@ -72,7 +72,8 @@ def forecast_costs(policy: Policy, request: dict[str, Any]) -> dict[str, Any]:
     counted_categories = policy.rulebook.parameters.get("service_messages_count_categories")
     allowance = tuple(counted_categories.value) if counted_categories else ()
     lines = [Line(line.get("country") or recipient_contact(line["to"]).region, line["category"], line["count"],
-                  line.get("free_entry_point", 0), line.get("customer_service_window")) for line in request["lines"]]
+                  line.get("free_entry_point", 0), line.get("customer_service_window"), _asked_as(line.get("to")))
+             for line in request["lines"]]
     _refuse_windows_the_rules_are_not_asked(lines, (*allowance, *WINDOWED_TEMPLATES))
     volumes: dict[tuple[str, str], int] = {}
     sources: dict[str, str] = {}
@@ -130,6 +131,17 @@ def _refuse_windows_the_rules_are_not_asked(lines: list[Line], asked: tuple[str,
         for field, words in WINDOW_FIELDS.items() if getattr(line, field)}
     if errors:
         raise ServiceError(422, f"invalid request: {next(iter(errors))}: not asked of the rules by window", errors)
+
+
+def _asked_as(to: str | None) -> str | None:
+    """Whom the rules are asked about for a line sent `to` a business-scoped user ID: one of its country (`US.forecast`:
+    the rules read a BSUID's country from its prefix and whether it is one, nothing else, so the lines to BSUIDs of a
+    country share their answers); None for a line to a number or a country, asked about a number of its country
+    (_stand_in: the rules read a number's region and calling code, which the example shares)."""
+    if to is None:
+        return None
+    contact = recipient_contact(to)
+    return f"{contact.region}.forecast" if contact.is_bsuid else None
 
 
 def _stand_in(country: str) -> str:
@@ -194,10 +206,11 @@ def rules_charges(policy: Policy, at: datetime, zone: str = "UTC", allowance: tu
     wrote; CUSTOMER_SERVICE_WINDOW: the user wrote a minute before; FREE_ENTRY_POINT: the user wrote from an ad two
     hours before and the business's free-form reply an hour before opened the free entry point window, the customer
     service window open too), after n counted messages this month: the decision pipeline's engine on the rule
-    files, asked as `(country, category, window, n)`. A send the rules deny is RuledCharge(denied=True) naming the
+    files, asked as `(recipient, category, window, n)` (recipient: a line's country, or the BSUID _asked_as gives it). A
+    send the rules deny is RuledCharge(denied=True) naming the
     denying rules (those that determine the deny; for a send no version decides, its status) and their sentences.
-    The recipient is `stand_ins[country]` (a number of that country, _stand_in), else a business-scoped user ID of
-    the country (`BR.forecast`), whose country the rules read from the prefix. `account` (context fields: the WABA's
+    A country is asked about as `stand_ins[country]` (a number of it, _stand_in), else as `BR.forecast`; a BSUID as
+    itself. `account` (context fields: the WABA's
     stored account state, business_state.account_state) is in every question's context. Each call asks the rules;
     core.forecast.Answers decides which counts to ask about."""
     histories = {
@@ -209,9 +222,9 @@ def rules_charges(policy: Policy, at: datetime, zone: str = "UTC", allowance: tu
     }
     rulebook = policy.rulebook
 
-    def charge_of(country: str, category: str, window: str, count: int) -> RuledCharge | None:
+    def charge_of(recipient: str, category: str, window: str, count: int) -> RuledCharge | None:
         template = None if category in allowance else Template("forecast", "en", TEMPLATE_CATEGORIES[category])
-        to = (stand_ins or {}).get(country, f"{country}.forecast")
+        to = (stand_ins or {}).get(recipient) or (recipient if "." in recipient else f"{recipient}.forecast")
         send = Send(at=at, to=to,
                     type="template" if template else "text", template=template,
                     marketing_messages_api=category == "marketing_lite")
@@ -222,10 +235,11 @@ def rules_charges(policy: Policy, at: datetime, zone: str = "UTC", allowance: tu
             denying = [r for r in decision.trace if r.determining and rulebook.by_id.get(r.rule) is not None
                        and rulebook.by_id[r.rule].decision == "deny"]
             because = " ".join(r.because for r in denying) or decision.error or ""
-            # the sentence names the number asked about: say it stands for the line's recipients
+            # the sentence names whom it asked about: say that it stands for the line's recipients
+            stands_for = f"the example number asked about for {recipient}" if to.startswith("+") else \
+                "standing for the line's recipients"
             return RuledCharge(False, ", ".join(r.rule for r in denying) or decision.status,
-                               because.replace(to, f"{to} (the example number asked about for {country})"),
-                               denied=True)
+                               because.replace(to, f"{to} ({stands_for})"), denied=True)
         charge = decision.charge
         if charge is None or charge.rule is None:
             return None

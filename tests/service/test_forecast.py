@@ -478,3 +478,18 @@ def test_the_cli_and_the_python_api_refuse_a_bad_window_count_by_field(database_
     assert error.value.code == 422 and list(error.value.errors) == ["lines.0.customer_service_window"]
     us = service.forecast({**SERVICE, "lines": [{"to": "+12125550123", "category": "marketing", "count": 3}]})
     assert us["total"] == "0" and us["unpriced"][0]["denied"]["rule"] == "MKT-4"
+
+
+def test_a_line_to_a_business_scoped_user_id_is_asked_as_one(client):
+    """A line's `to` may be a BSUID, and Meta does not send authentication templates to one (BSUID-1.template), yet
+    the forecast asked the rules about a number of its country and priced it: such a line is asked about a BSUID of
+    its country, so it is denied, while the same line to the country's numbers is not."""
+    body = {"currency": "USD", "at": "2026-11-10T12:00:00Z", "lines": [
+        {"to": "BR.13491208655302741918", "category": "authentication", "count": 5},
+        {"country": "BR", "category": "authentication", "count": 5},
+        {"to": "BR.13491208655302741918", "category": "utility", "count": 5}]}
+    answer = client.post("/v1/costs/forecast", json=body).get_json()
+    denied = {line["line"]: line["denied"] for line in answer["lines"] + answer["unpriced"]}
+    assert denied[0]["rule"] == "BSUID-1.template" and denied[0]["count"] == 5
+    assert "BR.forecast (standing for the line's recipients) is a business-scoped user ID" in denied[0]["because"]
+    assert denied[1] is None and denied[2] is None
