@@ -44,7 +44,7 @@ from ..core.forecast import (
 from ..core.identities import recipient_contact
 from ..core.messages import DecisionRequest, Message, Send, Template
 from ..core.vocabulary import TEMPLATE_CATEGORIES, is_group_category
-from ..store import billing
+from ..store import billing, business_state
 from .decisions import Policy
 from .errors import ServiceError
 from .pricing import month_volume, require_rate_card
@@ -89,11 +89,21 @@ def forecast_costs(policy: Policy, request: dict[str, Any]) -> dict[str, Any]:
                 volumes[(market, column)], sources[f"{market} {column}"] = counted
     already = request.get("service_messages_this_month", 0)
     stand_ins = {country: _stand_in(country) for country in {line.country for line in lines}}
+    # The WABA's account as its stored account events say at `at` (a restriction, a ban: ACC-1, ACC-2), taken into
+    # every question as a decision from one of its numbers takes it (service.business.enrich).
+    account = business_state.account_state(waba_id, at) if waba_id else {}
     result = forecast(lines, day=day, currency=currency, rates=rates, volumes=volumes, allowance=allowance,
                       windowed=WINDOWED_TEMPLATES, checked=CHECKED_TEMPLATES, allowance_before=already,
-                      charge_of=rules_charges(policy, at, zone, allowance, stand_ins))
+                      charge_of=rules_charges(policy, at, zone, allowance, stand_ins,
+                                              {name: known.value for name, known in account.items()}))
+    notes = _notes(result, allowance, stand_ins)
+    if account:
+        notes.append(f"WABA {waba_id}'s stored account state at {at.isoformat()} is taken as a decision from one of "
+                     "its numbers takes it: " + "; ".join(
+                         f"{name}{f' {known.value}' if isinstance(known.value, bool | int | str) else ''} (from the "
+                         f"{known.source})" for name, known in account.items()) + ".")
     return {**forecast_json(result, at.isoformat(), sources, waba_id), "service_messages_this_month": already,
-            "waba_timezone": zone, "notes": _notes(result, allowance, stand_ins)}
+            "waba_timezone": zone, "notes": notes}
 
 
 # Template lines whose messages the rules are asked about window by window: a Cloud API template of the line's own
@@ -176,7 +186,8 @@ def _notes(result: Forecast, allowance: tuple[str, ...], stand_ins: dict[str, st
 
 
 def rules_charges(policy: Policy, at: datetime, zone: str = "UTC", allowance: tuple[str, ...] = (),
-                  stand_ins: dict[str, str] | None = None) -> Callable[[str, str, str, int], RuledCharge | None]:
+                  stand_ins: dict[str, str] | None = None,
+                  account: dict[str, Any] | None = None) -> Callable[[str, str, str, int], RuledCharge | None]:
     """The rules' charge of a message of `category` (an `allowance` category: a free-form message; else an approved
     template of its Meta category, through the Marketing Messages API for marketing_lite) to a recipient in
     `country` at `at` (WABA time zone `zone`), sent in `window` (core.forecast OUTSIDE_WINDOWS: the user never
@@ -186,7 +197,8 @@ def rules_charges(policy: Policy, at: datetime, zone: str = "UTC", allowance: tu
     files, asked as `(country, category, window, n)`. A send the rules deny is RuledCharge(denied=True) naming the
     denying rules (those that determine the deny; for a send no version decides, its status) and their sentences.
     The recipient is `stand_ins[country]` (a number of that country, _stand_in), else a business-scoped user ID of
-    the country (`BR.forecast`), whose country the rules read from the prefix. Each call asks the rules;
+    the country (`BR.forecast`), whose country the rules read from the prefix. `account` (context fields: the WABA's
+    stored account state, business_state.account_state) is in every question's context. Each call asks the rules;
     core.forecast.Answers decides which counts to ask about."""
     histories = {
         OUTSIDE_WINDOWS: (),
@@ -202,7 +214,7 @@ def rules_charges(policy: Policy, at: datetime, zone: str = "UTC", allowance: tu
         send = Send(at=at, to=(stand_ins or {}).get(country, f"{country}.forecast"),
                     type="template" if template else "text", template=template,
                     marketing_messages_api=category == "marketing_lite")
-        context = {"service_messages_this_month": count, "waba_timezone": zone}
+        context = {**(account or {}), "service_messages_this_month": count, "waba_timezone": zone}
         decision = evaluate(DecisionRequest(send, histories[window], context), rulebook=rulebook,
                             engine=policy.engine)
         if decision.decision != "allow":

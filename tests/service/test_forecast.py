@@ -425,3 +425,30 @@ def test_the_pages_window_and_time_zone_errors_are_the_apis(client):
         bad = client.get("/ui/forecast", query_string={"currency": "BRL", "at": SERVICE["at"], "lines": text},
                          headers=HTML)
         assert bad.status_code == 422 and "<code>query.lines.1</code>: write one line as" in bad.get_data(as_text=True)
+
+
+def test_a_wabas_stored_account_restriction_or_ban_denies_its_lines(client, app):
+    """A WABA Meta restricted from business-initiated messaging (ACC-1) or disabled (ACC-2) was forecast as if it
+    could send: with waba_id the forecast takes its stored account state into the rules' questions, so its template
+    lines outside any window are denied by ACC-1 while those inside an open customer service window and its service
+    lines are priced; once disabled, every line is denied by ACC-2. A note names the stored state used."""
+    at = datetime(2026, 11, 10, 12, tzinfo=UTC)
+    with app.app_context():
+        business_state.record_account(WABA, "account_update", "ACCOUNT_RESTRICTION", datetime(2026, 11, 9, tzinfo=UTC),
+                                      {"restriction_info": [{"restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING",
+                                                             "expiration": int(at.timestamp()) + 86400}]})
+    body = {**SERVICE, "waba_id": WABA, "lines": [
+        {"country": "BR", "category": "marketing", "count": 10, "customer_service_window": 4},
+        {"country": "BR", "category": "service", "count": 5}]}
+    restricted = client.post("/v1/costs/forecast", json=body).get_json()
+    marketing, service = restricted["lines"]
+    assert (marketing["denied"]["count"], marketing["denied"]["rule"], marketing["amount"]) == (6, "ACC-1", "1.2868")
+    assert service["denied"] is None and restricted["total"] == "1.2868"
+    assert any("business_initiated_restricted True" in note for note in restricted["notes"])
+    with app.app_context():
+        business_state.record_account(WABA, "account_update", "DISABLED_UPDATE", datetime(2026, 11, 9, 1, tzinfo=UTC),
+                                      {"ban_info": {"waba_ban_state": "DISABLE"}})
+    banned = client.post("/v1/costs/forecast", json=body).get_json()
+    assert banned["lines"] == [] and banned["total"] == "0"
+    assert {line["denied"]["rule"] for line in banned["unpriced"]} == {"ACC-2"}
+    assert client.post("/v1/costs/forecast", json={**body, "waba_id": "999"}).get_json()["total"] != "0"
