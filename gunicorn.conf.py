@@ -36,9 +36,9 @@ bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 # durable_rules runs behind one process-wide lock, so processes, not threads, add throughput.
 workers = settings.workers or int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count())
 # Threads are for waiting clients, not for speed: a sync worker is held by one idle or slow connection
-# (two idle TCP connections stalled /healthz 30 s). gthread waits for a request's first bytes in a thread
-# for at most 5 s, then parks the connection in its poller without a thread, and closes a connection idle
-# for `keepalive` seconds; a slow (trickling) client holds one thread for at most the client timeouts below.
+# (two idle TCP connections stalled /healthz 30 s). The worker waits for a new connection's first bytes in its
+# poller without a thread (closing it after 5 s of silence), and closes a connection idle for `keepalive`
+# seconds; a slow (trickling) client holds one thread for at most the client timeouts below.
 # Behind the internet, a buffering proxy should take slow clients off the workers (README, production).
 # gthread, except that a worker takes a new connection only after the less loaded workers of the host had their
 # chance (policy_service/web/worker.py): plain gthread gave one worker all 4 connections of 4 keep-alive clients

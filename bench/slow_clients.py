@@ -4,10 +4,11 @@ Starts gunicorn as http_load.py does (gunicorn.conf.py, the environment's POLICY
 POLICY_HEADER_TIMEOUT, POLICY_BODY_TIMEOUT), with one worker, then opens threads + 1 clients (--clients) that
   head: send a request's head one byte a second (each read arrives, the head never ends);
   body: send a head declaring a 100-byte body, then 10 bytes, then nothing;
+  silent: connect and send nothing;
 and asks /healthz on a new connection (--probes times, a few seconds apart; at most 60 s each). With --sustained,
 each slow client reconnects and starts again as soon as the server drops it (an attacker that keeps trying).
 Prints each probe's seconds and what the slow clients were answered. Light: no load beyond the clients.
-Usage: python bench/slow_clients.py [--mode head|body] [--clients N] [--probes N] [--sustained]
+Usage: python bench/slow_clients.py [--mode head|body|silent] [--clients N] [--probes N] [--sustained]
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def slow_client(port: int, mode: str, sustained: bool, answers: Counter, stop_ev
             try:
                 if mode == "body":
                     connection.sendall(BODY)
+                    received = connection.recv(65536)
+                elif mode == "silent":
                     received = connection.recv(65536)
                 else:
                     connection.settimeout(1.0)
@@ -68,7 +71,7 @@ def healthz_seconds(port: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("head", "body"), default="head")
+    parser.add_argument("--mode", choices=("head", "body", "silent"), default="head")
     parser.add_argument("--clients", type=int, default=int(os.environ.get("POLICY_THREADS") or 16) + 1)
     parser.add_argument("--probes", type=int, default=3)
     parser.add_argument("--sustained", action="store_true")

@@ -17,7 +17,7 @@ from typing import NoReturn
 import click
 
 from ..config import DEFAULT_FIXTURES_DIR, DEFAULT_RULES_DIR, SettingsError, load_settings
-from .inputs import TextFile, not_utf8, read_text
+from .inputs import INPUT_FILE, INPUT_PATH, RULES_DIR, TextFile, not_utf8, read_text
 
 FIXTURES_DIR = Path(DEFAULT_FIXTURES_DIR)
 # Below this many fixtures a run is quick enough that a progress bar is only noise.
@@ -25,12 +25,12 @@ PROGRESS_BAR_FROM = 50
 
 rules_option = click.option(
     "--rules", "rules_dir", default=DEFAULT_RULES_DIR, show_default=True, envvar="POLICY_RULES_DIR",
-    type=click.Path(file_okay=False, path_type=Path), help="Directory of rule files.",
+    type=RULES_DIR, help="Directory of rule files.",
 )
 # `rules lint DIRECTORY` and `rules docs DIRECTORY` took the directory as an argument (their --help said so) where
 # every other command takes --rules: the argument still works, with a warning on stderr.
 deprecated_directory = click.argument(
-    "directory", required=False, type=click.Path(file_okay=False, path_type=Path),
+    "directory", required=False, type=RULES_DIR,
     deprecated="Use --rules DIRECTORY instead.",
 )
 
@@ -205,7 +205,7 @@ def _refuse(name: str, error, as_json: bool) -> NoReturn:
 
 
 @main.command("test")
-@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, type=INPUT_PATH)
 @click.option("--json", "as_json", is_flag=True, help="Print results (and coverage) as JSON.")
 @click.option("--coverage", "show_coverage", is_flag=True, help="Report, per rule, the fixtures it fired in.")
 @click.option("--fail-under", type=click.FloatRange(0, 100), help="Fail when rule coverage is below PCT.",
@@ -268,7 +268,7 @@ def lint_rules(rules_dir: Path, directory: Path | None) -> None:
 @rules_option
 @deprecated_directory
 @click.option("--fixtures", "fixtures_dir", default=FIXTURES_DIR, show_default=True,
-              type=click.Path(exists=True, path_type=Path), help="Fixtures whose coverage the catalogue lists.")
+              type=INPUT_PATH, help="Fixtures whose coverage the catalogue lists.")
 @click.option("--check", "check_only", is_flag=True, help="Only check that README.md in --rules is up to date.")
 def document_rules(rules_dir: Path, directory: Path | None, fixtures_dir: Path, check_only: bool) -> None:
     """Write the rule catalogue README.md in --rules: every rule per policy version, with its covering fixtures."""
@@ -293,8 +293,8 @@ def rates() -> None:
 
 
 @rates.command("import")
-@click.argument("rates_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--tiers", "tiers_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.argument("rates_csv", type=INPUT_FILE)
+@click.option("--tiers", "tiers_csv", type=INPUT_FILE,
               help="The volume-tier CSV for the same cards (Meta's, or the shared folder's long layout).")
 @click.option("--id", "card_id", help="Card id, e.g. meta-usd-2026-04-01 (default: meta-<currency>-<from>).")
 @click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]),

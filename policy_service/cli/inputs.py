@@ -8,6 +8,13 @@ from typing import Any
 
 import click
 
+# Every command's directory of rule files (--rules, and the deprecated DIRECTORY argument): one that does not exist
+# is a usage error naming the option as typed (exit 2), on every command alike, before anything is read.
+RULES_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+# An input a command reads (a CSV file; fixture files or directories): likewise a usage error when missing.
+INPUT_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+INPUT_PATH = click.Path(exists=True, path_type=Path)
+
 
 def not_utf8(name: str, error: UnicodeDecodeError) -> click.ClickException:
     """The error for an input that is not UTF-8: which file, which byte, and what to do."""

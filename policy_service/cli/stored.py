@@ -4,6 +4,7 @@ impact of candidate rules. They run the service layer (as the HTTP API and the P
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 from marshmallow import ValidationError
@@ -17,7 +18,7 @@ from ..service import reports
 from ..service.python_api import ServiceError
 from ..store import decision_log
 from .errors import refusal
-from .inputs import TextFile, WabaId
+from .inputs import RULES_DIR, TextFile, WabaId
 from .services import database_url_option, open_database, service
 
 
@@ -55,11 +56,11 @@ def reconcile(phone_number_id: str | None, contact: str | None, database_url: st
 
 
 @click.command()
-@click.option("--rules", "rules_dir", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--rules", "rules_dir", required=True, type=RULES_DIR,
               help="The candidate rules directory.")
 @database_url_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def impact(rules_dir: str, database_url: str | None, as_json: bool) -> None:
+def impact(rules_dir: Path, database_url: str | None, as_json: bool) -> None:
     """Replay logged decisions against candidate rules and report which would change."""
     try:
         candidate = load_rulebook(rules_dir)

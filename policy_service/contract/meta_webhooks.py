@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,7 +31,7 @@ from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, post_
 
 from ..core import identities
 from ..core.vocabulary import STATUS_RANK
-from .parsing import bounded_errors, flatten_errors
+from .parsing import WEBHOOK_LIMITS, BodyRefused, Unreadable, bounded_errors, flatten_errors, parse_json
 from .queries import WABA_ID
 from .schemas import (
     EARLIEST,
@@ -355,15 +355,21 @@ class UnixTime(fields.Field):
 
 
 class MetaTime(fields.Field):
-    """A time in an account event: Unix seconds, or ISO 8601 as Meta writes it (2026-04-19T13:59:20+0000)."""
+    """A time in an account event: Unix seconds, or ISO 8601 as Meta writes it (2026-04-19T13:59:20+0000), between
+    2000-01-01 and 2999-12-31 like UnixTime."""
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime:
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise ValidationError("must be Unix seconds or an ISO 8601 time")
         try:
-            return meta_time(value)
+            moment = meta_time(value)
         except (ValueError, OverflowError, OSError):
             raise ValidationError("must be Unix seconds or an ISO 8601 time") from None
+        # Bounded as every time of the decisions API and UnixTime: an ACCOUNT_RESTRICTION "until" the year 5138
+        # would be cited in decisions as if Meta had said so.
+        if not EARLIEST <= moment <= LATEST:
+            raise ValidationError("must be a time between 2000-01-01 and 2999-12-31 (Unix seconds or ISO 8601)")
+        return moment
 
 
 def _text(max_length: int = 512, **kwargs: Any) -> fields.String:
@@ -382,7 +388,11 @@ def _contact(wa_id: str, user_id: str, name: str) -> tuple[str, str | None]:
 class MetadataSchema(_MetaSchema):
     """`value.metadata`: the business number a change is about."""
 
-    phone_number_id = _text(64, required=True)
+    # Digits, as Meta sends it (and as the WABA id of an entry must be): " 1065..." would be stored as another
+    # number of the WABA, one no request names.
+    phone_number_id = fields.String(required=True, validate=Pattern(
+        r"^[0-9]{1,64}$", error="must be the business phone number's id, 1 to 64 digits as Meta sends it: the "
+                                "change is not read (the stored payload keeps it)"))
     display_phone_number = fields.String(load_default="")
 
 
@@ -720,6 +730,64 @@ MESSAGE_TEMPLATES = MessageTemplatesSchema()
 # --- Reading a payload -------------------------------------------------------------------------------------
 
 
+# A change is judged by the bounds of every body (contract.parsing.WEBHOOK_LIMITS: nesting from the body's root,
+# members of one array or object); the payload around it only by PAYLOAD_LIMITS, so that one change past them is
+# skipped and listed, not the payload refused (Meta would retry it forever, and its good events would be lost).
+CHANGE_DEPTH, CHANGE_ITEMS = WEBHOOK_LIMITS.max_depth, WEBHOOK_LIMITS.max_items
+# The body's own bound on nesting keeps parsing cheap (Python's parser recurses; orjson stops at 1,024 levels): a
+# body nested deeper is refused unstored (400). Meta's payloads are about 8 levels deep. Item counts are bounded by
+# the body's size and its number of values (WEBHOOK_LIMITS.max_values).
+PAYLOAD_DEPTH = 256
+PAYLOAD_LIMITS = replace(WEBHOOK_LIMITS, max_depth=PAYLOAD_DEPTH, max_items=WEBHOOK_LIMITS.max_values)
+_CHANGE_LEVEL = 4  # root object, entry list, an entry, its changes list: a change is this deep
+
+
+def parse_payload(body: bytes | str) -> Any:
+    """A webhook body's JSON value for `envelope_errors` and `read`: an `Unreadable` dict listing, besides the values
+    the lenient parse could not vouch for, each change nested deeper than CHANGE_DEPTH levels or holding more than
+    CHANGE_ITEMS members in one array or object (`read` skips it and lists it). Raises contract.parsing.BodyRefused
+    (400/422) for a body that is not UTF-8 JSON, is nested deeper than PAYLOAD_DEPTH levels or holds more than
+    WEBHOOK_LIMITS.max_values values."""
+    try:
+        return parse_json(body, WEBHOOK_LIMITS)
+    except BodyRefused:
+        # Perhaps only a change is too deep or too long: parsed again within the payload's bounds (only such a
+        # body pays for a second parse), and each change judged on its own.
+        pass
+    document = parse_json(body, PAYLOAD_LIMITS)
+    oversized = _oversized_changes(document)
+    if not oversized:
+        return document
+    return Unreadable(document, {**(getattr(document, "unreadable", None) or {}), **oversized})
+
+
+def _oversized_changes(document: Any) -> dict[str, list[str]]:
+    """The path of each change past CHANGE_DEPTH or CHANGE_ITEMS, with why (the first fault found in it)."""
+    found: dict[str, list[str]] = {}
+    entries = document.get("entry") if isinstance(document, dict) else None
+    for entry_index, entry in enumerate(entries if isinstance(entries, list) else ()):
+        changes = entry.get("changes") if isinstance(entry, dict) else None
+        for change_index, change in enumerate(changes if isinstance(changes, list) else ()):
+            if fault := _oversized(change):
+                found[f"entry.{entry_index}.changes.{change_index}"] = [
+                    f"{fault}: the change is not read (the stored payload keeps it)"]
+    return found
+
+
+def _oversized(change: Any) -> str | None:
+    """Why a change is past the bounds of a body, or None; walked without recursion."""
+    stack = [(change, _CHANGE_LEVEL)] if isinstance(change, dict | list) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth >= CHANGE_DEPTH:
+            return f"nested deeper than {CHANGE_DEPTH} levels"
+        if len(item) > CHANGE_ITEMS:
+            return f"at most {CHANGE_ITEMS} members in one array or object, got {len(item)}"
+        members = item.values() if isinstance(item, dict) else item
+        stack.extend((member, depth + 1) for member in members if isinstance(member, dict | list))
+    return None
+
+
 def envelope_errors(document: Any) -> dict[str, list[str]] | None:
     """Why a parsed body is not a WhatsApp Business Account webhook at all (`object`, `entry`), or None."""
     try:
@@ -750,6 +818,9 @@ def read(document: dict[str, Any], received_at: datetime) -> Reading:
         at = _entry_time(reading, entry, f"entry.{entry_index}.time", received_at) if entry else received_at
         for change_index, raw_change in enumerate(entry["changes"] if entry else ()):
             path = f"entry.{entry_index}.changes.{change_index}"
+            if path in reading.unreadable:  # past a body's bounds, or a bare value that cannot be vouched for
+                reading.skip(path, {"_": reading.unreadable[path]})
+                continue
             change = reading.load(CHANGE, raw_change, path)
             if change is None:
                 continue

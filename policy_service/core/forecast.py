@@ -119,6 +119,7 @@ class Line(NamedTuple):
     count: int
     free_entry_point: int = 0
     customer_service_window: int | None = None
+    asked_as: str | None = None  # whom the rules are asked about for it (None: its country; see forecast)
 
     def in_window(self, allowance: tuple[str, ...]) -> int:
         """How many messages are sent inside an open customer service window (the default resolved)."""
@@ -186,30 +187,30 @@ def forecast(lines: list[tuple[str, str, int]] | list[Line], *, day: date, curre
     """Price `lines` (Line, or tuples of country ISO 3166 alpha-2, pricing category, message count) delivered on
     `day`.
 
-    `volumes` maps (market, card column) to the billable messages already counted this month (missing:
-    0); it is not modified. `charge_of(country, category, window, n)` is the rules' charge of a message of
-    `category` sent in `window` (FREE_ENTRY_POINT, CUSTOMER_SERVICE_WINDOW or OUTSIDE_WINDOWS) after n counted this
-    month, or their denial (RuledCharge.denied); each window of a line with messages in it is asked once about its
-    first message. Denied messages are neither priced nor counted (ForecastLine.denied); the ones the rules leave
-    free are not charged (ForecastLine.free). Lines of an `allowance` category (the rules'
-    service_messages_count_categories) continue one monthly count from `allowance_before`: a line's free entry point
-    messages come first in that count, then its customer service window messages, and each counts when the rules
-    give it a counted category, so the allowance they use is not left for the line's other messages (of the orders
-    they may be sent in, the one that costs most). Lines of a `windowed` category (templates) are asked as after 0
-    (no monthly count decides a template's charge); a run outside both windows the rules charge in full is priced
-    as charged (not listed in `free`). Lines of a `checked` category are asked only whether the rules deny them (a
-    line does not say enough of such a send to price it by the rules: it is priced as charged). Returns every line,
-    priced or with its reason.
+    `volumes` maps (market, card column) to the billable messages already counted this month (missing: 0); it is not
+    modified. `charge_of(recipient, category, window, n)` is the rules' charge of a message of `category` to
+    `recipient` (the line's `asked_as`, else its country) sent in `window` (FREE_ENTRY_POINT,
+    CUSTOMER_SERVICE_WINDOW or OUTSIDE_WINDOWS) after n counted this month, or their denial (RuledCharge.denied);
+    each window of a line with messages in it is asked once about its first message. Denied messages are neither
+    priced nor counted (ForecastLine.denied); the ones the rules leave free are not charged (ForecastLine.free).
+    Lines of an `allowance` category (the rules' service_messages_count_categories) continue one monthly count from
+    `allowance_before`: a line's free entry point messages come first in that count, then its customer service
+    window messages, and each counts when the rules give it a counted category, so the allowance they use is not
+    left for the line's other messages (of the orders they may be sent in, the one that costs most). Lines of a
+    `windowed` category (templates) are asked as after 0 (no monthly count decides a template's charge); a run
+    outside both windows the rules charge in full is priced as charged (not listed in `free`). Lines of a `checked`
+    category are asked only whether the rules deny them (a line does not say enough of such a send to price it by
+    the rules: it is priced as charged). Returns every line, priced or with its reason.
     """
     counted = dict(volumes or {})
     answers: dict[tuple[str, str, str], Answers] = {}
 
-    def answers_for(country: str, category: str, window: str) -> Answers:
-        if (country, category, window) not in answers:
+    def answers_for(recipient: str, category: str, window: str) -> Answers:
+        if (recipient, category, window) not in answers:
             ask = charge_of
             assert ask is not None  # only lines asked of the rules get here, and they need it
-            answers[country, category, window] = Answers(lambda n: ask(country, category, window, n))
-        return answers[country, category, window]
+            answers[recipient, category, window] = Answers(lambda n: ask(recipient, category, window, n))
+        return answers[recipient, category, window]
 
     result = []
     for index, raw in enumerate(lines):
@@ -224,7 +225,7 @@ def forecast(lines: list[tuple[str, str, int]] | list[Line], *, day: date, curre
                                  (OUTSIDE_WINDOWS, count - in_entry_point - in_window)):
                 if not size:
                     continue
-                asked = answers_for(country, category, window)
+                asked = answers_for(line.asked_as or country, category, window)
                 before = allowance_before if counts else 0
                 first = asked.exact(before)
                 if first is not None and first.denied:  # not delivered: not priced, not counted

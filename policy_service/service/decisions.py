@@ -35,7 +35,7 @@ from functools import partial
 from typing import Any
 
 from ..contract.fastdump import dump_response
-from ..contract.parsing import MORE, ROOT
+from ..contract.parsing import MAX_ERRORS, MORE, ROOT
 from ..contract.schemas import REQUEST
 from ..core.decision import Decision
 from ..core.engine import RulesEngine
@@ -206,6 +206,32 @@ def in_batch(refused: ServiceError, index: int) -> ServiceError:
     return ServiceError(refused.code, message, errors, retry_after=refused.retry_after)
 
 
+def all_refusals(refusals: Sequence[ServiceError]) -> ServiceError:
+    """One ServiceError for the refusals of several requests of a batch (each named by `in_batch`): their fields
+    together, at most MAX_ERRORS of them (the rest counted under `_more`), under their one status (422 when they
+    differ); the message names the first field and counts the others. One refusal is returned as it is."""
+    if len(refusals) == 1:
+        return refusals[0]
+    errors: dict[str, list[str]] = {}
+    unlisted = 0
+    for refused in refusals:
+        for key, messages in refused.errors.items():
+            if key == MORE:  # "N more fields with errors are not listed"
+                unlisted += int(messages[0].split()[0]) if messages and messages[0].split()[0].isdigit() else 1
+            else:
+                errors[key] = messages
+    if unlisted or len(errors) > MAX_ERRORS:
+        kept = MAX_ERRORS - 1
+        unlisted += max(0, len(errors) - kept)
+        errors = dict(list(errors.items())[:kept])
+        errors[MORE] = [f"{unlisted} more fields with errors are not listed"]
+    listed = [key for key in errors if key != MORE]
+    more = len(listed) - 1 + unlisted
+    message = f"invalid request: {listed[0]}: {errors[listed[0]][0]}" + (f" (and {more} more)" if more else "")
+    codes = {refused.code for refused in refusals}
+    return ServiceError(codes.pop() if len(codes) == 1 else 422, message, errors)
+
+
 @dataclass(frozen=True)
 class Decisions:
     """The pipeline's steps that read the policy (rulebook and engine) or the masking setting.
@@ -226,15 +252,22 @@ class Decisions:
         """A batch, all or nothing: every proposal taken through every step but the log (`preview`) before
         any is logged, then every row logged all or none (decision_log.record_all: in one transaction, which may
         be shared with other decisions' rows but fails alone; inside a caller's transaction, such as an
-        Idempotency-Key's, by it). Returns the decisions in order. Raises the ServiceError of the first request
-        refused, its fields named requests.<index>.<field> (`in_batch`), and whatever the log raises when it
-        cannot store the rows: either way no row of the batch is logged."""
+        Idempotency-Key's, by it). Returns the decisions in order. Raises one ServiceError naming every request
+        refused once the store was read, each field as requests.<index>.<field> (`in_batch`, `all_refusals`) — or
+        at once a refusal naming no field (a 503: the storage) — and whatever the log raises when it cannot store
+        the rows: either way no row of the batch is logged."""
         previews = []
+        refusals = []
         for index, proposal in enumerate(proposals):
             try:
                 previews.append(self.preview(proposal))
             except ServiceError as refused:
-                raise in_batch(refused, index) from None
+                if not refused.errors:  # the storage, not the request: the others cannot be judged either
+                    raise
+                # Every request is judged, so a client fixes them all at once (README: both named in one answer).
+                refusals.append(in_batch(refused, index))
+        if refusals:
+            raise all_refusals(refusals)
         decision_log.record_all([decision_log.Logged(decided.decision, decided.logged, decided.body, decided.text,
                                                      decided.api_key) for decided in previews],
                                 mask=self.mask, rulebook=self.policy.rulebook,

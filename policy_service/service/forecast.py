@@ -72,7 +72,8 @@ def forecast_costs(policy: Policy, request: dict[str, Any]) -> dict[str, Any]:
     counted_categories = policy.rulebook.parameters.get("service_messages_count_categories")
     allowance = tuple(counted_categories.value) if counted_categories else ()
     lines = [Line(line.get("country") or recipient_contact(line["to"]).region, line["category"], line["count"],
-                  line.get("free_entry_point", 0), line.get("customer_service_window")) for line in request["lines"]]
+                  line.get("free_entry_point", 0), line.get("customer_service_window"), _asked_as(line.get("to")))
+             for line in request["lines"]]
     _refuse_windows_the_rules_are_not_asked(lines, (*allowance, *WINDOWED_TEMPLATES))
     volumes: dict[tuple[str, str], int] = {}
     sources: dict[str, str] = {}
@@ -132,6 +133,17 @@ def _refuse_windows_the_rules_are_not_asked(lines: list[Line], asked: tuple[str,
         raise ServiceError(422, f"invalid request: {next(iter(errors))}: not asked of the rules by window", errors)
 
 
+def _asked_as(to: str | None) -> str | None:
+    """Whom the rules are asked about for a line sent `to` a business-scoped user ID: one of its country (`US.forecast`:
+    the rules read a BSUID's country from its prefix and whether it is one, nothing else, so the lines to BSUIDs of a
+    country share their answers); None for a line to a number or a country, asked about a number of its country
+    (_stand_in: the rules read a number's region and calling code, which the example shares)."""
+    if to is None:
+        return None
+    contact = recipient_contact(to)
+    return f"{contact.region}.forecast" if contact.is_bsuid else None
+
+
 def _stand_in(country: str) -> str:
     """Whom the rules are asked about for a line to `country`: a number of that country (libphonenumber's example,
     a mobile one where it has one: the rules read its region and calling code as a real recipient's), else, for a
@@ -172,12 +184,12 @@ def _notes(result: Forecast, allowance: tuple[str, ...], stand_ins: dict[str, st
         notes.append(
             f"{', '.join(unasked)} lines: the rules are not asked about them (a line does not say enough of such a "
             "send): they are priced as charged, and a rule that would deny them is not seen.")
-    if denied := [line for line in lines if line.denied]:
+    if denied := [line.denied for line in lines if line.denied]:
+        rules = sorted({run.rule for found in denied for run in found.runs})
         notes.append(
-            "Messages the rules deny are not delivered: they are not priced, not counted toward the volume tiers or "
-            "the allowance, and not in the total; a line denied in full is listed as unpriced. "
-            + "; ".join(f"Line {line.index + 1}: {line.denied.count:,} denied by {line.denied.rule}"
-                        for line in denied) + ".")
+            f"{sum(found.count for found in denied):,} messages are denied by the rules ({', '.join(rules)}; each "
+            "line's `denied` says which and why): they are not delivered, so they are not priced, not counted toward "
+            "the volume tiers or the allowance, and not in the total; a line denied in full is listed as unpriced.")
     if unplaced := sorted(country for country, stand_in in stand_ins.items() if not stand_in.startswith("+")):
         notes.append(
             f"{', '.join(unplaced)}: no phone number is of this country, so the rules read its lines' recipient as "
@@ -194,10 +206,11 @@ def rules_charges(policy: Policy, at: datetime, zone: str = "UTC", allowance: tu
     wrote; CUSTOMER_SERVICE_WINDOW: the user wrote a minute before; FREE_ENTRY_POINT: the user wrote from an ad two
     hours before and the business's free-form reply an hour before opened the free entry point window, the customer
     service window open too), after n counted messages this month: the decision pipeline's engine on the rule
-    files, asked as `(country, category, window, n)`. A send the rules deny is RuledCharge(denied=True) naming the
+    files, asked as `(recipient, category, window, n)` (recipient: a line's country, or the BSUID _asked_as gives it). A
+    send the rules deny is RuledCharge(denied=True) naming the
     denying rules (those that determine the deny; for a send no version decides, its status) and their sentences.
-    The recipient is `stand_ins[country]` (a number of that country, _stand_in), else a business-scoped user ID of
-    the country (`BR.forecast`), whose country the rules read from the prefix. `account` (context fields: the WABA's
+    A country is asked about as `stand_ins[country]` (a number of it, _stand_in), else as `BR.forecast`; a BSUID as
+    itself. `account` (context fields: the WABA's
     stored account state, business_state.account_state) is in every question's context. Each call asks the rules;
     core.forecast.Answers decides which counts to ask about."""
     histories = {
@@ -209,9 +222,10 @@ def rules_charges(policy: Policy, at: datetime, zone: str = "UTC", allowance: tu
     }
     rulebook = policy.rulebook
 
-    def charge_of(country: str, category: str, window: str, count: int) -> RuledCharge | None:
+    def charge_of(recipient: str, category: str, window: str, count: int) -> RuledCharge | None:
         template = None if category in allowance else Template("forecast", "en", TEMPLATE_CATEGORIES[category])
-        send = Send(at=at, to=(stand_ins or {}).get(country, f"{country}.forecast"),
+        to = (stand_ins or {}).get(recipient) or (recipient if "." in recipient else f"{recipient}.forecast")
+        send = Send(at=at, to=to,
                     type="template" if template else "text", template=template,
                     marketing_messages_api=category == "marketing_lite")
         context = {**(account or {}), "service_messages_this_month": count, "waba_timezone": zone}
@@ -220,8 +234,12 @@ def rules_charges(policy: Policy, at: datetime, zone: str = "UTC", allowance: tu
         if decision.decision != "allow":
             denying = [r for r in decision.trace if r.determining and rulebook.by_id.get(r.rule) is not None
                        and rulebook.by_id[r.rule].decision == "deny"]
+            because = " ".join(r.because for r in denying) or decision.error or ""
+            # the sentence names whom it asked about: say that it stands for the line's recipients
+            stands_for = f"the example number asked about for {recipient}" if to.startswith("+") else \
+                "standing for the line's recipients"
             return RuledCharge(False, ", ".join(r.rule for r in denying) or decision.status,
-                               " ".join(r.because for r in denying) or decision.error or "", denied=True)
+                               because.replace(to, f"{to} ({stands_for})"), denied=True)
         charge = decision.charge
         if charge is None or charge.rule is None:
             return None

@@ -35,7 +35,7 @@ from typing import Any
 import peewee
 
 from ..contract import meta_webhooks as meta
-from ..contract.parsing import MAX_ERRORS, WEBHOOK_LIMITS, BodyRefused, bounded_errors, error_message, parse_json
+from ..contract.parsing import MAX_ERRORS, BodyRefused, bounded_errors, error_message
 from ..store import business_state as state
 from ..store import database, decision_log, histories, raw_webhooks
 
@@ -108,7 +108,7 @@ def receive(body: bytes, signature: str | None, *, app_secret: str | None, proce
                              {f"headers.{SIGNATURE_HEADER}": [
                                  "missing or not the HMAC-SHA256 of the body under the app secret"]})
     try:
-        document = parse_json(body, WEBHOOK_LIMITS)
+        document = meta.parse_payload(body)
     except BodyRefused as refused:
         raise WebhookRefused(refused.status, refused.message, refused.errors) from None
     errors = meta.envelope_errors(document)
@@ -136,7 +136,7 @@ def process_one(raw_id: int, settings: Settings, *, document: Any = None, now: d
     progress = _Progress(claimed)
     try:
         if document is None:
-            document = parse_json(claimed.body, WEBHOOK_LIMITS)
+            document = meta.parse_payload(claimed.body)
         reading = meta.read(document, claimed.received_at)
         counts = _store(reading.events, progress, settings)
         result = {**counts, **_listed(reading.skipped)}

@@ -15,19 +15,21 @@ listening socket), so the less loaded worker takes the connection; if nobody has
 is busy), it accepts after all. A connection therefore waits at most `DEFER` longer, and only when this worker
 is the more loaded one. Beyond `SLOTS` workers, the extra ones accept as gthread does.
 
-Client timeouts. gthread waits at most 5 s for a new connection's first bytes, but then reads the request with the
-client socket blocking and no timeout (it calls setblocking(True) before every request): a client that stopped
-sending mid-head or mid-body held a thread for good, and `threads` of them stopped the worker (threads + 1 clients
-sending 10 of 100 declared body bytes, or one header byte a second: /healthz had no answer in 60 s). Here each
-request's head (request line and headers) must arrive within `header_timeout` seconds of the worker starting to read
-it (a deadline over all its reads: a client trickling a byte a second is stopped too), and once the head is read
-the socket times out after `body_timeout` seconds without progress (each read of the body, each write of the
-answer). A late head is answered 408 in the service's JSON error shape (web/server_errors.py); a stalled body
-raises in the app's read, which answers the 408 (server_errors.body_cut_short); a client that does not take its
-answer is dropped. Either way the connection is closed and the thread is free. What a request pays for it: one
-settimeout, and a poll before each read or write after the head (how a socket with a timeout waits); the head,
-which has usually arrived when a thread takes the connection, is read without waiting (MSG_DONTWAIT): only a head
-slow to arrive sets a timeout for each of its reads.
+Slow clients. gthread waited for a new connection's first bytes in a pool thread (at most 5 s, then it parked the
+connection in its poller), so threads + 1 clients that connect and send nothing delayed every request by up to 5 s;
+here a new connection waits in the poller from the start, and is closed after FIRST_BYTES_WAIT seconds of silence.
+Once the first bytes came, gthread read the request with the client socket blocking and no timeout (it calls
+setblocking(True) before every request): a client that stopped sending mid-head or mid-body held a thread for good,
+and `threads` of them stopped the worker (threads + 1 clients sending 10 of 100 declared body bytes, or one header
+byte a second: /healthz had no answer in 60 s). Here each request's head (request line and headers) must arrive
+within `header_timeout` seconds of the worker starting to read it (a deadline over all its reads: a client trickling
+a byte a second is stopped too), and once the head is read the socket times out after `body_timeout` seconds without
+progress (each read of the body, each write of the answer). A late head is answered 408 in the service's JSON error
+shape (web/server_errors.py); a stalled body raises in the app's read, which answers the 408
+(server_errors.body_cut_short); a client that does not take its answer is dropped. Either way the connection is
+closed and the thread is free. What a request pays for it: one settimeout, and a poll before each read or write
+after the head (how a socket with a timeout waits); the head, which has usually arrived when a thread takes the
+connection, is read without waiting (MSG_DONTWAIT): only a head slow to arrive sets a timeout for each of its reads.
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ import ctypes
 import errno
 import multiprocessing
 import os
+import selectors
 import socket
 import time
+from functools import partial
 from typing import Any
 
 from gunicorn import util
@@ -48,6 +52,8 @@ SLOTS = 64
 # Long enough for an idle sibling to wake and take a pending connection (its main thread may wait for its
 # GIL: gunicorn's poller shares the process with request threads), short beside a request's own latency.
 DEFER = 0.02
+# Seconds a new connection may stay silent before it is closed: what gthread waited for a first byte in a thread.
+FIRST_BYTES_WAIT = 5.0
 
 # Made at import, in the master (gunicorn imports the worker class before forking any worker): one pid and one
 # connection count per slot, 0 for a free slot. Written without locks: each slot has one writer (its worker; the
@@ -204,7 +210,10 @@ class BalancedThreadWorker(ThreadWorker):
             super().set_accept_enabled(False)
             return
         self._accept_now = False
-        # gthread's accept, making a _Connection.
+        # gthread's accept, making a _Connection that waits for its first bytes in the poller: gthread waited up to
+        # 5 s in a pool thread, so threads + 1 clients that connect and send nothing delayed every other request by
+        # up to 5 s, again each time they reconnected. A connection silent that long is closed (as gthread closed
+        # one it had parked after its wait, `keepalive` seconds later).
         try:
             client, address = listener.accept()
         except OSError as error:
@@ -212,10 +221,11 @@ class BalancedThreadWorker(ThreadWorker):
                 raise
         else:
             self.nr_conns += 1
-            client.setblocking(True)
-            connection = _Connection(self.cfg, client, address, listener.getsockname())
+            connection = _Connection(self.cfg, client, address, listener.getsockname())  # made non-blocking
             connection.header_timeout = self.header_timeout
-            self.enqueue_req(connection)
+            connection.timeout = time.monotonic() + max(self.cfg.keepalive, FIRST_BYTES_WAIT)
+            self.pending_conns.append(connection)
+            self.poller.register(client, selectors.EVENT_READ, partial(self.on_pending_socket_readable, connection))
         self._publish()
 
     def handle(self, conn: Any) -> Any:

@@ -456,3 +456,30 @@ def test_every_command_names_a_refused_value_by_its_option(run):
             assert f"'{param.name}'" not in usage.message and f"{param.name}:" not in usage.message
         assert bad_value(ServiceError(422, "invalid request", {"lines.0.count": ["wrong"]}), ctx) is None
         assert bad_value(ServiceError(404, "nothing", {p.name: ["no such"] for p in command.params[:1]}), ctx) is None
+
+
+def test_a_rules_directory_or_input_that_does_not_exist_is_a_usage_error_on_every_command(run, tmp_path):
+    """`rules lint --rules /tmp/nonexistent` and `check --rules /tmp/nonexistent req.json` exited 1 where `impact` and
+    `test` exited 2: every command's --rules (and deprecated DIRECTORY) is the one shared type, inputs.RULES_DIR, so a
+    missing directory is a usage error naming the option (exit 2); every path a command reads must exist alike."""
+    from policy_service.cli import inputs
+
+    missing = tmp_path / "nonexistent"
+    request = tmp_path / "req.json"
+    request.write_text(json.dumps(json.loads(PASSING.read_text())["request"]))
+    for args in (["rules", "lint", "--rules", missing], ["check", "--rules", missing, request],
+                 ["impact", "--rules", missing], ["test", "--rules", missing], ["rules", "docs", "--rules", missing],
+                 ["rules", "lint", missing], ["test", missing]):
+        result = run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "does not exist" in result.stderr and ("'--rules'" in result.stderr or "DIRECTORY" in result.stderr
+                                                      or "PATHS" in result.stderr), (args, result.stderr)
+    checked = 0
+    for path, command in commands():
+        for param in command.params:
+            if param.name in ("rules_dir", "directory"):
+                assert param.type is inputs.RULES_DIR, (path, param.name)
+                checked += 1
+            elif isinstance(param.type, click.Path) and param.name != "output":
+                assert param.type in (inputs.INPUT_FILE, inputs.INPUT_PATH), (path, param.name)
+    assert checked >= 7

@@ -300,7 +300,9 @@ def test_a_line_the_rules_deny_is_not_priced(client):
         assert "marketing templates are not delivered to the US" in line["denied"]["because"]
         assert line["denied"]["by_window"] == [{"window": "outside_windows", "count": line["count"], "rule": "MKT-4",
                                                 "because": line["denied"]["because"]}]
-    assert any("Line 1: 1,000 denied by MKT-4" in note for note in body["notes"])
+    assert any(note.startswith("1,010 messages are denied by the rules (MKT-4; ") for note in body["notes"])
+    assert "+12015550123 (the example number asked about for US) is in the United States" in \
+        body["unpriced"][0]["reason"]
     # in a window too: the rules deny it wherever it is sent
     windows = client.post("/v1/costs/forecast", json={**US_CAMPAIGN, "lines": [
         {"country": "US", "category": "marketing", "count": 30, "free_entry_point": 10,
@@ -452,3 +454,42 @@ def test_a_wabas_stored_account_restriction_or_ban_denies_its_lines(client, app)
     assert banned["lines"] == [] and banned["total"] == "0"
     assert {line["denied"]["rule"] for line in banned["unpriced"]} == {"ACC-2"}
     assert client.post("/v1/costs/forecast", json={**body, "waba_id": "999"}).get_json()["total"] != "0"
+
+
+def test_the_cli_and_the_python_api_refuse_a_bad_window_count_by_field(database_url, tmp_path):
+    """`policy-service forecast FILE` and PolicyService.forecast read a line's customer_service_window as the API does:
+    more than count with free_entry_point is refused naming lines.0.customer_service_window (CLI exit 1), and a
+    denied line comes back unpriced with its rule."""
+    import json
+
+    import pytest
+    from click.testing import CliRunner
+
+    from policy_service import PolicyService, ServiceError, cli
+
+    bad = {**SERVICE, "lines": [{"country": "BR", "category": "utility", "count": 2, "free_entry_point": 1,
+                                 "customer_service_window": 2}]}
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    refused = CliRunner().invoke(cli.main, ["forecast", str(tmp_path / "bad.json"), "--database-url", database_url])
+    assert refused.exit_code == 1 and "lines.0.customer_service_window" in refused.output
+    service = PolicyService(database_url=database_url)
+    with pytest.raises(ServiceError) as error:
+        service.forecast(bad)
+    assert error.value.code == 422 and list(error.value.errors) == ["lines.0.customer_service_window"]
+    us = service.forecast({**SERVICE, "lines": [{"to": "+12125550123", "category": "marketing", "count": 3}]})
+    assert us["total"] == "0" and us["unpriced"][0]["denied"]["rule"] == "MKT-4"
+
+
+def test_a_line_to_a_business_scoped_user_id_is_asked_as_one(client):
+    """A line's `to` may be a BSUID, and Meta does not send authentication templates to one (BSUID-1.template), yet
+    the forecast asked the rules about a number of its country and priced it: such a line is asked about a BSUID of
+    its country, so it is denied, while the same line to the country's numbers is not."""
+    body = {"currency": "USD", "at": "2026-11-10T12:00:00Z", "lines": [
+        {"to": "BR.13491208655302741918", "category": "authentication", "count": 5},
+        {"country": "BR", "category": "authentication", "count": 5},
+        {"to": "BR.13491208655302741918", "category": "utility", "count": 5}]}
+    answer = client.post("/v1/costs/forecast", json=body).get_json()
+    denied = {line["line"]: line["denied"] for line in answer["lines"] + answer["unpriced"]}
+    assert denied[0]["rule"] == "BSUID-1.template" and denied[0]["count"] == 5
+    assert "BR.forecast (standing for the line's recipients) is a business-scoped user ID" in denied[0]["because"]
+    assert denied[1] is None and denied[2] is None

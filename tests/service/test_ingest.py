@@ -69,6 +69,24 @@ def test_a_payload_is_stored_as_received_answered_and_processed_after(database_u
         "done", 3, 0, 4, 1)
 
 
+def test_a_change_nested_too_deep_is_skipped_when_processed_after(database_url):
+    """A payload stored and processed later (not inline) reads the same way as on receipt: a change nested 35
+    levels deep is listed in the receipt's `skipped`, the message beside it stored (it was refused unstored)."""
+    app = deferred(database_url)
+    body = many(1)
+    deep: dict = {}
+    for _ in range(35):
+        deep = {"a": deep}
+    body["entry"][0]["changes"].append({"field": "phone_number_name_update", "value": deep})
+    answer = post(app, body)
+    with app.app_context():
+        assert ingest.process_pending() == {"processed": 1, "failed": 0, "pending": 0}
+        receipt = ingest.payload(answer["id"])
+    assert wamids(app) == ["wamid.m0"]
+    assert receipt["skipped"] == [{"path": "entry.0.changes.1", "reason": {"_": [
+        "nested deeper than 32 levels: the change is not read (the stored payload keeps it)"]}}]
+
+
 def test_a_retried_body_adds_no_row_and_a_repeated_event_nothing(database_url):
     """Meta's retry (the same body) is found by its digest; the same template change in another body adds nothing."""
     app = deferred(database_url)

@@ -106,3 +106,27 @@ def test_an_entry_time_out_of_range_is_listed_and_the_receipt_time_stands_in(cli
             answer.json
     body = client.post("/v1/decisions", json=send(received + 86400)).json
     assert body["decision"] == "deny" and "ACC-1" in body["determining_rules"]
+
+
+def test_an_account_time_out_of_range_is_skipped_not_cited(client):
+    """An ACCOUNT_RESTRICTION "expiration": 99999999999 was stored and decisions cited "until 5138-11-16": every
+    time of an account event is Unix seconds (or ISO 8601) between 2000 and 2999, as every other webhook time. Such
+    an event is skipped and listed (path, field), as are eligibility start times out of range; nothing is stored."""
+    deliver(client, inbound_text("wamid.old", T0 - 10 * 86400))  # names the number's WABA
+    for value, field in (
+        ({"restriction_info": [{"restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "expiration": 99999999999}]},
+         "restriction_info.0.expiration"),
+        ({"restriction_info": [{"restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING",
+                                "expiration": "1999-12-31T23:59:59+0000"}]}, "restriction_info.0.expiration"),
+        ({"auth_international_rate_eligibility": {"start_time": 99999999999}},
+         "auth_international_rate_eligibility.start_time"),
+        ({"auth_international_rate_eligibility": {"start_time": 1738368000, "exception_countries": [
+            {"country_code": "IN", "start_time": "5138-11-16T09:46:39+0000"}]}},
+         "auth_international_rate_eligibility.exception_countries.0.start_time"),
+    ):
+        (answer,) = deliver(client, account_update("ACCOUNT_RESTRICTION", T0, **value))
+        assert answer.json["new"] == 0 and [(s["path"], list(s["reason"])) for s in answer.json["skipped"]] == [
+            ("entry.0.changes.0.value", [field])], answer.json
+        assert "between 2000-01-01 and 2999-12-31" in answer.json["skipped"][0]["reason"][field][0]
+    body = client.post("/v1/decisions", json=send(T0 + 3600)).json
+    assert "ACC-1" not in body["determining_rules"] and "5138" not in str(body)

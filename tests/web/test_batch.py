@@ -112,3 +112,24 @@ def test_a_batch_refused_for_a_later_request_logs_nothing_and_names_the_request(
     again = client.post("/v1/decisions/batch", json={"requests": [OK, OK]}, headers={"Idempotency-Key": "b-1"})
     assert again.get_data() == good.get_data() and again.headers["Idempotent-Replayed"] == "true"
     assert _logged_total(client) == before + 2
+
+
+def test_every_request_refused_once_the_store_is_read_is_named_in_one_answer(client):
+    """history_ref.contact of another user at request 0 and an unknown name-only template at request 1: only
+    requests.0 was named, so a client fixed one request per round trip. Both are named in one 422 (README's
+    example), the message counts the other, and nothing is logged."""
+    before = _logged_total(client)
+    body = assert_error_shape(client.post("/v1/decisions/batch", json={"requests": [STRANGER, NAME_ONLY, OK]}), 422)
+    assert set(body["errors"]) == {"requests.0.history_ref.contact", "requests.1.send.template.category",
+                                   "requests.1.send.template.status"}, body
+    assert body["message"].startswith("invalid request: requests.0.history_ref.contact: ") and \
+        body["message"].endswith(" (and 2 more)"), body
+    assert _logged_total(client) == before
+
+
+def test_refusals_of_many_requests_stay_bounded_and_counted(client):
+    """25 refused requests of 2 fields each: 19 fields listed and `_more` counting the other 31 (an error body stays
+    small), the message counting all 49 others."""
+    body = assert_error_shape(client.post("/v1/decisions/batch", json={"requests": [NAME_ONLY] * 25}), 422)
+    assert len(body["errors"]) == 20 and body["errors"]["_more"] == ["31 more fields with errors are not listed"]
+    assert "requests.9.send.template.category" in body["errors"] and body["message"].endswith(" (and 49 more)")

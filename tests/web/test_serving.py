@@ -268,7 +268,7 @@ def test_idle_and_slow_clients_do_not_stall_the_service(tmp_path):
             timings.append(_healthz_seconds(server.url))
             time.sleep(0.2)
         assert max(timings) < 1.0, timings
-        # Idle connections are closed by the server after the data wait and POLICY_KEEPALIVE (5 + 5 s here).
+        # Idle connections are closed by the server after 5 s of silence (web/worker.py).
         closed_by = time.monotonic() + 20
         for connection in idle:
             connection.settimeout(max(closed_by - time.monotonic(), 0.1))

@@ -350,6 +350,12 @@ def test_one_unreadable_event_costs_only_itself(app, client, caplog):
 @pytest.mark.parametrize(("change", "path", "field"), [
     ({"field": "messages", "value": {}}, "entry.0.changes.1.value.metadata", "_schema"),
     ({"field": "messages"}, "entry.0.changes.1", "value"),
+    # A phone_number_id with a leading space was stored and counted as another number of the WABA.
+    ({"field": "messages", "value": {"metadata": {"phone_number_id": " 106540352242922"}, "messages": [{
+        "id": "wamid.space", "timestamp": str(T0), "type": "text", "from": CONTACT}]}},
+     "entry.0.changes.1.value.metadata", "phone_number_id"),
+    ({"field": "calls", "value": {"metadata": {"phone_number_id": "PNID1"}, "calls": []}},
+     "entry.0.changes.1.value.metadata", "phone_number_id"),
     ({"field": "messages", "value": {"metadata": {"phone_number_id": "1"}, "statuses": {}}},
      "entry.0.changes.1.value.statuses", "_"),
     ({"field": "messages", "value": {"metadata": {"phone_number_id": "1"}, "statuses": [{
@@ -376,6 +382,41 @@ def test_each_kind_of_unreadable_part_is_skipped_and_named(app, client, change, 
     assert answer["new"] == 1 and list(stored(app)) == ["wamid.kept"]
     [skipped] = answer["skipped"]
     assert skipped["path"] == path and field in skipped["reason"], skipped
+
+
+def _nested(levels: int) -> dict:
+    value: dict = {"display_phone_number": "15550783881"}
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    (_nested(35), "nested deeper than 32 levels"),
+    ({"names": [0] * 100_001}, "at most 100000 members in one array or object, got 100001"),
+])
+def test_a_change_past_the_body_bounds_is_skipped_not_the_payload(app, client, value, reason):
+    """A change nested 35 levels deep (or with an array of 100,001 items) beside a valid message refused the whole
+    payload (400 "nested deeper than 32 levels"): nothing stored, Meta retrying forever, wamid.DEEP1 lost. The
+    payload is stored, the message read, and the change listed in `skipped` (processed later:
+    tests/service/test_ingest.py)."""
+    body = inbound_text("wamid.DEEP1", T0)
+    body["entry"][0]["changes"].append({"field": "phone_number_name_update", "value": value})
+    answer = deliver(client, body)[0].json
+    assert answer["new"] == 1 and list(stored(app)) == ["wamid.DEEP1"], answer
+    assert answer["skipped"] == [{"path": "entry.0.changes.1", "reason": {
+        "_": [f"{reason}: the change is not read (the stored payload keeps it)"]}}]
+
+
+def test_a_body_past_the_payload_depth_is_still_refused(client):
+    """Parsing stays bounded: a body nested deeper than PAYLOAD_DEPTH (256) levels, or deeper than any parser here
+    reads, is a 400 naming the depth (no Meta payload is deeper than about 8)."""
+    for levels in (300, 100_000):
+        raw = b'{"object": "whatsapp_business_account", "entry": [' + b"[" * levels + b"]" * levels + b"]}"
+        raw, headers = signed(raw)
+        response = client.post("/v1/webhooks/whatsapp", data=raw, headers=headers)
+        assert response.status_code == 400, response.json
+        assert response.json["errors"] == {"_request": ["nested deeper than 256 levels"]}
 
 
 def test_an_unreadable_entry_costs_only_itself(app, client):

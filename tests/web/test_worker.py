@@ -1,7 +1,8 @@
 """web.worker's client timeouts, against a real gunicorn (gunicorn.conf.py, one worker of THREADS threads, 1.5 s
 timeouts): a client that stops sending its request's head or body, or trickles its head a byte at a time, gets
 the 408 in the JSON error shape and loses its connection, so THREADS + 1 of them no longer stall the worker
-(gthread read every request with no timeout: they held every thread for good, /healthz had no answer in 60 s).
+(gthread read every request with no timeout: they held every thread for good, /healthz had no answer in 60 s), and
+clients that connect and send nothing wait in the poller, not in a thread.
 A body that keeps arriving, however slowly, and a keep-alive connection idle between requests are not cut; an
 answer the client does not take is dropped after the body timeout (in-process: loopback buffers took a whole page)."""
 
@@ -112,6 +113,24 @@ def test_threads_plus_one_trickled_heads_no_longer_stall_the_worker(server):
         stop.set()
         sender.join()
         for connection in [*tricklers, silent]:
+            connection.close()
+
+
+def test_silent_new_connections_wait_in_the_poller_not_in_threads(server):
+    """THREADS + 1 clients connect and send nothing: /healthz answers at once (gthread waited up to 5 s for each
+    one's first bytes in a thread, so they delayed every request by up to 5 s, again at each reconnection), and
+    the server closes them after 5 s of silence."""
+    silent = [_connect(server) for _ in range(THREADS + 1)]
+    try:
+        time.sleep(0.3)
+        assert _healthz_seconds(server) < 1.0
+        opened = time.monotonic()
+        for connection in silent:
+            connection.settimeout(10)
+            assert connection.recv(1) == b""
+        assert 3.5 < time.monotonic() - opened + 0.3 < 8
+    finally:
+        for connection in silent:
             connection.close()
 
 
