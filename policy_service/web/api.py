@@ -147,6 +147,23 @@ def require_json(req: flask.Request) -> None:
               errors={"headers.Content-Encoding": [f"must be absent (identity), got {encoding[:32]}"]})
 
 
+def refuse_body(req: flask.Request) -> None:
+    """For a route that takes no body (POST /v1/admin/reload-rules): an empty body, or an empty JSON object, passes;
+    a JSON object's members are a 422 naming each ("x": unknown field), any other JSON value a 422 naming the
+    request, a body not sent as JSON a 415, malformed JSON a 400 — so a request meant for something else does
+    nothing."""
+    body = req.get_data(cache=True)
+    if not body:
+        return
+    require_json(req)
+    value = parse_body(body, decision_limits())
+    if value == {}:
+        return
+    errors = {str(key): ["Unknown field: this route takes no body"] for key in value} if isinstance(value, dict) \
+        else {ROOT: ["this route takes no body (an empty JSON object at most)"]}
+    abort(422, message=error_message(errors), errors=bounded_errors(errors))
+
+
 def parse_body(body: bytes | str, limits: Limits) -> Any:
     """parse_json, its refusal turned into the HTTP error (400 or 422) in the one error shape."""
     try:
@@ -255,6 +272,9 @@ class PolicyApi(Api):
     def __init__(self, app: flask.Flask) -> None:
         super().__init__(app, spec_kwargs={"marshmallow_plugin": ContractPlugin()})
         app.register_error_handler(ServiceError, self.handle_service_error)
+        # The spec takes no query parameter: ?x=1 is a 422 naming query.x, as on every route. Registered for the
+        # spec's blueprint only, so no other request pays for the check.
+        app.before_request_funcs.setdefault(SPEC_BLUEPRINT, []).append(_no_query)
 
     def handle_service_error(self, error: ServiceError):
         """A request the service layer refused, answered as the HTTP error it names (same body, and its
@@ -287,6 +307,15 @@ class PolicyApi(Api):
         # Keep the error's own headers (Allow on a 405, WWW-Authenticate on a 401), not its HTML type.
         headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
         return payload, error.code, {**headers, **(data.get("headers") or {})}
+
+
+SPEC_BLUEPRINT = "api-docs"  # flask-smorest's blueprint serving /openapi.json
+
+
+def _no_query() -> None:
+    if flask.request.args:
+        errors = {f"query.{key}": ["Unknown field."] for key in flask.request.args}
+        abort(422, message=error_message(errors), errors=bounded_errors(errors))
 
 
 def too_large(limit: int | None, length: int | None) -> tuple[str, dict[str, list[str]]]:

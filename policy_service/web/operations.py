@@ -6,7 +6,7 @@ import logging
 import os
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 from flask_smorest import Blueprint, abort
 from marshmallow import RAISE
 
@@ -18,7 +18,7 @@ from ..service import readiness
 from ..service.decisions import Policy
 from ..service.fleet import RulesFollower, RulesNotLoaded, published_now
 from . import metrics, security
-from .api import policy
+from .api import policy, refuse_body
 
 log = logging.getLogger(__name__)
 blp = Blueprint("operations", __name__, description="Health, readiness, metrics and rule reloads")
@@ -84,17 +84,20 @@ def reload_rules(app: Flask, *, by: str = "sighup") -> str:
 
 
 @blp.route("/healthz", methods=["GET"])
+# Like every route: a parameter it does not take (?x=1) is a 422 naming it (query.x), not ignored.
+@blp.arguments(NO_QUERY, location="query", error_status_code=422, unknown=RAISE)
 @blp.response(200, HealthSchema)
-def healthz() -> dict[str, str]:
+def healthz(_query: dict[str, Any]) -> dict[str, str]:
     """The process is alive and answering."""
     return {"status": "ok"}
 
 
 @blp.route("/readyz", methods=["GET"])
+@blp.arguments(NO_QUERY, location="query", error_status_code=422, unknown=RAISE)
 @blp.response(200, ReadinessSchema)
 @blp.alt_response(503, schema=ErrorSchema, description="Rules not loaded, this worker's rulebook is not the one the "
                   "fleet published (`errors.rules` names both), or the database takes no writes")
-def readyz() -> dict[str, Any]:
+def readyz(_query: dict[str, Any]) -> dict[str, Any]:
     """Ready to decide: a rule set is loaded, it is the rulebook the fleet last published (else 503 naming both
     versions: service.readiness.rules_problem), and the decision log database takes a write; which rulebook (and
     generation) this worker serves beside the one the fleet last published."""
@@ -129,9 +132,10 @@ def readyz() -> dict[str, Any]:
 
 
 @blp.route("/metrics", methods=["GET"])
+@blp.arguments(NO_QUERY, location="query", error_status_code=422, unknown=RAISE)
 @blp.doc(responses={"200": {"description": "Prometheus text exposition format",
                             "content": {"text/plain": {"schema": {"type": "string"}}}}})
-def prometheus_metrics():
+def prometheus_metrics(_query: dict[str, Any]):
     """Request latency, decisions by outcome and by determining rule, errors, reloads, the rulebook each
     worker serves."""
     return metrics.exposition()
@@ -141,10 +145,14 @@ def prometheus_metrics():
 @blp.arguments(NO_QUERY, location="query", error_status_code=422, unknown=RAISE)
 @blp.response(200, ReloadSchema)
 @blp.alt_response(409, schema=ErrorSchema, description="The new rules did not load; the previous ones stay active")
+@blp.alt_response(400, schema=ErrorSchema, description="A body that is not valid JSON (the route takes none)")
+@blp.alt_response(415, schema=ErrorSchema, description="A body not sent as application/json (the route takes none)")
 def reload_rules_endpoint(_query: dict[str, Any]) -> dict[str, Any]:
     """Load RULES_DIR again and publish it to the fleet: this worker serves it at once, every other worker of
     every instance on this database within `fleet_follows_within_seconds` (each checks the published
-    rulebook that often, then is recycled into a fresh process, so no process keeps compiling rulesets)."""
+    rulebook that often, then is recycled into a fresh process, so no process keeps compiling rulesets). It takes
+    no body: a JSON member ({"x": 1}) is a 422 naming it, and nothing is reloaded."""
+    refuse_body(request)
     follower = follower_of(current_app)
     previous = policy().rulebook.version
     try:

@@ -206,3 +206,30 @@ def test_readyz_is_503_while_this_instance_serves_other_rules_than_the_fleet(tmp
         ready = client.get("/readyz").get_json()
         assert (ready["rulebook_version"], ready["rules_generation"], ready["follows_fleet"]) == \
             (fleet_version, 2, True)
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/openapi.json"])
+def test_a_query_parameter_the_operations_routes_do_not_take_is_a_422_naming_it(client, path):
+    """/readyz?x=1 and /openapi.json?x=1 answered 200, ignoring x, where README says a misspelled parameter is a
+    422 on every route: each names query.x now, and answers as before without it."""
+    body = assert_error_shape(client.get(f"{path}?x=1"), 422)
+    assert body["errors"] == {"query.x": ["Unknown field."]}, body
+    assert client.get(path).status_code == 200
+
+
+def test_a_reload_with_a_body_is_refused_naming_it_and_reloads_nothing(rules_copy):
+    """POST /v1/admin/reload-rules with {"x": 1} answered 200 and reloaded: the route takes no body, so a member is a
+    422 naming it, another JSON value a 422 naming the request, a non-JSON body a 415, broken JSON a 400 — and the
+    rules are not published. No body, or an empty object, reloads as before."""
+    rules, app = rules_copy
+    client = app.test_client()
+    touch_rules(rules)
+    before = app.extensions["policy_service"]
+    for kwargs, code, named in (({"json": {"x": 1}}, 422, "x"), ({"json": [1]}, 422, "_request"),
+                                ({"data": "x=1", "content_type": "text/plain"}, 415, "headers.Content-Type"),
+                                ({"data": "{", "content_type": "application/json"}, 400, "_request")):
+        body = assert_error_shape(client.post("/v1/admin/reload-rules", **kwargs), code)
+        assert list(body["errors"]) == [named], body
+        assert app.extensions["policy_service"] is before
+    assert client.post("/v1/admin/reload-rules", json={}).json["generation"] == 1
+    assert client.post("/v1/admin/reload-rules").json["generation"] == 2

@@ -419,6 +419,17 @@ def test_a_body_past_the_payload_depth_is_still_refused(client):
         assert response.json["errors"] == {"_request": ["nested deeper than 256 levels"]}
 
 
+def test_the_webhook_ignores_query_parameters_of_the_callback_url(app, client):
+    """README's one exception to "a misspelled parameter is a 422": the callback URL configured at Meta may carry its
+    own query string, so the subscription check and a signed payload are answered as without it."""
+    check = client.get("/v1/webhooks/whatsapp?tenant=a&hub.mode=subscribe&hub.challenge=42&hub.verify_token="
+                       + VERIFY_TOKEN)
+    assert (check.status_code, check.get_data(as_text=True)) == (200, "42")
+    raw, headers = signed(inbound_text("wamid.query", T0))
+    answer = client.post("/v1/webhooks/whatsapp?tenant=a", data=raw, headers=headers)
+    assert answer.status_code == 200 and answer.json["new"] == 1, answer.json
+
+
 def test_an_unreadable_entry_costs_only_itself(app, client):
     """An entry without changes is skipped; the next entry is stored."""
     body = inbound_text("wamid.kept", T0)
