@@ -22,7 +22,8 @@ TemplateSchema and ReferralSchema: the member names, JSON types (strict: a boole
 true, null is not a string), enumerations, lengths (in code points, as len()), timestamps (strict.rfc3339_time, as
 the schemas' RFC3339DateTime reads them: an RFC 3339 date-time with offset, 2000-01-01 to 2999-12-31), the template
 name and language patterns, the template time-to-live range, the recipient (core.identities.parse_contact, the one
-parser SendSchema uses), SendSchema's and MessageSchema's cross-field rules.
+parser SendSchema uses), the sending phone_number_id's pattern (digits), SendSchema's and MessageSchema's cross-field
+rules.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from .schemas import (
     LATEST,
     MAX_HISTORY,
     MESSAGE_TYPES,
+    PHONE_NUMBER_ID,
     TEMPLATE_LANGUAGE,
     TEMPLATE_NAME,
     TEMPLATE_STATUSES,
@@ -263,6 +265,7 @@ def _time(value: str) -> datetime | None:
 
 _TEMPLATE_NAME, _TEMPLATE_LANGUAGE = re.compile(TEMPLATE_NAME).fullmatch, re.compile(TEMPLATE_LANGUAGE).fullmatch
 _HISTORY_TEMPLATE_NAME = re.compile(HISTORY_TEMPLATE_NAME).fullmatch
+_PHONE_NUMBER_ID = PHONE_NUMBER_ID.regex.fullmatch  # SendSchema's validator, as it reads (digits only)
 
 
 def _template(value: _Template | _SendTemplate) -> Template | None:
@@ -288,6 +291,8 @@ def _send(value: Any) -> Send | None:
     try:
         parse_contact(send.to, E164)
     except NotAContact:
+        return None
+    if send.phone_number_id is not None and _PHONE_NUMBER_ID(send.phone_number_id) is None:
         return None
     template = send.template
     if (template is None) is (send.type == "template"):

@@ -11,7 +11,17 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from ..core.identities import E164
 from ..core.vocabulary import MODELLED_CATEGORIES
 from .parsing import Limits
-from .schemas import CURRENCY, EARLIEST, LATEST, ContactField, RefusesNul, count_range, iana_zone, timestamp_field
+from .schemas import (
+    CURRENCY,
+    EARLIEST,
+    LATEST,
+    WABA_ID_DIGITS,
+    ContactField,
+    RefusesNul,
+    count_range,
+    iana_zone,
+    timestamp_field,
+)
 from .strict import Pattern, RequestSchema
 
 MAX_FORECAST_LINES = 1_000
@@ -81,7 +91,7 @@ class ForecastSchema(RefusesNul, RequestSchema):
     currency = fields.String(validate=CURRENCY, metadata={
         "description": "the billing currency (default: the WABA's, when waba_id names one with a currency set)"})
     at = timestamp_field(required=True, metadata={"description": "RFC 3339: when they will be delivered"})
-    waba_id = fields.String(validate=Pattern(r"^[0-9]{1,64}$", error="WABA ids are digits"), metadata={
+    waba_id = fields.String(validate=WABA_ID_DIGITS, metadata={
         "description": "count this month's stored volume of this WABA as the tiers' starting point (default 0)"})
     lines = fields.List(fields.Nested(ForecastLineSchema), required=True,
                         validate=validate.Length(min=1, max=MAX_FORECAST_LINES))
@@ -167,7 +177,7 @@ class PricingAnalyticsSchema(RequestSchema):
         unknown = "exclude"
 
     pricing_analytics = fields.Nested(PricingAnalyticsBlockSchema, required=True)
-    id = fields.String(required=True, validate=Pattern(r"^[0-9]{1,64}$", error="WABA ids are digits"))
+    id = fields.String(required=True, validate=WABA_ID_DIGITS)
 
 
 CURRENCY_BODY = CurrencyBodySchema()

@@ -18,10 +18,12 @@ from .schemas import (
     CURRENCY,
     DECISIONS,
     GROUP_ID,
+    META_ID,
     ContactField,
     FromBeforeTo,
     RefusesNul,
     day_field,
+    phone_number_id_field,
     timestamp_field,
 )
 from .strict import Pattern
@@ -32,8 +34,8 @@ RULE_ID = Pattern(r"^[A-Za-z0-9.\-]{1,64}$",
 POLICY_VERSION = Pattern(r"^[A-Za-z0-9.\-]{1,16}$",
                          error="must be a policy version id like V3a (letters, digits, . and -; at most 16)")
 
-# A WABA id as a path names it: Meta's ids are digits.
-WABA_ID = re.compile(r"^[0-9]{1,64}$")
+# A WABA id as a path names it: Meta's ids are digits (contract.schemas.META_ID, the one pattern of Meta's ids).
+WABA_ID = re.compile(META_ID)
 
 
 class PartyField(ContactField):
@@ -52,7 +54,7 @@ class PartyField(ContactField):
 class ReconciliationQuerySchema(RefusesNul, Schema):
     """Filters of GET /v1/reconciliation."""
 
-    phone_number_id = fields.String(validate=validate.Length(min=1, max=64))
+    phone_number_id = phone_number_id_field()
     contact = PartyField(WA_ID, metadata={"description": "wa_id, BSUID, or a group id (its group messages)"})
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     page_size = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1_000))
@@ -90,8 +92,7 @@ class DecisionQuerySchema(RefusesNul, FromBeforeTo, Schema):
         "description": "the recipient: a phone number (E.164, the + optional) or a BSUID; with masking on, every "
                        "logged number with the same calling and area code matches (every BSUID of the same "
                        "country and length)"})
-    phone_number_id = fields.String(validate=validate.Length(min=1, max=64),
-                                    metadata={"description": "the business number of a history_ref"})
+    phone_number_id = phone_number_id_field(metadata={"description": "the business number of a history_ref"})
 
 
 # Databases hold 64-bit offsets; a larger page number would overflow rather than come back empty.
@@ -117,7 +118,7 @@ class AtSchema(RefusesNul, Schema):
 class CountQuerySchema(RefusesNul, FromBeforeTo, Schema):
     """GET /v1/counts: outbound messages Meta priced, by scope, category and period."""
 
-    phone_number_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    phone_number_id = phone_number_id_field(required=True)
     # A misspelled category (utilty) counted nothing and answered 0 as if none were sent: each must be one Meta uses.
     # (A validator, not OneOf: an enum holding both authentication-international spellings breaks generated clients.)
     categories = DelimitedList(fields.String(validate=pricing_category), required=True,

@@ -40,6 +40,22 @@ CURRENCY = Pattern("^(?:" + "|".join(iso_4217().billing) + ")$",
 # pattern".
 COUNTRY = Pattern(r"^[A-Z]{2}$", error="must be an ISO 3166 country code in capitals, like BR")
 
+# Meta's object ids are digits: a WhatsApp Business Account's (WABA id) and a business phone number's
+# (phone_number_id, 106540352242922). One pattern for every id a client names (bodies, queries, paths, the Python
+# API and the command line): " 106540352242922", "106540352242922\n" or "abc" named no stored number, so the
+# business's stored state (a marketing opt-out, a paused template) was silently not applied. ASCII digits only:
+# fullmatch, so no final newline; [0-9], not \d, which takes other scripts' digits.
+META_ID = r"^[0-9]{1,64}$"
+WABA_ID_DIGITS = Pattern(META_ID, error="WABA ids are digits")
+PHONE_NUMBER_ID_ERROR = ("must be Meta's business phone number id: digits only (no spaces or other characters), "
+                         "like 106540352242922")
+PHONE_NUMBER_ID = Pattern(META_ID, error=PHONE_NUMBER_ID_ERROR)
+
+
+def phone_number_id_field(**kwargs: Any) -> fields.String:
+    """A business phone number id (PHONE_NUMBER_ID: 1 to 64 ASCII digits) as every request and query names one."""
+    return fields.String(validate=PHONE_NUMBER_ID, **kwargs)
+
 
 def iana_zone(value: str) -> None:
     """Refuse a time zone name that is no IANA zone (a WABA's time zone: `Europe/Berlin`, `UTC`)."""
@@ -256,9 +272,9 @@ class SendSchema(RequestSchema):
         "description": "E.164 number or business-scoped user ID (BSUID); for recipient_type group, the group id"})
     type = fields.String(required=True, validate=validate.OneOf(MESSAGE_TYPES))
     template = fields.Nested(SendTemplateSchema)
-    phone_number_id = fields.String(validate=validate.Length(min=1, max=64), metadata={
-        "description": "the sending business phone number id: lets the stored business state (template "
-                       "registry, marketing preferences, monthly counts) inform the decision"})
+    phone_number_id = phone_number_id_field(metadata={
+        "description": "the sending business phone number id (Meta's, digits): lets the stored business state "
+                       "(template registry, marketing preferences, monthly counts) inform the decision"})
     marketing_messages_api = _strict_bool(metadata={
         "description": "a marketing template sent through the Marketing Messages API (/marketing_messages); "
                        "predicted as pricing category marketing_lite"})
@@ -452,7 +468,8 @@ class HistoryRefSchema(RequestSchema):
     """A history stored from Meta's webhooks: the business phone number id and either the contact's wa_id or
     BSUID, or (Groups API) the group id, whose stored messages are the group's history."""
 
-    phone_number_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    phone_number_id = phone_number_id_field(required=True, metadata={
+        "description": "the business phone number id (Meta's, digits) the history was stored under"})
     contact = ContactField(WA_ID, metadata={"description": "wa_id (a leading + is ignored) or BSUID of the "
                                                            "recipient send.to, or an identity the store links to it "
                                                            "(another user's is a 422)"})

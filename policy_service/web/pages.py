@@ -33,6 +33,7 @@ from ..contract.schemas import (
     FromBeforeTo,
     RefusesNul,
     day_field,
+    phone_number_id_field,
 )
 from ..core import masking, timeline, wording
 from ..core.decision import Charge
@@ -113,7 +114,7 @@ class DecisionFilterSchema(RefusesNul, FromBeforeTo, Schema):
     rule = fields.String(validate=RULE_ID)
     policy_version = fields.String(validate=POLICY_VERSION)
     contact = ContactField(WA_ID)  # a phone number or a BSUID, as GET /v1/decisions?contact= takes it
-    phone_number_id = fields.String(validate=validate.Length(min=1, max=64))
+    phone_number_id = phone_number_id_field()
     page = fields.Integer(validate=validate.Range(min=1, max=1_000_000))
 
 

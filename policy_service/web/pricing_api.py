@@ -12,8 +12,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields
 
 from ..contract.pricing import FORECAST, CurrencyBodySchema, ForecastSchema
 from ..contract.queries import NO_QUERY
-from ..contract.schemas import ErrorSchema, RefusesNul, ResponseSchema
-from ..contract.strict import Pattern
+from ..contract.schemas import WABA_ID_DIGITS, ErrorSchema, RefusesNul, ResponseSchema
 from ..service import analytics, forecast, pricing
 from ..service.errors import ServiceError
 from .api import JsonBodyParser, flatten_errors, policy, require_json
@@ -167,7 +166,7 @@ def _text_lines(errors: dict[str, list[str]], numbers: list[int]) -> dict[str, l
 class AnalyticsQuerySchema(RefusesNul, Schema):
     """Which WABA the response is for (it must equal the response's `id`)."""
 
-    waba_id = fields.String(required=True, validate=Pattern(r"^[0-9]{1,64}$", error="WABA ids are digits"))
+    waba_id = fields.String(required=True, validate=WABA_ID_DIGITS)
 
 
 @blp.route("/pricing-analytics", methods=["POST"])

@@ -45,10 +45,13 @@ _VALID_OUTBOUND = st.fixed_dictionaries({"direction": st.just("outbound"), "at":
                                              "name": "order_update", "language": "en", "category": "utility"})},
                                         optional={"status": st.sampled_from(["delivered", "sent", "failed"]),
                                                   "delivered_at": st.just("2025-08-12T09:00:05+00:00")})
+# Meta's phone number ids are digits: a space, a final newline, a zero-width space or other scripts' digits are not.
+_PHONE_NUMBER_IDS = st.sampled_from(["106540352242922", "1", " 106540352242922", "106540352242922\n",
+                                     "106540352242922\u200b", "\u0661\u0660", "1" * 64, "1" * 65])
 _SEND = st.fixed_dictionaries(
     {"at": _TIMES, "to": st.sampled_from(["+14155550100", "+1", "14155550100", "US.13491208655302741918", "", 5]),
      "type": st.sampled_from(["text", "template", "fax", None])},
-    optional={"template": _TEMPLATE, "phone_number_id": _TEXTS, "category": st.just("utility"),
+    optional={"template": _TEMPLATE, "phone_number_id": _TEXTS | _PHONE_NUMBER_IDS, "category": st.just("utility"),
               "recipient_type": st.sampled_from(["individual", "group"]), "participants": st.sampled_from(
                   [["+14155550100"], ["+14155550100", "+4915112345678", "+14155550100"]]),
               "meta_business_agent": st.booleans(), "extra": st.just(1)}) | st.none() | st.sampled_from([

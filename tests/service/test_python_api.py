@@ -243,6 +243,29 @@ def test_bad_report_filters_are_the_http_422(client, service):
     assert list(raised.value.errors) == ["page_size"]
 
 
+@pytest.mark.parametrize("value", [" 106540352242922", "106540352242922\n", "abc"])
+def test_a_phone_number_id_that_is_not_digits_is_the_http_422_on_every_call(client, service, example_request, value):
+    """decide(), decisions(), count_messages() and reconcile() refuse a phone_number_id Meta never gives (digits
+    only) with the HTTP API's 422 naming it, instead of answering without the number's stored state."""
+    from urllib.parse import quote
+
+    window = {"from": "2025-09-01T00:00:00Z", "to": "2025-10-01T00:00:00Z"}
+    calls = (
+        (lambda: service.decide({**example_request, "send": {**example_request["send"], "phone_number_id": value}}),
+         "send.phone_number_id"),
+        (lambda: service.decisions(phone_number_id=value), "phone_number_id"),
+        (lambda: service.count_messages(value, "utility", window["from"], window["to"]), "phone_number_id"),
+        (lambda: service.reconcile(phone_number_id=value), "phone_number_id"),
+    )
+    for call, field in calls:
+        with pytest.raises(ServiceError) as raised:
+            call()
+        assert raised.value.code == 422 and list(raised.value.errors) == [field], raised.value
+    with pytest.raises(ServiceError) as raised:
+        service.reconcile(phone_number_id=value)
+    assert raised.value.as_dict() == as_arguments(client.get(f"/v1/reconciliation?phone_number_id={quote(value)}").json)
+
+
 def test_an_unknown_decision_is_the_http_404(client, service):
     with pytest.raises(ServiceError) as raised:
         service.decision("nope")

@@ -424,3 +424,40 @@ def test_an_empty_query_string_is_loaded_once_per_schema_and_answered_as_marshma
         assert parser.parse(EXPLAIN, location="query", unknown=RAISE) == {"explain": "full"}
     with app.test_request_context("/v1/decisions?explian=full", method="POST"), pytest.raises(ValidationError):
         parser.parse(EXPLAIN, location="query", unknown=RAISE)
+
+
+# Meta's phone number ids are digits: each of these named no stored number, so the business's stored state (a
+# marketing opt-out, a paused template) was silently not applied and the send was allowed.
+NOT_PHONE_NUMBER_IDS = (" 106540352242922", "106540352242922\n", "106540352242922\u200b", "abc", "1065-4035",
+                        "\u0661\u0660\u0666\u0665", "+106540352242922", "1" * 65)
+
+
+@pytest.mark.parametrize("value", NOT_PHONE_NUMBER_IDS)
+def test_a_phone_number_id_that_is_not_digits_is_a_422_naming_it(client, value):
+    """send.phone_number_id and history_ref.phone_number_id, alone and in a batch: a 422 naming the field and
+    saying what Meta's ids are, never a decision made without the stored state."""
+    for payload, field in (
+            ({"send": {**SEND, "phone_number_id": value}, "history": HISTORY}, "send.phone_number_id"),
+            ({"send": SEND, "history_ref": {"phone_number_id": value, "contact": "5511987654321"}},
+             "history_ref.phone_number_id")):
+        errors = assert_error_shape(client.post("/v1/decisions", json=payload), 422)
+        assert list(errors) == [field] and "digits" in errors[field][0], errors
+        errors = assert_error_shape(client.post("/v1/decisions/batch", json={"requests": [
+            {"send": SEND, "history": HISTORY}, payload]}), 422)
+        assert list(errors) == [f"requests.1.{field}"], errors
+
+
+@pytest.mark.parametrize("url", [
+    "/v1/decisions?phone_number_id={}",
+    "/v1/reconciliation?phone_number_id={}",
+    "/v1/counts?phone_number_id={}&categories=service&from=2025-08-01T00:00:00Z&to=2025-09-01T00:00:00Z",
+])
+def test_a_phone_number_id_filter_that_is_not_digits_is_a_422_naming_it(client, url):
+    """The stored-data queries take the same digits: a mistyped filter is a 422 on query.phone_number_id, not an
+    empty answer that reads as "nothing happened"."""
+    from urllib.parse import quote
+
+    for value in NOT_PHONE_NUMBER_IDS:
+        errors = assert_error_shape(client.get(url.format(quote(value))), 422)
+        assert list(errors) == ["query.phone_number_id"] and "digits" in errors["query.phone_number_id"][0], errors
+    assert client.get(url.format("106540352242922")).status_code == 200
