@@ -38,6 +38,7 @@ from .schemas import (
     INBOUND_ONLY_TYPES,
     LATEST,
     MESSAGE_TYPES,
+    META_ID,
     TEMPLATE_LANGUAGE,
     TEMPLATE_LANGUAGE_ERROR,
     TEMPLATE_NAME,
@@ -391,7 +392,7 @@ class MetadataSchema(_MetaSchema):
     # Digits, as Meta sends it (and as the WABA id of an entry must be): " 1065..." would be stored as another
     # number of the WABA, one no request names.
     phone_number_id = fields.String(required=True, validate=Pattern(
-        r"^[0-9]{1,64}$", error="must be the business phone number's id, 1 to 64 digits as Meta sends it: the "
+        META_ID, error="must be the business phone number's id, 1 to 64 digits as Meta sends it: the "
                                 "change is not read (the stored payload keeps it)"))
     display_phone_number = fields.String(load_default="")
 

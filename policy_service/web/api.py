@@ -135,11 +135,17 @@ def repeated_parameters(args: Any, reads_one: Callable[[str], bool] = lambda key
 
 
 def require_json(req: flask.Request) -> None:
-    """Abort with 415, naming the header, unless the body is sent as JSON (application/json or +json), uncompressed
-    (no Content-Encoding but identity)."""
+    """Abort with 415, naming the header, unless the body is sent as JSON — application/json, or a type with the
+    +json suffix (RFC 6839: application/vnd.api+json is JSON too) — in UTF-8 (no charset, or utf-8: RFC 8259 JSON
+    is UTF-8, so `charset=latin-1` is refused, not read as UTF-8 anyway), uncompressed (no Content-Encoding but
+    identity)."""
     if not is_json_request(req):
         abort(415, message="send the body as JSON, with Content-Type: application/json",
               errors={"headers.Content-Type": [f"must be application/json, got {req.mimetype or 'none'}"]})
+    charset = req.mimetype_params.get("charset")
+    if charset is not None and charset.strip().lower() not in ("utf-8", "utf8"):
+        abort(415, message="send the body as UTF-8 JSON: Content-Type's charset must be utf-8 or absent",
+              errors={"headers.Content-Type": [f"charset must be utf-8 (JSON is UTF-8), got {charset[:32]}"]})
     encoding = req.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
         # A compressed body would be read as text and refused as "not UTF-8", hiding what to change.

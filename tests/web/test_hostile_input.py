@@ -247,3 +247,18 @@ def test_a_compressed_body_is_a_415_naming_content_encoding(client):
                                                                  "Content-Encoding": "gzip"})
     assert assert_error_shape(response, 415)["errors"] == {
         "headers.Content-Encoding": ["must be absent (identity), got gzip"]}
+
+
+@pytest.mark.parametrize("path", ["/v1/decisions", "/v1/decisions/batch", "/v1/webhooks/whatsapp"])
+def test_a_json_body_in_another_charset_than_utf8_is_a_415_naming_content_type(client, example_request, path):
+    """`application/json; charset=latin-1` was decided as if UTF-8: JSON is UTF-8 (RFC 8259), so a charset other
+    than utf-8 is a 415 naming headers.Content-Type; utf-8 (any case) and +json types (application/vnd.api+json,
+    RFC 6839: JSON too, as README says) are read."""
+    body = json.dumps({"requests": [example_request]} if path.endswith("batch") else example_request)
+    for charset in ("latin-1", "ISO-8859-1", "utf-16"):
+        response = client.post(path, data=body, headers={"Content-Type": f"application/json; charset={charset}"})
+        errors = assert_error_shape(response, 415)["errors"]
+        assert list(errors) == ["headers.Content-Type"] and charset[:5] in errors["headers.Content-Type"][0], errors
+    if path.startswith("/v1/decisions"):
+        for content_type in ("application/json; charset=UTF-8", "application/vnd.api+json"):
+            assert client.post(path, data=body, headers={"Content-Type": content_type}).status_code == 200
