@@ -80,8 +80,7 @@ def when_ready(server):
     """With the app preloaded on the embedded SQLite file (and POLICY_LOG_WRITER not false), start the host's
     decision-log writer in the master: the workers forked next hand it their rows (policy_service/store/log_writer.py).
     """
-    wanted = os.environ.get("POLICY_LOG_WRITER", "true").lower() not in ("0", "false", "no", "off")
-    if server.cfg.preload_app and wanted:
+    if server.cfg.preload_app and settings.log_writer:
         from policy_service.store.decision_log import start_host_writer
 
         if start_host_writer(settings.decision_log_sync_seconds):

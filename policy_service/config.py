@@ -168,6 +168,9 @@ class Settings(BaseSettings):
     # decisions of the last N seconds. Forcing each commit cost ~0.4 ms of CPU per decision (bench/README.md).
     # Other writers (webhooks, business state, PostgreSQL) always commit durably.
     decision_log_sync_seconds: float = Field(default=0.1, ge=0, le=60)
+    # gunicorn with the app preloaded on the embedded SQLite file: the master runs one decision-log writer for the
+    # host's workers (store/log_writer.py). False: each worker commits its own rows (to compare both).
+    log_writer: bool = True
     # A request body larger than this is refused with 413 before it is parsed.
     max_content_length: ByteSize = Field(default=ByteSize(4 * 1024 * 1024), gt=0)
     # Most requests in one POST /v1/decisions/batch.

@@ -167,6 +167,18 @@ def test_an_unknown_policy_variable_is_reported(monkeypatch, caplog):
     assert "POLICY_MASK_PHONE_NUMBER is not a setting" in caplog.text
 
 
+def test_the_log_writer_switch_is_a_setting(monkeypatch, caplog):
+    """POLICY_LOG_WRITER (read by gunicorn.conf.py) is a setting like the others: validated, never reported as
+    unknown."""
+    assert load_settings().log_writer is True
+    monkeypatch.setenv("POLICY_LOG_WRITER", "off")
+    assert load_settings().log_writer is False
+    assert "POLICY_LOG_WRITER is not a setting" not in caplog.text
+    monkeypatch.setenv("POLICY_LOG_WRITER", "sometimes")
+    with pytest.raises(SettingsError, match="POLICY_LOG_WRITER='sometimes': must be true or false"):
+        load_settings()
+
+
 def test_the_readme_documents_every_setting():
     """Each setting appears, as its POLICY_ variable, in README's settings table."""
     readme = (ROOT / "README.md").read_text()

@@ -12,6 +12,7 @@ from ..core.identities import E164
 from ..core.vocabulary import MODELLED_CATEGORIES
 from .parsing import Limits
 from .schemas import (
+    COUNTRY,
     CURRENCY,
     EARLIEST,
     LATEST,
@@ -48,7 +49,7 @@ class CurrencyBodySchema(RefusesNul, RequestSchema):
 class ForecastLineSchema(RefusesNul, RequestSchema):
     """Messages of one pricing category to one country (or to the country of one number)."""
 
-    country = fields.String(validate=Pattern(r"^[A-Z]{2}$", error="an ISO 3166 alpha-2 code like BR"))
+    country = fields.String(validate=COUNTRY)
     to = ContactField(E164, metadata={"description": "a number whose country is meant (instead of country)"})
     category = fields.String(required=True, validate=pricing_category, metadata={
         "description": "Meta's pricing category: marketing, utility, authentication, authentication-international, "

@@ -14,7 +14,8 @@ from ..core.identities import WA_ID
 from ..core.vocabulary import MODELLED_CATEGORIES
 from .pricing import pricing_category
 from .schemas import (
-    COUNTRY,
+    COUNTRY_CODES,
+    COUNTRY_ERROR,
     CURRENCY,
     DECISIONS,
     GROUP_ID,
@@ -128,8 +129,12 @@ class CountQuerySchema(RefusesNul, FromBeforeTo, Schema):
     since = timestamp_field(required=True, data_key="from")
     until = timestamp_field(required=True, data_key="to")
     contact = ContactField(WA_ID, metadata={"description": "the recipient: a wa_id (a leading + ignored) or a BSUID"})
-    market = fields.String(validate=COUNTRY,
-                           metadata={"description": "the recipients' region (ISO 3166), as Meta's markets"})
+    # Counts are kept per recipient country (store.business_state: the region of the recipient's number or BSUID),
+    # not per rate-card market: "Rest of Africa" or "UK" counted nothing and answered 0.
+    market = fields.String(validate=Pattern(COUNTRY_CODES, error=COUNTRY_ERROR + ": the recipients' country, as "
+                                            "counts are kept (not a rate card's market name like Rest of Africa)"),
+                           metadata={"description": "the recipients' country (ISO 3166 alpha-2, one a phone number "
+                                                    "can be in), as counts are kept per market"})
     distinct_contacts = fields.Boolean(load_default=False)
 
 

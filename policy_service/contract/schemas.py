@@ -22,7 +22,7 @@ from marshmallow import (
 )
 
 from ..core.decision import Decision
-from ..core.identities import E164, WA_ID, NotAContact, parse_contact
+from ..core.identities import COUNTRIES, E164, WA_ID, NotAContact, parse_contact
 from ..core.messages import UNKNOWN_TEMPLATE, UNKNOWN_TYPE, DecisionRequest, Message, Send, Template
 from ..core.pricing import Price
 from ..core.rates import BASES, iso_4217
@@ -36,9 +36,14 @@ CURRENCY = Pattern("^(?:" + "|".join(iso_4217().billing) + ")$",
                    error="must be an ISO 4217 currency code a bill can be in, like USD (got {input!r}; the codes: "
                          "rules/rates/currencies.yaml)")
 
-# A country (ISO 3166 alpha-2) a request names: its error says what is expected, not "does not match expected
-# pattern".
-COUNTRY = Pattern(r"^[A-Z]{2}$", error="must be an ISO 3166 country code in capitals, like BR")
+# A country a request names: an ISO 3166 alpha-2 code a phone number can be in (core.identities.COUNTRIES, the check
+# of a BSUID's prefix). One Pattern (an alternation of the codes), as CURRENCY: fastload checks a Pattern itself and
+# OpenAPI shows the codes. "UK", "XX" and "ZZ" passed as two capitals: a business_region "UK" made an authentication
+# template to India authentication-international, a forecast line to "UK" was priced at market Other.
+COUNTRY_CODES = "^(?:" + "|".join(sorted(COUNTRIES)) + ")$"
+COUNTRY_ERROR = ("must be an ISO 3166 alpha-2 country code a phone number can be in, in capitals, like BR (the "
+                 "United Kingdom is GB; ZZ, XX, UK and EU name no country)")
+COUNTRY = Pattern(COUNTRY_CODES, error=COUNTRY_ERROR)
 
 # Meta's object ids are digits: a WhatsApp Business Account's (WABA id) and a business phone number's
 # (phone_number_id, 106540352242922). One pattern for every id a client names (bodies, queries, paths, the Python

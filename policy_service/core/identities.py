@@ -25,13 +25,15 @@ PHONE = "phone"
 BSUID = "bsuid"
 
 BSUID_PATTERN = re.compile(r"^(?P<country>[A-Z]{2})\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
-# Meta's business-scoped user IDs page (https://developers.facebook.com/documentation/business-messaging/whatsapp/
-# business-scoped-user-ids/): a BSUID begins with the user's ISO 3166 alpha-2 country code, then a period and up to
-# 128 letters and digits. The country is where the user's number is, so the codes are the regions phonenumbers
-# knows (where a phone number can be: the same data that gives a number's region below); ZZ (unknown), UK or EU
-# names no country, and the rules would read a recipient in no country. A client's BSUID must name one; Meta's own
-# payloads are stored as Meta sent them (META_WA_ID: data we keep, not something we judge).
-BSUID_COUNTRIES = frozenset(phonenumbers.SUPPORTED_REGIONS)
+# The countries (ISO 3166 alpha-2) a phone number can be in: the regions phonenumbers knows, the same data that gives
+# a number's region below. ZZ (unknown), XX, UK (the United Kingdom is GB) or EU names no country, and a rule would
+# read a recipient or a business in no country (CBP-10 charged an authentication template to +91 as
+# authentication-international for a business_region "UK"). Every country a client names is one of these: a BSUID's
+# prefix (Meta's business-scoped user IDs page, https://developers.facebook.com/documentation/business-messaging/
+# whatsapp/business-scoped-user-ids/: the user's ISO 3166 alpha-2 country code, then a period and up to 128 letters
+# and digits), and contract.schemas.COUNTRY (context.business_region, a forecast line's country, /v1/counts?market=).
+# Meta's own payloads are stored as Meta sent them (META_WA_ID: data we keep, not something we judge).
+COUNTRIES = frozenset(phonenumbers.SUPPORTED_REGIONS)
 # How strictly a phone number is read, by where it comes from:
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")  # a number the client writes (send.to)
 WA_ID = re.compile(r"^\+?[0-9]{6,20}$")  # a wa_id the client names (history_ref.contact)
@@ -82,7 +84,7 @@ class NotAContact(ValueError):
 def parse_contact(value: str, form: re.Pattern[str] = E164) -> Contact:
     """A phone number (read with `form`: E164, WA_ID or META_WA_ID) or a BSUID as a Contact.
 
-    Raises NotAContact with the expected shape, or, for a BSUID whose prefix is no country (BSUID_COUNTRIES), naming
+    Raises NotAContact with the expected shape, or, for a BSUID whose prefix is no country (COUNTRIES), naming
     the prefix (with META_WA_ID, Meta's own payloads, any two capitals are kept as Meta sent them). Cached: a send
     and its replayed history share one recipient, and parsing a number costs more than the rest of fact derivation.
     """
@@ -91,7 +93,7 @@ def parse_contact(value: str, form: re.Pattern[str] = E164) -> Contact:
     bsuid = BSUID_PATTERN.fullmatch(value)
     if bsuid:
         country = bsuid["country"]
-        if country not in BSUID_COUNTRIES and form is not META_WA_ID:
+        if country not in COUNTRIES and form is not META_WA_ID:
             raise NotAContact(f"{country} is not an ISO 3166 country code: a BSUID starts with the user's country, "
                               "like US.13491208655302741918")
         return Contact(BSUID, value, country, 0)

@@ -295,7 +295,7 @@ def located(errors: dict[str, list[str]]) -> dict[str, list[str]]:
 # The HTTP errors a browser can meet on a page: a path no page serves (404), a form without its CSRF token or a
 # key whose role does not reach the page (403), a method the page does not take (405), a body over the size
 # limit (413) or not a form (415), a bad request (400), too many requests (429).
-PAGE_ERRORS = (400, 403, 404, 405, 413, 415, 429)
+PAGE_ERRORS = (400, 403, 404, 405, 408, 413, 415, 429)
 
 
 def page_error(error: HTTPException):

@@ -64,7 +64,8 @@ _REQUEST = st.fixed_dictionaries({"send": _SEND, "history": st.none() | st.lists
         st.sampled_from(["opted_in", "business_region", "currency", "waba_timezone", "messaging_limit",
                          "service_messages_this_month", "marketing_max_price", "authentication_international_start",
                          "unknown"]),
-        st.sampled_from([True, False, 1, 0, -1, -2, 5, "US", "us", "US\n", "USD", "Europe/Paris", "Mars/Olympus",
+        st.sampled_from([True, False, 1, 0, -1, -2, 5, "US", "us", "US\n", "UK", "ZZ", "GB", "USD", "Europe/Paris",
+                         "Mars/Olympus",
                          "../etc", "", "0.05", "1.", None, "2026-01-01", "2026-02-30", "1999-12-31", "2000-01-01",
                          "2999-12-31", "3000-01-01", "20260101", "2026-W01-1", " 2026-01-01", 20260101]), max_size=4),
               "history_ref": st.just({"phone_number_id": "1", "contact": "14155550100"})})

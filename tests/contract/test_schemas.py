@@ -75,3 +75,53 @@ def test_the_name_of_a_template_known_from_a_status_alone_loads_in_a_history_nev
     with pytest.raises(ValidationError) as refused:
         REQUEST.load({"send": send})
     assert "name" in refused.value.messages["send"]["template"]
+
+
+# Two capitals that name no country a phone number can be in (the United Kingdom is GB; AQ has no calling code).
+NOT_COUNTRIES = ("UK", "XX", "ZZ", "EU", "AQ", "br", "B R", "GB\n")
+
+
+@pytest.mark.parametrize("value", NOT_COUNTRIES)
+def test_every_country_a_client_names_is_one_a_phone_number_can_be_in(client, value):
+    """context.business_region and its exception countries, a forecast line's country and /v1/counts?market= take
+    the countries core.identities.COUNTRIES holds (as a BSUID's prefix does): "UK" was a business_region that made an
+    authentication template to +91 authentication-international, a forecast line priced at market Other, a count
+    of 0. Each is now a 422 naming the field."""
+    from urllib.parse import quote
+
+    from policy_service.core.identities import COUNTRIES
+
+    assert {"GB", "BR", "US", "IN"} <= COUNTRIES and not {"UK", "XX", "ZZ", "EU"} & COUNTRIES
+    eligibility = {"start_time": "2025-01-01T00:00:00Z",
+                   "exception_countries": [{"country_code": value, "start_time": "2025-02-01T00:00:00Z"}]}
+    for context, field in (({"business_region": value}, "context.business_region"),
+                           ({"authentication_international_eligibility": eligibility},
+                            "context.authentication_international_eligibility.exception_countries.0.country_code")):
+        answer = client.post("/v1/decisions", json={"send": SEND, "context": context})
+        assert answer.status_code == 422 and list(answer.json["errors"]) == [field], answer.json
+        assert "ISO 3166" in answer.json["errors"][field][0]
+    forecast = client.post("/v1/costs/forecast", json={"currency": "USD", "at": "2026-11-10T12:00:00Z", "lines": [
+        {"country": value, "category": "marketing", "count": 1000}]})
+    assert forecast.status_code == 422 and list(forecast.json["errors"]) == ["lines.0.country"], forecast.json
+    counts = client.get(f"/v1/counts?phone_number_id=1&categories=service&from=2026-11-01T00:00:00Z"
+                        f"&to=2026-12-01T00:00:00Z&market={quote(value)}")
+    assert counts.status_code == 422 and list(counts.json["errors"]) == ["query.market"], counts.json
+
+
+def test_a_real_country_is_taken_where_a_look_alike_is_refused(client):
+    """GB, not UK: the same requests with the country's real code are answered."""
+    assert client.post("/v1/decisions", json={"send": SEND, "context": {"business_region": "GB"}}).status_code == 200
+    forecast = client.post("/v1/costs/forecast", json={"currency": "BRL", "at": "2026-11-10T12:00:00Z", "lines": [
+        {"country": "GB", "category": "marketing", "count": 1000}]})
+    (line,) = forecast.json["unpriced"]  # the shipped BRL card is a partial copy: it names the line's market
+    assert forecast.status_code == 200 and "market United Kingdom" in line["reason"], forecast.json
+    assert client.get("/v1/counts?phone_number_id=1&categories=service&from=2026-11-01T00:00:00Z"
+                      "&to=2026-12-01T00:00:00Z&market=GB").status_code == 200
+
+
+def test_counts_name_a_rate_card_market_as_no_country(client):
+    """/v1/counts?market= takes the recipients' country (counts are kept per country): a rate card's market name is
+    a 422 saying so, not a count of 0."""
+    answer = client.get("/v1/counts?phone_number_id=1&categories=service&from=2026-11-01T00:00:00Z"
+                        "&to=2026-12-01T00:00:00Z&market=Rest%20of%20Africa")
+    assert answer.status_code == 422 and "not a rate card's market name" in answer.json["errors"]["query.market"][0]

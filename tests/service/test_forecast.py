@@ -179,14 +179,15 @@ def test_a_forecast_currency_is_iso_4217_and_has_a_card(client, app):
 
 def test_a_country_without_an_example_number_gets_its_allowance(client, monkeypatch):
     """The rules were asked about a sample number of the line's country (phonenumbers.example_number), so a country
-    without one (AQ: no calling code of its own; ZZ) got no free messages: 500 service messages there were unpriced
-    (no BRL rate for market Other) instead of free. The rules are now asked by country, not by a sample number:
-    AQ's 500 are free by PMP26-1.free-allowance, and so are Brazil's with every example number gone."""
-    aq = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [{"country": "AQ", "category": "service",
+    without one got no free messages: 500 service messages there were unpriced (no BRL rate for market Other)
+    instead of free. The rules are now asked by country, not by a sample number: Tristan da Cunha's (TA, market
+    Other, no example mobile number) 500 are free by PMP26-1.free-allowance, and so are Brazil's with every example
+    number gone. (AQ, the first example, is no country a phone number can be in: a 422 naming the line's country.)"""
+    aq = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [{"country": "TA", "category": "service",
                                                                         "count": 500}]}).get_json()
     assert aq["unpriced"] == [] and aq["total"] == "0"
     assert (aq["lines"][0]["free"]["count"], aq["lines"][0]["free"]["rule"]) == (500, "PMP26-1.free-allowance")
-    over = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [{"country": "AQ", "category": "service",
+    over = client.post("/v1/costs/forecast", json={**SERVICE, "lines": [{"country": "TA", "category": "service",
                                                                           "count": 1500}]}).get_json()
     (unpriced,) = over["unpriced"]
     assert unpriced["free"]["count"] == 1000 and "Other" in unpriced["reason"]

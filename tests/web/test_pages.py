@@ -427,6 +427,22 @@ def test_every_refusal_of_a_page_is_html_to_a_browser_and_the_json_shape_to_othe
         assert_error_shape(client.get("/ui/nope", headers={"Accept": accept}), 404)
 
 
+def test_a_request_that_timed_out_on_a_page_is_a_408_page_to_a_browser(app):
+    """A head or body that arrived too late (POLICY_HEADER_TIMEOUT / POLICY_BODY_TIMEOUT: the server's 408) is answered
+    on a page as its other errors are: HTML to a browser, the one JSON shape to other clients."""
+    from werkzeug.exceptions import RequestTimeout
+
+    from policy_service.web.pages import PAGE_ERRORS, page_error
+
+    assert 408 in PAGE_ERRORS
+    with app.test_request_context("/ui/try", method="POST", headers={"Accept": "text/html"}):
+        response = app.make_response(page_error(RequestTimeout()))
+        assert response.status_code == 408 and response.mimetype == "text/html"
+    with app.test_request_context("/ui/try", method="POST", headers=JSON):
+        response = app.make_response(page_error(RequestTimeout()))
+        assert response.status_code == 408 and response.get_json()["code"] == 408
+
+
 def test_a_page_names_a_bad_query_parameter_as_the_api_does_in_html_and_json(client):
     """A page names a refused query parameter as the API names it (query.from, api.ERRORS_NAMED), in its JSON error
     and its HTML alike, never bare (from): one given (from=x), one the page defaulted (to: today, before from), one
