@@ -586,6 +586,13 @@ class PreferenceSchema(_MetaSchema):
     detail = fields.String()
     timestamp = UnixTime(required=True)
 
+    @post_load
+    def contact(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        # The key the user's messages are stored under (as every other event's): "+5511..." stored as sent never
+        # met the user's history, so a stop was never applied (a silent allow); " 5511..." is no wa_id at all.
+        data["contact"], _bsuid = _contact(data["wa_id"], "", "wa_id")
+        return data
+
 
 class RestrictionSchema(_MetaSchema):
     """One entry of `restriction_info`."""
@@ -894,7 +901,13 @@ def _read_messages(reading: Reading, change: _Change) -> None:
         system = m.get("system") or {}
         new = system.get("wa_id") or system.get("new_wa_id")
         if m["type"] == "system" and system.get("type") in NUMBER_CHANGES and new and m["sender"]:
-            reading.events.append(NumberChange(number, m["sender"], str(new), m["timestamp"]))
+            # Both numbers as histories are keyed ("+5511..." or " 5511..." would move the history to no one).
+            try:
+                moved_to, _bsuid = _contact(str(new), "", "wa_id")
+            except ValidationError as error:
+                reading.skip(f"{path}.system", flatten_errors(error.normalized_messages()))
+                continue
+            reading.events.append(NumberChange(number, m["contact"], moved_to, m["timestamp"]))
     for _, s, _ in reading.each(STATUS, change.value, "statuses", change.path):
         _link(reading, number, s)
         conversation = s.get("conversation") or {}
@@ -957,7 +970,7 @@ def _read_preferences(reading: Reading, change: _Change) -> None:
         return
     for _, p, _ in reading.each(PREFERENCE, change.value, "user_preferences", change.path):
         if p["category"] == "marketing_messages" and p["value"] in ("stop", "resume"):
-            reading.events.append(Preference(metadata["phone_number_id"], p["wa_id"], p["value"], p["timestamp"],
+            reading.events.append(Preference(metadata["phone_number_id"], p["contact"], p["value"], p["timestamp"],
                                              "user_preferences webhook"))
 
 

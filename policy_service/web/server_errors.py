@@ -15,6 +15,13 @@ MAX_CONTENT_LENGTH, which Werkzeug's stream cuts at the limit without a word (th
 JSON"): `Request` reads it through a bound of its own (BoundedBody), which answers the 413 a body with
 Content-Length gets.
 
+A body whose framing cannot be trusted is refused where the app reads it (`Request.stream`, `framing_fault`): a
+Content-Length that is not one number of bytes (`-1`, or two different values, which the local server hands over
+joined: `5, 9`) is a 400 naming headers.Content-Length, and Content-Length together with Transfer-Encoding (which of
+them ends the body cannot be known, RFC 9112 6.1) a 400 naming headers.Transfer-Encoding — instead of the body
+being read by one of them and decided. A malformed chunk on the local server (Werkzeug's DechunkedInput) is the
+400 naming headers.Transfer-Encoding, as gunicorn's (`body_fault`). gunicorn refuses most of these itself.
+
 A body that stops arriving: gunicorn's worker (web/worker.py) times the socket out after POLICY_BODY_TIMEOUT seconds
 without progress, and the read raises in the app. Werkzeug's stream (and BoundedBody alike) turns a failed read
 into ClientDisconnected, a 400 saying nothing; `body_cut_short` answers a read that timed out with the 408 naming
@@ -33,7 +40,7 @@ import orjson
 from gunicorn import util
 from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestEntityTooLarge, RequestTimeout
-from werkzeug.serving import WSGIRequestHandler
+from werkzeug.serving import DechunkedInput, WSGIRequestHandler
 from werkzeug.utils import cached_property
 
 
@@ -67,6 +74,15 @@ def install() -> None:
 class RequestHandler(WSGIRequestHandler):
     """Werkzeug's request handler for `policy-service serve`, answering the requests it refuses itself in the
     JSON error shape (error_body) instead of http.server's HTML page."""
+
+    def make_environ(self) -> Any:
+        """Werkzeug's environ, with Content-Length given several times with different values handed over as they
+        came, joined (`5, 9`): Werkzeug keeps the last silently, and `framing_fault` refuses the joined value."""
+        environ = super().make_environ()
+        lengths = self.headers.get_all("Content-Length") or []
+        if len({length.strip() for length in lengths}) > 1:
+            environ["CONTENT_LENGTH"] = ", ".join(length.strip() for length in lengths)
+        return environ
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """http.server's send_error (same status line, log line, Connection: close and body rules) with a JSON
@@ -134,6 +150,34 @@ class BoundedBody(io.RawIOBase):
         return b"".join(pieces)
 
 
+_DIGITS = frozenset("0123456789")
+CONTENT_LENGTH, TRANSFER_ENCODING = "headers.Content-Length", "headers.Transfer-Encoding"
+
+
+def framing_fault(environ: Any) -> dict[str, list[str]] | None:
+    """Why a request's body cannot be framed safely, by header (the one error shape's `errors`), or None: a
+    Content-Length that is not one number of bytes, or one sent with Transfer-Encoding."""
+    length = environ.get("CONTENT_LENGTH")
+    if length is None or length == "":
+        return None
+    if environ.get("HTTP_TRANSFER_ENCODING"):
+        return {TRANSFER_ENCODING: ["must not be sent with Content-Length: which of them ends the body cannot be "
+                                    "known (RFC 9112 6.1); send one"]}
+    if not _DIGITS.issuperset(length):
+        shown = length if len(length) <= 40 else length[:40] + "…"
+        why = "given more than once with different values" if "," in length else "not a number of bytes"
+        return {CONTENT_LENGTH: [f"must be one number of bytes (digits only): {why}, got {shown!r}"]}
+    return None
+
+
+def bad_framing(errors: dict[str, list[str]]) -> BadRequest:
+    """The 400 for framing_fault's errors."""
+    (field, (reason,)), = errors.items()
+    bad = BadRequest(f"the body cannot be read: {field}: {reason}")
+    bad.data = {"message": bad.description, "errors": errors}
+    return bad
+
+
 class Request(flask.Request):
     """The app's request (Flask's request_class): a chunked body (no Content-Length, the server ending the body:
     wsgi.input_terminated) past MAX_CONTENT_LENGTH is a 413 (as one that declares its length is) wherever it is
@@ -142,6 +186,8 @@ class Request(flask.Request):
 
     @cached_property
     def stream(self) -> IO[bytes]:  # type: ignore[override]
+        if (fault := framing_fault(self.environ)) is not None:  # two dict reads for a sound request
+            raise bad_framing(fault)
         limit = self.max_content_length
         if limit is None or self.content_length is not None or not self.environ.get("wsgi.input_terminated") \
                 or self.shallow:
@@ -149,11 +195,11 @@ class Request(flask.Request):
         return cast(IO[bytes], BoundedBody(self.input_stream, limit))
 
 
-def body_fault(error: ParseException):
-    """A body gunicorn could not read (a malformed chunk size, a chunk without its terminator): the one 400, as
-    the app answers every bad request (pages answer it in HTML to a browser)."""
+def body_fault(error: ParseException | OSError):
+    """A body the server could not read (a malformed chunk size, a chunk without its terminator): the one 400
+    naming headers.Transfer-Encoding, as the app answers every bad request (pages answer it in HTML to a browser)."""
     bad = BadRequest(f"the body is not valid chunked transfer encoding: {error}")
-    bad.data = {"message": bad.description, "errors": {"_request": [f"not valid chunked encoding: {error}"]}}
+    bad.data = {"message": bad.description, "errors": {TRANSFER_ENCODING: [f"not valid chunked encoding: {error}"]}}
     return flask.current_app.handle_http_exception(bad)
 
 
@@ -162,6 +208,10 @@ def body_cut_short(error: ClientDisconnected):
     POLICY_BODY_TIMEOUT when the socket timed out (the client stopped sending for that long, web/worker.py), else
     the 400 Werkzeug gives (the client went away). Either way the connection is closed after the answer: gunicorn
     does not reuse one whose body read failed."""
+    if type(error.__context__) is OSError and isinstance(flask.request.environ.get("wsgi.input"), DechunkedInput):
+        # The local server's chunk reader raises a bare OSError ("Invalid chunk header"): the body is malformed,
+        # not cut short, and is named as gunicorn's malformed chunk is.
+        return body_fault(error.__context__)
     if not isinstance(error.__context__, TimeoutError):
         return flask.current_app.handle_http_exception(BadRequest(error.description))
     seconds = flask.current_app.config.get("BODY_TIMEOUT")

@@ -328,6 +328,19 @@ def test_a_refused_webhook_raises_the_http_error(client, service, what, body, si
             "signature"]
 
 
+def test_a_webhook_change_nested_too_deep_costs_only_itself_in_python_too(service):
+    """The Python API stores a payload whose one change is nested 35 levels deep (it raised the 400 and lost the
+    message beside it), listing the change in `skipped`, as the HTTP endpoint does."""
+    body = inbound_text("wamid.DEEP1", T0)
+    deep: dict = {}
+    for _ in range(35):
+        deep = {"a": deep}
+    body["entry"][0]["changes"].append({"field": "phone_number_name_update", "value": deep})
+    raw, headers = signed(body)
+    receipt = service.ingest_webhook(raw, headers["X-Hub-Signature-256"])
+    assert receipt["new"] == 1 and [part["path"] for part in receipt["skipped"]] == ["entry.0.changes.1"], receipt
+
+
 def test_a_webhook_over_the_size_limit_is_a_413_naming_the_limit(database_url):
     service = PolicyService(database_url=database_url, whatsapp_app_secret=APP_SECRET, max_content_length=100)
     body, headers = signed(inbound_text("wamid.big", T0))
@@ -725,3 +738,16 @@ def test_a_batch_refused_for_a_later_request_logs_nothing_and_names_the_request(
     assert raised.value.code == 422 and list(raised.value.errors) == ["requests.1.history_ref.contact"]
     assert raised.value.message.startswith("invalid request: requests.1.history_ref.contact: ")
     assert logged_rows() == rows
+
+
+def test_a_batch_names_every_request_refused_once_the_store_is_read(service):
+    """decide_batch, as POST /v1/decisions/batch: another user's history_ref.contact at request 0 and an unknown
+    name-only template at request 1 are both named in one ServiceError (only requests.0 was)."""
+    stranger = {"send": {"at": "2026-08-12T12:00:00Z", "to": "+14155550100", "type": "text"},
+                "history_ref": {"phone_number_id": "106540352242922", "contact": "5511987654321"}}
+    name_only = {"send": {"at": "2026-08-12T12:00:00Z", "to": "+14155550100", "type": "template",
+                          "template": {"name": "never_heard_of", "language": "en"}}}
+    with pytest.raises(ServiceError) as raised:
+        service.decide_batch([stranger, name_only])
+    assert raised.value.code == 422 and "requests.0.history_ref.contact" in raised.value.errors
+    assert "requests.1.send.template.category" in raised.value.errors, raised.value.errors

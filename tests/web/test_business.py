@@ -177,6 +177,24 @@ def test_a_stop_preference_denies_marketing_and_resume_allows_it(window_open):
     assert client.post("/v1/decisions", json=template_send(T0 + 240, marketing)).json["decision"] == "allow"
 
 
+def test_a_stop_preference_is_stored_under_the_users_history_key(window_open):
+    """A user_preferences `wa_id` written "+5511987654321" was stored as sent, beside the history stored under
+    5511987654321: the stop never applied (a silent allow). It is stored under the same key as the user's messages;
+    " 5511987654321" names no user and is skipped, naming wa_id."""
+    client = window_open
+    marketing = {"name": "spring_sale", "language": "en", "category": "marketing", "status": "APPROVED"}
+    body = user_preference("stop", T0 + 60)
+    body["entry"][0]["changes"][0]["value"]["user_preferences"][0]["wa_id"] = " " + CONTACT
+    (answer,) = deliver(client, body)
+    assert [(part["path"], list(part["reason"])) for part in answer.json["skipped"]] == [
+        ("entry.0.changes.0.value.user_preferences.0", ["wa_id"])], answer.json
+    assert client.post("/v1/decisions", json=template_send(T0 + 120, marketing)).json["decision"] == "allow"
+    body["entry"][0]["changes"][0]["value"]["user_preferences"][0]["wa_id"] = "+" + CONTACT
+    deliver(client, body)
+    denied = client.post("/v1/decisions", json=template_send(T0 + 120, marketing)).json
+    assert denied["decision"] == "deny" and denied["error_codes"] == [131050], denied
+
+
 def test_the_context_still_overrides_the_stored_preference(window_open):
     """Context fields stay explicit overrides: marketing_opt_out false wins over a stored stop."""
     client = window_open
@@ -309,3 +327,20 @@ def test_the_history_follows_a_user_who_changed_numbers(window_open):
                                                "history_ref": {"phone_number_id": PHONE_NUMBER_ID,
                                                                "contact": "5511999990001"}}).json
     assert other["decision"] == "deny"
+
+
+def test_a_new_number_written_with_a_plus_is_the_users_history_key(window_open):
+    """user_changed_number with `system.wa_id` "+5511999990000" moved the history to a key no request reads (the
+    window the user opened was lost: a deny where Meta allows); it is read as the user's number. " 5511999990000"
+    names no number: the number change is skipped naming it, the message itself still stored."""
+    client = window_open
+    body = user_changed_number(CONTACT, " 5511999990000", T0 + 30)
+    (answer,) = deliver(client, body)
+    assert answer.json["new"] == 1 and [(part["path"], list(part["reason"])) for part in answer.json["skipped"]] == [
+        ("entry.0.changes.0.value.messages.0.system", ["wa_id"])], answer.json
+    new = "5511999990000"
+    deliver(client, user_changed_number(CONTACT, "+" + new, T0 + 60))
+    body = client.post("/v1/decisions", json={"send": {"at": iso(T0 + 3600), "to": "+" + new, "type": "text"},
+                                              "history_ref": {"phone_number_id": PHONE_NUMBER_ID,
+                                                              "contact": new}}).json
+    assert body["decision"] == "allow" and "CSW-2.open" in body["determining_rules"], body

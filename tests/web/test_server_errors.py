@@ -64,9 +64,13 @@ def test_the_local_server_refuses_in_the_json_error_shape(local_server, request_
 
 def send_chunked(client, path: str, body: bytes, content_type: str = "application/json"):
     """POST `body` as a server hands over a chunked one: no Content-Length, the server ending the stream
-    (wsgi.input_terminated, which gunicorn sets)."""
+    (wsgi.input_terminated, which gunicorn sets). The test client computes a CONTENT_LENGTH gunicorn never sets
+    beside Transfer-Encoding (both are refused: framing_fault): it is taken out."""
     return client.post(path, input_stream=io.BytesIO(body), content_type=content_type,
-                       headers={"Transfer-Encoding": "chunked"}, environ_overrides={"wsgi.input_terminated": True})
+                       headers={"Transfer-Encoding": "chunked"}, environ_overrides=AS_GUNICORN_CHUNKED)
+
+
+AS_GUNICORN_CHUNKED = {"wsgi.input_terminated": True, "CONTENT_LENGTH": ""}
 
 
 def test_a_chunked_body_is_read_whole_up_to_the_limit_and_is_the_413_one_byte_past_it(app, client, example_request):
@@ -118,8 +122,7 @@ def test_a_body_read_that_times_out_is_the_408_naming_the_setting(app, client, e
     stalled = _Stalling(json.dumps(example_request).encode()[:10], TimeoutError("timed out"))
     if chunked:
         response = client.post("/v1/decisions", input_stream=stalled, content_type="application/json",
-                               headers={"Transfer-Encoding": "chunked"},
-                               environ_overrides={"wsgi.input_terminated": True})
+                               headers={"Transfer-Encoding": "chunked"}, environ_overrides=AS_GUNICORN_CHUNKED)
     else:
         response = client.post("/v1/decisions", input_stream=stalled, content_type="application/json")
     error = assert_error_shape(response, 408)
@@ -131,3 +134,60 @@ def test_a_body_cut_by_the_client_going_away_is_still_the_400(client):
     stalled = _Stalling(b'{"send": ', ConnectionResetError("reset"))
     response = client.post("/v1/decisions", input_stream=stalled, content_type="application/json")
     assert assert_error_shape(response, 400)["errors"]["_request"]
+
+
+@pytest.fixture
+def dev_server(app):
+    """The service on Werkzeug's server with its RequestHandler, as `policy-service serve` (scripts/serve) runs it."""
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=RequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_port
+    server.shutdown()
+
+
+def _exchange(port: int, raw: bytes) -> tuple[int, dict]:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(raw)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    if b"Transfer-Encoding: chunked" in head:  # the dev server chunks an answer without a length
+        body = b"".join(body.split(b"\r\n")[1::2])
+    return int(head.split()[1]), json.loads(body)
+
+
+@pytest.mark.parametrize(("headers", "body", "named", "says"), [
+    (b"Content-Length: 2\r\nContent-Length: 40\r\n", b"{}", "headers.Content-Length",
+     "given more than once with different values, got '2, 40'"),
+    (b"Content-Length: -1\r\n", b"{}", "headers.Content-Length", "not a number of bytes, got '-1'"),
+    (b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n", b"2\r\n{}\r\n0\r\n\r\n",
+     "headers.Transfer-Encoding", "must not be sent with Content-Length"),
+    (b"Transfer-Encoding: chunked\r\n", b"zz\r\n{}\r\n0\r\n\r\n", "headers.Transfer-Encoding",
+     "not valid chunked encoding: Invalid chunk header"),
+])
+@pytest.mark.parametrize("path", ["/v1/decisions", "/v1/webhooks/whatsapp"])
+def test_the_dev_server_refuses_a_body_it_cannot_frame_naming_the_header(dev_server, path, headers, body, named,
+                                                                          says):
+    """On the dev server (scripts/serve): two different Content-Lengths were read as "not valid JSON: Unterminated
+    string", Content-Length -1 as "not valid JSON", a malformed chunk got Werkzeug's generic text, and Content-Length
+    with Transfer-Encoding: chunked was decided (200). Each is a 400 in the one error shape naming the header."""
+    status, error = _exchange(dev_server, b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                              b"application/json\r\n" + headers + b"Connection: close\r\n\r\n" + body)
+    assert status == 400 and set(error) == {"code", "status", "message", "errors"}, error
+    assert list(error["errors"]) == [named] and says in error["errors"][named][0], error
+
+
+def test_the_wsgi_app_refuses_content_length_it_cannot_trust(client, example_request):
+    """Under any WSGI server: a Content-Length that is not digits, or one sent with Transfer-Encoding, is the 400
+    naming the header where the body is read; a sound request is decided as before."""
+    body = json.dumps(example_request).encode()
+    for environ, named in (({"CONTENT_LENGTH": "-1"}, "headers.Content-Length"),
+                           ({"CONTENT_LENGTH": "+5"}, "headers.Content-Length"),
+                           ({"CONTENT_LENGTH": str(len(body)), "HTTP_TRANSFER_ENCODING": "chunked"},
+                            "headers.Transfer-Encoding")):
+        response = client.post("/v1/decisions", input_stream=io.BytesIO(body), content_type="application/json",
+                                environ_overrides=environ)
+        assert list(assert_error_shape(response, 400)["errors"]) == [named], response.json
+    assert client.post("/v1/decisions", data=body, content_type="application/json").status_code == 200

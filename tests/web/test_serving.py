@@ -100,12 +100,12 @@ def test_requests_gunicorn_refuses_itself_get_the_json_error_shape(gunicorn_serv
 
 def test_a_malformed_chunked_body_is_the_400_not_a_500(gunicorn_server):
     """gunicorn raises its parse error from the app's read of a chunked body with a bad chunk size: the one 400
-    naming the request (web.server_errors.body_fault), not a 500 with a traceback."""
+    naming headers.Transfer-Encoding (web.server_errors.body_fault), not a 500 with a traceback."""
     status, body = _raw_exchange(gunicorn_server, b"POST /v1/decisions HTTP/1.1\r\nHost: x\r\nContent-Type: "
                                  b"application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
                                  b"zz\r\n{}\r\n0\r\n\r\n")
     assert status.startswith(b"HTTP/1.1 400"), (status, body)
-    assert body["code"] == 400 and "chunked" in body["message"] and body["errors"]["_request"], body
+    assert body["code"] == 400 and "chunked" in body["message"] and body["errors"]["headers.Transfer-Encoding"], body
 
 
 def test_a_chunked_body_over_the_limit_is_the_413_a_declared_length_gets(gunicorn_server):
