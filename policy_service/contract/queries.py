@@ -39,15 +39,24 @@ POLICY_VERSION = Pattern(r"^[A-Za-z0-9.\-]{1,16}$",
 WABA_ID = re.compile(META_ID)
 
 
+# What reads as a user, not a group: digits (a leading + allowed) or a country prefix and a period. Such a value is
+# judged as a wa_id or a BSUID, with that error ("5511", "+99912345678" and "ZZ.123" were taken as group ids: an empty
+# reconciliation where GET /v1/decisions?contact= refused them).
+_USER_SHAPED = re.compile(r"\+?[0-9]+|[A-Z]{2}\..*")
+
+
 class PartyField(ContactField):
     """Whom stored messages were exchanged with: a user (wa_id, a leading + ignored, or BSUID), or a group
-    (Groups API group id, as history_ref.group_id takes it: group messages are stored under the group)."""
+    (Groups API group id, as history_ref.group_id takes it: group messages are stored under the group). What reads
+    as a user (digits, or a country prefix) is a user's, refused with the wa_id's or the BSUID's error."""
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
         try:
             return super()._deserialize(value, attr, data, **kwargs)
         except ValidationError:
-            if isinstance(value, str) and re.fullmatch(GROUP_ID, value):
+            if not isinstance(value, str) or _USER_SHAPED.fullmatch(value):
+                raise
+            if re.fullmatch(GROUP_ID, value):
                 return value
             raise ValidationError("must be a wa_id (digits, a leading + allowed), a BSUID or a group id") from None
 

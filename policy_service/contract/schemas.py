@@ -22,7 +22,7 @@ from marshmallow import (
 )
 
 from ..core.decision import Decision
-from ..core.identities import COUNTRIES, E164, WA_ID, NotAContact, parse_contact
+from ..core.identities import COUNTRIES, E164, WA_ID, NotAContact, not_dialable, parse_contact
 from ..core.messages import UNKNOWN_TEMPLATE, UNKNOWN_TYPE, DecisionRequest, Message, Send, Template
 from ..core.pricing import Price
 from ..core.rates import BASES, iso_4217
@@ -171,6 +171,15 @@ def repeated_entries(items: list[Any], name: str) -> dict[int, list[str]]:
     return repeats
 
 
+def dialable(value: str) -> None:
+    """Refuse an E.164 number (as E164 matches it: other values are that pattern's error) whose calling code no
+    country has, or whose length no number of its code has (core.identities.not_dialable): a group's participant."""
+    if E164.fullmatch(value):
+        problem = not_dialable(value[1:], value)
+        if problem:
+            raise ValidationError(problem)
+
+
 class ContactField(fields.String):
     """A WhatsApp user: a phone number (in the given form: identities.E164 or WA_ID) or a BSUID.
 
@@ -292,7 +301,7 @@ class SendSchema(RequestSchema):
         "description": "Meta's recipient_type: individual (default) or group (Groups API)"})
     # Participants are E.164 numbers only (Meta's Groups API adds members by phone number), so a repeat is the
     # same string: a number and a BSUID of one user cannot both be given (a BSUID is not a participant).
-    participants = fields.List(fields.String(validate=Pattern(E164, error="must be an E.164 number")),
+    participants = fields.List(fields.String(validate=[Pattern(E164, error="must be an E.164 number"), dialable]),
                                validate=validate.Length(min=1, max=MAX_GROUP_PARTICIPANTS), metadata={
         "description": "group sends: the participants' numbers, each once (Meta bills each delivery; a repeated "
                        "number is a 422 naming it)"})

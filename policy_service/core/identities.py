@@ -7,6 +7,9 @@ a parent BSUID shared across business portfolios has `ENT.` after the country co
 (`from: ""` + `from_user_id`, `recipient_id: ""` + `recipient_user_id`, contacts `wa_id: ""` +
 `user_id`). Source: https://developers.facebook.com/documentation/business-messaging/whatsapp/business-scoped-user-ids/
 
+A number a client writes (E164, WA_ID) must begin with an assigned country calling code and have a length numbers
+of that code have (`not_dialable`), as a BSUID a client writes must begin with a country (COUNTRIES).
+
 This module is the one place that tells the two apart and says which country a contact is in:
 for a phone number from its calling code (and a +1 number's area code), for a BSUID from its
 country prefix. Every input path (send.to, history_ref.contact, webhook messages, statuses and
@@ -85,7 +88,9 @@ def parse_contact(value: str, form: re.Pattern[str] = E164) -> Contact:
     """A phone number (read with `form`: E164, WA_ID or META_WA_ID) or a BSUID as a Contact.
 
     Raises NotAContact with the expected shape, or, for a BSUID whose prefix is no country (COUNTRIES), naming
-    the prefix (with META_WA_ID, Meta's own payloads, any two capitals are kept as Meta sent them). Cached: a send
+    the prefix, or, for a number whose calling code no country has or whose length none of that code has
+    (`not_dialable`), saying so (with META_WA_ID, Meta's own payloads, any two capitals and any digits are kept as Meta
+    sent them). Cached: a send
     and its replayed history share one recipient, and parsing a number costs more than the rest of fact derivation.
     """
     if not isinstance(value, str):
@@ -100,7 +105,12 @@ def parse_contact(value: str, form: re.Pattern[str] = E164) -> Contact:
     if not form.fullmatch(value):
         raise NotAContact(FORM_ERRORS[form])
     digits = value.removeprefix("+")
-    region, calling_code = _phone_region(digits)
+    parsed = _parsed(digits)
+    if form is not META_WA_ID:  # a number a client writes must be one (Meta's own are stored as sent)
+        problem = _dialing_problem(parsed, value)
+        if problem:
+            raise NotAContact(problem)
+    region, calling_code = _phone_region(parsed)
     return Contact(PHONE, digits, region, calling_code)
 
 
@@ -147,9 +157,35 @@ def recipient(value: str) -> tuple[str, int]:
     return contact.region, contact.calling_code
 
 
-def _phone_region(digits: str) -> tuple[str, int]:
+def not_dialable(digits: str, shown: str) -> str | None:
+    """Why a number a client writes (`digits`, no "+"; `shown` as written, for the message) is no phone number, or
+    None: it must begin with a country calling code ITU-T has assigned (phonenumbers' data: +999 is none, and
+    "+99912345678" was decided as a recipient in no country, marketing allowed and unpriced) and have a length a
+    number of that code can have (phonenumbers' is_possible_number). A BSUID's country is checked alike
+    (COUNTRIES)."""
+    return _dialing_problem(_parsed(digits), shown)
+
+
+def _dialing_problem(parsed: phonenumbers.PhoneNumber | None, shown: str) -> str | None:
+    if parsed is None or phonenumbers.region_code_for_country_code(parsed.country_code) == "ZZ":
+        return (f"{shown} does not begin with a country calling code: a number is the country's calling code and "
+                "the national number, like +14155550100 (or give a BSUID like US.13491208655302741918)")
+    reason = phonenumbers.is_possible_number_with_reason(parsed)
+    if reason != phonenumbers.ValidationResult.IS_POSSIBLE:
+        length = {phonenumbers.ValidationResult.TOO_SHORT: "too short",
+                  phonenumbers.ValidationResult.TOO_LONG: "too long"}.get(reason, "not a length numbers there have")
+        return f"{shown} is no possible number of calling code +{parsed.country_code}: its national number is {length}"
+    return None
+
+
+def _parsed(digits: str) -> phonenumbers.PhoneNumber | None:
     try:
-        parsed = phonenumbers.parse("+" + digits)
+        return phonenumbers.parse("+" + digits)
     except phonenumbers.NumberParseException:
+        return None
+
+
+def _phone_region(parsed: phonenumbers.PhoneNumber | None) -> tuple[str, int]:
+    if parsed is None:
         return "ZZ", 0
     return phonenumbers.region_code_for_number(parsed) or "ZZ", parsed.country_code or 0

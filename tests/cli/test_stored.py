@@ -44,7 +44,8 @@ def test_reconcile_reads_its_filters_as_the_http_api_does(tmp_path):
     """`policy-service reconcile --contact/--phone-number-id` refuses what GET /v1/reconciliation refuses (a contact
     that can be no one, an over-long id), naming the option, instead of reporting an empty reconciliation."""
     url = f"sqlite:///{tmp_path / 'log.sqlite3'}"
-    for option, value in (("--contact", "a b"), ("--phone-number-id", "1" * 70), ("--phone-number-id", "abc"),
+    for option, value in (("--contact", "a b"), ("--contact", "5511"), ("--contact", "ZZ.123"),
+                          ("--phone-number-id", "1" * 70), ("--phone-number-id", "abc"),
                           ("--phone-number-id", " 106540352242922")):
         result = CliRunner().invoke(cli.main, ["reconcile", option, value, "--database-url", url])
         assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output, result.output

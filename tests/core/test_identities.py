@@ -89,3 +89,28 @@ def test_recipient_of_a_masked_or_broken_value_is_unknown():
     """recipient() never raises: a masked number is ZZ/0, a BSUID its prefix."""
     assert recipient("+1415*******") == ("ZZ", 0)
     assert recipient("IN.4872635519027364") == ("IN", 0)
+
+
+@pytest.mark.parametrize(("value", "form", "why"), [
+    ("+99912345678", E164, "does not begin with a country calling code"),
+    ("99912345678", WA_ID, "does not begin with a country calling code"),
+    ("+2901234567890", E164, "no possible number of calling code \\+290"),
+    ("+5511987", E164, "no possible number of calling code \\+55: its national number is too short"),
+    ("1234567", WA_ID, "no possible number of calling code \\+1"),
+])
+def test_a_client_number_must_begin_with_a_calling_code_and_have_its_length(value, form, why):
+    """A number a client writes is E.164 only with a country calling code ITU-T has assigned and a length numbers of
+    that code have (phonenumbers): "+99912345678" was decided as a recipient in no country (marketing allowed, no
+    price); a BSUID's country is checked alike. Meta's own payloads keep any digits (META_WA_ID)."""
+    with pytest.raises(NotAContact, match=why):
+        parse_contact(value, form)
+    assert parse_contact(value.lstrip("+"), META_WA_ID).kind == "phone"
+    assert recipient(value) == ("ZZ", 0)
+
+
+@pytest.mark.parametrize("value", ["+447700900123", "+80012345678", "+5511987654321", "+12125550123"])
+def test_a_number_of_an_assigned_code_and_length_is_taken_even_when_unallocated(value):
+    """The check is the calling code and the length, not whether the operator has allocated the number (+44 7700
+    900123 is a UK number reserved for drama: its country is then unknown, as before) nor a country of its own
+    (+800, international freephone)."""
+    assert parse_contact(value, E164).kind == "phone"

@@ -238,6 +238,9 @@ def test_bad_report_filters_are_the_http_422(client, service):
         service.cost_report("2025-09-30", "2025-09-01")
     assert raised.value.as_dict() == as_arguments(client.get("/v1/costs?from=2025-09-30&to=2025-09-01").json)
     with pytest.raises(ServiceError) as raised:
+        service.reconcile(contact="5511")  # digits are a wa_id's, never a group id: refused as decisions() refuses it
+    assert raised.value.as_dict() == as_arguments(client.get("/v1/reconciliation?contact=5511").json)
+    with pytest.raises(ServiceError) as raised:
         service.reconcile(page_size=0)
     assert raised.value.as_dict() == as_arguments(client.get("/v1/reconciliation?page_size=0").json)
     assert list(raised.value.errors) == ["page_size"]

@@ -461,3 +461,28 @@ def test_a_phone_number_id_filter_that_is_not_digits_is_a_422_naming_it(client, 
         errors = assert_error_shape(client.get(url.format(quote(value))), 422)
         assert list(errors) == ["query.phone_number_id"] and "digits" in errors["query.phone_number_id"][0], errors
     assert client.get(url.format("106540352242922")).status_code == 200
+
+
+def test_a_number_with_no_country_calling_code_is_a_422_on_every_path(client):
+    """"+99912345678" was decided (marketing allowed, price null, "the recipient's country is unknown"): a number a
+    client writes begins with an assigned calling code (core.identities.not_dialable), as a BSUID with a country, in
+    send.to, history_ref.contact, a group's participants, a forecast line's `to` and the contact filters."""
+    template = {**SEND, "type": "template", "template": {**TEMPLATE, "category": "marketing"}}
+    for payload, field in (
+            ({"send": {**template, "to": "+99912345678"}}, "send.to"),
+            ({"send": SEND, "history_ref": {"phone_number_id": "1", "contact": "99912345678"}},
+             "history_ref.contact"),
+            ({"send": {**SEND, "recipient_type": "group", "to": "G1", "participants": ["+5511976540001",
+                                                                                      "+99912345678"]}},
+             "send.participants.1")):
+        errors = assert_error_shape(client.post("/v1/decisions", json=payload), 422)
+        assert list(errors) == [field] and "calling code" in errors[field][0], errors
+    forecast = client.post("/v1/costs/forecast", json={"currency": "BRL", "at": "2026-11-10T12:00:00Z", "lines": [
+        {"to": "+99912345678", "category": "marketing", "count": 1}]})
+    assert list(assert_error_shape(forecast, 422)) == ["lines.0.to"]
+    for url in ("/v1/decisions?contact=%2B99912345678",
+                "/v1/counts?phone_number_id=1&categories=service&from=2025-08-01T00:00:00Z"
+                "&to=2025-09-01T00:00:00Z&contact=99912345678",
+                "/v1/reconciliation?contact=99912345678"):
+        errors = assert_error_shape(client.get(url), 422)
+        assert list(errors) == ["query.contact"], (url, errors)

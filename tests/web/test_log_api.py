@@ -35,3 +35,15 @@ def test_an_unknown_query_parameter_of_the_listing_is_a_field_error(client):
     assert response.status_code == 422
     assert response.get_json()["errors"] == {"query.bogus": ["Unknown field."]}
     assert client.get("/v1/decisions?page=1&page_size=5&decision=allow").status_code == 200
+
+
+def test_a_reconciliation_contact_that_reads_as_a_user_is_judged_as_one(client):
+    """/v1/reconciliation?contact= takes a wa_id, a BSUID or a group id. "5511", "+99912345678" and "ZZ.123" were taken
+    as group ids (an empty 200) where /v1/decisions?contact= refused them: digits, or a country prefix and a period,
+    are a user's, refused as GET /v1/decisions refuses them; a group id (letters) is still a group's."""
+    for value in ("5511", "%2B99912345678", "ZZ.123", "UK.13491208655302741918"):
+        listing = client.get(f"/v1/decisions?contact={value}")
+        reconciliation = client.get(f"/v1/reconciliation?contact={value}")
+        assert listing.status_code == reconciliation.status_code == 422, value
+        assert listing.json["errors"] == reconciliation.json["errors"], value
+    assert client.get("/v1/reconciliation?contact=Q2x1Ykdyb3VwOmJvb2tjbHVi").status_code == 200
