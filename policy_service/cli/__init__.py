@@ -363,16 +363,20 @@ def import_rates(rates_csv: Path, tiers_csv: Path | None, card_id: str | None, u
             card = replace(card, partial=partial)
         files.append((name, card_yaml(card, card_id=name, until=ends, source=source + refs,
                                       tiers_source=tiers_source, confidence=confidence, note=note)))
-    if output and (output.is_dir() or len(files) > 1):
-        output.mkdir(parents=True, exist_ok=True)
-        for name, body in files:
-            (output / f"{name}.yaml").write_text(body)
-            click.echo(f"wrote {output / f'{name}.yaml'}")
-    elif output:
-        output.write_text(files[0][1])
-        click.echo(f"wrote {output} ({len(cards[0].rates)} markets)")
-    else:
-        click.echo("\n".join(body for _, body in files), nl=False)
+    try:
+        if output and (output.is_dir() or len(files) > 1):
+            output.mkdir(parents=True, exist_ok=True)
+            for name, body in files:
+                (output / f"{name}.yaml").write_text(body)
+                click.echo(f"wrote {output / f'{name}.yaml'}")
+        elif output:
+            output.write_text(files[0][1])
+            click.echo(f"wrote {output} ({len(cards[0].rates)} markets)")
+        else:
+            click.echo("\n".join(body for _, body in files), nl=False)
+    except OSError as error:  # a folder that does not exist, no permission: the path typed, not a traceback
+        raise click.BadParameter(f"cannot write {error.filename or output}: {error.strerror or error}",
+                                 param_hint="'-o' / '--output'") from None
 
 
 def _source_refs(text: str, card) -> str:

@@ -741,12 +741,13 @@ MESSAGE_TEMPLATES = MessageTemplatesSchema()
 # A change is judged by the bounds of every body (contract.parsing.WEBHOOK_LIMITS: nesting from the body's root,
 # members of one array or object); the payload around it only by PAYLOAD_LIMITS, so that one change past them is
 # skipped and listed, not the payload refused (Meta would retry it forever, and its good events would be lost).
-CHANGE_DEPTH, CHANGE_ITEMS = WEBHOOK_LIMITS.max_depth, WEBHOOK_LIMITS.max_items
-# The body's own bound on nesting keeps parsing cheap (Python's parser recurses; orjson stops at 1,024 levels): a
-# body nested deeper is refused unstored (400). Meta's payloads are about 8 levels deep. Item counts are bounded by
-# the body's size and its number of values (WEBHOOK_LIMITS.max_values).
-PAYLOAD_DEPTH = 256
-PAYLOAD_LIMITS = replace(WEBHOOK_LIMITS, max_depth=PAYLOAD_DEPTH, max_items=WEBHOOK_LIMITS.max_values)
+CHANGE_DEPTH, CHANGE_ITEMS, CHANGE_VALUES = (WEBHOOK_LIMITS.max_depth, WEBHOOK_LIMITS.max_items,
+                                             WEBHOOK_LIMITS.max_values)
+# The body's own bounds keep parsing cheap: nesting (Python's parser recurses; orjson stops at 1,024 levels) and
+# values; a body past them is refused unstored (400/422). Meta's payloads are about 8 levels deep, and a body of the
+# default POLICY_MAX_CONTENT_LENGTH (4 MiB) holds at most ~2.1 million values. Item counts are bounded by values.
+PAYLOAD_DEPTH, PAYLOAD_VALUES = 256, 4 * WEBHOOK_LIMITS.max_values
+PAYLOAD_LIMITS = replace(WEBHOOK_LIMITS, max_depth=PAYLOAD_DEPTH, max_items=PAYLOAD_VALUES, max_values=PAYLOAD_VALUES)
 _CHANGE_LEVEL = 4  # root object, entry list, an entry, its changes list: a change is this deep
 
 
@@ -755,7 +756,7 @@ def parse_payload(body: bytes | str) -> Any:
     the lenient parse could not vouch for, each change nested deeper than CHANGE_DEPTH levels or holding more than
     CHANGE_ITEMS members in one array or object (`read` skips it and lists it). Raises contract.parsing.BodyRefused
     (400/422) for a body that is not UTF-8 JSON, is nested deeper than PAYLOAD_DEPTH levels or holds more than
-    WEBHOOK_LIMITS.max_values values."""
+    PAYLOAD_VALUES values (a change holding more than CHANGE_VALUES is skipped)."""
     try:
         return parse_json(body, WEBHOOK_LIMITS)
     except BodyRefused:
@@ -785,12 +786,16 @@ def _oversized_changes(document: Any) -> dict[str, list[str]]:
 def _oversized(change: Any) -> str | None:
     """Why a change is past the bounds of a body, or None; walked without recursion."""
     stack = [(change, _CHANGE_LEVEL)] if isinstance(change, dict | list) else []
+    values = 1
     while stack:
         item, depth = stack.pop()
         if depth >= CHANGE_DEPTH:
             return f"nested deeper than {CHANGE_DEPTH} levels"
         if len(item) > CHANGE_ITEMS:
             return f"at most {CHANGE_ITEMS} members in one array or object, got {len(item)}"
+        values += len(item)
+        if values > CHANGE_VALUES:
+            return f"at most {CHANGE_VALUES} JSON values"
         members = item.values() if isinstance(item, dict) else item
         stack.extend((member, depth + 1) for member in members if isinstance(member, dict | list))
     return None

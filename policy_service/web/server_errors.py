@@ -18,7 +18,8 @@ Content-Length gets.
 A body whose framing cannot be trusted is refused where the app reads it (`Request.stream`, `framing_fault`): a
 Content-Length that is not one number of bytes (`-1`, or two different values, which the local server hands over
 joined: `5, 9`) is a 400 naming headers.Content-Length, and Content-Length together with Transfer-Encoding (which of
-them ends the body cannot be known, RFC 9112 6.1) a 400 naming headers.Transfer-Encoding — instead of the body
+them ends the body cannot be known, RFC 9112 6.1) or a Transfer-Encoding other than chunked a 400 naming
+headers.Transfer-Encoding — instead of the body
 being read by one of them and decided. A malformed chunk on the local server (Werkzeug's DechunkedInput) is the
 400 naming headers.Transfer-Encoding, as gunicorn's (`body_fault`). gunicorn refuses most of these itself.
 
@@ -156,11 +157,16 @@ CONTENT_LENGTH, TRANSFER_ENCODING = "headers.Content-Length", "headers.Transfer-
 
 def framing_fault(environ: Any) -> dict[str, list[str]] | None:
     """Why a request's body cannot be framed safely, by header (the one error shape's `errors`), or None: a
-    Content-Length that is not one number of bytes, or one sent with Transfer-Encoding."""
-    length = environ.get("CONTENT_LENGTH")
+    Transfer-Encoding other than chunked, a Content-Length that is not one number of bytes, or one sent with
+    Transfer-Encoding."""
+    length, coding = environ.get("CONTENT_LENGTH"), environ.get("HTTP_TRANSFER_ENCODING")
+    if coding and coding.strip().lower() != "chunked":
+        # gunicorn refuses any other coding itself; the local server read a gzip-coded body as no body at all.
+        shown = coding if len(coding) <= 40 else coding[:40] + "…"
+        return {TRANSFER_ENCODING: [f"must be chunked (the only transfer coding read here), got {shown!r}"]}
     if length is None or length == "":
         return None
-    if environ.get("HTTP_TRANSFER_ENCODING"):
+    if coding:
         return {TRANSFER_ENCODING: ["must not be sent with Content-Length: which of them ends the body cannot be "
                                     "known (RFC 9112 6.1); send one"]}
     if not _DIGITS.issuperset(length):

@@ -109,7 +109,8 @@ def verify_subscription():
                   description="Stored: the payload's id and status (pending until processed, or done when "
                               "processed inline, with how many events were new or known, new wa_id-BSUID links "
                               "and the parts skipped); duplicate when the same body was stored before")
-@blp.alt_response(400, schema=ErrorSchema, description="The body is not JSON")
+@blp.alt_response(400, schema=ErrorSchema, description="The body is not UTF-8 JSON, or is nested deeper than 256 "
+                                                       "levels (a change nested deeper than 32 is only skipped)")
 @blp.alt_response(401, schema=ErrorSchema, description="Missing or wrong X-Hub-Signature-256")
 @blp.alt_response(413, schema=ErrorSchema, description="The body is larger than POLICY_MAX_CONTENT_LENGTH")
 @blp.alt_response(415, schema=ErrorSchema, description="The body is not sent as Content-Type: application/json")

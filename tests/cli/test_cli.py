@@ -198,6 +198,12 @@ def test_rates_import_carries_a_meta_csv_over_with_its_source(tmp_path, run):
     assert (card.id, str(card.effective_until), card.source) == ("meta-usd-test", "2026-06-30",
                                                                 "https://example.org/USD.csv")
     assert card.partial  # three markets of Meta's card
+    # An output file in a folder that does not exist was a FileNotFoundError traceback (exit 1): a usage error
+    # naming -o (exit 2).
+    missing = run("rates", "import", tmp_path / "rates.csv", "--tiers", tmp_path / "tiers.csv", "--source", "s",
+                  "--confidence", "S", "--partial", "-o", tmp_path / "nope" / "card.yaml")
+    assert missing.exit_code == 2 and "Invalid value for '-o' / '--output': cannot write" in missing.stderr, \
+        missing.output
     bad = run("rates", "import", tmp_path / "tiers.csv", "--id", "x", "--source", "s", "--confidence", "S")
     assert bad.exit_code != 0 and "tiers.csv: header must be Meta's columns" in bad.output
 

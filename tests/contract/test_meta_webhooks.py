@@ -2,6 +2,7 @@
 unreadable part listed once with its path (the reader alone, without a database)."""
 
 import ast
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -231,3 +232,18 @@ def test_a_timestamp_before_2000_or_past_2999_is_skipped():
         "entry.2.changes.0.value.statuses.0"]
     assert all("2000-01-01" in part.reason["timestamp"][0] for part in reading.skipped)
     assert [event.wamid for event in of(reading, meta.Inbound)] == ["wamid.ok"]
+
+
+def test_a_change_of_too_many_values_costs_only_itself():
+    """A change holding 2,100,000 values (21 arrays of 100,000, each within the item limit) made the body's value
+    count refuse the whole payload (422), losing the message beside it: the change is listed as unreadable and
+    read() skips it, the message read. Only a body past PAYLOAD_VALUES is refused whole."""
+    body = inbound_text("wamid.many", T0)
+    body["entry"][0]["changes"].append({"field": "phone_number_name_update",
+                                        "value": {f"a{index}": [0] * 100_000 for index in range(21)}})
+    document = meta.parse_payload(json.dumps(body, separators=(",", ":")).encode())
+    assert document.unreadable == {"entry.0.changes.1": [
+        f"at most {meta.CHANGE_VALUES} JSON values: the change is not read (the stored payload keeps it)"]}
+    reading = meta.read(document, datetime.now(UTC))
+    assert [event.wamid for event in reading.events if isinstance(event, meta.Inbound)] == ["wamid.many"]
+    assert [part.path for part in reading.skipped] == ["entry.0.changes.1"]

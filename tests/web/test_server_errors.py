@@ -166,13 +166,15 @@ def _exchange(port: int, raw: bytes) -> tuple[int, dict]:
      "headers.Transfer-Encoding", "must not be sent with Content-Length"),
     (b"Transfer-Encoding: chunked\r\n", b"zz\r\n{}\r\n0\r\n\r\n", "headers.Transfer-Encoding",
      "not valid chunked encoding: Invalid chunk header"),
+    (b"Transfer-Encoding: gzip\r\n", b"{}", "headers.Transfer-Encoding", "must be chunked"),
 ])
 @pytest.mark.parametrize("path", ["/v1/decisions", "/v1/webhooks/whatsapp"])
 def test_the_dev_server_refuses_a_body_it_cannot_frame_naming_the_header(dev_server, path, headers, body, named,
                                                                           says):
     """On the dev server (scripts/serve): two different Content-Lengths were read as "not valid JSON: Unterminated
     string", Content-Length -1 as "not valid JSON", a malformed chunk got Werkzeug's generic text, and Content-Length
-    with Transfer-Encoding: chunked was decided (200). Each is a 400 in the one error shape naming the header."""
+    with Transfer-Encoding: chunked was decided (200), a gzip transfer coding read as no body. Each is a 400 in the
+    one error shape naming the header."""
     status, error = _exchange(dev_server, b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: "
                               b"application/json\r\n" + headers + b"Connection: close\r\n\r\n" + body)
     assert status == 400 and set(error) == {"code", "status", "message", "errors"}, error
