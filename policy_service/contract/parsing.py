@@ -43,6 +43,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
+from marshmallow.exceptions import SCHEMA  # marshmallow's key of an object's own errors (`_schema`)
 
 from .fastload import HISTORY_VALUES_PER_MESSAGE, remember, typed_history
 from .schemas import HISTORY_TOO_LONG, MAX_BATCH, MAX_HISTORY
@@ -404,11 +405,14 @@ def error_message(errors: dict[str, list[str]]) -> str:
 
 
 def flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
-    """marshmallow's nested error messages as {"send.at": [messages]} paths."""
+    """marshmallow's nested error messages as {"send.at": [messages]} paths. A nested object's own error
+    (marshmallow's `_schema` key: "must be a JSON object") is named by the object's path, `send`, `requests.1`, as
+    every other refusal of a whole object is (a batch's request refused once the store is read is `requests.2`);
+    only the body's own keeps `_schema`."""
     flat: dict[str, list[str]] = {}
     if isinstance(errors, dict):
         for key, value in errors.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
+            path = (prefix if key == SCHEMA else f"{prefix}.{key}") if prefix else str(key)
             flat.update(flatten_errors(value, path))
     elif isinstance(errors, list) and all(isinstance(e, str) for e in errors):
         flat[prefix or ROOT] = list(errors)

@@ -99,7 +99,11 @@ CHARGE_CATEGORIES = ("marketing", "utility", "authentication", "authentication-i
                      *(GROUP_CATEGORY_PREFIX + category for category in (*CATEGORIES, "service")))
 CHARGE_TYPES = ("regular", "free_customer_service", "free_entry_point", "free_tier", "free_group_customer_service")
 MAX_HISTORY = 10_000
-HISTORY_TOO_LONG = "at most {limit} messages; send only the recent history (older events cannot change the decision)"
+# A history longer than this is refused (contract.parsing, before it is read), and the message says what to do: the
+# stored history (history_ref) is read as far as the rules can still see, however long. Dropping the oldest
+# messages is no answer: the user's last message or an ad referral may be older than the last 10,000 messages.
+HISTORY_TOO_LONG = ("at most {limit} messages in an inline history: decide a longer one from the history stored from "
+                    "Meta's webhooks (history_ref instead of history: it reads all the rules can still see)")
 # The hard ceiling of a batch; MAX_BATCH_SIZE in the configuration may lower it.
 MAX_BATCH = 1_000
 

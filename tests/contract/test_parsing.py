@@ -80,8 +80,11 @@ def test_named_arrays_have_their_own_limits_and_are_not_walked():
     """history may hold MAX_HISTORY items; one more is refused with the documented message, others at 1,000."""
     assert len(parse_json(json.dumps({"history": [0] * MAX_HISTORY}), decision_limits())["history"]) == MAX_HISTORY
     error = refused(json.dumps({"history": [0] * (MAX_HISTORY + 1)}))
-    assert error.errors == {"history": [f"at most {MAX_HISTORY} messages; send only the recent history "
-                                        "(older events cannot change the decision)"]}
+    # Not "send only the recent history (older events cannot change the decision)": the user's last message or an
+    # ad referral older than the last 10,000 messages still decides; the stored history is read as far as needed.
+    assert error.errors == {"history": [f"at most {MAX_HISTORY} messages in an inline history: decide a longer one "
+                                        "from the history stored from Meta's webhooks (history_ref instead of "
+                                        "history: it reads all the rules can still see)"]}
     assert refused(json.dumps({"other": [0] * 1_001})).errors == {"other": ["at most 1000 items, got 1001"]}
     batch = refused(json.dumps({"requests": [{}] * 3}), batch_limits(2))
     assert batch.errors == {"requests": ["at most 2 requests per batch, got 3"]}
@@ -215,3 +218,14 @@ def test_a_repeated_key_in_a_webhook_costs_only_its_event():
     the reader skips the event holding it, not the payload."""
     value = parse_json(b'{"entry":[{"changes":[{"value":{"a":1,"a":2}}]}]}', parsing.WEBHOOK_LIMITS)
     assert value.unreadable == {"entry.0.changes.0.value.a": ["given 2 times in one object; give it once"]}
+
+
+def test_an_objects_own_error_is_named_by_its_path():
+    """marshmallow keys an object's own error `_schema`: flattened, it is the object's path (requests.1, send), so a
+    whole request in a batch is named requests.<i> whatever refused it; only the body's own keeps `_schema`."""
+    from policy_service.contract.parsing import flatten_errors
+
+    assert flatten_errors({"requests": {1: {"_schema": ["must be a JSON object"]},
+                                        2: {"send": {"_schema": ["x"], "at": ["y"]}}}}) == {
+        "requests.1": ["must be a JSON object"], "requests.2.send": ["x"], "requests.2.send.at": ["y"]}
+    assert flatten_errors({"_schema": ["must be a JSON object"]}) == {"_schema": ["must be a JSON object"]}

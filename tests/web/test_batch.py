@@ -133,3 +133,15 @@ def test_refusals_of_many_requests_stay_bounded_and_counted(client):
     body = assert_error_shape(client.post("/v1/decisions/batch", json={"requests": [NAME_ONLY] * 25}), 422)
     assert len(body["errors"]) == 20 and body["errors"]["_more"] == ["31 more fields with errors are not listed"]
     assert "requests.9.send.template.category" in body["errors"] and body["message"].endswith(" (and 49 more)")
+
+
+def test_a_request_that_is_no_object_is_named_by_its_index_alone(client):
+    """A batch item that is not a JSON object was named requests.1._schema (marshmallow's key leaking) where a request
+    refused whole once the store is read is requests.<i>: an object's own error is named by its path, requests.1 (and
+    send, not send._schema, for a send that is no object)."""
+    body = assert_error_shape(client.post("/v1/decisions/batch", json={"requests": [OK, "x", {"send": "x"}]}), 422)
+    assert body["errors"] == {"requests.1": ["must be a JSON object"], "requests.2.send": ["must be a JSON object"]}
+    assert body["message"].startswith("invalid request: requests.1: must be a JSON object"), body
+    single = assert_error_shape(client.post("/v1/decisions", json={"send": "x"}), 422)
+    assert single["errors"] == {"send": ["must be a JSON object"]}
+    assert not any("_schema" in key for key in single), single

@@ -94,7 +94,8 @@ def test_too_long_history_is_refused_with_a_clear_message(client, example_reques
     history = [{"direction": "inbound", "at": "2025-08-12T09:00:00+00:00", "type": "text"}] * (MAX_HISTORY + 1)
     body = assert_error_shape(client.post("/v1/decisions", json={**example_request, "history": history}), 422)
     assert body["errors"] == {"history": [
-        f"at most {MAX_HISTORY} messages; send only the recent history (older events cannot change the decision)"]}
+        f"at most {MAX_HISTORY} messages in an inline history: decide a longer one from the history stored from "
+        "Meta's webhooks (history_ref instead of history: it reads all the rules can still see)"]}
 
 
 def test_unexpected_error_is_a_500_without_a_stack_trace(tmp_path, example_request, monkeypatch):
