@@ -50,16 +50,22 @@ def test_the_local_server_refuses_in_the_json_error_shape(local_server, request_
     """A request line over 64 KiB, over 100 headers, a malformed request line or version: refused by http.server
     before the app, in a whole HTTP/1.1 response (status line and headers, also for a line it could not read) with
     {code, status, message, errors} JSON and the server's own explanation, not its HTML page."""
-    with socket.create_connection(("127.0.0.1", local_server), timeout=10) as connection:
-        connection.sendall(request_head)
-        answer = b""
-        while chunk := connection.recv(65536):
-            answer += chunk
+    answer = _answer(local_server, request_head)
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 %d " % status) and b"Content-Type: application/json" in head, answer[:300]
     error = json.loads(body)
     assert set(error) == {"code", "status", "message", "errors"} and error["code"] == status, error
     assert error["message"] and error["errors"]["_request"] == [error["message"]], error
+
+
+def _answer(port: int, raw: bytes) -> bytes:
+    """The whole answer (until the server closes the connection) of a local server to the raw request."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(raw)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer
 
 
 def send_chunked(client, path: str, body: bytes, content_type: str = "application/json"):
@@ -147,12 +153,8 @@ def dev_server(app):
 
 
 def _exchange(port: int, raw: bytes) -> tuple[int, dict]:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
-        connection.sendall(raw)
-        answer = b""
-        while chunk := connection.recv(65536):
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
+    """The status and JSON body a local server answers to the raw request."""
+    head, _, body = _answer(port, raw).partition(b"\r\n\r\n")
     if b"Transfer-Encoding: chunked" in head:  # the dev server chunks an answer without a length
         body = b"".join(body.split(b"\r\n")[1::2])
     return int(head.split()[1]), json.loads(body)
