@@ -896,6 +896,10 @@ class ReconciliationSchema(ResponseSchema):
     contradictory = fields.Integer(metadata={"description": "pricing matches, but Meta also reported a failure"})
     not_modelled = fields.Integer()
     comparisons = fields.List(fields.Nested(ComparisonSchema))
+    note = fields.String(metadata={"description": "only when `contact` was read as a Groups API group id (neither a "
+                                                  "wa_id nor a BSUID) and nothing of it is stored: says so"})
+
+    OPTIONAL = ("note",)
 
 
 class SkippedPartSchema(ResponseSchema):

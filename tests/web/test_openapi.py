@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from referencing import Registry, Resource
 
-from policy_service.contract.schemas import DECISION_RESPONSE_EXAMPLE, DecisionResponseSchema
+from policy_service.contract.schemas import DECISION_RESPONSE_EXAMPLE, DecisionResponseSchema, ReconciliationSchema
 
 from ..conftest import FIXTURES_DIR
 
@@ -86,7 +86,8 @@ def test_responses_are_complete_and_open(spec):
     assert {"DecisionResponse", "Charge", "Reason", "LoggedDecision", "Error", "Reconciliation"} <= set(found)
     for name, schema in found.items():
         assert schema.get("additionalProperties") is not False, name
-        optional = set(DecisionResponseSchema.OPTIONAL) if name == "DecisionResponse" else set()
+        optional = set({"DecisionResponse": DecisionResponseSchema.OPTIONAL,
+                        "Reconciliation": ReconciliationSchema.OPTIONAL}.get(name, ()))
         assert set(schema.get("required", [])) | optional == set(schema["properties"]), name
 
 
