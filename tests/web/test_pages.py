@@ -402,6 +402,7 @@ def test_pages_refuse_bad_filter_values_with_an_html_page_naming_the_parameter(c
 REFUSALS = {
     "/ui/rules?version=ZZ": (422, {"query.version"}), "/ui/decisions?decision=maybe": (422, {"query.decision"}),
     "/ui/decisions?phone_number_id=abc": (422, {"query.phone_number_id"}),
+    "/ui/forecast?currency=BRL&lines=UK+marketing+10": (422, {"query.lines.1.country"}),
     "/ui/costs?currency=FOO": (422, {"query.currency"}), "/ui/costs?from=x": (422, {"query.from"}),
     "/ui/forecast?lines=x": (422, {"query.lines.1"}), "/ui/forecast?bogus=1": (422, {"query.bogus"}),
     "/ui/templates?waba_id=abc": (422, {"query.waba_id"}), "/ui/reconciliation?page=abc": (422, {"query.page"}),
