@@ -53,6 +53,8 @@ def reconcile(phone_number_id: str | None, contact: str | None, database_url: st
             click.echo(f"  {difference['field']}: Meta {difference['meta']!r}, rules {difference['predicted']!r}")
     click.echo(f"{report['checked']} delivered messages checked: {report['matching']} match, "
                f"{report['mismatching']} mismatch, {report['not_modelled']} category not modelled")
+    if "note" in report:
+        click.echo(f"note: {report['note']}")
 
 
 @click.command()

@@ -717,7 +717,7 @@ class ExplainSchema(RequestSchema):
 class DecisionResponseSchema(ResponseSchema):
     """The decision, its obligations and the trace that explains it."""
 
-    OPTIONAL = ("history_source",)
+    OPTIONAL = ("history_source", "business_state")
 
     decision_id = fields.String()
     decision = fields.String(validate=validate.OneOf(DECISIONS))
@@ -748,6 +748,10 @@ class DecisionResponseSchema(ResponseSchema):
         "Without history and history_ref: {given: 'none', events: 0, note}: decided on an empty history. With a "
         "history holding messages dated after send.at: {given: 'history', events, after_send (how many), note}: "
         "those were not read")})
+    business_state = fields.Dict(metadata={"description": (
+        "only when send.phone_number_id (without history_ref) names a business number the store has never seen (no "
+        "webhook named it): {phone_number_id, note}: no stored state (template registry, account, marketing "
+        "preferences, counts) informed the decision; a mistyped id reads as a business with none")})
 
     def dump_facts(self, decision: Decision) -> dict[str, Any]:
         facts = decision.facts
@@ -892,6 +896,10 @@ class ReconciliationSchema(ResponseSchema):
     contradictory = fields.Integer(metadata={"description": "pricing matches, but Meta also reported a failure"})
     not_modelled = fields.Integer()
     comparisons = fields.List(fields.Nested(ComparisonSchema))
+    note = fields.String(metadata={"description": "only when `contact` was read as a Groups API group id (neither a "
+                                                  "wa_id nor a BSUID) and nothing of it is stored: says so"})
+
+    OPTIONAL = ("note",)
 
 
 class SkippedPartSchema(ResponseSchema):

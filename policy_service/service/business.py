@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from ..core.messages import DecisionRequest
 from ..core.periods import describe_period, period_start
 from ..core.rulebook import Rulebook
-from ..store import business_state
+from ..store import business_state, history_reads
 from .errors import ServiceError
 
 
@@ -36,6 +36,23 @@ def sending_number(raw: dict[str, Any]) -> str | None:
     """The sending phone number id a request names (send.phone_number_id, else history_ref's)."""
     send = raw.get("send") or {}
     return send.get("phone_number_id") or (raw.get("history_ref") or {}).get("phone_number_id")
+
+
+def unknown_number(raw: dict[str, Any]) -> dict[str, str] | None:
+    """The response's `business_state` when `send.phone_number_id` names a number the store has never seen (no
+    webhook named it: no WABA, no message or status): {phone_number_id, note}, saying no stored state informed the
+    decision (a mistyped id decides as if the business had none: no opt-out, no paused template). None otherwise,
+    and for a request with a history_ref (whose history_source says so). Reads the store (two indexed seeks) only
+    when send.phone_number_id is given."""
+    number = (raw.get("send") or {}).get("phone_number_id")
+    if number is None or "history_ref" in raw:
+        return None
+    if business_state.waba_of(number) is not None or history_reads.number_known(number):
+        return None
+    return {"phone_number_id": number,
+            "note": f"nothing is stored for phone_number_id {number}: no webhook has named this business number, so "
+                    "no stored state (its WABA's template registry and account, users' marketing preferences, its "
+                    "counts) informed the decision (check the id; a new number has none yet)"}
 
 
 def enrich(proposal: DecisionRequest, raw: dict[str, Any], phone_number_id: str | None, contact: str,

@@ -83,7 +83,8 @@ class Proposal:
     `request` is what the engine reads; `logged` the request as the decision log stores it (JSON-shaped,
     the values the store supplied written in; a `history_ref` with the range read, `history_read`, so a replay
     reads the same messages again); `history_source` what a `history_ref` read ({ref, from, until, events:
-    how many, digest}), else None.
+    how many, digest}), else None; `business_state` {phone_number_id, note} when send.phone_number_id names a number
+    the store has never seen (business.unknown_number), else None.
     """
 
     request: DecisionRequest
@@ -93,6 +94,7 @@ class Proposal:
     explain_why_not: bool = False
     history_source: dict[str, Any] | None = None
     api_key: str | None = None  # the name of the API key that asked (logged), None when keys are off
+    business_state: dict[str, Any] | None = None
 
 
 def proposal(request: DecisionRequest, raw: dict[str, Any], *, explain_why_not: bool = False,
@@ -282,12 +284,14 @@ class Decisions:
             self.fill_in_business_state(resolve_history(proposal, self.policy.rulebook)))))
 
     def fill_in_business_state(self, proposal: Proposal) -> Proposal:
-        """What the store knows of the sending business filled into the request and the logged request."""
+        """What the store knows of the sending business filled into the request and the logged request (and, for a
+        send.phone_number_id the store has never seen, `business_state` saying so)."""
         request, logged = business.enrich(proposal.request, proposal.logged, proposal.phone_number_id,
                                           proposal.contact, self.policy.rulebook)
-        if request is proposal.request and logged is proposal.logged:
+        unknown = business.unknown_number(proposal.logged) if proposal.phone_number_id is not None else None
+        if request is proposal.request and logged is proposal.logged and unknown is None:
             return proposal
-        return replace(proposal, request=request, logged=logged)
+        return replace(proposal, request=request, logged=logged, business_state=unknown)
 
     def evaluate(self, proposal: Proposal) -> Evaluated:
         """The core's decision for the request (all rules, with the trace; why-not too when asked)."""
@@ -310,6 +314,8 @@ class Decisions:
         body = dump_response(evaluated.decision)  # RESPONSE.dump, compiled (contract.fastdump)
         if evaluated.proposal.history_source is not None:
             body["history_source"] = evaluated.proposal.history_source
+        if evaluated.proposal.business_state is not None:
+            body["business_state"] = evaluated.proposal.business_state
         return Decided(evaluated.decision, body, decision_log.dumps(body), evaluated.proposal.logged,
                        evaluated.proposal.api_key)
 

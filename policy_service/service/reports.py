@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from ..core.identities import WA_ID, NotAContact, parse_contact
 from ..review import costs, reconciliation
 from ..review.reconciliation import Comparison, Replayed
 from .decisions import Policy
@@ -32,9 +33,24 @@ def comparisons(policy: Policy, *, phone_number_id: str | None = None, contact: 
 def reconcile(policy: Policy, *, phone_number_id: str | None = None, contact: str | None = None, page: int = 1,
               page_size: int | None = None) -> dict[str, Any]:
     """The reconciliation report (the body of GET /v1/reconciliation): one page of comparisons and the
-    summary of them all (review.reconciliation.report)."""
+    summary of them all (review.reconciliation.report), with a `note` when a contact read as a group id matched
+    nothing."""
     found = comparisons(policy, phone_number_id=phone_number_id, contact=contact)
-    return reconciliation.report(found, page=page, page_size=page_size)
+    report = reconciliation.report(found, page=page, page_size=page_size)
+    if contact and not found and _read_as_group(contact):
+        # A group id has no shape to check ("abc" is one): an empty answer names what the contact was read as.
+        report["note"] = (f"contact {contact!r} is neither a wa_id nor a BSUID, so it was read as a Groups API group "
+                          "id, and no delivered message of a group with that id is stored (check the contact)")
+    return report
+
+
+def _read_as_group(contact: str) -> bool:
+    """Whether a reconciliation contact (as contract.queries.PartyField took it) is a group id: not a wa_id or BSUID."""
+    try:
+        parse_contact(contact, WA_ID)
+    except NotAContact:
+        return True
+    return False
 
 
 @dataclass(frozen=True)

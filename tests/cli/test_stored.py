@@ -51,6 +51,9 @@ def test_reconcile_reads_its_filters_as_the_http_api_does(tmp_path):
         assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output, result.output
     fine = CliRunner().invoke(cli.main, ["reconcile", "--contact", "+5511988887777", "--database-url", url])
     assert fine.exit_code == 0 and "0 delivered messages checked" in fine.output, fine.output
+    assert "note:" not in fine.output
+    group = CliRunner().invoke(cli.main, ["reconcile", "--contact", "abc", "--database-url", url])
+    assert group.exit_code == 0 and "note: contact 'abc' is neither a wa_id nor a BSUID" in group.output, group.output
 
 
 def test_templates_import_refuses_what_the_http_import_refuses(tmp_path, client):

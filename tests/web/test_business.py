@@ -344,3 +344,34 @@ def test_a_new_number_written_with_a_plus_is_the_users_history_key(window_open):
                                               "history_ref": {"phone_number_id": PHONE_NUMBER_ID,
                                                               "contact": new}}).json
     assert body["decision"] == "allow" and "CSW-2.open" in body["determining_rules"], body
+
+
+def test_a_send_phone_number_id_the_store_has_never_seen_is_named_in_the_response(client):
+    """send.phone_number_id with an inline history and a number no webhook ever named: the decision is made without
+    stored state (a mistyped id reads as a business with no opt-out, no paused template) and was answered with no word
+    of it. The response's business_state says so, as history_source does for a history_ref; once a webhook names the
+    number, or without send.phone_number_id, the response has no business_state (a decision body is unchanged)."""
+    marketing = {"name": "spring_sale", "language": "en", "category": "marketing", "status": "APPROVED"}
+    request = {"send": {"at": iso(T0 + 120), "to": "+" + CONTACT, "type": "template", "template": marketing,
+                        "phone_number_id": PHONE_NUMBER_ID},
+               "history": [{"direction": "inbound", "at": iso(T0), "type": "text"}]}
+    unseen = client.post("/v1/decisions", json=request).json
+    assert unseen["business_state"]["phone_number_id"] == PHONE_NUMBER_ID
+    assert unseen["business_state"]["note"].startswith(f"nothing is stored for phone_number_id {PHONE_NUMBER_ID}")
+    logged = client.get(f"/v1/decisions/{unseen['decision_id']}").json["response"]
+    assert logged["business_state"] == unseen["business_state"]
+    plain = {**request, "send": {k: v for k, v in request["send"].items() if k != "phone_number_id"}}
+    assert "business_state" not in client.post("/v1/decisions", json=plain).json
+    deliver(client, inbound_text("wamid.in1", T0))  # a webhook names the number (and its WABA)
+    assert "business_state" not in client.post("/v1/decisions", json=request).json
+    deliver(client, user_preference("stop", T0 + 60))
+    stopped = client.post("/v1/decisions", json=request).json
+    assert stopped["decision"] == "deny" and "business_state" not in stopped
+
+
+def test_a_history_ref_of_a_number_never_seen_is_noted_once(client):
+    """With a history_ref, history_source's note says the number is unknown: business_state does not repeat it."""
+    body = client.post("/v1/decisions", json=template_send(T0 + 120, {
+        "name": "order_update", "language": "en", "category": "utility", "status": "APPROVED"},
+        phone_number_id=PHONE_NUMBER_ID)).json
+    assert "nothing is stored" in body["history_source"]["note"] and "business_state" not in body

@@ -47,3 +47,14 @@ def test_a_reconciliation_contact_that_reads_as_a_user_is_judged_as_one(client):
         assert listing.status_code == reconciliation.status_code == 422, value
         assert listing.json["errors"] == reconciliation.json["errors"], value
     assert client.get("/v1/reconciliation?contact=Q2x1Ykdyb3VwOmJvb2tjbHVi").status_code == 200
+
+
+def test_a_contact_read_as_a_group_id_that_matches_nothing_is_named(client):
+    """"abc" is a group id's characters (the Groups API's ids have no shape to check), so /v1/reconciliation?contact=abc
+    is answered, but not with a bare empty report: `note` says the contact was read as a group id and nothing of such
+    a group is stored. A wa_id that matched nothing gets no note (it is one, with nothing delivered), nor does a
+    report without a contact."""
+    body = client.get("/v1/reconciliation?contact=abc").json
+    assert body["checked"] == 0 and "read as a Groups API group id" in body["note"], body
+    assert "note" not in client.get("/v1/reconciliation?contact=5511987654321").json
+    assert "note" not in client.get("/v1/reconciliation").json
