@@ -4,9 +4,9 @@ Environment: PORT (8000), HOST (0.0.0.0), PROMETHEUS_MULTIPROC_DIR, and the serv
 (policy_service.config, validated before anything starts): POLICY_WORKERS or WEB_CONCURRENCY (CPU count),
 POLICY_THREADS, POLICY_TIMEOUT (30 s), POLICY_KEEPALIVE, POLICY_PRELOAD (true), POLICY_HEADER_TIMEOUT (5 s: a
 request's head must arrive within it) and POLICY_BODY_TIMEOUT (10 s: the most a client may pause sending its body
-or taking its answer; both answered 408 and the connection closed); POLICY_LOG_WRITER (true): false
-makes each worker commit its own decision-log rows instead of handing them to the master's writer (to compare both);
-POLICY_DECISION_LOG_SYNC_SECONDS (0.1): how soon the master's writer forces its commits to disk (0: each one).
+or taking its answer; both answered 408 and the connection closed); POLICY_DECISION_LOG_SYNC_SECONDS (0.1): how soon
+the decision log's commits are forced to disk (0: each one, through one writer in the master unless
+POLICY_LOG_WRITER is false).
 `kill -HUP <master pid>` reloads the rules: the master reads and publishes them (policy_service/service/fleet.py),
 and every worker of every instance on the database follows, each in a fresh process.
 """
@@ -77,16 +77,22 @@ def on_starting(server):
 
 
 def when_ready(server):
-    """With the app preloaded on the embedded SQLite file (and POLICY_LOG_WRITER not false), start the host's
-    decision-log writer in the master: the workers forked next hand it their rows (policy_service/store/log_writer.py).
+    """With the app preloaded on the embedded SQLite file, make the master the keeper of the decision log's
+    durability for the workers forked next (policy_service/store/log_writer.py): with POLICY_DECISION_LOG_SYNC_SECONDS
+    N > 0 (default 0.1) each worker commits its own rows, written but not forced to disk, and a thread of the master
+    forces them to disk within N s; with 0 (every commit forced to disk) one writer in the master commits every
+    worker's rows, sharing each fsync (unless POLICY_LOG_WRITER is false: then each worker commits and forces its own).
     """
-    if server.cfg.preload_app and settings.log_writer:
-        from policy_service.store.decision_log import start_host_writer
+    if not server.cfg.preload_app:
+        return
+    from policy_service.store.decision_log import start_host_syncer, start_host_writer
 
-        if start_host_writer(settings.decision_log_sync_seconds):
-            server.log.info("decision log: one writer for this host's workers (SQLite), %s",
-                            "every commit forced to disk" if not settings.decision_log_sync_seconds else
-                            f"forced to disk within {settings.decision_log_sync_seconds:g} s of a commit")
+    seconds = settings.decision_log_sync_seconds
+    if seconds > 0:
+        if start_host_syncer(seconds):
+            server.log.info("decision log: each worker commits its rows (SQLite), forced to disk within %g s", seconds)
+    elif settings.log_writer and start_host_writer():
+        server.log.info("decision log: one writer for this host's workers (SQLite), every commit forced to disk")
 
 
 def on_reload(server):

@@ -8,9 +8,9 @@ see); the parent kills it with SIGKILL after a while, opens the file, and counts
 Power loss cannot be simulated here; what each setting promises then is SQLite's own statement
 (https://www.sqlite.org/pragma.html#pragma_synchronous): transactions survive an application crash under every
 setting; in WAL mode with synchronous=NORMAL a committed transaction may roll back after a power loss or an
-operating-system crash; FULL syncs the WAL at every commit and keeps it. The shipped setting (the host writer with
-DECISION_LOG_SYNC_SECONDS 0.1) commits with NORMAL and forces the WAL to disk within 0.1 s of a commit: a power
-loss may roll back the decisions of that last 0.1 s.
+operating-system crash; FULL syncs the WAL at every commit and keeps it. The shipped setting (DECISION_LOG_SYNC_SECONDS
+0.1) commits with NORMAL and the master's syncer forces the WAL to disk within 0.1 s of a commit: a power loss may
+roll back the decisions of that last 0.1 s.
 Usage: python bench/durability.py [--quick]
 """
 
@@ -30,25 +30,30 @@ from common import banner, fixture_requests, median, policy, table
 
 from policy_service.core.records import replace  # a Decision is a msgspec Struct: dataclasses.replace cannot copy it
 
-# name: (journal mode, synchronous, the host writer's sync_seconds or None for a process committing its own rows).
-# Under gunicorn the master's host writer commits every worker's rows (store/log_writer.py); it is run here in a
-# thread of the measuring process, reached through its socket as a worker reaches it.
-SHIPPED = "host writer: WAL + NORMAL, synced within 0.1 s (shipped)"
-SETTINGS = {SHIPPED: ("wal", "full", 0.1), "host writer: WAL + FULL (sync 0)": ("wal", "full", 0.0),
+# name: (journal mode, synchronous, the host's log keeper: "syncer" (the default under gunicorn: each process commits
+# its log rows with synchronous=NORMAL and the master's HostSyncer forces the WAL to disk within 0.1 s), "writer"
+# (DECISION_LOG_SYNC_SECONDS 0: the master's HostWriter commits every worker's rows, each commit forced to disk) or
+# None (a process committing its own rows with the pragmas given). The syncer and the writer run here in a thread of
+# the measuring process, the writer reached through its socket as a worker reaches it (store/log_writer.py).
+SHIPPED = "syncer: WAL + NORMAL, forced to disk within 0.1 s (shipped)"
+SETTINGS = {SHIPPED: ("wal", "full", "syncer"), "host writer: WAL + FULL (sync 0)": ("wal", "full", "writer"),
             "WAL + FULL": ("wal", "full", None), "WAL + NORMAL": ("wal", "normal", None),
             "DELETE + FULL": ("delete", "full", None), "DELETE + NORMAL": ("delete", "normal", None),
             "WAL + OFF": ("wal", "off", None)}
 
 
-def _writer(sync_seconds: float | None):
-    """Start the host writer (sync_seconds) for the app's database and route this process's rows to it; returns
+def _keeper(kind: str | None):
+    """Start the host's syncer or writer for the app's database (this process's rows then take its path); returns
     a function that stops it, or None for a process committing its own rows."""
-    if sync_seconds is None:
-        return None
     from policy_service.store import database, decision_log, log_writer
 
+    if kind is None:
+        return None
+    if kind == "syncer":
+        assert decision_log.start_host_syncer(0.1)
+        return decision_log.stop_host_syncer
     writer = log_writer.HostWriter(database.database_proxy.obj, decision_log._statement(database.database_proxy.obj)[0],
-                                   decision_log.commit_rows, sync_seconds=sync_seconds)
+                                   decision_log.commit_rows)
     client = log_writer.Client(writer.path)
     decision_log._HOST_CLIENT[0] = (writer.database, client)
 
@@ -90,10 +95,10 @@ def cost(quick: bool) -> list[tuple]:
     per = {name: ([], []) for name in SETTINGS}
     with tempfile.TemporaryDirectory() as scratch:
         for _ in range(3 if quick else 7):
-            for index, (name, (journal, synchronous, sync_seconds)) in enumerate(SETTINGS.items()):
+            for index, (name, (journal, synchronous, keeper)) in enumerate(SETTINGS.items()):
                 app = _app(Path(scratch, f"{index}-{journal}-{synchronous}.sqlite3"), journal, synchronous)
                 with app.app_context():
-                    stop = _writer(sync_seconds)
+                    stop = _keeper(keeper)
                     started, clock = time.process_time(), time.perf_counter()
                     for decision, raw, body in decided:
                         decision_log.record(replace(decision, decision_id=uuid.uuid4().hex), raw, body, mask=True,
@@ -109,9 +114,9 @@ def cost(quick: bool) -> list[tuple]:
     return [(name, median(cpu), median(wall), f"{median(wall) / base:.2f}") for name, (cpu, wall) in per.items()]
 
 
-def _child(path: str, journal: str, synchronous: str, sync_seconds: str) -> None:
-    """Log decisions until killed (through the host writer, in a thread here, unless sync_seconds is "-"), printing
-    each decision_id once `record` has returned."""
+def _child(path: str, journal: str, synchronous: str, keeper: str) -> None:
+    """Log decisions until killed (under the host's syncer or writer, in a thread here, unless keeper is "-"),
+    printing each decision_id once `record` has returned."""
     from policy_service.contract.schemas import RESPONSE
     from policy_service.store import decision_log
 
@@ -119,7 +124,7 @@ def _child(path: str, journal: str, synchronous: str, sync_seconds: str) -> None
     rulebook, decisions = _decisions()
     decided = [(decision, raw, RESPONSE.dump(decision)) for decision, raw in decisions]
     with app.app_context():
-        _writer(None if sync_seconds == "-" else float(sync_seconds))
+        _keeper(None if keeper == "-" else keeper)
         print("ready", flush=True)
         while True:
             for decision, raw, body in decided:
@@ -135,13 +140,13 @@ def crash(quick: bool) -> list[tuple]:
 
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        for index, (name, (journal, synchronous, sync_seconds)) in enumerate(SETTINGS.items()):
+        for index, (name, (journal, synchronous, keeper)) in enumerate(SETTINGS.items()):
             seen: list[str] = []
             lost = 0
             for attempt in range(2 if quick else 5):
                 path = Path(scratch, f"crash-{index}-{journal}-{synchronous}-{attempt}.sqlite3")
                 child = subprocess.Popen([sys.executable, __file__, "--child", str(path), journal, synchronous,
-                                          "-" if sync_seconds is None else str(sync_seconds)],
+                                          keeper or "-"],
                                          stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent)
                 assert child.stdout.readline().strip() == "ready"
                 deadline = time.monotonic() + 0.5 + attempt * 0.37

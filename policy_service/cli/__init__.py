@@ -17,7 +17,7 @@ from typing import NoReturn
 import click
 
 from ..config import DEFAULT_FIXTURES_DIR, DEFAULT_RULES_DIR, SettingsError, load_settings
-from .inputs import INPUT_FILE, INPUT_PATH, RULES_DIR, TextFile, not_utf8, read_text
+from .inputs import INPUT_FILE, INPUT_PATH, RULES_DIR, DatabaseUrl, TextFile, not_utf8, read_text
 
 FIXTURES_DIR = Path(DEFAULT_FIXTURES_DIR)
 # Below this many fixtures a run is quick enough that a progress bar is only noise.
@@ -129,7 +129,8 @@ def main() -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+# A port past 65535 was taken modulo 65536 (99999 served on 34463); 0 lets the system choose one.
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 def serve(host: str, port: int) -> None:
     """Run the service locally (the Procfile runs gunicorn for production); SIGHUP reloads the rules."""
     from werkzeug.serving import run_simple
@@ -155,8 +156,9 @@ def serve(host: str, port: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the API response body instead of text (its "
               "decision_id is null: nothing is logged).")
 @rules_option
-@click.option("--database-url", help="For a request naming its sending number (history_ref, send.phone_number_id): "
-              "the stored history and business state. Defaults to POLICY_DATABASE_URL, else the SQLite file.")
+@click.option("--database-url", type=DatabaseUrl(),
+              help="For a request naming its sending number (history_ref, send.phone_number_id): the stored history "
+                   "and business state. Defaults to POLICY_DATABASE_URL, else the SQLite file.")
 def check(request_file, as_json: bool, rules_dir: Path, database_url: str | None) -> None:
     """Decide one request (a JSON file, - for stdin, or a fixture) as the API would, without logging it, and
     explain the decision rule by rule."""

@@ -9,9 +9,11 @@ import click
 
 from ..config import load_settings
 from ..service.python_api import PolicyService, open_store
+from .inputs import DatabaseUrl
 
 database_url_option = click.option(
-    "--database-url", help="Defaults to POLICY_DATABASE_URL, else the SQLite file in the instance folder.")
+    "--database-url", type=DatabaseUrl(),
+    help="Defaults to POLICY_DATABASE_URL, else the SQLite file in the instance folder.")
 
 
 def overrides(database_url: str | None) -> dict[str, Any]:

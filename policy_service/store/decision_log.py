@@ -9,13 +9,14 @@ masked request with a number of the same region.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import copy
 import json
 import os
 import re
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -337,7 +338,32 @@ class _GroupCommit:
             raise mine.error if led else _copied(mine.error)
 
     def _commit(self, sql: str, batch: list[log_writer.PendingRows]) -> None:
-        commit_rows(self.database, sql, batch)
+        syncer = _HOST_SYNCER[0]
+        if syncer is None or not isinstance(self.database, peewee.SqliteDatabase):
+            commit_rows(self.database, sql, batch)
+            return
+        # The host's syncer forces these rows to disk within its interval: the commit need not wait for the disk.
+        # synchronous is the connection's, which also writes webhooks and the business's state (always FULL).
+        with _synchronous(self.database, "NORMAL"):
+            commit_rows(self.database, sql, batch)
+        syncer.committed()
+
+
+@contextlib.contextmanager
+def _synchronous(database: peewee.Database, level: str) -> Iterator[None]:
+    """This thread's connection commits with synchronous=`level` inside, FULL again after. Setting it cannot fail
+    the commit: left FULL, the commit is only slower; a connection the commit dropped (a storage fault) comes back
+    with the app's pragmas (FULL)."""
+    try:
+        database.execute_sql(f"PRAGMA synchronous={level}")
+    except Exception:  # noqa: BLE001 - FULL stays, the safe side; the commit meets whatever is wrong
+        pass
+    try:
+        yield
+    finally:
+        if not database.is_closed():
+            with contextlib.suppress(Exception):
+                database.execute_sql("PRAGMA synchronous=FULL")
 
 
 def commit_rows(database: peewee.Database, sql: str, batch: Sequence[Any]) -> None:
@@ -483,14 +509,40 @@ def with_example_recipient(request: dict[str, Any], region: str) -> dict[str, An
 # The host writer (store.log_writer): started in gunicorn's master (start_host_writer), handed to the workers it forks.
 _HOST_WRITER: list[log_writer.HostWriter | None] = [None]
 _HOST_CLIENT: list[tuple[peewee.Database, log_writer.Client] | None] = [None]
+# The host's syncer (DECISION_LOG_SYNC_SECONDS > 0): started in gunicorn's master; its workers inherit the object and
+# report their commits to it (the thread runs in the master only).
+_HOST_SYNCER: list[log_writer.HostSyncer | None] = [None]
 
 
-def start_host_writer(sync_seconds: float = 0.0) -> bool:
+def start_host_syncer(seconds: float) -> bool:
+    """Make this process (gunicorn's master, the app preloaded) force the embedded SQLite file's log to disk within
+    `seconds` (DECISION_LOG_SYNC_SECONDS > 0) of each commit, and the processes it forks from now on commit their
+    log rows with synchronous=NORMAL and report them to it (store.log_writer.HostSyncer). Returns whether it applies
+    (the embedded SQLite file only). A process that did not fork from here commits with synchronous=FULL."""
+    from .database import database_proxy
+
+    database = database_proxy.obj
+    if _HOST_SYNCER[0] is not None:
+        return True
+    if not isinstance(database, peewee.SqliteDatabase) or database.database == ":memory:":
+        return False
+    _HOST_SYNCER[0] = log_writer.HostSyncer(database.database, seconds)
+    atexit.register(stop_host_syncer)
+    return True
+
+
+def stop_host_syncer() -> None:
+    """Stop this process's syncer (forcing what was committed to disk), if one runs; tests, and the master's exit."""
+    syncer, _HOST_SYNCER[0] = _HOST_SYNCER[0], None
+    if syncer is not None:
+        syncer.stop()
+
+
+def start_host_writer() -> bool:
     """Start this host's decision-log writer in this process (gunicorn's master, the app preloaded) for the
-    configured database, when it is the embedded SQLite file; processes forked from now on send their rows to it
-    (store.log_writer). Returns whether one runs. A process that did not fork from here writes its rows itself.
-    `sync_seconds` is the setting DECISION_LOG_SYNC_SECONDS: 0 forces every commit to disk (synchronous=FULL);
-    N > 0 answers a row once its commit is written and forces it to disk within N seconds (log_writer)."""
+    configured database, when it is the embedded SQLite file, for DECISION_LOG_SYNC_SECONDS 0 (every commit forced
+    to disk: one fsync shared by the rows of every worker); processes forked from now on send their rows to it
+    (store.log_writer). Returns whether one runs. A process that did not fork from here writes its rows itself."""
     from .database import database_proxy
 
     database = database_proxy.obj
@@ -498,8 +550,7 @@ def start_host_writer(sync_seconds: float = 0.0) -> bool:
         return True
     if not isinstance(database, peewee.SqliteDatabase) or database.database == ":memory:":
         return False
-    _HOST_WRITER[0] = log_writer.HostWriter(database, _statement(database)[0], commit_rows,
-                                             sync_seconds=sync_seconds)
+    _HOST_WRITER[0] = log_writer.HostWriter(database, _statement(database)[0], commit_rows)
     # Its thread is a daemon: without this, the process's exit would leave the socket's directory behind.
     atexit.register(stop_host_writer)
     return True

@@ -9,15 +9,20 @@ per decision), and a commit's thread waited for its worker's GIL while holding n
 reply. One writer on one connection has none of these: its cache stays warm, nothing collides, and the rows of
 every worker that arrive during a commit share the next one (one fsync).
 
-What is promised: a worker answers a decision only after the writer has committed its row and said so; a row the
-writer could not commit is an error for that decision (a storage fault: 503); a worker that cannot reach the writer
-(none started, or it has stopped) writes its row itself, as before. How far a commit is durable is `sync_seconds`
-(the setting DECISION_LOG_SYNC_SECONDS): 0 commits with synchronous=FULL (each commit forced to disk: it survives a
-power loss); N > 0 commits with synchronous=NORMAL (the commit is in the file, in the operating system's cache: it
-survives the crash of any process, kill -9 included) and a second thread forces the write-ahead log to disk at most
-N seconds after a commit (a power loss or operating-system crash may roll back the decisions of the last N seconds,
-as PostgreSQL's synchronous_commit=off does with its wal_writer_delay). Forcing a commit to disk cost ~0.4 ms of
-CPU per decision under load on the reference machine (bench/README.md), more than the rest of the log.
+What is promised: a worker answers a decision only after the writer has committed its row (synchronous=FULL: forced
+to disk) and said so; a row the writer could not commit is an error for that decision (a storage fault: 503); a
+worker that cannot reach the writer (none started, or it has stopped) writes its row itself, as before. The writer
+runs when every commit is forced to disk (DECISION_LOG_SYNC_SECONDS 0), where sharing one fsync among the workers'
+rows pays.
+
+With DECISION_LOG_SYNC_SECONDS N > 0 (the default) there is no writer: each worker commits its own rows with
+synchronous=NORMAL (the commit is in the file, in the operating system's cache, before the answer: it survives the
+crash of any process, kill -9 included), and a `HostSyncer` thread of the master forces the write-ahead log to disk
+at most N seconds after a commit (a power loss or operating-system crash may roll back the decisions of those last
+N seconds, as PostgreSQL's synchronous_commit=off does within its wal_writer_delay). Measured on the reference
+machine (bench/README.md): forcing each commit cost ~0.2–0.4 ms of CPU per decision, and handing a row to the
+writer and waiting for its answer (a wake-up of the master and of the waiting thread per decision) cost more than
+the worker committing it itself once no commit waits for the disk.
 
 Protocol, on a Unix stream socket in a private (0700) directory: a request is a 4-byte big-endian length and a
 msgpack array of rows committed all or none (one decision's, or a batch's), each row an array of parameters (str,
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import mmap
 import os
 import selectors
 import shutil
@@ -37,7 +43,6 @@ import socket
 import struct
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -66,22 +71,15 @@ def sendable(value: Any) -> Any:
 class HostWriter:
     """The writer: a thread of this process that commits the rows sent to its socket (`path`) with `sql`, batched.
     `commit(database, sql, rows)` commits rows (objects with `params` and `error`) as one group, setting the
-    `error` of each row it could not commit (store.decision_log.commit_rows). `sync_seconds` (≥ 0): 0 forces
-    every commit to disk before its row is answered; more lets a commit be answered once written and forces the
-    write-ahead log to disk at most that many seconds later (the module's docstring says what each survives)."""
+    `error` of each row it could not commit (store.decision_log.commit_rows)."""
 
     MAX_BATCH = 256
 
-    def __init__(self, database: peewee.Database, sql: str, commit: Callable[[peewee.Database, str, list[Any]], None],
-                 *, sync_seconds: float = 0.0) -> None:
+    def __init__(self, database: peewee.Database, sql: str, commit: Callable[[peewee.Database, str, list[Any]], None]) \
+            -> None:
         self.database = database
         self.sql = sql
         self._commit = commit
-        # 0: every commit forced to disk (synchronous=FULL); else NORMAL and the WAL synced within this long.
-        self.sync_seconds = sync_seconds
-        self._synchronous = "FULL" if sync_seconds <= 0 else "NORMAL"
-        self._unsynced = threading.Event()
-        self._tuned: Any = None
         self._directory = tempfile.mkdtemp(prefix="policy-service-writer-")
         self.path = os.path.join(self._directory, "socket")
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -96,10 +94,6 @@ class HostWriter:
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="decision-log-writer", daemon=True)
         self._thread.start()
-        self._syncer: threading.Thread | None = None
-        if sync_seconds > 0:
-            self._syncer = threading.Thread(target=self._sync_loop, name="decision-log-sync", daemon=True)
-            self._syncer.start()
 
     def stop(self) -> None:
         """Stop the thread and remove the socket; clients then write their rows themselves."""
@@ -108,38 +102,6 @@ class HostWriter:
             # Wakes the selector: a connection that closes at once.
             waking.connect(self.path)
         self._thread.join(5)
-        if self._syncer is not None:
-            self._unsynced.set()
-            self._syncer.join(5)
-            # The last commits reach the disk now, not after the interval: a stop is a clean end.
-            self.sync()
-
-    def sync(self) -> None:
-        """Force the rows committed so far to disk: fdatasync of the database's write-ahead log (`<file>-wal`),
-        which holds every commit not yet checkpointed; a checkpoint already forced the others to disk. A log
-        that no longer exists (checkpointed and removed) has nothing to force."""
-        try:
-            descriptor = os.open(self.database.database + "-wal", os.O_RDONLY)
-        except FileNotFoundError:
-            return
-        try:
-            os.fdatasync(descriptor)
-        finally:
-            os.close(descriptor)
-
-    def _sync_loop(self) -> None:
-        # Wait for a commit, let the commits of the next sync_seconds gather, then force them to disk at once:
-        # at most one fdatasync per interval, none while nothing is written.
-        while not self._stopped:
-            self._unsynced.wait()
-            if self._stopped:
-                return
-            time.sleep(self.sync_seconds)
-            self._unsynced.clear()
-            try:
-                self.sync()
-            except OSError:
-                log.exception("the decision log's write-ahead log could not be synced; retrying at the next commit")
 
     def _close(self) -> None:
         shutil.rmtree(self._directory, ignore_errors=True)
@@ -231,24 +193,9 @@ class HostWriter:
         for start in range(0, len(batch), self.MAX_BATCH):
             part = batch[start:start + self.MAX_BATCH]
             with self.busy:
-                self._tune()
                 self._commit(self.database, self.sql, [row for _, row in part])
-            if self._syncer is not None:
-                self._unsynced.set()
             for client, row in part:
                 self._answer(client, row.error)
-
-    def _tune(self) -> None:
-        # synchronous is a setting of a connection, and one dropped after a storage fault comes back with the app's
-        # pragmas (FULL): set on each new connection of this thread. A failure here leaves FULL (the safe side);
-        # the commit that follows meets and reports whatever is wrong with the database.
-        try:
-            connection = self.database.connection()
-            if connection is not self._tuned:
-                self.database.execute_sql(f"PRAGMA synchronous={self._synchronous}")
-                self._tuned = connection
-        except Exception:
-            self._tuned = None
 
     def _answer(self, client: socket.socket, error: BaseException | None) -> None:
         if error is None:
@@ -338,3 +285,65 @@ class Client:
         for sock in self._opened:
             sock.close()
         self._opened.clear()
+
+
+class HostSyncer:
+    """Forces the write-ahead log of a SQLite file (`path`) to disk at most `seconds` after a commit, in a thread of
+    the process that starts it (gunicorn's master); the processes it forks report their commits with `committed()`:
+    a counter in memory shared with them (no system call, no wake-up), which the thread reads every `seconds` and
+    follows with one fdatasync when it moved. Raises ValueError for seconds ≤ 0."""
+
+    def __init__(self, path: str, seconds: float) -> None:
+        if seconds <= 0:
+            raise ValueError("seconds must be more than 0")
+        self.path = path
+        self.seconds = seconds
+        # Anonymous and shared (mmap's default on Unix): a child forked later writes the same 8 bytes.
+        self._commits = mmap.mmap(-1, 8)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="decision-log-sync", daemon=True)
+        self._thread.start()
+
+    def committed(self) -> None:
+        """Say that this process committed log rows (call after the commit): they reach the disk within
+        `seconds`. Increments without a lock: two increments that race still move the counter, which is all the
+        thread reads."""
+        value = _COUNT.unpack_from(self._commits)[0]
+        _COUNT.pack_into(self._commits, 0, (value + 1) & 0xFFFFFFFFFFFFFFFF)
+
+    def sync(self) -> None:
+        """Force the rows committed so far to disk: fdatasync of the database's write-ahead log (`<file>-wal`),
+        which holds every commit not yet checkpointed (a checkpoint forced the others to disk). A log that no
+        longer exists (checkpointed and removed) has nothing to force."""
+        try:
+            descriptor = os.open(self.path + "-wal", os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            os.fdatasync(descriptor)
+        finally:
+            os.close(descriptor)
+
+    def stop(self) -> None:
+        """Stop the thread, forcing what was committed to disk first (a clean stop loses nothing)."""
+        self._stopped.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        seen = _COUNT.unpack_from(self._commits)[0]
+        while True:
+            stopping = self._stopped.wait(self.seconds)
+            now = _COUNT.unpack_from(self._commits)[0]
+            if now != seen:
+                # Read before the sync: every commit counted so far happened before it, so it is covered.
+                seen = now
+                try:
+                    self.sync()
+                except OSError:
+                    log.exception("the decision log's write-ahead log could not be synced; retrying")
+                    seen = None
+            if stopping:
+                return
+
+
+_COUNT = struct.Struct("=Q")

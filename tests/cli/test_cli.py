@@ -490,3 +490,26 @@ def test_a_rules_directory_or_input_that_does_not_exist_is_a_usage_error_on_ever
             elif isinstance(param.type, click.Path) and param.name != "output":
                 assert param.type in (inputs.INPUT_FILE, inputs.INPUT_PATH), (path, param.name)
     assert checked >= 7
+
+
+def test_a_bad_database_url_or_port_is_a_usage_error_naming_the_option(run, monkeypatch):
+    """`--database-url nonsense` was refused as POLICY_DATABASE_URL (exit 1), naming a variable nobody set, and
+    `serve --port 99999` served on port 34463 (99999 modulo 65536): each is a usage error naming the option typed
+    (exit 2), on every command that takes it, before anything runs."""
+    from policy_service.cli.services import DatabaseUrl
+
+    checked = 0
+    for path, command in commands():
+        for param in command.params:
+            if param.name == "database_url":
+                assert isinstance(param.type, DatabaseUrl), path
+                checked += 1
+    assert checked >= 5
+    for args in (["db", "status"], ["webhooks", "backlog"], ["costs", "--from", "2026-05-01", "--to", "2026-05-02"],
+                 ["check", "-"], ["impact", "--rules", RATES.parent]):
+        result = run(*args, "--database-url", "nonsense", stdin="{}")
+        assert result.exit_code == 2, (args, result.output)
+        assert "Invalid value for '--database-url': must be a database URL" in result.stderr, (args, result.stderr)
+    monkeypatch.setattr("werkzeug.serving.run_simple", lambda *args, **kwargs: pytest.fail("the server started"))
+    result = run("serve", "--port", "99999")
+    assert result.exit_code == 2 and "Invalid value for '--port'" in result.stderr, result.output

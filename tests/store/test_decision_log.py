@@ -459,13 +459,17 @@ raw = {"send": {"at": "2025-08-12T12:00:00+00:00", "to": "+14155550100", "type":
 policy = app.extensions["policy_service"]
 with app.app_context():
     decided = decisions.Decisions(policy).preview(decisions.proposal(REQUEST.load(raw), raw))
-if sys.argv[2:] == ["host-writer"]:
-    # As gunicorn.conf.py starts it: the setting's default (commits written, forced to disk within 0.1 s).
-    assert decision_log.start_host_writer(app.config["DECISION_LOG_SYNC_SECONDS"])
+if sys.argv[2:] in (["host-writer"], ["host-syncer"]):
+    # As gunicorn.conf.py starts them: the writer (every commit forced to disk), or the syncer (the default setting:
+    # the forked process commits with synchronous=NORMAL, forced to disk within 0.1 s).
+    if sys.argv[2] == "host-writer":
+        assert decision_log.start_host_writer()
+    else:
+        assert decision_log.start_host_syncer(app.config["DECISION_LOG_SYNC_SECONDS"])
     if os.fork():
         print("writer\\n", end="", flush=True)  # one write: the child prints too
         threading.Event().wait()
-    assert decision_log._HOST_CLIENT[0] is not None
+    assert decision_log._HOST_CLIENT[0] is not None or decision_log._HOST_SYNCER[0] is not None
 printed = threading.Lock()
 def log():
     with app.app_context():

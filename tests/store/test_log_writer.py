@@ -169,53 +169,72 @@ def test_a_batchs_rows_reach_the_writer_as_one_unit_that_fails_alone(sqlite_app,
     assert _logged_ids(app) == {"taken", "first", "beside", "good-a", "good-b", "good-c"}
 
 
-@pytest.mark.parametrize(("sync_seconds", "synchronous"), [(0, 2), (0.2, 1)])
-def test_the_writers_commits_are_forced_to_disk_at_each_commit_or_within_sync_seconds(sqlite_app, monkeypatch,
-                                                                                      sync_seconds, synchronous):
-    """sync_seconds 0 commits with synchronous=FULL (2) and never syncs the WAL itself; N > 0 commits with NORMAL (1)
-    and fdatasyncs the database's -wal file once within N seconds of a burst of commits, not again while nothing
-    is written, and once more when it stops."""
-    app = sqlite_app
-    policy, decided = _preview(app)
-    synced, seen, committed = [], [], []
+def test_the_syncer_forces_the_wal_to_disk_within_its_interval_of_a_commit_in_any_forked_process(tmp_path,
+                                                                                                   monkeypatch):
+    """HostSyncer: commits reported by this process or by one forked from it (shared memory) are followed by one
+    fdatasync of the -wal file within the interval, several commits of an interval by one; nothing reported,
+    nothing synced; a stop forces what was reported since the last sync."""
+    synced = []
     real_fdatasync = os.fdatasync
 
     def recorded(descriptor):
         synced.append((time.monotonic(), os.readlink(f"/proc/self/fd/{descriptor}")))
         real_fdatasync(descriptor)
 
-    def commit(database, sql, rows):
-        seen.append(database.execute_sql("PRAGMA synchronous").fetchone()[0])
-        decision_log.commit_rows(database, sql, rows)
-        committed.append(time.monotonic())
-
     monkeypatch.setattr(log_writer.os, "fdatasync", recorded)
-    writer = log_writer.HostWriter(store_database.database_proxy.obj, _sql(), commit, sync_seconds=sync_seconds)
-    client = log_writer.Client(writer.path)
-    monkeypatch.setattr(decision_log, "_HOST_CLIENT", [(writer.database, client)])
+    path = str(tmp_path / "log.sqlite3")
+    (tmp_path / "log.sqlite3-wal").write_bytes(b"")
+    with pytest.raises(ValueError):
+        log_writer.HostSyncer(path, 0)
+    syncer = log_writer.HostSyncer(path, 0.2)
     try:
+        time.sleep(0.5)
+        assert synced == [], "nothing committed, nothing synced"
         started = time.monotonic()
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            outcomes = list(pool.map(lambda i: _record(app, policy, decided, f"sync-{i}"), range(8)))
-        finished = time.monotonic()
-        time.sleep(3 * sync_seconds + 0.3)
-        after_burst = list(synced)
-        time.sleep(3 * sync_seconds + 0.3)
-        before_stop = list(synced)
+        for _ in range(5):
+            syncer.committed()
+        time.sleep(0.6)
+        assert len(synced) == 1 and synced[0][1] == path + "-wal" and synced[0][0] - started < 0.2 + 0.3
+        child = os.fork()
+        if child == 0:
+            syncer.committed()
+            os._exit(0)
+        os.waitpid(child, 0)
+        time.sleep(0.6)
+        assert len(synced) == 2, "a forked process's commit is synced by the starting process's thread"
+        syncer.committed()
     finally:
-        client.close()
-        writer.stop()
-    assert outcomes == [None] * 8 and seen and set(seen) == {synchronous}
-    if not sync_seconds:
-        assert synced == []
-        return
-    # At most one sync per interval of commits (a slow machine may spread the burst over two), the first within
-    # the interval (and some slack) of the first commit, the last after the last commit; none while idle.
-    assert 1 <= len(after_burst) <= 1 + (finished - started) / sync_seconds
-    assert {path for _, path in after_burst} == {writer.database.database + "-wal"}
-    assert after_burst[0][0] - started < sync_seconds + 1.0 and after_burst[-1][0] >= committed[-1]
-    assert before_stop == after_burst, "nothing written, nothing synced"
-    assert len(synced) == len(before_stop) + 1, "and one when the writer stops"
+        syncer.stop()
+    assert len(synced) == 3, "the stop forced the last commit"
+
+
+def test_with_a_syncer_a_process_commits_its_rows_with_normal_and_reports_them(sqlite_app, monkeypatch):
+    """Under the host's syncer (DECISION_LOG_SYNC_SECONDS > 0) a process's own log commits run with
+    synchronous=NORMAL (1) and are reported to the syncer; the connection is FULL (2) again after, for the other
+    writes it makes; without a syncer the log commits with FULL."""
+    app = sqlite_app
+    policy, decided = _preview(app)
+    seen, commit_rows = [], decision_log.commit_rows
+
+    def commit(database, sql, units):
+        seen.append(database.execute_sql("PRAGMA synchronous").fetchone()[0])
+        commit_rows(database, sql, units)
+
+    monkeypatch.setattr(decision_log, "commit_rows", commit)
+    assert _record(app, policy, decided, "alone-full") is None
+    syncer = log_writer.HostSyncer(store_database.database_proxy.obj.database, 30)
+    reported = []
+    monkeypatch.setattr(syncer, "committed", lambda: reported.append(1))
+    monkeypatch.setattr(decision_log, "_HOST_SYNCER", [syncer])
+    try:
+        assert _record(app, policy, decided, "normal-1") is None
+        assert _record(app, policy, decided, "normal-2") is None
+        with app.app_context():
+            assert store_database.database_proxy.obj.execute_sql("PRAGMA synchronous").fetchone()[0] == 2
+    finally:
+        syncer.stop()
+    assert seen == [2, 1, 1] and reported == [1, 1]
+    assert {"alone-full", "normal-1", "normal-2"} <= _logged_ids(app)
 
 
 def test_without_a_writer_a_process_writes_its_rows_itself(sqlite_app, monkeypatch):
@@ -253,16 +272,18 @@ def test_a_writer_that_stops_fails_the_rows_waiting_for_it():
     client.close()
 
 
-@pytest.mark.parametrize("killed", ["writer", "worker"])
-def test_no_decision_seen_is_lost_when_the_writer_or_a_worker_is_killed(database_url, killed, tmp_path):
-    """A process forks a worker logging from 8 threads through the parent's writer; one of them is killed with
-    SIGKILL while rows are in flight: every decision_id the worker printed after record returned is in the log."""
+@pytest.mark.parametrize(("mode", "killed"), [("host-writer", "writer"), ("host-writer", "worker"),
+                                             ("host-syncer", "writer"), ("host-syncer", "worker")])
+def test_no_decision_seen_is_lost_when_the_writer_or_a_worker_is_killed(database_url, mode, killed, tmp_path):
+    """A process forks a worker logging from 8 threads, through the parent's writer or committing itself with
+    synchronous=NORMAL under the parent's syncer; the parent or the worker is killed with SIGKILL while rows are in
+    flight: every decision_id the worker printed after record returned is in the log."""
     if not database_url.startswith("sqlite"):
         pytest.skip("the host writer serves the embedded SQLite file only")
     # The test's own scratch folder for the writer's socket (a writer killed with SIGKILL cannot remove it).
     scratch = tmp_path / "writer"
     scratch.mkdir()
-    process = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, database_url, "host-writer"],
+    process = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, database_url, mode],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
                                start_new_session=True, env={**os.environ, "TMPDIR": str(scratch)})
 
@@ -277,11 +298,15 @@ def test_no_decision_seen_is_lost_when_the_writer_or_a_worker_is_killed(database
     assert len(printed) > 20 and set(printed) <= logged
 
 
-@pytest.mark.parametrize("writer", ["true", "false"])
-def test_gunicorn_workers_log_through_the_masters_writer(tmp_path, writer):
-    """Under gunicorn.conf.py (preloaded app, SQLite) the master runs the writer unless POLICY_LOG_WRITER is false,
-    and either way every decision a client received is in the log."""
-    server = start_gunicorn(tmp_path, env={"POLICY_LOG_WRITER": writer})
+@pytest.mark.parametrize(("env", "line"), [
+    ({}, "each worker commits its rows (SQLite), forced to disk within 0.1 s"),
+    ({"POLICY_DECISION_LOG_SYNC_SECONDS": "0"}, "one writer for this host's workers (SQLite), every commit forced"),
+    ({"POLICY_DECISION_LOG_SYNC_SECONDS": "0", "POLICY_LOG_WRITER": "false"}, None)])
+def test_gunicorn_keeps_the_log_durable_as_the_sync_setting_says(tmp_path, env, line):
+    """Under gunicorn.conf.py (preloaded app, SQLite) the master runs the syncer (the default), or with every commit
+    forced to disk the writer (unless POLICY_LOG_WRITER is false), and either way every decision a client received
+    is in the log."""
+    server = start_gunicorn(tmp_path, env=env)
     try:
         url = f"{server.url}/v1/decisions"
         numbers = ["+14155550100", "+16135550100", "+5511987654321"]
@@ -289,7 +314,10 @@ def test_gunicorn_workers_log_through_the_masters_writer(tmp_path, writer):
             returned = list(pool.map(lambda i: _post(url, request_for(numbers[i % 3])), range(60)))
     finally:
         stop_gunicorn(server)
-    assert ("one writer for this host's workers (SQLite), forced to disk within 0.1 s of a commit"
-            in server.log.read_text()) is (writer == "true")
+    text = server.log.read_text()
+    if line is None:
+        assert "decision log:" not in text
+    else:
+        assert line in text
     logged = logged_ids(f"sqlite:///{server.database}")
     assert len(set(returned)) == 60 and set(returned) <= logged
