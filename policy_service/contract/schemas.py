@@ -896,6 +896,9 @@ class ReconciliationSchema(ResponseSchema):
     contradictory = fields.Integer(metadata={"description": "pricing matches, but Meta also reported a failure"})
     not_modelled = fields.Integer()
     comparisons = fields.List(fields.Nested(ComparisonSchema))
+    summary = fields.List(fields.Dict(), metadata={
+        "description": "every comparison (not one page) counted: [{month, category, cause, count}]"})
+    pagination = fields.Dict(metadata={"description": "{page, page_size, total, pages}"})
     note = fields.String(metadata={"description": "only when `contact` was read as a Groups API group id (neither a "
                                                   "wa_id nor a BSUID) and nothing of it is stored: says so"})
 
