@@ -96,7 +96,8 @@ def meta_time(value: Any) -> datetime:
     """
     if isinstance(value, bool):
         raise ValueError("a boolean is not a time")
-    if isinstance(value, int | float) or (isinstance(value, str) and value.isdigit()):
+    # ASCII digits only: str.isdigit (and int) also read other scripts' digits ("١٧٠٠٠٠٠٠٠٠"), which Meta never sends.
+    if isinstance(value, int | float) or (isinstance(value, str) and value.isascii() and value.isdigit()):
         return datetime.fromtimestamp(int(value), tz=UTC)
     text = str(value).replace("Z", "+00:00")
     if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":

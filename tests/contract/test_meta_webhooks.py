@@ -247,3 +247,15 @@ def test_a_change_of_too_many_values_costs_only_itself():
     reading = meta.read(document, datetime.now(UTC))
     assert [event.wamid for event in reading.events if isinstance(event, meta.Inbound)] == ["wamid.many"]
     assert [part.path for part in reading.skipped] == ["entry.0.changes.1"]
+
+
+def test_a_time_in_another_scripts_digits_is_not_a_time():
+    """meta_time reads Unix seconds written in ASCII digits only: Arabic-Indic digits (which str.isdigit and int
+    accept) are refused as any other text that is not a time, never read as a number."""
+    assert meta.meta_time("1700000000") == datetime.fromtimestamp(1700000000, tz=UTC)
+    for written in ("١٧٠٠٠٠٠٠٠٠", "１７００００００００"):
+        try:
+            meta.meta_time(written)
+        except ValueError:
+            continue
+        raise AssertionError(f"{written!r} was read as a time")
