@@ -514,17 +514,25 @@ _HOST_CLIENT: list[tuple[peewee.Database, log_writer.Client] | None] = [None]
 _HOST_SYNCER: list[log_writer.HostSyncer | None] = [None]
 
 
+def _embedded_file() -> peewee.SqliteDatabase | None:
+    """The configured database when it is a SQLite file (the embedded default, or a sqlite:/// URL), else None."""
+    from .database import database_proxy
+
+    database = database_proxy.obj
+    if not isinstance(database, peewee.SqliteDatabase) or database.database == ":memory:":
+        return None
+    return database
+
+
 def start_host_syncer(seconds: float) -> bool:
     """Make this process (gunicorn's master, the app preloaded) force the embedded SQLite file's log to disk within
     `seconds` (DECISION_LOG_SYNC_SECONDS > 0) of each commit, and the processes it forks from now on commit their
     log rows with synchronous=NORMAL and report them to it (store.log_writer.HostSyncer). Returns whether it applies
     (the embedded SQLite file only). A process that did not fork from here commits with synchronous=FULL."""
-    from .database import database_proxy
-
-    database = database_proxy.obj
     if _HOST_SYNCER[0] is not None:
         return True
-    if not isinstance(database, peewee.SqliteDatabase) or database.database == ":memory:":
+    database = _embedded_file()
+    if database is None:
         return False
     _HOST_SYNCER[0] = log_writer.HostSyncer(database.database, seconds)
     atexit.register(stop_host_syncer)
@@ -543,12 +551,10 @@ def start_host_writer() -> bool:
     configured database, when it is the embedded SQLite file, for DECISION_LOG_SYNC_SECONDS 0 (every commit forced
     to disk: one fsync shared by the rows of every worker); processes forked from now on send their rows to it
     (store.log_writer). Returns whether one runs. A process that did not fork from here writes its rows itself."""
-    from .database import database_proxy
-
-    database = database_proxy.obj
     if _HOST_WRITER[0] is not None:
         return True
-    if not isinstance(database, peewee.SqliteDatabase) or database.database == ":memory:":
+    database = _embedded_file()
+    if database is None:
         return False
     _HOST_WRITER[0] = log_writer.HostWriter(database, _statement(database)[0], commit_rows)
     # Its thread is a daemon: without this, the process's exit would leave the socket's directory behind.
