@@ -1,13 +1,15 @@
-"""One decision-log writer per host for the embedded SQLite file: gunicorn's worker processes hand their rows to a
-thread of the master process, which commits every row waiting at that moment in one transaction, and each worker
-thread returns once the commit holding its row is on disk.
+"""How gunicorn's master keeps the embedded SQLite file's decision log durable for its workers: with every commit
+forced to disk (DECISION_LOG_SYNC_SECONDS 0), one writer per host (`HostWriter`): the workers hand their rows to a
+thread of the master, which commits every row waiting at that moment in one transaction, and each worker thread
+returns once the commit holding its row is on disk; otherwise (the default) `HostSyncer`, below.
 
-Why: SQLite lets one connection write at a time. With each worker committing its own rows, the workers' commits
-met at the write lock and the loser slept in SQLite's busy handler (1, 2, 5, 10… ms between tries; ~0.75 sleeps of
-~2.4 ms per decision at wrk -c4), each commit emptied the other connections' page caches (~15 pages read again
-per decision), and a commit's thread waited for its worker's GIL while holding nothing but still delaying its
-reply. One writer on one connection has none of these: its cache stays warm, nothing collides, and the rows of
-every worker that arrive during a commit share the next one (one fsync).
+Why a writer when every commit is forced to disk: SQLite lets one connection write at a time. With each worker
+committing its own rows with synchronous=FULL, the workers' commits met at the write lock and the loser slept in
+SQLite's busy handler (1, 2, 5, 10… ms between tries; ~0.75 sleeps of ~2.4 ms per decision at wrk -c4), each commit
+emptied the other connections' page caches (~15 pages read again per decision), and a commit's thread waited for its
+worker's GIL while holding nothing but still delaying its reply. One writer on one connection has none of these: its
+cache stays warm, nothing collides, and the rows of every worker that arrive during a commit share the next one (one
+fsync).
 
 What is promised: a worker answers a decision only after the writer has committed its row (synchronous=FULL: forced
 to disk) and said so; a row the writer could not commit is an error for that decision (a storage fault: 503); a
