@@ -132,11 +132,12 @@ def record(decision: Decision, request: dict[str, Any], response: dict[str, Any]
     `rulebook`, the rulebook that decided: the request and response texts are compressed with its dictionary
     (store.log_compression; without one, with none), and read back as the same JSON text; `dictionary_samples`
     gives that dictionary's sample rows (log_compression.dictionary_for) when this process has not used it yet.
-    The row is one prepared INSERT, committed before this returns: through the host's writer under gunicorn
-    (store.log_writer: in the file, forced to disk as DECISION_LOG_SYNC_SECONDS says); else on its own or with the
-    rows of other threads of this process that were waiting at the same time, in one transaction (group commit,
-    _GroupCommit; SQLite synchronous=FULL, PostgreSQL synchronous commit); inside a caller's transaction (an
-    Idempotency-Key's unit of work), by that transaction.
+    The row is one prepared INSERT, committed before this returns: on its own or with the rows of other threads of
+    this process that were waiting at the same time, in one transaction (group commit, _GroupCommit; SQLite
+    synchronous=FULL, PostgreSQL synchronous commit), except under gunicorn's master on the embedded SQLite file
+    (store.log_writer), where a worker commits with synchronous=NORMAL for the master's syncer to force to disk
+    within DECISION_LOG_SYNC_SECONDS, or hands the row to the master's writer when that is 0; inside a caller's
+    transaction (an Idempotency-Key's unit of work), by that transaction.
     """
     record_all([Logged(decision, request, response, response_json, api_key)], mask=mask, rulebook=rulebook,
                dictionary_samples=dictionary_samples)
