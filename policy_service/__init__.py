@@ -91,6 +91,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     operations.init_app(app)
     # Metrics first: its timer must start before an API key check can end the request.
     metrics.init_app(app)
+    server_errors.check_framing(app)  # a request whose body cannot be framed is refused before anything else
     security.init_app(app)
     smorest = api.PolicyApi(app)
     # The pages' 404 handler answers API paths in the API's error shape.

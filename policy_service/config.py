@@ -75,6 +75,19 @@ ROLES = ("client", "reviewer", "operator")
 KEY_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 
 
+def check_database_url(value: str) -> str:
+    """`value` unchanged if it is a URL store.database can open (scheme sqlite://, postgres:// or postgresql://; one
+    of PostgreSQL naming a host or a database); raises ValueError saying what it must be. The rule of
+    POLICY_DATABASE_URL (Settings) and of `--database-url` (cli.inputs.DatabaseUrl)."""
+    parts = urlsplit(value)
+    if parts.scheme not in DATABASE_SCHEMES:
+        raise ValueError(f"must be a database URL starting {' or '.join(s + '://' for s in DATABASE_SCHEMES)} "
+                         "(e.g. postgresql://user:password@host:5432/name or sqlite:////srv/log.sqlite3)")
+    if parts.scheme != "sqlite" and not (parts.hostname or parts.path.strip("/")):
+        raise ValueError("names no host or database (e.g. postgresql://user:password@host:5432/name)")
+    return value
+
+
 @dataclass(frozen=True)
 class ApiKey:
     """One configured key: its name (logged with each decision it makes), its roles, its sha256 hex digest."""
@@ -223,15 +236,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in DATABASE_SCHEMES:
-            raise ValueError(f"must be a database URL starting {' or '.join(s + '://' for s in DATABASE_SCHEMES)} "
-                             "(e.g. postgresql://user:password@host:5432/name or sqlite:////srv/log.sqlite3)")
-        if parts.scheme != "sqlite" and not (parts.hostname or parts.path.strip("/")):
-            raise ValueError("names no host or database (e.g. postgresql://user:password@host:5432/name)")
-        return value
+        return None if value is None else check_database_url(value)
 
     def flask_config(self) -> dict[str, Any]:
         """The settings as the Flask app's config keys (upper case; paths as str, sizes as int bytes)."""

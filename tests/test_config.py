@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from policy_service import create_app, store
-from policy_service.config import Settings, SettingsError, load_settings
+from policy_service.config import Settings, SettingsError, check_database_url, load_settings
 from policy_service.store import decision_log
 
 from .conftest import ROOT, assert_error_shape, free_port, upgraded
@@ -101,6 +101,23 @@ def test_a_database_url_must_name_a_database_it_can_open(monkeypatch, url, reaso
     monkeypatch.setenv("POLICY_DATABASE_URL", url)
     with pytest.raises(SettingsError, match=f"POLICY_DATABASE_URL={re.escape(repr(url))}: {reason}"):
         load_settings()
+
+
+@pytest.mark.parametrize("url", ["mysql://db/log", "log.sqlite3", "postgresql://", "sqlite:////srv/log.sqlite3",
+                                 "postgresql://user:pw@db:5432/log", "sqlite:///:memory:"])
+def test_check_database_url_is_the_settings_rule_in_public(monkeypatch, url):
+    """config.check_database_url (what `--database-url` uses, cli.inputs.DatabaseUrl, instead of the private validator
+    Settings._database_url) accepts exactly the URLs POLICY_DATABASE_URL accepts, returns them unchanged, and refuses
+    the others with the reason the setting's error gives."""
+    monkeypatch.setenv("POLICY_DATABASE_URL", url)
+    try:
+        accepted = load_settings().database_url
+    except SettingsError as error:
+        with pytest.raises(ValueError) as refused:
+            check_database_url(url)
+        assert str(refused.value) in str(error), (str(refused.value), str(error))
+    else:
+        assert check_database_url(url) == accepted == url
 
 
 def test_errors_never_show_a_secret(monkeypatch):

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..config import Settings
+from ..config import check_database_url
 
 # Every command's directory of rule files (--rules, and the deprecated DIRECTORY argument): one that does not exist
 # is a usage error naming the option as typed (exit 2), on every command alike, before anything is read.
@@ -76,13 +76,13 @@ class WabaId(click.ParamType):
 
 
 class DatabaseUrl(click.ParamType):
-    """A database URL, checked as the setting POLICY_DATABASE_URL is (config.Settings): anything else is a usage
-    error naming --database-url (exit 2), where it was refused as POLICY_DATABASE_URL with exit 1."""
+    """A database URL, checked as the setting POLICY_DATABASE_URL is (config.check_database_url): anything else is a
+    usage error naming --database-url (exit 2), where it was refused as POLICY_DATABASE_URL with exit 1."""
 
     name = "URL"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         try:
-            return Settings._database_url(str(value))  # the setting's own validator: one rule for both
+            return check_database_url(str(value))  # the setting's own rule: one rule for both
         except ValueError as error:
             self.fail(str(error), param, ctx)

@@ -125,9 +125,9 @@ def load_fixture(path: str | Path) -> Fixture:
 
 
 def _worded(error: ValidationError, prefix: str = "") -> str:
-    # A nested object's own error (marshmallow's "_schema") is the object's: "expect: must be a JSON object".
-    return "; ".join(f"{prefix}{key.removesuffix('._schema')}: {' '.join(messages)}"
-                     for key, messages in flatten_errors(error.messages).items())
+    # flatten_errors already names a nested object's own error (marshmallow's "_schema") by the object's path
+    # ("expect: must be a JSON object"): every key is shown as it names the field.
+    return "; ".join(f"{prefix}{key}: {' '.join(messages)}" for key, messages in flatten_errors(error.messages).items())
 
 
 def discover(paths: list[str | Path]) -> list[Fixture]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,6 +41,7 @@ from ..contract.meta_webhooks import (  # noqa: F401 - names callers read here t
     TemplateChange,
     meta_time,
 )
+from ..contract.schemas import EARLIEST, LATEST
 from ..core.identities import address, recipient
 from . import counters
 from .database import StoredModel, loaded_time, stored_time
@@ -596,11 +598,51 @@ def record_account(waba_id: str, field: str, event: str, at: datetime, payload: 
     return True
 
 
-def _latest_account(waba_id: str, event: str, at: datetime) -> AccountEvent | None:
-    return (AccountEvent.select()
+def _latest_account(waba_id: str, event: str, at: datetime,
+                    read: Callable[[dict[str, Any]], Any] = lambda payload: payload) -> tuple[AccountEvent, Any] | None:
+    """The latest stored event of the kind in force at `at`, with what `read` makes of its payload (raising
+    ValueError, OverflowError or OSError for a time it cannot use: _possible_time), or None.
+
+    An event dated outside 2000-2999, or whose `read` fails, is skipped for the one before it: webhooks skip such an
+    account change now (contract.meta_webhooks.MetaTime, the entry time), but events stored before they did are
+    still in the table, and a decision must not cite "until 5138-11-16" or "webhook at 1970-01-01" as Meta's word."""
+    rows = (AccountEvent.select()
             .where((AccountEvent.waba_id == waba_id) & (AccountEvent.event == event)
-                   & (AccountEvent.at <= stored_time(at)))
-            .order_by(AccountEvent.at.desc(), AccountEvent.id.desc()).first())
+                   & AccountEvent.at.between(stored_time(EARLIEST), stored_time(min(at, LATEST))))
+            .order_by(AccountEvent.at.desc(), AccountEvent.id.desc()))
+    for row in rows:
+        try:
+            return row, read(json.loads(row.payload))
+        except (ValueError, OverflowError, OSError):
+            continue
+    return None
+
+
+def _possible_time(value: Any) -> datetime:
+    """A time of an account event's payload (meta_time) between 2000-01-01 and 2999-12-31, as webhooks take one;
+    raises ValueError (OverflowError, OSError) for any other value, None too."""
+    moment = meta_time(value)
+    if not EARLIEST <= moment <= LATEST:
+        raise ValueError(f"{moment.isoformat()} is not between 2000-01-01 and 2999-12-31")
+    return moment
+
+
+def _eligibility(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """AUTH_INTL_PRICE_ELIGIBILITY_UPDATE's eligibility in Meta's shape with its times as aware datetimes (the
+    context field of the same shape), None without a start time."""
+    eligibility = payload.get("auth_international_rate_eligibility") or {}
+    if eligibility.get("start_time") is None:
+        return None
+    return {"start_time": _possible_time(eligibility["start_time"]),
+            "exception_countries": [
+                {"country_code": str(c["country_code"]).upper(), "start_time": _possible_time(c.get("start_time"))}
+                for c in eligibility.get("exception_countries") or ()]}
+
+
+def _restrictions(payload: dict[str, Any]) -> list[tuple[dict[str, Any], datetime | None]]:
+    """ACCOUNT_RESTRICTION's business-initiated restrictions, each with its expiration (None: none given)."""
+    return [(r, None if r.get("expiration") is None else _possible_time(r["expiration"]))
+            for r in payload.get("restriction_info") or () if r.get("restriction_type") in BIZ_INITIATED_RESTRICTIONS]
 
 
 def account_state(waba_id: str, at: datetime) -> dict[str, Known]:
@@ -612,38 +654,36 @@ def account_state(waba_id: str, at: datetime) -> dict[str, Known]:
     - business_initiated_restricted: a business-initiated messaging restriction not yet expired (ACCOUNT_RESTRICTION);
     - account_banned: the WABA disabled, until reinstated (DISABLED_UPDATE);
     - messaging_limit: the portfolio's messaging limit, -1 unlimited (business_capability_update).
+
+    Each comes from the latest event of its kind dated between 2000 and 2999 whose times read here are too
+    (_latest_account): one stored before webhooks bounded them is skipped.
     """
     found: dict[str, Known] = {}
-    row = _latest_account(waba_id, PRIMARY_COUNTRY, at)
-    if row is not None and json.loads(row.payload).get("country"):
-        found["business_region"] = Known(str(json.loads(row.payload)["country"]).upper(), _account_source(row))
-    row = _latest_account(waba_id, AUTH_INTERNATIONAL, at)
-    if row is not None:
-        eligibility = json.loads(row.payload).get("auth_international_rate_eligibility") or {}
+    latest = _latest_account(waba_id, PRIMARY_COUNTRY, at)
+    if latest is not None and latest[1].get("country"):
+        row, payload = latest
+        found["business_region"] = Known(str(payload["country"]).upper(), _account_source(row))
+    latest = _latest_account(waba_id, AUTH_INTERNATIONAL, at, _eligibility)
+    if latest is not None:
+        row, eligibility = latest
         found["authentication_international_eligible"] = Known(True, _account_source(row))
-        if eligibility.get("start_time") is not None:
-            # Meta's shape, with its times as aware datetimes (the context field of the same shape).
-            found["authentication_international_eligibility"] = Known({
-                "start_time": meta_time(eligibility["start_time"]),
-                "exception_countries": [
-                    {"country_code": str(c["country_code"]).upper(), "start_time": meta_time(c["start_time"])}
-                    for c in eligibility.get("exception_countries") or ()],
-            }, _account_source(row))
-    row = _latest_account(waba_id, RESTRICTION, at)
-    if row is not None:
-        active = [r for r in json.loads(row.payload).get("restriction_info") or ()
-                  if r.get("restriction_type") in BIZ_INITIATED_RESTRICTIONS
-                  and (r.get("expiration") is None or meta_time(r["expiration"]) > at)]
-        until = ", until " + meta_time(active[0]["expiration"]).isoformat() if active and active[0].get("expiration") \
-            else ""
+        if eligibility is not None:
+            found["authentication_international_eligibility"] = Known(eligibility, _account_source(row))
+    latest = _latest_account(waba_id, RESTRICTION, at, _restrictions)
+    if latest is not None:
+        row, restrictions = latest
+        active = [expiration for _, expiration in restrictions if expiration is None or expiration > at]
+        until = f", until {active[0].isoformat()}" if active and active[0] is not None else ""
         found["business_initiated_restricted"] = Known(bool(active), _account_source(row) + until)
-    row = _latest_account(waba_id, BAN, at)
-    if row is not None:
-        state = (json.loads(row.payload).get("ban_info") or {}).get("waba_ban_state")
+    latest = _latest_account(waba_id, BAN, at)
+    if latest is not None:
+        row, payload = latest
+        state = (payload.get("ban_info") or {}).get("waba_ban_state")
         found["account_banned"] = Known(state in BANNED_STATES, f"{_account_source(row)} ({state})")
-    row = _latest_account(waba_id, CAPABILITY, at)
-    if row is not None:
-        limit = json.loads(row.payload).get("max_daily_conversations_per_business")
+    latest = _latest_account(waba_id, CAPABILITY, at)
+    if latest is not None:
+        row, payload = latest
+        limit = payload.get("max_daily_conversations_per_business")
         if limit is not None:
             found["messaging_limit"] = Known(int(limit), _account_source(row))
     return found

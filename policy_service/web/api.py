@@ -232,6 +232,12 @@ def _nullable_enum(prop: dict[str, Any]) -> dict[str, Any]:
     return {**rest, "anyOf": [{"type": kind, "enum": values}, {"type": "null"}]}
 
 
+# The 408 of gunicorn's worker (web/worker.py, server_errors.body_cut_short); the local server sets no timeouts.
+LATE_HEAD = ("Under gunicorn: the request's head (request line and headers) did not arrive within "
+             "POLICY_HEADER_TIMEOUT seconds")
+LATE_BODY = ", or its body stopped arriving (POLICY_BODY_TIMEOUT seconds without a byte)"
+
+
 def _error(description: str) -> dict[str, Any]:
     error = {"schema": {"$ref": "#/components/schemas/Error"}}
     return {"description": description, "content": {"application/json": error}}
@@ -267,6 +273,11 @@ class ContractPlugin(MarshmallowPlugin):
                 responses.setdefault("400", _error("The body is not valid JSON"))
                 responses.setdefault("413", _error("The body is larger than POLICY_MAX_CONTENT_LENGTH"))
                 responses.setdefault("415", _error("The body is not sent as Content-Type: application/json"))
+            # gunicorn's worker answers a late head on every path, before any route (web/worker.py); a stalled body
+            # only where one is read: a route taking a body, or checking that none came (its 415).
+            reads_body = "requestBody" in operation or 415 in responses or "415" in responses
+            responses.setdefault("408", _error(LATE_HEAD + (LATE_BODY if reads_body else "")
+                                                + "; the connection is closed after the answer"))
 
 
 class PolicyApi(Api):

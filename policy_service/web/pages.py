@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from marshmallow import Schema, ValidationError, fields, validate
@@ -67,8 +67,17 @@ def home():
 
 @bp.route("/")
 def index():
-    """The reviewer pages start at the home page."""
-    return redirect(url_for("home.home"))
+    """The reviewer pages start at the home page; the query string goes along as sent, so the home page refuses a
+    parameter it does not take (query.<name>) as every page does, instead of the redirect dropping it unseen."""
+    target = url_for("home.home")
+    if request.query_string:
+        # As sent (repeats, order, escapes); a raw byte a client sent unescaped is escaped for the Location header.
+        target += "?" + quote(request.query_string, safe=QUERY_SAFE)
+    return redirect(target)
+
+
+# What a query may hold unescaped (RFC 3986 3.4: pchar, "/" and "?"), and "%" to keep the escapes sent.
+QUERY_SAFE = "!$&'()*+,;=:@/?%"
 
 
 @bp.route("/rules")

@@ -15,13 +15,14 @@ MAX_CONTENT_LENGTH, which Werkzeug's stream cuts at the limit without a word (th
 JSON"): `Request` reads it through a bound of its own (BoundedBody), which answers the 413 a body with
 Content-Length gets.
 
-A body whose framing cannot be trusted is refused where the app reads it (`Request.stream`, `framing_fault`): a
-Content-Length that is not one number of bytes (`-1`, or two different values, which the local server hands over
-joined: `5, 9`) is a 400 naming headers.Content-Length, and Content-Length together with Transfer-Encoding (which of
-them ends the body cannot be known, RFC 9112 6.1) or a Transfer-Encoding other than chunked a 400 naming
-headers.Transfer-Encoding — instead of the body
-being read by one of them and decided. A malformed chunk on the local server (Werkzeug's DechunkedInput) is the
-400 naming headers.Transfer-Encoding, as gunicorn's (`body_fault`). gunicorn refuses most of these itself.
+A request whose body's framing cannot be trusted is refused before anything else of it is read (`refuse_bad_framing`,
+before every request, `framing_fault`), whether its route reads a body or not (a GET's `Content-Length: -1` too): a
+Content-Length that is not one number of bytes (`-1`, `abc`, or two different values, which the local server hands
+over joined: `5, 9`) is a 400 naming headers.Content-Length, and Content-Length together with Transfer-Encoding
+(which of them ends the body cannot be known, RFC 9112 6.1) or a Transfer-Encoding other than chunked a 400 naming
+headers.Transfer-Encoding — instead of the body being read by one of them and decided, or ignored. A malformed
+chunk on the local server (Werkzeug's DechunkedInput) is the 400 naming headers.Transfer-Encoding, as gunicorn's
+(`body_fault`). gunicorn refuses most of these itself.
 
 A body that stops arriving: gunicorn's worker (web/worker.py) times the socket out after POLICY_BODY_TIMEOUT seconds
 without progress, and the read raises in the app. Werkzeug's stream (and BoundedBody alike) turns a failed read
@@ -184,16 +185,28 @@ def bad_framing(errors: dict[str, list[str]]) -> BadRequest:
     return bad
 
 
+def refuse_bad_framing() -> None:
+    """Before every request (check_framing): raise bad_framing's 400 for a request framing_fault finds fault with,
+    so a request is refused alike whether its route reads a body or not."""
+    if (fault := framing_fault(flask.request.environ)) is not None:  # two dict reads for a sound request
+        raise bad_framing(fault)
+
+
+def check_framing(app: flask.Flask) -> None:
+    """Refuse every request whose body's framing cannot be trusted (refuse_bad_framing), before any other check of
+    the app: create_app calls it once metrics' timer is started, so the 400 is timed as every answer."""
+    app.before_request(refuse_bad_framing)
+
+
 class Request(flask.Request):
     """The app's request (Flask's request_class): a chunked body (no Content-Length, the server ending the body:
     wsgi.input_terminated) past MAX_CONTENT_LENGTH is a 413 (as one that declares its length is) wherever it is
     read — get_data, a page's form — since `stream` reads it through BoundedBody; Werkzeug's stream would stop at
-    the limit and hand over the cut body. Every other body is Werkzeug's `stream`."""
+    the limit and hand over the cut body. Every other body is Werkzeug's `stream`. (A body whose framing cannot be
+    trusted never gets here: refuse_bad_framing refused its request.)"""
 
     @cached_property
     def stream(self) -> IO[bytes]:  # type: ignore[override]
-        if (fault := framing_fault(self.environ)) is not None:  # two dict reads for a sound request
-            raise bad_framing(fault)
         limit = self.max_content_length
         if limit is None or self.content_length is not None or not self.environ.get("wsgi.input_terminated") \
                 or self.shallow:

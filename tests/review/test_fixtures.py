@@ -89,6 +89,22 @@ def test_a_malformed_fixture_is_refused_naming_the_file_and_the_key(tmp_path, ch
     assert str(refused.value).startswith(f"{path}: ") and named in str(refused.value), str(refused.value)
 
 
+def test_a_key_is_named_as_written_even_ending_in_schema(tmp_path, rulebook, engine):
+    """An error is named by its key's path as flatten_errors gives it (an object's own error already by the object's
+    path: "expect: must be a JSON object", above): a key written "surprise._schema" is named so, where a leftover
+    removesuffix('._schema') named it "surprise", a key the fixture does not have; in the request too."""
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"description": "d", "request": {"send": {}}, "expect": {"decision": "deny"},
+                                "surprise._schema": 1}))
+    with pytest.raises(FixtureError) as refused:
+        load_fixture(path)
+    assert str(refused.value) == f"{path}: surprise._schema: Unknown field.", str(refused.value)
+    path.write_text(json.dumps({"description": "d", "request": {"send": {}, "extra._schema": 1},
+                                "expect": {"decision": "deny"}}))
+    (result,) = run_fixtures([load_fixture(path)], rulebook=rulebook, engine=engine)
+    assert "request.extra._schema: Unknown field." in result.mismatches[0].actual, result.mismatches[0].actual
+
+
 def test_a_fixture_that_is_not_utf8_is_refused_naming_it(tmp_path):
     """A file that is not UTF-8 is a FixtureError naming it (the CLI said "an input file is not UTF-8")."""
     path = tmp_path / "latin1.json"

@@ -96,3 +96,38 @@ def test_concurrent_repeated_statuses_leave_one_row_with_the_strongest_status_an
 def test_meta_times_in_account_events(value, expected):
     """Account events write times as Unix seconds or ISO 8601 with a +0000 offset."""
     assert state.meta_time(value) == expected
+
+
+def test_account_events_with_impossible_times_are_skipped_when_read(store):
+    """Account events stored before webhooks bounded their times (2000-2999) were read and cited as stored: a
+    restriction "until 5138-11-16", a ban or a primary country "webhook at 1970-01-01". account_state skips a stored
+    event whose own time or any time in it is outside 2000-2999 (or no time at all), as if it had never been stored
+    (as webhooks now skip such a change): the latest possible event of its kind decides, and no impossible time is
+    cited."""
+    restricted = {"restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING"}
+    state.record_account(WABA_ID, "account_update", state.RESTRICTION, AT - timedelta(days=2),
+                         {"restriction_info": [{**restricted, "expiration": "2025-09-02T00:00:00+0000"}]})
+    state.record_account(WABA_ID, "account_update", state.RESTRICTION, AT - timedelta(days=1),
+                         {"restriction_info": [{**restricted, "expiration": 99999999999}]})
+    state.record_account(WABA_ID, "account_update", state.RESTRICTION, AT - timedelta(hours=1),
+                         {"restriction_info": [{**restricted, "expiration": "not a time"}]})
+    state.record_account(WABA_ID, "account_update", state.AUTH_INTERNATIONAL, AT - timedelta(days=3),
+                         {"auth_international_rate_eligibility": {"start_time": 1738368000}})
+    state.record_account(WABA_ID, "account_update", state.AUTH_INTERNATIONAL, AT - timedelta(days=1),
+                         {"auth_international_rate_eligibility": {"start_time": 1738368000, "exception_countries": [
+                             {"country_code": "IN", "start_time": "5138-11-16T09:46:39+0000"}]}})
+    state.record_account(WABA_ID, "account_update", state.AUTH_INTERNATIONAL, AT - timedelta(hours=2),
+                         {"auth_international_rate_eligibility": {"start_time": 946684799}})  # 1999-12-31
+    state.record_account(WABA_ID, "account_update", state.PRIMARY_COUNTRY, datetime(1970, 1, 1, tzinfo=UTC),
+                         {"country": "IN"})
+    state.record_account(WABA_ID, "account_update", state.BAN, datetime(1999, 12, 31, tzinfo=UTC),
+                         {"ban_info": {"waba_ban_state": "DISABLE"}})
+    found = state.account_state(WABA_ID, AT)
+    assert "business_region" not in found and "account_banned" not in found, found
+    restriction = found["business_initiated_restricted"]
+    assert restriction.value is True and restriction.source.endswith(
+        "webhook at 2025-08-30T09:00:00+00:00, until 2025-09-02T00:00:00+00:00"), restriction
+    eligibility = found["authentication_international_eligibility"]
+    assert eligibility.value == {"start_time": datetime(2025, 2, 1, tzinfo=UTC), "exception_countries": []}
+    assert eligibility.source.endswith("webhook at 2025-08-29T09:00:00+00:00"), eligibility
+    assert not any(year in str(found) for year in ("5138", "1970", "1999")), found

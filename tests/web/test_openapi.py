@@ -67,6 +67,18 @@ def test_every_status_a_route_can_answer_is_documented(spec):
             assert "content" in operation["responses"]["200"], f"{method} {path} documents no 200 body"
 
 
+def test_the_timeouts_408_is_documented_where_the_server_answers_it(spec):
+    """A request whose head does not arrive within POLICY_HEADER_TIMEOUT is answered 408 on every path (gunicorn's
+    worker, before any route), and one whose body stops arriving for POLICY_BODY_TIMEOUT where a body is read: each
+    operation lists the 408 in the one error shape, naming the settings that apply to it."""
+    for path, method, operation in operations(spec):
+        late = operation["responses"]["408"]
+        assert late["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}, (path, method)
+        assert "POLICY_HEADER_TIMEOUT" in late["description"], (path, method)
+        reads_body = "requestBody" in operation or "415" in operation["responses"]
+        assert ("POLICY_BODY_TIMEOUT" in late["description"]) == reads_body, (path, method, late["description"])
+
+
 def response_schemas(spec):
     """Every component schema some response refers to, transitively."""
     schemas, seen = spec["components"]["schemas"], set()

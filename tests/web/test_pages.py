@@ -47,6 +47,19 @@ def test_index_redirects_to_the_home_page(client):
         assert f'href="{path}"' in html, path
 
 
+def test_index_redirects_with_its_query_string_and_the_home_page_judges_it(client):
+    """/ui/?x=1 was redirected to / with the query dropped, so a parameter no page takes was silently ignored where
+    every page refuses one. The redirect keeps the query string as sent (repeats, order, escapes; a raw byte is
+    percent-encoded), and the home page refuses what it does not take as every page does: 422 naming query.x."""
+    response = client.get("/ui/?x=1&x=2&y=a%20b")
+    assert response.status_code == 302 and response.headers["Location"] == "/?x=1&x=2&y=a%20b", response.headers
+    refused = assert_error_shape(client.get("/ui/?x=1", headers=JSON, follow_redirects=True), 422)
+    assert set(refused["errors"]) == {"query.x"}, refused
+    raw = client.get("/ui/", environ_overrides={"QUERY_STRING": "q=\xc3\xa9<"})  # WSGI: the bytes as latin-1
+    assert raw.headers["Location"] == "/?q=%C3%A9%3C", raw.headers
+    assert client.get("/ui/").headers["Location"] == "/"
+
+
 def test_rules_page_lists_every_rule_with_file_citation_and_coverage(client, rulebook):
     """Unfiltered, every rule appears once with its file, citation, dates and covering fixtures."""
     html = client.get("/ui/rules").get_data(as_text=True)

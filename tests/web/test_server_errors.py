@@ -183,9 +183,37 @@ def test_the_dev_server_refuses_a_body_it_cannot_frame_naming_the_header(dev_ser
     assert list(error["errors"]) == [named] and says in error["errors"][named][0], error
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/v1/decisions", "/ui/rules", "/openapi.json", "/no/such/path"])
+def test_a_request_without_a_body_read_is_refused_for_framing_it_cannot_trust(client, path):
+    """A GET's bad Content-Length (-1, abc, two different values, as the local server hands them over joined) or
+    transfer coding was answered 200, since only a read of the body checked it: every request is refused alike, the
+    400 in the one error shape naming the header (HTML to a browser on a page), before a key is asked for or a path
+    looked up. A GET with no Content-Length, or Content-Length: 0, is answered as before."""
+    for environ, named in (({"CONTENT_LENGTH": "-1"}, "headers.Content-Length"),
+                           ({"CONTENT_LENGTH": "abc"}, "headers.Content-Length"),
+                           ({"CONTENT_LENGTH": "0, 5"}, "headers.Content-Length"),
+                           ({"CONTENT_LENGTH": "0", "HTTP_TRANSFER_ENCODING": "chunked"}, "headers.Transfer-Encoding"),
+                           ({"HTTP_TRANSFER_ENCODING": "gzip"}, "headers.Transfer-Encoding")):
+        response = client.get(path, environ_overrides=environ)
+        assert list(assert_error_shape(response, 400)["errors"]) == [named], (path, environ, response.json)
+    page = client.get("/ui/rules", environ_overrides={"CONTENT_LENGTH": "-1"}, headers={"Accept": "text/html"})
+    assert page.status_code == 400 and page.mimetype == "text/html"
+    expected = 404 if path == "/no/such/path" else 200
+    assert client.get(path).status_code == expected
+    assert client.get(path, environ_overrides={"CONTENT_LENGTH": "0"}).status_code == expected
+
+
+def test_the_dev_server_refuses_a_get_with_two_content_lengths(dev_server):
+    """On the dev server: a GET sending Content-Length twice with different values was answered 200 (the app never
+    read a body); it is the 400 naming headers.Content-Length, as a POST's is."""
+    status, error = _exchange(dev_server, b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                              b"Content-Length: 7\r\nConnection: close\r\n\r\n")
+    assert status == 400 and list(error["errors"]) == ["headers.Content-Length"], error
+
+
 def test_the_wsgi_app_refuses_content_length_it_cannot_trust(client, example_request):
     """Under any WSGI server: a Content-Length that is not digits, or one sent with Transfer-Encoding, is the 400
-    naming the header where the body is read; a sound request is decided as before."""
+    naming the header (refused before anything is read); a sound request is decided as before."""
     body = json.dumps(example_request).encode()
     for environ, named in (({"CONTENT_LENGTH": "-1"}, "headers.Content-Length"),
                            ({"CONTENT_LENGTH": "+5"}, "headers.Content-Length"),
