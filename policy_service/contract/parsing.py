@@ -39,6 +39,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -148,6 +149,7 @@ def parse_json(body: bytes | str, limits: Limits) -> Any:
     """The JSON value of a body, or BodyRefused: 400 for undecodable, malformed or too deeply nested
     JSON; 422 naming the field for a too long number, a NUL or lone surrogate, or too many items."""
     remember([])  # what fastload kept of an earlier body is let go
+    _DUMPED.set(None)
     if isinstance(body, bytes | bytearray):
         value = _parsed_fast(body, limits)
         if value is not _UNSURE:
@@ -218,22 +220,48 @@ def _parsed_fast(body: bytes | bytearray, limits: Limits) -> Any:
     # counted exactly.
     if found and _within(value, limits, {id(history) for history, _ in found},
                          sum(len(typed) for _, typed in found) * HISTORY_VALUES_PER_MESSAGE):
-        if not _no_repeated_key(body, value):
+        history = value.get("history") if type(value) is dict else None
+        if any(typed_list is history for typed_list, _ in found):
+            # The body's own history is dumped apart and placed in the body's text as it stands (the same bytes as
+            # one dump), and kept for the decision log, which writes that text again (`dumped_history`).
+            text = orjson.dumps(history)
+            if not _no_repeated_key(body, orjson.dumps({**value, "history": orjson.Fragment(text)})):
+                return _UNSURE
+            _DUMPED.set((history, text))
+        elif not _no_repeated_key(body, orjson.dumps(value)):
             return _UNSURE
         remember(found)  # for the schema's load of this body: each history is typed once
         return value
-    return value if _within(value, limits) and _no_repeated_key(body, value) else _UNSURE
+    return value if _within(value, limits) and _no_repeated_key(body, orjson.dumps(value)) else _UNSURE
 
 
-def _no_repeated_key(body: bytes | bytearray, value: Any) -> bool:
-    """True when no object of the body repeats a key (orjson, like every JSON parser, keeps the last one silently).
-    Every member of an object is written with one colon outside strings, and a colon inside a string is written as
-    itself: the body and orjson's text of its value hold the same number of colons exactly when no member was
-    dropped. Two C counts and one dump (~1.5 ms for a 10,000-event history); a body with a colon escaped as
-    \u003a is not counted but parsed carefully (False)."""
+# The top-level history of the body parse_json read last in this thread (or task), with its compact JSON text as
+# orjson wrote it while the body's keys were counted: (the list, its text). The list is kept with its text, so
+# another list never matches; taken once (dumped_history).
+_DUMPED: ContextVar[tuple[list[Any], bytes] | None] = ContextVar("parsing_dumped_history", default=None)
+
+
+def dumped_history(history: Any) -> bytes | None:
+    """orjson.dumps(history) when `history` is the very list parse_json last read as a decision body's `history`
+    in this thread (or task) and typed (fastload.typed_history), else None; given once, then let go. The decision
+    log writes a 10,000-event history's text with it instead of dumping it again (~1 ms). A parsed body is never
+    changed in place (the service builds new dicts), so the text is the list's."""
+    dumped = _DUMPED.get()
+    if dumped is None or dumped[0] is not history:
+        return None
+    _DUMPED.set(None)
+    return dumped[1]
+
+
+def _no_repeated_key(body: bytes | bytearray, dumped: bytes) -> bool:
+    """True when no object of the body repeats a key (orjson, like every JSON parser, keeps the last one silently);
+    `dumped` is orjson's text of the body's value. Every member of an object is written with one colon outside
+    strings, and a colon inside a string is written as itself: the body and orjson's text of its value hold the
+    same number of colons exactly when no member was dropped. Two C counts (with the dump, ~1.5 ms for a
+    10,000-event history); a body with a colon escaped as \u003a is not counted but parsed carefully (False)."""
     if b"\\" in body and any(escaped in body for escaped in _ESCAPED_COLONS):
         return False
-    return body.count(b":") == orjson.dumps(value).count(b":")
+    return body.count(b":") == dumped.count(b":")
 
 
 def _typed_histories(value: Any, limits: Limits) -> list[tuple[list[Any], list[Any]]]:

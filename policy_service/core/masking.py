@@ -215,6 +215,15 @@ def may_change(text: str) -> bool:
     return bool(_MAY_NUMBER.search(text) or _MAY_BSUID.search(text)) or any(key in text for key in _MAY_KEYS)
 
 
+def typed_history_may_change(text: str) -> bool:
+    """may_change for the compact JSON text of a decision history that contract.fastload's typed decoder accepted
+    (its messages hold only the contract's members, a template's and a referral's members strings, booleans or
+    integers; no welcome_message): no member there is named contact or wa_id, so of may_change's member names only
+    a referral is searched for (~1.3 ms for 10,000 messages instead of ~2.3). False proves, as may_change's does,
+    that masked_request's walk of the history returns it unchanged."""
+    return bool(_MAY_NUMBER.search(text) or _MAY_BSUID.search(text)) or '"referral"' in text
+
+
 # The same masking over compact JSON text (masked_json): an all-digit contact or wa_id member, and a BSUID
 # starting a string (after a quote that opens a value or a key) or following a space.
 _JSON_PHONE_MEMBER = re.compile(r'(?<=[{,])"(contact|wa_id)":"(\d+)"')

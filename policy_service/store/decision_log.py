@@ -25,9 +25,19 @@ import orjson
 import peewee
 import phonenumbers
 
+from ..contract.parsing import dumped_history
 from ..core.decision import Decision
 from ..core.identities import BSUID_PATTERN, recipient
-from ..core.masking import PHONE_KEYS, mask_contact, mask_number, masked, masked_json, masked_request, may_change
+from ..core.masking import (
+    PHONE_KEYS,
+    mask_contact,
+    mask_number,
+    masked,
+    masked_json,
+    masked_request,
+    may_change,
+    typed_history_may_change,
+)
 from . import log_compression, log_writer
 from .database import STORAGE_FAULTS, StoredModel, discard_connection, loaded_time, stored_time
 
@@ -220,11 +230,18 @@ HISTORY_CHUNK = 256
 
 
 def _masked_request_text(request: Any) -> bytes:
-    """dumps(masked_request(request)), the same bytes, at a cost that follows what is masked for a long history."""
+    """dumps(masked_request(request)), the same bytes, at a cost that follows what is masked for a long history.
+    The history parse_json typed and dumped (contract.parsing.dumped_history) is not dumped again: its whole text is
+    searched once (core.masking.typed_history_may_change) and, when nothing in it can change, written as it is."""
     history = request.get("history") if type(request) is dict else None
     if type(history) is not list or len(history) <= HISTORY_CHUNK:
         return dumps(masked_request(request))
+    dumped = dumped_history(history)
     try:
+        if dumped is not None and not typed_history_may_change(dumped.decode()):
+            shown = masked_request({**request, "history": []})
+            shown["history"] = orjson.Fragment(dumped)  # where the history stood, as the text it was dumped as
+            return orjson.dumps(shown)
         parts = []
         for start in range(0, len(history), HISTORY_CHUNK):
             chunk = history[start:start + HISTORY_CHUNK]

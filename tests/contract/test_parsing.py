@@ -3,6 +3,7 @@
 import json
 from contextlib import contextmanager
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -211,6 +212,54 @@ def test_an_ordinary_body_with_colons_in_strings_takes_the_fast_path(body):
     """The colon count proves no key is repeated without the careful parse: colons inside strings, spaces around
     the member colons and escapes other than a colon's are counted alike in the body and in orjson's text."""
     assert parsing._parsed_fast(body, decision_limits()) is not parsing._UNSURE
+
+
+_PLAIN_MESSAGE = '{"direction":"inbound","at":"2025-08-12T09:00:00Z","type":"text"}'
+_HISTORY_ITEMS = st.sampled_from([
+    _PLAIN_MESSAGE,
+    '{"direction": "outbound", "at": "2025-08-12T09:00:00+05:30", "type": "template", "template": {"name": "a:b", '
+    '"language": "en", "category": "utility"}}',
+    '{"direction":"inbound","at":"2025-08-12T09:00:00Z","at":"2025-08-12T09:00:01Z","type":"text"}',
+    '{"direction":"outbound","at":"x","type":"text","template":{"name":"n","name":"m","language":"en",'
+    '"category":"utility"}}',
+    '{"direction":"inbound","at":"2025-08-12T09:00:00Z","type":"text","referral":{"body":"a: b","body":"c"}}',
+    '{"direction":"inbound","at":"2025-08-12T09:00:00Z","type":"text","extra":1}',  # not typed: walked
+])
+_SENDS = st.sampled_from(['{"at":"2025-08-12T12:00:00Z","to":"+14155550100","type":"text"}',
+                          '{"at":"2025-08-12T12:00:00Z","to":"+14155550100","to":"+14155550101","type":"text"}'])
+
+
+@settings(max_examples=300, deadline=None)
+@given(_SENDS, st.lists(_HISTORY_ITEMS, max_size=6), st.booleans())
+def test_a_typed_history_dumped_apart_gives_what_the_careful_parse_gives(send, items, history_first):
+    """A body whose top-level history the typed decoder accepts is counted for repeated keys with its history
+    dumped apart (the text the decision log then reuses): a key repeated in the history or beside it is refused
+    exactly as the careful path refuses it, and any other body gives the careful path's value; the history's text
+    kept for the log is orjson's text of the very list returned, given once."""
+    history = "[" + ",".join(items) + "]"
+    members = [f'"history":{history}', f'"send":{send}']
+    body = ("{" + ",".join(members if history_first else members[::-1]) + "}").encode()
+    with careful_only():
+        expected = parsed(body, decision_limits())
+    assert parsed(body, decision_limits()) == expected
+    if expected[0] == "value":
+        value = parse_json(body, decision_limits())
+        typed = parsing.typed_history(value["history"]) is not None
+        assert parsing.dumped_history(value["history"]) == (orjson.dumps(value["history"]) if typed else None)
+        assert parsing.dumped_history(value["history"]) is None  # given once
+
+
+def test_the_dumped_history_is_only_the_last_bodys_own():
+    """dumped_history answers only for the very list the last parse returned as its body's history: not for an
+    equal list, not after another body is parsed, and not for a history elsewhere in the body (a batch's)."""
+    body = ('{"send":{"to":"+14155550100"},"history":[' + _PLAIN_MESSAGE + "]}").encode()
+    first = parse_json(body, decision_limits())
+    assert parsing.dumped_history(list(first["history"])) is None
+    second = parse_json(body, decision_limits())
+    assert parsing.dumped_history(first["history"]) is None
+    assert parsing.dumped_history(second["history"]) == orjson.dumps(second["history"])
+    batch = parse_json(('{"requests":[{"history":[' + _PLAIN_MESSAGE + "]}]}").encode(), batch_limits(3))
+    assert parsing.dumped_history(batch["requests"][0]["history"]) is None
 
 
 def test_a_repeated_key_in_a_webhook_costs_only_its_event():

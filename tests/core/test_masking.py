@@ -162,6 +162,52 @@ def test_a_history_of_plain_messages_cannot_change():
     assert not masking.may_change(dumps(history * 3).decode())
 
 
+# History messages of the shapes contract.fastload's typed decoder accepts (its Structs: the contract's members only, a
+# referral's members strings and no welcome_message), with numbers, BSUIDs and referrals in their strings.
+_TYPED_REFERRAL = st.fixed_dictionaries({}, optional={
+    "source_type": st.sampled_from(["ad", "post"]), "source_id": _TEXT | st.from_regex(r"\A[0-9]{6,20}\Z"),
+    "source_url": _TEXT, "body": _TEXT | st.builds("Call {} now".format, st.from_regex(r"\A[0-9]{5,17}\Z")),
+    "headline": _TEXT, "ctwa_clid": _TEXT})
+_TYPED_MESSAGE = st.fixed_dictionaries(
+    {"direction": st.just("inbound"), "at": _TIME, "type": st.sampled_from(["text", "image"])},
+    optional={"id": _TEXT, "referral": _TYPED_REFERRAL}) | st.fixed_dictionaries(
+    {"direction": st.just("outbound"), "at": _TIME, "type": st.sampled_from(["text", "template"])},
+    optional={"id": _TEXT, "status": st.sampled_from(["delivered", "read"]), "delivered_at": _TIME,
+              "business_app": st.booleans(),
+              "template": st.fixed_dictionaries({"name": _TEXT.filter(lambda text: 0 < len(text) <= 512),
+                                                 "language": st.sampled_from(["en", "pt_BR", "US.abcdefgh1"]),
+                                                 "category": st.just("utility")})})
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_TYPED_MESSAGE, max_size=6))
+def test_a_typed_history_may_change_says_false_only_when_masking_changes_nothing(history):
+    """typed_history_may_change (no search for contact or wa_id members) is conservative for every history the
+    typed decoder accepts: a history whose text it clears comes out of the log's walk (masked_request) and of
+    masked unchanged; and what it flags may_change flags too (it searches for a subset of the same things)."""
+    from policy_service.contract.fastload import typed_history
+
+    assert typed_history(history) is not None  # the strategy makes only what the typed decoder accepts
+    text = dumps(history).decode()
+    if not masking.typed_history_may_change(text):
+        assert masking.masked_request({"history": history}) == {"history": history}
+        assert masking.masked(history) == history
+    assert not masking.typed_history_may_change(text) or masking.may_change(text)
+
+
+@pytest.mark.parametrize("message", [
+    {"direction": "inbound", "at": "2025-08-12T09:00:00Z", "type": "text", "id": "+14155550100"},
+    {"direction": "inbound", "at": "2025-08-12T09:00:00Z", "type": "text", "id": "x US.abcdefgh12"},
+    {"direction": "inbound", "at": "2025-08-12T09:00:00Z", "type": "text", "referral": {"body": "5511987654321"}},
+    {"direction": "outbound", "at": "2025-08-12T09:00:00Z", "type": "template",
+     "template": {"name": "call_+14155550100", "language": "en", "category": "utility"}}])
+def test_a_typed_history_holding_something_to_mask_may_change(message):
+    """A number, a BSUID or a referral anywhere in a typed history is noticed."""
+    plain = {"direction": "inbound", "at": "2025-08-12T09:00:00+00:00", "type": "text"}
+    assert masking.typed_history_may_change(dumps([plain, message, plain]).decode())
+    assert not masking.typed_history_may_change(dumps([plain] * 3).decode())
+
+
 @settings(max_examples=400, deadline=None)
 @given(_JSON | _REQUEST)
 def test_masking_json_text_equals_todays_masking_of_it(value):

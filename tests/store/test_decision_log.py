@@ -11,15 +11,18 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 from playhouse.db_url import connect
 
+from policy_service.contract.parsing import BodyRefused
 from policy_service.core.identities import recipient
 from policy_service.store import decision_log
 
 from ..conftest import ROOT
-from ..core.test_masking import _REQUEST
+from ..core.test_masking import _REQUEST, _TYPED_MESSAGE
 
 
 def request_for(to: str, category: str = "marketing", at: str = "2025-08-12T12:00:00+00:00") -> dict:
@@ -427,6 +430,40 @@ def test_any_request_is_logged_as_masking_the_whole_request_would(request):
 
     with mock.patch.object(decision_log, "HISTORY_CHUNK", 2):
         assert decision_log._masked_request_text(request) == decision_log.dumps(masked_request(request))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_TYPED_MESSAGE, min_size=3, max_size=8), _REQUEST)
+def test_a_parsed_history_is_logged_from_its_dumped_text_as_masking_would(history, request):
+    """A body's history parse_json typed and dumped (contract.parsing.dumped_history) is written into the row from
+    that text when nothing in it can change, else chunk by chunk: byte for byte what masking and serializing the
+    whole parsed request gives, for histories holding numbers, BSUIDs and referrals."""
+    from unittest import mock
+
+    from policy_service.contract.parsing import decision_limits, parse_json
+    from policy_service.core.masking import masked_request
+
+    try:
+        value = parse_json(orjson.dumps({**request, "history": history}), decision_limits())
+    except BodyRefused:
+        return  # a NUL or a lone surrogate in a generated string: refused before any log
+    expected = decision_log.dumps(masked_request(value))
+    with mock.patch.object(decision_log, "HISTORY_CHUNK", 2):
+        assert decision_log._masked_request_text(value) == expected
+
+
+def test_a_plain_parsed_history_is_written_from_its_dumped_text(monkeypatch):
+    """The point of the above: a long history with nothing to mask is not dumped or walked again (no chunk is
+    searched), and still stored as masking the whole request would store it."""
+    from policy_service.contract.parsing import decision_limits, parse_json
+    from policy_service.core.masking import masked_request
+
+    body = orjson.dumps({"send": {"at": "2025-08-12T12:00:00+00:00", "to": "+14155550100", "type": "text"},
+                         "history": [dict(_ROUTINE, id=f"wamid.{n}") for n in range(600)]})
+    value = parse_json(body, decision_limits())
+    expected = decision_log.dumps(masked_request(value))
+    monkeypatch.setattr(decision_log, "may_change", lambda text: pytest.fail("a chunk was searched"))
+    assert decision_log._masked_request_text(value) == expected
 
 
 def test_every_fixture_response_is_logged_as_walking_it_would_mask_it(rulebook, engine):
