@@ -321,6 +321,8 @@ def _line(line: ForecastLine, show: Callable[[Decimal], str]) -> dict[str, Any]:
         "line": line.index, "country": line.country, "market": line.price.market, "category": line.category,
         "count": line.count, "free_entry_point": line.free_entry_point,
         "customer_service_window": line.customer_service_window, "amount": show(line.amount),
+        # None when no one rate applies: nothing charged (no segment: every message free, as a free send's price
+        # is None), or tiers at several rates (each in `tiers`). Documented (web/pricing_api.py, README).
         "rate": rates.pop() if len(rates) == 1 else None,
         "column": line.price.column or line.category,
         "volume_before": line.volume_before,

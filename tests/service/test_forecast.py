@@ -2,6 +2,7 @@
 
 import shutil
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from markupsafe import escape
 
@@ -494,3 +495,23 @@ def test_a_line_to_a_business_scoped_user_id_is_asked_as_one(client):
     assert denied[0]["rule"] == "BSUID-1.template" and denied[0]["count"] == 5
     assert "BR.forecast (standing for the line's recipients) is a business-scoped user ID" in denied[0]["because"]
     assert denied[1] is None and denied[2] is None
+
+
+def test_a_line_with_no_single_rate_answers_rate_null_as_documented(client):
+    """A line's `rate` is a decimal string (in `currency`, per message) only when every charged message of it has that
+    one rate: a line the rules leave wholly free (500 Brazil service messages in November 2026: PMP26-1's allowance)
+    is charged nothing, so `rate` is null with `amount` 0 and no tiers, as a free send's `charge.price` is null
+    in a decision, never a made-up 0 rate; a line whose tiers charge two rates is null too (the rates are in
+    `tiers`). The OpenAPI document and README say so (they listed `rate` without saying when it is null)."""
+    body = client.post("/v1/costs/forecast", json={"currency": "BRL", "at": "2026-11-10T12:00:00+00:00", "lines": [
+        {"country": "BR", "category": "service", "count": 500}]}).get_json()
+    (free,) = body["lines"]
+    assert (Decimal(free["amount"]), free["rate"], free["tiers"], free["free"]["count"]) == (0, None, [], 500), free
+    body = client.post("/v1/costs/forecast", json={"currency": "USD", "at": "2026-11-10T12:00:00+00:00", "lines": [
+        {"country": "KE", "category": "utility", "count": 100_001}]}).get_json()
+    (tiered,) = body["lines"]
+    assert tiered["rate"] is None and [t["rate"] for t in tiered["tiers"]] == ["0.0040", "0.0038"], tiered
+    described = client.get("/openapi.json").get_json()["paths"]["/v1/costs/forecast"]["post"]["responses"]["200"]
+    assert "`rate` (null when" in described["description"], described["description"]
+    from ..conftest import ROOT
+    assert "`rate` is null when" in (ROOT / "README.md").read_text(encoding="utf-8")
