@@ -237,6 +237,51 @@ def test_with_a_syncer_a_process_commits_its_rows_with_normal_and_reports_them(s
     assert {"alone-full", "normal-1", "normal-2"} <= _logged_ids(app)
 
 
+def test_with_a_syncer_the_log_commits_on_its_own_connection_which_a_storage_fault_drops(sqlite_app, monkeypatch):
+    """Under the syncer the log's rows are committed on a connection of their own to the same file (synchronous=NORMAL
+    from its opening), never on the app's (FULL, untouched: no PRAGMA is run on it); a storage fault on the log's
+    connection fails that decision only and closes that connection, and the next decision opens it again."""
+    app = sqlite_app
+    policy, decided = _preview(app)
+    assert _record(app, policy, decided, "warm") is None  # the committer and the app's connection exist
+    syncer = log_writer.HostSyncer(store_database.database_proxy.obj.database, 30)
+    monkeypatch.setattr(decision_log, "_HOST_SYNCER", [syncer])
+    app_statements, used, commit_rows = [], [], decision_log.commit_rows
+    app_database = store_database.database_proxy.obj
+    execute_sql = app_database.execute_sql
+    monkeypatch.setattr(app_database, "execute_sql", lambda sql, *a, **k: (
+        app_statements.append(sql), execute_sql(sql, *a, **k))[1])
+    faults = [peewee.OperationalError("disk I/O error")]
+
+    def commit(database, sql, units):
+        used.append(database)
+        if faults:
+            fault = faults.pop()
+            # As a real fault leaves it: the statement raised inside commit_rows, which drops the connection.
+            database.execute_sql = lambda *a, **k: (_ for _ in ()).throw(fault)
+            try:
+                commit_rows(database, sql, units)
+            finally:
+                del database.execute_sql  # the class's method again
+            return
+        commit_rows(database, sql, units)
+
+    monkeypatch.setattr(decision_log, "commit_rows", commit)
+    try:
+        error = _record(app, policy, decided, "faulted")
+        assert isinstance(error, peewee.OperationalError) and "disk I/O error" in str(error)
+        assert used[0].is_closed(), "the log's connection is dropped after a storage fault"
+        assert _record(app, policy, decided, "after") is None
+        assert used[1] is used[0] and used[0] is not app_database
+        assert used[0].execute_sql("PRAGMA synchronous").fetchone()[0] == 1
+        assert not [sql for sql in app_statements if "PRAGMA" in sql.upper()]
+        with app.app_context():
+            assert app_database.execute_sql("PRAGMA synchronous").fetchone()[0] == 2
+    finally:
+        syncer.stop()
+    assert _logged_ids(app) >= {"warm", "after"} and "faulted" not in _logged_ids(app)
+
+
 def test_without_a_writer_a_process_writes_its_rows_itself(sqlite_app, monkeypatch):
     """A writer that has stopped (or never ran) is not reached: the caller commits its row itself, and later rows
     of the process do not try the writer again."""
