@@ -361,7 +361,8 @@ class _GroupCommit:
             commit_rows(self.database, sql, batch)
             return
         # The host's syncer forces these rows to disk within its interval: the commit need not wait for the disk.
-        commit_rows(self._unforced(), sql, batch)
+        with syncer.turn():
+            commit_rows(self._unforced(), sql, batch)
         syncer.committed()
 
     def _unforced(self) -> peewee.SqliteDatabase:

@@ -208,6 +208,37 @@ def test_the_syncer_forces_the_wal_to_disk_within_its_interval_of_a_commit_in_an
     assert len(synced) == 3, "the stop forced the last commit"
 
 
+def test_the_syncers_turn_lets_one_forked_process_commit_at_a_time_and_a_killed_holder_lets_go(tmp_path):
+    """HostSyncer.turn is held by one process at a time among those forked after it was made: a process asking for
+    it while another holds it waits until that one lets go (woken at once, not polling); a holder killed with
+    SIGKILL lets go too (the kernel releases its lock)."""
+    syncer = log_writer.HostSyncer(str(tmp_path / "log.sqlite3"), 30)
+    try:
+        for ending in ("release", "kill"):
+            ready_read, ready_write = os.pipe()
+            child = os.fork()
+            if child == 0:  # pragma: no cover - the child's lines run in the forked process
+                with syncer.turn():
+                    os.write(ready_write, b"x")
+                    time.sleep(0.5 if ending == "release" else 30)
+                os._exit(0)
+            os.close(ready_write)
+            assert os.read(ready_read, 1) == b"x"
+            os.close(ready_read)
+            if ending == "kill":
+                threading.Timer(0.5, os.kill, (child, signal.SIGKILL)).start()
+            started = time.monotonic()
+            with syncer.turn():
+                waited = time.monotonic() - started
+            os.waitpid(child, 0)
+            assert 0.3 < waited < 5, (ending, waited)
+        started = time.monotonic()
+        with syncer.turn():
+            assert time.monotonic() - started < 0.1, "a free turn is taken at once"
+    finally:
+        syncer.stop()
+
+
 def test_with_a_syncer_a_process_commits_its_rows_with_normal_and_reports_them(sqlite_app, monkeypatch):
     """Under the host's syncer (DECISION_LOG_SYNC_SECONDS > 0) a process's own log commits run with
     synchronous=NORMAL (1) and are reported to the syncer; the connection is FULL (2) again after, for the other
