@@ -68,8 +68,10 @@ _SHAPES = frozenset(f"--{t}::{after}" for t in "Tt" for after in ".Zz+-")
 _OFFSETS = frozenset(("+:", "-:"))
 # The common forms, without a fraction, read at once: every third character from the fifth (the same separators, then
 # the Z, or the offset's sign and colon) with the length it must come with (a shorter or longer text with the same
-# characters there is not the form).
-_PLAIN = {**{f"--{t}::Z": 20 for t in "Tt"}, **{f"--{t}::{sign}:": 25 for t in "Tt" for sign in "+-"}}
+# characters there is not the form). A text with `PLAIN_FORMS.get(text[4::3]) == len(text)` is read by
+# datetime.fromisoformat alone (contract.fastload's history loop tests it inline, without a call per message).
+PLAIN_FORMS: dict[str, int] = {**{f"--{t}::Z": 20 for t in "Tt"},
+                               **{f"--{t}::{sign}:": 25 for t in "Tt" for sign in "+-"}}
 _fromisoformat = datetime.fromisoformat
 NOT_RFC3339 = "Not an RFC 3339 date-time with offset, like 2026-12-07T10:00:00Z or 2026-12-07T10:00:00.5+05:30."
 
@@ -78,7 +80,7 @@ def rfc3339_time(value: str) -> datetime:
     """An RFC 3339 date-time with its offset (a str) as an aware datetime (fixed offset; fraction digits past the
     microsecond dropped, as datetime.fromisoformat drops them). Raises ValueError for any other text, ISO 8601 forms
     RFC 3339 does not have included, and for a valid-looking one datetime cannot hold (2026-02-30, 23:59:60)."""
-    if _PLAIN.get(value[4::3]) == len(value):
+    if PLAIN_FORMS.get(value[4::3]) == len(value):
         return _fromisoformat(value)
     last = value[-1:]
     if last == "Z":

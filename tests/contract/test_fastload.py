@@ -147,6 +147,26 @@ def test_fastload_leaves_iso_8601_forms_rfc3339_lacks_to_marshmallow(at):
     assert marshmallow_alone({"send": {**send, "at": at}}) == {"send": {"at": [NOT_RFC3339]}}
 
 
+@pytest.mark.parametrize("at", [
+    "2001-01-01T00:00:00Z", "2998-12-31T23:59:59+00:00", "2000-01-01T00:00:00Z", "2000-06-01T00:00:00-05:00",
+    "2000-01-01T00:30:00+01:00", "1999-12-31T23:00:00-01:00", "1999-12-31T23:59:59Z", "2999-12-31T23:59:59Z",
+    "2999-12-31T23:00:00-01:00",
+    "2999-12-31T23:59:59+01:00", "3000-01-01T00:00:00+01:00", "0999-01-01T00:00:00Z", "20x5-08-12T09:00:00Z",
+    "2O25-08-12T09:00:00Z", "2025-08-12T09:00:00+24:00", "2025-02-30T09:00:00Z", "2025-08-12T09:00:00.5Z",
+    "\u0662025-08-12T09:00:00Z", "2025-08-12t09:00:00+00:00"])
+def test_history_times_read_inline_are_read_and_bounded_as_marshmallow_reads_them(at):
+    """The history loop reads the common forms without a call and bounds them by their text (years 2001 to 2998):
+    at the range's edges (2000, 2999, offsets across them), with letters or other scripts' digits in the year and
+    with impossible dates, fastload gives marshmallow's messages, and leaves to marshmallow only what it refuses."""
+    for message in ({"direction": "inbound", "at": at, "type": "text"},
+                    {"direction": "outbound", "at": at, "type": "text", "delivered_at": "2999-12-31T23:59:59Z"}):
+        loaded = fastload.history([message])
+        expected = marshmallow_alone({"send": {"at": "2025-08-12T12:00:00Z", "to": "+14155550100", "type": "text"},
+                                      "history": [message]})
+        assert (loaded is None) is isinstance(expected, dict)  # every one marshmallow accepts is taken here
+        assert loaded is None or loaded == expected.history
+
+
 def test_a_request_with_a_plain_context_is_loaded_whole_by_fastload():
     """Booleans, counts, codes and the WABA time zone are checked as the schema declares them; a value the
     schema refuses (a lower-case region, an unknown zone, a bool as a count) leaves the request to marshmallow."""
