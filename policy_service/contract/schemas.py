@@ -866,6 +866,18 @@ class DifferenceSchema(ResponseSchema):
     predicted = fields.Raw(allow_none=True)
 
 
+class CauseSchema(ResponseSchema):
+    """The likely reason for a mismatch: a short kind (as the summary counts it) and a sentence with its evidence."""
+
+    kind = fields.String()
+    detail = fields.String()
+
+
+# A comparison's basis, and its decision when the rules do not model Meta's category (review.reconciliation).
+COMPARISON_BASES = ("logged_prediction", "replay")
+NOT_MODELLED = "not_modelled"
+
+
 class ComparisonSchema(ResponseSchema):
     """One delivered message: Meta's pricing beside the charge the rules predict."""
 
@@ -876,8 +888,17 @@ class ComparisonSchema(ResponseSchema):
     matches = fields.Boolean()
     meta = fields.Dict(metadata={"description": "Meta's pricing object as its webhook reported it"})
     predicted = fields.Dict(allow_none=True, metadata={"description": "pricing_model, category, type, billable"})
-    decision = fields.String(allow_none=True, validate=validate.OneOf(DECISIONS))
+    basis = fields.String(validate=validate.OneOf(COMPARISON_BASES), metadata={
+        "description": "logged_prediction: the decision logged for this send (linked by biz_opaque_callback_data); "
+                       "replay: the send replayed through today's rules"})
+    decision_id = fields.String(allow_none=True, metadata={"description": "the logged decision (basis "
+                                                                          "logged_prediction), else null"})
+    decision = fields.String(allow_none=True, validate=validate.OneOf((*DECISIONS, NOT_MODELLED)), metadata={
+        "description": "the decision predicted or logged for the send; not_modelled when the rules do not model "
+                       "Meta's category (modelled false: nothing was replayed)"})
     determining_rules = fields.List(fields.String())
+    cause = fields.Nested(CauseSchema, allow_none=True, metadata={
+        "description": "the likely cause of a mismatch with a logged prediction, when the store knows one"})
     modelled = fields.Boolean(metadata={"description": "false: the rules do not model Meta's category; nothing "
                                                        "was predicted"})
     note = fields.String(allow_none=True, metadata={"description": "an assumption the replay made, if any"})
