@@ -389,7 +389,8 @@ IDEMPOTENCY_KEY = {
                   example=DECISION_RESPONSE_EXAMPLE)
 @blp.alt_response(400, schema=ErrorSchema, description="Malformed JSON")
 @blp.alt_response(422, schema=ErrorSchema, description="Invalid request, by field path", example=ERROR_EXAMPLE)
-@blp.doc(parameters=[IDEMPOTENCY_KEY])
+# doc(parameters=...) replaces the list @blp.arguments documents: the query schema is listed again (explain).
+@blp.doc(parameters=[{"in": "query", "schema": EXPLAIN}, IDEMPOTENCY_KEY])
 def create_decision(proposal: DecisionRequest, query: dict[str, Any]):
     """Decide a proposed send: allow or deny, the required message type, the charge, and why.
 
