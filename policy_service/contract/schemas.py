@@ -57,6 +57,35 @@ PHONE_NUMBER_ID_ERROR = ("must be Meta's business phone number id: digits only (
 PHONE_NUMBER_ID = Pattern(META_ID, error=PHONE_NUMBER_ID_ERROR)
 
 
+# A whole number written as text (a query string, a path segment, Meta's Unix seconds): ASCII digits, a leading minus
+# allowed. int() also reads other scripts' digits ("１", "١"), "+1", " 1 " and "1_000", which no client means.
+ASCII_WHOLE = re.compile(r"-?[0-9]+")
+ASCII_WHOLE_ERROR = "must be a whole number in ASCII digits (0-9)"
+
+
+def whole_number(value: Any) -> int:
+    """`value` as an int: an int (not a bool), or a str of ASCII digits with an optional leading minus. Raises
+    ValueError (ASCII_WHOLE_ERROR) for anything else: a bool, a float, other scripts' digits, signs, spaces."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and ASCII_WHOLE.fullmatch(value):
+        return int(value)
+    raise ValueError(ASCII_WHOLE_ERROR)
+
+
+class WholeNumber(fields.Integer):
+    """An integer given as a number or as text (query strings, path segments), read by whole_number: "１" (fullwidth),
+    "١" (Arabic-Indic), "+1", " 1" or "1_0" are refused (ASCII_WHOLE_ERROR) where fields.Integer read them."""
+
+    default_error_messages = {"invalid": ASCII_WHOLE_ERROR}
+
+    def _validated(self, value: Any) -> int:
+        try:
+            return super()._validated(whole_number(value))
+        except ValueError:
+            raise self.make_error("invalid", input=value) from None
+
+
 def phone_number_id_field(**kwargs: Any) -> fields.String:
     """A business phone number id (PHONE_NUMBER_ID: 1 to 64 ASCII digits) as every request and query names one."""
     return fields.String(validate=PHONE_NUMBER_ID, **kwargs)
