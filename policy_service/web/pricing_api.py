@@ -12,7 +12,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields
 
 from ..contract.pricing import FORECAST, CurrencyBodySchema, ForecastSchema
 from ..contract.queries import NO_QUERY
-from ..contract.schemas import WABA_ID_DIGITS, ErrorSchema, RefusesNul, ResponseSchema
+from ..contract.schemas import WABA_ID_DIGITS, ErrorSchema, RefusesNul, ResponseSchema, whole_number
 from ..service import analytics, forecast, pricing
 from ..service.errors import ServiceError
 from .api import JsonBodyParser, flatten_errors, policy, require_json
@@ -105,8 +105,9 @@ def forecast_page():
     body.update({key: form[key] for key in ("currency", "waba_id", "waba_timezone") if form[key]})
     errors: dict[str, list[str]] = {}
     if form["service_messages_this_month"]:  # a whole count, as the API's integer (the schema checks its range)
-        if form["service_messages_this_month"].isdigit():
-            body["service_messages_this_month"] = int(form["service_messages_this_month"])
+        count = whole_number(form["service_messages_this_month"])
+        if count is not None:
+            body["service_messages_this_month"] = count
         else:
             errors["service_messages_this_month"] = ["a whole number of messages, like 900"]
     numbers = []  # the text's line number (from 1, blank lines counted) of each line of the body
@@ -115,13 +116,13 @@ def forecast_page():
         if not parts:
             continue
         counts = _line_counts(parts[3:])
-        if len(parts) < 3 or not parts[2].isdigit() or counts is None:
+        if len(parts) < 3 or whole_number(parts[2]) is None or counts is None:
             errors[f"lines.{number}"] = [
                 "write one line as: COUNTRY CATEGORY COUNT, then optionally " + " ".join(
                     f"{name}=N" for name in LINE_FIELDS) + " (for example BR marketing 10000 free_entry_point=4000)"]
             continue
         place = {"to": parts[0]} if parts[0].startswith("+") else {"country": parts[0]}
-        body["lines"].append({**place, "category": parts[1], "count": int(parts[2]), **counts})
+        body["lines"].append({**place, "category": parts[1], "count": whole_number(parts[2]), **counts})
         numbers.append(number)
     if not errors:
         try:
@@ -149,8 +150,8 @@ def _line_counts(words: list[str]) -> dict[str, Any] | None:
         name, equals, value = word.partition("=")
         if not equals or name not in LINE_FIELDS or name in counts:
             return None
-        digits = value.removeprefix("-")
-        counts[name] = int(value) if digits.isdigit() and digits.isascii() else value
+        number = whole_number(value.removeprefix("-"))
+        counts[name] = value if number is None else -number if value.startswith("-") else number
     return counts
 
 
@@ -160,9 +161,10 @@ def _text_lines(errors: dict[str, list[str]], numbers: list[int]) -> dict[str, l
     def name(key: str) -> str:
         root, _, rest = key.partition(".")
         index, dot, field = rest.partition(".")
-        if root != "lines" or not index.isdigit() or int(index) >= len(numbers):
+        line = whole_number(index)
+        if root != "lines" or line is None or line >= len(numbers):
             return key
-        return f"lines.{numbers[int(index)]}{dot}{field}"
+        return f"lines.{numbers[line]}{dot}{field}"
     return {name(key): messages for key, messages in errors.items()}
 
 
