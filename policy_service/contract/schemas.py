@@ -26,7 +26,7 @@ from ..core.identities import COUNTRIES, E164, WA_ID, NotAContact, not_dialable,
 from ..core.messages import UNKNOWN_TEMPLATE, UNKNOWN_TYPE, DecisionRequest, Message, Send, Template
 from ..core.pricing import Price
 from ..core.rates import BASES, iso_4217
-from ..core.vocabulary import GROUP_CATEGORY_PREFIX, STATUSES
+from ..core.vocabulary import DELIVERED_STATUSES, GROUP_CATEGORY_PREFIX, STATUSES
 from .strict import Pattern, RequestSchema, RFC3339DateTime, StrictBoolean
 
 # A currency anything is billed, priced or reported in: ISO 4217's codes (rules/rates/currencies.yaml, not Python),
@@ -411,8 +411,12 @@ class MessageSchema(RequestSchema):
                 errors["template"] = ["only allowed when type is template"]
             if "delivered_at" in data and "at" in data and data["delivered_at"] < data["at"]:
                 errors["delivered_at"] = ["must not be before `at` (a message is delivered after it is sent)"]
-            if "delivered_at" in data and data.get("status") == "failed":
-                errors["delivered_at"] = ["a failed message was not delivered; give status delivered, read or played"]
+            status = data.get("status")
+            if "delivered_at" in data and status is not None and status not in DELIVERED_STATUSES:
+                # README: a sent, failed, deleted or warning message opened nothing; with a delivered_at it was
+                # replayed as delivered (opening a conversation). Contradictory, so refused rather than guessed.
+                errors["delivered_at"] = [f"a message whose latest status is {status} was not delivered; give "
+                                          "status delivered, read or played, or leave delivered_at out"]
         if errors:
             raise ValidationError(errors)
 
