@@ -138,10 +138,11 @@ def unavailable_message(error: Exception) -> str:
             f"retry after {RETRY_AFTER_SECONDS} s")
 
 
-def discard_connection() -> None:
-    """Close this thread's connection after a storage fault (a pooled one leaves the pool), so the next
-    query opens a new one instead of reusing a broken or read-only connection."""
-    database = database_proxy.obj
+def discard_connection(database: peewee.Database | None = None) -> None:
+    """Close this thread's connection to `database` (default: the configured one) after a storage fault (a pooled
+    one leaves the pool), so the next query opens a new one instead of reusing a broken or read-only connection."""
+    if database is None:
+        database = database_proxy.obj
     if database is None or database.is_closed():
         return
     try:

@@ -105,8 +105,8 @@ def forecast_page():
     body.update({key: form[key] for key in ("currency", "waba_id", "waba_timezone") if form[key]})
     errors: dict[str, list[str]] = {}
     if form["service_messages_this_month"]:  # a whole count, as the API's integer (the schema checks its range)
-        if form["service_messages_this_month"].isdigit():
-            body["service_messages_this_month"] = int(form["service_messages_this_month"])
+        if (count := _whole(form["service_messages_this_month"])) is not None:
+            body["service_messages_this_month"] = count
         else:
             errors["service_messages_this_month"] = ["a whole number of messages, like 900"]
     numbers = []  # the text's line number (from 1, blank lines counted) of each line of the body
@@ -115,13 +115,14 @@ def forecast_page():
         if not parts:
             continue
         counts = _line_counts(parts[3:])
-        if len(parts) < 3 or not parts[2].isdigit() or counts is None:
+        count = _whole(parts[2]) if len(parts) >= 3 else None
+        if count is None or counts is None:
             errors[f"lines.{number}"] = [
                 "write one line as: COUNTRY CATEGORY COUNT, then optionally " + " ".join(
                     f"{name}=N" for name in LINE_FIELDS) + " (for example BR marketing 10000 free_entry_point=4000)"]
             continue
         place = {"to": parts[0]} if parts[0].startswith("+") else {"country": parts[0]}
-        body["lines"].append({**place, "category": parts[1], "count": int(parts[2]), **counts})
+        body["lines"].append({**place, "category": parts[1], "count": count, **counts})
         numbers.append(number)
     if not errors:
         try:
@@ -149,9 +150,15 @@ def _line_counts(words: list[str]) -> dict[str, Any] | None:
         name, equals, value = word.partition("=")
         if not equals or name not in LINE_FIELDS or name in counts:
             return None
-        digits = value.removeprefix("-")
-        counts[name] = int(value) if digits.isdigit() and digits.isascii() else value
+        whole = _whole(value.removeprefix("-"))
+        counts[name] = value if whole is None else -whole if value.startswith("-") else whole
     return counts
+
+
+def _whole(text: str) -> int | None:
+    """A form's whole number written in ASCII digits (0-9), else None. str.isdigit() alone also accepts
+    superscripts (²), which int() refuses (a 500), and other scripts' digits, which the API's JSON never has."""
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def _text_lines(errors: dict[str, list[str]], numbers: list[int]) -> dict[str, list[str]]:

@@ -431,6 +431,22 @@ def test_the_pages_window_and_time_zone_errors_are_the_apis(client):
         assert bad.status_code == 422 and "<code>query.lines.1</code>: write one line as" in bad.get_data(as_text=True)
 
 
+def test_the_pages_counts_in_digits_other_than_ascii_are_a_422_naming_them(client):
+    """/ui/forecast read a count with str.isdigit() then int(): a superscript digit (², which isdigit() accepts and
+    int() refuses) was a 500 ValueError. A count in a line, the service messages this month or a line's
+    `name=N` written in anything but ASCII digits (superscripts, Arabic-Indic, fullwidth) is a 422 naming it."""
+    base = {"at": "2026-11-10T12:00:00Z", "currency": "BRL"}
+    for digit in ("\u00b2", "\u0661", "\uff11"):
+        cases = {"query.lines.1": {"lines": f"BR service {digit}"},
+                 "query.service_messages_this_month": {"lines": "BR service 2", "service_messages_this_month": digit},
+                 "query.lines.1.free_entry_point": {"lines": f"BR service 2 free_entry_point={digit}"}}
+        for name, query in cases.items():
+            answer = client.get("/ui/forecast", query_string={**base, **query}, headers={"Accept": "application/json"})
+            assert answer.status_code == 422 and list(answer.get_json()["errors"]) == [name], (digit, query)
+    assert client.get("/ui/forecast", query_string={**base, "lines": "BR service 2",
+                                                    "service_messages_this_month": "1"}).status_code == 200
+
+
 def test_a_wabas_stored_account_restriction_or_ban_denies_its_lines(client, app):
     """A WABA Meta restricted from business-initiated messaging (ACC-1) or disabled (ACC-2) was forecast as if it
     could send: with waba_id the forecast takes its stored account state into the rules' questions, so its template

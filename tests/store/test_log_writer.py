@@ -208,6 +208,37 @@ def test_the_syncer_forces_the_wal_to_disk_within_its_interval_of_a_commit_in_an
     assert len(synced) == 3, "the stop forced the last commit"
 
 
+def test_the_syncers_turn_lets_one_forked_process_commit_at_a_time_and_a_killed_holder_lets_go(tmp_path):
+    """HostSyncer.turn is held by one process at a time among those forked after it was made: a process asking for
+    it while another holds it waits until that one lets go (woken at once, not polling); a holder killed with
+    SIGKILL lets go too (the kernel releases its lock)."""
+    syncer = log_writer.HostSyncer(str(tmp_path / "log.sqlite3"), 30)
+    try:
+        for ending in ("release", "kill"):
+            ready_read, ready_write = os.pipe()
+            child = os.fork()
+            if child == 0:  # pragma: no cover - the child's lines run in the forked process
+                with syncer.turn():
+                    os.write(ready_write, b"x")
+                    time.sleep(0.5 if ending == "release" else 30)
+                os._exit(0)
+            os.close(ready_write)
+            assert os.read(ready_read, 1) == b"x"
+            os.close(ready_read)
+            if ending == "kill":
+                threading.Timer(0.5, os.kill, (child, signal.SIGKILL)).start()
+            started = time.monotonic()
+            with syncer.turn():
+                waited = time.monotonic() - started
+            os.waitpid(child, 0)
+            assert 0.3 < waited < 5, (ending, waited)
+        started = time.monotonic()
+        with syncer.turn():
+            assert time.monotonic() - started < 0.1, "a free turn is taken at once"
+    finally:
+        syncer.stop()
+
+
 def test_with_a_syncer_a_process_commits_its_rows_with_normal_and_reports_them(sqlite_app, monkeypatch):
     """Under the host's syncer (DECISION_LOG_SYNC_SECONDS > 0) a process's own log commits run with
     synchronous=NORMAL (1) and are reported to the syncer; the connection is FULL (2) again after, for the other
@@ -235,6 +266,51 @@ def test_with_a_syncer_a_process_commits_its_rows_with_normal_and_reports_them(s
         syncer.stop()
     assert seen == [2, 1, 1] and reported == [1, 1]
     assert {"alone-full", "normal-1", "normal-2"} <= _logged_ids(app)
+
+
+def test_with_a_syncer_the_log_commits_on_its_own_connection_which_a_storage_fault_drops(sqlite_app, monkeypatch):
+    """Under the syncer the log's rows are committed on a connection of their own to the same file (synchronous=NORMAL
+    from its opening), never on the app's (FULL, untouched: no PRAGMA is run on it); a storage fault on the log's
+    connection fails that decision only and closes that connection, and the next decision opens it again."""
+    app = sqlite_app
+    policy, decided = _preview(app)
+    assert _record(app, policy, decided, "warm") is None  # the committer and the app's connection exist
+    syncer = log_writer.HostSyncer(store_database.database_proxy.obj.database, 30)
+    monkeypatch.setattr(decision_log, "_HOST_SYNCER", [syncer])
+    app_statements, used, commit_rows = [], [], decision_log.commit_rows
+    app_database = store_database.database_proxy.obj
+    execute_sql = app_database.execute_sql
+    monkeypatch.setattr(app_database, "execute_sql", lambda sql, *a, **k: (
+        app_statements.append(sql), execute_sql(sql, *a, **k))[1])
+    faults = [peewee.OperationalError("disk I/O error")]
+
+    def commit(database, sql, units):
+        used.append(database)
+        if faults:
+            fault = faults.pop()
+            # As a real fault leaves it: the statement raised inside commit_rows, which drops the connection.
+            database.execute_sql = lambda *a, **k: (_ for _ in ()).throw(fault)
+            try:
+                commit_rows(database, sql, units)
+            finally:
+                del database.execute_sql  # the class's method again
+            return
+        commit_rows(database, sql, units)
+
+    monkeypatch.setattr(decision_log, "commit_rows", commit)
+    try:
+        error = _record(app, policy, decided, "faulted")
+        assert isinstance(error, peewee.OperationalError) and "disk I/O error" in str(error)
+        assert used[0].is_closed(), "the log's connection is dropped after a storage fault"
+        assert _record(app, policy, decided, "after") is None
+        assert used[1] is used[0] and used[0] is not app_database
+        assert used[0].execute_sql("PRAGMA synchronous").fetchone()[0] == 1
+        assert not [sql for sql in app_statements if "PRAGMA" in sql.upper()]
+        with app.app_context():
+            assert app_database.execute_sql("PRAGMA synchronous").fetchone()[0] == 2
+    finally:
+        syncer.stop()
+    assert _logged_ids(app) >= {"warm", "after"} and "faulted" not in _logged_ids(app)
 
 
 def test_without_a_writer_a_process_writes_its_rows_itself(sqlite_app, monkeypatch):
