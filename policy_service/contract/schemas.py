@@ -57,6 +57,16 @@ PHONE_NUMBER_ID_ERROR = ("must be Meta's business phone number id: digits only (
 PHONE_NUMBER_ID = Pattern(META_ID, error=PHONE_NUMBER_ID_ERROR)
 
 
+def whole_number(text: str, *, most_digits: int = len(str(2**53 - 1))) -> int | None:
+    """`text` read as a whole number when it is 1 to `most_digits` ASCII digits (nothing else, no sign or space),
+    else None. Client and stored text is read with this, not str.isdigit()/isdecimal() then int(): isdigit is true
+    for superscripts ("¹50001"), which int() then refuses (a ValueError, a 500), both take other scripts' digits
+    ("١٢"), and int() refuses more than 4,300 digits."""
+    if not 0 < len(text) <= most_digits or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
+
+
 def phone_number_id_field(**kwargs: Any) -> fields.String:
     """A business phone number id (PHONE_NUMBER_ID: 1 to 64 ASCII digits) as every request and query names one."""
     return fields.String(validate=PHONE_NUMBER_ID, **kwargs)
