@@ -135,9 +135,7 @@ def month_volume(waba_id: str, category: str, country: str, day, at: datetime, z
         return None
     categories = (column, *(c.category for c in rates.columns if c.column == column and c.covers(day)
                             and not c.per_participant))
-    # Meta writes authentication-international in `pricing` but some senders store the underscore spelling.
-    shown = "/".join(categories)
-    categories = tuple(dict.fromkeys((*categories, *(c.replace("-", "_") for c in categories))))
+    shown = "/".join(categories)  # count_billed matches each one's other spelling too
     listed = tuple(code for code, named in market_map.countries.items() if named == market)
     every_other = market == market_map.otherwise
     tz = ZoneInfo(zone)
