@@ -44,7 +44,7 @@ from .schemas import (
     TEMPLATE_NAME,
     TEMPLATE_NAME_ERROR,
     WholeNumber,
-    whole_number,
+    ascii_integer,
 )
 from .strict import Pattern, StrictBoolean
 
@@ -348,7 +348,7 @@ class UnixTime(fields.Field):
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime:
         try:  # ASCII digits only: int() also read "１７６５１３００００" (fullwidth) as a time
-            moment = datetime.fromtimestamp(whole_number(value), tz=UTC)
+            moment = datetime.fromtimestamp(ascii_integer(value), tz=UTC)
         except (TypeError, ValueError, OverflowError, OSError):
             raise ValidationError("must be Unix seconds") from None
         if not EARLIEST <= moment <= LATEST:

@@ -26,7 +26,7 @@ from ..core.identities import COUNTRIES, E164, WA_ID, NotAContact, not_dialable,
 from ..core.messages import UNKNOWN_TEMPLATE, UNKNOWN_TYPE, DecisionRequest, Message, Send, Template
 from ..core.pricing import Price
 from ..core.rates import BASES, iso_4217
-from ..core.vocabulary import GROUP_CATEGORY_PREFIX, STATUSES
+from ..core.vocabulary import DELIVERED_STATUSES, GROUP_CATEGORY_PREFIX, STATUSES
 from .strict import Pattern, RequestSchema, RFC3339DateTime, StrictBoolean
 
 # A currency anything is billed, priced or reported in: ISO 4217's codes (rules/rates/currencies.yaml, not Python),
@@ -57,31 +57,45 @@ PHONE_NUMBER_ID_ERROR = ("must be Meta's business phone number id: digits only (
 PHONE_NUMBER_ID = Pattern(META_ID, error=PHONE_NUMBER_ID_ERROR)
 
 
-# A whole number written as text (a query string, a path segment, Meta's Unix seconds): ASCII digits, a leading minus
-# allowed. int() also reads other scripts' digits ("１", "١"), "+1", " 1 " and "1_000", which no client means.
-ASCII_WHOLE = re.compile(r"-?[0-9]+")
-ASCII_WHOLE_ERROR = "must be a whole number in ASCII digits (0-9)"
+def whole_number(text: str, *, most_digits: int = len(str(2**53 - 1))) -> int | None:
+    """`text` read as a whole number when it is 1 to `most_digits` ASCII digits (nothing else, no sign or space),
+    else None. Client and stored text is read with this, not str.isdigit()/isdecimal() then int(): isdigit is true
+    for superscripts ("¹50001"), which int() then refuses (a ValueError, a 500), both take other scripts' digits
+    ("١٢"), and int() refuses more than 4,300 digits."""
+    if not 0 < len(text) <= most_digits or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
 
 
-def whole_number(value: Any) -> int:
-    """`value` as an int: an int (not a bool), or a str of ASCII digits with an optional leading minus. Raises
-    ValueError (ASCII_WHOLE_ERROR) for anything else: a bool, a float, other scripts' digits, signs, spaces."""
+# Every integer read from text (a query string, Meta's Unix seconds and limits) takes at most this many digits: more
+# than any bound they are checked against, so a longer one is refused as too large, not as not a number.
+MOST_INTEGER_DIGITS = 30
+ASCII_INTEGER_ERROR = "must be a whole number in ASCII digits (0-9)"
+
+
+def ascii_integer(value: Any) -> int:
+    """`value` as an int: an int (not a bool), or text of ASCII digits (whole_number) after an optional minus. Raises
+    ValueError (ASCII_INTEGER_ERROR) for anything else: int() also read other scripts' digits ("１", "١"), "+1",
+    " 1 " and "1_000", and a float it truncates."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and ASCII_WHOLE.fullmatch(value):
-        return int(value)
-    raise ValueError(ASCII_WHOLE_ERROR)
+    if isinstance(value, str):
+        number = whole_number(value.removeprefix("-"), most_digits=MOST_INTEGER_DIGITS)
+        if number is not None:
+            return -number if value.startswith("-") else number
+    raise ValueError(ASCII_INTEGER_ERROR)
 
 
 class WholeNumber(fields.Integer):
-    """An integer given as a number or as text (query strings, path segments), read by whole_number: "１" (fullwidth),
-    "١" (Arabic-Indic), "+1", " 1" or "1_0" are refused (ASCII_WHOLE_ERROR) where fields.Integer read them."""
+    """An integer given as a number or as text (query strings, Meta's webhooks), read by ascii_integer: "１"
+    (fullwidth), "١" (Arabic-Indic), "+1", " 1", "1_0" or 1.5 are refused (ASCII_INTEGER_ERROR) where fields.Integer
+    read them."""
 
-    default_error_messages = {"invalid": ASCII_WHOLE_ERROR}
+    default_error_messages = {"invalid": ASCII_INTEGER_ERROR}
 
     def _validated(self, value: Any) -> int:
         try:
-            return super()._validated(whole_number(value))
+            return super()._validated(ascii_integer(value))
         except ValueError:
             raise self.make_error("invalid", input=value) from None
 
@@ -430,8 +444,12 @@ class MessageSchema(RequestSchema):
                 errors["template"] = ["only allowed when type is template"]
             if "delivered_at" in data and "at" in data and data["delivered_at"] < data["at"]:
                 errors["delivered_at"] = ["must not be before `at` (a message is delivered after it is sent)"]
-            if "delivered_at" in data and data.get("status") == "failed":
-                errors["delivered_at"] = ["a failed message was not delivered; give status delivered, read or played"]
+            status = data.get("status")
+            if "delivered_at" in data and status is not None and status not in DELIVERED_STATUSES:
+                # README: a sent, failed, deleted or warning message opened nothing; with a delivered_at it was
+                # replayed as delivered (opening a conversation). Contradictory, so refused rather than guessed.
+                errors["delivered_at"] = [f"a message whose latest status is {status} was not delivered; give "
+                                          "status delivered, read or played, or leave delivered_at out"]
         if errors:
             raise ValidationError(errors)
 

@@ -30,7 +30,7 @@ from ..core.evaluate import assumed_send, evaluate, replay
 from ..core.messages import DecisionRequest, Send
 from ..core.records import replace  # a Message is a msgspec Struct: dataclasses.replace cannot copy it
 from ..core.rulebook import Rulebook
-from ..core.vocabulary import BUSINESS_AGENT, modelled
+from ..core.vocabulary import BUSINESS_AGENT, modelled, pricing_category
 from ..store import business_state, decision_log, histories
 from ..store.database import loaded_time
 
@@ -160,7 +160,7 @@ def normalized_category(category: Any) -> Any:
     underscore elsewhere, and names Marketing Messages API marketing `marketing_lite`."""
     if not isinstance(category, str):
         return category
-    return SAME_CHARGE.get(category, category.replace("_international", "-international"))
+    return SAME_CHARGE.get(category, pricing_category(category))
 
 
 def report(comparisons: list[Comparison], *, page: int = 1, page_size: int | None = None) -> dict[str, Any]:
@@ -196,7 +196,7 @@ def report(comparisons: list[Comparison], *, page: int = 1, page_size: int | Non
 def summary(comparisons: list[Comparison]) -> list[dict[str, Any]]:
     """Comparisons counted by month of the status, Meta's pricing category and cause (`match` when they agree,
     `not_modelled` when the rules do not model Meta's category)."""
-    counts = Counter((c.at[:7], str(c.meta.get("category")), _cause_kind(c)) for c in comparisons)
+    counts = Counter((c.at[:7], pricing_category(str(c.meta.get("category"))), _cause_kind(c)) for c in comparisons)
     return [{"month": month, "category": category, "cause": cause, "count": count}
             for (month, category, cause), count in sorted(counts.items())]
 

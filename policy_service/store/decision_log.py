@@ -242,10 +242,12 @@ def _masked_request_text(request: Any) -> bytes:
             shown["history"] = orjson.Fragment(dumped)  # where the history stood, as the text it was dumped as
             return orjson.dumps(shown)
         parts = []
+        # A chunk of a typed history is typed: searched as one (no contact or wa_id member can stand in it).
+        changes = may_change if dumped is None else typed_history_may_change
         for start in range(0, len(history), HISTORY_CHUNK):
             chunk = history[start:start + HISTORY_CHUNK]
             text = orjson.dumps(chunk)
-            if may_change(text.decode()):
+            if changes(text.decode()):
                 text = orjson.dumps(masked_request({"history": chunk})["history"])
             parts.append(text[1:-1])
         shown = masked_request({**request, "history": []})

@@ -12,7 +12,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields
 
 from ..contract.pricing import FORECAST, CurrencyBodySchema, ForecastSchema
 from ..contract.queries import NO_QUERY
-from ..contract.schemas import WABA_ID_DIGITS, ErrorSchema, RefusesNul, ResponseSchema
+from ..contract.schemas import WABA_ID_DIGITS, ErrorSchema, RefusesNul, ResponseSchema, whole_number
 from ..service import analytics, forecast, pricing
 from ..service.errors import ServiceError
 from .api import JsonBodyParser, flatten_errors, policy, require_json
@@ -157,8 +157,9 @@ def _line_counts(words: list[str]) -> dict[str, Any] | None:
 
 def _whole(text: str) -> int | None:
     """A form's whole number written in ASCII digits (0-9), else None. str.isdigit() alone also accepts
-    superscripts (²), which int() refuses (a 500), and other scripts' digits, which the API's JSON never has."""
-    return int(text) if text.isascii() and text.isdigit() else None
+    superscripts (²), which int() refuses (a 500), and other scripts' digits, which the API's JSON never has; and
+    int() refuses more than 4,300 digits (a 500 too): contract.schemas.whole_number reads at most 16."""
+    return whole_number(text)
 
 
 def _text_lines(errors: dict[str, list[str]], numbers: list[int]) -> dict[str, list[str]]:
@@ -167,9 +168,10 @@ def _text_lines(errors: dict[str, list[str]], numbers: list[int]) -> dict[str, l
     def name(key: str) -> str:
         root, _, rest = key.partition(".")
         index, dot, field = rest.partition(".")
-        if root != "lines" or not index.isdigit() or int(index) >= len(numbers):
+        line = whole_number(index)
+        if root != "lines" or line is None or line >= len(numbers):
             return key
-        return f"lines.{numbers[int(index)]}{dot}{field}"
+        return f"lines.{numbers[line]}{dot}{field}"
     return {name(key): messages for key, messages in errors.items()}
 
 

@@ -4,6 +4,7 @@ import shutil
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
 from markupsafe import escape
 
 from policy_service.contract.pricing import FORECAST
@@ -531,3 +532,18 @@ def test_a_line_with_no_single_rate_answers_rate_null_as_documented(client):
     assert "`rate` (null when" in described["description"], described["description"]
     from ..conftest import ROOT
     assert "`rate` is null when" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("number", ["¹0", "²", "9" * 5000])
+def test_the_pages_counts_that_isdigit_takes_but_int_refuses_are_422s(client, number):
+    """/ui/forecast read a count with str.isdigit() then int(): a superscript digit ("¹0", true for isdigit) or more
+    digits than int() reads (5,000) was a ValueError, a 500. The month's service messages, a line's COUNT and a
+    line's name=N are each a 422 naming the field, as any other text there is."""
+    base = {"currency": "BRL", "at": SERVICE["at"]}
+    cases = {"service_messages_this_month": {"lines": "BR service 1", "service_messages_this_month": number},
+             "lines.1": {"lines": f"BR service {number}"},
+             "lines.1.free_entry_point": {"lines": f"BR service 1 free_entry_point={number}"}}
+    for field, query in cases.items():
+        page = client.get("/ui/forecast", query_string={**base, **query}, headers={"Accept": "application/json"})
+        assert page.status_code == 422, (field, page.get_data(as_text=True)[:300])
+        assert any(name.endswith(field) for name in page.get_json()["errors"]), page.get_json()
