@@ -26,7 +26,7 @@ import phonenumbers
 
 from ..contract.parsing import dumped_history
 from ..core.decision import Decision
-from ..core.identities import BSUID_PATTERN, recipient
+from ..core.identities import BSUID_PATTERN, example_numbers, recipient
 from ..core.masking import (
     PHONE_KEYS,
     mask_contact,
@@ -505,9 +505,10 @@ def with_example_recipient(request: dict[str, Any], region: str) -> dict[str, An
     send = request.get("send") if isinstance(request, dict) else None
     number = send.get("to") if isinstance(send, dict) else None
     participants = send.get("participants") if isinstance(send, dict) else None
-    if isinstance(participants, list):
-        # Group sends: the rules read only how many participants there are.
-        send = {**send, "participants": [p.replace("*", "0") if isinstance(p, str) else p for p in participants]}
+    if isinstance(participants, list) and all(isinstance(p, str) for p in participants):
+        # Group sends: the rules read how many participants there are and their calling codes (the price per
+        # participant); masked ones sharing a code are distinct example numbers, as a group's participants must be.
+        send = {**send, "participants": example_numbers(participants)}
         request = {**request, "send": send}
     if not isinstance(number, str) or "*" not in number:
         return request
