@@ -79,7 +79,8 @@ class DecisionRecord(StoredModel):
     decision_id = peewee.CharField(max_length=64, unique=True)
     logged_at = peewee.DateTimeField(index=True)
     send_at = peewee.CharField(max_length=40)
-    decision = peewee.CharField(max_length=8, index=True)
+    # Not indexed (migration 038): two values, and the listing finds rows by logged_at.
+    decision = peewee.CharField(max_length=8)
     status = peewee.CharField(max_length=16)
     required_message_type = peewee.CharField(max_length=8)
     policy_version = peewee.CharField(max_length=16, null=True)
