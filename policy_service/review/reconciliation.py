@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..contract.schemas import NOT_MODELLED
 from ..core import identities
 from ..core.decision import Decision
 from ..core.engine import RulesEngine
@@ -69,7 +70,7 @@ class Comparison:
     at: str
     meta: dict[str, Any]
     predicted: dict[str, Any] | None
-    decision: str
+    decision: str | None  # allow, deny, or not_modelled (contract.schemas.ComparisonSchema)
     determining_rules: tuple[str, ...]
     differences: tuple[Difference, ...]
     note: str | None = None  # what the replay assumed, or why it was not replayed
@@ -216,7 +217,7 @@ def _compare(row: histories.StoredMessage, conversation: list[histories.StoredMe
     at = loaded_time(row.at).isoformat()
     category = histories.outbound_category(row)
     if not modelled(category):
-        return Comparison(row.wamid, row.phone_number_id, row.contact, at, meta, None, "not_modelled", (), (),
+        return Comparison(row.wamid, row.phone_number_id, row.contact, at, meta, None, NOT_MODELLED, (), (),
                           note=f"category not modelled: {category}", modelled=False)
     request, assumption = _request(row, conversation, category, rulebook, engine)
     decision = evaluate(request, rulebook=rulebook, engine=engine, decision_id=f"reconcile:{row.wamid}")
@@ -237,7 +238,7 @@ def _compare_logged(row: histories.StoredMessage, logged: dict[str, Any]) -> Com
     differences = _differences(meta, predicted)
     cause = _cause(row, meta, predicted, differences, logged) if differences else None
     return Comparison(row.wamid, row.phone_number_id, row.contact, loaded_time(row.at).isoformat(), meta, predicted,
-                      response.get("decision", ""), tuple(response.get("determining_rules", ())), differences,
+                      response.get("decision"), tuple(response.get("determining_rules", ())), differences,
                       note=_agent_note(meta, None), basis="logged_prediction", decision_id=logged["decision_id"],
                       cause=cause)
 

@@ -127,6 +127,21 @@ def test_counts_name_a_rate_card_market_as_no_country(client):
     assert answer.status_code == 422 and "not a rate card's market name" in answer.json["errors"]["query.market"][0]
 
 
+@pytest.mark.parametrize("given", ["\uff11", "\u0661", "+1", " 1", "1 ", "1_0", "1.0", "1e3", "", 1.5, True, None])
+def test_a_whole_number_is_an_int_or_ascii_digits(given):
+    """contract.schemas.WholeNumber (every integer read from a query string, a path or Meta's webhooks) refuses what
+    int() would have read as a number: other scripts' digits, signs, spaces, underscores, floats, booleans."""
+    from marshmallow import Schema
+
+    from policy_service.contract.schemas import ASCII_INTEGER_ERROR, WholeNumber
+
+    schema = Schema.from_dict({"n": WholeNumber(allow_none=False)})()
+    with pytest.raises(ValidationError) as refused:
+        schema.load({"n": given})
+    assert refused.value.messages["n"] in ([ASCII_INTEGER_ERROR], ["Field may not be null."])
+    assert schema.load({"n": "12"}) == schema.load({"n": 12}) == {"n": 12} and schema.load({"n": "-3"}) == {"n": -3}
+
+
 @pytest.mark.parametrize("status", ["sent", "deleted", "warning", "failed"])
 def test_a_history_message_whose_status_says_undelivered_cannot_give_delivered_at(client, status):
     """An outbound message whose latest status does not say it was delivered (sent, deleted, warning, failed: README,
