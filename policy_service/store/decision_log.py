@@ -233,9 +233,9 @@ def _masked_request_text(request: Any) -> bytes:
     The history parse_json typed and dumped (contract.parsing.dumped_history) is not dumped again: its whole text is
     searched once (core.masking.typed_history_may_change) and, when nothing in it can change, written as it is."""
     history = request.get("history") if type(request) is dict else None
+    dumped = dumped_history(history)  # taken (and so let go) whatever the history's length
     if type(history) is not list or len(history) <= HISTORY_CHUNK:
         return dumps(masked_request(request))
-    dumped = dumped_history(history)
     try:
         if dumped is not None and not typed_history_may_change(dumped.decode()):
             shown = masked_request({**request, "history": []})
