@@ -94,16 +94,24 @@ def forecast_page():
     if errors := unknown_filters({"at", "currency", "waba_id", "waba_timezone", "lines",
                                   "service_messages_this_month"}):
         return refused_page(errors)
-    form = {"at": request.values.get("at") or f"{date.today().isoformat()}T12:00:00+00:00",
+    submitted = "lines" in request.values
+    # The sample lines and today's noon fill the form first shown; a submitted form is read as submitted: an empty
+    # Lines or Delivered at is a 422 naming it (it forecast the sample lines, or today, without a word).
+    form = {"at": request.values.get("at", f"{date.today().isoformat()}T12:00:00+00:00"),
             "currency": request.values.get("currency") or "", "waba_id": request.values.get("waba_id") or "",
             "waba_timezone": request.values.get("waba_timezone") or "",
             "service_messages_this_month": request.values.get("service_messages_this_month") or "",
-            "lines": request.values.get("lines") or "BR marketing 10000\nBR utility 5000"}
-    if "lines" not in request.values:
-        return render_template("ui/forecast.html", form=form, errors={}, result=None, line_fields=LINE_FIELDS)
+            "lines": request.values["lines"] if submitted else SAMPLE_LINES}
+    if not submitted:
+        return render_template("ui/forecast.html", form=form, errors={}, result=None, line_fields=LINE_FIELDS,
+                               sample=SAMPLE_LINES)
     body: dict[str, Any] = {"at": form["at"], "lines": []}
     body.update({key: form[key] for key in ("currency", "waba_id", "waba_timezone") if form[key]})
     errors: dict[str, list[str]] = {}
+    if not form["lines"].strip():
+        errors["lines"] = ["required: one line per market and category, like " + SAMPLE_LINES.splitlines()[0]]
+    if not form["at"].strip():
+        errors["at"] = ["required: when the messages are delivered (RFC 3339), like 2026-11-10T12:00:00Z"]
     if form["service_messages_this_month"]:  # a whole count, as the API's integer (the schema checks its range)
         if (count := _whole(form["service_messages_this_month"])) is not None:
             body["service_messages_this_month"] = count
@@ -133,10 +141,14 @@ def forecast_page():
             errors = _text_lines(error.errors, numbers)
     if errors:
         return refused_page(errors, page=lambda named: render_template("ui/forecast.html", form=form, errors=named,
-                                                                 result=None, line_fields=LINE_FIELDS))
-    return render_template("ui/forecast.html", form=form, errors={}, result=result, line_fields=LINE_FIELDS)
+                                                                 result=None, line_fields=LINE_FIELDS,
+                                                                 sample=SAMPLE_LINES))
+    return render_template("ui/forecast.html", form=form, errors={}, result=result, line_fields=LINE_FIELDS,
+                           sample=SAMPLE_LINES)
 
 
+# The lines the form first shows (and the Lines box's placeholder once it is emptied).
+SAMPLE_LINES = "BR marketing 10000\nBR utility 5000"
 # A form line's optional counts after COUNTRY CATEGORY COUNT, as `name=N`: the API's line fields of that name.
 LINE_FIELDS = ("free_entry_point", "customer_service_window")
 

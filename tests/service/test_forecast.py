@@ -448,6 +448,25 @@ def test_the_pages_counts_in_digits_other_than_ascii_are_a_422_naming_them(clien
                                                     "service_messages_this_month": "1"}).status_code == 200
 
 
+def test_an_empty_lines_or_time_submitted_on_the_page_is_a_422_naming_it(client):
+    """/ui/forecast?lines=&at=... answered 200 forecasting the sample lines (BR marketing 10000 / BR utility 5000), and
+    an empty `at` became today's noon, without a word: a submitted empty (or blank) Lines or Delivered at is a 422
+    naming query.lines / query.at, in JSON and HTML. The form first shown (nothing submitted) still offers the sample
+    lines, and the Lines box keeps them as its placeholder."""
+    base = {"at": "2026-11-10T12:00:00Z", "currency": "USD", "lines": "BR utility 10"}
+    for query, names in (({"lines": ""}, ["query.lines"]), ({"lines": " \n "}, ["query.lines"]),
+                         ({"at": ""}, ["query.at"]), ({"lines": "", "at": " "}, ["query.at", "query.lines"])):
+        answer = client.get("/ui/forecast", query_string={**base, **query}, headers={"Accept": "application/json"})
+        assert answer.status_code == 422 and sorted(answer.get_json()["errors"]) == names, query
+        html = client.get("/ui/forecast", query_string={**base, **query}, headers=HTML).get_data(as_text=True)
+        assert f"<code>{names[0]}</code>: required" in html and "10000" not in html.split("<textarea")[1].split(
+            ">", 1)[1].split("</textarea>")[0], query
+    first = client.get("/ui/forecast", headers=HTML)
+    assert first.status_code == 200
+    assert ">BR marketing 10000\nBR utility 5000</textarea>" in first.get_data(as_text=True)
+    assert client.get("/ui/forecast", query_string=base, headers=HTML).status_code == 200
+
+
 def test_a_wabas_stored_account_restriction_or_ban_denies_its_lines(client, app):
     """A WABA Meta restricted from business-initiated messaging (ACC-1) or disabled (ACC-2) was forecast as if it
     could send: with waba_id the forecast takes its stored account state into the rules' questions, so its template
