@@ -9,7 +9,8 @@ The last column is what loading the same request from JSON costs (contract REQUE
 A second table times the whole request, POST /v1/decisions through the Flask app (body parse, schema load,
 evaluate, response, masked decision log row in SQLite), 10 against 10,000 events (issue 25: <= 15x); a third its
 load step by step (the body parsed and bounded, the request built), beside marshmallow alone.
-Usage: python bench/history.py [--quick]
+`--stages` prints only where the 10,000-event request's CPU goes, stage by stage (each stage's function wrapped).
+Usage: python bench/history.py [--quick] [--stages]
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from common import banner, median, policy, served, table
 from marshmallow import Schema
 
-from policy_service.contract.parsing import decision_limits, parse_json
+from policy_service.contract.parsing import decision_limits, forget, parse_json
 from policy_service.contract.schemas import REQUEST, DecisionRequestSchema
 from policy_service.core.evaluate import evaluate
 from policy_service.core.messages import DecisionRequest, Message, Send, Template
@@ -91,7 +92,17 @@ def _template(template: Template | None) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--stages", action="store_true",
+                        help="only where the whole 10,000-event request's CPU goes, stage by stage")
     args = parser.parse_args()
+    if args.stages:
+        print(banner())
+        rounds = 7 if args.quick else 21
+        print(f"\nThe 10,000-event request (POST /v1/decisions, sessions history, SQLite log, masking on), stage by "
+              f"stage: thread CPU ms over {rounds} requests (a stage inside another is counted in both)\n")
+        print(table(["stage", "min", "median"], [(name, min(times), median(times))
+                                                 for name, times in request_stages(rounds).items()]))
+        return
     rulebook, engine = policy()
     repeats = 5 if args.quick else 21
     send = Send(END, TO, "template", MARKETING)
@@ -144,6 +155,7 @@ def load_steps(rounds: int, sizes: tuple[int, ...] = (10, 10_000)) -> dict[int, 
             assert Schema.load(REQUEST, parsed) == loaded
             times[size][2].append((time.process_time() - started) * 1e3)
             del parsed, loaded  # freed here, not in the next size's timed steps
+            forget()  # with what the parser kept of the body for the decision log
     return {size: (median(parse), median(build), median(parse) + median(build), median(alone))
             for size, (parse, build, alone) in times.items()}
 
@@ -167,6 +179,68 @@ def whole_requests(rounds: int = 7, sizes: tuple[int, ...] = (10, 10_000)) -> di
                 wall[size].append((time.perf_counter() - clock) * 1e3)
                 assert response.status_code == 200, response.get_data(as_text=True)[:300]
     return {size: (median(cpu[size]), median(wall[size])) for size in sizes}
+
+
+# (module, attribute, stage name): the functions request_stages times, in the order a request calls them.
+_STAGES = (
+    ("policy_service.web.api", "parse_json", "parse the body (contract.parsing.parse_json)"),
+    ("policy_service.contract.parsing", "typed_history", "  type the history (fastload.typed_history, msgspec)"),
+    ("policy_service.contract.parsing", "_no_repeated_key", "  count the colons (no repeated key)"),
+    ("policy_service.contract.fastload", "history", "build the Messages (fastload.history)"),
+    ("policy_service.service.decisions:Decisions", "evaluate", "evaluate (Decisions.evaluate)"),
+    ("policy_service.store.decision_log", "record", "log the row (decision_log.record)"),
+    ("policy_service.store.decision_log", "_masked_request_text", "  the masked request's text"),
+    ("policy_service.store.log_compression", "compress", "  zstd"),
+    ("policy_service.store.decision_log", "_insert", "  the INSERT and its commit"),
+)
+
+
+def request_stages(rounds: int) -> dict[str, list[float]]:
+    """POST /v1/decisions with 10,000 inline sessions events, `rounds` times after a warm one, each stage of
+    _STAGES timed by wrapping its function (thread CPU): {stage: [ms per request]}, "the whole request" last."""
+    import functools
+    import importlib
+
+    spent: dict[str, float] = {}
+    wrapped = []
+
+    def timed(function, name):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            started = time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.thread_time() - started
+        return wrapper
+
+    for where, attribute, name in _STAGES:
+        module_name, _, class_name = where.partition(":")
+        owner = importlib.import_module(module_name)
+        owner = getattr(owner, class_name) if class_name else owner
+        original = getattr(owner, attribute)
+        wrapped.append((owner, attribute, original))
+        setattr(owner, attribute, timed(original, name))
+    body = json.dumps(as_json(DecisionRequest(Send(END, TO, "template", MARKETING), sessions(10_000)))).encode()
+    times: dict[str, list[float]] = {name: [] for _, _, name in _STAGES}
+    times["the whole request"] = []
+    try:
+        with tempfile.TemporaryDirectory() as scratch, \
+                served({"DATABASE_URL": f"sqlite:///{scratch}/log.sqlite3"}) as app:
+            client = app.test_client()
+            for round_ in range(rounds + 1):
+                spent.clear()
+                started = time.thread_time()
+                response = client.post("/v1/decisions", data=body, content_type="application/json")
+                whole = time.thread_time() - started
+                assert response.status_code == 200, response.get_data(as_text=True)[:300]
+                if round_:  # the first is the warm one
+                    for name in times:
+                        times[name].append(1e3 * (whole if name == "the whole request" else spent.get(name, 0.0)))
+    finally:
+        for owner, attribute, original in wrapped:
+            setattr(owner, attribute, original)
+    return times
 
 
 def _parse_time(body: dict, repeats: int) -> float:

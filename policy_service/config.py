@@ -26,8 +26,6 @@ from pydantic import (
     DirectoryPath,
     Field,
     FilePath,
-    PositiveFloat,
-    PositiveInt,
     ValidationError,
     field_validator,
 )
@@ -42,6 +40,10 @@ SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # The database URL schemes store.database opens (peewee's playhouse.db_url names).
 DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql")
 log = logging.getLogger("policy_service.config")
+# Upper bounds of the settings in seconds. Every number a setting holds is finite and bounded: `inf` (or 1e999)
+# passed a bare "positive" check and then failed every request (socket.settimeout, timedelta: OverflowError).
+HOUR = 3_600
+DAY = 86_400
 
 
 def shipped(name: str) -> Path:
@@ -167,10 +169,10 @@ class Settings(BaseSettings):
     # (seconds), attempts before a payload is failed, and how often each worker looks for leftovers (seconds).
     webhook_processing: Literal["background", "inline", "off"] | None = None
     webhook_inline_max_bytes: ByteSize = Field(default=ByteSize(64 * 1024), ge=0)
-    webhook_batch_size: PositiveInt = 500
-    webhook_lease_seconds: PositiveFloat = 60.0
-    webhook_max_attempts: PositiveInt = 5
-    webhook_poll_seconds: PositiveFloat = 5.0
+    webhook_batch_size: int = Field(default=500, gt=0, le=100_000)
+    webhook_lease_seconds: float = Field(default=60.0, gt=0, le=DAY, allow_inf_nan=False)
+    webhook_max_attempts: int = Field(default=5, gt=0, le=1_000)
+    webhook_poll_seconds: float = Field(default=5.0, gt=0, le=HOUR, allow_inf_nan=False)
     # sha256 hex digests of the accepted API keys (comma-separated); empty means the API is open.
     api_key_hashes: Annotated[tuple[str, ...], NoDecode] = ()
     # How the host's decision-log writer (gunicorn with the app preloaded, the embedded SQLite file) makes a commit
@@ -180,17 +182,17 @@ class Settings(BaseSettings):
     # the file is forced to disk at most N seconds later: a power loss or operating-system crash may roll back the
     # decisions of the last N seconds. Forcing each commit cost ~0.4 ms of CPU per decision (bench/README.md).
     # Other writers (webhooks, business state, PostgreSQL) always commit durably.
-    decision_log_sync_seconds: float = Field(default=0.1, ge=0, le=60)
+    decision_log_sync_seconds: float = Field(default=0.1, ge=0, le=60, allow_inf_nan=False)
     # gunicorn with the app preloaded on the embedded SQLite file: the master runs one decision-log writer for the
     # host's workers (store/log_writer.py). False: each worker commits its own rows (to compare both).
     log_writer: bool = True
     # A request body larger than this is refused with 413 before it is parsed.
     max_content_length: ByteSize = Field(default=ByteSize(4 * 1024 * 1024), gt=0)
     # Most requests in one POST /v1/decisions/batch.
-    max_batch_size: PositiveInt = 100
+    max_batch_size: int = Field(default=100, gt=0, le=100_000)
     # Seconds between a worker's checks for a rules reload published by any instance on the database
     # (POST /v1/admin/reload-rules, SIGHUP): a reload reaches every worker within about this long.
-    rules_check_seconds: PositiveFloat = 2.0
+    rules_check_seconds: float = Field(default=2.0, gt=0, le=HOUR, allow_inf_nan=False)
     # API keys by name and role: comma-separated name:role:sha256 entries (roles client, reviewer, operator,
     # joined by +); the name is logged with each decision the key makes. Empty (and no api_key_hashes): open.
     api_keys: Annotated[tuple[ApiKey, ...], NoDecode] = ()
@@ -201,16 +203,16 @@ class Settings(BaseSettings):
     # gunicorn (gunicorn.conf.py): worker processes (None: WEB_CONCURRENCY, else the CPU count), threads
     # per worker, the worker timeout and the idle keep-alive in seconds, and loading the rules once in
     # the master before forking.
-    workers: PositiveInt | None = None
-    threads: PositiveInt = 16
-    timeout: PositiveInt = 30
-    keepalive: PositiveInt = 5
+    workers: int | None = Field(default=None, gt=0, le=1_024)
+    threads: int = Field(default=16, gt=0, le=1_024)
+    timeout: int = Field(default=30, gt=0, le=DAY)
+    keepalive: int = Field(default=5, gt=0, le=HOUR)
     preload: bool = True
     # gunicorn's workers (web/worker.py): seconds a request's head (request line and headers) may take to arrive,
     # from the worker starting to read it, and seconds the socket may go without progress once the head is read
     # (each read of the body, each write of the answer); then 408 and the connection is closed.
-    header_timeout: PositiveFloat = 5.0
-    body_timeout: PositiveFloat = 10.0
+    header_timeout: float = Field(default=5.0, gt=0, le=HOUR, allow_inf_nan=False)
+    body_timeout: float = Field(default=10.0, gt=0, le=HOUR, allow_inf_nan=False)
 
     @field_validator("api_key_hashes", mode="before")
     @classmethod

@@ -253,3 +253,39 @@ def test_client_timeouts_must_be_positive_seconds(monkeypatch, given, problem):
         with pytest.raises(SettingsError, match=rf"{variable}='{re.escape(given)}': .*{problem}"):
             load_settings()
         monkeypatch.delenv(variable)
+
+
+NUMBERS = {name: field for name, field in Settings.model_fields.items()
+           if field.annotation in (int, float, int | None)}
+
+
+def test_every_number_setting_is_finite_and_bounded(monkeypatch):
+    """POLICY_HEADER_TIMEOUT=inf passed the start-up check and then every request was a 500 (socket.settimeout's
+    OverflowError), POLICY_WEBHOOK_LEASE_SECONDS=inf (or 1e999) every signed webhook (timedelta). Every number
+    setting now has a finite upper bound: inf, 1e999 and nan (floats) and a value past its bound (every one) stop the
+    start naming the variable; the bound itself is read."""
+    assert set(NUMBERS) >= {"header_timeout", "body_timeout", "webhook_lease_seconds", "webhook_poll_seconds",
+                            "rules_check_seconds", "decision_log_sync_seconds", "threads", "timeout", "keepalive",
+                            "workers", "webhook_batch_size", "webhook_max_attempts", "max_batch_size"}
+    for name, field in NUMBERS.items():
+        variable = f"POLICY_{name.upper()}"
+        (most,) = [item.le for item in field.metadata if getattr(item, "le", None) is not None]
+        monkeypatch.setenv(variable, str(most))
+        assert getattr(load_settings(), name) == most, name
+        given = ["inf", "1e999", "nan", "-inf", str(most + 1)] if field.annotation is float else [str(most + 1)]
+        for text in given:
+            monkeypatch.setenv(variable, text)
+            with pytest.raises(SettingsError, match=rf"\n  {variable}='{re.escape(text)}': [^\n]+$"):
+                load_settings()
+        monkeypatch.delenv(variable)
+
+
+def test_an_infinite_lease_stops_the_python_api_and_the_app_at_start(sqlite_url):
+    """The Python API's ingest_webhook raised a bare OverflowError with webhook_lease_seconds=inf: the override is
+    refused when the service is made, as create_app refuses it, naming the variable."""
+    from policy_service.service.python_api import PolicyService
+
+    with pytest.raises(SettingsError, match="POLICY_WEBHOOK_LEASE_SECONDS=inf: Input should be a finite number"):
+        PolicyService(database_url=sqlite_url, webhook_lease_seconds=float("inf"))
+    with pytest.raises(SettingsError, match="POLICY_HEADER_TIMEOUT=inf"):
+        app_with(sqlite_url, HEADER_TIMEOUT=float("inf"))

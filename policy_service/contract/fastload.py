@@ -41,6 +41,7 @@ from msgspec import Meta, Struct
 
 from ..core.identities import E164, NotAContact, parse_contact
 from ..core.messages import UNKNOWN_TYPE, DecisionRequest, Message, Send, Template
+from ..core.vocabulary import DELIVERED_STATUSES
 from .schemas import (
     CATEGORIES,
     DELIVERY_STATUSES,
@@ -250,7 +251,7 @@ def history(items: Any) -> tuple[Message, ...] | None:
             delivered_at = item.delivered_at
             if delivered_at is not None:
                 delivered_at = _time(delivered_at)
-                if delivered_at is None or delivered_at < at or item.status == "failed":
+                if delivered_at is None or delivered_at < at or item.status not in DELIVERED_STATUSES:
                     return None
             append(make("outbound", at, kind, template, item.status, None, item.id, delivered_at, item.business_app))
     except ValueError:  # an `at` that is not an RFC 3339 date-time

@@ -43,6 +43,8 @@ from .schemas import (
     TEMPLATE_LANGUAGE_ERROR,
     TEMPLATE_NAME,
     TEMPLATE_NAME_ERROR,
+    WholeNumber,
+    ascii_integer,
 )
 from .strict import Pattern, StrictBoolean
 
@@ -345,10 +347,8 @@ class UnixTime(fields.Field):
     2000-01-01 and 2999-12-31 like every time of the decisions API (-1 or 0 is no time Meta sends)."""
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime:
-        if isinstance(value, bool):
-            raise ValidationError("must be Unix seconds")
-        try:
-            moment = datetime.fromtimestamp(int(value), tz=UTC)
+        try:  # ASCII digits only: int() also read "１７６５１３００００" (fullwidth) as a time
+            moment = datetime.fromtimestamp(ascii_integer(value), tz=UTC)
         except (TypeError, ValueError, OverflowError, OSError):
             raise ValidationError("must be Unix seconds") from None
         if not EARLIEST <= moment <= LATEST:
@@ -642,10 +642,10 @@ class CapabilitySchema(_MetaSchema):
 
     kept_whole = True  # AccountChange.payload
 
-    max_daily_conversations_per_business = fields.Integer(validate=validate.Range(min=-1))
-    max_daily_conversation_per_phone = fields.Integer(validate=validate.Range(min=-1))
-    max_phone_numbers_per_business = fields.Integer()
-    max_phone_numbers_per_waba = fields.Integer()
+    max_daily_conversations_per_business = WholeNumber(validate=validate.Range(min=-1))
+    max_daily_conversation_per_phone = WholeNumber(validate=validate.Range(min=-1))
+    max_phone_numbers_per_business = WholeNumber()
+    max_phone_numbers_per_waba = WholeNumber()
 
 
 class GroupSchema(_MetaSchema):

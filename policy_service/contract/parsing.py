@@ -148,8 +148,7 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def parse_json(body: bytes | str, limits: Limits) -> Any:
     """The JSON value of a body, or BodyRefused: 400 for undecodable, malformed or too deeply nested
     JSON; 422 naming the field for a too long number, a NUL or lone surrogate, or too many items."""
-    remember([])  # what fastload kept of an earlier body is let go
-    _DUMPED.set(None)
+    forget()  # what was kept of an earlier body is let go
     if isinstance(body, bytes | bytearray):
         value = _parsed_fast(body, limits)
         if value is not _UNSURE:
@@ -245,12 +244,21 @@ def dumped_history(history: Any) -> bytes | None:
     """orjson.dumps(history) when `history` is the very list parse_json last read as a decision body's `history`
     in this thread (or task) and typed (fastload.typed_history), else None; given once, then let go. The decision
     log writes a 10,000-event history's text with it instead of dumping it again (~1 ms). A parsed body is never
-    changed in place (the service builds new dicts), so the text is the list's."""
+    changed in place (the service builds new dicts), so the text is the list's. Until it is taken, the list and its
+    text are kept (one body per thread or task): a request that ends without its row being written should `forget`."""
     dumped = _DUMPED.get()
     if dumped is None or dumped[0] is not history:
         return None
     _DUMPED.set(None)
     return dumped[1]
+
+
+def forget() -> None:
+    """Let go of what parse_json kept of the last body in this thread or task (fastload's typed histories, the
+    history's text for the log): called by parse_json itself, and where a request ends, so a body refused after
+    parsing, or not logged, is not held until the thread parses its next one."""
+    remember([])
+    _DUMPED.set(None)
 
 
 def _no_repeated_key(body: bytes | bytearray, dumped: bytes) -> bool:

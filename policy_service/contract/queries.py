@@ -23,6 +23,7 @@ from .schemas import (
     ContactField,
     FromBeforeTo,
     RefusesNul,
+    WholeNumber,
     day_field,
     phone_number_id_field,
     timestamp_field,
@@ -66,8 +67,8 @@ class ReconciliationQuerySchema(RefusesNul, Schema):
 
     phone_number_id = phone_number_id_field()
     contact = PartyField(WA_ID, metadata={"description": "wa_id, BSUID, or a group id (its group messages)"})
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
-    page_size = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1_000))
+    page = WholeNumber(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    page_size = WholeNumber(load_default=100, validate=validate.Range(min=1, max=1_000))
 
 
 class CostQuerySchema(RefusesNul, FromBeforeTo, Schema):
@@ -119,6 +120,15 @@ class PageSchema(Schema):
     page_size = fields.Integer(strict=True, load_default=PAGE_SIZE, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
 
 
+class PageQuerySchema(Schema):
+    """GET /v1/decisions' ?page= and ?page_size= (ASCII digits), with PageSchema's bounds; a page past MAX_PAGE is
+    refused as "must be at most 1000000", and the document gives both maxima."""
+
+    page = WholeNumber(load_default=1, validate=[validate.Range(min=1), validate.Range(
+        max=MAX_PAGE, error="must be at most {max}")])
+    page_size = WholeNumber(load_default=PAGE_SIZE, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
+
+
 class AtSchema(RefusesNul, Schema):
     """When to read the template registry (default: now)."""
 
@@ -167,6 +177,7 @@ COST_QUERY = CostQuerySchema()
 DECISION_QUERY = DecisionQuerySchema()
 AT_QUERY = AtSchema()
 PAGE = PageSchema()
+PAGE_QUERY = PageQuerySchema()
 COUNT_QUERY = CountQuerySchema()
 TEMPLATES_IMPORT = TemplatesImportSchema()
 NO_QUERY = NoQuerySchema()

@@ -26,7 +26,7 @@ from ..core.identities import COUNTRIES, E164, WA_ID, NotAContact, not_dialable,
 from ..core.messages import UNKNOWN_TEMPLATE, UNKNOWN_TYPE, DecisionRequest, Message, Send, Template
 from ..core.pricing import Price
 from ..core.rates import BASES, iso_4217
-from ..core.vocabulary import GROUP_CATEGORY_PREFIX, STATUSES
+from ..core.vocabulary import DELIVERED_STATUSES, GROUP_CATEGORY_PREFIX, STATUSES
 from .strict import Pattern, RequestSchema, RFC3339DateTime, StrictBoolean
 
 # A currency anything is billed, priced or reported in: ISO 4217's codes (rules/rates/currencies.yaml, not Python),
@@ -55,6 +55,49 @@ WABA_ID_DIGITS = Pattern(META_ID, error="WABA ids are digits")
 PHONE_NUMBER_ID_ERROR = ("must be Meta's business phone number id: digits only (no spaces or other characters), "
                          "like 106540352242922")
 PHONE_NUMBER_ID = Pattern(META_ID, error=PHONE_NUMBER_ID_ERROR)
+
+
+def whole_number(text: str, *, most_digits: int = len(str(2**53 - 1))) -> int | None:
+    """`text` read as a whole number when it is 1 to `most_digits` ASCII digits (nothing else, no sign or space),
+    else None. Client and stored text is read with this, not str.isdigit()/isdecimal() then int(): isdigit is true
+    for superscripts ("¹50001"), which int() then refuses (a ValueError, a 500), both take other scripts' digits
+    ("١٢"), and int() refuses more than 4,300 digits."""
+    if not 0 < len(text) <= most_digits or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
+
+
+# Every integer read from text (a query string, Meta's Unix seconds and limits) takes at most this many digits: more
+# than any bound they are checked against, so a longer one is refused as too large, not as not a number.
+MOST_INTEGER_DIGITS = 30
+ASCII_INTEGER_ERROR = "must be a whole number in ASCII digits (0-9)"
+
+
+def ascii_integer(value: Any) -> int:
+    """`value` as an int: an int (not a bool), or text of ASCII digits (whole_number) after an optional minus. Raises
+    ValueError (ASCII_INTEGER_ERROR) for anything else: int() also read other scripts' digits ("１", "١"), "+1",
+    " 1 " and "1_000", and a float it truncates."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        number = whole_number(value.removeprefix("-"), most_digits=MOST_INTEGER_DIGITS)
+        if number is not None:
+            return -number if value.startswith("-") else number
+    raise ValueError(ASCII_INTEGER_ERROR)
+
+
+class WholeNumber(fields.Integer):
+    """An integer given as a number or as text (query strings, Meta's webhooks), read by ascii_integer: "１"
+    (fullwidth), "١" (Arabic-Indic), "+1", " 1", "1_0" or 1.5 are refused (ASCII_INTEGER_ERROR) where fields.Integer
+    read them."""
+
+    default_error_messages = {"invalid": ASCII_INTEGER_ERROR}
+
+    def _validated(self, value: Any) -> int:
+        try:
+            return super()._validated(ascii_integer(value))
+        except ValueError:
+            raise self.make_error("invalid", input=value) from None
 
 
 def phone_number_id_field(**kwargs: Any) -> fields.String:
@@ -401,8 +444,12 @@ class MessageSchema(RequestSchema):
                 errors["template"] = ["only allowed when type is template"]
             if "delivered_at" in data and "at" in data and data["delivered_at"] < data["at"]:
                 errors["delivered_at"] = ["must not be before `at` (a message is delivered after it is sent)"]
-            if "delivered_at" in data and data.get("status") == "failed":
-                errors["delivered_at"] = ["a failed message was not delivered; give status delivered, read or played"]
+            status = data.get("status")
+            if "delivered_at" in data and status is not None and status not in DELIVERED_STATUSES:
+                # README: a sent, failed, deleted or warning message opened nothing; with a delivered_at it was
+                # replayed as delivered (opening a conversation). Contradictory, so refused rather than guessed.
+                errors["delivered_at"] = [f"a message whose latest status is {status} was not delivered; give "
+                                          "status delivered, read or played, or leave delivered_at out"]
         if errors:
             raise ValidationError(errors)
 
@@ -866,6 +913,18 @@ class DifferenceSchema(ResponseSchema):
     predicted = fields.Raw(allow_none=True)
 
 
+class CauseSchema(ResponseSchema):
+    """The likely reason for a mismatch: a short kind (as the summary counts it) and a sentence with its evidence."""
+
+    kind = fields.String()
+    detail = fields.String()
+
+
+# A comparison's basis, and its decision when the rules do not model Meta's category (review.reconciliation).
+COMPARISON_BASES = ("logged_prediction", "replay")
+NOT_MODELLED = "not_modelled"
+
+
 class ComparisonSchema(ResponseSchema):
     """One delivered message: Meta's pricing beside the charge the rules predict."""
 
@@ -876,8 +935,17 @@ class ComparisonSchema(ResponseSchema):
     matches = fields.Boolean()
     meta = fields.Dict(metadata={"description": "Meta's pricing object as its webhook reported it"})
     predicted = fields.Dict(allow_none=True, metadata={"description": "pricing_model, category, type, billable"})
-    decision = fields.String(allow_none=True, validate=validate.OneOf(DECISIONS))
+    basis = fields.String(validate=validate.OneOf(COMPARISON_BASES), metadata={
+        "description": "logged_prediction: the decision logged for this send (linked by biz_opaque_callback_data); "
+                       "replay: the send replayed through today's rules"})
+    decision_id = fields.String(allow_none=True, metadata={"description": "the logged decision (basis "
+                                                                          "logged_prediction), else null"})
+    decision = fields.String(allow_none=True, validate=validate.OneOf((*DECISIONS, NOT_MODELLED)), metadata={
+        "description": "the decision predicted or logged for the send; not_modelled when the rules do not model "
+                       "Meta's category (modelled false: nothing was replayed)"})
     determining_rules = fields.List(fields.String())
+    cause = fields.Nested(CauseSchema, allow_none=True, metadata={
+        "description": "the likely cause of a mismatch with a logged prediction, when the store knows one"})
     modelled = fields.Boolean(metadata={"description": "false: the rules do not model Meta's category; nothing "
                                                        "was predicted"})
     note = fields.String(allow_none=True, metadata={"description": "an assumption the replay made, if any"})

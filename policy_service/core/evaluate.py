@@ -44,14 +44,20 @@ def evaluate(request: DecisionRequest, *, rulebook: Rulebook, engine: RulesEngin
                            price=lambda charge, facts: price_parts(charge, facts, request, rulebook))
         if explain_why_not:
             decision = replace(decision, why_not=why_not(rulebook.rules, set(fired), facts.engine, facts.day))
-    except EngineError as error:
-        log.error("engine error, failing closed: %s", error)
-        decision = replace(fail_closed(error, rulebook.version), decision_id=decision_id)
     except Exception as error:  # noqa: BLE001 - any internal failure must deny, never allow
-        log.exception("internal error, failing closed")
-        decision = replace(fail_closed(EngineError(f"internal error: {type(error).__name__}"), rulebook.version),
-                           decision_id=decision_id)
+        decision = failed(error, rulebook, decision_id)
     return decision
+
+
+def failed(error: Exception, rulebook: Rulebook, decision_id: str | None = None) -> Decision:
+    """The decision when building one failed (the engine, or an internal error in any step: deny, status error,
+    never an allow), logged; an EngineError's message is kept, any other error is named by its type only."""
+    if isinstance(error, EngineError):
+        log.error("engine error, failing closed: %s", error)
+    else:
+        log.exception("internal error, failing closed", exc_info=error)
+        error = EngineError(f"internal error: {type(error).__name__}")
+    return replace(fail_closed(error, rulebook.version), decision_id=decision_id or new_decision_id())
 
 
 # Random numbers from the OS, fetched 256 at a time: one read per decision cost more than a third of

@@ -19,6 +19,7 @@ contacts, the decision log's masking) goes through `parse_contact`.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -155,6 +156,44 @@ def recipient(value: str) -> tuple[str, int]:
     """The ISO region and calling code of a send's recipient (E.164 number or BSUID); ZZ and 0 if unknown."""
     contact = recipient_contact(value)
     return contact.region, contact.calling_code
+
+
+def example_numbers(numbers: Sequence[str]) -> list[str]:
+    """The numbers with each masked one (as the decision log keeps it: "+55***********", "+1415*******": the calling
+    code, a NANP area code, then "*") replaced by a possible number with the kept digits and the same length: the
+    calling code's main region's example mobile number's last digits, counted up until the number is valid there and
+    no other of the list (distinct: a group's participants must be). Others are kept as given. Replay of a masked
+    group decision decides alike: the rules read the participants' count and calling codes, which these keep."""
+    taken = {number for number in numbers if "*" not in number}
+    examples = []
+    for number in numbers:
+        if "*" not in number:
+            examples.append(number)
+            continue
+        examples.append(_example_of(number, taken))
+        taken.add(examples[-1])
+    return examples
+
+
+def _example_of(masked: str, taken: set[str]) -> str:
+    prefix, stars = masked[:masked.index("*")], masked.count("*")
+    kept = prefix.lstrip("+")
+    region = next((phonenumbers.region_code_for_country_code(int(kept[:size])) for size in (1, 2, 3)
+                   if kept[:size].isdigit() and len(kept) >= size
+                   and phonenumbers.region_code_for_country_code(int(kept[:size])) != "ZZ"), "ZZ")
+    example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE) or \
+        phonenumbers.example_number(region)
+    start = int(phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)[-stars:]) if example else 0
+    possible = None
+    for step in range(10 ** min(stars, 4)):  # a group has at most 256 participants: far fewer steps are needed
+        candidate = prefix + str((start + step) % 10 ** stars).zfill(stars)
+        parsed = _parsed(candidate.lstrip("+"))
+        if candidate in taken or parsed is None or not phonenumbers.is_possible_number(parsed):
+            continue
+        if phonenumbers.is_valid_number(parsed):
+            return candidate
+        possible = possible or candidate
+    return possible or masked.replace("*", "0")
 
 
 def not_dialable(digits: str, shown: str) -> str | None:

@@ -207,12 +207,18 @@ _MAY_BSUID = re.compile(r"\.(?<=[A-Z]{2}\.)")
 _MAY_KEYS = ('"contact"', '"wa_id"', '"referral"')
 
 
+def _may_bsuid(text: str) -> bool:
+    # A text without a "." (a history without message ids or fractions of seconds) is cleared by one memchr; the
+    # search costs ~0.3 ms for 10,000 messages.
+    return "." in text and _MAY_BSUID.search(text) is not None
+
+
 def may_change(text: str) -> bool:
     """Whether masking could change the JSON value whose text (compact, as orjson or json writes it: a string's
     "+", digits, capitals and "." appear as themselves) this is. False proves that `masked` and, for a list of
     history messages, `masked_request`'s walk of them return the value unchanged: the search costs a scan of the
     text (~3 ms for 10,000 messages) where the walk costs ~1.3 µs per message."""
-    return bool(_MAY_NUMBER.search(text) or _MAY_BSUID.search(text)) or any(key in text for key in _MAY_KEYS)
+    return bool(_MAY_NUMBER.search(text) or _may_bsuid(text)) or any(key in text for key in _MAY_KEYS)
 
 
 def typed_history_may_change(text: str) -> bool:
@@ -221,7 +227,7 @@ def typed_history_may_change(text: str) -> bool:
     integers; no welcome_message): no member there is named contact or wa_id, so of may_change's member names only
     a referral is searched for (~1.3 ms for 10,000 messages instead of ~2.3). False proves, as may_change's does,
     that masked_request's walk of the history returns it unchanged."""
-    return bool(_MAY_NUMBER.search(text) or _MAY_BSUID.search(text)) or '"referral"' in text
+    return bool(_MAY_NUMBER.search(text) or _may_bsuid(text)) or '"referral"' in text
 
 
 # The same masking over compact JSON text (masked_json): an all-digit contact or wa_id member, and a BSUID

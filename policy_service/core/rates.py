@@ -41,6 +41,7 @@ import csv
 import hashlib
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -680,10 +681,9 @@ def load_shared_csv(text: str, tiers_text: str | None = None, *, file: str = "ra
     if layout is None:
         raise RateCardError(f"header must be {','.join(_LONG_HEADER)} (long) or {','.join(_WIDE_HEADER)} (wide)",
                             file=file, rule=Path(file).name)
-    rows = list(csv.DictReader(io.StringIO(text)))
     cells: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     lines: dict[tuple[str, str], dict[str, int]] = {}
-    for line, row in enumerate(rows, start=2):
+    for line, row in _headed_rows(text, file, "line"):
         where = f"line {line}"
         start = _csv_day(row.get("effective_from"), file, where)
         currency = (row.get("currency") or "").strip()
@@ -732,13 +732,12 @@ def load_shared_csv(text: str, tiers_text: str | None = None, *, file: str = "ra
 
 
 def _shared_tiers(text: str, file: str) -> dict[tuple[str, str], dict[str, dict[str, list[list[Any]]]]]:
-    reader = csv.DictReader(io.StringIO(text))
-    header = tuple(h.strip().lower() for h in reader.fieldnames or ())
+    header = tuple(h.strip().lower() for h in next(csv.reader(io.StringIO(text)), []))
     if header[:len(_TIER_HEADER)] != _TIER_HEADER:
         raise RateCardError(f"volume tiers: header must start {','.join(_TIER_HEADER)}", file=file,
                             rule=Path(file).name)
     found: dict[tuple[str, str], dict[str, dict[str, list[list[Any]]]]] = {}
-    for line, row in enumerate(reader, start=2):
+    for line, row in _headed_rows(text, file, "volume tiers line"):
         where = f"volume tiers line {line}"
         start = _csv_day(row.get("effective_from"), file, where).isoformat()
         category = _category((row.get("category") or "").strip(), file, where)
@@ -754,6 +753,23 @@ def _shared_tiers(text: str, file: str) -> dict[tuple[str, str], dict[str, dict[
             first += 1  # written from the previous band's upper bound: the band starts at the next message
         bands.append([first, last, row.get("rate")])
     return found
+
+
+def _headed_rows(text: str, file: str, where: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each row of a CSV under its header line, as {column: cell}, with the line the row ends on. Raises
+    RateCardError naming the line of a row with fewer or more cells than the header: csv.DictReader fills missing
+    cells with None (a wide row `2025-10-01,INR,Brazil,4.5` left its other categories unpriced) and keeps extra
+    ones aside, and both were read as if the row were whole."""
+    reader = csv.DictReader(io.StringIO(text))
+    for row in reader:
+        extra = row.pop(None, None)  # type: ignore[call-overload]  # DictReader's restkey: the cells past the header
+        missing = [name for name, cell in row.items() if cell is None]  # its restval: the cells short of it
+        if extra is not None or missing:
+            given = len(reader.fieldnames or ()) + len(extra or ()) - len(missing)
+            raise RateCardError(f"{where} {reader.line_num}: {given} cells where the header has "
+                                f"{len(reader.fieldnames or ())} ({','.join(reader.fieldnames or ())})",
+                                file=file, rule=Path(file).name)
+        yield reader.line_num, row
 
 
 def _csv_day(value: str | None, file: str, where: str) -> date:
@@ -807,6 +823,11 @@ def load_meta_csv(text: str, tiers_text: str | None = None, *, file: str = "rate
                             rule=entry)
     basis = "conversation" if "per conversation" in preamble.lower() else "message"
     numbered = [(ends[i], r[:len(COLUMNS)]) for i, r in enumerate(rows) if i > header_at and r and r[0].strip()]
+    for i, row in enumerate(rows):  # a row short of Meta's columns, or with more cells filled, is no card's row
+        if i > header_at and row and row[0].strip() and (
+                len(row) < len(COLUMNS) or any(cell.strip() for cell in row[len(COLUMNS):])):
+            raise RateCardError(f"line {ends[i]}: {len(row)} cells where Meta's rows have {len(COLUMNS)} "
+                                f"({', '.join(COLUMNS)})", file=file, rule=entry)
     body = [r for _, r in numbered]
     if not body:
         raise RateCardError("no market rows under the header", file=file, rule=entry)

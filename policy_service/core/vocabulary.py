@@ -10,6 +10,8 @@ the conversation-based pricing page (2022-2025 categories), the Groups API prici
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 # Every `statuses[].status` value Meta has sent. `played` is a voice message played on the user's
 # device; `deleted` (a message deleted) and `warning` (an On-Premises catalog warning) say nothing
 # about delivery by themselves.
@@ -47,6 +49,24 @@ MODELLED_CATEGORIES = frozenset(TEMPLATE_CATEGORIES) | NON_TEMPLATE_CATEGORIES |
 # `pricing.type` values of each version (free_group_customer_service: the Groups API).
 PRICING_TYPES = ("regular", "free_customer_service", "free_entry_point", "free_tier", "free_group_customer_service")
 GROUP_CATEGORY_PREFIX = "group_"
+
+
+def pricing_category(category: str) -> str:
+    """Meta's pricing category in its `pricing` spelling: authentication_international (conversation.origin.type,
+    some SDKs and senders) is authentication-international (domain notes WH-2), one category wherever categories
+    are counted or reported (/v1/costs, /v1/counts, reconciliation, volume tiers); any other is returned as is."""
+    return category.replace("_international", "-international")
+
+
+def every_spelling(categories: Iterable[str]) -> tuple[str, ...]:
+    """The categories with each one's other spelling beside it (authentication-international and
+    authentication_international), in order, once each: what a query over stored categories must match, as each
+    row keeps the spelling Meta (or the sender) gave."""
+    found: dict[str, None] = {}
+    for category in categories:
+        canonical = pricing_category(category)
+        found.update(dict.fromkeys((category, canonical, canonical.replace("-international", "_international"))))
+    return tuple(found)
 
 
 def delivered(status: str | None) -> bool:

@@ -28,6 +28,7 @@ from typing import Any
 from ..core.identities import address, recipient
 from ..core.pricing import price_charge
 from ..core.rates import RateBook
+from ..core.vocabulary import pricing_category
 from ..store import billing, business_state, decision_log, histories
 from ..store.database import loaded_time
 
@@ -103,7 +104,7 @@ def billed_items(rates: RateBook, start: date, end: date, currency: str,
         if meta.get("billable") is not True:
             continue
         model = str(meta.get("pricing_model") or "PMP")
-        category = _category(meta.get("category") or histories.outbound_category(row) or "unknown")
+        category = pricing_category(meta.get("category") or histories.outbound_category(row) or "unknown")
         if model == "CBP":
             if row.conversation_id and row.conversation_id in conversations:
                 continue  # the conversation was billed when it opened
@@ -137,7 +138,7 @@ def predicted_items(start: date, end: date, currency: str) -> list[Item]:
             continue
         price = charge.get("price")
         market = (price or {}).get("market") or "unknown"
-        category = _category(charge.get("category") or "unknown")
+        category = pricing_category(charge.get("category") or "unknown")
         country = row.recipient_region or "ZZ"
         if price and price.get("currency") != currency:
             items.append(Item("predicted", day, category, market, None, f"priced in {price.get('currency')}", country))
@@ -175,7 +176,7 @@ def meta_items(rates: RateBook, start: date, end: date, currency: str) -> tuple[
 
 def meta_category(category: str) -> str:
     """Meta's analytics category (MARKETING, AUTHENTICATION_INTERNATIONAL...) as the webhooks spell it."""
-    return _category(category.lower()) if category else "unknown"
+    return pricing_category(category.lower()) if category else "unknown"
 
 
 def cost_report(rates: RateBook, start: date, end: date, *, group_by: tuple[str, ...] = ("month", "category"),
@@ -269,11 +270,6 @@ def _count_cause(row: dict[str, Any], rows: list[dict[str, Any]], group_by: tupl
 
 def _rate(value: Decimal) -> str:
     return str(value.quantize(Decimal("0.000001")).normalize())
-
-
-def _category(category: str) -> str:
-    # Meta writes authentication_international in some places and authentication-international in pricing.
-    return category.replace("_international", "-international")
 
 
 @dataclass(frozen=True)

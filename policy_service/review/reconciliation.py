@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..contract.schemas import NOT_MODELLED
 from ..core import identities
 from ..core.decision import Decision
 from ..core.engine import RulesEngine
@@ -29,7 +30,7 @@ from ..core.evaluate import assumed_send, evaluate, replay
 from ..core.messages import DecisionRequest, Send
 from ..core.records import replace  # a Message is a msgspec Struct: dataclasses.replace cannot copy it
 from ..core.rulebook import Rulebook
-from ..core.vocabulary import BUSINESS_AGENT, modelled
+from ..core.vocabulary import BUSINESS_AGENT, modelled, pricing_category
 from ..store import business_state, decision_log, histories
 from ..store.database import loaded_time
 
@@ -69,7 +70,7 @@ class Comparison:
     at: str
     meta: dict[str, Any]
     predicted: dict[str, Any] | None
-    decision: str
+    decision: str | None  # allow, deny, or not_modelled (contract.schemas.ComparisonSchema)
     determining_rules: tuple[str, ...]
     differences: tuple[Difference, ...]
     note: str | None = None  # what the replay assumed, or why it was not replayed
@@ -159,7 +160,7 @@ def normalized_category(category: Any) -> Any:
     underscore elsewhere, and names Marketing Messages API marketing `marketing_lite`."""
     if not isinstance(category, str):
         return category
-    return SAME_CHARGE.get(category, category.replace("_international", "-international"))
+    return SAME_CHARGE.get(category, pricing_category(category))
 
 
 def report(comparisons: list[Comparison], *, page: int = 1, page_size: int | None = None) -> dict[str, Any]:
@@ -195,7 +196,7 @@ def report(comparisons: list[Comparison], *, page: int = 1, page_size: int | Non
 def summary(comparisons: list[Comparison]) -> list[dict[str, Any]]:
     """Comparisons counted by month of the status, Meta's pricing category and cause (`match` when they agree,
     `not_modelled` when the rules do not model Meta's category)."""
-    counts = Counter((c.at[:7], str(c.meta.get("category")), _cause_kind(c)) for c in comparisons)
+    counts = Counter((c.at[:7], pricing_category(str(c.meta.get("category"))), _cause_kind(c)) for c in comparisons)
     return [{"month": month, "category": category, "cause": cause, "count": count}
             for (month, category, cause), count in sorted(counts.items())]
 
@@ -216,7 +217,7 @@ def _compare(row: histories.StoredMessage, conversation: list[histories.StoredMe
     at = loaded_time(row.at).isoformat()
     category = histories.outbound_category(row)
     if not modelled(category):
-        return Comparison(row.wamid, row.phone_number_id, row.contact, at, meta, None, "not_modelled", (), (),
+        return Comparison(row.wamid, row.phone_number_id, row.contact, at, meta, None, NOT_MODELLED, (), (),
                           note=f"category not modelled: {category}", modelled=False)
     request, assumption = _request(row, conversation, category, rulebook, engine)
     decision = evaluate(request, rulebook=rulebook, engine=engine, decision_id=f"reconcile:{row.wamid}")
@@ -237,7 +238,7 @@ def _compare_logged(row: histories.StoredMessage, logged: dict[str, Any]) -> Com
     differences = _differences(meta, predicted)
     cause = _cause(row, meta, predicted, differences, logged) if differences else None
     return Comparison(row.wamid, row.phone_number_id, row.contact, loaded_time(row.at).isoformat(), meta, predicted,
-                      response.get("decision", ""), tuple(response.get("determining_rules", ())), differences,
+                      response.get("decision"), tuple(response.get("determining_rules", ())), differences,
                       note=_agent_note(meta, None), basis="logged_prediction", decision_id=logged["decision_id"],
                       cause=cause)
 

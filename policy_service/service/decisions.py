@@ -13,6 +13,8 @@ One validated request goes through five steps, each a function of one input with
 - `fill_in_business_state`: the business's stored state (template registry, account state, marketing
   preference, counts over stored statuses; service.business) fills in what the request leaves out.
 - `evaluate`: the core evaluates the request (internal or engine errors fail closed inside the core).
+  An internal error in any other step (a stored value the code cannot read) fails closed too (`preview`: deny,
+  status error, logged like any decision); only a refusal (ServiceError) or a storage fault (503) is raised.
 - `fill_in_pricing`: a billable charge priced in the WABA's stored billing currency and at the month's
   volume counted over stored statuses, where the request gives neither (service.pricing).
 - `respond`: the response body (contract RESPONSE) and its JSON bytes, serialized once.
@@ -39,11 +41,12 @@ from ..contract.parsing import MAX_ERRORS, MORE, ROOT
 from ..contract.schemas import REQUEST
 from ..core.decision import Decision
 from ..core.engine import RulesEngine
-from ..core.evaluate import evaluate
+from ..core.evaluate import evaluate, failed
 from ..core.lookback import history_reach
 from ..core.messages import DecisionRequest
 from ..core.rulebook import Rulebook, load_rulebook
 from ..store import decision_log, history_reads, log_compression
+from ..store.database import STORAGE_FAULTS
 from . import business, pricing
 from .errors import ServiceError
 
@@ -280,8 +283,14 @@ class Decisions:
         """Every step but the log: the decision the service would make now, not recorded (`policy-service
         check`). Reads the store only for a request naming its sending number (history_ref or
         send.phone_number_id). Raises ServiceError as `decide` does."""
-        return self.respond(self.fill_in_pricing(self.evaluate(
-            self.fill_in_business_state(resolve_history(proposal, self.policy.rulebook)))))
+        try:
+            evaluated = self.fill_in_pricing(self.evaluate(self.fill_in_business_state(
+                resolve_history(proposal, self.policy.rulebook))))
+        except (ServiceError, *STORAGE_FAULTS):  # the request refused, the storage down: said as such (4xx, 503)
+            raise
+        except Exception as error:  # noqa: BLE001 - an internal error in any step denies, never a 500 or allow
+            evaluated = Evaluated(proposal, failed(error, self.policy.rulebook))
+        return self.respond(evaluated)
 
     def fill_in_business_state(self, proposal: Proposal) -> Proposal:
         """What the store knows of the sending business filled into the request and the logged request (and, for a

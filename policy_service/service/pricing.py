@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ..contract.schemas import whole_number
 from ..core.decision import Decision
 from ..core.evaluate import reprice
 from ..core.identities import recipient_contact
@@ -134,9 +135,7 @@ def month_volume(waba_id: str, category: str, country: str, day, at: datetime, z
         return None
     categories = (column, *(c.category for c in rates.columns if c.column == column and c.covers(day)
                             and not c.per_participant))
-    # Meta writes authentication-international in `pricing` but some senders store the underscore spelling.
-    shown = "/".join(categories)
-    categories = tuple(dict.fromkeys((*categories, *(c.replace("-", "_") for c in categories))))
+    shown = "/".join(categories)  # count_billed matches each one's other spelling too
     listed = tuple(code for code, named in market_map.countries.items() if named == market)
     every_other = market == market_map.otherwise
     tz = ZoneInfo(zone)
@@ -148,33 +147,43 @@ def month_volume(waba_id: str, category: str, country: str, day, at: datetime, z
     sentence = (f"{count:,} billable {shown} messages delivered to market {market} since {start.isoformat()} from "
                 f"the {len(numbers)} phone number(s) of WABA {waba_id}, counted from stored statuses by maintained "
                 "counters (Meta counts the whole business portfolio; other WABAs of it are not counted)")
-    floor = meta_tier_floor(waba_id, column, market, start, at)
+    floor, unread = meta_tier_floor(waba_id, column, market, start, at)
+    if unread:  # a stored update whose tier is unreadable is not used, and said so (never a failed decision)
+        sentence = f"{sentence}; not read: " + "; ".join(unread)
     if floor is not None and floor[0] > count:
         return floor[0], f"{sentence}; raised to {floor[0]:,}: {floor[1]}"
     return count, sentence
 
 
-def meta_tier_floor(waba_id: str, column: str, market: str, start: datetime, at: datetime) -> tuple[int, str] | None:
-    """The fewest messages this month before `at` that Meta's own tier updates for the WABA imply in this market and
-    card column (a VOLUME_BASED_PRICING_TIER_UPDATE putting it in tier "A:B" means A-1 were counted over its business
-    portfolio), and the sentence naming the update; None when no update received from a month before `start` (the
-    month's first moment, WABA time zone: an update may announce the month's tier before it begins) up to `at`
-    names this month, market and column. Meta's region and category are matched to the
-    card's market and column without case, spaces or punctuation ("REST_OF_AFRICA", "AUTHENTICATION_INTERNATIONAL")
-    and "&" read as "and"; an update in another spelling is not used."""
+def meta_tier_floor(waba_id: str, column: str, market: str, start: datetime,
+                    at: datetime) -> tuple[tuple[int, str] | None, tuple[str, ...]]:
+    """(floor, unread). floor: the fewest messages this month before `at` that Meta's own tier updates for the WABA
+    imply in this market and card column (a VOLUME_BASED_PRICING_TIER_UPDATE putting it in tier "A:B" means A-1 were
+    counted over its business portfolio), and the sentence naming the update; None when no update received from a
+    month before `start` (the month's first moment, WABA time zone: an update may announce the month's tier before
+    it begins) up to `at` names this month, market and column with a readable tier. Meta's region and category are
+    matched to the card's market and column without case, spaces or punctuation ("REST_OF_AFRICA",
+    "AUTHENTICATION_INTERNATIONAL") and "&" read as "and"; an update in another spelling is not used. unread: a
+    sentence for each update of this month, market and column whose tier does not start with ASCII digits
+    (contract.schemas.whole_number: "¹50001:250000000", stored as the webhook gave it), which is not used."""
     month = f"{start:%Y-%m}"
     best: tuple[int, str] | None = None
+    unread: list[str] = []
     for received, info in billing.tier_updates(waba_id, start - timedelta(days=31), at):
-        tier = str(info.get("tier") or "")
-        first = tier.partition(":")[0]
         if (str(info.get("effective_month")) != month or _bare(info.get("region")) != _bare(market)
-                or _bare(info.get("pricing_category")) != _bare(column) or not first.isdigit()):
+                or _bare(info.get("pricing_category")) != _bare(column)):
             continue
-        if best is None or int(first) - 1 > best[0]:
-            best = (int(first) - 1, f"Meta's {billing.TIER_UPDATE} received at {received.isoformat()} put WABA "
-                                    f"{waba_id} in tier {tier} for {info.get('region')} {info.get('pricing_category')} "
-                                    f"in {month} (counted over its business portfolio)")
-    return best
+        tier = str(info.get("tier") or "")
+        first = whole_number(tier.partition(":")[0])
+        if first is None:
+            unread.append(f"Meta's {billing.TIER_UPDATE} received at {received.isoformat()} names tier {tier!r}, "
+                          "which does not start with a whole number of ASCII digits")
+            continue
+        if best is None or first - 1 > best[0]:
+            best = (first - 1, f"Meta's {billing.TIER_UPDATE} received at {received.isoformat()} put WABA "
+                               f"{waba_id} in tier {tier} for {info.get('region')} {info.get('pricing_category')} "
+                               f"in {month} (counted over its business portfolio)")
+    return best, tuple(unread)
 
 
 def _bare(name: Any) -> str:

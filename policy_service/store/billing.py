@@ -25,7 +25,7 @@ from typing import Any
 
 import peewee
 
-from ..core.vocabulary import DELIVERED_STATUSES
+from ..core.vocabulary import DELIVERED_STATUSES, every_spelling
 from . import counters
 from .business_state import AccountEvent, MessageBilling
 from .database import StoredModel, loaded_time, stored_time
@@ -135,6 +135,7 @@ def count_billed(*, phone_number_ids: tuple[str, ...], since: datetime, until: d
     read from the maintained counters (store.counters), the partial stretches at the span's ends (under a minute each)
     row by row through the (phone_number_id, market, category, at) index.
     """
+    categories = every_spelling(categories)  # a row keeps the spelling Meta gave (authentication_international)
     parts = counters.split(stored_time(since), stored_time(until))
     return sum(_billed_rows(phone_number_ids, first, end, categories, countries, except_countries)
                for first, end in parts.rows) + \

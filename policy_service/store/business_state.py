@@ -43,6 +43,7 @@ from ..contract.meta_webhooks import (  # noqa: F401 - names callers read here t
 )
 from ..contract.schemas import EARLIEST, LATEST
 from ..core.identities import address, recipient
+from ..core.vocabulary import every_spelling
 from . import counters
 from .database import StoredModel, loaded_time, stored_time
 from .histories import STATUS_RANK, StoredMessage
@@ -362,6 +363,7 @@ def count_messages(*, since: datetime, until: datetime, categories: tuple[str, .
     market for a month) and only the partial stretches at its ends (under a minute each) row by row; a
     contact's count reads that contact's rows through the (phone_number_id, contact, category, at) index.
     """
+    categories = every_spelling(categories)  # a row keeps the spelling Meta gave (authentication_international)
     numbers = phone_number_ids
     if phone_number_id is not None:
         numbers = tuple(n for n in numbers or (phone_number_id,) if n == phone_number_id)
@@ -411,6 +413,7 @@ def count_users_reached_outside_window(*, since: datetime, until: datetime, cate
     over their own rows: the cost follows the users reached in the span, not the month's messages.
     """
     since, until = stored_time(since), stored_time(until)
+    categories = every_spelling(categories)
     ignored = tuple(ignored_types) or ("",)
     wrote = StoredMessage.select(StoredMessage.id).where(
         (StoredMessage.phone_number_id == counters.ReachedUser.phone_number_id)

@@ -26,7 +26,7 @@ import phonenumbers
 
 from ..contract.parsing import dumped_history
 from ..core.decision import Decision
-from ..core.identities import BSUID_PATTERN, recipient
+from ..core.identities import BSUID_PATTERN, example_numbers, recipient
 from ..core.masking import (
     PHONE_KEYS,
     mask_contact,
@@ -234,19 +234,21 @@ def _masked_request_text(request: Any) -> bytes:
     The history parse_json typed and dumped (contract.parsing.dumped_history) is not dumped again: its whole text is
     searched once (core.masking.typed_history_may_change) and, when nothing in it can change, written as it is."""
     history = request.get("history") if type(request) is dict else None
+    dumped = dumped_history(history)  # taken (and so let go) whatever the history's length
     if type(history) is not list or len(history) <= HISTORY_CHUNK:
         return dumps(masked_request(request))
-    dumped = dumped_history(history)
     try:
         if dumped is not None and not typed_history_may_change(dumped.decode()):
             shown = masked_request({**request, "history": []})
             shown["history"] = orjson.Fragment(dumped)  # where the history stood, as the text it was dumped as
             return orjson.dumps(shown)
         parts = []
+        # A chunk of a typed history is typed: searched as one (no contact or wa_id member can stand in it).
+        changes = may_change if dumped is None else typed_history_may_change
         for start in range(0, len(history), HISTORY_CHUNK):
             chunk = history[start:start + HISTORY_CHUNK]
             text = orjson.dumps(chunk)
-            if may_change(text.decode()):
+            if changes(text.decode()):
                 text = orjson.dumps(masked_request({"history": chunk})["history"])
             parts.append(text[1:-1])
         shown = masked_request({**request, "history": []})
@@ -507,9 +509,10 @@ def with_example_recipient(request: dict[str, Any], region: str) -> dict[str, An
     send = request.get("send") if isinstance(request, dict) else None
     number = send.get("to") if isinstance(send, dict) else None
     participants = send.get("participants") if isinstance(send, dict) else None
-    if isinstance(participants, list):
-        # Group sends: the rules read only how many participants there are.
-        send = {**send, "participants": [p.replace("*", "0") if isinstance(p, str) else p for p in participants]}
+    if isinstance(participants, list) and all(isinstance(p, str) for p in participants):
+        # Group sends: the rules read how many participants there are and their calling codes (the price per
+        # participant); masked ones sharing a code are distinct example numbers, as a group's participants must be.
+        send = {**send, "participants": example_numbers(participants)}
         request = {**request, "send": send}
     if not isinstance(number, str) or "*" not in number:
         return request

@@ -14,6 +14,7 @@ from flask_smorest import Api, Blueprint, abort
 from marshmallow import RAISE, Schema, ValidationError, missing
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import IntegerConverter
 
 from ..contract.parsing import (
     ROOT,
@@ -280,6 +281,14 @@ class ContractPlugin(MarshmallowPlugin):
                                                 + "; the connection is closed after the answer"))
 
 
+class AsciiIntegerConverter(IntegerConverter):
+    """`<int:...>` in a route: ASCII digits only. Werkzeug's `\\d+` also matched other scripts' digits, which int()
+    reads: /v1/admin/webhooks/１ (fullwidth) answered payload 1, where "abc" names no path. Documented as an integer
+    (flask-smorest maps converters by their classes' MRO)."""
+
+    regex = r"[0-9]+"
+
+
 class PolicyApi(Api):
     """flask-smorest's Api with one error shape: {code, status, message, errors: {field: [messages]}}, and the
     OpenAPI document written for typed clients (ContractPlugin)."""
@@ -287,6 +296,8 @@ class PolicyApi(Api):
     ERROR_SCHEMA = ErrorSchema
 
     def __init__(self, app: flask.Flask) -> None:
+        # Before any blueprint is registered: a rule takes its converter when it is added.
+        app.url_map.converters["int"] = AsciiIntegerConverter
         super().__init__(app, spec_kwargs={"marshmallow_plugin": ContractPlugin()})
         app.register_error_handler(ServiceError, self.handle_service_error)
         # The spec takes no query parameter: ?x=1 is a 422 naming query.x, as on every route. Registered for the
@@ -389,7 +400,8 @@ IDEMPOTENCY_KEY = {
                   example=DECISION_RESPONSE_EXAMPLE)
 @blp.alt_response(400, schema=ErrorSchema, description="Malformed JSON")
 @blp.alt_response(422, schema=ErrorSchema, description="Invalid request, by field path", example=ERROR_EXAMPLE)
-@blp.doc(parameters=[IDEMPOTENCY_KEY])
+# doc(parameters=...) replaces the list @blp.arguments documents: the query schema is listed again (explain).
+@blp.doc(parameters=[{"in": "query", "schema": EXPLAIN}, IDEMPOTENCY_KEY])
 def create_decision(proposal: DecisionRequest, query: dict[str, Any]):
     """Decide a proposed send: allow or deny, the required message type, the charge, and why.
 

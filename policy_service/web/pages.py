@@ -32,6 +32,7 @@ from ..contract.schemas import (
     ContactField,
     FromBeforeTo,
     RefusesNul,
+    WholeNumber,
     day_field,
     phone_number_id_field,
 )
@@ -124,7 +125,7 @@ class DecisionFilterSchema(RefusesNul, FromBeforeTo, Schema):
     policy_version = fields.String(validate=POLICY_VERSION)
     contact = ContactField(WA_ID)  # a phone number or a BSUID, as GET /v1/decisions?contact= takes it
     phone_number_id = phone_number_id_field()
-    page = fields.Integer(validate=validate.Range(min=1, max=1_000_000))
+    page = WholeNumber(validate=validate.Range(min=1, max=1_000_000))
 
 
 @bp.route("/decisions")

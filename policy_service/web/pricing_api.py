@@ -12,7 +12,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields
 
 from ..contract.pricing import FORECAST, CurrencyBodySchema, ForecastSchema
 from ..contract.queries import NO_QUERY
-from ..contract.schemas import WABA_ID_DIGITS, ErrorSchema, RefusesNul, ResponseSchema
+from ..contract.schemas import WABA_ID_DIGITS, ErrorSchema, RefusesNul, ResponseSchema, whole_number
 from ..service import analytics, forecast, pricing
 from ..service.errors import ServiceError
 from .api import JsonBodyParser, flatten_errors, policy, require_json
@@ -94,19 +94,27 @@ def forecast_page():
     if errors := unknown_filters({"at", "currency", "waba_id", "waba_timezone", "lines",
                                   "service_messages_this_month"}):
         return refused_page(errors)
-    form = {"at": request.values.get("at") or f"{date.today().isoformat()}T12:00:00+00:00",
+    submitted = "lines" in request.values
+    # The sample lines and today's noon fill the form first shown; a submitted form is read as submitted: an empty
+    # Lines or Delivered at is a 422 naming it (it forecast the sample lines, or today, without a word).
+    form = {"at": request.values.get("at", f"{date.today().isoformat()}T12:00:00+00:00"),
             "currency": request.values.get("currency") or "", "waba_id": request.values.get("waba_id") or "",
             "waba_timezone": request.values.get("waba_timezone") or "",
             "service_messages_this_month": request.values.get("service_messages_this_month") or "",
-            "lines": request.values.get("lines") or "BR marketing 10000\nBR utility 5000"}
-    if "lines" not in request.values:
-        return render_template("ui/forecast.html", form=form, errors={}, result=None, line_fields=LINE_FIELDS)
+            "lines": request.values["lines"] if submitted else SAMPLE_LINES}
+    if not submitted:
+        return render_template("ui/forecast.html", form=form, errors={}, result=None, line_fields=LINE_FIELDS,
+                               sample=SAMPLE_LINES)
     body: dict[str, Any] = {"at": form["at"], "lines": []}
     body.update({key: form[key] for key in ("currency", "waba_id", "waba_timezone") if form[key]})
     errors: dict[str, list[str]] = {}
+    if not form["lines"].strip():
+        errors["lines"] = ["required: one line per market and category, like " + SAMPLE_LINES.splitlines()[0]]
+    if not form["at"].strip():
+        errors["at"] = ["required: when the messages are delivered (RFC 3339), like 2026-11-10T12:00:00Z"]
     if form["service_messages_this_month"]:  # a whole count, as the API's integer (the schema checks its range)
-        if form["service_messages_this_month"].isdigit():
-            body["service_messages_this_month"] = int(form["service_messages_this_month"])
+        if (count := _whole(form["service_messages_this_month"])) is not None:
+            body["service_messages_this_month"] = count
         else:
             errors["service_messages_this_month"] = ["a whole number of messages, like 900"]
     numbers = []  # the text's line number (from 1, blank lines counted) of each line of the body
@@ -115,13 +123,14 @@ def forecast_page():
         if not parts:
             continue
         counts = _line_counts(parts[3:])
-        if len(parts) < 3 or not parts[2].isdigit() or counts is None:
+        count = _whole(parts[2]) if len(parts) >= 3 else None
+        if count is None or counts is None:
             errors[f"lines.{number}"] = [
                 "write one line as: COUNTRY CATEGORY COUNT, then optionally " + " ".join(
                     f"{name}=N" for name in LINE_FIELDS) + " (for example BR marketing 10000 free_entry_point=4000)"]
             continue
         place = {"to": parts[0]} if parts[0].startswith("+") else {"country": parts[0]}
-        body["lines"].append({**place, "category": parts[1], "count": int(parts[2]), **counts})
+        body["lines"].append({**place, "category": parts[1], "count": count, **counts})
         numbers.append(number)
     if not errors:
         try:
@@ -132,10 +141,14 @@ def forecast_page():
             errors = _text_lines(error.errors, numbers)
     if errors:
         return refused_page(errors, page=lambda named: render_template("ui/forecast.html", form=form, errors=named,
-                                                                 result=None, line_fields=LINE_FIELDS))
-    return render_template("ui/forecast.html", form=form, errors={}, result=result, line_fields=LINE_FIELDS)
+                                                                 result=None, line_fields=LINE_FIELDS,
+                                                                 sample=SAMPLE_LINES))
+    return render_template("ui/forecast.html", form=form, errors={}, result=result, line_fields=LINE_FIELDS,
+                           sample=SAMPLE_LINES)
 
 
+# The lines the form first shows (and the Lines box's placeholder once it is emptied).
+SAMPLE_LINES = "BR marketing 10000\nBR utility 5000"
 # A form line's optional counts after COUNTRY CATEGORY COUNT, as `name=N`: the API's line fields of that name.
 LINE_FIELDS = ("free_entry_point", "customer_service_window")
 
@@ -149,9 +162,16 @@ def _line_counts(words: list[str]) -> dict[str, Any] | None:
         name, equals, value = word.partition("=")
         if not equals or name not in LINE_FIELDS or name in counts:
             return None
-        digits = value.removeprefix("-")
-        counts[name] = int(value) if digits.isdigit() and digits.isascii() else value
+        whole = _whole(value.removeprefix("-"))
+        counts[name] = value if whole is None else -whole if value.startswith("-") else whole
     return counts
+
+
+def _whole(text: str) -> int | None:
+    """A form's whole number written in ASCII digits (0-9), else None. str.isdigit() alone also accepts
+    superscripts (²), which int() refuses (a 500), and other scripts' digits, which the API's JSON never has; and
+    int() refuses more than 4,300 digits (a 500 too): contract.schemas.whole_number reads at most 16."""
+    return whole_number(text)
 
 
 def _text_lines(errors: dict[str, list[str]], numbers: list[int]) -> dict[str, list[str]]:
@@ -160,9 +180,10 @@ def _text_lines(errors: dict[str, list[str]], numbers: list[int]) -> dict[str, l
     def name(key: str) -> str:
         root, _, rest = key.partition(".")
         index, dot, field = rest.partition(".")
-        if root != "lines" or not index.isdigit() or int(index) >= len(numbers):
+        line = whole_number(index)
+        if root != "lines" or line is None or line >= len(numbers):
             return key
-        return f"lines.{numbers[int(index)]}{dot}{field}"
+        return f"lines.{numbers[line]}{dot}{field}"
     return {name(key): messages for key, messages in errors.items()}
 
 

@@ -79,6 +79,14 @@ VERIFY_PARAMETERS = ("hub.mode", "hub.verify_token", "hub.challenge")
 @blp.alt_response(400, schema=ErrorSchema, description="No hub.challenge to echo")
 @blp.alt_response(403, schema=ErrorSchema, description="Not a subscription, or the verify token does not match")
 @blp.alt_response(422, schema=ErrorSchema, description="hub.mode, hub.verify_token or hub.challenge given twice")
+# The view reads its parameters itself (request.args: names with dots), so the document lists them here.
+@blp.doc(parameters=[
+    {"in": "query", "name": "hub.mode", "required": True, "schema": {"type": "string", "enum": ["subscribe"]},
+     "description": "subscribe (else 403)"},
+    {"in": "query", "name": "hub.verify_token", "required": True, "schema": {"type": "string"},
+     "description": "POLICY_WHATSAPP_VERIFY_TOKEN (else 403)"},
+    {"in": "query", "name": "hub.challenge", "required": True, "schema": {"type": "string"},
+     "description": "echoed back as the answer's text (missing: 400)"}])
 def verify_subscription():
     """Answer Meta's subscription check: echo hub.challenge when hub.verify_token matches. Errors name the
     parameters as the API names its locations (query.hub.verify_token): 403 a mode or token that does not match,

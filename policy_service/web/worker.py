@@ -48,6 +48,8 @@ from gunicorn import util
 from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from ..config import HOUR as HOUR_SECONDS
+
 SLOTS = 64
 # Long enough for an idle sibling to wake and take a pending connection (its main thread may wait for its
 # GIL: gunicorn's poller shares the process with request threads), short beside a request's own latency.
@@ -174,9 +176,11 @@ class BalancedThreadWorker(ThreadWorker):
 
     @classmethod
     def client_timeouts(cls, *, header: float, body: float) -> None:
-        """Set the client timeouts (seconds, > 0) of every worker forked after (gunicorn.conf.py, in the master)."""
-        if header <= 0 or body <= 0:
-            raise ValueError(f"client timeouts must be positive seconds, got header={header!r}, body={body!r}")
+        """Set the client timeouts (seconds, > 0 and at most an hour, as config.Settings bounds them) of every worker
+        forked after (gunicorn.conf.py, in the master); raises ValueError for anything else (inf, nan)."""
+        if not (0 < header <= HOUR_SECONDS and 0 < body <= HOUR_SECONDS):  # inf: socket.settimeout's OverflowError
+            raise ValueError(f"client timeouts must be seconds above 0 and at most {HOUR_SECONDS}, "
+                             f"got header={header!r}, body={body!r}")
         cls.header_timeout, cls.body_timeout = float(header), float(body)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

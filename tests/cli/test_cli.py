@@ -244,6 +244,21 @@ def test_rates_import_refuses_a_market_no_market_map_names_as_lint_does(tmp_path
     assert lint.exit_code == 0, lint.output  # the shipped rules themselves pass the same check
 
 
+def test_rates_import_refuses_a_row_with_missing_or_extra_cells(tmp_path, run):
+    """`rates import` of a wide row `2025-10-01,INR,Brazil,4.5` (its other categories missing) or a row with an extra
+    cell wrote a card with those categories unpriced (exit 0): it exits 1 naming the line, writing nothing."""
+    header = "effective_from,currency,market,marketing,utility,authentication,authentication_international,service\n"
+    folder = tmp_path / "out"
+    for text, message in ((header + "2025-10-01,INR,Brazil,4.5\n", "line 2: 4 cells where the header has 8"),
+                          (header + "2025-10-01,INR,Brazil,4.5,0.6,0.6,n/a,n/a,9\n",
+                           "line 2: 9 cells where the header has 8")):
+        (tmp_path / "wide.csv").write_text(text)
+        result = run("rates", "import", tmp_path / "wide.csv", "--until", "2026-12-31", "--source", "s",
+                     "--confidence", "S", "-o", folder)
+        assert result.exit_code == 1 and message in result.output, result.output
+        assert not folder.exists()
+
+
 LATIN1_REQUEST = ('{"send": {"at": "2025-08-12T12:00:00+00:00", "to": "+5511987654321", "type": "text"},'
                   ' "context": {"note": "caf\xe9"}}').encode("latin-1")
 

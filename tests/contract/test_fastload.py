@@ -15,6 +15,7 @@ from policy_service.contract.schemas import BATCH_REQUEST, INBOUND_ONLY_TYPES, M
 from policy_service.contract.strict import NOT_RFC3339
 
 from .test_parsing import careful_only, parsed
+from .test_strict import _PARTS
 
 _TIMES = st.sampled_from(["2025-08-12T09:00:00+00:00", "2025-08-12T10:30:00.5+05:30", "2025-08-12T09:00:00Z",
                           "2025-08-12t09:00:00z", "2025-08-12T09:00:00", "1999-12-31T23:00:00+00:00",
@@ -165,6 +166,28 @@ def test_history_times_read_inline_are_read_and_bounded_as_marshmallow_reads_the
                                       "history": [message]})
         assert (loaded is None) is isinstance(expected, dict)  # every one marshmallow accepts is taken here
         assert loaded is None or loaded == expected.history
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.sampled_from(["2026", "2000", "2001", "2998", "2999", "3000", "1999", "0999"]),
+       st.sampled_from(["-01-01", "-12-31", "-06-15"]), _PARTS, st.sampled_from([None, "00:30:00", "23:30:00"]),
+       st.sampled_from([None, "-01:00", "+01:00", "-23:59", "+23:59"]), st.sampled_from(["inbound", "outbound"]))
+def test_any_history_time_is_read_by_fastload_as_marshmallow_reads_it(year, day, parts, time, offset, direction):
+    """Property (test_strict's generator of RFC 3339 and near-RFC 3339 text, its date moved to each year and day at
+    the range's edges, with times and offsets across them): a history message's time gives fastload's message equal to
+    marshmallow's whenever marshmallow accepts it, and fastload answers nothing (marshmallow words the error)
+    whenever marshmallow refuses it."""
+    date = parts[0]
+    valid_date = date[:4].isdigit() and date[4:5] == "-" and len(date) == 10
+    text = "".join((year + day if valid_date else date, parts[1], parts[2] if time is None else time, parts[3],
+                    parts[4] if offset is None else offset))
+    message = {"direction": direction, "at": text, "type": "text"}
+    loaded = fastload.history([message])
+    expected = marshmallow_alone({"send": {"at": "2026-12-07T12:00:00Z", "to": "+14155550100", "type": "text"},
+                                  "history": [message]})
+    assert (loaded is None) is isinstance(expected, dict), text
+    assert loaded is None or (loaded == expected.history
+                              and loaded[0].at.utcoffset() == expected.history[0].at.utcoffset())
 
 
 def test_a_request_with_a_plain_context_is_loaded_whole_by_fastload():

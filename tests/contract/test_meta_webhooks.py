@@ -259,3 +259,20 @@ def test_a_time_in_another_scripts_digits_is_not_a_time():
         except ValueError:
             continue
         raise AssertionError(f"{written!r} was read as a time")
+
+
+def test_a_timestamp_in_digits_other_than_ascii_is_skipped_not_stored():
+    """A message with timestamp "１７６５１３００００" (fullwidth digits) was stored: UnixTime read it with int(). A
+    timestamp of other scripts' digits (fullwidth, Arabic-Indic), a sign, spaces or underscores is skipped with its
+    path and reason (contract.schemas.whole_number), as "abc" is; ASCII digits are read."""
+    fullwidth = str(T0).translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    arabic = str(T0).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    for bad in (fullwidth, arabic, f"+{T0}", f" {T0}", f"{T0:_}", "abc", float(T0)):
+        body = inbound_text("wamid.digits", T0)
+        body["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = bad
+        reading = read(body)
+        assert of(reading, meta.Inbound) == [], bad
+        [skipped] = reading.skipped
+        assert skipped.reason == {"timestamp": ["must be Unix seconds"]}, (bad, skipped)
+    [message] = of(read(inbound_text("wamid.digits", T0)), meta.Inbound)
+    assert message.at == AT

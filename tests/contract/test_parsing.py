@@ -251,7 +251,8 @@ def test_a_typed_history_dumped_apart_gives_what_the_careful_parse_gives(send, i
 
 def test_the_dumped_history_is_only_the_last_bodys_own():
     """dumped_history answers only for the very list the last parse returned as its body's history: not for an
-    equal list, not after another body is parsed, and not for a history elsewhere in the body (a batch's)."""
+    equal list, not after another body is parsed or `forget`, and not for a history elsewhere in the body (a
+    batch's)."""
     body = ('{"send":{"to":"+14155550100"},"history":[' + _PLAIN_MESSAGE + "]}").encode()
     first = parse_json(body, decision_limits())
     assert parsing.dumped_history(list(first["history"])) is None
@@ -260,6 +261,9 @@ def test_the_dumped_history_is_only_the_last_bodys_own():
     assert parsing.dumped_history(second["history"]) == orjson.dumps(second["history"])
     batch = parse_json(('{"requests":[{"history":[' + _PLAIN_MESSAGE + "]}]}").encode(), batch_limits(3))
     assert parsing.dumped_history(batch["requests"][0]["history"]) is None
+    third = parse_json(body, decision_limits())
+    parsing.forget()  # a request that ends unlogged lets go of its body's history and text
+    assert parsing.dumped_history(third["history"]) is None
 
 
 def test_a_repeated_key_in_a_webhook_costs_only_its_event():

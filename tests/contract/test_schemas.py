@@ -125,3 +125,40 @@ def test_counts_name_a_rate_card_market_as_no_country(client):
     answer = client.get("/v1/counts?phone_number_id=1&categories=service&from=2026-11-01T00:00:00Z"
                         "&to=2026-12-01T00:00:00Z&market=Rest%20of%20Africa")
     assert answer.status_code == 422 and "not a rate card's market name" in answer.json["errors"]["query.market"][0]
+
+
+@pytest.mark.parametrize("given", ["\uff11", "\u0661", "+1", " 1", "1 ", "1_0", "1.0", "1e3", "", 1.5, True, None])
+def test_a_whole_number_is_an_int_or_ascii_digits(given):
+    """contract.schemas.WholeNumber (every integer read from a query string, a path or Meta's webhooks) refuses what
+    int() would have read as a number: other scripts' digits, signs, spaces, underscores, floats, booleans."""
+    from marshmallow import Schema
+
+    from policy_service.contract.schemas import ASCII_INTEGER_ERROR, WholeNumber
+
+    schema = Schema.from_dict({"n": WholeNumber(allow_none=False)})()
+    with pytest.raises(ValidationError) as refused:
+        schema.load({"n": given})
+    assert refused.value.messages["n"] in ([ASCII_INTEGER_ERROR], ["Field may not be null."])
+    assert schema.load({"n": "12"}) == schema.load({"n": 12}) == {"n": 12} and schema.load({"n": "-3"}) == {"n": -3}
+
+
+@pytest.mark.parametrize("status", ["sent", "deleted", "warning", "failed"])
+def test_a_history_message_whose_status_says_undelivered_cannot_give_delivered_at(client, status):
+    """An outbound message whose latest status does not say it was delivered (sent, deleted, warning, failed: README,
+    they opened nothing) and a delivered_at contradicts itself: a 422 naming history.0.delivered_at, on the fast path
+    (contract.fastload leaves it to marshmallow) as on marshmallow's. Before, sent/deleted/warning with a
+    delivered_at opened a marketing conversation (the next marketing send predicted free, CBP-3.rides)."""
+    from policy_service.contract import fastload
+
+    message = {"direction": "outbound", "at": "2024-08-12T09:00:00Z", "type": "template", "status": status,
+               "delivered_at": "2024-08-12T09:00:05Z",
+               "template": {"name": "spring_sale", "language": "en", "category": "marketing"}}
+    send = {"at": "2024-08-12T12:00:00Z", "to": "+5511988887777", "type": "template",
+            "template": {"name": "spring_sale", "language": "en", "category": "marketing", "status": "APPROVED"}}
+    assert fastload.history([message]) is None
+    answer = client.post("/v1/decisions", json={"send": send, "history": [message]})
+    assert answer.status_code == 422 and list(answer.json["errors"]) == ["history.0.delivered_at"], answer.json
+    assert status in answer.json["errors"]["history.0.delivered_at"][0]
+    for delivering in ("delivered", "read", "played"):
+        assert client.post("/v1/decisions", json={"send": send, "history": [
+            {**message, "status": delivering}]}).status_code == 200

@@ -249,6 +249,32 @@ def test_the_shared_long_layout_reads_one_partial_card_per_currency_and_date():
         load_shared_csv(LONG.replace("marketing,0.3217", "promo,0.3217"), file="long.csv")
 
 
+WIDE = ("effective_from,currency,market,marketing,utility,authentication,authentication_international,service\n"
+        "2025-10-01,INR,Brazil,4.5,0.6,0.6,n/a,n/a\n")
+
+
+def test_a_csv_row_with_fewer_or_more_cells_than_its_header_is_refused_naming_its_line():
+    """csv.DictReader gave a wide row `2025-10-01,INR,Brazil,4.5` its missing categories as None (the card then
+    left them unpriced) and kept a row's extra cell aside: a row of the shared layouts (rates and volume tiers) or of
+    Meta's CSV with fewer or more cells than its header is a RateCardError naming the line; whole rows still load."""
+    [card] = load_shared_csv(WIDE, file="wide.csv")
+    assert card.rates["Brazil"]["utility"] == Decimal("0.6")
+    cases = [(WIDE + "2025-10-01,INR,India,4.5\n", "line 3: 4 cells where the header has 8"),
+             (WIDE.replace("n/a,n/a\n", "n/a,n/a,x\n"), "line 2: 9 cells where the header has 8"),
+             (LONG + "2026-10-01,BRL,Brazil,service\n", "line 5: 4 cells where the header has 7"),
+             (LONG.replace("0.035,S5,", "0.035,S5,,extra"), "line 3: 8 cells where the header has 7")]
+    for text, message in cases:
+        with pytest.raises(RateCardError, match=message):
+            load_shared_csv(text, file="shared.csv")
+    with pytest.raises(RateCardError, match="volume tiers line 2: 7 cells where the header has 9"):
+        load_shared_csv(LONG, LONG_TIERS.replace("0.035,0%,S5", "0.035"), file="long.csv")
+    for text, line in ((META_CSV.replace("n/a,n/a\nIndia", "n/a\nIndia"), 5),
+                       (META_CSV.replace("0.0304,n/a", "0.0304,n/a,0.5"), 6)):
+        with pytest.raises(RateCardError, match=f"line {line}: [0-9] cells where Meta's rows have 7"):
+            load_meta_csv(text, file="USD.csv")
+    assert load_meta_csv(META_CSV.replace("0.0304,n/a", "0.0304,n/a,,"), file="USD.csv").rates["India"]
+
+
 @pytest.mark.skipif(not SHARED.is_dir(), reason="the shared rate-card folder is not on this machine")
 def test_shipped_partial_cards_equal_the_shared_folder():
     """Every number of the shipped cards imported from the shared folder is the folder's, unchanged."""

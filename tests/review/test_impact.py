@@ -147,3 +147,35 @@ def test_a_row_logged_with_its_history_inline_still_replays(client, app, databas
         assert "history_ref" not in json.loads(row.request)
     report = json.loads(impact(database_url, candidate(tmp_path), "--json").output)
     assert report["summary"] == {"replayed": 1, "changed": 0, "unchanged": 1, "unreplayable": 0}
+
+
+def test_a_masked_group_decision_replays_with_distinct_numbers_of_each_participants_code(client, database_url,
+                                                                                       tmp_path):
+    """Participants sharing a calling code are each logged "+55***********": replay wrote both as "+5500000000000",
+    which the request refused ("repeats participants.0"), so the decision was unreplayable. Each masked participant
+    is now an example number of its kept calling code (and NANP area code), distinct from the others, and the
+    group decision replays unchanged: the same charge per participant, the same markets."""
+    send = {"at": "2025-11-10T12:00:00+00:00", "to": "Y2FwaV9ncm91cDpHUk9VUDE", "recipient_type": "group",
+            "participants": ["+5511987654321", "+5521987654321", "+14155550100", "+14155550101", "+4915112345678"],
+            "type": "template", "template": {"name": "club_news", "language": "en", "category": "marketing",
+                                             "status": "APPROVED"}}
+    decided = client.post("/v1/decisions", json={"send": send, "history": []}).json
+    assert decided["charge"]["billable"] is True
+    result = impact(database_url, candidate(tmp_path), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["summary"] == {"replayed": 1, "changed": 0, "unchanged": 1, "unreplayable": 0}
+
+
+def test_example_participants_keep_each_masked_prefix_and_are_distinct():
+    """with_example_recipient: each masked participant becomes a possible number with the digits the mask kept,
+    none twice; a participant logged unmasked is kept as it is."""
+    from policy_service.core.identities import not_dialable
+    from policy_service.store.decision_log import with_example_recipient
+
+    masked = ["+55***********", "+55***********", "+1415*******", "+1415*******", "+49***********", "+4915112345678"]
+    request = {"send": {"to": "group", "recipient_type": "group", "participants": masked}}
+    replaced = with_example_recipient(request, "BR")["send"]["participants"]
+    assert len(set(replaced)) == len(masked) and replaced[-1] == "+4915112345678"
+    for number, mask in zip(replaced, masked, strict=True):
+        assert number.startswith(mask.split("*")[0]) and len(number) == len(mask), (number, mask)
+        assert not_dialable(number[1:], number) is None, number

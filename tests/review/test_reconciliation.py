@@ -341,3 +341,15 @@ def test_a_linked_agent_reply_decided_as_a_persons_reply_names_the_cause(client)
     (item,) = client.get("/v1/reconciliation").json["comparisons"]
     assert item["basis"] == "logged_prediction" and not item["matches"]
     assert item["cause"]["kind"] == "agent_reply_not_declared" and "per token" in item["note"]
+
+
+def test_the_summary_counts_both_spellings_of_authentication_international_as_one(client):
+    """The summary is by Meta's pricing category: authentication_international (origin.type, some senders) and
+    authentication-international (pricing) are one category there (domain notes WH-2), as /v1/costs has them,
+    named in the pricing spelling."""
+    deliver(client, inbound_text("wamid.in", T0),
+            status("wamid.h", "delivered", T0 + 60, pricing=pmp("authentication-international", "regular", True)),
+            status("wamid.u", "delivered", T0 + 120, pricing=pmp("authentication_international", "regular", True)))
+    summary = client.get("/v1/reconciliation").json["summary"]
+    assert [row["category"] for row in summary] == ["authentication-international"] * len(summary), summary
+    assert sum(row["count"] for row in summary) == 2

@@ -215,3 +215,52 @@ def test_in_batch_names_a_refusal_by_the_request_it_refused():
     assert other.message == "requests.0: template unknown" and list(other.errors) == ["requests.0.send.template"]
     unavailable = ServiceError(503, "storage unavailable", retry_after=5)
     assert decisions.in_batch(unavailable, 1) is unavailable
+
+
+@pytest.mark.parametrize("step", ["resolve_history", "business", "pricing"])
+def test_an_internal_error_in_any_step_fails_closed_on_every_path(app, client, database_url, monkeypatch, tmp_path,
+                                                                  step):
+    """An internal error (a ValueError from a stored value the code cannot read) while resolving the stored history,
+    filling in the business's stored state or pricing from the store is not a 500, a traceback or a bare exception:
+    the decision is a deny with status error (logged, as the engine's own errors are) over HTTP, in a batch, from
+    `policy-service check` and from the Python API. A refusal (ServiceError) still passes through as a refusal."""
+    from click.testing import CliRunner
+
+    from policy_service import PolicyService, cli
+    from policy_service.service import business, pricing
+
+    def broken(*args, **kwargs):
+        raise ValueError("invalid literal for int() with base 10: '¹50001'")
+
+    target = {"resolve_history": (decisions.history_reads, "read"), "business": (business, "enrich"),
+              "pricing": (pricing, "fill_in")}[step]
+    monkeypatch.setattr(*target, broken)
+    raw = {"send": {"at": iso(T0), "to": "+" + CONTACT, "type": "template", "phone_number_id": PHONE_NUMBER_ID,
+                    "template": {"name": "order_update", "language": "en", "category": "utility",
+                                 "status": "APPROVED"}},
+           "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": "+" + CONTACT}}
+
+    def failed_closed(body):
+        assert (body["decision"], body["status"], body["charge"]) == ("deny", "error", None), body
+        assert body["determining_rules"] == [] and "Traceback" not in json.dumps(body)
+
+    response = client.post("/v1/decisions", json=raw)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    failed_closed(response.get_json())
+    assert logged.decision(response.get_json()["decision_id"])["response"]["status"] == "error"
+    batch = client.post("/v1/decisions/batch", json={"requests": [raw, raw]})
+    assert batch.status_code == 200, batch.get_data(as_text=True)
+    for body in batch.get_json()["decisions"]:
+        failed_closed(body)
+    request_file = tmp_path / "request.json"
+    request_file.write_text(json.dumps(raw))
+    checked = CliRunner().invoke(cli.main, ["check", "--json", str(request_file), "--database-url", database_url])
+    assert checked.exception is None or isinstance(checked.exception, SystemExit), checked.output
+    failed_closed(json.loads(checked.output))
+    svc = PolicyService(database_url=database_url)
+    try:
+        failed_closed(svc.decide(raw))
+    finally:
+        svc.close()
+    monkeypatch.setattr(*target, lambda *args, **kwargs: (_ for _ in ()).throw(ServiceError(422, "refused", {})))
+    assert client.post("/v1/decisions", json=raw).status_code == 422

@@ -4,6 +4,7 @@ import shutil
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
 from markupsafe import escape
 
 from policy_service.contract.pricing import FORECAST
@@ -431,6 +432,41 @@ def test_the_pages_window_and_time_zone_errors_are_the_apis(client):
         assert bad.status_code == 422 and "<code>query.lines.1</code>: write one line as" in bad.get_data(as_text=True)
 
 
+def test_the_pages_counts_in_digits_other_than_ascii_are_a_422_naming_them(client):
+    """/ui/forecast read a count with str.isdigit() then int(): a superscript digit (², which isdigit() accepts and
+    int() refuses) was a 500 ValueError. A count in a line, the service messages this month or a line's
+    `name=N` written in anything but ASCII digits (superscripts, Arabic-Indic, fullwidth) is a 422 naming it."""
+    base = {"at": "2026-11-10T12:00:00Z", "currency": "BRL"}
+    for digit in ("\u00b2", "\u0661", "\uff11"):
+        cases = {"query.lines.1": {"lines": f"BR service {digit}"},
+                 "query.service_messages_this_month": {"lines": "BR service 2", "service_messages_this_month": digit},
+                 "query.lines.1.free_entry_point": {"lines": f"BR service 2 free_entry_point={digit}"}}
+        for name, query in cases.items():
+            answer = client.get("/ui/forecast", query_string={**base, **query}, headers={"Accept": "application/json"})
+            assert answer.status_code == 422 and list(answer.get_json()["errors"]) == [name], (digit, query)
+    assert client.get("/ui/forecast", query_string={**base, "lines": "BR service 2",
+                                                    "service_messages_this_month": "1"}).status_code == 200
+
+
+def test_an_empty_lines_or_time_submitted_on_the_page_is_a_422_naming_it(client):
+    """/ui/forecast?lines=&at=... answered 200 forecasting the sample lines (BR marketing 10000 / BR utility 5000), and
+    an empty `at` became today's noon, without a word: a submitted empty (or blank) Lines or Delivered at is a 422
+    naming query.lines / query.at, in JSON and HTML. The form first shown (nothing submitted) still offers the sample
+    lines, and the Lines box keeps them as its placeholder."""
+    base = {"at": "2026-11-10T12:00:00Z", "currency": "USD", "lines": "BR utility 10"}
+    for query, names in (({"lines": ""}, ["query.lines"]), ({"lines": " \n "}, ["query.lines"]),
+                         ({"at": ""}, ["query.at"]), ({"lines": "", "at": " "}, ["query.at", "query.lines"])):
+        answer = client.get("/ui/forecast", query_string={**base, **query}, headers={"Accept": "application/json"})
+        assert answer.status_code == 422 and sorted(answer.get_json()["errors"]) == names, query
+        html = client.get("/ui/forecast", query_string={**base, **query}, headers=HTML).get_data(as_text=True)
+        assert f"<code>{names[0]}</code>: required" in html and "10000" not in html.split("<textarea")[1].split(
+            ">", 1)[1].split("</textarea>")[0], query
+    first = client.get("/ui/forecast", headers=HTML)
+    assert first.status_code == 200
+    assert ">BR marketing 10000\nBR utility 5000</textarea>" in first.get_data(as_text=True)
+    assert client.get("/ui/forecast", query_string=base, headers=HTML).status_code == 200
+
+
 def test_a_wabas_stored_account_restriction_or_ban_denies_its_lines(client, app):
     """A WABA Meta restricted from business-initiated messaging (ACC-1) or disabled (ACC-2) was forecast as if it
     could send: with waba_id the forecast takes its stored account state into the rules' questions, so its template
@@ -515,3 +551,18 @@ def test_a_line_with_no_single_rate_answers_rate_null_as_documented(client):
     assert "`rate` (null when" in described["description"], described["description"]
     from ..conftest import ROOT
     assert "`rate` is null when" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("number", ["¹0", "²", "9" * 5000])
+def test_the_pages_counts_that_isdigit_takes_but_int_refuses_are_422s(client, number):
+    """/ui/forecast read a count with str.isdigit() then int(): a superscript digit ("¹0", true for isdigit) or more
+    digits than int() reads (5,000) was a ValueError, a 500. The month's service messages, a line's COUNT and a
+    line's name=N are each a 422 naming the field, as any other text there is."""
+    base = {"currency": "BRL", "at": SERVICE["at"]}
+    cases = {"service_messages_this_month": {"lines": "BR service 1", "service_messages_this_month": number},
+             "lines.1": {"lines": f"BR service {number}"},
+             "lines.1.free_entry_point": {"lines": f"BR service 1 free_entry_point={number}"}}
+    for field, query in cases.items():
+        page = client.get("/ui/forecast", query_string={**base, **query}, headers={"Accept": "application/json"})
+        assert page.status_code == 422, (field, page.get_data(as_text=True)[:300])
+        assert any(name.endswith(field) for name in page.get_json()["errors"]), page.get_json()

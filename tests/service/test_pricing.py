@@ -324,6 +324,40 @@ def test_a_tier_updates_market_and_category_are_read_without_case_spaces_or_punc
         tier_update("2026-11-02T00:00:00", region="REST_OF_CENTRAL_AND_EASTERN_EUROPE",
                     category="AUTHENTICATION_INTERNATIONAL", tier="1000001:5000000")
         tier_update("2026-11-03T00:00:00", region="REST_OF_AFRICA", tier="many:more")
-        found = meta_tier_floor(WABA, "authentication-international", "Rest of Central & Eastern Europe", start, at)
-        assert found is not None and found[0] == 1_000_000
-        assert meta_tier_floor(WABA, "utility", "Rest of Africa", start, at) is None
+        found, unread = meta_tier_floor(WABA, "authentication-international", "Rest of Central & Eastern Europe",
+                                        start, at)
+        assert found is not None and found[0] == 1_000_000 and unread == ()
+        found, unread = meta_tier_floor(WABA, "utility", "Rest of Africa", start, at)
+        assert found is None and len(unread) == 1 and "'many:more'" in unread[0]
+
+
+@pytest.mark.parametrize("tier", ["¹50001:250000000", "١٥٠٠٠١:250000000", "1" * 5000 + ":2", " 150001:2", ":2"])
+def test_an_unreadable_stored_tier_is_skipped_with_a_note_never_a_failed_decision(client, known_waba, tier):
+    """A tier update stored as the webhook gave it whose tier does not start with ASCII digits (a superscript one,
+    for which str.isdigit() is true and int() a ValueError; Arabic-Indic digits; more digits than int() reads; a
+    space; nothing) is not used: the decision, the batch and the forecast count the stored statuses and say the
+    update was not read, and a readable update of the same month still raises the count."""
+    with known_waba.app_context():
+        bill("k1", KENYA, "2026-11-02T10:00:00")
+        tier_update("2026-11-05T00:00:00", tier=tier)
+    body = decide(client, "2026-11-10T10:00:00+00:00", KENYA, context={"currency": "USD"})
+    assert (body["decision"], body["status"]) == ("allow", "decided")
+    assert body["charge"]["price"]["tier"]["messages_before"] == 1
+    source = price_entry(body)["sources"]["volume_messages_this_month"]
+    assert source.startswith("1 billable utility messages") and "not read: Meta's VOLUME_BASED_PRICING_TIER_UPDATE" \
+        " received at 2026-11-05T00:00:00+00:00 names tier" in source
+    request = {"send": {"at": "2026-11-10T10:00:00Z", "to": "+" + KENYA, "type": "template", "phone_number_id": PHONE,
+                        "template": {"name": "t", "language": "en", "category": "utility", "status": "APPROVED"}},
+               "history": []}
+    batch = client.post("/v1/decisions/batch", json={"requests": [request, request]})
+    assert batch.status_code == 200, batch.get_json()
+    forecast = client.post("/v1/costs/forecast", json={"currency": "USD", "at": "2026-11-10T10:00:00Z",
+                                                       "waba_id": WABA, "lines": [{"country": "KE",
+                                                                                   "category": "utility",
+                                                                                   "count": 10}]})
+    assert forecast.status_code == 200, forecast.get_json()
+    assert forecast.get_json()["lines"][0]["volume_before"] == 1
+    with known_waba.app_context():
+        tier_update("2026-11-06T00:00:00")
+    raised = decide(client, "2026-11-10T10:00:00+00:00", KENYA, context={"currency": "USD"})
+    assert raised["charge"]["price"]["tier"]["messages_before"] == 150_000

@@ -454,8 +454,9 @@ def test_a_parsed_history_is_logged_from_its_dumped_text_as_masking_would(histor
 
 def test_a_plain_parsed_history_is_written_from_its_dumped_text(monkeypatch):
     """The point of the above: a long history with nothing to mask is not dumped or walked again (no chunk is
-    searched), and still stored as masking the whole request would store it."""
-    from policy_service.contract.parsing import decision_limits, parse_json
+    searched), and still stored as masking the whole request would store it; a short history's text is taken (let
+    go) too."""
+    from policy_service.contract.parsing import decision_limits, dumped_history, parse_json
     from policy_service.core.masking import masked_request
 
     body = orjson.dumps({"send": {"at": "2025-08-12T12:00:00+00:00", "to": "+14155550100", "type": "text"},
@@ -464,6 +465,9 @@ def test_a_plain_parsed_history_is_written_from_its_dumped_text(monkeypatch):
     expected = decision_log.dumps(masked_request(value))
     monkeypatch.setattr(decision_log, "may_change", lambda text: pytest.fail("a chunk was searched"))
     assert decision_log._masked_request_text(value) == expected
+    short = parse_json(orjson.dumps({"send": value["send"], "history": value["history"][:3]}), decision_limits())
+    assert decision_log._masked_request_text(short) == decision_log.dumps(masked_request(short))
+    assert dumped_history(short["history"]) is None  # taken by the log (so let go) for a short history too
 
 
 def test_every_fixture_response_is_logged_as_walking_it_would_mask_it(rulebook, engine):

@@ -112,3 +112,21 @@ def test_a_misspelled_category_in_counts_is_a_422_naming_it_and_listing_metas(cl
     assert field == "query.categories.1" and message.startswith("'utilty' is not one of Meta's pricing categories: ")
     assert "utility" in message and "marketing" in message
     assert client.get("/v1/counts", query_string=query | {"categories": "marketing,utility"}).status_code == 200
+
+
+def test_counts_take_both_spellings_of_authentication_international_as_one(client):
+    """Meta writes authentication-international in `pricing` and authentication_international elsewhere (domain
+    notes WH-2); some senders store the underscore. /v1/counts?categories= counted only the spelling asked: either
+    spelling now counts both, from the maintained counters (a day's span), row by row (a contact) and by users
+    reached (distinct_contacts), as /v1/costs reports them as one category."""
+    deliver(client, status("wamid.h", "delivered", T0, pricing=pmp("authentication-international", "regular", True)),
+            status("wamid.u", "delivered", T0 + 1, pricing=pmp("authentication_international", "regular", True)))
+    query = {"phone_number_id": PHONE_NUMBER_ID, "from": "2025-09-01T00:00:00+00:00",
+             "to": "2025-09-02T00:00:00+00:00"}
+    for spelling in ("authentication-international", "authentication_international"):
+        asked = query | {"categories": spelling}
+        assert client.get("/v1/counts", query_string=asked).json["count"] == 2, spelling
+        assert client.get("/v1/counts", query_string=asked | {"contact": "+" + CONTACT}).json["count"] == 2
+        assert client.get("/v1/counts", query_string=asked | {"distinct_contacts": "true"}).json["count"] == 1
+    both = query | {"categories": "authentication-international,authentication_international"}
+    assert client.get("/v1/counts", query_string=both).json["count"] == 2

@@ -1,5 +1,7 @@
 """The stored-data endpoints are part of the published OpenAPI document."""
 
+import json
+
 
 def test_openapi_documents_listing_reconciliation_and_webhooks(client):
     """/openapi.json lists the decision filters, reconciliation and both webhook methods."""
@@ -58,3 +60,42 @@ def test_a_contact_read_as_a_group_id_that_matches_nothing_is_named(client):
     assert body["checked"] == 0 and "read as a Groups API group id" in body["note"], body
     assert "note" not in client.get("/v1/reconciliation?contact=5511987654321").json
     assert "note" not in client.get("/v1/reconciliation").json
+
+
+def test_integer_parameters_are_ascii_digits_and_the_page_maximum_is_documented(client):
+    """/v1/decisions?page=１ and /v1/reconciliation?page=１ were page 1, /v1/admin/webhooks/１ payload 1 (int() reads
+    fullwidth digits): an integer query parameter in anything but ASCII digits is a 422 naming it, a path segment one
+    no route serves (404, as "abc" is). GET /v1/decisions' page had no maximum in the document though 9999999999 is
+    a 422 "must be at most 1000000": both listings document page's and page_size's bounds."""
+    for url, name in (("/v1/decisions?page=\uff11", "query.page"), ("/v1/decisions?page=%2B1", "query.page"),
+                      ("/v1/decisions?page_size=1_0", "query.page_size"),
+                      ("/v1/reconciliation?page=\u0661", "query.page"),
+                      ("/v1/reconciliation?page_size=%205", "query.page_size")):
+        answer = client.get(url)
+        assert answer.status_code == 422 and list(answer.get_json()["errors"]) == [name], url
+    assert client.get("/v1/decisions?page=9999999999").get_json()["errors"] == {
+        "query.page": ["must be at most 1000000"]}
+    missing = client.get("/v1/admin/webhooks/\uff11")
+    assert missing.status_code == 404 and list(missing.get_json()["errors"]) == ["path"]
+    assert client.get("/v1/admin/webhooks/1").get_json()["errors"] == {"path.payload_id": ["no stored payload has "
+                                                                                           "this id"]}
+    listing = client.get("/v1/decisions?page=2&page_size=5")
+    assert listing.status_code == 200 and json.loads(listing.headers["X-Pagination"])["total"] == 0
+    paths = client.get("/openapi.json").get_json()["paths"]
+    for path in ("/v1/decisions", "/v1/reconciliation"):
+        bounds = {p["name"]: (p["schema"]["minimum"], p["schema"]["maximum"]) for p in paths[path]["get"]["parameters"]
+                  if p["name"] in ("page", "page_size")}
+        assert bounds["page"] == (1, 1_000_000), path
+    [payload_id] = paths["/v1/admin/webhooks/{payload_id}"]["parameters"]
+    assert payload_id["schema"]["type"] == "integer"
+
+
+def test_every_integer_path_converter_takes_ascii_digits_only(app):
+    """Every <int:...> route uses web.api.AsciiIntegerConverter (a rule takes its converter when it is added)."""
+    from werkzeug.routing import IntegerConverter
+
+    from policy_service.web.api import AsciiIntegerConverter
+
+    converters = [c for rule in app.url_map.iter_rules() for c in (rule._converters or {}).values()
+                  if isinstance(c, IntegerConverter)]
+    assert converters and all(type(c) is AsciiIntegerConverter for c in converters)

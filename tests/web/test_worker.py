@@ -215,3 +215,15 @@ def test_an_answer_the_client_does_not_take_is_dropped_and_frees_the_thread():
     finally:
         served.close()
         client.close()
+
+
+@pytest.mark.parametrize("seconds", [float("inf"), float("nan"), 0, -1, 3601])
+def test_client_timeouts_refuse_what_settimeout_cannot_take(seconds):
+    """client_timeouts took inf (only `> 0` was checked), and then every request failed in socket.settimeout
+    (OverflowError): a timeout that is not seconds above 0 and at most an hour (config.Settings' bound) is a
+    ValueError naming both, and the timeouts already set stay."""
+    before = (worker.BalancedThreadWorker.header_timeout, worker.BalancedThreadWorker.body_timeout)
+    for given in ({"header": seconds, "body": 10.0}, {"header": 5.0, "body": seconds}):
+        with pytest.raises(ValueError, match="client timeouts must be seconds above 0 and at most 3600"):
+            worker.BalancedThreadWorker.client_timeouts(**given)
+    assert (worker.BalancedThreadWorker.header_timeout, worker.BalancedThreadWorker.body_timeout) == before
