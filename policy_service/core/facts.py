@@ -34,6 +34,9 @@ FACT_TYPES: dict[str, type] = {
     "template_status": str,
     "template_otp_button_known": bool,
     "template_has_otp_button": bool,
+    # The template's message_send_ttl_seconds when it gives a number of seconds (not -1, Meta's 30-day custom TTL).
+    "template_custom_ttl": bool,
+    "template_ttl_seconds": int,
     "csw_open": bool,
     "csw_ever_opened": bool,
     "last_inbound_type": str,
@@ -365,6 +368,9 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
         engine["template_status"] = template.status
         engine["template_otp_button_known"] = template.otp_button is not None
         engine["template_has_otp_button"] = bool(template.otp_button)
+        if template.ttl_seconds is not None and template.ttl_seconds >= 0:
+            engine["template_custom_ttl"] = True
+            engine["template_ttl_seconds"] = template.ttl_seconds
     if csw_open:
         engine["csw_open"] = True
         engine["seconds_until_csw_close"] = int((csw_expires - at).total_seconds())
@@ -669,6 +675,8 @@ def _context_facts(ctx: dict[str, Any], defaults: frozenset[str], eligible: bool
         "template_status": NONE,
         "template_otp_button_known": False,
         "template_has_otp_button": False,
+        "template_custom_ttl": False,
+        "template_ttl_seconds": 0,
         "csw_open": False,
         "csw_ever_opened": False,
         "last_inbound_type": NONE,

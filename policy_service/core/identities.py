@@ -109,10 +109,40 @@ def parse_contact(value: str, form: re.Pattern[str] = E164) -> Contact:
     parsed = _parsed(digits)
     if form is not META_WA_ID:  # a number a client writes must be one (Meta's own are stored as sent)
         problem = _dialing_problem(parsed, value)
+        if problem and form is WA_ID:
+            # A wa_id Meta writes for a dialable number (5215512345678 for +525512345678): that number's region,
+            # the id kept as written (the key its history is stored under).
+            dialable = next((_parsed(other) for other in wa_id_forms(digits)[1:]
+                             if _dialing_problem(_parsed(other), value) is None), None)
+            if dialable is not None:
+                problem, parsed = None, dialable
         if problem:
             raise NotAContact(problem)
     region, calling_code = _phone_region(parsed)
     return Contact(PHONE, digits, region, calling_code)
+
+
+# Meta's wa_id may not match the number a business sends to (its send response returns the wa_id beside the `input`
+# number, and webhooks carry the wa_id): numbers whose national format changed keep the form the user registered.
+# Mexico: mobile wa_ids keep the 1 after 52 that Mexico dropped in 2019 (521 + ten digits for +52 + ten digits).
+# Brazil: a user registered before the ninth digit keeps a wa_id without it (55, a two-digit area code, then eight
+# digits starting 6-9, a mobile's, for +55, the area code, 9 and those eight digits).
+_MEXICO_WA_ID = re.compile(r"521([0-9]{10})")
+_MEXICO = re.compile(r"52([0-9]{10})")
+_BRAZIL_NINTH = re.compile(r"55([1-9][0-9])9([6-9][0-9]{7})")
+_BRAZIL_EIGHT = re.compile(r"55([1-9][0-9])([6-9][0-9]{7})")
+
+
+def wa_id_forms(contact: str) -> tuple[str, ...]:
+    """A contact's digits (no "+") followed by the other forms in which Meta's wa_id may write the same user's number
+    (Mexico's 521 and 52; Brazil's wa_id with and without the ninth digit), so a history stored under one form is
+    found from the other; a BSUID or any other number is only itself."""
+    for pattern, other in ((_MEXICO_WA_ID, "52{}"), (_MEXICO, "521{}"), (_BRAZIL_NINTH, "55{}{}"),
+                           (_BRAZIL_EIGHT, "55{}9{}")):
+        match = pattern.fullmatch(contact)
+        if match:
+            return contact, other.format(*match.groups())
+    return (contact,)
 
 
 def webhook_contact(wa_id: str | None, user_id: str | None) -> tuple[Contact, Contact | None]:

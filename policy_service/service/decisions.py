@@ -42,6 +42,7 @@ from ..contract.schemas import REQUEST
 from ..core.decision import Decision
 from ..core.engine import RulesEngine
 from ..core.evaluate import evaluate, failed
+from ..core.identities import wa_id_forms
 from ..core.lookback import history_reach
 from ..core.messages import DecisionRequest
 from ..core.rulebook import Rulebook, load_rulebook
@@ -182,7 +183,7 @@ def _same_user(ref: dict[str, Any], request: DecisionRequest) -> None:
     the wa_id, or the recipient being a number the contact's user had before, a stored number change); raises
     ServiceError 422 naming history_ref.contact otherwise."""
     contact, to = str(ref.get("contact") or "").lstrip("+"), request.send.to.lstrip("+")
-    if not contact or contact == to:
+    if not contact or to in wa_id_forms(contact):  # the recipient, or Meta's wa_id for the same number
         return
     known = {identity for part in history_reads.sources(ref["phone_number_id"], contact, request.send.at)
              for identity in part.contacts}

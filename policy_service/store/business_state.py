@@ -42,7 +42,7 @@ from ..contract.meta_webhooks import (  # noqa: F401 - names callers read here t
     meta_time,
 )
 from ..contract.schemas import EARLIEST, LATEST
-from ..core.identities import address, recipient
+from ..core.identities import address, recipient, wa_id_forms
 from ..core.vocabulary import every_spelling
 from . import counters
 from .database import StoredModel, loaded_time, stored_time
@@ -288,7 +288,8 @@ def record_preference(phone_number_id: str, contact: str, value: str, at: dateti
 def marketing_stopped(phone_number_id: str, contact: str, at: datetime) -> Known | None:
     """Whether the user had stopped marketing at a time (True/False), from the latest stored preference."""
     row = (MarketingPreference.select()
-           .where((MarketingPreference.phone_number_id == phone_number_id) & (MarketingPreference.contact == contact)
+           .where((MarketingPreference.phone_number_id == phone_number_id)
+                  & MarketingPreference.contact.in_(wa_id_forms(contact))
                   & (MarketingPreference.at <= stored_time(at)))
            .order_by(MarketingPreference.at.desc(), MarketingPreference.id.desc()).first())
     if row is None:
@@ -340,7 +341,8 @@ def refused_for_marketing_limit(phone_number_id: str, contact: str, since: datet
     """The latest status in [since, until) of a message to the contact that failed with 131049 (per-user
     marketing limit), as a Known(True, source); None when there is none."""
     row = (MessageBilling.select()
-           .where((MessageBilling.phone_number_id == phone_number_id) & (MessageBilling.contact == contact)
+           .where((MessageBilling.phone_number_id == phone_number_id)
+                  & MessageBilling.contact.in_(wa_id_forms(contact))
                   & (MessageBilling.at >= stored_time(since)) & (MessageBilling.at < stored_time(until))
                   & MessageBilling.errors.contains('"code": 131049'))
            .order_by(MessageBilling.at.desc()).first())
@@ -389,7 +391,7 @@ def _count_rows(*, since: datetime, until: datetime, categories: tuple[str, ...]
     if phone_number_ids is not None:
         rows = rows.where(MessageBilling.phone_number_id.in_(phone_number_ids))
     if contact is not None:
-        rows = rows.where(MessageBilling.contact == contact)
+        rows = rows.where(MessageBilling.contact.in_(wa_id_forms(contact)))  # Meta's wa_id forms of one number
     if market is not None:
         rows = rows.where(MessageBilling.market == market)
     if distinct_contacts:

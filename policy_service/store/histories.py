@@ -34,6 +34,7 @@ from typing import Any
 import peewee
 
 from ..contract.meta_webhooks import Call, Echo, Inbound, Link, Status
+from ..core.identities import wa_id_forms
 from ..core.messages import UNKNOWN_TEMPLATE, UNKNOWN_TYPE, Message, Template
 from ..core.vocabulary import DELIVERED_STATUSES, NON_TEMPLATE_CATEGORIES, STATUS_RANK, TEMPLATE_CATEGORIES
 from .database import StoredModel, loaded_time, stored_time
@@ -168,8 +169,10 @@ def _insert_sql(model: type[peewee.Model], columns: tuple[str, ...], count: int)
 
 
 def linked_contacts(phone_number_id: str, contact: str) -> list[str]:
-    """The contact and every identity linked to it (wa_id <-> BSUID, following links), sorted."""
-    found, frontier = {contact}, {contact}
+    """The contact and every identity linked to it (wa_id <-> BSUID, following links; the other forms Meta's wa_id
+    may write the same number in, core.identities.wa_id_forms), sorted."""
+    found = set(wa_id_forms(contact))
+    frontier = set(found)
     # A user has one phone number per BSUID and few BSUIDs per number; a few hops reach every link.
     while frontier:
         rows = ContactLink.select(ContactLink.wa_id, ContactLink.user_id).where(
@@ -255,7 +258,8 @@ def delivered_with_pricing(phone_number_id: str | None = None, contact: str | No
     if phone_number_id is not None:
         rows = rows.where(StoredMessage.phone_number_id == phone_number_id)
     if contact is not None:
-        contacts = linked_contacts(phone_number_id, contact) if phone_number_id is not None else [contact]
+        contacts = linked_contacts(phone_number_id, contact) if phone_number_id is not None else \
+            list(wa_id_forms(contact))
         rows = rows.where(StoredMessage.contact.in_(contacts))
     return list(rows.order_by(StoredMessage.at, StoredMessage.id))
 

@@ -114,3 +114,31 @@ def test_a_number_of_an_assigned_code_and_length_is_taken_even_when_unallocated(
     900123 is a UK number reserved for drama: its country is then unknown, as before) nor a country of its own
     (+800, international freephone)."""
     assert parse_contact(value, E164).kind == "phone"
+
+
+def test_wa_id_forms_name_the_same_user_as_metas_wa_id_may_write_them():
+    """Meta's wa_id may differ from the E.164 number: Mexico's mobile wa_ids keep a 1 after 52, Brazil's wa_ids of
+    users registered before the ninth digit lack it. Each form gives the other; other numbers have only their own."""
+    from policy_service.core.identities import wa_id_forms
+
+    assert wa_id_forms("5215512345678") == ("5215512345678", "525512345678")
+    assert wa_id_forms("525512345678") == ("525512345678", "5215512345678")
+    assert wa_id_forms("552187654321") == ("552187654321", "5521987654321")
+    assert wa_id_forms("5521987654321") == ("5521987654321", "552187654321")
+    assert wa_id_forms("552132654321") == ("552132654321",)  # a Rio landline (starts 2-5): no ninth digit
+    assert wa_id_forms("14155550100") == ("14155550100",)
+    assert wa_id_forms("US.13491208655302741918") == ("US.13491208655302741918",)
+
+
+def test_a_wa_id_a_client_names_may_be_metas_form_of_a_dialable_number():
+    """history_ref.contact 5215512345678 was "no possible number of calling code +52": as a wa_id (WA_ID form) it is
+    the Mexican number +525512345678, kept under the id Meta wrote, in region MX. A send's E.164 `to` is read as
+    before, and a wa_id with no dialable form is still refused."""
+    from policy_service.core.identities import E164, WA_ID
+
+    contact = parse_contact("5215512345678", WA_ID)
+    assert (contact.id, contact.region, contact.calling_code) == ("5215512345678", "MX", 52)
+    with pytest.raises(NotAContact):
+        parse_contact("+5215512345678", E164)
+    with pytest.raises(NotAContact):
+        parse_contact("52155123456789", WA_ID)

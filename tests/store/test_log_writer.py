@@ -270,14 +270,15 @@ def test_with_a_syncer_a_process_commits_its_rows_with_normal_and_reports_them(s
 
 def test_with_a_syncer_the_log_commits_on_its_own_connection_which_a_storage_fault_drops(sqlite_app, monkeypatch):
     """Under the syncer the log's rows are committed on a connection of their own to the same file (synchronous=NORMAL
-    from its opening), never on the app's (FULL, untouched: no PRAGMA is run on it); a storage fault on the log's
-    connection fails that decision only and closes that connection, and the next decision opens it again."""
+    from its opening), one for the process whatever thread commits, never on the app's (FULL, untouched: no PRAGMA
+    is run on it); a storage fault on the log's connection fails that decision only and closes that connection, and
+    the next decision opens it again."""
     app = sqlite_app
     policy, decided = _preview(app)
     assert _record(app, policy, decided, "warm") is None  # the committer and the app's connection exist
     syncer = log_writer.HostSyncer(store_database.database_proxy.obj.database, 30)
     monkeypatch.setattr(decision_log, "_HOST_SYNCER", [syncer])
-    app_statements, used, commit_rows = [], [], decision_log.commit_rows
+    app_statements, used, connections, commit_rows = [], [], [], decision_log.commit_rows
     app_database = store_database.database_proxy.obj
     execute_sql = app_database.execute_sql
     monkeypatch.setattr(app_database, "execute_sql", lambda sql, *a, **k: (
@@ -286,6 +287,7 @@ def test_with_a_syncer_the_log_commits_on_its_own_connection_which_a_storage_fau
 
     def commit(database, sql, units):
         used.append(database)
+        connections.append(database.connection())  # in the committing thread
         if faults:
             fault = faults.pop()
             # As a real fault leaves it: the statement raised inside commit_rows, which drops the connection.
@@ -304,13 +306,17 @@ def test_with_a_syncer_the_log_commits_on_its_own_connection_which_a_storage_fau
         assert used[0].is_closed(), "the log's connection is dropped after a storage fault"
         assert _record(app, policy, decided, "after") is None
         assert used[1] is used[0] and used[0] is not app_database
+        other_thread = ThreadPoolExecutor(1)
+        assert other_thread.submit(_record, app, policy, decided, "other-thread").result() is None
+        other_thread.shutdown()
+        assert used[2] is used[0] and connections[2] is connections[1], "one connection serves every thread"
         assert used[0].execute_sql("PRAGMA synchronous").fetchone()[0] == 1
         assert not [sql for sql in app_statements if "PRAGMA" in sql.upper()]
         with app.app_context():
             assert app_database.execute_sql("PRAGMA synchronous").fetchone()[0] == 2
     finally:
         syncer.stop()
-    assert _logged_ids(app) >= {"warm", "after"} and "faulted" not in _logged_ids(app)
+    assert _logged_ids(app) >= {"warm", "after", "other-thread"} and "faulted" not in _logged_ids(app)
 
 
 def test_without_a_writer_a_process_writes_its_rows_itself(sqlite_app, monkeypatch):

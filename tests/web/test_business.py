@@ -375,3 +375,17 @@ def test_a_history_ref_of_a_number_never_seen_is_noted_once(client):
         "name": "order_update", "language": "en", "category": "utility", "status": "APPROVED"},
         phone_number_id=PHONE_NUMBER_ID)).json
     assert "nothing is stored" in body["history_source"]["note"] and "business_state" not in body
+
+
+def test_a_stop_from_a_mexican_wa_id_denies_marketing_to_its_e164_number(client):
+    """Meta's wa_id may not match the number sent to: a user whose wa_id is 5215512345678 (+525512345678) stops
+    marketing. A marketing template to +525512345678 naming the user by either form is denied (the stop was
+    stored under the wa_id and read only under the contact as named: a silent allow)."""
+    deliver(client, inbound_text("wamid.mx", T0, contact="5215512345678"),
+            user_preference("stop", T0 + 60, contact="5215512345678"))
+    marketing = {"name": "spring_sale", "language": "en", "category": "marketing", "status": "APPROVED"}
+    for contact in ("+525512345678", "5215512345678"):
+        body = client.post("/v1/decisions", json={
+            "send": {"at": iso(T0 + 120), "to": "+525512345678", "type": "template", "template": marketing},
+            "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": contact}}).json
+        assert body["decision"] == "deny" and body["error_codes"] == [131050], (contact, body)

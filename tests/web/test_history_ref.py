@@ -224,3 +224,39 @@ def test_the_decision_page_draws_the_range_read_again_and_says_when_the_store_ch
     page = response.get_data(as_text=True)
     assert response.status_code == 200 and f'<span class="verdict" id="verdict">{body["decision"]}</span>' in page
     assert "<svg" not in page and "the stored history changed since the decision" in page
+
+
+MEXICO_WA_ID, MEXICO_E164 = "5215512345678", "+525512345678"  # Meta's wa_id keeps the 1 after 52
+BRAZIL_WA_ID, BRAZIL_E164 = "552187654321", "+5521987654321"  # registered before the ninth digit
+
+
+def test_a_mexican_wa_id_with_the_1_after_52_is_the_same_user_as_the_e164_number(client):
+    """Meta's wa_id may not match the number a business sends to: a Mexican user writes from wa_id 5215512345678
+    (the 1 Mexico dropped from mobile numbers in 2019), whose E.164 number is +525512345678. The stored message is
+    that user's: history_ref.contact in either form is taken (it was a 422 "no possible number of calling code
+    +52"), and a free-form reply to +525512345678 ten minutes later is inside the window (it was a deny: the
+    message was not found); /v1/reconciliation?contact= takes the wa_id too."""
+    deliver(client, inbound_text("wamid.mx1", T0, contact=MEXICO_WA_ID))
+    for contact in (MEXICO_WA_ID, MEXICO_E164):
+        body = client.post("/v1/decisions", json={
+            "send": {"at": "2025-09-01T09:10:00+00:00", "to": MEXICO_E164, "type": "text"},
+            "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": contact}})
+        assert body.status_code == 200, body.json
+        assert (body.json["decision"], body.json["history_source"]["events"]) == ("allow", 1), contact
+    assert client.get(f"/v1/reconciliation?contact={MEXICO_WA_ID}").status_code == 200
+
+
+def test_a_brazilian_wa_id_without_the_ninth_digit_is_the_same_user_as_the_e164_number(client):
+    """A Brazilian user registered before the ninth digit writes from wa_id 552187654321; the business sends to
+    +5521987654321 naming that wa_id as history_ref.contact: the same user (it was a 422 "names another user"),
+    and the reply ten minutes later is inside the window. Another user's wa_id is still refused."""
+    deliver(client, inbound_text("wamid.br1", T0, contact=BRAZIL_WA_ID))
+    body = client.post("/v1/decisions", json={
+        "send": {"at": "2025-09-01T09:10:00+00:00", "to": BRAZIL_E164, "type": "text"},
+        "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": BRAZIL_WA_ID}})
+    assert body.status_code == 200, body.json
+    assert (body.json["decision"], body.json["history_source"]["events"]) == ("allow", 1)
+    other = client.post("/v1/decisions", json={
+        "send": {"at": "2025-09-01T09:10:00+00:00", "to": "+5521987650000", "type": "text"},
+        "history_ref": {"phone_number_id": PHONE_NUMBER_ID, "contact": BRAZIL_WA_ID}})
+    assert other.status_code == 422 and "history_ref.contact" in other.json["errors"]
