@@ -25,6 +25,7 @@ from ..contract.parsing import (
     decision_limits,
     error_message,
     flatten_errors,
+    forget,
     parse_json,
 )
 from ..contract.queries import NO_QUERY
@@ -115,6 +116,10 @@ class JsonBodyParser(FlaskParser):
 
 
 _UNSEEN = object()
+
+
+def _forget_parsed_body(_: BaseException | None) -> None:
+    forget()
 
 
 def _constant_when_empty(schema: Schema) -> bool:
@@ -303,6 +308,10 @@ class PolicyApi(Api):
         # The spec takes no query parameter: ?x=1 is a 422 naming query.x, as on every route. Registered for the
         # spec's blueprint only, so no other request pays for the check.
         app.before_request_funcs.setdefault(SPEC_BLUEPRINT, []).append(_no_query)
+        # What parse_json kept of this request's body (a long history's typed messages and its text, up to ~6 MB for
+        # 10,000 events) is let go when the request ends, also when it was refused after parsing or not logged:
+        # otherwise each thread held its last body until it parsed the next.
+        app.teardown_request(_forget_parsed_body)
 
     def handle_service_error(self, error: ServiceError):
         """A request the service layer refused, answered as the HTTP error it names (same body, and its
