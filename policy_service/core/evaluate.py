@@ -33,11 +33,15 @@ _LIFETIMES: dict[str, timedelta] = {}  # rulebook version -> longest period life
 
 
 def evaluate(request: DecisionRequest, *, rulebook: Rulebook, engine: RulesEngine,
-             decision_id: str | None = None, explain_why_not: bool = False) -> Decision:
-    """Decide one proposed send; any engine failure fails closed as an error, never as an allow."""
+             decision_id: str | None = None, explain_why_not: bool = False,
+             replayed: HistoryState | None = None) -> Decision:
+    """Decide one proposed send; any engine failure fails closed as an error, never as an allow.
+
+    `replayed`: the state `replay` gives for this request's history, send time, recipient and context, when the
+    caller made it already (reconciliation replays a message's history to assume its send); it is used up."""
     decision_id = decision_id or new_decision_id()
     try:
-        state = replay(request, rulebook, engine)
+        state = replay(request, rulebook, engine) if replayed is None else replayed
         facts = derive_facts(request.send, state, request.context, rulebook, sources=request.sources)
         facts, fired = late_delivery(request, state, facts, engine.match_memoized(facts.engine), rulebook, engine)
         decision = combine(fired, facts, rulebook, decision_id=decision_id,

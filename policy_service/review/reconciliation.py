@@ -27,7 +27,8 @@ from ..core import identities
 from ..core.decision import Decision
 from ..core.engine import RulesEngine
 from ..core.evaluate import assumed_send, evaluate, replay
-from ..core.messages import DecisionRequest, Send
+from ..core.facts import HistoryState
+from ..core.messages import DecisionRequest, Message, Send
 from ..core.records import replace  # a Message is a msgspec Struct: dataclasses.replace cannot copy it
 from ..core.rulebook import Rulebook
 from ..core.vocabulary import BUSINESS_AGENT, modelled, pricing_category
@@ -96,7 +97,7 @@ def reconcile(rulebook: Rulebook, engine: RulesEngine, *, phone_number_id: str |
     Linked messages are compared with the logged prediction of their decision; the others with a replay.
     """
     comparisons = []
-    conversations: dict[tuple[str, str], list[histories.StoredMessage]] = {}
+    conversations: dict[tuple[str, str], _Conversation] = {}
     rows = histories.delivered_with_pricing(phone_number_id, contact)
     links = business_state.decisions_of([row.wamid for row in rows])
     for row in rows:
@@ -106,9 +107,25 @@ def reconcile(rulebook: Rulebook, engine: RulesEngine, *, phone_number_id: str |
             continue
         key = (row.phone_number_id, row.contact)
         if key not in conversations:
-            conversations[key] = histories.history_rows(*key)
+            conversations[key] = _Conversation.of(histories.history_rows(*key))
         comparisons.append(_compare(row, conversations[key], rulebook, engine))
     return [_with_failures(c, row) for c, row in zip(comparisons, rows, strict=True)]
+
+
+@dataclass(frozen=True)
+class _Conversation:
+    """A contact's stored history, read once for all its messages: each replay takes the messages before one
+    (read as the core's Messages once, found by the row's id), not every row converted again and searched."""
+
+    messages: tuple[Message, ...]
+    position: dict[Any, int]  # a row's id -> its place among the messages
+
+    @classmethod
+    def of(cls, rows: list[histories.StoredMessage]) -> _Conversation:
+        return cls(tuple(map(histories.as_message, rows)), {row.get_id(): place for place, row in enumerate(rows)})
+
+    def before(self, row: histories.StoredMessage) -> tuple[Message, ...]:
+        return self.messages[:self.position[row.get_id()]]
 
 
 def _with_failures(comparison: Comparison, row: histories.StoredMessage) -> Comparison:
@@ -144,9 +161,10 @@ def replayed(rulebook: Rulebook, engine: RulesEngine, wamid: str) -> Replayed | 
         return None
     if not modelled(histories.outbound_category(row)):
         return None
-    conversation = histories.history_rows(row.phone_number_id, row.contact)
-    request, _ = _request(row, conversation, histories.outbound_category(row), rulebook, engine)
-    decision = evaluate(request, rulebook=rulebook, engine=engine, decision_id=f"reconcile:{row.wamid}")
+    conversation = _Conversation.of(histories.history_rows(row.phone_number_id, row.contact))
+    request, _, state = _request(row, conversation, histories.outbound_category(row), rulebook, engine)
+    decision = evaluate(request, rulebook=rulebook, engine=engine, decision_id=f"reconcile:{row.wamid}",
+                        replayed=state)
     return Replayed(row.wamid, row.phone_number_id, row.contact, request, decision)
 
 
@@ -211,7 +229,7 @@ def _cause_kind(comparison: Comparison) -> str:
     return comparison.cause.kind if comparison.cause else "unknown"
 
 
-def _compare(row: histories.StoredMessage, conversation: list[histories.StoredMessage], rulebook: Rulebook,
+def _compare(row: histories.StoredMessage, conversation: _Conversation, rulebook: Rulebook,
              engine: RulesEngine) -> Comparison:
     meta = histories.pricing(row)
     at = loaded_time(row.at).isoformat()
@@ -219,8 +237,9 @@ def _compare(row: histories.StoredMessage, conversation: list[histories.StoredMe
     if not modelled(category):
         return Comparison(row.wamid, row.phone_number_id, row.contact, at, meta, None, NOT_MODELLED, (), (),
                           note=f"category not modelled: {category}", modelled=False)
-    request, assumption = _request(row, conversation, category, rulebook, engine)
-    decision = evaluate(request, rulebook=rulebook, engine=engine, decision_id=f"reconcile:{row.wamid}")
+    request, assumption, state = _request(row, conversation, category, rulebook, engine)
+    decision = evaluate(request, rulebook=rulebook, engine=engine, decision_id=f"reconcile:{row.wamid}",
+                        replayed=state)
     charge = decision.charge
     predicted = None if charge is None else {
         "pricing_model": charge.pricing_model, "category": charge.category, "type": charge.type,
@@ -339,14 +358,16 @@ def _recategorisation(row: histories.StoredMessage, template: dict[str, Any], bi
     return Cause("template_recategorised", detail)
 
 
-def _request(row: histories.StoredMessage, conversation: list[histories.StoredMessage], category: str | None,
-             rulebook: Rulebook, engine: RulesEngine) -> tuple[DecisionRequest, str | None]:
-    """The send as delivered, after the stored history before it, and what was assumed of its type."""
+def _request(row: histories.StoredMessage, conversation: _Conversation, category: str | None,
+             rulebook: Rulebook, engine: RulesEngine) -> tuple[DecisionRequest, str | None, HistoryState]:
+    """The send as delivered, after the stored history before it, what was assumed of its type, and the replayed
+    state of that history at the send (the one `evaluate` replays for the request: same history, time, recipient
+    and context; given to it rather than replayed twice)."""
     message = histories.as_message(row)
     # A Groups API message is stored under its group: it is replayed as a send to the group, as the send
     # side prices it (GRP-2, GRP-3: group_* categories), after the group's history.
     to = row.group_id or identities.address(row.contact)
-    before = tuple(histories.as_message(r) for r in conversation[: conversation.index(row)])
+    before = conversation.before(row)
     delivered = message.delivery_time or message.at
     state = replay(DecisionRequest(Send(delivered, to, "text"), before), rulebook, engine)
     send, assumption = assumed_send(replace(message, at=delivered), state, to, rulebook)
@@ -359,7 +380,7 @@ def _request(row: histories.StoredMessage, conversation: list[histories.StoredMe
     # predict that send as going through that API (PMP-8), so the categories compare like for like.
     if category == MARKETING_LITE and send.template is not None and send.template.category == "marketing":
         send = replace(send, marketing_messages_api=True)
-    return DecisionRequest(send, before), assumption
+    return DecisionRequest(send, before), assumption, state
 
 
 def _value(name: str, value: Any) -> Any:

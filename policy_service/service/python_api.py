@@ -189,7 +189,7 @@ class PolicyService:
         /v1/counts ({count, ..., source}); `distinct_contacts` counts users instead of messages."""
         query = _load(COUNT_QUERY, _present({
             "phone_number_id": phone_number_id, "from": _rfc3339(since), "to": _rfc3339(until),
-            "categories": categories if isinstance(categories, str) else ",".join(map(str, categories)),
+            "categories": _comma_list(categories, "categories"),
             "contact": contact, "market": market, "distinct_contacts": distinct_contacts}),
             arguments={"from": "since", "to": "until"})
         with self._unit_of_work():
@@ -245,8 +245,9 @@ class PolicyService:
         """Meta's pricing of each delivered message beside the predicted charge: the body of GET
         /v1/reconciliation with the same filters (contact: a wa_id, a BSUID or a Groups API group id; pages of
         `page_size`)."""
-        query = {"phone_number_id": phone_number_id, "contact": contact, "page": page, "page_size": page_size}
-        filters = _load(RECONCILIATION_QUERY, {name: value for name, value in query.items() if value is not None})
+        # None is "not given" for a filter, as in decisions(); page=None is refused there as here (not page 1).
+        filters = _load(RECONCILIATION_QUERY, {**_present({"phone_number_id": phone_number_id, "contact": contact}),
+                                               "page": page, "page_size": page_size})
         with self._unit_of_work():
             return reports.reconcile(self.policy, **filters)
 
@@ -257,7 +258,7 @@ class PolicyService:
         query = _load(COST_QUERY, {
             "from": start.isoformat() if isinstance(start, date) else start,
             "to": end.isoformat() if isinstance(end, date) else end,
-            "group_by": group_by if isinstance(group_by, str) else ",".join(group_by), "currency": currency},
+            "group_by": _comma_list(group_by, "group_by"), "currency": currency},
             arguments={"from": "start", "to": "end"})
         with self._unit_of_work():
             return reports.cost_report(self.policy, query["start"], query["end"], group_by=query["group_by"],
@@ -411,6 +412,25 @@ def _python_value(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _comma_list(value: Any, argument: str) -> str:
+    """A list argument as its query parameter gives it: a str as it is, a list or tuple of str joined by commas.
+    Raises ServiceError 422 naming the argument for anything else (None, a number, an item that is no str): they
+    were a bare TypeError from str.join."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        return ",".join(value)
+    raise ServiceError(422, f"invalid request: {argument}: must be a string or a list of strings",
+                       {argument: [f"must be a string or a list of strings, got {_shown_type(value)}"]})
+
+
+def _shown_type(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return f"a {type(value).__name__} holding " + ", ".join(sorted({type(item).__name__ for item in value
+                                                                         if not isinstance(item, str)}))
+    return type(value).__name__
 
 
 def _present(arguments: Mapping[str, Any]) -> dict[str, Any]:

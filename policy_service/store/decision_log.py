@@ -26,7 +26,7 @@ import phonenumbers
 
 from ..contract.parsing import dumped_history
 from ..core.decision import Decision
-from ..core.identities import BSUID_PATTERN, example_numbers, recipient
+from ..core.identities import BSUID_PATTERN, example_numbers, recipient, wa_id_forms
 from ..core.masking import (
     PHONE_KEYS,
     mask_contact,
@@ -463,9 +463,9 @@ def select(query: DecisionQuery) -> peewee.ModelSelect:
         if BSUID_PATTERN.fullmatch(contact):
             # Before 2026-12-07 a masked BSUID was logged as a number is (mask_number: its first letter kept).
             forms = {contact, mask_contact(contact), mask_number(contact)}
-        else:
-            number = "+" + contact.lstrip("+")
-            forms = {number, mask_number(number)}
+        else:  # the number, and the other form Meta's wa_id may write it in (5215512345678 for +525512345678)
+            numbers = ["+" + digits for digits in wa_id_forms(contact.lstrip("+"))]
+            forms = {*numbers, *map(mask_number, numbers)}
         # A masked log holds only the kept characters, so the contact is compared as it would have been stored.
         rows = rows.where(DecisionRecord.recipient.in_(sorted(logged_recipient(form, False) for form in forms)))
     if query.phone_number_id is not None:

@@ -751,3 +751,49 @@ def test_a_batch_names_every_request_refused_once_the_store_is_read(service):
         service.decide_batch([stranger, name_only])
     assert raised.value.code == 422 and "requests.0.history_ref.contact" in raised.value.errors
     assert "requests.1.send.template.category" in raised.value.errors, raised.value.errors
+
+
+# A valid value of each required argument, so that one argument at a time can be given a wrong one.
+VALID_ARGUMENTS = {
+    "request": {"send": {"at": "2025-08-12T12:00:00+00:00", "to": "+5511987654321", "type": "text"}},
+    "requests": [], "body": b"{}", "signature": None, "decision_id": "x", "phone_number_id": PHONE_NUMBER_ID,
+    "categories": "marketing", "since": "2026-01-01T00:00:00Z", "until": "2026-02-01T00:00:00Z",
+    "waba_id": "102290129340398", "name": "n", "language": "en", "response": {"data": []}, "start": "2026-01-01",
+    "end": "2026-02-01", "currency": "USD"}
+WRONG_VALUES = (None, 5, 1.5, True, ["x", None], {"a": 1}, object(), b"x", "\uff11", 10**30, float("nan"))
+
+
+def test_every_method_refuses_a_wrong_argument_with_a_service_error(service):
+    """count_messages("1", None, ...) and cost_report(..., group_by=None / 5 / ["month", None]) raised a bare
+    TypeError (str.join), and reconcile(page=None) was page 1 where decisions(page=None) is a 422: every public
+    method, given a wrong value (None, a number, a list holding None, an object, bytes, other scripts' digits, ...)
+    in any one argument, raises ServiceError and nothing else; the reported ones are 422s naming the argument."""
+    import inspect
+
+    calls = 0
+    for name, method in inspect.getmembers(service, inspect.ismethod):
+        if name.startswith("_") or name == "close":
+            continue
+        parameters = inspect.signature(method).parameters
+        required = {p: VALID_ARGUMENTS[p] for p, info in parameters.items() if info.default is inspect.Parameter.empty}
+        for parameter in parameters:
+            for wrong in WRONG_VALUES:
+                try:
+                    method(**{**required, parameter: wrong})
+                except ServiceError:
+                    pass
+                calls += 1
+    assert calls > 300
+    for call, argument in ((lambda: service.count_messages("1", None, "2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"),
+                            "categories"),
+                           (lambda: service.cost_report("2026-01-01", "2026-02-01", group_by=None), "group_by"),
+                           (lambda: service.cost_report("2026-01-01", "2026-02-01", group_by=5), "group_by"),
+                           (lambda: service.cost_report("2026-01-01", "2026-02-01", group_by=["month", None]),
+                            "group_by"),
+                           (lambda: service.reconcile(page=None), "page"),
+                           (lambda: service.decisions(page=None), "page")):
+        with pytest.raises(ServiceError) as raised:
+            call()
+        assert raised.value.code == 422 and list(raised.value.errors) == [argument], raised.value.errors
+    assert service.cost_report("2026-01-01", "2026-02-01", group_by=("month", "category"))["group_by"] == [
+        "month", "category"]
