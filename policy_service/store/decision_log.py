@@ -26,7 +26,7 @@ import phonenumbers
 
 from ..contract.parsing import dumped_history
 from ..core.decision import Decision
-from ..core.identities import BSUID_PATTERN, example_numbers, recipient
+from ..core.identities import BSUID_PATTERN, example_numbers, recipient, wa_id_forms
 from ..core.masking import (
     PHONE_KEYS,
     mask_contact,
@@ -369,17 +369,19 @@ class _GroupCommit:
         syncer.committed()
 
     def _unforced(self) -> peewee.SqliteDatabase:
-        """The same SQLite file opened for the log's commits alone, with synchronous=NORMAL: the app's connections,
-        which also write webhooks and the business's state, stay FULL, untouched, and no commit pays two statements
-        switching its connection to NORMAL and back (5 µs a pair in a warm loop, 2026-12-07)."""
+        """The same SQLite file opened for the log's commits alone, with synchronous=NORMAL and no checkpoint of its
+        own (the syncer's thread checkpoints: HostSyncer.checkpoint): the app's connections, which also write webhooks
+        and the business's state, stay FULL, untouched, and no commit pays two statements switching its connection
+        to NORMAL and back (5 µs a pair in a warm loop, 2026-12-07)."""
         unforced = self._unforced_database
         if unforced is None:
             database = self.database
             # One connection for the process, used by one leader at a time (write's `_leading`), not one per thread:
             # a commit on any other connection, even of this process, empties a connection's page cache, and each
             # thread's own then read ~14 pages again per decision (strace, one worker, wrk -c1).
+            pragmas = {**SQLITE_PRAGMAS, "synchronous": "normal", "wal_autocheckpoint": 0}
             unforced = self._unforced_database = type(database)(
-                database.database, thread_safe=False, pragmas={**SQLITE_PRAGMAS, "synchronous": "normal"},
+                database.database, thread_safe=False, pragmas=pragmas,
                 **{**database.connect_params, "check_same_thread": False})
         return unforced
 
@@ -461,9 +463,9 @@ def select(query: DecisionQuery) -> peewee.ModelSelect:
         if BSUID_PATTERN.fullmatch(contact):
             # Before 2026-12-07 a masked BSUID was logged as a number is (mask_number: its first letter kept).
             forms = {contact, mask_contact(contact), mask_number(contact)}
-        else:
-            number = "+" + contact.lstrip("+")
-            forms = {number, mask_number(number)}
+        else:  # the number, and the other form Meta's wa_id may write it in (5215512345678 for +525512345678)
+            numbers = ["+" + digits for digits in wa_id_forms(contact.lstrip("+"))]
+            forms = {*numbers, *map(mask_number, numbers)}
         # A masked log holds only the kept characters, so the contact is compared as it would have been stored.
         rows = rows.where(DecisionRecord.recipient.in_(sorted(logged_recipient(form, False) for form in forms)))
     if query.phone_number_id is not None:

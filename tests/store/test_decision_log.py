@@ -541,3 +541,14 @@ def test_no_decision_seen_is_lost_when_a_process_logging_from_many_threads_is_ki
     printed = printed_until_killed(writer, {"ready"}, lambda: os.kill(writer.pid, signal.SIGKILL))
     logged = logged_ids(database_url)
     assert len(printed) > 20 and set(printed) <= logged
+
+
+def test_a_contact_filter_finds_sends_to_the_other_form_of_metas_wa_id(client):
+    """?contact=5215512345678 (the wa_id Meta writes for +525512345678) was a 422, then found nothing: a decision
+    sent to +525512345678 is found by either form, masked or not; a number of another length is not."""
+    mexico = client.post("/v1/decisions", json=request_for("+525512345678")).json
+    client.post("/v1/decisions", json=request_for("+5255123456"))
+    for contact in ("5215512345678", "%2B525512345678"):
+        listed = client.get(f"/v1/decisions?contact={contact}")
+        assert listed.status_code == 200, listed.json
+        assert [item["decision_id"] for item in listed.json] == [mexico["decision_id"]], contact
