@@ -20,6 +20,7 @@ the forecast assumes where the request cannot say (the order within a line, the 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -45,9 +46,12 @@ from ..core.identities import recipient_contact
 from ..core.messages import DecisionRequest, Message, Send, Template
 from ..core.vocabulary import TEMPLATE_CATEGORIES, is_group_category
 from ..store import billing, business_state
+from ..store.database import STORAGE_FAULTS
 from .decisions import Policy
 from .errors import ServiceError
 from .pricing import month_volume, require_rate_card
+
+log = logging.getLogger(__name__)
 
 
 def forecast_costs(policy: Policy, request: dict[str, Any]) -> dict[str, Any]:
@@ -77,6 +81,7 @@ def forecast_costs(policy: Policy, request: dict[str, Any]) -> dict[str, Any]:
     _refuse_windows_the_rules_are_not_asked(lines, (*allowance, *WINDOWED_TEMPLATES))
     volumes: dict[tuple[str, str], int] = {}
     sources: dict[str, str] = {}
+    unread: list[str] = []
     if waba_id:
         market_map = rates.map_on(day)
         for country, category, *_ in lines:
@@ -85,7 +90,16 @@ def forecast_costs(policy: Policy, request: dict[str, Any]) -> dict[str, Any]:
             market = market_map.market_of(country) if market_map else None
             if market is None or column is None or (market, column) in volumes:
                 continue
-            counted = month_volume(waba_id, category, country, day, at, zone, rates)
+            try:
+                counted = month_volume(waba_id, category, country, day, at, zone, rates)
+            except (ServiceError, *STORAGE_FAULTS):  # a refusal, the storage down: said as such (4xx, 503)
+                raise
+            except Exception as error:  # noqa: BLE001 - a stored value the code cannot read is skipped, never a 500
+                log.exception("forecast: the stored volume of %s %s could not be read", market, column)
+                unread.append(f"WABA {waba_id}'s stored volume for {market} {column} this month could not be read "
+                              f"({type(error).__name__}): its lines start from the card's first tier, an upper bound.")
+                volumes[(market, column)] = 0
+                continue
             if counted is not None:
                 volumes[(market, column)], sources[f"{market} {column}"] = counted
     already = request.get("service_messages_this_month", 0)
@@ -97,7 +111,7 @@ def forecast_costs(policy: Policy, request: dict[str, Any]) -> dict[str, Any]:
                       windowed=WINDOWED_TEMPLATES, checked=CHECKED_TEMPLATES, allowance_before=already,
                       charge_of=rules_charges(policy, at, zone, allowance, stand_ins,
                                               {name: known.value for name, known in account.items()}))
-    notes = _notes(result, allowance, stand_ins)
+    notes = _notes(result, allowance, stand_ins) + unread
     if account:
         notes.append(f"WABA {waba_id}'s stored account state at {at.isoformat()} is taken as a decision from one of "
                      "its numbers takes it: " + "; ".join(

@@ -212,7 +212,19 @@ def logged_texts(request: dict[str, Any], response: dict[str, Any], response_jso
         # number), so it is neither walked nor serialized again.
         return (_masked_request_text(request),
                 masked_json(response_json.decode()).encode() if response_json is not None else dumps(masked(response)))
-    return dumps(request), response_json if response_json is not None else dumps(response)
+    return _request_text(request), response_json if response_json is not None else dumps(response)
+
+
+def _request_text(request: Any) -> bytes:
+    """dumps(request), the same bytes; a parsed body's history (contract.parsing.dumped_history) is written from the
+    text the parser dumped, not dumped again (~1 ms for 10,000 events)."""
+    dumped = dumped_history(request.get("history") if type(request) is dict else None)
+    if dumped is not None:
+        try:
+            return orjson.dumps({**request, "history": orjson.Fragment(dumped)})
+        except orjson.JSONEncodeError:
+            pass  # an integer beyond 64 bits beside the history: the standard library writes it all (dumps)
+    return dumps(request)
 
 
 def dumps(value: Any) -> bytes:

@@ -566,3 +566,31 @@ def test_the_pages_counts_that_isdigit_takes_but_int_refuses_are_422s(client, nu
         page = client.get("/ui/forecast", query_string={**base, **query}, headers={"Accept": "application/json"})
         assert page.status_code == 422, (field, page.get_data(as_text=True)[:300])
         assert any(name.endswith(field) for name in page.get_json()["errors"]), page.get_json()
+
+
+def test_a_stored_volume_the_code_cannot_read_is_noted_not_a_500(client, app, monkeypatch):
+    """An internal error reading the WABA's stored volume (a stored value the code cannot read, as the superscript
+    tier was) made POST /v1/costs/forecast with a waba_id a 500: the line is now priced from the card's first tier
+    (an upper bound) and a note says the stored volume was not read; a storage fault is still a 503."""
+    from policy_service.service import forecast as module
+
+    with app.app_context():
+        business_state.learn_number(PHONE, WABA, datetime(2026, 1, 1, tzinfo=UTC))
+
+    def unreadable(*args, **kwargs):
+        raise ValueError("invalid literal for int() with base 10: '¹50001'")
+
+    monkeypatch.setattr(module, "month_volume", unreadable)
+    body = {"currency": "USD", "at": "2026-11-10T10:00:00Z", "waba_id": WABA,
+            "lines": [{"country": "KE", "category": "utility", "count": 10}]}
+    answer = client.post("/v1/costs/forecast", json=body)
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["lines"][0]["volume_before"] == 0
+    assert any("could not be read (ValueError)" in note for note in answer.get_json()["notes"])
+    import peewee
+
+    def storage_down(*args, **kwargs):
+        raise peewee.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(module, "month_volume", storage_down)
+    assert client.post("/v1/costs/forecast", json=body).status_code == 503

@@ -452,6 +452,22 @@ def test_a_parsed_history_is_logged_from_its_dumped_text_as_masking_would(histor
         assert decision_log._masked_request_text(value) == expected
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_TYPED_MESSAGE, max_size=5), _REQUEST)
+def test_an_unmasked_row_writes_a_parsed_history_from_its_dumped_text(history, request):
+    """With masking off the row's request is the parsed body's text byte for byte, its history written from the text
+    the parser dumped, which is then let go."""
+    from policy_service.contract.parsing import decision_limits, dumped_history, parse_json
+
+    try:
+        value = parse_json(orjson.dumps({**request, "history": history}), decision_limits())
+    except BodyRefused:
+        return  # a NUL or a lone surrogate in a generated string: refused before any log
+    expected = decision_log.dumps(value)
+    assert decision_log.logged_texts(value, {}, b"{}", mask=False)[0] == expected
+    assert dumped_history(value["history"]) is None
+
+
 def test_a_plain_parsed_history_is_written_from_its_dumped_text(monkeypatch):
     """The point of the above: a long history with nothing to mask is not dumped or walked again (no chunk is
     searched), and still stored as masking the whole request would store it; a short history's text is taken (let
