@@ -274,6 +274,39 @@ def test_the_syncer_checkpoints_the_log_every_so_many_commits_and_at_its_stop(tm
     writer.close()
 
 
+def test_under_the_syncer_rows_logged_while_the_leader_waits_for_the_turn_share_its_commit(sqlite_app, monkeypatch):
+    """The leader of a process's group commit takes the queued rows once it holds the host's turn, not before: while
+    another process commits (here: holds the turn for 0.5 s), every row this process's threads log joins one commit."""
+    app = sqlite_app
+    policy, decided = _preview(app)
+    assert _record(app, policy, decided, "warm") is None
+    syncer = log_writer.HostSyncer(store_database.database_proxy.obj.database, 30)
+    monkeypatch.setattr(decision_log, "_HOST_SYNCER", [syncer])
+    sizes, commit_rows = [], decision_log.commit_rows
+    monkeypatch.setattr(decision_log, "commit_rows", lambda database, sql, units: (
+        sizes.append(len(units)), commit_rows(database, sql, units))[1])
+    ids = [f"waited-{index}" for index in range(6)]
+    try:
+        ready_read, ready_write = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child's lines run in the forked process
+            with syncer.turn():
+                os.write(ready_write, b"x")
+                time.sleep(0.5)
+            os._exit(0)
+        os.close(ready_write)
+        assert os.read(ready_read, 1) == b"x"
+        os.close(ready_read)
+        with ThreadPoolExecutor(len(ids)) as pool:
+            outcomes = list(pool.map(lambda decision_id: _record(app, policy, decided, decision_id), ids))
+        os.waitpid(child, 0)
+    finally:
+        syncer.stop()
+    assert outcomes == [None] * len(ids)
+    assert sizes == [len(ids)], f"one commit for every row queued while the turn was held, got {sizes}"
+    assert set(ids) <= _logged_ids(app)
+
+
 def test_with_a_syncer_a_process_commits_its_rows_with_normal_and_reports_them(sqlite_app, monkeypatch):
     """Under the host's syncer (DECISION_LOG_SYNC_SECONDS > 0) a process's own log commits run with
     synchronous=NORMAL (1) and are reported to the syncer; the connection is FULL (2) again after, for the other
