@@ -11,13 +11,15 @@ import click
 import peewee
 
 from .. import configured_app, store
+from ..contract.schemas import whole_number
 from ..core.errors import RulebookError
 from ..core.rulebook import load_rulebook
 from ..service import retention as service_retention
 from ..store import business_state, database, retention, schema
 from .services import database_url_option
 
-AGE = re.compile(r"^(\d+)([hdw])$")
+# ASCII digits: \d also matched other scripts' digits ("١٢d" was 12 days).
+AGE = re.compile(r"^([0-9]+)([hdw])$")
 AGE_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 MAX_AGE = timedelta(days=36_500)
 
@@ -33,8 +35,9 @@ class Age(click.ParamType):
         match = AGE.fullmatch(str(value).strip())
         if not match:
             self.fail(f"{value!r} is not an age such as 90d, 12w or 36h", param, ctx)
+        count = whole_number(match[1], most_digits=12)  # int() refuses 4,300 digits and more (a traceback)
         try:
-            age = timedelta(**{AGE_UNITS[match[2]]: int(match[1])})
+            age = MAX_AGE + MAX_AGE if count is None else timedelta(**{AGE_UNITS[match[2]]: count})
         except OverflowError:  # past timedelta's 999,999,999 days
             age = MAX_AGE + MAX_AGE
         if age > MAX_AGE:

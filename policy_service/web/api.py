@@ -303,6 +303,13 @@ class PolicyApi(Api):
     def __init__(self, app: flask.Flask) -> None:
         # Before any blueprint is registered: a rule takes its converter when it is added.
         app.url_map.converters["int"] = AsciiIntegerConverter
+        # /v1//decisions was a Werkzeug 308 redirect with an HTML body to /v1/decisions: a path no route serves is a
+        # 404 in the error shape (an HTML page under /ui/), as //v1/decisions already was. The rules added before
+        # (Flask's static files) are recompiled alike.
+        app.url_map.merge_slashes = False
+        for rule in app.url_map.iter_rules():
+            rule.merge_slashes = False
+            rule.compile()
         super().__init__(app, spec_kwargs={"marshmallow_plugin": ContractPlugin()})
         app.register_error_handler(ServiceError, self.handle_service_error)
         # The spec takes no query parameter: ?x=1 is a 422 naming query.x, as on every route. Registered for the

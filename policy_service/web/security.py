@@ -196,6 +196,7 @@ def require_key() -> Response | None:
     keys: tuple[ApiKey, ...] = current_app.config["API_KEYS"]
     if not keys or not needs_key(request.endpoint):
         return None
+    _refuse_ambiguous_keys(keys)
     header, presented = _presented()
     key = matching_key(presented, keys) if presented is not None else logged_in_key(keys)
     if key is None:
@@ -216,6 +217,30 @@ def require_key() -> Response | None:
                   errors={f"headers.{header}" if presented is not None else "session": [
                       f"the key {key.name!r} has the role {'+'.join(sorted(key.roles))}; this needs {needed}"]})
     return None
+
+
+def _refuse_ambiguous_keys(keys: tuple[ApiKey, ...]) -> None:
+    """401 naming the headers when a request presents more than one key: an X-API-Key or Authorization header
+    sent twice (the server joins repeated headers with a comma: it was "not a configured API key"), or X-API-Key
+    and `Authorization: Bearer` with different keys (the bearer key was used without a word). A configured key that
+    itself holds a comma is still taken."""
+    errors: dict[str, list[str]] = {}
+    for header in ("X-API-Key", "Authorization"):
+        values = request.headers.getlist(header)
+        value = values[0] if len(values) == 1 else ""
+        scheme, _, token = value.partition(" ") if header == "Authorization" else ("bearer", "", value)
+        # Other schemes write commas of their own (Digest): only a bearer token is judged.
+        joined = scheme.lower() == "bearer" and "," in token and not matching_key(token.strip(), keys)
+        if len(values) > 1 or joined:
+            errors[f"headers.{header}"] = ["given more than once: send one key"]
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    api_key = request.headers.get("X-API-Key")
+    if not errors and scheme.lower() == "bearer" and token.strip() and api_key and token.strip() != api_key:
+        errors = {"headers.Authorization": ["a different key than X-API-Key: send one key"],
+                  "headers.X-API-Key": ["a different key than Authorization: send one key"]}
+    if errors:
+        abort(401, message="more than one API key: send one, in `Authorization: Bearer <key>` or `X-API-Key`",
+              headers={"WWW-Authenticate": "Bearer"}, errors=errors)
 
 
 def logged_in_key(keys: tuple[ApiKey, ...]) -> ApiKey | None:

@@ -172,16 +172,18 @@ def test_prune_works_through_a_backlog_in_batches(database_url):
     assert remaining(database_url) == ["dec_7"]
 
 
-@pytest.mark.parametrize("age", ["90", "3m", "-1d", "d", "1.5d"])
+@pytest.mark.parametrize("age", ["90", "3m", "-1d", "d", "1.5d", "\u0661\u0662d", "\uff11d", "\u00b2d"])
 def test_prune_refuses_an_age_it_cannot_read(age, database_url):
+    """An age that is not ASCII digits and a unit (other scripts' digits were read as a number: "١٢d" was 12 days) is a
+    usage error naming the option."""
     result = run("prune", "--older-than", age, "--database-url", database_url)
     assert result.exit_code == 2 and "is not an age such as 90d" in result.output
 
 
-@pytest.mark.parametrize("age", ["36501d", "999999d", "99999999999999999999d", "9999999w"])
+@pytest.mark.parametrize("age", ["36501d", "999999d", "99999999999999999999d", "9999999w", "9" * 5000 + "d"])
 def test_prune_refuses_an_age_past_a_century_naming_it(age, database_url):
     """An age past a hundred years (every row) is a usage error naming the option, not an OverflowError when it
-    is taken from now."""
+    is taken from now, nor int()'s ValueError for 4,300 digits and more (a traceback)."""
     result = run("prune", "--older-than", age, "--dry-run", "--database-url", database_url)
     assert result.exit_code == 2 and "is more than 36500d" in result.output, result.output
 

@@ -504,3 +504,16 @@ def test_what_parsing_kept_of_a_body_is_let_go_when_its_request_ends(client):
     body["send"]["template"]["category"] = "utility"
     assert client.post("/v1/decisions", json=body).status_code == 200
     assert parsing._DUMPED.get() is None and fastload._TYPED.get() is None
+
+
+def test_a_path_with_a_doubled_slash_is_a_404_in_the_error_shape(client, example_request):
+    """GET /v1//decisions was Werkzeug's 308 redirect with an HTML body: a doubled slash names no path, a 404 in the
+    one JSON error shape naming `path` (an HTML page to a browser under /ui/), for every method."""
+    from ..conftest import BROWSER, assert_error_shape
+
+    for answer in (client.get("/v1//decisions"), client.post("/v1//decisions", json=example_request),
+                   client.get("/v1/wabas//templates"), client.get("/ui//decisions")):
+        assert list(assert_error_shape(answer, 404)["errors"]) == ["path"]
+    page = client.get("/ui//decisions", headers=BROWSER)
+    assert page.status_code == 404 and page.mimetype == "text/html"
+    assert all(rule.merge_slashes is False for rule in client.application.url_map.iter_rules())

@@ -403,3 +403,28 @@ def test_clients_that_are_not_browsers_and_same_origin_pages_pass(client, exampl
     same = client.post("/v1/decisions", json=example_request,
                        headers={"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"})
     assert same.status_code == 200
+
+
+@pytest.mark.parametrize(("headers", "named"), [
+    ([("X-API-Key", KEYS[0]), ("X-API-Key", KEYS[1])], {"headers.X-API-Key"}),
+    ([("X-API-Key", f"{KEYS[0]},{KEYS[1]}")], {"headers.X-API-Key"}),
+    ([("Authorization", f"Bearer {KEYS[0]}"), ("Authorization", f"Bearer {KEYS[1]}")], {"headers.Authorization"}),
+    ([("Authorization", f"Bearer {KEYS[0]}"), ("X-API-Key", KEYS[1])], {"headers.Authorization", "headers.X-API-Key"}),
+    ([("Authorization", "Bearer wrong"), ("X-API-Key", KEYS[1])], {"headers.Authorization", "headers.X-API-Key"}),
+])
+def test_more_than_one_key_is_refused_naming_the_headers(locked, example_request, headers, named):
+    """Two X-API-Key headers were "not a configured API key" (the server joins them with a comma), and X-API-Key
+    with a different `Authorization: Bearer` key silently used the bearer one: more than one key is a 401 saying so,
+    naming each header. The same key in both headers is taken, as one key in either is."""
+    body = assert_error_shape(locked.post("/v1/decisions", json=example_request, headers=headers), 401)
+    assert set(body["errors"]) == named and "more than one API key" in body["message"], body
+    same = [("Authorization", f"Bearer {KEYS[0]}"), ("X-API-Key", KEYS[0])]
+    assert locked.post("/v1/decisions", json=example_request, headers=same).status_code == 200
+
+
+def test_a_configured_key_holding_a_comma_is_still_taken(tmp_path, example_request):
+    """A comma inside a configured key is not taken for two headers joined."""
+    app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'log.sqlite3'}",
+                      "API_KEY_HASHES": hash_key("with,comma")})
+    for headers in ({"X-API-Key": "with,comma"}, {"Authorization": "Bearer with,comma"}):
+        assert app.test_client().post("/v1/decisions", json=example_request, headers=headers).status_code == 200
