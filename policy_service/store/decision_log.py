@@ -392,19 +392,17 @@ class _GroupCommit:
         syncer.committed()
 
     def _unforced(self) -> peewee.SqliteDatabase:
-        """The same SQLite file opened for the log's commits alone, with synchronous=NORMAL and no checkpoint of its
-        own (the syncer's thread checkpoints: HostSyncer.checkpoint): the app's connections, which also write webhooks
-        and the business's state, stay FULL, untouched, and no commit pays two statements switching its connection
-        to NORMAL and back (5 µs a pair in a warm loop, 2026-12-07)."""
+        """The same SQLite file opened for the log's commits alone, with synchronous=NORMAL: the app's connections,
+        which also write webhooks and the business's state, stay FULL, untouched, and no commit pays two statements
+        switching its connection to NORMAL and back (5 µs a pair in a warm loop, 2026-12-07)."""
         unforced = self._unforced_database
         if unforced is None:
             database = self.database
             # One connection for the process, used by one leader at a time (write's `_leading`), not one per thread:
             # a commit on any other connection, even of this process, empties a connection's page cache, and each
             # thread's own then read ~14 pages again per decision (strace, one worker, wrk -c1).
-            pragmas = {**SQLITE_PRAGMAS, "synchronous": "normal", "wal_autocheckpoint": 0}
             unforced = self._unforced_database = type(database)(
-                database.database, thread_safe=False, pragmas=pragmas,
+                database.database, thread_safe=False, pragmas={**SQLITE_PRAGMAS, "synchronous": "normal"},
                 **{**database.connect_params, "check_same_thread": False})
         return unforced
 
