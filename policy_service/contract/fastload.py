@@ -45,6 +45,7 @@ from ..core.vocabulary import DELIVERED_STATUSES
 from .schemas import (
     CATEGORIES,
     DELIVERY_STATUSES,
+    DIRECT_SEND_CATEGORIES,
     EARLIEST,
     HISTORY_TEMPLATE_NAME,
     INBOUND_ONLY_TYPES,
@@ -119,13 +120,18 @@ class _Outbound(Struct, tag_field="direction", tag="outbound", forbid_unknown_fi
 
 
 class _Send(Struct, forbid_unknown_fields=True):
-    """SendSchema for an individual send (no group, Direct Send, Marketing Messages API or Meta Business Agent)."""
+    """SendSchema for an individual send (a group's is left to marshmallow: its participants' checks). A member
+    given as null is refused here (None is only the default), as SendSchema refuses it."""
 
     at: str
     to: Annotated[str, Meta(min_length=1, max_length=255)]
     type: Literal[MESSAGE_TYPES]  # type: ignore[valid-type]
     template: _SendTemplate = None  # type: ignore[assignment]
     phone_number_id: Annotated[str, Meta(min_length=1, max_length=64)] = None  # type: ignore[assignment]
+    recipient_type: Literal["individual"] = None  # type: ignore[assignment]
+    marketing_messages_api: bool = False
+    category: Literal[DIRECT_SEND_CATEGORIES] = None  # type: ignore[valid-type,assignment]
+    meta_business_agent: bool = False
 
 
 _History = Annotated[list[_Inbound | _Outbound], Meta(max_length=MAX_HISTORY)]
@@ -309,7 +315,18 @@ def _send(value: Any) -> Send | None:
         template = _template(template)
         if template is None:
             return None
-    return Send(at, send.to, send.type, template, phone_number_id=send.phone_number_id)
+    # SendSchema.template_matches_type: Direct Send's category is for free-form sends; a Meta Business Agent reply is
+    # free-form without a category; the Marketing Messages API sends marketing templates (or a registry's template).
+    category = send.category
+    if category is not None and template is not None:
+        return None
+    if send.meta_business_agent and (template is not None or category is not None):
+        return None
+    if send.marketing_messages_api and (template is None or template.category not in (None, "marketing")):
+        return None
+    return Send(at, send.to, send.type, template, phone_number_id=send.phone_number_id,
+                marketing_messages_api=send.marketing_messages_api, category=category,
+                meta_business_agent=send.meta_business_agent)
 
 
 def _context_checks() -> dict[str, Callable[[Any], bool]]:

@@ -209,7 +209,7 @@ def _example_of(masked: str, taken: set[str]) -> str:
     prefix, stars = masked[:masked.index("*")], masked.count("*")
     kept = prefix.lstrip("+")
     region = next((phonenumbers.region_code_for_country_code(int(kept[:size])) for size in (1, 2, 3)
-                   if kept[:size].isdigit() and len(kept) >= size
+                   if kept[:size].isascii() and kept[:size].isdigit() and len(kept) >= size
                    and phonenumbers.region_code_for_country_code(int(kept[:size])) != "ZZ"), "ZZ")
     example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE) or \
         phonenumbers.example_number(region)

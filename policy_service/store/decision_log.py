@@ -9,6 +9,7 @@ masked request with a number of the same region.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import copy
 import json
 import os
@@ -354,12 +355,18 @@ class _GroupCommit:
                     self._changed.wait()
                 if mine.done:
                     break
-                # The oldest rows first: a thread whose row is beyond MAX_BATCH leads the next commit.
                 self._leading = True
-                batch, self._queue = self._queue[:self.MAX_BATCH], self._queue[self.MAX_BATCH:]
-            led = mine in batch
+            syncer = self._syncer()
+            batch: list[log_writer.PendingRows] = []
             try:
-                self._commit(sql, batch)
+                # Under the syncer the leader waits for the host's turn first and takes the queue once it has it:
+                # the rows of this process's threads that arrived meanwhile share its commit.
+                with syncer.turn() if syncer is not None else contextlib.nullcontext():
+                    with self._changed:
+                        # The oldest rows first: a thread whose row is beyond MAX_BATCH leads the next commit.
+                        batch, self._queue = self._queue[:self.MAX_BATCH], self._queue[self.MAX_BATCH:]
+                    led = mine in batch
+                    self._commit(sql, batch)
             finally:
                 with self._changed:
                     for row in batch:
@@ -370,30 +377,32 @@ class _GroupCommit:
             # A row committed by another thread raises a copy, so threads never share one traceback.
             raise mine.error if led else _copied(mine.error)
 
-    def _commit(self, sql: str, batch: list[log_writer.PendingRows]) -> None:
+    def _syncer(self) -> log_writer.HostSyncer | None:
+        """The host's syncer when it keeps this database's log (the embedded SQLite file), else None."""
         syncer = _HOST_SYNCER[0]
-        if syncer is None or not isinstance(self.database, peewee.SqliteDatabase):
+        return syncer if syncer is not None and isinstance(self.database, peewee.SqliteDatabase) else None
+
+    def _commit(self, sql: str, batch: list[log_writer.PendingRows]) -> None:
+        syncer = self._syncer()
+        if syncer is None:
             commit_rows(self.database, sql, batch)
             return
         # The host's syncer forces these rows to disk within its interval: the commit need not wait for the disk.
-        with syncer.turn():
-            commit_rows(self._unforced(), sql, batch)
+        commit_rows(self._unforced(), sql, batch)
         syncer.committed()
 
     def _unforced(self) -> peewee.SqliteDatabase:
-        """The same SQLite file opened for the log's commits alone, with synchronous=NORMAL and no checkpoint of its
-        own (the syncer's thread checkpoints: HostSyncer.checkpoint): the app's connections, which also write webhooks
-        and the business's state, stay FULL, untouched, and no commit pays two statements switching its connection
-        to NORMAL and back (5 µs a pair in a warm loop, 2026-12-07)."""
+        """The same SQLite file opened for the log's commits alone, with synchronous=NORMAL: the app's connections,
+        which also write webhooks and the business's state, stay FULL, untouched, and no commit pays two statements
+        switching its connection to NORMAL and back (5 µs a pair in a warm loop, 2026-12-07)."""
         unforced = self._unforced_database
         if unforced is None:
             database = self.database
             # One connection for the process, used by one leader at a time (write's `_leading`), not one per thread:
             # a commit on any other connection, even of this process, empties a connection's page cache, and each
             # thread's own then read ~14 pages again per decision (strace, one worker, wrk -c1).
-            pragmas = {**SQLITE_PRAGMAS, "synchronous": "normal", "wal_autocheckpoint": 0}
             unforced = self._unforced_database = type(database)(
-                database.database, thread_safe=False, pragmas=pragmas,
+                database.database, thread_safe=False, pragmas={**SQLITE_PRAGMAS, "synchronous": "normal"},
                 **{**database.connect_params, "check_same_thread": False})
         return unforced
 

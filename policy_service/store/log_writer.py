@@ -45,7 +45,6 @@ import os
 import selectors
 import shutil
 import socket
-import sqlite3
 import struct
 import tempfile
 import threading
@@ -309,7 +308,6 @@ class HostSyncer:
         # An unlinked file whose descriptor the forked processes share, for their POSIX record lock (`turn`).
         self._turns = tempfile.TemporaryFile(prefix="policy-log-turn-")
         self._stopped = threading.Event()
-        self._checkpointer: sqlite3.Connection | None = None
         self._thread = threading.Thread(target=self._run, name="decision-log-sync", daemon=True)
         self._thread.start()
 
@@ -362,21 +360,8 @@ class HostSyncer:
         self._thread.join(5)
         self._turns.close()
 
-    def checkpoint(self) -> None:
-        """Copy the log's committed pages from the write-ahead log into the database file (a PASSIVE checkpoint: it
-        waits for no reader or writer, and copies what it can), on this thread's own connection (synchronous=FULL:
-        the log is forced to disk before and the file after). The workers' log connections leave checkpoints to
-        this thread (wal_autocheckpoint=0): a checkpoint run by a worker's commit held that worker's turn, and with it
-        every other worker's next commit, for the copy and its fsync (~2.5-7 ms, ~4 times a second at wrk -c1).
-        Raises sqlite3.Error."""
-        if self._checkpointer is None:
-            self._checkpointer = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._checkpointer.execute("PRAGMA synchronous=FULL")
-        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-
     def _run(self) -> None:
         seen = _COUNT.unpack_from(self._commits)[0]
-        checkpointed = seen
         while True:
             stopping = self._stopped.wait(self.seconds)
             now = _COUNT.unpack_from(self._commits)[0]
@@ -388,18 +373,8 @@ class HostSyncer:
                 except OSError:
                     log.exception("the decision log's write-ahead log could not be synced; retrying")
                     seen = None
-            if (now - checkpointed) % 2**64 >= CHECKPOINT_COMMITS or stopping and now != checkpointed:
-                checkpointed = now
-                try:
-                    self.checkpoint()
-                except sqlite3.Error:
-                    log.exception("the decision log could not be checkpointed; retrying")
             if stopping:
-                if self._checkpointer is not None:
-                    self._checkpointer.close()
                 return
 
 
-# SQLite checkpoints by itself once the write-ahead log holds 1,000 pages; a logged decision writes ~7.
-CHECKPOINT_COMMITS = 128
 _COUNT = struct.Struct("=Q")

@@ -52,10 +52,13 @@ _PHONE_NUMBER_IDS = st.sampled_from(["106540352242922", "1", " 106540352242922",
 _SEND = st.fixed_dictionaries(
     {"at": _TIMES, "to": st.sampled_from(["+14155550100", "+1", "14155550100", "US.13491208655302741918", "", 5]),
      "type": st.sampled_from(["text", "template", "fax", None])},
-    optional={"template": _TEMPLATE, "phone_number_id": _TEXTS | _PHONE_NUMBER_IDS, "category": st.just("utility"),
-              "recipient_type": st.sampled_from(["individual", "group"]), "participants": st.sampled_from(
-                  [["+14155550100"], ["+14155550100", "+4915112345678", "+14155550100"]]),
-              "meta_business_agent": st.booleans(), "extra": st.just(1)}) | st.none() | st.sampled_from([
+    optional={"template": _TEMPLATE, "phone_number_id": _TEXTS | _PHONE_NUMBER_IDS,
+              "category": st.sampled_from(["utility", "authentication", "marketing", None, 1]),
+              "recipient_type": st.sampled_from(["individual", "group", None, "Individual"]),
+              "participants": st.sampled_from([["+14155550100"], ["+14155550100", "+4915112345678", "+14155550100"]]),
+              "meta_business_agent": st.sampled_from([True, False, None, 1, "true"]),
+              "marketing_messages_api": st.sampled_from([True, False, None, 0]),
+              "extra": st.just(1)}) | st.none() | st.sampled_from([
     {"at": "2025-08-12T12:00:00+00:00", "to": "+14155550100", "type": "text"},
     {"at": "2025-08-12T12:00:00+00:00", "to": "+14155550100", "type": "template",
      "template": {"name": "order_update", "language": "en"}, "phone_number_id": "1065"}])

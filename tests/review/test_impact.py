@@ -179,3 +179,12 @@ def test_example_participants_keep_each_masked_prefix_and_are_distinct():
     for number, mask in zip(replaced, masked, strict=True):
         assert number.startswith(mask.split("*")[0]) and len(number) == len(mask), (number, mask)
         assert not_dialable(number[1:], number) is None, number
+
+
+def test_a_stored_participant_with_other_digits_is_replaced_without_an_exception():
+    """A logged participant whose kept digits are not ASCII ("+¹5***": str.isdigit is true, int() refuses it) is no
+    calling code: it gets no example number and is left for the replay's own check to refuse, not a ValueError."""
+    from policy_service.core.identities import example_numbers
+
+    (replaced,) = example_numbers(["+¹5**********"])
+    assert replaced.startswith("+¹5")
