@@ -18,13 +18,16 @@ import signal
 import sys
 from pathlib import Path
 
-from policy_service.config import SettingsError, load_settings
+from policy_service.config import SettingsError, load_settings, web_concurrency
 from policy_service.web import server_errors
 from policy_service.web.logs import LOGCONFIG
 from policy_service.web.worker import BalancedThreadWorker
 
 try:
     settings = load_settings()
+    # durable_rules runs behind one process-wide lock, so processes, not threads, add throughput. WEB_CONCURRENCY
+    # (the platform's) when POLICY_WORKERS is unset: checked as the settings are.
+    workers = settings.workers or web_concurrency() or multiprocessing.cpu_count()
 except SettingsError as error:
     # gunicorn would print a traceback for an exception here; the message alone says what to fix.
     print(error, file=sys.stderr)
@@ -33,8 +36,6 @@ except SettingsError as error:
 # gunicorn's own 400/414/431 (a request it cannot parse) in the service's JSON error shape, not an HTML page.
 server_errors.install()
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
-# durable_rules runs behind one process-wide lock, so processes, not threads, add throughput.
-workers = settings.workers or int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count())
 # Threads are for waiting clients, not for speed: a sync worker is held by one idle or slow connection
 # (two idle TCP connections stalled /healthz 30 s). The worker waits for a new connection's first bytes in its
 # poller without a thread (closing it after 5 s of silence), and closes a connection idle for `keepalive`

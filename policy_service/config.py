@@ -44,6 +44,7 @@ log = logging.getLogger("policy_service.config")
 # passed a bare "positive" check and then failed every request (socket.settimeout, timedelta: OverflowError).
 HOUR = 3_600
 DAY = 86_400
+MOST_WORKERS = 1_024  # POLICY_WORKERS' bound, and WEB_CONCURRENCY's (web_concurrency)
 
 
 def shipped(name: str) -> Path:
@@ -203,7 +204,7 @@ class Settings(BaseSettings):
     # gunicorn (gunicorn.conf.py): worker processes (None: WEB_CONCURRENCY, else the CPU count), threads
     # per worker, the worker timeout and the idle keep-alive in seconds, and loading the rules once in
     # the master before forking.
-    workers: int | None = Field(default=None, gt=0, le=1_024)
+    workers: int | None = Field(default=None, gt=0, le=MOST_WORKERS)
     threads: int = Field(default=16, gt=0, le=1_024)
     timeout: int = Field(default=30, gt=0, le=DAY)
     keepalive: int = Field(default=5, gt=0, le=HOUR)
@@ -254,6 +255,20 @@ class Settings(BaseSettings):
 
 class SettingsError(ValueError):
     """Settings that cannot be read; the message lists every problem, one line each, by variable name."""
+
+
+def web_concurrency(environ: Mapping[str, str] | None = None) -> int | None:
+    """The worker count of the platform's WEB_CONCURRENCY variable (gunicorn.conf.py, when POLICY_WORKERS is unset);
+    None when it is unset or empty. Raises SettingsError naming it when it is not a whole number in ASCII digits
+    from 1 to MOST_WORKERS: int() took "１" (fullwidth), and 0 or 1025 went to gunicorn as they were."""
+    value = (os.environ if environ is None else environ).get("WEB_CONCURRENCY", "").strip()
+    if not value:
+        return None
+    if value.isascii() and value.isdigit() and len(value) <= 4 and 1 <= int(value) <= MOST_WORKERS:
+        return int(value)
+    raise SettingsError(f"policy-service settings cannot be read:\n  WEB_CONCURRENCY={value!r}: must be a whole "
+                        f"number of worker processes from 1 to {MOST_WORKERS} (or unset: POLICY_WORKERS, else the "
+                        "CPU count)")
 
 
 # Never echoed in an error: a plain API key configured by mistake is a secret too.

@@ -289,3 +289,25 @@ def test_an_infinite_lease_stops_the_python_api_and_the_app_at_start(sqlite_url)
         PolicyService(database_url=sqlite_url, webhook_lease_seconds=float("inf"))
     with pytest.raises(SettingsError, match="POLICY_HEADER_TIMEOUT=inf"):
         app_with(sqlite_url, HEADER_TIMEOUT=float("inf"))
+
+
+@pytest.mark.parametrize("given", ["lots", "\uff12", "0", "1025", "9" * 5000])
+def test_gunicorn_refuses_a_web_concurrency_it_cannot_use(tmp_path, given):
+    """WEB_CONCURRENCY (the worker count when POLICY_WORKERS is unset) was read with int(): "２" (fullwidth) was two
+    workers, 0 or 1025 went to gunicorn as they were. It stops the start with one line naming it, as a setting does.
+    (A value int() cannot read, "lots", still ends in gunicorn's own traceback: gunicorn.config reads WEB_CONCURRENCY
+    with int() when it is imported, before gunicorn.conf.py.)"""
+    from policy_service.config import web_concurrency
+
+    with pytest.raises(SettingsError, match=r"\n  WEB_CONCURRENCY='[^\n]*': must be a whole number of worker"):
+        web_concurrency({"WEB_CONCURRENCY": given})
+    assert web_concurrency({"WEB_CONCURRENCY": " 3 "}) == 3 and web_concurrency({}) is None
+    if given != "0":
+        return
+    environment = {"PATH": "/usr/bin:/bin", "HOST": "127.0.0.1", "PORT": str(free_port()), "WEB_CONCURRENCY": given,
+                   "POLICY_DATABASE_URL": f"sqlite:///{tmp_path / 'log.sqlite3'}"}
+    result = subprocess.run([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
+                             "policy_service:create_app()"], cwd=ROOT, env=environment, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode != 0 and "WEB_CONCURRENCY='0': must be a whole number" in result.stderr
+    assert "Traceback" not in result.stderr
