@@ -17,7 +17,17 @@ from typing import NoReturn
 import click
 
 from ..config import DEFAULT_FIXTURES_DIR, DEFAULT_RULES_DIR, SettingsError, load_settings
-from .inputs import INPUT_FILE, INPUT_PATH, RULES_DIR, DatabaseUrl, TextFile, not_utf8, read_text
+from .inputs import (
+    INPUT_FILE,
+    INPUT_PATH,
+    RULES_DIR,
+    DatabaseUrl,
+    FiniteRange,
+    TextFile,
+    WholeRange,
+    not_utf8,
+    read_text,
+)
 
 FIXTURES_DIR = Path(DEFAULT_FIXTURES_DIR)
 # Below this many fixtures a run is quick enough that a progress bar is only noise.
@@ -130,7 +140,7 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 # A port past 65535 was taken modulo 65536 (99999 served on 34463); 0 lets the system choose one.
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--port", default=8000, show_default=True, type=WholeRange(0, 65535))
 def serve(host: str, port: int) -> None:
     """Run the service locally (the Procfile runs gunicorn for production); SIGHUP reloads the rules."""
     from werkzeug.serving import run_simple
@@ -210,7 +220,7 @@ def _refuse(name: str, error, as_json: bool) -> NoReturn:
 @click.argument("paths", nargs=-1, type=INPUT_PATH)
 @click.option("--json", "as_json", is_flag=True, help="Print results (and coverage) as JSON.")
 @click.option("--coverage", "show_coverage", is_flag=True, help="Report, per rule, the fixtures it fired in.")
-@click.option("--fail-under", type=click.FloatRange(0, 100), help="Fail when rule coverage is below PCT.",
+@click.option("--fail-under", type=FiniteRange(0, 100), help="Fail when rule coverage is below PCT.",
               metavar="PCT")
 @rules_option
 def replay_fixtures(paths: tuple[Path, ...], as_json: bool, show_coverage: bool, fail_under: float | None,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ..config import check_database_url
+from ..contract.schemas import ascii_integer
 
 # Every command's directory of rule files (--rules, and the deprecated DIRECTORY argument): one that does not exist
 # is a usage error naming the option as typed (exit 2), on every command alike, before anything is read.
@@ -86,3 +88,31 @@ class DatabaseUrl(click.ParamType):
             return check_database_url(str(value))  # the setting's own rule: one rule for both
         except ValueError as error:
             self.fail(str(error), param, ctx)
+
+
+class WholeRange(click.IntRange):
+    """click.IntRange read as ASCII digits (contract.schemas.ascii_integer): click.INT read other scripts' digits
+    (`--port １` was port 1); anything else is a usage error naming the option."""
+
+    name = "integer"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            try:
+                value = ascii_integer(value.strip())
+            except ValueError:
+                self.fail(f"{value!r} is not a whole number in ASCII digits (0-9)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class FiniteRange(click.FloatRange):
+    """click.FloatRange that refuses nan (every comparison with it is false, so it passed any range: `--fail-under
+    nan` never failed) and digits other than ASCII ones."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip().isascii():
+            self.fail(f"{value!r} is not a number in ASCII digits", param, ctx)
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return number

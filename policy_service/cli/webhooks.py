@@ -7,6 +7,7 @@ import json
 import click
 
 from .. import create_app
+from .inputs import WholeRange
 from .services import database_url_option
 
 
@@ -21,7 +22,8 @@ def webhooks() -> None:
 
 
 @webhooks.command("process")
-@click.option("--limit", type=click.IntRange(min=1), help="Process at most this many payloads.")
+# At most a billion: more than any backlog, and a LIMIT every database takes (64-bit integers).
+@click.option("--limit", type=WholeRange(min=1, max=1_000_000_000), help="Process at most this many payloads.")
 @click.option("--retry-failed", is_flag=True, help="Also retry payloads that failed every attempt.")
 @database_url_option
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, post_load, validate
+from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from ..core import identities
 from ..core.vocabulary import STATUS_RANK
@@ -724,6 +724,20 @@ class MessageTemplatesSchema(_MetaSchema):
     """Meta's `GET /<WABA_ID>/message_templates` response: `{data: [...], paging: {...}}`."""
 
     data = fields.List(fields.Nested(ListedTemplateSchema), required=True)
+
+    @validates_schema
+    def _each_template_once(self, data: dict[str, Any], **_: Any) -> None:
+        """A template (name and language) listed twice was imported twice, the last entry winning without a word
+        (APPROVED then PAUSED answered imported: 2): a second listing is refused naming it and the first."""
+        first: dict[tuple[str, str], int] = {}
+        errors: dict[int, dict[str, list[str]]] = {}
+        for index, template in enumerate(data.get("data") or ()):
+            earlier = first.setdefault((template["name"], template["language"]), index)
+            if earlier != index:
+                errors[index] = {"language": [f"{template['name']} in {template['language']} is listed already at "
+                                              f"data.{earlier}: each template once"]}
+        if errors:
+            raise ValidationError({"data": errors})
 
 
 # One instance each, shared by every payload: building a schema costs hundreds of µs (issue 14).

@@ -130,3 +130,18 @@ def test_counts_take_both_spellings_of_authentication_international_as_one(clien
         assert client.get("/v1/counts", query_string=asked | {"distinct_contacts": "true"}).json["count"] == 1
     both = query | {"categories": "authentication-international,authentication_international"}
     assert client.get("/v1/counts", query_string=both).json["count"] == 2
+
+
+def test_an_import_listing_a_template_twice_is_refused_naming_the_second(client):
+    """A response listing order_update/en twice (APPROVED, then PAUSED) answered imported: 2, the last winning
+    without a word: a 422 naming data.1.language and the first listing, nothing imported (the registry has never
+    heard of it); the same name in another language is another template."""
+    twice = message_templates_response(("order_update", "en", "UTILITY", "APPROVED"),
+                                       ("order_update", "en", "UTILITY", "PAUSED"))
+    answer = client.post(f"/v1/wabas/{WABA_ID}/message_templates", json=twice)
+    assert answer.status_code == 422 and answer.json["errors"] == {
+        "data.1.language": ["order_update in en is listed already at data.0: each template once"]}
+    assert client.get(f"/v1/wabas/{WABA_ID}/templates/order_update/en").status_code == 404
+    other = message_templates_response(("order_update", "en", "UTILITY", "APPROVED"),
+                                       ("order_update", "en_US", "UTILITY", "PAUSED"))
+    assert client.post(f"/v1/wabas/{WABA_ID}/message_templates", json=other).json == {"imported": 2}
