@@ -92,7 +92,8 @@ class DecisionRecord(StoredModel):
     # The recipient as logged (masked when masking is on) and the business number of a history_ref, for the
     # reviewers' filters; rows logged before these columns existed hold "".
     recipient = peewee.CharField(max_length=32, default="", index=True)
-    phone_number_id = peewee.CharField(max_length=64, default="", index=True)
+    # Indexed only where it is not "" (migration 039, Meta.indexes): most decisions have none.
+    phone_number_id = peewee.CharField(max_length=64, default="")
     # The request's and the response's JSON text (masked when `masked`). Rows logged since migration 034 hold ""
     # in both columns and the texts compressed in `texts`; reading `request` or `response` serves either form.
     request = _LoggedText(0, default="")
@@ -117,6 +118,11 @@ class DecisionRecord(StoredModel):
         if cached is None:
             cached = self.__dict__["_decompressed"] = log_compression.decompress(self.texts, self.dictionary or 0)
         return cached
+
+
+# The business number of history_ref decisions, for the listing's filter; rows without one ("") are not in it.
+DecisionRecord.add_index(DecisionRecord.index(DecisionRecord.phone_number_id, name="decision_log_phone_number_id",
+                                              where=DecisionRecord.phone_number_id != ""))
 
 
 @dataclass(frozen=True)
@@ -490,7 +496,9 @@ def select(query: DecisionQuery) -> peewee.ModelSelect:
         # A masked log holds only the kept characters, so the contact is compared as it would have been stored.
         rows = rows.where(DecisionRecord.recipient.in_(sorted(logged_recipient(form, False) for form in forms)))
     if query.phone_number_id is not None:
-        rows = rows.where(DecisionRecord.phone_number_id == query.phone_number_id)
+        # `!= ""` lets the planner use the partial index (query.phone_number_id is Meta's digits, never "").
+        rows = rows.where((DecisionRecord.phone_number_id == query.phone_number_id)
+                          & (DecisionRecord.phone_number_id != ""))
     return rows
 
 
