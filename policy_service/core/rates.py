@@ -855,12 +855,21 @@ def load_meta_csv(text: str, tiers_text: str | None = None, *, file: str = "rate
 
 def _csv_tiers(text: str, rates: dict[str, dict[str, Decimal | None]], file: str,
                entry: str) -> dict[str, dict[str, tuple[Tier, ...]]]:
-    rows = list(csv.reader(io.StringIO(text)))
+    reader = csv.reader(io.StringIO(text))
+    rows, ends = [], []  # each record, and the line it ends on (Meta's header cell spans two lines)
+    for row in reader:
+        rows.append(row)
+        ends.append(reader.line_num)
     sections = next((r for r in rows if any(_norm(c) == "utility" for c in r)), None)
     header_at = next((i for i, r in enumerate(rows) if len(r) > 2 and _norm(r[2]) == "from"), None)
     if sections is None or header_at is None:
         raise RateCardError("volume tiers: no Utility/Authentication section row or From/To header", file=file,
                             rule=entry)
+    width = len(rows[header_at])
+    for i in range(header_at + 1, len(rows)):  # a filled cell past the header's columns was ignored without a word
+        if any(cell.strip() for cell in rows[i][width:]):
+            raise RateCardError(f"volume tiers line {ends[i]}: {len(rows[i])} cells where the header has {width}",
+                                file=file, rule=entry)
     starts = {_norm(c): i for i, c in enumerate(sections) if _norm(c) in
               ("utility", "authentication", "authentication-international")}
     tables: dict[str, dict[str, list[list[Any]]]] = {c: {} for c in starts}

@@ -256,7 +256,8 @@ WIDE = ("effective_from,currency,market,marketing,utility,authentication,authent
 def test_a_csv_row_with_fewer_or_more_cells_than_its_header_is_refused_naming_its_line():
     """csv.DictReader gave a wide row `2025-10-01,INR,Brazil,4.5` its missing categories as None (the card then
     left them unpriced) and kept a row's extra cell aside: a row of the shared layouts (rates and volume tiers) or of
-    Meta's CSV with fewer or more cells than its header is a RateCardError naming the line; whole rows still load."""
+    Meta's CSV (and its volume tiers: a filled cell past their header) with fewer or more cells than its header is a
+    RateCardError naming the line; whole rows (and empty trailing cells) still load."""
     [card] = load_shared_csv(WIDE, file="wide.csv")
     assert card.rates["Brazil"]["utility"] == Decimal("0.6")
     cases = [(WIDE + "2025-10-01,INR,India,4.5\n", "line 3: 4 cells where the header has 8"),
@@ -273,6 +274,9 @@ def test_a_csv_row_with_fewer_or_more_cells_than_its_header_is_refused_naming_it
         with pytest.raises(RateCardError, match=f"line {line}: [0-9] cells where Meta's rows have 7"):
             load_meta_csv(text, file="USD.csv")
     assert load_meta_csv(META_CSV.replace("0.0304,n/a", "0.0304,n/a,,"), file="USD.csv").rates["India"]
+    with pytest.raises(RateCardError, match="volume tiers line 7: 19 cells where the header has 17"):
+        load_meta_csv(META_CSV, META_TIERS.replace(",0.0304,0%\n", ",0.0304,0%,9,9\n"), file="USD.csv")
+    assert load_meta_csv(META_CSV, META_TIERS.replace(",0.0304,0%\n", ",0.0304,0%,,\n"), file="USD.csv").tiers
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="the shared rate-card folder is not on this machine")
