@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
     ByteSize,
@@ -80,14 +80,26 @@ KEY_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 
 def check_database_url(value: str) -> str:
     """`value` unchanged if it is a URL store.database can open (scheme sqlite://, postgres:// or postgresql://; one
-    of PostgreSQL naming a host or a database); raises ValueError saying what it must be. The rule of
-    POLICY_DATABASE_URL (Settings) and of `--database-url` (cli.inputs.DatabaseUrl)."""
+    of PostgreSQL naming a host or a database; a port, if any, 0-65535; query values of digits ASCII: as
+    playhouse.db_url reads them); raises ValueError saying what it must be. The rule of POLICY_DATABASE_URL (Settings)
+    and of `--database-url` (cli.inputs.DatabaseUrl)."""
     parts = urlsplit(value)
     if parts.scheme not in DATABASE_SCHEMES:
         raise ValueError(f"must be a database URL starting {' or '.join(s + '://' for s in DATABASE_SCHEMES)} "
                          "(e.g. postgresql://user:password@host:5432/name or sqlite:////srv/log.sqlite3)")
     if parts.scheme != "sqlite" and not (parts.hostname or parts.path.strip("/")):
         raise ValueError("names no host or database (e.g. postgresql://user:password@host:5432/name)")
+    # Read as playhouse.db_url reads it when the database opens: its port (`:99999`, `:abc` raised ValueError
+    # there, a traceback at start) and each query value made of digits, which it turns into an int ('²' or
+    # 5,000 digits raised ValueError too).
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError("has a port that is not a whole number 0-65535 "
+                         "(e.g. postgresql://user:password@host:5432/name)") from None
+    for name, text in parse_qsl(parts.query, keep_blank_values=True):
+        if text.isdigit() and not (text.isascii() and len(text) <= 16):
+            raise ValueError(f"query parameter {name!r} must be a whole number in at most 16 ASCII digits (0-9)")
     return value
 
 

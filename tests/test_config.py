@@ -103,6 +103,25 @@ def test_a_database_url_must_name_a_database_it_can_open(monkeypatch, url, reaso
         load_settings()
 
 
+@pytest.mark.parametrize("url", ["postgresql://u:p@127.0.0.1:99999/x", "postgresql://u:p@db:abc/x",
+                                 "postgresql://u:p@db:-1/x", "postgresql://u:p@db:5432/x?connect_timeout=\u00b2",
+                                 "postgresql://u:p@db/x?connect_timeout=" + "9" * 5000])
+def test_a_database_url_playhouse_cannot_read_is_refused_at_start(monkeypatch, url):
+    """A port out of 0-65535 or not a number, or a query value of digits int() cannot read, was accepted and then a
+    raw ValueError traceback (`Port out of range 0-65535`) where playhouse.db_url opened the database: PolicyService(),
+    gunicorn, the app. It is now the one-line settings error naming POLICY_DATABASE_URL, the password masked."""
+    from policy_service.service.python_api import PolicyService
+
+    monkeypatch.setenv("POLICY_DATABASE_URL", url)
+    with pytest.raises(SettingsError, match=r"POLICY_DATABASE_URL='postgresql://u:\*\*\*@[^\n]*: (has a port|query)"):
+        load_settings()
+    monkeypatch.delenv("POLICY_DATABASE_URL")
+    with pytest.raises(SettingsError, match="POLICY_DATABASE_URL="):
+        PolicyService(database_url=url)
+    with pytest.raises(SettingsError, match="POLICY_DATABASE_URL="):
+        app_with(url)
+
+
 @pytest.mark.parametrize("url", ["mysql://db/log", "log.sqlite3", "postgresql://", "sqlite:////srv/log.sqlite3",
                                  "postgresql://user:pw@db:5432/log", "sqlite:///:memory:"])
 def test_check_database_url_is_the_settings_rule_in_public(monkeypatch, url):

@@ -207,3 +207,12 @@ def test_rebuild_counters_refuses_a_database_behind(empty_database_url):
     """Before `db upgrade` there are no counters to rebuild: a clear error, exit 1."""
     result = run("rebuild-counters", "--database-url", empty_database_url)
     assert result.exit_code == 1 and "db upgrade" in result.output
+
+
+@pytest.mark.parametrize("arguments", [["status"], ["prune", "--older-than", "90d", "--dry-run"]])
+def test_a_database_url_with_a_port_out_of_range_is_a_usage_error(arguments):
+    """`--database-url postgresql://u:p@127.0.0.1:99999/x` was a raw `ValueError: Port out of range 0-65535`
+    traceback where the database opened; it is a usage error naming --database-url (exit 2), before anything runs."""
+    result = run(*arguments, "--database-url", "postgresql://u:p@127.0.0.1:99999/x")
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    assert "Invalid value for '--database-url': has a port that is not a whole number 0-65535" in result.stderr
