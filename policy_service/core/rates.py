@@ -44,7 +44,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,10 @@ UNSOURCED = "unsourced"  # a cell of a partial card whose number no source gives
 MAP_KEYS = {"id", "title", "effective", "citation", "source", "confidence", "note", "otherwise", "markets"}
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
+# A price as Meta writes it: ASCII digits with at most one dot and digits after it. Decimal() alone also reads
+# exponents (1e999: a 1,000-digit price), underscores (1_2 is 12) and other scripts' digits (٠.٠١ is 0.01); a
+# leading minus is only matched to be refused as a negative price.
+_PRICE = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _DOCUMENT_KEYS = ("rate_card", "market_maps", "price_columns", "volume_tiers", "currencies")
 CURRENCY_KEYS = {"id", "title", "citation", "source", "confidence", "not_billing", "codes"}
 CURRENCIES_FILE = "currencies.yaml"  # in rules/rates/: ISO 4217's codes (core.rates.iso_4217)
@@ -451,20 +455,21 @@ def _confidence(value: Any, file: str, entry: str) -> str:
 
 
 def price_value(value: Any, file: str, entry: str, where: str) -> Decimal | None:
-    """A price cell: a non-negative decimal, or None for Meta's 'n/a' (null or empty)."""
+    """A price cell: a non-negative decimal, or None for Meta's 'n/a' (null or empty).
+
+    Only plain ASCII decimals are prices (`0.0625`, `12`); anything else (`1e999`, `1_2`, `٠.٠١`, `NaN`, `0x10`,
+    `+1`, `.5`) raises RateCardError naming `where`, as does a negative price."""
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "n/a")):
         return None
     if isinstance(value, bool):
         raise RateCardError(f"{where}: {value!r} is not a price", file=file, rule=entry)
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise RateCardError(f"{where}: {value!r} is not a decimal price", file=file, rule=entry) from None
-    if not amount.is_finite():
-        raise RateCardError(f"{where}: {value!r} is not a decimal price", file=file, rule=entry)
-    if amount < 0:
+    text = str(value).strip()
+    if not _PRICE.fullmatch(text):
+        raise RateCardError(f"{where}: {value!r} is not a decimal price (digits, one optional dot: 0.0625)",
+                            file=file, rule=entry)
+    if text.startswith("-"):  # -0 too: a price is never written with a sign
         raise RateCardError(f"{where}: negative price {value}", file=file, rule=entry)
-    return amount
+    return Decimal(text)
 
 
 def _card(item: Any, file: str) -> RateCard:
@@ -498,9 +503,10 @@ def _card(item: Any, file: str) -> RateCard:
     )
 
 
-def _rows(rows: list[Any], currency: str, file: str, entry: str,
-          unsourced: set[tuple[str, str]] | None = None) -> dict[str, dict[str, Decimal | None]]:
-    """Rows of a card; with `unsourced` (a partial card) the cell `unsourced` is allowed and collected there."""
+def _rows(rows: list[Any], currency: str, file: str, entry: str, unsourced: set[tuple[str, str]] | None = None,
+          lines: dict[tuple[str, str], int] | None = None) -> dict[str, dict[str, Decimal | None]]:
+    """Rows of a card; with `unsourced` (a partial card) the cell `unsourced` is allowed and collected there. `lines`
+    ((market, category) -> a CSV's line) puts the line in a price's refusal."""
     rates: dict[str, dict[str, Decimal | None]] = {}
     for number, row in enumerate(rows, start=1):
         where = f"rates row {number}"
@@ -524,7 +530,9 @@ def _rows(rows: list[Any], currency: str, file: str, entry: str,
                 unsourced.add((market, category))
                 rates[market][category] = None
                 continue
-            rates[market][category] = price_value(value, file, entry, f"{market} {category}")
+            line = (lines or {}).get((market, category))
+            rates[market][category] = price_value(value, file, entry,
+                                                  f"{f'line {line}: ' if line else ''}{market} {category}")
     return rates
 
 
@@ -683,6 +691,7 @@ def load_shared_csv(text: str, tiers_text: str | None = None, *, file: str = "ra
                             file=file, rule=Path(file).name)
     cells: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     lines: dict[tuple[str, str], dict[str, int]] = {}
+    cell_lines: dict[tuple[str, str], dict[tuple[str, str], int]] = {}  # per card, (market, category) -> line
     for line, row in _headed_rows(text, file, "line"):
         where = f"line {line}"
         start = _csv_day(row.get("effective_from"), file, where)
@@ -698,12 +707,14 @@ def load_shared_csv(text: str, tiers_text: str | None = None, *, file: str = "ra
             if market in card:
                 raise RateCardError(f"{where}: market {market!r} listed twice", file=file, rule=Path(file).name)
             card[market] = {c: row.get(c.replace("-", "_")) for c in CATEGORIES}
+            cell_lines.setdefault((currency, start.isoformat()), {}).update({(market, c): line for c in CATEGORIES})
             continue
         category = _category((row.get("category") or "").strip(), file, where)
         prices = card.setdefault(market, {})
         if category in prices:
             raise RateCardError(f"{where}: {market} {category} given twice", file=file, rule=Path(file).name)
         prices[category] = row.get("rate")
+        cell_lines.setdefault((currency, start.isoformat()), {})[(market, category)] = line
     tier_rows = _shared_tiers(tiers_text, file) if tiers_text else {}
     cards = []
     for (currency, start), markets in cells.items():
@@ -712,7 +723,8 @@ def load_shared_csv(text: str, tiers_text: str | None = None, *, file: str = "ra
         table = [[market, currency, *(prices.get(c, UNSOURCED) if is_partial else prices.get(c) for c in CATEGORIES)]
                  for market, prices in markets.items()]
         unsourced: set[tuple[str, str]] = set()
-        rates = _rows(table, currency, file, entry, unsourced if is_partial else None)
+        rates = _rows(table, currency, file, entry, unsourced if is_partial else None,
+                      cell_lines[(currency, start)])
         steps = tier_rows.get((currency, start), {})
         tiers = {category: {market: _steps(bands, rates.get(market, {}).get(category), file, entry,
                                            f"tiers.{category}.{market}")
@@ -838,7 +850,8 @@ def load_meta_csv(text: str, tiers_text: str | None = None, *, file: str = "rate
     if problem := iso_4217().problem(currency):
         raise RateCardError(f"currency: {problem}", file=file, rule=entry)
     cells = [[r[0].strip(), r[1].strip(), *r[2:]] for r in body]
-    rates = _rows(cells, currency, file, entry)
+    rates = _rows(cells, currency, file, entry,
+                  lines={(r[0].strip(), c): line for line, r in reversed(numbered) for c in CATEGORIES})
     tiers: dict[str, dict[str, tuple[Tier, ...]]] = {}
     tiers_source = None
     if tiers_text is not None:

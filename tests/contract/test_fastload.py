@@ -69,7 +69,7 @@ _REQUEST = st.fixed_dictionaries({"send": _SEND, "history": st.none() | st.lists
                          "service_messages_this_month", "marketing_max_price", "authentication_international_start",
                          "unknown"]),
         st.sampled_from([True, False, 1, 0, -1, -2, 5, "US", "us", "US\n", "UK", "ZZ", "GB", "USD", "Europe/Paris",
-                         "Mars/Olympus",
+                         "Mars/Olympus", "localtime", "posixrules", "Factory", "right/UTC", "posix/UTC", "utc",
                          "../etc", "", "0.05", "1.", None, "2026-01-01", "2026-02-30", "1999-12-31", "2000-01-01",
                          "2999-12-31", "3000-01-01", "20260101", "2026-W01-1", " 2026-01-01", 20260101]), max_size=4),
               "history_ref": st.just({"phone_number_id": "1", "contact": "14155550100"})})
@@ -203,7 +203,8 @@ def test_a_request_with_a_plain_context_is_loaded_whole_by_fastload():
     loaded = fastload.request({"send": send, "context": context})
     assert loaded is not None and loaded == marshmallow_alone({"send": send, "context": context})
     assert loaded.context["authentication_international_start"] == date(2026, 1, 1)
-    for wrong in ({"business_region": "br"}, {"waba_timezone": "Mars/Olympus"}, {"messaging_limit": True},
+    for wrong in ({"business_region": "br"}, {"waba_timezone": "Mars/Olympus"}, {"waba_timezone": "localtime"},
+                  {"waba_timezone": "right/UTC"}, {"messaging_limit": True},
                   {"service_messages_this_month": -1}, {"authentication_international_start": "2026-02-30"},
                   {"authentication_international_start": "3000-01-01"}, {"authentication_international_start": 1}):
         assert fastload.request({"send": send, "context": wrong}) is None, wrong

@@ -162,3 +162,26 @@ def test_a_history_message_whose_status_says_undelivered_cannot_give_delivered_a
     for delivering in ("delivered", "read", "played"):
         assert client.post("/v1/decisions", json={"send": send, "history": [
             {**message, "status": delivering}]}).status_code == 200
+
+
+@pytest.mark.parametrize("zone", ["localtime", "posixrules", "Factory", "right/UTC", "right/Europe/Berlin",
+                                  "posix/UTC", "posix/Europe/Berlin", "utc", "Mars/Olympus", "../etc/localtime"])
+def test_a_tzdata_file_that_is_no_iana_zone_is_an_unknown_time_zone(zone):
+    """ZoneInfo loads any tzdata file: `localtime` (the host's own zone), `posixrules`, `Factory`, `right/UTC` (the
+    leap-second zone, ~27 s off) and the `posix/` copies were decided as valid WABA time zones. context.waba_timezone
+    (decisions) and the forecast's waba_timezone now refuse them as they refuse `utc`."""
+    from policy_service.contract.pricing import ForecastSchema
+    from policy_service.contract.schemas import is_iana_zone
+
+    assert not is_iana_zone(zone)
+    with pytest.raises(ValidationError) as refused:
+        REQUEST.load({"send": SEND, "context": {"waba_timezone": zone}})
+    assert refused.value.messages == {"context": {"waba_timezone": ["unknown IANA time zone"]}}
+    assert "waba_timezone" in ForecastSchema().validate({"waba_timezone": zone, "lines": []})
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/Sao_Paulo", "US/Eastern", "Etc/GMT+5", "GMT",
+                                  "Asia/Kolkata", "EST5EDT"])
+def test_real_iana_zones_and_their_links_stay_accepted(zone):
+    """The refusal above keeps every name IANA publishes, its backward links (US/Eastern, GMT) included."""
+    assert REQUEST.load({"send": SEND, "context": {"waba_timezone": zone}}).context["waba_timezone"] == zone

@@ -1,5 +1,6 @@
 """Rate cards and market maps load strictly: every refusal names the file and the card or map."""
 
+import re
 import shutil
 from dataclasses import replace
 from datetime import date
@@ -319,3 +320,39 @@ def test_the_iso_4217_list_is_data_checked_like_a_card():
     assert set(load_ratebook(RATES).currencies()) <= set(codes.billing)
     assert {"USD", "BRL", "MXN", "XOF", "ZWG"} <= set(codes.billing) and "XAU" not in codes.billing
     assert codes.problem("USD") is None and codes.problem("usd") and codes.problem("XYZ")
+
+
+@pytest.mark.parametrize("price", ["1e999", "1E-999", "1_2", "1_0", "٠.٠١", "٠.٥", "NaN", "Infinity", "0x10", "+0.5",
+                                   ".5", "5.", "1.2.3", "１２"])
+def test_a_price_that_is_not_a_plain_ascii_decimal_is_refused_naming_its_line(tmp_path, price):
+    """Decimal() read exponents, underscores and other scripts' digits: a Meta CSV's `Brazil,USD,1e999` priced
+    Brazil marketing at a 1,000-digit amount, `1_2` at 12 and `٠.٠١` at 0.01 (RATE_CARDS setting and `rates
+    import` alike). A price cell is now only ASCII digits with one optional dot: anything else is a RateCardError
+    naming the file, the card and the row's line, in Meta's CSV and in the shared wide and long layouts."""
+    rates = tmp_path / "USD.csv"
+    rates.write_text(META_CSV.replace("Brazil,USD,0.0625", f"Brazil,USD,{price}"), encoding="utf-8")
+    refused = re.escape(f"USD.csv:USD.csv: line 5: Brazil marketing: {price!r} is not a decimal price")
+    with pytest.raises(RateCardError, match=refused):
+        load_ratebook(RATES, csv_rates=rates)
+    with pytest.raises(RateCardError, match=refused):
+        load_meta_csv(rates.read_text(encoding="utf-8"), file=str(rates))
+    wide = f"wide.csv INR 2025-10-01: line 2: Brazil utility: {price!r} is not a"
+    with pytest.raises(RateCardError, match=re.escape(wide)):
+        load_shared_csv(WIDE.replace("4.5,0.6", f"4.5,{price}"), file="wide.csv")
+    long = f"long.csv BRL 2026-10-01: line 3: Brazil utility: {price!r} is not a"
+    with pytest.raises(RateCardError, match=re.escape(long)):
+        load_shared_csv(LONG.replace("utility,0.035", f"utility,{price}"), file="long.csv")
+
+
+def test_plain_decimal_prices_still_load_and_a_signed_one_is_negative(rates_dir):
+    """The refusal above keeps what Meta writes: `12`, `0.0625`, `0` and a YAML number load as that decimal; a
+    price written with a minus (`-0.0889`, `-0` too) is refused as a negative price, naming file and card."""
+    card = load_meta_csv(META_CSV.replace("Brazil,USD,0.0625,0.0068", "Brazil,USD,12,0"), file="x.csv")
+    assert (card.rates["Brazil"]["marketing"], card.rates["Brazil"]["utility"]) == (Decimal("12"), Decimal("0"))
+    assert card.rates["India"]["marketing"] == Decimal("0.0118")
+    _edit(rates_dir / "meta-usd-2026-04-01.yaml", '[Chile, USD, "0.0889"', "[Chile, USD, 0.0889")
+    card = next(c for c in load_ratebook(rates_dir).cards if c.id == "meta-usd-2026-04-01")
+    assert card.rates["Chile"]["marketing"] == Decimal("0.0889")
+    _edit(rates_dir / "meta-usd-2026-04-01.yaml", "[Chile, USD, 0.0889", '[Chile, USD, "-0"')
+    with pytest.raises(RateCardError, match=r"meta-usd-2026-04-01: Chile marketing: negative price -0$"):
+        load_ratebook(rates_dir)
