@@ -16,11 +16,16 @@ INDEX = "decision_log_phone_number_id"
 def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
     migrator.sql(f'DROP INDEX "{INDEX}"')
     migrator.sql(f'CREATE INDEX "{INDEX}" ON "decision_log" ("phone_number_id") WHERE "phone_number_id" != \'\'')
-    # The model declares the partial index in Meta.indexes (store/decision_log.py), not on the field.
-    migrator.orm["decision_log"]._meta.fields["phone_number_id"].index = False
+    # The model declares the partial index with add_index (store/decision_log.py), not on the field: the model state
+    # is told the same, so `policy-service db new` compares the models with what the migrations really built.
+    log = migrator.orm["decision_log"]
+    log._meta.fields["phone_number_id"].index = False
+    log.add_index(log.index(log.phone_number_id, name=INDEX, where=log.phone_number_id != ""))
 
 
 def rollback(migrator: Migrator, database: pw.Database, *, fake=False):
     migrator.sql(f'DROP INDEX "{INDEX}"')
     migrator.sql(f'CREATE INDEX "{INDEX}" ON "decision_log" ("phone_number_id")')
-    migrator.orm["decision_log"]._meta.fields["phone_number_id"].index = True
+    log = migrator.orm["decision_log"]
+    log._meta.indexes = [index for index in log._meta.indexes if getattr(index, "_name", None) != INDEX]
+    log._meta.fields["phone_number_id"].index = True
