@@ -269,6 +269,17 @@ class SettingsError(ValueError):
     """Settings that cannot be read; the message lists every problem, one line each, by variable name."""
 
 
+class DatabaseUrlRefused(SettingsError):
+    """POLICY_DATABASE_URL (or --database-url) naming something the store cannot use although the URL reads well: a
+    file that is not a database (store.database.not_a_database). `reason` is the problem alone, for a usage error
+    naming the option; the message names the variable and the URL (its password masked)."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"policy-service settings cannot be read:\n  {ENV_PREFIX}DATABASE_URL="
+                         f"{_shown('database_url', url)!r}: {reason}")
+
+
 def web_concurrency(environ: Mapping[str, str] | None = None) -> int | None:
     """The worker count of the platform's WEB_CONCURRENCY variable (gunicorn.conf.py, when POLICY_WORKERS is unset);
     None when it is unset or empty. Raises SettingsError naming it when it is not a whole number in ASCII digits

@@ -122,6 +122,24 @@ def test_a_database_url_playhouse_cannot_read_is_refused_at_start(monkeypatch, u
         app_with(url)
 
 
+def test_a_file_that_is_not_a_database_stops_the_start_in_one_line(tmp_path):
+    """POLICY_DATABASE_URL naming a text file was a raw `peewee.DatabaseError: file is not a database` traceback from
+    PolicyService() and create_app (gunicorn): it is the settings error naming the variable (config.DatabaseUrlRefused,
+    a SettingsError), not a 503 to retry: a restart does not mend the file."""
+    from policy_service.config import DatabaseUrlRefused
+    from policy_service.service.python_api import PolicyService
+
+    text = tmp_path / "notadb"
+    text.write_text("not a database\n")
+    url = f"sqlite:///{text}"
+    expected = f"POLICY_DATABASE_URL='{url}': is not a database, or a damaged one (file is not a database)"
+    with pytest.raises(DatabaseUrlRefused, match=re.escape(expected)):
+        PolicyService(database_url=url)
+    with pytest.raises(SettingsError, match=re.escape(expected)):
+        app_with(url)
+    assert text.read_text() == "not a database\n"
+
+
 @pytest.mark.parametrize("url", ["mysql://db/log", "log.sqlite3", "postgresql://", "sqlite:////srv/log.sqlite3",
                                  "postgresql://user:pw@db:5432/log", "sqlite:///:memory:"])
 def test_check_database_url_is_the_settings_rule_in_public(monkeypatch, url):

@@ -16,7 +16,7 @@ from typing import NoReturn
 
 import click
 
-from ..config import DEFAULT_FIXTURES_DIR, DEFAULT_RULES_DIR, SettingsError, load_settings
+from ..config import DEFAULT_FIXTURES_DIR, DEFAULT_RULES_DIR, DatabaseUrlRefused, SettingsError, load_settings
 from .inputs import (
     INPUT_FILE,
     INPUT_PATH,
@@ -82,6 +82,10 @@ class Commands(click.Group):
                 load_settings()
             return super().invoke(ctx)
         except SettingsError as error:
+            if isinstance(error, DatabaseUrlRefused) and any(arg.split("=")[0] == "--database-url"
+                                                             for arg in ctx.meta.get("policy_service.args", [])):
+                # The URL typed as --database-url, not the variable: a usage error naming the option (exit 2).
+                raise click.BadParameter(error.reason, leaf or ctx, param_hint="'--database-url'") from None
             raise click.ClickException(str(error)) from None
         except UnicodeDecodeError as error:
             raise not_utf8("an input file", error) from None

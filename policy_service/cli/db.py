@@ -59,7 +59,11 @@ def _open(database_url: str | None, *, existing: bool = False):
     if existing and isinstance(opened, peewee.SqliteDatabase) and opened.database != ":memory:" \
             and not Path(opened.database).exists():
         return None
-    opened.connect()
+    try:
+        opened.connect()  # SQLite's pragmas read the file: one that is not a database fails here
+    except database.DamagedStorage as error:
+        opened.close()
+        raise database.not_a_database(database.database_url(settings), error) from None
     return opened
 
 

@@ -20,6 +20,7 @@ import peewee
 from playhouse.db_url import connect
 from playhouse.pool import PooledDatabase
 
+from ..config import DatabaseUrlRefused
 from . import schema
 
 if TYPE_CHECKING:  # the store runs without Flask (the Python API); only init_app is given a Flask app
@@ -29,12 +30,25 @@ database_proxy = peewee.DatabaseProxy()
 _registered: list[type[peewee.Model]] = []
 log = logging.getLogger(__name__)
 
-# Faults of the storage itself — the server down or restarted, a read-only or full disk, a dropped or
-# closed connection — as opposed to a wrong query (IntegrityError, ProgrammingError: a bug, a 500). They
-# are answered 503 with Retry-After, and the connection is dropped so the next request opens a new one:
-# the service recovers by itself once the storage does (a SQLite file opened while read-only stays
-# read-only for that connection's life).
-STORAGE_FAULTS: tuple[type[Exception], ...] = (peewee.OperationalError, peewee.InterfaceError)
+
+class DamagedStorage(peewee.DatabaseError):
+    """The driver's bare DatabaseError — peewee.DatabaseError's own instances, none of its subclasses: a SQLite file
+    that is not a database or is damaged ("file is not a database", "database disk image is malformed")."""
+
+
+# peewee turns each driver error into its own class of the same name through one table (peewee.EXCEPTIONS): the bare
+# DatabaseError now comes as DamagedStorage, a subclass, so a storage fault is told by class alone (`except
+# STORAGE_FAULTS`, Flask's error handlers) while IntegrityError, DataError, ProgrammingError and the other subclasses
+# keep theirs (a duplicate decision_id fails its own unit: decision_log.commit_rows).
+peewee.EXCEPTIONS["DatabaseError"] = DamagedStorage
+
+# Faults of the storage itself — the server down or restarted, a read-only or full disk, a dropped or closed
+# connection, a file damaged under the running service — as opposed to a wrong query (IntegrityError,
+# ProgrammingError: a bug, a 500). They are answered 503 with Retry-After, and the connection is dropped so the next
+# request opens a new one: the service recovers by itself once the storage does (a SQLite file opened while
+# read-only stays read-only for that connection's life). At start, a file that is not a database stops the start
+# (open_configured).
+STORAGE_FAULTS: tuple[type[Exception], ...] = (peewee.OperationalError, peewee.InterfaceError, DamagedStorage)
 RETRY_AFTER_SECONDS = 5
 
 
@@ -173,15 +187,20 @@ def prove_write() -> None:
 
 def open_configured(settings: Mapping[str, Any], url: str) -> peewee.Database:
     """Open the database at `url` as this process's database, its schema checked or migrated as the
-    settings say (DATABASE_AUTO_UPGRADE; see init_app); raises schema.SchemaBehind."""
+    settings say (DATABASE_AUTO_UPGRADE; see init_app); raises schema.SchemaBehind, and config.DatabaseUrlRefused
+    for a file that is not a database or is damaged (not_a_database): the start is refused, not answered 503."""
     database = open_database(url)
     database_proxy.initialize(database)
-    with database.connection_context():
-        if upgrades_automatically(settings) or (settings.get("DATABASE_AUTO_UPGRADE") is None
-                                                and not database.get_tables()):
-            schema.upgrade(database)
-        else:
-            schema.check(database)
+    try:
+        with database.connection_context():
+            if upgrades_automatically(settings) or (settings.get("DATABASE_AUTO_UPGRADE") is None
+                                                    and not database.get_tables()):
+                schema.upgrade(database)
+            else:
+                schema.check(database)
+    except DamagedStorage as error:
+        discard_connection(database)
+        raise not_a_database(url, error) from None
     if isinstance(database, PooledDatabase):
         # gunicorn forks its workers after this (preload), as may a Python caller's worker pool: a
         # connection opened here would be shared by every child, and their queries would interleave on
@@ -189,6 +208,12 @@ def open_configured(settings: Mapping[str, Any], url: str) -> peewee.Database:
         database.close_all()
         _POOLS.add(database)
     return database
+
+
+def not_a_database(url: str, error: Exception) -> DatabaseUrlRefused:
+    """The settings error for opening `url` failing with DamagedStorage `error` (a file that is not a database or is
+    damaged): one line naming POLICY_DATABASE_URL, as an unreadable setting is; a restart will not mend it."""
+    return DatabaseUrlRefused(url, f"is not a database, or a damaged one ({error})")
 
 
 def release() -> None:

@@ -216,3 +216,22 @@ def test_a_database_url_with_a_port_out_of_range_is_a_usage_error(arguments):
     result = run(*arguments, "--database-url", "postgresql://u:p@127.0.0.1:99999/x")
     assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
     assert "Invalid value for '--database-url': has a port that is not a whole number 0-65535" in result.stderr
+
+
+@pytest.mark.parametrize("arguments", [["status"], ["prune", "--older-than", "90d", "--dry-run"], ["upgrade"]])
+def test_a_file_that_is_not_a_database_is_refused_in_one_line(tmp_path, monkeypatch, arguments):
+    """A text file as the database gave a raw `peewee.DatabaseError: file is not a database` traceback: as
+    --database-url it is a usage error naming the option (exit 2); as POLICY_DATABASE_URL the settings error naming
+    the variable (exit 1); the file is left as it was."""
+    text = tmp_path / "notadb"
+    text.write_text("not a database\n")
+    url = f"sqlite:///{text}"
+    typed = run(*arguments, "--database-url", url)
+    assert typed.exit_code == 2, (typed.exit_code, typed.output, typed.exception)
+    assert "Invalid value for '--database-url': is not a database" in typed.stderr
+    assert "Traceback" not in typed.output
+    monkeypatch.setenv("POLICY_DATABASE_URL", url)
+    configured = run(*arguments)
+    assert configured.exit_code == 1, (configured.exit_code, configured.output, configured.exception)
+    assert f"POLICY_DATABASE_URL='{url}': is not a database" in configured.stderr
+    assert text.read_text() == "not a database\n"

@@ -254,3 +254,54 @@ def test_a_full_database_is_a_503_and_takes_writes_again_once_there_is_room(app,
     assert_unavailable(answer)
     # The 503 dropped the connection; the new one has no page cap (as after freeing disk space).
     assert decide(client, example_request).status_code == 200
+
+
+def test_a_damaged_database_file_is_a_503_and_comes_back_once_mended(app, folder, example_request):
+    """A SQLite file damaged under a running app ("file is not a database": peewee's bare DatabaseError, left out of
+    the storage faults) gave Flask's generic 500 on GET /v1/decisions and GET /v1/decisions/<id>: each answers 503
+    with Retry-After in the error shape, POST /v1/decisions answers 503 (nothing answered as decided that was not
+    stored), and once the file is whole again the same app decides and reads again, the earlier decision kept."""
+    client = app.test_client()
+    decided = decide(client, example_request)
+    assert decided.status_code == 200
+    decision_id = decided.get_json()["decision_id"]
+    store.close_all()
+    path = folder / "log.sqlite3"
+    for leftover in (folder / "log.sqlite3-wal", folder / "log.sqlite3-shm"):
+        leftover.unlink(missing_ok=True)  # closing the last connection checkpointed the WAL into the file
+    whole = path.read_bytes()
+    path.write_bytes(b"this is not a database\n" * 200)
+
+    assert_unavailable(client.get("/v1/decisions"))
+    assert_unavailable(client.get(f"/v1/decisions/{decision_id}"))
+    assert_unavailable(decide(client, example_request))
+    assert path.read_bytes() == b"this is not a database\n" * 200  # nothing was written into it
+
+    path.write_bytes(whole)
+    again = decide(client, example_request)
+    assert again.status_code == 200, again.get_json()
+    assert client.get(f"/v1/decisions/{decision_id}").status_code == 200
+    listed = client.get("/v1/decisions").get_json()
+    assert {decision_id, again.get_json()["decision_id"]} <= {item["decision_id"] for item in listed}
+
+
+def test_only_the_bare_database_error_is_a_storage_fault():
+    """peewee maps the driver's bare DatabaseError to store.database.DamagedStorage (a storage fault: 503), while its
+    subclasses (IntegrityError: a duplicate decision_id fails its own unit; ProgrammingError: a bug, a 500) keep their
+    classes and stay out of STORAGE_FAULTS."""
+    import sqlite3
+
+    db = peewee.SqliteDatabase(":memory:")
+    db.execute_sql("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    db.execute_sql("INSERT INTO t VALUES (1)")
+    with pytest.raises(peewee.IntegrityError) as duplicate:
+        db.execute_sql("INSERT INTO t VALUES (1)")
+    with pytest.raises(peewee.OperationalError):
+        db.execute_sql("SELECT nothing FROM nowhere")
+    with pytest.raises(database.DamagedStorage) as damaged, peewee.__exception_wrapper__:
+        raise sqlite3.DatabaseError("file is not a database")
+    assert isinstance(damaged.value, peewee.DatabaseError) and isinstance(damaged.value, store.STORAGE_FAULTS)
+    assert not isinstance(duplicate.value, store.STORAGE_FAULTS)
+    for subclass in (peewee.IntegrityError, peewee.DataError, peewee.ProgrammingError, peewee.NotSupportedError,
+                     peewee.InternalError):
+        assert not issubclass(subclass, store.STORAGE_FAULTS), subclass
