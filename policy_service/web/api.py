@@ -14,7 +14,7 @@ from flask_smorest import Api, Blueprint, abort
 from marshmallow import RAISE, Schema, ValidationError, missing
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import IntegerConverter, UnicodeConverter
 
 from ..contract.parsing import (
     ROOT,
@@ -294,6 +294,18 @@ class AsciiIntegerConverter(IntegerConverter):
     regex = r"[0-9]+"
 
 
+class DecisionIdConverter(UnicodeConverter):
+    """`<decision_id:...>`: a decision's id, any path segment but `batch`. GET /v1/decisions/batch was taken for the
+    id 'batch' (a 404 "no decision with id 'batch'") and a PUT there named GET among the path's methods: now only
+    the batch route matches that path, so any other method is its 405 (allowed: OPTIONS, POST). Documented as a
+    string (flask-smorest maps converters by their classes' MRO)."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(map, *args, **kwargs)
+        # UnicodeConverter sets its regex per instance (flask-smorest reads its {1,} bound for the document).
+        self.regex = r"(?!batch\Z)[^/]{1,}"
+
+
 class PolicyApi(Api):
     """flask-smorest's Api with one error shape: {code, status, message, errors: {field: [messages]}}, and the
     OpenAPI document written for typed clients (ContractPlugin)."""
@@ -303,6 +315,7 @@ class PolicyApi(Api):
     def __init__(self, app: flask.Flask) -> None:
         # Before any blueprint is registered: a rule takes its converter when it is added.
         app.url_map.converters["int"] = AsciiIntegerConverter
+        app.url_map.converters["decision_id"] = DecisionIdConverter
         # /v1//decisions was a Werkzeug 308 redirect with an HTML body to /v1/decisions: a path no route serves is a
         # 404 in the error shape (an HTML page under /ui/), as //v1/decisions already was. The rules added before
         # (Flask's static files) are recompiled alike.
@@ -501,7 +514,7 @@ def _json_response(text: bytes) -> flask.Response:
     return current_app.response_class(text, mimetype="application/json")
 
 
-@blp.route("/decisions/<string:decision_id>", methods=["GET"])
+@blp.route("/decisions/<decision_id:decision_id>", methods=["GET"])
 @blp.arguments(NO_QUERY, location="query", error_status_code=422, unknown=RAISE)
 @blp.response(200, LOGGED_DECISION)
 @blp.alt_response(404, schema=ErrorSchema, description="No decision with this id")

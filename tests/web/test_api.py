@@ -246,6 +246,22 @@ def test_a_method_a_route_does_not_take_is_a_405_naming_it_and_the_allowed_ones(
         assert wrong in response.json["message"] and "not allowed" in response.json["message"]
 
 
+def test_a_method_the_batch_path_does_not_take_is_its_405_not_a_decision_lookup(client):
+    """GET /v1/decisions/batch was read as the decision id 'batch' (a 404 "no decision with id 'batch'") and a PUT
+    there listed GET among the path's methods. Every method the batch route does not take (GET, HEAD, PUT, DELETE)
+    is now a 405 naming only what it takes (OPTIONS, POST); ids that merely start or end with "batch" still look a
+    decision up."""
+    for method in ("GET", "HEAD", "PUT", "DELETE", "PATCH"):
+        response = client.open("/v1/decisions/batch", method=method)
+        assert response.status_code == 405, method
+        assert sorted(m.strip() for m in response.headers["Allow"].split(",")) == ["OPTIONS", "POST"], method
+        if method != "HEAD":
+            errors = assert_error_shape(response, 405)
+            assert errors == {"method": [f"{method} is not allowed here; allowed: OPTIONS, POST"]}, method
+    for other in ("batch2", "xbatch", "Batch"):
+        assert "path.decision_id" in assert_error_shape(client.get(f"/v1/decisions/{other}"), 404), other
+
+
 def test_engine_failure_fails_closed_over_http(client, app, monkeypatch):
     """If the engine fails, the service answers deny with status error (HTTP 200), never allow or a 500."""
     from policy_service.core.errors import EngineError

@@ -172,7 +172,7 @@ def test_paths_and_methods_match_the_routes(app, spec):
         # The reviewer pages, their home at / and their login form are HTML for people (README), not the JSON API.
         if rule.endpoint in UNDOCUMENTED or rule.endpoint.split(".")[0] in ("ui", "home", "login"):
             continue
-        path = rule.rule.replace("<string:", "{").replace("<int:", "{").replace("<", "{").replace(">", "}")
+        path = re.sub(r"<(?:[^:>]*:)?([^>]*)>", r"{\1}", rule.rule)  # <converter:name> -> {name}
         routes |= {(path, method.lower()) for method in rule.methods - {"HEAD", "OPTIONS"}}
     documented = {(path, method) for path, item in spec["paths"].items() for method in item if method != "parameters"}
     assert documented == routes
