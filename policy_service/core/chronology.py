@@ -82,7 +82,7 @@ def carried_before(events: Sequence[tuple[int, Message]], first: int, state: His
     The state keeps only the last counted inbound, the last uncounted inbound, the last entry point
     (referral) and whether a delivered send followed it; periods need no replay before the quiet point.
     """
-    ignored, sources = state.ignored_types | state.counted_from.keys(), state.referral_source_types
+    ignored, sources = state.ignored_types, state.referral_source_types
     # Scans over the whole history run in C; the walk back stops as soon as each kind is found.
     want_uncounted = not ignored.isdisjoint(map(_TYPE, history))
     want_referral = any(map(_REFERRAL, history))
@@ -93,7 +93,7 @@ def carried_before(events: Sequence[tuple[int, Message]], first: int, state: His
         message = events[position][1]
         if message.direction != "inbound":
             reply = position if message.delivery_time is not None else reply
-        elif message.type in ignored and not state.counts(message):
+        elif message.type in ignored:
             if want_uncounted:
                 picked.add(position)
                 want_uncounted = False

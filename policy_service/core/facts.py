@@ -102,7 +102,6 @@ _COUNTER_FACTS = tuple((name, name + "_known") for name in COUNTERS)
 PARAMETER_TYPES: dict[str, str] = {
     "customer_service_window": "duration",
     "window_ignored_inbound_types": "list[str]",
-    "window_inbound_types_counted_from": "dates",
     "entry_point_reply_deadline": "duration",
     "entry_point_referral_source_types": "list[str]",
     # Counts the store keeps over Meta's statuses (store.business_state.count_messages): which period
@@ -263,7 +262,6 @@ class HistoryState(Struct, gc=False):
 
     ignored_types: frozenset[str]
     referral_source_types: frozenset[str]
-    counted_from: dict[str, datetime]  # inbound types that open the window only from a start (a call: Calling API)
     ledger: Ledger = msgspec_field(default_factory=Ledger)
     last_counted_inbound: datetime | None = None
     last_counted_type: str | None = None
@@ -276,7 +274,7 @@ class HistoryState(Struct, gc=False):
 
     def receive(self, message: Message) -> None:
         """Take in an inbound message: it may open or refresh the window, or be an entry point."""
-        if not self.counts(message):
+        if message.type in self.ignored_types:
             self.last_uncounted_inbound = message
             return
         self.last_counted_inbound = message.at
@@ -285,10 +283,6 @@ class HistoryState(Struct, gc=False):
         if referral and referral.get("source_type", "ad") in self.referral_source_types:
             self.last_referral_inbound = message.at
             self.replied_since_referral = False
-
-    def counts(self, message: Message) -> bool:
-        """True when this inbound message opens or refreshes the window (its type counts, and did on its day)."""
-        return message.type not in self.ignored_types and message.at >= self.counted_from.get(message.type, message.at)
 
     def deliver(self, period: Period | None, *, closes_others: bool) -> None:
         """Take in a delivered outbound message and the period it opened, if any."""
@@ -303,15 +297,12 @@ def new_state(rulebook: Any) -> HistoryState:
     if kinds is None:
         kinds = _STATE_KINDS[rulebook.version] = (
             frozenset(rulebook.parameter("window_ignored_inbound_types")),
-            frozenset(rulebook.parameter("entry_point_referral_source_types")),
-            {kind: datetime(day.year, day.month, day.day, tzinfo=UTC)
-             for kind, day in rulebook.parameter("window_inbound_types_counted_from").items()})
-    return HistoryState(*kinds)  # ignored_types, referral_source_types, counted_from
+            frozenset(rulebook.parameter("entry_point_referral_source_types")))
+    return HistoryState(*kinds)  # ignored_types, referral_source_types
 
 
-# rulebook version -> (inbound types the window ignores, referral source types that make an entry point,
-# inbound types counted only from a day: that day's midnight UTC)
-_STATE_KINDS: dict[str, tuple[frozenset[str], frozenset[str], dict[str, datetime]]] = {}
+# rulebook version -> (inbound types the window ignores, referral source types that make an entry point)
+_STATE_KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
 
 
 def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], rulebook: Any, *,
