@@ -284,6 +284,10 @@ class HistoryState(Struct, gc=False):
             self.last_referral_inbound = message.at
             self.replied_since_referral = False
 
+    def copy(self) -> HistoryState:
+        """The same state, its ledger copied: taking more messages into either leaves the other as it was."""
+        return structs.replace(self, ledger=self.ledger.copy())
+
     def deliver(self, period: Period | None, *, closes_others: bool) -> None:
         """Take in a delivered outbound message and the period it opened, if any."""
         self.replied_since_referral = True
