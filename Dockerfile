@@ -47,4 +47,4 @@ EXPOSE 8000
 VOLUME ["/srv/policy-service/data"]
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/readyz', timeout=4)"]
-CMD ["gunicorn", "-c", "gunicorn.conf.py", "policy_service:create_app()"]
+CMD ["policy-service-gunicorn", "-c", "gunicorn.conf.py", "policy_service:create_app()"]

@@ -1,4 +1,6 @@
-"""gunicorn settings for policy-service; the Procfile runs `gunicorn -c gunicorn.conf.py "policy_service:create_app()"`.
+"""gunicorn settings for policy-service; the Procfile and the image run
+`policy-service-gunicorn -c gunicorn.conf.py "policy_service:create_app()"` (gunicorn with the service's start checks,
+policy_service/cli/launcher.py: a start error is its message, not a traceback).
 
 Environment: PORT (8000), HOST (0.0.0.0), PROMETHEUS_MULTIPROC_DIR, and the service's settings
 (policy_service.config, validated before anything starts): POLICY_WORKERS or WEB_CONCURRENCY (CPU count),
@@ -18,7 +20,7 @@ import signal
 import sys
 from pathlib import Path
 
-from policy_service.config import SettingsError, load_settings, web_concurrency
+from policy_service.config import SettingsError, listen_address, load_settings, web_concurrency
 from policy_service.web import server_errors
 from policy_service.web.logs import LOGCONFIG
 from policy_service.web.worker import BalancedThreadWorker
@@ -28,6 +30,7 @@ try:
     # durable_rules runs behind one process-wide lock, so processes, not threads, add throughput. WEB_CONCURRENCY
     # (the platform's) when POLICY_WORKERS is unset: checked as the settings are.
     workers = settings.workers or web_concurrency() or multiprocessing.cpu_count()
+    bind = listen_address()
 except SettingsError as error:
     # gunicorn would print a traceback for an exception here; the message alone says what to fix.
     print(error, file=sys.stderr)
@@ -35,7 +38,6 @@ except SettingsError as error:
 
 # gunicorn's own 400/414/431 (a request it cannot parse) in the service's JSON error shape, not an HTML page.
 server_errors.install()
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 # Threads are for waiting clients, not for speed: a sync worker is held by one idle or slow connection
 # (two idle TCP connections stalled /healthz 30 s). The worker waits for a new connection's first bytes in its
 # poller without a thread (closing it after 5 s of silence), and closes a connection idle for `keepalive`
@@ -72,9 +74,15 @@ def on_starting(server):
     """Empty the Prometheus multiprocess directory: samples of a previous run must not be added in."""
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        for stale in Path(directory).glob("*.db"):
-            stale.unlink()
+        try:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+            for stale in Path(directory).glob("*.db"):
+                stale.unlink()
+        except OSError as error:
+            # A file there, or no permission: the start ends as for a bad setting, before any socket is opened.
+            print(f"policy-service settings cannot be read:\n  PROMETHEUS_MULTIPROC_DIR={directory!r}: cannot be "
+                  f"the metrics directory ({error.strerror})", file=sys.stderr)
+            sys.exit(2)
 
 
 def when_ready(server):

@@ -65,6 +65,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the Flask app (settings as configured_app); raises store.SchemaBehind on a database behind
     this release's migrations unless DATABASE_AUTO_UPGRADE applies them."""
     from . import store
+    from .contract import schemas
     from .web import (
         api,
         business_api,
@@ -87,6 +88,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     server_errors.init_app(app)
     logs.init_app(app)
     app.extensions["policy_service"] = api.load_configured(app.config)
+    schemas.warm_up()  # before the first request (and, preloaded, before gunicorn forks the workers)
     store.init_app(app)
     operations.init_app(app)
     # Metrics first: its timer must start before an API key check can end the request.

@@ -294,6 +294,19 @@ def web_concurrency(environ: Mapping[str, str] | None = None) -> int | None:
                         "CPU count)")
 
 
+def listen_address(environ: Mapping[str, str] | None = None) -> str:
+    """gunicorn's bind address, "HOST:PORT" (gunicorn.conf.py): HOST (0.0.0.0) and PORT (8000), the default when
+    unset or empty. Raises SettingsError naming PORT when it is not a whole number in ASCII digits from 0 to 65535
+    (0: a free port the system chooses): 99999 reached socket.bind as an OverflowError traceback."""
+    environ = os.environ if environ is None else environ
+    host = environ.get("HOST", "").strip() or "0.0.0.0"
+    port = environ.get("PORT", "").strip() or "8000"
+    if not (port.isascii() and port.isdigit() and len(port) <= 5 and int(port) <= 65_535):
+        raise SettingsError(f"policy-service settings cannot be read:\n  PORT={port!r}: must be a whole number from "
+                            "0 to 65535 (or unset: 8000)")
+    return f"{host}:{port}"
+
+
 # Never echoed in an error: a plain API key configured by mistake is a secret too.
 SECRET_SETTINGS = frozenset({"whatsapp_app_secret", "whatsapp_verify_token", "api_key_hashes", "api_keys",
                              "secret_key"})

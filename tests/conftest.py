@@ -148,7 +148,8 @@ class Server:
 
 
 def start_gunicorn(directory: Path, *, workers: int = 2, preload: bool = True, env: dict | None = None) -> Server:
-    """Start gunicorn with gunicorn.conf.py on 127.0.0.1 and wait (at most 60 s) until /readyz answers 200."""
+    """Start gunicorn with gunicorn.conf.py on 127.0.0.1, as the Procfile does (through the launcher, cli/launcher.py),
+    and wait (at most 60 s) until /readyz answers 200."""
     port = free_port()
     database = directory / "log.sqlite3"
     metrics_dir = directory / "prometheus"
@@ -161,7 +162,8 @@ def start_gunicorn(directory: Path, *, workers: int = 2, preload: bool = True, e
     upgraded(environment["POLICY_DATABASE_URL"])
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "policy_service:create_app()"],
+            [sys.executable, "-m", "policy_service.cli.launcher", "-c", str(ROOT / "gunicorn.conf.py"),
+             "policy_service:create_app()"],
             cwd=ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT,
         )
     server = Server(process, f"http://127.0.0.1:{port}", database, metrics_dir, log)

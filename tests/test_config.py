@@ -332,8 +332,8 @@ def test_an_infinite_lease_stops_the_python_api_and_the_app_at_start(sqlite_url)
 def test_gunicorn_refuses_a_web_concurrency_it_cannot_use(tmp_path, given):
     """WEB_CONCURRENCY (the worker count when POLICY_WORKERS is unset) was read with int(): "２" (fullwidth) was two
     workers, 0 or 1025 went to gunicorn as they were. It stops the start with one line naming it, as a setting does.
-    (A value int() cannot read, "lots", still ends in gunicorn's own traceback: gunicorn.config reads WEB_CONCURRENCY
-    with int() when it is imported, before gunicorn.conf.py.)"""
+    (Plain gunicorn still ends "lots" in its own traceback: gunicorn.config reads WEB_CONCURRENCY with int() when it
+    is imported, before gunicorn.conf.py; the Procfile's launcher checks it first, tests/cli/test_launcher.py.)"""
     from policy_service.config import web_concurrency
 
     with pytest.raises(SettingsError, match=r"\n  WEB_CONCURRENCY='[^\n]*': must be a whole number of worker"):
@@ -348,3 +348,16 @@ def test_gunicorn_refuses_a_web_concurrency_it_cannot_use(tmp_path, given):
                             text=True, timeout=60)
     assert result.returncode != 0 and "WEB_CONCURRENCY='0': must be a whole number" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("given", ["99999", "65536", "lots", "-1", "8O00", "\uff18000", "9" * 5000])
+def test_listen_address_refuses_a_port_gunicorn_cannot_bind(given):
+    """PORT (gunicorn.conf.py's bind) was taken as given: 99999 reached socket.bind as an OverflowError traceback. It
+    is a whole number in ASCII digits from 0 to 65535, else the settings error naming PORT; unset or empty, 8000."""
+    from policy_service.config import listen_address
+
+    with pytest.raises(SettingsError, match=r"\n  PORT='[^\n]*': must be a whole number from 0 to 65535"):
+        listen_address({"PORT": given})
+    assert listen_address({}) == "0.0.0.0:8000" and listen_address({"PORT": " ", "HOST": ""}) == "0.0.0.0:8000"
+    assert listen_address({"PORT": "65535", "HOST": "127.0.0.1"}) == "127.0.0.1:65535"
+    assert listen_address({"PORT": "0"}) == "0.0.0.0:0"

@@ -119,7 +119,8 @@ def test_the_installed_command_decides_a_send_outside_the_checkout(installed):
 
 
 def test_the_installed_app_migrates_then_serves_readyz_and_the_rules_page(installed):
-    """`db upgrade` on a new database, then gunicorn from the venv: /readyz 200, /ui/rules lists rules and fixtures."""
+    """`db upgrade` on a new database, then gunicorn from the venv through the installed launcher (the Procfile's
+    `policy-service-gunicorn`): /readyz 200, /ui/rules lists rules and fixtures."""
     database = f"sqlite:///{installed / 'log.sqlite3'}"
     env = clean_env(installed, POLICY_DATABASE_URL=database)
     bin_dir = installed / "venv" / "bin"
@@ -128,8 +129,8 @@ def test_the_installed_app_migrates_then_serves_readyz_and_the_rules_page(instal
     port = free_port()
     log = installed / "gunicorn.log"
     with log.open("wb") as output:
-        server = subprocess.Popen([str(bin_dir / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "1",
-                                   "policy_service:create_app()"], cwd=installed, env=env,
+        server = subprocess.Popen([str(bin_dir / "policy-service-gunicorn"), "--bind", f"127.0.0.1:{port}",
+                                   "--workers", "1", "policy_service:create_app()"], cwd=installed, env=env,
                                   stdout=output, stderr=subprocess.STDOUT)
     try:
         ready = None

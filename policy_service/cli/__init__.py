@@ -152,8 +152,15 @@ def serve(host: str, port: int) -> None:
     from .. import create_app
     from ..web.operations import ReloadFailed, reload_rules
     from ..web.server_errors import RequestHandler
+    from .launcher import start_error
 
-    app = create_app()
+    try:
+        app = create_app()
+    except Exception as error:
+        # A bad rule file or a database behind the migrations was a traceback; gunicorn's start says the same.
+        if (message := start_error(error)) is None:
+            raise
+        raise click.ClickException(message) from None
 
     def reload_on_hangup(_signum: int, _frame: object) -> None:
         # reload_rules has logged the reason; the previous rules stay active.

@@ -88,9 +88,9 @@ def carried_before(events: Sequence[tuple[int, Message]], first: int, state: His
     The state keeps only the last counted inbound, the last uncounted inbound, the last entry point
     (referral) and whether a delivered send followed it; periods need no replay before the quiet point.
     """
-    ignored, sources = state.ignored_types, state.referral_source_types
+    maybe_uncounted, sources = state.openers.uncounted_types, state.referral_source_types
     # Scans over the whole history run in C; the walk back stops as soon as each kind is found.
-    want_uncounted = not ignored.isdisjoint(map(_TYPE, history))
+    want_uncounted = not maybe_uncounted.isdisjoint(map(_TYPE, history))
     want_referral = any(map(_REFERRAL, history))
     want_counted, picked, reply = True, set(), None
     for position in range(first - 1, -1, -1):
@@ -99,7 +99,7 @@ def carried_before(events: Sequence[tuple[int, Message]], first: int, state: His
         message = events[position][1]
         if message.direction != "inbound":
             reply = position if message.delivery_time is not None else reply
-        elif message.type in ignored:
+        elif message.type in maybe_uncounted and not state.counts(message):
             if want_uncounted:
                 picked.add(position)
                 want_uncounted = False

@@ -27,6 +27,7 @@ from .pricing import explain as explain_price
 from .rates import RateBook
 from .records import replace
 from .rulebook import CONFIDENCE, Rulebook
+from .window import window_openers
 
 log = logging.getLogger(__name__)
 _LIFETIMES: dict[str, timedelta] = {}  # rulebook version -> longest period lifetime
@@ -345,12 +346,12 @@ def marketing_delivered_recently(history: tuple[Message, ...], at: datetime, rul
     if not delivered:
         return 0
     window = rulebook.parameter("customer_service_window")
-    ignored = frozenset(rulebook.parameter("window_ignored_inbound_types"))
+    opens = window_openers(rulebook).opens
     if times is not None:
         # Only the user's last message before each delivery decides; one older than the first delivery by a
         # window or more leaves every delivery outside its window, as no message at all would.
         history = history[bisect_left(times, min(delivered) - window):bisect_right(times, at)]
-    inbound = sorted(m.at for m in history if m.direction == "inbound" and m.type not in ignored and m.at <= at)
+    inbound = sorted(m.at for m in history if m.direction == "inbound" and m.at <= at and opens(m.type, m.at))
     count = 0
     for moment in delivered:
         last_in = bisect_right(inbound, moment)

@@ -41,6 +41,7 @@ import orjson
 from marshmallow import Schema, ValidationError
 
 from ..config import Settings, load_settings
+from ..contract import schemas
 from ..contract.parsing import BodyRefused, Limits, batch_limits, decision_limits, parse_json, too_deep
 from ..contract.pricing import ANALYTICS_LIMITS, CURRENCY_BODY, FORECAST, FORECAST_LIMITS
 from ..contract.queries import (
@@ -78,6 +79,7 @@ class PolicyService:
         self.settings: Settings = load_settings(overrides)
         self.config: dict[str, Any] = self.settings.flask_config()
         self.policy = decisions.load_policy(self.config)
+        schemas.warm_up()  # the first call naming a waba_timezone does not read the tz database
         try:
             self.database_url = open_store(self.config)
         except database.STORAGE_FAULTS as fault:

@@ -185,3 +185,46 @@ def test_a_tzdata_file_that_is_no_iana_zone_is_an_unknown_time_zone(zone):
 def test_real_iana_zones_and_their_links_stay_accepted(zone):
     """The refusal above keeps every name IANA publishes, its backward links (US/Eastern, GMT) included."""
     assert REQUEST.load({"send": SEND, "context": {"waba_timezone": zone}}).context["waba_timezone"] == zone
+
+
+@pytest.fixture
+def tz_database_unread(monkeypatch):
+    """The zone set emptied before a start; once the start is done, reading the tz database fails the test."""
+    from policy_service.contract import schemas
+
+    schemas._iana_zones.cache_clear()
+
+    def after_start():
+        def read():
+            raise AssertionError("a request read the tz database (available_timezones)")
+
+        monkeypatch.setattr(schemas, "available_timezones", read)
+
+    return after_start
+
+
+def test_the_app_builds_the_zone_set_at_start_not_on_the_first_request(tz_database_unread, tmp_path):
+    """A worker's first request naming a waba_timezone read the whole tz database (~0.1 s, _iana_zones): create_app
+    builds it (schemas.warm_up), so the first request after the start reads nothing and is decided."""
+    from policy_service import create_app, store
+
+    app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'log.sqlite3'}"})
+    tz_database_unread()
+    try:
+        answer = app.test_client().post("/v1/decisions", json={
+            "send": SEND, "context": {"waba_timezone": "America/Sao_Paulo"}})
+        assert answer.status_code == 200, answer.json
+        refused = app.test_client().post("/v1/decisions", json={"send": SEND, "context": {"waba_timezone": "utc"}})
+        assert refused.json["errors"] == {"context.waba_timezone": ["unknown IANA time zone"]}
+    finally:
+        store.close_all()
+
+
+def test_the_python_api_builds_the_zone_set_when_made(tz_database_unread, tmp_path):
+    """PolicyService() builds it too: its first decide naming a waba_timezone reads no tz database."""
+    from policy_service import PolicyService
+
+    service = PolicyService(database_url=f"sqlite:///{tmp_path / 'log.sqlite3'}")
+    tz_database_unread()
+    decided = service.decide({"send": SEND, "context": {"waba_timezone": "Asia/Kolkata"}})
+    assert decided["decision"] in ("allow", "deny")

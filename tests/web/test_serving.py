@@ -4,6 +4,7 @@ import http.client
 import json
 import os
 import runpy
+import shlex
 import shutil
 import signal
 import socket
@@ -37,9 +38,12 @@ def test_config_reads_workers_port_and_preload_from_the_environment(monkeypatch,
     assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["preload_app"] is False
 
 
-def test_procfile_runs_gunicorn_with_the_config():
-    """The Procfile's web process is gunicorn with gunicorn.conf.py and the app factory."""
-    assert (ROOT / "Procfile").read_text().strip() == 'web: gunicorn -c gunicorn.conf.py "policy_service:create_app()"'
+def test_procfile_and_image_run_gunicorn_through_the_launcher_with_the_config():
+    """The Procfile's web process and the image's CMD are gunicorn with gunicorn.conf.py and the app factory, through
+    the launcher that checks the settings first (policy-service-gunicorn, cli/launcher.py)."""
+    command = 'policy-service-gunicorn -c gunicorn.conf.py "policy_service:create_app()"'
+    assert (ROOT / "Procfile").read_text().strip() == f"web: {command}"
+    assert f"\nCMD {json.dumps(shlex.split(command))}\n" in (ROOT / "Dockerfile").read_text()
 
 
 def test_app_factory_leaves_no_database_connection_to_inherit(app):
