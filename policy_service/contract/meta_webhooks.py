@@ -941,10 +941,11 @@ def _read_messages(reading: Reading, change: _Change) -> None:
 
 
 def _read_calls(reading: Reading, change: _Change) -> None:
-    """`calls`: a user-initiated call is an inbound `call` (it opens or refreshes the customer service window,
-    rule CSW-8); a business-initiated one an outbound `call`, which opens nothing, and when its terminate event
-    says it completed, the user accepted it: an inbound `call` at its start (id `<call id>#accepted`). A call's
-    connect and terminate events share its id, so it is stored once."""
+    """`calls`: a user-initiated call is an inbound `call` (it opens or refreshes the customer service window from
+    CSW-8.call's start on, rules parameter window_inbound_types_counted_from); a business-initiated one an outbound
+    `call`, which opens nothing, and when its terminate event says it completed, the user accepted it: an inbound
+    `call` at its start (id `<call id>#accepted`). A call's connect and terminate events share its id, so it is
+    stored once."""
     metadata = _metadata(reading, change)
     if metadata is None:
         return

@@ -25,8 +25,14 @@ def by_delivery(history: tuple[Message, ...]) -> tuple[Message, ...]:
     """
     if not any(map(_DELIVERED_AT, history)):
         return history  # no separate delivery times: nothing moves (the common case, checked in C)
-    return tuple(replace(m, at=m.delivered_at) if m.delivered_at is not None and m.direction == "outbound" else m
-                 for m in history)
+    return tuple(map(at_delivery, history))
+
+
+def at_delivery(message: Message) -> Message:
+    """The message as replay places it in time: an outbound message that has a delivery time dated by it."""
+    if message.delivered_at is not None and message.direction == "outbound":
+        return replace(message, at=message.delivered_at)
+    return message
 
 
 class _InOrder(Sequence):
@@ -82,9 +88,9 @@ def carried_before(events: Sequence[tuple[int, Message]], first: int, state: His
     The state keeps only the last counted inbound, the last uncounted inbound, the last entry point
     (referral) and whether a delivered send followed it; periods need no replay before the quiet point.
     """
-    ignored, sources = state.ignored_types, state.referral_source_types
+    maybe_uncounted, sources = state.openers.uncounted_types, state.referral_source_types
     # Scans over the whole history run in C; the walk back stops as soon as each kind is found.
-    want_uncounted = not ignored.isdisjoint(map(_TYPE, history))
+    want_uncounted = not maybe_uncounted.isdisjoint(map(_TYPE, history))
     want_referral = any(map(_REFERRAL, history))
     want_counted, picked, reply = True, set(), None
     for position in range(first - 1, -1, -1):
@@ -93,7 +99,7 @@ def carried_before(events: Sequence[tuple[int, Message]], first: int, state: His
         message = events[position][1]
         if message.direction != "inbound":
             reply = position if message.delivery_time is not None else reply
-        elif message.type in ignored:
+        elif message.type in maybe_uncounted and not state.counts(message):
             if want_uncounted:
                 picked.add(position)
                 want_uncounted = False

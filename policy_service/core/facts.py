@@ -22,6 +22,7 @@ from .identities import recipient_contact
 from .messages import Message, Send
 from .records import replace
 from .vocabulary import GROUP_CATEGORY_PREFIX
+from .window import WindowOpeners, window_openers
 
 NONE = "none"
 
@@ -102,6 +103,7 @@ _COUNTER_FACTS = tuple((name, name + "_known") for name in COUNTERS)
 PARAMETER_TYPES: dict[str, str] = {
     "customer_service_window": "duration",
     "window_ignored_inbound_types": "list[str]",
+    "window_inbound_types_counted_from": "dates",
     "entry_point_reply_deadline": "duration",
     "entry_point_referral_source_types": "list[str]",
     # Counts the store keeps over Meta's statuses (store.business_state.count_messages): which period
@@ -260,7 +262,7 @@ class HistoryState(Struct, gc=False):
     decision and every late-delivery check makes one. Never part of a reference cycle: the collector skips it.
     """
 
-    ignored_types: frozenset[str]
+    openers: WindowOpeners  # which inbound messages open or refresh the window (core.window)
     referral_source_types: frozenset[str]
     ledger: Ledger = msgspec_field(default_factory=Ledger)
     last_counted_inbound: datetime | None = None
@@ -274,7 +276,7 @@ class HistoryState(Struct, gc=False):
 
     def receive(self, message: Message) -> None:
         """Take in an inbound message: it may open or refresh the window, or be an entry point."""
-        if message.type in self.ignored_types:
+        if not self.counts(message):
             self.last_uncounted_inbound = message
             return
         self.last_counted_inbound = message.at
@@ -283,6 +285,14 @@ class HistoryState(Struct, gc=False):
         if referral and referral.get("source_type", "ad") in self.referral_source_types:
             self.last_referral_inbound = message.at
             self.replied_since_referral = False
+
+    def copy(self) -> HistoryState:
+        """The same state, its ledger copied: taking more messages into either leaves the other as it was."""
+        return structs.replace(self, ledger=self.ledger.copy())
+
+    def counts(self, message: Message) -> bool:
+        """True when this inbound message opens or refreshes the window (its type counts, and did on its day)."""
+        return self.openers.opens(message.type, message.at)
 
     def deliver(self, period: Period | None, *, closes_others: bool) -> None:
         """Take in a delivered outbound message and the period it opened, if any."""
@@ -296,13 +306,12 @@ def new_state(rulebook: Any) -> HistoryState:
     kinds = _STATE_KINDS.get(rulebook.version)
     if kinds is None:
         kinds = _STATE_KINDS[rulebook.version] = (
-            frozenset(rulebook.parameter("window_ignored_inbound_types")),
-            frozenset(rulebook.parameter("entry_point_referral_source_types")))
-    return HistoryState(*kinds)  # ignored_types, referral_source_types
+            window_openers(rulebook), frozenset(rulebook.parameter("entry_point_referral_source_types")))
+    return HistoryState(*kinds)  # openers, referral_source_types
 
 
-# rulebook version -> (inbound types the window ignores, referral source types that make an entry point)
-_STATE_KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+# rulebook version -> (which inbound messages open the window, referral source types that make an entry point)
+_STATE_KINDS: dict[str, tuple[WindowOpeners, frozenset[str]]] = {}
 
 
 def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], rulebook: Any, *,

@@ -6,7 +6,8 @@ A `history_ref` decision needs, of the stored messages before the send, only:
   before it: nothing opened before it is open at or after it, core.conversations.quiet_point), because
   replay classifies the past sends from there;
 - before that, the carried events (core.chronology.carried_before): the last counted inbound message, the
-  last uncounted one (`ignored_types`), the last entry point (an inbound message with a referral of
+  last uncounted one (`openers`, core.window: a type the window ignores, or one counted only from a day that
+  came before it), the last entry point (an inbound message with a referral of
   `referral_source_types`), and the events from that entry point on while its reply deadline
   (`entry_point_deadline`) reaches past the start, since whether it was answered matters only then.
 
@@ -22,21 +23,22 @@ from datetime import datetime, timedelta
 
 from .conversations import longest_lifetime
 from .records import record
+from .window import WindowOpeners, window_openers
 
 
 @record
 class HistoryReach:
     """What a read of a stored history must cover for a decision at some time.
 
-    `look_back` and `quiet_gap` and `entry_point_deadline` are durations; `ignored_types` are the inbound
-    message types that open no customer service window; `referral_source_types` the referral source types
-    that make an inbound message an entry point.
+    `look_back` and `quiet_gap` and `entry_point_deadline` are durations; `openers` says which inbound messages
+    open a customer service window (core.window, the decision's own test); `referral_source_types` the referral
+    source types that make an inbound message an entry point.
     """
 
     look_back: timedelta
     quiet_gap: timedelta
     entry_point_deadline: timedelta
-    ignored_types: frozenset[str]
+    openers: WindowOpeners
     referral_source_types: frozenset[str]
 
 
@@ -69,7 +71,7 @@ def history_reach(rulebook) -> HistoryReach:
             look_back=look_back,
             quiet_gap=longest_lifetime(rule.charge.lasts for rule in rulebook.rules if rule.charge),
             entry_point_deadline=parameter("entry_point_reply_deadline"),
-            ignored_types=frozenset(parameter("window_ignored_inbound_types")),
+            openers=window_openers(rulebook),
             referral_source_types=frozenset(parameter("entry_point_referral_source_types")))
     return reach
 

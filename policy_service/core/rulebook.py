@@ -378,6 +378,10 @@ def _parameter(item: dict[str, Any], file: str) -> Parameter:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValueError("must be a list of strings")
             value = tuple(value)
+        elif kind == "dates":  # a day per name: from when the name counts ({call: 2024-10-01})
+            if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+                raise ValueError("must be a mapping of names to dates (YYYY-MM-DD)")
+            value = {k: _date(v, file, pid, f"{name}.{k}") for k, v in value.items()}
     except ValueError as error:
         raise RulebookError(f"parameter {name}: {error}", file=file, rule=pid) from None
     return Parameter(

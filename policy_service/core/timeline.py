@@ -6,9 +6,9 @@ The reviewer pages draw this as SVG; everything here is computed without Flask, 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from .conversations import Period
@@ -16,6 +16,7 @@ from .engine import RulesEngine
 from .evaluate import ordered_history, replay
 from .messages import DecisionRequest, Message
 from .rulebook import Rulebook
+from .window import openers_of
 from .wording import category_name, period_name, show_time, zone_name
 
 ROW = 30
@@ -193,25 +194,28 @@ def layouts_of(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine
     messages = [m for _, m in ordered_history(request)]
     return tuple(
         build(messages, request.send.at, periods, window=rulebook.parameter("customer_service_window"),
-              ignored_types=rulebook.parameter("window_ignored_inbound_types"), send_opens=opens,
+              ignored_types=rulebook.parameter("window_ignored_inbound_types"),
+              counted_from=rulebook.parameter("window_inbound_types_counted_from"), send_opens=opens,
               send_closes=closes, layout=layout)
         for layout in layouts
     )
 
 
 def build(messages: Sequence[Message], send_at: datetime, periods: Sequence[Period], *, window: timedelta,
-          ignored_types: Iterable[str], send_opens: Sequence[Period] = (),
-          send_closes: Collection[int] = (), layout: Layout = WIDE) -> Timeline:
+          ignored_types: Iterable[str], counted_from: Mapping[str, date] | None = None,
+          send_opens: Sequence[Period] = (), send_closes: Collection[int] = (), layout: Layout = WIDE) -> Timeline:
     """Lay out the messages, the window each counted inbound opens, the periods (as at the send) and the send.
 
+    `ignored_types` and `counted_from` are the values of window_ignored_inbound_types and
+    window_inbound_types_counted_from (core.window.openers_of: which inbound messages open a window).
     `send_opens` are the periods the send itself would open; `send_closes` indexes the periods it would close.
     No label overlaps another label, a bar other than its own (a label inside its bar stays inside it), a
     message mark, a lane title or the send line; a label that finds no room is left out (the item's title
     and the table under the drawing still give it).
     """
-    ignored = frozenset(ignored_types)
+    opens = openers_of(ignored_types, counted_from).opens
     zone = send_at.tzinfo
-    counted = [m for m in messages if m.direction == "inbound" and m.type not in ignored]
+    counted = [m for m in messages if m.direction == "inbound" and opens(m.type, m.at)]
     windows = [(m.at, m.at + window) for m in counted]
     every = [*periods, *send_opens]
     moments = [send_at, *(m.at for m in messages), *(end for _, end in windows),
@@ -220,7 +224,7 @@ def build(messages: Sequence[Message], send_at: datetime, periods: Sequence[Peri
     scale = _Scale(start, end, layout)
     send_x = scale.x(send_at)
 
-    marks = _rows([_mark(m, ignored, scale, zone) for m in messages], layout, send_x, LANE_TITLES[0])
+    marks = _rows([_mark(m, opens, scale, zone) for m in messages], layout, send_x, LANE_TITLES[0])
     csw = _rows([
         _segment("customer_service_window", "window", begin, until, scale, zone, send_at)
         for begin, until in windows
@@ -296,12 +300,12 @@ def _padded(first: datetime, last: datetime) -> tuple[datetime, datetime]:
     return first - pad, first + span + pad
 
 
-def _mark(message: Message, ignored: frozenset[str], scale: _Scale, zone: tzinfo | None) -> Mark:
+def _mark(message: Message, opens: Callable[[str, datetime], bool], scale: _Scale, zone: tzinfo | None) -> Mark:
     when = show_time(message.at, zone)
     short = _short(message.at, zone)
     x = scale.x(message.at)
     if message.direction == "inbound":
-        counted = message.type not in ignored
+        counted = opens(message.type, message.at)
         note = "" if counted else " (does not open the window)"
         note += " from an ad" if message.referral else ""
         return Mark("inbound", message.at, when, f"in {message.type} {when}",

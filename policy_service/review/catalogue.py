@@ -178,6 +178,8 @@ def _value(value: Any) -> str:
     if isinstance(value, timedelta):
         hours, rest = divmod(int(value.total_seconds()), 3600)
         return f"{hours}h" if not rest else f"{int(value.total_seconds())}s"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} from {v}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
         return ", ".join(map(str, value))
     return str(value)

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 from ..core.messages import DecisionRequest
 from ..core.periods import describe_period, period_start
 from ..core.rulebook import Rulebook
+from ..core.window import window_openers
 from ..store import business_state, history_reads
 from .errors import ServiceError
 
@@ -125,11 +126,12 @@ def users_reached(waba_id: str, at, rulebook: Rulebook) -> tuple[int, str]:
     period = rulebook.parameter("messaging_limit_period")
     start = period_start(period, at, ZoneInfo("UTC"))
     numbers = business_state.numbers_of(waba_id)
+    openers = window_openers(rulebook)  # the inbound messages that open a window, as the decision counts them
     count = business_state.count_users_reached_outside_window(
         since=start, until=at, phone_number_ids=tuple(numbers),
         categories=tuple(rulebook.parameter("messaging_limit_count_categories")),
         window=rulebook.parameter("customer_service_window"),
-        ignored_types=frozenset(rulebook.parameter("window_ignored_inbound_types")))
+        ignored_types=openers.ignored_types, counted_from=openers.counted_from)
     return count, (f"{count:,} users reached by templates outside a customer service window "
                    f"{describe_period(period, start, ZoneInfo('UTC'))} from the {len(numbers)} phone number(s) of "
                    f"WABA {waba_id}, counted from stored statuses by maintained per-user reach times and inbound "

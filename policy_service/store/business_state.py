@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -456,12 +456,15 @@ def _with_ninth(column: peewee.Node) -> peewee.Node:
 
 def count_users_reached_outside_window(*, since: datetime, until: datetime, categories: tuple[str, ...],
                                        phone_number_ids: tuple[str, ...], window: timedelta,
-                                       ignored_types: frozenset[str] = frozenset()) -> int:
+                                       ignored_types: frozenset[str] = frozenset(),
+                                       counted_from: Mapping[str, datetime] | None = None) -> int:
     """How many distinct users the numbers reached, in [since, until), with a message Meta priced in the
     given categories while no customer service window was open: Meta's messaging limit counts "unique
     WhatsApp user phone numbers your business can deliver messages to, outside of a customer service window,
     within a moving 24-hour period". A window is open for `window` after the user's stored inbound message
-    (types in `ignored_types` open none) to the same number. Failed messages are not counted.
+    (types in `ignored_types` open none; a type in `counted_from` opens one only from that aware instant on: the
+    rules' window_ignored_inbound_types and window_inbound_types_counted_from, core.window) to the same number.
+    Failed messages are not counted.
 
     A user is their number under either of Meta's wa_id forms (core.identities.wa_id_forms: Mexico's 521/52,
     Brazil's ninth digit): reached under both, they count once, and an inbound message under one form opens the
@@ -476,12 +479,13 @@ def count_users_reached_outside_window(*, since: datetime, until: datetime, cate
     since, until = stored_time(since), stored_time(until)
     categories = every_spelling(categories)
     ignored = tuple(ignored_types) or ("",)
+    counted_from = dict(counted_from or {})
     contact = counters.ReachedUser.contact
     wrote = StoredMessage.select(StoredMessage.id).where(
         (StoredMessage.phone_number_id == counters.ReachedUser.phone_number_id)
         & ((StoredMessage.contact == contact) | (StoredMessage.contact == other_wa_id_form_sql(contact)))
         & (StoredMessage.direction == "inbound")
-        & (StoredMessage.at >= since - window) & (StoredMessage.at < until) & StoredMessage.type.not_in(ignored))
+        & (StoredMessage.at >= since - window) & (StoredMessage.at < until) & _opens_window(ignored, counted_from))
     # A user whose latest message is after `until` (a decision about the past) was reached in the span if one of
     # their messages not failed is in it: one probe of the (phone_number_id, contact, category, at) index.
     sent = MessageBilling.select(MessageBilling.id).where(
@@ -505,12 +509,13 @@ def count_users_reached_outside_window(*, since: datetime, until: datetime, cate
         if rest:
             found += len(_reached_from_rows(since=since, until=until, categories=categories,
                                             phone_number_ids=phone_number_ids, window=window, ignored=ignored,
-                                            contacts=rest))
+                                            counted_from=counted_from, contacts=rest))
     return found
 
 
 def _reached_from_rows(*, since: datetime, until: datetime, categories: tuple[str, ...],
                        phone_number_ids: tuple[str, ...], window: timedelta, ignored: tuple[str, ...],
+                       counted_from: Mapping[str, datetime] | None = None,
                        contacts: tuple[str, ...] | None = None) -> set[str]:
     """The users (of `contacts`, or all; each by core.identities.wa_id_key) reached outside a window in [since,
     until) (naive UTC), read message by message from their billing rows and inbound messages
@@ -522,7 +527,7 @@ def _reached_from_rows(*, since: datetime, until: datetime, categories: tuple[st
     inbound_rows = (StoredMessage.select(StoredMessage.phone_number_id, StoredMessage.contact, StoredMessage.at)
                     .where((StoredMessage.direction == "inbound") & StoredMessage.phone_number_id.in_(phone_number_ids)
                            & (StoredMessage.at >= since - window) & (StoredMessage.at < until)
-                           & StoredMessage.type.not_in(ignored)))
+                           & _opens_window(ignored, counted_from or {})))
     if contacts is not None:
         reached = reached.where(MessageBilling.contact.in_(contacts))
         inbound_rows = inbound_rows.where(StoredMessage.contact.in_(contacts))
@@ -542,6 +547,15 @@ def _reached_from_rows(*, since: datetime, until: datetime, categories: tuple[st
             continue  # inside the window the user opened: Meta does not count it
         users.add(user)
     return users
+
+
+def _opens_window(ignored: tuple[str, ...], counted_from: Mapping[str, datetime]) -> peewee.Expression:
+    """The stored inbound rows that open a window (core.window.WindowOpeners.opens as SQL): a type not ignored,
+    and a type counted only from an instant written from that instant on."""
+    condition = StoredMessage.type.not_in(ignored)
+    for kind, start in sorted(counted_from.items()):
+        condition &= ~((StoredMessage.type == kind) & (StoredMessage.at < stored_time(start)))
+    return condition
 
 
 def _state(row: MessageBilling) -> counters.RowState:

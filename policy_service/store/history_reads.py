@@ -329,7 +329,8 @@ def _replayed_from(row: tuple, start: datetime) -> bool:
 
 
 def _entry_point(row: tuple, reach: HistoryReach) -> bool:
-    if row[3] != "inbound" or not row[9] or row[5] in reach.ignored_types:
+    # Only an inbound message that opens the window is an entry point (core.facts.HistoryState.receive).
+    if row[3] != "inbound" or not row[9] or not reach.openers.opens(row[5], _time(row[4])):
         return False
     return json.loads(row[9]).get("source_type", "ad") in reach.referral_source_types
 
@@ -414,21 +415,35 @@ def _older_stored(phone_number_id: str, parts: list[Source], since: datetime) ->
 def _carried(phone_number_id: str, parts: list[Source], start: datetime, reach: HistoryReach) -> list[tuple]:
     """The carried events before `start` (core.chronology.carried_before) of each part: its last counted inbound
     message, its last uncounted one and its last entry point, each found per contact by an indexed seek (one
-    statement per contact). Every part's own are kept: an older extra inbound message changes no decision."""
-    ignored = sorted(reach.ignored_types)
+    statement per contact). Every part's own are kept: an older extra inbound message changes no decision.
+
+    Counted and uncounted as the decision counts them (reach.openers, core.window): a type the window ignores is
+    uncounted; a type counted only from an instant (a user's call) is read by two seeks of its own, the last one
+    from that instant (counted) and the last one before it (uncounted)."""
+    openers = reach.openers
+    ignored, dated = sorted(openers.ignored_types), sorted(openers.counted_from.items())
+    # The kind of each arm of _carried_sql, by its number (the last column of a row).
+    arm_kinds = ["counted", *["uncounted"] * len(ignored), *["counted"] * len(dated), *["uncounted"] * len(dated),
+                 "entry point"]
     found: dict[int, tuple] = {}
     for part in parts:
-        upper = _stored(min(start, part.until + _MICROSECOND))
+        before = min(start, part.until + _MICROSECOND)
+        upper = _stored(before)
         kinds: dict[str, list[tuple]] = {"counted": [], "uncounted": [], "entry point": []}
         for contact in part.contacts:
-            params = [phone_number_id, contact, *ignored, upper]
+            params = [phone_number_id, contact, *sorted(openers.uncounted_types), upper]
             for kind in ignored:
                 params += [phone_number_id, contact, kind, upper]
-            rows = _execute(("carried", len(ignored)), lambda p: _carried_sql(p, len(ignored)),
+            for kind, counted_from in dated:
+                params += [phone_number_id, contact, kind, _stored(counted_from), upper]
+            for kind, counted_from in dated:
+                params += [phone_number_id, contact, kind, _stored(min(counted_from, before))]
+            rows = _execute(("carried", len(ignored), len(dated)),
+                            lambda p: _carried_sql(p, len(ignored), len(dated)),
                             [*params, phone_number_id, contact, upper])
-            kinds["counted"] += [row for row in rows if row[-1] == 0]
-            kinds["uncounted"] += [row for row in rows if 0 < row[-1] <= len(ignored)]
-            referrals = [row for row in rows if row[-1] > len(ignored)]
+            kinds["counted"] += [row for row in rows if arm_kinds[row[-1]] == "counted"]
+            kinds["uncounted"] += [row for row in rows if arm_kinds[row[-1]] == "uncounted"]
+            referrals = [row for row in rows if arm_kinds[row[-1]] == "entry point"]
             entry = next((row for row in referrals if _entry_point(row, reach)), None)
             if entry is None and len(referrals) == _REFERRALS_AT_ONCE:
                 entry = _walk_entry_points(phone_number_id, contact, upper, reach)
@@ -440,13 +455,17 @@ def _carried(phone_number_id: str, parts: list[Source], start: datetime, reach: 
     return sorted(found.values(), key=_order)
 
 
-def _carried_sql(p: str, ignored: int) -> str:
-    # One arm per kind, each its own seek; the last column says which arm a row came from.
+def _carried_sql(p: str, ignored: int, dated: int) -> str:
+    # One arm per kind, each its own seek; the last column says which arm a row came from: the last inbound
+    # message of a type always counted, the last of each ignored type, the last of each dated type from its
+    # instant on, the last of each dated type before it, the last few with a referral.
     inbound = f'"phone_number_id" = {p} AND "contact" = {p} AND "direction" = \'inbound\''
-    counted = f' AND "type" NOT IN {_in(p, ignored)}' if ignored else ""
+    counted = f' AND "type" NOT IN {_in(p, ignored + dated)}' if ignored + dated else ""
     arms = [f'{inbound}{counted} AND "at" < {p} ORDER BY "at" DESC, "id" DESC LIMIT 1']
-    arms += [f'"phone_number_id" = {p} AND "contact" = {p} AND "type" = {p} AND "direction" = \'inbound\' '
-             f'AND "at" < {p} ORDER BY "at" DESC, "id" DESC LIMIT 1' for _ in range(ignored)]
+    of_type = f'"phone_number_id" = {p} AND "contact" = {p} AND "type" = {p} AND "direction" = \'inbound\''
+    arms += [f'{of_type} AND "at" < {p} ORDER BY "at" DESC, "id" DESC LIMIT 1' for _ in range(ignored)]
+    arms += [f'{of_type} AND "at" >= {p} AND "at" < {p} ORDER BY "at" DESC, "id" DESC LIMIT 1' for _ in range(dated)]
+    arms += [f'{of_type} AND "at" < {p} ORDER BY "at" DESC, "id" DESC LIMIT 1' for _ in range(dated)]
     # Without a condition on "direction", so that SQLite seeks the partial index of the rows with a referral.
     arms.append(f'"phone_number_id" = {p} AND "contact" = {p} AND "referral" IS NOT NULL AND "at" < {p} '
                 f'ORDER BY "at" DESC, "id" DESC LIMIT {_REFERRALS_AT_ONCE}')

@@ -5,8 +5,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from policy_service.core.decision import Charge
-from policy_service.core.evaluate import evaluate, replay, times_in_order
+from policy_service.core.evaluate import evaluate, marketing_delivered_recently, replay, times_in_order
 from policy_service.core.messages import DecisionRequest, Message, Send, Template
+from policy_service.core.window import window_openers
 
 T0 = datetime(2024, 3, 5, 8, tzinfo=UTC)
 MARKETING = Template("promo", "en", "marketing")
@@ -214,3 +215,15 @@ def test_a_remembered_group_price_is_the_price_of_those_participants(rulebook, e
     price, _ = evaluation._price(charge, at.date(), "ZZ", many, {}, rulebook.rates)
     assert [line.participant for line in price.lines] == list(many)
     assert all(many not in key for memo in evaluation._PRICES.values() for key in memo[1])
+
+
+def test_a_marketing_template_after_a_call_counts_unless_the_call_opened_a_window(rulebook):
+    """marketing_delivered_recently counts a marketing template delivered outside a window the user opened: an
+    hour after a call made before window_inbound_types_counted_from's day (CSW-8) it counts, since that call
+    opened nothing; an hour after a call from that day on it does not."""
+    start = window_openers(rulebook).counted_from["call"]
+    marketing = Template("promo", "en", "marketing", "APPROVED")
+    for called, counted in ((start - timedelta(minutes=30), 1), (start, 0)):
+        history = (Message("inbound", called, "call"),
+                   Message("outbound", called + timedelta(hours=1), "template", marketing, status="delivered"))
+        assert marketing_delivered_recently(history, called + timedelta(days=2), rulebook) == counted

@@ -256,3 +256,17 @@ def test_facts_compare_by_what_the_rules_see_and_a_copy_writes_its_texts_anew(ru
     copy = replace(facts, at=T0 + timedelta(hours=1))
     assert "display" not in copy.__dict__ and copy.display is not facts.display and copy.display == facts.display
     assert quiet.display == {}
+
+
+def test_a_call_counts_for_the_window_only_from_the_rulebooks_start(rulebook):
+    """A call opens the window only from window_inbound_types_counted_from's day (CSW-8.call's start, 00:00 UTC):
+    a call a second before is uncounted (and flagged), one at the start opens the window."""
+    start = rulebook.parameter("window_inbound_types_counted_from")["call"]
+    midnight = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    before = facts_at(rulebook, midnight + timedelta(hours=1), [Message("inbound", midnight - timedelta(seconds=1),
+                                                                        "call")])
+    assert before.engine["csw_open"] is False
+    assert before.engine["uncounted_inbound_in_window"] is True
+    on = facts_at(rulebook, midnight + timedelta(hours=1), [Message("inbound", midnight, "call")])
+    assert on.engine["csw_open"] is True
+    assert on.engine["last_inbound_type"] == "call"

@@ -25,6 +25,7 @@ from policy_service.core.evaluate import (
 from policy_service.core.facts import derive_facts, new_state
 from policy_service.core.messages import DecisionRequest, Message, Send, Template
 from policy_service.core.records import replace
+from policy_service.core.window import window_openers
 from policy_service.review.fixtures import discover
 
 from ..conftest import FIXTURES_DIR
@@ -56,8 +57,8 @@ def all_marketing_delivered_recently(history, at, rulebook):
     """marketing_delivered_recently as first written: every message looked at, the inbound always sorted."""
     period = rulebook.parameter("marketing_recent_period")
     window = rulebook.parameter("customer_service_window")
-    ignored = frozenset(rulebook.parameter("window_ignored_inbound_types"))
-    inbound = sorted(m.at for m in history if m.direction == "inbound" and m.type not in ignored and m.at <= at)
+    opens = window_openers(rulebook).opens  # a reaction never opens a window, a call only from CSW-8's day
+    inbound = sorted(m.at for m in history if m.direction == "inbound" and opens(m.type, m.at) and m.at <= at)
     count = 0
     for message in history:
         delivered = message.delivery_time if message.direction == "outbound" else None
@@ -99,7 +100,7 @@ _GAP = st.one_of(st.integers(0, 3 * 3600), st.integers(20 * 3600, 26 * 3600), st
                  st.integers(0, 40 * 86400))
 _INBOUND = st.fixed_dictionaries({
     "direction": st.just("inbound"),
-    "type": st.sampled_from(["text", "text", "reaction", "image"]),
+    "type": st.sampled_from(["text", "text", "reaction", "image", "call"]),
     "referral": st.one_of(st.none(), st.just({"source_type": "ad"})),
 })
 _OUTBOUND = st.fixed_dictionaries({

@@ -186,3 +186,19 @@ def test_rules_confirmed_from_meta_pages_quote_them(rulebook):
     version = next(v for v in rulebook.versions if v.id == "V2g")
     assert version.confidence == "C" and "+1 dialing code and a US area code" in version.description
     assert rules["MM-2.sunset"].confidence == "R"
+
+
+def test_a_call_counts_from_the_day_csw_8_call_starts(rulebook):
+    """window_inbound_types_counted_from maps an inbound type to a day; the call's day is CSW-8.call's start."""
+    days = rulebook.parameter("window_inbound_types_counted_from")
+    assert days == {"call": rulebook.rule("CSW-8.call").effective_from}
+
+
+@pytest.mark.parametrize("value", ["[call]", "{call: soon}", "{call: 2024-10}"])
+def test_a_dated_parameter_without_days_is_refused(tmp_path, value):
+    """A dates parameter must map names to YYYY-MM-DD days; anything else is a RulebookError naming it."""
+    target = rules_dir_with(tmp_path, GOOD_RULE)
+    path = target / "customer-service-window.yaml"
+    path.write_text(path.read_text().replace("value: {call: 2024-10-01}", f"value: {value}"))
+    with pytest.raises(RulebookError, match="window_inbound_types_counted_from"):
+        load_rulebook(target)

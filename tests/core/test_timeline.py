@@ -234,3 +234,16 @@ def test_every_drawn_style_has_a_legend_key():
                            ignored_types=("reaction",), send_opens=[new])
     assert sorted(m.legend for m in shown.lanes[0].marks) == ["inbound", "inbound-uncounted", "outbound-failed"]
     assert [s.legend for s in shown.segments] == ["window", "conversation by-send"]
+
+
+def test_a_type_counted_from_a_day_opens_a_window_only_from_that_day():
+    """With counted_from {call: day} (the rules' window_inbound_types_counted_from), a call before the day shows
+    as not opening the window and draws none; a call from the day on draws its window."""
+    midnight = T0.replace(hour=0) + DAY  # the day after T0 starts (00:00 UTC)
+    early, late = inbound(midnight - timedelta(hours=1), "call"), inbound(midnight + timedelta(hours=1), "call")
+    shown = timeline.build([early, late], midnight + timedelta(hours=2), [], window=DAY, ignored_types=(),
+                           counted_from={"call": midnight.date()})
+    first, second = shown.lanes[0].marks
+    assert "does not open the window" in first.title and not first.opens_window
+    assert second.opens_window and "does not open" not in second.title
+    assert [(w.start, w.end) for w in shown.lanes[1].segments] == [(late.at, late.at + DAY)]

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from policy_service.store import business_state as state
+from policy_service.store.database import stored_time
+from policy_service.store.histories import StoredMessage
 
 from ..meta_payloads import CONTACT, PHONE_NUMBER_ID, WABA_ID
 
@@ -68,6 +70,26 @@ def test_counts_by_number_contact_category_period_and_distinct_users(store):
                                 categories=("service",), phone_number_id="A") == 0
     state.record_billing(billing("w.in", "delivered", 5, "service", "919876543210", "A"))
     assert state.count_messages(**window, categories=("service",), market="IN", phone_number_id="A") == 1
+
+
+def test_a_call_opens_a_window_for_the_messaging_limit_only_from_its_counted_from_instant(store):
+    """count_users_reached_outside_window with counted_from {call: t}: a user's call before t opens no window, so
+    a template sent after it reached the user outside one (counted); a call from t on opens one (not counted);
+    an ignored type never does. The fast count and the row-by-row read agree."""
+    start = AT + timedelta(minutes=30)
+    calls = {"5511987650001": ("call", 29), "5511987650002": ("call", 30), "5511987650003": ("reaction", 31)}
+    for index, (contact, (kind, minutes)) in enumerate(calls.items()):
+        StoredMessage.insert(wamid=f"wamid.in.{index}", phone_number_id=PHONE_NUMBER_ID, contact=contact,
+                             direction="inbound", at=stored_time(AT + timedelta(minutes=minutes)), type=kind).execute()
+        state.record_billing(billing(f"wamid.t{index}", "delivered", 40, "marketing", contact))
+    span = {"since": AT, "until": AT + timedelta(hours=1), "categories": ("marketing",),
+            "phone_number_ids": (PHONE_NUMBER_ID,), "window": timedelta(hours=24)}
+    count = state.count_users_reached_outside_window(**span, ignored_types=frozenset({"reaction"}),
+                                                     counted_from={"call": start})
+    rows = state._reached_from_rows(**{**span, "since": stored_time(AT), "until": stored_time(span["until"])},
+                                    ignored=("reaction",), counted_from={"call": start})
+    assert count == 2 and rows == {"5511987650001", "5511987650003"}
+    assert state.count_users_reached_outside_window(**span, ignored_types=frozenset({"reaction"})) == 1
 
 
 def test_concurrent_repeated_statuses_leave_one_row_with_the_strongest_status_and_its_link(store, app):

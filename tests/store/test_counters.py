@@ -26,6 +26,9 @@ CONTACTS = ("5511987650001", "5511987650002", "919876543210", "14155550123", "55
             "525512345678")
 CATEGORIES = ("service", "utility", "marketing")
 WINDOW = timedelta(hours=24)
+# A type that opens a window only from an instant on (as the rules' window_inbound_types_counted_from makes a
+# user's call): here from the middle of the spans, so calls on both sides of it are stored.
+COUNTED_FROM = {"call": START + timedelta(hours=HOURS // 2)}
 
 
 def wamid_parts(index: int) -> tuple[str, str]:
@@ -41,7 +44,7 @@ pricings = st.none() | st.fixed_dictionaries({
 statuses = st.tuples(st.integers(0, 11), st.sampled_from(STATUSES), moments, pricings)
 inbound = st.tuples(st.sampled_from(NUMBERS), st.sampled_from(CONTACTS),
                     st.integers(-30 * 3600, HOURS * 3600).map(lambda s: START + timedelta(seconds=s)),
-                    st.sampled_from(("text", "text", "reaction")))
+                    st.sampled_from(("text", "text", "reaction", "call")))
 spans = st.tuples(moments, st.integers(0, HOURS * 3600)).map(lambda p: (p[0], p[0] + timedelta(seconds=p[1])))
 
 
@@ -82,9 +85,9 @@ def assert_counts_match(since: datetime, until: datetime) -> None:
                     billing._billed_rows(numbers, naive["since"], naive["until"], categories, countries, others)
             assert state.count_users_reached_outside_window(
                 since=since, until=until, categories=categories, phone_number_ids=numbers, window=WINDOW,
-                ignored_types=frozenset({"reaction"})) == \
+                ignored_types=frozenset({"reaction"}), counted_from=COUNTED_FROM) == \
                 len(state._reached_from_rows(**naive, categories=categories, phone_number_ids=numbers, window=WINDOW,
-                                             ignored=("reaction",)))
+                                             ignored=("reaction",), counted_from=COUNTED_FROM))
 
 
 def counter_rows() -> tuple[set, set]:

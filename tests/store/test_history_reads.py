@@ -170,6 +170,39 @@ def test_a_long_history_is_read_only_from_the_look_back_with_the_carried_events(
         assert decided(read.history, send, rulebook, engine) == decided(whole, send, rulebook, engine)
 
 
+def _inbound(gap: int, kind: str, referral=None) -> tuple:
+    return gap, NUMBER, {"direction": "inbound", "type": kind, "referral": referral}
+
+
+@pytest.mark.parametrize("shape", ["text, early call", "ad, early call", "text, early call, late call"])
+def test_a_call_before_calls_counted_is_carried_as_the_decision_counts_it(app, rulebook, engine, shape):
+    """A call before window_inbound_types_counted_from's day (CSW-8.call's start) opens no window, so the read
+    carries it as the last uncounted inbound and the message before it as the last counted one (and entry point);
+    a call from the start on is the last counted one. All of it is older than the look-back: only carried events
+    are read, and the read decides as the whole stored history (the facts name the user's last counted message)."""
+    counted_from = history_reach(rulebook).openers.counted_from["call"]
+    day = 86400
+    first = _inbound(0, "text", {"source_type": "ad"} if shape.startswith("ad") else None)
+    events = [first, _inbound(day, "call")]  # the call, a day before calls count
+    if shape.endswith("late call"):
+        events.append(_inbound(2 * day, "call"))  # a day after they count
+    with app.app_context():
+        reset(False, None)
+        end = store(events, counted_from - timedelta(days=2))
+        at = end + timedelta(days=60)
+        whole = whole_history(PHONE_NUMBER_ID, NUMBER, at)
+        read = history_reads.read(PHONE_NUMBER_ID, NUMBER, at, history_reach(rulebook))
+        # The text is carried unless a counted call followed it; the early call always (the last uncounted).
+        carried = [m.id for m in whole][1:] if shape.endswith("late call") else [m.id for m in whole]
+        assert read.start > end and [m.id for m in read.history] == carried
+        for send in (Send(at, "+" + NUMBER, "text"),
+                     Send(at, "+" + NUMBER, "template", Template("t", "en", "utility"))):
+            bounded = decided(read.history, send, rulebook, engine)
+            assert bounded == decided(whole, send, rulebook, engine)
+            last = (whole[-1] if shape.endswith("late call") else whole[0]).at.isoformat()
+            assert bounded["facts"]["times_and_names"]["last_inbound_at"] == last
+
+
 def test_a_pruned_message_changes_the_digest_and_the_replay_says_so(app, rulebook):
     """read_again compares digests: a message of the range deleted after the decision is reported in words."""
     with app.app_context():
