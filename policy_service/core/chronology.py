@@ -25,8 +25,14 @@ def by_delivery(history: tuple[Message, ...]) -> tuple[Message, ...]:
     """
     if not any(map(_DELIVERED_AT, history)):
         return history  # no separate delivery times: nothing moves (the common case, checked in C)
-    return tuple(replace(m, at=m.delivered_at) if m.delivered_at is not None and m.direction == "outbound" else m
-                 for m in history)
+    return tuple(map(at_delivery, history))
+
+
+def at_delivery(message: Message) -> Message:
+    """The message as replay places it in time: an outbound message that has a delivery time dated by it."""
+    if message.delivered_at is not None and message.direction == "outbound":
+        return replace(message, at=message.delivered_at)
+    return message
 
 
 class _InOrder(Sequence):

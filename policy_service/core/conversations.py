@@ -62,6 +62,10 @@ class Ledger(Struct, gc=False):
         self._opened.append(period.opened_at)
         self.periods.append(period)
 
+    def copy(self) -> Ledger:
+        """A ledger with the same periods that later openings of this one do not change (nor the reverse)."""
+        return Ledger(list(self.periods), list(self._opened), self._longest, self._in_time_order)
+
     def open_at(self, at: datetime) -> list[Period]:
         """The periods open at an instant, oldest first."""
         if not self._in_time_order:

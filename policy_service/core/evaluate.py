@@ -253,21 +253,12 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
     times = list(map(_AT, history))
     strictly = is_strictly_ordered(times)
     events = timeline(history, request.send.at, times=times, strictly_ordered=strictly)
-    first = quiet_point(events, request.send.at, _longest_lifetime(rulebook))
+    first = quiet_point(events, request.send.at, longest_period(rulebook))
     state = new_state(rulebook)
     # Before the first event nothing is carried.
     carried = carried_before(events, first, state, history) if first else []
-    for position, (index, message) in enumerate(carried + events[first:] if carried else events[first:]):
-        if message.direction == "inbound":
-            state.receive(message)
-        elif message.business_app:
-            # A reply from the WhatsApp Business app answers the user (an entry point is used up) but is no
-            # API send: nothing is classified, opened or charged for it.
-            state.deliver(None, closes_others=False)
-        elif message.delivery_time is not None:
-            classified = _classify(message, state, request, rulebook, engine) if position >= len(carried) else None
-            state.deliver(_opened(classified, message, index), closes_others=bool(classified and
-                                                                                classified.closes_others))
+    walk(state, carried + events[first:] if carried else events[first:], len(carried), request.send.to,
+         request.context, rulebook, engine)
     # Bisecting a long history saves walking it; a short one is walked faster than its times are checked.
     if len(request.history) <= _SHORT_HISTORY:
         times = None
@@ -280,6 +271,26 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
     state.marketing_recent = marketing_delivered_recently(request.history, request.send.at, rulebook, times=times,
                                                           delivered_apart=delivered_apart)
     return state
+
+
+def walk(state: HistoryState, events: Iterable[tuple[int, Message]], classified_from: int, to: str,
+         context: dict[str, Any], rulebook: Rulebook, engine: RulesEngine) -> None:
+    """Take (index in the history, message as by_delivery dates it) events, in time order, into the state: the
+    user's messages, and each delivered send with what it opened. Sends from position `classified_from` of the
+    events on are classified (to recipient `to`, with the request's `context`); those before it (the carried
+    events, chronology.carried_before) open nothing."""
+    for position, (index, message) in enumerate(events):
+        if message.direction == "inbound":
+            state.receive(message)
+        elif message.business_app:
+            # A reply from the WhatsApp Business app answers the user (an entry point is used up) but is no
+            # API send: nothing is classified, opened or charged for it.
+            state.deliver(None, closes_others=False)
+        elif message.delivery_time is not None:
+            classified = _classify(message, state, to, context, rulebook, engine) if position >= classified_from \
+                else None
+            state.deliver(_opened(classified, message, index), closes_others=bool(classified and
+                                                                                classified.closes_others))
 
 
 _SHORT_HISTORY = 32  # events
@@ -347,18 +358,25 @@ def note_undelivered(state: HistoryState, request: DecisionRequest, rulebook: Ru
     """Set `state.undelivered` (see undelivered_before) and `state.undelivered_until`, the end of that
     message's time-to-live, from the request's history (`times`: times_in_order of it, when in order)."""
     lifetime_of = delivery_lifetimes(rulebook)
-    longest = None
-    if times is not None:
-        # No message lives longer than the longest default or the longest time-to-live a template sets.
-        custom = max(filter(None, map(_TTL, filter(None, map(_TEMPLATE, request.history)))), default=0)
-        longest = max(rulebook.parameter("undelivered_message_lifetime"),
-                      rulebook.parameter("authentication_template_ttl"),
-                      rulebook.parameter("freeform_message_lifetime"), timedelta(seconds=max(custom, 0)))
-    state.undelivered = undelivered_before(request.history, request.send.at, lifetime_of, times=times,
-                                           longest=longest)
-    if state.undelivered is not None:
-        message = state.undelivered[1]
-        state.undelivered_until = message.at + lifetime_of(message)
+    longest = longest_delivery_lifetime(request.history, rulebook) if times is not None else None
+    set_undelivered(state, undelivered_before(request.history, request.send.at, lifetime_of, times=times,
+                                              longest=longest), rulebook)
+
+
+def set_undelivered(state: HistoryState, found: tuple[int, Message] | None, rulebook: Rulebook) -> None:
+    """Set `state.undelivered` to what undelivered_before found, and `state.undelivered_until` (the end of that
+    message's time-to-live) when it found one."""
+    state.undelivered = found
+    if found is not None:
+        state.undelivered_until = found[1].at + delivery_lifetimes(rulebook)(found[1])
+
+
+def longest_delivery_lifetime(history: tuple[Message, ...], rulebook: Rulebook) -> timedelta:
+    """No message of the history lives longer (delivery_lifetimes): the longest default, or the longest
+    time-to-live a template sets."""
+    custom = max(filter(None, map(_TTL, filter(None, map(_TEMPLATE, history)))), default=0)
+    return max(rulebook.parameter("undelivered_message_lifetime"), rulebook.parameter("authentication_template_ttl"),
+               rulebook.parameter("freeform_message_lifetime"), timedelta(seconds=max(custom, 0)))
 
 
 def delivery_lifetimes(rulebook: Rulebook) -> Callable[[Message], timedelta]:
@@ -468,14 +486,15 @@ def assumed_send(message: Message, state: HistoryState, to: str, rulebook: Ruleb
         "and outside it Meta delivers only templates")
 
 
-def _classify(message: Message, state: HistoryState, request: DecisionRequest, rulebook: Rulebook,
+def _classify(message: Message, state: HistoryState, to: str, context: dict[str, Any], rulebook: Rulebook,
               engine: RulesEngine) -> Charge | None:
-    past, _ = assumed_send(message, state, request.send.to, rulebook)
-    facts = derive_facts(past, state, request.context, rulebook, display=False)
+    past, _ = assumed_send(message, state, to, rulebook)
+    facts = derive_facts(past, state, context, rulebook, display=False)
     return classify(engine.match_memoized(facts.engine), facts, rulebook)
 
 
-def _longest_lifetime(rulebook: Rulebook) -> timedelta:
+def longest_period(rulebook: Rulebook) -> timedelta:
+    """The longest any period the rulebook's rules open can last (quiet_point's `lifetime`)."""
     lifetime = _LIFETIMES.get(rulebook.version)
     if lifetime is None:
         lifetime = _LIFETIMES[rulebook.version] = longest_lifetime(r.charge.lasts for r in rulebook.rules if r.charge)

@@ -291,6 +291,10 @@ class HistoryState(Struct, gc=False):
             self.last_referral_inbound = message.at
             self.replied_since_referral = False
 
+    def copy(self) -> HistoryState:
+        """The same state, its ledger copied: taking more messages into either leaves the other as it was."""
+        return structs.replace(self, ledger=self.ledger.copy())
+
     def counts(self, message: Message) -> bool:
         """True when this inbound message opens or refreshes the window (its type counts, and did on its day)."""
         return self.openers.opens(message.type, message.at)

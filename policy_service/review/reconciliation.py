@@ -26,9 +26,10 @@ from ..contract.schemas import NOT_MODELLED
 from ..core import identities
 from ..core.decision import Decision
 from ..core.engine import RulesEngine
-from ..core.evaluate import assumed_send, evaluate, replay
+from ..core.evaluate import assumed_send, evaluate
 from ..core.facts import HistoryState
-from ..core.messages import DecisionRequest, Message, Send
+from ..core.incremental import IncrementalReplay
+from ..core.messages import DecisionRequest, Message
 from ..core.records import replace  # a Message is a msgspec Struct: dataclasses.replace cannot copy it
 from ..core.rulebook import Rulebook
 from ..core.vocabulary import BUSINESS_AGENT, modelled, pricing_category
@@ -115,10 +116,14 @@ def reconcile(rulebook: Rulebook, engine: RulesEngine, *, phone_number_id: str |
 @dataclass(frozen=True)
 class _Conversation:
     """A contact's stored history, read once for all its messages: each replay takes the messages before one
-    (read as the core's Messages once, found by the row's id), not every row converted again and searched."""
+    (read as the core's Messages once, found by the row's id), not every row converted again and searched.
+
+    The replays of its messages, oldest first, share one walk of the history (core.incremental): each event is
+    classified about once, not again for every later message."""
 
     messages: tuple[Message, ...]
     position: dict[Any, int]  # a row's id -> its place among the messages
+    replays: dict[str, IncrementalReplay] = field(default_factory=dict)  # by recipient (a group or the contact)
 
     @classmethod
     def of(cls, rows: list[histories.StoredMessage]) -> _Conversation:
@@ -126,6 +131,14 @@ class _Conversation:
 
     def before(self, row: histories.StoredMessage) -> tuple[Message, ...]:
         return self.messages[:self.position[row.get_id()]]
+
+    def state(self, row: histories.StoredMessage, to: str, at: datetime, rulebook: Rulebook,
+              engine: RulesEngine) -> HistoryState:
+        """The replayed state of the history before the row at a send to `to` at `at` (core.evaluate.replay's)."""
+        replays = self.replays.get(to)
+        if replays is None:
+            replays = self.replays[to] = IncrementalReplay(self.messages, to, rulebook, engine)
+        return replays.state(self.position[row.get_id()], at)
 
 
 def _with_failures(comparison: Comparison, row: histories.StoredMessage) -> Comparison:
@@ -263,12 +276,30 @@ def _compare_logged(row: histories.StoredMessage, logged: dict[str, Any]) -> Com
 
 
 def _differences(meta: dict[str, Any], predicted: dict[str, Any] | None) -> tuple[Difference, ...]:
+    """The compared fields (COMPARED_FIELDS; AGENT_COMPARED_FIELDS for an agent reply) Meta gave whose value differs
+    from the prediction's, categories compared in one spelling. Under conversation-based pricing Meta's `billable`
+    is the conversation's ("Indicates if the given message or conversation is billable. Default is true for all
+    conversations, including those inside your free tier limit, except those initiated from free entry points":
+    Meta's webhook components reference, https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/components,
+    read in third-party copies of it [S]), so every message of a billed conversation says true; the prediction's
+    is the message's own (false for one riding an open conversation, which charges nothing new). A message the
+    rules predict rides a regular conversation (CBP, type regular, billable false: every CBP ride rule and no
+    opening one) is therefore not compared on `billable`: its conversation's billability is compared on the
+    message that opened it."""
     compared = AGENT_COMPARED_FIELDS if _agent_reply(meta) else COMPARED_FIELDS
+    if _rides_cbp_conversation(meta, predicted):
+        compared = tuple(name for name in compared if name != "billable")
     return tuple(
         Difference(name, meta[name], None if predicted is None else predicted.get(name))
         for name in compared
         if name in meta and _value(name, meta[name]) != _value(name, (predicted or {}).get(name))
     )
+
+
+def _rides_cbp_conversation(meta: dict[str, Any], predicted: dict[str, Any] | None) -> bool:
+    """Whether Meta priced the message under CBP and the rules predict it rides an open regular conversation."""
+    return (predicted is not None and meta.get("pricing_model") == "CBP" == predicted.get("pricing_model")
+            and predicted.get("type") == "regular" and predicted.get("billable") is False)
 
 
 def _agent_reply(meta: dict[str, Any]) -> bool:
@@ -369,7 +400,7 @@ def _request(row: histories.StoredMessage, conversation: _Conversation, category
     to = row.group_id or identities.address(row.contact)
     before = conversation.before(row)
     delivered = message.delivery_time or message.at
-    state = replay(DecisionRequest(Send(delivered, to, "text"), before), rulebook, engine)
+    state = conversation.state(row, to, delivered, rulebook, engine)
     send, assumption = assumed_send(replace(message, at=delivered), state, to, rulebook)
     if row.group_id:
         send = replace(send, recipient_type="group")

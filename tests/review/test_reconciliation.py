@@ -1,12 +1,21 @@
 """Reconciliation: Meta's pricing of delivered messages against the charge the rules predict."""
 
 import json
+from datetime import UTC, datetime, timedelta
+from unittest.mock import patch
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from msgspec import structs
 
 from policy_service.cli import main
+from policy_service.core.evaluate import replay
+from policy_service.core.messages import DecisionRequest, Send
+from policy_service.review import reconciliation
 from policy_service.review.reconciliation import normalized_category
+from policy_service.store import histories
 
 from ..conftest import BILLED_T0 as T0
 from ..meta_business_payloads import billed_status, category_completed
@@ -358,15 +367,14 @@ def test_the_summary_counts_both_spellings_of_authentication_international_as_on
 def test_each_delivered_message_is_replayed_once_and_each_stored_message_read_once(client, app, monkeypatch):
     """GET /v1/reconciliation slowed sharply with many messages to one contact (300: 1.0 s, 1,200: 35 s): each
     message's history was replayed twice (once to assume its send, again inside evaluate) and every stored message
-    before it converted again and searched for (N² conversions). Each compared message is now replayed once (its
-    state given to evaluate) and each stored message read as the core's Message once per conversation, whatever N;
-    the answers are unchanged (the other tests here). The replay itself still walks the history before each message
-    within the rules' longest period lifetime (quadratic in the messages of such a stretch: see CHANGELOG)."""
+    before it converted again and searched for (N² conversions). Each compared message's state is now made once
+    (by the conversation's one incremental replay, core.incremental; given to evaluate, which replays nothing) and
+    each stored message read as the core's Message once per conversation, whatever N; the answers are unchanged
+    (the other tests here, and test_the_incremental_replay_compares_as_each_message_replayed_on_its_own)."""
     from policy_service.core import evaluate as core_evaluate
-    from policy_service.review import reconciliation
-    from policy_service.store import histories
+    from policy_service.core.incremental import IncrementalReplay
 
-    counts = {"replay": 0, "as_message": 0}
+    counts = {"replay": 0, "state": 0, "as_message": 0}
 
     def counting(name, function):
         def counted(*args, **kwargs):
@@ -374,15 +382,133 @@ def test_each_delivered_message_is_replayed_once_and_each_stored_message_read_on
             return function(*args, **kwargs)
         return counted
 
-    monkeypatch.setattr(reconciliation, "replay", counting("replay", reconciliation.replay))
     monkeypatch.setattr(core_evaluate, "replay", counting("replay", core_evaluate.replay))
+    monkeypatch.setattr(IncrementalReplay, "state", counting("state", IncrementalReplay.state))
     monkeypatch.setattr(histories, "as_message", counting("as_message", histories.as_message))
     for n in (20, 40):
         deliver(client, inbound_text(f"wamid.in-{n}", T0), *(
             status(f"wamid.{n}-{i}", "delivered", T0 + 60 * (i + 1), pricing=pmp("utility", "free_customer_service",
                                                                                   False)) for i in range(n)))
-        counts.update(replay=0, as_message=0)
+        counts.update(replay=0, state=0, as_message=0)
         report = client.get("/v1/reconciliation?page_size=10").json
-        assert (report["checked"], len(report["comparisons"])) == (counts["replay"], 10), (n, counts)
+        assert (report["checked"], len(report["comparisons"])) == (counts["state"], 10), (n, counts)
+        assert counts["replay"] == 0, counts
         # Each compared row itself, and the conversation's rows (those compared and the inbound ones) once.
         assert counts["as_message"] <= 2 * report["checked"] + 2, (n, counts)
+
+
+PHONE_NUMBER_ID = "106540352242922"
+NUMBER, LINKED_BSUID, OTHER = "5511987654321", "BR.AbCdEf0123456789", "5511900000002"
+START = datetime(2023, 9, 1, tzinfo=UTC)  # + up to two years: conversation-based pricing, then per-message
+_GAP = st.one_of(st.integers(0, 900), st.integers(0, 3 * 3600), st.integers(20 * 3600, 26 * 3600),
+                 st.integers(70 * 3600, 200 * 3600))
+_STORED_INBOUND = st.fixed_dictionaries({
+    "direction": st.just("inbound"), "type": st.sampled_from(["text", "text", "reaction", "image"]),
+    "referral": st.sampled_from([None, None, None, {"source_type": "ad"}]),
+})
+_STORED_OUTBOUND = st.fixed_dictionaries({
+    "direction": st.just("outbound"), "type": st.sampled_from(["unknown", "unknown", "text"]),
+    "status": st.sampled_from(["delivered", "read", "sent", "failed", "delivered"]),
+    "category": st.sampled_from(["marketing", "utility", "authentication", "service", "referral_conversion",
+                                 "general_purpose_ai"]),
+    "pricing_type": st.sampled_from(["regular", "free_customer_service", "free_entry_point"]),
+    # Seconds from sending to the delivered status: at once, minutes (past later sends), days (past a quiet point).
+    "delay": st.one_of(st.none(), st.integers(0, 900), st.integers(0, 86400), st.integers(3 * 86400, 5 * 86400)),
+})
+
+
+def store_rows(events, start, arrival):
+    """Insert the events as stored rows in `arrival` order (webhooks are not ordered: the row ids follow arrival,
+    which orders messages stored at one instant); whether some message was delivered after a later one."""
+    at, rows = start, []
+    for number, (gap, contact, fields) in enumerate(events):
+        at += timedelta(seconds=gap)
+        row = {"wamid": f"wamid.{number}", "phone_number_id": PHONE_NUMBER_ID, "contact": contact,
+               "direction": fields["direction"], "at": at.replace(tzinfo=None), "type": fields["type"],
+               "status": None, "delivered_at": None, "referral": None, "pricing": None}
+        if fields["direction"] == "inbound":
+            row["referral"] = json.dumps(fields["referral"]) if fields["referral"] else None
+        else:
+            row["status"] = fields["status"]
+            if fields["delay"] is not None and row["status"] in ("delivered", "read"):
+                row["delivered_at"] = (at + timedelta(seconds=fields["delay"])).replace(tzinfo=None)
+            kind = fields["pricing_type"]
+            row["pricing"] = json.dumps({"pricing_model": "PMP", "category": fields["category"], "type": kind,
+                                         "billable": kind == "regular"})
+        rows.append(row)
+    arrival.shuffle(rows)
+    for row in rows:
+        histories.StoredMessage.insert(**row).execute()
+    delivered = [row["delivered_at"] for row in sorted(rows, key=lambda row: row["at"]) if row["delivered_at"]]
+    return delivered != sorted(delivered)
+
+
+def replayed_on_its_own(self, row, to, at, rulebook, engine):
+    """_Conversation.state as reconciliation made it before: the history before the row replayed for it alone."""
+    return replay(DecisionRequest(Send(at, to, "text"), self.before(row)), rulebook, engine)
+
+
+def recorded(states, state):
+    """_Conversation.state that also records each state's fields as it is made (evaluate may use it up)."""
+    def recording(self, row, to, at, rulebook, engine):
+        made = state(self, row, to, at, rulebook, engine)
+        states.append({**structs.asdict(made), "ledger": list(made.ledger.periods)})
+        return made
+    return recording
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(events=st.lists(st.tuples(_GAP, st.sampled_from([NUMBER, NUMBER, LINKED_BSUID, OTHER]),
+                                 st.one_of(_STORED_INBOUND, _STORED_OUTBOUND, _STORED_OUTBOUND)), min_size=20,
+                       max_size=80),
+       start_days=st.integers(0, 2 * 365), arrival=st.randoms(use_true_random=False),
+       contact=st.sampled_from([None, NUMBER, LINKED_BSUID]))
+def test_the_incremental_replay_compares_as_each_message_replayed_on_its_own(app, rulebook, engine, events,
+                                                                              start_days, arrival, contact):
+    """On random stored histories of several contacts (one linked to a BSUID), stored in random arrival order, with
+    deliveries out of send order: reconcile() (one incremental replay per conversation, core.incremental) gives
+    exactly the comparisons of the per-message replay it replaced (kept here as the oracle), for every contact or
+    one."""
+    with app.app_context():
+        for model in (histories.StoredMessage, histories.ContactLink):
+            model.delete().execute()
+        histories.store_links([histories.Link(PHONE_NUMBER_ID, NUMBER, LINKED_BSUID)])
+        out_of_order = store_rows(events, START + timedelta(days=start_days), arrival)
+        filters = {"phone_number_id": PHONE_NUMBER_ID if contact else None, "contact": contact}
+        states, expected_states = [], []
+        with patch.object(reconciliation._Conversation, "state", recorded(states, reconciliation._Conversation.state)):
+            incremental = reconciliation.reconcile(rulebook, engine, **filters)
+        with patch.object(reconciliation._Conversation, "state", recorded(expected_states, replayed_on_its_own)):
+            assert incremental == reconciliation.reconcile(rulebook, engine, **filters)
+        # The states too (a state may differ where the comparison does not: periods that expired long before).
+        assert states == expected_states
+        event(f"{len(incremental) // 10 * 10}+ compared")
+        event("deliveries out of send order" if out_of_order else "deliveries in send order")
+
+
+def test_a_message_riding_a_billed_cbp_conversation_is_compared_as_the_conversation_meta_bills(client):
+    """Under conversation-based pricing Meta's `pricing.billable` "indicates if the given message or conversation is
+    billable. Default is true for all conversations ... except those initiated from free entry points" (Meta's
+    webhook components reference): every message of a billed conversation says true. Two marketing templates of
+    2024-03-05 in one conversation: the second rides it (CBP-3.rides: billable false, no new charge) and was
+    reported as a `billable` mismatch. It is not compared on the message's billable; the conversation's
+    billability is compared on the message that opened it, where a disagreement is still a difference."""
+    def in_conversation(wamid, at, conversation, billable=True):
+        body = status(wamid, "delivered", at, pricing=cbp("marketing", billable))
+        body["entry"][0]["changes"][0]["value"]["statuses"][0]["conversation"] = {
+            "id": conversation, "origin": {"type": "marketing"}}
+        return body
+
+    deliver(client, in_conversation("wamid.C1", V2, "conv-1"), in_conversation("wamid.C2", V2 + 600, "conv-1"))
+    report = client.get("/v1/reconciliation").json
+    first, second = report["comparisons"]
+    assert second["determining_rules"][-1] == "CBP-3.rides" and second["predicted"]["billable"] is False
+    assert second["meta"]["billable"] is True
+    assert (first["matches"], second["matches"]) == (True, True), second["differences"]
+    assert (report["matching"], report["mismatching"]) == (2, 0)
+    # A day later the next marketing template opens a conversation, which Meta says is not billable: a difference.
+    deliver(client, in_conversation("wamid.C3", V2 + 86_400 + 600, "conv-2", billable=False))
+    third = client.get("/v1/reconciliation").json["comparisons"][2]
+    assert third["determining_rules"][-1] != "CBP-3.rides"
+    assert third["differences"] == [{"field": "billable", "meta": False, "predicted": True}], third
