@@ -1,4 +1,5 @@
-"""Generated documentation stays true: docs/example-response.json is the service's answer to README's example.
+"""Generated documentation stays true: docs/example-response.json is the service's answer to README's example,
+and README names the command line's options as they are.
 
 When the answer changes (a rule, the response shape, the rulebook's hash), this test rewrites the file and
 fails once, so the change is reviewed and committed; under CI (CI=true) it only fails.
@@ -6,6 +7,9 @@ fails once, so the change is reviewed and committed; under CI (CI=true) it only 
 
 import json
 import os
+import re
+
+import click
 
 from policy_service.contract.schemas import DECISION_REQUEST_EXAMPLE
 
@@ -26,3 +30,66 @@ def test_docs_example_response_is_what_the_service_answers(client):
     if not os.environ.get("CI"):
         EXAMPLE.write_text(text)
     raise AssertionError(f"{EXAMPLE} was stale" + ("" if os.environ.get("CI") else ": rewritten, review and commit it"))
+
+
+README = ROOT / "README.md"
+
+
+def commands() -> dict[tuple[str, ...], click.Command]:
+    """Every command and group of `policy-service` by its path (() is the program, ("db", "prune") a command)."""
+    from policy_service.cli import main
+
+    found: dict[tuple[str, ...], click.Command] = {}
+
+    def walk(command: click.Command, path: tuple[str, ...]) -> None:
+        found[path] = command
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, (*path, name))
+
+    walk(main, ())
+    return found
+
+
+def options(command: click.Command) -> set[str]:
+    """The long and short option names a command takes (--help included)."""
+    names = {"--help"}
+    for param in command.params:
+        if isinstance(param, click.Option):
+            names.update(param.opts, param.secondary_opts)
+    return names
+
+
+def test_every_option_of_every_command_is_in_the_readme():
+    """`reconcile --contact`, `costs --currency`, `rules docs --check` and others were in --help but nowhere in
+    README: every option of every command is named there (in its section or a synopsis)."""
+    readme = README.read_text()
+    missing = [f"policy-service {' '.join(path)} {name}".replace("  ", " ")
+               for path, command in commands().items() for name in sorted(options(command) - {"--help"})
+               if name.startswith("--") and not re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", readme)]
+    assert missing == []
+
+
+def _spans(text: str) -> list[str]:
+    """The code of README: each line of a fenced block, and each inline code span (which may wrap a line)."""
+    fence = r"^ *```[^\n]*\n(.*?)^ *```"  # a fence may be indented (in a list item)
+    fenced = re.findall(fence, text, flags=re.M | re.S)
+    rest = re.sub(fence, "", text, flags=re.M | re.S)
+    return [line for block in fenced for line in block.splitlines()] + re.findall(r"`([^`]+)`", rest)
+
+
+def test_every_option_the_readme_gives_a_command_exists():
+    """Each `policy-service COMMAND ... --option` README writes (a synopsis, an example) names an option that the
+    command (or a group it is in) takes."""
+    known = commands()
+    wrong = []
+    for span in _spans(README.read_text()):
+        starts = [match.end() for match in re.finditer(r"(?<![\w.-])policy-service(?![\w-])", span)]
+        if not starts:
+            continue
+        words, path = span[starts[-1]:].split(), ()
+        while words and (*path, words[0]) in known:
+            path, words = (*path, words[0]), words[1:]
+        takes = set().union(*(options(known[path[:depth]]) for depth in range(len(path) + 1)))
+        wrong += [f"{span!r}: {word}" for word in re.findall(r"(?<![\w-])--?[a-z][\w-]*", " ".join(words))
+                  if word.split("=")[0] not in takes]
+    assert wrong == []

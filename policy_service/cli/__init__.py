@@ -146,7 +146,8 @@ def main() -> None:
 # A port past 65535 was taken modulo 65536 (99999 served on 34463); 0 lets the system choose one.
 @click.option("--port", default=8000, show_default=True, type=WholeRange(0, 65535))
 def serve(host: str, port: int) -> None:
-    """Run the service locally (the Procfile runs gunicorn for production); SIGHUP reloads the rules."""
+    """Run the service locally (production: policy-service-gunicorn, as the Procfile runs it); SIGHUP reloads the
+    rules."""
     from werkzeug.serving import run_simple
 
     from .. import create_app

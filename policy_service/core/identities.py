@@ -145,6 +145,18 @@ def wa_id_forms(contact: str) -> tuple[str, ...]:
     return (contact,)
 
 
+def wa_id_key(contact: str) -> str:
+    """The one form that stands for every wa_id form of a contact's number (wa_id_forms): Mexico's 52 + ten digits
+    (not 521), Brazil's number with its ninth digit; any other contact (a BSUID, another number) is itself. Two
+    contacts are the same user's number when their keys are equal: a user seen under both forms is counted once.
+    store.business_state computes the same key in SQL (wa_id_key_sql)."""
+    if match := _MEXICO_WA_ID.fullmatch(contact):
+        return "52" + match[1]
+    if match := _BRAZIL_EIGHT.fullmatch(contact):
+        return f"55{match[1]}9{match[2]}"
+    return contact
+
+
 def webhook_contact(wa_id: str | None, user_id: str | None) -> tuple[Contact, Contact | None]:
     """The contact a webhook event is about, and the BSUID it also named (to link the two), if any.
 

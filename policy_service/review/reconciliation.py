@@ -276,12 +276,30 @@ def _compare_logged(row: histories.StoredMessage, logged: dict[str, Any]) -> Com
 
 
 def _differences(meta: dict[str, Any], predicted: dict[str, Any] | None) -> tuple[Difference, ...]:
+    """The compared fields (COMPARED_FIELDS; AGENT_COMPARED_FIELDS for an agent reply) Meta gave whose value differs
+    from the prediction's, categories compared in one spelling. Under conversation-based pricing Meta's `billable`
+    is the conversation's ("Indicates if the given message or conversation is billable. Default is true for all
+    conversations, including those inside your free tier limit, except those initiated from free entry points":
+    Meta's webhook components reference, https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/components,
+    read in third-party copies of it [S]), so every message of a billed conversation says true; the prediction's
+    is the message's own (false for one riding an open conversation, which charges nothing new). A message the
+    rules predict rides a regular conversation (CBP, type regular, billable false: every CBP ride rule and no
+    opening one) is therefore not compared on `billable`: its conversation's billability is compared on the
+    message that opened it."""
     compared = AGENT_COMPARED_FIELDS if _agent_reply(meta) else COMPARED_FIELDS
+    if _rides_cbp_conversation(meta, predicted):
+        compared = tuple(name for name in compared if name != "billable")
     return tuple(
         Difference(name, meta[name], None if predicted is None else predicted.get(name))
         for name in compared
         if name in meta and _value(name, meta[name]) != _value(name, (predicted or {}).get(name))
     )
+
+
+def _rides_cbp_conversation(meta: dict[str, Any], predicted: dict[str, Any] | None) -> bool:
+    """Whether Meta priced the message under CBP and the rules predict it rides an open regular conversation."""
+    return (predicted is not None and meta.get("pricing_model") == "CBP" == predicted.get("pricing_model")
+            and predicted.get("type") == "regular" and predicted.get("billable") is False)
 
 
 def _agent_reply(meta: dict[str, Any]) -> bool:

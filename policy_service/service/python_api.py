@@ -16,7 +16,8 @@ is logged before it is returned, as over HTTP. A request the HTTP API answers wi
 HTTP API's body and `.retry_after` (its Retry-After, seconds): nothing was stored, and the same PolicyService
 works again once the database does (the broken connection is dropped); so does constructing a PolicyService
 while the database is unreachable. Unreadable settings raise
-config.SettingsError, a database behind this release's migrations store.SchemaBehind.
+config.SettingsError, a database behind this release's migrations store.SchemaBehind, a bad rule file
+core.errors.RulebookError (naming the file).
 
 The store is one database per process (peewee's proxy): a PolicyService and a Flask app in one process
 share the database opened last. Methods are safe to call from several threads (SQLite keeps a connection

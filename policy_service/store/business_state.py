@@ -39,10 +39,11 @@ from ..contract.meta_webhooks import (  # noqa: F401 - names callers read here t
     UNKNOWN_VALUES,
     GroupEvent,
     TemplateChange,
+    ban_date,
     meta_time,
 )
 from ..contract.schemas import EARLIEST, LATEST
-from ..core.identities import address, recipient, wa_id_forms
+from ..core.identities import address, recipient, wa_id_forms, wa_id_key
 from ..core.vocabulary import every_spelling
 from . import counters
 from .database import StoredModel, loaded_time, stored_time
@@ -395,8 +396,63 @@ def _count_rows(*, since: datetime, until: datetime, categories: tuple[str, ...]
     if market is not None:
         rows = rows.where(MessageBilling.market == market)
     if distinct_contacts:
-        return rows.select(peewee.fn.COUNT(MessageBilling.contact.distinct())).scalar() or 0
+        # A user whose rows carry both of Meta's wa_id forms of their number is one user.
+        user = wa_id_key_sql(MessageBilling.contact)
+        return rows.select(peewee.fn.COUNT(peewee.NodeList((peewee.SQL("DISTINCT"), user)))).scalar() or 0
     return rows.count()
+
+
+# The wa_id forms of core.identities (wa_id_forms, wa_id_key) in SQL, each a sequence of one-character classes:
+# SQLite matches them with GLOB, PostgreSQL with an anchored regular expression.
+_DIGIT = "[0-9]"
+_MEXICO_WA_ID_SQL = ("5", "2", "1", *[_DIGIT] * 10)  # 521 + ten digits
+_MEXICO_SQL = ("5", "2", *[_DIGIT] * 10)  # 52 + ten digits
+_BRAZIL_NINTH_SQL = ("5", "5", "[1-9]", _DIGIT, "9", "[6-9]", *[_DIGIT] * 7)  # 55, area code, 9, a mobile's eight
+_BRAZIL_EIGHT_SQL = ("5", "5", "[1-9]", _DIGIT, "[6-9]", *[_DIGIT] * 7)
+
+
+def _is_form(column: peewee.Field, form: tuple[str, ...]) -> peewee.Node:
+    """SQL: the text in `column` is exactly `form` (one character per class), on the database of the column's table
+    (SQLite or PostgreSQL)."""
+    database = column.model._meta.database
+    if isinstance(getattr(database, "obj", database), peewee.PostgresqlDatabase):
+        return peewee.NodeList((column, peewee.SQL("~"), "^" + "".join(form) + "$"))
+    return peewee.NodeList((column, peewee.SQL("GLOB"), "".join(form)))
+
+
+def _joined(*parts: Any) -> peewee.Node:
+    """SQL: the texts (literals or nodes) concatenated."""
+    node = peewee.Value(parts[0]) if isinstance(parts[0], str) else parts[0]
+    for part in parts[1:]:
+        node = node.concat(part)
+    return node
+
+
+def wa_id_key_sql(column: peewee.Field) -> peewee.Node:
+    """SQL for core.identities.wa_id_key of the contact in `column`: Mexico's 521 + ten digits as 52 + ten, Brazil's
+    eight-digit mobile with its ninth digit, any other contact as it is (tests/store/test_business_state.py proves it
+    equals the Python key)."""
+    return peewee.Case(None, [(_is_form(column, _MEXICO_WA_ID_SQL), _without_mexico_1(column)),
+                              (_is_form(column, _BRAZIL_EIGHT_SQL), _with_ninth(column))], column)
+
+
+def other_wa_id_form_sql(column: peewee.Field) -> peewee.Node:
+    """SQL for the other wa_id form of the contact in `column` (core.identities.wa_id_forms' second), or the contact
+    itself when it has none."""
+    return peewee.Case(None, [
+        (_is_form(column, _MEXICO_WA_ID_SQL), _without_mexico_1(column)),
+        (_is_form(column, _MEXICO_SQL), _joined("521", peewee.fn.substr(column, 3))),
+        (_is_form(column, _BRAZIL_NINTH_SQL), _joined(peewee.fn.substr(column, 1, 4), peewee.fn.substr(column, 6))),
+        (_is_form(column, _BRAZIL_EIGHT_SQL), _with_ninth(column)),
+    ], column)
+
+
+def _without_mexico_1(column: peewee.Node) -> peewee.Node:
+    return _joined("52", peewee.fn.substr(column, 4))
+
+
+def _with_ninth(column: peewee.Node) -> peewee.Node:
+    return _joined(peewee.fn.substr(column, 1, 4), "9", peewee.fn.substr(column, 5))
 
 
 def count_users_reached_outside_window(*, since: datetime, until: datetime, categories: tuple[str, ...],
@@ -411,6 +467,10 @@ def count_users_reached_outside_window(*, since: datetime, until: datetime, cate
     rules' window_ignored_inbound_types and window_inbound_types_counted_from, core.window) to the same number.
     Failed messages are not counted.
 
+    A user is their number under either of Meta's wa_id forms (core.identities.wa_id_forms: Mexico's 521/52,
+    Brazil's ninth digit): reached under both, they count once, and an inbound message under one form opens the
+    window for messages sent under the other.
+
     Read over users, not messages (store.counters.ReachedUser): a user with a message not failed in the span
     (their latest one is in it, or, when it is later, an index probe finds one) who sent that number no inbound
     message from `since` - `window` to `until` was reached outside any window (one SQL count). Only users who
@@ -421,9 +481,11 @@ def count_users_reached_outside_window(*, since: datetime, until: datetime, cate
     categories = every_spelling(categories)
     ignored = tuple(ignored_types) or ("",)
     counted_from = dict(counted_from or {})
+    contact = counters.ReachedUser.contact
     wrote = StoredMessage.select(StoredMessage.id).where(
         (StoredMessage.phone_number_id == counters.ReachedUser.phone_number_id)
-        & (StoredMessage.contact == counters.ReachedUser.contact) & (StoredMessage.direction == "inbound")
+        & ((StoredMessage.contact == contact) | (StoredMessage.contact == other_wa_id_form_sql(contact)))
+        & (StoredMessage.direction == "inbound")
         & (StoredMessage.at >= since - window) & (StoredMessage.at < until) & _opens_window(ignored, counted_from))
     # A user whose latest message is after `until` (a decision about the past) was reached in the span if one of
     # their messages not failed is in it: one probe of the (phone_number_id, contact, category, at) index.
@@ -437,13 +499,14 @@ def count_users_reached_outside_window(*, since: datetime, until: datetime, cate
         & (counters.ReachedUser.last_at >= since)
         & ((counters.ReachedUser.last_at < until) | peewee.fn.EXISTS(sent)))
     plain = ~peewee.fn.EXISTS(wrote)
-    found = reached.where(plain).select(peewee.fn.COUNT(counters.ReachedUser.contact.distinct())).scalar() or 0
-    unsure = sorted({contact for (contact,) in reached.where(~plain).select(counters.ReachedUser.contact).tuples()})
-    for start in range(0, len(unsure), 500):  # databases cap the parameters of one statement
-        chunk = tuple(unsure[start:start + 500])
-        counted = {contact for (contact,) in reached.where(plain & counters.ReachedUser.contact.in_(chunk))
-                   .select(counters.ReachedUser.contact).tuples()}
-        rest = tuple(contact for contact in chunk if contact not in counted)
+    user = peewee.NodeList((peewee.SQL("DISTINCT"), wa_id_key_sql(contact)))
+    found = reached.where(plain).select(peewee.fn.COUNT(user)).scalar() or 0
+    unsure = sorted({wa_id_key(value) for (value,) in reached.where(~plain).select(contact).tuples()})
+    for start in range(0, len(unsure), 250):  # databases cap the parameters of one statement (two forms a user)
+        chunk = unsure[start:start + 250]
+        forms = tuple(form for key in chunk for form in wa_id_forms(key))
+        counted = {wa_id_key(value) for (value,) in reached.where(plain & contact.in_(forms)).select(contact).tuples()}
+        rest = tuple(form for key in chunk if key not in counted for form in wa_id_forms(key))
         if rest:
             found += len(_reached_from_rows(since=since, until=until, categories=categories,
                                             phone_number_ids=phone_number_ids, window=window, ignored=ignored,
@@ -455,8 +518,9 @@ def _reached_from_rows(*, since: datetime, until: datetime, categories: tuple[st
                        phone_number_ids: tuple[str, ...], window: timedelta, ignored: tuple[str, ...],
                        counted_from: Mapping[str, datetime] | None = None,
                        contacts: tuple[str, ...] | None = None) -> set[str]:
-    """The users (of `contacts`, or all) reached outside a window in [since, until) (naive UTC), read message by
-    message from their billing rows and inbound messages (count_users_reached_outside_window's meaning)."""
+    """The users (of `contacts`, or all; each by core.identities.wa_id_key) reached outside a window in [since,
+    until) (naive UTC), read message by message from their billing rows and inbound messages
+    (count_users_reached_outside_window's meaning: a user's two wa_id forms are one user, and one window)."""
     reached = (MessageBilling.select(MessageBilling.phone_number_id, MessageBilling.contact, MessageBilling.at)
                .where(MessageBilling.category.in_(categories) & MessageBilling.phone_number_id.in_(phone_number_ids)
                       & (MessageBilling.at >= since) & (MessageBilling.at < until)
@@ -470,18 +534,19 @@ def _reached_from_rows(*, since: datetime, until: datetime, categories: tuple[st
         inbound_rows = inbound_rows.where(StoredMessage.contact.in_(contacts))
     inbound: dict[tuple[str, str], list[datetime]] = {}
     for number, contact, at in inbound_rows.tuples():
-        inbound.setdefault((number, contact), []).append(at)
+        inbound.setdefault((number, wa_id_key(contact)), []).append(at)
     for times in inbound.values():
         times.sort()
     users = set()
     for number, contact, at in reached.tuples():
-        if contact in users:
+        user = wa_id_key(contact)
+        if user in users:
             continue
-        times = inbound.get((number, contact), ())
+        times = inbound.get((number, user), ())
         last = bisect_right(times, at)
         if last and at < times[last - 1] + window:
             continue  # inside the window the user opened: Meta does not count it
-        users.add(contact)
+        users.add(user)
     return users
 
 
@@ -603,7 +668,9 @@ AUTH_INTERNATIONAL = "AUTH_INTL_PRICE_ELIGIBILITY_UPDATE"
 RESTRICTION = "ACCOUNT_RESTRICTION"
 BAN = "DISABLED_UPDATE"
 BIZ_INITIATED_RESTRICTIONS = ("RESTRICTED_BIZ_INITIATED_MESSAGING", "RESTRICTION_ON_BIZ_INITIATED_MESSAGING")
-BANNED_STATES = ("DISABLE", "SCHEDULE_FOR_DISABLE")
+# DISABLED_UPDATE's ban_info.waba_ban_state: disabled now, or scheduled to be disabled at waba_ban_date (the rules
+# decide what each means for a send: ACC-2, ACC-2.scheduled, ACC-2.scheduled-date-reached).
+DISABLED, SCHEDULED = "DISABLE", "SCHEDULE_FOR_DISABLE"
 
 
 def record_account(waba_id: str, field: str, event: str, at: datetime, payload: dict[str, Any]) -> bool:
@@ -658,6 +725,18 @@ def _eligibility(payload: dict[str, Any]) -> dict[str, Any] | None:
                 for c in eligibility.get("exception_countries") or ()]}
 
 
+def _scheduled_ban(when: Any, event_at: datetime, source: str) -> Known:
+    """When a SCHEDULE_FOR_DISABLE takes effect: its waba_ban_date (ban_date), else the event's own time (fail
+    closed: a ban whose date is missing or cannot be read is not put off), the source saying which."""
+    if when is None:
+        return Known(event_at, f"{source}, no waba_ban_date: taken from the webhook's time (fail closed)")
+    try:
+        return Known(ban_date(when), f"{source}, waba_ban_date {when}")
+    except ValueError:
+        return Known(event_at, f"{source}, waba_ban_date {json.dumps(when)[:80]} could not be read: taken from the "
+                               "webhook's time (fail closed)")
+
+
 def _restrictions(payload: dict[str, Any]) -> list[tuple[dict[str, Any], datetime | None]]:
     """ACCOUNT_RESTRICTION's business-initiated restrictions, each with its expiration (None: none given)."""
     return [(r, None if r.get("expiration") is None else _possible_time(r["expiration"]))
@@ -671,7 +750,9 @@ def account_state(waba_id: str, at: datetime) -> dict[str, Known]:
     - authentication_international_eligible / _eligibility: eligibility, its start time and the exception
       countries with their own (AUTH_INTL_PRICE_ELIGIBILITY_UPDATE);
     - business_initiated_restricted: a business-initiated messaging restriction not yet expired (ACCOUNT_RESTRICTION);
-    - account_banned: the WABA disabled, until reinstated (DISABLED_UPDATE);
+    - account_banned: the WABA disabled, until reinstated (DISABLED_UPDATE DISABLE);
+    - account_ban_scheduled_at: when the WABA is scheduled to be disabled (DISABLED_UPDATE SCHEDULE_FOR_DISABLE:
+      its waba_ban_date, else the webhook's time, fail closed: _scheduled_ban);
     - messaging_limit: the portfolio's messaging limit, -1 unlimited (business_capability_update).
 
     Each comes from the latest event of its kind dated between 2000 and 2999 whose times read here are too
@@ -697,8 +778,13 @@ def account_state(waba_id: str, at: datetime) -> dict[str, Known]:
     latest = _latest_account(waba_id, BAN, at)
     if latest is not None:
         row, payload = latest
-        state = (payload.get("ban_info") or {}).get("waba_ban_state")
-        found["account_banned"] = Known(state in BANNED_STATES, f"{_account_source(row)} ({state})")
+        ban = payload.get("ban_info") if isinstance(payload.get("ban_info"), dict) else {}
+        state = ban.get("waba_ban_state")
+        source = f"{_account_source(row)} ({state})"
+        if str(state).upper() == SCHEDULED:
+            found["account_ban_scheduled_at"] = _scheduled_ban(ban.get("waba_ban_date"), loaded_time(row.at), source)
+        else:
+            found["account_banned"] = Known(str(state).upper() == DISABLED, source)
     latest = _latest_account(waba_id, CAPABILITY, at)
     if latest is not None:
         row, payload = latest
@@ -750,18 +836,24 @@ MAX_NUMBER_CHANGES = 10
 
 
 def previous_contacts(phone_number_id: str, contact: str) -> list[tuple[str, datetime]]:
-    """The wa_ids this contact had before (most recent first), each with when the user left it."""
+    """The wa_ids this contact had before (most recent first), each with when the user left it. A change is found
+    under either of Meta's wa_id forms of a number (core.identities.wa_id_forms): a change to 5215512345678 is the
+    history of 525512345678 too, and a chain goes on from either form of the number left. Each earlier number is
+    the one the user changed from last before leaving the next (a later change to that number is someone else's)."""
     found: list[tuple[str, datetime]] = []
-    seen, current = {contact}, contact
+    seen, current = {wa_id_key(contact)}, contact
+    left: datetime | None = None
     for _ in range(MAX_NUMBER_CHANGES):
-        row = (ContactChange.select()
-               .where((ContactChange.phone_number_id == phone_number_id) & (ContactChange.new_contact == current))
-               .order_by(ContactChange.at.desc()).first())
-        if row is None or row.old_contact in seen:
+        changes = ContactChange.select().where((ContactChange.phone_number_id == phone_number_id)
+                                               & ContactChange.new_contact.in_(wa_id_forms(current)))
+        if left is not None:
+            changes = changes.where(ContactChange.at <= left)
+        row = changes.order_by(ContactChange.at.desc(), ContactChange.id.desc()).first()
+        if row is None or wa_id_key(row.old_contact) in seen:
             break
         found.append((row.old_contact, loaded_time(row.at)))
-        seen.add(row.old_contact)
-        current = row.old_contact
+        seen.add(wa_id_key(row.old_contact))
+        current, left = row.old_contact, row.at
     return found
 
 

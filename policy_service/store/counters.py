@@ -13,7 +13,8 @@ the same however many messages the month holds (issue 25).
   end (the send's time) is a partial stretch, under a minute of the number's rows.
 - `ReachedUser`: per phone number, user (wa_id) and pricing category, the latest time of a row not failed. The
   users reached in a span are those whose latest time is at or after its start: the messaging limit's count
-  reads users, not messages (business_state.count_users_reached_outside_window).
+  reads users, not messages (business_state.count_users_reached_outside_window, which counts a user whose rows
+  carry both of Meta's wa_id forms of their number once: core.identities.wa_id_key).
 
 `follow` applies a row's change (its state before and after) in the transaction that writes the row, so the
 counters follow every transition exactly and idempotently: statuses in any order or repeated, a later status

@@ -469,7 +469,7 @@ def create_decisions(batch: dict[str, list[DecisionRequest]], _query: dict[str, 
         seconds = (time.perf_counter() - started) / len(done)
         for each in done:
             metrics.count_decision(each.decision)
-            logs.log_decision(each.decision, seconds)
+            logs.log_decision(each.decision, seconds, alone=False)
         return b'{"decisions":[' + b",".join(each.text for each in done) + b"]}"
 
     answer = idempotency.once(_scope("decisions/batch"), flask.request.headers.get(idempotency.HEADER),

@@ -130,6 +130,19 @@ def test_wa_id_forms_name_the_same_user_as_metas_wa_id_may_write_them():
     assert wa_id_forms("US.13491208655302741918") == ("US.13491208655302741918",)
 
 
+@pytest.mark.parametrize("contact", ["5215512345678", "525512345678", "552187654321", "5521987654321",
+                                     "552132654321", "14155550100", "US.13491208655302741918", "521abcdefghij"])
+def test_wa_id_key_is_one_key_for_all_forms_of_a_number(contact):
+    """wa_id_key (what the reached-user counts and number-change chains compare): every form of a number has the same
+    key, which is one of its forms (Mexico's 52 + ten digits, Brazil's number with its ninth digit), and a contact
+    with no other form is its own key."""
+    from policy_service.core.identities import wa_id_forms, wa_id_key
+
+    forms = wa_id_forms(contact)
+    assert {wa_id_key(form) for form in forms} == {wa_id_key(contact)} and wa_id_key(contact) in forms
+    assert wa_id_key("5215512345678") == "525512345678" and wa_id_key("552187654321") == "5521987654321"
+
+
 def test_a_wa_id_a_client_names_may_be_metas_form_of_a_dialable_number():
     """history_ref.contact 5215512345678 was "no possible number of calling code +52": as a wa_id (WA_ID form) it is
     the Mexican number +525512345678, kept under the id Meta wrote, in region MX. A send's E.164 `to` is read as

@@ -485,3 +485,30 @@ def test_the_incremental_replay_compares_as_each_message_replayed_on_its_own(app
         assert states == expected_states
         event(f"{len(incremental) // 10 * 10}+ compared")
         event("deliveries out of send order" if out_of_order else "deliveries in send order")
+
+
+def test_a_message_riding_a_billed_cbp_conversation_is_compared_as_the_conversation_meta_bills(client):
+    """Under conversation-based pricing Meta's `pricing.billable` "indicates if the given message or conversation is
+    billable. Default is true for all conversations ... except those initiated from free entry points" (Meta's
+    webhook components reference): every message of a billed conversation says true. Two marketing templates of
+    2024-03-05 in one conversation: the second rides it (CBP-3.rides: billable false, no new charge) and was
+    reported as a `billable` mismatch. It is not compared on the message's billable; the conversation's
+    billability is compared on the message that opened it, where a disagreement is still a difference."""
+    def in_conversation(wamid, at, conversation, billable=True):
+        body = status(wamid, "delivered", at, pricing=cbp("marketing", billable))
+        body["entry"][0]["changes"][0]["value"]["statuses"][0]["conversation"] = {
+            "id": conversation, "origin": {"type": "marketing"}}
+        return body
+
+    deliver(client, in_conversation("wamid.C1", V2, "conv-1"), in_conversation("wamid.C2", V2 + 600, "conv-1"))
+    report = client.get("/v1/reconciliation").json
+    first, second = report["comparisons"]
+    assert second["determining_rules"][-1] == "CBP-3.rides" and second["predicted"]["billable"] is False
+    assert second["meta"]["billable"] is True
+    assert (first["matches"], second["matches"]) == (True, True), second["differences"]
+    assert (report["matching"], report["mismatching"]) == (2, 0)
+    # A day later the next marketing template opens a conversation, which Meta says is not billable: a difference.
+    deliver(client, in_conversation("wamid.C3", V2 + 86_400 + 600, "conv-2", billable=False))
+    third = client.get("/v1/reconciliation").json["comparisons"][2]
+    assert third["determining_rules"][-1] != "CBP-3.rides"
+    assert third["differences"] == [{"field": "billable", "meta": False, "predicted": True}], third

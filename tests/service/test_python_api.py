@@ -797,3 +797,16 @@ def test_every_method_refuses_a_wrong_argument_with_a_service_error(service):
         assert raised.value.code == 422 and list(raised.value.errors) == [argument], raised.value.errors
     assert service.cost_report("2026-01-01", "2026-02-01", group_by=("month", "category"))["group_by"] == [
         "month", "category"]
+
+
+def test_a_bad_rule_file_stops_the_construction_naming_the_file(tmp_path):
+    """PolicyService(rules_dir=...) with a rule file that is not YAML raises core.errors.RulebookError naming the file
+    (the module's docstring lists it with the other construction errors), before any database is opened."""
+    from policy_service.core.errors import RulebookError
+
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    (rules / "broken.yaml").write_text("rules: [\n")
+    with pytest.raises(RulebookError, match=r"^broken\.yaml: not valid YAML"):
+        PolicyService(rules_dir=str(rules), database_url=f"sqlite:///{tmp_path / 'log.sqlite3'}")
+    assert not (tmp_path / "log.sqlite3").exists()

@@ -120,6 +120,29 @@ def test_meta_times_in_account_events(value, expected):
     assert state.meta_time(value) == expected
 
 
+def test_a_scheduled_ban_gives_its_date_and_a_disable_the_ban(store):
+    """The latest DISABLED_UPDATE decides: SCHEDULE_FOR_DISABLE gives account_ban_scheduled_at (its waba_ban_date;
+    without one, or one that cannot be read, the event's own time: fail closed, the source says which) and no
+    account_banned; DISABLE gives account_banned true; REINSTATE false and no schedule."""
+    def ban(minutes: int, **info) -> dict:
+        state.record_account(WABA_ID, "account_update", state.BAN, AT + timedelta(minutes=minutes), {"ban_info": info})
+        return state.account_state(WABA_ID, AT + timedelta(minutes=minutes, seconds=1))
+
+    found = ban(0, waba_ban_state="SCHEDULE_FOR_DISABLE", waba_ban_date="September 10, 2025")
+    assert "account_banned" not in found
+    assert found["account_ban_scheduled_at"].value == datetime(2025, 9, 10, tzinfo=UTC)
+    assert found["account_ban_scheduled_at"].source.endswith("(SCHEDULE_FOR_DISABLE), waba_ban_date September 10, 2025")
+    for minutes, written in ((1, "soon"), (2, None)):
+        dated = {"waba_ban_date": written} if written else {}
+        scheduled = ban(minutes, waba_ban_state="SCHEDULE_FOR_DISABLE", **dated)
+        assert scheduled["account_ban_scheduled_at"].value == AT + timedelta(minutes=minutes)
+        assert scheduled["account_ban_scheduled_at"].source.endswith("taken from the webhook's time (fail closed)")
+    found = ban(3, waba_ban_state="DISABLE", waba_ban_date="September 1, 2025")
+    assert found["account_banned"].value is True and "account_ban_scheduled_at" not in found
+    found = ban(4, waba_ban_state="REINSTATE")
+    assert found["account_banned"].value is False and "account_ban_scheduled_at" not in found
+
+
 def test_account_events_with_impossible_times_are_skipped_when_read(store):
     """Account events stored before webhooks bounded their times (2000-2999) were read and cited as stored: a
     restriction "until 5138-11-16", a ban or a primary country "webhook at 1970-01-01". account_state skips a stored
@@ -153,3 +176,75 @@ def test_account_events_with_impossible_times_are_skipped_when_read(store):
     assert eligibility.value == {"start_time": datetime(2025, 2, 1, tzinfo=UTC), "exception_countries": []}
     assert eligibility.source.endswith("webhook at 2025-08-29T09:00:00+00:00"), eligibility
     assert not any(year in str(found) for year in ("5138", "1970", "1999")), found
+
+
+# One Mexican and one Brazilian user, each under both of Meta's wa_id forms of their number, and a US user.
+MEXICO = ("5215512345678", "525512345678")
+BRAZIL = ("552187654321", "5521987654321")
+US = "14155550100"
+
+
+@pytest.mark.parametrize("contact", [
+    *MEXICO, *BRAZIL, US, "552132654321", "US.13491208655302741918", "521abcdefghij", "52551234567",
+    "5255123456789", "52155123456789", "5511887654321", "550187654321", "5521587654321", "55219876543210",
+    "5521912345678", "5521965432109", "55219x7654321", "", "521", "+5215512345678"])
+def test_the_sql_wa_id_key_and_other_form_are_the_python_ones(store, contact):
+    """wa_id_key_sql and other_wa_id_form_sql (SQLite's GLOB, PostgreSQL's ~) give what core.identities gives: the
+    counts below depend on the two agreeing, for the forms and for everything near them that is no form."""
+    from policy_service.core.identities import wa_id_forms, wa_id_key
+
+    state.ContactChange.delete().execute()
+    state.ContactChange.insert(phone_number_id="P", old_contact=contact, new_contact="x", at=AT).execute()
+    column = state.ContactChange.old_contact
+    key, other = state.ContactChange.select(state.wa_id_key_sql(column), state.other_wa_id_form_sql(column)) \
+        .tuples().first()
+    assert (key, other) == (wa_id_key(contact), wa_id_forms(contact)[-1])
+
+
+def test_a_user_reached_under_both_wa_id_forms_counts_once(store):
+    """The messaging limit counts users: a user whose statuses came under both forms of their number (Mexico's 521
+    and 52, Brazil's with and without the ninth digit) was two users reached, in the limit's count and in
+    /v1/counts?distinct_contacts. Five contacts here are three users."""
+    for index, contact in enumerate([*MEXICO, *BRAZIL, US]):
+        state.record_billing(billing(f"w{index}", "delivered", index, "marketing", contact))
+    span = {"since": AT, "until": AT + timedelta(hours=1), "categories": ("marketing",)}
+    assert state.count_users_reached_outside_window(**span, phone_number_ids=(PHONE_NUMBER_ID,),
+                                                    window=timedelta(hours=24)) == 3
+    assert state.count_messages(**span, phone_number_id=PHONE_NUMBER_ID, distinct_contacts=True) == 3
+    assert state.count_messages(**span, phone_number_id=PHONE_NUMBER_ID) == 5
+    naive = {"since": AT.replace(tzinfo=None), "until": (AT + timedelta(hours=1)).replace(tzinfo=None)}
+    assert state._reached_from_rows(**naive, categories=("marketing",), phone_number_ids=(PHONE_NUMBER_ID,),
+                                    window=timedelta(hours=24), ignored=("",)) == {MEXICO[1], BRAZIL[1], US}
+
+
+def test_an_inbound_message_under_one_form_opens_the_window_for_the_other(store):
+    """A user who wrote under one wa_id form is inside their window for messages sent under the other form: not
+    reached outside a window (their inbound message was looked up under the exact form only). A user reached under
+    both forms on two numbers, inside a window on one only, is one user."""
+    from policy_service.store.histories import StoredMessage
+
+    StoredMessage.insert(wamid="wamid.in.mx", phone_number_id=PHONE_NUMBER_ID, contact=MEXICO[1], direction="inbound",
+                         at=(AT - timedelta(hours=1)).replace(tzinfo=None), type="text").execute()
+    state.record_billing(billing("w.mx", "delivered", 5, "marketing", MEXICO[0]))
+    state.record_billing(billing("w.br.a", "delivered", 5, "marketing", BRAZIL[0]))
+    state.record_billing(billing("w.br.b", "delivered", 6, "marketing", BRAZIL[1], phone_number_id="other"))
+    StoredMessage.insert(wamid="wamid.in.br", phone_number_id="other", contact=BRAZIL[0], direction="inbound",
+                         at=AT.replace(tzinfo=None), type="text").execute()
+    span = {"since": AT, "until": AT + timedelta(hours=1), "categories": ("marketing",), "window": timedelta(hours=24)}
+    assert state.count_users_reached_outside_window(**span, phone_number_ids=(PHONE_NUMBER_ID,)) == 1  # Brazil's
+    assert state.count_users_reached_outside_window(**span, phone_number_ids=(PHONE_NUMBER_ID, "other")) == 1
+    assert state.count_users_reached_outside_window(**span, phone_number_ids=("other",)) == 0
+
+
+def test_a_number_change_chain_follows_either_wa_id_form(store):
+    """user_changed_number chains compared contacts exactly: a change recorded to 5215512345678 was not found from
+    525512345678, and a chain stopped where the next change named the other form of the number left. A change to a
+    number after the user left it (someone else's) is not the user's past."""
+    older, changed, moved = AT - timedelta(days=30), AT - timedelta(days=10), AT - timedelta(days=1)
+    state.record_number_change(PHONE_NUMBER_ID, US, BRAZIL[0], older)  # to Brazil's eight-digit form
+    state.record_number_change(PHONE_NUMBER_ID, BRAZIL[1], MEXICO[0], changed)  # from its ninth-digit form
+    assert state.previous_contacts(PHONE_NUMBER_ID, MEXICO[1]) == [(BRAZIL[1], changed), (US, older)]
+    assert state.previous_contacts(PHONE_NUMBER_ID, MEXICO[0]) == [(BRAZIL[1], changed), (US, older)]
+    assert state.previous_contacts(PHONE_NUMBER_ID, BRAZIL[1]) == [(US, older)]
+    state.record_number_change(PHONE_NUMBER_ID, MEXICO[1], BRAZIL[0], moved)  # a loop back: the chain ends
+    assert state.previous_contacts(PHONE_NUMBER_ID, MEXICO[1]) == [(BRAZIL[1], changed), (US, older)]

@@ -20,8 +20,10 @@ from policy_service.store.database import models, stored_time
 START = datetime(2026, 9, 30, 20, tzinfo=UTC)
 HOURS = 40
 NUMBERS = ("106540352242922", "106540352242923")
-# Recipients in three markets (BR, IN, US by their country codes).
-CONTACTS = ("5511987650001", "5511987650002", "919876543210", "14155550123")
+# Recipients in four markets (BR, IN, US, MX by their country codes); the first Brazilian and the Mexican user also
+# under the other wa_id form of their number (core.identities.wa_id_forms: one user, counted once).
+CONTACTS = ("5511987650001", "5511987650002", "919876543210", "14155550123", "551187650001", "5215512345678",
+            "525512345678")
 CATEGORIES = ("service", "utility", "marketing")
 WINDOW = timedelta(hours=24)
 # A type that opens a window only from an instant on (as the rules' window_inbound_types_counted_from makes a

@@ -1,7 +1,7 @@
 """JSON logs and request ids: the access log is one parseable JSON line per request (python-json-logger via
 gunicorn's logconfig_dict) with a timestamp and the request's id, which is also echoed and on the decision's
-line (issue 22: a user agent with `"` or `\\` made the format-string access log unparseable; no timestamp;
-X-Request-ID neither echoed nor logged)."""
+line — under gunicorn a single decision's fields are on its access line (issue 22: a user agent with `"` or `\\`
+made the format-string access log unparseable; no timestamp; X-Request-ID neither echoed nor logged)."""
 
 import json
 import logging
@@ -49,12 +49,16 @@ def test_app_lines_have_a_utc_timestamp_and_the_request_id(client, example_reque
 def test_access_log_under_gunicorn_is_json_with_timestamp_and_request_id(tmp_path, example_request):
     """Served as documented: every line gunicorn writes is JSON; the access line of a request whose user
     agent holds quotes and backslashes keeps it exactly, with status, duration, timestamp and the request
-    id, which is the one echoed and the one on the decision's line."""
+    id, which is the one echoed. A request deciding one send writes one line: its access line carries the
+    decision's fields (no second line); a batch's decisions each have a line of their own, with the request id."""
     server = start_gunicorn(tmp_path, workers=1)
     try:
         response = requests.post(f"{server.url}/v1/decisions", json=example_request, timeout=30,
                                  headers={"User-Agent": HOSTILE_AGENT, "X-Request-ID": "req-7f3a"})
         assert response.headers["X-Request-ID"] == "req-7f3a"
+        batch = requests.post(f"{server.url}/v1/decisions/batch", json={"requests": [example_request] * 2},
+                              timeout=30, headers={"X-Request-ID": "batch-1"})
+        assert batch.status_code == 200
         generated = requests.get(f"{server.url}/healthz", timeout=30).headers["X-Request-ID"]
         time.sleep(0.5)
     finally:
@@ -65,10 +69,18 @@ def test_access_log_under_gunicorn_is_json_with_timestamp_and_request_id(tmp_pat
     assert decided["user_agent"] == HOSTILE_AGENT
     assert (decided["method"], decided["status"], decided["request_id"]) == ("POST", 200, "req-7f3a")
     assert decided["duration_ms"] > 0 and re.match(r"\d{4}-\d\d-\d\dT", decided["timestamp"])
-    assert any(line["path"] == "/healthz" and line["request_id"] == generated for line in access)
-    (decision_line,) = [line for line in lines if line.get("name") == "policy_service.decisions"]
-    assert decision_line["request_id"] == "req-7f3a"
-    assert decision_line["decision_id"] == response.json()["decision_id"]
+    body = response.json()
+    assert (decided["decision_id"], decided["decision"], decided["decision_status"]) == (
+        body["decision_id"], body["decision"], body["status"])
+    assert decided["determining_rules"] and decided["rulebook_version"] and decided["latency_ms"] > 0
+    assert any(line["path"] == "/healthz" and line["request_id"] == generated and "decision_id" not in line
+               for line in access)
+    decision_lines = [line for line in lines if line.get("name") == "policy_service.decisions"]
+    assert sorted(line["decision_id"] for line in decision_lines) == sorted(
+        each["decision_id"] for each in batch.json()["decisions"])
+    assert {line["request_id"] for line in decision_lines} == {"batch-1"}
+    (batch_access,) = [line for line in access if line["path"] == "/v1/decisions/batch"]
+    assert "decision_id" not in batch_access
 
 
 def test_a_line_orjson_refuses_is_written_by_the_json_formatter_instead():

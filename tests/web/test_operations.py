@@ -68,7 +68,8 @@ def test_metrics_count_decisions_rules_latency_and_errors(client, example_reques
 
 
 def test_one_json_log_line_per_decision(client, example_request, caplog):
-    """Each decision logs one record with its id, outcome, status, rules and latency, formatted as JSON."""
+    """Outside gunicorn each decision logs one record with its id, outcome, decision_status, rules and latency,
+    formatted as JSON (under gunicorn the access line carries them: tests/web/test_logs.py)."""
     with caplog.at_level(logging.INFO, logger="policy_service.decisions"):
         body = client.post("/v1/decisions", json=example_request).get_json()
     records = [r for r in caplog.records if r.name == "policy_service.decisions"]
@@ -76,7 +77,7 @@ def test_one_json_log_line_per_decision(client, example_request, caplog):
     handler = next(h for h in logging.getLogger("policy_service").handlers if isinstance(h, logs._JsonHandler))
     line = json.loads(handler.format(records[0]))
     assert line["decision_id"] == body["decision_id"]
-    assert (line["decision"], line["status"], line["level"]) == ("allow", "decided", "INFO")
+    assert (line["decision"], line["decision_status"], line["level"]) == ("allow", "decided", "INFO")
     assert line["determining_rules"] == body["determining_rules"]
     assert line["latency_ms"] > 0
 
