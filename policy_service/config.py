@@ -12,6 +12,7 @@ unit (4MiB = 4194304 bytes, 4MB = 4000000 bytes, 512kB); an empty variable means
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
@@ -296,14 +297,27 @@ def web_concurrency(environ: Mapping[str, str] | None = None) -> int | None:
 
 def listen_address(environ: Mapping[str, str] | None = None) -> str:
     """gunicorn's bind address, "HOST:PORT" (gunicorn.conf.py): HOST (0.0.0.0) and PORT (8000), the default when
-    unset or empty. Raises SettingsError naming PORT when it is not a whole number in ASCII digits from 0 to 65535
-    (0: a free port the system chooses): 99999 reached socket.bind as an OverflowError traceback."""
+    unset or empty; an IPv6 HOST (::, ::1, or [::1]) in brackets ("[::1]:8000"). Raises SettingsError naming PORT
+    when it is not a whole number in ASCII digits from 0 to 65535 (0: a free port the system chooses): 99999 reached
+    socket.bind as an OverflowError traceback; naming HOST when it holds a colon but is no IPv6 address, or a space
+    (HOST=::1 was "'' is not a valid port number" from gunicorn)."""
     environ = os.environ if environ is None else environ
     host = environ.get("HOST", "").strip() or "0.0.0.0"
     port = environ.get("PORT", "").strip() or "8000"
+    problems = []
+    if ":" in host:
+        bare = host.removeprefix("[").removesuffix("]")
+        try:
+            host = f"[{ipaddress.IPv6Address(bare)}]"
+        except ValueError:
+            problems.append(f"HOST={host!r}: must be a host name or an IP address (IPv6 as ::1 or [::1]); the port is "
+                            "PORT")
+    elif not host.isprintable() or " " in host:
+        problems.append(f"HOST={host!r}: must be a host name or an IP address")
     if not (port.isascii() and port.isdigit() and len(port) <= 5 and int(port) <= 65_535):
-        raise SettingsError(f"policy-service settings cannot be read:\n  PORT={port!r}: must be a whole number from "
-                            "0 to 65535 (or unset: 8000)")
+        problems.append(f"PORT={port!r}: must be a whole number from 0 to 65535 (or unset: 8000)")
+    if problems:
+        raise SettingsError("policy-service settings cannot be read:" + "".join(f"\n  {line}" for line in problems))
     return f"{host}:{port}"
 
 

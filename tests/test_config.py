@@ -361,3 +361,25 @@ def test_listen_address_refuses_a_port_gunicorn_cannot_bind(given):
     assert listen_address({}) == "0.0.0.0:8000" and listen_address({"PORT": " ", "HOST": ""}) == "0.0.0.0:8000"
     assert listen_address({"PORT": "65535", "HOST": "127.0.0.1"}) == "127.0.0.1:65535"
     assert listen_address({"PORT": "0"}) == "0.0.0.0:0"
+
+
+@pytest.mark.parametrize(("given", "bind"), [("::", "[::]:8000"), ("::1", "[::1]:8000"), ("[::1]", "[::1]:8000"),
+                                             ("localhost", "localhost:8000"), ("10.0.0.2", "10.0.0.2:8000")])
+def test_listen_address_brackets_an_ipv6_host(given, bind):
+    """HOST=::1 went to gunicorn as "::1:8000", refused as "'' is not a valid port number": an IPv6 host is
+    bracketed, with or without its brackets given."""
+    from policy_service.config import listen_address
+
+    assert listen_address({"HOST": given}) == bind
+
+
+@pytest.mark.parametrize("given", ["a:b", "localhost:8000", "[::1]:80", "my host", "::g"])
+def test_listen_address_refuses_a_host_gunicorn_cannot_bind(given):
+    """A HOST with a colon that is no IPv6 address (a port given in HOST) or with a space stops the start naming
+    HOST; with PORT bad too, both are named."""
+    from policy_service.config import listen_address
+
+    with pytest.raises(SettingsError, match=rf"\n  HOST={re.escape(repr(given))}: must be a host name or an IP "):
+        listen_address({"HOST": given})
+    with pytest.raises(SettingsError, match=r"\n  HOST=[^\n]+\n  PORT='x': must be a whole number"):
+        listen_address({"HOST": given, "PORT": "x"})

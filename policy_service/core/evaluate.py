@@ -267,7 +267,9 @@ def replay(request: DecisionRequest, rulebook: Rulebook, engine: RulesEngine) ->
     else:
         # The history's own times, as timeline read them (by_delivery moved nothing).
         times = times if strictly or _in_order(times) else None
-    note_pending(state, request, rulebook, times=times, delivered_apart=delivered_apart)
+    note_undelivered(state, request, rulebook, times=times)
+    state.marketing_recent = marketing_delivered_recently(request.history, request.send.at, rulebook, times=times,
+                                                          delivered_apart=delivered_apart)
     return state
 
 
@@ -289,16 +291,6 @@ def walk(state: HistoryState, events: Iterable[tuple[int, Message]], classified_
                 else None
             state.deliver(_opened(classified, message, index), closes_others=bool(classified and
                                                                                 classified.closes_others))
-
-
-def note_pending(state: HistoryState, request: DecisionRequest, rulebook: Rulebook, *,
-                 times: list[datetime] | None, delivered_apart: bool) -> None:
-    """Set what the whole history says at the send beside the walk: the message not delivered by then
-    (note_undelivered) and the marketing templates delivered recently (marketing_delivered_recently); `times` and
-    `delivered_apart` as those take them."""
-    note_undelivered(state, request, rulebook, times=times)
-    state.marketing_recent = marketing_delivered_recently(request.history, request.send.at, rulebook, times=times,
-                                                          delivered_apart=delivered_apart)
 
 
 _SHORT_HISTORY = 32  # events
@@ -366,18 +358,25 @@ def note_undelivered(state: HistoryState, request: DecisionRequest, rulebook: Ru
     """Set `state.undelivered` (see undelivered_before) and `state.undelivered_until`, the end of that
     message's time-to-live, from the request's history (`times`: times_in_order of it, when in order)."""
     lifetime_of = delivery_lifetimes(rulebook)
-    longest = None
-    if times is not None:
-        # No message lives longer than the longest default or the longest time-to-live a template sets.
-        custom = max(filter(None, map(_TTL, filter(None, map(_TEMPLATE, request.history)))), default=0)
-        longest = max(rulebook.parameter("undelivered_message_lifetime"),
-                      rulebook.parameter("authentication_template_ttl"),
-                      rulebook.parameter("freeform_message_lifetime"), timedelta(seconds=max(custom, 0)))
-    state.undelivered = undelivered_before(request.history, request.send.at, lifetime_of, times=times,
-                                           longest=longest)
-    if state.undelivered is not None:
-        message = state.undelivered[1]
-        state.undelivered_until = message.at + lifetime_of(message)
+    longest = longest_delivery_lifetime(request.history, rulebook) if times is not None else None
+    set_undelivered(state, undelivered_before(request.history, request.send.at, lifetime_of, times=times,
+                                              longest=longest), rulebook)
+
+
+def set_undelivered(state: HistoryState, found: tuple[int, Message] | None, rulebook: Rulebook) -> None:
+    """Set `state.undelivered` to what undelivered_before found, and `state.undelivered_until` (the end of that
+    message's time-to-live) when it found one."""
+    state.undelivered = found
+    if found is not None:
+        state.undelivered_until = found[1].at + delivery_lifetimes(rulebook)(found[1])
+
+
+def longest_delivery_lifetime(history: tuple[Message, ...], rulebook: Rulebook) -> timedelta:
+    """No message of the history lives longer (delivery_lifetimes): the longest default, or the longest
+    time-to-live a template sets."""
+    custom = max(filter(None, map(_TTL, filter(None, map(_TEMPLATE, history)))), default=0)
+    return max(rulebook.parameter("undelivered_message_lifetime"), rulebook.parameter("authentication_template_ttl"),
+               rulebook.parameter("freeform_message_lifetime"), timedelta(seconds=max(custom, 0)))
 
 
 def delivery_lifetimes(rulebook: Rulebook) -> Callable[[Message], timedelta]:

@@ -333,7 +333,8 @@ def _insert(rows: list[dict[str, Any]]) -> None:
 class _GroupCommit:
     """Group commit for one database in this process: a thread that logs while another thread's commit is under
     way queues its row; when that commit ends, one waiting thread (the leader) writes every queued row (at most
-    MAX_BATCH) in one transaction, on its own connection, and each thread returns once its own row is committed
+    MAX_BATCH) in one transaction — on its thread's connection, or, under the host's syncer, on this process's one
+    log connection (`_unforced`) — and each thread returns once its own row is committed
     (or raises what its commit raised). One commit (one fsync) then serves several decisions; and threads wait
     on a condition instead of polling SQLite's write lock (its busy handler sleeps 1, 2, 5, 10… ms between tries,
     which made most of the log's tail latency). A thread that finds no commit under way writes its row at once:
@@ -372,7 +373,7 @@ class _GroupCommit:
                         # The oldest rows first: a thread whose row is beyond MAX_BATCH leads the next commit.
                         batch, self._queue = self._queue[:self.MAX_BATCH], self._queue[self.MAX_BATCH:]
                     led = mine in batch
-                    self._commit(sql, batch)
+                    self._commit(sql, batch, syncer)
             finally:
                 with self._changed:
                     for row in batch:
@@ -388,8 +389,7 @@ class _GroupCommit:
         syncer = _HOST_SYNCER[0]
         return syncer if syncer is not None and isinstance(self.database, peewee.SqliteDatabase) else None
 
-    def _commit(self, sql: str, batch: list[log_writer.PendingRows]) -> None:
-        syncer = self._syncer()
+    def _commit(self, sql: str, batch: list[log_writer.PendingRows], syncer: log_writer.HostSyncer | None) -> None:
         if syncer is None:
             commit_rows(self.database, sql, batch)
             return

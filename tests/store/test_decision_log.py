@@ -319,11 +319,11 @@ def _log_in_threads(app, decision_ids, monkeypatch, *, hold=0.2):
     commits = []
     original = decision_log._GroupCommit._commit
 
-    def held(self, sql, batch):
+    def held(self, sql, batch, syncer):
         commits.append(len(batch))
         if len(commits) == 1:
             time.sleep(hold)
-        original(self, sql, batch)
+        original(self, sql, batch, syncer)
 
     monkeypatch.setattr(decision_log._GroupCommit, "_commit", held)
     start = Barrier(len(decision_ids))
