@@ -276,3 +276,22 @@ def test_a_timestamp_in_digits_other_than_ascii_is_skipped_not_stored():
         assert skipped.reason == {"timestamp": ["must be Unix seconds"]}, (bad, skipped)
     [message] = of(read(inbound_text("wamid.digits", T0)), meta.Inbound)
     assert message.at == AT
+
+
+def test_a_ban_date_is_read_in_each_form_meta_writes_and_refused_otherwise():
+    """ban_date: "January 2, 2026" (a month's name or its first three letters, any case, the comma optional) and an
+    ISO 8601 date are that day from 00:00 UTC; an ISO 8601 time or Unix seconds that instant. Anything else, a day
+    that does not exist, or a time outside 2000-2999 is a ValueError naming the forms read."""
+    day = datetime(2026, 1, 2, tzinfo=UTC)
+    for written in ("January 2, 2026", "JANUARY 2 2026", "Jan 2, 2026", "jan. 02, 2026", "2026-01-02",
+                    "2026-01-02T00:00:00+0000", 1767312000, "1767312000"):
+        assert meta.ban_date(written) == day, written
+    assert meta.ban_date("2026-01-02T10:30:00Z") == datetime(2026, 1, 2, 10, 30, tzinfo=UTC)
+    for written in ("soon", "", "February 30, 2026", "Sept 1, 2026", "May 1, 1999", "January 2, 12026", True,
+                    99999999999, [2026, 1, 2], {"day": 2}, "١٧٦٧٣١٢٠٠٠"):
+        try:
+            meta.ban_date(written)
+        except ValueError as error:
+            assert str(error) == f"must be {meta.BAN_DATE_FORMS}", written
+            continue
+        raise AssertionError(f"{written!r} was read as a ban date")
