@@ -208,8 +208,9 @@ def test_meta_average_rate_prices_what_a_card_without_volume_tiers_cannot(client
     """A WABA billed in BRL sends utility templates to Brazil in August 2026: the BRL card of 2026-07-01 covers the day
     but has no Brazil volume tiers, so every message after the month's first stayed unpriced in the cost report
     although Meta's analytics priced the day (3,001 messages, 20.41 BRL). Meta's average (20.41 ÷ 3,001 = 0.006801,
-    rounded to 6 decimals) now prices them, counted under at_meta_average and named in the differences; a decision
-    for the next such send is priced at it too. Without analytics (September) they stay unpriced, one reason."""
+    rounded to 6 decimals) now prices them, counted under at_meta_average (the CLI says so) and named in the
+    differences; a decision for the next such send is priced at it too. Without analytics (September) they stay
+    unpriced, with one reason."""
     with brl_waba.app_context():
         for i in range(4):
             bill(f"u{i}", BRAZIL, f"2026-08-03T10:0{i}:00")
@@ -227,6 +228,9 @@ def test_meta_average_rate_prices_what_a_card_without_volume_tiers_cannot(client
     september = rows["2026-09"]["billed"]
     assert (september["count"], september["unpriced"], september["at_meta_average"]) == (2, 1, 0)
     assert len(september["unpriced_reasons"]) == 1
+    text = CliRunner().invoke(cli.main, ["costs", "--from", "2026-08-01", "--to", "2026-08-31", "--currency", "BRL",
+                                         "--database-url", brl_waba.config["DATABASE_URL"]])
+    assert "0.055403 (4, 0 unpriced, 3 at Meta's average rate)" in text.output, text.output
     body = decide(client, "2026-08-04T10:00:00+00:00", BRAZIL)
     price = body["charge"]["price"]
     assert (price["amount"], price["currency"], price["rate_card"]["id"]) == ("0.006801", "BRL",
