@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -106,6 +107,38 @@ def meta_time(value: Any) -> datetime:
         text = text[:-2] + ":" + text[-2:]
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# Month names as a ban date spells them ("January 2, 2026"; "Jan" too), in any case: read here, not by strptime,
+# whose %B follows the process's locale.
+_MONTHS = {name: number for number, name in enumerate((
+    "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
+    "december"), 1)}
+_SPELLED_DAY = re.compile(r"([A-Za-z]{3,9})\.? +([0-9]{1,2}),? +([0-9]{4})")
+BAN_DATE_FORMS = ('a day as Meta writes it ("January 2, 2026"), an ISO 8601 date or time, or Unix seconds, '
+                  "between 2000-01-01 and 2999-12-31")
+
+
+def ban_date(value: Any) -> datetime:
+    """account_update DISABLED_UPDATE's `ban_info.waba_ban_date` as the instant it names (aware UTC): a day as Meta
+    writes it ("January 2, 2026": a month's English name or its first three letters, in any case, the comma
+    optional) or an ISO 8601 date starts at 00:00 UTC; an ISO 8601 time or Unix seconds is that instant (meta_time).
+
+    Raises ValueError (naming the forms read, BAN_DATE_FORMS) for anything else or a time outside 2000-2999."""
+    spelled = _SPELLED_DAY.fullmatch(value.strip()) if isinstance(value, str) else None
+    try:
+        if spelled is not None:
+            name, day, year = spelled.groups()
+            month = _MONTHS.get(name.lower()) or next(
+                (number for full, number in _MONTHS.items() if len(name) == 3 and full.startswith(name.lower())), 0)
+            moment = datetime(int(year), month, int(day), tzinfo=UTC)
+        else:
+            moment = meta_time(value)
+    except (ValueError, OverflowError, OSError, TypeError):
+        raise ValueError(f"must be {BAN_DATE_FORMS}") from None
+    if not EARLIEST <= moment <= LATEST:
+        raise ValueError(f"must be {BAN_DATE_FORMS}")
+    return moment
 
 
 # --- The events one payload yields (what service.ingest stores) -------------------------------------------
@@ -620,7 +653,9 @@ class BanInfoSchema(_MetaSchema):
     """`ban_info`: the WABA's ban state (DISABLE, SCHEDULE_FOR_DISABLE, REINSTATE)."""
 
     waba_ban_state = _text(64, required=True)
-    waba_ban_date = fields.String()
+    # Read apart (_read_account_update, ban_date): one that cannot be read is listed, and the ban is kept (a ban
+    # dropped for its date would be a silent allow).
+    waba_ban_date = fields.Raw(allow_none=True)
 
 
 class AccountUpdateSchema(_MetaSchema):
@@ -743,6 +778,7 @@ class MessageTemplatesSchema(_MetaSchema):
 # One instance each, shared by every payload: building a schema costs hundreds of µs (issue 14).
 NOTIFICATION, ENTRY, CHANGE, METADATA = NotificationSchema(), EntrySchema(), ChangeSchema(), MetadataSchema()
 INBOUND, STATUS, CONTACT, CALL, ECHO = InboundSchema(), StatusSchema(), ContactSchema(), CallSchema(), EchoSchema()
+OUT_OF_BAND_ERROR = StatusErrorSchema()  # an entry of a `messages` change's `value.errors`: the same shape
 TEMPLATE_STATUS, TEMPLATE_CATEGORY, TEMPLATE_QUALITY = (TemplateStatusSchema(), TemplateCategorySchema(),
                                                          TemplateQualitySchema())
 PREFERENCE, ACCOUNT_UPDATE, CAPABILITY_UPDATE, GROUP = (PreferenceSchema(), AccountUpdateSchema(),
@@ -881,7 +917,13 @@ _ENTRY_TIME = UnixTime()  # read like every Unix time of a webhook
 
 
 def _metadata(reading: Reading, change: _Change) -> dict[str, Any] | None:
-    metadata = reading.load(METADATA, change.value.get("metadata"), f"{change.path}.metadata")
+    if "metadata" not in change.value:
+        # Said as missing: loading None would answer "_schema: must be a JSON object", naming no field.
+        reading.skip(f"{change.path}.metadata", {"metadata": [
+            "missing: required (the business phone number the change is about, `phone_number_id`); the change is "
+            "not read (the stored payload keeps it)"]})
+        return None
+    metadata = reading.load(METADATA, change.value["metadata"], f"{change.path}.metadata")
     if metadata is not None:  # every entry read has its WABA id (EntrySchema requires one)
         reading.events.append(NumberSeen(metadata["phone_number_id"], change.waba_id, change.at))
     return metadata
@@ -893,7 +935,16 @@ def _link(reading: Reading, number: str, item: dict[str, Any]) -> None:
 
 
 def _read_messages(reading: Reading, change: _Change) -> None:
-    """`messages`: contacts (wa_id-BSUID links), inbound messages (and number changes), statuses."""
+    """`messages`: contacts (wa_id-BSUID links), inbound messages (and number changes), statuses, and Meta's
+    out-of-band errors (`value.errors`: a system, app or account problem that kept Meta from processing a request,
+    for no message in particular), which nothing stores: each is listed as skipped with its code, title, message
+    and details, so it reaches the receipt and the log instead of vanishing."""
+    for path, error, _ in reading.each(OUT_OF_BAND_ERROR, change.value, "errors", change.path):
+        details = (error.get("error_data") or {}).get("details") if isinstance(error.get("error_data"), dict) else None
+        said = "; ".join(str(part) for part in (error.get("title"), error.get("message"), details) if part)
+        reading.skip(path, {"errors": [
+            f"Meta reported error {error['code']}" + (f" ({said})" if said else "")
+            + ": an out-of-band error for no message, not stored (listed here and logged)"]})
     metadata = _metadata(reading, change)
     if metadata is None:
         return
@@ -1082,10 +1133,24 @@ def _read_template_quality(value: dict[str, Any], change: _Change) -> list[Event
                       reason=f"quality {previous} -> {new}")]
 
 
-@_whole(ACCOUNT_UPDATE)
-def _read_account_update(value: dict[str, Any], change: _Change) -> list[Event]:
-    """`account_update`: kept whole under its event (eligibility, country, restrictions, bans, volume tiers)."""
-    return [AccountChange(change.waba_id, "account_update", value["event"].upper(), change.at, change.value)]
+def _read_account_update(reading: Reading, change: _Change) -> None:
+    """`account_update`: kept whole under its event (eligibility, country, restrictions, bans, volume tiers).
+
+    A ban's `waba_ban_date` that ban_date cannot read is listed (path `...value.ban_info.waba_ban_date`) and the
+    event is stored all the same: a ban scheduled on a date no one can read is taken as scheduled from the
+    webhook's time (store.business_state.account_state: fail closed), never dropped."""
+    value = reading.load(ACCOUNT_UPDATE, change.value, change.path)
+    if value is None:
+        return
+    when = (value.get("ban_info") or {}).get("waba_ban_date")
+    if when is not None:
+        try:
+            ban_date(when)
+        except ValueError as error:
+            reading.skip(f"{change.path}.ban_info.waba_ban_date", {"waba_ban_date": [
+                str(error), "not read: a ban scheduled on it counts from the webhook's time (fail closed)"]})
+    reading.events.append(AccountChange(change.waba_id, "account_update", value["event"].upper(), change.at,
+                                        change.value))
 
 
 @_whole(CAPABILITY_UPDATE)

@@ -531,6 +531,10 @@ class ContextSchema(RequestSchema):
                        "default false, or the stored webhook)"})
     account_banned = _strict_bool(metadata={"description": "the WABA is disabled (account_update DISABLED_UPDATE; "
                                                            "default false, or the stored webhook)"})
+    account_ban_scheduled_at = timestamp_field(metadata={
+        "description": "Meta scheduled the WABA to be disabled from this time (account_update DISABLED_UPDATE "
+                       "SCHEDULE_FOR_DISABLE and its waba_ban_date; default none, or the stored webhook): sends "
+                       "before it are warned (ACC-2.scheduled), sends from it denied (ACC-2.scheduled-date-reached)"})
     messaging_limit = fields.Integer(strict=True, validate=count_range(-1), metadata={
         "description": "unique users per moving 24 h outside a window; -1 unlimited (default: stored "
                        "business_capability_update, else unknown)"})

@@ -72,6 +72,9 @@ FACT_TYPES: dict[str, type] = {
     # The business's account state (Meta's account_update / business_capability_update webhooks, or context).
     "business_initiated_restricted": bool,
     "account_banned": bool,
+    # Meta scheduled the WABA to be disabled (SCHEDULE_FOR_DISABLE), and whether the send is at or after that time.
+    "account_ban_scheduled": bool,
+    "account_ban_date_reached": bool,
     "messaging_limit_reached": bool,
     "marketing_limit_refused_recently": bool,
     "marketing_templates_delivered_recently": int,
@@ -93,6 +96,7 @@ DISPLAY_VALUES = (
     "uncounted_would_close_at", "waba_timezone", "template_name",
     "undelivered_sent_at", "undelivered_message", "undelivered_until", "late_delivery_from", "late_delivery_charge",
     "authentication_international_start_at", "messaging_limit", "business_initiated_users_24h",
+    "account_ban_scheduled_at",
 )
 
 # Monthly counts the business keeps; each has a `<name>_known` fact beside it.
@@ -142,6 +146,7 @@ CONTEXT_DEFAULTS: dict[str, Any] = {
     "service_messages_this_month": None,
     "business_initiated_restricted": False,
     "account_banned": False,
+    "account_ban_scheduled_at": None,
     "messaging_limit": None,
     "business_initiated_users_24h": None,
     "marketing_limit_refused_recently": False,
@@ -414,6 +419,8 @@ def derive_facts(send: Send, state: HistoryState, context: dict[str, Any], ruleb
     if undelivered is not None:
         engine["undelivered_before_send"] = True
     engine["marketing_templates_delivered_recently"] = state.marketing_recent
+    if ctx["account_ban_scheduled_at"] is not None:
+        engine["account_ban_date_reached"] = ctx["account_ban_scheduled_at"] <= at
 
     expiries = {
         "same_category": same[0].expires_at if same else None,
@@ -434,6 +441,7 @@ DERIVED_FACTS = {
     "authentication_international_eligibility": ("authentication_international_started",),
     "messaging_limit": ("messaging_limit_reached",),
     "business_initiated_users_24h": ("messaging_limit_reached",),
+    "account_ban_scheduled_at": ("account_ban_scheduled", "account_ban_date_reached"),
 }
 
 
@@ -537,6 +545,7 @@ _TIMES: dict[str, Callable[[_Seen], datetime | None]] = {
     "csw_expires_at": attrgetter("csw_expires"),
     "entry_point_at": attrgetter("referral"),
     "undelivered_until": attrgetter("undelivered_until"),
+    "account_ban_scheduled_at": lambda s: s.ctx["account_ban_scheduled_at"],
 }
 _TEXTS: dict[str, Callable[[_Seen], str]] = {
     "recipient": lambda s: s.send.to if s.send.recipient_type != "group" else f"the group {s.send.to}",
@@ -716,6 +725,8 @@ def _context_facts(ctx: dict[str, Any], defaults: frozenset[str], eligible: bool
         "late_delivery_changes_charge": False,  # set by with_late_delivery once the send is classified
         "business_initiated_restricted": ctx["business_initiated_restricted"],
         "account_banned": ctx["account_banned"],
+        "account_ban_scheduled": ctx["account_ban_scheduled_at"] is not None,
+        "account_ban_date_reached": False,  # set by derive_facts against the send's time
         "marketing_limit_refused_recently": ctx["marketing_limit_refused_recently"],
         "marketing_templates_delivered_recently": 0,
     }

@@ -115,10 +115,17 @@ def forecast_costs(policy: Policy, request: dict[str, Any]) -> dict[str, Any]:
     if account:
         notes.append(f"WABA {waba_id}'s stored account state at {at.isoformat()} is taken as a decision from one of "
                      "its numbers takes it: " + "; ".join(
-                         f"{name}{f' {known.value}' if isinstance(known.value, bool | int | str) else ''} (from the "
-                         f"{known.source})" for name, known in account.items()) + ".")
+                         f"{name}{_shown(known.value)} (from the {known.source})" for name, known in account.items())
+                 + ".")
     return {**forecast_json(result, at.isoformat(), sources, waba_id), "service_messages_this_month": already,
             "waba_timezone": zone, "notes": notes}
+
+
+def _shown(value: Any) -> str:
+    """A stored account value as a note names it: a flag, number or text as it is, a time in ISO 8601; else none."""
+    if isinstance(value, datetime):
+        return f" {value.isoformat()}"
+    return f" {value}" if isinstance(value, bool | int | str) else ""
 
 
 # Template lines whose messages the rules are asked about window by window: a Cloud API template of the line's own

@@ -39,6 +39,7 @@ from ..contract.meta_webhooks import (  # noqa: F401 - names callers read here t
     UNKNOWN_VALUES,
     GroupEvent,
     TemplateChange,
+    ban_date,
     meta_time,
 )
 from ..contract.schemas import EARLIEST, LATEST
@@ -667,7 +668,9 @@ AUTH_INTERNATIONAL = "AUTH_INTL_PRICE_ELIGIBILITY_UPDATE"
 RESTRICTION = "ACCOUNT_RESTRICTION"
 BAN = "DISABLED_UPDATE"
 BIZ_INITIATED_RESTRICTIONS = ("RESTRICTED_BIZ_INITIATED_MESSAGING", "RESTRICTION_ON_BIZ_INITIATED_MESSAGING")
-BANNED_STATES = ("DISABLE", "SCHEDULE_FOR_DISABLE")
+# DISABLED_UPDATE's ban_info.waba_ban_state: disabled now, or scheduled to be disabled at waba_ban_date (the rules
+# decide what each means for a send: ACC-2, ACC-2.scheduled, ACC-2.scheduled-date-reached).
+DISABLED, SCHEDULED = "DISABLE", "SCHEDULE_FOR_DISABLE"
 
 
 def record_account(waba_id: str, field: str, event: str, at: datetime, payload: dict[str, Any]) -> bool:
@@ -722,6 +725,18 @@ def _eligibility(payload: dict[str, Any]) -> dict[str, Any] | None:
                 for c in eligibility.get("exception_countries") or ()]}
 
 
+def _scheduled_ban(when: Any, event_at: datetime, source: str) -> Known:
+    """When a SCHEDULE_FOR_DISABLE takes effect: its waba_ban_date (ban_date), else the event's own time (fail
+    closed: a ban whose date is missing or cannot be read is not put off), the source saying which."""
+    if when is None:
+        return Known(event_at, f"{source}, no waba_ban_date: taken from the webhook's time (fail closed)")
+    try:
+        return Known(ban_date(when), f"{source}, waba_ban_date {when}")
+    except ValueError:
+        return Known(event_at, f"{source}, waba_ban_date {json.dumps(when)[:80]} could not be read: taken from the "
+                               "webhook's time (fail closed)")
+
+
 def _restrictions(payload: dict[str, Any]) -> list[tuple[dict[str, Any], datetime | None]]:
     """ACCOUNT_RESTRICTION's business-initiated restrictions, each with its expiration (None: none given)."""
     return [(r, None if r.get("expiration") is None else _possible_time(r["expiration"]))
@@ -735,7 +750,9 @@ def account_state(waba_id: str, at: datetime) -> dict[str, Known]:
     - authentication_international_eligible / _eligibility: eligibility, its start time and the exception
       countries with their own (AUTH_INTL_PRICE_ELIGIBILITY_UPDATE);
     - business_initiated_restricted: a business-initiated messaging restriction not yet expired (ACCOUNT_RESTRICTION);
-    - account_banned: the WABA disabled, until reinstated (DISABLED_UPDATE);
+    - account_banned: the WABA disabled, until reinstated (DISABLED_UPDATE DISABLE);
+    - account_ban_scheduled_at: when the WABA is scheduled to be disabled (DISABLED_UPDATE SCHEDULE_FOR_DISABLE:
+      its waba_ban_date, else the webhook's time, fail closed: _scheduled_ban);
     - messaging_limit: the portfolio's messaging limit, -1 unlimited (business_capability_update).
 
     Each comes from the latest event of its kind dated between 2000 and 2999 whose times read here are too
@@ -761,8 +778,13 @@ def account_state(waba_id: str, at: datetime) -> dict[str, Known]:
     latest = _latest_account(waba_id, BAN, at)
     if latest is not None:
         row, payload = latest
-        state = (payload.get("ban_info") or {}).get("waba_ban_state")
-        found["account_banned"] = Known(state in BANNED_STATES, f"{_account_source(row)} ({state})")
+        ban = payload.get("ban_info") if isinstance(payload.get("ban_info"), dict) else {}
+        state = ban.get("waba_ban_state")
+        source = f"{_account_source(row)} ({state})"
+        if str(state).upper() == SCHEDULED:
+            found["account_ban_scheduled_at"] = _scheduled_ban(ban.get("waba_ban_date"), loaded_time(row.at), source)
+        else:
+            found["account_banned"] = Known(str(state).upper() == DISABLED, source)
     latest = _latest_account(waba_id, CAPABILITY, at)
     if latest is not None:
         row, payload = latest

@@ -142,6 +142,40 @@ def test_an_unreadable_status_is_listed_once():
     assert of(reading, meta.Status) == []
 
 
+def test_an_out_of_band_error_is_listed_with_its_code_and_details_not_dropped():
+    """A `messages` change holding only `value.errors` (Meta's webhook reference, messages/errors: a system, app or
+    account problem) yields no event but is listed, one skipped part per error, saying Meta's code, title, message
+    and details; the business number it names is still seen. Today's reading listed nothing (receipt: new 0,
+    skipped [])."""
+    body = notification({"errors": [{"code": 130429, "title": "Rate limit hit",
+                                     "message": "Cloud API message throughput has been reached.",
+                                     "error_data": {"details": "Message failed to send because there were too many "
+                                                               "messages sent from this phone number."},
+                                     "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/"},
+                                    {"code": 131000}]})
+    reading = read(body)
+    assert [part.path for part in reading.skipped] == ["entry.0.changes.0.value.errors.0",
+                                                       "entry.0.changes.0.value.errors.1"]
+    first, second = (part.reason["errors"][0] for part in reading.skipped)
+    assert first.startswith("Meta reported error 130429 (Rate limit hit; Cloud API message throughput has been "
+                            "reached.; Message failed to send because there were too many messages")
+    assert first.endswith("not stored (listed here and logged)")
+    assert second == "Meta reported error 131000: an out-of-band error for no message, not stored (listed here " \
+                     "and logged)"
+    assert [type(event) for event in reading.events] == [meta.NumberSeen]
+
+
+def test_a_change_without_metadata_is_skipped_naming_metadata_as_missing():
+    """No `value.metadata`: the reason names it as missing (it said `_schema: must be a JSON object`)."""
+    body = status("wamid.s", "sent", T0)
+    del body["entry"][0]["changes"][0]["value"]["metadata"]
+    reading = read(body)
+    assert [part.path for part in reading.skipped] == ["entry.0.changes.0.value.metadata"]
+    assert list(reading.skipped[0].reason) == ["metadata"]
+    assert reading.skipped[0].reason["metadata"][0].startswith("missing: required")
+    assert reading.events == []
+
+
 def test_echo_edits_and_revokes_send_nothing_and_a_bsuid_echo_is_linked():
     """An echo of an edit or a revoke changes an earlier message; an echo to a username user names its BSUID."""
     reading = read(echo("wamid.edit", T0, kind="edit"), echo("wamid.rev", T0, kind="revoke"),
@@ -276,3 +310,22 @@ def test_a_timestamp_in_digits_other_than_ascii_is_skipped_not_stored():
         assert skipped.reason == {"timestamp": ["must be Unix seconds"]}, (bad, skipped)
     [message] = of(read(inbound_text("wamid.digits", T0)), meta.Inbound)
     assert message.at == AT
+
+
+def test_a_ban_date_is_read_in_each_form_meta_writes_and_refused_otherwise():
+    """ban_date: "January 2, 2026" (a month's name or its first three letters, any case, the comma optional) and an
+    ISO 8601 date are that day from 00:00 UTC; an ISO 8601 time or Unix seconds that instant. Anything else, a day
+    that does not exist, or a time outside 2000-2999 is a ValueError naming the forms read."""
+    day = datetime(2026, 1, 2, tzinfo=UTC)
+    for written in ("January 2, 2026", "JANUARY 2 2026", "Jan 2, 2026", "jan. 02, 2026", "2026-01-02",
+                    "2026-01-02T00:00:00+0000", 1767312000, "1767312000"):
+        assert meta.ban_date(written) == day, written
+    assert meta.ban_date("2026-01-02T10:30:00Z") == datetime(2026, 1, 2, 10, 30, tzinfo=UTC)
+    for written in ("soon", "", "February 30, 2026", "Sept 1, 2026", "May 1, 1999", "January 2, 12026", True,
+                    99999999999, [2026, 1, 2], {"day": 2}, "١٧٦٧٣١٢٠٠٠"):
+        try:
+            meta.ban_date(written)
+        except ValueError as error:
+            assert str(error) == f"must be {meta.BAN_DATE_FORMS}", written
+            continue
+        raise AssertionError(f"{written!r} was read as a ban date")

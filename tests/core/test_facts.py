@@ -270,3 +270,15 @@ def test_a_call_counts_for_the_window_only_from_the_rulebooks_start(rulebook):
     on = facts_at(rulebook, midnight + timedelta(hours=1), [Message("inbound", midnight, "call")])
     assert on.engine["csw_open"] is True
     assert on.engine["last_inbound_type"] == "call"
+
+
+def test_a_scheduled_ban_is_reached_from_its_time_on(rulebook):
+    """account_ban_scheduled_at (context) makes account_ban_scheduled true, and account_ban_date_reached true from
+    that instant on (a second before it false); the display names the time. Without it both are false."""
+    ban = T0 + timedelta(hours=5)
+    for at, reached in ((ban - timedelta(seconds=1), False), (ban, True)):
+        facts = facts_at(rulebook, at, [], context={"account_ban_scheduled_at": ban})
+        assert facts.engine["account_ban_scheduled"] is True and facts.engine["account_ban_date_reached"] is reached
+        assert facts.display["account_ban_scheduled_at"] == ban.isoformat()
+    plain = facts_at(rulebook, ban, [])
+    assert plain.engine["account_ban_scheduled"] is False and plain.engine["account_ban_date_reached"] is False

@@ -1,7 +1,7 @@
 """POST /v1/costs/forecast and /ui/forecast: the same forecast, tiers from the WABA's stored volume, clear 422s."""
 
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -492,6 +492,28 @@ def test_a_wabas_stored_account_restriction_or_ban_denies_its_lines(client, app)
     assert banned["lines"] == [] and banned["total"] == "0"
     assert {line["denied"]["rule"] for line in banned["unpriced"]} == {"ACC-2"}
     assert client.post("/v1/costs/forecast", json={**body, "waba_id": "999"}).get_json()["total"] != "0"
+
+
+def test_a_ban_scheduled_after_the_forecast_time_denies_nothing_and_one_reached_denies_every_line(client, app):
+    """A stored SCHEDULE_FOR_DISABLE whose waba_ban_date is after the forecast's time leaves every line priced (the
+    ban is not in force yet) and the note names the scheduled time; one whose date has come denies every line
+    (ACC-2.scheduled-date-reached), as a disable does."""
+    at = datetime(2026, 11, 10, 12, tzinfo=UTC)
+    body = {**SERVICE, "waba_id": WABA, "lines": [{"country": "BR", "category": "service", "count": 5}]}
+    with app.app_context():
+        business_state.record_account(WABA, "account_update", "DISABLED_UPDATE", datetime(2026, 11, 9, tzinfo=UTC),
+                                      {"ban_info": {"waba_ban_state": "SCHEDULE_FOR_DISABLE",
+                                                    "waba_ban_date": "November 20, 2026"}})
+    scheduled = client.post("/v1/costs/forecast", json=body).get_json()
+    assert scheduled["unpriced"] == [] and [line["count"] for line in scheduled["lines"]] == [5]
+    assert any("account_ban_scheduled_at 2026-11-20T00:00:00+00:00" in note for note in scheduled["notes"])
+    with app.app_context():
+        business_state.record_account(WABA, "account_update", "DISABLED_UPDATE", datetime(2026, 11, 9, 1, tzinfo=UTC),
+                                      {"ban_info": {"waba_ban_state": "SCHEDULE_FOR_DISABLE",
+                                                    "waba_ban_date": (at - timedelta(hours=1)).isoformat()}})
+    reached = client.post("/v1/costs/forecast", json=body).get_json()
+    assert reached["lines"] == [] and {line["denied"]["rule"] for line in reached["unpriced"]} == {
+        "ACC-2.scheduled-date-reached"}
 
 
 def test_the_cli_and_the_python_api_refuse_a_bad_window_count_by_field(database_url, tmp_path):

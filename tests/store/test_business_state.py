@@ -120,6 +120,29 @@ def test_meta_times_in_account_events(value, expected):
     assert state.meta_time(value) == expected
 
 
+def test_a_scheduled_ban_gives_its_date_and_a_disable_the_ban(store):
+    """The latest DISABLED_UPDATE decides: SCHEDULE_FOR_DISABLE gives account_ban_scheduled_at (its waba_ban_date;
+    without one, or one that cannot be read, the event's own time: fail closed, the source says which) and no
+    account_banned; DISABLE gives account_banned true; REINSTATE false and no schedule."""
+    def ban(minutes: int, **info) -> dict:
+        state.record_account(WABA_ID, "account_update", state.BAN, AT + timedelta(minutes=minutes), {"ban_info": info})
+        return state.account_state(WABA_ID, AT + timedelta(minutes=minutes, seconds=1))
+
+    found = ban(0, waba_ban_state="SCHEDULE_FOR_DISABLE", waba_ban_date="September 10, 2025")
+    assert "account_banned" not in found
+    assert found["account_ban_scheduled_at"].value == datetime(2025, 9, 10, tzinfo=UTC)
+    assert found["account_ban_scheduled_at"].source.endswith("(SCHEDULE_FOR_DISABLE), waba_ban_date September 10, 2025")
+    for minutes, written in ((1, "soon"), (2, None)):
+        dated = {"waba_ban_date": written} if written else {}
+        scheduled = ban(minutes, waba_ban_state="SCHEDULE_FOR_DISABLE", **dated)
+        assert scheduled["account_ban_scheduled_at"].value == AT + timedelta(minutes=minutes)
+        assert scheduled["account_ban_scheduled_at"].source.endswith("taken from the webhook's time (fail closed)")
+    found = ban(3, waba_ban_state="DISABLE", waba_ban_date="September 1, 2025")
+    assert found["account_banned"].value is True and "account_ban_scheduled_at" not in found
+    found = ban(4, waba_ban_state="REINSTATE")
+    assert found["account_banned"].value is False and "account_ban_scheduled_at" not in found
+
+
 def test_account_events_with_impossible_times_are_skipped_when_read(store):
     """Account events stored before webhooks bounded their times (2000-2999) were read and cited as stored: a
     restriction "until 5138-11-16", a ban or a primary country "webhook at 1970-01-01". account_state skips a stored

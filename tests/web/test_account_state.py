@@ -1,5 +1,6 @@
 """Account-level webhooks (account_update, business_capability_update) change the next decisions, named in the trace."""
 
+import json
 from datetime import UTC, datetime
 
 from ..meta_business_payloads import account_update, capability_update
@@ -46,6 +47,59 @@ def test_a_disabled_waba_is_denied_until_reinstated(client):
     assert sources_of(body, "account_banned") == {f"account_update DISABLED_UPDATE webhook at {iso(T0 + 60)} (DISABLE)"}
     deliver(client, account_update("DISABLED_UPDATE", T0 + 180, ban_info={"waba_ban_state": "REINSTATE"}))
     assert client.post("/v1/decisions", json=send(T0 + 240, template=None)).json["decision"] == "allow"
+
+
+def test_a_waba_scheduled_for_disable_may_send_before_its_date_with_a_warning_and_not_from_it(client):
+    """DISABLED_UPDATE SCHEDULE_FOR_DISABLE with waba_ban_date "September 10, 2025" (as Meta writes it): before that
+    day the send is judged as usual and ACC-2.scheduled warns of the date; from 00:00 UTC that day it is denied
+    (ACC-2.scheduled-date-reached), each naming the webhook. REINSTATE lifts the schedule."""
+    ban_day = 1757462400  # 2025-09-10T00:00:00Z
+    _, answer = deliver(client, inbound_text("wamid.in", T0), account_update(
+        "DISABLED_UPDATE", T0 + 60, ban_info={"waba_ban_state": "SCHEDULE_FOR_DISABLE",
+                                              "waba_ban_date": "September 10, 2025"}))
+    assert answer.json["skipped"] == []
+    before = client.post("/v1/decisions", json=send(T0 + 120, template=None)).json
+    assert before["decision"] == "allow" and "ACC-2" not in before["determining_rules"]
+    warning = next(r for r in before["trace"] if r["rule"] == "ACC-2.scheduled")
+    assert iso(ban_day) in warning["because"] and warning["confidence"] == "S"
+    assert sources_of(before, "account_ban_scheduled") == {
+        f"account_update DISABLED_UPDATE webhook at {iso(T0 + 60)} (SCHEDULE_FOR_DISABLE), waba_ban_date "
+        "September 10, 2025"}
+    for at in (ban_day - 1, ban_day, ban_day + 86400):
+        body = client.post("/v1/decisions", json=send(at)).json
+        reached = at >= ban_day
+        assert body["decision"] == ("deny" if reached else "allow"), at
+        assert ("ACC-2.scheduled-date-reached" in body["determining_rules"]) is reached
+    deliver(client, account_update("DISABLED_UPDATE", ban_day + 3600, ban_info={"waba_ban_state": "REINSTATE"}))
+    after = client.post("/v1/decisions", json=send(ban_day + 7200)).json
+    assert after["decision"] == "allow" and not [r for r in after["trace"] if r["rule"].startswith("ACC-2")]
+
+
+def test_a_scheduled_ban_whose_date_cannot_be_read_is_listed_and_counts_from_the_webhook(client):
+    """A waba_ban_date no form reads ("soon", 99999999999, "May 1, 1999") was stored and the schedule taken as a
+    ban at once without a word; a number was refused as "Not a valid string" and the ban skipped whole (a silent
+    allow). Now the field is listed in the receipt (path and reason), the event is stored (the next send is denied),
+    and the schedule counts from the webhook's time: fail closed, the trace's source saying so. Unix seconds are
+    read as a date."""
+    deliver(client, inbound_text("wamid.old", T0 - 10 * 86400))  # names the number's WABA
+    for index, bad in enumerate(("soon", 99999999999, "May 1, 1999")):
+        at = T0 + index * 86400
+        (answer,) = deliver(client, account_update("DISABLED_UPDATE", at, ban_info={
+            "waba_ban_state": "SCHEDULE_FOR_DISABLE", "waba_ban_date": bad}))
+        ((path, reason),) = [(s["path"], s["reason"]) for s in answer.json["skipped"]]
+        assert path == "entry.0.changes.0.value.ban_info.waba_ban_date"
+        assert "January 2, 2026" in reason["waba_ban_date"][0] and "fail closed" in reason["waba_ban_date"][1]
+        body = client.post("/v1/decisions", json=send(at + 60)).json
+        assert body["decision"] == "deny" and "ACC-2.scheduled-date-reached" in body["determining_rules"]
+        assert sources_of(body, "account_ban_date_reached") == {
+            f"account_update DISABLED_UPDATE webhook at {iso(at)} (SCHEDULE_FOR_DISABLE), waba_ban_date "
+            f"{json.dumps(bad)} could not be read: taken from the webhook's time (fail closed)"}
+    at = T0 + 5 * 86400
+    (answer,) = deliver(client, account_update("DISABLED_UPDATE", at, ban_info={
+        "waba_ban_state": "SCHEDULE_FOR_DISABLE", "waba_ban_date": at + 86400}))
+    assert answer.json["skipped"] == []
+    assert client.post("/v1/decisions", json=send(at + 60)).json["decision"] == "allow"
+    assert client.post("/v1/decisions", json=send(at + 86400)).json["decision"] == "deny"
 
 
 def test_primary_country_and_eligibility_feed_the_authentication_international_rate(client):
@@ -130,3 +184,16 @@ def test_an_account_time_out_of_range_is_skipped_not_cited(client):
         assert "between 2000-01-01 and 2999-12-31" in answer.json["skipped"][0]["reason"][field][0]
     body = client.post("/v1/decisions", json=send(T0 + 3600)).json
     assert "ACC-1" not in body["determining_rules"] and "5138" not in str(body)
+
+
+def test_a_scheduled_ban_in_the_context_is_read_as_a_time_and_a_bad_one_is_a_422_naming_it(client):
+    """context.account_ban_scheduled_at stands in for the stored webhook: an RFC 3339 time (a send before it is
+    warned, from it denied); a date without a time, a number or a time outside 2000-2999 is a 422 naming the field."""
+    inline = {"send": {"at": iso(T0), "to": "+" + CONTACT, "type": "text"},
+              "history": [{"direction": "inbound", "at": iso(T0 - 60), "type": "text"}]}
+    for scheduled, decision in ((T0 + 1, "allow"), (T0, "deny")):
+        body = client.post("/v1/decisions", json={**inline, "context": {"account_ban_scheduled_at": iso(scheduled)}})
+        assert body.status_code == 200 and body.json["decision"] == decision
+    for bad in ("2025-09-10", 1757462400, "5138-11-16T00:00:00Z"):
+        answer = client.post("/v1/decisions", json={**inline, "context": {"account_ban_scheduled_at": bad}})
+        assert answer.status_code == 422 and "account_ban_scheduled_at" in json.dumps(answer.json), answer.json
