@@ -126,8 +126,9 @@ def costs(start, end, group_by: str, currency: str, database_url: str | None, as
     for row in report["rows"] + [{"total": "total", **report["totals"]}]:
         label = " ".join(str(row[k]) for k in (*keys, "total") if k in row)
         meta, billed, predicted = row["meta"], row["billed"], row["predicted"]
+        averaged = f", {billed['at_meta_average']} at Meta's average rate" if billed["at_meta_average"] else ""
         click.echo(f"{label}: {meta['amount']} ({meta['count']}) | "
-                   f"{billed['amount']} ({billed['count']}, {billed['unpriced']} unpriced) | "
+                   f"{billed['amount']} ({billed['count']}, {billed['unpriced']} unpriced{averaged}) | "
                    f"{predicted['amount']} ({predicted['count']}, {predicted['unpriced']} unpriced)")
         for difference in row.get("differences", []):
             causes = "; ".join(f"{c['cause']}: {c['text']}" for c in difference["causes"])

@@ -783,6 +783,7 @@ class MessageTemplatesSchema(_MetaSchema):
 # One instance each, shared by every payload: building a schema costs hundreds of µs (issue 14).
 NOTIFICATION, ENTRY, CHANGE, METADATA = NotificationSchema(), EntrySchema(), ChangeSchema(), MetadataSchema()
 INBOUND, STATUS, CONTACT, CALL, ECHO = InboundSchema(), StatusSchema(), ContactSchema(), CallSchema(), EchoSchema()
+OUT_OF_BAND_ERROR = StatusErrorSchema()  # an entry of a `messages` change's `value.errors`: the same shape
 TEMPLATE_STATUS, TEMPLATE_CATEGORY, TEMPLATE_QUALITY = (TemplateStatusSchema(), TemplateCategorySchema(),
                                                          TemplateQualitySchema())
 PREFERENCE, ACCOUNT_UPDATE, CAPABILITY_UPDATE, GROUP = (PreferenceSchema(), AccountUpdateSchema(),
@@ -921,7 +922,13 @@ _ENTRY_TIME = UnixTime()  # read like every Unix time of a webhook
 
 
 def _metadata(reading: Reading, change: _Change) -> dict[str, Any] | None:
-    metadata = reading.load(METADATA, change.value.get("metadata"), f"{change.path}.metadata")
+    if "metadata" not in change.value:
+        # Said as missing: loading None would answer "_schema: must be a JSON object", naming no field.
+        reading.skip(f"{change.path}.metadata", {"metadata": [
+            "missing: required (the business phone number the change is about, `phone_number_id`); the change is "
+            "not read (the stored payload keeps it)"]})
+        return None
+    metadata = reading.load(METADATA, change.value["metadata"], f"{change.path}.metadata")
     if metadata is not None:  # every entry read has its WABA id (EntrySchema requires one)
         reading.events.append(NumberSeen(metadata["phone_number_id"], change.waba_id, change.at))
     return metadata
@@ -933,7 +940,16 @@ def _link(reading: Reading, number: str, item: dict[str, Any]) -> None:
 
 
 def _read_messages(reading: Reading, change: _Change) -> None:
-    """`messages`: contacts (wa_id-BSUID links), inbound messages (and number changes), statuses."""
+    """`messages`: contacts (wa_id-BSUID links), inbound messages (and number changes), statuses, and Meta's
+    out-of-band errors (`value.errors`: a system, app or account problem that kept Meta from processing a request,
+    for no message in particular), which nothing stores: each is listed as skipped with its code, title, message
+    and details, so it reaches the receipt and the log instead of vanishing."""
+    for path, error, _ in reading.each(OUT_OF_BAND_ERROR, change.value, "errors", change.path):
+        details = (error.get("error_data") or {}).get("details") if isinstance(error.get("error_data"), dict) else None
+        said = "; ".join(str(part) for part in (error.get("title"), error.get("message"), details) if part)
+        reading.skip(path, {"errors": [
+            f"Meta reported error {error['code']}" + (f" ({said})" if said else "")
+            + ": an out-of-band error for no message, not stored (listed here and logged)"]})
     metadata = _metadata(reading, change)
     if metadata is None:
         return

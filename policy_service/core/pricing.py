@@ -20,6 +20,8 @@ holding N+1, so the message that crosses a threshold already gets the new tier's
 
 from __future__ import annotations
 
+import re
+import string
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -57,7 +59,9 @@ class Price:
     rule: str | None = None  # the price_columns rule that chose that column
     lines: tuple[PriceLine, ...] = ()  # group sends: one line per participant
     note: str = ""  # what the amount assumes (an upper bound when tiers are not sourced)
-    uncovered: bool = False  # no card (or no row or cell of a partial one) covers the send: another source may
+    # No card (or no row or cell of a partial one) covers the send, or the card lacks the volume tiers Meta applies
+    # to it: another source (Meta's average billed rate, service.pricing.at_meta_average) may price it.
+    uncovered: bool = False
 
 
     @property
@@ -73,6 +77,54 @@ class PriceLine:
     participant: str
     country: str
     price: Price
+
+
+class Wording:
+    """A reason sentence that names what is particular to one send (its day, its number in the month, a bid, its
+    participants). `text` writes it for the send; `kind` reads a sentence back as the same sentence with those
+    particulars in words, so a report over many sends (review.costs) counts one reason per kind, not one per
+    message. Fields are plain `{name}` (no format spec): callers format numbers first."""
+
+    def __init__(self, template: str, particulars: dict[str, str]) -> None:
+        self.template, self.particulars = template, particulars
+        pattern, seen = [], set()
+        for literal, name, _spec, _conversion in string.Formatter().parse(template):
+            pattern.append(re.escape(literal))
+            if name is not None:
+                pattern.append(f"(?P={name})" if name in seen else f"(?P<{name}>.*?)")
+                seen.add(name)
+        self.pattern = re.compile("".join(pattern), re.DOTALL)
+
+    def text(self, **values: Any) -> str:
+        """The sentence for one send."""
+        return self.template.format(**values)
+
+    def kind(self, reason: str) -> str | None:
+        """The sentence with its particulars in words; None when `reason` is not written in this wording."""
+        found = self.pattern.fullmatch(reason)
+        return None if found is None else self.template.format(**{**found.groupdict(), **self.particulars})
+
+
+# The reasons that name what is particular to one send; reason_kind reads each back without it.
+NO_CARD = Wording("no {currency} rate card for {day} (cards in {currency}: {covered})", {"day": "the day"})
+MARKET_NOT_SAID = Wording("the market of {country} on {day} is unknown (market map {map} does not say)",
+                          {"day": "the day"})
+MARKET_NO_MAP = Wording("the market of {country} on {day} is unknown (no market map covers {day})",
+                        {"day": "the day"})
+UNDER_BID = Wording("marketing sent under a max-price bid of {bid}: Meta charges the delivered price, at most the "
+                    "bid, which no card gives", {"bid": "a given amount"})
+TIERS_NOT_SOURCED = Wording("{unsourced} (not in its source): {message} of the month may be discounted; the list "
+                            "rate {rate} is an upper bound", {"message": "a message after the first"})
+PARTICIPANTS_UNPRICED = Wording("{unpriced} participants have no price — {why}",
+                                {"unpriced": "some", "why": "each one's reason is on its price line"})
+WORDINGS = (NO_CARD, MARKET_NOT_SAID, MARKET_NO_MAP, UNDER_BID, TIERS_NOT_SOURCED, PARTICIPANTS_UNPRICED)
+
+
+def reason_kind(reason: str) -> str:
+    """A price reason without what is particular to its send (the Wordings above): one text for every message of a
+    kind ("... message 1,001 of the month may be discounted ..." and "... message 1,002 ..." alike); a reason
+    written in no Wording is its own kind."""
+    return next((kind for wording in WORDINGS if (kind := wording.kind(reason)) is not None), reason)
 
 
 def pricing_context(context: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
@@ -107,7 +159,7 @@ def price_charge(*, billable: bool, pricing_model: str, category: str, opens_con
     if card is None:
         covered = ", ".join(f"{c.id} ({c.effective_from}..{c.effective_until or 'open'})"
                             for c in rates.cards if c.currency == currency) or "none"
-        return Price(None, f"no {currency} rate card for {day} (cards in {currency}: {covered})",
+        return Price(None, NO_CARD.text(currency=currency, day=day, covered=covered),
                      currency=currency, defaults=defaults, uncovered=True, **via)
     basis = BASIS_OF_MODEL.get(pricing_model)
     if basis != card.basis:
@@ -120,8 +172,9 @@ def price_charge(*, billable: bool, pricing_model: str, category: str, opens_con
     market_map = rates.map_on(day)
     market = market_map.market_of(country) if market_map else None
     if market is None:
-        why = f"market map {market_map.id} does not say" if market_map else f"no market map covers {day}"
-        return Price(None, f"the market of {country} on {day} is unknown ({why})", currency=currency, card=card,
+        why = MARKET_NOT_SAID.text(country=country, day=day, map=market_map.id) if market_map else \
+            MARKET_NO_MAP.text(country=country, day=day)
+        return Price(None, why, currency=currency, card=card,
                      basis=basis, defaults=defaults, uncovered=True, **via)
     known = dict(currency=currency, card=card, market=market, basis=basis, defaults=defaults, **via)
     row = card.rates.get(market)
@@ -140,8 +193,7 @@ def price_charge(*, billable: bool, pricing_model: str, category: str, opens_con
                                f"no {column} rate for {market}", uncovered=True, **known)
         return Price(None, f"rate card {card.id} has no {column} rate for {market} (n/a)", **known)
     if column == "marketing" and ctx["marketing_max_price"] is not None:
-        return Price(None, f"marketing sent under a max-price bid of {ctx['marketing_max_price']} {currency}: "
-                           "Meta charges the delivered price, at most the bid, which no card gives", **known)
+        return Price(None, UNDER_BID.text(bid=f"{ctx['marketing_max_price']} {currency}"), **known)
     steps = card.tiers.get(column, {}).get(market)
     volume = ctx["volume_messages_this_month"]
     if not steps:
@@ -152,8 +204,9 @@ def price_charge(*, billable: bool, pricing_model: str, category: str, opens_con
         if volume is None:
             return Price(list_rate, "", **{**known, "defaults": (*defaults, "volume_messages_this_month")},
                          note=f"{unsourced}; the list rate is an upper bound")
-        return Price(None, f"{unsourced} (not in its source): message {volume + 1:,} of the month may be "
-                           f"discounted; the list rate {list_rate} {currency} is an upper bound", **known)
+        # Uncovered: Meta's own average billed rate (pricing analytics, tiers already in it) may price it.
+        return Price(None, TIERS_NOT_SOURCED.text(unsourced=unsourced, message=f"message {volume + 1:,}",
+                                                  rate=f"{list_rate} {currency}"), uncovered=True, **known)
     if volume is None:
         # Tiers only lower the rate, so the list rate is an upper bound when the month's count is unknown.
         return Price(list_rate, "", tier=steps[0], tier_number=1, tiered=True,
@@ -196,7 +249,7 @@ def price_group(*, billable: bool, category: str, day: date, participants: tuple
                   lines=lines, defaults=tuple(dict.fromkeys(d for line in lines for d in line.price.defaults)))
     if missing or not lines:
         why = "; ".join(f"{line.participant} ({line.country}): {line.price.reason}" for line in missing)
-        return Price(None, f"{len(missing)} of {len(lines)} participants have no price — {why}", **shared)
+        return Price(None, PARTICIPANTS_UNPRICED.text(unpriced=f"{len(missing)} of {len(lines)}", why=why), **shared)
     return Price(sum((line.price.amount for line in lines), Decimal("0")), "",
                  market=None if len(markets) != 1 else first.market, **shared)
 

@@ -11,9 +11,20 @@ categories with volume tiers, its number in the month: the messages of one marke
 counted in time order from the first of the month (the store is taken as one business portfolio),
 so tiers apply marginally exactly as for a decision. Under conversation-based pricing (CBP) a
 conversation is billed once: later messages of the same `conversation.id` are not counted again.
+A billed message no card prices (no card for its day, a partial card without its market or cell, or a card
+without the volume tiers Meta applies to it) is priced at Meta's own average billed rate for its WABA, country,
+category and month (imported pricing analytics, `average_rate`), when its WABA is billed in the report's
+currency and the analytics hold that month: counted under `at_meta_average`, the same fallback a decision gets
+(service.pricing.at_meta_average).
 Predicted: every logged decision that allowed a send in the period, with the `charge.price` it returned
 (billable charges only). Amounts are Decimal sums, returned as decimal strings; a billed message or a
-prediction without a price is counted under `unpriced` with its reason, never guessed.
+prediction without a price is counted under `unpriced` with its reason, never guessed. Reasons are counted by
+kind (core.pricing.reason_kind: without the message's number in the month, its day or its participants), so
+`unpriced_reasons` has one key per kind whatever the number of messages.
+
+Countries are ISO 3166 codes as the API takes them (`BR`), or `group` for a Groups API send (its participants
+may be in several countries: Meta's `recipient_type` for it) and `unknown` when the number's country is not
+known (as `market` says `unknown`).
 """
 
 from __future__ import annotations
@@ -22,11 +33,11 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from ..core.identities import address, recipient
-from ..core.pricing import price_charge
+from ..core.pricing import price_charge, reason_kind
 from ..core.rates import RateBook
 from ..core.vocabulary import pricing_category
 from ..store import billing, business_state, decision_log, histories
@@ -35,6 +46,13 @@ from ..store.database import loaded_time
 GROUP_KEYS = ("month", "category", "market", "country")
 SIDES = ("billed", "predicted")  # the chart's two sides
 REPORT_SIDES = ("meta", "billed", "predicted")
+# The country of a Groups API send (Meta's recipient_type), and of a recipient whose country is not known: words, not
+# codes that look like a country (ZZ), which the API refuses wherever it takes a country.
+GROUP, UNKNOWN = "group", "unknown"
+GROUP_UNPRICED = ("a Groups API message: Meta bills each participant it reaches at that one's market, and the stored "
+                  "status does not say which participants it reached")
+# An average of exact costs is rounded here (6 decimals: finer than any card's 4), and says so.
+AVERAGE_PLACES = Decimal("0.000001")
 
 
 @dataclass
@@ -45,20 +63,23 @@ class Tally:
     amount: Decimal = Decimal("0")
     unpriced: int = 0
     reasons: Counter = field(default_factory=Counter)
+    at_meta_average: int = 0  # priced at Meta's average billed rate, no card pricing them
 
-    def add(self, amount: Decimal | None, reason: str | None, count: int = 1) -> None:
-        """Count `count` items (one message, or a data point's volume): their price, or (without one) the reason."""
+    def add(self, amount: Decimal | None, reason: str | None, count: int = 1, at_meta_average: bool = False) -> None:
+        """Count `count` items (one message, or a data point's volume): their price, or (without one) the reason,
+        counted by its kind (core.pricing.reason_kind)."""
         self.count += count
         if amount is None:
             self.unpriced += count
-            self.reasons[reason or "unknown"] += count
+            self.reasons[reason_kind(reason or "unknown")] += count
         else:
             self.amount += amount
+            self.at_meta_average += count if at_meta_average else 0
 
     def as_json(self) -> dict[str, Any]:
-        """The tally with its amount as a decimal string."""
+        """{count, amount (decimal string), unpriced, unpriced_reasons ({reason kind: count}), at_meta_average}."""
         return {"count": self.count, "amount": str(self.amount), "unpriced": self.unpriced,
-                "unpriced_reasons": dict(sorted(self.reasons.items()))}
+                "unpriced_reasons": dict(sorted(self.reasons.items())), "at_meta_average": self.at_meta_average}
 
 
 @dataclass(frozen=True)
@@ -71,8 +92,9 @@ class Item:
     market: str
     amount: Decimal | None
     reason: str | None
-    country: str = "ZZ"
+    country: str = UNKNOWN  # ISO 3166, GROUP or UNKNOWN
     count: int = 1  # Meta's data points stand for `volume` messages
+    at_meta_average: bool = False  # priced at Meta's average billed rate (no card prices it)
 
 
 def billed_items(rates: RateBook, start: date, end: date, currency: str,
@@ -80,19 +102,23 @@ def billed_items(rates: RateBook, start: date, end: date, currency: str,
     """Billed messages delivered from `start` through `end` (UTC days), priced by the cards, tiers marginal.
 
     A message from a number whose WABA is billed in another currency (store.billing) is left out, and
-    `notes` says so once per WABA: Meta bills it in that currency, and no rate is converted.
+    `notes` says so once per WABA: Meta bills it in that currency, and no rate is converted. A message no card
+    prices is priced at Meta's average billed rate where its WABA is billed in `currency` and has one
+    (`average_rate`); a Groups API message has no price (GROUP_UNPRICED).
     """
     items = []
     volume: Counter = Counter()  # (month, market, category) -> delivered before, from the first of the month
     conversations: set[str] = set()
     month_start = start.replace(day=1)
     billed_in: dict[str, str | None] = {}  # phone_number_id -> its WABA's currency (None: not set or unknown)
+    waba_of: dict[str, str | None] = {}
+    averages: dict[tuple[str, str, str, str], Decimal | None] = {}  # (WABA, country, category, month) -> rate
     for row in histories.delivered_with_pricing():
         day = loaded_time(row.at).astimezone(UTC).date()
         if day < month_start or day > end:
             continue
         if row.phone_number_id not in billed_in:
-            waba_id = business_state.waba_of(row.phone_number_id)
+            waba_id = waba_of[row.phone_number_id] = business_state.waba_of(row.phone_number_id)
             known = billing.currency_of(waba_id) if waba_id else None
             billed_in[row.phone_number_id] = known.currency if known else None
             if known and known.currency != currency and notes is not None:
@@ -110,18 +136,52 @@ def billed_items(rates: RateBook, start: date, end: date, currency: str,
                 continue  # the conversation was billed when it opened
             if row.conversation_id:
                 conversations.add(row.conversation_id)
+        if row.group_id:
+            if day >= start:
+                items.append(Item("billed", day, category, UNKNOWN, None, GROUP_UNPRICED, GROUP))
+            continue
         country, _ = recipient(address(row.contact))
         market_map = rates.map_on(day)
-        market = (market_map.market_of(country) if market_map else None) or "unknown"
+        market = (market_map.market_of(country) if market_map else None) or UNKNOWN
         key = (day.strftime("%Y-%m"), market, category)
         price = price_charge(billable=True, pricing_model=model, category=category, opens_conversation=True,
                              day=day, country=country, rates=rates,
                              context={"currency": currency, "volume_messages_this_month": volume[key]})
         volume[key] += 1
-        if day >= start:
-            items.append(Item("billed", day, category, market, price.amount, None if price.known else price.reason,
-                              country))
+        if day < start:
+            continue
+        waba_id = waba_of[row.phone_number_id]
+        if not price.known and price.uncovered and waba_id and billed_in[row.phone_number_id] == currency:
+            month = (waba_id, country, category, day.strftime("%Y-%m"))
+            if month not in averages:
+                found = average_rate(waba_id, country, category, day)
+                averages[month] = found[0] if found else None
+            if averages[month] is not None:
+                items.append(Item("billed", day, category, market, averages[month], None, country,
+                                  at_meta_average=True))
+                continue
+        items.append(Item("billed", day, category, market, price.amount, None if price.known else price.reason,
+                          country if country != "ZZ" else UNKNOWN))
     return items
+
+
+def average_rate(waba_id: str, country: str, category: str, day: date) -> tuple[Decimal, str] | None:
+    """Meta's average billed rate for the WABA's charged (REGULAR) messages of a category to a country in the
+    month of `day` — cost ÷ volume over the imported points, rounded half-even to AVERAGE_PLACES — and the sentence
+    naming it; None without them. Prices what no card does, in decisions (service.pricing.at_meta_average) and
+    here."""
+    start = datetime(day.year, day.month, 1, tzinfo=UTC)
+    until = datetime(day.year + day.month // 12, day.month % 12 + 1, 1, tzinfo=UTC)
+    cost, volume = Decimal("0"), 0
+    for _, point in billing.points(since=start, until=until, waba_id=waba_id):
+        if point.country == country and point.pricing_type.upper() == "REGULAR" \
+                and meta_category(point.pricing_category) == category:
+            cost, volume = cost + point.cost, volume + point.volume
+    if not volume:
+        return None
+    rate = (cost / volume).quantize(AVERAGE_PLACES, rounding=ROUND_HALF_EVEN)
+    return rate, (f"Meta's average billed rate for WABA {waba_id}, {category} to {country} in {start:%Y-%m}: "
+                  f"cost {cost} ÷ volume {volume:,} = {rate} (pricing_analytics, rounded to 6 decimals)")
 
 
 def predicted_items(start: date, end: date, currency: str) -> list[Item]:
@@ -137,9 +197,10 @@ def predicted_items(start: date, end: date, currency: str) -> list[Item]:
         if not charge.get("billable"):
             continue
         price = charge.get("price")
-        market = (price or {}).get("market") or "unknown"
+        market = (price or {}).get("market") or UNKNOWN
         category = pricing_category(charge.get("category") or "unknown")
-        country = row.recipient_region or "ZZ"
+        country = GROUP if charge.get("participants") is not None else (
+            row.recipient_region if row.recipient_region and row.recipient_region != "ZZ" else UNKNOWN)
         if price and price.get("currency") != currency:
             items.append(Item("predicted", day, category, market, None, f"priced in {price.get('currency')}", country))
             continue
@@ -168,9 +229,9 @@ def meta_items(rates: RateBook, start: date, end: date, currency: str) -> tuple[
             continue
         day = point.start.astimezone(UTC).date()
         market_map = rates.map_on(day)
-        market = (market_map.market_of(point.country) if market_map else None) or "unknown"
+        market = (market_map.market_of(point.country) if market_map else None) or UNKNOWN
         items.append(Item("meta", day, meta_category(point.pricing_category), market, point.cost, None,
-                          point.country or "ZZ", point.volume))
+                          point.country or UNKNOWN, point.volume))
     return items, notes
 
 
@@ -192,8 +253,9 @@ def cost_report(rates: RateBook, start: date, end: date, *, group_by: tuple[str,
     for item in billed_items(rates, start, end, currency, notes) + predicted_items(start, end, currency) + meta:
         values = {"month": item.day.strftime("%Y-%m"), "category": item.category, "market": item.market,
                   "country": item.country}
-        groups[tuple(values[key] for key in group_by)][item.side].add(item.amount, item.reason, item.count)
-        totals[item.side].add(item.amount, item.reason, item.count)
+        groups[tuple(values[key] for key in group_by)][item.side].add(item.amount, item.reason, item.count,
+                                                                      item.at_meta_average)
+        totals[item.side].add(item.amount, item.reason, item.count, item.at_meta_average)
     rows = [{**dict(zip(group_by, key, strict=True)), **{side: tally.as_json() for side, tally in sides.items()}}
             for key, sides in sorted(groups.items())]
     for row in rows:
@@ -225,6 +287,10 @@ def differences(row: dict[str, Any], rows: list[dict[str, Any]], group_by: tuple
             causes.append({"cause": "volume_mismatch", "text": (
                 f"Meta's analytics count {meta['count']} charged message(s), the stored statuses {billed['count']}: "
                 "statuses not received (or not stored), or analytics not imported for every day")})
+        if gap and billed["at_meta_average"]:
+            causes.append({"cause": "meta_average", "text": (
+                f"{billed['at_meta_average']} delivered message(s) no card prices are priced at Meta's average billed "
+                "rate for their WABA, country, category and month (rounded to 6 decimals), not at a card rate")})
         if gap and not causes:
             average = Decimal(meta["amount"]) / meta["count"] if meta["count"] else Decimal("0")
             card = Decimal(billed["amount"]) / billed["count"] if billed["count"] else Decimal("0")

@@ -1,28 +1,26 @@
 """Meta's pricing analytics as the bill: the response of `GET /<WABA_ID>?fields=pricing_analytics.start(S)
 .end(E).granularity(DAILY).dimensions(["COUNTRY","PRICING_CATEGORY","PRICING_TYPE","TIER","PHONE"])`
 imported exactly as Meta returns it (POST /v1/pricing-analytics?waba_id=..., `policy-service analytics
-import FILE`), idempotently per WABA, bucket and dimensions; and Meta's average billed rate (cost ÷
-volume) for a WABA, country, category and month, which prices a send where no card covers the day.
+import FILE`), idempotently per WABA, bucket and dimensions. Meta's average billed rate (cost ÷ volume) for a
+WABA, country, category and month (`average_rate`, defined in review.costs, which prices billed messages with it
+too) prices a send no card prices.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from marshmallow import ValidationError
 
 from ..contract.parsing import BodyRefused, flatten_errors, parse_json
 from ..contract.pricing import ANALYTICS_LIMITS, PRICING_ANALYTICS
-from ..review.costs import meta_category
 from ..store import billing
 from .errors import ServiceError
 
 ANALYTICS_CITATION = "https://developers.facebook.com/docs/whatsapp/business-management-api/analytics#pricing-analytics"
-# An average of exact costs is rounded here (6 decimals: finer than any card's 4), and says so.
-AVERAGE_PLACES = Decimal("0.000001")
 
 
 def load(body: bytes | str) -> dict[str, Any]:
@@ -56,20 +54,3 @@ def import_analytics(body: bytes | str, waba_id: str | None = None) -> dict[str,
         for block in loaded["pricing_analytics"]["data"] for p in block["data_points"]]
     new, updated, unchanged = billing.import_points(loaded["id"], points)
     return {"waba_id": loaded["id"], "new": new, "updated": updated, "unchanged": unchanged, "points": len(points)}
-
-
-def average_rate(waba_id: str, country: str, category: str, day: date) -> tuple[Decimal, str] | None:
-    """Meta's average billed rate for the WABA's charged (REGULAR) messages of a category to a country in the
-    month of `day` — cost ÷ volume over the imported points — and the sentence naming it; None without them."""
-    start = datetime(day.year, day.month, 1, tzinfo=UTC)
-    until = datetime(day.year + day.month // 12, day.month % 12 + 1, 1, tzinfo=UTC)
-    cost, volume = Decimal("0"), 0
-    for _, point in billing.points(since=start, until=until, waba_id=waba_id):
-        if point.country == country and point.pricing_type.upper() == "REGULAR" \
-                and meta_category(point.pricing_category) == category:
-            cost, volume = cost + point.cost, volume + point.volume
-    if not volume:
-        return None
-    rate = (cost / volume).quantize(AVERAGE_PLACES, rounding=ROUND_HALF_EVEN)
-    return rate, (f"Meta's average billed rate for WABA {waba_id}, {category} to {country} in {start:%Y-%m}: "
-                  f"cost {cost} ÷ volume {volume:,} = {rate} (pricing_analytics, rounded to 6 decimals)")

@@ -24,10 +24,13 @@ Guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sqlite3
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +41,7 @@ from ..contract import meta_webhooks as meta
 from ..contract.parsing import MAX_ERRORS, BodyRefused, bounded_errors, error_message
 from ..store import business_state as state
 from ..store import database, decision_log, histories, raw_webhooks
+from .idempotency import write_transaction
 
 log = logging.getLogger("policy_service.webhooks")
 SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -47,6 +51,8 @@ TEMPLATE_ERRORS = {132015: "PAUSED", 132016: "DISABLED"}
 # How processing is run (setting WEBHOOK_PROCESSING).
 BACKGROUND, INLINE, OFF = "background", "inline", "off"
 MODES = (BACKGROUND, INLINE, OFF)
+# PostgreSQL's SQLSTATEs of lock contention: serialization_failure, deadlock_detected, lock_not_available.
+POSTGRES_CONTENTION = frozenset({"40001", "40P01", "55P03"})
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,18 @@ class Settings:
     lease_seconds: float = 60.0
     max_attempts: int = 5
     poll_seconds: float = 5.0
+    # SQLite has one write lock for the whole file, which the decisions' log commits need too: a batch there also
+    # ends once it has held the lock this long, and the processor then leaves the lock free for `yield_seconds`.
+    # Why both: a writer waiting in SQLite's busy handler polls after sleeps of 1, 2, 5 … 25 ms (100 ms after
+    # 228 ms of waiting), so a lock re-taken the instant it is released (batch after batch) is almost never seen
+    # free: a 500-status batch held it ~3 s, and a decision waited the whole busy_timeout (10 s) and got a 503
+    # (bench/ingest_contention.py). A batch of at most ~50 ms leaves its waiters at a poll interval of ≤ 25 ms,
+    # so a 25 ms gap lets each of them in.
+    batch_seconds: float = 0.05
+    yield_seconds: float = 0.025
+    # A payload whose batch met a locked database (contention, not a fault) is retried this soon, the attempt
+    # not counted.
+    contended_retry_seconds: float = 1.0
 
     @property
     def lease(self) -> timedelta:
@@ -130,7 +148,15 @@ def process_one(raw_id: int, settings: Settings, *, document: Any = None, now: d
     An error leaves the payload pending (retried after a lease) or, after `max_attempts` claims, `failed`;
     it is logged, never raised.
     """
-    claimed = raw_webhooks.claim(raw_id, settings.lease, now, retry_failed=retry_failed)
+    try:
+        claimed = raw_webhooks.claim(raw_id, settings.lease, now, retry_failed=retry_failed)
+    except database.STORAGE_FAULTS as error:
+        if not contended(error):
+            raise
+        # Another writer held the database for the whole busy_timeout: the payload stays as it was, for a later round.
+        log.warning("webhook payload %s not claimed: the database is busy (%s); it stays pending", raw_id, error)
+        database.discard_connection()
+        return None
     if claimed is None:
         return None
     progress = _Progress(claimed)
@@ -146,12 +172,48 @@ def process_one(raw_id: int, settings: Settings, *, document: Any = None, now: d
     except raw_webhooks.LeaseLost as lost:
         log.warning("webhook payload left to another processor: %s", lost)
         return None
+    except database.STORAGE_FAULTS as error:
+        if not contended(error):
+            return _failed(raw_id, claimed, progress, error, settings)
+        # Contention is no failure of the payload: its committed batches stay, the rest is retried soon, and the
+        # attempt is given back (else sustained contention alone would make it `failed`).
+        log.warning("webhook payload %s deferred after %s of its events: the database is busy (%s); retried in "
+                    "%g s, the attempt not counted", raw_id, progress.claim.progress, error,
+                    settings.contended_retry_seconds)
+        database.discard_connection()
+        try:
+            raw_webhooks.defer(progress.claim, f"deferred: {type(error).__name__}: {error}",
+                               timedelta(seconds=settings.contended_retry_seconds))
+        except database.STORAGE_FAULTS as again:
+            log.warning("webhook payload %s: its deferral was not recorded (%s); it is retried after its lease",
+                        raw_id, again)
+            database.discard_connection()
+        return {"status": raw_webhooks.PENDING}
     except Exception as error:  # noqa: BLE001 - whatever breaks, the payload must stay and be retried
-        log.exception("webhook payload %s not processed (attempt %s)", raw_id, claimed.attempts)
-        _close_broken_transaction(error)
-        status = raw_webhooks.fail(progress.claim, f"{type(error).__name__}: {error}", settings.max_attempts,
-                                   retry_after=settings.lease)
-        return {"status": status}
+        return _failed(raw_id, claimed, progress, error, settings)
+
+
+def _failed(raw_id: int, claimed: raw_webhooks.Claim, progress: _Progress, error: Exception, settings: Settings
+            ) -> dict[str, Any]:
+    """Log an attempt's error with its traceback and release the claim (pending again after a lease, or failed)."""
+    log.error("webhook payload %s not processed (attempt %s)", raw_id, claimed.attempts, exc_info=error)
+    _close_broken_transaction(error)
+    status = raw_webhooks.fail(progress.claim, f"{type(error).__name__}: {error}", settings.max_attempts,
+                               retry_after=settings.lease)
+    return {"status": status}
+
+
+def contended(error: BaseException) -> bool:
+    """Whether a database error is contention — another writer held the lock longer than this one would wait
+    (SQLite's "database is locked" after busy_timeout; PostgreSQL's lock timeout, deadlock or serialization
+    failure) — rather than a fault of the storage or of the query."""
+    cause = error.__cause__ or error.__context__
+    code = getattr(cause, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    if getattr(cause, "pgcode", None) in POSTGRES_CONTENTION:
+        return True
+    return "database is locked" in str(error) or "database table is locked" in str(error)
 
 
 def process_pending(settings: Settings | None = None, *, limit: int | None = None, retry_failed: bool = False
@@ -211,32 +273,75 @@ class _Progress:
 
 def _store(events: list[meta.Event], progress: _Progress, settings: Settings) -> dict[str, int]:
     """Store the events from the claim's progress on, one transaction per batch (with the progress and a renewed
-    lease); the counts, those of earlier attempts included.
+    lease); the counts, those of earlier attempts included. A batch holds at most `batch_size` events and, on
+    SQLite, ends once it has held the write lock `batch_seconds` (Settings: why).
 
     Within a batch, messages, calls, echoes and links (each stored once by its key, in any order) go in multi-row
     INSERTs at the batch's end; statuses and business-state events are stored one by one, in payload order.
     """
     claimed = progress.claim
     counts = {"new": 0, "known": 0, "linked": 0, **claimed.partial}
-    db = database.database_proxy
-    for start in range(claimed.progress, len(events), settings.batch_size):
-        batch = events[start:start + settings.batch_size]
-        with db.atomic():
+    sqlite = isinstance(database.database_proxy.obj, peewee.SqliteDatabase)
+    position = claimed.progress
+    while position < len(events):
+        started = time.monotonic()
+        with _batch_transaction(sqlite, settings):
             messages: list[meta.Inbound | meta.Call | meta.Echo] = []
             links: list[meta.Link] = []
-            for event in batch:
+            end = position
+            while end < len(events) and end - position < settings.batch_size:
+                event = events[end]
+                end += 1
                 if isinstance(event, meta.Inbound | meta.Call | meta.Echo):
                     messages.append(event)
                 elif isinstance(event, meta.Link):
                     links.append(event)
                 else:
                     _store_event(event, counts, claimed.received_at)
+                    if sqlite and time.monotonic() - started >= settings.batch_seconds:
+                        break
             new = histories.store_messages(messages)
             counts["new"] += new
             counts["known"] += len(messages) - new
             counts["linked"] += histories.store_links(links)
-            progress.claim = raw_webhooks.advance(progress.claim, start + len(batch), counts, settings.lease)
+            progress.claim = raw_webhooks.advance(progress.claim, end, counts, settings.lease)
+        position = end
+        if sqlite and position < len(events):
+            time.sleep(settings.yield_seconds)
     return counts
+
+
+@contextlib.contextmanager
+def _batch_transaction(sqlite: bool, settings: Settings) -> Iterator[None]:
+    """One batch's transaction. On SQLite it takes the write lock at BEGIN (IMMEDIATE: a deferred transaction whose
+    first statement reads — a template change looks its template up — could not write after another connection's
+    commit, and would fail at once with "database is locked"), and waits for it politely: SQLite's busy handler is
+    switched off for the BEGIN, which is retried every `yield_seconds` up to the connection's busy_timeout. Why: a
+    busy handler that has just started waiting polls after 1, 2, 5 … ms, one that has waited long every 100 ms, so
+    the other worker's processor, fresh from its pause, would win every gap a batch leaves over a decision's log
+    commit that has been waiting longer; polling no faster than the gap lasts leaves it to the commit. Raises the
+    OperationalError ("database is locked") when the lock stayed taken that long."""
+    if not sqlite:
+        with write_transaction():
+            yield
+        return
+    db = database.database_proxy.obj
+    patience = db.execute_sql("PRAGMA busy_timeout").fetchone()[0] / 1000
+    deadline = time.monotonic() + patience
+    with contextlib.ExitStack() as stack:
+        db.execute_sql("PRAGMA busy_timeout = 0")
+        try:
+            while True:
+                try:
+                    stack.enter_context(db.atomic("IMMEDIATE"))
+                    break
+                except peewee.OperationalError as error:
+                    if not contended(error) or time.monotonic() >= deadline:
+                        raise
+                    time.sleep(settings.yield_seconds)
+        finally:
+            db.execute_sql(f"PRAGMA busy_timeout = {int(patience * 1000)}")
+        yield
 
 
 def _store_event(event: meta.Event, counts: dict[str, int], received_at: datetime) -> None:

@@ -14,8 +14,9 @@ After the rules decided a billable charge, and only for what the request leaves 
 Each value is named in the request's `sources`, so the price's trace entry says where it came from,
 and written into the logged request, so the decision replays without the store.
 
-Where no card covers the send, Meta's own average billed rate for the WABA, country, category and month
-(imported pricing analytics, service.analytics) prices it, on a card labelled as that average.
+Where no card prices the send (no card for the day, a partial card without its market or cell, or a card without
+the volume tiers Meta applies to it), Meta's own average billed rate for the WABA, country, category and month
+(imported pricing analytics, review.costs.average_rate) prices it, on a card labelled as that average.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ..core.messages import DecisionRequest
 from ..core.pricing import price_charge
 from ..core.rates import CATEGORIES, MarketMap, RateBook, RateCard, iso_4217
 from ..core.rulebook import Rulebook
+from ..review.costs import average_rate
 from ..store import billing, business_state
 from . import analytics
 from .errors import ServiceError
@@ -82,10 +84,11 @@ def volume_country(request: DecisionRequest, decision: Decision, rates: RateBook
 
 
 def at_meta_average(request: DecisionRequest, decision: Decision, waba_id: str, rulebook: Rulebook) -> Decision:
-    """Where no card covers the send (no card for the day, or a partial card without its market or cell),
-    the decision priced at Meta's average billed rate for this WABA, country, category and month (imported
-    pricing analytics), on a card labelled as that average; unchanged when there is none or the WABA's
-    currency (the analytics' currency) is not the one asked for."""
+    """Where no card prices the send (no card for the day, a partial card without its market or cell, or a card
+    without the volume tiers Meta applies to it: core.pricing.Price.uncovered), the decision priced at Meta's
+    average billed rate for this WABA, country, category and month (imported pricing analytics), on a card
+    labelled as that average; unchanged when there is none or the WABA's currency (the analytics' currency) is
+    not the one asked for."""
     charge, facts = decision.charge, decision.facts
     if charge is None or facts is None or charge.price is not None or charge.participants is not None:
         return decision
@@ -98,7 +101,7 @@ def at_meta_average(request: DecisionRequest, decision: Decision, waba_id: str, 
     known = billing.currency_of(waba_id)
     if not again.uncovered or known is None or known.currency != (currency or "USD"):
         return decision
-    found = analytics.average_rate(waba_id, country, charge.category, facts.day)
+    found = average_rate(waba_id, country, charge.category, facts.day)
     if found is None:
         return decision
     rate, sentence = found

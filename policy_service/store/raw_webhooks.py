@@ -159,6 +159,16 @@ def fail(claimed: Claim, error: str, max_attempts: int, retry_after: timedelta, 
     return status
 
 
+def defer(claimed: Claim, reason: str, retry_after: timedelta, now: datetime | None = None) -> bool:
+    """Release a claim that met contention (the database busy), not a fault: pending again, claimable after
+    `retry_after`, its attempt given back (so contention alone never makes a payload `failed`), `reason` kept as its
+    error. False when the lease was lost meanwhile."""
+    now = now or datetime.now(UTC)
+    return RawWebhook.update(status=PENDING, claimed_until=stored_time(now + retry_after), error=reason[:2000],
+                             attempts=RawWebhook.attempts - 1).where(
+        (RawWebhook.id == claimed.id) & (RawWebhook.claimed_until == stored_time(claimed.until))).execute() == 1
+
+
 def receipt(raw_id: int) -> dict[str, Any] | None:
     """A stored payload's receipt, every key always present: id, status, duplicate (False: set by the receiver),
     received_at, attempts, progress, error, processed_at, and the counts new, known, linked (so far, while

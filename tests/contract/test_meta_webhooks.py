@@ -142,6 +142,40 @@ def test_an_unreadable_status_is_listed_once():
     assert of(reading, meta.Status) == []
 
 
+def test_an_out_of_band_error_is_listed_with_its_code_and_details_not_dropped():
+    """A `messages` change holding only `value.errors` (Meta's webhook reference, messages/errors: a system, app or
+    account problem) yields no event but is listed, one skipped part per error, saying Meta's code, title, message
+    and details; the business number it names is still seen. Today's reading listed nothing (receipt: new 0,
+    skipped [])."""
+    body = notification({"errors": [{"code": 130429, "title": "Rate limit hit",
+                                     "message": "Cloud API message throughput has been reached.",
+                                     "error_data": {"details": "Message failed to send because there were too many "
+                                                               "messages sent from this phone number."},
+                                     "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/"},
+                                    {"code": 131000}]})
+    reading = read(body)
+    assert [part.path for part in reading.skipped] == ["entry.0.changes.0.value.errors.0",
+                                                       "entry.0.changes.0.value.errors.1"]
+    first, second = (part.reason["errors"][0] for part in reading.skipped)
+    assert first.startswith("Meta reported error 130429 (Rate limit hit; Cloud API message throughput has been "
+                            "reached.; Message failed to send because there were too many messages")
+    assert first.endswith("not stored (listed here and logged)")
+    assert second == "Meta reported error 131000: an out-of-band error for no message, not stored (listed here " \
+                     "and logged)"
+    assert [type(event) for event in reading.events] == [meta.NumberSeen]
+
+
+def test_a_change_without_metadata_is_skipped_naming_metadata_as_missing():
+    """No `value.metadata`: the reason names it as missing (it said `_schema: must be a JSON object`)."""
+    body = status("wamid.s", "sent", T0)
+    del body["entry"][0]["changes"][0]["value"]["metadata"]
+    reading = read(body)
+    assert [part.path for part in reading.skipped] == ["entry.0.changes.0.value.metadata"]
+    assert list(reading.skipped[0].reason) == ["metadata"]
+    assert reading.skipped[0].reason["metadata"][0].startswith("missing: required")
+    assert reading.events == []
+
+
 def test_echo_edits_and_revokes_send_nothing_and_a_bsuid_echo_is_linked():
     """An echo of an edit or a revoke changes an earlier message; an echo to a username user names its BSUID."""
     reading = read(echo("wamid.edit", T0, kind="edit"), echo("wamid.rev", T0, kind="revoke"),

@@ -1,5 +1,6 @@
 """The cost report equals the hand calculation on fixture data: billed statuses priced by the card, and predictions."""
 
+import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -70,7 +71,7 @@ def test_report_equals_the_hand_calculation(stored):
                          ("2026-07", "marketing")}
     # May marketing: billed w2 0.0529 + w3 0.0625 = 0.1154; predicted Brazil 0.0625.
     assert rows["2026-05", "marketing"]["billed"] == {"count": 2, "amount": "0.1154", "unpriced": 0,
-                                                      "unpriced_reasons": {}}
+                                                      "unpriced_reasons": {}, "at_meta_average": 0}
     assert rows["2026-05", "marketing"]["predicted"]["amount"] == "0.0625"
     # May utility: billed w1 0.0220 + w5 0.0034 = 0.0254 (w4 free, w7 without pricing, w8 only sent); predicted 0.0220.
     assert (rows["2026-05", "utility"]["billed"]["count"], rows["2026-05", "utility"]["billed"]["amount"]) == (
@@ -163,7 +164,7 @@ def test_chart_scales_bars_to_the_largest_amount(stored):
 
 def _side(count, amount, unpriced=0):
     return {"count": count, "amount": amount, "unpriced": unpriced, "unpriced_reasons": {"no card": unpriced}
-            if unpriced else {}}
+            if unpriced else {}, "at_meta_average": 0}
 
 
 def test_differences_name_category_mismatch_volume_tier_and_rate():
@@ -185,3 +186,73 @@ def test_differences_name_category_mismatch_volume_tier_and_rate():
     found = differences(marketing, rows, keys, rates, date(2026, 5, 31))
     assert [c["cause"] for c in found[0]["causes"]] == ["rate"]
     assert [c["cause"] for c in found[1]["causes"]] == ["category_mismatch"]
+
+
+def test_unpriced_reasons_are_counted_by_kind_not_one_key_per_message(app, client):
+    """A BRL trial: utility statuses to Brazil in August 2026 (the BRL card of 2026-07-01 has no Brazil volume tiers)
+    after the month's first are unpriced, each reason naming its own number in the month ("message 1,000 of the
+    month may be discounted"): `unpriced_reasons` had one key per message (6,776 keys, 4.55 MB). They are counted
+    by kind, without the number: one key for all 59, and the answer stays small over HTTP and the CLI."""
+    with app.app_context():
+        for i in range(60):
+            status(f"u{i}", BRAZIL, f"2026-08-03T10:{i:02d}:00", "utility")
+    body = client.get("/v1/costs?from=2026-08-01&to=2026-08-31&currency=BRL")
+    report = body.get_json()
+    billed = report["totals"]["billed"]
+    assert (billed["count"], billed["amount"], billed["unpriced"]) == (60, "0.0350", 59)  # the first: list rate
+    [(reason, count)] = billed["unpriced_reasons"].items()
+    assert count == 59
+    assert reason == ("Meta discounts utility by monthly volume, but rate card meta-brl-2026-07-01 has no BRL volume "
+                      "tiers for Brazil (not in its source): a message after the first of the month may be "
+                      "discounted; the list rate 0.0350 BRL is an upper bound")
+    assert len(body.get_data()) < 3_000
+    result = CliRunner().invoke(cli.main, ["costs", "--from", "2026-08-01", "--to", "2026-08-31", "--currency",
+                                           "BRL", "--json", "--database-url", app.config["DATABASE_URL"]])
+    assert result.exit_code == 0 and len(result.output) < 5_000, result.output
+    assert json.loads(result.output)["rows"][0]["billed"]["unpriced_reasons"] == {reason: 59}
+
+
+@pytest.mark.parametrize(("reason", "kind"), [
+    ("no USD rate card for 2027-01-01 (cards in USD: a, b)", "no USD rate card for the day (cards in USD: a, b)"),
+    ("the market of GB on 2026-10-02 is unknown (no market map covers 2026-10-02)",
+     "the market of GB on the day is unknown (no market map covers the day)"),
+    ("the market of GB on 2026-10-02 is unknown (market map m does not say)",
+     "the market of GB on the day is unknown (market map m does not say)"),
+    ("marketing sent under a max-price bid of 0.05 USD: Meta charges the delivered price, at most the bid, which no "
+     "card gives", "marketing sent under a max-price bid of a given amount: Meta charges the delivered price, at "
+     "most the bid, which no card gives"),
+    ("2 of 3 participants have no price — +55 (BR): x; +49 (DE): y",
+     "some participants have no price — each one's reason is on its price line"),
+    ("rate card c has no row for market Brazil", "rate card c has no row for market Brazil"),
+])
+def test_each_reason_naming_a_sends_particulars_has_one_kind(reason, kind):
+    """core.pricing.reason_kind: the day, the bid, the participants and the number in the month are put in words; a
+    reason with no particulars is its own kind."""
+    from policy_service.core.pricing import reason_kind
+
+    assert reason_kind(reason) == kind
+
+
+def test_group_sends_and_unknown_countries_are_labelled_as_words_the_api_takes(app, client):
+    """The report put group sends (and recipients of no known country) under country "ZZ", a code the API refuses
+    wherever it takes a country. A group send is `group` (Meta's recipient_type), on the billed side (a status
+    stored under its group, which names no participant: unpriced, saying so) and the predicted side (a decision
+    with participants); an unknown country is `unknown`, as its market is."""
+    with app.app_context():
+        histories.store_status(histories.Status(
+            wamid="g1", phone_number_id=PHONE, contact="Y2FwaV9ncm91cDpHMQ", group_id="Y2FwaV9ncm91cDpHMQ",
+            at=datetime(2026, 5, 10, 12, 0, 5, tzinfo=UTC), status="delivered",
+            pricing={"billable": True, "pricing_model": "PMP", "category": "group_marketing", "type": "regular"}))
+        status("x1", "99912345678", "2026-05-11T10:00:00", "marketing")  # +999: no country
+    group = {"at": "2026-05-10T12:00:00+00:00", "to": "Y2FwaV9ncm91cDpHMQ", "recipient_type": "group",
+             "participants": ["+5511976540001", "+4915112345678"], "type": "template",
+             "template": {"name": "t", "language": "en", "category": "marketing", "status": "APPROVED"}}
+    assert client.post("/v1/decisions", json={"send": group, "history": []}).status_code == 200
+    report = client.get("/v1/costs?from=2026-05-01&to=2026-05-31&group_by=country,category").get_json()
+    rows = {(r["country"], r["category"]): r for r in report["rows"]}
+    assert set(rows) == {("group", "group_marketing"), ("unknown", "marketing")}
+    billed, predicted = rows["group", "group_marketing"]["billed"], rows["group", "group_marketing"]["predicted"]
+    assert (billed["count"], billed["unpriced"], predicted["count"], predicted["amount"]) == (1, 1, 1, "0.1990")
+    assert "the stored status does not say which participants it reached" in next(iter(billed["unpriced_reasons"]))
+    assert rows["unknown", "marketing"]["billed"]["unpriced"] == 1
+    assert "ZZ" not in json.dumps(report)

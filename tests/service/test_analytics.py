@@ -190,3 +190,48 @@ def test_the_python_api_imports_the_parsed_response_as_the_text(database_url, wa
         service.import_pricing_analytics({}, WABA)
     assert raised.value.code == 422, raised.value
     service.close()
+
+
+AUG_1 = 1785542400  # 2026-08-01T00:00:00Z
+BRAZIL = "5511987654321"
+
+
+@pytest.fixture
+def brl_waba(app, client):
+    with app.app_context():
+        business_state.learn_number(PHONE, WABA, datetime(2026, 1, 1, tzinfo=UTC))
+    client.put(f"/v1/wabas/{WABA}/billing-currency", json={"currency": "BRL"})
+    return app
+
+
+def test_meta_average_rate_prices_what_a_card_without_volume_tiers_cannot(client, brl_waba):
+    """A WABA billed in BRL sends utility templates to Brazil in August 2026: the BRL card of 2026-07-01 covers the day
+    but has no Brazil volume tiers, so every message after the month's first stayed unpriced in the cost report
+    although Meta's analytics priced the day (3,001 messages, 20.41 BRL). Meta's average (20.41 ÷ 3,001 = 0.006801,
+    rounded to 6 decimals) now prices them, counted under at_meta_average (the CLI says so) and named in the
+    differences; a decision for the next such send is priced at it too. Without analytics (September) they stay
+    unpriced, with one reason."""
+    with brl_waba.app_context():
+        for i in range(4):
+            bill(f"u{i}", BRAZIL, f"2026-08-03T10:0{i}:00")
+        for i in range(2):
+            bill(f"s{i}", BRAZIL, f"2026-09-03T10:0{i}:00")
+    post(client, response(point(AUG_1 + 2 * DAY, "BR", "UTILITY", 3001, "20.41")))
+    report = client.get("/v1/costs?from=2026-08-01&to=2026-09-30&currency=BRL").get_json()
+    rows = {row["month"]: row for row in report["rows"]}
+    august = rows["2026-08"]["billed"]
+    # Message 1: the list rate 0.0350 (the month's first is in the first tier); messages 2-4: 3 × 0.006801.
+    assert (august["count"], august["amount"], august["unpriced"], august["at_meta_average"]) == (
+        4, "0.055403", 0, 3)
+    causes = {c["cause"]: c["text"] for d in rows["2026-08"]["differences"] for c in d["causes"]}
+    assert "3 delivered message(s) no card prices are priced at Meta's average billed rate" in causes["meta_average"]
+    september = rows["2026-09"]["billed"]
+    assert (september["count"], september["unpriced"], september["at_meta_average"]) == (2, 1, 0)
+    assert len(september["unpriced_reasons"]) == 1
+    text = CliRunner().invoke(cli.main, ["costs", "--from", "2026-08-01", "--to", "2026-08-31", "--currency", "BRL",
+                                         "--database-url", brl_waba.config["DATABASE_URL"]])
+    assert "0.055403 (4, 0 unpriced, 3 at Meta's average rate)" in text.output, text.output
+    body = decide(client, "2026-08-04T10:00:00+00:00", BRAZIL)
+    price = body["charge"]["price"]
+    assert (price["amount"], price["currency"], price["rate_card"]["id"]) == ("0.006801", "BRL",
+                                                                          f"meta-average-{WABA}-2026-08")

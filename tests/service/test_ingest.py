@@ -4,8 +4,10 @@
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -285,3 +287,152 @@ def test_kill_9_right_after_the_answer_loses_nothing(tmp_path):
         done = ingest.payload(int(raw_id))
         rows = histories.StoredMessage.select().count()
     assert (done["status"], done["new"], done["known"], rows) == ("done", 2000, 0, 2000)
+
+
+def statuses(count: int, prefix: str = "wamid.s") -> dict:
+    """One payload of `count` delivered statuses with PMP pricing (each one a message row and a billing row)."""
+    return notification({"statuses": [
+        {"id": f"{prefix}{index}", "status": "delivered", "timestamp": str(T0 + index), "recipient_id": CONTACT,
+         "pricing": {"billable": True, "pricing_model": "PMP", "category": "utility", "type": "regular"}}
+        for index in range(count)]})
+
+
+def sqlite_file(database_url: str) -> str:
+    if not database_url.startswith("sqlite:///"):
+        pytest.skip("SQLite's one write lock")
+    return database_url.removeprefix("sqlite:///")
+
+
+def test_a_locked_database_defers_the_payload_without_an_attempt_or_a_traceback(database_url, monkeypatch, caplog):
+    """Another connection holding SQLite's write lock past busy_timeout is contention, not a failure: the batch
+    rolls back, the payload is pending again after `contended_retry_seconds` (not a lease) with its attempt given
+    back, the log has a WARNING and no ERROR (no traceback); the next round stores it. Today's code logged an ERROR
+    with a traceback, counted the attempt and waited a whole lease."""
+    path = sqlite_file(database_url)
+    app = deferred(database_url)
+    answer = post(app, statuses(3))
+    holder = sqlite3.connect(path, isolation_level=None)
+    original_claim, original_defer = raw_webhooks.claim, raw_webhooks.defer
+
+    def claim_then_lock(*args, **kwargs):
+        claimed = original_claim(*args, **kwargs)
+        holder.execute("BEGIN IMMEDIATE")  # another writer takes the lock right after the claim
+        return claimed
+
+    def unlock_then_defer(*args, **kwargs):
+        holder.execute("ROLLBACK")
+        return original_defer(*args, **kwargs)
+
+    monkeypatch.setattr(raw_webhooks, "claim", claim_then_lock)
+    monkeypatch.setattr(raw_webhooks, "defer", unlock_then_defer)
+    settings = ingest.Settings(contended_retry_seconds=2)
+    with app.app_context():
+        store.database_proxy.execute_sql("PRAGMA busy_timeout = 200")
+        with caplog.at_level("WARNING", logger="policy_service.webhooks"):
+            assert ingest.process_one(answer["id"], settings) == {"status": "pending"}
+        state = ingest.payload(answer["id"])
+        assert (state["status"], state["attempts"], state["progress"]) == ("pending", 0, 0)
+        assert state["error"].startswith("deferred: OperationalError: database is locked")
+        row = raw_webhooks.RawWebhook.get_by_id(answer["id"])
+        assert timedelta(seconds=1) < row.claimed_until - datetime.now(UTC).replace(tzinfo=None) <= timedelta(seconds=2)
+    assert [record.levelname for record in caplog.records] == ["WARNING"]
+    assert not any(record.exc_info for record in caplog.records)
+    assert "database is busy" in caplog.records[0].getMessage()
+    monkeypatch.undo()
+    with app.app_context():
+        result = ingest.process_one(answer["id"], settings, now=datetime.now(UTC) + timedelta(seconds=3))
+        assert (result["status"], result["new"]) == ("done", 3)
+        assert ingest.payload(answer["id"])["attempts"] == 1
+    holder.close()
+
+
+def test_a_claim_meeting_a_locked_database_leaves_the_payload_as_it_was(database_url, caplog):
+    """A claim that cannot take the write lock is no error either: nothing changes, the round goes on, a WARNING."""
+    path = sqlite_file(database_url)
+    app = deferred(database_url)
+    answer = post(app, many(1))
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    with app.app_context():
+        store.database_proxy.execute_sql("PRAGMA busy_timeout = 50")
+        with caplog.at_level("WARNING", logger="policy_service.webhooks"):
+            assert ingest.process_pending() == {"processed": 0, "failed": 0, "pending": 1}
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert [record.levelname for record in caplog.records] == ["WARNING"]
+    with app.app_context():
+        assert ingest.payload(answer["id"])["attempts"] == 0
+        assert ingest.process_pending()["processed"] == 1
+
+
+def test_contention_is_told_from_faults():
+    """SQLite's busy and locked codes (and PostgreSQL's lock SQLSTATEs) are contention; a full disk is not."""
+    def wrapped(cause):
+        try:
+            try:
+                raise cause
+            except Exception as error:
+                raise peewee.OperationalError(str(error)) from error
+        except peewee.OperationalError as outer:
+            return outer
+
+    busy = sqlite3.OperationalError("database is locked")
+    busy.sqlite_errorcode = sqlite3.SQLITE_BUSY
+    full = sqlite3.OperationalError("database or disk is full")
+    full.sqlite_errorcode = sqlite3.SQLITE_FULL
+    assert ingest.contended(wrapped(busy)) and not ingest.contended(wrapped(full))
+    assert ingest.contended(peewee.OperationalError("database is locked"))
+    assert not ingest.contended(peewee.OperationalError("disk I/O error"))
+
+
+def test_a_batch_on_sqlite_ends_after_batch_seconds_and_then_leaves_the_lock_free(database_url, monkeypatch):
+    """With batch_seconds 0 every status is its own transaction (progress committed after each), and the processor
+    sleeps `yield_seconds` between them (not after the last); batch_size still bounds a batch when time does not."""
+    sqlite_file(database_url)
+    app = deferred(database_url)
+    first, second = post(app, statuses(4, "wamid.a")), post(app, statuses(4, "wamid.b"))
+    advanced, slept = [], []
+    original = raw_webhooks.advance
+    monkeypatch.setattr(raw_webhooks, "advance", lambda claimed, progress, *rest: (
+        advanced.append(progress), original(claimed, progress, *rest))[1])
+    monkeypatch.setattr(ingest.time, "sleep", slept.append)
+    with app.app_context():
+        assert ingest.process_one(first["id"], ingest.Settings(batch_seconds=0, yield_seconds=0.01))["new"] == 4
+        # Five events: the business number seen (its WABA) and the four statuses.
+        assert (advanced, slept) == ([1, 2, 3, 4, 5], [0.01] * 4)
+        advanced.clear()
+        assert ingest.process_one(second["id"], ingest.Settings(batch_size=3, batch_seconds=60))["new"] == 4
+        assert advanced == [3, 5]
+
+
+def test_a_writer_is_not_starved_while_a_big_payload_is_processed(database_url):
+    """Another connection that wants SQLite's write lock (a decision's log commit) gets it within a fraction of a
+    second while 600 statuses are stored, instead of waiting out a whole 500-status batch (seconds) and then
+    losing the lock to the next batch until its busy_timeout: each probe's wait is measured."""
+    path = sqlite_file(database_url)
+    app = deferred(database_url)
+    answer = post(app, statuses(600))
+    probe = sqlite3.connect(path, isolation_level=None, timeout=10, check_same_thread=False)
+    probe.execute("CREATE TABLE probe (at REAL)")
+    waits, done = [], threading.Event()
+
+    def write_now_and_then():
+        while not done.is_set():
+            started = time.monotonic()
+            probe.execute("BEGIN IMMEDIATE")
+            waits.append(time.monotonic() - started)
+            probe.execute("INSERT INTO probe VALUES (?)", (started,))
+            probe.execute("COMMIT")
+            time.sleep(0.05)
+
+    with app.app_context():
+        writer = threading.Thread(target=write_now_and_then)
+        started = time.monotonic()
+        writer.start()
+        assert ingest.process_one(answer["id"], ingest.Settings())["new"] == 600
+        elapsed = time.monotonic() - started
+        done.set()
+        writer.join(15)
+    probe.close()
+    assert len(waits) > 5, (waits, elapsed)
+    assert max(waits) < 1.0, (max(waits), elapsed)

@@ -209,6 +209,23 @@ def test_other_webhook_fields_are_skipped_explicitly(app, client):
     assert stored(app) == {}
 
 
+def test_an_out_of_band_error_is_listed_in_the_receipt_and_logged(app, client, caplog):
+    """The newcomer's payload: a `messages` change holding only `value.errors` (Meta's messages/errors webhook) was
+    answered new 0, skipped [] and logged nothing. Now the receipt lists it with Meta's code and title, and the log
+    has it (`webhook part skipped`)."""
+    body = notification({"errors": [{"code": 131056, "title": "(Business Account, Consumer Account) pair rate limit "
+                                     "hit", "message": "Too many messages sent to this user"}]})
+    with caplog.at_level("WARNING", logger="policy_service.webhooks"):
+        answer = deliver(client, body)[0].json
+    assert (answer["new"], answer["known"]) == (0, 0)
+    [skipped] = answer["skipped"]
+    assert skipped["path"] == "entry.0.changes.0.value.errors.0"
+    assert skipped["reason"]["errors"][0].startswith("Meta reported error 131056 ((Business Account, Consumer "
+                                                     "Account) pair rate limit hit; Too many messages")
+    assert [record.path for record in caplog.records if record.getMessage() == "webhook part skipped"] == [
+        "entry.0.changes.0.value.errors.0"]
+
+
 def test_an_unreadable_business_state_change_is_skipped_not_the_payload(app, client):
     """A template status update without the template name is skipped with its reason; the message beside it
     is stored."""
@@ -348,7 +365,7 @@ def test_one_unreadable_event_costs_only_itself(app, client, caplog):
 
 
 @pytest.mark.parametrize(("change", "path", "field"), [
-    ({"field": "messages", "value": {}}, "entry.0.changes.1.value.metadata", "_schema"),
+    ({"field": "messages", "value": {}}, "entry.0.changes.1.value.metadata", "metadata"),  # named as missing
     ({"field": "messages"}, "entry.0.changes.1", "value"),
     # A phone_number_id with a leading space was stored and counted as another number of the WABA.
     ({"field": "messages", "value": {"metadata": {"phone_number_id": " 106540352242922"}, "messages": [{
