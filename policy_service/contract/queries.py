@@ -97,8 +97,9 @@ class DecisionQuerySchema(RefusesNul, FromBeforeTo, Schema):
     decision = fields.String(validate=validate.OneOf(DECISIONS))
     rule = fields.String(validate=RULE_ID,
                          metadata={"description": "a determining rule id"})
-    policy_version = fields.String(validate=POLICY_VERSION,
-                                   metadata={"description": "the policy version in force at the send (V3a...)"})
+    policy_version = fields.String(validate=POLICY_VERSION, metadata={
+        "description": "the policy version in force at the send: V3 matches V3 and its sub-versions (V3a, V3b), V3b "
+                       "only V3b"})
     contact = ContactField(WA_ID, metadata={
         "description": "the recipient: a phone number (E.164, the + optional) or a BSUID; with masking on, every "
                        "logged number with the same calling and area code matches (every BSUID of the same "

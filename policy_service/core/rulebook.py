@@ -128,6 +128,19 @@ class PolicyVersion:
         return self.effective_from <= on and (self.effective_until is None or on <= self.effective_until)
 
 
+# Sub-versions are the same id and one lower-case letter (V2b … V2g, V3a, V3b), as README's table groups them.
+SUB_VERSION_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def version_family(version_id: str) -> tuple[str, ...]:
+    """The policy versions a filter on `version_id` names: an id ending in a digit (V3) names itself and its
+    sub-versions (V3a, V3b … V3z: every one the letter could make, so decisions logged under a sub-version an older
+    rulebook had still match); any other id (V3b) names only itself. E.g. "V3" -> ("V3", "V3a", …, "V3z")."""
+    if not version_id[-1:].isdigit():
+        return (version_id,)
+    return (version_id, *(version_id + letter for letter in SUB_VERSION_LETTERS))
+
+
 @dataclass(frozen=True)
 class Parameter:
     """A cited regulatory value that fact derivation reads (a window length, a list of types)."""

@@ -173,7 +173,8 @@ class PolicyService:
                   page_size: int = 10) -> dict[str, Any]:
         """One page of the logged decisions, newest first, as GET /v1/decisions lists them with the same filters
         (`since`/`until`: ?from=/?to=, aware datetimes or RFC 3339; `decision` allow or deny; `rule` a
-        determining rule id; `contact` an E.164 number or a BSUID): {"decisions": [entries as `decision()` returns
+        determining rule id; `policy_version` V3 matches its sub-versions V3a, V3b too, V3b only itself; `contact` an
+        E.164 number or a BSUID): {"decisions": [entries as `decision()` returns
         them], "pagination": the X-Pagination header's {total, total_pages, first_page, last_page, page,
         previous_page, next_page}}. `page` from 1, `page_size` 1–100. Raises ServiceError 422 naming the argument."""
         filters = _load(DECISION_QUERY, _present({

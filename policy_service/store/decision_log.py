@@ -38,6 +38,7 @@ from ..core.masking import (
     may_change,
     typed_history_may_change,
 )
+from ..core.rulebook import version_family
 from . import log_compression, log_writer
 from .database import SQLITE_PRAGMAS, STORAGE_FAULTS, StoredModel, discard_connection, loaded_time, stored_time
 
@@ -483,8 +484,8 @@ def select(query: DecisionQuery) -> peewee.ModelSelect:
         # Stored as "A,B": wrap in commas so "PMP-3" never matches "PMP-30".
         wrapped = peewee.Value(",").concat(DecisionRecord.determining_rules).concat(",")
         rows = rows.where(wrapped.contains(f",{query.rule},"))
-    if query.policy_version is not None:
-        rows = rows.where(DecisionRecord.policy_version == query.policy_version)
+    if query.policy_version is not None:  # V3 matches V3a and V3b too; V3b only itself (core.rulebook)
+        rows = rows.where(DecisionRecord.policy_version.in_(version_family(query.policy_version)))
     if query.contact is not None:
         contact = query.contact
         if BSUID_PATTERN.fullmatch(contact):

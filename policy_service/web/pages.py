@@ -41,7 +41,7 @@ from ..core.decision import Charge
 from ..core.errors import EngineError
 from ..core.identities import WA_ID
 from ..core.messages import DecisionRequest
-from ..core.rulebook import CONFIDENCE, Rule
+from ..core.rulebook import CONFIDENCE, Rule, Rulebook, version_family
 from ..review import coverage
 from ..review.fixtures import Fixture, discover, run_fixture
 from ..service import logged, reports
@@ -156,10 +156,21 @@ def decisions():
         return render_template(
             "ui/decisions.html", entries=entries, total=total, page=page, pages=pages, given=given, errors=named or {},
             filters=filters, rule_ids=sorted((r.id for r in book.rules), key=_natural),
-            versions=[v.id for v in book.versions], today=today.isoformat(),
+            versions=_version_choices(book), today=today.isoformat(),
             yesterday=(today - timedelta(days=1)).isoformat(), week_ago=(today - timedelta(days=6)).isoformat(),
             utc=UTC)
     return refused_page(errors, page=shown) if errors else shown()
+
+
+def _version_choices(book: Rulebook) -> list[tuple[str, str]]:
+    """The version filter's (value, label) choices: a version with sub-versions says it matches them too
+    ("V3 (with V3a, V3b)"), as the filter does (core.rulebook.version_family)."""
+    ids = [v.id for v in book.versions]
+    choices = []
+    for version in ids:
+        subs = [other for other in version_family(version)[1:] if other in ids]
+        choices.append((version, f"{version} (with {', '.join(subs)})" if subs else version))
+    return choices
 
 
 @bp.route("/decisions/<string:decision_id>")

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from policy_service.core.errors import RulebookError
-from policy_service.core.rulebook import CONFIDENCE, compile_condition, load_rulebook, parse_duration
+from policy_service.core.rulebook import CONFIDENCE, compile_condition, load_rulebook, parse_duration, version_family
 
 from ..conftest import RULES_DIR
 
@@ -202,3 +202,15 @@ def test_a_dated_parameter_without_days_is_refused(tmp_path, value):
     path.write_text(path.read_text().replace("value: {call: 2024-10-01}", f"value: {value}"))
     with pytest.raises(RulebookError, match="window_inbound_types_counted_from"):
         load_rulebook(target)
+
+
+def test_a_version_ending_in_a_digit_names_its_sub_versions(rulebook):
+    """version_family: V3 -> V3 and V3a…V3z (every sub-version of the rulebook among them), V3b -> V3b alone,
+    V30 is not V3's; the rulebook's sub-versions all follow the one-letter pattern the filter relies on."""
+    family = version_family("V3")
+    assert family[0] == "V3" and {"V3a", "V3b"} <= set(family) and "V30" not in family and len(family) == 27
+    assert version_family("V3b") == ("V3b",)
+    assert version_family("V2") == ("V2", *(f"V2{letter}" for letter in "abcdefghijklmnopqrstuvwxyz"))
+    ids = [version.id for version in rulebook.versions]
+    tops = [version for version in ids if version[-1].isdigit()]
+    assert sorted(ids) == sorted(other for top in tops for other in version_family(top) if other in ids)

@@ -157,6 +157,14 @@ def test_listing_filters_by_policy_version_recipient_and_business_number(client)
 
     assert us["policy_version"] != canada["policy_version"]
     assert ids(f"policy_version={canada['policy_version']}") == [canada["decision_id"]]
+    # A version with sub-versions matches them too (V3: V3a, V3b), a sub-version only itself (V3 was exact: the
+    # trial's ?policy_version=V3 counted 25 decisions beside 34,262 logged as V3b).
+    later = client.post("/v1/decisions", json=request_for("+13125550199", at="2025-11-03T12:00:00+00:00")).json
+    assert (us["policy_version"], canada["policy_version"], later["policy_version"]) == ("V3", "V2d", "V3b")
+    assert stored["policy_version"] == "V3"
+    assert ids("policy_version=V3") == [later["decision_id"], stored["decision_id"], us["decision_id"]]
+    assert ids("policy_version=V3b") == [later["decision_id"]] and ids("policy_version=V3a") == []
+    assert ids("policy_version=V2") == ids("policy_version=V2d") == [canada["decision_id"]]
     assert ids("contact=%2B14155550100") == ids("contact=14155559999") == [us["decision_id"]]
     assert ids("contact=%2B16135550100") == [canada["decision_id"]]
     assert ids("phone_number_id=1065403") == [stored["decision_id"]]

@@ -315,6 +315,26 @@ def test_decision_log_page_filters_by_day_outcome_rule_recipient_and_version(app
     assert 'href="/ui/decisions/a-yesterday-csw"' in html and "not sent, not charged" in html
 
 
+def test_the_version_filter_takes_sub_versions_and_says_so(app, client):
+    """V3 lists V3, V3a and V3b decisions (README's "V3 (a, b)"), V3b only V3b, V30 none; the choice reads
+    "V3 (with V3a, V3b)". The page listed V3 exactly (25 of the 34,000 V3-family decisions of the trial)."""
+    now = datetime.now(UTC)
+    for index, version in enumerate(("V3", "V3a", "V3b", "V4", "V30", "V2b")):
+        make_logged(app, f"{version}-row", logged_at=now - timedelta(minutes=index), policy_version=version)
+
+    def listed(query):
+        response = client.get(f"/ui/decisions?{query}")
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return re.findall(r'data-decision-id="([^"]+)"', response.get_data(as_text=True))
+
+    assert listed("policy_version=V3") == ["V3-row", "V3a-row", "V3b-row"]
+    assert listed("policy_version=V3b") == ["V3b-row"]
+    assert listed("policy_version=V2") == ["V2b-row"]
+    html = client.get("/ui/decisions?policy_version=V3").get_data(as_text=True)
+    assert '<option value="V3" selected>V3 (with V3a, V3b)</option>' in html
+    assert '<option value="V3b" >V3b</option>' in html and '<option value="V4" >V4</option>' in html
+
+
 def test_decision_log_page_is_paginated_and_keeps_its_filters(app, client):
     """Past 25 rows the list pages; the next link keeps the filters."""
     now = datetime.now(UTC)
