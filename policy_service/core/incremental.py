@@ -147,7 +147,9 @@ class IncrementalReplay:
         event after the send) or never (the never-delivered messages, searched back from `at`)."""
         lifetime_of = self._lifetime_of
         found: tuple[datetime, int] | None = None
-        for index, _ in islice(self._events, count, None):
+        events = self._events
+        for position in range(count, len(events)):  # (islice would step through the events before the send)
+            index = events[position][0]
             message = self._history[index]
             if message.direction == "inbound" or message.status == "failed" or not message.at <= at:
                 continue

@@ -196,7 +196,13 @@ def normalized_category(category: Any) -> Any:
 
 def report(comparisons: list[Comparison], *, page: int = 1, page_size: int | None = None) -> dict[str, Any]:
     """The comparisons as JSON (one page of them when page_size is given), with counts of matches and
-    mismatches and a summary of all of them by month, Meta's category and cause."""
+    mismatches and a summary of all of them by month, Meta's category and cause.
+
+    Every comparison is built whatever the page (one past the end too): the counts and the summary are of all of
+    them, and a replayed message's place in them (match, a mismatch, contradictory) needs its prediction, which is
+    the costly part (its replay and evaluate); only the JSON of the page shown is made. Since one contact's
+    messages share one walk of its history (core.incremental) that cost is linear in the messages compared
+    (bench/reconciliation.py)."""
     mismatching = [c for c in comparisons if c.modelled and c.differences]
     not_modelled = [c for c in comparisons if not c.modelled]
     contradictory = [c for c in comparisons if c.modelled and c.failures and not c.differences]
