@@ -35,8 +35,17 @@ as_cluster_owner() {
   fi
 }
 
+# Whether PostgreSQL could listen on the port now. With SO_REUSEADDR, as PostgreSQL itself binds: connections of a
+# cluster just stopped linger in TIME-WAIT/FIN-WAIT on its port for up to a minute, and a plain bind() fails on them,
+# so a stop then start moved the kept port and a service still connected to the old one answered 503 for good.
+# listen() is what fails when another program listens there.
 _port_free() {
-  python3 -c 'import socket, sys; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
+  python3 -c '
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(1)' "$1" 2>/dev/null
 }
 
 _free_port() {

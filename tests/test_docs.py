@@ -93,3 +93,28 @@ def test_every_option_the_readme_gives_a_command_exists():
         wrong += [f"{span!r}: {word}" for word in re.findall(r"(?<![\w-])--?[a-z][\w-]*", " ".join(words))
                   if word.split("=")[0] not in takes]
     assert wrong == []
+
+
+def test_every_confidence_the_readme_gives_a_rule_is_the_rule_files(rulebook):
+    """README's `RULE-ID [C|S|R]` (BSUID-1.template [S], PMP-8.marketing-lite [S] and MM-2.sunset [S] disagreed with
+    their rule files' C, C and R): each names a rule, or a family of rules (DS-2: DS-2.*), of that confidence."""
+    confidence = {rule.id: rule.confidence for rule in rulebook.rules}
+    wrong = []
+    for rule_id, said in re.findall(r"(?<![\w.-])([A-Z][A-Z0-9]*(?:-[0-9A-Za-z]+)+(?:\.[a-z0-9-]+)?) \[([CSR])\]",
+                                    README.read_text()):
+        family = {confidence[rule_id]} if rule_id in confidence else {
+            value for other, value in confidence.items() if other.startswith(rule_id + ".")}
+        if family != {said}:
+            wrong.append(f"{rule_id} [{said}]: the rules say {sorted(family) or 'no such rule'}")
+    assert wrong == []
+
+
+def test_the_readme_names_settings_by_their_variables():
+    """A setting is named as the variable that sets it (`POLICY_WEBHOOK_PROCESSING`), never by the bare key the
+    README's Python API paragraph once used (WEBHOOK_PROCESSING), which sets nothing."""
+    from policy_service.config import Settings
+
+    text = README.read_text()
+    bare = [f"line {text.count(chr(10), 0, match.start()) + 1}: {match.group()}" for name in Settings.model_fields
+            for match in re.finditer(rf"(?<![A-Z_]){name.upper()}(?![A-Z_])", text)]
+    assert bare == []

@@ -3,6 +3,7 @@ port — and never another cluster (issue 22: it used whichever cluster pg_lsclu
 tests borrowed, and created roles in, someone else's cluster)."""
 
 import shutil
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -12,8 +13,8 @@ import pytest
 from .conftest import ROOT
 
 SCRIPT = ROOT / "scripts" / "postgres.sh"
-pytestmark = pytest.mark.skipif(not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")),
-                                reason="PostgreSQL is not installed (apt-get install postgresql)")
+needs_postgres = pytest.mark.skipif(not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")),
+                                    reason="PostgreSQL is not installed (apt-get install postgresql)")
 
 
 def bash(command: str, directory: Path) -> str:
@@ -29,6 +30,7 @@ def clusters() -> str:
     return subprocess.run([listed, "-h"], capture_output=True, text=True).stdout if listed else ""
 
 
+@needs_postgres
 def test_the_cluster_is_the_checkouts_own_and_no_other_is_touched():
     """The URL points at the cluster in POLICY_POSTGRES_DIR (its port, its data directory), a second start
     reuses it, and every cluster pg_lsclusters lists is exactly as before."""
@@ -48,3 +50,30 @@ def test_the_cluster_is_the_checkouts_own_and_no_other_is_touched():
     finally:
         bash("stop_postgres >/dev/null 2>&1 || true", directory)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def port_free(port: int, directory: Path) -> bool:
+    result = subprocess.run(["bash", "-c", f"source {SCRIPT} && _port_free {port}"], capture_output=True, timeout=30,
+                            env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "POLICY_POSTGRES_DIR": str(directory)})
+    return result.returncode == 0
+
+
+def test_a_port_held_only_by_closed_connections_is_kept(tmp_path):
+    """The kept port is free again right after a stop, while its closed connections linger in TIME-WAIT (the
+    newcomer's `stop_postgres; start_postgres` moved 36275 to 52451 and a connected service answered 503); a port
+    another program listens on is still taken."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = listener.accept()
+    assert not port_free(port, tmp_path)  # listened on
+    accepted.close()  # the server side closes first, as a stopping cluster does: its end waits in TIME-WAIT
+    client.recv(1)
+    client.close()
+    listener.close()
+    states = subprocess.run(["ss", "-tan", f"sport = :{port}"], capture_output=True, text=True).stdout
+    assert "TIME-WAIT" in states or not shutil.which("ss"), states
+    assert port_free(port, tmp_path)

@@ -115,6 +115,9 @@ _MONTHS = {name: number for number, name in enumerate((
     "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
     "december"), 1)}
 _SPELLED_DAY = re.compile(r"([A-Za-z]{3,9})\.? +([0-9]{1,2}),? +([0-9]{4})")
+# account_update's ban event, and the ban_info.waba_ban_state values Meta documents (its account_update reference).
+BAN_EVENT = "DISABLED_UPDATE"
+BAN_STATES = ("DISABLE", "SCHEDULE_FOR_DISABLE", "REINSTATE")
 BAN_DATE_FORMS = ('a day as Meta writes it ("January 2, 2026"), an ISO 8601 date or time, or Unix seconds, '
                   "between 2000-01-01 and 2999-12-31")
 
@@ -652,7 +655,9 @@ class EligibilitySchema(_MetaSchema):
 class BanInfoSchema(_MetaSchema):
     """`ban_info`: the WABA's ban state (DISABLE, SCHEDULE_FOR_DISABLE, REINSTATE)."""
 
-    waba_ban_state = _text(64, required=True)
+    # Not required here: a DISABLED_UPDATE without it is listed and kept as a ban (_read_account_update), not
+    # skipped whole (a silent allow).
+    waba_ban_state = _text(64)
     # Read apart (_read_account_update, ban_date): one that cannot be read is listed, and the ban is kept (a ban
     # dropped for its date would be a silent allow).
     waba_ban_date = fields.Raw(allow_none=True)
@@ -1136,12 +1141,18 @@ def _read_template_quality(value: dict[str, Any], change: _Change) -> list[Event
 def _read_account_update(reading: Reading, change: _Change) -> None:
     """`account_update`: kept whole under its event (eligibility, country, restrictions, bans, volume tiers).
 
-    A ban's `waba_ban_date` that ban_date cannot read is listed (path `...value.ban_info.waba_ban_date`) and the
-    event is stored all the same: a ban scheduled on a date no one can read is taken as scheduled from the
-    webhook's time (store.business_state.account_state: fail closed), never dropped."""
+    A ban's `waba_ban_date` that ban_date cannot read, or a `waba_ban_state` not in BAN_STATES, is listed (path
+    `...value.ban_info.<field>`) and the event is stored all the same: a ban scheduled on a date no one can read
+    counts from the webhook's time, and a state the rules do not know is taken as disabled
+    (store.business_state.account_state: fail closed), never dropped."""
     value = reading.load(ACCOUNT_UPDATE, change.value, change.path)
     if value is None:
         return
+    state = (value.get("ban_info") or {}).get("waba_ban_state")
+    if value["event"].upper() == BAN_EVENT and (state or "").upper() not in BAN_STATES:
+        reading.skip(f"{change.path}.ban_info.waba_ban_state", {"waba_ban_state": [
+            f"must be one of: {', '.join(BAN_STATES)}" if state else "required for DISABLED_UPDATE",
+            "not read: the account is taken as disabled from the webhook's time (fail closed)"]})
     when = (value.get("ban_info") or {}).get("waba_ban_date")
     if when is not None:
         try:

@@ -269,6 +269,12 @@ class ContactField(fields.String):
         try:
             parse_contact(text, self.form)
         except NotAContact as error:
+            if re.fullmatch(r" [0-9]{6,20}", text):
+                # "?contact=+5511987654321" as typed: a query string's + is a space, so the + arrives as one.
+                # Said, not guessed back into a +: a space is no number's part anywhere else.
+                raise ValidationError(f"{error}: it begins with a space, as a + does when sent unencoded in a "
+                                      "query string (+ means a space there): write it %2B (contact=%2B"
+                                      f"{text[1:]}) or leave the + out ({text[1:]})") from None
             raise ValidationError(str(error)) from None
         return text
 

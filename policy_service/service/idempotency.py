@@ -28,7 +28,7 @@ HEADER = "Idempotency-Key"
 # commas: a server joins two Idempotency-Key headers into one value with a comma ("g1,g2"), which would otherwise be
 # taken for a third key.
 USABLE_KEY = re.compile(r"[\x21-\x2b\x2d-\x7e]{1,255}")
-USABLE = "1 to 255 printable ASCII characters without spaces or commas (one Idempotency-Key header)"
+USABLE = "1 to 255 printable ASCII characters without spaces or commas"
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,10 @@ def checked_key(key: str | None, argument: str | None = None) -> str | None:
         return None
     if not isinstance(key, str) or not USABLE_KEY.fullmatch(key):
         name, path = _named(argument)
-        raise ServiceError(422, f"invalid request: {name}: {USABLE}", {path: [f"must be {USABLE}"]})
+        # Each caller is told in its own terms: a header (sent once), or a Python argument (a str).
+        usable = f"a str of {USABLE}, not {type(key).__name__}" if argument and not isinstance(key, str) else \
+            f"a str of {USABLE}" if argument else f"{USABLE} (one {HEADER} header)"
+        raise ServiceError(422, f"invalid request: {name}: {usable}", {path: [f"must be {usable}"]})
     return key
 
 

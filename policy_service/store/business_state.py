@@ -32,6 +32,8 @@ from typing import Any
 import peewee
 
 from ..contract.meta_webhooks import (  # noqa: F401 - names callers read here too
+    BAN_EVENT,
+    BAN_STATES,
     CAPABILITY,
     CATEGORY_NAMES,
     IMPORT_SOURCE,
@@ -666,11 +668,11 @@ class AccountEvent(StoredModel):
 PRIMARY_COUNTRY = "BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE"
 AUTH_INTERNATIONAL = "AUTH_INTL_PRICE_ELIGIBILITY_UPDATE"
 RESTRICTION = "ACCOUNT_RESTRICTION"
-BAN = "DISABLED_UPDATE"
+BAN = BAN_EVENT
 BIZ_INITIATED_RESTRICTIONS = ("RESTRICTED_BIZ_INITIATED_MESSAGING", "RESTRICTION_ON_BIZ_INITIATED_MESSAGING")
-# DISABLED_UPDATE's ban_info.waba_ban_state: disabled now, or scheduled to be disabled at waba_ban_date (the rules
-# decide what each means for a send: ACC-2, ACC-2.scheduled, ACC-2.scheduled-date-reached).
-DISABLED, SCHEDULED = "DISABLE", "SCHEDULE_FOR_DISABLE"
+# DISABLED_UPDATE's ban_info.waba_ban_state: disabled now, scheduled to be disabled at waba_ban_date, or reinstated
+# (the rules decide what each means for a send: ACC-2, ACC-2.scheduled, ACC-2.scheduled-date-reached).
+DISABLED, SCHEDULED, REINSTATED = BAN_STATES
 
 
 def record_account(waba_id: str, field: str, event: str, at: datetime, payload: dict[str, Any]) -> bool:
@@ -783,8 +785,12 @@ def account_state(waba_id: str, at: datetime) -> dict[str, Known]:
         source = f"{_account_source(row)} ({state})"
         if str(state).upper() == SCHEDULED:
             found["account_ban_scheduled_at"] = _scheduled_ban(ban.get("waba_ban_date"), loaded_time(row.at), source)
-        else:
+        elif str(state).upper() in (DISABLED, REINSTATED):
             found["account_banned"] = Known(str(state).upper() == DISABLED, source)
+        else:
+            # No state, or one the rules do not model: a DISABLED_UPDATE is taken as a ban, never as none.
+            found["account_banned"] = Known(True, f"{source}: not a ban state the rules model ({', '.join(BAN_STATES)})"
+                                                  ", taken as disabled (fail closed)")
     latest = _latest_account(waba_id, CAPABILITY, at)
     if latest is not None:
         row, payload = latest

@@ -205,7 +205,7 @@ def require_key() -> Response | None:
         message = "the API key is not valid" if presented is not None else \
             "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key`"
         abort(401, message=message, headers={"WWW-Authenticate": "Bearer"},
-              errors={f"headers.{header}": ["not a configured API key" if presented is not None else "required"]})
+              errors={f"headers.{header}": ["not a configured API key" if presented is not None else _missing()]})
     g.api_key_name = key.name
     if request.endpoint is not None:
         allowed = roles_for(request.endpoint)
@@ -217,6 +217,21 @@ def require_key() -> Response | None:
                   errors={f"headers.{header}" if presented is not None else "session": [
                       f"the key {key.name!r} has the role {'+'.join(sorted(key.roles))}; this needs {needed}"]})
     return None
+
+
+def _missing() -> str:
+    """Why no key was found: "required", or, for an Authorization header of another scheme (`Basic clientkey`) or a
+    Bearer without a token, what it lacks (it was "required", as if no header had been sent)."""
+    sent = request.headers.get("Authorization", "").strip()
+    if not sent:
+        return "required"
+    scheme, space, _ = sent.partition(" ")
+    if scheme.lower() == "bearer":
+        return "a Bearer token is required: `Authorization: Bearer <key>` (the token is missing), or `X-API-Key`"
+    # The scheme is named only when it looks like one (`Basic …`): a bare value may be the key itself, never echoed.
+    named = f"not {scheme}" if space and scheme.isascii() and scheme.isalpha() and len(scheme) <= 20 else \
+        "not a value without the Bearer scheme"
+    return f"a Bearer token is required: `Authorization: Bearer <key>`, {named}; or the key in `X-API-Key`"
 
 
 def _refuse_ambiguous_keys(keys: tuple[ApiKey, ...]) -> None:

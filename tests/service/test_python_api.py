@@ -497,9 +497,13 @@ def test_a_batch_with_an_idempotency_key_is_decided_once(service, example_reques
 
 @pytest.mark.parametrize("key", ["", "has space", "x" * 256, "caf\u00e9", 42])
 def test_an_unusable_idempotency_key_is_a_422_naming_the_argument(service, example_request, key):
+    """Said for a Python caller (a str argument), not as the header ("(one Idempotency-Key header)" it said)."""
     with pytest.raises(ServiceError) as raised:
         service.decide(example_request, idempotency_key=key)
     assert raised.value.code == 422 and list(raised.value.errors) == ["idempotency_key"]
+    usable = "a str of 1 to 255 printable ASCII characters without spaces or commas"
+    assert raised.value.errors["idempotency_key"] == [f"must be {usable}" + (", not int" if key == 42 else "")]
+    assert "header" not in raised.value.message
 
 
 def test_python_and_http_keys_never_meet(client, service, example_request):

@@ -123,7 +123,8 @@ def test_meta_times_in_account_events(value, expected):
 def test_a_scheduled_ban_gives_its_date_and_a_disable_the_ban(store):
     """The latest DISABLED_UPDATE decides: SCHEDULE_FOR_DISABLE gives account_ban_scheduled_at (its waba_ban_date;
     without one, or one that cannot be read, the event's own time: fail closed, the source says which) and no
-    account_banned; DISABLE gives account_banned true; REINSTATE false and no schedule."""
+    account_banned; DISABLE gives account_banned true; REINSTATE false and no schedule; no state, or one the rules
+    do not model, account_banned true (fail closed)."""
     def ban(minutes: int, **info) -> dict:
         state.record_account(WABA_ID, "account_update", state.BAN, AT + timedelta(minutes=minutes), {"ban_info": info})
         return state.account_state(WABA_ID, AT + timedelta(minutes=minutes, seconds=1))
@@ -141,6 +142,9 @@ def test_a_scheduled_ban_gives_its_date_and_a_disable_the_ban(store):
     assert found["account_banned"].value is True and "account_ban_scheduled_at" not in found
     found = ban(4, waba_ban_state="REINSTATE")
     assert found["account_banned"].value is False and "account_ban_scheduled_at" not in found
+    for minutes, info in ((5, {"waba_ban_state": "PAUSE_WABA"}), (6, {})):
+        found = ban(minutes, **info)
+        assert found["account_banned"].value is True and found["account_banned"].source.endswith("(fail closed)")
 
 
 def test_account_events_with_impossible_times_are_skipped_when_read(store):

@@ -113,13 +113,18 @@ def reset(linked: bool, changed_at: datetime | None) -> None:
         business_state.record_number_change(PHONE_NUMBER_ID, OLD_NUMBER, NUMBER, changed_at)
 
 
+# Histories that start in the weeks before calls began to open the window (CSW-8.call, 2024-10-01: day 265 from
+# START), so a call before that day is often among the carried events of a read that reaches past it (a read that
+# counted such a call failed 2 of 4 seeds with these, none of 3 without).
+_BEFORE_CALLS_COUNT = st.integers(200, 265)
 _SEND = st.tuples(st.sampled_from(["text", "template"]), st.sampled_from(["marketing", "utility", "authentication"]))
 
 
 @settings(max_examples=200, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(events=st.one_of(_EVENTS, st.lists(st.tuples(_GAP, _WHO, st.one_of(_INBOUND, _OUTBOUND)), min_size=40,
-                                          max_size=90)), start_days=st.integers(0, 2 * 365), linked=st.booleans(),
+                                          max_size=90)),
+       start_days=st.one_of(st.integers(0, 2 * 365), _BEFORE_CALLS_COUNT), linked=st.booleans(),
        change=st.one_of(st.none(), st.floats(0, 1)),
        when=st.one_of(st.floats(0, 1), st.integers(0, 100 * 3600), st.integers(0, 100 * 3600)),
        send=_SEND, ask_by=st.sampled_from([NUMBER, NUMBER, BSUID]))

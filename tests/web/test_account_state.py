@@ -197,3 +197,26 @@ def test_a_scheduled_ban_in_the_context_is_read_as_a_time_and_a_bad_one_is_a_422
     for bad in ("2025-09-10", 1757462400, "5138-11-16T00:00:00Z"):
         answer = client.post("/v1/decisions", json={**inline, "context": {"account_ban_scheduled_at": bad}})
         assert answer.status_code == 422 and "account_ban_scheduled_at" in json.dumps(answer.json), answer.json
+
+
+def test_a_ban_with_a_state_the_rules_do_not_model_is_listed_and_taken_as_disabled(client):
+    """A DISABLED_UPDATE whose waba_ban_state is none of DISABLE, SCHEDULE_FOR_DISABLE, REINSTATE ("PAUSE_WABA"), or
+    that has none (a ban_info without it was skipped whole; an unknown state read as no ban: a silent allow), is
+    listed in the receipt naming the field and kept as a ban: every send is denied (ACC-2), its source saying why.
+    REINSTATE lifts it."""
+    deliver(client, inbound_text("wamid.old", T0 - 10 * 86400))  # names the number's WABA
+    for index, info in enumerate(({"waba_ban_state": "PAUSE_WABA"}, {"waba_ban_date": "September 10, 2025"})):
+        at = T0 + index * 86400
+        (answer,) = deliver(client, account_update("DISABLED_UPDATE", at, ban_info=info))
+        ((path, reason),) = [(s["path"], s["reason"]) for s in answer.json["skipped"]]
+        assert path == "entry.0.changes.0.value.ban_info.waba_ban_state"
+        assert "fail closed" in reason["waba_ban_state"][1]
+        body = client.post("/v1/decisions", json=send(at + 60)).json
+        assert body["decision"] == "deny" and "ACC-2" in body["determining_rules"]
+        (source,) = sources_of(body, "account_banned")
+        assert source.endswith("not a ban state the rules model (DISABLE, SCHEDULE_FOR_DISABLE, REINSTATE), taken as "
+                               "disabled (fail closed)")
+    (answer,) = deliver(client, account_update("DISABLED_UPDATE", T0 + 3 * 86400,
+                                               ban_info={"waba_ban_state": "REINSTATE"}))
+    assert answer.json["skipped"] == []
+    assert client.post("/v1/decisions", json=send(T0 + 3 * 86400 + 60)).json["decision"] == "allow"

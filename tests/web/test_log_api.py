@@ -99,3 +99,16 @@ def test_every_integer_path_converter_takes_ascii_digits_only(app):
     converters = [c for rule in app.url_map.iter_rules() for c in (rule._converters or {}).values()
                   if isinstance(c, IntegerConverter)]
     assert converters and all(type(c) is AsciiIntegerConverter for c in converters)
+
+
+def test_a_plus_sent_unencoded_in_the_contact_filter_is_explained(client):
+    """?contact=+5511987654321 as typed arrives as " 5511987654321" (+ is a space in a query string): the 422 says
+    so and shows the %2B form, which lists; a contact that is simply wrong keeps the plain message."""
+    response = client.get("/v1/decisions?contact=+5511987654321")
+    assert response.status_code == 422
+    [message] = response.get_json()["errors"]["query.contact"]
+    assert message.startswith("must be a wa_id like 16505551234")
+    assert "write it %2B (contact=%2B5511987654321) or leave the + out (5511987654321)" in message
+    assert client.get("/v1/decisions?contact=%2B5511987654321").status_code == 200
+    assert client.get("/v1/decisions?contact=55-11").get_json()["errors"]["query.contact"] == [
+        "must be a wa_id like 16505551234 or a BSUID like US.13491208655302741918"]

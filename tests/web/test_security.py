@@ -42,6 +42,23 @@ def test_without_configured_keys_the_api_is_open(client, example_request):
     assert client.post("/v1/decisions", json=example_request).status_code == 200
 
 
+@pytest.mark.parametrize(("authorization", "said"), [
+    ("Basic clientkey", "a Bearer token is required: `Authorization: Bearer <key>`, not Basic; or the key in "
+                        "`X-API-Key`"),
+    ("clientkey", "a Bearer token is required: `Authorization: Bearer <key>`, not a value without the Bearer "
+                  "scheme; or the key in `X-API-Key`"),
+    ("Bearer ", "a Bearer token is required: `Authorization: Bearer <key>` (the token is missing), or `X-API-Key`"),
+])
+def test_an_authorization_header_without_a_bearer_token_is_told_what_it_lacks(locked, example_request,
+                                                                              authorization, said):
+    """`Authorization: Basic clientkey` was answered `headers.Authorization: ["required"]`, as if nothing had been
+    sent: the 401 now says a Bearer token (or X-API-Key) is needed, and never echoes a bare value (it may be a key)."""
+    response = locked.post("/v1/decisions", json=example_request, headers={"Authorization": authorization})
+    body = assert_error_shape(response, 401)
+    assert body["errors"] == {"headers.Authorization": [said]}
+    assert "clientkey" not in response.get_data(as_text=True)
+
+
 def test_missing_key_is_refused(locked, example_request):
     """With keys configured, a request without a key gets 401 in the error shape, with WWW-Authenticate."""
     response = locked.post("/v1/decisions", json=example_request)
