@@ -31,12 +31,17 @@ def post(client, body, waba=WABA):
                        else body, content_type="application/json")
 
 
-@pytest.fixture
-def waba(app, client):
+def billed_in(app, client, currency):
+    """The app with PHONE's WABA known and billed in `currency`."""
     with app.app_context():
         business_state.learn_number(PHONE, WABA, datetime(2026, 1, 1, tzinfo=UTC))
-    client.put(f"/v1/wabas/{WABA}/billing-currency", json={"currency": "USD"})
+    client.put(f"/v1/wabas/{WABA}/billing-currency", json={"currency": currency})
     return app
+
+
+@pytest.fixture
+def waba(app, client):
+    return billed_in(app, client, "USD")
 
 
 def test_import_is_idempotent_per_waba_bucket_and_dimensions(client, waba):
@@ -198,10 +203,7 @@ BRAZIL = "5511987654321"
 
 @pytest.fixture
 def brl_waba(app, client):
-    with app.app_context():
-        business_state.learn_number(PHONE, WABA, datetime(2026, 1, 1, tzinfo=UTC))
-    client.put(f"/v1/wabas/{WABA}/billing-currency", json={"currency": "BRL"})
-    return app
+    return billed_in(app, client, "BRL")
 
 
 def test_meta_average_rate_prices_what_a_card_without_volume_tiers_cannot(client, brl_waba):
