@@ -24,7 +24,7 @@ from ..contract.parsing import (
     flatten_errors,
     parse_json,
 )
-from ..contract.queries import POLICY_VERSION, RULE_ID
+from ..contract.queries import POLICY_VERSION, RULE_ID, ReconciliationQuerySchema
 from ..contract.schemas import (
     DECISION_REQUEST_EXAMPLE,
     REQUEST,
@@ -224,16 +224,33 @@ def try_request():
     return refused_page(errors, page=shown) if errors else shown()
 
 
+# The page's ?page= and ?page_size= are GET /v1/reconciliation's (the same bounds, the same default page size).
+RECONCILIATION_PAGING = ReconciliationQuerySchema(only=("page", "page_size"))
+
+
 @bp.route("/reconciliation")
 def reconciliation_page():
-    """Meta's pricing of each delivered message beside our prediction: mismatches first, with what differs."""
-    if errors := unknown_filters({}):
+    """Meta's pricing of each delivered message beside our prediction: mismatches first, with what differs; one page
+    (?page=, ?page_size= as GET /v1/reconciliation takes them) of the comparisons, the counts of them all."""
+    errors = unknown_filters(RECONCILIATION_PAGING.fields)
+    given = {key: value.strip() for key, value in request.args.items() if value.strip()}
+    try:
+        paging = RECONCILIATION_PAGING.load({key: value for key, value in given.items() if key not in errors})
+    except ValidationError as error:
+        errors = {**errors, **flatten_errors(error.messages)}
+    if errors:
         return refused_page(errors)
     comparisons = sorted(reports.comparisons(policy()), key=lambda c: c.at, reverse=True)
     # Mismatches first, then messages whose category the rules do not model, then matches; each newest first.
     rank = {"mismatch": 0, "not-modelled": 1, "match": 2}
     ordered = sorted(comparisons, key=lambda c: rank[_outcome(c)])
-    return render_template("ui/reconciliation.html", comparisons=[_comparison(c) for c in ordered],
+    page, page_size = paging["page"], paging["page_size"]
+    first = (page - 1) * page_size
+    # Only the page shown is rendered: every comparison on one page was megabytes of HTML for a few thousand messages.
+    shown_page = [_comparison(c) for c in ordered[first:first + page_size]]
+    return render_template("ui/reconciliation.html", comparisons=shown_page,
+                           total=len(comparisons), page=page, pages=max(1, math.ceil(len(comparisons) / page_size)),
+                           first=first, filters={key: value for key, value in given.items() if key != "page"},
                            mismatching=sum(_outcome(c) == "mismatch" for c in comparisons),
                            not_modelled=sum(_outcome(c) == "not-modelled" for c in comparisons))
 

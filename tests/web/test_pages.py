@@ -376,6 +376,38 @@ def test_reconciliation_page_puts_mismatches_first_with_their_causes_and_decisio
     assert client.get("/ui/reconciliation/wamid.nope").status_code == 404
 
 
+def test_reconciliation_page_shows_one_page_of_comparisons_with_the_counts_of_all(client, billed_history):
+    """The page rendered every comparison (12.5 MB of HTML for 7,503 messages) and refused ?page=2: it now shows one
+    page (?page=, ?page_size= as GET /v1/reconciliation takes them), in the same order, with links to the previous
+    and next pages, while the counts stay those of every message."""
+    first = client.get("/ui/reconciliation?page_size=2").get_data(as_text=True)
+    assert re.findall(r'data-wamid="([^"]+)"', first) == ["wamid.auth", "wamid.marketing"]
+    assert "3 delivered messages checked" in first and "Page 1 of 2 (messages 1–2)." in first
+    assert 'href="/ui/reconciliation?page=2&amp;page_size=2"' in first and 'id="page-prev"' not in first
+    second = client.get("/ui/reconciliation?page=2&page_size=2")
+    html = second.get_data(as_text=True)
+    assert second.status_code == 200 and re.findall(r'data-wamid="([^"]+)"', html) == ["wamid.utility"]
+    assert "3 delivered messages checked" in html and "Page 2 of 2 (messages 3–3)." in html
+    assert 'href="/ui/reconciliation?page=1&amp;page_size=2"' in html and 'id="page-next"' not in html
+    # The default page holds all three: no links to other pages; one past the end says so and links back.
+    whole = client.get("/ui/reconciliation").get_data(as_text=True)
+    assert len(re.findall(r'data-wamid="', whole)) == 3 and 'class="pagination"' not in whole
+    past = client.get("/ui/reconciliation?page=2")
+    assert past.status_code == 200 and "past the last page" in past.get_data(as_text=True)
+    assert 'data-wamid="' not in past.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("query, field", [("page=0", "page"), ("page=x", "page"), ("page_size=0", "page_size"),
+                                          ("page_size=1001", "page_size"), ("page_size=2&page_size=3", "page_size"),
+                                          ("contact=1", "contact")])
+def test_reconciliation_page_refuses_a_bad_page_naming_it(client, query, field):
+    """A bad ?page= or ?page_size= (out of GET /v1/reconciliation's bounds, not a number, given twice) or a parameter
+    the page does not take is a 422 naming it (query.page_size), not a 500 or a default page."""
+    response = client.get(f"/ui/reconciliation?{query}")
+    assert response.status_code == 422
+    assert f"<code>query.{field}</code>" in response.get_data(as_text=True)
+
+
 def test_a_delivered_message_whose_wamid_holds_a_slash_has_a_replayed_page_that_is_linked(client):
     """Meta's wamids are base64, which may hold a "/": the reconciliation page linked /ui/reconciliation/wamid.a/b=,
     which no page served (404); the replayed page now serves any stored wamid and the link leads to it."""
