@@ -982,7 +982,9 @@ class ComparisonSchema(ResponseSchema):
                        "Meta's category (modelled false: nothing was replayed)"})
     determining_rules = fields.List(fields.String())
     cause = fields.Nested(CauseSchema, allow_none=True, metadata={
-        "description": "the likely cause of a mismatch with a logged prediction, when the store knows one"})
+        "description": "the likely cause of a mismatch (logged or replayed), or contradictory_statuses, when one is "
+                       "known: {kind, detail}; kind is what summary counts the comparison under "
+                       "(review.reconciliation.CAUSES)"})
     modelled = fields.Boolean(metadata={"description": "false: the rules do not model Meta's category; nothing "
                                                        "was predicted"})
     note = fields.String(allow_none=True, metadata={"description": "an assumption the replay made, if any"})

@@ -4,7 +4,10 @@ A message sent with the decision's `decision_id` as `biz_opaque_callback_data` c
 statuses (store.business_state.MessageBilling): it is compared with the charge **predicted and logged**
 at decision time (basis `logged_prediction`), and a mismatch gets a likely cause when the store knows
 one (the template was re-categorised, a count boundary, a window the history did not show). Unlinked
-messages are replayed through today's rules (basis `replay`).
+messages are replayed through today's rules (basis `replay`), and a mismatch gets the cause the replay shows (a
+window or count the stored history did not show, or today's rules denying the send). A message Meta reported
+failed and also delivered, with no field differing, has the cause `contradictory_statuses`: a comparison's cause
+kind is the one `summary` counts it under (CAUSES).
 
 Each unlinked message is replayed at its delivery (Meta classifies and bills on delivery); a Groups API
 message as a send to its group; a `business_agent` message as a reply written by Meta Business Agent
@@ -54,9 +57,23 @@ class Difference:
     predicted: Any
 
 
+# Every cause kind a comparison's cause may have, with what it means (README's reconciliation section lists them).
+CAUSES = {
+    "template_recategorised": "logged: the registry has the template re-categorised to Meta's category",
+    "count_boundary": "the service message count put the send on the other side of the free allowance",
+    "window_not_in_history": "Meta priced it free: a window or entry point the history did not show was open",
+    "window_assumed": "predicted free: the history showed an open window Meta did not count",
+    "sent_despite_deny": "logged: the decision denied the send, yet it was sent and priced",
+    "agent_reply_not_declared": "logged: Meta billed a Meta Business Agent reply; a person's reply was decided",
+    "denied_on_replay": "replayed: today's rules deny the send from the stored history, for no cause above",
+    "contradictory_statuses": "Meta reported the message failed and also delivered; no field differs",
+}
+
+
 @dataclass(frozen=True)
 class Cause:
-    """The likely reason for a mismatch: a short kind (for the summary) and a sentence with its evidence."""
+    """The likely reason for a mismatch: a short kind (one of CAUSES, what the summary counts) and a sentence with
+    its evidence."""
 
     kind: str
     detail: str
@@ -142,7 +159,8 @@ class _Conversation:
 
 
 def _with_failures(comparison: Comparison, row: histories.StoredMessage) -> Comparison:
-    """The comparison with Meta's failure of a message it also reported delivered, named in its note."""
+    """The comparison with Meta's failure of a message it also reported delivered, named in its note; when no field
+    differs (nothing else explains it not matching) its cause is `contradictory_statuses`, as `summary` counts it."""
     failures = histories.failures(row)
     if not failures:
         return comparison
@@ -150,7 +168,10 @@ def _with_failures(comparison: Comparison, row: histories.StoredMessage) -> Comp
     said = (f"Meta reported this message failed ({codes}) and also delivered: contradictory statuses; "
             "Meta bills delivered messages, so the delivery decides the charge compared here")
     note = f"{comparison.note}; {said}" if comparison.note else said
-    return replace(comparison, failures=failures, note=note)
+    cause = comparison.cause
+    if comparison.modelled and not comparison.differences:
+        cause = Cause("contradictory_statuses", f"Meta reported this message failed ({codes}) and also delivered")
+    return replace(comparison, failures=failures, note=note, cause=cause)
 
 
 @dataclass(frozen=True)
@@ -239,10 +260,9 @@ def summary(comparisons: list[Comparison]) -> list[dict[str, Any]]:
 
 
 def _cause_kind(comparison: Comparison) -> str:
+    """What the summary counts a comparison under: its cause's kind, so the two never disagree."""
     if not comparison.modelled:
         return "not_modelled"
-    if comparison.failures and not comparison.differences:
-        return "contradictory_statuses"
     if comparison.matches:
         return "match"
     return comparison.cause.kind if comparison.cause else "unknown"
@@ -264,8 +284,10 @@ def _compare(row: histories.StoredMessage, conversation: _Conversation, rulebook
         "pricing_model": charge.pricing_model, "category": charge.category, "type": charge.type,
         "billable": charge.billable,
     }
+    differences = _differences(meta, predicted)
     return Comparison(row.wamid, row.phone_number_id, row.contact, at, meta, predicted, decision.decision,
-                      decision.determining_rules, _differences(meta, predicted), note=_agent_note(meta, assumption))
+                      decision.determining_rules, differences, note=_agent_note(meta, assumption),
+                      cause=_replay_cause(meta, predicted, decision) if differences else None)
 
 
 def _compare_logged(row: histories.StoredMessage, logged: dict[str, Any]) -> Comparison:
@@ -340,18 +362,44 @@ def _cause(row: histories.StoredMessage, meta: dict[str, Any], predicted: dict[s
         return Cause("agent_reply_not_declared", "Meta billed it as a reply written by Meta Business Agent (per "
                      "token); the decision was asked for a reply by a person (send.meta_business_agent not set)")
     seen = (response.get("facts") or {}).get("seen_by_rules") or {}
+    return _window_cause(meta, predicted, seen, "the decision", "the history given to the decision")
+
+
+def _replay_cause(meta: dict[str, Any], predicted: dict[str, Any] | None, decision: Decision) -> Cause | None:
+    """The likely cause of a mismatch between Meta's pricing and a replay of the stored history: a window or count
+    the stored history did not show (as for a logged prediction), else today's rules denying the send."""
+    seen = decision.facts.engine if decision.facts is not None else {}
+    denied = decision.decision == "deny"
+    codes = ", ".join(map(str, decision.error_codes)) or "no error code"
+    cause = _window_cause(meta, predicted, seen, "the replay", "the stored history")
+    if cause is not None:
+        if denied:  # e.g. 131047: no inbound message stored opens the window Meta's free price says was open
+            return replace(cause, detail=f"{cause.detail}; the replay denied the send ({codes})")
+        return cause
+    if denied:
+        rules = ", ".join(decision.determining_rules) or "no rule"
+        return Cause("denied_on_replay", f"today's rules deny this send from the stored history ({codes}; {rules}), "
+                     "so no charge is predicted, yet Meta delivered and priced it")
+    return None
+
+
+def _window_cause(meta: dict[str, Any], predicted: dict[str, Any] | None, seen: dict[str, Any], decider: str,
+                  history: str) -> Cause | None:
+    """A count boundary or a window one side saw and the other did not, from the types Meta and the prediction
+    gave; `seen` the facts the rules saw, `decider` and `history` name who predicted from what ("the replay", "the
+    stored history")."""
     predicted_type, meta_type = (predicted or {}).get("type"), meta.get("type")
     if meta.get("category") == "service" and {predicted_type, meta_type} == {"free_customer_service", "regular"}:
         count = seen.get("service_messages_this_month") if seen.get("service_messages_this_month_known") else None
         counted = f"{count:,}" if isinstance(count, int) else "an unknown number of"
-        return Cause("count_boundary", f"the decision counted {counted} service messages this month before the "
+        return Cause("count_boundary", f"{decider} counted {counted} service messages this month before the "
                      f"send; Meta's count at delivery put it on the other side of the free allowance")
     if meta_type in FREE_TYPES and predicted_type not in FREE_TYPES:
         return Cause("window_not_in_history", f"Meta priced it {meta_type}: a window or entry point was open that "
-                     "the history given to the decision did not show")
+                     f"{history} did not show")
     if predicted_type in FREE_TYPES and meta_type not in FREE_TYPES:
-        return Cause("window_assumed", f"the decision expected {predicted_type}, but Meta saw no such open window "
-                     "(the history given to the decision showed one Meta did not count)")
+        return Cause("window_assumed", f"{decider} expected {predicted_type}, but Meta saw no such open window "
+                     f"({history} showed one Meta did not count)")
     return None
 
 

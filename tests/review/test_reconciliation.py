@@ -212,6 +212,71 @@ def test_a_message_reported_sent_then_failed_then_delivered_keeps_its_failure_vi
     assert "failed (131026 (Message undeliverable)) and also delivered" in item["note"]
     assert (report["matching"], report["contradictory"]) == (0, 1)
     assert [s["cause"] for s in report["summary"]] == ["contradictory_statuses"]
+    assert item["cause"] == {"kind": "contradictory_statuses", "detail": "Meta reported this message failed "
+                             "(131026 (Message undeliverable)) and also delivered"}
+
+
+def causes_agree(report):
+    """Each comparison's cause kind is the one the summary counts it under (match, not_modelled or its cause)."""
+    counted = sorted((s["month"], s["cause"]) for s in report["summary"] for _ in range(s["count"]))
+    kinds = sorted((c["at"][:7], "not_modelled" if not c["modelled"] else "match" if c["matches"] else
+                    (c["cause"] or {}).get("kind", "unknown")) for c in report["comparisons"])
+    return counted == kinds
+
+
+def test_a_logged_prediction_of_a_message_reported_failed_and_delivered_has_the_cause_the_summary_counts(client):
+    """A linked message Meta reported delivered, then failed (131026), priced as predicted: its comparison's cause
+    was null while the summary counted it contradictory_statuses; both now say contradictory_statuses."""
+    decision = client.post("/v1/decisions", json={
+        "send": {"at": "2025-08-12T09:10:00+00:00", "to": "+" + CONTACT, "type": "text"},
+        "history": [{"direction": "inbound", "at": "2025-08-12T09:00:00+00:00", "type": "text"}]}).json
+    assert decision["charge"]["type"] == "free_customer_service"
+    failed = {"id": "wamid.odd", "status": "failed", "timestamp": str(T0 + 900), "recipient_id": CONTACT,
+              "errors": [{"code": 131026, "title": "Message undeliverable"}]}
+    deliver(client, billed_status("wamid.odd", "delivered", T0 + 600, pmp("service", "free_customer_service", False),
+                                  decision_id=decision["decision_id"]),
+            notification({"statuses": [failed]}))
+    report = client.get("/v1/reconciliation").json
+    [item] = report["comparisons"]
+    assert item["basis"] == "logged_prediction" and item["differences"] == [] and not item["matches"]
+    assert item["cause"]["kind"] == "contradictory_statuses" and "131026" in item["cause"]["detail"]
+    assert [s["cause"] for s in report["summary"]] == ["contradictory_statuses"] and causes_agree(report)
+
+
+def test_a_replayed_service_message_free_for_meta_with_no_inbound_stored_is_a_window_not_in_history(client):
+    """A service message Meta priced free_customer_service, with no inbound message stored: the replay denies it
+    (131047, no open window) and the comparison had no cause (counted `unknown`); its cause is now
+    window_not_in_history, saying the stored history did not show the window and the replay denied the send."""
+    deliver(client, *(status(f"wamid.svc{i}", "delivered", T0 + i, pricing=pmp("service", "free_customer_service",
+                                                                               False)) for i in range(3)))
+    report = client.get("/v1/reconciliation").json
+    assert len(report["comparisons"]) == 3 and report["mismatching"] == 3
+    for item in report["comparisons"]:
+        assert item["basis"] == "replay" and item["decision"] == "deny", item
+        assert item["cause"]["kind"] == "window_not_in_history", item
+        assert "the stored history did not show" in item["cause"]["detail"]
+        assert "the replay denied the send (131047)" in item["cause"]["detail"]
+    assert report["summary"] == [{"month": "2025-08", "category": "service", "cause": "window_not_in_history",
+                                  "count": 3}] and causes_agree(report)
+
+
+def test_a_replayed_send_todays_rules_deny_for_no_window_reason_is_denied_on_replay(client):
+    """A marketing template Meta delivered and billed to a US user (BSUID US.…): today's rules deny it (MKT-4), no
+    window or count explains the mismatch, and its cause says the replay denied it rather than `unknown`."""
+    deliver(client, username_status("wamid.us", "delivered", T0, pricing=pmp("marketing", "regular", True)))
+    report = client.get("/v1/reconciliation").json
+    [item] = report["comparisons"]
+    assert item["decision"] == "deny" and item["cause"]["kind"] == "denied_on_replay", item
+    assert "MKT-4" in item["cause"]["detail"] and causes_agree(report)
+
+
+def test_every_cause_a_comparison_may_have_is_documented():
+    """CAUSES names each kind and README's reconciliation section lists each, so a reader of the summary can look
+    up what it counts."""
+    from pathlib import Path
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert set(reconciliation.CAUSES) >= {"window_not_in_history", "contradictory_statuses", "denied_on_replay"}
+    assert all(f"`{kind}`" in readme for kind in reconciliation.CAUSES)
 
 
 def test_a_failed_message_never_delivered_is_not_reconciled_as_contradictory(client):
