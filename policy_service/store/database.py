@@ -92,8 +92,12 @@ SQLITE_PRAGMAS = {"journal_mode": "wal", "busy_timeout": 10_000, "synchronous": 
 # are replaced, so a restarted server or a proxy's idle cut costs one failed request at most.
 POOL_STALE_SECONDS = 300
 POOL_MAX_CONNECTIONS = 32
-# A pooled connection given back less than this long ago is handed out without a round trip to the server.
-POOL_PING_AFTER_IDLE_SECONDS = 1.0
+# A pooled connection given back less than this long ago is handed out without a round trip to the server. Short:
+# a connection the server ended while it sat idle (a restart, pg_terminate_backend) fails the request that takes it
+# within this time (one 503 with Retry-After, then a new connection); with 1 s a newcomer's trial saw one such 503
+# per worker after every server-side cut, as background threads hand connections back every ~2 s. Under load a
+# request's connection was given back milliseconds before, so the round trip is still saved where it counts.
+POOL_PING_AFTER_IDLE_SECONDS = 0.25
 
 
 class PostgresqlPool(PooledPostgresqlDatabase):

@@ -1,12 +1,13 @@
 """Structured logs and request ids: one JSON object per line, written by python-json-logger.
 
-- A decision's fields (DECISION_FIELDS: decision_id, decision, decision_status, determining_rules,
-  rulebook_version, latency_ms, error when there is one): under gunicorn with its access log on, a request
-  that decides one send (POST /v1/decisions) writes them on its access line, so it writes one line, not two
-  (a second line cost a decision 0.3–0.5 ms of CPU under gunicorn: interleaved A/B at wrk -c4, 2026-12-08);
-  otherwise — a batch (one line per decision), the Flask server, the Python API — each decision has a line
-  of its own on the app's log (logger `policy_service.decisions`, stderr). Every line of a request carries
-  that request's `request_id`.
+- A decision's fields (decision_id, decision, decision_status, determining_rules, rulebook_version, latency_ms,
+  error when there is one) are logged at INFO: under gunicorn with its access log on, a request that decides one
+  send (POST /v1/decisions) writes them on its access line — one line, not two (a second line cost a decision
+  0.3–0.5 ms of CPU under gunicorn: interleaved A/B at wrk -c4, 2026-12-08); otherwise — each decision of a
+  batch, the Flask server, the Python API — each decision has a line of its own on the app's log (logger
+  `policy_service.decisions`, stderr). gunicorn writes the access line once the answer is sent, so a worker
+  killed (kill -9) in between loses that line, never the decision: the decision log, committed before the
+  answer, is the record. Every line of a request carries that request's `request_id`.
 - gunicorn's access log (`gunicorn.access`, stdout) and error log: the same formatter, configured by
   gunicorn.conf.py's `logconfig_dict` (`LOGCONFIG`); `AccessLogger` hands the access line its fields
   as values (remote, method, path, query, status, bytes, duration_ms, user_agent, referer, request_id,
@@ -127,6 +128,9 @@ def log_decision(decision: Decision, seconds: float, *, alone: bool = True) -> N
     }
     if decision.error:
         fields["error"] = decision.error
+    if not decisions.isEnabledFor(logging.INFO):
+        # LOG_LEVEL above INFO: no decision is logged, on a line of its own or on the access line.
+        return
     if alone and _access_lines_carry_decisions and has_request_context():
         environ = request.environ
         if DECISION_ENVIRON_KEY not in environ:

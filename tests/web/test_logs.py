@@ -8,6 +8,7 @@ import logging
 import re
 import time
 
+import flask
 import requests
 
 from policy_service.web import logs
@@ -93,3 +94,26 @@ def test_a_line_orjson_refuses_is_written_by_the_json_formatter_instead():
     plain = logging.getLogger("policy_service").makeRecord(
         "policy_service", logging.INFO, __file__, 1, "small", (), None, extra={"count": 3})
     assert logs.formatter().format(plain).startswith('{"level":"INFO","name":"policy_service","message":"small"')
+
+
+def test_a_lone_decision_waits_for_the_access_line_only_when_decisions_are_logged(client, example_request, caplog,
+                                                                                  monkeypatch):
+    """Where access lines carry decisions (gunicorn, logs.AccessLogger.setup), a lone decision's fields go into the
+    request's environ for its access line, not on a line of their own; with the decisions' logger above INFO
+    (POLICY_LOG_LEVEL=WARNING) they go nowhere, as a batch's lines do not."""
+    monkeypatch.setattr(logs, "_access_lines_carry_decisions", True)
+    seen = []
+
+    @client.application.after_request
+    def keep(response):
+        seen.append(flask.request.environ.get(logs.DECISION_ENVIRON_KEY))
+        return response
+
+    with caplog.at_level(logging.INFO, logger="policy_service.decisions"):
+        body = client.post("/v1/decisions", json=example_request).get_json()
+    assert not [r for r in caplog.records if r.name == "policy_service.decisions"]
+    assert seen[-1]["decision_id"] == body["decision_id"] and seen[-1]["decision_status"] == body["status"]
+    with caplog.at_level(logging.WARNING, logger="policy_service.decisions"):
+        client.post("/v1/decisions", json=example_request)
+    assert seen[-1] is None
+    assert not [r for r in caplog.records if r.name == "policy_service.decisions"]
