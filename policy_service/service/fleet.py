@@ -31,6 +31,7 @@ import peewee
 
 from ..core.rulebook import Rulebook
 from ..store import database_proxy, fleet
+from ..store.database import STORAGE_FAULTS, background_fault
 from ..store.fleet import NOTHING_PUBLISHED, Published
 
 log = logging.getLogger(__name__)
@@ -250,5 +251,8 @@ class RulesFollower(Generic[Loaded]):
             try:
                 with _connected():
                     self.check()
+            except STORAGE_FAULTS as fault:
+                # An outage: one line per check (requests answer 503 meanwhile), not a traceback every interval.
+                background_fault("rules follower check failed", fault)
             except Exception:  # noqa: BLE001 - the watcher must outlive any one failed check
                 log.exception("rules follower check failed")

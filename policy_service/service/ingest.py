@@ -461,7 +461,10 @@ class Processor:
                 break
             try:
                 process_pending(self.settings)
-            except Exception:  # noqa: BLE001 - the thread must outlive a database outage
+            except database.STORAGE_FAULTS as fault:
+                # An outage: one line per round, no traceback (the payloads stay pending and are retried).
+                database.background_fault("webhook processing round failed, the payloads stay pending", fault)
+            except Exception:  # noqa: BLE001 - the thread must outlive any other failure
                 log.exception("webhook processing round failed; the payloads stay pending")
             finally:
                 _release_connection()

@@ -189,6 +189,15 @@ def unavailable_message(error: Exception) -> str:
             f"retry after {RETRY_AFTER_SECONDS} s")
 
 
+def background_fault(what: str, error: Exception) -> None:
+    """A background thread's storage fault (one of STORAGE_FAULTS): one WARNING line naming `what` failed and the
+    fault's first line, without a traceback (an outage would write one every round), and this thread's connection
+    dropped so its next round reconnects."""
+    reason = str(error).strip().splitlines()
+    log.warning("%s: the database is unavailable (%s: %s)", what, type(error).__name__, reason[0] if reason else "")
+    discard_connection()
+
+
 def discard_connection(database: peewee.Database | None = None) -> None:
     """Close this thread's connection to `database` (default: the configured one) after a storage fault (a pooled
     one leaves the pool), so the next query opens a new one instead of reusing a broken or read-only connection."""

@@ -2,6 +2,7 @@
 (a retried body, a crash mid-way, a lost lease, repeated failures, kill -9)."""
 
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -221,6 +222,34 @@ def test_a_database_that_cannot_store_the_payload_is_a_503(database_url, monkeyp
     response = app.test_client().post("/v1/webhooks/whatsapp", data=raw, headers=headers)
     assert response.status_code == 503 and response.headers["Retry-After"] == "5"
     assert "nothing was stored" in response.json["message"]
+
+
+def test_an_outage_in_the_background_thread_is_one_warning_line_per_round_without_a_traceback(database_url,
+                                                                                          monkeypatch, caplog):
+    """The database gone under the background thread (a PostgreSQL restart): each round logs one WARNING naming the
+    fault's first line, no ERROR and no traceback (a newcomer's trial counted 20 tracebacks in an 8 s outage), and
+    the thread goes on."""
+    app = create_app({"DATABASE_URL": database_url, "WHATSAPP_APP_SECRET": APP_SECRET,
+                      "WEBHOOK_PROCESSING": "background", "WEBHOOK_POLL_SECONDS": 0.05})
+
+    def gone(settings):
+        raise peewee.OperationalError("server closed the connection unexpectedly\n\tThis probably means ...")
+
+    monkeypatch.setattr(ingest, "process_pending", gone)
+    processor = app.extensions["policy_service.webhook_processor"]
+    try:
+        with caplog.at_level(logging.INFO, logger="policy_service"):
+            processor.ensure_running()
+            deadline = time.monotonic() + 10
+            while processor.rounds < 3 and time.monotonic() < deadline:
+                time.sleep(0.02)
+        assert processor.rounds >= 3
+    finally:
+        processor.stop()
+        store.close_all()
+    lines = [r for r in caplog.records if "webhook processing round failed" in r.getMessage()]
+    assert lines and all(r.levelno == logging.WARNING and r.exc_info is None for r in lines)
+    assert "OperationalError: server closed the connection unexpectedly)" in lines[0].getMessage()
 
 
 def test_the_background_thread_processes_after_the_answer(database_url):
