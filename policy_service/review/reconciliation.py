@@ -284,7 +284,7 @@ def _compare(row: histories.StoredMessage, conversation: _Conversation, rulebook
         "pricing_model": charge.pricing_model, "category": charge.category, "type": charge.type,
         "billable": charge.billable,
     }
-    differences = _differences(meta, predicted)
+    differences = _differences(meta, predicted, row)
     return Comparison(row.wamid, row.phone_number_id, row.contact, at, meta, predicted, decision.decision,
                       decision.determining_rules, differences, note=_agent_note(meta, assumption),
                       cause=_replay_cause(meta, predicted, decision) if differences else None)
@@ -295,7 +295,7 @@ def _compare_logged(row: histories.StoredMessage, logged: dict[str, Any]) -> Com
     charge = response.get("charge")
     predicted = None if charge is None else {name: charge.get(name) for name in COMPARED_FIELDS}
     meta = histories.pricing(row)
-    differences = _differences(meta, predicted)
+    differences = _differences(meta, predicted, row)
     cause = _cause(row, meta, predicted, differences, logged) if differences else None
     return Comparison(row.wamid, row.phone_number_id, row.contact, loaded_time(row.at).isoformat(), meta, predicted,
                       response.get("decision"), tuple(response.get("determining_rules", ())), differences,
@@ -303,7 +303,8 @@ def _compare_logged(row: histories.StoredMessage, logged: dict[str, Any]) -> Com
                       cause=cause)
 
 
-def _differences(meta: dict[str, Any], predicted: dict[str, Any] | None) -> tuple[Difference, ...]:
+def _differences(meta: dict[str, Any], predicted: dict[str, Any] | None,
+                 row: histories.StoredMessage) -> tuple[Difference, ...]:
     """The compared fields (COMPARED_FIELDS; AGENT_COMPARED_FIELDS for an agent reply) Meta gave whose value differs
     from the prediction's, categories compared in one spelling. Under conversation-based pricing Meta's `billable`
     is the conversation's ("Indicates if the given message or conversation is billable. Default is true for all
@@ -313,9 +314,11 @@ def _differences(meta: dict[str, Any], predicted: dict[str, Any] | None) -> tupl
     is the message's own (false for one riding an open conversation, which charges nothing new). A message the
     rules predict rides a regular conversation (CBP, type regular, billable false: every CBP ride rule and no
     opening one) is therefore not compared on `billable`: its conversation's billability is compared on the
-    message that opened it."""
+    message that opened it. Only when Meta agrees it rides one, though: Meta's conversation id must be that of an
+    earlier message of the contact (the opener); a new id (or none) is a new conversation Meta charges, and the
+    billable difference stands."""
     compared = AGENT_COMPARED_FIELDS if _agent_reply(meta) else COMPARED_FIELDS
-    if _rides_cbp_conversation(meta, predicted):
+    if _rides_cbp_conversation(meta, predicted) and _in_earlier_conversation(row):
         compared = tuple(name for name in compared if name != "billable")
     return tuple(
         Difference(name, meta[name], None if predicted is None else predicted.get(name))
@@ -328,6 +331,18 @@ def _rides_cbp_conversation(meta: dict[str, Any], predicted: dict[str, Any] | No
     """Whether Meta priced the message under CBP and the rules predict it rides an open regular conversation."""
     return (predicted is not None and meta.get("pricing_model") == "CBP" == predicted.get("pricing_model")
             and predicted.get("type") == "regular" and predicted.get("billable") is False)
+
+
+def _in_earlier_conversation(row: histories.StoredMessage) -> bool:
+    """Whether Meta's conversation id of the row is that of an earlier outbound message of the same contact, i.e.
+    Meta too says the message rides a conversation opened before it (one indexed lookup, made only for rides)."""
+    if not row.conversation_id:
+        return False
+    stored = histories.StoredMessage
+    return stored.select(stored.id).where(
+        (stored.phone_number_id == row.phone_number_id) & (stored.contact == row.contact)
+        & (stored.direction == "outbound") & (stored.at <= row.at) & (stored.id != row.id)
+        & (stored.conversation_id == row.conversation_id)).exists()
 
 
 def _agent_reply(meta: dict[str, Any]) -> bool:

@@ -577,3 +577,26 @@ def test_a_message_riding_a_billed_cbp_conversation_is_compared_as_the_conversat
     third = client.get("/v1/reconciliation").json["comparisons"][2]
     assert third["determining_rules"][-1] != "CBP-3.rides"
     assert third["differences"] == [{"field": "billable", "meta": False, "predicted": True}], third
+
+
+def test_a_predicted_ride_meta_bills_as_a_new_conversation_keeps_its_billable_difference(client):
+    """A CBP ride is spared the billable comparison only when Meta agrees it rides: two marketing templates of
+    2024-03-05 an hour apart, Meta naming a new conversation (conv-A, then conv-B) billable for each. The rules
+    predict the second rides conv-A (CBP-3.rides, billable false); Meta charged a second conversation, so the
+    billable difference stands (it was reported a match). The same message in conv-A still matches."""
+    def in_conversation(wamid, at, conversation):
+        body = status(wamid, "delivered", at, pricing=cbp("marketing", True))
+        body["entry"][0]["changes"][0]["value"]["statuses"][0]["conversation"] = {
+            "id": conversation, "origin": {"type": "marketing"}}
+        return body
+
+    deliver(client, in_conversation("wamid.D1", V2, "conv-A"), in_conversation("wamid.D2", V2 + 3600, "conv-B"))
+    report = client.get("/v1/reconciliation").json
+    first, second = report["comparisons"]
+    assert second["determining_rules"][-1] == "CBP-3.rides" and second["predicted"]["billable"] is False
+    assert first["matches"] is True
+    assert second["matches"] is False
+    assert second["differences"] == [{"field": "billable", "meta": True, "predicted": False}]
+    deliver(client, in_conversation("wamid.D3", V2 + 7200, "conv-A"))
+    third = client.get("/v1/reconciliation").json["comparisons"][2]
+    assert third["determining_rules"][-1] == "CBP-3.rides" and third["matches"] is True, third
