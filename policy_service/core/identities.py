@@ -182,6 +182,14 @@ def address(stored: str) -> str:
     return contact.id if contact.is_bsuid else "+" + contact.id
 
 
+def priced_address(stored: str) -> str:
+    """The address (as `address`) of a stored contact's wa_id key (wa_id_key): the form whose country and market
+    are the user's whichever wa_id form Meta wrote, e.g. "5215512345678" (Meta's Mexican 521 form, no valid number
+    itself) -> "+525512345678" (MX). Every market or country derived from a stored contact starts here, so both
+    forms of one user land in one market. Raises NotAContact as `address`."""
+    return address(wa_id_key(stored))
+
+
 UNKNOWN = "unknown"
 
 

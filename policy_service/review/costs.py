@@ -36,7 +36,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from ..core.identities import address, recipient
+from ..core.identities import priced_address, recipient
 from ..core.pricing import price_charge, reason_kind
 from ..core.rates import RateBook
 from ..core.vocabulary import pricing_category
@@ -140,7 +140,7 @@ def billed_items(rates: RateBook, start: date, end: date, currency: str,
             if day >= start:
                 items.append(Item("billed", day, category, UNKNOWN, None, GROUP_UNPRICED, GROUP))
             continue
-        country, _ = recipient(address(row.contact))
+        country, _ = recipient(priced_address(row.contact))
         market_map = rates.map_on(day)
         market = (market_map.market_of(country) if market_map else None) or UNKNOWN
         key = (day.strftime("%Y-%m"), market, category)

@@ -466,7 +466,7 @@ def _request(row: histories.StoredMessage, conversation: _Conversation, category
     message = histories.as_message(row)
     # A Groups API message is stored under its group: it is replayed as a send to the group, as the send
     # side prices it (GRP-2, GRP-3: group_* categories), after the group's history.
-    to = row.group_id or identities.address(row.contact)
+    to = row.group_id or identities.priced_address(row.contact)
     before = conversation.before(row)
     delivered = message.delivery_time or message.at
     state = conversation.state(row, to, delivered, rulebook, engine)

@@ -45,7 +45,7 @@ from ..contract.meta_webhooks import (  # noqa: F401 - names callers read here t
     meta_time,
 )
 from ..contract.schemas import EARLIEST, LATEST
-from ..core.identities import address, recipient, wa_id_forms, wa_id_key
+from ..core.identities import priced_address, recipient, wa_id_forms, wa_id_key
 from ..core.vocabulary import every_spelling
 from . import counters
 from .database import StoredModel, loaded_time, stored_time
@@ -321,7 +321,7 @@ def record_billing(update: Billing) -> None:
     with database.atomic():
         MessageBilling.insert(wamid=update.wamid, phone_number_id=update.phone_number_id, contact=update.contact,
                               at=stored_time(update.at), status=update.status,
-                              market=recipient(address(update.contact))[0]).on_conflict_ignore().execute()
+                              market=recipient(priced_address(update.contact))[0]).on_conflict_ignore().execute()
         query = MessageBilling.select().where(MessageBilling.wamid == update.wamid)
         row = (query.for_update() if database.for_update else query).get()
         before = _state(row)

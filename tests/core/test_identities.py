@@ -143,6 +143,19 @@ def test_wa_id_key_is_one_key_for_all_forms_of_a_number(contact):
     assert wa_id_key("5215512345678") == "525512345678" and wa_id_key("552187654321") == "5521987654321"
 
 
+def test_every_wa_id_form_of_a_number_is_priced_in_the_users_country():
+    """priced_address (where markets of stored contacts come from): Meta's Mexican 521 form has no country as
+    written (recipient gives ZZ); its priced address is the 52 form's, so both forms are MX; Brazil's forms are BR;
+    a BSUID and another number are addressed as themselves."""
+    from policy_service.core.identities import address, priced_address, recipient
+
+    assert recipient(address("5215512345678")) == ("ZZ", 0)  # why priced_address exists
+    assert {recipient(priced_address(c)) for c in ("5215512345678", "525512345678")} == {("MX", 52)}
+    assert {recipient(priced_address(c)) for c in ("552187654321", "5521987654321")} == {("BR", 55)}
+    assert priced_address("14155550100") == "+14155550100"
+    assert priced_address("US.13491208655302741918") == "US.13491208655302741918"
+
+
 def test_a_wa_id_a_client_names_may_be_metas_form_of_a_dialable_number():
     """history_ref.contact 5215512345678 was "no possible number of calling code +52": as a wa_id (WA_ID form) it is
     the Mexican number +525512345678, kept under the id Meta wrote, in region MX. A send's E.164 `to` is read as

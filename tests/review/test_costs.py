@@ -256,3 +256,15 @@ def test_group_sends_and_unknown_countries_are_labelled_as_words_the_api_takes(a
     assert "the stored status does not say which participants it reached" in next(iter(billed["unpriced_reasons"]))
     assert rows["unknown", "marketing"]["billed"]["unpriced"] == 1
     assert "ZZ" not in json.dumps(report)
+
+
+def test_both_wa_id_forms_of_a_mexican_user_are_billed_in_mexico(app, client):
+    """Meta writes a Mexican wa_id as 521 + ten digits or 52 + ten digits; the 521 form (no valid number itself) was
+    billed under country `unknown` ("no known country calling code") while the other was MX. Both forms of one
+    user are one country, priced alike."""
+    with app.app_context():
+        status("m1", "5215512345678", "2026-05-03T10:00:00", "marketing")
+        status("m2", "525512345678", "2026-05-03T11:00:00", "marketing")
+    report = client.get("/v1/costs?from=2026-05-01&to=2026-05-31&group_by=category,country").get_json()
+    (row,) = report["rows"]
+    assert row["country"] == "MX" and row["billed"]["count"] == 2 and row["billed"]["unpriced"] == 0, row

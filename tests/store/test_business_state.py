@@ -221,6 +221,19 @@ def test_a_user_reached_under_both_wa_id_forms_counts_once(store):
                                     window=timedelta(hours=24), ignored=("",)) == {MEXICO[1], BRAZIL[1], US}
 
 
+def test_both_wa_id_forms_of_a_user_have_the_users_market(store):
+    """A billing row's market came from the contact as written: Meta's Mexican 521 form (no valid number itself)
+    got ZZ while 52 + the same ten digits got MX, so counts by market=MX missed it. Each form of a Mexican or
+    Brazilian number has the user's market, and the market's count has both messages."""
+    for index, contact in enumerate([*MEXICO, *BRAZIL]):
+        state.record_billing(billing(f"m{index}", "delivered", index, "marketing", contact))
+    markets = dict(state.MessageBilling.select(state.MessageBilling.contact, state.MessageBilling.market).tuples())
+    assert markets == {MEXICO[0]: "MX", MEXICO[1]: "MX", BRAZIL[0]: "BR", BRAZIL[1]: "BR"}
+    span = {"since": AT, "until": AT + timedelta(hours=1), "categories": ("marketing",)}
+    assert state.count_messages(**span, phone_number_id=PHONE_NUMBER_ID, market="MX") == 2
+    assert state.count_messages(**span, phone_number_id=PHONE_NUMBER_ID, market="MX", distinct_contacts=True) == 1
+
+
 def test_an_inbound_message_under_one_form_opens_the_window_for_the_other(store):
     """A user who wrote under one wa_id form is inside their window for messages sent under the other form: not
     reached outside a window (their inbound message was looked up under the exact form only). A user reached under
