@@ -165,6 +165,11 @@ def billed_items(rates: RateBook, start: date, end: date, currency: str,
     return items
 
 
+# The id prefix of the card a decision priced at Meta's average billed rate is on (service.pricing.at_meta_average):
+# how a logged prediction is known to be priced at the average.
+META_AVERAGE_CARD = "meta-average-"
+
+
 def average_rate(waba_id: str, country: str, category: str, day: date) -> tuple[Decimal, str] | None:
     """Meta's average billed rate for the WABA's charged (REGULAR) messages of a category to a country in the
     month of `day` — cost ÷ volume over the imported points, rounded half-even to AVERAGE_PLACES — and the sentence
@@ -205,8 +210,10 @@ def predicted_items(start: date, end: date, currency: str) -> list[Item]:
             items.append(Item("predicted", day, category, market, None, f"priced in {price.get('currency')}", country))
             continue
         amount = Decimal(price["amount"]) if price else None
+        averaged = bool(price) and str((price.get("rate_card") or {}).get("id", "")).startswith(META_AVERAGE_CARD)
         items.append(Item("predicted", day, category, market, amount,
-                          None if price else charge.get("price_reason") or "no price logged", country))
+                          None if price else charge.get("price_reason") or "no price logged", country,
+                          at_meta_average=averaged))
     return items
 
 

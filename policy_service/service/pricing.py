@@ -34,7 +34,7 @@ from ..core.messages import DecisionRequest
 from ..core.pricing import price_charge
 from ..core.rates import CATEGORIES, MarketMap, RateBook, RateCard, iso_4217
 from ..core.rulebook import Rulebook
-from ..review.costs import average_rate
+from ..review.costs import META_AVERAGE_CARD, average_rate
 from ..store import billing, business_state
 from . import analytics
 from .errors import ServiceError
@@ -109,17 +109,21 @@ def at_meta_average(request: DecisionRequest, decision: Decision, waba_id: str, 
     column = (rule.column if rule else charge.category) or charge.category
     first = facts.day.replace(day=1)
     last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    # The country's market as the cards name it on the day ("Brazil", not "BR"), so a price at the average is
+    # grouped with card prices of the same market (cost report, group_by=market); the country where no map says.
+    market_map = rates.map_on(facts.day)
+    market = (market_map.market_of(country) if market_map else None) or country
     card = RateCard(
-        id=f"meta-average-{waba_id}-{first:%Y-%m}", currency=known.currency, basis="message",
+        id=f"{META_AVERAGE_CARD}{waba_id}-{first:%Y-%m}", currency=known.currency, basis="message",
         title=f"Meta's average billed rate for WABA {waba_id} in {first:%Y-%m} (pricing analytics), not a rate card",
         effective_from=first, effective_until=last, citation=analytics.ANALYTICS_CITATION, source=sentence,
-        confidence="S", rates={country: {c: (rate if c == column else None) for c in CATEGORIES}},
+        confidence="S", rates={market: {c: (rate if c == column else None) for c in CATEGORIES}},
         note="Where no card covers the day: Meta's own cost ÷ volume for this WABA, country and category this "
              "month; volume tiers are already in it.", partial=True)
     book = RateBook(cards=(card,), version=rates.version, columns=rates.columns, maps=(MarketMap(
         id=f"analytics-countries-{first:%Y-%m}", title="Meta's pricing analytics are per country",
         effective_from=first, effective_until=last, citation=analytics.ANALYTICS_CITATION, source=sentence,
-        confidence="S", countries={country: country}, otherwise=None),))
+        confidence="S", countries={country: market}, otherwise=None),))
     return reprice(decision, request, replace(rulebook, rates=book))
 
 

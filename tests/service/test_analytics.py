@@ -237,3 +237,20 @@ def test_meta_average_rate_prices_what_a_card_without_volume_tiers_cannot(client
     price = body["charge"]["price"]
     assert (price["amount"], price["currency"], price["rate_card"]["id"]) == ("0.006801", "BRL",
                                                                           f"meta-average-{WABA}-2026-08")
+
+
+def test_a_prediction_at_meta_average_is_in_the_cards_market_and_counted_on_the_predicted_side(client, brl_waba):
+    """A decision priced at Meta's average named market "BR" (its country) while the cards and the billed side name
+    "Brazil", so the cost report by market had a `BR` row apart; and the predicted side's at_meta_average stayed 0
+    though both predictions were priced at the average. Both now: one Brazil row, 2 predictions at the average."""
+    with brl_waba.app_context():
+        bill("u0", BRAZIL, "2026-08-03T10:00:00")
+    post(client, response(point(AUG_1 + 2 * DAY, "BR", "UTILITY", 3001, "20.41")))
+    for hour in (10, 11):
+        price = decide(client, f"2026-08-04T{hour}:00:00+00:00", BRAZIL)["charge"]["price"]
+        assert (price["rate_card"]["id"], price["market"]) == (f"meta-average-{WABA}-2026-08", "Brazil"), price
+    report = client.get("/v1/costs?from=2026-08-01&to=2026-08-31&currency=BRL&group_by=market").get_json()
+    (row,) = report["rows"]
+    assert row["market"] == "Brazil", report["rows"]
+    assert (row["predicted"]["count"], row["predicted"]["amount"], row["predicted"]["at_meta_average"]) == (
+        2, "0.013602", 2)
