@@ -192,9 +192,7 @@ def average_rate(waba_id: str, country: str, category: str, day: date) -> tuple[
 def predicted_items(start: date, end: date, currency: str) -> list[Item]:
     """Billable charges of logged allowed decisions whose send falls from `start` through `end` (UTC days)."""
     items = []
-    for row in decision_log.DecisionRecord.select().where(decision_log.DecisionRecord.decision == "allow"):
-        if not row.send_at:
-            continue
+    for row in decision_log.allowed_sends(start, end):
         day = datetime.fromisoformat(row.send_at).astimezone(UTC).date()
         if not start <= day <= end:
             continue

@@ -18,7 +18,7 @@ import threading
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -501,6 +501,21 @@ def select(query: DecisionQuery) -> peewee.ModelSelect:
         rows = rows.where((DecisionRecord.phone_number_id == query.phone_number_id)
                           & (DecisionRecord.phone_number_id != ""))
     return rows
+
+
+def allowed_sends(first: date, last: date) -> peewee.ModelSelect:
+    """The allowed decisions whose send may fall from `first` through `last` (UTC days): a superset the caller
+    narrows to the exact UTC day (send_at is the send's time with its own offset, ISO text, "" when none).
+
+    Bounded in SQL on send_at's text: a send's local date is within a day of its UTC date (offsets are under a day)
+    and ISO dates of one format order as text, so rows of sends more than a day outside the period are never read.
+    Not on logged_at: a decision may be asked for a send at any time, before or after it is logged (a send planned
+    ahead, a replay of last month's traffic). send_at has no index (each logged decision would write one more
+    b-tree page, which migrations 031 and 038 removed elsewhere): the scan compares text, it decodes no row."""
+    return DecisionRecord.select().where(
+        (DecisionRecord.decision == "allow")
+        & (DecisionRecord.send_at >= (first - timedelta(days=1)).isoformat())
+        & (DecisionRecord.send_at < (last + timedelta(days=2)).isoformat()))
 
 
 def logged_recipient(to: str, mask: bool) -> str:
