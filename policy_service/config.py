@@ -272,8 +272,10 @@ class SettingsError(ValueError):
 
 class DatabaseUrlRefused(SettingsError):
     """POLICY_DATABASE_URL (or --database-url) naming something the store cannot use although the URL reads well: a
-    file that is not a database (store.database.not_a_database). `reason` is the problem alone, for a usage error
-    naming the option; the message names the variable and the URL (its password masked)."""
+    file that is not a database (store.database.not_a_database), a directory, a file in a missing folder
+    (store.database.unusable_file) or another application's database (store.database.foreign_tables). `reason` is
+    the problem alone, for a usage error naming the option; the message names the variable and the URL (its password
+    masked)."""
 
     def __init__(self, url: str, reason: str) -> None:
         self.reason = reason

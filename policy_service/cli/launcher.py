@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import NoReturn
 
-from ..config import SettingsError, listen_address, load_settings, web_concurrency
+from ..config import ENV_PREFIX, SettingsError, listen_address, load_settings, web_concurrency
 
 # A setting that cannot be read (gunicorn.conf.py exits with the same status).
 SETTINGS_ERROR = 2
@@ -29,7 +30,8 @@ def start_error(error: Exception) -> str | None:
     """The message of an error that stops the app's start (policy_service.create_app): a setting it cannot use
     (config.SettingsError, e.g. POLICY_DATABASE_URL naming a file that is not a database), a database behind this
     release's migrations (store.SchemaBehind) or unavailable (store.STORAGE_FAULTS: the one-line message the API
-    gives with its 503, the reason logged), a bad rule file (core.errors.RulebookError, naming the file); None for
+    gives with its 503, the reason logged), a bad rule file (core.errors.RulebookError, naming the file; a bad rate
+    card CSV names POLICY_RATE_CARDS or POLICY_RATE_CARD_TIERS, which named it); None for
     any other error (a defect, whose traceback is kept)."""
     from ..core.errors import RulebookError
     from ..store import STORAGE_FAULTS, SchemaBehind, database
@@ -37,10 +39,16 @@ def start_error(error: Exception) -> str | None:
     if isinstance(error, (SettingsError, SchemaBehind)):
         return str(error)
     if isinstance(error, RulebookError):
+        settings = load_settings()
+        for name, given in (("RATE_CARDS", settings.rate_cards), ("RATE_CARD_TIERS", settings.rate_card_tiers)):
+            # Meta's CSV is named by its own setting, outside the rules directory: blame that setting.
+            if given is not None and error.file is not None and Path(error.file) == Path(given):
+                return f"policy-service cannot start: invalid rate card in {ENV_PREFIX}{name}={str(given)!r}: {error}"
         # The served rules are the settings' (POLICY_RULES_DIR); the error names the file within them.
-        return f"policy-service cannot start: invalid rules in {load_settings().rules_dir}: {error}"
+        return f"policy-service cannot start: invalid rules in {settings.rules_dir}: {error}"
     if isinstance(error, STORAGE_FAULTS):
-        return database.unavailable_message(error)
+        # Nothing was answered: the reason is logged without claiming a 503.
+        return database.unavailable_message(error, answered=False)
     return None
 
 

@@ -12,11 +12,12 @@ overrides given here (`PolicyService(database_url=..., mask_phone_numbers=False)
 JSON-shaped dict (str, int, float, bool, None, lists, dicts) the matching endpoint answers, and every decision
 is logged before it is returned, as over HTTP. A request the HTTP API answers with a 4xx raises
 `ServiceError` carrying the same body: `.code`, `.status`, `.message`, `.errors` ({field path: [messages]}),
-`.as_dict()`. A storage fault (the database unreachable, read-only or full) raises ServiceError 503 with the
-HTTP API's body and `.retry_after` (its Retry-After, seconds): nothing was stored, and the same PolicyService
-works again once the database does (the broken connection is dropped); so does constructing a PolicyService
-while the database is unreachable. Unreadable settings raise
-config.SettingsError, a database behind this release's migrations store.SchemaBehind, a bad rule file
+`.as_dict()`. A storage fault (the database unreachable, read-only or full) raises ServiceError 503 with the HTTP
+API's body and `.retry_after` (its Retry-After, seconds): nothing was stored, and the same PolicyService works
+again once the database does (the broken connection is dropped); so does constructing a PolicyService while the
+database is unreachable. Unreadable settings raise config.SettingsError (also a database URL naming a directory, a
+file in a missing folder, another application's database or a file that is not a database:
+config.DatabaseUrlRefused), a database behind this release's migrations store.SchemaBehind, a bad rule file
 core.errors.RulebookError (naming the file).
 
 The store is one database per process (peewee's proxy): a PolicyService and a Flask app in one process

@@ -179,12 +179,14 @@ def storage_fault(error: Exception) -> Any:
     return current_app.handle_http_exception(unavailable)
 
 
-def unavailable_message(error: Exception) -> str:
+def unavailable_message(error: Exception, *, answered: bool = True) -> str:
     """After a storage fault (one of STORAGE_FAULTS): the connection dropped (the next query reconnects), the
-    fault logged, and the one-line message every caller is given with its 503 (HTTP and the Python API)."""
+    fault logged, and the one-line message every caller is given with its 503 (HTTP and the Python API).
+    `answered` False (a refused start: cli.launcher.start_error) logs the fault without claiming a 503."""
     discard_connection()
     # The reason (host, path, driver message) goes to the log only: the answer may reach any client.
-    log.error("storage fault, answered 503: %s: %s", type(error).__name__, error)
+    log.error("storage fault, %s: %s: %s", "answered 503" if answered else "the service cannot start",
+              type(error).__name__, error)
     return (f"the database is unavailable ({type(error).__name__}); nothing was stored; "
             f"retry after {RETRY_AFTER_SECONDS} s")
 
@@ -236,9 +238,18 @@ def open_configured(settings: Mapping[str, Any], url: str) -> peewee.Database:
     settings say (DATABASE_AUTO_UPGRADE; see init_app); raises schema.SchemaBehind, and config.DatabaseUrlRefused
     for a file that is not a database or is damaged (not_a_database): the start is refused, not answered 503."""
     database = open_database(url)
+    if isinstance(database, peewee.SqliteDatabase):
+        unusable = unusable_file(database.database)
+        if unusable:
+            raise DatabaseUrlRefused(url, unusable)
     database_proxy.initialize(database)
     try:
         with database.connection_context():
+            foreign = foreign_tables(database)
+            if foreign:
+                raise DatabaseUrlRefused(url, f"holds tables that are not this service's ({', '.join(foreign[:5])}"
+                                              f"{', ...' if len(foreign) > 5 else ''}): another application's "
+                                              "database? Name a new file or an empty database")
             if upgrades_automatically(settings) or (settings.get("DATABASE_AUTO_UPGRADE") is None
                                                     and not database.get_tables()):
                 schema.upgrade(database)
@@ -254,6 +265,29 @@ def open_configured(settings: Mapping[str, Any], url: str) -> peewee.Database:
         database.close_all()
         _POOLS.add(database)
     return database
+
+
+def unusable_file(path: str) -> str | None:
+    """Why the SQLite file `path` (a SqliteDatabase's `database`) cannot be opened as a database, or None: it is a
+    directory, or its folder does not exist (SQLite's own words are only "unable to open database file")."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    if os.path.isdir(path):
+        return f"{path} is a directory, not a database file"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"the folder {folder} does not exist (create it, or name a file in a folder that does)"
+    return None
+
+
+def foreign_tables(database: peewee.Database) -> list[str]:
+    """The tables of `database`, sorted, when none of them is this service's (neither the migration history nor a
+    model's table): another application's database, which the migrations must not be run into; else []."""
+    tables = database.get_tables()
+    ours = {schema.HISTORY_TABLE} | {model._meta.table_name for model in _registered}
+    if not tables or ours.intersection(tables):
+        return []
+    return sorted(tables)
 
 
 def not_a_database(url: str, error: Exception) -> DatabaseUrlRefused:

@@ -101,6 +101,57 @@ def test_an_unavailable_database_is_the_one_line_the_api_gives(tmp_path):
     assert "Traceback" not in result.stderr and '"level":"ERROR"' in result.stderr
 
 
+@pytest.mark.parametrize("where, reason", [("dirdb", "{path} is a directory, not a database file"),
+                                           ("missing/log.db", "the folder {folder} does not exist")])
+def test_a_database_path_sqlite_cannot_open_names_the_setting_and_why(tmp_path, where, reason):
+    """A directory, or a file under a missing folder, was "the database is unavailable (OperationalError); ...;
+    retry after 5 s" after an ERROR line claiming a 503: it names POLICY_DATABASE_URL, the path and what is wrong."""
+    (tmp_path / "dirdb").mkdir()
+    path = tmp_path / where
+    url = f"sqlite:///{path}"
+    result = served(tmp_path, POLICY_DATABASE_URL=url)
+    assert result.returncode == launcher.APP_LOAD_ERROR
+    expected = reason.format(path=path, folder=path.parent)
+    assert result.stderr.startswith(f"policy-service settings cannot be read:\n  POLICY_DATABASE_URL='{url}': "
+                                    f"{expected}")
+    assert "answered 503" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_another_applications_database_is_refused_as_not_this_services(tmp_path):
+    """A valid SQLite file of another application was "schema is behind: N migration(s) not applied": it names the
+    setting and says the tables are not this service's, and the file is left as it was."""
+    import sqlite3
+
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+    result = served(tmp_path, POLICY_DATABASE_URL=f"sqlite:///{path}")
+    assert result.returncode == launcher.APP_LOAD_ERROR
+    assert result.stderr.startswith(f"policy-service settings cannot be read:\n  POLICY_DATABASE_URL='sqlite:///"
+                                    f"{path}': holds tables that are not this service's (invoices)")
+    with sqlite3.connect(path) as connection:
+        assert [name for (name,) in connection.execute("SELECT name FROM sqlite_master")] == ["invoices"]
+
+
+def test_a_start_refused_for_an_unavailable_database_claims_no_503(tmp_path):
+    """The ERROR line before an unavailable database's message said "answered 503" though nothing was answered."""
+    result = served(tmp_path, POLICY_DATABASE_URL="postgresql://u:p@127.0.0.1:1/x")
+    assert result.returncode == launcher.APP_LOAD_ERROR
+    assert "storage fault, the service cannot start: OperationalError" in result.stderr
+    assert "answered 503" not in result.stderr
+
+
+def test_a_bad_rate_card_names_policy_rate_cards(tmp_path):
+    """A CSV without Meta's header named by POLICY_RATE_CARDS was blamed on the rules directory ("invalid rules in
+    /…/rules: x.csv: no header row"): it names the setting and the file."""
+    card = tmp_path / "card.csv"
+    card.write_text("just,some,cells\n")
+    result = served(tmp_path, POLICY_RATE_CARDS=str(card))
+    assert result.returncode == launcher.APP_LOAD_ERROR
+    assert result.stderr.startswith(f"policy-service cannot start: invalid rate card in POLICY_RATE_CARDS='{card}': ")
+    assert "no header row" in result.stderr and "invalid rules in" not in result.stderr
+
+
 @pytest.fixture
 def broken_rules(tmp_path):
     """A copy of the shipped rules with one file that is not YAML."""

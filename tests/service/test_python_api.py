@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from policy_service import PolicyService, ServiceError, configured_app, create_app, store
+from policy_service.config import DatabaseUrlRefused
 from policy_service.review.fixtures import discover
 from policy_service.service.python_api import instance_path
 from policy_service.store.decision_log import DecisionRecord
@@ -430,15 +431,22 @@ def test_a_storage_fault_raises_the_http_503_and_the_same_service_recovers(tmp_p
 
 
 def test_constructing_a_service_while_the_database_is_unreachable_raises_the_503(tmp_path):
-    """PolicyService() against a database it cannot open (a SQLite file in a folder that does not exist, a
-    PostgreSQL port nothing listens on) raises ServiceError 503 with Retry-After, as every call does, not the
-    driver's raw error."""
-    for url in (f"sqlite:///{tmp_path / 'missing' / 'log.sqlite3'}", "postgresql://policy@127.0.0.1:9/policy"):
-        with pytest.raises(ServiceError) as raised:
-            PolicyService(database_url=url)
-        assert raised.value.code == 503, url
-        assert raised.value.as_dict()["status"] == "Service Unavailable", raised.value.as_dict()
-        assert raised.value.retry_after and raised.value.retry_after > 0
+    """PolicyService() against a database it cannot reach (a PostgreSQL port nothing listens on) raises ServiceError
+    503 with Retry-After, as every call does, not the driver's raw error."""
+    with pytest.raises(ServiceError) as raised:
+        PolicyService(database_url="postgresql://policy@127.0.0.1:9/policy")
+    assert raised.value.code == 503
+    assert raised.value.as_dict()["status"] == "Service Unavailable", raised.value.as_dict()
+    assert raised.value.retry_after and raised.value.retry_after > 0
+
+
+def test_a_sqlite_file_in_a_missing_folder_is_a_settings_error(tmp_path):
+    """A SQLite file in a folder that does not exist was a 503 (retrying cannot mend it): config.SettingsError naming
+    POLICY_DATABASE_URL and the folder."""
+    url = f"sqlite:///{tmp_path / 'missing' / 'log.sqlite3'}"
+    with pytest.raises(DatabaseUrlRefused, match=f"POLICY_DATABASE_URL='{url}': the folder {tmp_path / 'missing'} "
+                                                 "does not exist"):
+        PolicyService(database_url=url)
 
 
 def test_a_read_only_database_raises_503_and_recovers_once_writable(tmp_path, example_request, monkeypatch):
