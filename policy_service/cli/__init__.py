@@ -151,10 +151,13 @@ def serve(host: str, port: int) -> None:
     from werkzeug.serving import run_simple
 
     from .. import create_app
+    from ..web.logs import install_server_logging
     from ..web.operations import ReloadFailed, reload_rules
     from ..web.server_errors import RequestHandler
     from .launcher import start_error
 
+    # Werkzeug's banner, errors and access lines as JSON, one object a line, as the app's and gunicorn's are.
+    install_server_logging()
     try:
         app = create_app()
     except Exception as error:

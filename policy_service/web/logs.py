@@ -13,6 +13,8 @@
   as values (remote, method, path, query, status, bytes, duration_ms, user_agent, referer, request_id,
   and a decision's fields), so any user agent — quotes, backslashes, control characters — stays one
   parseable JSON line.
+- `policy-service serve` (Werkzeug's server): its access lines carry the same fields (install_server_logging,
+  web.server_errors.RequestHandler), on stderr with Werkzeug's banner and errors, each one JSON line too.
 - `X-Request-ID`: taken from the request when it is a usable id (1–128 characters of letters, digits and
   `-_.:@/+=`), else generated (32 hex digits); echoed on every response, so the access log, the app's
   lines and the client all name the same id.
@@ -93,6 +95,30 @@ def init_app(app: Flask) -> None:
         handler.addFilter(RequestIdFilter())
         logger.addHandler(handler)
     app.after_request(echo_request_id)
+
+
+# The colours Werkzeug puts around its lines for a terminal ("Press CTRL+C to quit", a 404's request line).
+_ANSI_STYLE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _plain_text(record: logging.LogRecord) -> bool:
+    """A handler filter: the record's message formatted and without terminal colours (a JSON line is no terminal)."""
+    record.msg, record.args = _ANSI_STYLE.sub("", record.getMessage()), None
+    return True
+
+
+def install_server_logging() -> None:
+    """`policy-service serve`: Werkzeug's logger (its banner and errors, and web.server_errors.RequestHandler's access
+    lines, which carry access_fields as gunicorn's do) writes one JSON object per line on stderr through formatter(),
+    at INFO, instead of Werkzeug's plain-text lines. Installed once per process."""
+    logger = logging.getLogger("werkzeug")
+    if not any(isinstance(handler, _JsonHandler) for handler in logger.handlers):
+        handler = _JsonHandler()
+        handler.setFormatter(formatter())
+        handler.addFilter(_plain_text)
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def _json_root() -> bool:

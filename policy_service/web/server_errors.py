@@ -33,9 +33,12 @@ the setting, and any other cut body with the 400 as before.
 from __future__ import annotations
 
 import io
+import logging
 import socket
+import time
 from http import HTTPStatus
 from typing import IO, Any, cast
+from urllib.parse import unquote
 
 import flask
 import orjson
@@ -44,6 +47,8 @@ from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestEntityTooLarge, RequestTimeout
 from werkzeug.serving import DechunkedInput, WSGIRequestHandler
 from werkzeug.utils import cached_property
+
+from .logs import REQUEST_ID_HEADER, access_fields
 
 
 def error_body(status: int, reason: str, message: str) -> bytes:
@@ -75,7 +80,56 @@ def install() -> None:
 
 class RequestHandler(WSGIRequestHandler):
     """Werkzeug's request handler for `policy-service serve`, answering the requests it refuses itself in the
-    JSON error shape (error_body) instead of http.server's HTML page."""
+    JSON error shape (error_body) instead of http.server's HTML page, and logging each request once answered as a
+    record whose fields are gunicorn's access line's (web.logs.access_fields: remote, method, path, query, status,
+    bytes, duration_ms, user_agent, referer, request_id) on Werkzeug's logger (JSON: logs.install_server_logging),
+    instead of Werkzeug's Apache-style text line."""
+
+    _started = 0.0
+    _status: int | str | None = None
+    _sent: dict[str, str]
+
+    def handle_one_request(self) -> None:
+        """http.server's handling of one request, then its access line (none when no request came: keep-alive's
+        end)."""
+        self._started, self._status, self._sent = time.perf_counter(), None, {}
+        try:
+            super().handle_one_request()
+        finally:
+            if self._status is not None:
+                self._log_access(time.perf_counter() - self._started)
+
+    def send_header(self, keyword: str, value: str) -> None:
+        """http.server's send_header, keeping the response's Content-Length and X-Request-ID for the access line."""
+        if keyword.lower() in ("content-length", REQUEST_ID_HEADER.lower()):
+            self._sent[keyword.lower()] = value
+        super().send_header(keyword, value)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Called as the status line is sent: the status is kept, and logged with the rest once the answer is
+        written (handle_one_request)."""
+        self._status = int(code) if str(code).isdigit() else code
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        """Werkzeug's and http.server's other lines (errors) on Werkzeug's logger, the client's address as a field
+        rather than Werkzeug's Apache-style prefix."""
+        getattr(logging.getLogger("werkzeug"), type)(message, *args, extra={"remote": self.address_string()})
+
+    def _log_access(self, seconds: float) -> None:
+        headers = getattr(self, "headers", None)
+        path, _, query = (getattr(self, "path", "") or "").partition("?")
+        length = self._sent.get("content-length", "")
+        # gunicorn's atoms (glogging.Logger.atoms), so the line has the same fields, filled the same way.
+        fields = access_fields({
+            "h": self.address_string(), "m": self.command, "U": unquote(path), "q": query,
+            "s": self._status, "B": int(length) if length.isdigit() else None, "D": int(seconds * 1_000_000),
+            "a": headers.get("User-Agent", "-") if headers else "-",
+            "f": headers.get("Referer", "-") if headers else "-",
+            "{x-request-id}o": self._sent.get(REQUEST_ID_HEADER.lower()),
+            "{x-request-id}i": headers.get(REQUEST_ID_HEADER) if headers else None,
+        })
+        logging.getLogger("werkzeug").info("%s %s %s", fields["method"], fields["path"], fields["status"],
+                                           extra=fields)
 
     def make_environ(self) -> Any:
         """Werkzeug's environ, with Content-Length given several times with different values handed over as they

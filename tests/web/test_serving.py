@@ -9,6 +9,8 @@ import shutil
 import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -17,8 +19,9 @@ import pytest
 import requests
 
 from policy_service import store
+from policy_service.web.logs import access_fields
 
-from ..conftest import ROOT, RULES_DIR, start_gunicorn, stop_gunicorn
+from ..conftest import ROOT, RULES_DIR, free_port, start_gunicorn, stop_gunicorn
 
 
 @pytest.mark.parametrize(("env", "workers"), [
@@ -322,3 +325,46 @@ def test_keep_alive_clients_are_spread_over_the_workers(tmp_path):
     # A worker may still take a connection its sibling left for 20 ms (a sibling without CPU on a loaded machine:
     # CI runs this beside other tests), so a 4/0 is rare rather than impossible.
     assert splits.count((4,)) <= 2 and splits.count((2, 2)) >= 10, splits
+
+
+def test_serve_writes_every_line_as_json_with_gunicorns_access_fields(tmp_path, example_request):
+    """`policy-service serve` (scripts/serve, README's first screen) wrote Werkzeug's plain-text access lines
+    (`127.0.0.1 - - [...] "POST /v1/decisions HTTP/1.1" 200 -`) and banner: every line on stdout and stderr is one
+    JSON object, the access line with gunicorn's fields (web.logs.access_fields) and the response's request id, and
+    a request the server refuses itself (a malformed request line) logged in JSON too."""
+    port = free_port()
+    environment = {**os.environ, "POLICY_DATABASE_URL": f"sqlite:///{tmp_path / 'log.sqlite3'}"}
+    server = subprocess.Popen([sys.executable, "-c", "from policy_service.cli import main; main()", "serve",
+                               "--port", str(port)], cwd=ROOT, env=environment, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(f"{url}/healthz", timeout=5)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline and server.poll() is None, "serve did not start"
+                time.sleep(0.2)
+        answer = requests.post(f"{url}/v1/decisions?explain=full", json=example_request, timeout=30,
+                               headers={"User-Agent": 'agent "quoted"', "X-Request-ID": "r9-serve-1"})
+        assert answer.status_code == 200, answer.text
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            raw.sendall(b"NOT A REQUEST LINE AT ALL\r\n\r\n")
+            assert raw.recv(100).startswith(b"HTTP/1.1 400 ")
+    finally:
+        server.send_signal(signal.SIGINT)
+        stdout, stderr = server.communicate(timeout=30)
+    lines = [line for line in (stdout + stderr).splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # raises on any line that is not JSON
+    assert all(isinstance(record, dict) and {"level", "name", "message"} <= set(record) for record in records)
+    access = [record for record in records if record.get("path") == "/v1/decisions"]
+    assert len(access) == 1, records
+    assert set(access_fields({})) <= set(access[0]), access[0]
+    expected = {"method": "POST", "query": "explain=full", "status": 200, "user_agent": 'agent "quoted"',
+                "request_id": "r9-serve-1", "bytes": len(answer.content), "remote": "127.0.0.1", "referer": "-"}
+    assert {name: access[0][name] for name in expected} == expected
+    assert access[0]["duration_ms"] > 0
+    assert any(record.get("status") == 400 and record.get("path") == "-" for record in records), records
+    assert any("Running on" in record["message"] for record in records)
