@@ -327,7 +327,13 @@ class Reading:
         try:
             return schema.load(item)
         except ValidationError as error:
-            self.skip(path, flatten_errors(error.messages))
+            reason = flatten_errors(error.messages)
+            name = path.rsplit(".", 1)[-1]
+            if "_schema" in reason and not name.isdigit():
+                # The part as a whole (`metadata: null`) is said under its field's name, as its fields' faults are
+                # (marshmallow's `_schema` names no field); a list's item is named by its path alone.
+                reason = {name: [*reason.pop(name, []), *reason.pop("_schema")], **reason}
+            self.skip(path, reason)
             return None
 
     def _readable_around(self, schema: Schema, path: str) -> bool:
@@ -354,7 +360,7 @@ class Reading:
         """(path, loaded, as sent) of every readable item of the list `value[key]` (absent: none)."""
         items = value.get(key, [])
         if not isinstance(items, list):
-            self.skip(f"{path}.{key}", {"_": ["must be a list"]})
+            self.skip(f"{path}.{key}", {key: ["must be a list"]})
             return
         for index, item in enumerate(items):
             loaded = self.load(schema, item, f"{path}.{key}.{index}")

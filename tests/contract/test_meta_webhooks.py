@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 import policy_service
 from policy_service.contract import meta_webhooks as meta
 
@@ -174,6 +176,22 @@ def test_a_change_without_metadata_is_skipped_naming_metadata_as_missing():
     assert list(reading.skipped[0].reason) == ["metadata"]
     assert reading.skipped[0].reason["metadata"][0].startswith("missing: required")
     assert reading.events == []
+
+
+@pytest.mark.parametrize(("field", "given", "reason"), [
+    ("metadata", None, "must be a JSON object"),
+    ("metadata", [], "must be a JSON object"),
+    ("errors", "boom", "must be a list"),
+    ("statuses", {"id": "wamid.s"}, "must be a list"),
+])
+def test_a_value_field_of_the_wrong_kind_is_skipped_naming_the_field(field, given, reason):
+    """`metadata: null` was skipped as `_schema: must be a JSON object` and `value.errors` that is not a list as
+    `_: must be a list`: the reason names the field, as every other receipt entry does."""
+    body = status("wamid.s", "sent", T0)
+    body["entry"][0]["changes"][0]["value"][field] = given
+    reading = read(body)
+    skipped = [part for part in reading.skipped if part.path == f"entry.0.changes.0.value.{field}"]
+    assert [part.reason for part in skipped] == [{field: [reason]}], reading.skipped
 
 
 def test_echo_edits_and_revokes_send_nothing_and_a_bsuid_echo_is_linked():

@@ -374,7 +374,7 @@ def test_one_unreadable_event_costs_only_itself(app, client, caplog):
     ({"field": "calls", "value": {"metadata": {"phone_number_id": "PNID1"}, "calls": []}},
      "entry.0.changes.1.value.metadata", "phone_number_id"),
     ({"field": "messages", "value": {"metadata": {"phone_number_id": "1"}, "statuses": {}}},
-     "entry.0.changes.1.value.statuses", "_"),
+     "entry.0.changes.1.value.statuses", "statuses"),
     ({"field": "messages", "value": {"metadata": {"phone_number_id": "1"}, "statuses": [{
         "id": "w", "status": "sent", "timestamp": str(T0), "recipient_id": "1",
         "conversation": {"id": "c", "origin": {"type": "x" * 65}}}]}},
