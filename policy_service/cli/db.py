@@ -11,6 +11,7 @@ import click
 import peewee
 
 from .. import configured_app, store
+from ..config import DatabaseUrlRefused
 from ..contract.schemas import whole_number
 from ..core.errors import RulebookError
 from ..core.rulebook import load_rulebook
@@ -59,11 +60,21 @@ def _open(database_url: str | None, *, existing: bool = False):
     if existing and isinstance(opened, peewee.SqliteDatabase) and opened.database != ":memory:" \
             and not Path(opened.database).exists():
         return None
+    url = database.database_url(settings)
+    if isinstance(opened, peewee.SqliteDatabase) and (unusable := database.unusable_file(opened.database)):
+        # A directory or a missing folder: named as the service's start names it, not "unavailable, retry".
+        raise DatabaseUrlRefused(url, unusable)
     try:
         opened.connect()  # SQLite's pragmas read the file: one that is not a database fails here
     except database.DamagedStorage as error:
         opened.close()
-        raise database.not_a_database(database.database_url(settings), error) from None
+        raise database.not_a_database(url, error) from None
+    try:
+        # `db upgrade` would run the migrations into another application's database.
+        database.refuse_foreign(url, opened)
+    except DatabaseUrlRefused:
+        opened.close()
+        raise
     return opened
 
 

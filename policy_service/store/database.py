@@ -245,11 +245,7 @@ def open_configured(settings: Mapping[str, Any], url: str) -> peewee.Database:
     database_proxy.initialize(database)
     try:
         with database.connection_context():
-            foreign = foreign_tables(database)
-            if foreign:
-                raise DatabaseUrlRefused(url, f"holds tables that are not this service's ({', '.join(foreign[:5])}"
-                                              f"{', ...' if len(foreign) > 5 else ''}): another application's "
-                                              "database? Name a new file or an empty database")
+            refuse_foreign(url, database)
             if upgrades_automatically(settings) or (settings.get("DATABASE_AUTO_UPGRADE") is None
                                                     and not database.get_tables()):
                 schema.upgrade(database)
@@ -288,6 +284,16 @@ def foreign_tables(database: peewee.Database) -> list[str]:
     if not tables or ours.intersection(tables):
         return []
     return sorted(tables)
+
+
+def refuse_foreign(url: str, database: peewee.Database) -> None:
+    """Raise config.DatabaseUrlRefused naming `url` when `database` (connected) holds tables, none of them this
+    service's (foreign_tables): the migrations must not be run into another application's database."""
+    foreign = foreign_tables(database)
+    if foreign:
+        raise DatabaseUrlRefused(url, f"holds tables that are not this service's ({', '.join(foreign[:5])}"
+                                      f"{', ...' if len(foreign) > 5 else ''}): another application's database? "
+                                      "Name a new file or an empty database")
 
 
 def not_a_database(url: str, error: Exception) -> DatabaseUrlRefused:

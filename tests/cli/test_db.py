@@ -235,3 +235,31 @@ def test_a_file_that_is_not_a_database_is_refused_in_one_line(tmp_path, monkeypa
     assert configured.exit_code == 1, (configured.exit_code, configured.output, configured.exception)
     assert f"POLICY_DATABASE_URL='{url}': is not a database" in configured.stderr
     assert text.read_text() == "not a database\n"
+
+
+@pytest.mark.parametrize("arguments", [["status"], ["prune", "--older-than", "90d", "--dry-run"], ["upgrade"]])
+@pytest.mark.parametrize("where", ["dirdb", "missing/log.db", "other.db"])
+def test_a_database_the_service_cannot_use_is_named_not_unavailable(tmp_path, monkeypatch, arguments, where):
+    """A directory or a file in a missing folder was "the database is unavailable (OperationalError); ...; retry
+    after 5 s", and `db upgrade` ran the migrations into another application's SQLite file: each is the settings
+    error naming POLICY_DATABASE_URL and what is wrong (exit 1), as the service's start says, and nothing is made."""
+    import sqlite3
+
+    (tmp_path / "dirdb").mkdir()
+    with sqlite3.connect(tmp_path / "other.db") as connection:
+        connection.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+    url = f"sqlite:///{tmp_path / where}"
+    monkeypatch.setenv("POLICY_DATABASE_URL", url)
+    result = run(*arguments)
+    if arguments == ["status"] and where == "missing/log.db":
+        # status reads only: a file that does not exist is a database with every migration pending, as before.
+        assert result.exit_code == 1 and "pending" in result.output and "unavailable" not in result.output
+        return
+    assert result.exit_code == 1, (result.exit_code, result.output, result.exception)
+    said = {"dirdb": f"{tmp_path / 'dirdb'} is a directory, not a database file",
+            "missing/log.db": f"the folder {tmp_path / 'missing'} does not exist",
+            "other.db": "holds tables that are not this service's (invoices)"}[where]
+    assert f"POLICY_DATABASE_URL='{url}': {said}" in result.stderr
+    assert "unavailable" not in result.output and not (tmp_path / "missing").exists()
+    with sqlite3.connect(tmp_path / "other.db") as connection:
+        assert [name for (name,) in connection.execute("SELECT name FROM sqlite_master")] == ["invoices"]
