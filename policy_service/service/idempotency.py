@@ -20,7 +20,7 @@ from typing import Any
 
 import peewee
 
-from ..store import database_proxy, idempotency
+from ..store import database, idempotency
 from .errors import ServiceError
 
 HEADER = "Idempotency-Key"
@@ -91,12 +91,9 @@ def once(scope: str, key: str | None, request: Any, produce: Callable[[], bytes]
 
 def write_transaction() -> Any:
     """One transaction for a unit of work that reads and then writes (a decision and its remembered answer, a
-    batch's decisions); within a transaction already open, a savepoint of it. On SQLite it takes the write
-    lock at BEGIN: a deferred one that read first (a stored history) could not write after a concurrent commit."""
-    database = database_proxy.obj
-    if isinstance(database, peewee.SqliteDatabase):
-        return database.atomic("IMMEDIATE")
-    return database.atomic()
+    batch's decisions); within a transaction already open, a savepoint of it (store.database.write_transaction:
+    on SQLite the write lock is taken at BEGIN)."""
+    return database.write_transaction()
 
 
 def _named(argument: str | None) -> tuple[str, str]:

@@ -28,7 +28,7 @@ import peewee
 from ..core.vocabulary import DELIVERED_STATUSES, every_spelling
 from . import counters
 from .business_state import AccountEvent, MessageBilling
-from .database import StoredModel, loaded_time, stored_time
+from .database import StoredModel, loaded_time, stored_time, write_transaction
 
 # The account_update event by which Meta says a WABA moved to a volume tier (from 2025-10-01).
 TIER_UPDATE = "VOLUME_BASED_PRICING_TIER_UPDATE"
@@ -199,7 +199,8 @@ def import_points(waba_id: str, points: list[Point], at: datetime | None = None)
     new = updated = unchanged = 0
     now = stored_time(at or datetime.now(UTC))
     database = PricingPoint._meta.database
-    with database.atomic():
+    # Reads each point before writing it: the write lock is taken first (write_transaction).
+    with write_transaction(database):
         for point in points:
             key = dict(waba_id=waba_id, start=stored_time(point.start), end=stored_time(point.end),
                        country=point.country, phone_number=point.phone_number,

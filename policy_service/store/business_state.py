@@ -48,7 +48,7 @@ from ..contract.schemas import EARLIEST, LATEST
 from ..core.identities import priced_address, recipient, wa_id_forms, wa_id_key
 from ..core.vocabulary import every_spelling
 from . import counters
-from .database import StoredModel, loaded_time, stored_time
+from .database import StoredModel, loaded_time, stored_time, write_transaction
 from .histories import STATUS_RANK, StoredMessage
 
 
@@ -185,7 +185,8 @@ def _same(column: peewee.Field, value: Any) -> peewee.Expression:
 
 def import_templates(changes: list[TemplateChange]) -> int:
     """Store imported templates in one transaction; how many."""
-    with TemplateEvent._meta.database.atomic():
+    # Reads each template's last event before writing: the write lock is taken first (write_transaction).
+    with write_transaction(TemplateEvent._meta.database):
         for change in changes:
             record_template(change, change.effective_at)
     return len(changes)

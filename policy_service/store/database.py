@@ -191,6 +191,19 @@ def unavailable_message(error: Exception, *, answered: bool = True) -> str:
             f"retry after {RETRY_AFTER_SECONDS} s")
 
 
+def write_transaction(database: peewee.Database | None = None) -> Any:
+    """One transaction (a savepoint within one already open) for a unit of work that reads and then writes, on
+    `database` (default: the configured one). On SQLite it takes the write lock at BEGIN (IMMEDIATE), so it waits
+    its turn under busy_timeout: a deferred one that read first could not write after another connection's commit
+    (SQLITE_BUSY at once, without waiting: a 503 for imports beside any other write, newcomer trial 2026-12-08)."""
+    database = database_proxy if database is None else database
+    if isinstance(database, peewee.DatabaseProxy):  # a model's database is the proxy: what it points to decides
+        database = database.obj
+    if isinstance(database, peewee.SqliteDatabase):
+        return database.atomic("IMMEDIATE")
+    return database.atomic()
+
+
 def background_fault(what: str, error: Exception) -> None:
     """A background thread's storage fault (one of STORAGE_FAULTS): one WARNING line naming `what` failed and the
     fault's first line, without a traceback (an outage would write one every round), and this thread's connection

@@ -1,5 +1,6 @@
 """The registry and counts over HTTP: import Meta's message_templates response, list it, read one template's history."""
 
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -145,3 +146,35 @@ def test_an_import_listing_a_template_twice_is_refused_naming_the_second(client)
     other = message_templates_response(("order_update", "en", "UTILITY", "APPROVED"),
                                        ("order_update", "en_US", "UTILITY", "PAUSED"))
     assert client.post(f"/v1/wabas/{WABA_ID}/message_templates", json=other).json == {"imported": 2}
+
+
+def test_imports_beside_other_writes_wait_their_turn_instead_of_failing(app):
+    """Three clients importing templates at once, beside decisions being logged: every answer is a 200. An import
+    reads before it writes; in a deferred SQLite transaction that read was a snapshot another commit made stale, and
+    the write then failed at once with SQLITE_BUSY — a 503 for 260 of 1,070 imports with two clients (newcomer trial,
+    2026-12-08) — instead of waiting its turn (store.database.write_transaction; pricing analytics imports too)."""
+    templates = message_templates_response(*[(f"t{index}", "en", "UTILITY", "APPROVED") for index in range(30)])
+    statuses: list[int] = []
+    start = threading.Barrier(4)
+
+    def importing():
+        client = app.test_client()
+        start.wait()
+        for _ in range(15):
+            statuses.append(client.post(f"/v1/wabas/{WABA_ID}/message_templates", json=templates).status_code)
+
+    def deciding():
+        client = app.test_client()
+        start.wait()
+        for _ in range(30):
+            statuses.append(client.post("/v1/decisions", json={"send": {
+                "at": "2025-09-01T10:00:00+00:00", "to": "+" + CONTACT, "type": "template",
+                "template": {"name": "t1", "language": "en", "category": "utility", "status": "APPROVED"}}}
+            ).status_code)
+
+    threads = [threading.Thread(target=importing) for _ in range(3)] + [threading.Thread(target=deciding)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(statuses) == 3 * 15 + 30 and set(statuses) == {200}, sorted(set(statuses))
