@@ -746,6 +746,27 @@ def _restrictions(payload: dict[str, Any]) -> list[tuple[dict[str, Any], datetim
             for r in payload.get("restriction_info") or () if r.get("restriction_type") in BIZ_INITIATED_RESTRICTIONS]
 
 
+def _ban_info(payload: dict[str, Any]) -> dict[str, Any]:
+    return payload["ban_info"] if isinstance(payload.get("ban_info"), dict) else {}
+
+
+def _not_a_schedule(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload of a DISABLED_UPDATE that sets a ban state (_latest_account's `read`: a schedule is skipped)."""
+    if str(_ban_info(payload).get("waba_ban_state")).upper() == SCHEDULED:
+        raise ValueError("a schedule, not a ban state")
+    return payload
+
+
+def _ban_state(row: AccountEvent, state: Any) -> Known:
+    """Whether a DISABLED_UPDATE that is not a schedule leaves the WABA disabled: DISABLE yes, REINSTATE no; no
+    state, or one the rules do not model, is taken as a ban, never as none (fail closed)."""
+    source = f"{_account_source(row)} ({state})"
+    if str(state).upper() in (DISABLED, REINSTATED):
+        return Known(str(state).upper() == DISABLED, source)
+    return Known(True, f"{source}: not a ban state the rules model ({', '.join(BAN_STATES)}), taken as disabled "
+                       "(fail closed)")
+
+
 def account_state(waba_id: str, at: datetime) -> dict[str, Known]:
     """What the WABA's account events say at a time, by context field name (only the fields they inform).
 
@@ -753,7 +774,8 @@ def account_state(waba_id: str, at: datetime) -> dict[str, Known]:
     - authentication_international_eligible / _eligibility: eligibility, its start time and the exception
       countries with their own (AUTH_INTL_PRICE_ELIGIBILITY_UPDATE);
     - business_initiated_restricted: a business-initiated messaging restriction not yet expired (ACCOUNT_RESTRICTION);
-    - account_banned: the WABA disabled, until reinstated (DISABLED_UPDATE DISABLE);
+    - account_banned: the WABA disabled, until reinstated (DISABLED_UPDATE DISABLE; a later SCHEDULE_FOR_DISABLE
+      does not lift it);
     - account_ban_scheduled_at: when the WABA is scheduled to be disabled (DISABLED_UPDATE SCHEDULE_FOR_DISABLE:
       its waba_ban_date, else the webhook's time, fail closed: _scheduled_ban);
     - messaging_limit: the portfolio's messaging limit, -1 unlimited (business_capability_update).
@@ -781,17 +803,16 @@ def account_state(waba_id: str, at: datetime) -> dict[str, Known]:
     latest = _latest_account(waba_id, BAN, at)
     if latest is not None:
         row, payload = latest
-        ban = payload.get("ban_info") if isinstance(payload.get("ban_info"), dict) else {}
-        state = ban.get("waba_ban_state")
-        source = f"{_account_source(row)} ({state})"
-        if str(state).upper() == SCHEDULED:
-            found["account_ban_scheduled_at"] = _scheduled_ban(ban.get("waba_ban_date"), loaded_time(row.at), source)
-        elif str(state).upper() in (DISABLED, REINSTATED):
-            found["account_banned"] = Known(str(state).upper() == DISABLED, source)
-        else:
-            # No state, or one the rules do not model: a DISABLED_UPDATE is taken as a ban, never as none.
-            found["account_banned"] = Known(True, f"{source}: not a ban state the rules model ({', '.join(BAN_STATES)})"
-                                                  ", taken as disabled (fail closed)")
+        ban = _ban_info(payload)
+        if str(ban.get("waba_ban_state")).upper() == SCHEDULED:
+            found["account_ban_scheduled_at"] = _scheduled_ban(
+                ban.get("waba_ban_date"), loaded_time(row.at), f"{_account_source(row)} ({SCHEDULED})")
+            # A schedule does not lift a ban in force: only REINSTATE does (ACC-2). So the ban state is the latest
+            # event that is not a schedule (a newcomer's trial: DISABLE, then a schedule, was allowed to send).
+            latest = _latest_account(waba_id, BAN, at, _not_a_schedule)
+        if latest is not None:
+            row, payload = latest
+            found["account_banned"] = _ban_state(row, _ban_info(payload).get("waba_ban_state"))
     latest = _latest_account(waba_id, CAPABILITY, at)
     if latest is not None:
         row, payload = latest

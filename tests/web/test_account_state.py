@@ -220,3 +220,21 @@ def test_a_ban_with_a_state_the_rules_do_not_model_is_listed_and_taken_as_disabl
                                                ban_info={"waba_ban_state": "REINSTATE"}))
     assert answer.json["skipped"] == []
     assert client.post("/v1/decisions", json=send(T0 + 3 * 86400 + 60)).json["decision"] == "allow"
+
+
+def test_a_schedule_after_a_ban_in_force_does_not_lift_it(client):
+    """DISABLE at 09:01, then SCHEDULE_FOR_DISABLE for September 20 at 10:00: a send at 12:00 is denied (ACC-2: only
+    REINSTATE lifts a ban; a newcomer's trial found it allowed — the schedule, being the latest ban event, hid the
+    ban). After REINSTATE the schedule alone decides: allowed before its date, with ACC-2.scheduled's warning."""
+    deliver(client, inbound_text("wamid.in", T0),
+            account_update("DISABLED_UPDATE", T0 + 60, ban_info={"waba_ban_state": "DISABLE"}),
+            account_update("DISABLED_UPDATE", T0 + 3600, ban_info={"waba_ban_state": "SCHEDULE_FOR_DISABLE",
+                                                                   "waba_ban_date": "September 20, 2025"}))
+    body = client.post("/v1/decisions", json=send(T0 + 3 * 3600, template=None)).json
+    assert body["decision"] == "deny" and "ACC-2" in body["determining_rules"]
+    assert sources_of(body, "account_banned") == {f"account_update DISABLED_UPDATE webhook at {iso(T0 + 60)} (DISABLE)"}
+    deliver(client, account_update("DISABLED_UPDATE", T0 + 4 * 3600, ban_info={"waba_ban_state": "REINSTATE"}),
+            account_update("DISABLED_UPDATE", T0 + 5 * 3600, ban_info={"waba_ban_state": "SCHEDULE_FOR_DISABLE",
+                                                                       "waba_ban_date": "September 20, 2025"}))
+    later = client.post("/v1/decisions", json=send(T0 + 6 * 3600, template=None)).json
+    assert later["decision"] == "allow" and "ACC-2.scheduled" in {r["rule"] for r in later["trace"]}
