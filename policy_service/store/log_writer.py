@@ -73,6 +73,21 @@ def sendable(value: Any) -> Any:
     return value.isoformat(" ") if type(value) is datetime else value
 
 
+# A Unix socket's path holds at most 107 bytes on Linux (sun_path); a long TMPDIR (a CI runner's, pytest's
+# tmp_path) made the writer's bind fail: "AF_UNIX path too long".
+SOCKET_PATH_BYTES = 107
+
+
+def _socket_directory() -> str:
+    """A new private folder for the writer's socket: under TMPDIR, or under /tmp when TMPDIR's path is too long for
+    a socket in it."""
+    directory = tempfile.mkdtemp(prefix="policy-service-writer-")
+    if len(os.fsencode(os.path.join(directory, "socket"))) <= SOCKET_PATH_BYTES or not os.path.isdir("/tmp"):
+        return directory
+    os.rmdir(directory)
+    return tempfile.mkdtemp(prefix="policy-service-writer-", dir="/tmp")
+
+
 class HostWriter:
     """The writer: a thread of this process that commits the rows sent to its socket (`path`) with `sql`, batched.
     `commit(database, sql, rows)` commits rows (objects with `params` and `error`) as one group, setting the
@@ -85,7 +100,7 @@ class HostWriter:
         self.database = database
         self.sql = sql
         self._commit = commit
-        self._directory = tempfile.mkdtemp(prefix="policy-service-writer-")
+        self._directory = _socket_directory()
         self.path = os.path.join(self._directory, "socket")
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(self.path)

@@ -3,9 +3,12 @@ batched; a row's own error fails that row alone; no writer means each process wr
 workers use it; and killing the writer or a worker with SIGKILL loses no decision a caller was told was logged."""
 
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -440,3 +443,18 @@ def test_gunicorn_keeps_the_log_durable_as_the_sync_setting_says(tmp_path, env, 
         assert line in text
     logged = logged_ids(f"sqlite:///{server.database}")
     assert len(set(returned)) == 60 and set(returned) <= logged
+
+
+def test_the_writers_socket_fits_a_unix_socket_path_under_a_long_tmpdir(tmp_path, monkeypatch):
+    """A Unix socket's path holds at most 107 bytes: under a TMPDIR too long for one (pytest's tmp_path once its
+    run counter passed 999), the writer's socket folder goes under /tmp instead of failing to bind."""
+    long = tmp_path / ("d" * 60)
+    long.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(long))
+    directory = log_writer._socket_directory()
+    try:
+        assert len(os.fsencode(os.path.join(directory, "socket"))) <= log_writer.SOCKET_PATH_BYTES
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind(os.path.join(directory, "socket"))
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
